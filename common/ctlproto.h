@@ -1,0 +1,66 @@
+/* ctlproto.h - the control socket protocol between coord and libshim.so.
+ *
+ * Each process under the shim listens on a UNIX stream socket
+ * <dir>/<pid>.sock, where <dir> is ck_sock_dir() and <pid> is the real
+ * (kernel) pid. The directory is 0700 and owned by the user; the shim also
+ * checks SO_PEERCRED (same uid or root). coord connects, sends one
+ * struct ck_ctl_req (for CK_OP_CHECKPOINT with the output fd attached as
+ * SCM_RIGHTS), and reads one struct ck_ctl_rep; then the connection closes.
+ */
+#ifndef CKSHIM_CTLPROTO_H
+#define CKSHIM_CTLPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CK_CTL_MAGIC 0x434b4331u        /* "CKC1" */
+
+enum {
+    CK_OP_INFO = 1,                     /* describe the process */
+    CK_OP_CHECKPOINT = 2,               /* write an image to the passed fd */
+};
+
+/* ck_ctl_req.flags for CK_OP_CHECKPOINT */
+#define CK_CKPT_KILL 0x1                /* keep threads parked, exit after a good dump */
+#define CK_CKPT_NOFORK 0x2              /* write from the parked process, no fork */
+
+struct ck_ctl_req {
+    uint32_t magic;
+    uint32_t op;
+    uint32_t flags;
+    uint32_t pad;
+    uint64_t counter_stamp;             /* stamped into the header (0: none) */
+    char app_id[64];                    /* stamped into the header ("" = keep) */
+};
+
+struct ck_ctl_rep {
+    uint32_t magic;
+    int32_t status;                     /* 0 or -errno */
+    uint64_t bytes;                     /* image bytes written */
+    uint64_t pages;                     /* pages stored */
+    uint64_t raw_bytes;                 /* memory bytes those pages hold */
+    uint64_t total_ns;                  /* request to image complete */
+    uint64_t pause_ns;                  /* how long the program's threads were parked */
+    uint32_t nthreads;
+    uint32_t orig_pid;                  /* pid the program sees (getpid) */
+    uint32_t real_pid;
+    uint32_t generation;                /* how many restores this process went through */
+    uint64_t started_ns;                /* CLOCK_REALTIME when the shim started */
+    char app_id[64];
+    char exe[256];
+    char msg[512];                      /* error text when status < 0 */
+};
+
+/* Directory of the control sockets: $CKSHIM_DIR if set, else
+ * $XDG_RUNTIME_DIR/ckshim when XDG_RUNTIME_DIR is set, else
+ * /tmp/ckshim-<uid>. Writes it to buf. Returns 0 or -ENAMETOOLONG. */
+int ck_sock_dir(char *buf, size_t len);
+
+/* Create the directory (0700) if missing and check it is ours and not
+ * group/world writable. Returns 0 or -errno. */
+int ck_sock_dir_prepare(const char *dir);
+
+/* <dir>/<pid>.sock into buf. Returns 0 or -ENAMETOOLONG. */
+int ck_sock_path(char *buf, size_t len, int pid);
+
+#endif

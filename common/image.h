@@ -1,0 +1,265 @@
+/* image.h - the ckshim image file format (on-disk layout, version 1).
+ *
+ * Freestanding: plain fixed-layout structs, no libc. Shared by the shim
+ * (writer), coord (reader, verifier, inspect) and the restorer (reads only
+ * PAGES and END records). All integers are little endian (x86_64 only).
+ *
+ *   +---------------------------+ offset 0
+ *   | struct ck_header (512 B)  |  magic, version, stamp, ids, checksum
+ *   +---------------------------+
+ *   | record: PROC              |  struct ck_rec + payload
+ *   | record: THREADS           |  ck_thread[]
+ *   | record: REGIONS           |  ck_region[] + string table
+ *   | record: FDS               |  ck_fd[] + string table
+ *   | record: FILEDATA ...      |  contents of deleted files (chunks)
+ *   | record: PAGES ...         |  one contiguous run of pages each
+ *   | record: END               |  struct ck_end (totals)
+ *   +---------------------------+
+ *
+ * Every record carries an XXH64 checksum over its header (with the
+ * checksum field zero) and its payload: ck_rec_checksum() in imgio.h.
+ * Records are written strictly in this order so an image can be streamed
+ * through a pipe; a reader that meets a record type it does not know
+ * verifies and skips it (minor versions may add record types).
+ */
+#ifndef CKSHIM_IMAGE_H
+#define CKSHIM_IMAGE_H
+
+#include <stdint.h>
+
+#define CK_MAGIC "CKSHIMG\x01"         /* 8 bytes, no terminator used */
+#define CK_MAGIC_LEN 8
+#define CK_VERSION_MAJOR 1
+#define CK_VERSION_MINOR 0
+#define CK_PAGE_SIZE 4096UL
+#define CK_CHUNK_PAGES 256              /* a PAGES record holds at most this */
+#define CK_MAX_THREADS 1024
+#define CK_MAX_FRAMES 24
+#define CK_MAX_TIMERS 32
+#define CK_NSIG 65                      /* signals 1..64, index 0 unused */
+#define CK_NRLIMIT 16
+#define CK_AUXV_WORDS 128
+#define CK_PATH_MAX 4096
+
+/* ck_header.flags */
+#define CK_HF_COUNTER_NONE 0x1          /* written with --counter none */
+
+struct ck_header {
+    char magic[CK_MAGIC_LEN];
+    uint16_t version_major;
+    uint16_t version_minor;
+    uint32_t header_size;               /* sizeof(struct ck_header) */
+    uint32_t flags;                     /* CK_HF_* */
+    uint32_t orig_pid;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t counter_stamp;             /* 0 = not stamped */
+    uint64_t created_ns;                /* CLOCK_REALTIME at checkpoint */
+    uint32_t nthreads;
+    uint32_t pad0;
+    char app_id[64];
+    char kernel[72];                    /* uname release */
+    char machine[16];                   /* uname machine */
+    char glibc[24];                     /* gnu_get_libc_version() */
+    char hostname[64];
+    char exe[192];                      /* /proc/self/exe, truncated */
+    uint8_t reserved[16];
+    uint64_t checksum;                  /* XXH64(seed 0) of bytes before it */
+};
+
+/* Record types. */
+enum {
+    CK_REC_PROC = 1,
+    CK_REC_THREADS = 2,
+    CK_REC_REGIONS = 3,
+    CK_REC_FDS = 4,
+    CK_REC_FILEDATA = 5,
+    CK_REC_PAGES = 6,
+    CK_REC_END = 0x7fff,
+};
+
+/* ck_rec.flags */
+#define CK_RF_LZ4 0x1                   /* payload is one LZ4 block */
+#define CK_RF_RAW 0x2                   /* payload is stored as is */
+
+struct ck_rec {
+    uint32_t type;
+    uint32_t flags;
+    uint64_t len;                       /* payload bytes following */
+    uint64_t raw_len;                   /* payload bytes once decoded */
+    uint64_t arg;                       /* PAGES: address; FILEDATA: fd */
+    uint64_t arg2;                      /* FILEDATA: offset in the file */
+    uint64_t checksum;                  /* see ck_rec_checksum() */
+};
+
+/* Kernel's struct sigaction layout (rt_sigaction), as captured raw. */
+struct ck_sigaction {
+    uint64_t handler;
+    uint64_t flags;
+    uint64_t restorer;
+    uint64_t mask;
+};
+
+struct ck_itimer {
+    int64_t interval_sec, interval_usec, value_sec, value_usec;
+};
+
+struct ck_ptimer {                      /* one POSIX timer (timer_create) */
+    int32_t id;
+    int32_t clockid;
+    int32_t signo;
+    int32_t notify;                     /* SIGEV_SIGNAL/NONE/THREAD_ID */
+    int32_t target_tid;                 /* SIGEV_THREAD_ID: original tid */
+    int32_t pad;
+    uint64_t sival;
+    int64_t value_ns;                   /* remaining until next expiry */
+    int64_t interval_ns;
+};
+
+struct ck_rlimit {
+    uint64_t cur, max;
+};
+
+/* Address-space fields for prctl(PR_SET_MM, PR_SET_MM_MAP). */
+struct ck_mm {
+    uint64_t start_code, end_code, start_data, end_data;
+    uint64_t start_brk, brk, start_stack;
+    uint64_t arg_start, arg_end, env_start, env_end;
+};
+
+/* CK_REC_PROC payload. */
+struct ck_proc {
+    uint32_t pid, ppid, pgid, sid;
+    uint32_t uid, gid, umask, nthreads;
+    struct ck_mm mm;
+    uint64_t auxv[CK_AUXV_WORDS];
+    uint32_t auxv_bytes;
+    uint32_t ntimers;
+    uint64_t vvar_start, vvar_end;      /* [vvar], 0 if absent */
+    uint64_t vclock_start, vclock_end;  /* [vvar_vclock], 0 if absent */
+    uint64_t vdso_start, vdso_end;      /* [vdso] */
+    uint64_t vdso_hash;                 /* XXH64 of the vdso bytes */
+    uint64_t shim_info_addr;            /* struct ck_restore_info in shim */
+    uint64_t stack_reserve;             /* bytes to map below [stack] */
+    struct ck_rlimit rlim[CK_NRLIMIT];
+    struct ck_sigaction sigact[CK_NSIG];
+    struct ck_itimer itimer[3];         /* REAL, VIRTUAL, PROF */
+    struct ck_ptimer timers[CK_MAX_TIMERS];
+    uint32_t ckpt_signal;               /* the shim's checkpoint signal */
+    uint32_t pad;
+    char comm[16];
+    char cwd[CK_PATH_MAX];
+    char exe[CK_PATH_MAX];
+};
+
+/* Callee-saved context at a thread's park point (System V x86_64 ABI). */
+struct ck_ctx {
+    uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    uint16_t pad;
+};
+
+struct ck_frame {
+    uint64_t ip;
+    uint64_t off;                       /* ip - symbol start */
+    char name[48];
+};
+
+#define CK_TF_MAIN 0x1                  /* thread group leader */
+#define CK_TF_MANAGER 0x2               /* the shim's manager thread */
+
+/* CK_REC_THREADS payload: nthreads of these. */
+struct ck_thread {
+    uint32_t tid;
+    uint32_t flags;                     /* CK_TF_* */
+    uint64_t fsbase;
+    struct ck_ctx ctx;
+    uint64_t clear_tid_addr;            /* &pthread->tid, for CLONE_CHILD_CLEARTID */
+    uint64_t sigmask;                   /* mask at interruption */
+    uint64_t ss_sp, ss_size;            /* sigaltstack */
+    int32_t ss_flags;
+    uint32_t nframes;
+    uint64_t user_ip, user_sp;          /* where the program was interrupted */
+    char comm[16];
+    struct ck_frame frames[CK_MAX_FRAMES];
+};
+
+/* ck_region.flags */
+#define CK_REG_SHARED 0x1               /* MAP_SHARED */
+#define CK_REG_ANON 0x2                 /* no backing file */
+#define CK_REG_FILE 0x4                 /* backed by a file at path */
+#define CK_REG_STACK 0x8                /* the main thread's [stack] */
+#define CK_REG_HEAP 0x10                /* [heap] */
+#define CK_REG_DELETED 0x20             /* backing file was deleted */
+#define CK_REG_SPECIAL 0x40             /* vdso/vvar/vsyscall: not mapped */
+#define CK_REG_ALLPAGES 0x80            /* all contents are in the image */
+#define CK_REG_SHIM 0x100               /* belongs to libshim.so */
+
+/* CK_REC_REGIONS payload: nregions of these, then a string table.
+ * ck_rec.arg holds the number of regions. */
+struct ck_region {
+    uint64_t start, end;
+    uint32_t prot;                      /* PROT_* */
+    uint32_t flags;                     /* CK_REG_* */
+    uint64_t offset;                    /* file offset (CK_REG_FILE) */
+    uint64_t dev, ino, fsize;           /* identity of the backing file */
+    int64_t mtime_ns;
+    uint64_t npages;                    /* pages stored in PAGES records */
+    uint32_t path_off, path_len;        /* into the string table */
+};
+
+/* ck_fd.kind */
+enum {
+    CK_FD_FILE = 1,                     /* regular file, reopened by path */
+    CK_FD_DIR = 2,
+    CK_FD_DELETED = 3,                  /* deleted regular file: FILEDATA */
+    CK_FD_CHR = 4,                      /* /dev/null, /dev/urandom, ... */
+    CK_FD_TTY = 5,                      /* terminal */
+    CK_FD_PIPE = 6,                     /* pipe or FIFO */
+    CK_FD_MEMFD = 7,                    /* memfd: contents in FILEDATA */
+    CK_FD_EVENTFD = 8,
+    CK_FD_UNSUPPORTED = 99,
+};
+
+#define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
+#define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
+
+/* CK_REC_FDS payload: nfds of these, then a string table.
+ * ck_rec.arg holds the number of fds. */
+struct ck_fd {
+    int32_t fd;
+    uint32_t kind;                      /* CK_FD_* */
+    uint32_t oflags;                    /* open flags from fdinfo */
+    uint32_t fdflags;                   /* FD_CLOEXEC */
+    int64_t pos;
+    int32_t share_with;                 /* earlier fd with same description, or -1 */
+    uint32_t flags;                     /* CK_FDF_* */
+    uint32_t mode;                      /* st_mode */
+    uint32_t pad;
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+    uint64_t aux;                       /* eventfd count, pipe ino, ... */
+    uint32_t path_off, path_len;
+};
+
+/* CK_REC_END payload. */
+struct ck_end {
+    uint64_t nrecords;                  /* records before END */
+    uint64_t npages;                    /* pages in PAGES records */
+    uint64_t raw_bytes;                 /* decoded bytes of all records */
+    uint64_t stored_bytes;              /* payload bytes of all records */
+};
+
+/* Lives inside libshim.so's memory; the restorer fills it before it jumps
+ * back into the program, the shim reads it after restore. */
+#define CK_RESTORE_MAGIC 0x636b7368696d7221ULL
+struct ck_restore_info {
+    uint64_t magic;
+    uint64_t restorer_start, restorer_end;  /* window to unmap */
+    int32_t status_fd;                  /* --detach: report here, or -1 */
+    int32_t new_pid;
+    uint64_t generation;                /* bumped per restore */
+};
+
+#endif

@@ -1,0 +1,69 @@
+/* plan.h - what coord hands the restorer: a flat, freestanding description
+ * of the address space and threads to rebuild, prepared and checked by
+ * coord (which has libc and has verified the whole image), so that the
+ * restorer stays small and never parses the image's metadata itself.
+ *
+ * coord writes the plan into a memfd and execs `ckshim-restore PLANFD`,
+ * with the image fd positioned at the first PAGES record. The restorer
+ * maps the plan at CK_PLAN_ADDR inside its window.
+ *
+ *   CK_WINDOW_START  restorer text, data, bss (its stack and buffers)
+ *   CK_PLAN_ADDR     the plan (read-only)
+ *   CK_VDSO_TMP      vdso/vvar parked here while they move
+ *   CK_WINDOW_END
+ * No image region may overlap the window; coord refuses such images.
+ */
+#ifndef CKSHIM_PLAN_H
+#define CKSHIM_PLAN_H
+
+#include <stdint.h>
+
+#include "image.h"
+
+#define CK_WINDOW_START 0x100000000000ULL
+#define CK_WINDOW_END 0x100040000000ULL
+#define CK_PLAN_ADDR (CK_WINDOW_START + 0x10000000ULL)
+#define CK_VDSO_TMP (CK_WINDOW_START + 0x20000000ULL)
+#define CK_PLAN_MAGIC 0x314e414c504b43ULL /* "CKPLAN1" */
+#define CK_PLAN_MAX (64ULL << 20)
+
+struct ck_plan {
+    uint64_t magic;
+    uint64_t size;                      /* bytes of the whole plan */
+    uint32_t nregions, nthreads;
+    uint64_t regions_off;               /* struct ck_plan_region[nregions] */
+    uint64_t threads_off;               /* struct ck_plan_thread[nthreads] */
+    uint64_t strings_off;               /* NUL-terminated paths */
+    int32_t image_fd;                   /* positioned at the first PAGES record */
+    int32_t status_fd;                  /* --detach: "ok PID" / "error: ..." or -1 */
+    uint32_t verify;                    /* check every PAGES checksum */
+    uint32_t pad;
+    uint64_t npages;                    /* pages expected in PAGES records */
+    struct ck_mm mm;
+    uint64_t auxv[CK_AUXV_WORDS];
+    uint32_t auxv_bytes;
+    uint32_t pad2;
+    uint64_t vvar_start, vvar_end;
+    uint64_t vclock_start, vclock_end;
+    uint64_t vdso_start, vdso_end;
+    uint64_t shim_info_addr;            /* struct ck_restore_info */
+};
+
+struct ck_plan_region {
+    uint64_t start, end;
+    uint32_t prot;                      /* final PROT_* */
+    uint32_t flags;                     /* CK_REG_* */
+    uint64_t offset;                    /* file offset */
+    uint32_t path_off;                  /* into the strings, CK_REG_FILE only */
+    int32_t open_flags;                 /* O_RDONLY or O_RDWR */
+};
+
+struct ck_plan_thread {
+    uint32_t flags;                     /* CK_TF_* */
+    uint32_t pad;
+    uint64_t fsbase;
+    uint64_t clear_tid_addr;
+    struct ck_ctx ctx;
+};
+
+#endif

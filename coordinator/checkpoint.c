@@ -1,0 +1,373 @@
+/* checkpoint.c - "coord checkpoint": ask a process's shim for an image.
+ *
+ * The image goes to a temporary file next to FILE, which replaces FILE
+ * only once the shim reported success and the image reads back as
+ * complete: a failed checkpoint never damages an existing FILE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "imgio.h"
+
+#define REPLY_TIMEOUT_MS (10 * 60 * 1000)
+#define CONNECT_TIMEOUT_MS 10000
+#define KILL_WAIT_MS 5000
+
+/* The temporary file, for the signal handler. */
+static char tmp_path[PATH_MAX + 64];
+static volatile sig_atomic_t have_tmp;
+
+static void on_signal(int sig)
+{
+    if (have_tmp)
+        unlink(tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+}
+
+static void drop_tmp(void)
+{
+    if (have_tmp) {
+        unlink(tmp_path);
+        have_tmp = 0;
+    }
+}
+
+/* Split file into its directory ("." if none) and its last component. */
+static int split_path(const char *file, char *dir, size_t dirlen, const char **base)
+{
+    const char *slash = strrchr(file, '/');
+    if (!slash) {
+        snprintf(dir, dirlen, ".");
+        *base = file;
+        return 0;
+    }
+    size_t dl = (size_t)(slash - file);
+    if (dl == 0)
+        dl = 1; /* "/name" */
+    if (dl >= dirlen)
+        return -ENAMETOOLONG;
+    memcpy(dir, file, dl);
+    dir[dl] = '\0';
+    *base = slash + 1;
+    return 0;
+}
+
+static double ns_to_s(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int cmd_checkpoint(int argc, char **argv)
+{
+    const char *pidarg = NULL, *out = NULL, *app_id = NULL;
+    int kill_after = 0, no_fork = 0, opts_done = 0;
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i];
+        if (!opts_done && a[0] == '-' && a[1] != '\0') {
+            if (strcmp(a, "--") == 0) {
+                opts_done = 1;
+                i++;
+                continue;
+            }
+            if (strcmp(a, "--kill") == 0) {
+                kill_after = 1;
+                i++;
+                continue;
+            }
+            if (strcmp(a, "--no-fork") == 0) {
+                no_fork = 1;
+                i++;
+                continue;
+            }
+            int r = ck_opt_value("checkpoint", argc, argv, &i, "--output", "-o", &out);
+            if (r == 0)
+                r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
+            if (r < 0)
+                return CK_EXIT_USAGE;
+            if (r > 0)
+                continue;
+            return ck_usage_error("checkpoint", "unknown option '%s'", a);
+        }
+        if (pidarg)
+            return ck_usage_error("checkpoint", "unexpected argument '%s'", a);
+        pidarg = a;
+        i++;
+    }
+    if (!pidarg)
+        return ck_usage_error("checkpoint", "missing PID");
+    if (!out)
+        return ck_usage_error("checkpoint", "missing -o FILE");
+    if (!*out)
+        return ck_usage_error("checkpoint", "-o: empty file name");
+    int pid = ck_parse_pid(pidarg);
+    if (pid < 0)
+        return ck_usage_error("checkpoint", "'%s' is not a process id", pidarg);
+    struct ck_ctl_req req;
+    memset(&req, 0, sizeof(req));
+    if (app_id && strlen(app_id) >= sizeof(req.app_id))
+        return ck_usage_error("checkpoint", "--id: name too long (at most %zu bytes)",
+                              sizeof(req.app_id) - 1);
+
+    /* The process: there, a process (not a thread), ours. */
+    struct ck_procinfo pi;
+    int r = ck_proc_info(pid, &pi);
+    if (r == -ENOENT) {
+        ck_msg("checkpoint %d: no such process", pid);
+        return CK_EXIT_FAIL;
+    }
+    if (r < 0) {
+        ck_msg("checkpoint %d: cannot read /proc/%d/status: %s", pid, pid, strerror(-r));
+        return CK_EXIT_FAIL;
+    }
+    if (pi.tgid > 0 && pi.tgid != pid) {
+        ck_msg("checkpoint %d: %d is a thread of process %d; give the process id", pid, pid,
+               (int)pi.tgid);
+        return CK_EXIT_FAIL;
+    }
+    uid_t me = getuid();
+    if (me != 0 && (pi.ruid != me || pi.euid != me)) {
+        char user[64];
+        ck_user_name(user, sizeof(user), pi.ruid != me ? pi.ruid : pi.euid);
+        ck_msg("checkpoint %d: PID %d belongs to user %s; ckshim only checkpoints your own "
+               "processes",
+               pid, pid, user);
+        return CK_EXIT_FAIL;
+    }
+    if (pi.state == 'Z' || pi.state == 'X') {
+        ck_msg("checkpoint %d: the process has exited (zombie)", pid);
+        return CK_EXIT_FAIL;
+    }
+
+    /* Its control socket. */
+    char sock[PATH_MAX];
+    int fd = ck_ctl_connect(pid, sock, sizeof(sock), CONNECT_TIMEOUT_MS);
+    if (fd == -ENOENT || fd == -ECONNREFUSED || fd == -ENOTSOCK) {
+        ck_msg("checkpoint %d: PID %d is not running under the shim (no control socket at %s); "
+               "start it with `coord run -- PROG`",
+               pid, pid, sock);
+        return CK_EXIT_FAIL;
+    }
+    if (fd < 0) {
+        ck_msg("checkpoint %d: cannot connect to %s: %s", pid, sock, strerror(-fd));
+        return CK_EXIT_FAIL;
+    }
+    int peer = ck_ctl_peer_pid(fd);
+    if (peer < 0) {
+        ck_msg("checkpoint %d: SO_PEERCRED on %s: %s", pid, sock, strerror(-peer));
+        close(fd);
+        return CK_EXIT_FAIL;
+    }
+    if (peer != pid) {
+        ck_msg("checkpoint %d: the control socket %s is served by pid %d, not %d (stale socket?)",
+               pid, sock, peer, pid);
+        close(fd);
+        return CK_EXIT_FAIL;
+    }
+
+    /* The output. */
+    int to_stdout = strcmp(out, "-") == 0;
+    int outfd;
+    if (to_stdout) {
+        outfd = STDOUT_FILENO;
+        if (isatty(outfd)) {
+            ck_msg("checkpoint %d: refusing to write an image to a terminal; redirect standard "
+                   "output or use -o FILE",
+                   pid);
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
+    } else {
+        char dir[PATH_MAX];
+        const char *base;
+        struct stat st;
+        if (split_path(out, dir, sizeof(dir), &base) < 0 || !*base ||
+            (stat(out, &st) == 0 && S_ISDIR(st.st_mode))) {
+            ck_msg("checkpoint %d: %s: is a directory; -o needs a file name", pid, out);
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
+        int l = snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.tmp.XXXXXX", dir, base);
+        if (l < 0 || (size_t)l >= sizeof(tmp_path)) {
+            ck_msg("checkpoint %d: %s: file name too long", pid, out);
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
+        catch_signals();
+        sigset_t all, old;
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, &old);
+        outfd = mkostemp(tmp_path, O_CLOEXEC);
+        if (outfd >= 0)
+            have_tmp = 1;
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (outfd < 0) {
+            ck_msg("checkpoint %d: cannot create a file in %s: %s", pid, dir, strerror(e));
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
+        if (fchmod(outfd, 0600) < 0) {
+            ck_msg("checkpoint %d: chmod %s: %s", pid, tmp_path, strerror(errno));
+            goto fail;
+        }
+    }
+
+    /* Ask. */
+    req.magic = CK_CTL_MAGIC;
+    req.op = CK_OP_CHECKPOINT;
+    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0);
+    if (app_id)
+        memcpy(req.app_id, app_id, strlen(app_id));
+    r = ck_ctl_send(fd, &req, outfd);
+    if (r < 0) {
+        ck_msg("checkpoint %d: sending the request to %s: %s", pid, sock, strerror(-r));
+        goto fail;
+    }
+    struct ck_ctl_rep rep;
+    r = ck_ctl_recv(fd, &rep, REPLY_TIMEOUT_MS);
+    close(fd);
+    fd = -1;
+    if (r == -EPIPE) {
+        if (!ck_proc_alive(pid))
+            ck_msg("checkpoint %d: the process died during checkpoint", pid);
+        else
+            ck_msg("checkpoint %d: the shim closed the connection without an answer", pid);
+        goto fail;
+    }
+    if (r == -ETIMEDOUT) {
+        ck_msg("checkpoint %d: no answer from the shim after %d minutes; giving up", pid,
+               REPLY_TIMEOUT_MS / 60000);
+        goto fail;
+    }
+    if (r == -EPROTO) {
+        ck_msg("checkpoint %d: malformed answer from the shim (coord and libshim.so from "
+               "different versions?)",
+               pid);
+        goto fail;
+    }
+    if (r < 0) {
+        ck_msg("checkpoint %d: reading the answer: %s", pid, strerror(-r));
+        goto fail;
+    }
+    if (rep.status != 0) {
+        ck_msg("checkpoint %d: %s", pid,
+               rep.msg[0] ? rep.msg : strerror(rep.status < 0 ? -rep.status : rep.status));
+        goto fail;
+    }
+
+    if (!to_stdout) {
+        /* Make sure the image is complete and on disk before it replaces
+         * anything. */
+        if (fsync(outfd) < 0) {
+            ck_msg("checkpoint %d: fsync %s: %s", pid, tmp_path, strerror(errno));
+            goto fail;
+        }
+        char err[512];
+        struct ck_image img;
+        memset(&img, 0, sizeof(img));
+        if (lseek(outfd, 0, SEEK_SET) < 0) {
+            ck_msg("checkpoint %d: lseek %s: %s", pid, tmp_path, strerror(errno));
+            goto fail;
+        }
+        r = ck_image_read(outfd, &img, 0, err, sizeof(err));
+        ck_image_free(&img);
+        if (r < 0) {
+            if (kill_after) {
+                /* The process is gone: keep what we have for a post-mortem. */
+                ck_msg("checkpoint %d: the shim reported success but the image does not read "
+                       "back: %s; left in %s, %s not replaced",
+                       pid, err, tmp_path, out);
+                have_tmp = 0;
+                close(outfd);
+                return CK_EXIT_FAIL;
+            }
+            ck_msg("checkpoint %d: the shim reported success but the image does not read back: "
+                   "%s",
+                   pid, err);
+            goto fail;
+        }
+        if (close(outfd) < 0) {
+            outfd = -1;
+            ck_msg("checkpoint %d: close %s: %s", pid, tmp_path, strerror(errno));
+            goto fail;
+        }
+        outfd = -1;
+        if (rename(tmp_path, out) < 0) {
+            ck_msg("checkpoint %d: rename %s to %s: %s", pid, tmp_path, out, strerror(errno));
+            goto fail;
+        }
+        have_tmp = 0;
+        char dir[PATH_MAX];
+        const char *base;
+        split_path(out, dir, sizeof(dir), &base);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+
+    char img_sz[32], mem_sz[32], took[32];
+    if (rep.total_ns >= 100000000ULL)
+        snprintf(took, sizeof(took), "%.2f s", ns_to_s(rep.total_ns));
+    else
+        snprintf(took, sizeof(took), "%.1f ms", (double)rep.total_ns / 1e6);
+    uint64_t mem = rep.raw_bytes ? rep.raw_bytes : rep.pages * CK_PAGE_SIZE;
+    ck_msg("checkpoint %d -> %s: %s image, %llu pages (%s of memory), %u thread%s, %s, "
+           "app paused %.1f ms",
+           pid, to_stdout ? "(stdout)" : out, ck_fmt_bytes(img_sz, sizeof(img_sz), rep.bytes),
+           (unsigned long long)rep.pages, ck_fmt_bytes(mem_sz, sizeof(mem_sz), mem),
+           rep.nthreads, rep.nthreads == 1 ? "" : "s", took,
+           (double)rep.pause_ns / 1e6);
+
+    if (kill_after) {
+        int waited = 0;
+        while (ck_proc_alive(pid) && waited < KILL_WAIT_MS) {
+            sleep_ms(10);
+            waited += 10;
+        }
+        if (ck_proc_alive(pid))
+            ck_msg("checkpoint %d: warning: the process is still running %d s after the "
+                   "checkpoint",
+                   pid, KILL_WAIT_MS / 1000);
+        else
+            ck_msg("checkpoint %d: process exited", pid);
+    }
+    return CK_EXIT_OK;
+
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (!to_stdout && outfd >= 0)
+        close(outfd);
+    drop_tmp();
+    return CK_EXIT_FAIL;
+}

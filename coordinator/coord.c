@@ -1,0 +1,617 @@
+/* coord.c - entry point of the coord tool: dispatch, help, shared helpers. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord.h"
+
+struct subcmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    int opts_stop_at_arg; /* options end at the first non-option (run) */
+    const char *usage;
+    const char *help;
+};
+
+static const struct subcmd subcmds[] = {
+    {"run", cmd_run, 1, "coord run [--id NAME] -- PROG [ARGS...]",
+     "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
+     "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
+     "#! script whose interpreter is one.\n"
+     "\n"
+     "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"},
+    {"checkpoint", cmd_checkpoint, 0,
+     "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME]",
+     "Write an image of process PID (started with `coord run`) to FILE.\n"
+     "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
+     "\n"
+     "  -o, --output FILE   where to write the image (\"-\": standard output)\n"
+     "  --kill              end the process after a good image is written\n"
+     "  --no-fork           write the image from the paused process itself\n"
+     "                      (slower to resume, needs no extra memory)\n"
+     "  --id NAME           application id to stamp into the image\n"},
+    {"restore", cmd_restore, 0, "coord restore FILE [--detach]",
+     "Bring back the process saved in FILE.\n"
+     "\n"
+     "  --detach   do not wait for the restored process: print its pid and return\n"},
+    {"list", cmd_list, 0, "coord list [--json]",
+     "List your processes that run under the shim.\n"
+     "\n"
+     "  --json   print one JSON object instead of a table\n"},
+    {"inspect", cmd_inspect, 0, "coord inspect FILE [--json] [--verify]",
+     "Describe the image FILE: header, process state, memory, threads, fds.\n"
+     "\n"
+     "  --json     print one JSON object instead of text\n"
+     "  --verify   also read and checksum every page record\n"},
+};
+#define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
+
+static const struct subcmd *find_subcmd(const char *name)
+{
+    for (size_t i = 0; i < NSUBCMDS; i++)
+        if (strcmp(subcmds[i].name, name) == 0)
+            return &subcmds[i];
+    return NULL;
+}
+
+const char *ck_cmd_usage(const char *cmd)
+{
+    const struct subcmd *s = find_subcmd(cmd);
+    return s ? s->usage : NULL;
+}
+
+static void print_main_usage(FILE *f)
+{
+    fprintf(f, "usage: coord COMMAND [ARGS...]\n"
+               "\n"
+               "Transparent checkpoint/restore of unprivileged Linux processes.\n"
+               "\n"
+               "commands:\n");
+    for (size_t i = 0; i < NSUBCMDS; i++)
+        fprintf(f, "  %s\n", subcmds[i].usage);
+    fprintf(f, "  coord help [COMMAND]\n"
+               "  coord --version\n"
+               "\n"
+               "Run `coord COMMAND --help` for details on one command.\n");
+}
+
+static void print_cmd_help(FILE *f, const struct subcmd *s)
+{
+    fprintf(f, "usage: %s\n\n%s", s->usage, s->help);
+}
+
+void ck_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("coord: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int ck_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "coord: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    const char *u = ck_cmd_usage(cmd);
+    if (u)
+        fprintf(stderr, "usage: %s\nTry `coord %s --help`.\n", u, cmd);
+    return CK_EXIT_USAGE;
+}
+
+int ck_opt_value(const char *cmd, int argc, char **argv, int *i, const char *longopt,
+                 const char *shortopt, const char **val)
+{
+    const char *a = argv[*i];
+    size_t ll = strlen(longopt);
+    int match = 0;
+    if (strcmp(a, longopt) == 0 || (shortopt && strcmp(a, shortopt) == 0)) {
+        match = 1;
+    } else if (strncmp(a, longopt, ll) == 0 && a[ll] == '=') {
+        *val = a + ll + 1;
+        (*i)++;
+        return 1;
+    } else if (shortopt && strncmp(a, shortopt, strlen(shortopt)) == 0 &&
+               a[strlen(shortopt)] != '\0' && shortopt[1] != '-') {
+        *val = a + strlen(shortopt);
+        (*i)++;
+        return 1;
+    }
+    if (!match)
+        return 0;
+    if (*i + 1 >= argc) {
+        ck_usage_error(cmd, "option %s needs an argument", a);
+        return -1;
+    }
+    *val = argv[*i + 1];
+    *i += 2;
+    return 1;
+}
+
+const char *ck_fmt_bytes(char *buf, size_t len, uint64_t bytes)
+{
+    static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+    if (bytes < 1024) {
+        snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+        return buf;
+    }
+    double v = (double)bytes / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+int ck_parse_pid(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+        if (v > INT_MAX)
+            return -1;
+    }
+    return v > 0 ? (int)v : -1;
+}
+
+const char *ck_user_name(char *buf, size_t len, uid_t uid)
+{
+    struct passwd *pw = getpwuid(uid);
+    if (pw && pw->pw_name)
+        snprintf(buf, len, "%s", pw->pw_name);
+    else
+        snprintf(buf, len, "%u", (unsigned)uid);
+    return buf;
+}
+
+int ck_proc_info(int pid, struct ck_procinfo *pi)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
+    memset(pi, 0, sizeof(*pi));
+    pi->tgid = -1;
+    int have_uid = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned r, e;
+        int t;
+        char st;
+        if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+            pi->ruid = r;
+            pi->euid = e;
+            have_uid = 1;
+        } else if (sscanf(line, "Tgid: %d", &t) == 1) {
+            pi->tgid = t;
+        } else if (sscanf(line, "State: %c", &st) == 1) {
+            pi->state = st;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err)
+        return -ENOENT; /* vanished while we read it */
+    return have_uid ? 0 : -EIO;
+}
+
+int ck_proc_alive(int pid)
+{
+    struct ck_procinfo pi;
+    if (ck_proc_info(pid, &pi) < 0)
+        return 0;
+    return pi.state != 'Z' && pi.state != 'X';
+}
+
+int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms)
+{
+    struct sockaddr_un sa;
+    if (ck_sock_path(path, pathlen, pid) < 0)
+        return -ENAMETOOLONG;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -ENOTSOCK;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (timeout_ms > 0) {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EAGAIN || e == EINPROGRESS)
+            e = ETIMEDOUT;
+        return -e;
+    }
+    return fd;
+}
+
+int ck_ctl_peer_pid(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -errno;
+    return cred.pid;
+}
+
+int ck_ctl_send(int fd, const struct ck_ctl_req *req, int pass_fd)
+{
+    struct iovec iov = {(void *)req, sizeof(*req)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    memset(&ctl, 0, sizeof(ctl));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (pass_fd >= 0) {
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof(ctl.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    ssize_t n;
+    do
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? -ETIMEDOUT : -errno;
+    if ((size_t)n == sizeof(*req))
+        return 0;
+    /* The ancillary data went with the first byte; send the rest plainly. */
+    const char *p = (const char *)req + n;
+    size_t left = sizeof(*req) - (size_t)n;
+    while (left > 0) {
+        n = send(fd, p, left, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ck_ctl_recv(int fd, struct ck_ctl_rep *rep, int timeout_ms)
+{
+    char *p = (char *)rep;
+    size_t got = 0;
+    int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+    memset(rep, 0, sizeof(*rep));
+    while (got < sizeof(*rep)) {
+        int wait = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            wait = left > INT_MAX ? INT_MAX : (int)left;
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int r = poll(&pfd, 1, wait);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            return -ETIMEDOUT;
+        ssize_t n = recv(fd, p + got, sizeof(*rep) - got, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            if (errno == ECONNRESET)
+                return got ? -EPROTO : -EPIPE;
+            return -errno;
+        }
+        if (n == 0)
+            return got ? -EPROTO : -EPIPE;
+        got += (size_t)n;
+    }
+    if (rep->magic != CK_CTL_MAGIC)
+        return -EPROTO;
+    /* The strings come from another process: make sure they end. */
+    rep->app_id[sizeof(rep->app_id) - 1] = '\0';
+    rep->exe[sizeof(rep->exe) - 1] = '\0';
+    rep->msg[sizeof(rep->msg) - 1] = '\0';
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        min = 0x80;
+        c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        min = 0x800;
+        c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        min = 0x10000;
+        c &= 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    return len;
+}
+
+void ck_json_strn(FILE *f, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = strnlen(s, n);
+    fputc('"', f);
+    for (size_t i = 0; i < len;) {
+        unsigned c = u[i];
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc((int)c, f);
+            i++;
+        } else if (c == '\n') {
+            fputs("\\n", f);
+            i++;
+        } else if (c == '\t') {
+            fputs("\\t", f);
+            i++;
+        } else if (c == '\r') {
+            fputs("\\r", f);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            i++;
+        } else if (c < 0x80) {
+            fputc((int)c, f);
+            i++;
+        } else {
+            size_t l = utf8_len(u + i, len - i);
+            if (l == 0) {
+                fprintf(f, "\\u%04x", c); /* not UTF-8: keep the byte as Latin-1 */
+                i++;
+            } else {
+                fwrite(u + i, 1, l, f);
+                i += l;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+void ck_json_str(FILE *f, const char *s)
+{
+    ck_json_strn(f, s ? s : "", (size_t)-1);
+}
+
+void ck_json_init(struct ck_json *j, FILE *f)
+{
+    memset(j, 0, sizeof(*j));
+    j->f = f;
+}
+
+static void json_member(struct ck_json *j, const char *key)
+{
+    if (j->depth > 0) {
+        if (j->count[j->depth - 1]++)
+            fputc(',', j->f);
+        fputc('\n', j->f);
+        for (int i = 0; i < j->depth; i++)
+            fputs("  ", j->f);
+    }
+    if (key) {
+        ck_json_str(j->f, key);
+        fputs(": ", j->f);
+    }
+}
+
+void ck_json_open(struct ck_json *j, const char *key, char bracket)
+{
+    json_member(j, key);
+    fputc(bracket, j->f);
+    if (j->depth < CK_JSON_MAXDEPTH)
+        j->count[j->depth] = 0;
+    j->depth++;
+}
+
+void ck_json_close(struct ck_json *j, char bracket)
+{
+    j->depth--;
+    if (j->depth < CK_JSON_MAXDEPTH && j->count[j->depth]) {
+        fputc('\n', j->f);
+        for (int i = 0; i < j->depth; i++)
+            fputs("  ", j->f);
+    }
+    fputc(bracket, j->f);
+}
+
+void ck_json_kstr(struct ck_json *j, const char *key, const char *s)
+{
+    json_member(j, key);
+    ck_json_str(j->f, s);
+}
+
+void ck_json_kstrn(struct ck_json *j, const char *key, const char *s, size_t n)
+{
+    json_member(j, key);
+    ck_json_strn(j->f, s, n);
+}
+
+void ck_json_ku64(struct ck_json *j, const char *key, uint64_t v)
+{
+    json_member(j, key);
+    fprintf(j->f, "%llu", (unsigned long long)v);
+}
+
+void ck_json_ki64(struct ck_json *j, const char *key, int64_t v)
+{
+    json_member(j, key);
+    fprintf(j->f, "%lld", (long long)v);
+}
+
+void ck_json_khex(struct ck_json *j, const char *key, uint64_t v)
+{
+    json_member(j, key);
+    fprintf(j->f, "\"0x%llx\"", (unsigned long long)v);
+}
+
+void ck_json_kbool(struct ck_json *j, const char *key, int v)
+{
+    json_member(j, key);
+    fputs(v ? "true" : "false", j->f);
+}
+
+void ck_json_kdouble(struct ck_json *j, const char *key, double v)
+{
+    json_member(j, key);
+    if (v != v || v > 1e300 || v < -1e300)
+        fputs("null", j->f);
+    else
+        fprintf(j->f, "%.6g", v);
+}
+
+void ck_json_knull(struct ck_json *j, const char *key)
+{
+    json_member(j, key);
+    fputs("null", j->f);
+}
+
+void ck_json_end(struct ck_json *j)
+{
+    fputc('\n', j->f);
+}
+
+/* ---- main ---- */
+
+static int is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Does the subcommand's argument list ask for help? */
+static int wants_help(const struct subcmd *s, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (is_help(argv[i]))
+            return 1;
+        if (s->opts_stop_at_arg) {
+            if (argv[i][0] != '-')
+                return 0;
+            if (strcmp(argv[i], "--id") == 0)
+                i++; /* skip its value */
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_main_usage(stderr);
+        return CK_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (is_help(cmd)) {
+        print_main_usage(stdout);
+        return CK_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+        printf("coord (ckshim) %s\n", COORD_VERSION);
+        return CK_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc < 3) {
+            print_main_usage(stdout);
+            return CK_EXIT_OK;
+        }
+        const struct subcmd *s = find_subcmd(argv[2]);
+        if (!s) {
+            fprintf(stderr, "coord: help: unknown command '%s'\n", argv[2]);
+            print_main_usage(stderr);
+            return CK_EXIT_USAGE;
+        }
+        print_cmd_help(stdout, s);
+        return CK_EXIT_OK;
+    }
+    const struct subcmd *s = find_subcmd(cmd);
+    if (!s) {
+        if (cmd[0] == '-')
+            fprintf(stderr, "coord: unknown option '%s'\n", cmd);
+        else
+            fprintf(stderr, "coord: unknown command '%s'\n", cmd);
+        print_main_usage(stderr);
+        return CK_EXIT_USAGE;
+    }
+    if (wants_help(s, argc - 1, argv + 1)) {
+        print_cmd_help(stdout, s);
+        return CK_EXIT_OK;
+    }
+    int rc = s->fn(argc - 1, argv + 1);
+    if (fflush(stdout) != 0 && rc == CK_EXIT_OK) {
+        ck_msg("%s: writing to standard output: %s", cmd, strerror(errno));
+        rc = CK_EXIT_FAIL;
+    }
+    return rc;
+}

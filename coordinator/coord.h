@@ -1,0 +1,127 @@
+/* coord.h - the coord command line tool: subcommands and shared helpers.
+ *
+ * Every subcommand is "int cmd_NAME(int argc, char **argv)" where argv[0]
+ * is the subcommand's name and argv[1..argc-1] its arguments. main()
+ * (coord.c) answers "--help"/"-h" itself before calling it, so commands
+ * only see real arguments. Return values are exit codes: CK_EXIT_OK,
+ * CK_EXIT_FAIL, CK_EXIT_USAGE.
+ */
+#ifndef CKSHIM_COORD_H
+#define CKSHIM_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "ctlproto.h"
+
+#define COORD_VERSION "0.1.0"
+
+#define CK_EXIT_OK 0
+#define CK_EXIT_FAIL 1
+#define CK_EXIT_USAGE 2
+
+/* ---- subcommands (one file each) ---- */
+int cmd_run(int argc, char **argv);        /* run.c */
+int cmd_checkpoint(int argc, char **argv); /* checkpoint.c */
+int cmd_restore(int argc, char **argv);    /* restore.c */
+int cmd_list(int argc, char **argv);       /* list.c */
+int cmd_inspect(int argc, char **argv);    /* inspect.c */
+
+/* ---- messages (coord.c) ---- */
+
+/* "coord: " fmt "\n" on stderr. */
+void ck_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "coord: CMD: " fmt "\n", the subcommand's usage line and a hint on
+ * stderr; returns CK_EXIT_USAGE (use as "return ck_usage_error(...)"). */
+int ck_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The one-line usage of a subcommand ("coord checkpoint PID -o FILE ..."),
+ * or NULL if cmd is not a subcommand. */
+const char *ck_cmd_usage(const char *cmd);
+
+/* Option parsing for "--opt VALUE", "--opt=VALUE" and (if shortopt is not
+ * NULL) "-o VALUE" / "-oVALUE". If argv[*i] is that option, stores the
+ * value in *val, advances *i past it and returns 1; returns -1 (after
+ * printing a usage error) if the value is missing; 0 if not this option. */
+int ck_opt_value(const char *cmd, int argc, char **argv, int *i, const char *longopt,
+                 const char *shortopt, const char **val);
+
+/* ---- formatting ---- */
+
+/* "12.3 MiB", "512 B": one decimal, binary units. Returns buf. */
+const char *ck_fmt_bytes(char *buf, size_t len, uint64_t bytes);
+
+/* Parse a decimal pid (1..INT_MAX). Returns the pid or -1. */
+int ck_parse_pid(const char *s);
+
+/* User name of uid, or its number as text. Returns buf. */
+const char *ck_user_name(char *buf, size_t len, uid_t uid);
+
+/* ---- processes ---- */
+
+struct ck_procinfo {
+    uid_t ruid, euid;
+    pid_t tgid;
+    char state;                         /* 'R', 'S', 'Z', ... */
+};
+
+/* Read /proc/PID/status. Returns 0, -ENOENT if there is no such process,
+ * or another -errno. */
+int ck_proc_info(int pid, struct ck_procinfo *pi);
+
+/* 1 if /proc/PID exists and is not a zombie, else 0. */
+int ck_proc_alive(int pid);
+
+/* ---- the control socket ---- */
+
+/* Connect to the control socket of pid (path written to path, pathlen
+ * bytes). Returns a connected fd (O_CLOEXEC), or -errno: -ENOENT when the
+ * socket file does not exist, -ECONNREFUSED when nobody listens on it.
+ * timeout_ms bounds the connect and later sends (0 = none). */
+int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms);
+
+/* The pid of the process on the other end (SO_PEERCRED), or -errno. */
+int ck_ctl_peer_pid(int fd);
+
+/* Send one request; with pass_fd >= 0 the fd travels in the same sendmsg
+ * as SCM_RIGHTS. Returns 0 or -errno. */
+int ck_ctl_send(int fd, const struct ck_ctl_req *req, int pass_fd);
+
+/* Read one reply, waiting up to timeout_ms (<0: forever). Returns 0,
+ * -ETIMEDOUT, -EPIPE on EOF before any byte, -EPROTO on a short or
+ * malformed reply, or another -errno. */
+int ck_ctl_recv(int fd, struct ck_ctl_rep *rep, int timeout_ms);
+
+/* ---- JSON output (no external library) ---- */
+
+/* Write s (at most n bytes, stops at NUL) as a JSON string literal with
+ * quotes, escaping quotes, backslashes, control characters and bytes that
+ * are not valid UTF-8 (as \u00XX). */
+void ck_json_strn(FILE *f, const char *s, size_t n);
+void ck_json_str(FILE *f, const char *s);
+
+/* A small streaming writer that keeps track of commas and indentation.
+ * key is the member name inside an object and must be NULL in an array. */
+#define CK_JSON_MAXDEPTH 16
+struct ck_json {
+    FILE *f;
+    int depth;
+    int count[CK_JSON_MAXDEPTH];
+};
+void ck_json_init(struct ck_json *j, FILE *f);
+void ck_json_open(struct ck_json *j, const char *key, char bracket); /* '{' or '[' */
+void ck_json_close(struct ck_json *j, char bracket);                 /* '}' or ']' */
+void ck_json_kstr(struct ck_json *j, const char *key, const char *s);
+void ck_json_kstrn(struct ck_json *j, const char *key, const char *s, size_t n);
+void ck_json_ku64(struct ck_json *j, const char *key, uint64_t v);
+void ck_json_ki64(struct ck_json *j, const char *key, int64_t v);
+void ck_json_khex(struct ck_json *j, const char *key, uint64_t v); /* "0x..." string */
+void ck_json_kbool(struct ck_json *j, const char *key, int v);
+void ck_json_kdouble(struct ck_json *j, const char *key, double v);
+void ck_json_knull(struct ck_json *j, const char *key);
+void ck_json_end(struct ck_json *j); /* final newline */
+
+#endif

@@ -1,0 +1,813 @@
+/* inspect.c - "coord inspect": describe an image file (text or JSON). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "imgio.h"
+
+#define RLIM_INF (~(uint64_t)0)
+#define FIX(a) (int)strnlen((a), sizeof(a)), (a) /* for "%.*s" on fixed arrays */
+
+static const char *const rlimit_names[CK_NRLIMIT] = {
+    "CPU",  "FSIZE", "DATA",       "STACK",    "CORE", "RSS",    "NPROC",  "NOFILE",
+    "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
+};
+
+static const char *const itimer_names[3] = {"ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF"};
+
+/* Per-region totals computed from the PAGES records. */
+struct region_stat {
+    uint64_t pages;
+    uint64_t stored;
+};
+
+struct view {
+    const char *file;
+    struct ck_image *img;
+    struct region_stat *rs;             /* nregions */
+    uint64_t page_pages;                /* pages in PAGES records */
+    uint64_t page_stored;               /* their payload bytes */
+    uint64_t orphan_pages;              /* pages outside every region */
+    uint64_t mapped;                    /* bytes of all regions */
+    uint64_t filedata_bytes;
+    int verified;
+};
+
+/* ---- names ---- */
+
+static void sig_name(char *buf, size_t len, int sig)
+{
+    const char *a = sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
+    if (a)
+        snprintf(buf, len, "SIG%s", a);
+    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+        snprintf(buf, len, sig == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+%d", sig - SIGRTMIN);
+    else
+        snprintf(buf, len, "SIG%d", sig);
+}
+
+static void sa_flag_names(char *buf, size_t len, uint64_t flags)
+{
+    static const struct {
+        uint64_t bit;
+        const char *name;
+    } names[] = {
+        {0x1, "NOCLDSTOP"},         {0x2, "NOCLDWAIT"},        {0x4, "SIGINFO"},
+        {0x08000000, "ONSTACK"},    {0x10000000, "RESTART"},   {0x40000000, "NODEFER"},
+        {0x80000000, "RESETHAND"},
+    };
+    buf[0] = '\0';
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!(flags & names[i].bit))
+            continue;
+        int l = snprintf(buf + o, len - o, "%s%s", o ? "|" : "", names[i].name);
+        if (l < 0 || (size_t)l >= len - o)
+            break;
+        o += (size_t)l;
+    }
+}
+
+static const char *clock_name(int id)
+{
+    static const char *const names[] = {
+        "REALTIME",   "MONOTONIC",       "PROCESS_CPUTIME_ID", "THREAD_CPUTIME_ID",
+        "MONOTONIC_RAW", "REALTIME_COARSE", "MONOTONIC_COARSE", "BOOTTIME",
+        "REALTIME_ALARM", "BOOTTIME_ALARM", "SGI_CYCLE",        "TAI",
+    };
+    if (id >= 0 && (size_t)id < sizeof(names) / sizeof(names[0]))
+        return names[id];
+    return "?";
+}
+
+static const char *notify_name(int n)
+{
+    switch (n) {
+    case 0:
+        return "signal";
+    case 1:
+        return "none";
+    case 2:
+        return "thread";
+    case 4:
+        return "thread-id";
+    default:
+        return "?";
+    }
+}
+
+static const char *region_kind(uint32_t f)
+{
+    if (f & CK_REG_SPECIAL)
+        return "special";
+    if (f & CK_REG_HEAP)
+        return "heap";
+    if (f & CK_REG_STACK)
+        return "stack";
+    if (f & CK_REG_DELETED)
+        return "deleted";
+    if (f & CK_REG_SHARED)
+        return "shared";
+    if (f & CK_REG_FILE)
+        return "file";
+    return "anon";
+}
+
+static void perms(char *buf, uint32_t prot, uint32_t flags)
+{
+    buf[0] = (prot & PROT_READ) ? 'r' : '-';
+    buf[1] = (prot & PROT_WRITE) ? 'w' : '-';
+    buf[2] = (prot & PROT_EXEC) ? 'x' : '-';
+    buf[3] = (flags & CK_REG_SHARED) ? 's' : 'p';
+    buf[4] = '\0';
+}
+
+static const char *fd_kind(uint32_t k)
+{
+    switch (k) {
+    case CK_FD_FILE:
+        return "file";
+    case CK_FD_DIR:
+        return "dir";
+    case CK_FD_DELETED:
+        return "deleted";
+    case CK_FD_CHR:
+        return "chr";
+    case CK_FD_TTY:
+        return "tty";
+    case CK_FD_PIPE:
+        return "pipe";
+    case CK_FD_MEMFD:
+        return "memfd";
+    case CK_FD_EVENTFD:
+        return "eventfd";
+    case CK_FD_UNSUPPORTED:
+        return "unsupported";
+    default:
+        return "?";
+    }
+}
+
+static void fd_flags(char *buf, size_t len, const struct ck_fd *f)
+{
+    const char *acc;
+    switch (f->oflags & O_ACCMODE) {
+    case O_RDONLY:
+        acc = "r";
+        break;
+    case O_WRONLY:
+        acc = "w";
+        break;
+    default:
+        acc = "rw";
+        break;
+    }
+    snprintf(buf, len, "%s%s%s%s%s", acc, (f->oflags & O_APPEND) ? ",append" : "",
+             (f->oflags & O_NONBLOCK) ? ",nonblock" : "", (f->oflags & O_DIRECT) ? ",direct" : "",
+             (f->fdflags & FD_CLOEXEC) ? ",cloexec" : "");
+}
+
+/* ISO-8601 local time with the UTC offset, e.g. 2024-05-01T12:34:56+02:00. */
+static void iso_time(char *buf, size_t len, uint64_t ns)
+{
+    time_t t = (time_t)(ns / 1000000000ULL);
+    struct tm tm;
+    if (!localtime_r(&t, &tm)) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    char base[40], off[8];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(off, sizeof(off), "%z", &tm); /* +0200 */
+    if (strlen(off) == 5)
+        snprintf(buf, len, "%s%.3s:%.2s", base, off, off + 3);
+    else
+        snprintf(buf, len, "%s", base);
+}
+
+/* The region holding addr, or -1. */
+static int region_of(const struct ck_image *img, uint64_t addr)
+{
+    for (uint32_t i = 0; i < img->nregions; i++)
+        if (addr >= img->regions[i].start && addr < img->regions[i].end)
+            return (int)i;
+    return -1;
+}
+
+/* " (path+0xoff)" for an address inside a file mapping, else "". */
+static void addr_where(char *buf, size_t len, const struct ck_image *img, uint64_t addr)
+{
+    buf[0] = '\0';
+    int r = region_of(img, addr);
+    if (r < 0)
+        return;
+    const struct ck_region *g = &img->regions[r];
+    const char *path = img->region_paths ? img->region_paths[r] : "";
+    if (!path || !*path)
+        return;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (g->flags & CK_REG_FILE)
+        snprintf(buf, len, " (%s+0x%llx)", base,
+                 (unsigned long long)(addr - g->start + g->offset));
+    else
+        snprintf(buf, len, " (%s)", path);
+}
+
+/* ---- text-mode safety: strings from an image must not drive the terminal ---- */
+
+static void clean(char *s, size_t n)
+{
+    for (size_t i = 0; i < n && s[i]; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = '?';
+}
+#define CLEAN(a) clean((a), sizeof(a))
+
+static void clean_image(struct ck_image *img)
+{
+    CLEAN(img->hdr.app_id);
+    CLEAN(img->hdr.kernel);
+    CLEAN(img->hdr.machine);
+    CLEAN(img->hdr.glibc);
+    CLEAN(img->hdr.hostname);
+    CLEAN(img->hdr.exe);
+    CLEAN(img->proc.comm);
+    CLEAN(img->proc.cwd);
+    CLEAN(img->proc.exe);
+    for (uint32_t i = 0; i < img->nthreads; i++) {
+        CLEAN(img->threads[i].comm);
+        for (int f = 0; f < CK_MAX_FRAMES; f++)
+            CLEAN(img->threads[i].frames[f].name);
+    }
+    for (uint32_t i = 0; img->region_paths && i < img->nregions; i++)
+        if (img->region_paths[i])
+            clean(img->region_paths[i], (size_t)-1);
+    for (uint32_t i = 0; img->fd_paths && i < img->nfds; i++)
+        if (img->fd_paths[i])
+            clean(img->fd_paths[i], (size_t)-1);
+}
+
+/* ---- statistics ---- */
+
+static int cmp_u32_by_start(const void *a, const void *b, void *arg)
+{
+    const struct ck_region *r = arg;
+    uint64_t x = r[*(const uint32_t *)a].start, y = r[*(const uint32_t *)b].start;
+    return (x > y) - (x < y);
+}
+
+static int compute(struct view *v)
+{
+    struct ck_image *img = v->img;
+    v->rs = calloc(img->nregions ? img->nregions : 1, sizeof(*v->rs));
+    uint32_t *order = calloc(img->nregions ? img->nregions : 1, sizeof(*order));
+    if (!v->rs || !order) {
+        free(order);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < img->nregions; i++) {
+        order[i] = i;
+        v->mapped += img->regions[i].end - img->regions[i].start;
+    }
+    qsort_r(order, img->nregions, sizeof(*order), cmp_u32_by_start, img->regions);
+    for (uint64_t p = 0; p < img->npagerecs; p++) {
+        const struct ck_rec *rec = &img->pages[p].rec;
+        uint64_t np = rec->raw_len / CK_PAGE_SIZE;
+        v->page_pages += np;
+        v->page_stored += rec->len;
+        /* binary search: last region starting at or below the address */
+        size_t lo = 0, hi = img->nregions;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (img->regions[order[mid]].start <= rec->arg)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo > 0 && rec->arg < img->regions[order[lo - 1]].end) {
+            v->rs[order[lo - 1]].pages += np;
+            v->rs[order[lo - 1]].stored += rec->len;
+        } else {
+            v->orphan_pages += np;
+        }
+    }
+    for (uint32_t i = 0; i < img->nfiledata; i++)
+        v->filedata_bytes += img->filedata[i].rec.raw_len;
+    free(order);
+    return 0;
+}
+
+static double ratio(uint64_t raw, uint64_t stored)
+{
+    return stored ? (double)raw / (double)stored : 0.0;
+}
+
+/* ---- text ---- */
+
+static void text_header(const struct view *v)
+{
+    const struct ck_header *h = &v->img->hdr;
+    char sz[32], when[64];
+    printf("image %s: ckshim image format %u.%u, %s\n", v->file, h->version_major,
+           h->version_minor, ck_fmt_bytes(sz, sizeof(sz), v->img->file_size));
+    printf("  app id        %.*s\n", FIX(h->app_id));
+    if (h->counter_stamp)
+        printf("  stamp         %llu\n", (unsigned long long)h->counter_stamp);
+    else
+        printf("  stamp         none%s\n", (h->flags & CK_HF_COUNTER_NONE) ? " (--counter none)" : "");
+    iso_time(when, sizeof(when), h->created_ns);
+    printf("  created       %s\n", when);
+    printf("  orig pid      %u\n", h->orig_pid);
+    printf("  uid/gid       %u/%u\n", h->uid, h->gid);
+    printf("  kernel        %.*s %.*s\n", FIX(h->kernel), FIX(h->machine));
+    printf("  glibc         %.*s\n", FIX(h->glibc));
+    printf("  hostname      %.*s\n", FIX(h->hostname));
+    printf("  exe           %.*s\n", FIX(h->exe));
+    printf("  threads       %u\n", h->nthreads);
+}
+
+static void text_process(const struct view *v)
+{
+    const struct ck_image *img = v->img;
+    const struct ck_proc *p = &img->proc;
+    char buf[400], where[256];
+    printf("\nprocess\n");
+    printf("  comm          %.*s\n", FIX(p->comm));
+    printf("  pid/ppid      %u/%u (pgid %u, sid %u)\n", p->pid, p->ppid, p->pgid, p->sid);
+    printf("  cwd           %.*s\n", FIX(p->cwd));
+    printf("  umask         %04o\n", p->umask);
+    printf("  brk           0x%llx-0x%llx (%s)\n", (unsigned long long)p->mm.start_brk,
+           (unsigned long long)p->mm.brk,
+           ck_fmt_bytes(buf, sizeof(buf),
+                        p->mm.brk > p->mm.start_brk ? p->mm.brk - p->mm.start_brk : 0));
+    for (int i = 0; i < CK_NRLIMIT; i++) {
+        const struct ck_rlimit *r = &p->rlim[i];
+        if (r->cur == RLIM_INF && r->max == RLIM_INF)
+            continue;
+        char cur[32], max[32];
+        if (r->cur == RLIM_INF)
+            snprintf(cur, sizeof(cur), "unlimited");
+        else
+            snprintf(cur, sizeof(cur), "%llu", (unsigned long long)r->cur);
+        if (r->max == RLIM_INF)
+            snprintf(max, sizeof(max), "unlimited");
+        else
+            snprintf(max, sizeof(max), "%llu", (unsigned long long)r->max);
+        printf("  rlimit %-10s soft %s, hard %s\n", rlimit_names[i], cur, max);
+    }
+    int nsig = 0;
+    for (int s = 1; s < CK_NSIG; s++) {
+        const struct ck_sigaction *sa = &p->sigact[s];
+        if (sa->handler == 0 && (int)s != (int)p->ckpt_signal)
+            continue;
+        if (nsig++ == 0)
+            printf("  signals:\n");
+        char name[32], fl[128];
+        sig_name(name, sizeof(name), s);
+        sa_flag_names(fl, sizeof(fl), sa->flags);
+        if (sa->handler == 0)
+            snprintf(buf, sizeof(buf), "default");
+        else if (sa->handler == 1)
+            snprintf(buf, sizeof(buf), "ignored");
+        else {
+            addr_where(where, sizeof(where), img, sa->handler);
+            snprintf(buf, sizeof(buf), "handler 0x%llx%s", (unsigned long long)sa->handler, where);
+        }
+        printf("    %-13s %s", name, buf);
+        if (sa->handler > 1) {
+            printf(", flags %s", fl[0] ? fl : "0");
+            if (sa->mask)
+                printf(", mask 0x%llx", (unsigned long long)sa->mask);
+        }
+        if ((uint32_t)s == p->ckpt_signal)
+            printf("  [ckshim checkpoint signal]");
+        printf("\n");
+    }
+    for (int i = 0; i < 3; i++) {
+        const struct ck_itimer *t = &p->itimer[i];
+        if (!t->value_sec && !t->value_usec && !t->interval_sec && !t->interval_usec)
+            continue;
+        printf("  %-14s next in %lld.%06lld s, interval %lld.%06lld s\n", itimer_names[i],
+               (long long)t->value_sec, (long long)t->value_usec, (long long)t->interval_sec,
+               (long long)t->interval_usec);
+    }
+    uint32_t nt = p->ntimers < CK_MAX_TIMERS ? p->ntimers : CK_MAX_TIMERS;
+    for (uint32_t i = 0; i < nt; i++) {
+        const struct ck_ptimer *t = &p->timers[i];
+        char sn[32] = "";
+        if (t->notify != 1)
+            sig_name(sn, sizeof(sn), t->signo);
+        printf("  timer %-3d     CLOCK_%s, notify %s%s%s", t->id, clock_name(t->clockid),
+               notify_name(t->notify), sn[0] ? " " : "", sn);
+        if (t->notify == 4)
+            printf(" to tid %d", t->target_tid);
+        printf(", next in %.6f s, interval %.6f s\n", (double)t->value_ns / 1e9,
+               (double)t->interval_ns / 1e9);
+    }
+}
+
+static void text_memory(const struct view *v)
+{
+    const struct ck_image *img = v->img;
+    char sz[32], sz2[32];
+    printf("\nmemory: %u regions, %s mapped\n", img->nregions,
+           ck_fmt_bytes(sz, sizeof(sz), v->mapped));
+    printf("  %-33s %-5s %-8s %8s %10s  %s\n", "START-END", "PERMS", "KIND", "PAGES", "STORED",
+           "PATH");
+    for (uint32_t i = 0; i < img->nregions; i++) {
+        const struct ck_region *g = &img->regions[i];
+        char pm[8];
+        perms(pm, g->prot, g->flags);
+        const char *path = img->region_paths ? img->region_paths[i] : "";
+        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s\n", (unsigned long long)g->start,
+               (unsigned long long)g->end, pm, region_kind(g->flags),
+               (unsigned long long)v->rs[i].pages, ck_fmt_bytes(sz, sizeof(sz), v->rs[i].stored),
+               path ? path : "", (g->flags & CK_REG_SHIM) ? " [shim]" : "",
+               (g->flags & CK_REG_DELETED) ? " (deleted)" : "");
+    }
+    uint64_t raw = v->page_pages * CK_PAGE_SIZE;
+    printf("  total: %llu pages (%s) stored in %s, compression ratio %.2f\n",
+           (unsigned long long)v->page_pages, ck_fmt_bytes(sz, sizeof(sz), raw),
+           ck_fmt_bytes(sz2, sizeof(sz2), v->page_stored), ratio(raw, v->page_stored));
+    if (v->orphan_pages)
+        printf("  warning: %llu pages lie outside every region\n",
+               (unsigned long long)v->orphan_pages);
+}
+
+static void text_threads(const struct view *v)
+{
+    const struct ck_image *img = v->img;
+    char where[256];
+    printf("\nthreads: %u\n", img->nthreads);
+    for (uint32_t i = 0; i < img->nthreads; i++) {
+        const struct ck_thread *t = &img->threads[i];
+        const char *role = (t->flags & CK_TF_MAIN)      ? "main"
+                           : (t->flags & CK_TF_MANAGER) ? "manager"
+                                                        : "thread";
+        printf("  tid %u (%s) \"%.*s\"  ip 0x%llx  sp 0x%llx  sigmask 0x%llx\n", t->tid, role,
+               FIX(t->comm), (unsigned long long)t->user_ip, (unsigned long long)t->user_sp,
+               (unsigned long long)t->sigmask);
+        uint32_t nf = t->nframes < CK_MAX_FRAMES ? t->nframes : CK_MAX_FRAMES;
+        for (uint32_t f = 0; f < nf; f++) {
+            const struct ck_frame *fr = &t->frames[f];
+            if (fr->name[0]) {
+                int r = region_of(img, fr->ip);
+                const char *lib = r >= 0 && img->region_paths ? img->region_paths[r] : NULL;
+                const char *base = lib ? strrchr(lib, '/') : NULL;
+                base = base ? base + 1 : lib;
+                printf("    #%-2u 0x%016llx %.*s+0x%llx%s%s%s\n", f, (unsigned long long)fr->ip,
+                       FIX(fr->name), (unsigned long long)fr->off, base && *base ? " (" : "",
+                       base && *base ? base : "", base && *base ? ")" : "");
+            } else {
+                addr_where(where, sizeof(where), img, fr->ip);
+                printf("    #%-2u 0x%016llx ??%s\n", f, (unsigned long long)fr->ip, where);
+            }
+        }
+    }
+}
+
+static void text_fds(const struct view *v)
+{
+    const struct ck_image *img = v->img;
+    printf("\nfds: %u\n", img->nfds);
+    if (img->nfds)
+        printf("  %4s %-11s %-22s %10s  %s\n", "FD", "KIND", "FLAGS", "POS", "PATH");
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        const struct ck_fd *f = &img->fds[i];
+        char fl[64], extra[128] = "";
+        fd_flags(fl, sizeof(fl), f);
+        size_t o = 0;
+        if (f->share_with >= 0)
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [shares fd %d]", f->share_with);
+        if ((f->flags & CK_FDF_EXTERNAL) && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [external]");
+        if ((f->flags & CK_FDF_STD_REDIRECT) && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
+        if (f->kind == CK_FD_EVENTFD && o < sizeof(extra))
+            snprintf(extra + o, sizeof(extra) - o, " [count %llu]", (unsigned long long)f->aux);
+        const char *path = img->fd_paths ? img->fd_paths[i] : "";
+        printf("  %4d %-11s %-22s %10lld  %s%s\n", f->fd, fd_kind(f->kind), fl, (long long)f->pos,
+               path ? path : "", extra);
+    }
+    if (img->nfiledata) {
+        char sz[32];
+        printf("  saved file contents: %u records, %s\n", img->nfiledata,
+               ck_fmt_bytes(sz, sizeof(sz), v->filedata_bytes));
+    }
+}
+
+static void print_text(const struct view *v)
+{
+    text_header(v);
+    text_process(v);
+    text_memory(v);
+    text_threads(v);
+    text_fds(v);
+    const struct ck_end *e = &v->img->end;
+    char a[32], b[32];
+    printf("\nrecords: %llu (+ END), %s decoded, %s stored, ratio %.2f\n",
+           (unsigned long long)e->nrecords, ck_fmt_bytes(a, sizeof(a), e->raw_bytes),
+           ck_fmt_bytes(b, sizeof(b), e->stored_bytes), ratio(e->raw_bytes, e->stored_bytes));
+}
+
+/* ---- JSON ---- */
+
+static void json_limit(struct ck_json *j, const char *key, uint64_t v)
+{
+    if (v == RLIM_INF)
+        ck_json_kstr(j, key, "unlimited");
+    else
+        ck_json_ku64(j, key, v);
+}
+
+static void print_json(const struct view *v)
+{
+    const struct ck_image *img = v->img;
+    const struct ck_header *h = &img->hdr;
+    const struct ck_proc *p = &img->proc;
+    struct ck_json j;
+    char buf[256];
+    ck_json_init(&j, stdout);
+    ck_json_open(&j, NULL, '{');
+    ck_json_kstr(&j, "file", v->file);
+    ck_json_ku64(&j, "file_size", img->file_size);
+
+    ck_json_open(&j, "header", '{');
+    snprintf(buf, sizeof(buf), "%u.%u", h->version_major, h->version_minor);
+    ck_json_kstr(&j, "format_version", buf);
+    ck_json_kstrn(&j, "app_id", h->app_id, sizeof(h->app_id));
+    ck_json_ku64(&j, "stamp", h->counter_stamp);
+    ck_json_ku64(&j, "flags", h->flags);
+    ck_json_ku64(&j, "created_ns", h->created_ns);
+    iso_time(buf, sizeof(buf), h->created_ns);
+    ck_json_kstr(&j, "created", buf);
+    ck_json_ku64(&j, "orig_pid", h->orig_pid);
+    ck_json_ku64(&j, "uid", h->uid);
+    ck_json_ku64(&j, "gid", h->gid);
+    ck_json_kstrn(&j, "kernel", h->kernel, sizeof(h->kernel));
+    ck_json_kstrn(&j, "machine", h->machine, sizeof(h->machine));
+    ck_json_kstrn(&j, "glibc", h->glibc, sizeof(h->glibc));
+    ck_json_kstrn(&j, "hostname", h->hostname, sizeof(h->hostname));
+    ck_json_kstrn(&j, "exe", h->exe, sizeof(h->exe));
+    ck_json_ku64(&j, "threads", h->nthreads);
+    ck_json_close(&j, '}');
+
+    ck_json_open(&j, "process", '{');
+    ck_json_kstrn(&j, "comm", p->comm, sizeof(p->comm));
+    ck_json_ku64(&j, "pid", p->pid);
+    ck_json_ku64(&j, "ppid", p->ppid);
+    ck_json_ku64(&j, "pgid", p->pgid);
+    ck_json_ku64(&j, "sid", p->sid);
+    ck_json_ku64(&j, "uid", p->uid);
+    ck_json_ku64(&j, "gid", p->gid);
+    ck_json_kstrn(&j, "cwd", p->cwd, sizeof(p->cwd));
+    ck_json_kstrn(&j, "exe", p->exe, sizeof(p->exe));
+    snprintf(buf, sizeof(buf), "%04o", p->umask);
+    ck_json_kstr(&j, "umask", buf);
+    ck_json_khex(&j, "start_brk", p->mm.start_brk);
+    ck_json_khex(&j, "brk", p->mm.brk);
+    ck_json_open(&j, "rlimits", '[');
+    for (int i = 0; i < CK_NRLIMIT; i++) {
+        const struct ck_rlimit *r = &p->rlim[i];
+        if (r->cur == RLIM_INF && r->max == RLIM_INF)
+            continue;
+        ck_json_open(&j, NULL, '{');
+        ck_json_kstr(&j, "name", rlimit_names[i]);
+        json_limit(&j, "soft", r->cur);
+        json_limit(&j, "hard", r->max);
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+    ck_json_open(&j, "signals", '[');
+    for (int s = 1; s < CK_NSIG; s++) {
+        const struct ck_sigaction *sa = &p->sigact[s];
+        if (sa->handler == 0)
+            continue;
+        ck_json_open(&j, NULL, '{');
+        ck_json_ku64(&j, "signo", (uint64_t)s);
+        sig_name(buf, sizeof(buf), s);
+        ck_json_kstr(&j, "name", buf);
+        if (sa->handler == 1) {
+            ck_json_kstr(&j, "disposition", "ignore");
+        } else {
+            ck_json_kstr(&j, "disposition", "handler");
+            ck_json_khex(&j, "handler", sa->handler);
+        }
+        ck_json_khex(&j, "flags", sa->flags);
+        sa_flag_names(buf, sizeof(buf), sa->flags);
+        ck_json_kstr(&j, "flag_names", buf);
+        ck_json_khex(&j, "mask", sa->mask);
+        ck_json_kbool(&j, "ckshim", (uint32_t)s == p->ckpt_signal);
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+    ck_json_ku64(&j, "ckpt_signal", p->ckpt_signal);
+    ck_json_open(&j, "itimers", '[');
+    for (int i = 0; i < 3; i++) {
+        const struct ck_itimer *t = &p->itimer[i];
+        if (!t->value_sec && !t->value_usec && !t->interval_sec && !t->interval_usec)
+            continue;
+        ck_json_open(&j, NULL, '{');
+        ck_json_kstr(&j, "which", itimer_names[i]);
+        ck_json_ki64(&j, "value_us", t->value_sec * 1000000 + t->value_usec);
+        ck_json_ki64(&j, "interval_us", t->interval_sec * 1000000 + t->interval_usec);
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+    ck_json_open(&j, "timers", '[');
+    uint32_t nt = p->ntimers < CK_MAX_TIMERS ? p->ntimers : CK_MAX_TIMERS;
+    for (uint32_t i = 0; i < nt; i++) {
+        const struct ck_ptimer *t = &p->timers[i];
+        ck_json_open(&j, NULL, '{');
+        ck_json_ki64(&j, "id", t->id);
+        snprintf(buf, sizeof(buf), "CLOCK_%s", clock_name(t->clockid));
+        ck_json_kstr(&j, "clock", buf);
+        ck_json_kstr(&j, "notify", notify_name(t->notify));
+        ck_json_ki64(&j, "signo", t->signo);
+        ck_json_ki64(&j, "target_tid", t->target_tid);
+        ck_json_ki64(&j, "value_ns", t->value_ns);
+        ck_json_ki64(&j, "interval_ns", t->interval_ns);
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+    ck_json_close(&j, '}');
+
+    ck_json_open(&j, "regions", '[');
+    for (uint32_t i = 0; i < img->nregions; i++) {
+        const struct ck_region *g = &img->regions[i];
+        char pm[8];
+        perms(pm, g->prot, g->flags);
+        ck_json_open(&j, NULL, '{');
+        ck_json_khex(&j, "start", g->start);
+        ck_json_khex(&j, "end", g->end);
+        ck_json_kstr(&j, "perms", pm);
+        ck_json_kstr(&j, "kind", region_kind(g->flags));
+        ck_json_khex(&j, "flags", g->flags);
+        ck_json_kbool(&j, "shim", (g->flags & CK_REG_SHIM) != 0);
+        ck_json_ku64(&j, "offset", g->offset);
+        ck_json_ku64(&j, "pages", v->rs[i].pages);
+        ck_json_ku64(&j, "stored_bytes", v->rs[i].stored);
+        ck_json_kstr(&j, "path", img->region_paths ? img->region_paths[i] : "");
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+    ck_json_open(&j, "memory", '{');
+    ck_json_ku64(&j, "regions", img->nregions);
+    ck_json_ku64(&j, "mapped_bytes", v->mapped);
+    ck_json_ku64(&j, "pages", v->page_pages);
+    ck_json_ku64(&j, "page_bytes", v->page_pages * CK_PAGE_SIZE);
+    ck_json_ku64(&j, "stored_bytes", v->page_stored);
+    ck_json_kdouble(&j, "ratio", ratio(v->page_pages * CK_PAGE_SIZE, v->page_stored));
+    ck_json_ku64(&j, "page_records", img->npagerecs);
+    ck_json_close(&j, '}');
+
+    ck_json_open(&j, "threads", '[');
+    for (uint32_t i = 0; i < img->nthreads; i++) {
+        const struct ck_thread *t = &img->threads[i];
+        ck_json_open(&j, NULL, '{');
+        ck_json_ku64(&j, "tid", t->tid);
+        ck_json_kbool(&j, "main", (t->flags & CK_TF_MAIN) != 0);
+        ck_json_kbool(&j, "manager", (t->flags & CK_TF_MANAGER) != 0);
+        ck_json_kstrn(&j, "comm", t->comm, sizeof(t->comm));
+        ck_json_khex(&j, "ip", t->user_ip);
+        ck_json_khex(&j, "sp", t->user_sp);
+        ck_json_khex(&j, "sigmask", t->sigmask);
+        ck_json_open(&j, "frames", '[');
+        uint32_t nf = t->nframes < CK_MAX_FRAMES ? t->nframes : CK_MAX_FRAMES;
+        for (uint32_t f = 0; f < nf; f++) {
+            const struct ck_frame *fr = &t->frames[f];
+            ck_json_open(&j, NULL, '{');
+            ck_json_khex(&j, "ip", fr->ip);
+            ck_json_kstrn(&j, "name", fr->name, sizeof(fr->name));
+            ck_json_ku64(&j, "off", fr->off);
+            ck_json_close(&j, '}');
+        }
+        ck_json_close(&j, ']');
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+
+    ck_json_open(&j, "fds", '[');
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        const struct ck_fd *f = &img->fds[i];
+        char fl[64];
+        fd_flags(fl, sizeof(fl), f);
+        ck_json_open(&j, NULL, '{');
+        ck_json_ki64(&j, "fd", f->fd);
+        ck_json_kstr(&j, "kind", fd_kind(f->kind));
+        ck_json_kstr(&j, "flags", fl);
+        ck_json_ku64(&j, "oflags", f->oflags);
+        ck_json_ki64(&j, "pos", f->pos);
+        ck_json_ki64(&j, "share_with", f->share_with);
+        ck_json_kbool(&j, "external", (f->flags & CK_FDF_EXTERNAL) != 0);
+        ck_json_kbool(&j, "std_redirect", (f->flags & CK_FDF_STD_REDIRECT) != 0);
+        snprintf(buf, sizeof(buf), "%o", f->mode);
+        ck_json_kstr(&j, "mode", buf);
+        ck_json_ku64(&j, "size", f->size);
+        ck_json_ku64(&j, "aux", f->aux);
+        ck_json_kstr(&j, "path", img->fd_paths ? img->fd_paths[i] : "");
+        ck_json_close(&j, '}');
+    }
+    ck_json_close(&j, ']');
+    ck_json_open(&j, "filedata", '{');
+    ck_json_ku64(&j, "records", img->nfiledata);
+    ck_json_ku64(&j, "bytes", v->filedata_bytes);
+    ck_json_close(&j, '}');
+
+    ck_json_open(&j, "end", '{');
+    ck_json_ku64(&j, "records", img->end.nrecords);
+    ck_json_ku64(&j, "pages", img->end.npages);
+    ck_json_ku64(&j, "raw_bytes", img->end.raw_bytes);
+    ck_json_ku64(&j, "stored_bytes", img->end.stored_bytes);
+    ck_json_close(&j, '}');
+    ck_json_kbool(&j, "verified", v->verified);
+    if (v->verified)
+        ck_json_ku64(&j, "records_verified", img->end.nrecords + 1);
+    ck_json_close(&j, '}');
+    ck_json_end(&j);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    const char *file = NULL;
+    int json = 0, verify = 0, opts_done = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && a[0] == '-' && a[1] != '\0') {
+            if (strcmp(a, "--json") == 0)
+                json = 1;
+            else if (strcmp(a, "--verify") == 0)
+                verify = 1;
+            else if (strcmp(a, "--") == 0)
+                opts_done = 1;
+            else
+                return ck_usage_error("inspect", "unknown option '%s'", a);
+            continue;
+        }
+        if (file)
+            return ck_usage_error("inspect", "unexpected argument '%s'", a);
+        file = a;
+    }
+    if (!file)
+        return ck_usage_error("inspect", "missing FILE");
+
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        ck_msg("inspect %s: %s", file, strerror(errno));
+        return CK_EXIT_FAIL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        ck_msg("inspect %s: %s", file, strerror(errno));
+        close(fd);
+        return CK_EXIT_FAIL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ck_msg("inspect %s: %s", file, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        close(fd);
+        return CK_EXIT_FAIL;
+    }
+    struct ck_image img;
+    memset(&img, 0, sizeof(img));
+    char err[512] = "";
+    int r = ck_image_read(fd, &img, verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof(err));
+    close(fd);
+    if (r < 0) {
+        ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
+        return CK_EXIT_FAIL;
+    }
+    struct view v;
+    memset(&v, 0, sizeof(v));
+    v.file = file;
+    v.img = &img;
+    v.verified = verify;
+    if (compute(&v) < 0) {
+        ck_msg("inspect %s: out of memory", file);
+        ck_image_free(&img);
+        return CK_EXIT_FAIL;
+    }
+    if (json)
+        print_json(&v);
+    else {
+        clean_image(&img);
+        print_text(&v);
+    }
+    if (verify) {
+        FILE *out = json ? stderr : stdout;
+        fflush(stdout);
+        fprintf(out, "image OK: %llu records verified\n",
+                (unsigned long long)img.end.nrecords + 1);
+    }
+    free(v.rs);
+    ck_image_free(&img);
+    return CK_EXIT_OK;
+}

@@ -1,0 +1,186 @@
+/* list.c - "coord list": the processes running under the shim. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coord.h"
+
+#define INFO_TIMEOUT_MS 5000
+
+struct entry {
+    int pid;
+    struct ck_ctl_rep rep;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* "<digits>.sock" -> pid, else -1. */
+static int sock_name_pid(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || strcmp(dot, ".sock") != 0 || dot == name || dot - name > 10)
+        return -1;
+    char num[16];
+    memcpy(num, name, (size_t)(dot - name));
+    num[dot - name] = '\0';
+    return ck_parse_pid(num);
+}
+
+/* Ask pid's shim for CK_OP_INFO. 0, or -errno with *why set. */
+static int query(int pid, struct ck_ctl_rep *rep, const char **why)
+{
+    char path[PATH_MAX];
+    int fd = ck_ctl_connect(pid, path, sizeof(path), INFO_TIMEOUT_MS);
+    if (fd < 0) {
+        *why = strerror(-fd);
+        return fd;
+    }
+    int peer = ck_ctl_peer_pid(fd);
+    if (peer != pid) {
+        close(fd);
+        *why = "socket served by another process";
+        return -ESRCH;
+    }
+    struct ck_ctl_req req;
+    memset(&req, 0, sizeof(req));
+    req.magic = CK_CTL_MAGIC;
+    req.op = CK_OP_INFO;
+    int r = ck_ctl_send(fd, &req, -1);
+    if (r == 0)
+        r = ck_ctl_recv(fd, rep, INFO_TIMEOUT_MS);
+    close(fd);
+    if (r == -EPIPE)
+        *why = "connection closed without an answer";
+    else if (r == -EPROTO)
+        *why = "malformed answer (different ckshim versions?)";
+    else if (r == -ETIMEDOUT)
+        *why = "no answer";
+    else if (r < 0)
+        *why = strerror(-r);
+    else if (rep->status != 0) {
+        *why = rep->msg[0] ? rep->msg : "error";
+        r = -EIO;
+    }
+    return r;
+}
+
+int cmd_list(int argc, char **argv)
+{
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (argv[i][0] == '-')
+            return ck_usage_error("list", "unknown option '%s'", argv[i]);
+        else
+            return ck_usage_error("list", "unexpected argument '%s'", argv[i]);
+    }
+    char dir[PATH_MAX];
+    if (ck_sock_dir(dir, sizeof(dir)) < 0) {
+        ck_msg("list: socket directory name too long");
+        return CK_EXIT_FAIL;
+    }
+
+    struct entry *ents = NULL;
+    size_t n = 0, cap = 0;
+    DIR *d = opendir(dir);
+    if (!d && errno != ENOENT) {
+        ck_msg("list: %s: %s", dir, strerror(errno));
+        return CK_EXIT_FAIL;
+    }
+    uid_t me = getuid();
+    for (struct dirent *de; d && (de = readdir(d));) {
+        int pid = sock_name_pid(de->d_name);
+        if (pid < 0)
+            continue;
+        struct ck_procinfo pi;
+        int pr = ck_proc_info(pid, &pi);
+        if (pr == -ENOENT || (pr == 0 && pi.state == 'Z')) {
+            /* Gone: remove its socket if nobody listens on it any more. */
+            char path[PATH_MAX];
+            int fd = ck_ctl_connect(pid, path, sizeof(path), 1000);
+            if (fd >= 0) {
+                close(fd);
+            } else if ((fd == -ECONNREFUSED || fd == -ENOTSOCK) && !ck_proc_alive(pid)) {
+                if (unlink(path) < 0 && errno != ENOENT)
+                    ck_msg("list: removing stale %s: %s", path, strerror(errno));
+            }
+            continue;
+        }
+        if (pr < 0)
+            continue;
+        if (me != 0 && pi.ruid != me)
+            continue;
+        struct ck_ctl_rep rep;
+        const char *why = NULL;
+        int qr = query(pid, &rep, &why);
+        if (qr < 0) {
+            /* ENOENT: it just went away; ECONNREFUSED: a leftover socket
+             * whose pid was reused by an unrelated process. */
+            if (qr != -ENOENT && qr != -ECONNREFUSED && qr != -ENOTSOCK)
+                ck_msg("list: pid %d: %s", pid, why ? why : "no answer");
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct entry *ne = realloc(ents, cap * sizeof(*ents));
+            if (!ne) {
+                ck_msg("list: out of memory");
+                free(ents);
+                closedir(d);
+                return CK_EXIT_FAIL;
+            }
+            ents = ne;
+        }
+        ents[n].pid = pid;
+        ents[n].rep = rep;
+        n++;
+    }
+    if (d)
+        closedir(d);
+    if (n > 1)
+        qsort(ents, n, sizeof(*ents), cmp_entry);
+
+    if (json) {
+        struct ck_json j;
+        ck_json_init(&j, stdout);
+        ck_json_open(&j, NULL, '{');
+        ck_json_kstr(&j, "socket_dir", dir);
+        ck_json_open(&j, "processes", '[');
+        for (size_t i = 0; i < n; i++) {
+            const struct ck_ctl_rep *r = &ents[i].rep;
+            ck_json_open(&j, NULL, '{');
+            ck_json_ku64(&j, "pid", (uint64_t)ents[i].pid);
+            ck_json_ku64(&j, "pid_seen", r->orig_pid);
+            ck_json_ku64(&j, "threads", r->nthreads);
+            ck_json_ku64(&j, "generation", r->generation);
+            ck_json_kstrn(&j, "app_id", r->app_id, sizeof(r->app_id));
+            ck_json_kstrn(&j, "exe", r->exe, sizeof(r->exe));
+            ck_json_ku64(&j, "started_ns", r->started_ns);
+            ck_json_close(&j, '}');
+        }
+        ck_json_close(&j, ']');
+        ck_json_close(&j, '}');
+        ck_json_end(&j);
+    } else {
+        printf("%-8s %-8s %7s %4s  %-16s %s\n", "PID", "PID-SEEN", "THREADS", "GEN", "APP-ID",
+               "EXE");
+        for (size_t i = 0; i < n; i++) {
+            const struct ck_ctl_rep *r = &ents[i].rep;
+            printf("%-8d %-8u %7u %4u  %-16s %s\n", ents[i].pid, r->orig_pid, r->nthreads,
+                   r->generation, r->app_id[0] ? r->app_id : "-", r->exe[0] ? r->exe : "-");
+        }
+        if (n == 0)
+            fprintf(stderr, "no processes under the shim\n");
+    }
+    free(ents);
+    return CK_EXIT_OK;
+}

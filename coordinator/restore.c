@@ -1,0 +1,730 @@
+/* restore.c - coord restore FILE [--detach]
+ *
+ * Everything that can be checked is checked before anything is changed:
+ * the whole image (header, every record and page checksum), that this
+ * kernel's vdso is the image's, that every mapped file is still the same
+ * file, that no region collides with the restorer's window. Then coord
+ * recreates the descriptors at their numbers, the working directory, the
+ * umask and the resource limits, writes a plan (common/plan.h) for the
+ * restorer and execs it: the restored program runs as this very process
+ * (in the foreground), or as a detached child with --detach.
+ *
+ * Descriptor rule: stdin/stdout/stderr that pointed at a terminal or at a
+ * pipe whose other end is gone are connected to coord's own (to /dev/null
+ * with --detach). Other pipes to processes that are gone come back as
+ * pipes without a peer (reads see end of file, writes EPIPE).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chunk.h"
+#include "coord.h"
+#include "imgio.h"
+#include "plan.h"
+#include "procparse.h"
+#include "xxh64.h"
+
+struct rctx {
+    const char *file;
+    struct ck_image img;
+    int img_fd;
+    int detach;
+    int status_fd;                      /* write end, child side (-1 if none) */
+    int saved_std[3];                   /* coord's own stdin/out/err */
+    int err_fd;                         /* where messages go once fds move */
+    char err[1024];
+};
+
+static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_msg(struct rctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+/* The directory coord lives in, to find ckshim-restore next to it or in
+ * ../lib/ckshim. */
+static int find_restorer(char *out, size_t len)
+{
+    const char *env = getenv("CKSHIM_RESTORER");
+    if (env && access(env, X_OK) == 0) {
+        snprintf(out, len, "%s", env);
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0)
+        return -errno;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(out, len, "%s/ckshim-restore", self);
+    if (access(out, X_OK) == 0)
+        return 0;
+    snprintf(out, len, "%s/../lib/ckshim/ckshim-restore", self);
+    if (access(out, X_OK) == 0)
+        return 0;
+    return -ENOENT;
+}
+
+/* Compare this kernel's vdso and vvar with the image's. */
+static int check_vdso(struct rctx *c)
+{
+    const struct ck_proc *p = &c->img.proc;
+    char *maps = NULL;
+    size_t cap = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) {
+        fail_msg(c, "cannot read /proc/self/maps");
+        return -1;
+    }
+    uint64_t have[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+    const char *names[3] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
+    while (getline(&maps, &cap, f) > 0) {
+        struct ck_maps_entry e;
+        if (ck_parse_maps_line(maps, &e) < 0)
+            continue;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(e.path, names[i])) {
+                have[i][0] = e.start;
+                have[i][1] = e.end;
+            }
+    }
+    free(maps);
+    fclose(f);
+    uint64_t want[3][2] = {{p->vvar_start, p->vvar_end},
+                           {p->vclock_start, p->vclock_end},
+                           {p->vdso_start, p->vdso_end}};
+    for (int i = 0; i < 3; i++) {
+        if ((have[i][1] - have[i][0]) != (want[i][1] - want[i][0]) ||
+            (!have[i][0] != !want[i][0])) {
+            fail_msg(c, "the image was taken under kernel %s; this kernel's %s differs in size, "
+                     "so the program's cached vdso entry points would not work",
+                     c->img.hdr.kernel, names[i]);
+            return -1;
+        }
+    }
+    uint64_t h = ck_xxh64((const void *)have[2][0], have[2][1] - have[2][0], 0);
+    if (h != p->vdso_hash) {
+        fail_msg(c, "the image was taken under kernel %s; this kernel's vdso is different, so "
+                 "the program's cached vdso entry points would not work",
+                 c->img.hdr.kernel);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_image(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    struct utsname_machine {
+        char m[16];
+    };
+    if (strcmp(im->hdr.machine, "x86_64") != 0) {
+        fail_msg(c, "the image is for %s; this is x86_64", im->hdr.machine);
+        return -1;
+    }
+    int mains = 0, managers = 0;
+    for (uint32_t i = 0; i < im->nthreads; i++) {
+        mains += !!(im->threads[i].flags & CK_TF_MAIN);
+        managers += !!(im->threads[i].flags & CK_TF_MANAGER);
+    }
+    if (mains != 1 || managers != 1) {
+        fail_msg(c, "the image's thread list is inconsistent (%d main, %d manager threads)", mains,
+                 managers);
+        return -1;
+    }
+    if (check_vdso(c) < 0)
+        return -1;
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        const struct ck_region *r = &im->regions[i];
+        const char *path = im->region_paths[i];
+        if (r->start >= r->end || (r->start & 4095) || (r->end & 4095)) {
+            fail_msg(c, "the image has a malformed memory region %#llx-%#llx",
+                     (unsigned long long)r->start, (unsigned long long)r->end);
+            return -1;
+        }
+        if (r->flags & CK_REG_SPECIAL)
+            continue;
+        if (r->start < CK_WINDOW_END && r->end > CK_WINDOW_START) {
+            fail_msg(c, "memory region %#llx-%#llx overlaps the restorer's window",
+                     (unsigned long long)r->start, (unsigned long long)r->end);
+            return -1;
+        }
+        if (r->end > 0x800000000000ULL) {
+            fail_msg(c, "memory region %#llx-%#llx is outside user space",
+                     (unsigned long long)r->start, (unsigned long long)r->end);
+            return -1;
+        }
+        if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
+            continue;
+        struct stat st;
+        if (stat(path, &st) < 0) {
+            fail_msg(c, "the program had %s mapped, which is gone: %s", path, strerror(errno));
+            return -1;
+        }
+        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+        if ((uint64_t)st.st_size != r->fsize || mt != r->mtime_ns) {
+            fail_msg(c, "the program had %s mapped, and that file has changed since the "
+                     "checkpoint (size or modification time differ)", path);
+            return -1;
+        }
+        if ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE) && access(path, R_OK | W_OK)) {
+            fail_msg(c, "cannot open %s for writing (shared writable mapping)", path);
+            return -1;
+        }
+        if (access(path, R_OK)) {
+            fail_msg(c, "cannot read %s (mapped by the program)", path);
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i < im->nfds; i++) {
+        const struct ck_fd *f = &im->fds[i];
+        if (f->fd < 0 || f->fd > 1 << 20) {
+            fail_msg(c, "the image has a malformed descriptor number %d", f->fd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Build the plan in a memfd. Returns its fd or -1. */
+static int build_plan(struct rctx *c, int image_fd, int status_fd)
+{
+    struct ck_image *im = &c->img;
+    size_t strings = 0;
+    for (uint32_t i = 0; i < im->nregions; i++)
+        strings += strlen(im->region_paths[i]) + 1;
+    size_t roff = (sizeof(struct ck_plan) + 63) & ~63UL;
+    size_t toff = roff + im->nregions * sizeof(struct ck_plan_region);
+    toff = (toff + 63) & ~63UL;
+    size_t soff = toff + im->nthreads * sizeof(struct ck_plan_thread);
+    size_t size = soff + strings + 1;
+    if (size > CK_PLAN_MAX) {
+        fail_msg(c, "the image describes too many regions");
+        return -1;
+    }
+    char *buf = calloc(1, size);
+    if (!buf) {
+        fail_msg(c, "out of memory");
+        return -1;
+    }
+    struct ck_plan *p = (struct ck_plan *)buf;
+    p->magic = CK_PLAN_MAGIC;
+    p->size = size;
+    p->nregions = im->nregions;
+    p->nthreads = im->nthreads;
+    p->regions_off = roff;
+    p->threads_off = toff;
+    p->strings_off = soff;
+    p->image_fd = image_fd;
+    p->status_fd = status_fd;
+    p->verify = getenv("CKSHIM_NO_VERIFY") ? 0 : 1;
+    p->npages = im->end.npages;
+    p->mm = im->proc.mm;
+    memcpy(p->auxv, im->proc.auxv, sizeof p->auxv);
+    p->auxv_bytes = im->proc.auxv_bytes;
+    p->vvar_start = im->proc.vvar_start;
+    p->vvar_end = im->proc.vvar_end;
+    p->vclock_start = im->proc.vclock_start;
+    p->vclock_end = im->proc.vclock_end;
+    p->vdso_start = im->proc.vdso_start;
+    p->vdso_end = im->proc.vdso_end;
+    p->shim_info_addr = im->proc.shim_info_addr;
+    struct ck_plan_region *pr = (struct ck_plan_region *)(buf + roff);
+    size_t so = 0;
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        const struct ck_region *r = &im->regions[i];
+        pr[i].start = r->start;
+        pr[i].end = r->end;
+        pr[i].prot = r->prot;
+        pr[i].flags = r->flags;
+        pr[i].offset = r->offset;
+        pr[i].open_flags = ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+        pr[i].path_off = (uint32_t)so;
+        size_t l = strlen(im->region_paths[i]);
+        memcpy(buf + soff + so, im->region_paths[i], l + 1);
+        so += l + 1;
+    }
+    struct ck_plan_thread *pt = (struct ck_plan_thread *)(buf + toff);
+    for (uint32_t i = 0; i < im->nthreads; i++) {
+        pt[i].flags = im->threads[i].flags;
+        pt[i].fsbase = im->threads[i].fsbase;
+        pt[i].clear_tid_addr = im->threads[i].clear_tid_addr;
+        pt[i].ctx = im->threads[i].ctx;
+    }
+    int fd = memfd_create("ckshim-plan", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0 || pwrite(fd, buf, size, 0) != (ssize_t)size) {
+        fail_msg(c, "cannot write the restore plan: %s", strerror(errno));
+        free(buf);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    free(buf);
+    return fd;
+}
+
+/* Move fd to exactly target (which must be free). Returns 0 or -1. */
+static int place_fd(int fd, int target)
+{
+    if (fd == target)
+        return 0;
+    if (dup2(fd, target) < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+/* Create an unlinked file with the contents of a deleted file (or memfd). */
+static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *path)
+{
+    int fd = -1;
+    if (f->kind == CK_FD_MEMFD) {
+        char name[250] = "ckshim";
+        const char *n = strncmp(path, "/memfd:", 7) == 0 ? path + 7 : path;
+        snprintf(name, sizeof name, "%s", n);
+        char *d = strstr(name, " (deleted)");
+        if (d)
+            *d = 0;
+        fd = memfd_create(name, 0);
+    } else {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+            *slash = 0;
+        else
+            snprintf(dir, sizeof dir, "/");
+        fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+        if (fd < 0)
+            fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+    }
+    if (fd < 0) {
+        fail_msg(c, "fd %d: cannot recreate the deleted file %s: %s", f->fd, path,
+                 strerror(errno));
+        return -1;
+    }
+    uint8_t *in = NULL, *out = NULL;
+    size_t incap = 0, outcap = 0;
+    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
+        const struct ck_rec_loc *l = &c->img.filedata[i];
+        if (l->rec.arg != (uint64_t)f->fd)
+            continue;
+        if (l->rec.len > incap) {
+            free(in);
+            incap = l->rec.len;
+            in = malloc(incap);
+        }
+        if (l->rec.raw_len > outcap) {
+            free(out);
+            outcap = l->rec.raw_len;
+            out = malloc(outcap);
+        }
+        if (!in || !out || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
+            ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
+            ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0 ||
+            pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) != (ssize_t)l->rec.raw_len) {
+            fail_msg(c, "fd %d: cannot restore the contents of the deleted file %s", f->fd, path);
+            free(in);
+            free(out);
+            close(fd);
+            return -1;
+        }
+    }
+    free(in);
+    free(out);
+    if (ftruncate(fd, (off_t)f->size) < 0) {
+        /* keep what we wrote */
+    }
+    /* Reopen with the program's access mode and flags. */
+    char lp[64];
+    snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+    int fd2 = open(lp, (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK)));
+    if (fd2 >= 0) {
+        close(fd);
+        fd = fd2;
+    }
+    return fd;
+}
+
+static int open_null(int oflags)
+{
+    return open("/dev/null", oflags & O_ACCMODE);
+}
+
+/* Recreate every descriptor of the image at its number. Runs after all
+ * checks; on failure the process exits without exec'ing the restorer. */
+static int restore_fds(struct rctx *c, int keep[], int nkeep)
+{
+    struct ck_image *im = &c->img;
+    /* Close everything that is not ours to keep. */
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        int dfd = dirfd(d);
+        int list[4096], n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) && n < 4096) {
+            if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                continue;
+            int fd = atoi(e->d_name);
+            int k = fd == dfd;
+            for (int i = 0; i < nkeep; i++)
+                k |= keep[i] == fd;
+            if (!k)
+                list[n++] = fd;
+        }
+        closedir(d);
+        for (int i = 0; i < n; i++)
+            close(list[i]);
+    }
+    int *pipe_other = NULL;
+    for (uint32_t i = 0; i < im->nfds; i++) {
+        const struct ck_fd *f = &im->fds[i];
+        const char *path = im->fd_paths[i];
+        int fd = -1;
+        if (f->share_with >= 0) {
+            if (fcntl(f->share_with, F_GETFD) < 0 || dup2(f->share_with, f->fd) < 0) {
+                fail_msg(c, "fd %d: cannot share fd %d: %s", f->fd, f->share_with,
+                         strerror(errno));
+                return -1;
+            }
+            continue;
+        }
+        int oflags = (int)(f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+        switch (f->kind) {
+        case CK_FD_FILE:
+        case CK_FD_DIR:
+        case CK_FD_CHR:
+            fd = open(path, oflags | O_NOCTTY);
+            if (fd < 0) {
+                fail_msg(c, "fd %d: cannot reopen %s: %s", f->fd, path, strerror(errno));
+                return -1;
+            }
+            if (f->kind != CK_FD_CHR && lseek(fd, f->pos, SEEK_SET) < 0 && f->pos) {
+                fail_msg(c, "fd %d: cannot seek %s to %lld: %s", f->fd, path,
+                         (long long)f->pos, strerror(errno));
+                return -1;
+            }
+            break;
+        case CK_FD_DELETED:
+        case CK_FD_MEMFD:
+            fd = make_deleted_copy(c, f, path);
+            if (fd < 0)
+                return -1;
+            lseek(fd, f->pos, SEEK_SET);
+            break;
+        case CK_FD_TTY:
+            if (f->flags & CK_FDF_STD_REDIRECT)
+                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
+            else {
+                fd = open(path, oflags | O_NOCTTY);
+                if (fd < 0)
+                    fd = open_null(oflags);
+            }
+            break;
+        case CK_FD_PIPE:
+            if (f->flags & CK_FDF_STD_REDIRECT) {
+                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
+                break;
+            }
+            if (path[0] == '/') {
+                fd = open(path, oflags | O_NONBLOCK);
+                if (fd >= 0 && !(oflags & O_NONBLOCK))
+                    fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK);
+                if (fd < 0) {
+                    fail_msg(c, "fd %d: cannot reopen FIFO %s: %s", f->fd, path, strerror(errno));
+                    return -1;
+                }
+                break;
+            } else {
+                /* Both ends of an internal pipe come from one pipe(); an
+                 * end whose peer is gone gets a pipe with the peer closed. */
+                if (!pipe_other) {
+                    pipe_other = calloc(im->nfds, sizeof(int));
+                    for (uint32_t k = 0; k < im->nfds; k++)
+                        pipe_other[k] = -1;
+                }
+                int acc = f->oflags & O_ACCMODE;
+                if (pipe_other[i] >= 0) {
+                    fd = pipe_other[i];
+                } else {
+                    int pp[2];
+                    if (pipe2(pp, 0) < 0) {
+                        fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
+                        return -1;
+                    }
+                    fd = acc == O_WRONLY ? pp[1] : pp[0];
+                    int other = acc == O_WRONLY ? pp[0] : pp[1];
+                    int used = 0;
+                    for (uint32_t k = i + 1; k < im->nfds; k++) {
+                        const struct ck_fd *o = &im->fds[k];
+                        if (o->kind == CK_FD_PIPE && o->ino == f->ino && o->share_with < 0 &&
+                            (int)(o->oflags & O_ACCMODE) != acc && pipe_other[k] < 0) {
+                            /* keep it out of the way of fd numbers still to come */
+                            int hi = fcntl(other, F_DUPFD, 1 << 16);
+                            close(other);
+                            pipe_other[k] = hi;
+                            used = 1;
+                            break;
+                        }
+                    }
+                    if (!used)
+                        close(other);
+                }
+                fcntl(fd, F_SETFL, oflags & O_NONBLOCK);
+            }
+            break;
+        case CK_FD_EVENTFD:
+            fd = eventfd((unsigned)f->aux, (f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0);
+            break;
+        default:
+            fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
+            return -1;
+        }
+        if (fd < 0) {
+            fail_msg(c, "fd %d: cannot recreate %s: %s", f->fd, path, strerror(errno));
+            return -1;
+        }
+        if (place_fd(fd, f->fd) < 0) {
+            fail_msg(c, "fd %d: cannot move descriptor into place: %s", f->fd, strerror(errno));
+            return -1;
+        }
+    }
+    free(pipe_other);
+    return 0;
+}
+
+static int restore_env(struct rctx *c)
+{
+    const struct ck_proc *p = &c->img.proc;
+    if (chdir(p->cwd) < 0) {
+        fail_msg(c, "cannot change to the program's working directory %s: %s", p->cwd,
+                 strerror(errno));
+        return -1;
+    }
+    umask(p->umask & 0777);
+    for (int i = 0; i < CK_NRLIMIT && i < RLIM_NLIMITS; i++) {
+        struct rlimit rl = {.rlim_cur = p->rlim[i].cur, .rlim_max = p->rlim[i].max};
+        if (rl.rlim_cur == 0 && rl.rlim_max == 0 && i != RLIMIT_CORE)
+            continue;
+        if (setrlimit(i, &rl) < 0) {
+            struct rlimit cur;
+            getrlimit(i, &cur);
+            if (rl.rlim_max > cur.rlim_max)
+                rl.rlim_max = cur.rlim_max;
+            if (rl.rlim_cur > rl.rlim_max)
+                rl.rlim_cur = rl.rlim_max;
+            setrlimit(i, &rl);
+        }
+    }
+    return 0;
+}
+
+/* The process that becomes the program: set up fds and exec. Only
+ * returns on failure, with c->err set. */
+static void become(struct rctx *c, const char *restorer)
+{
+    int plan_fd = build_plan(c, -1, -1);
+    if (plan_fd < 0)
+        return;
+    /* Move coord's own descriptors above every number the program uses. */
+    int maxfd = 2;
+    for (uint32_t i = 0; i < c->img.nfds; i++)
+        if (c->img.fds[i].fd > maxfd)
+            maxfd = c->img.fds[i].fd;
+    int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
+    int keep[8], nkeep = 0;
+    for (int i = 0; i < 3; i++) {
+        c->saved_std[i] = fcntl(i, F_DUPFD_CLOEXEC, base);
+        if (c->saved_std[i] < 0)
+            c->saved_std[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+        keep[nkeep++] = c->saved_std[i];
+    }
+    c->err_fd = c->saved_std[2];
+    int img = fcntl(c->img_fd, F_DUPFD, base);
+    int plan = fcntl(plan_fd, F_DUPFD, base);
+    int st = c->status_fd >= 0 ? fcntl(c->status_fd, F_DUPFD, base) : -1;
+    if (img < 0 || plan < 0 || (c->status_fd >= 0 && st < 0)) {
+        fail_msg(c, "cannot move descriptors: %s", strerror(errno));
+        return;
+    }
+    close(c->img_fd);
+    close(plan_fd);
+    if (c->status_fd >= 0)
+        close(c->status_fd);
+    c->img_fd = img;
+    c->status_fd = st;
+    keep[nkeep++] = img;
+    keep[nkeep++] = plan;
+    if (st >= 0)
+        keep[nkeep++] = st;
+    /* The plan must name the final fd numbers: rewrite its header. */
+    struct ck_plan head;
+    if (pread(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
+        fail_msg(c, "cannot read back the plan");
+        return;
+    }
+    head.image_fd = img;
+    head.status_fd = st;
+    if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
+        fail_msg(c, "cannot update the plan");
+        return;
+    }
+    if (restore_fds(c, keep, nkeep) < 0 || restore_env(c) < 0)
+        return;
+    if (lseek(img, (off_t)c->img.pages_offset, SEEK_SET) < 0) {
+        fail_msg(c, "cannot seek in the image: %s", strerror(errno));
+        return;
+    }
+    fcntl(img, F_SETFD, 0);
+    fcntl(plan, F_SETFD, 0);
+    if (st >= 0)
+        fcntl(st, F_SETFD, 0);
+    char planarg[16];
+    snprintf(planarg, sizeof planarg, "%d", plan);
+    char *argv[] = {"ckshim-restore", planarg, NULL};
+    char *envp[] = {NULL};
+    /* Signals the restored program expects to find at their defaults. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(restorer, argv, envp);
+    fail_msg(c, "cannot run the restorer %s: %s", restorer, strerror(errno));
+}
+
+static void print_err(struct rctx *c)
+{
+    dprintf(c->err_fd, "coord: restore %s: %s\n", c->file, c->err);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    struct rctx c;
+    memset(&c, 0, sizeof c);
+    c.status_fd = -1;
+    c.err_fd = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
+            c.detach = 1;
+        else if (!strcmp(argv[i], "--"))
+            continue;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return ck_usage_error("restore", "unknown option %s", argv[i]);
+        else if (c.file)
+            return ck_usage_error("restore", "more than one image given");
+        else
+            c.file = argv[i];
+    }
+    if (!c.file)
+        return ck_usage_error("restore", "no image file given");
+    if (!strcmp(c.file, "-")) {
+        ck_msg("restore: restoring from standard input is not supported yet; save the image "
+               "to a file first");
+        return CK_EXIT_FAIL;
+    }
+    char restorer[PATH_MAX];
+    if (find_restorer(restorer, sizeof restorer) < 0) {
+        ck_msg("restore: cannot find ckshim-restore next to coord or in ../lib/ckshim "
+               "(set CKSHIM_RESTORER)");
+        return CK_EXIT_FAIL;
+    }
+    c.img_fd = open(c.file, O_RDONLY | O_CLOEXEC);
+    if (c.img_fd < 0) {
+        ck_msg("restore %s: %s", c.file, strerror(errno));
+        return CK_EXIT_FAIL;
+    }
+    struct stat st;
+    if (fstat(c.img_fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        ck_msg("restore %s: not a regular file", c.file);
+        return CK_EXIT_FAIL;
+    }
+    char err[512];
+    int r = ck_image_read(c.img_fd, &c.img, CK_READ_VERIFY_PAGES, err, sizeof err);
+    if (r < 0) {
+        ck_msg("restore %s: %s", c.file, err);
+        return CK_EXIT_FAIL;
+    }
+    if (check_image(&c) < 0) {
+        print_err(&c);
+        return CK_EXIT_FAIL;
+    }
+    fflush(NULL);
+    if (!c.detach) {
+        become(&c, restorer);
+        print_err(&c);
+        return CK_EXIT_FAIL;
+    }
+    /* --detach: a child becomes the program in its own session and
+     * reports through a pipe once it runs. */
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0) {
+        ck_msg("restore %s: pipe: %s", c.file, strerror(errno));
+        return CK_EXIT_FAIL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        ck_msg("restore %s: fork: %s", c.file, strerror(errno));
+        return CK_EXIT_FAIL;
+    }
+    if (pid == 0) {
+        close(sp[0]);
+        setsid();
+        c.status_fd = sp[1];
+        become(&c, restorer);
+        dprintf(c.status_fd >= 0 ? c.status_fd : sp[1], "error: %s\n", c.err);
+        _exit(1);
+    }
+    close(sp[1]);
+    char buf[1024];
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pf = {.fd = sp[0], .events = POLLIN};
+        int pr = poll(&pf, 1, 120000);
+        if (pr <= 0) {
+            ck_msg("restore %s: the restored process did not report within 120 s", c.file);
+            kill(pid, SIGKILL);
+            return CK_EXIT_FAIL;
+        }
+        ssize_t got = read(sp[0], buf + n, sizeof buf - 1 - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        if (memchr(buf, '\n', n) || n >= sizeof buf - 1)
+            break;
+    }
+    buf[n] = 0;
+    close(sp[0]);
+    if (!strncmp(buf, "ok ", 3)) {
+        printf("%d\n", atoi(buf + 3));
+        fflush(stdout);
+        ck_image_free(&c.img);
+        return CK_EXIT_OK;
+    }
+    int ws;
+    waitpid(pid, &ws, WNOHANG);
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = 0;
+    ck_msg("restore %s: %s", c.file,
+           n ? (strncmp(buf, "error: ", 7) ? buf : buf + 7) : "the restorer died without a word");
+    return CK_EXIT_FAIL;
+}

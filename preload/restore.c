@@ -1,0 +1,149 @@
+/* restore.c - the shim's half of a restore, run by the manager thread.
+ *
+ * The restorer has rebuilt memory and threads and jumped back to every
+ * park point. Every thread repairs itself (quiesce_fixup_thread); the
+ * manager then waits for all of them, puts back the process-wide state
+ * the kernel lost in the exec of the restorer (signal dispositions,
+ * interval and POSIX timers, close-on-exec flags), removes the restorer,
+ * opens a new control socket, reports success to coord, and lets every
+ * thread return into the program.
+ */
+#include <asm/prctl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#endif
+
+int quiesce_install_handler(void);
+
+static pid_t real_tid_of(pid_t vtid)
+{
+    for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
+        if (g_shim.slots[i].vtid == vtid)
+            return g_shim.slots[i].tid;
+    return shim_real_gettid();
+}
+
+static void restore_timers(void)
+{
+    struct ck_proc *p = &g_shim.proc;
+    if (!p->ntimers)
+        return;
+    int ids = prctl(PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0;
+    for (uint32_t i = 0; i < p->ntimers; i++) {
+        struct ck_ptimer *t = &p->timers[i];
+        struct sigevent sev;
+        memset(&sev, 0, sizeof sev);
+        sev.sigev_notify = t->notify;
+        sev.sigev_signo = t->signo;
+        sev.sigev_value.sival_ptr = (void *)t->sival;
+        if (t->notify == SIGEV_THREAD_ID)
+            sev._sigev_un._tid = real_tid_of(t->target_tid);
+        int kid = t->id;
+        if (syscall(SYS_timer_create, t->clockid, &sev, &kid) < 0) {
+            shim_log("cannot recreate timer %d: %s", t->id, strerror(errno));
+            continue;
+        }
+        if (kid != t->id)
+            shim_log("timer %d came back as %d", t->id, kid);
+        struct itimerspec its;
+        its.it_value.tv_sec = t->value_ns / 1000000000LL;
+        its.it_value.tv_nsec = t->value_ns % 1000000000LL;
+        its.it_interval.tv_sec = t->interval_ns / 1000000000LL;
+        its.it_interval.tv_nsec = t->interval_ns % 1000000000LL;
+        if (t->value_ns > 0 || t->interval_ns > 0) {
+            if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+                its.it_value.tv_nsec = 1;
+            syscall(SYS_timer_settime, kid, 0, &its, NULL);
+        }
+    }
+    if (ids)
+        prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
+}
+
+/* Signal dispositions, itimers, POSIX timers, fd flags. */
+int restore_process_state(void)
+{
+    struct ck_proc *p = &g_shim.proc;
+    for (int s = 1; s < CK_NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP || s == g_shim.ckpt_signal)
+            continue;
+        syscall(SYS_rt_sigaction, s, &p->sigact[s], NULL, 8);
+    }
+    quiesce_install_handler();
+    for (int w = 0; w < 3; w++) {
+        struct itimerval it;
+        it.it_interval.tv_sec = p->itimer[w].interval_sec;
+        it.it_interval.tv_usec = p->itimer[w].interval_usec;
+        it.it_value.tv_sec = p->itimer[w].value_sec;
+        it.it_value.tv_usec = p->itimer[w].value_usec;
+        if (it.it_value.tv_sec || it.it_value.tv_usec)
+            setitimer(w, &it, NULL);
+    }
+    restore_timers();
+    for (uint32_t i = 0; i < g_shim.nfds; i++)
+        if (g_shim.fds[i].fdflags & FD_CLOEXEC)
+            fcntl(g_shim.fds[i].fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+static void report(int fd, const char *msg)
+{
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, msg, strlen(msg));
+    (void)w;
+    close(fd);
+}
+
+void restore_finish(void)
+{
+    struct ck_restore_info *ri = &g_shim.rinfo;
+    struct shim_slot me;
+    memset(&me, 0, sizeof me);
+    me.pd = (uint64_t)pthread_self();
+    syscall(SYS_arch_prctl, ARCH_GET_FS, &me.fsbase);
+    me.ss.ss_flags = SS_DISABLE;
+    snprintf(me.comm, sizeof me.comm, "%s", g_shim.proc.comm);
+    quiesce_fixup_thread(&me);
+    g_shim.manager_tid = me.tid;
+
+    if (quiesce_wait_landed(10000000000LL) < 0) {
+        report(ri->status_fd, "error: threads did not come back after restore\n");
+        syscall(SYS_exit_group, 1);
+    }
+    if (!g_shim.vpid)
+        g_shim.vpid = (pid_t)g_shim.proc.pid;
+    if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
+        munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
+    restore_process_state();
+    g_shim.generation++;
+    g_shim.listen_fd = -1;
+    int r = shim_listen();
+    if (r < 0)
+        shim_log("cannot create the control socket after restore: %s", strerror(-r));
+    char msg[64];
+    snprintf(msg, sizeof msg, "ok %d\n", (int)shim_real_getpid());
+    report(ri->status_fd, msg);
+    ri->status_fd = -1;
+    quiesce_resume_restored();
+}
+
+SHIM_API unsigned ckshim_generation(void)
+{
+    return g_shim.generation;
+}

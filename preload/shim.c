@@ -1,0 +1,492 @@
+/* shim.c - libshim.so entry: constructor, manager thread, control socket,
+ * and the checkpoint sequence (quiesce, capture, fork, write, release).
+ *
+ * The manager thread is created by the constructor with every signal
+ * blocked. It serves one request at a time on <dir>/<pid>.sock. */
+#include <errno.h>
+#include <fcntl.h>
+#include <gnu/libc-version.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/rseq.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctlproto.h"
+#include "imgio.h"
+#include "shim.h"
+
+struct shim_state g_shim = {.listen_fd = -1};
+SHIM_TLS struct shim_tls shim_tls;
+
+int64_t shim_now_ns(int clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+pid_t shim_real_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+pid_t shim_real_getpid(void)
+{
+    return (pid_t)syscall(SYS_getpid);
+}
+
+/* Wait while *addr == val, at most timeout_ns (< 0: forever).
+ * Returns 0 when woken or the value changed, -ETIMEDOUT on timeout. */
+int shim_futex_wait(volatile int *addr, int val, int64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000LL;
+        ts.tv_nsec = timeout_ns % 1000000000LL;
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex, addr, FUTEX_WAIT, val, tsp, NULL, 0);
+    if (r < 0 && errno == ETIMEDOUT)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+void shim_futex_wake(volatile int *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+}
+
+/* Read a small file into buf (NUL-terminated). Returns bytes or -errno.
+ * Uses only open/read/close: safe while other threads are parked. */
+int shim_read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    close(fd);
+    return (int)n;
+}
+
+/* Diagnostics to stderr when CKSHIM_DEBUG is set. */
+void shim_log(const char *fmt, ...)
+{
+    static int debug = -1;
+    if (debug < 0)
+        debug = getenv("CKSHIM_DEBUG") != NULL;
+    if (!debug)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(buf, sizeof buf, "ckshim[%d]: ", (int)shim_real_getpid());
+    vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(buf);
+    if (len + 1 < sizeof buf)
+        buf[len++] = '\n';
+    ssize_t w = write(2, buf, len);
+    (void)w;
+}
+
+/* Find where glibc caches the tid in struct pthread: the first 4-byte
+ * aligned int equal to gettid() in the first 2 KiB of pthread_self(). The
+ * manager thread checks the same offset holds its own tid. */
+static long find_tid_offset(void)
+{
+    const int *p = (const int *)pthread_self();
+    int tid = shim_real_gettid();
+    for (long i = 0; i < 512; i++)
+        if (p[i] == tid)
+            return i * 4;
+    return -1;
+}
+
+void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
+{
+    memset(h, 0, sizeof *h);
+    struct utsname u;
+    uname(&u);
+    h->orig_pid = (uint32_t)(g_shim.vpid ? g_shim.vpid : shim_real_getpid());
+    h->uid = getuid();
+    h->gid = getgid();
+    h->counter_stamp = req ? req->counter_stamp : 0;
+    h->created_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
+    h->nthreads = g_shim.nthreads;
+    const char *id = (req && req->app_id[0]) ? req->app_id : g_shim.app_id;
+    snprintf(h->app_id, sizeof h->app_id, "%s", id);
+    snprintf(h->kernel, sizeof h->kernel, "%s", u.release);
+    snprintf(h->machine, sizeof h->machine, "%s", u.machine);
+    snprintf(h->glibc, sizeof h->glibc, "%s", gnu_get_libc_version());
+    snprintf(h->hostname, sizeof h->hostname, "%s", u.nodename);
+    snprintf(h->exe, sizeof h->exe, "%s", g_shim.proc.exe);
+}
+
+/* Bind and listen on <dir>/<realpid>.sock. Returns 0 or -errno. */
+int shim_listen(void)
+{
+    char dir[200];
+    int r = ck_sock_dir(dir, sizeof dir);
+    if (r < 0)
+        return r;
+    r = ck_sock_dir_prepare(dir);
+    if (r < 0)
+        return r;
+    r = ck_sock_path(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
+    if (r < 0)
+        return r;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(g_shim.sock_path) >= sizeof sa.sun_path) {
+        close(fd);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, g_shim.sock_path);
+    unlink(g_shim.sock_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    chmod(g_shim.sock_path, 0600);
+    /* Keep the socket out of the way of the program's own fd numbers. */
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    if (hi >= 0) {
+        close(fd);
+        fd = hi;
+    }
+    g_shim.listen_fd = fd;
+    return 0;
+}
+
+static void reply(int conn, struct ck_ctl_rep *rep)
+{
+    rep->magic = CK_CTL_MAGIC;
+    rep->orig_pid = (uint32_t)(g_shim.vpid ? g_shim.vpid : shim_real_getpid());
+    rep->real_pid = (uint32_t)shim_real_getpid();
+    rep->generation = g_shim.generation;
+    rep->started_ns = g_shim.started_ns;
+    snprintf(rep->app_id, sizeof rep->app_id, "%s", g_shim.app_id);
+    if (!rep->exe[0])
+        shim_read_file("/proc/self/cmdline", rep->exe, sizeof rep->exe);
+    send(conn, rep, sizeof *rep, MSG_NOSIGNAL);
+}
+
+/* Shared page between the manager and its writer child (fork mode). */
+struct child_result {
+    int status;
+    struct dump_stats st;
+    char msg[512];
+};
+
+/* The checkpoint itself. Returns 0 after a checkpoint (rep filled), or 1
+ * in the restored process (the connection is gone: do not reply). */
+static int do_checkpoint(const struct ck_ctl_req *req, int outfd, struct ck_ctl_rep *rep)
+{
+    int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
+    char err[512] = "";
+    volatile int kill_after = (req->flags & CK_CKPT_KILL) != 0;
+    volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
+    struct ck_header hdr;
+
+    int r = quiesce_stop_threads(err, sizeof err);
+    if (r < 0) {
+        rep->status = r;
+        snprintf(rep->msg, sizeof rep->msg, "%s", err);
+        return 0;
+    }
+    int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
+    r = capture_all(err, sizeof err);
+    if (r < 0) {
+        quiesce_release();
+        rep->status = r;
+        snprintf(rep->msg, sizeof rep->msg, "%s", err);
+        return 0;
+    }
+    shim_fill_header(&hdr, req);
+
+    /* The manager's own park point: the restorer resumes it here. */
+    if (shim_ctx_save(&g_shim.manager_ctx)) {
+        restore_finish();
+        return 1;
+    }
+
+    struct child_result *cr = mmap(NULL, sizeof *cr, PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (cr == MAP_FAILED) {
+        quiesce_release();
+        rep->status = -ENOMEM;
+        snprintf(rep->msg, sizeof rep->msg, "out of memory");
+        return 0;
+    }
+    memset(cr, 0, sizeof *cr);
+    int64_t pause_end = 0;
+    if (nofork) {
+        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+    } else {
+        /* A raw clone without an exit signal: no atfork handlers run (a
+         * parked thread may hold malloc's locks), and the program's own
+         * wait(-1) never sees this child. */
+        long child = syscall(SYS_clone, 0L, NULL, NULL, NULL, 0L);
+        if (child == 0) {
+            syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            int s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+            cr->status = s;
+            syscall(SYS_exit_group, s ? 1 : 0);
+        }
+        if (child < 0) {
+            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+        } else {
+            if (!kill_after) {
+                pause_end = shim_now_ns(CLOCK_MONOTONIC);
+                quiesce_release();
+            }
+            int ws = 0;
+            while (waitpid((pid_t)child, &ws, __WCLONE) < 0 && errno == EINTR)
+                ;
+            if (cr->status == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+                cr->status = -EIO;
+                snprintf(cr->msg, sizeof cr->msg, "the image writer died (%s)",
+                         WIFSIGNALED(ws) ? strsignal(WTERMSIG(ws)) : "exit status");
+            }
+        }
+    }
+    if (cr->status == 0 && fsync(outfd) < 0 && errno != EINVAL && errno != EROFS) {
+        cr->status = -errno;
+        snprintf(cr->msg, sizeof cr->msg, "fsync of the image failed: %s", strerror(errno));
+    }
+    int64_t t1 = shim_now_ns(CLOCK_MONOTONIC);
+    if (!pause_end)
+        pause_end = t1;
+    rep->status = cr->status;
+    rep->bytes = cr->st.bytes;
+    rep->pages = cr->st.pages;
+    rep->raw_bytes = cr->st.raw_bytes;
+    rep->total_ns = (uint64_t)(t1 - t0);
+    rep->pause_ns = (uint64_t)(pause_end - tp);
+    rep->nthreads = g_shim.nthreads;
+    if (cr->status < 0)
+        snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
+    munmap(cr, sizeof *cr);
+    if (kill_after && rep->status == 0)
+        return 2;
+    if (kill_after || nofork)
+        quiesce_release();
+    return 0;
+}
+
+/* Receive one request and an optional fd. Returns 0 or -errno. */
+static int recv_req(int conn, struct ck_ctl_req *req, int *ret_fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = req, .iov_len = sizeof *req};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof cbuf};
+    *ret_fd = -1;
+    ssize_t n;
+    do
+        n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+    if (n != (ssize_t)sizeof *req || req->magic != CK_CTL_MAGIC)
+        return -EPROTO;
+    return 0;
+}
+
+static void serve(int conn)
+{
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+        (cr.uid != getuid() && cr.uid != 0))
+        return;
+    struct ck_ctl_req req;
+    int fd;
+    struct ck_ctl_rep rep;
+    memset(&rep, 0, sizeof rep);
+    if (recv_req(conn, &req, &fd) < 0) {
+        if (fd >= 0)
+            close(fd);
+        rep.status = -EPROTO;
+        snprintf(rep.msg, sizeof rep.msg, "malformed request");
+        reply(conn, &rep);
+        return;
+    }
+    if (req.op == CK_OP_INFO) {
+        char st[4096];
+        if (shim_read_file("/proc/self/status", st, sizeof st) > 0) {
+            char *p = strstr(st, "\nThreads:");
+            if (p)
+                rep.nthreads = (uint32_t)strtoul(p + 9, NULL, 10);
+        }
+        reply(conn, &rep);
+    } else if (req.op == CK_OP_CHECKPOINT) {
+        if (fd < 0) {
+            rep.status = -EBADF;
+            snprintf(rep.msg, sizeof rep.msg, "no output file descriptor was passed");
+            reply(conn, &rep);
+            return;
+        }
+        shim_skip_fds[0] = conn;
+        shim_skip_fds[1] = fd;
+        int r = do_checkpoint(&req, fd, &rep);
+        shim_skip_fds[0] = shim_skip_fds[1] = -1;
+        if (r == 1)
+            return; /* restored: conn and fd belong to the old life */
+        close(fd);
+        reply(conn, &rep);
+        if (r == 2) {
+            /* --kill: the image is good; end without running further. */
+            close(conn);
+            unlink(g_shim.sock_path);
+            syscall(SYS_kill, shim_real_getpid(), SIGKILL);
+        }
+    } else {
+        rep.status = -EOPNOTSUPP;
+        snprintf(rep.msg, sizeof rep.msg, "unknown request %u", req.op);
+        reply(conn, &rep);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static void *manager_main(void *arg)
+{
+    (void)arg;
+    g_shim.manager_tid = shim_real_gettid();
+    shim_tls.vtid = -1; /* never virtualized: internal thread */
+    long off = find_tid_offset();
+    if (off != g_shim.tid_off)
+        shim_log("tid offset mismatch: main %ld manager %ld", g_shim.tid_off, off);
+    for (;;) {
+        int conn = accept4(g_shim.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) {
+                /* restored without a socket yet, or closed by the program */
+                if (shim_listen() < 0)
+                    return NULL;
+                continue;
+            }
+            usleep(10000);
+            continue;
+        }
+        serve(conn);
+        close(conn);
+    }
+    return NULL;
+}
+
+static int start_manager(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 1 << 20);
+    int r = pthread_create(&g_shim.manager, &a, manager_main, NULL);
+    pthread_attr_destroy(&a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -r;
+}
+
+static void atfork_child(void)
+{
+    /* The child is a new process with one thread: forget the parent's
+     * virtual ids and give it its own manager and socket. */
+    if (!g_shim.initialized)
+        return;
+    g_shim.vpid = 0;
+    shim_tls.vtid = 0;
+    g_shim.generation = 0;
+    g_shim.started_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
+    if (g_shim.listen_fd >= 0)
+        close(g_shim.listen_fd);
+    g_shim.listen_fd = -1;
+    if (shim_listen() == 0)
+        start_manager();
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+    if (g_shim.initialized || getenv("CKSHIM_DISABLE"))
+        return;
+    const char *s = getenv("CKSHIM_SIGNAL");
+    g_shim.ckpt_signal = s ? atoi(s) : SIGRTMAX - 2;
+    if (g_shim.ckpt_signal < 1 || g_shim.ckpt_signal >= NSIG || g_shim.ckpt_signal == SIGKILL ||
+        g_shim.ckpt_signal == SIGSTOP)
+        g_shim.ckpt_signal = SIGRTMAX - 2;
+    g_shim.started_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
+    const char *id = getenv("CKSHIM_APP_ID");
+    if (id && *id) {
+        snprintf(g_shim.app_id, sizeof g_shim.app_id, "%s", id);
+    } else {
+        char exe[512];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        const char *b = strrchr(exe, '/');
+        snprintf(g_shim.app_id, sizeof g_shim.app_id, "%s", b ? b + 1 : exe);
+    }
+    g_shim.tid_off = find_tid_offset();
+    void *head = NULL;
+    size_t hlen = 0;
+    if (syscall(SYS_get_robust_list, 0, &head, &hlen) == 0 && head)
+        g_shim.robust_off = (long)((char *)head - (char *)pthread_self());
+    g_shim.rseq_off = (long)__rseq_offset;
+    g_shim.rseq_size = __rseq_size;
+
+    if (wrappers_init() < 0 || quiesce_init() < 0) {
+        shim_log("initialisation failed; checkpointing disabled");
+        return;
+    }
+    int r = shim_listen();
+    if (r < 0) {
+        shim_log("cannot create the control socket: %s", strerror(-r));
+        return;
+    }
+    pthread_atfork(NULL, NULL, atfork_child);
+    g_shim.initialized = 1;
+    if (start_manager() < 0)
+        shim_log("cannot start the manager thread");
+}
+
+__attribute__((destructor)) static void shim_fini(void)
+{
+    if (g_shim.initialized && g_shim.sock_path[0])
+        unlink(g_shim.sock_path);
+}

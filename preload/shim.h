@@ -1,0 +1,141 @@
+/* shim.h - libshim.so internals shared between its modules.
+ *
+ * The shim's state lives in one global struct (g_shim) inside the
+ * program's own memory, so it is checkpointed and restored with the
+ * program: after restore the manager thread finds there everything it
+ * captured (signal dispositions, timers, fd flags) and puts it back. */
+#ifndef CKSHIM_SHIM_H
+#define CKSHIM_SHIM_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <ucontext.h>
+
+#include "ctlproto.h"
+#include "image.h"
+
+#define SHIM_API __attribute__((visibility("default")))
+#define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#define SHIM_MAX_REGIONS 8192
+#define SHIM_MAX_FDS 4096
+#define SHIM_STRTAB (1u << 20)
+
+/* A thread's slot while it is parked for a checkpoint. */
+struct shim_slot {
+    volatile int state;                 /* SLOT_* */
+    pid_t tid;                          /* real tid at checkpoint */
+    pid_t vtid;                         /* tid the program sees */
+    uint64_t fsbase;
+    uint64_t pd;                        /* pthread_self() */
+    struct ck_ctx ctx;                  /* park point */
+    ucontext_t *uc;                     /* the kernel's signal frame */
+    stack_t ss;                         /* sigaltstack */
+    char comm[16];
+};
+
+enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
+
+/* Per-thread state (TLS, restored with memory). */
+struct shim_tls {
+    pid_t vtid;                         /* 0: not virtualized yet */
+    uint32_t ckpt_seq;                  /* bumped by every checkpoint signal */
+    int64_t park_mono_ns;               /* CLOCK_MONOTONIC when parked */
+};
+extern SHIM_TLS struct shim_tls shim_tls;
+
+struct shim_state {
+    int initialized;
+    int ckpt_signal;
+    int listen_fd;
+    pid_t manager_tid;
+    pthread_t manager;
+    pid_t vpid;                         /* pid the program sees; 0: real */
+    uint32_t generation;                /* restores so far */
+    uint64_t started_ns;
+    char sock_path[256];
+    char app_id[64];
+
+    /* glibc struct pthread layout, found at startup */
+    long tid_off;                       /* offset of the cached tid */
+    long robust_off;                    /* offset of the robust list head */
+    long rseq_off;                      /* __rseq_offset, or 0 */
+    unsigned rseq_size;                 /* __rseq_size, 0 if rseq unused */
+
+    /* quiesce */
+    volatile int ckpt_active;
+    volatile int nslots;                /* slots claimed */
+    volatile int nparked;
+    volatile int release_gen;
+    volatile int nlanded;               /* after restore */
+    volatile int resume_gen;            /* after restore */
+    struct shim_slot *slots;            /* CK_MAX_THREADS, mmap'd at init */
+
+    /* capture, filled while threads are parked */
+    struct ck_proc proc;
+    struct ck_thread *threads;          /* CK_MAX_THREADS */
+    uint32_t nthreads;
+    struct ck_region *regions;
+    uint32_t nregions;
+    struct ck_fd *fds;
+    uint32_t nfds;
+    char *strtab;                       /* regions' and fds' strings */
+    uint32_t strtab_len;
+    uint32_t regions_strtab_len;        /* regions use [0, this) */
+    struct ck_restore_info rinfo;       /* written by the restorer */
+    struct ck_ctx manager_ctx;
+    uint64_t pause_start_ns;
+};
+extern struct shim_state g_shim;
+
+/* ctx.S: save callee-saved registers, rsp, return address, mxcsr and the
+ * x87 control word. Returns 0 when called, 1 when resumed by the restorer. */
+int shim_ctx_save(struct ck_ctx *ctx) __attribute__((returns_twice));
+
+/* util */
+int64_t shim_now_ns(int clock);
+pid_t shim_real_gettid(void);
+pid_t shim_real_getpid(void);
+int shim_futex_wait(volatile int *addr, int val, int64_t timeout_ns);
+void shim_futex_wake(volatile int *addr);
+int shim_read_file(const char *path, char *buf, size_t cap);   /* bytes or -errno */
+void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* quiesce.c */
+int quiesce_init(void);
+int quiesce_stop_threads(char *err, size_t errlen);
+void quiesce_release(void);
+void quiesce_resume_restored(void);
+int quiesce_wait_landed(int64_t timeout_ns);
+void quiesce_fixup_thread(struct shim_slot *s);
+int quiesce_install_handler(void);
+extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint */
+
+/* capture.c */
+int capture_all(char *err, size_t errlen);
+
+/* dump.c: write the image (header, metadata, pages). */
+struct dump_stats {
+    uint64_t bytes, pages, raw_bytes;
+};
+int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
+               size_t errlen);
+
+/* unwind.c */
+void unwind_thread(struct ck_thread *t, ucontext_t *uc);
+
+/* restore.c: runs in the manager after the restorer jumped back. */
+void restore_finish(void);
+int restore_process_state(void);
+
+/* shim.c */
+int shim_listen(void);
+void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);
+
+/* wrappers.c */
+extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+int wrappers_init(void);
+int shim_app_has_ckpt_handler(void);
+
+#endif

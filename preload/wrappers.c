@@ -1,0 +1,242 @@
+/* wrappers.c - libc functions the shim interposes.
+ *
+ * - Signals: the checkpoint signal stays ours. A program that installs a
+ *   handler for it gets a shadow disposition (reported back faithfully,
+ *   saved in the image, never installed); masks it blocks or waits for
+ *   have it removed.
+ * - Ids: getpid/gettid return what the program saw before a restore, and
+ *   kill/tgkill translate those ids back to the real ones.
+ * - Sleeps: a sleep interrupted only by the checkpoint signal goes on for
+ *   the time that was left, so the checkpoint (or a restore in between)
+ *   does not cut it short.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
+static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+static int (*real_nanosleep)(const struct timespec *, struct timespec *);
+static int (*real_clock_nanosleep)(clockid_t, int, const struct timespec *, struct timespec *);
+static int (*real_sigsuspend)(const sigset_t *);
+static int (*real_sigwait)(const sigset_t *, int *);
+static int (*real_sigwaitinfo)(const sigset_t *, siginfo_t *);
+static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
+
+/* The program's own disposition for the checkpoint signal (kernel layout). */
+struct ck_sigaction shim_app_ckpt_action;
+
+#define RESOLVE(var, name)                                                                         \
+    do {                                                                                           \
+        if (!(var))                                                                                \
+            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
+    } while (0)
+
+int wrappers_init(void)
+{
+    RESOLVE(real_sigaction, "sigaction");
+    RESOLVE(real_sigprocmask, "sigprocmask");
+    RESOLVE(real_pthread_sigmask, "pthread_sigmask");
+    RESOLVE(real_nanosleep, "nanosleep");
+    RESOLVE(real_clock_nanosleep, "clock_nanosleep");
+    RESOLVE(real_sigsuspend, "sigsuspend");
+    RESOLVE(real_sigwait, "sigwait");
+    RESOLVE(real_sigwaitinfo, "sigwaitinfo");
+    RESOLVE(real_sigtimedwait, "sigtimedwait");
+    return real_sigaction && real_sigprocmask && real_pthread_sigmask ? 0 : -ENOSYS;
+}
+
+static int ours(int sig)
+{
+    return g_shim.initialized && sig == g_shim.ckpt_signal;
+}
+
+/* A copy of set without the checkpoint signal; returns set itself when
+ * there is nothing to remove. */
+static const sigset_t *strip(const sigset_t *set, sigset_t *tmp)
+{
+    if (!set || !g_shim.initialized || !sigismember(set, g_shim.ckpt_signal))
+        return set;
+    *tmp = *set;
+    sigdelset(tmp, g_shim.ckpt_signal);
+    return tmp;
+}
+
+SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    RESOLVE(real_sigaction, "sigaction");
+    if (!ours(sig))
+        return real_sigaction(sig, act, old);
+    if (old) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = (void (*)(int))shim_app_ckpt_action.handler;
+        old->sa_flags = (int)shim_app_ckpt_action.flags;
+        memcpy(&old->sa_mask, &shim_app_ckpt_action.mask, sizeof shim_app_ckpt_action.mask);
+    }
+    if (act) {
+        shim_app_ckpt_action.handler = (uint64_t)act->sa_handler;
+        shim_app_ckpt_action.flags = (uint64_t)(unsigned)act->sa_flags;
+        memcpy(&shim_app_ckpt_action.mask, &act->sa_mask, sizeof shim_app_ckpt_action.mask);
+    }
+    return 0;
+}
+
+SHIM_API sighandler_t signal(int sig, sighandler_t handler)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, sig);
+    if (sigaction(sig, &sa, &old) < 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+SHIM_API int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    RESOLVE(real_sigprocmask, "sigprocmask");
+    sigset_t tmp;
+    return real_sigprocmask(how, how == SIG_UNBLOCK ? set : strip(set, &tmp), old);
+}
+
+SHIM_API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    RESOLVE(real_pthread_sigmask, "pthread_sigmask");
+    sigset_t tmp;
+    return real_pthread_sigmask(how, how == SIG_UNBLOCK ? set : strip(set, &tmp), old);
+}
+
+SHIM_API int sigsuspend(const sigset_t *mask)
+{
+    RESOLVE(real_sigsuspend, "sigsuspend");
+    sigset_t tmp;
+    for (;;) {
+        uint32_t seq = shim_tls.ckpt_seq;
+        int r = real_sigsuspend(strip(mask, &tmp));
+        if (!(r < 0 && errno == EINTR && shim_tls.ckpt_seq != seq))
+            return r;
+    }
+}
+
+SHIM_API int sigwait(const sigset_t *set, int *sig)
+{
+    RESOLVE(real_sigwait, "sigwait");
+    sigset_t tmp;
+    return real_sigwait(strip(set, &tmp), sig);
+}
+
+SHIM_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+    RESOLVE(real_sigwaitinfo, "sigwaitinfo");
+    sigset_t tmp;
+    for (;;) {
+        uint32_t seq = shim_tls.ckpt_seq;
+        int r = real_sigwaitinfo(strip(set, &tmp), info);
+        if (!(r < 0 && errno == EINTR && shim_tls.ckpt_seq != seq))
+            return r;
+    }
+}
+
+SHIM_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
+{
+    RESOLVE(real_sigtimedwait, "sigtimedwait");
+    sigset_t tmp;
+    return real_sigtimedwait(strip(set, &tmp), info, ts);
+}
+
+SHIM_API pid_t getpid(void)
+{
+    return g_shim.vpid ? g_shim.vpid : shim_real_getpid();
+}
+
+SHIM_API pid_t gettid(void)
+{
+    return shim_tls.vtid > 0 ? shim_tls.vtid : shim_real_gettid();
+}
+
+/* Real tid for a tid the program knows (after a restore they differ). */
+static pid_t real_tid(pid_t vtid)
+{
+    if (!g_shim.generation || !g_shim.slots)
+        return vtid;
+    if (vtid == g_shim.vpid)
+        return shim_real_getpid();
+    for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
+        if (g_shim.slots[i].vtid == vtid)
+            return g_shim.slots[i].tid;
+    return vtid;
+}
+
+SHIM_API int kill(pid_t pid, int sig)
+{
+    if (g_shim.vpid && pid == g_shim.vpid)
+        pid = shim_real_getpid();
+    return (int)syscall(SYS_kill, pid, sig);
+}
+
+SHIM_API int tgkill(pid_t tgid, pid_t tid, int sig)
+{
+    if (g_shim.vpid && tgid == g_shim.vpid)
+        tgid = shim_real_getpid();
+    return (int)syscall(SYS_tgkill, tgid, real_tid(tid), sig);
+}
+
+SHIM_API int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    RESOLVE(real_nanosleep, "nanosleep");
+    struct timespec left, want = *req;
+    for (;;) {
+        uint32_t seq = shim_tls.ckpt_seq;
+        int r = real_nanosleep(&want, &left);
+        if (r == 0)
+            return 0;
+        if (errno != EINTR || shim_tls.ckpt_seq == seq) {
+            if (rem)
+                *rem = left;
+            return r;
+        }
+        want = left;
+    }
+}
+
+SHIM_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
+                             struct timespec *rem)
+{
+    RESOLVE(real_clock_nanosleep, "clock_nanosleep");
+    struct timespec left, want = *req;
+    for (;;) {
+        uint32_t seq = shim_tls.ckpt_seq;
+        int r = real_clock_nanosleep(clk, flags, &want, &left);
+        if (r != EINTR || shim_tls.ckpt_seq == seq) {
+            if (r == EINTR && rem && !(flags & TIMER_ABSTIME))
+                *rem = left;
+            return r;
+        }
+        if (!(flags & TIMER_ABSTIME))
+            want = left;
+    }
+}
+
+SHIM_API unsigned int sleep(unsigned int s)
+{
+    struct timespec ts = {.tv_sec = s, .tv_nsec = 0}, rem;
+    if (nanosleep(&ts, &rem) == 0)
+        return 0;
+    return (unsigned)rem.tv_sec + (rem.tv_nsec > 0);
+}
+
+SHIM_API int usleep(useconds_t us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+    return nanosleep(&ts, NULL);
+}

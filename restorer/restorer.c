@@ -1,0 +1,503 @@
+/* restorer.c - ckshim-restore: rebuild a process's address space and
+ * threads from a plan (common/plan.h) and the image's page records, then
+ * jump back into the program. Freestanding: no libc, raw syscalls only.
+ *
+ * coord has checked everything it can before exec'ing us. From the first
+ * munmap on there is no way back: any failure prints a message and ends
+ * the process with exit_group(1), so no half-restored program ever runs.
+ *
+ *   1. switch to our own stack (start.S), block every signal
+ *   2. map the plan into the window
+ *   3. unmap everything that is not ours, the vdso or vvar
+ *   4. move vvar/vvar_vclock/vdso to where the image had them
+ *   5. map every region (MAP_FIXED_NOREPLACE), fill pages, set protections
+ *   6. PR_SET_MM_MAP: brk, stack, argv/env, auxv as they were
+ *   7. tell the shim where we are (ck_restore_info), close our fds
+ *   8. clone every other thread onto its park point; become the main one
+ */
+#include "image.h"
+#include "lz4dec.h"
+#include "plan.h"
+#include "procparse.h"
+#include "sys.h"
+#include "xxh64.h"
+
+#define STACK_SIZE (1 << 20)
+#define MAPS_SIZE (2 << 20)
+#define BUF_SIZE (2 << 20)
+
+__attribute__((aligned(64))) static char restorer_stack[STACK_SIZE];
+__attribute__((used)) char *const restorer_stack_top = restorer_stack + STACK_SIZE;
+static char maps_buf[MAPS_SIZE];
+static uint8_t rbuf[BUF_SIZE];
+static int status_fd = -1;
+static const struct ck_plan *plan;
+
+extern char __executable_start[], _end[];
+
+void *memcpy(void *d, const void *s, size_t n);
+void *memset(void *d, int c, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+    uint8_t *dp = d;
+    const uint8_t *sp = s;
+    while (n >= 8) {
+        uint64_t v;
+        __builtin_memcpy(&v, sp, 8);
+        __builtin_memcpy(dp, &v, 8);
+        dp += 8;
+        sp += 8;
+        n -= 8;
+    }
+    while (n--)
+        *dp++ = *sp++;
+    return d;
+}
+
+void *memmove(void *d, const void *s, size_t n)
+{
+    uint8_t *dp = d;
+    const uint8_t *sp = s;
+    if (dp <= sp || dp >= sp + n)
+        return memcpy(d, s, n);
+    while (n--)
+        dp[n] = sp[n];
+    return d;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+    uint8_t *dp = d;
+    while (n--)
+        *dp++ = (uint8_t)c;
+    return d;
+}
+
+static size_t slen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static void puts_fd(int fd, const char *s)
+{
+    if (fd >= 0)
+        sys_write(fd, s, slen(s));
+}
+
+static char *fmt_hex(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    *p++ = '0';
+    *p++ = 'x';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *fmt_dec(char *p, long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
+    if (v < 0)
+        *p++ = '-';
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Print "ckshim-restore: what at ADDR: error N" and end the process. */
+__attribute__((noreturn)) static void die(const char *what, uint64_t addr, long err)
+{
+    char buf[512], *p = buf;
+    const char *pre = "ckshim-restore: restore failed: ";
+    for (const char *s = pre; *s; s++)
+        *p++ = *s;
+    for (const char *s = what; *s && p < buf + 300; s++)
+        *p++ = *s;
+    if (addr) {
+        *p++ = ' ';
+        *p++ = 'a';
+        *p++ = 't';
+        *p++ = ' ';
+        p = fmt_hex(p, addr);
+    }
+    if (err) {
+        const char *e = " (error ";
+        for (const char *s = e; *s; s++)
+            *p++ = *s;
+        p = fmt_dec(p, err < 0 ? -err : err);
+        *p++ = ')';
+    }
+    *p++ = '\n';
+    *p = 0;
+    puts_fd(2, buf);
+    if (status_fd >= 0) {
+        puts_fd(status_fd, "error: ");
+        puts_fd(status_fd, buf + 16);
+    }
+    sys_exit_group(1);
+    for (;;)
+        ;
+}
+
+static long parse_num(const char *s)
+{
+    long v = 0;
+    while (*s >= '0' && *s <= '9')
+        v = v * 10 + (*s++ - '0');
+    return v;
+}
+
+static int in_window(uint64_t a)
+{
+    return a >= CK_WINDOW_START && a < CK_WINDOW_END;
+}
+
+static const struct ck_plan_region *regions(void)
+{
+    return (const struct ck_plan_region *)((const char *)plan + plan->regions_off);
+}
+
+static const struct ck_plan_thread *threads(void)
+{
+    return (const struct ck_plan_thread *)((const char *)plan + plan->threads_off);
+}
+
+/* Step 3 and 4: clear the address space and move the vdso. */
+static void clear_address_space(void)
+{
+    long fd = sys_open("/proc/self/maps", R_O_RDONLY | R_O_CLOEXEC, 0);
+    if (fd < 0)
+        die("cannot open /proc/self/maps", 0, fd);
+    size_t n = 0;
+    for (;;) {
+        long r = sys_read(fd, maps_buf + n, MAPS_SIZE - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    sys_close(fd);
+    maps_buf[n] = 0;
+
+    struct {
+        uint64_t start, end, target_start, target_end;
+    } special[3];
+    const char *names[3] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
+    uint64_t targets[3][2] = {{plan->vvar_start, plan->vvar_end},
+                              {plan->vclock_start, plan->vclock_end},
+                              {plan->vdso_start, plan->vdso_end}};
+    memset(special, 0, sizeof special);
+
+    char *line = maps_buf;
+    while (*line) {
+        char *nl = line;
+        while (*nl && *nl != '\n')
+            nl++;
+        int last = *nl == 0;
+        *nl = 0;
+        struct ck_maps_entry e;
+        if (ck_parse_maps_line(line, &e) == 0) {
+            int sp = -1;
+            for (int i = 0; i < 3; i++) {
+                const char *a = e.path, *b = names[i];
+                while (*a && *a == *b) {
+                    a++;
+                    b++;
+                }
+                if (*a == 0 && *b == 0)
+                    sp = i;
+            }
+            if (sp >= 0) {
+                special[sp].start = e.start;
+                special[sp].end = e.end;
+            } else if (!in_window(e.start) && e.start < 0xffffffffff600000ULL) {
+                long r = sys_munmap(e.start, e.end - e.start);
+                if (r < 0)
+                    die("cannot unmap", e.start, r);
+            }
+        }
+        if (last)
+            break;
+        line = nl + 1;
+    }
+    /* Park every special mapping in the window, then move each where the
+     * image wants it; they keep their relative distances. */
+    for (int i = 0; i < 3; i++) {
+        if (!special[i].start)
+            continue;
+        uint64_t len = special[i].end - special[i].start;
+        uint64_t tmp = CK_VDSO_TMP + (uint64_t)i * 0x1000000ULL;
+        long r = sys_mremap(special[i].start, len, len, R_MREMAP_MAYMOVE | R_MREMAP_FIXED, tmp);
+        if (r < 0)
+            die("cannot move the vdso/vvar", special[i].start, r);
+        special[i].start = tmp;
+        special[i].end = tmp + len;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!special[i].start)
+            continue;
+        uint64_t len = special[i].end - special[i].start;
+        if (!targets[i][0]) {
+            sys_munmap(special[i].start, len);
+            continue;
+        }
+        if (targets[i][1] - targets[i][0] != len)
+            die("the vdso differs in size from the image's", targets[i][0], 0);
+        long r = sys_mremap(special[i].start, len, len, R_MREMAP_MAYMOVE | R_MREMAP_FIXED,
+                            targets[i][0]);
+        if (r < 0)
+            die("cannot move the vdso/vvar", targets[i][0], r);
+    }
+}
+
+static void map_regions(void)
+{
+    const struct ck_plan_region *rg = regions();
+    const char *strings = (const char *)plan + plan->strings_off;
+    for (uint32_t i = 0; i < plan->nregions; i++) {
+        const struct ck_plan_region *r = &rg[i];
+        if (r->flags & CK_REG_SPECIAL)
+            continue;
+        uint64_t len = r->end - r->start;
+        int shared = (r->flags & CK_REG_SHARED) != 0;
+        long addr;
+        if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
+            const char *path = strings + r->path_off;
+            long fd = sys_open(path, r->open_flags | R_O_CLOEXEC, 0);
+            if (fd < 0)
+                die("cannot open a mapped file", r->start, fd);
+            int prot = (int)r->prot | (shared ? 0 : R_PROT_WRITE);
+            addr = sys_mmap(r->start, len, prot,
+                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE, fd,
+                            r->offset);
+            sys_close(fd);
+        } else {
+            int fl = (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_ANONYMOUS |
+                     R_MAP_FIXED_NOREPLACE | R_MAP_NORESERVE;
+            if (r->flags & CK_REG_STACK)
+                fl |= R_MAP_GROWSDOWN;
+            addr = sys_mmap(r->start, len, (int)r->prot | R_PROT_WRITE | R_PROT_READ, fl, -1, 0);
+        }
+        if (addr < 0)
+            die("cannot map memory region", r->start, addr);
+        if ((uint64_t)addr != r->start)
+            die("memory region landed elsewhere", r->start, 0);
+    }
+}
+
+/* The region that holds [a, a+len), writable by us, or die. */
+static void check_target(uint64_t a, uint64_t len)
+{
+    const struct ck_plan_region *rg = regions();
+    for (uint32_t i = 0; i < plan->nregions; i++) {
+        const struct ck_plan_region *r = &rg[i];
+        if (a >= r->start && a + len <= r->end && a + len > a) {
+            if ((r->flags & CK_REG_SPECIAL) ||
+                ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) &&
+                 !(r->flags & CK_REG_ALLPAGES)))
+                break;
+            return;
+        }
+    }
+    die("image has pages outside any writable region", a, 0);
+}
+
+static void read_full(int fd, void *buf, uint64_t len, uint64_t where)
+{
+    uint8_t *p = buf;
+    while (len) {
+        long r = sys_read(fd, p, len > (1UL << 30) ? (1UL << 30) : len);
+        if (r == -4)
+            continue;
+        if (r <= 0)
+            die(r == 0 ? "image is truncated" : "cannot read the image", where, r);
+        p += r;
+        len -= (uint64_t)r;
+    }
+}
+
+static uint64_t rec_checksum(const struct ck_rec *rec, const void *payload)
+{
+    struct ck_rec tmp = *rec;
+    tmp.checksum = 0;
+    uint64_t seed = ck_xxh64(&tmp, sizeof tmp, 0);
+    return ck_xxh64(payload, rec->len, seed);
+}
+
+/* Step 5b: stream the PAGES records into place. */
+static void fill_pages(void)
+{
+    int fd = plan->image_fd;
+    uint64_t pages = 0;
+    for (;;) {
+        struct ck_rec rec;
+        read_full(fd, &rec, sizeof rec, 0);
+        if (rec.type == CK_REC_END) {
+            if (rec.len > sizeof(rbuf))
+                die("malformed END record", 0, 0);
+            read_full(fd, rbuf, rec.len, 0);
+            break;
+        }
+        if (rec.type != CK_REC_PAGES) {
+            /* not expected here; skip it */
+            uint64_t left = rec.len;
+            while (left) {
+                uint64_t n = left > sizeof rbuf ? sizeof rbuf : left;
+                read_full(fd, rbuf, n, 0);
+                left -= n;
+            }
+            continue;
+        }
+        if ((rec.arg & (CK_PAGE_SIZE - 1)) || (rec.raw_len & (CK_PAGE_SIZE - 1)) ||
+            rec.raw_len == 0 || rec.raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE ||
+            rec.len > sizeof rbuf)
+            die("malformed PAGES record", rec.arg, 0);
+        check_target(rec.arg, rec.raw_len);
+        void *dst = (void *)rec.arg;
+        if (rec.flags == CK_RF_RAW) {
+            if (rec.len != rec.raw_len)
+                die("malformed PAGES record", rec.arg, 0);
+            read_full(fd, dst, rec.len, rec.arg);
+            if (plan->verify && rec_checksum(&rec, dst) != rec.checksum)
+                die("checksum mismatch in pages", rec.arg, 0);
+        } else if (rec.flags == CK_RF_LZ4) {
+            read_full(fd, rbuf, rec.len, rec.arg);
+            if (plan->verify && rec_checksum(&rec, rbuf) != rec.checksum)
+                die("checksum mismatch in pages", rec.arg, 0);
+            long n = ck_lz4_decode(rbuf, rec.len, dst, rec.raw_len);
+            if (n != (long)rec.raw_len)
+                die("corrupted compressed pages", rec.arg, 0);
+        } else {
+            die("unknown page encoding", rec.arg, 0);
+        }
+        pages += rec.raw_len / CK_PAGE_SIZE;
+    }
+    if (plan->npages && pages != plan->npages)
+        die("image holds fewer pages than its index says", 0, (long)pages);
+}
+
+static void protect_regions(void)
+{
+    const struct ck_plan_region *rg = regions();
+    for (uint32_t i = 0; i < plan->nregions; i++) {
+        const struct ck_plan_region *r = &rg[i];
+        if (r->flags & CK_REG_SPECIAL)
+            continue;
+        long e = sys_mprotect(r->start, r->end - r->start, r->prot);
+        if (e < 0)
+            die("cannot set protection", r->start, e);
+    }
+}
+
+struct kernel_mm_map {
+    uint64_t start_code, end_code, start_data, end_data;
+    uint64_t start_brk, brk, start_stack;
+    uint64_t arg_start, arg_end, env_start, env_end;
+    uint64_t auxv;
+    uint32_t auxv_size;
+    uint32_t exe_fd;
+};
+
+static void set_mm(void)
+{
+    struct kernel_mm_map m;
+    m.start_code = plan->mm.start_code;
+    m.end_code = plan->mm.end_code;
+    m.start_data = plan->mm.start_data;
+    m.end_data = plan->mm.end_data;
+    m.start_brk = plan->mm.start_brk;
+    m.brk = plan->mm.brk;
+    m.start_stack = plan->mm.start_stack;
+    m.arg_start = plan->mm.arg_start;
+    m.arg_end = plan->mm.arg_end;
+    m.env_start = plan->mm.env_start;
+    m.env_end = plan->mm.env_end;
+    m.auxv = (uint64_t)plan->auxv;
+    m.auxv_size = plan->auxv_bytes;
+    m.exe_fd = (uint32_t)-1;
+    long r = sys_prctl(R_PR_SET_MM, R_PR_SET_MM_MAP, (long)&m, sizeof m, 0);
+    if (r < 0)
+        die("prctl(PR_SET_MM_MAP) refused the saved address-space layout", 0, r);
+}
+
+__attribute__((noreturn)) void restorer_main(uint64_t *sp);
+
+__attribute__((noreturn)) void restorer_main(uint64_t *sp)
+{
+    long argc = (long)sp[0];
+    char **argv = (char **)(sp + 1);
+    uint64_t all = ~0ULL;
+    sys4(NR_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, 0, 8);
+    if (argc < 2)
+        die("usage: ckshim-restore PLANFD (run by coord restore)", 0, 0);
+    int plan_fd = (int)parse_num(argv[1]);
+    struct ck_plan head;
+    long r = sys_pread(plan_fd, &head, sizeof head, 0);
+    if (r != (long)sizeof head || head.magic != CK_PLAN_MAGIC || head.size < sizeof head ||
+        head.size > CK_PLAN_MAX)
+        die("bad plan", 0, r < 0 ? r : 0);
+    r = sys_mmap(CK_PLAN_ADDR, head.size, R_PROT_READ, R_MAP_PRIVATE | R_MAP_FIXED, plan_fd, 0);
+    if (r < 0)
+        die("cannot map the plan", 0, r);
+    plan = (const struct ck_plan *)CK_PLAN_ADDR;
+    status_fd = plan->status_fd;
+
+    /* No way back from here. */
+    clear_address_space();
+    map_regions();
+    fill_pages();
+    protect_regions();
+    set_mm();
+
+    struct ck_restore_info *ri = (struct ck_restore_info *)plan->shim_info_addr;
+    if (plan->shim_info_addr) {
+        check_target(plan->shim_info_addr, sizeof *ri);
+        ri->magic = CK_RESTORE_MAGIC;
+        ri->restorer_start = CK_WINDOW_START;
+        ri->restorer_end = CK_WINDOW_END;
+        ri->status_fd = status_fd;
+        ri->new_pid = (int32_t)sys_getpid();
+        ri->generation++;
+    }
+    sys_close(plan->image_fd);
+    sys_close(plan_fd);
+
+    const struct ck_plan_thread *th = threads();
+    const struct ck_plan_thread *main_thread = 0;
+    unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+                          CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+                          CLONE_CHILD_CLEARTID;
+    for (uint32_t i = 0; i < plan->nthreads; i++) {
+        if (th[i].flags & CK_TF_MAIN) {
+            main_thread = &th[i];
+            continue;
+        }
+        /* The child never uses this stack: it jumps to its park point. */
+        uint64_t stack = (th[i].ctx.rsp - 4096) & ~15ULL;
+        int *tidp = (int *)th[i].clear_tid_addr;
+        long t = restorer_clone(flags & (tidp ? ~0UL : ~(unsigned long)(CLONE_PARENT_SETTID |
+                                                                        CLONE_CHILD_CLEARTID)),
+                                (void *)stack, tidp, tidp, th[i].fsbase, &th[i].ctx);
+        if (t < 0)
+            die("cannot create a thread", 0, t);
+    }
+    if (!main_thread)
+        die("image has no main thread", 0, 0);
+    sys_arch_prctl(R_ARCH_SET_FS, main_thread->fsbase);
+    restorer_jump(&main_thread->ctx);
+}

@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# test_progs.sh - checkpoint, kill and restore each C test program.
+#
+#   bash tests/integration/test_progs.sh BUILD_DIR [--plain|--shim] [PROG...]
+#
+# For every program in BUILD_DIR/tests/progs (except bench_*), or only the
+# PROGs named (also $CKSHIM_PROGS, space separated):
+#   1. start it under LD_PRELOAD=BUILD_DIR/libshim.so in a fresh temporary
+#      directory (its cwd), stdout+stderr to a log file, $CK_GO naming a
+#      go file that does not exist yet; wait for "READY" in the log (10 s);
+#   2. coord checkpoint PID -o IMG --kill; wait until PID is gone (10 s);
+#   3. coord restore IMG --detach: its only stdout line is the new PID;
+#   4. for programs in TWICE: after 0.3 s checkpoint and restore once more;
+#   5. write the go file (it holds `date +%s`) and wait for the process to
+#      exit (20 s). The restored process is not our child: poll /proc and
+#      take the verdict ("PASS" or "FAIL: why") from the log, which it keeps
+#      appending to through its restored stdout.
+# Prints "PASS NAME" or "FAIL NAME: reason" (plus the log's last lines) per
+# program. --plain runs the programs without the shim and without any
+# checkpoint (checks the programs themselves); --shim runs them under the
+# shim without checkpoint (checks that the shim is transparent).
+# Every wait is bounded; every process started is killed at the end.
+# Exit status: 0 if all passed, 1 otherwise, 2 for usage errors.
+
+set -u
+
+usage() {
+    echo "usage: $0 BUILD_DIR [--plain|--shim] [PROG...]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+case $1 in -*) usage ;; esac
+B=$(cd "$1" 2>/dev/null && pwd) || { echo "test_progs: no build directory '$1'" >&2; exit 2; }
+shift
+
+MODE=ckpt
+PROGS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --plain) MODE=plain ;;
+        --shim) MODE=shim ;;
+        -h | --help) usage ;;
+        -*) usage ;;
+        *) PROGS+=("$1") ;;
+    esac
+    shift
+done
+if [ ${#PROGS[@]} -eq 0 ] && [ -n "${CKSHIM_PROGS:-}" ]; then
+    read -r -a PROGS <<<"$CKSHIM_PROGS"
+fi
+if [ ${#PROGS[@]} -eq 0 ]; then
+    for f in "$B"/tests/progs/*; do
+        n=${f##*/}
+        [ -f "$f" ] && [ -x "$f" ] || continue
+        case $n in bench_* | *.*) continue ;; esac
+        PROGS+=("$n")
+    done
+fi
+if [ ${#PROGS[@]} -eq 0 ]; then
+    echo "FAIL progs: no test programs in $B/tests/progs (run make tests-build)"
+    exit 1
+fi
+
+# Restored, checkpointed again and restored again.
+TWICE=" heap threads signals files posix_timer "
+READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
+GONE_TIMEOUT=10
+EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
+CMD_TIMEOUT=${CKSHIM_CMD_TIMEOUT:-60}
+PIDFILE=${CKSHIM_TEST_PIDFILE:-}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ckshim-progs.XXXXXX") || exit 1
+chmod 700 "$WORK"
+STARTED=()
+npass=0
+nfail=0
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    local st
+    [ -n "$1" ] && read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+    st=${st##*) }
+    [ "${st%% *}" != Z ]
+}
+
+# wait_gone PID SECONDS: 0 once PID is gone, 1 on timeout.
+wait_gone() {
+    local i n=$(($2 * 20))
+    for ((i = 0; i < n; i++)); do
+        alive "$1" || return 0
+        sleep 0.05
+    done
+    ! alive "$1"
+}
+
+track() {
+    STARTED+=("$1")
+    [ -n "$PIDFILE" ] && echo "$1" >>"$PIDFILE"
+    return 0
+}
+
+kill_all() {
+    local p
+    for p in "${STARTED[@]}"; do
+        alive "$p" && kill -KILL "$p" 2>/dev/null
+    done
+    STARTED=()
+}
+
+cleanup() {
+    kill_all
+    find "$WORK" -name '*.ckpt' -delete 2>/dev/null
+    if [ "$nfail" -eq 0 ] && [ -z "${CKSHIM_KEEP:-}" ]; then
+        rm -rf "$WORK"
+    else
+        echo "test_progs: logs kept in $WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# last_lines FILE [N]: the file's last lines, indented (never at column 0,
+# so the runner does not count them as PASS/FAIL lines).
+last_lines() {
+    [ -s "$1" ] && tail -n "${2:-8}" "$1" | sed 's/^/    | /'
+}
+
+# one_line FILE: the last 3 lines of FILE joined.
+one_line() {
+    tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//'
+}
+
+# checkpoint_restore PID K: checkpoint PID with --kill into img K, restore
+# it detached. Sets NPID, or WHY on failure.
+checkpoint_restore() {
+    local pid=$1 k=$2 img="$D/img$2.ckpt" rc out
+    timeout -k 5 "$CMD_TIMEOUT" "$B/coord" checkpoint "$pid" -o "$img" --kill \
+        >"$D/checkpoint$k.out" 2>&1 </dev/null
+    rc=$?
+    if [ $rc -eq 124 ]; then
+        WHY="coord checkpoint #$k timed out after ${CMD_TIMEOUT}s"
+        return 1
+    elif [ $rc -ne 0 ]; then
+        WHY="coord checkpoint #$k failed (exit $rc): $(one_line "$D/checkpoint$k.out")"
+        return 1
+    fi
+    if ! wait_gone "$pid" "$GONE_TIMEOUT"; then
+        WHY="pid $pid still running ${GONE_TIMEOUT}s after checkpoint #$k --kill"
+        return 1
+    fi
+    if [ ! -s "$img" ]; then
+        WHY="coord checkpoint #$k succeeded but wrote no image"
+        return 1
+    fi
+    # stdout to a file, not $(...): a restored process that wrongly kept
+    # coord's stdout would make a command substitution hang.
+    timeout -k 5 "$CMD_TIMEOUT" "$B/coord" restore "$img" --detach \
+        >"$D/restore$k.out" 2>"$D/restore$k.err" </dev/null
+    rc=$?
+    out=$(head -c 200 "$D/restore$k.out")
+    NPID=${out%%$'\n'*}
+    if [[ $NPID =~ ^[0-9]+$ ]]; then
+        track "$NPID"
+    fi
+    if [ $rc -eq 124 ]; then
+        WHY="coord restore #$k --detach timed out after ${CMD_TIMEOUT}s"
+        return 1
+    elif [ $rc -ne 0 ]; then
+        WHY="coord restore #$k failed (exit $rc): $(one_line "$D/restore$k.err")"
+        return 1
+    fi
+    if ! [[ $NPID =~ ^[0-9]+$ ]] || [ "$(wc -l <"$D/restore$k.out")" -ne 1 ]; then
+        WHY="coord restore --detach printed '$(echo "$out" | tr '\n' ' ')', not one PID line"
+        return 1
+    fi
+    if ! alive "$NPID"; then
+        WHY="restored process $NPID is not running after restore #$k"
+        return 1
+    fi
+    return 0
+}
+
+# run_one NAME: one program, start to verdict. Prints its PASS/FAIL line.
+run_one() {
+    local name=$1 bin="$B/tests/progs/$1" log go cur i verdict note=""
+    D="$WORK/$name"
+    WHY=""
+    rm -rf "$D"
+    mkdir -p "$D/cwd"
+    log="$D/log"
+    go="$D/go"
+
+    if [ ! -x "$bin" ]; then
+        WHY="no program $bin"
+    elif [ "$MODE" != plain ] && [ ! -f "$B/libshim.so" ]; then
+        WHY="$B/libshim.so is not built"
+    elif [ "$MODE" = ckpt ] && [ ! -x "$B/coord" ]; then
+        WHY="$B/coord is not built"
+    fi
+    if [ -n "$WHY" ]; then
+        echo "FAIL $name: $WHY"
+        nfail=$((nfail + 1))
+        return
+    fi
+
+    local preload=""
+    [ "$MODE" != plain ] && preload="$B/libshim.so"
+    (
+        cd "$D/cwd" || exit 1
+        if [ -n "$preload" ]; then
+            exec env CK_GO="$go" LD_PRELOAD="$preload" "$bin"
+        else
+            exec env CK_GO="$go" "$bin"
+        fi
+    ) >"$log" 2>&1 </dev/null &
+    CHILD=$!
+    # not a job of ours any more: no "Killed" notices; the verdict comes
+    # from the log in every mode, as it must for restored processes
+    disown "$CHILD" 2>/dev/null
+    cur=$CHILD
+    track "$cur"
+
+    for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
+        grep -q '^READY' "$log" 2>/dev/null && break
+        alive "$cur" || break
+        sleep 0.05
+    done
+    if ! grep -q '^READY' "$log" 2>/dev/null; then
+        if alive "$cur"; then
+            WHY="no READY within ${READY_TIMEOUT}s"
+        else
+            WHY="exited before READY"
+        fi
+    fi
+
+    if [ -z "$WHY" ] && [ "$MODE" = ckpt ]; then
+        if checkpoint_restore "$cur" 1; then
+            [ "$NPID" != "$CHILD" ] || note=" (same real pid $NPID)"
+            cur=$NPID
+            if [[ $TWICE == *" $name "* ]]; then
+                sleep 0.3
+                if alive "$cur"; then
+                    checkpoint_restore "$cur" 2 && cur=$NPID && note="$note (restored twice)"
+                else
+                    WHY="restored process $cur died within 0.3 s"
+                fi
+            fi
+        fi
+    fi
+
+    if [ -z "$WHY" ]; then
+        date +%s >"$go.tmp" && mv -f "$go.tmp" "$go"
+        if ! wait_gone "$cur" "$EXIT_TIMEOUT"; then
+            WHY="still running ${EXIT_TIMEOUT}s after the go file"
+            kill -KILL "$cur" 2>/dev/null
+        fi
+        # pass() and fail() print their line and _exit at once, so the last
+        # verdict line is the program's result
+        verdict=$(grep -E '^(PASS|FAIL)' "$log" 2>/dev/null | tail -n 1)
+        if [ -n "$WHY" ] || [ "$verdict" = PASS ]; then
+            :
+        elif [ -n "$verdict" ]; then
+            WHY="program says: $verdict"
+        else
+            WHY="exited without a verdict (crashed or killed?)"
+        fi
+    fi
+
+    kill_all
+    if [ -z "$WHY" ]; then
+        echo "PASS $name$note"
+        npass=$((npass + 1))
+    else
+        echo "FAIL $name: $WHY"
+        last_lines "$log"
+        for f in "$D"/checkpoint*.out "$D"/restore*.err; do
+            [ -s "$f" ] && echo "    ${f##*/}:" && last_lines "$f" 4
+        done
+        nfail=$((nfail + 1))
+    fi
+    find "$D" -name '*.ckpt' -delete 2>/dev/null
+}
+
+echo "test_progs: ${#PROGS[@]} programs, mode $MODE, build $B"
+for p in "${PROGS[@]}"; do
+    run_one "$p"
+done
+echo "test_progs: $npass passed, $nfail failed"
+[ "$nfail" -eq 0 ]
