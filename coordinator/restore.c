@@ -366,6 +366,31 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
     return fd;
 }
 
+/* Put back the bytes that were waiting in a pipe (FILEDATA records whose
+ * arg is the read end's fd). */
+static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
+{
+    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
+        const struct ck_rec_loc *l = &c->img.filedata[i];
+        if (l->rec.arg != (uint64_t)f->fd)
+            continue;
+        uint8_t *in = malloc(l->rec.len + 1), *out = malloc(l->rec.raw_len + 1);
+        int ok = in && out &&
+                 pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
+                 ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
+                 ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
+                 write(wfd, out, l->rec.raw_len) == (ssize_t)l->rec.raw_len;
+        free(in);
+        free(out);
+        if (!ok) {
+            fail_msg(c, "fd %d: cannot refill the pipe with its %llu waiting bytes", f->fd,
+                     (unsigned long long)l->rec.raw_len);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int open_null(int oflags)
 {
     return open("/dev/null", oflags & O_ACCMODE);
@@ -397,6 +422,13 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             close(list[i]);
     }
     int *pipe_other = NULL;
+    int maxfd = 2;
+    for (uint32_t i = 0; i < im->nfds; i++)
+        if (im->fds[i].fd > maxfd)
+            maxfd = im->fds[i].fd;
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] > maxfd)
+            maxfd = keep[i];
     for (uint32_t i = 0; i < im->nfds; i++) {
         const struct ck_fd *f = &im->fds[i];
         const char *path = im->fd_paths[i];
@@ -472,6 +504,13 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                         fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
                         return -1;
                     }
+                    if (f->size)
+                        fcntl(pp[1], F_SETPIPE_SZ, (int)f->size);
+                    if (fill_pipe(c, f, pp[1]) < 0) {
+                        close(pp[0]);
+                        close(pp[1]);
+                        return -1;
+                    }
                     fd = acc == O_WRONLY ? pp[1] : pp[0];
                     int other = acc == O_WRONLY ? pp[0] : pp[1];
                     int used = 0;
@@ -480,7 +519,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                         if (o->kind == CK_FD_PIPE && o->ino == f->ino && o->share_with < 0 &&
                             (int)(o->oflags & O_ACCMODE) != acc && pipe_other[k] < 0) {
                             /* keep it out of the way of fd numbers still to come */
-                            int hi = fcntl(other, F_DUPFD, 1 << 16);
+                            int hi = fcntl(other, F_DUPFD, maxfd + 1);
                             close(other);
                             pipe_other[k] = hi;
                             used = 1;

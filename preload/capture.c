@@ -325,6 +325,84 @@ static const char *anon_kind(const char *target)
     return NULL;
 }
 
+struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
+uint32_t shim_npipes;
+static char *pipe_buf;
+static size_t pipe_buf_cap;
+
+/* Bytes waiting in pipes whose both ends the program holds: copied with
+ * tee(2), which leaves them in the pipe, into a buffer the writer saves
+ * as FILEDATA records (arg = the read end's fd). */
+static int capture_pipe_data(char *err, size_t errlen)
+{
+    shim_npipes = 0;
+    size_t used = 0;
+    for (uint32_t i = 0; i < g_shim.nfds; i++) {
+        struct ck_fd *f = &g_shim.fds[i];
+        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0 ||
+            (f->oflags & O_ACCMODE) != O_RDONLY ||
+            g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
+            continue;
+        int cap = fcntl(f->fd, F_GETPIPE_SZ);
+        f->size = cap > 0 ? (uint64_t)cap : 65536;
+        if (shim_npipes >= SHIM_MAX_PIPES) {
+            snprintf(err, errlen, "more than %d pipes", SHIM_MAX_PIPES);
+            return -E2BIG;
+        }
+        if (!pipe_buf || used + f->size > pipe_buf_cap) {
+            size_t want = pipe_buf_cap ? pipe_buf_cap * 2 : (4u << 20);
+            while (want < used + f->size)
+                want *= 2;
+            char *nb = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (nb == MAP_FAILED) {
+                snprintf(err, errlen, "out of memory for pipe contents");
+                return -ENOMEM;
+            }
+            if (pipe_buf) {
+                memcpy(nb, pipe_buf, used);
+                munmap(pipe_buf, pipe_buf_cap);
+            }
+            pipe_buf = nb;
+            pipe_buf_cap = want;
+        }
+        int tp[2];
+        if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
+            snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+            return -errno;
+        }
+        fcntl(tp[1], F_SETPIPE_SZ, (int)f->size);
+        ssize_t n = tee(f->fd, tp[1], f->size, SPLICE_F_NONBLOCK);
+        size_t got = 0;
+        if (n > 0) {
+            while (got < (size_t)n) {
+                ssize_t r = read(tp[0], pipe_buf + used + got, (size_t)n - got);
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+            }
+        }
+        close(tp[0]);
+        close(tp[1]);
+        struct shim_pipedata *pd = &shim_pipes[shim_npipes++];
+        pd->fd = f->fd;
+        pd->data = pipe_buf + used;
+        pd->len = got;
+        used += got;
+    }
+    return 0;
+}
+
+/* Drop the pipe contents buffer after a checkpoint (unmap it), or after a
+ * restore (it was never part of the image: just forget it). */
+void capture_forget(int unmap)
+{
+    if (pipe_buf && unmap)
+        munmap(pipe_buf, pipe_buf_cap);
+    pipe_buf = NULL;
+    pipe_buf_cap = 0;
+    shim_npipes = 0;
+}
+
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 static int capture_fds(char *err, size_t errlen)
@@ -471,6 +549,7 @@ static int capture_fds(char *err, size_t errlen)
                 f->flags |= CK_FDF_STD_REDIRECT;
         }
     }
+    ret = capture_pipe_data(err, errlen);
 out:
     close(dfd);
     return ret;

@@ -309,6 +309,20 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
             if ((r = dump_filedata(&w, f)) < 0)
                 goto out;
     }
+    for (uint32_t i = 0; i < shim_npipes; i++) {
+        const struct shim_pipedata *pd = &shim_pipes[i];
+        for (size_t off = 0; off < pd->len;) {
+            size_t n = pd->len - off;
+            if (n > CK_CHUNK_PAGES * CK_PAGE_SIZE)
+                n = CK_CHUNK_PAGES * CK_PAGE_SIZE;
+            uint32_t fl;
+            size_t len;
+            ck_chunk_encode(w.state, pd->data + off, n, w.out, w.out_cap, &fl, &len);
+            if ((r = put_rec(&w, CK_REC_FILEDATA, fl, w.out, len, n, (uint64_t)pd->fd, off)) < 0)
+                goto out;
+            off += n;
+        }
+    }
     for (uint32_t i = 0; i < g_shim.nregions; i++)
         if ((r = dump_region(&w, &g_shim.regions[i])) < 0)
             goto out;

@@ -126,6 +126,7 @@ void restore_finish(void)
         report(ri->status_fd, "error: threads did not come back after restore\n");
         syscall(SYS_exit_group, 1);
     }
+    capture_forget(0);
     if (!g_shim.vpid)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)

@@ -228,6 +228,7 @@ static int do_checkpoint(const struct ck_ctl_req *req, int outfd, struct ck_ctl_
     int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
     r = capture_all(err, sizeof err);
     if (r < 0) {
+        capture_forget(1);
         quiesce_release();
         rep->status = r;
         snprintf(rep->msg, sizeof rep->msg, "%s", err);
@@ -298,6 +299,7 @@ static int do_checkpoint(const struct ck_ctl_req *req, int outfd, struct ck_ctl_
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
     munmap(cr, sizeof *cr);
+    capture_forget(1);
     if (kill_after && rep->status == 0)
         return 2;
     if (kill_after || nofork)

@@ -113,7 +113,16 @@ int quiesce_install_handler(void);
 extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint */
 
 /* capture.c */
+#define SHIM_MAX_PIPES 256
+struct shim_pipedata {
+    int fd;                             /* read end */
+    const char *data;
+    size_t len;
+};
+extern struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
+extern uint32_t shim_npipes;
 int capture_all(char *err, size_t errlen);
+void capture_forget(int unmap);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
