@@ -4,8 +4,9 @@
  * restorer stays small and never parses the image's metadata itself.
  *
  * coord writes the plan into a memfd and execs `ckshim-restore PLANFD`,
- * with the image fd positioned at the first PAGES record. The restorer
- * maps the plan at CK_PLAN_ADDR inside its window.
+ * and the image fd open. The plan lists every PAGES record (header and
+ * file offset), so the restorer's threads can each pread and decode
+ * records in parallel. The restorer maps the plan at CK_PLAN_ADDR.
  *
  *   CK_WINDOW_START  restorer text, data, bss (its stack and buffers)
  *   CK_PLAN_ADDR     the plan (read-only)
@@ -47,6 +48,16 @@ struct ck_plan {
     uint64_t vclock_start, vclock_end;
     uint64_t vdso_start, vdso_end;
     uint64_t shim_info_addr;            /* struct ck_restore_info */
+    uint64_t npagerecs;                 /* struct ck_plan_pagerec[npagerecs] */
+    uint64_t pagerecs_off;
+    uint32_t nworkers;                  /* threads that fill memory */
+    uint32_t pad3;
+};
+
+/* One PAGES record of the image: its header and where its payload is. */
+struct ck_plan_pagerec {
+    struct ck_rec rec;
+    uint64_t offset;
 };
 
 struct ck_plan_region {

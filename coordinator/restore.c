@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -216,7 +217,9 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     size_t roff = (sizeof(struct ck_plan) + 63) & ~63UL;
     size_t toff = roff + im->nregions * sizeof(struct ck_plan_region);
     toff = (toff + 63) & ~63UL;
-    size_t soff = toff + im->nthreads * sizeof(struct ck_plan_thread);
+    size_t poff = toff + im->nthreads * sizeof(struct ck_plan_thread);
+    poff = (poff + 63) & ~63UL;
+    size_t soff = poff + im->npagerecs * sizeof(struct ck_plan_pagerec);
     size_t size = soff + strings + 1;
     if (size > CK_PLAN_MAX) {
         fail_msg(c, "the image describes too many regions");
@@ -249,6 +252,19 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->vdso_start = im->proc.vdso_start;
     p->vdso_end = im->proc.vdso_end;
     p->shim_info_addr = im->proc.shim_info_addr;
+    p->npagerecs = im->npagerecs;
+    p->pagerecs_off = poff;
+    cpu_set_t cpus;
+    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    const char *wenv = getenv("CKSHIM_RESTORE_THREADS");
+    if (wenv && atoi(wenv) > 0)
+        ncpu = atoi(wenv);
+    p->nworkers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
+    struct ck_plan_pagerec *pp = (struct ck_plan_pagerec *)(buf + poff);
+    for (uint64_t i = 0; i < im->npagerecs; i++) {
+        pp[i].rec = im->pages[i].rec;
+        pp[i].offset = im->pages[i].offset;
+    }
     struct ck_plan_region *pr = (struct ck_plan_region *)(buf + roff);
     size_t so = 0;
     for (uint32_t i = 0; i < im->nregions; i++) {

@@ -5,6 +5,14 @@
  * program is parked. Either way: no heap, no stdio, no libc locks; scratch
  * buffers are mmap'd here.
  *
+ * Pages are compressed by a team of raw threads (one per CPU): memory is
+ * cut into jobs of up to CK_CHUNK_PAGES pages; a worker picks a job,
+ * selects its pages, compresses each run of them straight from memory
+ * into the job's output slot as finished records; the calling thread
+ * writes the slots out strictly in job order, so the image does not
+ * depend on timing. Workers share the caller's TLS, so they call nothing
+ * that touches errno: raw syscalls only.
+ *
  * Which pages go into the image (pagemap bits: 63 present, 62 swapped,
  * 61 file page or shared anonymous):
  *   private anonymous     present or swapped, and not all zero
@@ -17,31 +25,91 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "chunk.h"
 #include "imgio.h"
 #include "shim.h"
+#include "xxh64.h"
 
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
 #define PM_FILE (1ULL << 61)
-#define BATCH 512
+#define SLOTS 16
+#define MAX_WORKERS 16
+#define JOB_PAGES CK_CHUNK_PAGES
+#define SLOT_CAP (JOB_PAGES * CK_PAGE_SIZE + JOB_PAGES * 64 + 65536)
+
+/* ---- raw syscalls for the workers (no errno) ---- */
+static inline long rsys(long n, long a, long b, long c, long d, long e, long f)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static void fwait(volatile int *addr, int val)
+{
+    rsys(SYS_futex, (long)addr, FUTEX_WAIT, val, 0, 0, 0);
+}
+
+static void fwake(volatile int *addr)
+{
+    rsys(SYS_futex, (long)addr, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
+}
+
+/* preload/thread.S: start fn(arg) on a raw thread sharing everything. */
+long shim_raw_thread(void (*fn)(void *), void *arg, void *stack_top, volatile int *ctid);
+
+struct job {
+    const struct ck_region *r;
+    uint64_t addr;
+    uint32_t npages;
+    volatile int done;
+    int err;                            /* -errno */
+    uint64_t err_addr;
+    size_t out_len;                     /* bytes of finished records in out */
+    uint64_t nrec, npages_out, raw, stored;
+    uint8_t *out;
+};
+
+struct worker {
+    struct writer *w;
+    volatile int tid;                   /* cleared by the kernel at exit */
+    void *state;                        /* LZ4 state */
+    uint8_t *copy;                      /* pages read via /proc/self/mem */
+    uint64_t *pm;
+    unsigned char *mc;
+};
 
 struct writer {
     int fd;
     int pagemap_fd;
     int mem_fd;
-    void *state;                        /* LZ4 state */
-    uint8_t *out;                       /* compressed output */
+    struct job jobs[SLOTS];
+    volatile int enq;                   /* jobs handed out so far */
+    volatile int taken;
+    volatile int done_seq;
+    volatile int finished;
+    struct worker workers[MAX_WORKERS];
+    int nworkers;
+    void *state;                        /* the caller's LZ4 state */
+    uint8_t *out;                       /* the caller's output buffer */
     size_t out_cap;
-    uint8_t *copy;                      /* pages read via /proc/self/mem */
-    uint64_t *pm;                       /* pagemap batch */
-    unsigned char *mc;                  /* mincore batch */
+    uint8_t *copy;
     struct ck_end end;
     char *err;
     size_t errlen;
@@ -61,19 +129,10 @@ static int put_rec(struct writer *w, uint32_t type, uint32_t flags, const void *
     return 0;
 }
 
-/* Two-part record payload (array + string table) without a copy. */
+/* Two-part record payload (array + string table). */
 static int put_rec2(struct writer *w, uint32_t type, const void *a, size_t alen, const void *b,
                     size_t blen, uint64_t arg)
 {
-    struct ck_rec rec;
-    memset(&rec, 0, sizeof rec);
-    rec.type = type;
-    rec.len = alen + blen;
-    rec.raw_len = alen + blen;
-    rec.arg = arg;
-    /* The checksum covers the payload as one byte string: build it in the
-     * scratch buffer when it fits, else fall back to two writes through a
-     * temporary mapping. */
     size_t n = alen + blen;
     uint8_t *buf = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
                         0);
@@ -97,120 +156,215 @@ static int is_zero_page(const void *p)
     return 1;
 }
 
-/* Compress and write npages pages starting at addr, whose bytes are at src. */
-static int put_pages(struct writer *w, uint64_t addr, const void *src, size_t npages)
+/* Append one finished PAGES record for npages at addr (bytes at src) to
+ * the job's output. */
+static void job_emit(struct worker *k, struct job *j, uint64_t addr, const void *src,
+                     size_t npages)
 {
     size_t raw = npages * CK_PAGE_SIZE;
+    struct ck_rec *rec = (struct ck_rec *)(j->out + j->out_len);
+    uint8_t *payload = (uint8_t *)(rec + 1);
     uint32_t flags;
     size_t len;
-    int r = ck_chunk_encode(w->state, src, raw, w->out, w->out_cap, &flags, &len);
-    if (r < 0) {
-        snprintf(w->err, w->errlen, "compression failed at %#llx", (unsigned long long)addr);
-        return r;
-    }
-    w->end.npages += npages;
-    return put_rec(w, CK_REC_PAGES, flags, w->out, len, raw, addr, 0);
+    ck_chunk_encode(k->state, src, raw, payload, SLOT_CAP - j->out_len - sizeof *rec, &flags,
+                    &len);
+    memset(rec, 0, sizeof *rec);
+    rec->type = CK_REC_PAGES;
+    rec->flags = flags;
+    rec->len = len;
+    rec->raw_len = raw;
+    rec->arg = addr;
+    rec->checksum = ck_rec_checksum(rec, payload);
+    j->out_len += sizeof *rec + len;
+    j->nrec++;
+    j->npages_out += npages;
+    j->raw += raw;
+    j->stored += len;
 }
 
-/* Pages read through /proc/self/mem (unreadable protections, deleted
- * files). A page that cannot be read ends the region. */
-static int dump_region_via_mem(struct writer *w, const struct ck_region *r)
+/* Read n pages at addr through /proc/self/mem; returns pages read. */
+static size_t mem_read(struct writer *w, struct worker *k, uint64_t addr, size_t n)
 {
-    for (uint64_t a = r->start; a < r->end;) {
-        size_t want = (r->end - a) / CK_PAGE_SIZE;
-        if (want > CK_CHUNK_PAGES)
-            want = CK_CHUNK_PAGES;
-        ssize_t got = pread(w->mem_fd, w->copy, want * CK_PAGE_SIZE, (off_t)a);
-        if (got <= 0)
-            return 0;
-        size_t np = (size_t)got / CK_PAGE_SIZE;
-        if (np == 0)
-            return 0;
-        int rr = put_pages(w, a, w->copy, np);
-        if (rr < 0)
-            return rr;
-        a += np * CK_PAGE_SIZE;
-        if (np < want)
-            return 0;
-    }
-    return 0;
+    long got = rsys(SYS_pread64, w->mem_fd, (long)k->copy, (long)(n * CK_PAGE_SIZE), (long)addr,
+                    0, 0);
+    if (got == (long)(n * CK_PAGE_SIZE))
+        return n;
+    /* Some page failed (past the end of a deleted file): take what reads. */
+    size_t ok = 0;
+    while (ok < n && rsys(SYS_pread64, w->mem_fd, (long)(k->copy + ok * CK_PAGE_SIZE),
+                          CK_PAGE_SIZE, (long)(addr + ok * CK_PAGE_SIZE), 0, 0) == CK_PAGE_SIZE)
+        ok++;
+    return ok;
 }
 
-static int dump_region(struct writer *w, const struct ck_region *r)
+static void run_job(struct worker *k, struct job *j)
 {
+    struct writer *w = k->w;
+    const struct ck_region *r = j->r;
     uint32_t f = r->flags;
-    if (f & CK_REG_SPECIAL)
-        return 0;
-    if ((f & CK_REG_FILE) && (f & CK_REG_SHARED) && !(f & CK_REG_ALLPAGES))
-        return 0;
-    if ((f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON))
-        return dump_region_via_mem(w, r);
+    size_t n = j->npages;
+    j->out_len = 0;
+    j->nrec = j->npages_out = j->raw = j->stored = 0;
+    j->err = 0;
+    if ((f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON)) {
+        size_t got = mem_read(w, k, j->addr, n);
+        if (got)
+            job_emit(k, j, j->addr, k->copy, got);
+        return;
+    }
     int shared = (f & CK_REG_SHARED) != 0;
     int anon_private = (f & CK_REG_ANON) && !shared;
     int via_mem = !(r->prot & PROT_READ);
-    uint64_t run_start = 0;
-    size_t run_len = 0;
-    for (uint64_t a = r->start; a < r->end;) {
-        size_t n = (r->end - a) / CK_PAGE_SIZE;
-        if (n > BATCH)
-            n = BATCH;
-        if (shared) {
-            if (mincore((void *)a, n * CK_PAGE_SIZE, w->mc) < 0)
-                memset(w->mc, 1, n);
-        } else {
-            ssize_t got = pread(w->pagemap_fd, w->pm, n * 8, (off_t)(a / CK_PAGE_SIZE * 8));
-            if (got != (ssize_t)(n * 8)) {
-                snprintf(w->err, w->errlen, "cannot read /proc/self/pagemap: %s",
-                         strerror(errno));
-                return -EIO;
-            }
+    if (shared) {
+        if (rsys(SYS_mincore, (long)j->addr, (long)(n * CK_PAGE_SIZE), (long)k->mc, 0, 0, 0) < 0)
+            memset(k->mc, 1, n);
+    } else {
+        long got = rsys(SYS_pread64, w->pagemap_fd, (long)k->pm, (long)(n * 8),
+                        (long)(j->addr / CK_PAGE_SIZE * 8), 0, 0);
+        if (got != (long)(n * 8)) {
+            j->err = got < 0 ? (int)got : -EIO;
+            j->err_addr = j->addr;
+            return;
         }
-        for (size_t i = 0; i <= n; i++) {
-            int need = 0;
-            uint64_t pa = a + i * CK_PAGE_SIZE;
-            if (i < n) {
-                if (shared) {
-                    need = w->mc[i] & 1;
-                } else {
-                    uint64_t e = w->pm[i];
-                    if (anon_private)
-                        need = (e & (PM_PRESENT | PM_SWAP)) != 0;
-                    else
-                        need = ((e & PM_PRESENT) && !(e & PM_FILE)) || (e & PM_SWAP);
-                    if (need && anon_private && !via_mem && is_zero_page((void *)pa))
-                        need = 0;
-                }
-            }
-            if (need && run_len && run_start + run_len * CK_PAGE_SIZE == pa &&
-                run_len < CK_CHUNK_PAGES) {
-                run_len++;
-                continue;
-            }
-            if (run_len) {
-                const void *src = (const void *)run_start;
-                if (via_mem) {
-                    ssize_t got = pread(w->mem_fd, w->copy, run_len * CK_PAGE_SIZE,
-                                        (off_t)run_start);
-                    if (got != (ssize_t)(run_len * CK_PAGE_SIZE)) {
-                        snprintf(w->err, w->errlen, "cannot read memory at %#llx",
-                                 (unsigned long long)run_start);
-                        return -EIO;
-                    }
-                    src = w->copy;
-                }
-                int rr = put_pages(w, run_start, src, run_len);
-                if (rr < 0)
-                    return rr;
-                run_len = 0;
-            }
-            if (need && i < n) {
-                run_start = pa;
-                run_len = 1;
-            }
-        }
-        a += n * CK_PAGE_SIZE;
     }
-    return 0;
+    size_t run_start = 0, run_len = 0;
+    for (size_t i = 0; i <= n; i++) {
+        int need = 0;
+        if (i < n) {
+            if (shared) {
+                need = k->mc[i] & 1;
+            } else {
+                uint64_t e = k->pm[i];
+                if (anon_private)
+                    need = (e & (PM_PRESENT | PM_SWAP)) != 0;
+                else
+                    need = ((e & PM_PRESENT) && !(e & PM_FILE)) || (e & PM_SWAP);
+                if (need && anon_private && !via_mem &&
+                    is_zero_page((const void *)(j->addr + i * CK_PAGE_SIZE)))
+                    need = 0;
+            }
+        }
+        if (need && run_len && run_start + run_len == i) {
+            run_len++;
+            continue;
+        }
+        if (run_len) {
+            uint64_t a = j->addr + run_start * CK_PAGE_SIZE;
+            if (via_mem) {
+                size_t got = mem_read(w, k, a, run_len);
+                if (got != run_len) {
+                    j->err = -EIO;
+                    j->err_addr = a;
+                    return;
+                }
+                job_emit(k, j, a, k->copy, run_len);
+            } else {
+                job_emit(k, j, a, (const void *)a, run_len);
+            }
+            run_len = 0;
+        }
+        if (need && i < n) {
+            run_start = i;
+            run_len = 1;
+        }
+    }
+}
+
+static void worker_main(void *arg)
+{
+    struct worker *k = arg;
+    struct writer *w = k->w;
+    for (;;) {
+        int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
+        for (;;) {
+            int e = __atomic_load_n(&w->enq, __ATOMIC_SEQ_CST);
+            if (idx < e)
+                break;
+            if (__atomic_load_n(&w->finished, __ATOMIC_SEQ_CST))
+                return;
+            fwait(&w->enq, e);
+        }
+        struct job *j = &w->jobs[idx % SLOTS];
+        run_job(k, j);
+        __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&w->done_seq, 1, __ATOMIC_SEQ_CST);
+        fwake(&w->done_seq);
+    }
+}
+
+static int wants_pages(const struct ck_region *r)
+{
+    if (r->flags & CK_REG_SPECIAL)
+        return 0;
+    if ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) && !(r->flags & CK_REG_ALLPAGES))
+        return 0;
+    return 1;
+}
+
+/* Feed every region to the workers and write their output in order. */
+static int dump_pages(struct writer *w)
+{
+    uint32_t ri = 0;
+    uint64_t addr = g_shim.nregions ? g_shim.regions[0].start : 0;
+    int next = 0, total_known = 0, total = 0;
+    for (;;) {
+        /* Hand out jobs while slots are free. */
+        while (!total_known && w->enq - next < SLOTS) {
+            while (ri < g_shim.nregions &&
+                   (!wants_pages(&g_shim.regions[ri]) || addr >= g_shim.regions[ri].end)) {
+                ri++;
+                if (ri < g_shim.nregions)
+                    addr = g_shim.regions[ri].start;
+            }
+            if (ri >= g_shim.nregions) {
+                total_known = 1;
+                total = w->enq;
+                break;
+            }
+            const struct ck_region *r = &g_shim.regions[ri];
+            struct job *j = &w->jobs[w->enq % SLOTS];
+            uint64_t left = (r->end - addr) / CK_PAGE_SIZE;
+            j->r = r;
+            j->addr = addr;
+            j->npages = (uint32_t)(left > JOB_PAGES ? JOB_PAGES : left);
+            j->done = 0;
+            addr += (uint64_t)j->npages * CK_PAGE_SIZE;
+            __atomic_fetch_add(&w->enq, 1, __ATOMIC_SEQ_CST);
+            fwake(&w->enq);
+        }
+        if (total_known && next >= total)
+            return 0;
+        struct job *j = &w->jobs[next % SLOTS];
+        int seq = __atomic_load_n(&w->done_seq, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&j->done, __ATOMIC_SEQ_CST)) {
+            if (w->nworkers == 0) {
+                /* no helpers: do it ourselves */
+                int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
+                run_job(&w->workers[MAX_WORKERS - 1], &w->jobs[idx % SLOTS]);
+                w->jobs[idx % SLOTS].done = 1;
+            } else {
+                fwait(&w->done_seq, seq);
+            }
+            continue;
+        }
+        if (j->err) {
+            snprintf(w->err, w->errlen, "cannot read memory at %#llx: %s",
+                     (unsigned long long)j->err_addr, strerror(-j->err));
+            return j->err;
+        }
+        if (j->out_len) {
+            int r = ck_write_all(w->fd, j->out, j->out_len);
+            if (r < 0) {
+                snprintf(w->err, w->errlen, "cannot write the image: %s", strerror(-r));
+                return r;
+            }
+        }
+        w->end.nrecords += j->nrec;
+        w->end.npages += j->npages_out;
+        w->end.raw_bytes += j->raw;
+        w->end.stored_bytes += j->stored;
+        next++;
+    }
 }
 
 /* Contents of a deleted file or memfd, read through a fresh descriptor so
@@ -227,7 +381,7 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
     }
     uint64_t off = 0;
     for (;;) {
-        ssize_t got = pread(rfd, w->copy, CK_CHUNK_PAGES * CK_PAGE_SIZE, (off_t)off);
+        ssize_t got = pread(rfd, w->copy, JOB_PAGES * CK_PAGE_SIZE, (off_t)off);
         if (got < 0) {
             snprintf(w->err, w->errlen, "cannot read deleted file behind fd %d: %s", f->fd,
                      strerror(errno));
@@ -251,29 +405,66 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
     return 0;
 }
 
+static int count_cpus(void)
+{
+    const char *e = getenv("CKSHIM_WRITERS");
+    int n = e ? atoi(e) : 0;
+    if (n <= 0) {
+        cpu_set_t set;
+        n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    }
+    if (n < 1)
+        n = 1;
+    if (n > MAX_WORKERS - 1)
+        n = MAX_WORKERS - 1;
+    return n;
+}
+
 /* Write the whole image to fd. Returns 0 or -errno with err set. */
 int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, char *err,
                size_t errlen)
 {
-    struct writer w;
+    static struct writer w;
     memset(&w, 0, sizeof w);
     w.fd = fd;
     w.err = err;
     w.errlen = errlen;
-    w.out_cap = ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE);
+    int nw = count_cpus();
+    w.out_cap = ck_chunk_bound(JOB_PAGES * CK_PAGE_SIZE);
     size_t ssz = (ck_chunk_state_size() + 4095) & ~4095UL;
-    size_t csz = CK_CHUNK_PAGES * CK_PAGE_SIZE;
-    size_t total = ssz + w.out_cap + csz + BATCH * 8 + BATCH + 8192;
+    size_t copy = JOB_PAGES * CK_PAGE_SIZE;
+    size_t per_worker = ssz + copy + JOB_PAGES * 8 + 4096 + (64 << 10); /* + stack */
+    size_t total = ssz + ((w.out_cap + 4095) & ~4095UL) + copy + SLOTS * (size_t)SLOT_CAP +
+                   MAX_WORKERS * per_worker;
     char *scratch = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (scratch == MAP_FAILED) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    w.state = scratch;
-    w.out = (uint8_t *)scratch + ssz;
-    w.copy = w.out + ((w.out_cap + 4095) & ~4095UL);
-    w.pm = (uint64_t *)(w.copy + csz);
-    w.mc = (unsigned char *)(w.pm + BATCH);
+    char *p = scratch;
+    w.state = p;
+    p += ssz;
+    w.out = (uint8_t *)p;
+    p += (w.out_cap + 4095) & ~4095UL;
+    w.copy = (uint8_t *)p;
+    p += copy;
+    for (int i = 0; i < SLOTS; i++) {
+        w.jobs[i].out = (uint8_t *)p;
+        p += SLOT_CAP;
+    }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        struct worker *k = &w.workers[i];
+        k->w = &w;
+        k->state = p;
+        p += ssz;
+        k->copy = (uint8_t *)p;
+        p += copy;
+        k->pm = (uint64_t *)p;
+        p += JOB_PAGES * 8;
+        k->mc = (unsigned char *)p;
+        p += 4096;
+        p += 64 << 10; /* this worker's stack, below p */
+    }
     int r = -EIO;
     w.pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     w.mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
@@ -313,8 +504,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         const struct shim_pipedata *pd = &shim_pipes[i];
         for (size_t off = 0; off < pd->len;) {
             size_t n = pd->len - off;
-            if (n > CK_CHUNK_PAGES * CK_PAGE_SIZE)
-                n = CK_CHUNK_PAGES * CK_PAGE_SIZE;
+            if (n > JOB_PAGES * CK_PAGE_SIZE)
+                n = JOB_PAGES * CK_PAGE_SIZE;
             uint32_t fl;
             size_t len;
             ck_chunk_encode(w.state, pd->data + off, n, w.out, w.out_cap, &fl, &len);
@@ -323,9 +514,28 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
             off += n;
         }
     }
-    for (uint32_t i = 0; i < g_shim.nregions; i++)
-        if ((r = dump_region(&w, &g_shim.regions[i])) < 0)
-            goto out;
+
+    /* The worker team; the last worker struct is the caller's own. */
+    for (int i = 0; i < nw; i++) {
+        struct worker *k = &w.workers[i];
+        char *stack_top = (char *)k->mc + 4096 + (64 << 10);
+        k->tid = 1;
+        if (shim_raw_thread(worker_main, k, stack_top, &k->tid) < 0) {
+            k->tid = 0;
+            break;
+        }
+        w.nworkers++;
+    }
+    r = dump_pages(&w);
+    __atomic_store_n(&w.finished, 1, __ATOMIC_SEQ_CST);
+    fwake(&w.enq);
+    for (int i = 0; i < w.nworkers; i++) {
+        int t;
+        while ((t = __atomic_load_n(&w.workers[i].tid, __ATOMIC_SEQ_CST)) != 0)
+            fwait(&w.workers[i].tid, t);
+    }
+    if (r < 0)
+        goto out;
     struct ck_end end = w.end;
     if ((r = put_rec(&w, CK_REC_END, 0, &end, sizeof end, sizeof end, 0, 0)) < 0)
         goto out;

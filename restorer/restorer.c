@@ -29,7 +29,6 @@
 __attribute__((aligned(64))) static char restorer_stack[STACK_SIZE];
 __attribute__((used)) char *const restorer_stack_top = restorer_stack + STACK_SIZE;
 static char maps_buf[MAPS_SIZE];
-static uint8_t rbuf[BUF_SIZE];
 static int status_fd = -1;
 static const struct ck_plan *plan;
 
@@ -317,20 +316,6 @@ static void check_target(uint64_t a, uint64_t len)
     die("image has pages outside any writable region", a, 0);
 }
 
-static void read_full(int fd, void *buf, uint64_t len, uint64_t where)
-{
-    uint8_t *p = buf;
-    while (len) {
-        long r = sys_read(fd, p, len > (1UL << 30) ? (1UL << 30) : len);
-        if (r == -4)
-            continue;
-        if (r <= 0)
-            die(r == 0 ? "image is truncated" : "cannot read the image", where, r);
-        p += r;
-        len -= (uint64_t)r;
-    }
-}
-
 static uint64_t rec_checksum(const struct ck_rec *rec, const void *payload)
 {
     struct ck_rec tmp = *rec;
@@ -339,56 +324,91 @@ static uint64_t rec_checksum(const struct ck_rec *rec, const void *payload)
     return ck_xxh64(payload, rec->len, seed);
 }
 
-/* Step 5b: stream the PAGES records into place. */
+/* Step 5b: fill memory from the PAGES records, with one thread per CPU.
+ * Each takes the next record, preads it (raw pages straight into place),
+ * checks its checksum and decodes it into place. Memory is populated in
+ * one madvise per record: cheaper than a page fault per page. */
+#define MAX_FILLERS 8
+#define MADV_POPULATE_WRITE_ 23
+static uint8_t fill_buf[MAX_FILLERS][BUF_SIZE];
+__attribute__((aligned(16))) static char fill_stack[MAX_FILLERS][65536];
+static volatile int fill_tid[MAX_FILLERS];
+static volatile long fill_next;
+static volatile long fill_pages_done;
+
+static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
+{
+    const struct ck_rec *rec = &pr->rec;
+    int fd = plan->image_fd;
+    if (rec->type != CK_REC_PAGES || (rec->arg & (CK_PAGE_SIZE - 1)) ||
+        (rec->raw_len & (CK_PAGE_SIZE - 1)) || rec->raw_len == 0 ||
+        rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE || rec->len > BUF_SIZE)
+        die("malformed PAGES record", rec->arg, 0);
+    check_target(rec->arg, rec->raw_len);
+    void *dst = (void *)rec->arg;
+    sys_madvise(rec->arg, rec->raw_len, MADV_POPULATE_WRITE_);
+    void *src = rec->flags == CK_RF_RAW ? dst : buf;
+    if (rec->flags == CK_RF_RAW && rec->len != rec->raw_len)
+        die("malformed PAGES record", rec->arg, 0);
+    if (rec->flags != CK_RF_RAW && rec->flags != CK_RF_LZ4)
+        die("unknown page encoding", rec->arg, 0);
+    uint64_t done = 0;
+    while (done < rec->len) {
+        long r = sys_pread(fd, (uint8_t *)src + done, rec->len - done, pr->offset + done);
+        if (r == -4)
+            continue;
+        if (r <= 0)
+            die(r == 0 ? "image is truncated" : "cannot read the image", rec->arg, r);
+        done += (uint64_t)r;
+    }
+    if (plan->verify && rec_checksum(rec, src) != rec->checksum)
+        die("checksum mismatch in pages", rec->arg, 0);
+    if (rec->flags == CK_RF_LZ4) {
+        long n = ck_lz4_decode(buf, rec->len, dst, rec->raw_len);
+        if (n != (long)rec->raw_len)
+            die("corrupted compressed pages", rec->arg, 0);
+    }
+    __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE), __ATOMIC_RELAXED);
+}
+
+static void fill_worker(void *arg)
+{
+    uint8_t *buf = fill_buf[(long)arg];
+    const struct ck_plan_pagerec *pr =
+        (const struct ck_plan_pagerec *)((const char *)plan + plan->pagerecs_off);
+    for (;;) {
+        long i = __atomic_fetch_add(&fill_next, 1, __ATOMIC_SEQ_CST);
+        if (i >= (long)plan->npagerecs)
+            return;
+        fill_one(&pr[i], buf);
+    }
+}
+
 static void fill_pages(void)
 {
-    int fd = plan->image_fd;
-    uint64_t pages = 0;
-    for (;;) {
-        struct ck_rec rec;
-        read_full(fd, &rec, sizeof rec, 0);
-        if (rec.type == CK_REC_END) {
-            if (rec.len > sizeof(rbuf))
-                die("malformed END record", 0, 0);
-            read_full(fd, rbuf, rec.len, 0);
+    uint32_t nw = plan->nworkers;
+    if (nw < 1)
+        nw = 1;
+    if (nw > MAX_FILLERS)
+        nw = MAX_FILLERS;
+    uint32_t started = 0;
+    for (uint32_t i = 1; i < nw; i++) {
+        fill_tid[i] = 1;
+        if (restorer_spawn(fill_worker, (void *)(long)i, fill_stack[i] + sizeof fill_stack[i],
+                           &fill_tid[i]) < 0) {
+            fill_tid[i] = 0;
             break;
         }
-        if (rec.type != CK_REC_PAGES) {
-            /* not expected here; skip it */
-            uint64_t left = rec.len;
-            while (left) {
-                uint64_t n = left > sizeof rbuf ? sizeof rbuf : left;
-                read_full(fd, rbuf, n, 0);
-                left -= n;
-            }
-            continue;
-        }
-        if ((rec.arg & (CK_PAGE_SIZE - 1)) || (rec.raw_len & (CK_PAGE_SIZE - 1)) ||
-            rec.raw_len == 0 || rec.raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE ||
-            rec.len > sizeof rbuf)
-            die("malformed PAGES record", rec.arg, 0);
-        check_target(rec.arg, rec.raw_len);
-        void *dst = (void *)rec.arg;
-        if (rec.flags == CK_RF_RAW) {
-            if (rec.len != rec.raw_len)
-                die("malformed PAGES record", rec.arg, 0);
-            read_full(fd, dst, rec.len, rec.arg);
-            if (plan->verify && rec_checksum(&rec, dst) != rec.checksum)
-                die("checksum mismatch in pages", rec.arg, 0);
-        } else if (rec.flags == CK_RF_LZ4) {
-            read_full(fd, rbuf, rec.len, rec.arg);
-            if (plan->verify && rec_checksum(&rec, rbuf) != rec.checksum)
-                die("checksum mismatch in pages", rec.arg, 0);
-            long n = ck_lz4_decode(rbuf, rec.len, dst, rec.raw_len);
-            if (n != (long)rec.raw_len)
-                die("corrupted compressed pages", rec.arg, 0);
-        } else {
-            die("unknown page encoding", rec.arg, 0);
-        }
-        pages += rec.raw_len / CK_PAGE_SIZE;
+        started++;
     }
-    if (plan->npages && pages != plan->npages)
-        die("image holds fewer pages than its index says", 0, (long)pages);
+    fill_worker((void *)0);
+    for (uint32_t i = 1; i <= started; i++) {
+        int t;
+        while ((t = fill_tid[i]) != 0)
+            sys4(202 /* futex */, &fill_tid[i], 0 /* WAIT */, t, 0);
+    }
+    if (plan->npages && (uint64_t)fill_pages_done != plan->npages)
+        die("image holds fewer pages than its index says", 0, fill_pages_done);
 }
 
 static void protect_regions(void)

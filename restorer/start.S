@@ -55,4 +55,33 @@ restorer_jump:
     jmp *%rcx
     .size restorer_jump, .-restorer_jump
 
+/* long restorer_spawn(fn, arg, stack_top, ctid): a helper thread that
+ * runs fn(arg) and exits; the kernel clears *ctid when it is gone. */
+    .globl restorer_spawn
+    .type restorer_spawn, @function
+restorer_spawn:
+    andq $-16, %rdx
+    subq $16, %rdx
+    movq %rdi, 0(%rdx)
+    movq %rsi, 8(%rdx)
+    movq %rdx, %rsi
+    movq %rcx, %r10
+    movq %rcx, %rdx
+    xorl %r8d, %r8d
+    movl $0x00350f00, %edi
+    movl $56, %eax
+    syscall
+    testq %rax, %rax
+    jz 3f
+    ret
+3:  xorl %ebp, %ebp
+    popq %rax
+    popq %rdi
+    call *%rax
+    movl $60, %eax
+    xorl %edi, %edi
+    syscall
+    hlt
+    .size restorer_spawn, .-restorer_spawn
+
     .section .note.GNU-stack,"",@progbits

@@ -97,5 +97,6 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 long restorer_clone(unsigned long flags, void *stack, int *ptid, int *ctid, unsigned long tls,
                     const void *ctx);
 __attribute__((noreturn)) void restorer_jump(const void *ctx);
+long restorer_spawn(void (*fn)(void *), void *arg, void *stack_top, volatile int *ctid);
 
 #endif
