@@ -1,0 +1,222 @@
+#!/bin/bash
+# test_refusals.sh - what ckshim must refuse, and how.
+#
+#   bash tests/integration/test_refusals.sh BUILD_DIR
+#
+# Checkpoint refusals: a process holding something ckshim cannot restore
+# (a socket, an epoll instance) is not checkpointed; the message names the
+# fd and its kind; the process goes on untouched; an existing good image at
+# the output path is left as it was.
+# Restore refusals: a missing file, an empty file, a foreign file, a
+# truncated image, a flipped byte in the header, in a metadata record and in
+# page data, an image whose mapped program file changed since: each fails
+# with a clear message and exit 1, and no process is left behind.
+# Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-refusals.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS $1"; }
+fail() {
+    echo "FAIL $1${2:+: $2}"
+    [ -s "$T/err" ] && sed 's/^/    | /' "$T/err" | head -5
+}
+
+# wait_ready LOG: wait (10 s) for READY in LOG.
+wait_ready() {
+    for _ in $(seq 100); do
+        grep -q READY "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start NAME CMD...: run CMD under the shim in $T, log in $T/NAME.log,
+# set $pid.
+start() {
+    local name=$1
+    shift
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" "$@" >"$T/$name.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_ready "$T/$name.log" || echo "    (no READY from $name)"
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# ---- checkpoint refusals -------------------------------------------------
+
+cat >"$T/sock.py" <<'EOF'
+import socket, time, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print("READY fd", s.fileno(), flush=True)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.05)
+    if n % 10 == 0:
+        print("tick", n, flush=True)
+EOF
+start sock python3 "$T/sock.py"
+fd=$(awk '/READY fd/ {print $3; exit}' "$T/sock.log")
+printf 'GOOD-IMAGE-PLACEHOLDER' >"$T/existing.img"
+before=$(md5sum <"$T/existing.img")
+"$C" checkpoint "$pid" -o "$T/existing.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi socket "$T/err"; then
+    pass checkpoint_refuses_socket
+else
+    fail checkpoint_refuses_socket "rc=$rc, expected 1 and a message naming fd $fd as a socket"
+fi
+[ "$(md5sum <"$T/existing.img")" = "$before" ] && pass existing_image_untouched ||
+    fail existing_image_untouched "the old file at the output path changed"
+ls "$T"/.existing.img.tmp.* >/dev/null 2>&1 && fail no_temp_left "temporary image left behind" ||
+    pass no_temp_left
+t1=$(grep -c tick "$T/sock.log")
+sleep 1.2
+t2=$(grep -c tick "$T/sock.log")
+if alive "$pid" && [ "$t2" -gt "$t1" ]; then
+    pass refused_process_keeps_running
+else
+    fail refused_process_keeps_running "process stopped making progress ($t1 -> $t2 ticks)"
+fi
+kill "$pid" 2>/dev/null
+
+cat >"$T/epoll.py" <<'EOF'
+import select, time
+e = select.epoll()
+print("READY fd", e.fileno(), flush=True)
+while True:
+    time.sleep(0.05)
+EOF
+start epoll python3 "$T/epoll.py"
+fd=$(awk '/READY fd/ {print $3; exit}' "$T/epoll.log")
+"$C" checkpoint "$pid" -o "$T/epoll.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi epoll "$T/err" && alive "$pid"; then
+    pass checkpoint_refuses_epoll
+else
+    fail checkpoint_refuses_epoll "rc=$rc"
+fi
+[ -e "$T/epoll.img" ] && fail no_image_on_refusal "an image was written" || pass no_image_on_refusal
+kill "$pid" 2>/dev/null
+
+# ---- a good image to damage ----------------------------------------------
+
+cat >"$T/count.py" <<'EOF'
+import time
+n = 0
+print("READY", flush=True)
+while True:
+    n += 1
+    print("n", n, flush=True)
+    time.sleep(0.1)
+EOF
+start count python3 "$T/count.py"
+if ! "$C" checkpoint "$pid" -o "$T/good.img" --kill >"$T/out" 2>"$T/err"; then
+    fail good_image "checkpoint failed"
+fi
+size=$(stat -c %s "$T/good.img" 2>/dev/null || echo 0)
+
+# restore_must_fail NAME FILE PATTERN: coord restore FILE exits 1 with a
+# message matching PATTERN, and starts no process.
+restore_must_fail() {
+    local name=$1 file=$2 pat=$3
+    local before after
+    before=$(pgrep -u "$(id -u)" -fc "count.py" || true)
+    timeout 30 "$C" restore --detach "$file" >"$T/out" 2>"$T/err"
+    local rc=$?
+    sleep 0.2
+    after=$(pgrep -u "$(id -u)" -fc "count.py" || true)
+    if [ $rc -ne 1 ]; then
+        fail "$name" "exit code $rc, expected 1"
+    elif ! grep -Eqi -- "$pat" "$T/err"; then
+        fail "$name" "message does not match /$pat/"
+    elif [ "$after" != "$before" ]; then
+        fail "$name" "a process was left running"
+    elif [ -s "$T/out" ]; then
+        fail "$name" "printed a pid"
+    else
+        pass "$name"
+    fi
+}
+
+restore_must_fail restore_missing_file "$T/nope.img" "no such file"
+: >"$T/empty.img"
+restore_must_fail restore_empty_file "$T/empty.img" "truncat|empty|not a ckshim image"
+restore_must_fail restore_foreign_file /bin/sh "not a ckshim image"
+head -c $((size / 2)) "$T/good.img" >"$T/trunc.img"
+restore_must_fail restore_truncated "$T/trunc.img" "truncat"
+head -c 600 "$T/good.img" >"$T/trunc2.img"
+restore_must_fail restore_truncated_early "$T/trunc2.img" "truncat"
+
+# flip OFFSET IN OUT: copy IN to OUT with the byte at OFFSET inverted.
+flip() {
+    cp "$2" "$3"
+    local b
+    b=$(od -An -tu1 -j "$1" -N1 "$2" | tr -d ' ')
+    printf "$(printf '\\%03o' $((255 - b)))" | dd of="$3" bs=1 seek="$1" conv=notrunc status=none
+}
+flip 100 "$T/good.img" "$T/hdr.img"
+restore_must_fail restore_flipped_header "$T/hdr.img" "corrupt|checksum"
+flip 700 "$T/good.img" "$T/meta.img"
+restore_must_fail restore_flipped_metadata "$T/meta.img" "corrupt|checksum"
+flip $((size - 5000)) "$T/good.img" "$T/page.img"
+restore_must_fail restore_flipped_pages "$T/page.img" "corrupt|checksum"
+flip $((size / 2)) "$T/good.img" "$T/mid.img"
+restore_must_fail restore_flipped_middle "$T/mid.img" "corrupt|checksum"
+
+# The good image still restores after all that.
+npid=$(timeout 30 "$C" restore --detach "$T/good.img" 2>"$T/err")
+if [ -n "$npid" ] && alive "$npid"; then
+    PIDS+=("$npid")
+    pass restore_good_image
+    kill -9 "$npid"
+else
+    fail restore_good_image "rc=$?"
+fi
+
+# ---- a mapped file that changed since the checkpoint ---------------------
+
+cp "$B/tests/progs/clock" "$T/myprog"
+(cd "$T" && exec env LD_PRELOAD="$SHIM" CK_GO="$T/go.never" "$T/myprog" >"$T/myprog.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_ready "$T/myprog.log"
+"$C" checkpoint "$pid" -o "$T/prog.img" --kill >"$T/out" 2>"$T/err" || fail prog_image "checkpoint failed"
+sleep 0.2
+echo >>"$T/myprog"
+timeout 30 "$C" restore --detach "$T/prog.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "myprog" "$T/err" && grep -qi "changed" "$T/err" &&
+    ! pgrep -f "$T/myprog" >/dev/null; then
+    pass restore_refuses_changed_program
+else
+    fail restore_refuses_changed_program "rc=$rc"
+fi
+
+# ---- not under the shim, usage ------------------------------------------
+
+sleep 30 &
+PIDS+=($!)
+disown $! 2>/dev/null
+"$C" checkpoint $! -o "$T/x.img" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] && grep -qi "not running under the shim" "$T/err" && pass checkpoint_not_under_shim ||
+    fail checkpoint_not_under_shim "rc=$rc"
+[ -e "$T/x.img" ] && fail no_image_not_under_shim "an image appeared" || pass no_image_not_under_shim
