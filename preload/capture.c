@@ -602,10 +602,13 @@ int capture_all(char *err, size_t errlen)
     g_shim.strtab_len = 0;
     if ((r = capture_proc(err, errlen)) < 0)
         return r;
+    /* Threads (and their backtraces) before the memory map: libunwind may
+     * mmap memory for its caches, which must be in the image too. Nothing
+     * may map memory the program keeps pointers to after this point. */
+    capture_threads();
     if ((r = capture_regions(err, errlen)) < 0)
         return r;
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
-    capture_threads();
     return 0;
 }
