@@ -351,7 +351,7 @@ static void serve(int conn)
         if (shim_read_file("/proc/self/status", st, sizeof st) > 0) {
             char *p = strstr(st, "\nThreads:");
             if (p)
-                rep.nthreads = (uint32_t)strtoul(p + 9, NULL, 10);
+                rep.nthreads = (uint32_t)strtoul(p + 9, NULL, 10) - 1; /* not the manager */
         }
         reply(conn, &rep);
     } else if (req.op == CK_OP_CHECKPOINT) {
