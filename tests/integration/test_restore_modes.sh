@@ -1,0 +1,93 @@
+#!/bin/bash
+# test_restore_modes.sh - foreground and detached restore, the stdio rule.
+#
+#   bash tests/integration/test_restore_modes.sh BUILD_DIR
+#
+# 1. A program whose stdout is a pipe to another process is checkpointed
+#    and killed, the reader goes away, and `coord restore IMG` runs in the
+#    foreground with its own stdout on a file: the program's output
+#    continues in that file (stdout that pointed at a pipe whose other end
+#    is gone is connected to coord's own), and coord's exit status is the
+#    program's.
+# 2. The same image with --detach: coord prints the pid and returns; the
+#    program runs with stdout on /dev/null and still exits 0 when told.
+# 3. `coord run` starts a program under the shim; `coord list` shows it.
+# Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+T=$(mktemp -d /tmp/ckshim-modes.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1${2:+: $2}"; }
+
+wait_for() { # wait_for SECONDS COMMAND...
+    local n=$(($1 * 10))
+    shift
+    for _ in $(seq "$n"); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+export CK_GO="$T/go"
+# The program's stdout goes through a pipe to cat, which appends to out1.
+(cd "$T" && "$C" run -- "$B/tests/progs/pid" 2>"$T/err1" | cat >"$T/out1") &
+disown $! 2>/dev/null
+wait_for 10 grep -q READY "$T/out1" || fail setup "no READY"
+pid=$(pgrep -u "$(id -u)" -f "$B/tests/progs/pid" | head -1)
+PIDS+=("$pid")
+
+"$C" list >"$T/list" 2>&1
+grep -q "^$pid " "$T/list" && pass list_shows_process || fail list_shows_process "$(cat "$T/list")"
+
+"$C" checkpoint "$pid" -o "$T/img" --kill >/dev/null 2>"$T/err" || fail checkpoint "$(cat "$T/err")"
+wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
+cp "$T/img" "$T/img2"
+
+# Foreground restore: coord becomes the program, stdout is out2.
+(
+    cd /
+    "$C" restore "$T/img" >"$T/out2" 2>"$T/err2"
+    echo "rc=$?" >"$T/rc2"
+) &
+disown $! 2>/dev/null
+sleep 0.5
+touch "$CK_GO"
+if wait_for 20 test -s "$T/rc2"; then
+    if grep -q "^PASS" "$T/out2" && grep -q "rc=0" "$T/rc2"; then
+        pass foreground_restore_stdout_to_coord
+    else
+        fail foreground_restore_stdout_to_coord "out2: $(tail -2 "$T/out2"), $(cat "$T/rc2"), $(tail -2 "$T/err2")"
+    fi
+else
+    fail foreground_restore_stdout_to_coord "restored program did not finish"
+fi
+grep -q "^PASS" "$T/out1" && fail old_pipe_unused "output went to the old pipe" || pass old_pipe_unused
+
+# Detached restore of the same image: stdout becomes /dev/null.
+rm -f "$CK_GO"
+npid=$(cd / && "$C" restore --detach "$T/img2" 2>"$T/err3")
+rc=$?
+if [ $rc -eq 0 ] && [ -n "$npid" ] && kill -0 "$npid" 2>/dev/null; then
+    PIDS+=("$npid")
+    fd1=$(readlink "/proc/$npid/fd/1")
+    [ "$fd1" = /dev/null ] && pass detach_stdout_devnull || fail detach_stdout_devnull "fd 1 -> $fd1"
+    touch "$CK_GO"
+    if wait_for 20 bash -c "! kill -0 $npid 2>/dev/null"; then
+        pass detach_restore_runs_to_end
+    else
+        fail detach_restore_runs_to_end "still running"
+    fi
+else
+    fail detach_restore "rc=$rc pid='$npid' $(cat "$T/err3")"
+fi
