@@ -520,6 +520,11 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
     if (rec->len > maxlen)
         return rec_fail(c, "payload length %llu is implausible (at most %llu)",
                         (unsigned long long)rec->len, (unsigned long long)maxlen);
+    if (c->rd.seekable && (c->rd.off > c->rd.size || rec->len > c->rd.size - c->rd.off)) {
+        char what[64];
+        snprintf(what, sizeof(what), "the payload of the %s record", c->tname);
+        return rd_truncated(&c->rd, c->rd.size, what, payload_off + rec->len);
+    }
     if (meta || rec->type == CK_REC_END) {
         if ((rec->flags & CK_RF_LZ4) || rec->raw_len != rec->len)
             return rec_fail(c, "metadata must be stored raw (flags 0x%x, %llu/%llu bytes)",

@@ -1,0 +1,200 @@
+/* fuzz_image.c - libFuzzer target for the image reader.
+ *
+ * The input is written to a memfd and read with ck_image_read(...,
+ * CK_READ_VERIFY_PAGES); if it is accepted, every PAGES and FILEDATA
+ * payload is decoded with ck_chunk_decode into an exactly sized buffer.
+ * Built with -DCK_FUZZ_SEED_MAIN it is instead a program that writes a
+ * small valid image to argv[1], a seed for the corpus.
+ * Build and run: bash tests/fuzz.sh SECONDS */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "chunk.h"
+#include "image.h"
+#include "imgio.h"
+#include "xxh64.h"
+
+static void decode_locs(int fd, const struct ck_rec_loc *locs, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        const struct ck_rec *rec = &locs[i].rec;
+        uint8_t *buf = malloc(rec->len ? rec->len : 1);
+        uint8_t *out = malloc(rec->raw_len ? rec->raw_len : 1);
+        if (!buf || !out)
+            abort();
+        if (pread(fd, buf, rec->len, (off_t)locs[i].offset) != (ssize_t)rec->len)
+            abort();                    /* the reader said it was there */
+        if (ck_rec_checksum(rec, buf) != rec->checksum)
+            abort();                    /* and verified it */
+        (void)ck_chunk_decode(rec->flags, buf, rec->len, out, rec->raw_len);
+        free(buf);
+        free(out);
+    }
+}
+
+#ifndef CK_FUZZ_SEED_MAIN
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Recompute the header and record checksums of the image in b so that
+ * mutations of fields get past the checksums to the checks behind them. */
+static void fix_checksums(uint8_t *b, size_t size)
+{
+    struct ck_header h;
+    struct ck_rec rec;
+    size_t off;
+
+    if (size < sizeof(h))
+        return;
+    memcpy(&h, b, sizeof(h));
+    h.checksum = ck_xxh64(&h, offsetof(struct ck_header, checksum), 0);
+    memcpy(b, &h, sizeof(h));
+    for (off = sizeof(h); size - off >= sizeof(rec);) {
+        memcpy(&rec, b + off, sizeof(rec));
+        if (rec.len > size - off - sizeof(rec))
+            break;
+        rec.checksum = ck_rec_checksum(&rec, b + off + sizeof(rec));
+        memcpy(b + off, &rec, sizeof(rec));
+        off += sizeof(rec) + rec.len;
+        if (rec.type == CK_REC_END)
+            break;
+    }
+}
+
+static void read_one(int fd, const uint8_t *data, size_t size)
+{
+    struct ck_image img;
+    char err[512];
+
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size ||
+        lseek(fd, 0, SEEK_SET) != 0)
+        abort();
+
+    err[0] = '\0';
+    int rc = ck_image_read(fd, &img, CK_READ_VERIFY_PAGES, err, sizeof(err));
+    if (rc < 0) {
+        if (err[0] == '\0' || strchr(err, '\n'))
+            abort();                    /* every failure explains itself in one line */
+        if (img.threads || img.regions || img.pages || img.nregions)
+            abort();                    /* and leaves a zeroed image */
+        return;
+    }
+    if (rc != 0 || img.file_size > size || img.nthreads < 1)
+        abort();
+    for (uint32_t i = 0; i < img.nregions; i++)
+        (void)strlen(img.region_paths[i]);
+    for (uint32_t i = 0; i < img.nfds; i++)
+        (void)strlen(img.fd_paths[i]);
+    decode_locs(fd, img.pages, img.npagerecs);
+    decode_locs(fd, img.filedata, img.nfiledata);
+    ck_image_free(&img);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int fd = -1;
+
+    if (fd < 0) {
+        fd = memfd_create("fuzz-image", MFD_CLOEXEC);
+        if (fd < 0)
+            abort();
+    }
+    /* As is, then with valid checksums. */
+    read_one(fd, data, size);
+    uint8_t *b = malloc(size ? size : 1);
+    if (!b)
+        abort();
+    memcpy(b, data, size);
+    fix_checksums(b, size);
+    read_one(fd, b, size);
+    free(b);
+    return 0;
+}
+
+#else
+
+#include <fcntl.h>
+
+/* Writes a small valid image: header, PROC, THREADS, REGIONS, FDS,
+ * FILEDATA, two PAGES (LZ4 and RAW), END. */
+int main(int argc, char **argv)
+{
+    static struct ck_proc proc;
+    static struct ck_thread th;
+    static uint8_t pages[2 * 4096], enc[2 * 4096 + 64];
+    struct ck_header h;
+    uint64_t nrec = 0, npages = 0, raw = 0, stored = 0;
+    int fd;
+
+    if (argc != 2 || (fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+        fprintf(stderr, "usage: %s OUTPUT\n", argv[0]);
+        return 2;
+    }
+#define REC(type, flags, p, len, rawlen, arg, arg2)                                          \
+    do {                                                                                    \
+        if (ck_write_rec(fd, type, flags, p, len, rawlen, arg, arg2) < 0)                   \
+            return 1;                                                                       \
+        nrec++;                                                                             \
+        raw += (rawlen);                                                                    \
+        stored += (len);                                                                    \
+    } while (0)
+
+    memset(&h, 0, sizeof(h));
+    h.nthreads = 1;
+    ck_header_seal(&h);
+    if (ck_write_all(fd, &h, sizeof(h)) < 0)
+        return 1;
+    REC(CK_REC_PROC, 0, &proc, sizeof(proc), sizeof(proc), 0, 0);
+    th.tid = 1;
+    REC(CK_REC_THREADS, 0, &th, sizeof(th), sizeof(th), 0, 0);
+    {
+        struct ck_region r[2];
+        uint8_t buf[sizeof(r) + 12];
+        memset(r, 0, sizeof(r));
+        r[0].end = 4096;
+        r[0].path_len = 6;
+        r[1].path_off = 7;
+        r[1].path_len = 4;
+        memcpy(buf, r, sizeof(r));
+        memcpy(buf + sizeof(r), "[heap]\0/a b", 12);
+        REC(CK_REC_REGIONS, 0, buf, sizeof(buf), sizeof(buf), 2, 0);
+    }
+    {
+        struct ck_fd f;
+        uint8_t buf[sizeof(f) + 9];
+        memset(&f, 0, sizeof(f));
+        f.path_len = 9;
+        memcpy(buf, &f, sizeof(f));
+        memcpy(buf + sizeof(f), "/dev/null", 9);
+        REC(CK_REC_FDS, 0, buf, sizeof(buf), sizeof(buf), 1, 0);
+    }
+    REC(CK_REC_FILEDATA, CK_RF_RAW, "hello", 5, 5, 3, 0);
+    {
+        void *st = aligned_alloc(64, (ck_chunk_state_size() + 63) & ~(size_t)63);
+        uint32_t flags;
+        size_t len;
+        for (size_t i = 0; i < sizeof(pages); i++)
+            pages[i] = (uint8_t)(i % 13 == 0 ? i * 7 : i / 512);
+        if (ck_chunk_encode(st, pages, 4096, enc, sizeof(enc), &flags, &len) < 0)
+            return 1;
+        REC(CK_REC_PAGES, flags, enc, len, 4096, 0x10000, 0);
+        REC(CK_REC_PAGES, CK_RF_RAW, pages + 4096, 4096, 4096, 0x20000, 0);
+        npages = 2;
+        free(st);
+    }
+    {
+        struct ck_end e = {nrec, npages, raw, stored};
+        if (ck_write_rec(fd, CK_REC_END, 0, &e, sizeof(e), sizeof(e), 0, 0) < 0)
+            return 1;
+    }
+    return close(fd) < 0;
+}
+
+#endif
