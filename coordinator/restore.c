@@ -449,7 +449,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         const struct ck_fd *f = &im->fds[i];
         const char *path = im->fd_paths[i];
         int fd = -1;
-        if (f->share_with >= 0) {
+        if (f->share_with >= 0 && !(f->flags & CK_FDF_STD_REDIRECT)) {
             if (fcntl(f->share_with, F_GETFD) < 0 || dup2(f->share_with, f->fd) < 0) {
                 fail_msg(c, "fd %d: cannot share fd %d: %s", f->fd, f->share_with,
                          strerror(errno));

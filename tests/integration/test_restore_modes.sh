@@ -91,3 +91,31 @@ if [ $rc -eq 0 ] && [ -n "$npid" ] && kill -0 "$npid" 2>/dev/null; then
 else
     fail detach_restore "rc=$rc pid='$npid' $(cat "$T/err3")"
 fi
+
+# 4. A program on a terminal (script(1) gives it a pty that goes away with
+#    it): restored in the foreground, its stdin/stdout/stderr become coord's.
+if command -v script >/dev/null; then
+    rm -f "$CK_GO"
+    (script -qfec "CK_GO=$CK_GO $C run -- $B/tests/progs/clock" "$T/tty.typescript" \
+        </dev/null >/dev/null 2>&1 &)
+    wait_for 10 pgrep -u "$(id -u)" -f "^$B/tests/progs/clock" >/dev/null
+    sleep 0.3
+    tpid=$(pgrep -u "$(id -u)" -f "^$B/tests/progs/clock" | head -1)
+    PIDS+=("$tpid")
+    fd0=$(readlink "/proc/$tpid/fd/0")
+    "$C" checkpoint "$tpid" -o "$T/tty.img" --kill >/dev/null 2>"$T/err" ||
+        fail tty_checkpoint "$(cat "$T/err")"
+    (
+        cd /
+        "$C" restore "$T/tty.img" >"$T/tty.out" 2>&1 </dev/null
+        echo "rc=$?" >"$T/tty.rc"
+    ) &
+    disown $! 2>/dev/null
+    sleep 0.5
+    touch "$CK_GO"
+    if wait_for 20 test -s "$T/tty.rc" && grep -q "^PASS" "$T/tty.out" && grep -q rc=0 "$T/tty.rc"; then
+        pass "tty_stdio_to_coord ($fd0)"
+    else
+        fail tty_stdio_to_coord "$(cat "$T/tty.out" "$T/tty.rc" 2>/dev/null | tail -3)"
+    fi
+fi
