@@ -109,7 +109,7 @@ integration: tests-build
 bench: all
 	bash tests/bench.sh
 
-demo: all
+demo:
 	bash examples/demo.sh
 
 deps:

@@ -100,12 +100,36 @@ track() {
     return 0
 }
 
+# has_env PID VAR=VALUE: the process's environment holds exactly that entry.
+has_env() {
+    local -a env
+    mapfile -t -d '' env 2>/dev/null <"/proc/$1/environ" || return 1
+    local e
+    for e in "${env[@]}"; do
+        [ "$e" = "$2" ] && return 0
+    done
+    return 1
+}
+
+# kill_all [MARKER]: kill the processes we started or restored, and any
+# process of ours whose environment holds MARKER (CK_GO=... is unique per
+# program and survives restore, so this finds restored processes even when
+# coord printed some other pid).
 kill_all() {
-    local p
+    local p d
     for p in "${STARTED[@]}"; do
         alive "$p" && kill -KILL "$p" 2>/dev/null
     done
     STARTED=()
+    [ -n "${1:-}" ] || return 0
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        [ -O "$d" ] && [ "$p" != $$ ] && [ "$p" != "$BASHPID" ] || continue
+        if has_env "$p" "$1" && alive "$p"; then
+            echo "    note: killed pid $p, a process of this test coord did not report"
+            kill -KILL "$p" 2>/dev/null
+        fi
+    done
 }
 
 cleanup() {
@@ -267,7 +291,7 @@ run_one() {
         fi
     fi
 
-    kill_all
+    kill_all "CK_GO=$go" >"$D/killed"
     if [ -z "$WHY" ]; then
         echo "PASS $name$note"
         npass=$((npass + 1))
@@ -279,6 +303,7 @@ run_one() {
         done
         nfail=$((nfail + 1))
     fi
+    cat "$D/killed"
     find "$D" -name '*.ckpt' -delete 2>/dev/null
 }
 

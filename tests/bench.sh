@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# bench.sh - ckshim's checkpoint and restore speed against plain lz4.
+#
+#   bash tests/bench.sh [--size MIB] [--dir DIR] [--keep]      (make bench)
+#
+# Workload: build/tests/progs/bench_mem maps SIZE MiB (default 1024): a
+# third never touched (zero pages), a third pseudo-random bytes, a third
+# text-like data. Baseline: the same SIZE bytes written to a file (bench_mem
+# --write), read once to warm the page cache, then timed (best of 3):
+#   lz4 -1 -c FILE > /dev/null         compression time, and its output size
+#   lz4 -d -c FILE.lz4 > /dev/null     decompression time
+# ckshim: bench_mem under the shim, then
+#   coord checkpoint PID -o IMG --kill wall time, and the pause it reports
+#   image size
+#   coord restore IMG --detach         wall time (returns once it runs)
+# Prints a table with the ratios against the targets: checkpoint <= 0.6 x
+# lz4 -1 time, restore <= 1.0 x lz4 -d time, image <= 1.05 x lz4 -1 size.
+# Writes nothing outside its temporary directory (under DIR, default
+# $TMPDIR or /tmp; needs about 2.5 x SIZE of free space), removed at the
+# end unless --keep. Exit status: 0 when the benchmark ran (whether or not
+# the targets were met), 1 when a step failed, 2 for usage errors.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+B="$ROOT/build"
+SIZE=1024
+DIR=${TMPDIR:-/tmp}
+KEEP=0
+T=600 # time limit for one step, seconds
+
+usage() {
+    echo "usage: bash tests/bench.sh [--size MIB] [--dir DIR] [--keep]" >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case $1 in
+        --size) [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 3 ] || usage; SIZE=$2; shift ;;
+        --dir) [ $# -ge 2 ] || usage; DIR=$2; shift ;;
+        --keep) KEEP=1 ;;
+        -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) usage ;;
+    esac
+    shift
+done
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+note() { echo "bench: $*"; }
+
+command -v lz4 >/dev/null || die "lz4 not found (bash scripts/install-deps.sh)"
+make -s -C "$ROOT" all build/tests/progs/bench_mem || die "build failed"
+
+avail_mb=$(df -Pm "$DIR" | awk 'NR == 2 { print $4 }')
+need_mb=$((SIZE * 5 / 2 + 64))
+[ "${avail_mb:-0}" -ge "$need_mb" ] ||
+    die "$DIR has ${avail_mb:-?} MiB free, the benchmark needs about $need_mb MiB (use --dir or --size)"
+mem_mb=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+[ "${mem_mb:-0}" -ge $((SIZE * 2 + 256)) ] ||
+    note "warning: only ${mem_mb:-?} MiB of memory available for a $SIZE MiB workload"
+
+W=$(mktemp -d "$DIR/ckshim-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
+    done
+    if [ $KEEP -eq 1 ]; then
+        find "$W" -name mem.raw -delete 2>/dev/null || true
+        echo "bench: files kept in $W"
+    else
+        rm -rf "$W"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ns() { date +%s%N; }
+
+# best_of3 CMD...: the best wall time of 3 runs, in ns (stdout of CMD to /dev/null).
+best_of3() {
+    local best="" t0 t1 i
+    for i in 1 2 3; do
+        t0=$(now_ns)
+        "$@" >/dev/null
+        t1=$(now_ns)
+        if [ -z "$best" ] || [ $((t1 - t0)) -lt "$best" ]; then best=$((t1 - t0)); fi
+    done
+    echo "$best"
+}
+
+alive() {
+    local st
+    read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+    st=${st##*) }
+    [ "${st%% *}" != Z ]
+}
+
+fsize() { stat -c %s "$1"; }
+ms() { awk -v n="$1" 'BEGIN { printf "%.1f ms", n / 1e6 }'; }
+mib() { awk -v n="$1" 'BEGIN { printf "%.1f MiB", n / 1048576 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+meets() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r <= t) ? "ok" : "MISSED" }'; }
+
+note "workload: $SIZE MiB (1/3 zero, 1/3 random, 1/3 text) in $W"
+
+# ---- baseline: lz4 on the same bytes
+note "writing the workload's bytes to a file"
+timeout "$T" "$B/tests/progs/bench_mem" --size "$SIZE" --write "$W/mem.raw" || die "bench_mem --write failed"
+cat "$W/mem.raw" >/dev/null
+note "timing lz4 -1 (best of 3)"
+LZ4C_NS=$(best_of3 lz4 -1 -q -c "$W/mem.raw")
+lz4 -1 -q -c "$W/mem.raw" >"$W/mem.lz4"
+LZ4_SIZE=$(fsize "$W/mem.lz4")
+rm -f "$W/mem.raw"
+cat "$W/mem.lz4" >/dev/null
+note "timing lz4 -d (best of 3)"
+LZ4D_NS=$(best_of3 lz4 -d -q -c "$W/mem.lz4")
+rm -f "$W/mem.lz4"
+
+# ---- ckshim
+note "starting bench_mem under the shim"
+"$B/coord" run -- "$B/tests/progs/bench_mem" --size "$SIZE" >"$W/bench_mem.log" 2>&1 </dev/null &
+PID=$!
+disown "$PID" 2>/dev/null || true
+PIDS+=("$PID")
+for ((i = 0; i < T * 10; i++)); do
+    grep -q '^READY' "$W/bench_mem.log" 2>/dev/null && break
+    alive "$PID" || break
+    sleep 0.1
+done
+grep -q '^READY' "$W/bench_mem.log" || { cat "$W/bench_mem.log" >&2; die "bench_mem did not get ready"; }
+
+note "checkpoint"
+t0=$(now_ns)
+if ! timeout "$T" "$B/coord" checkpoint "$PID" -o "$W/bench.ckpt" --kill >"$W/checkpoint.out" 2>&1; then
+    cat "$W/checkpoint.out" >&2
+    die "coord checkpoint failed"
+fi
+t1=$(now_ns)
+CKPT_NS=$((t1 - t0))
+sed 's/^/    /' "$W/checkpoint.out"
+PAUSE=$(grep -Eo 'paused [0-9.]+ *(ns|us|ms|s)' "$W/checkpoint.out" | head -n 1 | sed 's/^paused *//' || true)
+IMG_SIZE=$(fsize "$W/bench.ckpt")
+for ((i = 0; i < 100; i++)); do alive "$PID" || break; sleep 0.1; done
+
+note "restore"
+t0=$(now_ns)
+if ! timeout "$T" "$B/coord" restore "$W/bench.ckpt" --detach >"$W/restore.out" 2>"$W/restore.err"; then
+    cat "$W/restore.err" >&2
+    die "coord restore failed"
+fi
+t1=$(now_ns)
+RST_NS=$((t1 - t0))
+NPID=$(head -n 1 "$W/restore.out")
+[[ $NPID =~ ^[0-9]+$ ]] && PIDS+=("$NPID")
+[[ $NPID =~ ^[0-9]+$ ]] && alive "$NPID" || die "restored process is not running (coord printed '$NPID')"
+
+# ---- report
+R1=$(ratio "$CKPT_NS" "$LZ4C_NS")
+R2=$(ratio "$RST_NS" "$LZ4D_NS")
+R3=$(ratio "$IMG_SIZE" "$LZ4_SIZE")
+echo
+printf 'ckshim vs lz4 on %s MiB (%s, %s cores)\n' "$SIZE" "$(uname -r)" "$(nproc)"
+printf '%-22s %14s %16s %7s %8s  %s\n' metric ckshim "lz4 baseline" ratio target result
+printf '%-22s %14s %16s %7s %8s  %s\n' "checkpoint time" "$(ms "$CKPT_NS")" "$(ms "$LZ4C_NS") (-1)" "$R1" "<= 0.60" "$(meets "$R1" 0.6)"
+printf '%-22s %14s %16s %7s %8s  %s\n' "restore time" "$(ms "$RST_NS")" "$(ms "$LZ4D_NS") (-d)" "$R2" "<= 1.00" "$(meets "$R2" 1.0)"
+printf '%-22s %14s %16s %7s %8s  %s\n' "image size" "$(mib "$IMG_SIZE")" "$(mib "$LZ4_SIZE") (-1)" "$R3" "<= 1.05" "$(meets "$R3" 1.05)"
+printf '%-22s %14s\n' "app pause (reported)" "${PAUSE:-n/a}"
+awk -v s="$SIZE" -v c="$CKPT_NS" -v r="$RST_NS" 'BEGIN {
+    printf "throughput: checkpoint %.2f GB/s, restore %.2f GB/s of process memory\n",
+        s * 1048576 / c, s * 1048576 / r }'
