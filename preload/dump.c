@@ -36,6 +36,7 @@
 
 #include "chunk.h"
 #include "imgio.h"
+#include "rawsys.h"
 #include "shim.h"
 #include "xxh64.h"
 
@@ -47,19 +48,8 @@
 #define JOB_PAGES CK_CHUNK_PAGES
 #define SLOT_CAP (JOB_PAGES * CK_PAGE_SIZE + JOB_PAGES * 64 + 65536)
 
-/* ---- raw syscalls for the workers (no errno) ---- */
-static inline long rsys(long n, long a, long b, long c, long d, long e, long f)
-{
-    long ret;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
+/* Raw syscalls for the workers (no errno). */
+#define rsys ck_sys6
 
 static void fwait(volatile int *addr, int val)
 {

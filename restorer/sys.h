@@ -6,19 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
-{
-    long ret;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
+#include "rawsys.h"
 
+#define sys6 ck_sys6
 #define sys0(n) sys6(n, 0, 0, 0, 0, 0, 0)
 #define sys1(n, a) sys6(n, (long)(a), 0, 0, 0, 0, 0)
 #define sys2(n, a, b) sys6(n, (long)(a), (long)(b), 0, 0, 0, 0)
