@@ -67,6 +67,10 @@ struct ck_plan_region {
     uint64_t offset;                    /* file offset */
     uint32_t path_off;                  /* into the strings, CK_REG_FILE only */
     int32_t open_flags;                 /* O_RDONLY or O_RDWR */
+    int32_t from_fd;                    /* >= 0: map MAP_SHARED from this fd
+                                           (a deleted file or memfd coord
+                                           recreated), else -1 */
+    uint32_t pad;
 };
 
 struct ck_plan_thread {

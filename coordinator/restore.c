@@ -275,6 +275,16 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].flags = r->flags;
         pr[i].offset = r->offset;
         pr[i].open_flags = ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+        pr[i].from_fd = -1;
+        if ((r->flags & CK_REG_DELETED) && (r->flags & CK_REG_SHARED))
+            for (uint32_t k = 0; k < im->nfds; k++) {
+                const struct ck_fd *f = &im->fds[k];
+                if ((f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
+                    f->dev == r->dev && r->offset + (r->end - r->start) <= f->size) {
+                    pr[i].from_fd = f->fd;
+                    break;
+                }
+            }
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);

@@ -271,8 +271,11 @@ static int capture_regions(char *err, size_t errlen)
                 r->fsize = (uint64_t)st.st_size;
                 r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
             } else {
-                /* Deleted or replaced since it was mapped: keep its bytes. */
+                /* Deleted or replaced since it was mapped: keep its bytes.
+                 * dev/ino from maps let restore find an fd of the same file. */
                 r->flags |= CK_REG_DELETED | CK_REG_ALLPAGES;
+                r->dev = makedev(e.dev_major, e.dev_minor);
+                r->ino = e.ino;
             }
             r->path_off = strtab_add(path, &r->path_len);
         }

@@ -73,8 +73,16 @@ static const sigset_t *strip(const sigset_t *set, sigset_t *tmp)
 SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     RESOLVE(real_sigaction, "sigaction");
-    if (!ours(sig))
+    if (!ours(sig)) {
+        /* A handler that blocks everything must not hold off a checkpoint. */
+        struct sigaction tmp;
+        if (act && g_shim.initialized && sigismember(&act->sa_mask, g_shim.ckpt_signal)) {
+            tmp = *act;
+            sigdelset(&tmp.sa_mask, g_shim.ckpt_signal);
+            act = &tmp;
+        }
         return real_sigaction(sig, act, old);
+    }
     if (old) {
         memset(old, 0, sizeof *old);
         old->sa_handler = (void (*)(int))shim_app_ckpt_action.handler;

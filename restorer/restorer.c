@@ -275,7 +275,12 @@ static void map_regions(void)
         uint64_t len = r->end - r->start;
         int shared = (r->flags & CK_REG_SHARED) != 0;
         long addr;
-        if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
+        if (r->from_fd >= 0) {
+            /* shared mapping of a deleted file or memfd the program also
+             * holds open: map the recreated file so both stay one */
+            addr = sys_mmap(r->start, len, (int)r->prot, R_MAP_SHARED | R_MAP_FIXED_NOREPLACE,
+                            r->from_fd, r->offset);
+        } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
             const char *path = strings + r->path_off;
             long fd = sys_open(path, r->open_flags | R_O_CLOEXEC, 0);
             if (fd < 0)
@@ -300,7 +305,7 @@ static void map_regions(void)
 }
 
 /* The region that holds [a, a+len), writable by us, or die. */
-static void check_target(uint64_t a, uint64_t len)
+static const struct ck_plan_region *check_target(uint64_t a, uint64_t len)
 {
     const struct ck_plan_region *rg = regions();
     for (uint32_t i = 0; i < plan->nregions; i++) {
@@ -310,7 +315,7 @@ static void check_target(uint64_t a, uint64_t len)
                 ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) &&
                  !(r->flags & CK_REG_ALLPAGES)))
                 break;
-            return;
+            return r;
         }
     }
     die("image has pages outside any writable region", a, 0);
@@ -344,7 +349,12 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
         (rec->raw_len & (CK_PAGE_SIZE - 1)) || rec->raw_len == 0 ||
         rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE || rec->len > BUF_SIZE)
         die("malformed PAGES record", rec->arg, 0);
-    check_target(rec->arg, rec->raw_len);
+    if (check_target(rec->arg, rec->raw_len)->from_fd >= 0) {
+        /* already in the recreated file */
+        __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE),
+                           __ATOMIC_RELAXED);
+        return;
+    }
     void *dst = (void *)rec->arg;
     sys_madvise(rec->arg, rec->raw_len, MADV_POPULATE_WRITE_);
     void *src = rec->flags == CK_RF_RAW ? dst : buf;
@@ -416,7 +426,7 @@ static void protect_regions(void)
     const struct ck_plan_region *rg = regions();
     for (uint32_t i = 0; i < plan->nregions; i++) {
         const struct ck_plan_region *r = &rg[i];
-        if (r->flags & CK_REG_SPECIAL)
+        if ((r->flags & CK_REG_SPECIAL) || r->from_fd >= 0)
             continue;
         long e = sys_mprotect(r->start, r->end - r->start, r->prot);
         if (e < 0)
