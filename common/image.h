@@ -147,6 +147,7 @@ struct ck_proc {
     struct ck_ptimer timers[CK_MAX_TIMERS];
     uint32_t ckpt_signal;               /* the shim's checkpoint signal */
     uint32_t pad;
+    uint64_t sigpending;                /* signals pending for the process */
     char comm[16];
     char cwd[CK_PATH_MAX];
     char exe[CK_PATH_MAX];
@@ -177,6 +178,7 @@ struct ck_thread {
     struct ck_ctx ctx;
     uint64_t clear_tid_addr;            /* &pthread->tid, for CLONE_CHILD_CLEARTID */
     uint64_t sigmask;                   /* mask at interruption */
+    uint64_t sigpending;                /* signals pending for this thread */
     uint64_t ss_sp, ss_size;            /* sigaltstack */
     int32_t ss_flags;
     uint32_t nframes;

@@ -558,6 +558,21 @@ out:
     return ret;
 }
 
+/* A pending-signal mask ("SigPnd:" for the thread, "ShdPnd:" for the
+ * process) from /proc/self/task/TID/status, without the checkpoint signal. */
+static uint64_t pending_mask(pid_t tid, const char *key)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    if (shim_read_file(path, buf, sizeof buf) <= 0)
+        return 0;
+    const char *p = strstr(buf, key);
+    if (!p)
+        return 0;
+    uint64_t m = strtoull(p + strlen(key), NULL, 16);
+    return m & ~(1ULL << (g_shim.ckpt_signal - 1));
+}
+
 static void capture_threads(void)
 {
     pid_t pid = shim_real_getpid();
@@ -575,6 +590,7 @@ static void capture_threads(void)
         t->ss_sp = (uint64_t)s->ss.ss_sp;
         t->ss_size = s->ss.ss_size;
         t->ss_flags = s->ss.ss_flags;
+        t->sigpending = pending_mask(s->tid, "SigPnd:");
         t->user_ip = (uint64_t)s->uc->uc_mcontext.gregs[REG_RIP];
         t->user_sp = (uint64_t)s->uc->uc_mcontext.gregs[REG_RSP];
         memcpy(t->comm, s->comm, sizeof t->comm);
@@ -591,6 +607,7 @@ static void capture_threads(void)
     snprintf(m->comm, sizeof m->comm, "ckshim-manager");
     g_shim.nthreads = n;
     g_shim.proc.nthreads = n;
+    g_shim.proc.sigpending = pending_mask(shim_real_gettid(), "ShdPnd:");
 }
 
 /* Capture everything but memory contents. Returns 0 or -errno with a

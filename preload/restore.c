@@ -95,6 +95,16 @@ int restore_process_state(void)
             setitimer(w, &it, NULL);
     }
     restore_timers();
+    /* Signals that were pending: raised again (their siginfo is not kept,
+     * and several queued instances of a real-time signal become one). */
+    pid_t pid = shim_real_getpid();
+    for (int s = 1; s < 64; s++) {
+        if (p->sigpending & (1ULL << (s - 1)))
+            syscall(SYS_kill, pid, s);
+        for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
+            if (g_shim.threads[i].sigpending & (1ULL << (s - 1)))
+                syscall(SYS_tgkill, pid, g_shim.slots[i].tid, s);
+    }
     for (uint32_t i = 0; i < g_shim.nfds; i++)
         if (g_shim.fds[i].fdflags & FD_CLOEXEC)
             fcntl(g_shim.fds[i].fd, F_SETFD, FD_CLOEXEC);
