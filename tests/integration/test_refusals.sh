@@ -115,6 +115,42 @@ fi
 [ -e "$T/epoll.img" ] && fail no_image_on_refusal "an image was written" || pass no_image_on_refusal
 kill "$pid" 2>/dev/null
 
+# A thread that blocks the checkpoint signal with a raw syscall (as Go's
+# runtime does) cannot be parked: the checkpoint fails naming it, quickly
+# (CKSHIM_QUIESCE_TIMEOUT_MS), and the process goes on.
+cat >"$T/rawmask.py" <<'EOF2'
+import ctypes, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+def blocker():
+    libc.prctl(15, b"rawblocker", 0, 0, 0)   # PR_SET_NAME
+    mask = ctypes.c_uint64(0xFFFFFFFFFFFFFFFF)
+    libc.syscall(14, 0, ctypes.byref(mask), None, 8)  # rt_sigprocmask(SIG_BLOCK)
+    while True:
+        time.sleep(0.05)
+threading.Thread(target=blocker, daemon=True).start()
+time.sleep(0.3)
+print("READY", flush=True)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.05)
+    if n % 10 == 0:
+        print("tick", n, flush=True)
+EOF2
+start rawmask env CKSHIM_QUIESCE_TIMEOUT_MS=1000 python3 "$T/rawmask.py"
+timeout 30 "$C" checkpoint "$pid" -o "$T/rawmask.img" >"$T/out" 2>"$T/err"
+rc=$?
+t1=$(grep -c tick "$T/rawmask.log")
+sleep 1.2
+t2=$(grep -c tick "$T/rawmask.log")
+if [ $rc -eq 1 ] && grep -q "rawblocker" "$T/err" && grep -qi "did not stop" "$T/err" &&
+    [ "$t2" -gt "$t1" ] && [ ! -e "$T/rawmask.img" ]; then
+    pass checkpoint_refuses_unstoppable_thread
+else
+    fail checkpoint_refuses_unstoppable_thread "rc=$rc ticks $t1 -> $t2"
+fi
+kill "$pid" 2>/dev/null
+
 # ---- a good image to damage ----------------------------------------------
 
 cat >"$T/count.py" <<'EOF'
