@@ -6,16 +6,17 @@
 #   make demo       the Python Person example: run, checkpoint, kill, restore
 #   make install PREFIX=/usr/local
 #
-# Dependencies (Debian): liblz4-dev libunwind-dev libcmocka-dev pkg-config;
+# Dependencies (Debian): liblz4-dev libunwind-dev libhiredis-dev libcmocka-dev pkg-config
+# (and redis-server for the redis counter tests);
 # scripts/install-deps.sh installs what is missing.
 
 CC ?= cc
 PREFIX ?= /usr/local
 B := build
 
-PKGS := liblz4 libunwind
+PKGS := liblz4 libunwind hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -llz4 -lunwind)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -llz4 -lunwind -lhiredis)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wpointer-arith -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(WERROR),1)

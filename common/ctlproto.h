@@ -6,6 +6,12 @@
  * checks SO_PEERCRED (same uid or root). coord connects, sends one
  * struct ck_ctl_req (for CK_OP_CHECKPOINT with the output fd attached as
  * SCM_RIGHTS), and reads one struct ck_ctl_rep; then the connection closes.
+ *
+ * With CK_CKPT_STAMP the checkpoint has two phases, so that the counter is
+ * only advanced for a checkpoint that can succeed: the shim parks and
+ * captures the process, answers CK_STATUS_NEED_STAMP, and waits (10 s) for
+ * a CK_OP_STAMP request carrying the stamp (or CK_OP_ABORT); then it writes
+ * the image and sends the final reply.
  */
 #ifndef CKSHIM_CTLPROTO_H
 #define CKSHIM_CTLPROTO_H
@@ -18,11 +24,20 @@
 enum {
     CK_OP_INFO = 1,                     /* describe the process */
     CK_OP_CHECKPOINT = 2,               /* write an image to the passed fd */
+    CK_OP_STAMP = 3,                    /* second message: the counter stamp */
+    CK_OP_ABORT = 4,                    /* second message: give up, release */
 };
+
+/* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
+ * threads are parked and the state captured; send CK_OP_STAMP (with the
+ * stamp for rep.app_id) or CK_OP_ABORT. */
+#define CK_STATUS_NEED_STAMP 1
 
 /* ck_ctl_req.flags for CK_OP_CHECKPOINT */
 #define CK_CKPT_KILL 0x1                /* keep threads parked, exit after a good dump */
 #define CK_CKPT_NOFORK 0x2              /* write from the parked process, no fork */
+#define CK_CKPT_STAMP 0x4               /* two-phase: ask for the stamp after capture */
+#define CK_CKPT_COUNTER_NONE 0x8        /* (with CK_OP_STAMP) image is unstamped */
 
 struct ck_ctl_req {
     uint32_t magic;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "counter.h"
 #include "imgio.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
@@ -23,6 +24,7 @@
 
 /* The temporary file, for the signal handler. */
 static char tmp_path[PATH_MAX + 64];
+static uint64_t stamp_msg;
 static volatile sig_atomic_t have_tmp;
 
 static void on_signal(int sig)
@@ -87,7 +89,7 @@ static void sleep_ms(int ms)
 
 int cmd_checkpoint(int argc, char **argv)
 {
-    const char *pidarg = NULL, *out = NULL, *app_id = NULL;
+    const char *pidarg = NULL, *out = NULL, *app_id = NULL, *counter_url = NULL;
     int kill_after = 0, no_fork = 0, opts_done = 0;
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
@@ -110,6 +112,8 @@ int cmd_checkpoint(int argc, char **argv)
             int r = ck_opt_value("checkpoint", argc, argv, &i, "--output", "-o", &out);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
+            if (r == 0)
+                r = ck_opt_value("checkpoint", argc, argv, &i, "--counter", NULL, &counter_url);
             if (r < 0)
                 return CK_EXIT_USAGE;
             if (r > 0)
@@ -130,6 +134,12 @@ int cmd_checkpoint(int argc, char **argv)
     int pid = ck_parse_pid(pidarg);
     if (pid < 0)
         return ck_usage_error("checkpoint", "'%s' is not a process id", pidarg);
+    if (!counter_url)
+        counter_url = getenv("CKSHIM_COUNTER");
+    struct ck_counter counter;
+    char cerr[512];
+    if (ck_counter_parse(counter_url, &counter, cerr, sizeof cerr) < 0)
+        return ck_usage_error("checkpoint", "--counter: %s", cerr);
     struct ck_ctl_req req;
     memset(&req, 0, sizeof(req));
     if (app_id && strlen(app_id) >= sizeof(req.app_id))
@@ -243,7 +253,7 @@ int cmd_checkpoint(int argc, char **argv)
     /* Ask. */
     req.magic = CK_CTL_MAGIC;
     req.op = CK_OP_CHECKPOINT;
-    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0);
+    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
     r = ck_ctl_send(fd, &req, outfd);
@@ -253,6 +263,35 @@ int cmd_checkpoint(int argc, char **argv)
     }
     struct ck_ctl_rep rep;
     r = ck_ctl_recv(fd, &rep, REPLY_TIMEOUT_MS);
+    if (r == 0 && rep.status == CK_STATUS_NEED_STAMP) {
+        /* The process is parked and its state captured: only now advance
+         * the counter, so a refused checkpoint never makes the last good
+         * image stale. */
+        struct ck_ctl_req r2;
+        memset(&r2, 0, sizeof r2);
+        r2.magic = CK_CTL_MAGIC;
+        r2.op = CK_OP_STAMP;
+        uint64_t stamp = 0;
+        int cr = 0;
+        if (counter.kind == CK_COUNTER_NONE)
+            r2.flags = CK_CKPT_COUNTER_NONE;
+        else
+            cr = ck_counter_incr_fetch(&counter, rep.app_id, &stamp, cerr, sizeof cerr);
+        if (cr < 0) {
+            r2.op = CK_OP_ABORT;
+            ck_ctl_send(fd, &r2, -1);
+            ck_msg("checkpoint %d: %s; no image written (use --counter none to checkpoint "
+                   "without rollback protection)",
+                   pid, cerr);
+            goto fail;
+        }
+        r2.counter_stamp = stamp;
+        r = ck_ctl_send(fd, &r2, -1);
+        if (r == 0)
+            r = ck_ctl_recv(fd, &rep, REPLY_TIMEOUT_MS);
+        if (r == 0 && rep.status == 0)
+            stamp_msg = stamp;
+    }
     close(fd);
     fd = -1;
     if (r == -EPIPE) {
@@ -341,12 +380,15 @@ int cmd_checkpoint(int argc, char **argv)
     else
         snprintf(took, sizeof(took), "%.1f ms", (double)rep.total_ns / 1e6);
     uint64_t mem = rep.raw_bytes ? rep.raw_bytes : rep.pages * CK_PAGE_SIZE;
+    char stamp_txt[64] = "unstamped (--counter none)";
+    if (counter.kind != CK_COUNTER_NONE)
+        snprintf(stamp_txt, sizeof stamp_txt, "stamp %llu", (unsigned long long)stamp_msg);
     ck_msg("checkpoint %d -> %s: %s image, %llu pages (%s of memory), %u thread%s, %s, "
-           "app paused %.1f ms",
+           "app paused %.1f ms, %s",
            pid, to_stdout ? "(stdout)" : out, ck_fmt_bytes(img_sz, sizeof(img_sz), rep.bytes),
            (unsigned long long)rep.pages, ck_fmt_bytes(mem_sz, sizeof(mem_sz), mem),
            rep.nthreads, rep.nthreads == 1 ? "" : "s", took,
-           (double)rep.pause_ns / 1e6);
+           (double)rep.pause_ns / 1e6, stamp_txt);
 
     if (kill_after) {
         int waited = 0;

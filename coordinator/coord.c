@@ -32,7 +32,7 @@ static const struct subcmd subcmds[] = {
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"},
     {"checkpoint", cmd_checkpoint, 0,
-     "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME]",
+     "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -40,11 +40,15 @@ static const struct subcmd subcmds[] = {
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
      "                      (slower to resume, needs no extra memory)\n"
-     "  --id NAME           application id to stamp into the image\n"},
-    {"restore", cmd_restore, 0, "coord restore FILE [--detach]",
+     "  --id NAME           application id to stamp into the image\n"
+     "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
+     "                      or none ($CKSHIM_COUNTER)\n"},
+    {"restore", cmd_restore, 0, "coord restore FILE [--detach] [--counter URL] [--force]",
      "Bring back the process saved in FILE.\n"
      "\n"
-     "  --detach   do not wait for the restored process: print its pid and return\n"},
+     "  --detach        do not wait for the restored process: print its pid and return\n"
+     "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
+     "  --force         restore even if the stamp is stale or the counter is unreachable\n"},
     {"list", cmd_list, 0, "coord list [--json]",
      "List your processes that run under the shim.\n"
      "\n"

@@ -35,6 +35,7 @@
 
 #include "chunk.h"
 #include "coord.h"
+#include "counter.h"
 #include "imgio.h"
 #include "plan.h"
 #include "procparse.h"
@@ -197,12 +198,26 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
+    /* What restore_fds and restore_env will need, checked now: once the
+     * counter has been advanced a failure would use the image up. */
     for (uint32_t i = 0; i < im->nfds; i++) {
         const struct ck_fd *f = &im->fds[i];
         if (f->fd < 0 || f->fd > 1 << 20) {
             fail_msg(c, "the image has a malformed descriptor number %d", f->fd);
             return -1;
         }
+        if (f->share_with >= 0)
+            continue;
+        if ((f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR) &&
+            access(im->fd_paths[i], F_OK) < 0) {
+            fail_msg(c, "fd %d: %s: %s", f->fd, im->fd_paths[i], strerror(errno));
+            return -1;
+        }
+    }
+    struct stat cst;
+    if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
+        fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
+        return -1;
     }
     return 0;
 }
@@ -676,6 +691,60 @@ static void become(struct rctx *c, const char *restorer)
     fail_msg(c, "cannot run the restorer %s: %s", restorer, strerror(errno));
 }
 
+/* Rollback protection: the image's stamp must be the counter's current
+ * value; it is then advanced, so the image restores only once. */
+static int check_counter(struct rctx *c, const char *url, int force)
+{
+    const struct ck_header *h = &c->img.hdr;
+    struct ck_counter counter;
+    char err[512], where[300];
+    if (ck_counter_parse(url, &counter, err, sizeof err) < 0) {
+        fail_msg(c, "--counter: %s", err);
+        return -1;
+    }
+    if (force) {
+        fprintf(stderr,
+                "coord: WARNING: restore %s: --force: skipping the rollback check; this image "
+                "(stamp %llu) may be stale or already restored\n",
+                c->file, (unsigned long long)h->counter_stamp);
+        return 0;
+    }
+    if ((h->flags & CK_HF_COUNTER_NONE) || h->counter_stamp == 0) {
+        if (counter.kind == CK_COUNTER_NONE)
+            return 0;
+        fail_msg(c, "the image carries no counter stamp (taken with --counter none); restore it "
+                 "with --counter none or --force");
+        return -1;
+    }
+    if (counter.kind == CK_COUNTER_NONE) {
+        fprintf(stderr, "coord: warning: restore %s: --counter none: not checking stamp %llu\n",
+                c->file, (unsigned long long)h->counter_stamp);
+        return 0;
+    }
+    uint64_t cur = 0;
+    ck_counter_describe(&counter, where, sizeof where);
+    if (ck_counter_fetch_incr_if(&counter, h->app_id, h->counter_stamp, &cur, err, sizeof err) <
+        0) {
+        fail_msg(c, "%s; not restoring without the rollback check (use --force to override)",
+                 err);
+        return -1;
+    }
+    if (cur != h->counter_stamp) {
+        if (cur > h->counter_stamp)
+            fail_msg(c, "counter stamp %llu is stale (counter for '%s' is %llu at %s); refusing "
+                     "rollback (use --force)",
+                     (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur,
+                     where);
+        else
+            fail_msg(c, "counter stamp %llu is ahead of the counter for '%s' (%llu at %s): "
+                     "wrong counter service?; refusing (use --force)",
+                     (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur,
+                     where);
+        return -1;
+    }
+    return 0;
+}
+
 static void print_err(struct rctx *c)
 {
     dprintf(c->err_fd, "coord: restore %s: %s\n", c->file, c->err);
@@ -687,9 +756,17 @@ int cmd_restore(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.status_fd = -1;
     c.err_fd = 2;
+    const char *counter_url = getenv("CKSHIM_COUNTER");
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
             c.detach = 1;
+        else if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else if (!strcmp(argv[i], "--counter") && i + 1 < argc)
+            counter_url = argv[++i];
+        else if (!strncmp(argv[i], "--counter=", 10))
+            counter_url = argv[i] + 10;
         else if (!strcmp(argv[i], "--"))
             continue;
         else if (argv[i][0] == '-' && argv[i][1])
@@ -728,7 +805,7 @@ int cmd_restore(int argc, char **argv)
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }
-    if (check_image(&c) < 0) {
+    if (check_image(&c) < 0 || check_counter(&c, counter_url, force) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;
     }

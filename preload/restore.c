@@ -142,7 +142,11 @@ void restore_finish(void)
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
     restore_process_state();
+    int sr = seccomp_shim_after_restore();
+    if (sr < 0)
+        shim_log("cannot reinstall the seccomp filter after restore: %s", strerror(-sr));
     g_shim.generation++;
+    seed_reinstall();
     g_shim.listen_fd = -1;
     int r = shim_listen();
     if (r < 0)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gnu/libc-version.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -211,7 +212,38 @@ struct child_result {
 
 /* The checkpoint itself. Returns 0 after a checkpoint (rep filled), or 1
  * in the restored process (the connection is gone: do not reply). */
-static int do_checkpoint(const struct ck_ctl_req *req, int outfd, struct ck_ctl_rep *rep)
+/* Phase two of a CK_CKPT_STAMP checkpoint: tell coord we are ready and
+ * wait for the stamp. Returns 0 (stamp in *stamp, flags in *hflags) or -1
+ * when coord aborted or went away. */
+static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hflags,
+                     char *err, size_t errlen)
+{
+    struct ck_ctl_rep rep;
+    memset(&rep, 0, sizeof rep);
+    rep.magic = CK_CTL_MAGIC;
+    rep.status = CK_STATUS_NEED_STAMP;
+    snprintf(rep.app_id, sizeof rep.app_id, "%s", app_id);
+    if (send(conn, &rep, sizeof rep, MSG_NOSIGNAL) != (ssize_t)sizeof rep) {
+        snprintf(err, errlen, "coord went away");
+        return -1;
+    }
+    struct pollfd pf = {.fd = conn, .events = POLLIN};
+    if (poll(&pf, 1, 10000) <= 0) {
+        snprintf(err, errlen, "no counter stamp from coord within 10 s");
+        return -1;
+    }
+    struct ck_ctl_req r2;
+    ssize_t n = recv(conn, &r2, sizeof r2, MSG_WAITALL);
+    if (n != (ssize_t)sizeof r2 || r2.magic != CK_CTL_MAGIC || r2.op != CK_OP_STAMP) {
+        snprintf(err, errlen, "checkpoint aborted by coord");
+        return -1;
+    }
+    *stamp = r2.counter_stamp;
+    *hflags = (r2.flags & CK_CKPT_COUNTER_NONE) ? CK_HF_COUNTER_NONE : 0;
+    return 0;
+}
+
+int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
     int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
     char err[512] = "";
@@ -235,6 +267,19 @@ static int do_checkpoint(const struct ck_ctl_req *req, int outfd, struct ck_ctl_
         return 0;
     }
     shim_fill_header(&hdr, req);
+    if (req->flags & CK_CKPT_COUNTER_NONE)
+        hdr.flags |= CK_HF_COUNTER_NONE;
+    if ((req->flags & CK_CKPT_STAMP) && conn >= 0) {
+        uint32_t hflags = 0;
+        if (get_stamp(conn, hdr.app_id, &hdr.counter_stamp, &hflags, err, sizeof err) < 0) {
+            capture_forget(1);
+            quiesce_release();
+            rep->status = -ECANCELED;
+            snprintf(rep->msg, sizeof rep->msg, "%s", err);
+            return 0;
+        }
+        hdr.flags |= hflags;
+    }
 
     /* The manager's own park point: the restorer resumes it here. */
     if (shim_ctx_save(&g_shim.manager_ctx)) {
@@ -363,7 +408,7 @@ static void serve(int conn)
         }
         shim_skip_fds[0] = conn;
         shim_skip_fds[1] = fd;
-        int r = do_checkpoint(&req, fd, &rep);
+        int r = shim_checkpoint(&req, conn, fd, &rep);
         shim_skip_fds[0] = shim_skip_fds[1] = -1;
         if (r == 1)
             return; /* restored: conn and fd belong to the old life */
@@ -393,7 +438,17 @@ static void *manager_main(void *arg)
     if (off != g_shim.tid_off)
         shim_log("tid offset mismatch: main %ld manager %ld", g_shim.tid_off, off);
     for (;;) {
-        int conn = accept4(g_shim.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        struct pollfd pf[2] = {{.fd = g_shim.listen_fd, .events = POLLIN},
+                               {.fd = seed_trigger_fd(), .events = POLLIN}};
+        if (poll(pf, pf[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+            usleep(10000);
+        if (pf[1].fd >= 0 && (pf[1].revents & POLLIN)) {
+            seed_dump();
+            continue;
+        }
+        if (!(pf[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
+            continue;
+        int conn = accept4(g_shim.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (conn < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -406,6 +461,7 @@ static void *manager_main(void *arg)
             usleep(10000);
             continue;
         }
+        fcntl(conn, F_SETFL, 0);
         serve(conn);
         close(conn);
     }
@@ -448,6 +504,7 @@ __attribute__((constructor)) static void shim_init(void)
 {
     if (g_shim.initialized || getenv("CKSHIM_DISABLE"))
         return;
+    seed_restore_from_file();
     const char *s = getenv("CKSHIM_SIGNAL");
     g_shim.ckpt_signal = s ? atoi(s) : SIGRTMAX - 2;
     if (g_shim.ckpt_signal < 1 || g_shim.ckpt_signal >= NSIG || g_shim.ckpt_signal == SIGKILL ||
@@ -482,7 +539,12 @@ __attribute__((constructor)) static void shim_init(void)
         return;
     }
     pthread_atfork(NULL, NULL, atfork_child);
+    r = seccomp_shim_init();
+    if (r < 0)
+        shim_log("cannot install the seccomp filter: %s", strerror(-r));
     g_shim.initialized = 1;
+    if (seed_init() < 0)
+        shim_log("CKSHIM_DUMP_ON could not be set up");
     if (start_manager() < 0)
         shim_log("cannot start the manager thread");
 }

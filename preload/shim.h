@@ -138,13 +138,30 @@ void unwind_thread(struct ck_thread *t, ucontext_t *uc);
 void restore_finish(void);
 int restore_process_state(void);
 
+/* seed.c: dump on a signal, RESTORE_FROM_FILE */
+int seed_init(void);
+int seed_trigger_fd(void);
+int seed_is_trigger(int sig);
+struct ck_sigaction *seed_shadow(int sig);
+int seed_dump(void);
+void seed_reinstall(void);
+void seed_restore_from_file(void);
+
 /* shim.c */
+int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);
 
 /* wrappers.c */
 extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, kernel layout */
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
+
+/* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
+extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */
+int seccomp_shim_init(void);
+int seccomp_shim_after_restore(void);
+int seccomp_shim_active(void);
 
 #endif

@@ -59,26 +59,69 @@ static int ours(int sig)
     return g_shim.initialized && sig == g_shim.ckpt_signal;
 }
 
-/* A copy of set without the checkpoint signal; returns set itself when
- * there is nothing to remove. */
+/* A copy of set without the checkpoint signal (and without SIGSYS while
+ * the seccomp filter is on: a trap while SIGSYS is blocked kills the
+ * process); returns set itself when there is nothing to remove. */
 static const sigset_t *strip(const sigset_t *set, sigset_t *tmp)
 {
-    if (!set || !g_shim.initialized || !sigismember(set, g_shim.ckpt_signal))
+    int sys = seccomp_shim_active() && set && sigismember(set, SIGSYS);
+    if (!set || !g_shim.initialized || (!sigismember(set, g_shim.ckpt_signal) && !sys))
         return set;
     *tmp = *set;
     sigdelset(tmp, g_shim.ckpt_signal);
+    if (sys)
+        sigdelset(tmp, SIGSYS);
     return tmp;
+}
+
+/* sigaction on a signal the shim keeps for itself: read and write the
+ * program's shadow disposition instead of the kernel's. */
+static int shadow_sigaction(struct ck_sigaction *s, const struct sigaction *act,
+                            struct sigaction *old)
+{
+    struct ck_sigaction prev = *s;
+    if (act) {
+        s->handler = (uint64_t)act->sa_handler;
+        s->flags = (uint64_t)(unsigned)act->sa_flags;
+        memcpy(&s->mask, &act->sa_mask, sizeof s->mask);
+    }
+    if (old) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = (void (*)(int))prev.handler;
+        old->sa_flags = (int)prev.flags;
+        memcpy(&old->sa_mask, &prev.mask, sizeof prev.mask);
+    }
+    return 0;
 }
 
 SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     RESOLVE(real_sigaction, "sigaction");
+    if (g_shim.initialized && seed_is_trigger(sig)) {
+        /* a trigger of the dump-on-signal workflow: a shadow too */
+        struct ck_sigaction *s = seed_shadow(sig);
+        if (old) {
+            memset(old, 0, sizeof *old);
+            old->sa_handler = (void (*)(int))s->handler;
+            old->sa_flags = (int)s->flags;
+            memcpy(&old->sa_mask, &s->mask, sizeof s->mask);
+        }
+        if (act) {
+            s->handler = (uint64_t)act->sa_handler;
+            s->flags = (uint64_t)(unsigned)act->sa_flags;
+            memcpy(&s->mask, &act->sa_mask, sizeof s->mask);
+        }
+        return 0;
+    }
+    if (g_shim.initialized && sig == SIGSYS && seccomp_shim_active())
+        return shadow_sigaction(&shim_app_sigsys_action, act, old); /* seccomp.c's traps */
     if (!ours(sig)) {
         /* A handler that blocks everything must not hold off a checkpoint. */
         struct sigaction tmp;
-        if (act && g_shim.initialized && sigismember(&act->sa_mask, g_shim.ckpt_signal)) {
+        sigset_t m;
+        if (act && strip(&act->sa_mask, &m) != &act->sa_mask) {
             tmp = *act;
-            sigdelset(&tmp.sa_mask, g_shim.ckpt_signal);
+            tmp.sa_mask = m;
             act = &tmp;
         }
         return real_sigaction(sig, act, old);

@@ -12,7 +12,8 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config liblz4-dev lz4 libunwind-dev libcmocka-dev
-      libxxhash-dev python3 util-linux passwd)
+      libxxhash-dev libhiredis-dev redis-server redis-tools python3 util-linux
+      passwd)
 
 die() {
     echo "install-deps: $*" >&2

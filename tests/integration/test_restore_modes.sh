@@ -76,7 +76,7 @@ grep -q "^PASS" "$T/out1" && fail old_pipe_unused "output went to the old pipe" 
 
 # Detached restore of the same image: stdout becomes /dev/null.
 rm -f "$CK_GO"
-npid=$(cd / && "$C" restore --detach "$T/img2" 2>"$T/err3")
+npid=$(cd / && "$C" restore --detach --force "$T/img2" 2>"$T/err3")
 rc=$?
 if [ $rc -eq 0 ] && [ -n "$npid" ] && kill -0 "$npid" 2>/dev/null; then
     PIDS+=("$npid")

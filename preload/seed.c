@@ -1,0 +1,298 @@
+/* seed.c - the seed applications' own workflow, for any program.
+ *
+ *   CKSHIM_DUMP_ON=TERM,INT CKSHIM_DUMP_FILE=dump.img  LD_PRELOAD=libshim.so PROG
+ *       when PROG receives one of these signals, the shim writes an image
+ *       to dump.img (stamped by the counter, like coord checkpoint) and then
+ *       lets the signal have its normal effect: PROG's own handler, or the
+ *       default action (for TERM and INT: the program ends).
+ *   RESTORE_FROM_FILE=dump.img  LD_PRELOAD=libshim.so PROG
+ *       resumes from the image instead of starting fresh: the constructor
+ *       replaces the new process with `coord restore dump.img` (same counter
+ *       check, same rules), so the restored program runs under this pid.
+ *
+ * The shim keeps the trigger signals' kernel dispositions (like the
+ * checkpoint signal): what the program installs for them is a shadow,
+ * reported back by sigaction() and applied after the dump.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "counter.h"
+#include "ctlproto.h"
+#include "shim.h"
+
+static uint64_t dump_mask;              /* bit sig-1 set: dump on sig */
+static char dump_file[1024];
+static struct ck_sigaction shadow[CK_NSIG];
+static int req_pipe[2] = {-1, -1};
+static volatile int dump_gen;           /* bumped when a dump ends (or after restore) */
+static volatile int dumping;
+
+int seed_trigger_fd(void)
+{
+    return req_pipe[0];
+}
+
+int seed_is_trigger(int sig)
+{
+    return sig > 0 && sig < CK_NSIG && (dump_mask & (1ULL << (sig - 1)));
+}
+
+struct ck_sigaction *seed_shadow(int sig)
+{
+    return &shadow[sig];
+}
+
+static int parse_signal(const char *s)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } names[] = {{"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},   {"QUIT", SIGQUIT},
+                 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM}, {"PWR", SIGPWR},
+                 {"XCPU", SIGXCPU}};
+    if (!strncasecmp(s, "SIG", 3))
+        s += 3;
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(s, names[i].name))
+            return names[i].sig;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s && !*end && v > 0 && v < CK_NSIG && v != SIGKILL && v != SIGSTOP)
+        return (int)v;
+    return -1;
+}
+
+static void seed_handler(int sig, siginfo_t *si, void *uc);
+
+/* Read CKSHIM_DUMP_ON / CKSHIM_DUMP_FILE and take over the trigger
+ * signals. Returns 0 (also when not configured) or -errno. */
+int seed_init(void)
+{
+    const char *on = getenv("CKSHIM_DUMP_ON");
+    if (!on || !*on)
+        return 0;
+    char list[256];
+    snprintf(list, sizeof list, "%s", on);
+    for (char *save = NULL, *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        int s = parse_signal(t);
+        if (s < 0 || s == g_shim.ckpt_signal) {
+            fprintf(stderr, "ckshim: CKSHIM_DUMP_ON: '%s' is not a signal I can dump on\n", t);
+            continue;
+        }
+        dump_mask |= 1ULL << (s - 1);
+    }
+    const char *f = getenv("CKSHIM_DUMP_FILE");
+    if (f && *f) {
+        if (f[0] == '/') {
+            snprintf(dump_file, sizeof dump_file, "%s", f);
+        } else {
+            char cwd[512];
+            if (!getcwd(cwd, sizeof cwd))
+                snprintf(cwd, sizeof cwd, ".");
+            snprintf(dump_file, sizeof dump_file, "%s/%s", cwd, f);
+        }
+    } else {
+        char cwd[512];
+        if (!getcwd(cwd, sizeof cwd))
+            snprintf(cwd, sizeof cwd, ".");
+        snprintf(dump_file, sizeof dump_file, "%s/%s.ckpt", cwd, g_shim.app_id);
+    }
+    if (pipe2(req_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    for (int fd = 0; fd < 2; fd++) {
+        int hi = fcntl(req_pipe[fd], F_DUPFD_CLOEXEC, 890);
+        if (hi >= 0) {
+            close(req_pipe[fd]);
+            req_pipe[fd] = hi;
+        }
+    }
+    for (int s = 1; s < CK_NSIG; s++) {
+        if (!seed_is_trigger(s))
+            continue;
+        syscall(SYS_rt_sigaction, s, NULL, &shadow[s], 8);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = seed_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
+        real_sigaction(s, &sa, NULL);
+    }
+    return 0;
+}
+
+/* Re-install the trigger handlers after a restore (exec reset them). */
+void seed_reinstall(void)
+{
+    for (int s = 1; s < CK_NSIG; s++) {
+        if (!seed_is_trigger(s))
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = seed_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
+        real_sigaction(s, &sa, NULL);
+    }
+    /* A handler that was waiting for the dump in the previous life must
+     * not wait for ever, nor pass the signal on: it sees the new
+     * generation and returns. */
+    __atomic_store_n(&dumping, 0, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&dump_gen, 1, __ATOMIC_SEQ_CST);
+    shim_futex_wake(&dump_gen);
+}
+
+/* Give the signal its normal effect, as the program set it up. */
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+    struct ck_sigaction *a = &shadow[sig];
+    if (a->handler == (uint64_t)SIG_IGN)
+        return;
+    if (a->handler == (uint64_t)SIG_DFL) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        real_sigaction(sig, &dfl, NULL);
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        syscall(SYS_tgkill, shim_real_getpid(), shim_real_gettid(), sig);
+        syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, NULL, 8);
+        /* Not reached for signals whose default is to end the process. */
+        seed_reinstall();
+        return;
+    }
+    uint64_t h = a->handler;
+    if (a->flags & SA_RESETHAND)
+        a->handler = (uint64_t)SIG_DFL;
+    if (a->flags & SA_SIGINFO)
+        ((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
+    else
+        ((void (*)(int))h)(sig);
+}
+
+static void seed_handler(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    uint32_t gen_restore = g_shim.generation;
+    int gen = __atomic_load_n(&dump_gen, __ATOMIC_SEQ_CST);
+    if (!__atomic_exchange_n(&dumping, 1, __ATOMIC_SEQ_CST)) {
+        char b = (char)sig;
+        ssize_t w = write(req_pipe[1], &b, 1);
+        (void)w;
+    }
+    while (__atomic_load_n(&dump_gen, __ATOMIC_SEQ_CST) == gen)
+        shim_futex_wait(&dump_gen, gen, -1);
+    if (g_shim.generation != gen_restore) {
+        /* We are the restored program: the signal was spent on the dump. */
+        errno = saved;
+        return;
+    }
+    forward(sig, si, uc);
+    errno = saved;
+}
+
+/* Write the image to dump_file (temp name, fsync, rename). Runs in the
+ * manager. Returns 1 in the restored process, else 0. */
+int seed_dump(void)
+{
+    char b;
+    while (read(req_pipe[0], &b, 1) == 1)
+        ;
+    int sig = (unsigned char)b;
+    struct ck_ctl_req req;
+    memset(&req, 0, sizeof req);
+    req.magic = CK_CTL_MAGIC;
+    req.op = CK_OP_CHECKPOINT;
+    req.flags = CK_CKPT_NOFORK;
+    char err[512] = "", tmp[1100];
+    struct ck_counter counter;
+    int ok = 0;
+    if (ck_counter_parse(getenv("CKSHIM_COUNTER"), &counter, err, sizeof err) == 0) {
+        if (counter.kind == CK_COUNTER_NONE) {
+            req.flags |= CK_CKPT_COUNTER_NONE;
+            ok = 1;
+        } else {
+            ok = ck_counter_incr_fetch(&counter, g_shim.app_id, &req.counter_stamp, err,
+                                       sizeof err) == 0;
+        }
+    }
+    if (!ok) {
+        fprintf(stderr, "ckshim: dump on signal %d: %s; no image written\n", sig, err);
+    } else {
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", dump_file, (int)shim_real_getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fprintf(stderr, "ckshim: dump on signal %d: cannot create %s: %s\n", sig, tmp,
+                    strerror(errno));
+        } else {
+            struct ck_ctl_rep rep;
+            memset(&rep, 0, sizeof rep);
+            shim_skip_fds[1] = fd;
+            int r = shim_checkpoint(&req, -1, fd, &rep);
+            shim_skip_fds[1] = -1;
+            if (r == 1)
+                return 1; /* restored: seed_reinstall() woke the handler */
+            close(fd);
+            if (rep.status == 0 && rename(tmp, dump_file) == 0) {
+                shim_log("dumped to %s on signal %d", dump_file, sig);
+            } else {
+                fprintf(stderr, "ckshim: dump on signal %d to %s failed: %s\n", sig, dump_file,
+                        rep.status ? rep.msg : strerror(errno));
+                unlink(tmp);
+            }
+        }
+    }
+    __atomic_store_n(&dumping, 0, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&dump_gen, 1, __ATOMIC_SEQ_CST);
+    shim_futex_wake(&dump_gen);
+    return 0;
+}
+
+/* RESTORE_FROM_FILE: become `coord restore FILE`. Returns only when
+ * there is nothing to do; exits when coord cannot be run. */
+void seed_restore_from_file(void)
+{
+    const char *file = getenv("RESTORE_FROM_FILE");
+    if (!file || !*file)
+        return;
+    char coord[1024] = "";
+    const char *env = getenv("CKSHIM_COORD");
+    if (env && *env) {
+        snprintf(coord, sizeof coord, "%s", env);
+    } else {
+        Dl_info di;
+        if (dladdr((void *)seed_restore_from_file, &di) && di.dli_fname) {
+            char dir[900];
+            snprintf(dir, sizeof dir, "%s", di.dli_fname);
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                *slash = 0;
+            snprintf(coord, sizeof coord, "%s/coord", dir);
+            if (access(coord, X_OK) != 0)
+                snprintf(coord, sizeof coord, "%s/../../bin/coord", dir);
+        }
+    }
+    if (access(coord, X_OK) != 0) {
+        fprintf(stderr, "ckshim: RESTORE_FROM_FILE: cannot find coord (set CKSHIM_COORD)\n");
+        _exit(1);
+    }
+    /* coord must not get the shim (nor restore again). */
+    setenv("CKSHIM_DISABLE", "1", 1);
+    unsetenv("RESTORE_FROM_FILE");
+    char *argv[] = {"coord", "restore", (char *)file, NULL};
+    execv(coord, argv);
+    fprintf(stderr, "ckshim: RESTORE_FROM_FILE: cannot run %s: %s\n", coord, strerror(errno));
+    _exit(1);
+}
