@@ -221,11 +221,13 @@ enum {
     CK_FD_PIPE = 6,                     /* pipe or FIFO */
     CK_FD_MEMFD = 7,                    /* memfd: contents in FILEDATA */
     CK_FD_EVENTFD = 8,
+    CK_FD_EPOLL = 9,                    /* path: watch list, "TFD EVENTS DATA\n" each */
     CK_FD_UNSUPPORTED = 99,
 };
 
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
+#define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */

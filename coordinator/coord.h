@@ -29,6 +29,10 @@ int cmd_restore(int argc, char **argv);    /* restore.c */
 int cmd_list(int argc, char **argv);       /* list.c */
 int cmd_inspect(int argc, char **argv);    /* inspect.c */
 
+/* ---- epoll.c: re-add the watches of restored epoll fds ---- */
+struct ck_image;
+int epoll_restore_watches(const struct ck_image *im, char *err, size_t errlen);
+
 /* ---- messages (coord.c) ---- */
 
 /* "coord: " fmt "\n" on stderr. */

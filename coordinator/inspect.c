@@ -149,6 +149,8 @@ static const char *fd_kind(uint32_t k)
         return "memfd";
     case CK_FD_EVENTFD:
         return "eventfd";
+    case CK_FD_EPOLL:
+        return "epoll";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
     default:

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -574,7 +575,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             }
             break;
         case CK_FD_EVENTFD:
-            fd = eventfd((unsigned)f->aux, (f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0);
+            fd = eventfd((unsigned)f->aux, ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
+                                               ((f->flags & CK_FDF_EFD_SEMAPHORE) ? EFD_SEMAPHORE : 0));
+            break;
+        case CK_FD_EPOLL:
+            fd = epoll_create1(0); /* watches: below, once every fd is back */
             break;
         default:
             fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
@@ -590,6 +595,8 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         }
     }
     free(pipe_other);
+    if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
+        return -1;
     return 0;
 }
 

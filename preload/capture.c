@@ -514,6 +514,14 @@ static int capture_fds(char *err, size_t errlen)
             } else if (!strcmp(target, "anon_inode:[eventfd]") && fi.has_eventfd) {
                 f->kind = CK_FD_EVENTFD;
                 f->aux = fi.eventfd_count;
+                const char *sem = il > 0 ? strstr(info, "eventfd-semaphore:") : NULL;
+                if (sem && strtol(sem + 18, NULL, 10) == 1)
+                    f->flags |= CK_FDF_EFD_SEMAPHORE;
+            } else if (!strcmp(target, "anon_inode:[eventpoll]")) {
+                /* path: the watch list (epoll.c) */
+                f->kind = CK_FD_EPOLL;
+                if ((ret = epoll_capture(fd, &path, err, errlen)) < 0)
+                    goto out;
             } else {
                 const char *k = anon_kind(target);
                 snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,

@@ -94,7 +94,7 @@ int quiesce_init(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = ckpt_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK; /* Go: goroutine stacks are small */
     sigfillset(&sa.sa_mask);
     if (real_sigaction(g_shim.ckpt_signal, &sa, NULL) < 0)
         return -errno;
@@ -113,7 +113,7 @@ int quiesce_install_handler(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = ckpt_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK; /* Go: goroutine stacks are small */
     sigfillset(&sa.sa_mask);
     return real_sigaction(g_shim.ckpt_signal, &sa, NULL) < 0 ? -errno : 0;
 }
@@ -296,6 +296,27 @@ void quiesce_resume_restored(void)
     shim_futex_wake(&g_shim.resume_gen);
 }
 
+/* Robust mutexes the thread holds carry its old tid in their futex word;
+ * the kernel only marks them OWNER_DIED at exit if the word holds the
+ * current tid, so rewrite the owner of every entry on the robust list. */
+static void fix_robust_owners(char *head_addr, pid_t old_tid, pid_t new_tid)
+{
+    struct rhead {
+        void *next;
+        long futex_offset;
+        void *pending;
+    } *head = (struct rhead *)head_addr;
+    void *e = head->next;
+    for (int n = 0; e && e != (void *)head && n < 4096; n++) {
+        volatile uint32_t *w = (volatile uint32_t *)((char *)e + head->futex_offset);
+        uint32_t v = *w;
+        if ((v & 0x3fffffffu) == (uint32_t)old_tid)
+            __atomic_compare_exchange_n(w, &v, (v & 0xc0000000u) | (uint32_t)new_tid, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        e = *(void **)e;
+    }
+}
+
 /* Repair what the kernel forgot about the calling thread, which was just
  * recreated by the restorer (see the file comment). */
 void quiesce_fixup_thread(struct shim_slot *s)
@@ -306,8 +327,10 @@ void quiesce_fixup_thread(struct shim_slot *s)
         *(volatile int *)(pd + g_shim.tid_off) = tid;
         syscall(SYS_set_tid_address, pd + g_shim.tid_off);
     }
-    if (g_shim.robust_off > 0)
+    if (g_shim.robust_off > 0) {
+        fix_robust_owners(pd + g_shim.robust_off, s->tid, tid);
         syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));
+    }
     if (g_shim.rseq_size) {
         struct rseq *rs = (struct rseq *)(s->fsbase + (uint64_t)g_shim.rseq_off);
         rs->rseq_cs = 0;

@@ -489,6 +489,9 @@ static void atfork_child(void)
      * virtual ids and give it its own manager and socket. */
     if (!g_shim.initialized)
         return;
+    /* The parent may see itself under its old pid: so must we. */
+    g_shim.parent_vpid = g_shim.vpid;
+    g_shim.parent_real = (pid_t)syscall(SYS_getppid);
     g_shim.vpid = 0;
     shim_tls.vtid = 0;
     g_shim.generation = 0;

@@ -52,6 +52,7 @@ struct shim_state {
     pid_t manager_tid;
     pthread_t manager;
     pid_t vpid;                         /* pid the program sees; 0: real */
+    pid_t parent_vpid, parent_real;     /* forked child: the parent's two pids */
     uint32_t generation;                /* restores so far */
     uint64_t started_ns;
     char sock_path[256];
@@ -157,6 +158,9 @@ extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, kernel layout */
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
+
+/* epoll.c */
+int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
 
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */

@@ -210,6 +210,14 @@ SHIM_API pid_t getpid(void)
     return g_shim.vpid ? g_shim.vpid : shim_real_getpid();
 }
 
+SHIM_API pid_t getppid(void)
+{
+    pid_t real = (pid_t)syscall(SYS_getppid);
+    if (g_shim.parent_vpid && real == g_shim.parent_real)
+        return g_shim.parent_vpid;
+    return real;
+}
+
 SHIM_API pid_t gettid(void)
 {
     return shim_tls.vtid > 0 ? shim_tls.vtid : shim_real_gettid();

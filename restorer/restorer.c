@@ -292,7 +292,7 @@ static void map_regions(void)
             sys_close(fd);
         } else {
             int fl = (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_ANONYMOUS |
-                     R_MAP_FIXED_NOREPLACE | R_MAP_NORESERVE;
+                     R_MAP_FIXED_NOREPLACE;
             if (r->flags & CK_REG_STACK)
                 fl |= R_MAP_GROWSDOWN;
             addr = sys_mmap(r->start, len, (int)r->prot | R_PROT_WRITE | R_PROT_READ, fl, -1, 0);

@@ -4,7 +4,7 @@
 #   bash tests/integration/test_refusals.sh BUILD_DIR
 #
 # Checkpoint refusals: a process holding something ckshim cannot restore
-# (a socket, an epoll instance) is not checkpointed; the message names the
+# (a socket, an inotify instance) is not checkpointed; the message names the
 # fd and its kind; the process goes on untouched; an existing good image at
 # the output path is left as it was.
 # Restore refusals: a missing file, an empty file, a foreign file, a
@@ -97,9 +97,9 @@ fi
 kill "$pid" 2>/dev/null
 
 cat >"$T/epoll.py" <<'EOF'
-import select, time
-e = select.epoll()
-print("READY fd", e.fileno(), flush=True)
+import ctypes, time
+fd = ctypes.CDLL(None).inotify_init()
+print("READY fd", fd, flush=True)
 while True:
     time.sleep(0.05)
 EOF
@@ -107,10 +107,10 @@ start epoll python3 "$T/epoll.py"
 fd=$(awk '/READY fd/ {print $3; exit}' "$T/epoll.log")
 "$C" checkpoint "$pid" -o "$T/epoll.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi epoll "$T/err" && alive "$pid"; then
-    pass checkpoint_refuses_epoll
+if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi inotify "$T/err" && alive "$pid"; then
+    pass checkpoint_refuses_inotify
 else
-    fail checkpoint_refuses_epoll "rc=$rc"
+    fail checkpoint_refuses_inotify "rc=$rc"
 fi
 [ -e "$T/epoll.img" ] && fail no_image_on_refusal "an image was written" || pass no_image_on_refusal
 kill "$pid" 2>/dev/null
