@@ -72,6 +72,9 @@ CMD_TIMEOUT=${CKSHIM_CMD_TIMEOUT:-60}
 PIDFILE=${CKSHIM_TEST_PIDFILE:-}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ckshim-progs.XXXXXX") || exit 1
+# Each run keeps its own counters: parallel runs of one program (same app
+# id) must not make each other's images stale.
+export CKSHIM_COUNTER="file:$WORK/counters"
 chmod 700 "$WORK"
 STARTED=()
 npass=0

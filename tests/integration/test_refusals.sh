@@ -19,6 +19,7 @@ case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 C="$B/coord"
 SHIM="$B/libshim.so"
 T=$(mktemp -d /tmp/ckshim-refusals.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
 chmod 755 "$T"
 PIDS=()
 cleanup() {

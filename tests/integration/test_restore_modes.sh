@@ -19,6 +19,7 @@ B=${1:-build}
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 C="$B/coord"
 T=$(mktemp -d /tmp/ckshim-modes.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
 chmod 755 "$T"
 PIDS=()
 cleanup() {
