@@ -44,7 +44,7 @@ export CK_GO="$T/go"
 # The program's stdout goes through a pipe to cat, which appends to out1.
 (cd "$T" && "$C" run -- "$B/tests/progs/pid" 2>"$T/err1" | cat >"$T/out1") &
 disown $! 2>/dev/null
-wait_for 10 grep -q READY "$T/out1" || fail setup "no READY"
+wait_for 10 grep -qs READY "$T/out1" || fail setup "no READY"
 pid=$(pgrep -u "$(id -u)" -f "$B/tests/progs/pid" | head -1)
 PIDS+=("$pid")
 
