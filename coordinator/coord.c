@@ -53,11 +53,12 @@ static const struct subcmd subcmds[] = {
      "List your processes that run under the shim.\n"
      "\n"
      "  --json   print one JSON object instead of a table\n"},
-    {"inspect", cmd_inspect, 0, "coord inspect FILE [--json] [--verify]",
+    {"inspect", cmd_inspect, 0, "coord inspect FILE [--json] [--verify] [--counter URL]",
      "Describe the image FILE: header, process state, memory, threads, fds.\n"
      "\n"
      "  --json     print one JSON object instead of text\n"
-     "  --verify   also read and checksum every page record\n"},
+     "  --verify   also read and checksum every page record\n"
+     "  --counter URL   where to read the counter's current value ($CKSHIM_COUNTER)\n"},
 };
 #define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "counter.h"
 #include "imgio.h"
 
 #define RLIM_INF (~(uint64_t)0)
@@ -39,6 +40,9 @@ struct view {
     uint64_t mapped;                    /* bytes of all regions */
     uint64_t filedata_bytes;
     int verified;
+    int counter_ok;                     /* counter_value is valid */
+    uint64_t counter_value;             /* the counter's current value */
+    char counter_where[300];            /* which counter, or why not */
 };
 
 /* ---- names ---- */
@@ -326,6 +330,14 @@ static void text_header(const struct view *v)
         printf("  stamp         %llu\n", (unsigned long long)h->counter_stamp);
     else
         printf("  stamp         none%s\n", (h->flags & CK_HF_COUNTER_NONE) ? " (--counter none)" : "");
+    if (v->counter_ok)
+        printf("  counter       %llu at %s%s\n", (unsigned long long)v->counter_value,
+               v->counter_where,
+               !h->counter_stamp ? ""
+               : v->counter_value == h->counter_stamp ? " (this image is the newest: it restores)"
+                                                      : " (stale: restore would be refused)");
+    else if (v->counter_where[0])
+        printf("  counter       unavailable: %s\n", v->counter_where);
     iso_time(when, sizeof(when), h->created_ns);
     printf("  created       %s\n", when);
     printf("  orig pid      %u\n", h->orig_pid);
@@ -548,6 +560,13 @@ static void print_json(const struct view *v)
     ck_json_kstr(&j, "format_version", buf);
     ck_json_kstrn(&j, "app_id", h->app_id, sizeof(h->app_id));
     ck_json_ku64(&j, "stamp", h->counter_stamp);
+    if (v->counter_ok) {
+        ck_json_ku64(&j, "counter_value", v->counter_value);
+        ck_json_kstr(&j, "counter", v->counter_where);
+    } else if (v->counter_where[0]) {
+        ck_json_knull(&j, "counter_value");
+        ck_json_kstr(&j, "counter_error", v->counter_where);
+    }
     ck_json_ku64(&j, "flags", h->flags);
     ck_json_ku64(&j, "created_ns", h->created_ns);
     iso_time(buf, sizeof(buf), h->created_ns);
@@ -742,10 +761,15 @@ int cmd_inspect(int argc, char **argv)
 {
     const char *file = NULL;
     int json = 0, verify = 0, opts_done = 0;
+    const char *counter_url = getenv("CKSHIM_COUNTER");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
-            if (strcmp(a, "--json") == 0)
+            if (strcmp(a, "--counter") == 0 && i + 1 < argc)
+                counter_url = argv[++i];
+            else if (strncmp(a, "--counter=", 10) == 0)
+                counter_url = a + 10;
+            else if (strcmp(a, "--json") == 0)
                 json = 1;
             else if (strcmp(a, "--verify") == 0)
                 verify = 1;
@@ -792,6 +816,21 @@ int cmd_inspect(int argc, char **argv)
     v.file = file;
     v.img = &img;
     v.verified = verify;
+    struct ck_counter counter;
+    char cerr[300];
+    if (ck_counter_parse(counter_url, &counter, cerr, sizeof cerr) < 0) {
+        snprintf(v.counter_where, sizeof v.counter_where, "%s", cerr);
+    } else if (counter.kind != CK_COUNTER_NONE) {
+        char id[sizeof img.hdr.app_id + 1];
+        memcpy(id, img.hdr.app_id, sizeof img.hdr.app_id);
+        id[sizeof img.hdr.app_id] = 0;
+        if (ck_counter_get(&counter, id, &v.counter_value, cerr, sizeof cerr) == 0) {
+            v.counter_ok = 1;
+            ck_counter_describe(&counter, v.counter_where, sizeof v.counter_where);
+        } else {
+            snprintf(v.counter_where, sizeof v.counter_where, "%s", cerr);
+        }
+    }
     if (compute(&v) < 0) {
         ck_msg("inspect %s: out of memory", file);
         ck_image_free(&img);

@@ -115,6 +115,9 @@ rollback_suite() {
     restore_refused "${be}_old_image_refused" "$T/$be.1.img" "stale"
     restore_ok "${be}_newest_restores" "$T/$be.2.img"
     restore_refused "${be}_replay_refused" "$T/$be.2.img" "stale"
+    "$C" inspect "$T/$be.2.img" >"$T/insp" 2>&1
+    grep -Eq "counter +[0-9]+ at .*stale" "$T/insp" && pass "${be}_inspect_shows_counter" ||
+        fail "${be}_inspect_shows_counter" "$(grep counter "$T/insp")"
     restore_ok "${be}_force_restores_stale" "$T/$be.1.img" --force
     grep -qi "warning" "$T/err" && pass "${be}_force_warns" || fail "${be}_force_warns"
 }
