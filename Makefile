@@ -14,9 +14,9 @@ CC ?= cc
 PREFIX ?= /usr/local
 B := build
 
-PKGS := liblz4 libunwind hiredis
+PKGS := liblz4 libunwind hiredis libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -llz4 -lunwind -lhiredis)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -llz4 -lunwind -lhiredis -lsodium)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wpointer-arith -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(WERROR),1)

@@ -38,6 +38,8 @@ enum {
 #define CK_CKPT_NOFORK 0x2              /* write from the parked process, no fork */
 #define CK_CKPT_STAMP 0x4               /* two-phase: ask for the stamp after capture */
 #define CK_CKPT_COUNTER_NONE 0x8        /* (with CK_OP_STAMP) image is unstamped */
+#define CK_CKPT_MAC 0x10                /* authenticate the image with key_* */
+#define CK_CKPT_ENCRYPT 0x20            /* also encrypt page data (needs CK_CKPT_MAC) */
 
 struct ck_ctl_req {
     uint32_t magic;
@@ -46,6 +48,9 @@ struct ck_ctl_req {
     uint32_t pad;
     uint64_t counter_stamp;             /* stamped into the header (0: none) */
     char app_id[64];                    /* stamped into the header ("" = keep) */
+    uint8_t key_mac[32];                /* CK_CKPT_MAC: derived keys (auth.h) */
+    uint8_t key_enc[32];
+    uint8_t key_id[8];
 };
 
 struct ck_ctl_rep {

@@ -43,6 +43,8 @@
 
 /* ck_header.flags */
 #define CK_HF_COUNTER_NONE 0x1          /* written with --counter none */
+#define CK_HF_MAC 0x2                   /* an AUTH record authenticates everything */
+#define CK_HF_ENCRYPTED 0x4             /* PAGES and FILEDATA payloads are encrypted */
 
 struct ck_header {
     char magic[CK_MAGIC_LEN];
@@ -62,7 +64,10 @@ struct ck_header {
     char machine[16];                   /* uname machine */
     char glibc[24];                     /* gnu_get_libc_version() */
     char hostname[64];
-    char exe[192];                      /* /proc/self/exe, truncated */
+    char exe[160];                      /* /proc/self/exe, truncated */
+    uint8_t key_id[8];                  /* CK_HF_MAC: which key (see auth.h) */
+    uint8_t nonce[16];                  /* CK_HF_ENCRYPTED: per-image nonce base */
+    uint8_t pad1[8];
     uint8_t reserved[16];
     uint64_t checksum;                  /* XXH64(seed 0) of bytes before it */
 };
@@ -75,6 +80,7 @@ enum {
     CK_REC_FDS = 4,
     CK_REC_FILEDATA = 5,
     CK_REC_PAGES = 6,
+    CK_REC_AUTH = 7,                    /* digests of every record + MAC (CK_HF_MAC) */
     CK_REC_END = 0x7fff,
 };
 

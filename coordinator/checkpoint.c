@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "counter.h"
 #include "imgio.h"
@@ -90,6 +91,8 @@ static void sleep_ms(int ms)
 int cmd_checkpoint(int argc, char **argv)
 {
     const char *pidarg = NULL, *out = NULL, *app_id = NULL, *counter_url = NULL;
+    const char *key_file = getenv("CKSHIM_KEY_FILE");
+    int encrypt = 0;
     int kill_after = 0, no_fork = 0, opts_done = 0;
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
@@ -104,6 +107,11 @@ int cmd_checkpoint(int argc, char **argv)
                 i++;
                 continue;
             }
+            if (strcmp(a, "--encrypt") == 0) {
+                encrypt = 1;
+                i++;
+                continue;
+            }
             if (strcmp(a, "--no-fork") == 0) {
                 no_fork = 1;
                 i++;
@@ -114,6 +122,8 @@ int cmd_checkpoint(int argc, char **argv)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--counter", NULL, &counter_url);
+            if (r == 0)
+                r = ck_opt_value("checkpoint", argc, argv, &i, "--key", NULL, &key_file);
             if (r < 0)
                 return CK_EXIT_USAGE;
             if (r > 0)
@@ -140,6 +150,20 @@ int cmd_checkpoint(int argc, char **argv)
     char cerr[512];
     if (ck_counter_parse(counter_url, &counter, cerr, sizeof cerr) < 0)
         return ck_usage_error("checkpoint", "--counter: %s", cerr);
+    struct ck_key key;
+    int have_key = key_file && *key_file;
+    if (encrypt && !have_key)
+        return ck_usage_error("checkpoint", "--encrypt needs a key (--key FILE or CKSHIM_KEY_FILE)");
+    if (have_key) {
+        if (ck_auth_init() < 0) {
+            ck_msg("checkpoint %d: libsodium could not be initialised", pid);
+            return CK_EXIT_FAIL;
+        }
+        if (ck_key_load(key_file, &key, cerr, sizeof cerr) < 0) {
+            ck_msg("checkpoint %d: %s", pid, cerr);
+            return CK_EXIT_FAIL;
+        }
+    }
     struct ck_ctl_req req;
     memset(&req, 0, sizeof(req));
     if (app_id && strlen(app_id) >= sizeof(req.app_id))
@@ -256,7 +280,16 @@ int cmd_checkpoint(int argc, char **argv)
     req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
+    if (have_key) {
+        req.flags |= CK_CKPT_MAC | (encrypt ? CK_CKPT_ENCRYPT : 0);
+        memcpy(req.key_mac, key.mac, sizeof req.key_mac);
+        memcpy(req.key_enc, key.enc, sizeof req.key_enc);
+        memcpy(req.key_id, key.id, sizeof req.key_id);
+        ck_key_wipe(&key);
+    }
     r = ck_ctl_send(fd, &req, outfd);
+    explicit_bzero(req.key_mac, sizeof req.key_mac);
+    explicit_bzero(req.key_enc, sizeof req.key_enc);
     if (r < 0) {
         ck_msg("checkpoint %d: sending the request to %s: %s", pid, sock, strerror(-r));
         goto fail;

@@ -32,7 +32,8 @@ static const struct subcmd subcmds[] = {
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"},
     {"checkpoint", cmd_checkpoint, 0,
-     "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL]",
+     "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
+     "[--encrypt]]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -42,23 +43,32 @@ static const struct subcmd subcmds[] = {
      "                      (slower to resume, needs no extra memory)\n"
      "  --id NAME           application id to stamp into the image\n"
      "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
-     "                      or none ($CKSHIM_COUNTER)\n"},
-    {"restore", cmd_restore, 0, "coord restore FILE [--detach] [--counter URL] [--force]",
+     "                      or none ($CKSHIM_COUNTER)\n"
+     "  --key FILE          authenticate the image with this key ($CKSHIM_KEY_FILE)\n"
+     "  --encrypt           also encrypt the page data (needs --key)\n"},
+    {"restore", cmd_restore, 0,
+     "coord restore FILE [--detach] [--counter URL] [--key FILE] [--force]",
      "Bring back the process saved in FILE.\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
+     "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
      "  --force         restore even if the stamp is stale or the counter is unreachable\n"},
+    {"keygen", cmd_keygen, 0, "coord keygen FILE",
+     "Create a new random key file (0600) for --key. An existing file is never\n"
+     "overwritten.\n"},
     {"list", cmd_list, 0, "coord list [--json]",
      "List your processes that run under the shim.\n"
      "\n"
      "  --json   print one JSON object instead of a table\n"},
-    {"inspect", cmd_inspect, 0, "coord inspect FILE [--json] [--verify] [--counter URL]",
+    {"inspect", cmd_inspect, 0,
+     "coord inspect FILE [--json] [--verify] [--counter URL] [--key FILE]",
      "Describe the image FILE: header, process state, memory, threads, fds.\n"
      "\n"
      "  --json     print one JSON object instead of text\n"
      "  --verify   also read and checksum every page record\n"
-     "  --counter URL   where to read the counter's current value ($CKSHIM_COUNTER)\n"},
+     "  --counter URL   where to read the counter's current value ($CKSHIM_COUNTER)\n"
+     "  --key FILE      check the image's authenticity with this key\n"},
 };
 #define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
 

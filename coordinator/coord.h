@@ -28,6 +28,7 @@ int cmd_checkpoint(int argc, char **argv); /* checkpoint.c */
 int cmd_restore(int argc, char **argv);    /* restore.c */
 int cmd_list(int argc, char **argv);       /* list.c */
 int cmd_inspect(int argc, char **argv);    /* inspect.c */
+int cmd_keygen(int argc, char **argv);     /* keygen.c */
 
 /* ---- epoll.c: re-add the watches of restored epoll fds ---- */
 struct ck_image;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "counter.h"
 #include "imgio.h"
@@ -40,6 +41,7 @@ struct view {
     uint64_t mapped;                    /* bytes of all regions */
     uint64_t filedata_bytes;
     int verified;
+    int auth_checked;                   /* --key given and the MAC verified */
     int counter_ok;                     /* counter_value is valid */
     uint64_t counter_value;             /* the counter's current value */
     char counter_where[300];            /* which counter, or why not */
@@ -338,6 +340,13 @@ static void text_header(const struct view *v)
                                                       : " (stale: restore would be refused)");
     else if (v->counter_where[0])
         printf("  counter       unavailable: %s\n", v->counter_where);
+    if (h->flags & CK_HF_MAC)
+        printf("  security      authenticated (key id %02x%02x%02x%02x)%s%s\n", h->key_id[0],
+               h->key_id[1], h->key_id[2], h->key_id[3],
+               (h->flags & CK_HF_ENCRYPTED) ? ", page data encrypted" : "",
+               v->auth_checked ? ": signature verified with the given key" : "");
+    else
+        printf("  security      checksums only (no key)\n");
     iso_time(when, sizeof(when), h->created_ns);
     printf("  created       %s\n", when);
     printf("  orig pid      %u\n", h->orig_pid);
@@ -568,6 +577,9 @@ static void print_json(const struct view *v)
         ck_json_kstr(&j, "counter_error", v->counter_where);
     }
     ck_json_ku64(&j, "flags", h->flags);
+    ck_json_kbool(&j, "authenticated", (h->flags & CK_HF_MAC) != 0);
+    ck_json_kbool(&j, "encrypted", (h->flags & CK_HF_ENCRYPTED) != 0);
+    ck_json_kbool(&j, "signature_verified", v->auth_checked);
     ck_json_ku64(&j, "created_ns", h->created_ns);
     iso_time(buf, sizeof(buf), h->created_ns);
     ck_json_kstr(&j, "created", buf);
@@ -762,11 +774,14 @@ int cmd_inspect(int argc, char **argv)
     const char *file = NULL;
     int json = 0, verify = 0, opts_done = 0;
     const char *counter_url = getenv("CKSHIM_COUNTER");
+    const char *key_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
             if (strcmp(a, "--counter") == 0 && i + 1 < argc)
                 counter_url = argv[++i];
+            else if (strcmp(a, "--key") == 0 && i + 1 < argc)
+                key_file = argv[++i];
             else if (strncmp(a, "--counter=", 10) == 0)
                 counter_url = a + 10;
             else if (strcmp(a, "--json") == 0)
@@ -806,16 +821,32 @@ int cmd_inspect(int argc, char **argv)
     memset(&img, 0, sizeof(img));
     char err[512] = "";
     int r = ck_image_read(fd, &img, verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof(err));
-    close(fd);
     if (r < 0) {
+        close(fd);
         ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
         return CK_EXIT_FAIL;
     }
+    int auth_checked = 0;
+    if (key_file) {
+        struct ck_key key;
+        if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
+            ck_image_authenticate(fd, &key, err, sizeof(err)) < 0) {
+            close(fd);
+            ck_key_wipe(&key);
+            ck_msg("inspect %s: %s", file, err);
+            ck_image_free(&img);
+            return CK_EXIT_FAIL;
+        }
+        ck_key_wipe(&key);
+        auth_checked = 1;
+    }
+    close(fd);
     struct view v;
     memset(&v, 0, sizeof(v));
     v.file = file;
     v.img = &img;
     v.verified = verify;
+    v.auth_checked = auth_checked;
     struct ck_counter counter;
     char cerr[300];
     if (ck_counter_parse(counter_url, &counter, cerr, sizeof cerr) < 0) {

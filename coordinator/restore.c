@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "auth.h"
 #include "coord.h"
 #include "counter.h"
 #include "imgio.h"
@@ -49,6 +50,9 @@ struct rctx {
     int detach;
     int status_fd;                      /* write end, child side (-1 if none) */
     int saved_std[3];                   /* coord's own stdin/out/err */
+    struct ck_key key;
+    int have_key, encrypted;
+    int pages_fd;                       /* decrypted page payloads (memfd), or -1 */
     int err_fd;                         /* where messages go once fds move */
     char err[1024];
 };
@@ -256,7 +260,9 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->strings_off = soff;
     p->image_fd = image_fd;
     p->status_fd = status_fd;
-    p->verify = getenv("CKSHIM_NO_VERIFY") ? 0 : 1;
+    /* Decrypted payloads no longer match the checksums (taken over the
+     * ciphertext); coord has authenticated every byte already. */
+    p->verify = (getenv("CKSHIM_NO_VERIFY") || c->encrypted) ? 0 : 1;
     p->npages = im->end.npages;
     p->mm = im->proc.mm;
     memcpy(p->auxv, im->proc.auxv, sizeof p->auxv);
@@ -325,6 +331,43 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     return fd;
 }
 
+/* An encrypted image: decrypt every PAGES payload into a memfd at the
+ * same offsets, for the restorer (which has no cryptography). */
+static int decrypt_pages(struct rctx *c)
+{
+    int fd = memfd_create("ckshim-pages", MFD_CLOEXEC);
+    if (fd < 0) {
+        fail_msg(c, "memfd_create: %s", strerror(errno));
+        return -1;
+    }
+    uint8_t *buf = malloc(ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE));
+    for (uint64_t i = 0; buf && i < c->img.npagerecs; i++) {
+        const struct ck_rec_loc *l = &c->img.pages[i];
+        if (pread(c->img_fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
+            ck_rec_checksum(&l->rec, buf) != l->rec.checksum) {
+            fail_msg(c, "cannot read pages at byte %llu", (unsigned long long)l->offset);
+            free(buf);
+            close(fd);
+            return -1;
+        }
+        ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, buf);
+        if (pwrite(fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len) {
+            fail_msg(c, "cannot hold the decrypted pages in memory: %s", strerror(errno));
+            free(buf);
+            close(fd);
+            return -1;
+        }
+    }
+    if (!buf) {
+        fail_msg(c, "out of memory");
+        close(fd);
+        return -1;
+    }
+    free(buf);
+    c->pages_fd = fd;
+    return 0;
+}
+
 /* Move fd to exactly target (which must be free). Returns 0 or -1. */
 static int place_fd(int fd, int target)
 {
@@ -383,6 +426,7 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
         }
         if (!in || !out || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
             ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
+            (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
             ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0 ||
             pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) != (ssize_t)l->rec.raw_len) {
             fail_msg(c, "fd %d: cannot restore the contents of the deleted file %s", f->fd, path);
@@ -420,6 +464,7 @@ static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
         int ok = in && out &&
                  pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
                  ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
+                 (!c->encrypted || (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 1)) &&
                  ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
                  write(wfd, out, l->rec.raw_len) == (ssize_t)l->rec.raw_len;
         free(in);
@@ -639,7 +684,7 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[8], nkeep = 0;
+    int keep[10], nkeep = 0;
     for (int i = 0; i < 3; i++) {
         c->saved_std[i] = fcntl(i, F_DUPFD_CLOEXEC, base);
         if (c->saved_std[i] < 0)
@@ -647,7 +692,9 @@ static void become(struct rctx *c, const char *restorer)
         keep[nkeep++] = c->saved_std[i];
     }
     c->err_fd = c->saved_std[2];
-    int img = fcntl(c->img_fd, F_DUPFD, base);
+    int img = fcntl(c->pages_fd >= 0 ? c->pages_fd : c->img_fd, F_DUPFD, base);
+    /* The image itself stays open (close-on-exec) for FILEDATA. */
+    int orig = fcntl(c->img_fd, F_DUPFD_CLOEXEC, base);
     int plan = fcntl(plan_fd, F_DUPFD, base);
     int st = c->status_fd >= 0 ? fcntl(c->status_fd, F_DUPFD, base) : -1;
     if (img < 0 || plan < 0 || (c->status_fd >= 0 && st < 0)) {
@@ -655,12 +702,15 @@ static void become(struct rctx *c, const char *restorer)
         return;
     }
     close(c->img_fd);
+    if (c->pages_fd >= 0)
+        close(c->pages_fd);
     close(plan_fd);
     if (c->status_fd >= 0)
         close(c->status_fd);
-    c->img_fd = img;
+    c->img_fd = orig;
     c->status_fd = st;
     keep[nkeep++] = img;
+    keep[nkeep++] = orig;
     keep[nkeep++] = plan;
     if (st >= 0)
         keep[nkeep++] = st;
@@ -764,7 +814,9 @@ int cmd_restore(int argc, char **argv)
     c.status_fd = -1;
     c.err_fd = 2;
     const char *counter_url = getenv("CKSHIM_COUNTER");
+    const char *key_file = getenv("CKSHIM_KEY_FILE");
     int force = 0;
+    c.pages_fd = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
             c.detach = 1;
@@ -774,6 +826,10 @@ int cmd_restore(int argc, char **argv)
             counter_url = argv[++i];
         else if (!strncmp(argv[i], "--counter=", 10))
             counter_url = argv[i] + 10;
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+            key_file = argv[++i];
+        else if (!strncmp(argv[i], "--key=", 6))
+            key_file = argv[i] + 6;
         else if (!strcmp(argv[i], "--"))
             continue;
         else if (argv[i][0] == '-' && argv[i][1])
@@ -810,6 +866,27 @@ int cmd_restore(int argc, char **argv)
     int r = ck_image_read(c.img_fd, &c.img, CK_READ_VERIFY_PAGES, err, sizeof err);
     if (r < 0) {
         ck_msg("restore %s: %s", c.file, err);
+        return CK_EXIT_FAIL;
+    }
+    /* Authenticity before anything else is believed (the stamp included). */
+    if (key_file && *key_file) {
+        if (ck_auth_init() < 0 || ck_key_load(key_file, &c.key, err, sizeof err) < 0) {
+            ck_msg("restore %s: %s", c.file, err);
+            return CK_EXIT_FAIL;
+        }
+        c.have_key = 1;
+        if (ck_image_authenticate(c.img_fd, &c.key, err, sizeof err) < 0) {
+            ck_msg("restore %s: %s", c.file, err);
+            return CK_EXIT_FAIL;
+        }
+    } else if (c.img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
+        ck_msg("restore %s: the image is %s; give its key with --key FILE (or CKSHIM_KEY_FILE)",
+               c.file, (c.img.hdr.flags & CK_HF_ENCRYPTED) ? "encrypted" : "authenticated");
+        return CK_EXIT_FAIL;
+    }
+    c.encrypted = (c.img.hdr.flags & CK_HF_ENCRYPTED) != 0;
+    if (c.encrypted && decrypt_pages(&c) < 0) {
+        print_err(&c);
         return CK_EXIT_FAIL;
     }
     if (check_image(&c) < 0 || check_counter(&c, counter_url, force) < 0) {

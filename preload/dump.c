@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "auth.h"
 #include "imgio.h"
 #include "rawsys.h"
 #include "shim.h"
@@ -74,6 +75,7 @@ struct job {
     size_t out_len;                     /* bytes of finished records in out */
     uint64_t nrec, npages_out, raw, stored;
     uint8_t *out;
+    uint8_t *digests;                   /* CK_DIGEST_BYTES per record, with MAC */
 };
 
 struct worker {
@@ -101,19 +103,66 @@ struct writer {
     size_t out_cap;
     uint8_t *copy;
     struct ck_end end;
+    const struct ck_header *hdr;        /* as written (nonce, key id) */
+    const struct ck_key *key;           /* NULL: no MAC, no encryption */
+    int encrypt;
+    uint8_t *dig;                       /* digests of all records so far */
+    uint64_t ndig, dig_cap;
     uint64_t written, synced;           /* file offsets, for writeback */
     int no_sync_range;
     char *err;
     size_t errlen;
 };
 
+/* Keep the digest of a record for the AUTH record (authenticated images). */
+static int remember_digest(struct writer *w, const uint8_t *d)
+{
+    if (w->ndig == w->dig_cap) {
+        uint64_t ncap = w->dig_cap ? w->dig_cap * 2 : 4096;
+        void *nd = w->dig ? mremap(w->dig, w->dig_cap * CK_DIGEST_BYTES, ncap * CK_DIGEST_BYTES,
+                                   MREMAP_MAYMOVE)
+                          : mmap(NULL, ncap * CK_DIGEST_BYTES, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (nd == MAP_FAILED) {
+            snprintf(w->err, w->errlen, "out of memory for record digests");
+            return -ENOMEM;
+        }
+        w->dig = nd;
+        w->dig_cap = ncap;
+    }
+    memcpy(w->dig + w->ndig * CK_DIGEST_BYTES, d, CK_DIGEST_BYTES);
+    w->ndig++;
+    return 0;
+}
+
+/* Write one record. PAGES and FILEDATA payloads are encrypted in place
+ * when the image is (payload must then be writable). */
 static int put_rec(struct writer *w, uint32_t type, uint32_t flags, const void *payload,
                    uint64_t len, uint64_t raw_len, uint64_t arg, uint64_t arg2)
 {
-    int r = ck_write_rec(w->fd, type, flags, payload, len, raw_len, arg, arg2);
+    struct ck_rec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = type;
+    rec.flags = flags;
+    rec.len = len;
+    rec.raw_len = raw_len;
+    rec.arg = arg;
+    rec.arg2 = arg2;
+    if (w->encrypt && (type == CK_REC_PAGES || type == CK_REC_FILEDATA))
+        ck_crypt_payload(w->key, w->hdr, &rec, (void *)payload);
+    rec.checksum = ck_rec_checksum(&rec, payload);
+    int r = ck_write_all(w->fd, &rec, sizeof rec);
+    if (r == 0 && len)
+        r = ck_write_all(w->fd, payload, len);
     if (r < 0) {
         snprintf(w->err, w->errlen, "cannot write the image: %s", strerror(-r));
         return r;
+    }
+    if (w->key && type != CK_REC_AUTH && type != CK_REC_END) {
+        uint8_t d[CK_DIGEST_BYTES];
+        ck_rec_digest(&rec, payload, d);
+        if ((r = remember_digest(w, d)) < 0)
+            return r;
     }
     w->end.nrecords++;
     w->end.raw_bytes += raw_len;
@@ -167,7 +216,12 @@ static void job_emit(struct worker *k, struct job *j, uint64_t addr, const void 
     rec->len = len;
     rec->raw_len = raw;
     rec->arg = addr;
+    struct writer *w = k->w;
+    if (w->encrypt)
+        ck_crypt_payload(w->key, w->hdr, rec, payload);
     rec->checksum = ck_rec_checksum(rec, payload);
+    if (w->key)
+        ck_rec_digest(rec, payload, j->digests + j->nrec * CK_DIGEST_BYTES);
     j->out_len += sizeof *rec + len;
     j->nrec++;
     j->npages_out += npages;
@@ -367,6 +421,12 @@ static int dump_pages(struct writer *w)
             }
             writeback(w, j->out_len);
         }
+        if (w->key)
+            for (uint64_t d = 0; d < j->nrec; d++) {
+                int r = remember_digest(w, j->digests + d * CK_DIGEST_BYTES);
+                if (r < 0)
+                    return r;
+            }
         w->end.nrecords += j->nrec;
         w->end.npages += j->npages_out;
         w->end.raw_bytes += j->raw;
@@ -442,8 +502,9 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     size_t ssz = (ck_chunk_state_size() + 4095) & ~4095UL;
     size_t copy = JOB_PAGES * CK_PAGE_SIZE;
     size_t per_worker = ssz + copy + JOB_PAGES * 8 + 4096 + (64 << 10); /* + stack */
-    size_t total = ssz + ((w.out_cap + 4095) & ~4095UL) + copy + SLOTS * (size_t)SLOT_CAP +
-                   MAX_WORKERS * per_worker;
+    size_t dsz = JOB_PAGES * CK_DIGEST_BYTES;
+    size_t total = ssz + ((w.out_cap + 4095) & ~4095UL) + copy +
+                   SLOTS * ((size_t)SLOT_CAP + dsz) + MAX_WORKERS * per_worker;
     char *scratch = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (scratch == MAP_FAILED) {
         snprintf(err, errlen, "out of memory");
@@ -459,6 +520,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     for (int i = 0; i < SLOTS; i++) {
         w.jobs[i].out = (uint8_t *)p;
         p += SLOT_CAP;
+        w.jobs[i].digests = (uint8_t *)p;
+        p += dsz;
     }
     for (int i = 0; i < MAX_WORKERS; i++) {
         struct worker *k = &w.workers[i];
@@ -482,7 +545,12 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     }
 
     struct ck_header h = *hdr_in;
+    if (g_shim.dump_key) {
+        w.key = g_shim.dump_key;
+        w.encrypt = (h.flags & CK_HF_ENCRYPTED) != 0;
+    }
     ck_header_seal(&h);
+    w.hdr = &h;
     if ((r = ck_write_all(fd, &h, sizeof h)) < 0) {
         snprintf(err, errlen, "cannot write the image: %s", strerror(-r));
         goto out;
@@ -545,6 +613,17 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     }
     if (r < 0)
         goto out;
+    if (w.key) {
+        /* AUTH: every digest, then the MAC over header and digests. */
+        uint64_t n = w.ndig;
+        uint8_t mac[CK_DIGEST_BYTES];
+        ck_auth_mac(w.key, &h, w.dig, n, mac);
+        if ((r = remember_digest(&w, mac)) < 0)
+            goto out;
+        uint64_t alen = (n + 1) * CK_DIGEST_BYTES;
+        if ((r = put_rec(&w, CK_REC_AUTH, 0, w.dig, alen, alen, n, 0)) < 0)
+            goto out;
+    }
     struct ck_end end = w.end;
     if ((r = put_rec(&w, CK_REC_END, 0, &end, sizeof end, sizeof end, 0, 0)) < 0)
         goto out;
@@ -553,6 +632,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     st->raw_bytes = w.end.npages * CK_PAGE_SIZE;
     r = 0;
 out:
+    if (w.dig)
+        munmap(w.dig, w.dig_cap * CK_DIGEST_BYTES);
     if (w.pagemap_fd > 0)
         close(w.pagemap_fd);
     if (w.mem_fd > 0)

@@ -137,6 +137,7 @@ void restore_finish(void)
         syscall(SYS_exit_group, 1);
     }
     capture_forget(0);
+    g_shim.dump_key = NULL; /* its mapping was not in the image */
     if (!g_shim.vpid)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)

@@ -68,7 +68,7 @@
 static uint64_t mask_sites[SITE_MAX], act_sites[SITE_MAX]; /* ip after syscall */
 static int nmask_sites, nact_sites;
 static int active;
-static pid_t filter_pid;                  /* process the shadow belongs to */
+static pid_t filter_pid; /* process the shadow belongs to */
 static struct sock_filter prog[16 + 5 * 2 * SITE_MAX];
 static unsigned short prog_len;
 
@@ -290,8 +290,7 @@ static void emulate_sigaction(greg_t *gr)
         gr[REG_RAX] = -EINVAL;
         return;
     }
-    struct ck_sigaction *shadow =
-        sig == SIGSYS ? &shim_app_sigsys_action : &shim_app_ckpt_action;
+    struct ck_sigaction *shadow = sig == SIGSYS ? &shim_app_sigsys_action : &shim_app_ckpt_action;
     struct ck_sigaction old = *shadow;
     /* In a (v)forked child the shadow may be the parent's memory: report,
      * do not record. The child is about to exec or exit anyway. */
@@ -361,7 +360,7 @@ static int install_sigsys_handler(void)
 int seccomp_shim_init(void)
 {
     const char *no = getenv("CKSHIM_NO_SECCOMP");
-    if (no && *no && *no != '0')
+    if ((no && *no && *no != '0') || g_shim.ckpt_signal == SIGSYS)
         return 0;
     struct scan sc = {0};
     dl_iterate_phdr(phdr_cb, &sc);

@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "counter.h"
 #include "ctlproto.h"
 #include "shim.h"
@@ -226,6 +227,19 @@ int seed_dump(void)
         } else {
             ok = ck_counter_incr_fetch(&counter, g_shim.app_id, &req.counter_stamp, err,
                                        sizeof err) == 0;
+        }
+    }
+    const char *kf = getenv("CKSHIM_KEY_FILE");
+    if (ok && kf && *kf) {
+        struct ck_key key;
+        ok = ck_auth_init() == 0 && ck_key_load(kf, &key, err, sizeof err) == 0;
+        if (ok) {
+            memcpy(req.key_mac, key.mac, sizeof req.key_mac);
+            memcpy(req.key_enc, key.enc, sizeof req.key_enc);
+            memcpy(req.key_id, key.id, sizeof req.key_id);
+            ck_key_wipe(&key);
+            const char *enc = getenv("CKSHIM_ENCRYPT");
+            req.flags |= CK_CKPT_MAC | ((enc && *enc && *enc != '0') ? CK_CKPT_ENCRYPT : 0);
         }
     }
     if (!ok) {

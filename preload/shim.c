@@ -212,6 +212,27 @@ struct child_result {
 
 /* The checkpoint itself. Returns 0 after a checkpoint (rep filled), or 1
  * in the restored process (the connection is gone: do not reply). */
+static void forget_key(void)
+{
+    if (g_shim.dump_key) {
+        explicit_bzero(g_shim.dump_key, sizeof *g_shim.dump_key);
+        munmap(g_shim.dump_key, 4096);
+        g_shim.dump_key = NULL;
+    }
+}
+
+/* Random bytes from the kernel (getrandom), for nonces. */
+void shim_random(void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        long r = syscall(SYS_getrandom, (char *)buf + done, len - done, 0);
+        if (r <= 0)
+            continue;
+        done += (size_t)r;
+    }
+}
+
 /* Phase two of a CK_CKPT_STAMP checkpoint: tell coord we are ready and
  * wait for the stamp. Returns 0 (stamp in *stamp, flags in *hflags) or -1
  * when coord aborted or went away. */
@@ -267,11 +288,38 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         return 0;
     }
     shim_fill_header(&hdr, req);
+    g_shim.dump_key = NULL;
+    if (req->flags & CK_CKPT_MAC) {
+        /* The key goes into a mapping the image does not contain, and is
+         * wiped from the request (on our stack, which the image does). */
+        struct ck_key *k = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                -1, 0);
+        if (k == MAP_FAILED) {
+            capture_forget(1);
+            quiesce_release();
+            rep->status = -ENOMEM;
+            snprintf(rep->msg, sizeof rep->msg, "out of memory");
+            return 0;
+        }
+        struct ck_ctl_req *rw = (struct ck_ctl_req *)req;
+        memcpy(k->mac, rw->key_mac, sizeof k->mac);
+        memcpy(k->enc, rw->key_enc, sizeof k->enc);
+        memcpy(k->id, rw->key_id, sizeof k->id);
+        explicit_bzero(rw->key_mac, sizeof rw->key_mac);
+        explicit_bzero(rw->key_enc, sizeof rw->key_enc);
+        g_shim.dump_key = k;
+        hdr.flags |= CK_HF_MAC;
+        if (req->flags & CK_CKPT_ENCRYPT)
+            hdr.flags |= CK_HF_ENCRYPTED;
+        memcpy(hdr.key_id, k->id, sizeof hdr.key_id);
+        shim_random(hdr.nonce, sizeof hdr.nonce);
+    }
     if (req->flags & CK_CKPT_COUNTER_NONE)
         hdr.flags |= CK_HF_COUNTER_NONE;
     if ((req->flags & CK_CKPT_STAMP) && conn >= 0) {
         uint32_t hflags = 0;
         if (get_stamp(conn, hdr.app_id, &hdr.counter_stamp, &hflags, err, sizeof err) < 0) {
+            forget_key();
             capture_forget(1);
             quiesce_release();
             rep->status = -ECANCELED;
@@ -345,6 +393,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
     munmap(cr, sizeof *cr);
     capture_forget(1);
+    forget_key();
     if (kill_after && rep->status == 0)
         return 2;
     if (kill_after || nofork)
@@ -400,6 +449,13 @@ static void serve(int conn)
         }
         reply(conn, &rep);
     } else if (req.op == CK_OP_CHECKPOINT) {
+        if ((req.flags & CK_CKPT_MAC) && ck_auth_init() < 0) {
+            rep.status = -ENOSYS;
+            snprintf(rep.msg, sizeof rep.msg, "libsodium could not be initialised");
+            reply(conn, &rep);
+            close(fd);
+            return;
+        }
         if (fd < 0) {
             rep.status = -EBADF;
             snprintf(rep.msg, sizeof rep.msg, "no output file descriptor was passed");

@@ -13,6 +13,7 @@
 #include <ucontext.h>
 
 #include "ctlproto.h"
+#include "auth.h"
 #include "image.h"
 
 #define SHIM_API __attribute__((visibility("default")))
@@ -86,6 +87,9 @@ struct shim_state {
     uint32_t regions_strtab_len;        /* regions use [0, this) */
     struct ck_restore_info rinfo;       /* written by the restorer */
     struct ck_ctx manager_ctx;
+    struct ck_key *dump_key;            /* for the checkpoint in progress; lives in a
+                                           mapping made after the memory map was
+                                           captured, so it never enters an image */
     uint64_t pause_start_ns;
 };
 extern struct shim_state g_shim;
@@ -149,6 +153,7 @@ void seed_reinstall(void);
 void seed_restore_from_file(void);
 
 /* shim.c */
+void shim_random(void *buf, size_t len);
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);
