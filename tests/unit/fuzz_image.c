@@ -17,6 +17,9 @@
 #include "chunk.h"
 #include "image.h"
 #include "imgio.h"
+#ifdef CK_FUZZ_AUTH
+#include "auth.h"
+#endif
 #include "xxh64.h"
 
 static void decode_locs(int fd, const struct ck_rec_loc *locs, uint64_t n)
@@ -93,6 +96,20 @@ static void read_one(int fd, const uint8_t *data, size_t size)
     decode_locs(fd, img.pages, img.npagerecs);
     decode_locs(fd, img.filedata, img.nfiledata);
     ck_image_free(&img);
+#ifdef CK_FUZZ_AUTH
+    /* The authentication pass parses the same untrusted bytes. */
+    static struct ck_key key;
+    static int have_key;
+    if (!have_key) {
+        if (ck_auth_init() < 0)
+            abort();
+        ck_key_from_bytes("fuzz key of sixteen+ bytes", 26, &key);
+        have_key = 1;
+    }
+    err[0] = '\0';
+    if (ck_image_authenticate(fd, &key, err, sizeof(err)) < 0 && err[0] == '\0')
+        abort();
+#endif
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
