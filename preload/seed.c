@@ -154,38 +154,48 @@ void seed_reinstall(void)
     shim_futex_wake(&dump_gen);
 }
 
-/* Give the signal its normal effect, as the program set it up. */
-static void forward(int sig, siginfo_t *si, void *uc)
+/* The program's disposition is live in the kernel for these signals (from
+ * a forward until the manager re-arms the trigger): sigaction() for them
+ * goes to the kernel too. */
+static volatile int live[CK_NSIG];
+static volatile pid_t live_tid[CK_NSIG];   /* the thread the signal was re-sent to */
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000
+#endif
+
+int seed_is_live(int sig)
+{
+    return sig > 0 && sig < CK_NSIG && live[sig];
+}
+
+/* Give the signal its normal effect, as the program set it up: put the
+ * program's disposition into the kernel, send the signal to this thread
+ * again and return. It is delivered natively (the program's handler with
+ * its own flags and mask, or the default action) as soon as our handler
+ * returns; the manager then re-arms the trigger. */
+static void forward(int sig)
 {
     struct ck_sigaction *a = &shadow[sig];
     if (a->handler == (uint64_t)SIG_IGN)
         return;
-    if (a->handler == (uint64_t)SIG_DFL) {
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        real_sigaction(sig, &dfl, NULL);
-        sigset_t one;
-        sigemptyset(&one);
-        sigaddset(&one, sig);
-        syscall(SYS_tgkill, shim_real_getpid(), shim_real_gettid(), sig);
-        syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, NULL, 8);
-        /* Not reached for signals whose default is to end the process. */
-        seed_reinstall();
-        return;
-    }
-    uint64_t h = a->handler;
-    if (a->flags & SA_RESETHAND)
-        a->handler = (uint64_t)SIG_DFL;
-    if (a->flags & SA_SIGINFO)
-        ((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
-    else
-        ((void (*)(int))h)(sig);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = (void (*)(int))a->handler;
+    sa.sa_flags = (int)(a->flags & ~(uint64_t)SA_RESTORER);
+    memcpy(&sa.sa_mask, &a->mask, sizeof a->mask);
+    live[sig] = 1;
+    live_tid[sig] = shim_real_gettid();
+    real_sigaction(sig, &sa, NULL);
+    syscall(SYS_tgkill, shim_real_getpid(), shim_real_gettid(), sig);
+    char b = (char)(0x80 | sig);
+    ssize_t w = write(req_pipe[1], &b, 1);
+    (void)w;
 }
 
 static void seed_handler(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
+
     uint32_t gen_restore = g_shim.generation;
     int gen = __atomic_load_n(&dump_gen, __ATOMIC_SEQ_CST);
     if (!__atomic_exchange_n(&dumping, 1, __ATOMIC_SEQ_CST)) {
@@ -200,18 +210,55 @@ static void seed_handler(int sig, siginfo_t *si, void *uc)
         errno = saved;
         return;
     }
-    forward(sig, si, uc);
+    forward(sig);
     errno = saved;
 }
 
 /* Write the image to dump_file (temp name, fsync, rename). Runs in the
  * manager. Returns 1 in the restored process, else 0. */
+/* After a forward: once the signal is no longer pending (the program has
+ * taken it), put our trigger handler back. */
+static void rearm(int sig)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)live_tid[sig]);
+    for (int i = 0; i < 2000; i++) {
+        int pending = 0;
+        if (shim_read_file(path, buf, sizeof buf) > 0) {
+            const char *p = strstr(buf, "SigPnd:"), *q = strstr(buf, "ShdPnd:");
+            uint64_t m = (p ? strtoull(p + 7, NULL, 16) : 0) | (q ? strtoull(q + 7, NULL, 16) : 0);
+            pending = (m >> (sig - 1)) & 1;
+        }
+        if (!pending)
+            break;
+        usleep(1000);
+    }
+    usleep(2000); /* let the program's handler start */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = seed_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
+    /* The program may have changed its disposition meanwhile. */
+    syscall(SYS_rt_sigaction, sig, NULL, &shadow[sig], 8);
+    real_sigaction(sig, &sa, NULL);
+    live[sig] = 0;
+}
+
 int seed_dump(void)
 {
-    char b;
-    while (read(req_pipe[0], &b, 1) == 1)
-        ;
-    int sig = (unsigned char)b;
+    unsigned char bytes[64];
+    ssize_t nb = read(req_pipe[0], bytes, sizeof bytes);
+    int sig = 0;
+    for (ssize_t i = 0; i < nb; i++) {
+        if (bytes[i] & 0x80)
+            rearm(bytes[i] & 0x7f);
+        else
+            sig = bytes[i];
+    }
+    if (!sig)
+        return 0;
     struct ck_ctl_req req;
     memset(&req, 0, sizeof req);
     req.magic = CK_CTL_MAGIC;

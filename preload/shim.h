@@ -147,6 +147,7 @@ int restore_process_state(void);
 int seed_init(void);
 int seed_trigger_fd(void);
 int seed_is_trigger(int sig);
+int seed_is_live(int sig);
 struct ck_sigaction *seed_shadow(int sig);
 int seed_dump(void);
 void seed_reinstall(void);

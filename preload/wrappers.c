@@ -97,6 +97,8 @@ static int shadow_sigaction(struct ck_sigaction *s, const struct sigaction *act,
 SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     RESOLVE(real_sigaction, "sigaction");
+    if (g_shim.initialized && seed_is_trigger(sig) && seed_is_live(sig))
+        return real_sigaction(sig, act, old);
     if (g_shim.initialized && seed_is_trigger(sig)) {
         /* a trigger of the dump-on-signal workflow: a shadow too */
         struct ck_sigaction *s = seed_shadow(sig);

@@ -218,6 +218,37 @@ if ckpt_restore notify_restore "$pid" "$LOG"; then
     kill "$pid" 2>/dev/null
 fi
 
+# ---- the seed workflow: dump on SIGTERM, RESTORE_FROM_FILE ---------------
+
+LOG="$T/seed.log"
+(cd "$T" && exec env LD_PRELOAD="$B/libshim.so" CKSHIM_DUMP_ON=TERM,INT CKSHIM_DUMP_FILE=seed.img \
+    CKSHIM_COUNTER="file:$T/counters" "$T/person" -name Ada -age 50 >"$LOG" 2>&1 </dev/null) &
+pid=$!
+disown "$pid" 2>/dev/null
+track "$pid"
+wait_lines "$LOG" 'years old' 2 15
+kill -TERM "$pid"
+if wait_gone "$pid" 10 && [ -s "$T/seed.img" ]; then
+    pass go_seed_sigterm_dumps_and_ends
+else
+    fail go_seed_sigterm_dumps_and_ends "no dump, or the program did not end on SIGTERM" "$LOG"
+fi
+last=$(grep -o '[0-9]* years' "$LOG" | tail -1 | cut -d' ' -f1)
+n=$(grep -c 'years old' "$LOG")
+(cd "$T" && exec env LD_PRELOAD="$B/libshim.so" RESTORE_FROM_FILE=seed.img \
+    CKSHIM_COUNTER="file:$T/counters" "$T/person" >"$T/seed2.log" 2>&1 </dev/null) &
+pid=$!
+disown "$pid" 2>/dev/null
+track "$pid"
+wait_lines "$LOG" 'years old' $((n + 2)) 15
+first=$(tail -n +$((n + 1)) "$LOG" | grep -o '[0-9]* years' | head -1 | cut -d' ' -f1)
+if [ -n "$first" ] && [ "$first" -eq $((last + 1)) ] && alive "$pid"; then
+    pass "go_seed_restore_from_file ($last -> $first)"
+else
+    fail go_seed_restore_from_file "age $last, then '$first'" "$LOG" "$T/seed2.log"
+fi
+kill -9 "$pid" 2>/dev/null
+
 # ---- without the filter the os/signal thread cannot be parked ---------------
 
 LOG="$T/nofilter.log"
