@@ -102,6 +102,7 @@ rc=$?
 start auth
 "$C" checkpoint "$pid" -o "$T/a.img" --key "$T/k1" --kill >/dev/null 2>"$T/err" ||
     fail auth_checkpoint "$(cat "$T/err")"
+[ "$(stat -c %a "$T/a.img")" = 600 ] && pass image_mode_0600 || fail image_mode_0600 "$(stat -c %a "$T/a.img")"
 "$C" inspect "$T/a.img" --key "$T/k1" >"$T/insp" 2>"$T/err"
 grep -q "authenticated.*verified" "$T/insp" && pass inspect_verifies_signature ||
     fail inspect_verifies_signature "$(grep security "$T/insp")"
