@@ -75,6 +75,19 @@ static int parse_signal(const char *s)
 
 static void seed_handler(int sig, siginfo_t *si, void *uc);
 
+/* Put our handler in the kernel for a trigger signal: every other signal
+ * but the checkpoint signal is blocked while it runs. */
+static void install_trigger(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = seed_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
+    real_sigaction(sig, &sa, NULL);
+}
+
 /* Read CKSHIM_DUMP_ON / CKSHIM_DUMP_FILE and take over the trigger
  * signals. Returns 0 (also when not configured) or -errno. */
 int seed_init(void)
@@ -121,13 +134,7 @@ int seed_init(void)
         if (!seed_is_trigger(s))
             continue;
         syscall(SYS_rt_sigaction, s, NULL, &shadow[s], 8);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = seed_handler;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
-        real_sigaction(s, &sa, NULL);
+        install_trigger(s);
     }
     return 0;
 }
@@ -135,17 +142,9 @@ int seed_init(void)
 /* Re-install the trigger handlers after a restore (exec reset them). */
 void seed_reinstall(void)
 {
-    for (int s = 1; s < CK_NSIG; s++) {
-        if (!seed_is_trigger(s))
-            continue;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = seed_handler;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
-        real_sigaction(s, &sa, NULL);
-    }
+    for (int s = 1; s < CK_NSIG; s++)
+        if (seed_is_trigger(s))
+            install_trigger(s);
     /* A handler that was waiting for the dump in the previous life must
      * not wait for ever, nor pass the signal on: it sees the new
      * generation and returns. */
@@ -234,15 +233,9 @@ static void rearm(int sig)
         usleep(1000);
     }
     usleep(2000); /* let the program's handler start */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = seed_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    sigdelset(&sa.sa_mask, g_shim.ckpt_signal);
     /* The program may have changed its disposition meanwhile. */
     syscall(SYS_rt_sigaction, sig, NULL, &shadow[sig], 8);
-    real_sigaction(sig, &sa, NULL);
+    install_trigger(sig);
     live[sig] = 0;
 }
 
