@@ -20,26 +20,8 @@ SHIM="$B/libshim.so"
 T=$(mktemp -d /tmp/ckshim-auth.XXXXXX)
 chmod 755 "$T"
 export CKSHIM_COUNTER="file:$T/counters"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1${2:+: $2}"
-    [ -s "$T/err" ] && sed 's/^/    | /' "$T/err" | head -4
-}
-wait_for() {
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq "$n"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
 
 cat >"$T/secret.py" <<'EOF'
 import random, time
@@ -61,33 +43,7 @@ start() {
     wait_for 10 grep -q READY "$T/$1.log"
 }
 
-restore_refused() { # NAME IMG PATTERN ARGS...
-    local name=$1 img=$2 pat=$3
-    shift 3
-    local out rc
-    out=$(cd / && timeout 30 "$C" restore --detach "$img" "$@" 2>"$T/err")
-    rc=$?
-    if [ $rc -eq 1 ] && [ -z "$out" ] && grep -Eqi -- "$pat" "$T/err"; then
-        pass "$name"
-    else
-        fail "$name" "rc=$rc, expected exit 1 matching /$pat/"
-        [ -n "$out" ] && kill -9 "$out" 2>/dev/null
-    fi
-}
 
-restore_ok() { # NAME IMG ARGS...
-    local name=$1 img=$2
-    shift 2
-    local np
-    np=$(cd / && timeout 30 "$C" restore --detach "$img" "$@" 2>"$T/err")
-    if [ -n "$np" ] && kill -0 "$np" 2>/dev/null; then
-        PIDS+=("$np")
-        kill -9 "$np"
-        pass "$name"
-    else
-        fail "$name" "restore failed"
-    fi
-}
 
 "$C" keygen "$T/k1" 2>"$T/err" && "$C" keygen "$T/k2" 2>>"$T/err" &&
     [ "$(stat -c %a "$T/k1")" = 600 ] && [ "$(stat -c %s "$T/k1")" = 32 ] &&

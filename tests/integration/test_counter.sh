@@ -22,28 +22,12 @@ C="$B/coord"
 SHIM="$B/libshim.so"
 T=$(mktemp -d /tmp/ckshim-counter.XXXXXX)
 chmod 755 "$T"
-PIDS=()
+. "$HERE/lib.sh"
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     type redis_stop >/dev/null 2>&1 && redis_stop
-    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
+    ck_cleanup
 }
 trap cleanup EXIT
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1${2:+: $2}"
-    [ -s "$T/err" ] && sed 's/^/    | /' "$T/err" | head -4
-}
-wait_for() {
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq "$n"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-gone() { ! kill -0 "$1" 2>/dev/null; }
 
 cat >"$T/count.py" <<'EOF'
 import sys, time
@@ -65,36 +49,7 @@ start() {
     wait_for 10 grep -q READY "$T/$1.log"
 }
 
-# restore_ok NAME IMG [ARGS]: restore must succeed, process must run.
-restore_ok() {
-    local name=$1 img=$2
-    shift 2
-    local np
-    np=$(cd / && timeout 30 "$C" restore --detach "$img" "$@" 2>"$T/err")
-    if [ -n "$np" ] && kill -0 "$np" 2>/dev/null; then
-        PIDS+=("$np")
-        kill -9 "$np"
-        wait_for 5 gone "$np"
-        pass "$name"
-    else
-        fail "$name" "restore failed"
-    fi
-}
 
-# restore_refused NAME IMG PATTERN [ARGS]
-restore_refused() {
-    local name=$1 img=$2 pat=$3
-    shift 3
-    local out rc
-    out=$(cd / && timeout 30 "$C" restore --detach "$img" "$@" 2>"$T/err")
-    rc=$?
-    if [ $rc -eq 1 ] && [ -z "$out" ] && grep -Eqi -- "$pat" "$T/err"; then
-        pass "$name"
-    else
-        fail "$name" "rc=$rc out='$out', expected exit 1 matching /$pat/"
-        [ -n "$out" ] && kill -9 "$out" 2>/dev/null
-    fi
-}
 
 # rollback_suite BACKEND: the stamp checks against one counter service.
 rollback_suite() {

@@ -21,18 +21,8 @@ SHIM="$B/libshim.so"
 T=$(mktemp -d /tmp/ckshim-refusals.XXXXXX)
 export CKSHIM_COUNTER="file:$T/counters"
 chmod 755 "$T"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1${2:+: $2}"
-    [ -s "$T/err" ] && sed 's/^/    | /' "$T/err" | head -5
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
 
 # wait_ready LOG: wait (10 s) for READY in LOG.
 wait_ready() {
@@ -55,7 +45,6 @@ start() {
     wait_ready "$T/$name.log" || echo "    (no READY from $name)"
 }
 
-alive() { kill -0 "$1" 2>/dev/null; }
 
 # ---- checkpoint refusals -------------------------------------------------
 

@@ -21,24 +21,8 @@ C="$B/coord"
 T=$(mktemp -d /tmp/ckshim-modes.XXXXXX)
 export CKSHIM_COUNTER="file:$T/counters"
 chmod 755 "$T"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1${2:+: $2}"; }
-
-wait_for() { # wait_for SECONDS COMMAND...
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq "$n"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
 
 export CK_GO="$T/go"
 # The program's stdout goes through a pipe to cat, which appends to out1.

@@ -1,0 +1,70 @@
+# lib.sh - helpers shared by the integration test scripts (sourced, not run).
+#
+# The sourcing script sets $T (its temporary directory), $C (coord) and
+# keeps the pids it starts in the array PIDS. Every check prints one line,
+# "PASS name" or "FAIL name: why" (tests/run.sh counts them).
+
+PIDS=()
+
+pass() { echo "PASS $1"; }
+
+# fail NAME [WHY]: also shows the first lines of $T/err, if any.
+fail() {
+    echo "FAIL $1${2:+: $2}"
+    [ -s "$T/err" ] && sed 's/^/    | /' "$T/err" | head -4
+    return 0
+}
+
+# wait_for SECONDS COMMAND...: until COMMAND succeeds; 1 on time-out.
+wait_for() {
+    local n=$(($1 * 10))
+    shift
+    for _ in $(seq "$n"); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+gone() { ! kill -0 "$1" 2>/dev/null; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# ck_cleanup: kill what the script started, remove $T (unless CKSHIM_KEEP).
+ck_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
+}
+
+# restore_ok NAME IMG [ARGS]: restore --detach must start a process (which
+# is then killed).
+restore_ok() {
+    local name=$1 img=$2
+    shift 2
+    local np
+    np=$(cd / && timeout 30 "$C" restore --detach "$img" "$@" 2>"$T/err")
+    if [ -n "$np" ] && kill -0 "$np" 2>/dev/null; then
+        PIDS+=("$np")
+        kill -9 "$np"
+        wait_for 5 gone "$np"
+        pass "$name"
+    else
+        fail "$name" "restore failed"
+    fi
+}
+
+# restore_refused NAME IMG PATTERN [ARGS]: restore --detach must exit 1
+# with a message matching PATTERN and start nothing.
+restore_refused() {
+    local name=$1 img=$2 pat=$3
+    shift 3
+    local out rc
+    out=$(cd / && timeout 30 "$C" restore --detach "$img" "$@" 2>"$T/err")
+    rc=$?
+    if [ $rc -eq 1 ] && [ -z "$out" ] && grep -Eqi -- "$pat" "$T/err"; then
+        pass "$name"
+    else
+        fail "$name" "rc=$rc out='$out', expected exit 1 matching /$pat/"
+        [ -n "$out" ] && kill -9 "$out" 2>/dev/null
+    fi
+}
