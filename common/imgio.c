@@ -121,28 +121,40 @@ int ck_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+void ck_rec_init(struct ck_rec *rec, uint32_t type, uint32_t flags, uint64_t len,
+                 uint64_t raw_len, uint64_t arg, uint64_t arg2)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->type = type;
+    rec->flags = flags;
+    rec->len = len;
+    rec->raw_len = raw_len;
+    rec->arg = arg;
+    rec->arg2 = arg2;
+}
+
+int ck_write_rec_hdr(int fd, struct ck_rec *rec, const void *payload)
+{
+    int r;
+
+    if (rec->len > 0 && !payload)
+        return -EINVAL;
+    if (rec->len > SIZE_MAX)
+        return -EFBIG;
+    rec->checksum = ck_rec_checksum(rec, payload);
+    r = ck_write_all(fd, rec, sizeof(*rec));
+    if (r < 0 || rec->len == 0)
+        return r;
+    return ck_write_all(fd, payload, (size_t)rec->len);
+}
+
 int ck_write_rec(int fd, uint32_t type, uint32_t flags, const void *payload, uint64_t len,
                  uint64_t raw_len, uint64_t arg, uint64_t arg2)
 {
     struct ck_rec rec;
-    int r;
 
-    if (len > 0 && !payload)
-        return -EINVAL;
-    if (len > SIZE_MAX)
-        return -EFBIG;
-    memset(&rec, 0, sizeof(rec));
-    rec.type = type;
-    rec.flags = flags;
-    rec.len = len;
-    rec.raw_len = raw_len;
-    rec.arg = arg;
-    rec.arg2 = arg2;
-    rec.checksum = ck_rec_checksum(&rec, payload);
-    r = ck_write_all(fd, &rec, sizeof(rec));
-    if (r < 0 || len == 0)
-        return r;
-    return ck_write_all(fd, payload, (size_t)len);
+    ck_rec_init(&rec, type, flags, len, raw_len, arg, arg2);
+    return ck_write_rec_hdr(fd, &rec, payload);
 }
 
 /* ---- reader ---- */

@@ -30,6 +30,14 @@ int ck_header_check(const struct ck_header *h, const char **ret_why);
 /* Write all len bytes, retrying on EINTR and short writes. 0 or -errno. */
 int ck_write_all(int fd, const void *buf, size_t len);
 
+/* Fill a record header (checksum zero). */
+void ck_rec_init(struct ck_rec *rec, uint32_t type, uint32_t flags, uint64_t len,
+                 uint64_t raw_len, uint64_t arg, uint64_t arg2);
+
+/* Write a record whose header fields are set: computes rec->checksum over
+ * header and payload, then writes both. Returns 0 or -errno. */
+int ck_write_rec_hdr(int fd, struct ck_rec *rec, const void *payload);
+
 /* Write one record: header (checksum computed here) then payload.
  * Returns 0 or -errno. */
 int ck_write_rec(int fd, uint32_t type, uint32_t flags, const void *payload, uint64_t len,

@@ -141,19 +141,10 @@ static int put_rec(struct writer *w, uint32_t type, uint32_t flags, const void *
                    uint64_t len, uint64_t raw_len, uint64_t arg, uint64_t arg2)
 {
     struct ck_rec rec;
-    memset(&rec, 0, sizeof rec);
-    rec.type = type;
-    rec.flags = flags;
-    rec.len = len;
-    rec.raw_len = raw_len;
-    rec.arg = arg;
-    rec.arg2 = arg2;
+    ck_rec_init(&rec, type, flags, len, raw_len, arg, arg2);
     if (w->encrypt && (type == CK_REC_PAGES || type == CK_REC_FILEDATA))
         ck_crypt_payload(w->key, w->hdr, &rec, (void *)payload);
-    rec.checksum = ck_rec_checksum(&rec, payload);
-    int r = ck_write_all(w->fd, &rec, sizeof rec);
-    if (r == 0 && len)
-        r = ck_write_all(w->fd, payload, len);
+    int r = ck_write_rec_hdr(w->fd, &rec, payload);
     if (r < 0) {
         snprintf(w->err, w->errlen, "cannot write the image: %s", strerror(-r));
         return r;
@@ -210,12 +201,7 @@ static void job_emit(struct worker *k, struct job *j, uint64_t addr, const void 
     size_t len;
     ck_chunk_encode(k->state, src, raw, payload, SLOT_CAP - j->out_len - sizeof *rec, &flags,
                     &len);
-    memset(rec, 0, sizeof *rec);
-    rec->type = CK_REC_PAGES;
-    rec->flags = flags;
-    rec->len = len;
-    rec->raw_len = raw;
-    rec->arg = addr;
+    ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
     struct writer *w = k->w;
     if (w->encrypt)
         ck_crypt_payload(w->key, w->hdr, rec, payload);
