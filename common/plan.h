@@ -51,7 +51,12 @@ struct ck_plan {
     uint64_t npagerecs;                 /* struct ck_plan_pagerec[npagerecs] */
     uint64_t pagerecs_off;
     uint32_t nworkers;                  /* threads that fill memory */
-    uint32_t pad3;
+    int32_t gate_fd;                    /* >= 0: after filling memory, write a byte */
+    int32_t ready_fd;                   /* to ready_fd, then read "ok\n" or "error: ...\n"
+                                           from gate_fd before the program resumes */
+    int32_t image_dfd;                  /* the image again, O_DIRECT, or -1 */
+    int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
+    uint32_t pad4;
 };
 
 /* One PAGES record of the image: its header and where its payload is. */

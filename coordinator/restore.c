@@ -1,13 +1,25 @@
 /* restore.c - coord restore FILE [--detach]
  *
  * Everything that can be checked is checked before anything is changed:
- * the whole image (header, every record and page checksum), that this
- * kernel's vdso is the image's, that every mapped file is still the same
- * file, that no region collides with the restorer's window. Then coord
- * recreates the descriptors at their numbers, the working directory, the
- * umask and the resource limits, writes a plan (common/plan.h) for the
+ * the image's structure (header, every record header, every metadata
+ * checksum, the totals in END), that this kernel's vdso is the image's,
+ * that every mapped file is still the same file, that no region collides
+ * with the restorer's window, that the counter stamp is current. Then
+ * coord recreates the descriptors at their numbers, the working directory,
+ * the umask and the resource limits, writes a plan (common/plan.h) for the
  * restorer and execs it: the restored program runs as this very process
  * (in the foreground), or as a detached child with --detach.
+ *
+ * Page payloads are checksummed by the restorer as it reads them, instead
+ * of in a pass of their own before: the image is read once, in parallel,
+ * which matters when it is not in the page cache (checkpoints write with
+ * O_DIRECT). Nothing runs before every page is checked: the restorer
+ * stops at a gate after filling memory, and a helper process (orphaned,
+ * so the restored program never sees it as a child) advances the counter
+ * only then and opens the gate. A damaged image therefore fails with
+ * nothing running and the counter untouched, as before. Authenticated
+ * and encrypted images are still read whole first (the MAC must be
+ * checked before anything in the image is believed).
  *
  * Descriptor rule: stdin/stdout/stderr that pointed at a terminal or at a
  * pipe whose other end is gone are connected to coord's own (to /dev/null
@@ -54,6 +66,9 @@ struct rctx {
     int have_key, encrypted;
     int pages_fd;                       /* decrypted page payloads (memfd), or -1 */
     int err_fd;                         /* where messages go once fds move */
+    int defer;                          /* page checksums left to the restorer */
+    int commit;                         /* counter advanced at the restorer's gate */
+    struct ck_counter counter;
     char err[1024];
 };
 
@@ -282,6 +297,10 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     if (wenv && atoi(wenv) > 0)
         ncpu = atoi(wenv);
     p->nworkers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
+    p->gate_fd = -1;
+    p->ready_fd = -1;
+    p->image_dfd = -1;
+    p->err_fd = -1;
     struct ck_plan_pagerec *pp = (struct ck_plan_pagerec *)(buf + poff);
     for (uint64_t i = 0; i < im->npagerecs; i++) {
         pp[i].rec = im->pages[i].rec;
@@ -671,6 +690,82 @@ static int restore_env(struct rctx *c)
     return 0;
 }
 
+static int commit_counter(struct rctx *c);
+
+/* The gate keeper (see the top of this file), in an orphaned grandchild:
+ * wait for the restorer to report every page in place, advance the
+ * counter, answer. If the restorer dies first, leave the counter alone. */
+static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
+{
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    if (dup2(ready_rd, 3) < 0 || dup2(gate_wr, 4) < 0)
+        _exit(1);
+    close_range(5, ~0U, 0);
+    char b;
+    ssize_t n;
+    do
+        n = read(3, &b, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(0);
+    char msg[1100];
+    if (commit_counter(c) < 0)
+        snprintf(msg, sizeof msg, "error: %s\n", c->err);
+    else
+        snprintf(msg, sizeof msg, "ok\n");
+    if (write(4, msg, strlen(msg)) < 0)
+        _exit(1);
+    _exit(0);
+}
+
+/* Start the gate keeper; returns 0 with the restorer's ends of the two
+ * pipes in *gate_rd and *ready_wr (>= base, close-on-exec), or -1. */
+static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
+{
+    int rp[2], gp[2];
+    if (pipe2(rp, O_CLOEXEC) < 0)
+        goto fail;
+    if (pipe2(gp, O_CLOEXEC) < 0) {
+        close(rp[0]);
+        close(rp[1]);
+        goto fail;
+    }
+    fflush(NULL);
+    pid_t k = fork();
+    if (k == 0) {
+        pid_t g = fork();
+        if (g == 0)
+            gate_keeper(c, rp[0], gp[1]);
+        _exit(g < 0);
+    }
+    close(rp[0]);
+    close(gp[1]);
+    int ws = 0;
+    if (k > 0)
+        while (waitpid(k, &ws, 0) < 0 && errno == EINTR)
+            ;
+    if (k < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+        close(rp[1]);
+        close(gp[0]);
+        goto fail;
+    }
+    *gate_rd = fcntl(gp[0], F_DUPFD_CLOEXEC, base);
+    *ready_wr = fcntl(rp[1], F_DUPFD_CLOEXEC, base);
+    close(gp[0]);
+    close(rp[1]);
+    if (*gate_rd < 0 || *ready_wr < 0)
+        goto fail;
+    return 0;
+fail:
+    fail_msg(c, "cannot start the counter gate: %s", strerror(errno));
+    return -1;
+}
+
 /* The process that becomes the program: set up fds and exec. Only
  * returns on failure, with c->err set. */
 static void become(struct rctx *c, const char *restorer)
@@ -684,7 +779,7 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[10], nkeep = 0;
+    int keep[14], nkeep = 0;
     for (int i = 0; i < 3; i++) {
         c->saved_std[i] = fcntl(i, F_DUPFD_CLOEXEC, base);
         if (c->saved_std[i] < 0)
@@ -714,6 +809,27 @@ static void become(struct rctx *c, const char *restorer)
     keep[nkeep++] = plan;
     if (st >= 0)
         keep[nkeep++] = st;
+    /* The restorer reads what is not in the page cache with O_DIRECT
+     * (plain images only: decrypted pages are in a memfd). */
+    int dfd = -1;
+    if (c->pages_fd < 0) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", img);
+        int d = open(p, O_RDONLY | O_DIRECT | O_CLOEXEC);
+        if (d >= 0) {
+            dfd = fcntl(d, F_DUPFD_CLOEXEC, base);
+            close(d);
+        }
+        if (dfd >= 0)
+            keep[nkeep++] = dfd;
+    }
+    int gate_rd = -1, ready_wr = -1;
+    if (c->commit) {
+        if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
+            return;
+        keep[nkeep++] = gate_rd;
+        keep[nkeep++] = ready_wr;
+    }
     /* The plan must name the final fd numbers: rewrite its header. */
     struct ck_plan head;
     if (pread(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
@@ -722,6 +838,12 @@ static void become(struct rctx *c, const char *restorer)
     }
     head.image_fd = img;
     head.status_fd = st;
+    head.gate_fd = gate_rd;
+    head.ready_fd = ready_wr;
+    head.image_dfd = dfd;
+    /* In the foreground, the restorer's own failures go to coord's stderr
+     * (fd 2 is the program's by then); --detach reports through st. */
+    head.err_fd = st < 0 ? c->saved_std[2] : -1;
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -736,6 +858,14 @@ static void become(struct rctx *c, const char *restorer)
     fcntl(plan, F_SETFD, 0);
     if (st >= 0)
         fcntl(st, F_SETFD, 0);
+    if (dfd >= 0)
+        fcntl(dfd, F_SETFD, 0);
+    if (st < 0)
+        fcntl(c->saved_std[2], F_SETFD, 0);
+    if (c->commit) {
+        fcntl(gate_rd, F_SETFD, 0);
+        fcntl(ready_wr, F_SETFD, 0);
+    }
     char planarg[16];
     snprintf(planarg, sizeof planarg, "%d", plan);
     char *argv[] = {"ckshim-restore", planarg, NULL};
@@ -748,13 +878,46 @@ static void become(struct rctx *c, const char *restorer)
     fail_msg(c, "cannot run the restorer %s: %s", restorer, strerror(errno));
 }
 
+static int stamp_mismatch(struct rctx *c, uint64_t cur)
+{
+    const struct ck_header *h = &c->img.hdr;
+    char where[300];
+    if (cur == h->counter_stamp)
+        return 0;
+    ck_counter_describe(&c->counter, where, sizeof where);
+    if (cur > h->counter_stamp)
+        fail_msg(c, "counter stamp %llu is stale (counter for '%s' is %llu at %s); refusing "
+                 "rollback (use --force)",
+                 (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur, where);
+    else
+        fail_msg(c, "counter stamp %llu is ahead of the counter for '%s' (%llu at %s): "
+                 "wrong counter service?; refusing (use --force)",
+                 (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur, where);
+    return -1;
+}
+
+/* Advance the counter if it still holds the image's stamp. */
+static int commit_counter(struct rctx *c)
+{
+    const struct ck_header *h = &c->img.hdr;
+    char err[512];
+    uint64_t cur = 0;
+    if (ck_counter_fetch_incr_if(&c->counter, h->app_id, h->counter_stamp, &cur, err,
+                                 sizeof err) < 0) {
+        fail_msg(c, "%s; not restoring without the rollback check (use --force to override)",
+                 err);
+        return -1;
+    }
+    return stamp_mismatch(c, cur);
+}
+
 /* Rollback protection: the image's stamp must be the counter's current
  * value; it is then advanced, so the image restores only once. */
 static int check_counter(struct rctx *c, const char *url, int force)
 {
     const struct ck_header *h = &c->img.hdr;
     struct ck_counter counter;
-    char err[512], where[300];
+    char err[512];
     if (ck_counter_parse(url, &counter, err, sizeof err) < 0) {
         fail_msg(c, "--counter: %s", err);
         return -1;
@@ -778,28 +941,22 @@ static int check_counter(struct rctx *c, const char *url, int force)
                 c->file, (unsigned long long)h->counter_stamp);
         return 0;
     }
-    uint64_t cur = 0;
-    ck_counter_describe(&counter, where, sizeof where);
-    if (ck_counter_fetch_incr_if(&counter, h->app_id, h->counter_stamp, &cur, err, sizeof err) <
-        0) {
-        fail_msg(c, "%s; not restoring without the rollback check (use --force to override)",
-                 err);
-        return -1;
+    c->counter = counter;
+    if (c->defer) {
+        /* Compare now (a stale image is refused before anything starts);
+         * compare-and-increment at the gate, once every page is checked. */
+        uint64_t cur = 0;
+        if (ck_counter_get(&counter, h->app_id, &cur, err, sizeof err) < 0) {
+            fail_msg(c, "%s; not restoring without the rollback check (use --force to override)",
+                     err);
+            return -1;
+        }
+        if (stamp_mismatch(c, cur) < 0)
+            return -1;
+        c->commit = 1;
+        return 0;
     }
-    if (cur != h->counter_stamp) {
-        if (cur > h->counter_stamp)
-            fail_msg(c, "counter stamp %llu is stale (counter for '%s' is %llu at %s); refusing "
-                     "rollback (use --force)",
-                     (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur,
-                     where);
-        else
-            fail_msg(c, "counter stamp %llu is ahead of the counter for '%s' (%llu at %s): "
-                     "wrong counter service?; refusing (use --force)",
-                     (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur,
-                     where);
-        return -1;
-    }
-    return 0;
+    return commit_counter(c);
 }
 
 static void print_err(struct rctx *c)
@@ -863,7 +1020,10 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     char err[512];
-    int r = ck_image_read(c.img_fd, &c.img, CK_READ_VERIFY_PAGES, err, sizeof err);
+    /* Page checksums: by the restorer as it reads (see the top), unless
+     * it is told not to check them. */
+    int no_verify = getenv("CKSHIM_NO_VERIFY") != NULL;
+    int r = ck_image_read(c.img_fd, &c.img, no_verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof err);
     if (r < 0) {
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
@@ -885,6 +1045,7 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     c.encrypted = (c.img.hdr.flags & CK_HF_ENCRYPTED) != 0;
+    c.defer = !no_verify && !(c.img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED));
     if (c.encrypted && decrypt_pages(&c) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;

@@ -68,3 +68,11 @@ restore_refused() {
         [ -n "$out" ] && kill -9 "$out" 2>/dev/null
     fi
 }
+
+# flip OFFSET IN OUT: copy IN to OUT with the byte at OFFSET inverted.
+flip() {
+    cp "$2" "$3"
+    local b
+    b=$(od -An -tu1 -j "$1" -N1 "$2" | tr -d ' ')
+    printf "$(printf '\\%03o' $((255 - b)))" | dd of="$3" bs=1 seek="$1" conv=notrunc status=none
+}

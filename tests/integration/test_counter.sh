@@ -68,6 +68,19 @@ rollback_suite() {
         fail "${be}_stamps_increase" "stamps '$s1' '$s2'"
     fi
     restore_refused "${be}_old_image_refused" "$T/$be.1.img" "stale"
+    # A damaged copy of the newest image (a byte in its pages, which the
+    # restorer checks as it fills memory) is refused, in the background and
+    # in the foreground, without advancing the counter: the good copy
+    # still restores.
+    flip $(($(stat -c %s "$T/$be.2.img") / 2)) "$T/$be.2.img" "$T/$be.bad.img"
+    restore_refused "${be}_damaged_newest_refused" "$T/$be.bad.img" "checksum|corrupt"
+    (cd / && timeout 30 "$C" restore "$T/$be.bad.img" >"$T/out" 2>"$T/err" </dev/null)
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -Eqi "checksum|corrupt" "$T/err"; then
+        pass "${be}_damaged_newest_refused_foreground"
+    else
+        fail "${be}_damaged_newest_refused_foreground" "rc=$rc: $(head -c 300 "$T/err")"
+    fi
     restore_ok "${be}_newest_restores" "$T/$be.2.img"
     restore_refused "${be}_replay_refused" "$T/$be.2.img" "stale"
     "$C" inspect "$T/$be.2.img" >"$T/insp" 2>&1

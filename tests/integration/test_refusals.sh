@@ -190,13 +190,6 @@ restore_must_fail restore_truncated "$T/trunc.img" "truncat"
 head -c 600 "$T/good.img" >"$T/trunc2.img"
 restore_must_fail restore_truncated_early "$T/trunc2.img" "truncat"
 
-# flip OFFSET IN OUT: copy IN to OUT with the byte at OFFSET inverted.
-flip() {
-    cp "$2" "$3"
-    local b
-    b=$(od -An -tu1 -j "$1" -N1 "$2" | tr -d ' ')
-    printf "$(printf '\\%03o' $((255 - b)))" | dd of="$3" bs=1 seek="$1" conv=notrunc status=none
-}
 flip 100 "$T/good.img" "$T/hdr.img"
 restore_must_fail restore_flipped_header "$T/hdr.img" "corrupt|checksum"
 flip 700 "$T/good.img" "$T/meta.img"
