@@ -54,9 +54,7 @@ struct ck_plan {
     int32_t gate_fd;                    /* >= 0: after filling memory, write a byte */
     int32_t ready_fd;                   /* to ready_fd, then read "ok\n" or "error: ...\n"
                                            from gate_fd before the program resumes */
-    int32_t image_dfd;                  /* the image again, O_DIRECT, or -1 */
     int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
-    uint32_t pad4;
 };
 
 /* One PAGES record of the image: its header and where its payload is. */

@@ -12,8 +12,8 @@
  *
  * Page payloads are checksummed by the restorer as it reads them, instead
  * of in a pass of their own before: the image is read once, in parallel,
- * which matters when it is not in the page cache (checkpoints write with
- * O_DIRECT). Nothing runs before every page is checked: the restorer
+ * which matters most when it is not in the page cache (checkpoints write
+ * with O_DIRECT). Nothing runs before every page is checked: the restorer
  * stops at a gate after filling memory, and a helper process (orphaned,
  * so the restored program never sees it as a child) advances the counter
  * only then and opens the gate. A damaged image therefore fails with
@@ -299,7 +299,6 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->nworkers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
     p->gate_fd = -1;
     p->ready_fd = -1;
-    p->image_dfd = -1;
     p->err_fd = -1;
     struct ck_plan_pagerec *pp = (struct ck_plan_pagerec *)(buf + poff);
     for (uint64_t i = 0; i < im->npagerecs; i++) {
@@ -779,7 +778,7 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[14], nkeep = 0;
+    int keep[12], nkeep = 0;
     for (int i = 0; i < 3; i++) {
         c->saved_std[i] = fcntl(i, F_DUPFD_CLOEXEC, base);
         if (c->saved_std[i] < 0)
@@ -809,20 +808,6 @@ static void become(struct rctx *c, const char *restorer)
     keep[nkeep++] = plan;
     if (st >= 0)
         keep[nkeep++] = st;
-    /* The restorer reads what is not in the page cache with O_DIRECT
-     * (plain images only: decrypted pages are in a memfd). */
-    int dfd = -1;
-    if (c->pages_fd < 0) {
-        char p[64];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", img);
-        int d = open(p, O_RDONLY | O_DIRECT | O_CLOEXEC);
-        if (d >= 0) {
-            dfd = fcntl(d, F_DUPFD_CLOEXEC, base);
-            close(d);
-        }
-        if (dfd >= 0)
-            keep[nkeep++] = dfd;
-    }
     int gate_rd = -1, ready_wr = -1;
     if (c->commit) {
         if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
@@ -840,7 +825,6 @@ static void become(struct rctx *c, const char *restorer)
     head.status_fd = st;
     head.gate_fd = gate_rd;
     head.ready_fd = ready_wr;
-    head.image_dfd = dfd;
     /* In the foreground, the restorer's own failures go to coord's stderr
      * (fd 2 is the program's by then); --detach reports through st. */
     head.err_fd = st < 0 ? c->saved_std[2] : -1;
@@ -858,8 +842,6 @@ static void become(struct rctx *c, const char *restorer)
     fcntl(plan, F_SETFD, 0);
     if (st >= 0)
         fcntl(st, F_SETFD, 0);
-    if (dfd >= 0)
-        fcntl(dfd, F_SETFD, 0);
     if (st < 0)
         fcntl(c->saved_std[2], F_SETFD, 0);
     if (c->commit) {

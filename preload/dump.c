@@ -53,6 +53,10 @@
 #define STAGE_SIZE (4u << 20)
 #define DIO_ALIGN 4096u
 #define IO_STACK (64u << 10)
+/* Set in a futex word (enq, submitted) to tell its waiters to stop: the
+ * word itself changes, so a waiter that checked just before cannot sleep
+ * through the wake-up. */
+#define STOP_BIT 0x40000000
 
 /* Raw syscalls for the workers (no errno). */
 #define rsys ck_sys6
@@ -100,7 +104,6 @@ struct writer {
     volatile int enq;                   /* jobs handed out so far */
     volatile int taken;
     volatile int done_seq;
-    volatile int finished;
     struct worker workers[MAX_WORKERS];
     int nworkers;
     void *state;                        /* the caller's LZ4 state */
@@ -124,7 +127,6 @@ struct writer {
     size_t staged;                      /* bytes in the current stage */
     volatile int submitted, completed;  /* stages handed to / written by I/O */
     volatile int io_err;                /* -errno from the I/O thread */
-    volatile int io_stop;
     volatile int io_tid;                /* cleared by the kernel at exit */
     char *err;
     size_t errlen;
@@ -200,8 +202,8 @@ static void io_main(void *arg)
     for (;;) {
         int c = w->completed;
         int s;
-        while ((s = __atomic_load_n(&w->submitted, __ATOMIC_SEQ_CST)) == c) {
-            if (__atomic_load_n(&w->io_stop, __ATOMIC_SEQ_CST))
+        while (((s = __atomic_load_n(&w->submitted, __ATOMIC_SEQ_CST)) & ~STOP_BIT) == c) {
+            if (s & STOP_BIT)
                 return;
             fwait(&w->submitted, s);
         }
@@ -345,7 +347,7 @@ static void out_close(struct writer *w)
         return;
     if (w->io_tid) {
         stage_drain(w);
-        __atomic_store_n(&w->io_stop, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(&w->submitted, STOP_BIT, __ATOMIC_SEQ_CST);
         fwake(&w->submitted);
         int t;
         while ((t = __atomic_load_n(&w->io_tid, __ATOMIC_SEQ_CST)) != 0)
@@ -533,9 +535,9 @@ static void worker_main(void *arg)
         int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
         for (;;) {
             int e = __atomic_load_n(&w->enq, __ATOMIC_SEQ_CST);
-            if (idx < e)
+            if (idx < (e & ~STOP_BIT))
                 break;
-            if (__atomic_load_n(&w->finished, __ATOMIC_SEQ_CST))
+            if (e & STOP_BIT)
                 return;
             fwait(&w->enq, e);
         }
@@ -793,7 +795,7 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         w.nworkers++;
     }
     r = dump_pages(&w);
-    __atomic_store_n(&w.finished, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_or(&w.enq, STOP_BIT, __ATOMIC_SEQ_CST);
     fwake(&w.enq);
     for (int i = 0; i < w.nworkers; i++) {
         int t;

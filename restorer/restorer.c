@@ -336,33 +336,15 @@ static uint64_t rec_checksum(const struct ck_rec *rec, const void *payload)
  * one madvise per record: cheaper than a page fault per page. */
 #define MAX_FILLERS 8
 #define MADV_POPULATE_WRITE_ 23
-#define DIO_ALIGN 4096u
-#define NR_preadv2 327
-#define RWF_NOWAIT_ 8
-__attribute__((aligned(4096))) static uint8_t fill_buf[MAX_FILLERS][BUF_SIZE];
+static uint8_t fill_buf[MAX_FILLERS][BUF_SIZE];
 __attribute__((aligned(16))) static char fill_stack[MAX_FILLERS][65536];
 static volatile int fill_tid[MAX_FILLERS];
 static volatile long fill_next;
 static volatile long fill_pages_done;
 
-/* Is the page at off in the page cache? (preadv2 RWF_NOWAIT) */
-static int cached(uint64_t off)
-{
-    char b[1];
-    struct {
-        void *base;
-        uint64_t len;
-    } iov = {b, 1};
-    long r;
-    do
-        r = sys6(NR_preadv2, plan->image_fd, (long)&iov, 1, (long)off, 0, RWF_NOWAIT_);
-    while (r == -4);
-    return r == 1;
-}
-
-/* Put one PAGES record in place. Its payload is at pre when the caller
- * read it already, else it is read here (raw pages straight into place). */
-static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf, const uint8_t *pre)
+/* Put one PAGES record in place: read it (raw pages straight into
+ * place), check its checksum, decode it in place. */
+static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
 {
     const struct ck_rec *rec = &pr->rec;
     if (rec->type != CK_REC_PAGES || (rec->arg & (CK_PAGE_SIZE - 1)) ||
@@ -381,24 +363,18 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf, const uint8
         die("malformed PAGES record", rec->arg, 0);
     if (rec->flags != CK_RF_RAW && rec->flags != CK_RF_LZ4)
         die("unknown page encoding", rec->arg, 0);
-    const uint8_t *src = pre;
-    if (!src) {
-        uint8_t *to = rec->flags == CK_RF_RAW ? dst : buf;
-        uint64_t done = 0;
-        while (done < rec->len) {
-            long r = sys_pread(plan->image_fd, to + done, rec->len - done, pr->offset + done);
-            if (r == -4)
-                continue;
-            if (r <= 0)
-                die(r == 0 ? "image is truncated" : "cannot read the image", rec->arg, r);
-            done += (uint64_t)r;
-        }
-        src = to;
+    uint8_t *src = rec->flags == CK_RF_RAW ? dst : buf;
+    uint64_t done = 0;
+    while (done < rec->len) {
+        long r = sys_pread(plan->image_fd, src + done, rec->len - done, pr->offset + done);
+        if (r == -4)
+            continue;
+        if (r <= 0)
+            die(r == 0 ? "image is truncated" : "cannot read the image", rec->arg, r);
+        done += (uint64_t)r;
     }
     if (plan->verify && rec_checksum(rec, src) != rec->checksum)
         die("checksum mismatch in pages", rec->arg, 0);
-    if (rec->flags == CK_RF_RAW && src != dst)
-        memcpy(dst, src, rec->len);
     if (rec->flags == CK_RF_LZ4) {
         long n = ck_lz4_decode(src, rec->len, dst, rec->raw_len);
         if (n != (long)rec->raw_len)
@@ -407,128 +383,16 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf, const uint8
     __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE), __ATOMIC_RELAXED);
 }
 
-/* Cold images: a reader thread reads batches of consecutive records with
- * large O_DIRECT reads into a ring of slots, ahead of the workers, which
- * take whole batches in order and put their records in place. The disk
- * stays busy while the workers decode, and the image does not go through
- * the page cache (no allocation, no copy). An image already in the page
- * cache, or a file that refuses O_DIRECT, is read record by record. */
-#define NSLOTS 4
-#define SLOT_SIZE (4u << 20)
-struct slot {
-    uint64_t start;                     /* file offset of data[0] */
-    long first, count;                  /* records */
-    int direct;                         /* 0: the read failed, read them yourselves */
-};
-__attribute__((aligned(4096))) static uint8_t slot_data[NSLOTS][SLOT_SIZE + 2 * DIO_ALIGN];
-static struct slot slots[NSLOTS];
-static volatile int batches_loaded;     /* batches read so far, | LOADED_ALL at the end */
-#define LOADED_ALL 0x40000000
-static volatile int batches_claimed;
-static volatile int slot_free_upto[NSLOTS]; /* batch b may use slot b % NSLOTS once
-                                               slot_free_upto[slot] >= b / NSLOTS */
-static volatile int reader_tid;
-__attribute__((aligned(16))) static char reader_stack[65536];
-
-static void fwait_(volatile int *a, int v)
-{
-    sys4(202 /* futex */, a, 0 /* WAIT */, v, 0);
-}
-
-static void fwake_(volatile int *a)
-{
-    sys4(202 /* futex */, a, 1 /* WAKE */, 0x7fffffff, 0);
-}
-
-static const struct ck_plan_pagerec *pagerecs(void)
-{
-    return (const struct ck_plan_pagerec *)((const char *)plan + plan->pagerecs_off);
-}
-
-static void reader_main(void *arg)
-{
-    (void)arg;
-    const struct ck_plan_pagerec *pr = pagerecs();
-    long n = (long)plan->npagerecs, i = 0;
-    int b = 0;
-    while (i < n) {
-        int s = b % NSLOTS, v;
-        while ((v = __atomic_load_n(&slot_free_upto[s], __ATOMIC_SEQ_CST)) < b / NSLOTS)
-            fwait_(&slot_free_upto[s], v);
-        struct slot *sl = &slots[s];
-        uint64_t start = pr[i].offset & ~(uint64_t)(DIO_ALIGN - 1);
-        uint64_t last = pr[i].offset + pr[i].rec.len;
-        long k = 1;
-        /* take following records while they sit right after and fit */
-        while (i + k < n && pr[i + k].offset >= last &&
-               pr[i + k].offset + pr[i + k].rec.len - start <= SLOT_SIZE) {
-            last = pr[i + k].offset + pr[i + k].rec.len;
-            k++;
-        }
-        uint64_t end = (last + DIO_ALIGN - 1) & ~(uint64_t)(DIO_ALIGN - 1);
-        sl->start = start;
-        sl->first = i;
-        sl->count = k;
-        sl->direct = end - start <= sizeof slot_data[0] && last > pr[i].offset;
-        uint64_t done = 0;
-        while (sl->direct && start + done < end) {
-            long r = sys_pread(plan->image_dfd, slot_data[s] + done, end - start - done,
-                               start + done);
-            if (r == -4)
-                continue;
-            if (r <= 0 || (r & (DIO_ALIGN - 1)))
-                sl->direct = 0;
-            else
-                done += (uint64_t)r;
-        }
-        i += k;
-        b++;
-        __atomic_store_n(&batches_loaded, b, __ATOMIC_SEQ_CST);
-        fwake_(&batches_loaded);
-    }
-    __atomic_store_n(&batches_loaded, b | LOADED_ALL, __ATOMIC_SEQ_CST);
-    fwake_(&batches_loaded);
-}
-
-/* A worker of the cold path: take batches in order until there are none. */
-static void batch_worker(uint8_t *buf)
-{
-    const struct ck_plan_pagerec *pr = pagerecs();
-    for (;;) {
-        int b = __atomic_fetch_add(&batches_claimed, 1, __ATOMIC_SEQ_CST);
-        int v;
-        while (((v = __atomic_load_n(&batches_loaded, __ATOMIC_SEQ_CST)) & ~LOADED_ALL) <= b) {
-            if (v & LOADED_ALL)
-                return;
-            fwait_(&batches_loaded, v);
-        }
-        int s = b % NSLOTS;
-        const struct slot *sl = &slots[s];
-        for (long j = sl->first; j < sl->first + sl->count; j++)
-            fill_one(&pr[j], buf, sl->direct ? slot_data[s] + (pr[j].offset - sl->start) : 0);
-        /* slots are freed in batch order */
-        while ((v = __atomic_load_n(&slot_free_upto[s], __ATOMIC_SEQ_CST)) != b / NSLOTS)
-            fwait_(&slot_free_upto[s], v);
-        __atomic_store_n(&slot_free_upto[s], b / NSLOTS + 1, __ATOMIC_SEQ_CST);
-        fwake_(&slot_free_upto[s]);
-    }
-}
-
-static int cold_path;
-
 static void fill_worker(void *arg)
 {
     uint8_t *buf = fill_buf[(long)arg];
-    if (cold_path) {
-        batch_worker(buf);
-        return;
-    }
-    const struct ck_plan_pagerec *pr = pagerecs();
+    const struct ck_plan_pagerec *pr =
+        (const struct ck_plan_pagerec *)((const char *)plan + plan->pagerecs_off);
     for (;;) {
         long i = __atomic_fetch_add(&fill_next, 1, __ATOMIC_SEQ_CST);
         if (i >= (long)plan->npagerecs)
             return;
-        fill_one(&pr[i], buf, 0);
+        fill_one(&pr[i], buf);
     }
 }
 
@@ -540,16 +404,6 @@ static void fill_pages(void)
     if (nw > MAX_FILLERS)
         nw = MAX_FILLERS;
     uint32_t started = 0;
-    const struct ck_plan_pagerec *pr = pagerecs();
-    long n = (long)plan->npagerecs;
-    if (plan->image_dfd >= 0 && n > 0 &&
-        !(cached(pr[0].offset) && cached(pr[n - 1].offset + pr[n - 1].rec.len - 1))) {
-        reader_tid = 1;
-        if (restorer_spawn(reader_main, 0, reader_stack + sizeof reader_stack, &reader_tid) < 0)
-            reader_tid = 0;
-        else
-            cold_path = 1;
-    }
     for (uint32_t i = 1; i < nw; i++) {
         fill_tid[i] = 1;
         if (restorer_spawn(fill_worker, (void *)(long)i, fill_stack[i] + sizeof fill_stack[i],
@@ -563,11 +417,8 @@ static void fill_pages(void)
     for (uint32_t i = 1; i <= started; i++) {
         int t;
         while ((t = fill_tid[i]) != 0)
-            fwait_(&fill_tid[i], t);
+            sys4(202 /* futex */, &fill_tid[i], 0 /* WAIT */, t, 0);
     }
-    int t;
-    while ((t = reader_tid) != 0)
-        fwait_(&reader_tid, t);
     if (plan->npages && (uint64_t)fill_pages_done != plan->npages)
         die("image holds fewer pages than its index says", 0, fill_pages_done);
 }
@@ -695,8 +546,6 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         ri->generation++;
     }
     sys_close(plan->image_fd);
-    if (plan->image_dfd >= 0)
-        sys_close(plan->image_dfd);
     sys_close(plan_fd);
 
     const struct ck_plan_thread *th = threads();
