@@ -840,10 +840,7 @@ static void become(struct rctx *c, const char *restorer)
     }
     fcntl(img, F_SETFD, 0);
     fcntl(plan, F_SETFD, 0);
-    if (st >= 0)
-        fcntl(st, F_SETFD, 0);
-    if (st < 0)
-        fcntl(c->saved_std[2], F_SETFD, 0);
+    fcntl(st >= 0 ? st : c->saved_std[2], F_SETFD, 0);
     if (c->commit) {
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
@@ -878,6 +875,12 @@ static int stamp_mismatch(struct rctx *c, uint64_t cur)
     return -1;
 }
 
+static int counter_down(struct rctx *c, const char *err)
+{
+    fail_msg(c, "%s; not restoring without the rollback check (use --force to override)", err);
+    return -1;
+}
+
 /* Advance the counter if it still holds the image's stamp. */
 static int commit_counter(struct rctx *c)
 {
@@ -885,11 +888,8 @@ static int commit_counter(struct rctx *c)
     char err[512];
     uint64_t cur = 0;
     if (ck_counter_fetch_incr_if(&c->counter, h->app_id, h->counter_stamp, &cur, err,
-                                 sizeof err) < 0) {
-        fail_msg(c, "%s; not restoring without the rollback check (use --force to override)",
-                 err);
-        return -1;
-    }
+                                 sizeof err) < 0)
+        return counter_down(c, err);
     return stamp_mismatch(c, cur);
 }
 
@@ -928,11 +928,8 @@ static int check_counter(struct rctx *c, const char *url, int force)
         /* Compare now (a stale image is refused before anything starts);
          * compare-and-increment at the gate, once every page is checked. */
         uint64_t cur = 0;
-        if (ck_counter_get(&counter, h->app_id, &cur, err, sizeof err) < 0) {
-            fail_msg(c, "%s; not restoring without the rollback check (use --force to override)",
-                     err);
-            return -1;
-        }
+        if (ck_counter_get(&counter, h->app_id, &cur, err, sizeof err) < 0)
+            return counter_down(c, err);
         if (stamp_mismatch(c, cur) < 0)
             return -1;
         c->commit = 1;
