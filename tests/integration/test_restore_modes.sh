@@ -12,6 +12,8 @@
 # 2. The same image with --detach: coord prints the pid and returns; the
 #    program runs with stdout on /dev/null and still exits 0 when told.
 # 3. `coord run` starts a program under the shim; `coord list` shows it.
+# 4. A program on a terminal comes back with coord's terminal.
+# 5. Images written to standard output (a file, a pipe) and to tmpfs.
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -104,3 +106,34 @@ if command -v script >/dev/null; then
         fail tty_stdio_to_coord "$(cat "$T/tty.out" "$T/tty.rc" 2>/dev/null | tail -3)"
     fi
 fi
+
+# 5. Where an image goes: standard output into a file the shell goes on
+#    writing to (the image is written with O_DIRECT where the file system
+#    allows; the descriptor's flags must be as they were afterwards), a
+#    pipe, and a file on tmpfs. Each image restores.
+rm -f "$CK_GO"
+(cd "$T" && exec "$C" run -- "$B/tests/progs/clock" >"$T/out5" 2>&1 </dev/null) &
+p5=$!
+disown "$p5" 2>/dev/null
+PIDS+=("$p5")
+wait_for 10 grep -qs READY "$T/out5" || fail dest_setup "no READY"
+{ "$C" checkpoint "$p5" -o - --counter none 2>"$T/err5"; printf x; } >"$T/stdout.img"
+if [ "$(tail -c 1 "$T/stdout.img")" = x ]; then
+    pass stdout_image_leaves_fd_flags
+else
+    fail stdout_image_leaves_fd_flags "the shell's write after the image failed: $(cat "$T/err5")"
+fi
+head -c -1 "$T/stdout.img" >"$T/stdout2.img"
+restore_ok stdout_image_restores "$T/stdout2.img" --counter none
+"$C" checkpoint "$p5" -o - --counter none 2>"$T/err5" | cat >"$T/pipe.img"
+restore_ok pipe_image_restores "$T/pipe.img" --counter none
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    shm=$(mktemp /dev/shm/ckshim-test.XXXXXX)
+    if "$C" checkpoint "$p5" -o "$shm" --counter none >/dev/null 2>"$T/err5"; then
+        restore_ok tmpfs_image_restores "$shm" --counter none
+    else
+        fail tmpfs_image_restores "checkpoint: $(cat "$T/err5")"
+    fi
+    rm -f "$shm"
+fi
+kill -9 "$p5" 2>/dev/null
