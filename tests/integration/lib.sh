@@ -76,3 +76,14 @@ flip() {
     b=$(od -An -tu1 -j "$1" -N1 "$2" | tr -d ' ')
     printf "$(printf '\\%03o' $((255 - b)))" | dd of="$3" bs=1 seek="$1" conv=notrunc status=none
 }
+
+# start_py_app ID SCRIPT: python3 SCRIPT under $SHIM with application id
+# ID, in $T, output in $T/ID.log, until it prints READY; sets $pid.
+start_py_app() {
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="$1" python3 "$2" \
+        >"$T/$1.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_for 10 grep -q READY "$T/$1.log"
+}

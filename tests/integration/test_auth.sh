@@ -34,14 +34,7 @@ while True:
 EOF
 
 # start NAME: the program under the shim; sets $pid.
-start() {
-    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="$1" python3 "$T/secret.py" \
-        >"$T/$1.log" 2>&1) &
-    pid=$!
-    disown "$pid" 2>/dev/null
-    PIDS+=("$pid")
-    wait_for 10 grep -q READY "$T/$1.log"
-}
+start() { start_py_app "$1" "$T/secret.py"; }
 
 
 
