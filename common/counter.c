@@ -95,7 +95,7 @@ static int id_char_ok(int ch)
 }
 
 /* 1..63 characters of [A-Za-z0-9._:@+-]. */
-static int check_id(const char *id, char *err, size_t errlen)
+int ck_check_app_id(const char *id, char *err, size_t errlen)
 {
     char shown[80];
     size_t n;
@@ -1048,7 +1048,7 @@ static int check_args(const struct ck_counter *c, const char *id, const uint64_t
         seterr(err, errlen, "counter: not initialized (kind %d)", c->kind);
         return -EINVAL;
     }
-    return check_id(id, err, errlen);
+    return ck_check_app_id(id, err, errlen);
 }
 
 int ck_counter_incr_fetch(const struct ck_counter *c, const char *id, uint64_t *ret_value,
@@ -1103,4 +1103,15 @@ int ck_counter_get(const struct ck_counter *c, const char *id, uint64_t *ret_val
         *ret_value = 0;
         return 0;
     }
+}
+
+int ck_stamp_state(uint64_t stamp, uint64_t cur)
+{
+    if (cur == stamp)
+        return CK_STAMP_CURRENT;
+    if (cur > stamp)
+        return CK_STAMP_STALE;
+    if (cur + 1 == stamp)
+        return CK_STAMP_PENDING;
+    return CK_STAMP_AHEAD;
 }

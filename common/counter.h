@@ -56,6 +56,19 @@ int ck_counter_incr_fetch(const struct ck_counter *c, const char *id, uint64_t *
 int ck_counter_fetch_incr_if(const struct ck_counter *c, const char *id, uint64_t expect,
                              uint64_t *ret_value, char *err, size_t errlen);
 
+/* Is id a valid app id (1..63 characters of [A-Za-z0-9._:@+-])? Returns 0,
+ * or -EINVAL with the reason in err. */
+int ck_check_app_id(const char *id, char *err, size_t errlen);
+
+/* How the counter's current value cur relates to an image's stamp:
+ * CK_STAMP_CURRENT (cur == stamp: the newest image), CK_STAMP_PENDING
+ * (cur == stamp - 1: the image was committed but its checkpoint ended
+ * before the counter was advanced; it is the newest image too),
+ * CK_STAMP_STALE (cur > stamp) or CK_STAMP_AHEAD (cur < stamp - 1: another
+ * counter?). */
+enum { CK_STAMP_CURRENT, CK_STAMP_PENDING, CK_STAMP_STALE, CK_STAMP_AHEAD };
+int ck_stamp_state(uint64_t stamp, uint64_t cur);
+
 /* Read the current value without changing it (for coord inspect). */
 int ck_counter_get(const struct ck_counter *c, const char *id, uint64_t *ret_value, char *err,
                    size_t errlen);

@@ -9,23 +9,36 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-int ck_sock_dir(char *buf, size_t len)
-{
-    const char *env;
-    int n;
+static char dir_note[512];
 
-    if (!buf || len == 0)
-        return -ENAMETOOLONG;
-    env = getenv("CKSHIM_DIR");
-    if (env && *env) {
-        n = snprintf(buf, len, "%s", env);
-    } else {
-        env = getenv("XDG_RUNTIME_DIR");
-        if (env && *env)
-            n = snprintf(buf, len, "%s/ckshim", env);
-        else
-            n = snprintf(buf, len, "/tmp/ckshim-%u", (unsigned)getuid());
+const char *ck_sock_dir_note(void)
+{
+    return dir_note[0] ? dir_note : NULL;
+}
+
+/* Why an existing dir cannot hold our control sockets (a symlink, not a
+ * directory, someone else's, writable by others), or NULL when it can or
+ * does not exist yet. lstat: a symlink is never followed. */
+static const char *unsafe_dir(const char *dir, char *why, size_t len)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0)
+        return errno == ENOENT ? NULL : strerror(errno);
+    if (S_ISLNK(st.st_mode))
+        return "it is a symbolic link";
+    if (!S_ISDIR(st.st_mode))
+        return "it is not a directory";
+    if (st.st_uid != getuid()) {
+        snprintf(why, len, "it belongs to uid %u", (unsigned)st.st_uid);
+        return why;
     }
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return "others can write to it";
+    return NULL;
+}
+
+static int tidy(char *buf, size_t len, int n)
+{
     if (n < 0 || (size_t)n >= len) {
         buf[0] = '\0';
         return -ENAMETOOLONG;
@@ -34,6 +47,46 @@ int ck_sock_dir(char *buf, size_t len)
     while (n > 1 && buf[n - 1] == '/')
         buf[--n] = '\0';
     return 0;
+}
+
+int ck_sock_dir(char *buf, size_t len)
+{
+    const char *env;
+
+    if (!buf || len == 0)
+        return -ENAMETOOLONG;
+    dir_note[0] = '\0';
+    env = getenv("CKSHIM_DIR");
+    if (env && *env)
+        return tidy(buf, len, snprintf(buf, len, "%s", env));
+    env = getenv("XDG_RUNTIME_DIR");
+    if (env && *env)
+        return tidy(buf, len, snprintf(buf, len, "%s/ckshim", env));
+    int r = tidy(buf, len, snprintf(buf, len, "/tmp/ckshim-%u", (unsigned)getuid()));
+    if (r < 0)
+        return r;
+    /* /tmp is everyone's: another user may have taken our name first.
+     * Then never use it (a planted directory or symlink would hand our
+     * sockets to them, or silently disable the shim): fall back to a
+     * directory in our home, and say so. */
+    char why[64];
+    const char *bad = unsafe_dir(buf, why, sizeof why);
+    if (!bad)
+        return 0;
+    env = getenv("HOME");
+    char fallback[256];
+    int n = snprintf(fallback, sizeof fallback, "%s/.ckshim", env && *env ? env : "");
+    if (!env || !*env || n < 0 || (size_t)n >= sizeof fallback || (size_t)n >= len) {
+        snprintf(dir_note, sizeof dir_note,
+                 "%s cannot be used for control sockets (%s) and $HOME is not usable; set "
+                 "CKSHIM_DIR to a private directory",
+                 buf, bad);
+        buf[0] = '\0';
+        return -EPERM;
+    }
+    snprintf(dir_note, sizeof dir_note,
+             "%s is not safe for control sockets (%s); using %s instead", buf, bad, fallback);
+    return tidy(buf, len, snprintf(buf, len, "%s", fallback));
 }
 
 /* mkdir -p with mode 0700 for the missing components. */
@@ -78,8 +131,10 @@ int ck_sock_dir_prepare(const char *dir)
             return -errno;
         }
     }
-    if (stat(dir, &st) < 0)
+    if (lstat(dir, &st) < 0)
         return -errno;
+    if (S_ISLNK(st.st_mode))
+        return -ELOOP;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
     if (st.st_uid != getuid())

@@ -12,6 +12,14 @@
  * captures the process, answers CK_STATUS_NEED_STAMP, and waits (10 s) for
  * a CK_OP_STAMP request carrying the stamp (or CK_OP_ABORT); then it writes
  * the image and sends the final reply.
+ *
+ * With CK_CKPT_COMMIT coord has a third step: after a good final reply it
+ * makes the image durable (fsync, rename over the target, fsync of the
+ * directory, counter advance) and then sends CK_OP_COMMIT. Until then the
+ * image is not the user's: if coord goes away (killed, Ctrl-C) or sends
+ * CK_OP_ABORT, the shim removes coord's temporary file and, with
+ * CK_CKPT_KILL, releases the program instead of ending it. So at every
+ * moment the user has the running program or a committed image.
  */
 #ifndef CKSHIM_CTLPROTO_H
 #define CKSHIM_CTLPROTO_H
@@ -25,7 +33,8 @@ enum {
     CK_OP_INFO = 1,                     /* describe the process */
     CK_OP_CHECKPOINT = 2,               /* write an image to the passed fd */
     CK_OP_STAMP = 3,                    /* second message: the counter stamp */
-    CK_OP_ABORT = 4,                    /* second message: give up, release */
+    CK_OP_ABORT = 4,                    /* second or third message: give up, release */
+    CK_OP_COMMIT = 5,                   /* third message: the image is committed */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
@@ -40,6 +49,9 @@ enum {
 #define CK_CKPT_COUNTER_NONE 0x8        /* (with CK_OP_STAMP) image is unstamped */
 #define CK_CKPT_MAC 0x10                /* authenticate the image with key_* */
 #define CK_CKPT_ENCRYPT 0x20            /* also encrypt page data (needs CK_CKPT_MAC) */
+#define CK_CKPT_COMMIT 0x40             /* three-phase: wait for CK_OP_COMMIT (above) */
+#define CK_CKPT_TMPFILE 0x80            /* the fd is coord's temporary file: remove it
+                                           if coord goes away before committing */
 
 struct ck_ctl_req {
     uint32_t magic;
@@ -73,8 +85,15 @@ struct ck_ctl_rep {
 
 /* Directory of the control sockets: $CKSHIM_DIR if set, else
  * $XDG_RUNTIME_DIR/ckshim when XDG_RUNTIME_DIR is set, else
- * /tmp/ckshim-<uid>. Writes it to buf. Returns 0 or -ENAMETOOLONG. */
+ * /tmp/ckshim-<uid>, unless that exists and is not safe (a symlink, not a
+ * directory, another user's, writable by others): then $HOME/.ckshim,
+ * and ck_sock_dir_note() says why. Writes it to buf. Returns 0,
+ * -ENAMETOOLONG, or -EPERM (no safe place; ck_sock_dir_note() says). */
 int ck_sock_dir(char *buf, size_t len);
+
+/* After ck_sock_dir(): a warning for the user when it did not use the
+ * usual directory, else NULL. */
+const char *ck_sock_dir_note(void);
 
 /* Create the directory (0700) if missing and check it is ours and not
  * group/world writable. Returns 0 or -errno. */

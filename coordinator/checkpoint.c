@@ -3,6 +3,7 @@
  * The image goes to a temporary file next to FILE, which replaces FILE
  * only once the shim reported success and the image reads back as
  * complete: a failed checkpoint never damages an existing FILE. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +27,10 @@
 /* The temporary file, for the signal handler. */
 static char tmp_path[PATH_MAX + 64];
 static uint64_t stamp_msg;
+/* The counter: its value when the image was stamped (the stamp is one
+ * more), and the app id. */
+static uint64_t stamp_base;
+static char stamp_id[65];
 static volatile sig_atomic_t have_tmp;
 
 static void on_signal(int sig)
@@ -74,6 +79,130 @@ static int split_path(const char *file, char *dir, size_t dirlen, const char **b
     dir[dl] = '\0';
     *base = slash + 1;
     return 0;
+}
+
+/* For the crash-safety tests: CKSHIM_TEST_HOOK=POINT stops coord (SIGSTOP)
+ * at that point of the commit, so a test can kill it there, or change
+ * the target, and check that the program or a good image survives.
+ * Points: before-commit (image written and verified, nothing renamed),
+ * after-rename (image in place, counter not yet advanced). */
+static void test_hook(const char *point)
+{
+    const char *h = getenv("CKSHIM_TEST_HOOK");
+    if (h && !strcmp(h, point))
+        raise(SIGSTOP);
+}
+
+/* Make sure the image in the temporary file is complete and on disk
+ * before it replaces anything. Returns 0 or -1 (said why). */
+static int verify_tmp(int pid, int outfd)
+{
+    if (fsync(outfd) < 0) {
+        ck_msg("checkpoint %d: fsync %s: %s", pid, tmp_path, strerror(errno));
+        return -1;
+    }
+    char err[512];
+    struct ck_image img;
+    memset(&img, 0, sizeof(img));
+    if (lseek(outfd, 0, SEEK_SET) < 0) {
+        ck_msg("checkpoint %d: lseek %s: %s", pid, tmp_path, strerror(errno));
+        return -1;
+    }
+    int r = ck_image_read(outfd, &img, 0, err, sizeof(err));
+    ck_image_free(&img);
+    if (r < 0) {
+        ck_msg("checkpoint %d: the shim reported success but the image does not read back: %s",
+               pid, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Put the verified image in place (rename over out, fsync the directory;
+ * out NULL: it went to standard output) and only then advance the
+ * counter from stamp_base to the image's stamp. Returns 1 when the image
+ * is committed, 0 when it is in place but may not be the newest (the
+ * counter moved meanwhile: the program must not be ended), -1 when
+ * nothing was committed (the previous image is untouched). */
+static int commit_image(int pid, const char *out, const struct ck_counter *counter)
+{
+    char err[512];
+    uint64_t cur = 0;
+    int counted = counter->kind != CK_COUNTER_NONE;
+    if (counted && out && ck_counter_get(counter, stamp_id, &cur, err, sizeof err) == 0 &&
+        cur != stamp_base) {
+        ck_msg("checkpoint %d: the counter for '%s' moved from %llu to %llu during this "
+               "checkpoint (another checkpoint or restore with the same --id?); %s not replaced",
+               pid, stamp_id, (unsigned long long)stamp_base, (unsigned long long)cur, out);
+        return -1;
+    }
+    if (out) {
+        if (rename(tmp_path, out) < 0) {
+            ck_msg("checkpoint %d: cannot rename %s to %s: %s; %s not replaced", pid, tmp_path,
+                   out, strerror(errno), out);
+            return -1;
+        }
+        have_tmp = 0;
+        char dir[PATH_MAX];
+        const char *base;
+        split_path(out, dir, sizeof(dir), &base);
+        test_hook("after-rename");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL))
+            ck_msg("checkpoint %d: warning: cannot fsync the directory %s: %s", pid, dir,
+                   strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+    }
+    if (!counted)
+        return 1;
+    if (ck_counter_fetch_incr_if(counter, stamp_id, stamp_base, &cur, err, sizeof err) < 0) {
+        ck_msg("checkpoint %d: warning: %s; the counter was not advanced: this image (stamp "
+               "%llu) restores as the newest, and so does the previous one until then",
+               pid, err, (unsigned long long)(stamp_base + 1));
+        return 1;
+    }
+    if (cur != stamp_base) {
+        ck_msg("checkpoint %d: warning: the counter for '%s' moved to %llu during this "
+               "checkpoint (another checkpoint or restore with the same --id?); this image "
+               "(stamp %llu) may be refused as stale",
+               pid, stamp_id, (unsigned long long)cur, (unsigned long long)(stamp_base + 1));
+        return 0;
+    }
+    return 1;
+}
+
+/* Temporary files ".BASE.tmp.PID.XXXXXX" in dir left by a coord (PID) that
+ * no longer runs (killed with -9, machine crash): remove ours, and say so. */
+static void remove_stale_tmp(int pid, const char *dir, const char *base)
+{
+    char prefix[NAME_MAX + 16];
+    int pl = snprintf(prefix, sizeof prefix, ".%s.tmp.", base);
+    if (pl < 0 || (size_t)pl >= sizeof prefix)
+        return;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, (size_t)pl) != 0)
+            continue;
+        char *end;
+        long owner = strtol(e->d_name + pl, &end, 10);
+        if (end == e->d_name + pl || *end != '.' || strlen(end) != 7 || owner <= 0 ||
+            owner > INT_MAX || owner == getpid())
+            continue;
+        if (kill((pid_t)owner, 0) == 0 || errno != ESRCH)
+            continue; /* that checkpoint may still be running */
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_uid != getuid())
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            ck_msg("checkpoint %d: removed %s/%s, left by an interrupted checkpoint", pid, dir,
+                   e->d_name);
+    }
+    closedir(d);
 }
 
 static double ns_to_s(uint64_t ns)
@@ -166,9 +295,8 @@ int cmd_checkpoint(int argc, char **argv)
     }
     struct ck_ctl_req req;
     memset(&req, 0, sizeof(req));
-    if (app_id && strlen(app_id) >= sizeof(req.app_id))
-        return ck_usage_error("checkpoint", "--id: name too long (at most %zu bytes)",
-                              sizeof(req.app_id) - 1);
+    if (app_id && ck_check_app_id(app_id, cerr, sizeof cerr) < 0)
+        return ck_usage_error("checkpoint", "--id: %s", cerr);
 
     /* The process: there, a process (not a thread), ours. */
     struct ck_procinfo pi;
@@ -248,7 +376,9 @@ int cmd_checkpoint(int argc, char **argv)
             close(fd);
             return CK_EXIT_FAIL;
         }
-        int l = snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.tmp.XXXXXX", dir, base);
+        remove_stale_tmp(pid, dir, base);
+        int l = snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.tmp.%d.XXXXXX", dir, base,
+                         (int)getpid());
         if (l < 0 || (size_t)l >= sizeof(tmp_path)) {
             ck_msg("checkpoint %d: %s: file name too long", pid, out);
             close(fd);
@@ -287,6 +417,7 @@ int cmd_checkpoint(int argc, char **argv)
         memcpy(req.key_id, key.id, sizeof req.key_id);
         ck_key_wipe(&key);
     }
+    req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
     r = ck_ctl_send(fd, &req, outfd);
     explicit_bzero(req.key_mac, sizeof req.key_mac);
     explicit_bzero(req.key_enc, sizeof req.key_enc);
@@ -306,10 +437,15 @@ int cmd_checkpoint(int argc, char **argv)
         r2.op = CK_OP_STAMP;
         uint64_t stamp = 0;
         int cr = 0;
-        if (counter.kind == CK_COUNTER_NONE)
+        snprintf(stamp_id, sizeof stamp_id, "%s", rep.app_id);
+        if (counter.kind == CK_COUNTER_NONE) {
             r2.flags = CK_CKPT_COUNTER_NONE;
-        else
-            cr = ck_counter_incr_fetch(&counter, rep.app_id, &stamp, cerr, sizeof cerr);
+        } else {
+            /* The image gets the next value; the counter itself moves only
+             * once the image is committed (commit_image). */
+            cr = ck_counter_get(&counter, stamp_id, &stamp_base, cerr, sizeof cerr);
+            stamp = stamp_base + 1;
+        }
         if (cr < 0) {
             r2.op = CK_OP_ABORT;
             ck_ctl_send(fd, &r2, -1);
@@ -325,8 +461,6 @@ int cmd_checkpoint(int argc, char **argv)
         if (r == 0 && rep.status == 0)
             stamp_msg = stamp;
     }
-    close(fd);
-    fd = -1;
     if (r == -EPIPE) {
         if (!ck_proc_alive(pid))
             ck_msg("checkpoint %d: the process died during checkpoint", pid);
@@ -355,56 +489,42 @@ int cmd_checkpoint(int argc, char **argv)
         goto fail;
     }
 
+    if (!to_stdout && verify_tmp(pid, outfd) < 0)
+        goto fail;
     if (!to_stdout) {
-        /* Make sure the image is complete and on disk before it replaces
-         * anything. */
-        if (fsync(outfd) < 0) {
-            ck_msg("checkpoint %d: fsync %s: %s", pid, tmp_path, strerror(errno));
-            goto fail;
-        }
-        char err[512];
-        struct ck_image img;
-        memset(&img, 0, sizeof(img));
-        if (lseek(outfd, 0, SEEK_SET) < 0) {
-            ck_msg("checkpoint %d: lseek %s: %s", pid, tmp_path, strerror(errno));
-            goto fail;
-        }
-        r = ck_image_read(outfd, &img, 0, err, sizeof(err));
-        ck_image_free(&img);
-        if (r < 0) {
-            if (kill_after) {
-                /* The process is gone: keep what we have for a post-mortem. */
-                ck_msg("checkpoint %d: the shim reported success but the image does not read "
-                       "back: %s; left in %s, %s not replaced",
-                       pid, err, tmp_path, out);
-                have_tmp = 0;
-                close(outfd);
-                return CK_EXIT_FAIL;
-            }
-            ck_msg("checkpoint %d: the shim reported success but the image does not read back: "
-                   "%s",
-                   pid, err);
-            goto fail;
-        }
-        if (close(outfd) < 0) {
-            outfd = -1;
-            ck_msg("checkpoint %d: close %s: %s", pid, tmp_path, strerror(errno));
-            goto fail;
-        }
+        int e = close(outfd) < 0 ? errno : 0;
         outfd = -1;
-        if (rename(tmp_path, out) < 0) {
-            ck_msg("checkpoint %d: rename %s to %s: %s", pid, tmp_path, out, strerror(errno));
+        if (e) {
+            ck_msg("checkpoint %d: close %s: %s", pid, tmp_path, strerror(e));
             goto fail;
         }
-        have_tmp = 0;
-        char dir[PATH_MAX];
-        const char *base;
-        split_path(out, dir, sizeof(dir), &base);
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
+    }
+    /* Commit: from here on a signal waits until the image is in place and
+     * the shim has been told (a Ctrl-C now would only lose the program
+     * with --kill, never the image). */
+    test_hook("before-commit");
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    int committed = commit_image(pid, to_stdout ? NULL : out, &counter);
+    struct ck_ctl_req r3;
+    memset(&r3, 0, sizeof r3);
+    r3.magic = CK_CTL_MAGIC;
+    r3.op = committed > 0 ? CK_OP_COMMIT : CK_OP_ABORT;
+    int told = ck_ctl_send(fd, &r3, -1) == 0;
+    close(fd);
+    fd = -1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (committed < 0)
+        goto fail;
+    if (kill_after && !told) {
+        ck_msg("checkpoint %d: warning: the process could not be told to end; it goes on "
+               "running", pid);
+        kill_after = 0;
+    }
+    if (kill_after && !committed) {
+        ck_msg("checkpoint %d: the process goes on running (not ended: see above)", pid);
+        kill_after = 0;
     }
 
     char img_sz[32], mem_sz[32], took[32];

@@ -240,10 +240,24 @@ int ck_proc_alive(int pid)
     return pi.state != 'Z' && pi.state != 'X';
 }
 
+void ck_sock_dir_warn(void)
+{
+    static int said;
+    const char *note = ck_sock_dir_note();
+    if (note && !said) {
+        said = 1;
+        fprintf(stderr, "coord: warning: %s\n", note);
+    }
+}
+
 int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms)
 {
     struct sockaddr_un sa;
-    if (ck_sock_path(path, pathlen, pid) < 0)
+    int r = ck_sock_path(path, pathlen, pid);
+    ck_sock_dir_warn();
+    if (r == -EPERM)
+        return -EPERM;
+    if (r < 0)
         return -ENAMETOOLONG;
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;

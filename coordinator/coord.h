@@ -82,9 +82,13 @@ int ck_proc_alive(int pid);
 
 /* ---- the control socket ---- */
 
+/* Print ck_sock_dir_note() once, as a warning. */
+void ck_sock_dir_warn(void);
+
 /* Connect to the control socket of pid (path written to path, pathlen
  * bytes). Returns a connected fd (O_CLOEXEC), or -errno: -ENOENT when the
- * socket file does not exist, -ECONNREFUSED when nobody listens on it.
+ * socket file does not exist, -ECONNREFUSED when nobody listens on it,
+ * -EPERM when there is no safe socket directory.
  * timeout_ms bounds the connect and later sends (0 = none). */
 int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms);
 

@@ -321,6 +321,22 @@ static double ratio(uint64_t raw, uint64_t stored)
 
 /* ---- text ---- */
 
+/* What the counter's value means for this image (restore's rule). */
+static const char *stamp_verdict(uint64_t stamp, uint64_t cur)
+{
+    switch (ck_stamp_state(stamp, cur)) {
+    case CK_STAMP_CURRENT:
+        return " (this image is the newest: it restores)";
+    case CK_STAMP_PENDING:
+        return " (this image is the newest; its checkpoint ended before advancing the counter: "
+               "it restores)";
+    case CK_STAMP_STALE:
+        return " (stale: restore would be refused)";
+    default:
+        return " (ahead of the counter: another counter? restore would be refused)";
+    }
+}
+
 static void text_header(const struct view *v)
 {
     const struct ck_header *h = &v->img->hdr;
@@ -335,9 +351,7 @@ static void text_header(const struct view *v)
     if (v->counter_ok)
         printf("  counter       %llu at %s%s\n", (unsigned long long)v->counter_value,
                v->counter_where,
-               !h->counter_stamp ? ""
-               : v->counter_value == h->counter_stamp ? " (this image is the newest: it restores)"
-                                                      : " (stale: restore would be refused)");
+               !h->counter_stamp ? "" : stamp_verdict(h->counter_stamp, v->counter_value));
     else if (v->counter_where[0])
         printf("  counter       unavailable: %s\n", v->counter_where);
     if (h->flags & CK_HF_MAC)
@@ -778,13 +792,16 @@ int cmd_inspect(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
-            if (strcmp(a, "--counter") == 0 && i + 1 < argc)
-                counter_url = argv[++i];
-            else if (strcmp(a, "--key") == 0 && i + 1 < argc)
-                key_file = argv[++i];
-            else if (strncmp(a, "--counter=", 10) == 0)
-                counter_url = a + 10;
-            else if (strcmp(a, "--json") == 0)
+            int r = ck_opt_value("inspect", argc, argv, &i, "--counter", NULL, &counter_url);
+            if (r == 0)
+                r = ck_opt_value("inspect", argc, argv, &i, "--key", NULL, &key_file);
+            if (r < 0)
+                return CK_EXIT_USAGE;
+            if (r > 0) {
+                i--; /* the loop moves on */
+                continue;
+            }
+            if (strcmp(a, "--json") == 0)
                 json = 1;
             else if (strcmp(a, "--verify") == 0)
                 verify = 1;

@@ -84,8 +84,11 @@ int cmd_list(int argc, char **argv)
             return ck_usage_error("list", "unexpected argument '%s'", argv[i]);
     }
     char dir[PATH_MAX];
-    if (ck_sock_dir(dir, sizeof(dir)) < 0) {
-        ck_msg("list: socket directory name too long");
+    int dr = ck_sock_dir(dir, sizeof(dir));
+    ck_sock_dir_warn();
+    if (dr < 0) {
+        ck_msg("list: %s", dr == -EPERM ? "no safe directory for control sockets (see above)"
+                                       : "socket directory name too long");
         return CK_EXIT_FAIL;
     }
 
@@ -171,11 +174,11 @@ int cmd_list(int argc, char **argv)
         ck_json_close(&j, '}');
         ck_json_end(&j);
     } else {
-        printf("%-8s %-8s %7s %4s  %-16s %s\n", "PID", "PID-SEEN", "THREADS", "GEN", "APP-ID",
+        printf("%-8s %-8s %7s %4s  %-24s %s\n", "PID", "PID-SEEN", "THREADS", "GEN", "APP-ID",
                "EXE");
         for (size_t i = 0; i < n; i++) {
             const struct ck_ctl_rep *r = &ents[i].rep;
-            printf("%-8d %-8u %7u %4u  %-16s %s\n", ents[i].pid, r->orig_pid, r->nthreads,
+            printf("%-8d %-8u %7u %4u  %-24s %s\n", ents[i].pid, r->orig_pid, r->nthreads,
                    r->generation, r->app_id[0] ? r->app_id : "-", r->exe[0] ? r->exe : "-");
         }
         if (n == 0)

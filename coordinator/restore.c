@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chunk.h"
@@ -861,12 +862,14 @@ static int stamp_mismatch(struct rctx *c, uint64_t cur)
 {
     const struct ck_header *h = &c->img.hdr;
     char where[300];
-    if (cur == h->counter_stamp)
+    int state = ck_stamp_state(h->counter_stamp, cur);
+    if (state == CK_STAMP_CURRENT || state == CK_STAMP_PENDING)
         return 0;
     ck_counter_describe(&c->counter, where, sizeof where);
-    if (cur > h->counter_stamp)
-        fail_msg(c, "counter stamp %llu is stale (counter for '%s' is %llu at %s); refusing "
-                 "rollback (use --force)",
+    if (state == CK_STAMP_STALE)
+        fail_msg(c, "counter stamp %llu is stale: the counter of app id '%s' is %llu at %s (a "
+                 "newer checkpoint or a restore of this program, or of another one given the "
+                 "same --id); refusing rollback (use --force)",
                  (unsigned long long)h->counter_stamp, h->app_id, (unsigned long long)cur, where);
     else
         fail_msg(c, "counter stamp %llu is ahead of the counter for '%s' (%llu at %s): "
@@ -890,6 +893,14 @@ static int commit_counter(struct rctx *c)
     if (ck_counter_fetch_incr_if(&c->counter, h->app_id, h->counter_stamp, &cur, err,
                                  sizeof err) < 0)
         return counter_down(c, err);
+    if (ck_stamp_state(h->counter_stamp, cur) == CK_STAMP_PENDING) {
+        /* The image was committed by a checkpoint that ended before it
+         * advanced the counter: finish that step, then this one. */
+        if (ck_counter_fetch_incr_if(&c->counter, h->app_id, cur, &cur, err, sizeof err) < 0 ||
+            ck_counter_fetch_incr_if(&c->counter, h->app_id, h->counter_stamp, &cur, err,
+                                     sizeof err) < 0)
+            return counter_down(c, err);
+    }
     return stamp_mismatch(c, cur);
 }
 
@@ -943,6 +954,37 @@ static void print_err(struct rctx *c)
     dprintf(c->err_fd, "coord: restore %s: %s\n", c->file, c->err);
 }
 
+/* --detach: the restored program runs. Watch it for a moment
+ * ($CKSHIM_DETACH_WATCH_MS, default 200) so that one that dies at once
+ * (a crash right after its threads resume) is reported with its signal or
+ * exit status instead of a pid that is already gone. */
+static int watch_detached(struct rctx *c, pid_t pid)
+{
+    const char *e = getenv("CKSHIM_DETACH_WATCH_MS");
+    long ms = e && *e ? atol(e) : 200;
+    for (long waited = 0;; waited += 10) {
+        int ws;
+        pid_t w = waitpid(pid, &ws, WNOHANG);
+        if (w == pid && WIFSIGNALED(ws)) {
+            ck_msg("restore %s: the restored program (pid %d) was killed by signal %d (%s) "
+                   "right after restore%s",
+                   c->file, (int)pid, WTERMSIG(ws), strsignal(WTERMSIG(ws)),
+                   WCOREDUMP(ws) ? " (core dumped)" : "");
+            return CK_EXIT_FAIL;
+        }
+        if (w == pid && WIFEXITED(ws)) {
+            ck_msg("restore %s: the restored program (pid %d) exited with status %d right "
+                   "after restore",
+                   c->file, (int)pid, WEXITSTATUS(ws));
+            return WEXITSTATUS(ws) ? CK_EXIT_FAIL : CK_EXIT_OK;
+        }
+        if (w < 0 || waited >= ms)
+            return CK_EXIT_OK;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int cmd_restore(int argc, char **argv)
 {
     struct rctx c;
@@ -958,15 +1000,15 @@ int cmd_restore(int argc, char **argv)
             c.detach = 1;
         else if (!strcmp(argv[i], "--force"))
             force = 1;
-        else if (!strcmp(argv[i], "--counter") && i + 1 < argc)
-            counter_url = argv[++i];
-        else if (!strncmp(argv[i], "--counter=", 10))
-            counter_url = argv[i] + 10;
-        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
-            key_file = argv[++i];
-        else if (!strncmp(argv[i], "--key=", 6))
-            key_file = argv[i] + 6;
-        else if (!strcmp(argv[i], "--"))
+        else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
+                 !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6)) {
+            int r = ck_opt_value("restore", argc, argv, &i, "--counter", NULL, &counter_url);
+            if (r == 0)
+                r = ck_opt_value("restore", argc, argv, &i, "--key", NULL, &key_file);
+            if (r < 0)
+                return CK_EXIT_USAGE;
+            i--; /* ck_opt_value moved past the option */
+        } else if (!strcmp(argv[i], "--"))
             continue;
         else if (argv[i][0] == '-' && argv[i][1])
             return ck_usage_error("restore", "unknown option %s", argv[i]);
@@ -1080,10 +1122,13 @@ int cmd_restore(int argc, char **argv)
     buf[n] = 0;
     close(sp[0]);
     if (!strncmp(buf, "ok ", 3)) {
-        printf("%d\n", atoi(buf + 3));
-        fflush(stdout);
+        int rc = watch_detached(&c, pid);
+        if (rc == CK_EXIT_OK) {
+            printf("%d\n", atoi(buf + 3));
+            fflush(stdout);
+        }
         ck_image_free(&c.img);
-        return CK_EXIT_OK;
+        return rc;
     }
     int ws;
     waitpid(pid, &ws, WNOHANG);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "counter.h"
 
 #define MAX_INTERP_DEPTH 4 /* nested #! interpreters, as the kernel allows */
 
@@ -303,9 +304,9 @@ int cmd_run(int argc, char **argv)
     }
     if (i >= argc)
         return ck_usage_error("run", "missing program to run");
-    if (app_id && strlen(app_id) >= sizeof(((struct ck_ctl_req *)0)->app_id))
-        return ck_usage_error("run", "--id: name too long (at most %zu bytes)",
-                              sizeof(((struct ck_ctl_req *)0)->app_id) - 1);
+    char iderr[256];
+    if (app_id && ck_check_app_id(app_id, iderr, sizeof iderr) < 0)
+        return ck_usage_error("run", "--id: %s", iderr);
 
     const char *prog = argv[i];
     char path[PATH_MAX];

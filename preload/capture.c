@@ -190,6 +190,12 @@ static int capture_proc(char *err, size_t errlen)
     p->cwd[l > 0 ? l : 0] = 0;
     l = readlink("/proc/self/exe", p->exe, sizeof p->exe - 1);
     p->exe[l > 0 ? l : 0] = 0;
+    /* A restored process's /proc/self/exe names the restorer: keep the
+     * program's own. */
+    if (g_shim.exe[0])
+        snprintf(p->exe, sizeof p->exe, "%s", g_shim.exe);
+    else
+        snprintf(g_shim.exe, sizeof g_shim.exe, "%s", p->exe);
     shim_read_file("/proc/self/comm", p->comm, sizeof p->comm);
     p->comm[strcspn(p->comm, "\n")] = 0;
     return 0;
@@ -507,8 +513,10 @@ static int capture_fds(char *err, size_t errlen)
                 f->kind = CK_FD_PIPE;
                 f->aux = st.st_ino;
             } else if (S_ISSOCK(st.st_mode)) {
-                snprintf(err, errlen, "fd %d is a socket (%s); sockets are not supported yet",
-                         fd, target);
+                char what[400];
+                sockdesc(fd, what, sizeof what);
+                snprintf(err, errlen, "fd %d is %s (%s); sockets are not supported yet", fd,
+                         what, target);
                 ret = -ENOTSUP;
                 goto out;
             } else if (!strcmp(target, "anon_inode:[eventfd]") && fi.has_eventfd) {

@@ -239,6 +239,22 @@ static void rearm(int sig)
     live[sig] = 0;
 }
 
+/* The image is in place: advance the counter to its stamp. */
+static void commit_counter(const struct ck_counter *counter, uint64_t base, const char *file)
+{
+    char err[512];
+    uint64_t cur = 0;
+    if (counter->kind == CK_COUNTER_NONE)
+        return;
+    if (ck_counter_fetch_incr_if(counter, g_shim.app_id, base, &cur, err, sizeof err) < 0)
+        fprintf(stderr, "ckshim: dump to %s: warning: %s; the counter was not advanced (the "
+                "image still restores as the newest)\n", file, err);
+    else if (cur != base)
+        fprintf(stderr, "ckshim: dump to %s: warning: the counter for '%s' moved to %llu "
+                "meanwhile; the image may be refused as stale\n",
+                file, g_shim.app_id, (unsigned long long)cur);
+}
+
 int seed_dump(void)
 {
     unsigned char bytes[64];
@@ -259,14 +275,17 @@ int seed_dump(void)
     req.flags = CK_CKPT_NOFORK;
     char err[512] = "", tmp[1100];
     struct ck_counter counter;
+    uint64_t base = 0;
     int ok = 0;
     if (ck_counter_parse(getenv("CKSHIM_COUNTER"), &counter, err, sizeof err) == 0) {
         if (counter.kind == CK_COUNTER_NONE) {
             req.flags |= CK_CKPT_COUNTER_NONE;
             ok = 1;
         } else {
-            ok = ck_counter_incr_fetch(&counter, g_shim.app_id, &req.counter_stamp, err,
-                                       sizeof err) == 0;
+            /* The image gets the next value; the counter moves only once
+             * the image is in place (below). */
+            ok = ck_counter_get(&counter, g_shim.app_id, &base, err, sizeof err) == 0;
+            req.counter_stamp = base + 1;
         }
     }
     const char *kf = getenv("CKSHIM_KEY_FILE");
@@ -285,8 +304,17 @@ int seed_dump(void)
     if (!ok) {
         fprintf(stderr, "ckshim: dump on signal %d: %s; no image written\n", sig, err);
     } else {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", dump_file, (int)shim_real_getpid());
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* A fresh file of ours (exclusive, 0600, never a symlink) in the
+         * target's directory, renamed over the target once complete. */
+        const char *slash = strrchr(dump_file, '/');
+        if (slash)
+            snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp.%d.XXXXXX", (int)(slash - dump_file),
+                     dump_file, slash + 1, (int)shim_real_getpid());
+        else
+            snprintf(tmp, sizeof tmp, ".%s.tmp.%d.XXXXXX", dump_file, (int)shim_real_getpid());
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd >= 0)
+            fchmod(fd, 0600);
         if (fd < 0) {
             fprintf(stderr, "ckshim: dump on signal %d: cannot create %s: %s\n", sig, tmp,
                     strerror(errno));
@@ -301,6 +329,7 @@ int seed_dump(void)
             close(fd);
             if (rep.status == 0 && rename(tmp, dump_file) == 0) {
                 shim_log("dumped to %s on signal %d", dump_file, sig);
+                commit_counter(&counter, base, dump_file);
             } else {
                 fprintf(stderr, "ckshim: dump on signal %d to %s failed: %s\n", sig, dump_file,
                         rep.status ? rep.msg : strerror(errno));

@@ -30,6 +30,10 @@
 #include "imgio.h"
 #include "shim.h"
 
+/* How long the shim waits for coord to commit an image (coord fsyncs it
+ * and reads it back first). */
+#define COMMIT_TIMEOUT_MS (10 * 60 * 1000)
+
 struct shim_state g_shim = {.listen_fd = -1};
 SHIM_TLS struct shim_tls shim_tls;
 
@@ -156,9 +160,24 @@ int shim_listen(void)
 {
     char dir[200];
     int r = ck_sock_dir(dir, sizeof dir);
-    if (r < 0)
-        return r;
-    r = ck_sock_dir_prepare(dir);
+    if (r == 0) {
+        r = ck_sock_dir_prepare(dir);
+        /* Taken by someone else between the look and the mkdir: look
+         * again (ck_sock_dir falls back to a private directory). */
+        if (r == -EPERM || r == -ENOTDIR || r == -ELOOP) {
+            r = ck_sock_dir(dir, sizeof dir);
+            if (r == 0)
+                r = ck_sock_dir_prepare(dir);
+        }
+    }
+    const char *note = ck_sock_dir_note();
+    if (note) {
+        static char said[512];
+        if (strcmp(said, note) != 0) {
+            snprintf(said, sizeof said, "%s", note);
+            fprintf(stderr, "ckshim[%d]: warning: %s\n", (int)shim_real_getpid(), note);
+        }
+    }
     if (r < 0)
         return r;
     r = ck_sock_path(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
@@ -287,6 +306,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         snprintf(rep->msg, sizeof rep->msg, "%s", err);
         return 0;
     }
+    if (req->app_id[0]) /* --id: the program keeps it for later checkpoints */
+        snprintf(g_shim.app_id, sizeof g_shim.app_id, "%s", req->app_id);
     shim_fill_header(&hdr, req);
     g_shim.dump_key = NULL;
     if (req->flags & CK_CKPT_MAC) {
@@ -388,7 +409,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->raw_bytes = cr->st.raw_bytes;
     rep->total_ns = (uint64_t)(t1 - t0);
     rep->pause_ns = (uint64_t)(pause_end - tp);
-    rep->nthreads = g_shim.nthreads;
+    rep->nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0; /* as list: not the manager */
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
     munmap(cr, sizeof *cr);
@@ -419,6 +440,59 @@ static int recv_req(int conn, struct ck_ctl_req *req, int *ret_fd)
     if (n != (ssize_t)sizeof *req || req->magic != CK_CTL_MAGIC)
         return -EPROTO;
     return 0;
+}
+
+/* coord has closed its end of the connection (it died or gave up). */
+static int peer_gone(int conn)
+{
+    struct pollfd pf = {.fd = conn, .events = POLLIN | POLLRDHUP};
+    if (poll(&pf, 1, 0) <= 0)
+        return 0;
+    char b;
+    return (pf.revents & (POLLHUP | POLLRDHUP | POLLERR)) ||
+           recv(conn, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Wait for coord's verdict on the image just written (CK_CKPT_COMMIT).
+ * Returns 1 for CK_OP_COMMIT; 0 for CK_OP_ABORT, or when coord went away
+ * or said nothing within the time limit (*gone set then). */
+static int wait_commit(int conn, int *gone)
+{
+    struct pollfd pf = {.fd = conn, .events = POLLIN};
+    int pr;
+    do
+        pr = poll(&pf, 1, COMMIT_TIMEOUT_MS);
+    while (pr < 0 && errno == EINTR);
+    struct ck_ctl_req r;
+    if (pr <= 0 || recv(conn, &r, sizeof r, MSG_WAITALL) != (ssize_t)sizeof r ||
+        r.magic != CK_CTL_MAGIC) {
+        *gone = 1;
+        return 0;
+    }
+    return r.op == CK_OP_COMMIT;
+}
+
+/* coord went away before committing the image it asked for: remove its
+ * temporary file (".NAME.tmp.*", still at the path the descriptor was
+ * opened with, the same inode), so an interrupted checkpoint leaves no
+ * hidden multi-gigabyte file behind. */
+static void remove_uncommitted(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0 || path[0] != '/')
+        return;
+    path[n] = 0;
+    const char *base = strrchr(path, '/') + 1;
+    if (base[0] != '.' || !strstr(base, ".tmp."))
+        return;
+    struct stat a, b;
+    if (fstat(fd, &a) < 0 || lstat(path, &b) < 0 || !S_ISREG(b.st_mode) ||
+        a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return;
+    if (unlink(path) == 0)
+        shim_log("coord went away: removed its unfinished image %s", path);
 }
 
 static void serve(int conn)
@@ -468,10 +542,24 @@ static void serve(int conn)
         shim_skip_fds[0] = shim_skip_fds[1] = -1;
         if (r == 1)
             return; /* restored: conn and fd belong to the old life */
-        close(fd);
         reply(conn, &rep);
-        if (r == 2) {
-            /* --kill: the image is good; end without running further. */
+        int end = r == 2, gone = 0;
+        if (rep.status == 0 && (req.flags & CK_CKPT_COMMIT)) {
+            /* The image is written but not yet the user's: with --kill
+             * the program ends only once coord has committed it. */
+            if (!wait_commit(conn, &gone) && end) {
+                quiesce_release();
+                end = 0;
+            }
+        } else {
+            gone = peer_gone(conn);
+        }
+        if (gone && (req.flags & CK_CKPT_TMPFILE))
+            remove_uncommitted(fd);
+        close(fd);
+        fd = -1;
+        if (end) {
+            /* --kill: the image is committed; end without running further. */
             close(conn);
             unlink(g_shim.sock_path);
             syscall(SYS_kill, shim_real_getpid(), SIGKILL);
@@ -539,6 +627,32 @@ static int start_manager(void)
     return -r;
 }
 
+/* The application id of a program run without CKSHIM_APP_ID / --id: its
+ * name and a random part, so every run has its own counter (two python3
+ * programs never make each other's images stale). It lives in g_shim, so
+ * it stays the same across the program's restores and checkpoints. */
+static void default_app_id(void)
+{
+    char exe[512], name[40];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    const char *b = strrchr(exe, '/');
+    b = b ? b + 1 : exe;
+    size_t k = 0;
+    for (; b[k] && k < sizeof name - 1; k++) {
+        unsigned char ch = (unsigned char)b[k];
+        name[k] = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                          ch == '.' || ch == '_' || ch == '+' || ch == '-'
+                      ? (char)ch
+                      : '_';
+    }
+    name[k] = 0;
+    uint8_t rnd[6];
+    shim_random(rnd, sizeof rnd);
+    snprintf(g_shim.app_id, sizeof g_shim.app_id, "%s-%02x%02x%02x%02x%02x%02x",
+             k ? name : "prog", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+}
+
 static void atfork_child(void)
 {
     /* The child is a new process with one thread: forget the parent's
@@ -552,6 +666,11 @@ static void atfork_child(void)
     shim_tls.vtid = 0;
     g_shim.generation = 0;
     g_shim.started_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
+    /* A child is a program of its own: its own counter, unless the id was
+     * chosen on purpose. */
+    const char *id = getenv("CKSHIM_APP_ID");
+    if (!id || !*id)
+        default_app_id();
     if (g_shim.listen_fd >= 0)
         close(g_shim.listen_fd);
     g_shim.listen_fd = -1;
@@ -571,15 +690,10 @@ __attribute__((constructor)) static void shim_init(void)
         g_shim.ckpt_signal = SIGRTMAX - 2;
     g_shim.started_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
     const char *id = getenv("CKSHIM_APP_ID");
-    if (id && *id) {
+    if (id && *id)
         snprintf(g_shim.app_id, sizeof g_shim.app_id, "%s", id);
-    } else {
-        char exe[512];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        const char *b = strrchr(exe, '/');
-        snprintf(g_shim.app_id, sizeof g_shim.app_id, "%s", b ? b + 1 : exe);
-    }
+    else
+        default_app_id();
     g_shim.tid_off = find_tid_offset();
     void *head = NULL;
     size_t hlen = 0;
@@ -594,7 +708,10 @@ __attribute__((constructor)) static void shim_init(void)
     }
     int r = shim_listen();
     if (r < 0) {
-        shim_log("cannot create the control socket: %s", strerror(-r));
+        /* Loud: the user expects to be able to checkpoint this program. */
+        fprintf(stderr, "ckshim[%d]: cannot create the control socket (%s): checkpointing is "
+                "disabled for this program\n",
+                (int)shim_real_getpid(), strerror(-r));
         return;
     }
     pthread_atfork(NULL, NULL, atfork_child);

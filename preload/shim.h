@@ -58,6 +58,7 @@ struct shim_state {
     uint64_t started_ns;
     char sock_path[256];
     char app_id[64];
+    char exe[CK_PATH_MAX];              /* the program (its first /proc/self/exe) */
 
     /* glibc struct pthread layout, found at startup */
     long tid_off;                       /* offset of the cached tid */
@@ -164,6 +165,9 @@ extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, kernel layout */
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
+
+/* sockdesc.c: "a TCP socket listening on 0.0.0.0:80", for refusals */
+void sockdesc(int fd, char *out, size_t olen);
 
 /* epoll.c */
 int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
