@@ -522,7 +522,7 @@ static int load_table(const char *path, struct table *t, char *err, size_t errle
     size_t got = 0;
     int fd, r;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
@@ -533,6 +533,13 @@ static int load_table(const char *path, struct table *t, char *err, size_t errle
     if (fstat(fd, &st) < 0) {
         r = -errno;
         seterr(err, errlen, "cannot stat counter file %s: %s", path, strerror(-r));
+        goto out;
+    }
+    if (S_ISREG(st.st_mode) && st.st_uid != geteuid()) {
+        /* Whoever owns the file sets the counters: only ours count. */
+        r = -EPERM;
+        seterr(err, errlen, "counter file %s belongs to uid %u, not to you", path,
+               (unsigned)st.st_uid);
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -673,7 +680,10 @@ static int store_table(const char *path, const struct table *t, char *err, size_
                                 (unsigned long long)t->e[i].value);
 
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* We hold the lock: a file of that name is a leftover of ours, or
+     * someone else's (then the exclusive create fails, as it must). */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         r = -errno;
         seterr(err, errlen, "cannot create %s: %s", tmp, strerror(-r));
@@ -728,11 +738,17 @@ static int lock_counter(const char *path, char *err, size_t errlen)
     if (r < 0)
         return r;
     snprintf(lk, sizeof lk, "%s.lock", path);
-    fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd = open(lk, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     if (fd < 0) {
         r = -errno;
         seterr(err, errlen, "cannot open counter lock file %s: %s", lk, strerror(-r));
         return r;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        /* another user's lock file could be held by them forever */
+        seterr(err, errlen, "counter lock file %s is not a regular file of yours", lk);
+        close(fd);
+        return -EPERM;
     }
     while (flock(fd, LOCK_EX) < 0) {
         if (errno == EINTR)

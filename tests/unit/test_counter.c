@@ -519,6 +519,54 @@ static void test_file_unwritable(void **state)
     assert_non_null(strstr(err, "not a directory"));
 }
 
+/* Files in the way that another user (or an attacker's symlink) put
+ * there: never followed, never trusted. */
+static void test_file_hostile(void **state)
+{
+    struct ck_counter c;
+    char path[256], side[300], victim[300], err[512];
+    uint64_t v;
+    struct stat st;
+    (void)state;
+
+    /* a symlink at the temporary name: the victim is left alone */
+    tmp_path(path, sizeof path, "hostile/counters");
+    file_counter(&c, path);
+    assert_int_equal(incr(&c, "app"), 1);
+    tmp_path(victim, sizeof victim, "victim");
+    write_file(victim, "keep", 4);
+    snprintf(side, sizeof side, "%s.tmp", path);
+    assert_int_equal(symlink(victim, side), 0);
+    assert_int_equal(incr(&c, "app"), 2);
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_size, 4);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+
+    /* a symlink as the lock file is refused */
+    tmp_path(path, sizeof path, "hostile2/counters");
+    file_counter(&c, path);
+    assert_int_equal(incr(&c, "app"), 1);
+    snprintf(side, sizeof side, "%s.lock", path);
+    assert_int_equal(unlink(side), 0);
+    assert_int_equal(symlink(victim, side), 0);
+    assert_true(ck_counter_incr_fetch(&c, "app", &v, err, sizeof err) < 0);
+
+    /* a counter file (or lock file) that belongs to someone else */
+    if (geteuid() == 0) {
+        tmp_path(path, sizeof path, "hostile3/counters");
+        file_counter(&c, path);
+        assert_int_equal(incr(&c, "app"), 1);
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_int_equal(ck_counter_get(&c, "app", &v, err, sizeof err), -EPERM);
+        assert_non_null(strstr(err, "belongs to uid 65534"));
+        assert_int_equal(chown(path, 0, 0), 0);
+        snprintf(side, sizeof side, "%s.lock", path);
+        assert_int_equal(chown(side, 65534, 65534), 0);
+        assert_int_equal(ck_counter_incr_fetch(&c, "app", &v, err, sizeof err), -EPERM);
+    }
+}
+
 #define NCHILD 8
 #define NINCR 200
 
@@ -998,6 +1046,7 @@ int main(void)
         cmocka_unit_test(test_file_overflow),
         cmocka_unit_test(test_file_unwritable),
         cmocka_unit_test(test_file_concurrent),
+        cmocka_unit_test(test_file_hostile),
         cmocka_unit_test(test_none),
         cmocka_unit_test(test_redis_incr),
         cmocka_unit_test(test_redis_incr_if),
