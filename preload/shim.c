@@ -363,6 +363,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
+        g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
             cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
         } else {
@@ -373,6 +374,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             int ws = 0;
             while (waitpid((pid_t)child, &ws, __WCLONE) < 0 && errno == EINTR)
                 ;
+            g_shim.writer_pid = 0;
             if (cr->status == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
                 cr->status = -EIO;
                 snprintf(cr->msg, sizeof cr->msg, "the image writer died (%s)",

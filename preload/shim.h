@@ -97,6 +97,7 @@ struct shim_state {
     struct ck_memcheck *memcheck;
     uint32_t nmemcheck;
     int vmflags_seen;                   /* smaps showed flags that need a look */
+    pid_t writer_pid;                   /* the image writer while it runs */
 };
 extern struct shim_state g_shim;
 
