@@ -81,6 +81,7 @@ enum {
     CK_REC_FILEDATA = 5,
     CK_REC_PAGES = 6,
     CK_REC_AUTH = 7,                    /* digests of every record + MAC (CK_HF_MAC) */
+    CK_REC_MEMCHECK = 0x20,             /* ck_memcheck[]: witnesses of flagged regions */
     CK_REC_END = 0x7fff,
 };
 
@@ -203,6 +204,9 @@ struct ck_thread {
 #define CK_REG_SPECIAL 0x40             /* vdso/vvar/vsyscall: not mapped */
 #define CK_REG_ALLPAGES 0x80            /* all contents are in the image */
 #define CK_REG_SHIM 0x100               /* belongs to libshim.so */
+#define CK_REG_DONTFORK 0x200           /* MADV_DONTFORK (VmFlags "dc"), set again on restore */
+#define CK_REG_WIPEONFORK 0x400         /* MADV_WIPEONFORK ("wf"), set again on restore */
+#define CK_REG_DONTDUMP 0x800           /* MADV_DONTDUMP ("dd"), set again on restore */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */
@@ -251,6 +255,22 @@ struct ck_fd {
     int64_t mtime_ns;
     uint64_t aux;                       /* eventfd count, pipe ino, ... */
     uint32_t path_off, path_len;
+};
+
+/* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,
+ * one per region marked MADV_DONTFORK or MADV_WIPEONFORK, in region order.
+ * Computed by the program itself while it is parked, before the writer is
+ * forked (a fork is exactly what hides such memory), from the same pages
+ * the writer selects: the number of those that are not all zero and the
+ * sum (mod 2^64) of XXH64(page, 4096, seed = its address) over them. A
+ * reader checks the image holds at least that many pages in the region;
+ * `coord inspect --verify` decodes them and checks count and sum. */
+struct ck_memcheck {
+    uint32_t region;                    /* index into REGIONS */
+    uint32_t flags;                     /* the region's CK_REG_* flags */
+    uint64_t nonzero_pages;
+    uint64_t hash_sum;
+    uint64_t reserved;
 };
 
 /* CK_REC_END payload. */

@@ -274,6 +274,8 @@ static const char *rec_type_name(uint32_t type)
         return "PAGES";
     case CK_REC_END:
         return "END";
+    case CK_REC_MEMCHECK:
+        return "MEMCHECK";
     default:
         return NULL;
     }
@@ -505,6 +507,11 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         if (c->stage != ST_FILEDATA)
             goto bad_order;
         break;
+    case CK_REC_MEMCHECK:
+        if (c->stage != ST_FILEDATA || img->memcheck)
+            goto bad_order;
+        meta = 1;
+        break;
     case CK_REC_PAGES:
     case CK_REC_END:
         if (c->stage < ST_FILEDATA)
@@ -595,6 +602,25 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         break;
     }
 
+    case CK_REC_MEMCHECK: {
+        uint8_t *buf;
+        if (rec->arg > img->nregions || rec->len != rec->arg * sizeof(struct ck_memcheck))
+            return rec_fail(c, "%llu entries in %llu bytes (%u regions)",
+                            (unsigned long long)rec->arg, (unsigned long long)rec->len,
+                            img->nregions);
+        rc = read_alloc(c, rec, &buf);
+        if (rc < 0)
+            return rc;
+        img->memcheck = (struct ck_memcheck *)(void *)buf;
+        img->nmemcheck = (uint32_t)rec->arg;
+        for (uint32_t i = 0; i < img->nmemcheck; i++)
+            if (img->memcheck[i].region >= img->nregions ||
+                (i && img->memcheck[i].region <= img->memcheck[i - 1].region))
+                return rec_fail(c, "entry %u names region %u (of %u, in order)", i,
+                                img->memcheck[i].region, img->nregions);
+        break;
+    }
+
     case CK_REC_FILEDATA: {
         uint64_t n = img->nfiledata;
         rc = check_chunk_rec(c, rec, IMG_MAX_FILEDATA);
@@ -670,6 +696,20 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
                             (unsigned long long)c->stored_bytes);
         img->end = e;
         img->file_size = c->rd.off;
+        /* Every page that was not zero in a region a fork would hide must
+         * be here (the writer once wrote such regions as zeros). */
+        for (uint32_t i = 0; i < img->nmemcheck; i++) {
+            const struct ck_memcheck *m = &img->memcheck[i];
+            const struct ck_region *g = &img->regions[m->region];
+            uint64_t have = ck_image_region_pages(img, m->region);
+            if (have < m->nonzero_pages)
+                return rd_fail(&c->rd, -EINVAL,
+                               "memory region %#llx-%#llx (%s) had %llu non-zero pages at "
+                               "checkpoint, the image holds %llu: its contents were lost",
+                               (unsigned long long)g->start, (unsigned long long)g->end,
+                               (m->flags & CK_REG_DONTFORK) ? "MADV_DONTFORK" : "MADV_WIPEONFORK",
+                               (unsigned long long)m->nonzero_pages, (unsigned long long)have);
+        }
         return 1;
     }
 
@@ -780,10 +820,23 @@ fail:
     return rc;
 }
 
+uint64_t ck_image_region_pages(const struct ck_image *img, uint32_t region)
+{
+    const struct ck_region *g = &img->regions[region];
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < img->npagerecs; i++) {
+        const struct ck_rec *r = &img->pages[i].rec;
+        if (r->arg >= g->start && r->arg < g->end)
+            n += r->raw_len / CK_PAGE_SIZE;
+    }
+    return n;
+}
+
 void ck_image_free(struct ck_image *img)
 {
     if (!img)
         return;
+    free(img->memcheck);
     free(img->threads);
     free(img->regions);
     free(img->region_paths);

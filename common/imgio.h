@@ -73,6 +73,9 @@ struct ck_image {
                                            header (or of END if none) */
     struct ck_end end;
     uint64_t file_size;                 /* bytes read up to and with END */
+    struct ck_memcheck *memcheck;       /* MEMCHECK entries (regions marked
+                                           MADV_DONTFORK/WIPEONFORK), or NULL */
+    uint32_t nmemcheck;
 };
 
 #define CK_READ_VERIFY_PAGES 0x1        /* read and checksum every PAGES payload */
@@ -86,6 +89,10 @@ struct ck_image {
  * errno and writes a one-line English explanation (with the byte offset
  * where it went wrong) to err; img is then freed and zeroed. */
 int ck_image_read(int fd, struct ck_image *img, uint32_t flags, char *err, size_t errlen);
+
+/* Pages the image holds inside region `region` (from the PAGES records'
+ * addresses; nothing is read). */
+uint64_t ck_image_region_pages(const struct ck_image *img, uint32_t region);
 
 /* Free everything ck_image_read allocated. Safe on a zeroed image. */
 void ck_image_free(struct ck_image *img);

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "chunk.h"
 #include "coord.h"
 #include "counter.h"
 #include "imgio.h"
+#include "xxh64.h"
 
 #define RLIM_INF (~(uint64_t)0)
 #define FIX(a) (int)strnlen((a), sizeof(a)), (a) /* for "%.*s" on fixed arrays */
@@ -125,6 +127,22 @@ static const char *region_kind(uint32_t f)
     if (f & CK_REG_FILE)
         return "file";
     return "anon";
+}
+
+/* The madvise flags a region is restored with, e.g. "dontfork,dontdump". */
+static void advice(char *buf, size_t len, uint32_t f, const char *sep)
+{
+    static const struct {
+        uint32_t flag;
+        const char *name;
+    } names[] = {{CK_REG_DONTFORK, "dontfork"},
+                 {CK_REG_WIPEONFORK, "wipeonfork"},
+                 {CK_REG_DONTDUMP, "dontdump"}};
+    size_t n = 0;
+    buf[0] = 0;
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && n < len; i++)
+        if (f & names[i].flag)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? sep : "", names[i].name);
 }
 
 static void perms(char *buf, uint32_t prot, uint32_t flags)
@@ -465,11 +483,15 @@ static void text_memory(const struct view *v)
         char pm[8];
         perms(pm, g->prot, g->flags);
         const char *path = img->region_paths ? img->region_paths[i] : "";
-        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s\n", (unsigned long long)g->start,
-               (unsigned long long)g->end, pm, region_kind(g->flags),
-               (unsigned long long)v->rs[i].pages, ck_fmt_bytes(sz, sizeof(sz), v->rs[i].stored),
-               path ? path : "", (g->flags & CK_REG_SHIM) ? " [shim]" : "",
-               (g->flags & CK_REG_DELETED) ? " (deleted)" : "");
+        char adv[48];
+        advice(adv, sizeof(adv), g->flags, " ");
+        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s%s%s%s\n",
+               (unsigned long long)g->start, (unsigned long long)g->end, pm,
+               region_kind(g->flags), (unsigned long long)v->rs[i].pages,
+               ck_fmt_bytes(sz, sizeof(sz), v->rs[i].stored), path ? path : "",
+               (g->flags & CK_REG_SHIM) ? " [shim]" : "",
+               (g->flags & CK_REG_DELETED) ? " (deleted)" : "", adv[0] ? " [" : "", adv,
+               adv[0] ? "]" : "");
     }
     uint64_t raw = v->page_pages * CK_PAGE_SIZE;
     printf("  total: %llu pages (%s) stored in %s, compression ratio %.2f\n",
@@ -700,6 +722,9 @@ static void print_json(const struct view *v)
         ck_json_kstr(&j, "kind", region_kind(g->flags));
         ck_json_khex(&j, "flags", g->flags);
         ck_json_kbool(&j, "shim", (g->flags & CK_REG_SHIM) != 0);
+        char adv[48];
+        advice(adv, sizeof(adv), g->flags, ",");
+        ck_json_kstr(&j, "advice", adv);
         ck_json_ku64(&j, "offset", g->offset);
         ck_json_ku64(&j, "pages", v->rs[i].pages);
         ck_json_ku64(&j, "stored_bytes", v->rs[i].stored);
@@ -783,6 +808,80 @@ static void print_json(const struct view *v)
     ck_json_end(&j);
 }
 
+/* --verify: decode the pages of every region marked MADV_DONTFORK or
+ * MADV_WIPEONFORK and compare them with the witness the program took of
+ * them while it was parked (struct ck_memcheck): same number of non-zero
+ * pages, same sum of their hashes. ck_image_read already checked the
+ * page counts; this catches pages that are there but hold the wrong
+ * bytes. key: to decrypt an encrypted image (NULL: the check is skipped,
+ * *skipped set). Returns 0, or -1 with the reason in err. */
+static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_key *key,
+                           int *skipped, char *err, size_t errlen)
+{
+    *skipped = 0;
+    if (!img->nmemcheck)
+        return 0;
+    if ((img->hdr.flags & CK_HF_ENCRYPTED) && !key) {
+        *skipped = 1;
+        return 0;
+    }
+    size_t cap = ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE);
+    uint8_t *in = malloc(cap), *out = malloc(CK_CHUNK_PAGES * CK_PAGE_SIZE);
+    int rc = 0;
+    if (!in || !out) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    for (uint32_t m = 0; rc == 0 && m < img->nmemcheck; m++) {
+        const struct ck_memcheck *w = &img->memcheck[m];
+        const struct ck_region *g = &img->regions[w->region];
+        uint64_t nonzero = 0, sum = 0;
+        for (uint64_t i = 0; rc == 0 && i < img->npagerecs; i++) {
+            const struct ck_rec_loc *loc = &img->pages[i];
+            const struct ck_rec *rec = &loc->rec;
+            if (rec->arg < g->start || rec->arg >= g->end)
+                continue;
+            if (rec->len > cap || rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE ||
+                pread(fd, in, rec->len, (off_t)loc->offset) != (ssize_t)rec->len) {
+                snprintf(err, errlen, "cannot read the PAGES record at %#llx",
+                         (unsigned long long)rec->arg);
+                rc = -1;
+                break;
+            }
+            if (img->hdr.flags & CK_HF_ENCRYPTED)
+                ck_crypt_payload(key, &img->hdr, rec, in);
+            if (ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0) {
+                snprintf(err, errlen, "cannot decode the PAGES record at %#llx",
+                         (unsigned long long)rec->arg);
+                rc = -1;
+                break;
+            }
+            for (uint64_t off = 0; off < rec->raw_len; off += CK_PAGE_SIZE) {
+                const uint8_t *pg = out + off;
+                uint8_t any = 0;
+                for (size_t b = 0; b < CK_PAGE_SIZE; b++)
+                    any |= pg[b];
+                if (!any)
+                    continue;
+                nonzero++;
+                sum += ck_xxh64(pg, CK_PAGE_SIZE, rec->arg + off);
+            }
+        }
+        if (rc == 0 && (nonzero != w->nonzero_pages || sum != w->hash_sum)) {
+            snprintf(err, errlen, "memory region %#llx-%#llx (%s): %llu non-zero pages at "
+                     "checkpoint, %llu in the image%s: its contents were not saved as they were",
+                     (unsigned long long)g->start, (unsigned long long)g->end,
+                     (w->flags & CK_REG_DONTFORK) ? "MADV_DONTFORK" : "MADV_WIPEONFORK",
+                     (unsigned long long)w->nonzero_pages, (unsigned long long)nonzero,
+                     nonzero == w->nonzero_pages ? " with other contents" : "");
+            rc = -1;
+        }
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     const char *file = NULL;
@@ -843,9 +942,10 @@ int cmd_inspect(int argc, char **argv)
         ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
         return CK_EXIT_FAIL;
     }
-    int auth_checked = 0;
+    int auth_checked = 0, mc_skipped = 0;
+    struct ck_key key;
+    memset(&key, 0, sizeof(key));
     if (key_file) {
-        struct ck_key key;
         if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
             ck_image_authenticate(fd, &key, err, sizeof(err)) < 0) {
             close(fd);
@@ -854,9 +954,17 @@ int cmd_inspect(int argc, char **argv)
             ck_image_free(&img);
             return CK_EXIT_FAIL;
         }
-        ck_key_wipe(&key);
         auth_checked = 1;
     }
+    if (verify && verify_memcheck(fd, &img, key_file ? &key : NULL, &mc_skipped, err,
+                                  sizeof(err)) < 0) {
+        close(fd);
+        ck_key_wipe(&key);
+        ck_msg("inspect %s: %s", file, err);
+        ck_image_free(&img);
+        return CK_EXIT_FAIL;
+    }
+    ck_key_wipe(&key);
     close(fd);
     struct view v;
     memset(&v, 0, sizeof(v));
@@ -895,6 +1003,11 @@ int cmd_inspect(int argc, char **argv)
         fflush(stdout);
         fprintf(out, "image OK: %llu records verified\n",
                 (unsigned long long)img.end.nrecords + 1);
+        if (img.nmemcheck)
+            fprintf(out, "%u region%s marked MADV_DONTFORK/WIPEONFORK %s\n", img.nmemcheck,
+                    img.nmemcheck == 1 ? "" : "s",
+                    mc_skipped ? "not compared with the program's witness (encrypted: give --key)"
+                               : "match what the program held");
     }
     free(v.rs);
     ck_image_free(&img);

@@ -44,7 +44,8 @@ static int alloc_buffers(void)
     size_t tsz = sizeof(struct ck_thread) * CK_MAX_THREADS;
     size_t rsz = sizeof(struct ck_region) * SHIM_MAX_REGIONS;
     size_t fsz = sizeof(struct ck_fd) * SHIM_MAX_FDS;
-    size_t total = tsz + rsz + fsz + SHIM_STRTAB + MAPS_BUF;
+    size_t msz = sizeof(struct ck_memcheck) * SHIM_MAX_REGIONS;
+    size_t total = tsz + rsz + fsz + SHIM_STRTAB + MAPS_BUF + msz;
     char *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (p == MAP_FAILED)
@@ -54,6 +55,7 @@ static int alloc_buffers(void)
     g_shim.fds = (struct ck_fd *)(p + tsz + rsz);
     g_shim.strtab = p + tsz + rsz + fsz;
     maps_buf = p + tsz + rsz + fsz + SHIM_STRTAB;
+    g_shim.memcheck = (struct ck_memcheck *)(maps_buf + MAPS_BUF);
     return 0;
 }
 
@@ -201,26 +203,139 @@ static int capture_proc(char *err, size_t errlen)
     return 0;
 }
 
-/* Classify /proc/self/maps into ck_region entries. */
-static int capture_regions(char *err, size_t errlen)
+/* Lines of a /proc file read in pieces into buf (no allocation): maps
+ * fits in one read, smaps of a large process does not. A line is valid
+ * until the next call. */
+struct lines {
+    int fd;
+    char *buf;
+    size_t cap, len, pos;
+};
+
+static int lines_open(struct lines *l, const char *path, char *buf, size_t cap)
 {
-    int n = shim_read_file("/proc/self/maps", maps_buf, MAPS_BUF);
-    if (n <= 0) {
-        snprintf(err, errlen, "cannot read /proc/self/maps");
-        return -EIO;
+    l->fd = open(path, O_RDONLY | O_CLOEXEC);
+    l->buf = buf;
+    l->cap = cap;
+    l->len = l->pos = 0;
+    return l->fd < 0 ? -errno : 0;
+}
+
+static char *lines_next(struct lines *l)
+{
+    for (;;) {
+        char *s = l->buf + l->pos, *nl = memchr(s, '\n', l->len - l->pos);
+        if (nl) {
+            *nl = 0;
+            l->pos = (size_t)(nl + 1 - l->buf);
+            return s;
+        }
+        memmove(l->buf, s, l->len - l->pos);
+        l->len -= l->pos;
+        l->pos = 0;
+        ssize_t r = l->len + 1 < l->cap ? read(l->fd, l->buf + l->len, l->cap - 1 - l->len) : 0;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (!l->len)
+                return NULL;
+            l->buf[l->len] = 0;         /* last line without '\n', or too long */
+            l->pos = l->len;
+            return l->buf;
+        }
+        l->len += (size_t)r;
     }
+}
+
+#define VMF_IO 0x80000000u              /* VM_IO or VM_PFNMAP: not readable memory */
+
+/* The VmFlags of an smaps entry that matter here, as CK_REG_* bits. */
+static uint32_t vmflags_parse(const char *s)
+{
+    uint32_t f = 0;
+    for (s += 8; *s; s++) {
+        if (s[0] == ' ' || !s[1])
+            continue;
+        if (s[0] == 'd' && s[1] == 'c')
+            f |= CK_REG_DONTFORK;
+        else if (s[0] == 'w' && s[1] == 'f')
+            f |= CK_REG_WIPEONFORK;
+        else if (s[0] == 'd' && s[1] == 'd')
+            f |= CK_REG_DONTDUMP;
+        else if ((s[0] == 'i' && s[1] == 'o') || (s[0] == 'p' && s[1] == 'f'))
+            f |= VMF_IO;
+        s++;
+    }
+    return f;
+}
+
+static int is_kernel_special(const char *path)
+{
+    return !strcmp(path, "[vdso]") || !strcmp(path, "[vvar]") ||
+           !strcmp(path, "[vvar_vclock]") || !strcmp(path, "[vsyscall]");
+}
+
+/* Before the threads are parked (the program still runs): does any region
+ * carry a VmFlag that capture must see? Only then is smaps, which costs
+ * about 13 ms per GiB of resident memory, read again while the program is
+ * parked; /proc/self/maps does not show these flags. A flag set between
+ * this scan and the pause is caught by the writer (capture_check_fork_child)
+ * and fails the checkpoint loudly. Once seen, smaps is always read. */
+void capture_vmflags_prescan(void)
+{
+    if (alloc_buffers() < 0) {
+        g_shim.vmflags_seen = 1;
+        return;
+    }
+    struct lines l;
+    if (lines_open(&l, "/proc/self/smaps", maps_buf, MAPS_BUF) < 0) {
+        g_shim.vmflags_seen = 1;
+        return;
+    }
+    int special = 0;
+    for (char *line; (line = lines_next(&l));) {
+        if (!strncmp(line, "VmFlags:", 8)) {
+            uint32_t f = vmflags_parse(line);
+            if ((f & ~VMF_IO) || ((f & VMF_IO) && !special))
+                g_shim.vmflags_seen = 1;
+        } else if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
+            const char *sp = strrchr(line, ' ');
+            special = sp && is_kernel_special(sp + 1);
+        }
+    }
+    close(l.fd);
+}
+
+/* The region lines of maps or smaps; VmFlags lines (smaps) add flags to
+ * the region before them. */
+static int parse_regions(struct lines *l, char *err, size_t errlen)
+{
     struct ck_proc *p = &g_shim.proc;
     g_shim.nregions = 0;
-    for (char *line = maps_buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
+    for (char *line; (line = lines_next(l));) {
+        if (!strncmp(line, "VmFlags:", 8)) {
+            struct ck_region *r = g_shim.nregions ? &g_shim.regions[g_shim.nregions - 1] : NULL;
+            uint32_t f = vmflags_parse(line);
+            if (!r || (r->flags & CK_REG_SPECIAL))
+                continue;
+            if (f & VMF_IO) {
+                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is an I/O or PFN mapping "
+                         "(VmFlags io/pf) whose contents cannot be read or restored",
+                         (unsigned long long)r->start, (unsigned long long)r->end,
+                         r->path_len ? g_shim.strtab + r->path_off : "anonymous");
+                return -ENOTSUP;
+            }
+            r->flags |= f;
+            continue;
+        }
+        if (!((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) ||
+            !strchr(line, '-'))
+            continue;                   /* another smaps field */
         struct ck_maps_entry e;
         if (ck_parse_maps_line(line, &e) < 0) {
             snprintf(err, errlen, "cannot parse /proc/self/maps line");
             return -EIO;
         }
-        line = nl ? nl + 1 : NULL;
         if (g_shim.nregions >= SHIM_MAX_REGIONS) {
             snprintf(err, errlen, "more than %d memory regions", SHIM_MAX_REGIONS);
             return -E2BIG;
@@ -254,7 +369,10 @@ static int capture_regions(char *err, size_t errlen)
             r->flags |= CK_REG_STACK | CK_REG_ANON;
         } else if (path[0] == 0 || !strncmp(path, "[anon", 5)) {
             r->flags |= CK_REG_ANON;
-        } else if (path[0] == '[') {
+        } else if (path[0] != '/') {
+            /* "[uprobes]", "anon_inode:[perf_event]", "anon_inode:[io_uring]"...:
+             * kernel objects, not files (stat would fail and their pages
+             * would be saved as those of a deleted file, wrongly) */
             snprintf(err, errlen, "memory region %#llx-%#llx is a kernel mapping %s that cannot "
                      "be restored", (unsigned long long)e.start, (unsigned long long)e.end, path);
             return -ENOTSUP;
@@ -296,6 +414,20 @@ static int capture_regions(char *err, size_t errlen)
     g_shim.regions_strtab_len = g_shim.strtab_len;
     p->stack_reserve = 0;
     return 0;
+}
+
+/* Classify /proc/self/maps (or smaps, with VmFlags) into ck_region entries. */
+static int capture_regions(char *err, size_t errlen)
+{
+    int smaps = g_shim.vmflags_seen;
+    struct lines l;
+    if (lines_open(&l, smaps ? "/proc/self/smaps" : "/proc/self/maps", maps_buf, MAPS_BUF) < 0) {
+        snprintf(err, errlen, "cannot read /proc/self/%s", smaps ? "smaps" : "maps");
+        return -EIO;
+    }
+    int r = parse_regions(&l, err, errlen);
+    close(l.fd);
+    return r;
 }
 
 static int fd_is_skipped(int fd)
@@ -626,6 +758,76 @@ static void capture_threads(void)
     g_shim.proc.sigpending = pending_mask(shim_real_gettid(), "ShdPnd:");
 }
 
+/* "PID (COMMAND)" of a child for the refusal message: its command line
+ * (shortened), or its name; zombies say so. */
+static void describe_child(pid_t pid, char *out, size_t len)
+{
+    char path[64], cmd[96], st[512];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    int n = shim_read_file(path, cmd, sizeof cmd);
+    for (int i = 0; i < n - 1; i++)
+        if (!cmd[i])
+            cmd[i] = ' ';
+    if (n > 0 && n >= (int)sizeof cmd - 1)
+        snprintf(cmd + sizeof cmd - 5, 5, "...");
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int sn = shim_read_file(path, st, sizeof st);
+    const char *rp = sn > 0 ? strrchr(st, ')') : NULL;
+    int zombie = rp && rp[1] == ' ' && rp[2] == 'Z';
+    if (n <= 0 && rp) {                 /* zombies have no command line: the name */
+        const char *lp = strchr(st, '(');
+        snprintf(cmd, sizeof cmd, "%.*s", (int)(rp - lp - 1), lp + 1);
+    } else if (n <= 0) {
+        snprintf(cmd, sizeof cmd, "?");
+    }
+    snprintf(out, len, "%d (%s%s)", pid, cmd, zombie ? ", exited but not yet waited for" : "");
+}
+
+/* Child processes are not part of an image (process trees are a later
+ * issue): after restore the parent would wait for workers that do not
+ * exist, or lose their results. Refuse, naming every child, while nothing
+ * has changed yet. A zombie (exited, not yet reaped) is refused too: its
+ * exit status would be lost and the restored program's wait() would fail
+ * with ECHILD; the program only has to reap it first. The shim's own
+ * image writer (a raw clone child during a checkpoint) does not count. */
+static int capture_children(char *err, size_t errlen)
+{
+    char kids[4096];
+    size_t used = 0;
+    int nkids = 0;
+    kids[0] = 0;
+    /* A child belongs to the thread that made it: ask every parked thread
+     * and the manager (index nslots). */
+    for (int i = 0; i <= g_shim.nslots && i <= CK_MAX_THREADS; i++) {
+        pid_t tid = i < g_shim.nslots && i < CK_MAX_THREADS ? g_shim.slots[i].tid
+                                                            : shim_real_gettid();
+        char path[64], list[4096];
+        snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)tid);
+        if (shim_read_file(path, list, sizeof list) <= 0)
+            continue;
+        for (char *p = list, *end; *p; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (pid <= 0 || pid == g_shim.writer_pid)
+                continue;
+            char one[160];
+            describe_child((pid_t)pid, one, sizeof one);
+            if (used < sizeof kids)
+                used += (size_t)snprintf(kids + used, sizeof kids - used, "%s%s",
+                                         nkids ? ", " : "", one);
+            nkids++;
+        }
+    }
+    if (!nkids)
+        return 0;
+    snprintf(err, errlen, "process %d has %d child process%s: %s; ckshim cannot checkpoint a "
+             "process tree yet: end the child%s (and wait for %s) first",
+             (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es", kids,
+             nkids == 1 ? "" : "ren", nkids == 1 ? "it" : "them");
+    return -ENOTSUP;
+}
+
 /* Capture everything but memory contents. Returns 0 or -errno with a
  * message in err. */
 int capture_all(char *err, size_t errlen)
@@ -636,6 +838,8 @@ int capture_all(char *err, size_t errlen)
         return r;
     }
     g_shim.strtab_len = 0;
+    if ((r = capture_children(err, errlen)) < 0)
+        return r;
     if ((r = capture_proc(err, errlen)) < 0)
         return r;
     /* Threads (and their backtraces) before the memory map: libunwind may
@@ -646,5 +850,122 @@ int capture_all(char *err, size_t errlen)
         return r;
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
+    /* Witnesses of the memory a fork would hide, taken now, from the
+     * program itself: they let a reader tell whether the writer saw it. */
+    g_shim.nmemcheck = 0;
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *reg = &g_shim.regions[i];
+        if (!(reg->flags & (CK_REG_DONTFORK | CK_REG_WIPEONFORK)) || (reg->flags & CK_REG_SPECIAL))
+            continue;
+        struct ck_memcheck *m = &g_shim.memcheck[g_shim.nmemcheck];
+        memset(m, 0, sizeof *m);
+        m->region = i;
+        m->flags = reg->flags;
+        if ((r = dump_witness(reg, m, err, errlen)) < 0)
+            return r;
+        g_shim.nmemcheck++;
+    }
     return 0;
+}
+
+/* MADV_DONTFORK and MADV_WIPEONFORK regions would be missing, or zero, in
+ * the forked writer: lift the flags just around the fork (for_fork 1),
+ * then put them back in the program at once (0). The program is parked
+ * all the while. */
+void capture_fork_flags(int for_fork)
+{
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        void *a = (void *)r->start;
+        size_t len = r->end - r->start;
+        if ((r->flags & CK_REG_DONTFORK) &&
+            madvise(a, len, for_fork ? MADV_DOFORK : MADV_DONTFORK) < 0)
+            shim_log("madvise(%p, DONTFORK %d): %s", a, !for_fork, strerror(errno));
+        if ((r->flags & CK_REG_WIPEONFORK) &&
+            madvise(a, len, for_fork ? MADV_KEEPONFORK : MADV_WIPEONFORK) < 0)
+            shim_log("madvise(%p, WIPEONFORK %d): %s", a, !for_fork, strerror(errno));
+    }
+}
+
+/* After restore: the regions get their flags back, so that a fork of the
+ * restored program behaves as before, and a core dump leaves out what it
+ * left out. */
+void capture_restore_vmflags(void)
+{
+    capture_fork_flags(0);
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        if ((r->flags & CK_REG_DONTDUMP) &&
+            madvise((void *)r->start, r->end - r->start, MADV_DONTDUMP) < 0)
+            shim_log("madvise(%#llx, DONTDUMP): %s", (unsigned long long)r->start,
+                     strerror(errno));
+    }
+}
+
+/* In the forked writer, before it writes anything: every captured region
+ * must be here and none may be wiped on fork. Either happens only when the
+ * program set MADV_DONTFORK or MADV_WIPEONFORK after the prescan and the
+ * pause read /proc/self/maps rather than smaps: the checkpoint fails (the
+ * program goes on) instead of saving zeros. Returns 0 or -errno. */
+/* Next captured region at or after *pos that the writer needs, skipping
+ * the kernel's own; *ri == n when there is none. */
+static void next_needed(uint32_t *ri, uint64_t *pos)
+{
+    const struct ck_region *reg = g_shim.regions;
+    while (*ri < g_shim.nregions && ((reg[*ri].flags & CK_REG_SPECIAL) || *pos >= reg[*ri].end))
+        if (++*ri < g_shim.nregions)
+            *pos = reg[*ri].start;
+}
+
+int capture_check_fork_child(char *err, size_t errlen)
+{
+    struct lines l;
+    if (lines_open(&l, "/proc/self/smaps", maps_buf, MAPS_BUF) < 0) {
+        snprintf(err, errlen, "the image writer cannot read /proc/self/smaps");
+        return -EIO;
+    }
+    const struct ck_region *reg = g_shim.regions;
+    uint32_t ri = 0, n = g_shim.nregions;
+    uint64_t pos = n ? reg[0].start : 0, vs = 0, ve = 0;
+    int r = 0, missing = 0;
+    for (char *line; !r && !missing && (line = lines_next(&l));) {
+        if (!strncmp(line, "VmFlags:", 8)) {
+            if (vmflags_parse(line) & CK_REG_WIPEONFORK) {
+                snprintf(err, errlen, "memory region %#llx-%#llx was marked MADV_WIPEONFORK "
+                         "during the checkpoint; try again", (unsigned long long)vs,
+                         (unsigned long long)ve);
+                r = -EAGAIN;
+            }
+            continue;
+        }
+        struct ck_maps_entry e;
+        if (!((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) ||
+            !strchr(line, '-') || ck_parse_maps_line(line, &e) < 0)
+            continue;
+        vs = e.start;
+        ve = e.end;
+        for (;;) {
+            next_needed(&ri, &pos);
+            if (ri >= n || pos >= ve)
+                break;
+            if (pos < vs) {
+                missing = 1;
+                break;
+            }
+            pos = ve < reg[ri].end ? ve : reg[ri].end;
+        }
+    }
+    close(l.fd);
+    if (!r && !missing) {
+        next_needed(&ri, &pos);
+        missing = ri < n;
+    }
+    if (missing) {
+        snprintf(err, errlen, "memory at %#llx (region %#llx-%#llx) is missing in the image "
+                 "writer: it was marked MADV_DONTFORK during the checkpoint; try again",
+                 (unsigned long long)pos, (unsigned long long)reg[ri].start,
+                 (unsigned long long)reg[ri].end);
+        r = -EAGAIN;
+    }
+    return r;
 }

@@ -549,6 +549,72 @@ static void worker_main(void *arg)
     }
 }
 
+/* The witness of one region (see struct ck_memcheck): the pages run_job
+ * would select, read by the program itself while it is parked. */
+int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, size_t errlen)
+{
+    enum { N = 256 };
+    uint64_t pm[N];
+    unsigned char mc[N];
+    static uint8_t copy[CK_PAGE_SIZE];
+    uint32_t f = r->flags;
+    int shared = (f & CK_REG_SHARED) != 0, anon_private = (f & CK_REG_ANON) && !shared;
+    int all = (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON);
+    int via_mem = all || !(r->prot & PROT_READ);
+    if ((f & CK_REG_FILE) && shared && !all)
+        return 0;                       /* the file holds the pages */
+    int pmfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    int memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    int ret = 0;
+    if (pmfd < 0 || memfd < 0) {
+        snprintf(err, errlen, "cannot open /proc/self/pagemap or mem: %s", strerror(errno));
+        ret = -EIO;
+        goto out;
+    }
+    for (uint64_t a = r->start; a < r->end; a += N * CK_PAGE_SIZE) {
+        size_t n = (r->end - a) / CK_PAGE_SIZE < N ? (r->end - a) / CK_PAGE_SIZE : N;
+        if (all) {
+            memset(mc, 1, n);
+        } else if (shared) {
+            if (mincore((void *)a, n * CK_PAGE_SIZE, mc) < 0)
+                memset(mc, 1, n);
+        } else if (pread(pmfd, pm, n * 8, (off_t)(a / CK_PAGE_SIZE * 8)) != (ssize_t)(n * 8)) {
+            snprintf(err, errlen, "cannot read /proc/self/pagemap at %#llx",
+                     (unsigned long long)a);
+            ret = -EIO;
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t pa = a + i * CK_PAGE_SIZE;
+            int need;
+            if (all || shared)
+                need = mc[i] & 1;
+            else if (anon_private)
+                need = (pm[i] & (PM_PRESENT | PM_SWAP)) != 0;
+            else
+                need = ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)) || (pm[i] & PM_SWAP);
+            if (!need)
+                continue;
+            const void *page = (const void *)pa;
+            if (via_mem) {
+                if (pread(memfd, copy, CK_PAGE_SIZE, (off_t)pa) != (ssize_t)CK_PAGE_SIZE)
+                    continue;           /* past the end of a deleted file */
+                page = copy;
+            }
+            if (is_zero_page(page))
+                continue;
+            m->nonzero_pages++;
+            m->hash_sum += ck_xxh64(page, CK_PAGE_SIZE, pa);
+        }
+    }
+out:
+    if (pmfd >= 0)
+        close(pmfd);
+    if (memfd >= 0)
+        close(memfd);
+    return ret;
+}
+
 static int wants_pages(const struct ck_region *r)
 {
     if (r->flags & CK_REG_SPECIAL)
@@ -762,6 +828,12 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
                       g_shim.strtab + g_shim.regions_strtab_len,
                       g_shim.strtab_len - g_shim.regions_strtab_len, g_shim.nfds)) < 0)
         goto out;
+    if (g_shim.nmemcheck) {
+        size_t ml = sizeof(struct ck_memcheck) * g_shim.nmemcheck;
+        if ((r = put_rec(&w, CK_REC_MEMCHECK, 0, g_shim.memcheck, ml, ml, g_shim.nmemcheck, 0)) <
+            0)
+            goto out;
+    }
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
         if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0)

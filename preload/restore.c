@@ -143,6 +143,7 @@ void restore_finish(void)
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
     restore_process_state();
+    capture_restore_vmflags();
     int sr = seccomp_shim_after_restore();
     if (sr < 0)
         shim_log("cannot reinstall the seccomp filter after restore: %s", strerror(-sr));

@@ -291,6 +291,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
     struct ck_header hdr;
 
+    capture_vmflags_prescan();
     int r = quiesce_stop_threads(err, sizeof err);
     if (r < 0) {
         rep->status = r;
@@ -372,13 +373,18 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
          * wait(-1) never sees this child. */
+        capture_fork_flags(1);
         long child = syscall(SYS_clone, 0L, NULL, NULL, NULL, 0L);
         if (child == 0) {
             syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            int s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+            int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
+            if (s == 0)
+                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
             cr->status = s;
             syscall(SYS_exit_group, s ? 1 : 0);
         }
+        capture_fork_flags(0);
+        g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
             cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
         } else {
@@ -389,6 +395,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             int ws = 0;
             while (waitpid((pid_t)child, &ws, __WCLONE) < 0 && errno == EINTR)
                 ;
+            g_shim.writer_pid = 0;
             if (cr->status == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
                 cr->status = -EIO;
                 snprintf(cr->msg, sizeof cr->msg, "the image writer died (%s)",

@@ -92,6 +92,13 @@ struct shim_state {
                                            mapping made after the memory map was
                                            captured, so it never enters an image */
     uint64_t pause_start_ns;
+
+    /* regions marked MADV_DONTFORK/WIPEONFORK: witnesses for the image
+     * (SHIM_MAX_REGIONS, mmap'd with the capture buffers) */
+    struct ck_memcheck *memcheck;
+    uint32_t nmemcheck;
+    int vmflags_seen;                   /* smaps showed flags that need a look */
+    pid_t writer_pid;                   /* the image writer while it runs */
 };
 extern struct shim_state g_shim;
 
@@ -129,6 +136,10 @@ extern struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
 extern uint32_t shim_npipes;
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
+void capture_vmflags_prescan(void);
+void capture_fork_flags(int for_fork);
+int capture_check_fork_child(char *err, size_t errlen);
+void capture_restore_vmflags(void);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
@@ -136,6 +147,7 @@ struct dump_stats {
 };
 int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
                size_t errlen);
+int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, size_t errlen);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);

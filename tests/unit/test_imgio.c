@@ -34,6 +34,9 @@ struct build_opts {
     uint16_t major;                     /* version_major to write (0: current) */
     uint32_t nthreads;                  /* header nthreads (0: 1) */
     int regions_count_delta;            /* REGIONS arg off by this */
+    int memcheck;                       /* a MEMCHECK record after FDS */
+    uint64_t memcheck_pages;            /* its count of non-zero heap pages */
+    uint32_t memcheck_region;           /* the region it names (1: the heap) */
 };
 
 /* Offsets of interesting places in the built image. */
@@ -180,6 +183,18 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         stored += sizeof(buf);
     }
 
+    if (o->memcheck) {
+        struct ck_memcheck m;
+        memset(&m, 0, sizeof(m));
+        m.region = o->memcheck_region;
+        m.flags = CK_REG_HEAP | CK_REG_ANON | CK_REG_DONTFORK;
+        m.nonzero_pages = o->memcheck_pages;
+        assert_int_equal(ck_write_rec(fd, CK_REC_MEMCHECK, 0, &m, sizeof(m), sizeof(m), 1, 0), 0);
+        nrec++;
+        raw += sizeof(m);
+        stored += sizeof(m);
+    }
+
     if (o->unknown_rec) {
         static const char blob[] = "from a newer minor version";
         assert_int_equal(ck_write_rec(fd, 0x1234, 0, blob, sizeof(blob), 99, 0, 0), 0);
@@ -277,6 +292,18 @@ static int read_bytes(const uint8_t *b, size_t n, uint32_t flags, struct ck_imag
     int rc = ck_image_read(fd, img, flags, err, errlen);
     close(fd);
     return rc;
+}
+
+/* Builds an image and reads it back (every page verified), which must
+ * succeed. Returns its bytes (malloc'd). */
+static uint8_t *build_read_ok(const struct build_opts *o, struct layout *L, struct ck_image *img)
+{
+    char err[256];
+    uint8_t *b = build_bytes(o, L);
+    int rc = read_bytes(b, L->size, CK_READ_VERIFY_PAGES, img, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("ck_image_read: %d %s", rc, err);
+    return b;
 }
 
 /* Expects the image in b to be rejected; returns the message. */
@@ -426,21 +453,53 @@ static void test_extra_records(void **state)
     struct build_opts o;
     struct layout L;
     struct ck_image img;
-    char err[256];
     (void)state;
 
     memset(&o, 0, sizeof(o));
     o.unknown_rec = 1;
     o.filedata = 1;
-    uint8_t *b = build_bytes(&o, &L);
-    int rc = read_bytes(b, L.size, CK_READ_VERIFY_PAGES, &img, err, sizeof(err));
-    if (rc != 0)
-        fail_msg("ck_image_read: %d %s", rc, err);
+    uint8_t *b = build_read_ok(&o, &L, &img);
     assert_int_equal(img.nfiledata, 1);
     assert_int_equal(img.filedata[0].rec.arg, 3);
     assert_int_equal(img.npagerecs, 2);
     assert_int_equal(img.end.nrecords, 8);
     ck_image_free(&img);
+    free(b);
+}
+
+/* A MEMCHECK record: an image that holds fewer pages of a MADV_DONTFORK
+ * region than were not zero at checkpoint is refused (the writer lost
+ * them); one that names a region that does not exist too. */
+static void test_memcheck(void **state)
+{
+    struct build_opts o;
+    struct layout L;
+    struct ck_image img;
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    o.memcheck = 1;
+    o.memcheck_region = 1;
+    o.memcheck_pages = 3;               /* the heap's 3 pages are all there */
+    uint8_t *b = build_read_ok(&o, &L, &img);
+    assert_int_equal(img.nmemcheck, 1);
+    assert_int_equal(img.memcheck[0].nonzero_pages, 3);
+    assert_int_equal(ck_image_region_pages(&img, 1), 3);
+    ck_image_free(&img);
+    free(b);
+
+    o.memcheck_pages = 4;
+    b = build_bytes(&o, &L);
+    const char *why = expect_fail(b, L.size, 0);
+    assert_non_null(strstr(why, "contents were lost"));
+    assert_non_null(strstr(why, "MADV_DONTFORK"));
+    free(b);
+
+    o.memcheck_pages = 1;
+    o.memcheck_region = 2;
+    b = build_bytes(&o, &L);
+    why = expect_fail(b, L.size, 0);
+    assert_non_null(strstr(why, "MEMCHECK"));
     free(b);
 }
 
@@ -747,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_pipe),
         cmocka_unit_test(test_extra_records),
+        cmocka_unit_test(test_memcheck),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_records),

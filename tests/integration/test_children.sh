@@ -1,0 +1,98 @@
+#!/bin/bash
+# test_children.sh - a process with child processes is not checkpointed.
+#
+#   bash tests/integration/test_children.sh BUILD_DIR
+#
+# Until process trees are supported, a checkpoint of a process that has a
+# live child, or a child that exited but was not waited for (a zombie), is
+# refused with a message naming each child (pid and command); the program
+# goes on running untouched. Once the child is reaped the same program is
+# checkpointed (--kill) and restored. A child the program forked and
+# reaped before (tests/integration/progs/fork_child) is no obstacle.
+# Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-children.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
+
+# The program: a worker child (sleep), ticks in its log; the file "kill"
+# makes it kill the child without waiting for it, "reap" makes it wait.
+cat >"$T/parent.py" <<'EOF'
+import os, signal, subprocess, time
+child = subprocess.Popen(["sleep", "1000"])
+print("READY child", child.pid, flush=True)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.05)
+    if n % 10 == 0:
+        print("tick", n, flush=True)
+    if child and os.path.exists("kill"):
+        os.kill(child.pid, signal.SIGKILL)
+        os.unlink("kill")
+        print("killed", flush=True)
+    if child and os.path.exists("reap"):
+        child.wait()
+        child = None
+        print("reaped", flush=True)
+EOF
+
+# ticking LOG: the program printed a new tick within 1.5 s.
+ticking() {
+    local t1 t2
+    t1=$(grep -c tick "$1")
+    sleep 1.5
+    t2=$(grep -c tick "$1")
+    [ "$t2" -gt "$t1" ]
+}
+
+start_py_app parent "$T/parent.py" || fail parent_ready "no READY"
+cpid=$(awk '/READY child/ {print $3; exit}' "$T/parent.log")
+
+"$C" checkpoint "$pid" -o "$T/live.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "$cpid (sleep 1000)" "$T/err" && grep -qi "child" "$T/err" &&
+    [ ! -e "$T/live.img" ]; then
+    pass checkpoint_refuses_live_child
+else
+    fail checkpoint_refuses_live_child "rc=$rc, expected 1 and a message naming '$cpid (sleep 1000)'"
+fi
+alive "$pid" && alive "$cpid" && ticking "$T/parent.log" && pass refused_parent_keeps_running ||
+    fail refused_parent_keeps_running "the program or its child stopped"
+
+# A zombie: its exit status would be lost in a restored process.
+: >"$T/kill"
+wait_for 5 grep -q killed "$T/parent.log"
+wait_for 5 grep -q '^State:.*Z' "/proc/$cpid/status"
+"$C" checkpoint "$pid" -o "$T/zombie.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "$cpid (sleep" "$T/err" && grep -q "not yet waited for" "$T/err"; then
+    pass checkpoint_refuses_zombie_child
+else
+    fail checkpoint_refuses_zombie_child "rc=$rc, expected 1 naming the zombie $cpid"
+fi
+
+# Reaped: now it is checkpointed, and comes back.
+: >"$T/reap"
+wait_for 5 grep -q reaped "$T/parent.log"
+if "$C" checkpoint "$pid" -o "$T/alone.img" --kill >"$T/out" 2>"$T/err" &&
+    wait_for 10 gone "$pid"; then
+    pass checkpoint_after_child_reaped
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/alone.img" 2>"$T/err")
+    if [ -n "$np" ] && alive "$np"; then
+        PIDS+=("$np")
+        ticking "$T/parent.log" && pass restore_after_child_reaped ||
+            fail restore_after_child_reaped "the restored program does not tick"
+    else
+        fail restore_after_child_reaped "restore failed"
+    fi
+else
+    fail checkpoint_after_child_reaped "checkpoint failed"
+fi
