@@ -154,6 +154,38 @@ static int check_vdso(struct rctx *c)
     return 0;
 }
 
+/* Descriptors are recreated at their numbers and coord's own are moved
+ * above the highest of them, so coord's soft RLIMIT_NOFILE must exceed
+ * that number plus a few (a program that raised its limit and holds fd
+ * 5000 is restored by a coord with the usual 1024). Raised here, before
+ * anything changes; restore_env puts the program's own limits back once
+ * every descriptor is in place. */
+static int raise_nofile(struct rctx *c)
+{
+    int maxfd = 2;
+    for (uint32_t i = 0; i < c->img.nfds; i++)
+        if (c->img.fds[i].fd > maxfd)
+            maxfd = c->img.fds[i].fd;
+    /* coord's fds (at most a dozen) and a stashed pair per pipe */
+    rlim_t need = (rlim_t)maxfd + 64 + 2 * (rlim_t)c->img.nfds;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        fail_msg(c, "the program holds fd %d, which needs a descriptor limit of at least %llu, "
+                 "but the hard RLIMIT_NOFILE here is %llu (raise it: ulimit -Hn)", maxfd,
+                 (unsigned long long)need, (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        fail_msg(c, "cannot raise RLIMIT_NOFILE to %llu for fd %d: %s", (unsigned long long)need,
+                 maxfd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int check_image(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -234,6 +266,8 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
+    if (raise_nofile(c) < 0)
+        return -1;
     struct stat cst;
     if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
         fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
