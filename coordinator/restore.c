@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -505,7 +506,9 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
 }
 
 /* Put back the bytes that were waiting in a pipe (FILEDATA records whose
- * arg is the read end's fd). */
+ * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
+ * them (its buffer could not be made as large as it was) fails, never
+ * hangs. */
 static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
 {
     for (uint32_t i = 0; i < c->img.nfiledata; i++) {
@@ -528,6 +531,97 @@ static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
         }
     }
     return 0;
+}
+
+static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
+{
+    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
+           a->dev == b->dev && !(a->flags & CK_FDF_STD_REDIRECT) &&
+           !(b->flags & CK_FDF_STD_REDIRECT);
+}
+
+/* One O_RDWR description of the pipe of fds[lead] (the first descriptor
+ * of it), with its buffer size and waiting bytes: a new pipe, or the FIFO
+ * reopened by path (refilled only if it is empty: someone else may have
+ * kept it, and its bytes, alive). Returns the fd or -1. */
+static int pipe_stash(struct rctx *c, uint32_t lead)
+{
+    struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[lead];
+    const char *path = im->fd_paths[lead];
+    int s;
+    if (path[0] == '/') {
+        s = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (s < 0) {
+            fail_msg(c, "fd %d: cannot reopen FIFO %s: %s", f->fd, path, strerror(errno));
+            return -1;
+        }
+    } else {
+        int pp[2];
+        char lp[64];
+        if (pipe2(pp, O_CLOEXEC) < 0) {
+            fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
+            return -1;
+        }
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", pp[0]);
+        s = open(lp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        close(pp[0]);
+        close(pp[1]);
+        if (s < 0) {
+            fail_msg(c, "fd %d: cannot reopen a new pipe read-write: %s", f->fd, strerror(errno));
+            return -1;
+        }
+    }
+    if (f->size && fcntl(s, F_GETPIPE_SZ) < (int)f->size)
+        fcntl(s, F_SETPIPE_SZ, (int)f->size);
+    int waiting = 0;
+    if (ioctl(s, FIONREAD, &waiting) == 0 && waiting == 0)
+        for (uint32_t k = lead; k < im->nfds; k++)
+            if (same_pipe(&im->fds[k], f) && fill_pipe(c, &im->fds[k], s) < 0) {
+                close(s);
+                return -1;
+            }
+    return s;
+}
+
+/* A pipe or FIFO descriptor, as its own open file description with its
+ * access mode and O_NONBLOCK, opened through the pipe's stash (made for
+ * its first descriptor, kept above every fd number still to come). The
+ * stashes are closed once every descriptor is in place: a pipe the
+ * program held both ways (a read and a write end, or one O_RDWR
+ * descriptor such as bash's `exec 9<> <(:)`) stays open; one whose other
+ * end was outside loses its reader or writer (end of file, EPIPE). */
+static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
+{
+    struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    uint32_t lead = i;
+    for (uint32_t k = 0; k < i; k++)
+        if (same_pipe(&im->fds[k], f)) {
+            lead = k;
+            break;
+        }
+    if (stash[lead] < 0) {
+        int s = pipe_stash(c, lead);
+        if (s < 0)
+            return -1;
+        stash[lead] = fcntl(s, F_DUPFD_CLOEXEC, maxfd + 1);
+        close(s);
+        if (stash[lead] < 0) {
+            fail_msg(c, "fd %d: cannot move a pipe out of the way: %s", f->fd, strerror(errno));
+            return -1;
+        }
+    }
+    char lp[64];
+    snprintf(lp, sizeof lp, "/proc/self/fd/%d", stash[lead]);
+    int fd = open(lp, (int)(f->oflags & O_ACCMODE) | O_NONBLOCK);
+    if (fd < 0) {
+        fail_msg(c, "fd %d: cannot open %s %s: %s", f->fd,
+                 im->fd_paths[i][0] == '/' ? "FIFO" : "pipe", im->fd_paths[i], strerror(errno));
+        return -1;
+    }
+    fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
+    return fd;
 }
 
 static int open_null(int oflags)
@@ -560,7 +654,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         for (int i = 0; i < n; i++)
             close(list[i]);
     }
-    int *pipe_other = NULL;
+    int *pipe_stash_fds = NULL;
     int maxfd = 2;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].fd > maxfd)
@@ -617,59 +711,18 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
                 break;
             }
-            if (path[0] == '/') {
-                fd = open(path, oflags | O_NONBLOCK);
-                if (fd >= 0 && !(oflags & O_NONBLOCK))
-                    fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK);
-                if (fd < 0) {
-                    fail_msg(c, "fd %d: cannot reopen FIFO %s: %s", f->fd, path, strerror(errno));
+            if (!pipe_stash_fds) {
+                pipe_stash_fds = malloc(im->nfds * sizeof(int));
+                if (!pipe_stash_fds) {
+                    fail_msg(c, "out of memory");
                     return -1;
                 }
-                break;
-            } else {
-                /* Both ends of an internal pipe come from one pipe(); an
-                 * end whose peer is gone gets a pipe with the peer closed. */
-                if (!pipe_other) {
-                    pipe_other = calloc(im->nfds, sizeof(int));
-                    for (uint32_t k = 0; k < im->nfds; k++)
-                        pipe_other[k] = -1;
-                }
-                int acc = f->oflags & O_ACCMODE;
-                if (pipe_other[i] >= 0) {
-                    fd = pipe_other[i];
-                } else {
-                    int pp[2];
-                    if (pipe2(pp, 0) < 0) {
-                        fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
-                        return -1;
-                    }
-                    if (f->size)
-                        fcntl(pp[1], F_SETPIPE_SZ, (int)f->size);
-                    if (fill_pipe(c, f, pp[1]) < 0) {
-                        close(pp[0]);
-                        close(pp[1]);
-                        return -1;
-                    }
-                    fd = acc == O_WRONLY ? pp[1] : pp[0];
-                    int other = acc == O_WRONLY ? pp[0] : pp[1];
-                    int used = 0;
-                    for (uint32_t k = i + 1; k < im->nfds; k++) {
-                        const struct ck_fd *o = &im->fds[k];
-                        if (o->kind == CK_FD_PIPE && o->ino == f->ino && o->share_with < 0 &&
-                            (int)(o->oflags & O_ACCMODE) != acc && pipe_other[k] < 0) {
-                            /* keep it out of the way of fd numbers still to come */
-                            int hi = fcntl(other, F_DUPFD, maxfd + 1);
-                            close(other);
-                            pipe_other[k] = hi;
-                            used = 1;
-                            break;
-                        }
-                    }
-                    if (!used)
-                        close(other);
-                }
-                fcntl(fd, F_SETFL, oflags & O_NONBLOCK);
+                for (uint32_t k = 0; k < im->nfds; k++)
+                    pipe_stash_fds[k] = -1;
             }
+            fd = open_pipe_fd(c, i, pipe_stash_fds, maxfd);
+            if (fd < 0)
+                return -1;
             break;
         case CK_FD_EVENTFD:
             fd = eventfd((unsigned)f->aux, ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
@@ -691,7 +744,10 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             return -1;
         }
     }
-    free(pipe_other);
+    for (uint32_t k = 0; pipe_stash_fds && k < im->nfds; k++)
+        if (pipe_stash_fds[k] >= 0)
+            close(pipe_stash_fds[k]);
+    free(pipe_stash_fds);
     if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
     return 0;

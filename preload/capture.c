@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -333,21 +334,37 @@ uint32_t shim_npipes;
 static char *pipe_buf;
 static size_t pipe_buf_cap;
 
-/* Bytes waiting in pipes whose both ends the program holds: copied with
- * tee(2), which leaves them in the pipe, into a buffer the writer saves
- * as FILEDATA records (arg = the read end's fd). */
+static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
+{
+    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino && a->dev == b->dev;
+}
+
+/* Bytes waiting in pipes and FIFOs the program holds both ways (a read
+ * and a write end, or one O_RDWR descriptor): copied with tee(2), which
+ * leaves them in the pipe, into a buffer the writer saves as FILEDATA
+ * records. One copy per pipe, under the fd of its first descriptor (arg
+ * of the records), which is where restore creates the pipe. */
 static int capture_pipe_data(char *err, size_t errlen)
 {
     shim_npipes = 0;
     size_t used = 0;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0 ||
-            (f->oflags & O_ACCMODE) != O_RDONLY ||
-            g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
+        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0)
             continue;
-        int cap = fcntl(f->fd, F_GETPIPE_SZ);
-        f->size = cap > 0 ? (uint64_t)cap : 65536;
+        int first = 1, from = -1, writer = 0;
+        for (uint32_t k = 0; k < g_shim.nfds; k++) {
+            const struct ck_fd *o = &g_shim.fds[k];
+            if (!same_pipe(o, f))
+                continue;
+            first &= k >= i;
+            int acc = (int)(o->oflags & O_ACCMODE);
+            if (acc != O_WRONLY && from < 0)
+                from = o->fd;
+            writer |= acc != O_RDONLY;
+        }
+        if (!first || from < 0 || !writer)
+            continue;
         if (shim_npipes >= SHIM_MAX_PIPES) {
             snprintf(err, errlen, "more than %d pipes", SHIM_MAX_PIPES);
             return -E2BIG;
@@ -374,7 +391,7 @@ static int capture_pipe_data(char *err, size_t errlen)
             return -errno;
         }
         fcntl(tp[1], F_SETPIPE_SZ, (int)f->size);
-        ssize_t n = tee(f->fd, tp[1], f->size, SPLICE_F_NONBLOCK);
+        ssize_t n = tee(from, tp[1], f->size, SPLICE_F_NONBLOCK);
         size_t got = 0;
         if (n > 0) {
             while (got < (size_t)n) {
@@ -386,6 +403,12 @@ static int capture_pipe_data(char *err, size_t errlen)
         }
         close(tp[0]);
         close(tp[1]);
+        int avail = 0;
+        if (ioctl(from, FIONREAD, &avail) == 0 && (size_t)avail > got) {
+            snprintf(err, errlen, "fd %d: cannot copy the %d bytes waiting in the pipe (got %zu)",
+                     from, avail, got);
+            return -EIO;
+        }
         struct shim_pipedata *pd = &shim_pipes[shim_npipes++];
         pd->fd = f->fd;
         pd->data = pipe_buf + used;
@@ -506,6 +529,9 @@ static int capture_fds(char *err, size_t errlen)
             } else if (S_ISFIFO(st.st_mode)) {
                 f->kind = CK_FD_PIPE;
                 f->aux = st.st_ino;
+                /* buffer size, recreated on restore (size: a pipe has none) */
+                int cap = fcntl(fd, F_GETPIPE_SZ);
+                f->size = cap > 0 ? (uint64_t)cap : 65536;
             } else if (S_ISSOCK(st.st_mode)) {
                 snprintf(err, errlen, "fd %d is a socket (%s); sockets are not supported yet",
                          fd, target);
@@ -542,19 +568,23 @@ static int capture_fds(char *err, size_t errlen)
             g_shim.nfds++;
         }
     }
-    /* Pipes whose other end is not in this process. */
+    /* Pipes whose other end is not in this process: no descriptor of the
+     * pipe reads, or none writes. An O_RDWR descriptor (bash's
+     * `exec 9<> <(:)`) is both ends at once. */
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
         if (f->kind != CK_FD_PIPE ||
             g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
             continue;
-        int acc = (int)(f->oflags & O_ACCMODE), peer = 0;
+        int reader = 0, writer = 0;
         for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            struct ck_fd *o = &g_shim.fds[k];
-            if (o->kind == CK_FD_PIPE && o->ino == f->ino && (int)(o->oflags & O_ACCMODE) != acc)
-                peer = 1;
+            const struct ck_fd *o = &g_shim.fds[k];
+            if (same_pipe(o, f)) {
+                reader |= (o->oflags & O_ACCMODE) != O_WRONLY;
+                writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
+            }
         }
-        if (!peer) {
+        if (!reader || !writer) {
             f->flags |= CK_FDF_EXTERNAL;
             if (f->fd <= 2)
                 f->flags |= CK_FDF_STD_REDIRECT;
