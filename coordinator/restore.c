@@ -39,10 +39,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +269,17 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
+    for (uint32_t i = 0; i < im->nlocks; i++) {
+        const struct ck_lock *k = &im->locks[i];
+        uint32_t f = 0;
+        while (f < im->nfds && im->fds[f].fd != k->fd)
+            f++;
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_OFD || k->start < 0 ||
+            k->len < 0) {
+            fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
+            return -1;
+        }
+    }
     if (raise_nofile(c) < 0)
         return -1;
     struct stat cst;
@@ -275,6 +288,32 @@ static int check_image(struct rctx *c)
         return -1;
     }
     return 0;
+}
+
+/* A descriptor of the program, on the file a shared mapping r maps, that
+ * the restorer can map it through, when the program holds POSIX locks on
+ * that file (sqlite's WAL index is mapped and locked): the restorer would
+ * otherwise open the file and close it again, and any close drops the
+ * process's POSIX locks on the file, which coord has just taken back.
+ * -1 if there is none (the shim then takes such locks again after
+ * restore). */
+static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
+{
+    if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
+        return -1;
+    int locked = 0;
+    for (uint32_t k = 0; k < im->nlocks; k++)
+        locked |= im->locks[k].kind == CK_LOCK_POSIX && im->locks[k].dev == r->dev &&
+                  im->locks[k].ino == r->ino;
+    for (uint32_t k = 0; locked && k < im->nfds; k++) {
+        const struct ck_fd *f = &im->fds[k];
+        int acc = (int)(f->oflags & O_ACCMODE);
+        if (f->kind == CK_FD_FILE && f->dev == r->dev && f->ino == r->ino &&
+            (acc == O_RDWR || (acc == O_RDONLY && !(r->prot & PROT_WRITE))) &&
+            !((f->oflags & O_APPEND) && (r->prot & PROT_WRITE)))
+            return f->fd;
+    }
+    return -1;
 }
 
 /* Build the plan in a memfd. Returns its fd or -1. */
@@ -360,6 +399,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
                     break;
                 }
             }
+        if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
+            pr[i].from_fd = locked_fd_for(im, r);
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);
@@ -629,6 +670,92 @@ static int open_null(int oflags)
     return open("/dev/null", oflags & O_ACCMODE);
 }
 
+/* Who holds a lock that conflicts with k on the file open at k->fd, from
+ * /proc/locks: "pid N (comm)", or what is known. */
+static void lock_holder(const struct ck_lock *k, char *out, size_t len)
+{
+    struct stat st;
+    snprintf(out, len, "someone else");
+    FILE *f = fstat(k->fd, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char kind[16], type[16], end[32];
+        int pid;
+        unsigned ma, mi;
+        unsigned long long ino;
+        long long start;
+        if (strstr(line, "->") ||
+            sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu %lld %31s", kind, type, &pid, &ma, &mi,
+                   &ino, &start, end) != 8 ||
+            ma != major(st.st_dev) || mi != minor(st.st_dev) || ino != st.st_ino)
+            continue;
+        if ((k->kind == CK_LOCK_FLOCK) != !strcmp(kind, "FLOCK") || (!k->write && !strcmp(type, "READ")))
+            continue;
+        if (k->kind != CK_LOCK_FLOCK) {
+            long long e = strcmp(end, "EOF") ? atoll(end) : LLONG_MAX;
+            long long ke = k->len ? k->start + k->len - 1 : LLONG_MAX;
+            if (e < k->start || start > ke)
+                continue;
+        }
+        if (pid > 0 && pid == getpid())
+            continue;
+        if (pid <= 0) {
+            snprintf(out, len, "an OFD lock of another open file description (the kernel does "
+                     "not say whose)");
+        } else {
+            char cp[64], comm[64] = "?";
+            snprintf(cp, sizeof cp, "/proc/%d/comm", pid);
+            FILE *cf = fopen(cp, "r");
+            if (cf) {
+                if (fgets(comm, sizeof comm, cf))
+                    comm[strcspn(comm, "\n")] = 0;
+                fclose(cf);
+            }
+            snprintf(out, len, "pid %d (%s)", pid, comm);
+        }
+        break;
+    }
+    fclose(f);
+}
+
+/* Take back every file lock the program held, through the descriptors now
+ * at their numbers (after all of them: closing any descriptor of a file
+ * drops the process's POSIX locks on it). A lock someone else took
+ * meanwhile refuses the restore, before the program runs: it must never
+ * run believing it holds a lock it does not. */
+static int restore_locks(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    for (uint32_t i = 0; i < im->nlocks; i++) {
+        const struct ck_lock *k = &im->locks[i];
+        struct flock fl = {.l_type = k->write ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+                           .l_start = k->start, .l_len = k->len};
+        int r;
+        if (k->kind == CK_LOCK_FLOCK)
+            r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+        else
+            r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+        if (r == 0)
+            continue;
+        int e = errno;
+        const char *path = "?";
+        for (uint32_t f = 0; f < im->nfds; f++)
+            if (im->fds[f].fd == k->fd)
+                path = im->fd_paths[f];
+        char what[96], who[128] = "";
+        if (e == EAGAIN || e == EACCES || e == EWOULDBLOCK)
+            lock_holder(k, who, sizeof who);
+        fail_msg(c, "fd %d: cannot take back the program's %s of %s: %s%s; not restoring a "
+                 "program that would run without its lock",
+                 k->fd, ck_lock_describe(what, sizeof what, k), path,
+                 who[0] ? "it is held by " : strerror(e), who);
+        return -1;
+    }
+    return 0;
+}
+
 /* Recreate every descriptor of the image at its number. Runs after all
  * checks; on failure the process exits without exec'ing the restorer. */
 static int restore_fds(struct rctx *c, int keep[], int nkeep)
@@ -750,7 +877,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
     free(pipe_stash_fds);
     if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
-    return 0;
+    return restore_locks(c);
 }
 
 static int restore_env(struct rctx *c)

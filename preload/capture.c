@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <asm/termbits.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -429,6 +431,125 @@ void capture_forget(int unmap)
     shim_npipes = 0;
 }
 
+struct ck_lock shim_locks[SHIM_MAX_LOCKS];
+uint32_t shim_nlocks;
+struct ck_tty shim_ttys[3];
+uint32_t shim_nttys;
+
+/* File locks held through fd, from the "lock:" lines of its fdinfo (only
+ * locks taken through this open file description, and for POSIX locks by
+ * this process, are listed there), e.g.
+ *   lock:   1: POSIX  ADVISORY  WRITE 12897 fe:00:10953654 10 14
+ *   lock:   2: FLOCK  ADVISORY  READ 12897 fe:00:10953653 0 EOF
+ *   lock:   3: OFDLCK ADVISORY  WRITE -1 fe:00:10953655 0 EOF
+ * Leases cannot be restored: refused. */
+static int capture_locks(const struct ck_fd *f, const char *info, const char *path, char *err,
+                         size_t errlen)
+{
+    for (const char *l = strstr(info, "\nlock:"); l; l = strstr(l + 1, "\nlock:")) {
+        char kind[16] = "", adv[16] = "", type[16] = "", end[32] = "";
+        int pid = 0;
+        long long start = 0;
+        if (sscanf(l + 6, " %*d: %15s %15s %15s %d %*x:%*x:%*u %lld %31s", kind, adv, type,
+                   &pid, &start, end) < 6) {
+            snprintf(err, errlen, "fd %d (%s): cannot parse its lock line in fdinfo", f->fd,
+                     path);
+            return -EINVAL;
+        }
+        struct ck_lock k = {.fd = f->fd, .pid = pid, .dev = f->dev, .ino = f->ino};
+        if (!strcmp(kind, "FLOCK"))
+            k.kind = CK_LOCK_FLOCK;
+        else if (!strcmp(kind, "POSIX"))
+            k.kind = CK_LOCK_POSIX;
+        else if (!strcmp(kind, "OFDLCK"))
+            k.kind = CK_LOCK_OFD;
+        if (!k.kind || strcmp(adv, "ADVISORY") || (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
+            snprintf(err, errlen, "fd %d (%s) holds a %s %s %s lock (a lease?), which ckshim "
+                     "cannot restore", f->fd, path, kind, adv, type);
+            return -ENOTSUP;
+        }
+        k.write = !strcmp(type, "WRITE");
+        if (k.kind != CK_LOCK_FLOCK) {
+            k.start = start;
+            k.len = strcmp(end, "EOF") ? strtoll(end, NULL, 10) - start + 1 : 0;
+        }
+        if (shim_nlocks >= SHIM_MAX_LOCKS) {
+            snprintf(err, errlen, "more than %d file locks", SHIM_MAX_LOCKS);
+            return -E2BIG;
+        }
+        shim_locks[shim_nlocks++] = k;
+    }
+    return 0;
+}
+
+/* Modes and window size of a standard descriptor on a terminal (restore
+ * puts them on the terminal it runs in). */
+static void capture_tty(int fd, const struct stat *st)
+{
+    struct termios t;
+    if (fd > 2 || ioctl(fd, TCGETS, &t) < 0)
+        return;
+    struct ck_tty *y = &shim_ttys[shim_nttys++];
+    memset(y, 0, sizeof *y);
+    y->fd = fd;
+    y->iflag = t.c_iflag;
+    y->oflag = t.c_oflag;
+    y->cflag = t.c_cflag;
+    y->lflag = t.c_lflag;
+    y->line = t.c_line;
+    memcpy(y->cc, t.c_cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
+    y->dev = st->st_dev;
+    y->rdev = st->st_rdev;
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
+        y->flags |= CK_TTYF_WINSIZE;
+        y->ws_row = ws.ws_row;
+        y->ws_col = ws.ws_col;
+        y->ws_xpixel = ws.ws_xpixel;
+        y->ws_ypixel = ws.ws_ypixel;
+    }
+}
+
+/* After restore: coord took every lock back before the restorer ran, but
+ * the restorer's close of a mapped file it had opened drops the process's
+ * POSIX locks on that file (POSIX locks go with any close of the file):
+ * take them again, before the program runs. */
+int capture_relock_after_restore(char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < shim_nlocks; i++) {
+        const struct ck_lock *k = &shim_locks[i];
+        if (k->kind != CK_LOCK_POSIX)
+            continue;
+        struct flock fl = {.l_type = k->write ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+                           .l_start = k->start, .l_len = k->len};
+        if (fcntl(k->fd, F_SETLK, &fl) < 0) {
+            snprintf(err, errlen, "fd %d: cannot take back the POSIX %s lock on bytes %lld+%lld "
+                     "after restore: %s", k->fd, k->write ? "write" : "read",
+                     (long long)k->start, (long long)k->len, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* After restore: a program on a terminal whose window size is not the
+ * one it saw gets SIGWINCH, as when a terminal is resized, so it asks
+ * again (coord carries the modes, not the size: the new terminal's size
+ * is whatever its window is). */
+void capture_tty_after_restore(void)
+{
+    for (uint32_t i = 0; i < shim_nttys; i++) {
+        const struct ck_tty *y = &shim_ttys[i];
+        struct winsize ws;
+        if (!(y->flags & CK_TTYF_WINSIZE) || ioctl(y->fd, TIOCGWINSZ, &ws) < 0)
+            continue;
+        if (ws.ws_row != y->ws_row || ws.ws_col != y->ws_col) {
+            syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
+            return;
+        }
+    }
+}
+
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 static int capture_fds(char *err, size_t errlen)
@@ -440,7 +561,10 @@ static int capture_fds(char *err, size_t errlen)
     }
     char dbuf[8192];
     pid_t pid = shim_real_getpid();
+    static char info[65536]; /* fdinfo: one line per lock (manager only) */
     g_shim.nfds = 0;
+    shim_nlocks = 0;
+    shim_nttys = 0;
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
     for (;;) {
@@ -464,7 +588,7 @@ static int capture_fds(char *err, size_t errlen)
             memset(f, 0, sizeof *f);
             f->fd = fd;
             f->share_with = -1;
-            char lp[64], target[CK_PATH_MAX], info[1024];
+            char lp[64], target[CK_PATH_MAX];
             snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
             ssize_t l = readlink(lp, target, sizeof target - 1);
             if (l < 0)
@@ -514,8 +638,10 @@ static int capture_fds(char *err, size_t errlen)
             } else if (S_ISCHR(st.st_mode)) {
                 if (is_tty_dev(st.st_rdev)) {
                     f->kind = CK_FD_TTY;
-                    if (fd <= 2)
+                    if (fd <= 2) {
                         f->flags |= CK_FDF_STD_REDIRECT;
+                        capture_tty(fd, &st);
+                    }
                 } else if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
                            !strcmp(target, "/dev/full") || !strcmp(target, "/dev/random") ||
                            !strcmp(target, "/dev/urandom")) {
@@ -565,6 +691,8 @@ static int capture_fds(char *err, size_t errlen)
                     break;
                 }
             }
+            if (f->share_with < 0 && il > 0 && (ret = capture_locks(f, info, target, err, errlen)) < 0)
+                goto out;
             g_shim.nfds++;
         }
     }

@@ -128,6 +128,13 @@ extern struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
 extern uint32_t shim_npipes;
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
+#define SHIM_MAX_LOCKS 4096
+extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS record) */
+extern uint32_t shim_nlocks;
+extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
+extern uint32_t shim_nttys;
+int capture_relock_after_restore(char *err, size_t errlen);
+void capture_tty_after_restore(void);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {

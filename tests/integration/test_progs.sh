@@ -65,7 +65,7 @@ fi
 # Restored, checkpointed again and restored again.
 TWICE=" heap threads signals files posix_timer "
 TWICE+=" rseq dlopen cmdline_env brk eventfd robust_mutex sigmask_thread many_threads mprotect "
-TWICE+=" fd_high pipes "
+TWICE+=" fd_high pipes locks "
 # Restored by a coord whose soft descriptor limit is the usual 1024 (below
 # the fds these programs hold).
 LOW_NOFILE=" fd_high "
