@@ -11,6 +11,8 @@
  *   | record: THREADS           |  ck_thread[]
  *   | record: REGIONS           |  ck_region[] + string table
  *   | record: FDS               |  ck_fd[] + string table
+ *   | record: LOCKS (optional)  |  ck_lock[]: file locks held
+ *   | record: TTYS (optional)   |  ck_tty[]: terminal modes of std fds
  *   | record: FILEDATA ...      |  contents of deleted files (chunks)
  *   | record: PAGES ...         |  one contiguous run of pages each
  *   | record: END               |  struct ck_end (totals)
@@ -82,6 +84,8 @@ enum {
     CK_REC_PAGES = 6,
     CK_REC_AUTH = 7,                    /* digests of every record + MAC (CK_HF_MAC) */
     CK_REC_MEMCHECK = 0x20,             /* ck_memcheck[]: witnesses of flagged regions */
+    CK_REC_LOCKS = 8,                   /* ck_lock[], right after FDS, if any */
+    CK_REC_TTYS = 9,                    /* ck_tty[], after FDS (and LOCKS), if any */
     CK_REC_END = 0x7fff,
 };
 
@@ -271,6 +275,41 @@ struct ck_memcheck {
     uint64_t nonzero_pages;
     uint64_t hash_sum;
     uint64_t reserved;
+};
+
+/* ck_lock.kind */
+enum {
+    CK_LOCK_FLOCK = 1,                  /* flock(2): on the open file description */
+    CK_LOCK_POSIX = 2,                  /* fcntl F_SETLK, lockf: owned by the process */
+    CK_LOCK_OFD = 3,                    /* fcntl F_OFD_SETLK: on the open file description */
+};
+
+/* CK_REC_LOCKS payload: ck_rec.arg of these. One per lock (a range of
+ * POSIX or OFD locks is one entry each), held through fd (the first of
+ * the descriptors sharing its open file description). */
+struct ck_lock {
+    int32_t fd;
+    uint32_t kind;                      /* CK_LOCK_* */
+    uint32_t write;                     /* 1: write (exclusive) lock, 0: read (shared) */
+    int32_t pid;                        /* holder shown by the kernel (-1 for OFD) */
+    int64_t start;                      /* first byte (0 for flock) */
+    int64_t len;                        /* bytes, 0 = to the end of the file */
+    uint64_t dev, ino;                  /* the locked file at checkpoint */
+};
+
+#define CK_TTYF_WINSIZE 0x1             /* ws_* are set */
+
+/* CK_REC_TTYS payload: ck_rec.arg of these, one per standard descriptor
+ * (0..2) on a terminal: its modes (the kernel's struct termios) and window
+ * size, carried to the terminal a foreground restore runs in. */
+struct ck_tty {
+    int32_t fd;
+    uint32_t flags;                     /* CK_TTYF_* */
+    uint32_t iflag, oflag, cflag, lflag;
+    uint8_t line;
+    uint8_t cc[19];                     /* NCCS of the kernel's struct termios */
+    uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;
+    uint64_t dev, rdev;                 /* the terminal at checkpoint */
 };
 
 /* CK_REC_END payload. */

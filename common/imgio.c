@@ -25,6 +25,7 @@ _Static_assert(sizeof(struct ck_end) == 32, "ck_end must be 32 bytes");
 
 /* Sanity limits of the reader. */
 #define IMG_MAX_META (64ULL << 20)      /* payload of PROC/THREADS/REGIONS/FDS/unknown */
+#define IMG_MAX_LOCKS 65536             /* entries of a LOCKS record */
 #define IMG_MAX_FILEDATA (1ULL << 20)   /* raw bytes of one FILEDATA record */
 #define IMG_MAX_PAGES_RAW ((uint64_t)CK_CHUNK_PAGES * CK_PAGE_SIZE)
 #define IMG_MAX_STRINGS (64ULL << 20)   /* copied-out path bytes per record */
@@ -270,6 +271,10 @@ static const char *rec_type_name(uint32_t type)
         return "FDS";
     case CK_REC_FILEDATA:
         return "FILEDATA";
+    case CK_REC_LOCKS:
+        return "LOCKS";
+    case CK_REC_TTYS:
+        return "TTYS";
     case CK_REC_PAGES:
         return "PAGES";
     case CK_REC_END:
@@ -512,6 +517,13 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
             goto bad_order;
         meta = 1;
         break;
+    case CK_REC_LOCKS:
+    case CK_REC_TTYS:
+        /* optional, between FDS and the first FILEDATA or PAGES */
+        if (c->stage != ST_FILEDATA || img->nfiledata)
+            goto bad_order;
+        meta = 1;
+        break;
     case CK_REC_PAGES:
     case CK_REC_END:
         if (c->stage < ST_FILEDATA)
@@ -618,6 +630,31 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
                 (i && img->memcheck[i].region <= img->memcheck[i - 1].region))
                 return rec_fail(c, "entry %u names region %u (of %u, in order)", i,
                                 img->memcheck[i].region, img->nregions);
+        break;
+    }
+
+    case CK_REC_LOCKS:
+    case CK_REC_TTYS: {
+        int locks = rec->type == CK_REC_LOCKS;
+        size_t esz = locks ? sizeof(struct ck_lock) : sizeof(struct ck_tty);
+        uint64_t max = locks ? IMG_MAX_LOCKS : 3;
+        uint8_t *buf;
+        if ((locks ? img->nlocks : img->nttys) != 0)
+            return rec_fail(c, "a second %s record", c->tname);
+        if (rec->arg < 1 || rec->arg > max || rec->len != rec->arg * esz)
+            return rec_fail(c, "payload is %llu bytes for %llu entries of %zu bytes (1..%llu)",
+                            (unsigned long long)rec->len, (unsigned long long)rec->arg, esz,
+                            (unsigned long long)max);
+        rc = read_alloc(c, rec, &buf);
+        if (rc < 0)
+            return rc;
+        if (locks) {
+            img->locks = (struct ck_lock *)(void *)buf;
+            img->nlocks = (uint32_t)rec->arg;
+        } else {
+            img->ttys = (struct ck_tty *)(void *)buf;
+            img->nttys = (uint32_t)rec->arg;
+        }
         break;
     }
 
@@ -842,6 +879,8 @@ void ck_image_free(struct ck_image *img)
     free(img->region_paths);
     free(img->fds);
     free(img->fd_paths);
+    free(img->locks);
+    free(img->ttys);
     free(img->filedata);
     free(img->pages);
     memset(img, 0, sizeof(*img));

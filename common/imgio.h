@@ -65,6 +65,10 @@ struct ck_image {
     struct ck_fd *fds;
     char **fd_paths;                    /* nfds entries */
     uint32_t nfds;
+    struct ck_lock *locks;              /* LOCKS record, or NULL */
+    uint32_t nlocks;
+    struct ck_tty *ttys;                /* TTYS record, or NULL */
+    uint32_t nttys;
     struct ck_rec_loc *filedata;        /* FILEDATA records, in file order */
     uint32_t nfiledata;
     struct ck_rec_loc *pages;           /* PAGES records, in file order */

@@ -30,6 +30,11 @@ int cmd_list(int argc, char **argv);       /* list.c */
 int cmd_inspect(int argc, char **argv);    /* inspect.c */
 int cmd_keygen(int argc, char **argv);     /* keygen.c */
 
+/* ---- inspect.c: "POSIX write lock on bytes 10-14", "flock read lock on
+ * the whole file" (also in restore's messages) ---- */
+struct ck_lock;
+const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k);
+
 /* ---- epoll.c: re-add the watches of restored epoll fds ---- */
 struct ck_image;
 int epoll_restore_watches(const struct ck_image *im, char *err, size_t errlen);

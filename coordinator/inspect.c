@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -534,6 +535,30 @@ static void text_threads(const struct view *v)
     }
 }
 
+const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k)
+{
+    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD"};
+    const char *kind = kinds[k->kind <= CK_LOCK_OFD ? k->kind : 0];
+    const char *type = k->write ? "write" : "read";
+    if (k->kind == CK_LOCK_FLOCK)
+        snprintf(buf, len, "%s %s lock on the whole file", kind, type);
+    else if (k->len == 0)
+        snprintf(buf, len, "%s %s lock on bytes %lld to the end", kind, type,
+                 (long long)k->start);
+    else
+        snprintf(buf, len, "%s %s lock on bytes %lld-%lld", kind, type, (long long)k->start,
+                 (long long)(k->start + k->len - 1));
+    return buf;
+}
+
+/* Terminal modes in a few words: "raw", "no echo", ... */
+static const char *tty_modes(char *buf, size_t len, const struct ck_tty *y)
+{
+    snprintf(buf, len, "%s%s%s", (y->lflag & ICANON) ? "line mode" : "raw (no line editing)",
+             (y->lflag & ECHO) ? ", echo" : ", no echo", (y->lflag & ISIG) ? "" : ", no signal keys");
+    return buf;
+}
+
 static void text_fds(const struct view *v)
 {
     const struct ck_image *img = v->img;
@@ -556,6 +581,16 @@ static void text_fds(const struct view *v)
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
         printf("  %4d %-11s %-22s %10lld  %s%s\n", f->fd, fd_kind(f->kind), fl, (long long)f->pos,
                path ? path : "", extra);
+        char d[128];
+        for (uint32_t k = 0; k < img->nlocks; k++)
+            if (img->locks[k].fd == f->fd)
+                printf("  %4s holds a %s\n", "", ck_lock_describe(d, sizeof d, &img->locks[k]));
+        for (uint32_t k = 0; k < img->nttys; k++) {
+            const struct ck_tty *y = &img->ttys[k];
+            if (y->fd == f->fd)
+                printf("  %4s terminal: %s, %ux%u\n", "", tty_modes(d, sizeof d, y), y->ws_col,
+                       y->ws_row);
+        }
     }
     if (img->nfiledata) {
         char sz[32];
@@ -787,6 +822,33 @@ static void print_json(const struct view *v)
         ck_json_ku64(&j, "size", f->size);
         ck_json_ku64(&j, "aux", f->aux);
         ck_json_kstr(&j, "path", img->fd_paths ? img->fd_paths[i] : "");
+        ck_json_open(&j, "locks", '[');
+        for (uint32_t k = 0; k < img->nlocks; k++) {
+            const struct ck_lock *l = &img->locks[k];
+            static const char *const kinds[] = {"?", "flock", "posix", "ofd"};
+            if (l->fd != f->fd)
+                continue;
+            ck_json_open(&j, NULL, '{');
+            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_OFD ? l->kind : 0]);
+            ck_json_kstr(&j, "type", l->write ? "write" : "read");
+            ck_json_ki64(&j, "start", l->start);
+            ck_json_ki64(&j, "len", l->len);
+            ck_json_close(&j, '}');
+        }
+        ck_json_close(&j, ']');
+        for (uint32_t k = 0; k < img->nttys; k++) {
+            const struct ck_tty *y = &img->ttys[k];
+            if (y->fd != f->fd)
+                continue;
+            ck_json_open(&j, "terminal", '{');
+            ck_json_khex(&j, "iflag", y->iflag);
+            ck_json_khex(&j, "oflag", y->oflag);
+            ck_json_khex(&j, "cflag", y->cflag);
+            ck_json_khex(&j, "lflag", y->lflag);
+            ck_json_ku64(&j, "rows", y->ws_row);
+            ck_json_ku64(&j, "cols", y->ws_col);
+            ck_json_close(&j, '}');
+        }
         ck_json_close(&j, '}');
     }
     ck_json_close(&j, ']');

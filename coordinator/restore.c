@@ -39,9 +39,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,6 +158,38 @@ static int check_vdso(struct rctx *c)
     return 0;
 }
 
+/* Descriptors are recreated at their numbers and coord's own are moved
+ * above the highest of them, so coord's soft RLIMIT_NOFILE must exceed
+ * that number plus a few (a program that raised its limit and holds fd
+ * 5000 is restored by a coord with the usual 1024). Raised here, before
+ * anything changes; restore_env puts the program's own limits back once
+ * every descriptor is in place. */
+static int raise_nofile(struct rctx *c)
+{
+    int maxfd = 2;
+    for (uint32_t i = 0; i < c->img.nfds; i++)
+        if (c->img.fds[i].fd > maxfd)
+            maxfd = c->img.fds[i].fd;
+    /* coord's fds (at most a dozen) and a stashed pair per pipe */
+    rlim_t need = (rlim_t)maxfd + 64 + 2 * (rlim_t)c->img.nfds;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        fail_msg(c, "the program holds fd %d, which needs a descriptor limit of at least %llu, "
+                 "but the hard RLIMIT_NOFILE here is %llu (raise it: ulimit -Hn)", maxfd,
+                 (unsigned long long)need, (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        fail_msg(c, "cannot raise RLIMIT_NOFILE to %llu for fd %d: %s", (unsigned long long)need,
+                 maxfd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int check_image(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -235,12 +270,51 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
+    for (uint32_t i = 0; i < im->nlocks; i++) {
+        const struct ck_lock *k = &im->locks[i];
+        uint32_t f = 0;
+        while (f < im->nfds && im->fds[f].fd != k->fd)
+            f++;
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_OFD || k->start < 0 ||
+            k->len < 0) {
+            fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
+            return -1;
+        }
+    }
+    if (raise_nofile(c) < 0)
+        return -1;
     struct stat cst;
     if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
         fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
         return -1;
     }
     return 0;
+}
+
+/* A descriptor of the program, on the file a shared mapping r maps, that
+ * the restorer can map it through, when the program holds POSIX locks on
+ * that file (sqlite's WAL index is mapped and locked): the restorer would
+ * otherwise open the file and close it again, and any close drops the
+ * process's POSIX locks on the file, which coord has just taken back.
+ * -1 if there is none (the shim then takes such locks again after
+ * restore). */
+static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
+{
+    if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
+        return -1;
+    int locked = 0;
+    for (uint32_t k = 0; k < im->nlocks; k++)
+        locked |= im->locks[k].kind == CK_LOCK_POSIX && im->locks[k].dev == r->dev &&
+                  im->locks[k].ino == r->ino;
+    for (uint32_t k = 0; locked && k < im->nfds; k++) {
+        const struct ck_fd *f = &im->fds[k];
+        int acc = (int)(f->oflags & O_ACCMODE);
+        if (f->kind == CK_FD_FILE && f->dev == r->dev && f->ino == r->ino &&
+            (acc == O_RDWR || (acc == O_RDONLY && !(r->prot & PROT_WRITE))) &&
+            !((f->oflags & O_APPEND) && (r->prot & PROT_WRITE)))
+            return f->fd;
+    }
+    return -1;
 }
 
 /* Build the plan in a memfd. Returns its fd or -1. */
@@ -326,6 +400,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
                     break;
                 }
             }
+        if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
+            pr[i].from_fd = locked_fd_for(im, r);
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);
@@ -472,7 +548,9 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
 }
 
 /* Put back the bytes that were waiting in a pipe (FILEDATA records whose
- * arg is the read end's fd). */
+ * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
+ * them (its buffer could not be made as large as it was) fails, never
+ * hangs. */
 static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
 {
     for (uint32_t i = 0; i < c->img.nfiledata; i++) {
@@ -497,9 +575,186 @@ static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
     return 0;
 }
 
+static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
+{
+    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
+           a->dev == b->dev && !(a->flags & CK_FDF_STD_REDIRECT) &&
+           !(b->flags & CK_FDF_STD_REDIRECT);
+}
+
+/* One O_RDWR description of the pipe of fds[lead] (the first descriptor
+ * of it), with its buffer size and waiting bytes: a new pipe, or the FIFO
+ * reopened by path (refilled only if it is empty: someone else may have
+ * kept it, and its bytes, alive). Returns the fd or -1. */
+static int pipe_stash(struct rctx *c, uint32_t lead)
+{
+    struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[lead];
+    const char *path = im->fd_paths[lead];
+    int s;
+    if (path[0] == '/') {
+        s = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (s < 0) {
+            fail_msg(c, "fd %d: cannot reopen FIFO %s: %s", f->fd, path, strerror(errno));
+            return -1;
+        }
+    } else {
+        int pp[2];
+        char lp[64];
+        if (pipe2(pp, O_CLOEXEC) < 0) {
+            fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
+            return -1;
+        }
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", pp[0]);
+        s = open(lp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        close(pp[0]);
+        close(pp[1]);
+        if (s < 0) {
+            fail_msg(c, "fd %d: cannot reopen a new pipe read-write: %s", f->fd, strerror(errno));
+            return -1;
+        }
+    }
+    if (f->size && fcntl(s, F_GETPIPE_SZ) < (int)f->size)
+        fcntl(s, F_SETPIPE_SZ, (int)f->size);
+    int waiting = 0;
+    if (ioctl(s, FIONREAD, &waiting) == 0 && waiting == 0)
+        for (uint32_t k = lead; k < im->nfds; k++)
+            if (same_pipe(&im->fds[k], f) && fill_pipe(c, &im->fds[k], s) < 0) {
+                close(s);
+                return -1;
+            }
+    return s;
+}
+
+/* A pipe or FIFO descriptor, as its own open file description with its
+ * access mode and O_NONBLOCK, opened through the pipe's stash (made for
+ * its first descriptor, kept above every fd number still to come). The
+ * stashes are closed once every descriptor is in place: a pipe the
+ * program held both ways (a read and a write end, or one O_RDWR
+ * descriptor such as bash's `exec 9<> <(:)`) stays open; one whose other
+ * end was outside loses its reader or writer (end of file, EPIPE). */
+static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
+{
+    struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    uint32_t lead = i;
+    for (uint32_t k = 0; k < i; k++)
+        if (same_pipe(&im->fds[k], f)) {
+            lead = k;
+            break;
+        }
+    if (stash[lead] < 0) {
+        int s = pipe_stash(c, lead);
+        if (s < 0)
+            return -1;
+        stash[lead] = fcntl(s, F_DUPFD_CLOEXEC, maxfd + 1);
+        close(s);
+        if (stash[lead] < 0) {
+            fail_msg(c, "fd %d: cannot move a pipe out of the way: %s", f->fd, strerror(errno));
+            return -1;
+        }
+    }
+    char lp[64];
+    snprintf(lp, sizeof lp, "/proc/self/fd/%d", stash[lead]);
+    int fd = open(lp, (int)(f->oflags & O_ACCMODE) | O_NONBLOCK);
+    if (fd < 0) {
+        fail_msg(c, "fd %d: cannot open %s %s: %s", f->fd,
+                 im->fd_paths[i][0] == '/' ? "FIFO" : "pipe", im->fd_paths[i], strerror(errno));
+        return -1;
+    }
+    fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
+    return fd;
+}
+
 static int open_null(int oflags)
 {
     return open("/dev/null", oflags & O_ACCMODE);
+}
+
+/* Who holds a lock that conflicts with k on the file open at k->fd, from
+ * /proc/locks: "pid N (comm)", or what is known. */
+static void lock_holder(const struct ck_lock *k, char *out, size_t len)
+{
+    struct stat st;
+    snprintf(out, len, "someone else");
+    FILE *f = fstat(k->fd, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char kind[16], type[16], end[32];
+        int pid;
+        unsigned ma, mi;
+        unsigned long long ino;
+        long long start;
+        if (strstr(line, "->") ||
+            sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu %lld %31s", kind, type, &pid, &ma, &mi,
+                   &ino, &start, end) != 8 ||
+            ma != major(st.st_dev) || mi != minor(st.st_dev) || ino != st.st_ino)
+            continue;
+        if ((k->kind == CK_LOCK_FLOCK) != !strcmp(kind, "FLOCK") || (!k->write && !strcmp(type, "READ")))
+            continue;
+        if (k->kind != CK_LOCK_FLOCK) {
+            long long e = strcmp(end, "EOF") ? atoll(end) : LLONG_MAX;
+            long long ke = k->len ? k->start + k->len - 1 : LLONG_MAX;
+            if (e < k->start || start > ke)
+                continue;
+        }
+        if (pid > 0 && pid == getpid())
+            continue;
+        if (pid <= 0) {
+            snprintf(out, len, "an OFD lock of another open file description (the kernel does "
+                     "not say whose)");
+        } else {
+            char cp[64], comm[64] = "?";
+            snprintf(cp, sizeof cp, "/proc/%d/comm", pid);
+            FILE *cf = fopen(cp, "r");
+            if (cf) {
+                if (fgets(comm, sizeof comm, cf))
+                    comm[strcspn(comm, "\n")] = 0;
+                fclose(cf);
+            }
+            snprintf(out, len, "pid %d (%s)", pid, comm);
+        }
+        break;
+    }
+    fclose(f);
+}
+
+/* Take back every file lock the program held, through the descriptors now
+ * at their numbers (after all of them: closing any descriptor of a file
+ * drops the process's POSIX locks on it). A lock someone else took
+ * meanwhile refuses the restore, before the program runs: it must never
+ * run believing it holds a lock it does not. */
+static int restore_locks(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    for (uint32_t i = 0; i < im->nlocks; i++) {
+        const struct ck_lock *k = &im->locks[i];
+        struct flock fl = {.l_type = k->write ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+                           .l_start = k->start, .l_len = k->len};
+        int r;
+        if (k->kind == CK_LOCK_FLOCK)
+            r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+        else
+            r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+        if (r == 0)
+            continue;
+        int e = errno;
+        const char *path = "?";
+        for (uint32_t f = 0; f < im->nfds; f++)
+            if (im->fds[f].fd == k->fd)
+                path = im->fd_paths[f];
+        char what[96], who[128] = "";
+        if (e == EAGAIN || e == EACCES || e == EWOULDBLOCK)
+            lock_holder(k, who, sizeof who);
+        fail_msg(c, "fd %d: cannot take back the program's %s of %s: %s%s; not restoring a "
+                 "program that would run without its lock",
+                 k->fd, ck_lock_describe(what, sizeof what, k), path,
+                 who[0] ? "it is held by " : strerror(e), who);
+        return -1;
+    }
+    return 0;
 }
 
 /* Recreate every descriptor of the image at its number. Runs after all
@@ -527,7 +782,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         for (int i = 0; i < n; i++)
             close(list[i]);
     }
-    int *pipe_other = NULL;
+    int *pipe_stash_fds = NULL;
     int maxfd = 2;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].fd > maxfd)
@@ -584,59 +839,18 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
                 break;
             }
-            if (path[0] == '/') {
-                fd = open(path, oflags | O_NONBLOCK);
-                if (fd >= 0 && !(oflags & O_NONBLOCK))
-                    fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK);
-                if (fd < 0) {
-                    fail_msg(c, "fd %d: cannot reopen FIFO %s: %s", f->fd, path, strerror(errno));
+            if (!pipe_stash_fds) {
+                pipe_stash_fds = malloc(im->nfds * sizeof(int));
+                if (!pipe_stash_fds) {
+                    fail_msg(c, "out of memory");
                     return -1;
                 }
-                break;
-            } else {
-                /* Both ends of an internal pipe come from one pipe(); an
-                 * end whose peer is gone gets a pipe with the peer closed. */
-                if (!pipe_other) {
-                    pipe_other = calloc(im->nfds, sizeof(int));
-                    for (uint32_t k = 0; k < im->nfds; k++)
-                        pipe_other[k] = -1;
-                }
-                int acc = f->oflags & O_ACCMODE;
-                if (pipe_other[i] >= 0) {
-                    fd = pipe_other[i];
-                } else {
-                    int pp[2];
-                    if (pipe2(pp, 0) < 0) {
-                        fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
-                        return -1;
-                    }
-                    if (f->size)
-                        fcntl(pp[1], F_SETPIPE_SZ, (int)f->size);
-                    if (fill_pipe(c, f, pp[1]) < 0) {
-                        close(pp[0]);
-                        close(pp[1]);
-                        return -1;
-                    }
-                    fd = acc == O_WRONLY ? pp[1] : pp[0];
-                    int other = acc == O_WRONLY ? pp[0] : pp[1];
-                    int used = 0;
-                    for (uint32_t k = i + 1; k < im->nfds; k++) {
-                        const struct ck_fd *o = &im->fds[k];
-                        if (o->kind == CK_FD_PIPE && o->ino == f->ino && o->share_with < 0 &&
-                            (int)(o->oflags & O_ACCMODE) != acc && pipe_other[k] < 0) {
-                            /* keep it out of the way of fd numbers still to come */
-                            int hi = fcntl(other, F_DUPFD, maxfd + 1);
-                            close(other);
-                            pipe_other[k] = hi;
-                            used = 1;
-                            break;
-                        }
-                    }
-                    if (!used)
-                        close(other);
-                }
-                fcntl(fd, F_SETFL, oflags & O_NONBLOCK);
+                for (uint32_t k = 0; k < im->nfds; k++)
+                    pipe_stash_fds[k] = -1;
             }
+            fd = open_pipe_fd(c, i, pipe_stash_fds, maxfd);
+            if (fd < 0)
+                return -1;
             break;
         case CK_FD_EVENTFD:
             fd = eventfd((unsigned)f->aux, ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
@@ -658,10 +872,13 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             return -1;
         }
     }
-    free(pipe_other);
+    for (uint32_t k = 0; pipe_stash_fds && k < im->nfds; k++)
+        if (pipe_stash_fds[k] >= 0)
+            close(pipe_stash_fds[k]);
+    free(pipe_stash_fds);
     if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
-    return 0;
+    return restore_locks(c);
 }
 
 static int restore_env(struct rctx *c)

@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <asm/termbits.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -471,21 +474,37 @@ uint32_t shim_npipes;
 static char *pipe_buf;
 static size_t pipe_buf_cap;
 
-/* Bytes waiting in pipes whose both ends the program holds: copied with
- * tee(2), which leaves them in the pipe, into a buffer the writer saves
- * as FILEDATA records (arg = the read end's fd). */
+static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
+{
+    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino && a->dev == b->dev;
+}
+
+/* Bytes waiting in pipes and FIFOs the program holds both ways (a read
+ * and a write end, or one O_RDWR descriptor): copied with tee(2), which
+ * leaves them in the pipe, into a buffer the writer saves as FILEDATA
+ * records. One copy per pipe, under the fd of its first descriptor (arg
+ * of the records), which is where restore creates the pipe. */
 static int capture_pipe_data(char *err, size_t errlen)
 {
     shim_npipes = 0;
     size_t used = 0;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0 ||
-            (f->oflags & O_ACCMODE) != O_RDONLY ||
-            g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
+        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0)
             continue;
-        int cap = fcntl(f->fd, F_GETPIPE_SZ);
-        f->size = cap > 0 ? (uint64_t)cap : 65536;
+        int first = 1, from = -1, writer = 0;
+        for (uint32_t k = 0; k < g_shim.nfds; k++) {
+            const struct ck_fd *o = &g_shim.fds[k];
+            if (!same_pipe(o, f))
+                continue;
+            first &= k >= i;
+            int acc = (int)(o->oflags & O_ACCMODE);
+            if (acc != O_WRONLY && from < 0)
+                from = o->fd;
+            writer |= acc != O_RDONLY;
+        }
+        if (!first || from < 0 || !writer)
+            continue;
         if (shim_npipes >= SHIM_MAX_PIPES) {
             snprintf(err, errlen, "more than %d pipes", SHIM_MAX_PIPES);
             return -E2BIG;
@@ -512,7 +531,7 @@ static int capture_pipe_data(char *err, size_t errlen)
             return -errno;
         }
         fcntl(tp[1], F_SETPIPE_SZ, (int)f->size);
-        ssize_t n = tee(f->fd, tp[1], f->size, SPLICE_F_NONBLOCK);
+        ssize_t n = tee(from, tp[1], f->size, SPLICE_F_NONBLOCK);
         size_t got = 0;
         if (n > 0) {
             while (got < (size_t)n) {
@@ -524,6 +543,12 @@ static int capture_pipe_data(char *err, size_t errlen)
         }
         close(tp[0]);
         close(tp[1]);
+        int avail = 0;
+        if (ioctl(from, FIONREAD, &avail) == 0 && (size_t)avail > got) {
+            snprintf(err, errlen, "fd %d: cannot copy the %d bytes waiting in the pipe (got %zu)",
+                     from, avail, got);
+            return -EIO;
+        }
         struct shim_pipedata *pd = &shim_pipes[shim_npipes++];
         pd->fd = f->fd;
         pd->data = pipe_buf + used;
@@ -544,6 +569,125 @@ void capture_forget(int unmap)
     shim_npipes = 0;
 }
 
+struct ck_lock shim_locks[SHIM_MAX_LOCKS];
+uint32_t shim_nlocks;
+struct ck_tty shim_ttys[3];
+uint32_t shim_nttys;
+
+/* File locks held through fd, from the "lock:" lines of its fdinfo (only
+ * locks taken through this open file description, and for POSIX locks by
+ * this process, are listed there), e.g.
+ *   lock:   1: POSIX  ADVISORY  WRITE 12897 fe:00:10953654 10 14
+ *   lock:   2: FLOCK  ADVISORY  READ 12897 fe:00:10953653 0 EOF
+ *   lock:   3: OFDLCK ADVISORY  WRITE -1 fe:00:10953655 0 EOF
+ * Leases cannot be restored: refused. */
+static int capture_locks(const struct ck_fd *f, const char *info, const char *path, char *err,
+                         size_t errlen)
+{
+    for (const char *l = strstr(info, "\nlock:"); l; l = strstr(l + 1, "\nlock:")) {
+        char kind[16] = "", adv[16] = "", type[16] = "", end[32] = "";
+        int pid = 0;
+        long long start = 0;
+        if (sscanf(l + 6, " %*d: %15s %15s %15s %d %*x:%*x:%*u %lld %31s", kind, adv, type,
+                   &pid, &start, end) < 6) {
+            snprintf(err, errlen, "fd %d (%s): cannot parse its lock line in fdinfo", f->fd,
+                     path);
+            return -EINVAL;
+        }
+        struct ck_lock k = {.fd = f->fd, .pid = pid, .dev = f->dev, .ino = f->ino};
+        if (!strcmp(kind, "FLOCK"))
+            k.kind = CK_LOCK_FLOCK;
+        else if (!strcmp(kind, "POSIX"))
+            k.kind = CK_LOCK_POSIX;
+        else if (!strcmp(kind, "OFDLCK"))
+            k.kind = CK_LOCK_OFD;
+        if (!k.kind || strcmp(adv, "ADVISORY") || (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
+            snprintf(err, errlen, "fd %d (%s) holds a %s %s %s lock (a lease?), which ckshim "
+                     "cannot restore", f->fd, path, kind, adv, type);
+            return -ENOTSUP;
+        }
+        k.write = !strcmp(type, "WRITE");
+        if (k.kind != CK_LOCK_FLOCK) {
+            k.start = start;
+            k.len = strcmp(end, "EOF") ? strtoll(end, NULL, 10) - start + 1 : 0;
+        }
+        if (shim_nlocks >= SHIM_MAX_LOCKS) {
+            snprintf(err, errlen, "more than %d file locks", SHIM_MAX_LOCKS);
+            return -E2BIG;
+        }
+        shim_locks[shim_nlocks++] = k;
+    }
+    return 0;
+}
+
+/* Modes and window size of a standard descriptor on a terminal (restore
+ * puts them on the terminal it runs in). */
+static void capture_tty(int fd, const struct stat *st)
+{
+    struct termios t;
+    if (fd > 2 || ioctl(fd, TCGETS, &t) < 0)
+        return;
+    struct ck_tty *y = &shim_ttys[shim_nttys++];
+    memset(y, 0, sizeof *y);
+    y->fd = fd;
+    y->iflag = t.c_iflag;
+    y->oflag = t.c_oflag;
+    y->cflag = t.c_cflag;
+    y->lflag = t.c_lflag;
+    y->line = t.c_line;
+    memcpy(y->cc, t.c_cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
+    y->dev = st->st_dev;
+    y->rdev = st->st_rdev;
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
+        y->flags |= CK_TTYF_WINSIZE;
+        y->ws_row = ws.ws_row;
+        y->ws_col = ws.ws_col;
+        y->ws_xpixel = ws.ws_xpixel;
+        y->ws_ypixel = ws.ws_ypixel;
+    }
+}
+
+/* After restore: coord took every lock back before the restorer ran, but
+ * the restorer's close of a mapped file it had opened drops the process's
+ * POSIX locks on that file (POSIX locks go with any close of the file):
+ * take them again, before the program runs. */
+int capture_relock_after_restore(char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < shim_nlocks; i++) {
+        const struct ck_lock *k = &shim_locks[i];
+        if (k->kind != CK_LOCK_POSIX)
+            continue;
+        struct flock fl = {.l_type = k->write ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+                           .l_start = k->start, .l_len = k->len};
+        if (fcntl(k->fd, F_SETLK, &fl) < 0) {
+            snprintf(err, errlen, "fd %d: cannot take back the POSIX %s lock on bytes %lld+%lld "
+                     "after restore: %s", k->fd, k->write ? "write" : "read",
+                     (long long)k->start, (long long)k->len, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* After restore: a program on a terminal whose window size is not the
+ * one it saw gets SIGWINCH, as when a terminal is resized, so it asks
+ * again (coord carries the modes, not the size: the new terminal's size
+ * is whatever its window is). */
+void capture_tty_after_restore(void)
+{
+    for (uint32_t i = 0; i < shim_nttys; i++) {
+        const struct ck_tty *y = &shim_ttys[i];
+        struct winsize ws;
+        if (!(y->flags & CK_TTYF_WINSIZE) || ioctl(y->fd, TIOCGWINSZ, &ws) < 0)
+            continue;
+        if (ws.ws_row != y->ws_row || ws.ws_col != y->ws_col) {
+            syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
+            return;
+        }
+    }
+}
+
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 static int capture_fds(char *err, size_t errlen)
@@ -555,7 +699,10 @@ static int capture_fds(char *err, size_t errlen)
     }
     char dbuf[8192];
     pid_t pid = shim_real_getpid();
+    static char info[65536]; /* fdinfo: one line per lock (manager only) */
     g_shim.nfds = 0;
+    shim_nlocks = 0;
+    shim_nttys = 0;
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
     for (;;) {
@@ -579,7 +726,7 @@ static int capture_fds(char *err, size_t errlen)
             memset(f, 0, sizeof *f);
             f->fd = fd;
             f->share_with = -1;
-            char lp[64], target[CK_PATH_MAX], info[1024];
+            char lp[64], target[CK_PATH_MAX];
             snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
             ssize_t l = readlink(lp, target, sizeof target - 1);
             if (l < 0)
@@ -629,8 +776,10 @@ static int capture_fds(char *err, size_t errlen)
             } else if (S_ISCHR(st.st_mode)) {
                 if (is_tty_dev(st.st_rdev)) {
                     f->kind = CK_FD_TTY;
-                    if (fd <= 2)
+                    if (fd <= 2) {
                         f->flags |= CK_FDF_STD_REDIRECT;
+                        capture_tty(fd, &st);
+                    }
                 } else if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
                            !strcmp(target, "/dev/full") || !strcmp(target, "/dev/random") ||
                            !strcmp(target, "/dev/urandom")) {
@@ -644,6 +793,9 @@ static int capture_fds(char *err, size_t errlen)
             } else if (S_ISFIFO(st.st_mode)) {
                 f->kind = CK_FD_PIPE;
                 f->aux = st.st_ino;
+                /* buffer size, recreated on restore (size: a pipe has none) */
+                int cap = fcntl(fd, F_GETPIPE_SZ);
+                f->size = cap > 0 ? (uint64_t)cap : 65536;
             } else if (S_ISSOCK(st.st_mode)) {
                 char what[400];
                 sockdesc(fd, what, sizeof what);
@@ -679,22 +831,28 @@ static int capture_fds(char *err, size_t errlen)
                     break;
                 }
             }
+            if (f->share_with < 0 && il > 0 && (ret = capture_locks(f, info, target, err, errlen)) < 0)
+                goto out;
             g_shim.nfds++;
         }
     }
-    /* Pipes whose other end is not in this process. */
+    /* Pipes whose other end is not in this process: no descriptor of the
+     * pipe reads, or none writes. An O_RDWR descriptor (bash's
+     * `exec 9<> <(:)`) is both ends at once. */
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
         if (f->kind != CK_FD_PIPE ||
             g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
             continue;
-        int acc = (int)(f->oflags & O_ACCMODE), peer = 0;
+        int reader = 0, writer = 0;
         for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            struct ck_fd *o = &g_shim.fds[k];
-            if (o->kind == CK_FD_PIPE && o->ino == f->ino && (int)(o->oflags & O_ACCMODE) != acc)
-                peer = 1;
+            const struct ck_fd *o = &g_shim.fds[k];
+            if (same_pipe(o, f)) {
+                reader |= (o->oflags & O_ACCMODE) != O_WRONLY;
+                writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
+            }
         }
-        if (!peer) {
+        if (!reader || !writer) {
             f->flags |= CK_FDF_EXTERNAL;
             if (f->fd <= 2)
                 f->flags |= CK_FDF_STD_REDIRECT;

@@ -834,6 +834,15 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
             0)
             goto out;
     }
+    /* Optional records (left out when empty: images stay as before). */
+    if (shim_nlocks && (r = put_rec(&w, CK_REC_LOCKS, 0, shim_locks,
+                                    sizeof(struct ck_lock) * shim_nlocks,
+                                    sizeof(struct ck_lock) * shim_nlocks, shim_nlocks, 0)) < 0)
+        goto out;
+    if (shim_nttys && (r = put_rec(&w, CK_REC_TTYS, 0, shim_ttys,
+                                   sizeof(struct ck_tty) * shim_nttys,
+                                   sizeof(struct ck_tty) * shim_nttys, shim_nttys, 0)) < 0)
+        goto out;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
         if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0)

@@ -144,6 +144,19 @@ void restore_finish(void)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
     restore_process_state();
     capture_restore_vmflags();
+    char lerr[400], lmsg[480];
+    if (capture_relock_after_restore(lerr, sizeof lerr) < 0) {
+        /* the program has not run yet: end it rather than run it unlocked */
+        snprintf(lmsg, sizeof lmsg, "error: %s\n", lerr);
+        if (ri->status_fd < 0) {
+            snprintf(lmsg, sizeof lmsg, "ckshim: restore: %s\n", lerr);
+            ssize_t w = write(2, lmsg, strlen(lmsg));
+            (void)w;
+        }
+        report(ri->status_fd, lmsg);
+        syscall(SYS_exit_group, 1);
+    }
+    capture_tty_after_restore();
     int sr = seccomp_shim_after_restore();
     if (sr < 0)
         shim_log("cannot reinstall the seccomp filter after restore: %s", strerror(-sr));

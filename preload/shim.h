@@ -140,6 +140,13 @@ void capture_vmflags_prescan(void);
 void capture_fork_flags(int for_fork);
 int capture_check_fork_child(char *err, size_t errlen);
 void capture_restore_vmflags(void);
+#define SHIM_MAX_LOCKS 4096
+extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS record) */
+extern uint32_t shim_nlocks;
+extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
+extern uint32_t shim_nttys;
+int capture_relock_after_restore(char *err, size_t errlen);
+void capture_tty_after_restore(void);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {

@@ -192,6 +192,13 @@ int main(int argc, char **argv)
         memcpy(buf + sizeof(f), "/dev/null", 9);
         REC(CK_REC_FDS, 0, buf, sizeof(buf), sizeof(buf), 1, 0);
     }
+    {
+        struct ck_lock l[2] = {{.kind = CK_LOCK_POSIX, .write = 1, .start = 10, .len = 5},
+                               {.kind = CK_LOCK_FLOCK}};
+        struct ck_tty y = {.fd = 0, .lflag = 0x8a3b, .ws_row = 24, .ws_col = 80};
+        REC(CK_REC_LOCKS, 0, l, sizeof(l), sizeof(l), 2, 0);
+        REC(CK_REC_TTYS, 0, &y, sizeof(y), sizeof(y), 1, 0);
+    }
     REC(CK_REC_FILEDATA, CK_RF_RAW, "hello", 5, 5, 3, 0);
     {
         void *st = aligned_alloc(64, (ck_chunk_state_size() + 63) & ~(size_t)63);
