@@ -598,7 +598,7 @@ static void capture_threads(void)
         t->ss_sp = (uint64_t)s->ss.ss_sp;
         t->ss_size = s->ss.ss_size;
         t->ss_flags = s->ss.ss_flags;
-        t->sigpending = pending_mask(s->tid, "SigPnd:");
+        t->sigpending = s->sigpending; /* read by the thread as it parked */
         t->user_ip = (uint64_t)s->uc->uc_mcontext.gregs[REG_RIP];
         t->user_sp = (uint64_t)s->uc->uc_mcontext.gregs[REG_RSP];
         memcpy(t->comm, s->comm, sizeof t->comm);
@@ -636,6 +636,7 @@ int capture_all(char *err, size_t errlen)
     capture_threads();
     if ((r = capture_regions(err, errlen)) < 0)
         return r;
+    unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
     return 0;
