@@ -101,13 +101,13 @@ static void capture_timers(struct ck_proc *p)
             if (*slash == '/')
                 t->sival = strtoull(slash + 1, NULL, 16);
         } else if (t && !strncmp(line, "notify: ", 8)) {
+            /* "signal/pid.N", "none/pid.N", or ".../tid.N" for
+             * SIGEV_THREAD_ID (a thread-directed timer: the shim's
+             * SIGEV_THREAD timers, timers.c) */
             const char *n = line + 8;
-            if (!strncmp(n, "none", 4))
-                t->notify = SIGEV_NONE;
-            else if (!strncmp(n, "thread", 6))
+            t->notify = !strncmp(n, "none", 4) ? SIGEV_NONE : SIGEV_SIGNAL;
+            if (strstr(n, "/tid."))
                 t->notify = SIGEV_THREAD_ID;
-            else
-                t->notify = SIGEV_SIGNAL;
             const char *dot = strchr(n, '.');
             if (dot)
                 t->target_tid = atoi(dot + 1);
