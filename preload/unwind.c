@@ -2,9 +2,9 @@
  * inspect`. libunwind walks from the context the checkpoint signal
  * interrupted, so the frames are the program's, not the shim's.
  *
- * Only the walk (unw_step: a few microseconds a thread) happens with the
- * threads parked. Names are looked up once for the whole process after
- * the memory map is captured, in the symbol tables of the mapped files:
+ * Only the walk (unw_step: a few microseconds a thread) happens before the
+ * memory map is captured. Names are looked up after it, once per address,
+ * in the symbol tables of the mapped files:
  * libunwind's unw_get_proc_name re-reads /proc/PID/maps and maps the ELF
  * file again for every frame, which cost 1.5 s of pause for 500 threads
  * (and it asks getpid(), which a restored process answers with its old
@@ -46,12 +46,13 @@ void unwind_thread(struct ck_thread *t, ucontext_t *uc)
     } while (t->nframes < CK_MAX_FRAMES && unw_step(&c) > 0);
 }
 
-/* One mapped ELF file (or the vdso, read in place) and its symbols. */
+/* The program headers and one symbol table of a mapped ELF file (or of
+ * the vdso), copied into an anonymous mapping: read with pread, not
+ * mapped, so a file truncated meanwhile cannot raise SIGBUS here. */
 struct elf_view {
-    uint32_t path_off;                  /* which region path; ~0u: unused */
-    const char *base;
-    size_t len;
-    int mapped;                         /* base is our mmap of the file */
+    uint32_t path_off;                  /* which region path */
+    char *buf;                          /* NULL: no symbols */
+    size_t buflen;
     const Elf64_Phdr *ph;
     int phnum;
     const Elf64_Sym *syms;
@@ -70,73 +71,102 @@ static struct memo {
     char name[sizeof(((struct ck_frame *)0)->name)];
 } memo[MEMO];
 
-/* Find the symbol tables of an ELF image at v->base (len bytes). */
-static int elf_parse(struct elf_view *v)
+/* Copy len bytes at off of the image (fd, or mem when fd < 0) of size
+ * size into dst. */
+static int fetch(int fd, const char *mem, uint64_t size, uint64_t off, size_t len, void *dst)
 {
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)v->base;
-    if (v->len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
-        eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phentsize != sizeof(Elf64_Phdr) ||
-        eh->e_phoff > v->len || (size_t)eh->e_phnum * sizeof(Elf64_Phdr) > v->len - eh->e_phoff)
+    if (off > size || len > size - off)
         return -1;
-    v->ph = (const Elf64_Phdr *)(v->base + eh->e_phoff);
-    v->phnum = eh->e_phnum;
-    if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > v->len ||
-        (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > v->len - eh->e_shoff)
+    if (fd < 0) {
+        memcpy(dst, mem + off, len);
+        return 0;
+    }
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(fd, (char *)dst + got, len - got, (off_t)(off + got));
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static void *scratch(size_t len)
+{
+    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Load the program headers and the symbol table (.symtab, else .dynsym)
+ * of the ELF image in fd or mem. */
+static int elf_load(struct elf_view *v, int fd, const char *mem, uint64_t size)
+{
+    Elf64_Ehdr eh;
+    if (fetch(fd, mem, size, 0, sizeof eh, &eh) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+        eh.e_shentsize != sizeof(Elf64_Shdr) || !eh.e_shnum)
         return -1;
-    const Elf64_Shdr *sh = (const Elf64_Shdr *)(v->base + eh->e_shoff);
+    size_t shlen = (size_t)eh.e_shnum * sizeof(Elf64_Shdr);
+    Elf64_Shdr *sh = scratch(shlen);
+    if (!sh)
+        return -1;
+    int ret = -1;
     const Elf64_Shdr *best = NULL;
-    for (int i = 0; i < eh->e_shnum; i++)
+    if (fetch(fd, mem, size, eh.e_shoff, shlen, sh) < 0)
+        goto out;
+    for (int i = 0; i < eh.e_shnum; i++)
         if (sh[i].sh_type == SHT_SYMTAB || (sh[i].sh_type == SHT_DYNSYM && !best))
             best = &sh[i];
-    if (!best || best->sh_link >= eh->e_shnum || best->sh_offset > v->len ||
-        best->sh_size > v->len - best->sh_offset)
-        return -1;
+    if (!best || best->sh_link >= eh.e_shnum)
+        goto out;
     const Elf64_Shdr *st = &sh[best->sh_link];
-    if (st->sh_offset > v->len || st->sh_size > v->len - st->sh_offset)
-        return -1;
-    v->syms = (const Elf64_Sym *)(v->base + best->sh_offset);
+    size_t phlen = (size_t)eh.e_phnum * sizeof(Elf64_Phdr);
+    if (best->sh_size > size || st->sh_size > size)
+        goto out;
+    v->buflen = phlen + best->sh_size + st->sh_size;
+    if (!(v->buf = scratch(v->buflen)))
+        goto out;
+    if (fetch(fd, mem, size, eh.e_phoff, phlen, v->buf) < 0 ||
+        fetch(fd, mem, size, best->sh_offset, best->sh_size, v->buf + phlen) < 0 ||
+        fetch(fd, mem, size, st->sh_offset, st->sh_size, v->buf + phlen + best->sh_size) < 0) {
+        munmap(v->buf, v->buflen);
+        v->buf = NULL;
+        goto out;
+    }
+    v->ph = (const Elf64_Phdr *)v->buf;
+    v->phnum = eh.e_phnum;
+    v->syms = (const Elf64_Sym *)(v->buf + phlen);
     v->nsyms = best->sh_size / sizeof(Elf64_Sym);
-    v->strs = v->base + st->sh_offset;
+    v->strs = v->buf + phlen + best->sh_size;
     v->strs_len = st->sh_size;
-    return 0;
+    ret = 0;
+out:
+    munmap(sh, shlen);
+    return ret;
 }
 
 static struct elf_view *view_of(const struct ck_region *r)
 {
     for (int i = 0; i < nviews; i++)
         if (views[i].path_off == r->path_off)
-            return views[i].base ? &views[i] : NULL;
+            return views[i].buf ? &views[i] : NULL;
     if (nviews >= MAX_VIEWS)
         return NULL;
     struct elf_view *v = &views[nviews++];
     memset(v, 0, sizeof *v);
     v->path_off = r->path_off;
     const char *path = g_shim.strtab + r->path_off;
-    if (!strcmp(path, "[vdso]") && r->offset == 0) {
-        v->base = (const char *)r->start;
-        v->len = r->end - r->start;
+    if (!strcmp(path, "[vdso]")) {
+        elf_load(v, -1, (const char *)r->start, r->end - r->start);
     } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_DELETED)) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         struct stat st;
         if (fd < 0)
             return NULL;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-            st.st_size < (1LL << 32)) {
-            void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (m != MAP_FAILED) {
-                v->base = m;
-                v->len = (size_t)st.st_size;
-                v->mapped = 1;
-            }
-        }
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            elf_load(v, fd, NULL, (uint64_t)st.st_size);
         close(fd);
     }
-    if (v->base && elf_parse(v) < 0) {
-        if (v->mapped)
-            munmap((void *)v->base, v->len);
-        v->base = NULL;
-    }
-    return v->base ? v : NULL;
+    return v->buf ? v : NULL;
 }
 
 /* The region holding ip (regions are sorted by address). */
@@ -196,7 +226,7 @@ static void lookup(uint64_t ip, uint64_t pc, struct memo *m)
 }
 
 /* Fill in the names of every captured thread's frames. Needs the regions
- * (capture_regions); maps files only for the time of the call. */
+ * (capture_regions); its buffers are unmapped before it returns. */
 void unwind_names(void)
 {
     nviews = 0;
@@ -217,7 +247,7 @@ void unwind_names(void)
         }
     }
     for (int i = 0; i < nviews; i++)
-        if (views[i].mapped)
-            munmap((void *)views[i].base, views[i].len);
+        if (views[i].buf)
+            munmap(views[i].buf, views[i].buflen);
     nviews = 0;
 }

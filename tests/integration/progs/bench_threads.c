@@ -3,7 +3,7 @@
  *
  *   bench_threads N
  *
- * Starts N threads that each sleep in a loop (nanosleep 5 ms, then a few
+ * Starts N threads that each sleep in a loop (nanosleep 100 ms, a few
  * function calls deep, so a backtrace has frames to walk), prints "READY"
  * once every thread has run, and sleeps until killed. The bench times the
  * pause a checkpoint reports as the thread count grows.
@@ -23,7 +23,7 @@ __attribute__((noinline)) static void nap(int depth)
         __asm__ volatile("" ::: "memory");
         return;
     }
-    struct timespec ts = {0, 5000000};
+    struct timespec ts = {0, 100000000};
     nanosleep(&ts, NULL);
 }
 
