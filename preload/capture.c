@@ -106,13 +106,13 @@ static void capture_timers(struct ck_proc *p)
             if (*slash == '/')
                 t->sival = strtoull(slash + 1, NULL, 16);
         } else if (t && !strncmp(line, "notify: ", 8)) {
+            /* "signal/pid.N", "none/pid.N", or ".../tid.N" for
+             * SIGEV_THREAD_ID (a thread-directed timer: the shim's
+             * SIGEV_THREAD timers, timers.c) */
             const char *n = line + 8;
-            if (!strncmp(n, "none", 4))
-                t->notify = SIGEV_NONE;
-            else if (!strncmp(n, "thread", 6))
+            t->notify = !strncmp(n, "none", 4) ? SIGEV_NONE : SIGEV_SIGNAL;
+            if (strstr(n, "/tid."))
                 t->notify = SIGEV_THREAD_ID;
-            else
-                t->notify = SIGEV_SIGNAL;
             const char *dot = strchr(n, '.');
             if (dot)
                 t->target_tid = atoi(dot + 1);
@@ -896,7 +896,7 @@ static void capture_threads(void)
         t->ss_sp = (uint64_t)s->ss.ss_sp;
         t->ss_size = s->ss.ss_size;
         t->ss_flags = s->ss.ss_flags;
-        t->sigpending = pending_mask(s->tid, "SigPnd:");
+        t->sigpending = s->sigpending; /* read by the thread as it parked */
         t->user_ip = (uint64_t)s->uc->uc_mcontext.gregs[REG_RIP];
         t->user_sp = (uint64_t)s->uc->uc_mcontext.gregs[REG_RSP];
         memcpy(t->comm, s->comm, sizeof t->comm);
@@ -1006,6 +1006,7 @@ int capture_all(char *err, size_t errlen)
     capture_threads();
     if ((r = capture_regions(err, errlen)) < 0)
         return r;
+    unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
     /* Witnesses of the memory a fork would hide, taken now, from the

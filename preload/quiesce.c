@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,7 +35,27 @@
 #define RSEQ_SIGNATURE 0x53053053
 
 static pid_t signaled[CK_MAX_THREADS];
+static uint8_t strikes[CK_MAX_THREADS];  /* checks in a row it was seen blocking us */
 static int nsignaled;
+static volatile int park_target;          /* wake the manager when this many parked */
+
+static uint64_t status_mask(const char *buf, const char *key);
+
+/* Signals pending for the calling thread alone, without ours. Every signal
+ * is blocked in the handler, so rt_sigpending shows everything pending
+ * (the thread's and the process's); only when that is not empty is
+ * /proc asked which are the thread's own (reading it for each of 500
+ * threads while the program is paused cost 15 ms). */
+static uint64_t own_pending(void)
+{
+    uint64_t set = 0, ours = 1ULL << (g_shim.ckpt_signal - 1);
+    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours))
+        return 0;
+    char buf[4096];
+    if (shim_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
+        return 0;
+    return status_mask(buf, "SigPnd:") & ~ours;
+}
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
@@ -60,14 +81,16 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
+    s->sigpending = own_pending();
     shim_tls.ckpt_seq++;
     shim_tls.park_mono_ns = shim_now_ns(CLOCK_MONOTONIC);
 
     if (shim_ctx_save(&s->ctx) == 0) {
         __atomic_store_n(&s->state, SLOT_PARKED, __ATOMIC_SEQ_CST);
         int gen = __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST);
-        __atomic_fetch_add(&g_shim.nparked, 1, __ATOMIC_SEQ_CST);
-        shim_futex_wake(&g_shim.nparked);
+        if (__atomic_add_fetch(&g_shim.nparked, 1, __ATOMIC_SEQ_CST) >=
+            __atomic_load_n(&park_target, __ATOMIC_SEQ_CST))
+            shim_futex_wake(&g_shim.nparked);
         while (__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
                __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST) == gen)
             shim_futex_wait(&g_shim.release_gen, gen, -1);
@@ -156,6 +179,7 @@ static int signal_new_threads(char *err, size_t errlen)
                 return -E2BIG;
             }
             if (syscall(SYS_tgkill, pid, tid, g_shim.ckpt_signal) == 0) {
+                strikes[nsignaled] = 0;
                 signaled[nsignaled++] = tid;
                 fresh++;
             }
@@ -174,94 +198,134 @@ static void thread_name(pid_t tid, char *out, size_t len)
     out[strcspn(out, "\n")] = 0;
 }
 
-/* Park every thread but the caller. On failure every thread is released
- * and err says which thread did not stop. Returns 0 or -errno. */
+/* The hexadecimal signal mask after KEY in a /proc status text, or 0. */
+static uint64_t status_mask(const char *buf, const char *key)
+{
+    const char *p = strstr(buf, key);
+    return p ? strtoull(p + strlen(key), NULL, 16) : 0;
+}
+
+/* What /proc/self/task/TID/status says about a thread that has not parked:
+ * 0 gone (or exiting), 1 it may still park, 2 it holds the checkpoint
+ * signal pending and blocked while it sleeps. */
+enum { T_GONE, T_WAIT, T_BLOCKS };
+static int missing_state(pid_t tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    if (shim_read_file(path, buf, sizeof buf) <= 0)
+        return T_GONE;
+    const char *st = strstr(buf, "State:");
+    char state = st ? st[6 + strspn(st + 6, " \t")] : '?';
+    if (state == 'Z' || state == 'X')
+        return T_GONE;
+    /* Our signal is still pending, so the thread is not in our handler
+     * (which also runs with every signal blocked): it blocks the signal. */
+    uint64_t bit = 1ULL << (g_shim.ckpt_signal - 1);
+    if ((status_mask(buf, "SigBlk:") & bit) && (status_mask(buf, "SigPnd:") & bit) &&
+        (state == 'S' || state == 'D'))
+        return T_BLOCKS;
+    return T_WAIT;
+}
+
+static int is_parked(pid_t tid)
+{
+    int n = __atomic_load_n(&g_shim.nslots, __ATOMIC_SEQ_CST);
+    for (int k = 0; k < n && k < CK_MAX_THREADS; k++)
+        if (g_shim.slots[k].tid == tid)
+            return 1;
+    return 0;
+}
+
+/* Look at the signaled threads that have not parked: forget those that
+ * exited; fail at once for one that has blocked our signal and slept with
+ * it pending for STRIKES checks in a row (a raw rt_sigprocmask, out of the
+ * wrappers' reach: it can never park; a short-lived block, as in
+ * pthread_create, clears between checks); at the deadline fail for any. */
+#define STRIKES 3
+#define CHECK_NS 50000000LL
+static int check_missing(int final, int64_t timeout, char *err, size_t errlen)
+{
+    for (int i = 0; i < nsignaled; i++) {
+        if (is_parked(signaled[i]))
+            continue;
+        int st = missing_state(signaled[i]);
+        if (st == T_GONE && !is_parked(signaled[i])) {
+            signaled[i] = signaled[--nsignaled];
+            strikes[i] = strikes[nsignaled];
+            i--;
+            continue;
+        }
+        strikes[i] = st == T_BLOCKS ? strikes[i] + 1 : 0;
+        if (strikes[i] >= STRIKES || final) {
+            char name[32];
+            thread_name(signaled[i], name, sizeof name);
+            if (strikes[i] >= STRIKES)
+                snprintf(err, errlen,
+                         "thread %d (%s) did not stop: it blocks signal %d, the checkpoint "
+                         "signal, with a raw system call (out of the shim's reach) and sleeps",
+                         signaled[i], name, g_shim.ckpt_signal);
+            else
+                snprintf(err, errlen,
+                         "thread %d (%s) did not stop within %lld ms: it blocks signal %d "
+                         "with a raw syscall or is stuck in the kernel",
+                         signaled[i], name, (long long)(timeout / 1000000), g_shim.ckpt_signal);
+            return -ETIMEDOUT;
+        }
+    }
+    return 0;
+}
+
+/* Wait until every signaled thread has parked. The handler wakes us only
+ * when the last one parks (park_target), so 500 threads cost one wake-up,
+ * not 500; the threads still missing are examined every CHECK_NS. */
+static int wait_parked(int64_t deadline, int64_t timeout, char *err, size_t errlen)
+{
+    int64_t next_check = shim_now_ns(CLOCK_MONOTONIC) + CHECK_NS;
+    __atomic_store_n(&park_target, nsignaled, __ATOMIC_SEQ_CST);
+    for (;;) {
+        int np = __atomic_load_n(&g_shim.nparked, __ATOMIC_SEQ_CST);
+        if (np >= nsignaled)
+            return 0;
+        int64_t now = shim_now_ns(CLOCK_MONOTONIC);
+        if (now >= next_check || now >= deadline) {
+            int r = check_missing(now >= deadline, timeout, err, errlen);
+            if (r < 0)
+                return r;
+            __atomic_store_n(&park_target, nsignaled, __ATOMIC_SEQ_CST);
+            next_check = now + CHECK_NS;
+            continue;
+        }
+        int64_t until = next_check < deadline ? next_check : deadline;
+        shim_futex_wait(&g_shim.nparked, np, until - now);
+    }
+}
+
+/* Park every thread but the caller: signal them all at once, wait, then
+ * look again for threads they may have created before they stopped. On
+ * failure every thread is released and err says which thread did not
+ * stop. Returns 0 or -errno. */
 int quiesce_stop_threads(char *err, size_t errlen)
 {
     const char *t = getenv("CKSHIM_QUIESCE_TIMEOUT_MS");
     int64_t timeout = (t ? atoll(t) : 5000) * 1000000LL;
     nsignaled = 0;
+    __atomic_store_n(&park_target, INT_MAX, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nslots, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nparked, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.ckpt_active, 1, __ATOMIC_SEQ_CST);
     int64_t deadline = shim_now_ns(CLOCK_MONOTONIC) + timeout;
     for (;;) {
         int r = signal_new_threads(err, errlen);
+        if (r == 0 && __atomic_load_n(&g_shim.nparked, __ATOMIC_SEQ_CST) >= nsignaled)
+            return 0;
+        if (r >= 0)
+            r = wait_parked(deadline, timeout, err, errlen);
         if (r < 0) {
             quiesce_release();
             return r;
         }
-        if (r == 0 && __atomic_load_n(&g_shim.nparked, __ATOMIC_SEQ_CST) >= nsignaled)
-            break;
-        /* Wait for the signaled ones, then look again for threads they
-         * may have created before they stopped. */
-        for (;;) {
-            int np = __atomic_load_n(&g_shim.nparked, __ATOMIC_SEQ_CST);
-            if (np >= nsignaled)
-                break;
-            int64_t left = deadline - shim_now_ns(CLOCK_MONOTONIC);
-            if (left <= 0) {
-                /* Name the first thread that did not park. Threads that
-                 * exited meanwhile are not a problem. */
-                for (int i = 0; i < nsignaled; i++) {
-                    int found = 0;
-                    for (int k = 0; k < g_shim.nslots && k < CK_MAX_THREADS; k++)
-                        if (g_shim.slots[k].tid == signaled[i])
-                            found = 1;
-                    char p[64];
-                    snprintf(p, sizeof p, "/proc/self/task/%d", signaled[i]);
-                    if (!found && access(p, F_OK) == 0) {
-                        char name[32];
-                        thread_name(signaled[i], name, sizeof name);
-                        snprintf(err, errlen,
-                                 "thread %d (%s) did not stop within %lld ms: it blocks "
-                                 "signal %d with a raw syscall or is stuck in the kernel",
-                                 signaled[i], name, (long long)(timeout / 1000000),
-                                 g_shim.ckpt_signal);
-                        quiesce_release();
-                        return -ETIMEDOUT;
-                    }
-                    if (!found && access(p, F_OK) != 0) {
-                        /* gone: stop waiting for it */
-                        signaled[i] = -1;
-                    }
-                }
-                /* Every missing thread has exited: recount. */
-                int live = 0;
-                for (int i = 0; i < nsignaled; i++)
-                    live += signaled[i] != -1;
-                if (__atomic_load_n(&g_shim.nparked, __ATOMIC_SEQ_CST) >= live) {
-                    int w = 0;
-                    for (int i = 0; i < nsignaled; i++)
-                        if (signaled[i] != -1)
-                            signaled[w++] = signaled[i];
-                    nsignaled = w;
-                    break;
-                }
-                snprintf(err, errlen, "threads did not stop within %lld ms",
-                         (long long)(timeout / 1000000));
-                quiesce_release();
-                return -ETIMEDOUT;
-            }
-            shim_futex_wait(&g_shim.nparked, np, left < 20000000 ? left : 20000000);
-            /* A thread may exit after being signaled without parking. */
-            for (int i = 0; i < nsignaled; i++) {
-                char p[64];
-                snprintf(p, sizeof p, "/proc/self/task/%d", signaled[i]);
-                if (signaled[i] > 0 && access(p, F_OK) != 0) {
-                    int found = 0;
-                    for (int k = 0; k < g_shim.nslots && k < CK_MAX_THREADS; k++)
-                        if (g_shim.slots[k].tid == signaled[i])
-                            found = 1;
-                    if (!found) {
-                        signaled[i] = signaled[--nsignaled];
-                        i--;
-                    }
-                }
-            }
-        }
     }
-    return 0;
 }
 
 /* Let parked threads return to the program. */

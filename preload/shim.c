@@ -298,7 +298,6 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         snprintf(rep->msg, sizeof rep->msg, "%s", err);
         return 0;
     }
-    int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
     r = capture_all(err, sizeof err);
     if (r < 0) {
         capture_forget(1);
@@ -415,7 +414,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->pages = cr->st.pages;
     rep->raw_bytes = cr->st.raw_bytes;
     rep->total_ns = (uint64_t)(t1 - t0);
-    rep->pause_ns = (uint64_t)(pause_end - tp);
+    /* The pause counts from the first thread stopped (t0: just before
+     * the signals go out) to the release. */
+    rep->pause_ns = (uint64_t)(pause_end - t0);
     rep->nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0; /* as list: not the manager */
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);

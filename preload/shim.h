@@ -34,6 +34,7 @@ struct shim_slot {
     ucontext_t *uc;                     /* the kernel's signal frame */
     stack_t ss;                         /* sigaltstack */
     char comm[16];
+    uint64_t sigpending;                /* signals pending for the thread alone */
 };
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
@@ -158,6 +159,7 @@ int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, si
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
+void unwind_names(void);                /* after capture_regions */
 
 /* restore.c: runs in the manager after the restorer jumped back. */
 void restore_finish(void);

@@ -1,10 +1,25 @@
-/* unwind.c - each thread's backtrace at checkpoint time (libunwind), for
- * `coord inspect`. Walks from the context the checkpoint signal
- * interrupted, so the frames are the program's, not the shim's. */
+/* unwind.c - each thread's backtrace at checkpoint time, for `coord
+ * inspect`. libunwind walks from the context the checkpoint signal
+ * interrupted, so the frames are the program's, not the shim's.
+ *
+ * Only the walk (unw_step: a few microseconds a thread) happens before the
+ * memory map is captured. Names are looked up after it, once per address,
+ * in the symbol tables of the mapped files:
+ * libunwind's unw_get_proc_name re-reads /proc/PID/maps and maps the ELF
+ * file again for every frame, which cost 1.5 s of pause for 500 threads
+ * (and it asks getpid(), which a restored process answers with its old
+ * pid). Many threads share their frames, so every address is looked up
+ * once. */
 #define UNW_LOCAL_ONLY
+#include <elf.h>
+#include <fcntl.h>
 #include <libunwind.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -21,14 +36,218 @@ void unwind_thread(struct ck_thread *t, ucontext_t *uc)
         return;
     do {
         struct ck_frame *f = &t->frames[t->nframes];
-        unw_word_t ip = 0, off = 0;
+        unw_word_t ip = 0;
         if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
             break;
         f->ip = ip;
-        if (unw_get_proc_name(&c, f->name, sizeof f->name, &off) == 0)
-            f->off = off;
-        else
-            f->name[0] = 0;
+        f->off = 0;
+        f->name[0] = 0;
         t->nframes++;
     } while (t->nframes < CK_MAX_FRAMES && unw_step(&c) > 0);
+}
+
+/* The program headers and one symbol table of a mapped ELF file (or of
+ * the vdso), copied into an anonymous mapping: read with pread, not
+ * mapped, so a file truncated meanwhile cannot raise SIGBUS here. */
+struct elf_view {
+    uint32_t path_off;                  /* which region path */
+    char *buf;                          /* NULL: no symbols */
+    size_t buflen;
+    const Elf64_Phdr *ph;
+    int phnum;
+    const Elf64_Sym *syms;
+    size_t nsyms;
+    const char *strs;
+    size_t strs_len;
+};
+
+#define MAX_VIEWS 64
+#define MEMO 1024
+static struct elf_view views[MAX_VIEWS];
+static int nviews;
+static struct memo {
+    uint64_t ip;
+    uint64_t off;
+    char name[sizeof(((struct ck_frame *)0)->name)];
+} memo[MEMO];
+
+/* Copy len bytes at off of the image (fd, or mem when fd < 0) of size
+ * size into dst. */
+static int fetch(int fd, const char *mem, uint64_t size, uint64_t off, size_t len, void *dst)
+{
+    if (off > size || len > size - off)
+        return -1;
+    if (fd < 0) {
+        memcpy(dst, mem + off, len);
+        return 0;
+    }
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(fd, (char *)dst + got, len - got, (off_t)(off + got));
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static void *scratch(size_t len)
+{
+    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Load the program headers and the symbol table (.symtab, else .dynsym)
+ * of the ELF image in fd or mem. */
+static int elf_load(struct elf_view *v, int fd, const char *mem, uint64_t size)
+{
+    Elf64_Ehdr eh;
+    if (fetch(fd, mem, size, 0, sizeof eh, &eh) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+        eh.e_shentsize != sizeof(Elf64_Shdr) || !eh.e_shnum)
+        return -1;
+    size_t shlen = (size_t)eh.e_shnum * sizeof(Elf64_Shdr);
+    Elf64_Shdr *sh = scratch(shlen);
+    if (!sh)
+        return -1;
+    int ret = -1;
+    const Elf64_Shdr *best = NULL;
+    if (fetch(fd, mem, size, eh.e_shoff, shlen, sh) < 0)
+        goto out;
+    for (int i = 0; i < eh.e_shnum; i++)
+        if (sh[i].sh_type == SHT_SYMTAB || (sh[i].sh_type == SHT_DYNSYM && !best))
+            best = &sh[i];
+    if (!best || best->sh_link >= eh.e_shnum)
+        goto out;
+    const Elf64_Shdr *st = &sh[best->sh_link];
+    size_t phlen = (size_t)eh.e_phnum * sizeof(Elf64_Phdr);
+    if (best->sh_size > size || st->sh_size > size)
+        goto out;
+    v->buflen = phlen + best->sh_size + st->sh_size;
+    if (!(v->buf = scratch(v->buflen)))
+        goto out;
+    if (fetch(fd, mem, size, eh.e_phoff, phlen, v->buf) < 0 ||
+        fetch(fd, mem, size, best->sh_offset, best->sh_size, v->buf + phlen) < 0 ||
+        fetch(fd, mem, size, st->sh_offset, st->sh_size, v->buf + phlen + best->sh_size) < 0) {
+        munmap(v->buf, v->buflen);
+        v->buf = NULL;
+        goto out;
+    }
+    v->ph = (const Elf64_Phdr *)v->buf;
+    v->phnum = eh.e_phnum;
+    v->syms = (const Elf64_Sym *)(v->buf + phlen);
+    v->nsyms = best->sh_size / sizeof(Elf64_Sym);
+    v->strs = v->buf + phlen + best->sh_size;
+    v->strs_len = st->sh_size;
+    ret = 0;
+out:
+    munmap(sh, shlen);
+    return ret;
+}
+
+static struct elf_view *view_of(const struct ck_region *r)
+{
+    for (int i = 0; i < nviews; i++)
+        if (views[i].path_off == r->path_off)
+            return views[i].buf ? &views[i] : NULL;
+    if (nviews >= MAX_VIEWS)
+        return NULL;
+    struct elf_view *v = &views[nviews++];
+    memset(v, 0, sizeof *v);
+    v->path_off = r->path_off;
+    const char *path = g_shim.strtab + r->path_off;
+    if (!strcmp(path, "[vdso]")) {
+        elf_load(v, -1, (const char *)r->start, r->end - r->start);
+    } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_DELETED)) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0)
+            return NULL;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            elf_load(v, fd, NULL, (uint64_t)st.st_size);
+        close(fd);
+    }
+    return v->buf ? v : NULL;
+}
+
+/* The region holding ip (regions are sorted by address). */
+static const struct ck_region *region_of(uint64_t ip)
+{
+    uint32_t lo = 0, hi = g_shim.nregions;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        const struct ck_region *r = &g_shim.regions[mid];
+        if (ip < r->start)
+            hi = mid;
+        else if (ip >= r->end)
+            lo = mid + 1;
+        else
+            return r;
+    }
+    return NULL;
+}
+
+/* Name the code at ip (look up pc, the address inside the call for a
+ * return address). */
+static void lookup(uint64_t ip, uint64_t pc, struct memo *m)
+{
+    m->ip = ip;
+    m->name[0] = 0;
+    m->off = 0;
+    const struct ck_region *r = region_of(pc);
+    struct elf_view *v = r ? view_of(r) : NULL;
+    if (!v)
+        return;
+    uint64_t foff = pc - r->start + r->offset, vaddr = 0;
+    int found = 0;
+    for (int i = 0; i < v->phnum && !found; i++)
+        if (v->ph[i].p_type == PT_LOAD && foff >= v->ph[i].p_offset &&
+            foff - v->ph[i].p_offset < v->ph[i].p_filesz) {
+            vaddr = foff - v->ph[i].p_offset + v->ph[i].p_vaddr;
+            found = 1;
+        }
+    if (!found)
+        return;
+    const Elf64_Sym *best = NULL;
+    for (size_t i = 0; i < v->nsyms; i++) {
+        const Elf64_Sym *s = &v->syms[i];
+        int type = ELF64_ST_TYPE(s->st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s->st_shndx == SHN_UNDEF ||
+            s->st_value > vaddr || (s->st_size && vaddr - s->st_value >= s->st_size) ||
+            s->st_name >= v->strs_len)
+            continue;
+        if (!best || s->st_value > best->st_value)
+            best = s;
+    }
+    if (!best)
+        return;
+    snprintf(m->name, sizeof m->name, "%.*s", (int)(v->strs_len - best->st_name),
+             v->strs + best->st_name);
+    m->off = ip - (pc - (vaddr - best->st_value));
+}
+
+/* Fill in the names of every captured thread's frames. Needs the regions
+ * (capture_regions); its buffers are unmapped before it returns. */
+void unwind_names(void)
+{
+    nviews = 0;
+    for (int i = 0; i < MEMO; i++)
+        memo[i].ip = 0;
+    for (uint32_t t = 0; t < g_shim.nthreads; t++) {
+        struct ck_thread *th = &g_shim.threads[t];
+        for (uint32_t f = 0; f < th->nframes && f < CK_MAX_FRAMES; f++) {
+            struct ck_frame *fr = &th->frames[f];
+            /* Above the first frame ip is a return address: the call is
+             * the instruction before it. */
+            uint64_t pc = f ? fr->ip - 1 : fr->ip;
+            struct memo *m = &memo[(fr->ip * 0x9E3779B97F4A7C15ULL) >> 54];
+            if (m->ip != fr->ip)
+                lookup(fr->ip, pc, m);
+            memcpy(fr->name, m->name, sizeof fr->name);
+            fr->off = m->off;
+        }
+    }
+    for (int i = 0; i < nviews; i++)
+        if (views[i].buf)
+            munmap(views[i].buf, views[i].buflen);
+    nviews = 0;
 }

@@ -2,6 +2,7 @@
 # bench.sh - ckshim's checkpoint and restore speed against plain lz4.
 #
 #   bash tests/bench.sh [--size MIB] [--dir DIR] [--keep]      (make bench)
+#   bash tests/bench.sh --threads-only        (only the thread-count part)
 #
 # Workload: build/tests/progs/bench_mem maps SIZE MiB (default 1024): a
 # third never touched (zero pages), a third pseudo-random bytes, a third
@@ -17,6 +18,11 @@
 #                                      input is
 #   the same with the image dropped    informational: the image comes from
 #   from the page cache                disk (checkpoints write with O_DIRECT)
+# Then the pause against the thread count: build/tests/progs/bench_threads N
+# (N threads sleeping in a loop) for N = 10, 100, 500, checkpointed three
+# times without --kill; the median of the pauses coord reports ("app
+# paused", from the first thread stopped to the release), and the growth
+# per 100 threads against 10 threads (target: a few ms).
 # Prints a table with the ratios against the targets: checkpoint <= 0.6 x
 # lz4 -1 time, restore <= 1.0 x lz4 -d time, image <= 1.05 x lz4 -1 size.
 # Writes nothing outside its temporary directory (under DIR, default
@@ -31,6 +37,7 @@ B="$ROOT/build"
 SIZE=1024
 DIR=${TMPDIR:-/tmp}
 KEEP=0
+THREADS_ONLY=0
 T=600 # time limit for one step, seconds
 
 usage() {
@@ -42,6 +49,7 @@ while [ $# -gt 0 ]; do
         --size) [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 3 ] || usage; SIZE=$2; shift ;;
         --dir) [ $# -ge 2 ] || usage; DIR=$2; shift ;;
         --keep) KEEP=1 ;;
+        --threads-only) THREADS_ONLY=1 ;;
         -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) usage ;;
     esac
@@ -55,7 +63,7 @@ die() {
 note() { echo "bench: $*"; }
 
 command -v lz4 >/dev/null || die "lz4 not found (bash scripts/install-deps.sh)"
-make -s -C "$ROOT" all build/tests/progs/bench_mem || die "build failed"
+make -s -C "$ROOT" all build/tests/progs/bench_mem build/tests/progs/bench_threads || die "build failed"
 
 avail_mb=$(df -Pm "$DIR" | awk 'NR == 2 { print $4 }')
 need_mb=$((SIZE * 5 / 2 + 64))
@@ -108,6 +116,53 @@ ms() { awk -v n="$1" 'BEGIN { printf "%.1f ms", n / 1e6 }'; }
 mib() { awk -v n="$1" 'BEGIN { printf "%.1f MiB", n / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 meets() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r <= t) ? "ok" : "MISSED" }'; }
+
+# pause_for N: start bench_threads N under the shim, checkpoint it three
+# times (the program keeps running), print the median reported pause in ms.
+pause_for() {
+    local n=$1 pid i p pauses=()
+    "$B/coord" run -- "$B/tests/progs/bench_threads" "$n" >"$W/threads$n.log" 2>&1 </dev/null &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    PIDS+=("$pid")
+    for ((i = 0; i < 300; i++)); do
+        grep -q '^READY' "$W/threads$n.log" 2>/dev/null && break
+        alive "$pid" || break
+        sleep 0.1
+    done
+    grep -q '^READY' "$W/threads$n.log" || die "bench_threads $n did not get ready"
+    for i in 1 2 3; do
+        timeout "$T" "$B/coord" checkpoint "$pid" -o "$W/threads.ckpt" >"$W/threads.out" 2>&1 ||
+            { cat "$W/threads.out" >&2; die "checkpoint of $n threads failed"; }
+        p=$(grep -Eo 'app paused [0-9.]+ ms' "$W/threads.out" | grep -Eo '[0-9.]+') ||
+            die "no pause in: $(cat "$W/threads.out")"
+        pauses+=("$p")
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$W/threads.ckpt"
+    printf '%s\n' "${pauses[@]}" | sort -n | sed -n 2p
+}
+
+thread_pauses() {
+    local n p base=""
+    note "pause against the thread count (bench_threads, median of 3 checkpoints)"
+    printf '%-10s %14s %22s\n' threads "app pause" "growth per 100 threads"
+    for n in 10 100 500; do
+        p=$(pause_for "$n")
+        if [ -z "$base" ]; then
+            base=$p
+            printf '%-10s %11s ms %22s\n' "$n" "$p" "-"
+        else
+            printf '%-10s %11s ms %19s ms\n' "$n" "$p" \
+                "$(awk -v p="$p" -v b="$base" -v n="$n" 'BEGIN { printf "%.1f", (p - b) * 100 / (n - 10) }')"
+        fi
+    done
+}
+
+if [ $THREADS_ONLY -eq 1 ]; then
+    thread_pauses
+    exit 0
+fi
 
 note "workload: $SIZE MiB (1/3 zero, 1/3 random, 1/3 text) in $W"
 
@@ -202,3 +257,6 @@ printf '%-22s %14s\n' "app pause (reported)" "${PAUSE:-n/a}"
 awk -v s="$SIZE" -v c="$CKPT_NS" -v r="$RST_NS" 'BEGIN {
     printf "throughput: checkpoint %.2f GB/s, restore %.2f GB/s of process memory\n",
         s * 1048576 / c, s * 1048576 / r }'
+
+echo
+thread_pauses

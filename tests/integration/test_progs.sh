@@ -70,6 +70,7 @@ TWICE+=" fd_high pipes locks "
 # Restored by a coord whose soft descriptor limit is the usual 1024 (below
 # the fds these programs hold).
 LOW_NOFILE=" fd_high "
+TWICE+=" sigev_thread "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
