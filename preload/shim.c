@@ -199,6 +199,7 @@ int shim_listen(void)
         return r;
     }
     chmod(g_shim.sock_path, 0600);
+    g_shim.sock_owner = shim_real_getpid();
     /* Keep the socket out of the way of the program's own fd numbers. */
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
     if (hi >= 0) {
@@ -735,6 +736,9 @@ __attribute__((constructor)) static void shim_init(void)
 
 __attribute__((destructor)) static void shim_fini(void)
 {
-    if (g_shim.initialized && g_shim.sock_path[0])
+    /* Only the process that bound the socket removes it: a child made
+     * with a raw clone() (no atfork handlers, so the parent's path) that
+     * exits must not take its parent's socket away. */
+    if (g_shim.initialized && g_shim.sock_path[0] && g_shim.sock_owner == shim_real_getpid())
         unlink(g_shim.sock_path);
 }

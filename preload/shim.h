@@ -58,6 +58,7 @@ struct shim_state {
     uint32_t generation;                /* restores so far */
     uint64_t started_ns;
     char sock_path[256];
+    pid_t sock_owner;                   /* the real pid that bound sock_path */
     char app_id[64];
     char exe[CK_PATH_MAX];              /* the program (its first /proc/self/exe) */
 

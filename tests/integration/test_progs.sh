@@ -71,6 +71,7 @@ TWICE+=" fd_high pipes locks "
 # the fds these programs hold).
 LOW_NOFILE=" fd_high "
 TWICE+=" sigev_thread "
+TWICE+=" raw_clone_exit "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
