@@ -838,6 +838,7 @@ int capture_all(char *err, size_t errlen)
      * mmap memory for its caches, which must be in the image too. Nothing
      * may map memory the program keeps pointers to after this point. */
     capture_threads();
+    cputime_capture();
     if ((r = capture_regions(err, errlen)) < 0)
         return r;
     if ((r = capture_fds(err, errlen)) < 0)

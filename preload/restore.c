@@ -144,6 +144,7 @@ void restore_finish(void)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
     restore_process_state();
     capture_restore_vmflags();
+    cputime_restore();
     int sr = seccomp_shim_after_restore();
     if (sr < 0)
         shim_log("cannot reinstall the seccomp filter after restore: %s", strerror(-sr));

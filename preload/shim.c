@@ -558,6 +558,7 @@ static void atfork_child(void)
     g_shim.vpid = 0;
     shim_tls.vtid = 0;
     g_shim.generation = 0;
+    cputime_forget();
     g_shim.started_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
     if (g_shim.listen_fd >= 0)
         close(g_shim.listen_fd);

@@ -38,11 +38,18 @@ struct shim_slot {
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
 
+/* A thread's CPU times, or what to add to the kernel's (cputime.c). */
+struct shim_cpu {
+    int64_t cpu_ns;                     /* its CPU clock */
+    int64_t utime_us, stime_us;         /* getrusage(RUSAGE_THREAD) */
+};
+
 /* Per-thread state (TLS, restored with memory). */
 struct shim_tls {
     pid_t vtid;                         /* 0: not virtualized yet */
     uint32_t ckpt_seq;                  /* bumped by every checkpoint signal */
     int64_t park_mono_ns;               /* CLOCK_MONOTONIC when parked */
+    struct shim_cpu cpu_off;            /* CPU-time offsets since the last restore */
 };
 extern SHIM_TLS struct shim_tls shim_tls;
 
@@ -176,6 +183,11 @@ extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, kernel layout */
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
+
+/* cputime.c: CPU-time clocks continue across a restore */
+void cputime_capture(void);
+void cputime_restore(void);
+void cputime_forget(void);
 
 /* epoll.c */
 int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
