@@ -288,6 +288,15 @@ static clockid_t translate(clockid_t c, int64_t *off)
     return c;
 }
 
+clockid_t cputime_clock(clockid_t c, int64_t *off_ns)
+{
+    if (c >= 0 && c != CLOCK_PROCESS_CPUTIME_ID && c != CLOCK_THREAD_CPUTIME_ID) {
+        *off_ns = 0;
+        return c;
+    }
+    return translate(c, off_ns);
+}
+
 SHIM_API int clock_gettime(clockid_t c, struct timespec *ts)
 {
     RESOLVE(real_clock_gettime, "clock_gettime");

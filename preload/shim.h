@@ -188,6 +188,7 @@ int shim_app_has_ckpt_handler(void);
 void cputime_capture(void);
 void cputime_restore(void);
 void cputime_forget(void);
+clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
 
 /* epoll.c */
 int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);

@@ -10,7 +10,9 @@
  * clock_getcpuclockid(getpid()) (both obtained before the checkpoint),
  * getrusage RUSAGE_SELF, RUSAGE_THREAD and RUSAGE_CHILDREN (user and
  * system time separately) and times(). After the go file the clocks must
- * still advance: 50 ms of work adds at least 40 ms.
+ * still advance: 50 ms of work adds at least 40 ms; and a
+ * clock_nanosleep until 20 ms of process CPU time from now (absolute)
+ * returns within 2 s (the worker keeps using some CPU).
  */
 #include <sys/resource.h>
 #include <sys/times.h>
@@ -145,6 +147,20 @@ int main(void)
     check(t1 - t0 >= 40000000LL && p1 - p0 >= 40000000LL,
           "50 ms of work advanced the thread clock by %lld ms, the process clock by %lld ms",
           (long long)((t1 - t0) / 1000000), (long long)((p1 - p0) / 1000000));
+    struct timespec until;
+    check(clock_gettime(pid_clk, &until) == 0, "clock_gettime: %s", strerror(errno));
+    until.tv_nsec += 20000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    int64_t w0 = test_now_ns();
+    int r = clock_nanosleep(pid_clk, TIMER_ABSTIME, &until, NULL);
+    check(r == 0, "clock_nanosleep on the process CPU clock: %s", strerror(r));
+    check(ns_of(pid_clk) >= until.tv_sec * 1000000000LL + until.tv_nsec,
+          "clock_nanosleep returned before its absolute CPU time");
+    check(test_now_ns() - w0 < 2000000000LL, "clock_nanosleep until +20 ms of CPU time took "
+          "%lld ms", (long long)((test_now_ns() - w0) / 1000000));
     stop_worker = 1;
     pthread_join(th, NULL);
     pass();
