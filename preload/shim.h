@@ -153,7 +153,7 @@ struct dump_stats {
 };
 int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
                size_t errlen);
-int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, size_t errlen);
+int dump_witnesses(char *err, size_t errlen);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
