@@ -113,9 +113,15 @@ static int64_t tv_us(const struct timeval *tv)
 }
 
 /* The shim's TLS block of the thread whose FS base is fsbase: initial-exec
- * TLS sits at the same offset from every thread's thread pointer. */
+ * TLS sits at the same offset from every thread's thread pointer. A thread
+ * without one (FS base 0: a raw clone) gets a scratch block. */
 static struct shim_tls *tls_of(uint64_t fsbase)
 {
+    static struct shim_tls none;
+    if (!fsbase) {
+        memset(&none, 0, sizeof none);
+        return &none;
+    }
     return (struct shim_tls *)((char *)&shim_tls - (uint64_t)pthread_self() + fsbase);
 }
 
