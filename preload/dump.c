@@ -14,7 +14,8 @@
  * that touches errno: raw syscalls only.
  *
  * Which pages go into the image (pagemap bits: 63 present, 62 swapped,
- * 61 file page or shared anonymous):
+ * 61 file page or shared anonymous; 58 a guard page, which fails the
+ * checkpoint: reading it would kill the reader, and guards are not saved):
  *   private anonymous     present or swapped, and not all zero
  *   private file mapping  present and not a file page (COW'd), or swapped
  *   shared anonymous      resident (mincore): the child's page tables of
@@ -45,6 +46,7 @@
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
 #define PM_FILE (1ULL << 61)
+#define PM_GUARD (1ULL << 58)           /* MADV_GUARD_INSTALL (Linux 6.14+): reading faults */
 #define SLOTS 16
 #define MAX_WORKERS 16
 #define JOB_PAGES CK_CHUNK_PAGES
@@ -483,6 +485,12 @@ static void run_job(struct worker *k, struct job *j)
             j->err_addr = j->addr;
             return;
         }
+        for (size_t i = 0; i < n; i++)
+            if (k->pm[i] & PM_GUARD) {
+                j->err = -ENOTSUP;
+                j->err_addr = j->addr + i * CK_PAGE_SIZE;
+                return;
+            }
     }
     size_t run_start = 0, run_len = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -566,15 +574,22 @@ static int witness(const struct ck_region *r, struct ck_memcheck *m, int pmfd, i
         return 0;                       /* the file holds the pages */
     for (uint64_t a = r->start; a < r->end; a += N * CK_PAGE_SIZE) {
         size_t n = (r->end - a) / CK_PAGE_SIZE < N ? (r->end - a) / CK_PAGE_SIZE : N;
-        if (all) {
-            memset(mc, 1, n);
-        } else if (shared) {
-            if (mincore((void *)a, n * CK_PAGE_SIZE, mc) < 0)
-                memset(mc, 1, n);
-        } else if (pread(pmfd, pm, n * 8, (off_t)(a / CK_PAGE_SIZE * 8)) != (ssize_t)(n * 8)) {
+        if (pread(pmfd, pm, n * 8, (off_t)(a / CK_PAGE_SIZE * 8)) != (ssize_t)(n * 8)) {
             snprintf(err, errlen, "cannot read /proc/self/pagemap at %#llx",
                      (unsigned long long)a);
             return -EIO;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (pm[i] & PM_GUARD) {
+                snprintf(err, errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL), "
+                         "which ckshim cannot save and restore yet",
+                         (unsigned long long)(a + i * CK_PAGE_SIZE));
+                return -ENOTSUP;
+            }
+        if (all) {
+            memset(mc, 1, n);
+        } else if (shared && mincore((void *)a, n * CK_PAGE_SIZE, mc) < 0) {
+            memset(mc, 1, n);
         }
         for (size_t i = 0; i < n; i++) {
             uint64_t pa = a + i * CK_PAGE_SIZE;
@@ -686,6 +701,11 @@ static int dump_pages(struct writer *w)
                 fwait(&w->done_seq, seq);
             }
             continue;
+        }
+        if (j->err == -ENOTSUP) {
+            snprintf(w->err, w->errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL), "
+                     "which ckshim cannot save and restore yet", (unsigned long long)j->err_addr);
+            return j->err;
         }
         if (j->err) {
             snprintf(w->err, w->errlen, "cannot read memory at %#llx: %s",

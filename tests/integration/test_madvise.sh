@@ -13,6 +13,10 @@
 #     refuses it (inspect, restore: "contents were lost");
 #   - the hash differs (the pages hold other bytes): `inspect` still shows
 #     the image, `inspect --verify` fails naming the region.
+# A program with a guard page (MADV_GUARD_INSTALL, Linux 6.13+: reading it
+# faults) is refused, naming the address, with and without --no-fork, and
+# keeps running (reading it used to kill the writer, or with --no-fork the
+# program itself).
 # (tests/integration/progs/madv_fork checks the restored memory itself.)
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
@@ -99,5 +103,43 @@ if patch "$T/good.img" "$T/other.img" hash_sum 1 2>"$T/err"; then
     fi
 else
     fail verify_refuses_changed_region "cannot patch the image"
+fi
+kill "$pid" 2>/dev/null
+
+cat >"$T/guard.py" <<'EOF'
+import mmap, time
+m = mmap.mmap(-1, 64 << 10, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+m[0:4] = b"abcd"
+try:
+    m.madvise(102, 16 << 10, 4096)   # MADV_GUARD_INSTALL
+except OSError:
+    print("NOGUARD", flush=True)
+print("READY", flush=True)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.05)
+    if n % 10 == 0:
+        print("tick", n, flush=True)
+EOF
+start_py_app guard "$T/guard.py" || fail guard_ready "no READY"
+if grep -q NOGUARD "$T/guard.log"; then
+    pass "refuses_guard_pages (skipped: this kernel has no MADV_GUARD_INSTALL)"
+else
+    ok=1
+    for mode in "" --no-fork; do
+        "$C" checkpoint "$pid" -o "$T/guard.img" $mode >"$T/out" 2>"$T/err"
+        rc=$?
+        t1=$(grep -c tick "$T/guard.log")
+        sleep 1
+        t2=$(grep -c tick "$T/guard.log")
+        if ! { [ $rc -eq 1 ] && grep -q "guard page" "$T/err" && alive "$pid" &&
+            [ "$t2" -gt "$t1" ] && [ ! -e "$T/guard.img" ]; }; then
+            fail refuses_guard_pages "checkpoint ${mode:-(fork)}: rc=$rc, ticks $t1 -> $t2"
+            ok=0
+            break
+        fi
+    done
+    [ $ok -eq 1 ] && pass refuses_guard_pages
 fi
 kill "$pid" 2>/dev/null
