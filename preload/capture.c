@@ -1004,6 +1004,7 @@ int capture_all(char *err, size_t errlen)
      * mmap memory for its caches, which must be in the image too. Nothing
      * may map memory the program keeps pointers to after this point. */
     capture_threads();
+    cputime_capture();
     if ((r = capture_regions(err, errlen)) < 0)
         return r;
     unwind_names();
@@ -1011,19 +1012,8 @@ int capture_all(char *err, size_t errlen)
         return r;
     /* Witnesses of the memory a fork would hide, taken now, from the
      * program itself: they let a reader tell whether the writer saw it. */
-    g_shim.nmemcheck = 0;
-    for (uint32_t i = 0; i < g_shim.nregions; i++) {
-        const struct ck_region *reg = &g_shim.regions[i];
-        if (!(reg->flags & (CK_REG_DONTFORK | CK_REG_WIPEONFORK)) || (reg->flags & CK_REG_SPECIAL))
-            continue;
-        struct ck_memcheck *m = &g_shim.memcheck[g_shim.nmemcheck];
-        memset(m, 0, sizeof *m);
-        m->region = i;
-        m->flags = reg->flags;
-        if ((r = dump_witness(reg, m, err, errlen)) < 0)
-            return r;
-        g_shim.nmemcheck++;
-    }
+    if ((r = dump_witnesses(err, errlen)) < 0)
+        return r;
     return 0;
 }
 

@@ -14,7 +14,8 @@
  * that touches errno: raw syscalls only.
  *
  * Which pages go into the image (pagemap bits: 63 present, 62 swapped,
- * 61 file page or shared anonymous):
+ * 61 file page or shared anonymous; 58 a guard page, which fails the
+ * checkpoint: reading it would kill the reader, and guards are not saved):
  *   private anonymous     present or swapped, and not all zero
  *   private file mapping  present and not a file page (COW'd), or swapped
  *   shared anonymous      resident (mincore): the child's page tables of
@@ -45,6 +46,7 @@
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
 #define PM_FILE (1ULL << 61)
+#define PM_GUARD (1ULL << 58)           /* MADV_GUARD_INSTALL (Linux 6.14+): reading faults */
 #define SLOTS 16
 #define MAX_WORKERS 16
 #define JOB_PAGES CK_CHUNK_PAGES
@@ -483,6 +485,12 @@ static void run_job(struct worker *k, struct job *j)
             j->err_addr = j->addr;
             return;
         }
+        for (size_t i = 0; i < n; i++)
+            if (k->pm[i] & PM_GUARD) {
+                j->err = -ENOTSUP;
+                j->err_addr = j->addr + i * CK_PAGE_SIZE;
+                return;
+            }
     }
     size_t run_start = 0, run_len = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -551,7 +559,8 @@ static void worker_main(void *arg)
 
 /* The witness of one region (see struct ck_memcheck): the pages run_job
  * would select, read by the program itself while it is parked. */
-int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, size_t errlen)
+static int witness(const struct ck_region *r, struct ck_memcheck *m, int pmfd, int memfd,
+                   char *err, size_t errlen)
 {
     enum { N = 256 };
     uint64_t pm[N];
@@ -563,26 +572,24 @@ int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, si
     int via_mem = all || !(r->prot & PROT_READ);
     if ((f & CK_REG_FILE) && shared && !all)
         return 0;                       /* the file holds the pages */
-    int pmfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    int memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-    int ret = 0;
-    if (pmfd < 0 || memfd < 0) {
-        snprintf(err, errlen, "cannot open /proc/self/pagemap or mem: %s", strerror(errno));
-        ret = -EIO;
-        goto out;
-    }
     for (uint64_t a = r->start; a < r->end; a += N * CK_PAGE_SIZE) {
         size_t n = (r->end - a) / CK_PAGE_SIZE < N ? (r->end - a) / CK_PAGE_SIZE : N;
-        if (all) {
-            memset(mc, 1, n);
-        } else if (shared) {
-            if (mincore((void *)a, n * CK_PAGE_SIZE, mc) < 0)
-                memset(mc, 1, n);
-        } else if (pread(pmfd, pm, n * 8, (off_t)(a / CK_PAGE_SIZE * 8)) != (ssize_t)(n * 8)) {
+        if (pread(pmfd, pm, n * 8, (off_t)(a / CK_PAGE_SIZE * 8)) != (ssize_t)(n * 8)) {
             snprintf(err, errlen, "cannot read /proc/self/pagemap at %#llx",
                      (unsigned long long)a);
-            ret = -EIO;
-            goto out;
+            return -EIO;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (pm[i] & PM_GUARD) {
+                snprintf(err, errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL), "
+                         "which ckshim cannot save and restore yet",
+                         (unsigned long long)(a + i * CK_PAGE_SIZE));
+                return -ENOTSUP;
+            }
+        if (all) {
+            memset(mc, 1, n);
+        } else if (shared && mincore((void *)a, n * CK_PAGE_SIZE, mc) < 0) {
+            memset(mc, 1, n);
         }
         for (size_t i = 0; i < n; i++) {
             uint64_t pa = a + i * CK_PAGE_SIZE;
@@ -607,12 +614,37 @@ int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, si
             m->hash_sum += ck_xxh64(page, CK_PAGE_SIZE, pa);
         }
     }
-out:
+    return 0;
+}
+
+/* Witnesses of every region marked MADV_DONTFORK or MADV_WIPEONFORK into
+ * g_shim.memcheck. Returns 0 or -errno with err set. */
+int dump_witnesses(char *err, size_t errlen)
+{
+    g_shim.nmemcheck = 0;
+    int pmfd = -1, memfd = -1, r = 0;
+    for (uint32_t i = 0; i < g_shim.nregions && r == 0; i++) {
+        const struct ck_region *reg = &g_shim.regions[i];
+        if (!(reg->flags & (CK_REG_DONTFORK | CK_REG_WIPEONFORK)) || (reg->flags & CK_REG_SPECIAL))
+            continue;
+        if (pmfd < 0 && ((pmfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0 ||
+                         (memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC)) < 0)) {
+            snprintf(err, errlen, "cannot open /proc/self/pagemap or mem: %s", strerror(errno));
+            r = -EIO;
+            break;
+        }
+        struct ck_memcheck *m = &g_shim.memcheck[g_shim.nmemcheck];
+        memset(m, 0, sizeof *m);
+        m->region = i;
+        m->flags = reg->flags;
+        if ((r = witness(reg, m, pmfd, memfd, err, errlen)) == 0)
+            g_shim.nmemcheck++;
+    }
     if (pmfd >= 0)
         close(pmfd);
     if (memfd >= 0)
         close(memfd);
-    return ret;
+    return r;
 }
 
 static int wants_pages(const struct ck_region *r)
@@ -669,6 +701,11 @@ static int dump_pages(struct writer *w)
                 fwait(&w->done_seq, seq);
             }
             continue;
+        }
+        if (j->err == -ENOTSUP) {
+            snprintf(w->err, w->errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL), "
+                     "which ckshim cannot save and restore yet", (unsigned long long)j->err_addr);
+            return j->err;
         }
         if (j->err) {
             snprintf(w->err, w->errlen, "cannot read memory at %#llx: %s",

@@ -157,6 +157,7 @@ void restore_finish(void)
         syscall(SYS_exit_group, 1);
     }
     capture_tty_after_restore();
+    cputime_restore();
     int sr = seccomp_shim_after_restore();
     if (sr < 0)
         shim_log("cannot reinstall the seccomp filter after restore: %s", strerror(-sr));

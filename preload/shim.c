@@ -674,6 +674,7 @@ static void atfork_child(void)
     g_shim.vpid = 0;
     shim_tls.vtid = 0;
     g_shim.generation = 0;
+    cputime_forget();
     g_shim.started_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
     /* A child is a program of its own: its own counter, unless the id was
      * chosen on purpose. */

@@ -39,11 +39,18 @@ struct shim_slot {
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
 
+/* A thread's CPU times, or what to add to the kernel's (cputime.c). */
+struct shim_cpu {
+    int64_t cpu_ns;                     /* its CPU clock */
+    int64_t utime_us, stime_us;         /* getrusage(RUSAGE_THREAD) */
+};
+
 /* Per-thread state (TLS, restored with memory). */
 struct shim_tls {
     pid_t vtid;                         /* 0: not virtualized yet */
     uint32_t ckpt_seq;                  /* bumped by every checkpoint signal */
     int64_t park_mono_ns;               /* CLOCK_MONOTONIC when parked */
+    struct shim_cpu cpu_off;            /* CPU-time offsets since the last restore */
 };
 extern SHIM_TLS struct shim_tls shim_tls;
 
@@ -156,7 +163,7 @@ struct dump_stats {
 };
 int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
                size_t errlen);
-int dump_witness(const struct ck_region *r, struct ck_memcheck *m, char *err, size_t errlen);
+int dump_witnesses(char *err, size_t errlen);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
@@ -190,6 +197,11 @@ int shim_app_has_ckpt_handler(void);
 
 /* sockdesc.c: "a TCP socket listening on 0.0.0.0:80", for refusals */
 void sockdesc(int fd, char *out, size_t olen);
+/* cputime.c: CPU-time clocks continue across a restore */
+void cputime_capture(void);
+void cputime_restore(void);
+void cputime_forget(void);
+clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
 
 /* epoll.c */
 int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);

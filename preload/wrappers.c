@@ -275,6 +275,15 @@ SHIM_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *re
 {
     RESOLVE(real_clock_nanosleep, "clock_nanosleep");
     struct timespec left, want = *req;
+    int64_t off;
+    clk = cputime_clock(clk, &off);     /* CPU clocks continue across restores */
+    if ((flags & TIMER_ABSTIME) && off) {
+        int64_t ns = (int64_t)want.tv_sec * 1000000000LL + want.tv_nsec - off;
+        if (ns < 0)
+            ns = 0;
+        want.tv_sec = ns / 1000000000LL;
+        want.tv_nsec = ns % 1000000000LL;
+    }
     for (;;) {
         uint32_t seq = shim_tls.ckpt_seq;
         int r = real_clock_nanosleep(clk, flags, &want, &left);

@@ -72,6 +72,7 @@ TWICE+=" fd_high pipes locks "
 LOW_NOFILE=" fd_high "
 TWICE+=" sigev_thread "
 TWICE+=" raw_clone_exit "
+TWICE+=" cputime "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
