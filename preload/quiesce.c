@@ -41,6 +41,38 @@ static volatile int park_target;          /* wake the manager when this many par
 
 static uint64_t status_mask(const char *buf, const char *key);
 
+siginfo_t shim_pending_info[SHIM_MAX_PENDING_INFO];
+volatile int shim_npending_info;
+
+/* The siginfo of the signals pending for the process (a POSIX timer's
+ * SI_TIMER with its value, a sigqueue'd value), kept so that a restore
+ * queues them again as they were instead of a bare kill(). Only the
+ * thread group leader can look: a signal is read by taking it
+ * (rt_sigtimedwait, nothing blocking here: every signal is blocked in the
+ * handler) and put back at once with rt_sigqueueinfo, which the kernel
+ * accepts with the original siginfo only from the leader (a kernel-made
+ * si_code from any other thread is refused). SHARED leaves out signals
+ * also pending for the leader itself: the wait would take those first. */
+static void keep_shared_siginfo(uint64_t shared)
+{
+    pid_t pid = shim_real_getpid();
+    struct timespec zero = {0, 0};
+    int n = 0;
+    for (int s = 1; s <= 64 && shared; s++) {
+        uint64_t one = 1ULL << (s - 1);
+        if (!(shared & one))
+            continue;
+        int first = n;
+        while (n < SHIM_MAX_PENDING_INFO &&
+               syscall(SYS_rt_sigtimedwait, &one, &shim_pending_info[n], &zero, 8) == s)
+            n++;
+        for (int i = first; i < n; i++)
+            if (syscall(SYS_rt_sigqueueinfo, pid, s, &shim_pending_info[i]) < 0)
+                syscall(SYS_kill, pid, s);
+    }
+    shim_npending_info = n;
+}
+
 /* Signals pending for the calling thread alone, without ours. Every signal
  * is blocked in the handler, so rt_sigpending shows everything pending
  * (the thread's and the process's); only when that is not empty is
@@ -54,7 +86,10 @@ static uint64_t own_pending(void)
     char buf[4096];
     if (shim_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
         return 0;
-    return status_mask(buf, "SigPnd:") & ~ours;
+    uint64_t mine = status_mask(buf, "SigPnd:") & ~ours;
+    if (shim_real_gettid() == shim_real_getpid())
+        keep_shared_siginfo(status_mask(buf, "ShdPnd:") & ~ours & ~mine);
+    return mine;
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
@@ -310,6 +345,7 @@ int quiesce_stop_threads(char *err, size_t errlen)
     const char *t = getenv("CKSHIM_QUIESCE_TIMEOUT_MS");
     int64_t timeout = (t ? atoll(t) : 5000) * 1000000LL;
     nsignaled = 0;
+    shim_npending_info = 0;
     __atomic_store_n(&park_target, INT_MAX, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nslots, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nparked, 0, __ATOMIC_SEQ_CST);

@@ -75,6 +75,21 @@ static void restore_timers(void)
         prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
 }
 
+/* A signal pending for the process at the checkpoint: queued again with
+ * the siginfo the thread group leader kept (quiesce.c) when the kernel
+ * lets this thread send it (timer and sigqueue codes: the value comes
+ * back), else raised with kill(). */
+static void requeue_process_signal(pid_t pid, int s)
+{
+    int sent = 0;
+    for (int i = 0; i < shim_npending_info && i < SHIM_MAX_PENDING_INFO; i++)
+        if (shim_pending_info[i].si_signo == s &&
+            syscall(SYS_rt_sigqueueinfo, pid, s, &shim_pending_info[i]) == 0)
+            sent = 1;
+    if (!sent)
+        syscall(SYS_kill, pid, s);
+}
+
 /* Signal dispositions, itimers, POSIX timers, fd flags. */
 int restore_process_state(void)
 {
@@ -100,7 +115,7 @@ int restore_process_state(void)
     pid_t pid = shim_real_getpid();
     for (int s = 1; s < 64; s++) {
         if (p->sigpending & (1ULL << (s - 1)))
-            syscall(SYS_kill, pid, s);
+            requeue_process_signal(pid, s);
         for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
             if (g_shim.threads[i].sigpending & (1ULL << (s - 1)))
                 syscall(SYS_tgkill, pid, g_shim.slots[i].tid, s);

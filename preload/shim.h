@@ -117,6 +117,9 @@ int quiesce_wait_landed(int64_t timeout_ns);
 void quiesce_fixup_thread(struct shim_slot *s);
 int quiesce_install_handler(void);
 extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint */
+#define SHIM_MAX_PENDING_INFO 64
+extern siginfo_t shim_pending_info[SHIM_MAX_PENDING_INFO]; /* process-pending, by the leader */
+extern volatile int shim_npending_info;
 
 /* capture.c */
 #define SHIM_MAX_PIPES 256
