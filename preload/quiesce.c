@@ -43,6 +43,11 @@ static uint64_t status_mask(const char *buf, const char *key);
 
 siginfo_t shim_pending_info[SHIM_MAX_PENDING_INFO];
 volatile int shim_npending_info;
+/* The process's pending set as the leader saw it with the siginfo above;
+ * the image uses it, so the two agree (a timer signal that arrives later
+ * is a timer overrun, lost as overruns are). */
+uint64_t shim_leader_shared;
+volatile int shim_leader_seen;
 
 /* The siginfo of the signals pending for the process (a POSIX timer's
  * SI_TIMER with its value, a sigqueue'd value), kept so that a restore
@@ -81,14 +86,23 @@ static void keep_shared_siginfo(uint64_t shared)
 static uint64_t own_pending(void)
 {
     uint64_t set = 0, ours = 1ULL << (g_shim.ckpt_signal - 1);
-    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours))
+    int leader = shim_real_gettid() == shim_real_getpid();
+    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours)) {
+        if (leader) {
+            shim_leader_shared = 0;
+            shim_leader_seen = 1;
+        }
         return 0;
+    }
     char buf[4096];
     if (shim_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
         return 0;
     uint64_t mine = status_mask(buf, "SigPnd:") & ~ours;
-    if (shim_real_gettid() == shim_real_getpid())
-        keep_shared_siginfo(status_mask(buf, "ShdPnd:") & ~ours & ~mine);
+    if (leader) {
+        shim_leader_shared = status_mask(buf, "ShdPnd:") & ~ours;
+        keep_shared_siginfo(shim_leader_shared & ~mine);
+        shim_leader_seen = 1;
+    }
     return mine;
 }
 
@@ -346,6 +360,7 @@ int quiesce_stop_threads(char *err, size_t errlen)
     int64_t timeout = (t ? atoll(t) : 5000) * 1000000LL;
     nsignaled = 0;
     shim_npending_info = 0;
+    shim_leader_seen = 0;
     __atomic_store_n(&park_target, INT_MAX, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nslots, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nparked, 0, __ATOMIC_SEQ_CST);

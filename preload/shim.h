@@ -120,6 +120,8 @@ extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoi
 #define SHIM_MAX_PENDING_INFO 64
 extern siginfo_t shim_pending_info[SHIM_MAX_PENDING_INFO]; /* process-pending, by the leader */
 extern volatile int shim_npending_info;
+extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
+extern volatile int shim_leader_seen;
 
 /* capture.c */
 #define SHIM_MAX_PIPES 256
