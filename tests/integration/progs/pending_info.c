@@ -1,12 +1,14 @@
 /* pending_info - signals pending for the process keep their siginfo.
  *
- * SIGRTMIN and SIGRTMIN+1 are blocked. Two sigqueue()d SIGRTMIN wait with
- * the values 777 and 778, and a one-shot POSIX timer (SIGEV_SIGNAL,
- * SIGRTMIN+1, sival 4242) has expired into a pending signal. After
- * restore sigtimedwait takes, in order: SIGRTMIN with SI_QUEUE and 777,
- * SIGRTMIN with SI_QUEUE and 778, SIGRTMIN+1 with SI_TIMER, the timer's id
- * and 4242; nothing more is pending. (A restore used to raise each with a
- * bare kill(): SI_USER, no value, one instance.)
+ * SIGRTMIN..SIGRTMIN+2 are blocked in every thread. Two sigqueue()d
+ * SIGRTMIN wait with the values 777 and 778, a one-shot POSIX timer
+ * (SIGEV_SIGNAL, SIGRTMIN+1, sival 4242) has expired into a pending
+ * signal, and SIGRTMIN+2 with the value 55 waits for thread B alone
+ * (pthread_sigqueue). After restore sigtimedwait takes, in order:
+ * SIGRTMIN with SI_QUEUE and 777, SIGRTMIN with SI_QUEUE and 778,
+ * SIGRTMIN+1 with SI_TIMER, the timer's id and 4242; nothing more is
+ * pending; thread B takes SIGRTMIN+2 with SI_QUEUE and 55. (A restore used
+ * to raise each with a bare kill() or tgkill(): no value, one instance.)
  */
 #include <signal.h>
 
@@ -18,6 +20,24 @@ static int take(const sigset_t *set, siginfo_t *si)
     return sigtimedwait(set, si, &ts);
 }
 
+static volatile int b_go, b_done;
+
+static void *thread_b(void *arg)
+{
+    while (!b_go)
+        test_sleep_ms(5);
+    sigset_t only;
+    siginfo_t si;
+    sigemptyset(&only);
+    sigaddset(&only, SIGRTMIN + 2);
+    check(take(&only, &si) == SIGRTMIN + 2, "SIGRTMIN+2 is no longer pending for thread B");
+    check(si.si_code == SI_QUEUE && si.si_value.sival_int == 55,
+          "thread B's SIGRTMIN+2 came back with si_code %d and value %d, expected SI_QUEUE "
+          "and 55", si.si_code, si.si_value.sival_int);
+    b_done = 1;
+    return NULL;
+}
+
 int main(void)
 {
     int q = SIGRTMIN, t = SIGRTMIN + 1;
@@ -25,7 +45,13 @@ int main(void)
     sigemptyset(&set);
     sigaddset(&set, q);
     sigaddset(&set, t);
+    sigaddset(&set, SIGRTMIN + 2);
     check_sys(sigprocmask(SIG_BLOCK, &set, NULL));
+    sigdelset(&set, SIGRTMIN + 2);
+    pthread_t b;
+    check(pthread_create(&b, NULL, thread_b, NULL) == 0, "pthread_create");
+    union sigval vb = {.sival_int = 55};
+    check(pthread_sigqueue(b, SIGRTMIN + 2, vb) == 0, "pthread_sigqueue");
 
     union sigval v = {.sival_int = 777};
     check_sys(sigqueue(getpid(), q, v));
@@ -71,5 +97,7 @@ int main(void)
     struct timespec none = {0, 0};
     check(sigtimedwait(&set, &si, &none) < 0, "signal %d (si_code %d) pending too many times",
           si.si_signo, si.si_code);
+    b_go = 1;
+    check(pthread_join(b, NULL) == 0 && b_done, "thread B did not finish");
     pass();
 }
