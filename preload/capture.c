@@ -913,7 +913,10 @@ static void capture_threads(void)
     snprintf(m->comm, sizeof m->comm, "ckshim-manager");
     g_shim.nthreads = n;
     g_shim.proc.nthreads = n;
-    g_shim.proc.sigpending = pending_mask(shim_real_gettid(), "ShdPnd:");
+    /* As the leader saw it when it parked, with the siginfo it kept
+     * (quiesce.c); from /proc if the leader is not parked with us. */
+    g_shim.proc.sigpending = shim_leader_seen ? shim_leader_shared
+                                              : pending_mask(shim_real_gettid(), "ShdPnd:");
 }
 
 /* "PID (COMMAND)" of a child for the refusal message: its command line

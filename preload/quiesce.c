@@ -41,20 +41,90 @@ static volatile int park_target;          /* wake the manager when this many par
 
 static uint64_t status_mask(const char *buf, const char *key);
 
+struct shim_sigkeep shim_sigkeep[SHIM_MAX_SIGKEEP];
+volatile int shim_nsigkeep;
+/* The process's pending set as the leader saw it when it kept their
+ * siginfo; the image uses it, so the two agree (a timer signal that
+ * arrives later is a timer overrun, lost as overruns are). */
+uint64_t shim_leader_shared;
+volatile int shim_leader_seen;
+
+/* Keep the siginfo of the signals in MASK pending for the process (slot
+ * -1, the leader does it) or for the calling thread (its slot): a POSIX
+ * timer's SI_TIMER with its value and timer id, a sigqueue'd value, every
+ * queued instance. Reading one means taking it (rt_sigtimedwait; nothing
+ * waits here: every signal is blocked in the handler); it is queued again
+ * at once, with the same siginfo, which the kernel accepts for any si_code
+ * only from the leader to the process or from a thread to itself. The
+ * restore queues them again the same way (restore.c). MASK leaves out
+ * signals pending both for the thread and the process: the wait takes the
+ * thread's first and the two could not be told apart. */
+static void requeue_self(pid_t pid, pid_t tid, int slot, const siginfo_t *si)
+{
+    long r = slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, si->si_signo, si)
+                      : syscall(SYS_rt_tgsigqueueinfo, pid, tid, si->si_signo, si);
+    if (r < 0)
+        syscall(slot < 0 ? SYS_kill : SYS_tgkill, pid, slot < 0 ? si->si_signo : tid,
+                si->si_signo);
+}
+
+static void keep_siginfo(uint64_t mask, int slot)
+{
+    pid_t pid = shim_real_getpid(), tid = shim_real_gettid();
+    struct timespec zero = {0, 0};
+    for (int s = 1; s <= 64 && mask; s++) {
+        uint64_t one = 1ULL << (s - 1);
+        if (!(mask & one))
+            continue;
+        /* take every instance first, then queue them again in order */
+        short taken[SHIM_MAX_SIGKEEP];
+        int n = 0, extra = 0;
+        siginfo_t si;
+        while (syscall(SYS_rt_sigtimedwait, &one, &si, &zero, 8) == s) {
+            int k = __atomic_fetch_add(&shim_nsigkeep, 1, __ATOMIC_SEQ_CST);
+            if (k >= SHIM_MAX_SIGKEEP) {
+                extra = 1; /* no room: the rest stays queued */
+                break;
+            }
+            shim_sigkeep[k].slot = slot;
+            shim_sigkeep[k].si = si;
+            taken[n++] = (short)k;
+        }
+        for (int i = 0; i < n; i++)
+            requeue_self(pid, tid, slot, &shim_sigkeep[taken[i]].si);
+        if (extra)
+            requeue_self(pid, tid, slot, &si);
+    }
+}
+
 /* Signals pending for the calling thread alone, without ours. Every signal
  * is blocked in the handler, so rt_sigpending shows everything pending
  * (the thread's and the process's); only when that is not empty is
  * /proc asked which are the thread's own (reading it for each of 500
  * threads while the program is paused cost 15 ms). */
-static uint64_t own_pending(void)
+static uint64_t own_pending(int slot)
 {
     uint64_t set = 0, ours = 1ULL << (g_shim.ckpt_signal - 1);
-    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours))
+    int leader = shim_real_gettid() == shim_real_getpid();
+    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours)) {
+        if (leader) {
+            shim_leader_shared = 0;
+            shim_leader_seen = 1;
+        }
         return 0;
+    }
     char buf[4096];
     if (shim_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
         return 0;
-    return status_mask(buf, "SigPnd:") & ~ours;
+    uint64_t mine = status_mask(buf, "SigPnd:") & ~ours;
+    uint64_t shared = status_mask(buf, "ShdPnd:") & ~ours;
+    keep_siginfo(mine & ~shared, slot);
+    if (leader) {
+        keep_siginfo(shared & ~mine, -1);
+        shim_leader_shared = shared;
+        shim_leader_seen = 1;
+    }
+    return mine;
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
@@ -81,7 +151,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
-    s->sigpending = own_pending();
+    s->sigpending = own_pending(idx);
     shim_tls.ckpt_seq++;
     shim_tls.park_mono_ns = shim_now_ns(CLOCK_MONOTONIC);
 
@@ -310,6 +380,8 @@ int quiesce_stop_threads(char *err, size_t errlen)
     const char *t = getenv("CKSHIM_QUIESCE_TIMEOUT_MS");
     int64_t timeout = (t ? atoll(t) : 5000) * 1000000LL;
     nsignaled = 0;
+    shim_nsigkeep = 0;
+    shim_leader_seen = 0;
     __atomic_store_n(&park_target, INT_MAX, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nslots, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nparked, 0, __ATOMIC_SEQ_CST);

@@ -75,6 +75,28 @@ static void restore_timers(void)
         prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
 }
 
+/* A signal pending at the checkpoint for the process (slot -1) or for the
+ * thread in SLOT: queued again with the siginfo kept in the handler
+ * (quiesce.c) when the kernel lets this thread send it (timer and sigqueue
+ * codes: the value comes back), else raised with kill()/tgkill(). */
+static void requeue_signal(pid_t pid, int slot, int s)
+{
+    pid_t tid = slot < 0 ? 0 : g_shim.slots[slot].tid;
+    int sent = 0;
+    for (int i = 0; i < shim_nsigkeep && i < SHIM_MAX_SIGKEEP; i++) {
+        siginfo_t *si = &shim_sigkeep[i].si;
+        if (shim_sigkeep[i].slot != slot || si->si_signo != s)
+            continue;
+        if (slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, s, si) == 0
+                     : syscall(SYS_rt_tgsigqueueinfo, pid, tid, s, si) == 0)
+            sent = 1;
+    }
+    if (!sent && slot < 0)
+        syscall(SYS_kill, pid, s);
+    else if (!sent)
+        syscall(SYS_tgkill, pid, tid, s);
+}
+
 /* Signal dispositions, itimers, POSIX timers, fd flags. */
 int restore_process_state(void)
 {
@@ -100,10 +122,10 @@ int restore_process_state(void)
     pid_t pid = shim_real_getpid();
     for (int s = 1; s < 64; s++) {
         if (p->sigpending & (1ULL << (s - 1)))
-            syscall(SYS_kill, pid, s);
+            requeue_signal(pid, -1, s);
         for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
             if (g_shim.threads[i].sigpending & (1ULL << (s - 1)))
-                syscall(SYS_tgkill, pid, g_shim.slots[i].tid, s);
+                requeue_signal(pid, i, s);
     }
     for (uint32_t i = 0; i < g_shim.nfds; i++)
         if (g_shim.fds[i].fdflags & FD_CLOEXEC)

@@ -133,6 +133,16 @@ int quiesce_wait_landed(int64_t timeout_ns);
 void quiesce_fixup_thread(struct shim_slot *s);
 int quiesce_install_handler(void);
 extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint */
+/* siginfo of a signal pending at the checkpoint (quiesce.c) */
+struct shim_sigkeep {
+    int slot;                           /* the thread's slot; -1: the process */
+    siginfo_t si;
+};
+#define SHIM_MAX_SIGKEEP 128
+extern struct shim_sigkeep shim_sigkeep[SHIM_MAX_SIGKEEP];
+extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */
+extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
+extern volatile int shim_leader_seen;
 
 /* capture.c */
 #define SHIM_MAX_PIPES 256

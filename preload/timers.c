@@ -127,9 +127,8 @@ static void *helper_main(void *arg)
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, &m, NULL, 8);
     for (;;) {
         siginfo_t si;
-        /* EINTR after every checkpoint, and after a restore. A timer
-         * signal re-raised by a restore has lost its siginfo (SI_TKILL):
-         * that one expiry is lost, like a timer overrun. */
+        /* EINTR after every checkpoint, and after a restore (a timer
+         * signal pending then comes back with its siginfo: quiesce.c). */
         if (syscall(SYS_rt_sigtimedwait, &m, &si, NULL, 8) == SHIM_TIMER_SIG &&
             si.si_code == SI_TIMER)
             fire(&si);
