@@ -22,15 +22,7 @@ chmod 755 "$T"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap ck_cleanup EXIT
 
-mkdir -p "$T/cwd"
-(cd "$T/cwd" && exec env CK_GO="$T/go" LD_PRELOAD="$SHIM" "$B/tests/progs/fd_high" >"$T/prog.log" 2>&1) &
-pid=$!
-disown "$pid" 2>/dev/null
-PIDS+=("$pid")
-if ! wait_for 10 grep -q READY "$T/prog.log"; then
-    fail fd_high_ready "$(head -3 "$T/prog.log")"
-    exit 0
-fi
+start_test_prog fd_high || exit 0
 if ! "$C" checkpoint "$pid" -o "$T/img.ckpt" --kill >"$T/err" 2>&1 || ! wait_for 10 gone "$pid"; then
     fail fd_high_checkpoint "checkpoint --kill failed"
     exit 0
@@ -46,16 +38,4 @@ else
     [ -n "$out" ] && kill -9 "$out" 2>/dev/null
 fi
 
-np=$(cd / && ulimit -Sn 1024 && exec timeout 30 "$C" restore --detach "$T/img.ckpt" 2>"$T/err")
-if [ -n "$np" ] && alive "$np"; then
-    PIDS+=("$np")
-    date +%s >"$T/go"
-    wait_for 20 gone "$np"
-    if [ "$(grep -E '^(PASS|FAIL)' "$T/prog.log" | tail -n 1)" = PASS ]; then
-        pass restore_raises_soft_limit
-    else
-        fail restore_raises_soft_limit "program says: $(tail -n 2 "$T/prog.log")"
-    fi
-else
-    fail restore_raises_soft_limit "restore failed"
-fi
+restore_to_pass restore_raises_soft_limit "$T/img.ckpt" fd_high 1024
