@@ -613,8 +613,14 @@ static int pipe_stash(struct rctx *c, uint32_t lead)
             return -1;
         }
     }
-    if (f->size && fcntl(s, F_GETPIPE_SZ) < (int)f->size)
-        fcntl(s, F_SETPIPE_SZ, (int)f->size);
+    /* the largest size given for its descriptors (older images have it
+     * only for the read end) */
+    uint64_t size = 0;
+    for (uint32_t k = lead; k < im->nfds; k++)
+        if (same_pipe(&im->fds[k], f) && im->fds[k].size > size && im->fds[k].size <= INT_MAX)
+            size = im->fds[k].size;
+    if (size && fcntl(s, F_GETPIPE_SZ) < (int)size)
+        fcntl(s, F_SETPIPE_SZ, (int)size);
     int waiting = 0;
     if (ioctl(s, FIONREAD, &waiting) == 0 && waiting == 0)
         for (uint32_t k = lead; k < im->nfds; k++)
