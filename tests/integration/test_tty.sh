@@ -17,7 +17,8 @@
 #     sees the new size; not when the size was the same;
 #   - when the program ends and puts back the modes it found at its start
 #     (as programs do), the terminal it was restored in gets them;
-#   - a restore that is refused leaves the terminal's modes alone.
+#   - a restore that is refused leaves the terminal's modes alone;
+#   - coord inspect shows the saved modes and window size.
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -138,6 +139,19 @@ p.wait(timeout=10)
 if not ok:
     result("tty_checkpoint", False, err)
     sys.exit(0)
+
+# inspect shows the saved modes (text and JSON)
+txt = subprocess.run([C, "inspect", T + "/1.ckpt"], capture_output=True, text=True).stdout
+js = subprocess.run([C, "inspect", "--json", T + "/1.ckpt"], capture_output=True, text=True).stdout
+try:
+    import json
+    term = [f["terminal"] for f in json.loads(js)["fds"] if f["fd"] == 0 and "terminal" in f]
+except ValueError:
+    term = []
+result("tty_inspect_shows_modes",
+       "terminal: raw (no line editing), no echo, 80x24" in txt and term and
+       term[0]["cols"] == 80 and not int(term[0]["lflag"], 16) & termios.ECHO,
+       "text %r json %r" % ([l for l in txt.splitlines() if "terminal" in l], term))
 
 # restore in the foreground on a fresh terminal (echo on), another size
 m2, s2 = new_pty(30, 100)
