@@ -127,7 +127,7 @@ fi
 ungrab
 grab ofd "$T/cwd/c.lck"
 refused ofd_taken_meanwhile "$T/img.ckpt" \
-    "OFD read lock on bytes 1000-1999 of $T/cwd/c.lck: it is held by an OFD lock"
+    "OFD read lock on bytes 1000-1999 of $T/cwd/c.lck: it is held by pid $gpid \(python3\), its fd [0-9]+"
 ungrab
 
 # 3. the lock is free again: the same image restores, with its locks
