@@ -34,6 +34,8 @@ struct build_opts {
     uint16_t major;                     /* version_major to write (0: current) */
     uint32_t nthreads;                  /* header nthreads (0: 1) */
     int regions_count_delta;            /* REGIONS arg off by this */
+    int fd_extras;                      /* LOCKS/TTYS: 1 valid, 2 LOCKS twice,
+                                           3 LOCKS after FILEDATA, 4 bad count */
 };
 
 /* Offsets of interesting places in the built image. */
@@ -180,6 +182,31 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         stored += sizeof(buf);
     }
 
+    struct ck_lock locks[2] = {{.fd = 0, .kind = CK_LOCK_POSIX, .write = 1, .start = 10, .len = 5},
+                               {.fd = 1, .kind = CK_LOCK_FLOCK}};
+#define PUT_LOCKS(n)                                                                              \
+    do {                                                                                          \
+        assert_int_equal(ck_write_rec(fd, CK_REC_LOCKS, 0, locks, sizeof(locks), sizeof(locks),   \
+                                      (n), 0),                                                    \
+                         0);                                                                      \
+        nrec++;                                                                                   \
+        raw += sizeof(locks);                                                                     \
+        stored += sizeof(locks);                                                                  \
+    } while (0)
+    if (o->fd_extras == 1 || o->fd_extras == 2)
+        PUT_LOCKS(2);
+    if (o->fd_extras == 2)
+        PUT_LOCKS(2);
+    if (o->fd_extras == 4)
+        PUT_LOCKS(3);
+    if (o->fd_extras == 1) {
+        struct ck_tty y = {.fd = 0, .lflag = 0x30, .ws_row = 24, .ws_col = 80};
+        assert_int_equal(ck_write_rec(fd, CK_REC_TTYS, 0, &y, sizeof(y), sizeof(y), 1, 0), 0);
+        nrec++;
+        raw += sizeof(y);
+        stored += sizeof(y);
+    }
+
     if (o->unknown_rec) {
         static const char blob[] = "from a newer minor version";
         assert_int_equal(ck_write_rec(fd, 0x1234, 0, blob, sizeof(blob), 99, 0, 0), 0);
@@ -197,6 +224,8 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         raw += sizeof(content);
         stored += sizeof(content);
     }
+    if (o->fd_extras == 3)
+        PUT_LOCKS(2);
 
     /* PAGES: 2 compressible pages, then 1 random page (stored raw) */
     {
@@ -442,6 +471,52 @@ static void test_extra_records(void **state)
     assert_int_equal(img.end.nrecords, 8);
     ck_image_free(&img);
     free(b);
+}
+
+/* The optional LOCKS and TTYS records: read when well formed, refused
+ * twice, after FILEDATA, or with a count that does not match. */
+static void test_fd_extras(void **state)
+{
+    struct build_opts o;
+    struct layout L;
+    struct ck_image img;
+    char err[256];
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    o.fd_extras = 1;
+    o.filedata = 1;
+    uint8_t *b = build_bytes(&o, &L);
+    int rc = read_bytes(b, L.size, CK_READ_VERIFY_PAGES, &img, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("ck_image_read: %d %s", rc, err);
+    assert_int_equal(img.nlocks, 2);
+    assert_int_equal(img.locks[0].kind, CK_LOCK_POSIX);
+    assert_int_equal(img.locks[0].len, 5);
+    assert_int_equal(img.locks[1].fd, 1);
+    assert_int_equal(img.nttys, 1);
+    assert_int_equal(img.ttys[0].ws_col, 80);
+    ck_image_free(&img);
+    free(b);
+
+    static const struct {
+        int extras;
+        const char *why;
+    } bad[] = {
+        {2, "a second LOCKS record"},
+        {3, "unexpected record here"},
+        {4, "for 3 entries"},
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&o, 0, sizeof(o));
+        o.fd_extras = bad[i].extras;
+        o.filedata = 1;
+        b = build_bytes(&o, &L);
+        const char *msg = expect_fail(b, L.size, 0);
+        if (!strstr(msg, bad[i].why))
+            fail_msg("case %d: '%s' does not say '%s'", bad[i].extras, msg, bad[i].why);
+        free(b);
+    }
 }
 
 static void test_truncated(void **state)
@@ -747,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_pipe),
         cmocka_unit_test(test_extra_records),
+        cmocka_unit_test(test_fd_extras),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_records),
