@@ -745,7 +745,8 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
                    &ino, &start, end) != 8 ||
             ma != major(st.st_dev) || mi != minor(st.st_dev) || ino != st.st_ino)
             continue;
-        if ((k->kind == CK_LOCK_FLOCK) != !strcmp(kind, "FLOCK") || (!k->write && !strcmp(type, "READ")))
+        if ((k->kind == CK_LOCK_FLOCK) != !strcmp(kind, "FLOCK") ||
+            (!k->write && !strcmp(type, "READ")))
             continue;
         if (k->kind != CK_LOCK_FLOCK) {
             long long e = strcmp(end, "EOF") ? atoll(end) : LLONG_MAX;

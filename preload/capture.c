@@ -463,7 +463,8 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.kind = CK_LOCK_POSIX;
         else if (!strcmp(kind, "OFDLCK"))
             k.kind = CK_LOCK_OFD;
-        if (!k.kind || strcmp(adv, "ADVISORY") || (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
+        if (!k.kind || strcmp(adv, "ADVISORY") ||
+            (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
             snprintf(err, errlen, "fd %d (%s) holds a %s %s %s lock (a lease?), which ckshim "
                      "cannot restore", f->fd, path, kind, adv, type);
             return -ENOTSUP;
@@ -711,7 +712,8 @@ static int capture_fds(char *err, size_t errlen)
                     break;
                 }
             }
-            if (f->share_with < 0 && il > 0 && (ret = capture_locks(f, info, target, err, errlen)) < 0)
+            if (f->share_with < 0 && il > 0 &&
+                (ret = capture_locks(f, info, target, err, errlen)) < 0)
                 goto out;
             g_shim.nfds++;
         }
