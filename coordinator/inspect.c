@@ -555,7 +555,8 @@ const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k)
 static const char *tty_modes(char *buf, size_t len, const struct ck_tty *y)
 {
     snprintf(buf, len, "%s%s%s", (y->lflag & ICANON) ? "line mode" : "raw (no line editing)",
-             (y->lflag & ECHO) ? ", echo" : ", no echo", (y->lflag & ISIG) ? "" : ", no signal keys");
+             (y->lflag & ECHO) ? ", echo" : ", no echo",
+             (y->lflag & ISIG) ? "" : ", no signal keys");
     return buf;
 }
 

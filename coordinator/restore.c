@@ -614,8 +614,14 @@ static int pipe_stash(struct rctx *c, uint32_t lead)
             return -1;
         }
     }
-    if (f->size && fcntl(s, F_GETPIPE_SZ) < (int)f->size)
-        fcntl(s, F_SETPIPE_SZ, (int)f->size);
+    /* the largest size given for its descriptors (older images have it
+     * only for the read end) */
+    uint64_t size = 0;
+    for (uint32_t k = lead; k < im->nfds; k++)
+        if (same_pipe(&im->fds[k], f) && im->fds[k].size > size && im->fds[k].size <= INT_MAX)
+            size = im->fds[k].size;
+    if (size && fcntl(s, F_GETPIPE_SZ) < (int)size)
+        fcntl(s, F_SETPIPE_SZ, (int)size);
     int waiting = 0;
     if (ioctl(s, FIONREAD, &waiting) == 0 && waiting == 0)
         for (uint32_t k = lead; k < im->nfds; k++)
@@ -671,6 +677,54 @@ static int open_null(int oflags)
     return open("/dev/null", oflags & O_ACCMODE);
 }
 
+/* The process holding the OFD lock of a /proc/locks line ("N: OFDLCK
+ * ADVISORY WRITE -1 MAJ:MIN:INO START END"): /proc/locks has no owner
+ * for OFD locks, but the fdinfo of the descriptor holding one lists the
+ * same lock, so look through the fdinfo of the processes we can see.
+ * Returns the pid (and its fd in *fd) or -1. Only on the error path. */
+static int ofd_lock_owner(const char *line, int *fd)
+{
+    const char *kind = strstr(line, "OFDLCK");
+    char want[160];
+    if (!kind)
+        return -1;
+    snprintf(want, sizeof want, "%s", kind);
+    want[strcspn(want, "\n")] = 0;
+    DIR *pd = opendir("/proc");
+    int found = -1;
+    struct dirent *p;
+    while (pd && found < 0 && (p = readdir(pd))) {
+        if (p->d_name[0] < '1' || p->d_name[0] > '9' || atoi(p->d_name) == getpid())
+            continue;
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%s/fdinfo", p->d_name);
+        DIR *fdd = opendir(dir);
+        struct dirent *e;
+        while (fdd && found < 0 && (e = readdir(fdd))) {
+            char path[96], buf[4096];
+            if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            int f = open(path, O_RDONLY | O_CLOEXEC);
+            ssize_t n = f >= 0 ? read(f, buf, sizeof buf - 1) : -1;
+            if (f >= 0)
+                close(f);
+            if (n <= 0)
+                continue;
+            buf[n] = 0;
+            if (strstr(buf, want)) {
+                found = atoi(p->d_name);
+                *fd = atoi(e->d_name);
+            }
+        }
+        if (fdd)
+            closedir(fdd);
+    }
+    if (pd)
+        closedir(pd);
+    return found;
+}
+
 /* Who holds a lock that conflicts with k on the file open at k->fd, from
  * /proc/locks: "pid N (comm)", or what is known. */
 static void lock_holder(const struct ck_lock *k, char *out, size_t len)
@@ -692,7 +746,8 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
                    &ino, &start, end) != 8 ||
             ma != major(st.st_dev) || mi != minor(st.st_dev) || ino != st.st_ino)
             continue;
-        if ((k->kind == CK_LOCK_FLOCK) != !strcmp(kind, "FLOCK") || (!k->write && !strcmp(type, "READ")))
+        if ((k->kind == CK_LOCK_FLOCK) != !strcmp(kind, "FLOCK") ||
+            (!k->write && !strcmp(type, "READ")))
             continue;
         if (k->kind != CK_LOCK_FLOCK) {
             long long e = strcmp(end, "EOF") ? atoll(end) : LLONG_MAX;
@@ -702,11 +757,14 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
         }
         if (pid > 0 && pid == getpid())
             continue;
+        int fd = -1;
+        if (pid <= 0)
+            pid = ofd_lock_owner(line, &fd); /* the kernel shows no pid for OFD locks */
         if (pid <= 0) {
-            snprintf(out, len, "an OFD lock of another open file description (the kernel does "
-                     "not say whose)");
+            snprintf(out, len, "an OFD lock of another open file description (of a process "
+                     "this user cannot see)");
         } else {
-            char cp[64], comm[64] = "?";
+            char cp[64], comm[64] = "?", fds[32] = "";
             snprintf(cp, sizeof cp, "/proc/%d/comm", pid);
             FILE *cf = fopen(cp, "r");
             if (cf) {
@@ -714,7 +772,9 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
                     comm[strcspn(comm, "\n")] = 0;
                 fclose(cf);
             }
-            snprintf(out, len, "pid %d (%s)", pid, comm);
+            if (fd >= 0)
+                snprintf(fds, sizeof fds, ", its fd %d", fd);
+            snprintf(out, len, "pid %d (%s)%s", pid, comm, fds);
         }
         break;
     }

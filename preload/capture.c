@@ -601,7 +601,8 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.kind = CK_LOCK_POSIX;
         else if (!strcmp(kind, "OFDLCK"))
             k.kind = CK_LOCK_OFD;
-        if (!k.kind || strcmp(adv, "ADVISORY") || (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
+        if (!k.kind || strcmp(adv, "ADVISORY") ||
+            (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
             snprintf(err, errlen, "fd %d (%s) holds a %s %s %s lock (a lease?), which ckshim "
                      "cannot restore", f->fd, path, kind, adv, type);
             return -ENOTSUP;
@@ -670,22 +671,42 @@ int capture_relock_after_restore(char *err, size_t errlen)
     return 0;
 }
 
-/* After restore: a program on a terminal whose window size is not the
- * one it saw gets SIGWINCH, as when a terminal is resized, so it asks
- * again (coord carries the modes, not the size: the new terminal's size
- * is whatever its window is). */
+/* After a successful restore, before the program runs again: its
+ * standard descriptors on a terminal are now on the terminal coord
+ * restore ran in (a foreground restore), which has that terminal's
+ * modes, not the ones the program had set (a REPL in raw mode would find
+ * the terminal echoing and editing lines again). Put the program's modes
+ * on it, keeping the new terminal's line speed. Only in the foreground:
+ * a background process group changing the terminal would be stopped
+ * (SIGTTOU) and would pull the modes from under the shell. Done here, not
+ * by coord, so that a restore that fails leaves the terminal as it was.
+ * The window size is the new terminal's (its window is what it is): if
+ * it differs from the one the program saw, the program gets SIGWINCH, as
+ * when a terminal is resized, and asks again. */
 void capture_tty_after_restore(void)
 {
+    int winch = 0;
     for (uint32_t i = 0; i < shim_nttys; i++) {
         const struct ck_tty *y = &shim_ttys[i];
+        struct termios t;
         struct winsize ws;
-        if (!(y->flags & CK_TTYF_WINSIZE) || ioctl(y->fd, TIOCGWINSZ, &ws) < 0)
+        int pg = -1;
+        if (ioctl(y->fd, TCGETS, &t) < 0)
+            continue; /* not a terminal now (--detach: /dev/null) */
+        if (ioctl(y->fd, TIOCGPGRP, &pg) == 0 && pg != (int)syscall(SYS_getpgid, 0))
             continue;
-        if (ws.ws_row != y->ws_row || ws.ws_col != y->ws_col) {
-            syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
-            return;
-        }
+        t.c_iflag = y->iflag;
+        t.c_oflag = y->oflag;
+        t.c_cflag = (y->cflag & ~(tcflag_t)(CBAUD | CIBAUD)) | (t.c_cflag & (CBAUD | CIBAUD));
+        t.c_lflag = y->lflag;
+        memcpy(t.c_cc, y->cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
+        ioctl(y->fd, TCSETS, &t);
+        if ((y->flags & CK_TTYF_WINSIZE) && ioctl(y->fd, TIOCGWINSZ, &ws) == 0 &&
+            (ws.ws_row != y->ws_row || ws.ws_col != y->ws_col))
+            winch = 1;
     }
+    if (winch)
+        syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
 }
 
 /* Record every descriptor the program has open. A kind ckshim cannot
@@ -831,7 +852,8 @@ static int capture_fds(char *err, size_t errlen)
                     break;
                 }
             }
-            if (f->share_with < 0 && il > 0 && (ret = capture_locks(f, info, target, err, errlen)) < 0)
+            if (f->share_with < 0 && il > 0 &&
+                (ret = capture_locks(f, info, target, err, errlen)) < 0)
                 goto out;
             g_shim.nfds++;
         }

@@ -169,13 +169,14 @@ void restore_finish(void)
     char lerr[400], lmsg[480];
     if (capture_relock_after_restore(lerr, sizeof lerr) < 0) {
         /* the program has not run yet: end it rather than run it unlocked */
-        snprintf(lmsg, sizeof lmsg, "error: %s\n", lerr);
-        if (ri->status_fd < 0) {
+        if (ri->status_fd >= 0) {
+            snprintf(lmsg, sizeof lmsg, "error: %s\n", lerr);
+            report(ri->status_fd, lmsg);
+        } else {
             snprintf(lmsg, sizeof lmsg, "ckshim: restore: %s\n", lerr);
             ssize_t w = write(2, lmsg, strlen(lmsg));
             (void)w;
         }
-        report(ri->status_fd, lmsg);
         syscall(SYS_exit_group, 1);
     }
     capture_tty_after_restore();

@@ -87,3 +87,39 @@ start_py_app() {
     PIDS+=("$pid")
     wait_for 10 grep -q READY "$T/$1.log"
 }
+
+# start_test_prog PROG: the C test program PROG (tests/progs) under $SHIM
+# in $T/cwd with CK_GO=$T/go, output in $T/PROG.log, until it prints
+# READY; sets $pid. Returns 1 (after a FAIL line) if it does not start.
+start_test_prog() {
+    mkdir -p "$T/cwd"
+    (cd "$T/cwd" && exec env CK_GO="$T/go" LD_PRELOAD="$SHIM" "$B/tests/progs/$1" \
+        >"$T/$1.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_for 10 grep -q READY "$T/$1.log" && return 0
+    fail "$1_starts" "$(head -3 "$T/$1.log")"
+    return 1
+}
+
+# restore_to_pass NAME IMG PROG [NOFILE]: restore --detach IMG (from a
+# coord whose soft descriptor limit is NOFILE, if given), write the go
+# file, and expect PROG's verdict PASS in $T/PROG.log.
+restore_to_pass() {
+    local np
+    np=$(cd / && { [ -z "${4:-}" ] || ulimit -Sn "$4"; } &&
+        exec timeout 30 "$C" restore --detach "$2" 2>"$T/err")
+    if [ -z "$np" ] || ! alive "$np"; then
+        fail "$1" "restore failed"
+        return
+    fi
+    PIDS+=("$np")
+    date +%s >"$T/go"
+    wait_for 20 gone "$np"
+    if [ "$(grep -E '^(PASS|FAIL)' "$T/$3.log" | tail -n 1)" = PASS ]; then
+        pass "$1"
+    else
+        fail "$1" "program says: $(tail -n 2 "$T/$3.log")"
+    fi
+}

@@ -37,6 +37,8 @@ struct build_opts {
     int memcheck;                       /* a MEMCHECK record after FDS */
     uint64_t memcheck_pages;            /* its count of non-zero heap pages */
     uint32_t memcheck_region;           /* the region it names (1: the heap) */
+    int fd_extras;                      /* LOCKS/TTYS: 1 valid, 2 LOCKS twice,
+                                           3 LOCKS after FILEDATA, 4 bad count */
 };
 
 /* Offsets of interesting places in the built image. */
@@ -195,6 +197,31 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         stored += sizeof(m);
     }
 
+    struct ck_lock locks[2] = {{.fd = 0, .kind = CK_LOCK_POSIX, .write = 1, .start = 10, .len = 5},
+                               {.fd = 1, .kind = CK_LOCK_FLOCK}};
+#define PUT_LOCKS(n)                                                                              \
+    do {                                                                                          \
+        assert_int_equal(ck_write_rec(fd, CK_REC_LOCKS, 0, locks, sizeof(locks), sizeof(locks),   \
+                                      (n), 0),                                                    \
+                         0);                                                                      \
+        nrec++;                                                                                   \
+        raw += sizeof(locks);                                                                     \
+        stored += sizeof(locks);                                                                  \
+    } while (0)
+    if (o->fd_extras == 1 || o->fd_extras == 2)
+        PUT_LOCKS(2);
+    if (o->fd_extras == 2)
+        PUT_LOCKS(2);
+    if (o->fd_extras == 4)
+        PUT_LOCKS(3);
+    if (o->fd_extras == 1) {
+        struct ck_tty y = {.fd = 0, .lflag = 0x30, .ws_row = 24, .ws_col = 80};
+        assert_int_equal(ck_write_rec(fd, CK_REC_TTYS, 0, &y, sizeof(y), sizeof(y), 1, 0), 0);
+        nrec++;
+        raw += sizeof(y);
+        stored += sizeof(y);
+    }
+
     if (o->unknown_rec) {
         static const char blob[] = "from a newer minor version";
         assert_int_equal(ck_write_rec(fd, 0x1234, 0, blob, sizeof(blob), 99, 0, 0), 0);
@@ -212,6 +239,8 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         raw += sizeof(content);
         stored += sizeof(content);
     }
+    if (o->fd_extras == 3)
+        PUT_LOCKS(2);
 
     /* PAGES: 2 compressible pages, then 1 random page (stored raw) */
     {
@@ -458,11 +487,18 @@ static void test_extra_records(void **state)
     memset(&o, 0, sizeof(o));
     o.unknown_rec = 1;
     o.filedata = 1;
+    o.fd_extras = 1;
     uint8_t *b = build_read_ok(&o, &L, &img);
     assert_int_equal(img.nfiledata, 1);
     assert_int_equal(img.filedata[0].rec.arg, 3);
     assert_int_equal(img.npagerecs, 2);
-    assert_int_equal(img.end.nrecords, 8);
+    assert_int_equal(img.end.nrecords, 10);
+    assert_int_equal(img.nlocks, 2);
+    assert_int_equal(img.locks[0].kind, CK_LOCK_POSIX);
+    assert_int_equal(img.locks[0].len, 5);
+    assert_int_equal(img.locks[1].fd, 1);
+    assert_int_equal(img.nttys, 1);
+    assert_int_equal(img.ttys[0].ws_col, 80);
     ck_image_free(&img);
     free(b);
 }
@@ -501,6 +537,34 @@ static void test_memcheck(void **state)
     why = expect_fail(b, L.size, 0);
     assert_non_null(strstr(why, "MEMCHECK"));
     free(b);
+}
+
+/* The optional LOCKS and TTYS records (read in test_extra_records) are
+ * refused twice, after FILEDATA, or with a count that does not match. */
+static void test_fd_extras(void **state)
+{
+    struct build_opts o;
+    struct layout L;
+    (void)state;
+
+    static const struct {
+        int extras;
+        const char *why;
+    } bad[] = {
+        {2, "a second LOCKS record"},
+        {3, "unexpected record here"},
+        {4, "for 3 entries"},
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&o, 0, sizeof(o));
+        o.fd_extras = bad[i].extras;
+        o.filedata = 1;
+        uint8_t *b = build_bytes(&o, &L);
+        const char *msg = expect_fail(b, L.size, 0);
+        if (!strstr(msg, bad[i].why))
+            fail_msg("case %d: '%s' does not say '%s'", bad[i].extras, msg, bad[i].why);
+        free(b);
+    }
 }
 
 static void test_truncated(void **state)
@@ -807,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_pipe),
         cmocka_unit_test(test_extra_records),
         cmocka_unit_test(test_memcheck),
+        cmocka_unit_test(test_fd_extras),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_records),

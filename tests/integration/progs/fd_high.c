@@ -26,8 +26,9 @@ int main(void)
     check_sys(setrlimit(RLIMIT_NOFILE, &rl));
     int fd = open("f.dat", O_RDWR | O_CREAT | O_TRUNC, 0644);
     check_sys(fd);
-    check(write(fd, "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789",
-                82) == 82, "write f.dat");
+    static const char data[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                               "0123456789abcdefghijklmnopqrstuvwxyz0123456789";
+    check(write(fd, data, 82) == 82, "write f.dat");
     check_sys(lseek(fd, 77, SEEK_SET));
     check_sys(dup2(fd, HIGH));
     close(fd);
