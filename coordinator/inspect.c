@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "coord.h"
 #include "counter.h"
+#include "fileid.h"
 #include "imgio.h"
 
 #define RLIM_INF (~(uint64_t)0)
@@ -451,11 +452,12 @@ static void text_memory(const struct view *v)
         char pm[8];
         perms(pm, g->prot, g->flags);
         const char *path = img->region_paths ? img->region_paths[i] : "";
-        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s\n", (unsigned long long)g->start,
+        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s%s\n", (unsigned long long)g->start,
                (unsigned long long)g->end, pm, region_kind(g->flags),
                (unsigned long long)v->rs[i].pages, ck_fmt_bytes(sz, sizeof(sz), v->rs[i].stored),
                path ? path : "", (g->flags & CK_REG_SHIM) ? " [shim]" : "",
-               (g->flags & CK_REG_DELETED) ? " (deleted)" : "");
+               (g->flags & CK_REG_DELETED) ? " (deleted)" : "",
+               (g->flags & CK_REG_SAVED) ? " [file saved]" : "");
     }
     uint64_t raw = v->page_pages * CK_PAGE_SIZE;
     printf("  total: %llu pages (%s) stored in %s, compression ratio %.2f\n",
@@ -686,6 +688,7 @@ static void print_json(const struct view *v)
         ck_json_kstr(&j, "kind", region_kind(g->flags));
         ck_json_khex(&j, "flags", g->flags);
         ck_json_kbool(&j, "shim", (g->flags & CK_REG_SHIM) != 0);
+        ck_json_kbool(&j, "file_saved", (g->flags & CK_REG_SAVED) != 0);
         ck_json_ku64(&j, "offset", g->offset);
         ck_json_ku64(&j, "pages", v->rs[i].pages);
         ck_json_ku64(&j, "stored_bytes", v->rs[i].stored);
@@ -801,25 +804,14 @@ int cmd_inspect(int argc, char **argv)
     if (!file)
         return ck_usage_error("inspect", "missing FILE");
 
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    char err[512] = "";
+    int fd = ck_open_regular(file, O_RDONLY, err, sizeof err);
     if (fd < 0) {
-        ck_msg("inspect %s: %s", file, strerror(errno));
-        return CK_EXIT_FAIL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        ck_msg("inspect %s: %s", file, strerror(errno));
-        close(fd);
-        return CK_EXIT_FAIL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ck_msg("inspect %s: %s", file, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-        close(fd);
+        ck_msg("inspect: %s", err);
         return CK_EXIT_FAIL;
     }
     struct ck_image img;
     memset(&img, 0, sizeof(img));
-    char err[512] = "";
     int r = ck_image_read(fd, &img, verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof(err));
     if (r < 0) {
         close(fd);

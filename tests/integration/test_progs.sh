@@ -65,6 +65,7 @@ fi
 # Restored, checkpointed again and restored again.
 TWICE=" heap threads signals files posix_timer "
 TWICE+=" rseq dlopen cmdline_env brk eventfd robust_mutex sigmask_thread many_threads mprotect "
+TWICE+=" tmp_mapped "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
