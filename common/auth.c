@@ -41,7 +41,7 @@ int ck_key_load(const char *path, struct ck_key *k, char *err, size_t errlen)
     int fd = ck_open_regular(path, O_RDONLY, why, sizeof why);
     if (fd < 0) {
         int e = errno == 0 ? EINVAL : errno;
-        snprintf(err, errlen, "cannot read key file %s", why);
+        snprintf(err, errlen, "cannot read key file %s: %s", path, why);
         return -e;
     }
     uint8_t buf[65536];

@@ -539,7 +539,7 @@ static int load_table(const char *path, struct table *t, char *err, size_t errle
     }
     if (!S_ISREG(st.st_mode)) {
         r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        seterr(err, errlen, "counter file %s is %s, not a regular file", path,
+        seterr(err, errlen, "counter file %s: is %s, not a regular file", path,
                ck_file_type_name(st.st_mode));
         goto out;
     }
@@ -724,7 +724,7 @@ static int lock_counter(const char *path, char *err, size_t errlen)
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        seterr(err, errlen, "counter file %s is %s, not a regular file", path,
+        seterr(err, errlen, "counter file %s: is %s, not a regular file", path,
                ck_file_type_name(st.st_mode));
         return r;
     }

@@ -95,17 +95,17 @@ int ck_open_regular(const char *path, int flags, char *err, size_t errlen)
 {
     int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s", strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s", strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s is %s, not a regular file", path, ck_file_type_name(st.st_mode));
+        snprintf(err, errlen, "is %s, not a regular file", ck_file_type_name(st.st_mode));
         close(fd);
         errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         return -1;

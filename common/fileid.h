@@ -9,7 +9,9 @@
  * device, inode and ctime are only a shortcut on the same machine: when
  * all three and the size and mtime match, the file was not written since
  * (ctime cannot be set back), and it is not read again. On another machine
- * (migration) the content decides.
+ * (migration) the content decides. A file the program writes itself
+ * (CK_HASH_WRITTEN) may have changed through the program: it is refused
+ * only if it is shorter, or another inode on the same machine.
  *
  * Shared by the shim (hashes computed by the forked writer, not while the
  * program is paused) and coord. No heap: buffers are mmap'd.
@@ -21,9 +23,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CK_HASH_NONE 0                  /* not hashed (written to, unreadable) */
+#define CK_HASH_NONE 0                  /* not hashed (unreadable) */
 #define CK_HASH_WHOLE 1                 /* every byte */
 #define CK_HASH_SAMPLED 2               /* CK_HASH_SAMPLES blocks of 1 MiB */
+#define CK_HASH_WRITTEN 3               /* not hashed: the program writes the file itself */
 #define CK_HASH_WHOLE_MAX (64ULL << 20)
 #define CK_HASH_SAMPLES 16
 #define CK_HASH_BLOCK (1u << 20)
@@ -49,8 +52,8 @@ const char *ck_file_type_name(mode_t mode);
 
 /* Open a user-given path that must be a regular file, without blocking on
  * a FIFO or device: O_NONBLOCK for the open (cleared again after), then
- * fstat. Returns the fd (O_CLOEXEC), or -1 with a message "PATH: why" in
- * err. flags: O_RDONLY, O_RDWR, ... */
+ * fstat. Returns the fd (O_CLOEXEC), or -1 with the reason in err ("No
+ * such file or directory", "is a FIFO, not a regular file"). flags: O_RDONLY, O_RDWR, ... */
 int ck_open_regular(const char *path, int flags, char *err, size_t errlen);
 
 #endif

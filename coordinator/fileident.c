@@ -26,7 +26,6 @@ void ck_ident_of_region(const struct ck_region *r, struct ck_ident *id)
 void ck_ident_of_fd(const struct ck_fd *f, struct ck_ident *id)
 {
     fill(id, f->mode, f->dev, f->ino, f->size, f->mtime_ns, f->ctime_ns, f->hash, f->hash_kind);
-    id->append = (f->oflags & O_APPEND) && (f->oflags & O_ACCMODE) != O_RDONLY;
 }
 
 static void add(char *what, size_t len, const char *s)
@@ -71,13 +70,30 @@ int ck_ident_check(const char *path, const struct ck_ident *id, struct stat *st,
     }
     int changed = 0;
     char buf[128];
-    if (id->append && size > id->size) {
-        /* a log the program appends to (another writer, or the program
-         * itself went on after the checkpoint): it goes on at the end */
-        snprintf(what, len, "grew from %llu to %llu bytes (the program appends to it)",
-                 (unsigned long long)id->size, (unsigned long long)size);
+    int replaced = id->same_host && st->st_dev == id->dev && st->st_ino != id->ino;
+    if (id->hash_kind == CK_HASH_WRITTEN) {
+        /* The program writes this file itself (open for writing, or mapped
+         * shared and writable): later changes are its own, it may have
+         * gone on after the checkpoint (a log it writes to). Refused:
+         * another file put at the path (as far as this machine can tell),
+         * or one shorter than it was (a shared mapping would fault past
+         * its end, a log was cut). */
+        if (replaced) {
+            add(what, len, "replaced by another file (new inode)");
+            changed = 1;
+        }
+        if (size != id->size) {
+            snprintf(buf, sizeof buf, "size %llu -> %llu", (unsigned long long)id->size,
+                     (unsigned long long)size);
+            add(what, len, buf);
+            changed |= size < id->size;
+        }
+        if (mt != id->mtime_ns)
+            add(what, len, "mtime changed");
+        if (!changed && what[0])
+            add(what, len, "the program writes to it: used as it is");
         close(fd);
-        return CK_ID_SAME;
+        return changed ? CK_ID_CHANGED : CK_ID_SAME;
     }
     if (size != id->size) {
         snprintf(buf, sizeof buf, "size %llu -> %llu", (unsigned long long)id->size,
@@ -107,8 +123,7 @@ int ck_ident_check(const char *path, const struct ck_ident *id, struct stat *st,
         }
     } else if (mt != id->mtime_ns) {
         changed = 1;
-    } else if (!changed && id->hash_kind == CK_HASH_NONE && id->same_host &&
-               st->st_dev == id->dev && st->st_ino != id->ino) {
+    } else if (!changed && replaced) {
         add(what, len, "replaced by another file (new inode)");
         changed = 1;
     }

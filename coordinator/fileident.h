@@ -16,7 +16,6 @@ struct ck_ident {
     uint64_t hash;
     uint32_t hash_kind;                 /* CK_HASH_* */
     int content;                        /* compare size, mtime, hash (regular files) */
-    int append;                         /* the program appends to it: growth is fine */
     int same_host;                      /* restoring where the image was taken: a new
                                            inode on the same device is another file */
 };

@@ -807,7 +807,7 @@ int cmd_inspect(int argc, char **argv)
     char err[512] = "";
     int fd = ck_open_regular(file, O_RDONLY, err, sizeof err);
     if (fd < 0) {
-        ck_msg("inspect: %s", err);
+        ck_msg("inspect %s: %s", file, err);
         return CK_EXIT_FAIL;
     }
     struct ck_image img;

@@ -1203,7 +1203,7 @@ int cmd_restore(int argc, char **argv)
     char err[512];
     c.img_fd = ck_open_regular(c.file, O_RDONLY, err, sizeof err);
     if (c.img_fd < 0) {
-        ck_msg("restore: %s", err);
+        ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }
     if (key_file && *key_file && copy_to_memfd(&c) < 0) {

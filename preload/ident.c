@@ -4,8 +4,9 @@
  * program is not paused while files are read (with --no-fork it is).
  *
  * Only files the program cannot change itself are hashed: a file it maps
- * shared and writable, or has open for writing, is its own to change, and
- * restore compares size and modification time for it, as before.
+ * shared and writable, or has open for writing, is its own to change
+ * (CK_HASH_WRITTEN: restore accepts it grown or rewritten, not shorter
+ * or replaced).
  *
  * No heap, no stdio: as the rest of the writer.
  */
@@ -56,9 +57,12 @@ void ident_hash_files(void)
 {
     for (uint32_t i = 0; i < g_shim.nregions; i++) {
         struct ck_region *r = &g_shim.regions[i];
-        if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES) ||
-            program_writes(r->dev, r->ino))
+        if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
             continue;
+        if (program_writes(r->dev, r->ino)) {
+            r->hash_kind = CK_HASH_WRITTEN;
+            continue;
+        }
         uint32_t k;
         for (k = 0; k < i; k++)
             if (g_shim.regions[k].dev == r->dev && g_shim.regions[k].ino == r->ino &&
@@ -75,8 +79,12 @@ void ident_hash_files(void)
     }
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_FILE || f->share_with >= 0 || program_writes(f->dev, f->ino))
+        if (f->kind != CK_FD_FILE || f->share_with >= 0)
             continue;
+        if (program_writes(f->dev, f->ino)) {
+            f->hash_kind = CK_HASH_WRITTEN;
+            continue;
+        }
         char lp[64];
         snprintf(lp, sizeof lp, "/proc/self/fd/%d", f->fd);
         int fd = open(lp, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);

@@ -103,11 +103,11 @@ start_py_app idle "$T/idle.py"
 ckpt_kill idle
 "$C" keygen "$T/key" >/dev/null 2>&1
 
-quick_refusal restore_fifo_image "fifo is a FIFO" "$C" restore "$T/fifo"
-quick_refusal inspect_fifo_image "fifo is a FIFO" "$C" inspect "$T/fifo"
-quick_refusal restore_fifo_key "fifo is a FIFO" "$C" restore "$T/idle.img" --key "$T/fifo"
-quick_refusal inspect_fifo_key "fifo is a FIFO" "$C" inspect "$T/idle.img" --key "$T/fifo"
-quick_refusal restore_fifo_counter "fifo is a FIFO" "$C" restore "$T/idle.img" \
+quick_refusal restore_fifo_image "fifo: is a FIFO" "$C" restore "$T/fifo"
+quick_refusal inspect_fifo_image "fifo: is a FIFO" "$C" inspect "$T/fifo"
+quick_refusal restore_fifo_key "fifo: is a FIFO" "$C" restore "$T/idle.img" --key "$T/fifo"
+quick_refusal inspect_fifo_key "fifo: is a FIFO" "$C" inspect "$T/idle.img" --key "$T/fifo"
+quick_refusal restore_fifo_counter "fifo: is a FIFO" "$C" restore "$T/idle.img" \
     --counter "file:$T/fifo"
 
 # ---- a file the program has open -------------------------------------------
