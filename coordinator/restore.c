@@ -83,8 +83,6 @@ struct rctx {
 };
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail_msg(struct rctx *c, const char *fmt, ...)
 {
     va_list ap;
