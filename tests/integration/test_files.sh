@@ -16,7 +16,9 @@
 #   (progs/tmp_mapped); a symbolic link put at its path is not followed.
 # - An authenticated image modified after coord checked its MAC (test hook
 #   CKSHIM_TEST_HOOK_AUTHENTICATED) still restores the memory it
-#   authenticated: the restorer never reads the file again.
+#   authenticated: the restorer never reads the file again. Both a crude
+#   change (pages zeroed) and a forgery that keeps every XXH64 checksum
+#   (forge_xxh64.py) are tried.
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -213,3 +215,32 @@ hook="truncate -s 65536 '$T/auth_mac.img' && truncate -s $size '$T/auth_mac.img'
 restore_verdict auth_mac : CKSHIM_TEST_HOOK_AUTHENTICATED="$hook" -- --key "$T/key"
 cmp -s "$T/auth_mac.img" "$T/auth_mac.orig" && fail auth_hook_ran "the hook did not change the image" ||
     pass auth_hook_ran
+
+# The same with a forgery that keeps every checksum: bytes of a random
+# buffer the program holds are replaced in the image's RAW page record,
+# the next 32 bytes chosen so that the record's XXH64 does not change
+# (forge_xxh64.py). Before, the restored program saw the forged bytes.
+cat >"$T/secret.py" <<'EOF2'
+import os, random, sys, time
+secret = bytearray(random.Random(4321).randbytes(4 << 20))  # incompressible: stored raw
+print("READY", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+if secret == random.Random(4321).randbytes(4 << 20):
+    print("PASS", flush=True)
+else:
+    at = secret.find(b"FORGED")
+    print("FAIL: memory changed:", bytes(secret[at:at + 32]), flush=True)
+EOF2
+(cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/secret.py" "$T/forged.go" >"$T/forged.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_for 10 grep -q READY "$T/forged.log"
+ckpt_kill forged --key "$T/key"
+cp "$T/forged.img" "$T/forged.orig"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+hook="python3 '$here/forge_xxh64.py' '$T/forged.img' 4321 1048576"
+restore_verdict forged : CKSHIM_TEST_HOOK_AUTHENTICATED="$hook" -- --key "$T/key"
+cmp -s "$T/forged.img" "$T/forged.orig" && fail forge_hook_ran "the image was not forged" ||
+    pass forge_hook_ran
