@@ -1166,7 +1166,9 @@ int cmd_restore(int argc, char **argv)
             c.allow = realloc(c.allow, (size_t)(c.nallow + 1) * sizeof *c.allow);
             if (!c.allow)
                 return CK_EXIT_FAIL;
-            c.allow[c.nallow++] = (char *)v;
+            /* the image has absolute paths without links: compare with that */
+            char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
+            c.allow[c.nallow++] = abs ? abs : (char *)v;
         }
         else if (!strcmp(argv[i], "--counter") && i + 1 < argc)
             counter_url = argv[++i];
