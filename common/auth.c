@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "fileid.h"
 #include "xxh64.h"
 
 int ck_auth_init(void)
@@ -36,10 +37,11 @@ void ck_key_from_bytes(const void *bytes, size_t len, struct ck_key *k)
 
 int ck_key_load(const char *path, struct ck_key *k, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char why[512];
+    int fd = ck_open_regular(path, O_RDONLY, why, sizeof why);
     if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(e));
+        int e = errno == 0 ? EINVAL : errno;
+        snprintf(err, errlen, "cannot read key file %s: %s", path, why);
         return -e;
     }
     uint8_t buf[65536];

@@ -24,6 +24,7 @@
  * Nothing here prints: errors are -errno with a message in err.
  */
 #include "counter.h"
+#include "fileid.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -522,6 +523,7 @@ static int load_table(const char *path, struct table *t, char *err, size_t errle
     size_t got = 0;
     int fd, r;
 
+    /* O_NONBLOCK: a FIFO at the path must not hang coord (refused below). */
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -544,7 +546,8 @@ static int load_table(const char *path, struct table *t, char *err, size_t errle
     }
     if (!S_ISREG(st.st_mode)) {
         r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        seterr(err, errlen, "counter file %s is not a regular file", path);
+        seterr(err, errlen, "counter file %s: is %s, not a regular file", path,
+               ck_file_type_name(st.st_mode));
         goto out;
     }
     if ((uint64_t)st.st_size > FILE_MAX_BYTES) {
@@ -731,7 +734,8 @@ static int lock_counter(const char *path, char *err, size_t errlen)
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        seterr(err, errlen, "counter file %s is not a regular file", path);
+        seterr(err, errlen, "counter file %s: is %s, not a regular file", path,
+               ck_file_type_name(st.st_mode));
         return r;
     }
     r = make_parents(path, err, errlen);

@@ -211,6 +211,13 @@ struct ck_thread {
 #define CK_REG_DONTFORK 0x200           /* MADV_DONTFORK (VmFlags "dc"), set again on restore */
 #define CK_REG_WIPEONFORK 0x400         /* MADV_WIPEONFORK ("wf"), set again on restore */
 #define CK_REG_DONTDUMP 0x800           /* MADV_DONTDUMP ("dd"), set again on restore */
+#define CK_REG_SAVED 0x40000000         /* a small temporary file of the user's: its
+                                           contents are in FILEDATA records, arg
+                                           CK_FILEDATA_REGION | region index */
+
+/* FILEDATA arg for the saved contents of a mapped file (CK_REG_SAVED);
+ * otherwise the arg is a descriptor number. */
+#define CK_FILEDATA_REGION (1ULL << 32)
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */
@@ -223,6 +230,10 @@ struct ck_region {
     int64_t mtime_ns;
     uint64_t npages;                    /* pages stored in PAGES records */
     uint32_t path_off, path_len;        /* into the string table */
+    int64_t ctime_ns;                   /* identity, continued (common/fileid.h) */
+    uint64_t hash;                      /* content hash, if hash_kind */
+    uint32_t hash_kind;                 /* CK_HASH_* */
+    uint32_t mode;                      /* st_mode of the backing file */
 };
 
 /* ck_fd.kind */
@@ -259,6 +270,10 @@ struct ck_fd {
     int64_t mtime_ns;
     uint64_t aux;                       /* eventfd count, pipe ino, ... */
     uint32_t path_off, path_len;
+    int64_t ctime_ns;                   /* identity, continued (common/fileid.h) */
+    uint64_t hash;                      /* content hash, if hash_kind */
+    uint32_t hash_kind;                 /* CK_HASH_* */
+    uint32_t pad2;
 };
 
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,

@@ -663,7 +663,11 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         rc = check_chunk_rec(c, rec, IMG_MAX_FILEDATA);
         if (rc < 0)
             return rc;
-        if (rec->arg > 0x7fffffffULL)
+        if ((rec->arg & ~0xffffffffULL) == CK_FILEDATA_REGION) {
+            if ((rec->arg & 0xffffffffULL) >= img->nregions)
+                return rec_fail(c, "saved file of region %llu: no such region",
+                                (unsigned long long)(rec->arg & 0xffffffffULL));
+        } else if (rec->arg > 0x7fffffffULL)
             return rec_fail(c, "fd %llu is out of range",
                             (unsigned long long)rec->arg);
         if (rec->arg2 > (uint64_t)INT64_MAX - rec->raw_len)

@@ -74,6 +74,8 @@ struct ck_plan_region {
                                            (a deleted file or memfd coord
                                            recreated), else -1 */
     uint32_t pad;
+    uint64_t dev, ino;                  /* CK_REG_FILE: the file coord checked; the
+                                           restorer maps only that file */
 };
 
 struct ck_plan_thread {

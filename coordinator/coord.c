@@ -47,13 +47,19 @@ static const struct subcmd subcmds[] = {
      "  --key FILE          authenticate the image with this key ($CKSHIM_KEY_FILE)\n"
      "  --encrypt           also encrypt the page data (needs --key)\n"},
     {"restore", cmd_restore, 0,
-     "coord restore FILE [--detach] [--counter URL] [--key FILE] [--force]",
+     "coord restore FILE [--detach] [--counter URL] [--key FILE] [--force] "
+     "[--allow-changed PATH|all]...",
      "Bring back the process saved in FILE.\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
-     "  --force         restore even if the stamp is stale or the counter is unreachable\n"},
+     "  --force         restore even if the stamp is stale or the counter is unreachable\n"
+     "  --allow-changed PATH\n"
+     "                  use PATH (a file the program had open or mapped) even though it\n"
+     "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"
+     "                  every file; repeatable. A path that is no longer a regular file\n"
+     "                  (a FIFO, a directory, a symbolic link) is always refused\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},

@@ -15,6 +15,7 @@
 #include "chunk.h"
 #include "coord.h"
 #include "counter.h"
+#include "fileid.h"
 #include "imgio.h"
 #include "xxh64.h"
 
@@ -486,12 +487,13 @@ static void text_memory(const struct view *v)
         const char *path = img->region_paths ? img->region_paths[i] : "";
         char adv[48];
         advice(adv, sizeof(adv), g->flags, " ");
-        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s%s%s%s\n",
+        printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s%s%s%s%s\n",
                (unsigned long long)g->start, (unsigned long long)g->end, pm,
                region_kind(g->flags), (unsigned long long)v->rs[i].pages,
                ck_fmt_bytes(sz, sizeof(sz), v->rs[i].stored), path ? path : "",
                (g->flags & CK_REG_SHIM) ? " [shim]" : "",
-               (g->flags & CK_REG_DELETED) ? " (deleted)" : "", adv[0] ? " [" : "", adv,
+               (g->flags & CK_REG_DELETED) ? " (deleted)" : "",
+               (g->flags & CK_REG_SAVED) ? " [file saved]" : "", adv[0] ? " [" : "", adv,
                adv[0] ? "]" : "");
     }
     uint64_t raw = v->page_pages * CK_PAGE_SIZE;
@@ -761,6 +763,7 @@ static void print_json(const struct view *v)
         char adv[48];
         advice(adv, sizeof(adv), g->flags, ",");
         ck_json_kstr(&j, "advice", adv);
+        ck_json_kbool(&j, "file_saved", (g->flags & CK_REG_SAVED) != 0);
         ck_json_ku64(&j, "offset", g->offset);
         ck_json_ku64(&j, "pages", v->rs[i].pages);
         ck_json_ku64(&j, "stored_bytes", v->rs[i].stored);
@@ -980,25 +983,14 @@ int cmd_inspect(int argc, char **argv)
     if (!file)
         return ck_usage_error("inspect", "missing FILE");
 
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    char err[512] = "";
+    int fd = ck_open_regular(file, O_RDONLY, err, sizeof err);
     if (fd < 0) {
-        ck_msg("inspect %s: %s", file, strerror(errno));
-        return CK_EXIT_FAIL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        ck_msg("inspect %s: %s", file, strerror(errno));
-        close(fd);
-        return CK_EXIT_FAIL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ck_msg("inspect %s: %s", file, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-        close(fd);
+        ck_msg("inspect %s: %s", file, err);
         return CK_EXIT_FAIL;
     }
     struct ck_image img;
     memset(&img, 0, sizeof(img));
-    char err[512] = "";
     int r = ck_image_read(fd, &img, verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof(err));
     if (r < 0) {
         close(fd);

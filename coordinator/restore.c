@@ -43,6 +43,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -54,6 +55,8 @@
 #include "auth.h"
 #include "coord.h"
 #include "counter.h"
+#include "fileid.h"
+#include "fileident.h"
 #include "imgio.h"
 #include "plan.h"
 #include "procparse.h"
@@ -74,6 +77,13 @@ struct rctx {
     int commit;                         /* counter advanced at the restorer's gate */
     struct ck_counter counter;
     char err[1024];
+    char **allow;                       /* --allow-changed PATH (or "all") */
+    int nallow;
+    int same_host;                      /* this machine took the image */
+    struct seen {                       /* the file each region/fd was checked against */
+        uint64_t dev, ino;
+    } *rseen, *fseen;
+    uint8_t *remake;                    /* regions whose saved file is to be recreated */
 };
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -190,6 +200,133 @@ static int raise_nofile(struct rctx *c)
     return 0;
 }
 
+static int change_allowed(const struct rctx *c, const char *path)
+{
+    for (int i = 0; i < c->nallow; i++)
+        if (!strcmp(c->allow[i], "all") || !strcmp(c->allow[i], path))
+            return 1;
+    return 0;
+}
+
+/* Bytes of the saved copy of region i's file (CK_REG_SAVED) in the image,
+ * or -1 if none: the copy is written by the first region of the file. */
+static int64_t saved_bytes(const struct rctx *c, uint32_t i, uint32_t *owner)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_region *r = &im->regions[i];
+    uint32_t k;
+    for (k = 0; k <= i; k++)
+        if ((im->regions[k].flags & CK_REG_SAVED) && im->regions[k].dev == r->dev &&
+            im->regions[k].ino == r->ino)
+            break;
+    if (k > i)
+        return -1;
+    *owner = k;
+    uint64_t n = 0;
+    for (uint32_t f = 0; f < im->nfiledata; f++)
+        if (im->filedata[f].rec.arg == (CK_FILEDATA_REGION | k))
+            n += im->filedata[f].rec.raw_len;
+    return n == r->fsize ? (int64_t)n : -1;
+}
+
+/* Is path still the file id describes? 0 yes (st filled), 1 it is gone
+ * but comes back from the image (region >= 0 only), -1 refused (c->err).
+ * A changed file passes with --allow-changed PATH, with a warning; a file
+ * of another type (a FIFO, a directory, a link) never does. */
+static int check_file(struct rctx *c, const char *path, struct ck_ident *id, const char *role,
+                      struct stat *st, int region)
+{
+    char what[256];
+    id->same_host = c->same_host;
+    int k = ck_ident_check(path, id, st, what, sizeof what);
+    if (k < 0) {
+        uint32_t owner;
+        if (errno == ENOENT && region >= 0 &&
+            (c->img.regions[region].flags & CK_REG_SAVED) &&
+            saved_bytes(c, (uint32_t)region, &owner) >= 0) {
+            c->remake[region] = 1;
+            return 1;
+        }
+        fail_msg(c, "%s %s is gone: %s", role, path, strerror(errno));
+        return -1;
+    }
+    if (k == CK_ID_TYPE) {
+        fail_msg(c, "%s %s %s; refusing to use it", role, path, what);
+        return -1;
+    }
+    if (k == CK_ID_CHANGED && !change_allowed(c, path)) {
+        fail_msg(c, "%s %s has changed since the checkpoint (%s); to restore with the file as "
+                 "it is now, add --allow-changed %s", role, path, what, path);
+        return -1;
+    }
+    if (k == CK_ID_CHANGED)
+        ck_msg("restore %s: warning: %s %s has changed since the checkpoint (%s); "
+               "--allow-changed: using it as it is", c->file, role, path, what);
+    else if (what[0])
+        ck_msg("restore %s: note: %s %s: %s", c->file, role, path, what);
+    return 0;
+}
+
+/* Put back the saved files that are gone (see check_file): created
+ * exclusively at their path (never through a symbolic link) with their
+ * mode, filled from the image. */
+static int remake_saved_files(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        if (!c->remake[i])
+            continue;
+        const struct ck_region *r = &im->regions[i];
+        const char *path = im->region_paths[i];
+        uint32_t owner = i;
+        saved_bytes(c, i, &owner);
+        if (owner < i && c->rseen[owner].ino) {
+            c->rseen[i] = c->rseen[owner];
+            continue;
+        }
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, r->mode & 07777);
+        if (fd < 0) {
+            fail_msg(c, "cannot recreate the mapped file %s from the image: %s", path,
+                     strerror(errno));
+            return -1;
+        }
+        fchmod(fd, r->mode & 07777);
+        uint8_t *in = NULL, *out = NULL;
+        int ok = 1;
+        for (uint32_t f = 0; ok && f < im->nfiledata; f++) {
+            const struct ck_rec_loc *l = &im->filedata[f];
+            if (l->rec.arg != (CK_FILEDATA_REGION | owner))
+                continue;
+            in = realloc(in, l->rec.len + 1);
+            out = realloc(out, l->rec.raw_len + 1);
+            ok = in && out &&
+                 pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
+                 ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
+                 (!c->encrypted || (ck_crypt_payload(&c->key, &im->hdr, &l->rec, in), 1)) &&
+                 ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
+                 pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) == (ssize_t)l->rec.raw_len;
+        }
+        free(in);
+        free(out);
+        struct stat st;
+        if (!ok || ftruncate(fd, (off_t)r->fsize) < 0 || fstat(fd, &st) < 0) {
+            fail_msg(c, "cannot write the saved contents of %s", path);
+            unlink(path);
+            close(fd);
+            return -1;
+        }
+        close(fd);
+        c->rseen[i].dev = st.st_dev;
+        c->rseen[i].ino = st.st_ino;
+        if (owner != i) {
+            c->rseen[owner] = c->rseen[i];
+        }
+        ck_msg("restore %s: note: %s was gone; recreated it from the image (%llu bytes)", c->file,
+               path, (unsigned long long)r->fsize);
+    }
+    return 0;
+}
+
 static int check_image(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -234,17 +371,16 @@ static int check_image(struct rctx *c)
         }
         if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
             continue;
+        struct ck_ident id;
+        ck_ident_of_region(r, &id);
         struct stat st;
-        if (stat(path, &st) < 0) {
-            fail_msg(c, "the program had %s mapped, which is gone: %s", path, strerror(errno));
+        int k = check_file(c, path, &id, "mapped file", &st, (int)i);
+        if (k < 0)
             return -1;
-        }
-        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-        if ((uint64_t)st.st_size != r->fsize || mt != r->mtime_ns) {
-            fail_msg(c, "the program had %s mapped, and that file has changed since the "
-                     "checkpoint (size or modification time differ)", path);
-            return -1;
-        }
+        if (k == 1)
+            continue; /* gone, recreated from the image before the restorer runs */
+        c->rseen[i].dev = st.st_dev;
+        c->rseen[i].ino = st.st_ino;
         if ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE) && access(path, R_OK | W_OK)) {
             fail_msg(c, "cannot open %s for writing (shared writable mapping)", path);
             return -1;
@@ -264,10 +400,18 @@ static int check_image(struct rctx *c)
         }
         if (f->share_with >= 0)
             continue;
-        if ((f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR) &&
-            access(im->fd_paths[i], F_OK) < 0) {
-            fail_msg(c, "fd %d: %s: %s", f->fd, im->fd_paths[i], strerror(errno));
-            return -1;
+        if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
+            (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
+             !(f->flags & CK_FDF_STD_REDIRECT))) {
+            char role[64];
+            snprintf(role, sizeof role, "fd %d: file", f->fd);
+            struct ck_ident id;
+            ck_ident_of_fd(f, &id);
+            struct stat st;
+            if (check_file(c, im->fd_paths[i], &id, role, &st, -1) < 0)
+                return -1;
+            c->fseen[i].dev = st.st_dev;
+            c->fseen[i].ino = st.st_ino;
         }
     }
     for (uint32_t i = 0; i < im->nlocks; i++) {
@@ -391,6 +535,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].offset = r->offset;
         pr[i].open_flags = ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
         pr[i].from_fd = -1;
+        pr[i].dev = c->rseen[i].dev;
+        pr[i].ino = c->rseen[i].ino;
         if ((r->flags & CK_REG_DELETED) && (r->flags & CK_REG_SHARED))
             for (uint32_t k = 0; k < im->nfds; k++) {
                 const struct ck_fd *f = &im->fds[k];
@@ -426,15 +572,56 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     return fd;
 }
 
-/* An encrypted image: decrypt every PAGES payload into a memfd at the
- * same offsets, for the restorer (which has no cryptography). */
-static int decrypt_pages(struct rctx *c)
+/* An image with a key is copied whole into a memfd before anything in it
+ * is read: the MAC is checked over that copy, and everything after it
+ * (the metadata, the restorer's pages, saved file contents) comes from
+ * the same bytes, sealed against writes. Whoever can write the image file
+ * cannot change what is restored once it has been authenticated. */
+static int copy_to_memfd(struct rctx *c)
 {
-    int fd = memfd_create("ckshim-pages", MFD_CLOEXEC);
-    if (fd < 0) {
-        fail_msg(c, "memfd_create: %s", strerror(errno));
+    struct stat st;
+    int fd = memfd_create("ckshim-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || fstat(c->img_fd, &st) < 0) {
+        fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
+    off_t off = 0;
+    while (off < st.st_size) {
+        ssize_t n = sendfile(fd, c->img_fd, &off, (size_t)(st.st_size - off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fail_msg(c, "cannot hold the image in memory: %s",
+                     n < 0 ? strerror(errno) : "it shrank while being read");
+            close(fd);
+            return -1;
+        }
+    }
+    close(c->img_fd);
+    c->img_fd = fd;
+    lseek(fd, 0, SEEK_SET);
+    return 0;
+}
+
+/* No more writes to the image copy (see copy_to_memfd). */
+static int seal_image(struct rctx *c)
+{
+    if (fcntl(c->img_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) <
+        0) {
+        fail_msg(c, "cannot seal the image copy: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* An encrypted image: decrypt every PAGES payload in place in the image's
+ * memfd copy (copy_to_memfd), for the restorer (which has no
+ * cryptography). */
+static int decrypt_pages(struct rctx *c)
+{
+    int fd = c->img_fd;
     uint8_t *buf = malloc(ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE));
     for (uint64_t i = 0; buf && i < c->img.npagerecs; i++) {
         const struct ck_rec_loc *l = &c->img.pages[i];
@@ -442,24 +629,20 @@ static int decrypt_pages(struct rctx *c)
             ck_rec_checksum(&l->rec, buf) != l->rec.checksum) {
             fail_msg(c, "cannot read pages at byte %llu", (unsigned long long)l->offset);
             free(buf);
-            close(fd);
             return -1;
         }
         ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, buf);
         if (pwrite(fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len) {
             fail_msg(c, "cannot hold the decrypted pages in memory: %s", strerror(errno));
             free(buf);
-            close(fd);
             return -1;
         }
     }
     if (!buf) {
         fail_msg(c, "out of memory");
-        close(fd);
         return -1;
     }
     free(buf);
-    c->pages_fd = fd;
     return 0;
 }
 
@@ -575,6 +758,9 @@ static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
     return 0;
 }
 
+static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
+                          const struct seen *seen);
+
 static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
 {
     return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
@@ -593,11 +779,10 @@ static int pipe_stash(struct rctx *c, uint32_t lead)
     const char *path = im->fd_paths[lead];
     int s;
     if (path[0] == '/') {
-        s = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (s < 0) {
-            fail_msg(c, "fd %d: cannot reopen FIFO %s: %s", f->fd, path, strerror(errno));
+        /* never through a link, and only the FIFO check_image saw */
+        s = reopen_checked(c, f, path, O_RDWR | O_NONBLOCK | O_CLOEXEC, &c->fseen[lead]);
+        if (s < 0)
             return -1;
-        }
     } else {
         int pp[2];
         char lp[64];
@@ -669,6 +854,30 @@ static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
         return -1;
     }
     fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
+    return fd;
+}
+
+/* Reopen a file, directory, device or FIFO by path as check_image saw it
+ * (seen): without blocking (O_NONBLOCK, cleared again unless the program
+ * had it), never through a symbolic link (the recorded path is the
+ * kernel's, so its last component never was one), and only if it is
+ * still the very file that was checked. */
+static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
+                          const struct seen *seen)
+{
+    int fd = open(path, oflags | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0) {
+        fail_msg(c, "fd %d: cannot reopen %s: %s", f->fd, path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_dev != seen->dev || st.st_ino != seen->ino) {
+        fail_msg(c, "fd %d: %s was replaced while being restored", f->fd, path);
+        close(fd);
+        return -1;
+    }
+    if (!(oflags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK);
     return fd;
 }
 
@@ -867,11 +1076,9 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         case CK_FD_FILE:
         case CK_FD_DIR:
         case CK_FD_CHR:
-            fd = open(path, oflags | O_NOCTTY);
-            if (fd < 0) {
-                fail_msg(c, "fd %d: cannot reopen %s: %s", f->fd, path, strerror(errno));
+            fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
+            if (fd < 0)
                 return -1;
-            }
             if (f->kind != CK_FD_CHR && lseek(fd, f->pos, SEEK_SET) < 0 && f->pos) {
                 fail_msg(c, "fd %d: cannot seek %s to %lld: %s", f->fd, path,
                          (long long)f->pos, strerror(errno));
@@ -1277,7 +1484,17 @@ int cmd_restore(int argc, char **argv)
             c.detach = 1;
         else if (!strcmp(argv[i], "--force"))
             force = 1;
-        else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
+        else if (!strcmp(argv[i], "--allow-changed") || !strncmp(argv[i], "--allow-changed=", 16)) {
+            const char *v = argv[i][15] == '=' ? argv[i] + 16 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !*v)
+                return ck_usage_error("restore", "--allow-changed needs a PATH (or all)");
+            c.allow = realloc(c.allow, (size_t)(c.nallow + 1) * sizeof *c.allow);
+            if (!c.allow)
+                return CK_EXIT_FAIL;
+            /* the image has absolute paths without links: compare with that */
+            char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
+            c.allow[c.nallow++] = abs ? abs : (char *)v;
+        } else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
                  !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6)) {
             int r = ck_opt_value("restore", argc, argv, &i, "--counter", NULL, &counter_url);
             if (r == 0)
@@ -1307,17 +1524,16 @@ int cmd_restore(int argc, char **argv)
                "(set CKSHIM_RESTORER)");
         return CK_EXIT_FAIL;
     }
-    c.img_fd = open(c.file, O_RDONLY | O_CLOEXEC);
-    if (c.img_fd < 0) {
-        ck_msg("restore %s: %s", c.file, strerror(errno));
-        return CK_EXIT_FAIL;
-    }
-    struct stat st;
-    if (fstat(c.img_fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-        ck_msg("restore %s: not a regular file", c.file);
-        return CK_EXIT_FAIL;
-    }
     char err[512];
+    c.img_fd = ck_open_regular(c.file, O_RDONLY, err, sizeof err);
+    if (c.img_fd < 0) {
+        ck_msg("restore %s: %s", c.file, err);
+        return CK_EXIT_FAIL;
+    }
+    if (key_file && *key_file && copy_to_memfd(&c) < 0) {
+        print_err(&c);
+        return CK_EXIT_FAIL;
+    }
     /* Page checksums: by the restorer as it reads (see the top), unless
      * it is told not to check them. */
     int no_verify = getenv("CKSHIM_NO_VERIFY") != NULL;
@@ -1337,18 +1553,34 @@ int cmd_restore(int argc, char **argv)
             ck_msg("restore %s: %s", c.file, err);
             return CK_EXIT_FAIL;
         }
+        /* Test hook (tests/integration/test_files.sh): a shell command run
+         * once the image is authenticated, before anything else reads it. */
+        const char *hook = getenv("CKSHIM_TEST_HOOK_AUTHENTICATED");
+        if (hook && *hook && system(hook) != 0)
+            ck_msg("restore %s: test hook failed", c.file);
     } else if (c.img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
         ck_msg("restore %s: the image is %s; give its key with --key FILE (or CKSHIM_KEY_FILE)",
                c.file, (c.img.hdr.flags & CK_HF_ENCRYPTED) ? "encrypted" : "authenticated");
         return CK_EXIT_FAIL;
     }
+    char host[sizeof c.img.hdr.hostname + 1] = "";
+    gethostname(host, sizeof host - 1);
+    c.same_host = !strncmp(host, c.img.hdr.hostname, sizeof c.img.hdr.hostname);
+    c.rseen = calloc(c.img.nregions + 1, sizeof *c.rseen);
+    c.fseen = calloc(c.img.nfds + 1, sizeof *c.fseen);
+    c.remake = calloc(c.img.nregions + 1, 1);
+    if (!c.rseen || !c.fseen || !c.remake) {
+        ck_msg("restore %s: out of memory", c.file);
+        return CK_EXIT_FAIL;
+    }
     c.encrypted = (c.img.hdr.flags & CK_HF_ENCRYPTED) != 0;
     c.defer = !no_verify && !(c.img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED));
-    if (c.encrypted && decrypt_pages(&c) < 0) {
+    if ((c.encrypted && decrypt_pages(&c) < 0) || (c.have_key && seal_image(&c) < 0)) {
         print_err(&c);
         return CK_EXIT_FAIL;
     }
-    if (check_image(&c) < 0 || check_counter(&c, counter_url, force) < 0) {
+    if (check_image(&c) < 0 || check_counter(&c, counter_url, force) < 0 ||
+        remake_saved_files(&c) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;
     }

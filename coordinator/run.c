@@ -117,7 +117,7 @@ enum { BIN_DYNAMIC, BIN_STATIC, BIN_SCRIPT, BIN_WRONG_ARCH, BIN_UNKNOWN, BIN_ERR
  * to line. */
 static int classify(const char *path, char *line, size_t linelen, int *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang */
     if (fd < 0) {
         *err = errno;
         return BIN_ERROR;

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileid.h"
 #include "procparse.h"
 #include "shim.h"
 #include "xxh64.h"
@@ -396,7 +397,13 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
                 r->dev = st.st_dev;
                 r->ino = st.st_ino;
                 r->fsize = (uint64_t)st.st_size;
-                r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+                r->mode = st.st_mode;
+                ts_to_ns(&st.st_mtim, &r->mtime_ns);
+                ts_to_ns(&st.st_ctim, &r->ctime_ns);
+                /* content hash: by the writer (dump.c), not while paused */
+                if ((uint64_t)st.st_size <= CK_SAVE_MAX && st.st_uid == getuid() &&
+                    ck_in_temp_dir(path, getenv("TMPDIR")))
+                    r->flags |= CK_REG_SAVED;
             } else {
                 /* Deleted or replaced since it was mapped: keep its bytes.
                  * dev/ino from maps let restore find an fd of the same file. */
@@ -771,6 +778,7 @@ static int capture_fds(char *err, size_t errlen)
             f->ino = st.st_ino;
             f->size = (uint64_t)st.st_size;
             f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+            ts_to_ns(&st.st_ctim, &f->ctime_ns);
             const char *path = target;
             size_t tl = strlen(target);
             int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");

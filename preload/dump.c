@@ -38,6 +38,7 @@
 
 #include "chunk.h"
 #include "auth.h"
+#include "fileid.h"
 #include "imgio.h"
 #include "rawsys.h"
 #include "shim.h"
@@ -731,24 +732,19 @@ static int dump_pages(struct writer *w)
     }
 }
 
-/* Contents of a deleted file or memfd, read through a fresh descriptor so
- * the program's offset does not move. */
-static int dump_filedata(struct writer *w, const struct ck_fd *f)
+/* Everything readable from rfd (closed here) as FILEDATA records with
+ * this arg; what names the file in messages. */
+static int dump_file_contents(struct writer *w, int rfd, uint64_t arg, const char *what)
 {
-    char p[64];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
-    int rfd = open(p, O_RDONLY | O_CLOEXEC);
     if (rfd < 0) {
-        snprintf(w->err, w->errlen, "cannot read deleted file behind fd %d: %s", f->fd,
-                 strerror(errno));
+        snprintf(w->err, w->errlen, "cannot read %s: %s", what, strerror(errno));
         return -errno;
     }
     uint64_t off = 0;
     for (;;) {
         ssize_t got = pread(rfd, w->copy, JOB_PAGES * CK_PAGE_SIZE, (off_t)off);
         if (got < 0) {
-            snprintf(w->err, w->errlen, "cannot read deleted file behind fd %d: %s", f->fd,
-                     strerror(errno));
+            snprintf(w->err, w->errlen, "cannot read %s: %s", what, strerror(errno));
             close(rfd);
             return -EIO;
         }
@@ -757,8 +753,7 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
         uint32_t flags;
         size_t len;
         ck_chunk_encode(w->state, w->copy, (size_t)got, w->out, w->out_cap, &flags, &len);
-        int r = put_rec(w, CK_REC_FILEDATA, flags, w->out, len, (uint64_t)got,
-                        (uint64_t)f->fd, off);
+        int r = put_rec(w, CK_REC_FILEDATA, flags, w->out, len, (uint64_t)got, arg, off);
         if (r < 0) {
             close(rfd);
             return r;
@@ -766,6 +761,57 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
         off += (uint64_t)got;
     }
     close(rfd);
+    return 0;
+}
+
+/* Contents of a deleted file or memfd, read through a fresh descriptor so
+ * the program's offset does not move. */
+static int dump_filedata(struct writer *w, const struct ck_fd *f)
+{
+    char p[64], what[80];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
+    snprintf(what, sizeof what, "deleted file behind fd %d", f->fd);
+    return dump_file_contents(w, open(p, O_RDONLY | O_CLOEXEC), (uint64_t)f->fd, what);
+}
+
+/* A small temporary file the program maps (CK_REG_SAVED), once per file:
+ * restore recreates it if it is gone. Called twice: before REGIONS
+ * (write 0) to drop the flag of a file that cannot be read as the same
+ * file now, then after FDS to write the contents (restore checks that
+ * they add up to the recorded size). */
+static int dump_saved_files(struct writer *w, int write)
+{
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        struct ck_region *r = &g_shim.regions[i];
+        if (!(r->flags & CK_REG_SAVED))
+            continue;
+        uint32_t k;
+        for (k = 0; k < i; k++)
+            if ((g_shim.regions[k].flags & CK_REG_SAVED) && g_shim.regions[k].dev == r->dev &&
+                g_shim.regions[k].ino == r->ino)
+                break;
+        if (k < i)
+            continue;
+        const char *path = g_shim.strtab + r->path_off;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != r->dev ||
+            st.st_ino != r->ino || (uint64_t)st.st_size > CK_SAVE_MAX) {
+            for (uint32_t j = i; j < g_shim.nregions; j++)
+                if (g_shim.regions[j].dev == r->dev && g_shim.regions[j].ino == r->ino)
+                    g_shim.regions[j].flags &= ~CK_REG_SAVED;
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (!write) {
+            close(fd);
+            continue;
+        }
+        int e = dump_file_contents(w, fd, CK_FILEDATA_REGION | i, path);
+        if (e < 0)
+            return e;
+    }
     return 0;
 }
 
@@ -857,6 +903,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     size_t tl = sizeof(struct ck_thread) * g_shim.nthreads;
     if ((r = put_rec(&w, CK_REC_THREADS, 0, g_shim.threads, tl, tl, g_shim.nthreads, 0)) < 0)
         goto out;
+    ident_hash_files();
+    dump_saved_files(&w, 0);
     if ((r = put_rec2(&w, CK_REC_REGIONS, g_shim.regions,
                       sizeof(struct ck_region) * g_shim.nregions, g_shim.strtab,
                       g_shim.regions_strtab_len, g_shim.nregions)) < 0)
@@ -886,6 +934,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
             if ((r = dump_filedata(&w, f)) < 0)
                 goto out;
     }
+    if ((r = dump_saved_files(&w, 1)) < 0)
+        goto out;
     for (uint32_t i = 0; i < shim_npipes; i++) {
         const struct shim_pipedata *pd = &shim_pipes[i];
         for (size_t off = 0; off < pd->len;) {

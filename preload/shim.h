@@ -175,6 +175,9 @@ int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char 
                size_t errlen);
 int dump_witnesses(char *err, size_t errlen);
 
+/* ident.c: content hashes of open and mapped files (writer side). */
+void ident_hash_files(void);
+
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
 void unwind_names(void);                /* after capture_regions */

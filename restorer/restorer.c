@@ -283,9 +283,14 @@ static void map_regions(void)
                             r->from_fd, r->offset);
         } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
             const char *path = strings + r->path_off;
-            long fd = sys_open(path, r->open_flags | R_O_CLOEXEC, 0);
+            long fd = sys_open(path, r->open_flags | R_O_CLOEXEC | R_O_NOFOLLOW | R_O_NONBLOCK, 0);
             if (fd < 0)
                 die("cannot open a mapped file", r->start, fd);
+            /* the file coord checked, not one put there since */
+            struct r_stat st;
+            long e = sys_fstat(fd, &st);
+            if (e < 0 || st.st_dev != r->dev || st.st_ino != r->ino)
+                die("a mapped file was replaced during the restore", r->start, e);
             int prot = (int)r->prot | (shared ? 0 : R_PROT_WRITE);
             addr = sys_mmap(r->start, len, prot,
                             (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE, fd,

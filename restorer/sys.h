@@ -41,6 +41,7 @@
 #define sys_write(fd, b, n) sys3(NR_write, fd, b, n)
 #define sys_open(p, f, m) sys3(NR_open, p, f, m)
 #define sys_close(fd) sys1(NR_close, fd)
+#define sys_fstat(fd, st) sys2(NR_fstat, fd, st)
 #define sys_lseek(fd, o, w) sys3(NR_lseek, fd, o, w)
 #define sys_mmap(a, l, p, f, fd, o) sys6(NR_mmap, (long)(a), (long)(l), p, f, fd, (long)(o))
 #define sys_mprotect(a, l, p) sys3(NR_mprotect, a, l, p)
@@ -68,6 +69,18 @@
 #define R_O_RDONLY 0
 #define R_O_RDWR 2
 #define R_O_CLOEXEC 02000000
+#define R_O_NONBLOCK 04000
+#define R_O_NOFOLLOW 0400000
+
+/* The kernel's struct stat on x86_64 (only what the restorer reads). */
+struct r_stat {
+    uint64_t st_dev, st_ino, st_nlink;
+    uint32_t st_mode, st_uid, st_gid, pad0;
+    uint64_t st_rdev;
+    int64_t st_size, st_blksize, st_blocks;
+    uint64_t times[6];
+    int64_t unused[3];
+};
 #define R_ARCH_SET_FS 0x1002
 #define R_PR_SET_MM 35
 #define R_PR_SET_MM_MAP 14

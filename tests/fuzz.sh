@@ -43,7 +43,7 @@ COMMON=("$ROOT/common/imgio.c" "$ROOT/common/xxh64.c" "$ROOT/common/lz4dec.c"
 
 echo "fuzz: building with $CC"
 "$CC" "${CFLAGS[@]}" -DCK_FUZZ_AUTH -o "$OUT/fuzz_image" "$ROOT/tests/unit/fuzz_image.c" \
-    "${COMMON[@]}" "$ROOT/common/auth.c" $LZ4_LIBS -lsodium || exit 1
+    "${COMMON[@]}" "$ROOT/common/auth.c" "$ROOT/common/fileid.c" $LZ4_LIBS -lsodium || exit 1
 "$CC" "${CFLAGS[@]}" -o "$OUT/fuzz_lz4" "$ROOT/tests/unit/fuzz_lz4.c" "$ROOT/common/lz4dec.c" \
     $LZ4_LIBS || exit 1
 # A valid image as the first seed of the image corpus.

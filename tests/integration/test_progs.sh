@@ -74,6 +74,7 @@ TWICE+=" sigev_thread "
 TWICE+=" raw_clone_exit "
 TWICE+=" cputime "
 TWICE+=" pending_info "
+TWICE+=" tmp_mapped "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
