@@ -194,6 +194,11 @@ extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, kernel layout */
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
+const sigset_t *shim_strip_mask(const sigset_t *set, sigset_t *tmp); /* without our signal */
+
+/* waits.c: blocking calls a checkpoint does not cut short */
+int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),
+                       const sigset_t *set, siginfo_t *info, const struct timespec *t);
 
 /* sockdesc.c: "a TCP socket listening on 0.0.0.0:80", for refusals */
 void sockdesc(int fd, char *out, size_t olen);
