@@ -81,6 +81,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
+    pattr_park(s);
     s->sigpending = own_pending();
     shim_tls.ckpt_seq++;
     shim_tls.park_mono_ns = shim_now_ns(CLOCK_MONOTONIC);
@@ -403,5 +404,6 @@ void quiesce_fixup_thread(struct shim_slot *s)
     if (!(s->ss.ss_flags & SS_DISABLE) && s->ss.ss_sp)
         sigaltstack(&s->ss, NULL);
     prctl(PR_SET_NAME, s->comm, 0, 0, 0);
+    pattr_thread_restore(s);
     s->tid = tid;
 }

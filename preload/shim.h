@@ -35,6 +35,8 @@ struct shim_slot {
     stack_t ss;                         /* sigaltstack */
     char comm[16];
     uint64_t sigpending;                /* signals pending for the thread alone */
+    int32_t pdeathsig, nnp;             /* pattr.c: PR_GET_PDEATHSIG, PR_GET_NO_NEW_PRIVS */
+    uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
 };
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
@@ -195,6 +197,12 @@ extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, 
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
 const sigset_t *shim_strip_mask(const sigset_t *set, sigset_t *tmp); /* without our signal */
+
+/* pattr.c: process attributes (prctl, oom_score_adj, membarrier) */
+void pattr_park(struct shim_slot *s);
+int pattr_capture(struct ck_pattr *a, char *err, size_t errlen);
+void pattr_thread_restore(const struct shim_slot *s);
+int pattr_restore(char *err, size_t errlen);
 
 /* waits.c: blocking calls a checkpoint does not cut short */
 int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),
