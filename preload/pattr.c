@@ -10,7 +10,9 @@
  *   per thread (the thread's slot, in the checkpoint handler and again by
  *   every restored thread for itself): the parent-death signal, timer
  *   slack, no_new_privs.
- * Thread names are restored by quiesce.c.
+ * Thread names are restored by quiesce.c, glibc's rseq areas too; an rseq
+ * area the program registered itself through syscall() (syscall.S) is
+ * recorded per thread and registered again by the restored thread.
  * What the kernel refuses to an unprivileged process fails loudly: a
  * dumpable value of 2 (suid_dumpable) is refused at checkpoint; an
  * oom_score_adj below what the restoring process may set (it cannot go
@@ -20,15 +22,18 @@
  * process's parent (the shell that ran coord restore; with --detach the
  * process that adopted it).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "shim.h"
 
 #ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
@@ -171,4 +176,57 @@ int pattr_restore(char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* syscall.S: libc's syscall(), found on first use. */
+long (*shim_next_syscall)(long, ...);
+
+static long set_errno(long r)
+{
+    if (r < 0 && r > -4096) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+long shim_syscall_first(long nr, long a, long b, long c, long d, long e, long f)
+{
+    if (!shim_next_syscall)
+        *(void **)&shim_next_syscall = dlsym(RTLD_NEXT, "syscall");
+    if (!shim_next_syscall)
+        return set_errno(ck_sys6(nr, a, b, c, d, e, f));
+    return shim_next_syscall(nr, a, b, c, d, e, f);
+}
+
+/* syscall(SYS_rseq, area, len, flags, sig) by the program. */
+long shim_syscall_rseq(long nr, long area, long len, long flags, long sig)
+{
+    long r = ck_sys6(nr, area, len, flags, sig, 0, 0);
+    if (r == 0) {
+        shim_tls.rseq_own = 1;
+        shim_tls.rseq_area = flags & RSEQ_FLAG_UNREGISTER ? 0 : (uint64_t)area;
+        shim_tls.rseq_len = (uint32_t)len;
+        shim_tls.rseq_sig = (uint32_t)sig;
+    }
+    return set_errno(r);
+}
+
+/* A restored thread: its rseq registration, the program's or glibc's. */
+void pattr_rseq_restore(uint64_t fsbase)
+{
+    struct rseq *rs = NULL;
+    uint32_t len = 32, sig = RSEQ_SIG;
+    if (shim_tls.rseq_own) {
+        rs = (struct rseq *)shim_tls.rseq_area;
+        len = shim_tls.rseq_len;
+        sig = shim_tls.rseq_sig;
+    } else if (g_shim.rseq_size) {
+        rs = (struct rseq *)(fsbase + (uint64_t)g_shim.rseq_off);
+    }
+    if (!rs)
+        return;
+    rs->rseq_cs = 0;
+    if (ck_sys6(SYS_rseq, (long)rs, len, 0, sig, 0, 0) < 0 && shim_tls.rseq_own)
+        thread_fail("cannot register the thread's rseq area again", EINVAL);
 }

@@ -32,8 +32,6 @@
 
 #include "shim.h"
 
-#define RSEQ_SIGNATURE 0x53053053
-
 static pid_t signaled[CK_MAX_THREADS];
 static uint8_t strikes[CK_MAX_THREADS];  /* checks in a row it was seen blocking us */
 static int nsignaled;
@@ -396,11 +394,7 @@ void quiesce_fixup_thread(struct shim_slot *s)
         fix_robust_owners(pd + g_shim.robust_off, s->tid, tid);
         syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));
     }
-    if (g_shim.rseq_size) {
-        struct rseq *rs = (struct rseq *)(s->fsbase + (uint64_t)g_shim.rseq_off);
-        rs->rseq_cs = 0;
-        syscall(SYS_rseq, rs, 32, 0, RSEQ_SIGNATURE);
-    }
+    pattr_rseq_restore(s->fsbase);
     if (!(s->ss.ss_flags & SS_DISABLE) && s->ss.ss_sp)
         sigaltstack(&s->ss, NULL);
     prctl(PR_SET_NAME, s->comm, 0, 0, 0);

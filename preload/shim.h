@@ -53,6 +53,9 @@ struct shim_tls {
     uint32_t ckpt_seq;                  /* bumped by every checkpoint signal */
     int64_t park_mono_ns;               /* CLOCK_MONOTONIC when parked */
     struct shim_cpu cpu_off;            /* CPU-time offsets since the last restore */
+    int rseq_own;                       /* the program registered rseq itself (pattr.c) */
+    uint32_t rseq_len, rseq_sig;
+    uint64_t rseq_area;                 /* 0: unregistered */
 };
 extern SHIM_TLS struct shim_tls shim_tls;
 
@@ -203,6 +206,7 @@ void pattr_park(struct shim_slot *s);
 int pattr_capture(struct ck_pattr *a, char *err, size_t errlen);
 void pattr_thread_restore(const struct shim_slot *s);
 int pattr_restore(char *err, size_t errlen);
+void pattr_rseq_restore(uint64_t fsbase);
 
 /* waits.c: blocking calls a checkpoint does not cut short */
 int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),
