@@ -142,6 +142,11 @@ struct ck_mm {
  * by the shim after a restore. */
 #define CK_PA_SUBREAPER 0x1             /* PR_SET_CHILD_SUBREAPER */
 #define CK_PA_NO_NEW_PRIVS 0x2          /* PR_SET_NO_NEW_PRIVS */
+#define CK_MAX_AIO 16
+struct ck_aio {                         /* an AIO context (io_setup): its ring */
+    uint64_t addr, len;                 /* the ring mapping; addr is the context id */
+    uint32_t nr, head, tail, pad;       /* from the ring header */
+};
 struct ck_pattr {
     int32_t oom_score_adj;
     uint32_t flags;                     /* CK_PA_* */
@@ -151,7 +156,8 @@ struct ck_pattr {
     uint32_t membarrier;                /* MEMBARRIER_CMD_GET_REGISTRATIONS */
     uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
     uint32_t loginuid;                  /* /proc/self/loginuid */
-    uint32_t pad;
+    uint32_t naio;
+    struct ck_aio aio[CK_MAX_AIO];
 };
 
 /* CK_REC_PROC payload. */

@@ -1005,7 +1005,7 @@ int capture_all(char *err, size_t errlen)
      * may map memory the program keeps pointers to after this point. */
     capture_threads();
     cputime_capture();
-    if ((r = capture_regions(err, errlen)) < 0)
+    if ((r = capture_regions(err, errlen)) < 0 || (r = pattr_capture_aio(err, errlen)) < 0)
         return r;
     unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)

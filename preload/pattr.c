@@ -10,6 +10,7 @@
  *   per thread (the thread's slot, in the checkpoint handler and again by
  *   every restored thread for itself): the parent-death signal, timer
  *   slack, no_new_privs.
+ * AIO contexts (io_setup) come back with the same ids (aio.c part below).
  * Thread names are restored by quiesce.c, glibc's rseq areas too; an rseq
  * area the program registered itself through syscall() (syscall.S) is
  * recorded per thread and registered again by the restored thread.
@@ -25,9 +26,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
@@ -139,6 +142,8 @@ void pattr_thread_restore(const struct shim_slot *s)
     }
 }
 
+static int aio_restore(char *err, size_t errlen);
+
 /* By the manager after every thread came back, before the program runs.
  * Returns 0, or -1 with a message. */
 int pattr_restore(char *err, size_t errlen)
@@ -168,6 +173,8 @@ int pattr_restore(char *err, size_t errlen)
         snprintf(err, errlen, "cannot disable transparent huge pages again: %s", strerror(errno));
         return -1;
     }
+    if (aio_restore(err, errlen) < 0)
+        return -1;
     for (uint32_t bit = 1; bit && bit <= a->membarrier; bit <<= 1) {
         if ((a->membarrier & bit) && syscall(SYS_membarrier, bit, 0, 0) < 0) {
             snprintf(err, errlen, "cannot register membarrier command %#x again: %s", bit,
@@ -229,4 +236,150 @@ void pattr_rseq_restore(uint64_t fsbase)
     rs->rseq_cs = 0;
     if (ck_sys6(SYS_rseq, (long)rs, len, 0, sig, 0, 0) < 0 && shim_tls.rseq_own)
         thread_fail("cannot register the thread's rseq area again", EINVAL);
+}
+
+/* AIO contexts. A context's id is the address of its ring, a mapping
+ * "/[aio] (deleted)" that the image holds like any deleted file's. The
+ * restore makes a new context with a ring of the same size (the smallest
+ * io_setup() argument that gives it), moves its ring over the old address (mremap: the kernel then
+ * knows the context by that id), and brings the ring's head and tail to
+ * where they were with no-op writes to /dev/null that complete at once:
+ * reaped ones up to the old head, then one per event the program had not
+ * reaped yet, whose slots get the old events back. Limits: requests still
+ * in flight at the checkpoint cannot be seen (the kernel does not show
+ * them) and never complete; the context may then accept more requests
+ * than the program asked io_setup for. */
+struct aio_ring_hdr {
+    uint32_t id, nr, head, tail, magic, compat, incompat, header_length;
+};
+#define AIO_RING_MAGIC_V 0xa10a10a1u
+
+int pattr_capture_aio(char *err, size_t errlen)
+{
+    struct ck_pattr *a = &g_shim.proc.attr;
+    a->naio = 0;
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        if (!r->path_len || strncmp(g_shim.strtab + r->path_off, "/[aio]", 6))
+            continue;
+        const struct aio_ring_hdr *h = (const struct aio_ring_hdr *)r->start;
+        if (a->naio >= CK_MAX_AIO || h->magic != AIO_RING_MAGIC_V || !h->nr || h->head >= h->nr ||
+            h->tail >= h->nr ||
+            sizeof *h + (uint64_t)h->nr * sizeof(struct io_event) > r->end - r->start) {
+            snprintf(err, errlen, "AIO context %#llx cannot be restored (%s)",
+                     (unsigned long long)r->start,
+                     a->naio >= CK_MAX_AIO ? "too many contexts" : "unknown ring layout");
+            return -ENOTSUP;
+        }
+        struct ck_aio *c = &a->aio[a->naio++];
+        c->addr = r->start;
+        c->len = r->end - r->start;
+        c->nr = h->nr;
+        c->head = h->head;
+        c->tail = h->tail;
+    }
+    return 0;
+}
+
+/* One no-op write through the context; reap it too if asked. */
+static int aio_step(aio_context_t ctx, int devnull, int reap)
+{
+    static char byte;
+    struct iocb cb, *cbp = &cb;
+    struct io_event ev;
+    memset(&cb, 0, sizeof cb);
+    cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+    cb.aio_fildes = (uint32_t)devnull;
+    cb.aio_buf = (uint64_t)&byte;
+    cb.aio_nbytes = 1;
+    long r = ck_sys6(SYS_io_submit, (long)ctx, 1, (long)&cbp, 0, 0, 0);
+    if (r == 1 && reap)
+        r = ck_sys6(SYS_io_getevents, (long)ctx, 1, 1, (long)&ev, 0, 0);
+    if (r != 1)
+        errno = r < 0 ? (int)-r : EIO;
+    return r == 1 ? 0 : -1;
+}
+
+/* A new context whose ring holds exactly nr events: the smallest
+ * io_setup() argument that gives it (the kernel raises small requests to
+ * a per-CPU minimum, doubles them and rounds the ring up to whole pages,
+ * so nr itself is not the answer). 0 if none does. */
+static aio_context_t aio_setup_nr(uint32_t nr)
+{
+    uint32_t lo = 1, hi = nr;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        aio_context_t ctx = 0;
+        long r = ck_sys6(SYS_io_setup, mid, (long)&ctx, 0, 0, 0, 0);
+        if (r < 0) {
+            errno = (int)-r;
+            return 0;
+        }
+        uint32_t got = ((struct aio_ring_hdr *)ctx)->nr;
+        ck_sys6(SYS_io_destroy, (long)ctx, 0, 0, 0, 0, 0);
+        if (got < nr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    aio_context_t ctx = 0;
+    long r = ck_sys6(SYS_io_setup, lo, (long)&ctx, 0, 0, 0, 0);
+    if (r < 0) {
+        errno = (int)-r;
+        return 0;
+    }
+    if (((struct aio_ring_hdr *)ctx)->nr != nr) {
+        ck_sys6(SYS_io_destroy, (long)ctx, 0, 0, 0, 0, 0);
+        errno = ENOTSUP;
+        return 0;
+    }
+    return ctx;
+}
+
+static int aio_restore_one(const struct ck_aio *c, int devnull)
+{
+    uint32_t pending = (c->tail + c->nr - c->head) % c->nr;
+    size_t evlen = (size_t)c->nr * sizeof(struct io_event);
+    /* the old events, from the copy of the ring the restorer mapped */
+    void *save = mmap(NULL, evlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (save == MAP_FAILED)
+        return -1;
+    memcpy(save, (char *)c->addr + sizeof(struct aio_ring_hdr), evlen);
+    munmap((void *)c->addr, c->len);
+    aio_context_t ctx = aio_setup_nr(c->nr);
+    int ok = ctx != 0;
+    if (ok && ctx != c->addr &&
+        mremap((void *)ctx, c->len, c->len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)c->addr) ==
+            MAP_FAILED)
+        ok = 0;
+    for (uint32_t i = 0; ok && i < c->head; i++)
+        ok = aio_step(c->addr, devnull, 1) == 0;
+    for (uint32_t i = 0; ok && i < pending; i++)
+        ok = aio_step(c->addr, devnull, 0) == 0;
+    struct io_event *ev = (struct io_event *)((char *)c->addr + sizeof(struct aio_ring_hdr));
+    for (uint32_t i = 0; ok && i < pending; i++) {
+        uint32_t k = (c->head + i) % c->nr;
+        ev[k] = ((struct io_event *)save)[k];
+    }
+    munmap(save, evlen);
+    return ok ? 0 : -1;
+}
+
+static int aio_restore(char *err, size_t errlen)
+{
+    const struct ck_pattr *a = &g_shim.proc.attr;
+    if (!a->naio)
+        return 0;
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    for (uint32_t i = 0; i < a->naio; i++) {
+        if (devnull < 0 || aio_restore_one(&a->aio[i], devnull) < 0) {
+            snprintf(err, errlen, "cannot recreate AIO context %#llx (%u events): %s",
+                     (unsigned long long)a->aio[i].addr, a->aio[i].nr, strerror(errno));
+            if (devnull >= 0)
+                close(devnull);
+            return -1;
+        }
+    }
+    close(devnull);
+    return 0;
 }

@@ -206,6 +206,7 @@ void pattr_park(struct shim_slot *s);
 int pattr_capture(struct ck_pattr *a, char *err, size_t errlen);
 void pattr_thread_restore(const struct shim_slot *s);
 int pattr_restore(char *err, size_t errlen);
+int pattr_capture_aio(char *err, size_t errlen);       /* after the memory map */
 void pattr_rseq_restore(uint64_t fsbase);
 
 /* waits.c: blocking calls a checkpoint does not cut short */
