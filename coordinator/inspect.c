@@ -412,6 +412,9 @@ static void text_process(const struct view *v)
         printf(", THP disabled (%d)", a->thp_disable);
     if (a->membarrier)
         printf(", membarrier registrations %#x", a->membarrier);
+    for (uint32_t i = 0; i < a->naio && i < CK_MAX_AIO; i++)
+        printf(", AIO context %#llx (%u events, head %u, tail %u)",
+               (unsigned long long)a->aio[i].addr, a->aio[i].nr, a->aio[i].head, a->aio[i].tail);
     printf("\n");
     printf("  brk           0x%llx-0x%llx (%s)\n", (unsigned long long)p->mm.start_brk,
            (unsigned long long)p->mm.brk,
