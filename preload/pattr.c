@@ -79,6 +79,20 @@ void pattr_park(struct shim_slot *s)
     s->nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
 }
 
+/* A non-dumpable process's /proc/self files belong to root: pagemap and
+ * mem, which the capture and the writer read, cannot be opened by an
+ * ordinary user. The flag is lifted while the program is parked (the
+ * writer, forked meanwhile, keeps it lifted) and put back before any of
+ * its threads runs again. */
+static int dumpable_raised;
+
+void pattr_unpark(void)
+{
+    if (dumpable_raised)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    dumpable_raised = 0;
+}
+
 /* By the manager while the threads are parked. */
 int pattr_capture(struct ck_pattr *a, char *err, size_t errlen)
 {
@@ -88,6 +102,8 @@ int pattr_capture(struct ck_pattr *a, char *err, size_t errlen)
     if (prctl(PR_GET_CHILD_SUBREAPER, &v, 0, 0, 0) == 0 && v)
         a->flags |= CK_PA_SUBREAPER;
     a->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    if (a->dumpable == 0 && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0)
+        dumpable_raised = 1;
     if (a->dumpable != 0 && a->dumpable != 1) {
         snprintf(err, errlen,
                  "the process is dumpable only by root (PR_GET_DUMPABLE %d, "
@@ -185,7 +201,7 @@ int pattr_restore(char *err, size_t errlen)
     return 0;
 }
 
-/* syscall.S: libc's syscall(), found on first use. */
+/* syscall.S: libc's syscall(). */
 long (*shim_next_syscall)(long, ...);
 
 static long set_errno(long r)
@@ -197,10 +213,17 @@ static long set_errno(long r)
     return r;
 }
 
-long shim_syscall_first(long nr, long a, long b, long c, long d, long e, long f)
+/* Found before the program runs: the first call could come from a signal
+ * handler (the checkpoint handler makes some), where dlsym is unsafe. */
+__attribute__((constructor)) static void syscall_resolve(void)
 {
     if (!shim_next_syscall)
         *(void **)&shim_next_syscall = dlsym(RTLD_NEXT, "syscall");
+}
+
+long shim_syscall_first(long nr, long a, long b, long c, long d, long e, long f)
+{
+    syscall_resolve();
     if (!shim_next_syscall)
         return set_errno(ck_sys6(nr, a, b, c, d, e, f));
     return shim_next_syscall(nr, a, b, c, d, e, f);

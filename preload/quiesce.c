@@ -330,6 +330,7 @@ int quiesce_stop_threads(char *err, size_t errlen)
 /* Let parked threads return to the program. */
 void quiesce_release(void)
 {
+    pattr_unpark();
     __atomic_store_n(&g_shim.ckpt_active, 0, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&g_shim.release_gen, 1, __ATOMIC_SEQ_CST);
     shim_futex_wake(&g_shim.release_gen);

@@ -204,6 +204,7 @@ const sigset_t *shim_strip_mask(const sigset_t *set, sigset_t *tmp); /* without 
 /* pattr.c: process attributes (prctl, oom_score_adj, membarrier) */
 void pattr_park(struct shim_slot *s);
 int pattr_capture(struct ck_pattr *a, char *err, size_t errlen);
+void pattr_unpark(void);                            /* before the threads run again */
 void pattr_thread_restore(const struct shim_slot *s);
 int pattr_restore(char *err, size_t errlen);
 int pattr_capture_aio(char *err, size_t errlen);       /* after the memory map */
