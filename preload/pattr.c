@@ -204,7 +204,7 @@ int pattr_restore(char *err, size_t errlen)
 /* syscall.S: libc's syscall(). */
 long (*shim_next_syscall)(long, ...);
 
-static long set_errno(long r)
+long shim_set_errno(long r)
 {
     if (r < 0 && r > -4096) {
         errno = (int)-r;
@@ -225,7 +225,7 @@ long shim_syscall_first(long nr, long a, long b, long c, long d, long e, long f)
 {
     syscall_resolve();
     if (!shim_next_syscall)
-        return set_errno(ck_sys6(nr, a, b, c, d, e, f));
+        return shim_set_errno(ck_sys6(nr, a, b, c, d, e, f));
     return shim_next_syscall(nr, a, b, c, d, e, f);
 }
 
@@ -239,7 +239,7 @@ long shim_syscall_rseq(long nr, long area, long len, long flags, long sig)
         shim_tls.rseq_len = (uint32_t)len;
         shim_tls.rseq_sig = (uint32_t)sig;
     }
-    return set_errno(r);
+    return shim_set_errno(r);
 }
 
 /* A restored thread: its rseq registration, the program's or glibc's. */

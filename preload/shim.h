@@ -209,6 +209,7 @@ void pattr_thread_restore(const struct shim_slot *s);
 int pattr_restore(char *err, size_t errlen);
 int pattr_capture_aio(char *err, size_t errlen);       /* after the memory map */
 void pattr_rseq_restore(uint64_t fsbase);
+long shim_set_errno(long r);            /* a raw result as libc returns it (-1, errno) */
 
 /* waits.c: blocking calls a checkpoint does not cut short */
 int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),

@@ -17,6 +17,7 @@
  *   the pause of the checkpoint, and the time between a checkpoint and its
  *   restore, do not count (as for sleep and nanosleep in wrappers.c);
  * - with an absolute one (sem_timedwait), with the same deadline.
+ * io_getevents, made through syscall() (syscall.S sends it here), too.
  * A signal mask passed to ppoll, pselect or epoll_pwait loses the
  * checkpoint signal, as every mask does, or such a thread could never
  * park. Limit: a program signal delivered in the same call as a checkpoint
@@ -36,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "shim.h"
 
 #define RESOLVE(var, name)                                                                         \
@@ -280,4 +282,20 @@ SHIM_API int semtimedop(int id, struct sembuf *ops, size_t n, const struct times
     int64_t end = 0;
     t = ts_begin(t, &own, &end);
     RETRY(int, real_semtimedop(id, ops, n, t), TS_AGAIN);
+}
+
+/* syscall(SYS_io_getevents, ctx, min, nr, events, timeout) (syscall.S).
+ * libaio's io_getevents() makes the raw call itself and is not seen. */
+long shim_syscall_getevents(long nr, long ctx, long min, long max, long ev, long ts)
+{
+    struct timespec own;
+    int64_t end = 0;
+    const struct timespec *t = ts_begin((const struct timespec *)ts, &own, &end);
+    for (;;) {
+        uint32_t seq = shim_tls.ckpt_seq;
+        long r = ck_sys6(nr, ctx, min, max, ev, (long)t, 0);
+        if (r != -EINTR || shim_tls.ckpt_seq == seq)
+            return shim_set_errno(r);
+        TS_AGAIN;
+    }
 }

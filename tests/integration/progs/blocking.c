@@ -5,18 +5,22 @@
  *   without timeout: pause, poll, ppoll and pselect (with every signal in
  *   their mask), select, epoll_wait, epoll_pwait (every signal masked),
  *   epoll_pwait2, sigwaitinfo, sigtimedwait (NULL timeout), sem_wait,
- *   sem_timedwait (absolute, far away), msgrcv, semop.
+ *   sem_timedwait (absolute, far away), msgrcv, semop, io_getevents
+ *   (through syscall(), as programs without libaio make it).
  *   Each must still be blocked when the go file appears (a flag main sets
  *   only just before it wakes them); main then wakes each one (a write on
  *   its pipe, SIGUSR1 for pause, SIGUSR2 for the signal waits, sem_post,
- *   msgsnd, semop) and each must return what that wake-up gives.
+ *   msgsnd, semop, an AIO write) and each must return what that wake-up
+ *   gives.
  *   with a timeout of T_MS: poll, ppoll, select, pselect, epoll_wait,
- *   sigtimedwait, sem_timedwait (absolute), semtimedop: each must time out
+ *   sigtimedwait, sem_timedwait (absolute), semtimedop, io_getevents: each
+ *   must time out
  *   (0 / EAGAIN / ETIMEDOUT), not return EINTR, and not before T_MS on
  *   CLOCK_MONOTONIC. Time spent between checkpoint and restore does not
  *   count, so the upper bound allows for it.
  */
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <poll.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -25,24 +29,25 @@
 #include <sys/msg.h>
 #include <sys/select.h>
 #include <sys/sem.h>
+#include <sys/syscall.h>
 
 #include "testlib.h"
 
 #define T_MS 2500
-#define NCALLS 24
 
 enum {
     C_PAUSE, C_POLL, C_PPOLL, C_SELECT, C_PSELECT, C_EPOLL, C_EPWAIT, C_EPWAIT2,
-    C_SIGWAITINFO, C_SIGTIMEDWAIT, C_SEMWAIT, C_SEMTIMED, C_MSGRCV, C_SEMOP,
+    C_SIGWAITINFO, C_SIGTIMEDWAIT, C_SEMWAIT, C_SEMTIMED, C_MSGRCV, C_SEMOP, C_GETEVENTS,
     /* with timeouts */
     T_POLL, T_PPOLL, T_SELECT, T_PSELECT, T_EPOLL, T_SIGTIMED, T_SEMTIMED, T_SEMTIMEDOP,
+    T_GETEVENTS,
     C_END
 };
 static const char *names[] = {
     "pause", "poll", "ppoll", "select", "pselect", "epoll_wait", "epoll_pwait", "epoll_pwait2",
     "sigwaitinfo", "sigtimedwait", "sem_wait", "sem_timedwait", "msgrcv", "semop",
-    "poll(T)", "ppoll(T)", "select(T)", "pselect(T)", "epoll_wait(T)", "sigtimedwait(T)",
-    "sem_timedwait(T)", "semtimedop(T)",
+    "io_getevents", "poll(T)", "ppoll(T)", "select(T)", "pselect(T)", "epoll_wait(T)",
+    "sigtimedwait(T)", "sem_timedwait(T)", "semtimedop(T)", "io_getevents(T)",
 };
 
 static volatile int waking;           /* main is about to wake the untimed ones */
@@ -50,6 +55,7 @@ static int pipes[C_END][2];
 static int epfd[C_END];
 static sem_t sem_a, sem_b, sem_t1;
 static int msqid = -1, semid = -1;
+static aio_context_t actx[C_END];
 static pthread_t th[C_END];
 static volatile int usr1_seen;
 static int64_t started_ns;
@@ -87,6 +93,7 @@ static void *run(void *arg)
     siginfo_t si;
     struct msgbuf1 m;
     struct sembuf sop = {.sem_num = 0, .sem_op = -1, .sem_flg = 0};
+    struct io_event aev;
     long r = -2;
 
     sigfillset(&all);
@@ -112,6 +119,7 @@ static void *run(void *arg)
     case C_SEMTIMED: abs.tv_sec += 3600; r = sem_timedwait(&sem_b, &abs); break;
     case C_MSGRCV: r = msgrcv(msqid, &m, sizeof m.text, 1, 0); break;
     case C_SEMOP: r = semop(semid, &sop, 1); break;
+    case C_GETEVENTS: r = syscall(SYS_io_getevents, actx[c], 1, 1, &aev, NULL); break;
     case T_POLL: r = poll(&pf, 1, T_MS); break;
     case T_PPOLL: r = ppoll(&pf, 1, &ts, &all); break;
     case T_SELECT: r = select(fd + 1, &rs, NULL, NULL, &tv); break;
@@ -128,6 +136,7 @@ static void *run(void *arg)
         r = sem_timedwait(&sem_t1, &abs);
         break;
     case T_SEMTIMEDOP: sop.sem_num = 1; r = semtimedop(semid, &sop, 1, &ts); break;
+    case T_GETEVENTS: r = syscall(SYS_io_getevents, actx[c], 1, 1, &aev, &ts); break;
     }
     int e = errno;
     int64_t dt = test_now_ns() - t0;
@@ -146,6 +155,8 @@ static void *run(void *arg)
             check(r == 1 && FD_ISSET(fd, &rs), "%s returned %ld (%s)", n, r, strerror(e));
         else if (c == C_EPOLL || c == C_EPWAIT || c == C_EPWAIT2)
             check(r == 1 && ev.data.u32 == 7, "%s returned %ld (%s)", n, r, strerror(e));
+        else if (c == C_GETEVENTS)
+            check(r == 1 && aev.data == 42, "io_getevents returned %ld (%s)", r, strerror(e));
         else if (c == C_MSGRCV)
             check(r == 6 && !memcmp(m.text, "hello", 6), "msgrcv returned %ld (%s)", r,
                   strerror(e));
@@ -191,6 +202,8 @@ int main(void)
     check_sys(sem_init(&sem_t1, 0, 0));
     check_sys(msqid = msgget(IPC_PRIVATE, IPC_CREAT | 0600));
     check_sys(semid = semget(IPC_PRIVATE, 2, IPC_CREAT | 0600));
+    check_sys(syscall(SYS_io_setup, 4, &actx[C_GETEVENTS]));
+    check_sys(syscall(SYS_io_setup, 4, &actx[T_GETEVENTS]));
 
     started_ns = test_now_ns();
     for (int c = 0; c < C_END; c++)
@@ -215,6 +228,12 @@ int main(void)
     check_sys(msgsnd(msqid, &m, 6, 0));
     struct sembuf up = {.sem_num = 0, .sem_op = 1, .sem_flg = 0};
     check_sys(semop(semid, &up, 1));
+    static char byte = 'x';
+    struct iocb cb = {.aio_data = 42, .aio_lio_opcode = IOCB_CMD_PWRITE, .aio_buf = (uint64_t)&byte,
+                      .aio_nbytes = 1}, *cbp = &cb;
+    check_sys(cb.aio_fildes = open("/dev/null", O_WRONLY));
+    check(syscall(SYS_io_submit, actx[C_GETEVENTS], 1, &cbp) == 1, "io_submit: %s",
+          strerror(errno));
     for (int c = 0; c < T_POLL; c++)
         check(pthread_join(th[c], NULL) == 0, "join %s", names[c]);
     msgctl(msqid, IPC_RMID, NULL);
