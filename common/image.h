@@ -138,6 +138,28 @@ struct ck_mm {
     uint64_t arg_start, arg_end, env_start, env_end;
 };
 
+/* Process attributes set with prctl() or /proc (ck_proc.attr), put back
+ * by the shim after a restore. */
+#define CK_PA_SUBREAPER 0x1             /* PR_SET_CHILD_SUBREAPER */
+#define CK_PA_NO_NEW_PRIVS 0x2          /* PR_SET_NO_NEW_PRIVS */
+#define CK_MAX_AIO 16
+struct ck_aio {                         /* an AIO context (io_setup): its ring */
+    uint64_t addr, len;                 /* the ring mapping; addr is the context id */
+    uint32_t nr, head, tail, pad;       /* from the ring header */
+};
+struct ck_pattr {
+    int32_t oom_score_adj;
+    uint32_t flags;                     /* CK_PA_* */
+    int32_t dumpable;                   /* PR_GET_DUMPABLE */
+    int32_t pdeathsig;                  /* PR_GET_PDEATHSIG */
+    int32_t thp_disable;                /* PR_GET_THP_DISABLE */
+    uint32_t membarrier;                /* MEMBARRIER_CMD_GET_REGISTRATIONS */
+    uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
+    uint32_t loginuid;                  /* /proc/self/loginuid */
+    uint32_t naio;
+    struct ck_aio aio[CK_MAX_AIO];
+};
+
 /* CK_REC_PROC payload. */
 struct ck_proc {
     uint32_t pid, ppid, pgid, sid;
@@ -162,6 +184,7 @@ struct ck_proc {
     char comm[16];
     char cwd[CK_PATH_MAX];
     char exe[CK_PATH_MAX];
+    struct ck_pattr attr;
 };
 
 /* Callee-saved context at a thread's park point (System V x86_64 ABI). */

@@ -402,6 +402,21 @@ static void text_process(const struct view *v)
     printf("  pid/ppid      %u/%u (pgid %u, sid %u)\n", p->pid, p->ppid, p->pgid, p->sid);
     printf("  cwd           %.*s\n", FIX(p->cwd));
     printf("  umask         %04o\n", p->umask);
+    const struct ck_pattr *a = &p->attr;
+    printf("  attributes    oom_score_adj %d, dumpable %d%s%s, timer slack %llu ns",
+           a->oom_score_adj, a->dumpable, a->flags & CK_PA_SUBREAPER ? ", child subreaper" : "",
+           a->flags & CK_PA_NO_NEW_PRIVS ? ", no_new_privs" : "",
+           (unsigned long long)a->timerslack_ns);
+    if (a->pdeathsig)
+        printf(", parent-death signal %d", a->pdeathsig);
+    if (a->thp_disable)
+        printf(", THP disabled (%d)", a->thp_disable);
+    if (a->membarrier)
+        printf(", membarrier registrations %#x", a->membarrier);
+    for (uint32_t i = 0; i < a->naio && i < CK_MAX_AIO; i++)
+        printf(", AIO context %#llx (%u events, head %u, tail %u)",
+               (unsigned long long)a->aio[i].addr, a->aio[i].nr, a->aio[i].head, a->aio[i].tail);
+    printf("\n");
     printf("  brk           0x%llx-0x%llx (%s)\n", (unsigned long long)p->mm.start_brk,
            (unsigned long long)p->mm.brk,
            ck_fmt_bytes(buf, sizeof(buf),

@@ -204,7 +204,7 @@ static int capture_proc(char *err, size_t errlen)
         snprintf(g_shim.exe, sizeof g_shim.exe, "%s", p->exe);
     shim_read_file("/proc/self/comm", p->comm, sizeof p->comm);
     p->comm[strcspn(p->comm, "\n")] = 0;
-    return 0;
+    return pattr_capture(&p->attr, err, errlen);
 }
 
 /* Lines of a /proc file read in pieces into buf (no allocation): maps
@@ -1038,7 +1038,7 @@ int capture_all(char *err, size_t errlen)
      * may map memory the program keeps pointers to after this point. */
     capture_threads();
     cputime_capture();
-    if ((r = capture_regions(err, errlen)) < 0)
+    if ((r = capture_regions(err, errlen)) < 0 || (r = pattr_capture_aio(err, errlen)) < 0)
         return r;
     unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)

@@ -32,8 +32,6 @@
 
 #include "shim.h"
 
-#define RSEQ_SIGNATURE 0x53053053
-
 static pid_t signaled[CK_MAX_THREADS];
 static uint8_t strikes[CK_MAX_THREADS];  /* checks in a row it was seen blocking us */
 static int nsignaled;
@@ -151,6 +149,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
+    pattr_park(s);
     s->sigpending = own_pending(idx);
     shim_tls.ckpt_seq++;
     shim_tls.park_mono_ns = shim_now_ns(CLOCK_MONOTONIC);
@@ -403,6 +402,7 @@ int quiesce_stop_threads(char *err, size_t errlen)
 /* Let parked threads return to the program. */
 void quiesce_release(void)
 {
+    pattr_unpark();
     __atomic_store_n(&g_shim.ckpt_active, 0, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&g_shim.release_gen, 1, __ATOMIC_SEQ_CST);
     shim_futex_wake(&g_shim.release_gen);
@@ -467,13 +467,10 @@ void quiesce_fixup_thread(struct shim_slot *s)
         fix_robust_owners(pd + g_shim.robust_off, s->tid, tid);
         syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));
     }
-    if (g_shim.rseq_size) {
-        struct rseq *rs = (struct rseq *)(s->fsbase + (uint64_t)g_shim.rseq_off);
-        rs->rseq_cs = 0;
-        syscall(SYS_rseq, rs, 32, 0, RSEQ_SIGNATURE);
-    }
+    pattr_rseq_restore(s->fsbase);
     if (!(s->ss.ss_flags & SS_DISABLE) && s->ss.ss_sp)
         sigaltstack(&s->ss, NULL);
     prctl(PR_SET_NAME, s->comm, 0, 0, 0);
+    pattr_thread_restore(s);
     s->tid = tid;
 }

@@ -35,6 +35,8 @@ struct shim_slot {
     stack_t ss;                         /* sigaltstack */
     char comm[16];
     uint64_t sigpending;                /* signals pending for the thread alone */
+    int32_t pdeathsig, nnp;             /* pattr.c: PR_GET_PDEATHSIG, PR_GET_NO_NEW_PRIVS */
+    uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
 };
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
@@ -51,6 +53,9 @@ struct shim_tls {
     uint32_t ckpt_seq;                  /* bumped by every checkpoint signal */
     int64_t park_mono_ns;               /* CLOCK_MONOTONIC when parked */
     struct shim_cpu cpu_off;            /* CPU-time offsets since the last restore */
+    int rseq_own;                       /* the program registered rseq itself (pattr.c) */
+    uint32_t rseq_len, rseq_sig;
+    uint64_t rseq_area;                 /* 0: unregistered */
 };
 extern SHIM_TLS struct shim_tls shim_tls;
 
@@ -207,6 +212,21 @@ extern int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 extern struct ck_sigaction shim_app_ckpt_action;  /* the program's disposition, kernel layout */
 int wrappers_init(void);
 int shim_app_has_ckpt_handler(void);
+const sigset_t *shim_strip_mask(const sigset_t *set, sigset_t *tmp); /* without our signal */
+
+/* pattr.c: process attributes (prctl, oom_score_adj, membarrier) */
+void pattr_park(struct shim_slot *s);
+int pattr_capture(struct ck_pattr *a, char *err, size_t errlen);
+void pattr_unpark(void);                            /* before the threads run again */
+void pattr_thread_restore(const struct shim_slot *s);
+int pattr_restore(char *err, size_t errlen);
+int pattr_capture_aio(char *err, size_t errlen);       /* after the memory map */
+void pattr_rseq_restore(uint64_t fsbase);
+long shim_set_errno(long r);            /* a raw result as libc returns it (-1, errno) */
+
+/* waits.c: blocking calls a checkpoint does not cut short */
+int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),
+                       const sigset_t *set, siginfo_t *info, const struct timespec *t);
 
 /* sockdesc.c: "a TCP socket listening on 0.0.0.0:80", for refusals */
 void sockdesc(int fd, char *out, size_t olen);

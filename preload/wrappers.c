@@ -74,6 +74,11 @@ static const sigset_t *strip(const sigset_t *set, sigset_t *tmp)
     return tmp;
 }
 
+const sigset_t *shim_strip_mask(const sigset_t *set, sigset_t *tmp)
+{
+    return strip(set, tmp);
+}
+
 /* sigaction on a signal the shim keeps for itself: read and write the
  * program's shadow disposition instead of the kernel's. */
 static int shadow_sigaction(struct ck_sigaction *s, const struct sigaction *act,
@@ -204,7 +209,7 @@ SHIM_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct tim
 {
     RESOLVE(real_sigtimedwait, "sigtimedwait");
     sigset_t tmp;
-    return real_sigtimedwait(strip(set, &tmp), info, ts);
+    return waits_sigtimedwait(real_sigtimedwait, strip(set, &tmp), info, ts);
 }
 
 SHIM_API pid_t getpid(void)
