@@ -220,6 +220,12 @@ static int check_image(struct rctx *c)
                      (unsigned long long)r->start, (unsigned long long)r->end);
             return -1;
         }
+        if (i && r->start < im->regions[i - 1].end) {
+            /* the restorer looks regions up by address */
+            fail_msg(c, "the image's memory regions are out of order or overlap at %#llx",
+                     (unsigned long long)r->start);
+            return -1;
+        }
         if (r->flags & CK_REG_SPECIAL)
             continue;
         if (r->start < CK_WINDOW_END && r->end > CK_WINDOW_START) {

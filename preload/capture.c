@@ -298,8 +298,9 @@ void capture_vmflags_prescan(void)
     int special = 0;
     for (char *line; (line = lines_next(&l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
-            uint32_t f = vmflags_parse(line);
-            if ((f & ~VMF_IO) || ((f & VMF_IO) && !special))
+            /* the kernel's own mappings are not saved: their flags ([vvar]
+             * is "pf io dd") do not count */
+            if (!special && vmflags_parse(line))
                 g_shim.vmflags_seen = 1;
         } else if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
             const char *sp = strrchr(line, ' ');
@@ -309,11 +310,62 @@ void capture_vmflags_prescan(void)
     close(l.fd);
 }
 
+/* A region backed by the file e->path: its identity, or its bytes when
+ * the file is gone. A file mapped many times over (maps06: 10240 mappings
+ * of one file) is looked up once and its path stored once: *last is the
+ * previous file region. */
+static int file_region(struct ck_region *r, const struct ck_maps_entry *e,
+                       const struct ck_region **last, char *err, size_t errlen)
+{
+    const char *path = e->path;
+    const struct ck_region *l = *last;
+    r->flags |= CK_REG_FILE;
+    *last = r;
+    if (l && l->ino == e->ino && l->dev == makedev(e->dev_major, e->dev_minor) &&
+        !(l->flags & CK_REG_DELETED) == !e->deleted && !strcmp(path, g_shim.strtab + l->path_off)) {
+        r->flags |= l->flags & (CK_REG_DELETED | CK_REG_ALLPAGES);
+        r->dev = l->dev;
+        r->ino = l->ino;
+        r->fsize = l->fsize;
+        r->mtime_ns = l->mtime_ns;
+        r->path_off = l->path_off;
+        r->path_len = l->path_len;
+        return 0;
+    }
+    struct stat st;
+    int same = !e->deleted && stat(path, &st) == 0 && st.st_ino == e->ino &&
+               major(st.st_dev) == e->dev_major && minor(st.st_dev) == e->dev_minor;
+    if (same && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "memory region %#llx-%#llx maps device %s, which cannot "
+                 "be restored", (unsigned long long)e->start, (unsigned long long)e->end, path);
+        return -ENOTSUP;
+    }
+    if (same) {
+        r->dev = st.st_dev;
+        r->ino = st.st_ino;
+        r->fsize = (uint64_t)st.st_size;
+        r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    } else {
+        /* Deleted or replaced since it was mapped: keep its bytes.
+         * dev/ino from maps let restore find an fd of the same file. */
+        r->flags |= CK_REG_DELETED | CK_REG_ALLPAGES;
+        r->dev = makedev(e->dev_major, e->dev_minor);
+        r->ino = e->ino;
+    }
+    r->path_off = strtab_add(path, &r->path_len);
+    if (r->path_len != strlen(path)) {
+        snprintf(err, errlen, "the paths of the memory regions exceed %u bytes", SHIM_STRTAB);
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
 /* The region lines of maps or smaps; VmFlags lines (smaps) add flags to
  * the region before them. */
 static int parse_regions(struct lines *l, char *err, size_t errlen)
 {
     struct ck_proc *p = &g_shim.proc;
+    const struct ck_region *last_file = NULL;
     g_shim.nregions = 0;
     for (char *line; (line = lines_next(l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
@@ -381,30 +433,8 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             return -ENOTSUP;
         } else if (!strcmp(path, "/dev/zero") || !strncmp(path, "/SYSV", 5)) {
             r->flags |= CK_REG_ANON;
-        } else {
-            struct stat st;
-            r->flags |= CK_REG_FILE;
-            int same = !e.deleted && stat(path, &st) == 0 && st.st_ino == e.ino &&
-                       major(st.st_dev) == e.dev_major && minor(st.st_dev) == e.dev_minor;
-            if (same && !S_ISREG(st.st_mode)) {
-                snprintf(err, errlen, "memory region %#llx-%#llx maps device %s, which cannot "
-                         "be restored", (unsigned long long)e.start, (unsigned long long)e.end,
-                         path);
-                return -ENOTSUP;
-            }
-            if (same) {
-                r->dev = st.st_dev;
-                r->ino = st.st_ino;
-                r->fsize = (uint64_t)st.st_size;
-                r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-            } else {
-                /* Deleted or replaced since it was mapped: keep its bytes.
-                 * dev/ino from maps let restore find an fd of the same file. */
-                r->flags |= CK_REG_DELETED | CK_REG_ALLPAGES;
-                r->dev = makedev(e.dev_major, e.dev_minor);
-                r->ino = e.ino;
-            }
-            r->path_off = strtab_add(path, &r->path_len);
+        } else if (file_region(r, &e, &last_file, err, errlen) < 0) {
+            return -ENOTSUP;
         }
         if (r->start < 0x100040000000ULL && r->end > 0x100000000000ULL) {
             snprintf(err, errlen, "memory region %#llx-%#llx overlaps the restorer's reserved "

@@ -19,9 +19,9 @@
 #define SHIM_API __attribute__((visibility("default")))
 #define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
-#define SHIM_MAX_REGIONS 8192
+#define SHIM_MAX_REGIONS 65536         /* above vm.max_map_count (65530 by default) */
 #define SHIM_MAX_FDS 4096
-#define SHIM_STRTAB (1u << 20)
+#define SHIM_STRTAB (8u << 20)
 
 /* A thread's slot while it is parked for a checkpoint. */
 struct shim_slot {

@@ -305,18 +305,27 @@ static void map_regions(void)
     }
 }
 
-/* The region that holds [a, a+len), writable by us, or die. */
+/* The region that holds [a, a+len), writable by us, or die. Regions are
+ * in address order (coord checks): a binary search, as there may be 65530
+ * of them and as many page records. */
 static const struct ck_plan_region *check_target(uint64_t a, uint64_t len)
 {
     const struct ck_plan_region *rg = regions();
-    for (uint32_t i = 0; i < plan->nregions; i++) {
-        const struct ck_plan_region *r = &rg[i];
+    uint32_t lo = 0, hi = plan->nregions;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rg[mid].end <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < plan->nregions) {
+        const struct ck_plan_region *r = &rg[lo];
         if (a >= r->start && a + len <= r->end && a + len > a) {
-            if ((r->flags & CK_REG_SPECIAL) ||
-                ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) &&
-                 !(r->flags & CK_REG_ALLPAGES)))
-                break;
-            return r;
+            if (!(r->flags & CK_REG_SPECIAL) &&
+                !((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) &&
+                  !(r->flags & CK_REG_ALLPAGES)))
+                return r;
         }
     }
     die("image has pages outside any writable region", a, 0);

@@ -73,6 +73,7 @@ LOW_NOFILE=" fd_high "
 TWICE+=" sigev_thread "
 TWICE+=" raw_clone_exit "
 TWICE+=" cputime "
+TWICE+=" many_regions "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
