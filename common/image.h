@@ -211,6 +211,18 @@ struct ck_thread {
 #define CK_REG_DONTFORK 0x200           /* MADV_DONTFORK (VmFlags "dc"), set again on restore */
 #define CK_REG_WIPEONFORK 0x400         /* MADV_WIPEONFORK ("wf"), set again on restore */
 #define CK_REG_DONTDUMP 0x800           /* MADV_DONTDUMP ("dd"), set again on restore */
+/* More VmFlags, known when smaps was read (see DESIGN "VmFlags"), set again
+ * on restore by the shim (madvise, mlock) or the restorer (mmap flags). */
+#define CK_REG_HUGEPAGE 0x1000          /* MADV_HUGEPAGE ("hg") */
+#define CK_REG_NOHUGEPAGE 0x2000        /* MADV_NOHUGEPAGE ("nh") */
+#define CK_REG_MERGEABLE 0x4000         /* MADV_MERGEABLE ("mg"), KSM */
+#define CK_REG_SEQUENTIAL 0x8000        /* MADV_SEQUENTIAL ("sr") */
+#define CK_REG_RANDOM 0x10000           /* MADV_RANDOM ("rr") */
+#define CK_REG_LOCKED 0x20000           /* mlock / MAP_LOCKED ("lo") */
+#define CK_REG_NORESERVE 0x40000        /* MAP_NORESERVE ("nr") */
+#define CK_REG_DROPPABLE 0x80000        /* MAP_DROPPABLE ("dp") */
+#define CK_REG_MAYWRITE 0x100000        /* shared file mapping that mprotect may make
+                                           writable ("mw"): the file was open for writing */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */

@@ -251,7 +251,8 @@ static int check_image(struct rctx *c)
                      "checkpoint (size or modification time differ)", path);
             return -1;
         }
-        if ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE) && access(path, R_OK | W_OK)) {
+        if ((r->flags & CK_REG_SHARED) && ((r->prot & PROT_WRITE) || (r->flags & CK_REG_MAYWRITE)) &&
+            access(path, R_OK | W_OK)) {
             fail_msg(c, "cannot open %s for writing (shared writable mapping)", path);
             return -1;
         }
@@ -395,7 +396,12 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].prot = r->prot;
         pr[i].flags = r->flags;
         pr[i].offset = r->offset;
-        pr[i].open_flags = ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+        /* a file the program had open for writing is opened so again,
+         * so that a later mprotect(PROT_WRITE) still works */
+        pr[i].open_flags = ((r->flags & CK_REG_SHARED) &&
+                            ((r->prot & PROT_WRITE) || (r->flags & CK_REG_MAYWRITE)))
+                               ? O_RDWR
+                               : O_RDONLY;
         pr[i].from_fd = -1;
         if ((r->flags & CK_REG_DELETED) && (r->flags & CK_REG_SHARED))
             for (uint32_t k = 0; k < im->nfds; k++) {

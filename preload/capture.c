@@ -251,26 +251,38 @@ static char *lines_next(struct lines *l)
 }
 
 #define VMF_IO 0x80000000u              /* VM_IO or VM_PFNMAP: not readable memory */
+#define VMF_HUGETLB 0x40000000u         /* VM_HUGETLB: hugetlbfs pages */
 
 /* The VmFlags of an smaps entry that matter here, as CK_REG_* bits. */
 static uint32_t vmflags_parse(const char *s)
 {
+    static const struct {
+        char name[3];
+        uint32_t flag;
+    } names[] = {
+        {"dc", CK_REG_DONTFORK},   {"wf", CK_REG_WIPEONFORK},  {"dd", CK_REG_DONTDUMP},
+        {"hg", CK_REG_HUGEPAGE},   {"nh", CK_REG_NOHUGEPAGE},  {"mg", CK_REG_MERGEABLE},
+        {"sr", CK_REG_SEQUENTIAL}, {"rr", CK_REG_RANDOM},      {"lo", CK_REG_LOCKED},
+        {"nr", CK_REG_NORESERVE},  {"dp", CK_REG_DROPPABLE},   {"mw", CK_REG_MAYWRITE},
+        {"io", VMF_IO},            {"pf", VMF_IO},             {"ht", VMF_HUGETLB},
+    };
     uint32_t f = 0;
     for (s += 8; *s; s++) {
         if (s[0] == ' ' || !s[1])
             continue;
-        if (s[0] == 'd' && s[1] == 'c')
-            f |= CK_REG_DONTFORK;
-        else if (s[0] == 'w' && s[1] == 'f')
-            f |= CK_REG_WIPEONFORK;
-        else if (s[0] == 'd' && s[1] == 'd')
-            f |= CK_REG_DONTDUMP;
-        else if ((s[0] == 'i' && s[1] == 'o') || (s[0] == 'p' && s[1] == 'f'))
-            f |= VMF_IO;
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (s[0] == names[i].name[0] && s[1] == names[i].name[1])
+                f |= names[i].flag;
         s++;
     }
     return f;
 }
+
+/* Flags that alone do not make the pause read smaps: MAP_NORESERVE is on
+ * every glibc malloc arena and only matters for strict overcommit
+ * accounting; "mw" is on every region mapped from a file open for writing
+ * and matters only where mprotect could add PROT_WRITE (see the prescan). */
+#define VMF_CHEAP (CK_REG_NORESERVE | CK_REG_MAYWRITE)
 
 static int is_kernel_special(const char *path)
 {
@@ -295,16 +307,21 @@ void capture_vmflags_prescan(void)
         g_shim.vmflags_seen = 1;
         return;
     }
-    int special = 0;
+    int special = 0, shared_ro_file = 0;
     for (char *line; (line = lines_next(&l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
             /* the kernel's own mappings are not saved: their flags ([vvar]
              * is "pf io dd") do not count */
-            if (!special && vmflags_parse(line))
+            uint32_t f = special ? 0 : vmflags_parse(line);
+            if ((f & ~VMF_CHEAP) || (shared_ro_file && (f & CK_REG_MAYWRITE)))
                 g_shim.vmflags_seen = 1;
         } else if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
             const char *sp = strrchr(line, ' ');
             special = sp && is_kernel_special(sp + 1);
+            /* "start-end r--s offset dev inode /path": a shared file
+             * mapping without PROT_WRITE (maps_file_prot) */
+            const char *perm = strchr(line, ' ');
+            shared_ro_file = perm && perm[2] == '-' && perm[4] == 's' && strchr(line, '/');
         }
     }
     close(l.fd);
@@ -380,6 +397,23 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
                          r->path_len ? g_shim.strtab + r->path_off : "anonymous");
                 return -ENOTSUP;
             }
+            if (f & VMF_HUGETLB) {
+                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is hugetlb memory "
+                         "(MAP_HUGETLB, hugetlbfs, MFD_HUGETLB), which ckshim cannot restore",
+                         (unsigned long long)r->start, (unsigned long long)r->end,
+                         r->path_len ? g_shim.strtab + r->path_off : "anonymous");
+                return -ENOTSUP;
+            }
+            /* "mw" matters on shared file mappings only (restore opens
+             * the file for writing) */
+            if ((r->flags & (CK_REG_FILE | CK_REG_SHARED)) != (CK_REG_FILE | CK_REG_SHARED))
+                f &= ~CK_REG_MAYWRITE;
+            /* MAP_DROPPABLE memory is wiped on fork and left out of core
+             * dumps by its nature (VmFlags "dp wf dd"): the kernel may drop
+             * its pages at any time, so the writer may see them zero, and
+             * mmap(MAP_DROPPABLE) sets both flags again */
+            if (f & CK_REG_DROPPABLE)
+                f &= ~(CK_REG_WIPEONFORK | CK_REG_DONTDUMP);
             r->flags |= f;
             continue;
         }
@@ -1071,13 +1105,26 @@ void capture_fork_flags(int for_fork)
  * left out. */
 void capture_restore_vmflags(void)
 {
+    static const struct {
+        uint32_t flag;
+        int advice;
+    } advs[] = {
+        {CK_REG_DONTDUMP, MADV_DONTDUMP},   {CK_REG_HUGEPAGE, MADV_HUGEPAGE},
+        {CK_REG_NOHUGEPAGE, MADV_NOHUGEPAGE}, {CK_REG_MERGEABLE, MADV_MERGEABLE},
+        {CK_REG_SEQUENTIAL, MADV_SEQUENTIAL}, {CK_REG_RANDOM, MADV_RANDOM},
+    };
     capture_fork_flags(0);
     for (uint32_t i = 0; i < g_shim.nregions; i++) {
         const struct ck_region *r = &g_shim.regions[i];
-        if ((r->flags & CK_REG_DONTDUMP) &&
-            madvise((void *)r->start, r->end - r->start, MADV_DONTDUMP) < 0)
-            shim_log("madvise(%#llx, DONTDUMP): %s", (unsigned long long)r->start,
-                     strerror(errno));
+        void *a = (void *)r->start;
+        size_t len = r->end - r->start;
+        for (unsigned k = 0; k < sizeof advs / sizeof advs[0]; k++)
+            if ((r->flags & advs[k].flag) && madvise(a, len, advs[k].advice) < 0)
+                shim_log("madvise(%p, %d): %s", a, advs[k].advice, strerror(errno));
+        /* every page of a locked region is resident again (the restorer
+         * filled it, or mlock faults it in) */
+        if ((r->flags & CK_REG_LOCKED) && mlock(a, len) < 0)
+            shim_log("mlock(%p, %zu): %s", a, len, strerror(errno));
     }
 }
 
@@ -1109,7 +1156,8 @@ int capture_check_fork_child(char *err, size_t errlen)
     int r = 0, missing = 0;
     for (char *line; !r && !missing && (line = lines_next(&l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
-            if (vmflags_parse(line) & CK_REG_WIPEONFORK) {
+            uint32_t f = vmflags_parse(line);
+            if ((f & CK_REG_WIPEONFORK) && !(f & CK_REG_DROPPABLE)) {
                 snprintf(err, errlen, "memory region %#llx-%#llx was marked MADV_WIPEONFORK "
                          "during the checkpoint; try again", (unsigned long long)vs,
                          (unsigned long long)ve);

@@ -275,6 +275,7 @@ static void map_regions(void)
             continue;
         uint64_t len = r->end - r->start;
         int shared = (r->flags & CK_REG_SHARED) != 0;
+        int extra = (r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0;
         long addr;
         if (r->from_fd >= 0) {
             /* shared mapping of a deleted file or memfd the program also
@@ -288,12 +289,14 @@ static void map_regions(void)
                 die("cannot open a mapped file", r->start, fd);
             int prot = (int)r->prot | (shared ? 0 : R_PROT_WRITE);
             addr = sys_mmap(r->start, len, prot,
-                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE, fd,
-                            r->offset);
+                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE | extra,
+                            fd, r->offset);
             sys_close(fd);
         } else {
-            int fl = (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_ANONYMOUS |
-                     R_MAP_FIXED_NOREPLACE;
+            int fl = (shared                               ? R_MAP_SHARED
+                      : (r->flags & CK_REG_DROPPABLE) ? R_MAP_DROPPABLE
+                                                      : R_MAP_PRIVATE) |
+                     R_MAP_ANONYMOUS | R_MAP_FIXED_NOREPLACE | extra;
             if (r->flags & CK_REG_STACK)
                 fl |= R_MAP_GROWSDOWN;
             addr = sys_mmap(r->start, len, (int)r->prot | R_PROT_WRITE | R_PROT_READ, fl, -1, 0);

@@ -58,6 +58,7 @@
 #define R_PROT_EXEC 4
 #define R_MAP_SHARED 0x01
 #define R_MAP_PRIVATE 0x02
+#define R_MAP_DROPPABLE 0x08
 #define R_MAP_FIXED 0x10
 #define R_MAP_ANONYMOUS 0x20
 #define R_MAP_GROWSDOWN 0x100
