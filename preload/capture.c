@@ -390,18 +390,14 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             uint32_t f = vmflags_parse(line);
             if (!r || (r->flags & CK_REG_SPECIAL))
                 continue;
-            if (f & VMF_IO) {
-                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is an I/O or PFN mapping "
-                         "(VmFlags io/pf) whose contents cannot be read or restored",
-                         (unsigned long long)r->start, (unsigned long long)r->end,
-                         r->path_len ? g_shim.strtab + r->path_off : "anonymous");
-                return -ENOTSUP;
-            }
-            if (f & VMF_HUGETLB) {
-                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is hugetlb memory "
-                         "(MAP_HUGETLB, hugetlbfs, MFD_HUGETLB), which ckshim cannot restore",
-                         (unsigned long long)r->start, (unsigned long long)r->end,
-                         r->path_len ? g_shim.strtab + r->path_off : "anonymous");
+            if (f & (VMF_IO | VMF_HUGETLB)) {
+                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is %s, which ckshim "
+                         "cannot restore", (unsigned long long)r->start,
+                         (unsigned long long)r->end,
+                         r->path_len ? g_shim.strtab + r->path_off : "anonymous",
+                         (f & VMF_IO) ? "an I/O or PFN mapping (VmFlags io/pf) whose contents "
+                                        "cannot be read"
+                                      : "hugetlb memory (MAP_HUGETLB, hugetlbfs, MFD_HUGETLB)");
                 return -ENOTSUP;
             }
             /* "mw" matters on shared file mappings only (restore opens
