@@ -13,6 +13,7 @@
  *   | record: FDS               |  ck_fd[] + string table
  *   | record: LOCKS (optional)  |  ck_lock[]: file locks held
  *   | record: TTYS (optional)   |  ck_tty[]: terminal modes of std fds
+ *   | record: GUARDS (optional) |  ck_guard[]: guard page runs
  *   | record: FILEDATA ...      |  contents of deleted files (chunks)
  *   | record: PAGES ...         |  one contiguous run of pages each
  *   | record: END               |  struct ck_end (totals)
@@ -86,6 +87,7 @@ enum {
     CK_REC_MEMCHECK = 0x20,             /* ck_memcheck[]: witnesses of flagged regions */
     CK_REC_LOCKS = 8,                   /* ck_lock[], right after FDS, if any */
     CK_REC_TTYS = 9,                    /* ck_tty[], after FDS (and LOCKS), if any */
+    CK_REC_GUARDS = 10,                 /* ck_guard[], after FDS (LOCKS, TTYS), if any */
     CK_REC_END = 0x7fff,
 };
 
@@ -223,6 +225,8 @@ struct ck_thread {
 #define CK_REG_DROPPABLE 0x80000        /* MAP_DROPPABLE ("dp") */
 #define CK_REG_MAYWRITE 0x100000        /* shared file mapping that mprotect may make
                                            writable ("mw"): the file was open for writing */
+#define CK_REG_GUARDS 0x200000          /* may hold guard pages (MADV_GUARD_INSTALL, "gu"):
+                                           the GUARDS record lists them */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */
@@ -322,6 +326,14 @@ struct ck_tty {
     uint8_t cc[19];                     /* NCCS of the kernel's struct termios */
     uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;
     uint64_t dev, rdev;                 /* the terminal at checkpoint */
+};
+
+/* CK_REC_GUARDS payload: ck_rec.arg of these, in address order, each a
+ * run of guard pages (MADV_GUARD_INSTALL: touching them faults) inside a
+ * region marked CK_REG_GUARDS. They hold no contents; the restorer
+ * installs them again once memory is filled. */
+struct ck_guard {
+    uint64_t start, end;
 };
 
 /* CK_REC_END payload. */

@@ -26,6 +26,7 @@ _Static_assert(sizeof(struct ck_end) == 32, "ck_end must be 32 bytes");
 /* Sanity limits of the reader. */
 #define IMG_MAX_META (64ULL << 20)      /* payload of PROC/THREADS/REGIONS/FDS/unknown */
 #define IMG_MAX_LOCKS 65536             /* entries of a LOCKS record */
+#define IMG_MAX_GUARDS (1u << 20)       /* entries of a GUARDS record */
 #define IMG_MAX_FILEDATA (1ULL << 20)   /* raw bytes of one FILEDATA record */
 #define IMG_MAX_PAGES_RAW ((uint64_t)CK_CHUNK_PAGES * CK_PAGE_SIZE)
 #define IMG_MAX_STRINGS (64ULL << 20)   /* copied-out path bytes per record */
@@ -275,6 +276,8 @@ static const char *rec_type_name(uint32_t type)
         return "LOCKS";
     case CK_REC_TTYS:
         return "TTYS";
+    case CK_REC_GUARDS:
+        return "GUARDS";
     case CK_REC_PAGES:
         return "PAGES";
     case CK_REC_END:
@@ -519,6 +522,7 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         break;
     case CK_REC_LOCKS:
     case CK_REC_TTYS:
+    case CK_REC_GUARDS:
         /* optional, between FDS and the first FILEDATA or PAGES */
         if (c->stage != ST_FILEDATA || img->nfiledata)
             goto bad_order;
@@ -654,6 +658,29 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         } else {
             img->ttys = (struct ck_tty *)(void *)buf;
             img->nttys = (uint32_t)rec->arg;
+        }
+        break;
+    }
+
+    case CK_REC_GUARDS: {
+        uint8_t *buf;
+        if (img->guards)
+            return rec_fail(c, "a second %s record", c->tname);
+        if (rec->arg < 1 || rec->arg > IMG_MAX_GUARDS || rec->len != rec->arg * sizeof(struct ck_guard))
+            return rec_fail(c, "payload is %llu bytes for %llu entries (1..%u)",
+                            (unsigned long long)rec->len, (unsigned long long)rec->arg,
+                            IMG_MAX_GUARDS);
+        rc = read_alloc(c, rec, &buf);
+        if (rc < 0)
+            return rc;
+        img->guards = (struct ck_guard *)(void *)buf;
+        img->nguards = (uint32_t)rec->arg;
+        for (uint32_t i = 0; i < img->nguards; i++) {
+            const struct ck_guard *g = &img->guards[i];
+            if (g->start >= g->end || (g->start | g->end) % CK_PAGE_SIZE ||
+                g->end > 0x800000000000ULL || (i && g->start < img->guards[i - 1].end))
+                return rec_fail(c, "entry %u (%#llx-%#llx) is malformed or out of order", i,
+                                (unsigned long long)g->start, (unsigned long long)g->end);
         }
         break;
     }
@@ -881,6 +908,7 @@ void ck_image_free(struct ck_image *img)
     free(img->fd_paths);
     free(img->locks);
     free(img->ttys);
+    free(img->guards);
     free(img->filedata);
     free(img->pages);
     memset(img, 0, sizeof(*img));

@@ -55,6 +55,8 @@ struct ck_plan {
     int32_t ready_fd;                   /* to ready_fd, then read "ok\n" or "error: ...\n"
                                            from gate_fd before the program resumes */
     int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
+    uint64_t nguards;                   /* struct ck_guard[nguards]: installed once */
+    uint64_t guards_off;                /* memory is filled */
 };
 
 /* One PAGES record of the image: its header and where its payload is. */

@@ -336,7 +336,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     toff = (toff + 63) & ~63UL;
     size_t poff = toff + im->nthreads * sizeof(struct ck_plan_thread);
     poff = (poff + 63) & ~63UL;
-    size_t soff = poff + im->npagerecs * sizeof(struct ck_plan_pagerec);
+    size_t goff = poff + im->npagerecs * sizeof(struct ck_plan_pagerec);
+    size_t soff = goff + im->nguards * sizeof(struct ck_guard);
     size_t size = soff + strings + 1;
     if (size > CK_PLAN_MAX) {
         fail_msg(c, "the image describes too many regions");
@@ -373,6 +374,10 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->shim_info_addr = im->proc.shim_info_addr;
     p->npagerecs = im->npagerecs;
     p->pagerecs_off = poff;
+    p->nguards = im->nguards;
+    p->guards_off = goff;
+    if (im->nguards)
+        memcpy(buf + goff, im->guards, im->nguards * sizeof(struct ck_guard));
     cpu_set_t cpus;
     int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
     const char *wenv = getenv("CKSHIM_RESTORE_THREADS");

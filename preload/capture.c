@@ -264,7 +264,8 @@ static uint32_t vmflags_parse(const char *s)
         {"hg", CK_REG_HUGEPAGE},   {"nh", CK_REG_NOHUGEPAGE},  {"mg", CK_REG_MERGEABLE},
         {"sr", CK_REG_SEQUENTIAL}, {"rr", CK_REG_RANDOM},      {"lo", CK_REG_LOCKED},
         {"nr", CK_REG_NORESERVE},  {"dp", CK_REG_DROPPABLE},   {"mw", CK_REG_MAYWRITE},
-        {"io", VMF_IO},            {"pf", VMF_IO},             {"ht", VMF_HUGETLB},
+        {"gu", CK_REG_GUARDS},     {"io", VMF_IO},             {"pf", VMF_IO},
+        {"ht", VMF_HUGETLB},
     };
     uint32_t f = 0;
     for (s += 8; *s; s++) {

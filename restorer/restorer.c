@@ -470,6 +470,21 @@ static void pass_gate(void)
     die(n > 0 ? m : "the counter gate keeper went away", 0, 0);
 }
 
+/* Guard pages (MADV_GUARD_INSTALL) back where they were, once memory is
+ * filled (installing one drops what is mapped there; none of them has
+ * pages in the image), before protections are set (PROT_NONE regions may
+ * hold guards too). */
+#define MADV_GUARD_INSTALL_ 102
+static void install_guards(void)
+{
+    const struct ck_guard *g = (const struct ck_guard *)((const char *)plan + plan->guards_off);
+    for (uint64_t i = 0; i < plan->nguards; i++) {
+        long e = sys_madvise(g[i].start, g[i].end - g[i].start, MADV_GUARD_INSTALL_);
+        if (e < 0)
+            die("cannot install guard pages (MADV_GUARD_INSTALL)", g[i].start, e);
+    }
+}
+
 static void protect_regions(void)
 {
     const struct ck_plan_region *rg = regions();
@@ -542,6 +557,7 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     clear_address_space();
     map_regions();
     fill_pages();
+    install_guards();
     if (plan->gate_fd >= 0)
         pass_gate();
     protect_regions();
