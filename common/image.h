@@ -227,6 +227,10 @@ struct ck_thread {
                                            writable ("mw"): the file was open for writing */
 #define CK_REG_GUARDS 0x200000          /* may hold guard pages (MADV_GUARD_INSTALL, "gu"):
                                            the GUARDS record lists them */
+#define CK_REG_FROMFD 0x400000          /* CK_REG_DELETED region of a deleted file or memfd
+                                           the program holds open: mapped from the file
+                                           coord recreates (private: only pages changed
+                                           in memory are in the image) */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */
@@ -273,9 +277,20 @@ struct ck_fd {
     uint32_t pad;
     uint64_t dev, ino, size;
     int64_t mtime_ns;
-    uint64_t aux;                       /* eventfd count, pipe ino, ... */
+    uint64_t aux;                       /* eventfd count, pipe ino, memfd seals, ... */
     uint32_t path_off, path_len;
 };
+
+/* Can region r be mapped from the program's descriptor f, a deleted file
+ * or memfd (CK_REG_FROMFD)? Same file, and an access mode that allows the
+ * mapping (O_RDONLY 0, O_WRONLY 1, O_RDWR 2). Shim and coord agree on it. */
+static inline int ck_fd_maps_region(const struct ck_fd *f, const struct ck_region *r)
+{
+    uint32_t acc = f->oflags & 3;
+    int writes = (r->flags & CK_REG_SHARED) && ((r->prot & 2) || (r->flags & CK_REG_MAYWRITE));
+    return (f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
+           f->dev == r->dev && (writes ? acc == 2 : acc != 1);
+}
 
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,
  * one per region marked MADV_DONTFORK or MADV_WIPEONFORK, in region order.

@@ -408,15 +408,27 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
                                ? O_RDWR
                                : O_RDONLY;
         pr[i].from_fd = -1;
-        if ((r->flags & CK_REG_DELETED) && (r->flags & CK_REG_SHARED))
+        /* CK_REG_FROMFD: the program holds the file open (any size: a
+         * mapping may reach past its end, as it did); older images only
+         * name shared mappings that fit in the file */
+        int fromfd = (r->flags & CK_REG_FROMFD) != 0;
+        if ((r->flags & CK_REG_DELETED) && ((r->flags & CK_REG_SHARED) || fromfd))
             for (uint32_t k = 0; k < im->nfds; k++) {
                 const struct ck_fd *f = &im->fds[k];
-                if ((f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
-                    f->dev == r->dev && r->offset + (r->end - r->start) <= f->size) {
+                if (fromfd ? ck_fd_maps_region(f, r)
+                           : (f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) &&
+                                 f->ino == r->ino && f->dev == r->dev &&
+                                 r->offset + (r->end - r->start) <= f->size) {
                     pr[i].from_fd = f->fd;
                     break;
                 }
             }
+        if (fromfd && pr[i].from_fd < 0) {
+            fail_msg(c, "memory region %#llx-%#llx maps a deleted file the image has no "
+                     "descriptor of", (unsigned long long)r->start, (unsigned long long)r->end);
+            free(buf);
+            return -1;
+        }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
         pr[i].path_off = (uint32_t)so;
@@ -502,7 +514,8 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
         char *d = strstr(name, " (deleted)");
         if (d)
             *d = 0;
-        fd = memfd_create(name, 0);
+        /* sealing allowed: the seals are added back below */
+        fd = memfd_create(name, MFD_ALLOW_SEALING);
     } else {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", path);
@@ -552,6 +565,24 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
     free(out);
     if (ftruncate(fd, (off_t)f->size) < 0) {
         /* keep what we wrote */
+    }
+    if (f->kind == CK_FD_MEMFD) {
+        /* its mode (memfd_create makes 0777), then its seals (a memfd
+         * made without MFD_ALLOW_SEALING has F_SEAL_SEAL) */
+        if (fchmod(fd, f->mode & 07777) < 0 ||
+            (f->aux && fcntl(fd, F_ADD_SEALS, (int)f->aux) < 0)) {
+            fail_msg(c, "fd %d: cannot set the mode %o or the seals %#llx of memfd %s: %s",
+                     f->fd, f->mode & 07777, (unsigned long long)f->aux, path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        /* memfd_create's descriptor is already read-write, and one opened
+         * through /proc for writing would make an execveat of the memfd
+         * fail with ETXTBSY (memfd04) */
+        if ((f->oflags & O_ACCMODE) == O_RDWR) {
+            fcntl(fd, F_SETFL, (int)(f->oflags & (O_APPEND | O_NONBLOCK)));
+            return fd;
+        }
     }
     /* Reopen with the program's access mode and flags. */
     char lp[64];

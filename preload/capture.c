@@ -817,6 +817,8 @@ static int capture_fds(char *err, size_t errlen)
             if (S_ISREG(st.st_mode)) {
                 if (!strncmp(target, "/memfd:", 7)) {
                     f->kind = CK_FD_MEMFD;
+                    int seals = fcntl(fd, F_GET_SEALS);
+                    f->aux = seals > 0 ? (uint64_t)seals : 0;
                 } else if (deleted) {
                     f->kind = CK_FD_DELETED;
                     target[tl - 10] = 0;
@@ -1047,6 +1049,25 @@ static int capture_children(char *err, size_t errlen)
     return -ENOTSUP;
 }
 
+/* Regions of a deleted file or memfd that the program also holds open:
+ * restore maps them from the file it recreates from that descriptor, so
+ * that they stay one with it (a write through the descriptor shows in a
+ * page never written in a private mapping: unlink_mmap02, memfd02). */
+static void mark_fromfd(void)
+{
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        struct ck_region *r = &g_shim.regions[i];
+        if (!(r->flags & CK_REG_DELETED))
+            continue;
+        for (uint32_t k = 0; k < g_shim.nfds; k++) {
+            if (ck_fd_maps_region(&g_shim.fds[k], r)) {
+                r->flags |= CK_REG_FROMFD;
+                break;
+            }
+        }
+    }
+}
+
 /* Capture everything but memory contents. Returns 0 or -errno with a
  * message in err. */
 int capture_all(char *err, size_t errlen)
@@ -1071,6 +1092,7 @@ int capture_all(char *err, size_t errlen)
     unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
+    mark_fromfd();
     /* Witnesses of the memory a fork would hide, taken now, from the
      * program itself: they let a reader tell whether the writer saw it. */
     if ((r = dump_witnesses(err, errlen)) < 0)

@@ -456,6 +456,16 @@ static size_t mem_read(struct writer *w, struct worker *k, uint64_t addr, size_t
     return ok;
 }
 
+/* Every page of a deleted file's region is saved, but for a private
+ * mapping of one the program holds open: restore maps that from the
+ * recreated file, so only its pages changed in memory are saved, as for a
+ * private mapping of a file that exists. */
+static int saves_all(uint32_t f)
+{
+    return (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON) &&
+           !((f & CK_REG_FROMFD) && !(f & CK_REG_SHARED));
+}
+
 static void run_job(struct worker *k, struct job *j)
 {
     struct writer *w = k->w;
@@ -465,7 +475,7 @@ static void run_job(struct worker *k, struct job *j)
     j->out_len = 0;
     j->nrec = j->npages_out = j->raw = j->stored = 0;
     j->err = 0;
-    int all = (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON);
+    int all = saves_all(f);
     if (all && !(f & CK_REG_GUARDS)) {
         size_t got = mem_read(w, k, j->addr, n);
         if (got)
@@ -580,7 +590,7 @@ static int witness(const struct ck_region *r, struct ck_memcheck *m, int pmfd, i
     static uint8_t copy[CK_PAGE_SIZE];
     uint32_t f = r->flags;
     int shared = (f & CK_REG_SHARED) != 0, anon_private = (f & CK_REG_ANON) && !shared;
-    int all = (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON);
+    int all = saves_all(f);
     int via_mem = all || !(r->prot & PROT_READ);
     if ((f & CK_REG_FILE) && shared && !all)
         return 0;                       /* the file holds the pages */

@@ -278,9 +278,11 @@ static void map_regions(void)
         int extra = (r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0;
         long addr;
         if (r->from_fd >= 0) {
-            /* shared mapping of a deleted file or memfd the program also
-             * holds open: map the recreated file so both stay one */
-            addr = sys_mmap(r->start, len, (int)r->prot, R_MAP_SHARED | R_MAP_FIXED_NOREPLACE,
+            /* mapping of a deleted file or memfd the program also holds
+             * open: map the recreated file so both stay one (a private
+             * one gets its changed pages written over it below) */
+            addr = sys_mmap(r->start, len, (int)r->prot | (shared ? 0 : R_PROT_WRITE),
+                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE | extra,
                             r->from_fd, r->offset);
         } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
             const char *path = strings + r->path_off;
@@ -363,7 +365,8 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
         (rec->raw_len & (CK_PAGE_SIZE - 1)) || rec->raw_len == 0 ||
         rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE || rec->len > BUF_SIZE)
         die("malformed PAGES record", rec->arg, 0);
-    if (check_target(rec->arg, rec->raw_len)->from_fd >= 0) {
+    const struct ck_plan_region *tr = check_target(rec->arg, rec->raw_len);
+    if (tr->from_fd >= 0 && (tr->flags & CK_REG_SHARED)) {
         /* already in the recreated file */
         __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE),
                            __ATOMIC_RELAXED);
@@ -490,7 +493,7 @@ static void protect_regions(void)
     const struct ck_plan_region *rg = regions();
     for (uint32_t i = 0; i < plan->nregions; i++) {
         const struct ck_plan_region *r = &rg[i];
-        if ((r->flags & CK_REG_SPECIAL) || r->from_fd >= 0)
+        if ((r->flags & CK_REG_SPECIAL) || (r->from_fd >= 0 && (r->flags & CK_REG_SHARED)))
             continue;
         long e = sys_mprotect(r->start, r->end - r->start, r->prot);
         if (e < 0)
