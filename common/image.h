@@ -14,6 +14,7 @@
  *   | record: LOCKS (optional)  |  ck_lock[]: file locks held
  *   | record: TTYS (optional)   |  ck_tty[]: terminal modes of std fds
  *   | record: GUARDS (optional) |  ck_guard[]: guard page runs
+ *   | record: SHM (optional)    |  ck_shm[]: SysV shared memory attached
  *   | record: FILEDATA ...      |  contents of deleted files (chunks)
  *   | record: PAGES ...         |  one contiguous run of pages each
  *   | record: END               |  struct ck_end (totals)
@@ -88,6 +89,7 @@ enum {
     CK_REC_LOCKS = 8,                   /* ck_lock[], right after FDS, if any */
     CK_REC_TTYS = 9,                    /* ck_tty[], after FDS (and LOCKS), if any */
     CK_REC_GUARDS = 10,                 /* ck_guard[], after FDS (LOCKS, TTYS), if any */
+    CK_REC_SHM = 11,                    /* ck_shm[], after FDS (LOCKS, TTYS, GUARDS), if any */
     CK_REC_END = 0x7fff,
 };
 
@@ -231,6 +233,8 @@ struct ck_thread {
                                            the program holds open: mapped from the file
                                            coord recreates (private: only pages changed
                                            in memory are in the image) */
+#define CK_REG_SYSV 0x800000            /* SysV shared memory (shmat): ino is the shmid,
+                                           the SHM record describes the segment */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */
@@ -349,6 +353,24 @@ struct ck_tty {
  * installs them again once memory is filled. */
 struct ck_guard {
     uint64_t start, end;
+};
+
+#define CK_SHMF_DEST 0x1                /* marked for removal (IPC_RMID) while attached */
+
+/* CK_REC_SHM payload: ck_rec.arg of these, one per SysV shared memory
+ * segment the program has attached (its CK_REG_SYSV regions, each attach
+ * mapped whole from offset 0). Restore attaches the same segment again
+ * when it still exists (same id, key and size): its contents are the
+ * live ones. A segment marked for removal is made anew from the pages in
+ * the image; any other that is gone refuses the restore (the program
+ * knows its id, which the kernel would not give again). */
+struct ck_shm {
+    int32_t shmid;
+    int32_t key;                        /* IPC_PRIVATE is 0 */
+    uint64_t size;                      /* shm_segsz */
+    uint32_t mode;                      /* permission bits */
+    uint32_t flags;                     /* CK_SHMF_* */
+    uint64_t reserved;
 };
 
 /* CK_REC_END payload. */

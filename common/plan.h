@@ -75,8 +75,17 @@ struct ck_plan_region {
     int32_t from_fd;                    /* >= 0: map MAP_SHARED from this fd
                                            (a deleted file or memfd coord
                                            recreated), else -1 */
+    int32_t shmid;                      /* CK_REG_SYSV: the segment to attach */
+    uint32_t shm_flags;                 /* CK_PLAN_SHM_* */
     uint32_t pad;
 };
+
+/* ck_plan_region.shm_flags (CK_REG_SYSV regions) */
+#define CK_PLAN_SHM_ATTACH 0x1          /* the attach starts here: shmat the segment */
+#define CK_PLAN_SHM_FILL 0x2            /* made anew: attach writable, fill from the image */
+#define CK_PLAN_SHM_RMID 0x4            /* IPC_RMID once attached (it was marked so) */
+#define CK_PLAN_SHM_RDONLY 0x8          /* SHM_RDONLY */
+#define CK_PLAN_SHM_EXEC 0x10           /* SHM_EXEC */
 
 struct ck_plan_thread {
     uint32_t flags;                     /* CK_TF_* */

@@ -43,6 +43,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -74,6 +75,8 @@ struct rctx {
     int commit;                         /* counter advanced at the restorer's gate */
     struct ck_counter counter;
     char err[1024];
+    int32_t *shm_ids;                   /* per SHM entry: the segment to attach */
+    uint8_t *shm_new;                   /* per SHM entry: 1 = to be made anew */
 };
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -190,6 +193,8 @@ static int raise_nofile(struct rctx *c)
     return 0;
 }
 
+static int check_shm(struct rctx *c);
+
 static int check_image(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -288,12 +293,101 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
-    if (raise_nofile(c) < 0)
+    if (check_shm(c) < 0 || raise_nofile(c) < 0)
         return -1;
     struct stat cst;
     if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
         fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
         return -1;
+    }
+    return 0;
+}
+
+/* SysV shared memory (SHM record): a segment that still exists with the
+ * same id, key and size is attached again as it is (its contents are the
+ * live ones). One that was marked for removal is made anew at restore
+ * (build_plan) from the image's pages: nobody could find it by key or id
+ * any more. Any other that is gone refuses the restore: the program knows
+ * its id, and the kernel would give a new one another. */
+static int check_shm(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    if (!im->nshms)
+        return 0;
+    c->shm_ids = calloc(im->nshms, sizeof *c->shm_ids);
+    c->shm_new = calloc(im->nshms, 1);
+    if (!c->shm_ids || !c->shm_new) {
+        fail_msg(c, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < im->nshms; i++) {
+        const struct ck_shm *s = &im->shms[i];
+        struct shmid_ds ds;
+        c->shm_ids[i] = s->shmid;
+        if (shmctl(s->shmid, IPC_STAT, &ds) == 0 && ds.shm_perm.__key == s->key &&
+            ds.shm_segsz == s->size)
+            continue;
+        if (s->flags & CK_SHMF_DEST) {
+            c->shm_new[i] = 1;
+            continue;
+        }
+        fail_msg(c, "the program's SysV shared memory segment %d (key %#x, %llu bytes) is gone "
+                 "or was replaced; it cannot be made again with the id the program knows",
+                 s->shmid, (unsigned)s->key, (unsigned long long)s->size);
+        return -1;
+    }
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        const struct ck_region *r = &im->regions[i];
+        uint32_t k = 0;
+        while ((r->flags & CK_REG_SYSV) && k < im->nshms && (uint64_t)im->shms[k].shmid != r->ino)
+            k++;
+        if ((r->flags & CK_REG_SYSV) && k == im->nshms) {
+            fail_msg(c, "memory region %#llx-%#llx is SysV shared memory the image does not "
+                     "describe", (unsigned long long)r->start, (unsigned long long)r->end);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The plan's SysV fields for region i: the segment to attach, and how. */
+static void plan_shm(struct rctx *c, uint32_t i, struct ck_plan_region *pr)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_region *r = &im->regions[i];
+    uint32_t k = 0;
+    while ((uint64_t)im->shms[k].shmid != r->ino)
+        k++;
+    pr->shmid = c->shm_ids[k];
+    pr->shm_flags = c->shm_new[k] ? CK_PLAN_SHM_FILL | CK_PLAN_SHM_RMID : 0;
+    if (r->offset != 0)
+        return;
+    /* the attach: this region and those continuing it (capture checked) */
+    int writable = 0, exec = 0;
+    for (uint32_t j = i; j < im->nregions && (im->regions[j].flags & CK_REG_SYSV) &&
+                         im->regions[j].ino == r->ino && (j == i || im->regions[j].offset);
+         j++) {
+        writable |= (im->regions[j].prot & PROT_WRITE) != 0;
+        exec |= (im->regions[j].prot & PROT_EXEC) != 0;
+    }
+    pr->shm_flags |= CK_PLAN_SHM_ATTACH | (writable ? 0 : CK_PLAN_SHM_RDONLY) |
+                     (exec ? CK_PLAN_SHM_EXEC : 0);
+}
+
+/* Make the segments marked for removal anew (check_shm). */
+static int make_shm(struct rctx *c)
+{
+    for (uint32_t i = 0; i < c->img.nshms; i++) {
+        const struct ck_shm *s = &c->img.shms[i];
+        if (!c->shm_new[i])
+            continue;
+        int id = shmget(IPC_PRIVATE, s->size, IPC_CREAT | 0600 | (int)(s->mode & 0777));
+        if (id < 0) {
+            fail_msg(c, "cannot make SysV shared memory of %llu bytes again: %s",
+                     (unsigned long long)s->size, strerror(errno));
+            return -1;
+        }
+        c->shm_ids[i] = id;
     }
     return 0;
 }
@@ -328,6 +422,8 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
     struct ck_image *im = &c->img;
+    if (make_shm(c) < 0)
+        return -1;
     size_t strings = 0;
     for (uint32_t i = 0; i < im->nregions; i++)
         strings += strlen(im->region_paths[i]) + 1;
@@ -431,6 +527,9 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
+        pr[i].shmid = -1;
+        if (r->flags & CK_REG_SYSV)
+            plan_shm(c, i, &pr[i]);
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -462,7 +463,10 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             snprintf(err, errlen, "memory region %#llx-%#llx is a kernel mapping %s that cannot "
                      "be restored", (unsigned long long)e.start, (unsigned long long)e.end, path);
             return -ENOTSUP;
-        } else if (!strcmp(path, "/dev/zero") || !strncmp(path, "/SYSV", 5)) {
+        } else if (!strncmp(path, "/SYSV", 5)) {
+            r->flags |= CK_REG_ANON | CK_REG_SYSV;
+            r->ino = e.ino;             /* the shmid */
+        } else if (!strcmp(path, "/dev/zero")) {
             r->flags |= CK_REG_ANON;
         } else if (file_region(r, &e, &last_file, err, errlen) < 0) {
             return -ENOTSUP;
@@ -1049,6 +1053,64 @@ static int capture_children(char *err, size_t errlen)
     return -ENOTSUP;
 }
 
+struct ck_shm shim_shms[SHIM_MAX_SHMS];
+uint32_t shim_nshms;
+
+/* SysV shared memory the program has attached (CK_REG_SYSV regions): each
+ * attach must be mapped whole (shmat maps the whole segment; restore does
+ * the same), each segment is described by IPC_STAT. */
+static int capture_shm(char *err, size_t errlen)
+{
+    shim_nshms = 0;
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        if (!(r->flags & CK_REG_SYSV))
+            continue;
+        struct shmid_ds ds;
+        if (shmctl((int)r->ino, IPC_STAT, &ds) < 0) {
+            snprintf(err, errlen, "cannot read SysV shared memory segment %llu (attached at "
+                     "%#llx): %s", (unsigned long long)r->ino, (unsigned long long)r->start,
+                     strerror(errno));
+            return -ENOTSUP;
+        }
+        /* the attach: this region and the ones that continue it */
+        uint64_t want = (ds.shm_segsz + CK_PAGE_SIZE - 1) & ~(CK_PAGE_SIZE - 1), len = 0;
+        uint32_t k = i;
+        while (k < g_shim.nregions && (g_shim.regions[k].flags & CK_REG_SYSV) &&
+               g_shim.regions[k].ino == r->ino && g_shim.regions[k].offset == len &&
+               g_shim.regions[k].start == r->start + len) {
+            len += g_shim.regions[k].end - g_shim.regions[k].start;
+            k++;
+        }
+        if (r->offset != 0 || len != want) {
+            snprintf(err, errlen, "SysV shared memory segment %llu is only partly mapped at "
+                     "%#llx (%llu of %llu bytes from offset %llu), which ckshim cannot restore",
+                     (unsigned long long)r->ino, (unsigned long long)r->start,
+                     (unsigned long long)len, (unsigned long long)want,
+                     (unsigned long long)r->offset);
+            return -ENOTSUP;
+        }
+        i = k - 1;
+        uint32_t n = 0;
+        while (n < shim_nshms && shim_shms[n].shmid != (int32_t)r->ino)
+            n++;
+        if (n < shim_nshms)
+            continue;                   /* attached twice */
+        if (n >= SHIM_MAX_SHMS) {
+            snprintf(err, errlen, "more than %d SysV shared memory segments", SHIM_MAX_SHMS);
+            return -E2BIG;
+        }
+        struct ck_shm *s = &shim_shms[shim_nshms++];
+        memset(s, 0, sizeof *s);
+        s->shmid = (int32_t)r->ino;
+        s->key = (int32_t)ds.shm_perm.__key;
+        s->size = ds.shm_segsz;
+        s->mode = ds.shm_perm.mode & 0777;
+        s->flags = (ds.shm_perm.mode & SHM_DEST) ? CK_SHMF_DEST : 0;
+    }
+    return 0;
+}
+
 /* Regions of a deleted file or memfd that the program also holds open:
  * restore maps them from the file it recreates from that descriptor, so
  * that they stay one with it (a write through the descriptor shows in a
@@ -1093,6 +1155,8 @@ int capture_all(char *err, size_t errlen)
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
     mark_fromfd();
+    if ((r = capture_shm(err, errlen)) < 0)
+        return r;
     /* Witnesses of the memory a fork would hide, taken now, from the
      * program itself: they let a reader tell whether the writer saw it. */
     if ((r = dump_witnesses(err, errlen)) < 0)

@@ -969,6 +969,9 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         goto out;
     if ((r = dump_guards(&w)) < 0)
         goto out;
+    if (shim_nshms && (r = put_rec(&w, CK_REC_SHM, 0, shim_shms, sizeof(struct ck_shm) * shim_nshms,
+                                   sizeof(struct ck_shm) * shim_nshms, shim_nshms, 0)) < 0)
+        goto out;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
         if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0)

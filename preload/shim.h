@@ -154,6 +154,9 @@ extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS re
 extern uint32_t shim_nlocks;
 extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
 extern uint32_t shim_nttys;
+#define SHIM_MAX_SHMS 256
+extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
+extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
 

@@ -277,7 +277,21 @@ static void map_regions(void)
         int shared = (r->flags & CK_REG_SHARED) != 0;
         int extra = (r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0;
         long addr;
-        if (r->from_fd >= 0) {
+        if (r->flags & CK_REG_SYSV) {
+            /* SysV shared memory: attach the segment coord chose (the
+             * program's own, or one made anew and filled below) where it
+             * was; the attach covers the regions that continue it */
+            if (!(r->shm_flags & CK_PLAN_SHM_ATTACH))
+                continue;
+            long fl = ((r->shm_flags & CK_PLAN_SHM_EXEC) ? 0100000 /* SHM_EXEC */ : 0) |
+                      ((r->shm_flags & (CK_PLAN_SHM_RDONLY | CK_PLAN_SHM_FILL)) ==
+                               CK_PLAN_SHM_RDONLY
+                           ? 010000 /* SHM_RDONLY */
+                           : 0);
+            addr = sys3(NR_shmat, r->shmid, r->start, fl);
+            if (addr >= 0 && (r->shm_flags & CK_PLAN_SHM_RMID))
+                sys3(NR_shmctl, r->shmid, 0 /* IPC_RMID */, 0);
+        } else if (r->from_fd >= 0) {
             /* mapping of a deleted file or memfd the program also holds
              * open: map the recreated file so both stay one (a private
              * one gets its changed pages written over it below) */
@@ -366,8 +380,9 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
         rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE || rec->len > BUF_SIZE)
         die("malformed PAGES record", rec->arg, 0);
     const struct ck_plan_region *tr = check_target(rec->arg, rec->raw_len);
-    if (tr->from_fd >= 0 && (tr->flags & CK_REG_SHARED)) {
-        /* already in the recreated file */
+    if ((tr->from_fd >= 0 && (tr->flags & CK_REG_SHARED)) ||
+        ((tr->flags & CK_REG_SYSV) && !(tr->shm_flags & CK_PLAN_SHM_FILL))) {
+        /* already in the recreated file, or the live SysV segment */
         __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE),
                            __ATOMIC_RELAXED);
         return;

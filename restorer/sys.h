@@ -29,6 +29,8 @@
 #define NR_pread64 17
 #define NR_mremap 25
 #define NR_madvise 28
+#define NR_shmat 30
+#define NR_shmctl 31
 #define NR_getpid 39
 #define NR_clone 56
 #define NR_exit 60
