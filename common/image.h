@@ -235,6 +235,8 @@ struct ck_thread {
                                            in memory are in the image) */
 #define CK_REG_SYSV 0x800000            /* SysV shared memory (shmat): ino is the shmid,
                                            the SHM record describes the segment */
+#define CK_REG_HUGETLB 0x1000000        /* anonymous MAP_HUGETLB memory; fsize holds its
+                                           huge page size (0: the default one) */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */

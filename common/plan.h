@@ -78,6 +78,7 @@ struct ck_plan_region {
     int32_t shmid;                      /* CK_REG_SYSV: the segment to attach */
     uint32_t shm_flags;                 /* CK_PLAN_SHM_* */
     uint32_t pad;
+    uint64_t hugepage_size;             /* CK_REG_HUGETLB: bytes, 0 = the default */
 };
 
 /* ck_plan_region.shm_flags (CK_REG_SYSV regions) */

@@ -194,6 +194,7 @@ static int raise_nofile(struct rctx *c)
 }
 
 static int check_shm(struct rctx *c);
+static int check_hugetlb(struct rctx *c);
 
 static int check_image(struct rctx *c)
 {
@@ -293,7 +294,7 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
-    if (check_shm(c) < 0 || raise_nofile(c) < 0)
+    if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0)
         return -1;
     struct stat cst;
     if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
@@ -344,6 +345,72 @@ static int check_shm(struct rctx *c)
         if ((r->flags & CK_REG_SYSV) && k == im->nshms) {
             fail_msg(c, "memory region %#llx-%#llx is SysV shared memory the image does not "
                      "describe", (unsigned long long)r->start, (unsigned long long)r->end);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* MAP_HUGETLB memory needs free huge pages of its size, which the restorer
+ * cannot do without once it has begun: checked now, per page size. */
+static int check_hugetlb(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    uint64_t sizes[4] = {0}, need[4] = {0}, deflt = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Hugepagesize:", 13))
+            deflt = strtoull(line + 13, NULL, 10) << 10;
+    if (f)
+        fclose(f);
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        const struct ck_region *r = &im->regions[i];
+        if (!(r->flags & CK_REG_HUGETLB))
+            continue;
+        uint64_t sz = r->fsize ? r->fsize : deflt;
+        if (!sz || (sz & (sz - 1)) || ((r->start | r->end) & (sz - 1))) {
+            fail_msg(c, "memory region %#llx-%#llx is hugetlb memory in %llu kB pages, which "
+                     "this machine does not have", (unsigned long long)r->start,
+                     (unsigned long long)r->end, (unsigned long long)(sz >> 10));
+            return -1;
+        }
+        int k = 0;
+        while (k < 4 && sizes[k] && sizes[k] != sz)
+            k++;
+        if (k == 4) {
+            fail_msg(c, "the image has hugetlb memory of more than 4 page sizes");
+            return -1;
+        }
+        sizes[k] = sz;
+        need[k] += (r->end - r->start) / sz;
+    }
+    for (int k = 0; k < 4 && sizes[k]; k++) {
+        char p[128];
+        snprintf(p, sizeof p, "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+                 (unsigned long long)(sizes[k] >> 10));
+        long free_ = read_long(p);
+        snprintf(p, sizeof p, "/sys/kernel/mm/hugepages/hugepages-%llukB/resv_hugepages",
+                 (unsigned long long)(sizes[k] >> 10));
+        long resv = read_long(p);
+        long avail = free_ < 0 ? 0 : free_ - (resv > 0 ? resv : 0);
+        if (avail < (long)need[k]) {
+            fail_msg(c, "the program had %llu huge pages of %llu kB (MAP_HUGETLB); this machine "
+                     "has %ld free: reserve more (sysctl vm.nr_hugepages, as root)",
+                     (unsigned long long)need[k], (unsigned long long)(sizes[k] >> 10),
+                     avail < 0 ? 0 : avail);
             return -1;
         }
     }
@@ -528,6 +595,7 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
         pr[i].shmid = -1;
+        pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
             plan_shm(c, i, &pr[i]);
         pr[i].path_off = (uint32_t)so;

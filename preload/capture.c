@@ -392,14 +392,15 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             uint32_t f = vmflags_parse(line);
             if (!r || (r->flags & CK_REG_SPECIAL))
                 continue;
-            if (f & (VMF_IO | VMF_HUGETLB)) {
+            if ((f & VMF_IO) || ((f & VMF_HUGETLB) && !(r->flags & CK_REG_HUGETLB))) {
                 snprintf(err, errlen, "memory region %#llx-%#llx (%s) is %s, which ckshim "
                          "cannot restore", (unsigned long long)r->start,
                          (unsigned long long)r->end,
                          r->path_len ? g_shim.strtab + r->path_off : "anonymous",
                          (f & VMF_IO) ? "an I/O or PFN mapping (VmFlags io/pf) whose contents "
                                         "cannot be read"
-                                      : "hugetlb memory (MAP_HUGETLB, hugetlbfs, MFD_HUGETLB)");
+                                      : "hugetlb memory of a file (hugetlbfs, MFD_HUGETLB, "
+                                        "SHM_HUGETLB)");
                 return -ENOTSUP;
             }
             /* "mw" matters on shared file mappings only (restore opens
@@ -413,6 +414,13 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             if (f & CK_REG_DROPPABLE)
                 f &= ~(CK_REG_WIPEONFORK | CK_REG_DONTDUMP);
             r->flags |= f;
+            continue;
+        }
+        if (!strncmp(line, "KernelPageSize:", 15) && g_shim.nregions) {
+            /* the huge page size of MAP_HUGETLB memory (2 MiB, 1 GiB) */
+            struct ck_region *r = &g_shim.regions[g_shim.nregions - 1];
+            if (r->flags & CK_REG_HUGETLB)
+                r->fsize = strtoull(line + 15, NULL, 10) << 10;
             continue;
         }
         if (!((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) ||
@@ -463,6 +471,8 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             snprintf(err, errlen, "memory region %#llx-%#llx is a kernel mapping %s that cannot "
                      "be restored", (unsigned long long)e.start, (unsigned long long)e.end, path);
             return -ENOTSUP;
+        } else if (!strcmp(path, "/anon_hugepage") && e.deleted) {
+            r->flags |= CK_REG_ANON | CK_REG_HUGETLB; /* mmap(MAP_HUGETLB) */
         } else if (!strncmp(path, "/SYSV", 5)) {
             r->flags |= CK_REG_ANON | CK_REG_SYSV;
             r->ino = e.ino;             /* the shmid */

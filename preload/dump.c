@@ -485,8 +485,12 @@ static void run_job(struct worker *k, struct job *j)
     int shared = (f & CK_REG_SHARED) != 0;
     int anon_private = (f & CK_REG_ANON) && !shared;
     int via_mem = all || !(r->prot & PROT_READ);
-    if (all || (shared && rsys(SYS_mincore, (long)j->addr, (long)(n * CK_PAGE_SIZE), (long)k->mc,
-                               0, 0, 0) < 0))
+    /* shared hugetlb memory has no page tables in the forked writer (and
+     * so nothing for mincore): every page is read, zero ones left out */
+    int huge_shared = shared && (f & CK_REG_HUGETLB);
+    if (all || huge_shared ||
+        (shared && rsys(SYS_mincore, (long)j->addr, (long)(n * CK_PAGE_SIZE), (long)k->mc, 0, 0,
+                        0) < 0))
         memset(k->mc, 1, n);
     if (!shared || (f & CK_REG_GUARDS)) {
         long got = rsys(SYS_pread64, w->pagemap_fd, (long)k->pm, (long)(n * 8),
@@ -515,7 +519,9 @@ static void run_job(struct worker *k, struct job *j)
         int need = 0;
         if (i < n) {
             if (shared) {
-                need = k->mc[i] & 1;
+                need = (k->mc[i] & 1) &&
+                       !(huge_shared && !via_mem &&
+                         is_zero_page((const void *)(j->addr + i * CK_PAGE_SIZE)));
             } else {
                 uint64_t e = k->pm[i];
                 if (e & PM_GUARD)

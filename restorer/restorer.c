@@ -315,6 +315,12 @@ static void map_regions(void)
                      R_MAP_ANONYMOUS | R_MAP_FIXED_NOREPLACE | extra;
             if (r->flags & CK_REG_STACK)
                 fl |= R_MAP_GROWSDOWN;
+            if (r->flags & CK_REG_HUGETLB) {
+                /* coord checked there are enough free huge pages */
+                fl |= R_MAP_HUGETLB;
+                if (r->hugepage_size)
+                    fl |= (63 - __builtin_clzll(r->hugepage_size)) << R_MAP_HUGE_SHIFT;
+            }
             addr = sys_mmap(r->start, len, (int)r->prot | R_PROT_WRITE | R_PROT_READ, fl, -1, 0);
         }
         if (addr < 0)
