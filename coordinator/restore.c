@@ -682,7 +682,8 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
         if (d)
             *d = 0;
         /* sealing allowed: the seals are added back below */
-        fd = memfd_create(name, MFD_ALLOW_SEALING);
+        fd = memfd_create(name, MFD_ALLOW_SEALING |
+                                    ((f->flags & CK_FDF_HUGETLB) ? MFD_HUGETLB : 0));
     } else {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", path);
@@ -700,8 +701,21 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
                  strerror(errno));
         return -1;
     }
-    uint8_t *in = NULL, *out = NULL;
+    uint8_t *in = NULL, *out = NULL, *huge = NULL;
     size_t incap = 0, outcap = 0;
+    if (f->kind == CK_FD_MEMFD && (f->flags & CK_FDF_HUGETLB) && f->size) {
+        /* hugetlbfs has no write(): sized first (whole huge pages, as it
+         * was), then filled through a mapping */
+        huge = ftruncate(fd, (off_t)f->size) < 0
+                   ? MAP_FAILED
+                   : mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (huge == MAP_FAILED) {
+            fail_msg(c, "fd %d: cannot make the hugetlb memfd %s again (%llu bytes): %s", f->fd,
+                     path, (unsigned long long)f->size, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
     for (uint32_t i = 0; i < c->img.nfiledata; i++) {
         const struct ck_rec_loc *l = &c->img.filedata[i];
         if (l->rec.arg != (uint64_t)f->fd)
@@ -720,16 +734,23 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
             ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
             (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
             ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0 ||
-            pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) != (ssize_t)l->rec.raw_len) {
+            (huge ? (l->rec.arg2 + l->rec.raw_len > f->size ||
+                     !memcpy(huge + l->rec.arg2, out, l->rec.raw_len))
+                  : pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) !=
+                        (ssize_t)l->rec.raw_len)) {
             fail_msg(c, "fd %d: cannot restore the contents of the deleted file %s", f->fd, path);
             free(in);
             free(out);
+            if (huge)
+                munmap(huge, f->size);
             close(fd);
             return -1;
         }
     }
     free(in);
     free(out);
+    if (huge)
+        munmap(huge, f->size);
     if (ftruncate(fd, (off_t)f->size) < 0) {
         /* keep what we wrote */
     }

@@ -252,7 +252,6 @@ static char *lines_next(struct lines *l)
 }
 
 #define VMF_IO 0x80000000u              /* VM_IO or VM_PFNMAP: not readable memory */
-#define VMF_HUGETLB 0x40000000u         /* VM_HUGETLB: hugetlbfs pages */
 
 /* The VmFlags of an smaps entry that matter here, as CK_REG_* bits. */
 static uint32_t vmflags_parse(const char *s)
@@ -266,7 +265,7 @@ static uint32_t vmflags_parse(const char *s)
         {"sr", CK_REG_SEQUENTIAL}, {"rr", CK_REG_RANDOM},      {"lo", CK_REG_LOCKED},
         {"nr", CK_REG_NORESERVE},  {"dp", CK_REG_DROPPABLE},   {"mw", CK_REG_MAYWRITE},
         {"gu", CK_REG_GUARDS},     {"io", VMF_IO},             {"pf", VMF_IO},
-        {"ht", VMF_HUGETLB},
+        {"ht", CK_REG_HUGETLB},
     };
     uint32_t f = 0;
     for (s += 8; *s; s++) {
@@ -392,15 +391,11 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             uint32_t f = vmflags_parse(line);
             if (!r || (r->flags & CK_REG_SPECIAL))
                 continue;
-            if ((f & VMF_IO) || ((f & VMF_HUGETLB) && !(r->flags & CK_REG_HUGETLB))) {
-                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is %s, which ckshim "
-                         "cannot restore", (unsigned long long)r->start,
-                         (unsigned long long)r->end,
-                         r->path_len ? g_shim.strtab + r->path_off : "anonymous",
-                         (f & VMF_IO) ? "an I/O or PFN mapping (VmFlags io/pf) whose contents "
-                                        "cannot be read"
-                                      : "hugetlb memory of a file (hugetlbfs, MFD_HUGETLB, "
-                                        "SHM_HUGETLB)");
+            if (f & VMF_IO) {
+                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is an I/O or PFN "
+                         "mapping (VmFlags io/pf) whose contents cannot be read or restored",
+                         (unsigned long long)r->start, (unsigned long long)r->end,
+                         r->path_len ? g_shim.strtab + r->path_off : "anonymous");
                 return -ENOTSUP;
             }
             /* "mw" matters on shared file mappings only (restore opens
@@ -413,7 +408,7 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
              * mmap(MAP_DROPPABLE) sets both flags again */
             if (f & CK_REG_DROPPABLE)
                 f &= ~(CK_REG_WIPEONFORK | CK_REG_DONTDUMP);
-            r->flags |= f;
+            r->flags |= f;              /* CK_REG_HUGETLB: see hugetlb_files() */
             continue;
         }
         if (!strncmp(line, "KernelPageSize:", 15) && g_shim.nregions) {
@@ -833,6 +828,8 @@ static int capture_fds(char *err, size_t errlen)
                     f->kind = CK_FD_MEMFD;
                     int seals = fcntl(fd, F_GET_SEALS);
                     f->aux = seals > 0 ? (uint64_t)seals : 0;
+                    if (st.st_blksize > 4096) /* hugetlbfs: the huge page size */
+                        f->flags |= CK_FDF_HUGETLB;
                 } else if (deleted) {
                     f->kind = CK_FD_DELETED;
                     target[tl - 10] = 0;
@@ -1063,6 +1060,26 @@ static int capture_children(char *err, size_t errlen)
     return -ENOTSUP;
 }
 
+/* Hugetlb memory comes back when it is anonymous (MAP_HUGETLB) or a
+ * memfd the program holds open (MFD_HUGETLB: coord makes it again); a
+ * hugetlbfs file or SHM_HUGETLB segment is refused. */
+static int hugetlb_files(char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        uint32_t f = r->flags;
+        if (!(f & CK_REG_HUGETLB) || ((f & CK_REG_ANON) && !(f & CK_REG_SYSV)) ||
+            (f & CK_REG_FROMFD))
+            continue;
+        snprintf(err, errlen, "memory region %#llx-%#llx (%s) is hugetlb memory of a file "
+                 "(hugetlbfs, SHM_HUGETLB, or an MFD_HUGETLB memfd no longer open), which ckshim "
+                 "cannot restore", (unsigned long long)r->start, (unsigned long long)r->end,
+                 r->path_len ? g_shim.strtab + r->path_off : "SysV");
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
 struct ck_shm shim_shms[SHIM_MAX_SHMS];
 uint32_t shim_nshms;
 
@@ -1165,7 +1182,7 @@ int capture_all(char *err, size_t errlen)
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
     mark_fromfd();
-    if ((r = capture_shm(err, errlen)) < 0)
+    if ((r = hugetlb_files(err, errlen)) < 0 || (r = capture_shm(err, errlen)) < 0)
         return r;
     /* Witnesses of the memory a fork would hide, taken now, from the
      * program itself: they let a reader tell whether the writer saw it. */

@@ -456,14 +456,13 @@ static size_t mem_read(struct writer *w, struct worker *k, uint64_t addr, size_t
     return ok;
 }
 
-/* Every page of a deleted file's region is saved, but for a private
- * mapping of one the program holds open: restore maps that from the
- * recreated file, so only its pages changed in memory are saved, as for a
- * private mapping of a file that exists. */
+/* Every page of a deleted file's region is saved, but for a mapping of
+ * one the program holds open: restore maps that from the recreated file,
+ * so a shared one needs no pages and a private one only those changed in
+ * memory, as for a mapping of a file that exists. */
 static int saves_all(uint32_t f)
 {
-    return (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON) &&
-           !((f & CK_REG_FROMFD) && !(f & CK_REG_SHARED));
+    return (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON) && !(f & CK_REG_FROMFD);
 }
 
 static void run_job(struct worker *k, struct job *j)
@@ -684,7 +683,7 @@ static int wants_pages(const struct ck_region *r)
 {
     if (r->flags & CK_REG_SPECIAL)
         return 0;
-    if ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) && !(r->flags & CK_REG_ALLPAGES))
+    if ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) && !saves_all(r->flags))
         return 0;
     return 1;
 }

@@ -3,7 +3,11 @@
  * A private and a shared 4 MiB MAP_HUGETLB mapping, a pattern in the
  * first and the last page of each. After restore the patterns are there
  * and both are still hugetlb memory (smaps: VmFlags "ht", the same
- * KernelPageSize), the shared one still shared. Without free huge pages
+ * KernelPageSize), the shared one still shared. And a 2 MiB MFD_HUGETLB
+ * memfd mapped shared and private (memfd02-hugetlb): after restore both
+ * show its contents, a write through the shared mapping reaches the memfd
+ * and shows in the private one (never written), a private write stays
+ * private. Without free huge pages
  * (vm.nr_hugepages is 0 on most machines) there is nothing to test: the
  * program says so and passes.
  */
@@ -61,9 +65,24 @@ int main(void)
         huge_info(m[i], &ht, &kps[i]);
         check(ht && kps[i] > 4, "mapping %d: not hugetlb in smaps", i);
     }
+    int mfd = memfd_create("ckshim-huge", MFD_HUGETLB);
+    check_sys(mfd);
+    check_sys(ftruncate(mfd, 2 << 20));
+    char *ms = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    char *mp = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+    check(ms != MAP_FAILED && mp != MAP_FAILED, "mmap the hugetlb memfd: %s", strerror(errno));
+    strcpy(ms, "write1");
     test_ready();
     test_wait_go();
 
+    check(!strcmp(ms, "write1") && !strcmp(mp, "write1"), "memfd contents: %.6s %.6s", ms, mp);
+    strcpy(ms, "write2");
+    char b[8] = "";
+    check(pread(mfd, b, 6, 0) == 6 && !strcmp(b, "write2"),
+          "a write to the shared mapping did not reach the memfd");
+    check(!strcmp(mp, "write2"), "the private mapping does not follow the memfd: %.6s", mp);
+    strcpy(mp, "write3");
+    check(!strcmp(ms, "write2"), "a private write reached the memfd");
     for (int i = 0; i < 2; i++) {
         check(test_check_fill(m[i], PG, 20 + i) < 0, "mapping %d: first page changed", i);
         check(test_check_fill(m[i] + SZ - PG, PG, 30 + i) < 0, "mapping %d: last page changed", i);
