@@ -279,11 +279,13 @@ static uint32_t vmflags_parse(const char *s)
     return f;
 }
 
-/* Flags that alone do not make the pause read smaps: MAP_NORESERVE is on
- * every glibc malloc arena and only matters for strict overcommit
- * accounting; "mw" is on every region mapped from a file open for writing
+/* Flags that alone do not make the pause read smaps (they are kept when
+ * it is read anyway): MAP_NORESERVE is on every glibc malloc arena and
+ * only matters for strict overcommit accounting; MADV_NOHUGEPAGE is on
+ * every thread stack glibc 2.36 makes (the shim's manager thread too), and
+ * is a hint; "mw" is on every region mapped from a file open for writing
  * and matters only where mprotect could add PROT_WRITE (see the prescan). */
-#define VMF_CHEAP (CK_REG_NORESERVE | CK_REG_MAYWRITE)
+#define VMF_CHEAP (CK_REG_NORESERVE | CK_REG_NOHUGEPAGE | CK_REG_MAYWRITE)
 
 static int is_kernel_special(const char *path)
 {
