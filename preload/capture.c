@@ -1144,19 +1144,32 @@ static int capture_shm(char *err, size_t errlen)
  * restore maps them from the file it recreates from that descriptor, so
  * that they stay one with it (a write through the descriptor shows in a
  * page never written in a private mapping: unlink_mmap02, memfd02). */
-static void mark_fromfd(void)
+static int mark_fromfd(char *err, size_t errlen)
 {
     for (uint32_t i = 0; i < g_shim.nregions; i++) {
         struct ck_region *r = &g_shim.regions[i];
         if (!(r->flags & CK_REG_DELETED))
             continue;
         for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            if (ck_fd_maps_region(&g_shim.fds[k], r)) {
-                r->flags |= CK_REG_FROMFD;
-                break;
+            const struct ck_fd *f = &g_shim.fds[k];
+            if (!ck_fd_maps_region(f, r))
+                continue;
+            /* seals go back on before the restorer maps the memfd: a
+             * writable shared mapping that F_SEAL_FUTURE_WRITE let stay
+             * could not be made again */
+            if (f->kind == CK_FD_MEMFD && (f->aux & F_SEAL_FUTURE_WRITE) &&
+                (r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) {
+                snprintf(err, errlen, "memory region %#llx-%#llx is a writable shared mapping "
+                         "of memfd fd %d sealed with F_SEAL_FUTURE_WRITE, which ckshim cannot "
+                         "restore", (unsigned long long)r->start, (unsigned long long)r->end,
+                         f->fd);
+                return -ENOTSUP;
             }
+            r->flags |= CK_REG_FROMFD;
+            break;
         }
     }
+    return 0;
 }
 
 /* Capture everything but memory contents. Returns 0 or -errno with a
@@ -1183,8 +1196,8 @@ int capture_all(char *err, size_t errlen)
     unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
-    mark_fromfd();
-    if ((r = hugetlb_files(err, errlen)) < 0 || (r = capture_shm(err, errlen)) < 0)
+    if ((r = mark_fromfd(err, errlen)) < 0 || (r = hugetlb_files(err, errlen)) < 0 ||
+        (r = capture_shm(err, errlen)) < 0)
         return r;
     /* Witnesses of the memory a fork would hide, taken now, from the
      * program itself: they let a reader tell whether the writer saw it. */
