@@ -326,8 +326,26 @@ static int check_shm(struct rctx *c)
         struct shmid_ds ds;
         c->shm_ids[i] = s->shmid;
         if (shmctl(s->shmid, IPC_STAT, &ds) == 0 && ds.shm_perm.__key == s->key &&
-            ds.shm_segsz == s->size)
+            ds.shm_segsz == s->size) {
+            /* the restorer's shmat must not fail half-way: try it now */
+            int fl = SHM_RDONLY;
+            for (uint32_t k = 0; k < im->nregions; k++)
+                if ((im->regions[k].flags & CK_REG_SYSV) &&
+                    im->regions[k].ino == (uint64_t)s->shmid) {
+                    if (im->regions[k].prot & PROT_WRITE)
+                        fl &= ~SHM_RDONLY;
+                    if (im->regions[k].prot & PROT_EXEC)
+                        fl |= SHM_EXEC;
+                }
+            void *a = shmat(s->shmid, NULL, fl);
+            if (a == (void *)-1) {
+                fail_msg(c, "cannot attach the program's SysV shared memory segment %d (key "
+                         "%#x) again: %s", s->shmid, (unsigned)s->key, strerror(errno));
+                return -1;
+            }
+            shmdt(a);
             continue;
+        }
         if (s->flags & CK_SHMF_DEST) {
             c->shm_new[i] = 1;
             continue;
