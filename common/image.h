@@ -13,6 +13,8 @@
  *   | record: FDS               |  ck_fd[] + string table
  *   | record: LOCKS (optional)  |  ck_lock[]: file locks held
  *   | record: TTYS (optional)   |  ck_tty[]: terminal modes of std fds
+ *   | record: GUARDS (optional) |  ck_guard[]: guard page runs
+ *   | record: SHM (optional)    |  ck_shm[]: SysV shared memory attached
  *   | record: FILEDATA ...      |  contents of deleted files (chunks)
  *   | record: PAGES ...         |  one contiguous run of pages each
  *   | record: END               |  struct ck_end (totals)
@@ -86,6 +88,8 @@ enum {
     CK_REC_MEMCHECK = 0x20,             /* ck_memcheck[]: witnesses of flagged regions */
     CK_REC_LOCKS = 8,                   /* ck_lock[], right after FDS, if any */
     CK_REC_TTYS = 9,                    /* ck_tty[], after FDS (and LOCKS), if any */
+    CK_REC_GUARDS = 10,                 /* ck_guard[], after FDS (LOCKS, TTYS), if any */
+    CK_REC_SHM = 11,                    /* ck_shm[], after FDS (LOCKS, TTYS, GUARDS), if any */
     CK_REC_END = 0x7fff,
 };
 
@@ -241,6 +245,28 @@ struct ck_thread {
 /* FILEDATA arg for the saved contents of a mapped file (CK_REG_SAVED);
  * otherwise the arg is a descriptor number. */
 #define CK_FILEDATA_REGION (1ULL << 32)
+/* More VmFlags, known when smaps was read (see DESIGN "VmFlags"), set again
+ * on restore by the shim (madvise, mlock) or the restorer (mmap flags). */
+#define CK_REG_HUGEPAGE 0x1000          /* MADV_HUGEPAGE ("hg") */
+#define CK_REG_NOHUGEPAGE 0x2000        /* MADV_NOHUGEPAGE ("nh") */
+#define CK_REG_MERGEABLE 0x4000         /* MADV_MERGEABLE ("mg"), KSM */
+#define CK_REG_SEQUENTIAL 0x8000        /* MADV_SEQUENTIAL ("sr") */
+#define CK_REG_RANDOM 0x10000           /* MADV_RANDOM ("rr") */
+#define CK_REG_LOCKED 0x20000           /* mlock / MAP_LOCKED ("lo") */
+#define CK_REG_NORESERVE 0x40000        /* MAP_NORESERVE ("nr") */
+#define CK_REG_DROPPABLE 0x80000        /* MAP_DROPPABLE ("dp") */
+#define CK_REG_MAYWRITE 0x100000        /* shared file mapping that mprotect may make
+                                           writable ("mw"): the file was open for writing */
+#define CK_REG_GUARDS 0x200000          /* may hold guard pages (MADV_GUARD_INSTALL, "gu"):
+                                           the GUARDS record lists them */
+#define CK_REG_FROMFD 0x400000          /* CK_REG_DELETED region of a deleted file or memfd
+                                           the program holds open: mapped from the file
+                                           coord recreates (private: only pages changed
+                                           in memory are in the image) */
+#define CK_REG_SYSV 0x800000            /* SysV shared memory (shmat): ino is the shmid,
+                                           the SHM record describes the segment */
+#define CK_REG_HUGETLB 0x1000000        /* anonymous MAP_HUGETLB memory; fsize holds its
+                                           huge page size (0: the default one) */
 
 /* CK_REC_REGIONS payload: nregions of these, then a string table.
  * ck_rec.arg holds the number of regions. */
@@ -276,6 +302,7 @@ enum {
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
+#define CK_FDF_HUGETLB 0x8              /* memfd made with MFD_HUGETLB */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
@@ -291,13 +318,24 @@ struct ck_fd {
     uint32_t pad;
     uint64_t dev, ino, size;
     int64_t mtime_ns;
-    uint64_t aux;                       /* eventfd count, pipe ino, ... */
+    uint64_t aux;                       /* eventfd count, pipe ino, memfd seals, ... */
     uint32_t path_off, path_len;
     int64_t ctime_ns;                   /* identity, continued (common/fileid.h) */
     uint64_t hash;                      /* content hash, if hash_kind */
     uint32_t hash_kind;                 /* CK_HASH_* */
     uint32_t pad2;
 };
+
+/* Can region r be mapped from the program's descriptor f, a deleted file
+ * or memfd (CK_REG_FROMFD)? Same file, and an access mode that allows the
+ * mapping (O_RDONLY 0, O_WRONLY 1, O_RDWR 2). Shim and coord agree on it. */
+static inline int ck_fd_maps_region(const struct ck_fd *f, const struct ck_region *r)
+{
+    uint32_t acc = f->oflags & 3;
+    int writes = (r->flags & CK_REG_SHARED) && ((r->prot & 2) || (r->flags & CK_REG_MAYWRITE));
+    return (f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
+           f->dev == r->dev && (writes ? acc == 2 : acc != 1);
+}
 
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,
  * one per region marked MADV_DONTFORK or MADV_WIPEONFORK, in region order.
@@ -348,6 +386,32 @@ struct ck_tty {
     uint8_t cc[19];                     /* NCCS of the kernel's struct termios */
     uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;
     uint64_t dev, rdev;                 /* the terminal at checkpoint */
+};
+
+/* CK_REC_GUARDS payload: ck_rec.arg of these, in address order, each a
+ * run of guard pages (MADV_GUARD_INSTALL: touching them faults) inside a
+ * region marked CK_REG_GUARDS. They hold no contents; the restorer
+ * installs them again once memory is filled. */
+struct ck_guard {
+    uint64_t start, end;
+};
+
+#define CK_SHMF_DEST 0x1                /* marked for removal (IPC_RMID) while attached */
+
+/* CK_REC_SHM payload: ck_rec.arg of these, one per SysV shared memory
+ * segment the program has attached (its CK_REG_SYSV regions, each attach
+ * mapped whole from offset 0). Restore attaches the same segment again
+ * when it still exists (same id, key and size): its contents are the
+ * live ones. A segment marked for removal is made anew from the pages in
+ * the image; any other that is gone refuses the restore (the program
+ * knows its id, which the kernel would not give again). */
+struct ck_shm {
+    int32_t shmid;
+    int32_t key;                        /* IPC_PRIVATE is 0 */
+    uint64_t size;                      /* shm_segsz */
+    uint32_t mode;                      /* permission bits */
+    uint32_t flags;                     /* CK_SHMF_* */
+    uint64_t reserved;
 };
 
 /* CK_REC_END payload. */

@@ -26,6 +26,8 @@ _Static_assert(sizeof(struct ck_end) == 32, "ck_end must be 32 bytes");
 /* Sanity limits of the reader. */
 #define IMG_MAX_META (64ULL << 20)      /* payload of PROC/THREADS/REGIONS/FDS/unknown */
 #define IMG_MAX_LOCKS 65536             /* entries of a LOCKS record */
+#define IMG_MAX_GUARDS (1u << 20)       /* entries of a GUARDS record */
+#define IMG_MAX_SHMS 4096               /* entries of a SHM record */
 #define IMG_MAX_FILEDATA (1ULL << 20)   /* raw bytes of one FILEDATA record */
 #define IMG_MAX_PAGES_RAW ((uint64_t)CK_CHUNK_PAGES * CK_PAGE_SIZE)
 #define IMG_MAX_STRINGS (64ULL << 20)   /* copied-out path bytes per record */
@@ -275,6 +277,10 @@ static const char *rec_type_name(uint32_t type)
         return "LOCKS";
     case CK_REC_TTYS:
         return "TTYS";
+    case CK_REC_GUARDS:
+        return "GUARDS";
+    case CK_REC_SHM:
+        return "SHM";
     case CK_REC_PAGES:
         return "PAGES";
     case CK_REC_END:
@@ -447,6 +453,20 @@ static int read_alloc(struct img_ctx *c, const struct ck_rec *rec, uint8_t **ret
     return 0;
 }
 
+/* An optional record of fixed-size entries (LOCKS, TTYS, GUARDS, SHM): at
+ * most one, 1..max entries of esz bytes, read into a new allocation. */
+static int read_entries(struct img_ctx *c, const struct ck_rec *rec, size_t esz, uint64_t max,
+                        int seen, uint8_t **buf)
+{
+    if (seen)
+        return rec_fail(c, "a second %s record", c->tname);
+    if (rec->arg < 1 || rec->arg > max || rec->len != rec->arg * esz)
+        return rec_fail(c, "payload is %llu bytes for %llu entries of %zu bytes (1..%llu)",
+                        (unsigned long long)rec->len, (unsigned long long)rec->arg, esz,
+                        (unsigned long long)max);
+    return read_alloc(c, rec, buf);
+}
+
 static int get_scratch(struct img_ctx *c)
 {
     if (c->scratch)
@@ -519,6 +539,8 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         break;
     case CK_REC_LOCKS:
     case CK_REC_TTYS:
+    case CK_REC_GUARDS:
+    case CK_REC_SHM:
         /* optional, between FDS and the first FILEDATA or PAGES */
         if (c->stage != ST_FILEDATA || img->nfiledata)
             goto bad_order;
@@ -639,13 +661,7 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
         size_t esz = locks ? sizeof(struct ck_lock) : sizeof(struct ck_tty);
         uint64_t max = locks ? IMG_MAX_LOCKS : 3;
         uint8_t *buf;
-        if ((locks ? img->nlocks : img->nttys) != 0)
-            return rec_fail(c, "a second %s record", c->tname);
-        if (rec->arg < 1 || rec->arg > max || rec->len != rec->arg * esz)
-            return rec_fail(c, "payload is %llu bytes for %llu entries of %zu bytes (1..%llu)",
-                            (unsigned long long)rec->len, (unsigned long long)rec->arg, esz,
-                            (unsigned long long)max);
-        rc = read_alloc(c, rec, &buf);
+        rc = read_entries(c, rec, esz, max, (locks ? img->nlocks : img->nttys) != 0, &buf);
         if (rc < 0)
             return rc;
         if (locks) {
@@ -655,6 +671,39 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
             img->ttys = (struct ck_tty *)(void *)buf;
             img->nttys = (uint32_t)rec->arg;
         }
+        break;
+    }
+
+    case CK_REC_GUARDS: {
+        uint8_t *buf;
+        rc = read_entries(c, rec, sizeof(struct ck_guard), IMG_MAX_GUARDS, img->guards != NULL,
+                          &buf);
+        if (rc < 0)
+            return rc;
+        img->guards = (struct ck_guard *)(void *)buf;
+        img->nguards = (uint32_t)rec->arg;
+        for (uint32_t i = 0; i < img->nguards; i++) {
+            const struct ck_guard *g = &img->guards[i];
+            if (g->start >= g->end || (g->start | g->end) % CK_PAGE_SIZE ||
+                g->end > 0x800000000000ULL || (i && g->start < img->guards[i - 1].end))
+                return rec_fail(c, "entry %u (%#llx-%#llx) is malformed or out of order", i,
+                                (unsigned long long)g->start, (unsigned long long)g->end);
+        }
+        break;
+    }
+
+    case CK_REC_SHM: {
+        uint8_t *buf;
+        rc = read_entries(c, rec, sizeof(struct ck_shm), IMG_MAX_SHMS, img->shms != NULL, &buf);
+        if (rc < 0)
+            return rc;
+        img->shms = (struct ck_shm *)(void *)buf;
+        img->nshms = (uint32_t)rec->arg;
+        for (uint32_t i = 0; i < img->nshms; i++)
+            if (img->shms[i].shmid < 0 || img->shms[i].size == 0 ||
+                img->shms[i].size > (1ULL << 47))
+                return rec_fail(c, "entry %u (id %d, %llu bytes) is malformed", i,
+                                img->shms[i].shmid, (unsigned long long)img->shms[i].size);
         break;
     }
 
@@ -885,6 +934,8 @@ void ck_image_free(struct ck_image *img)
     free(img->fd_paths);
     free(img->locks);
     free(img->ttys);
+    free(img->guards);
+    free(img->shms);
     free(img->filedata);
     free(img->pages);
     memset(img, 0, sizeof(*img));

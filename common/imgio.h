@@ -80,6 +80,10 @@ struct ck_image {
     struct ck_memcheck *memcheck;       /* MEMCHECK entries (regions marked
                                            MADV_DONTFORK/WIPEONFORK), or NULL */
     uint32_t nmemcheck;
+    struct ck_guard *guards;            /* GUARDS record, or NULL */
+    uint32_t nguards;
+    struct ck_shm *shms;                /* SHM record, or NULL */
+    uint32_t nshms;
 };
 
 #define CK_READ_VERIFY_PAGES 0x1        /* read and checksum every PAGES payload */

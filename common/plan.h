@@ -55,6 +55,8 @@ struct ck_plan {
     int32_t ready_fd;                   /* to ready_fd, then read "ok\n" or "error: ...\n"
                                            from gate_fd before the program resumes */
     int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
+    uint64_t nguards;                   /* struct ck_guard[nguards]: installed once */
+    uint64_t guards_off;                /* memory is filled */
 };
 
 /* One PAGES record of the image: its header and where its payload is. */
@@ -73,10 +75,20 @@ struct ck_plan_region {
     int32_t from_fd;                    /* >= 0: map MAP_SHARED from this fd
                                            (a deleted file or memfd coord
                                            recreated), else -1 */
+    int32_t shmid;                      /* CK_REG_SYSV: the segment to attach */
+    uint32_t shm_flags;                 /* CK_PLAN_SHM_* */
     uint32_t pad;
     uint64_t dev, ino;                  /* CK_REG_FILE: the file coord checked; the
                                            restorer maps only that file */
+    uint64_t hugepage_size;             /* CK_REG_HUGETLB: bytes, 0 = the default */
 };
+
+/* ck_plan_region.shm_flags (CK_REG_SYSV regions) */
+#define CK_PLAN_SHM_ATTACH 0x1          /* the attach starts here: shmat the segment */
+#define CK_PLAN_SHM_FILL 0x2            /* made anew: attach writable, fill from the image */
+#define CK_PLAN_SHM_RMID 0x4            /* IPC_RMID once attached (it was marked so) */
+#define CK_PLAN_SHM_RDONLY 0x8          /* SHM_RDONLY */
+#define CK_PLAN_SHM_EXEC 0x10           /* SHM_EXEC */
 
 struct ck_plan_thread {
     uint32_t flags;                     /* CK_TF_* */

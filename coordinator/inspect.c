@@ -122,6 +122,8 @@ static const char *region_kind(uint32_t f)
         return "heap";
     if (f & CK_REG_STACK)
         return "stack";
+    if (f & CK_REG_SYSV)
+        return "sysv";
     if (f & CK_REG_DELETED)
         return "deleted";
     if (f & CK_REG_SHARED)
@@ -131,15 +133,20 @@ static const char *region_kind(uint32_t f)
     return "anon";
 }
 
-/* The madvise flags a region is restored with, e.g. "dontfork,dontdump". */
+/* The madvise, mlock and mmap flags a region is restored with, e.g.
+ * "dontfork,dontdump". */
 static void advice(char *buf, size_t len, uint32_t f, const char *sep)
 {
     static const struct {
         uint32_t flag;
         const char *name;
-    } names[] = {{CK_REG_DONTFORK, "dontfork"},
-                 {CK_REG_WIPEONFORK, "wipeonfork"},
-                 {CK_REG_DONTDUMP, "dontdump"}};
+    } names[] = {{CK_REG_DONTFORK, "dontfork"},     {CK_REG_WIPEONFORK, "wipeonfork"},
+                 {CK_REG_DONTDUMP, "dontdump"},     {CK_REG_HUGEPAGE, "hugepage"},
+                 {CK_REG_NOHUGEPAGE, "nohugepage"}, {CK_REG_MERGEABLE, "mergeable"},
+                 {CK_REG_SEQUENTIAL, "sequential"}, {CK_REG_RANDOM, "random"},
+                 {CK_REG_LOCKED, "locked"},         {CK_REG_NORESERVE, "noreserve"},
+                 {CK_REG_DROPPABLE, "droppable"},   {CK_REG_GUARDS, "guards"},
+                 {CK_REG_HUGETLB, "hugetlb"}};
     size_t n = 0;
     buf[0] = 0;
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && n < len; i++)
@@ -500,7 +507,7 @@ static void text_memory(const struct view *v)
         char pm[8];
         perms(pm, g->prot, g->flags);
         const char *path = img->region_paths ? img->region_paths[i] : "";
-        char adv[48];
+        char adv[192];
         advice(adv, sizeof(adv), g->flags, " ");
         printf("  %016llx-%016llx %-5s %-8s %8llu %10s  %s%s%s%s%s%s%s\n",
                (unsigned long long)g->start, (unsigned long long)g->end, pm,
@@ -775,7 +782,7 @@ static void print_json(const struct view *v)
         ck_json_kstr(&j, "kind", region_kind(g->flags));
         ck_json_khex(&j, "flags", g->flags);
         ck_json_kbool(&j, "shim", (g->flags & CK_REG_SHIM) != 0);
-        char adv[48];
+        char adv[192];
         advice(adv, sizeof(adv), g->flags, ",");
         ck_json_kstr(&j, "advice", adv);
         ck_json_kbool(&j, "file_saved", (g->flags & CK_REG_SAVED) != 0);

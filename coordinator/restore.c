@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -84,6 +85,8 @@ struct rctx {
         uint64_t dev, ino;
     } *rseen, *fseen;
     uint8_t *remake;                    /* regions whose saved file is to be recreated */
+    int32_t *shm_ids;                   /* per SHM entry: the segment to attach */
+    uint8_t *shm_new;                   /* per SHM entry: 1 = to be made anew */
 };
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -327,6 +330,9 @@ static int remake_saved_files(struct rctx *c)
     return 0;
 }
 
+static int check_shm(struct rctx *c);
+static int check_hugetlb(struct rctx *c);
+
 static int check_image(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -357,6 +363,12 @@ static int check_image(struct rctx *c)
                      (unsigned long long)r->start, (unsigned long long)r->end);
             return -1;
         }
+        if (i && r->start < im->regions[i - 1].end) {
+            /* the restorer looks regions up by address */
+            fail_msg(c, "the image's memory regions are out of order or overlap at %#llx",
+                     (unsigned long long)r->start);
+            return -1;
+        }
         if (r->flags & CK_REG_SPECIAL)
             continue;
         if (r->start < CK_WINDOW_END && r->end > CK_WINDOW_START) {
@@ -381,7 +393,8 @@ static int check_image(struct rctx *c)
             continue; /* gone, recreated from the image before the restorer runs */
         c->rseen[i].dev = st.st_dev;
         c->rseen[i].ino = st.st_ino;
-        if ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE) && access(path, R_OK | W_OK)) {
+        if ((r->flags & CK_REG_SHARED) &&
+            ((r->prot & PROT_WRITE) || (r->flags & CK_REG_MAYWRITE)) && access(path, R_OK | W_OK)) {
             fail_msg(c, "cannot open %s for writing (shared writable mapping)", path);
             return -1;
         }
@@ -425,12 +438,185 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
-    if (raise_nofile(c) < 0)
+    if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0)
         return -1;
     struct stat cst;
     if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
         fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
         return -1;
+    }
+    return 0;
+}
+
+/* SysV shared memory (SHM record): a segment that still exists with the
+ * same id, key and size is attached again as it is (its contents are the
+ * live ones). One that was marked for removal is made anew at restore
+ * (build_plan) from the image's pages: nobody could find it by key or id
+ * any more. Any other that is gone refuses the restore: the program knows
+ * its id, and the kernel would give a new one another. */
+static int check_shm(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    if (!im->nshms)
+        return 0;
+    c->shm_ids = calloc(im->nshms, sizeof *c->shm_ids);
+    c->shm_new = calloc(im->nshms, 1);
+    if (!c->shm_ids || !c->shm_new) {
+        fail_msg(c, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < im->nshms; i++) {
+        const struct ck_shm *s = &im->shms[i];
+        struct shmid_ds ds;
+        c->shm_ids[i] = s->shmid;
+        if (shmctl(s->shmid, IPC_STAT, &ds) == 0 && ds.shm_perm.__key == s->key &&
+            ds.shm_segsz == s->size) {
+            /* the restorer's shmat must not fail half-way: try it now */
+            int fl = SHM_RDONLY;
+            for (uint32_t k = 0; k < im->nregions; k++)
+                if ((im->regions[k].flags & CK_REG_SYSV) &&
+                    im->regions[k].ino == (uint64_t)s->shmid) {
+                    if (im->regions[k].prot & PROT_WRITE)
+                        fl &= ~SHM_RDONLY;
+                    if (im->regions[k].prot & PROT_EXEC)
+                        fl |= SHM_EXEC;
+                }
+            void *a = shmat(s->shmid, NULL, fl);
+            if (a == (void *)-1) {
+                fail_msg(c, "cannot attach the program's SysV shared memory segment %d (key "
+                         "%#x) again: %s", s->shmid, (unsigned)s->key, strerror(errno));
+                return -1;
+            }
+            shmdt(a);
+            continue;
+        }
+        if (s->flags & CK_SHMF_DEST) {
+            c->shm_new[i] = 1;
+            continue;
+        }
+        fail_msg(c, "the program's SysV shared memory segment %d (key %#x, %llu bytes) is gone "
+                 "or was replaced; it cannot be made again with the id the program knows",
+                 s->shmid, (unsigned)s->key, (unsigned long long)s->size);
+        return -1;
+    }
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        const struct ck_region *r = &im->regions[i];
+        uint32_t k = 0;
+        while ((r->flags & CK_REG_SYSV) && k < im->nshms && (uint64_t)im->shms[k].shmid != r->ino)
+            k++;
+        if ((r->flags & CK_REG_SYSV) && k == im->nshms) {
+            fail_msg(c, "memory region %#llx-%#llx is SysV shared memory the image does not "
+                     "describe", (unsigned long long)r->start, (unsigned long long)r->end);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* MAP_HUGETLB memory needs free huge pages of its size, which the restorer
+ * cannot do without once it has begun: checked now, per page size. */
+static int check_hugetlb(struct rctx *c)
+{
+    struct ck_image *im = &c->img;
+    uint64_t sizes[4] = {0}, need[4] = {0}, deflt = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Hugepagesize:", 13))
+            deflt = strtoull(line + 13, NULL, 10) << 10;
+    if (f)
+        fclose(f);
+    for (uint32_t i = 0; i < im->nregions; i++) {
+        const struct ck_region *r = &im->regions[i];
+        if (!(r->flags & CK_REG_HUGETLB))
+            continue;
+        uint64_t sz = r->fsize ? r->fsize : deflt;
+        if (!sz || (sz & (sz - 1)) || ((r->start | r->end) & (sz - 1))) {
+            fail_msg(c, "memory region %#llx-%#llx is hugetlb memory in %llu kB pages, which "
+                     "this machine does not have", (unsigned long long)r->start,
+                     (unsigned long long)r->end, (unsigned long long)(sz >> 10));
+            return -1;
+        }
+        int k = 0;
+        while (k < 4 && sizes[k] && sizes[k] != sz)
+            k++;
+        if (k == 4) {
+            fail_msg(c, "the image has hugetlb memory of more than 4 page sizes");
+            return -1;
+        }
+        sizes[k] = sz;
+        need[k] += (r->end - r->start) / sz;
+    }
+    for (int k = 0; k < 4 && sizes[k]; k++) {
+        char p[128];
+        snprintf(p, sizeof p, "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+                 (unsigned long long)(sizes[k] >> 10));
+        long free_ = read_long(p);
+        snprintf(p, sizeof p, "/sys/kernel/mm/hugepages/hugepages-%llukB/resv_hugepages",
+                 (unsigned long long)(sizes[k] >> 10));
+        long resv = read_long(p);
+        long avail = free_ < 0 ? 0 : free_ - (resv > 0 ? resv : 0);
+        if (avail < (long)need[k]) {
+            fail_msg(c, "the program had %llu huge pages of %llu kB (MAP_HUGETLB); this machine "
+                     "has %ld free: reserve more (sysctl vm.nr_hugepages, as root)",
+                     (unsigned long long)need[k], (unsigned long long)(sizes[k] >> 10),
+                     avail < 0 ? 0 : avail);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The plan's SysV fields for region i: the segment to attach, and how. */
+static void plan_shm(struct rctx *c, uint32_t i, struct ck_plan_region *pr)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_region *r = &im->regions[i];
+    uint32_t k = 0;
+    while ((uint64_t)im->shms[k].shmid != r->ino)
+        k++;
+    pr->shmid = c->shm_ids[k];
+    pr->shm_flags = c->shm_new[k] ? CK_PLAN_SHM_FILL | CK_PLAN_SHM_RMID : 0;
+    if (r->offset != 0)
+        return;
+    /* the attach: this region and those continuing it (capture checked) */
+    int writable = 0, exec = 0;
+    for (uint32_t j = i; j < im->nregions && (im->regions[j].flags & CK_REG_SYSV) &&
+                         im->regions[j].ino == r->ino && (j == i || im->regions[j].offset);
+         j++) {
+        writable |= (im->regions[j].prot & PROT_WRITE) != 0;
+        exec |= (im->regions[j].prot & PROT_EXEC) != 0;
+    }
+    pr->shm_flags |= CK_PLAN_SHM_ATTACH | (writable ? 0 : CK_PLAN_SHM_RDONLY) |
+                     (exec ? CK_PLAN_SHM_EXEC : 0);
+}
+
+/* Make the segments marked for removal anew (check_shm). */
+static int make_shm(struct rctx *c)
+{
+    for (uint32_t i = 0; i < c->img.nshms; i++) {
+        const struct ck_shm *s = &c->img.shms[i];
+        if (!c->shm_new[i])
+            continue;
+        int id = shmget(IPC_PRIVATE, s->size, IPC_CREAT | 0600 | (int)(s->mode & 0777));
+        if (id < 0) {
+            fail_msg(c, "cannot make SysV shared memory of %llu bytes again: %s",
+                     (unsigned long long)s->size, strerror(errno));
+            return -1;
+        }
+        c->shm_ids[i] = id;
     }
     return 0;
 }
@@ -465,6 +651,8 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
     struct ck_image *im = &c->img;
+    if (make_shm(c) < 0)
+        return -1;
     size_t strings = 0;
     for (uint32_t i = 0; i < im->nregions; i++)
         strings += strlen(im->region_paths[i]) + 1;
@@ -473,7 +661,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     toff = (toff + 63) & ~63UL;
     size_t poff = toff + im->nthreads * sizeof(struct ck_plan_thread);
     poff = (poff + 63) & ~63UL;
-    size_t soff = poff + im->npagerecs * sizeof(struct ck_plan_pagerec);
+    size_t goff = poff + im->npagerecs * sizeof(struct ck_plan_pagerec);
+    size_t soff = goff + im->nguards * sizeof(struct ck_guard);
     size_t size = soff + strings + 1;
     if (size > CK_PLAN_MAX) {
         fail_msg(c, "the image describes too many regions");
@@ -510,6 +699,10 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->shim_info_addr = im->proc.shim_info_addr;
     p->npagerecs = im->npagerecs;
     p->pagerecs_off = poff;
+    p->nguards = im->nguards;
+    p->guards_off = goff;
+    if (im->nguards)
+        memcpy(buf + goff, im->guards, im->nguards * sizeof(struct ck_guard));
     cpu_set_t cpus;
     int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
     const char *wenv = getenv("CKSHIM_RESTORE_THREADS");
@@ -533,21 +726,42 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].prot = r->prot;
         pr[i].flags = r->flags;
         pr[i].offset = r->offset;
-        pr[i].open_flags = ((r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+        /* a file the program had open for writing is opened so again,
+         * so that a later mprotect(PROT_WRITE) still works */
+        pr[i].open_flags = ((r->flags & CK_REG_SHARED) &&
+                            ((r->prot & PROT_WRITE) || (r->flags & CK_REG_MAYWRITE)))
+                               ? O_RDWR
+                               : O_RDONLY;
         pr[i].from_fd = -1;
         pr[i].dev = c->rseen[i].dev;
         pr[i].ino = c->rseen[i].ino;
-        if ((r->flags & CK_REG_DELETED) && (r->flags & CK_REG_SHARED))
+        /* CK_REG_FROMFD: the program holds the file open (any size: a
+         * mapping may reach past its end, as it did); older images only
+         * name shared mappings that fit in the file */
+        int fromfd = (r->flags & CK_REG_FROMFD) != 0;
+        if ((r->flags & CK_REG_DELETED) && ((r->flags & CK_REG_SHARED) || fromfd))
             for (uint32_t k = 0; k < im->nfds; k++) {
                 const struct ck_fd *f = &im->fds[k];
-                if ((f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
-                    f->dev == r->dev && r->offset + (r->end - r->start) <= f->size) {
+                if (fromfd ? ck_fd_maps_region(f, r)
+                           : (f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) &&
+                                 f->ino == r->ino && f->dev == r->dev &&
+                                 r->offset + (r->end - r->start) <= f->size) {
                     pr[i].from_fd = f->fd;
                     break;
                 }
             }
+        if (fromfd && pr[i].from_fd < 0) {
+            fail_msg(c, "memory region %#llx-%#llx maps a deleted file the image has no "
+                     "descriptor of", (unsigned long long)r->start, (unsigned long long)r->end);
+            free(buf);
+            return -1;
+        }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
+        pr[i].shmid = -1;
+        pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
+        if (r->flags & CK_REG_SYSV)
+            plan_shm(c, i, &pr[i]);
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);
@@ -668,7 +882,9 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
         char *d = strstr(name, " (deleted)");
         if (d)
             *d = 0;
-        fd = memfd_create(name, 0);
+        /* sealing allowed: the seals are added back below */
+        fd = memfd_create(name, MFD_ALLOW_SEALING |
+                                    ((f->flags & CK_FDF_HUGETLB) ? MFD_HUGETLB : 0));
     } else {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", path);
@@ -686,8 +902,21 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
                  strerror(errno));
         return -1;
     }
-    uint8_t *in = NULL, *out = NULL;
+    uint8_t *in = NULL, *out = NULL, *huge = NULL;
     size_t incap = 0, outcap = 0;
+    if (f->kind == CK_FD_MEMFD && (f->flags & CK_FDF_HUGETLB) && f->size) {
+        /* hugetlbfs has no write(): sized first (whole huge pages, as it
+         * was), then filled through a mapping */
+        huge = ftruncate(fd, (off_t)f->size) < 0
+                   ? MAP_FAILED
+                   : mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (huge == MAP_FAILED) {
+            fail_msg(c, "fd %d: cannot make the hugetlb memfd %s again (%llu bytes): %s", f->fd,
+                     path, (unsigned long long)f->size, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
     for (uint32_t i = 0; i < c->img.nfiledata; i++) {
         const struct ck_rec_loc *l = &c->img.filedata[i];
         if (l->rec.arg != (uint64_t)f->fd)
@@ -706,18 +935,43 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
             ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
             (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
             ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0 ||
-            pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) != (ssize_t)l->rec.raw_len) {
+            (huge ? (l->rec.arg2 + l->rec.raw_len > f->size ||
+                     !memcpy(huge + l->rec.arg2, out, l->rec.raw_len))
+                  : pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) !=
+                        (ssize_t)l->rec.raw_len)) {
             fail_msg(c, "fd %d: cannot restore the contents of the deleted file %s", f->fd, path);
             free(in);
             free(out);
+            if (huge)
+                munmap(huge, f->size);
             close(fd);
             return -1;
         }
     }
     free(in);
     free(out);
+    if (huge)
+        munmap(huge, f->size);
     if (ftruncate(fd, (off_t)f->size) < 0) {
         /* keep what we wrote */
+    }
+    if (f->kind == CK_FD_MEMFD) {
+        /* its mode (memfd_create makes 0777), then its seals (a memfd
+         * made without MFD_ALLOW_SEALING has F_SEAL_SEAL) */
+        if (fchmod(fd, f->mode & 07777) < 0 ||
+            (f->aux && fcntl(fd, F_ADD_SEALS, (int)f->aux) < 0)) {
+            fail_msg(c, "fd %d: cannot set the mode %o or the seals %#llx of memfd %s: %s",
+                     f->fd, f->mode & 07777, (unsigned long long)f->aux, path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        /* memfd_create's descriptor is already read-write, and one opened
+         * through /proc for writing would make an execveat of the memfd
+         * fail with ETXTBSY (memfd04) */
+        if ((f->oflags & O_ACCMODE) == O_RDWR) {
+            fcntl(fd, F_SETFL, (int)(f->oflags & (O_APPEND | O_NONBLOCK)));
+            return fd;
+        }
     }
     /* Reopen with the program's access mode and flags. */
     char lp[64];

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -256,22 +257,36 @@ static char *lines_next(struct lines *l)
 /* The VmFlags of an smaps entry that matter here, as CK_REG_* bits. */
 static uint32_t vmflags_parse(const char *s)
 {
+    static const struct {
+        char name[3];
+        uint32_t flag;
+    } names[] = {
+        {"dc", CK_REG_DONTFORK},   {"wf", CK_REG_WIPEONFORK},  {"dd", CK_REG_DONTDUMP},
+        {"hg", CK_REG_HUGEPAGE},   {"nh", CK_REG_NOHUGEPAGE},  {"mg", CK_REG_MERGEABLE},
+        {"sr", CK_REG_SEQUENTIAL}, {"rr", CK_REG_RANDOM},      {"lo", CK_REG_LOCKED},
+        {"nr", CK_REG_NORESERVE},  {"dp", CK_REG_DROPPABLE},   {"mw", CK_REG_MAYWRITE},
+        {"gu", CK_REG_GUARDS},     {"io", VMF_IO},             {"pf", VMF_IO},
+        {"ht", CK_REG_HUGETLB},
+    };
     uint32_t f = 0;
     for (s += 8; *s; s++) {
         if (s[0] == ' ' || !s[1])
             continue;
-        if (s[0] == 'd' && s[1] == 'c')
-            f |= CK_REG_DONTFORK;
-        else if (s[0] == 'w' && s[1] == 'f')
-            f |= CK_REG_WIPEONFORK;
-        else if (s[0] == 'd' && s[1] == 'd')
-            f |= CK_REG_DONTDUMP;
-        else if ((s[0] == 'i' && s[1] == 'o') || (s[0] == 'p' && s[1] == 'f'))
-            f |= VMF_IO;
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (s[0] == names[i].name[0] && s[1] == names[i].name[1])
+                f |= names[i].flag;
         s++;
     }
     return f;
 }
+
+/* Flags that alone do not make the pause read smaps (they are kept when
+ * it is read anyway): MAP_NORESERVE is on every glibc malloc arena and
+ * only matters for strict overcommit accounting; MADV_NOHUGEPAGE is on
+ * every thread stack glibc 2.36 makes (the shim's manager thread too), and
+ * is a hint; "mw" is on every region mapped from a file open for writing
+ * and matters only where mprotect could add PROT_WRITE (see the prescan). */
+#define VMF_CHEAP (CK_REG_NORESERVE | CK_REG_NOHUGEPAGE | CK_REG_MAYWRITE)
 
 static int is_kernel_special(const char *path)
 {
@@ -296,18 +311,83 @@ void capture_vmflags_prescan(void)
         g_shim.vmflags_seen = 1;
         return;
     }
-    int special = 0;
+    int special = 0, shared_ro_file = 0;
     for (char *line; (line = lines_next(&l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
-            uint32_t f = vmflags_parse(line);
-            if ((f & ~VMF_IO) || ((f & VMF_IO) && !special))
+            /* the kernel's own mappings are not saved: their flags ([vvar]
+             * is "pf io dd") do not count */
+            uint32_t f = special ? 0 : vmflags_parse(line);
+            if ((f & ~VMF_CHEAP) || (shared_ro_file && (f & CK_REG_MAYWRITE)))
                 g_shim.vmflags_seen = 1;
         } else if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
             const char *sp = strrchr(line, ' ');
             special = sp && is_kernel_special(sp + 1);
+            /* "start-end r--s offset dev inode /path": a shared file
+             * mapping without PROT_WRITE (maps_file_prot) */
+            const char *perm = strchr(line, ' ');
+            shared_ro_file = perm && perm[2] == '-' && perm[4] == 's' && strchr(line, '/');
         }
     }
     close(l.fd);
+}
+
+/* A region backed by the file e->path: its identity, or its bytes when
+ * the file is gone. A file mapped many times over (maps06: 10240 mappings
+ * of one file) is looked up once and its path stored once: *last is the
+ * previous file region. */
+static int file_region(struct ck_region *r, const struct ck_maps_entry *e,
+                       const struct ck_region **last, char *err, size_t errlen)
+{
+    const char *path = e->path;
+    const struct ck_region *l = *last;
+    r->flags |= CK_REG_FILE;
+    *last = r;
+    if (l && l->ino == e->ino && l->dev == makedev(e->dev_major, e->dev_minor) &&
+        !(l->flags & CK_REG_DELETED) == !e->deleted && !strcmp(path, g_shim.strtab + l->path_off)) {
+        r->flags |= l->flags & (CK_REG_DELETED | CK_REG_ALLPAGES);
+        r->dev = l->dev;
+        r->ino = l->ino;
+        r->fsize = l->fsize;
+        r->mtime_ns = l->mtime_ns;
+        r->mode = l->mode;
+        r->ctime_ns = l->ctime_ns;
+        r->flags |= l->flags & CK_REG_SAVED;
+        r->path_off = l->path_off;
+        r->path_len = l->path_len;
+        return 0;
+    }
+    struct stat st;
+    int same = !e->deleted && stat(path, &st) == 0 && st.st_ino == e->ino &&
+               major(st.st_dev) == e->dev_major && minor(st.st_dev) == e->dev_minor;
+    if (same && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "memory region %#llx-%#llx maps device %s, which cannot "
+                 "be restored", (unsigned long long)e->start, (unsigned long long)e->end, path);
+        return -ENOTSUP;
+    }
+    if (same) {
+        r->dev = st.st_dev;
+        r->ino = st.st_ino;
+        r->fsize = (uint64_t)st.st_size;
+        r->mode = st.st_mode;
+        ts_to_ns(&st.st_mtim, &r->mtime_ns);
+        ts_to_ns(&st.st_ctim, &r->ctime_ns);
+        /* content hash: by the writer (dump.c), not while paused */
+        if ((uint64_t)st.st_size <= CK_SAVE_MAX && st.st_uid == getuid() &&
+            ck_in_temp_dir(path, getenv("TMPDIR")))
+            r->flags |= CK_REG_SAVED;
+    } else {
+        /* Deleted or replaced since it was mapped: keep its bytes.
+         * dev/ino from maps let restore find an fd of the same file. */
+        r->flags |= CK_REG_DELETED | CK_REG_ALLPAGES;
+        r->dev = makedev(e->dev_major, e->dev_minor);
+        r->ino = e->ino;
+    }
+    r->path_off = strtab_add(path, &r->path_len);
+    if (r->path_len != strlen(path)) {
+        snprintf(err, errlen, "the paths of the memory regions exceed %u bytes", SHIM_STRTAB);
+        return -ENOTSUP;
+    }
+    return 0;
 }
 
 /* The region lines of maps or smaps; VmFlags lines (smaps) add flags to
@@ -315,6 +395,7 @@ void capture_vmflags_prescan(void)
 static int parse_regions(struct lines *l, char *err, size_t errlen)
 {
     struct ck_proc *p = &g_shim.proc;
+    const struct ck_region *last_file = NULL;
     g_shim.nregions = 0;
     for (char *line; (line = lines_next(l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
@@ -323,13 +404,30 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             if (!r || (r->flags & CK_REG_SPECIAL))
                 continue;
             if (f & VMF_IO) {
-                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is an I/O or PFN mapping "
-                         "(VmFlags io/pf) whose contents cannot be read or restored",
+                snprintf(err, errlen, "memory region %#llx-%#llx (%s) is an I/O or PFN "
+                         "mapping (VmFlags io/pf) whose contents cannot be read or restored",
                          (unsigned long long)r->start, (unsigned long long)r->end,
                          r->path_len ? g_shim.strtab + r->path_off : "anonymous");
                 return -ENOTSUP;
             }
-            r->flags |= f;
+            /* "mw" matters on shared file mappings only (restore opens
+             * the file for writing) */
+            if ((r->flags & (CK_REG_FILE | CK_REG_SHARED)) != (CK_REG_FILE | CK_REG_SHARED))
+                f &= ~CK_REG_MAYWRITE;
+            /* MAP_DROPPABLE memory is wiped on fork and left out of core
+             * dumps by its nature (VmFlags "dp wf dd"): the kernel may drop
+             * its pages at any time, so the writer may see them zero, and
+             * mmap(MAP_DROPPABLE) sets both flags again */
+            if (f & CK_REG_DROPPABLE)
+                f &= ~(CK_REG_WIPEONFORK | CK_REG_DONTDUMP);
+            r->flags |= f;              /* CK_REG_HUGETLB: see hugetlb_files() */
+            continue;
+        }
+        if (!strncmp(line, "KernelPageSize:", 15) && g_shim.nregions) {
+            /* the huge page size of MAP_HUGETLB memory (2 MiB, 1 GiB) */
+            struct ck_region *r = &g_shim.regions[g_shim.nregions - 1];
+            if (r->flags & CK_REG_HUGETLB)
+                r->fsize = strtoull(line + 15, NULL, 10) << 10;
             continue;
         }
         if (!((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) ||
@@ -380,38 +478,15 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             snprintf(err, errlen, "memory region %#llx-%#llx is a kernel mapping %s that cannot "
                      "be restored", (unsigned long long)e.start, (unsigned long long)e.end, path);
             return -ENOTSUP;
-        } else if (!strcmp(path, "/dev/zero") || !strncmp(path, "/SYSV", 5)) {
+        } else if (!strcmp(path, "/anon_hugepage") && e.deleted) {
+            r->flags |= CK_REG_ANON | CK_REG_HUGETLB; /* mmap(MAP_HUGETLB) */
+        } else if (!strncmp(path, "/SYSV", 5)) {
+            r->flags |= CK_REG_ANON | CK_REG_SYSV;
+            r->ino = e.ino;             /* the shmid */
+        } else if (!strcmp(path, "/dev/zero")) {
             r->flags |= CK_REG_ANON;
-        } else {
-            struct stat st;
-            r->flags |= CK_REG_FILE;
-            int same = !e.deleted && stat(path, &st) == 0 && st.st_ino == e.ino &&
-                       major(st.st_dev) == e.dev_major && minor(st.st_dev) == e.dev_minor;
-            if (same && !S_ISREG(st.st_mode)) {
-                snprintf(err, errlen, "memory region %#llx-%#llx maps device %s, which cannot "
-                         "be restored", (unsigned long long)e.start, (unsigned long long)e.end,
-                         path);
-                return -ENOTSUP;
-            }
-            if (same) {
-                r->dev = st.st_dev;
-                r->ino = st.st_ino;
-                r->fsize = (uint64_t)st.st_size;
-                r->mode = st.st_mode;
-                ts_to_ns(&st.st_mtim, &r->mtime_ns);
-                ts_to_ns(&st.st_ctim, &r->ctime_ns);
-                /* content hash: by the writer (dump.c), not while paused */
-                if ((uint64_t)st.st_size <= CK_SAVE_MAX && st.st_uid == getuid() &&
-                    ck_in_temp_dir(path, getenv("TMPDIR")))
-                    r->flags |= CK_REG_SAVED;
-            } else {
-                /* Deleted or replaced since it was mapped: keep its bytes.
-                 * dev/ino from maps let restore find an fd of the same file. */
-                r->flags |= CK_REG_DELETED | CK_REG_ALLPAGES;
-                r->dev = makedev(e.dev_major, e.dev_minor);
-                r->ino = e.ino;
-            }
-            r->path_off = strtab_add(path, &r->path_len);
+        } else if (file_region(r, &e, &last_file, err, errlen) < 0) {
+            return -ENOTSUP;
         }
         if (r->start < 0x100040000000ULL && r->end > 0x100000000000ULL) {
             snprintf(err, errlen, "memory region %#llx-%#llx overlaps the restorer's reserved "
@@ -785,6 +860,10 @@ static int capture_fds(char *err, size_t errlen)
             if (S_ISREG(st.st_mode)) {
                 if (!strncmp(target, "/memfd:", 7)) {
                     f->kind = CK_FD_MEMFD;
+                    int seals = fcntl(fd, F_GET_SEALS);
+                    f->aux = seals > 0 ? (uint64_t)seals : 0;
+                    if (st.st_blksize > 4096) /* hugetlbfs: the huge page size */
+                        f->flags |= CK_FDF_HUGETLB;
                 } else if (deleted) {
                     f->kind = CK_FD_DELETED;
                     target[tl - 10] = 0;
@@ -1019,6 +1098,116 @@ static int capture_children(char *err, size_t errlen)
     return -ENOTSUP;
 }
 
+/* Hugetlb memory comes back when it is anonymous (MAP_HUGETLB) or a
+ * memfd the program holds open (MFD_HUGETLB: coord makes it again); a
+ * hugetlbfs file or SHM_HUGETLB segment is refused. */
+static int hugetlb_files(char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        uint32_t f = r->flags;
+        if (!(f & CK_REG_HUGETLB) || ((f & CK_REG_ANON) && !(f & CK_REG_SYSV)) ||
+            (f & CK_REG_FROMFD))
+            continue;
+        snprintf(err, errlen, "memory region %#llx-%#llx (%s) is hugetlb memory of a file "
+                 "(hugetlbfs, SHM_HUGETLB, or an MFD_HUGETLB memfd no longer open), which ckshim "
+                 "cannot restore", (unsigned long long)r->start, (unsigned long long)r->end,
+                 r->path_len ? g_shim.strtab + r->path_off : "SysV");
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
+struct ck_shm shim_shms[SHIM_MAX_SHMS];
+uint32_t shim_nshms;
+
+/* SysV shared memory the program has attached (CK_REG_SYSV regions): each
+ * attach must be mapped whole (shmat maps the whole segment; restore does
+ * the same), each segment is described by IPC_STAT. */
+static int capture_shm(char *err, size_t errlen)
+{
+    shim_nshms = 0;
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        if (!(r->flags & CK_REG_SYSV))
+            continue;
+        struct shmid_ds ds;
+        if (shmctl((int)r->ino, IPC_STAT, &ds) < 0) {
+            snprintf(err, errlen, "cannot read SysV shared memory segment %llu (attached at "
+                     "%#llx): %s", (unsigned long long)r->ino, (unsigned long long)r->start,
+                     strerror(errno));
+            return -ENOTSUP;
+        }
+        /* the attach: this region and the ones that continue it */
+        uint64_t want = (ds.shm_segsz + CK_PAGE_SIZE - 1) & ~(CK_PAGE_SIZE - 1), len = 0;
+        uint32_t k = i;
+        while (k < g_shim.nregions && (g_shim.regions[k].flags & CK_REG_SYSV) &&
+               g_shim.regions[k].ino == r->ino && g_shim.regions[k].offset == len &&
+               g_shim.regions[k].start == r->start + len) {
+            len += g_shim.regions[k].end - g_shim.regions[k].start;
+            k++;
+        }
+        if (r->offset != 0 || len != want) {
+            snprintf(err, errlen, "SysV shared memory segment %llu is only partly mapped at "
+                     "%#llx (%llu of %llu bytes from offset %llu), which ckshim cannot restore",
+                     (unsigned long long)r->ino, (unsigned long long)r->start,
+                     (unsigned long long)len, (unsigned long long)want,
+                     (unsigned long long)r->offset);
+            return -ENOTSUP;
+        }
+        i = k - 1;
+        uint32_t n = 0;
+        while (n < shim_nshms && shim_shms[n].shmid != (int32_t)r->ino)
+            n++;
+        if (n < shim_nshms)
+            continue;                   /* attached twice */
+        if (n >= SHIM_MAX_SHMS) {
+            snprintf(err, errlen, "more than %d SysV shared memory segments", SHIM_MAX_SHMS);
+            return -E2BIG;
+        }
+        struct ck_shm *s = &shim_shms[shim_nshms++];
+        memset(s, 0, sizeof *s);
+        s->shmid = (int32_t)r->ino;
+        s->key = (int32_t)ds.shm_perm.__key;
+        s->size = ds.shm_segsz;
+        s->mode = ds.shm_perm.mode & 0777;
+        s->flags = (ds.shm_perm.mode & SHM_DEST) ? CK_SHMF_DEST : 0;
+    }
+    return 0;
+}
+
+/* Regions of a deleted file or memfd that the program also holds open:
+ * restore maps them from the file it recreates from that descriptor, so
+ * that they stay one with it (a write through the descriptor shows in a
+ * page never written in a private mapping: unlink_mmap02, memfd02). */
+static int mark_fromfd(char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        struct ck_region *r = &g_shim.regions[i];
+        if (!(r->flags & CK_REG_DELETED))
+            continue;
+        for (uint32_t k = 0; k < g_shim.nfds; k++) {
+            const struct ck_fd *f = &g_shim.fds[k];
+            if (!ck_fd_maps_region(f, r))
+                continue;
+            /* seals go back on before the restorer maps the memfd: a
+             * writable shared mapping that F_SEAL_FUTURE_WRITE let stay
+             * could not be made again */
+            if (f->kind == CK_FD_MEMFD && (f->aux & F_SEAL_FUTURE_WRITE) &&
+                (r->flags & CK_REG_SHARED) && (r->prot & PROT_WRITE)) {
+                snprintf(err, errlen, "memory region %#llx-%#llx is a writable shared mapping "
+                         "of memfd fd %d sealed with F_SEAL_FUTURE_WRITE, which ckshim cannot "
+                         "restore", (unsigned long long)r->start, (unsigned long long)r->end,
+                         f->fd);
+                return -ENOTSUP;
+            }
+            r->flags |= CK_REG_FROMFD;
+            break;
+        }
+    }
+    return 0;
+}
+
 /* Capture everything but memory contents. Returns 0 or -errno with a
  * message in err. */
 int capture_all(char *err, size_t errlen)
@@ -1042,6 +1231,9 @@ int capture_all(char *err, size_t errlen)
         return r;
     unwind_names();
     if ((r = capture_fds(err, errlen)) < 0)
+        return r;
+    if ((r = mark_fromfd(err, errlen)) < 0 || (r = hugetlb_files(err, errlen)) < 0 ||
+        (r = capture_shm(err, errlen)) < 0)
         return r;
     /* Witnesses of the memory a fork would hide, taken now, from the
      * program itself: they let a reader tell whether the writer saw it. */
@@ -1074,13 +1266,26 @@ void capture_fork_flags(int for_fork)
  * left out. */
 void capture_restore_vmflags(void)
 {
+    static const struct {
+        uint32_t flag;
+        int advice;
+    } advs[] = {
+        {CK_REG_DONTDUMP, MADV_DONTDUMP},   {CK_REG_HUGEPAGE, MADV_HUGEPAGE},
+        {CK_REG_NOHUGEPAGE, MADV_NOHUGEPAGE}, {CK_REG_MERGEABLE, MADV_MERGEABLE},
+        {CK_REG_SEQUENTIAL, MADV_SEQUENTIAL}, {CK_REG_RANDOM, MADV_RANDOM},
+    };
     capture_fork_flags(0);
     for (uint32_t i = 0; i < g_shim.nregions; i++) {
         const struct ck_region *r = &g_shim.regions[i];
-        if ((r->flags & CK_REG_DONTDUMP) &&
-            madvise((void *)r->start, r->end - r->start, MADV_DONTDUMP) < 0)
-            shim_log("madvise(%#llx, DONTDUMP): %s", (unsigned long long)r->start,
-                     strerror(errno));
+        void *a = (void *)r->start;
+        size_t len = r->end - r->start;
+        for (unsigned k = 0; k < sizeof advs / sizeof advs[0]; k++)
+            if ((r->flags & advs[k].flag) && madvise(a, len, advs[k].advice) < 0)
+                shim_log("madvise(%p, %d): %s", a, advs[k].advice, strerror(errno));
+        /* every page of a locked region is resident again (the restorer
+         * filled it, or mlock faults it in) */
+        if ((r->flags & CK_REG_LOCKED) && mlock(a, len) < 0)
+            shim_log("mlock(%p, %zu): %s", a, len, strerror(errno));
     }
 }
 
@@ -1112,7 +1317,8 @@ int capture_check_fork_child(char *err, size_t errlen)
     int r = 0, missing = 0;
     for (char *line; !r && !missing && (line = lines_next(&l));) {
         if (!strncmp(line, "VmFlags:", 8)) {
-            if (vmflags_parse(line) & CK_REG_WIPEONFORK) {
+            uint32_t f = vmflags_parse(line);
+            if ((f & CK_REG_WIPEONFORK) && !(f & CK_REG_DROPPABLE)) {
                 snprintf(err, errlen, "memory region %#llx-%#llx was marked MADV_WIPEONFORK "
                          "during the checkpoint; try again", (unsigned long long)vs,
                          (unsigned long long)ve);

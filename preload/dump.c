@@ -14,8 +14,8 @@
  * that touches errno: raw syscalls only.
  *
  * Which pages go into the image (pagemap bits: 63 present, 62 swapped,
- * 61 file page or shared anonymous; 58 a guard page, which fails the
- * checkpoint: reading it would kill the reader, and guards are not saved):
+ * 61 file page or shared anonymous; 58 a guard page, never present, never
+ * read (reading it would kill the reader): the GUARDS record lists them):
  *   private anonymous     present or swapped, and not all zero
  *   private file mapping  present and not a file page (COW'd), or swapped
  *   shared anonymous      resident (mincore): the child's page tables of
@@ -457,6 +457,15 @@ static size_t mem_read(struct writer *w, struct worker *k, uint64_t addr, size_t
     return ok;
 }
 
+/* Every page of a deleted file's region is saved, but for a mapping of
+ * one the program holds open: restore maps that from the recreated file,
+ * so a shared one needs no pages and a private one only those changed in
+ * memory, as for a mapping of a file that exists. */
+static int saves_all(uint32_t f)
+{
+    return (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON) && !(f & CK_REG_FROMFD);
+}
+
 static void run_job(struct worker *k, struct job *j)
 {
     struct writer *w = k->w;
@@ -466,7 +475,8 @@ static void run_job(struct worker *k, struct job *j)
     j->out_len = 0;
     j->nrec = j->npages_out = j->raw = j->stored = 0;
     j->err = 0;
-    if ((f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON)) {
+    int all = saves_all(f);
+    if (all && !(f & CK_REG_GUARDS)) {
         size_t got = mem_read(w, k, j->addr, n);
         if (got)
             job_emit(k, j, j->addr, k->copy, got);
@@ -474,11 +484,15 @@ static void run_job(struct worker *k, struct job *j)
     }
     int shared = (f & CK_REG_SHARED) != 0;
     int anon_private = (f & CK_REG_ANON) && !shared;
-    int via_mem = !(r->prot & PROT_READ);
-    if (shared) {
-        if (rsys(SYS_mincore, (long)j->addr, (long)(n * CK_PAGE_SIZE), (long)k->mc, 0, 0, 0) < 0)
-            memset(k->mc, 1, n);
-    } else {
+    int via_mem = all || !(r->prot & PROT_READ);
+    /* shared hugetlb memory has no page tables in the forked writer (and
+     * so nothing for mincore): every page is read, zero ones left out */
+    int huge_shared = shared && (f & CK_REG_HUGETLB);
+    if (all || huge_shared ||
+        (shared && rsys(SYS_mincore, (long)j->addr, (long)(n * CK_PAGE_SIZE), (long)k->mc, 0, 0,
+                        0) < 0))
+        memset(k->mc, 1, n);
+    if (!shared || (f & CK_REG_GUARDS)) {
         long got = rsys(SYS_pread64, w->pagemap_fd, (long)k->pm, (long)(n * 8),
                         (long)(j->addr / CK_PAGE_SIZE * 8), 0, 0);
         if (got != (long)(n * 8)) {
@@ -486,22 +500,35 @@ static void run_job(struct worker *k, struct job *j)
             j->err_addr = j->addr;
             return;
         }
-        for (size_t i = 0; i < n; i++)
-            if (k->pm[i] & PM_GUARD) {
+        /* guard pages (their pagemap entry looks swapped) are never read:
+         * the GUARDS record lists them when smaps marked the region ("gu",
+         * Linux 6.18); a kernel that does not mark them gets no image */
+        for (size_t i = 0; i < n; i++) {
+            if (!(k->pm[i] & PM_GUARD))
+                continue;
+            if (!(f & CK_REG_GUARDS)) {
                 j->err = -ENOTSUP;
                 j->err_addr = j->addr + i * CK_PAGE_SIZE;
                 return;
             }
+            k->mc[i] = 0;
+        }
     }
     size_t run_start = 0, run_len = 0;
     for (size_t i = 0; i <= n; i++) {
         int need = 0;
         if (i < n) {
             if (shared) {
-                need = k->mc[i] & 1;
+                need = (k->mc[i] & 1) &&
+                       !(huge_shared && !via_mem &&
+                         is_zero_page((const void *)(j->addr + i * CK_PAGE_SIZE)));
             } else {
                 uint64_t e = k->pm[i];
-                if (anon_private)
+                if (e & PM_GUARD)
+                    need = 0;
+                else if (all)
+                    need = 1;           /* a deleted file's pages, guards aside */
+                else if (anon_private)
                     need = (e & (PM_PRESENT | PM_SWAP)) != 0;
                 else
                     need = ((e & PM_PRESENT) && !(e & PM_FILE)) || (e & PM_SWAP);
@@ -569,7 +596,7 @@ static int witness(const struct ck_region *r, struct ck_memcheck *m, int pmfd, i
     static uint8_t copy[CK_PAGE_SIZE];
     uint32_t f = r->flags;
     int shared = (f & CK_REG_SHARED) != 0, anon_private = (f & CK_REG_ANON) && !shared;
-    int all = (f & CK_REG_ALLPAGES) && !(f & CK_REG_ANON);
+    int all = saves_all(f);
     int via_mem = all || !(r->prot & PROT_READ);
     if ((f & CK_REG_FILE) && shared && !all)
         return 0;                       /* the file holds the pages */
@@ -580,17 +607,22 @@ static int witness(const struct ck_region *r, struct ck_memcheck *m, int pmfd, i
                      (unsigned long long)a);
             return -EIO;
         }
-        for (size_t i = 0; i < n; i++)
-            if (pm[i] & PM_GUARD) {
-                snprintf(err, errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL), "
-                         "which ckshim cannot save and restore yet",
-                         (unsigned long long)(a + i * CK_PAGE_SIZE));
-                return -ENOTSUP;
-            }
         if (all) {
             memset(mc, 1, n);
         } else if (shared && mincore((void *)a, n * CK_PAGE_SIZE, mc) < 0) {
             memset(mc, 1, n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!(pm[i] & PM_GUARD))
+                continue;
+            if (!(f & CK_REG_GUARDS)) {
+                snprintf(err, errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL) "
+                         "that /proc/self/smaps does not show (Linux before 6.18)",
+                         (unsigned long long)(a + i * CK_PAGE_SIZE));
+                return -ENOTSUP;
+            }
+            pm[i] = 0;                  /* as run_job: never read */
+            mc[i] = 0;                  /* (pm is not read for all/shared) */
         }
         for (size_t i = 0; i < n; i++) {
             uint64_t pa = a + i * CK_PAGE_SIZE;
@@ -652,7 +684,7 @@ static int wants_pages(const struct ck_region *r)
 {
     if (r->flags & CK_REG_SPECIAL)
         return 0;
-    if ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) && !(r->flags & CK_REG_ALLPAGES))
+    if ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) && !saves_all(r->flags))
         return 0;
     return 1;
 }
@@ -704,8 +736,9 @@ static int dump_pages(struct writer *w)
             continue;
         }
         if (j->err == -ENOTSUP) {
-            snprintf(w->err, w->errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL), "
-                     "which ckshim cannot save and restore yet", (unsigned long long)j->err_addr);
+            snprintf(w->err, w->errlen, "memory at %#llx is a guard page (MADV_GUARD_INSTALL) "
+                     "that /proc/self/smaps does not show (Linux before 6.18)",
+                     (unsigned long long)j->err_addr);
             return j->err;
         }
         if (j->err) {
@@ -730,6 +763,65 @@ static int dump_pages(struct writer *w)
         w->end.stored_bytes += j->stored;
         next++;
     }
+}
+
+/* The GUARDS record: the runs of guard pages in the regions smaps marked
+ * "gu", from the pagemap (guard markers survive the fork). */
+static int dump_guards(struct writer *w)
+{
+    enum { N = JOB_PAGES };
+    uint64_t cap = 0;
+    for (uint32_t i = 0; i < g_shim.nregions; i++) {
+        const struct ck_region *r = &g_shim.regions[i];
+        if ((r->flags & CK_REG_GUARDS) && !(r->flags & CK_REG_SPECIAL))
+            cap += ((r->end - r->start) / CK_PAGE_SIZE + 1) / 2;
+    }
+    if (!cap)
+        return 0;
+    size_t bytes = cap * sizeof(struct ck_guard) + N * 8;
+    uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) {
+        snprintf(w->err, w->errlen, "out of memory");
+        return -ENOMEM;
+    }
+    uint64_t *pm = (uint64_t *)buf;
+    struct ck_guard *g = (struct ck_guard *)(buf + N * 8);
+    uint64_t n = 0;
+    int r = 0;
+    for (uint32_t i = 0; i < g_shim.nregions && !r; i++) {
+        const struct ck_region *reg = &g_shim.regions[i];
+        if (!(reg->flags & CK_REG_GUARDS) || (reg->flags & CK_REG_SPECIAL))
+            continue;
+        for (uint64_t a = reg->start; a < reg->end && !r; a += N * CK_PAGE_SIZE) {
+            size_t cnt = (reg->end - a) / CK_PAGE_SIZE < N ? (reg->end - a) / CK_PAGE_SIZE : N;
+            if (pread(w->pagemap_fd, pm, cnt * 8, (off_t)(a / CK_PAGE_SIZE * 8)) !=
+                (ssize_t)(cnt * 8)) {
+                snprintf(w->err, w->errlen, "cannot read /proc/self/pagemap at %#llx",
+                         (unsigned long long)a);
+                r = -EIO;
+                break;
+            }
+            for (size_t k = 0; k < cnt; k++) {
+                if (!(pm[k] & PM_GUARD))
+                    continue;
+                uint64_t p = a + k * CK_PAGE_SIZE;
+                if (n && g[n - 1].end == p)
+                    g[n - 1].end = p + CK_PAGE_SIZE;
+                else {
+                    g[n].start = p;
+                    g[n++].end = p + CK_PAGE_SIZE;
+                }
+            }
+        }
+    }
+    if (!r && n > (1u << 20)) {
+        snprintf(w->err, w->errlen, "more than %u runs of guard pages", 1u << 20);
+        r = -E2BIG;
+    }
+    if (!r && n)
+        r = put_rec(w, CK_REC_GUARDS, 0, g, n * sizeof *g, n * sizeof *g, n, 0);
+    munmap(buf, bytes);
+    return r;
 }
 
 /* Everything readable from rfd (closed here) as FILEDATA records with
@@ -927,6 +1019,11 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     if (shim_nttys && (r = put_rec(&w, CK_REC_TTYS, 0, shim_ttys,
                                    sizeof(struct ck_tty) * shim_nttys,
                                    sizeof(struct ck_tty) * shim_nttys, shim_nttys, 0)) < 0)
+        goto out;
+    if ((r = dump_guards(&w)) < 0)
+        goto out;
+    if (shim_nshms && (r = put_rec(&w, CK_REC_SHM, 0, shim_shms, sizeof(struct ck_shm) * shim_nshms,
+                                   sizeof(struct ck_shm) * shim_nshms, shim_nshms, 0)) < 0)
         goto out;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];

@@ -286,13 +286,16 @@ static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hf
 
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
-    int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
+    int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
     char err[512] = "";
     volatile int kill_after = (req->flags & CK_CKPT_KILL) != 0;
     volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
     struct ck_header hdr;
 
+    /* The program runs during the prescan (hundreds of ms with 60000
+     * regions): the pause starts after it. */
     capture_vmflags_prescan();
+    int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
     int r = quiesce_stop_threads(err, sizeof err);
     if (r < 0) {
         rep->status = r;
@@ -414,7 +417,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->bytes = cr->st.bytes;
     rep->pages = cr->st.pages;
     rep->raw_bytes = cr->st.raw_bytes;
-    rep->total_ns = (uint64_t)(t1 - t0);
+    rep->total_ns = (uint64_t)(t1 - tp);
     /* The pause counts from the first thread stopped (t0: just before
      * the signals go out) to the release. */
     rep->pause_ns = (uint64_t)(pause_end - t0);

@@ -19,9 +19,9 @@
 #define SHIM_API __attribute__((visibility("default")))
 #define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
-#define SHIM_MAX_REGIONS 8192
+#define SHIM_MAX_REGIONS 65536         /* above vm.max_map_count (65530 by default) */
 #define SHIM_MAX_FDS 4096
-#define SHIM_STRTAB (1u << 20)
+#define SHIM_STRTAB (8u << 20)
 
 /* A thread's slot while it is parked for a checkpoint. */
 struct shim_slot {
@@ -169,6 +169,9 @@ extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS re
 extern uint32_t shim_nlocks;
 extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
 extern uint32_t shim_nttys;
+#define SHIM_MAX_SHMS 256
+extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
+extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
 

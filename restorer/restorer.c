@@ -275,11 +275,28 @@ static void map_regions(void)
             continue;
         uint64_t len = r->end - r->start;
         int shared = (r->flags & CK_REG_SHARED) != 0;
+        int extra = (r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0;
         long addr;
-        if (r->from_fd >= 0) {
-            /* shared mapping of a deleted file or memfd the program also
-             * holds open: map the recreated file so both stay one */
-            addr = sys_mmap(r->start, len, (int)r->prot, R_MAP_SHARED | R_MAP_FIXED_NOREPLACE,
+        if (r->flags & CK_REG_SYSV) {
+            /* SysV shared memory: attach the segment coord chose (the
+             * program's own, or one made anew and filled below) where it
+             * was; the attach covers the regions that continue it */
+            if (!(r->shm_flags & CK_PLAN_SHM_ATTACH))
+                continue;
+            long fl = ((r->shm_flags & CK_PLAN_SHM_EXEC) ? 0100000 /* SHM_EXEC */ : 0) |
+                      ((r->shm_flags & (CK_PLAN_SHM_RDONLY | CK_PLAN_SHM_FILL)) ==
+                               CK_PLAN_SHM_RDONLY
+                           ? 010000 /* SHM_RDONLY */
+                           : 0);
+            addr = sys3(NR_shmat, r->shmid, r->start, fl);
+            if (addr >= 0 && (r->shm_flags & CK_PLAN_SHM_RMID))
+                sys3(NR_shmctl, r->shmid, 0 /* IPC_RMID */, 0);
+        } else if (r->from_fd >= 0) {
+            /* mapping of a deleted file or memfd the program also holds
+             * open: map the recreated file so both stay one (a private
+             * one gets its changed pages written over it below) */
+            addr = sys_mmap(r->start, len, (int)r->prot | (shared ? 0 : R_PROT_WRITE),
+                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE | extra,
                             r->from_fd, r->offset);
         } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
             const char *path = strings + r->path_off;
@@ -293,14 +310,22 @@ static void map_regions(void)
                 die("a mapped file was replaced during the restore", r->start, e);
             int prot = (int)r->prot | (shared ? 0 : R_PROT_WRITE);
             addr = sys_mmap(r->start, len, prot,
-                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE, fd,
-                            r->offset);
+                            (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE | extra,
+                            fd, r->offset);
             sys_close(fd);
         } else {
-            int fl = (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_ANONYMOUS |
-                     R_MAP_FIXED_NOREPLACE;
+            int fl = (shared                               ? R_MAP_SHARED
+                      : (r->flags & CK_REG_DROPPABLE) ? R_MAP_DROPPABLE
+                                                      : R_MAP_PRIVATE) |
+                     R_MAP_ANONYMOUS | R_MAP_FIXED_NOREPLACE | extra;
             if (r->flags & CK_REG_STACK)
                 fl |= R_MAP_GROWSDOWN;
+            if (r->flags & CK_REG_HUGETLB) {
+                /* coord checked there are enough free huge pages */
+                fl |= R_MAP_HUGETLB;
+                if (r->hugepage_size)
+                    fl |= (63 - __builtin_clzll(r->hugepage_size)) << R_MAP_HUGE_SHIFT;
+            }
             addr = sys_mmap(r->start, len, (int)r->prot | R_PROT_WRITE | R_PROT_READ, fl, -1, 0);
         }
         if (addr < 0)
@@ -310,18 +335,27 @@ static void map_regions(void)
     }
 }
 
-/* The region that holds [a, a+len), writable by us, or die. */
+/* The region that holds [a, a+len), writable by us, or die. Regions are
+ * in address order (coord checks): a binary search, as there may be 65530
+ * of them and as many page records. */
 static const struct ck_plan_region *check_target(uint64_t a, uint64_t len)
 {
     const struct ck_plan_region *rg = regions();
-    for (uint32_t i = 0; i < plan->nregions; i++) {
-        const struct ck_plan_region *r = &rg[i];
+    uint32_t lo = 0, hi = plan->nregions;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rg[mid].end <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < plan->nregions) {
+        const struct ck_plan_region *r = &rg[lo];
         if (a >= r->start && a + len <= r->end && a + len > a) {
-            if ((r->flags & CK_REG_SPECIAL) ||
-                ((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) &&
-                 !(r->flags & CK_REG_ALLPAGES)))
-                break;
-            return r;
+            if (!(r->flags & CK_REG_SPECIAL) &&
+                !((r->flags & CK_REG_FILE) && (r->flags & CK_REG_SHARED) &&
+                  !(r->flags & CK_REG_ALLPAGES)))
+                return r;
         }
     }
     die("image has pages outside any writable region", a, 0);
@@ -356,8 +390,10 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
         (rec->raw_len & (CK_PAGE_SIZE - 1)) || rec->raw_len == 0 ||
         rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE || rec->len > BUF_SIZE)
         die("malformed PAGES record", rec->arg, 0);
-    if (check_target(rec->arg, rec->raw_len)->from_fd >= 0) {
-        /* already in the recreated file */
+    const struct ck_plan_region *tr = check_target(rec->arg, rec->raw_len);
+    if ((tr->from_fd >= 0 && (tr->flags & CK_REG_SHARED)) ||
+        ((tr->flags & CK_REG_SYSV) && !(tr->shm_flags & CK_PLAN_SHM_FILL))) {
+        /* already in the recreated file, or the live SysV segment */
         __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE),
                            __ATOMIC_RELAXED);
         return;
@@ -463,12 +499,27 @@ static void pass_gate(void)
     die(n > 0 ? m : "the counter gate keeper went away", 0, 0);
 }
 
+/* Guard pages (MADV_GUARD_INSTALL) back where they were, once memory is
+ * filled (installing one drops what is mapped there; none of them has
+ * pages in the image), before protections are set (PROT_NONE regions may
+ * hold guards too). */
+#define MADV_GUARD_INSTALL_ 102
+static void install_guards(void)
+{
+    const struct ck_guard *g = (const struct ck_guard *)((const char *)plan + plan->guards_off);
+    for (uint64_t i = 0; i < plan->nguards; i++) {
+        long e = sys_madvise(g[i].start, g[i].end - g[i].start, MADV_GUARD_INSTALL_);
+        if (e < 0)
+            die("cannot install guard pages (MADV_GUARD_INSTALL)", g[i].start, e);
+    }
+}
+
 static void protect_regions(void)
 {
     const struct ck_plan_region *rg = regions();
     for (uint32_t i = 0; i < plan->nregions; i++) {
         const struct ck_plan_region *r = &rg[i];
-        if ((r->flags & CK_REG_SPECIAL) || r->from_fd >= 0)
+        if ((r->flags & CK_REG_SPECIAL) || (r->from_fd >= 0 && (r->flags & CK_REG_SHARED)))
             continue;
         long e = sys_mprotect(r->start, r->end - r->start, r->prot);
         if (e < 0)
@@ -535,6 +586,7 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     clear_address_space();
     map_regions();
     fill_pages();
+    install_guards();
     if (plan->gate_fd >= 0)
         pass_gate();
     protect_regions();

@@ -29,6 +29,8 @@
 #define NR_pread64 17
 #define NR_mremap 25
 #define NR_madvise 28
+#define NR_shmat 30
+#define NR_shmctl 31
 #define NR_getpid 39
 #define NR_clone 56
 #define NR_exit 60
@@ -59,10 +61,13 @@
 #define R_PROT_EXEC 4
 #define R_MAP_SHARED 0x01
 #define R_MAP_PRIVATE 0x02
+#define R_MAP_DROPPABLE 0x08
 #define R_MAP_FIXED 0x10
 #define R_MAP_ANONYMOUS 0x20
 #define R_MAP_GROWSDOWN 0x100
 #define R_MAP_NORESERVE 0x4000
+#define R_MAP_HUGETLB 0x40000
+#define R_MAP_HUGE_SHIFT 26
 #define R_MAP_FIXED_NOREPLACE 0x100000
 #define R_MREMAP_MAYMOVE 1
 #define R_MREMAP_FIXED 2

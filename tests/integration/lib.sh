@@ -123,3 +123,30 @@ restore_to_pass() {
         fail "$1" "program says: $(tail -n 2 "$T/$3.log")"
     fi
 }
+
+# PY_TICKS: the tail of a Python test program (which imports time): print
+# READY, then "tick N" twice a second, forever.
+PY_TICKS='print("READY", flush=True)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.05)
+    if n % 10 == 0:
+        print("tick", n, flush=True)'
+
+# refused_alive NAME ID PATTERN: `coord checkpoint $pid` (a start_py_app
+# program with id ID and $PY_TICKS) must exit 1 with a message matching
+# PATTERN and write no image, and the program must go on ticking.
+refused_alive() {
+    "$C" checkpoint "$pid" -o "$T/$2.img" >"$T/out" 2>"$T/err"
+    local rc=$? t1 t2
+    t1=$(grep -c tick "$T/$2.log")
+    sleep 1
+    t2=$(grep -c tick "$T/$2.log")
+    if [ $rc -eq 1 ] && grep -Eq -- "$3" "$T/err" && alive "$pid" && [ "$t2" -gt "$t1" ] &&
+        [ ! -e "$T/$2.img" ]; then
+        pass "$1"
+    else
+        fail "$1" "rc=$rc, ticks $t1 -> $t2"
+    fi
+}

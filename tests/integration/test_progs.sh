@@ -76,6 +76,7 @@ TWICE+=" cputime "
 TWICE+=" pending_info "
 TWICE+=" tmp_mapped "
 TWICE+=" blocking pattrs rseq_own procself aio "
+TWICE+=" many_regions vmflags guards memfd_state unlink_map sysv_shm hugetlb "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}

@@ -198,6 +198,10 @@ int main(int argc, char **argv)
         struct ck_tty y = {.fd = 0, .lflag = 0x8a3b, .ws_row = 24, .ws_col = 80};
         REC(CK_REC_LOCKS, 0, l, sizeof(l), sizeof(l), 2, 0);
         REC(CK_REC_TTYS, 0, &y, sizeof(y), sizeof(y), 1, 0);
+        struct ck_guard g[2] = {{0x11000, 0x12000}, {0x14000, 0x16000}};
+        REC(CK_REC_GUARDS, 0, g, sizeof(g), sizeof(g), 2, 0);
+        struct ck_shm sh = {.shmid = 5, .key = 0x1234, .size = 40960, .mode = 0600};
+        REC(CK_REC_SHM, 0, &sh, sizeof(sh), sizeof(sh), 1, 0);
     }
     REC(CK_REC_FILEDATA, CK_RF_RAW, "hello", 5, 5, 3, 0);
     {

@@ -39,6 +39,8 @@ struct build_opts {
     uint32_t memcheck_region;           /* the region it names (1: the heap) */
     int fd_extras;                      /* LOCKS/TTYS: 1 valid, 2 LOCKS twice,
                                            3 LOCKS after FILEDATA, 4 bad count */
+    int guards;                         /* a GUARDS record: 1 good, 2 out of order */
+    int shm;                            /* a SHM record: 1 good, 2 size 0 */
 };
 
 /* Offsets of interesting places in the built image. */
@@ -220,6 +222,23 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         nrec++;
         raw += sizeof(y);
         stored += sizeof(y);
+    }
+    if (o->guards) {
+        struct ck_guard g[2] = {{0x11000, 0x12000}, {0x14000, 0x16000}};
+        if (o->guards == 2)
+            g[1].start = 0x10000;
+        assert_int_equal(ck_write_rec(fd, CK_REC_GUARDS, 0, g, sizeof(g), sizeof(g), 2, 0), 0);
+        nrec++;
+        raw += sizeof(g);
+        stored += sizeof(g);
+    }
+    if (o->shm) {
+        struct ck_shm m = {.shmid = 7, .key = 0x1234, .size = o->shm == 2 ? 0 : 10000,
+                           .mode = 0600, .flags = CK_SHMF_DEST};
+        assert_int_equal(ck_write_rec(fd, CK_REC_SHM, 0, &m, sizeof(m), sizeof(m), 1, 0), 0);
+        nrec++;
+        raw += sizeof(m);
+        stored += sizeof(m);
     }
 
     if (o->unknown_rec) {
@@ -567,6 +586,39 @@ static void test_fd_extras(void **state)
     }
 }
 
+/* GUARDS and SHM records: read into the image; malformed entries (runs
+ * out of order, a segment of size 0) refuse it. */
+static void test_guards_shm(void **state)
+{
+    struct build_opts o;
+    struct layout L;
+    struct ck_image img;
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    o.guards = 1;
+    o.shm = 1;
+    uint8_t *b = build_read_ok(&o, &L, &img);
+    assert_int_equal(img.nguards, 2);
+    assert_int_equal(img.guards[1].start, 0x14000);
+    assert_int_equal(img.nshms, 1);
+    assert_int_equal(img.shms[0].size, 10000);
+    assert_int_equal(img.shms[0].flags, CK_SHMF_DEST);
+    ck_image_free(&img);
+    free(b);
+
+    o.guards = 2;
+    b = build_bytes(&o, &L);
+    assert_non_null(strstr(expect_fail(b, L.size, 0), "GUARDS"));
+    free(b);
+
+    o.guards = 1;
+    o.shm = 2;
+    b = build_bytes(&o, &L);
+    assert_non_null(strstr(expect_fail(b, L.size, 0), "SHM"));
+    free(b);
+}
+
 static void test_truncated(void **state)
 {
     struct build_opts o;
@@ -872,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_extra_records),
         cmocka_unit_test(test_memcheck),
         cmocka_unit_test(test_fd_extras),
+        cmocka_unit_test(test_guards_shm),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_records),
