@@ -253,6 +253,8 @@ enum {
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
+#define CK_FDF_DELETED 0x8              /* FIFO: removed from its directory
+                                           (path is where it was) */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */

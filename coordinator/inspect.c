@@ -579,6 +579,8 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [external]");
         if ((f->flags & CK_FDF_STD_REDIRECT) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
+        if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
         if (f->kind == CK_FD_EVENTFD && o < sizeof(extra))
             snprintf(extra + o, sizeof(extra) - o, " [count %llu]", (unsigned long long)f->aux);
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
@@ -821,6 +823,7 @@ static void print_json(const struct view *v)
         ck_json_ki64(&j, "share_with", f->share_with);
         ck_json_kbool(&j, "external", (f->flags & CK_FDF_EXTERNAL) != 0);
         ck_json_kbool(&j, "std_redirect", (f->flags & CK_FDF_STD_REDIRECT) != 0);
+        ck_json_kbool(&j, "deleted", (f->flags & CK_FDF_DELETED) != 0);
         snprintf(buf, sizeof(buf), "%o", f->mode);
         ck_json_kstr(&j, "mode", buf);
         ck_json_ku64(&j, "size", f->size);

@@ -229,6 +229,18 @@ static int64_t saved_bytes(const struct rctx *c, uint32_t i, uint32_t *owner)
     return n == r->fsize ? (int64_t)n : -1;
 }
 
+/* The directory part of path, in dir ("/" for a file at the root). */
+static const char *dir_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = 0;
+    else
+        snprintf(dir, len, "/");
+    return dir;
+}
+
 /* Is path still the file id describes? 0 yes (st filled), 1 it is gone
  * but comes back from the image (region >= 0 only), -1 refused (c->err).
  * A changed file passes with --allow-changed PATH, with a warning; a file
@@ -400,9 +412,19 @@ static int check_image(struct rctx *c)
         }
         if (f->share_with >= 0)
             continue;
-        if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
-            (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
-             !(f->flags & CK_FDF_STD_REDIRECT))) {
+        if (f->kind == CK_FD_PIPE && (f->flags & CK_FDF_DELETED) &&
+            !(f->flags & CK_FDF_STD_REDIRECT)) {
+            char dir[PATH_MAX];
+            errno = EINVAL;
+            if (im->fd_paths[i][0] != '/' ||
+                access(dir_of(im->fd_paths[i], dir, sizeof dir), W_OK | X_OK) < 0) {
+                fail_msg(c, "fd %d: cannot make the deleted FIFO %s again in its directory: %s",
+                         f->fd, im->fd_paths[i], strerror(errno));
+                return -1;
+            }
+        } else if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
+                   (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
+                    !(f->flags & CK_FDF_STD_REDIRECT))) {
             char role[64];
             snprintf(role, sizeof role, "fd %d: file", f->fd);
             struct ck_ident id;
@@ -671,12 +693,7 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
         fd = memfd_create(name, 0);
     } else {
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir)
-            *slash = 0;
-        else
-            snprintf(dir, sizeof dir, "/");
+        dir_of(path, dir, sizeof dir);
         fd = open(dir, O_TMPFILE | O_RDWR, 0600);
         if (fd < 0)
             fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
@@ -730,6 +747,30 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
     return fd;
 }
 
+/* A deleted file or memfd that an earlier descriptor of another open
+ * file description has (opened twice, or under two names since removed):
+ * one file again, reopened through that descriptor, now in place, with
+ * this one's access mode. Returns the fd, -1 on error, -2 if there is no
+ * such descriptor. */
+static int reopen_same_file(struct rctx *c, uint32_t i)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    for (uint32_t k = 0; k < i; k++) {
+        const struct ck_fd *o = &im->fds[k];
+        if (o->kind != f->kind || o->share_with >= 0 || o->dev != f->dev || o->ino != f->ino)
+            continue;
+        char lp[64];
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", o->fd);
+        int fd = open(lp, (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK)));
+        if (fd < 0)
+            fail_msg(c, "fd %d: cannot reopen the deleted file of fd %d: %s", f->fd, o->fd,
+                     strerror(errno));
+        return fd;
+    }
+    return -2;
+}
+
 /* Put back the bytes that were waiting in a pipe (FILEDATA records whose
  * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
  * them (its buffer could not be made as large as it was) fails, never
@@ -768,6 +809,42 @@ static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
            !(b->flags & CK_FDF_STD_REDIRECT);
 }
 
+/* A FIFO the program had removed from its directory: a new one made
+ * beside where it was under a name of its own (mode as it had), opened
+ * read-write and removed again, so that it is as unreachable by name as
+ * it was. Returns the O_RDWR | O_NONBLOCK descriptor or -1. */
+static int make_deleted_fifo(struct rctx *c, const struct ck_fd *f, const char *path)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 64];
+    dir_of(path, dir, sizeof dir);
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(tmp, sizeof tmp, "%s/.ckshim-fifo-%d-%d-%d", strcmp(dir, "/") ? dir : "",
+                 (int)getpid(), f->fd, tries);
+        if (mkfifo(tmp, f->mode & 07777) < 0) {
+            if (errno == EEXIST)
+                continue;
+            break;
+        }
+        int fd = open(tmp, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        unlink(tmp);
+        if (fd < 0) {
+            errno = e;
+            break;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+            close(fd);
+            errno = EEXIST;
+            break;
+        }
+        return fd;
+    }
+    fail_msg(c, "fd %d: cannot make the deleted FIFO %s again in %s: %s", f->fd, path, dir,
+             strerror(errno));
+    return -1;
+}
+
 /* One O_RDWR description of the pipe of fds[lead] (the first descriptor
  * of it), with its buffer size and waiting bytes: a new pipe, or the FIFO
  * reopened by path (refilled only if it is empty: someone else may have
@@ -778,7 +855,11 @@ static int pipe_stash(struct rctx *c, uint32_t lead)
     const struct ck_fd *f = &im->fds[lead];
     const char *path = im->fd_paths[lead];
     int s;
-    if (path[0] == '/') {
+    if (f->flags & CK_FDF_DELETED) {
+        s = make_deleted_fifo(c, f, path);
+        if (s < 0)
+            return -1;
+    } else if (path[0] == '/') {
         /* never through a link, and only the FIFO check_image saw */
         s = reopen_checked(c, f, path, O_RDWR | O_NONBLOCK | O_CLOEXEC, &c->fseen[lead]);
         if (s < 0)
@@ -1087,9 +1168,15 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             break;
         case CK_FD_DELETED:
         case CK_FD_MEMFD:
-            fd = make_deleted_copy(c, f, path);
+            fd = reopen_same_file(c, i);
+            if (fd == -2)
+                fd = make_deleted_copy(c, f, path);
             if (fd < 0)
                 return -1;
+            /* its mode, changed after it was opened maybe (the copy is
+             * made 0600); the owner is the restoring user */
+            if (f->kind == CK_FD_DELETED && (f->mode & 07777) != 0600)
+                fchmod(fd, f->mode & 07777);
             lseek(fd, f->pos, SEEK_SET);
             break;
         case CK_FD_TTY:

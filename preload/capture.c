@@ -487,17 +487,22 @@ static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
 }
 
 /* Bytes waiting in pipes and FIFOs the program holds both ways (a read
- * and a write end, or one O_RDWR descriptor): copied with tee(2), which
- * leaves them in the pipe, into a buffer the writer saves as FILEDATA
- * records. One copy per pipe, under the fd of its first descriptor (arg
- * of the records), which is where restore creates the pipe. */
+ * and a write end, or one O_RDWR descriptor), and in named FIFOs it only
+ * reads (their writers may be gone: the bytes die with the last
+ * descriptor, so restore puts them back into an empty FIFO): copied with
+ * tee(2), which leaves them in the pipe, into a buffer the writer saves as
+ * FILEDATA records. One copy per pipe, under the fd of its first
+ * descriptor (arg of the records), which is where restore creates the
+ * pipe. */
 static int capture_pipe_data(char *err, size_t errlen)
 {
     shim_npipes = 0;
     size_t used = 0;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0)
+        int named = g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/';
+        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_STD_REDIRECT) || f->share_with >= 0 ||
+            ((f->flags & CK_FDF_EXTERNAL) && !named))
             continue;
         int first = 1, from = -1, writer = 0;
         for (uint32_t k = 0; k < g_shim.nfds; k++) {
@@ -510,7 +515,7 @@ static int capture_pipe_data(char *err, size_t errlen)
                 from = o->fd;
             writer |= acc != O_RDONLY;
         }
-        if (!first || from < 0 || !writer)
+        if (!first || from < 0 || (!writer && !named))
             continue;
         if (shim_npipes >= SHIM_MAX_PIPES) {
             snprintf(err, errlen, "more than %d pipes", SHIM_MAX_PIPES);
@@ -716,6 +721,42 @@ void capture_tty_after_restore(void)
         syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
 }
 
+/* A file opened under a name since removed (or replaced) that still has
+ * links: the one it is open as is looked for beside the old name (link(2)
+ * then unlink of the first name is the usual way to get there), so that
+ * restore opens that very file instead of a copy. On success path holds
+ * the other name and 1 is returned. Reads the directory with getdents64
+ * (no allocation: the program is parked). */
+static int other_link(char *path, const struct stat *st)
+{
+    char *slash = strrchr(path, '/');
+    if (!slash || path[0] != '/')
+        return 0;
+    *slash = 0;
+    int dfd = open(slash == path ? "/" : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    *slash = '/';
+    if (dfd < 0)
+        return 0;
+    char dbuf[4096];
+    int found = 0;
+    long n;
+    while (!found && (n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf)) > 0) {
+        for (long off = 0; off < n && !found;) {
+            struct dirent64 *d = (struct dirent64 *)(dbuf + off);
+            off += d->d_reclen;
+            struct stat ls;
+            if (d->d_ino != st->st_ino ||
+                fstatat(dfd, d->d_name, &ls, AT_SYMLINK_NOFOLLOW) < 0 || ls.st_ino != st->st_ino ||
+                ls.st_dev != st->st_dev || (size_t)(slash + 1 - path) + strlen(d->d_name) >= CK_PATH_MAX)
+                continue;
+            strcpy(slash + 1, d->d_name);
+            found = 1;
+        }
+    }
+    close(dfd);
+    return found;
+}
+
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 static int capture_fds(char *err, size_t errlen)
@@ -795,6 +836,8 @@ static int capture_fds(char *err, size_t errlen)
                     else
                         f->kind = CK_FD_DELETED;
                 }
+                if (f->kind == CK_FD_DELETED && st.st_nlink > 0 && other_link(target, &st))
+                    f->kind = CK_FD_FILE;
             } else if (S_ISDIR(st.st_mode)) {
                 f->kind = deleted ? CK_FD_UNSUPPORTED : CK_FD_DIR;
                 if (deleted) {
@@ -822,6 +865,12 @@ static int capture_fds(char *err, size_t errlen)
             } else if (S_ISFIFO(st.st_mode)) {
                 f->kind = CK_FD_PIPE;
                 f->aux = st.st_ino;
+                /* A named FIFO removed from its directory: restore makes
+                 * a new one beside where it was (and removes it again). */
+                if (deleted && target[0] == '/') {
+                    target[tl - 10] = 0;
+                    f->flags |= CK_FDF_DELETED;
+                }
                 /* buffer size, recreated on restore (size: a pipe has none) */
                 int cap = fcntl(fd, F_GETPIPE_SZ);
                 f->size = cap > 0 ? (uint64_t)cap : 65536;

@@ -740,9 +740,29 @@ static int dump_file_contents(struct writer *w, int rfd, uint64_t arg, const cha
         snprintf(w->err, w->errlen, "cannot read %s: %s", what, strerror(errno));
         return -errno;
     }
-    uint64_t off = 0;
+    /* A deleted file or memfd: only its data, extent by extent (SEEK_DATA,
+     * SEEK_HOLE), so that its holes are holes again after restore, which
+     * sets the size (a sparse 1 GiB file must not come back allocated).
+     * The saved files of mapped regions are read whole (restore counts
+     * their bytes). */
+    int sparse = !(arg & CK_FILEDATA_REGION);
+    uint64_t off = 0, data_end = 0;
     for (;;) {
-        ssize_t got = pread(rfd, w->copy, JOB_PAGES * CK_PAGE_SIZE, (off_t)off);
+        size_t want = JOB_PAGES * CK_PAGE_SIZE;
+        if (sparse && off >= data_end) {
+            off_t d = lseek(rfd, (off_t)off, SEEK_DATA), h;
+            if (d < 0 && errno == ENXIO)
+                break;                  /* nothing but a hole up to the end */
+            if (d < 0 || (h = lseek(rfd, d, SEEK_HOLE)) <= d) {
+                sparse = 0;             /* cannot tell: read it all */
+            } else {
+                off = (uint64_t)d;
+                data_end = (uint64_t)h;
+            }
+        }
+        if (sparse && data_end - off < want)
+            want = (size_t)(data_end - off);
+        ssize_t got = pread(rfd, w->copy, want, (off_t)off);
         if (got < 0) {
             snprintf(w->err, w->errlen, "cannot read %s: %s", what, strerror(errno));
             close(rfd);
@@ -761,6 +781,20 @@ static int dump_file_contents(struct writer *w, int rfd, uint64_t arg, const cha
         off += (uint64_t)got;
     }
     close(rfd);
+    return 0;
+}
+
+/* Another open file description of the same deleted file or memfd comes
+ * earlier (opened twice, or under two names): restore reopens that one,
+ * so its contents are saved once. */
+static int same_file_before(uint32_t i)
+{
+    const struct ck_fd *f = &g_shim.fds[i];
+    for (uint32_t k = 0; k < i; k++) {
+        const struct ck_fd *o = &g_shim.fds[k];
+        if (o->kind == f->kind && o->share_with < 0 && o->dev == f->dev && o->ino == f->ino)
+            return 1;
+    }
     return 0;
 }
 
@@ -930,9 +964,9 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         goto out;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
-        if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0)
-            if ((r = dump_filedata(&w, f)) < 0)
-                goto out;
+        if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0 &&
+            !same_file_before(i) && (r = dump_filedata(&w, f)) < 0)
+            goto out;
     }
     if ((r = dump_saved_files(&w, 1)) < 0)
         goto out;

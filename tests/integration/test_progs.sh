@@ -75,6 +75,7 @@ TWICE+=" raw_clone_exit "
 TWICE+=" cputime "
 TWICE+=" pending_info "
 TWICE+=" tmp_mapped "
+TWICE+=" fifos ghost_files "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
