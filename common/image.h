@@ -247,14 +247,17 @@ enum {
     CK_FD_MEMFD = 7,                    /* memfd: contents in FILEDATA */
     CK_FD_EVENTFD = 8,
     CK_FD_EPOLL = 9,                    /* path: watch list, "TFD EVENTS DATA\n" each */
+    CK_FD_SYMLINK = 10,                 /* O_PATH | O_NOFOLLOW on a symbolic link:
+                                           its target in FILEDATA (arg: fd) */
     CK_FD_UNSUPPORTED = 99,
 };
 
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
-#define CK_FDF_DELETED 0x8              /* FIFO: removed from its directory
-                                           (path is where it was) */
+#define CK_FDF_DELETED 0x8              /* FIFO, symbolic link, directory: removed
+                                           from its directory (path is where it was) */
+#define CK_FDF_CWD 0x10                 /* removed directory: the working directory too */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */

@@ -177,6 +177,8 @@ static const char *fd_kind(uint32_t k)
         return "eventfd";
     case CK_FD_EPOLL:
         return "epoll";
+    case CK_FD_SYMLINK:
+        return "symlink";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
     default:

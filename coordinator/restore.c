@@ -241,6 +241,44 @@ static const char *dir_of(const char *path, char *dir, size_t len)
     return dir;
 }
 
+/* The directory a removed FIFO, symbolic link or directory at path is
+ * made again in: its own if it still exists, else the nearest of its
+ * parents that does (a removed directory inside a removed directory). */
+static const char *remake_dir(const char *path, char *dir, size_t len)
+{
+    struct stat st;
+    dir_of(path, dir, len);
+    while (strcmp(dir, "/") && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+            snprintf(dir, len, "/");
+        else
+            *slash = 0;
+    }
+    return dir;
+}
+
+/* The program's working directory had been removed (the kernel's name
+ * for it ends in " (deleted)"): 1, with its old path in dir. */
+static int cwd_removed(const struct ck_image *im, char *dir, size_t len)
+{
+    size_t n = strnlen(im->proc.cwd, sizeof im->proc.cwd);
+    if (n <= 10 || n >= len || strcmp(im->proc.cwd + n - 10, " (deleted)"))
+        return 0;
+    snprintf(dir, len, "%.*s", (int)(n - 10), im->proc.cwd);
+    return 1;
+}
+
+/* The descriptor the program also holds on its removed working
+ * directory, or -1. */
+static int cwd_fd(const struct ck_image *im)
+{
+    for (uint32_t i = 0; i < im->nfds; i++)
+        if (im->fds[i].kind == CK_FD_DIR && (im->fds[i].flags & CK_FDF_CWD))
+            return im->fds[i].fd;
+    return -1;
+}
+
 /* Is path still the file id describes? 0 yes (st filled), 1 it is gone
  * but comes back from the image (region >= 0 only), -1 refused (c->err).
  * A changed file passes with --allow-changed PATH, with a warning; a file
@@ -412,17 +450,20 @@ static int check_image(struct rctx *c)
         }
         if (f->share_with >= 0)
             continue;
-        if (f->kind == CK_FD_PIPE && (f->flags & CK_FDF_DELETED) &&
-            !(f->flags & CK_FDF_STD_REDIRECT)) {
+        if ((f->kind == CK_FD_PIPE || f->kind == CK_FD_DIR || f->kind == CK_FD_SYMLINK) &&
+            (f->flags & CK_FDF_DELETED) && !(f->flags & CK_FDF_STD_REDIRECT)) {
             char dir[PATH_MAX];
             errno = EINVAL;
             if (im->fd_paths[i][0] != '/' ||
-                access(dir_of(im->fd_paths[i], dir, sizeof dir), W_OK | X_OK) < 0) {
-                fail_msg(c, "fd %d: cannot make the deleted FIFO %s again in its directory: %s",
-                         f->fd, im->fd_paths[i], strerror(errno));
+                access(remake_dir(im->fd_paths[i], dir, sizeof dir), W_OK | X_OK) < 0) {
+                fail_msg(c, "fd %d: cannot make the removed %s %s again in %s: %s", f->fd,
+                         f->kind == CK_FD_PIPE ? "FIFO" : f->kind == CK_FD_DIR ? "directory"
+                                                                               : "symbolic link",
+                         im->fd_paths[i], dir, strerror(errno));
                 return -1;
             }
         } else if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
+                   f->kind == CK_FD_SYMLINK ||
                    (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
                     !(f->flags & CK_FDF_STD_REDIRECT))) {
             char role[64];
@@ -450,7 +491,16 @@ static int check_image(struct rctx *c)
     if (raise_nofile(c) < 0)
         return -1;
     struct stat cst;
-    if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
+    char cdir[PATH_MAX], in[PATH_MAX] = "";
+    if (cwd_removed(im, cdir, sizeof cdir)) {
+        errno = EINVAL;
+        if (cdir[0] != '/' || (cwd_fd(im) < 0 &&
+                               access(remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
+            fail_msg(c, "the program's removed working directory %s cannot be made again in "
+                     "%s: %s", cdir, in, strerror(errno));
+            return -1;
+        }
+    } else if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
         fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
         return -1;
     }
@@ -679,6 +729,107 @@ static int place_fd(int fd, int target)
     return 0;
 }
 
+/* Make a FIFO, symbolic link (to link) or directory that the program
+ * held but had removed, open it with oflags and remove it again at once,
+ * so that it is as unreachable by name as it was: at its old path if that
+ * is free (the program may print where its descriptors or working
+ * directory are), else under a name of ckshim's in remake_dir(path).
+ * Returns the descriptor, or -1 with errno set. */
+static int remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags)
+{
+    char dir[PATH_MAX], own[PATH_MAX], tmp[PATH_MAX + 64];
+    remake_dir(path, dir, sizeof dir);
+    int same_dir = !strcmp(dir_of(path, own, sizeof own), dir);
+    for (int tries = same_dir ? -1 : 0; tries < 100; tries++) {
+        if (tries < 0)
+            snprintf(tmp, sizeof tmp, "%s", path);
+        else
+            snprintf(tmp, sizeof tmp, "%s/.ckshim-removed-%d-%d", strcmp(dir, "/") ? dir : "",
+                     (int)getpid(), tries);
+        int r = type == S_IFIFO  ? mkfifo(tmp, (mode_t)mode)
+                : type == S_IFDIR ? mkdir(tmp, 0700)
+                                  : symlink(link, tmp);
+        if (r < 0 && errno == EEXIST)
+            continue;
+        if (r < 0)
+            return -1;
+        int fd = open(tmp, oflags | O_NOFOLLOW);
+        int e = errno;
+        struct stat st;
+        if (fd >= 0 && (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != type)) {
+            close(fd);
+            fd = -1;
+            e = EEXIST;
+        }
+        if (type == S_IFDIR) {
+            if (fd >= 0 && mode != 0700)
+                fchmod(fd, (mode_t)mode);
+            rmdir(tmp);
+        } else {
+            unlink(tmp);
+        }
+        errno = e;
+        return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
+                          const struct seen *seen);
+
+/* A symbolic link held with O_PATH: its target is in the image. One that
+ * was removed is made again (remake_removed); one at its path must still
+ * point where it pointed. */
+static int open_symlink(struct rctx *c, const struct ck_fd *f, const char *path,
+                        const struct seen *seen)
+{
+    char *t = NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
+        const struct ck_rec_loc *l = &c->img.filedata[i];
+        if (l->rec.arg != (uint64_t)f->fd || l->rec.arg2 || l->rec.raw_len >= PATH_MAX)
+            continue;
+        uint8_t *in = malloc(l->rec.len + 1);
+        t = calloc(1, l->rec.raw_len + 1);
+        n = l->rec.raw_len;
+        if (!in || !t || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
+            ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
+            (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
+            ck_chunk_decode(l->rec.flags, in, l->rec.len, t, l->rec.raw_len) < 0) {
+            free(t);
+            t = NULL;
+        }
+        free(in);
+        break;
+    }
+    if (!t || !n) {
+        fail_msg(c, "fd %d: the image has no readable target for the symbolic link %s", f->fd,
+                 path);
+        free(t);
+        return -1;
+    }
+    int fd;
+    if (f->flags & CK_FDF_DELETED) {
+        fd = remake_removed(path, S_IFLNK, 0, t, O_PATH);
+        if (fd < 0)
+            fail_msg(c, "fd %d: cannot make the removed symbolic link %s again: %s", f->fd, path,
+                     strerror(errno));
+    } else {
+        char now[PATH_MAX];
+        fd = reopen_checked(c, f, path, O_PATH, seen);
+        ssize_t l = fd >= 0 ? readlinkat(fd, "", now, sizeof now) : -1;
+        if (fd >= 0 && (l != (ssize_t)n || memcmp(now, t, n))) {
+            fail_msg(c, "fd %d: the symbolic link %s points to %.*s now, not to %s", f->fd, path,
+                     l > 0 ? (int)l : 0, now, t);
+            close(fd);
+            fd = -1;
+        }
+    }
+    free(t);
+    return fd;
+}
+
 /* Create an unlinked file with the contents of a deleted file (or memfd). */
 static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *path)
 {
@@ -799,50 +950,11 @@ static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
     return 0;
 }
 
-static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
-                          const struct seen *seen);
-
 static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
 {
     return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
            a->dev == b->dev && !(a->flags & CK_FDF_STD_REDIRECT) &&
            !(b->flags & CK_FDF_STD_REDIRECT);
-}
-
-/* A FIFO the program had removed from its directory: a new one made
- * beside where it was under a name of its own (mode as it had), opened
- * read-write and removed again, so that it is as unreachable by name as
- * it was. Returns the O_RDWR | O_NONBLOCK descriptor or -1. */
-static int make_deleted_fifo(struct rctx *c, const struct ck_fd *f, const char *path)
-{
-    char dir[PATH_MAX], tmp[PATH_MAX + 64];
-    dir_of(path, dir, sizeof dir);
-    for (int tries = 0; tries < 100; tries++) {
-        snprintf(tmp, sizeof tmp, "%s/.ckshim-fifo-%d-%d-%d", strcmp(dir, "/") ? dir : "",
-                 (int)getpid(), f->fd, tries);
-        if (mkfifo(tmp, f->mode & 07777) < 0) {
-            if (errno == EEXIST)
-                continue;
-            break;
-        }
-        int fd = open(tmp, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-        int e = errno;
-        unlink(tmp);
-        if (fd < 0) {
-            errno = e;
-            break;
-        }
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-            close(fd);
-            errno = EEXIST;
-            break;
-        }
-        return fd;
-    }
-    fail_msg(c, "fd %d: cannot make the deleted FIFO %s again in %s: %s", f->fd, path, dir,
-             strerror(errno));
-    return -1;
 }
 
 /* One O_RDWR description of the pipe of fds[lead] (the first descriptor
@@ -856,9 +968,13 @@ static int pipe_stash(struct rctx *c, uint32_t lead)
     const char *path = im->fd_paths[lead];
     int s;
     if (f->flags & CK_FDF_DELETED) {
-        s = make_deleted_fifo(c, f, path);
-        if (s < 0)
+        s = remake_removed(path, S_IFIFO, (int)(f->mode & 07777), NULL,
+                           O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (s < 0) {
+            fail_msg(c, "fd %d: cannot make the deleted FIFO %s again: %s", f->fd, path,
+                     strerror(errno));
             return -1;
+        }
     } else if (path[0] == '/') {
         /* never through a link, and only the FIFO check_image saw */
         s = reopen_checked(c, f, path, O_RDWR | O_NONBLOCK | O_CLOEXEC, &c->fseen[lead]);
@@ -1154,9 +1270,24 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         }
         int oflags = (int)(f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
         switch (f->kind) {
+        case CK_FD_SYMLINK:
+            fd = open_symlink(c, f, path, &c->fseen[i]);
+            if (fd < 0)
+                return -1;
+            break;
         case CK_FD_FILE:
         case CK_FD_DIR:
         case CK_FD_CHR:
+            if (f->kind == CK_FD_DIR && (f->flags & CK_FDF_DELETED)) {
+                fd = remake_removed(path, S_IFDIR, (int)(f->mode & 07777), NULL,
+                                    oflags | O_DIRECTORY);
+                if (fd < 0) {
+                    fail_msg(c, "fd %d: cannot make the removed directory %s again: %s", f->fd,
+                             path, strerror(errno));
+                    return -1;
+                }
+                break;
+            }
             fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
             if (fd < 0)
                 return -1;
@@ -1174,9 +1305,17 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             if (fd < 0)
                 return -1;
             /* its mode, changed after it was opened maybe (the copy is
-             * made 0600); the owner is the restoring user */
-            if (f->kind == CK_FD_DELETED && (f->mode & 07777) != 0600)
-                fchmod(fd, f->mode & 07777);
+             * made 0600), and its modification time (the copy was just
+             * written); the owner is the restoring user */
+            if (f->kind == CK_FD_DELETED) {
+                struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                                         {.tv_sec = f->mtime_ns / 1000000000LL,
+                                          .tv_nsec = f->mtime_ns % 1000000000LL}};
+                if ((f->mode & 07777) != 0600)
+                    fchmod(fd, f->mode & 07777);
+                if (f->mtime_ns >= 0)
+                    futimens(fd, ts);
+            }
             lseek(fd, f->pos, SEEK_SET);
             break;
         case CK_FD_TTY:
@@ -1238,7 +1377,22 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
 static int restore_env(struct rctx *c)
 {
     const struct ck_proc *p = &c->img.proc;
-    if (chdir(p->cwd) < 0) {
+    char cdir[PATH_MAX];
+    if (cwd_removed(&c->img, cdir, sizeof cdir)) {
+        /* the same directory as a descriptor of the program, or one made
+         * again and removed */
+        int fd = cwd_fd(&c->img);
+        int own = fd < 0;
+        if (own)
+            fd = remake_removed(cdir, S_IFDIR, 0700, NULL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fchdir(fd) < 0) {
+            fail_msg(c, "cannot make the program's removed working directory %s again: %s",
+                     cdir, strerror(errno));
+            return -1;
+        }
+        if (own)
+            close(fd);
+    } else if (chdir(p->cwd) < 0) {
         fail_msg(c, "cannot change to the program's working directory %s: %s", p->cwd,
                  strerror(errno));
         return -1;

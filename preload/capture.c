@@ -839,12 +839,34 @@ static int capture_fds(char *err, size_t errlen)
                 if (f->kind == CK_FD_DELETED && st.st_nlink > 0 && other_link(target, &st))
                     f->kind = CK_FD_FILE;
             } else if (S_ISDIR(st.st_mode)) {
-                f->kind = deleted ? CK_FD_UNSUPPORTED : CK_FD_DIR;
-                if (deleted) {
-                    snprintf(err, errlen, "fd %d is a deleted directory (%s)", fd, target);
+                f->kind = CK_FD_DIR;
+                if (deleted && !strncmp(target, "/proc/", 6)) {
+                    snprintf(err, errlen, "fd %d is the directory of a process that has exited "
+                             "(%s), which ckshim cannot restore", fd, target);
                     ret = -ENOTSUP;
                     goto out;
                 }
+                /* removed: made again (and removed) at restore; the same
+                 * directory as the working directory if it is that one */
+                struct stat cs;
+                if (deleted) {
+                    target[tl - 10] = 0;
+                    f->flags |= CK_FDF_DELETED;
+                    if (stat("/proc/self/cwd", &cs) == 0 && cs.st_ino == st.st_ino &&
+                        cs.st_dev == st.st_dev)
+                        f->flags |= CK_FDF_CWD;
+                }
+            } else if (S_ISLNK(st.st_mode)) {
+                /* only O_PATH | O_NOFOLLOW opens one: the link itself, its
+                 * target saved by the writer; one removed (or replaced)
+                 * since is made again at restore */
+                struct stat ls;
+                f->kind = CK_FD_SYMLINK;
+                if (deleted)
+                    target[tl - 10] = 0;
+                if (deleted || lstat(target, &ls) < 0 || ls.st_ino != st.st_ino ||
+                    ls.st_dev != st.st_dev)
+                    f->flags |= CK_FDF_DELETED;
             } else if (S_ISCHR(st.st_mode)) {
                 if (is_tty_dev(st.st_rdev)) {
                     f->kind = CK_FD_TTY;

@@ -808,6 +808,24 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
     return dump_file_contents(w, open(p, O_RDONLY | O_CLOEXEC), (uint64_t)f->fd, what);
 }
 
+/* The target of a symbolic link held with O_PATH, as FILEDATA of its fd:
+ * restore makes the link again if it is gone, or checks that the one at
+ * its path still points there. */
+static int dump_link_target(struct writer *w, const struct ck_fd *f)
+{
+    char t[CK_PATH_MAX];
+    ssize_t n = readlinkat(f->fd, "", t, sizeof t);
+    if (n < 0 || n >= (ssize_t)sizeof t) {
+        snprintf(w->err, w->errlen, "cannot read the symbolic link behind fd %d: %s", f->fd,
+                 n < 0 ? strerror(errno) : "target too long");
+        return -EIO;
+    }
+    uint32_t fl;
+    size_t len;
+    ck_chunk_encode(w->state, t, (size_t)n, w->out, w->out_cap, &fl, &len);
+    return put_rec(w, CK_REC_FILEDATA, fl, w->out, len, (uint64_t)n, (uint64_t)f->fd, 0);
+}
+
 /* A small temporary file the program maps (CK_REG_SAVED), once per file:
  * restore recreates it if it is gone. Called twice: before REGIONS
  * (write 0) to drop the flag of a file that cannot be read as the same
@@ -966,6 +984,11 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         const struct ck_fd *f = &g_shim.fds[i];
         if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0 &&
             !same_file_before(i) && (r = dump_filedata(&w, f)) < 0)
+            goto out;
+    }
+    for (uint32_t i = 0; i < g_shim.nfds; i++) {
+        const struct ck_fd *f = &g_shim.fds[i];
+        if (f->kind == CK_FD_SYMLINK && f->share_with < 0 && (r = dump_link_target(&w, f)) < 0)
             goto out;
     }
     if ((r = dump_saved_files(&w, 1)) < 0)

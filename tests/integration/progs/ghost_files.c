@@ -2,7 +2,8 @@
  * holes, size, and the links they still had.
  *
  * Before READY (in the working directory):
- *   A: "a" created 0600, 5000 bytes written, removed, then fchmod 0645;
+ *   A: "a" created 0600, 5000 bytes written, its modification time set
+ *      to 123456 s, removed, then fchmod 0645;
  *   B: "b" removed, 64 MiB long with data only in [0, 4K) and
  *      [32M, 32M+4K): a sparse file;
  *   C: "c" opened, linked as "c2", "c2" opened too (two open file
@@ -10,7 +11,7 @@
  *      written through the first;
  *   D: "d" opened, linked as "d.link", "d" removed, 3000 bytes written
  *      (the file still has a name: "d.link").
- * After restore: A has mode 0645, its size and bytes; B has its size, its
+ * After restore: A has mode 0645, its modification time, size and bytes; B has its size, its
  * bytes, holes where it had them and no more than a few blocks; C's two
  * descriptors are one file (same device and inode, a write through one
  * is read through the other); D is the file named "d.link" again.
@@ -49,6 +50,8 @@ int main(void)
 {
     int a = create("a");
     put(a, 0, 5000, 1);
+    struct timespec mt[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 123456}};
+    check_sys(futimens(a, mt));
     check_sys(unlink("a"));
     check_sys(fchmod(a, 0645));
 
@@ -79,6 +82,8 @@ int main(void)
     check_sys(fstat(a, &st));
     check((st.st_mode & 07777) == 0645, "A: mode %o, expected 645", (unsigned)st.st_mode & 07777);
     check(st.st_size == 5000, "A: size %lld", (long long)st.st_size);
+    check(st.st_mtim.tv_sec == 123456, "A: modification time %lld, expected 123456",
+          (long long)st.st_mtim.tv_sec);
     expect(a, 0, 5000, 1, "A");
 
     check_sys(fstat(b, &st));
