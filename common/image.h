@@ -258,6 +258,9 @@ enum {
 #define CK_FDF_DELETED 0x8              /* FIFO, symbolic link, directory: removed
                                            from its directory (path is where it was) */
 #define CK_FDF_CWD 0x10                 /* removed directory: the working directory too */
+#define CK_FDF_PROC_SELF 0x20           /* a /proc file of the process itself (or one of
+                                           its namespaces): path is under /proc/self,
+                                           reopened there, not compared */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */

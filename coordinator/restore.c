@@ -462,6 +462,8 @@ static int check_image(struct rctx *c)
                          im->fd_paths[i], dir, strerror(errno));
                 return -1;
             }
+        } else if (f->flags & CK_FDF_PROC_SELF) {
+            /* the restored process's own: nothing to compare */
         } else if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
                    f->kind == CK_FD_SYMLINK ||
                    (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
@@ -1288,7 +1290,16 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 }
                 break;
             }
-            fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
+            if (f->flags & CK_FDF_PROC_SELF) {
+                /* /proc/self/...: coord is the process it restores */
+                fd = open(path, oflags | O_NOCTTY);
+                if (fd < 0) {
+                    fail_msg(c, "fd %d: cannot open %s: %s", f->fd, path, strerror(errno));
+                    return -1;
+                }
+            } else {
+                fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
+            }
             if (fd < 0)
                 return -1;
             if (f->kind != CK_FD_CHR && lseek(fd, f->pos, SEEK_SET) < 0 && f->pos) {

@@ -757,6 +757,32 @@ static int other_link(char *path, const struct stat *st)
     return found;
 }
 
+/* A /proc path of the process itself, /proc/PID[/...] (not of one of its
+ * threads: their ids change), or one of its own namespaces ("net:[N]"),
+ * rewritten in place to the /proc/self path that names the same thing in
+ * the restored process: 1. A namespace of another process: -1. */
+static int proc_self_path(char *target, const struct stat *st)
+{
+    char own[32], rest[CK_PATH_MAX];
+    int n = snprintf(own, sizeof own, "/proc/%d", (int)shim_real_getpid());
+    if (!strncmp(target, own, (size_t)n) && (target[n] == '/' || !target[n]) &&
+        strncmp(target + n, "/task/", 6) && !strstr(target, " (deleted)")) {
+        snprintf(rest, sizeof rest, "%s", target + n);
+        snprintf(target, CK_PATH_MAX, "/proc/self%s", rest[0] ? rest : "/.");
+        return 1;
+    }
+    const char *br = strstr(target, ":[");
+    size_t tl = strlen(target);
+    if (target[0] == '/' || !br || br == target || br - target > 32 || target[tl - 1] != ']')
+        return 0;
+    struct stat ns;
+    snprintf(rest, sizeof rest, "/proc/self/ns/%.*s", (int)(br - target), target);
+    if (stat(rest, &ns) < 0 || ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
+        return -1;
+    snprintf(target, CK_PATH_MAX, "%s", rest);
+    return 1;
+}
+
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 static int capture_fds(char *err, size_t errlen)
@@ -774,6 +800,16 @@ static int capture_fds(char *err, size_t errlen)
     shim_nttys = 0;
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
+    /* A removed working directory is made again at restore, but not one
+     * in /proc: the directory of a process that has exited. */
+    size_t cl = strlen(g_shim.proc.cwd);
+    if (!strncmp(g_shim.proc.cwd, "/proc/", 6) && cl > 10 &&
+        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)")) {
+        snprintf(err, errlen, "the working directory is %s, the /proc directory of a process "
+                 "that has exited, which ckshim cannot restore", g_shim.proc.cwd);
+        ret = -ENOTSUP;
+        goto out;
+    }
     for (;;) {
         long n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf);
         if (n <= 0)
@@ -823,7 +859,27 @@ static int capture_fds(char *err, size_t errlen)
             const char *path = target;
             size_t tl = strlen(target);
             int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");
-            if (S_ISREG(st.st_mode)) {
+            int own = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? proc_self_path(target, &st)
+                                                                 : 0;
+            if (own < 0) {
+                snprintf(err, errlen, "fd %d is %s, a namespace of another process, which "
+                         "ckshim cannot restore", fd, target);
+                ret = -ENOTSUP;
+                goto out;
+            }
+            if (own > 0) {
+                f->kind = S_ISDIR(st.st_mode) ? CK_FD_DIR : CK_FD_FILE;
+                f->flags |= CK_FDF_PROC_SELF;
+            } else if (S_ISREG(st.st_mode)) {
+                if (!strncmp(target, "/proc/", 6)) {
+                    struct stat ps2;
+                    if (deleted || stat(target, &ps2) < 0 || ps2.st_ino != st.st_ino) {
+                        snprintf(err, errlen, "fd %d is %s, a /proc file of a process that has "
+                                 "exited, which ckshim cannot restore", fd, target);
+                        ret = -ENOTSUP;
+                        goto out;
+                    }
+                }
                 if (!strncmp(target, "/memfd:", 7)) {
                     f->kind = CK_FD_MEMFD;
                 } else if (deleted) {
@@ -840,9 +896,13 @@ static int capture_fds(char *err, size_t errlen)
                     f->kind = CK_FD_FILE;
             } else if (S_ISDIR(st.st_mode)) {
                 f->kind = CK_FD_DIR;
+                if (!deleted && !strncmp(target, "/proc/", 6)) {
+                    struct stat ps2;
+                    deleted = stat(target, &ps2) < 0 || ps2.st_ino != st.st_ino;
+                }
                 if (deleted && !strncmp(target, "/proc/", 6)) {
-                    snprintf(err, errlen, "fd %d is the directory of a process that has exited "
-                             "(%s), which ckshim cannot restore", fd, target);
+                    snprintf(err, errlen, "fd %d is %s, the /proc directory of a process that "
+                             "has exited, which ckshim cannot restore", fd, target);
                     ret = -ENOTSUP;
                     goto out;
                 }
