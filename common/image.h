@@ -249,6 +249,9 @@ enum {
     CK_FD_EPOLL = 9,                    /* path: watch list, "TFD EVENTS DATA\n" each */
     CK_FD_SYMLINK = 10,                 /* O_PATH | O_NOFOLLOW on a symbolic link:
                                            its target in FILEDATA (arg: fd) */
+    CK_FD_PIDFD = 11,                   /* pidfd of the process itself, of one of
+                                           its threads (aux: its tid as the program
+                                           saw it) or of a process that has exited */
     CK_FD_UNSUPPORTED = 99,
 };
 
@@ -258,6 +261,9 @@ enum {
 #define CK_FDF_DELETED 0x8              /* FIFO, symbolic link, directory: removed
                                            from its directory (path is where it was) */
 #define CK_FDF_CWD 0x10                 /* removed directory: the working directory too */
+#define CK_FDF_PIDFD_THREAD 0x40        /* pidfd: of a thread (not the leader) */
+#define CK_FDF_PIDFD_DEAD 0x80          /* pidfd: of a process that has exited
+                                           (ino tells apart different ones) */
 #define CK_FDF_PROC_SELF 0x20           /* a /proc file of the process itself (or one of
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */

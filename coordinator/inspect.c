@@ -179,6 +179,8 @@ static const char *fd_kind(uint32_t k)
         return "epoll";
     case CK_FD_SYMLINK:
         return "symlink";
+    case CK_FD_PIDFD:
+        return "pidfd";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
     default:

@@ -45,6 +45,7 @@
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -723,8 +724,9 @@ static int decrypt_pages(struct rctx *c)
 /* Move fd to exactly target (which must be free). Returns 0 or -1. */
 static int place_fd(int fd, int target)
 {
-    if (fd == target)
-        return 0;
+    if (fd == target) /* it must outlive the exec of the restorer (a pidfd is made
+                         close-on-exec); the shim sets the program's flags */
+        return fcntl(fd, F_SETFD, 0);
     if (dup2(fd, target) < 0)
         return -1;
     close(fd);
@@ -1056,6 +1058,76 @@ static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
     return fd;
 }
 
+/* Descriptors kept above every fd number still to come while the others
+ * are put in place, per image descriptor (-1: none): a pipe's first
+ * descriptor holds its pipe; a later pidfd of a process that has exited,
+ * the one made for it with the first. */
+static int *new_stash(uint32_t n)
+{
+    int *s = malloc((n ? n : 1) * sizeof(int));
+    for (uint32_t k = 0; s && k < n; k++)
+        s[k] = -1;
+    return s;
+}
+
+/* A pidfd. Of the process itself: opened on this very process (coord
+ * becomes the program). Of one of its threads: a stand-in on the process
+ * that the shim replaces once the threads are back
+ * (capture_pidfds_after_restore). Of a process that has exited: every
+ * pidfd of one such process (one inode) is opened on a child made to exit
+ * at once, before it is reaped, so that they are one process again; the
+ * later ones wait in stash. */
+static int open_pidfd(struct rctx *c, uint32_t i, int *stash, int maxfd)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    unsigned flags = f->oflags & (O_NONBLOCK | O_EXCL); /* PIDFD_NONBLOCK, PIDFD_THREAD */
+    if (!(f->flags & CK_FDF_PIDFD_DEAD)) {
+        int fd = (int)syscall(SYS_pidfd_open, getpid(),
+                              (f->flags & CK_FDF_PIDFD_THREAD) ? 0 : flags);
+        if (fd < 0)
+            fail_msg(c, "fd %d: cannot open a pidfd of the restored process: %s", f->fd,
+                     strerror(errno));
+        return fd;
+    }
+    if (stash[i] >= 0) {
+        int fd = stash[i];
+        stash[i] = -1;
+        return fd;
+    }
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    int fd = -1;
+    for (uint32_t k = i; child > 0 && k < im->nfds; k++) {
+        const struct ck_fd *o = &im->fds[k];
+        if (o->kind != CK_FD_PIDFD || !(o->flags & CK_FDF_PIDFD_DEAD) || o->share_with >= 0 ||
+            o->ino != f->ino)
+            continue;
+        int p = (int)syscall(SYS_pidfd_open, child, o->oflags & O_NONBLOCK);
+        if (p >= 0 && k != i) {
+            stash[k] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
+            close(p);
+            p = stash[k];
+        }
+        if (p < 0) {
+            fail_msg(c, "fd %d: cannot make a pidfd of a process that has exited: %s", o->fd,
+                     strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+            break;
+        }
+        if (k == i)
+            fd = p;
+    }
+    if (child < 0)
+        fail_msg(c, "fd %d: cannot make a process for a pidfd: %s", f->fd, strerror(errno));
+    else
+        waitpid(child, NULL, 0);
+    return fd;
+}
+
 /* Reopen a file, directory, device or FIFO by path as check_image saw it
  * (seen): without blocking (O_NONBLOCK, cleared again unless the program
  * had it), never through a symbolic link (the recorded path is the
@@ -1250,7 +1322,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         for (int i = 0; i < n; i++)
             close(list[i]);
     }
-    int *pipe_stash_fds = NULL;
+    int *stash_fds = NULL;
     int maxfd = 2;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].fd > maxfd)
@@ -1343,16 +1415,20 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
                 break;
             }
-            if (!pipe_stash_fds) {
-                pipe_stash_fds = malloc(im->nfds * sizeof(int));
-                if (!pipe_stash_fds) {
-                    fail_msg(c, "out of memory");
-                    return -1;
-                }
-                for (uint32_t k = 0; k < im->nfds; k++)
-                    pipe_stash_fds[k] = -1;
+            if (!stash_fds && !(stash_fds = new_stash(im->nfds))) {
+                fail_msg(c, "out of memory");
+                return -1;
             }
-            fd = open_pipe_fd(c, i, pipe_stash_fds, maxfd);
+            fd = open_pipe_fd(c, i, stash_fds, maxfd);
+            if (fd < 0)
+                return -1;
+            break;
+        case CK_FD_PIDFD:
+            if (!stash_fds && !(stash_fds = new_stash(im->nfds))) {
+                fail_msg(c, "out of memory");
+                return -1;
+            }
+            fd = open_pidfd(c, i, stash_fds, maxfd);
             if (fd < 0)
                 return -1;
             break;
@@ -1376,10 +1452,10 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             return -1;
         }
     }
-    for (uint32_t k = 0; pipe_stash_fds && k < im->nfds; k++)
-        if (pipe_stash_fds[k] >= 0)
-            close(pipe_stash_fds[k]);
-    free(pipe_stash_fds);
+    for (uint32_t k = 0; stash_fds && k < im->nfds; k++)
+        if (stash_fds[k] >= 0)
+            close(stash_fds[k]);
+    free(stash_fds);
     if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
     return restore_locks(c);

@@ -165,6 +165,7 @@ extern uint32_t shim_nlocks;
 extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
 extern uint32_t shim_nttys;
 int capture_relock_after_restore(char *err, size_t errlen);
+int capture_pidfds_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
 
 /* dump.c: write the image (header, metadata, pages). */
