@@ -1322,7 +1322,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         for (int i = 0; i < n; i++)
             close(list[i]);
     }
-    int *stash_fds = NULL;
+    int *stash_fds = new_stash(im->nfds);
+    if (!stash_fds) {
+        fail_msg(c, "out of memory");
+        return -1;
+    }
     int maxfd = 2;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].fd > maxfd)
@@ -1415,19 +1419,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
                 break;
             }
-            if (!stash_fds && !(stash_fds = new_stash(im->nfds))) {
-                fail_msg(c, "out of memory");
-                return -1;
-            }
             fd = open_pipe_fd(c, i, stash_fds, maxfd);
             if (fd < 0)
                 return -1;
             break;
         case CK_FD_PIDFD:
-            if (!stash_fds && !(stash_fds = new_stash(im->nfds))) {
-                fail_msg(c, "out of memory");
-                return -1;
-            }
             fd = open_pidfd(c, i, stash_fds, maxfd);
             if (fd < 0)
                 return -1;
