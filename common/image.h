@@ -311,6 +311,8 @@ enum {
     CK_LOCK_FLOCK = 1,                  /* flock(2): on the open file description */
     CK_LOCK_POSIX = 2,                  /* fcntl F_SETLK, lockf: owned by the process */
     CK_LOCK_OFD = 3,                    /* fcntl F_OFD_SETLK: on the open file description */
+    CK_LOCK_LEASE = 4,                  /* fcntl F_SETLEASE (an active one): on the open
+                                           file description */
 };
 
 /* CK_REC_LOCKS payload: ck_rec.arg of these. One per lock (a range of

@@ -543,10 +543,12 @@ static void text_threads(const struct view *v)
 
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k)
 {
-    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD"};
-    const char *kind = kinds[k->kind <= CK_LOCK_OFD ? k->kind : 0];
+    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD", "lease"};
+    const char *kind = kinds[k->kind <= CK_LOCK_LEASE ? k->kind : 0];
     const char *type = k->write ? "write" : "read";
-    if (k->kind == CK_LOCK_FLOCK)
+    if (k->kind == CK_LOCK_LEASE)
+        snprintf(buf, len, "%s lease", type);
+    else if (k->kind == CK_LOCK_FLOCK)
         snprintf(buf, len, "%s %s lock on the whole file", kind, type);
     else if (k->len == 0)
         snprintf(buf, len, "%s %s lock on bytes %lld to the end", kind, type,
@@ -836,11 +838,11 @@ static void print_json(const struct view *v)
         ck_json_open(&j, "locks", '[');
         for (uint32_t k = 0; k < img->nlocks; k++) {
             const struct ck_lock *l = &img->locks[k];
-            static const char *const kinds[] = {"?", "flock", "posix", "ofd"};
+            static const char *const kinds[] = {"?", "flock", "posix", "ofd", "lease"};
             if (l->fd != f->fd)
                 continue;
             ck_json_open(&j, NULL, '{');
-            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_OFD ? l->kind : 0]);
+            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_LEASE ? l->kind : 0]);
             ck_json_kstr(&j, "type", l->write ? "write" : "read");
             ck_json_ki64(&j, "start", l->start);
             ck_json_ki64(&j, "len", l->len);

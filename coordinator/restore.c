@@ -485,7 +485,7 @@ static int check_image(struct rctx *c)
         uint32_t f = 0;
         while (f < im->nfds && im->fds[f].fd != k->fd)
             f++;
-        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_OFD || k->start < 0 ||
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE || k->start < 0 ||
             k->len < 0) {
             fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
             return -1;
@@ -1276,11 +1276,23 @@ static int restore_locks(struct rctx *c)
         int r;
         if (k->kind == CK_LOCK_FLOCK)
             r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+        else if (k->kind == CK_LOCK_LEASE)
+            r = fcntl(k->fd, F_SETLEASE, k->write ? F_WRLCK : F_RDLCK);
         else
             r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
         if (r == 0)
             continue;
         int e = errno;
+        if (k->kind == CK_LOCK_LEASE) {
+            /* the kernel gives a lease only to the file's owner, and only
+             * while no one else has the file open for writing (for a
+             * write lease: open at all) */
+            fail_msg(c, "fd %d: cannot take back the program's %s lease: %s%s", k->fd,
+                     k->write ? "write" : "read", strerror(e),
+                     e == EAGAIN ? " (someone else has the file open)"
+                     : e == EACCES ? " (the file is not the restoring user's)" : "");
+            return -1;
+        }
         const char *path = "?";
         for (uint32_t f = 0; f < im->nfds; f++)
             if (im->fds[f].fd == k->fd)

@@ -592,7 +592,9 @@ uint32_t shim_nttys;
  *   lock:   1: POSIX  ADVISORY  WRITE 12897 fe:00:10953654 10 14
  *   lock:   2: FLOCK  ADVISORY  READ 12897 fe:00:10953653 0 EOF
  *   lock:   3: OFDLCK ADVISORY  WRITE -1 fe:00:10953655 0 EOF
- * Leases cannot be restored: refused. */
+ *   lock:   4: LEASE  ACTIVE    READ 12897 fe:00:10953656 0 EOF
+ * An active lease is taken again at restore; one being broken (BREAKING,
+ * BREAKER) is refused. */
 static int capture_locks(const struct ck_fd *f, const char *info, const char *path, char *err,
                          size_t errlen)
 {
@@ -613,14 +615,21 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.kind = CK_LOCK_POSIX;
         else if (!strcmp(kind, "OFDLCK"))
             k.kind = CK_LOCK_OFD;
-        if (!k.kind || strcmp(adv, "ADVISORY") ||
+        else if (!strcmp(kind, "LEASE") && !strcmp(adv, "ACTIVE"))
+            k.kind = CK_LOCK_LEASE;
+        if (!strcmp(kind, "LEASE") && k.kind != CK_LOCK_LEASE) {
+            snprintf(err, errlen, "fd %d (%s) holds a lease that is being broken (%s %s), which "
+                     "ckshim cannot restore", f->fd, path, adv, type);
+            return -ENOTSUP;
+        }
+        if (!k.kind || (strcmp(adv, "ADVISORY") && k.kind != CK_LOCK_LEASE) ||
             (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
             snprintf(err, errlen, "fd %d (%s) holds a %s %s %s lock (a lease?), which ckshim "
                      "cannot restore", f->fd, path, kind, adv, type);
             return -ENOTSUP;
         }
         k.write = !strcmp(type, "WRITE");
-        if (k.kind != CK_LOCK_FLOCK) {
+        if (k.kind != CK_LOCK_FLOCK && k.kind != CK_LOCK_LEASE) {
             k.start = start;
             k.len = strcmp(end, "EOF") ? strtoll(end, NULL, 10) - start + 1 : 0;
         }
