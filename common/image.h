@@ -249,6 +249,9 @@ enum {
     CK_FD_EPOLL = 9,                    /* path: watch list, "TFD EVENTS DATA\n" each */
     CK_FD_SYMLINK = 10,                 /* O_PATH | O_NOFOLLOW on a symbolic link:
                                            its target in FILEDATA (arg: fd) */
+    CK_FD_PTY = 12,                     /* a pseudo-terminal the program opened both ends
+                                           of (aux: its index; CK_FDF_PTY_MASTER): made
+                                           anew, modes in TTYS */
     CK_FD_PIDFD = 11,                   /* pidfd of the process itself, of one of
                                            its threads (aux: its tid as the program
                                            saw it) or of a process that has exited */
@@ -264,6 +267,7 @@ enum {
 #define CK_FDF_PIDFD_THREAD 0x40        /* pidfd: of a thread (not the leader) */
 #define CK_FDF_PIDFD_DEAD 0x80          /* pidfd: of a process that has exited
                                            (ino tells apart different ones) */
+#define CK_FDF_PTY_MASTER 0x100         /* pty: the master (/dev/ptmx) */
 #define CK_FDF_PROC_SELF 0x20           /* a /proc file of the process itself (or one of
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */
@@ -332,7 +336,9 @@ struct ck_lock {
 
 /* CK_REC_TTYS payload: ck_rec.arg of these, one per standard descriptor
  * (0..2) on a terminal: its modes (the kernel's struct termios) and window
- * size, carried to the terminal a foreground restore runs in. */
+ * size, carried to the terminal a foreground restore runs in; and one per
+ * pseudo-terminal master the program opened (CK_FD_PTY), put on the new
+ * pair restore makes. */
 struct ck_tty {
     int32_t fd;
     uint32_t flags;                     /* CK_TTYF_* */

@@ -181,6 +181,8 @@ static const char *fd_kind(uint32_t k)
         return "symlink";
     case CK_FD_PIDFD:
         return "pidfd";
+    case CK_FD_PTY:
+        return "pty";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
     default:

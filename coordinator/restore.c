@@ -40,6 +40,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <asm/termbits.h> /* the kernel's struct termios, as in TTYS */
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -1070,6 +1071,91 @@ static int *new_stash(uint32_t n)
     return s;
 }
 
+/* A new pseudo-terminal for the pair whose master is fds[m], with the
+ * modes and window size it had. Returns its master or -1. */
+static int new_pty(struct rctx *c, uint32_t m)
+{
+    const struct ck_image *im = &c->img;
+    int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
+    if (fd < 0 || ioctl(fd, TIOCSPTLCK, &unlock) < 0) {
+        fail_msg(c, "fd %d: cannot make a new pseudo-terminal: %s", im->fds[m].fd,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (uint32_t k = 0; k < im->nttys; k++) {
+        const struct ck_tty *y = &im->ttys[k];
+        if (y->fd != im->fds[m].fd)
+            continue;
+        struct termios t;
+        if (ioctl(fd, TCGETS, &t) == 0) {
+            t.c_iflag = y->iflag;
+            t.c_oflag = y->oflag;
+            t.c_cflag = y->cflag;
+            t.c_lflag = y->lflag;
+            t.c_line = y->line;
+            memcpy(t.c_cc, y->cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
+            ioctl(fd, TCSETS, &t);
+        }
+        struct winsize ws = {y->ws_row, y->ws_col, y->ws_xpixel, y->ws_ypixel};
+        if (y->flags & CK_TTYF_WINSIZE)
+            ioctl(fd, TIOCSWINSZ, &ws);
+    }
+    return fd;
+}
+
+/* A pseudo-terminal the program opened both ends of (CK_FD_PTY): a new
+ * pair, made for whichever of its descriptors comes first (the master
+ * waits in stash until its number comes if a slave came first), its
+ * slaves opened from the master (TIOCGPTPEER: no path, never someone
+ * else's terminal). Bytes waiting in it are not kept, and it is no one's
+ * controlling terminal. */
+static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    uint32_t m = 0;
+    while (m < im->nfds && !(im->fds[m].kind == CK_FD_PTY &&
+                             (im->fds[m].flags & CK_FDF_PTY_MASTER) &&
+                             im->fds[m].share_with < 0 && im->fds[m].aux == f->aux))
+        m++;
+    if (m == im->nfds) {
+        fail_msg(c, "fd %d: the image has no master for pseudo-terminal %llu", f->fd,
+                 (unsigned long long)f->aux);
+        return -1;
+    }
+    int master = m < i && stash[m] < 0 ? im->fds[m].fd : stash[m];
+    if (master < 0) {
+        int p = new_pty(c, m);
+        if (p < 0)
+            return -1;
+        if (m == i)
+            master = p;
+        else {
+            master = stash[m] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
+            close(p);
+        }
+    } else if (m == i) {
+        stash[m] = -1;
+    }
+    if (master < 0) {
+        fail_msg(c, "fd %d: cannot move a pseudo-terminal out of the way: %s", f->fd,
+                 strerror(errno));
+        return -1;
+    }
+    int fl = (int)(f->oflags & (O_ACCMODE | O_NONBLOCK));
+    if (m == i) {
+        fcntl(master, F_SETFL, fl & O_NONBLOCK);
+        return master;
+    }
+    int fd = ioctl(master, TIOCGPTPEER, fl | O_NOCTTY);
+    if (fd < 0)
+        fail_msg(c, "fd %d: cannot open the new pseudo-terminal's slave: %s", f->fd,
+                 strerror(errno));
+    return fd;
+}
+
 /* A pidfd. Of the process itself: opened on this very process (coord
  * becomes the program). Of one of its threads: a stand-in on the process
  * that the shim replaces once the threads are back
@@ -1432,6 +1518,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 break;
             }
             fd = open_pipe_fd(c, i, stash_fds, maxfd);
+            if (fd < 0)
+                return -1;
+            break;
+        case CK_FD_PTY:
+            fd = open_pty(c, i, stash_fds, maxfd);
             if (fd < 0)
                 return -1;
             break;

@@ -162,7 +162,9 @@ void capture_restore_vmflags(void);
 #define SHIM_MAX_LOCKS 4096
 extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS record) */
 extern uint32_t shim_nlocks;
-extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
+#define SHIM_MAX_TTYS 64
+extern struct ck_tty shim_ttys[SHIM_MAX_TTYS];      /* std fds on terminals, pseudo-terminal
+                                                       masters (TTYS record) */
 extern uint32_t shim_nttys;
 int capture_relock_after_restore(char *err, size_t errlen);
 int capture_pidfds_after_restore(char *err, size_t errlen);
