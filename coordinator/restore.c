@@ -917,8 +917,14 @@ static int reopen_same_file(struct rctx *c, uint32_t i)
         if (o->kind != f->kind || o->share_with >= 0 || o->dev != f->dev || o->ino != f->ino)
             continue;
         char lp[64];
+        int fl = (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
         snprintf(lp, sizeof lp, "/proc/self/fd/%d", o->fd);
-        int fd = open(lp, (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK)));
+        int fd = open(lp, fl);
+        if (fd < 0 && errno == EACCES && o->kind == CK_FD_DELETED && fchmod(o->fd, 0600) == 0) {
+            /* the first one has its mode already (0200, say): ours, for a moment */
+            fd = open(lp, fl);
+            fchmod(o->fd, o->mode & 07777);
+        }
         if (fd < 0)
             fail_msg(c, "fd %d: cannot reopen the deleted file of fd %d: %s", f->fd, o->fd,
                      strerror(errno));

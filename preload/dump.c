@@ -805,7 +805,25 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
     char p[64], what[80];
     snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
     snprintf(what, sizeof what, "deleted file behind fd %d", f->fd);
-    return dump_file_contents(w, open(p, O_RDONLY | O_CLOEXEC), (uint64_t)f->fd, what);
+    int rfd = open(p, O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0 || errno != EACCES)
+        return dump_file_contents(w, rfd, (uint64_t)f->fd, what);
+    /* A mode that no longer lets its owner read it (0200): through a
+     * descriptor of the program's that reads it, whose offset (which
+     * SEEK_DATA moves: the writer shares the program's descriptions) is
+     * put back after. */
+    for (uint32_t k = 0; k < g_shim.nfds; k++) {
+        const struct ck_fd *o = &g_shim.fds[k];
+        int acc = (int)(o->oflags & O_ACCMODE);
+        if (o->dev != f->dev || o->ino != f->ino || (o->oflags & O_PATH) || acc == O_WRONLY)
+            continue;
+        off_t at = lseek(o->fd, 0, SEEK_CUR);
+        int r = dump_file_contents(w, fcntl(o->fd, F_DUPFD_CLOEXEC, 0), (uint64_t)f->fd, what);
+        lseek(o->fd, at, SEEK_SET);
+        return r;
+    }
+    errno = EACCES;
+    return dump_file_contents(w, -1, (uint64_t)f->fd, what);
 }
 
 /* The target of a symbolic link held with O_PATH, as FILEDATA of its fd:

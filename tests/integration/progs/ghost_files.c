@@ -10,11 +10,14 @@
  *      descriptions of one file), both names removed, then 1000 bytes
  *      written through the first;
  *   D: "d" opened, linked as "d.link", "d" removed, 3000 bytes written
- *      (the file still has a name: "d.link").
+ *      (the file still has a name: "d.link");
+ *   E: "e" opened twice (read-write, then read-only), removed, then
+ *      fchmod 0200 (its owner may no longer open it for reading).
  * After restore: A has mode 0645, its modification time, size and bytes; B has its size, its
  * bytes, holes where it had them and no more than a few blocks; C's two
  * descriptors are one file (same device and inode, a write through one
- * is read through the other); D is the file named "d.link" again.
+ * is read through the other); D is the file named "d.link" again; E's two
+ * descriptors are one file with mode 0200.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -75,6 +78,13 @@ int main(void)
     check_sys(unlink("d"));
     put(d, 0, 3000, 5);
 
+    int e1 = create("e");
+    int e2 = open("e", O_RDONLY);
+    check_sys(e2);
+    check_sys(unlink("e"));
+    put(e1, 0, 100, 7);
+    check_sys(fchmod(e1, 0200));
+
     test_ready();
     test_wait_go();
 
@@ -111,5 +121,11 @@ int main(void)
     check(st.st_dev == st2.st_dev && st.st_ino == st2.st_ino,
           "D: the descriptor is no longer the file d.link");
     expect(d, 0, 3000, 5, "D");
+
+    check_sys(fstat(e1, &st));
+    check_sys(fstat(e2, &st2));
+    check(st.st_dev == st2.st_dev && st.st_ino == st2.st_ino, "E: two files now");
+    check((st.st_mode & 07777) == 0200, "E: mode %o", (unsigned)st.st_mode & 07777);
+    expect(e2, 0, 100, 7, "E");
     pass();
 }
