@@ -1181,7 +1181,8 @@ static void capture_threads(void)
         t->flags = s->tid == pid ? CK_TF_MAIN : 0;
         t->fsbase = s->fsbase;
         t->ctx = s->ctx;
-        t->clear_tid_addr = g_shim.tid_off > 0 ? s->pd + (uint64_t)g_shim.tid_off : 0;
+        t->clear_tid_addr = s->ctid_known ? s->ctid
+                            : g_shim.tid_off > 0 ? s->pd + (uint64_t)g_shim.tid_off : 0;
         memcpy(&t->sigmask, &s->uc->uc_sigmask, sizeof t->sigmask);
         t->ss_sp = (uint64_t)s->ss.ss_sp;
         t->ss_size = s->ss.ss_size;

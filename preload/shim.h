@@ -35,6 +35,9 @@ struct shim_slot {
     stack_t ss;                         /* sigaltstack */
     char comm[16];
     uint64_t sigpending;                /* signals pending for the thread alone */
+    uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */
+    int ctid_known;                     /* ctid was read (else: glibc's, pd's tid field) */
+    int ctid_val;                       /* the word at ctid when it parked */
 };
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };

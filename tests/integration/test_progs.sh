@@ -76,6 +76,7 @@ TWICE+=" cputime "
 TWICE+=" pending_info "
 TWICE+=" tmp_mapped "
 TWICE+=" fifos ghost_files removed_paths removed_cwd proc_self epoll_renumbered pidfds leases ptys "
+TWICE+=" raw_thread "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
