@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,7 +155,10 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     unsigned long ct = 0;
     s->ctid_known = prctl(PR_GET_TID_ADDRESS, &ct, 0, 0, 0) == 0;
     s->ctid = ct;
-    s->ctid_val = ct ? *(volatile int *)ct : 0;
+    /* read without faulting: the word may be anywhere the thread said */
+    struct iovec lv = {&s->ctid_val, sizeof s->ctid_val}, rv = {(void *)ct, sizeof(int)};
+    s->ctid_read = ct && syscall(SYS_process_vm_readv, shim_real_getpid(), &lv, 1, &rv, 1, 0) ==
+                             (long)sizeof(int);
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
@@ -472,7 +476,8 @@ void quiesce_fixup_thread(struct shim_slot *s)
      * left alone. */
     int own_pd = !s->ctid_known || (g_shim.tid_off > 0 && s->ctid == s->pd + g_shim.tid_off);
     if (!own_pd && s->ctid) {
-        *(volatile int *)s->ctid = s->ctid_val;
+        if (s->ctid_read)
+            *(volatile int *)s->ctid = s->ctid_val;
         syscall(SYS_set_tid_address, s->ctid);
     }
     if (g_shim.tid_off > 0 && own_pd) {

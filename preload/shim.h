@@ -38,6 +38,7 @@ struct shim_slot {
     uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */
     int ctid_known;                     /* ctid was read (else: glibc's, pd's tid field) */
     int ctid_val;                       /* the word at ctid when it parked */
+    int ctid_read;                      /* ctid_val could be read */
 };
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
