@@ -296,13 +296,31 @@ enum {
     CK_FD_MEMFD = 7,                    /* memfd: contents in FILEDATA */
     CK_FD_EVENTFD = 8,
     CK_FD_EPOLL = 9,                    /* path: watch list, "TFD EVENTS DATA\n" each */
+    CK_FD_SYMLINK = 10,                 /* O_PATH | O_NOFOLLOW on a symbolic link:
+                                           its target in FILEDATA (arg: fd) */
+    CK_FD_PTY = 12,                     /* a pseudo-terminal the program opened both ends
+                                           of (aux: its index; CK_FDF_PTY_MASTER): made
+                                           anew, modes in TTYS */
+    CK_FD_PIDFD = 11,                   /* pidfd of the process itself, of one of
+                                           its threads (aux: its tid as the program
+                                           saw it) or of a process that has exited */
     CK_FD_UNSUPPORTED = 99,
 };
 
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
-#define CK_FDF_HUGETLB 0x8              /* memfd made with MFD_HUGETLB */
+#define CK_FDF_DELETED 0x8              /* FIFO, symbolic link, directory: removed
+                                           from its directory (path is where it was) */
+#define CK_FDF_CWD 0x10                 /* removed directory: the working directory too */
+#define CK_FDF_PIDFD_THREAD 0x40        /* pidfd: of a thread (not the leader) */
+#define CK_FDF_PIDFD_DEAD 0x80          /* pidfd: of a process that has exited
+                                           (ino tells apart different ones) */
+#define CK_FDF_PTY_MASTER 0x100         /* pty: the master (/dev/ptmx) */
+#define CK_FDF_PROC_SELF 0x20           /* a /proc file of the process itself (or one of
+                                           its namespaces): path is under /proc/self,
+                                           reopened there, not compared */
+#define CK_FDF_HUGETLB 0x200            /* memfd made with MFD_HUGETLB */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
@@ -358,6 +376,8 @@ enum {
     CK_LOCK_FLOCK = 1,                  /* flock(2): on the open file description */
     CK_LOCK_POSIX = 2,                  /* fcntl F_SETLK, lockf: owned by the process */
     CK_LOCK_OFD = 3,                    /* fcntl F_OFD_SETLK: on the open file description */
+    CK_LOCK_LEASE = 4,                  /* fcntl F_SETLEASE (an active one): on the open
+                                           file description */
 };
 
 /* CK_REC_LOCKS payload: ck_rec.arg of these. One per lock (a range of
@@ -377,7 +397,9 @@ struct ck_lock {
 
 /* CK_REC_TTYS payload: ck_rec.arg of these, one per standard descriptor
  * (0..2) on a terminal: its modes (the kernel's struct termios) and window
- * size, carried to the terminal a foreground restore runs in. */
+ * size, carried to the terminal a foreground restore runs in; and one per
+ * pseudo-terminal master the program opened (CK_FD_PTY), put on the new
+ * pair restore makes. */
 struct ck_tty {
     int32_t fd;
     uint32_t flags;                     /* CK_TTYF_* */

@@ -184,6 +184,12 @@ static const char *fd_kind(uint32_t k)
         return "eventfd";
     case CK_FD_EPOLL:
         return "epoll";
+    case CK_FD_SYMLINK:
+        return "symlink";
+    case CK_FD_PIDFD:
+        return "pidfd";
+    case CK_FD_PTY:
+        return "pty";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
     default:
@@ -561,10 +567,12 @@ static void text_threads(const struct view *v)
 
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k)
 {
-    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD"};
-    const char *kind = kinds[k->kind <= CK_LOCK_OFD ? k->kind : 0];
+    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD", "lease"};
+    const char *kind = kinds[k->kind <= CK_LOCK_LEASE ? k->kind : 0];
     const char *type = k->write ? "write" : "read";
-    if (k->kind == CK_LOCK_FLOCK)
+    if (k->kind == CK_LOCK_LEASE)
+        snprintf(buf, len, "%s lease", type);
+    else if (k->kind == CK_LOCK_FLOCK)
         snprintf(buf, len, "%s %s lock on the whole file", kind, type);
     else if (k->len == 0)
         snprintf(buf, len, "%s %s lock on bytes %lld to the end", kind, type,
@@ -601,6 +609,8 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [external]");
         if ((f->flags & CK_FDF_STD_REDIRECT) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
+        if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
         if (f->kind == CK_FD_EVENTFD && o < sizeof(extra))
             snprintf(extra + o, sizeof(extra) - o, " [count %llu]", (unsigned long long)f->aux);
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
@@ -843,6 +853,7 @@ static void print_json(const struct view *v)
         ck_json_ki64(&j, "share_with", f->share_with);
         ck_json_kbool(&j, "external", (f->flags & CK_FDF_EXTERNAL) != 0);
         ck_json_kbool(&j, "std_redirect", (f->flags & CK_FDF_STD_REDIRECT) != 0);
+        ck_json_kbool(&j, "deleted", (f->flags & CK_FDF_DELETED) != 0);
         snprintf(buf, sizeof(buf), "%o", f->mode);
         ck_json_kstr(&j, "mode", buf);
         ck_json_ku64(&j, "size", f->size);
@@ -851,11 +862,11 @@ static void print_json(const struct view *v)
         ck_json_open(&j, "locks", '[');
         for (uint32_t k = 0; k < img->nlocks; k++) {
             const struct ck_lock *l = &img->locks[k];
-            static const char *const kinds[] = {"?", "flock", "posix", "ofd"};
+            static const char *const kinds[] = {"?", "flock", "posix", "ofd", "lease"};
             if (l->fd != f->fd)
                 continue;
             ck_json_open(&j, NULL, '{');
-            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_OFD ? l->kind : 0]);
+            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_LEASE ? l->kind : 0]);
             ck_json_kstr(&j, "type", l->write ? "write" : "read");
             ck_json_ki64(&j, "start", l->start);
             ck_json_ki64(&j, "len", l->len);

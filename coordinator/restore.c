@@ -40,12 +40,14 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <asm/termbits.h> /* the kernel's struct termios, as in TTYS */
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -232,6 +234,56 @@ static int64_t saved_bytes(const struct rctx *c, uint32_t i, uint32_t *owner)
     return n == r->fsize ? (int64_t)n : -1;
 }
 
+/* The directory part of path, in dir ("/" for a file at the root). */
+static const char *dir_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = 0;
+    else
+        snprintf(dir, len, "/");
+    return dir;
+}
+
+/* The directory a removed FIFO, symbolic link or directory at path is
+ * made again in: its own if it still exists, else the nearest of its
+ * parents that does (a removed directory inside a removed directory). */
+static const char *remake_dir(const char *path, char *dir, size_t len)
+{
+    struct stat st;
+    dir_of(path, dir, len);
+    while (strcmp(dir, "/") && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+            snprintf(dir, len, "/");
+        else
+            *slash = 0;
+    }
+    return dir;
+}
+
+/* The program's working directory had been removed (the kernel's name
+ * for it ends in " (deleted)"): 1, with its old path in dir. */
+static int cwd_removed(const struct ck_image *im, char *dir, size_t len)
+{
+    size_t n = strnlen(im->proc.cwd, sizeof im->proc.cwd);
+    if (n <= 10 || n >= len || strcmp(im->proc.cwd + n - 10, " (deleted)"))
+        return 0;
+    snprintf(dir, len, "%.*s", (int)(n - 10), im->proc.cwd);
+    return 1;
+}
+
+/* The descriptor the program also holds on its removed working
+ * directory, or -1. */
+static int cwd_fd(const struct ck_image *im)
+{
+    for (uint32_t i = 0; i < im->nfds; i++)
+        if (im->fds[i].kind == CK_FD_DIR && (im->fds[i].flags & CK_FDF_CWD))
+            return im->fds[i].fd;
+    return -1;
+}
+
 /* Is path still the file id describes? 0 yes (st filled), 1 it is gone
  * but comes back from the image (region >= 0 only), -1 refused (c->err).
  * A changed file passes with --allow-changed PATH, with a warning; a file
@@ -413,9 +465,24 @@ static int check_image(struct rctx *c)
         }
         if (f->share_with >= 0)
             continue;
-        if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
-            (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
-             !(f->flags & CK_FDF_STD_REDIRECT))) {
+        if ((f->kind == CK_FD_PIPE || f->kind == CK_FD_DIR || f->kind == CK_FD_SYMLINK) &&
+            (f->flags & CK_FDF_DELETED) && !(f->flags & CK_FDF_STD_REDIRECT)) {
+            char dir[PATH_MAX];
+            errno = EINVAL;
+            if (im->fd_paths[i][0] != '/' ||
+                access(remake_dir(im->fd_paths[i], dir, sizeof dir), W_OK | X_OK) < 0) {
+                fail_msg(c, "fd %d: cannot make the removed %s %s again in %s: %s", f->fd,
+                         f->kind == CK_FD_PIPE ? "FIFO" : f->kind == CK_FD_DIR ? "directory"
+                                                                               : "symbolic link",
+                         im->fd_paths[i], dir, strerror(errno));
+                return -1;
+            }
+        } else if (f->flags & CK_FDF_PROC_SELF) {
+            /* the restored process's own: nothing to compare */
+        } else if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
+                   f->kind == CK_FD_SYMLINK ||
+                   (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
+                    !(f->flags & CK_FDF_STD_REDIRECT))) {
             char role[64];
             snprintf(role, sizeof role, "fd %d: file", f->fd);
             struct ck_ident id;
@@ -432,7 +499,7 @@ static int check_image(struct rctx *c)
         uint32_t f = 0;
         while (f < im->nfds && im->fds[f].fd != k->fd)
             f++;
-        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_OFD || k->start < 0 ||
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE || k->start < 0 ||
             k->len < 0) {
             fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
             return -1;
@@ -441,7 +508,16 @@ static int check_image(struct rctx *c)
     if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0)
         return -1;
     struct stat cst;
-    if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
+    char cdir[PATH_MAX], in[PATH_MAX] = "";
+    if (cwd_removed(im, cdir, sizeof cdir)) {
+        errno = EINVAL;
+        if (cdir[0] != '/' || (cwd_fd(im) < 0 &&
+                               access(remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
+            fail_msg(c, "the program's removed working directory %s cannot be made again in "
+                     "%s: %s", cdir, in, strerror(errno));
+            return -1;
+        }
+    } else if (stat(im->proc.cwd, &cst) < 0 || !S_ISDIR(cst.st_mode)) {
         fail_msg(c, "the program's working directory %s is gone", im->proc.cwd);
         return -1;
     }
@@ -863,12 +939,114 @@ static int decrypt_pages(struct rctx *c)
 /* Move fd to exactly target (which must be free). Returns 0 or -1. */
 static int place_fd(int fd, int target)
 {
-    if (fd == target)
-        return 0;
+    if (fd == target) /* it must outlive the exec of the restorer (a pidfd is made
+                         close-on-exec); the shim sets the program's flags */
+        return fcntl(fd, F_SETFD, 0);
     if (dup2(fd, target) < 0)
         return -1;
     close(fd);
     return 0;
+}
+
+/* Make a FIFO, symbolic link (to link) or directory that the program
+ * held but had removed, open it with oflags and remove it again at once,
+ * so that it is as unreachable by name as it was: at its old path if that
+ * is free (the program may print where its descriptors or working
+ * directory are), else under a name of ckshim's in remake_dir(path).
+ * Returns the descriptor, or -1 with errno set. */
+static int remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags)
+{
+    char dir[PATH_MAX], own[PATH_MAX], tmp[PATH_MAX + 64];
+    remake_dir(path, dir, sizeof dir);
+    int same_dir = !strcmp(dir_of(path, own, sizeof own), dir);
+    for (int tries = same_dir ? -1 : 0; tries < 100; tries++) {
+        if (tries < 0)
+            snprintf(tmp, sizeof tmp, "%s", path);
+        else
+            snprintf(tmp, sizeof tmp, "%s/.ckshim-removed-%d-%d", strcmp(dir, "/") ? dir : "",
+                     (int)getpid(), tries);
+        int r = type == S_IFIFO  ? mkfifo(tmp, (mode_t)mode)
+                : type == S_IFDIR ? mkdir(tmp, 0700)
+                                  : symlink(link, tmp);
+        if (r < 0 && errno == EEXIST)
+            continue;
+        if (r < 0)
+            return -1;
+        int fd = open(tmp, oflags | O_NOFOLLOW);
+        int e = errno;
+        struct stat st;
+        if (fd >= 0 && (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != type)) {
+            close(fd);
+            fd = -1;
+            e = EEXIST;
+        }
+        if (type == S_IFDIR) {
+            if (fd >= 0 && mode != 0700)
+                fchmod(fd, (mode_t)mode);
+            rmdir(tmp);
+        } else {
+            unlink(tmp);
+        }
+        errno = e;
+        return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
+                          const struct seen *seen);
+
+/* A symbolic link held with O_PATH: its target is in the image. One that
+ * was removed is made again (remake_removed); one at its path must still
+ * point where it pointed. */
+static int open_symlink(struct rctx *c, const struct ck_fd *f, const char *path,
+                        const struct seen *seen)
+{
+    char *t = NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
+        const struct ck_rec_loc *l = &c->img.filedata[i];
+        if (l->rec.arg != (uint64_t)f->fd || l->rec.arg2 || l->rec.raw_len >= PATH_MAX)
+            continue;
+        uint8_t *in = malloc(l->rec.len + 1);
+        t = calloc(1, l->rec.raw_len + 1);
+        n = l->rec.raw_len;
+        if (!in || !t || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
+            ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
+            (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
+            ck_chunk_decode(l->rec.flags, in, l->rec.len, t, l->rec.raw_len) < 0) {
+            free(t);
+            t = NULL;
+        }
+        free(in);
+        break;
+    }
+    if (!t || !n) {
+        fail_msg(c, "fd %d: the image has no readable target for the symbolic link %s", f->fd,
+                 path);
+        free(t);
+        return -1;
+    }
+    int fd;
+    if (f->flags & CK_FDF_DELETED) {
+        fd = remake_removed(path, S_IFLNK, 0, t, O_PATH);
+        if (fd < 0)
+            fail_msg(c, "fd %d: cannot make the removed symbolic link %s again: %s", f->fd, path,
+                     strerror(errno));
+    } else {
+        char now[PATH_MAX];
+        fd = reopen_checked(c, f, path, O_PATH, seen);
+        ssize_t l = fd >= 0 ? readlinkat(fd, "", now, sizeof now) : -1;
+        if (fd >= 0 && (l != (ssize_t)n || memcmp(now, t, n))) {
+            fail_msg(c, "fd %d: the symbolic link %s points to %.*s now, not to %s", f->fd, path,
+                     l > 0 ? (int)l : 0, now, t);
+            close(fd);
+            fd = -1;
+        }
+    }
+    free(t);
+    return fd;
 }
 
 /* Create an unlinked file with the contents of a deleted file (or memfd). */
@@ -887,12 +1065,7 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
                                     ((f->flags & CK_FDF_HUGETLB) ? MFD_HUGETLB : 0));
     } else {
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir)
-            *slash = 0;
-        else
-            snprintf(dir, sizeof dir, "/");
+        dir_of(path, dir, sizeof dir);
         fd = open(dir, O_TMPFILE | O_RDWR, 0600);
         if (fd < 0)
             fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
@@ -984,6 +1157,36 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
     return fd;
 }
 
+/* A deleted file or memfd that an earlier descriptor of another open
+ * file description has (opened twice, or under two names since removed):
+ * one file again, reopened through that descriptor, now in place, with
+ * this one's access mode. Returns the fd, -1 on error, -2 if there is no
+ * such descriptor. */
+static int reopen_same_file(struct rctx *c, uint32_t i)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    for (uint32_t k = 0; k < i; k++) {
+        const struct ck_fd *o = &im->fds[k];
+        if (o->kind != f->kind || o->share_with >= 0 || o->dev != f->dev || o->ino != f->ino)
+            continue;
+        char lp[64];
+        int fl = (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", o->fd);
+        int fd = open(lp, fl);
+        if (fd < 0 && errno == EACCES && o->kind == CK_FD_DELETED && fchmod(o->fd, 0600) == 0) {
+            /* the first one has its mode already (0200, say): ours, for a moment */
+            fd = open(lp, fl);
+            fchmod(o->fd, o->mode & 07777);
+        }
+        if (fd < 0)
+            fail_msg(c, "fd %d: cannot reopen the deleted file of fd %d: %s", f->fd, o->fd,
+                     strerror(errno));
+        return fd;
+    }
+    return -2;
+}
+
 /* Put back the bytes that were waiting in a pipe (FILEDATA records whose
  * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
  * them (its buffer could not be made as large as it was) fails, never
@@ -1012,9 +1215,6 @@ static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
     return 0;
 }
 
-static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
-                          const struct seen *seen);
-
 static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
 {
     return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
@@ -1032,7 +1232,15 @@ static int pipe_stash(struct rctx *c, uint32_t lead)
     const struct ck_fd *f = &im->fds[lead];
     const char *path = im->fd_paths[lead];
     int s;
-    if (path[0] == '/') {
+    if (f->flags & CK_FDF_DELETED) {
+        s = remake_removed(path, S_IFIFO, (int)(f->mode & 07777), NULL,
+                           O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (s < 0) {
+            fail_msg(c, "fd %d: cannot make the deleted FIFO %s again: %s", f->fd, path,
+                     strerror(errno));
+            return -1;
+        }
+    } else if (path[0] == '/') {
         /* never through a link, and only the FIFO check_image saw */
         s = reopen_checked(c, f, path, O_RDWR | O_NONBLOCK | O_CLOEXEC, &c->fseen[lead]);
         if (s < 0)
@@ -1108,6 +1316,161 @@ static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
         return -1;
     }
     fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
+    return fd;
+}
+
+/* Descriptors kept above every fd number still to come while the others
+ * are put in place, per image descriptor (-1: none): a pipe's first
+ * descriptor holds its pipe; a later pidfd of a process that has exited,
+ * the one made for it with the first. */
+static int *new_stash(uint32_t n)
+{
+    int *s = malloc((n ? n : 1) * sizeof(int));
+    for (uint32_t k = 0; s && k < n; k++)
+        s[k] = -1;
+    return s;
+}
+
+/* A new pseudo-terminal for the pair whose master is fds[m], with the
+ * modes and window size it had. Returns its master or -1. */
+static int new_pty(struct rctx *c, uint32_t m)
+{
+    const struct ck_image *im = &c->img;
+    int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
+    if (fd < 0 || ioctl(fd, TIOCSPTLCK, &unlock) < 0) {
+        fail_msg(c, "fd %d: cannot make a new pseudo-terminal: %s", im->fds[m].fd,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (uint32_t k = 0; k < im->nttys; k++) {
+        const struct ck_tty *y = &im->ttys[k];
+        if (y->fd != im->fds[m].fd)
+            continue;
+        struct termios t;
+        if (ioctl(fd, TCGETS, &t) == 0) {
+            t.c_iflag = y->iflag;
+            t.c_oflag = y->oflag;
+            t.c_cflag = y->cflag;
+            t.c_lflag = y->lflag;
+            t.c_line = y->line;
+            memcpy(t.c_cc, y->cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
+            ioctl(fd, TCSETS, &t);
+        }
+        struct winsize ws = {y->ws_row, y->ws_col, y->ws_xpixel, y->ws_ypixel};
+        if (y->flags & CK_TTYF_WINSIZE)
+            ioctl(fd, TIOCSWINSZ, &ws);
+    }
+    return fd;
+}
+
+/* A pseudo-terminal the program opened both ends of (CK_FD_PTY): a new
+ * pair, made for whichever of its descriptors comes first (the master
+ * waits in stash until its number comes if a slave came first), its
+ * slaves opened from the master (TIOCGPTPEER: no path, never someone
+ * else's terminal). Bytes waiting in it are not kept, and it is no one's
+ * controlling terminal. */
+static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    uint32_t m = 0;
+    while (m < im->nfds && !(im->fds[m].kind == CK_FD_PTY &&
+                             (im->fds[m].flags & CK_FDF_PTY_MASTER) &&
+                             im->fds[m].share_with < 0 && im->fds[m].aux == f->aux))
+        m++;
+    if (m == im->nfds) {
+        fail_msg(c, "fd %d: the image has no master for pseudo-terminal %llu", f->fd,
+                 (unsigned long long)f->aux);
+        return -1;
+    }
+    int master = m < i && stash[m] < 0 ? im->fds[m].fd : stash[m];
+    if (master < 0) {
+        int p = new_pty(c, m);
+        if (p < 0)
+            return -1;
+        if (m == i)
+            master = p;
+        else {
+            master = stash[m] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
+            close(p);
+        }
+    } else if (m == i) {
+        stash[m] = -1;
+    }
+    if (master < 0) {
+        fail_msg(c, "fd %d: cannot move a pseudo-terminal out of the way: %s", f->fd,
+                 strerror(errno));
+        return -1;
+    }
+    int fl = (int)(f->oflags & (O_ACCMODE | O_NONBLOCK));
+    if (m == i) {
+        fcntl(master, F_SETFL, fl & O_NONBLOCK);
+        return master;
+    }
+    int fd = ioctl(master, TIOCGPTPEER, fl | O_NOCTTY);
+    if (fd < 0)
+        fail_msg(c, "fd %d: cannot open the new pseudo-terminal's slave: %s", f->fd,
+                 strerror(errno));
+    return fd;
+}
+
+/* A pidfd. Of the process itself: opened on this very process (coord
+ * becomes the program). Of one of its threads: a stand-in on the process
+ * that the shim replaces once the threads are back
+ * (capture_pidfds_after_restore). Of a process that has exited: every
+ * pidfd of one such process (one inode) is opened on a child made to exit
+ * at once, before it is reaped, so that they are one process again; the
+ * later ones wait in stash. */
+static int open_pidfd(struct rctx *c, uint32_t i, int *stash, int maxfd)
+{
+    const struct ck_image *im = &c->img;
+    const struct ck_fd *f = &im->fds[i];
+    unsigned flags = f->oflags & (O_NONBLOCK | O_EXCL); /* PIDFD_NONBLOCK, PIDFD_THREAD */
+    if (!(f->flags & CK_FDF_PIDFD_DEAD)) {
+        int fd = (int)syscall(SYS_pidfd_open, getpid(),
+                              (f->flags & CK_FDF_PIDFD_THREAD) ? 0 : flags);
+        if (fd < 0)
+            fail_msg(c, "fd %d: cannot open a pidfd of the restored process: %s", f->fd,
+                     strerror(errno));
+        return fd;
+    }
+    if (stash[i] >= 0) {
+        int fd = stash[i];
+        stash[i] = -1;
+        return fd;
+    }
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    int fd = -1;
+    for (uint32_t k = i; child > 0 && k < im->nfds; k++) {
+        const struct ck_fd *o = &im->fds[k];
+        if (o->kind != CK_FD_PIDFD || !(o->flags & CK_FDF_PIDFD_DEAD) || o->share_with >= 0 ||
+            o->ino != f->ino)
+            continue;
+        int p = (int)syscall(SYS_pidfd_open, child, o->oflags & O_NONBLOCK);
+        if (p >= 0 && k != i) {
+            stash[k] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
+            close(p);
+            p = stash[k];
+        }
+        if (p < 0) {
+            fail_msg(c, "fd %d: cannot make a pidfd of a process that has exited: %s", o->fd,
+                     strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+            break;
+        }
+        if (k == i)
+            fd = p;
+    }
+    if (child < 0)
+        fail_msg(c, "fd %d: cannot make a process for a pidfd: %s", f->fd, strerror(errno));
+    else
+        waitpid(child, NULL, 0);
     return fd;
 }
 
@@ -1259,11 +1622,23 @@ static int restore_locks(struct rctx *c)
         int r;
         if (k->kind == CK_LOCK_FLOCK)
             r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+        else if (k->kind == CK_LOCK_LEASE)
+            r = fcntl(k->fd, F_SETLEASE, k->write ? F_WRLCK : F_RDLCK);
         else
             r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
         if (r == 0)
             continue;
         int e = errno;
+        if (k->kind == CK_LOCK_LEASE) {
+            /* the kernel gives a lease only to the file's owner, and only
+             * while no one else has the file open for writing (for a
+             * write lease: open at all) */
+            fail_msg(c, "fd %d: cannot take back the program's %s lease: %s%s", k->fd,
+                     k->write ? "write" : "read", strerror(e),
+                     e == EAGAIN ? " (someone else has the file open)"
+                     : e == EACCES ? " (the file is not the restoring user's)" : "");
+            return -1;
+        }
         const char *path = "?";
         for (uint32_t f = 0; f < im->nfds; f++)
             if (im->fds[f].fd == k->fd)
@@ -1305,7 +1680,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         for (int i = 0; i < n; i++)
             close(list[i]);
     }
-    int *pipe_stash_fds = NULL;
+    int *stash_fds = new_stash(im->nfds);
+    if (!stash_fds) {
+        fail_msg(c, "out of memory");
+        return -1;
+    }
     int maxfd = 2;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].fd > maxfd)
@@ -1327,10 +1706,34 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         }
         int oflags = (int)(f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
         switch (f->kind) {
+        case CK_FD_SYMLINK:
+            fd = open_symlink(c, f, path, &c->fseen[i]);
+            if (fd < 0)
+                return -1;
+            break;
         case CK_FD_FILE:
         case CK_FD_DIR:
         case CK_FD_CHR:
-            fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
+            if (f->kind == CK_FD_DIR && (f->flags & CK_FDF_DELETED)) {
+                fd = remake_removed(path, S_IFDIR, (int)(f->mode & 07777), NULL,
+                                    oflags | O_DIRECTORY);
+                if (fd < 0) {
+                    fail_msg(c, "fd %d: cannot make the removed directory %s again: %s", f->fd,
+                             path, strerror(errno));
+                    return -1;
+                }
+                break;
+            }
+            if (f->flags & CK_FDF_PROC_SELF) {
+                /* /proc/self/...: coord is the process it restores */
+                fd = open(path, oflags | O_NOCTTY);
+                if (fd < 0) {
+                    fail_msg(c, "fd %d: cannot open %s: %s", f->fd, path, strerror(errno));
+                    return -1;
+                }
+            } else {
+                fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
+            }
             if (fd < 0)
                 return -1;
             if (f->kind != CK_FD_CHR && lseek(fd, f->pos, SEEK_SET) < 0 && f->pos) {
@@ -1341,9 +1744,23 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             break;
         case CK_FD_DELETED:
         case CK_FD_MEMFD:
-            fd = make_deleted_copy(c, f, path);
+            fd = reopen_same_file(c, i);
+            if (fd == -2)
+                fd = make_deleted_copy(c, f, path);
             if (fd < 0)
                 return -1;
+            /* its mode, changed after it was opened maybe (the copy is
+             * made 0600), and its modification time (the copy was just
+             * written); the owner is the restoring user */
+            if (f->kind == CK_FD_DELETED) {
+                struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                                         {.tv_sec = f->mtime_ns / 1000000000LL,
+                                          .tv_nsec = f->mtime_ns % 1000000000LL}};
+                if ((f->mode & 07777) != 0600)
+                    fchmod(fd, f->mode & 07777);
+                if (f->mtime_ns >= 0)
+                    futimens(fd, ts);
+            }
             lseek(fd, f->pos, SEEK_SET);
             break;
         case CK_FD_TTY:
@@ -1360,16 +1777,17 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                 fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
                 break;
             }
-            if (!pipe_stash_fds) {
-                pipe_stash_fds = malloc(im->nfds * sizeof(int));
-                if (!pipe_stash_fds) {
-                    fail_msg(c, "out of memory");
-                    return -1;
-                }
-                for (uint32_t k = 0; k < im->nfds; k++)
-                    pipe_stash_fds[k] = -1;
-            }
-            fd = open_pipe_fd(c, i, pipe_stash_fds, maxfd);
+            fd = open_pipe_fd(c, i, stash_fds, maxfd);
+            if (fd < 0)
+                return -1;
+            break;
+        case CK_FD_PTY:
+            fd = open_pty(c, i, stash_fds, maxfd);
+            if (fd < 0)
+                return -1;
+            break;
+        case CK_FD_PIDFD:
+            fd = open_pidfd(c, i, stash_fds, maxfd);
             if (fd < 0)
                 return -1;
             break;
@@ -1393,10 +1811,10 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             return -1;
         }
     }
-    for (uint32_t k = 0; pipe_stash_fds && k < im->nfds; k++)
-        if (pipe_stash_fds[k] >= 0)
-            close(pipe_stash_fds[k]);
-    free(pipe_stash_fds);
+    for (uint32_t k = 0; stash_fds && k < im->nfds; k++)
+        if (stash_fds[k] >= 0)
+            close(stash_fds[k]);
+    free(stash_fds);
     if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
     return restore_locks(c);
@@ -1405,7 +1823,22 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
 static int restore_env(struct rctx *c)
 {
     const struct ck_proc *p = &c->img.proc;
-    if (chdir(p->cwd) < 0) {
+    char cdir[PATH_MAX];
+    if (cwd_removed(&c->img, cdir, sizeof cdir)) {
+        /* the same directory as a descriptor of the program, or one made
+         * again and removed */
+        int fd = cwd_fd(&c->img);
+        int own = fd < 0;
+        if (own)
+            fd = remake_removed(cdir, S_IFDIR, 0700, NULL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fchdir(fd) < 0) {
+            fail_msg(c, "cannot make the program's removed working directory %s again: %s",
+                     cdir, strerror(errno));
+            return -1;
+        }
+        if (own)
+            close(fd);
+    } else if (chdir(p->cwd) < 0) {
         fail_msg(c, "cannot change to the program's working directory %s: %s", p->cwd,
                  strerror(errno));
         return -1;

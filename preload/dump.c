@@ -832,9 +832,29 @@ static int dump_file_contents(struct writer *w, int rfd, uint64_t arg, const cha
         snprintf(w->err, w->errlen, "cannot read %s: %s", what, strerror(errno));
         return -errno;
     }
-    uint64_t off = 0;
+    /* A deleted file or memfd: only its data, extent by extent (SEEK_DATA,
+     * SEEK_HOLE), so that its holes are holes again after restore, which
+     * sets the size (a sparse 1 GiB file must not come back allocated).
+     * The saved files of mapped regions are read whole (restore counts
+     * their bytes). */
+    int sparse = !(arg & CK_FILEDATA_REGION);
+    uint64_t off = 0, data_end = 0;
     for (;;) {
-        ssize_t got = pread(rfd, w->copy, JOB_PAGES * CK_PAGE_SIZE, (off_t)off);
+        size_t want = JOB_PAGES * CK_PAGE_SIZE;
+        if (sparse && off >= data_end) {
+            off_t d = lseek(rfd, (off_t)off, SEEK_DATA), h;
+            if (d < 0 && errno == ENXIO)
+                break;                  /* nothing but a hole up to the end */
+            if (d < 0 || (h = lseek(rfd, d, SEEK_HOLE)) <= d) {
+                sparse = 0;             /* cannot tell: read it all */
+            } else {
+                off = (uint64_t)d;
+                data_end = (uint64_t)h;
+            }
+        }
+        if (sparse && data_end - off < want)
+            want = (size_t)(data_end - off);
+        ssize_t got = pread(rfd, w->copy, want, (off_t)off);
         if (got < 0) {
             snprintf(w->err, w->errlen, "cannot read %s: %s", what, strerror(errno));
             close(rfd);
@@ -856,6 +876,20 @@ static int dump_file_contents(struct writer *w, int rfd, uint64_t arg, const cha
     return 0;
 }
 
+/* Another open file description of the same deleted file or memfd comes
+ * earlier (opened twice, or under two names): restore reopens that one,
+ * so its contents are saved once. */
+static int same_file_before(uint32_t i)
+{
+    const struct ck_fd *f = &g_shim.fds[i];
+    for (uint32_t k = 0; k < i; k++) {
+        const struct ck_fd *o = &g_shim.fds[k];
+        if (o->kind == f->kind && o->share_with < 0 && o->dev == f->dev && o->ino == f->ino)
+            return 1;
+    }
+    return 0;
+}
+
 /* Contents of a deleted file or memfd, read through a fresh descriptor so
  * the program's offset does not move. */
 static int dump_filedata(struct writer *w, const struct ck_fd *f)
@@ -863,7 +897,43 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
     char p[64], what[80];
     snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
     snprintf(what, sizeof what, "deleted file behind fd %d", f->fd);
-    return dump_file_contents(w, open(p, O_RDONLY | O_CLOEXEC), (uint64_t)f->fd, what);
+    int rfd = open(p, O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0 || errno != EACCES)
+        return dump_file_contents(w, rfd, (uint64_t)f->fd, what);
+    /* A mode that no longer lets its owner read it (0200): through a
+     * descriptor of the program's that reads it, whose offset (which
+     * SEEK_DATA moves: the writer shares the program's descriptions) is
+     * put back after. */
+    for (uint32_t k = 0; k < g_shim.nfds; k++) {
+        const struct ck_fd *o = &g_shim.fds[k];
+        int acc = (int)(o->oflags & O_ACCMODE);
+        if (o->dev != f->dev || o->ino != f->ino || (o->oflags & O_PATH) || acc == O_WRONLY)
+            continue;
+        off_t at = lseek(o->fd, 0, SEEK_CUR);
+        int r = dump_file_contents(w, fcntl(o->fd, F_DUPFD_CLOEXEC, 0), (uint64_t)f->fd, what);
+        lseek(o->fd, at, SEEK_SET);
+        return r;
+    }
+    errno = EACCES;
+    return dump_file_contents(w, -1, (uint64_t)f->fd, what);
+}
+
+/* The target of a symbolic link held with O_PATH, as FILEDATA of its fd:
+ * restore makes the link again if it is gone, or checks that the one at
+ * its path still points there. */
+static int dump_link_target(struct writer *w, const struct ck_fd *f)
+{
+    char t[CK_PATH_MAX];
+    ssize_t n = readlinkat(f->fd, "", t, sizeof t);
+    if (n < 0 || n >= (ssize_t)sizeof t) {
+        snprintf(w->err, w->errlen, "cannot read the symbolic link behind fd %d: %s", f->fd,
+                 n < 0 ? strerror(errno) : "target too long");
+        return -EIO;
+    }
+    uint32_t fl;
+    size_t len;
+    ck_chunk_encode(w->state, t, (size_t)n, w->out, w->out_cap, &fl, &len);
+    return put_rec(w, CK_REC_FILEDATA, fl, w->out, len, (uint64_t)n, (uint64_t)f->fd, 0);
 }
 
 /* A small temporary file the program maps (CK_REG_SAVED), once per file:
@@ -1027,9 +1097,14 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         goto out;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
-        if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0)
-            if ((r = dump_filedata(&w, f)) < 0)
-                goto out;
+        if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0 &&
+            !same_file_before(i) && (r = dump_filedata(&w, f)) < 0)
+            goto out;
+    }
+    for (uint32_t i = 0; i < g_shim.nfds; i++) {
+        const struct ck_fd *f = &g_shim.fds[i];
+        if (f->kind == CK_FD_SYMLINK && f->share_with < 0 && (r = dump_link_target(&w, f)) < 0)
+            goto out;
     }
     if ((r = dump_saved_files(&w, 1)) < 0)
         goto out;

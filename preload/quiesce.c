@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,6 +147,16 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     s->vtid = shim_tls.vtid;
     s->uc = ucv;
     s->pd = (uint64_t)pthread_self();
+    /* the address the kernel clears when the thread exits: glibc's tid
+     * field for its threads, the word a raw clone(CLONE_CHILD_CLEARTID)
+     * gave (such a thread may share the main thread's TLS, and pd) */
+    unsigned long ct = 0;
+    s->ctid_known = prctl(PR_GET_TID_ADDRESS, &ct, 0, 0, 0) == 0;
+    s->ctid = ct;
+    /* read without faulting: the word may be anywhere the thread said */
+    struct iovec lv = {&s->ctid_val, sizeof s->ctid_val}, rv = {(void *)ct, sizeof(int)};
+    s->ctid_read = ct && syscall(SYS_process_vm_readv, shim_real_getpid(), &lv, 1, &rv, 1, 0) ==
+                             (long)sizeof(int);
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
@@ -459,11 +470,21 @@ void quiesce_fixup_thread(struct shim_slot *s)
 {
     pid_t tid = shim_real_gettid();
     char *pd = (char *)s->pd;
-    if (g_shim.tid_off > 0) {
+    /* A thread of glibc's owns pd; a raw clone thread may be using another
+     * thread's TLS: its own clear-tid word gets back the value it had (the
+     * restorer's CLONE_PARENT_SETTID wrote the new tid there), and pd is
+     * left alone. */
+    int own_pd = !s->ctid_known || (g_shim.tid_off > 0 && s->ctid == s->pd + g_shim.tid_off);
+    if (!own_pd && s->ctid) {
+        if (s->ctid_read)
+            *(volatile int *)s->ctid = s->ctid_val;
+        syscall(SYS_set_tid_address, s->ctid);
+    }
+    if (g_shim.tid_off > 0 && own_pd) {
         *(volatile int *)(pd + g_shim.tid_off) = tid;
         syscall(SYS_set_tid_address, pd + g_shim.tid_off);
     }
-    if (g_shim.robust_off > 0) {
+    if (g_shim.robust_off > 0 && own_pd) {
         fix_robust_owners(pd + g_shim.robust_off, s->tid, tid);
         syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));
     }

@@ -37,6 +37,10 @@ struct shim_slot {
     uint64_t sigpending;                /* signals pending for the thread alone */
     int32_t pdeathsig, nnp;             /* pattr.c: PR_GET_PDEATHSIG, PR_GET_NO_NEW_PRIVS */
     uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
+    uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */
+    int ctid_known;                     /* ctid was read (else: glibc's, pd's tid field) */
+    int ctid_val;                       /* the word at ctid when it parked */
+    int ctid_read;                      /* ctid_val could be read */
 };
 
 enum { SLOT_FREE = 0, SLOT_PARKED = 1, SLOT_LANDED = 2 };
@@ -167,12 +171,15 @@ void capture_restore_vmflags(void);
 #define SHIM_MAX_LOCKS 4096
 extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS record) */
 extern uint32_t shim_nlocks;
-extern struct ck_tty shim_ttys[3];                  /* std fds on terminals (TTYS record) */
+#define SHIM_MAX_TTYS 64
+extern struct ck_tty shim_ttys[SHIM_MAX_TTYS];      /* std fds on terminals, pseudo-terminal
+                                                       masters (TTYS record) */
 extern uint32_t shim_nttys;
 #define SHIM_MAX_SHMS 256
 extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
 extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
+int capture_pidfds_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
 
 /* dump.c: write the image (header, metadata, pages). */

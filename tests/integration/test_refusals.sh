@@ -233,6 +233,52 @@ else
     fail restore_refuses_changed_program "rc=$rc"
 fi
 
+# ---- pseudo-terminal bytes, /proc of a process gone ----------------------
+
+# A pseudo-terminal pair the program opened comes back as a new pair, but
+# not the bytes waiting in it: refused, and the program goes on.
+cat >"$T/ptybytes.py" <<'EOF'
+import os, pty, time
+m, s = pty.openpty()
+os.write(m, b"waiting\n")
+print("READY", flush=True)
+time.sleep(600)
+EOF
+start ptybytes python3 "$T/ptybytes.py"
+"$C" checkpoint "$pid" -o "$T/pty.img" >"$T/out" 2>"$T/err"
+rc=$?
+sleep 0.2
+if [ $rc -eq 1 ] && grep -q "bytes wait in the pseudo-terminal" "$T/err" && kill -0 "$pid" &&
+    [ ! -e "$T/pty.img" ]; then
+    pass checkpoint_refuses_pty_bytes
+else
+    fail checkpoint_refuses_pty_bytes "rc=$rc: $(cat "$T/err")"
+fi
+
+# A /proc file of a process that has exited cannot be opened again.
+cat >"$T/deadproc.py" <<'EOF'
+import os, signal, time
+c = os.fork()
+if c == 0:
+    while True:
+        time.sleep(1)
+fd = os.open("/proc/%d/status" % c, os.O_RDONLY)
+os.kill(c, signal.SIGKILL)
+os.waitpid(c, 0)
+print("READY", fd, flush=True)
+time.sleep(600)
+EOF
+start deadproc python3 "$T/deadproc.py"
+fd=$(awk '/READY/ {print $2; exit}' "$T/deadproc.log")
+"$C" checkpoint "$pid" -o "$T/dead.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] &&
+    grep -q "fd $fd is /proc/.*/status, a /proc file of a process that has exited" "$T/err"; then
+    pass checkpoint_refuses_dead_proc_file
+else
+    fail checkpoint_refuses_dead_proc_file "rc=$rc: $(cat "$T/err")"
+fi
+
 # ---- not under the shim, usage ------------------------------------------
 
 sleep 30 &
