@@ -33,8 +33,10 @@
 
 #define CK_MAGIC "CKSHIMG\x01"         /* 8 bytes, no terminator used */
 #define CK_MAGIC_LEN 8
-#define CK_VERSION_MAJOR 1
-#define CK_VERSION_MINOR 1              /* 1: optional LOCKS and TTYS records */
+/* 2.0: ck_proc, ck_region and ck_fd grew (process attributes, file
+ * identity), new optional records (MEMCHECK, LOCKS, TTYS, GUARDS, SHM) */
+#define CK_VERSION_MAJOR 2
+#define CK_VERSION_MINOR 0
 #define CK_PAGE_SIZE 4096UL
 #define CK_CHUNK_PAGES 256              /* a PAGES record holds at most this */
 #define CK_MAX_THREADS 1024

@@ -63,14 +63,13 @@ void ck_header_seal(struct ck_header *h)
 int ck_header_check(const struct ck_header *h, const char **ret_why)
 {
     static const char *const newer[] = {
-        "image format 2.x is newer than this ckshim (1.x)",
-        "image format 3.x is newer than this ckshim (1.x)",
-        "image format 4.x is newer than this ckshim (1.x)",
-        "image format 5.x is newer than this ckshim (1.x)",
-        "image format 6.x is newer than this ckshim (1.x)",
-        "image format 7.x is newer than this ckshim (1.x)",
-        "image format 8.x is newer than this ckshim (1.x)",
-        "image format 9.x is newer than this ckshim (1.x)",
+        "image format 3.x is newer than this ckshim (2.x)",
+        "image format 4.x is newer than this ckshim (2.x)",
+        "image format 5.x is newer than this ckshim (2.x)",
+        "image format 6.x is newer than this ckshim (2.x)",
+        "image format 7.x is newer than this ckshim (2.x)",
+        "image format 8.x is newer than this ckshim (2.x)",
+        "image format 9.x is newer than this ckshim (2.x)",
     };
     const char *why_dummy;
 
@@ -82,10 +81,15 @@ int ck_header_check(const struct ck_header *h, const char **ret_why)
         return -EINVAL;
     }
     if (h->version_major > CK_VERSION_MAJOR) {
-        unsigned i = (unsigned)h->version_major - 2;
+        unsigned i = (unsigned)h->version_major - 3;
         *ret_why = i < sizeof(newer) / sizeof(newer[0])
                        ? newer[i]
-                       : "image format is of a newer major version than this ckshim (1.x)";
+                       : "image format is of a newer major version than this ckshim (2.x)";
+        return -EPROTONOSUPPORT;
+    }
+    if (h->version_major == 1) {
+        *ret_why = "image format 1.x was written by an older ckshim; restore it with that "
+                   "version (this one reads 2.x)";
         return -EPROTONOSUPPORT;
     }
     if (h->version_major != CK_VERSION_MAJOR) {

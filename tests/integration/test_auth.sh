@@ -79,8 +79,8 @@ struct.pack_into("<I", h, 16, flags & ~0x6)
 open(out + "/strip.img", "wb").write(reseal(h) + img[512:])
 # 3. a newer format version (the header checksum recomputed)
 h = bytearray(hdr)
-struct.pack_into("<H", h, 8, 2)
-open(out + "/v2.img", "wb").write(reseal(h) + img[512:])
+struct.pack_into("<H", h, 8, 3)
+open(out + "/v3.img", "wb").write(reseal(h) + img[512:])
 # 4. swap two PAGES records (each stays intact, order changes)
 recs, off = [], 512
 while off < len(img):
@@ -95,7 +95,7 @@ EOF
 restore_refused auth_stamp_changed "$T/stamp.img" "modified|authentication" --key "$T/k1"
 restore_refused auth_flag_stripped "$T/strip.img" "not authenticated" --key "$T/k1"
 restore_refused auth_records_swapped "$T/swap.img" "modified|authentication" --key "$T/k1"
-restore_refused unknown_format_version "$T/v2.img" "newer"
+restore_refused unknown_format_version "$T/v3.img" "newer"
 restore_ok auth_restores_with_key "$T/a.img" --key "$T/k1"
 
 # ---- encrypted -----------------------------------------------------------

@@ -672,12 +672,12 @@ static void test_bad_header(void **state)
 
     /* newer major version (with a valid checksum) */
     free(b);
-    o.major = 2;
+    o.major = 3;
     b = build_bytes(&o, &L);
     struct ck_image img;
     char msg[256];
     assert_int_equal(read_bytes(b, L.size, 0, &img, msg, sizeof(msg)), -EPROTONOSUPPORT);
-    assert_non_null(strstr(msg, "image format 2.x is newer than this ckshim (1.x)"));
+    assert_non_null(strstr(msg, "image format 3.x is newer than this ckshim (2.x)"));
 
     /* ck_header_check directly */
     struct ck_header h;
@@ -691,6 +691,9 @@ static void test_bad_header(void **state)
     h.version_major = 300;
     assert_int_equal(ck_header_check(&h, &why), -EPROTONOSUPPORT);
     assert_true(strlen(why) > 0);
+    h.version_major = 1;                /* older major: named, not "corrupted" */
+    assert_int_equal(ck_header_check(&h, &why), -EPROTONOSUPPORT);
+    assert_non_null(strstr(why, "older ckshim"));
     h.version_major = 0;
     assert_int_equal(ck_header_check(&h, &why), -EINVAL);
     ck_header_seal(&h);
