@@ -825,14 +825,19 @@ static int capture_pty_slaves(char *err, size_t errlen)
             }
     }
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        const struct ck_fd *f = &g_shim.fds[i];
+        struct ck_fd *f = &g_shim.fds[i];
         int n = 0;
         if (f->kind == CK_FD_PTY && major(ctty) >= 136 && major(ctty) <= 143 &&
             minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
-            snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
-                     "(/dev/pts/%llu) is its controlling terminal, which ckshim cannot "
-                     "restore", f->fd, (unsigned long long)f->aux);
-            return -ENOTSUP;
+            /* the session leader's controlling terminal: made the new
+             * pair's again by a restore in a session of its own */
+            if (getsid(0) != shim_real_getpid()) {
+                snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
+                         "(/dev/pts/%llu) is the controlling terminal of a session it does not "
+                         "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);
+                return -ENOTSUP;
+            }
+            f->flags |= CK_FDF_PTY_CTTY;
         }
         if (f->kind == CK_FD_PTY && ioctl(f->fd, FIONREAD, &n) == 0 && n > 0) {
             snprintf(err, errlen, "fd %d: %d bytes wait in the pseudo-terminal the program "
