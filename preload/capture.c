@@ -869,7 +869,9 @@ static int proc_self_path(char *target, const struct stat *st)
         return 0;
     struct stat ns;
     snprintf(rest, sizeof rest, "/proc/self/ns/%.*s", (int)(br - target), target);
-    if (stat(rest, &ns) < 0 || ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
+    if (stat(rest, &ns) < 0)
+        return 0;                       /* not a namespace: "anon_inode:[...]" */
+    if (ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
         return -1;
     snprintf(target, CK_PATH_MAX, "%s", rest);
     return 1;
