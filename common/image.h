@@ -319,6 +319,8 @@ enum {
 #define CK_FDF_PIDFD_DEAD 0x80          /* pidfd: of a process that has exited
                                            (ino tells apart different ones) */
 #define CK_FDF_PTY_MASTER 0x100         /* pty: the master (/dev/ptmx) */
+#define CK_FDF_PTY_CTTY 0x200           /* pty: the controlling terminal of the
+                                           session the process leads */
 #define CK_FDF_PROC_SELF 0x20           /* a /proc file of the process itself (or one of
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */

@@ -507,6 +507,13 @@ static int check_image(struct rctx *c)
     }
     if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0)
         return -1;
+    for (uint32_t i = 0; i < im->nfds; i++)
+        if (im->fds[i].kind == CK_FD_PTY && (im->fds[i].flags & CK_FDF_PTY_CTTY) && !c->detach) {
+            fail_msg(c, "fd %d: the program's controlling terminal is a pseudo-terminal it "
+                     "opened; only a restore with --detach (a session of its own) can give it "
+                     "back", im->fds[i].fd);
+            return -1;
+        }
     struct stat cst;
     char cdir[PATH_MAX], in[PATH_MAX] = "";
     if (cwd_removed(im, cdir, sizeof cdir)) {
@@ -1403,6 +1410,19 @@ static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
         fail_msg(c, "fd %d: cannot move a pseudo-terminal out of the way: %s", f->fd,
                  strerror(errno));
         return -1;
+    }
+    if (m == i && (f->flags & CK_FDF_PTY_CTTY)) {
+        /* a new session's leader (--detach) takes it as its controlling
+         * terminal, through a slave opened for the moment */
+        int sl = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (sl < 0 || ioctl(sl, TIOCSCTTY, 0) < 0) {
+            fail_msg(c, "fd %d: cannot make the new pseudo-terminal the controlling terminal: "
+                     "%s", f->fd, strerror(errno));
+            if (sl >= 0)
+                close(sl);
+            return -1;
+        }
+        close(sl);
     }
     int fl = (int)(f->oflags & (O_ACCMODE | O_NONBLOCK));
     if (m == i) {

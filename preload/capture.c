@@ -900,14 +900,19 @@ static int capture_pty_slaves(char *err, size_t errlen)
             }
     }
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        const struct ck_fd *f = &g_shim.fds[i];
+        struct ck_fd *f = &g_shim.fds[i];
         int n = 0;
         if (f->kind == CK_FD_PTY && major(ctty) >= 136 && major(ctty) <= 143 &&
             minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
-            snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
-                     "(/dev/pts/%llu) is its controlling terminal, which ckshim cannot "
-                     "restore", f->fd, (unsigned long long)f->aux);
-            return -ENOTSUP;
+            /* the session leader's controlling terminal: made the new
+             * pair's again by a restore in a session of its own */
+            if (getsid(0) != shim_real_getpid()) {
+                snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
+                         "(/dev/pts/%llu) is the controlling terminal of a session it does not "
+                         "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);
+                return -ENOTSUP;
+            }
+            f->flags |= CK_FDF_PTY_CTTY;
         }
         if (f->kind == CK_FD_PTY && ioctl(f->fd, FIONREAD, &n) == 0 && n > 0) {
             snprintf(err, errlen, "fd %d: %d bytes wait in the pseudo-terminal the program "
@@ -939,7 +944,9 @@ static int proc_self_path(char *target, const struct stat *st)
         return 0;
     struct stat ns;
     snprintf(rest, sizeof rest, "/proc/self/ns/%.*s", (int)(br - target), target);
-    if (stat(rest, &ns) < 0 || ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
+    if (stat(rest, &ns) < 0)
+        return 0;                       /* not a namespace: "anon_inode:[...]" */
+    if (ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
         return -1;
     snprintf(target, CK_PATH_MAX, "%s", rest);
     return 1;

@@ -279,6 +279,20 @@ else
     fail checkpoint_refuses_dead_proc_file "rc=$rc: $(cat "$T/err")"
 fi
 
+# A session leader's controlling terminal that is a pseudo-terminal it
+# opened is given back only in a session of its own (--detach).
+start ctty env CK_GO="$T/go.never" "$B/tests/progs/pty_ctty"
+"$C" checkpoint "$pid" -o "$T/ctty.img" --kill >"$T/out" 2>"$T/err" || fail ctty_image "checkpoint failed"
+sleep 0.2
+timeout 30 "$C" restore "$T/ctty.img" </dev/null >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "only a restore with --detach" "$T/err" &&
+    ! pgrep -f "$B/tests/progs/pty_ctty" >/dev/null; then
+    pass restore_ctty_needs_detach
+else
+    fail restore_ctty_needs_detach "rc=$rc: $(cat "$T/err")"
+fi
+
 # ---- not under the shim, usage ------------------------------------------
 
 sleep 30 &
