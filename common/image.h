@@ -324,7 +324,7 @@ enum {
 #define CK_FDF_PROC_SELF 0x20           /* a /proc file of the process itself (or one of
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */
-#define CK_FDF_HUGETLB 0x200            /* memfd made with MFD_HUGETLB */
+#define CK_FDF_HUGETLB 0x1000           /* memfd made with MFD_HUGETLB */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
