@@ -120,7 +120,7 @@ int restore_process_state(void)
     /* Signals that were pending: raised again (their siginfo is not kept,
      * and several queued instances of a real-time signal become one). */
     pid_t pid = shim_real_getpid();
-    for (int s = 1; s < 64; s++) {
+    for (int s = 1; s <= 64; s++) { /* 64 (SIGRTMAX) is bit 63 */
         if (p->sigpending & (1ULL << (s - 1)))
             requeue_signal(pid, -1, s);
         for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
