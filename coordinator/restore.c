@@ -503,6 +503,13 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
     return -1;
 }
 
+/* Region i maps the same path as region i-1 (maps06: thousands of
+ * mappings of one file): the plan stores it once. */
+static int same_path_as_before(const struct ck_image *im, uint32_t i)
+{
+    return i > 0 && !strcmp(im->region_paths[i], im->region_paths[i - 1]);
+}
+
 /* Build the plan in a memfd. Returns its fd or -1. */
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
@@ -511,7 +518,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         return -1;
     size_t strings = 0;
     for (uint32_t i = 0; i < im->nregions; i++)
-        strings += strlen(im->region_paths[i]) + 1;
+        if (!same_path_as_before(im, i))
+            strings += strlen(im->region_paths[i]) + 1;
     size_t roff = (sizeof(struct ck_plan) + 63) & ~63UL;
     size_t toff = roff + im->nregions * sizeof(struct ck_plan_region);
     toff = (toff + 63) & ~63UL;
@@ -616,6 +624,10 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
             plan_shm(c, i, &pr[i]);
+        if (same_path_as_before(im, i)) {
+            pr[i].path_off = pr[i - 1].path_off;
+            continue;
+        }
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);
