@@ -193,6 +193,20 @@ static int raise_nofile(struct rctx *c)
     return 0;
 }
 
+/* The last region before i with a path, if it has the same path as
+ * region i (maps06 maps one file 10240 times, anonymous regions between):
+ * its index + 1, or 0. The plan stores such a path once, and the file is
+ * checked once. */
+static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
+{
+    if (!im->region_paths[i][0])
+        return 0;
+    uint32_t k = i;
+    while (k > 0 && !im->region_paths[k - 1][0])
+        k--;
+    return k > 0 && !strcmp(im->region_paths[i], im->region_paths[k - 1]) ? k : 0;
+}
+
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
 
@@ -246,6 +260,13 @@ static int check_image(struct rctx *c)
         }
         if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
             continue;
+        uint32_t prev = same_path_as_before(im, i);
+        const struct ck_region *pr = prev ? &im->regions[prev - 1] : NULL;
+        if (pr && (pr->flags & (CK_REG_FILE | CK_REG_ALLPAGES | CK_REG_SHARED | CK_REG_MAYWRITE)) ==
+                      (r->flags & (CK_REG_FILE | CK_REG_ALLPAGES | CK_REG_SHARED | CK_REG_MAYWRITE)) &&
+            (pr->prot & PROT_WRITE) == (r->prot & PROT_WRITE) && pr->fsize == r->fsize &&
+            pr->mtime_ns == r->mtime_ns)
+            continue;                   /* checked just before */
         struct stat st;
         if (stat(path, &st) < 0) {
             fail_msg(c, "the program had %s mapped, which is gone: %s", path, strerror(errno));
@@ -503,13 +524,6 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
     return -1;
 }
 
-/* Region i maps the same path as region i-1 (maps06: thousands of
- * mappings of one file): the plan stores it once. */
-static int same_path_as_before(const struct ck_image *im, uint32_t i)
-{
-    return i > 0 && !strcmp(im->region_paths[i], im->region_paths[i - 1]);
-}
-
 /* Build the plan in a memfd. Returns its fd or -1. */
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
@@ -624,8 +638,9 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
             plan_shm(c, i, &pr[i]);
-        if (same_path_as_before(im, i)) {
-            pr[i].path_off = pr[i - 1].path_off;
+        uint32_t prev = same_path_as_before(im, i);
+        if (prev) {
+            pr[i].path_off = pr[prev - 1].path_off;
             continue;
         }
         pr[i].path_off = (uint32_t)so;
