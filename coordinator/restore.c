@@ -382,6 +382,20 @@ static int remake_saved_files(struct rctx *c)
     return 0;
 }
 
+/* The last region before i with a path, if it has the same path as
+ * region i (maps06 maps one file 10240 times, anonymous regions between):
+ * its index + 1, or 0. The plan stores such a path once, and the file is
+ * checked once. */
+static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
+{
+    if (!im->region_paths[i][0])
+        return 0;
+    uint32_t k = i;
+    while (k > 0 && !im->region_paths[k - 1][0])
+        k--;
+    return k > 0 && !strcmp(im->region_paths[i], im->region_paths[k - 1]) ? k : 0;
+}
+
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
 
@@ -435,6 +449,16 @@ static int check_image(struct rctx *c)
         }
         if (!(r->flags & CK_REG_FILE) || (r->flags & CK_REG_ALLPAGES))
             continue;
+        uint32_t prev = same_path_as_before(im, i);
+        const struct ck_region *pr = prev ? &im->regions[prev - 1] : NULL;
+        const uint32_t kind = CK_REG_FILE | CK_REG_ALLPAGES | CK_REG_SHARED | CK_REG_MAYWRITE;
+        if (pr && (pr->flags & kind) == (r->flags & kind) &&
+            (pr->prot & PROT_WRITE) == (r->prot & PROT_WRITE) && pr->fsize == r->fsize &&
+            pr->mtime_ns == r->mtime_ns && pr->dev == r->dev && pr->ino == r->ino &&
+            !c->remake[prev - 1] && !(pr->flags & CK_REG_SAVED)) {
+            c->rseen[i] = c->rseen[prev - 1]; /* checked just before */
+            continue;
+        }
         struct ck_ident id;
         ck_ident_of_region(r, &id);
         struct stat st;
@@ -738,7 +762,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         return -1;
     size_t strings = 0;
     for (uint32_t i = 0; i < im->nregions; i++)
-        strings += strlen(im->region_paths[i]) + 1;
+        if (!same_path_as_before(im, i))
+            strings += strlen(im->region_paths[i]) + 1;
     size_t roff = (sizeof(struct ck_plan) + 63) & ~63UL;
     size_t toff = roff + im->nregions * sizeof(struct ck_plan_region);
     toff = (toff + 63) & ~63UL;
@@ -845,6 +870,11 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
             plan_shm(c, i, &pr[i]);
+        uint32_t prev = same_path_as_before(im, i);
+        if (prev) {
+            pr[i].path_off = pr[prev - 1].path_off;
+            continue;
+        }
         pr[i].path_off = (uint32_t)so;
         size_t l = strlen(im->region_paths[i]);
         memcpy(buf + soff + so, im->region_paths[i], l + 1);

@@ -364,7 +364,17 @@ static int file_region(struct ck_region *r, const struct ck_maps_entry *e,
                  "be restored", (unsigned long long)e->start, (unsigned long long)e->end, path);
         return -ENOTSUP;
     }
-    if (same) {
+    /* A file we may not read (an executable mode 0111, run by exec) cannot
+     * be mapped again: a private mapping of it is kept whole, like a
+     * deleted file's; a shared one is refused */
+    int unreadable = same && (st.st_mode & 0444) != 0444 && access(path, R_OK) < 0;
+    if (unreadable && (r->flags & CK_REG_SHARED)) {
+        snprintf(err, errlen, "memory region %#llx-%#llx is a shared mapping of %s, which "
+                 "cannot be opened for reading any more", (unsigned long long)e->start,
+                 (unsigned long long)e->end, path);
+        return -ENOTSUP;
+    }
+    if (same && !unreadable) {
         r->dev = st.st_dev;
         r->ino = st.st_ino;
         r->fsize = (uint64_t)st.st_size;
@@ -376,8 +386,9 @@ static int file_region(struct ck_region *r, const struct ck_maps_entry *e,
             ck_in_temp_dir(path, getenv("TMPDIR")))
             r->flags |= CK_REG_SAVED;
     } else {
-        /* Deleted or replaced since it was mapped: keep its bytes.
-         * dev/ino from maps let restore find an fd of the same file. */
+        /* Deleted or replaced since it was mapped (or unreadable): keep
+         * its bytes. dev/ino from maps let restore find an fd of the same
+         * file. */
         r->flags |= CK_REG_DELETED | CK_REG_ALLPAGES;
         r->dev = makedev(e->dev_major, e->dev_minor);
         r->ino = e->ino;

@@ -269,6 +269,9 @@ static void map_regions(void)
 {
     const struct ck_plan_region *rg = regions();
     const char *strings = (const char *)plan + plan->strings_off;
+    long fd = -1;
+    uint32_t fd_path = 0;
+    int32_t fd_flags = 0;
     for (uint32_t i = 0; i < plan->nregions; i++) {
         const struct ck_plan_region *r = &rg[i];
         if (r->flags & CK_REG_SPECIAL)
@@ -299,10 +302,18 @@ static void map_regions(void)
                             (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE | extra,
                             r->from_fd, r->offset);
         } else if ((r->flags & CK_REG_FILE) && !(r->flags & CK_REG_ALLPAGES)) {
-            const char *path = strings + r->path_off;
-            long fd = sys_open(path, r->open_flags | R_O_CLOEXEC | R_O_NOFOLLOW | R_O_NONBLOCK, 0);
-            if (fd < 0)
-                die("cannot open a mapped file", r->start, fd);
+            /* one open for a run of regions of one file (the plan stores
+             * a repeated path once): maps06 maps one file 10240 times */
+            if (fd < 0 || r->path_off != fd_path || r->open_flags != fd_flags) {
+                if (fd >= 0)
+                    sys_close(fd);
+                fd = sys_open(strings + r->path_off,
+                              r->open_flags | R_O_CLOEXEC | R_O_NOFOLLOW | R_O_NONBLOCK, 0);
+                if (fd < 0)
+                    die("cannot open a mapped file", r->start, fd);
+                fd_path = r->path_off;
+                fd_flags = r->open_flags;
+            }
             /* the file coord checked, not one put there since */
             struct r_stat st;
             long e = sys_fstat(fd, &st);
@@ -312,7 +323,6 @@ static void map_regions(void)
             addr = sys_mmap(r->start, len, prot,
                             (shared ? R_MAP_SHARED : R_MAP_PRIVATE) | R_MAP_FIXED_NOREPLACE | extra,
                             fd, r->offset);
-            sys_close(fd);
         } else {
             int fl = (shared                               ? R_MAP_SHARED
                       : (r->flags & CK_REG_DROPPABLE) ? R_MAP_DROPPABLE
@@ -333,6 +343,8 @@ static void map_regions(void)
         if ((uint64_t)addr != r->start)
             die("memory region landed elsewhere", r->start, 0);
     }
+    if (fd >= 0)
+        sys_close(fd);
 }
 
 /* The region that holds [a, a+len), writable by us, or die. Regions are
