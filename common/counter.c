@@ -816,7 +816,16 @@ static int file_get(const struct ck_counter *c, const char *id, uint64_t *ret_va
     struct entry *e;
     int r;
 
-    /* No lock: the file is only ever replaced whole by rename(). */
+    /* No lock: the file is only ever replaced whole by rename(). But a
+     * lock file someone else planted would make every later update fail:
+     * say so now (a checkpoint then fails before it pauses anything). */
+    char lk[sizeof(((struct ck_counter *)0)->path) + 8];
+    struct stat st;
+    snprintf(lk, sizeof lk, "%s.lock", c->path);
+    if (lstat(lk, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_uid != geteuid())) {
+        seterr(err, errlen, "counter lock file %s is not a regular file of yours", lk);
+        return -EPERM;
+    }
     r = load_table(c->path, &t, err, errlen);
     if (r == 0) {
         e = table_find(&t, id);

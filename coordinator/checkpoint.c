@@ -119,16 +119,27 @@ static int verify_tmp(int pid, int outfd)
 }
 
 /* Put the verified image in place (rename over out, fsync the directory;
- * out NULL: it went to standard output) and only then advance the
- * counter from stamp_base to the image's stamp. Returns 1 when the image
+ * out NULL: it went to standard output; to_pipe: to a pipe, where it is
+ * not known to be kept) and only then advance the counter from
+ * stamp_base to the image's stamp. Returns 1 when the image
  * is committed, 0 when it is in place but may not be the newest (the
  * counter moved meanwhile: the program must not be ended), -1 when
  * nothing was committed (the previous image is untouched). */
-static int commit_image(int pid, const char *out, const struct ck_counter *counter)
+static int commit_image(int pid, const char *out, int to_pipe, const struct ck_counter *counter)
 {
     char err[512];
     uint64_t cur = 0;
     int counted = counter->kind != CK_COUNTER_NONE;
+    if (counted && to_pipe) {
+        /* Not known to be kept (see cmd_checkpoint): the image carries
+         * the next stamp, so restore takes it as the newest (a "pending"
+         * stamp), and the previous image stays restorable until then. */
+        ck_msg("checkpoint %d: note: the image went to a pipe, so the counter for '%s' was not "
+               "advanced: this image (stamp %llu) restores as the newest, and so does the "
+               "previous one until one of them is restored",
+               pid, stamp_id, (unsigned long long)(stamp_base + 1));
+        return 1;
+    }
     if (counted && out && ck_counter_get(counter, stamp_id, &cur, err, sizeof err) == 0 &&
         cur != stamp_base) {
         ck_msg("checkpoint %d: the counter for '%s' moved from %llu to %llu during this "
@@ -138,8 +149,13 @@ static int commit_image(int pid, const char *out, const struct ck_counter *count
     }
     if (out) {
         if (rename(tmp_path, out) < 0) {
-            ck_msg("checkpoint %d: cannot rename %s to %s: %s; %s not replaced", pid, tmp_path,
-                   out, strerror(errno), out);
+            int e = errno;
+            ck_msg("checkpoint %d: cannot rename %s to %s: %s%s; %s not replaced", pid, tmp_path,
+                   out, strerror(e),
+                   e == EPERM || e == EACCES ? " (is it another user's file in a shared "
+                                               "directory such as /tmp?)"
+                                             : "",
+                   out);
             return -1;
         }
         have_tmp = 0;
@@ -270,6 +286,17 @@ int cmd_checkpoint(int argc, char **argv)
         return ck_usage_error("checkpoint", "missing -o FILE");
     if (!*out)
         return ck_usage_error("checkpoint", "-o: empty file name");
+    /* Standard output that is not a regular file (a pipe to ssh or zstd):
+     * coord cannot know whether the reader kept the image, so it never
+     * counts as committed: no --kill, and the counter is not advanced. */
+    struct stat ost;
+    int to_pipe = strcmp(out, "-") == 0 &&
+                  !(fstat(STDOUT_FILENO, &ost) == 0 && S_ISREG(ost.st_mode));
+    if (to_pipe && kill_after)
+        return ck_usage_error("checkpoint", "--kill with -o - to a pipe: coord cannot know "
+                              "whether the reader kept the image, so it will not end the "
+                              "program; write to a file (-o FILE, then copy it), or end the "
+                              "program yourself once the image is safe");
     int pid = ck_parse_pid(pidarg);
     if (pid < 0)
         return ck_usage_error("checkpoint", "'%s' is not a process id", pidarg);
@@ -506,7 +533,7 @@ int cmd_checkpoint(int argc, char **argv)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
-    int committed = commit_image(pid, to_stdout ? NULL : out, &counter);
+    int committed = commit_image(pid, to_stdout ? NULL : out, to_pipe, &counter);
     struct ck_ctl_req r3;
     memset(&r3, 0, sizeof r3);
     r3.magic = CK_CTL_MAGIC;

@@ -37,6 +37,7 @@ static struct ck_sigaction shadow[CK_NSIG];
 static int req_pipe[2] = {-1, -1};
 static volatile int dump_gen;           /* bumped when a dump ends (or after restore) */
 static volatile int dumping;
+static volatile int dump_failed;         /* the last dump wrote no image */
 
 int seed_trigger_fd(void)
 {
@@ -119,7 +120,17 @@ int seed_init(void)
         char cwd[512];
         if (!getcwd(cwd, sizeof cwd))
             snprintf(cwd, sizeof cwd, ".");
-        snprintf(dump_file, sizeof dump_file, "%s/%s.ckpt", cwd, g_shim.app_id);
+        /* APP-ID.ckpt when the id was chosen (CKSHIM_APP_ID), else the
+         * program's name: a per-run id would make the name unpredictable. */
+        const char *id = getenv("CKSHIM_APP_ID");
+        char exe[512];
+        if (!id || !*id) {
+            ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            exe[n > 0 ? n : 0] = 0;
+            const char *b = strrchr(exe, '/');
+            id = b ? b + 1 : exe[0] ? exe : "program";
+        }
+        snprintf(dump_file, sizeof dump_file, "%s/%s.ckpt", cwd, id);
     }
     if (pipe2(req_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         return -errno;
@@ -209,6 +220,11 @@ static void seed_handler(int sig, siginfo_t *si, void *uc)
         errno = saved;
         return;
     }
+    if (__atomic_load_n(&dump_failed, __ATOMIC_SEQ_CST)) {
+        /* no image: keep the program (see seed_dump) */
+        errno = saved;
+        return;
+    }
     forward(sig);
     errno = saved;
 }
@@ -237,6 +253,22 @@ static void rearm(int sig)
     syscall(SYS_rt_sigaction, sig, NULL, &shadow[sig], 8);
     install_trigger(sig);
     live[sig] = 0;
+}
+
+/* Make a rename in file's directory durable. */
+static void sync_dir_of(const char *file)
+{
+    char dir[1100];
+    const char *slash = strrchr(file, '/');
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", slash == file ? 1 : (int)(slash - file), file);
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
 }
 
 /* The image is in place: advance the counter to its stamp. */
@@ -301,6 +333,7 @@ int seed_dump(void)
             req.flags |= CK_CKPT_MAC | ((enc && *enc && *enc != '0') ? CK_CKPT_ENCRYPT : 0);
         }
     }
+    int dumped = 0;
     if (!ok) {
         fprintf(stderr, "ckshim: dump on signal %d: %s; no image written\n", sig, err);
     } else {
@@ -329,7 +362,9 @@ int seed_dump(void)
             close(fd);
             if (rep.status == 0 && rename(tmp, dump_file) == 0) {
                 shim_log("dumped to %s on signal %d", dump_file, sig);
+                sync_dir_of(dump_file);
                 commit_counter(&counter, base, dump_file);
+                dumped = 1;
             } else {
                 fprintf(stderr, "ckshim: dump on signal %d to %s failed: %s\n", sig, dump_file,
                         rep.status ? rep.msg : strerror(errno));
@@ -337,6 +372,12 @@ int seed_dump(void)
             }
         }
     }
+    /* No image: the signal must not end the program too (the user would
+     * have neither). It is not delivered; the program goes on. */
+    if (!dumped)
+        fprintf(stderr, "ckshim: the program keeps running: signal %d was not delivered, "
+                "because no image could be written\n", sig);
+    __atomic_store_n(&dump_failed, !dumped, __ATOMIC_SEQ_CST);
     __atomic_store_n(&dumping, 0, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&dump_gen, 1, __ATOMIC_SEQ_CST);
     shim_futex_wake(&dump_gen);

@@ -722,9 +722,14 @@ __attribute__((constructor)) static void shim_init(void)
     int r = shim_listen();
     if (r < 0) {
         /* Loud: the user expects to be able to checkpoint this program. */
-        fprintf(stderr, "ckshim[%d]: cannot create the control socket (%s): checkpointing is "
-                "disabled for this program\n",
-                (int)shim_real_getpid(), strerror(-r));
+        char dir[200] = "";
+        ck_sock_dir(dir, sizeof dir);
+        fprintf(stderr, "ckshim[%d]: cannot create the control socket in %s (%s%s): "
+                "checkpointing is disabled for this program\n",
+                (int)shim_real_getpid(), dir[0] ? dir : "?", strerror(-r),
+                r == -EPERM || r == -ELOOP || r == -ENOTDIR
+                    ? ": it must be a directory of yours that others cannot write to"
+                    : "");
         return;
     }
     pthread_atfork(NULL, NULL, atfork_child);

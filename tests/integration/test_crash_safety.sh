@@ -14,7 +14,9 @@
 # are removed; each run of a program has its own application id (two
 # python3 programs do not make each other's images stale) that it keeps
 # across restores; restore --detach reports a program that dies at once;
-# the dump-on-signal file is created exclusively; an unsafe socket
+# the dump-on-signal file is created exclusively, and a dump that cannot
+# be written leaves the program running; -o - into a pipe is not taken as
+# committed (no --kill, counter not advanced); an unsafe socket
 # directory is refused loudly with a fallback; messages (bad --id, an
 # option without its value, sockets named by kind, the program's exe and
 # thread count in images of restored processes).
@@ -310,6 +312,58 @@ if [ ! -s "$T/victim" ] && [ "$(stat -c %a "$T/dump.img" 2>/dev/null)" = 600 ] &
     pass dump_file_exclusive
 else
     fail dump_file_exclusive "victim $(stat -c %s "$T/victim") bytes, dump $(stat -c %a "$T/dump.img" 2>&1)"
+fi
+
+# ---- a dump that cannot be written leaves the program running ----------------
+# (its directory does not exist yet: no image can be written, root or not)
+(cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="$id-dumpfail" CKSHIM_DUMP_ON=TERM \
+    CKSHIM_DUMP_FILE="$T/ro/dump.img" python3 "$T/count.py" >"$T/dumpfail.log" 2>&1) &
+dp=$!
+PIDS+=("$dp")
+wait_for 10 grep -q READY "$T/dumpfail.log"
+kill -TERM "$dp"
+if wait_for 10 grep -q "keeps running" "$T/dumpfail.log"; then
+    still_counting dump_failure_program_survives dumpfail "$dp"
+else
+    fail dump_failure_program_survives "$(tail -3 "$T/dumpfail.log")"
+fi
+# once the dump can be written, the signal dumps and ends the program
+mkdir "$T/ro"
+kill -TERM "$dp"
+if wait_for 10 gone "$dp" && "$C" inspect "$T/ro/dump.img" >/dev/null 2>&1; then
+    pass dump_then_signal_once_writable
+else
+    fail dump_then_signal_once_writable "$(tail -3 "$T/dumpfail.log")"
+fi
+
+# ---- -o - into a pipe: not known to be kept ---------------------------------
+start "$id-pipe"
+"$C" checkpoint "$pid" -o "$T/p1.img" >/dev/null 2>"$T/err"
+"$C" checkpoint "$pid" -o - --kill 2>"$T/err" | cat >"$T/p2.img"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 2 ] && grep -q "cannot know" "$T/err" && alive "$pid"; then
+    pass stdout_pipe_kill_refused
+else
+    fail stdout_pipe_kill_refused "rc=$rc $(cat "$T/err")"
+fi
+"$C" checkpoint "$pid" -o - 2>"$T/err" | cat >"$T/p2.img"
+if grep -q "not advanced" "$T/err" && verdict "$T/p2.img" | grep -q "it restores" &&
+    verdict "$T/p1.img" | grep -q "it restores"; then
+    pass stdout_pipe_counter_pending
+else
+    fail stdout_pipe_counter_pending "$(cat "$T/err") / $(verdict "$T/p2.img")"
+fi
+kill -9 "$pid"
+wait_for 5 gone "$pid"
+restore_ok stdout_pipe_image_restores "$T/p2.img"
+restore_refused stdout_pipe_previous_stale_after "$T/p1.img" "stale"
+# into a regular file, -o - --kill is committed like -o FILE
+start "$id-file"
+"$C" checkpoint "$pid" -o - --kill >"$T/f1.img" 2>"$T/err"
+if [ $? -eq 0 ] && wait_for 10 gone "$pid" && verdict "$T/f1.img" | grep -q "newest: it restores"; then
+    pass stdout_file_kill_commits
+else
+    fail stdout_file_kill_commits "$(cat "$T/err")"
 fi
 
 # ---- an unsafe socket directory: refused loudly, private fallback -----------

@@ -564,6 +564,9 @@ static void test_file_hostile(void **state)
         snprintf(side, sizeof side, "%s.lock", path);
         assert_int_equal(chown(side, 65534, 65534), 0);
         assert_int_equal(ck_counter_incr_fetch(&c, "app", &v, err, sizeof err), -EPERM);
+        /* reading says so too, before a checkpoint pauses anything */
+        assert_int_equal(ck_counter_get(&c, "app", &v, err, sizeof err), -EPERM);
+        assert_non_null(strstr(err, "lock file"));
     }
 }
 
