@@ -293,6 +293,28 @@ else
     fail restore_ctty_needs_detach "rc=$rc: $(cat "$T/err")"
 fi
 
+# ---- limits the restore would run into ----------------------------------
+
+# RLIMIT_NPROC: the restorer creates the threads after the counter gate, so
+# a limit too low for them is refused before anything changes, and the
+# image still restores afterwards. (Root is exempt from the limit.)
+if [ "$(id -u)" != 0 ]; then
+    cat >"$T/threads.py" <<EOF
+import threading, time
+for i in range(40):
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+$PY_TICKS
+EOF
+    start_py_app nproc "$T/threads.py"
+    "$C" checkpoint "$pid" -o "$T/nproc.img" --kill >"$T/out" 2>"$T/err" ||
+        fail nproc_image "checkpoint failed"
+    sleep 0.3
+    k=$(ps -L -u "$(id -u)" --no-headers | wc -l)
+    (ulimit -u $((k + 15)) && restore_refused restore_refuses_low_nproc "$T/nproc.img" \
+        "RLIMIT_NPROC \(ulimit -u\) is [0-9]+; the program needs 4[0-9] threads")
+    restore_ok restore_after_nproc_refusal "$T/nproc.img"
+fi
+
 # ---- not under the shim, usage ------------------------------------------
 
 sleep 30 &
