@@ -359,6 +359,16 @@ static inline int ck_fd_maps_region(const struct ck_fd *f, const struct ck_regio
            f->dev == r->dev && (writes ? acc == 2 : acc != 1);
 }
 
+/* The descriptor limit a restore of a program whose highest fd is maxfd,
+ * with nfds descriptors, needs: coord's own descriptors (at most a dozen)
+ * and a stashed pair per pipe besides the program's. coord raises its soft
+ * limit to this at restore; the shim refuses a checkpoint whose need is
+ * above the hard limit (it could never be restored). */
+static inline uint64_t ck_nofile_need(int maxfd, uint32_t nfds)
+{
+    return (uint64_t)(maxfd > 2 ? maxfd : 2) + 64 + 2 * (uint64_t)nfds;
+}
+
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,
  * one per region marked MADV_DONTFORK or MADV_WIPEONFORK, in region order.
  * Computed by the program itself while it is parked, before the writer is

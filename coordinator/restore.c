@@ -185,8 +185,7 @@ static int raise_nofile(struct rctx *c)
     for (uint32_t i = 0; i < c->img.nfds; i++)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
-    /* coord's fds (at most a dozen) and a stashed pair per pipe */
-    rlim_t need = (rlim_t)maxfd + 64 + 2 * (rlim_t)c->img.nfds;
+    rlim_t need = ck_nofile_need(maxfd, c->img.nfds);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
         return 0;

@@ -295,6 +295,21 @@ fi
 
 # ---- limits the restore would run into ----------------------------------
 
+# A descriptor so high that a restore would need a descriptor limit above
+# the hard RLIMIT_NOFILE (ck_nofile_need): refused at checkpoint, naming the
+# fd and the limit; the program goes on.
+cat >"$T/hifd.py" <<EOF
+import os, resource, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+os.dup2(1, 254)
+$PY_TICKS
+EOF
+start_py_app hifd "$T/hifd.py"
+refused_alive checkpoint_refuses_fd_near_hard_nofile hifd \
+    "fd 254: .*descriptor limit of at least [0-9]+.*hard RLIMIT_NOFILE 256"
+kill "$pid" 2>/dev/null
+
+
 # RLIMIT_NPROC: the restorer creates the threads after the counter gate, so
 # a limit too low for them is refused before anything changes, and the
 # image still restores afterwards. (Root is exempt from the limit.)
