@@ -293,6 +293,44 @@ else
     fail restore_ctty_needs_detach "rc=$rc: $(cat "$T/err")"
 fi
 
+# ---- a stopped process ---------------------------------------------------
+
+# A stopped process (SIGSTOP, Ctrl-Z, a debugger) cannot answer: checkpoint
+# refuses at once, list does not wait on it, and the program goes on once
+# continued.
+cat >"$T/stopped.py" <<EOF
+import time
+$PY_TICKS
+EOF
+start_py_app stopped "$T/stopped.py"
+kill -STOP "$pid"
+wait_for 5 grep -q '^State:.*T' "/proc/$pid/status"
+t0=$(date +%s%N)
+timeout 20 "$C" checkpoint "$pid" -o "$T/stopped.img" >"$T/out" 2>"$T/err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [ $rc -eq 1 ] && [ "$ms" -lt 3000 ] && [ ! -e "$T/stopped.img" ] &&
+    grep -q "process $pid is stopped (SIGSTOP, Ctrl-Z or a debugger); continue it first (kill -CONT $pid)" "$T/err"; then
+    pass checkpoint_refuses_stopped
+else
+    fail checkpoint_refuses_stopped "rc=$rc after $ms ms"
+fi
+t0=$(date +%s%N)
+timeout 20 "$C" list >"$T/out" 2>"$T/err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [ $rc -eq 0 ] && [ "$ms" -lt 3000 ] && grep -q "pid $pid is stopped" "$T/err"; then
+    pass list_skips_stopped
+else
+    fail list_skips_stopped "rc=$rc after $ms ms"
+fi
+kill -CONT "$pid"
+t1=$(grep -c tick "$T/stopped.log")
+sleep 1
+t2=$(grep -c tick "$T/stopped.log")
+[ "$t2" -gt "$t1" ] && pass stopped_goes_on_after_cont || fail stopped_goes_on_after_cont "ticks $t1 -> $t2"
+kill "$pid" 2>/dev/null
+
 # ---- limits the restore would run into ----------------------------------
 
 # A descriptor so high that a restore would need a descriptor limit above
