@@ -185,7 +185,7 @@ struct ck_proc {
     struct ck_itimer itimer[3];         /* REAL, VIRTUAL, PROF */
     struct ck_ptimer timers[CK_MAX_TIMERS];
     uint32_t ckpt_signal;               /* the shim's checkpoint signal */
-    uint32_t pad;
+    uint32_t personality;               /* personality(0xffffffff); was padding (0) */
     uint64_t sigpending;                /* signals pending for the process */
     char comm[16];
     char cwd[CK_PATH_MAX];

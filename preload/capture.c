@@ -205,7 +205,7 @@ static int capture_proc(char *err, size_t errlen)
         snprintf(g_shim.exe, sizeof g_shim.exe, "%s", p->exe);
     shim_read_file("/proc/self/comm", p->comm, sizeof p->comm);
     p->comm[strcspn(p->comm, "\n")] = 0;
-    return pattr_capture(&p->attr, err, errlen);
+    return pattr_capture(p, err, errlen);
 }
 
 /* Lines of a /proc file read in pieces into buf (no allocation): maps

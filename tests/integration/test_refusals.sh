@@ -293,15 +293,65 @@ else
     fail restore_ctty_needs_detach "rc=$rc: $(cat "$T/err")"
 fi
 
+# ---- seccomp filters -----------------------------------------------------
+
+# A seccomp filter the program installed itself cannot be read back and
+# installed again: refused, naming it. One the program inherited (its
+# environment's) is not its own: the checkpoint goes on.
+cat >"$T/seccomp_lib.py" <<'EOF'
+import ctypes
+class Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint)]
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+def allow_all():
+    libc = ctypes.CDLL(None, use_errno=True)
+    f = (Filter * 1)(Filter(0x06, 0, 0, 0x7fff0000))  # BPF_RET|BPF_K, SECCOMP_RET_ALLOW
+    prog = Prog(1, f)
+    assert libc.prctl(38, 1, 0, 0, 0) == 0                    # PR_SET_NO_NEW_PRIVS
+    assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0   # PR_SET_SECCOMP, FILTER
+EOF
+cat >"$T/seccomp_own.py" <<EOF
+import sys, time
+sys.path.insert(0, "$T")
+import seccomp_lib
+seccomp_lib.allow_all()
+$PY_TICKS
+EOF
+start_py_app seccomp_own "$T/seccomp_own.py"
+refused_alive checkpoint_refuses_own_seccomp seccomp_own \
+    "the program installed a seccomp filter \(Seccomp_filters: 1 in /proc/self/status\), which ckshim cannot restore"
+kill "$pid" 2>/dev/null
+cat >"$T/seccomp_env.py" <<EOF
+import os, sys
+sys.path.insert(0, "$T")
+import seccomp_lib
+seccomp_lib.allow_all()
+os.environ["LD_PRELOAD"] = "$SHIM"
+os.execv(sys.executable, [sys.executable, "$T/stopped.py"])
+EOF
+cat >"$T/stopped.py" <<EOF
+import time
+$PY_TICKS
+EOF
+(cd "$T" && exec env CKSHIM_APP_ID=seccomp_env python3 "$T/seccomp_env.py" \
+    >"$T/seccomp_env.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_for 10 grep -q READY "$T/seccomp_env.log"
+if "$C" checkpoint "$pid" -o "$T/seccomp_env.img" --kill >"$T/out" 2>"$T/err"; then
+    restore_ok checkpoint_keeps_inherited_seccomp "$T/seccomp_env.img"
+else
+    fail checkpoint_keeps_inherited_seccomp "checkpoint refused"
+fi
+
 # ---- a stopped process ---------------------------------------------------
 
 # A stopped process (SIGSTOP, Ctrl-Z, a debugger) cannot answer: checkpoint
 # refuses at once, list does not wait on it, and the program goes on once
 # continued.
-cat >"$T/stopped.py" <<EOF
-import time
-$PY_TICKS
-EOF
 start_py_app stopped "$T/stopped.py"
 kill -STOP "$pid"
 wait_for 5 grep -q '^State:.*T' "/proc/$pid/status"
