@@ -185,7 +185,7 @@ struct ck_proc {
     struct ck_itimer itimer[3];         /* REAL, VIRTUAL, PROF */
     struct ck_ptimer timers[CK_MAX_TIMERS];
     uint32_t ckpt_signal;               /* the shim's checkpoint signal */
-    uint32_t pad;
+    uint32_t personality;               /* personality(0xffffffff); was padding (0) */
     uint64_t sigpending;                /* signals pending for the process */
     char comm[16];
     char cwd[CK_PATH_MAX];
@@ -357,6 +357,16 @@ static inline int ck_fd_maps_region(const struct ck_fd *f, const struct ck_regio
     int writes = (r->flags & CK_REG_SHARED) && ((r->prot & 2) || (r->flags & CK_REG_MAYWRITE));
     return (f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
            f->dev == r->dev && (writes ? acc == 2 : acc != 1);
+}
+
+/* The descriptor limit a restore of a program whose highest fd is maxfd,
+ * with nfds descriptors, needs: coord's own descriptors (at most a dozen)
+ * and a stashed pair per pipe besides the program's. coord raises its soft
+ * limit to this at restore; the shim refuses a checkpoint whose need is
+ * above the hard limit (it could never be restored). */
+static inline uint64_t ck_nofile_need(int maxfd, uint32_t nfds)
+{
+    return (uint64_t)(maxfd > 2 ? maxfd : 2) + 64 + 2 * (uint64_t)nfds;
 }
 
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,

@@ -354,6 +354,13 @@ int cmd_checkpoint(int argc, char **argv)
         ck_msg("checkpoint %d: the process has exited (zombie)", pid);
         return CK_EXIT_FAIL;
     }
+    /* A stopped process cannot run its shim's manager: coord would wait
+     * for an answer that never comes. */
+    if (pi.state == 'T' || pi.state == 't') {
+        ck_msg("checkpoint %d: process %d is stopped (SIGSTOP, Ctrl-Z or a debugger); continue "
+               "it first (kill -CONT %d)", pid, pid, pid);
+        return CK_EXIT_FAIL;
+    }
 
     /* Its control socket. */
     char sock[PATH_MAX];

@@ -122,6 +122,12 @@ int cmd_list(int argc, char **argv)
             continue;
         if (me != 0 && pi.ruid != me)
             continue;
+        if (pi.state == 'T' || pi.state == 't') {
+            /* its shim cannot answer: asking would only wait for the time-out */
+            ck_msg("list: pid %d is stopped (SIGSTOP, Ctrl-Z or a debugger); continue it "
+                   "(kill -CONT %d) to see it here", pid, pid);
+            continue;
+        }
         struct ck_ctl_rep rep;
         const char *why = NULL;
         int qr = query(pid, &rep, &why);

@@ -185,8 +185,7 @@ static int raise_nofile(struct rctx *c)
     for (uint32_t i = 0; i < c->img.nfds; i++)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
-    /* coord's fds (at most a dozen) and a stashed pair per pipe */
-    rlim_t need = (rlim_t)maxfd + 64 + 2 * (rlim_t)c->img.nfds;
+    rlim_t need = ck_nofile_need(maxfd, c->img.nfds);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
         return 0;
@@ -200,6 +199,81 @@ static int raise_nofile(struct rctx *c)
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
         fail_msg(c, "cannot raise RLIMIT_NOFILE to %llu for fd %d: %s", (unsigned long long)need,
                  maxfd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether this process is exempt from RLIMIT_NPROC: the kernel lets root,
+ * CAP_SYS_RESOURCE and CAP_SYS_ADMIN go past it. */
+static int nproc_exempt(void)
+{
+    if (getuid() == 0 || geteuid() == 0)
+        return 1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long eff = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    fclose(f);
+    return !!(eff & ((1ULL << 24) | (1ULL << 21))); /* CAP_SYS_RESOURCE, CAP_SYS_ADMIN */
+}
+
+/* Threads (tasks) the user already runs: num_threads of every process
+ * /proc shows as theirs. Cheap (one small read per own process); a process
+ * made non-dumpable shows as root's and is missed, so this can only
+ * undercount. */
+static long user_tasks(uid_t uid)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        struct stat st;
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if (stat(path, &st) < 0 || st.st_uid != uid)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        buf[len] = 0;
+        /* num_threads is the 17th field after the ")" closing comm */
+        char *p = strrchr(buf, ')');
+        long threads = 0;
+        if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                                 "%*d %ld", &threads) == 1 && threads > 0)
+            n += threads;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The restorer creates the program's threads after the counter gate: a
+ * clone refused there by RLIMIT_NPROC would leave the image used up. So
+ * check the limit against the image's threads and the user's running
+ * tasks before anything changes. */
+static int check_nproc(struct rctx *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NPROC, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || nproc_exempt())
+        return 0;
+    long have = user_tasks(getuid()), need = (long)c->img.nthreads;
+    if ((unsigned long long)(have + need) > (unsigned long long)rl.rlim_cur) {
+        fail_msg(c, "RLIMIT_NPROC (ulimit -u) is %llu; the program needs %ld threads and you "
+                 "already run %ld (raise it: ulimit -u, or stop other processes)",
+                 (unsigned long long)rl.rlim_cur, need, have);
         return -1;
     }
     return 0;
@@ -529,7 +603,7 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
-    if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0)
+    if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0 || check_nproc(c) < 0)
         return -1;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].kind == CK_FD_PTY && (im->fds[i].flags & CK_FDF_PTY_CTTY) && !c->detach) {

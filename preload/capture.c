@@ -205,7 +205,7 @@ static int capture_proc(char *err, size_t errlen)
         snprintf(g_shim.exe, sizeof g_shim.exe, "%s", p->exe);
     shim_read_file("/proc/self/comm", p->comm, sizeof p->comm);
     p->comm[strcspn(p->comm, "\n")] = 0;
-    return pattr_capture(&p->attr, err, errlen);
+    return pattr_capture(p, err, errlen);
 }
 
 /* Lines of a /proc file read in pieces into buf (no allocation): maps
@@ -992,6 +992,27 @@ static int capture_pidfd(struct ck_fd *f, const char *info, char *err, size_t er
 
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
+/* A restore needs a descriptor limit above the highest fd (ck_nofile_need);
+ * if that is above the hard RLIMIT_NOFILE, this user could never restore
+ * the image: refused now, while the program runs on. */
+static int check_nofile(char *err, size_t errlen)
+{
+    int maxfd = 2;
+    for (uint32_t i = 0; i < g_shim.nfds; i++)
+        if (g_shim.fds[i].fd > maxfd)
+            maxfd = g_shim.fds[i].fd;
+    uint64_t need = ck_nofile_need(maxfd, g_shim.nfds);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max == RLIM_INFINITY || need <= rl.rlim_max)
+        return 0;
+    snprintf(err, errlen, "fd %d: a restore of it needs a descriptor limit of at least %llu "
+             "(fd + 64 + 2 per descriptor), above the hard RLIMIT_NOFILE %llu, so ckshim could "
+             "not restore the program; close the descriptor (or use a lower one) or raise the "
+             "hard limit (ulimit -Hn)", maxfd, (unsigned long long)need,
+             (unsigned long long)rl.rlim_max);
+    return -EMFILE;
+}
+
 static int capture_fds(char *err, size_t errlen)
 {
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1221,7 +1242,7 @@ static int capture_fds(char *err, size_t errlen)
             g_shim.nfds++;
         }
     }
-    if ((ret = capture_pty_slaves(err, errlen)) < 0)
+    if ((ret = check_nofile(err, errlen)) < 0 || (ret = capture_pty_slaves(err, errlen)) < 0)
         goto out;
     /* Pipes whose other end is not in this process: no descriptor of the
      * pipe reads, or none writes. An O_RDWR descriptor (bash's

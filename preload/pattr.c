@@ -9,7 +9,10 @@
  *   registrations, loginuid;
  *   per thread (the thread's slot, in the checkpoint handler and again by
  *   every restored thread for itself): the parent-death signal, timer
- *   slack, no_new_privs.
+ *   slack, no_new_privs, the personality flags (e.g. ADDR_NO_RANDOMIZE;
+ *   the main thread's also in ck_proc.personality).
+ * A seccomp filter the program installed itself cannot be read back: the
+ * checkpoint is refused.
  * AIO contexts (io_setup) come back with the same ids (aio.c part below).
  * Thread names are restored by quiesce.c, glibc's rseq areas too; an rseq
  * area the program registered itself through syscall() (syscall.S) is
@@ -31,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
@@ -77,6 +81,7 @@ void pattr_park(struct shim_slot *s)
     s->pdeathsig = sig;
     s->timerslack_ns = (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     s->nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+    s->personality = (uint32_t)personality(0xffffffff);
 }
 
 /* A non-dumpable process's /proc/self files belong to root: pagemap and
@@ -93,11 +98,48 @@ void pattr_unpark(void)
     dumpable_raised = 0;
 }
 
-/* By the manager while the threads are parked. */
-int pattr_capture(struct ck_pattr *a, char *err, size_t errlen)
+/* Seccomp filters: the kernel shows how many a task has but not what
+ * they are, and an unprivileged process cannot read them back, so ckshim
+ * cannot install them again. Those the program found at its start (its
+ * environment's: a container's, systemd's) are the restoring
+ * environment's business and are not counted, nor is the shim's own
+ * filter for Go's raw sigprocmask calls (seccomp.c); one more is the
+ * program's own and refuses the checkpoint. */
+static int seccomp_inherited;
+
+/* Seccomp_filters in /proc/self/status (before Linux 5.9: 1 for the
+ * filter mode, which can only undercount). */
+static int seccomp_filters(void)
 {
+    char buf[4096];
+    int n = shim_read_file("/proc/self/status", buf, sizeof buf - 1);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strstr(buf, "\nSeccomp_filters:");
+    if (p)
+        return atoi(p + 17);
+    p = strstr(buf, "\nSeccomp:");
+    return p && atoi(p + 9) != 0;
+}
+
+void pattr_seccomp_baseline(void)
+{
+    seccomp_inherited = seccomp_filters() - (seccomp_shim_active() ? 1 : 0);
+}
+
+/* By the manager while the threads are parked. */
+int pattr_capture(struct ck_proc *p, char *err, size_t errlen)
+{
+    struct ck_pattr *a = &p->attr;
     int v = 0;
     memset(a, 0, sizeof *a);
+    int filters = seccomp_filters();
+    if (filters - (seccomp_shim_active() ? 1 : 0) > seccomp_inherited) {
+        snprintf(err, errlen, "the program installed a seccomp filter (Seccomp_filters: %d in "
+                 "/proc/self/status), which ckshim cannot restore", filters);
+        return -ENOTSUP;
+    }
     a->oom_score_adj = (int32_t)read_long("/proc/self/oom_score_adj", 0);
     if (prctl(PR_GET_CHILD_SUBREAPER, &v, 0, 0, 0) == 0 && v)
         a->flags |= CK_PA_SUBREAPER;
@@ -121,6 +163,7 @@ int pattr_capture(struct ck_pattr *a, char *err, size_t errlen)
         if (s->tid == shim_real_getpid()) {
             a->pdeathsig = s->pdeathsig;
             a->timerslack_ns = s->timerslack_ns;
+            p->personality = s->personality;
             if (s->nnp)
                 a->flags |= CK_PA_NO_NEW_PRIVS;
         }
@@ -141,6 +184,10 @@ void pattr_thread_restore(const struct shim_slot *s)
         thread_fail("cannot set no_new_privs again", errno);
     if (s->pdeathsig && prctl(PR_SET_PDEATHSIG, s->pdeathsig, 0, 0, 0) < 0)
         thread_fail("cannot set the parent-death signal again", errno);
+    /* ADDR_NO_RANDOMIZE and the like are per task: the restored thread
+     * has the restoring process's */
+    if ((uint32_t)personality(0xffffffff) != s->personality && personality(s->personality) < 0)
+        thread_fail("cannot set the personality again", errno);
     if (s->timerslack_ns && (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) != s->timerslack_ns &&
         prctl(PR_SET_TIMERSLACK, s->timerslack_ns, 0, 0, 0) < 0)
         thread_fail("cannot set the timer slack again", errno);

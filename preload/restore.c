@@ -186,6 +186,7 @@ void restore_finish(void)
     int sr = seccomp_shim_after_restore();
     if (sr < 0)
         shim_log("cannot reinstall the seccomp filter after restore: %s", strerror(-sr));
+    pattr_seccomp_baseline(); /* the restoring environment's filters, ours */
     g_shim.generation++;
     seed_reinstall();
     g_shim.listen_fd = -1;

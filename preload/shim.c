@@ -736,6 +736,7 @@ __attribute__((constructor)) static void shim_init(void)
     r = seccomp_shim_init();
     if (r < 0)
         shim_log("cannot install the seccomp filter: %s", strerror(-r));
+    pattr_seccomp_baseline();
     g_shim.initialized = 1;
     if (seed_init() < 0)
         shim_log("CKSHIM_DUMP_ON could not be set up");

@@ -36,6 +36,7 @@ struct shim_slot {
     char comm[16];
     uint64_t sigpending;                /* signals pending for the thread alone */
     int32_t pdeathsig, nnp;             /* pattr.c: PR_GET_PDEATHSIG, PR_GET_NO_NEW_PRIVS */
+    uint32_t personality;               /* pattr.c: personality(0xffffffff), per task */
     uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
     uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */
     int ctid_known;                     /* ctid was read (else: glibc's, pd's tid field) */
@@ -226,7 +227,8 @@ const sigset_t *shim_strip_mask(const sigset_t *set, sigset_t *tmp); /* without 
 
 /* pattr.c: process attributes (prctl, oom_score_adj, membarrier) */
 void pattr_park(struct shim_slot *s);
-int pattr_capture(struct ck_pattr *a, char *err, size_t errlen);
+int pattr_capture(struct ck_proc *p, char *err, size_t errlen);
+void pattr_seccomp_baseline(void);                 /* at start and after a restore */
 void pattr_unpark(void);                            /* before the threads run again */
 void pattr_thread_restore(const struct shim_slot *s);
 int pattr_restore(char *err, size_t errlen);

@@ -633,6 +633,9 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         long t = restorer_clone(flags & (tidp ? ~0UL : ~(unsigned long)(CLONE_PARENT_SETTID |
                                                                         CLONE_CHILD_CLEARTID)),
                                 (void *)stack, tidp, tidp, th[i].fsbase, &th[i].ctx);
+        if (t == -11) /* EAGAIN: RLIMIT_NPROC (ulimit -u) or the system's thread limit */
+            die("cannot create a thread: the user's process/thread limit (ulimit -u, "
+                "RLIMIT_NPROC) or the system's (threads-max, pid_max) is reached", 0, t);
         if (t < 0)
             die("cannot create a thread", 0, t);
     }

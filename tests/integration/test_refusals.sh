@@ -293,6 +293,131 @@ else
     fail restore_ctty_needs_detach "rc=$rc: $(cat "$T/err")"
 fi
 
+# ---- seccomp filters -----------------------------------------------------
+
+# A seccomp filter the program installed itself cannot be read back and
+# installed again: refused, naming it. One the program inherited (its
+# environment's) is not its own: the checkpoint goes on.
+cat >"$T/seccomp_lib.py" <<'EOF'
+import ctypes
+class Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint)]
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+def allow_all():
+    libc = ctypes.CDLL(None, use_errno=True)
+    f = (Filter * 1)(Filter(0x06, 0, 0, 0x7fff0000))  # BPF_RET|BPF_K, SECCOMP_RET_ALLOW
+    prog = Prog(1, f)
+    assert libc.prctl(38, 1, 0, 0, 0) == 0                    # PR_SET_NO_NEW_PRIVS
+    assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0   # PR_SET_SECCOMP, FILTER
+EOF
+cat >"$T/seccomp_own.py" <<EOF
+import sys, time
+sys.path.insert(0, "$T")
+import seccomp_lib
+seccomp_lib.allow_all()
+$PY_TICKS
+EOF
+start_py_app seccomp_own "$T/seccomp_own.py"
+refused_alive checkpoint_refuses_own_seccomp seccomp_own \
+    "the program installed a seccomp filter \(Seccomp_filters: 1 in /proc/self/status\), which ckshim cannot restore"
+kill "$pid" 2>/dev/null
+cat >"$T/seccomp_env.py" <<EOF
+import os, sys
+sys.path.insert(0, "$T")
+import seccomp_lib
+seccomp_lib.allow_all()
+os.environ["LD_PRELOAD"] = "$SHIM"
+os.execv(sys.executable, [sys.executable, "$T/stopped.py"])
+EOF
+cat >"$T/stopped.py" <<EOF
+import time
+$PY_TICKS
+EOF
+(cd "$T" && exec env CKSHIM_APP_ID=seccomp_env python3 "$T/seccomp_env.py" \
+    >"$T/seccomp_env.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_for 10 grep -q READY "$T/seccomp_env.log"
+if "$C" checkpoint "$pid" -o "$T/seccomp_env.img" --kill >"$T/out" 2>"$T/err"; then
+    restore_ok checkpoint_keeps_inherited_seccomp "$T/seccomp_env.img"
+else
+    fail checkpoint_keeps_inherited_seccomp "checkpoint refused"
+fi
+
+# ---- a stopped process ---------------------------------------------------
+
+# A stopped process (SIGSTOP, Ctrl-Z, a debugger) cannot answer: checkpoint
+# refuses at once, list does not wait on it, and the program goes on once
+# continued.
+start_py_app stopped "$T/stopped.py"
+kill -STOP "$pid"
+wait_for 5 grep -q '^State:.*T' "/proc/$pid/status"
+t0=$(date +%s%N)
+timeout 20 "$C" checkpoint "$pid" -o "$T/stopped.img" >"$T/out" 2>"$T/err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [ $rc -eq 1 ] && [ "$ms" -lt 3000 ] && [ ! -e "$T/stopped.img" ] &&
+    grep -q "process $pid is stopped (SIGSTOP, Ctrl-Z or a debugger); continue it first (kill -CONT $pid)" "$T/err"; then
+    pass checkpoint_refuses_stopped
+else
+    fail checkpoint_refuses_stopped "rc=$rc after $ms ms"
+fi
+t0=$(date +%s%N)
+timeout 20 "$C" list >"$T/out" 2>"$T/err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [ $rc -eq 0 ] && [ "$ms" -lt 3000 ] && grep -q "pid $pid is stopped" "$T/err"; then
+    pass list_skips_stopped
+else
+    fail list_skips_stopped "rc=$rc after $ms ms"
+fi
+kill -CONT "$pid"
+t1=$(grep -c tick "$T/stopped.log")
+sleep 1
+t2=$(grep -c tick "$T/stopped.log")
+[ "$t2" -gt "$t1" ] && pass stopped_goes_on_after_cont || fail stopped_goes_on_after_cont "ticks $t1 -> $t2"
+kill "$pid" 2>/dev/null
+
+# ---- limits the restore would run into ----------------------------------
+
+# A descriptor so high that a restore would need a descriptor limit above
+# the hard RLIMIT_NOFILE (ck_nofile_need): refused at checkpoint, naming the
+# fd and the limit; the program goes on.
+cat >"$T/hifd.py" <<EOF
+import os, resource, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+os.dup2(1, 254)
+$PY_TICKS
+EOF
+start_py_app hifd "$T/hifd.py"
+refused_alive checkpoint_refuses_fd_near_hard_nofile hifd \
+    "fd 254: .*descriptor limit of at least [0-9]+.*hard RLIMIT_NOFILE 256"
+kill "$pid" 2>/dev/null
+
+
+# RLIMIT_NPROC: the restorer creates the threads after the counter gate, so
+# a limit too low for them is refused before anything changes, and the
+# image still restores afterwards. (Root is exempt from the limit.)
+if [ "$(id -u)" != 0 ]; then
+    cat >"$T/threads.py" <<EOF
+import threading, time
+for i in range(40):
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+$PY_TICKS
+EOF
+    start_py_app nproc "$T/threads.py"
+    "$C" checkpoint "$pid" -o "$T/nproc.img" --kill >"$T/out" 2>"$T/err" ||
+        fail nproc_image "checkpoint failed"
+    sleep 0.3
+    k=$(ps -L -u "$(id -u)" --no-headers | wc -l)
+    (ulimit -u $((k + 15)) && restore_refused restore_refuses_low_nproc "$T/nproc.img" \
+        "RLIMIT_NPROC \(ulimit -u\) is [0-9]+; the program needs 4[0-9] threads")
+    restore_ok restore_after_nproc_refusal "$T/nproc.img"
+fi
+
 # ---- not under the shim, usage ------------------------------------------
 
 sleep 30 &

@@ -10,10 +10,13 @@
  * expedited, sync-core, rseq). After restore each attribute must read
  * back the same, membarrier must list the same registrations, and the
  * private expedited barrier must work (EPERM without the registration).
+ * The personality flag ADDR_NO_RANDOMIZE (settable unprivileged) must be
+ * set again too.
  */
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <signal.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -75,6 +78,8 @@ int main(void)
     check_sys(prctl(PR_SET_PDEATHSIG, SIGWINCH, 0, 0, 0));
     check_sys(prctl(PR_SET_TIMERSLACK, 123456, 0, 0, 0));
     check_sys(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0));
+    int pers = personality(0xffffffff) | ADDR_NO_RANDOMIZE;
+    check_sys(personality(pers));
     long cmds = mb(MEMBARRIER_CMD_QUERY);
     check(cmds >= 0, "membarrier query: %s", strerror(errno));
     const int regs[] = { MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
@@ -107,6 +112,8 @@ int main(void)
     check(slack_thread == 777000, "thread timer slack %ld", slack_thread);
     check(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP disable %d",
           prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0));
+    check(personality(0xffffffff) == pers, "personality %#x, was %#x", personality(0xffffffff),
+          pers);
     check(mb(MB_GET_REGISTRATIONS) == mregs, "membarrier registrations %#lx, were %#lx",
           mb(MB_GET_REGISTRATIONS), mregs);
     if (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)
