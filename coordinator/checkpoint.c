@@ -93,6 +93,31 @@ static void test_hook(const char *point)
         raise(SIGSTOP);
 }
 
+/* Pipes whose other end is outside the program (another process, or
+ * closed) cannot come back connected to it: say what they become. */
+static void note_outside_pipes(int pid, const struct ck_image *img)
+{
+    char std[64] = "", other[128] = "";
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        const struct ck_fd *f = &img->fds[i];
+        if (f->kind != CK_FD_PIPE || !(f->flags & CK_FDF_EXTERNAL) || f->share_with >= 0)
+            continue;
+        char *b = (f->flags & CK_FDF_STD_REDIRECT) ? std : other;
+        size_t cap = (f->flags & CK_FDF_STD_REDIRECT) ? sizeof std : sizeof other;
+        size_t n = strlen(b);
+        if (n + 16 < cap)
+            snprintf(b + n, cap - n, "%s%d", n ? ", " : "", f->fd);
+    }
+    if (std[0])
+        ck_msg("checkpoint %d: note: fd %s: a pipe to or from outside the program; after "
+               "restore it is the restoring coord's own (/dev/null with --detach)",
+               pid, std);
+    if (other[0])
+        ck_msg("checkpoint %d: note: fd %s: a pipe to or from outside the program; after "
+               "restore it has no other end (reads see end of file, writes fail with EPIPE)",
+               pid, other);
+}
+
 /* Make sure the image in the temporary file is complete and on disk
  * before it replaces anything. Returns 0 or -1 (said why). */
 static int verify_tmp(int pid, int outfd)
@@ -109,6 +134,8 @@ static int verify_tmp(int pid, int outfd)
         return -1;
     }
     int r = ck_image_read(outfd, &img, 0, err, sizeof(err));
+    if (r == 0)
+        note_outside_pipes(pid, &img);
     ck_image_free(&img);
     if (r < 0) {
         ck_msg("checkpoint %d: the shim reported success but the image does not read back: %s",

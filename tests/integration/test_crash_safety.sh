@@ -366,6 +366,22 @@ else
     fail stdout_file_kill_commits "$(cat "$T/err")"
 fi
 
+# ---- pipes to a process outside are named at checkpoint ----------------------
+(cd "$T" && sleep 60 | exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="$id-outpipe" \
+    python3 "$T/count.py" >"$T/outpipe.log" 2>&1) &
+PIDS+=("$!")
+wait_for 10 grep -q READY "$T/outpipe.log"
+# (the pipeline's subshell is not the program: find it by its id)
+op=
+for p in $(pgrep -u "$(id -u)" python3); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "CKSHIM_APP_ID=$id-outpipe" && op=$p
+done
+PIDS+=("$op")
+"$C" checkpoint "$op" -o "$T/op.img" >/dev/null 2>"$T/err"
+grep -q "note: fd 0.*: a pipe to or from outside the program" "$T/err" &&
+    pass outside_pipe_named || fail outside_pipe_named "$(cat "$T/err")"
+kill -9 "$op" 2>/dev/null
+
 # ---- an unsafe socket directory: refused loudly, private fallback -----------
 # (as an ordinary user only: the check moves the user's socket directory
 # aside for a moment, which would disturb root's other programs)
