@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,26 @@ static void remove_stale_tmp(int pid, const char *dir, const char *base)
     closedir(d);
 }
 
+/* ck_ctl_recv for a checkpoint's answers, which can take minutes (a
+ * large image): the process is looked at every second meanwhile, so that
+ * one stopped during the checkpoint (its shim cannot answer until it is
+ * continued) ends the wait at once. -ESRCH then. */
+static int recv_watching(int fd, struct ck_ctl_rep *rep, int pid)
+{
+    for (int waited = 0; waited < REPLY_TIMEOUT_MS; waited += 1000) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pf, 1, 1000);
+        if (pr < 0 && errno != EINTR)
+            return -errno;
+        if (pr > 0)
+            return ck_ctl_recv(fd, rep, REPLY_TIMEOUT_MS - waited);
+        struct ck_procinfo pi;
+        if (ck_proc_info(pid, &pi) == 0 && (pi.state == 'T' || pi.state == 't'))
+            return -ESRCH;
+    }
+    return -ETIMEDOUT;
+}
+
 static double ns_to_s(uint64_t ns)
 {
     return (double)ns / 1e9;
@@ -487,7 +508,7 @@ int cmd_checkpoint(int argc, char **argv)
         goto fail;
     }
     struct ck_ctl_rep rep;
-    r = ck_ctl_recv(fd, &rep, REPLY_TIMEOUT_MS);
+    r = recv_watching(fd, &rep, pid);
     if (r == 0 && rep.status == CK_STATUS_NEED_STAMP) {
         /* The process is parked and its state captured: only now advance
          * the counter, so a refused checkpoint never makes the last good
@@ -518,9 +539,16 @@ int cmd_checkpoint(int argc, char **argv)
         r2.counter_stamp = stamp;
         r = ck_ctl_send(fd, &r2, -1);
         if (r == 0)
-            r = ck_ctl_recv(fd, &rep, REPLY_TIMEOUT_MS);
+            r = recv_watching(fd, &rep, pid);
         if (r == 0 && rep.status == 0)
             stamp_msg = stamp;
+    }
+    if (r == -ESRCH) {
+        ck_msg("checkpoint %d: the process was stopped (SIGSTOP, Ctrl-Z or a debugger) during "
+               "the checkpoint; giving up, no image written (it goes on once continued: "
+               "kill -CONT %d)",
+               pid, pid);
+        goto fail;
     }
     if (r == -EPIPE) {
         if (!ck_proc_alive(pid))

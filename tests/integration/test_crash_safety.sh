@@ -366,6 +366,36 @@ else
     fail stdout_file_kill_commits "$(cat "$T/err")"
 fi
 
+# ---- a process stopped during its checkpoint: coord gives up at once ---------
+cat >"$T/big.py" <<'EOF'
+import os, time
+big = os.urandom(400 << 20)     # incompressible: the write takes a while
+n = 0
+print("READY", flush=True)
+while True:
+    n += 1
+    print("n", n, flush=True)
+    time.sleep(0.02)
+EOF
+start_py_app "$id-big" "$T/big.py"
+"$C" checkpoint "$pid" -o "$T/big.img" --kill --no-fork >/dev/null 2>"$T/err" &
+cpid=$!
+sleep 0.3
+kill -STOP "$pid"
+t0=$(date +%s)
+wait "$cpid"
+rc=$?
+t1=$(date +%s)
+kill -CONT "$pid"
+if [ $rc -eq 1 ] && grep -q "was stopped" "$T/err" && [ $((t1 - t0)) -le 5 ]; then
+    pass stopped_during_checkpoint_gives_up
+else
+    fail stopped_during_checkpoint_gives_up "rc=$rc after $((t1 - t0)) s: $(cat "$T/err")"
+fi
+still_counting stopped_during_checkpoint_program_survives "$id-big" "$pid"
+no_tmp stopped_during_checkpoint_no_tmp "$T/big.img"
+kill -9 "$pid"
+
 # ---- pipes to a process outside are named at checkpoint ----------------------
 (cd "$T" && sleep 60 | exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="$id-outpipe" \
     python3 "$T/count.py" >"$T/outpipe.log" 2>&1) &
