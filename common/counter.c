@@ -601,34 +601,6 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0 && errno != EINVAL)
-        r = -errno;
-    close(fd);
-    return r;
-}
-
-/* The directory part of path ("/" for "/x"). */
-static void dir_of(const char *path, char *dir, size_t len)
-{
-    const char *s = strrchr(path, '/');
-    size_t n = s ? (size_t)(s - path) : 0;
-
-    if (!s) {
-        snprintf(dir, len, ".");
-        return;
-    }
-    if (n == 0)
-        n = 1;
-    snprintf(dir, len, "%.*s", (int)n, path);
-}
-
 /* mkdir -p (mode 0700) of the directory holding path. */
 static int make_parents(const char *path, char *err, size_t errlen)
 {
@@ -636,7 +608,7 @@ static int make_parents(const char *path, char *err, size_t errlen)
     struct stat st;
     size_t n;
 
-    dir_of(path, dir, sizeof dir);
+    ck_dir_of(path, dir, sizeof dir);
     if (stat(dir, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return 0;
@@ -651,8 +623,8 @@ static int make_parents(const char *path, char *err, size_t errlen)
         dir[i] = '\0';
         if (mkdir(dir, 0700) == 0) {
             char parent[4096];
-            dir_of(dir, parent, sizeof parent);
-            fsync_dir(parent); /* best effort: make the new entry durable */
+            ck_dir_of(dir, parent, sizeof parent);
+            ck_fsync_dir(parent); /* best effort: make the new entry durable */
         } else if (errno != EEXIST) {
             int r = -errno;
             seterr(err, errlen, "cannot create directory %s for the counter file: %s", dir,
@@ -711,8 +683,8 @@ static int store_table(const char *path, const struct table *t, char *err, size_
         seterr(err, errlen, "cannot replace counter file %s: %s", path, strerror(-r));
         goto out;
     }
-    dir_of(path, dir, sizeof dir);
-    r = fsync_dir(dir);
+    ck_dir_of(path, dir, sizeof dir);
+    r = ck_fsync_dir(dir);
     if (r < 0)
         seterr(err, errlen, "cannot sync directory %s of the counter file: %s", dir, strerror(-r));
 out:

@@ -114,3 +114,30 @@ int ck_open_regular(const char *path, int flags, char *err, size_t errlen)
         fcntl(fd, F_SETFL, flags & ~(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY));
     return fd;
 }
+
+void ck_dir_of(const char *path, char *dir, size_t len)
+{
+    const char *s = strrchr(path, '/');
+    size_t n = s ? (size_t)(s - path) : 0;
+
+    if (!s) {
+        snprintf(dir, len, ".");
+        return;
+    }
+    if (n == 0)
+        n = 1;
+    snprintf(dir, len, "%.*s", (int)n, path);
+}
+
+int ck_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0 && errno != EINVAL)
+        r = -errno;
+    close(fd);
+    return r;
+}

@@ -38,6 +38,14 @@
  * files of JVMs it believes dead). */
 #define CK_SAVE_MAX (1u << 20)
 
+/* The directory part of path into dir: "." for a bare name, "/" for
+ * "/name". */
+void ck_dir_of(const char *path, char *dir, size_t len);
+
+/* fsync a directory, to make a rename or a new entry in it durable.
+ * Returns 0 (also where the file system cannot: EINVAL) or -errno. */
+int ck_fsync_dir(const char *dir);
+
 /* Is path under one of those temporary directories? (No heap; tmpdir is
  * $TMPDIR or NULL.) */
 int ck_in_temp_dir(const char *path, const char *tmpdir);

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "coord.h"
 #include "counter.h"
+#include "fileid.h"
 #include "imgio.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
@@ -191,12 +192,10 @@ static int commit_image(int pid, const char *out, int to_pipe, const struct ck_c
         const char *base;
         split_path(out, dir, sizeof(dir), &base);
         test_hook("after-rename");
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL))
+        int fr = ck_fsync_dir(dir);
+        if (fr < 0)
             ck_msg("checkpoint %d: warning: cannot fsync the directory %s: %s", pid, dir,
-                   strerror(errno));
-        if (dfd >= 0)
-            close(dfd);
+                   strerror(-fr));
     }
     if (!counted)
         return 1;

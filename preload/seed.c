@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "counter.h"
 #include "ctlproto.h"
+#include "fileid.h"
 #include "shim.h"
 
 static uint64_t dump_mask;              /* bit sig-1 set: dump on sig */
@@ -255,22 +256,6 @@ static void rearm(int sig)
     live[sig] = 0;
 }
 
-/* Make a rename in file's directory durable. */
-static void sync_dir_of(const char *file)
-{
-    char dir[1100];
-    const char *slash = strrchr(file, '/');
-    if (slash)
-        snprintf(dir, sizeof dir, "%.*s", slash == file ? 1 : (int)(slash - file), file);
-    else
-        snprintf(dir, sizeof dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-}
-
 /* The image is in place: advance the counter to its stamp. */
 static void commit_counter(const struct ck_counter *counter, uint64_t base, const char *file)
 {
@@ -362,7 +347,9 @@ int seed_dump(void)
             close(fd);
             if (rep.status == 0 && rename(tmp, dump_file) == 0) {
                 shim_log("dumped to %s on signal %d", dump_file, sig);
-                sync_dir_of(dump_file);
+                char dir[1100];
+                ck_dir_of(dump_file, dir, sizeof dir);
+                ck_fsync_dir(dir); /* best effort: the rename made durable */
                 commit_counter(&counter, base, dump_file);
                 dumped = 1;
             } else {
