@@ -28,6 +28,7 @@
 
 #include "ctlproto.h"
 #include "imgio.h"
+#include "inet.h"
 #include "shim.h"
 
 /* How long the shim waits for coord to commit an image (coord fsyncs it
@@ -572,6 +573,7 @@ static void serve(int conn)
         fd = -1;
         if (end) {
             /* --kill: the image is committed; end without running further. */
+            ck_inet_reset_pairs();
             close(conn);
             unlink(g_shim.sock_path);
             syscall(SYS_kill, shim_real_getpid(), SIGKILL);

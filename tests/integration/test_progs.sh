@@ -81,6 +81,7 @@ TWICE+=" fifos ghost_files removed_paths removed_cwd proc_self epoll_renumbered 
 TWICE+=" sigio_owner lease_breaking "
 TWICE+=" raw_thread pty_ctty "
 TWICE+=" unreadable_map "
+TWICE+=" inet_listen inet_pair inet_udp inet_opts inet_outside "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
