@@ -77,12 +77,27 @@ struct ck_fdrest {
                                            maxfd until its turn, or -1 */
     int maxfd;                          /* the highest number anything uses */
     int detach;                         /* coord restore --detach */
+    int oflags;                         /* f->oflags for open(): without O_CREAT,
+                                           O_TRUNC, O_EXCL, O_CLOEXEC */
     char *err;
     size_t errlen;
     /* coord's services. bytes: every saved byte of image fd `fd`, in a
      * malloc'd buffer (NULL, 0 if none); -1 with err set if unreadable. */
     int (*bytes)(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len);
     const void *(*state_of)(struct ck_fdrest *r, uint32_t i, size_t *len);
+    /* check_path (in check): is r->path still the file r->f describes
+     * (fileident.h: same inode, size, times; a changed one passes with
+     * --allow-changed PATH, with a warning)? 0, or -1 refused (err set).
+     * It remembers the file it saw for reopen. */
+    int (*check_path)(struct ck_fdrest *r);
+    /* reopen: image fd i's path opened again with oflags, only if it is
+     * the very file check_path saw (never through a symbolic link, without
+     * blocking unless oflags has O_NONBLOCK); the fd, or -1 (err set). */
+    int (*reopen)(struct ck_fdrest *r, uint32_t i, int oflags);
+    /* std: for a standard descriptor whose terminal or outside pipe cannot
+     * come back (CK_FDF_STD_REDIRECT): coord's own fd f->fd, or /dev/null
+     * with --detach; -1 with errno set. */
+    int (*std)(struct ck_fdrest *r);
     void *priv;
 };
 
@@ -105,5 +120,11 @@ struct ck_fdkind {
 extern const struct ck_fdkind *const ck_fdkinds[];  /* NULL-terminated */
 
 const struct ck_fdkind *ck_fdkind_of(uint32_t kind);
+
+/* removed.c: FIFOs, directories and symbolic links the program held but
+ * had removed, made again and removed at once (restore side). */
+const char *ck_remake_dir(const char *path, char *dir, size_t len);
+int ck_remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags);
+int ck_remake_check(struct ck_fdrest *r, const char *what);
 
 #endif

@@ -8,9 +8,11 @@
 #include "fdkind.h"
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
+extern const struct ck_fdkind ck_fdkind_pipe;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
+    &ck_fdkind_pipe,
     NULL,
 };
 

@@ -562,74 +562,6 @@ static const char *anon_kind(const char *target)
     return NULL;
 }
 
-static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
-{
-    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino && a->dev == b->dev;
-}
-
-/* Bytes waiting in pipes and FIFOs the program holds both ways (a read
- * and a write end, or one O_RDWR descriptor), and in named FIFOs it only
- * reads (their writers may be gone: the bytes die with the last
- * descriptor, so restore puts them back into an empty FIFO): copied with
- * tee(2), which leaves them in the pipe, into a buffer the writer saves as
- * FILEDATA records. One copy per pipe, under the fd of its first
- * descriptor (arg of the records), which is where restore creates the
- * pipe. */
-static int capture_pipe_data(char *err, size_t errlen)
-{
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        int named = g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/';
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_STD_REDIRECT) || f->share_with >= 0 ||
-            ((f->flags & CK_FDF_EXTERNAL) && !named))
-            continue;
-        int first = 1, from = -1, writer = 0;
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            const struct ck_fd *o = &g_shim.fds[k];
-            if (!same_pipe(o, f))
-                continue;
-            first &= k >= i;
-            int acc = (int)(o->oflags & O_ACCMODE);
-            if (acc != O_WRONLY && from < 0)
-                from = o->fd;
-            writer |= acc != O_RDONLY;
-        }
-        if (!first || from < 0 || (!writer && !named))
-            continue;
-        char *buf = fdbytes_reserve(f->size, err, errlen);
-        if (!buf)
-            return -ENOMEM;
-        int tp[2];
-        if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
-            snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
-            return -errno;
-        }
-        fcntl(tp[1], F_SETPIPE_SZ, (int)f->size);
-        ssize_t n = tee(from, tp[1], f->size, SPLICE_F_NONBLOCK);
-        size_t got = 0;
-        if (n > 0) {
-            while (got < (size_t)n) {
-                ssize_t r = read(tp[0], buf + got, (size_t)n - got);
-                if (r <= 0)
-                    break;
-                got += (size_t)r;
-            }
-        }
-        close(tp[0]);
-        close(tp[1]);
-        int avail = 0;
-        if (ioctl(from, FIONREAD, &avail) == 0 && (size_t)avail > got) {
-            snprintf(err, errlen, "fd %d: cannot copy the %d bytes waiting in the pipe (got %zu)",
-                     from, avail, got);
-            return -EIO;
-        }
-        int r = fdbytes_commit(f->fd, got, err, errlen);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
 /* Drop the saved bytes and descriptor state after a checkpoint (unmap
  * them), or after a restore (they were never part of the image: just
  * forget them). */
@@ -1163,18 +1095,6 @@ static int capture_fds(char *err, size_t errlen)
                     ret = -ENOTSUP;
                     goto out;
                 }
-            } else if (S_ISFIFO(st.st_mode)) {
-                f->kind = CK_FD_PIPE;
-                f->aux = st.st_ino;
-                /* A named FIFO removed from its directory: restore makes
-                 * a new one beside where it was (and removes it again). */
-                if (deleted && target[0] == '/') {
-                    target[tl - 10] = 0;
-                    f->flags |= CK_FDF_DELETED;
-                }
-                /* buffer size, recreated on restore (size: a pipe has none) */
-                int cap = fcntl(fd, F_GETPIPE_SZ);
-                f->size = cap > 0 ? (uint64_t)cap : 65536;
             } else if (S_ISSOCK(st.st_mode)) {
                 char what[400];
                 sockdesc(fd, what, sizeof what);
@@ -1215,30 +1135,6 @@ static int capture_fds(char *err, size_t errlen)
         }
     }
     if ((ret = check_nofile(err, errlen)) < 0 || (ret = capture_pty_slaves(err, errlen)) < 0)
-        goto out;
-    /* Pipes whose other end is not in this process: no descriptor of the
-     * pipe reads, or none writes. An O_RDWR descriptor (bash's
-     * `exec 9<> <(:)`) is both ends at once. */
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIPE ||
-            g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
-            continue;
-        int reader = 0, writer = 0;
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            const struct ck_fd *o = &g_shim.fds[k];
-            if (same_pipe(o, f)) {
-                reader |= (o->oflags & O_ACCMODE) != O_WRONLY;
-                writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
-            }
-        }
-        if (!reader || !writer) {
-            f->flags |= CK_FDF_EXTERNAL;
-            if (f->fd <= 2)
-                f->flags |= CK_FDF_STD_REDIRECT;
-        }
-    }
-    if ((ret = capture_pipe_data(err, errlen)) < 0)
         goto out;
     ret = fdcap_finish(err, errlen);
 out:

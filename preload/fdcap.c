@@ -161,6 +161,8 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
         .state = cap_state, .bytes = cap_bytes, .priv = (void *)(uintptr_t)idx,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
+        if (!(*k)->capture)
+            continue; /* captured by another kind of its file (file.c) */
         int r = (*k)->capture(&c);
         if (r) {
             *path = c.path;
