@@ -531,18 +531,21 @@ static int check_fd_kind(struct rctx *c, uint32_t i)
 }
 
 /* Once every descriptor is in place: what kinds do last (connections
- * between descriptors, ...). */
+ * between descriptors, ...), then what needs the finished descriptors
+ * (epoll watches). */
 static int after_fd_kinds(struct rctx *c, int maxfd)
 {
-    for (uint32_t i = 0; i < c->img.nfds; i++) {
-        const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
-        struct ck_fdrest r;
-        if (!k || !k->after || c->img.fds[i].share_with >= 0)
-            continue;
-        rest_ctx(c, i, &r, NULL, maxfd);
-        if (k->after(&r) < 0)
-            return -1; /* message in c->err */
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < c->img.nfds; i++) {
+            const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+            int (*fn)(struct ck_fdrest *) = !k ? NULL : pass ? k->after_all : k->after;
+            struct ck_fdrest r;
+            if (!fn || c->img.fds[i].share_with >= 0)
+                continue;
+            rest_ctx(c, i, &r, NULL, maxfd);
+            if (fn(&r) < 0)
+                return -1; /* message in c->err */
+        }
     return 0;
 }
 
@@ -1849,9 +1852,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             if (fd < 0)
                 return -1;
             break;
-        case CK_FD_EPOLL:
-            fd = epoll_create1(0); /* watches: below, once every fd is back */
-            break;
         default:
             fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
             return -1;
@@ -1870,8 +1870,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             close(stash_fds[k]);
     free(stash_fds);
     if (after_fd_kinds(c, maxfd) < 0)
-        return -1;
-    if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
     return restore_locks(c);
 }

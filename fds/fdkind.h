@@ -113,6 +113,9 @@ struct ck_fdkind {
     int (*restore)(struct ck_fdrest *r);    /* a new fd (coord moves it to f->fd), or
                                                -1 (err set) */
     int (*after)(struct ck_fdrest *r);      /* optional: once every fd is in place */
+    int (*after_all)(struct ck_fdrest *r);  /* optional: once every kind's `after` has
+                                               run (epoll re-adds its watches on the
+                                               finished descriptors) */
     void (*describe)(const struct ck_fd *f, const void *state, size_t len, char *out,
                      size_t outlen);         /* optional: coord inspect's line */
 };

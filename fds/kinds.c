@@ -9,10 +9,12 @@
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
 extern const struct ck_fdkind ck_fdkind_pipe;
+extern const struct ck_fdkind ck_fdkind_epoll;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
     &ck_fdkind_pipe,
+    &ck_fdkind_epoll,
     NULL,
 };
 

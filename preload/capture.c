@@ -1102,11 +1102,6 @@ static int capture_fds(char *err, size_t errlen)
                          what, target);
                 ret = -ENOTSUP;
                 goto out;
-            } else if (!strcmp(target, "anon_inode:[eventpoll]")) {
-                /* path: the watch list (epoll.c) */
-                f->kind = CK_FD_EPOLL;
-                if ((ret = epoll_capture(fd, &path, err, errlen)) < 0)
-                    goto out;
             } else if (!strcmp(target, "anon_inode:[pidfd]") && il > 0) {
                 f->kind = CK_FD_PIDFD;
                 if ((ret = capture_pidfd(f, info, err, errlen)) < 0)

@@ -264,9 +264,6 @@ void cputime_restore(void);
 void cputime_forget(void);
 clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
 
-/* epoll.c */
-int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
-
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */
 int seccomp_shim_init(void);
