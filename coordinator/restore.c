@@ -1476,64 +1476,6 @@ static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
     return fd;
 }
 
-/* A pidfd. Of the process itself: opened on this very process (coord
- * becomes the program). Of one of its threads: a stand-in on the process
- * that the shim replaces once the threads are back
- * (capture_pidfds_after_restore). Of a process that has exited: every
- * pidfd of one such process (one inode) is opened on a child made to exit
- * at once, before it is reaped, so that they are one process again; the
- * later ones wait in stash. */
-static int open_pidfd(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    unsigned flags = f->oflags & (O_NONBLOCK | O_EXCL); /* PIDFD_NONBLOCK, PIDFD_THREAD */
-    if (!(f->flags & CK_FDF_PIDFD_DEAD)) {
-        int fd = (int)syscall(SYS_pidfd_open, getpid(),
-                              (f->flags & CK_FDF_PIDFD_THREAD) ? 0 : flags);
-        if (fd < 0)
-            fail_msg(c, "fd %d: cannot open a pidfd of the restored process: %s", f->fd,
-                     strerror(errno));
-        return fd;
-    }
-    if (stash[i] >= 0) {
-        int fd = stash[i];
-        stash[i] = -1;
-        return fd;
-    }
-    pid_t child = fork();
-    if (child == 0)
-        _exit(0);
-    int fd = -1;
-    for (uint32_t k = i; child > 0 && k < im->nfds; k++) {
-        const struct ck_fd *o = &im->fds[k];
-        if (o->kind != CK_FD_PIDFD || !(o->flags & CK_FDF_PIDFD_DEAD) || o->share_with >= 0 ||
-            o->ino != f->ino)
-            continue;
-        int p = (int)syscall(SYS_pidfd_open, child, o->oflags & O_NONBLOCK);
-        if (p >= 0 && k != i) {
-            stash[k] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
-            close(p);
-            p = stash[k];
-        }
-        if (p < 0) {
-            fail_msg(c, "fd %d: cannot make a pidfd of a process that has exited: %s", o->fd,
-                     strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            fd = -1;
-            break;
-        }
-        if (k == i)
-            fd = p;
-    }
-    if (child < 0)
-        fail_msg(c, "fd %d: cannot make a process for a pidfd: %s", f->fd, strerror(errno));
-    else
-        waitpid(child, NULL, 0);
-    return fd;
-}
-
 /* Reopen a file, directory, device or FIFO by path as check_image saw it
  * (seen): without blocking (O_NONBLOCK, cleared again unless the program
  * had it), never through a symbolic link (the recorded path is the
@@ -1844,11 +1786,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             break;
         case CK_FD_PTY:
             fd = open_pty(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_PIDFD:
-            fd = open_pidfd(c, i, stash_fds, maxfd);
             if (fd < 0)
                 return -1;
             break;

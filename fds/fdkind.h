@@ -49,6 +49,9 @@ struct ck_fdcap {
      * arg2 = offset). Both copy; -errno on failure (err set). */
     int (*state)(struct ck_fdcap *c, const void *data, size_t len);
     int (*bytes)(struct ck_fdcap *c, const void *data, size_t len);
+    /* vtid_of: the id the program knows its thread tid by (ids it saw
+     * before a restore), or 0 if tid is none of its threads. */
+    int (*vtid_of)(struct ck_fdcap *c, int tid);
     void *priv;
 };
 
@@ -62,6 +65,9 @@ struct ck_fdcap_set {
     void *(*state)(struct ck_fdcap_set *s, uint32_t i, size_t *len); /* editable; NULL if
                                                                         none */
     int (*bytes)(struct ck_fdcap_set *s, uint32_t i, const void *data, size_t len);
+    /* In `resumed` (after a restore; state and bytes are NULL there):
+     * the thread's id now of the one the program knows as vtid, or 0. */
+    int (*tid_of)(struct ck_fdcap_set *s, int vtid);
     void *priv;
 };
 
@@ -116,6 +122,10 @@ struct ck_fdkind {
     int (*after_all)(struct ck_fdrest *r);  /* optional: once every kind's `after` has
                                                run (epoll re-adds its watches on the
                                                finished descriptors) */
+    int (*resumed)(struct ck_fdcap_set *s); /* optional: in the program (the shim),
+                                               after a restore, once its threads are
+                                               back and before it runs; negative ends
+                                               it (err set) */
     void (*describe)(const struct ck_fd *f, const void *state, size_t len, char *out,
                      size_t outlen);         /* optional: coord inspect's line */
 };

@@ -10,11 +10,13 @@
 extern const struct ck_fdkind ck_fdkind_eventfd;
 extern const struct ck_fdkind ck_fdkind_pipe;
 extern const struct ck_fdkind ck_fdkind_epoll;
+extern const struct ck_fdkind ck_fdkind_pidfd;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
     &ck_fdkind_pipe,
     &ck_fdkind_epoll,
+    &ck_fdkind_pidfd,
     NULL,
 };
 

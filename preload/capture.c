@@ -660,37 +660,6 @@ static void capture_tty(int fd, const struct stat *st)
     }
 }
 
-/* After restore, once the threads are back: the pidfds of threads are
- * stand-ins (coord could not know the new tids), replaced by pidfds of the
- * restored threads. */
-int capture_pidfds_after_restore(char *err, size_t errlen)
-{
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        const struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIDFD || !(f->flags & CK_FDF_PIDFD_THREAD) || f->share_with >= 0)
-            continue;
-        pid_t tid = 0;
-        for (int k = 0; k < g_shim.nslots; k++)
-            if (g_shim.slots[k].vtid == (pid_t)f->aux)
-                tid = g_shim.slots[k].tid;
-        int p = tid > 0 ? (int)syscall(SYS_pidfd_open, tid, f->oflags & (O_NONBLOCK | O_EXCL))
-                        : -1;
-        if (p < 0 || dup3(p, f->fd, (f->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-            snprintf(err, errlen, "fd %d: cannot open a pidfd of the restored thread %d: %s",
-                     f->fd, (int)f->aux, tid > 0 ? strerror(errno) : "no such thread");
-            if (p >= 0)
-                close(p);
-            return -1;
-        }
-        close(p);
-        /* descriptors that shared it (dup) share the new one */
-        for (uint32_t k = i + 1; k < g_shim.nfds; k++)
-            if (g_shim.fds[k].share_with == f->fd)
-                dup3(f->fd, g_shim.fds[k].fd, (g_shim.fds[k].fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-    }
-    return 0;
-}
-
 /* After restore: coord took every lock back before the restorer ran, but
  * the restorer's close of a mapped file it had opened drops the process's
  * POSIX locks on that file (POSIX locks go with any close of the file):
@@ -864,33 +833,6 @@ static int proc_self_path(char *target, const struct stat *st)
         return -1;
     snprintf(target, CK_PATH_MAX, "%s", rest);
     return 1;
-}
-
-/* A pidfd (fdinfo "Pid:", -1 once the process has exited and been
- * reaped): of the process itself (restore opens one of the restored
- * process), of one of its threads (the shim opens one of the restored
- * thread, aux: its tid as the program saw it), or of a process that has
- * exited (restore makes one of a process that exits at once). Another
- * live process is not in the image: refused. */
-static int capture_pidfd(struct ck_fd *f, const char *info, char *err, size_t errlen)
-{
-    const char *p = strstr(info, "\nPid:");
-    int pid = p ? atoi(p + 5) : 0;
-    if (pid == -1) {
-        f->flags |= CK_FDF_PIDFD_DEAD;
-        return 0;
-    }
-    if (pid == shim_real_getpid())
-        return 0;
-    for (int k = 0; pid > 0 && k < g_shim.nslots; k++)
-        if (g_shim.slots[k].tid == pid) {
-            f->flags |= CK_FDF_PIDFD_THREAD;
-            f->aux = (uint64_t)g_shim.slots[k].vtid;
-            return 0;
-        }
-    snprintf(err, errlen, "fd %d is a pidfd of process %d, which is not part of the "
-             "checkpoint; ckshim cannot restore it", f->fd, pid);
-    return -ENOTSUP;
 }
 
 /* Record every descriptor the program has open. A kind ckshim cannot
@@ -1102,10 +1044,6 @@ static int capture_fds(char *err, size_t errlen)
                          what, target);
                 ret = -ENOTSUP;
                 goto out;
-            } else if (!strcmp(target, "anon_inode:[pidfd]") && il > 0) {
-                f->kind = CK_FD_PIDFD;
-                if ((ret = capture_pidfd(f, info, err, errlen)) < 0)
-                    goto out;
             } else {
                 const char *k = anon_kind(target);
                 snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,

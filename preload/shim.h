@@ -178,6 +178,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
               const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
               size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
+int fdcap_resumed(char *err, size_t errlen);
 /* capture.c */
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
@@ -196,7 +197,6 @@ extern uint32_t shim_nttys;
 extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
 extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
-int capture_pidfds_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
 
 /* dump.c: write the image (header, metadata, pages). */
