@@ -679,13 +679,6 @@ static int check_image(struct rctx *c)
     if (check_shm(c) < 0 || check_hugetlb(c) < 0 ||
         raise_nofile(c) < 0 || check_nproc(c) < 0)
         return -1;
-    for (uint32_t i = 0; i < im->nfds; i++)
-        if (im->fds[i].kind == CK_FD_PTY && (im->fds[i].flags & CK_FDF_PTY_CTTY) && !c->detach) {
-            fail_msg(c, "fd %d: the program's controlling terminal is a pseudo-terminal it "
-                     "opened; only a restore with --detach (a session of its own) can give it "
-                     "back", im->fds[i].fd);
-            return -1;
-        }
     struct stat cst;
     char cdir[PATH_MAX], in[PATH_MAX] = "";
     if (cwd_removed(im, cdir, sizeof cdir)) {
@@ -1378,104 +1371,6 @@ static int *new_stash(uint32_t n)
     return s;
 }
 
-/* A new pseudo-terminal for the pair whose master is fds[m], with the
- * modes and window size it had. Returns its master or -1. */
-static int new_pty(struct rctx *c, uint32_t m)
-{
-    const struct ck_image *im = &c->img;
-    int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
-    if (fd < 0 || ioctl(fd, TIOCSPTLCK, &unlock) < 0) {
-        fail_msg(c, "fd %d: cannot make a new pseudo-terminal: %s", im->fds[m].fd,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    for (uint32_t k = 0; k < im->nttys; k++) {
-        const struct ck_tty *y = &im->ttys[k];
-        if (y->fd != im->fds[m].fd)
-            continue;
-        struct termios t;
-        if (ioctl(fd, TCGETS, &t) == 0) {
-            t.c_iflag = y->iflag;
-            t.c_oflag = y->oflag;
-            t.c_cflag = y->cflag;
-            t.c_lflag = y->lflag;
-            t.c_line = y->line;
-            memcpy(t.c_cc, y->cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
-            ioctl(fd, TCSETS, &t);
-        }
-        struct winsize ws = {y->ws_row, y->ws_col, y->ws_xpixel, y->ws_ypixel};
-        if (y->flags & CK_TTYF_WINSIZE)
-            ioctl(fd, TIOCSWINSZ, &ws);
-    }
-    return fd;
-}
-
-/* A pseudo-terminal the program opened both ends of (CK_FD_PTY): a new
- * pair, made for whichever of its descriptors comes first (the master
- * waits in stash until its number comes if a slave came first), its
- * slaves opened from the master (TIOCGPTPEER: no path, never someone
- * else's terminal). Bytes waiting in it are not kept, and it is no one's
- * controlling terminal. */
-static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    uint32_t m = 0;
-    while (m < im->nfds && !(im->fds[m].kind == CK_FD_PTY &&
-                             (im->fds[m].flags & CK_FDF_PTY_MASTER) &&
-                             im->fds[m].share_with < 0 && im->fds[m].aux == f->aux))
-        m++;
-    if (m == im->nfds) {
-        fail_msg(c, "fd %d: the image has no master for pseudo-terminal %llu", f->fd,
-                 (unsigned long long)f->aux);
-        return -1;
-    }
-    int master = m < i && stash[m] < 0 ? im->fds[m].fd : stash[m];
-    if (master < 0) {
-        int p = new_pty(c, m);
-        if (p < 0)
-            return -1;
-        if (m == i)
-            master = p;
-        else {
-            master = stash[m] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
-            close(p);
-        }
-    } else if (m == i) {
-        stash[m] = -1;
-    }
-    if (master < 0) {
-        fail_msg(c, "fd %d: cannot move a pseudo-terminal out of the way: %s", f->fd,
-                 strerror(errno));
-        return -1;
-    }
-    if (m == i && (f->flags & CK_FDF_PTY_CTTY)) {
-        /* a new session's leader (--detach) takes it as its controlling
-         * terminal, through a slave opened for the moment */
-        int sl = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
-        if (sl < 0 || ioctl(sl, TIOCSCTTY, 0) < 0) {
-            fail_msg(c, "fd %d: cannot make the new pseudo-terminal the controlling terminal: "
-                     "%s", f->fd, strerror(errno));
-            if (sl >= 0)
-                close(sl);
-            return -1;
-        }
-        close(sl);
-    }
-    int fl = (int)(f->oflags & (O_ACCMODE | O_NONBLOCK));
-    if (m == i) {
-        fcntl(master, F_SETFL, fl & O_NONBLOCK);
-        return master;
-    }
-    int fd = ioctl(master, TIOCGPTPEER, fl | O_NOCTTY);
-    if (fd < 0)
-        fail_msg(c, "fd %d: cannot open the new pseudo-terminal's slave: %s", f->fd,
-                 strerror(errno));
-    return fd;
-}
-
 /* Reopen a file, directory, device or FIFO by path as check_image saw it
  * (seen): without blocking (O_NONBLOCK, cleared again unless the program
  * had it), never through a symbolic link (the recorded path is the
@@ -1774,20 +1669,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                     futimens(fd, ts);
             }
             lseek(fd, f->pos, SEEK_SET);
-            break;
-        case CK_FD_TTY:
-            if (f->flags & CK_FDF_STD_REDIRECT)
-                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
-            else {
-                fd = open(path, oflags | O_NOCTTY);
-                if (fd < 0)
-                    fd = open_null(oflags);
-            }
-            break;
-        case CK_FD_PTY:
-            fd = open_pty(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
             break;
         default:
             fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);

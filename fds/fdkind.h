@@ -52,6 +52,10 @@ struct ck_fdcap {
     /* vtid_of: the id the program knows its thread tid by (ids it saw
      * before a restore), or 0 if tid is none of its threads. */
     int (*vtid_of)(struct ck_fdcap *c, int tid);
+    /* tty: keep this terminal's modes and window size (the TTYS record:
+     * restore puts them on a new pseudo-terminal pair, the shim on the
+     * terminal a standard descriptor comes back on). */
+    void (*tty)(struct ck_fdcap *c);
     void *priv;
 };
 

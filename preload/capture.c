@@ -536,12 +536,6 @@ static int fd_is_skipped(int fd)
     return 0;
 }
 
-static int is_tty_dev(dev_t rdev)
-{
-    unsigned ma = major(rdev);
-    return ma == 4 || (ma >= 136 && ma <= 143) || (ma == 5 && minor(rdev) <= 2);
-}
-
 static const char *anon_kind(const char *target)
 {
     static const char *const names[][2] = {
@@ -634,7 +628,7 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
 /* Modes and window size of a standard descriptor on a terminal (restore
  * puts them on the terminal it runs in), or of a pseudo-terminal master
  * (restore puts them on the new pair). */
-static void capture_tty(int fd, const struct stat *st)
+void capture_tty(int fd, const struct stat *st)
 {
     struct termios t;
     if (shim_nttys >= SHIM_MAX_TTYS || ioctl(fd, TCGETS, &t) < 0)
@@ -754,57 +748,6 @@ static int other_link(char *path, const struct stat *st)
     }
     close(dfd);
     return found;
-}
-
-/* Slaves of pseudo-terminals whose master is here too: one pair, made
- * anew at restore. What that cannot give back is refused: bytes waiting
- * in either direction, and a pair that is the controlling terminal. */
-static int capture_pty_slaves(char *err, size_t errlen)
-{
-    char stat[1024];
-    unsigned long long ctty = 0;
-    const char *rp = shim_read_file("/proc/self/stat", stat, sizeof stat) > 0 ? strrchr(stat, ')')
-                                                                               : NULL;
-    if (rp)
-        sscanf(rp + 1, " %*c %*d %*d %*d %llu", &ctty);
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        struct stat st;
-        if (f->kind != CK_FD_TTY || fstat(f->fd, &st) < 0 || major(st.st_rdev) < 136 ||
-            major(st.st_rdev) > 143)
-            continue;
-        uint64_t ptn = minor(st.st_rdev) + 256ULL * (major(st.st_rdev) - 136);
-        for (uint32_t k = 0; k < g_shim.nfds; k++)
-            if (g_shim.fds[k].kind == CK_FD_PTY && g_shim.fds[k].aux == ptn) {
-                f->kind = CK_FD_PTY;
-                f->aux = ptn;
-                f->flags &= ~CK_FDF_STD_REDIRECT;
-                break;
-            }
-    }
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        int n = 0;
-        if (f->kind == CK_FD_PTY && major(ctty) >= 136 && major(ctty) <= 143 &&
-            minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
-            /* the session leader's controlling terminal: made the new
-             * pair's again by a restore in a session of its own */
-            if (getsid(0) != shim_real_getpid()) {
-                snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
-                         "(/dev/pts/%llu) is the controlling terminal of a session it does not "
-                         "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);
-                return -ENOTSUP;
-            }
-            f->flags |= CK_FDF_PTY_CTTY;
-        }
-        if (f->kind == CK_FD_PTY && ioctl(f->fd, FIONREAD, &n) == 0 && n > 0) {
-            snprintf(err, errlen, "fd %d: %d bytes wait in the pseudo-terminal the program "
-                     "opened (/dev/pts/%llu), which ckshim cannot restore yet; read them first",
-                     f->fd, n, (unsigned long long)f->aux);
-            return -ENOTSUP;
-        }
-    }
-    return 0;
 }
 
 /* A /proc path of the process itself, /proc/PID[/...] (not of one of its
@@ -1012,22 +955,7 @@ static int capture_fds(char *err, size_t errlen)
                     ls.st_dev != st.st_dev)
                     f->flags |= CK_FDF_DELETED;
             } else if (S_ISCHR(st.st_mode)) {
-                int ptn;
-                if (major(st.st_rdev) == 5 && minor(st.st_rdev) == 2 &&
-                    ioctl(fd, TIOCGPTN, &ptn) == 0) {
-                    /* a master the program opened: the pair is made anew
-                     * (its slaves, found below, with it) */
-                    f->kind = CK_FD_PTY;
-                    f->flags |= CK_FDF_PTY_MASTER;
-                    f->aux = (uint64_t)ptn;
-                    capture_tty(fd, &st);
-                } else if (is_tty_dev(st.st_rdev)) {
-                    f->kind = CK_FD_TTY;
-                    if (fd <= 2) {
-                        f->flags |= CK_FDF_STD_REDIRECT;
-                        capture_tty(fd, &st);
-                    }
-                } else if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
+                if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
                            !strcmp(target, "/dev/full") || !strcmp(target, "/dev/random") ||
                            !strcmp(target, "/dev/urandom")) {
                     f->kind = CK_FD_CHR;
@@ -1067,7 +995,7 @@ static int capture_fds(char *err, size_t errlen)
             g_shim.nfds++;
         }
     }
-    if ((ret = check_nofile(err, errlen)) < 0 || (ret = capture_pty_slaves(err, errlen)) < 0)
+    if ((ret = check_nofile(err, errlen)) < 0)
         goto out;
     ret = fdcap_finish(err, errlen);
 out:

@@ -156,6 +156,11 @@ static int cap_vtid_of(struct ck_fdcap *c, int tid)
     return 0;
 }
 
+static void cap_tty(struct ck_fdcap *c)
+{
+    capture_tty(c->fd, c->st);
+}
+
 /* Ask every kind of fds/ about fds[idx]. 1: one took it; 0: none did
  * (the caller's own kinds are next); negative: refused, err set. */
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
@@ -166,7 +171,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
     struct ck_fdcap c = {
         .fd = f->fd, .f = f, .st = st, .target = target, .path = target,
         .info = info, .infolen = infolen, .fi = fi, .err = err, .errlen = errlen,
-        .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of,
+        .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of, .tty = cap_tty,
         .priv = (void *)(uintptr_t)idx,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {

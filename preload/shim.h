@@ -198,6 +198,7 @@ extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (S
 extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
+void capture_tty(int fd, const struct stat *st);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
