@@ -8,9 +8,19 @@
 #include "fdkind.h"
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
+extern const struct ck_fdkind ck_fdkind_pipe;
+extern const struct ck_fdkind ck_fdkind_epoll;
+extern const struct ck_fdkind ck_fdkind_pidfd;
+extern const struct ck_fdkind ck_fdkind_tty;
+extern const struct ck_fdkind ck_fdkind_pty;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
+    &ck_fdkind_pipe,
+    &ck_fdkind_epoll,
+    &ck_fdkind_pidfd,
+    &ck_fdkind_tty,
+    &ck_fdkind_pty,
     NULL,
 };
 
