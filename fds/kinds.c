@@ -13,6 +13,12 @@ extern const struct ck_fdkind ck_fdkind_epoll;
 extern const struct ck_fdkind ck_fdkind_pidfd;
 extern const struct ck_fdkind ck_fdkind_tty;
 extern const struct ck_fdkind ck_fdkind_pty;
+extern const struct ck_fdkind ck_fdkind_symlink;
+extern const struct ck_fdkind ck_fdkind_file;
+extern const struct ck_fdkind ck_fdkind_dir;
+extern const struct ck_fdkind ck_fdkind_chr;
+extern const struct ck_fdkind ck_fdkind_deleted;
+extern const struct ck_fdkind ck_fdkind_memfd;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
@@ -21,6 +27,12 @@ const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_pidfd,
     &ck_fdkind_tty,
     &ck_fdkind_pty,
+    &ck_fdkind_symlink,
+    &ck_fdkind_file, /* after tty: takes the other devices, refuses unknown ones */
+    &ck_fdkind_dir,
+    &ck_fdkind_chr,
+    &ck_fdkind_deleted,
+    &ck_fdkind_memfd,
     NULL,
 };
 
