@@ -37,11 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
-#include <asm/termbits.h> /* the kernel's struct termios, as in TTYS */
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -1117,9 +1113,6 @@ static int place_fd(int fd, int target)
     close(fd);
     return 0;
 }
-
-static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
-                          const struct seen *seen);
 
 /* Each FILEDATA record whose arg is `arg`, in image order, read, checked,
  * decrypted and decoded, given to fn with its arg2 (where the bytes go).

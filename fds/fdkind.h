@@ -7,7 +7,7 @@
  * products link every file of this folder: build/libshim.so and
  * build/coord. So the code here uses libc only: what it needs from the
  * shim or from coord comes through the context structs below, filled by
- * preload/capture.c and coordinator/restore.c.
+ * preload/fdcap.c and coordinator/restore.c.
  *
  * Adding a kind: its CK_FD_* (and its state struct, if it has one) in
  * common/image.h, fds/<kind>.c with a `const struct ck_fdkind`, and one
