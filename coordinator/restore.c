@@ -658,7 +658,7 @@ static int check_image(struct rctx *c)
         uint32_t f = 0;
         while (f < im->nfds && im->fds[f].fd != k->fd)
             f++;
-        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE || k->start < 0 ||
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE_BREAKING || k->start < 0 ||
             k->len < 0) {
             fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
             return -1;
@@ -1340,6 +1340,35 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
  * drops the process's POSIX locks on it). A lock someone else took
  * meanwhile refuses the restore, before the program runs: it must never
  * run believing it holds a lock it does not. */
+/* A lease that was being broken at checkpoint: start the break again, as
+ * an open that conflicts with it does, without waiting for it (O_NONBLOCK:
+ * the open fails with EWOULDBLOCK and the break begins). The kernel tells
+ * the lease's owner - coord, now - with SIGIO, which must not reach the
+ * program (it had its notice before the checkpoint): blocked and taken
+ * here. The break runs its course again (lease-break-time from now). */
+static int break_lease_again(struct rctx *c, const struct ck_lock *k)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", k->fd);
+    sigset_t io, old;
+    sigemptyset(&io);
+    sigaddset(&io, SIGIO);
+    sigprocmask(SIG_BLOCK, &io, &old);
+    int fd = open(self, (k->start ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int e = errno;
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&io, NULL, &zero) == SIGIO)
+        ;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fd >= 0) {
+        close(fd);
+        errno = EINVAL; /* nothing broke it: the lease was not there */
+        return -1;
+    }
+    errno = e;
+    return e == EWOULDBLOCK ? 0 : -1;
+}
+
 static int restore_locks(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -1350,14 +1379,16 @@ static int restore_locks(struct rctx *c)
         int r;
         if (k->kind == CK_LOCK_FLOCK)
             r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
-        else if (k->kind == CK_LOCK_LEASE)
+        else if (k->kind == CK_LOCK_LEASE || k->kind == CK_LOCK_LEASE_BREAKING)
             r = fcntl(k->fd, F_SETLEASE, k->write ? F_WRLCK : F_RDLCK);
         else
             r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+        if (r == 0 && k->kind == CK_LOCK_LEASE_BREAKING)
+            r = break_lease_again(c, k);
         if (r == 0)
             continue;
         int e = errno;
-        if (k->kind == CK_LOCK_LEASE) {
+        if (k->kind == CK_LOCK_LEASE || k->kind == CK_LOCK_LEASE_BREAKING) {
             /* the kernel gives a lease only to the file's owner, and only
              * while no one else has the file open for writing (for a
              * write lease: open at all) */

@@ -576,8 +576,8 @@ uint32_t shim_nttys;
  *   lock:   2: FLOCK  ADVISORY  READ 12897 fe:00:10953653 0 EOF
  *   lock:   3: OFDLCK ADVISORY  WRITE -1 fe:00:10953655 0 EOF
  *   lock:   4: LEASE  ACTIVE    READ 12897 fe:00:10953656 0 EOF
- * An active lease is taken again at restore; one being broken (BREAKING,
- * BREAKER) is refused. */
+ * An active lease is taken again at restore; one being broken (BREAKING)
+ * is taken and broken again the same way. */
 static int capture_locks(const struct ck_fd *f, const char *info, const char *path, char *err,
                          size_t errlen)
 {
@@ -600,9 +600,19 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.kind = CK_LOCK_OFD;
         else if (!strcmp(kind, "LEASE") && !strcmp(adv, "ACTIVE"))
             k.kind = CK_LOCK_LEASE;
+        else if (!strcmp(kind, "LEASE") && !strcmp(adv, "BREAKING") &&
+                 (!strcmp(type, "UNLCK") || !strcmp(type, "READ"))) {
+            /* the kernel shows where the lease goes, not what it was: a
+             * downgrade to read was a write lease; one to none is taken
+             * to be of the kind the descriptor's access mode allows */
+            k.kind = CK_LOCK_LEASE_BREAKING;
+            k.start = !strcmp(type, "READ");
+            k.write = k.start || (f->oflags & O_ACCMODE) != O_RDONLY;
+            goto add;
+        }
         if (!strcmp(kind, "LEASE") && k.kind != CK_LOCK_LEASE) {
-            snprintf(err, errlen, "fd %d (%s) holds a lease that is being broken (%s %s), which "
-                     "ckshim cannot restore", f->fd, path, adv, type);
+            snprintf(err, errlen, "fd %d (%s) holds a lease in a state ckshim cannot restore "
+                     "(%s %s)", f->fd, path, adv, type);
             return -ENOTSUP;
         }
         if (!k.kind || (strcmp(adv, "ADVISORY") && k.kind != CK_LOCK_LEASE) ||
@@ -616,6 +626,7 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.start = start;
             k.len = strcmp(end, "EOF") ? strtoll(end, NULL, 10) - start + 1 : 0;
         }
+    add:
         if (shim_nlocks >= SHIM_MAX_LOCKS) {
             snprintf(err, errlen, "more than %d file locks", SHIM_MAX_LOCKS);
             return -E2BIG;
@@ -843,6 +854,8 @@ static int capture_fds(char *err, size_t errlen)
             }
             if (f->share_with < 0 && il > 0 &&
                 (ret = capture_locks(f, info, target, err, errlen)) < 0)
+                goto out;
+            if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
                 goto out;
             g_shim.nfds++;
         }

@@ -154,6 +154,9 @@ extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */
 extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
 extern volatile int shim_leader_seen;
 
+/* fown.c */
+int fown_capture(struct ck_fd *f, char *err, size_t errlen);
+int fown_restore(char *err, size_t errlen);
 /* capture.c */
 /* fdcap.c: what kinds of descriptors save besides struct ck_fd */
 #define SHIM_MAX_FDBYTES SHIM_MAX_FDS

@@ -78,6 +78,7 @@ TWICE+=" tmp_mapped "
 TWICE+=" blocking pattrs rseq_own procself aio "
 TWICE+=" many_regions vmflags guards memfd_state unlink_map sysv_shm hugetlb "
 TWICE+=" fifos ghost_files removed_paths removed_cwd proc_self epoll_renumbered pidfds leases ptys "
+TWICE+=" sigio_owner lease_breaking "
 TWICE+=" raw_thread pty_ctty "
 TWICE+=" unreadable_map "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
