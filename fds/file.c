@@ -106,7 +106,9 @@ static int file_capture(struct ck_fdcap *c)
     int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");
     if (S_ISCHR(st->st_mode))
         return chr_capture(c);
-    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+    /* anonymous inodes (S_IFREG on some kernels) are never files: a kind
+     * of their own, or refused by the shim */
+    if ((!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode)) || !strncmp(target, "anon_inode:", 11))
         return 0;
     int own = proc_self_path(target, st);
     if (own < 0) {

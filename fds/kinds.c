@@ -2,7 +2,9 @@
  *
  * Capture asks each kind in this order whether a descriptor is its own,
  * so a kind that recognises its descriptors by a narrower test comes
- * before a broader one. Restore finds the kind by its number. */
+ * before a broader one: file.c's capture, which takes every regular file,
+ * directory and device that is left (and refuses unknown devices), stays
+ * last, after tty.c's. Restore finds the kind by its number. */
 #include <stddef.h>
 
 #include "fdkind.h"
@@ -28,7 +30,7 @@ const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_tty,
     &ck_fdkind_pty,
     &ck_fdkind_symlink,
-    &ck_fdkind_file, /* after tty: takes the other devices, refuses unknown ones */
+    &ck_fdkind_file, /* last with a capture: see above */
     &ck_fdkind_dir,
     &ck_fdkind_chr,
     &ck_fdkind_deleted,
