@@ -8,9 +8,15 @@
 #include "fdkind.h"
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
+extern const struct ck_fdkind ck_fdkind_timerfd;
+extern const struct ck_fdkind ck_fdkind_signalfd;
+extern const struct ck_fdkind ck_fdkind_inotify;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
+    &ck_fdkind_timerfd,
+    &ck_fdkind_signalfd,
+    &ck_fdkind_inotify,
     NULL,
 };
 
