@@ -343,6 +343,9 @@ struct ck_signalfd {
  * path_off counted from the end of the entries). */
 #define CK_INW_DONT_FOLLOW 0x1          /* added with IN_DONT_FOLLOW: the link itself */
 #define CK_INW_ONLYDIR 0x2              /* added with IN_ONLYDIR */
+#define CK_INW_FD 0x4                   /* no path: watched through the program's descriptor
+                                           of the file (path "/proc/self/fd/N"), a removed
+                                           file it holds open; added once every fd is back */
 struct ck_inotify {
     uint32_t nwatch;
     int32_t next_wd;                    /* the wd the next inotify_add_watch gets */

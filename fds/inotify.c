@@ -183,6 +183,33 @@ static int search_dir(const char *dir, uint64_t dev, uint64_t ino, uint32_t *fla
     return found;
 }
 
+/* A descriptor of the program's on inode (dev, ino) (a removed file it
+ * still holds open): out = "/proc/self/fd/N", which inotify_add_watch
+ * follows to the file behind it. 1 found, 0 not. */
+static int held_fd(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, size_t outlen)
+{
+    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    char buf[4096] __attribute__((aligned(8)));
+    long n;
+    int found = 0;
+    while (!found && (n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0)
+        for (long off = 0; off < n && !found;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            struct stat st;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9' ||
+                (size_t)snprintf(out, outlen, "/proc/self/fd/%s", d->d_name) >= outlen)
+                continue;
+            found = stat(out, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+        }
+    close(dfd);
+    if (found)
+        *flags = CK_INW_FD;
+    return found;
+}
+
 /* The path of the watched inode (dev, ino): out, flags. 1 found, 0 not. */
 static int find_path(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, size_t outlen)
 {
@@ -213,7 +240,9 @@ static int find_path(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, siz
         }
     char cwd[CK_PATH_MAX];
     *flags = 0;
-    return getcwd(cwd, sizeof cwd) && search_dir(cwd, dev, ino, flags, out, outlen);
+    if (getcwd(cwd, sizeof cwd) && search_dir(cwd, dev, ino, flags, out, outlen))
+        return 1;
+    return held_fd(dev, ino, flags, out, outlen);
 }
 
 /* ---- capture ---- */
@@ -386,6 +415,8 @@ static int inotify_check(struct ck_fdrest *r)
     for (uint32_t i = 0; i < x.h->nwatch; i++) {
         const char *p = x.paths + w[i].path_off;
         struct stat st;
+        if (w[i].flags & CK_INW_FD)
+            continue; /* the descriptor's own restore makes its file */
         if (((w[i].flags & CK_INW_DONT_FOLLOW) ? lstat(p, &st) : stat(p, &st)) < 0) {
             snprintf(r->err, r->errlen, "fd %d: the inotify watch %d on %s cannot be made again: "
                      "%s", r->f->fd, w[i].wd, p, strerror(errno));
@@ -395,12 +426,41 @@ static int inotify_check(struct ck_fdrest *r)
     return 0;
 }
 
+/* Add to instance fd the watches of x that are (fdwatches) or are not
+ * made through a descriptor, each with its number, then give the
+ * instance its next number. 0, or -1 with err set. */
+static int add_watches(struct ck_fdrest *r, int fd, const struct watchlist *x, int fdwatches)
+{
+    const struct ck_inotify_watch *w = x->w;
+    for (uint32_t i = 0; i < x->h->nwatch; i++) {
+        if (!(w[i].flags & CK_INW_FD) != !fdwatches)
+            continue;
+        const char *p = x->paths + w[i].path_off;
+        uint32_t mask = w[i].mask | ((w[i].flags & CK_INW_DONT_FOLLOW) ? IN_DONT_FOLLOW : 0) |
+                        ((w[i].flags & CK_INW_ONLYDIR) ? IN_ONLYDIR : 0);
+        if (ioctl(fd, INOTIFY_IOC_SETNEXTWD, (long)w[i].wd) < 0) {
+            snprintf(r->err, r->errlen, "fd %d: cannot give the inotify watch on %s its number "
+                     "%d (INOTIFY_IOC_SETNEXTWD): %s", r->f->fd, p, w[i].wd, strerror(errno));
+            return -1;
+        }
+        int wd = inotify_add_watch(fd, p, mask);
+        if (wd != w[i].wd) {
+            snprintf(r->err, r->errlen, "fd %d: the inotify watch %d on %s came back as %d: %s",
+                     r->f->fd, w[i].wd, p, wd, wd < 0 ? strerror(errno)
+                                                      : "another watch has its file now");
+            return -1;
+        }
+    }
+    if (x->h->next_wd > 0)
+        ioctl(fd, INOTIFY_IOC_SETNEXTWD, (long)x->h->next_wd);
+    return 0;
+}
+
 static int inotify_restore(struct ck_fdrest *r)
 {
     struct watchlist x;
     if (watches(r, &x) < 0)
         return -1;
-    const struct ck_inotify_watch *w = x.w;
     /* no IN_CLOEXEC: the shim sets the descriptor flags after restore */
     int fd = inotify_init1((r->f->oflags & O_NONBLOCK) ? IN_NONBLOCK : 0);
     if (fd < 0) {
@@ -408,29 +468,21 @@ static int inotify_restore(struct ck_fdrest *r)
                  strerror(errno));
         return -1;
     }
-    for (uint32_t i = 0; i < x.h->nwatch; i++) {
-        const char *p = x.paths + w[i].path_off;
-        uint32_t mask = w[i].mask | ((w[i].flags & CK_INW_DONT_FOLLOW) ? IN_DONT_FOLLOW : 0) |
-                        ((w[i].flags & CK_INW_ONLYDIR) ? IN_ONLYDIR : 0);
-        if (ioctl(fd, INOTIFY_IOC_SETNEXTWD, (long)w[i].wd) < 0) {
-            snprintf(r->err, r->errlen, "fd %d: cannot give the inotify watch on %s its number "
-                     "%d (INOTIFY_IOC_SETNEXTWD): %s", r->f->fd, p, w[i].wd, strerror(errno));
-            goto fail;
-        }
-        int wd = inotify_add_watch(fd, p, mask);
-        if (wd != w[i].wd) {
-            snprintf(r->err, r->errlen, "fd %d: the inotify watch %d on %s came back as %d: %s",
-                     r->f->fd, w[i].wd, p, wd, wd < 0 ? strerror(errno)
-                                                      : "another watch has its file now");
-            goto fail;
-        }
+    if (add_watches(r, fd, &x, 0) < 0) {
+        close(fd);
+        return -1;
     }
-    if (x.h->next_wd > 0)
-        ioctl(fd, INOTIFY_IOC_SETNEXTWD, (long)x.h->next_wd);
     return fd;
-fail:
-    close(fd);
-    return -1;
+}
+
+/* Watches of removed files the program holds open: through those
+ * descriptors, now that every one is at its number. */
+static int inotify_after(struct ck_fdrest *r)
+{
+    struct watchlist x;
+    if (watches(r, &x) < 0)
+        return -1;
+    return add_watches(r, r->f->fd, &x, 1);
 }
 
 static void inotify_describe(const struct ck_fd *f, const void *state, size_t len, char *out,
@@ -460,5 +512,6 @@ const struct ck_fdkind ck_fdkind_inotify = {
     .capture = inotify_capture,
     .check = inotify_check,
     .restore = inotify_restore,
+    .after = inotify_after,
     .describe = inotify_describe,
 };

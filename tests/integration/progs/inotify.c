@@ -11,6 +11,8 @@
  *     6 watched/r: IN_ATTRIB | IN_EXCL_UNLINK, then watched/r is renamed
  *       to watched/r2 (the path the program gave is gone; the watch
  *       follows the file);
+ *     7 watched/held: IN_CLOSE_WRITE, then removed while the program
+ *       keeps it open (H): the watch lives on, on a file with no path;
  *   the events all this made are read.
  *   I2 = inotify_init1(IN_CLOEXEC), blocking, watches "." for IN_CREATE
  *   (wd 1), and has an event queued (a file made in "."): such events are
@@ -21,7 +23,9 @@
  * events of its file (a new file in watched, a write and a chmod of
  * watched/f, a touch of the link, a chmod of watched/r2, a file made in
  * "other" once, then IN_IGNORED), P reports I1 readable, I2 reports a
- * file made in "."; a new watch on I1 gets number 7, as it would have.
+ * file made in "."; a new watch on I1 gets number 8, as it would have;
+ * H, restored as a removed file, still has watch 7 (fdinfo, on its new
+ * inode), which reports its close after a write.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -37,8 +41,9 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* The watches fdinfo shows for fd, "wd:.. ino:.. sdev:.. mask:.." each,
- * sorted, one per line, into out. */
-static void watches(int fd, char *out, size_t len)
+ * sorted, one per line, into out; the watch of inode skip (its
+ * "wd:.. ino:.." prefix) into skipped, if given. */
+static void watches(int fd, char *out, size_t len, unsigned long skip, char *skipped)
 {
     char path[64], buf[8192];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
@@ -54,7 +59,14 @@ static void watches(int fd, char *out, size_t len)
         char *end = strstr(p, " ignored_mask");
         check(end != NULL, "fdinfo line without ignored_mask: %s", p);
         *end = 0;
-        lines[nl++] = p + 8;
+        char ino[40];
+        snprintf(ino, sizeof ino, " ino:%lx ", skip);
+        if (skipped && strstr(p, ino)) {
+            *strstr(p, " sdev:") = 0;
+            strcpy(skipped, p + 8);
+        } else {
+            lines[nl++] = p + 8;
+        }
         p = end + 1;
     }
     qsort(lines, nl, sizeof lines[0], cmp_str);
@@ -137,6 +149,12 @@ int main(void)
     add(i1, "other", IN_CREATE | IN_ONESHOT, 5);
     add(i1, "watched/r", IN_ATTRIB | IN_EXCL_UNLINK, 6);
     check_sys(rename("watched/r", "watched/r2"));
+    int held = open("watched/held", O_CREAT | O_RDWR, 0644);
+    check_sys(held);
+    add(i1, "watched/held", IN_CLOSE_WRITE, 7);
+    check_sys(unlink("watched/held"));
+    struct stat hs;
+    check_sys(fstat(held, &hs));
     drain(i1);
     check_sys(i2 = inotify_init1(IN_CLOEXEC));
     add(i2, ".", IN_CREATE, 1);
@@ -144,8 +162,10 @@ int main(void)
     check_sys(p = epoll_create1(0));
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
     check_sys(epoll_ctl(p, EPOLL_CTL_ADD, i1, &ev));
-    watches(i1, before1, sizeof before1);
-    watches(i2, before2, sizeof before2);
+    char heldw[128] = "", want[128];
+    watches(i1, before1, sizeof before1, hs.st_ino, heldw);
+    check(!strncmp(heldw, "wd:7 ino:", 9), "no watch 7 on H (%s)", heldw);
+    watches(i2, before2, sizeof before2, 0, NULL);
     test_msg("I1=%d I2=%d P=%d", i1, i2, p);
 
     test_ready();
@@ -153,9 +173,12 @@ int main(void)
 
     test_check_fd(i1, "I1", "anon_inode:inotify", 1, 0);
     test_check_fd(i2, "I2", "anon_inode:inotify", 0, 1);
-    watches(i1, after, sizeof after);
+    check_sys(fstat(held, &hs));
+    watches(i1, after, sizeof after, hs.st_ino, heldw);
     check(!strcmp(before1, after), "I1: watches\n%sbefore, now\n%s", before1, after);
-    watches(i2, after, sizeof after);
+    snprintf(want, sizeof want, "wd:7 ino:%lx", (unsigned long)hs.st_ino);
+    check(!strcmp(heldw, want), "I1: watch of H is '%s', expected '%s'", heldw, want);
+    watches(i2, after, sizeof after, 0, NULL);
     check(!strcmp(before2, after), "I2: watches\n%sbefore, now\n%s", before2, after);
 
     struct epoll_event out[2];
@@ -179,7 +202,11 @@ int main(void)
     touch("other/x");
     expect(i1, 5, IN_CREATE, "x", "other: create");
     expect(i1, 5, IN_IGNORED, NULL, "other: oneshot");
-    add(i1, "other", IN_CREATE, 7);
+    add(i1, "other", IN_CREATE, 8);
+    check(write(held, "x", 1) == 1, "write H: %s", strerror(errno));
+    check_sys(close(held));
+    expect(i1, 7, IN_CLOSE_WRITE, NULL, "H: close");
+    drain(i1); /* H's IN_IGNORED, once the kernel lets it go */
 
     drain(i2);
     touch("after");
