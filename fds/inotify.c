@@ -69,11 +69,25 @@ static size_t note_size(uint32_t len)
     return (sizeof(struct note) + len + 7) & ~(size_t)7;
 }
 
+/* Is inode (dev, ino) the file st? fdinfo names the device of the file
+ * system's super block; stat may name another anonymous device for the
+ * same file (a btrfs subvolume): two anonymous devices (major 0) are
+ * taken as the same when the inode numbers agree. */
+static int same_inode(uint64_t dev1, uint64_t ino1, uint64_t dev, uint64_t ino)
+{
+    return ino1 == ino && (dev1 == dev || (major(dev1) == 0 && major(dev) == 0));
+}
+
+static int same_file(const struct stat *st, uint64_t dev, uint64_t ino)
+{
+    return same_inode(st->st_dev, st->st_ino, dev, ino);
+}
+
 static int verify(const char *path, uint32_t flags, uint64_t dev, uint64_t ino)
 {
     struct stat st;
     int r = (flags & CK_INW_DONT_FOLLOW) ? lstat(path, &st) : stat(path, &st);
-    return r == 0 && st.st_dev == dev && st.st_ino == ino;
+    return r == 0 && same_file(&st, dev, ino);
 }
 
 /* Called by the shim's inotify_add_watch wrapper after the kernel gave
@@ -172,7 +186,7 @@ static int search_dir(const char *dir, uint64_t dev, uint64_t ino, uint32_t *fla
             /* d_ino is the entry's own inode: a symbolic link is the watch
              * on the link itself */
             struct stat st;
-            if (lstat(out, &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+            if (lstat(out, &st) == 0 && same_file(&st, dev, ino)) {
                 if (S_ISLNK(st.st_mode))
                     *flags |= CK_INW_DONT_FOLLOW;
                 found = 1;
@@ -202,7 +216,7 @@ static int held_fd(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, size_
             if (d->d_name[0] < '0' || d->d_name[0] > '9' ||
                 (size_t)snprintf(out, outlen, "/proc/self/fd/%s", d->d_name) >= outlen)
                 continue;
-            found = stat(out, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+            found = stat(out, &st) == 0 && same_file(&st, dev, ino);
         }
     close(dfd);
     if (found)
@@ -220,7 +234,7 @@ static int find_path(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, siz
             for (uint32_t off = 0; off < used;) {
                 const struct note *n = (const struct note *)(c->data + off);
                 off += (uint32_t)note_size(n->len);
-                if (n->dev != dev || n->ino != ino || n->len > outlen)
+                if (!same_inode(n->dev, n->ino, dev, ino) || n->len > outlen)
                     continue;
                 *flags = n->flags;
                 if (pass == 0 && verify(n->path, n->flags, dev, ino)) {

@@ -166,6 +166,26 @@ static int timerfd_capture(struct ck_fdcap *c)
     return c->state(c, &t, sizeof t) < 0 ? -1 : 1;
 }
 
+/* Before anything changes: can this user make a timer on the clock (the
+ * alarm clocks need CAP_WAKE_ALARM, which the program may have had)? */
+static int timerfd_check(struct ck_fdrest *r)
+{
+    const struct ck_timerfd *t = r->state;
+    if (!t || r->state_len < sizeof *t) {
+        snprintf(r->err, r->errlen, "fd %d: timerfd without its state in the image", r->f->fd);
+        return -1;
+    }
+    int fd = timerfd_create(t->clockid, TFD_CLOEXEC);
+    if (fd < 0) {
+        snprintf(r->err, r->errlen, "fd %d: cannot create a timerfd on %s: %s%s", r->f->fd,
+                 clock_name(t->clockid), strerror(errno),
+                 errno == EPERM ? " (it needs CAP_WAKE_ALARM)" : "");
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 static int timerfd_restore(struct ck_fdrest *r)
 {
     const struct ck_timerfd *t = r->state;
@@ -251,6 +271,7 @@ const struct ck_fdkind ck_fdkind_timerfd = {
     .kind = CK_FD_TIMERFD,
     .name = "timerfd",
     .capture = timerfd_capture,
+    .check = timerfd_check,
     .restore = timerfd_restore,
     .describe = timerfd_describe,
 };
