@@ -388,7 +388,7 @@ struct ck_fd {
     int32_t share_with;                 /* earlier fd with same description, or -1 */
     uint32_t flags;                     /* CK_FDF_* */
     uint32_t mode;                      /* st_mode */
-    uint32_t pad;
+    uint32_t sig;                       /* F_SETSIG signal (0: SIGIO) */
     uint64_t dev, ino, size;
     int64_t mtime_ns;
     uint64_t aux;                       /* eventfd count, pipe ino, memfd seals, ... */
@@ -396,8 +396,19 @@ struct ck_fd {
     int64_t ctime_ns;                   /* identity, continued (common/fileid.h) */
     uint64_t hash;                      /* content hash, if hash_kind */
     uint32_t hash_kind;                 /* CK_HASH_* */
-    uint32_t pad2;
+    uint32_t owner;                     /* who gets its SIGIO: CK_OWN_* << 24 | id */
 };
+
+/* ck_fd.owner: F_SETOWN_EX of the open file description, as the program
+ * sees it. The low 24 bits are a thread's tid as the program saw it
+ * (CK_OWN_THREAD); the others need no id. Owners outside the program are
+ * refused at checkpoint. */
+#define CK_OWN_NONE 0
+#define CK_OWN_PROCESS 1                /* the process itself */
+#define CK_OWN_PGRP 2                   /* its process group */
+#define CK_OWN_THREAD 3                 /* one of its threads */
+#define CK_OWN_KIND(o) ((o) >> 24)
+#define CK_OWN_ID(o) ((o) & 0xffffffu)
 
 /* Can region r be mapped from the program's descriptor f, a deleted file
  * or memfd (CK_REG_FROMFD)? Same file, and an access mode that allows the
@@ -455,6 +466,9 @@ enum {
     CK_LOCK_OFD = 3,                    /* fcntl F_OFD_SETLK: on the open file description */
     CK_LOCK_LEASE = 4,                  /* fcntl F_SETLEASE (an active one): on the open
                                            file description */
+    CK_LOCK_LEASE_BREAKING = 5,         /* a lease someone's open is breaking: write = its
+                                           type before; start = 1 if it is being
+                                           downgraded to a read lease, 0 if to none */
 };
 
 /* CK_REC_LOCKS payload: ck_rec.arg of these. One per lock (a range of

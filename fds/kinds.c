@@ -11,12 +11,22 @@ extern const struct ck_fdkind ck_fdkind_eventfd;
 extern const struct ck_fdkind ck_fdkind_timerfd;
 extern const struct ck_fdkind ck_fdkind_signalfd;
 extern const struct ck_fdkind ck_fdkind_inotify;
+extern const struct ck_fdkind ck_fdkind_pipe;
+extern const struct ck_fdkind ck_fdkind_epoll;
+extern const struct ck_fdkind ck_fdkind_pidfd;
+extern const struct ck_fdkind ck_fdkind_tty;
+extern const struct ck_fdkind ck_fdkind_pty;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
     &ck_fdkind_timerfd,
     &ck_fdkind_signalfd,
     &ck_fdkind_inotify,
+    &ck_fdkind_pipe,
+    &ck_fdkind_epoll,
+    &ck_fdkind_pidfd,
+    &ck_fdkind_tty,
+    &ck_fdkind_pty,
     NULL,
 };
 
