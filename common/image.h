@@ -318,6 +318,48 @@ enum {
     CK_FD_UNSUPPORTED = 99,
 };
 
+/* FDSTATE of a timerfd (fds/timerfd.c). value_ns is the time that was
+ * left until the next expiry (0: disarmed), deadline_ns that expiry on
+ * the timer's clock (kept for TFD_TIMER_ABSTIME timers); boot_id names
+ * the boot the monotonic clocks counted from. */
+struct ck_timerfd {
+    int32_t clockid;
+    uint32_t settime_flags;             /* TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET */
+    uint64_t ticks;                     /* expirations not yet read */
+    int64_t value_ns;
+    int64_t interval_ns;
+    int64_t deadline_ns;
+    uint8_t boot_id[16];
+};
+
+/* FDSTATE of a signalfd (fds/signalfd.c). */
+struct ck_signalfd {
+    uint64_t sigmask;                   /* bit n-1: signal n */
+    uint64_t reserved;
+};
+
+/* FDSTATE of an inotify instance (fds/inotify.c): this header, nwatch
+ * ck_inotify_watch entries in wd order, then their paths (NUL-terminated,
+ * path_off counted from the end of the entries). */
+#define CK_INW_DONT_FOLLOW 0x1          /* added with IN_DONT_FOLLOW: the link itself */
+#define CK_INW_ONLYDIR 0x2              /* added with IN_ONLYDIR */
+#define CK_INW_FD 0x4                   /* no path: watched through the program's descriptor
+                                           of the file (path "/proc/self/fd/N"), a removed
+                                           file it holds open; added once every fd is back */
+struct ck_inotify {
+    uint32_t nwatch;
+    int32_t next_wd;                    /* the wd the next inotify_add_watch gets */
+    uint32_t queued;                    /* bytes of events queued (lost) */
+    uint32_t pad;
+};
+struct ck_inotify_watch {
+    int32_t wd;
+    uint32_t mask;                      /* as fdinfo shows it (with IN_ONESHOT, IN_EXCL_UNLINK) */
+    uint64_t ino, dev;                  /* the watched inode (dev: st_dev encoding) */
+    uint32_t flags;                     /* CK_INW_* */
+    uint32_t path_off;
+};
+
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */

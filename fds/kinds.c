@@ -10,6 +10,9 @@
 #include "fdkind.h"
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
+extern const struct ck_fdkind ck_fdkind_timerfd;
+extern const struct ck_fdkind ck_fdkind_signalfd;
+extern const struct ck_fdkind ck_fdkind_inotify;
 extern const struct ck_fdkind ck_fdkind_pipe;
 extern const struct ck_fdkind ck_fdkind_epoll;
 extern const struct ck_fdkind ck_fdkind_pidfd;
@@ -24,6 +27,9 @@ extern const struct ck_fdkind ck_fdkind_memfd;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
+    &ck_fdkind_timerfd,
+    &ck_fdkind_signalfd,
+    &ck_fdkind_inotify,
     &ck_fdkind_pipe,
     &ck_fdkind_epoll,
     &ck_fdkind_pidfd,

@@ -83,6 +83,7 @@ TWICE+=" raw_thread pty_ctty "
 TWICE+=" unreadable_map "
 # Checkpointed once without --kill first (see checkpoint_restore).
 LIVE=" pty_queued "
+TWICE+=" timerfd signalfd inotify "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
