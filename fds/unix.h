@@ -1,0 +1,24 @@
+/* unix.h - AF_UNIX sockets (fds/unix.c). */
+#ifndef CKSHIM_FDS_UNIX_H
+#define CKSHIM_FDS_UNIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fdkind.h"
+
+extern const struct ck_fdkind ck_fdkind_unix;
+
+/* One line about a CK_FD_UNIX descriptor (coord inspect). */
+void ck_unix_describe(const struct ck_fd *f, const void *state, size_t len, char *out,
+                      size_t outlen);
+
+/* The image's unix sockets that cannot come back as they were: connections
+ * to outside the program (dead after restore) and listeners whose waiting
+ * clients belong to other processes (dropped), as "fd N (...), ..." in out.
+ * state(ctx, i, &len) gives fds[i]'s saved state. Returns how many. */
+int ck_unix_outside(const struct ck_fd *fds, uint32_t n,
+                    const void *(*state)(void *ctx, uint32_t i, size_t *len), void *ctx,
+                    char *out, size_t outlen);
+
+#endif
