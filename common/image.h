@@ -15,6 +15,7 @@
  *   | record: TTYS (optional)   |  ck_tty[]: terminal modes of std fds
  *   | record: GUARDS (optional) |  ck_guard[]: guard page runs
  *   | record: SHM (optional)    |  ck_shm[]: SysV shared memory attached
+ *   | record: FDSTATE (optional)| per-descriptor state of fds/ kinds
  *   | record: FILEDATA ...      |  contents of deleted files (chunks)
  *   | record: PAGES ...         |  one contiguous run of pages each
  *   | record: END               |  struct ck_end (totals)
@@ -34,9 +35,10 @@
 #define CK_MAGIC "CKSHIMG\x01"         /* 8 bytes, no terminator used */
 #define CK_MAGIC_LEN 8
 /* 2.0: ck_proc, ck_region and ck_fd grew (process attributes, file
- * identity), new optional records (MEMCHECK, LOCKS, TTYS, GUARDS, SHM) */
+ * identity), new optional records (MEMCHECK, LOCKS, TTYS, GUARDS, SHM).
+ * 2.1: FDSTATE record (state of descriptor kinds in fds/). */
 #define CK_VERSION_MAJOR 2
-#define CK_VERSION_MINOR 0
+#define CK_VERSION_MINOR 1
 #define CK_PAGE_SIZE 4096UL
 #define CK_CHUNK_PAGES 256              /* a PAGES record holds at most this */
 #define CK_MAX_THREADS 1024
@@ -92,6 +94,8 @@ enum {
     CK_REC_TTYS = 9,                    /* ck_tty[], after FDS (and LOCKS), if any */
     CK_REC_GUARDS = 10,                 /* ck_guard[], after FDS (LOCKS, TTYS), if any */
     CK_REC_SHM = 11,                    /* ck_shm[], after FDS (LOCKS, TTYS, GUARDS), if any */
+    CK_REC_FDSTATE = 12,                /* ck_fdstate entries, after FDS (LOCKS, TTYS,
+                                           GUARDS, SHM), if any */
     CK_REC_END = 0x7fff,
 };
 
@@ -306,6 +310,11 @@ enum {
     CK_FD_PIDFD = 11,                   /* pidfd of the process itself, of one of
                                            its threads (aux: its tid as the program
                                            saw it) or of a process that has exited */
+    CK_FD_TIMERFD = 13,                 /* fds/timerfd.c */
+    CK_FD_SIGNALFD = 14,                /* fds/signalfd.c */
+    CK_FD_INOTIFY = 15,                 /* fds/inotify.c */
+    CK_FD_UNIX = 16,                    /* AF_UNIX socket: fds/unix.c */
+    CK_FD_INET = 17,                    /* TCP/UDP over IPv4/IPv6: fds/inet.c */
     CK_FD_UNSUPPORTED = 99,
 };
 
@@ -368,6 +377,18 @@ static inline uint64_t ck_nofile_need(int maxfd, uint32_t nfds)
 {
     return (uint64_t)(maxfd > 2 ? maxfd : 2) + 64 + 2 * (uint64_t)nfds;
 }
+
+/* CK_REC_FDSTATE payload: ck_rec.arg entries, each this header and `len`
+ * bytes of the kind's own state (a struct of common/image.h named after
+ * the kind), padded with zeros to a multiple of 8. At most one entry per
+ * descriptor, in FDS order; `fd` and `kind` repeat the descriptor's. */
+struct ck_fdstate {
+    int32_t fd;
+    uint32_t kind;                      /* CK_FD_* */
+    uint32_t len;                       /* state bytes that follow */
+    uint32_t pad;
+};
+#define CK_FDSTATE_MAX (1u << 20)       /* bytes of one entry's state, at most */
 
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,
  * one per region marked MADV_DONTFORK or MADV_WIPEONFORK, in region order.

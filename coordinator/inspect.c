@@ -16,6 +16,7 @@
 #include "coord.h"
 #include "counter.h"
 #include "fileid.h"
+#include "fdkind.h"
 #include "imgio.h"
 #include "xxh64.h"
 
@@ -180,8 +181,6 @@ static const char *fd_kind(uint32_t k)
         return "pipe";
     case CK_FD_MEMFD:
         return "memfd";
-    case CK_FD_EVENTFD:
-        return "eventfd";
     case CK_FD_EPOLL:
         return "epoll";
     case CK_FD_SYMLINK:
@@ -192,8 +191,10 @@ static const char *fd_kind(uint32_t k)
         return "pty";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
-    default:
-        return "?";
+    default: {
+        const struct ck_fdkind *kind = ck_fdkind_of(k);
+        return kind ? kind->name : "?";
+    }
     }
 }
 
@@ -611,11 +612,16 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
-        if (f->kind == CK_FD_EVENTFD && o < sizeof(extra))
-            snprintf(extra + o, sizeof(extra) - o, " [count %llu]", (unsigned long long)f->aux);
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
         printf("  %4d %-11s %-22s %10lld  %s%s\n", f->fd, fd_kind(f->kind), fl, (long long)f->pos,
                path ? path : "", extra);
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        if (kind && kind->describe && f->share_with < 0) {
+            char line[512];
+            const struct ck_fdstate_ref *st = img->fdstate ? &img->fdstate[i] : NULL;
+            kind->describe(f, st ? st->data : NULL, st ? st->len : 0, line, sizeof line);
+            printf("  %4s %s\n", "", line);
+        }
         char d[128];
         for (uint32_t k = 0; k < img->nlocks; k++)
             if (img->locks[k].fd == f->fd)

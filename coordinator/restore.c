@@ -59,6 +59,7 @@
 #include "coord.h"
 #include "counter.h"
 #include "fileid.h"
+#include "fdkind.h"
 #include "fileident.h"
 #include "imgio.h"
 #include "plan.h"
@@ -472,6 +473,73 @@ static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
 
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
+static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len);
+
+/* coord's services to the kinds of fds/ (fds/fdkind.h) */
+static int rest_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
+{
+    return read_fd_bytes(r->priv, fd, data, len); /* its message in c->err = r->err */
+}
+
+static const void *rest_state_of(struct ck_fdrest *r, uint32_t i, size_t *len)
+{
+    const struct ck_image *im = r->im;
+    if (!im->fdstate || i >= im->nfds || !im->fdstate[i].data)
+        return NULL;
+    if (len)
+        *len = im->fdstate[i].len;
+    return im->fdstate[i].data;
+}
+
+static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
+{
+    memset(r, 0, sizeof *r);
+    r->im = &c->img;
+    r->i = i;
+    r->f = &c->img.fds[i];
+    r->path = c->img.fd_paths[i];
+    r->stash = stash;
+    r->maxfd = maxfd;
+    r->detach = c->detach;
+    r->err = c->err;
+    r->errlen = sizeof c->err;
+    r->bytes = rest_bytes;
+    r->state_of = rest_state_of;
+    r->priv = c;
+    r->state = rest_state_of(r, i, &r->state_len);
+}
+
+/* Each descriptor of a kind of fds/ that has a check: may it be made
+ * again here? Runs before anything is changed. */
+static int check_fd_kinds(struct rctx *c)
+{
+    for (uint32_t i = 0; i < c->img.nfds; i++) {
+        const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+        struct ck_fdrest r;
+        if (!k || !k->check || c->img.fds[i].share_with >= 0)
+            continue;
+        rest_ctx(c, i, &r, NULL, -1);
+        if (k->check(&r) < 0)
+            return -1; /* message in c->err */
+    }
+    return 0;
+}
+
+/* Once every descriptor is in place: what kinds do last (connections
+ * between descriptors, ...). */
+static int after_fd_kinds(struct rctx *c, int maxfd)
+{
+    for (uint32_t i = 0; i < c->img.nfds; i++) {
+        const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+        struct ck_fdrest r;
+        if (!k || !k->after || c->img.fds[i].share_with >= 0)
+            continue;
+        rest_ctx(c, i, &r, NULL, maxfd);
+        if (k->after(&r) < 0)
+            return -1; /* message in c->err */
+    }
+    return 0;
+}
 
 static int check_image(struct rctx *c)
 {
@@ -603,7 +671,8 @@ static int check_image(struct rctx *c)
             return -1;
         }
     }
-    if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0 || check_nproc(c) < 0)
+    if (check_fd_kinds(c) < 0 || check_shm(c) < 0 || check_hugetlb(c) < 0 ||
+        raise_nofile(c) < 0 || check_nproc(c) < 0)
         return -1;
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].kind == CK_FD_PTY && (im->fds[i].flags & CK_FDF_PTY_CTTY) && !c->detach) {
@@ -1298,30 +1367,61 @@ static int reopen_same_file(struct rctx *c, uint32_t i)
     return -2;
 }
 
+/* Every byte saved for image fd `fd` (FILEDATA records with arg = fd: the
+ * bytes waiting in a pipe or socket), decoded into one malloc'd buffer. */
+static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len)
+{
+    size_t total = 0;
+    *data = NULL;
+    *len = 0;
+    for (uint32_t i = 0; i < c->img.nfiledata; i++)
+        if (c->img.filedata[i].rec.arg == (uint64_t)fd)
+            total += c->img.filedata[i].rec.raw_len;
+    if (!total)
+        return 0;
+    uint8_t *buf = malloc(total), *in = NULL;
+    size_t at = 0;
+    int ok = buf != NULL;
+    for (uint32_t i = 0; ok && i < c->img.nfiledata; i++) {
+        const struct ck_rec_loc *l = &c->img.filedata[i];
+        if (l->rec.arg != (uint64_t)fd)
+            continue;
+        free(in);
+        in = malloc(l->rec.len + 1);
+        ok = in && l->rec.arg2 == at &&
+             pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
+             ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
+             (!c->encrypted || (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 1)) &&
+             ck_chunk_decode(l->rec.flags, in, l->rec.len, buf + at, l->rec.raw_len) == 0;
+        at += l->rec.raw_len;
+    }
+    free(in);
+    if (!ok) {
+        free(buf);
+        snprintf(c->err, sizeof c->err, "fd %d: cannot read its %zu saved bytes from the image",
+                 fd, total);
+        return -1;
+    }
+    *data = buf;
+    *len = total;
+    return 0;
+}
+
 /* Put back the bytes that were waiting in a pipe (FILEDATA records whose
  * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
  * them (its buffer could not be made as large as it was) fails, never
  * hangs. */
 static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
 {
-    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
-        const struct ck_rec_loc *l = &c->img.filedata[i];
-        if (l->rec.arg != (uint64_t)f->fd)
-            continue;
-        uint8_t *in = malloc(l->rec.len + 1), *out = malloc(l->rec.raw_len + 1);
-        int ok = in && out &&
-                 pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
-                 ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
-                 (!c->encrypted || (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 1)) &&
-                 ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
-                 write(wfd, out, l->rec.raw_len) == (ssize_t)l->rec.raw_len;
-        free(in);
-        free(out);
-        if (!ok) {
-            fail_msg(c, "fd %d: cannot refill the pipe with its %llu waiting bytes", f->fd,
-                     (unsigned long long)l->rec.raw_len);
-            return -1;
-        }
+    uint8_t *data;
+    size_t len;
+    if (read_fd_bytes(c, f->fd, &data, &len) < 0)
+        return -1; /* message in c->err */
+    ssize_t w = len ? write(wfd, data, len) : 0;
+    free(data);
+    if (w != (ssize_t)len) {
+        fail_msg(c, "fd %d: cannot refill the pipe with its %zu waiting bytes", f->fd, len);
+        return -1;
     }
     return 0;
 }
@@ -1829,7 +1929,17 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             continue;
         }
         int oflags = (int)(f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
-        switch (f->kind) {
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        if (kind) {
+            struct ck_fdrest r;
+            rest_ctx(c, i, &r, stash_fds, maxfd);
+            c->err[0] = 0;
+            if ((fd = kind->restore(&r)) < 0) {
+                if (!c->err[0])
+                    fail_msg(c, "fd %d: cannot make the %s again", f->fd, kind->name);
+                return -1;
+            }
+        } else switch (f->kind) {
         case CK_FD_SYMLINK:
             fd = open_symlink(c, f, path, &c->fseen[i]);
             if (fd < 0)
@@ -1915,10 +2025,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             if (fd < 0)
                 return -1;
             break;
-        case CK_FD_EVENTFD:
-            fd = eventfd((unsigned)f->aux, ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
-                                               ((f->flags & CK_FDF_EFD_SEMAPHORE) ? EFD_SEMAPHORE : 0));
-            break;
         case CK_FD_EPOLL:
             fd = epoll_create1(0); /* watches: below, once every fd is back */
             break;
@@ -1939,6 +2045,8 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         if (stash_fds[k] >= 0)
             close(stash_fds[k]);
     free(stash_fds);
+    if (after_fd_kinds(c, maxfd) < 0)
+        return -1;
     if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
         return -1;
     return restore_locks(c);

@@ -562,11 +562,6 @@ static const char *anon_kind(const char *target)
     return NULL;
 }
 
-struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
-uint32_t shim_npipes;
-static char *pipe_buf;
-static size_t pipe_buf_cap;
-
 static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
 {
     return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino && a->dev == b->dev;
@@ -582,8 +577,6 @@ static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
  * pipe. */
 static int capture_pipe_data(char *err, size_t errlen)
 {
-    shim_npipes = 0;
-    size_t used = 0;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
         int named = g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/';
@@ -603,26 +596,9 @@ static int capture_pipe_data(char *err, size_t errlen)
         }
         if (!first || from < 0 || (!writer && !named))
             continue;
-        if (shim_npipes >= SHIM_MAX_PIPES) {
-            snprintf(err, errlen, "more than %d pipes", SHIM_MAX_PIPES);
-            return -E2BIG;
-        }
-        if (!pipe_buf || used + f->size > pipe_buf_cap) {
-            size_t want = pipe_buf_cap ? pipe_buf_cap * 2 : (4u << 20);
-            while (want < used + f->size)
-                want *= 2;
-            char *nb = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (nb == MAP_FAILED) {
-                snprintf(err, errlen, "out of memory for pipe contents");
-                return -ENOMEM;
-            }
-            if (pipe_buf) {
-                memcpy(nb, pipe_buf, used);
-                munmap(pipe_buf, pipe_buf_cap);
-            }
-            pipe_buf = nb;
-            pipe_buf_cap = want;
-        }
+        char *buf = fdbytes_reserve(f->size, err, errlen);
+        if (!buf)
+            return -ENOMEM;
         int tp[2];
         if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
             snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
@@ -633,7 +609,7 @@ static int capture_pipe_data(char *err, size_t errlen)
         size_t got = 0;
         if (n > 0) {
             while (got < (size_t)n) {
-                ssize_t r = read(tp[0], pipe_buf + used + got, (size_t)n - got);
+                ssize_t r = read(tp[0], buf + got, (size_t)n - got);
                 if (r <= 0)
                     break;
                 got += (size_t)r;
@@ -647,24 +623,19 @@ static int capture_pipe_data(char *err, size_t errlen)
                      from, avail, got);
             return -EIO;
         }
-        struct shim_pipedata *pd = &shim_pipes[shim_npipes++];
-        pd->fd = f->fd;
-        pd->data = pipe_buf + used;
-        pd->len = got;
-        used += got;
+        int r = fdbytes_commit(f->fd, got, err, errlen);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
 
-/* Drop the pipe contents buffer after a checkpoint (unmap it), or after a
- * restore (it was never part of the image: just forget it). */
+/* Drop the saved bytes and descriptor state after a checkpoint (unmap
+ * them), or after a restore (they were never part of the image: just
+ * forget them). */
 void capture_forget(int unmap)
 {
-    if (pipe_buf && unmap)
-        munmap(pipe_buf, pipe_buf_cap);
-    pipe_buf = NULL;
-    pipe_buf_cap = 0;
-    shim_npipes = 0;
+    fdcap_forget(unmap);
 }
 
 struct ck_lock shim_locks[SHIM_MAX_LOCKS];
@@ -1026,6 +997,7 @@ static int capture_fds(char *err, size_t errlen)
     g_shim.nfds = 0;
     shim_nlocks = 0;
     shim_nttys = 0;
+    fdcap_reset();
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
     /* A removed working directory is made again at restore, but not one
@@ -1089,13 +1061,19 @@ static int capture_fds(char *err, size_t errlen)
             int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");
             int own = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? proc_self_path(target, &st)
                                                                  : 0;
-            if (own < 0) {
+            int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
+            if (mine < 0) {
+                ret = mine;
+                goto out;
+            }
+            if (mine > 0) {
+                /* a kind of fds/ took it */
+            } else if (own < 0) {
                 snprintf(err, errlen, "fd %d is %s, a namespace of another process, which "
                          "ckshim cannot restore", fd, target);
                 ret = -ENOTSUP;
                 goto out;
-            }
-            if (own > 0) {
+            } else if (own > 0) {
                 f->kind = S_ISDIR(st.st_mode) ? CK_FD_DIR : CK_FD_FILE;
                 f->flags |= CK_FDF_PROC_SELF;
             } else if (S_ISREG(st.st_mode)) {
@@ -1204,12 +1182,6 @@ static int capture_fds(char *err, size_t errlen)
                          what, target);
                 ret = -ENOTSUP;
                 goto out;
-            } else if (!strcmp(target, "anon_inode:[eventfd]") && fi.has_eventfd) {
-                f->kind = CK_FD_EVENTFD;
-                f->aux = fi.eventfd_count;
-                const char *sem = il > 0 ? strstr(info, "eventfd-semaphore:") : NULL;
-                if (sem && strtol(sem + 18, NULL, 10) == 1)
-                    f->flags |= CK_FDF_EFD_SEMAPHORE;
             } else if (!strcmp(target, "anon_inode:[eventpoll]")) {
                 /* path: the watch list (epoll.c) */
                 f->kind = CK_FD_EPOLL;
@@ -1266,7 +1238,9 @@ static int capture_fds(char *err, size_t errlen)
                 f->flags |= CK_FDF_STD_REDIRECT;
         }
     }
-    ret = capture_pipe_data(err, errlen);
+    if ((ret = capture_pipe_data(err, errlen)) < 0)
+        goto out;
+    ret = fdcap_finish(err, errlen);
 out:
     close(dfd);
     return ret;

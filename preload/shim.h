@@ -155,14 +155,30 @@ extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
 extern volatile int shim_leader_seen;
 
 /* capture.c */
-#define SHIM_MAX_PIPES 256
-struct shim_pipedata {
-    int fd;                             /* read end */
-    const char *data;
+/* fdcap.c: what kinds of descriptors save besides struct ck_fd */
+#define SHIM_MAX_FDBYTES SHIM_MAX_FDS
+struct shim_fdbytes {
+    int fd;                             /* FILEDATA arg: the fd they belong to */
+    size_t off;                         /* where in the bytes buffer (fdbytes_data) */
     size_t len;
 };
-extern struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
-extern uint32_t shim_npipes;
+extern struct shim_fdbytes shim_fdbytes[SHIM_MAX_FDBYTES];
+extern uint32_t shim_nfdbytes;
+extern char *shim_fdstate;              /* FDSTATE payload */
+extern size_t shim_fdstate_len;
+extern uint32_t shim_nfdstate;
+struct ck_fdinfo;
+struct stat;
+char *fdbytes_reserve(size_t len, char *err, size_t errlen);
+int fdbytes_commit(int fd, size_t len, char *err, size_t errlen);
+const char *fdbytes_data(uint32_t i);
+void fdcap_reset(void);
+void fdcap_forget(int unmap);
+int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
+              const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
+              size_t errlen);
+int fdcap_finish(char *err, size_t errlen);
+/* capture.c */
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
 void capture_vmflags_prescan(void);
