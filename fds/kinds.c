@@ -8,9 +8,13 @@
 #include "fdkind.h"
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
+extern const struct ck_fdkind ck_fdkind_unix;
+extern const struct ck_fdkind ck_fdkind_socket_other;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
+    &ck_fdkind_unix,
+    &ck_fdkind_socket_other,   /* after every socket kind: refuses the rest by name */
     NULL,
 };
 
