@@ -233,7 +233,10 @@ static int unix_capture(struct ck_fdcap *c)
             memcpy(cap_state.raw + sizeof *u + 8 * k, &v, 8);
         }
     } else if (d.state == 1 /* TCP_ESTABLISHED */) {
-        u->flags |= CK_UNIXF_CONNECTED;
+        /* a datagram socket is marked so also when another connected to
+         * it; it has a peer only if getpeername says so (below) */
+        if (u->so.type != SOCK_DGRAM)
+            u->flags |= CK_UNIXF_CONNECTED;
     }
     struct sockaddr_un sa;
     socklen_t sl = sizeof sa;
@@ -242,10 +245,12 @@ static int unix_capture(struct ck_fdcap *c)
         memcpy(u->name, sa.sun_path, u->namelen);
     }
     sl = sizeof sa;
-    if ((u->flags & CK_UNIXF_CONNECTED) && getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0 &&
-        sl > SUN_OFF) {
-        u->peerlen = (uint16_t)(sl - SUN_OFF);
-        memcpy(u->peer, sa.sun_path, u->peerlen);
+    if (d.state == 1 && getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0) {
+        u->flags |= CK_UNIXF_CONNECTED;
+        if (sl > SUN_OFF) {
+            u->peerlen = (uint16_t)(sl - SUN_OFF);
+            memcpy(u->peer, sa.sun_path, u->peerlen);
+        }
     }
     if (u->namelen && u->name[0]) {
         /* bound to a path: where the file is, and whether it still is
@@ -505,6 +510,16 @@ static socklen_t to_addr(const char *name, uint32_t len, struct sockaddr_un *sa)
     return (socklen_t)(SUN_OFF + len);
 }
 
+/* The address to reach socket s at: its absolute path when it was bound
+ * to a relative one (coord is not in that directory), else its name. */
+static socklen_t addr_of(const struct usock *s, struct sockaddr_un *sa)
+{
+    size_t pl = s->path ? strlen(s->path) : 0;
+    if (pl && pl < sizeof sa->sun_path)
+        return to_addr(s->path, (uint32_t)pl, sa);
+    return to_addr(s->u->name, s->u->namelen, sa);
+}
+
 static struct usock *by_ino(struct ubuild *b, uint64_t ino)
 {
     for (uint32_t k = 0; ino && k < b->n; k++)
@@ -639,7 +654,7 @@ static int send_dgram(struct ubuild *b, struct usock *s, const struct ck_unix_ms
     if (p && p->pair == 1 + (int)(s - b->s)) {
         from = p->fd; /* a socket pair: only the other end can send */
     } else if (u->namelen) {
-        sl = to_addr(u->name, u->namelen, &sa);
+        sl = addr_of(s, &sa);
         for (uint32_t k = 0; m->addrlen && k < b->n; k++)
             if (b->s[k].u->namelen == m->addrlen && !memcmp(b->s[k].u->name, addr, m->addrlen) &&
                 b->s[k].fd >= 0)
@@ -848,7 +863,7 @@ static int build_all(struct ck_fdrest *r)
             continue;
         struct usock *c = by_ino(&b, s->u->peer_ino);
         struct sockaddr_un sa;
-        socklen_t sl = to_addr(l->u->name, l->u->namelen, &sa);
+        socklen_t sl = addr_of(l, &sa);
         int fl = fcntl(c->fd, F_GETFL);
         fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
         if (connect(c->fd, (struct sockaddr *)&sa, sl) < 0 ||
@@ -865,7 +880,7 @@ static int build_all(struct ck_fdrest *r)
             if (!c || !(c->u->flags & CK_UNIXF_QUEUED))
                 continue; /* a client outside the program: lost */
             struct sockaddr_un sa;
-            socklen_t sl = to_addr(l->u->name, l->u->namelen, &sa);
+            socklen_t sl = addr_of(l, &sa);
             int fl = fcntl(c->fd, F_GETFL);
             fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
             if (connect(c->fd, (struct sockaddr *)&sa, sl) < 0) {
@@ -884,7 +899,8 @@ static int build_all(struct ck_fdrest *r)
             !(u->flags & (CK_UNIXF_PEER_IN | CK_UNIXF_OUTSIDE)))
             continue;
         struct sockaddr_un sa;
-        socklen_t sl = to_addr(u->peer, u->peerlen, &sa);
+        struct usock *p = (u->flags & CK_UNIXF_PEER_IN) ? by_ino(&b, u->peer_ino) : NULL;
+        socklen_t sl = p ? addr_of(p, &sa) : to_addr(u->peer, u->peerlen, &sa);
         if (!u->peerlen || connect(s->fd, (struct sockaddr *)&sa, sl) < 0) {
             if (u->flags & CK_UNIXF_PEER_IN) {
                 rfail(r, "fd %d: cannot connect the unix datagram socket again: %s", s->f->fd,
