@@ -1119,21 +1119,18 @@ void ck_unix_describe(const struct ck_fd *f, const void *state, size_t len, char
 
 /* Dead connections and lost waiting clients of an image, for the
  * checkpoint's notes: "fd 5 (...), fd 9 (...)". Returns how many. */
-int ck_unix_outside(const struct ck_fd *fds, uint32_t n,
-                    const void *(*state)(void *ctx, uint32_t i, size_t *len), void *ctx,
-                    char *out, size_t outlen)
+int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen)
 {
     int count = 0;
     size_t o = 0;
     out[0] = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        size_t len = 0;
-        const struct ck_unix *u = fds[i].kind == CK_FD_UNIX && fds[i].share_with < 0
-                                      ? state(ctx, i, &len)
-                                      : NULL;
-        if (!u || len < sizeof *u)
+    for (uint32_t i = 0; im->fdstate && i < im->nfds; i++) {
+        const struct ck_fd *f = &im->fds[i];
+        const struct ck_unix *u = im->fdstate[i].data;
+        size_t len = im->fdstate[i].len;
+        if (f->kind != CK_FD_UNIX || f->share_with >= 0 || !u || len < sizeof *u)
             continue;
-        char peer[130] = "a socket that is gone";
+        char peer[130] = "a socket that is closed";
         if (u->peerlen && u->peer[0])
             snprintf(peer, sizeof peer, "%.*s", (int)strnlen(u->peer, u->peerlen), u->peer);
         else if (u->peerlen)
@@ -1141,12 +1138,12 @@ int ck_unix_outside(const struct ck_fd *fds, uint32_t n,
         else if (u->peer_ino)
             snprintf(peer, sizeof peer, "an unnamed socket of another process");
         uint32_t lost = 0;
-        if (u->flags & CK_UNIXF_LISTEN) {
+        if ((u->flags & CK_UNIXF_LISTEN) && len >= sizeof *u + 8 * (size_t)u->nicons) {
             const uint64_t *ic = (const uint64_t *)(u + 1);
-            for (uint32_t j = 0; j < u->nicons && len >= sizeof *u + 8 * (size_t)u->nicons; j++) {
+            for (uint32_t j = 0; j < u->nicons; j++) {
                 int in = 0;
-                for (uint32_t k = 0; k < n && !in; k++)
-                    in = fds[k].kind == CK_FD_UNIX && fds[k].ino == ic[j];
+                for (uint32_t k = 0; k < im->nfds && !in; k++)
+                    in = im->fds[k].kind == CK_FD_UNIX && im->fds[k].ino == ic[j];
                 lost += !in;
             }
         }
@@ -1156,10 +1153,10 @@ int ck_unix_outside(const struct ck_fd *fds, uint32_t n,
         if (o + 8 < outlen) {
             if (lost)
                 snprintf(out + o, outlen - o, "%sfd %d (listening: %u waiting client(s) of "
-                         "other processes are dropped)", o ? ", " : "", fds[i].fd, lost);
+                         "other processes are dropped)", o ? ", " : "", f->fd, lost);
             else
                 snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s)", o ? ", " : "",
-                         fds[i].fd, ck_sock_type_name((int)u->so.type), peer);
+                         f->fd, ck_sock_type_name((int)u->so.type), peer);
             o += strlen(out + o);
         }
     }

@@ -16,9 +16,8 @@ void ck_unix_describe(const struct ck_fd *f, const void *state, size_t len, char
 /* The image's unix sockets that cannot come back as they were: connections
  * to outside the program (dead after restore) and listeners whose waiting
  * clients belong to other processes (dropped), as "fd N (...), ..." in out.
- * state(ctx, i, &len) gives fds[i]'s saved state. Returns how many. */
-int ck_unix_outside(const struct ck_fd *fds, uint32_t n,
-                    const void *(*state)(void *ctx, uint32_t i, size_t *len), void *ctx,
-                    char *out, size_t outlen);
+ * Returns how many. */
+struct ck_image;
+int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen);
 
 #endif

@@ -30,15 +30,7 @@
 #include <sys/un.h>
 
 #include "testlib.h"
-
-static socklen_t addr(struct sockaddr_un *sa, const char *name, int abstract)
-{
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    size_t n = strlen(name);
-    memcpy(sa->sun_path + (abstract ? 1 : 0), name, n);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (abstract ? 1 : 0));
-}
+#include "unixtest.h"
 
 static int sock(int type)
 {
@@ -144,22 +136,22 @@ int main(void)
     snprintf(gpath, sizeof gpath, "%s/g.sock", cwd);
 
     int l1 = sock(SOCK_STREAM);
-    check_sys(bind(l1, (struct sockaddr *)&sa, addr(&sa, "l1.sock", 0)));
+    check_sys(bind(l1, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
     check_sys(chmod("l1.sock", 0600));
     check_sys(listen(l1, 5));
     int c1 = sock(SOCK_STREAM);
-    check_sys(connect(c1, (struct sockaddr *)&sa, addr(&sa, "l1.sock", 0)));
+    check_sys(connect(c1, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
     int a1 = accept(l1, NULL, NULL);
     check_sys(a1);
     check(send(c1, "to-server", 9, 0) == 9 && send(a1, "to-client", 9, 0) == 9, "send c1/a1");
     int w1 = sock(SOCK_STREAM), w2 = sock(SOCK_STREAM);
-    check_sys(bind(w1, (struct sockaddr *)&sa, addr(&sa, "w1.sock", 0)));
-    check_sys(connect(w1, (struct sockaddr *)&sa, addr(&sa, "l1.sock", 0)));
-    check_sys(connect(w2, (struct sockaddr *)&sa, addr(&sa, "l1.sock", 0)));
+    check_sys(bind(w1, (struct sockaddr *)&sa, unix_addr(&sa, "w1.sock", 0)));
+    check_sys(connect(w1, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
+    check_sys(connect(w2, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
     check_sys(fcntl(l1, F_SETFL, O_NONBLOCK | O_RDWR));
 
     int l2 = sock(SOCK_SEQPACKET);
-    socklen_t l2len = addr(&sa, abs_l2, 1);
+    socklen_t l2len = unix_addr(&sa, abs_l2, 1);
     check_sys(bind(l2, (struct sockaddr *)&sa, l2len));
     check_sys(listen(l2, 3));
     int c2 = sock(SOCK_SEQPACKET);
@@ -169,10 +161,10 @@ int main(void)
     check(send(c2, "m1", 2, 0) == 2 && send(c2, "m2", 2, 0) == 2, "send c2");
 
     int g = sock(SOCK_DGRAM), b = sock(SOCK_DGRAM), u = sock(SOCK_DGRAM), k = sock(SOCK_DGRAM);
-    socklen_t glen = addr(&sa, gpath, 0);
+    socklen_t glen = unix_addr(&sa, gpath, 0);
     struct sockaddr_un gsa = sa;
     check_sys(bind(g, (struct sockaddr *)&gsa, glen));
-    check_sys(bind(b, (struct sockaddr *)&sa, addr(&sa, abs_b, 1)));
+    check_sys(bind(b, (struct sockaddr *)&sa, unix_addr(&sa, abs_b, 1)));
     check(sendto(b, "from-b", 6, 0, (struct sockaddr *)&gsa, glen) == 6, "send from-b");
     check(sendto(u, "from-u", 6, 0, (struct sockaddr *)&gsa, glen) == 6, "send from-u");
     close(u);
@@ -226,12 +218,12 @@ int main(void)
 
     /* new clients */
     int n1 = sock(SOCK_STREAM);
-    check(connect(n1, (struct sockaddr *)&sa, addr(&sa, "l1.sock", 0)) == 0,
+    check(connect(n1, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)) == 0,
           "connect to l1.sock after restore: %s", strerror(errno));
     int y1 = accept(l1, NULL, NULL);
     check(y1 >= 0, "accept new client: %s", strerror(errno));
     int n2 = sock(SOCK_SEQPACKET);
-    check(connect(n2, (struct sockaddr *)&sa, addr(&sa, abs_l2, 1)) == 0,
+    check(connect(n2, (struct sockaddr *)&sa, unix_addr(&sa, abs_l2, 1)) == 0,
           "connect to L2 after restore: %s", strerror(errno));
     check(send(c1, "more", 4, 0) == 4, "C1 send");
     expect_msg(a1, "more", NULL, "A1 more");
