@@ -640,9 +640,30 @@ static int next_msg(const struct usock *s, size_t *off, struct ck_unix_msg *m, c
     return 1;
 }
 
+/* A socket of the moment to send a message whose sender is no longer in
+ * the process, bound to the sender's name when that is free (an abstract
+ * name, or an absolute path that does not exist: its file is removed at
+ * once), so that recvfrom still names it; else unnamed. */
+static int sender_gone(uint32_t type, const char *addr, uint16_t addrlen)
+{
+    int fd = socket(AF_UNIX, (int)type | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa;
+    socklen_t sl = to_addr(addr, addrlen, &sa);
+    struct stat st;
+    if (fd < 0 || !addrlen || addrlen >= sizeof sa.sun_path)
+        return fd;
+    if (!addr[0]) {
+        bind(fd, (struct sockaddr *)&sa, sl);
+    } else if (addr[0] == '/' && lstat(sa.sun_path, &st) < 0 && errno == ENOENT &&
+               bind(fd, (struct sockaddr *)&sa, sl) == 0) {
+        unlink(sa.sun_path);
+    }
+    return fd;
+}
+
 /* Send one saved message to s again: from its socket-pair peer, else
  * from the program's socket named as its sender, else from a socket of
- * the moment (the sender shows as unnamed). */
+ * the moment (sender_gone). */
 static int send_dgram(struct ubuild *b, struct usock *s, const struct ck_unix_msg *m,
                       const char *addr, const uint8_t *data)
 {
@@ -660,7 +681,7 @@ static int send_dgram(struct ubuild *b, struct usock *s, const struct ck_unix_ms
                 b->s[k].fd >= 0)
                 from = b->s[k].fd;
         if (from < 0)
-            from = tmp = socket(AF_UNIX, (int)u->so.type | SOCK_CLOEXEC, 0);
+            from = tmp = sender_gone(u->so.type, addr, m->addrlen);
     }
     if (from < 0) {
         rfail(b->r, "fd %d: no way to put back the messages waiting in an unnamed unix %s "

@@ -11,8 +11,9 @@
  *   L2: seqpacket listener on an abstract name, backlog 3; C2 -> A2
  *       accepted, messages "m1", "m2" waiting in A2;
  *   G:  datagram socket bound to the absolute path $PWD/g.sock, with
- *       "from-b" (sent by B, bound to an abstract name) and "from-u"
- *       (sent by an unnamed socket, closed since) waiting;
+ *       "from-b" (sent by B, bound to an abstract name), "from-u" (sent
+ *       by an unnamed socket, closed since) and "from-v" (sent by V,
+ *       bound to an abstract name and closed since) waiting;
  *   K:  datagram socket connected to G.
  * After restore: every name as before (getsockname, getpeername), the
  * file's mode, L1's backlog (sock_diag), the waiting bytes and messages
@@ -129,10 +130,11 @@ static void expect_empty(int fd, const char *what)
 int main(void)
 {
     struct sockaddr_un sa;
-    char abs_l2[64], abs_b[64], gpath[4200], cwd[4096];
+    char abs_l2[64], abs_b[64], abs_v[64], gpath[4200], cwd[4096];
     check(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
     snprintf(abs_l2, sizeof abs_l2, "ckshim-test-l2-%d", getpid());
     snprintf(abs_b, sizeof abs_b, "ckshim-test-b-%d", getpid());
+    snprintf(abs_v, sizeof abs_v, "ckshim-test-v-%d", getpid());
     snprintf(gpath, sizeof gpath, "%s/g.sock", cwd);
 
     int l1 = sock(SOCK_STREAM);
@@ -168,13 +170,18 @@ int main(void)
     check(sendto(b, "from-b", 6, 0, (struct sockaddr *)&gsa, glen) == 6, "send from-b");
     check(sendto(u, "from-u", 6, 0, (struct sockaddr *)&gsa, glen) == 6, "send from-u");
     close(u);
+    int v = sock(SOCK_DGRAM);
+    check_sys(bind(v, (struct sockaddr *)&sa, unix_addr(&sa, abs_v, 1)));
+    check(sendto(v, "from-v", 6, 0, (struct sockaddr *)&gsa, glen) == 6, "send from-v");
+    close(v);
     check_sys(connect(k, (struct sockaddr *)&gsa, glen));
 
     test_ready();
     test_wait_go();
 
-    char at_b[80], at_l2[80];
+    char at_b[80], at_l2[80], at_v[80];
     snprintf(at_b, sizeof at_b, "@%s", abs_b);
+    snprintf(at_v, sizeof at_v, "@%s", abs_v);
     snprintf(at_l2, sizeof at_l2, "@%s", abs_l2);
     expect_name(l1, 0, "l1.sock", "L1");
     expect_name(a1, 0, "l1.sock", "A1");
@@ -201,6 +208,7 @@ int main(void)
     expect_empty(a2, "A2");
     expect_msg(g, "from-b", at_b, "G first");
     expect_msg(g, "from-u", "", "G second");
+    expect_msg(g, "from-v", at_v, "G third");
     expect_empty(g, "G");
 
     /* the waiting clients, in order */
