@@ -58,6 +58,7 @@
 #include "unix.h"
 
 #define MAX_ICONS 4096                  /* clients waiting on one listener */
+#define MAX_MSGS (1u << 20)             /* messages waiting in one socket */
 #define SUN_OFF offsetof(struct sockaddr_un, sun_path)
 
 /* ---- sock_diag ---------------------------------------------------------- */
@@ -328,7 +329,7 @@ static ssize_t peek_once(int fd, int trunc, struct sockaddr_un *from, socklen_t 
 
 /* Save fd's receive queue as the saved bytes of image fd i. Returns 0,
  * or -1 with a message in s->err. */
-static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u)
+static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int peer_fd)
 {
     int fd = s->fds[i].fd;
     int zero = 0, ret = 0;
@@ -355,10 +356,26 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u)
     } else {
         struct sockaddr_un from;
         socklen_t fl;
+        int inq = 0;
+        size_t got = 0;
+        ioctl(fd, SIOCINQ, &inq); /* seqpacket: every byte waiting */
         for (;;) {
             n = peek_once(fd, MSG_TRUNC, &from, &fl);
             if (n < 0)
                 break;
+            /* a seqpacket socket shut for reading gives 0 (end of file)
+             * once its queue is walked, not EAGAIN */
+            if (n == 0 && u->so.type == SOCK_SEQPACKET && got >= (size_t)inq &&
+                (u->so.shutdown & CK_SOCK_SHUT_RD)) {
+                errno = EAGAIN;
+                break;
+            }
+            if (u->ndgrams >= MAX_MSGS) {
+                errno = E2BIG;
+                ret = -1;
+                break;
+            }
+            got += (size_t)n;
             struct ck_unix_msg m = {.len = (uint32_t)n};
             m.addrlen = fl > SUN_OFF ? (uint16_t)(fl - SUN_OFF) : 0;
             size_t take = (size_t)n < sizeof peek_buf ? (size_t)n : sizeof peek_buf;
@@ -386,11 +403,14 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u)
     }
     int e = errno;
     setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &u->so.peek_off, sizeof u->so.peek_off);
+    char from[40] = "";
+    if (peer_fd >= 0)
+        snprintf(from, sizeof from, ", sent by fd %d,", peer_fd);
     if (ret == -2)
         snprintf(s->err, s->errlen, "fd %d: a unix %s socket with descriptors in flight "
-                 "(SCM_RIGHTS) waiting in its receive queue; ckshim cannot restore descriptors "
+                 "(SCM_RIGHTS)%s waiting in its receive queue; ckshim cannot restore descriptors "
                  "in flight (let the program receive them first)", fd,
-                 ck_sock_type_name((int)u->so.type));
+                 ck_sock_type_name((int)u->so.type), from);
     else if (ret)
         snprintf(s->err, s->errlen, "fd %d: cannot copy the bytes waiting in a unix %s socket: "
                  "%s", fd, ck_sock_type_name((int)u->so.type), strerror(e));
@@ -463,7 +483,12 @@ static int unix_finish(struct ck_fdcap_set *s)
                 u->flags |= CK_UNIXF_DEAD;
             }
         }
-        if (!(u->flags & CK_UNIXF_LISTEN) && save_queue(s, i, u) < 0)
+        /* a stream or seqpacket socket never connected has no queue */
+        if ((u->flags & CK_UNIXF_LISTEN) ||
+            (u->so.type != SOCK_DGRAM && !(u->flags & CK_UNIXF_CONNECTED)))
+            continue;
+        int64_t p = (u->flags & CK_UNIXF_PEER_IN) ? find_ino(s, u->peer_ino) : -1;
+        if (save_queue(s, i, u, p >= 0 ? s->fds[p].fd : -1) < 0)
             return -1;
     }
     return 0;

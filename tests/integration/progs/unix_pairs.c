@@ -10,13 +10,17 @@
  *   Q0/Q1: seqpacket pair; "alpha", "beta" waiting for Q0, "gamma" for Q1;
  *   H0/H1: stream pair, H0 shut down for writing after sending "last";
  *   R0/R1: stream pair, R0 shut down for reading;
+ *   T0/T1: seqpacket pair, "m" waiting for T0, then T1 shut down for
+ *          writing (T0 sees end of file after "m");
+ *   U:     a seqpacket socket never connected;
  *   E:     epoll watching S1 (EPOLLIN, data 11) and H1 (EPOLLIN|EPOLLRDHUP,
  *          data 12).
  *   A dup of S1 (shares the socket).
  * After restore: every queue reads back exactly (boundaries kept, the
  * empty datagram included), then EAGAIN; options and flags as set; H1
  * reads "last" then end of file, H0 cannot send (EPIPE); R0 reads end of
- * file, R1's send fails with EPIPE; epoll reports S1 and H1 ready with
+ * file, R1's send fails with EPIPE; T0 reads "m" then end of file; U is
+ * a seqpacket socket; epoll reports S1 and H1 ready with
  * their data; every pair still carries new bytes both ways.
  */
 #include <fcntl.h>
@@ -73,7 +77,7 @@ static void expect_works(int a, int b, const char *what)
 
 int main(void)
 {
-    int s[2], d[2], q[2], h[2], r[2];
+    int s[2], d[2], q[2], h[2], r[2], t[2];
     static char big[BIG], huge[HUGE];
     signal(SIGPIPE, SIG_IGN);
     check_sys(pair(SOCK_STREAM, s));
@@ -81,6 +85,9 @@ int main(void)
     check_sys(pair(SOCK_SEQPACKET, q));
     check_sys(pair(SOCK_STREAM, h));
     check_sys(pair(SOCK_STREAM, r));
+    check_sys(pair(SOCK_SEQPACKET, t));
+    int u = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    check_sys(u);
 
     test_fill(big, BIG, 1);
     test_fill(huge, HUGE, 2);
@@ -109,6 +116,8 @@ int main(void)
     check(send(h[0], "last", 4, 0) == 4, "send last");
     check_sys(shutdown(h[0], SHUT_WR));
     check_sys(shutdown(r[0], SHUT_RD));
+    check(send(t[1], "m", 1, 0) == 1, "send m");
+    check_sys(shutdown(t[1], SHUT_WR));
 
     int ep = epoll_create1(0);
     check_sys(ep);
@@ -192,6 +201,11 @@ int main(void)
     errno = 0;
     check(send(r[1], "z", 1, 0) < 0 && errno == EPIPE, "R1 could send to R0 (%s)",
           strerror(errno));
+
+    /* T: messages, then end of file */
+    expect_msg(t[0], "m", 1, "T0");
+    check(recv(t[0], &c, 1, MSG_DONTWAIT) == 0, "T0: no end of file after T1's SHUT_WR");
+    check(geti(u, SO_TYPE) == SOCK_SEQPACKET, "U is not a seqpacket socket");
 
     expect_works(s[0], s[1], "S");
     expect_works(d[0], d[1], "D");
