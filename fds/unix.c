@@ -923,15 +923,22 @@ static int build_all(struct ck_fdrest *r)
         struct usock *l = &b.s[k];
         for (uint32_t j = 0; (l->u->flags & CK_UNIXF_LISTEN) && j < l->u->nicons; j++) {
             struct usock *c = by_ino(&b, l->icons[j]);
-            if (!c || !(c->u->flags & CK_UNIXF_QUEUED))
-                continue; /* a client outside the program: lost */
             struct sockaddr_un sa;
             socklen_t sl = addr_of(l, &sa);
-            int fl = fcntl(c->fd, F_GETFL);
-            fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
-            if (connect(c->fd, (struct sockaddr *)&sa, sl) < 0) {
-                rfail(r, "fd %d: cannot queue the connection to the unix socket listening on "
-                      "fd %d again: %s", c->f->fd, l->f->fd, strerror(errno));
+            /* a client outside the program (or one that closed) gets a
+             * stand-in that closes at once: accept still gives the
+             * connection, whose reads see end of file */
+            int fd = c && (c->u->flags & CK_UNIXF_QUEUED)
+                         ? c->fd
+                         : socket(AF_UNIX, (int)l->u->so.type | SOCK_CLOEXEC, 0);
+            int fl = fcntl(fd, F_GETFL);
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+            int e = connect(fd, (struct sockaddr *)&sa, sl) < 0 ? errno : 0;
+            if (fd != (c ? c->fd : -1))
+                close(fd);
+            if (e) {
+                rfail(r, "fd %d: cannot queue a connection to the unix socket listening on fd %d "
+                      "again: %s", c ? c->f->fd : l->f->fd, l->f->fd, strerror(e));
                 goto out;
             }
         }
@@ -1198,8 +1205,9 @@ int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen)
         count++;
         if (o + 8 < outlen) {
             if (lost)
-                snprintf(out + o, outlen - o, "%sfd %d (listening: %u waiting client(s) of "
-                         "other processes are dropped)", o ? ", " : "", f->fd, lost);
+                snprintf(out + o, outlen - o, "%sfd %d (listening: %u waiting client(s) closed or "
+                         "of other processes, accepted after restore as closed connections)",
+                         o ? ", " : "", f->fd, lost);
             else
                 snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s)", o ? ", " : "",
                          f->fd, ck_sock_type_name((int)u->so.type), peer);

@@ -15,7 +15,8 @@ void ck_unix_describe(const struct ck_fd *f, const void *state, size_t len, char
 
 /* The image's unix sockets that cannot come back as they were: connections
  * to outside the program (dead after restore) and listeners whose waiting
- * clients belong to other processes (dropped), as "fd N (...), ..." in out.
+ * clients closed or belong to other processes (accepted after restore as
+ * closed connections), as "fd N (...), ..." in out.
  * Returns how many. */
 struct ck_image;
 int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen);

@@ -7,7 +7,8 @@
  *       backlog 5, O_NONBLOCK;
  *   C1 -> A1: a connection L1 accepted; "to-server" waits in A1,
  *       "to-client" in C1;
- *   W1, W2: clients waiting in L1's accept queue (W1 bound to "w1.sock");
+ *   W1, W2: clients waiting in L1's accept queue (W1 bound to "w1.sock"),
+ *       then a third whose client closed;
  *   L2: seqpacket listener on an abstract name, backlog 3; C2 -> A2
  *       accepted, messages "m1", "m2" waiting in A2;
  *   G:  datagram socket bound to the absolute path $PWD/g.sock, with
@@ -18,7 +19,7 @@
  * After restore: every name as before (getsockname, getpeername), the
  * file's mode, L1's backlog (sock_diag), the waiting bytes and messages
  * (with their senders' names), the waiting clients accepted in their
- * order, a new client can connect to l1.sock and to L2, K still sends to G.
+ * order (the closed one as a connection at end of file), a new client can connect to l1.sock and to L2, K still sends to G.
  */
 #include <fcntl.h>
 #include <linux/netlink.h>
@@ -150,6 +151,9 @@ int main(void)
     check_sys(bind(w1, (struct sockaddr *)&sa, unix_addr(&sa, "w1.sock", 0)));
     check_sys(connect(w1, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
     check_sys(connect(w2, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
+    int w3 = sock(SOCK_STREAM);
+    check_sys(connect(w3, (struct sockaddr *)&sa, unix_addr(&sa, "l1.sock", 0)));
+    close(w3);
     check_sys(fcntl(l1, F_SETFL, O_NONBLOCK | O_RDWR));
 
     int l2 = sock(SOCK_SEQPACKET);
@@ -218,7 +222,11 @@ int main(void)
     int x2 = accept(l1, NULL, NULL);
     check(x2 >= 0, "accept W2: %s", strerror(errno));
     expect_name(x2, 1, "", "second waiting client");
-    check(accept(l1, NULL, NULL) < 0 && errno == EAGAIN, "a third client was waiting");
+    int x3 = accept(l1, NULL, NULL);
+    check(x3 >= 0, "accept the closed client: %s", strerror(errno));
+    char c3;
+    check(recv(x3, &c3, 1, 0) == 0, "the closed client's connection is not at end of file");
+    check(accept(l1, NULL, NULL) < 0 && errno == EAGAIN, "a fourth client was waiting");
     check(send(w1, "hi", 2, 0) == 2, "W1 send: %s", strerror(errno));
     expect_msg(x1, "hi", NULL, "X1");
     check(send(x2, "yo", 2, 0) == 2, "X2 send: %s", strerror(errno));
