@@ -508,6 +508,9 @@ struct usock {
     int accepted;                       /* made by accept on this listener index */
     uint8_t *data;                      /* saved receive queue */
     size_t len;
+    /* a removed name kept reachable until its messages are back
+     * (bind_removed): the path to send to and remove, what to put back */
+    char *reach, *aside, *tmpdir;
 };
 
 struct ubuild {
@@ -539,6 +542,8 @@ static socklen_t to_addr(const char *name, uint32_t len, struct sockaddr_un *sa)
  * to a relative one (coord is not in that directory), else its name. */
 static socklen_t addr_of(const struct usock *s, struct sockaddr_un *sa)
 {
+    if (s->reach && strlen(s->reach) < sizeof sa->sun_path)
+        return to_addr(s->reach, (uint32_t)strlen(s->reach), sa);
     size_t pl = s->path ? strlen(s->path) : 0;
     if (pl && pl < sizeof sa->sun_path)
         return to_addr(s->path, (uint32_t)pl, sa);
@@ -580,16 +585,99 @@ static struct usock *accepted_from(struct ubuild *b, struct usock *s)
     return l;
 }
 
+/* Remove the file of a removed name bound again, and put back what was
+ * moved aside for it (bind_removed). Returns 0 or -1 (err set). */
+static int unreach(struct ck_fdrest *r, struct usock *s)
+{
+    int ret = 0;
+    if (s->reach)
+        unlink(s->reach);
+    if (s->aside && rename(s->aside, s->path) < 0) {
+        rfail(r, "fd %d: cannot put %s back after binding the unix socket there: %s", s->f->fd,
+              s->path, strerror(errno));
+        ret = -1;
+    }
+    if (s->tmpdir)
+        rmdir(s->tmpdir);
+    free(s->reach);
+    free(s->aside);
+    free(s->tmpdir);
+    s->reach = s->aside = s->tmpdir = NULL;
+    return ret;
+}
+
+/* Bind s, whose file was removed, to its name again; its file goes again
+ * at once, or for a datagram socket with messages to put back, once they
+ * are (unreach). A relative name (without a directory part) is bound in
+ * a directory of the moment: the name is the same, and the directory
+ * goes with the file. An absolute one is bound at its path; what is there
+ * now (a file of the user's, such as a FIFO the program made there since;
+ * check() refused anything else) is moved aside meanwhile. */
+static int bind_removed(struct ck_fdrest *r, struct usock *s, const struct sockaddr_un *sa,
+                        socklen_t sl)
+{
+    const struct ck_unix *u = s->u;
+    int rc, e = 0;
+    if ((u->flags & CK_UNIXF_RELATIVE) && !memchr(u->name, '/', u->namelen)) {
+        char tmp[] = "/tmp/.ckshim-sock-XXXXXX";
+        int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cwd < 0 || !mkdtemp(tmp) || chdir(tmp) < 0) {
+            rfail(r, "fd %d: cannot make a directory to bind the unix socket %.*s in: %s",
+                  s->f->fd, (int)u->namelen, u->name, strerror(errno));
+            if (cwd >= 0)
+                close(cwd);
+            return -2;
+        }
+        rc = bind(s->fd, (const struct sockaddr *)sa, sl);
+        e = errno;
+        if (fchdir(cwd) < 0 && rc == 0) {
+            e = errno;
+            rc = -1;
+        }
+        close(cwd);
+        s->tmpdir = strdup(tmp);
+        if (rc == 0 && asprintf(&s->reach, "%s/%.*s", tmp, (int)strnlen(u->name, u->namelen),
+                                u->name) < 0)
+            s->reach = NULL;
+    } else {
+        struct stat st;
+        if (lstat(s->path, &st) == 0 && !(S_ISSOCK(st.st_mode) && unlink(s->path) == 0)) {
+            if (asprintf(&s->aside, "%s.ckshim-aside-%d", s->path, (int)getpid()) < 0)
+                s->aside = NULL;
+            if (!s->aside || rename(s->path, s->aside) < 0) {
+                free(s->aside);
+                s->aside = NULL;
+                return -1;
+            }
+        }
+        rc = bind(s->fd, (const struct sockaddr *)sa, sl);
+        e = errno;
+        if (rc == 0)
+            s->reach = strdup(s->path);
+    }
+    int keep = rc == 0 && u->so.type == SOCK_DGRAM && s->len;
+    if ((!keep || !s->reach) && unreach(r, s) < 0)
+        return -2;
+    errno = e;
+    return rc;
+}
+
 /* Bind s to its name. A path: the file left by the checkpointed process
  * (check() made sure it is a stale socket file of ours) goes first; a
- * relative name is bound from its directory; a removed file is removed
- * again. */
+ * relative name is bound from its directory; a removed file: see
+ * bind_removed. */
 static int bind_one(struct ck_fdrest *r, struct usock *s)
 {
     const struct ck_unix *u = s->u;
     struct sockaddr_un sa;
     socklen_t sl = to_addr(u->name, u->namelen, &sa);
-    int cwd = -1, ret = -1;
+    int cwd = -1, ret = -1, rc;
+    if (s->path && (u->flags & CK_UNIXF_REMOVED)) {
+        rc = bind_removed(r, s, &sa, sl);
+        if (rc == -2)
+            return -1;
+        goto bound;
+    }
     if (s->path) {
         struct stat st;
         if (lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == getuid())
@@ -611,7 +699,9 @@ static int bind_one(struct ck_fdrest *r, struct usock *s)
             }
         }
     }
-    if (bind(s->fd, (struct sockaddr *)&sa, sl) < 0) {
+    rc = bind(s->fd, (struct sockaddr *)&sa, sl);
+bound:
+    if (rc < 0) {
         if (s->path)
             rfail(r, "fd %d: cannot bind the unix socket to %s again: %s", s->f->fd, s->path,
                   strerror(errno));
@@ -620,9 +710,7 @@ static int bind_one(struct ck_fdrest *r, struct usock *s)
                   s->f->fd, (int)u->namelen - 1, u->name + 1, strerror(errno));
         goto out;
     }
-    if (s->path && (u->flags & CK_UNIXF_REMOVED))
-        unlink(s->path);
-    else if (s->path && u->file_mode)
+    if (s->path && u->file_mode && !(u->flags & CK_UNIXF_REMOVED))
         chmod(s->path, u->file_mode);
     ret = 0;
 out:
@@ -899,6 +987,9 @@ static int build_all(struct ck_fdrest *r)
             refill_msgs(&b, s, NULL) < 0)
             goto out;
     }
+    for (uint32_t k = 0; k < b.n; k++)
+        if ((b.s[k].reach || b.s[k].aside || b.s[k].tmpdir) && unreach(r, &b.s[k]) < 0)
+            goto out;
     /* 5. connections through the program's own listeners: the accepted
      * ones first (connect, accept), then the clients still waiting, in
      * the listener's queue order */
@@ -1012,6 +1103,8 @@ static int build_all(struct ck_fdrest *r)
     ret = 0;
 out:
     for (uint32_t k = 0; k < b.n; k++) {
+        if (b.s[k].reach || b.s[k].aside || b.s[k].tmpdir)
+            unreach(r, &b.s[k]);
         if (b.s[k].fd >= 0)
             close(b.s[k].fd);
         free(b.s[k].data);
@@ -1120,8 +1213,10 @@ static int unix_check(struct ck_fdrest *r)
         }
         return 0;
     }
-    if (r->path[0] != '/')
-        return 0;
+    if (r->path[0] != '/' ||
+        ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE) &&
+         !memchr(u->name, '/', u->namelen)))
+        return 0; /* bound in a directory of the moment (bind_removed) */
     struct stat st;
     if (lstat(r->path, &st) < 0) {
         if (errno == ENOENT)
@@ -1131,6 +1226,9 @@ static int unix_check(struct ck_fdrest *r)
         return -1;
     }
     const char *why = NULL;
+    if ((u->flags & CK_UNIXF_REMOVED) && st.st_uid == getuid() && !S_ISDIR(st.st_mode) &&
+        (!S_ISSOCK(st.st_mode) || !name_in_use(&st, NULL, 0)))
+        return 0; /* moved aside for the moment of the bind (bind_removed) */
     if (!S_ISSOCK(st.st_mode))
         why = "something that is not a socket is there";
     else if (st.st_uid != getuid())
