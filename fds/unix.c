@@ -505,12 +505,14 @@ struct usock {
     const char *path;                   /* bound file's absolute path, or NULL */
     int fd;
     int pair;                           /* made with socketpair along with this one */
-    int accepted;                       /* made by accept on this listener index */
+    int accepted;                       /* made by accept (named by its listener) */
     uint8_t *data;                      /* saved receive queue */
     size_t len;
     /* a removed name kept reachable until its messages are back
      * (bind_removed): the path to send to and remove, what to put back */
-    char *reach, *aside, *tmpdir;
+    char *reach, *aside, *tmpdir, *made;
+    int served;                         /* listened/connected to through its name */
+    int filled;                         /* its waiting messages are back */
 };
 
 struct ubuild {
@@ -585,13 +587,60 @@ static struct usock *accepted_from(struct ubuild *b, struct usock *s)
     return l;
 }
 
-/* Remove the file of a removed name bound again, and put back what was
- * moved aside for it (bind_removed). Returns 0 or -1 (err set). */
+static int serve(struct ubuild *b, struct usock *s);
+
+/* Make the missing directories above path (0700); *top: the highest one
+ * made (malloc'd), left NULL if none was missing. Returns 0 or -1. */
+static int make_parents(const char *path, char **top)
+{
+    char buf[4200];
+    struct stat st;
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return 0;
+    *slash = 0;
+    if (stat(buf, &st) == 0)
+        return 0;
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0700) == 0) {
+            if (!*top)
+                *top = strdup(buf);
+        } else if (errno != EEXIST) {
+            return -1;
+        }
+        *p = c;
+        if (!c)
+            return 0;
+    }
+}
+
+/* Remove the directories above path up to top (made by make_parents). */
+static void remove_parents(const char *path, const char *top)
+{
+    char buf[4200];
+    size_t tl = strlen(top);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *slash; (slash = strrchr(buf, '/')) && (size_t)(slash - buf) >= tl;) {
+        *slash = 0;
+        rmdir(buf);
+    }
+}
+
+/* Remove the file of a removed name bound again, the directories made for
+ * it, and put back what was moved aside for it (bind_removed). Returns 0
+ * or -1 (err set). */
 static int unreach(struct ck_fdrest *r, struct usock *s)
 {
     int ret = 0;
     if (s->reach)
         unlink(s->reach);
+    if (s->reach && s->made)
+        remove_parents(s->reach, s->made);
     if (s->aside && rename(s->aside, s->path) < 0) {
         rfail(r, "fd %d: cannot put %s back after binding the unix socket there: %s", s->f->fd,
               s->path, strerror(errno));
@@ -602,30 +651,36 @@ static int unreach(struct ck_fdrest *r, struct usock *s)
     free(s->reach);
     free(s->aside);
     free(s->tmpdir);
-    s->reach = s->aside = s->tmpdir = NULL;
+    free(s->made);
+    s->reach = s->aside = s->tmpdir = s->made = NULL;
     return ret;
 }
 
 /* Bind s, whose file was removed, to its name again; its file goes again
- * at once, or for a datagram socket with messages to put back, once they
- * are (unreach). A relative name (without a directory part) is bound in
- * a directory of the moment: the name is the same, and the directory
- * goes with the file. An absolute one is bound at its path; what is there
+ * at once (unreach), and so do directories made for it (removed ones). A
+ * relative name is bound in a directory of the moment: the name is the
+ * same, and the directory goes with the file. An absolute one is bound at
+ * its path; what is there
  * now (a file of the user's, such as a FIFO the program made there since;
- * check() refused anything else) is moved aside meanwhile. */
-static int bind_removed(struct ck_fdrest *r, struct usock *s, const struct sockaddr_un *sa,
+ * check() refused anything else) is moved aside meanwhile. What needs
+ * the name is done before it goes (serve). */
+static int bind_removed(struct ubuild *b, struct usock *s, const struct sockaddr_un *sa,
                         socklen_t sl)
 {
+    struct ck_fdrest *r = b->r;
     const struct ck_unix *u = s->u;
     int rc, e = 0;
-    if ((u->flags & CK_UNIXF_RELATIVE) && !memchr(u->name, '/', u->namelen)) {
+    if (u->flags & CK_UNIXF_RELATIVE) {
         char tmp[] = "/tmp/.ckshim-sock-XXXXXX";
         int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (cwd < 0 || !mkdtemp(tmp) || chdir(tmp) < 0) {
+        if (cwd < 0 || !mkdtemp(tmp) || chdir(tmp) < 0 || !(s->tmpdir = strdup(tmp)) ||
+            asprintf(&s->reach, "%s/%.*s", tmp, (int)strnlen(u->name, u->namelen), u->name) < 0 ||
+            make_parents(s->reach, &s->made) < 0) {
             rfail(r, "fd %d: cannot make a directory to bind the unix socket %.*s in: %s",
                   s->f->fd, (int)u->namelen, u->name, strerror(errno));
-            if (cwd >= 0)
+            if (cwd >= 0 && fchdir(cwd) == 0)
                 close(cwd);
+            unreach(r, s);
             return -2;
         }
         rc = bind(s->fd, (const struct sockaddr *)sa, sl);
@@ -635,12 +690,10 @@ static int bind_removed(struct ck_fdrest *r, struct usock *s, const struct socka
             rc = -1;
         }
         close(cwd);
-        s->tmpdir = strdup(tmp);
-        if (rc == 0 && asprintf(&s->reach, "%s/%.*s", tmp, (int)strnlen(u->name, u->namelen),
-                                u->name) < 0)
-            s->reach = NULL;
     } else {
         struct stat st;
+        if (make_parents(s->path, &s->made) < 0)
+            return -1;
         if (lstat(s->path, &st) == 0 && !(S_ISSOCK(st.st_mode) && unlink(s->path) == 0)) {
             if (asprintf(&s->aside, "%s.ckshim-aside-%d", s->path, (int)getpid()) < 0)
                 s->aside = NULL;
@@ -650,30 +703,33 @@ static int bind_removed(struct ck_fdrest *r, struct usock *s, const struct socka
                 return -1;
             }
         }
+        s->reach = strdup(s->path);
         rc = bind(s->fd, (const struct sockaddr *)sa, sl);
         e = errno;
-        if (rc == 0)
-            s->reach = strdup(s->path);
     }
-    int keep = rc == 0 && u->so.type == SOCK_DGRAM && s->len;
-    if ((!keep || !s->reach) && unreach(r, s) < 0)
+    if (rc < 0) {
+        unreach(r, s);
+        errno = e;
+        return -1;
+    }
+    if (serve(b, s) < 0 || unreach(r, s) < 0)
         return -2;
-    errno = e;
-    return rc;
+    return 0;
 }
 
 /* Bind s to its name. A path: the file left by the checkpointed process
  * (check() made sure it is a stale socket file of ours) goes first; a
  * relative name is bound from its directory; a removed file: see
  * bind_removed. */
-static int bind_one(struct ck_fdrest *r, struct usock *s)
+static int bind_one(struct ubuild *b, struct usock *s)
 {
+    struct ck_fdrest *r = b->r;
     const struct ck_unix *u = s->u;
     struct sockaddr_un sa;
     socklen_t sl = to_addr(u->name, u->namelen, &sa);
     int cwd = -1, ret = -1, rc;
     if (s->path && (u->flags & CK_UNIXF_REMOVED)) {
-        rc = bind_removed(r, s, &sa, sl);
+        rc = bind_removed(b, s, &sa, sl);
         if (rc == -2)
             return -1;
         goto bound;
@@ -886,6 +942,80 @@ static int make_dead(struct ubuild *b, struct usock *s)
     return s->fd < 0 ? -1 : 0;
 }
 
+/* Everything that reaches s through its name, while it has one: a
+ * listener listens, its accepted connections are made again (connect,
+ * accept), then its waiting clients connect in their queue order (one
+ * that closed, or of another process, gets a stand-in that closes at
+ * once: accept still gives that connection, at end of file). A datagram
+ * socket gets its waiting messages, then the program's datagram
+ * sockets connected to it connect. Returns 0 or -1 (err set). */
+static int serve(struct ubuild *b, struct usock *s)
+{
+    struct ck_fdrest *r = b->r;
+    const struct ck_unix *u = s->u;
+    struct sockaddr_un sa;
+    socklen_t sl = addr_of(s, &sa);
+    if (s->served || s->fd < 0 || (u->flags & CK_UNIXF_DEAD))
+        return 0;
+    s->served = 1;
+    if (u->flags & CK_UNIXF_LISTEN) {
+        if (listen(s->fd, (int)u->backlog) < 0) {
+            rfail(r, "fd %d: cannot listen on the unix socket %s again: %s", s->f->fd,
+                  s->path ? s->path : "", strerror(errno));
+            return -1;
+        }
+        for (uint32_t k = 0; k < b->n; k++) {
+            struct usock *a = &b->s[k];
+            if (accepted_from(b, a) != s)
+                continue;
+            struct usock *c = by_ino(b, a->u->peer_ino);
+            int fl = fcntl(c->fd, F_GETFL);
+            fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+            a->accepted = 1;
+            if (connect(c->fd, (struct sockaddr *)&sa, sl) < 0 ||
+                (a->fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+                rfail(r, "fd %d: cannot connect again to the unix socket listening on fd %d: %s",
+                      c->f->fd, s->f->fd, strerror(errno));
+                return -1;
+            }
+        }
+        for (uint32_t j = 0; j < u->nicons; j++) {
+            struct usock *c = by_ino(b, s->icons[j]);
+            int fd = c && (c->u->flags & CK_UNIXF_QUEUED)
+                         ? c->fd
+                         : socket(AF_UNIX, (int)u->so.type | SOCK_CLOEXEC, 0);
+            int fl = fcntl(fd, F_GETFL);
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+            int e = connect(fd, (struct sockaddr *)&sa, sl) < 0 ? errno : 0;
+            if (fd != (c ? c->fd : -1))
+                close(fd);
+            if (e) {
+                rfail(r, "fd %d: cannot queue a connection to the unix socket listening on fd %d "
+                      "again: %s", c ? c->f->fd : s->f->fd, s->f->fd, strerror(e));
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (u->so.type != SOCK_DGRAM)
+        return 0;
+    if (s->len && !s->filled && refill_msgs(b, s, NULL) < 0)
+        return -1;
+    s->filled = 1;
+    for (uint32_t k = 0; k < b->n; k++) {
+        struct usock *c = &b->s[k];
+        if (c->u->so.type != SOCK_DGRAM || c->pair || c->fd < 0 ||
+            !(c->u->flags & CK_UNIXF_PEER_IN) || c->u->peer_ino != u->ino)
+            continue;
+        if (connect(c->fd, (struct sockaddr *)&sa, sl) < 0) {
+            rfail(r, "fd %d: cannot connect the unix datagram socket to fd %d again: %s",
+                  c->f->fd, s->f->fd, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int build_all(struct ck_fdrest *r)
 {
     const struct ck_image *im = r->im;
@@ -955,106 +1085,50 @@ static int build_all(struct ck_fdrest *r)
             goto out;
         }
     }
-    /* 2. bind: removed paths first (a new socket may be at that path) */
+    /* 2. bind: removed paths first (a new socket may be at that path;
+     * what needs their names is done while they have one: serve) */
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t k = 0; k < b.n; k++) {
             struct usock *s = &b.s[k];
             const struct ck_unix *u = s->u;
-            if (s->fd < 0 || !u->namelen || (u->flags & CK_UNIXF_DEAD) ||
+            if (s->fd < 0 || s->accepted || !u->namelen || (u->flags & CK_UNIXF_DEAD) ||
                 (pass == 0) != !!(u->flags & CK_UNIXF_REMOVED))
                 continue;
             /* the ends of a stream or seqpacket socket pair come unnamed
              * (an accepted end's name was its listener's, gone) */
             if (s->pair && u->so.type != SOCK_DGRAM)
                 continue;
-            if (bind_one(r, s) < 0)
+            if (bind_one(&b, s) < 0)
                 goto out;
         }
-    /* 3. listen */
-    for (uint32_t k = 0; k < b.n; k++) {
-        struct usock *s = &b.s[k];
-        if ((s->u->flags & CK_UNIXF_LISTEN) && listen(s->fd, (int)s->u->backlog) < 0) {
-            rfail(r, "fd %d: cannot listen on the unix socket %s again: %s", s->f->fd,
-                  s->path ? s->path : "", strerror(errno));
-            goto out;
-        }
-    }
-    /* 4. datagram queues, before anyone connects (a connected datagram
+    /* 3. datagram queues, before anyone connects (a connected datagram
      * socket takes messages from its peer only) */
     for (uint32_t k = 0; k < b.n; k++) {
         struct usock *s = &b.s[k];
-        if (s->u->so.type == SOCK_DGRAM && !(s->u->flags & CK_UNIXF_DEAD) && s->len &&
-            refill_msgs(&b, s, NULL) < 0)
-            goto out;
-    }
-    for (uint32_t k = 0; k < b.n; k++)
-        if ((b.s[k].reach || b.s[k].aside || b.s[k].tmpdir) && unreach(r, &b.s[k]) < 0)
-            goto out;
-    /* 5. connections through the program's own listeners: the accepted
-     * ones first (connect, accept), then the clients still waiting, in
-     * the listener's queue order */
-    for (uint32_t k = 0; k < b.n; k++) {
-        struct usock *s = &b.s[k];
-        struct usock *l = accepted_from(&b, s);
-        if (!l)
+        if (s->u->so.type != SOCK_DGRAM || (s->u->flags & CK_UNIXF_DEAD) || s->filled)
             continue;
-        struct usock *c = by_ino(&b, s->u->peer_ino);
-        struct sockaddr_un sa;
-        socklen_t sl = addr_of(l, &sa);
-        int fl = fcntl(c->fd, F_GETFL);
-        fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
-        if (connect(c->fd, (struct sockaddr *)&sa, sl) < 0 ||
-            (s->fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-            rfail(r, "fd %d: cannot connect again to the unix socket listening on fd %d: %s",
-                  c->f->fd, l->f->fd, strerror(errno));
+        if (s->len && refill_msgs(&b, s, NULL) < 0)
             goto out;
-        }
+        s->filled = 1;
     }
-    for (uint32_t k = 0; k < b.n; k++) {
-        struct usock *l = &b.s[k];
-        for (uint32_t j = 0; (l->u->flags & CK_UNIXF_LISTEN) && j < l->u->nicons; j++) {
-            struct usock *c = by_ino(&b, l->icons[j]);
-            struct sockaddr_un sa;
-            socklen_t sl = addr_of(l, &sa);
-            /* a client outside the program (or one that closed) gets a
-             * stand-in that closes at once: accept still gives the
-             * connection, whose reads see end of file */
-            int fd = c && (c->u->flags & CK_UNIXF_QUEUED)
-                         ? c->fd
-                         : socket(AF_UNIX, (int)l->u->so.type | SOCK_CLOEXEC, 0);
-            int fl = fcntl(fd, F_GETFL);
-            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-            int e = connect(fd, (struct sockaddr *)&sa, sl) < 0 ? errno : 0;
-            if (fd != (c ? c->fd : -1))
-                close(fd);
-            if (e) {
-                rfail(r, "fd %d: cannot queue a connection to the unix socket listening on fd %d "
-                      "again: %s", c ? c->f->fd : l->f->fd, l->f->fd, strerror(e));
-                goto out;
-            }
-        }
-    }
-    /* datagram connects: to a socket of the program, or by name outside
-     * (a datagram has no connection to lose); nobody there: a dead end */
+    /* 4. what goes through a name: listeners with their connections,
+     * datagram sockets connected to one of the program's */
+    for (uint32_t k = 0; k < b.n; k++)
+        if (serve(&b, &b.s[k]) < 0)
+            goto out;
+    /* datagram sockets connected to a name outside (a datagram has no
+     * connection to lose); nobody there: a dead end */
     for (uint32_t k = 0; k < b.n; k++) {
         struct usock *s = &b.s[k];
         const struct ck_unix *u = s->u;
-        if (u->so.type != SOCK_DGRAM || s->pair ||
-            !(u->flags & (CK_UNIXF_PEER_IN | CK_UNIXF_OUTSIDE)))
+        if (u->so.type != SOCK_DGRAM || !(u->flags & CK_UNIXF_OUTSIDE))
             continue;
         struct sockaddr_un sa;
-        struct usock *p = (u->flags & CK_UNIXF_PEER_IN) ? by_ino(&b, u->peer_ino) : NULL;
-        socklen_t sl = p ? addr_of(p, &sa) : to_addr(u->peer, u->peerlen, &sa);
-        if (!u->peerlen || connect(s->fd, (struct sockaddr *)&sa, sl) < 0) {
-            if (u->flags & CK_UNIXF_PEER_IN) {
-                rfail(r, "fd %d: cannot connect the unix datagram socket again: %s", s->f->fd,
-                      strerror(errno));
-                goto out;
-            }
+        socklen_t sl = to_addr(u->peer, u->peerlen, &sa);
+        if (!u->peerlen || connect(s->fd, (struct sockaddr *)&sa, sl) < 0)
             shutdown(s->fd, SHUT_RDWR);
-        }
     }
-    /* 6. stream and seqpacket queues, written again by the peer */
+    /* 5. stream and seqpacket queues, written again by the peer */
     for (uint32_t k = 0; k < b.n; k++) {
         struct usock *s = &b.s[k];
         const struct ck_unix *u = s->u;
@@ -1077,7 +1151,7 @@ static int build_all(struct ck_fdrest *r)
             off += (size_t)w;
         }
     }
-    /* 7. options, O_NONBLOCK, shutdown; then aside until coord places them */
+    /* 6. options, O_NONBLOCK, shutdown; then aside until coord places them */
     for (uint32_t k = 0; k < b.n; k++) {
         struct usock *s = &b.s[k];
         char err[200];
@@ -1103,7 +1177,7 @@ static int build_all(struct ck_fdrest *r)
     ret = 0;
 out:
     for (uint32_t k = 0; k < b.n; k++) {
-        if (b.s[k].reach || b.s[k].aside || b.s[k].tmpdir)
+        if (b.s[k].reach || b.s[k].aside || b.s[k].tmpdir || b.s[k].made)
             unreach(r, &b.s[k]);
         if (b.s[k].fd >= 0)
             close(b.s[k].fd);
@@ -1214,8 +1288,7 @@ static int unix_check(struct ck_fdrest *r)
         return 0;
     }
     if (r->path[0] != '/' ||
-        ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE) &&
-         !memchr(u->name, '/', u->namelen)))
+        ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE)))
         return 0; /* bound in a directory of the moment (bind_removed) */
     struct stat st;
     if (lstat(r->path, &st) < 0) {
