@@ -694,6 +694,10 @@ static int bind_removed(struct ubuild *b, struct usock *s, const struct sockaddr
         struct stat st;
         if (make_parents(s->path, &s->made) < 0)
             return -1;
+        if (lstat(s->path, &st) == 0 && st.st_uid != getuid()) {
+            errno = EEXIST; /* never another user's (check() said so already) */
+            return -1;
+        }
         if (lstat(s->path, &st) == 0 && !(S_ISSOCK(st.st_mode) && unlink(s->path) == 0)) {
             if (asprintf(&s->aside, "%s.ckshim-aside-%d", s->path, (int)getpid()) < 0)
                 s->aside = NULL;
