@@ -84,6 +84,7 @@ TWICE+=" unreadable_map "
 # Checkpointed once without --kill first (see checkpoint_restore).
 LIVE=" pty_queued "
 TWICE+=" timerfd signalfd inotify "
+TWICE+=" unix_pairs unix_listen unix_outside unix_removed "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
