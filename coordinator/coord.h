@@ -35,10 +35,6 @@ int cmd_keygen(int argc, char **argv);     /* keygen.c */
 struct ck_lock;
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k);
 
-/* ---- epoll.c: re-add the watches of restored epoll fds ---- */
-struct ck_image;
-int epoll_restore_watches(const struct ck_image *im, char *err, size_t errlen);
-
 /* ---- messages (coord.c) ---- */
 
 /* "coord: " fmt "\n" on stderr. */

@@ -47,6 +47,7 @@
 #include "image.h"
 #include "imgio.h"
 #include "inet.h"
+#include "socket.h"
 
 #ifndef SO_PEEK_OFF
 #define SO_PEEK_OFF 42
@@ -58,24 +59,15 @@ enum {
     ST_CLOSE, ST_CLOSE_WAIT, ST_LAST_ACK, ST_LISTEN, ST_CLOSING,
 };
 
-/* The integer options saved, index = ck_inet.opt index (image format:
+/* The IP, IPv6 and TCP integer options saved (SOL_SOCKET ones are in
+ * struct ck_sock, fds/socket.c), index = ck_inet.opt index (image format:
  * only ever append). fam: 0 any, else only for that family; tcp: 1 only
- * for TCP, 2 only for UDP. late: set once bytes are back (TCP_CORK would
- * hold them, SO_PEEK_OFF counts from them). */
+ * for TCP, 2 only for UDP. late: set once the bytes are back (TCP_CORK
+ * would hold them). */
 static const struct inet_opt {
     int level, name, fam, tcp, late;
     const char *text;
 } inet_opts[] = {
-    {SOL_SOCKET, SO_REUSEADDR, 0, 0, 1, "SO_REUSEADDR"},
-    {SOL_SOCKET, SO_REUSEPORT, 0, 0, 0, "SO_REUSEPORT"},
-    {SOL_SOCKET, SO_KEEPALIVE, 0, 1, 0, "SO_KEEPALIVE"},
-    {SOL_SOCKET, SO_SNDBUF, 0, 0, 0, "SO_SNDBUF"},
-    {SOL_SOCKET, SO_RCVBUF, 0, 0, 0, "SO_RCVBUF"},
-    {SOL_SOCKET, SO_BROADCAST, 0, 2, 0, "SO_BROADCAST"},
-    {SOL_SOCKET, SO_OOBINLINE, 0, 1, 0, "SO_OOBINLINE"},
-    {SOL_SOCKET, SO_PRIORITY, 0, 0, 0, "SO_PRIORITY"},
-    {SOL_SOCKET, SO_RCVLOWAT, 0, 0, 0, "SO_RCVLOWAT"},
-    {SOL_SOCKET, SO_PEEK_OFF, 0, 0, 1, "SO_PEEK_OFF"},
     {IPPROTO_TCP, TCP_NODELAY, 0, 1, 0, "TCP_NODELAY"},
     {IPPROTO_TCP, TCP_CORK, 0, 1, 1, "TCP_CORK"},
     {IPPROTO_TCP, TCP_KEEPIDLE, 0, 1, 0, "TCP_KEEPIDLE"},
@@ -101,12 +93,12 @@ static const struct inet_opt {
 };
 #define NOPTS ((int)(sizeof inet_opts / sizeof inet_opts[0]))
 _Static_assert(NOPTS <= CK_INET_NOPT, "ck_inet.opt is too small");
-enum { OPT_REUSEADDR = 0, OPT_REUSEPORT = 1, OPT_SNDBUF = 3, OPT_RCVBUF = 4, OPT_V6ONLY = 26 };
+enum { OPT_V6ONLY = 16 };
 
 static int opt_applies(const struct inet_opt *o, const struct ck_inet *s)
 {
-    int tcp = s->type == SOCK_STREAM;
-    return (!o->fam || o->fam == (int)s->family) && (!o->tcp || (o->tcp == 1) == tcp);
+    int tcp = s->so.type == SOCK_STREAM;
+    return (!o->fam || o->fam == (int)s->so.family) && (!o->tcp || (o->tcp == 1) == tcp);
 }
 
 /* ---- addresses ---- */
@@ -187,7 +179,7 @@ static int listener_takes(const struct ck_inet *l, const struct ck_inaddr *a)
         return same_addr(&l->local, a);
     uint8_t x[16];
     int n = norm_addr(a, x);
-    if (l->family == AF_INET)
+    if (l->so.family == AF_INET)
         return n == 4;
     /* IPv6 wildcard: IPv4 too unless IPV6_V6ONLY */
     return n == 16 || !l->opt[OPT_V6ONLY];
@@ -209,7 +201,7 @@ static void addr_text(const struct ck_inaddr *a, char *out, size_t len)
 
 static const char *proto_name(const struct ck_inet *s)
 {
-    return s->type == SOCK_STREAM ? "TCP" : "UDP";
+    return s->so.type == SOCK_STREAM ? "TCP" : "UDP";
 }
 
 /* ---- capture ---- */
@@ -339,72 +331,32 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
     return ret;
 }
 
-static const char *family_name(int d)
-{
-    switch (d) {
-    case AF_NETLINK:
-        return "netlink";
-    case AF_PACKET:
-        return "packet";
-    case AF_INET:
-        return "IPv4";
-    case AF_INET6:
-        return "IPv6";
-    case AF_BLUETOOTH:
-        return "Bluetooth";
-    case AF_VSOCK:
-        return "vsock";
-    case AF_ALG:
-        return "AF_ALG (kernel crypto)";
-    case AF_XDP:
-        return "XDP";
-    case AF_CAN:
-        return "CAN";
-    case AF_TIPC:
-        return "TIPC";
-    case AF_KEY:
-        return "PF_KEY";
-    default:
-        return "unknown";
-    }
-}
-
 static int inet_capture(struct ck_fdcap *c)
 {
     if (!S_ISSOCK(c->st->st_mode))
         return 0;
-    int fd = c->fd, domain = -1, type = -1, proto = -1;
-    socklen_t l = sizeof domain;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain == AF_UNIX)
-        return 0;
-    l = sizeof type;
-    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l);
-    l = sizeof proto;
-    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l);
-    int tcp = type == SOCK_STREAM && proto == IPPROTO_TCP;
-    int udp = type == SOCK_DGRAM && proto == IPPROTO_UDP;
-    if ((domain != AF_INET && domain != AF_INET6) || (!tcp && !udp)) {
-        const char *t = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "datagram"
-                        : type == SOCK_RAW ? "raw" : type == SOCK_SEQPACKET ? "seqpacket"
-                        : "other";
-        snprintf(c->err, c->errlen, "fd %d is a %s socket (address family %d, %s type, "
-                 "protocol %d; %s), which ckshim cannot restore: only TCP and UDP over IPv4 "
-                 "and IPv6, and Unix sockets, are supported", fd, family_name(domain), domain,
-                 t, proto, c->target);
+    int fd = c->fd, domain = ck_sock_family(fd);
+    if (domain != AF_INET && domain != AF_INET6)
+        return 0; /* AF_UNIX: fds/unix.c; the rest: refused by fds/socket.c */
+    struct ck_inet s;
+    memset(&s, 0, sizeof s);
+    ck_sock_capture(fd, &s.so);
+    int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
+    int udp = s.so.type == SOCK_DGRAM && s.so.protocol == IPPROTO_UDP;
+    if (!tcp && !udp) {
+        snprintf(c->err, c->errlen, "fd %d is an %s socket (%s, protocol %u; %s), which ckshim "
+                 "cannot restore: only TCP and UDP over IPv4 and IPv6 are supported", fd,
+                 ck_sock_family_name(domain), ck_sock_type_name((int)s.so.type), s.so.protocol,
+                 c->target);
         return -ENOTSUP;
     }
     if (fd <= last_fd)
         settle_writes();
     last_fd = fd;
 
-    struct ck_inet s;
-    memset(&s, 0, sizeof s);
-    s.family = (uint32_t)domain;
-    s.type = (uint32_t)type;
-    s.protocol = (uint32_t)proto;
     s.peer_fd = s.listener_fd = -1;
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
+    socklen_t sl = sizeof ss, l;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         to_inaddr(&ss, &s.local);
     sl = sizeof ss;
@@ -413,7 +365,7 @@ static int inet_capture(struct ck_fdcap *c)
         to_inaddr(&ss, &s.peer);
     if (s.local.port)
         s.flags |= CK_INETF_BOUND;
-    if (s.family == AF_INET6 && !memcmp(s.local.addr, v4mapped_prefix, 12))
+    if (s.so.family == AF_INET6 && !memcmp(s.local.addr, v4mapped_prefix, 12))
         s.flags |= CK_INETF_V4MAPPED;
     for (int i = 0; i < NOPTS; i++) {
         int v = 0;
@@ -424,19 +376,6 @@ static int inet_capture(struct ck_fdcap *c)
             s.optmask |= 1u << i;
         }
     }
-    struct linger lg = {0, 0};
-    l = sizeof lg;
-    if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff) {
-        s.flags |= CK_INETF_LINGER;
-        s.linger = lg.l_linger;
-    }
-    struct timeval tv;
-    l = sizeof tv;
-    if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l) == 0)
-        s.rcvtimeo_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-    l = sizeof tv;
-    if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &l) == 0)
-        s.sndtimeo_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 
     int ret = 0;
     if (udp) {
@@ -484,7 +423,7 @@ static int inet_capture(struct ck_fdcap *c)
         if (ti.tcpi_state == ST_FIN_WAIT1 || ti.tcpi_state == ST_FIN_WAIT2 ||
             ti.tcpi_state == ST_CLOSING || ti.tcpi_state == ST_LAST_ACK ||
             ti.tcpi_state == ST_TIME_WAIT)
-            s.flags |= CK_INETF_SHUT_WR;
+            s.so.shutdown |= CK_SOCK_SHUT_WR;
         if (s.role != CK_INET_LISTEN && s.role != CK_INET_PLAIN &&
             s.role != CK_INET_CONNECTING) {
             int outq = 0, unsent = 0, inq = 0;
@@ -499,7 +438,7 @@ static int inet_capture(struct ck_fdcap *c)
                 /* shutdown(SHUT_RD): an empty queue reads as end of file */
                 char b;
                 if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
-                    s.flags |= CK_INETF_SHUT_RD;
+                    s.so.shutdown |= CK_SOCK_SHUT_RD;
             }
         }
     }
@@ -535,13 +474,13 @@ static int inet_finish(struct ck_fdcap_set *set)
     last_fd = 1 << 30;
     for (uint32_t i = 0; i < set->n; i++) {
         struct ck_inet *a = state_at(set, i);
-        if (!a || a->type != SOCK_STREAM || a->role != CK_INET_DEAD || !a->peer.family ||
+        if (!a || a->so.type != SOCK_STREAM || a->role != CK_INET_DEAD || !a->peer.family ||
             a->tcp_state == ST_CLOSE)
             continue;
         /* the other end in the process? */
         for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
             struct ck_inet *b = k == i ? NULL : state_at(set, k);
-            if (b && b->type == SOCK_STREAM && b->role != CK_INET_LISTEN &&
+            if (b && b->so.type == SOCK_STREAM && b->role != CK_INET_LISTEN &&
                 same_addr(&a->local, &b->peer) && same_addr(&a->peer, &b->local)) {
                 a->role = CK_INET_PAIR;
                 a->peer_fd = set->fds[k].fd;
@@ -634,17 +573,41 @@ static long read_sysctl(const char *path)
     return n > 0 ? atol(b) : -1;
 }
 
-/* Set the saved options that differ from what the new socket has. late:
- * those set once the bytes are back. conn: a TCP connection, whose
- * buffer sizes grew by themselves (autotuning) unless the program set
- * them: sizes above what a program may set are left to autotuning. */
+/* Set the saved options that differ from what the new socket has:
+ * SOL_SOCKET ones (fds/socket.c) and the IP/TCP ones of the table. Early
+ * (late = 0), before any bind: SO_REUSEADDR stays on for the binds to
+ * come, the socket stays blocking; late, once the bytes are back: all of
+ * them as the program had them (TCP_CORK would have held the bytes).
+ * A TCP connection's buffers grew by themselves (autotuning) unless the
+ * program set them: sizes above what a program may set are left to
+ * autotuning, not locked there. */
 static int apply_opts(struct ck_fdrest *r, int sk, const struct ck_inet *s, int fd, int late)
 {
-    int conn = s->type == SOCK_STREAM && s->role != CK_INET_LISTEN && s->role != CK_INET_PLAIN;
+    int idx = index_of_fd(r, fd);
+    uint32_t oflags = late && idx >= 0 ? r->im->fds[idx].oflags : 0;
+    struct ck_sock so = s->so;
+    int conn = s->so.type == SOCK_STREAM && s->role != CK_INET_LISTEN &&
+               s->role != CK_INET_PLAIN;
+    if (conn) {
+        long wmax = read_sysctl("/proc/sys/net/core/wmem_max");
+        long rmax = read_sysctl("/proc/sys/net/core/rmem_max");
+        int cur = 0;
+        socklen_t l = sizeof cur;
+        if (wmax > 0 && so.sndbuf > 2 * wmax && getsockopt(sk, SOL_SOCKET, SO_SNDBUF, &cur, &l) == 0)
+            so.sndbuf = cur;
+        l = sizeof cur;
+        if (rmax > 0 && so.rcvbuf > 2 * rmax && getsockopt(sk, SOL_SOCKET, SO_RCVBUF, &cur, &l) == 0)
+            so.rcvbuf = cur;
+    }
+    if (!late) {
+        so.opts |= CK_SOCKO_REUSEADDR;
+        so.peek_off = -1;
+    }
+    char msg[160];
+    if (ck_sock_apply(sk, &so, oflags, msg, sizeof msg) < 0)
+        return rfail(r, "fd %d: %s socket: %s", fd, proto_name(s), msg);
     int accepted = 0;
-    socklen_t al = sizeof accepted;
-    /* an accepted end: IPV6_V6ONLY no longer matters (and cannot change) */
-    if (conn && getsockopt(sk, SOL_SOCKET, SO_ACCEPTCONN, &accepted, &al) == 0) {
+    if (conn) { /* an accepted end: IPV6_V6ONLY no longer matters (and cannot change) */
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         accepted = getpeername(sk, (struct sockaddr *)&ss, &sl) == 0;
@@ -658,42 +621,20 @@ static int apply_opts(struct ck_fdrest *r, int sk, const struct ck_inet *s, int 
         socklen_t l = sizeof cur;
         if (getsockopt(sk, o->level, o->name, &cur, &l) == 0 && cur == v)
             continue;
-        if (i == OPT_SNDBUF || i == OPT_RCVBUF) {
-            long max = read_sysctl(i == OPT_SNDBUF ? "/proc/sys/net/core/wmem_max"
-                                                   : "/proc/sys/net/core/rmem_max");
-            if (conn && max > 0 && v > 2 * max)
-                continue;
-            v /= 2; /* the kernel doubles what it is given */
-        }
-        if (setsockopt(sk, o->level, o->name, &v, sizeof v) < 0 && o->name != SO_PRIORITY)
-            return rfail(r, "fd %d: cannot set %s to %d on the %s socket: %s", fd, o->text,
-                         s->opt[i], proto_name(s), strerror(errno));
+        if (setsockopt(sk, o->level, o->name, &v, sizeof v) < 0)
+            return rfail(r, "fd %d: cannot set %s to %d on the %s socket: %s", fd, o->text, v,
+                         proto_name(s), strerror(errno));
     }
-    if (late)
-        return 0;
-    if (s->flags & CK_INETF_LINGER) {
-        struct linger lg = {1, s->linger};
-        setsockopt(sk, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    struct timeval tv = {s->rcvtimeo_us / 1000000, s->rcvtimeo_us % 1000000};
-    if (s->rcvtimeo_us)
-        setsockopt(sk, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    tv.tv_sec = s->sndtimeo_us / 1000000;
-    tv.tv_usec = s->sndtimeo_us % 1000000;
-    if (s->sndtimeo_us)
-        setsockopt(sk, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return 0;
 }
 
 /* A new socket like s, options set, SO_REUSEADDR on for the binds to come. */
 static int new_socket(struct ck_fdrest *r, const struct ck_inet *s, int fd)
 {
-    int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, (int)s->protocol);
+    int sk = ck_sock_new(&s->so);
     if (sk < 0)
         return rfail(r, "fd %d: cannot make a %s socket: %s", fd, proto_name(s),
                      strerror(errno));
-    int one = 1;
-    setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (apply_opts(r, sk, s, fd, 0) < 0) {
         close(sk);
         return -1;
@@ -757,7 +698,7 @@ static int connect_client(struct ck_fdrest *r, const struct ck_inet *s, int fd,
         }
     }
     struct ck_inaddr dst = *to;
-    if (s->family == AF_INET6 && dst.family == AF_INET) {
+    if (s->so.family == AF_INET6 && dst.family == AF_INET) {
         /* an IPv6 socket talking IPv4 (mapped addresses) */
         uint8_t v4[4];
         memcpy(v4, dst.addr, 4);
@@ -765,7 +706,7 @@ static int connect_client(struct ck_fdrest *r, const struct ck_inet *s, int fd,
         memcpy(dst.addr, v4mapped_prefix, 12);
         memcpy(dst.addr + 12, v4, 4);
         dst.family = AF_INET6;
-    } else if (s->family == AF_INET && dst.family == AF_INET6) {
+    } else if (s->so.family == AF_INET && dst.family == AF_INET6) {
         memmove(dst.addr, dst.addr + 12, 4);
         dst.family = AF_INET;
     }
@@ -872,7 +813,7 @@ static int make_pair(struct ck_fdrest *r, int ia, int ib)
         fa = fb, fb = ti;
     }
     /* a: the server end, b: the client end */
-    int lsk = temp_listener(&a->local, a->family);
+    int lsk = temp_listener(&a->local, a->so.family);
     if (lsk < 0) {
         char la[80];
         addr_text(&a->local, la, sizeof la);
@@ -911,13 +852,13 @@ static int make_dead(struct ck_fdrest *r, int i)
     int fd = r->im->fds[i].fd;
     struct ck_inaddr lo;
     memset(&lo, 0, sizeof lo);
-    lo.family = (uint16_t)s->family;
-    if (s->family == AF_INET)
+    lo.family = s->so.family;
+    if (s->so.family == AF_INET)
         lo.addr[0] = 127, lo.addr[3] = 1;
     else
         lo.addr[15] = 1;
-    int lsk = temp_listener(&lo, s->family);
-    if (lsk < 0 && s->family == AF_INET6) {
+    int lsk = temp_listener(&lo, s->so.family);
+    if (lsk < 0 && s->so.family == AF_INET6) {
         /* no IPv6 loopback: an IPv4-mapped one */
         memcpy(lo.addr, v4mapped_prefix, 12);
         lo.addr[12] = 127, lo.addr[15] = 1;
@@ -959,7 +900,7 @@ static int make_dead(struct ck_fdrest *r, int i)
         setsockopt(other, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     close(other);
-    if (s->flags & CK_INETF_SHUT_WR)
+    if (s->so.shutdown & CK_SOCK_SHUT_WR)
         shutdown(sk, SHUT_WR);
     return stash(r, i, sk);
 }
@@ -1009,13 +950,8 @@ static int finish_socket(struct ck_fdrest *r, int i)
     if (apply_opts(r, sk, s, f->fd, 1) < 0)
         return -1;
     if (s->role == CK_INET_PAIR) {
-        if (s->flags & CK_INETF_SHUT_WR)
-            shutdown(sk, SHUT_WR);
-        if (s->flags & CK_INETF_SHUT_RD)
-            shutdown(sk, SHUT_RD);
+        ck_sock_shutdown(sk, s->so.shutdown);
     }
-    if (f->oflags & O_NONBLOCK)
-        fcntl(sk, F_SETFL, fcntl(sk, F_GETFL) | O_NONBLOCK);
     return 0;
 }
 
@@ -1107,14 +1043,14 @@ static int inet_check(struct ck_fdrest *r)
                                                  r->f->fd);
     if (s->role != CK_INET_LISTEN)
         return 0;
-    int sk = socket((int)s->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int sk = ck_sock_new(&s->so);
     if (sk < 0)
         return 0;
     int one = 1;
     setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if ((s->optmask & (1u << OPT_REUSEPORT)) && s->opt[OPT_REUSEPORT])
+    if (s->so.opts & CK_SOCKO_REUSEPORT)
         setsockopt(sk, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (s->family == AF_INET6)
+    if (s->so.family == AF_INET6)
         setsockopt(sk, IPPROTO_IPV6, IPV6_V6ONLY, &s->opt[OPT_V6ONLY], sizeof s->opt[OPT_V6ONLY]);
     int rc = bind_to(sk, &s->local) < 0 ? -errno : 0;
     if (rc == 0 && listen(sk, 1) < 0)
@@ -1136,7 +1072,7 @@ static int inet_check(struct ck_fdrest *r)
 static int inet_after(struct ck_fdrest *r)
 {
     const struct ck_inet *s = state_of(r, r->i);
-    if (!s || s->type != SOCK_DGRAM || !s->ndgrams)
+    if (!s || s->so.type != SOCK_DGRAM || !s->ndgrams)
         return 0;
     uint8_t *data = NULL;
     size_t len = 0;
@@ -1155,14 +1091,14 @@ static int inet_after(struct ck_fdrest *r)
         int from = -1, tmp = -1;
         for (uint32_t k = 0; k < r->im->nfds && from < 0; k++) {
             const struct ck_inet *o = state_of(r, k);
-            if (o && o->type == SOCK_DGRAM && same_addr(&o->local, &h.src) &&
-                (o->family == s->family || !(s->flags & CK_INETF_V4MAPPED)))
+            if (o && o->so.type == SOCK_DGRAM && same_addr(&o->local, &h.src) &&
+                (o->so.family == s->so.family || !(s->flags & CK_INETF_V4MAPPED)))
                 from = r->im->fds[k].fd;
         }
         uint8_t v4[16];
         int src4 = norm_addr(&h.src, v4) == 4;
-        struct ck_inaddr src = h.src, dst = reach(&s->local, s->family);
-        if (s->family == AF_INET6 && src4 && from < 0) {
+        struct ck_inaddr src = h.src, dst = reach(&s->local, s->so.family);
+        if (s->so.family == AF_INET6 && src4 && from < 0) {
             /* a v4 datagram into an IPv6 socket: send it over IPv4 */
             src.family = AF_INET;
             memcpy(src.addr, v4, 4);
@@ -1224,13 +1160,13 @@ static void inet_describe(const struct ck_fd *f, const void *state, size_t len, 
     char la[80], pa[80];
     addr_text(&s->local, la, sizeof la);
     addr_text(&s->peer, pa, sizeof pa);
-    int n = snprintf(out, outlen, "%s%s %s", proto_name(s), s->family == AF_INET6 ? "v6" : "",
+    int n = snprintf(out, outlen, "%s%s %s", proto_name(s), s->so.family == AF_INET6 ? "v6" : "",
                      la);
     if (n < 0 || (size_t)n >= outlen)
         return;
     if (s->role == CK_INET_LISTEN)
         snprintf(out + n, outlen - (size_t)n, " listening (backlog %d)", s->backlog);
-    else if (s->type == SOCK_DGRAM)
+    else if (s->so.type == SOCK_DGRAM)
         snprintf(out + n, outlen - (size_t)n, "%s%s, %u datagrams waiting",
                  s->peer.family ? " connected to " : "", s->peer.family ? pa : "", s->ndgrams);
     else if (s->peer.family)

@@ -181,6 +181,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
               const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
               size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
+int fdcap_resumed(char *err, size_t errlen);
 /* capture.c */
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
@@ -199,8 +200,8 @@ extern uint32_t shim_nttys;
 extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
 extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
-int capture_pidfds_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
+void capture_tty(int fd, const struct stat *st);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
@@ -266,9 +267,6 @@ void cputime_capture(void);
 void cputime_restore(void);
 void cputime_forget(void);
 clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
-
-/* epoll.c */
-int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
 
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */
