@@ -30,6 +30,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -341,6 +345,51 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
     return ret;
 }
 
+/* shutdown() of a UDP socket, which only sock_diag tells: SHUT_RD 1,
+ * SHUT_WR 2 (the kernel's RCV_SHUTDOWN, SEND_SHUTDOWN), or 0. One
+ * exact lookup (SOCK_DIAG_BY_FAMILY without NLM_F_DUMP): for UDP the
+ * "source" is the peer the socket would receive from, the "destination"
+ * the socket itself; the answer must be the same inode. */
+static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
+{
+    struct {
+        struct nlmsghdr h;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = (uint8_t)s->so.family;
+    req.r.sdiag_protocol = (uint8_t)s->so.protocol;
+    req.r.idiag_states = ~0u;
+    req.r.id.idiag_sport = htons(s->peer.port);
+    req.r.id.idiag_dport = htons(s->local.port);
+    size_t alen = s->so.family == AF_INET ? 4 : 16;
+    memcpy(req.r.id.idiag_src, s->peer.addr, alen);
+    memcpy(req.r.id.idiag_dst, s->local.addr, alen);
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return 0;
+    uint32_t shut = 0;
+    static char buf[8192];
+    ssize_t n = send(nl, &req, sizeof req, 0) == sizeof req ? recv(nl, buf, sizeof buf, 0) : -1;
+    close(nl);
+    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+    if (n < (ssize_t)sizeof *h || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+        return 0;
+    const struct inet_diag_msg *m = NLMSG_DATA(h);
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m) || m->idiag_inode != (uint32_t)ino)
+        return 0;
+    const struct rtattr *a = (const struct rtattr *)(m + 1);
+    size_t left = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
+    for (; RTA_OK(a, left); a = RTA_NEXT(a, left))
+        if (a->rta_type == INET_DIAG_SHUTDOWN && RTA_PAYLOAD(a) >= 1)
+            shut = *(const uint8_t *)RTA_DATA(a) & (CK_SOCK_SHUT_RD | CK_SOCK_SHUT_WR);
+    return shut;
+}
+
 static int inet_capture(struct ck_fdcap *c)
 {
     if (!S_ISSOCK(c->st->st_mode))
@@ -408,6 +457,8 @@ static int inet_capture(struct ck_fdcap *c)
         if (connected)
             s.flags |= CK_INETF_CONNECTED;
         s.role = CK_INET_PLAIN;
+        if (s.local.port)
+            s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
         ret = peek_dgrams(c, fd, &s);
     } else {
         struct tcp_info ti;
@@ -571,6 +622,7 @@ void ck_inet_reset_pairs(void)
 
 struct built {
     const struct ck_image *im;
+    const struct ck_image *sent;        /* the datagrams of im were sent again */
     int done;
     int failed;
 };
@@ -1141,21 +1193,18 @@ static int inet_check(struct ck_fdrest *r)
     return 0;
 }
 
-/* Once every descriptor is at its number: the datagrams that waited in
- * UDP sockets are sent again, each from the program's socket bound to
- * its source address if there is one, else from a socket bound there for
- * the moment (if that address is free), else from any port. */
-static int inet_after(struct ck_fdrest *r)
+/* The datagrams that waited in UDP socket i are sent again, each from
+ * the program's socket bound to its source address if there is one, else
+ * from a socket bound there for the moment (if that address is free),
+ * else from any port. */
+static int resend_dgrams(struct ck_fdrest *r, uint32_t i)
 {
-    const struct ck_inet *s = state_of(r, r->i);
-    if (!s || s->so.type != SOCK_DGRAM)
-        return 0;
-    if (!s->ndgrams)
-        return attach_filter(r, r->f->fd, s, r->f->fd);
+    const struct ck_inet *s = state_of(r, i);
+    int fd = r->im->fds[i].fd;
     uint8_t *data = NULL;
     size_t len = 0;
-    if (r->bytes(r, r->f->fd, &data, &len) < 0)
-        return rfail(r, "fd %d: cannot read its saved datagrams", r->f->fd);
+    if (r->bytes(r, fd, &data, &len) < 0)
+        return rfail(r, "fd %d: cannot read its saved datagrams", fd);
     size_t off = 0;
     while (off + sizeof(struct ck_inet_dgram) <= len) {
         struct ck_inet_dgram h;
@@ -1209,13 +1258,39 @@ static int inet_after(struct ck_fdrest *r)
             if (tmp >= 0)
                 close(tmp);
             free(data);
-            return rfail(r, "fd %d: cannot send a saved datagram of %u bytes again: %s",
-                         r->f->fd, h.len, strerror(e));
+            return rfail(r, "fd %d: cannot send a saved datagram of %u bytes again: %s", fd,
+                         h.len, strerror(e));
         }
         if (tmp >= 0)
             close(tmp);
     }
     free(data);
+    return 0;
+}
+
+/* Once every descriptor is at its number: the datagrams, then each UDP
+ * socket's shutdown state and socket filter. */
+static int inet_after(struct ck_fdrest *r)
+{
+    const struct ck_inet *s = state_of(r, r->i);
+    if (!s || s->so.type != SOCK_DGRAM)
+        return 0;
+    /* every datagram first (a source may be another socket of the
+     * program, which is then shut down or filtered like this one) */
+    if (g_built.sent != r->im) {
+        g_built.sent = r->im;
+        for (uint32_t k = 0; k < r->im->nfds; k++) {
+            const struct ck_inet *o = state_of(r, k);
+            if (o && o->so.type == SOCK_DGRAM && o->ndgrams && resend_dgrams(r, k) < 0)
+                return -1;
+        }
+    }
+    /* an unconnected UDP socket is shut down all the same, with ENOTCONN */
+    for (int how = 0; how < 2; how++)
+        if ((s->so.shutdown & (how ? CK_SOCK_SHUT_WR : CK_SOCK_SHUT_RD)) &&
+            shutdown(r->f->fd, how ? SHUT_WR : SHUT_RD) < 0 && errno != ENOTCONN)
+            return rfail(r, "fd %d: cannot shut the UDP socket down again: %s", r->f->fd,
+                         strerror(errno));
     return attach_filter(r, r->f->fd, s, r->f->fd);
 }
 
