@@ -220,39 +220,92 @@ static const char *proto_name(const struct ck_inet *s)
 
 /* ---- capture ---- */
 
-/* Before the first bytes are peeked, every TCP socket of the process must
- * have handed what it wrote to the kernel's loopback path (Nagle, TCP_CORK
- * and delayed ACKs hold small writes for up to 200 ms): wait up to 300 ms
- * until no socket has unsent bytes. Bytes that still cannot go (the
- * receiver's buffer is full) are refused in finish(). */
-static void settle_writes(void)
+/* Calls fn(fd, arg) for every descriptor of the process. */
+static void each_fd(void (*fn)(int fd, void *arg), void *arg)
 {
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return;
     char buf[4096];
-    for (int round = 0; round < 30; round++) {
-        int busy = 0;
-        lseek(dfd, 0, SEEK_SET);
-        for (;;) {
-            long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
-            if (n <= 0)
-                break;
-            for (long off = 0; off < n;) {
-                const char *name = buf + off + 19; /* struct linux_dirent64: d_name */
-                off += *(const unsigned short *)(buf + off + 16);
-                int unsent = 0;
-                if (name[0] >= '0' && name[0] <= '9' &&
-                    ioctl(atoi(name), SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
-                    busy = 1;
-            }
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            const char *name = buf + off + 19; /* struct linux_dirent64: d_name */
+            off += *(const unsigned short *)(buf + off + 16);
+            if (name[0] >= '0' && name[0] <= '9' && atoi(name) != dfd)
+                fn(atoi(name), arg);
         }
-        if (!busy)
+    }
+    close(dfd);
+}
+
+#define MAX_BUSY 64
+struct busy {
+    int n, fd[MAX_BUSY];
+    struct ck_inaddr peer[MAX_BUSY];
+    int inside[MAX_BUSY];               /* the peer is a socket of the process */
+};
+
+/* fd holds bytes the kernel has not sent yet: remember it and its peer */
+static void note_busy(int fd, void *arg)
+{
+    struct busy *b = arg;
+    int unsent = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (b->n < MAX_BUSY && ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent > 0 &&
+        getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        b->fd[b->n] = fd;
+        b->inside[b->n] = 0;
+        to_inaddr(&ss, &b->peer[b->n++]);
+    }
+}
+
+/* is fd's address the peer of a busy socket? */
+static void find_peer(int fd, void *arg)
+{
+    struct busy *b = arg;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    struct ck_inaddr a;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return;
+    to_inaddr(&ss, &a);
+    for (int i = 0; i < b->n; i++)
+        if (same_addr(&a, &b->peer[i]))
+            b->inside[i] = 1;
+}
+
+/* Before the first bytes are peeked, every TCP connection inside the
+ * process must have handed what it wrote to the kernel's loopback path
+ * (Nagle, TCP_CORK and delayed ACKs hold small writes for up to 200 ms):
+ * wait up to 300 ms until none has unsent bytes. Bytes that still cannot
+ * go (the receiver's buffer is full) are refused in finish(). Connections
+ * to peers outside are not waited for: what they could not send is lost
+ * with them anyway. The common case (nothing unsent) costs one ioctl per
+ * descriptor. */
+static void settle_writes(void)
+{
+    struct busy b = {.n = 0};
+    each_fd(note_busy, &b);
+    if (!b.n)
+        return;
+    each_fd(find_peer, &b);
+    for (int round = 0; round < 30; round++) {
+        int waiting = 0;
+        for (int i = 0; i < b.n; i++) {
+            int unsent = 0;
+            if (b.inside[i] && ioctl(b.fd[i], SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
+                waiting = 1;
+        }
+        if (!waiting)
             break;
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
-    close(dfd);
 }
 
 static int last_fd = 1 << 30; /* a lower fd than the last one: a new checkpoint */
