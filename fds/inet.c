@@ -71,7 +71,8 @@ enum {
 /* The IP, IPv6 and TCP integer options saved (SOL_SOCKET ones are in
  * struct ck_sock, fds/socket.c), index = ck_inet.opt index (image format:
  * only ever append). fam: 0 any, else only for that family; tcp: 1 only
- * for TCP, 2 only for UDP (and UDP-Lite), 3 only for UDP-Lite. late: set once the bytes are back (TCP_CORK
+ * for TCP, 2 only for UDP (and UDP-Lite), 3 only for UDP-Lite, 4 only for
+ * TCP listeners (capture reads fewer options per socket). late: set once the bytes are back (TCP_CORK
  * would hold them). */
 static const struct inet_opt {
     int level, name, fam, tcp, late;
@@ -83,9 +84,9 @@ static const struct inet_opt {
     {IPPROTO_TCP, TCP_KEEPINTVL, 0, 1, 0, "TCP_KEEPINTVL"},
     {IPPROTO_TCP, TCP_KEEPCNT, 0, 1, 0, "TCP_KEEPCNT"},
     {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 1, 0, "TCP_USER_TIMEOUT"},
-    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 1, 0, "TCP_DEFER_ACCEPT"},
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 4, 0, "TCP_DEFER_ACCEPT"},
     {IPPROTO_TCP, TCP_NOTSENT_LOWAT, 0, 1, 0, "TCP_NOTSENT_LOWAT"},
-    {IPPROTO_TCP, TCP_FASTOPEN, 0, 1, 0, "TCP_FASTOPEN"},
+    {IPPROTO_TCP, TCP_FASTOPEN, 0, 4, 0, "TCP_FASTOPEN"},
     {IPPROTO_IP, IP_TOS, AF_INET, 0, 0, "IP_TOS"},
     {IPPROTO_IP, IP_TTL, AF_INET, 0, 0, "IP_TTL"},
     {IPPROTO_IP, IP_PKTINFO, AF_INET, 2, 0, "IP_PKTINFO"},
@@ -112,6 +113,8 @@ static int opt_applies(const struct inet_opt *o, const struct ck_inet *s)
     int tcp = s->so.type == SOCK_STREAM;
     if (o->tcp == 3)
         return s->so.protocol == IPPROTO_UDPLITE;
+    if (o->tcp == 4)
+        return tcp && (s->so.opts & CK_SOCKO_LISTENING);
     return (!o->fam || o->fam == (int)s->so.family) && (!o->tcp || (o->tcp == 1) == tcp);
 }
 
@@ -489,7 +492,7 @@ static int inet_capture(struct ck_fdcap *c)
     }
     int lockf = 0;
     l = sizeof lockf;
-    if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &lockf, &l) == 0 && lockf)
+    if (s.nfilter && getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &lockf, &l) == 0 && lockf)
         s.flags |= CK_INETF_FILTER_LOCKED;
     if (s.local.port)
         s.flags |= CK_INETF_BOUND;
@@ -510,7 +513,7 @@ static int inet_capture(struct ck_fdcap *c)
         if (connected)
             s.flags |= CK_INETF_CONNECTED;
         s.role = CK_INET_PLAIN;
-        if (s.local.port)
+        if (connected) /* shutdown() is for connected sockets (others get ENOTCONN) */
             s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
         ret = peek_dgrams(c, fd, &s);
     } else {
