@@ -80,6 +80,7 @@ TWICE+=" many_regions vmflags guards memfd_state unlink_map sysv_shm hugetlb "
 TWICE+=" fifos ghost_files removed_paths removed_cwd proc_self epoll_renumbered pidfds leases ptys "
 TWICE+=" raw_thread pty_ctty "
 TWICE+=" unreadable_map "
+TWICE+=" hooks "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
