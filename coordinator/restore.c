@@ -2096,6 +2096,8 @@ static void post_restore(struct rctx *c, int pid)
  * (the pipe closed, or an error): the restore failed, no script. */
 static void post_restore_watcher(struct rctx *c, int rd)
 {
+    if (c->have_key)
+        ck_key_wipe(&c->key); /* not needed here, and this process lives on */
     int null = open("/dev/null", O_RDWR);
     if (dup2(rd, 3) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
         _exit(1);

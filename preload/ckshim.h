@@ -37,7 +37,9 @@ unsigned ckshim_generation(void);
  * ckshim_register_hook returns 0, or -1 with errno EINVAL (fn is NULL) or
  * ENOSPC (CKSHIM_MAX_HOOKS hooks registered already). It takes no lock and
  * allocates nothing: it may be called from any thread or signal handler.
- * Hooks cannot be removed: a hook that has nothing to do returns 0. */
+ * Hooks cannot be removed: a hook that has nothing to do returns 0. Under
+ * CKSHIM_DISABLE registration succeeds and hooks never run (nor does a
+ * checkpoint). */
 #define CKSHIM_EVENT_BEFORE_CHECKPOINT 0
 #define CKSHIM_EVENT_AFTER_CHECKPOINT 1
 #define CKSHIM_EVENT_AFTER_RESTORE 2
