@@ -278,9 +278,15 @@ void unwind_symbol_name(const void *addr, char *out, size_t len)
         snprintf(out, len, "%s", di.dli_sname);
         return;
     }
-    /* The executable's own link_map has no name (dladdr gives argv[0]). */
-    const char *file = lm && lm->l_name[0] ? lm->l_name : g_shim.exe[0] ? g_shim.exe
-                                                                       : "/proc/self/exe";
+    /* The executable's own link_map has no name (dladdr gives argv[0]);
+     * after a restore readlink answers the program's path (procpath.c). */
+    char exe[CK_PATH_MAX];
+    const char *file = lm && lm->l_name[0] ? lm->l_name : NULL;
+    if (!file) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        file = n > 0 ? exe : "/proc/self/exe";
+    }
     uint64_t vaddr = (uint64_t)addr - (lm ? lm->l_addr : 0);
     struct elf_view v;
     memset(&v, 0, sizeof v);

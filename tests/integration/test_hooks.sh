@@ -78,6 +78,28 @@ else
 fi
 expect_hooks hook_refusal_runs_after_hooks_of_those_that_ran "$seen,hook 0 a,hook 0 b refused,hook 1 a"
 
+# A hook without a symbol (the program stripped): named by its address and
+# the file and offset it is at.
+strip -o "$T/hooks-stripped" "$B/tests/progs/hooks"
+(cd "$T" && exec env LD_PRELOAD="$SHIM" CK_GO="$T/nogo" HOOKS_REFUSE="$T/hooks-stripped" "$T/hooks-stripped" \
+    >"$T/stripped.log" 2>&1) &
+spid=$!
+disown "$spid" 2>/dev/null
+PIDS+=("$spid")
+if wait_for 10 grep -q READY "$T/stripped.log"; then
+    "$C" checkpoint "$spid" -o "$T/stripped.img" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 1 ] &&
+        grep -Eq "hook 0x[0-9a-f]+ \($T/hooks-stripped\+0x[0-9a-f]+\) \(hook 2 of 3\) returned 7" "$T/err"; then
+        pass hook_refusal_names_address_when_stripped
+    else
+        fail hook_refusal_names_address_when_stripped "rc=$rc"
+    fi
+else
+    fail hook_refusal_names_address_when_stripped "the stripped program did not start"
+fi
+kill -9 "$spid"
+
 # A child process, started by hook c, makes the checkpoint fail after
 # every before-hook returned 0: all three after-hooks run (c ends the child).
 seen="$(hooks_log)"
