@@ -22,7 +22,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wpointer-arith -Wno-unused-p
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
-BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE $(WARN) -Icommon
+BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE $(WARN) -Icommon -Ifds
 CFLAGS ?=
 ALL_CFLAGS := $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
@@ -40,13 +40,16 @@ COMMON_FREE_SRC := common/xxh64.c common/lz4dec.c common/procparse.c
 PRELOAD_SRC := $(wildcard preload/*.c) $(wildcard preload/*.S)
 RESTORER_SRC := $(wildcard restorer/*.c) $(wildcard restorer/*.S)
 COORD_SRC := $(wildcard coordinator/*.c)
+# One file per kind of descriptor (capture and restore side by side),
+# linked into both the shim and coord: fds/fdkind.h.
+FDS_SRC := $(wildcard fds/*.c)
 
 COMMON_PIC_OBJ := $(patsubst %.c,$(B)/pic/%.o,$(COMMON_SRC))
 COMMON_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRC))
 COMMON_FREE_OBJ := $(patsubst %.c,$(B)/free/%.o,$(COMMON_FREE_SRC))
-PRELOAD_OBJ := $(patsubst %,$(B)/pic/%.o,$(basename $(PRELOAD_SRC)))
+PRELOAD_OBJ := $(patsubst %,$(B)/pic/%.o,$(basename $(PRELOAD_SRC) $(FDS_SRC)))
 RESTORER_OBJ := $(patsubst %,$(B)/free/%.o,$(basename $(RESTORER_SRC)))
-COORD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(COORD_SRC))
+COORD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(COORD_SRC) $(FDS_SRC))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))

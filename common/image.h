@@ -15,6 +15,7 @@
  *   | record: TTYS (optional)   |  ck_tty[]: terminal modes of std fds
  *   | record: GUARDS (optional) |  ck_guard[]: guard page runs
  *   | record: SHM (optional)    |  ck_shm[]: SysV shared memory attached
+ *   | record: FDSTATE (optional)| per-descriptor state of fds/ kinds
  *   | record: FILEDATA ...      |  contents of deleted files (chunks)
  *   | record: PAGES ...         |  one contiguous run of pages each
  *   | record: END               |  struct ck_end (totals)
@@ -34,9 +35,10 @@
 #define CK_MAGIC "CKSHIMG\x01"         /* 8 bytes, no terminator used */
 #define CK_MAGIC_LEN 8
 /* 2.0: ck_proc, ck_region and ck_fd grew (process attributes, file
- * identity), new optional records (MEMCHECK, LOCKS, TTYS, GUARDS, SHM) */
+ * identity), new optional records (MEMCHECK, LOCKS, TTYS, GUARDS, SHM).
+ * 2.1: FDSTATE record (state of descriptor kinds in fds/). */
 #define CK_VERSION_MAJOR 2
-#define CK_VERSION_MINOR 0
+#define CK_VERSION_MINOR 1
 #define CK_PAGE_SIZE 4096UL
 #define CK_CHUNK_PAGES 256              /* a PAGES record holds at most this */
 #define CK_MAX_THREADS 1024
@@ -92,6 +94,8 @@ enum {
     CK_REC_TTYS = 9,                    /* ck_tty[], after FDS (and LOCKS), if any */
     CK_REC_GUARDS = 10,                 /* ck_guard[], after FDS (LOCKS, TTYS), if any */
     CK_REC_SHM = 11,                    /* ck_shm[], after FDS (LOCKS, TTYS, GUARDS), if any */
+    CK_REC_FDSTATE = 12,                /* ck_fdstate entries, after FDS (LOCKS, TTYS,
+                                           GUARDS, SHM), if any */
     CK_REC_END = 0x7fff,
 };
 
@@ -306,6 +310,11 @@ enum {
     CK_FD_PIDFD = 11,                   /* pidfd of the process itself, of one of
                                            its threads (aux: its tid as the program
                                            saw it) or of a process that has exited */
+    CK_FD_TIMERFD = 13,                 /* fds/timerfd.c */
+    CK_FD_SIGNALFD = 14,                /* fds/signalfd.c */
+    CK_FD_INOTIFY = 15,                 /* fds/inotify.c */
+    CK_FD_UNIX = 16,                    /* AF_UNIX socket: fds/unix.c */
+    CK_FD_INET = 17,                    /* TCP/UDP over IPv4/IPv6: fds/inet.c */
     CK_FD_UNSUPPORTED = 99,
 };
 
@@ -337,7 +346,7 @@ struct ck_fd {
     int32_t share_with;                 /* earlier fd with same description, or -1 */
     uint32_t flags;                     /* CK_FDF_* */
     uint32_t mode;                      /* st_mode */
-    uint32_t pad;
+    uint32_t sig;                       /* F_SETSIG signal (0: SIGIO) */
     uint64_t dev, ino, size;
     int64_t mtime_ns;
     uint64_t aux;                       /* eventfd count, pipe ino, memfd seals, ... */
@@ -345,8 +354,19 @@ struct ck_fd {
     int64_t ctime_ns;                   /* identity, continued (common/fileid.h) */
     uint64_t hash;                      /* content hash, if hash_kind */
     uint32_t hash_kind;                 /* CK_HASH_* */
-    uint32_t pad2;
+    uint32_t owner;                     /* who gets its SIGIO: CK_OWN_* << 24 | id */
 };
+
+/* ck_fd.owner: F_SETOWN_EX of the open file description, as the program
+ * sees it. The low 24 bits are a thread's tid as the program saw it
+ * (CK_OWN_THREAD); the others need no id. Owners outside the program are
+ * refused at checkpoint. */
+#define CK_OWN_NONE 0
+#define CK_OWN_PROCESS 1                /* the process itself */
+#define CK_OWN_PGRP 2                   /* its process group */
+#define CK_OWN_THREAD 3                 /* one of its threads */
+#define CK_OWN_KIND(o) ((o) >> 24)
+#define CK_OWN_ID(o) ((o) & 0xffffffu)
 
 /* Can region r be mapped from the program's descriptor f, a deleted file
  * or memfd (CK_REG_FROMFD)? Same file, and an access mode that allows the
@@ -368,6 +388,18 @@ static inline uint64_t ck_nofile_need(int maxfd, uint32_t nfds)
 {
     return (uint64_t)(maxfd > 2 ? maxfd : 2) + 64 + 2 * (uint64_t)nfds;
 }
+
+/* CK_REC_FDSTATE payload: ck_rec.arg entries, each this header and `len`
+ * bytes of the kind's own state (a struct of common/image.h named after
+ * the kind), padded with zeros to a multiple of 8. At most one entry per
+ * descriptor, in FDS order; `fd` and `kind` repeat the descriptor's. */
+struct ck_fdstate {
+    int32_t fd;
+    uint32_t kind;                      /* CK_FD_* */
+    uint32_t len;                       /* state bytes that follow */
+    uint32_t pad;
+};
+#define CK_FDSTATE_MAX (1u << 20)       /* bytes of one entry's state, at most */
 
 /* CK_REC_MEMCHECK payload (after FDS, before FILEDATA): ck_rec.arg entries,
  * one per region marked MADV_DONTFORK or MADV_WIPEONFORK, in region order.
@@ -392,6 +424,9 @@ enum {
     CK_LOCK_OFD = 3,                    /* fcntl F_OFD_SETLK: on the open file description */
     CK_LOCK_LEASE = 4,                  /* fcntl F_SETLEASE (an active one): on the open
                                            file description */
+    CK_LOCK_LEASE_BREAKING = 5,         /* a lease someone's open is breaking: write = its
+                                           type before; start = 1 if it is being
+                                           downgraded to a read lease, 0 if to none */
 };
 
 /* CK_REC_LOCKS payload: ck_rec.arg of these. One per lock (a range of

@@ -285,6 +285,8 @@ static const char *rec_type_name(uint32_t type)
         return "GUARDS";
     case CK_REC_SHM:
         return "SHM";
+    case CK_REC_FDSTATE:
+        return "FDSTATE";
     case CK_REC_PAGES:
         return "PAGES";
     case CK_REC_END:
@@ -484,6 +486,52 @@ static int get_scratch(struct img_ctx *c)
     return 0;
 }
 
+/* FDSTATE: entries of descriptors of FDS, in FDS order, one at most each,
+ * of the descriptor's kind; img->fdstate[i] points into the payload. */
+static int read_fdstate(struct img_ctx *c, const struct ck_rec *rec)
+{
+    struct ck_image *img = c->img;
+    uint8_t *buf;
+    if (img->fdstate_buf)
+        return rec_fail(c, "a second %s record", c->tname);
+    if (rec->arg < 1 || rec->arg > img->nfds || rec->len > IMG_MAX_META)
+        return rec_fail(c, "%llu entries in %llu bytes (%u descriptors)",
+                        (unsigned long long)rec->arg, (unsigned long long)rec->len, img->nfds);
+    int rc = read_alloc(c, rec, &buf);
+    if (rc < 0)
+        return rc;
+    img->fdstate_buf = buf;
+    img->fdstate = calloc(img->nfds, sizeof *img->fdstate);
+    if (!img->fdstate)
+        return rd_fail(&c->rd, -ENOMEM, "out of memory reading the FDSTATE record");
+    uint64_t off = 0;
+    uint32_t next = 0;
+    for (uint64_t e = 0; e < rec->arg; e++) {
+        struct ck_fdstate h;
+        if (rec->len - off < sizeof h)
+            return rec_fail(c, "entry %llu runs past the payload", (unsigned long long)e);
+        memcpy(&h, buf + off, sizeof h);
+        off += sizeof h;
+        uint64_t padded = ((uint64_t)h.len + 7) & ~7ULL;
+        if (h.len > CK_FDSTATE_MAX || rec->len - off < padded)
+            return rec_fail(c, "entry %llu (fd %d) has %u bytes, past the payload",
+                            (unsigned long long)e, h.fd, h.len);
+        while (next < img->nfds && img->fds[next].fd != h.fd)
+            next++;
+        if (next == img->nfds || img->fds[next].kind != h.kind)
+            return rec_fail(c, "entry %llu names fd %d of kind %u: no such descriptor (or "
+                            "out of order)", (unsigned long long)e, h.fd, h.kind);
+        img->fdstate[next].data = buf + off;
+        img->fdstate[next].len = h.len;
+        next++;
+        off += padded;
+    }
+    if (off != rec->len)
+        return rec_fail(c, "%llu bytes left over after %llu entries",
+                        (unsigned long long)(rec->len - off), (unsigned long long)rec->arg);
+    return 0;
+}
+
 /* REGIONS or FDS: count fixed entries then a string table. */
 static int read_table_rec(struct img_ctx *c, const struct ck_rec *rec, size_t entsize,
                           size_t poff, uint8_t **ret_arr, char ***ret_paths, uint32_t *ret_n)
@@ -545,6 +593,7 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
     case CK_REC_TTYS:
     case CK_REC_GUARDS:
     case CK_REC_SHM:
+    case CK_REC_FDSTATE:
         /* optional, between FDS and the first FILEDATA or PAGES */
         if (c->stage != ST_FILEDATA || img->nfiledata)
             goto bad_order;
@@ -710,6 +759,12 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
                                 img->shms[i].shmid, (unsigned long long)img->shms[i].size);
         break;
     }
+
+    case CK_REC_FDSTATE:
+        rc = read_fdstate(c, rec);
+        if (rc < 0)
+            return rc;
+        break;
 
     case CK_REC_FILEDATA: {
         uint64_t n = img->nfiledata;
@@ -940,6 +995,8 @@ void ck_image_free(struct ck_image *img)
     free(img->ttys);
     free(img->guards);
     free(img->shms);
+    free(img->fdstate);
+    free(img->fdstate_buf);
     free(img->filedata);
     free(img->pages);
     memset(img, 0, sizeof(*img));

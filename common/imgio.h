@@ -84,6 +84,11 @@ struct ck_image {
     uint32_t nguards;
     struct ck_shm *shms;                /* SHM record, or NULL */
     uint32_t nshms;
+    struct ck_fdstate_ref {             /* per fds[i]: its FDSTATE entry's state */
+        const void *data;               /* NULL if none */
+        uint32_t len;
+    } *fdstate;                         /* NULL if no FDSTATE record */
+    uint8_t *fdstate_buf;               /* the FDSTATE payload */
 };
 
 #define CK_READ_VERIFY_PAGES 0x1        /* read and checksum every PAGES payload */

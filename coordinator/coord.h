@@ -35,10 +35,6 @@ int cmd_keygen(int argc, char **argv);     /* keygen.c */
 struct ck_lock;
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k);
 
-/* ---- epoll.c: re-add the watches of restored epoll fds ---- */
-struct ck_image;
-int epoll_restore_watches(const struct ck_image *im, char *err, size_t errlen);
-
 /* ---- action.c: --action-script PATH ---- */
 
 /* Check that PATH is an executable regular file; its absolute path goes to

@@ -16,6 +16,7 @@
 #include "coord.h"
 #include "counter.h"
 #include "fileid.h"
+#include "fdkind.h"
 #include "imgio.h"
 #include "xxh64.h"
 
@@ -180,8 +181,6 @@ static const char *fd_kind(uint32_t k)
         return "pipe";
     case CK_FD_MEMFD:
         return "memfd";
-    case CK_FD_EVENTFD:
-        return "eventfd";
     case CK_FD_EPOLL:
         return "epoll";
     case CK_FD_SYMLINK:
@@ -192,8 +191,10 @@ static const char *fd_kind(uint32_t k)
         return "pty";
     case CK_FD_UNSUPPORTED:
         return "unsupported";
-    default:
-        return "?";
+    default: {
+        const struct ck_fdkind *kind = ck_fdkind_of(k);
+        return kind ? kind->name : "?";
+    }
     }
 }
 
@@ -567,11 +568,13 @@ static void text_threads(const struct view *v)
 
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k)
 {
-    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD", "lease"};
-    const char *kind = kinds[k->kind <= CK_LOCK_LEASE ? k->kind : 0];
+    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD", "lease", "lease"};
+    const char *kind = kinds[k->kind <= CK_LOCK_LEASE_BREAKING ? k->kind : 0];
     const char *type = k->write ? "write" : "read";
     if (k->kind == CK_LOCK_LEASE)
         snprintf(buf, len, "%s lease", type);
+    else if (k->kind == CK_LOCK_LEASE_BREAKING)
+        snprintf(buf, len, "%s lease being broken (to %s)", type, k->start ? "read" : "none");
     else if (k->kind == CK_LOCK_FLOCK)
         snprintf(buf, len, "%s %s lock on the whole file", kind, type);
     else if (k->len == 0)
@@ -611,11 +614,16 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
-        if (f->kind == CK_FD_EVENTFD && o < sizeof(extra))
-            snprintf(extra + o, sizeof(extra) - o, " [count %llu]", (unsigned long long)f->aux);
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
         printf("  %4d %-11s %-22s %10lld  %s%s\n", f->fd, fd_kind(f->kind), fl, (long long)f->pos,
                path ? path : "", extra);
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        if (kind && kind->describe && f->share_with < 0) {
+            char line[512];
+            const struct ck_fdstate_ref *st = img->fdstate ? &img->fdstate[i] : NULL;
+            kind->describe(f, st ? st->data : NULL, st ? st->len : 0, line, sizeof line);
+            printf("  %4s %s\n", "", line);
+        }
         char d[128];
         for (uint32_t k = 0; k < img->nlocks; k++)
             if (img->locks[k].fd == f->fd)
@@ -862,11 +870,12 @@ static void print_json(const struct view *v)
         ck_json_open(&j, "locks", '[');
         for (uint32_t k = 0; k < img->nlocks; k++) {
             const struct ck_lock *l = &img->locks[k];
-            static const char *const kinds[] = {"?", "flock", "posix", "ofd", "lease"};
+            static const char *const kinds[] = {"?", "flock", "posix", "ofd", "lease",
+                                                "lease-breaking"};
             if (l->fd != f->fd)
                 continue;
             ck_json_open(&j, NULL, '{');
-            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_LEASE ? l->kind : 0]);
+            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_LEASE_BREAKING ? l->kind : 0]);
             ck_json_kstr(&j, "type", l->write ? "write" : "read");
             ck_json_ki64(&j, "start", l->start);
             ck_json_ki64(&j, "len", l->len);

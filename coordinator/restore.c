@@ -59,6 +59,7 @@
 #include "coord.h"
 #include "counter.h"
 #include "fileid.h"
+#include "fdkind.h"
 #include "fileident.h"
 #include "imgio.h"
 #include "plan.h"
@@ -310,35 +311,6 @@ static int64_t saved_bytes(const struct rctx *c, uint32_t i, uint32_t *owner)
     return n == r->fsize ? (int64_t)n : -1;
 }
 
-/* The directory part of path, in dir ("/" for a file at the root). */
-static const char *dir_of(const char *path, char *dir, size_t len)
-{
-    snprintf(dir, len, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = 0;
-    else
-        snprintf(dir, len, "/");
-    return dir;
-}
-
-/* The directory a removed FIFO, symbolic link or directory at path is
- * made again in: its own if it still exists, else the nearest of its
- * parents that does (a removed directory inside a removed directory). */
-static const char *remake_dir(const char *path, char *dir, size_t len)
-{
-    struct stat st;
-    dir_of(path, dir, len);
-    while (strcmp(dir, "/") && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-            snprintf(dir, len, "/");
-        else
-            *slash = 0;
-    }
-    return dir;
-}
-
 /* The program's working directory had been removed (the kernel's name
  * for it ends in " (deleted)"): 1, with its old path in dir. */
 static int cwd_removed(const struct ck_image *im, char *dir, size_t len)
@@ -474,6 +446,110 @@ static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
 
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
+static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len);
+
+/* coord's services to the kinds of fds/ (fds/fdkind.h) */
+static int rest_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
+{
+    return read_fd_bytes(r->priv, fd, data, len); /* its message in c->err = r->err */
+}
+
+static const void *rest_state_of(struct ck_fdrest *r, uint32_t i, size_t *len)
+{
+    const struct ck_image *im = r->im;
+    if (!im->fdstate || i >= im->nfds || !im->fdstate[i].data)
+        return NULL;
+    if (len)
+        *len = im->fdstate[i].len;
+    return im->fdstate[i].data;
+}
+
+static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
+                          const struct seen *seen);
+static int open_null(int oflags);
+
+static int rest_check_path(struct ck_fdrest *r)
+{
+    struct rctx *c = r->priv;
+    char role[64];
+    snprintf(role, sizeof role, "fd %d: file", r->f->fd);
+    struct ck_ident id;
+    ck_ident_of_fd(r->f, &id);
+    struct stat st;
+    if (check_file(c, r->path, &id, role, &st, -1) < 0)
+        return -1;
+    c->fseen[r->i].dev = st.st_dev;
+    c->fseen[r->i].ino = st.st_ino;
+    return 0;
+}
+
+static int rest_reopen(struct ck_fdrest *r, uint32_t i, int oflags)
+{
+    struct rctx *c = r->priv;
+    return reopen_checked(c, &c->img.fds[i], c->img.fd_paths[i], oflags, &c->fseen[i]);
+}
+
+static int rest_std(struct ck_fdrest *r)
+{
+    struct rctx *c = r->priv;
+    return c->detach ? open_null(r->oflags) : dup(c->saved_std[r->f->fd]);
+}
+
+static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
+{
+    memset(r, 0, sizeof *r);
+    r->im = &c->img;
+    r->i = i;
+    r->f = &c->img.fds[i];
+    r->path = c->img.fd_paths[i];
+    r->stash = stash;
+    r->maxfd = maxfd;
+    r->detach = c->detach;
+    r->oflags = (int)(r->f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+    r->err = c->err;
+    r->errlen = sizeof c->err;
+    r->bytes = rest_bytes;
+    r->state_of = rest_state_of;
+    r->check_path = rest_check_path;
+    r->reopen = rest_reopen;
+    r->std = rest_std;
+    r->priv = c;
+    r->state = rest_state_of(r, i, &r->state_len);
+}
+
+/* A descriptor of a kind of fds/: may it be made again here? Runs
+ * before anything is changed, in the order of the image's descriptors.
+ * 1 checked (or nothing to check), 0 not a kind of fds/, -1 refused. */
+static int check_fd_kind(struct rctx *c, uint32_t i)
+{
+    const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+    struct ck_fdrest r;
+    if (!k)
+        return 0;
+    if (!k->check)
+        return 1;
+    rest_ctx(c, i, &r, NULL, -1);
+    return k->check(&r) < 0 ? -1 : 1; /* message in c->err */
+}
+
+/* Once every descriptor is in place: what kinds do last (connections
+ * between descriptors, ...), then what needs the finished descriptors
+ * (epoll watches). */
+static int after_fd_kinds(struct rctx *c, int maxfd)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < c->img.nfds; i++) {
+            const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+            int (*fn)(struct ck_fdrest *) = !k ? NULL : pass ? k->after_all : k->after;
+            struct ck_fdrest r;
+            if (!fn || c->img.fds[i].share_with >= 0)
+                continue;
+            rest_ctx(c, i, &r, NULL, maxfd);
+            if (fn(&r) < 0)
+                return -1; /* message in c->err */
+        }
+    return 0;
+}
 
 static int check_image(struct rctx *c)
 {
@@ -565,24 +641,21 @@ static int check_image(struct rctx *c)
         }
         if (f->share_with >= 0)
             continue;
-        if ((f->kind == CK_FD_PIPE || f->kind == CK_FD_DIR || f->kind == CK_FD_SYMLINK) &&
-            (f->flags & CK_FDF_DELETED) && !(f->flags & CK_FDF_STD_REDIRECT)) {
-            char dir[PATH_MAX];
-            errno = EINVAL;
-            if (im->fd_paths[i][0] != '/' ||
-                access(remake_dir(im->fd_paths[i], dir, sizeof dir), W_OK | X_OK) < 0) {
-                fail_msg(c, "fd %d: cannot make the removed %s %s again in %s: %s", f->fd,
-                         f->kind == CK_FD_PIPE ? "FIFO" : f->kind == CK_FD_DIR ? "directory"
-                                                                               : "symbolic link",
-                         im->fd_paths[i], dir, strerror(errno));
+        int k = check_fd_kind(c, i);
+        if (k < 0)
+            return -1;
+        if (k > 0) {
+            /* a kind of fds/: checked */
+        } else if ((f->kind == CK_FD_DIR || f->kind == CK_FD_SYMLINK) &&
+                   (f->flags & CK_FDF_DELETED) && !(f->flags & CK_FDF_STD_REDIRECT)) {
+            struct ck_fdrest r;
+            rest_ctx(c, i, &r, NULL, -1);
+            if (ck_remake_check(&r, f->kind == CK_FD_DIR ? "directory" : "symbolic link") < 0)
                 return -1;
-            }
         } else if (f->flags & CK_FDF_PROC_SELF) {
             /* the restored process's own: nothing to compare */
         } else if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
-                   f->kind == CK_FD_SYMLINK ||
-                   (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
-                    !(f->flags & CK_FDF_STD_REDIRECT))) {
+                   f->kind == CK_FD_SYMLINK) {
             char role[64];
             snprintf(role, sizeof role, "fd %d: file", f->fd);
             struct ck_ident id;
@@ -599,27 +672,21 @@ static int check_image(struct rctx *c)
         uint32_t f = 0;
         while (f < im->nfds && im->fds[f].fd != k->fd)
             f++;
-        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE || k->start < 0 ||
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE_BREAKING || k->start < 0 ||
             k->len < 0) {
             fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
             return -1;
         }
     }
-    if (check_shm(c) < 0 || check_hugetlb(c) < 0 || raise_nofile(c) < 0 || check_nproc(c) < 0)
+    if (check_shm(c) < 0 || check_hugetlb(c) < 0 ||
+        raise_nofile(c) < 0 || check_nproc(c) < 0)
         return -1;
-    for (uint32_t i = 0; i < im->nfds; i++)
-        if (im->fds[i].kind == CK_FD_PTY && (im->fds[i].flags & CK_FDF_PTY_CTTY) && !c->detach) {
-            fail_msg(c, "fd %d: the program's controlling terminal is a pseudo-terminal it "
-                     "opened; only a restore with --detach (a session of its own) can give it "
-                     "back", im->fds[i].fd);
-            return -1;
-        }
     struct stat cst;
     char cdir[PATH_MAX], in[PATH_MAX] = "";
     if (cwd_removed(im, cdir, sizeof cdir)) {
         errno = EINVAL;
         if (cdir[0] != '/' || (cwd_fd(im) < 0 &&
-                               access(remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
+                               access(ck_remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
             fail_msg(c, "the program's removed working directory %s cannot be made again in "
                      "%s: %s", cdir, in, strerror(errno));
             return -1;
@@ -1061,52 +1128,6 @@ static int place_fd(int fd, int target)
     return 0;
 }
 
-/* Make a FIFO, symbolic link (to link) or directory that the program
- * held but had removed, open it with oflags and remove it again at once,
- * so that it is as unreachable by name as it was: at its old path if that
- * is free (the program may print where its descriptors or working
- * directory are), else under a name of ckshim's in remake_dir(path).
- * Returns the descriptor, or -1 with errno set. */
-static int remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags)
-{
-    char dir[PATH_MAX], own[PATH_MAX], tmp[PATH_MAX + 64];
-    remake_dir(path, dir, sizeof dir);
-    int same_dir = !strcmp(dir_of(path, own, sizeof own), dir);
-    for (int tries = same_dir ? -1 : 0; tries < 100; tries++) {
-        if (tries < 0)
-            snprintf(tmp, sizeof tmp, "%s", path);
-        else
-            snprintf(tmp, sizeof tmp, "%s/.ckshim-removed-%d-%d", strcmp(dir, "/") ? dir : "",
-                     (int)getpid(), tries);
-        int r = type == S_IFIFO  ? mkfifo(tmp, (mode_t)mode)
-                : type == S_IFDIR ? mkdir(tmp, 0700)
-                                  : symlink(link, tmp);
-        if (r < 0 && errno == EEXIST)
-            continue;
-        if (r < 0)
-            return -1;
-        int fd = open(tmp, oflags | O_NOFOLLOW);
-        int e = errno;
-        struct stat st;
-        if (fd >= 0 && (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != type)) {
-            close(fd);
-            fd = -1;
-            e = EEXIST;
-        }
-        if (type == S_IFDIR) {
-            if (fd >= 0 && mode != 0700)
-                fchmod(fd, (mode_t)mode);
-            rmdir(tmp);
-        } else {
-            unlink(tmp);
-        }
-        errno = e;
-        return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
 static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
                           const struct seen *seen);
 
@@ -1143,7 +1164,7 @@ static int open_symlink(struct rctx *c, const struct ck_fd *f, const char *path,
     }
     int fd;
     if (f->flags & CK_FDF_DELETED) {
-        fd = remake_removed(path, S_IFLNK, 0, t, O_PATH);
+        fd = ck_remake_removed(path, S_IFLNK, 0, t, O_PATH);
         if (fd < 0)
             fail_msg(c, "fd %d: cannot make the removed symbolic link %s again: %s", f->fd, path,
                      strerror(errno));
@@ -1178,7 +1199,7 @@ static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *
                                     ((f->flags & CK_FDF_HUGETLB) ? MFD_HUGETLB : 0));
     } else {
         char dir[PATH_MAX];
-        dir_of(path, dir, sizeof dir);
+        ck_dir_of(path, dir, sizeof dir);
         fd = open(dir, O_TMPFILE | O_RDWR, 0600);
         if (fd < 0)
             fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
@@ -1300,136 +1321,44 @@ static int reopen_same_file(struct rctx *c, uint32_t i)
     return -2;
 }
 
-/* Put back the bytes that were waiting in a pipe (FILEDATA records whose
- * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
- * them (its buffer could not be made as large as it was) fails, never
- * hangs. */
-static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
+/* Every byte saved for image fd `fd` (FILEDATA records with arg = fd: the
+ * bytes waiting in a pipe or socket), decoded into one malloc'd buffer. */
+static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len)
 {
-    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
+    size_t total = 0;
+    *data = NULL;
+    *len = 0;
+    for (uint32_t i = 0; i < c->img.nfiledata; i++)
+        if (c->img.filedata[i].rec.arg == (uint64_t)fd)
+            total += c->img.filedata[i].rec.raw_len;
+    if (!total)
+        return 0;
+    uint8_t *buf = malloc(total), *in = NULL;
+    size_t at = 0;
+    int ok = buf != NULL;
+    for (uint32_t i = 0; ok && i < c->img.nfiledata; i++) {
         const struct ck_rec_loc *l = &c->img.filedata[i];
-        if (l->rec.arg != (uint64_t)f->fd)
+        if (l->rec.arg != (uint64_t)fd)
             continue;
-        uint8_t *in = malloc(l->rec.len + 1), *out = malloc(l->rec.raw_len + 1);
-        int ok = in && out &&
-                 pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
-                 ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
-                 (!c->encrypted || (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 1)) &&
-                 ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
-                 write(wfd, out, l->rec.raw_len) == (ssize_t)l->rec.raw_len;
         free(in);
-        free(out);
-        if (!ok) {
-            fail_msg(c, "fd %d: cannot refill the pipe with its %llu waiting bytes", f->fd,
-                     (unsigned long long)l->rec.raw_len);
-            return -1;
-        }
+        in = malloc(l->rec.len + 1);
+        ok = in && l->rec.arg2 == at &&
+             pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
+             ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
+             (!c->encrypted || (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 1)) &&
+             ck_chunk_decode(l->rec.flags, in, l->rec.len, buf + at, l->rec.raw_len) == 0;
+        at += l->rec.raw_len;
     }
-    return 0;
-}
-
-static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
-{
-    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
-           a->dev == b->dev && !(a->flags & CK_FDF_STD_REDIRECT) &&
-           !(b->flags & CK_FDF_STD_REDIRECT);
-}
-
-/* One O_RDWR description of the pipe of fds[lead] (the first descriptor
- * of it), with its buffer size and waiting bytes: a new pipe, or the FIFO
- * reopened by path (refilled only if it is empty: someone else may have
- * kept it, and its bytes, alive). Returns the fd or -1. */
-static int pipe_stash(struct rctx *c, uint32_t lead)
-{
-    struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[lead];
-    const char *path = im->fd_paths[lead];
-    int s;
-    if (f->flags & CK_FDF_DELETED) {
-        s = remake_removed(path, S_IFIFO, (int)(f->mode & 07777), NULL,
-                           O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (s < 0) {
-            fail_msg(c, "fd %d: cannot make the deleted FIFO %s again: %s", f->fd, path,
-                     strerror(errno));
-            return -1;
-        }
-    } else if (path[0] == '/') {
-        /* never through a link, and only the FIFO check_image saw */
-        s = reopen_checked(c, f, path, O_RDWR | O_NONBLOCK | O_CLOEXEC, &c->fseen[lead]);
-        if (s < 0)
-            return -1;
-    } else {
-        int pp[2];
-        char lp[64];
-        if (pipe2(pp, O_CLOEXEC) < 0) {
-            fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
-            return -1;
-        }
-        snprintf(lp, sizeof lp, "/proc/self/fd/%d", pp[0]);
-        s = open(lp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        close(pp[0]);
-        close(pp[1]);
-        if (s < 0) {
-            fail_msg(c, "fd %d: cannot reopen a new pipe read-write: %s", f->fd, strerror(errno));
-            return -1;
-        }
-    }
-    /* the largest size given for its descriptors (older images have it
-     * only for the read end) */
-    uint64_t size = 0;
-    for (uint32_t k = lead; k < im->nfds; k++)
-        if (same_pipe(&im->fds[k], f) && im->fds[k].size > size && im->fds[k].size <= INT_MAX)
-            size = im->fds[k].size;
-    if (size && fcntl(s, F_GETPIPE_SZ) < (int)size)
-        fcntl(s, F_SETPIPE_SZ, (int)size);
-    int waiting = 0;
-    if (ioctl(s, FIONREAD, &waiting) == 0 && waiting == 0)
-        for (uint32_t k = lead; k < im->nfds; k++)
-            if (same_pipe(&im->fds[k], f) && fill_pipe(c, &im->fds[k], s) < 0) {
-                close(s);
-                return -1;
-            }
-    return s;
-}
-
-/* A pipe or FIFO descriptor, as its own open file description with its
- * access mode and O_NONBLOCK, opened through the pipe's stash (made for
- * its first descriptor, kept above every fd number still to come). The
- * stashes are closed once every descriptor is in place: a pipe the
- * program held both ways (a read and a write end, or one O_RDWR
- * descriptor such as bash's `exec 9<> <(:)`) stays open; one whose other
- * end was outside loses its reader or writer (end of file, EPIPE). */
-static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    uint32_t lead = i;
-    for (uint32_t k = 0; k < i; k++)
-        if (same_pipe(&im->fds[k], f)) {
-            lead = k;
-            break;
-        }
-    if (stash[lead] < 0) {
-        int s = pipe_stash(c, lead);
-        if (s < 0)
-            return -1;
-        stash[lead] = fcntl(s, F_DUPFD_CLOEXEC, maxfd + 1);
-        close(s);
-        if (stash[lead] < 0) {
-            fail_msg(c, "fd %d: cannot move a pipe out of the way: %s", f->fd, strerror(errno));
-            return -1;
-        }
-    }
-    char lp[64];
-    snprintf(lp, sizeof lp, "/proc/self/fd/%d", stash[lead]);
-    int fd = open(lp, (int)(f->oflags & O_ACCMODE) | O_NONBLOCK);
-    if (fd < 0) {
-        fail_msg(c, "fd %d: cannot open %s %s: %s", f->fd,
-                 im->fd_paths[i][0] == '/' ? "FIFO" : "pipe", im->fd_paths[i], strerror(errno));
+    free(in);
+    if (!ok) {
+        free(buf);
+        snprintf(c->err, sizeof c->err, "fd %d: cannot read its %zu saved bytes from the image",
+                 fd, total);
         return -1;
     }
-    fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
-    return fd;
+    *data = buf;
+    *len = total;
+    return 0;
 }
 
 /* Descriptors kept above every fd number still to come while the others
@@ -1442,162 +1371,6 @@ static int *new_stash(uint32_t n)
     for (uint32_t k = 0; s && k < n; k++)
         s[k] = -1;
     return s;
-}
-
-/* A new pseudo-terminal for the pair whose master is fds[m], with the
- * modes and window size it had. Returns its master or -1. */
-static int new_pty(struct rctx *c, uint32_t m)
-{
-    const struct ck_image *im = &c->img;
-    int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
-    if (fd < 0 || ioctl(fd, TIOCSPTLCK, &unlock) < 0) {
-        fail_msg(c, "fd %d: cannot make a new pseudo-terminal: %s", im->fds[m].fd,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    for (uint32_t k = 0; k < im->nttys; k++) {
-        const struct ck_tty *y = &im->ttys[k];
-        if (y->fd != im->fds[m].fd)
-            continue;
-        struct termios t;
-        if (ioctl(fd, TCGETS, &t) == 0) {
-            t.c_iflag = y->iflag;
-            t.c_oflag = y->oflag;
-            t.c_cflag = y->cflag;
-            t.c_lflag = y->lflag;
-            t.c_line = y->line;
-            memcpy(t.c_cc, y->cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
-            ioctl(fd, TCSETS, &t);
-        }
-        struct winsize ws = {y->ws_row, y->ws_col, y->ws_xpixel, y->ws_ypixel};
-        if (y->flags & CK_TTYF_WINSIZE)
-            ioctl(fd, TIOCSWINSZ, &ws);
-    }
-    return fd;
-}
-
-/* A pseudo-terminal the program opened both ends of (CK_FD_PTY): a new
- * pair, made for whichever of its descriptors comes first (the master
- * waits in stash until its number comes if a slave came first), its
- * slaves opened from the master (TIOCGPTPEER: no path, never someone
- * else's terminal). Bytes waiting in it are not kept, and it is no one's
- * controlling terminal. */
-static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    uint32_t m = 0;
-    while (m < im->nfds && !(im->fds[m].kind == CK_FD_PTY &&
-                             (im->fds[m].flags & CK_FDF_PTY_MASTER) &&
-                             im->fds[m].share_with < 0 && im->fds[m].aux == f->aux))
-        m++;
-    if (m == im->nfds) {
-        fail_msg(c, "fd %d: the image has no master for pseudo-terminal %llu", f->fd,
-                 (unsigned long long)f->aux);
-        return -1;
-    }
-    int master = m < i && stash[m] < 0 ? im->fds[m].fd : stash[m];
-    if (master < 0) {
-        int p = new_pty(c, m);
-        if (p < 0)
-            return -1;
-        if (m == i)
-            master = p;
-        else {
-            master = stash[m] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
-            close(p);
-        }
-    } else if (m == i) {
-        stash[m] = -1;
-    }
-    if (master < 0) {
-        fail_msg(c, "fd %d: cannot move a pseudo-terminal out of the way: %s", f->fd,
-                 strerror(errno));
-        return -1;
-    }
-    if (m == i && (f->flags & CK_FDF_PTY_CTTY)) {
-        /* a new session's leader (--detach) takes it as its controlling
-         * terminal, through a slave opened for the moment */
-        int sl = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
-        if (sl < 0 || ioctl(sl, TIOCSCTTY, 0) < 0) {
-            fail_msg(c, "fd %d: cannot make the new pseudo-terminal the controlling terminal: "
-                     "%s", f->fd, strerror(errno));
-            if (sl >= 0)
-                close(sl);
-            return -1;
-        }
-        close(sl);
-    }
-    int fl = (int)(f->oflags & (O_ACCMODE | O_NONBLOCK));
-    if (m == i) {
-        fcntl(master, F_SETFL, fl & O_NONBLOCK);
-        return master;
-    }
-    int fd = ioctl(master, TIOCGPTPEER, fl | O_NOCTTY);
-    if (fd < 0)
-        fail_msg(c, "fd %d: cannot open the new pseudo-terminal's slave: %s", f->fd,
-                 strerror(errno));
-    return fd;
-}
-
-/* A pidfd. Of the process itself: opened on this very process (coord
- * becomes the program). Of one of its threads: a stand-in on the process
- * that the shim replaces once the threads are back
- * (capture_pidfds_after_restore). Of a process that has exited: every
- * pidfd of one such process (one inode) is opened on a child made to exit
- * at once, before it is reaped, so that they are one process again; the
- * later ones wait in stash. */
-static int open_pidfd(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    unsigned flags = f->oflags & (O_NONBLOCK | O_EXCL); /* PIDFD_NONBLOCK, PIDFD_THREAD */
-    if (!(f->flags & CK_FDF_PIDFD_DEAD)) {
-        int fd = (int)syscall(SYS_pidfd_open, getpid(),
-                              (f->flags & CK_FDF_PIDFD_THREAD) ? 0 : flags);
-        if (fd < 0)
-            fail_msg(c, "fd %d: cannot open a pidfd of the restored process: %s", f->fd,
-                     strerror(errno));
-        return fd;
-    }
-    if (stash[i] >= 0) {
-        int fd = stash[i];
-        stash[i] = -1;
-        return fd;
-    }
-    pid_t child = fork();
-    if (child == 0)
-        _exit(0);
-    int fd = -1;
-    for (uint32_t k = i; child > 0 && k < im->nfds; k++) {
-        const struct ck_fd *o = &im->fds[k];
-        if (o->kind != CK_FD_PIDFD || !(o->flags & CK_FDF_PIDFD_DEAD) || o->share_with >= 0 ||
-            o->ino != f->ino)
-            continue;
-        int p = (int)syscall(SYS_pidfd_open, child, o->oflags & O_NONBLOCK);
-        if (p >= 0 && k != i) {
-            stash[k] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
-            close(p);
-            p = stash[k];
-        }
-        if (p < 0) {
-            fail_msg(c, "fd %d: cannot make a pidfd of a process that has exited: %s", o->fd,
-                     strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            fd = -1;
-            break;
-        }
-        if (k == i)
-            fd = p;
-    }
-    if (child < 0)
-        fail_msg(c, "fd %d: cannot make a process for a pidfd: %s", f->fd, strerror(errno));
-    else
-        waitpid(child, NULL, 0);
-    return fd;
 }
 
 /* Reopen a file, directory, device or FIFO by path as check_image saw it
@@ -1738,6 +1511,35 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
  * drops the process's POSIX locks on it). A lock someone else took
  * meanwhile refuses the restore, before the program runs: it must never
  * run believing it holds a lock it does not. */
+/* A lease that was being broken at checkpoint: start the break again, as
+ * an open that conflicts with it does, without waiting for it (O_NONBLOCK:
+ * the open fails with EWOULDBLOCK and the break begins). The kernel tells
+ * the lease's owner - coord, now - with SIGIO, which must not reach the
+ * program (it had its notice before the checkpoint): blocked and taken
+ * here. The break runs its course again (lease-break-time from now). */
+static int break_lease_again(struct rctx *c, const struct ck_lock *k)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", k->fd);
+    sigset_t io, old;
+    sigemptyset(&io);
+    sigaddset(&io, SIGIO);
+    sigprocmask(SIG_BLOCK, &io, &old);
+    int fd = open(self, (k->start ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int e = errno;
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&io, NULL, &zero) == SIGIO)
+        ;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fd >= 0) {
+        close(fd);
+        errno = EINVAL; /* nothing broke it: the lease was not there */
+        return -1;
+    }
+    errno = e;
+    return e == EWOULDBLOCK ? 0 : -1;
+}
+
 static int restore_locks(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -1748,14 +1550,16 @@ static int restore_locks(struct rctx *c)
         int r;
         if (k->kind == CK_LOCK_FLOCK)
             r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
-        else if (k->kind == CK_LOCK_LEASE)
+        else if (k->kind == CK_LOCK_LEASE || k->kind == CK_LOCK_LEASE_BREAKING)
             r = fcntl(k->fd, F_SETLEASE, k->write ? F_WRLCK : F_RDLCK);
         else
             r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+        if (r == 0 && k->kind == CK_LOCK_LEASE_BREAKING)
+            r = break_lease_again(c, k);
         if (r == 0)
             continue;
         int e = errno;
-        if (k->kind == CK_LOCK_LEASE) {
+        if (k->kind == CK_LOCK_LEASE || k->kind == CK_LOCK_LEASE_BREAKING) {
             /* the kernel gives a lease only to the file's owner, and only
              * while no one else has the file open for writing (for a
              * write lease: open at all) */
@@ -1831,7 +1635,17 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             continue;
         }
         int oflags = (int)(f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
-        switch (f->kind) {
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        if (kind) {
+            struct ck_fdrest r;
+            rest_ctx(c, i, &r, stash_fds, maxfd);
+            c->err[0] = 0;
+            if ((fd = kind->restore(&r)) < 0) {
+                if (!c->err[0])
+                    fail_msg(c, "fd %d: cannot make the %s again", f->fd, kind->name);
+                return -1;
+            }
+        } else switch (f->kind) {
         case CK_FD_SYMLINK:
             fd = open_symlink(c, f, path, &c->fseen[i]);
             if (fd < 0)
@@ -1841,7 +1655,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         case CK_FD_DIR:
         case CK_FD_CHR:
             if (f->kind == CK_FD_DIR && (f->flags & CK_FDF_DELETED)) {
-                fd = remake_removed(path, S_IFDIR, (int)(f->mode & 07777), NULL,
+                fd = ck_remake_removed(path, S_IFDIR, (int)(f->mode & 07777), NULL,
                                     oflags | O_DIRECTORY);
                 if (fd < 0) {
                     fail_msg(c, "fd %d: cannot make the removed directory %s again: %s", f->fd,
@@ -1889,41 +1703,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             }
             lseek(fd, f->pos, SEEK_SET);
             break;
-        case CK_FD_TTY:
-            if (f->flags & CK_FDF_STD_REDIRECT)
-                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
-            else {
-                fd = open(path, oflags | O_NOCTTY);
-                if (fd < 0)
-                    fd = open_null(oflags);
-            }
-            break;
-        case CK_FD_PIPE:
-            if (f->flags & CK_FDF_STD_REDIRECT) {
-                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
-                break;
-            }
-            fd = open_pipe_fd(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_PTY:
-            fd = open_pty(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_PIDFD:
-            fd = open_pidfd(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_EVENTFD:
-            fd = eventfd((unsigned)f->aux, ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
-                                               ((f->flags & CK_FDF_EFD_SEMAPHORE) ? EFD_SEMAPHORE : 0));
-            break;
-        case CK_FD_EPOLL:
-            fd = epoll_create1(0); /* watches: below, once every fd is back */
-            break;
         default:
             fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
             return -1;
@@ -1941,7 +1720,7 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
         if (stash_fds[k] >= 0)
             close(stash_fds[k]);
     free(stash_fds);
-    if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
+    if (after_fd_kinds(c, maxfd) < 0)
         return -1;
     return restore_locks(c);
 }
@@ -1956,7 +1735,7 @@ static int restore_env(struct rctx *c)
         int fd = cwd_fd(&c->img);
         int own = fd < 0;
         if (own)
-            fd = remake_removed(cdir, S_IFDIR, 0700, NULL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            fd = ck_remake_removed(cdir, S_IFDIR, 0700, NULL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || fchdir(fd) < 0) {
             fail_msg(c, "cannot make the program's removed working directory %s again: %s",
                      cdir, strerror(errno));

@@ -536,12 +536,6 @@ static int fd_is_skipped(int fd)
     return 0;
 }
 
-static int is_tty_dev(dev_t rdev)
-{
-    unsigned ma = major(rdev);
-    return ma == 4 || (ma >= 136 && ma <= 143) || (ma == 5 && minor(rdev) <= 2);
-}
-
 static const char *anon_kind(const char *target)
 {
     static const char *const names[][2] = {
@@ -562,109 +556,12 @@ static const char *anon_kind(const char *target)
     return NULL;
 }
 
-struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
-uint32_t shim_npipes;
-static char *pipe_buf;
-static size_t pipe_buf_cap;
-
-static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
-{
-    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino && a->dev == b->dev;
-}
-
-/* Bytes waiting in pipes and FIFOs the program holds both ways (a read
- * and a write end, or one O_RDWR descriptor), and in named FIFOs it only
- * reads (their writers may be gone: the bytes die with the last
- * descriptor, so restore puts them back into an empty FIFO): copied with
- * tee(2), which leaves them in the pipe, into a buffer the writer saves as
- * FILEDATA records. One copy per pipe, under the fd of its first
- * descriptor (arg of the records), which is where restore creates the
- * pipe. */
-static int capture_pipe_data(char *err, size_t errlen)
-{
-    shim_npipes = 0;
-    size_t used = 0;
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        int named = g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/';
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_STD_REDIRECT) || f->share_with >= 0 ||
-            ((f->flags & CK_FDF_EXTERNAL) && !named))
-            continue;
-        int first = 1, from = -1, writer = 0;
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            const struct ck_fd *o = &g_shim.fds[k];
-            if (!same_pipe(o, f))
-                continue;
-            first &= k >= i;
-            int acc = (int)(o->oflags & O_ACCMODE);
-            if (acc != O_WRONLY && from < 0)
-                from = o->fd;
-            writer |= acc != O_RDONLY;
-        }
-        if (!first || from < 0 || (!writer && !named))
-            continue;
-        if (shim_npipes >= SHIM_MAX_PIPES) {
-            snprintf(err, errlen, "more than %d pipes", SHIM_MAX_PIPES);
-            return -E2BIG;
-        }
-        if (!pipe_buf || used + f->size > pipe_buf_cap) {
-            size_t want = pipe_buf_cap ? pipe_buf_cap * 2 : (4u << 20);
-            while (want < used + f->size)
-                want *= 2;
-            char *nb = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (nb == MAP_FAILED) {
-                snprintf(err, errlen, "out of memory for pipe contents");
-                return -ENOMEM;
-            }
-            if (pipe_buf) {
-                memcpy(nb, pipe_buf, used);
-                munmap(pipe_buf, pipe_buf_cap);
-            }
-            pipe_buf = nb;
-            pipe_buf_cap = want;
-        }
-        int tp[2];
-        if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
-            snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
-            return -errno;
-        }
-        fcntl(tp[1], F_SETPIPE_SZ, (int)f->size);
-        ssize_t n = tee(from, tp[1], f->size, SPLICE_F_NONBLOCK);
-        size_t got = 0;
-        if (n > 0) {
-            while (got < (size_t)n) {
-                ssize_t r = read(tp[0], pipe_buf + used + got, (size_t)n - got);
-                if (r <= 0)
-                    break;
-                got += (size_t)r;
-            }
-        }
-        close(tp[0]);
-        close(tp[1]);
-        int avail = 0;
-        if (ioctl(from, FIONREAD, &avail) == 0 && (size_t)avail > got) {
-            snprintf(err, errlen, "fd %d: cannot copy the %d bytes waiting in the pipe (got %zu)",
-                     from, avail, got);
-            return -EIO;
-        }
-        struct shim_pipedata *pd = &shim_pipes[shim_npipes++];
-        pd->fd = f->fd;
-        pd->data = pipe_buf + used;
-        pd->len = got;
-        used += got;
-    }
-    return 0;
-}
-
-/* Drop the pipe contents buffer after a checkpoint (unmap it), or after a
- * restore (it was never part of the image: just forget it). */
+/* Drop the saved bytes and descriptor state after a checkpoint (unmap
+ * them), or after a restore (they were never part of the image: just
+ * forget them). */
 void capture_forget(int unmap)
 {
-    if (pipe_buf && unmap)
-        munmap(pipe_buf, pipe_buf_cap);
-    pipe_buf = NULL;
-    pipe_buf_cap = 0;
-    shim_npipes = 0;
+    fdcap_forget(unmap);
 }
 
 struct ck_lock shim_locks[SHIM_MAX_LOCKS];
@@ -679,8 +576,8 @@ uint32_t shim_nttys;
  *   lock:   2: FLOCK  ADVISORY  READ 12897 fe:00:10953653 0 EOF
  *   lock:   3: OFDLCK ADVISORY  WRITE -1 fe:00:10953655 0 EOF
  *   lock:   4: LEASE  ACTIVE    READ 12897 fe:00:10953656 0 EOF
- * An active lease is taken again at restore; one being broken (BREAKING,
- * BREAKER) is refused. */
+ * An active lease is taken again at restore; one being broken (BREAKING)
+ * is taken and broken again the same way. */
 static int capture_locks(const struct ck_fd *f, const char *info, const char *path, char *err,
                          size_t errlen)
 {
@@ -703,9 +600,19 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.kind = CK_LOCK_OFD;
         else if (!strcmp(kind, "LEASE") && !strcmp(adv, "ACTIVE"))
             k.kind = CK_LOCK_LEASE;
+        else if (!strcmp(kind, "LEASE") && !strcmp(adv, "BREAKING") &&
+                 (!strcmp(type, "UNLCK") || !strcmp(type, "READ"))) {
+            /* the kernel shows where the lease goes, not what it was: a
+             * downgrade to read was a write lease; one to none is taken
+             * to be of the kind the descriptor's access mode allows */
+            k.kind = CK_LOCK_LEASE_BREAKING;
+            k.start = !strcmp(type, "READ");
+            k.write = k.start || (f->oflags & O_ACCMODE) != O_RDONLY;
+            goto add;
+        }
         if (!strcmp(kind, "LEASE") && k.kind != CK_LOCK_LEASE) {
-            snprintf(err, errlen, "fd %d (%s) holds a lease that is being broken (%s %s), which "
-                     "ckshim cannot restore", f->fd, path, adv, type);
+            snprintf(err, errlen, "fd %d (%s) holds a lease in a state ckshim cannot restore "
+                     "(%s %s)", f->fd, path, adv, type);
             return -ENOTSUP;
         }
         if (!k.kind || (strcmp(adv, "ADVISORY") && k.kind != CK_LOCK_LEASE) ||
@@ -719,6 +626,7 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.start = start;
             k.len = strcmp(end, "EOF") ? strtoll(end, NULL, 10) - start + 1 : 0;
         }
+    add:
         if (shim_nlocks >= SHIM_MAX_LOCKS) {
             snprintf(err, errlen, "more than %d file locks", SHIM_MAX_LOCKS);
             return -E2BIG;
@@ -731,7 +639,7 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
 /* Modes and window size of a standard descriptor on a terminal (restore
  * puts them on the terminal it runs in), or of a pseudo-terminal master
  * (restore puts them on the new pair). */
-static void capture_tty(int fd, const struct stat *st)
+void capture_tty(int fd, const struct stat *st)
 {
     struct termios t;
     if (shim_nttys >= SHIM_MAX_TTYS || ioctl(fd, TCGETS, &t) < 0)
@@ -755,37 +663,6 @@ static void capture_tty(int fd, const struct stat *st)
         y->ws_xpixel = ws.ws_xpixel;
         y->ws_ypixel = ws.ws_ypixel;
     }
-}
-
-/* After restore, once the threads are back: the pidfds of threads are
- * stand-ins (coord could not know the new tids), replaced by pidfds of the
- * restored threads. */
-int capture_pidfds_after_restore(char *err, size_t errlen)
-{
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        const struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIDFD || !(f->flags & CK_FDF_PIDFD_THREAD) || f->share_with >= 0)
-            continue;
-        pid_t tid = 0;
-        for (int k = 0; k < g_shim.nslots; k++)
-            if (g_shim.slots[k].vtid == (pid_t)f->aux)
-                tid = g_shim.slots[k].tid;
-        int p = tid > 0 ? (int)syscall(SYS_pidfd_open, tid, f->oflags & (O_NONBLOCK | O_EXCL))
-                        : -1;
-        if (p < 0 || dup3(p, f->fd, (f->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-            snprintf(err, errlen, "fd %d: cannot open a pidfd of the restored thread %d: %s",
-                     f->fd, (int)f->aux, tid > 0 ? strerror(errno) : "no such thread");
-            if (p >= 0)
-                close(p);
-            return -1;
-        }
-        close(p);
-        /* descriptors that shared it (dup) share the new one */
-        for (uint32_t k = i + 1; k < g_shim.nfds; k++)
-            if (g_shim.fds[k].share_with == f->fd)
-                dup3(f->fd, g_shim.fds[k].fd, (g_shim.fds[k].fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-    }
-    return 0;
 }
 
 /* After restore: coord took every lock back before the restorer ran, but
@@ -884,57 +761,6 @@ static int other_link(char *path, const struct stat *st)
     return found;
 }
 
-/* Slaves of pseudo-terminals whose master is here too: one pair, made
- * anew at restore. What that cannot give back is refused: bytes waiting
- * in either direction, and a pair that is the controlling terminal. */
-static int capture_pty_slaves(char *err, size_t errlen)
-{
-    char stat[1024];
-    unsigned long long ctty = 0;
-    const char *rp = shim_read_file("/proc/self/stat", stat, sizeof stat) > 0 ? strrchr(stat, ')')
-                                                                               : NULL;
-    if (rp)
-        sscanf(rp + 1, " %*c %*d %*d %*d %llu", &ctty);
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        struct stat st;
-        if (f->kind != CK_FD_TTY || fstat(f->fd, &st) < 0 || major(st.st_rdev) < 136 ||
-            major(st.st_rdev) > 143)
-            continue;
-        uint64_t ptn = minor(st.st_rdev) + 256ULL * (major(st.st_rdev) - 136);
-        for (uint32_t k = 0; k < g_shim.nfds; k++)
-            if (g_shim.fds[k].kind == CK_FD_PTY && g_shim.fds[k].aux == ptn) {
-                f->kind = CK_FD_PTY;
-                f->aux = ptn;
-                f->flags &= ~CK_FDF_STD_REDIRECT;
-                break;
-            }
-    }
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        int n = 0;
-        if (f->kind == CK_FD_PTY && major(ctty) >= 136 && major(ctty) <= 143 &&
-            minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
-            /* the session leader's controlling terminal: made the new
-             * pair's again by a restore in a session of its own */
-            if (getsid(0) != shim_real_getpid()) {
-                snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
-                         "(/dev/pts/%llu) is the controlling terminal of a session it does not "
-                         "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);
-                return -ENOTSUP;
-            }
-            f->flags |= CK_FDF_PTY_CTTY;
-        }
-        if (f->kind == CK_FD_PTY && ioctl(f->fd, FIONREAD, &n) == 0 && n > 0) {
-            snprintf(err, errlen, "fd %d: %d bytes wait in the pseudo-terminal the program "
-                     "opened (/dev/pts/%llu), which ckshim cannot restore yet; read them first",
-                     f->fd, n, (unsigned long long)f->aux);
-            return -ENOTSUP;
-        }
-    }
-    return 0;
-}
-
 /* A /proc path of the process itself, /proc/PID[/...] (not of one of its
  * threads: their ids change), or one of its own namespaces ("net:[N]"),
  * rewritten in place to the /proc/self path that names the same thing in
@@ -961,33 +787,6 @@ static int proc_self_path(char *target, const struct stat *st)
         return -1;
     snprintf(target, CK_PATH_MAX, "%s", rest);
     return 1;
-}
-
-/* A pidfd (fdinfo "Pid:", -1 once the process has exited and been
- * reaped): of the process itself (restore opens one of the restored
- * process), of one of its threads (the shim opens one of the restored
- * thread, aux: its tid as the program saw it), or of a process that has
- * exited (restore makes one of a process that exits at once). Another
- * live process is not in the image: refused. */
-static int capture_pidfd(struct ck_fd *f, const char *info, char *err, size_t errlen)
-{
-    const char *p = strstr(info, "\nPid:");
-    int pid = p ? atoi(p + 5) : 0;
-    if (pid == -1) {
-        f->flags |= CK_FDF_PIDFD_DEAD;
-        return 0;
-    }
-    if (pid == shim_real_getpid())
-        return 0;
-    for (int k = 0; pid > 0 && k < g_shim.nslots; k++)
-        if (g_shim.slots[k].tid == pid) {
-            f->flags |= CK_FDF_PIDFD_THREAD;
-            f->aux = (uint64_t)g_shim.slots[k].vtid;
-            return 0;
-        }
-    snprintf(err, errlen, "fd %d is a pidfd of process %d, which is not part of the "
-             "checkpoint; ckshim cannot restore it", f->fd, pid);
-    return -ENOTSUP;
 }
 
 /* Record every descriptor the program has open. A kind ckshim cannot
@@ -1026,6 +825,7 @@ static int capture_fds(char *err, size_t errlen)
     g_shim.nfds = 0;
     shim_nlocks = 0;
     shim_nttys = 0;
+    fdcap_reset();
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
     /* A removed working directory is made again at restore, but not one
@@ -1089,13 +889,19 @@ static int capture_fds(char *err, size_t errlen)
             int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");
             int own = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? proc_self_path(target, &st)
                                                                  : 0;
-            if (own < 0) {
+            int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
+            if (mine < 0) {
+                ret = mine;
+                goto out;
+            }
+            if (mine > 0) {
+                /* a kind of fds/ took it */
+            } else if (own < 0) {
                 snprintf(err, errlen, "fd %d is %s, a namespace of another process, which "
                          "ckshim cannot restore", fd, target);
                 ret = -ENOTSUP;
                 goto out;
-            }
-            if (own > 0) {
+            } else if (own > 0) {
                 f->kind = S_ISDIR(st.st_mode) ? CK_FD_DIR : CK_FD_FILE;
                 f->flags |= CK_FDF_PROC_SELF;
             } else if (S_ISREG(st.st_mode)) {
@@ -1160,22 +966,7 @@ static int capture_fds(char *err, size_t errlen)
                     ls.st_dev != st.st_dev)
                     f->flags |= CK_FDF_DELETED;
             } else if (S_ISCHR(st.st_mode)) {
-                int ptn;
-                if (major(st.st_rdev) == 5 && minor(st.st_rdev) == 2 &&
-                    ioctl(fd, TIOCGPTN, &ptn) == 0) {
-                    /* a master the program opened: the pair is made anew
-                     * (its slaves, found below, with it) */
-                    f->kind = CK_FD_PTY;
-                    f->flags |= CK_FDF_PTY_MASTER;
-                    f->aux = (uint64_t)ptn;
-                    capture_tty(fd, &st);
-                } else if (is_tty_dev(st.st_rdev)) {
-                    f->kind = CK_FD_TTY;
-                    if (fd <= 2) {
-                        f->flags |= CK_FDF_STD_REDIRECT;
-                        capture_tty(fd, &st);
-                    }
-                } else if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
+                if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
                            !strcmp(target, "/dev/full") || !strcmp(target, "/dev/random") ||
                            !strcmp(target, "/dev/urandom")) {
                     f->kind = CK_FD_CHR;
@@ -1185,18 +976,6 @@ static int capture_fds(char *err, size_t errlen)
                     ret = -ENOTSUP;
                     goto out;
                 }
-            } else if (S_ISFIFO(st.st_mode)) {
-                f->kind = CK_FD_PIPE;
-                f->aux = st.st_ino;
-                /* A named FIFO removed from its directory: restore makes
-                 * a new one beside where it was (and removes it again). */
-                if (deleted && target[0] == '/') {
-                    target[tl - 10] = 0;
-                    f->flags |= CK_FDF_DELETED;
-                }
-                /* buffer size, recreated on restore (size: a pipe has none) */
-                int cap = fcntl(fd, F_GETPIPE_SZ);
-                f->size = cap > 0 ? (uint64_t)cap : 65536;
             } else if (S_ISSOCK(st.st_mode)) {
                 char what[400];
                 sockdesc(fd, what, sizeof what);
@@ -1204,21 +983,6 @@ static int capture_fds(char *err, size_t errlen)
                          what, target);
                 ret = -ENOTSUP;
                 goto out;
-            } else if (!strcmp(target, "anon_inode:[eventfd]") && fi.has_eventfd) {
-                f->kind = CK_FD_EVENTFD;
-                f->aux = fi.eventfd_count;
-                const char *sem = il > 0 ? strstr(info, "eventfd-semaphore:") : NULL;
-                if (sem && strtol(sem + 18, NULL, 10) == 1)
-                    f->flags |= CK_FDF_EFD_SEMAPHORE;
-            } else if (!strcmp(target, "anon_inode:[eventpoll]")) {
-                /* path: the watch list (epoll.c) */
-                f->kind = CK_FD_EPOLL;
-                if ((ret = epoll_capture(fd, &path, err, errlen)) < 0)
-                    goto out;
-            } else if (!strcmp(target, "anon_inode:[pidfd]") && il > 0) {
-                f->kind = CK_FD_PIDFD;
-                if ((ret = capture_pidfd(f, info, err, errlen)) < 0)
-                    goto out;
             } else {
                 const char *k = anon_kind(target);
                 snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,
@@ -1239,34 +1003,14 @@ static int capture_fds(char *err, size_t errlen)
             if (f->share_with < 0 && il > 0 &&
                 (ret = capture_locks(f, info, target, err, errlen)) < 0)
                 goto out;
+            if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
+                goto out;
             g_shim.nfds++;
         }
     }
-    if ((ret = check_nofile(err, errlen)) < 0 || (ret = capture_pty_slaves(err, errlen)) < 0)
+    if ((ret = check_nofile(err, errlen)) < 0)
         goto out;
-    /* Pipes whose other end is not in this process: no descriptor of the
-     * pipe reads, or none writes. An O_RDWR descriptor (bash's
-     * `exec 9<> <(:)`) is both ends at once. */
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIPE ||
-            g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
-            continue;
-        int reader = 0, writer = 0;
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            const struct ck_fd *o = &g_shim.fds[k];
-            if (same_pipe(o, f)) {
-                reader |= (o->oflags & O_ACCMODE) != O_WRONLY;
-                writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
-            }
-        }
-        if (!reader || !writer) {
-            f->flags |= CK_FDF_EXTERNAL;
-            if (f->fd <= 2)
-                f->flags |= CK_FDF_STD_REDIRECT;
-        }
-    }
-    ret = capture_pipe_data(err, errlen);
+    ret = fdcap_finish(err, errlen);
 out:
     close(dfd);
     return ret;

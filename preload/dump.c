@@ -1095,6 +1095,9 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     if (shim_nshms && (r = put_rec(&w, CK_REC_SHM, 0, shim_shms, sizeof(struct ck_shm) * shim_nshms,
                                    sizeof(struct ck_shm) * shim_nshms, shim_nshms, 0)) < 0)
         goto out;
+    if (shim_nfdstate && (r = put_rec(&w, CK_REC_FDSTATE, 0, shim_fdstate, shim_fdstate_len,
+                                      shim_fdstate_len, shim_nfdstate, 0)) < 0)
+        goto out;
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
         if ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) && f->share_with < 0 &&
@@ -1108,15 +1111,16 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     }
     if ((r = dump_saved_files(&w, 1)) < 0)
         goto out;
-    for (uint32_t i = 0; i < shim_npipes; i++) {
-        const struct shim_pipedata *pd = &shim_pipes[i];
+    for (uint32_t i = 0; i < shim_nfdbytes; i++) {
+        const struct shim_fdbytes *pd = &shim_fdbytes[i];
+        const char *data = fdbytes_data(i);
         for (size_t off = 0; off < pd->len;) {
             size_t n = pd->len - off;
             if (n > JOB_PAGES * CK_PAGE_SIZE)
                 n = JOB_PAGES * CK_PAGE_SIZE;
             uint32_t fl;
             size_t len;
-            ck_chunk_encode(w.state, pd->data + off, n, w.out, w.out_cap, &fl, &len);
+            ck_chunk_encode(w.state, data + off, n, w.out, w.out_cap, &fl, &len);
             if ((r = put_rec(&w, CK_REC_FILEDATA, fl, w.out, len, n, (uint64_t)pd->fd, off)) < 0)
                 goto out;
             off += n;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
+#include "fileid.h"
 #include "imgio.h"
 #include "shim.h"
 
@@ -79,26 +80,7 @@ void shim_futex_wake(volatile int *addr)
  * Uses only open/read/close: safe while other threads are parked. */
 int shim_read_file(const char *path, char *buf, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t n = 0;
-    while (n + 1 < cap) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            return e;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = 0;
-    close(fd);
-    return (int)n;
+    return ck_read_file(path, buf, cap);
 }
 
 /* Diagnostics to stderr when CKSHIM_DEBUG is set. */

@@ -155,15 +155,35 @@ extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */
 extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
 extern volatile int shim_leader_seen;
 
+/* fown.c */
+int fown_capture(struct ck_fd *f, char *err, size_t errlen);
+int fown_restore(char *err, size_t errlen);
 /* capture.c */
-#define SHIM_MAX_PIPES 256
-struct shim_pipedata {
-    int fd;                             /* read end */
-    const char *data;
+/* fdcap.c: what kinds of descriptors save besides struct ck_fd */
+#define SHIM_MAX_FDBYTES SHIM_MAX_FDS
+struct shim_fdbytes {
+    int fd;                             /* FILEDATA arg: the fd they belong to */
+    size_t off;                         /* where in the bytes buffer (fdbytes_data) */
     size_t len;
 };
-extern struct shim_pipedata shim_pipes[SHIM_MAX_PIPES];
-extern uint32_t shim_npipes;
+extern struct shim_fdbytes shim_fdbytes[SHIM_MAX_FDBYTES];
+extern uint32_t shim_nfdbytes;
+extern char *shim_fdstate;              /* FDSTATE payload */
+extern size_t shim_fdstate_len;
+extern uint32_t shim_nfdstate;
+struct ck_fdinfo;
+struct stat;
+char *fdbytes_reserve(size_t len, char *err, size_t errlen);
+int fdbytes_commit(int fd, size_t len, char *err, size_t errlen);
+const char *fdbytes_data(uint32_t i);
+void fdcap_reset(void);
+void fdcap_forget(int unmap);
+int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
+              const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
+              size_t errlen);
+int fdcap_finish(char *err, size_t errlen);
+int fdcap_resumed(char *err, size_t errlen);
+/* capture.c */
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
 void capture_vmflags_prescan(void);
@@ -181,8 +201,8 @@ extern uint32_t shim_nttys;
 extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
 extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
-int capture_pidfds_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
+void capture_tty(int fd, const struct stat *st);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
@@ -256,9 +276,6 @@ void cputime_capture(void);
 void cputime_restore(void);
 void cputime_forget(void);
 clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
-
-/* epoll.c */
-int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
 
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */

@@ -202,6 +202,11 @@ int main(int argc, char **argv)
         REC(CK_REC_GUARDS, 0, g, sizeof(g), sizeof(g), 2, 0);
         struct ck_shm sh = {.shmid = 5, .key = 0x1234, .size = 40960, .mode = 0600};
         REC(CK_REC_SHM, 0, &sh, sizeof(sh), sizeof(sh), 1, 0);
+        uint8_t fs[sizeof(struct ck_fdstate) + 8] = {0};
+        struct ck_fdstate fh = {.fd = 0, .kind = 0, .len = 3};
+        memcpy(fs, &fh, sizeof(fh));
+        memcpy(fs + sizeof(fh), "abc", 3);
+        REC(CK_REC_FDSTATE, 0, fs, sizeof(fs), sizeof(fs), 1, 0);
     }
     REC(CK_REC_FILEDATA, CK_RF_RAW, "hello", 5, 5, 3, 0);
     {

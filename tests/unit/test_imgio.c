@@ -41,6 +41,9 @@ struct build_opts {
                                            3 LOCKS after FILEDATA, 4 bad count */
     int guards;                         /* a GUARDS record: 1 good, 2 out of order */
     int shm;                            /* a SHM record: 1 good, 2 size 0 */
+    int fdstate;                        /* a FDSTATE record: 1 good, 2 names an fd
+                                           not in FDS, 3 runs past its payload,
+                                           4 kind differs from the fd's */
 };
 
 /* Offsets of interesting places in the built image. */
@@ -239,6 +242,22 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         nrec++;
         raw += sizeof(m);
         stored += sizeof(m);
+    }
+
+    if (o->fdstate) {
+        /* one entry: fd 1 (a pipe in FDS) with 5 bytes of state, padded to 8 */
+        uint8_t buf[sizeof(struct ck_fdstate) + 8];
+        struct ck_fdstate e = {.fd = o->fdstate == 2 ? 7 : 1,
+                               .kind = o->fdstate == 4 ? CK_FD_FILE : CK_FD_PIPE,
+                               .len = o->fdstate == 3 ? 9 : 5};
+        memset(buf, 0, sizeof(buf));
+        memcpy(buf, &e, sizeof(e));
+        memcpy(buf + sizeof(e), "state", 5);
+        assert_int_equal(ck_write_rec(fd, CK_REC_FDSTATE, 0, buf, sizeof(buf), sizeof(buf), 1, 0),
+                         0);
+        nrec++;
+        raw += sizeof(buf);
+        stored += sizeof(buf);
     }
 
     if (o->unknown_rec) {
@@ -619,6 +638,44 @@ static void test_guards_shm(void **state)
     free(b);
 }
 
+/* FDSTATE: an entry reaches the descriptor it names (fds/fdkind.h); one
+ * naming no descriptor of FDS, of another kind, or running past the
+ * payload refuses the image. */
+static void test_fdstate(void **state)
+{
+    struct build_opts o;
+    struct layout L;
+    struct ck_image img;
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    o.fdstate = 1;
+    uint8_t *b = build_read_ok(&o, &L, &img);
+    assert_non_null(img.fdstate);
+    assert_null(img.fdstate[0].data);
+    assert_int_equal(img.fdstate[1].len, 5);
+    assert_memory_equal(img.fdstate[1].data, "state", 5);
+    ck_image_free(&img);
+    free(b);
+
+    static const struct {
+        int kind;
+        const char *why;
+    } bad[] = {
+        {2, "names fd 7"},
+        {3, "past the payload"},
+        {4, "of kind 1"},
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o.fdstate = bad[i].kind;
+        b = build_bytes(&o, &L);
+        const char *msg = expect_fail(b, L.size, 0);
+        if (!strstr(msg, "FDSTATE") || !strstr(msg, bad[i].why))
+            fail_msg("case %d: '%s' does not say FDSTATE and '%s'", bad[i].kind, msg, bad[i].why);
+        free(b);
+    }
+}
+
 static void test_truncated(void **state)
 {
     struct build_opts o;
@@ -928,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_memcheck),
         cmocka_unit_test(test_fd_extras),
         cmocka_unit_test(test_guards_shm),
+        cmocka_unit_test(test_fdstate),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_records),

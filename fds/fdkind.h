@@ -1,0 +1,147 @@
+/* fdkind.h - one file per kind of descriptor, capture and restore side by side.
+ *
+ * Every fds/<kind>.c holds how one kind of descriptor is recognised and
+ * saved (run by the shim, inside the program, on the manager thread while
+ * every other thread is parked) and how it is made again (run by coord,
+ * which then execs the restorer and becomes the program). Both build
+ * products link every file of this folder: build/libshim.so and
+ * build/coord. So the code here uses libc only: what it needs from the
+ * shim or from coord comes through the context structs below, filled by
+ * preload/capture.c and coordinator/restore.c.
+ *
+ * Adding a kind: its CK_FD_* (and its state struct, if it has one) in
+ * common/image.h, fds/<kind>.c with a `const struct ck_fdkind`, and one
+ * line in fds/kinds.c.
+ *
+ * Capture side rules (a signal handler in the program): no malloc, no
+ * stdio streams, no locks; snprintf, open, read, ioctl, getsockopt, recv
+ * with MSG_PEEK and the like are fine. Restore side: ordinary coord code.
+ */
+#ifndef CKSHIM_FDKIND_H
+#define CKSHIM_FDKIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "image.h"
+#include "procparse.h"
+
+struct ck_image;
+
+/* One descriptor being captured. */
+struct ck_fdcap {
+    int fd;
+    struct ck_fd *f;                    /* fd, oflags, fdflags, pos, mode, dev, ino,
+                                           size, mtime_ns, ctime_ns filled; kind 0 */
+    const struct stat *st;
+    char *target;                       /* the /proc/self/fd link (CK_PATH_MAX
+                                           bytes, editable) */
+    const char *path;                   /* saved as the fd's path; target unless set */
+    const char *info;                   /* /proc/self/fdinfo text */
+    int infolen;
+    const struct ck_fdinfo *fi;         /* info parsed */
+    char *err;                          /* why the checkpoint is refused: name the
+                                           fd, its kind and path */
+    size_t errlen;
+    /* The shim's services. state: this fd's FDSTATE entry (once); bytes:
+     * appended to the fd's saved bytes (FILEDATA records with arg = fd,
+     * arg2 = offset). Both copy; -errno on failure (err set). */
+    int (*state)(struct ck_fdcap *c, const void *data, size_t len);
+    int (*bytes)(struct ck_fdcap *c, const void *data, size_t len);
+    /* vtid_of: the id the program knows its thread tid by (ids it saw
+     * before a restore), or 0 if tid is none of its threads. */
+    int (*vtid_of)(struct ck_fdcap *c, int tid);
+    /* tty: keep this terminal's modes and window size (the TTYS record:
+     * restore puts them on a new pseudo-terminal pair, the shim on the
+     * terminal a standard descriptor comes back on). */
+    void (*tty)(struct ck_fdcap *c);
+    void *priv;
+};
+
+/* Every descriptor captured: a kind's second look (pairing ends). */
+struct ck_fdcap_set {
+    struct ck_fd *fds;
+    uint32_t n;
+    char *err;
+    size_t errlen;
+    const char *(*path)(struct ck_fdcap_set *s, uint32_t i);
+    void *(*state)(struct ck_fdcap_set *s, uint32_t i, size_t *len); /* editable; NULL if
+                                                                        none */
+    int (*bytes)(struct ck_fdcap_set *s, uint32_t i, const void *data, size_t len);
+    /* In `resumed` (after a restore; state and bytes are NULL there):
+     * the thread's id now of the one the program knows as vtid, or 0. */
+    int (*tid_of)(struct ck_fdcap_set *s, int vtid);
+    void *priv;
+};
+
+/* One descriptor being restored (or checked before the restore). */
+struct ck_fdrest {
+    const struct ck_image *im;
+    uint32_t i;                         /* index into im->fds */
+    const struct ck_fd *f;
+    const char *path;
+    const void *state;                  /* this fd's FDSTATE payload, or NULL */
+    size_t state_len;
+    int *stash;                         /* per index: an fd made early, kept above
+                                           maxfd until its turn, or -1 */
+    int maxfd;                          /* the highest number anything uses */
+    int detach;                         /* coord restore --detach */
+    int oflags;                         /* f->oflags for open(): without O_CREAT,
+                                           O_TRUNC, O_EXCL, O_CLOEXEC */
+    char *err;
+    size_t errlen;
+    /* coord's services. bytes: every saved byte of image fd `fd`, in a
+     * malloc'd buffer (NULL, 0 if none); -1 with err set if unreadable. */
+    int (*bytes)(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len);
+    const void *(*state_of)(struct ck_fdrest *r, uint32_t i, size_t *len);
+    /* check_path (in check): is r->path still the file r->f describes
+     * (fileident.h: same inode, size, times; a changed one passes with
+     * --allow-changed PATH, with a warning)? 0, or -1 refused (err set).
+     * It remembers the file it saw for reopen. */
+    int (*check_path)(struct ck_fdrest *r);
+    /* reopen: image fd i's path opened again with oflags, only if it is
+     * the very file check_path saw (never through a symbolic link, without
+     * blocking unless oflags has O_NONBLOCK); the fd, or -1 (err set). */
+    int (*reopen)(struct ck_fdrest *r, uint32_t i, int oflags);
+    /* std: for a standard descriptor whose terminal or outside pipe cannot
+     * come back (CK_FDF_STD_REDIRECT): coord's own fd f->fd, or /dev/null
+     * with --detach; -1 with errno set. */
+    int (*std)(struct ck_fdrest *r);
+    void *priv;
+};
+
+struct ck_fdkind {
+    uint32_t kind;                      /* CK_FD_* */
+    const char *name;                   /* "eventfd", "unix socket", ... */
+    /* 1: this fd is of the kind and was captured (f->kind set); 0: not of
+     * the kind; negative: the checkpoint is refused (err set). */
+    int (*capture)(struct ck_fdcap *c);
+    int (*finish)(struct ck_fdcap_set *s);  /* optional */
+    int (*check)(struct ck_fdrest *r);      /* optional: at restore, before anything
+                                               changes; negative refuses (err set) */
+    int (*restore)(struct ck_fdrest *r);    /* a new fd (coord moves it to f->fd), or
+                                               -1 (err set) */
+    int (*after)(struct ck_fdrest *r);      /* optional: once every fd is in place */
+    int (*after_all)(struct ck_fdrest *r);  /* optional: once every kind's `after` has
+                                               run (epoll re-adds its watches on the
+                                               finished descriptors) */
+    int (*resumed)(struct ck_fdcap_set *s); /* optional: in the program (the shim),
+                                               after a restore, once its threads are
+                                               back and before it runs; negative ends
+                                               it (err set) */
+    void (*describe)(const struct ck_fd *f, const void *state, size_t len, char *out,
+                     size_t outlen);         /* optional: coord inspect's line */
+};
+
+extern const struct ck_fdkind *const ck_fdkinds[];  /* NULL-terminated */
+
+const struct ck_fdkind *ck_fdkind_of(uint32_t kind);
+
+/* removed.c: FIFOs, directories and symbolic links the program held but
+ * had removed, made again and removed at once (restore side). */
+const char *ck_remake_dir(const char *path, char *dir, size_t len);
+int ck_remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags);
+int ck_remake_check(struct ck_fdrest *r, const char *what);
+
+#endif
