@@ -85,6 +85,7 @@ TWICE+=" unreadable_map "
 LIVE=" pty_queued "
 TWICE+=" timerfd signalfd inotify "
 TWICE+=" unix_pairs unix_listen unix_outside unix_removed "
+TWICE+=" hooks "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
