@@ -91,7 +91,8 @@ $(B)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka) -lxxhash
 
-$(B)/tests/progs/%: tests/integration/progs/%.c tests/integration/progs/testlib.h
+$(B)/tests/progs/%: tests/integration/progs/%.c tests/integration/progs/testlib.h \
+		tests/integration/progs/unixtest.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -D_GNU_SOURCE -Wall -o $@ $< -lpthread -lrt -lm
 

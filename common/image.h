@@ -318,6 +318,48 @@ enum {
     CK_FD_UNSUPPORTED = 99,
 };
 
+/* FDSTATE of a timerfd (fds/timerfd.c). value_ns is the time that was
+ * left until the next expiry (0: disarmed), deadline_ns that expiry on
+ * the timer's clock (kept for TFD_TIMER_ABSTIME timers); boot_id names
+ * the boot the monotonic clocks counted from. */
+struct ck_timerfd {
+    int32_t clockid;
+    uint32_t settime_flags;             /* TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET */
+    uint64_t ticks;                     /* expirations not yet read */
+    int64_t value_ns;
+    int64_t interval_ns;
+    int64_t deadline_ns;
+    uint8_t boot_id[16];
+};
+
+/* FDSTATE of a signalfd (fds/signalfd.c). */
+struct ck_signalfd {
+    uint64_t sigmask;                   /* bit n-1: signal n */
+    uint64_t reserved;
+};
+
+/* FDSTATE of an inotify instance (fds/inotify.c): this header, nwatch
+ * ck_inotify_watch entries in wd order, then their paths (NUL-terminated,
+ * path_off counted from the end of the entries). */
+#define CK_INW_DONT_FOLLOW 0x1          /* added with IN_DONT_FOLLOW: the link itself */
+#define CK_INW_ONLYDIR 0x2              /* added with IN_ONLYDIR */
+#define CK_INW_FD 0x4                   /* no path: watched through the program's descriptor
+                                           of the file (path "/proc/self/fd/N"), a removed
+                                           file it holds open; added once every fd is back */
+struct ck_inotify {
+    uint32_t nwatch;
+    int32_t next_wd;                    /* the wd the next inotify_add_watch gets */
+    uint32_t queued;                    /* bytes of events queued (lost) */
+    uint32_t pad;
+};
+struct ck_inotify_watch {
+    int32_t wd;
+    uint32_t mask;                      /* as fdinfo shows it (with IN_ONESHOT, IN_EXCL_UNLINK) */
+    uint64_t ino, dev;                  /* the watched inode (dev: st_dev encoding) */
+    uint32_t flags;                     /* CK_INW_* */
+    uint32_t path_off;
+};
+
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
@@ -334,6 +376,9 @@ enum {
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */
 #define CK_FDF_HUGETLB 0x1000           /* memfd made with MFD_HUGETLB */
+#define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
+                                           that has exited (aux: that pid): restored as
+                                           the same entry of one that exits too */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
@@ -483,6 +528,82 @@ struct ck_shm {
     uint32_t mode;                      /* permission bits */
     uint32_t flags;                     /* CK_SHMF_* */
     uint64_t reserved;
+};
+
+/* Socket state: the FDSTATE payload of a socket starts with this
+ * (CK_FD_UNIX: struct ck_unix; CK_FD_INET: its own struct), filled and
+ * applied by fds/socket.c. Booleans the program may have set are bits of
+ * opts; buffer sizes are what getsockopt reports (the kernel's doubled
+ * value), timeouts in microseconds (0: none). */
+#define CK_SOCKO_PASSCRED 0x1
+#define CK_SOCKO_PASSSEC 0x2
+#define CK_SOCKO_KEEPALIVE 0x4
+#define CK_SOCKO_REUSEADDR 0x8
+#define CK_SOCKO_REUSEPORT 0x10
+#define CK_SOCKO_BROADCAST 0x20
+#define CK_SOCKO_OOBINLINE 0x40
+#define CK_SOCKO_DONTROUTE 0x80
+#define CK_SOCKO_TIMESTAMP 0x100
+#define CK_SOCKO_PASSPIDFD 0x200
+#define CK_SOCKO_LINGER 0x1000          /* SO_LINGER on, for linger seconds */
+#define CK_SOCKO_LISTENING 0x10000      /* SO_ACCEPTCONN */
+#define CK_SOCK_SHUT_RD 1               /* this end cannot receive any more */
+#define CK_SOCK_SHUT_WR 2               /* this end cannot send any more */
+struct ck_sock {
+    uint16_t family;                    /* SO_DOMAIN */
+    uint16_t pad0;
+    uint32_t type;                      /* SO_TYPE */
+    uint32_t protocol;                  /* SO_PROTOCOL */
+    uint32_t opts;                      /* CK_SOCKO_* */
+    int32_t sndbuf, rcvbuf;             /* SO_SNDBUF, SO_RCVBUF as read */
+    int32_t rcvlowat, priority;
+    int32_t peek_off;                   /* SO_PEEK_OFF, -1: off */
+    int32_t linger;                     /* seconds, with CK_SOCKO_LINGER */
+    uint32_t shutdown;                  /* CK_SOCK_SHUT_*: the kernel's view of this end */
+    uint32_t pad1;
+    int64_t rcvtimeo_us, sndtimeo_us;   /* SO_RCVTIMEO, SO_SNDTIMEO */
+};
+
+/* CK_FD_UNIX: FDSTATE payload of an AF_UNIX socket (fds/unix.c), then
+ * nicons uint64_t inodes (a listener's waiting clients). The fd's path
+ * string is the bound file's absolute path (a path-bound socket), else
+ * empty. Saved bytes (FILEDATA under the fd) are its receive queue: the
+ * bytes of a stream, or for datagram and seqpacket sockets ndgrams
+ * messages, each a struct ck_unix_msg, the sender's address and the data. */
+#define CK_UNIXF_LISTEN 0x1             /* listening */
+#define CK_UNIXF_PEER_IN 0x2            /* connected to a socket in the checkpoint */
+#define CK_UNIXF_DEAD 0x4               /* stream/seqpacket connected to a socket outside
+                                           the checkpoint, or to one closed: comes back
+                                           as a dead connection */
+#define CK_UNIXF_QUEUED 0x8             /* a client waiting in the accept queue of the
+                                           listener whose inode is peer_ino */
+#define CK_UNIXF_REMOVED 0x10           /* bound to a path whose file was removed */
+#define CK_UNIXF_RELATIVE 0x20          /* bound to a path relative to the directory
+                                           that the path string ends in name */
+#define CK_UNIXF_CONNECTED 0x40         /* has a peer (connect, socketpair, accept) */
+#define CK_UNIXF_OUTSIDE 0x80           /* datagram connected to a socket outside the
+                                           checkpoint: connected again by its name */
+struct ck_unix {
+    struct ck_sock so;
+    uint64_t ino;                       /* the socket's inode (st_ino) */
+    uint64_t peer_ino;                  /* UNIX_DIAG_PEER (0: none, or the peer has no
+                                           inode: closed, or not yet accepted) */
+    uint32_t state;                     /* UNIX_DIAG state: 1 connected, 7 not, 10 listening */
+    uint32_t flags;                     /* CK_UNIXF_* */
+    uint32_t backlog;                   /* listener: listen()'s backlog */
+    uint32_t nicons;                    /* listener: clients waiting to be accepted */
+    uint32_t ndgrams;                   /* messages in the saved bytes */
+    uint32_t file_mode;                 /* path-bound: the socket file's permission bits */
+    uint16_t namelen, peerlen;          /* bytes of name and peer, 0: unnamed */
+    uint32_t pad;
+    char name[108];                     /* sun_path as bound (abstract: starts with 0) */
+    char peer[108];                     /* the peer's address, if named */
+};
+
+struct ck_unix_msg {                    /* one message in a CK_FD_UNIX receive queue */
+    uint32_t len;                       /* data bytes */
+    uint16_t addrlen;                   /* sender's sun_path bytes that follow (0: unnamed) */
+    uint16_t pad;
 };
 
 /* CK_REC_END payload. */

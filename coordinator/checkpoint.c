@@ -21,6 +21,7 @@
 #include "counter.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "unix.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
 #define CONNECT_TIMEOUT_MS 10000
@@ -120,6 +121,17 @@ static void note_outside_pipes(int pid, const struct ck_image *img)
                pid, other);
 }
 
+/* Unix connections to outside the program cannot be carried over: name
+ * them and what they become. */
+static void note_outside_sockets(int pid, const struct ck_image *img)
+{
+    char list[1024];
+    if (ck_unix_outside(img, list, sizeof list) > 0)
+        ck_msg("checkpoint %d: note: %s: the other end is outside the program; after restore "
+               "such a connection is closed by its peer (reads see the waiting bytes, then end "
+               "of file; writes fail with EPIPE; epoll reports EPOLLHUP)", pid, list);
+}
+
 /* Make sure the image in the temporary file is complete and on disk
  * before it replaces anything. Returns 0 or -1 (said why). */
 static int verify_tmp(int pid, int outfd)
@@ -136,8 +148,10 @@ static int verify_tmp(int pid, int outfd)
         return -1;
     }
     int r = ck_image_read(outfd, &img, 0, err, sizeof(err));
-    if (r == 0)
+    if (r == 0) {
         note_outside_pipes(pid, &img);
+        note_outside_sockets(pid, &img);
+    }
     ck_image_free(&img);
     if (r < 0) {
         ck_msg("checkpoint %d: the shim reported success but the image does not read back: %s",

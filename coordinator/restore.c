@@ -669,7 +669,10 @@ static int check_image(struct rctx *c)
         return -1;
     struct stat cst;
     char cdir[PATH_MAX], in[PATH_MAX] = "";
-    if (cwd_removed(im, cdir, sizeof cdir)) {
+    const char *rest;
+    if (cwd_removed(im, cdir, sizeof cdir) && ck_procdead_split(cdir, &rest) > 0) {
+        /* a /proc directory of a process that has exited: made at restore */
+    } else if (cwd_removed(im, cdir, sizeof cdir)) {
         errno = EINVAL;
         if (cdir[0] != '/' || (cwd_fd(im) < 0 &&
                                access(ck_remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
@@ -1494,7 +1497,22 @@ static int restore_env(struct rctx *c)
 {
     const struct ck_proc *p = &c->img.proc;
     char cdir[PATH_MAX];
-    if (cwd_removed(&c->img, cdir, sizeof cdir)) {
+    const char *rest;
+    if (cwd_removed(&c->img, cdir, sizeof cdir) && ck_procdead_split(cdir, &rest) > 0) {
+        /* a /proc directory of a process that has exited */
+        char dir[PATH_MAX];
+        int release, ok = 0;
+        pid_t child = ck_procdead_child(&release);
+        if (child > 0) {
+            ok = ck_procdead_path(dir, sizeof dir, child, rest) == 0 && chdir(dir) == 0;
+            ck_procdead_release(child, release);
+        }
+        if (!ok) {
+            fail_msg(c, "cannot enter a /proc directory of a process that has exited, as the "
+                     "program's working directory %s was: %s", cdir, strerror(errno));
+            return -1;
+        }
+    } else if (cwd_removed(&c->img, cdir, sizeof cdir)) {
         /* the same directory as a descriptor of the program, or one made
          * again and removed */
         int fd = cwd_fd(&c->img);

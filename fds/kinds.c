@@ -10,6 +10,11 @@
 #include "fdkind.h"
 
 extern const struct ck_fdkind ck_fdkind_eventfd;
+extern const struct ck_fdkind ck_fdkind_timerfd;
+extern const struct ck_fdkind ck_fdkind_signalfd;
+extern const struct ck_fdkind ck_fdkind_inotify;
+extern const struct ck_fdkind ck_fdkind_unix;
+extern const struct ck_fdkind ck_fdkind_socket_other;
 extern const struct ck_fdkind ck_fdkind_pipe;
 extern const struct ck_fdkind ck_fdkind_epoll;
 extern const struct ck_fdkind ck_fdkind_pidfd;
@@ -24,6 +29,11 @@ extern const struct ck_fdkind ck_fdkind_memfd;
 
 const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_eventfd,
+    &ck_fdkind_timerfd,
+    &ck_fdkind_signalfd,
+    &ck_fdkind_inotify,
+    &ck_fdkind_unix,
+    &ck_fdkind_socket_other,   /* after every socket kind: refuses the rest by name */
     &ck_fdkind_pipe,
     &ck_fdkind_epoll,
     &ck_fdkind_pidfd,
