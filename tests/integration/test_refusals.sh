@@ -4,7 +4,7 @@
 #   bash tests/integration/test_refusals.sh BUILD_DIR
 #
 # Checkpoint refusals: a process holding something ckshim cannot restore
-# (a socket, an inotify instance) is not checkpointed; the message names the
+# (a socket, an io_uring instance) is not checkpointed; the message names the
 # fd and its kind; the process goes on untouched; an existing good image at
 # the output path is left as it was.
 # Restore refusals: a missing file, an empty file, a foreign file, a
@@ -88,7 +88,8 @@ kill "$pid" 2>/dev/null
 
 cat >"$T/epoll.py" <<'EOF'
 import ctypes, time
-fd = ctypes.CDLL(None).inotify_init()
+params = ctypes.create_string_buffer(120)   # struct io_uring_params, rings never mapped
+fd = ctypes.CDLL(None).syscall(425, 4, params)  # io_uring_setup
 print("READY fd", fd, flush=True)
 while True:
     time.sleep(0.05)
@@ -97,10 +98,10 @@ start epoll python3 "$T/epoll.py"
 fd=$(awk '/READY fd/ {print $3; exit}' "$T/epoll.log")
 "$C" checkpoint "$pid" -o "$T/epoll.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi inotify "$T/err" && alive "$pid"; then
-    pass checkpoint_refuses_inotify
+if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi io_uring "$T/err" && alive "$pid"; then
+    pass checkpoint_refuses_io_uring
 else
-    fail checkpoint_refuses_inotify "rc=$rc"
+    fail checkpoint_refuses_io_uring "rc=$rc"
 fi
 [ -e "$T/epoll.img" ] && fail no_image_on_refusal "an image was written" || pass no_image_on_refusal
 kill "$pid" 2>/dev/null
