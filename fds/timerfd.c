@@ -138,7 +138,8 @@ static int timerfd_resumed(struct ck_fdcap_set *s)
                    s->fds[k].share_with < 0;
         if (!ours)
             continue;
-        struct itimerspec its = {.it_interval = ts_of(a->interval_ns), .it_value = ts_of(a->value_ns)};
+        struct itimerspec its = {.it_interval = ts_of(a->interval_ns),
+                                 .it_value = ts_of(a->value_ns)};
         /* settime clears the pending count: give it back */
         if (timerfd_settime(a->fd, 0, &its, NULL) < 0 ||
             (a->ticks && ioctl(a->fd, TFD_IOC_SET_TICKS, &a->ticks) < 0)) {
