@@ -12,7 +12,8 @@
 # hooks after a checkpoint that failed after every before-hook ran; none
 # with --kill; after-restore hooks once per restore, also after a second
 # restore; dump on a signal (one the program handles, one that ends it);
-# the 64-hook limit; the program without the shim. The example
+# the 64-hook limit; the program without the shim; a hook of a Python
+# program through ctypes. The example
 # examples/c/hook_client keeps echoing with an outside echo server across
 # checkpoints and a restore. Action scripts: every stage with its
 # environment, a failing and a killed pre-checkpoint script, post-checkpoint
@@ -238,6 +239,38 @@ else
     fail hook_client_checkpoint_and_go_on "the echo server did not start: $(cat "$T/echo.err")"
 fi
 kill -9 "$epid" 2>/dev/null
+
+# ---- Python: a hook through ctypes (called on the shim's thread, which
+# ctypes lets take the interpreter lock)
+cat >"$T/pyhook.py" <<'PY'
+import ctypes, time
+HOOK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+def hook(event, arg):
+    print("hook", event, flush=True)
+    return 0
+cb = HOOK(hook)  # kept: the shim calls it later
+reg = getattr(ctypes.CDLL(None), "ckshim_register_hook", None)
+print("register", reg(cb, None) if reg else "no shim", flush=True)
+print("READY", flush=True)
+while True:
+    time.sleep(0.05)
+PY
+pyhooks() { grep '^hook' "$T/pyhook.log" | tr '\n' ',' | sed 's/,$//'; }
+pyhooks_are() { [ "$(pyhooks)" = "$1" ]; }
+if start_py_app pyhook pyhook.py && "$C" checkpoint "$pid" -o "$T/py.img" >"$T/out" 2>"$T/err" &&
+    wait_for 5 pyhooks_are "hook 0,hook 1" &&
+    "$C" checkpoint "$pid" -o "$T/py.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$pid" &&
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/py.img" 2>"$T/err") && [ -n "$np" ]; then
+    PIDS+=("$np")
+    if wait_for 5 pyhooks_are "hook 0,hook 1,hook 0,hook 2"; then
+        pass hook_from_python_ctypes
+    else
+        fail hook_from_python_ctypes "hooks: $(pyhooks)"
+    fi
+    kill -9 "$np"
+else
+    fail hook_from_python_ctypes "hooks: $(pyhooks); $(tail -n 1 "$T/pyhook.log")"
+fi
 
 # ---- action scripts
 cat >"$T/act.sh" <<'SH'
