@@ -564,6 +564,70 @@ struct ck_sock {
     int64_t rcvtimeo_us, sndtimeo_us;   /* SO_RCVTIMEO, SO_SNDTIMEO */
 };
 
+/* CK_FD_INET (fds/inet.c): a TCP or UDP socket over IPv4 or IPv6. Its
+ * FDSTATE entry is a struct ck_inet; the bytes waiting in its receive
+ * queue are FILEDATA records (arg: fd): the stream's bytes for TCP, for
+ * UDP one struct ck_inet_dgram + its bytes (padded to 8) per datagram. */
+struct ck_inaddr {
+    uint16_t family;                    /* AF_INET (2), AF_INET6 (10); 0: none */
+    uint16_t port;                      /* host order */
+    uint32_t scope_id;                  /* IPv6 */
+    uint32_t flowinfo;                  /* IPv6 */
+    uint8_t addr[16];                   /* IPv4: the first 4 bytes */
+    uint32_t pad;
+};
+
+/* ck_inet.role: how restore makes it again */
+enum {
+    CK_INET_PLAIN = 0,                  /* TCP not connected (maybe bound); any UDP socket
+                                           (bound, connected: flags) */
+    CK_INET_LISTEN = 1,                 /* TCP listener: bound, listen(backlog) */
+    CK_INET_PAIR = 2,                   /* TCP connection whose other end (peer_fd) is in
+                                           the process: both made again, same addresses */
+    CK_INET_PENDING = 3,                /* TCP client end whose server end waits in the
+                                           accept queue of listener_fd: connected again */
+    CK_INET_DEAD = 4,                   /* TCP connection to a peer outside: comes back
+                                           reset (its received bytes first) */
+    CK_INET_CLOSED = 5,                 /* TCP connection the peer had closed (or both
+                                           ends shut): its bytes, then end of file */
+    CK_INET_CONNECTING = 6,             /* TCP connect() in progress (SYN_SENT): started
+                                           again, non-blocking */
+};
+
+#define CK_INETF_BOUND 0x1              /* bound to local (a port of its own) */
+#define CK_INETF_CONNECTED 0x2          /* UDP: connected to peer */
+#define CK_INETF_V4MAPPED 0x4           /* IPv6 socket whose addresses are IPv4-mapped */
+
+#define CK_INET_NOPT 24                 /* ck_inet.opt: IPPROTO_IP/IPV6/TCP options, see
+                                           the table in fds/inet.c (only ever appended) */
+struct ck_inet {
+    struct ck_sock so;                  /* family, type, protocol, SOL_SOCKET options,
+                                           shutdown (fds/socket.c) */
+    uint32_t role;                      /* CK_INET_* */
+    uint32_t flags;                     /* CK_INETF_* */
+    uint32_t tcp_state;                 /* TCP_INFO tcpi_state at checkpoint */
+    int32_t peer_fd;                    /* PAIR: the other end's fd */
+    int32_t listener_fd;                /* PENDING: the listener it waits in */
+    int32_t backlog;                    /* LISTEN */
+    uint32_t ndgrams;                   /* UDP: datagrams saved */
+    uint32_t optmask;                   /* bit i: opt[i] was read */
+    uint64_t rcvq;                      /* bytes saved (stream bytes, or datagram records) */
+    struct ck_inaddr local, peer;
+    int32_t opt[CK_INET_NOPT];
+    uint32_t outq, outq_unsent;         /* TCP: SIOCOUTQ, SIOCOUTQNSD at checkpoint */
+    uint64_t bytes_acked;               /* TCP_INFO, for the pairing checks */
+    uint64_t bytes_received;
+    uint64_t reserved[2];
+};
+
+/* A saved UDP datagram: this header, then len bytes, padded to 8. */
+struct ck_inet_dgram {
+    uint32_t len;
+    uint32_t pad;
+    struct ck_inaddr src;               /* where it came from */
+};
+
+
 /* CK_FD_UNIX: FDSTATE payload of an AF_UNIX socket (fds/unix.c), then
  * nicons uint64_t inodes (a listener's waiting clients). The fd's path
  * string is the bound file's absolute path (a path-bound socket), else

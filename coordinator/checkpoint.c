@@ -134,6 +134,20 @@ static void note_outside_sockets(int pid, const struct ck_image *img)
                "of file; writes fail with EPIPE; epoll reports EPOLLHUP)", pid, list);
 }
 
+/* Events queued in an inotify instance cannot be saved (reading them
+ * would take them from the program): say how many are lost. */
+static void note_inotify_events(int pid, const struct ck_image *img)
+{
+    for (uint32_t i = 0; img->fdstate && i < img->nfds; i++) {
+        const struct ck_inotify *h = (const void *)img->fdstate[i].data;
+        if (img->fds[i].kind == CK_FD_INOTIFY && h && img->fdstate[i].len >= sizeof *h &&
+            h->queued)
+            ck_msg("checkpoint %d: note: fd %d: %u bytes of inotify events were waiting to be "
+                   "read; they are not in the image (after restore only new events arrive)",
+                   pid, img->fds[i].fd, h->queued);
+    }
+}
+
 /* Make sure the image in the temporary file is complete and on disk
  * before it replaces anything. Returns 0 or -1 (said why). */
 static int verify_tmp(int pid, int outfd)
@@ -153,6 +167,7 @@ static int verify_tmp(int pid, int outfd)
     if (r == 0) {
         note_outside_pipes(pid, &img);
         note_outside_sockets(pid, &img);
+        note_inotify_events(pid, &img);
     }
     ck_image_free(&img);
     if (r < 0) {

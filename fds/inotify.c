@@ -4,7 +4,7 @@
  * its number, the watched inode and the mask; not the path. CRIU opens
  * the inode by its file handle (open_by_handle_at), which needs
  * CAP_DAC_READ_SEARCH. We cannot, so the shim remembers the paths: its
- * wrapper of inotify_add_watch (preload/inotify_note.c) calls
+ * wrapper of inotify_add_watch (preload/eventfds.c) calls
  * ck_inotify_note() with the path the program gave (made absolute with
  * the working directory of that moment) and the inode it names. The
  * table lives in the shim's memory, which every image carries, so it is

@@ -14,6 +14,7 @@ extern const struct ck_fdkind ck_fdkind_timerfd;
 extern const struct ck_fdkind ck_fdkind_signalfd;
 extern const struct ck_fdkind ck_fdkind_inotify;
 extern const struct ck_fdkind ck_fdkind_unix;
+extern const struct ck_fdkind ck_fdkind_inet;
 extern const struct ck_fdkind ck_fdkind_socket_other;
 extern const struct ck_fdkind ck_fdkind_pipe;
 extern const struct ck_fdkind ck_fdkind_epoll;
@@ -33,6 +34,7 @@ const struct ck_fdkind *const ck_fdkinds[] = {
     &ck_fdkind_signalfd,
     &ck_fdkind_inotify,
     &ck_fdkind_unix,
+    &ck_fdkind_inet,
     &ck_fdkind_socket_other,   /* after every socket kind: refuses the rest by name */
     &ck_fdkind_pipe,
     &ck_fdkind_epoll,

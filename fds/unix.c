@@ -1381,7 +1381,8 @@ int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen)
         if (o + 8 < outlen) {
             if (lost)
                 snprintf(out + o, outlen - o, "%sfd %d (listening: %u waiting client(s) closed or "
-                         "of other processes, accepted after restore as closed connections)",
+                         "of other processes, accepted after restore as closed connections; "
+                         "bytes they sent are lost)",
                          o ? ", " : "", f->fd, lost);
             else
                 snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s)", o ? ", " : "",

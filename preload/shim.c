@@ -29,6 +29,7 @@
 #include "ctlproto.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "inet.h"
 #include "shim.h"
 
 /* How long the shim waits for coord to commit an image (coord fsyncs it
@@ -567,6 +568,7 @@ static int serve(int conn)
         if (end) {
             /* --kill: the image is committed; end without running further
              * (no after-checkpoint hooks: the program does not go on). */
+            ck_inet_reset_pairs();
             close(conn);
             unlink(g_shim.sock_path);
             syscall(SYS_kill, shim_real_getpid(), SIGKILL);

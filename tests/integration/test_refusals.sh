@@ -50,7 +50,7 @@ start() {
 
 cat >"$T/sock.py" <<'EOF'
 import socket, time, sys
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
 print("READY fd", s.fileno(), flush=True)
 n = 0
 while True:
@@ -141,6 +141,65 @@ if [ $rc -eq 1 ] && grep -q "rawblocker" "$T/err" && grep -qi "did not stop" "$T
     pass checkpoint_refuses_unstoppable_thread
 else
     fail checkpoint_refuses_unstoppable_thread "rc=$rc ticks $t1 -> $t2, refused after $ms ms (under 3000 expected): $(head -c 300 "$T/err")"
+fi
+kill "$pid" 2>/dev/null
+
+# TCP bytes ckshim cannot read without changing the program: a client of
+# the program waiting in its listener's accept queue that was sent bytes
+# (only accept() could read them), and bytes still in a sender's queue
+# because the receiving end of an in-process connection is full.
+cat >"$T/tcpq.py" <<EOF
+import socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(4)
+c = socket.create_connection(l.getsockname())
+if sys.argv[1] == "pending":
+    c.send(b"x" * 100)
+else:
+    s, _ = l.accept()
+    c.setblocking(False)
+    try:
+        while True:
+            c.send(b"y" * 65536)
+    except BlockingIOError:
+        pass
+$PY_TICKS
+EOF
+for kind in pending full; do
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/tcpq.py" $kind >"$T/tcp$kind.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_ready "$T/tcp$kind.log"
+    case $kind in
+        pending) pat="fd [0-9]+: the TCP connection 127.0.0.1:[0-9]+ -> 127.0.0.1:[0-9]+ waits in the accept queue of fd [0-9]+ and was sent 100 bytes" ;;
+        full) pat="fd [0-9]+: [0-9]+ bytes written to the TCP connection .* have not reached fd [0-9]+ [(]its receive buffer is full[)]" ;;
+    esac
+    refused_alive "checkpoint_refuses_tcp_$kind" "tcp$kind" "$pat"
+    kill "$pid" 2>/dev/null
+done
+
+# A listener's port that another socket holds at restore (here: the
+# program itself, still running after a checkpoint without --kill): the
+# restore is refused before anything changes.
+cat >"$T/tcpl.py" <<EOF
+import socket, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(4)
+$PY_TICKS
+EOF
+(cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/tcpl.py" >"$T/tcpl.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_ready "$T/tcpl.log"
+if "$C" checkpoint "$pid" -o "$T/tcpl.img" >"$T/out" 2>"$T/err"; then
+    restore_refused restore_refuses_taken_listener_port "$T/tcpl.img" \
+        "fd [0-9]+: the program listened on TCP 127.0.0.1:[0-9]+, which another socket has now"
+else
+    fail restore_refuses_taken_listener_port "the checkpoint failed"
 fi
 kill "$pid" 2>/dev/null
 
