@@ -206,8 +206,14 @@ python3 "$T/echo.py" "$T/port" 2>"$T/echo.err" &
 epid=$!
 disown "$epid" 2>/dev/null
 PIDS+=("$epid")
-echoes() { grep -c '^echo ' "$T/client.log"; }
-connects() { grep -c '^connected' "$T/client.log"; }
+# count PATTERN: lines of the client's log matching PATTERN (0 before it starts)
+count() {
+    local n
+    n=$(grep -sc "$1" "$T/client.log")
+    echo "${n:-0}"
+}
+echoes() { count '^echo '; }
+connects() { count '^connected'; }
 echoes_above() { [ "$(echoes)" -gt "$1" ]; }
 if wait_for 10 test -s "$T/port"; then
     (cd "$T" && exec env LD_PRELOAD="$SHIM" "$B/examples/hook_client" 127.0.0.1 "$(cat "$T/port")" \
