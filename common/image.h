@@ -376,6 +376,9 @@ struct ck_inotify_watch {
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */
 #define CK_FDF_HUGETLB 0x1000           /* memfd made with MFD_HUGETLB */
+#define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
+                                           that has exited (aux: that pid): restored as
+                                           the same entry of one that exits too */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
@@ -525,6 +528,146 @@ struct ck_shm {
     uint32_t mode;                      /* permission bits */
     uint32_t flags;                     /* CK_SHMF_* */
     uint64_t reserved;
+};
+
+/* Socket state: the FDSTATE payload of a socket starts with this
+ * (CK_FD_UNIX: struct ck_unix; CK_FD_INET: its own struct), filled and
+ * applied by fds/socket.c. Booleans the program may have set are bits of
+ * opts; buffer sizes are what getsockopt reports (the kernel's doubled
+ * value), timeouts in microseconds (0: none). */
+#define CK_SOCKO_PASSCRED 0x1
+#define CK_SOCKO_PASSSEC 0x2
+#define CK_SOCKO_KEEPALIVE 0x4
+#define CK_SOCKO_REUSEADDR 0x8
+#define CK_SOCKO_REUSEPORT 0x10
+#define CK_SOCKO_BROADCAST 0x20
+#define CK_SOCKO_OOBINLINE 0x40
+#define CK_SOCKO_DONTROUTE 0x80
+#define CK_SOCKO_TIMESTAMP 0x100
+#define CK_SOCKO_PASSPIDFD 0x200
+#define CK_SOCKO_LINGER 0x1000          /* SO_LINGER on, for linger seconds */
+#define CK_SOCKO_LISTENING 0x10000      /* SO_ACCEPTCONN */
+#define CK_SOCK_SHUT_RD 1               /* this end cannot receive any more */
+#define CK_SOCK_SHUT_WR 2               /* this end cannot send any more */
+struct ck_sock {
+    uint16_t family;                    /* SO_DOMAIN */
+    uint16_t pad0;
+    uint32_t type;                      /* SO_TYPE */
+    uint32_t protocol;                  /* SO_PROTOCOL */
+    uint32_t opts;                      /* CK_SOCKO_* */
+    int32_t sndbuf, rcvbuf;             /* SO_SNDBUF, SO_RCVBUF as read */
+    int32_t rcvlowat, priority;
+    int32_t peek_off;                   /* SO_PEEK_OFF, -1: off */
+    int32_t linger;                     /* seconds, with CK_SOCKO_LINGER */
+    uint32_t shutdown;                  /* CK_SOCK_SHUT_*: the kernel's view of this end */
+    uint32_t pad1;
+    int64_t rcvtimeo_us, sndtimeo_us;   /* SO_RCVTIMEO, SO_SNDTIMEO */
+};
+
+/* CK_FD_INET (fds/inet.c): a TCP or UDP socket over IPv4 or IPv6. Its
+ * FDSTATE entry is a struct ck_inet; the bytes waiting in its receive
+ * queue are FILEDATA records (arg: fd): the stream's bytes for TCP, for
+ * UDP one struct ck_inet_dgram + its bytes (padded to 8) per datagram. */
+struct ck_inaddr {
+    uint16_t family;                    /* AF_INET (2), AF_INET6 (10); 0: none */
+    uint16_t port;                      /* host order */
+    uint32_t scope_id;                  /* IPv6 */
+    uint32_t flowinfo;                  /* IPv6 */
+    uint8_t addr[16];                   /* IPv4: the first 4 bytes */
+    uint32_t pad;
+};
+
+/* ck_inet.role: how restore makes it again */
+enum {
+    CK_INET_PLAIN = 0,                  /* TCP not connected (maybe bound); any UDP socket
+                                           (bound, connected: flags) */
+    CK_INET_LISTEN = 1,                 /* TCP listener: bound, listen(backlog) */
+    CK_INET_PAIR = 2,                   /* TCP connection whose other end (peer_fd) is in
+                                           the process: both made again, same addresses */
+    CK_INET_PENDING = 3,                /* TCP client end whose server end waits in the
+                                           accept queue of listener_fd: connected again */
+    CK_INET_DEAD = 4,                   /* TCP connection to a peer outside: comes back
+                                           reset (its received bytes first) */
+    CK_INET_CLOSED = 5,                 /* TCP connection the peer had closed (or both
+                                           ends shut): its bytes, then end of file */
+    CK_INET_CONNECTING = 6,             /* TCP connect() in progress (SYN_SENT): started
+                                           again, non-blocking */
+};
+
+#define CK_INETF_BOUND 0x1              /* bound to local (a port of its own) */
+#define CK_INETF_CONNECTED 0x2          /* UDP: connected to peer */
+#define CK_INETF_V4MAPPED 0x4           /* IPv6 socket whose addresses are IPv4-mapped */
+
+#define CK_INET_NOPT 24                 /* ck_inet.opt: IPPROTO_IP/IPV6/TCP options, see
+                                           the table in fds/inet.c (only ever appended) */
+struct ck_inet {
+    struct ck_sock so;                  /* family, type, protocol, SOL_SOCKET options,
+                                           shutdown (fds/socket.c) */
+    uint32_t role;                      /* CK_INET_* */
+    uint32_t flags;                     /* CK_INETF_* */
+    uint32_t tcp_state;                 /* TCP_INFO tcpi_state at checkpoint */
+    int32_t peer_fd;                    /* PAIR: the other end's fd */
+    int32_t listener_fd;                /* PENDING: the listener it waits in */
+    int32_t backlog;                    /* LISTEN */
+    uint32_t ndgrams;                   /* UDP: datagrams saved */
+    uint32_t optmask;                   /* bit i: opt[i] was read */
+    uint64_t rcvq;                      /* bytes saved (stream bytes, or datagram records) */
+    struct ck_inaddr local, peer;
+    int32_t opt[CK_INET_NOPT];
+    uint32_t outq, outq_unsent;         /* TCP: SIOCOUTQ, SIOCOUTQNSD at checkpoint */
+    uint64_t bytes_acked;               /* TCP_INFO, for the pairing checks */
+    uint64_t bytes_received;
+    uint64_t reserved[2];
+};
+
+/* A saved UDP datagram: this header, then len bytes, padded to 8. */
+struct ck_inet_dgram {
+    uint32_t len;
+    uint32_t pad;
+    struct ck_inaddr src;               /* where it came from */
+};
+
+
+/* CK_FD_UNIX: FDSTATE payload of an AF_UNIX socket (fds/unix.c), then
+ * nicons uint64_t inodes (a listener's waiting clients). The fd's path
+ * string is the bound file's absolute path (a path-bound socket), else
+ * empty. Saved bytes (FILEDATA under the fd) are its receive queue: the
+ * bytes of a stream, or for datagram and seqpacket sockets ndgrams
+ * messages, each a struct ck_unix_msg, the sender's address and the data. */
+#define CK_UNIXF_LISTEN 0x1             /* listening */
+#define CK_UNIXF_PEER_IN 0x2            /* connected to a socket in the checkpoint */
+#define CK_UNIXF_DEAD 0x4               /* stream/seqpacket connected to a socket outside
+                                           the checkpoint, or to one closed: comes back
+                                           as a dead connection */
+#define CK_UNIXF_QUEUED 0x8             /* a client waiting in the accept queue of the
+                                           listener whose inode is peer_ino */
+#define CK_UNIXF_REMOVED 0x10           /* bound to a path whose file was removed */
+#define CK_UNIXF_RELATIVE 0x20          /* bound to a path relative to the directory
+                                           that the path string ends in name */
+#define CK_UNIXF_CONNECTED 0x40         /* has a peer (connect, socketpair, accept) */
+#define CK_UNIXF_OUTSIDE 0x80           /* datagram connected to a socket outside the
+                                           checkpoint: connected again by its name */
+struct ck_unix {
+    struct ck_sock so;
+    uint64_t ino;                       /* the socket's inode (st_ino) */
+    uint64_t peer_ino;                  /* UNIX_DIAG_PEER (0: none, or the peer has no
+                                           inode: closed, or not yet accepted) */
+    uint32_t state;                     /* UNIX_DIAG state: 1 connected, 7 not, 10 listening */
+    uint32_t flags;                     /* CK_UNIXF_* */
+    uint32_t backlog;                   /* listener: listen()'s backlog */
+    uint32_t nicons;                    /* listener: clients waiting to be accepted */
+    uint32_t ndgrams;                   /* messages in the saved bytes */
+    uint32_t file_mode;                 /* path-bound: the socket file's permission bits */
+    uint16_t namelen, peerlen;          /* bytes of name and peer, 0: unnamed */
+    uint32_t pad;
+    char name[108];                     /* sun_path as bound (abstract: starts with 0) */
+    char peer[108];                     /* the peer's address, if named */
+};
+
+struct ck_unix_msg {                    /* one message in a CK_FD_UNIX receive queue */
+    uint32_t len;                       /* data bytes */
+    uint16_t addrlen;                   /* sender's sun_path bytes that follow (0: unnamed) */
+    uint16_t pad;
 };
 
 /* CK_REC_END payload. */

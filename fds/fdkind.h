@@ -7,7 +7,7 @@
  * products link every file of this folder: build/libshim.so and
  * build/coord. So the code here uses libc only: what it needs from the
  * shim or from coord comes through the context structs below, filled by
- * preload/capture.c and coordinator/restore.c.
+ * preload/fdcap.c and coordinator/restore.c.
  *
  * Adding a kind: its CK_FD_* (and its state struct, if it has one) in
  * common/image.h, fds/<kind>.c with a `const struct ck_fdkind`, and one
@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "image.h"
 #include "procparse.h"
@@ -108,6 +109,12 @@ struct ck_fdrest {
      * come back (CK_FDF_STD_REDIRECT): coord's own fd f->fd, or /dev/null
      * with --detach; -1 with errno set. */
     int (*std)(struct ck_fdrest *r);
+    /* chunks: each saved record of image fd `fd` (FILEDATA, arg = fd) in
+     * image order, decoded, given to fn with its offset (arg2: a deleted
+     * file's holes are not saved); 0, -1 with err set if a record is
+     * unreadable, or fn's negative return (err not set). */
+    int (*chunks)(struct ck_fdrest *r, int fd,
+                  int (*fn)(void *arg, uint64_t off, const uint8_t *data, size_t len), void *arg);
     void *priv;
 };
 
@@ -115,7 +122,9 @@ struct ck_fdkind {
     uint32_t kind;                      /* CK_FD_* */
     const char *name;                   /* "eventfd", "unix socket", ... */
     /* 1: this fd is of the kind and was captured (f->kind set); 0: not of
-     * the kind; negative: the checkpoint is refused (err set). */
+     * the kind; negative: the checkpoint is refused (err set). NULL for a
+     * kind that another kind's capture recognises (file.c's takes
+     * directories, devices, deleted files and memfds). */
     int (*capture)(struct ck_fdcap *c);
     int (*finish)(struct ck_fdcap_set *s);  /* optional */
     int (*check)(struct ck_fdrest *r);      /* optional: at restore, before anything
@@ -142,6 +151,18 @@ const struct ck_fdkind *ck_fdkind_of(uint32_t kind);
  * had removed, made again and removed at once (restore side). */
 const char *ck_remake_dir(const char *path, char *dir, size_t len);
 int ck_remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags);
+
+/* procdead.c: /proc entries of processes that have exited. split: the
+ * pid of "/proc/PID[/rest]" (not of a task) and where rest starts, or -1;
+ * child: a child that waits until *release is closed (release: closes it
+ * and reaps the child); path: the same entry of the child. */
+long ck_procdead_split(const char *path, const char **rest);
+pid_t ck_procdead_child(int *release);
+void ck_procdead_release(pid_t child, int release);
+int ck_procdead_path(char *out, size_t len, pid_t child, const char *rest);
 int ck_remake_check(struct ck_fdrest *r, const char *what);
+
+/* deleted.c: file.c's capture asks it about each regular file. */
+int ck_deleted_capture(struct ck_fdcap *c, int deleted);
 
 #endif

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdkind.h"
 #include "fileid.h"
 #include "procparse.h"
 #include "shim.h"
@@ -725,70 +726,6 @@ void capture_tty_after_restore(void)
         syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
 }
 
-/* A file opened under a name since removed (or replaced) that still has
- * links: the one it is open as is looked for beside the old name (link(2)
- * then unlink of the first name is the usual way to get there), so that
- * restore opens that very file instead of a copy. On success path holds
- * the other name and 1 is returned. Reads the directory with getdents64
- * (no allocation: the program is parked). */
-static int other_link(char *path, const struct stat *st)
-{
-    char *slash = strrchr(path, '/');
-    if (!slash || path[0] != '/')
-        return 0;
-    *slash = 0;
-    int dfd = open(slash == path ? "/" : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    *slash = '/';
-    if (dfd < 0)
-        return 0;
-    char dbuf[4096];
-    int found = 0;
-    long n;
-    while (!found && (n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf)) > 0) {
-        for (long off = 0; off < n && !found;) {
-            struct dirent64 *d = (struct dirent64 *)(dbuf + off);
-            off += d->d_reclen;
-            struct stat ls;
-            if (d->d_ino != st->st_ino ||
-                fstatat(dfd, d->d_name, &ls, AT_SYMLINK_NOFOLLOW) < 0 || ls.st_ino != st->st_ino ||
-                ls.st_dev != st->st_dev || (size_t)(slash + 1 - path) + strlen(d->d_name) >= CK_PATH_MAX)
-                continue;
-            strcpy(slash + 1, d->d_name);
-            found = 1;
-        }
-    }
-    close(dfd);
-    return found;
-}
-
-/* A /proc path of the process itself, /proc/PID[/...] (not of one of its
- * threads: their ids change), or one of its own namespaces ("net:[N]"),
- * rewritten in place to the /proc/self path that names the same thing in
- * the restored process: 1. A namespace of another process: -1. */
-static int proc_self_path(char *target, const struct stat *st)
-{
-    char own[32], rest[CK_PATH_MAX];
-    int n = snprintf(own, sizeof own, "/proc/%d", (int)shim_real_getpid());
-    if (!strncmp(target, own, (size_t)n) && (target[n] == '/' || !target[n]) &&
-        strncmp(target + n, "/task/", 6) && !strstr(target, " (deleted)")) {
-        snprintf(rest, sizeof rest, "%s", target + n);
-        snprintf(target, CK_PATH_MAX, "/proc/self%s", rest[0] ? rest : "/.");
-        return 1;
-    }
-    const char *br = strstr(target, ":[");
-    size_t tl = strlen(target);
-    if (target[0] == '/' || !br || br == target || br - target > 32 || target[tl - 1] != ']')
-        return 0;
-    struct stat ns;
-    snprintf(rest, sizeof rest, "/proc/self/ns/%.*s", (int)(br - target), target);
-    if (stat(rest, &ns) < 0)
-        return 0;                       /* not a namespace: "anon_inode:[...]" */
-    if (ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
-        return -1;
-    snprintf(target, CK_PATH_MAX, "%s", rest);
-    return 1;
-}
-
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 /* A restore needs a descriptor limit above the highest fd (ck_nofile_need);
@@ -828,12 +765,16 @@ static int capture_fds(char *err, size_t errlen)
     fdcap_reset();
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
-    /* A removed working directory is made again at restore, but not one
-     * in /proc: the directory of a process that has exited. */
+    /* A removed working directory is made again at restore; one in /proc
+     * (of a process that has exited) is the same directory of another
+     * process that exits (fds/procdead.c), but not of a thread. */
     size_t cl = strlen(g_shim.proc.cwd);
+    const char *rest;
+    char cwd[sizeof g_shim.proc.cwd];
+    snprintf(cwd, sizeof cwd, "%.*s", (int)(cl > 10 ? cl - 10 : cl), g_shim.proc.cwd);
     if (!strncmp(g_shim.proc.cwd, "/proc/", 6) && cl > 10 &&
-        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)")) {
-        snprintf(err, errlen, "the working directory is %s, the /proc directory of a process "
+        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)") && ck_procdead_split(cwd, &rest) < 0) {
+        snprintf(err, errlen, "the working directory is %s, the /proc directory of a thread "
                  "that has exited, which ckshim cannot restore", g_shim.proc.cwd);
         ret = -ENOTSUP;
         goto out;
@@ -885,10 +826,6 @@ static int capture_fds(char *err, size_t errlen)
             f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
             ts_to_ns(&st.st_ctim, &f->ctime_ns);
             const char *path = target;
-            size_t tl = strlen(target);
-            int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");
-            int own = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? proc_self_path(target, &st)
-                                                                 : 0;
             int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
             if (mine < 0) {
                 ret = mine;
@@ -896,86 +833,6 @@ static int capture_fds(char *err, size_t errlen)
             }
             if (mine > 0) {
                 /* a kind of fds/ took it */
-            } else if (own < 0) {
-                snprintf(err, errlen, "fd %d is %s, a namespace of another process, which "
-                         "ckshim cannot restore", fd, target);
-                ret = -ENOTSUP;
-                goto out;
-            } else if (own > 0) {
-                f->kind = S_ISDIR(st.st_mode) ? CK_FD_DIR : CK_FD_FILE;
-                f->flags |= CK_FDF_PROC_SELF;
-            } else if (S_ISREG(st.st_mode)) {
-                if (!strncmp(target, "/proc/", 6)) {
-                    struct stat ps2;
-                    if (deleted || stat(target, &ps2) < 0 || ps2.st_ino != st.st_ino) {
-                        snprintf(err, errlen, "fd %d is %s, a /proc file of a process that has "
-                                 "exited, which ckshim cannot restore", fd, target);
-                        ret = -ENOTSUP;
-                        goto out;
-                    }
-                }
-                if (!strncmp(target, "/memfd:", 7)) {
-                    f->kind = CK_FD_MEMFD;
-                    int seals = fcntl(fd, F_GET_SEALS);
-                    f->aux = seals > 0 ? (uint64_t)seals : 0;
-                    if (st.st_blksize > 4096) /* hugetlbfs: the huge page size */
-                        f->flags |= CK_FDF_HUGETLB;
-                } else if (deleted) {
-                    f->kind = CK_FD_DELETED;
-                    target[tl - 10] = 0;
-                } else {
-                    struct stat ps;
-                    if (stat(target, &ps) == 0 && ps.st_ino == st.st_ino && ps.st_dev == st.st_dev)
-                        f->kind = CK_FD_FILE;
-                    else
-                        f->kind = CK_FD_DELETED;
-                }
-                if (f->kind == CK_FD_DELETED && st.st_nlink > 0 && other_link(target, &st))
-                    f->kind = CK_FD_FILE;
-            } else if (S_ISDIR(st.st_mode)) {
-                f->kind = CK_FD_DIR;
-                if (!deleted && !strncmp(target, "/proc/", 6)) {
-                    struct stat ps2;
-                    deleted = stat(target, &ps2) < 0 || ps2.st_ino != st.st_ino;
-                }
-                if (deleted && !strncmp(target, "/proc/", 6)) {
-                    snprintf(err, errlen, "fd %d is %s, the /proc directory of a process that "
-                             "has exited, which ckshim cannot restore", fd, target);
-                    ret = -ENOTSUP;
-                    goto out;
-                }
-                /* removed: made again (and removed) at restore; the same
-                 * directory as the working directory if it is that one */
-                struct stat cs;
-                if (deleted) {
-                    target[tl - 10] = 0;
-                    f->flags |= CK_FDF_DELETED;
-                    if (stat("/proc/self/cwd", &cs) == 0 && cs.st_ino == st.st_ino &&
-                        cs.st_dev == st.st_dev)
-                        f->flags |= CK_FDF_CWD;
-                }
-            } else if (S_ISLNK(st.st_mode)) {
-                /* only O_PATH | O_NOFOLLOW opens one: the link itself, its
-                 * target saved by the writer; one removed (or replaced)
-                 * since is made again at restore */
-                struct stat ls;
-                f->kind = CK_FD_SYMLINK;
-                if (deleted)
-                    target[tl - 10] = 0;
-                if (deleted || lstat(target, &ls) < 0 || ls.st_ino != st.st_ino ||
-                    ls.st_dev != st.st_dev)
-                    f->flags |= CK_FDF_DELETED;
-            } else if (S_ISCHR(st.st_mode)) {
-                if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
-                           !strcmp(target, "/dev/full") || !strcmp(target, "/dev/random") ||
-                           !strcmp(target, "/dev/urandom")) {
-                    f->kind = CK_FD_CHR;
-                } else {
-                    snprintf(err, errlen, "fd %d is the device %s, which ckshim cannot restore",
-                             fd, target);
-                    ret = -ENOTSUP;
-                    goto out;
-                }
             } else if (S_ISSOCK(st.st_mode)) {
                 char what[400];
                 sockdesc(fd, what, sizeof what);

@@ -14,6 +14,7 @@
 
 #include "ctlproto.h"
 #include "auth.h"
+#include "ckshim.h"
 #include "image.h"
 
 #define SHIM_API __attribute__((visibility("default")))
@@ -217,6 +218,14 @@ void ident_hash_files(void);
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
 void unwind_names(void);                /* after capture_regions */
+void unwind_symbol_name(const void *addr, char *out, size_t len);
+
+/* hooks.c: the program's checkpoint hooks (ckshim.h), run by the manager
+ * while the program's threads run */
+#define SHIM_MAX_HOOKS CKSHIM_MAX_HOOKS
+int hooks_before_checkpoint(char *err, size_t errlen);  /* 0, or -ECANCELED: refused */
+void hooks_after_checkpoint(void);      /* of the before-hooks that returned 0 */
+void hooks_after_restore(void);
 
 /* restore.c: runs in the manager after the restorer jumped back. */
 void restore_finish(void);

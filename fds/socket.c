@@ -1,0 +1,290 @@
+/* socket.c - the part of socket checkpoint/restore that does not depend
+ * on the address family (see socket.h): family and type names, the
+ * generic SOL_SOCKET options, O_NONBLOCK, shutdown, dead connections, and
+ * the refusal of families ckshim does not restore.
+ *
+ * Options are read with getsockopt at checkpoint and set at restore only
+ * where the new socket differs, so what the program never touched stays
+ * the kernel's default (setting SO_SNDBUF, for one, would also lock the
+ * size against the kernel's tuning). SO_SNDBUF/SO_RCVBUF read back
+ * doubled (the kernel's bookkeeping share); they are set with half the
+ * value. A size above what an ordinary user may ask (net.core.wmem_max,
+ * rmem_max; SO_*BUFFORCE needs CAP_NET_ADMIN) comes back capped there.
+ * SO_PEERCRED is not an option to set: after restore it names the
+ * restored process (both ends of a connection inside it were made by it). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "socket.h"
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+
+int ck_sock_family(int fd)
+{
+    int v = -1;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0)
+        return -1;
+    return v;
+}
+
+const char *ck_sock_family_name(int family)
+{
+    switch (family) {
+    case AF_UNIX:
+        return "unix";
+    case AF_INET:
+        return "inet";
+    case AF_INET6:
+        return "inet6";
+    case AF_NETLINK:
+        return "netlink";
+    case AF_PACKET:
+        return "packet";
+    case AF_VSOCK:
+        return "vsock";
+    case AF_BLUETOOTH:
+        return "bluetooth";
+    case AF_ALG:
+        return "alg (kernel crypto)";
+    case AF_XDP:
+        return "xdp";
+    case AF_CAN:
+        return "can";
+    case AF_TIPC:
+        return "tipc";
+    case AF_KEY:
+        return "key";
+    case AF_RDS:
+        return "rds";
+    default:
+        return NULL;
+    }
+}
+
+const char *ck_sock_type_name(int type)
+{
+    switch (type) {
+    case SOCK_STREAM:
+        return "stream";
+    case SOCK_DGRAM:
+        return "datagram";
+    case SOCK_SEQPACKET:
+        return "seqpacket";
+    case SOCK_RAW:
+        return "raw";
+    default:
+        return "other";
+    }
+}
+
+/* Boolean SOL_SOCKET options and their CK_SOCKO_* bits. */
+static const struct {
+    int opt;
+    uint32_t bit;
+    const char *name;
+} bool_opts[] = {
+    {SO_PASSCRED, CK_SOCKO_PASSCRED, "SO_PASSCRED"},
+    {SO_PASSSEC, CK_SOCKO_PASSSEC, "SO_PASSSEC"},
+    {SO_KEEPALIVE, CK_SOCKO_KEEPALIVE, "SO_KEEPALIVE"},
+    {SO_REUSEADDR, CK_SOCKO_REUSEADDR, "SO_REUSEADDR"},
+    {SO_REUSEPORT, CK_SOCKO_REUSEPORT, "SO_REUSEPORT"},
+    {SO_BROADCAST, CK_SOCKO_BROADCAST, "SO_BROADCAST"},
+    {SO_OOBINLINE, CK_SOCKO_OOBINLINE, "SO_OOBINLINE"},
+    {SO_DONTROUTE, CK_SOCKO_DONTROUTE, "SO_DONTROUTE"},
+    {SO_TIMESTAMP, CK_SOCKO_TIMESTAMP, "SO_TIMESTAMP"},
+    {SO_PASSPIDFD, CK_SOCKO_PASSPIDFD, "SO_PASSPIDFD"},
+};
+
+/* Integer SOL_SOCKET options kept in struct ck_sock. */
+#define INT_OPTS(o)                                                                    \
+    {SO_SNDBUF, &(o)->sndbuf, "SO_SNDBUF"}, {SO_RCVBUF, &(o)->rcvbuf, "SO_RCVBUF"},  \
+        {SO_RCVLOWAT, &(o)->rcvlowat, "SO_RCVLOWAT"},                                 \
+        {SO_PRIORITY, &(o)->priority, "SO_PRIORITY"},
+
+struct int_opt {
+    int opt;
+    int32_t *val;
+    const char *name;
+};
+
+static int get_int(int fd, int opt, int *v)
+{
+    socklen_t l = sizeof *v;
+    return getsockopt(fd, SOL_SOCKET, opt, v, &l);
+}
+
+static int64_t get_timeo(int fd, int opt)
+{
+    struct timeval tv = {0, 0};
+    socklen_t l = sizeof tv;
+    if (getsockopt(fd, SOL_SOCKET, opt, &tv, &l) < 0)
+        return 0;
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+void ck_sock_capture(int fd, struct ck_sock *o)
+{
+    int v;
+    memset(o, 0, sizeof *o);
+    o->family = (uint16_t)ck_sock_family(fd);
+    if (get_int(fd, SO_TYPE, &v) == 0)
+        o->type = (uint32_t)v;
+    if (get_int(fd, SO_PROTOCOL, &v) == 0)
+        o->protocol = (uint32_t)v;
+    for (size_t k = 0; k < sizeof bool_opts / sizeof bool_opts[0]; k++)
+        if (get_int(fd, bool_opts[k].opt, &v) == 0 && v)
+            o->opts |= bool_opts[k].bit;
+    if (get_int(fd, SO_ACCEPTCONN, &v) == 0 && v)
+        o->opts |= CK_SOCKO_LISTENING;
+    struct int_opt ints[] = {INT_OPTS(o)};
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
+        if (get_int(fd, ints[k].opt, &v) == 0)
+            *ints[k].val = v;
+    o->peek_off = -1;
+    if (get_int(fd, SO_PEEK_OFF, &v) == 0)
+        o->peek_off = v;
+    struct linger lg = {0, 0};
+    socklen_t l = sizeof lg;
+    if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff) {
+        o->opts |= CK_SOCKO_LINGER;
+        o->linger = lg.l_linger;
+    }
+    o->rcvtimeo_us = get_timeo(fd, SO_RCVTIMEO);
+    o->sndtimeo_us = get_timeo(fd, SO_SNDTIMEO);
+}
+
+int ck_sock_new(const struct ck_sock *o)
+{
+    return socket(o->family, (int)o->type | SOCK_CLOEXEC, (int)o->protocol);
+}
+
+static int set_timeo(int fd, int opt, int64_t us)
+{
+    if (get_timeo(fd, opt) == us)
+        return 0;
+    struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
+    return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
+}
+
+int ck_sock_apply(int fd, const struct ck_sock *o, uint32_t oflags, char *err, size_t errlen)
+{
+    int v;
+    const char *what = NULL;
+    for (size_t k = 0; !what && k < sizeof bool_opts / sizeof bool_opts[0]; k++) {
+        int want = (o->opts & bool_opts[k].bit) != 0;
+        if (get_int(fd, bool_opts[k].opt, &v) < 0 || !v == !want)
+            continue; /* not known here (older kernel): it was not set either */
+        if (setsockopt(fd, SOL_SOCKET, bool_opts[k].opt, &want, sizeof want) < 0)
+            what = bool_opts[k].name;
+    }
+    struct ck_sock cur, saved = *o;
+    struct int_opt want[] = {INT_OPTS(&saved)};
+    struct int_opt have[] = {INT_OPTS(&cur)};
+    for (size_t k = 0; !what && k < sizeof want / sizeof want[0]; k++) {
+        if (get_int(fd, want[k].opt, have[k].val) < 0 || *have[k].val == *want[k].val)
+            continue;
+        /* buffer sizes read back doubled: set half, the kernel doubles it */
+        int val = want[k].opt == SO_SNDBUF || want[k].opt == SO_RCVBUF ? *want[k].val / 2
+                                                                       : *want[k].val;
+        if (setsockopt(fd, SOL_SOCKET, want[k].opt, &val, sizeof val) < 0)
+            what = want[k].name;
+    }
+    if (!what && (o->opts & CK_SOCKO_LINGER)) {
+        struct linger lg = {1, o->linger};
+        if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+            what = "SO_LINGER";
+    }
+    if (!what && set_timeo(fd, SO_RCVTIMEO, o->rcvtimeo_us) < 0)
+        what = "SO_RCVTIMEO";
+    if (!what && set_timeo(fd, SO_SNDTIMEO, o->sndtimeo_us) < 0)
+        what = "SO_SNDTIMEO";
+    /* SO_PEEK_OFF: only families that know it (unix, udp, tcp) */
+    if (!what && get_int(fd, SO_PEEK_OFF, &v) == 0 && v != o->peek_off &&
+        setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &o->peek_off, sizeof o->peek_off) < 0)
+        what = "SO_PEEK_OFF";
+    if (what) {
+        snprintf(err, errlen, "cannot set %s: %s", what, strerror(errno));
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | (int)(oflags & O_NONBLOCK)) < 0) {
+        snprintf(err, errlen, "cannot set O_NONBLOCK: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int ck_sock_shutdown(int fd, uint32_t shut)
+{
+    if ((shut & CK_SOCK_SHUT_RD) && shutdown(fd, SHUT_RD) < 0)
+        return -1;
+    if ((shut & CK_SOCK_SHUT_WR) && shutdown(fd, SHUT_WR) < 0)
+        return -1;
+    return 0;
+}
+
+int ck_sock_dead(int type, const uint8_t *data, size_t len, const uint32_t *lens, uint32_t nlens,
+                 char *err, size_t errlen)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sp) < 0) {
+        snprintf(err, errlen, "cannot make a socket pair: %s", strerror(errno));
+        return -1;
+    }
+    /* room for what waits: the sender's buffer bounds an AF_UNIX queue */
+    int big = (int)(len + 65536 * (nlens + 1));
+    setsockopt(sp[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    size_t off = 0;
+    for (uint32_t k = 0; lens ? k < nlens : off < len; k++) {
+        size_t n = lens ? lens[k] : len - off;
+        ssize_t w = send(sp[1], data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 || (lens && (size_t)w != n)) {
+            snprintf(err, errlen, "cannot put back %zu waiting bytes: %s", len - off,
+                     w < 0 ? strerror(errno) : "short write");
+            close(sp[0]);
+            close(sp[1]);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    /* the peer closes: our end sees SHUTDOWN_MASK (end of file, EPIPE,
+     * EPOLLHUP) once the bytes are read */
+    close(sp[1]);
+    return sp[0];
+}
+
+/* Families nobody restores: refuse by name. */
+static int other_capture(struct ck_fdcap *c)
+{
+    if (!S_ISSOCK(c->st->st_mode))
+        return 0;
+    int family = ck_sock_family(c->fd);
+    if (family == AF_UNIX || family == AF_INET || family == AF_INET6)
+        return 0;
+    const char *name = ck_sock_family_name(family);
+    int type = -1;
+    get_int(c->fd, SO_TYPE, &type);
+    if (name)
+        snprintf(c->err, c->errlen,
+                 "fd %d is a %s socket (%s, address family %d, %s), which ckshim cannot restore",
+                 c->fd, name, ck_sock_type_name(type), family, c->target);
+    else
+        snprintf(c->err, c->errlen,
+                 "fd %d is a socket of address family %d (%s), which ckshim cannot restore",
+                 c->fd, family, c->target);
+    return -1;
+}
+
+const struct ck_fdkind ck_fdkind_socket_other = {
+    .kind = 0,
+    .name = "socket of another family",
+    .capture = other_capture,
+};

@@ -1,0 +1,62 @@
+/* socket.h - what every kind of socket shares (fds/socket.c): telling
+ * families apart, the generic socket options, O_NONBLOCK, shutdown state,
+ * dead connections. fds/unix.c (AF_UNIX) and fds/inet.c (TCP/UDP) build
+ * on it; families nobody handles are refused by name here.
+ *
+ * Capture side functions run in the program while its threads are parked
+ * (a signal handler on the shim's manager thread): no malloc, no stdio
+ * FILE*, no locks. Restore side functions run in coord. */
+#ifndef CKSHIM_FDS_SOCKET_H
+#define CKSHIM_FDS_SOCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fdkind.h"
+#include "image.h"
+
+/* SO_DOMAIN of fd, or -1 if it is not a socket. */
+int ck_sock_family(int fd);
+
+/* "unix", "netlink", "packet", "inet6", ... or NULL for an unknown one. */
+const char *ck_sock_family_name(int family);
+
+/* "stream", "datagram", "seqpacket", "raw", "other". */
+const char *ck_sock_type_name(int type);
+
+/* Fill o from the live socket fd: family, type, protocol, the generic
+ * options, SO_PEEK_OFF. The shutdown bits are left 0 (they come from the
+ * family: sock_diag for AF_UNIX). Never fails: an option the kernel does
+ * not report keeps its default. */
+void ck_sock_capture(int fd, struct ck_sock *o);
+
+/* Make a socket of o's family, type and protocol (close-on-exec; coord
+ * puts it at its number). Returns the fd or -1 (errno). */
+int ck_sock_new(const struct ck_sock *o);
+
+/* Set on fd the options of o that differ from what fd has now (so an
+ * option the program never set stays the kernel's default, e.g. a buffer
+ * size the kernel may still tune), the SO_PEEK_OFF and the file status
+ * flags of oflags (O_NONBLOCK). Returns 0, or -1 with a message in err
+ * naming the option. */
+int ck_sock_apply(int fd, const struct ck_sock *o, uint32_t oflags, char *err, size_t errlen);
+
+/* Shut fd down as o->shutdown says (CK_SOCK_SHUT_RD: SHUT_RD, CK_SOCK_SHUT_WR:
+ * SHUT_WR). Returns 0 or -1 (errno). */
+int ck_sock_shutdown(int fd, uint32_t shut);
+
+/* A connected socket of type (SOCK_STREAM or SOCK_SEQPACKET, AF_UNIX)
+ * whose other end is gone, as a connection to a peer that has closed is:
+ * the len bytes of data are waiting to be read (for seqpacket, one message
+ * per lens[] entry when lens is not NULL), then reads return end of file,
+ * writes fail with EPIPE and epoll reports EPOLLHUP. Returns the fd or -1
+ * with a message in err. */
+int ck_sock_dead(int type, const uint8_t *data, size_t len, const uint32_t *lens, uint32_t nlens,
+                 char *err, size_t errlen);
+
+/* The fds/ table entry for sockets of families ckshim cannot restore
+ * (netlink, packet, ...): refused at checkpoint, naming fd and family.
+ * AF_UNIX, AF_INET and AF_INET6 are left to their own kinds. */
+extern const struct ck_fdkind ck_fdkind_socket_other;
+
+#endif

@@ -1,0 +1,24 @@
+/* unix.h - AF_UNIX sockets (fds/unix.c). */
+#ifndef CKSHIM_FDS_UNIX_H
+#define CKSHIM_FDS_UNIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fdkind.h"
+
+extern const struct ck_fdkind ck_fdkind_unix;
+
+/* One line about a CK_FD_UNIX descriptor (coord inspect). */
+void ck_unix_describe(const struct ck_fd *f, const void *state, size_t len, char *out,
+                      size_t outlen);
+
+/* The image's unix sockets that cannot come back as they were: connections
+ * to outside the program (dead after restore) and listeners whose waiting
+ * clients closed or belong to other processes (accepted after restore as
+ * closed connections), as "fd N (...), ..." in out.
+ * Returns how many. */
+struct ck_image;
+int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen);
+
+#endif
