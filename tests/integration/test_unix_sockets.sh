@@ -167,7 +167,9 @@ if start_test_prog unix_outside; then
     else
         fail outside_connection_named "$(cat "$T/err")"
     fi
-    kill -9 "$pid"
+    # let it end by itself: it stops its helper process
+    date +%s >"$T/go"
+    wait_for 10 gone "$pid" || kill -9 "$pid"
 fi
 
 # ---- restore refuses a socket path that is taken ------------------------------
