@@ -115,6 +115,30 @@ int ck_open_regular(const char *path, int flags, char *err, size_t errlen)
     return fd;
 }
 
+int ck_read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    close(fd);
+    return (int)n;
+}
+
 void ck_dir_of(const char *path, char *dir, size_t len)
 {
     const char *s = strrchr(path, '/');

@@ -42,6 +42,10 @@
  * "/name". */
 void ck_dir_of(const char *path, char *dir, size_t len);
 
+/* A small file (/proc) read whole into buf, NUL-terminated, without
+ * allocating: its length, or -errno. At most cap - 1 bytes. */
+int ck_read_file(const char *path, char *buf, size_t cap);
+
 /* fsync a directory, to make a rename or a new entry in it durable.
  * Returns 0 (also where the file system cannot: EINVAL) or -errno. */
 int ck_fsync_dir(const char *dir);

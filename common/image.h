@@ -318,6 +318,48 @@ enum {
     CK_FD_UNSUPPORTED = 99,
 };
 
+/* FDSTATE of a timerfd (fds/timerfd.c). value_ns is the time that was
+ * left until the next expiry (0: disarmed), deadline_ns that expiry on
+ * the timer's clock (kept for TFD_TIMER_ABSTIME timers); boot_id names
+ * the boot the monotonic clocks counted from. */
+struct ck_timerfd {
+    int32_t clockid;
+    uint32_t settime_flags;             /* TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET */
+    uint64_t ticks;                     /* expirations not yet read */
+    int64_t value_ns;
+    int64_t interval_ns;
+    int64_t deadline_ns;
+    uint8_t boot_id[16];
+};
+
+/* FDSTATE of a signalfd (fds/signalfd.c). */
+struct ck_signalfd {
+    uint64_t sigmask;                   /* bit n-1: signal n */
+    uint64_t reserved;
+};
+
+/* FDSTATE of an inotify instance (fds/inotify.c): this header, nwatch
+ * ck_inotify_watch entries in wd order, then their paths (NUL-terminated,
+ * path_off counted from the end of the entries). */
+#define CK_INW_DONT_FOLLOW 0x1          /* added with IN_DONT_FOLLOW: the link itself */
+#define CK_INW_ONLYDIR 0x2              /* added with IN_ONLYDIR */
+#define CK_INW_FD 0x4                   /* no path: watched through the program's descriptor
+                                           of the file (path "/proc/self/fd/N"), a removed
+                                           file it holds open; added once every fd is back */
+struct ck_inotify {
+    uint32_t nwatch;
+    int32_t next_wd;                    /* the wd the next inotify_add_watch gets */
+    uint32_t queued;                    /* bytes of events queued (lost) */
+    uint32_t pad;
+};
+struct ck_inotify_watch {
+    int32_t wd;
+    uint32_t mask;                      /* as fdinfo shows it (with IN_ONESHOT, IN_EXCL_UNLINK) */
+    uint64_t ino, dev;                  /* the watched inode (dev: st_dev encoding) */
+    uint32_t flags;                     /* CK_INW_* */
+    uint32_t path_off;
+};
+
 #define CK_FDF_EXTERNAL 0x1             /* pipe peer lives outside */
 #define CK_FDF_STD_REDIRECT 0x2         /* restore onto coord's own fd */
 #define CK_FDF_EFD_SEMAPHORE 0x4        /* eventfd created with EFD_SEMAPHORE */
@@ -334,6 +376,9 @@ enum {
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */
 #define CK_FDF_HUGETLB 0x1000           /* memfd made with MFD_HUGETLB */
+#define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
+                                           that has exited (aux: that pid): restored as
+                                           the same entry of one that exits too */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
@@ -346,7 +391,7 @@ struct ck_fd {
     int32_t share_with;                 /* earlier fd with same description, or -1 */
     uint32_t flags;                     /* CK_FDF_* */
     uint32_t mode;                      /* st_mode */
-    uint32_t pad;
+    uint32_t sig;                       /* F_SETSIG signal (0: SIGIO) */
     uint64_t dev, ino, size;
     int64_t mtime_ns;
     uint64_t aux;                       /* eventfd count, pipe ino, memfd seals, ... */
@@ -354,8 +399,19 @@ struct ck_fd {
     int64_t ctime_ns;                   /* identity, continued (common/fileid.h) */
     uint64_t hash;                      /* content hash, if hash_kind */
     uint32_t hash_kind;                 /* CK_HASH_* */
-    uint32_t pad2;
+    uint32_t owner;                     /* who gets its SIGIO: CK_OWN_* << 24 | id */
 };
+
+/* ck_fd.owner: F_SETOWN_EX of the open file description, as the program
+ * sees it. The low 24 bits are a thread's tid as the program saw it
+ * (CK_OWN_THREAD); the others need no id. Owners outside the program are
+ * refused at checkpoint. */
+#define CK_OWN_NONE 0
+#define CK_OWN_PROCESS 1                /* the process itself */
+#define CK_OWN_PGRP 2                   /* its process group */
+#define CK_OWN_THREAD 3                 /* one of its threads */
+#define CK_OWN_KIND(o) ((o) >> 24)
+#define CK_OWN_ID(o) ((o) & 0xffffffu)
 
 /* Can region r be mapped from the program's descriptor f, a deleted file
  * or memfd (CK_REG_FROMFD)? Same file, and an access mode that allows the
@@ -413,6 +469,9 @@ enum {
     CK_LOCK_OFD = 3,                    /* fcntl F_OFD_SETLK: on the open file description */
     CK_LOCK_LEASE = 4,                  /* fcntl F_SETLEASE (an active one): on the open
                                            file description */
+    CK_LOCK_LEASE_BREAKING = 5,         /* a lease someone's open is breaking: write = its
+                                           type before; start = 1 if it is being
+                                           downgraded to a read lease, 0 if to none */
 };
 
 /* CK_REC_LOCKS payload: ck_rec.arg of these. One per lock (a range of
@@ -504,6 +563,70 @@ struct ck_sock {
     uint32_t pad1;
     int64_t rcvtimeo_us, sndtimeo_us;   /* SO_RCVTIMEO, SO_SNDTIMEO */
 };
+
+/* CK_FD_INET (fds/inet.c): a TCP or UDP socket over IPv4 or IPv6. Its
+ * FDSTATE entry is a struct ck_inet; the bytes waiting in its receive
+ * queue are FILEDATA records (arg: fd): the stream's bytes for TCP, for
+ * UDP one struct ck_inet_dgram + its bytes (padded to 8) per datagram. */
+struct ck_inaddr {
+    uint16_t family;                    /* AF_INET (2), AF_INET6 (10); 0: none */
+    uint16_t port;                      /* host order */
+    uint32_t scope_id;                  /* IPv6 */
+    uint32_t flowinfo;                  /* IPv6 */
+    uint8_t addr[16];                   /* IPv4: the first 4 bytes */
+    uint32_t pad;
+};
+
+/* ck_inet.role: how restore makes it again */
+enum {
+    CK_INET_PLAIN = 0,                  /* TCP not connected (maybe bound); any UDP socket
+                                           (bound, connected: flags) */
+    CK_INET_LISTEN = 1,                 /* TCP listener: bound, listen(backlog) */
+    CK_INET_PAIR = 2,                   /* TCP connection whose other end (peer_fd) is in
+                                           the process: both made again, same addresses */
+    CK_INET_PENDING = 3,                /* TCP client end whose server end waits in the
+                                           accept queue of listener_fd: connected again */
+    CK_INET_DEAD = 4,                   /* TCP connection to a peer outside: comes back
+                                           reset (its received bytes first) */
+    CK_INET_CLOSED = 5,                 /* TCP connection the peer had closed (or both
+                                           ends shut): its bytes, then end of file */
+    CK_INET_CONNECTING = 6,             /* TCP connect() in progress (SYN_SENT): started
+                                           again, non-blocking */
+};
+
+#define CK_INETF_BOUND 0x1              /* bound to local (a port of its own) */
+#define CK_INETF_CONNECTED 0x2          /* UDP: connected to peer */
+#define CK_INETF_V4MAPPED 0x4           /* IPv6 socket whose addresses are IPv4-mapped */
+
+#define CK_INET_NOPT 24                 /* ck_inet.opt: IPPROTO_IP/IPV6/TCP options, see
+                                           the table in fds/inet.c (only ever appended) */
+struct ck_inet {
+    struct ck_sock so;                  /* family, type, protocol, SOL_SOCKET options,
+                                           shutdown (fds/socket.c) */
+    uint32_t role;                      /* CK_INET_* */
+    uint32_t flags;                     /* CK_INETF_* */
+    uint32_t tcp_state;                 /* TCP_INFO tcpi_state at checkpoint */
+    int32_t peer_fd;                    /* PAIR: the other end's fd */
+    int32_t listener_fd;                /* PENDING: the listener it waits in */
+    int32_t backlog;                    /* LISTEN */
+    uint32_t ndgrams;                   /* UDP: datagrams saved */
+    uint32_t optmask;                   /* bit i: opt[i] was read */
+    uint64_t rcvq;                      /* bytes saved (stream bytes, or datagram records) */
+    struct ck_inaddr local, peer;
+    int32_t opt[CK_INET_NOPT];
+    uint32_t outq, outq_unsent;         /* TCP: SIOCOUTQ, SIOCOUTQNSD at checkpoint */
+    uint64_t bytes_acked;               /* TCP_INFO, for the pairing checks */
+    uint64_t bytes_received;
+    uint64_t reserved[2];
+};
+
+/* A saved UDP datagram: this header, then len bytes, padded to 8. */
+struct ck_inet_dgram {
+    uint32_t len;
+    uint32_t pad;
+    struct ck_inaddr src;               /* where it came from */
+};
+
 
 /* CK_FD_UNIX: FDSTATE payload of an AF_UNIX socket (fds/unix.c), then
  * nicons uint64_t inodes (a listener's waiting clients). The fd's path

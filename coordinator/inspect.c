@@ -166,36 +166,10 @@ static void perms(char *buf, uint32_t prot, uint32_t flags)
 
 static const char *fd_kind(uint32_t k)
 {
-    switch (k) {
-    case CK_FD_FILE:
-        return "file";
-    case CK_FD_DIR:
-        return "dir";
-    case CK_FD_DELETED:
-        return "deleted";
-    case CK_FD_CHR:
-        return "chr";
-    case CK_FD_TTY:
-        return "tty";
-    case CK_FD_PIPE:
-        return "pipe";
-    case CK_FD_MEMFD:
-        return "memfd";
-    case CK_FD_EPOLL:
-        return "epoll";
-    case CK_FD_SYMLINK:
-        return "symlink";
-    case CK_FD_PIDFD:
-        return "pidfd";
-    case CK_FD_PTY:
-        return "pty";
-    case CK_FD_UNSUPPORTED:
-        return "unsupported";
-    default: {
-        const struct ck_fdkind *kind = ck_fdkind_of(k);
-        return kind ? kind->name : "?";
-    }
-    }
+    const struct ck_fdkind *kind = ck_fdkind_of(k);
+    if (kind)
+        return kind->name;
+    return k == CK_FD_UNSUPPORTED ? "unsupported" : "?";
 }
 
 static void fd_flags(char *buf, size_t len, const struct ck_fd *f)
@@ -568,11 +542,13 @@ static void text_threads(const struct view *v)
 
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k)
 {
-    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD", "lease"};
-    const char *kind = kinds[k->kind <= CK_LOCK_LEASE ? k->kind : 0];
+    static const char *const kinds[] = {"?", "flock", "POSIX", "OFD", "lease", "lease"};
+    const char *kind = kinds[k->kind <= CK_LOCK_LEASE_BREAKING ? k->kind : 0];
     const char *type = k->write ? "write" : "read";
     if (k->kind == CK_LOCK_LEASE)
         snprintf(buf, len, "%s lease", type);
+    else if (k->kind == CK_LOCK_LEASE_BREAKING)
+        snprintf(buf, len, "%s lease being broken (to %s)", type, k->start ? "read" : "none");
     else if (k->kind == CK_LOCK_FLOCK)
         snprintf(buf, len, "%s %s lock on the whole file", kind, type);
     else if (k->len == 0)
@@ -868,11 +844,12 @@ static void print_json(const struct view *v)
         ck_json_open(&j, "locks", '[');
         for (uint32_t k = 0; k < img->nlocks; k++) {
             const struct ck_lock *l = &img->locks[k];
-            static const char *const kinds[] = {"?", "flock", "posix", "ofd", "lease"};
+            static const char *const kinds[] = {"?", "flock", "posix", "ofd", "lease",
+                                                "lease-breaking"};
             if (l->fd != f->fd)
                 continue;
             ck_json_open(&j, NULL, '{');
-            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_LEASE ? l->kind : 0]);
+            ck_json_kstr(&j, "kind", kinds[l->kind <= CK_LOCK_LEASE_BREAKING ? l->kind : 0]);
             ck_json_kstr(&j, "type", l->write ? "write" : "read");
             ck_json_ki64(&j, "start", l->start);
             ck_json_ki64(&j, "len", l->len);

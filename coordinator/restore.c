@@ -37,11 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
-#include <asm/termbits.h> /* the kernel's struct termios, as in TTYS */
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -90,6 +86,8 @@ struct rctx {
     uint8_t *remake;                    /* regions whose saved file is to be recreated */
     int32_t *shm_ids;                   /* per SHM entry: the segment to attach */
     uint8_t *shm_new;                   /* per SHM entry: 1 = to be made anew */
+    char script[PATH_MAX];              /* --action-script (absolute), or "" */
+    char script_image[PATH_MAX + 1];    /* the image, absolute, for the script */
 };
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -309,35 +307,6 @@ static int64_t saved_bytes(const struct rctx *c, uint32_t i, uint32_t *owner)
     return n == r->fsize ? (int64_t)n : -1;
 }
 
-/* The directory part of path, in dir ("/" for a file at the root). */
-static const char *dir_of(const char *path, char *dir, size_t len)
-{
-    snprintf(dir, len, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = 0;
-    else
-        snprintf(dir, len, "/");
-    return dir;
-}
-
-/* The directory a removed FIFO, symbolic link or directory at path is
- * made again in: its own if it still exists, else the nearest of its
- * parents that does (a removed directory inside a removed directory). */
-static const char *remake_dir(const char *path, char *dir, size_t len)
-{
-    struct stat st;
-    dir_of(path, dir, len);
-    while (strcmp(dir, "/") && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-            snprintf(dir, len, "/");
-        else
-            *slash = 0;
-    }
-    return dir;
-}
-
 /* The program's working directory had been removed (the kernel's name
  * for it ends in " (deleted)"): 1, with its old path in dir. */
 static int cwd_removed(const struct ck_image *im, char *dir, size_t len)
@@ -474,6 +443,9 @@ static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
 static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len);
+static int each_filedata(struct rctx *c, uint64_t arg,
+                         int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
+                         void *ctx);
 
 /* coord's services to the kinds of fds/ (fds/fdkind.h) */
 static int rest_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
@@ -491,6 +463,48 @@ static const void *rest_state_of(struct ck_fdrest *r, uint32_t i, size_t *len)
     return im->fdstate[i].data;
 }
 
+static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
+                          const struct seen *seen);
+static int open_null(int oflags);
+
+static int rest_check_path(struct ck_fdrest *r)
+{
+    struct rctx *c = r->priv;
+    char role[64];
+    snprintf(role, sizeof role, "fd %d: file", r->f->fd);
+    struct ck_ident id;
+    ck_ident_of_fd(r->f, &id);
+    struct stat st;
+    if (check_file(c, r->path, &id, role, &st, -1) < 0)
+        return -1;
+    c->fseen[r->i].dev = st.st_dev;
+    c->fseen[r->i].ino = st.st_ino;
+    return 0;
+}
+
+static int rest_reopen(struct ck_fdrest *r, uint32_t i, int oflags)
+{
+    struct rctx *c = r->priv;
+    return reopen_checked(c, &c->img.fds[i], c->img.fd_paths[i], oflags, &c->fseen[i]);
+}
+
+static int rest_chunks(struct ck_fdrest *r, int fd,
+                       int (*fn)(void *arg, uint64_t off, const uint8_t *data, size_t len),
+                       void *arg)
+{
+    struct rctx *c = r->priv;
+    if (each_filedata(c, (uint64_t)fd, fn, arg) == 0)
+        return 0;
+    fail_msg(c, "fd %d: cannot read its saved bytes from the image", fd);
+    return -1;
+}
+
+static int rest_std(struct ck_fdrest *r)
+{
+    struct rctx *c = r->priv;
+    return c->detach ? open_null(r->oflags) : dup(c->saved_std[r->f->fd]);
+}
+
 static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
 {
     memset(r, 0, sizeof *r);
@@ -501,43 +515,50 @@ static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash
     r->stash = stash;
     r->maxfd = maxfd;
     r->detach = c->detach;
+    r->oflags = (int)(r->f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
     r->err = c->err;
     r->errlen = sizeof c->err;
     r->bytes = rest_bytes;
     r->state_of = rest_state_of;
+    r->check_path = rest_check_path;
+    r->reopen = rest_reopen;
+    r->std = rest_std;
+    r->chunks = rest_chunks;
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
 }
 
-/* Each descriptor of a kind of fds/ that has a check: may it be made
- * again here? Runs before anything is changed. */
-static int check_fd_kinds(struct rctx *c)
+/* A descriptor of a kind of fds/: may it be made again here? Runs
+ * before anything is changed, in the order of the image's descriptors.
+ * 1 checked (or nothing to check), 0 not a kind of fds/, -1 refused. */
+static int check_fd_kind(struct rctx *c, uint32_t i)
 {
-    for (uint32_t i = 0; i < c->img.nfds; i++) {
-        const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
-        struct ck_fdrest r;
-        if (!k || !k->check || c->img.fds[i].share_with >= 0)
-            continue;
-        rest_ctx(c, i, &r, NULL, -1);
-        if (k->check(&r) < 0)
-            return -1; /* message in c->err */
-    }
-    return 0;
+    const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+    struct ck_fdrest r;
+    if (!k)
+        return 0;
+    if (!k->check)
+        return 1;
+    rest_ctx(c, i, &r, NULL, -1);
+    return k->check(&r) < 0 ? -1 : 1; /* message in c->err */
 }
 
 /* Once every descriptor is in place: what kinds do last (connections
- * between descriptors, ...). */
+ * between descriptors, ...), then what needs the finished descriptors
+ * (epoll watches). */
 static int after_fd_kinds(struct rctx *c, int maxfd)
 {
-    for (uint32_t i = 0; i < c->img.nfds; i++) {
-        const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
-        struct ck_fdrest r;
-        if (!k || !k->after || c->img.fds[i].share_with >= 0)
-            continue;
-        rest_ctx(c, i, &r, NULL, maxfd);
-        if (k->after(&r) < 0)
-            return -1; /* message in c->err */
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < c->img.nfds; i++) {
+            const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
+            int (*fn)(struct ck_fdrest *) = !k ? NULL : pass ? k->after_all : k->after;
+            struct ck_fdrest r;
+            if (!fn || c->img.fds[i].share_with >= 0)
+                continue;
+            rest_ctx(c, i, &r, NULL, maxfd);
+            if (fn(&r) < 0)
+                return -1; /* message in c->err */
+        }
     return 0;
 }
 
@@ -631,62 +652,32 @@ static int check_image(struct rctx *c)
         }
         if (f->share_with >= 0)
             continue;
-        if ((f->kind == CK_FD_PIPE || f->kind == CK_FD_DIR || f->kind == CK_FD_SYMLINK) &&
-            (f->flags & CK_FDF_DELETED) && !(f->flags & CK_FDF_STD_REDIRECT)) {
-            char dir[PATH_MAX];
-            errno = EINVAL;
-            if (im->fd_paths[i][0] != '/' ||
-                access(remake_dir(im->fd_paths[i], dir, sizeof dir), W_OK | X_OK) < 0) {
-                fail_msg(c, "fd %d: cannot make the removed %s %s again in %s: %s", f->fd,
-                         f->kind == CK_FD_PIPE ? "FIFO" : f->kind == CK_FD_DIR ? "directory"
-                                                                               : "symbolic link",
-                         im->fd_paths[i], dir, strerror(errno));
-                return -1;
-            }
-        } else if (f->flags & CK_FDF_PROC_SELF) {
-            /* the restored process's own: nothing to compare */
-        } else if (f->kind == CK_FD_FILE || f->kind == CK_FD_DIR || f->kind == CK_FD_CHR ||
-                   f->kind == CK_FD_SYMLINK ||
-                   (f->kind == CK_FD_PIPE && im->fd_paths[i][0] == '/' &&
-                    !(f->flags & CK_FDF_STD_REDIRECT))) {
-            char role[64];
-            snprintf(role, sizeof role, "fd %d: file", f->fd);
-            struct ck_ident id;
-            ck_ident_of_fd(f, &id);
-            struct stat st;
-            if (check_file(c, im->fd_paths[i], &id, role, &st, -1) < 0)
-                return -1;
-            c->fseen[i].dev = st.st_dev;
-            c->fseen[i].ino = st.st_ino;
-        }
+        if (check_fd_kind(c, i) < 0)
+            return -1;
     }
     for (uint32_t i = 0; i < im->nlocks; i++) {
         const struct ck_lock *k = &im->locks[i];
         uint32_t f = 0;
         while (f < im->nfds && im->fds[f].fd != k->fd)
             f++;
-        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE || k->start < 0 ||
+        if (f == im->nfds || k->kind < CK_LOCK_FLOCK || k->kind > CK_LOCK_LEASE_BREAKING || k->start < 0 ||
             k->len < 0) {
             fail_msg(c, "the image has a malformed file lock (fd %d, kind %u)", k->fd, k->kind);
             return -1;
         }
     }
-    if (check_fd_kinds(c) < 0 || check_shm(c) < 0 || check_hugetlb(c) < 0 ||
+    if (check_shm(c) < 0 || check_hugetlb(c) < 0 ||
         raise_nofile(c) < 0 || check_nproc(c) < 0)
         return -1;
-    for (uint32_t i = 0; i < im->nfds; i++)
-        if (im->fds[i].kind == CK_FD_PTY && (im->fds[i].flags & CK_FDF_PTY_CTTY) && !c->detach) {
-            fail_msg(c, "fd %d: the program's controlling terminal is a pseudo-terminal it "
-                     "opened; only a restore with --detach (a session of its own) can give it "
-                     "back", im->fds[i].fd);
-            return -1;
-        }
     struct stat cst;
     char cdir[PATH_MAX], in[PATH_MAX] = "";
-    if (cwd_removed(im, cdir, sizeof cdir)) {
+    const char *rest;
+    if (cwd_removed(im, cdir, sizeof cdir) && ck_procdead_split(cdir, &rest) > 0) {
+        /* a /proc directory of a process that has exited: made at restore */
+    } else if (cwd_removed(im, cdir, sizeof cdir)) {
         errno = EINVAL;
         if (cdir[0] != '/' || (cwd_fd(im) < 0 &&
-                               access(remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
+                               access(ck_remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
             fail_msg(c, "the program's removed working directory %s cannot be made again in "
                      "%s: %s", cdir, in, strerror(errno));
             return -1;
@@ -1128,243 +1119,56 @@ static int place_fd(int fd, int target)
     return 0;
 }
 
-/* Make a FIFO, symbolic link (to link) or directory that the program
- * held but had removed, open it with oflags and remove it again at once,
- * so that it is as unreachable by name as it was: at its old path if that
- * is free (the program may print where its descriptors or working
- * directory are), else under a name of ckshim's in remake_dir(path).
- * Returns the descriptor, or -1 with errno set. */
-static int remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags)
+/* Each FILEDATA record whose arg is `arg`, in image order, read, checked,
+ * decrypted and decoded, given to fn with its arg2 (where the bytes go).
+ * 0; -1 if a record cannot be read (no message); fn's negative return. */
+static int each_filedata(struct rctx *c, uint64_t arg,
+                         int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
+                         void *ctx)
 {
-    char dir[PATH_MAX], own[PATH_MAX], tmp[PATH_MAX + 64];
-    remake_dir(path, dir, sizeof dir);
-    int same_dir = !strcmp(dir_of(path, own, sizeof own), dir);
-    for (int tries = same_dir ? -1 : 0; tries < 100; tries++) {
-        if (tries < 0)
-            snprintf(tmp, sizeof tmp, "%s", path);
-        else
-            snprintf(tmp, sizeof tmp, "%s/.ckshim-removed-%d-%d", strcmp(dir, "/") ? dir : "",
-                     (int)getpid(), tries);
-        int r = type == S_IFIFO  ? mkfifo(tmp, (mode_t)mode)
-                : type == S_IFDIR ? mkdir(tmp, 0700)
-                                  : symlink(link, tmp);
-        if (r < 0 && errno == EEXIST)
-            continue;
-        if (r < 0)
-            return -1;
-        int fd = open(tmp, oflags | O_NOFOLLOW);
-        int e = errno;
-        struct stat st;
-        if (fd >= 0 && (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != type)) {
-            close(fd);
-            fd = -1;
-            e = EEXIST;
-        }
-        if (type == S_IFDIR) {
-            if (fd >= 0 && mode != 0700)
-                fchmod(fd, (mode_t)mode);
-            rmdir(tmp);
-        } else {
-            unlink(tmp);
-        }
-        errno = e;
-        return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
-static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *path, int oflags,
-                          const struct seen *seen);
-
-/* A symbolic link held with O_PATH: its target is in the image. One that
- * was removed is made again (remake_removed); one at its path must still
- * point where it pointed. */
-static int open_symlink(struct rctx *c, const struct ck_fd *f, const char *path,
-                        const struct seen *seen)
-{
-    char *t = NULL;
-    size_t n = 0;
-    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
-        const struct ck_rec_loc *l = &c->img.filedata[i];
-        if (l->rec.arg != (uint64_t)f->fd || l->rec.arg2 || l->rec.raw_len >= PATH_MAX)
-            continue;
-        uint8_t *in = malloc(l->rec.len + 1);
-        t = calloc(1, l->rec.raw_len + 1);
-        n = l->rec.raw_len;
-        if (!in || !t || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
-            ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
-            (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
-            ck_chunk_decode(l->rec.flags, in, l->rec.len, t, l->rec.raw_len) < 0) {
-            free(t);
-            t = NULL;
-        }
-        free(in);
-        break;
-    }
-    if (!t || !n) {
-        fail_msg(c, "fd %d: the image has no readable target for the symbolic link %s", f->fd,
-                 path);
-        free(t);
-        return -1;
-    }
-    int fd;
-    if (f->flags & CK_FDF_DELETED) {
-        fd = remake_removed(path, S_IFLNK, 0, t, O_PATH);
-        if (fd < 0)
-            fail_msg(c, "fd %d: cannot make the removed symbolic link %s again: %s", f->fd, path,
-                     strerror(errno));
-    } else {
-        char now[PATH_MAX];
-        fd = reopen_checked(c, f, path, O_PATH, seen);
-        ssize_t l = fd >= 0 ? readlinkat(fd, "", now, sizeof now) : -1;
-        if (fd >= 0 && (l != (ssize_t)n || memcmp(now, t, n))) {
-            fail_msg(c, "fd %d: the symbolic link %s points to %.*s now, not to %s", f->fd, path,
-                     l > 0 ? (int)l : 0, now, t);
-            close(fd);
-            fd = -1;
-        }
-    }
-    free(t);
-    return fd;
-}
-
-/* Create an unlinked file with the contents of a deleted file (or memfd). */
-static int make_deleted_copy(struct rctx *c, const struct ck_fd *f, const char *path)
-{
-    int fd = -1;
-    if (f->kind == CK_FD_MEMFD) {
-        char name[250] = "ckshim";
-        const char *n = strncmp(path, "/memfd:", 7) == 0 ? path + 7 : path;
-        snprintf(name, sizeof name, "%s", n);
-        char *d = strstr(name, " (deleted)");
-        if (d)
-            *d = 0;
-        /* sealing allowed: the seals are added back below */
-        fd = memfd_create(name, MFD_ALLOW_SEALING |
-                                    ((f->flags & CK_FDF_HUGETLB) ? MFD_HUGETLB : 0));
-    } else {
-        char dir[PATH_MAX];
-        dir_of(path, dir, sizeof dir);
-        fd = open(dir, O_TMPFILE | O_RDWR, 0600);
-        if (fd < 0)
-            fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
-    }
-    if (fd < 0) {
-        fail_msg(c, "fd %d: cannot recreate the deleted file %s: %s", f->fd, path,
-                 strerror(errno));
-        return -1;
-    }
-    uint8_t *in = NULL, *out = NULL, *huge = NULL;
+    uint8_t *in = NULL, *out = NULL;
     size_t incap = 0, outcap = 0;
-    if (f->kind == CK_FD_MEMFD && (f->flags & CK_FDF_HUGETLB) && f->size) {
-        /* hugetlbfs has no write(): sized first (whole huge pages, as it
-         * was), then filled through a mapping */
-        huge = ftruncate(fd, (off_t)f->size) < 0
-                   ? MAP_FAILED
-                   : mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (huge == MAP_FAILED) {
-            fail_msg(c, "fd %d: cannot make the hugetlb memfd %s again (%llu bytes): %s", f->fd,
-                     path, (unsigned long long)f->size, strerror(errno));
-            close(fd);
-            return -1;
-        }
-    }
-    for (uint32_t i = 0; i < c->img.nfiledata; i++) {
+    int ret = 0;
+    for (uint32_t i = 0; !ret && i < c->img.nfiledata; i++) {
         const struct ck_rec_loc *l = &c->img.filedata[i];
-        if (l->rec.arg != (uint64_t)f->fd)
+        if (l->rec.arg != arg)
             continue;
-        if (l->rec.len > incap) {
+        if (l->rec.len + 1 > incap) {
             free(in);
-            incap = l->rec.len;
+            incap = l->rec.len + 1;
             in = malloc(incap);
         }
-        if (l->rec.raw_len > outcap) {
+        if (l->rec.raw_len + 1 > outcap) {
             free(out);
-            outcap = l->rec.raw_len;
+            outcap = l->rec.raw_len + 1;
             out = malloc(outcap);
         }
         if (!in || !out || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
             ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
             (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
-            ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0 ||
-            (huge ? (l->rec.arg2 + l->rec.raw_len > f->size ||
-                     !memcpy(huge + l->rec.arg2, out, l->rec.raw_len))
-                  : pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) !=
-                        (ssize_t)l->rec.raw_len)) {
-            fail_msg(c, "fd %d: cannot restore the contents of the deleted file %s", f->fd, path);
-            free(in);
-            free(out);
-            if (huge)
-                munmap(huge, f->size);
-            close(fd);
-            return -1;
-        }
+            ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0)
+            ret = -1;
+        else
+            ret = fn(ctx, l->rec.arg2, out, l->rec.raw_len);
     }
     free(in);
     free(out);
-    if (huge)
-        munmap(huge, f->size);
-    if (ftruncate(fd, (off_t)f->size) < 0) {
-        /* keep what we wrote */
-    }
-    if (f->kind == CK_FD_MEMFD) {
-        /* its mode (memfd_create makes 0777), then its seals (a memfd
-         * made without MFD_ALLOW_SEALING has F_SEAL_SEAL) */
-        if (fchmod(fd, f->mode & 07777) < 0 ||
-            (f->aux && fcntl(fd, F_ADD_SEALS, (int)f->aux) < 0)) {
-            fail_msg(c, "fd %d: cannot set the mode %o or the seals %#llx of memfd %s: %s",
-                     f->fd, f->mode & 07777, (unsigned long long)f->aux, path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        /* memfd_create's descriptor is already read-write, and one opened
-         * through /proc for writing would make an execveat of the memfd
-         * fail with ETXTBSY (memfd04) */
-        if ((f->oflags & O_ACCMODE) == O_RDWR) {
-            fcntl(fd, F_SETFL, (int)(f->oflags & (O_APPEND | O_NONBLOCK)));
-            return fd;
-        }
-    }
-    /* Reopen with the program's access mode and flags. */
-    char lp[64];
-    snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
-    int fd2 = open(lp, (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK)));
-    if (fd2 >= 0) {
-        close(fd);
-        fd = fd2;
-    }
-    return fd;
+    return ret;
 }
 
-/* A deleted file or memfd that an earlier descriptor of another open
- * file description has (opened twice, or under two names since removed):
- * one file again, reopened through that descriptor, now in place, with
- * this one's access mode. Returns the fd, -1 on error, -2 if there is no
- * such descriptor. */
-static int reopen_same_file(struct rctx *c, uint32_t i)
+struct fd_bytes {
+    uint8_t *buf;
+    size_t at;
+};
+
+static int append_bytes(void *ctx, uint64_t off, const uint8_t *data, size_t len)
 {
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    for (uint32_t k = 0; k < i; k++) {
-        const struct ck_fd *o = &im->fds[k];
-        if (o->kind != f->kind || o->share_with >= 0 || o->dev != f->dev || o->ino != f->ino)
-            continue;
-        char lp[64];
-        int fl = (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
-        snprintf(lp, sizeof lp, "/proc/self/fd/%d", o->fd);
-        int fd = open(lp, fl);
-        if (fd < 0 && errno == EACCES && o->kind == CK_FD_DELETED && fchmod(o->fd, 0600) == 0) {
-            /* the first one has its mode already (0200, say): ours, for a moment */
-            fd = open(lp, fl);
-            fchmod(o->fd, o->mode & 07777);
-        }
-        if (fd < 0)
-            fail_msg(c, "fd %d: cannot reopen the deleted file of fd %d: %s", f->fd, o->fd,
-                     strerror(errno));
-        return fd;
-    }
-    return -2;
+    struct fd_bytes *b = ctx;
+    if (off != b->at)
+        return -1;
+    memcpy(b->buf + b->at, data, len);
+    b->at += len;
+    return 0;
 }
 
 /* Every byte saved for image fd `fd` (FILEDATA records with arg = fd: the
@@ -1379,155 +1183,16 @@ static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len)
             total += c->img.filedata[i].rec.raw_len;
     if (!total)
         return 0;
-    uint8_t *buf = malloc(total), *in = NULL;
-    size_t at = 0;
-    int ok = buf != NULL;
-    for (uint32_t i = 0; ok && i < c->img.nfiledata; i++) {
-        const struct ck_rec_loc *l = &c->img.filedata[i];
-        if (l->rec.arg != (uint64_t)fd)
-            continue;
-        free(in);
-        in = malloc(l->rec.len + 1);
-        ok = in && l->rec.arg2 == at &&
-             pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
-             ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
-             (!c->encrypted || (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 1)) &&
-             ck_chunk_decode(l->rec.flags, in, l->rec.len, buf + at, l->rec.raw_len) == 0;
-        at += l->rec.raw_len;
-    }
-    free(in);
-    if (!ok) {
-        free(buf);
+    struct fd_bytes b = {malloc(total), 0};
+    if (!b.buf || each_filedata(c, (uint64_t)fd, append_bytes, &b) < 0) {
+        free(b.buf);
         snprintf(c->err, sizeof c->err, "fd %d: cannot read its %zu saved bytes from the image",
                  fd, total);
         return -1;
     }
-    *data = buf;
+    *data = b.buf;
     *len = total;
     return 0;
-}
-
-/* Put back the bytes that were waiting in a pipe (FILEDATA records whose
- * arg is fd f) through wfd, which is non-blocking: a pipe that cannot take
- * them (its buffer could not be made as large as it was) fails, never
- * hangs. */
-static int fill_pipe(struct rctx *c, const struct ck_fd *f, int wfd)
-{
-    uint8_t *data;
-    size_t len;
-    if (read_fd_bytes(c, f->fd, &data, &len) < 0)
-        return -1; /* message in c->err */
-    ssize_t w = len ? write(wfd, data, len) : 0;
-    free(data);
-    if (w != (ssize_t)len) {
-        fail_msg(c, "fd %d: cannot refill the pipe with its %zu waiting bytes", f->fd, len);
-        return -1;
-    }
-    return 0;
-}
-
-static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
-{
-    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino &&
-           a->dev == b->dev && !(a->flags & CK_FDF_STD_REDIRECT) &&
-           !(b->flags & CK_FDF_STD_REDIRECT);
-}
-
-/* One O_RDWR description of the pipe of fds[lead] (the first descriptor
- * of it), with its buffer size and waiting bytes: a new pipe, or the FIFO
- * reopened by path (refilled only if it is empty: someone else may have
- * kept it, and its bytes, alive). Returns the fd or -1. */
-static int pipe_stash(struct rctx *c, uint32_t lead)
-{
-    struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[lead];
-    const char *path = im->fd_paths[lead];
-    int s;
-    if (f->flags & CK_FDF_DELETED) {
-        s = remake_removed(path, S_IFIFO, (int)(f->mode & 07777), NULL,
-                           O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (s < 0) {
-            fail_msg(c, "fd %d: cannot make the deleted FIFO %s again: %s", f->fd, path,
-                     strerror(errno));
-            return -1;
-        }
-    } else if (path[0] == '/') {
-        /* never through a link, and only the FIFO check_image saw */
-        s = reopen_checked(c, f, path, O_RDWR | O_NONBLOCK | O_CLOEXEC, &c->fseen[lead]);
-        if (s < 0)
-            return -1;
-    } else {
-        int pp[2];
-        char lp[64];
-        if (pipe2(pp, O_CLOEXEC) < 0) {
-            fail_msg(c, "fd %d: cannot create a pipe: %s", f->fd, strerror(errno));
-            return -1;
-        }
-        snprintf(lp, sizeof lp, "/proc/self/fd/%d", pp[0]);
-        s = open(lp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        close(pp[0]);
-        close(pp[1]);
-        if (s < 0) {
-            fail_msg(c, "fd %d: cannot reopen a new pipe read-write: %s", f->fd, strerror(errno));
-            return -1;
-        }
-    }
-    /* the largest size given for its descriptors (older images have it
-     * only for the read end) */
-    uint64_t size = 0;
-    for (uint32_t k = lead; k < im->nfds; k++)
-        if (same_pipe(&im->fds[k], f) && im->fds[k].size > size && im->fds[k].size <= INT_MAX)
-            size = im->fds[k].size;
-    if (size && fcntl(s, F_GETPIPE_SZ) < (int)size)
-        fcntl(s, F_SETPIPE_SZ, (int)size);
-    int waiting = 0;
-    if (ioctl(s, FIONREAD, &waiting) == 0 && waiting == 0)
-        for (uint32_t k = lead; k < im->nfds; k++)
-            if (same_pipe(&im->fds[k], f) && fill_pipe(c, &im->fds[k], s) < 0) {
-                close(s);
-                return -1;
-            }
-    return s;
-}
-
-/* A pipe or FIFO descriptor, as its own open file description with its
- * access mode and O_NONBLOCK, opened through the pipe's stash (made for
- * its first descriptor, kept above every fd number still to come). The
- * stashes are closed once every descriptor is in place: a pipe the
- * program held both ways (a read and a write end, or one O_RDWR
- * descriptor such as bash's `exec 9<> <(:)`) stays open; one whose other
- * end was outside loses its reader or writer (end of file, EPIPE). */
-static int open_pipe_fd(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    uint32_t lead = i;
-    for (uint32_t k = 0; k < i; k++)
-        if (same_pipe(&im->fds[k], f)) {
-            lead = k;
-            break;
-        }
-    if (stash[lead] < 0) {
-        int s = pipe_stash(c, lead);
-        if (s < 0)
-            return -1;
-        stash[lead] = fcntl(s, F_DUPFD_CLOEXEC, maxfd + 1);
-        close(s);
-        if (stash[lead] < 0) {
-            fail_msg(c, "fd %d: cannot move a pipe out of the way: %s", f->fd, strerror(errno));
-            return -1;
-        }
-    }
-    char lp[64];
-    snprintf(lp, sizeof lp, "/proc/self/fd/%d", stash[lead]);
-    int fd = open(lp, (int)(f->oflags & O_ACCMODE) | O_NONBLOCK);
-    if (fd < 0) {
-        fail_msg(c, "fd %d: cannot open %s %s: %s", f->fd,
-                 im->fd_paths[i][0] == '/' ? "FIFO" : "pipe", im->fd_paths[i], strerror(errno));
-        return -1;
-    }
-    fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
-    return fd;
 }
 
 /* Descriptors kept above every fd number still to come while the others
@@ -1540,162 +1205,6 @@ static int *new_stash(uint32_t n)
     for (uint32_t k = 0; s && k < n; k++)
         s[k] = -1;
     return s;
-}
-
-/* A new pseudo-terminal for the pair whose master is fds[m], with the
- * modes and window size it had. Returns its master or -1. */
-static int new_pty(struct rctx *c, uint32_t m)
-{
-    const struct ck_image *im = &c->img;
-    int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
-    if (fd < 0 || ioctl(fd, TIOCSPTLCK, &unlock) < 0) {
-        fail_msg(c, "fd %d: cannot make a new pseudo-terminal: %s", im->fds[m].fd,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    for (uint32_t k = 0; k < im->nttys; k++) {
-        const struct ck_tty *y = &im->ttys[k];
-        if (y->fd != im->fds[m].fd)
-            continue;
-        struct termios t;
-        if (ioctl(fd, TCGETS, &t) == 0) {
-            t.c_iflag = y->iflag;
-            t.c_oflag = y->oflag;
-            t.c_cflag = y->cflag;
-            t.c_lflag = y->lflag;
-            t.c_line = y->line;
-            memcpy(t.c_cc, y->cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
-            ioctl(fd, TCSETS, &t);
-        }
-        struct winsize ws = {y->ws_row, y->ws_col, y->ws_xpixel, y->ws_ypixel};
-        if (y->flags & CK_TTYF_WINSIZE)
-            ioctl(fd, TIOCSWINSZ, &ws);
-    }
-    return fd;
-}
-
-/* A pseudo-terminal the program opened both ends of (CK_FD_PTY): a new
- * pair, made for whichever of its descriptors comes first (the master
- * waits in stash until its number comes if a slave came first), its
- * slaves opened from the master (TIOCGPTPEER: no path, never someone
- * else's terminal). Bytes waiting in it are not kept, and it is no one's
- * controlling terminal. */
-static int open_pty(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    uint32_t m = 0;
-    while (m < im->nfds && !(im->fds[m].kind == CK_FD_PTY &&
-                             (im->fds[m].flags & CK_FDF_PTY_MASTER) &&
-                             im->fds[m].share_with < 0 && im->fds[m].aux == f->aux))
-        m++;
-    if (m == im->nfds) {
-        fail_msg(c, "fd %d: the image has no master for pseudo-terminal %llu", f->fd,
-                 (unsigned long long)f->aux);
-        return -1;
-    }
-    int master = m < i && stash[m] < 0 ? im->fds[m].fd : stash[m];
-    if (master < 0) {
-        int p = new_pty(c, m);
-        if (p < 0)
-            return -1;
-        if (m == i)
-            master = p;
-        else {
-            master = stash[m] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
-            close(p);
-        }
-    } else if (m == i) {
-        stash[m] = -1;
-    }
-    if (master < 0) {
-        fail_msg(c, "fd %d: cannot move a pseudo-terminal out of the way: %s", f->fd,
-                 strerror(errno));
-        return -1;
-    }
-    if (m == i && (f->flags & CK_FDF_PTY_CTTY)) {
-        /* a new session's leader (--detach) takes it as its controlling
-         * terminal, through a slave opened for the moment */
-        int sl = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
-        if (sl < 0 || ioctl(sl, TIOCSCTTY, 0) < 0) {
-            fail_msg(c, "fd %d: cannot make the new pseudo-terminal the controlling terminal: "
-                     "%s", f->fd, strerror(errno));
-            if (sl >= 0)
-                close(sl);
-            return -1;
-        }
-        close(sl);
-    }
-    int fl = (int)(f->oflags & (O_ACCMODE | O_NONBLOCK));
-    if (m == i) {
-        fcntl(master, F_SETFL, fl & O_NONBLOCK);
-        return master;
-    }
-    int fd = ioctl(master, TIOCGPTPEER, fl | O_NOCTTY);
-    if (fd < 0)
-        fail_msg(c, "fd %d: cannot open the new pseudo-terminal's slave: %s", f->fd,
-                 strerror(errno));
-    return fd;
-}
-
-/* A pidfd. Of the process itself: opened on this very process (coord
- * becomes the program). Of one of its threads: a stand-in on the process
- * that the shim replaces once the threads are back
- * (capture_pidfds_after_restore). Of a process that has exited: every
- * pidfd of one such process (one inode) is opened on a child made to exit
- * at once, before it is reaped, so that they are one process again; the
- * later ones wait in stash. */
-static int open_pidfd(struct rctx *c, uint32_t i, int *stash, int maxfd)
-{
-    const struct ck_image *im = &c->img;
-    const struct ck_fd *f = &im->fds[i];
-    unsigned flags = f->oflags & (O_NONBLOCK | O_EXCL); /* PIDFD_NONBLOCK, PIDFD_THREAD */
-    if (!(f->flags & CK_FDF_PIDFD_DEAD)) {
-        int fd = (int)syscall(SYS_pidfd_open, getpid(),
-                              (f->flags & CK_FDF_PIDFD_THREAD) ? 0 : flags);
-        if (fd < 0)
-            fail_msg(c, "fd %d: cannot open a pidfd of the restored process: %s", f->fd,
-                     strerror(errno));
-        return fd;
-    }
-    if (stash[i] >= 0) {
-        int fd = stash[i];
-        stash[i] = -1;
-        return fd;
-    }
-    pid_t child = fork();
-    if (child == 0)
-        _exit(0);
-    int fd = -1;
-    for (uint32_t k = i; child > 0 && k < im->nfds; k++) {
-        const struct ck_fd *o = &im->fds[k];
-        if (o->kind != CK_FD_PIDFD || !(o->flags & CK_FDF_PIDFD_DEAD) || o->share_with >= 0 ||
-            o->ino != f->ino)
-            continue;
-        int p = (int)syscall(SYS_pidfd_open, child, o->oflags & O_NONBLOCK);
-        if (p >= 0 && k != i) {
-            stash[k] = fcntl(p, F_DUPFD_CLOEXEC, maxfd + 1);
-            close(p);
-            p = stash[k];
-        }
-        if (p < 0) {
-            fail_msg(c, "fd %d: cannot make a pidfd of a process that has exited: %s", o->fd,
-                     strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            fd = -1;
-            break;
-        }
-        if (k == i)
-            fd = p;
-    }
-    if (child < 0)
-        fail_msg(c, "fd %d: cannot make a process for a pidfd: %s", f->fd, strerror(errno));
-    else
-        waitpid(child, NULL, 0);
-    return fd;
 }
 
 /* Reopen a file, directory, device or FIFO by path as check_image saw it
@@ -1836,6 +1345,35 @@ static void lock_holder(const struct ck_lock *k, char *out, size_t len)
  * drops the process's POSIX locks on it). A lock someone else took
  * meanwhile refuses the restore, before the program runs: it must never
  * run believing it holds a lock it does not. */
+/* A lease that was being broken at checkpoint: start the break again, as
+ * an open that conflicts with it does, without waiting for it (O_NONBLOCK:
+ * the open fails with EWOULDBLOCK and the break begins). The kernel tells
+ * the lease's owner - coord, now - with SIGIO, which must not reach the
+ * program (it had its notice before the checkpoint): blocked and taken
+ * here. The break runs its course again (lease-break-time from now). */
+static int break_lease_again(struct rctx *c, const struct ck_lock *k)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", k->fd);
+    sigset_t io, old;
+    sigemptyset(&io);
+    sigaddset(&io, SIGIO);
+    sigprocmask(SIG_BLOCK, &io, &old);
+    int fd = open(self, (k->start ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int e = errno;
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&io, NULL, &zero) == SIGIO)
+        ;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fd >= 0) {
+        close(fd);
+        errno = EINVAL; /* nothing broke it: the lease was not there */
+        return -1;
+    }
+    errno = e;
+    return e == EWOULDBLOCK ? 0 : -1;
+}
+
 static int restore_locks(struct rctx *c)
 {
     struct ck_image *im = &c->img;
@@ -1846,14 +1384,16 @@ static int restore_locks(struct rctx *c)
         int r;
         if (k->kind == CK_LOCK_FLOCK)
             r = flock(k->fd, (k->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
-        else if (k->kind == CK_LOCK_LEASE)
+        else if (k->kind == CK_LOCK_LEASE || k->kind == CK_LOCK_LEASE_BREAKING)
             r = fcntl(k->fd, F_SETLEASE, k->write ? F_WRLCK : F_RDLCK);
         else
             r = fcntl(k->fd, k->kind == CK_LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+        if (r == 0 && k->kind == CK_LOCK_LEASE_BREAKING)
+            r = break_lease_again(c, k);
         if (r == 0)
             continue;
         int e = errno;
-        if (k->kind == CK_LOCK_LEASE) {
+        if (k->kind == CK_LOCK_LEASE || k->kind == CK_LOCK_LEASE_BREAKING) {
             /* the kernel gives a lease only to the file's owner, and only
              * while no one else has the file open for writing (for a
              * write lease: open at all) */
@@ -1918,7 +1458,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             maxfd = keep[i];
     for (uint32_t i = 0; i < im->nfds; i++) {
         const struct ck_fd *f = &im->fds[i];
-        const char *path = im->fd_paths[i];
         int fd = -1;
         if (f->share_with >= 0 && !(f->flags & CK_FDF_STD_REDIRECT)) {
             if (fcntl(f->share_with, F_GETFD) < 0 || dup2(f->share_with, f->fd) < 0) {
@@ -1928,7 +1467,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             }
             continue;
         }
-        int oflags = (int)(f->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
         if (kind) {
             struct ck_fdrest r;
@@ -1939,101 +1477,8 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
                     fail_msg(c, "fd %d: cannot make the %s again", f->fd, kind->name);
                 return -1;
             }
-        } else switch (f->kind) {
-        case CK_FD_SYMLINK:
-            fd = open_symlink(c, f, path, &c->fseen[i]);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_FILE:
-        case CK_FD_DIR:
-        case CK_FD_CHR:
-            if (f->kind == CK_FD_DIR && (f->flags & CK_FDF_DELETED)) {
-                fd = remake_removed(path, S_IFDIR, (int)(f->mode & 07777), NULL,
-                                    oflags | O_DIRECTORY);
-                if (fd < 0) {
-                    fail_msg(c, "fd %d: cannot make the removed directory %s again: %s", f->fd,
-                             path, strerror(errno));
-                    return -1;
-                }
-                break;
-            }
-            if (f->flags & CK_FDF_PROC_SELF) {
-                /* /proc/self/...: coord is the process it restores */
-                fd = open(path, oflags | O_NOCTTY);
-                if (fd < 0) {
-                    fail_msg(c, "fd %d: cannot open %s: %s", f->fd, path, strerror(errno));
-                    return -1;
-                }
-            } else {
-                fd = reopen_checked(c, f, path, oflags, &c->fseen[i]);
-            }
-            if (fd < 0)
-                return -1;
-            if (f->kind != CK_FD_CHR && lseek(fd, f->pos, SEEK_SET) < 0 && f->pos) {
-                fail_msg(c, "fd %d: cannot seek %s to %lld: %s", f->fd, path,
-                         (long long)f->pos, strerror(errno));
-                return -1;
-            }
-            break;
-        case CK_FD_DELETED:
-        case CK_FD_MEMFD:
-            fd = reopen_same_file(c, i);
-            if (fd == -2)
-                fd = make_deleted_copy(c, f, path);
-            if (fd < 0)
-                return -1;
-            /* its mode, changed after it was opened maybe (the copy is
-             * made 0600), and its modification time (the copy was just
-             * written); the owner is the restoring user */
-            if (f->kind == CK_FD_DELETED) {
-                struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
-                                         {.tv_sec = f->mtime_ns / 1000000000LL,
-                                          .tv_nsec = f->mtime_ns % 1000000000LL}};
-                if ((f->mode & 07777) != 0600)
-                    fchmod(fd, f->mode & 07777);
-                if (f->mtime_ns >= 0)
-                    futimens(fd, ts);
-            }
-            lseek(fd, f->pos, SEEK_SET);
-            break;
-        case CK_FD_TTY:
-            if (f->flags & CK_FDF_STD_REDIRECT)
-                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
-            else {
-                fd = open(path, oflags | O_NOCTTY);
-                if (fd < 0)
-                    fd = open_null(oflags);
-            }
-            break;
-        case CK_FD_PIPE:
-            if (f->flags & CK_FDF_STD_REDIRECT) {
-                fd = c->detach ? open_null(oflags) : dup(c->saved_std[f->fd]);
-                break;
-            }
-            fd = open_pipe_fd(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_PTY:
-            fd = open_pty(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_PIDFD:
-            fd = open_pidfd(c, i, stash_fds, maxfd);
-            if (fd < 0)
-                return -1;
-            break;
-        case CK_FD_EPOLL:
-            fd = epoll_create1(0); /* watches: below, once every fd is back */
-            break;
-        default:
+        } else {
             fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
-            return -1;
-        }
-        if (fd < 0) {
-            fail_msg(c, "fd %d: cannot recreate %s: %s", f->fd, path, strerror(errno));
             return -1;
         }
         if (place_fd(fd, f->fd) < 0) {
@@ -2047,8 +1492,6 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
     free(stash_fds);
     if (after_fd_kinds(c, maxfd) < 0)
         return -1;
-    if (epoll_restore_watches(im, c->err, sizeof c->err) < 0)
-        return -1;
     return restore_locks(c);
 }
 
@@ -2056,13 +1499,28 @@ static int restore_env(struct rctx *c)
 {
     const struct ck_proc *p = &c->img.proc;
     char cdir[PATH_MAX];
-    if (cwd_removed(&c->img, cdir, sizeof cdir)) {
+    const char *rest;
+    if (cwd_removed(&c->img, cdir, sizeof cdir) && ck_procdead_split(cdir, &rest) > 0) {
+        /* a /proc directory of a process that has exited */
+        char dir[PATH_MAX];
+        int release, ok = 0;
+        pid_t child = ck_procdead_child(&release);
+        if (child > 0) {
+            ok = ck_procdead_path(dir, sizeof dir, child, rest) == 0 && chdir(dir) == 0;
+            ck_procdead_release(child, release);
+        }
+        if (!ok) {
+            fail_msg(c, "cannot enter a /proc directory of a process that has exited, as the "
+                     "program's working directory %s was: %s", cdir, strerror(errno));
+            return -1;
+        }
+    } else if (cwd_removed(&c->img, cdir, sizeof cdir)) {
         /* the same directory as a descriptor of the program, or one made
          * again and removed */
         int fd = cwd_fd(&c->img);
         int own = fd < 0;
         if (own)
-            fd = remake_removed(cdir, S_IFDIR, 0700, NULL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            fd = ck_remake_removed(cdir, S_IFDIR, 0700, NULL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || fchdir(fd) < 0) {
             fail_msg(c, "cannot make the program's removed working directory %s again: %s",
                      cdir, strerror(errno));
@@ -2126,6 +1584,31 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
     _exit(0);
 }
 
+/* Fork a helper that the restored program never sees as its child: a
+ * grandchild, orphaned at once. Returns 0 in the helper, 1 in coord, -1
+ * when it could not be started. */
+static int fork_orphan(void)
+{
+    fflush(NULL);
+    pid_t k = fork();
+    if (k == 0) {
+        pid_t g = fork();
+        if (g == 0)
+            return 0;
+        _exit(g < 0);
+    }
+    int ws = 0;
+    if (k > 0)
+        while (waitpid(k, &ws, 0) < 0 && errno == EINTR)
+            ;
+    if (k < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+        if (k > 0)
+            errno = EAGAIN;
+        return -1;
+    }
+    return 1;
+}
+
 /* Start the gate keeper; returns 0 with the restorer's ends of the two
  * pipes in *gate_rd and *ready_wr (>= base, close-on-exec), or -1. */
 static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
@@ -2138,21 +1621,12 @@ static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
         close(rp[1]);
         goto fail;
     }
-    fflush(NULL);
-    pid_t k = fork();
-    if (k == 0) {
-        pid_t g = fork();
-        if (g == 0)
-            gate_keeper(c, rp[0], gp[1]);
-        _exit(g < 0);
-    }
+    int o = fork_orphan();
+    if (o == 0)
+        gate_keeper(c, rp[0], gp[1]);
     close(rp[0]);
     close(gp[1]);
-    int ws = 0;
-    if (k > 0)
-        while (waitpid(k, &ws, 0) < 0 && errno == EINTR)
-            ;
-    if (k < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    if (o < 0) {
         close(rp[1]);
         close(gp[0]);
         goto fail;
@@ -2169,12 +1643,81 @@ fail:
     return -1;
 }
 
+/* The post-restore action script, once the restored program runs. */
+static void post_restore(struct rctx *c, int pid)
+{
+    char why[256];
+    if (ck_action_run(c->script, "post-restore", pid, c->script_image, NULL, why, sizeof why) < 0)
+        ck_msg("restore %s: warning: the post-restore action script %s failed (%s); the "
+               "restored program goes on",
+               c->file, c->script, why);
+}
+
+/* --action-script in the foreground, where coord becomes the program: an
+ * orphaned helper holds the read end of the restore's status pipe, where
+ * the restored shim reports "ok PID" just before the program's threads
+ * run again (see preload/restore.c), and runs the script then. Nothing
+ * (the pipe closed, or an error): the restore failed, no script. */
+static void post_restore_watcher(struct rctx *c, int rd)
+{
+    if (c->have_key)
+        ck_key_wipe(&c->key); /* not needed here, and this process lives on */
+    int null = open("/dev/null", O_RDWR);
+    if (dup2(rd, 3) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        _exit(1);
+    close_range(4, ~0U, 0); /* not the status pipe's write end: its end is the answer */
+    char buf[1100];
+    size_t n = 0;
+    while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {
+        ssize_t r = read(3, buf + n, sizeof buf - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = 0;
+    if (!strncmp(buf, "ok ", 3))
+        post_restore(c, atoi(buf + 3));
+    else if (!strncmp(buf, "error: ", 7))
+        ck_msg("restore %s: %s (the post-restore action script was not run)", c->file, buf + 7);
+    _exit(0);
+}
+
+/* Start post_restore_watcher; c->status_fd becomes the write end. */
+static int start_watcher(struct rctx *c)
+{
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0) {
+        fail_msg(c, "cannot start the post-restore watcher: %s", strerror(errno));
+        return -1;
+    }
+    int o = fork_orphan();
+    if (o == 0) {
+        close(sp[1]);
+        post_restore_watcher(c, sp[0]);
+    }
+    close(sp[0]);
+    if (o < 0) {
+        close(sp[1]);
+        fail_msg(c, "cannot start the post-restore watcher: %s", strerror(errno));
+        return -1;
+    }
+    c->status_fd = sp[1];
+    return 0;
+}
+
 /* The process that becomes the program: set up fds and exec. Only
  * returns on failure, with c->err set. */
 static void become(struct rctx *c, const char *restorer)
 {
     int plan_fd = build_plan(c, -1, -1);
     if (plan_fd < 0)
+        return;
+    if (c->script[0] && !c->detach && start_watcher(c) < 0)
         return;
     /* Move coord's own descriptors above every number the program uses. */
     int maxfd = 2;
@@ -2230,8 +1773,9 @@ static void become(struct rctx *c, const char *restorer)
     head.gate_fd = gate_rd;
     head.ready_fd = ready_wr;
     /* In the foreground, the restorer's own failures go to coord's stderr
-     * (fd 2 is the program's by then); --detach reports through st. */
-    head.err_fd = st < 0 ? c->saved_std[2] : -1;
+     * (fd 2 is the program's by then); --detach reports through st (in
+     * the foreground st is the post-restore watcher's, if any). */
+    head.err_fd = c->detach ? -1 : c->saved_std[2];
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -2244,7 +1788,10 @@ static void become(struct rctx *c, const char *restorer)
     }
     fcntl(img, F_SETFD, 0);
     fcntl(plan, F_SETFD, 0);
-    fcntl(st >= 0 ? st : c->saved_std[2], F_SETFD, 0);
+    if (st >= 0)
+        fcntl(st, F_SETFD, 0);
+    if (!c->detach)
+        fcntl(c->saved_std[2], F_SETFD, 0);
     if (c->commit) {
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
@@ -2395,7 +1942,7 @@ int cmd_restore(int argc, char **argv)
     c.status_fd = -1;
     c.err_fd = 2;
     const char *counter_url = getenv("CKSHIM_COUNTER");
-    const char *key_file = getenv("CKSHIM_KEY_FILE");
+    const char *key_file = getenv("CKSHIM_KEY_FILE"), *action = NULL;
     int force = 0;
     c.pages_fd = -1;
     for (int i = 1; i < argc; i++) {
@@ -2414,10 +1961,14 @@ int cmd_restore(int argc, char **argv)
             char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
             c.allow[c.nallow++] = abs ? abs : (char *)v;
         } else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
-                 !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6)) {
+                 !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6) ||
+                 !strcmp(argv[i], "--action-script") ||
+                 !strncmp(argv[i], "--action-script=", 16)) {
             int r = ck_opt_value("restore", argc, argv, &i, "--counter", NULL, &counter_url);
             if (r == 0)
                 r = ck_opt_value("restore", argc, argv, &i, "--key", NULL, &key_file);
+            if (r == 0)
+                r = ck_opt_value("restore", argc, argv, &i, "--action-script", NULL, &action);
             if (r < 0)
                 return CK_EXIT_USAGE;
             i--; /* ck_opt_value moved past the option */
@@ -2432,6 +1983,15 @@ int cmd_restore(int argc, char **argv)
     }
     if (!c.file)
         return ck_usage_error("restore", "no image file given");
+    if (action) {
+        if (ck_action_check("restore", action, c.script, sizeof c.script) != 0)
+            return CK_EXIT_USAGE;
+        char cwd[PATH_MAX];
+        if (c.file[0] == '/' || !getcwd(cwd, sizeof cwd))
+            snprintf(c.script_image, sizeof c.script_image, "%s", c.file);
+        else
+            snprintf(c.script_image, sizeof c.script_image, "%s/%s", cwd, c.file);
+    }
     if (!strcmp(c.file, "-")) {
         ck_msg("restore: restoring from standard input is not supported yet; save the image "
                "to a file first");
@@ -2554,6 +2114,8 @@ int cmd_restore(int argc, char **argv)
         if (rc == CK_EXIT_OK) {
             printf("%d\n", atoi(buf + 3));
             fflush(stdout);
+            if (c.script[0])
+                post_restore(&c, atoi(buf + 3));
         }
         ck_image_free(&c.img);
         return rc;

@@ -7,7 +7,7 @@
  * products link every file of this folder: build/libshim.so and
  * build/coord. So the code here uses libc only: what it needs from the
  * shim or from coord comes through the context structs below, filled by
- * preload/capture.c and coordinator/restore.c.
+ * preload/fdcap.c and coordinator/restore.c.
  *
  * Adding a kind: its CK_FD_* (and its state struct, if it has one) in
  * common/image.h, fds/<kind>.c with a `const struct ck_fdkind`, and one
@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "image.h"
 #include "procparse.h"
@@ -49,6 +50,13 @@ struct ck_fdcap {
      * arg2 = offset). Both copy; -errno on failure (err set). */
     int (*state)(struct ck_fdcap *c, const void *data, size_t len);
     int (*bytes)(struct ck_fdcap *c, const void *data, size_t len);
+    /* vtid_of: the id the program knows its thread tid by (ids it saw
+     * before a restore), or 0 if tid is none of its threads. */
+    int (*vtid_of)(struct ck_fdcap *c, int tid);
+    /* tty: keep this terminal's modes and window size (the TTYS record:
+     * restore puts them on a new pseudo-terminal pair, the shim on the
+     * terminal a standard descriptor comes back on). */
+    void (*tty)(struct ck_fdcap *c);
     void *priv;
 };
 
@@ -62,6 +70,9 @@ struct ck_fdcap_set {
     void *(*state)(struct ck_fdcap_set *s, uint32_t i, size_t *len); /* editable; NULL if
                                                                         none */
     int (*bytes)(struct ck_fdcap_set *s, uint32_t i, const void *data, size_t len);
+    /* In `resumed` (after a restore; state and bytes are NULL there):
+     * the thread's id now of the one the program knows as vtid, or 0. */
+    int (*tid_of)(struct ck_fdcap_set *s, int vtid);
     void *priv;
 };
 
@@ -77,12 +88,33 @@ struct ck_fdrest {
                                            maxfd until its turn, or -1 */
     int maxfd;                          /* the highest number anything uses */
     int detach;                         /* coord restore --detach */
+    int oflags;                         /* f->oflags for open(): without O_CREAT,
+                                           O_TRUNC, O_EXCL, O_CLOEXEC */
     char *err;
     size_t errlen;
     /* coord's services. bytes: every saved byte of image fd `fd`, in a
      * malloc'd buffer (NULL, 0 if none); -1 with err set if unreadable. */
     int (*bytes)(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len);
     const void *(*state_of)(struct ck_fdrest *r, uint32_t i, size_t *len);
+    /* check_path (in check): is r->path still the file r->f describes
+     * (fileident.h: same inode, size, times; a changed one passes with
+     * --allow-changed PATH, with a warning)? 0, or -1 refused (err set).
+     * It remembers the file it saw for reopen. */
+    int (*check_path)(struct ck_fdrest *r);
+    /* reopen: image fd i's path opened again with oflags, only if it is
+     * the very file check_path saw (never through a symbolic link, without
+     * blocking unless oflags has O_NONBLOCK); the fd, or -1 (err set). */
+    int (*reopen)(struct ck_fdrest *r, uint32_t i, int oflags);
+    /* std: for a standard descriptor whose terminal or outside pipe cannot
+     * come back (CK_FDF_STD_REDIRECT): coord's own fd f->fd, or /dev/null
+     * with --detach; -1 with errno set. */
+    int (*std)(struct ck_fdrest *r);
+    /* chunks: each saved record of image fd `fd` (FILEDATA, arg = fd) in
+     * image order, decoded, given to fn with its offset (arg2: a deleted
+     * file's holes are not saved); 0, -1 with err set if a record is
+     * unreadable, or fn's negative return (err not set). */
+    int (*chunks)(struct ck_fdrest *r, int fd,
+                  int (*fn)(void *arg, uint64_t off, const uint8_t *data, size_t len), void *arg);
     void *priv;
 };
 
@@ -90,7 +122,9 @@ struct ck_fdkind {
     uint32_t kind;                      /* CK_FD_* */
     const char *name;                   /* "eventfd", "unix socket", ... */
     /* 1: this fd is of the kind and was captured (f->kind set); 0: not of
-     * the kind; negative: the checkpoint is refused (err set). */
+     * the kind; negative: the checkpoint is refused (err set). NULL for a
+     * kind that another kind's capture recognises (file.c's takes
+     * directories, devices, deleted files and memfds). */
     int (*capture)(struct ck_fdcap *c);
     int (*finish)(struct ck_fdcap_set *s);  /* optional */
     int (*check)(struct ck_fdrest *r);      /* optional: at restore, before anything
@@ -98,6 +132,13 @@ struct ck_fdkind {
     int (*restore)(struct ck_fdrest *r);    /* a new fd (coord moves it to f->fd), or
                                                -1 (err set) */
     int (*after)(struct ck_fdrest *r);      /* optional: once every fd is in place */
+    int (*after_all)(struct ck_fdrest *r);  /* optional: once every kind's `after` has
+                                               run (epoll re-adds its watches on the
+                                               finished descriptors) */
+    int (*resumed)(struct ck_fdcap_set *s); /* optional: in the program (the shim),
+                                               after a restore, once its threads are
+                                               back and before it runs; negative ends
+                                               it (err set) */
     void (*describe)(const struct ck_fd *f, const void *state, size_t len, char *out,
                      size_t outlen);         /* optional: coord inspect's line */
 };
@@ -105,5 +146,23 @@ struct ck_fdkind {
 extern const struct ck_fdkind *const ck_fdkinds[];  /* NULL-terminated */
 
 const struct ck_fdkind *ck_fdkind_of(uint32_t kind);
+
+/* removed.c: FIFOs, directories and symbolic links the program held but
+ * had removed, made again and removed at once (restore side). */
+const char *ck_remake_dir(const char *path, char *dir, size_t len);
+int ck_remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags);
+
+/* procdead.c: /proc entries of processes that have exited. split: the
+ * pid of "/proc/PID[/rest]" (not of a task) and where rest starts, or -1;
+ * child: a child that waits until *release is closed (release: closes it
+ * and reaps the child); path: the same entry of the child. */
+long ck_procdead_split(const char *path, const char **rest);
+pid_t ck_procdead_child(int *release);
+void ck_procdead_release(pid_t child, int release);
+int ck_procdead_path(char *out, size_t len, pid_t child, const char *rest);
+int ck_remake_check(struct ck_fdrest *r, const char *what);
+
+/* deleted.c: file.c's capture asks it about each regular file. */
+int ck_deleted_capture(struct ck_fdcap *c, int deleted);
 
 #endif

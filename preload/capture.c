@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdkind.h"
 #include "fileid.h"
 #include "procparse.h"
 #include "shim.h"
@@ -536,12 +537,6 @@ static int fd_is_skipped(int fd)
     return 0;
 }
 
-static int is_tty_dev(dev_t rdev)
-{
-    unsigned ma = major(rdev);
-    return ma == 4 || (ma >= 136 && ma <= 143) || (ma == 5 && minor(rdev) <= 2);
-}
-
 static const char *anon_kind(const char *target)
 {
     static const char *const names[][2] = {
@@ -560,74 +555,6 @@ static const char *anon_kind(const char *target)
         if (!strncmp(target, names[i][0], strlen(names[i][0])))
             return names[i][1];
     return NULL;
-}
-
-static int same_pipe(const struct ck_fd *a, const struct ck_fd *b)
-{
-    return a->kind == CK_FD_PIPE && b->kind == CK_FD_PIPE && a->ino == b->ino && a->dev == b->dev;
-}
-
-/* Bytes waiting in pipes and FIFOs the program holds both ways (a read
- * and a write end, or one O_RDWR descriptor), and in named FIFOs it only
- * reads (their writers may be gone: the bytes die with the last
- * descriptor, so restore puts them back into an empty FIFO): copied with
- * tee(2), which leaves them in the pipe, into a buffer the writer saves as
- * FILEDATA records. One copy per pipe, under the fd of its first
- * descriptor (arg of the records), which is where restore creates the
- * pipe. */
-static int capture_pipe_data(char *err, size_t errlen)
-{
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        int named = g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/';
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_STD_REDIRECT) || f->share_with >= 0 ||
-            ((f->flags & CK_FDF_EXTERNAL) && !named))
-            continue;
-        int first = 1, from = -1, writer = 0;
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            const struct ck_fd *o = &g_shim.fds[k];
-            if (!same_pipe(o, f))
-                continue;
-            first &= k >= i;
-            int acc = (int)(o->oflags & O_ACCMODE);
-            if (acc != O_WRONLY && from < 0)
-                from = o->fd;
-            writer |= acc != O_RDONLY;
-        }
-        if (!first || from < 0 || (!writer && !named))
-            continue;
-        char *buf = fdbytes_reserve(f->size, err, errlen);
-        if (!buf)
-            return -ENOMEM;
-        int tp[2];
-        if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
-            snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
-            return -errno;
-        }
-        fcntl(tp[1], F_SETPIPE_SZ, (int)f->size);
-        ssize_t n = tee(from, tp[1], f->size, SPLICE_F_NONBLOCK);
-        size_t got = 0;
-        if (n > 0) {
-            while (got < (size_t)n) {
-                ssize_t r = read(tp[0], buf + got, (size_t)n - got);
-                if (r <= 0)
-                    break;
-                got += (size_t)r;
-            }
-        }
-        close(tp[0]);
-        close(tp[1]);
-        int avail = 0;
-        if (ioctl(from, FIONREAD, &avail) == 0 && (size_t)avail > got) {
-            snprintf(err, errlen, "fd %d: cannot copy the %d bytes waiting in the pipe (got %zu)",
-                     from, avail, got);
-            return -EIO;
-        }
-        int r = fdbytes_commit(f->fd, got, err, errlen);
-        if (r < 0)
-            return r;
-    }
-    return 0;
 }
 
 /* Drop the saved bytes and descriptor state after a checkpoint (unmap
@@ -650,8 +577,8 @@ uint32_t shim_nttys;
  *   lock:   2: FLOCK  ADVISORY  READ 12897 fe:00:10953653 0 EOF
  *   lock:   3: OFDLCK ADVISORY  WRITE -1 fe:00:10953655 0 EOF
  *   lock:   4: LEASE  ACTIVE    READ 12897 fe:00:10953656 0 EOF
- * An active lease is taken again at restore; one being broken (BREAKING,
- * BREAKER) is refused. */
+ * An active lease is taken again at restore; one being broken (BREAKING)
+ * is taken and broken again the same way. */
 static int capture_locks(const struct ck_fd *f, const char *info, const char *path, char *err,
                          size_t errlen)
 {
@@ -674,9 +601,19 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.kind = CK_LOCK_OFD;
         else if (!strcmp(kind, "LEASE") && !strcmp(adv, "ACTIVE"))
             k.kind = CK_LOCK_LEASE;
+        else if (!strcmp(kind, "LEASE") && !strcmp(adv, "BREAKING") &&
+                 (!strcmp(type, "UNLCK") || !strcmp(type, "READ"))) {
+            /* the kernel shows where the lease goes, not what it was: a
+             * downgrade to read was a write lease; one to none is taken
+             * to be of the kind the descriptor's access mode allows */
+            k.kind = CK_LOCK_LEASE_BREAKING;
+            k.start = !strcmp(type, "READ");
+            k.write = k.start || (f->oflags & O_ACCMODE) != O_RDONLY;
+            goto add;
+        }
         if (!strcmp(kind, "LEASE") && k.kind != CK_LOCK_LEASE) {
-            snprintf(err, errlen, "fd %d (%s) holds a lease that is being broken (%s %s), which "
-                     "ckshim cannot restore", f->fd, path, adv, type);
+            snprintf(err, errlen, "fd %d (%s) holds a lease in a state ckshim cannot restore "
+                     "(%s %s)", f->fd, path, adv, type);
             return -ENOTSUP;
         }
         if (!k.kind || (strcmp(adv, "ADVISORY") && k.kind != CK_LOCK_LEASE) ||
@@ -690,6 +627,7 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
             k.start = start;
             k.len = strcmp(end, "EOF") ? strtoll(end, NULL, 10) - start + 1 : 0;
         }
+    add:
         if (shim_nlocks >= SHIM_MAX_LOCKS) {
             snprintf(err, errlen, "more than %d file locks", SHIM_MAX_LOCKS);
             return -E2BIG;
@@ -702,7 +640,7 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
 /* Modes and window size of a standard descriptor on a terminal (restore
  * puts them on the terminal it runs in), or of a pseudo-terminal master
  * (restore puts them on the new pair). */
-static void capture_tty(int fd, const struct stat *st)
+void capture_tty(int fd, const struct stat *st)
 {
     struct termios t;
     if (shim_nttys >= SHIM_MAX_TTYS || ioctl(fd, TCGETS, &t) < 0)
@@ -726,37 +664,6 @@ static void capture_tty(int fd, const struct stat *st)
         y->ws_xpixel = ws.ws_xpixel;
         y->ws_ypixel = ws.ws_ypixel;
     }
-}
-
-/* After restore, once the threads are back: the pidfds of threads are
- * stand-ins (coord could not know the new tids), replaced by pidfds of the
- * restored threads. */
-int capture_pidfds_after_restore(char *err, size_t errlen)
-{
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        const struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIDFD || !(f->flags & CK_FDF_PIDFD_THREAD) || f->share_with >= 0)
-            continue;
-        pid_t tid = 0;
-        for (int k = 0; k < g_shim.nslots; k++)
-            if (g_shim.slots[k].vtid == (pid_t)f->aux)
-                tid = g_shim.slots[k].tid;
-        int p = tid > 0 ? (int)syscall(SYS_pidfd_open, tid, f->oflags & (O_NONBLOCK | O_EXCL))
-                        : -1;
-        if (p < 0 || dup3(p, f->fd, (f->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-            snprintf(err, errlen, "fd %d: cannot open a pidfd of the restored thread %d: %s",
-                     f->fd, (int)f->aux, tid > 0 ? strerror(errno) : "no such thread");
-            if (p >= 0)
-                close(p);
-            return -1;
-        }
-        close(p);
-        /* descriptors that shared it (dup) share the new one */
-        for (uint32_t k = i + 1; k < g_shim.nfds; k++)
-            if (g_shim.fds[k].share_with == f->fd)
-                dup3(f->fd, g_shim.fds[k].fd, (g_shim.fds[k].fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-    }
-    return 0;
 }
 
 /* After restore: coord took every lock back before the restorer ran, but
@@ -819,148 +726,6 @@ void capture_tty_after_restore(void)
         syscall(SYS_kill, shim_real_getpid(), SIGWINCH);
 }
 
-/* A file opened under a name since removed (or replaced) that still has
- * links: the one it is open as is looked for beside the old name (link(2)
- * then unlink of the first name is the usual way to get there), so that
- * restore opens that very file instead of a copy. On success path holds
- * the other name and 1 is returned. Reads the directory with getdents64
- * (no allocation: the program is parked). */
-static int other_link(char *path, const struct stat *st)
-{
-    char *slash = strrchr(path, '/');
-    if (!slash || path[0] != '/')
-        return 0;
-    *slash = 0;
-    int dfd = open(slash == path ? "/" : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    *slash = '/';
-    if (dfd < 0)
-        return 0;
-    char dbuf[4096];
-    int found = 0;
-    long n;
-    while (!found && (n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf)) > 0) {
-        for (long off = 0; off < n && !found;) {
-            struct dirent64 *d = (struct dirent64 *)(dbuf + off);
-            off += d->d_reclen;
-            struct stat ls;
-            if (d->d_ino != st->st_ino ||
-                fstatat(dfd, d->d_name, &ls, AT_SYMLINK_NOFOLLOW) < 0 || ls.st_ino != st->st_ino ||
-                ls.st_dev != st->st_dev || (size_t)(slash + 1 - path) + strlen(d->d_name) >= CK_PATH_MAX)
-                continue;
-            strcpy(slash + 1, d->d_name);
-            found = 1;
-        }
-    }
-    close(dfd);
-    return found;
-}
-
-/* Slaves of pseudo-terminals whose master is here too: one pair, made
- * anew at restore. What that cannot give back is refused: bytes waiting
- * in either direction, and a pair that is the controlling terminal. */
-static int capture_pty_slaves(char *err, size_t errlen)
-{
-    char stat[1024];
-    unsigned long long ctty = 0;
-    const char *rp = shim_read_file("/proc/self/stat", stat, sizeof stat) > 0 ? strrchr(stat, ')')
-                                                                               : NULL;
-    if (rp)
-        sscanf(rp + 1, " %*c %*d %*d %*d %llu", &ctty);
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        struct stat st;
-        if (f->kind != CK_FD_TTY || fstat(f->fd, &st) < 0 || major(st.st_rdev) < 136 ||
-            major(st.st_rdev) > 143)
-            continue;
-        uint64_t ptn = minor(st.st_rdev) + 256ULL * (major(st.st_rdev) - 136);
-        for (uint32_t k = 0; k < g_shim.nfds; k++)
-            if (g_shim.fds[k].kind == CK_FD_PTY && g_shim.fds[k].aux == ptn) {
-                f->kind = CK_FD_PTY;
-                f->aux = ptn;
-                f->flags &= ~CK_FDF_STD_REDIRECT;
-                break;
-            }
-    }
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        int n = 0;
-        if (f->kind == CK_FD_PTY && major(ctty) >= 136 && major(ctty) <= 143 &&
-            minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
-            /* the session leader's controlling terminal: made the new
-             * pair's again by a restore in a session of its own */
-            if (getsid(0) != shim_real_getpid()) {
-                snprintf(err, errlen, "fd %d: the pseudo-terminal the program opened "
-                         "(/dev/pts/%llu) is the controlling terminal of a session it does not "
-                         "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);
-                return -ENOTSUP;
-            }
-            f->flags |= CK_FDF_PTY_CTTY;
-        }
-        if (f->kind == CK_FD_PTY && ioctl(f->fd, FIONREAD, &n) == 0 && n > 0) {
-            snprintf(err, errlen, "fd %d: %d bytes wait in the pseudo-terminal the program "
-                     "opened (/dev/pts/%llu), which ckshim cannot restore yet; read them first",
-                     f->fd, n, (unsigned long long)f->aux);
-            return -ENOTSUP;
-        }
-    }
-    return 0;
-}
-
-/* A /proc path of the process itself, /proc/PID[/...] (not of one of its
- * threads: their ids change), or one of its own namespaces ("net:[N]"),
- * rewritten in place to the /proc/self path that names the same thing in
- * the restored process: 1. A namespace of another process: -1. */
-static int proc_self_path(char *target, const struct stat *st)
-{
-    char own[32], rest[CK_PATH_MAX];
-    int n = snprintf(own, sizeof own, "/proc/%d", (int)shim_real_getpid());
-    if (!strncmp(target, own, (size_t)n) && (target[n] == '/' || !target[n]) &&
-        strncmp(target + n, "/task/", 6) && !strstr(target, " (deleted)")) {
-        snprintf(rest, sizeof rest, "%s", target + n);
-        snprintf(target, CK_PATH_MAX, "/proc/self%s", rest[0] ? rest : "/.");
-        return 1;
-    }
-    const char *br = strstr(target, ":[");
-    size_t tl = strlen(target);
-    if (target[0] == '/' || !br || br == target || br - target > 32 || target[tl - 1] != ']')
-        return 0;
-    struct stat ns;
-    snprintf(rest, sizeof rest, "/proc/self/ns/%.*s", (int)(br - target), target);
-    if (stat(rest, &ns) < 0)
-        return 0;                       /* not a namespace: "anon_inode:[...]" */
-    if (ns.st_ino != st->st_ino || ns.st_dev != st->st_dev)
-        return -1;
-    snprintf(target, CK_PATH_MAX, "%s", rest);
-    return 1;
-}
-
-/* A pidfd (fdinfo "Pid:", -1 once the process has exited and been
- * reaped): of the process itself (restore opens one of the restored
- * process), of one of its threads (the shim opens one of the restored
- * thread, aux: its tid as the program saw it), or of a process that has
- * exited (restore makes one of a process that exits at once). Another
- * live process is not in the image: refused. */
-static int capture_pidfd(struct ck_fd *f, const char *info, char *err, size_t errlen)
-{
-    const char *p = strstr(info, "\nPid:");
-    int pid = p ? atoi(p + 5) : 0;
-    if (pid == -1) {
-        f->flags |= CK_FDF_PIDFD_DEAD;
-        return 0;
-    }
-    if (pid == shim_real_getpid())
-        return 0;
-    for (int k = 0; pid > 0 && k < g_shim.nslots; k++)
-        if (g_shim.slots[k].tid == pid) {
-            f->flags |= CK_FDF_PIDFD_THREAD;
-            f->aux = (uint64_t)g_shim.slots[k].vtid;
-            return 0;
-        }
-    snprintf(err, errlen, "fd %d is a pidfd of process %d, which is not part of the "
-             "checkpoint; ckshim cannot restore it", f->fd, pid);
-    return -ENOTSUP;
-}
-
 /* Record every descriptor the program has open. A kind ckshim cannot
  * restore makes the checkpoint fail with a message naming the fd. */
 /* A restore needs a descriptor limit above the highest fd (ck_nofile_need);
@@ -1000,12 +765,16 @@ static int capture_fds(char *err, size_t errlen)
     fdcap_reset();
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
-    /* A removed working directory is made again at restore, but not one
-     * in /proc: the directory of a process that has exited. */
+    /* A removed working directory is made again at restore; one in /proc
+     * (of a process that has exited) is the same directory of another
+     * process that exits (fds/procdead.c), but not of a thread. */
     size_t cl = strlen(g_shim.proc.cwd);
+    const char *rest;
+    char cwd[sizeof g_shim.proc.cwd];
+    snprintf(cwd, sizeof cwd, "%.*s", (int)(cl > 10 ? cl - 10 : cl), g_shim.proc.cwd);
     if (!strncmp(g_shim.proc.cwd, "/proc/", 6) && cl > 10 &&
-        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)")) {
-        snprintf(err, errlen, "the working directory is %s, the /proc directory of a process "
+        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)") && ck_procdead_split(cwd, &rest) < 0) {
+        snprintf(err, errlen, "the working directory is %s, the /proc directory of a thread "
                  "that has exited, which ckshim cannot restore", g_shim.proc.cwd);
         ret = -ENOTSUP;
         goto out;
@@ -1057,10 +826,6 @@ static int capture_fds(char *err, size_t errlen)
             f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
             ts_to_ns(&st.st_ctim, &f->ctime_ns);
             const char *path = target;
-            size_t tl = strlen(target);
-            int deleted = tl > 10 && !strcmp(target + tl - 10, " (deleted)");
-            int own = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? proc_self_path(target, &st)
-                                                                 : 0;
             int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
             if (mine < 0) {
                 ret = mine;
@@ -1068,113 +833,6 @@ static int capture_fds(char *err, size_t errlen)
             }
             if (mine > 0) {
                 /* a kind of fds/ took it */
-            } else if (own < 0) {
-                snprintf(err, errlen, "fd %d is %s, a namespace of another process, which "
-                         "ckshim cannot restore", fd, target);
-                ret = -ENOTSUP;
-                goto out;
-            } else if (own > 0) {
-                f->kind = S_ISDIR(st.st_mode) ? CK_FD_DIR : CK_FD_FILE;
-                f->flags |= CK_FDF_PROC_SELF;
-            } else if (S_ISREG(st.st_mode)) {
-                if (!strncmp(target, "/proc/", 6)) {
-                    struct stat ps2;
-                    if (deleted || stat(target, &ps2) < 0 || ps2.st_ino != st.st_ino) {
-                        snprintf(err, errlen, "fd %d is %s, a /proc file of a process that has "
-                                 "exited, which ckshim cannot restore", fd, target);
-                        ret = -ENOTSUP;
-                        goto out;
-                    }
-                }
-                if (!strncmp(target, "/memfd:", 7)) {
-                    f->kind = CK_FD_MEMFD;
-                    int seals = fcntl(fd, F_GET_SEALS);
-                    f->aux = seals > 0 ? (uint64_t)seals : 0;
-                    if (st.st_blksize > 4096) /* hugetlbfs: the huge page size */
-                        f->flags |= CK_FDF_HUGETLB;
-                } else if (deleted) {
-                    f->kind = CK_FD_DELETED;
-                    target[tl - 10] = 0;
-                } else {
-                    struct stat ps;
-                    if (stat(target, &ps) == 0 && ps.st_ino == st.st_ino && ps.st_dev == st.st_dev)
-                        f->kind = CK_FD_FILE;
-                    else
-                        f->kind = CK_FD_DELETED;
-                }
-                if (f->kind == CK_FD_DELETED && st.st_nlink > 0 && other_link(target, &st))
-                    f->kind = CK_FD_FILE;
-            } else if (S_ISDIR(st.st_mode)) {
-                f->kind = CK_FD_DIR;
-                if (!deleted && !strncmp(target, "/proc/", 6)) {
-                    struct stat ps2;
-                    deleted = stat(target, &ps2) < 0 || ps2.st_ino != st.st_ino;
-                }
-                if (deleted && !strncmp(target, "/proc/", 6)) {
-                    snprintf(err, errlen, "fd %d is %s, the /proc directory of a process that "
-                             "has exited, which ckshim cannot restore", fd, target);
-                    ret = -ENOTSUP;
-                    goto out;
-                }
-                /* removed: made again (and removed) at restore; the same
-                 * directory as the working directory if it is that one */
-                struct stat cs;
-                if (deleted) {
-                    target[tl - 10] = 0;
-                    f->flags |= CK_FDF_DELETED;
-                    if (stat("/proc/self/cwd", &cs) == 0 && cs.st_ino == st.st_ino &&
-                        cs.st_dev == st.st_dev)
-                        f->flags |= CK_FDF_CWD;
-                }
-            } else if (S_ISLNK(st.st_mode)) {
-                /* only O_PATH | O_NOFOLLOW opens one: the link itself, its
-                 * target saved by the writer; one removed (or replaced)
-                 * since is made again at restore */
-                struct stat ls;
-                f->kind = CK_FD_SYMLINK;
-                if (deleted)
-                    target[tl - 10] = 0;
-                if (deleted || lstat(target, &ls) < 0 || ls.st_ino != st.st_ino ||
-                    ls.st_dev != st.st_dev)
-                    f->flags |= CK_FDF_DELETED;
-            } else if (S_ISCHR(st.st_mode)) {
-                int ptn;
-                if (major(st.st_rdev) == 5 && minor(st.st_rdev) == 2 &&
-                    ioctl(fd, TIOCGPTN, &ptn) == 0) {
-                    /* a master the program opened: the pair is made anew
-                     * (its slaves, found below, with it) */
-                    f->kind = CK_FD_PTY;
-                    f->flags |= CK_FDF_PTY_MASTER;
-                    f->aux = (uint64_t)ptn;
-                    capture_tty(fd, &st);
-                } else if (is_tty_dev(st.st_rdev)) {
-                    f->kind = CK_FD_TTY;
-                    if (fd <= 2) {
-                        f->flags |= CK_FDF_STD_REDIRECT;
-                        capture_tty(fd, &st);
-                    }
-                } else if (!strcmp(target, "/dev/null") || !strcmp(target, "/dev/zero") ||
-                           !strcmp(target, "/dev/full") || !strcmp(target, "/dev/random") ||
-                           !strcmp(target, "/dev/urandom")) {
-                    f->kind = CK_FD_CHR;
-                } else {
-                    snprintf(err, errlen, "fd %d is the device %s, which ckshim cannot restore",
-                             fd, target);
-                    ret = -ENOTSUP;
-                    goto out;
-                }
-            } else if (S_ISFIFO(st.st_mode)) {
-                f->kind = CK_FD_PIPE;
-                f->aux = st.st_ino;
-                /* A named FIFO removed from its directory: restore makes
-                 * a new one beside where it was (and removes it again). */
-                if (deleted && target[0] == '/') {
-                    target[tl - 10] = 0;
-                    f->flags |= CK_FDF_DELETED;
-                }
-                /* buffer size, recreated on restore (size: a pipe has none) */
-                int cap = fcntl(fd, F_GETPIPE_SZ);
-                f->size = cap > 0 ? (uint64_t)cap : 65536;
             } else if (S_ISSOCK(st.st_mode)) {
                 char what[400];
                 sockdesc(fd, what, sizeof what);
@@ -1182,15 +840,6 @@ static int capture_fds(char *err, size_t errlen)
                          what, target);
                 ret = -ENOTSUP;
                 goto out;
-            } else if (!strcmp(target, "anon_inode:[eventpoll]")) {
-                /* path: the watch list (epoll.c) */
-                f->kind = CK_FD_EPOLL;
-                if ((ret = epoll_capture(fd, &path, err, errlen)) < 0)
-                    goto out;
-            } else if (!strcmp(target, "anon_inode:[pidfd]") && il > 0) {
-                f->kind = CK_FD_PIDFD;
-                if ((ret = capture_pidfd(f, info, err, errlen)) < 0)
-                    goto out;
             } else {
                 const char *k = anon_kind(target);
                 snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,
@@ -1211,34 +860,12 @@ static int capture_fds(char *err, size_t errlen)
             if (f->share_with < 0 && il > 0 &&
                 (ret = capture_locks(f, info, target, err, errlen)) < 0)
                 goto out;
+            if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
+                goto out;
             g_shim.nfds++;
         }
     }
-    if ((ret = check_nofile(err, errlen)) < 0 || (ret = capture_pty_slaves(err, errlen)) < 0)
-        goto out;
-    /* Pipes whose other end is not in this process: no descriptor of the
-     * pipe reads, or none writes. An O_RDWR descriptor (bash's
-     * `exec 9<> <(:)`) is both ends at once. */
-    for (uint32_t i = 0; i < g_shim.nfds; i++) {
-        struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_PIPE ||
-            g_shim.strtab[g_shim.regions_strtab_len + f->path_off] == '/')
-            continue;
-        int reader = 0, writer = 0;
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            const struct ck_fd *o = &g_shim.fds[k];
-            if (same_pipe(o, f)) {
-                reader |= (o->oflags & O_ACCMODE) != O_WRONLY;
-                writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
-            }
-        }
-        if (!reader || !writer) {
-            f->flags |= CK_FDF_EXTERNAL;
-            if (f->fd <= 2)
-                f->flags |= CK_FDF_STD_REDIRECT;
-        }
-    }
-    if ((ret = capture_pipe_data(err, errlen)) < 0)
+    if ((ret = check_nofile(err, errlen)) < 0)
         goto out;
     ret = fdcap_finish(err, errlen);
 out:

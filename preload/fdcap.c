@@ -148,6 +148,19 @@ void fdcap_forget(int unmap)
     fdcap_reset();
 }
 
+static int cap_vtid_of(struct ck_fdcap *c, int tid)
+{
+    for (int k = 0; k < g_shim.nslots; k++)
+        if (g_shim.slots[k].tid == tid)
+            return g_shim.slots[k].vtid;
+    return 0;
+}
+
+static void cap_tty(struct ck_fdcap *c)
+{
+    capture_tty(c->fd, c->st);
+}
+
 /* Ask every kind of fds/ about fds[idx]. 1: one took it; 0: none did
  * (the caller's own kinds are next); negative: refused, err set. */
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
@@ -158,9 +171,12 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
     struct ck_fdcap c = {
         .fd = f->fd, .f = f, .st = st, .target = target, .path = target,
         .info = info, .infolen = infolen, .fi = fi, .err = err, .errlen = errlen,
-        .state = cap_state, .bytes = cap_bytes, .priv = (void *)(uintptr_t)idx,
+        .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of, .tty = cap_tty,
+        .priv = (void *)(uintptr_t)idx,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
+        if (!(*k)->capture)
+            continue; /* captured by another kind of its file (file.c) */
         int r = (*k)->capture(&c);
         if (r) {
             *path = c.path;
@@ -207,6 +223,32 @@ int fdcap_finish(char *err, size_t errlen)
         if (!(*k)->finish)
             continue;
         int r = (*k)->finish(&s);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int set_tid_of(struct ck_fdcap_set *s, int vtid)
+{
+    for (int k = 0; k < g_shim.nslots; k++)
+        if (g_shim.slots[k].vtid == vtid)
+            return g_shim.slots[k].tid;
+    return 0;
+}
+
+/* After a restore, once the threads are back and before the program
+ * runs: what kinds finish in the program itself (pidfds of threads). */
+int fdcap_resumed(char *err, size_t errlen)
+{
+    struct ck_fdcap_set s = {
+        .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
+        .path = set_path, .tid_of = set_tid_of,
+    };
+    for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
+        if (!(*k)->resumed)
+            continue;
+        int r = (*k)->resumed(&s);
         if (r < 0)
             return r;
     }

@@ -169,7 +169,7 @@ void restore_finish(void)
     char lerr[400], lmsg[480];
     if (pattr_restore(lerr, sizeof lerr) < 0 ||
         capture_relock_after_restore(lerr, sizeof lerr) < 0 ||
-        capture_pidfds_after_restore(lerr, sizeof lerr) < 0) {
+        fdcap_resumed(lerr, sizeof lerr) < 0 || fown_restore(lerr, sizeof lerr) < 0) {
         /* the program has not run yet: end it rather than run it unlocked */
         if (ri->status_fd >= 0) {
             snprintf(lmsg, sizeof lmsg, "error: %s\n", lerr);

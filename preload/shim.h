@@ -14,6 +14,7 @@
 
 #include "ctlproto.h"
 #include "auth.h"
+#include "ckshim.h"
 #include "image.h"
 
 #define SHIM_API __attribute__((visibility("default")))
@@ -154,6 +155,9 @@ extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */
 extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
 extern volatile int shim_leader_seen;
 
+/* fown.c */
+int fown_capture(struct ck_fd *f, char *err, size_t errlen);
+int fown_restore(char *err, size_t errlen);
 /* capture.c */
 /* fdcap.c: what kinds of descriptors save besides struct ck_fd */
 #define SHIM_MAX_FDBYTES SHIM_MAX_FDS
@@ -178,6 +182,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
               const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
               size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
+int fdcap_resumed(char *err, size_t errlen);
 /* capture.c */
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
@@ -196,8 +201,8 @@ extern uint32_t shim_nttys;
 extern struct ck_shm shim_shms[SHIM_MAX_SHMS];      /* SysV segments attached (SHM record) */
 extern uint32_t shim_nshms;
 int capture_relock_after_restore(char *err, size_t errlen);
-int capture_pidfds_after_restore(char *err, size_t errlen);
 void capture_tty_after_restore(void);
+void capture_tty(int fd, const struct stat *st);
 
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
@@ -213,6 +218,14 @@ void ident_hash_files(void);
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
 void unwind_names(void);                /* after capture_regions */
+void unwind_symbol_name(const void *addr, char *out, size_t len);
+
+/* hooks.c: the program's checkpoint hooks (ckshim.h), run by the manager
+ * while the program's threads run */
+#define SHIM_MAX_HOOKS CKSHIM_MAX_HOOKS
+int hooks_before_checkpoint(char *err, size_t errlen);  /* 0, or -ECANCELED: refused */
+void hooks_after_checkpoint(void);      /* of the before-hooks that returned 0 */
+void hooks_after_restore(void);
 
 /* restore.c: runs in the manager after the restorer jumped back. */
 void restore_finish(void);
@@ -263,9 +276,6 @@ void cputime_capture(void);
 void cputime_restore(void);
 void cputime_forget(void);
 clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
-
-/* epoll.c */
-int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen);
 
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */

@@ -12,6 +12,8 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -255,6 +257,74 @@ SHIM_API int tgkill(pid_t tgid, pid_t tid, int sig)
     if (g_shim.vpid && tgid == g_shim.vpid)
         tgid = shim_real_getpid();
     return (int)syscall(SYS_tgkill, tgid, real_tid(tid), sig);
+}
+
+/* The id the program knows for a real pid or tid of its own. */
+static pid_t virt_id(pid_t real)
+{
+    if (!g_shim.generation || !g_shim.slots || real <= 0)
+        return real;
+    if (real == shim_real_getpid())
+        return g_shim.vpid ? g_shim.vpid : real;
+    for (int i = 0; i < g_shim.nslots && i < CK_MAX_THREADS; i++)
+        if (g_shim.slots[i].tid == real)
+            return g_shim.slots[i].vtid;
+    return real;
+}
+
+/* fcntl's owner commands carry pids: after a restore the program's ids
+ * are not the kernel's (F_SETOWN with getpid() would name the pid the
+ * process had before, or another process). Process groups are not
+ * virtualised (a restored program has the restoring session's). */
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+
+static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
+{
+    unsigned long arg = va_arg(ap, unsigned long);
+    struct f_owner_ex ex, *uex = (struct f_owner_ex *)arg;
+    if (!g_shim.generation || (cmd != F_SETOWN && cmd != F_GETOWN && cmd != F_SETOWN_EX &&
+                               cmd != F_GETOWN_EX))
+        return fn(fd, cmd, arg);
+    if (cmd == F_SETOWN && (int)arg > 0)
+        arg = (unsigned long)real_tid((pid_t)arg);
+    if (cmd == F_SETOWN_EX && uex) {
+        ex = *uex;
+        if (ex.type != F_OWNER_PGRP)
+            ex.pid = real_tid(ex.pid);
+        arg = (unsigned long)&ex;
+    }
+    int r = fn(fd, cmd, arg);
+    if (cmd == F_GETOWN && r > 0)
+        r = virt_id(r);
+    if (cmd == F_GETOWN_EX && r == 0 && uex && uex->type != F_OWNER_PGRP)
+        uex->pid = virt_id(uex->pid);
+    return r;
+}
+
+/* Both names glibc exports (with _FILE_OFFSET_BITS=64 its header calls
+ * fcntl fcntl64, hence the explicit symbol names). */
+SHIM_API int pw_fcntl(int fd, int cmd, ...) __asm__("fcntl");
+SHIM_API int pw_fcntl(int fd, int cmd, ...)
+{
+    RESOLVE(real_fcntl, "fcntl");
+    va_list ap;
+    va_start(ap, cmd);
+    int r = owner_fcntl(real_fcntl, fd, cmd, ap);
+    va_end(ap);
+    return r;
+}
+
+SHIM_API int pw_fcntl64(int fd, int cmd, ...) __asm__("fcntl64");
+SHIM_API int pw_fcntl64(int fd, int cmd, ...)
+{
+    RESOLVE(real_fcntl64, "fcntl64");
+    RESOLVE(real_fcntl, "fcntl");
+    va_list ap;
+    va_start(ap, cmd);
+    int r = owner_fcntl(real_fcntl64 ? real_fcntl64 : real_fcntl, fd, cmd, ap);
+    va_end(ap);
+    return r;
 }
 
 SHIM_API int nanosleep(const struct timespec *req, struct timespec *rem)

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config liblz4-dev lz4 libunwind-dev libcmocka-dev
-      libxxhash-dev libhiredis-dev libsodium-dev redis-server redis-tools golang-go clang python3 util-linux
+      libxxhash-dev libhiredis-dev libsodium-dev redis-server redis-tools golang-go nodejs clang python3 util-linux
       passwd)
 
 die() {

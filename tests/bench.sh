@@ -3,6 +3,7 @@
 #
 #   bash tests/bench.sh [--size MIB] [--dir DIR] [--keep]      (make bench)
 #   bash tests/bench.sh --threads-only        (only the thread-count part)
+#   bash tests/bench.sh --sockets-only        (only the socket-count part)
 #
 # Workload: build/tests/progs/bench_mem maps SIZE MiB (default 1024): a
 # third never touched (zero pages), a third pseudo-random bytes, a third
@@ -25,6 +26,12 @@
 # times without --kill; the median of the pauses coord reports ("app
 # paused", from the first thread stopped to the release), and the growth
 # per 100 threads against 10 threads (target: a few ms).
+# Then checkpoints against the socket count: build/tests/progs/bench_sockets
+# N (N TCP and UDP sockets over loopback, half of them connections with
+# both ends in the process, bytes waiting, half UDP sockets with a datagram
+# waiting) for N = 0 and 1000, checkpointed three times without --kill;
+# the median wall time of coord checkpoint and of the reported pause
+# (target: 1000 sockets take at most twice the time of none).
 # Prints a table with the ratios against the targets: checkpoint <= 0.6 x
 # lz4 -1 time, restore <= 1.0 x lz4 -d time, image <= 1.05 x lz4 -1 size.
 # Writes nothing outside its temporary directory (under DIR, default
@@ -43,6 +50,7 @@ SIZE=1024
 DIR=${TMPDIR:-/tmp}
 KEEP=0
 THREADS_ONLY=0
+SOCKETS_ONLY=0
 T=600 # time limit for one step, seconds
 
 usage() {
@@ -55,6 +63,7 @@ while [ $# -gt 0 ]; do
         --dir) [ $# -ge 2 ] || usage; DIR=$2; shift ;;
         --keep) KEEP=1 ;;
         --threads-only) THREADS_ONLY=1 ;;
+        --sockets-only) SOCKETS_ONLY=1 ;;
         -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) usage ;;
     esac
@@ -68,7 +77,8 @@ die() {
 note() { echo "bench: $*"; }
 
 command -v lz4 >/dev/null || die "lz4 not found (bash scripts/install-deps.sh)"
-make -s -C "$ROOT" all build/tests/progs/bench_mem build/tests/progs/bench_threads || die "build failed"
+make -s -C "$ROOT" all build/tests/progs/bench_mem build/tests/progs/bench_threads \
+    build/tests/progs/bench_sockets || die "build failed"
 
 avail_mb=$(df -Pm "$DIR" | awk 'NR == 2 { print $4 }')
 need_mb=$((SIZE * 5 / 2 + 64))
@@ -164,8 +174,55 @@ thread_pauses() {
     done
 }
 
+# socket_times N: start bench_sockets N under the shim, checkpoint it three
+# times (the program keeps running); prints the median checkpoint wall time
+# and the median reported pause, in ms.
+socket_times() {
+    local n=$1 pid i p t0 t1 walls=() pauses=()
+    "$B/coord" run -- "$B/tests/progs/bench_sockets" "$n" >"$W/sockets$n.log" 2>&1 </dev/null &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    PIDS+=("$pid")
+    for ((i = 0; i < 300; i++)); do
+        grep -q '^READY' "$W/sockets$n.log" 2>/dev/null && break
+        alive "$pid" || break
+        sleep 0.1
+    done
+    grep -q '^READY' "$W/sockets$n.log" || die "bench_sockets $n did not get ready: $(cat "$W/sockets$n.log")"
+    for i in 1 2 3; do
+        t0=$(now_ns)
+        timeout "$T" "$B/coord" checkpoint "$pid" -o "$W/sockets.ckpt" >"$W/sockets.out" 2>&1 ||
+            { cat "$W/sockets.out" >&2; die "checkpoint of $n sockets failed"; }
+        t1=$(now_ns)
+        walls+=("$(awk -v n=$((t1 - t0)) 'BEGIN { printf "%.1f", n / 1e6 }')")
+        p=$(grep -Eo 'app paused [0-9.]+ ms' "$W/sockets.out" | grep -Eo '[0-9.]+') ||
+            die "no pause in: $(cat "$W/sockets.out")"
+        pauses+=("$p")
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$W/sockets.ckpt"
+    echo "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p) $(printf '%s\n' "${pauses[@]}" | sort -n | sed -n 2p)"
+}
+
+socket_checkpoints() {
+    local z k
+    note "checkpoint against the socket count (bench_sockets, median of 3 checkpoints)"
+    z=$(socket_times 0)
+    k=$(socket_times 1000)
+    printf '%-10s %16s %12s\n' sockets "checkpoint" "app pause"
+    printf '%-10s %13s ms %9s ms\n' 0 ${z% *} ${z#* }
+    printf '%-10s %13s ms %9s ms\n' 1000 ${k% *} ${k#* }
+    awk -v a="${k% *}" -v b="${z% *}" -v c="${k#* }" -v d="${z#* }" 'BEGIN {
+        r = a / b; printf "1000 sockets / none: checkpoint %.2f x, pause %.2f x (target <= 2.00: %s)\n",
+            r, c / d, r <= 2.0 ? "ok" : "MISSED" }'
+}
+
 if [ $THREADS_ONLY -eq 1 ]; then
     thread_pauses
+    exit 0
+fi
+if [ $SOCKETS_ONLY -eq 1 ]; then
+    socket_checkpoints
     exit 0
 fi
 
@@ -265,3 +322,5 @@ awk -v s="$SIZE" -v c="$CKPT_NS" -v r="$RST_NS" 'BEGIN {
 
 echo
 thread_pauses
+echo
+socket_checkpoints

@@ -4,7 +4,7 @@
 #   bash tests/integration/test_refusals.sh BUILD_DIR
 #
 # Checkpoint refusals: a process holding something ckshim cannot restore
-# (a socket, an inotify instance) is not checkpointed; the message names the
+# (a netlink socket, an io_uring instance) is not checkpointed; the message names the
 # fd and its kind; the process goes on untouched; an existing good image at
 # the output path is left as it was.
 # Restore refusals: a missing file, an empty file, a foreign file, a
@@ -50,9 +50,7 @@ start() {
 
 cat >"$T/sock.py" <<'EOF'
 import socket, time, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
 print("READY fd", s.fileno(), flush=True)
 n = 0
 while True:
@@ -88,7 +86,8 @@ kill "$pid" 2>/dev/null
 
 cat >"$T/epoll.py" <<'EOF'
 import ctypes, time
-fd = ctypes.CDLL(None).inotify_init()
+params = ctypes.create_string_buffer(120)
+fd = ctypes.CDLL(None, use_errno=True).syscall(425, 4, params)  # io_uring_setup
 print("READY fd", fd, flush=True)
 while True:
     time.sleep(0.05)
@@ -97,10 +96,10 @@ start epoll python3 "$T/epoll.py"
 fd=$(awk '/READY fd/ {print $3; exit}' "$T/epoll.log")
 "$C" checkpoint "$pid" -o "$T/epoll.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi inotify "$T/err" && alive "$pid"; then
-    pass checkpoint_refuses_inotify
+if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi io_uring "$T/err" && alive "$pid"; then
+    pass checkpoint_refuses_io_uring
 else
-    fail checkpoint_refuses_inotify "rc=$rc"
+    fail checkpoint_refuses_io_uring "rc=$rc: $(cat "$T/err")"
 fi
 [ -e "$T/epoll.img" ] && fail no_image_on_refusal "an image was written" || pass no_image_on_refusal
 kill "$pid" 2>/dev/null
@@ -142,6 +141,65 @@ if [ $rc -eq 1 ] && grep -q "rawblocker" "$T/err" && grep -qi "did not stop" "$T
     pass checkpoint_refuses_unstoppable_thread
 else
     fail checkpoint_refuses_unstoppable_thread "rc=$rc ticks $t1 -> $t2, refused after $ms ms (under 3000 expected): $(head -c 300 "$T/err")"
+fi
+kill "$pid" 2>/dev/null
+
+# TCP bytes ckshim cannot read without changing the program: a client of
+# the program waiting in its listener's accept queue that was sent bytes
+# (only accept() could read them), and bytes still in a sender's queue
+# because the receiving end of an in-process connection is full.
+cat >"$T/tcpq.py" <<EOF
+import socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(4)
+c = socket.create_connection(l.getsockname())
+if sys.argv[1] == "pending":
+    c.send(b"x" * 100)
+else:
+    s, _ = l.accept()
+    c.setblocking(False)
+    try:
+        while True:
+            c.send(b"y" * 65536)
+    except BlockingIOError:
+        pass
+$PY_TICKS
+EOF
+for kind in pending full; do
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/tcpq.py" $kind >"$T/tcp$kind.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_ready "$T/tcp$kind.log"
+    case $kind in
+        pending) pat="fd [0-9]+: the TCP connection 127.0.0.1:[0-9]+ -> 127.0.0.1:[0-9]+ waits in the accept queue of fd [0-9]+ and was sent 100 bytes" ;;
+        full) pat="fd [0-9]+: [0-9]+ bytes written to the TCP connection .* have not reached fd [0-9]+ [(]its receive buffer is full[)]" ;;
+    esac
+    refused_alive "checkpoint_refuses_tcp_$kind" "tcp$kind" "$pat"
+    kill "$pid" 2>/dev/null
+done
+
+# A listener's port that another socket holds at restore (here: the
+# program itself, still running after a checkpoint without --kill): the
+# restore is refused before anything changes.
+cat >"$T/tcpl.py" <<EOF
+import socket, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(4)
+$PY_TICKS
+EOF
+(cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/tcpl.py" >"$T/tcpl.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_ready "$T/tcpl.log"
+if "$C" checkpoint "$pid" -o "$T/tcpl.img" >"$T/out" 2>"$T/err"; then
+    restore_refused restore_refuses_taken_listener_port "$T/tcpl.img" \
+        "fd [0-9]+: the program listened on TCP 127.0.0.1:[0-9]+, which another socket has now"
+else
+    fail restore_refuses_taken_listener_port "the checkpoint failed"
 fi
 kill "$pid" 2>/dev/null
 
@@ -233,36 +291,23 @@ else
     fail restore_refuses_changed_program "rc=$rc"
 fi
 
-# ---- pseudo-terminal bytes, /proc of a process gone ----------------------
+# ---- /proc of a thread gone ---------------------------------------------
 
-# A pseudo-terminal pair the program opened comes back as a new pair, but
-# not the bytes waiting in it: refused, and the program goes on.
-cat >"$T/ptybytes.py" <<'EOF'
-import os, pty, time
-m, s = pty.openpty()
-os.write(m, b"waiting\n")
-print("READY", flush=True)
-time.sleep(600)
-EOF
-start ptybytes python3 "$T/ptybytes.py"
-"$C" checkpoint "$pid" -o "$T/pty.img" >"$T/out" 2>"$T/err"
-rc=$?
-sleep 0.2
-if [ $rc -eq 1 ] && grep -q "bytes wait in the pseudo-terminal" "$T/err" && kill -0 "$pid" &&
-    [ ! -e "$T/pty.img" ]; then
-    pass checkpoint_refuses_pty_bytes
-else
-    fail checkpoint_refuses_pty_bytes "rc=$rc: $(cat "$T/err")"
-fi
-
-# A /proc file of a process that has exited cannot be opened again.
+# A /proc file of a process that has exited comes back as the same file of
+# another process that has exited (progs/proc_dead), but one of a thread
+# of such a process cannot: refused, naming it, and the program goes on.
 cat >"$T/deadproc.py" <<'EOF'
-import os, signal, time
+import os, signal, threading, time
+r, w = os.pipe()
 c = os.fork()
 if c == 0:
+    t = threading.Thread(target=lambda: time.sleep(600), daemon=True)
+    t.start()
+    os.write(w, b"%d" % t.native_id)
     while True:
         time.sleep(1)
-fd = os.open("/proc/%d/status" % c, os.O_RDONLY)
+tid = int(os.read(r, 32))
+fd = os.open("/proc/%d/task/%d/status" % (c, tid), os.O_RDONLY)
 os.kill(c, signal.SIGKILL)
 os.waitpid(c, 0)
 print("READY", fd, flush=True)
@@ -272,11 +317,11 @@ start deadproc python3 "$T/deadproc.py"
 fd=$(awk '/READY/ {print $2; exit}' "$T/deadproc.log")
 "$C" checkpoint "$pid" -o "$T/dead.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] &&
-    grep -q "fd $fd is /proc/.*/status, a /proc file of a process that has exited" "$T/err"; then
-    pass checkpoint_refuses_dead_proc_file
+if [ $rc -eq 1 ] && kill -0 "$pid" && [ ! -e "$T/dead.img" ] &&
+    grep -q "fd $fd is /proc/.*/task/.*/status, a /proc file of a thread or process that has exited" "$T/err"; then
+    pass checkpoint_refuses_dead_thread_proc_file
 else
-    fail checkpoint_refuses_dead_proc_file "rc=$rc: $(cat "$T/err")"
+    fail checkpoint_refuses_dead_thread_proc_file "rc=$rc: $(cat "$T/err")"
 fi
 
 # A session leader's controlling terminal that is a pseudo-terminal it

@@ -6,7 +6,9 @@
  * O_NOCTTY (it becomes the controlling terminal) and closed again.
  * After restore (the driver restores with --detach, a session of its
  * own): /dev/tty opens, and is the slave of the master the program holds;
- * a line written to the master is read from /dev/tty.
+ * a line written to the master is read from /dev/tty. A /dev/tty
+ * descriptor held across the checkpoint, at a number below the master's
+ * (so restore reaches it before the pair exists), reads the next line.
  */
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -27,6 +29,11 @@ int main(void)
     int t = open("/dev/tty", O_RDWR);
     check(t >= 0, "no controlling terminal before the checkpoint: %s", strerror(errno));
     close(t);
+    check(dup2(m, 20) == 20, "dup2: %s", strerror(errno));
+    close(m);
+    m = 20;
+    int held = open("/dev/tty", O_RDWR | O_NONBLOCK);
+    check(held >= 0 && held < m, "held /dev/tty: fd %d: %s", held, strerror(errno));
 
     test_ready();
     test_wait_go();
@@ -56,5 +63,14 @@ int main(void)
             test_sleep_ms(1);
     }
     check(n == 3 && !memcmp(buf, "hi\n", 3), "read %zd bytes from /dev/tty", n);
+    check(write(m, "yo\n", 3) == 3, "write master: %s", strerror(errno));
+    n = -1;
+    for (int i = 0; i < 1000 && n < 0; i++) {
+        n = read(held, buf, sizeof buf);
+        if (n < 0)
+            test_sleep_ms(1);
+    }
+    check(n == 3 && !memcmp(buf, "yo\n", 3), "read %zd bytes (%s) from the held /dev/tty fd",
+          n, n < 0 ? strerror(errno) : "");
     pass();
 }

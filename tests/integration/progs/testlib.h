@@ -19,6 +19,7 @@
 #define CKSHIM_TESTLIB_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -223,6 +224,26 @@ static int64_t test_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* fail() unless fd is a descriptor whose /proc/self/fd link reads target,
+ * with O_NONBLOCK and FD_CLOEXEC set as given. */
+__attribute__((unused))
+static void test_check_fd(int fd, const char *what, const char *target, int nonblock,
+                          int cloexec)
+{
+    char path[64], link[256];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof(link) - 1);
+    check(n > 0, "%s: readlink(%s): %s", what, path, strerror(errno));
+    link[n] = 0;
+    check(strcmp(link, target) == 0, "%s: fd %d is '%s', not %s", what, fd, link, target);
+    int fl = fcntl(fd, F_GETFL);
+    check(fl != -1 && !!(fl & O_NONBLOCK) == nonblock, "%s: O_NONBLOCK %s", what,
+          nonblock ? "lost" : "set");
+    int fdf = fcntl(fd, F_GETFD);
+    check(fdf != -1 && !!(fdf & FD_CLOEXEC) == cloexec, "%s: FD_CLOEXEC %s", what,
+          cloexec ? "lost" : "set");
 }
 
 #endif

@@ -1,14 +1,13 @@
-/* epoll.c - capture an epoll instance's watch list.
+/* epoll.c - epoll instances and their watch lists.
  *
- * /proc/self/fdinfo/EPFD has one line per watched descriptor:
+ * Capture: /proc/self/fdinfo/EPFD has one line per watched descriptor:
  *
  *   tfd:        4 events:       19 data:           585870  pos:0 ino:16a31 sdev:f
  *
  * (tfd is the fd number the watch was added with, events includes the
  * EPOLLET/EPOLLONESHOT flag bits, data is the user's 64-bit cookie). The
  * image keeps them as text in the fd's path string, one "TFD EVENTS DATA"
- * line each (decimal, hex, hex); coord re-adds them after every descriptor
- * is back (coordinator/restore.c). kcmp(KCMP_EPOLL_TFD) tells whether fd
+ * line each (decimal, hex, hex). kcmp(KCMP_EPOLL_TFD) tells whether fd
  * TFD still is the file the watch was added with. If it is not (the fd
  * was dup'd elsewhere and closed, or renumbered: the kernel keeps such a
  * watch, under the old number, as long as the file is open), the fd that
@@ -18,6 +17,15 @@
  * that file for a moment. A watch whose file no descriptor holds cannot
  * be restored and is refused.
  *
+ * Restore: the epoll fd comes back empty (epoll_create1); once every
+ * descriptor of the image is at its number and every kind's `after` has
+ * run (after_all), each watch of the saved list is added again with its
+ * events and data. A line with HOLDER is added through TFD made HOLDER's
+ * file for a moment, then TFD is given back what it was (a later close of
+ * TFD by the program leaves such watches alone, as it did before the
+ * checkpoint: epoll keys them by file and number). Descriptor flags are
+ * set by the shim after restore.
+ *
  * Ready lists are not saved: re-adding a watch re-evaluates readiness, so
  * a descriptor that is ready after restore reports it again (a level
  * event, or one edge for EPOLLET), which epoll users must tolerate anyway.
@@ -26,18 +34,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
-#include <stdlib.h>
-#include <sys/stat.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fdkind.h"
+#include "fileid.h"
+#include "imgio.h"
 #include "procparse.h"
-#include "shim.h"
 
 #define EPOLL_INFO_MAX (256u << 10)
+#define EPOLL_MAX_INOS 4096             /* the shim's SHIM_MAX_FDS */
 
+/* Capture runs on the shim's manager thread only: static buffers, no
+ * malloc. */
 static char info[EPOLL_INFO_MAX];
 static int seen[4096];
 static char list[64u << 10];
@@ -47,7 +61,7 @@ static char list[64u << 10];
 static struct {
     uint64_t ino;
     int fd;
-} inos[SHIM_MAX_FDS];
+} inos[EPOLL_MAX_INOS];
 static int ninos = -1;
 
 static void inos_fill(void)
@@ -57,7 +71,7 @@ static void inos_fill(void)
     char dbuf[8192];
     long n;
     while (dfd >= 0 && (n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf)) > 0) {
-        for (long off = 0; off < n && ninos < SHIM_MAX_FDS;) {
+        for (long off = 0; off < n && ninos < EPOLL_MAX_INOS;) {
             struct dirent64 *d = (struct dirent64 *)(dbuf + off);
             off += d->d_reclen;
             struct stat st;
@@ -90,13 +104,13 @@ static int watch_holder(pid_t pid, struct kcmp_epoll_slot *slot, uint64_t ino)
 /* The watch list of epoll fd epfd as text: *ret_list points to a static
  * buffer valid until the next call. Returns 0, or -errno with a message in
  * err (a watch that cannot be restored, an unreadable fdinfo). */
-int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen)
+static int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen)
 {
     char *out = list;
     size_t cap = sizeof list;
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
-    int n = shim_read_file(path, info, sizeof info);
+    int n = ck_read_file(path, info, sizeof info);
     if (n < 0) {
         snprintf(err, errlen, "fd %d: cannot read %s: %s", epfd, path, strerror(-n));
         return n;
@@ -105,7 +119,7 @@ int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen)
         snprintf(err, errlen, "fd %d: epoll instance watches too many descriptors", epfd);
         return -E2BIG;
     }
-    pid_t pid = shim_real_getpid();
+    pid_t pid = (pid_t)syscall(SYS_getpid); /* the real one: getpid is the shim's */
     size_t used = 0;
     int nseen = 0;
     ninos = -1;
@@ -167,3 +181,92 @@ int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen)
     *ret_list = out;
     return 0;
 }
+
+static int epoll_capture_fd(struct ck_fdcap *c)
+{
+    if (strcmp(c->target, "anon_inode:[eventpoll]"))
+        return 0;
+    /* path: the watch list */
+    c->f->kind = CK_FD_EPOLL;
+    int r = epoll_capture(c->fd, &c->path, c->err, c->errlen);
+    return r < 0 ? r : 1;
+}
+
+static int epoll_restore(struct ck_fdrest *r)
+{
+    int fd = epoll_create1(0); /* watches: after_all, once every fd is back */
+    if (fd < 0)
+        snprintf(r->err, r->errlen, "fd %d: cannot recreate %s: %s", r->f->fd, r->path,
+                 strerror(errno));
+    return fd;
+}
+
+/* Watch the file now at fd holder under the number tfd: tfd's own file
+ * (if any) is kept aside above every descriptor and put back. Returns 0
+ * or -1 (errno). */
+static int add_renumbered(int epfd, int tfd, int holder, struct epoll_event *ev)
+{
+    int used = fcntl(tfd, F_GETFD) >= 0;
+    int aside = used ? fcntl(tfd, F_DUPFD_CLOEXEC, tfd + 1) : -1;
+    if ((used && aside < 0) || dup2(holder, tfd) < 0)
+        return -1;
+    int r = epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, ev);
+    int e = errno;
+    if (aside >= 0) {
+        dup2(aside, tfd);
+        close(aside);
+    } else {
+        close(tfd);
+    }
+    errno = e;
+    return r;
+}
+
+/* Re-add every watch of this epoll fd. A watch on a descriptor that was
+ * redirected to coord's own or /dev/null (a terminal or outside pipe on
+ * fd 0-2) may not be pollable: it is dropped. Returns 0, or -errno with a
+ * message in err. */
+static int epoll_restore_watches(struct ck_fdrest *r)
+{
+    const struct ck_image *im = r->im;
+    const struct ck_fd *f = r->f;
+    const char *p = r->path;
+    while (p && *p) {
+        char *end;
+        long tfd = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        unsigned long long events = strtoull(end, &end, 16);
+        unsigned long long data = strtoull(end, &end, 16);
+        long holder = tfd;
+        if (*end == ' ')
+            holder = strtol(end, &end, 10);
+        p = strchr(end, '\n');
+        if (p)
+            p++;
+        struct epoll_event ev = {.events = (uint32_t)events, .data.u64 = data};
+        int ret = holder == tfd ? epoll_ctl(f->fd, EPOLL_CTL_ADD, (int)tfd, &ev)
+                                : add_renumbered(f->fd, (int)tfd, (int)holder, &ev);
+        if (ret == 0)
+            continue;
+        int e = errno;
+        int redirected = 0;
+        for (uint32_t k = 0; k < im->nfds; k++)
+            if (im->fds[k].fd == tfd && (im->fds[k].flags & CK_FDF_STD_REDIRECT))
+                redirected = 1;
+        if (redirected && e == EPERM)
+            continue;
+        snprintf(r->err, r->errlen, "fd %d: cannot watch fd %ld again with epoll: %s", f->fd,
+                 tfd, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+const struct ck_fdkind ck_fdkind_epoll = {
+    .kind = CK_FD_EPOLL,
+    .name = "epoll",
+    .capture = epoll_capture_fd,
+    .restore = epoll_restore,
+    .after_all = epoll_restore_watches,
+};

@@ -1,0 +1,1186 @@
+/* inet.c - TCP and UDP sockets over IPv4 and IPv6 (CK_FD_INET).
+ *
+ * Capture (in the program, threads parked): family, type, addresses, the
+ * TCP state (TCP_INFO), listen backlog, the options of the table below,
+ * and the bytes waiting in the receive queue, read with MSG_PEEK and
+ * SO_PEEK_OFF so the program's queue is left as it was (UDP: datagram by
+ * datagram, with its source address). finish() pairs connections whose
+ * both ends the process holds (local address of one = peer address of the
+ * other) and decides how each comes back (ck_inet.role).
+ *
+ * Restore (in coord): the first inet descriptor restored makes all of
+ * them, in an order that lets every bind succeed: connected pairs through
+ * a temporary listener on the server end's address (the client end bound
+ * to its old port first), then listeners, then clients waiting in an
+ * accept queue (connected again to the new listener, so the program
+ * accepts them), then connections to peers outside the process, which
+ * come back reset: a socket connected to a temporary listener over
+ * loopback whose other end writes the bytes the program had not read yet
+ * and closes with SO_LINGER {1, 0}, so the next read after those bytes
+ * fails with ECONNRESET, writes with EPIPE, and epoll reports
+ * EPOLLERR | EPOLLHUP: the program's own reconnect logic runs. Bytes are
+ * written back into each end from the other one. Everything is kept
+ * above the image's descriptors until coord places it. Datagrams are
+ * sent again in after(), once every socket is at its number, from the
+ * socket of the process bound to their source address when there is one.
+ * No kernel help (TCP_REPAIR) and no privilege are needed: TCP sequence
+ * numbers are new, which only the two ends inside the process could see.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fdkind.h"
+#include "image.h"
+#include "imgio.h"
+#include "inet.h"
+#include "socket.h"
+
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
+
+/* TCP states (include/net/tcp_states.h) */
+enum {
+    ST_ESTABLISHED = 1, ST_SYN_SENT, ST_SYN_RECV, ST_FIN_WAIT1, ST_FIN_WAIT2, ST_TIME_WAIT,
+    ST_CLOSE, ST_CLOSE_WAIT, ST_LAST_ACK, ST_LISTEN, ST_CLOSING,
+};
+
+/* The IP, IPv6 and TCP integer options saved (SOL_SOCKET ones are in
+ * struct ck_sock, fds/socket.c), index = ck_inet.opt index (image format:
+ * only ever append). fam: 0 any, else only for that family; tcp: 1 only
+ * for TCP, 2 only for UDP. late: set once the bytes are back (TCP_CORK
+ * would hold them). */
+static const struct inet_opt {
+    int level, name, fam, tcp, late;
+    const char *text;
+} inet_opts[] = {
+    {IPPROTO_TCP, TCP_NODELAY, 0, 1, 0, "TCP_NODELAY"},
+    {IPPROTO_TCP, TCP_CORK, 0, 1, 1, "TCP_CORK"},
+    {IPPROTO_TCP, TCP_KEEPIDLE, 0, 1, 0, "TCP_KEEPIDLE"},
+    {IPPROTO_TCP, TCP_KEEPINTVL, 0, 1, 0, "TCP_KEEPINTVL"},
+    {IPPROTO_TCP, TCP_KEEPCNT, 0, 1, 0, "TCP_KEEPCNT"},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 1, 0, "TCP_USER_TIMEOUT"},
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 1, 0, "TCP_DEFER_ACCEPT"},
+    {IPPROTO_TCP, TCP_NOTSENT_LOWAT, 0, 1, 0, "TCP_NOTSENT_LOWAT"},
+    {IPPROTO_TCP, TCP_FASTOPEN, 0, 1, 0, "TCP_FASTOPEN"},
+    {IPPROTO_IP, IP_TOS, AF_INET, 0, 0, "IP_TOS"},
+    {IPPROTO_IP, IP_TTL, AF_INET, 0, 0, "IP_TTL"},
+    {IPPROTO_IP, IP_PKTINFO, AF_INET, 2, 0, "IP_PKTINFO"},
+    {IPPROTO_IP, IP_RECVERR, AF_INET, 0, 0, "IP_RECVERR"},
+    {IPPROTO_IP, IP_MULTICAST_TTL, AF_INET, 2, 0, "IP_MULTICAST_TTL"},
+    {IPPROTO_IP, IP_MULTICAST_LOOP, AF_INET, 2, 0, "IP_MULTICAST_LOOP"},
+    {IPPROTO_IP, IP_FREEBIND, AF_INET, 0, 0, "IP_FREEBIND"},
+    {IPPROTO_IPV6, IPV6_V6ONLY, AF_INET6, 0, 0, "IPV6_V6ONLY"},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, AF_INET6, 0, 0, "IPV6_UNICAST_HOPS"},
+    {IPPROTO_IPV6, IPV6_TCLASS, AF_INET6, 0, 0, "IPV6_TCLASS"},
+    {IPPROTO_IPV6, IPV6_RECVPKTINFO, AF_INET6, 2, 0, "IPV6_RECVPKTINFO"},
+    {IPPROTO_IPV6, IPV6_RECVERR, AF_INET6, 0, 0, "IPV6_RECVERR"},
+    {IPPROTO_IPV6, IPV6_FREEBIND, AF_INET6, 0, 0, "IPV6_FREEBIND"},
+};
+#define NOPTS ((int)(sizeof inet_opts / sizeof inet_opts[0]))
+_Static_assert(NOPTS <= CK_INET_NOPT, "ck_inet.opt is too small");
+enum { OPT_V6ONLY = 16 };
+
+static int opt_applies(const struct inet_opt *o, const struct ck_inet *s)
+{
+    int tcp = s->so.type == SOCK_STREAM;
+    return (!o->fam || o->fam == (int)s->so.family) && (!o->tcp || (o->tcp == 1) == tcp);
+}
+
+/* ---- addresses ---- */
+
+static void to_inaddr(const struct sockaddr_storage *ss, struct ck_inaddr *a)
+{
+    memset(a, 0, sizeof *a);
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        a->family = AF_INET;
+        a->port = ntohs(in->sin_port);
+        memcpy(a->addr, &in->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)ss;
+        a->family = AF_INET6;
+        a->port = ntohs(in->sin6_port);
+        a->scope_id = in->sin6_scope_id;
+        a->flowinfo = in->sin6_flowinfo;
+        memcpy(a->addr, &in->sin6_addr, 16);
+    }
+}
+
+static socklen_t from_inaddr(const struct ck_inaddr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(a->port);
+        memcpy(&in->sin_addr, a->addr, 4);
+        return sizeof *in;
+    }
+    struct sockaddr_in6 *in = (struct sockaddr_in6 *)ss;
+    in->sin6_family = AF_INET6;
+    in->sin6_port = htons(a->port);
+    in->sin6_scope_id = a->scope_id;
+    memcpy(&in->sin6_addr, a->addr, 16);
+    return sizeof *in;
+}
+
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+/* The address as IPv4 if it is one or is IPv4-mapped (4 bytes in out,
+ * returns 4), else the 16 IPv6 bytes (returns 16). */
+static int norm_addr(const struct ck_inaddr *a, uint8_t out[16])
+{
+    if (a->family == AF_INET) {
+        memcpy(out, a->addr, 4);
+        return 4;
+    }
+    if (!memcmp(a->addr, v4mapped_prefix, 12)) {
+        memcpy(out, a->addr + 12, 4);
+        return 4;
+    }
+    memcpy(out, a->addr, 16);
+    return 16;
+}
+
+static int same_addr(const struct ck_inaddr *a, const struct ck_inaddr *b)
+{
+    uint8_t x[16], y[16];
+    int n = norm_addr(a, x);
+    return a->port == b->port && n == norm_addr(b, y) && !memcmp(x, y, (size_t)n);
+}
+
+static int is_wildcard(const struct ck_inaddr *a)
+{
+    static const uint8_t zero[16];
+    return !memcmp(a->addr, zero, a->family == AF_INET ? 4 : 16);
+}
+
+/* Would a listener bound to l accept a connection to address a? */
+static int listener_takes(const struct ck_inet *l, const struct ck_inaddr *a)
+{
+    if (l->local.port != a->port)
+        return 0;
+    if (!is_wildcard(&l->local))
+        return same_addr(&l->local, a);
+    uint8_t x[16];
+    int n = norm_addr(a, x);
+    if (l->so.family == AF_INET)
+        return n == 4;
+    /* IPv6 wildcard: IPv4 too unless IPV6_V6ONLY */
+    return n == 16 || !l->opt[OPT_V6ONLY];
+}
+
+static void addr_text(const struct ck_inaddr *a, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (a->family == AF_INET) {
+        inet_ntop(AF_INET, a->addr, ip, sizeof ip);
+        snprintf(out, len, "%s:%u", ip, a->port);
+    } else if (a->family == AF_INET6) {
+        inet_ntop(AF_INET6, a->addr, ip, sizeof ip);
+        snprintf(out, len, "[%s]:%u", ip, a->port);
+    } else {
+        snprintf(out, len, "nothing");
+    }
+}
+
+static const char *proto_name(const struct ck_inet *s)
+{
+    return s->so.type == SOCK_STREAM ? "TCP" : "UDP";
+}
+
+/* ---- capture ---- */
+
+/* Before the first bytes are peeked, every TCP socket of the process must
+ * have handed what it wrote to the kernel's loopback path (Nagle, TCP_CORK
+ * and delayed ACKs hold small writes for up to 200 ms): wait up to 300 ms
+ * until no socket has unsent bytes. Bytes that still cannot go (the
+ * receiver's buffer is full) are refused in finish(). */
+static void settle_writes(void)
+{
+    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char buf[4096];
+    for (int round = 0; round < 30; round++) {
+        int busy = 0;
+        lseek(dfd, 0, SEEK_SET);
+        for (;;) {
+            long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+            if (n <= 0)
+                break;
+            for (long off = 0; off < n;) {
+                const char *name = buf + off + 19; /* struct linux_dirent64: d_name */
+                off += *(const unsigned short *)(buf + off + 16);
+                int unsent = 0;
+                if (name[0] >= '0' && name[0] <= '9' &&
+                    ioctl(atoi(name), SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
+                    busy = 1;
+            }
+        }
+        if (!busy)
+            break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    close(dfd);
+}
+
+static int last_fd = 1 << 30; /* a lower fd than the last one: a new checkpoint */
+
+/* The bytes in fd's receive queue, peeked in chunks from SO_PEEK_OFF 0 up
+ * to inq bytes (never further: a read on an empty queue would take a
+ * pending socket error, which belongs to the program). */
+static int peek_stream(struct ck_fdcap *c, int fd, uint64_t inq, uint64_t *saved)
+{
+    static char chunk[65536];
+    int old = -1;
+    socklen_t l = sizeof old;
+    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
+    int zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+        snprintf(c->err, c->errlen, "fd %d: cannot peek at the bytes waiting in a TCP "
+                 "connection (SO_PEEK_OFF: %s; Linux 6.10 or later is needed)", fd,
+                 strerror(errno));
+        return -ENOTSUP;
+    }
+    uint64_t got = 0;
+    int ret = 0;
+    while (got < inq) {
+        size_t want = inq - got < sizeof chunk ? (size_t)(inq - got) : sizeof chunk;
+        ssize_t n = recv(fd, chunk, want, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if ((ret = c->bytes(c, chunk, (size_t)n)) < 0) {
+            snprintf(c->err, c->errlen, "fd %d: cannot save the bytes of a TCP connection", fd);
+            break;
+        }
+        got += (uint64_t)n;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    *saved = got;
+    return ret;
+}
+
+/* Every datagram waiting in a UDP socket, with its source. */
+static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
+{
+    static char dg[65536 + 8];
+    int old = -1;
+    socklen_t l = sizeof old;
+    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
+    int zero = 0;
+    int avail = 0;
+    if (ioctl(fd, FIONREAD, &avail) < 0 || avail == 0) {
+        /* FIONREAD is the first datagram's size: 0 may still be an empty
+         * datagram; a peek tells, but only where it cannot take an error */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) != 1 || (p.revents & POLLERR) || !(p.revents & POLLIN))
+            return 0;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+        snprintf(c->err, c->errlen, "fd %d: cannot peek at the datagrams waiting in a UDP "
+                 "socket (SO_PEEK_OFF: %s)", fd, strerror(errno));
+        return -ENOTSUP;
+    }
+    int ret = 0;
+    for (;;) {
+        struct ck_inet_dgram h;
+        struct sockaddr_storage src;
+        struct iovec iov = {dg, 65536};
+        struct msghdr m = {.msg_name = &src, .msg_namelen = sizeof src, .msg_iov = &iov,
+                           .msg_iovlen = 1};
+        ssize_t n = recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        memset(&h, 0, sizeof h);
+        h.len = (uint32_t)n;
+        to_inaddr(&src, &h.src);
+        size_t pad = (8 - ((size_t)n & 7)) & 7;
+        memset(dg + n, 0, pad);
+        if ((ret = c->bytes(c, &h, sizeof h)) < 0 ||
+            (ret = c->bytes(c, dg, (size_t)n + pad)) < 0) {
+            snprintf(c->err, c->errlen, "fd %d: cannot save the datagrams of a UDP socket", fd);
+            break;
+        }
+        s->ndgrams++;
+        s->rcvq += sizeof h + (uint64_t)n + pad;
+        if (s->ndgrams >= 100000)
+            break;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    return ret;
+}
+
+static int inet_capture(struct ck_fdcap *c)
+{
+    if (!S_ISSOCK(c->st->st_mode))
+        return 0;
+    int fd = c->fd, domain = ck_sock_family(fd);
+    if (domain != AF_INET && domain != AF_INET6)
+        return 0; /* AF_UNIX: fds/unix.c; the rest: refused by fds/socket.c */
+    struct ck_inet s;
+    memset(&s, 0, sizeof s);
+    ck_sock_capture(fd, &s.so);
+    int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
+    int udp = s.so.type == SOCK_DGRAM && s.so.protocol == IPPROTO_UDP;
+    if (!tcp && !udp) {
+        snprintf(c->err, c->errlen, "fd %d is an %s socket (%s, protocol %u; %s), which ckshim "
+                 "cannot restore: only TCP and UDP over IPv4 and IPv6 are supported", fd,
+                 ck_sock_family_name(domain), ck_sock_type_name((int)s.so.type), s.so.protocol,
+                 c->target);
+        return -ENOTSUP;
+    }
+    if (fd <= last_fd)
+        settle_writes();
+    last_fd = fd;
+
+    s.peer_fd = s.listener_fd = -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss, l;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        to_inaddr(&ss, &s.local);
+    sl = sizeof ss;
+    int connected = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
+    if (connected)
+        to_inaddr(&ss, &s.peer);
+    if (s.local.port)
+        s.flags |= CK_INETF_BOUND;
+    if (s.so.family == AF_INET6 && !memcmp(s.local.addr, v4mapped_prefix, 12))
+        s.flags |= CK_INETF_V4MAPPED;
+    for (int i = 0; i < NOPTS; i++) {
+        int v = 0;
+        l = sizeof v;
+        if (opt_applies(&inet_opts[i], &s) &&
+            getsockopt(fd, inet_opts[i].level, inet_opts[i].name, &v, &l) == 0) {
+            s.opt[i] = v;
+            s.optmask |= 1u << i;
+        }
+    }
+
+    int ret = 0;
+    if (udp) {
+        if (connected)
+            s.flags |= CK_INETF_CONNECTED;
+        s.role = CK_INET_PLAIN;
+        ret = peek_dgrams(c, fd, &s);
+    } else {
+        struct tcp_info ti;
+        memset(&ti, 0, sizeof ti);
+        l = sizeof ti;
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l);
+        s.tcp_state = ti.tcpi_state;
+        s.bytes_acked = ti.tcpi_bytes_acked;
+        s.bytes_received = ti.tcpi_bytes_received;
+        switch (ti.tcpi_state) {
+        case ST_LISTEN:
+            s.role = CK_INET_LISTEN;
+            s.backlog = (int32_t)ti.tcpi_sacked; /* a listener's sk_max_ack_backlog */
+            break;
+        case ST_SYN_SENT:
+            s.role = CK_INET_CONNECTING;
+            break;
+        case ST_SYN_RECV:
+            snprintf(c->err, c->errlen, "fd %d is a TCP Fast Open connection still in "
+                     "SYN_RECV, which ckshim cannot restore; try again", fd);
+            return -EAGAIN;
+        case ST_CLOSE: {
+            /* never connected (a fresh socket has sent no segment), reset
+             * with the error not read yet (poll says POLLERR without
+             * taking it), or closed both ways: bytes left, then end of file */
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (!ti.tcpi_segs_out && !ti.tcpi_segs_in)
+                s.role = CK_INET_PLAIN;
+            else if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+                s.role = CK_INET_DEAD;
+            else
+                s.role = CK_INET_CLOSED;
+            break;
+        }
+        default:
+            s.role = CK_INET_DEAD; /* finish() finds the in-process peers */
+            break;
+        }
+        if (ti.tcpi_state == ST_FIN_WAIT1 || ti.tcpi_state == ST_FIN_WAIT2 ||
+            ti.tcpi_state == ST_CLOSING || ti.tcpi_state == ST_LAST_ACK ||
+            ti.tcpi_state == ST_TIME_WAIT)
+            s.so.shutdown |= CK_SOCK_SHUT_WR;
+        if (s.role != CK_INET_LISTEN && s.role != CK_INET_PLAIN &&
+            s.role != CK_INET_CONNECTING) {
+            int outq = 0, unsent = 0, inq = 0;
+            ioctl(fd, SIOCOUTQ, &outq);
+            ioctl(fd, SIOCOUTQNSD, &unsent);
+            s.outq = (uint32_t)outq;
+            s.outq_unsent = (uint32_t)unsent;
+            ioctl(fd, SIOCINQ, &inq);
+            if (inq > 0)
+                ret = peek_stream(c, fd, (uint64_t)inq, &s.rcvq);
+            else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
+                /* shutdown(SHUT_RD): an empty queue reads as end of file */
+                char b;
+                if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+                    s.so.shutdown |= CK_SOCK_SHUT_RD;
+            }
+        }
+    }
+    if (ret < 0)
+        return ret;
+    c->f->kind = CK_FD_INET;
+    if ((ret = c->state(c, &s, sizeof s)) < 0) {
+        snprintf(c->err, c->errlen, "fd %d: cannot save the state of a %s socket", fd,
+                 proto_name(&s));
+        return ret;
+    }
+    return 1;
+}
+
+/* The in-process ends of connections, reset by ck_inet_reset_pairs() when
+ * --kill ends the program (manager memory, filled by finish()). */
+#define MAX_RESET 4096
+static int reset_fds[MAX_RESET];
+static int nreset;
+
+static struct ck_inet *state_at(struct ck_fdcap_set *s, uint32_t i)
+{
+    size_t len = 0;
+    if (s->fds[i].kind != CK_FD_INET || s->fds[i].share_with >= 0)
+        return NULL;
+    struct ck_inet *st = s->state(s, i, &len);
+    return st && len >= sizeof *st ? st : NULL;
+}
+
+static int inet_finish(struct ck_fdcap_set *set)
+{
+    nreset = 0;
+    last_fd = 1 << 30;
+    for (uint32_t i = 0; i < set->n; i++) {
+        struct ck_inet *a = state_at(set, i);
+        if (!a || a->so.type != SOCK_STREAM || a->role != CK_INET_DEAD || !a->peer.family ||
+            a->tcp_state == ST_CLOSE)
+            continue;
+        /* the other end in the process? */
+        for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
+            struct ck_inet *b = k == i ? NULL : state_at(set, k);
+            if (b && b->so.type == SOCK_STREAM && b->role != CK_INET_LISTEN &&
+                same_addr(&a->local, &b->peer) && same_addr(&a->peer, &b->local)) {
+                a->role = CK_INET_PAIR;
+                a->peer_fd = set->fds[k].fd;
+            }
+        }
+        /* a client whose server end is still in a listener's accept queue */
+        for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
+            struct ck_inet *b = state_at(set, k);
+            if (b && b->role == CK_INET_LISTEN && a->tcp_state == ST_ESTABLISHED &&
+                listener_takes(b, &a->peer)) {
+                a->role = CK_INET_PENDING;
+                a->listener_fd = set->fds[k].fd;
+            }
+        }
+        if (a->role == CK_INET_DEAD && (a->tcp_state == ST_CLOSE_WAIT ||
+                                        a->tcp_state == ST_LAST_ACK ||
+                                        a->tcp_state == ST_CLOSING))
+            a->role = CK_INET_CLOSED; /* the peer had closed: end of file */
+        char la[80], pa[80];
+        addr_text(&a->local, la, sizeof la);
+        addr_text(&a->peer, pa, sizeof pa);
+        if (a->role == CK_INET_PAIR && a->outq_unsent) {
+            snprintf(set->err, set->errlen, "fd %d: %u bytes written to the TCP connection "
+                     "%s -> %s (fd %d at the other end) have not reached fd %d (its receive "
+                     "buffer is full), and ckshim cannot read them back from the sender; "
+                     "checkpoint once the program has read some of them", set->fds[i].fd,
+                     a->outq_unsent, la, pa, a->peer_fd, a->peer_fd);
+            return -EAGAIN;
+        }
+        if (a->role == CK_INET_PENDING && a->bytes_acked > 1) {
+            snprintf(set->err, set->errlen, "fd %d: the TCP connection %s -> %s waits in the "
+                     "accept queue of fd %d and was sent %llu bytes, which only an accept() "
+                     "could read; checkpoint once the program has accepted it",
+                     set->fds[i].fd, la, pa, a->listener_fd,
+                     (unsigned long long)a->bytes_acked - 1);
+            return -EAGAIN;
+        }
+        if ((a->role == CK_INET_PAIR || a->role == CK_INET_PENDING) && nreset < MAX_RESET)
+            reset_fds[nreset++] = set->fds[i].fd;
+    }
+    return 0;
+}
+
+/* --kill: the program ends now. Its connections to itself are closed with
+ * a reset instead of a FIN, so that no TIME_WAIT is left on their ports
+ * and a restore right away can bind them again. */
+void ck_inet_reset_pairs(void)
+{
+    struct linger lg = {1, 0};
+    for (int i = 0; i < nreset; i++)
+        setsockopt(reset_fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* ---- restore ---- */
+
+struct built {
+    const struct ck_image *im;
+    int done;
+    int failed;
+};
+static struct built g_built;
+
+static const struct ck_inet *state_of(struct ck_fdrest *r, uint32_t i)
+{
+    size_t len = 0;
+    if (r->im->fds[i].kind != CK_FD_INET || r->im->fds[i].share_with >= 0)
+        return NULL;
+    const struct ck_inet *st = r->state_of(r, i, &len);
+    return st && len >= sizeof *st ? st : NULL;
+}
+
+static int index_of_fd(struct ck_fdrest *r, int fd)
+{
+    for (uint32_t i = 0; i < r->im->nfds; i++)
+        if (r->im->fds[i].fd == fd && r->im->fds[i].share_with < 0)
+            return (int)i;
+    return -1;
+}
+
+#define rfail(r, ...) ((void)snprintf((r)->err, (r)->errlen, __VA_ARGS__), -1)
+
+static long read_sysctl(const char *path)
+{
+    char b[64] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    return n > 0 ? atol(b) : -1;
+}
+
+/* Set the saved options that differ from what the new socket has:
+ * SOL_SOCKET ones (fds/socket.c) and the IP/TCP ones of the table. Early
+ * (late = 0), before any bind: SO_REUSEADDR stays on for the binds to
+ * come, the socket stays blocking; late, once the bytes are back: all of
+ * them as the program had them (TCP_CORK would have held the bytes).
+ * A TCP connection's buffers grew by themselves (autotuning) unless the
+ * program set them: sizes above what a program may set are left to
+ * autotuning, not locked there. */
+static int apply_opts(struct ck_fdrest *r, int sk, const struct ck_inet *s, int fd, int late)
+{
+    int idx = index_of_fd(r, fd);
+    uint32_t oflags = late && idx >= 0 ? r->im->fds[idx].oflags : 0;
+    struct ck_sock so = s->so;
+    int conn = s->so.type == SOCK_STREAM && s->role != CK_INET_LISTEN &&
+               s->role != CK_INET_PLAIN;
+    if (conn) {
+        long wmax = read_sysctl("/proc/sys/net/core/wmem_max");
+        long rmax = read_sysctl("/proc/sys/net/core/rmem_max");
+        int cur = 0;
+        socklen_t l = sizeof cur;
+        if (wmax > 0 && so.sndbuf > 2 * wmax && getsockopt(sk, SOL_SOCKET, SO_SNDBUF, &cur, &l) == 0)
+            so.sndbuf = cur;
+        l = sizeof cur;
+        if (rmax > 0 && so.rcvbuf > 2 * rmax && getsockopt(sk, SOL_SOCKET, SO_RCVBUF, &cur, &l) == 0)
+            so.rcvbuf = cur;
+    }
+    if (!late) {
+        so.opts |= CK_SOCKO_REUSEADDR;
+        so.peek_off = -1;
+    }
+    char msg[160];
+    if (ck_sock_apply(sk, &so, oflags, msg, sizeof msg) < 0)
+        return rfail(r, "fd %d: %s socket: %s", fd, proto_name(s), msg);
+    int accepted = 0;
+    if (conn) { /* an accepted end: IPV6_V6ONLY no longer matters (and cannot change) */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        accepted = getpeername(sk, (struct sockaddr *)&ss, &sl) == 0;
+    }
+    for (int i = 0; i < NOPTS; i++) {
+        const struct inet_opt *o = &inet_opts[i];
+        if (!(s->optmask & (1u << i)) || o->late != late || !opt_applies(o, s) ||
+            (accepted && i == OPT_V6ONLY))
+            continue;
+        int cur = 0, v = s->opt[i];
+        socklen_t l = sizeof cur;
+        if (getsockopt(sk, o->level, o->name, &cur, &l) == 0 && cur == v)
+            continue;
+        if (setsockopt(sk, o->level, o->name, &v, sizeof v) < 0)
+            return rfail(r, "fd %d: cannot set %s to %d on the %s socket: %s", fd, o->text, v,
+                         proto_name(s), strerror(errno));
+    }
+    return 0;
+}
+
+/* A new socket like s, options set, SO_REUSEADDR on for the binds to come. */
+static int new_socket(struct ck_fdrest *r, const struct ck_inet *s, int fd)
+{
+    int sk = ck_sock_new(&s->so);
+    if (sk < 0)
+        return rfail(r, "fd %d: cannot make a %s socket: %s", fd, proto_name(s),
+                     strerror(errno));
+    if (apply_opts(r, sk, s, fd, 0) < 0) {
+        close(sk);
+        return -1;
+    }
+    return sk;
+}
+
+static int bind_to(int sk, const struct ck_inaddr *a)
+{
+    struct sockaddr_storage ss;
+    socklen_t l = from_inaddr(a, &ss);
+    return bind(sk, (struct sockaddr *)&ss, l);
+}
+
+static int connect_to(int sk, const struct ck_inaddr *a)
+{
+    struct sockaddr_storage ss;
+    socklen_t l = from_inaddr(a, &ss);
+    int rc;
+    while ((rc = connect(sk, (struct sockaddr *)&ss, l)) < 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+/* Where to connect to reach a listener bound to a (its wildcard: the
+ * loopback address of the connecting socket's family). */
+static struct ck_inaddr reach(const struct ck_inaddr *a, uint32_t family)
+{
+    struct ck_inaddr t = *a;
+    if (!is_wildcard(a))
+        return t;
+    memset(t.addr, 0, sizeof t.addr);
+    if (family == AF_INET) {
+        t.family = AF_INET;
+        t.addr[0] = 127, t.addr[3] = 1;
+    } else {
+        t.family = AF_INET6;
+        t.addr[15] = 1;
+    }
+    return t;
+}
+
+/* The client end: bound to its old address (a new port if that one is
+ * taken, e.g. by a TIME_WAIT left by a program that was not ended by
+ * checkpoint --kill), connected to `to`. */
+static int connect_client(struct ck_fdrest *r, const struct ck_inet *s, int fd,
+                          const struct ck_inaddr *to)
+{
+    int sk = new_socket(r, s, fd);
+    if (sk < 0)
+        return -1;
+    if (bind_to(sk, &s->local) < 0) {
+        struct ck_inaddr any = s->local;
+        any.port = 0;
+        if (bind_to(sk, &any) < 0) {
+            char la[80];
+            addr_text(&s->local, la, sizeof la);
+            close(sk);
+            return rfail(r, "fd %d: cannot bind a TCP socket to %s again: %s", fd, la,
+                         strerror(errno));
+        }
+    }
+    struct ck_inaddr dst = *to;
+    if (s->so.family == AF_INET6 && dst.family == AF_INET) {
+        /* an IPv6 socket talking IPv4 (mapped addresses) */
+        uint8_t v4[4];
+        memcpy(v4, dst.addr, 4);
+        memset(dst.addr, 0, 16);
+        memcpy(dst.addr, v4mapped_prefix, 12);
+        memcpy(dst.addr + 12, v4, 4);
+        dst.family = AF_INET6;
+    } else if (s->so.family == AF_INET && dst.family == AF_INET6) {
+        memmove(dst.addr, dst.addr + 12, 4);
+        dst.family = AF_INET;
+    }
+    if (connect_to(sk, &dst) < 0) {
+        char pa[80];
+        addr_text(&dst, pa, sizeof pa);
+        close(sk);
+        return rfail(r, "fd %d: cannot connect a TCP socket to %s again: %s", fd, pa,
+                     strerror(errno));
+    }
+    return sk;
+}
+
+/* A listener on a (temporary: SO_REUSEADDR, small backlog). */
+static int temp_listener(const struct ck_inaddr *a, uint32_t family)
+{
+    int sk = socket((int)family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (sk < 0)
+        return -1;
+    setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind_to(sk, a) < 0 || listen(sk, 64) < 0) {
+        int e = errno;
+        close(sk);
+        errno = e;
+        return -1;
+    }
+    return sk;
+}
+
+static int accept_one(int lsk)
+{
+    struct pollfd p = {.fd = lsk, .events = POLLIN};
+    if (poll(&p, 1, 2000) != 1)
+        return -1;
+    return accept4(lsk, NULL, NULL, SOCK_CLOEXEC);
+}
+
+/* Write the saved bytes of image fd `owner` into sk (the other end of the
+ * connection that receives them), without blocking for more than 2 s. */
+static int put_bytes(struct ck_fdrest *r, int sk, int owner)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (r->bytes(r, owner, &data, &len) < 0)
+        return rfail(r, "fd %d: cannot read its saved bytes from the image", owner);
+    size_t off = 0;
+    int64_t waited = 0;
+    while (off < len) {
+        ssize_t n = send(sk, data + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && waited < 2000) {
+            struct pollfd p = {.fd = sk, .events = POLLOUT};
+            poll(&p, 1, 50);
+            waited += 50;
+            continue;
+        }
+        free(data);
+        return rfail(r, "fd %d: could put back only %zu of the %zu bytes it had waiting: %s",
+                     owner, off, len, n < 0 ? strerror(errno) : "no room");
+    }
+    free(data);
+    return 0;
+}
+
+static int stash(struct ck_fdrest *r, int i, int sk)
+{
+    int nfd = fcntl(sk, F_DUPFD_CLOEXEC, r->maxfd + 1);
+    close(sk);
+    if (nfd < 0)
+        return rfail(r, "fd %d: cannot keep a socket aside: %s", r->im->fds[i].fd,
+                     strerror(errno));
+    r->stash[i] = nfd;
+    return 0;
+}
+
+static int make_pair(struct ck_fdrest *r, int ia, int ib)
+{
+    const struct ck_inet *a = state_of(r, (uint32_t)ia), *b = state_of(r, (uint32_t)ib);
+    int fa = r->im->fds[ia].fd, fb = r->im->fds[ib].fd;
+    /* the server end: the one on a port a listener of the program has, or
+     * else the one with the lower port */
+    int b_server = b->local.port < a->local.port;
+    for (uint32_t k = 0; k < r->im->nfds; k++) {
+        const struct ck_inet *l = state_of(r, k);
+        if (l && l->role == CK_INET_LISTEN) {
+            if (listener_takes(l, &b->local))
+                b_server = 1;
+            else if (listener_takes(l, &a->local))
+                b_server = 0;
+        }
+    }
+    if (b_server) {
+        const struct ck_inet *t = a;
+        a = b, b = t;
+        int ti = ia;
+        ia = ib, ib = ti;
+        ti = fa;
+        fa = fb, fb = ti;
+    }
+    /* a: the server end, b: the client end */
+    int lsk = temp_listener(&a->local, a->so.family);
+    if (lsk < 0) {
+        char la[80];
+        addr_text(&a->local, la, sizeof la);
+        return rfail(r, "fd %d: cannot listen on %s for a moment to connect fd %d to it "
+                     "again: %s", fa, la, fb, strerror(errno));
+    }
+    int one = 1;
+    int csk = connect_client(r, b, fb, &a->local);
+    int ssk = csk < 0 ? -1 : accept_one(lsk);
+    close(lsk);
+    if (csk < 0)
+        return -1;
+    if (ssk < 0) {
+        close(csk);
+        return rfail(r, "fd %d: the connection from fd %d was not accepted: %s", fa, fb,
+                     strerror(errno));
+    }
+    setsockopt(ssk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (apply_opts(r, ssk, a, fa, 0) < 0 || put_bytes(r, ssk, fb) < 0 ||
+        put_bytes(r, csk, fa) < 0) {
+        close(csk);
+        close(ssk);
+        return -1;
+    }
+    if (stash(r, ia, ssk) < 0 || stash(r, ib, csk) < 0)
+        return -1;
+    return 0;
+}
+
+/* A connection that comes back dead (reset after its bytes) or closed by
+ * its peer (its bytes, then end of file), through a temporary listener on
+ * loopback. */
+static int make_dead(struct ck_fdrest *r, int i)
+{
+    const struct ck_inet *s = state_of(r, (uint32_t)i);
+    int fd = r->im->fds[i].fd;
+    struct ck_inaddr lo;
+    memset(&lo, 0, sizeof lo);
+    lo.family = s->so.family;
+    if (s->so.family == AF_INET)
+        lo.addr[0] = 127, lo.addr[3] = 1;
+    else
+        lo.addr[15] = 1;
+    int lsk = temp_listener(&lo, s->so.family);
+    if (lsk < 0 && s->so.family == AF_INET6) {
+        /* no IPv6 loopback: an IPv4-mapped one */
+        memcpy(lo.addr, v4mapped_prefix, 12);
+        lo.addr[12] = 127, lo.addr[15] = 1;
+        lsk = temp_listener(&lo, AF_INET6);
+    }
+    if (lsk < 0)
+        return rfail(r, "fd %d: cannot listen on loopback for a moment: %s", fd,
+                     strerror(errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(lsk, (struct sockaddr *)&ss, &sl);
+    to_inaddr(&ss, &lo);
+    int sk = new_socket(r, s, fd);
+    if (sk >= 0 && connect_to(sk, &lo) < 0) {
+        (void)rfail(r, "fd %d: cannot connect over loopback: %s", fd, strerror(errno));
+        close(sk);
+        sk = -1;
+    }
+    int other = sk < 0 ? -1 : accept_one(lsk);
+    close(lsk);
+    if (sk < 0)
+        return -1;
+    if (other < 0) {
+        close(sk);
+        return rfail(r, "fd %d: cannot accept a connection over loopback", fd);
+    }
+    if (put_bytes(r, other, fd) < 0) {
+        close(sk);
+        close(other);
+        return -1;
+    }
+    int unsent = 0;
+    for (int t = 0; t < 100 && ioctl(other, SIOCOUTQNSD, &unsent) == 0 && unsent > 0; t++)
+        usleep(10000);
+    if (s->role == CK_INET_DEAD && unsent == 0) {
+        /* a reset after the bytes (bytes that did not fit in the receive
+         * window yet: a FIN instead, which keeps them) */
+        struct linger lg = {1, 0};
+        setsockopt(other, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(other);
+    if (s->so.shutdown & CK_SOCK_SHUT_WR)
+        shutdown(sk, SHUT_WR);
+    return stash(r, i, sk);
+}
+
+static int make_plain(struct ck_fdrest *r, int i)
+{
+    const struct ck_inet *s = state_of(r, (uint32_t)i);
+    int fd = r->im->fds[i].fd;
+    int sk = new_socket(r, s, fd);
+    if (sk < 0)
+        return -1;
+    char la[80];
+    addr_text(&s->local, la, sizeof la);
+    if (((s->flags & CK_INETF_BOUND) && bind_to(sk, &s->local) < 0) ||
+        (s->role == CK_INET_LISTEN && listen(sk, s->backlog) < 0)) {
+        int e = errno;
+        close(sk);
+        return rfail(r, "fd %d: cannot %s a %s socket %s %s again: %s%s", fd,
+                     s->role == CK_INET_LISTEN ? "listen with" : "bind", proto_name(s),
+                     s->role == CK_INET_LISTEN ? "on" : "to", la, strerror(e),
+                     e == EADDRINUSE ? " (another socket has that address now)" : "");
+    }
+    if (s->role == CK_INET_CONNECTING) {
+        int fl = fcntl(sk, F_GETFL);
+        fcntl(sk, F_SETFL, fl | O_NONBLOCK);
+        if (connect_to(sk, &s->peer) < 0 && errno != EINPROGRESS) {
+            /* it fails as the program's own connect would have */
+        }
+        fcntl(sk, F_SETFL, fl);
+    } else if ((s->flags & CK_INETF_CONNECTED) && connect_to(sk, &s->peer) < 0) {
+        char pa[80];
+        addr_text(&s->peer, pa, sizeof pa);
+        close(sk);
+        return rfail(r, "fd %d: cannot connect a UDP socket to %s again: %s", fd, pa,
+                     strerror(errno));
+    }
+    return stash(r, i, sk);
+}
+
+/* What is left once every socket is made: the final SO_REUSEADDR and the
+ * options set late, O_NONBLOCK, shutdown. */
+static int finish_socket(struct ck_fdrest *r, int i)
+{
+    const struct ck_inet *s = state_of(r, (uint32_t)i);
+    const struct ck_fd *f = &r->im->fds[i];
+    int sk = r->stash[i];
+    if (apply_opts(r, sk, s, f->fd, 1) < 0)
+        return -1;
+    if (s->role == CK_INET_PAIR) {
+        ck_sock_shutdown(sk, s->so.shutdown);
+    }
+    return 0;
+}
+
+static int build_all(struct ck_fdrest *r)
+{
+    const struct ck_image *im = r->im;
+    /* 1. connections with both ends here, 2. listeners, 3. clients waiting
+     * in their accept queues, 4. connections to peers outside, 5. the rest */
+    for (int pass = 1; pass <= 5; pass++) {
+        for (uint32_t i = 0; i < im->nfds; i++) {
+            const struct ck_inet *s = state_of(r, i);
+            if (!s || r->stash[i] >= 0)
+                continue;
+            int rc = 0;
+            switch (pass) {
+            case 1:
+                if (s->role == CK_INET_PAIR) {
+                    int k = index_of_fd(r, s->peer_fd);
+                    if (k < 0 || !state_of(r, (uint32_t)k))
+                        return rfail(r, "fd %d: its peer fd %d is not in the image", im->fds[i].fd,
+                                     s->peer_fd);
+                    rc = make_pair(r, (int)i, k);
+                }
+                break;
+            case 2:
+                if (s->role == CK_INET_LISTEN)
+                    rc = make_plain(r, (int)i);
+                break;
+            case 3:
+                if (s->role == CK_INET_PENDING) {
+                    int k = index_of_fd(r, s->listener_fd);
+                    const struct ck_inet *l = k < 0 ? NULL : state_of(r, (uint32_t)k);
+                    if (!l)
+                        return rfail(r, "fd %d: its listener fd %d is not in the image",
+                                     im->fds[i].fd, s->listener_fd);
+                    struct ck_inaddr to = s->peer;
+                    int sk = connect_client(r, s, im->fds[i].fd, &to);
+                    if (sk < 0 || stash(r, (int)i, sk) < 0)
+                        return -1;
+                }
+                break;
+            case 4:
+                if (s->role == CK_INET_DEAD || s->role == CK_INET_CLOSED)
+                    rc = make_dead(r, (int)i);
+                break;
+            default:
+                rc = make_plain(r, (int)i);
+                break;
+            }
+            if (rc < 0)
+                return -1;
+        }
+    }
+    for (uint32_t i = 0; i < im->nfds; i++)
+        if (state_of(r, i) && finish_socket(r, (int)i) < 0)
+            return -1;
+    return 0;
+}
+
+static int inet_restore(struct ck_fdrest *r)
+{
+    if (g_built.im != r->im) {
+        g_built.im = r->im;
+        g_built.failed = build_all(r) < 0;
+        if (g_built.failed) {
+            for (uint32_t i = 0; i < r->im->nfds; i++)
+                if (state_of(r, i) && r->stash[i] >= 0) {
+                    close(r->stash[i]);
+                    r->stash[i] = -1;
+                }
+            return -1;
+        }
+    }
+    if (g_built.failed)
+        return rfail(r, "fd %d: the sockets could not be made again", r->f->fd);
+    int sk = r->stash[r->i];
+    if (sk < 0 || !state_of(r, r->i))
+        return rfail(r, "fd %d: no saved state for this socket", r->f->fd);
+    r->stash[r->i] = -1;
+    return sk;
+}
+
+/* Before anything changes: can every listener have its port again? */
+static int inet_check(struct ck_fdrest *r)
+{
+    const struct ck_inet *s = state_of(r, r->i);
+    if (!s)
+        return r->f->share_with >= 0 ? 0 : rfail(r, "fd %d: no saved state for this socket",
+                                                 r->f->fd);
+    if (s->role != CK_INET_LISTEN)
+        return 0;
+    int sk = ck_sock_new(&s->so);
+    if (sk < 0)
+        return 0;
+    int one = 1;
+    setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (s->so.opts & CK_SOCKO_REUSEPORT)
+        setsockopt(sk, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (s->so.family == AF_INET6)
+        setsockopt(sk, IPPROTO_IPV6, IPV6_V6ONLY, &s->opt[OPT_V6ONLY], sizeof s->opt[OPT_V6ONLY]);
+    int rc = bind_to(sk, &s->local) < 0 ? -errno : 0;
+    if (rc == 0 && listen(sk, 1) < 0)
+        rc = -errno;
+    close(sk);
+    if (rc == -EADDRINUSE) {
+        char la[80];
+        addr_text(&s->local, la, sizeof la);
+        return rfail(r, "fd %d: the program listened on TCP %s, which another socket has "
+                     "now (is the program still running?)", r->f->fd, la);
+    }
+    return 0;
+}
+
+/* Once every descriptor is at its number: the datagrams that waited in
+ * UDP sockets are sent again, each from the program's socket bound to
+ * its source address if there is one, else from a socket bound there for
+ * the moment (if that address is free), else from any port. */
+static int inet_after(struct ck_fdrest *r)
+{
+    const struct ck_inet *s = state_of(r, r->i);
+    if (!s || s->so.type != SOCK_DGRAM || !s->ndgrams)
+        return 0;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (r->bytes(r, r->f->fd, &data, &len) < 0)
+        return rfail(r, "fd %d: cannot read its saved datagrams", r->f->fd);
+    size_t off = 0;
+    while (off + sizeof(struct ck_inet_dgram) <= len) {
+        struct ck_inet_dgram h;
+        memcpy(&h, data + off, sizeof h);
+        off += sizeof h;
+        if (off + h.len > len)
+            break;
+        const uint8_t *payload = data + off;
+        off += h.len + ((8 - (h.len & 7)) & 7);
+        /* who sends: a socket of the program bound to the source? */
+        int from = -1, tmp = -1;
+        for (uint32_t k = 0; k < r->im->nfds && from < 0; k++) {
+            const struct ck_inet *o = state_of(r, k);
+            if (o && o->so.type == SOCK_DGRAM && same_addr(&o->local, &h.src) &&
+                (o->so.family == s->so.family || !(s->flags & CK_INETF_V4MAPPED)))
+                from = r->im->fds[k].fd;
+        }
+        uint8_t v4[16];
+        int src4 = norm_addr(&h.src, v4) == 4;
+        struct ck_inaddr src = h.src, dst = reach(&s->local, s->so.family);
+        if (s->so.family == AF_INET6 && src4 && from < 0) {
+            /* a v4 datagram into an IPv6 socket: send it over IPv4 */
+            src.family = AF_INET;
+            memcpy(src.addr, v4, 4);
+            uint8_t d4[16];
+            if (is_wildcard(&s->local)) {
+                dst.family = AF_INET;
+                memset(dst.addr, 0, 16);
+                dst.addr[0] = 127, dst.addr[3] = 1;
+            } else if (norm_addr(&s->local, d4) == 4) {
+                dst.family = AF_INET;
+                memcpy(dst.addr, d4, 4);
+            }
+        }
+        if (from < 0) {
+            tmp = socket(src.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            int one = 1;
+            setsockopt(tmp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (bind_to(tmp, &src) < 0) {
+                /* the source address is taken: from another port */
+                close(tmp);
+                tmp = socket(src.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            }
+            from = tmp;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = from_inaddr(&dst, &ss);
+        if (sendto(from, payload, h.len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&ss,
+                   sl) < 0) {
+            int e = errno;
+            if (tmp >= 0)
+                close(tmp);
+            free(data);
+            return rfail(r, "fd %d: cannot send a saved datagram of %u bytes again: %s",
+                         r->f->fd, h.len, strerror(e));
+        }
+        if (tmp >= 0)
+            close(tmp);
+    }
+    free(data);
+    return 0;
+}
+
+static const char *role_name(uint32_t role)
+{
+    static const char *const n[] = {"", "listening", "connected in the process",
+                                    "waiting in an accept queue", "to a peer outside (comes "
+                                    "back reset)", "closed by its peer", "connecting"};
+    return role < sizeof n / sizeof n[0] ? n[role] : "?";
+}
+
+static void inet_describe(const struct ck_fd *f, const void *state, size_t len, char *out,
+                          size_t outlen)
+{
+    const struct ck_inet *s = state;
+    if (!s || len < sizeof *s) {
+        snprintf(out, outlen, "inet socket (no state)");
+        return;
+    }
+    char la[80], pa[80];
+    addr_text(&s->local, la, sizeof la);
+    addr_text(&s->peer, pa, sizeof pa);
+    int n = snprintf(out, outlen, "%s%s %s", proto_name(s), s->so.family == AF_INET6 ? "v6" : "",
+                     la);
+    if (n < 0 || (size_t)n >= outlen)
+        return;
+    if (s->role == CK_INET_LISTEN)
+        snprintf(out + n, outlen - (size_t)n, " listening (backlog %d)", s->backlog);
+    else if (s->so.type == SOCK_DGRAM)
+        snprintf(out + n, outlen - (size_t)n, "%s%s, %u datagrams waiting",
+                 s->peer.family ? " connected to " : "", s->peer.family ? pa : "", s->ndgrams);
+    else if (s->peer.family)
+        snprintf(out + n, outlen - (size_t)n, " -> %s %s, %llu bytes waiting", pa,
+                 role_name(s->role), (unsigned long long)s->rcvq);
+}
+
+const struct ck_fdkind ck_fdkind_inet = {
+    .kind = CK_FD_INET,
+    .name = "inet socket",
+    .capture = inet_capture,
+    .finish = inet_finish,
+    .check = inet_check,
+    .restore = inet_restore,
+    .after = inet_after,
+    .describe = inet_describe,
+};
