@@ -21,18 +21,20 @@
  * Restore makes every Unix socket of the image at the first one's turn
  * and keeps them aside (stash) until coord reaches their numbers, in
  * phases: create (socketpair for the two ends of a connection inside the
- * process that no listener of the process made), bind (a stale socket
+ * process that no listener of the process made); bind (a stale socket
  * file of the user's that nobody listens on is removed first; check()
- * refused anything else before the restore changed anything), listen,
- * datagram queues (sent again from the socket that sent them if it is in
- * the process, before anyone connects), connections through the
- * process's own listeners (connect + accept, then the clients that were
- * waiting, in their order), datagram connects, stream and seqpacket
- * queues (written again by the peer), then options, O_NONBLOCK and
- * shutdown. A connection to a socket outside the process cannot be
- * carried over: it comes back as a connection whose peer has closed
- * (ck_sock_dead); a datagram socket connected outside is connected again
- * to the same name.
+ * refused anything else before the restore changed anything; a name whose
+ * file was removed is bound again and what goes through it is done at
+ * once, before its file goes again: bind_removed, serve); datagram
+ * queues (sent again from the socket that sent them if it is in the
+ * process, before anyone connects); what goes through a name (serve:
+ * listen, connections through the process's own listeners by connect +
+ * accept, then the clients that were waiting, in their order; datagram
+ * connects); stream and seqpacket queues (written again by the peer);
+ * then options, O_NONBLOCK and shutdown. A connection to a socket outside
+ * the process cannot be carried over: it comes back as a connection whose
+ * peer has closed (ck_sock_dead), or on fds 0-2 as coord's own; a datagram
+ * socket connected outside is connected again to the same name.
  */
 #include <errno.h>
 #include <fcntl.h>
