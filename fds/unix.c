@@ -21,18 +21,20 @@
  * Restore makes every Unix socket of the image at the first one's turn
  * and keeps them aside (stash) until coord reaches their numbers, in
  * phases: create (socketpair for the two ends of a connection inside the
- * process that no listener of the process made), bind (a stale socket
+ * process that no listener of the process made); bind (a stale socket
  * file of the user's that nobody listens on is removed first; check()
- * refused anything else before the restore changed anything), listen,
- * datagram queues (sent again from the socket that sent them if it is in
- * the process, before anyone connects), connections through the
- * process's own listeners (connect + accept, then the clients that were
- * waiting, in their order), datagram connects, stream and seqpacket
- * queues (written again by the peer), then options, O_NONBLOCK and
- * shutdown. A connection to a socket outside the process cannot be
- * carried over: it comes back as a connection whose peer has closed
- * (ck_sock_dead); a datagram socket connected outside is connected again
- * to the same name.
+ * refused anything else before the restore changed anything; a name whose
+ * file was removed is bound again and what goes through it is done at
+ * once, before its file goes again: bind_removed, serve); datagram
+ * queues (sent again from the socket that sent them if it is in the
+ * process, before anyone connects); what goes through a name (serve:
+ * listen, connections through the process's own listeners by connect +
+ * accept, then the clients that were waiting, in their order; datagram
+ * connects); stream and seqpacket queues (written again by the peer);
+ * then options, O_NONBLOCK and shutdown. A connection to a socket outside
+ * the process cannot be carried over: it comes back as a connection whose
+ * peer has closed (ck_sock_dead), or on fds 0-2 as coord's own; a datagram
+ * socket connected outside is connected again to the same name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -450,6 +452,20 @@ static struct ck_unix *queued_on(struct ck_fdcap_set *s, uint64_t ino)
     return NULL;
 }
 
+/* Standard descriptors that share a socket marked CK_FDF_STD_REDIRECT
+ * (2>&1) become coord's own too, each its own. */
+static void std_shares(struct ck_fdcap_set *s)
+{
+    for (uint32_t k = 0; k < s->n; k++) {
+        struct ck_fd *f = &s->fds[k];
+        if (f->fd > 2 || f->share_with < 0 || f->kind != CK_FD_UNIX)
+            continue;
+        for (uint32_t j = 0; j < s->n; j++)
+            if (s->fds[j].fd == f->share_with && (s->fds[j].flags & CK_FDF_STD_REDIRECT))
+                f->flags |= CK_FDF_STD_REDIRECT;
+    }
+}
+
 static int unix_finish(struct ck_fdcap_set *s)
 {
     for (uint32_t i = 0; i < s->n; i++) {
@@ -481,6 +497,11 @@ static int unix_finish(struct ck_fdcap_set *s)
                 u->flags |= CK_UNIXF_OUTSIDE;
             } else {
                 u->flags |= CK_UNIXF_DEAD;
+                /* a standard descriptor connected outside (a service's
+                 * stdout to the journal): the restoring coord's own, as
+                 * for a terminal or an outside pipe */
+                if (s->fds[i].fd <= 2)
+                    s->fds[i].flags |= CK_FDF_STD_REDIRECT;
             }
         }
         /* a stream or seqpacket socket never connected has no queue */
@@ -491,6 +512,7 @@ static int unix_finish(struct ck_fdcap_set *s)
         if (save_queue(s, i, u, p >= 0 ? s->fds[p].fd : -1) < 0)
             return -1;
     }
+    std_shares(s);
     return 0;
 }
 
@@ -1033,7 +1055,8 @@ static int build_all(struct ck_fdrest *r)
     for (uint32_t k = 0; k < im->nfds; k++) {
         const struct ck_fd *f = &im->fds[k];
         size_t sl = 0;
-        const struct ck_unix *u = f->kind == CK_FD_UNIX && f->share_with < 0
+        const struct ck_unix *u = f->kind == CK_FD_UNIX && f->share_with < 0 &&
+                                          !(f->flags & CK_FDF_STD_REDIRECT)
                                       ? r->state_of(r, k, &sl)
                                       : NULL;
         if (!u)
@@ -1193,8 +1216,17 @@ out:
 
 static int unix_restore(struct ck_fdrest *r)
 {
-    if (r->stash[r->i] < 0) {
+    static int built; /* coord restores one image */
+    if (r->f->flags & CK_FDF_STD_REDIRECT) {
+        int fd = r->std(r);
+        if (fd < 0)
+            rfail(r, "fd %d: cannot put the restoring coord's own in place of a unix "
+                  "connection to outside: %s", r->f->fd, strerror(errno));
+        return fd;
+    }
+    if (!built) {
         /* the first unix socket of the image: make them all */
+        built = 1;
         if (build_all(r) < 0)
             return -1;
     }
@@ -1385,8 +1417,12 @@ int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen)
                          "bytes they sent are lost)",
                          o ? ", " : "", f->fd, lost);
             else
-                snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s)", o ? ", " : "",
-                         f->fd, ck_sock_type_name((int)u->so.type), peer);
+                snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s%s)",
+                         o ? ", " : "", f->fd, ck_sock_type_name((int)u->so.type), peer,
+                         (f->flags & CK_FDF_STD_REDIRECT)
+                             ? "; a standard descriptor: the restoring coord's own after "
+                               "restore, /dev/null with --detach"
+                             : "");
             o += strlen(out + o);
         }
     }
