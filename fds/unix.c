@@ -1064,11 +1064,6 @@ static int build_all(struct ck_fdrest *r)
             rfail(r, "fd %d: cannot read the saved bytes of a unix socket", f->fd);
             goto out;
         }
-        if (u->so.type != SOCK_STREAM && u->ndgrams > s->len / sizeof(struct ck_unix_msg)) {
-            rfail(r, "fd %d: the saved state of a unix socket is damaged (%u messages in %zu "
-                  "bytes)", f->fd, u->ndgrams, s->len);
-            goto out;
-        }
     }
     /* 1. create: socket pairs, dead connections, the rest */
     for (uint32_t k = 0; k < b.n; k++) {
@@ -1295,6 +1290,20 @@ static int unix_check(struct ck_fdrest *r)
     if (!u || r->state_len < sizeof *u) {
         rfail(r, "fd %d: a unix socket without its saved state", r->f->fd);
         return -1;
+    }
+    if (u->so.type != SOCK_STREAM && u->ndgrams && r->f->share_with < 0) {
+        /* each message takes a struct ck_unix_msg of the saved bytes at
+         * least (make_dead counts their lengths in an array that big) */
+        uint8_t *d = NULL;
+        size_t n = 0;
+        if (r->bytes(r, r->f->fd, &d, &n) < 0)
+            return -1;
+        free(d);
+        if (u->ndgrams > n / sizeof(struct ck_unix_msg)) {
+            rfail(r, "fd %d: the saved state of a unix socket is damaged (%u messages in %zu "
+                  "bytes)", r->f->fd, u->ndgrams, n);
+            return -1;
+        }
     }
     if (r->f->share_with >= 0 || !u->namelen || (u->flags & CK_UNIXF_DEAD))
         return 0;
