@@ -8,6 +8,8 @@
 #   state:SEL:OFF:HEX    write the bytes HEX at OFF into the FDSTATE entry
 #                        of the descriptor SEL; HEX "self" is that
 #                        descriptor's own number as an int32
+#   fd:SEL:OFF:HEX       write the bytes HEX at OFF into the descriptor's
+#                        struct ck_fd (FDS record)
 #   path:SEL:PATH        replace the descriptor's path (FDS string table)
 #                        by PATH, padded with '/' before its last
 #                        component to the same length (never longer)
@@ -40,7 +42,7 @@ def payload(typ):
 
 
 def fds():
-    """[(fd, path, offset of the path bytes)] in FDS order."""
+    """[(fd, path, offset of the path bytes, offset of the ck_fd)] in FDS order."""
     p, ln, n = payload(REC_FDS)
     table = p + n * FD_SIZE
     out = []
@@ -48,7 +50,7 @@ def fds():
         e = p + i * FD_SIZE
         fd = struct.unpack_from("<i", data, e)[0]
         po, pl = struct.unpack_from("<II", data, e + FD_PATH_OFF)
-        out.append((fd, bytes(data[table + po:table + po + pl]).decode(), table + po))
+        out.append((fd, bytes(data[table + po:table + po + pl]).decode(), table + po, e))
     return out
 
 
@@ -94,6 +96,13 @@ for op in sys.argv[3:]:
         assert int(at) + len(b) <= st[3], "past the entry"
         data[st[2] + int(at):st[2] + int(at) + len(b)] = b
         reseal(REC_FDSTATE)
+    elif what == "fd":
+        at, val = rest.split(":")
+        f = next(f for f in fds() if f[0] == fd)
+        b = bytes.fromhex(val)
+        assert int(at) + len(b) <= FD_SIZE, "past the entry"
+        data[f[3] + int(at):f[3] + int(at) + len(b)] = b
+        reseal(REC_FDS)
     elif what == "path":
         f = next(f for f in fds() if f[0] == fd)
         new = rest

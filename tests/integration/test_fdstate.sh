@@ -9,6 +9,9 @@
 #   bash tests/integration/test_fdstate.sh BUILD_DIR
 #
 # - forged_unix_namelen: a unix socket's name length beyond sun_path (108)
+# - forged_fd_kind_0, forged_fd_shares_unknown: a descriptor of kind 0
+#   (restore called a NULL restore: a crash), one sharing fd 999, not in
+#   the image (it was dup2'd from whatever coord had there)
 # - forged_unix_ndgrams: a dead seqpacket connection claiming 2^32-1
 #   messages (the count of their lengths overflowed before)
 # - forged_unix_path_not_name: a unix socket whose path in the image is a
@@ -74,6 +77,13 @@ if checkpoint unix_listen; then
     restore_refused forged_unix_path_not_name "$T/unpath.img" "damaged.*not its name"
     [ -S "$T/cwd/x.sock" ] && pass forged_unix_path_not_name_file_stays ||
         fail forged_unix_path_not_name_file_stays "restore removed $T/cwd/x.sock"
+    # a descriptor of kind 0 (no kind): coord called a restore it did not
+    # have (a crash); one sharing the description of fd 999, not in the
+    # image (coord dup2'd whatever it had there)
+    $FORGE "$T/unix_listen.img" "$T/kind0.img" fd:path=/dev/null:4:00000000 2>"$T/err"
+    restore_refused forged_fd_kind_0 "$T/kind0.img" "unknown descriptor kind 0"
+    $FORGE "$T/unix_listen.img" "$T/share.img" fd:path=/dev/null:24:e7030000 2>"$T/err"
+    restore_refused forged_fd_shares_unknown "$T/share.img" "damaged: fd [0-9]+ shares fd 999"
     forged forged_unix_namelen "$T/unix_listen.img" "damaged.*longer than sun_path" \
         state:kind=16:104:2c01
     # A2 (seqpacket, 2 messages waiting) made a dead connection with
