@@ -594,13 +594,15 @@ static void inotify_describe(const struct ck_fd *f, const void *state, size_t le
         return;
     }
     const struct ck_inotify_watch *w = (const struct ck_inotify_watch *)(h + 1);
-    const char *paths = (const char *)(w + h->nwatch);
+    size_t nw = (len - sizeof *h) / sizeof *w < h->nwatch ? 0 : h->nwatch;
+    const char *paths = (const char *)(w + nw);
+    size_t plen = len - sizeof *h - nw * sizeof *w; /* path_off counts from paths */
     int n = snprintf(out, outlen, "inotify, %u watches", h->nwatch);
     if (h->queued && n > 0 && (size_t)n < outlen)
         n += snprintf(out + n, outlen - (size_t)n, " (%u bytes of queued events lost)",
                       h->queued);
-    for (uint32_t i = 0; i < h->nwatch && n > 0 && (size_t)n < outlen; i++)
-        if (sizeof *h + (i + 1) * sizeof *w <= len && w[i].path_off < len)
+    for (uint32_t i = 0; i < nw && n > 0 && (size_t)n < outlen; i++)
+        if (w[i].path_off < plen && memchr(paths + w[i].path_off, 0, plen - w[i].path_off))
             n += snprintf(out + n, outlen - (size_t)n, "%s %d:%s mask %#x", i ? "," : ":",
                           w[i].wd, paths + w[i].path_off, w[i].mask);
 }

@@ -723,7 +723,9 @@ static int bind_removed(struct ubuild *b, struct usock *s, const struct sockaddr
         if (lstat(s->path, &st) == 0 && !(S_ISSOCK(st.st_mode) && unlink(s->path) == 0)) {
             if (asprintf(&s->aside, "%s.ckshim-aside-%d", s->path, (int)getpid()) < 0)
                 s->aside = NULL;
-            if (!s->aside || rename(s->path, s->aside) < 0) {
+            /* never over a file that has that name already */
+            if (!s->aside || renameat2(AT_FDCWD, s->path, AT_FDCWD, s->aside,
+                                       RENAME_NOREPLACE) < 0) {
                 free(s->aside);
                 s->aside = NULL;
                 return -1;
@@ -781,7 +783,18 @@ static int bind_one(struct ubuild *b, struct usock *s)
             }
         }
     }
+    /* the file gets its mode as it is made (umask): a chmod of the path
+     * afterwards would follow whatever is at that path by then */
+    mode_t um = 0;
+    int set_mode = s->path && u->file_mode;
+    if (set_mode)
+        um = umask(~u->file_mode & 0777);
     rc = bind(s->fd, (struct sockaddr *)&sa, sl);
+    if (set_mode) {
+        int e = errno;
+        umask(um);
+        errno = e;
+    }
 bound:
     if (rc < 0) {
         if (s->path)
@@ -792,8 +805,6 @@ bound:
                   s->f->fd, (int)u->namelen - 1, u->name + 1, strerror(errno));
         goto out;
     }
-    if (s->path && u->file_mode && !(u->flags & CK_UNIXF_REMOVED))
-        chmod(s->path, u->file_mode);
     ret = 0;
 out:
     if (cwd >= 0) {
@@ -936,7 +947,7 @@ static int make_dead(struct ubuild *b, struct usock *s)
     size_t len = s->len;
     if (u->so.type != SOCK_STREAM) {
         /* the messages' data, one after another, and their lengths */
-        lens = calloc(u->ndgrams + 1, sizeof *lens);
+        lens = calloc((size_t)u->ndgrams + 1, sizeof *lens);
         data = malloc(s->len + 1);
         size_t off = 0;
         struct ck_unix_msg m;
@@ -1312,6 +1323,20 @@ static int unix_check(struct ck_fdrest *r)
         rfail(r, "fd %d: a unix socket without its saved state", r->f->fd);
         return -1;
     }
+    if (u->so.type != SOCK_STREAM && u->ndgrams && r->f->share_with < 0) {
+        /* each message takes a struct ck_unix_msg of the saved bytes at
+         * least (make_dead counts their lengths in an array that big) */
+        uint8_t *d = NULL;
+        size_t n = 0;
+        if (r->bytes(r, r->f->fd, &d, &n) < 0)
+            return -1;
+        free(d);
+        if (u->ndgrams > n / sizeof(struct ck_unix_msg)) {
+            rfail(r, "fd %d: the saved state of a unix socket is damaged (%u messages in %zu "
+                  "bytes)", r->f->fd, u->ndgrams, n);
+            return -1;
+        }
+    }
     if (r->f->share_with >= 0 || !u->namelen || (u->flags & CK_UNIXF_DEAD))
         return 0;
     if (!u->name[0]) {
@@ -1322,6 +1347,20 @@ static int unix_check(struct ck_fdrest *r)
             return -1;
         }
         return 0;
+    }
+    if (r->path[0] == '/') {
+        /* restore unlinks, moves aside and binds at the path: it must be
+         * the socket's own name (relative: that name in its directory) */
+        size_t nl = strnlen(u->name, u->namelen), pl = strlen(r->path);
+        int same = (u->flags & CK_UNIXF_RELATIVE)
+                       ? u->name[0] != '/' && pl > nl + 1 && r->path[pl - nl - 1] == '/' &&
+                             !memcmp(r->path + pl - nl, u->name, nl)
+                       : pl == nl && !memcmp(r->path, u->name, nl);
+        if (!same) {
+            rfail(r, "fd %d: the image is damaged: the unix socket's path %s is not its name "
+                  "%.*s", r->f->fd, r->path, (int)nl, u->name);
+            return -1;
+        }
     }
     if (r->path[0] != '/' ||
         ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE)))
