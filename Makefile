@@ -55,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 PROG_SRC := $(wildcard tests/integration/progs/*.c)
 PROG_BIN := $(patsubst tests/integration/progs/%.c,$(B)/tests/progs/%,$(PROG_SRC))
-EXAMPLE_C := $(B)/examples/counter
+EXAMPLE_C := $(B)/examples/counter $(B)/examples/hook_client
 
 TARGETS := $(B)/libshim.so $(B)/coord $(B)/ckshim-restore
 
@@ -96,9 +96,9 @@ $(B)/tests/progs/%: tests/integration/progs/%.c tests/integration/progs/testlib.
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -D_GNU_SOURCE -Wall -o $@ $< -lpthread -lrt -lm
 
-$(B)/examples/counter: examples/c/counter.c
+$(B)/examples/%: examples/c/%.c preload/ckshim.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -Wall -o $@ $<
+	$(CC) -std=gnu11 -O2 -g -Wall -o $@ $< -lpthread
 
 tests-build: all $(UNIT_BIN) $(PROG_BIN) $(EXAMPLE_C)
 

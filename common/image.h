@@ -376,6 +376,9 @@ struct ck_inotify_watch {
                                            its namespaces): path is under /proc/self,
                                            reopened there, not compared */
 #define CK_FDF_HUGETLB 0x1000           /* memfd made with MFD_HUGETLB */
+#define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
+                                           that has exited (aux: that pid): restored as
+                                           the same entry of one that exits too */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */

@@ -35,6 +35,8 @@ static uint64_t stamp_msg;
 static uint64_t stamp_base;
 static char stamp_id[65];
 static volatile sig_atomic_t have_tmp;
+/* --action-script: its absolute path, and the image as it is given to it */
+static char script[PATH_MAX], script_image[PATH_MAX + 1];
 
 static void on_signal(int sig)
 {
@@ -132,6 +134,20 @@ static void note_outside_sockets(int pid, const struct ck_image *img)
                "of file; writes fail with EPIPE; epoll reports EPOLLHUP)", pid, list);
 }
 
+/* Events queued in an inotify instance cannot be saved (reading them
+ * would take them from the program): say how many are lost. */
+static void note_inotify_events(int pid, const struct ck_image *img)
+{
+    for (uint32_t i = 0; img->fdstate && i < img->nfds; i++) {
+        const struct ck_inotify *h = (const void *)img->fdstate[i].data;
+        if (img->fds[i].kind == CK_FD_INOTIFY && h && img->fdstate[i].len >= sizeof *h &&
+            h->queued)
+            ck_msg("checkpoint %d: note: fd %d: %u bytes of inotify events were waiting to be "
+                   "read; they are not in the image (after restore only new events arrive)",
+                   pid, img->fds[i].fd, h->queued);
+    }
+}
+
 /* Make sure the image in the temporary file is complete and on disk
  * before it replaces anything. Returns 0 or -1 (said why). */
 static int verify_tmp(int pid, int outfd)
@@ -151,6 +167,7 @@ static int verify_tmp(int pid, int outfd)
     if (r == 0) {
         note_outside_pipes(pid, &img);
         note_outside_sockets(pid, &img);
+        note_inotify_events(pid, &img);
     }
     ck_image_free(&img);
     if (r < 0) {
@@ -282,6 +299,17 @@ static int recv_watching(int fd, struct ck_ctl_rep *rep, int pid)
     return -ETIMEDOUT;
 }
 
+/* The post-checkpoint script (when a pre-checkpoint one ran): its failure
+ * is reported, it changes nothing (the image, if any, is in place). */
+static void post_checkpoint(int pid, const char *result)
+{
+    char why[256];
+    if (script[0] && script_image[0] &&
+        ck_action_run(script, "post-checkpoint", pid, script_image, result, why, sizeof why) < 0)
+        ck_msg("checkpoint %d: warning: the post-checkpoint action script %s failed (%s)", pid,
+               script, why);
+}
+
 static double ns_to_s(uint64_t ns)
 {
     return (double)ns / 1e9;
@@ -297,7 +325,7 @@ static void sleep_ms(int ms)
 int cmd_checkpoint(int argc, char **argv)
 {
     const char *pidarg = NULL, *out = NULL, *app_id = NULL, *counter_url = NULL;
-    const char *key_file = getenv("CKSHIM_KEY_FILE");
+    const char *key_file = getenv("CKSHIM_KEY_FILE"), *action = NULL;
     int encrypt = 0;
     int kill_after = 0, no_fork = 0, opts_done = 0;
     for (int i = 1; i < argc;) {
@@ -330,6 +358,8 @@ int cmd_checkpoint(int argc, char **argv)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--counter", NULL, &counter_url);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--key", NULL, &key_file);
+            if (r == 0)
+                r = ck_opt_value("checkpoint", argc, argv, &i, "--action-script", NULL, &action);
             if (r < 0)
                 return CK_EXIT_USAGE;
             if (r > 0)
@@ -361,6 +391,8 @@ int cmd_checkpoint(int argc, char **argv)
     int pid = ck_parse_pid(pidarg);
     if (pid < 0)
         return ck_usage_error("checkpoint", "'%s' is not a process id", pidarg);
+    if (action && ck_action_check("checkpoint", action, script, sizeof script) != 0)
+        return CK_EXIT_USAGE;
     if (!counter_url)
         counter_url = getenv("CKSHIM_COUNTER");
     struct ck_counter counter;
@@ -423,44 +455,59 @@ int cmd_checkpoint(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
 
+    /* The pre-checkpoint script, before anything changes (and before the
+     * shim is asked: it serves one request at a time). From here on every
+     * end runs the post-checkpoint script. */
+    int to_stdout = strcmp(out, "-") == 0;
+    int outfd = -1, fd = -1;
+    if (script[0]) {
+        char cwd[PATH_MAX];
+        if (to_stdout || out[0] == '/' || !getcwd(cwd, sizeof cwd))
+            snprintf(script_image, sizeof script_image, "%s", out);
+        else
+            snprintf(script_image, sizeof script_image, "%s/%s", cwd, out);
+        char why[256];
+        if (ck_action_run(script, "pre-checkpoint", pid, script_image, NULL, why, sizeof why) < 0) {
+            ck_msg("checkpoint %d: the pre-checkpoint action script %s refused the checkpoint "
+                   "(%s); nothing was done, the process goes on",
+                   pid, script, why);
+            return CK_EXIT_FAIL;
+        }
+    }
+
     /* Its control socket. */
     char sock[PATH_MAX];
-    int fd = ck_ctl_connect(pid, sock, sizeof(sock), CONNECT_TIMEOUT_MS);
+    fd = ck_ctl_connect(pid, sock, sizeof(sock), CONNECT_TIMEOUT_MS);
     if (fd == -ENOENT || fd == -ECONNREFUSED || fd == -ENOTSOCK) {
         ck_msg("checkpoint %d: PID %d is not running under the shim (no control socket at %s); "
                "start it with `coord run -- PROG`",
                pid, pid, sock);
-        return CK_EXIT_FAIL;
+        goto fail;
     }
     if (fd < 0) {
         ck_msg("checkpoint %d: cannot connect to %s: %s", pid, sock, strerror(-fd));
-        return CK_EXIT_FAIL;
+        goto fail;
     }
     int peer = ck_ctl_peer_pid(fd);
     if (peer < 0) {
         ck_msg("checkpoint %d: SO_PEERCRED on %s: %s", pid, sock, strerror(-peer));
-        close(fd);
-        return CK_EXIT_FAIL;
+        goto fail;
     }
     if (peer != pid) {
         ck_msg("checkpoint %d: the control socket %s is served by pid %d, not %d (stale socket?)",
                pid, sock, peer, pid);
-        close(fd);
-        return CK_EXIT_FAIL;
+        goto fail;
     }
 
     /* The output. */
-    int to_stdout = strcmp(out, "-") == 0;
-    int outfd;
     if (to_stdout) {
-        outfd = STDOUT_FILENO;
-        if (isatty(outfd)) {
+        if (isatty(STDOUT_FILENO)) {
             ck_msg("checkpoint %d: refusing to write an image to a terminal; redirect standard "
                    "output or use -o FILE",
                    pid);
-            close(fd);
-            return CK_EXIT_FAIL;
+            goto fail;
         }
+        outfd = STDOUT_FILENO;
     } else {
         char dir[PATH_MAX];
         const char *base;
@@ -468,16 +515,14 @@ int cmd_checkpoint(int argc, char **argv)
         if (split_path(out, dir, sizeof(dir), &base) < 0 || !*base ||
             (stat(out, &st) == 0 && S_ISDIR(st.st_mode))) {
             ck_msg("checkpoint %d: %s: is a directory; -o needs a file name", pid, out);
-            close(fd);
-            return CK_EXIT_FAIL;
+            goto fail;
         }
         remove_stale_tmp(pid, dir, base);
         int l = snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.tmp.%d.XXXXXX", dir, base,
                          (int)getpid());
         if (l < 0 || (size_t)l >= sizeof(tmp_path)) {
             ck_msg("checkpoint %d: %s: file name too long", pid, out);
-            close(fd);
-            return CK_EXIT_FAIL;
+            goto fail;
         }
         catch_signals();
         sigset_t all, old;
@@ -490,8 +535,7 @@ int cmd_checkpoint(int argc, char **argv)
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (outfd < 0) {
             ck_msg("checkpoint %d: cannot create a file in %s: %s", pid, dir, strerror(e));
-            close(fd);
-            return CK_EXIT_FAIL;
+            goto fail;
         }
         if (fchmod(outfd, 0600) < 0) {
             ck_msg("checkpoint %d: chmod %s: %s", pid, tmp_path, strerror(errno));
@@ -658,6 +702,7 @@ int cmd_checkpoint(int argc, char **argv)
         else
             ck_msg("checkpoint %d: process exited", pid);
     }
+    post_checkpoint(pid, "ok");
     return CK_EXIT_OK;
 
 fail:
@@ -666,5 +711,6 @@ fail:
     if (!to_stdout && outfd >= 0)
         close(outfd);
     drop_tmp();
+    post_checkpoint(pid, "failed");
     return CK_EXIT_FAIL;
 }

@@ -33,7 +33,7 @@ static const struct subcmd subcmds[] = {
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]]",
+     "[--encrypt]] [--action-script PATH]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -45,10 +45,14 @@ static const struct subcmd subcmds[] = {
      "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
      "                      or none ($CKSHIM_COUNTER)\n"
      "  --key FILE          authenticate the image with this key ($CKSHIM_KEY_FILE)\n"
-     "  --encrypt           also encrypt the page data (needs --key)\n"},
+     "  --encrypt           also encrypt the page data (needs --key)\n"
+     "  --action-script PATH\n"
+     "                      run PATH before the checkpoint (CKSHIM_ACTION=pre-checkpoint;\n"
+     "                      a non-zero exit refuses it) and after it (post-checkpoint,\n"
+     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"},
     {"restore", cmd_restore, 0,
      "coord restore FILE [--detach] [--counter URL] [--key FILE] [--force] "
-     "[--allow-changed PATH|all]...",
+     "[--allow-changed PATH|all]... [--action-script PATH]",
      "Bring back the process saved in FILE.\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
@@ -59,7 +63,10 @@ static const struct subcmd subcmds[] = {
      "                  use PATH (a file the program had open or mapped) even though it\n"
      "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"
      "                  every file; repeatable. A path that is no longer a regular file\n"
-     "                  (a FIFO, a directory, a symbolic link) is always refused\n"},
+     "                  (a FIFO, a directory, a symbolic link) is always refused\n"
+     "  --action-script PATH\n"
+     "                  run PATH once the restored program runs (CKSHIM_ACTION=\n"
+     "                  post-restore, CKSHIM_PID, CKSHIM_IMAGE)\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},

@@ -35,6 +35,19 @@ int cmd_keygen(int argc, char **argv);     /* keygen.c */
 struct ck_lock;
 const char *ck_lock_describe(char *buf, size_t len, const struct ck_lock *k);
 
+/* ---- action.c: --action-script PATH ---- */
+
+/* Check that PATH is an executable regular file; its absolute path goes to
+ * abs. Returns 0, or CK_EXIT_USAGE after a usage error naming it. */
+int ck_action_check(const char *cmd, const char *path, char *abs, size_t len);
+
+/* Run the script for stage ("pre-checkpoint", "post-checkpoint",
+ * "post-restore") with pid, image and (post-checkpoint) result in its
+ * environment, and wait for it. Returns 0 when it exited 0, else -1 with
+ * "exit status N" / "killed by signal N (NAME)" / why it did not run in why. */
+int ck_action_run(const char *script, const char *stage, int pid, const char *image,
+                  const char *result, char *why, size_t wlen);
+
 /* ---- messages (coord.c) ---- */
 
 /* "coord: " fmt "\n" on stderr. */

@@ -166,36 +166,10 @@ static void perms(char *buf, uint32_t prot, uint32_t flags)
 
 static const char *fd_kind(uint32_t k)
 {
-    switch (k) {
-    case CK_FD_FILE:
-        return "file";
-    case CK_FD_DIR:
-        return "dir";
-    case CK_FD_DELETED:
-        return "deleted";
-    case CK_FD_CHR:
-        return "chr";
-    case CK_FD_TTY:
-        return "tty";
-    case CK_FD_PIPE:
-        return "pipe";
-    case CK_FD_MEMFD:
-        return "memfd";
-    case CK_FD_EPOLL:
-        return "epoll";
-    case CK_FD_SYMLINK:
-        return "symlink";
-    case CK_FD_PIDFD:
-        return "pidfd";
-    case CK_FD_PTY:
-        return "pty";
-    case CK_FD_UNSUPPORTED:
-        return "unsupported";
-    default: {
-        const struct ck_fdkind *kind = ck_fdkind_of(k);
-        return kind ? kind->name : "?";
-    }
-    }
+    const struct ck_fdkind *kind = ck_fdkind_of(k);
+    if (kind)
+        return kind->name;
+    return k == CK_FD_UNSUPPORTED ? "unsupported" : "?";
 }
 
 static void fd_flags(char *buf, size_t len, const struct ck_fd *f)

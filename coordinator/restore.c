@@ -86,6 +86,8 @@ struct rctx {
     uint8_t *remake;                    /* regions whose saved file is to be recreated */
     int32_t *shm_ids;                   /* per SHM entry: the segment to attach */
     uint8_t *shm_new;                   /* per SHM entry: 1 = to be made anew */
+    char script[PATH_MAX];              /* --action-script (absolute), or "" */
+    char script_image[PATH_MAX + 1];    /* the image, absolute, for the script */
 };
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -648,8 +650,23 @@ static int check_image(struct rctx *c)
             fail_msg(c, "the image has a malformed descriptor number %d", f->fd);
             return -1;
         }
-        if (f->share_with >= 0)
+        if (f->share_with >= 0) {
+            /* dup2'd from: only ever an earlier descriptor of the image,
+             * never one of coord's own */
+            uint32_t k = 0;
+            while (k < i && im->fds[k].fd != f->share_with)
+                k++;
+            if (k == i) {
+                fail_msg(c, "the image is damaged: fd %d shares fd %d, which is not an "
+                         "earlier descriptor of the image", f->fd, f->share_with);
+                return -1;
+            }
             continue;
+        }
+        if (!ck_fdkind_of(f->kind)) {
+            fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
+            return -1;
+        }
         if (check_fd_kind(c, i) < 0)
             return -1;
     }
@@ -669,7 +686,10 @@ static int check_image(struct rctx *c)
         return -1;
     struct stat cst;
     char cdir[PATH_MAX], in[PATH_MAX] = "";
-    if (cwd_removed(im, cdir, sizeof cdir)) {
+    const char *rest;
+    if (cwd_removed(im, cdir, sizeof cdir) && ck_procdead_split(cdir, &rest) > 0) {
+        /* a /proc directory of a process that has exited: made at restore */
+    } else if (cwd_removed(im, cdir, sizeof cdir)) {
         errno = EINVAL;
         if (cdir[0] != '/' || (cwd_fd(im) < 0 &&
                                access(ck_remake_dir(cdir, in, sizeof in), W_OK | X_OK) < 0)) {
@@ -1494,7 +1514,22 @@ static int restore_env(struct rctx *c)
 {
     const struct ck_proc *p = &c->img.proc;
     char cdir[PATH_MAX];
-    if (cwd_removed(&c->img, cdir, sizeof cdir)) {
+    const char *rest;
+    if (cwd_removed(&c->img, cdir, sizeof cdir) && ck_procdead_split(cdir, &rest) > 0) {
+        /* a /proc directory of a process that has exited */
+        char dir[PATH_MAX];
+        int release, ok = 0;
+        pid_t child = ck_procdead_child(&release);
+        if (child > 0) {
+            ok = ck_procdead_path(dir, sizeof dir, child, rest) == 0 && chdir(dir) == 0;
+            ck_procdead_release(child, release);
+        }
+        if (!ok) {
+            fail_msg(c, "cannot enter a /proc directory of a process that has exited, as the "
+                     "program's working directory %s was: %s", cdir, strerror(errno));
+            return -1;
+        }
+    } else if (cwd_removed(&c->img, cdir, sizeof cdir)) {
         /* the same directory as a descriptor of the program, or one made
          * again and removed */
         int fd = cwd_fd(&c->img);
@@ -1564,6 +1599,31 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
     _exit(0);
 }
 
+/* Fork a helper that the restored program never sees as its child: a
+ * grandchild, orphaned at once. Returns 0 in the helper, 1 in coord, -1
+ * when it could not be started. */
+static int fork_orphan(void)
+{
+    fflush(NULL);
+    pid_t k = fork();
+    if (k == 0) {
+        pid_t g = fork();
+        if (g == 0)
+            return 0;
+        _exit(g < 0);
+    }
+    int ws = 0;
+    if (k > 0)
+        while (waitpid(k, &ws, 0) < 0 && errno == EINTR)
+            ;
+    if (k < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+        if (k > 0)
+            errno = EAGAIN;
+        return -1;
+    }
+    return 1;
+}
+
 /* Start the gate keeper; returns 0 with the restorer's ends of the two
  * pipes in *gate_rd and *ready_wr (>= base, close-on-exec), or -1. */
 static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
@@ -1576,21 +1636,12 @@ static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
         close(rp[1]);
         goto fail;
     }
-    fflush(NULL);
-    pid_t k = fork();
-    if (k == 0) {
-        pid_t g = fork();
-        if (g == 0)
-            gate_keeper(c, rp[0], gp[1]);
-        _exit(g < 0);
-    }
+    int o = fork_orphan();
+    if (o == 0)
+        gate_keeper(c, rp[0], gp[1]);
     close(rp[0]);
     close(gp[1]);
-    int ws = 0;
-    if (k > 0)
-        while (waitpid(k, &ws, 0) < 0 && errno == EINTR)
-            ;
-    if (k < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    if (o < 0) {
         close(rp[1]);
         close(gp[0]);
         goto fail;
@@ -1607,12 +1658,81 @@ fail:
     return -1;
 }
 
+/* The post-restore action script, once the restored program runs. */
+static void post_restore(struct rctx *c, int pid)
+{
+    char why[256];
+    if (ck_action_run(c->script, "post-restore", pid, c->script_image, NULL, why, sizeof why) < 0)
+        ck_msg("restore %s: warning: the post-restore action script %s failed (%s); the "
+               "restored program goes on",
+               c->file, c->script, why);
+}
+
+/* --action-script in the foreground, where coord becomes the program: an
+ * orphaned helper holds the read end of the restore's status pipe, where
+ * the restored shim reports "ok PID" just before the program's threads
+ * run again (see preload/restore.c), and runs the script then. Nothing
+ * (the pipe closed, or an error): the restore failed, no script. */
+static void post_restore_watcher(struct rctx *c, int rd)
+{
+    if (c->have_key)
+        ck_key_wipe(&c->key); /* not needed here, and this process lives on */
+    int null = open("/dev/null", O_RDWR);
+    if (dup2(rd, 3) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        _exit(1);
+    close_range(4, ~0U, 0); /* not the status pipe's write end: its end is the answer */
+    char buf[1100];
+    size_t n = 0;
+    while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {
+        ssize_t r = read(3, buf + n, sizeof buf - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = 0;
+    if (!strncmp(buf, "ok ", 3))
+        post_restore(c, atoi(buf + 3));
+    else if (!strncmp(buf, "error: ", 7))
+        ck_msg("restore %s: %s (the post-restore action script was not run)", c->file, buf + 7);
+    _exit(0);
+}
+
+/* Start post_restore_watcher; c->status_fd becomes the write end. */
+static int start_watcher(struct rctx *c)
+{
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0) {
+        fail_msg(c, "cannot start the post-restore watcher: %s", strerror(errno));
+        return -1;
+    }
+    int o = fork_orphan();
+    if (o == 0) {
+        close(sp[1]);
+        post_restore_watcher(c, sp[0]);
+    }
+    close(sp[0]);
+    if (o < 0) {
+        close(sp[1]);
+        fail_msg(c, "cannot start the post-restore watcher: %s", strerror(errno));
+        return -1;
+    }
+    c->status_fd = sp[1];
+    return 0;
+}
+
 /* The process that becomes the program: set up fds and exec. Only
  * returns on failure, with c->err set. */
 static void become(struct rctx *c, const char *restorer)
 {
     int plan_fd = build_plan(c, -1, -1);
     if (plan_fd < 0)
+        return;
+    if (c->script[0] && !c->detach && start_watcher(c) < 0)
         return;
     /* Move coord's own descriptors above every number the program uses. */
     int maxfd = 2;
@@ -1668,8 +1788,9 @@ static void become(struct rctx *c, const char *restorer)
     head.gate_fd = gate_rd;
     head.ready_fd = ready_wr;
     /* In the foreground, the restorer's own failures go to coord's stderr
-     * (fd 2 is the program's by then); --detach reports through st. */
-    head.err_fd = st < 0 ? c->saved_std[2] : -1;
+     * (fd 2 is the program's by then); --detach reports through st (in
+     * the foreground st is the post-restore watcher's, if any). */
+    head.err_fd = c->detach ? -1 : c->saved_std[2];
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -1682,7 +1803,10 @@ static void become(struct rctx *c, const char *restorer)
     }
     fcntl(img, F_SETFD, 0);
     fcntl(plan, F_SETFD, 0);
-    fcntl(st >= 0 ? st : c->saved_std[2], F_SETFD, 0);
+    if (st >= 0)
+        fcntl(st, F_SETFD, 0);
+    if (!c->detach)
+        fcntl(c->saved_std[2], F_SETFD, 0);
     if (c->commit) {
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
@@ -1833,7 +1957,7 @@ int cmd_restore(int argc, char **argv)
     c.status_fd = -1;
     c.err_fd = 2;
     const char *counter_url = getenv("CKSHIM_COUNTER");
-    const char *key_file = getenv("CKSHIM_KEY_FILE");
+    const char *key_file = getenv("CKSHIM_KEY_FILE"), *action = NULL;
     int force = 0;
     c.pages_fd = -1;
     for (int i = 1; i < argc; i++) {
@@ -1852,10 +1976,14 @@ int cmd_restore(int argc, char **argv)
             char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
             c.allow[c.nallow++] = abs ? abs : (char *)v;
         } else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
-                 !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6)) {
+                 !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6) ||
+                 !strcmp(argv[i], "--action-script") ||
+                 !strncmp(argv[i], "--action-script=", 16)) {
             int r = ck_opt_value("restore", argc, argv, &i, "--counter", NULL, &counter_url);
             if (r == 0)
                 r = ck_opt_value("restore", argc, argv, &i, "--key", NULL, &key_file);
+            if (r == 0)
+                r = ck_opt_value("restore", argc, argv, &i, "--action-script", NULL, &action);
             if (r < 0)
                 return CK_EXIT_USAGE;
             i--; /* ck_opt_value moved past the option */
@@ -1870,6 +1998,15 @@ int cmd_restore(int argc, char **argv)
     }
     if (!c.file)
         return ck_usage_error("restore", "no image file given");
+    if (action) {
+        if (ck_action_check("restore", action, c.script, sizeof c.script) != 0)
+            return CK_EXIT_USAGE;
+        char cwd[PATH_MAX];
+        if (c.file[0] == '/' || !getcwd(cwd, sizeof cwd))
+            snprintf(c.script_image, sizeof c.script_image, "%s", c.file);
+        else
+            snprintf(c.script_image, sizeof c.script_image, "%s/%s", cwd, c.file);
+    }
     if (!strcmp(c.file, "-")) {
         ck_msg("restore: restoring from standard input is not supported yet; save the image "
                "to a file first");
@@ -1992,6 +2129,8 @@ int cmd_restore(int argc, char **argv)
         if (rc == CK_EXIT_OK) {
             printf("%d\n", atoi(buf + 3));
             fflush(stdout);
+            if (c.script[0])
+                post_restore(&c, atoi(buf + 3));
         }
         ck_image_free(&c.img);
         return rc;

@@ -19,6 +19,7 @@
  * descriptor is in place (the LOCKS record).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "fdkind.h"
+#include "imgio.h"
 
 /* A /proc path of the process itself, /proc/PID[/...] (not of one of its
  * threads: their ids change), or one of its own namespaces ("net:[N]"),
@@ -70,6 +72,26 @@ static int chr_capture(struct ck_fdcap *c)
     return -ENOTSUP;
 }
 
+/* A /proc entry of a process that has exited (procdead.c). */
+static int proc_dead(struct ck_fdcap *c, const char *what)
+{
+    char *target = c->target;
+    size_t tl = strlen(target);
+    const char *rest;
+    if (tl > 10 && !strcmp(target + tl - 10, " (deleted)"))
+        target[tl - 10] = 0;
+    long pid = ck_procdead_split(target, &rest);
+    if (pid < 0) {
+        snprintf(c->err, c->errlen, "fd %d is %s, a /proc %s of a thread or process that has "
+                 "exited, which ckshim cannot restore", c->fd, target, what);
+        return -ENOTSUP;
+    }
+    c->f->kind = S_ISDIR(c->st->st_mode) ? CK_FD_DIR : CK_FD_FILE;
+    c->f->flags |= CK_FDF_PROC_DEAD;
+    c->f->aux = (uint64_t)pid;
+    return 1;
+}
+
 static int dir_capture(struct ck_fdcap *c, int deleted)
 {
     struct ck_fd *f = c->f;
@@ -79,11 +101,8 @@ static int dir_capture(struct ck_fdcap *c, int deleted)
         struct stat ps2;
         deleted = stat(target, &ps2) < 0 || ps2.st_ino != c->st->st_ino;
     }
-    if (deleted && !strncmp(target, "/proc/", 6)) {
-        snprintf(c->err, c->errlen, "fd %d is %s, the /proc directory of a process that has "
-                 "exited, which ckshim cannot restore", c->fd, target);
-        return -ENOTSUP;
-    }
+    if (deleted && !strncmp(target, "/proc/", 6))
+        return proc_dead(c, "directory");
     /* removed: made again (and removed) at restore; the same directory as
      * the working directory if it is that one */
     struct stat cs;
@@ -125,11 +144,8 @@ static int file_capture(struct ck_fdcap *c)
         return dir_capture(c, deleted);
     if (!strncmp(target, "/proc/", 6)) {
         struct stat ps2;
-        if (deleted || stat(target, &ps2) < 0 || ps2.st_ino != st->st_ino) {
-            snprintf(c->err, c->errlen, "fd %d is %s, a /proc file of a process that has "
-                     "exited, which ckshim cannot restore", c->fd, target);
-            return -ENOTSUP;
-        }
+        if (deleted || stat(target, &ps2) < 0 || ps2.st_ino != st->st_ino)
+            return proc_dead(c, "file");
     }
     if (ck_deleted_capture(c, deleted))
         return 1;
@@ -144,9 +160,74 @@ static int file_check(struct ck_fdrest *r)
     const struct ck_fd *f = r->f;
     if (f->kind == CK_FD_DIR && (f->flags & CK_FDF_DELETED))
         return ck_remake_check(r, "directory");
-    if (f->flags & CK_FDF_PROC_SELF)
-        return 0; /* the restored process's own: nothing to compare */
+    if (f->flags & (CK_FDF_PROC_SELF | CK_FDF_PROC_DEAD)) {
+        /* the restored process's own, or made anew: nothing to compare;
+         * but opened without a check, so only ever an entry of /proc */
+        const char *rest;
+        int self = (f->flags & CK_FDF_PROC_SELF) != 0;
+        if (self ? strncmp(r->path, "/proc/self", 10) || (r->path[10] && r->path[10] != '/') ||
+                       ck_path_climbs(r->path)
+                 : ck_procdead_split(r->path, &rest) < 0) {
+            snprintf(r->err, r->errlen, "fd %d: the image is damaged: %s is not a /proc entry "
+                     "of %s", f->fd, r->path, self ? "the process itself" : "a process");
+            return -1;
+        }
+        return 0;
+    }
     return r->check_path(r);
+}
+
+/* Entries of a process that has exited: of one child made for the
+ * purpose, all that named the same process at once (the later ones wait
+ * in the stash), then the child exits and is reaped. */
+static int open_proc_dead(struct ck_fdrest *r)
+{
+    const struct ck_image *im = r->im;
+    const struct ck_fd *f = r->f;
+    int *stash = r->stash, release, fd = -1;
+    if (stash[r->i] >= 0) {
+        fd = stash[r->i];
+        stash[r->i] = -1;
+        return fd;
+    }
+    pid_t child = ck_procdead_child(&release);
+    if (child < 0) {
+        snprintf(r->err, r->errlen, "fd %d: cannot make a process for %s: %s", f->fd, r->path,
+                 strerror(errno));
+        return -1;
+    }
+    for (uint32_t k = r->i; k < im->nfds; k++) {
+        const struct ck_fd *o = &im->fds[k];
+        const char *rest;
+        char path[PATH_MAX];
+        if ((o->kind != CK_FD_FILE && o->kind != CK_FD_DIR) || !(o->flags & CK_FDF_PROC_DEAD) ||
+            o->share_with >= 0 || o->aux != f->aux)
+            continue;
+        int oflags = (int)(o->oflags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+        int p = -1;
+        if (ck_procdead_split(im->fd_paths[k], &rest) < 0 ||
+            ck_procdead_path(path, sizeof path, child, rest) < 0)
+            errno = EINVAL;
+        else
+            p = open(path, oflags | O_NOCTTY | O_CLOEXEC);
+        if (p >= 0 && k != r->i) {
+            stash[k] = fcntl(p, F_DUPFD_CLOEXEC, r->maxfd + 1);
+            close(p);
+            p = stash[k];
+        }
+        if (p < 0) {
+            snprintf(r->err, r->errlen, "fd %d: cannot open %s again for a process that has "
+                     "exited: %s", o->fd, im->fd_paths[k], strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+            break;
+        }
+        if (k == r->i)
+            fd = p;
+    }
+    ck_procdead_release(child, release);
+    return fd;
 }
 
 static int file_restore(struct ck_fdrest *r)
@@ -162,6 +243,8 @@ static int file_restore(struct ck_fdrest *r)
                      f->fd, path, strerror(errno));
         return fd;
     }
+    if (f->flags & CK_FDF_PROC_DEAD)
+        return open_proc_dead(r);
     if (f->flags & CK_FDF_PROC_SELF) {
         /* /proc/self/...: coord is the process it restores */
         fd = open(path, r->oflags | O_NOCTTY);

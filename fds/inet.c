@@ -1225,6 +1225,20 @@ static int inet_check(struct ck_fdrest *r)
     if (!s)
         return r->f->share_with >= 0 ? 0 : rfail(r, "fd %d: no saved state for this socket",
                                                  r->f->fd);
+    /* the descriptors a connection is made with must be what the image
+     * says they are: another end that names this one, a listener */
+    if (s->role == CK_INET_PAIR || s->role == CK_INET_PENDING) {
+        int pair = s->role == CK_INET_PAIR;
+        int other = pair ? s->peer_fd : s->listener_fd;
+        int k = other == r->f->fd ? -1 : index_of_fd(r, other);
+        const struct ck_inet *o = k < 0 ? NULL : state_of(r, (uint32_t)k);
+        if (!o || o->so.type != SOCK_STREAM || s->so.type != SOCK_STREAM ||
+            (pair ? o->role != CK_INET_PAIR || o->peer_fd != r->f->fd
+                  : o->role != CK_INET_LISTEN))
+            return rfail(r, "fd %d: the image is damaged: its %s fd %d is not a TCP %s of the "
+                         "image", r->f->fd, pair ? "peer" : "listener", other,
+                         pair ? "connection naming it" : "listener");
+    }
     if (s->role != CK_INET_LISTEN)
         return 0;
     int sk = ck_sock_new(&s->so);

@@ -290,6 +290,12 @@ static int other_capture(struct ck_fdcap *c)
     int family = ck_sock_family(c->fd);
     if (family == AF_UNIX || family == AF_INET || family == AF_INET6)
         return 0;
+    if (family < 0) {
+        /* not a socket: a descriptor opened with O_PATH on a socket file */
+        snprintf(c->err, c->errlen, "fd %d is an O_PATH descriptor of the socket file %s (not "
+                 "a socket), which ckshim cannot restore", c->fd, c->target);
+        return -1;
+    }
     const char *name = ck_sock_family_name(family);
     int type = -1;
     get_int(c->fd, SO_TYPE, &type);

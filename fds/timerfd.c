@@ -95,6 +95,63 @@ static long long field(const char *info, const char *key, int base)
     return strtoll(p, NULL, base);
 }
 
+/* Relative timers, noted at capture in the shim's memory (which the image
+ * carries) and armed again by the shim right before the restored program
+ * runs: coord arms them too, but before the restorer has loaded the
+ * memory, which for a large program takes seconds of the time left. */
+#define REARM_MAX 64
+static struct rearm {
+    int32_t fd;
+    uint32_t pad;
+    int64_t value_ns, interval_ns;
+    uint64_t ticks;
+} rearm[REARM_MAX];
+static uint32_t nrearm;
+
+static void note_rearm(int fd, const struct ck_timerfd *t)
+{
+    uint32_t i = 0;
+    while (i < nrearm && rearm[i].fd != fd)
+        i++;
+    if (t->value_ns <= 0 || (t->settime_flags & TFD_TIMER_ABSTIME)) {
+        if (i < nrearm) /* not (any more) a relative timer */
+            rearm[i] = rearm[--nrearm];
+        return;
+    }
+    if (i == nrearm && nrearm == REARM_MAX)
+        return; /* coord's arming stands */
+    rearm[i] = (struct rearm){.fd = fd, .value_ns = t->value_ns, .interval_ns = t->interval_ns,
+                              .ticks = t->ticks};
+    if (i == nrearm)
+        nrearm++;
+}
+
+/* In the restored program, before it runs: the relative timers start
+ * counting what they had left now. */
+static int timerfd_resumed(struct ck_fdcap_set *s)
+{
+    for (uint32_t i = 0; i < nrearm; i++) {
+        const struct rearm *a = &rearm[i];
+        int ours = 0;
+        for (uint32_t k = 0; k < s->n && !ours; k++)
+            ours = s->fds[k].fd == a->fd && s->fds[k].kind == CK_FD_TIMERFD &&
+                   s->fds[k].share_with < 0;
+        if (!ours)
+            continue;
+        struct itimerspec its = {.it_interval = ts_of(a->interval_ns),
+                                 .it_value = ts_of(a->value_ns)};
+        /* settime clears the pending count: give it back */
+        if (timerfd_settime(a->fd, 0, &its, NULL) < 0 ||
+            (a->ticks && ioctl(a->fd, TFD_IOC_SET_TICKS, &a->ticks) < 0)) {
+            snprintf(s->err, s->errlen, "fd %d: cannot arm the timerfd again: %s", a->fd,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    nrearm = 0;
+    return 0;
+}
+
 static int timerfd_capture(struct ck_fdcap *c)
 {
     if (strcmp(c->target, "anon_inode:[timerfd]"))
@@ -163,7 +220,10 @@ static int timerfd_capture(struct ck_fdcap *c)
     boot_id(t.boot_id);
     c->f->kind = CK_FD_TIMERFD;
     c->f->aux = t.ticks;
-    return c->state(c, &t, sizeof t) < 0 ? -1 : 1;
+    if (c->state(c, &t, sizeof t) < 0)
+        return -1;
+    note_rearm(c->fd, &t);
+    return 1;
 }
 
 /* Before anything changes: can this user make a timer on the clock (the
@@ -273,5 +333,6 @@ const struct ck_fdkind ck_fdkind_timerfd = {
     .capture = timerfd_capture,
     .check = timerfd_check,
     .restore = timerfd_restore,
+    .resumed = timerfd_resumed,
     .describe = timerfd_describe,
 };

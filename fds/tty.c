@@ -180,6 +180,7 @@ static int pty_save_queues(struct ck_fdcap_set *s, uint32_t i)
         goto out;
     pty_settle(slave);
     in = pty_drain(slave, pty_inq, sizeof pty_inq);
+    pty_settle(master); /* what the slave wrote a moment ago, too */
     out = pty_drain(master, pty_outq, sizeof pty_outq);
     if (in < 0 || out < 0) {
         snprintf(s->err, s->errlen, "fd %d: more bytes wait in the pseudo-terminal the program "

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdkind.h"
 #include "fileid.h"
 #include "procparse.h"
 #include "shim.h"
@@ -764,12 +765,16 @@ static int capture_fds(char *err, size_t errlen)
     fdcap_reset();
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
-    /* A removed working directory is made again at restore, but not one
-     * in /proc: the directory of a process that has exited. */
+    /* A removed working directory is made again at restore; one in /proc
+     * (of a process that has exited) is the same directory of another
+     * process that exits (fds/procdead.c), but not of a thread. */
     size_t cl = strlen(g_shim.proc.cwd);
+    const char *rest;
+    char cwd[sizeof g_shim.proc.cwd];
+    snprintf(cwd, sizeof cwd, "%.*s", (int)(cl > 10 ? cl - 10 : cl), g_shim.proc.cwd);
     if (!strncmp(g_shim.proc.cwd, "/proc/", 6) && cl > 10 &&
-        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)")) {
-        snprintf(err, errlen, "the working directory is %s, the /proc directory of a process "
+        !strcmp(g_shim.proc.cwd + cl - 10, " (deleted)") && ck_procdead_split(cwd, &rest) < 0) {
+        snprintf(err, errlen, "the working directory is %s, the /proc directory of a thread "
                  "that has exited, which ckshim cannot restore", g_shim.proc.cwd);
         ret = -ENOTSUP;
         goto out;
@@ -827,14 +832,8 @@ static int capture_fds(char *err, size_t errlen)
                 goto out;
             }
             if (mine > 0) {
-                /* a kind of fds/ took it */
-            } else if (S_ISSOCK(st.st_mode)) {
-                char what[400];
-                sockdesc(fd, what, sizeof what);
-                snprintf(err, errlen, "fd %d is %s (%s); sockets are not supported yet", fd,
-                         what, target);
-                ret = -ENOTSUP;
-                goto out;
+                /* a kind of fds/ took it (fds/socket.c refuses every socket
+                 * the others do not take) */
             } else {
                 const char *k = anon_kind(target);
                 snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,

@@ -272,6 +272,27 @@ static void commit_counter(const struct ck_counter *counter, uint64_t base, cons
                 file, g_shim.app_id, (unsigned long long)cur);
 }
 
+/* The signal's effect once forwarded is the end of the program: its
+ * disposition is the default and that default terminates (not one that
+ * ignores or stops). */
+static int ends_program(int sig)
+{
+    if (shadow[sig].handler != (uint64_t)SIG_DFL)
+        return 0;
+    switch (sig) {
+    case SIGCHLD:
+    case SIGCONT:
+    case SIGURG:
+    case SIGWINCH:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 int seed_dump(void)
 {
     unsigned char bytes[64];
@@ -364,6 +385,12 @@ int seed_dump(void)
     if (!dumped)
         fprintf(stderr, "ckshim: the program keeps running: signal %d was not delivered, "
                 "because no image could be written\n", sig);
+    /* The program's after-checkpoint hooks, unless the signal is about to
+     * end it (its default action, the usual reason to dump on it). Before
+     * the waiting handler is woken: the program's own handler for the
+     * signal then finds what the hooks took again. */
+    if (!dumped || !ends_program(sig))
+        hooks_after_checkpoint();
     __atomic_store_n(&dump_failed, !dumped, __ATOMIC_SEQ_CST);
     __atomic_store_n(&dumping, 0, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&dump_gen, 1, __ATOMIC_SEQ_CST);

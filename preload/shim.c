@@ -275,11 +275,20 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
     struct ck_header hdr;
 
+    /* The program's own hooks, while its threads run (hooks.c). The
+     * caller runs the after-checkpoint hooks once it knows whether the
+     * program goes on (hooks_after_checkpoint), also after a refusal. */
+    int r = hooks_before_checkpoint(err, sizeof err);
+    if (r < 0) {
+        rep->status = r;
+        snprintf(rep->msg, sizeof rep->msg, "%s", err);
+        return 0;
+    }
     /* The program runs during the prescan (hundreds of ms with 60000
      * regions): the pause starts after it. */
     capture_vmflags_prescan();
     int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
-    int r = quiesce_stop_threads(err, sizeof err);
+    r = quiesce_stop_threads(err, sizeof err);
     if (r < 0) {
         rep->status = r;
         snprintf(rep->msg, sizeof rep->msg, "%s", err);
@@ -490,13 +499,16 @@ static void remove_uncommitted(int fd)
         shim_log("coord went away: removed its unfinished image %s", path);
 }
 
-static void serve(int conn)
+/* What serve() did, for the manager's loop. */
+enum { SERVE_DONE, SERVE_CHECKPOINTED, SERVE_RESTORED };
+
+static int serve(int conn)
 {
     struct ucred cr;
     socklen_t cl = sizeof cr;
     if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
         (cr.uid != getuid() && cr.uid != 0))
-        return;
+        return SERVE_DONE;
     struct ck_ctl_req req;
     int fd;
     struct ck_ctl_rep rep;
@@ -507,7 +519,7 @@ static void serve(int conn)
         rep.status = -EPROTO;
         snprintf(rep.msg, sizeof rep.msg, "malformed request");
         reply(conn, &rep);
-        return;
+        return SERVE_DONE;
     }
     if (req.op == CK_OP_INFO) {
         char st[4096];
@@ -523,20 +535,20 @@ static void serve(int conn)
             snprintf(rep.msg, sizeof rep.msg, "libsodium could not be initialised");
             reply(conn, &rep);
             close(fd);
-            return;
+            return SERVE_DONE;
         }
         if (fd < 0) {
             rep.status = -EBADF;
             snprintf(rep.msg, sizeof rep.msg, "no output file descriptor was passed");
             reply(conn, &rep);
-            return;
+            return SERVE_DONE;
         }
         shim_skip_fds[0] = conn;
         shim_skip_fds[1] = fd;
         int r = shim_checkpoint(&req, conn, fd, &rep);
         shim_skip_fds[0] = shim_skip_fds[1] = -1;
         if (r == 1)
-            return; /* restored: conn and fd belong to the old life */
+            return SERVE_RESTORED; /* conn and fd belong to the old life */
         reply(conn, &rep);
         int end = r == 2, gone = 0;
         if (rep.status == 0 && (req.flags & CK_CKPT_COMMIT)) {
@@ -554,12 +566,16 @@ static void serve(int conn)
         close(fd);
         fd = -1;
         if (end) {
-            /* --kill: the image is committed; end without running further. */
+            /* --kill: the image is committed; end without running further
+             * (no after-checkpoint hooks: the program does not go on). */
             ck_inet_reset_pairs();
             close(conn);
             unlink(g_shim.sock_path);
             syscall(SYS_kill, shim_real_getpid(), SIGKILL);
         }
+        /* The checkpoint is over (committed, failed or refused) and the
+         * program goes on. */
+        return SERVE_CHECKPOINTED;
     } else {
         rep.status = -EOPNOTSUPP;
         snprintf(rep.msg, sizeof rep.msg, "unknown request %u", req.op);
@@ -567,6 +583,7 @@ static void serve(int conn)
     }
     if (fd >= 0)
         close(fd);
+    return SERVE_DONE;
 }
 
 static void *manager_main(void *arg)
@@ -582,8 +599,11 @@ static void *manager_main(void *arg)
                                {.fd = seed_trigger_fd(), .events = POLLIN}};
         if (poll(pf, pf[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
             usleep(10000);
+        /* A restored program's after-restore hooks run here, once its
+         * threads run again (restore_finish released them). */
         if (pf[1].fd >= 0 && (pf[1].revents & POLLIN)) {
-            seed_dump();
+            if (seed_dump() == 1)
+                hooks_after_restore();
             continue;
         }
         if (!(pf[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
@@ -602,8 +622,17 @@ static void *manager_main(void *arg)
             continue;
         }
         fcntl(conn, F_SETFL, 0);
-        serve(conn);
+        int sr = serve(conn);
+        if (sr == SERVE_RESTORED) {
+            /* Not closed: that number is no longer ours (a hook may be
+             * given it for its new connection). */
+            hooks_after_restore();
+            continue;
+        }
         close(conn);
+        /* After coord is done with the connection: it does not wait. */
+        if (sr == SERVE_CHECKPOINTED)
+            hooks_after_checkpoint();
     }
     return NULL;
 }

@@ -14,6 +14,7 @@
 
 #include "ctlproto.h"
 #include "auth.h"
+#include "ckshim.h"
 #include "image.h"
 
 #define SHIM_API __attribute__((visibility("default")))
@@ -172,8 +173,6 @@ extern size_t shim_fdstate_len;
 extern uint32_t shim_nfdstate;
 struct ck_fdinfo;
 struct stat;
-char *fdbytes_reserve(size_t len, char *err, size_t errlen);
-int fdbytes_commit(int fd, size_t len, char *err, size_t errlen);
 const char *fdbytes_data(uint32_t i);
 void fdcap_reset(void);
 void fdcap_forget(int unmap);
@@ -217,6 +216,14 @@ void ident_hash_files(void);
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
 void unwind_names(void);                /* after capture_regions */
+void unwind_symbol_name(const void *addr, char *out, size_t len);
+
+/* hooks.c: the program's checkpoint hooks (ckshim.h), run by the manager
+ * while the program's threads run */
+#define SHIM_MAX_HOOKS CKSHIM_MAX_HOOKS
+int hooks_before_checkpoint(char *err, size_t errlen);  /* 0, or -ECANCELED: refused */
+void hooks_after_checkpoint(void);      /* of the before-hooks that returned 0 */
+void hooks_after_restore(void);
 
 /* restore.c: runs in the manager after the restorer jumped back. */
 void restore_finish(void);
@@ -260,8 +267,6 @@ long shim_set_errno(long r);            /* a raw result as libc returns it (-1, 
 int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),
                        const sigset_t *set, siginfo_t *info, const struct timespec *t);
 
-/* sockdesc.c: "a TCP socket listening on 0.0.0.0:80", for refusals */
-void sockdesc(int fd, char *out, size_t olen);
 /* cputime.c: CPU-time clocks continue across a restore */
 void cputime_capture(void);
 void cputime_restore(void);

@@ -11,7 +11,9 @@
  * pid). Many threads share their frames, so every address is looked up
  * once. */
 #define UNW_LOCAL_ONLY
+#include <dlfcn.h>
 #include <elf.h>
+#include <link.h>
 #include <fcntl.h>
 #include <libunwind.h>
 #include <stdio.h>
@@ -186,6 +188,23 @@ static const struct ck_region *region_of(uint64_t ip)
     return NULL;
 }
 
+/* The function symbol of v that holds the link-time address vaddr. */
+static const Elf64_Sym *sym_at(const struct elf_view *v, uint64_t vaddr)
+{
+    const Elf64_Sym *best = NULL;
+    for (size_t i = 0; i < v->nsyms; i++) {
+        const Elf64_Sym *s = &v->syms[i];
+        int type = ELF64_ST_TYPE(s->st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s->st_shndx == SHN_UNDEF ||
+            s->st_value > vaddr || (s->st_size && vaddr - s->st_value >= s->st_size) ||
+            s->st_name >= v->strs_len)
+            continue;
+        if (!best || s->st_value > best->st_value)
+            best = s;
+    }
+    return best;
+}
+
 /* Name the code at ip (look up pc, the address inside the call for a
  * return address). */
 static void lookup(uint64_t ip, uint64_t pc, struct memo *m)
@@ -207,17 +226,7 @@ static void lookup(uint64_t ip, uint64_t pc, struct memo *m)
         }
     if (!found)
         return;
-    const Elf64_Sym *best = NULL;
-    for (size_t i = 0; i < v->nsyms; i++) {
-        const Elf64_Sym *s = &v->syms[i];
-        int type = ELF64_ST_TYPE(s->st_info);
-        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s->st_shndx == SHN_UNDEF ||
-            s->st_value > vaddr || (s->st_size && vaddr - s->st_value >= s->st_size) ||
-            s->st_name >= v->strs_len)
-            continue;
-        if (!best || s->st_value > best->st_value)
-            best = s;
-    }
+    const Elf64_Sym *best = sym_at(v, vaddr);
     if (!best)
         return;
     snprintf(m->name, sizeof m->name, "%.*s", (int)(v->strs_len - best->st_name),
@@ -250,4 +259,51 @@ void unwind_names(void)
         if (views[i].buf)
             munmap(views[i].buf, views[i].buflen);
     nviews = 0;
+}
+
+/* "NAME" (or "NAME+0xOFF") for the function at addr in a loaded object,
+ * for messages (a hook that refused a checkpoint): dladdr knows only
+ * exported symbols, and programs are seldom linked with -rdynamic, so
+ * the object's own .symtab is read too; else "0xADDR (FILE+0xOFF)".
+ * Runs in the manager while the program runs (it may take locks). */
+void unwind_symbol_name(const void *addr, char *out, size_t len)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    if (!dladdr1(addr, &di, (void **)&lm, RTLD_DL_LINKMAP) || !di.dli_fname) {
+        snprintf(out, len, "%p", addr);
+        return;
+    }
+    if (di.dli_sname && di.dli_saddr == addr) {
+        snprintf(out, len, "%s", di.dli_sname);
+        return;
+    }
+    /* The executable's own link_map has no name (dladdr gives argv[0]);
+     * after a restore readlink answers the program's path (procpath.c). */
+    char exe[CK_PATH_MAX];
+    const char *file = lm && lm->l_name[0] ? lm->l_name : NULL;
+    if (!file) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        file = n > 0 ? exe : "/proc/self/exe";
+    }
+    uint64_t vaddr = (uint64_t)addr - (lm ? lm->l_addr : 0);
+    struct elf_view v;
+    memset(&v, 0, sizeof v);
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        elf_load(&v, fd, NULL, (uint64_t)st.st_size);
+    if (fd >= 0)
+        close(fd);
+    const Elf64_Sym *s = v.buf ? sym_at(&v, vaddr) : NULL;
+    if (s && vaddr == s->st_value)
+        snprintf(out, len, "%.*s", (int)(v.strs_len - s->st_name), v.strs + s->st_name);
+    else if (s)
+        snprintf(out, len, "%.*s+0x%llx", (int)(v.strs_len - s->st_name), v.strs + s->st_name,
+                 (unsigned long long)(vaddr - s->st_value));
+    else
+        snprintf(out, len, "%p (%s+0x%llx)", addr, file, (unsigned long long)vaddr);
+    if (v.buf)
+        munmap(v.buf, v.buflen);
 }

@@ -9,6 +9,9 @@
 #   both due 2 s later; the image waits 4 s before it is restored: the
 #   relative one has not fired (what was left is kept), the absolute one
 #   has (its deadline is a moment).
+# - inotify_checkpoint_notes_lost_events: checkpointing the test program
+#   `inotify`, whose second instance has an event waiting, says that
+#   those bytes of events are lost.
 # - inotify_restore_refuses_gone_path: the test program `inotify` is
 #   checkpointed, its watched directory moved away: restore is refused
 #   naming the path, nothing runs and the image is not used up; moved
@@ -45,6 +48,12 @@ unset TIMERFD_GAP
 rm -f "$T/go"
 if start_test_prog inotify; then
     if "$C" checkpoint "$pid" -o "$T/ino.ckpt" --kill >"$T/err" 2>&1 && wait_for 10 gone "$pid"; then
+        # the program's second instance (I2) has one event waiting
+        if grep -Eq "note: fd [0-9]+: 32 bytes of inotify events were waiting" "$T/err"; then
+            pass inotify_checkpoint_notes_lost_events
+        else
+            fail inotify_checkpoint_notes_lost_events "no note in: $(tail -n 2 "$T/err")"
+        fi
         mv "$T/cwd/watched" "$T/cwd/away"
         restore_refused inotify_restore_refuses_gone_path "$T/ino.ckpt" \
             "inotify watch 1 on $T/cwd/watched"

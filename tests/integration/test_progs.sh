@@ -78,13 +78,14 @@ TWICE+=" tmp_mapped "
 TWICE+=" blocking pattrs rseq_own procself aio "
 TWICE+=" many_regions vmflags guards memfd_state unlink_map sysv_shm hugetlb "
 TWICE+=" fifos ghost_files removed_paths removed_cwd proc_self epoll_renumbered pidfds leases ptys "
-TWICE+=" sigio_owner lease_breaking pty_queued "
+TWICE+=" sigio_owner lease_breaking pty_queued proc_dead "
 TWICE+=" raw_thread pty_ctty "
 TWICE+=" unreadable_map "
 # Checkpointed once without --kill first (see checkpoint_restore).
 LIVE=" pty_queued "
 TWICE+=" timerfd signalfd inotify "
 TWICE+=" unix_pairs unix_listen unix_outside unix_removed "
+TWICE+=" hooks "
 TWICE+=" inet_listen inet_pair inet_udp inet_opts inet_outside "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10

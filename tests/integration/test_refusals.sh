@@ -4,7 +4,7 @@
 #   bash tests/integration/test_refusals.sh BUILD_DIR
 #
 # Checkpoint refusals: a process holding something ckshim cannot restore
-# (a socket, an inotify instance) is not checkpointed; the message names the
+# (a netlink socket, an io_uring instance) is not checkpointed; the message names the
 # fd and its kind; the process goes on untouched; an existing good image at
 # the output path is left as it was.
 # Restore refusals: a missing file, an empty file, a foreign file, a
@@ -86,7 +86,8 @@ kill "$pid" 2>/dev/null
 
 cat >"$T/epoll.py" <<'EOF'
 import ctypes, time
-fd = ctypes.CDLL(None).inotify_init()
+params = ctypes.create_string_buffer(120)
+fd = ctypes.CDLL(None, use_errno=True).syscall(425, 4, params)  # io_uring_setup
 print("READY fd", fd, flush=True)
 while True:
     time.sleep(0.05)
@@ -95,10 +96,10 @@ start epoll python3 "$T/epoll.py"
 fd=$(awk '/READY fd/ {print $3; exit}' "$T/epoll.log")
 "$C" checkpoint "$pid" -o "$T/epoll.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi inotify "$T/err" && alive "$pid"; then
-    pass checkpoint_refuses_inotify
+if [ $rc -eq 1 ] && grep -q "fd $fd" "$T/err" && grep -qi io_uring "$T/err" && alive "$pid"; then
+    pass checkpoint_refuses_io_uring
 else
-    fail checkpoint_refuses_inotify "rc=$rc"
+    fail checkpoint_refuses_io_uring "rc=$rc: $(cat "$T/err")"
 fi
 [ -e "$T/epoll.img" ] && fail no_image_on_refusal "an image was written" || pass no_image_on_refusal
 kill "$pid" 2>/dev/null
@@ -290,36 +291,23 @@ else
     fail restore_refuses_changed_program "rc=$rc"
 fi
 
-# ---- pseudo-terminal bytes, /proc of a process gone ----------------------
+# ---- /proc of a thread gone ---------------------------------------------
 
-# A pseudo-terminal pair the program opened comes back as a new pair, but
-# not the bytes waiting in it: refused, and the program goes on.
-cat >"$T/ptybytes.py" <<'EOF'
-import os, pty, time
-m, s = pty.openpty()
-os.write(m, b"waiting\n")
-print("READY", flush=True)
-time.sleep(600)
-EOF
-start ptybytes python3 "$T/ptybytes.py"
-"$C" checkpoint "$pid" -o "$T/pty.img" >"$T/out" 2>"$T/err"
-rc=$?
-sleep 0.2
-if [ $rc -eq 1 ] && grep -q "bytes wait in the pseudo-terminal" "$T/err" && kill -0 "$pid" &&
-    [ ! -e "$T/pty.img" ]; then
-    pass checkpoint_refuses_pty_bytes
-else
-    fail checkpoint_refuses_pty_bytes "rc=$rc: $(cat "$T/err")"
-fi
-
-# A /proc file of a process that has exited cannot be opened again.
+# A /proc file of a process that has exited comes back as the same file of
+# another process that has exited (progs/proc_dead), but one of a thread
+# of such a process cannot: refused, naming it, and the program goes on.
 cat >"$T/deadproc.py" <<'EOF'
-import os, signal, time
+import os, signal, threading, time
+r, w = os.pipe()
 c = os.fork()
 if c == 0:
+    t = threading.Thread(target=lambda: time.sleep(600), daemon=True)
+    t.start()
+    os.write(w, b"%d" % t.native_id)
     while True:
         time.sleep(1)
-fd = os.open("/proc/%d/status" % c, os.O_RDONLY)
+tid = int(os.read(r, 32))
+fd = os.open("/proc/%d/task/%d/status" % (c, tid), os.O_RDONLY)
 os.kill(c, signal.SIGKILL)
 os.waitpid(c, 0)
 print("READY", fd, flush=True)
@@ -329,11 +317,11 @@ start deadproc python3 "$T/deadproc.py"
 fd=$(awk '/READY/ {print $2; exit}' "$T/deadproc.log")
 "$C" checkpoint "$pid" -o "$T/dead.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] &&
-    grep -q "fd $fd is /proc/.*/status, a /proc file of a process that has exited" "$T/err"; then
-    pass checkpoint_refuses_dead_proc_file
+if [ $rc -eq 1 ] && kill -0 "$pid" && [ ! -e "$T/dead.img" ] &&
+    grep -q "fd $fd is /proc/.*/task/.*/status, a /proc file of a thread or process that has exited" "$T/err"; then
+    pass checkpoint_refuses_dead_thread_proc_file
 else
-    fail checkpoint_refuses_dead_proc_file "rc=$rc: $(cat "$T/err")"
+    fail checkpoint_refuses_dead_thread_proc_file "rc=$rc: $(cat "$T/err")"
 fi
 
 # A session leader's controlling terminal that is a pseudo-terminal it
@@ -379,6 +367,21 @@ EOF
 start_py_app seccomp_own "$T/seccomp_own.py"
 refused_alive checkpoint_refuses_own_seccomp seccomp_own \
     "the program installed a seccomp filter \(Seccomp_filters: 1 in /proc/self/status\), which ckshim cannot restore"
+kill "$pid" 2>/dev/null
+
+# An O_PATH descriptor of a socket file is no socket: named as what it is
+# (it was called "a socket of address family -1").
+cat >"$T/opath_sock.py" <<EOF
+import os, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind("$T/opath.sock")
+s.close()
+fd = os.open("$T/opath.sock", os.O_PATH)
+$PY_TICKS
+EOF
+start_py_app opath_sock "$T/opath_sock.py"
+refused_alive checkpoint_refuses_opath_socket_file opath_sock \
+    "fd [0-9]+ is an O_PATH descriptor of the socket file $T/opath.sock \(not a socket\)"
 kill "$pid" 2>/dev/null
 cat >"$T/seccomp_env.py" <<EOF
 import os, sys

@@ -58,8 +58,11 @@ int main(void)
               *(int *)(base + (size_t)i * PG));
     check(pwrite(fd, "X", 1, PG) == 1, "pwrite");
     check(base[(size_t)n * PG] == 'X', "the last page is no longer a mapping of the file");
+    /* a few regions of the libraries and the shim come back merged with
+     * their neighbours (the kernel joins adjacent anonymous mappings that
+     * were made apart): the count may drop a little, never by thousands */
     int after = count_regions();
-    check(after >= before - 4 && after <= before + 4, "%d regions, %d before", after, before);
+    check(after >= before - 16 && after <= before + 4, "%d regions, %d before", after, before);
     pass();
     return 0;
 }

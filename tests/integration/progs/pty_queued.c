@@ -74,10 +74,10 @@ int main(void)
     check_sys(tcgetattr(bs, &t));
     cfmakeraw(&t);
     check_sys(tcsetattr(bs, TCSANOW, &t));
-    for (int i = 0; i < 3; i++)
-        put(am, "hello\n");
-    put(am, "partial");
-    readable(as, 1000); /* the typing is processed (and echoed) before the output */
+    /* one write: the line discipline takes it (and echoes it) in one go,
+     * before the output below (poll on the slave waits for that) */
+    put(am, "hello\nhello\nhello\npartial");
+    readable(as, 1000);
     put(as, "out1\n");
     put(bm, "abc");
     put(bs, "xyz");

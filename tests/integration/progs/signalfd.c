@@ -8,11 +8,15 @@
  *   pending: SIGUSR1 from kill(getpid()), SIGRTMIN+1 queued twice with
  *   sigqueue (values 1234 and 5678), SIGUSR2 queued to the thread itself
  *   with pthread_sigqueue (value 77).
+ *   A thread blocks every signal and waits in read() on S3, a signalfd
+ *   for every signal but SIGUSR1 and SIGRTMIN+1 (the checkpoint signal
+ *   included: the checkpoint must still park it).
  * After restore: S1 and S2 are signalfds with their masks (fdinfo
  * `sigmask:`) and flags; P reports both ready; S1 reads SIGUSR1 (SI_USER),
  * then SIGRTMIN+1 with SI_QUEUE, our pid and 1234, then 5678, then EAGAIN;
  * S2 reads SIGUSR2 with SI_QUEUE and 77; a new raise(SIGUSR2) reads from
- * S2 again; nothing is left pending.
+ * S2 again; nothing is left pending. The thread, sent SIGWINCH, reads
+ * exactly that from S3 (it never saw the checkpoint signal).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -62,6 +66,36 @@ static void must_eagain(int fd, const char *what)
           n, n > 0 ? si.ssi_signo : 0);
 }
 
+static volatile int s3_got, s3_other;
+
+static void *waiter(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    /* every signal but those the process has pending for S1 (a reader
+     * takes the process's pending signals too) */
+    sigdelset(&all, SIGUSR1);
+    sigdelset(&all, SIGRTMIN + 1);
+    int s3 = signalfd(-1, &all, 0);
+    if (s3 < 0)
+        fail("signalfd for every signal: %s", strerror(errno));
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t n = read(s3, &si, sizeof si);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != sizeof si)
+            fail("S3: read: %s", n < 0 ? strerror(errno) : "short read");
+        if (si.ssi_signo == SIGWINCH)
+            break;
+        s3_other = (int)si.ssi_signo;
+    }
+    s3_got = SIGWINCH;
+    return NULL;
+}
+
 static uint64_t bit(int sig)
 {
     return 1ULL << (sig - 1);
@@ -95,6 +129,9 @@ int main(void)
     check_sys(sigqueue(getpid(), rt, (union sigval){.sival_int = 5678}));
     int r = pthread_sigqueue(pthread_self(), SIGUSR2, (union sigval){.sival_int = 77});
     check(r == 0, "pthread_sigqueue: %s", strerror(r));
+    pthread_t th;
+    check(pthread_create(&th, NULL, waiter, NULL) == 0, "pthread_create");
+    test_sleep_ms(50); /* it waits in read() */
     test_msg("S1=%d S2=%d P=%d", s1, s2, p);
 
     test_ready();
@@ -122,5 +159,8 @@ int main(void)
               !sigismember(&pend, rt),
           "signals still pending after the reads");
     check(epoll_wait(p, out, 4, 0) == 0, "P: still reports events");
+    check(pthread_kill(th, SIGWINCH) == 0, "pthread_kill");
+    check(pthread_join(th, NULL) == 0, "pthread_join");
+    check(s3_got == SIGWINCH && !s3_other, "S3: read signal %d before SIGWINCH", s3_other);
     pass();
 }
