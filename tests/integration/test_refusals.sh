@@ -180,6 +180,30 @@ for kind in pending full; do
     kill "$pid" 2>/dev/null
 done
 
+# Other protocols of IPv4/IPv6 are refused by name: MPTCP (an ordinary
+# user may make one; raw and ICMP sockets need privileges here).
+cat >"$T/mptcp.py" <<EOF
+import socket, time
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)  # IPPROTO_MPTCP
+except OSError:
+    s = None
+    print("NO_MPTCP", flush=True)
+$PY_TICKS
+EOF
+(cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/mptcp.py" >"$T/mptcp.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_ready "$T/mptcp.log"
+if grep -q NO_MPTCP "$T/mptcp.log"; then
+    echo "SKIP checkpoint_refuses_mptcp: this kernel has no MPTCP"
+else
+    refused_alive checkpoint_refuses_mptcp mptcp \
+        "fd [0-9]+ is an inet socket \(stream, protocol 262; socket:\[[0-9]+\]\), which ckshim cannot restore"
+fi
+kill "$pid" 2>/dev/null
+
 # A listener's port that another socket holds at restore (here: the
 # program itself, still running after a checkpoint without --kill): the
 # restore is refused before anything changes.
