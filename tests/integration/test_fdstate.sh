@@ -20,6 +20,8 @@
 # - forged_unix_removed_name_climbs: a removed socket's relative name
 #   with ".." (bound again in a directory of the moment, which it leaves):
 #   before, the failed bind removed the file of the user's it led to
+# - forged_epoll_holder: an epoll watch held through a descriptor the
+#   image does not have (refused only once the counter was advanced)
 # - forged_inet_role, forged_inet_peer_self: a TCP socket with an
 #   unknown role, or whose peer is itself
 # - forged_inotify_path_off: an inotify watch whose path lies past the entry
@@ -110,6 +112,14 @@ if checkpoint unix_removed; then
     [ -f "/tmp/$v" ] && pass forged_unix_removed_name_climbs_file_stays ||
         fail forged_unix_removed_name_climbs_file_stays "restore removed /tmp/$v"
     rm -f "/tmp/$v"
+fi
+
+if checkpoint epoll; then
+    # fd 9 watches fd 6 ("6 19 4d\n"): forged to watch it through fd 99,
+    # which the image does not have (after_all dup2'd from that number)
+    $FORGE "$T/epoll.img" "$T/ephold.img" "pathraw:9:6 1 4 99" 2>"$T/err"
+    restore_refused forged_epoll_holder "$T/ephold.img" \
+        "damaged: the epoll instance watches fd 6 through fd 99"
 fi
 
 if checkpoint inet_pair; then
