@@ -21,6 +21,7 @@
 #include "counter.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "tree.h"
 #include "unix.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
@@ -452,6 +453,24 @@ int cmd_checkpoint(int argc, char **argv)
     if (pi.state == 'T' || pi.state == 't') {
         ck_msg("checkpoint %d: process %d is stopped (SIGSTOP, Ctrl-Z or a debugger); continue "
                "it first (kill -CONT %d)", pid, pid, pid);
+        return CK_EXIT_FAIL;
+    }
+
+    /* Its descendants: every one must be able to be part of the image
+     * (docs/DESIGN.md, "Process trees"); name those that cannot before
+     * any shim is asked anything. */
+    static struct ck_tree tree;
+    r = ck_tree_discover(pid, &tree);
+    if (r < 0) {
+        ck_msg("checkpoint %d: cannot list the process's descendants: %s", pid,
+               r == -E2BIG ? "more than 1024 processes" : strerror(-r));
+        return CK_EXIT_FAIL;
+    }
+    char terr[4096];
+    int nbad = ck_tree_check(&tree, terr, sizeof terr);
+    if (nbad > 0) {
+        ck_msg("checkpoint %d: %d descendant%s cannot be checkpointed with it: %s; nothing was "
+               "done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);
         return CK_EXIT_FAIL;
     }
 
