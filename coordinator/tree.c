@@ -15,6 +15,7 @@
 
 #include "coord.h"
 #include "tree.h"
+#include "xxh64.h"
 
 /* Append the children of every thread of pid (/proc/PID/task/TID/children)
  * to t, each with parent = index of pid. */
@@ -151,4 +152,79 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         bad++;
     }
     return bad;
+}
+
+/* Bytes of the tree header with n entries and its checksum. */
+static size_t hdr_bytes(uint32_t n)
+{
+    return sizeof(struct ck_tree_hdr) + n * sizeof(struct ck_tree_entry) + sizeof(uint64_t);
+}
+
+uint64_t ck_tree_first_offset(uint32_t n)
+{
+    return (hdr_bytes(n) + 4095) & ~(uint64_t)4095;
+}
+
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e)
+{
+    size_t len = hdr_bytes(h->nprocs);
+    uint8_t *buf = calloc(1, len);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, h, sizeof *h);
+    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
+    memcpy(buf + len - sizeof sum, &sum, sizeof sum);
+    ssize_t w = pwrite(fd, buf, len, 0);
+    int err = errno;
+    free(buf);
+    if (w != (ssize_t)len)
+        return w < 0 ? -err : -EIO;
+    return 0;
+}
+
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
+                     size_t errlen)
+{
+    *ret = NULL;
+    ssize_t n = pread(fd, h, sizeof *h, 0);
+    if (n != (ssize_t)sizeof *h || memcmp(h->magic, CK_TREE_MAGIC, CK_MAGIC_LEN) != 0)
+        return 0; /* not a tree image */
+    if (h->version != CK_TREE_VERSION) {
+        snprintf(err, errlen, "process tree image version %u; this coord reads version %u",
+                 h->version, CK_TREE_VERSION);
+        return -EPROTONOSUPPORT;
+    }
+    if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS) {
+        snprintf(err, errlen, "process tree image: %u processes (corrupted header)", h->nprocs);
+        return -EINVAL;
+    }
+    size_t len = hdr_bytes(h->nprocs);
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    uint64_t sum;
+    if (pread(fd, buf, len, 0) != (ssize_t)len ||
+        (memcpy(&sum, buf + len - sizeof sum, sizeof sum), sum != ck_xxh64(buf, len - sizeof sum, 0))) {
+        free(buf);
+        snprintf(err, errlen, "process tree image: the header is truncated or corrupted "
+                 "(checksum mismatch)");
+        return -EINVAL;
+    }
+    struct ck_tree_entry *e = malloc(h->nprocs * sizeof *e);
+    if (!e) {
+        free(buf);
+        return -ENOMEM;
+    }
+    memcpy(e, buf + sizeof *h, h->nprocs * sizeof *e);
+    free(buf);
+    for (uint32_t i = 0; i < h->nprocs; i++)
+        if ((i == 0) != (e[i].parent < 0) || e[i].parent >= (int32_t)i ||
+            e[i].offset < ck_tree_first_offset(h->nprocs) || (e[i].offset & 4095)) {
+            free(e);
+            snprintf(err, errlen, "process tree image: entry %u is inconsistent", i);
+            return -EINVAL;
+        }
+    *ret = e;
+    return 1;
 }

@@ -3,6 +3,9 @@
 #define CKSHIM_TREE_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "image.h"
 
 #define CK_TREE_MAX 1024
 
@@ -30,5 +33,20 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen);
 
 /* "PID (command line)", or "PID (name)" for a zombie. */
 void ck_tree_describe(int pid, char *out, size_t len);
+
+/* ---- the tree image header (common/image.h: struct ck_tree_hdr) ---- */
+
+/* Where the first process's stream starts in a tree image of n processes. */
+uint64_t ck_tree_first_offset(uint32_t n);
+
+/* Write the header and its n entries (h->nprocs) with their checksum at
+ * offset 0 of fd. 0 or -errno. */
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e);
+
+/* Read a tree header from offset 0 of fd: 0 when the file is not a tree
+ * image (a single process's, or not an image), 1 with the entries in
+ * *ret (malloc'd), or -errno with a message in err. */
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
+                     size_t errlen);
 
 #endif
