@@ -124,6 +124,29 @@ static void note_outside_pipes(int pid, const struct ck_image *img)
                pid, other);
 }
 
+/* note_outside_pipes for process i of a tree: pipes whose other end is
+ * another process of the tree are not outside (restore joins them). */
+static void note_tree_pipes(const struct ck_tree *t, struct ck_image *imgs, int i)
+{
+    struct ck_image *im = &imgs[i];
+    uint32_t *saved = calloc(im->nfds + 1, sizeof *saved);
+    if (!saved)
+        return;
+    for (uint32_t x = 0; x < im->nfds; x++) {
+        struct ck_fd *f = &im->fds[x];
+        saved[x] = f->flags;
+        for (int j = 0; j < t->n && f->kind == CK_FD_PIPE; j++)
+            for (uint32_t y = 0; j != i && y < imgs[j].nfds; y++)
+                if (imgs[j].fds[y].kind == CK_FD_PIPE && imgs[j].fds[y].dev == f->dev &&
+                    imgs[j].fds[y].ino == f->ino)
+                    f->flags &= ~(uint32_t)CK_FDF_EXTERNAL;
+    }
+    note_outside_pipes(t->m[i].pid, im);
+    for (uint32_t x = 0; x < im->nfds; x++)
+        im->fds[x].flags = saved[x];
+    free(saved);
+}
+
 /* Unix connections to outside the program cannot be carried over: name
  * them and what they become. */
 static void note_outside_sockets(int pid, const struct ck_image *img)
@@ -382,6 +405,72 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
     return 0;
 }
 
+/* What processes of a tree share and a tree restore cannot make shared
+ * again yet (docs/DESIGN.md, "Process trees"): the same socket, a
+ * connection between two of them, the same memfd or deleted file, MAP_SHARED
+ * anonymous memory inherited across fork. Returns 0, or -1 with the first
+ * such thing named in err. */
+static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
+                         size_t errlen)
+{
+    for (int i = 0; i < t->n; i++) {
+        const struct ck_image *a = &imgs[i];
+        for (int j = i + 1; j < t->n; j++) {
+            const struct ck_image *b = &imgs[j];
+            for (uint32_t x = 0; x < a->nfds; x++) {
+                const struct ck_fd *f = &a->fds[x];
+                int sock = f->kind == CK_FD_UNIX || f->kind == CK_FD_INET;
+                int mem = f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED;
+                const struct ck_unix *ua = a->fdstate && f->kind == CK_FD_UNIX &&
+                                                   a->fdstate[x].len >= sizeof(struct ck_unix)
+                                               ? a->fdstate[x].data
+                                               : NULL;
+                for (uint32_t y = 0; y < b->nfds; y++) {
+                    const struct ck_fd *g = &b->fds[y];
+                    const struct ck_unix *ub = b->fdstate && g->kind == CK_FD_UNIX &&
+                                                       b->fdstate[y].len >= sizeof(struct ck_unix)
+                                                   ? b->fdstate[y].data
+                                                   : NULL;
+                    const char *what = NULL;
+                    if ((sock || mem) && g->kind == f->kind && g->dev == f->dev &&
+                        g->ino == f->ino)
+                        what = sock ? "the same socket" : "the same memfd or deleted file";
+                    else if (ua && ub && ((ua->peer_ino && ua->peer_ino == ub->ino) ||
+                                          (ub->peer_ino && ub->peer_ino == ua->ino)))
+                        what = "the two ends of a Unix socket connection";
+                    if (what) {
+                        snprintf(err, errlen, "process %d fd %d and process %d fd %d are %s: "
+                                 "ckshim cannot restore that between processes of a tree yet",
+                                 t->m[i].pid, f->fd, t->m[j].pid, g->fd, what);
+                        return -1;
+                    }
+                }
+            }
+            for (uint32_t x = 0; x < a->nregions; x++) {
+                const struct ck_region *r = &a->regions[x];
+                if (!(r->flags & CK_REG_SHARED) || !(r->flags & CK_REG_ANON) || !r->ino ||
+                    (r->flags & CK_REG_SYSV))
+                    continue;
+                for (uint32_t y = 0; y < b->nregions; y++) {
+                    const struct ck_region *q = &b->regions[y];
+                    if ((q->flags & (CK_REG_SHARED | CK_REG_ANON)) ==
+                            (CK_REG_SHARED | CK_REG_ANON) && !(q->flags & CK_REG_SYSV) &&
+                        q->ino == r->ino) {
+                        snprintf(err, errlen, "process %d (memory %#llx-%#llx) and process %d "
+                                 "(%#llx-%#llx) share MAP_SHARED anonymous memory: ckshim "
+                                 "cannot restore it shared between processes of a tree yet",
+                                 t->m[i].pid, (unsigned long long)r->start,
+                                 (unsigned long long)r->end, t->m[j].pid,
+                                 (unsigned long long)q->start, (unsigned long long)q->end);
+                        return -1;
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
  * "Process trees"): every process parks, then every process captures, then
  * each writes its own stream into a file of its own; coord puts them
@@ -396,6 +485,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     int *conns = calloc((size_t)n, sizeof *conns), *tmps = calloc((size_t)n, sizeof *tmps);
     struct ck_ctl_rep *reps = calloc((size_t)n, sizeof *reps);
     struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
+    struct ck_image *imgs = NULL;
     int ret = CK_EXIT_FAIL;
     if (!conns || !tmps || !reps || !ents) {
         ck_msg("checkpoint %d: out of memory", pid);
@@ -522,18 +612,27 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_msg("checkpoint %d: fsync %s: %s", pid, tmp_path, strerror(errno));
         goto out;
     }
+    imgs = calloc((size_t)n, sizeof *imgs);
+    if (!imgs) {
+        ck_msg("checkpoint %d: out of memory", pid);
+        goto out;
+    }
     for (int i = 0; i < n; i++) {
-        struct ck_image img;
         char err[512];
         if (lseek(outfd, (off_t)ents[i].offset, SEEK_SET) < 0 ||
-            ck_image_read(outfd, &img, 0, err, sizeof err) < 0) {
+            ck_image_read(outfd, &imgs[i], 0, err, sizeof err) < 0) {
             ck_msg("checkpoint %d: the stream of process %d does not read back: %s", pid,
                    t->m[i].pid, err);
             goto out;
         }
-        note_outside_pipes(t->m[i].pid, &img);
-        ck_image_free(&img);
     }
+    char uerr[1024];
+    if (tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+        ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        note_tree_pipes(t, imgs, i);
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
     sigset_t all, old;
@@ -564,6 +663,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     ret = CK_EXIT_OK;
 out:
     tree_close(conns, tmps, n);
+    for (int i = 0; imgs && i < n; i++)
+        ck_image_free(&imgs[i]);
+    free(imgs);
     free(conns);
     free(tmps);
     free(reps);

@@ -497,6 +497,10 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
             r->ino = e.ino;             /* the shmid */
         } else if (!strcmp(path, "/dev/zero")) {
             r->flags |= CK_REG_ANON;
+            /* MAP_SHARED: its shmem object, so that coord can tell memory
+             * two processes of a tree share (dev stays 0: never a file) */
+            if (r->flags & CK_REG_SHARED)
+                r->ino = e.ino;
         } else if (file_region(r, &e, &last_file, err, errlen) < 0) {
             return -ENOTSUP;
         }

@@ -47,3 +47,91 @@ else
 fi
 alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
     fail tree_refused_children_keep_running "a child stopped"
+
+# What processes of a tree share and restore cannot share again yet is
+# refused by name, and every process goes on: MAP_SHARED anonymous
+# memory inherited across fork, a socketpair.
+cat >"$T/shared.py" <<'EOF'
+import mmap, os, socket, sys, time
+if sys.argv[1] == "mem":
+    m = mmap.mmap(-1, 4096)
+    m[0:5] = b"hello"
+else:
+    a, b = socket.socketpair()
+k = os.fork()
+if k == 0:
+    while True:
+        time.sleep(1)
+EOF
+echo "$PY_TICKS" >>"$T/shared.py"
+for what in mem sock; do
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="shared$what" python3 "$T/shared.py" \
+        "$what" >"$T/shared$what.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_for 10 grep -q READY "$T/shared$what.log"
+    kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+    PIDS+=("$kid")
+    case $what in
+        mem) pat="process $pid \(memory .*\) and process $kid .* share MAP_SHARED anonymous memory" ;;
+        sock) pat="process $pid fd [0-9]+ and process $kid fd [0-9]+ are the same socket" ;;
+    esac
+    refused_alive "tree_refuses_shared_$what" "shared$what" "$pat"
+    alive "$kid" && pass "tree_refused_shared_${what}_child_runs" ||
+        fail "tree_refused_shared_${what}_child_runs" "the child $kid stopped"
+done
+
+# tree_pipes (a parent and three workers joined by pipes, see
+# progs/tree_pipes.c): restored in the foreground, where coord becomes the
+# parent and forks the workers.
+rm -f "$T/go"
+if start_test_prog tree_pipes; then
+    kids=$(cat /proc/$pid/task/*/children | wc -w)
+    "$C" checkpoint "$pid" -o "$T/tp.img" --kill >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$kids" = 3 ] && grep -q "process tree of 4 processes" "$T/err" &&
+        wait_for 10 gone "$pid"; then
+        pass tree_checkpoint_kill
+    else
+        fail tree_checkpoint_kill "rc=$rc, $kids children"
+    fi
+    cp "$T/tp.img" "$T/tp.copy"
+    # A damaged page of the last worker's stream: nothing runs, the counter
+    # stays (the good copy still restores afterwards).
+    read -r off len < <(python3 -c '
+import struct, sys
+d = open(sys.argv[1], "rb").read(4096)
+n = struct.unpack_from("<I", d, 12)[0]
+e = 128 + 32 * (n - 1)
+print(*struct.unpack_from("<QQ", d, e + 16))' "$T/tp.img")
+    flip $((off + len * 3 / 4)) "$T/tp.img" "$T/tp.bad"
+    out=$(cd / && timeout 30 "$C" restore --detach "$T/tp.bad" 2>"$T/err")
+    rc=$?
+    sleep 0.5
+    if [ $rc -ne 0 ] && [ -z "$out" ] && ! pgrep -u "$(id -u)" -f "$B/tests/progs/tree_pipes" >/dev/null; then
+        pass tree_restore_damaged_nothing_runs
+    else
+        fail tree_restore_damaged_nothing_runs "rc=$rc out=$out"
+        pkill -9 -u "$(id -u)" -f "$B/tests/progs/tree_pipes"
+    fi
+    (cd / && exec "$C" restore "$T/tp.copy" >/dev/null 2>"$T/err") &
+    root=$!
+    disown "$root" 2>/dev/null
+    PIDS+=("$root")
+    nkids() { cat /proc/$root/task/*/children 2>/dev/null | wc -w; }
+    has3() { [ "$(nkids)" = 3 ]; }
+    if wait_for 10 has3; then
+        pass tree_restore_foreground_forks_workers
+    else
+        fail tree_restore_foreground_forks_workers "the restored parent $root has $(nkids) children, not 3"
+    fi
+    date +%s >"$T/go"
+    wait_for 20 gone "$root"
+    if [ "$(grep -E '^(PASS|FAIL)' "$T/tree_pipes.log" | tail -n 1)" = PASS ]; then
+        pass tree_restore_foreground_runs_on
+    else
+        fail tree_restore_foreground_runs_on "program says: $(tail -n 2 "$T/tree_pipes.log")"
+    fi
+    restore_refused tree_restore_once_only "$T/tp.copy" "stale"
+fi
