@@ -135,3 +135,22 @@ print(*struct.unpack_from("<QQ", d, e + 16))' "$T/tp.img")
     fi
     restore_refused tree_restore_once_only "$T/tp.copy" "stale"
 fi
+
+# coord inspect shows the tree and each process's image; --verify checks
+# every stream.
+if [ -s "$T/tp.copy" ]; then
+    "$C" inspect --verify "$T/tp.copy" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q "process tree: 4 processes" "$T/out" &&
+        [ "$(grep -c '^== process' "$T/out")" = 4 ] && [ "$(grep -c 'image OK' "$T/out")" = 4 ] &&
+        [ "$(grep -c 'child of' "$T/out")" = 3 ]; then
+        pass tree_inspect
+    else
+        fail tree_inspect "rc=$rc"
+    fi
+    "$C" inspect --json "$T/tp.copy" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["tree"]["processes"] == 4 and len(d["images"]) == 4' && pass tree_inspect_json ||
+        fail tree_inspect_json "not one JSON document with 4 images"
+fi
