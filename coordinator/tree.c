@@ -116,8 +116,26 @@ static int under_shim(int pid)
     return peer == pid;
 }
 
+/* Process group and session of pid (/proc/PID/stat), 0 if unknown. */
+static void pgrp_sid(int pid, long *pgrp, long *sid)
+{
+    char path[64], st[1024];
+    *pgrp = *sid = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    size_t n = f ? fread(st, 1, sizeof st - 1, f) : 0;
+    if (f)
+        fclose(f);
+    st[n] = 0;
+    char *rp = strrchr(st, ')');
+    if (rp)
+        sscanf(rp + 1, " %*c %*d %ld %ld", pgrp, sid);
+}
+
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
+    long root_pgrp, root_sid;
+    pgrp_sid(t->m[0].pid, &root_pgrp, &root_sid);
     size_t used = 0;
     int bad = 0;
     uid_t me = getuid();
@@ -127,7 +145,8 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         struct ck_procinfo pi;
         if (ck_proc_info(m->pid, &pi) < 0)
             continue; /* gone meanwhile: not part of the tree any more */
-        char who[160], why[160];
+        char who[160], why[200];
+        long pg, sid;
         ck_tree_describe(m->pid, who, sizeof who);
         int ppid = t->m[m->parent].pid;
         if (pi.state == 'Z' || pi.state == 'X') {
@@ -140,6 +159,11 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' || pi.state == 't') {
             snprintf(why, sizeof why, "a child of %d, is stopped (continue it: kill -CONT %d)",
                      ppid, m->pid);
+        } else if ((pgrp_sid(m->pid, &pg, &sid), pg != root_pgrp || sid != root_sid)) {
+            snprintf(why, sizeof why, "a child of %d, is in %s %ld, not %d's %ld (process "
+                     "groups and sessions of a tree are not restored yet)", ppid,
+                     sid != root_sid ? "session" : "process group", sid != root_sid ? sid : pg,
+                     t->m[0].pid, sid != root_sid ? root_sid : root_pgrp);
         } else if (!under_shim(m->pid)) {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);

@@ -154,3 +154,21 @@ d = json.load(sys.stdin)
 assert d["tree"]["processes"] == 4 and len(d["images"]) == 4' && pass tree_inspect_json ||
         fail tree_inspect_json "not one JSON document with 4 images"
 fi
+
+# A child in a process group of its own: process groups are not restored
+# yet, so the tree is refused naming it, and every process goes on.
+cat >"$T/pgrp.py" <<'EOF'
+import os, time
+k = os.fork()
+if k == 0:
+    os.setpgid(0, 0)
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/pgrp.py"
+start_py_app pgrp "$T/pgrp.py" || fail pgrp_ready "no READY"
+kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+PIDS+=("$kid")
+refused_alive tree_refuses_own_process_group pgrp \
+    "$kid \(.*pgrp.py\), a child of $pid, is in process group $kid"
