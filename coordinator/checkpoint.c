@@ -407,9 +407,9 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
 
 /* What processes of a tree share and a tree restore cannot make shared
  * again yet (docs/DESIGN.md, "Process trees"): the same socket, a
- * connection between two of them, the same memfd or deleted file, MAP_SHARED
- * anonymous memory inherited across fork. Returns 0, or -1 with the first
- * such thing named in err. */
+ * connection between two of them, the same memfd or deleted file (MAP_SHARED
+ * anonymous memory inherited across fork is: restore_tree). Returns 0, or
+ * -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
                          size_t errlen)
 {
@@ -442,26 +442,6 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
                         snprintf(err, errlen, "process %d fd %d and process %d fd %d are %s: "
                                  "ckshim cannot restore that between processes of a tree yet",
                                  t->m[i].pid, f->fd, t->m[j].pid, g->fd, what);
-                        return -1;
-                    }
-                }
-            }
-            for (uint32_t x = 0; x < a->nregions; x++) {
-                const struct ck_region *r = &a->regions[x];
-                if (!(r->flags & CK_REG_SHARED) || !(r->flags & CK_REG_ANON) || !r->ino ||
-                    (r->flags & CK_REG_SYSV))
-                    continue;
-                for (uint32_t y = 0; y < b->nregions; y++) {
-                    const struct ck_region *q = &b->regions[y];
-                    if ((q->flags & (CK_REG_SHARED | CK_REG_ANON)) ==
-                            (CK_REG_SHARED | CK_REG_ANON) && !(q->flags & CK_REG_SYSV) &&
-                        q->ino == r->ino) {
-                        snprintf(err, errlen, "process %d (memory %#llx-%#llx) and process %d "
-                                 "(%#llx-%#llx) share MAP_SHARED anonymous memory: ckshim "
-                                 "cannot restore it shared between processes of a tree yet",
-                                 t->m[i].pid, (unsigned long long)r->start,
-                                 (unsigned long long)r->end, t->m[j].pid,
-                                 (unsigned long long)q->start, (unsigned long long)q->end);
                         return -1;
                     }
                 }

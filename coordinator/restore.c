@@ -106,7 +106,24 @@ static struct {
     int npipes;
     int map_fd;                         /* memfd "ckshim-tree": {vpid, pid now}[n] */
     int32_t *map;
+    struct tree_shm {                   /* MAP_SHARED anonymous memory the tree shares */
+        uint64_t ino;                   /* its shmem inode at checkpoint (ck_region.ino) */
+        int fd;                         /* memfd "ckshim-tree-shm" holding its pages */
+    } *shms;
+    int nshms;
 } g_tree;
+
+/* The memfd of the shared anonymous memory region r maps, or -1. */
+static int tree_shm_fd(const struct ck_region *r)
+{
+    if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
+        (r->flags & CK_REG_SYSV) || !r->ino)
+        return -1;
+    for (int k = 0; k < g_tree.nshms; k++)
+        if (g_tree.shms[k].ino == r->ino)
+            return g_tree.shms[k].fd;
+    return -1;
+}
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail_msg(struct rctx *c, const char *fmt, ...)
@@ -1028,6 +1045,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
+        if (c->tree_idx >= 0 && tree_shm_fd(r) >= 0)
+            pr[i].from_fd = tree_shm_fd(r); /* shared with other processes of the tree */
         pr[i].shmid = -1;
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
@@ -1753,8 +1772,14 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + 1 : 0)], nkeep = 0;
+    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + 1 : 0)], nkeep = 0;
     if (c->tree_idx >= 0) {
+        /* the shared memory stays open through the exec: the restorer
+         * maps it, the shim closes it */
+        for (int k = 0; k < g_tree.nshms; k++) {
+            keep[nkeep++] = g_tree.shms[k].fd;
+            fcntl(g_tree.shms[k].fd, F_SETFD, 0);
+        }
         /* what the tree shares stays open until the restorer runs (all
          * close-on-exec) and the pid map for the shim (kept open) */
         for (int k = 0; k < g_tree.npipes; k++)
@@ -2153,6 +2178,84 @@ static int make_tree_pipes(struct rctx *root, int hi)
     return 0;
 }
 
+/* MAP_SHARED anonymous memory inherited across fork (the same shmem
+ * inode in two or more processes) is made once as a memfd, filled with
+ * the pages the first of them saved (checked, decoded), and mapped by
+ * every restorer from it (the plan's from_fd), so it is shared again. */
+static int make_tree_shm(struct rctx *root, int hi)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        for (uint32_t x = 0; x < m->img.nregions; x++) {
+            const struct ck_region *r = &m->img.regions[x];
+            if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
+                (r->flags & CK_REG_SYSV) || !r->ino || tree_shm_fd(r) >= 0)
+                continue;
+            int others = 0;
+            uint64_t size = 0;
+            for (int j = 0; j < g_tree.n; j++)
+                for (uint32_t y = 0; y < g_tree.m[j].img.nregions; y++) {
+                    const struct ck_region *q = &g_tree.m[j].img.regions[y];
+                    if ((q->flags & (CK_REG_SHARED | CK_REG_ANON)) !=
+                            (CK_REG_SHARED | CK_REG_ANON) || (q->flags & CK_REG_SYSV) ||
+                        q->ino != r->ino)
+                        continue;
+                    others += j != i;
+                    if (q->offset + (q->end - q->start) > size)
+                        size = q->offset + (q->end - q->start);
+                }
+            if (!others)
+                continue;
+            struct tree_shm *ts = realloc(g_tree.shms, (size_t)(g_tree.nshms + 1) * sizeof *ts);
+            if (!ts) {
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+            g_tree.shms = ts;
+            ts = &g_tree.shms[g_tree.nshms];
+            int fd = memfd_create("ckshim-tree-shm", MFD_CLOEXEC);
+            ts->fd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
+            if (fd >= 0)
+                close(fd);
+            if (ts->fd < 0 || ftruncate(ts->fd, (off_t)size) < 0) {
+                fail_msg(root, "cannot make the tree's shared memory: %s", strerror(errno));
+                return -1;
+            }
+            ts->ino = r->ino;
+            g_tree.nshms++;
+            /* its pages, as process i saved them in its regions of it */
+            for (uint32_t y = 0; y < m->img.nregions; y++) {
+                const struct ck_region *q = &m->img.regions[y];
+                if (q->ino != r->ino || !(q->flags & CK_REG_ANON) || !(q->flags & CK_REG_SHARED))
+                    continue;
+                for (uint64_t k = 0; k < m->img.npagerecs; k++) {
+                    const struct ck_rec *rec = &m->img.pages[k].rec;
+                    if (rec->arg < q->start || rec->arg + rec->raw_len > q->end)
+                        continue;
+                    uint8_t *in = malloc(rec->len ? rec->len : 1), *out = malloc(rec->raw_len);
+                    int bad = !in || !out ||
+                              pread(m->img_fd, in, rec->len, (off_t)m->img.pages[k].offset) !=
+                                  (ssize_t)rec->len ||
+                              ck_rec_checksum(rec, in) != rec->checksum ||
+                              ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0 ||
+                              pwrite(ts->fd, out, rec->raw_len,
+                                     (off_t)(rec->arg - q->start + q->offset)) !=
+                                  (ssize_t)rec->raw_len;
+                    free(in);
+                    free(out);
+                    if (bad) {
+                        fail_msg(root, "process %d: the saved pages of shared memory at %#llx "
+                                 "are damaged or cannot be read", g_tree.e[i].vpid,
+                                 (unsigned long long)rec->arg);
+                        return -1;
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /* Read and check every process of a tree image; make what they share.
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
@@ -2219,7 +2322,7 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             return -1;
         }
     }
-    if (make_tree_pipes(root, hi) < 0)
+    if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0)
         return -1;
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);
     size_t maplen = (size_t)n * 2 * sizeof(int32_t);

@@ -495,7 +495,10 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
         } else if (!strncmp(path, "/SYSV", 5)) {
             r->flags |= CK_REG_ANON | CK_REG_SYSV;
             r->ino = e.ino;             /* the shmid */
-        } else if (!strcmp(path, "/dev/zero")) {
+        } else if (!strcmp(path, "/dev/zero") ||
+                   (e.shared && e.deleted && !strcmp(path, "/memfd:ckshim-tree-shm"))) {
+            /* (a tree restore maps MAP_SHARED anonymous memory the tree
+             * shares from such a memfd: it is still that) */
             r->flags |= CK_REG_ANON;
             /* MAP_SHARED: its shmem object, so that coord can tell memory
              * two processes of a tree share (dev stays 0: never a file) */

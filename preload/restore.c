@@ -215,7 +215,7 @@ void restore_tree_map(void)
     char buf[4096];
     long n;
     int found = -1;
-    while (found < 0 && (n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
         for (long off = 0; off < n;) {
             struct {
                 uint64_t ino;
@@ -233,11 +233,19 @@ void restore_tree_map(void)
             if (l <= 0)
                 continue;
             target[l] = 0;
-            if (!strncmp(target, "/memfd:ckshim-tree", 18)) {
+            if (!strncmp(target, "/memfd:ckshim-tree-shm", 22)) {
+                /* shared memory of the tree: mapped by now, not the
+                 * program's descriptor */
+                int fd = 0;
+                for (const char *p = d->name; *p; p++)
+                    fd = fd * 10 + (*p - '0');
+                syscall(SYS_close, fd);
+                continue;
+            }
+            if (found < 0 && !strncmp(target, "/memfd:ckshim-tree", 18)) {
                 found = 0;
                 for (const char *p = d->name; *p; p++)
                     found = found * 10 + (*p - '0');
-                break;
             }
         }
     }
