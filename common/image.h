@@ -547,6 +547,10 @@ struct ck_shm {
 #define CK_SOCKO_PASSPIDFD 0x200
 #define CK_SOCKO_LINGER 0x1000          /* SO_LINGER on, for linger seconds */
 #define CK_SOCKO_LISTENING 0x10000      /* SO_ACCEPTCONN */
+#define CK_SOCKO_SNDBUF_LOCK 0x20000    /* SO_BUF_LOCK: the program set SO_SNDBUF */
+#define CK_SOCKO_RCVBUF_LOCK 0x40000    /* SO_BUF_LOCK: the program set SO_RCVBUF */
+#define CK_SOCKO_BUF_LOCK_KNOWN 0x80000 /* SO_BUF_LOCK was read (Linux 5.14+): buffer sizes
+                                           are set again only where locked */
 #define CK_SOCK_SHUT_RD 1               /* this end cannot receive any more */
 #define CK_SOCK_SHUT_WR 2               /* this end cannot send any more */
 struct ck_sock {
@@ -597,8 +601,9 @@ enum {
 #define CK_INETF_BOUND 0x1              /* bound to local (a port of its own) */
 #define CK_INETF_CONNECTED 0x2          /* UDP: connected to peer */
 #define CK_INETF_V4MAPPED 0x4           /* IPv6 socket whose addresses are IPv4-mapped */
+#define CK_INETF_FILTER_LOCKED 0x8      /* SO_LOCK_FILTER */
 
-#define CK_INET_NOPT 24                 /* ck_inet.opt: IPPROTO_IP/IPV6/TCP options, see
+#define CK_INET_NOPT 32                 /* ck_inet.opt: IPPROTO_IP/IPV6/TCP options, see
                                            the table in fds/inet.c (only ever appended) */
 struct ck_inet {
     struct ck_sock so;                  /* family, type, protocol, SOL_SOCKET options,
@@ -617,7 +622,11 @@ struct ck_inet {
     uint32_t outq, outq_unsent;         /* TCP: SIOCOUTQ, SIOCOUTQNSD at checkpoint */
     uint64_t bytes_acked;               /* TCP_INFO, for the pairing checks */
     uint64_t bytes_received;
-    uint64_t reserved[2];
+    uint32_t nfilter;                   /* classic BPF instructions of its socket filter
+                                           (SO_ATTACH_FILTER), 8 bytes each, right after
+                                           this struct in the FDSTATE entry */
+    uint32_t pad;
+    uint64_t reserved;
 };
 
 /* A saved UDP datagram: this header, then len bytes, padded to 8. */

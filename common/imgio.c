@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -488,6 +489,70 @@ static int get_scratch(struct img_ctx *c)
 
 /* FDSTATE: entries of descriptors of FDS, in FDS order, one at most each,
  * of the descriptor's kind; img->fdstate[i] points into the payload. */
+/* What is wrong with the state of a descriptor of kind `kind`, or NULL.
+ * Every count, length and offset a kind's restore, check or describe
+ * (fds/) would use is checked here once, against the entry's own bytes,
+ * so that none of them reads past it or hands the kernel a forged size. */
+static const char *fdstate_bad(uint32_t kind, const uint8_t *d, uint32_t len)
+{
+    static const struct {
+        uint32_t kind;
+        uint32_t size;
+    } least[] = {
+        {CK_FD_TIMERFD, sizeof(struct ck_timerfd)}, {CK_FD_SIGNALFD, sizeof(struct ck_signalfd)},
+        {CK_FD_INOTIFY, sizeof(struct ck_inotify)}, {CK_FD_UNIX, sizeof(struct ck_unix)},
+        {CK_FD_INET, sizeof(struct ck_inet)},
+    };
+    for (size_t k = 0; k < sizeof least / sizeof least[0]; k++)
+        if (least[k].kind == kind && len < least[k].size)
+            return "a state too short for its kind";
+    union {
+        struct ck_timerfd t;
+        struct ck_inotify i;
+        struct ck_unix u;
+        struct ck_inet n;
+    } s;
+    switch (kind) {
+    case CK_FD_TIMERFD:
+        memcpy(&s.t, d, sizeof s.t);
+        if (s.t.value_ns < 0 || s.t.interval_ns < 0 || s.t.deadline_ns < 0)
+            return "a timerfd with a negative time";
+        break;
+    case CK_FD_INOTIFY: {
+        struct ck_inotify_watch w;
+        memcpy(&s.i, d, sizeof s.i);
+        if (s.i.nwatch > (len - sizeof s.i) / sizeof w)
+            return "more inotify watches than its bytes hold";
+        size_t table = sizeof s.i + (size_t)s.i.nwatch * sizeof w, plen = len - table;
+        for (uint32_t k = 0; k < s.i.nwatch; k++) {
+            memcpy(&w, d + sizeof s.i + (size_t)k * sizeof w, sizeof w);
+            if (w.path_off >= plen || !memchr(d + table + w.path_off, 0, plen - w.path_off))
+                return "an inotify watch whose path is not in its bytes";
+        }
+        break;
+    }
+    case CK_FD_UNIX:
+        memcpy(&s.u, d, sizeof s.u);
+        if (s.u.so.family != AF_UNIX || (s.u.so.type != SOCK_STREAM &&
+                                         s.u.so.type != SOCK_DGRAM &&
+                                         s.u.so.type != SOCK_SEQPACKET))
+            return "a unix socket of another family or type";
+        if (s.u.namelen > sizeof s.u.name || s.u.peerlen > sizeof s.u.peer)
+            return "a unix socket address longer than sun_path";
+        if (s.u.nicons > (len - sizeof s.u) / 8)
+            return "more waiting clients than its bytes hold";
+        break;
+    case CK_FD_INET:
+        memcpy(&s.n, d, sizeof s.n);
+        if ((s.n.so.family != AF_INET && s.n.so.family != AF_INET6) ||
+            (s.n.so.type != SOCK_STREAM && s.n.so.type != SOCK_DGRAM) ||
+            s.n.role > CK_INET_CONNECTING)
+            return "an inet socket of another family, type or role";
+        break;
+    }
+    return NULL;
+}
+
 static int read_fdstate(struct img_ctx *c, const struct ck_rec *rec)
 {
     struct ck_image *img = c->img;
@@ -521,6 +586,10 @@ static int read_fdstate(struct img_ctx *c, const struct ck_rec *rec)
         if (next == img->nfds || img->fds[next].kind != h.kind)
             return rec_fail(c, "entry %llu names fd %d of kind %u: no such descriptor (or "
                             "out of order)", (unsigned long long)e, h.fd, h.kind);
+        const char *bad = fdstate_bad(h.kind, buf + off, h.len);
+        if (bad)
+            return rec_fail(c, "entry %llu (fd %d) is damaged: %s", (unsigned long long)e, h.fd,
+                            bad);
         img->fdstate[next].data = buf + off;
         img->fdstate[next].len = h.len;
         next++;

@@ -695,8 +695,23 @@ static int check_image(struct rctx *c)
             fail_msg(c, "the image has a malformed descriptor number %d", f->fd);
             return -1;
         }
-        if (f->share_with >= 0)
+        if (f->share_with >= 0) {
+            /* dup2'd from: only ever an earlier descriptor of the image,
+             * never one of coord's own */
+            uint32_t k = 0;
+            while (k < i && im->fds[k].fd != f->share_with)
+                k++;
+            if (k == i) {
+                fail_msg(c, "the image is damaged: fd %d shares fd %d, which is not an "
+                         "earlier descriptor of the image", f->fd, f->share_with);
+                return -1;
+            }
             continue;
+        }
+        if (!ck_fdkind_of(f->kind)) {
+            fail_msg(c, "fd %d: unknown descriptor kind %u in the image", f->fd, f->kind);
+            return -1;
+        }
         if (check_fd_kind(c, i) < 0)
             return -1;
     }

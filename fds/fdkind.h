@@ -160,10 +160,11 @@ const char *ck_remake_dir(const char *path, char *dir, size_t len);
 int ck_remake_removed(const char *path, mode_t type, int mode, const char *link, int oflags);
 
 /* procdead.c: /proc entries of processes that have exited. split: the
- * pid of "/proc/PID[/rest]" (not of a task) and where rest starts, or -1;
+ * pid of "/proc/PID[/rest]" (not of a task, no "..") and where rest starts, or -1;
  * child: a child that waits until *release is closed (release: closes it
  * and reaps the child); path: the same entry of the child. */
 long ck_procdead_split(const char *path, const char **rest);
+int ck_path_climbs(const char *path);   /* has a ".." component */
 pid_t ck_procdead_child(int *release);
 void ck_procdead_release(pid_t child, int release);
 int ck_procdead_path(char *out, size_t len, pid_t child, const char *rest);

@@ -160,8 +160,20 @@ static int file_check(struct ck_fdrest *r)
     const struct ck_fd *f = r->f;
     if (f->kind == CK_FD_DIR && (f->flags & CK_FDF_DELETED))
         return ck_remake_check(r, "directory");
-    if (f->flags & (CK_FDF_PROC_SELF | CK_FDF_PROC_DEAD))
-        return 0; /* the restored process's own, or made anew: nothing to compare */
+    if (f->flags & (CK_FDF_PROC_SELF | CK_FDF_PROC_DEAD)) {
+        /* the restored process's own, or made anew: nothing to compare;
+         * but opened without a check, so only ever an entry of /proc */
+        const char *rest;
+        int self = (f->flags & CK_FDF_PROC_SELF) != 0;
+        if (self ? strncmp(r->path, "/proc/self", 10) || (r->path[10] && r->path[10] != '/') ||
+                       ck_path_climbs(r->path)
+                 : ck_procdead_split(r->path, &rest) < 0) {
+            snprintf(r->err, r->errlen, "fd %d: the image is damaged: %s is not a /proc entry "
+                     "of %s", f->fd, r->path, self ? "the process itself" : "a process");
+            return -1;
+        }
+        return 0;
+    }
     return r->check_path(r);
 }
 

@@ -29,6 +29,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -52,6 +57,10 @@
 #ifndef SO_PEEK_OFF
 #define SO_PEEK_OFF 42
 #endif
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
+#define UDPLITE_RECV_CSCOV 11
+#endif
 
 /* TCP states (include/net/tcp_states.h) */
 enum {
@@ -62,7 +71,7 @@ enum {
 /* The IP, IPv6 and TCP integer options saved (SOL_SOCKET ones are in
  * struct ck_sock, fds/socket.c), index = ck_inet.opt index (image format:
  * only ever append). fam: 0 any, else only for that family; tcp: 1 only
- * for TCP, 2 only for UDP. late: set once the bytes are back (TCP_CORK
+ * for TCP, 2 only for UDP (and UDP-Lite), 3 only for UDP-Lite. late: set once the bytes are back (TCP_CORK
  * would hold them). */
 static const struct inet_opt {
     int level, name, fam, tcp, late;
@@ -90,6 +99,9 @@ static const struct inet_opt {
     {IPPROTO_IPV6, IPV6_RECVPKTINFO, AF_INET6, 2, 0, "IPV6_RECVPKTINFO"},
     {IPPROTO_IPV6, IPV6_RECVERR, AF_INET6, 0, 0, "IPV6_RECVERR"},
     {IPPROTO_IPV6, IPV6_FREEBIND, AF_INET6, 0, 0, "IPV6_FREEBIND"},
+    {SOL_SOCKET, SO_BINDTOIFINDEX, 0, 0, 0, "SO_BINDTOIFINDEX"},
+    {IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, 0, 3, 0, "UDPLITE_SEND_CSCOV"},
+    {IPPROTO_UDPLITE, UDPLITE_RECV_CSCOV, 0, 3, 0, "UDPLITE_RECV_CSCOV"},
 };
 #define NOPTS ((int)(sizeof inet_opts / sizeof inet_opts[0]))
 _Static_assert(NOPTS <= CK_INET_NOPT, "ck_inet.opt is too small");
@@ -98,6 +110,8 @@ enum { OPT_V6ONLY = 16 };
 static int opt_applies(const struct inet_opt *o, const struct ck_inet *s)
 {
     int tcp = s->so.type == SOCK_STREAM;
+    if (o->tcp == 3)
+        return s->so.protocol == IPPROTO_UDPLITE;
     return (!o->fam || o->fam == (int)s->so.family) && (!o->tcp || (o->tcp == 1) == tcp);
 }
 
@@ -331,6 +345,51 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
     return ret;
 }
 
+/* shutdown() of a UDP socket, which only sock_diag tells: SHUT_RD 1,
+ * SHUT_WR 2 (the kernel's RCV_SHUTDOWN, SEND_SHUTDOWN), or 0. One
+ * exact lookup (SOCK_DIAG_BY_FAMILY without NLM_F_DUMP): for UDP the
+ * "source" is the peer the socket would receive from, the "destination"
+ * the socket itself; the answer must be the same inode. */
+static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
+{
+    struct {
+        struct nlmsghdr h;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = (uint8_t)s->so.family;
+    req.r.sdiag_protocol = (uint8_t)s->so.protocol;
+    req.r.idiag_states = ~0u;
+    req.r.id.idiag_sport = htons(s->peer.port);
+    req.r.id.idiag_dport = htons(s->local.port);
+    size_t alen = s->so.family == AF_INET ? 4 : 16;
+    memcpy(req.r.id.idiag_src, s->peer.addr, alen);
+    memcpy(req.r.id.idiag_dst, s->local.addr, alen);
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return 0;
+    uint32_t shut = 0;
+    static char buf[8192];
+    ssize_t n = send(nl, &req, sizeof req, 0) == sizeof req ? recv(nl, buf, sizeof buf, 0) : -1;
+    close(nl);
+    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+    if (n < (ssize_t)sizeof *h || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+        return 0;
+    const struct inet_diag_msg *m = NLMSG_DATA(h);
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m) || m->idiag_inode != (uint32_t)ino)
+        return 0;
+    const struct rtattr *a = (const struct rtattr *)(m + 1);
+    size_t left = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
+    for (; RTA_OK(a, left); a = RTA_NEXT(a, left))
+        if (a->rta_type == INET_DIAG_SHUTDOWN && RTA_PAYLOAD(a) >= 1)
+            shut = *(const uint8_t *)RTA_DATA(a) & (CK_SOCK_SHUT_RD | CK_SOCK_SHUT_WR);
+    return shut;
+}
+
 static int inet_capture(struct ck_fdcap *c)
 {
     if (!S_ISSOCK(c->st->st_mode))
@@ -342,10 +401,11 @@ static int inet_capture(struct ck_fdcap *c)
     memset(&s, 0, sizeof s);
     ck_sock_capture(fd, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
-    int udp = s.so.type == SOCK_DGRAM && s.so.protocol == IPPROTO_UDP;
+    int udp = s.so.type == SOCK_DGRAM &&
+              (s.so.protocol == IPPROTO_UDP || s.so.protocol == IPPROTO_UDPLITE);
     if (!tcp && !udp) {
         snprintf(c->err, c->errlen, "fd %d is an %s socket (%s, protocol %u; %s), which ckshim "
-                 "cannot restore: only TCP and UDP over IPv4 and IPv6 are supported", fd,
+                 "cannot restore: only TCP, UDP and UDP-Lite over IPv4 and IPv6 are supported", fd,
                  ck_sock_family_name(domain), ck_sock_type_name((int)s.so.type), s.so.protocol,
                  c->target);
         return -ENOTSUP;
@@ -361,8 +421,23 @@ static int inet_capture(struct ck_fdcap *c)
         to_inaddr(&ss, &s.local);
     sl = sizeof ss;
     int connected = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
-    if (connected)
-        to_inaddr(&ss, &s.peer);
+    /* SO_PEERNAME wants exactly the address's size */
+    sl = domain == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (connected || (tcp && getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &ss, &sl) == 0))
+        to_inaddr(&ss, &s.peer); /* SO_PEERNAME: also of a connection closed both ways */
+    /* a classic BPF socket filter (SO_ATTACH_FILTER): its instructions
+     * follow the struct (SO_GET_FILTER counts and copies instructions) */
+    static char sbuf[sizeof(struct ck_inet) + 8 * BPF_MAXINSNS];
+    l = 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &l) == 0 && l > 0 && l <= BPF_MAXINSNS) {
+        socklen_t n = l;
+        if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, sbuf + sizeof s, &n) == 0 && n == l)
+            s.nfilter = l;
+    }
+    int lockf = 0;
+    l = sizeof lockf;
+    if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &lockf, &l) == 0 && lockf)
+        s.flags |= CK_INETF_FILTER_LOCKED;
     if (s.local.port)
         s.flags |= CK_INETF_BOUND;
     if (s.so.family == AF_INET6 && !memcmp(s.local.addr, v4mapped_prefix, 12))
@@ -382,6 +457,8 @@ static int inet_capture(struct ck_fdcap *c)
         if (connected)
             s.flags |= CK_INETF_CONNECTED;
         s.role = CK_INET_PLAIN;
+        if (s.local.port)
+            s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
         ret = peek_dgrams(c, fd, &s);
     } else {
         struct tcp_info ti;
@@ -414,6 +491,8 @@ static int inet_capture(struct ck_fdcap *c)
                 s.role = CK_INET_DEAD;
             else
                 s.role = CK_INET_CLOSED;
+            if (s.role != CK_INET_PLAIN) /* tcp_done: shut both ways */
+                s.so.shutdown |= CK_SOCK_SHUT_RD | CK_SOCK_SHUT_WR;
             break;
         }
         default:
@@ -445,7 +524,8 @@ static int inet_capture(struct ck_fdcap *c)
     if (ret < 0)
         return ret;
     c->f->kind = CK_FD_INET;
-    if ((ret = c->state(c, &s, sizeof s)) < 0) {
+    memcpy(sbuf, &s, sizeof s);
+    if ((ret = c->state(c, sbuf, sizeof s + 8 * (size_t)s.nfilter)) < 0) {
         snprintf(c->err, c->errlen, "fd %d: cannot save the state of a %s socket", fd,
                  proto_name(&s));
         return ret;
@@ -474,9 +554,11 @@ static int inet_finish(struct ck_fdcap_set *set)
     last_fd = 1 << 30;
     for (uint32_t i = 0; i < set->n; i++) {
         struct ck_inet *a = state_at(set, i);
-        if (!a || a->so.type != SOCK_STREAM || a->role != CK_INET_DEAD || !a->peer.family ||
-            a->tcp_state == ST_CLOSE)
+        if (!a || a->so.type != SOCK_STREAM || !a->peer.family ||
+            (a->role != CK_INET_DEAD && a->role != CK_INET_CLOSED))
             continue;
+        uint32_t was = a->role;
+        a->role = CK_INET_DEAD;
         /* the other end in the process? */
         for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
             struct ck_inet *b = k == i ? NULL : state_at(set, k);
@@ -486,6 +568,8 @@ static int inet_finish(struct ck_fdcap_set *set)
                 a->peer_fd = set->fds[k].fd;
             }
         }
+        if (a->role == CK_INET_DEAD && a->tcp_state == ST_CLOSE)
+            a->role = was; /* closed both ways (or reset): no accept queue holds it */
         /* a client whose server end is still in a listener's accept queue */
         for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
             struct ck_inet *b = state_at(set, k);
@@ -538,6 +622,7 @@ void ck_inet_reset_pairs(void)
 
 struct built {
     const struct ck_image *im;
+    const struct ck_image *sent;        /* the datagrams of im were sent again */
     int done;
     int failed;
 };
@@ -549,7 +634,7 @@ static const struct ck_inet *state_of(struct ck_fdrest *r, uint32_t i)
     if (r->im->fds[i].kind != CK_FD_INET || r->im->fds[i].share_with >= 0)
         return NULL;
     const struct ck_inet *st = r->state_of(r, i, &len);
-    return st && len >= sizeof *st ? st : NULL;
+    return st && len >= sizeof *st && len >= sizeof *st + 8 * (size_t)st->nfilter ? st : NULL;
 }
 
 static int index_of_fd(struct ck_fdrest *r, int fd)
@@ -571,6 +656,24 @@ static long read_sysctl(const char *path)
     ssize_t n = read(fd, b, sizeof b - 1);
     close(fd);
     return n > 0 ? atol(b) : -1;
+}
+
+/* The socket filter (SO_ATTACH_FILTER) back, locked if it was. It comes
+ * once the bytes are back: they passed it once already. */
+static int attach_filter(struct ck_fdrest *r, int sk, const struct ck_inet *s, int fd)
+{
+    int one = 1;
+    if (s->nfilter) {
+        struct sock_fprog prog = {.len = (unsigned short)s->nfilter,
+                                  .filter = (struct sock_filter *)(s + 1)};
+        if (setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0)
+            return rfail(r, "fd %d: cannot attach its socket filter (%u instructions) again: %s",
+                         fd, s->nfilter, strerror(errno));
+    }
+    if ((s->flags & CK_INETF_FILTER_LOCKED) &&
+        setsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof one) < 0)
+        return rfail(r, "fd %d: cannot lock its socket filter: %s", fd, strerror(errno));
+    return 0;
 }
 
 /* Set the saved options that differ from what the new socket has:
@@ -602,7 +705,18 @@ static int apply_opts(struct ck_fdrest *r, int sk, const struct ck_inet *s, int 
     if (!late) {
         so.opts |= CK_SOCKO_REUSEADDR;
         so.peek_off = -1;
+        /* listeners sharing a port (SO_REUSEPORT, which the program may
+         * have cleared on one since: the group stays) bind with it */
+        for (uint32_t k = 0; s->role == CK_INET_LISTEN && k < r->im->nfds; k++) {
+            const struct ck_inet *o = state_of(r, k);
+            if (o && o != s && o->role == CK_INET_LISTEN && same_addr(&o->local, &s->local))
+                so.opts |= CK_SOCKO_REUSEPORT;
+        }
     }
+    /* UDP: after its datagrams are sent again (inet_after), which the
+     * filter had let through once already */
+    if (late && s->so.type == SOCK_STREAM && attach_filter(r, sk, s, fd) < 0)
+        return -1;
     char msg[160];
     if (ck_sock_apply(sk, &so, oflags, msg, sizeof msg) < 0)
         return rfail(r, "fd %d: %s socket: %s", fd, proto_name(s), msg);
@@ -646,7 +760,21 @@ static int bind_to(int sk, const struct ck_inaddr *a)
 {
     struct sockaddr_storage ss;
     socklen_t l = from_inaddr(a, &ss);
-    return bind(sk, (struct sockaddr *)&ss, l);
+    if (bind(sk, (struct sockaddr *)&ss, l) == 0)
+        return 0;
+    if (errno != EADDRNOTAVAIL)
+        return -1;
+    /* an address this host does not have (now): the program bound it with
+     * IP_FREEBIND, which it may have cleared since */
+    int old = 0, one = 1, rc, e;
+    socklen_t ol = sizeof old;
+    getsockopt(sk, IPPROTO_IP, IP_FREEBIND, &old, &ol);
+    setsockopt(sk, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+    rc = bind(sk, (struct sockaddr *)&ss, l);
+    e = errno;
+    setsockopt(sk, IPPROTO_IP, IP_FREEBIND, &old, sizeof old);
+    errno = e;
+    return rc;
 }
 
 static int connect_to(int sk, const struct ck_inaddr *a)
@@ -1041,6 +1169,20 @@ static int inet_check(struct ck_fdrest *r)
     if (!s)
         return r->f->share_with >= 0 ? 0 : rfail(r, "fd %d: no saved state for this socket",
                                                  r->f->fd);
+    /* the descriptors a connection is made with must be what the image
+     * says they are: another end that names this one, a listener */
+    if (s->role == CK_INET_PAIR || s->role == CK_INET_PENDING) {
+        int pair = s->role == CK_INET_PAIR;
+        int other = pair ? s->peer_fd : s->listener_fd;
+        int k = other == r->f->fd ? -1 : index_of_fd(r, other);
+        const struct ck_inet *o = k < 0 ? NULL : state_of(r, (uint32_t)k);
+        if (!o || o->so.type != SOCK_STREAM || s->so.type != SOCK_STREAM ||
+            (pair ? o->role != CK_INET_PAIR || o->peer_fd != r->f->fd
+                  : o->role != CK_INET_LISTEN))
+            return rfail(r, "fd %d: the image is damaged: its %s fd %d is not a TCP %s of the "
+                         "image", r->f->fd, pair ? "peer" : "listener", other,
+                         pair ? "connection naming it" : "listener");
+    }
     if (s->role != CK_INET_LISTEN)
         return 0;
     int sk = ck_sock_new(&s->so);
@@ -1065,19 +1207,18 @@ static int inet_check(struct ck_fdrest *r)
     return 0;
 }
 
-/* Once every descriptor is at its number: the datagrams that waited in
- * UDP sockets are sent again, each from the program's socket bound to
- * its source address if there is one, else from a socket bound there for
- * the moment (if that address is free), else from any port. */
-static int inet_after(struct ck_fdrest *r)
+/* The datagrams that waited in UDP socket i are sent again, each from
+ * the program's socket bound to its source address if there is one, else
+ * from a socket bound there for the moment (if that address is free),
+ * else from any port. */
+static int resend_dgrams(struct ck_fdrest *r, uint32_t i)
 {
-    const struct ck_inet *s = state_of(r, r->i);
-    if (!s || s->so.type != SOCK_DGRAM || !s->ndgrams)
-        return 0;
+    const struct ck_inet *s = state_of(r, i);
+    int fd = r->im->fds[i].fd;
     uint8_t *data = NULL;
     size_t len = 0;
-    if (r->bytes(r, r->f->fd, &data, &len) < 0)
-        return rfail(r, "fd %d: cannot read its saved datagrams", r->f->fd);
+    if (r->bytes(r, fd, &data, &len) < 0)
+        return rfail(r, "fd %d: cannot read its saved datagrams", fd);
     size_t off = 0;
     while (off + sizeof(struct ck_inet_dgram) <= len) {
         struct ck_inet_dgram h;
@@ -1131,14 +1272,40 @@ static int inet_after(struct ck_fdrest *r)
             if (tmp >= 0)
                 close(tmp);
             free(data);
-            return rfail(r, "fd %d: cannot send a saved datagram of %u bytes again: %s",
-                         r->f->fd, h.len, strerror(e));
+            return rfail(r, "fd %d: cannot send a saved datagram of %u bytes again: %s", fd,
+                         h.len, strerror(e));
         }
         if (tmp >= 0)
             close(tmp);
     }
     free(data);
     return 0;
+}
+
+/* Once every descriptor is at its number: the datagrams, then each UDP
+ * socket's shutdown state and socket filter. */
+static int inet_after(struct ck_fdrest *r)
+{
+    const struct ck_inet *s = state_of(r, r->i);
+    if (!s || s->so.type != SOCK_DGRAM)
+        return 0;
+    /* every datagram first (a source may be another socket of the
+     * program, which is then shut down or filtered like this one) */
+    if (g_built.sent != r->im) {
+        g_built.sent = r->im;
+        for (uint32_t k = 0; k < r->im->nfds; k++) {
+            const struct ck_inet *o = state_of(r, k);
+            if (o && o->so.type == SOCK_DGRAM && o->ndgrams && resend_dgrams(r, k) < 0)
+                return -1;
+        }
+    }
+    /* an unconnected UDP socket is shut down all the same, with ENOTCONN */
+    for (int how = 0; how < 2; how++)
+        if ((s->so.shutdown & (how ? CK_SOCK_SHUT_WR : CK_SOCK_SHUT_RD)) &&
+            shutdown(r->f->fd, how ? SHUT_WR : SHUT_RD) < 0 && errno != ENOTCONN)
+            return rfail(r, "fd %d: cannot shut the UDP socket down again: %s", r->f->fd,
+                         strerror(errno));
+    return attach_filter(r, r->f->fd, s, r->f->fd);
 }
 
 static const char *role_name(uint32_t role)

@@ -197,6 +197,99 @@ static int search_dir(const char *dir, uint64_t dev, uint64_t ino, uint32_t *fla
     return found;
 }
 
+static void *map(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* The notes by inode number while an instance is captured: open
+ * addressing in a temporary mapping (no malloc while the program is
+ * parked), so thousands of watches cost thousands of probes, not
+ * millions of comparisons. Without it (no memory) the list is walked. */
+static const struct note **note_idx;
+static size_t note_idx_cap;             /* a power of 2 */
+
+static size_t ino_slot(uint64_t ino)
+{
+    return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 17) & (note_idx_cap - 1);
+}
+
+static void index_notes(void)
+{
+    size_t n = 0, cap = 64;
+    struct chunk *first = __atomic_load_n(&notes_first, __ATOMIC_ACQUIRE);
+    for (int fill = 0; fill < 2; fill++)
+        for (struct chunk *c = first; c; c = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE)) {
+            uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
+            for (uint32_t off = 0; off < used;) {
+                const struct note *x = (const struct note *)(c->data + off);
+                off += (uint32_t)note_size(x->len);
+                if (!fill) {
+                    n++;
+                    continue;
+                }
+                size_t h = ino_slot(x->ino);
+                while (note_idx[h])
+                    h = (h + 1) & (note_idx_cap - 1);
+                note_idx[h] = x;
+            }
+            if (!fill && !c->next) {
+                while (cap < 2 * n)
+                    cap <<= 1;
+                if (!(note_idx = map(cap * sizeof *note_idx)))
+                    return;
+                note_idx_cap = cap;
+            }
+        }
+}
+
+static void index_drop(void)
+{
+    if (note_idx)
+        munmap(note_idx, note_idx_cap * sizeof *note_idx);
+    note_idx = NULL;
+    note_idx_cap = 0;
+}
+
+/* The next note on inode number ino (*it starts at 0), or NULL. */
+struct note_iter {
+    int started;
+    size_t h;
+    struct chunk *c;
+    uint32_t off;
+};
+
+static const struct note *next_note(struct note_iter *it, uint64_t ino)
+{
+    if (!it->started) {
+        it->started = 1;
+        it->c = __atomic_load_n(&notes_first, __ATOMIC_ACQUIRE);
+        if (note_idx)
+            it->h = ino_slot(ino);
+    }
+    if (note_idx) {
+        while (note_idx[it->h]) {
+            const struct note *x = note_idx[it->h];
+            it->h = (it->h + 1) & (note_idx_cap - 1);
+            if (x->ino == ino)
+                return x;
+        }
+        return NULL;
+    }
+    for (; it->c; it->c = __atomic_load_n(&it->c->next, __ATOMIC_ACQUIRE), it->off = 0) {
+        uint32_t used = __atomic_load_n(&it->c->used, __ATOMIC_ACQUIRE);
+        while (it->off < used) {
+            const struct note *x = (const struct note *)(it->c->data + it->off);
+            it->off += (uint32_t)note_size(x->len);
+            if (x->ino == ino)
+                return x;
+        }
+    }
+    return NULL;
+}
+
 /* A descriptor of the program's on inode (dev, ino) (a removed file it
  * still holds open): out = "/proc/self/fd/N", which inotify_add_watch
  * follows to the file behind it. 1 found, 0 not. */
@@ -227,31 +320,28 @@ static int held_fd(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, size_
 /* The path of the watched inode (dev, ino): out, flags. 1 found, 0 not. */
 static int find_path(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, size_t outlen)
 {
-    struct chunk *first = __atomic_load_n(&notes_first, __ATOMIC_ACQUIRE);
-    for (int pass = 0; pass < 2; pass++)
-        for (struct chunk *c = first; c; c = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE)) {
-            uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
-            for (uint32_t off = 0; off < used;) {
-                const struct note *n = (const struct note *)(c->data + off);
-                off += (uint32_t)note_size(n->len);
-                if (!same_inode(n->dev, n->ino, dev, ino) || n->len > outlen)
-                    continue;
-                *flags = n->flags;
-                if (pass == 0 && verify(n->path, n->flags, dev, ino)) {
-                    memcpy(out, n->path, n->len);
+    for (int pass = 0; pass < 2; pass++) {
+        struct note_iter it = {0};
+        const struct note *n;
+        while ((n = next_note(&it, ino))) {
+            if (!same_inode(n->dev, n->ino, dev, ino) || n->len > outlen)
+                continue;
+            *flags = n->flags;
+            if (pass == 0 && verify(n->path, n->flags, dev, ino)) {
+                memcpy(out, n->path, n->len);
+                return 1;
+            }
+            /* renamed since: in the directory the program named it in */
+            char dir[CK_PATH_MAX];
+            memcpy(dir, n->path, n->len);
+            char *slash = strrchr(dir, '/');
+            if (pass == 1 && slash) {
+                *slash = 0;
+                if (search_dir(dir[0] ? dir : "/", dev, ino, flags, out, outlen))
                     return 1;
-                }
-                /* renamed since: in the directory the program named it in */
-                char dir[CK_PATH_MAX];
-                memcpy(dir, n->path, n->len);
-                char *slash = strrchr(dir, '/');
-                if (pass == 1 && slash) {
-                    *slash = 0;
-                    if (search_dir(dir[0] ? dir : "/", dev, ino, flags, out, outlen))
-                        return 1;
-                }
             }
         }
+    }
     char cwd[CK_PATH_MAX];
     *flags = 0;
     if (getcwd(cwd, sizeof cwd) && search_dir(cwd, dev, ino, flags, out, outlen))
@@ -260,13 +350,6 @@ static int find_path(uint64_t dev, uint64_t ino, uint32_t *flags, char *out, siz
 }
 
 /* ---- capture ---- */
-
-static void *map(size_t len)
-{
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
 
 /* The whole of /proc/self/fdinfo/FD in a mapping (*len bytes, NUL after). */
 static char *read_fdinfo(int fd, size_t *len, size_t *cap)
@@ -322,6 +405,7 @@ static int inotify_capture(struct ck_fdcap *c)
     uint32_t n = 0;
     for (const char *p = info; (p = strstr(p, "inotify wd:")); p++)
         n++;
+    index_notes();
     size_t cap = sizeof(struct ck_inotify) + n * sizeof(struct ck_inotify_watch) +
                  (size_t)n * CK_PATH_MAX;
     char *buf = map(cap);
@@ -382,6 +466,7 @@ static int inotify_capture(struct ck_fdcap *c)
     c->f->aux = n;
     ret = c->state(c, buf, (size_t)(paths - buf) + plen) < 0 ? -1 : 1;
 out:
+    index_drop();
     if (buf)
         munmap(buf, cap);
     munmap(info, icap);
@@ -509,13 +594,15 @@ static void inotify_describe(const struct ck_fd *f, const void *state, size_t le
         return;
     }
     const struct ck_inotify_watch *w = (const struct ck_inotify_watch *)(h + 1);
-    const char *paths = (const char *)(w + h->nwatch);
+    size_t nw = (len - sizeof *h) / sizeof *w < h->nwatch ? 0 : h->nwatch;
+    const char *paths = (const char *)(w + nw);
+    size_t plen = len - sizeof *h - nw * sizeof *w; /* path_off counts from paths */
     int n = snprintf(out, outlen, "inotify, %u watches", h->nwatch);
     if (h->queued && n > 0 && (size_t)n < outlen)
         n += snprintf(out + n, outlen - (size_t)n, " (%u bytes of queued events lost)",
                       h->queued);
-    for (uint32_t i = 0; i < h->nwatch && n > 0 && (size_t)n < outlen; i++)
-        if (sizeof *h + (i + 1) * sizeof *w <= len && w[i].path_off < len)
+    for (uint32_t i = 0; i < nw && n > 0 && (size_t)n < outlen; i++)
+        if (w[i].path_off < plen && memchr(paths + w[i].path_off, 0, plen - w[i].path_off))
             n += snprintf(out + n, outlen - (size_t)n, "%s %d:%s mask %#x", i ? "," : ":",
                           w[i].wd, paths + w[i].path_off, w[i].mask);
 }

@@ -52,7 +52,9 @@ const struct ck_fdkind *const ck_fdkinds[] = {
 
 const struct ck_fdkind *ck_fdkind_of(uint32_t kind)
 {
-    for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++)
+    /* kind 0 is no kind: the entries without one (socket_other) only
+     * refuse at capture; an image's fd of kind 0 is of no kind here */
+    for (const struct ck_fdkind *const *k = ck_fdkinds; kind && *k; k++)
         if ((*k)->kind == kind)
             return *k;
     return NULL;

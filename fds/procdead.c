@@ -20,10 +20,18 @@
 
 #include "fdkind.h"
 
+int ck_path_climbs(const char *path)
+{
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (!p[2] || p[2] == '/'))
+            return 1;
+    return 0;
+}
+
 long ck_procdead_split(const char *path, const char **rest)
 {
     char *end;
-    if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9')
+    if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9' || ck_path_climbs(path))
         return -1;
     long pid = strtol(path + 6, &end, 10);
     if (pid <= 0 || pid > INT_MAX || (*end && *end != '/') || !strncmp(end, "/task/", 6))

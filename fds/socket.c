@@ -25,6 +25,13 @@
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
 #endif
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
+#ifndef SOCK_SNDBUF_LOCK
+#define SOCK_SNDBUF_LOCK 1
+#define SOCK_RCVBUF_LOCK 2
+#endif
 
 int ck_sock_family(int fd)
 {
@@ -144,6 +151,11 @@ void ck_sock_capture(int fd, struct ck_sock *o)
             o->opts |= bool_opts[k].bit;
     if (get_int(fd, SO_ACCEPTCONN, &v) == 0 && v)
         o->opts |= CK_SOCKO_LISTENING;
+    /* which sizes the program set itself (the others the kernel may still
+     * tune: TCP grows them with the connection's needs) */
+    if (get_int(fd, SO_BUF_LOCK, &v) == 0)
+        o->opts |= CK_SOCKO_BUF_LOCK_KNOWN | (v & SOCK_SNDBUF_LOCK ? CK_SOCKO_SNDBUF_LOCK : 0) |
+                   (v & SOCK_RCVBUF_LOCK ? CK_SOCKO_RCVBUF_LOCK : 0);
     struct int_opt ints[] = {INT_OPTS(o)};
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
         if (get_int(fd, ints[k].opt, &v) == 0)
@@ -188,15 +200,24 @@ int ck_sock_apply(int fd, const struct ck_sock *o, uint32_t oflags, char *err, s
     struct ck_sock cur, saved = *o;
     struct int_opt want[] = {INT_OPTS(&saved)};
     struct int_opt have[] = {INT_OPTS(&cur)};
+    int known = (o->opts & CK_SOCKO_BUF_LOCK_KNOWN) != 0;
     for (size_t k = 0; !what && k < sizeof want / sizeof want[0]; k++) {
         if (get_int(fd, want[k].opt, have[k].val) < 0 || *have[k].val == *want[k].val)
             continue;
+        if (known && ((want[k].opt == SO_SNDBUF && !(o->opts & CK_SOCKO_SNDBUF_LOCK)) ||
+                      (want[k].opt == SO_RCVBUF && !(o->opts & CK_SOCKO_RCVBUF_LOCK))))
+            continue; /* the kernel's size, which it tunes: not locked at this value */
         /* buffer sizes read back doubled: set half, the kernel doubles it */
         int val = want[k].opt == SO_SNDBUF || want[k].opt == SO_RCVBUF ? *want[k].val / 2
                                                                        : *want[k].val;
         if (setsockopt(fd, SOL_SOCKET, want[k].opt, &val, sizeof val) < 0)
             what = want[k].name;
     }
+    int lock = (o->opts & CK_SOCKO_SNDBUF_LOCK ? SOCK_SNDBUF_LOCK : 0) |
+               (o->opts & CK_SOCKO_RCVBUF_LOCK ? SOCK_RCVBUF_LOCK : 0);
+    if (!what && known && get_int(fd, SO_BUF_LOCK, &v) == 0 && v != lock &&
+        setsockopt(fd, SOL_SOCKET, SO_BUF_LOCK, &lock, sizeof lock) < 0)
+        what = "SO_BUF_LOCK";
     if (!what && (o->opts & CK_SOCKO_LINGER)) {
         struct linger lg = {1, o->linger};
         if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
@@ -269,6 +290,12 @@ static int other_capture(struct ck_fdcap *c)
     int family = ck_sock_family(c->fd);
     if (family == AF_UNIX || family == AF_INET || family == AF_INET6)
         return 0;
+    if (family < 0) {
+        /* not a socket: a descriptor opened with O_PATH on a socket file */
+        snprintf(c->err, c->errlen, "fd %d is an O_PATH descriptor of the socket file %s (not "
+                 "a socket), which ckshim cannot restore", c->fd, c->target);
+        return -1;
+    }
     const char *name = ck_sock_family_name(family);
     int type = -1;
     get_int(c->fd, SO_TYPE, &type);

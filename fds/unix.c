@@ -21,18 +21,20 @@
  * Restore makes every Unix socket of the image at the first one's turn
  * and keeps them aside (stash) until coord reaches their numbers, in
  * phases: create (socketpair for the two ends of a connection inside the
- * process that no listener of the process made), bind (a stale socket
+ * process that no listener of the process made); bind (a stale socket
  * file of the user's that nobody listens on is removed first; check()
- * refused anything else before the restore changed anything), listen,
- * datagram queues (sent again from the socket that sent them if it is in
- * the process, before anyone connects), connections through the
- * process's own listeners (connect + accept, then the clients that were
- * waiting, in their order), datagram connects, stream and seqpacket
- * queues (written again by the peer), then options, O_NONBLOCK and
- * shutdown. A connection to a socket outside the process cannot be
- * carried over: it comes back as a connection whose peer has closed
- * (ck_sock_dead); a datagram socket connected outside is connected again
- * to the same name.
+ * refused anything else before the restore changed anything; a name whose
+ * file was removed is bound again and what goes through it is done at
+ * once, before its file goes again: bind_removed, serve); datagram
+ * queues (sent again from the socket that sent them if it is in the
+ * process, before anyone connects); what goes through a name (serve:
+ * listen, connections through the process's own listeners by connect +
+ * accept, then the clients that were waiting, in their order; datagram
+ * connects); stream and seqpacket queues (written again by the peer);
+ * then options, O_NONBLOCK and shutdown. A connection to a socket outside
+ * the process cannot be carried over: it comes back as a connection whose
+ * peer has closed (ck_sock_dead), or on fds 0-2 as coord's own; a datagram
+ * socket connected outside is connected again to the same name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -450,6 +452,20 @@ static struct ck_unix *queued_on(struct ck_fdcap_set *s, uint64_t ino)
     return NULL;
 }
 
+/* Standard descriptors that share a socket marked CK_FDF_STD_REDIRECT
+ * (2>&1) become coord's own too, each its own. */
+static void std_shares(struct ck_fdcap_set *s)
+{
+    for (uint32_t k = 0; k < s->n; k++) {
+        struct ck_fd *f = &s->fds[k];
+        if (f->fd > 2 || f->share_with < 0 || f->kind != CK_FD_UNIX)
+            continue;
+        for (uint32_t j = 0; j < s->n; j++)
+            if (s->fds[j].fd == f->share_with && (s->fds[j].flags & CK_FDF_STD_REDIRECT))
+                f->flags |= CK_FDF_STD_REDIRECT;
+    }
+}
+
 static int unix_finish(struct ck_fdcap_set *s)
 {
     for (uint32_t i = 0; i < s->n; i++) {
@@ -481,6 +497,11 @@ static int unix_finish(struct ck_fdcap_set *s)
                 u->flags |= CK_UNIXF_OUTSIDE;
             } else {
                 u->flags |= CK_UNIXF_DEAD;
+                /* a standard descriptor connected outside (a service's
+                 * stdout to the journal): the restoring coord's own, as
+                 * for a terminal or an outside pipe */
+                if (s->fds[i].fd <= 2)
+                    s->fds[i].flags |= CK_FDF_STD_REDIRECT;
             }
         }
         /* a stream or seqpacket socket never connected has no queue */
@@ -491,6 +512,7 @@ static int unix_finish(struct ck_fdcap_set *s)
         if (save_queue(s, i, u, p >= 0 ? s->fds[p].fd : -1) < 0)
             return -1;
     }
+    std_shares(s);
     return 0;
 }
 
@@ -701,7 +723,9 @@ static int bind_removed(struct ubuild *b, struct usock *s, const struct sockaddr
         if (lstat(s->path, &st) == 0 && !(S_ISSOCK(st.st_mode) && unlink(s->path) == 0)) {
             if (asprintf(&s->aside, "%s.ckshim-aside-%d", s->path, (int)getpid()) < 0)
                 s->aside = NULL;
-            if (!s->aside || rename(s->path, s->aside) < 0) {
+            /* never over a file that has that name already */
+            if (!s->aside || renameat2(AT_FDCWD, s->path, AT_FDCWD, s->aside,
+                                       RENAME_NOREPLACE) < 0) {
                 free(s->aside);
                 s->aside = NULL;
                 return -1;
@@ -759,7 +783,18 @@ static int bind_one(struct ubuild *b, struct usock *s)
             }
         }
     }
+    /* the file gets its mode as it is made (umask): a chmod of the path
+     * afterwards would follow whatever is at that path by then */
+    mode_t um = 0;
+    int set_mode = s->path && u->file_mode;
+    if (set_mode)
+        um = umask(~u->file_mode & 0777);
     rc = bind(s->fd, (struct sockaddr *)&sa, sl);
+    if (set_mode) {
+        int e = errno;
+        umask(um);
+        errno = e;
+    }
 bound:
     if (rc < 0) {
         if (s->path)
@@ -770,8 +805,6 @@ bound:
                   s->f->fd, (int)u->namelen - 1, u->name + 1, strerror(errno));
         goto out;
     }
-    if (s->path && u->file_mode && !(u->flags & CK_UNIXF_REMOVED))
-        chmod(s->path, u->file_mode);
     ret = 0;
 out:
     if (cwd >= 0) {
@@ -914,7 +947,7 @@ static int make_dead(struct ubuild *b, struct usock *s)
     size_t len = s->len;
     if (u->so.type != SOCK_STREAM) {
         /* the messages' data, one after another, and their lengths */
-        lens = calloc(u->ndgrams + 1, sizeof *lens);
+        lens = calloc((size_t)u->ndgrams + 1, sizeof *lens);
         data = malloc(s->len + 1);
         size_t off = 0;
         struct ck_unix_msg m;
@@ -1033,7 +1066,8 @@ static int build_all(struct ck_fdrest *r)
     for (uint32_t k = 0; k < im->nfds; k++) {
         const struct ck_fd *f = &im->fds[k];
         size_t sl = 0;
-        const struct ck_unix *u = f->kind == CK_FD_UNIX && f->share_with < 0
+        const struct ck_unix *u = f->kind == CK_FD_UNIX && f->share_with < 0 &&
+                                          !(f->flags & CK_FDF_STD_REDIRECT)
                                       ? r->state_of(r, k, &sl)
                                       : NULL;
         if (!u)
@@ -1193,8 +1227,17 @@ out:
 
 static int unix_restore(struct ck_fdrest *r)
 {
-    if (r->stash[r->i] < 0) {
+    static int built; /* coord restores one image */
+    if (r->f->flags & CK_FDF_STD_REDIRECT) {
+        int fd = r->std(r);
+        if (fd < 0)
+            rfail(r, "fd %d: cannot put the restoring coord's own in place of a unix "
+                  "connection to outside: %s", r->f->fd, strerror(errno));
+        return fd;
+    }
+    if (!built) {
         /* the first unix socket of the image: make them all */
+        built = 1;
         if (build_all(r) < 0)
             return -1;
     }
@@ -1280,6 +1323,20 @@ static int unix_check(struct ck_fdrest *r)
         rfail(r, "fd %d: a unix socket without its saved state", r->f->fd);
         return -1;
     }
+    if (u->so.type != SOCK_STREAM && u->ndgrams && r->f->share_with < 0) {
+        /* each message takes a struct ck_unix_msg of the saved bytes at
+         * least (make_dead counts their lengths in an array that big) */
+        uint8_t *d = NULL;
+        size_t n = 0;
+        if (r->bytes(r, r->f->fd, &d, &n) < 0)
+            return -1;
+        free(d);
+        if (u->ndgrams > n / sizeof(struct ck_unix_msg)) {
+            rfail(r, "fd %d: the saved state of a unix socket is damaged (%u messages in %zu "
+                  "bytes)", r->f->fd, u->ndgrams, n);
+            return -1;
+        }
+    }
     if (r->f->share_with >= 0 || !u->namelen || (u->flags & CK_UNIXF_DEAD))
         return 0;
     if (!u->name[0]) {
@@ -1290,6 +1347,20 @@ static int unix_check(struct ck_fdrest *r)
             return -1;
         }
         return 0;
+    }
+    if (r->path[0] == '/') {
+        /* restore unlinks, moves aside and binds at the path: it must be
+         * the socket's own name (relative: that name in its directory) */
+        size_t nl = strnlen(u->name, u->namelen), pl = strlen(r->path);
+        int same = (u->flags & CK_UNIXF_RELATIVE)
+                       ? u->name[0] != '/' && pl > nl + 1 && r->path[pl - nl - 1] == '/' &&
+                             !memcmp(r->path + pl - nl, u->name, nl)
+                       : pl == nl && !memcmp(r->path, u->name, nl);
+        if (!same) {
+            rfail(r, "fd %d: the image is damaged: the unix socket's path %s is not its name "
+                  "%.*s", r->f->fd, r->path, (int)nl, u->name);
+            return -1;
+        }
     }
     if (r->path[0] != '/' ||
         ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE)))
@@ -1385,8 +1456,12 @@ int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen)
                          "bytes they sent are lost)",
                          o ? ", " : "", f->fd, lost);
             else
-                snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s)", o ? ", " : "",
-                         f->fd, ck_sock_type_name((int)u->so.type), peer);
+                snprintf(out + o, outlen - o, "%sfd %d (unix %s connection to %s%s)",
+                         o ? ", " : "", f->fd, ck_sock_type_name((int)u->so.type), peer,
+                         (f->flags & CK_FDF_STD_REDIRECT)
+                             ? "; a standard descriptor: the restoring coord's own after "
+                               "restore, /dev/null with --detach"
+                             : "");
             o += strlen(out + o);
         }
     }

@@ -48,7 +48,7 @@ static int grow(char **buf, size_t *cap, size_t used, size_t more)
     return 0;
 }
 
-char *fdbytes_reserve(size_t len, char *err, size_t errlen)
+static char *fdbytes_reserve(size_t len, char *err, size_t errlen)
 {
     if (grow(&bytes_buf, &bytes_cap, bytes_used, len) < 0) {
         snprintf(err, errlen, "out of memory for %zu bytes waiting in descriptors",
@@ -61,7 +61,7 @@ char *fdbytes_reserve(size_t len, char *err, size_t errlen)
 /* The len bytes written at fdbytes_reserve()'s pointer belong to fd:
  * appended to its saved bytes (a kind saves all of one fd's bytes before
  * the next fd's). Entries hold offsets until fdbytes_seal(). */
-int fdbytes_commit(int fd, size_t len, char *err, size_t errlen)
+static int fdbytes_commit(int fd, size_t len, char *err, size_t errlen)
 {
     struct shim_fdbytes *last = shim_nfdbytes ? &shim_fdbytes[shim_nfdbytes - 1] : NULL;
     if (last && last->fd == fd) {

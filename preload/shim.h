@@ -189,8 +189,6 @@ extern size_t shim_fdstate_len;
 extern uint32_t shim_nfdstate;
 struct ck_fdinfo;
 struct stat;
-char *fdbytes_reserve(size_t len, char *err, size_t errlen);
-int fdbytes_commit(int fd, size_t len, char *err, size_t errlen);
 const char *fdbytes_data(uint32_t i);
 void fdcap_reset(void);
 void fdcap_forget(int unmap);
@@ -285,8 +283,6 @@ long shim_set_errno(long r);            /* a raw result as libc returns it (-1, 
 int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct timespec *),
                        const sigset_t *set, siginfo_t *info, const struct timespec *t);
 
-/* sockdesc.c: "a TCP socket listening on 0.0.0.0:80", for refusals */
-void sockdesc(int fd, char *out, size_t olen);
 /* cputime.c: CPU-time clocks continue across a restore */
 void cputime_capture(void);
 void cputime_restore(void);

@@ -16,7 +16,8 @@
 # program through ctypes. The example
 # examples/c/hook_client keeps echoing with an outside echo server across
 # checkpoints and a restore. Action scripts: every stage with its
-# environment, a failing and a killed pre-checkpoint script, post-checkpoint
+# environment (also with the image on standard output), a failing and a
+# killed pre-checkpoint script, post-checkpoint
 # after a failed checkpoint, post-restore in the foreground and detached, a
 # failing post-restore script, bad paths.
 # Prints one "PASS name" / "FAIL name: why" line per check.
@@ -205,8 +206,14 @@ python3 "$T/echo.py" "$T/port" 2>"$T/echo.err" &
 epid=$!
 disown "$epid" 2>/dev/null
 PIDS+=("$epid")
-echoes() { grep -c '^echo ' "$T/client.log"; }
-connects() { grep -c '^connected' "$T/client.log"; }
+# count PATTERN: lines of the client's log matching PATTERN (0 before it starts)
+count() {
+    local n
+    n=$(grep -sc "$1" "$T/client.log")
+    echo "${n:-0}"
+}
+echoes() { count '^echo '; }
+connects() { count '^connected'; }
 echoes_above() { [ "$(echoes)" -gt "$1" ]; }
 if wait_for 10 test -s "$T/port"; then
     (cd "$T" && exec env LD_PRELOAD="$SHIM" "$B/examples/hook_client" 127.0.0.1 "$(cat "$T/port")" \
@@ -324,6 +331,18 @@ if [ $rc -eq 1 ] && grep -q "killed.sh refused the checkpoint (killed by signal 
     pass action_script_killed_pre_refuses
 else
     fail action_script_killed_pre_refuses "rc=$rc"
+fi
+
+# -o -: the image on standard output, the script's output on standard error
+# (--counter none: a1.img stays the newest image, restored below).
+rm -f "$T/act.log"
+"$C" checkpoint "$apid" -o - --counter none --action-script "$T/act.sh" >"$T/a0.img" 2>"$T/err"
+rc=$?
+if [ $rc -eq 0 ] && "$C" inspect "$T/a0.img" --verify --counter none >/dev/null 2>&1 && grep -q "script output" "$T/err" &&
+    [ "$(act | cut -d' ' -f1,3 | tr '\n' ,)" = "pre-checkpoint image=-,post-checkpoint image=-," ]; then
+    pass action_script_image_to_stdout
+else
+    fail action_script_image_to_stdout "rc=$rc, script saw: $(act)"
 fi
 
 # A checkpoint that fails after the pre-checkpoint script ran (a hook

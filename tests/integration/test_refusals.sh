@@ -368,6 +368,21 @@ start_py_app seccomp_own "$T/seccomp_own.py"
 refused_alive checkpoint_refuses_own_seccomp seccomp_own \
     "the program installed a seccomp filter \(Seccomp_filters: 1 in /proc/self/status\), which ckshim cannot restore"
 kill "$pid" 2>/dev/null
+
+# An O_PATH descriptor of a socket file is no socket: named as what it is
+# (it was called "a socket of address family -1").
+cat >"$T/opath_sock.py" <<EOF
+import os, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind("$T/opath.sock")
+s.close()
+fd = os.open("$T/opath.sock", os.O_PATH)
+$PY_TICKS
+EOF
+start_py_app opath_sock "$T/opath_sock.py"
+refused_alive checkpoint_refuses_opath_socket_file opath_sock \
+    "fd [0-9]+ is an O_PATH descriptor of the socket file $T/opath.sock \(not a socket\)"
+kill "$pid" 2>/dev/null
 cat >"$T/seccomp_env.py" <<EOF
 import os, sys
 sys.path.insert(0, "$T")

@@ -149,7 +149,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
 else
     port=$((20000 + RANDOM % 30000))
     start redis redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no
-    if ! wait_for 10 grep -q "Ready to accept" "$T/redis.log"; then
+    if ! wait_for 30 grep -q "Ready to accept" "$T/redis.log"; then
         fail_ redis_starts "$(tail -n 3 "$T/redis.log")"
     else
         client_start redis "$port"
@@ -184,8 +184,9 @@ fi
 # ---- python3 -m http.server, keep-alive client ---------------------------------
 mkdir -p "$T/www"
 echo "page one" >"$T/www/one.txt"
-start http python3 -m http.server --bind 127.0.0.1 --protocol HTTP/1.1 --directory "$T/www" 0
-if ! wait_for 10 grep -q "Serving HTTP" "$T/http.log"; then
+start http env PYTHONUNBUFFERED=1 python3 -m http.server --bind 127.0.0.1 --protocol HTTP/1.1 \
+    --directory "$T/www" 0
+if ! wait_for 30 grep -q "Serving HTTP" "$T/http.log"; then
     fail_ http_starts "$(tail -n 3 "$T/http.log")"
 else
     port=$(grep -o 'port [0-9]*' "$T/http.log" | head -1 | awk '{print $2}')
@@ -218,7 +219,7 @@ else
         fail_ go_http_build "$(tail -n 3 "$T/gobuild.log")"
     else
         start gohttp "$T/httpserver"
-        if ! wait_for 10 grep -q listening "$T/gohttp.log"; then
+        if ! wait_for 30 grep -q listening "$T/gohttp.log"; then
             fail_ go_http_starts "$(tail -n 3 "$T/gohttp.log")"
         else
             port=$(awk '/listening/ {print $2; exit}' "$T/gohttp.log")

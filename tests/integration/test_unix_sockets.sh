@@ -13,6 +13,9 @@
 #   descriptor more than before;
 # - a netlink socket: refused, named;
 # - the checkpoint names connections to outside the program (unix_outside);
+# - a program whose stdout and stderr are a Unix socket to a process
+#   outside (as a service's are to the journal) writes to the restoring
+#   coord's own after restore, not into a dead connection;
 # - restore refuses, before changing anything, when a socket's path is
 #   taken by a file that is not a socket, by a symbolic link (left alone,
 #   not followed) or by a socket someone listens on.
@@ -167,8 +170,50 @@ if start_test_prog unix_outside; then
     else
         fail outside_connection_named "$(cat "$T/err")"
     fi
-    kill -9 "$pid"
+    # let it end by itself: it stops its helper process
+    date +%s >"$T/go"
+    wait_for 10 gone "$pid" || kill -9 "$pid"
 fi
+
+# ---- stdout and stderr a socket to outside --------------------------------------
+cat >"$T/launch.py" <<'EOF'
+import socket, subprocess, sys, time
+a, b = socket.socketpair()
+p = subprocess.Popen(sys.argv[1:], stdout=b, stderr=b)
+b.close()
+with open(sys.argv[0] + ".got", "wb") as f:
+    while True:
+        d = a.recv(4096)
+        if not d:
+            break
+        f.write(d)
+        f.flush()
+EOF
+printf '%s\n' "import time" "$PY_TICKS" >"$T/ticks.py"
+(cd "$T" && exec env LD_PRELOAD="$SHIM" python3 "$T/launch.py" python3 "$T/ticks.py" \
+    </dev/null >/dev/null 2>&1) &
+launcher=$!
+disown "$launcher" 2>/dev/null
+PIDS+=("$launcher")
+if wait_for 10 grep -qs READY "$T/launch.py.got"; then
+    pid=$(pgrep -P "$launcher" -f ticks.py)
+    "$C" checkpoint "$pid" -o "$T/std.img" --kill >"$T/out" 2>"$T/err"
+    grep -q "fd 1 (unix stream connection to .*a standard descriptor" "$T/err" &&
+        pass std_socket_named || fail std_socket_named
+    wait_for 10 gone "$pid"
+    (cd "$T" && exec timeout 60 "$C" restore "$T/std.img" >"$T/std.out" 2>&1 </dev/null) &
+    np=$!
+    PIDS+=("$np")
+    if wait_for 10 grep -q tick "$T/std.out" && sleep 0.5 && alive "$np"; then
+        pass std_socket_becomes_coords
+    else
+        fail std_socket_becomes_coords "$(tail -n 3 "$T/std.out")"
+    fi
+    kill -9 "$np" 2>/dev/null
+else
+    fail std_socket_named "the program did not start"
+fi
+kill -9 "$launcher" 2>/dev/null
 
 # ---- restore refuses a socket path that is taken ------------------------------
 cat >"$T/bound.py" <<'EOF'

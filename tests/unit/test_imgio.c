@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -44,6 +45,10 @@ struct build_opts {
     int fdstate;                        /* a FDSTATE record: 1 good, 2 names an fd
                                            not in FDS, 3 runs past its payload,
                                            4 kind differs from the fd's */
+    uint32_t st_kind;                   /* nonzero: fd 1 is of this kind, and the FDSTATE
+                                           record holds st_len bytes of st_data for it */
+    const void *st_data;
+    uint32_t st_len;
 };
 
 /* Offsets of interesting places in the built image. */
@@ -179,7 +184,7 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         f[0].path_off = 0;
         f[0].path_len = 9;
         f[1].fd = 1;
-        f[1].kind = CK_FD_PIPE;
+        f[1].kind = o->st_kind ? o->st_kind : CK_FD_PIPE;
         f[1].share_with = -1;
         memcpy(buf, f, sizeof(f));
         memcpy(buf + sizeof(f), strings, sizeof(strings) - 1);
@@ -244,7 +249,20 @@ static void build_image(int fd, const struct build_opts *o, struct layout *L)
         stored += sizeof(m);
     }
 
-    if (o->fdstate) {
+    if (o->st_kind) {
+        /* one entry: fd 1 with the caller's state, padded to 8 */
+        size_t n = sizeof(struct ck_fdstate) + ((o->st_len + 7) & ~7u);
+        uint8_t *buf = calloc(1, n);
+        assert_non_null(buf);
+        struct ck_fdstate e = {.fd = 1, .kind = o->st_kind, .len = o->st_len};
+        memcpy(buf, &e, sizeof(e));
+        memcpy(buf + sizeof(e), o->st_data, o->st_len);
+        assert_int_equal(ck_write_rec(fd, CK_REC_FDSTATE, 0, buf, n, n, 1, 0), 0);
+        free(buf);
+        nrec++;
+        raw += n;
+        stored += n;
+    } else if (o->fdstate) {
         /* one entry: fd 1 (a pipe in FDS) with 5 bytes of state, padded to 8 */
         uint8_t buf[sizeof(struct ck_fdstate) + 8];
         struct ck_fdstate e = {.fd = o->fdstate == 2 ? 7 : 1,
@@ -676,6 +694,126 @@ static void test_fdstate(void **state)
     }
 }
 
+/* The state of each kind of fds/ is checked against its own bytes by
+ * the reader: a count, length or offset that reaches past them (a forged
+ * image) refuses the image, so no kind reads past it or gives the kernel
+ * a forged address length. */
+static void test_fdstate_kinds(void **state)
+{
+    struct build_opts o;
+    struct layout L;
+    struct ck_image img;
+    (void)state;
+    union {
+        struct ck_unix u;
+        struct ck_inet in;
+        struct ck_timerfd t;
+        struct ck_signalfd s;
+        uint8_t raw[1024];
+    } st;
+    struct ck_inotify ih = {.nwatch = 1, .next_wd = 2};
+    struct ck_inotify_watch iw = {.wd = 1, .mask = 2, .path_off = 0};
+#define RESET() (memset(&o, 0, sizeof(o)), memset(&st, 0, sizeof(st)), o.st_data = &st)
+#define INOTIFY(path, plen)                                                                       \
+    (memcpy(st.raw, &ih, sizeof(ih)), memcpy(st.raw + sizeof(ih), &iw, sizeof(iw)),               \
+     memcpy(st.raw + sizeof(ih) + sizeof(iw), path, plen),                                        \
+     o.st_len = (uint32_t)(sizeof(ih) + sizeof(iw) + plen))
+#define BAD(why)                                                                                  \
+    do {                                                                                          \
+        uint8_t *b_ = build_bytes(&o, &L);                                                        \
+        const char *m_ = expect_fail(b_, L.size, 0);                                              \
+        if (!strstr(m_, "FDSTATE") || !strstr(m_, "damaged") || !strstr(m_, why))                 \
+            fail_msg("line %d: '%s' does not say FDSTATE, damaged and '%s'", __LINE__, m_, why);  \
+        free(b_);                                                                                 \
+    } while (0)
+#define GOOD()                                                                                    \
+    do {                                                                                          \
+        uint8_t *b_ = build_read_ok(&o, &L, &img);                                                \
+        assert_int_equal(img.fdstate[1].len, o.st_len);                                           \
+        ck_image_free(&img);                                                                      \
+        free(b_);                                                                                 \
+    } while (0)
+
+    /* unix */
+    RESET();
+    o.st_kind = CK_FD_UNIX;
+    st.u.so.family = AF_UNIX;
+    st.u.so.type = SOCK_STREAM;
+    st.u.namelen = 108;
+    memset(st.u.name, 'a', 108);        /* sun_path may have no NUL */
+    o.st_len = sizeof(st.u);
+    GOOD();
+    st.u.namelen = 109;
+    BAD("longer than sun_path");
+    st.u.namelen = 5;
+    st.u.peerlen = 200;
+    BAD("longer than sun_path");
+    st.u.peerlen = 0;
+    st.u.nicons = 2;
+    o.st_len = sizeof(st.u) + 8;        /* room for one */
+    BAD("waiting clients");
+    o.st_len = sizeof(st.u) + 16;
+    GOOD();
+    st.u.so.family = AF_INET;
+    BAD("another family");
+    st.u.so.family = AF_UNIX;
+    o.st_len = sizeof(st.u) - 1;
+    BAD("too short for its kind");
+
+    /* inet */
+    RESET();
+    o.st_kind = CK_FD_INET;
+    st.in.so.family = AF_INET6;
+    st.in.so.type = SOCK_STREAM;
+    st.in.role = CK_INET_PAIR;
+    o.st_len = sizeof(st.in);
+    GOOD();
+    st.in.role = 77;
+    BAD("role");
+    st.in.role = CK_INET_LISTEN;
+    st.in.so.type = SOCK_RAW;
+    BAD("type");
+    o.st_len = 8;
+    BAD("too short for its kind");
+
+    /* inotify: the watch's path must end inside the entry */
+    RESET();
+    o.st_kind = CK_FD_INOTIFY;
+    INOTIFY("/tmp", 5);
+    GOOD();
+    INOTIFY("/tmpX", 5);                /* no NUL */
+    BAD("path");
+    iw.path_off = 5;
+    INOTIFY("/tmp", 5);
+    BAD("path");
+    iw.path_off = 0;
+    ih.nwatch = 1000;
+    INOTIFY("/tmp", 5);
+    BAD("more inotify watches");
+    ih.nwatch = 1;
+
+    /* timerfd, signalfd */
+    RESET();
+    o.st_kind = CK_FD_TIMERFD;
+    o.st_len = sizeof(st.t);
+    st.t.interval_ns = 1000;
+    GOOD();
+    st.t.deadline_ns = INT64_MIN;
+    BAD("negative");
+    o.st_len = 4;
+    BAD("too short for its kind");
+    RESET();
+    o.st_kind = CK_FD_SIGNALFD;
+    o.st_len = sizeof(st.s);
+    GOOD();
+    o.st_len = 8;
+    BAD("too short for its kind");
+#undef RESET
+#undef INOTIFY
+#undef BAD
+#undef GOOD
+}
+
 static void test_truncated(void **state)
 {
     struct build_opts o;
@@ -986,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_fd_extras),
         cmocka_unit_test(test_guards_shm),
         cmocka_unit_test(test_fdstate),
+        cmocka_unit_test(test_fdstate_kinds),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_records),

@@ -1,6 +1,8 @@
 /* inet_opts - socket options, O_NONBLOCK and epoll registrations of TCP
  * listeners, connections and UDP sockets (IPv4 and IPv6) are the same
  * after restore. */
+#include <linux/filter.h>
+#include <net/if.h>
 #include <sys/epoll.h>
 
 #include "inetlib.h"
@@ -99,8 +101,14 @@ int main(void)
     check_sys(getsockname(u, (struct sockaddr *)&ss, &sl));
     check_sys(sendto(u, "d", 1, 0, (struct sockaddr *)&ss, sl));
 
+    /* a socket filter that keeps the first 3 bytes of every datagram */
+    struct sock_filter keep3[] = {BPF_STMT(BPF_RET | BPF_K, 8 + 3)}; /* UDP header + 3 */
+    struct sock_fprog prog = {.len = 1, .filter = keep3};
+    check_sys(setsockopt(u, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog));
+
     int u6 = socket(AF_INET6, SOCK_DGRAM, 0);
     check_sys(u6);
+    set(u6, SOL_SOCKET, SO_BINDTOIFINDEX, (int)if_nametoindex("lo"));
     set(u6, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     set(u6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
     set(u6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 9);
@@ -129,6 +137,10 @@ int main(void)
         {"udp6 IPV6_V6ONLY", &u6, IPPROTO_IPV6, IPV6_V6ONLY, 1, 0},
         {"udp6 IPV6_RECVPKTINFO", &u6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, 0},
         {"udp6 IPV6_UNICAST_HOPS", &u6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 9, 0},
+        {"udp6 SO_BINDTOIFINDEX", &u6, SOL_SOCKET, SO_BINDTOIFINDEX, -1, 0},
+        {"client SO_BUF_LOCK (SO_SNDBUF set)", &c, SOL_SOCKET, SO_BUF_LOCK, 1, 0},
+        {"server SO_BUF_LOCK (SO_RCVBUF set)", &s, SOL_SOCKET, SO_BUF_LOCK, 2, 0},
+        {"udp6 SO_BUF_LOCK (none set)", &u6, SOL_SOCKET, SO_BUF_LOCK, 0, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     for (int i = 0; i < n; i++) {
@@ -179,6 +191,12 @@ int main(void)
     char b[8];
     check(read(s, b, sizeof b) == 3 && !memcmp(b, "abc", 3), "server: the 3 bytes are not there");
     check(read(u, b, sizeof b) == 1, "udp: the datagram is not there");
+    /* the filter is back: a datagram is cut to 3 bytes */
+    sl = sizeof ss;
+    check_sys(getsockname(u, (struct sockaddr *)&ss, &sl));
+    check_sys(sendto(u, "0123456789", 10, 0, (struct sockaddr *)&ss, sl));
+    check(read(u, b, sizeof b) == 3, "udp: the socket filter is gone (a datagram of 10 bytes is "
+          "not cut to 3)");
     int a = accept(l, NULL, NULL);
     check_sys(a);
     struct epoll_event ev[8];

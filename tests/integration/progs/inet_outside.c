@@ -4,7 +4,10 @@
  * bytes already received are read first, then ECONNRESET, writes fail with
  * EPIPE, epoll reports EPOLLERR | EPOLLHUP; the program reconnects and the
  * server answers again. Without a restore in between (run under the shim
- * only, or without it) the connection simply still works. */
+ * only, or without it) the connection simply still works. A non-blocking
+ * connect() still in progress (SYN_SENT: the server's second listener has
+ * a full accept queue) goes on after restore and completes once the
+ * server accepts. */
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -13,24 +16,36 @@
 #include "inetlib.h"
 
 /* The echo server: greets every new connection with "hello\n" and echoes
- * what it reads; exits after 120 s without connections. */
+ * what it reads; exits after 120 s without connections. Its second
+ * listener (backlog 0: one connection fills its queue) is accepted from
+ * only once a client said "drain". */
 static void serve(int wfd)
 {
     int l = tcp_listener(AF_INET, "127.0.0.1", 16, 0);
+    int slow = tcp_listener(AF_INET, "127.0.0.1", 0, 0);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(l, (struct sockaddr *)&ss, &sl);
-    int port = port_of(&ss);
-    (void)!write(wfd, &port, sizeof port);
+    int port[2] = {port_of(&ss), 0};
+    sl = sizeof ss;
+    getsockname(slow, (struct sockaddr *)&ss, &sl);
+    port[1] = port_of(&ss);
+    (void)!write(wfd, port, sizeof port);
     close(wfd);
     struct pollfd p[64];
-    int n = 1;
+    int n = 1, draining = 0;
     p[0].fd = l;
     p[0].events = POLLIN;
     for (;;) {
-        int r = poll(p, (nfds_t)n, 120000);
-        if (r <= 0)
+        int r = poll(p, (nfds_t)n, draining ? 10 : 120000);
+        if (r < 0 || (r == 0 && !draining))
             _exit(0);
+        while (draining) {
+            int a = accept4(slow, NULL, NULL, SOCK_NONBLOCK);
+            if (a < 0)
+                break;
+            close(a);
+        }
         if ((p[0].revents & POLLIN) && n < 64) {
             int a = accept(l, NULL, NULL);
             if (a >= 0) {
@@ -49,10 +64,14 @@ static void serve(int wfd)
                 p[i--] = p[--n];
                 continue;
             }
+            if (k == 6 && !memcmp(b, "drain\n", 6))
+                draining = 1;
             (void)!write(p[i].fd, b, (size_t)k);
         }
     }
 }
+
+static int slow_port;
 
 static int start_server(char **argv)
 {
@@ -74,10 +93,11 @@ static int start_server(char **argv)
     }
     waitpid(c, NULL, 0);
     close(pfd[1]);
-    int port = 0;
-    check(read(pfd[0], &port, sizeof port) == sizeof port, "the echo server did not start");
+    int port[2] = {0, 0};
+    check(read(pfd[0], port, sizeof port) == sizeof port, "the echo server did not start");
     close(pfd[0]);
-    return port;
+    slow_port = port[1];
+    return port[0];
 }
 
 static int dial(int port)
@@ -111,6 +131,18 @@ int main(int argc, char **argv)
     check_sys(ep);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = 7};
     check_sys(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    /* a connect in progress: the slow listener's queue is full */
+    int filler = dial(slow_port);
+    int conn = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    check_sys(conn);
+    struct sockaddr_storage sa;
+    socklen_t sal = mkaddr(&sa, AF_INET, "127.0.0.1", slow_port);
+    check(connect(conn, (struct sockaddr *)&sa, sal) < 0 && errno == EINPROGRESS,
+          "the connect to a full listener did not wait: %s", strerror(errno));
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    check_sys(getsockopt(conn, IPPROTO_TCP, TCP_INFO, &ti, &tl));
+    check(ti.tcpi_state == TCP_SYN_SENT, "the connect is in state %d, not SYN_SENT", ti.tcpi_state);
     long real_pid = syscall(SYS_getpid);
     test_ready();
     test_wait_go();
@@ -145,6 +177,21 @@ int main(int argc, char **argv)
     write_all(s, "again\n", 6);
     read_exact(s, b, 6);
     check(!memcmp(b, "again\n", 6), "no echo");
+    /* the server accepts now: the connect in progress completes */
+    write_all(s, "drain\n", 6);
+    read_exact(s, b, 6);
+    struct pollfd pc = {.fd = conn, .events = POLLOUT};
+    check(poll(&pc, 1, 8000) == 1, "the connect in progress never completed");
+    int err = -1;
+    socklen_t el = sizeof err;
+    check_sys(getsockopt(conn, SOL_SOCKET, SO_ERROR, &err, &el));
+    check(err == 0, "the connect in progress failed: %s", strerror(err));
+    char pa[80], want[80];
+    snprintf(want, sizeof want, "127.0.0.1:%d", slow_port);
+    check(!strcmp(sockaddr_text(conn, 1, pa, sizeof pa), want), "connected to %s, not %s", pa,
+          want);
+    check(fcntl(conn, F_GETFL) & O_NONBLOCK, "the connecting socket lost O_NONBLOCK");
+    (void)filler;
     test_msg("%s", restored ? "dead after restore, reconnected" : "not restored: still connected");
     pass();
 }

@@ -2,7 +2,8 @@
  * with the same addresses and ports and the bytes that were in flight in
  * each direction: IPv4 through the program's own listener, IPv6 whose
  * listener was closed, IPv4 into a dual-stack IPv6 listener, a half-closed
- * pair (one end shut down for writing) and a non-blocking end. */
+ * pair (one end shut down for writing), a pair shut down both ways (both
+ * ends read end of file and cannot write) and a non-blocking end. */
 #include <signal.h>
 
 #include "inetlib.h"
@@ -60,6 +61,14 @@ int main(void)
     check_sys(shutdown(ps[3].c, SHUT_WR));
     make(&ps[4], AF_INET, "127.0.0.1", l4, 0, 100, 9);
     check_sys(fcntl(ps[4].s, F_SETFL, O_NONBLOCK));
+    struct pair closed = {.name = "closed both ways"};
+    make(&closed, AF_INET, "127.0.0.1", l4, 10, 20, 11);
+    char tmp[40];
+    read_exact(closed.s, tmp, 10);
+    read_exact(closed.c, tmp, 20);
+    check_sys(shutdown(closed.c, SHUT_WR));
+    test_sleep_ms(20);
+    check_sys(shutdown(closed.s, SHUT_WR));
     test_sleep_ms(50);
     test_ready();
     test_wait_go();
@@ -82,6 +91,13 @@ int main(void)
     roundtrip(ps[3].s, ps[3].c, 2000, 77);
     check(write(ps[3].c, "x", 1) < 0 && errno == EPIPE,
           "half-closed: the client end can write again (%s)", strerror(errno));
+    /* closed both ways: end of file and EPIPE at both ends (the client end
+     * may have a new port: the kernel keeps the old one in TIME_WAIT) */
+    check(read(closed.c, &b, 1) == 0 && read(closed.s, &b, 1) == 0,
+          "closed both ways: a read does not see end of file");
+    check(write(closed.c, "x", 1) < 0 && errno == EPIPE && write(closed.s, "x", 1) < 0 &&
+              errno == EPIPE,
+          "closed both ways: a write does not fail with EPIPE");
     /* the non-blocking end */
     check(fcntl(ps[4].s, F_GETFL) & O_NONBLOCK, "non-blocking: O_NONBLOCK is gone");
     check(read(ps[4].s, &b, 1) < 0 && errno == EAGAIN, "non-blocking: read does not say EAGAIN");

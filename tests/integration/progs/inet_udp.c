@@ -2,7 +2,10 @@
  * their addresses and the datagrams waiting in them, each with its
  * boundaries and its source address: from another socket of the process,
  * from one that was closed since (its address is free again) and an empty
- * datagram. */
+ * datagram; a connected pair shut down for writing at one end and for
+ * reading at the other stays so. */
+#include <signal.h>
+
 #include "inetlib.h"
 
 static int udp(int family, const char *ip)
@@ -74,6 +77,15 @@ int main(void)
     send_to(u7, u6, 1200, 7);
     send_to(u7, u6, 1, 8);
     close(tmp);
+    int w = udp(AF_INET, "127.0.0.1"), rd = udp(AF_INET, "127.0.0.1");
+    l = sizeof ss;
+    check_sys(getsockname(rd, (struct sockaddr *)&ss, &l));
+    check_sys(connect(w, (struct sockaddr *)&ss, l));
+    l = sizeof ss;
+    check_sys(getsockname(w, (struct sockaddr *)&ss, &l));
+    check_sys(connect(rd, (struct sockaddr *)&ss, l));
+    check_sys(shutdown(w, SHUT_WR));
+    check_sys(shutdown(rd, SHUT_RD));
     test_ready();
     test_wait_go();
 
@@ -93,6 +105,13 @@ int main(void)
     char b;
     check(recv(u1, &b, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "u1: more datagrams than sent");
     check(recv(u6, &b, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "u6: more datagrams than sent");
+    /* shut down as before: no more sending from w; rd polls as shut down */
+    signal(SIGPIPE, SIG_IGN);
+    check(send(w, "x", 1, 0) < 0 && errno == EPIPE, "a UDP socket shut down for writing sends");
+    struct pollfd pr = {.fd = rd, .events = POLLIN | POLLRDHUP};
+    check(poll(&pr, 1, 0) == 1 && (pr.revents & POLLRDHUP), "a UDP socket shut down for "
+          "reading does not poll as such (revents %#x)", pr.revents);
+    check(send(rd, "y", 1, 0) == 1, "the other end of it cannot send: %s", strerror(errno));
     /* still working */
     check(send(u2, "hello", 5, 0) == 5, "connected send: %s", strerror(errno));
     char r[8];

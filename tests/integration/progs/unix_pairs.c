@@ -9,7 +9,8 @@
  *          and a 70000-byte one (larger than the peek buffer), none for D0;
  *   Q0/Q1: seqpacket pair; "alpha", "beta" waiting for Q0, "gamma" for Q1;
  *   H0/H1: stream pair, H0 shut down for writing after sending "last";
- *   R0/R1: stream pair, R0 shut down for reading;
+ *   R0/R1: stream pair, R0 shut down for reading; SO_PEEK_OFF 5 on R1,
+ *          SO_PASSSEC and SO_KEEPALIVE on R0;
  *   T0/T1: seqpacket pair, "m" waiting for T0, then T1 shut down for
  *          writing (T0 sees end of file after "m");
  *   U:     a seqpacket socket never connected;
@@ -116,6 +117,10 @@ int main(void)
     check(send(h[0], "last", 4, 0) == 4, "send last");
     check_sys(shutdown(h[0], SHUT_WR));
     check_sys(shutdown(r[0], SHUT_RD));
+    int five = 5;
+    check_sys(setsockopt(r[1], SOL_SOCKET, SO_PEEK_OFF, &five, sizeof five));
+    check_sys(setsockopt(r[0], SOL_SOCKET, SO_PASSSEC, &one, sizeof one));
+    check_sys(setsockopt(r[0], SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one));
     check(send(t[1], "m", 1, 0) == 1, "send m");
     check_sys(shutdown(t[1], SHUT_WR));
 
@@ -196,7 +201,12 @@ int main(void)
     check(send(h[1], "y", 1, 0) == 1, "H1 -> H0 no longer works");
     expect_msg(h[0], "y", 1, "H0");
 
-    /* R: R0 shut for reading */
+    /* R: options, R0 shut for reading */
+    check(geti(r[1], SO_PEEK_OFF) == 5, "R1 SO_PEEK_OFF %d, expected 5", geti(r[1], SO_PEEK_OFF));
+    check(geti(s[0], SO_PEEK_OFF) == -1, "S0 SO_PEEK_OFF %d, expected -1 (off)",
+          geti(s[0], SO_PEEK_OFF));
+    check(geti(r[0], SO_PASSSEC) == 1 && geti(r[1], SO_PASSSEC) == 0, "SO_PASSSEC lost or spread");
+    check(geti(r[0], SO_KEEPALIVE) == 1, "R0 lost SO_KEEPALIVE");
     check(recv(r[0], &c, 1, MSG_DONTWAIT) == 0, "R0: no end of file after SHUT_RD");
     errno = 0;
     check(send(r[1], "z", 1, 0) < 0 && errno == EPIPE, "R1 could send to R0 (%s)",
