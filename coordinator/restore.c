@@ -111,7 +111,35 @@ static struct {
         int fd;                         /* memfd "ckshim-tree-shm" holding its pages */
     } *shms;
     int nshms;
+    struct tree_file {                  /* a file open for writing that processes share */
+        uint64_t dev, ino;
+        int64_t pos;
+        uint32_t oflags;
+        int fd;                         /* the one open file description; close-on-exec */
+    } *files;
+    int nfiles;
 } g_tree;
+
+/* One open file description processes of the tree share (inherited
+ * across fork): a regular file open for writing at the same offset with
+ * the same flags in two or more of them (a log on stdout). */
+static int tree_file_match(const struct ck_fd *a, const struct ck_fd *b)
+{
+    return a->kind == CK_FD_FILE && b->kind == CK_FD_FILE && a->share_with < 0 &&
+           b->share_with < 0 && (a->oflags & O_ACCMODE) != O_RDONLY && a->dev == b->dev &&
+           a->ino == b->ino && a->pos == b->pos && a->oflags == b->oflags;
+}
+
+static int tree_file_fd(const struct ck_fd *f)
+{
+    for (int k = 0; k < g_tree.nfiles; k++) {
+        const struct tree_file *t = &g_tree.files[k];
+        if (t->dev == f->dev && t->ino == f->ino && t->pos == f->pos && t->oflags == f->oflags &&
+            f->kind == CK_FD_FILE && f->share_with < 0)
+            return t->fd;
+    }
+    return -1;
+}
 
 /* The memfd of the shared anonymous memory region r maps, or -1. */
 static int tree_shm_fd(const struct ck_region *r)
@@ -1530,7 +1558,14 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             continue;
         }
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
-        if (kind) {
+        int shared = c->tree_idx >= 0 ? tree_file_fd(f) : -1;
+        if (shared >= 0) {
+            /* the description the processes of the tree share */
+            if ((fd = fcntl(shared, F_DUPFD_CLOEXEC, 0)) < 0) {
+                fail_msg(c, "fd %d: %s", f->fd, strerror(errno));
+                return -1;
+            }
+        } else if (kind) {
             struct ck_fdrest r;
             rest_ctx(c, i, &r, stash_fds, maxfd);
             c->err[0] = 0;
@@ -1787,8 +1822,11 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + 1 : 0)], nkeep = 0;
+    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 : 0)],
+        nkeep = 0;
     if (c->tree_idx >= 0) {
+        for (int k = 0; k < g_tree.nfiles; k++)
+            keep[nkeep++] = g_tree.files[k].fd;
         /* the shared memory stays open through the exec: the restorer
          * maps it, the shim closes it */
         for (int k = 0; k < g_tree.nshms; k++) {
@@ -2271,6 +2309,56 @@ static int make_tree_shm(struct rctx *root, int hi)
     return 0;
 }
 
+/* Files open for writing that processes of the tree share (tree_file_match)
+ * are opened once, by the first process's rules (identity checked), and
+ * every process gets that one description: the offset stays shared. */
+static int make_tree_files(struct rctx *root, int hi)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        for (uint32_t x = 0; x < m->img.nfds; x++) {
+            const struct ck_fd *f = &m->img.fds[x];
+            if (f->kind != CK_FD_FILE || f->share_with >= 0 || tree_file_fd(f) >= 0)
+                continue;
+            int others = 0;
+            for (int j = i + 1; j < g_tree.n && !others; j++)
+                for (uint32_t y = 0; y < g_tree.m[j].img.nfds; y++)
+                    others |= tree_file_match(f, &g_tree.m[j].img.fds[y]);
+            if (!others)
+                continue;
+            struct tree_file *tf = realloc(g_tree.files, (size_t)(g_tree.nfiles + 1) *
+                                                             sizeof *tf);
+            int *stash = new_stash(m->img.nfds);
+            if (!tf || !stash) {
+                free(stash);
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+            g_tree.files = tf;
+            struct ck_fdrest r;
+            rest_ctx(m, x, &r, stash, hi);
+            m->err[0] = 0;
+            int fd = ck_fdkind_of(CK_FD_FILE)->restore(&r);
+            free(stash);
+            int hfd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
+            if (fd >= 0)
+                close(fd);
+            if (hfd < 0) {
+                fail_msg(root, "process %d fd %d: %s", g_tree.e[i].vpid, f->fd,
+                         m->err[0] ? m->err : strerror(errno));
+                return -1;
+            }
+            tf = &g_tree.files[g_tree.nfiles++];
+            tf->dev = f->dev;
+            tf->ino = f->ino;
+            tf->pos = f->pos;
+            tf->oflags = f->oflags;
+            tf->fd = hfd;
+        }
+    }
+    return 0;
+}
+
 /* Read and check every process of a tree image; make what they share.
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
@@ -2337,7 +2425,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             return -1;
         }
     }
-    if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0)
+    if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
+        make_tree_files(root, hi) < 0)
         return -1;
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);
     size_t maplen = (size_t)n * 2 * sizeof(int32_t);

@@ -83,7 +83,8 @@ done
 
 # tree_pipes (a parent and three workers joined by pipes, see
 # progs/tree_pipes.c): restored in the foreground, where coord becomes the
-# parent and forks the workers.
+# parent and forks the workers; their stdout, a log file all four share
+# from before the fork, keeps one offset (every line arrives intact).
 rm -f "$T/go"
 if start_test_prog tree_pipes; then
     kids=$(cat /proc/$pid/task/*/children | wc -w)
@@ -127,7 +128,8 @@ print(*struct.unpack_from("<QQ", d, e + 16))' "$T/tp.img")
     fi
     date +%s >"$T/go"
     wait_for 20 gone "$root"
-    if [ "$(grep -E '^(PASS|FAIL)' "$T/tree_pipes.log" | tail -n 1)" = PASS ]; then
+    if [ "$(grep -E '^(PASS|FAIL)' "$T/tree_pipes.log" | tail -n 1)" = PASS ] &&
+        [ "$(grep -c '^info: worker [0-2] done$' "$T/tree_pipes.log")" = 3 ]; then
         pass tree_restore_foreground_runs_on
     else
         fail tree_restore_foreground_runs_on "program says: $(tail -n 2 "$T/tree_pipes.log")"

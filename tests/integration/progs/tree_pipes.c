@@ -11,7 +11,8 @@
  * After the go file: kill(worker, 0) by the pid the parent knows works,
  * WORKMORE more results arrive, the job pipes are closed, every worker
  * ends (exit status 7) and waitpid() by the pid the parent knows returns
- * it with that status. Then PASS. Workers never print PASS/FAIL: a worker
+ * it with that status (each worker says "worker N done" in the log they
+ * all share, which must keep all three lines). Then PASS. Workers never print PASS/FAIL: a worker
  * that sees something wrong says so in a result.
  */
 #include <poll.h>
@@ -72,6 +73,8 @@ static void worker(uint32_t w, int jobs, int results, pid_t parent)
         test_sleep_ms(2); /* a worker takes a moment per job */
         write_full(results, &res, sizeof res);
     }
+    /* into the log the whole tree shares (one offset for all) */
+    test_msg("worker %u done", w);
     _exit(r == 0 ? 7 : 4);
 }
 
