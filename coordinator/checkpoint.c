@@ -376,11 +376,33 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
     return bad;
 }
 
+/* tree_checkpoint's answer when the tree changed before every process was
+ * parked (a child forked or ended): nothing was taken; try again. */
+#define TREE_CHANGED 100
+
+/* Is the tree below t's root still t (the same pids)? Once every process
+ * is parked none can fork: a tree that is the same then is complete. */
+static int tree_same(const struct ck_tree *t)
+{
+    static struct ck_tree now;
+    if (ck_tree_discover(t->m[0].pid, &now) < 0 || now.n != t->n)
+        return 0;
+    for (int i = 0; i < now.n; i++) {
+        int found = 0;
+        for (int j = 0; j < t->n && !found; j++)
+            found = now.m[i].pid == t->m[j].pid;
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
 /* Collect one answer from every process of the tree; each must have the
  * status want. Returns 0, or -1 after a message naming the first process
- * that did not answer so. */
+ * that did not answer so (none if quiet_if_changed and the tree changed:
+ * TREE_CHANGED then). */
 static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
-                        const char *phase)
+                        const char *phase, int quiet_if_changed)
 {
     for (int i = 0; i < t->n; i++) {
         int p = t->m[i].pid;
@@ -388,6 +410,8 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         if (r == 0 && reps[i].status == want)
             continue;
         char who[160];
+        if (quiet_if_changed && !tree_same(t))
+            return TREE_CHANGED;
         ck_tree_describe(p, who, sizeof who);
         if (r == -ESRCH)
             ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
@@ -512,11 +536,16 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                    t->m[i].pid, strerror(errno));
             goto out;
         }
-    if (tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads") < 0)
+    int cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
+    if (cr == 0 && !tree_same(t))
+        cr = TREE_CHANGED; /* a child forked before its parent parked */
+    if (cr == TREE_CHANGED)
+        ret = TREE_CHANGED;
+    if (cr != 0)
         goto out;
     /* 2. Every process is parked: all capture. */
     tree_send(conns, n, CK_OP_CAPTURE, 0, 0);
-    if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state") < 0)
+    if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
         goto out;
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
@@ -534,7 +563,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         stamp = stamp_base + 1;
     }
     tree_send(conns, n, CK_OP_STAMP, sflags, stamp);
-    if (tree_collect(t, conns, reps, 0, "writing its image") < 0)
+    if (tree_collect(t, conns, reps, 0, "writing its image", 0) < 0)
         goto out;
     stamp_msg = stamp;
     /* 4. The tree image: header, then every stream at its offset. */
@@ -904,8 +933,36 @@ int cmd_checkpoint(int argc, char **argv)
         req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
-        r = tree_checkpoint(&tree, fd, outfd, out, &req, &counter, kill_after);
-        fd = -1;
+        /* A tree that changes before all its processes are parked (a
+         * shell forking a command every second) is taken again. */
+        for (int attempt = 0;; attempt++) {
+            struct ck_ctl_req q = req;
+            r = tree_checkpoint(&tree, fd, outfd, out, &q, &counter, kill_after);
+            fd = -1;
+            if (r != TREE_CHANGED || attempt == 20)
+                break;
+            sleep_ms(10 + 10 * attempt);
+            char terr2[4096] = "";
+            if (ck_tree_discover(pid, &tree) < 0 || ck_tree_check(&tree, terr2, sizeof terr2)) {
+                ck_msg("checkpoint %d: the process tree changed during the checkpoint and "
+                       "cannot be taken now: %s; every process goes on", pid, terr2);
+                r = CK_EXIT_FAIL;
+                break;
+            }
+            char sock2[PATH_MAX];
+            fd = ck_ctl_connect(pid, sock2, sizeof sock2, CONNECT_TIMEOUT_MS);
+            if (fd < 0 || ftruncate(outfd, 0) < 0) {
+                ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(errno));
+                r = CK_EXIT_FAIL;
+                break;
+            }
+        }
+        if (r == TREE_CHANGED) {
+            ck_msg("checkpoint %d: the process tree kept changing (processes forking or "
+                   "ending) while it was being parked; no image written, every process goes "
+                   "on", pid);
+            r = CK_EXIT_FAIL;
+        }
         close(outfd);
         outfd = -1;
         if (r != CK_EXIT_OK) {

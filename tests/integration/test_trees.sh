@@ -173,3 +173,44 @@ kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
 PIDS+=("$kid")
 refused_alive tree_refuses_own_process_group pgrp \
     "$kid \(.*pgrp.py\), a child of $pid, is in process group $kid"
+
+# A shell forking a command five times a second: the tree changes all the
+# time; it is taken once every process is parked (again if a child came
+# or went meanwhile), restored (the running sleep too, which bash then
+# waits for by the pid it knows), and goes on ticking; twice.
+cat >"$T/loop.sh" <<'EOF'
+i=0
+echo READY
+while :; do
+    sleep 0.2
+    i=$((i + 1))
+    echo "tick $i"
+done
+EOF
+(cd "$T" && exec env LD_PRELOAD="$SHIM" bash "$T/loop.sh" >"$T/loop.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_for 10 grep -q READY "$T/loop.log"
+sleep 0.5
+for round in 1 2; do
+    "$C" checkpoint "$pid" -o "$T/loop.img" --kill >"$T/out" 2>"$T/err"
+    rc=$?
+    wait_for 10 gone "$pid"
+    n1=$(grep -c tick "$T/loop.log")
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/loop.img" 2>>"$T/err")
+    if [ $rc -eq 0 ] && [ -n "$np" ] && alive "$np"; then
+        PIDS+=("$np")
+        sleep 1.5
+        n2=$(grep -c tick "$T/loop.log")
+        if [ "$n2" -gt "$((n1 + 3))" ] && ! grep -q 'ECHILD\|No child' "$T/loop.log"; then
+            pass "tree_shell_loop_round_$round"
+        else
+            fail "tree_shell_loop_round_$round" "ticks $n1 -> $n2: $(tail -n 2 "$T/loop.log")"
+        fi
+        pid=$np
+    else
+        fail "tree_shell_loop_round_$round" "rc=$rc, restore gave '$np'"
+        break
+    fi
+done
