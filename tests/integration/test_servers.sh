@@ -184,7 +184,7 @@ fi
 # ---- python3 -m http.server, keep-alive client ---------------------------------
 mkdir -p "$T/www"
 echo "page one" >"$T/www/one.txt"
-start http python3 -m http.server --bind 127.0.0.1 --protocol HTTP/1.1 --directory "$T/www" 0
+start http python3 -u -m http.server --bind 127.0.0.1 --protocol HTTP/1.1 --directory "$T/www" 0
 if ! wait_for 10 grep -q "Serving HTTP" "$T/http.log"; then
     fail_ http_starts "$(tail -n 3 "$T/http.log")"
 else
