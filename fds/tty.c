@@ -298,6 +298,19 @@ static int tty_after(struct ck_fdrest *r)
     return rc;
 }
 
+/* Before anything changes: a terminal reopened by its path must still be
+ * a character device there (one that is gone comes back as /dev/null);
+ * anything else, such as a FIFO whose open would block, is refused. */
+static int tty_check(struct ck_fdrest *r)
+{
+    struct stat st;
+    if ((r->f->flags & CK_FDF_STD_REDIRECT) || stat(r->path, &st) < 0 || S_ISCHR(st.st_mode))
+        return 0;
+    snprintf(r->err, r->errlen, "fd %d: %s is not a terminal, as the image says it is", r->f->fd,
+             r->path);
+    return -1;
+}
+
 static int tty_restore(struct ck_fdrest *r)
 {
     int fd;
@@ -461,6 +474,7 @@ const struct ck_fdkind ck_fdkind_tty = {
     .kind = CK_FD_TTY,
     .name = "tty",
     .capture = tty_capture,
+    .check = tty_check,
     .restore = tty_restore,
     .after = tty_after,
 };

@@ -12,6 +12,7 @@
 # - forged_fd_kind_0, forged_fd_shares_unknown: a descriptor of kind 0
 #   (restore called a NULL restore: a crash), one sharing fd 999, not in
 #   the image (it was dup2'd from whatever coord had there)
+# - forged_tty_fifo: a terminal whose path is a FIFO (the open hung)
 # - forged_unix_ndgrams: a dead seqpacket connection claiming 2^32-1
 #   messages (the count of their lengths overflowed before)
 # - forged_unix_path_not_name: a unix socket whose path in the image is a
@@ -89,6 +90,13 @@ if checkpoint unix_listen; then
     restore_refused forged_fd_kind_0 "$T/kind0.img" "unknown descriptor kind 0"
     $FORGE "$T/unix_listen.img" "$T/share.img" fd:path=/dev/null:24:e7030000 2>"$T/err"
     restore_refused forged_fd_shares_unknown "$T/share.img" "damaged: fd [0-9]+ shares fd 999"
+    # the output file (fd 1) made a terminal at the path of a FIFO (a
+    # name as long as unix_listen.log): restore opened it and waited for
+    # a reader forever
+    mkfifo "$T/unix_listen.fif"
+    $FORGE "$T/unix_listen.img" "$T/ttyfifo.img" fd:path=/unix_listen.log:4:05000000 \
+        "pathraw:path=/unix_listen.log:$T/unix_listen.fif" 2>"$T/err"
+    restore_refused forged_tty_fifo "$T/ttyfifo.img" "unix_listen.fif is not a terminal"
     forged forged_unix_namelen "$T/unix_listen.img" "damaged.*longer than sun_path" \
         state:kind=16:104:2c01
     # A2 (seqpacket, 2 messages waiting) made a dead connection with
