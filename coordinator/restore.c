@@ -2449,6 +2449,26 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     return 0;
 }
 
+/* The --detach parent, which only waits for the root's word, lets go of
+ * what the tree shares: a pipe end or a ready pipe it kept open would
+ * keep a reader from seeing end of file, or the gate keeper from seeing a
+ * restorer die. */
+static void tree_close_all(void)
+{
+    for (int i = 0; g_tree.n && i < g_tree.n; i++) {
+        close(g_tree.ready_wr[i]);
+        close(g_tree.gate_rd[i]);
+    }
+    for (int k = 0; k < g_tree.npipes; k++)
+        close(g_tree.pipes[k].fd);
+    for (int k = 0; k < g_tree.nshms; k++)
+        close(g_tree.shms[k].fd);
+    for (int k = 0; k < g_tree.nfiles; k++)
+        close(g_tree.files[k].fd);
+    if (g_tree.map_fd >= 0)
+        close(g_tree.map_fd);
+}
+
 /* Become process i of the tree: first fork its children (each becomes
  * its own process of the tree, and so on down), so that the restored
  * processes are parents and children of each other again; the pids of
@@ -2668,6 +2688,7 @@ run:
         _exit(1);
     }
     close(sp[1]);
+    tree_close_all();
     char buf[1024];
     size_t n = 0;
     for (;;) {
