@@ -3,10 +3,14 @@
 #
 #   bash tests/integration/test_trees.sh BUILD_DIR
 #
-# coord checkpoint PID looks at every descendant of PID first. One that
-# cannot be part of the image - not running under the shim (LD_PRELOAD
-# dropped), at any depth - is named in a refusal (pid, command line, whose
-# child it is, why); nothing is written and every process goes on.
+# coord checkpoint PID takes PID and its descendants as one image, coord
+# restore brings the tree back. Here: descendants that cannot be part of
+# it (not under the shim at any depth, a socketpair between two, another
+# process group) are named in a refusal and every process goes on;
+# tree_pipes restored in the foreground (shared log offset), a damaged
+# stream starts nothing, an image restores once; inspect; a bash loop
+# forking commands; zombies kept with their exit status. (tree_pipes and
+# tree_shm also run in test_progs.sh, restored twice.)
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
