@@ -711,9 +711,11 @@ struct ck_tree_entry {
     int32_t vpid;                       /* the pid the tree knows it by (getpid) */
     int32_t real_pid;                   /* its kernel pid at checkpoint */
     int32_t parent;                     /* index of its parent entry, -1 for the root */
-    uint32_t flags;                     /* none yet */
-    uint64_t offset, length;            /* its image stream in the file */
+    uint32_t flags;                     /* CK_TREE_ZOMBIE */
+    uint64_t offset, length;            /* its image stream in the file; a zombie: 0 and
+                                           its wait status */
 };
+#define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
 
 struct ck_tree_hdr {
     char magic[CK_MAGIC_LEN];

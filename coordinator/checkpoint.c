@@ -371,7 +371,7 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
     q.counter_stamp = stamp;
     int bad = 0;
     for (int i = 0; i < n; i++)
-        if (ck_ctl_send(conns[i], &q, -1) < 0)
+        if (conns[i] >= 0 && ck_ctl_send(conns[i], &q, -1) < 0)
             bad = -1;
     return bad;
 }
@@ -390,11 +390,33 @@ static int tree_same(const struct ck_tree *t)
     for (int i = 0; i < now.n; i++) {
         int found = 0;
         for (int j = 0; j < t->n && !found; j++)
-            found = now.m[i].pid == t->m[j].pid;
+            found = now.m[i].pid == t->m[j].pid && now.m[i].zombie == t->m[j].zombie;
         if (!found)
             return 0;
     }
     return 1;
+}
+
+/* The pid the tree knows a zombie by: its pid, unless a process of the
+ * tree says (its NEED_STAMP answer: "tree REAL:VPID ...") that it was
+ * restored under another. */
+static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, int real)
+{
+    for (int i = 0; i < t->n; i++) {
+        if (t->m[i].zombie || strncmp(reps[i].msg, "tree ", 5))
+            continue;
+        for (const char *p = reps[i].msg + 5; *p;) {
+            char *end;
+            long r = strtol(p, &end, 10);
+            if (end == p || *end != ':')
+                break;
+            long v = strtol(end + 1, &end, 10);
+            if (r == real)
+                return (int)v;
+            p = *end ? end + 1 : end;
+        }
+    }
+    return real;
 }
 
 /* Collect one answer from every process of the tree; each must have the
@@ -406,6 +428,8 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
 {
     for (int i = 0; i < t->n; i++) {
         int p = t->m[i].pid;
+        if (t->m[i].zombie)
+            continue;
         int r = recv_watching(conns[i], &reps[i], p);
         if (r == 0 && reps[i].status == want)
             continue;
@@ -508,6 +532,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     split_path(out, dir, sizeof dir, &base);
     for (int i = 0; i < n; i++) {
         char who[160], sock[PATH_MAX];
+        if (t->m[i].zombie)
+            continue; /* no shim: only its exit status goes into the image */
         ck_tree_describe(t->m[i].pid, who, sizeof who);
         if (i > 0) {
             conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
@@ -531,7 +557,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     req->flags |= CK_CKPT_TREE;
     req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
-        if (ck_ctl_send(conns[i], req, tmps[i]) < 0) {
+        if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
             ck_msg("checkpoint %d: cannot send the request to process %d: %s", pid,
                    t->m[i].pid, strerror(errno));
             goto out;
@@ -547,6 +573,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     tree_send(conns, n, CK_OP_CAPTURE, 0, 0);
     if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
         goto out;
+    for (int i = 0; i < n; i++)
+        if (t->m[i].zombie)
+            ents[i].vpid = zombie_vpid(t, reps, t->m[i].pid);
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -581,14 +610,21 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     uint32_t threads = 0;
     for (int i = 0; i < n; i++) {
         struct stat st;
+        ents[i].real_pid = t->m[i].pid;
+        ents[i].parent = t->m[i].parent;
+        if (t->m[i].zombie) {
+            /* exited, not yet waited for: its pid (as the tree knows it,
+             * which a process of the tree may say) and wait status */
+            ents[i].flags = CK_TREE_ZOMBIE;
+            ents[i].length = (uint64_t)(uint32_t)t->m[i].status;
+            continue;
+        }
         if (fstat(tmps[i], &st) < 0) {
             ck_msg("checkpoint %d: stat of process %d's stream: %s", pid, t->m[i].pid,
                    strerror(errno));
             goto out;
         }
         ents[i].vpid = (int32_t)reps[i].orig_pid;
-        ents[i].real_pid = t->m[i].pid;
-        ents[i].parent = t->m[i].parent;
         ents[i].offset = at;
         ents[i].length = (uint64_t)st.st_size;
         loff_t src = 0, dst = (loff_t)at;
@@ -628,6 +664,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     }
     for (int i = 0; i < n; i++) {
         char err[512];
+        if (t->m[i].zombie)
+            continue;
         if (lseek(outfd, (off_t)ents[i].offset, SEEK_SET) < 0 ||
             ck_image_read(outfd, &imgs[i], 0, err, sizeof err) < 0) {
             ck_msg("checkpoint %d: the stream of process %d does not read back: %s", pid,
@@ -641,7 +679,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         goto out;
     }
     for (int i = 0; i < n; i++)
-        note_tree_pipes(t, imgs, i);
+        if (!t->m[i].zombie)
+            note_tree_pipes(t, imgs, i);
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
     sigset_t all, old;

@@ -1110,7 +1110,11 @@ int cmd_inspect(int argc, char **argv)
         printf("process tree: %u processes, app id %.*s, stamp %llu\n", th.nprocs,
                (int)sizeof th.app_id, th.app_id, (unsigned long long)th.counter_stamp);
         for (uint32_t i = 0; i < th.nprocs; i++) {
-            if (te[i].parent < 0)
+            if (te[i].flags & CK_TREE_ZOMBIE)
+                printf("  pid %d (pid %d at checkpoint), child of %d: exited (wait status "
+                       "%#llx), not yet waited for\n", te[i].vpid, te[i].real_pid,
+                       te[te[i].parent].vpid, (unsigned long long)te[i].length);
+            else if (te[i].parent < 0)
                 printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
                        te[i].real_pid);
             else
@@ -1120,6 +1124,8 @@ int cmd_inspect(int argc, char **argv)
     }
     int rc = CK_EXIT_OK;
     for (uint32_t i = 0; i < th.nprocs && rc == CK_EXIT_OK; i++) {
+        if (te[i].flags & CK_TREE_ZOMBIE)
+            continue;
         fflush(stdout);
         if (!json)
             printf("\n== process %d ==\n", te[i].vpid);

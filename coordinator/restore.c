@@ -2077,6 +2077,8 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
     for (int i = 0; i < n; i++) {
         char b;
         ssize_t k;
+        if (ready_rd[i] < 0)
+            continue; /* a zombie: no restorer */
         do
             k = read(ready_rd[i], &b, 1);
         while (k < 0 && errno == EINTR);
@@ -2089,7 +2091,7 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
     else
         snprintf(msg, sizeof msg, "ok\n");
     for (int i = 0; i < n; i++)
-        if (write(gate_wr[i], msg, strlen(msg)) < 0)
+        if (gate_wr[i] >= 0 && write(gate_wr[i], msg, strlen(msg)) < 0)
             _exit(1);
     _exit(0);
 }
@@ -2106,6 +2108,10 @@ static int start_tree_gate(struct rctx *root)
     }
     for (int i = 0; i < n; i++) {
         int rp[2], gp[2];
+        if (g_tree.e[i].flags & CK_TREE_ZOMBIE) {
+            ready_rd[i] = gate_wr[i] = g_tree.ready_wr[i] = g_tree.gate_rd[i] = -1;
+            continue;
+        }
         if (pipe2(rp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0) {
             fail_msg(root, "cannot make the tree's gate: %s", strerror(errno));
             return -1;
@@ -2118,14 +2124,18 @@ static int start_tree_gate(struct rctx *root)
     int o = fork_orphan();
     if (o == 0) {
         for (int i = 0; i < n; i++) {
-            close(g_tree.ready_wr[i]);
-            close(g_tree.gate_rd[i]);
+            if (g_tree.ready_wr[i] >= 0)
+                close(g_tree.ready_wr[i]);
+            if (g_tree.gate_rd[i] >= 0)
+                close(g_tree.gate_rd[i]);
         }
         tree_gate_keeper(root, ready_rd, gate_wr, n);
     }
     for (int i = 0; i < n; i++) {
-        close(ready_rd[i]);
-        close(gate_wr[i]);
+        if (ready_rd[i] >= 0)
+            close(ready_rd[i]);
+        if (gate_wr[i] >= 0)
+            close(gate_wr[i]);
     }
     free(ready_rd);
     free(gate_wr);
@@ -2382,6 +2392,12 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         struct rctx *m = &g_tree.m[i];
         *m = *root;
         m->tree_idx = i;
+        if (e[i].flags & CK_TREE_ZOMBIE) {
+            /* nothing to read: tree_become makes it exit again */
+            memset(&m->img, 0, sizeof m->img);
+            m->img_fd = -1;
+            continue;
+        }
         m->status_fd = -1;
         if (i > 0)
             m->script[0] = 0; /* the action script runs for the tree, once */
@@ -2419,6 +2435,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     }
     for (int i = 0; i < n; i++) {
         struct rctx *m = &g_tree.m[i];
+        if (e[i].flags & CK_TREE_ZOMBIE)
+            continue;
         if (check_image(m) < 0 || (i == 0 && check_counter(m, counter_url, force) < 0) ||
             remake_saved_files(m) < 0) {
             fail_msg(root, "process %d of the tree: %s", e[i].vpid, m->err);
@@ -2449,6 +2467,28 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     return 0;
 }
 
+/* The --detach parent, which only waits for the root's word, lets go of
+ * what the tree shares: a pipe end or a ready pipe it kept open would
+ * keep a reader from seeing end of file, or the gate keeper from seeing a
+ * restorer die. */
+static void tree_close_all(void)
+{
+    for (int i = 0; g_tree.n && i < g_tree.n; i++) {
+        if (g_tree.ready_wr[i] >= 0)
+            close(g_tree.ready_wr[i]);
+        if (g_tree.gate_rd[i] >= 0)
+            close(g_tree.gate_rd[i]);
+    }
+    for (int k = 0; k < g_tree.npipes; k++)
+        close(g_tree.pipes[k].fd);
+    for (int k = 0; k < g_tree.nshms; k++)
+        close(g_tree.shms[k].fd);
+    for (int k = 0; k < g_tree.nfiles; k++)
+        close(g_tree.files[k].fd);
+    if (g_tree.map_fd >= 0)
+        close(g_tree.map_fd);
+}
+
 /* Become process i of the tree: first fork its children (each becomes
  * its own process of the tree, and so on down), so that the restored
  * processes are parents and children of each other again; the pids of
@@ -2462,6 +2502,33 @@ static void tree_become(int i, const char *restorer)
         if (g_tree.e[j].parent != i)
             continue;
         fflush(NULL);
+        if (g_tree.e[j].flags & CK_TREE_ZOMBIE) {
+            /* a child that had exited and was not yet waited for: one that
+             * ends again the same way (the exit code or the signal, never
+             * a core file), for the program to wait for */
+            pid_t z = fork();
+            if (z == 0) {
+                int st = (int)g_tree.e[j].length;
+                if (WIFSIGNALED(st)) {
+                    struct rlimit no = {0, 0};
+                    setrlimit(RLIMIT_CORE, &no);
+                    signal(WTERMSIG(st), SIG_DFL);
+                    sigset_t one;
+                    sigemptyset(&one);
+                    sigaddset(&one, WTERMSIG(st));
+                    sigprocmask(SIG_UNBLOCK, &one, NULL);
+                    kill(getpid(), WTERMSIG(st));
+                }
+                _exit(WEXITSTATUS(st));
+            }
+            if (z < 0) {
+                fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
+                         strerror(errno));
+                return;
+            }
+            g_tree.map[2 * j + 1] = (int32_t)z;
+            continue;
+        }
         pid_t p = fork();
         if (p < 0) {
             fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
@@ -2668,6 +2735,7 @@ run:
         _exit(1);
     }
     close(sp[1]);
+    tree_close_all();
     char buf[1024];
     size_t n = 0;
     for (;;) {

@@ -57,6 +57,29 @@ static int add_children(struct ck_tree *t, int parent)
     return 0;
 }
 
+/* A zombie's wait status: field 52 of /proc/PID/stat (exit_code), or -1. */
+static int zombie_status(int pid)
+{
+    char path[64], st[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    size_t n = f ? fread(st, 1, sizeof st - 1, f) : 0;
+    if (f)
+        fclose(f);
+    st[n] = 0;
+    char *p = strrchr(st, ')');
+    if (!p || p[1] != ' ' || p[2] != 'Z')
+        return -1;
+    /* fields 3.. follow ") "; exit_code is field 52 */
+    p += 2;
+    for (int field = 3; field < 52 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p && *p ? atoi(p) : -1;
+}
+
 int ck_tree_discover(int pid, struct ck_tree *t)
 {
     memset(t, 0, sizeof *t);
@@ -68,6 +91,8 @@ int ck_tree_discover(int pid, struct ck_tree *t)
         int r = add_children(t, i);
         if (r < 0)
             return r;
+        if (i > 0 && (t->m[i].status = zombie_status(t->m[i].pid)) >= 0)
+            t->m[i].zombie = 1;
     }
     return 0;
 }
@@ -149,7 +174,9 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         long pg, sid;
         ck_tree_describe(m->pid, who, sizeof who);
         int ppid = t->m[m->parent].pid;
-        if (pi.state == 'Z' || pi.state == 'X') {
+        if (m->zombie) {
+            continue; /* its exit status is carried over (restore_tree) */
+        } else if (pi.state == 'Z' || pi.state == 'X') {
             snprintf(why, sizeof why, "a child of %d that exited but was not yet waited for "
                      "(its exit status cannot be carried over yet: wait for it first)", ppid);
         } else if (me != 0 && (pi.ruid != me || pi.euid != me)) {
@@ -244,7 +271,9 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, 
     free(buf);
     for (uint32_t i = 0; i < h->nprocs; i++)
         if ((i == 0) != (e[i].parent < 0) || e[i].parent >= (int32_t)i ||
-            e[i].offset < ck_tree_first_offset(h->nprocs) || (e[i].offset & 4095)) {
+            (i == 0 && (e[i].flags & CK_TREE_ZOMBIE)) ||
+            (!(e[i].flags & CK_TREE_ZOMBIE) &&
+             (e[i].offset < ck_tree_first_offset(h->nprocs) || (e[i].offset & 4095)))) {
             free(e);
             snprintf(err, errlen, "process tree image: entry %u is inconsistent", i);
             return -EINVAL;

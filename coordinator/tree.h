@@ -12,6 +12,8 @@
 struct ck_tree_member {
     int pid;                            /* real (kernel) pid */
     int parent;                         /* index of its parent in the tree, -1 for the root */
+    int zombie;                         /* exited, not yet waited for by its parent */
+    int status;                         /* a zombie's wait status (/proc/PID/stat exit_code) */
 };
 
 /* The root first, then its descendants breadth first (a parent always

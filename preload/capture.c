@@ -986,8 +986,9 @@ static int capture_children(char *err, size_t errlen)
             char one[160];
             describe_child((pid_t)pid, one, sizeof one);
             /* In a tree checkpoint coord checked the children and parks
-             * them too: only a zombie (exited since) is refused here. */
-            if (g_shim.tree_ckpt && !strstr(one, "not yet waited for"))
+             * them (and carries a zombie's exit status; one that exited
+             * since coord looked makes coord take the tree again). */
+            if (g_shim.tree_ckpt)
                 continue;
             if (used < sizeof kids)
                 used += (size_t)snprintf(kids + used, sizeof kids - used, "%s%s",
@@ -997,13 +998,6 @@ static int capture_children(char *err, size_t errlen)
     }
     if (!nkids)
         return 0;
-    if (g_shim.tree_ckpt) {
-        snprintf(err, errlen, "process %d has %d child process%s that exited but %s not yet "
-                 "waited for: %s; its exit status cannot be carried over yet: wait for it first",
-                 (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es",
-                 nkids == 1 ? "was" : "were", kids);
-        return -ENOTSUP;
-    }
     snprintf(err, errlen, "process %d has %d child process%s: %s; ckshim cannot checkpoint a "
              "process tree yet: end the child%s (and wait for %s) first",
              (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es", kids,

@@ -247,6 +247,15 @@ static int ask_coord(int conn, int status, const char *app_id, uint32_t op,
     rep.magic = CK_CTL_MAGIC;
     rep.status = status;
     snprintf(rep.app_id, sizeof rep.app_id, "%s", app_id);
+    /* The tree's pids this process knows by another pid than the kernel's
+     * ("tree R:V ..."): coord names a zombie child by the pid the program
+     * knows, and its shim cannot say so any more. */
+    size_t used = 0;
+    for (uint32_t i = 0; i < g_shim.ntree && used + 24 < sizeof rep.msg; i++)
+        if (g_shim.tree[i].real != g_shim.tree[i].vpid)
+            used += (size_t)snprintf(rep.msg + used, sizeof rep.msg - used, "%s%d:%d",
+                                     used ? " " : "tree ", (int)g_shim.tree[i].real,
+                                     (int)g_shim.tree[i].vpid);
     if (send(conn, &rep, sizeof rep, MSG_NOSIGNAL) != (ssize_t)sizeof rep) {
         snprintf(err, errlen, "coord went away");
         return -1;

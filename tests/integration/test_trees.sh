@@ -3,10 +3,14 @@
 #
 #   bash tests/integration/test_trees.sh BUILD_DIR
 #
-# coord checkpoint PID looks at every descendant of PID first. One that
-# cannot be part of the image - not running under the shim (LD_PRELOAD
-# dropped), at any depth - is named in a refusal (pid, command line, whose
-# child it is, why); nothing is written and every process goes on.
+# coord checkpoint PID takes PID and its descendants as one image, coord
+# restore brings the tree back. Here: descendants that cannot be part of
+# it (not under the shim at any depth, a socketpair between two, another
+# process group) are named in a refusal and every process goes on;
+# tree_pipes restored in the foreground (shared log offset), a damaged
+# stream starts nothing, an image restores once; inspect; a bash loop
+# forking commands; zombies kept with their exit status. (tree_pipes and
+# tree_shm also run in test_progs.sh, restored twice.)
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -214,3 +218,52 @@ for round in 1 2; do
         break
     fi
 done
+
+# A child that exited (status 3) and one killed by SIGTERM, not yet waited
+# for (zombies) at the checkpoint: after restore the parent waits for each
+# by the pid it knows and gets its status; twice (the second checkpoint
+# takes them as zombies of a restored tree).
+cat >"$T/zombie.py" <<'EOF'
+import os, signal, time
+a = os.fork()
+if a == 0:
+    os._exit(3)
+b = os.fork()
+if b == 0:
+    time.sleep(100)
+    os._exit(0)
+os.kill(b, signal.SIGTERM)
+time.sleep(0.3)
+print("READY", a, b, flush=True)
+while not os.path.exists("go"):
+    time.sleep(0.05)
+pa, sa = os.waitpid(a, 0)
+pb, sb = os.waitpid(b, 0)
+print("waited", pa == a and os.WIFEXITED(sa) and os.WEXITSTATUS(sa) == 3,
+      pb == b and os.WIFSIGNALED(sb) and os.WTERMSIG(sb) == signal.SIGTERM, flush=True)
+EOF
+rm -f "$T/go"
+start_py_app zombie "$T/zombie.py" || fail zombie_ready "no READY"
+for round in 1 2; do
+    "$C" checkpoint "$pid" -o "$T/zombie.img" --kill >"$T/out" 2>"$T/err"
+    rc=$?
+    wait_for 10 gone "$pid"
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/zombie.img" 2>>"$T/err")
+    if [ $rc -ne 0 ] || [ -z "$np" ]; then
+        fail "tree_zombies_round_$round" "rc=$rc, restore gave '$np'"
+        break
+    fi
+    PIDS+=("$np")
+    pid=$np
+    nz=$(for k in $(cat /proc/$np/task/*/children); do grep -c '^State:.*Z' /proc/$k/status; done |
+        grep -c 1)
+    [ "$nz" = 2 ] && pass "tree_zombies_restored_round_$round" ||
+        fail "tree_zombies_restored_round_$round" "$nz zombie children after restore, not 2"
+done
+: >"$T/go"
+wait_for 10 grep -q waited "$T/zombie.log"
+if grep -q "waited True True" "$T/zombie.log"; then
+    pass tree_zombie_status_after_restore
+else
+    fail tree_zombie_status_after_restore "$(tail -n 2 "$T/zombie.log")"
+fi
