@@ -814,6 +814,14 @@ int ck_supervise(int argc, char **argv)
                    s.dir, h.app_id, have_state ? ", another command" : "");
             return CK_EXIT_FAIL;
         }
+        if (have_state && !strcmp(st.status, "exited")) {
+            /* a requeued job that had finished: running it again from its
+             * last image would repeat its end */
+            ck_msg("run: --resume: the program already finished in the run that wrote %s "
+                   "(exit status 0); nothing to resume (remove the directory to start over)",
+                   s.dir);
+            return CK_EXIT_OK;
+        }
         if (have_state && st.supervisor > 0 && st.supervisor != getpid() &&
             !strcmp(st.status, "running") && kill(st.supervisor, 0) == 0) {
             ck_msg("run: --resume: %s is in use by the supervisor %d, which still runs", s.dir,
@@ -851,7 +859,7 @@ int ck_supervise(int argc, char **argv)
             describe_status(ws, how, sizeof how);
             if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
                 ck_msg("run: the program exited with status 0; supervision ends");
-                return finish(&s, "exited 0", 0);
+                return finish(&s, "exited", 0);
             }
             if (!s.auto_restore)
                 return finish(&s, "ended", exit_code_of(ws));

@@ -228,6 +228,31 @@ else
     fail supervisor_second_signal "rc=$rc, $D2: $(ls -A "$D2" | tr '\n' ' '): $(tail -n 2 "$T/sup5.err")"
 fi
 
+# ---- exit 0 ends the supervision; --resume then runs nothing ----
+D6="$T/img6"
+rm -f "$T/finish"
+(cd "$T" && exec "$C" run --every 200ms --images "$D6" --auto-restore \
+    -- "$PY" "$T/loop.py" "$T/d.log" >"$T/sup6.out" 2>"$T/sup6.err") &
+sup=$!
+PIDS+=("$sup")
+wait_for 20 have_image "$D6" 1
+touch "$T/finish"
+wait_for 10 gone "$sup"
+wait "$sup"
+rc=$?
+n=$(wc -l <"$T/d.log")
+"$C" run --every 200ms --images "$D6" --resume -- "$PY" "$T/loop.py" "$T/d.log" \
+    >"$T/sup7.out" 2>"$T/sup7.err"
+rc2=$?
+sleep 0.3
+if [ $rc -eq 0 ] && [ "$(state "$D6" status)" = exited ] && [ $rc2 -eq 0 ] &&
+    grep -q 'already finished' "$T/sup7.err" && [ "$(wc -l <"$T/d.log")" -eq "$n" ]; then
+    pass supervisor_exit0_ends
+else
+    fail supervisor_exit0_ends "rc=$rc rc2=$rc2 status=$(state "$D6" status): $(tail -n 1 "$T/sup7.err")"
+fi
+rm -f "$T/finish"
+
 # ---- exit statuses pass through ----
 "$C" run --every 1s --images "$T/img3" -- sh -c 'exit 7' 2>"$T/err"
 rc7=$?
