@@ -640,6 +640,36 @@ static int finish(struct sv *s, const char *status, int code)
     return code;
 }
 
+/* The directory a <socket dir>/PID.super file names. 0 or -1. */
+static int read_super(const char *path, char *dir, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, dir, len - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got <= 0)
+        return -1;
+    dir[got] = 0;
+    dir[strcspn(dir, "\n")] = 0;
+    return 0;
+}
+
+/* The pid of another supervisor that still runs in s->dir (its state says
+ * running and its <socket dir>/PID.super names that directory), else 0. */
+static int supervisor_running(const struct sv *s)
+{
+    struct state st;
+    char sd[PATH_MAX], p[PATH_MAX + 32], dir[PATH_MAX];
+    if (read_state(s->dir, &st) < 0 || st.supervisor <= 0 || st.supervisor == getpid() ||
+        strcmp(st.status, "running") || kill(st.supervisor, 0) < 0 ||
+        ck_sock_dir(sd, sizeof sd) < 0)
+        return 0;
+    snprintf(p, sizeof p, "%s/%d.super", sd, st.supervisor);
+    if (read_super(p, dir, sizeof dir) < 0)
+        return 0;
+    return strcmp(dir, s->dir) ? 0 : st.supervisor;
+}
+
 /* SIGTERM/SIGINT: a last checkpoint (--kill), then exit 0 (or
  * --exit-code-on-checkpoint). A second signal meanwhile ends everything. */
 static int stop_with_checkpoint(struct sv *s)
@@ -794,6 +824,12 @@ int ck_supervise(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
 
     /* --resume: the newest image of this program, if DIR has one. */
+    /* Two supervisors in one DIR would remove each other's images. */
+    int busy = supervisor_running(&s);
+    if (busy > 0) {
+        ck_msg("run: --images %s is in use by the supervisor %d, which still runs", s.dir, busy);
+        return CK_EXIT_FAIL;
+    }
     unsigned long long newest = newest_image(&s);
     if (s.resume && newest) {
         struct state st;
@@ -821,12 +857,6 @@ int ck_supervise(int argc, char **argv)
                    "(exit status 0); nothing to resume (remove the directory to start over)",
                    s.dir);
             return CK_EXIT_OK;
-        }
-        if (have_state && st.supervisor > 0 && st.supervisor != getpid() &&
-            !strcmp(st.status, "running") && kill(st.supervisor, 0) == 0) {
-            ck_msg("run: --resume: %s is in use by the supervisor %d, which still runs", s.dir,
-                   st.supervisor);
-            return CK_EXIT_FAIL;
         }
         s.seq = newest;
         register_list(&s);
@@ -916,7 +946,7 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
         memcpy(num, e->d_name, l);
         num[l] = 0;
         int pid = ck_parse_pid(num);
-        char p[PATH_MAX + 300], dir[PATH_MAX] = "";
+        char p[PATH_MAX + 300], dir[PATH_MAX];
         snprintf(p, sizeof p, "%s/%s", sock_dir, e->d_name);
         if (pid < 0)
             continue;
@@ -924,15 +954,9 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
             unlink(p); /* a supervisor that was killed */
             continue;
         }
-        int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        ssize_t got = fd >= 0 ? read(fd, dir, sizeof dir - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (got <= 0)
-            continue;
-        dir[got] = 0;
-        dir[strcspn(dir, "\n")] = 0;
         struct state st;
+        if (read_super(p, dir, sizeof dir) < 0)
+            continue;
         if (read_state(dir, &st) < 0 || st.supervisor != pid)
             continue;
         char cmd[256] = "";

@@ -97,6 +97,17 @@ else
     fail supervisor_list "$(cat "$T/list.out")"
 fi
 
+# a second supervisor in the same directory is refused, nothing started
+rm -f "$T/started"
+"$C" run --every 1s --images "$D" -- sh -c "touch $T/started" 2>"$T/err"
+rc=$?
+sleep 0.2
+if [ $rc -eq 1 ] && grep -q "in use by the supervisor $sup" "$T/err" && [ ! -e "$T/started" ]; then
+    pass supervisor_dir_in_use
+else
+    fail supervisor_dir_in_use "rc=$rc"
+fi
+
 # ---- kill -9 of the program: restored from the newest image ----
 if [ -n "$prog" ] && alive "$prog"; then
     kill -9 "$prog"
