@@ -450,8 +450,9 @@ static int helper_exit(const struct sv *s)
 
 /* Take a checkpoint into the next image (final: with --kill, the last one
  * before the supervisor ends). Returns 0 when committed, -1 if not, -2
- * when a second signal came during the final one (the helper was
- * stopped; the program still runs). */
+ * when a signal came during the final one (or a second one during a
+ * periodic one) and the checkpoint was abandoned (the program still
+ * runs). */
 static int take_checkpoint(struct sv *s, int final)
 {
     char img[PATH_MAX + 32], pid[16];
@@ -484,6 +485,8 @@ static int take_checkpoint(struct sv *s, int final)
             kill(s->helper, SIGCONT); /* a stopped helper must get it too */
             while (!s->helper_done)
                 wait_event(s, -1);
+            if (helper_exit(s) == 0)
+                break; /* it was already committing (signals blocked): done */
             s->helper = 0;
             return -2;
         }
@@ -677,7 +680,9 @@ static int stop_with_checkpoint(struct sv *s)
     int sig = s->lastsig;
     ck_msg("run: %s: taking a last checkpoint, then ending the program (a second signal ends "
            "it at once)", strsignal(sig));
-    int r = s->prog_done ? -1 : take_checkpoint(s, 1);
+    /* two signals already (the second during a periodic checkpoint): no
+     * last checkpoint */
+    int r = s->nsig > 1 ? -2 : s->prog_done ? -1 : take_checkpoint(s, 1);
     if (r == 0) {
         /* the shim ends the program once the image is committed */
         long long until = now_ms() + 10000;
