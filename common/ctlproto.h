@@ -35,12 +35,23 @@ enum {
     CK_OP_STAMP = 3,                    /* second message: the counter stamp */
     CK_OP_ABORT = 4,                    /* second or third message: give up, release */
     CK_OP_COMMIT = 5,                   /* third message: the image is committed */
+    CK_OP_CAPTURE = 6,                  /* CK_CKPT_TREE: the whole tree is parked */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
  * threads are parked and the state captured; send CK_OP_STAMP (with the
  * stamp for rep.app_id) or CK_OP_ABORT. */
 #define CK_STATUS_NEED_STAMP 1
+
+/* With CK_CKPT_TREE (one process of a tree, docs/DESIGN.md "Process
+ * trees"): the first reply is CK_STATUS_PARKED once the threads are
+ * parked, before anything is captured; the shim waits for CK_OP_CAPTURE
+ * (or CK_OP_ABORT: release), sent by coord when every process of the tree
+ * is parked, so every process is captured at one moment. Then it goes on
+ * as a CK_CKPT_STAMP checkpoint. Children of the process are not refused
+ * (coord checks them); the bytes waiting in every pipe it reads from are
+ * saved, since the writer may be another process of the tree. */
+#define CK_STATUS_PARKED 2
 
 /* ck_ctl_req.flags for CK_OP_CHECKPOINT */
 #define CK_CKPT_KILL 0x1                /* keep threads parked, exit after a good dump */
@@ -52,6 +63,7 @@ enum {
 #define CK_CKPT_COMMIT 0x40             /* three-phase: wait for CK_OP_COMMIT (above) */
 #define CK_CKPT_TMPFILE 0x80            /* the fd is coord's temporary file: remove it
                                            if coord goes away before committing */
+#define CK_CKPT_TREE 0x100              /* one process of a tree checkpoint (below) */
 
 struct ck_ctl_req {
     uint32_t magic;

@@ -698,4 +698,33 @@ struct ck_restore_info {
     uint64_t generation;                /* bumped per restore */
 };
 
+/* A process tree image (docs/IMAGE_FORMAT.md, "Process trees"): this
+ * header, then one ordinary image stream per process at the offset its
+ * entry gives (4096-aligned), the root first, parents before their
+ * children. A reader that sees CK_TREE_MAGIC at offset 0 reads each
+ * stream with the single-process reader (its offsets are absolute). */
+#define CK_TREE_MAGIC "CKSHTRE\x01"
+#define CK_TREE_VERSION 1
+#define CK_TREE_MAXPROCS 1024
+
+struct ck_tree_entry {
+    int32_t vpid;                       /* the pid the tree knows it by (getpid) */
+    int32_t real_pid;                   /* its kernel pid at checkpoint */
+    int32_t parent;                     /* index of its parent entry, -1 for the root */
+    uint32_t flags;                     /* none yet */
+    uint64_t offset, length;            /* its image stream in the file */
+};
+
+struct ck_tree_hdr {
+    char magic[CK_MAGIC_LEN];
+    uint32_t version;
+    uint32_t nprocs;                    /* entries that follow */
+    uint64_t counter_stamp;             /* the tree's stamp (also in every stream) */
+    char app_id[64];                    /* the root's: the counter the tree uses */
+    uint64_t created_ns;
+    uint64_t reserved[4];
+    /* struct ck_tree_entry[nprocs], then uint64_t XXH64 (seed 0) of the
+     * header and entries */
+};
+
 #endif

@@ -21,6 +21,7 @@
 #include "counter.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "tree.h"
 #include "unix.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
@@ -121,6 +122,29 @@ static void note_outside_pipes(int pid, const struct ck_image *img)
         ck_msg("checkpoint %d: note: fd %s: a pipe to or from outside the program; after "
                "restore it has no other end (reads see end of file, writes fail with EPIPE)",
                pid, other);
+}
+
+/* note_outside_pipes for process i of a tree: pipes whose other end is
+ * another process of the tree are not outside (restore joins them). */
+static void note_tree_pipes(const struct ck_tree *t, struct ck_image *imgs, int i)
+{
+    struct ck_image *im = &imgs[i];
+    uint32_t *saved = calloc(im->nfds + 1, sizeof *saved);
+    if (!saved)
+        return;
+    for (uint32_t x = 0; x < im->nfds; x++) {
+        struct ck_fd *f = &im->fds[x];
+        saved[x] = f->flags;
+        for (int j = 0; j < t->n && f->kind == CK_FD_PIPE; j++)
+            for (uint32_t y = 0; j != i && y < imgs[j].nfds; y++)
+                if (imgs[j].fds[y].kind == CK_FD_PIPE && imgs[j].fds[y].dev == f->dev &&
+                    imgs[j].fds[y].ino == f->ino)
+                    f->flags &= ~(uint32_t)CK_FDF_EXTERNAL;
+    }
+    note_outside_pipes(t->m[i].pid, im);
+    for (uint32_t x = 0; x < im->nfds; x++)
+        im->fds[x].flags = saved[x];
+    free(saved);
 }
 
 /* Unix connections to outside the program cannot be carried over: name
@@ -322,6 +346,342 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* Close every connection of a tree checkpoint: a shim still waiting for
+ * coord (to capture, for its stamp or for the commit) sees it go away and
+ * releases its process untouched. */
+static void tree_close(int *conns, int *tmps, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (conns[i] >= 0)
+            close(conns[i]);
+        if (tmps[i] >= 0)
+            close(tmps[i]);
+        conns[i] = tmps[i] = -1;
+    }
+}
+
+/* Send op (with the stamp) to every process of the tree. */
+static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t stamp)
+{
+    struct ck_ctl_req q;
+    memset(&q, 0, sizeof q);
+    q.magic = CK_CTL_MAGIC;
+    q.op = op;
+    q.flags = flags;
+    q.counter_stamp = stamp;
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        if (ck_ctl_send(conns[i], &q, -1) < 0)
+            bad = -1;
+    return bad;
+}
+
+/* tree_checkpoint's answer when the tree changed before every process was
+ * parked (a child forked or ended): nothing was taken; try again. */
+#define TREE_CHANGED 100
+
+/* Is the tree below t's root still t (the same pids)? Once every process
+ * is parked none can fork: a tree that is the same then is complete. */
+static int tree_same(const struct ck_tree *t)
+{
+    static struct ck_tree now;
+    if (ck_tree_discover(t->m[0].pid, &now) < 0 || now.n != t->n)
+        return 0;
+    for (int i = 0; i < now.n; i++) {
+        int found = 0;
+        for (int j = 0; j < t->n && !found; j++)
+            found = now.m[i].pid == t->m[j].pid;
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+/* Collect one answer from every process of the tree; each must have the
+ * status want. Returns 0, or -1 after a message naming the first process
+ * that did not answer so (none if quiet_if_changed and the tree changed:
+ * TREE_CHANGED then). */
+static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
+                        const char *phase, int quiet_if_changed)
+{
+    for (int i = 0; i < t->n; i++) {
+        int p = t->m[i].pid;
+        int r = recv_watching(conns[i], &reps[i], p);
+        if (r == 0 && reps[i].status == want)
+            continue;
+        char who[160];
+        if (quiet_if_changed && !tree_same(t))
+            return TREE_CHANGED;
+        ck_tree_describe(p, who, sizeof who);
+        if (r == -ESRCH)
+            ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
+                   "written, every process goes on", t->m[0].pid, who, phase);
+        else if (r < 0)
+            ck_msg("checkpoint %d: process %s did not answer (%s: %s); no image written, every "
+                   "other process goes on", t->m[0].pid, who, phase, strerror(-r));
+        else
+            ck_msg("checkpoint %d: process %s: %s; no image written, every process goes on",
+                   t->m[0].pid, who,
+                   reps[i].msg[0] ? reps[i].msg : strerror(reps[i].status < 0 ? -reps[i].status
+                                                                              : EPROTO));
+        return -1;
+    }
+    return 0;
+}
+
+/* What processes of a tree share and a tree restore cannot make shared
+ * again yet (docs/DESIGN.md, "Process trees"): the same socket, a
+ * connection between two of them, the same memfd or deleted file (MAP_SHARED
+ * anonymous memory inherited across fork is: restore_tree). Returns 0, or
+ * -1 with the first such thing named in err. */
+static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
+                         size_t errlen)
+{
+    for (int i = 0; i < t->n; i++) {
+        const struct ck_image *a = &imgs[i];
+        for (int j = i + 1; j < t->n; j++) {
+            const struct ck_image *b = &imgs[j];
+            for (uint32_t x = 0; x < a->nfds; x++) {
+                const struct ck_fd *f = &a->fds[x];
+                int sock = f->kind == CK_FD_UNIX || f->kind == CK_FD_INET;
+                int mem = f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED;
+                const struct ck_unix *ua = a->fdstate && f->kind == CK_FD_UNIX &&
+                                                   a->fdstate[x].len >= sizeof(struct ck_unix)
+                                               ? a->fdstate[x].data
+                                               : NULL;
+                for (uint32_t y = 0; y < b->nfds; y++) {
+                    const struct ck_fd *g = &b->fds[y];
+                    const struct ck_unix *ub = b->fdstate && g->kind == CK_FD_UNIX &&
+                                                       b->fdstate[y].len >= sizeof(struct ck_unix)
+                                                   ? b->fdstate[y].data
+                                                   : NULL;
+                    const char *what = NULL;
+                    if ((sock || mem) && g->kind == f->kind && g->dev == f->dev &&
+                        g->ino == f->ino)
+                        what = sock ? "the same socket" : "the same memfd or deleted file";
+                    else if (ua && ub && ((ua->peer_ino && ua->peer_ino == ub->ino) ||
+                                          (ub->peer_ino && ub->peer_ino == ua->ino)))
+                        what = "the two ends of a Unix socket connection";
+                    if (what) {
+                        snprintf(err, errlen, "process %d fd %d and process %d fd %d are %s: "
+                                 "ckshim cannot restore that between processes of a tree yet",
+                                 t->m[i].pid, f->fd, t->m[j].pid, g->fd, what);
+                        return -1;
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
+ * "Process trees"): every process parks, then every process captures, then
+ * each writes its own stream into a file of its own; coord puts them
+ * together behind the tree header in outfd (the temporary file), commits
+ * once and only then lets them go on (or, with --kill, end). req is the
+ * root's request (flags, --id). Returns an exit code. */
+static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, const char *out,
+                           struct ck_ctl_req *req, const struct ck_counter *counter,
+                           int kill_after)
+{
+    int pid = t->m[0].pid, n = t->n;
+    int *conns = calloc((size_t)n, sizeof *conns), *tmps = calloc((size_t)n, sizeof *tmps);
+    struct ck_ctl_rep *reps = calloc((size_t)n, sizeof *reps);
+    struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
+    struct ck_image *imgs = NULL;
+    int ret = CK_EXIT_FAIL;
+    if (!conns || !tmps || !reps || !ents) {
+        ck_msg("checkpoint %d: out of memory", pid);
+        free(conns);
+        free(tmps);
+        free(reps);
+        free(ents);
+        close(root_conn);
+        return CK_EXIT_FAIL;
+    }
+    for (int i = 0; i < n; i++)
+        conns[i] = tmps[i] = -1;
+    conns[0] = root_conn;
+    char dir[PATH_MAX];
+    const char *base;
+    split_path(out, dir, sizeof dir, &base);
+    for (int i = 0; i < n; i++) {
+        char who[160], sock[PATH_MAX];
+        ck_tree_describe(t->m[i].pid, who, sizeof who);
+        if (i > 0) {
+            conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+            if (conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) {
+                ck_msg("checkpoint %d: cannot reach the shim of process %s (%s); nothing was "
+                       "done, every process goes on", pid, who,
+                       conns[i] < 0 ? strerror(-conns[i]) : "another process serves its socket");
+                goto out;
+            }
+        }
+        /* Each stream goes to an unnamed file next to the image: nothing
+         * to clean up whatever happens. */
+        tmps[i] = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (tmps[i] < 0) {
+            ck_msg("checkpoint %d: cannot create an unnamed file in %s: %s", pid, dir,
+                   strerror(errno));
+            goto out;
+        }
+    }
+    /* 1. Park every process, in parallel. */
+    req->flags |= CK_CKPT_TREE;
+    req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
+    for (int i = 0; i < n; i++)
+        if (ck_ctl_send(conns[i], req, tmps[i]) < 0) {
+            ck_msg("checkpoint %d: cannot send the request to process %d: %s", pid,
+                   t->m[i].pid, strerror(errno));
+            goto out;
+        }
+    int cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
+    if (cr == 0 && !tree_same(t))
+        cr = TREE_CHANGED; /* a child forked before its parent parked */
+    if (cr == TREE_CHANGED)
+        ret = TREE_CHANGED;
+    if (cr != 0)
+        goto out;
+    /* 2. Every process is parked: all capture. */
+    tree_send(conns, n, CK_OP_CAPTURE, 0, 0);
+    if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
+        goto out;
+    /* 3. One stamp for the tree: the root's counter. */
+    uint64_t stamp = 0;
+    uint32_t sflags = 0;
+    char cerr[512];
+    snprintf(stamp_id, sizeof stamp_id, "%s", reps[0].app_id);
+    if (counter->kind == CK_COUNTER_NONE) {
+        sflags = CK_CKPT_COUNTER_NONE;
+    } else {
+        if (ck_counter_get(counter, stamp_id, &stamp_base, cerr, sizeof cerr) < 0) {
+            ck_msg("checkpoint %d: %s; no image written (use --counter none to checkpoint "
+                   "without rollback protection)", pid, cerr);
+            goto out;
+        }
+        stamp = stamp_base + 1;
+    }
+    tree_send(conns, n, CK_OP_STAMP, sflags, stamp);
+    if (tree_collect(t, conns, reps, 0, "writing its image", 0) < 0)
+        goto out;
+    stamp_msg = stamp;
+    /* 4. The tree image: header, then every stream at its offset. */
+    struct ck_tree_hdr h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, CK_TREE_MAGIC, CK_MAGIC_LEN);
+    h.version = CK_TREE_VERSION;
+    h.nprocs = (uint32_t)n;
+    h.counter_stamp = stamp;
+    snprintf(h.app_id, sizeof h.app_id, "%s", stamp_id);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    h.created_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+    uint64_t at = ck_tree_first_offset((uint32_t)n), bytes = 0, pages = 0, raw = 0, pause = 0;
+    uint32_t threads = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (fstat(tmps[i], &st) < 0) {
+            ck_msg("checkpoint %d: stat of process %d's stream: %s", pid, t->m[i].pid,
+                   strerror(errno));
+            goto out;
+        }
+        ents[i].vpid = (int32_t)reps[i].orig_pid;
+        ents[i].real_pid = t->m[i].pid;
+        ents[i].parent = t->m[i].parent;
+        ents[i].offset = at;
+        ents[i].length = (uint64_t)st.st_size;
+        loff_t src = 0, dst = (loff_t)at;
+        size_t left = (size_t)st.st_size;
+        while (left > 0) {
+            ssize_t c = copy_file_range(tmps[i], &src, outfd, &dst, left, 0);
+            if (c <= 0) {
+                ck_msg("checkpoint %d: cannot copy process %d's stream into %s: %s", pid,
+                       t->m[i].pid, tmp_path, c < 0 ? strerror(errno) : "short copy");
+                goto out;
+            }
+            left -= (size_t)c;
+        }
+        at = (at + (uint64_t)st.st_size + 4095) & ~(uint64_t)4095;
+        bytes += (uint64_t)st.st_size;
+        pages += reps[i].pages;
+        raw += reps[i].raw_bytes ? reps[i].raw_bytes : reps[i].pages * CK_PAGE_SIZE;
+        threads += reps[i].nthreads;
+        if (reps[i].pause_ns > pause)
+            pause = reps[i].pause_ns;
+    }
+    int hr = ck_tree_write_hdr(outfd, &h, ents);
+    if (hr < 0) {
+        ck_msg("checkpoint %d: cannot write the tree header into %s: %s", pid, tmp_path,
+               strerror(-hr));
+        goto out;
+    }
+    /* 5. Durable, and every stream reads back. */
+    if (fsync(outfd) < 0) {
+        ck_msg("checkpoint %d: fsync %s: %s", pid, tmp_path, strerror(errno));
+        goto out;
+    }
+    imgs = calloc((size_t)n, sizeof *imgs);
+    if (!imgs) {
+        ck_msg("checkpoint %d: out of memory", pid);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        char err[512];
+        if (lseek(outfd, (off_t)ents[i].offset, SEEK_SET) < 0 ||
+            ck_image_read(outfd, &imgs[i], 0, err, sizeof err) < 0) {
+            ck_msg("checkpoint %d: the stream of process %d does not read back: %s", pid,
+                   t->m[i].pid, err);
+            goto out;
+        }
+    }
+    char uerr[1024];
+    if (tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+        ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        note_tree_pipes(t, imgs, i);
+    /* 6. Commit once for the tree, then tell every process. */
+    test_hook("before-commit");
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    int committed = commit_image(pid, out, 0, counter);
+    tree_send(conns, n, committed > 0 ? CK_OP_COMMIT : CK_OP_ABORT, 0, 0);
+    tree_close(conns, tmps, n);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (committed < 0)
+        goto out;
+    char img_sz[32], mem_sz[32], stamp_txt[64] = "unstamped (--counter none)";
+    if (counter->kind != CK_COUNTER_NONE)
+        snprintf(stamp_txt, sizeof stamp_txt, "stamp %llu", (unsigned long long)stamp);
+    ck_msg("checkpoint %d -> %s: process tree of %d processes, %s image, %llu pages (%s of "
+           "memory), %u threads, tree paused %.1f ms, %s", pid, out, n,
+           ck_fmt_bytes(img_sz, sizeof img_sz, bytes), (unsigned long long)pages,
+           ck_fmt_bytes(mem_sz, sizeof mem_sz, raw), threads, (double)pause / 1e6, stamp_txt);
+    if (kill_after && committed > 0) {
+        for (int i = 0, waited = 0; i < n; i++)
+            while (ck_proc_alive(t->m[i].pid) && waited < KILL_WAIT_MS) {
+                sleep_ms(10);
+                waited += 10;
+            }
+        ck_msg("checkpoint %d: %s", pid, ck_proc_alive(pid) ? "warning: the process tree is "
+               "still running" : "process tree exited");
+    }
+    ret = CK_EXIT_OK;
+out:
+    tree_close(conns, tmps, n);
+    for (int i = 0; imgs && i < n; i++)
+        ck_image_free(&imgs[i]);
+    free(imgs);
+    free(conns);
+    free(tmps);
+    free(reps);
+    free(ents);
+    return ret;
+}
+
 int cmd_checkpoint(int argc, char **argv)
 {
     const char *pidarg = NULL, *out = NULL, *app_id = NULL, *counter_url = NULL;
@@ -455,6 +815,24 @@ int cmd_checkpoint(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
 
+    /* Its descendants: every one must be able to be part of the image
+     * (docs/DESIGN.md, "Process trees"); name those that cannot before
+     * any shim is asked anything. */
+    static struct ck_tree tree;
+    r = ck_tree_discover(pid, &tree);
+    if (r < 0) {
+        ck_msg("checkpoint %d: cannot list the process's descendants: %s", pid,
+               r == -E2BIG ? "more than 1024 processes" : strerror(-r));
+        return CK_EXIT_FAIL;
+    }
+    char terr[4096];
+    int nbad = ck_tree_check(&tree, terr, sizeof terr);
+    if (nbad > 0) {
+        ck_msg("checkpoint %d: %d descendant%s cannot be checkpointed with it: %s; nothing was "
+               "done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);
+        return CK_EXIT_FAIL;
+    }
+
     /* The pre-checkpoint script, before anything changes (and before the
      * shim is asked: it serves one request at a time). From here on every
      * end runs the post-checkpoint script. */
@@ -541,6 +919,59 @@ int cmd_checkpoint(int argc, char **argv)
             ck_msg("checkpoint %d: chmod %s: %s", pid, tmp_path, strerror(errno));
             goto fail;
         }
+    }
+
+    /* A process tree: see tree_checkpoint. */
+    if (tree.n > 1) {
+        if (to_stdout || have_key || no_fork) {
+            ck_msg("checkpoint %d: a process tree (%d processes) is checkpointed to a file "
+                   "(-o FILE), without --key and --no-fork, for now", pid, tree.n);
+            goto fail;
+        }
+        req.magic = CK_CTL_MAGIC;
+        req.op = CK_OP_CHECKPOINT;
+        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
+        if (app_id)
+            memcpy(req.app_id, app_id, strlen(app_id));
+        /* A tree that changes before all its processes are parked (a
+         * shell forking a command every second) is taken again. */
+        for (int attempt = 0;; attempt++) {
+            struct ck_ctl_req q = req;
+            r = tree_checkpoint(&tree, fd, outfd, out, &q, &counter, kill_after);
+            fd = -1;
+            if (r != TREE_CHANGED || attempt == 20)
+                break;
+            sleep_ms(10 + 10 * attempt);
+            char terr2[4096] = "";
+            if (ck_tree_discover(pid, &tree) < 0 || ck_tree_check(&tree, terr2, sizeof terr2)) {
+                ck_msg("checkpoint %d: the process tree changed during the checkpoint and "
+                       "cannot be taken now: %s; every process goes on", pid, terr2);
+                r = CK_EXIT_FAIL;
+                break;
+            }
+            char sock2[PATH_MAX];
+            fd = ck_ctl_connect(pid, sock2, sizeof sock2, CONNECT_TIMEOUT_MS);
+            if (fd < 0 || ftruncate(outfd, 0) < 0) {
+                ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(errno));
+                r = CK_EXIT_FAIL;
+                break;
+            }
+        }
+        if (r == TREE_CHANGED) {
+            ck_msg("checkpoint %d: the process tree kept changing (processes forking or "
+                   "ending) while it was being parked; no image written, every process goes "
+                   "on", pid);
+            r = CK_EXIT_FAIL;
+        }
+        close(outfd);
+        outfd = -1;
+        if (r != CK_EXIT_OK) {
+            drop_tmp();
+            post_checkpoint(pid, "failed");
+            return r;
+        }
+        post_checkpoint(pid, "ok");
+        return CK_EXIT_OK;
     }
 
     /* Ask. */

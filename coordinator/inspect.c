@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "chunk.h"
 #include "coord.h"
+#include "tree.h"
 #include "counter.h"
 #include "fileid.h"
 #include "fdkind.h"
@@ -964,52 +965,16 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
     return rc;
 }
 
-int cmd_inspect(int argc, char **argv)
+/* Inspect the image stream at fd's position (a single-process image, or
+ * one process of a tree image). Returns an exit code. */
+static int inspect_one(int fd, const char *file, int json, int verify, const char *key_file,
+                       const char *counter_url)
 {
-    const char *file = NULL;
-    int json = 0, verify = 0, opts_done = 0;
-    const char *counter_url = getenv("CKSHIM_COUNTER");
-    const char *key_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!opts_done && a[0] == '-' && a[1] != '\0') {
-            int r = ck_opt_value("inspect", argc, argv, &i, "--counter", NULL, &counter_url);
-            if (r == 0)
-                r = ck_opt_value("inspect", argc, argv, &i, "--key", NULL, &key_file);
-            if (r < 0)
-                return CK_EXIT_USAGE;
-            if (r > 0) {
-                i--; /* the loop moves on */
-                continue;
-            }
-            if (strcmp(a, "--json") == 0)
-                json = 1;
-            else if (strcmp(a, "--verify") == 0)
-                verify = 1;
-            else if (strcmp(a, "--") == 0)
-                opts_done = 1;
-            else
-                return ck_usage_error("inspect", "unknown option '%s'", a);
-            continue;
-        }
-        if (file)
-            return ck_usage_error("inspect", "unexpected argument '%s'", a);
-        file = a;
-    }
-    if (!file)
-        return ck_usage_error("inspect", "missing FILE");
-
     char err[512] = "";
-    int fd = ck_open_regular(file, O_RDONLY, err, sizeof err);
-    if (fd < 0) {
-        ck_msg("inspect %s: %s", file, err);
-        return CK_EXIT_FAIL;
-    }
     struct ck_image img;
     memset(&img, 0, sizeof(img));
     int r = ck_image_read(fd, &img, verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof(err));
     if (r < 0) {
-        close(fd);
         ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
         return CK_EXIT_FAIL;
     }
@@ -1019,8 +984,7 @@ int cmd_inspect(int argc, char **argv)
     if (key_file) {
         if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
             ck_image_authenticate(fd, &key, err, sizeof(err)) < 0) {
-            close(fd);
-            ck_key_wipe(&key);
+                ck_key_wipe(&key);
             ck_msg("inspect %s: %s", file, err);
             ck_image_free(&img);
             return CK_EXIT_FAIL;
@@ -1029,14 +993,12 @@ int cmd_inspect(int argc, char **argv)
     }
     if (verify && verify_memcheck(fd, &img, key_file ? &key : NULL, &mc_skipped, err,
                                   sizeof(err)) < 0) {
-        close(fd);
         ck_key_wipe(&key);
         ck_msg("inspect %s: %s", file, err);
         ck_image_free(&img);
         return CK_EXIT_FAIL;
     }
     ck_key_wipe(&key);
-    close(fd);
     struct view v;
     memset(&v, 0, sizeof(v));
     v.file = file;
@@ -1083,4 +1045,97 @@ int cmd_inspect(int argc, char **argv)
     free(v.rs);
     ck_image_free(&img);
     return CK_EXIT_OK;
+}
+int cmd_inspect(int argc, char **argv)
+{
+    const char *file = NULL;
+    int json = 0, verify = 0, opts_done = 0;
+    const char *counter_url = getenv("CKSHIM_COUNTER");
+    const char *key_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && a[0] == '-' && a[1] != '\0') {
+            int r = ck_opt_value("inspect", argc, argv, &i, "--counter", NULL, &counter_url);
+            if (r == 0)
+                r = ck_opt_value("inspect", argc, argv, &i, "--key", NULL, &key_file);
+            if (r < 0)
+                return CK_EXIT_USAGE;
+            if (r > 0) {
+                i--; /* the loop moves on */
+                continue;
+            }
+            if (strcmp(a, "--json") == 0)
+                json = 1;
+            else if (strcmp(a, "--verify") == 0)
+                verify = 1;
+            else if (strcmp(a, "--") == 0)
+                opts_done = 1;
+            else
+                return ck_usage_error("inspect", "unknown option '%s'", a);
+            continue;
+        }
+        if (file)
+            return ck_usage_error("inspect", "unexpected argument '%s'", a);
+        file = a;
+    }
+    if (!file)
+        return ck_usage_error("inspect", "missing FILE");
+
+    char err[512] = "";
+    int fd = ck_open_regular(file, O_RDONLY, err, sizeof err);
+    if (fd < 0) {
+        ck_msg("inspect %s: %s", file, err);
+        return CK_EXIT_FAIL;
+    }
+    struct ck_tree_hdr th;
+    struct ck_tree_entry *te = NULL;
+    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    if (tr < 0) {
+        close(fd);
+        ck_msg("inspect %s: %s", file, err);
+        return CK_EXIT_FAIL;
+    }
+    if (tr == 0) {
+        int rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        close(fd);
+        return rc;
+    }
+    /* A process tree: the tree, then each process's image as for one. */
+    if (json) {
+        printf("{\"tree\": {\"processes\": %u, \"app_id\": ", th.nprocs);
+        ck_json_strn(stdout, th.app_id, sizeof th.app_id);
+        printf(", \"counter_stamp\": %llu}, \"images\": [\n",
+               (unsigned long long)th.counter_stamp);
+    } else {
+        printf("process tree: %u processes, app id %.*s, stamp %llu\n", th.nprocs,
+               (int)sizeof th.app_id, th.app_id, (unsigned long long)th.counter_stamp);
+        for (uint32_t i = 0; i < th.nprocs; i++) {
+            if (te[i].parent < 0)
+                printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
+                       te[i].real_pid);
+            else
+                printf("  pid %d (pid %d at checkpoint), child of %d\n", te[i].vpid,
+                       te[i].real_pid, te[te[i].parent].vpid);
+        }
+    }
+    int rc = CK_EXIT_OK;
+    for (uint32_t i = 0; i < th.nprocs && rc == CK_EXIT_OK; i++) {
+        fflush(stdout);
+        if (!json)
+            printf("\n== process %d ==\n", te[i].vpid);
+        else if (i)
+            printf(",\n");
+        fflush(stdout);
+        if (lseek(fd, (off_t)te[i].offset, SEEK_SET) < 0) {
+            ck_msg("inspect %s: %s", file, strerror(errno));
+            rc = CK_EXIT_FAIL;
+            break;
+        }
+        rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+    }
+    if (json)
+        printf("]}\n");
+    free(te);
+    close(fd);
+    return rc;
 }

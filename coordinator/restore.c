@@ -60,6 +60,7 @@
 #include "imgio.h"
 #include "plan.h"
 #include "procparse.h"
+#include "tree.h"
 #include "xxh64.h"
 
 struct rctx {
@@ -88,7 +89,69 @@ struct rctx {
     uint8_t *shm_new;                   /* per SHM entry: 1 = to be made anew */
     char script[PATH_MAX];              /* --action-script (absolute), or "" */
     char script_image[PATH_MAX + 1];    /* the image, absolute, for the script */
+    int tree_idx;                       /* index in a restored tree (g_tree), or -1 */
 };
+
+/* A process tree being restored (restore_tree). */
+struct tree_pipe {
+    uint64_t dev, ino;
+    int fd;                             /* O_RDWR description, filled; close-on-exec */
+};
+static struct {
+    int n;
+    struct rctx *m;                     /* per process, in the image's order */
+    struct ck_tree_entry *e;
+    int *gate_rd, *ready_wr;            /* per process: its ends of the tree gate */
+    struct tree_pipe *pipes;
+    int npipes;
+    int map_fd;                         /* memfd "ckshim-tree": {vpid, pid now}[n] */
+    int32_t *map;
+    struct tree_shm {                   /* MAP_SHARED anonymous memory the tree shares */
+        uint64_t ino;                   /* its shmem inode at checkpoint (ck_region.ino) */
+        int fd;                         /* memfd "ckshim-tree-shm" holding its pages */
+    } *shms;
+    int nshms;
+    struct tree_file {                  /* a file open for writing that processes share */
+        uint64_t dev, ino;
+        int64_t pos;
+        uint32_t oflags;
+        int fd;                         /* the one open file description; close-on-exec */
+    } *files;
+    int nfiles;
+} g_tree;
+
+/* One open file description processes of the tree share (inherited
+ * across fork): a regular file open for writing at the same offset with
+ * the same flags in two or more of them (a log on stdout). */
+static int tree_file_match(const struct ck_fd *a, const struct ck_fd *b)
+{
+    return a->kind == CK_FD_FILE && b->kind == CK_FD_FILE && a->share_with < 0 &&
+           b->share_with < 0 && (a->oflags & O_ACCMODE) != O_RDONLY && a->dev == b->dev &&
+           a->ino == b->ino && a->pos == b->pos && a->oflags == b->oflags;
+}
+
+static int tree_file_fd(const struct ck_fd *f)
+{
+    for (int k = 0; k < g_tree.nfiles; k++) {
+        const struct tree_file *t = &g_tree.files[k];
+        if (t->dev == f->dev && t->ino == f->ino && t->pos == f->pos && t->oflags == f->oflags &&
+            f->kind == CK_FD_FILE && f->share_with < 0)
+            return t->fd;
+    }
+    return -1;
+}
+
+/* The memfd of the shared anonymous memory region r maps, or -1. */
+static int tree_shm_fd(const struct ck_region *r)
+{
+    if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
+        (r->flags & CK_REG_SYSV) || !r->ino)
+        return -1;
+    for (int k = 0; k < g_tree.nshms; k++)
+        if (g_tree.shms[k].ino == r->ino)
+            return g_tree.shms[k].fd;
+    return -1;
+}
 
 static void fail_msg(struct rctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail_msg(struct rctx *c, const char *fmt, ...)
@@ -505,6 +568,14 @@ static int rest_std(struct ck_fdrest *r)
     return c->detach ? open_null(r->oflags) : dup(c->saved_std[r->f->fd]);
 }
 
+static int rest_tree_pipe(struct ck_fdrest *r, uint64_t dev, uint64_t ino)
+{
+    for (int k = 0; k < g_tree.npipes; k++)
+        if (g_tree.pipes[k].dev == dev && g_tree.pipes[k].ino == ino)
+            return g_tree.pipes[k].fd;
+    return -1;
+}
+
 static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
 {
     memset(r, 0, sizeof *r);
@@ -524,6 +595,8 @@ static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash
     r->reopen = rest_reopen;
     r->std = rest_std;
     r->chunks = rest_chunks;
+    if (c->tree_idx >= 0)
+        r->tree_pipe = rest_tree_pipe;
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
 }
@@ -1015,6 +1088,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
+        if (c->tree_idx >= 0 && tree_shm_fd(r) >= 0)
+            pr[i].from_fd = tree_shm_fd(r); /* shared with other processes of the tree */
         pr[i].shmid = -1;
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
@@ -1483,7 +1558,14 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             continue;
         }
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
-        if (kind) {
+        int shared = c->tree_idx >= 0 ? tree_file_fd(f) : -1;
+        if (shared >= 0) {
+            /* the description the processes of the tree share */
+            if ((fd = fcntl(shared, F_DUPFD_CLOEXEC, 0)) < 0) {
+                fail_msg(c, "fd %d: %s", f->fd, strerror(errno));
+                return -1;
+            }
+        } else if (kind) {
             struct ck_fdrest r;
             rest_ctx(c, i, &r, stash_fds, maxfd);
             c->err[0] = 0;
@@ -1740,7 +1822,24 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[12], nkeep = 0;
+    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 : 0)],
+        nkeep = 0;
+    if (c->tree_idx >= 0) {
+        for (int k = 0; k < g_tree.nfiles; k++)
+            keep[nkeep++] = g_tree.files[k].fd;
+        /* the shared memory stays open through the exec: the restorer
+         * maps it, the shim closes it */
+        for (int k = 0; k < g_tree.nshms; k++) {
+            keep[nkeep++] = g_tree.shms[k].fd;
+            fcntl(g_tree.shms[k].fd, F_SETFD, 0);
+        }
+        /* what the tree shares stays open until the restorer runs (all
+         * close-on-exec) and the pid map for the shim (kept open) */
+        for (int k = 0; k < g_tree.npipes; k++)
+            keep[nkeep++] = g_tree.pipes[k].fd;
+        keep[nkeep++] = g_tree.map_fd;
+        fcntl(g_tree.map_fd, F_SETFD, 0);
+    }
     for (int i = 0; i < 3; i++) {
         c->saved_std[i] = fcntl(i, F_DUPFD_CLOEXEC, base);
         if (c->saved_std[i] < 0)
@@ -1771,7 +1870,18 @@ static void become(struct rctx *c, const char *restorer)
     if (st >= 0)
         keep[nkeep++] = st;
     int gate_rd = -1, ready_wr = -1;
-    if (c->commit) {
+    if (c->tree_idx >= 0) {
+        /* the tree's one gate (start_tree_gate) */
+        gate_rd = fcntl(g_tree.gate_rd[c->tree_idx], F_DUPFD_CLOEXEC, base);
+        ready_wr = fcntl(g_tree.ready_wr[c->tree_idx], F_DUPFD_CLOEXEC, base);
+        if (gate_rd < 0 || ready_wr < 0) {
+            fail_msg(c, "cannot move the gate's pipes: %s", strerror(errno));
+            return;
+        }
+        c->commit = 1;
+        keep[nkeep++] = gate_rd;
+        keep[nkeep++] = ready_wr;
+    } else if (c->commit) {
         if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
             return;
         keep[nkeep++] = gate_rd;
@@ -1790,7 +1900,7 @@ static void become(struct rctx *c, const char *restorer)
     /* In the foreground, the restorer's own failures go to coord's stderr
      * (fd 2 is the program's by then); --detach reports through st (in
      * the foreground st is the post-restore watcher's, if any). */
-    head.err_fd = c->detach ? -1 : c->saved_std[2];
+    head.err_fd = c->detach && c->tree_idx <= 0 ? -1 : c->saved_std[2];
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -1954,12 +2064,433 @@ static int watch_detached(struct rctx *c, pid_t pid)
     }
 }
 
+/* ---- process trees (docs/DESIGN.md, "Process trees") ---- */
+
+/* Every process of the tree reports its pages in place through its ready
+ * pipe; once all have, the counter is advanced once (if the root's
+ * stream asks for it) and every gate opens together. If any restorer dies
+ * first, no gate opens: all of them end and the counter is untouched. */
+static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
+{
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    for (int i = 0; i < n; i++) {
+        char b;
+        ssize_t k;
+        do
+            k = read(ready_rd[i], &b, 1);
+        while (k < 0 && errno == EINTR);
+        if (k != 1)
+            _exit(0);
+    }
+    char msg[1100];
+    if (root->commit && commit_counter(root) < 0)
+        snprintf(msg, sizeof msg, "error: %s\n", root->err);
+    else
+        snprintf(msg, sizeof msg, "ok\n");
+    for (int i = 0; i < n; i++)
+        if (write(gate_wr[i], msg, strlen(msg)) < 0)
+            _exit(1);
+    _exit(0);
+}
+
+static int start_tree_gate(struct rctx *root)
+{
+    int n = g_tree.n;
+    int *ready_rd = calloc((size_t)n, sizeof(int)), *gate_wr = calloc((size_t)n, sizeof(int));
+    g_tree.gate_rd = calloc((size_t)n, sizeof(int));
+    g_tree.ready_wr = calloc((size_t)n, sizeof(int));
+    if (!ready_rd || !gate_wr || !g_tree.gate_rd || !g_tree.ready_wr) {
+        fail_msg(root, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int rp[2], gp[2];
+        if (pipe2(rp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0) {
+            fail_msg(root, "cannot make the tree's gate: %s", strerror(errno));
+            return -1;
+        }
+        ready_rd[i] = rp[0];
+        g_tree.ready_wr[i] = rp[1];
+        g_tree.gate_rd[i] = gp[0];
+        gate_wr[i] = gp[1];
+    }
+    int o = fork_orphan();
+    if (o == 0) {
+        for (int i = 0; i < n; i++) {
+            close(g_tree.ready_wr[i]);
+            close(g_tree.gate_rd[i]);
+        }
+        tree_gate_keeper(root, ready_rd, gate_wr, n);
+    }
+    for (int i = 0; i < n; i++) {
+        close(ready_rd[i]);
+        close(gate_wr[i]);
+    }
+    free(ready_rd);
+    free(gate_wr);
+    if (o < 0) {
+        fail_msg(root, "cannot start the tree's gate keeper: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Pipes between processes of the tree (the same pipe inode in the
+ * descriptors of two or more of them) are made once, before the forks
+ * that split the tree, filled with the bytes one of their readers saved;
+ * each process opens its ends from it. Their descriptors lose the
+ * "other end outside" marks the shim gave them. */
+static int make_tree_pipes(struct rctx *root, int hi)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct ck_image *im = &g_tree.m[i].img;
+        for (uint32_t k = 0; k < im->nfds; k++) {
+            struct ck_fd *f = &im->fds[k];
+            if (f->kind != CK_FD_PIPE || im->fd_paths[k][0] == '/')
+                continue;
+            int other = 0;
+            for (int j = 0; j < g_tree.n && !other; j++) {
+                const struct ck_image *jm = &g_tree.m[j].img;
+                for (uint32_t l = 0; j != i && l < jm->nfds; l++)
+                    if (jm->fds[l].kind == CK_FD_PIPE && jm->fds[l].dev == f->dev &&
+                        jm->fds[l].ino == f->ino)
+                        other = 1;
+            }
+            if (!other)
+                continue;
+            f->flags &= ~(uint32_t)(CK_FDF_EXTERNAL | CK_FDF_STD_REDIRECT);
+            if (rest_tree_pipe(NULL, f->dev, f->ino) >= 0)
+                continue;
+            struct tree_pipe *tp = realloc(g_tree.pipes, (size_t)(g_tree.npipes + 1) *
+                                                             sizeof *tp);
+            if (!tp) {
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+            g_tree.pipes = tp;
+            tp = &g_tree.pipes[g_tree.npipes];
+            int pp[2];
+            char lp[64];
+            if (pipe2(pp, O_CLOEXEC) < 0) {
+                fail_msg(root, "cannot create a pipe: %s", strerror(errno));
+                return -1;
+            }
+            snprintf(lp, sizeof lp, "/proc/self/fd/%d", pp[0]);
+            int s = open(lp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+            close(pp[0]);
+            close(pp[1]);
+            tp->fd = s < 0 ? -1 : fcntl(s, F_DUPFD_CLOEXEC, hi);
+            if (s >= 0)
+                close(s);
+            if (tp->fd < 0) {
+                fail_msg(root, "cannot make a pipe of the tree: %s", strerror(errno));
+                return -1;
+            }
+            tp->dev = f->dev;
+            tp->ino = f->ino;
+            g_tree.npipes++;
+            /* its size: the largest any process saw; its bytes: saved by
+             * every reader at the same moment, taken from the first */
+            uint64_t size = 0;
+            int filled = 0;
+            for (int j = 0; j < g_tree.n; j++) {
+                struct rctx *mj = &g_tree.m[j];
+                for (uint32_t l = 0; l < mj->img.nfds; l++) {
+                    const struct ck_fd *o = &mj->img.fds[l];
+                    if (o->kind != CK_FD_PIPE || o->dev != f->dev || o->ino != f->ino)
+                        continue;
+                    if (o->size > size && o->size <= INT_MAX)
+                        size = o->size;
+                    if (filled)
+                        continue;
+                    uint8_t *data;
+                    size_t len;
+                    if (read_fd_bytes(mj, o->fd, &data, &len) < 0) {
+                        fail_msg(root, "process %d: %s", g_tree.e[j].vpid, mj->err);
+                        return -1;
+                    }
+                    if (len) {
+                        if (size && fcntl(tp->fd, F_GETPIPE_SZ) < (int)size)
+                            fcntl(tp->fd, F_SETPIPE_SZ, (int)size);
+                        ssize_t w = write(tp->fd, data, len);
+                        free(data);
+                        if (w != (ssize_t)len) {
+                            fail_msg(root, "cannot refill a pipe of the tree with its %zu "
+                                     "waiting bytes", len);
+                            return -1;
+                        }
+                        filled = 1;
+                    }
+                }
+            }
+            if (size && fcntl(tp->fd, F_GETPIPE_SZ) < (int)size)
+                fcntl(tp->fd, F_SETPIPE_SZ, (int)size);
+        }
+    }
+    return 0;
+}
+
+/* MAP_SHARED anonymous memory inherited across fork (the same shmem
+ * inode in two or more processes) is made once as a memfd, filled with
+ * the pages the first of them saved (checked, decoded), and mapped by
+ * every restorer from it (the plan's from_fd), so it is shared again. */
+static int make_tree_shm(struct rctx *root, int hi)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        for (uint32_t x = 0; x < m->img.nregions; x++) {
+            const struct ck_region *r = &m->img.regions[x];
+            if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
+                (r->flags & CK_REG_SYSV) || !r->ino || tree_shm_fd(r) >= 0)
+                continue;
+            int others = 0;
+            uint64_t size = 0;
+            for (int j = 0; j < g_tree.n; j++)
+                for (uint32_t y = 0; y < g_tree.m[j].img.nregions; y++) {
+                    const struct ck_region *q = &g_tree.m[j].img.regions[y];
+                    if ((q->flags & (CK_REG_SHARED | CK_REG_ANON)) !=
+                            (CK_REG_SHARED | CK_REG_ANON) || (q->flags & CK_REG_SYSV) ||
+                        q->ino != r->ino)
+                        continue;
+                    others += j != i;
+                    if (q->offset + (q->end - q->start) > size)
+                        size = q->offset + (q->end - q->start);
+                }
+            if (!others)
+                continue;
+            struct tree_shm *ts = realloc(g_tree.shms, (size_t)(g_tree.nshms + 1) * sizeof *ts);
+            if (!ts) {
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+            g_tree.shms = ts;
+            ts = &g_tree.shms[g_tree.nshms];
+            int fd = memfd_create("ckshim-tree-shm", MFD_CLOEXEC);
+            ts->fd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
+            if (fd >= 0)
+                close(fd);
+            if (ts->fd < 0 || ftruncate(ts->fd, (off_t)size) < 0) {
+                fail_msg(root, "cannot make the tree's shared memory: %s", strerror(errno));
+                return -1;
+            }
+            ts->ino = r->ino;
+            g_tree.nshms++;
+            /* its pages, as process i saved them in its regions of it */
+            for (uint32_t y = 0; y < m->img.nregions; y++) {
+                const struct ck_region *q = &m->img.regions[y];
+                if (q->ino != r->ino || !(q->flags & CK_REG_ANON) || !(q->flags & CK_REG_SHARED))
+                    continue;
+                for (uint64_t k = 0; k < m->img.npagerecs; k++) {
+                    const struct ck_rec *rec = &m->img.pages[k].rec;
+                    if (rec->arg < q->start || rec->arg + rec->raw_len > q->end)
+                        continue;
+                    uint8_t *in = malloc(rec->len ? rec->len : 1), *out = malloc(rec->raw_len);
+                    int bad = !in || !out ||
+                              pread(m->img_fd, in, rec->len, (off_t)m->img.pages[k].offset) !=
+                                  (ssize_t)rec->len ||
+                              ck_rec_checksum(rec, in) != rec->checksum ||
+                              ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0 ||
+                              pwrite(ts->fd, out, rec->raw_len,
+                                     (off_t)(rec->arg - q->start + q->offset)) !=
+                                  (ssize_t)rec->raw_len;
+                    free(in);
+                    free(out);
+                    if (bad) {
+                        fail_msg(root, "process %d: the saved pages of shared memory at %#llx "
+                                 "are damaged or cannot be read", g_tree.e[i].vpid,
+                                 (unsigned long long)rec->arg);
+                        return -1;
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Files open for writing that processes of the tree share (tree_file_match)
+ * are opened once, by the first process's rules (identity checked), and
+ * every process gets that one description: the offset stays shared. */
+static int make_tree_files(struct rctx *root, int hi)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        for (uint32_t x = 0; x < m->img.nfds; x++) {
+            const struct ck_fd *f = &m->img.fds[x];
+            if (f->kind != CK_FD_FILE || f->share_with >= 0 || tree_file_fd(f) >= 0)
+                continue;
+            int others = 0;
+            for (int j = i + 1; j < g_tree.n && !others; j++)
+                for (uint32_t y = 0; y < g_tree.m[j].img.nfds; y++)
+                    others |= tree_file_match(f, &g_tree.m[j].img.fds[y]);
+            if (!others)
+                continue;
+            struct tree_file *tf = realloc(g_tree.files, (size_t)(g_tree.nfiles + 1) *
+                                                             sizeof *tf);
+            int *stash = new_stash(m->img.nfds);
+            if (!tf || !stash) {
+                free(stash);
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+            g_tree.files = tf;
+            struct ck_fdrest r;
+            rest_ctx(m, x, &r, stash, hi);
+            m->err[0] = 0;
+            int fd = ck_fdkind_of(CK_FD_FILE)->restore(&r);
+            free(stash);
+            int hfd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
+            if (fd >= 0)
+                close(fd);
+            if (hfd < 0) {
+                fail_msg(root, "process %d fd %d: %s", g_tree.e[i].vpid, f->fd,
+                         m->err[0] ? m->err : strerror(errno));
+                return -1;
+            }
+            tf = &g_tree.files[g_tree.nfiles++];
+            tf->dev = f->dev;
+            tf->ino = f->ino;
+            tf->pos = f->pos;
+            tf->oflags = f->oflags;
+            tf->fd = hfd;
+        }
+    }
+    return 0;
+}
+
+/* Read and check every process of a tree image; make what they share.
+ * root is cmd_restore's context (options, the image fd); on failure its
+ * err says why. */
+static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
+                        struct ck_tree_entry *e, const char *counter_url, int force)
+{
+    int n = (int)h->nprocs;
+    g_tree.n = n;
+    g_tree.e = e;
+    g_tree.map_fd = -1;
+    g_tree.m = calloc((size_t)n, sizeof *g_tree.m);
+    if (!g_tree.m) {
+        fail_msg(root, "out of memory");
+        return -1;
+    }
+    int no_verify = getenv("CKSHIM_NO_VERIFY") != NULL;
+    char host[sizeof root->img.hdr.hostname + 1] = "";
+    gethostname(host, sizeof host - 1);
+    int hi = 64;
+    for (int i = 0; i < n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        *m = *root;
+        m->tree_idx = i;
+        m->status_fd = -1;
+        if (i > 0)
+            m->script[0] = 0; /* the action script runs for the tree, once */
+        m->pages_fd = -1;
+        char lp[64], err[512];
+        /* its own open file description: its own offset */
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", root->img_fd);
+        m->img_fd = open(lp, O_RDONLY | O_CLOEXEC);
+        if (m->img_fd < 0 || lseek(m->img_fd, (off_t)e[i].offset, SEEK_SET) < 0) {
+            fail_msg(root, "cannot open the image again: %s", strerror(errno));
+            return -1;
+        }
+        if (ck_image_read(m->img_fd, &m->img, no_verify ? CK_READ_VERIFY_PAGES : 0, err,
+                          sizeof err) < 0) {
+            fail_msg(root, "process %d of the tree: %s", e[i].vpid, err);
+            return -1;
+        }
+        if (m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
+            fail_msg(root, "process %d of the tree: authenticated images of trees are not "
+                     "supported yet", e[i].vpid);
+            return -1;
+        }
+        m->same_host = !strncmp(host, m->img.hdr.hostname, sizeof m->img.hdr.hostname);
+        m->rseen = calloc(m->img.nregions + 1, sizeof *m->rseen);
+        m->fseen = calloc(m->img.nfds + 1, sizeof *m->fseen);
+        m->remake = calloc(m->img.nregions + 1, 1);
+        if (!m->rseen || !m->fseen || !m->remake) {
+            fail_msg(root, "out of memory");
+            return -1;
+        }
+        m->defer = !no_verify;
+        for (uint32_t k = 0; k < m->img.nfds; k++)
+            if (m->img.fds[k].fd + 64 > hi)
+                hi = m->img.fds[k].fd + 64;
+    }
+    for (int i = 0; i < n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        if (check_image(m) < 0 || (i == 0 && check_counter(m, counter_url, force) < 0) ||
+            remake_saved_files(m) < 0) {
+            fail_msg(root, "process %d of the tree: %s", e[i].vpid, m->err);
+            return -1;
+        }
+    }
+    if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
+        make_tree_files(root, hi) < 0)
+        return -1;
+    g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);
+    size_t maplen = (size_t)n * 2 * sizeof(int32_t);
+    int mfd = g_tree.map_fd < 0 ? -1 : fcntl(g_tree.map_fd, F_DUPFD_CLOEXEC, hi);
+    if (g_tree.map_fd >= 0)
+        close(g_tree.map_fd);
+    g_tree.map_fd = mfd;
+    if (mfd < 0 || ftruncate(mfd, (off_t)maplen) < 0 ||
+        (g_tree.map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) ==
+            MAP_FAILED) {
+        fail_msg(root, "cannot make the tree's pid map: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        g_tree.map[2 * i] = e[i].vpid;
+    if (start_tree_gate(&g_tree.m[0]) < 0) {
+        fail_msg(root, "%s", g_tree.m[0].err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Become process i of the tree: first fork its children (each becomes
+ * its own process of the tree, and so on down), so that the restored
+ * processes are parents and children of each other again; the pids of
+ * now go into the map the shims read once the gate opens. Returns only
+ * on failure (err of process i set). */
+static void tree_become(int i, const char *restorer)
+{
+    struct rctx *m = &g_tree.m[i];
+    g_tree.map[2 * i + 1] = (int32_t)getpid();
+    for (int j = i + 1; j < g_tree.n; j++) {
+        if (g_tree.e[j].parent != i)
+            continue;
+        fflush(NULL);
+        pid_t p = fork();
+        if (p < 0) {
+            fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
+                     strerror(errno));
+            return;
+        }
+        if (p == 0) {
+            tree_become(j, restorer);
+            dprintf(g_tree.m[j].saved_std[2] > 0 ? g_tree.m[j].saved_std[2] : 2,
+                    "coord: restore %s: process %d of the tree: %s\n", m->file,
+                    g_tree.e[j].vpid, g_tree.m[j].err);
+            _exit(1);
+        }
+        g_tree.map[2 * j + 1] = (int32_t)p;
+    }
+    become(m, restorer);
+}
+
 int cmd_restore(int argc, char **argv)
 {
     struct rctx c;
     memset(&c, 0, sizeof c);
     c.status_fd = -1;
     c.err_fd = 2;
+    c.tree_idx = -1;
     const char *counter_url = getenv("CKSHIM_COUNTER");
     const char *key_file = getenv("CKSHIM_KEY_FILE"), *action = NULL;
     int force = 0;
@@ -2028,6 +2559,25 @@ int cmd_restore(int argc, char **argv)
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }
+    /* A process tree image: restore_tree reads every process's stream. */
+    struct ck_tree_hdr th;
+    struct ck_tree_entry *te = NULL;
+    int tr = ck_tree_read_hdr(c.img_fd, &th, &te, err, sizeof err);
+    if (tr < 0) {
+        ck_msg("restore %s: %s", c.file, err);
+        return CK_EXIT_FAIL;
+    }
+    if (tr > 0) {
+        if (key_file && *key_file) {
+            ck_msg("restore %s: a process tree image with --key: not supported yet", c.file);
+            return CK_EXIT_FAIL;
+        }
+        if (restore_tree(&c, &th, te, counter_url, force) < 0) {
+            print_err(&c);
+            return CK_EXIT_FAIL;
+        }
+        goto run;
+    }
     if (key_file && *key_file && copy_to_memfd(&c) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;
@@ -2082,11 +2632,18 @@ int cmd_restore(int argc, char **argv)
         print_err(&c);
         return CK_EXIT_FAIL;
     }
+run:
     fflush(NULL);
     if (!c.detach) {
         if (ck_restore_extra.status_fd >= 0)
             c.status_fd = ck_restore_extra.status_fd;
-        become(&c, restorer);
+        if (g_tree.n) {
+            g_tree.m[0].status_fd = c.status_fd;
+            tree_become(0, restorer);
+            snprintf(c.err, sizeof c.err, "%s", g_tree.m[0].err);
+        } else {
+            become(&c, restorer);
+        }
         print_err(&c);
         return CK_EXIT_FAIL;
     }
@@ -2106,7 +2663,14 @@ int cmd_restore(int argc, char **argv)
         close(sp[0]);
         setsid();
         c.status_fd = sp[1];
-        become(&c, restorer);
+        if (g_tree.n) {
+            g_tree.m[0].status_fd = sp[1];
+            tree_become(0, restorer);
+            snprintf(c.err, sizeof c.err, "%s", g_tree.m[0].err);
+            c.status_fd = g_tree.m[0].status_fd;
+        } else {
+            become(&c, restorer);
+        }
         dprintf(c.status_fd >= 0 ? c.status_fd : sp[1], "error: %s\n", c.err);
         _exit(1);
     }

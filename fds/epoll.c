@@ -33,6 +33,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,54 @@ static int add_renumbered(int epfd, int tfd, int holder, struct epoll_event *ev)
     return r;
 }
 
+/* One line of a watch list ("TFD EVENTS DATA[ HOLDER]\n") at *p, which
+ * moves past it. 1, or 0 at its end. */
+static int next_watch(const char **p, long *tfd, struct epoll_event *ev, long *holder)
+{
+    char *end;
+    if (!*p || !**p)
+        return 0;
+    *tfd = strtol(*p, &end, 10);
+    if (end == *p)
+        return 0;
+    unsigned long long events = strtoull(end, &end, 16);
+    unsigned long long data = strtoull(end, &end, 16);
+    *holder = *tfd;
+    if (*end == ' ')
+        *holder = strtol(end, &end, 10);
+    *p = strchr(end, '\n');
+    if (*p)
+        (*p)++;
+    *ev = (struct epoll_event){.events = (uint32_t)events, .data.u64 = data};
+    return 1;
+}
+
+static int image_has_fd(const struct ck_image *im, long fd)
+{
+    for (uint32_t k = 0; k < im->nfds; k++)
+        if (im->fds[k].fd == fd)
+            return 1;
+    return 0;
+}
+
+/* Before anything changes: every watch's file is held by a descriptor of
+ * the image (after_all dup2s from the holder's number onto the watched
+ * one, which the program may have closed since: that one may be any). */
+static int epoll_check(struct ck_fdrest *r)
+{
+    const char *p = r->path;
+    long tfd, holder;
+    struct epoll_event ev;
+    while (next_watch(&p, &tfd, &ev, &holder))
+        if (!image_has_fd(r->im, holder) || tfd < 0 || tfd > INT_MAX) {
+            snprintf(r->err, r->errlen, "fd %d: the image is damaged: the epoll instance "
+                     "watches fd %ld through fd %ld, which is not a descriptor of the image",
+                     r->f->fd, tfd, holder);
+            return -1;
+        }
+    return 0;
+}
+
 /* Re-add every watch of this epoll fd. A watch on a descriptor that was
  * redirected to coord's own or /dev/null (a terminal or outside pipe on
  * fd 0-2) may not be pollable: it is dropped. Returns 0, or -errno with a
@@ -231,20 +280,9 @@ static int epoll_restore_watches(struct ck_fdrest *r)
     const struct ck_image *im = r->im;
     const struct ck_fd *f = r->f;
     const char *p = r->path;
-    while (p && *p) {
-        char *end;
-        long tfd = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        unsigned long long events = strtoull(end, &end, 16);
-        unsigned long long data = strtoull(end, &end, 16);
-        long holder = tfd;
-        if (*end == ' ')
-            holder = strtol(end, &end, 10);
-        p = strchr(end, '\n');
-        if (p)
-            p++;
-        struct epoll_event ev = {.events = (uint32_t)events, .data.u64 = data};
+    long tfd, holder;
+    struct epoll_event ev;
+    while (next_watch(&p, &tfd, &ev, &holder)) {
         int ret = holder == tfd ? epoll_ctl(f->fd, EPOLL_CTL_ADD, (int)tfd, &ev)
                                 : add_renumbered(f->fd, (int)tfd, (int)holder, &ev);
         if (ret == 0)
@@ -267,6 +305,7 @@ const struct ck_fdkind ck_fdkind_epoll = {
     .kind = CK_FD_EPOLL,
     .name = "epoll",
     .capture = epoll_capture_fd,
+    .check = epoll_check,
     .restore = epoll_restore,
     .after_all = epoll_restore_watches,
 };

@@ -5,10 +5,12 @@
  * O_NONBLOCK as it was (close-on-exec is set by the shim after restore,
  * like for every descriptor). */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "fdkind.h"
 
@@ -27,10 +29,19 @@ static int eventfd_capture(struct ck_fdcap *c)
 static int eventfd_restore(struct ck_fdrest *r)
 {
     const struct ck_fd *f = r->f;
-    int fd = eventfd((unsigned)f->aux, ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
-                                           ((f->flags & CK_FDF_EFD_SEMAPHORE) ? EFD_SEMAPHORE : 0));
-    if (fd < 0)
+    /* eventfd()'s initial value has 32 bits; a larger count is written */
+    int big = f->aux > UINT_MAX;
+    int fd = eventfd(big ? 0 : (unsigned)f->aux,
+                     ((f->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) |
+                         ((f->flags & CK_FDF_EFD_SEMAPHORE) ? EFD_SEMAPHORE : 0));
+    if (fd < 0) {
         snprintf(r->err, r->errlen, "fd %d: cannot make an eventfd: %m", f->fd);
+    } else if (big && write(fd, &f->aux, sizeof f->aux) != (ssize_t)sizeof f->aux) {
+        snprintf(r->err, r->errlen, "fd %d: cannot give the eventfd its count %llu: %m", f->fd,
+                 (unsigned long long)f->aux);
+        close(fd);
+        fd = -1;
+    }
     return fd;
 }
 

@@ -73,6 +73,8 @@ struct ck_fdcap_set {
     /* In `resumed` (after a restore; state and bytes are NULL there):
      * the thread's id now of the one the program knows as vtid, or 0. */
     int (*tid_of)(struct ck_fdcap_set *s, int vtid);
+    int tree;                           /* one process of a tree checkpoint: the other
+                                           end of a pipe may be another process of it */
     void *priv;
 };
 
@@ -115,6 +117,11 @@ struct ck_fdrest {
      * unreadable, or fn's negative return (err not set). */
     int (*chunks)(struct ck_fdrest *r, int fd,
                   int (*fn)(void *arg, uint64_t off, const uint8_t *data, size_t len), void *arg);
+    /* A process of a restored tree: the pipe (dev, ino) made once for the
+     * whole tree, already holding its bytes (an O_RDWR description that
+     * the caller must not close), or -1 if the pipe is this process's
+     * alone. NULL outside a tree. */
+    int (*tree_pipe)(struct ck_fdrest *r, uint64_t dev, uint64_t ino);
     void *priv;
 };
 

@@ -71,7 +71,8 @@ enum {
 /* The IP, IPv6 and TCP integer options saved (SOL_SOCKET ones are in
  * struct ck_sock, fds/socket.c), index = ck_inet.opt index (image format:
  * only ever append). fam: 0 any, else only for that family; tcp: 1 only
- * for TCP, 2 only for UDP (and UDP-Lite), 3 only for UDP-Lite. late: set once the bytes are back (TCP_CORK
+ * for TCP, 2 only for UDP (and UDP-Lite), 3 only for UDP-Lite, 4 only for
+ * TCP listeners (capture reads fewer options per socket). late: set once the bytes are back (TCP_CORK
  * would hold them). */
 static const struct inet_opt {
     int level, name, fam, tcp, late;
@@ -83,9 +84,9 @@ static const struct inet_opt {
     {IPPROTO_TCP, TCP_KEEPINTVL, 0, 1, 0, "TCP_KEEPINTVL"},
     {IPPROTO_TCP, TCP_KEEPCNT, 0, 1, 0, "TCP_KEEPCNT"},
     {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 1, 0, "TCP_USER_TIMEOUT"},
-    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 1, 0, "TCP_DEFER_ACCEPT"},
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 4, 0, "TCP_DEFER_ACCEPT"},
     {IPPROTO_TCP, TCP_NOTSENT_LOWAT, 0, 1, 0, "TCP_NOTSENT_LOWAT"},
-    {IPPROTO_TCP, TCP_FASTOPEN, 0, 1, 0, "TCP_FASTOPEN"},
+    {IPPROTO_TCP, TCP_FASTOPEN, 0, 4, 0, "TCP_FASTOPEN"},
     {IPPROTO_IP, IP_TOS, AF_INET, 0, 0, "IP_TOS"},
     {IPPROTO_IP, IP_TTL, AF_INET, 0, 0, "IP_TTL"},
     {IPPROTO_IP, IP_PKTINFO, AF_INET, 2, 0, "IP_PKTINFO"},
@@ -112,6 +113,8 @@ static int opt_applies(const struct inet_opt *o, const struct ck_inet *s)
     int tcp = s->so.type == SOCK_STREAM;
     if (o->tcp == 3)
         return s->so.protocol == IPPROTO_UDPLITE;
+    if (o->tcp == 4)
+        return tcp && (s->so.opts & CK_SOCKO_LISTENING);
     return (!o->fam || o->fam == (int)s->so.family) && (!o->tcp || (o->tcp == 1) == tcp);
 }
 
@@ -220,39 +223,92 @@ static const char *proto_name(const struct ck_inet *s)
 
 /* ---- capture ---- */
 
-/* Before the first bytes are peeked, every TCP socket of the process must
- * have handed what it wrote to the kernel's loopback path (Nagle, TCP_CORK
- * and delayed ACKs hold small writes for up to 200 ms): wait up to 300 ms
- * until no socket has unsent bytes. Bytes that still cannot go (the
- * receiver's buffer is full) are refused in finish(). */
-static void settle_writes(void)
+/* Calls fn(fd, arg) for every descriptor of the process. */
+static void each_fd(void (*fn)(int fd, void *arg), void *arg)
 {
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return;
     char buf[4096];
-    for (int round = 0; round < 30; round++) {
-        int busy = 0;
-        lseek(dfd, 0, SEEK_SET);
-        for (;;) {
-            long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
-            if (n <= 0)
-                break;
-            for (long off = 0; off < n;) {
-                const char *name = buf + off + 19; /* struct linux_dirent64: d_name */
-                off += *(const unsigned short *)(buf + off + 16);
-                int unsent = 0;
-                if (name[0] >= '0' && name[0] <= '9' &&
-                    ioctl(atoi(name), SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
-                    busy = 1;
-            }
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            const char *name = buf + off + 19; /* struct linux_dirent64: d_name */
+            off += *(const unsigned short *)(buf + off + 16);
+            if (name[0] >= '0' && name[0] <= '9' && atoi(name) != dfd)
+                fn(atoi(name), arg);
         }
-        if (!busy)
+    }
+    close(dfd);
+}
+
+#define MAX_BUSY 64
+struct busy {
+    int n, fd[MAX_BUSY];
+    struct ck_inaddr peer[MAX_BUSY];
+    int inside[MAX_BUSY];               /* the peer is a socket of the process */
+};
+
+/* fd holds bytes the kernel has not sent yet: remember it and its peer */
+static void note_busy(int fd, void *arg)
+{
+    struct busy *b = arg;
+    int unsent = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (b->n < MAX_BUSY && ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent > 0 &&
+        getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        b->fd[b->n] = fd;
+        b->inside[b->n] = 0;
+        to_inaddr(&ss, &b->peer[b->n++]);
+    }
+}
+
+/* is fd's address the peer of a busy socket? */
+static void find_peer(int fd, void *arg)
+{
+    struct busy *b = arg;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    struct ck_inaddr a;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return;
+    to_inaddr(&ss, &a);
+    for (int i = 0; i < b->n; i++)
+        if (same_addr(&a, &b->peer[i]))
+            b->inside[i] = 1;
+}
+
+/* Before the first bytes are peeked, every TCP connection inside the
+ * process must have handed what it wrote to the kernel's loopback path
+ * (Nagle, TCP_CORK and delayed ACKs hold small writes for up to 200 ms):
+ * wait up to 300 ms until none has unsent bytes. Bytes that still cannot
+ * go (the receiver's buffer is full) are refused in finish(). Connections
+ * to peers outside are not waited for: what they could not send is lost
+ * with them anyway. The common case (nothing unsent) costs one ioctl per
+ * descriptor. */
+static void settle_writes(void)
+{
+    struct busy b = {.n = 0};
+    each_fd(note_busy, &b);
+    if (!b.n)
+        return;
+    each_fd(find_peer, &b);
+    for (int round = 0; round < 30; round++) {
+        int waiting = 0;
+        for (int i = 0; i < b.n; i++) {
+            int unsent = 0;
+            if (b.inside[i] && ioctl(b.fd[i], SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
+                waiting = 1;
+        }
+        if (!waiting)
             break;
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
-    close(dfd);
 }
 
 static int last_fd = 1 << 30; /* a lower fd than the last one: a new checkpoint */
@@ -436,7 +492,7 @@ static int inet_capture(struct ck_fdcap *c)
     }
     int lockf = 0;
     l = sizeof lockf;
-    if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &lockf, &l) == 0 && lockf)
+    if (s.nfilter && getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &lockf, &l) == 0 && lockf)
         s.flags |= CK_INETF_FILTER_LOCKED;
     if (s.local.port)
         s.flags |= CK_INETF_BOUND;
@@ -457,7 +513,7 @@ static int inet_capture(struct ck_fdcap *c)
         if (connected)
             s.flags |= CK_INETF_CONNECTED;
         s.role = CK_INET_PLAIN;
-        if (s.local.port)
+        if (connected) /* shutdown() is for connected sockets (others get ENOTCONN) */
             s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
         ret = peek_dgrams(c, fd, &s);
     } else {

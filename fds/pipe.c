@@ -70,8 +70,11 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
     for (uint32_t i = 0; i < s->n; i++) {
         struct ck_fd *f = &s->fds[i];
         int named = s->path(s, i)[0] == '/';
-        if (f->kind != CK_FD_PIPE || (f->flags & CK_FDF_STD_REDIRECT) || f->share_with >= 0 ||
-            ((f->flags & CK_FDF_EXTERNAL) && !named))
+        /* In a tree the writer may be another process of it (restore
+         * then makes the pipe once for both): the reader saves the bytes. */
+        if (f->kind != CK_FD_PIPE || f->share_with >= 0 ||
+            (!s->tree && ((f->flags & CK_FDF_STD_REDIRECT) ||
+                          ((f->flags & CK_FDF_EXTERNAL) && !named))))
             continue;
         int first = 1, from = -1, writer = 0;
         for (uint32_t k = 0; k < s->n; k++) {
@@ -84,7 +87,7 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
                 from = o->fd;
             writer |= acc != O_RDONLY;
         }
-        if (!first || from < 0 || (!writer && !named))
+        if (!first || from < 0 || (!writer && !named && !s->tree))
             continue;
         int tp[2];
         if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
@@ -195,7 +198,15 @@ static int pipe_stash(struct ck_fdrest *r, uint32_t lead)
     const struct ck_image *im = r->im;
     const struct ck_fd *f = &im->fds[lead];
     const char *path = im->fd_paths[lead];
-    int s;
+    int s, shared = r->tree_pipe && path[0] != '/' ? r->tree_pipe(r, f->dev, f->ino) : -1;
+    if (shared >= 0) {
+        /* between processes of a tree: made (and filled) once for all */
+        s = fcntl(shared, F_DUPFD_CLOEXEC, 0);
+        if (s < 0)
+            snprintf(r->err, r->errlen, "fd %d: cannot use the pipe shared in the tree: %s",
+                     f->fd, strerror(errno));
+        return s;
+    }
     if (f->flags & CK_FDF_DELETED) {
         s = ck_remake_removed(path, S_IFIFO, (int)(f->mode & 07777), NULL,
                               O_RDWR | O_NONBLOCK | O_CLOEXEC);

@@ -533,6 +533,7 @@ struct usock {
     /* a removed name kept reachable until its messages are back
      * (bind_removed): the path to send to and remove, what to put back */
     char *reach, *aside, *tmpdir, *made;
+    int bound;                          /* reach is the file of its bind: removed */
     int served;                         /* listened/connected to through its name */
     int filled;                         /* its waiting messages are back */
 };
@@ -659,8 +660,8 @@ static void remove_parents(const char *path, const char *top)
 static int unreach(struct ck_fdrest *r, struct usock *s)
 {
     int ret = 0;
-    if (s->reach)
-        unlink(s->reach);
+    if (s->reach && s->bound)
+        unlink(s->reach); /* only what its own bind made (a failed one made nothing) */
     if (s->reach && s->made)
         remove_parents(s->reach, s->made);
     if (s->aside && rename(s->aside, s->path) < 0) {
@@ -675,6 +676,7 @@ static int unreach(struct ck_fdrest *r, struct usock *s)
     free(s->tmpdir);
     free(s->made);
     s->reach = s->aside = s->tmpdir = s->made = NULL;
+    s->bound = 0;
     return ret;
 }
 
@@ -740,6 +742,7 @@ static int bind_removed(struct ubuild *b, struct usock *s, const struct sockaddr
         errno = e;
         return -1;
     }
+    s->bound = 1;
     if (serve(b, s) < 0 || unreach(r, s) < 0)
         return -2;
     return 0;
@@ -1362,9 +1365,22 @@ static int unix_check(struct ck_fdrest *r)
             return -1;
         }
     }
-    if (r->path[0] != '/' ||
-        ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE)))
-        return 0; /* bound in a directory of the moment (bind_removed) */
+    if ((u->flags & CK_UNIXF_REMOVED) && (u->flags & CK_UNIXF_RELATIVE)) {
+        /* bound in a directory of the moment (bind_removed), which a
+         * name with ".." leaves: its file would be made, and removed,
+         * wherever that leads */
+        char name[sizeof u->name + 1];
+        snprintf(name, sizeof name, "%.*s", (int)strnlen(u->name, u->namelen), u->name);
+        if (ck_path_climbs(name)) {
+            rfail(r, "fd %d: cannot bind the unix socket to its removed name %s again: the "
+                  "name goes up a directory (\"..\"), out of the directory ckshim binds it in",
+                  r->f->fd, name);
+            return -1;
+        }
+        return 0;
+    }
+    if (r->path[0] != '/')
+        return 0;
     struct stat st;
     if (lstat(r->path, &st) < 0) {
         if (errno == ENOENT)

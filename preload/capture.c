@@ -495,8 +495,15 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
         } else if (!strncmp(path, "/SYSV", 5)) {
             r->flags |= CK_REG_ANON | CK_REG_SYSV;
             r->ino = e.ino;             /* the shmid */
-        } else if (!strcmp(path, "/dev/zero")) {
+        } else if (!strcmp(path, "/dev/zero") ||
+                   (e.shared && e.deleted && !strcmp(path, "/memfd:ckshim-tree-shm"))) {
+            /* (a tree restore maps MAP_SHARED anonymous memory the tree
+             * shares from such a memfd: it is still that) */
             r->flags |= CK_REG_ANON;
+            /* MAP_SHARED: its shmem object, so that coord can tell memory
+             * two processes of a tree share (dev stays 0: never a file) */
+            if (r->flags & CK_REG_SHARED)
+                r->ino = e.ino;
         } else if (file_region(r, &e, &last_file, err, errlen) < 0) {
             return -ENOTSUP;
         }
@@ -978,6 +985,10 @@ static int capture_children(char *err, size_t errlen)
                 continue;
             char one[160];
             describe_child((pid_t)pid, one, sizeof one);
+            /* In a tree checkpoint coord checked the children and parks
+             * them too: only a zombie (exited since) is refused here. */
+            if (g_shim.tree_ckpt && !strstr(one, "not yet waited for"))
+                continue;
             if (used < sizeof kids)
                 used += (size_t)snprintf(kids + used, sizeof kids - used, "%s%s",
                                          nkids ? ", " : "", one);
@@ -986,6 +997,13 @@ static int capture_children(char *err, size_t errlen)
     }
     if (!nkids)
         return 0;
+    if (g_shim.tree_ckpt) {
+        snprintf(err, errlen, "process %d has %d child process%s that exited but %s not yet "
+                 "waited for: %s; its exit status cannot be carried over yet: wait for it first",
+                 (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es",
+                 nkids == 1 ? "was" : "were", kids);
+        return -ENOTSUP;
+    }
     snprintf(err, errlen, "process %d has %d child process%s: %s; ckshim cannot checkpoint a "
              "process tree yet: end the child%s (and wait for %s) first",
              (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es", kids,

@@ -217,7 +217,7 @@ int fdcap_finish(char *err, size_t errlen)
 {
     struct ck_fdcap_set s = {
         .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
-        .path = set_path, .state = set_state, .bytes = set_bytes,
+        .path = set_path, .state = set_state, .bytes = set_bytes, .tree = g_shim.tree_ckpt,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
         if (!(*k)->finish)

@@ -159,6 +159,7 @@ void restore_finish(void)
         syscall(SYS_exit_group, 1);
     }
     capture_forget(0);
+    restore_tree_map();
     g_shim.dump_key = NULL; /* its mapping was not in the image */
     if (!g_shim.vpid)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
@@ -198,6 +199,67 @@ void restore_finish(void)
     report(ri->status_fd, msg);
     ri->status_fd = -1;
     quiesce_resume_restored();
+}
+
+/* The descriptor coord left open for a process of a restored tree: a
+ * memfd named "ckshim-tree" holding {pid the tree knows, pid now} for
+ * every process of it (coord's parents wrote their children's new pids
+ * into it before the gate opened, so it is complete now). Found by a raw
+ * scan of /proc/self/fd (no malloc: the program's threads are parked). */
+void restore_tree_map(void)
+{
+    int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY |
+                           O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char buf[4096];
+    long n;
+    int found = -1;
+    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9')
+                continue;
+            char lp[64], target[64];
+            snprintf(lp, sizeof lp, "/proc/self/fd/%s", d->name);
+            long l = syscall(SYS_readlink, lp, target, sizeof target - 1);
+            if (l <= 0)
+                continue;
+            target[l] = 0;
+            if (!strncmp(target, "/memfd:ckshim-tree-shm", 22)) {
+                /* shared memory of the tree: mapped by now, not the
+                 * program's descriptor */
+                int fd = 0;
+                for (const char *p = d->name; *p; p++)
+                    fd = fd * 10 + (*p - '0');
+                syscall(SYS_close, fd);
+                continue;
+            }
+            if (found < 0 && !strncmp(target, "/memfd:ckshim-tree", 18)) {
+                found = 0;
+                for (const char *p = d->name; *p; p++)
+                    found = found * 10 + (*p - '0');
+            }
+        }
+    }
+    syscall(SYS_close, dfd);
+    if (found < 0)
+        return;
+    g_shim.ntree = 0;
+    for (uint32_t i = 0; i < sizeof g_shim.tree / sizeof g_shim.tree[0]; i++) {
+        struct shim_treepid e;
+        if (pread(found, &e, sizeof e, (off_t)(i * sizeof e)) != (ssize_t)sizeof e)
+            break;
+        g_shim.tree[g_shim.ntree++] = e;
+    }
+    syscall(SYS_close, found);
 }
 
 SHIM_API unsigned ckshim_generation(void)

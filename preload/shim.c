@@ -236,16 +236,16 @@ void shim_random(void *buf, size_t len)
     }
 }
 
-/* Phase two of a CK_CKPT_STAMP checkpoint: tell coord we are ready and
- * wait for the stamp. Returns 0 (stamp in *stamp, flags in *hflags) or -1
- * when coord aborted or went away. */
-static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hflags,
-                     char *err, size_t errlen)
+/* Tell coord where the checkpoint stands (status) and wait (10 s) for its
+ * next request, which must be op. Returns 0 with it in *r2, or -1 (err
+ * set, what names the awaited request) when coord aborted or went away. */
+static int ask_coord(int conn, int status, const char *app_id, uint32_t op,
+                     struct ck_ctl_req *r2, const char *what, char *err, size_t errlen)
 {
     struct ck_ctl_rep rep;
     memset(&rep, 0, sizeof rep);
     rep.magic = CK_CTL_MAGIC;
-    rep.status = CK_STATUS_NEED_STAMP;
+    rep.status = status;
     snprintf(rep.app_id, sizeof rep.app_id, "%s", app_id);
     if (send(conn, &rep, sizeof rep, MSG_NOSIGNAL) != (ssize_t)sizeof rep) {
         snprintf(err, errlen, "coord went away");
@@ -253,15 +253,27 @@ static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hf
     }
     struct pollfd pf = {.fd = conn, .events = POLLIN};
     if (poll(&pf, 1, 10000) <= 0) {
-        snprintf(err, errlen, "no counter stamp from coord within 10 s");
+        snprintf(err, errlen, "no %s from coord within 10 s", what);
         return -1;
     }
-    struct ck_ctl_req r2;
-    ssize_t n = recv(conn, &r2, sizeof r2, MSG_WAITALL);
-    if (n != (ssize_t)sizeof r2 || r2.magic != CK_CTL_MAGIC || r2.op != CK_OP_STAMP) {
+    ssize_t n = recv(conn, r2, sizeof *r2, MSG_WAITALL);
+    if (n != (ssize_t)sizeof *r2 || r2->magic != CK_CTL_MAGIC || r2->op != op) {
         snprintf(err, errlen, "checkpoint aborted by coord");
         return -1;
     }
+    return 0;
+}
+
+/* Phase two of a CK_CKPT_STAMP checkpoint: tell coord we are ready and
+ * wait for the stamp. Returns 0 (stamp in *stamp, flags in *hflags) or -1
+ * when coord aborted or went away. */
+static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hflags,
+                     char *err, size_t errlen)
+{
+    struct ck_ctl_req r2;
+    if (ask_coord(conn, CK_STATUS_NEED_STAMP, app_id, CK_OP_STAMP, &r2, "counter stamp", err,
+                  errlen) < 0)
+        return -1;
     *stamp = r2.counter_stamp;
     *hflags = (r2.flags & CK_CKPT_COUNTER_NONE) ? CK_HF_COUNTER_NONE : 0;
     return 0;
@@ -294,7 +306,23 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         snprintf(rep->msg, sizeof rep->msg, "%s", err);
         return 0;
     }
+    /* One process of a tree: capture only once every process is parked,
+     * so the tree is taken at one moment (no byte between two of them is
+     * seen twice or lost). */
+    g_shim.tree_ckpt = (req->flags & CK_CKPT_TREE) != 0;
+    if (g_shim.tree_ckpt) {
+        struct ck_ctl_req go;
+        if (conn < 0 || ask_coord(conn, CK_STATUS_PARKED, g_shim.app_id, CK_OP_CAPTURE, &go,
+                                  "go-ahead to capture", err, sizeof err) < 0) {
+            g_shim.tree_ckpt = 0;
+            quiesce_release();
+            rep->status = -ECANCELED;
+            snprintf(rep->msg, sizeof rep->msg, "%s", err);
+            return 0;
+        }
+    }
     r = capture_all(err, sizeof err);
+    g_shim.tree_ckpt = 0;
     if (r < 0) {
         capture_forget(1);
         quiesce_release();
@@ -388,7 +416,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
                 quiesce_release();
             }
             int ws = 0;
-            while (waitpid((pid_t)child, &ws, __WCLONE) < 0 && errno == EINTR)
+            /* raw: the waitpid wrapper would read child as a pid the tree knew */
+            while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, NULL) < 0 && errno == EINTR)
                 ;
             g_shim.writer_pid = 0;
             if (cr->status == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {

@@ -119,8 +119,24 @@ struct shim_state {
     uint32_t nmemcheck;
     int vmflags_seen;                   /* smaps showed flags that need a look */
     pid_t writer_pid;                   /* the image writer while it runs */
+    /* A restored process tree: for each process of it, the pid the tree
+     * knows it by and its pid now (learnt at restore, docs/DESIGN.md
+     * "Process trees"); it lives here, so it travels in later images. */
+    struct shim_treepid {
+        int32_t vpid, real;
+    } tree[1024];
+    uint32_t ntree;
+    int tree_ckpt;                      /* this checkpoint is one process of a tree's
+                                           (CK_CKPT_TREE): children are coord's to check */
 };
 extern struct shim_state g_shim;
+
+/* Process trees (wrappers.c): the pid now of a pid the tree knows
+ * (itself if not in the tree), and the reverse. */
+pid_t shim_tree_real(pid_t vpid);
+pid_t shim_tree_virt(pid_t real);
+/* restore.c: read the tree's pid map coord left on a memfd, if any. */
+void restore_tree_map(void);
 
 /* ctx.S: save callee-saved registers, rsp, return address, mxcsr and the
  * x87 control word. Returns 0 when called, 1 when resumed by the restorer. */

@@ -17,7 +17,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,12 +221,80 @@ SHIM_API pid_t getpid(void)
     return g_shim.vpid ? g_shim.vpid : shim_real_getpid();
 }
 
+/* A restored process tree (docs/DESIGN.md, "Process trees"): its
+ * processes know each other by the pids they had; the map is shared by
+ * the whole tree (restore.c: restore_tree_map). */
+pid_t shim_tree_real(pid_t vpid)
+{
+    for (uint32_t i = 0; vpid > 0 && i < g_shim.ntree; i++)
+        if (g_shim.tree[i].vpid == vpid)
+            return g_shim.tree[i].real;
+    return vpid;
+}
+
+pid_t shim_tree_virt(pid_t real)
+{
+    for (uint32_t i = 0; real > 0 && i < g_shim.ntree; i++)
+        if (g_shim.tree[i].real == real)
+            return g_shim.tree[i].vpid;
+    return real;
+}
+
 SHIM_API pid_t getppid(void)
 {
     pid_t real = (pid_t)syscall(SYS_getppid);
     if (g_shim.parent_vpid && real == g_shim.parent_real)
         return g_shim.parent_vpid;
-    return real;
+    return shim_tree_virt(real);
+}
+
+/* Waits name children by the pids the program knows, and report them so.
+ * A wait that began before a restore is restarted by the kernel with the
+ * pid as it was then, which names no child now (ECHILD): the wrapper asks
+ * again with the pid of now. */
+static pid_t wait_id(pid_t pid)
+{
+    return pid > 0 ? shim_tree_real(pid) : pid;
+}
+
+SHIM_API pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+    for (;;) {
+        uint32_t gen = g_shim.generation;
+        long r = syscall(SYS_wait4, wait_id(pid), status, options, ru);
+        if (r > 0)
+            return shim_tree_virt((pid_t)r);
+        if (!(r < 0 && errno == ECHILD && gen != g_shim.generation))
+            return (pid_t)r;
+    }
+}
+
+SHIM_API pid_t waitpid(pid_t pid, int *status, int options)
+{
+    return wait4(pid, status, options, NULL);
+}
+
+SHIM_API pid_t wait(int *status)
+{
+    return wait4(-1, status, 0, NULL);
+}
+
+SHIM_API pid_t wait3(int *status, int options, struct rusage *ru)
+{
+    return wait4(-1, status, options, ru);
+}
+
+SHIM_API int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+    for (;;) {
+        uint32_t gen = g_shim.generation;
+        id_t rid = type == P_PID ? (id_t)wait_id((pid_t)id) : id;
+        long r = syscall(SYS_waitid, type, rid, info, options, NULL);
+        if (r == 0 && info && info->si_pid > 0)
+            info->si_pid = shim_tree_virt(info->si_pid);
+        if (!(r < 0 && errno == ECHILD && gen != g_shim.generation))
+            return (int)r;
+    }
 }
 
 SHIM_API pid_t gettid(void)
@@ -249,6 +319,8 @@ SHIM_API int kill(pid_t pid, int sig)
 {
     if (g_shim.vpid && pid == g_shim.vpid)
         pid = shim_real_getpid();
+    else
+        pid = wait_id(pid);
     return (int)syscall(SYS_kill, pid, sig);
 }
 

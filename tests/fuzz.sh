@@ -42,8 +42,10 @@ COMMON=("$ROOT/common/imgio.c" "$ROOT/common/xxh64.c" "$ROOT/common/lz4dec.c"
     "$ROOT/common/chunk.c")
 
 echo "fuzz: building with $CC"
-"$CC" "${CFLAGS[@]}" -DCK_FUZZ_AUTH -o "$OUT/fuzz_image" "$ROOT/tests/unit/fuzz_image.c" \
-    "${COMMON[@]}" "$ROOT/common/auth.c" "$ROOT/common/fileid.c" $LZ4_LIBS -lsodium || exit 1
+# The image target also runs each kind's describe (fds/) on what it read.
+"$CC" "${CFLAGS[@]}" -I"$ROOT/fds" -DCK_FUZZ_AUTH -DCK_FUZZ_KINDS -o "$OUT/fuzz_image" \
+    "$ROOT/tests/unit/fuzz_image.c" "${COMMON[@]}" "$ROOT/common/auth.c" "$ROOT/common/fileid.c" \
+    "$ROOT/common/procparse.c" "$ROOT"/fds/*.c $LZ4_LIBS -lsodium || exit 1
 "$CC" "${CFLAGS[@]}" -o "$OUT/fuzz_lz4" "$ROOT/tests/unit/fuzz_lz4.c" "$ROOT/common/lz4dec.c" \
     $LZ4_LIBS || exit 1
 # A valid image as the first seed of the image corpus.

@@ -10,6 +10,8 @@
 #                        descriptor's own number as an int32
 #   fd:SEL:OFF:HEX       write the bytes HEX at OFF into the descriptor's
 #                        struct ck_fd (FDS record)
+#   pathraw:SEL:TEXT     replace the descriptor's path string by TEXT, of
+#                        the same length (an epoll watch list)
 #   path:SEL:PATH        replace the descriptor's path (FDS string table)
 #                        by PATH, padded with '/' before its last
 #                        component to the same length (never longer)
@@ -102,6 +104,11 @@ for op in sys.argv[3:]:
         b = bytes.fromhex(val)
         assert int(at) + len(b) <= FD_SIZE, "past the entry"
         data[f[3] + int(at):f[3] + int(at) + len(b)] = b
+        reseal(REC_FDS)
+    elif what == "pathraw":
+        f = next(f for f in fds() if f[0] == fd)
+        assert len(rest) == len(f[1]), "%r is not as long as %r" % (rest, f[1])
+        data[f[2]:f[2] + len(rest)] = rest.encode()
         reseal(REC_FDS)
     elif what == "path":
         f = next(f for f in fds() if f[0] == fd)

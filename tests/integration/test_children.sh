@@ -1,12 +1,12 @@
 #!/bin/bash
-# test_children.sh - a process with child processes is not checkpointed.
+# test_children.sh - a process with child processes: a tree, or refused.
 #
 #   bash tests/integration/test_children.sh BUILD_DIR
 #
-# Until process trees are supported, a checkpoint of a process that has a
-# live child, or a child that exited but was not waited for (a zombie), is
-# refused with a message naming each child (pid and command); the program
-# goes on running untouched. Once the child is reaped the same program is
+# A process with a live child under the shim is checkpointed with it as a
+# process tree. One with a child that exited but was not waited for (a
+# zombie) is refused with a message naming the child (pid and command);
+# the program goes on running untouched. Once the child is reaped the same program is
 # checkpointed (--kill) and restored. A child the program forked and
 # reaped before (tests/integration/progs/fork_child) is no obstacle.
 # Prints one "PASS name" / "FAIL name: why" line per check.
@@ -56,16 +56,17 @@ ticking() {
 start_py_app parent "$T/parent.py" || fail parent_ready "no READY"
 cpid=$(awk '/READY child/ {print $3; exit}' "$T/parent.log")
 
+# A live child under the shim: the two are taken as a process tree
+# (test_trees.sh restores trees), and both go on.
 "$C" checkpoint "$pid" -o "$T/live.img" >"$T/out" 2>"$T/err"
 rc=$?
-if [ $rc -eq 1 ] && grep -q "$cpid (sleep 1000)" "$T/err" && grep -qi "child" "$T/err" &&
-    [ ! -e "$T/live.img" ]; then
-    pass checkpoint_refuses_live_child
+if [ $rc -eq 0 ] && grep -q "process tree of 2 processes" "$T/err" && [ -s "$T/live.img" ]; then
+    pass checkpoint_takes_live_child_as_tree
 else
-    fail checkpoint_refuses_live_child "rc=$rc, expected 1 and a message naming '$cpid (sleep 1000)'"
+    fail checkpoint_takes_live_child_as_tree "rc=$rc, expected a tree image of 2 processes"
 fi
-alive "$pid" && alive "$cpid" && ticking "$T/parent.log" && pass refused_parent_keeps_running ||
-    fail refused_parent_keeps_running "the program or its child stopped"
+alive "$pid" && alive "$cpid" && ticking "$T/parent.log" && pass tree_parent_keeps_running ||
+    fail tree_parent_keeps_running "the program or its child stopped"
 
 # A zombie: its exit status would be lost in a restored process.
 : >"$T/kill"

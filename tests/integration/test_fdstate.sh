@@ -17,6 +17,11 @@
 # - forged_unix_path_not_name: a unix socket whose path in the image is a
 #   stale socket file of the user's other than its name: before, restore
 #   removed that file; now refused, the file stays
+# - forged_unix_removed_name_climbs: a removed socket's relative name
+#   with ".." (bound again in a directory of the moment, which it leaves):
+#   before, the failed bind removed the file of the user's it led to
+# - forged_epoll_holder: an epoll watch held through a descriptor the
+#   image does not have (refused only once the counter was advanced)
 # - forged_inet_role, forged_inet_peer_self: a TCP socket with an
 #   unknown role, or whose peer is itself
 # - forged_inotify_path_off: an inotify watch whose path lies past the entry
@@ -91,6 +96,30 @@ if checkpoint unix_listen; then
     $FORGE "$T/unix_listen.img" "$T/ndgrams.img" state:match=96=02000000:84:44000000 \
         state:match=96=02000000:96:ffffffff 2>"$T/err"
     restore_refused forged_unix_ndgrams "$T/ndgrams.img" "damaged \(4294967295 messages"
+fi
+
+if checkpoint unix_removed; then
+    # R1, bound to the relative name r1.sock whose file was removed, named
+    # "../vNNN" instead (and its path D/sub/../vNNN): restore binds such a name
+    # in a directory of its own, which ".." leaves; a file of the user's
+    # is at /tmp/vNNN. Before, the failed bind removed that file.
+    v=v$((RANDOM % 900 + 100))
+    : >"/tmp/$v"
+    $FORGE "$T/unix_removed.img" "$T/climb.img" \
+        "state:path=/r1.sock:112:$(printf "../$v" | od -An -tx1 | tr -d ' \n')" \
+        "path:path=/r1.sock:$T/cwd/sub/../$v" 2>"$T/err"
+    restore_refused forged_unix_removed_name_climbs "$T/climb.img" "goes up a directory"
+    [ -f "/tmp/$v" ] && pass forged_unix_removed_name_climbs_file_stays ||
+        fail forged_unix_removed_name_climbs_file_stays "restore removed /tmp/$v"
+    rm -f "/tmp/$v"
+fi
+
+if checkpoint epoll; then
+    # fd 9 watches fd 6 ("6 19 4d\n"): forged to watch it through fd 99,
+    # which the image does not have (after_all dup2'd from that number)
+    $FORGE "$T/epoll.img" "$T/ephold.img" "pathraw:9:6 1 4 99" 2>"$T/err"
+    restore_refused forged_epoll_holder "$T/ephold.img" \
+        "damaged: the epoll instance watches fd 6 through fd 99"
 fi
 
 if checkpoint inet_pair; then

@@ -2,7 +2,11 @@
  *
  * The input is written to a memfd and read with ck_image_read(...,
  * CK_READ_VERIFY_PAGES); if it is accepted, every PAGES and FILEDATA
- * payload is decoded with ck_chunk_decode into an exactly sized buffer.
+ * payload is decoded with ck_chunk_decode into an exactly sized buffer,
+ * and (with -DCK_FUZZ_KINDS, linked with fds/) every descriptor's kind
+ * describes its FDSTATE entry as `coord inspect` does. The seed has an
+ * entry of each kind that has one (timerfd, signalfd, inotify, unix and
+ * inet sockets), so that mutations reach each kind's checks.
  * Built with -DCK_FUZZ_SEED_MAIN it is instead a program that writes a
  * small valid image to argv[1], a seed for the corpus.
  * Build and run: bash tests/fuzz.sh SECONDS */
@@ -21,6 +25,10 @@
 #include "auth.h"
 #endif
 #include "xxh64.h"
+#ifdef CK_FUZZ_KINDS
+#include "fdkind.h"
+int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen);
+#endif
 
 static void decode_locs(int fd, const struct ck_rec_loc *locs, uint64_t n)
 {
@@ -95,6 +103,18 @@ static void read_one(int fd, const uint8_t *data, size_t size)
         (void)strlen(img.fd_paths[i]);
     decode_locs(fd, img.pages, img.npagerecs);
     decode_locs(fd, img.filedata, img.nfiledata);
+#ifdef CK_FUZZ_KINDS
+    /* what coord inspect and checkpoint's notes make of each entry */
+    for (uint32_t i = 0; i < img.nfds; i++) {
+        const struct ck_fdkind *k = ck_fdkind_of(img.fds[i].kind);
+        char line[512];
+        if (k && k->describe)
+            k->describe(&img.fds[i], img.fdstate ? img.fdstate[i].data : NULL,
+                        img.fdstate ? img.fdstate[i].len : 0, line, sizeof(line));
+    }
+    char notes[1024];
+    (void)ck_unix_outside(&img, notes, sizeof(notes));
+#endif
     ck_image_free(&img);
 #ifdef CK_FUZZ_AUTH
     /* The authentication pass parses the same untrusted bytes. */
@@ -183,14 +203,25 @@ int main(int argc, char **argv)
         memcpy(buf + sizeof(r), "[heap]\0/a b", 12);
         REC(CK_REC_REGIONS, 0, buf, sizeof(buf), sizeof(buf), 2, 0);
     }
+    /* fd 0: /dev/null; fds 3-7: a descriptor of each kind with state */
+    static const uint32_t kinds[] = {CK_FD_TIMERFD, CK_FD_SIGNALFD, CK_FD_INOTIFY, CK_FD_UNIX,
+                                     CK_FD_INET};
+    enum { NK = sizeof(kinds) / sizeof(kinds[0]) };
     {
-        struct ck_fd f;
-        uint8_t buf[sizeof(f) + 9];
-        memset(&f, 0, sizeof(f));
-        f.path_len = 9;
-        memcpy(buf, &f, sizeof(f));
-        memcpy(buf + sizeof(f), "/dev/null", 9);
-        REC(CK_REC_FDS, 0, buf, sizeof(buf), sizeof(buf), 1, 0);
+        struct ck_fd f[1 + NK];
+        uint8_t buf[sizeof(f) + 15];
+        memset(f, 0, sizeof(f));
+        f[0].path_len = 9;
+        for (int k = 0; k < NK; k++) {
+            f[1 + k].fd = 3 + k;
+            f[1 + k].kind = kinds[k];
+            f[1 + k].share_with = -1;
+        }
+        f[1 + 3].path_off = 9;          /* the unix socket's bound path */
+        f[1 + 3].path_len = 6;
+        memcpy(buf, f, sizeof(f));
+        memcpy(buf + sizeof(f), "/dev/null/tmp/s", 15);
+        REC(CK_REC_FDS, 0, buf, sizeof(buf), sizeof(buf), 1 + NK, 0);
     }
     {
         struct ck_lock l[2] = {{.kind = CK_LOCK_POSIX, .write = 1, .start = 10, .len = 5},
@@ -202,11 +233,44 @@ int main(int argc, char **argv)
         REC(CK_REC_GUARDS, 0, g, sizeof(g), sizeof(g), 2, 0);
         struct ck_shm sh = {.shmid = 5, .key = 0x1234, .size = 40960, .mode = 0600};
         REC(CK_REC_SHM, 0, &sh, sizeof(sh), sizeof(sh), 1, 0);
-        uint8_t fs[sizeof(struct ck_fdstate) + 8] = {0};
+        /* FDSTATE: fd 0 (3 bytes), then a valid state of each kind */
+        static uint8_t fs[4096];
+        size_t o = 0;
         struct ck_fdstate fh = {.fd = 0, .kind = 0, .len = 3};
         memcpy(fs, &fh, sizeof(fh));
         memcpy(fs + sizeof(fh), "abc", 3);
-        REC(CK_REC_FDSTATE, 0, fs, sizeof(fs), sizeof(fs), 1, 0);
+        o = sizeof(fh) + 8;
+        static struct ck_timerfd t = {.clockid = 1, .ticks = 2, .value_ns = 1000000,
+                                      .interval_ns = 500000, .deadline_ns = 7000000};
+        static struct ck_signalfd sg = {.sigmask = 0x4002};
+        static struct {
+            struct ck_inotify h;
+            struct ck_inotify_watch w[2];
+            char paths[24];
+        } in = {{.nwatch = 2, .next_wd = 3, .queued = 32},
+                {{.wd = 1, .mask = 0x100, .path_off = 0},
+                 {.wd = 2, .mask = 0x200, .flags = CK_INW_FD, .path_off = 5}},
+                "/tmp\0/proc/self/fd/3"};
+        static struct {
+            struct ck_unix u;
+            uint64_t icons[1];
+        } un = {{.so = {.family = 1, .type = 1}, .ino = 77, .state = 10, .flags = 0x21,
+                 .backlog = 5, .nicons = 1, .namelen = 1, .peerlen = 4, .name = "s",
+                 .peer = "\0abc"},
+                {78}};
+        static struct ck_inet ie = {.so = {.family = 10, .type = 1, .protocol = 6},
+                                    .role = 2, .peer_fd = 7, .listener_fd = -1,
+                                    .local = {.family = 10, .port = 80, .addr = {[15] = 1}},
+                                    .peer = {.family = 2, .port = 9, .addr = {127, 0, 0, 1}}};
+        const void *st[NK] = {&t, &sg, &in, &un, &ie};
+        size_t sl[NK] = {sizeof(t), sizeof(sg), sizeof(in), sizeof(un), sizeof(ie)};
+        for (int k = 0; k < NK; k++) {
+            struct ck_fdstate e = {.fd = 3 + k, .kind = kinds[k], .len = (uint32_t)sl[k]};
+            memcpy(fs + o, &e, sizeof(e));
+            memcpy(fs + o + sizeof(e), st[k], sl[k]);
+            o += sizeof(e) + ((sl[k] + 7) & ~(size_t)7);
+        }
+        REC(CK_REC_FDSTATE, 0, fs, o, o, 1 + NK, 0);
     }
     REC(CK_REC_FILEDATA, CK_RF_RAW, "hello", 5, 5, 3, 0);
     {

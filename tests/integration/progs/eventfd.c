@@ -7,7 +7,9 @@
  * (7, then 2+3 summed to 5); B has O_NONBLOCK, reads EAGAIN, and a write of
  * 9 reads back 9; C has FD_CLOEXEC and O_NONBLOCK and, as a semaphore,
  * reads 1 three times and then EAGAIN. B then takes the largest counter
- * (UINT64_MAX-1) and refuses one more with EAGAIN.
+ * (UINT64_MAX-1) and refuses one more with EAGAIN. D = eventfd(0,
+ * EFD_NONBLOCK) with 5000000000 written (above 32 bits, what eventfd()'s
+ * initial value can say) reads 5000000000.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -15,7 +17,7 @@
 
 #include "testlib.h"
 
-static int fa, fb, fc;
+static int fa, fb, fc, fd4;
 
 static void check_is_eventfd(int fd, const char *what)
 {
@@ -57,7 +59,9 @@ int main(void)
     check_sys(fa = eventfd(5, 0));
     check_sys(fb = eventfd(0, EFD_NONBLOCK));
     check_sys(fc = eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC));
-    test_msg("A=%d B=%d C=%d", fa, fb, fc);
+    check_sys(fd4 = eventfd(0, EFD_NONBLOCK));
+    must_write(fd4, 5000000000ULL, "D");
+    test_msg("A=%d B=%d C=%d D=%d", fa, fb, fc, fd4);
 
     test_ready();
     test_wait_go();
@@ -65,6 +69,9 @@ int main(void)
     check_is_eventfd(fa, "A");
     check_is_eventfd(fb, "B");
     check_is_eventfd(fc, "C");
+    uint64_t d = must_read(fd4, "D");
+    check(d == 5000000000ULL, "D: counter is %llu, expected 5000000000", (unsigned long long)d);
+    must_write(fd4, 5000000000ULL, "D"); /* as it was, for a second checkpoint */
 
     /* A: blocking, counter 5 */
     int fl = fcntl(fa, F_GETFL);

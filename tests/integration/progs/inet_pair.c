@@ -61,6 +61,8 @@ int main(void)
     check_sys(shutdown(ps[3].c, SHUT_WR));
     make(&ps[4], AF_INET, "127.0.0.1", l4, 0, 100, 9);
     check_sys(fcntl(ps[4].s, F_SETFL, O_NONBLOCK));
+    int dupc = dup(ps[0].c); /* one socket, two descriptors */
+    check_sys(dupc);
     struct pair closed = {.name = "closed both ways"};
     make(&closed, AF_INET, "127.0.0.1", l4, 10, 20, 11);
     char tmp[40];
@@ -98,6 +100,10 @@ int main(void)
     check(write(closed.c, "x", 1) < 0 && errno == EPIPE && write(closed.s, "x", 1) < 0 &&
               errno == EPIPE,
           "closed both ways: a write does not fail with EPIPE");
+    /* the dup is the same socket: flags set through one show on the other */
+    check_sys(fcntl(dupc, F_SETFL, O_NONBLOCK));
+    check(fcntl(ps[0].c, F_GETFL) & O_NONBLOCK, "a dup of a connection is another socket now");
+    check_sys(fcntl(dupc, F_SETFL, 0));
     /* the non-blocking end */
     check(fcntl(ps[4].s, F_GETFL) & O_NONBLOCK, "non-blocking: O_NONBLOCK is gone");
     check(read(ps[4].s, &b, 1) < 0 && errno == EAGAIN, "non-blocking: read does not say EAGAIN");

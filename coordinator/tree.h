@@ -1,0 +1,52 @@
+/* tree.h - the process tree below a checkpointed process (tree.c). */
+#ifndef CKSHIM_TREE_H
+#define CKSHIM_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image.h"
+
+#define CK_TREE_MAX 1024
+
+struct ck_tree_member {
+    int pid;                            /* real (kernel) pid */
+    int parent;                         /* index of its parent in the tree, -1 for the root */
+};
+
+/* The root first, then its descendants breadth first (a parent always
+ * before its children). */
+struct ck_tree {
+    struct ck_tree_member m[CK_TREE_MAX];
+    int n;
+};
+
+/* Collect pid and every descendant (/proc/PID/task/TID/children of every
+ * thread, recursively). Returns 0, or -E2BIG (more than CK_TREE_MAX), or
+ * another -errno. */
+int ck_tree_discover(int pid, struct ck_tree *t);
+
+/* Check every descendant can be part of a tree image: ours, running, not
+ * a zombie, under the shim (it serves its own control socket). Returns
+ * how many cannot, naming each with its command line and why in err. */
+int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen);
+
+/* "PID (command line)", or "PID (name)" for a zombie. */
+void ck_tree_describe(int pid, char *out, size_t len);
+
+/* ---- the tree image header (common/image.h: struct ck_tree_hdr) ---- */
+
+/* Where the first process's stream starts in a tree image of n processes. */
+uint64_t ck_tree_first_offset(uint32_t n);
+
+/* Write the header and its n entries (h->nprocs) with their checksum at
+ * offset 0 of fd. 0 or -errno. */
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e);
+
+/* Read a tree header from offset 0 of fd: 0 when the file is not a tree
+ * image (a single process's, or not an image), 1 with the entries in
+ * *ret (malloc'd), or -errno with a message in err. */
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
+                     size_t errlen);
+
+#endif

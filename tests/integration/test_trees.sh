@@ -1,0 +1,216 @@
+#!/bin/bash
+# test_trees.sh - process trees: a checkpointed process and its descendants.
+#
+#   bash tests/integration/test_trees.sh BUILD_DIR
+#
+# coord checkpoint PID looks at every descendant of PID first. One that
+# cannot be part of the image - not running under the shim (LD_PRELOAD
+# dropped), at any depth - is named in a refusal (pid, command line, whose
+# child it is, why); nothing is written and every process goes on.
+# Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-trees.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
+
+# A parent under the shim with a child that dropped LD_PRELOAD, and a
+# child under the shim (sh) whose own child dropped it: a grandchild.
+cat >"$T/outside.py" <<'EOF'
+import os, subprocess, time
+env = dict(os.environ)
+env.pop("LD_PRELOAD", None)
+a = subprocess.Popen(["sleep", "1000"], env=env)
+b = subprocess.Popen(["sh", "-c", "env -u LD_PRELOAD sleep 1001 & wait"])
+time.sleep(0.5)
+print("CHILDREN", a.pid, b.pid, flush=True)
+EOF
+echo "$PY_TICKS" >>"$T/outside.py"
+
+start_py_app outside "$T/outside.py" || fail outside_ready "no READY"
+read -r _ apid bpid < <(grep CHILDREN "$T/outside.log")
+gpid=$(cat "/proc/$bpid/task/$bpid/children" 2>/dev/null | tr -d ' ')
+PIDS+=("$apid" "$bpid" "$gpid")
+refused_alive tree_refuses_child_outside_shim outside \
+    "$apid \(sleep 1000\), a child of $pid, is not running under the shim"
+if grep -Eq "$gpid \(sleep 1001\), a child of $bpid, is not running under the shim" "$T/err" &&
+    grep -q "2 descendants" "$T/err"; then
+    pass tree_refuses_grandchild_outside_shim
+else
+    fail tree_refuses_grandchild_outside_shim "grandchild $gpid (of $bpid) not named"
+fi
+alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
+    fail tree_refused_children_keep_running "a child stopped"
+
+# What processes of a tree share and restore cannot share again yet is
+# refused by name, and every process goes on: a socketpair. (MAP_SHARED
+# anonymous memory inherited across fork is restored shared: tree_shm.)
+cat >"$T/shared.py" <<'EOF'
+import mmap, os, socket, sys, time
+if sys.argv[1] == "mem":
+    m = mmap.mmap(-1, 4096)
+    m[0:5] = b"hello"
+else:
+    a, b = socket.socketpair()
+k = os.fork()
+if k == 0:
+    while True:
+        time.sleep(1)
+EOF
+echo "$PY_TICKS" >>"$T/shared.py"
+for what in sock; do
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="shared$what" python3 "$T/shared.py" \
+        "$what" >"$T/shared$what.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_for 10 grep -q READY "$T/shared$what.log"
+    kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+    PIDS+=("$kid")
+    case $what in
+        sock) pat="process $pid fd [0-9]+ and process $kid fd [0-9]+ are the same socket" ;;
+    esac
+    refused_alive "tree_refuses_shared_$what" "shared$what" "$pat"
+    alive "$kid" && pass "tree_refused_shared_${what}_child_runs" ||
+        fail "tree_refused_shared_${what}_child_runs" "the child $kid stopped"
+done
+
+# tree_pipes (a parent and three workers joined by pipes, see
+# progs/tree_pipes.c): restored in the foreground, where coord becomes the
+# parent and forks the workers; their stdout, a log file all four share
+# from before the fork, keeps one offset (every line arrives intact).
+rm -f "$T/go"
+if start_test_prog tree_pipes; then
+    kids=$(cat /proc/$pid/task/*/children | wc -w)
+    "$C" checkpoint "$pid" -o "$T/tp.img" --kill >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$kids" = 3 ] && grep -q "process tree of 4 processes" "$T/err" &&
+        wait_for 10 gone "$pid"; then
+        pass tree_checkpoint_kill
+    else
+        fail tree_checkpoint_kill "rc=$rc, $kids children"
+    fi
+    cp "$T/tp.img" "$T/tp.copy"
+    # A damaged page of the last worker's stream: nothing runs, the counter
+    # stays (the good copy still restores afterwards).
+    read -r off len < <(python3 -c '
+import struct, sys
+d = open(sys.argv[1], "rb").read(4096)
+n = struct.unpack_from("<I", d, 12)[0]
+e = 128 + 32 * (n - 1)
+print(*struct.unpack_from("<QQ", d, e + 16))' "$T/tp.img")
+    flip $((off + len * 3 / 4)) "$T/tp.img" "$T/tp.bad"
+    out=$(cd / && timeout 30 "$C" restore --detach "$T/tp.bad" 2>"$T/err")
+    rc=$?
+    sleep 0.5
+    if [ $rc -ne 0 ] && [ -z "$out" ] && ! pgrep -u "$(id -u)" -f "$B/tests/progs/tree_pipes" >/dev/null; then
+        pass tree_restore_damaged_nothing_runs
+    else
+        fail tree_restore_damaged_nothing_runs "rc=$rc out=$out"
+        pkill -9 -u "$(id -u)" -f "$B/tests/progs/tree_pipes"
+    fi
+    (cd / && exec "$C" restore "$T/tp.copy" >/dev/null 2>"$T/err") &
+    root=$!
+    disown "$root" 2>/dev/null
+    PIDS+=("$root")
+    nkids() { cat /proc/$root/task/*/children 2>/dev/null | wc -w; }
+    has3() { [ "$(nkids)" = 3 ]; }
+    if wait_for 10 has3; then
+        pass tree_restore_foreground_forks_workers
+    else
+        fail tree_restore_foreground_forks_workers "the restored parent $root has $(nkids) children, not 3"
+    fi
+    date +%s >"$T/go"
+    wait_for 20 gone "$root"
+    if [ "$(grep -E '^(PASS|FAIL)' "$T/tree_pipes.log" | tail -n 1)" = PASS ] &&
+        [ "$(grep -c '^info: worker [0-2] done$' "$T/tree_pipes.log")" = 3 ]; then
+        pass tree_restore_foreground_runs_on
+    else
+        fail tree_restore_foreground_runs_on "program says: $(tail -n 2 "$T/tree_pipes.log")"
+    fi
+    restore_refused tree_restore_once_only "$T/tp.copy" "stale"
+fi
+
+# coord inspect shows the tree and each process's image; --verify checks
+# every stream.
+if [ -s "$T/tp.copy" ]; then
+    "$C" inspect --verify "$T/tp.copy" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q "process tree: 4 processes" "$T/out" &&
+        [ "$(grep -c '^== process' "$T/out")" = 4 ] && [ "$(grep -c 'image OK' "$T/out")" = 4 ] &&
+        [ "$(grep -c 'child of' "$T/out")" = 3 ]; then
+        pass tree_inspect
+    else
+        fail tree_inspect "rc=$rc"
+    fi
+    "$C" inspect --json "$T/tp.copy" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["tree"]["processes"] == 4 and len(d["images"]) == 4' && pass tree_inspect_json ||
+        fail tree_inspect_json "not one JSON document with 4 images"
+fi
+
+# A child in a process group of its own: process groups are not restored
+# yet, so the tree is refused naming it, and every process goes on.
+cat >"$T/pgrp.py" <<'EOF'
+import os, time
+k = os.fork()
+if k == 0:
+    os.setpgid(0, 0)
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/pgrp.py"
+start_py_app pgrp "$T/pgrp.py" || fail pgrp_ready "no READY"
+kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+PIDS+=("$kid")
+refused_alive tree_refuses_own_process_group pgrp \
+    "$kid \(.*pgrp.py\), a child of $pid, is in process group $kid"
+
+# A shell forking a command five times a second: the tree changes all the
+# time; it is taken once every process is parked (again if a child came
+# or went meanwhile), restored (the running sleep too, which bash then
+# waits for by the pid it knows), and goes on ticking; twice.
+cat >"$T/loop.sh" <<'EOF'
+i=0
+echo READY
+while :; do
+    sleep 0.2
+    i=$((i + 1))
+    echo "tick $i"
+done
+EOF
+(cd "$T" && exec env LD_PRELOAD="$SHIM" bash "$T/loop.sh" >"$T/loop.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+wait_for 10 grep -q READY "$T/loop.log"
+sleep 0.5
+for round in 1 2; do
+    "$C" checkpoint "$pid" -o "$T/loop.img" --kill >"$T/out" 2>"$T/err"
+    rc=$?
+    wait_for 10 gone "$pid"
+    n1=$(grep -c tick "$T/loop.log")
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/loop.img" 2>>"$T/err")
+    if [ $rc -eq 0 ] && [ -n "$np" ] && alive "$np"; then
+        PIDS+=("$np")
+        sleep 1.5
+        n2=$(grep -c tick "$T/loop.log")
+        if [ "$n2" -gt "$((n1 + 3))" ] && ! grep -q 'ECHILD\|No child' "$T/loop.log"; then
+            pass "tree_shell_loop_round_$round"
+        else
+            fail "tree_shell_loop_round_$round" "ticks $n1 -> $n2: $(tail -n 2 "$T/loop.log")"
+        fi
+        pid=$np
+    else
+        fail "tree_shell_loop_round_$round" "rc=$rc, restore gave '$np'"
+        break
+    fi
+done
