@@ -34,6 +34,7 @@
 #include "counter.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "tree.h"
 
 #define STATE_NAME "supervise.state"
 #define MAX_RESTORES_DEFAULT 5
@@ -159,17 +160,29 @@ static void prune(const struct sv *s)
         closedir(d);
 }
 
-/* The header of an image (app id, stamp). 0 or -1. */
+/* The header of an image (app id, stamp; of a process tree's image, the
+ * tree's, in an otherwise empty header). 0 or -1. */
 static int read_header(const char *path, struct ck_header *h)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -1;
-    ssize_t n = pread(fd, h, sizeof *h, 0);
+    struct ck_tree_hdr th;
+    struct ck_tree_entry *te = NULL;
+    char err[256];
+    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    free(te);
+    ssize_t n = tr == 0 ? pread(fd, h, sizeof *h, 0) : 0;
     close(fd);
-    const char *why;
-    if (n != (ssize_t)sizeof *h || ck_header_check(h, &why) < 0)
-        return -1;
+    if (tr > 0) {
+        memset(h, 0, sizeof *h);
+        h->counter_stamp = th.counter_stamp;
+        memcpy(h->app_id, th.app_id, sizeof h->app_id);
+    } else {
+        const char *why;
+        if (tr < 0 || n != (ssize_t)sizeof *h || ck_header_check(h, &why) < 0)
+            return -1;
+    }
     h->app_id[sizeof h->app_id - 1] = 0;
     return 0;
 }

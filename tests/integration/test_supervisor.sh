@@ -13,7 +13,8 @@
 # and --resume goes on from it; a program that crashes after every restore
 # makes the supervisor give up with a message; a bad --images (another
 # user's directory, a symbolic link, a file) is refused with exit 2 and
-# nothing started; an image older than the counter is refused on --resume.
+# nothing started; an image older than the counter is refused on --resume;
+# a supervised process tree comes back whole after kill -9 of its root.
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -263,6 +264,47 @@ else
     fail supervisor_exit0_ends "rc=$rc rc2=$rc2 status=$(state "$D6" status): $(tail -n 1 "$T/sup7.err")"
 fi
 rm -f "$T/finish"
+
+# ---- a process tree: kill -9 of its root restores the whole tree ----
+cat >"$T/tree.py" <<EOF2
+import os, sys, time
+log = sys.argv[1]
+parent = os.getpid()
+if os.fork() == 0:
+    n = 0
+    while os.getppid() == parent:   # an orphan of the killed tree stops
+        n += 1
+        with open(log, "a") as f:
+            f.write("%d\\n" % n)
+        time.sleep(0.05)
+    os._exit(0)
+os.wait()
+EOF2
+D8="$T/img8"
+(cd "$T" && exec "$C" run --every 300ms --images "$D8" --auto-restore \
+    -- "$PY" "$T/tree.py" "$T/t.log" >"$T/sup8.out" 2>"$T/sup8.err") &
+sup=$!
+PIDS+=("$sup")
+if wait_for 20 have_image "$D8" 3 && grep -q 'process tree of 2' "$T/sup8.err"; then
+    prog=$(state "$D8" program)
+    kill -9 "$prog"
+    sleep 0.3
+    at=$(wc -l <"$T/t.log")
+    if wait_for 20 state_is "$D8" restores 1 && wait_for 10 lines_above "$T/t.log" $((at + 10)); then
+        first=$(sed -n "$((at + 1))p" "$T/t.log")
+        if [ "$first" -gt 5 ]; then
+            pass supervisor_tree_restore
+        else
+            fail supervisor_tree_restore "the worker's count went on with $first"
+        fi
+    else
+        fail supervisor_tree_restore "not restored: $(grep -v 'checkpoint [0-9]* ->' "$T/sup8.err" | tail -n 3)"
+    fi
+else
+    fail supervisor_tree_restore "no tree images: $(grep -v 'checkpoint [0-9]* ->' "$T/sup8.err" | tail -n 3)"
+fi
+kill -TERM "$sup"
+wait "$sup"
 
 # ---- exit statuses pass through ----
 "$C" run --every 1s --images "$T/img3" -- sh -c 'exit 7' 2>"$T/err"
