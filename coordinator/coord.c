@@ -25,12 +25,35 @@ struct subcmd {
 };
 
 static const struct subcmd subcmds[] = {
-    {"run", cmd_run, 1, "coord run [--id NAME] -- PROG [ARGS...]",
+    {"run", cmd_run, 1,
+     "coord run [--id NAME] [--every DURATION --images DIR [--keep N] [--auto-restore] "
+     "[--resume] ...] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
      "#! script whose interpreter is one.\n"
      "\n"
-     "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"},
+     "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"
+     "\n"
+     "As a supervisor (--every and --images): coord stays PROG's parent,\n"
+     "checkpoints it every DURATION into DIR and exits with its exit status\n"
+     "(128+N if killed by signal N). SIGTERM or SIGINT to coord takes a last\n"
+     "checkpoint, ends PROG and exits 0; a second one ends everything at once.\n"
+     "\n"
+     "  --every DURATION    time between checkpoints: 500ms, 10s, 2m, 1h\n"
+     "  --images DIR        where the images go (ckpt-NNNNNN.img, supervise.state);\n"
+     "                      created 0700; must be your own directory, not a link\n"
+     "  --keep N            keep the N newest images (default 3)\n"
+     "  --auto-restore      when PROG dies of a signal or exits non-zero, restore it\n"
+     "                      from the newest image and go on\n"
+     "  --max-restores N    give up after N automatic restores within --window\n"
+     "                      (default 5; 0: never restore)\n"
+     "  --window DURATION   (default 60s)\n"
+     "  --resume            if DIR holds images of this command (or --id), restore the\n"
+     "                      newest instead of starting PROG fresh\n"
+     "  --exit-code-on-checkpoint N\n"
+     "                      exit N instead of 0 after the last checkpoint on SIGTERM or\n"
+     "                      SIGINT (HTCondor: \"checkpointed, run me again\")\n"
+     "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
      "[--encrypt]] [--action-script PATH]",

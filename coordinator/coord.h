@@ -30,6 +30,37 @@ int cmd_list(int argc, char **argv);       /* list.c */
 int cmd_inspect(int argc, char **argv);    /* inspect.c */
 int cmd_keygen(int argc, char **argv);     /* keygen.c */
 
+/* ---- run.c, supervise.c: coord run as a supervisor ---- */
+
+/* "coord run --every ... --images DIR ... -- PROG ARGS" (supervise.c). */
+int ck_supervise(int argc, char **argv);
+
+/* Resolve PROG and check the shim can apply to it; path to exec in path,
+ * the LD_PRELOAD value (malloc'ed) in *preload. 0 or CK_EXIT_FAIL (said). */
+int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload);
+
+/* Exec the prepared program with the shim (and app_id, if not NULL).
+ * Returns only on failure. */
+int ck_run_exec(const char *path, const char *preload, const char *app_id, char **argv);
+
+/* coord list: the supervised programs (supervise.c); j NULL: a table on f. */
+struct ck_json;
+void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir);
+
+/* Set by the supervisor in the child it forks to run cmd_restore (restore.c
+ * reads them; never set otherwise):
+ * status_fd: >= 0 for a foreground restore too: the restored shim writes
+ *   "ok PID" (or "error: ...") there, as with --detach;
+ * again: the supervisor restores the image it restored last once more
+ *   (the program crashed before its next checkpoint) and has checked that
+ *   the counter is exactly one past the image's stamp (its own restore):
+ *   the rollback check is skipped without --force's warning. */
+struct ck_restore_extra {
+    int status_fd;
+    int again;
+};
+extern struct ck_restore_extra ck_restore_extra;
+
 /* ---- inspect.c: "POSIX write lock on bytes 10-14", "flock read lock on
  * the whole file" (also in restore's messages) ---- */
 struct ck_lock;

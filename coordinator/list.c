@@ -177,6 +177,7 @@ int cmd_list(int argc, char **argv)
             ck_json_close(&j, '}');
         }
         ck_json_close(&j, ']');
+        ck_supervise_list(stdout, &j, dir);
         ck_json_close(&j, '}');
         ck_json_end(&j);
     } else {
@@ -189,6 +190,7 @@ int cmd_list(int argc, char **argv)
         }
         if (n == 0)
             fprintf(stderr, "no processes under the shim\n");
+        ck_supervise_list(stdout, NULL, dir);
     }
     free(ents);
     return CK_EXIT_OK;

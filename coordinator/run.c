@@ -283,34 +283,14 @@ static int check_program(const char *prog, const char *path, int depth)
     return check_program(prog, interp, depth + 1);
 }
 
-int cmd_run(int argc, char **argv)
+/* Resolve and check prog, and find the shim: the path to exec goes to
+ * path, the new LD_PRELOAD (malloc'ed) to *preload. Returns 0, or
+ * CK_EXIT_FAIL after saying why. Used by cmd_run and by the supervisor
+ * (supervise.c), which checks before it forks, so nothing starts when
+ * the program cannot run under the shim. */
+int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload_out)
 {
-    const char *app_id = NULL;
-    int i = 1;
-    while (i < argc) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if (a[0] != '-')
-            break;
-        int r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &app_id);
-        if (r < 0)
-            return CK_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        return ck_usage_error("run", "unknown option '%s'", a);
-    }
-    if (i >= argc)
-        return ck_usage_error("run", "missing program to run");
-    char iderr[256];
-    if (app_id && ck_check_app_id(app_id, iderr, sizeof iderr) < 0)
-        return ck_usage_error("run", "--id: %s", iderr);
-
-    const char *prog = argv[i];
-    char path[PATH_MAX];
-    int r = resolve_prog(prog, path, sizeof(path));
+    int r = resolve_prog(prog, path, pathlen);
     if (r < 0) {
         if (r == -ENOENT && !strchr(prog, '/'))
             ck_msg("run: %s: command not found in PATH", prog);
@@ -345,6 +325,7 @@ int cmd_run(int argc, char **argv)
         char *copy = strdup(old);
         if (!copy) {
             ck_msg("run: out of memory");
+            free(preload);
             return CK_EXIT_FAIL;
         }
         for (char *save = NULL, *tok = strtok_r(copy, ": \t", &save); tok;
@@ -356,14 +337,68 @@ int cmd_run(int argc, char **argv)
         }
         free(copy);
     }
+    *preload_out = preload;
+    return 0;
+}
+
+/* Set the environment and exec the program prepared by ck_run_prepare.
+ * Returns only on failure (CK_EXIT_FAIL, said why). */
+int ck_run_exec(const char *path, const char *preload, const char *app_id, char **argv)
+{
     if (setenv("LD_PRELOAD", preload, 1) < 0 ||
         (app_id && setenv("CKSHIM_APP_ID", app_id, 1) < 0)) {
         ck_msg("run: setenv: %s", strerror(errno));
         return CK_EXIT_FAIL;
     }
-    free(preload);
     fflush(stdout);
-    execv(path, argv + i);
+    execv(path, argv);
     ck_msg("run: cannot execute %s: %s", path, strerror(errno));
     return CK_EXIT_FAIL;
+}
+
+/* The options that make coord run a supervisor (supervise.c). */
+static int supervise_option(const char *a)
+{
+    static const char *const opts[] = {"--every", "--images", "--keep", "--auto-restore",
+                                       "--resume", "--max-restores", "--window",
+                                       "--exit-code-on-checkpoint", "--counter"};
+    for (size_t k = 0; k < sizeof opts / sizeof *opts; k++) {
+        size_t l = strlen(opts[k]);
+        if (!strncmp(a, opts[k], l) && (a[l] == '\0' || a[l] == '='))
+            return 1;
+    }
+    return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *app_id = NULL;
+    int i = 1;
+    while (i < argc) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-')
+            break;
+        if (supervise_option(a))
+            return ck_supervise(argc, argv);
+        int r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &app_id);
+        if (r < 0)
+            return CK_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        return ck_usage_error("run", "unknown option '%s'", a);
+    }
+    if (i >= argc)
+        return ck_usage_error("run", "missing program to run");
+    char iderr[256];
+    if (app_id && ck_check_app_id(app_id, iderr, sizeof iderr) < 0)
+        return ck_usage_error("run", "--id: %s", iderr);
+
+    char path[PATH_MAX], *preload = NULL;
+    if (ck_run_prepare(argv[i], path, sizeof path, &preload) != 0)
+        return CK_EXIT_FAIL;
+    return ck_run_exec(path, preload, app_id, argv + i);
 }

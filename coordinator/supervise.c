@@ -1,0 +1,1008 @@
+/* supervise.c - "coord run --every DURATION --images DIR -- PROG ARGS":
+ * coord run as a supervisor.
+ *
+ * The supervisor starts PROG under the shim as its child (in a session of
+ * its own, so a terminal's Ctrl-C reaches only the supervisor), takes a
+ * checkpoint every DURATION into DIR/ckpt-SEQ.img and keeps the N newest.
+ * Each checkpoint and each restore runs the ordinary command's code
+ * (cmd_checkpoint, cmd_restore) in a forked child: no exec, but the
+ * signal handlers and static state of those commands stay out of the
+ * supervisor, and a checkpoint can be abandoned at any moment with a
+ * signal, which the first promise (DESIGN.md) makes safe. A restored
+ * program is that child itself (a foreground restore: it keeps the
+ * supervisor's standard descriptors), so the supervisor stays its parent.
+ *
+ * DIR/supervise.state (written atomically) says what runs and which image
+ * is the newest; <socket dir>/<supervisor pid>.super names DIR for
+ * `coord list`. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "counter.h"
+#include "fileid.h"
+#include "imgio.h"
+#include "tree.h"
+
+#define STATE_NAME "supervise.state"
+#define MAX_RESTORES_DEFAULT 5
+#define WINDOW_MS_DEFAULT 60000LL
+#define RESTORE_REPORT_MS 120000
+
+struct sv {
+    /* options */
+    long long every_ms, window_ms;
+    int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
+    const char *counter_url, *app_id;
+    char dir[PATH_MAX];
+    char **argv; /* PROG ARGS */
+    /* the program */
+    pid_t prog;
+    int prog_status, prog_done;
+    /* the checkpoint or restore helper */
+    pid_t helper;
+    int helper_status, helper_done;
+    /* SIGTERM/SIGINT received, and the last one */
+    int nsig, lastsig;
+    /* images */
+    unsigned long long seq;      /* the newest committed image, 0: none */
+    unsigned long long restored; /* the seq restored last (for "again"), 0: none */
+    int nrestores;               /* in restore_at */
+    int total_restores;
+    long long restore_at[64];    /* when the recent restores happened (ms) */
+    char super_file[PATH_MAX];
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "10s", "500ms", "2m", "1h", "30" (seconds): milliseconds, or -1. */
+static long long parse_duration(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v <= 0)
+        return -1;
+    double mul = 1000;
+    if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "m") || !strcmp(end, "min"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else if (*end && strcmp(end, "s"))
+        return -1;
+    double ms = v * mul;
+    if (ms < 1 || ms > 1e12)
+        return -1;
+    return (long long)ms;
+}
+
+static int parse_count(const char *s, int min, int max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    return (int)v;
+}
+
+static void image_path(const struct sv *s, unsigned long long seq, char *out, size_t len)
+{
+    snprintf(out, len, "%s/ckpt-%06llu.img", s->dir, seq);
+}
+
+/* "ckpt-<digits>.img" -> its number, else 0. */
+static unsigned long long image_seq(const char *name)
+{
+    if (strncmp(name, "ckpt-", 5) || !isdigit((unsigned char)name[5]))
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(name + 5, &end, 10);
+    return strcmp(end, ".img") ? 0 : v;
+}
+
+/* The newest image's number in DIR (0: none). */
+static unsigned long long newest_image(const struct sv *s)
+{
+    unsigned long long best = 0;
+    DIR *d = opendir(s->dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        unsigned long long v = image_seq(e->d_name);
+        if (v > best)
+            best = v;
+    }
+    if (d)
+        closedir(d);
+    return best;
+}
+
+/* Remove the images older than the keep newest (only ever after a newer
+ * one was committed), and temporary files of checkpoints whose coord is
+ * gone (a crash of the machine mid-checkpoint). */
+static void prune(const struct sv *s)
+{
+    DIR *d = opendir(s->dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        unsigned long long v = image_seq(e->d_name);
+        if (v && v + (unsigned long long)s->keep <= s->seq) {
+            if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+                ck_msg("run: cannot remove %s/%s: %s", s->dir, e->d_name, strerror(errno));
+            continue;
+        }
+        /* ".ckpt-N.img.tmp.PID.XXXXXX" */
+        const char *t = strstr(e->d_name, ".img.tmp.");
+        if (strncmp(e->d_name, ".ckpt-", 6) || !t)
+            continue;
+        long owner = strtol(t + 9, NULL, 10);
+        if (owner > 0 && owner <= INT_MAX && kill((pid_t)owner, 0) < 0 && errno == ESRCH)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* The header of an image (app id, stamp; of a process tree's image, the
+ * tree's, in an otherwise empty header). 0 or -1. */
+static int read_header(const char *path, struct ck_header *h)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    struct ck_tree_hdr th;
+    struct ck_tree_entry *te = NULL;
+    char err[256];
+    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    free(te);
+    ssize_t n = tr == 0 ? pread(fd, h, sizeof *h, 0) : 0;
+    close(fd);
+    if (tr > 0) {
+        memset(h, 0, sizeof *h);
+        h->counter_stamp = th.counter_stamp;
+        memcpy(h->app_id, th.app_id, sizeof h->app_id);
+    } else {
+        const char *why;
+        if (tr < 0 || n != (ssize_t)sizeof *h || ck_header_check(h, &why) < 0)
+            return -1;
+    }
+    h->app_id[sizeof h->app_id - 1] = 0;
+    return 0;
+}
+
+/* Write s as one line, '%', '\n' and '\\' escaped as %XX. */
+static void put_escaped(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '%' || *s == '\n' || *s == '\\')
+            fprintf(f, "%%%02X", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        unsigned v;
+        if (*s == '%' && sscanf(s + 1, "%2x", &v) == 1 && s[1] && s[2]) {
+            *o++ = (char)v;
+            s += 2;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}
+
+/* DIR/supervise.state, replaced atomically (temporary file, fsync,
+ * rename, fsync of DIR): `coord list` and --resume read it. */
+static void write_state(const struct sv *s, const char *status)
+{
+    char tmp[PATH_MAX + 32], path[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d", s->dir, STATE_NAME, (int)getpid());
+    snprintf(path, sizeof path, "%s/%s", s->dir, STATE_NAME);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        ck_msg("run: cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    char img[PATH_MAX + 32] = "";
+    struct ck_header h;
+    memset(&h, 0, sizeof h);
+    if (s->seq) {
+        image_path(s, s->seq, img, sizeof img);
+        read_header(img, &h);
+    }
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    fprintf(f, "ckshim-supervise 1\nstatus %s\nsupervisor %d\nprogram %d\nimage %s\n"
+               "seq %llu\nstamp %llu\napp_id %s\ntime %lld\nrestores %d\nevery_ms %lld\n",
+            status, (int)getpid(), (int)s->prog, img, s->seq,
+            (unsigned long long)h.counter_stamp, h.app_id[0] ? h.app_id : "-",
+            (long long)rt.tv_sec, s->total_restores, s->every_ms);
+    for (char **a = s->argv; *a; a++) {
+        fputs("arg ", f);
+        put_escaped(f, *a);
+        fputc('\n', f);
+    }
+    int bad = fflush(f) != 0 || fsync(fd) < 0;
+    if (fclose(f) != 0 || bad || rename(tmp, path) < 0) {
+        ck_msg("run: cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    ck_fsync_dir(s->dir);
+}
+
+/* One value of DIR/supervise.state ("" if none), and the command in it
+ * (args joined by NUL, length in *cmdlen). */
+struct state {
+    char status[32], app_id[65], image[PATH_MAX];
+    int supervisor, program, restores;
+    long long time;
+    char cmd[4096];
+    size_t cmdlen;
+};
+
+static int read_state(const char *dir, struct state *st)
+{
+    memset(st, 0, sizeof *st);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", dir, STATE_NAME);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char line[PATH_MAX + 64];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *v = strchr(line, ' ');
+        if (!v)
+            continue;
+        *v++ = 0;
+        if (!strcmp(line, "status"))
+            snprintf(st->status, sizeof st->status, "%s", v);
+        else if (!strcmp(line, "app_id"))
+            snprintf(st->app_id, sizeof st->app_id, "%s", v);
+        else if (!strcmp(line, "image"))
+            snprintf(st->image, sizeof st->image, "%s", v);
+        else if (!strcmp(line, "supervisor"))
+            st->supervisor = atoi(v);
+        else if (!strcmp(line, "program"))
+            st->program = atoi(v);
+        else if (!strcmp(line, "restores"))
+            st->restores = atoi(v);
+        else if (!strcmp(line, "time"))
+            st->time = atoll(v);
+        else if (!strcmp(line, "arg")) {
+            unescape(v);
+            size_t l = strlen(v) + 1;
+            if (st->cmdlen + l <= sizeof st->cmd) {
+                memcpy(st->cmd + st->cmdlen, v, l);
+                st->cmdlen += l;
+            }
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Is the command in st the one given (argv)? */
+static int same_command(const struct state *st, char **argv)
+{
+    size_t off = 0;
+    for (char **a = argv; *a; a++) {
+        size_t l = strlen(*a) + 1;
+        if (off + l > st->cmdlen || memcmp(st->cmd + off, *a, l))
+            return 0;
+        off += l;
+    }
+    return off == st->cmdlen;
+}
+
+/* DIR: created 0700 if missing; else it must be a directory (not a
+ * symbolic link) of the user's. Its absolute path goes to s->dir.
+ * Returns 0 or CK_EXIT_USAGE (said why). */
+static int check_dir(struct sv *s, const char *dir)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        if (errno != ENOENT || mkdir(dir, 0700) < 0) {
+            ck_msg("run: --images %s: %s", dir, strerror(errno));
+            return CK_EXIT_USAGE;
+        }
+        if (lstat(dir, &st) < 0) {
+            ck_msg("run: --images %s: %s", dir, strerror(errno));
+            return CK_EXIT_USAGE;
+        }
+    }
+    if (S_ISLNK(st.st_mode)) {
+        ck_msg("run: --images %s is a symbolic link; give the directory itself (a link can be "
+               "changed to point elsewhere between checkpoints)", dir);
+        return CK_EXIT_USAGE;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        ck_msg("run: --images %s exists and is not a directory", dir);
+        return CK_EXIT_USAGE;
+    }
+    if (st.st_uid != getuid()) {
+        char user[64];
+        ck_msg("run: --images %s belongs to user %s; the images must be in a directory of "
+               "your own", dir, ck_user_name(user, sizeof user, st.st_uid));
+        return CK_EXIT_USAGE;
+    }
+    if (st.st_mode & S_IWOTH) {
+        ck_msg("run: --images %s is writable by every user; use a directory only you can "
+               "write (chmod 700)", dir);
+        return CK_EXIT_USAGE;
+    }
+    if (!realpath(dir, s->dir)) {
+        ck_msg("run: --images %s: %s", dir, strerror(errno));
+        return CK_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* A child for cmd_checkpoint or cmd_restore: signals as a new program
+ * expects them. */
+static void child_signals(void)
+{
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Reap every child that ended; note the program's and the helper's
+ * status. Others (none expected) are only reaped. */
+static void reap(struct sv *s)
+{
+    int ws;
+    pid_t p;
+    while ((p = waitpid(-1, &ws, WNOHANG)) > 0) {
+        if (p == s->prog) {
+            s->prog_status = ws;
+            s->prog_done = 1;
+        } else if (p == s->helper) {
+            s->helper_status = ws;
+            s->helper_done = 1;
+        }
+    }
+}
+
+/* Wait for SIGCHLD, SIGTERM or SIGINT (blocked, taken here) until
+ * deadline_ms (monotonic; < 0: no limit); then reap. */
+static void wait_event(struct sv *s, long long deadline_ms)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig;
+    if (deadline_ms < 0) {
+        sig = sigwaitinfo(&set, NULL);
+    } else {
+        long long left = deadline_ms - now_ms();
+        if (left < 0)
+            left = 0;
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
+        sig = sigtimedwait(&set, NULL, &ts);
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+        s->nsig++;
+        s->lastsig = sig;
+    }
+    reap(s);
+}
+
+/* fork() for the supervisor's children: the program (in a session of its
+ * own) or a helper (in its own process group). Either way a terminal's
+ * Ctrl-C is the supervisor's to handle. Returns as fork() does. */
+static pid_t fork_child(int new_session)
+{
+    fflush(NULL);
+    pid_t p = fork();
+    if (p < 0)
+        ck_msg("run: fork: %s", strerror(errno));
+    if (p == 0) {
+        if (new_session)
+            setsid();
+        else
+            setpgid(0, 0);
+        child_signals();
+    }
+    return p;
+}
+
+/* Run fn(argc, argv) in a helper child. Returns 0 or -1. */
+static int fork_helper(struct sv *s, int (*fn)(int, char **), int argc, char **argv)
+{
+    pid_t p = fork_child(0);
+    if (p < 0)
+        return -1;
+    if (p == 0)
+        _exit(fn(argc, argv));
+    s->helper = p;
+    s->helper_done = 0;
+    return 0;
+}
+
+/* The helper ended (or did with signal 0...). Exit status, -1: signal. */
+static int helper_exit(const struct sv *s)
+{
+    return WIFEXITED(s->helper_status) ? WEXITSTATUS(s->helper_status) : -1;
+}
+
+/* Take a checkpoint into the next image (final: with --kill, the last one
+ * before the supervisor ends). Returns 0 when committed, -1 if not, -2
+ * when a signal came during the final one (or a second one during a
+ * periodic one) and the checkpoint was abandoned (the program still
+ * runs). */
+static int take_checkpoint(struct sv *s, int final)
+{
+    char img[PATH_MAX + 32], pid[16];
+    unsigned long long next = s->seq + 1;
+    image_path(s, next, img, sizeof img);
+    snprintf(pid, sizeof pid, "%d", (int)s->prog);
+    char *argv[12];
+    int n = 0;
+    argv[n++] = "checkpoint";
+    argv[n++] = pid;
+    argv[n++] = "-o";
+    argv[n++] = img;
+    if (final)
+        argv[n++] = "--kill";
+    if (s->counter_url) {
+        argv[n++] = "--counter";
+        argv[n++] = (char *)s->counter_url;
+    }
+    argv[n] = NULL;
+    int nsig0 = s->nsig;
+    if (fork_helper(s, cmd_checkpoint, n, argv) < 0)
+        return -1;
+    while (!s->helper_done) {
+        wait_event(s, -1);
+        /* a signal during the final checkpoint (or a second one during a
+         * periodic checkpoint): abandon it. Its coord removes its
+         * temporary file and the shim lets the program run on. */
+        if (!s->helper_done && s->nsig > nsig0 && (final || s->nsig > 1)) {
+            kill(s->helper, SIGTERM);
+            kill(s->helper, SIGCONT); /* a stopped helper must get it too */
+            while (!s->helper_done)
+                wait_event(s, -1);
+            if (helper_exit(s) == 0)
+                break; /* it was already committing (signals blocked): done */
+            s->helper = 0;
+            return -2;
+        }
+    }
+    s->helper = 0;
+    if (helper_exit(s) != 0)
+        return -1;
+    s->seq = next;
+    prune(s);
+    write_state(s, final ? "stopped" : "running");
+    return 0;
+}
+
+/* Start the program fresh. */
+static int start_program(struct sv *s, const char *path, const char *preload)
+{
+    pid_t p = fork_child(1);
+    if (p < 0)
+        return -1;
+    if (p == 0)
+        _exit(ck_run_exec(path, preload, s->app_id, s->argv) == 0 ? 0 : 127);
+    s->prog = p;
+    s->prog_done = 0;
+    return 0;
+}
+
+/* Restore image number seq as the supervisor's child (a foreground
+ * restore in a forked child that becomes the program). again: the image
+ * restored last, once more (see coord.h). 0 or -1 (said why). */
+static int restore_program(struct sv *s, unsigned long long seq, int again)
+{
+    char img[PATH_MAX + 32];
+    image_path(s, seq, img, sizeof img);
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0) {
+        ck_msg("run: pipe: %s", strerror(errno));
+        return -1;
+    }
+    char *argv[8];
+    int n = 0;
+    argv[n++] = "restore";
+    argv[n++] = img;
+    if (s->counter_url) {
+        argv[n++] = "--counter";
+        argv[n++] = (char *)s->counter_url;
+    }
+    if (again)
+        argv[n++] = "--force";
+    argv[n] = NULL;
+    pid_t p = fork_child(1);
+    if (p < 0) {
+        close(sp[0]);
+        close(sp[1]);
+        return -1;
+    }
+    if (p == 0) {
+        close(sp[0]);
+        ck_restore_extra.status_fd = sp[1];
+        ck_restore_extra.again = again;
+        _exit(cmd_restore(n, argv));
+    }
+    close(sp[1]);
+    s->prog = p;
+    s->prog_done = 0;
+    char buf[1100];
+    size_t got = 0;
+    while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {
+        struct pollfd pf = {.fd = sp[0], .events = POLLIN};
+        if (poll(&pf, 1, RESTORE_REPORT_MS) <= 0) {
+            ck_msg("run: the restore of %s did not report within %d s", img,
+                   RESTORE_REPORT_MS / 1000);
+            kill(p, SIGKILL);
+            break;
+        }
+        ssize_t r = read(sp[0], buf + got, sizeof buf - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(sp[0]);
+    buf[got] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    if (!strncmp(buf, "ok ", 3)) {
+        s->restored = seq;
+        return 0;
+    }
+    if (!strncmp(buf, "error: ", 7))
+        ck_msg("run: restore %s: %s", img, buf + 7);
+    /* cmd_restore said why on stderr otherwise; collect the child */
+    while (!s->prog_done && waitpid(p, &s->prog_status, 0) < 0 && errno == EINTR)
+        ;
+    s->prog = 0;
+    return -1;
+}
+
+/* After a crash: may the newest image be restored again (once more than
+ * the counter allows)? Only the image this supervisor restored last, and
+ * only while the counter is still where that restore left it. */
+static int may_restore_again(const struct sv *s)
+{
+    if (s->restored != s->seq)
+        return 0;
+    char img[PATH_MAX + 32], err[512];
+    image_path(s, s->seq, img, sizeof img);
+    struct ck_header h;
+    struct ck_counter c;
+    uint64_t cur = 0;
+    if (read_header(img, &h) < 0 || h.counter_stamp == 0 ||
+        ck_counter_parse(s->counter_url ? s->counter_url : getenv("CKSHIM_COUNTER"), &c, err,
+                         sizeof err) < 0 ||
+        ck_counter_get(&c, h.app_id, &cur, err, sizeof err) < 0)
+        return 0;
+    return cur == h.counter_stamp + 1;
+}
+
+static void describe_status(int ws, char *buf, size_t len)
+{
+    if (WIFSIGNALED(ws))
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+    else
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(ws));
+}
+
+static int exit_code_of(int ws)
+{
+    return WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
+}
+
+/* Register DIR for `coord list`: <socket dir>/<pid>.super holds its path. */
+static void register_list(struct sv *s)
+{
+    char sd[PATH_MAX];
+    if (ck_sock_dir(sd, sizeof sd) < 0 || ck_sock_dir_prepare(sd) < 0)
+        return;
+    char tmp[PATH_MAX + 64];
+    snprintf(s->super_file, sizeof s->super_file, "%s/%d.super", sd, (int)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->super_file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || dprintf(fd, "%s\n", s->dir) < 0 || close(fd) < 0 ||
+        rename(tmp, s->super_file) < 0) {
+        unlink(tmp);
+        s->super_file[0] = 0;
+    }
+}
+
+/* The end: the state file says how, the list entry goes. */
+static int finish(struct sv *s, const char *status, int code)
+{
+    write_state(s, status);
+    if (s->super_file[0])
+        unlink(s->super_file);
+    return code;
+}
+
+/* The directory a <socket dir>/PID.super file names. 0 or -1. */
+static int read_super(const char *path, char *dir, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, dir, len - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got <= 0)
+        return -1;
+    dir[got] = 0;
+    dir[strcspn(dir, "\n")] = 0;
+    return 0;
+}
+
+/* The pid of another supervisor that still runs in s->dir (its state says
+ * running and its <socket dir>/PID.super names that directory), else 0. */
+static int supervisor_running(const struct sv *s)
+{
+    struct state st;
+    char sd[PATH_MAX], p[PATH_MAX + 32], dir[PATH_MAX];
+    if (read_state(s->dir, &st) < 0 || st.supervisor <= 0 || st.supervisor == getpid() ||
+        strcmp(st.status, "running") || kill(st.supervisor, 0) < 0 ||
+        ck_sock_dir(sd, sizeof sd) < 0)
+        return 0;
+    snprintf(p, sizeof p, "%s/%d.super", sd, st.supervisor);
+    if (read_super(p, dir, sizeof dir) < 0)
+        return 0;
+    return strcmp(dir, s->dir) ? 0 : st.supervisor;
+}
+
+/* SIGTERM/SIGINT: a last checkpoint (--kill), then exit 0 (or
+ * --exit-code-on-checkpoint). A second signal meanwhile ends everything. */
+static int stop_with_checkpoint(struct sv *s)
+{
+    int sig = s->lastsig;
+    ck_msg("run: %s: taking a last checkpoint, then ending the program (a second signal ends "
+           "it at once)", strsignal(sig));
+    /* two signals already (the second during a periodic checkpoint): no
+     * last checkpoint */
+    int r = s->nsig > 1 ? -2 : s->prog_done ? -1 : take_checkpoint(s, 1);
+    if (r == 0) {
+        /* the shim ends the program once the image is committed */
+        long long until = now_ms() + 10000;
+        while (!s->prog_done && now_ms() < until)
+            wait_event(s, until);
+        if (!s->prog_done) {
+            kill(s->prog, SIGKILL);
+            while (!s->prog_done)
+                wait_event(s, -1);
+        }
+        char img[PATH_MAX + 32];
+        image_path(s, s->seq, img, sizeof img);
+        ck_msg("run: stopped; the program is saved in %s (go on with --resume)", img);
+        return finish(s, "stopped", s->ckpt_exit >= 0 ? s->ckpt_exit : 0);
+    }
+    if (!s->prog_done) {
+        kill(s->prog, SIGKILL);
+        while (!s->prog_done)
+            wait_event(s, -1);
+    }
+    char img[PATH_MAX + 32] = "none";
+    if (s->seq)
+        image_path(s, s->seq, img, sizeof img);
+    if (r == -2)
+        ck_msg("run: a second signal: the last checkpoint was abandoned and the program "
+               "ended; the newest image is %s", img);
+    else
+        ck_msg("run: the last checkpoint failed; the program was ended; the newest image is %s",
+               img);
+    return finish(s, "interrupted", 128 + sig);
+}
+
+/* Too many restores in the window? Records this one if not. */
+static int restore_allowed(struct sv *s)
+{
+    long long t = now_ms();
+    int recent = 0, n = 0;
+    for (int i = 0; i < s->nrestores && i < 64; i++)
+        if (t - s->restore_at[i] < s->window_ms)
+            s->restore_at[n++] = s->restore_at[i], recent++;
+    if (recent >= s->max_restores)
+        return 0;
+    if (n < 64)
+        s->restore_at[n++] = t;
+    s->nrestores = n;
+    s->total_restores++;
+    return 1;
+}
+
+static int usage(const char *fmt, const char *arg)
+{
+    return ck_usage_error("run", fmt, arg);
+}
+
+int ck_supervise(int argc, char **argv)
+{
+    struct sv s;
+    memset(&s, 0, sizeof s);
+    s.keep = 3;
+    s.max_restores = MAX_RESTORES_DEFAULT;
+    s.window_ms = WINDOW_MS_DEFAULT;
+    s.ckpt_exit = -1;
+    s.every_ms = -1;
+    const char *every = NULL, *dir = NULL, *keep = NULL, *maxr = NULL, *window = NULL,
+               *code = NULL;
+    int i = 1;
+    while (i < argc) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (a[0] != '-')
+            break;
+        if (!strcmp(a, "--auto-restore")) {
+            s.auto_restore = 1;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--resume")) {
+            s.resume = 1;
+            i++;
+            continue;
+        }
+        int r = ck_opt_value("run", argc, argv, &i, "--every", NULL, &every);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--images", NULL, &dir);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--keep", NULL, &keep);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--max-restores", NULL, &maxr);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--window", NULL, &window);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--exit-code-on-checkpoint", NULL, &code);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--counter", NULL, &s.counter_url);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &s.app_id);
+        if (r < 0)
+            return CK_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        return usage("unknown option '%s'", a);
+    }
+    if (i >= argc)
+        return usage("%s", "missing program to run");
+    if (!dir)
+        return usage("%s", "--images DIR is needed with --every, --keep, --auto-restore, "
+                           "--resume and the other supervisor options");
+    if (!every)
+        return usage("%s", "--every DURATION is needed with --images");
+    if ((s.every_ms = parse_duration(every)) < 0)
+        return usage("--every: '%s' is not a duration (10s, 500ms, 2m, 1h)", every);
+    if (keep && (s.keep = parse_count(keep, 1, 1000000)) < 0)
+        return usage("--keep: '%s' is not a number from 1", keep);
+    if (maxr && (s.max_restores = parse_count(maxr, 0, 64)) < 0)
+        return usage("--max-restores: '%s' is not a number from 0 to 64", maxr);
+    if (window && (s.window_ms = parse_duration(window)) < 0)
+        return usage("--window: '%s' is not a duration (60s, 10m)", window);
+    if (code && (s.ckpt_exit = parse_count(code, 0, 255)) < 0)
+        return usage("--exit-code-on-checkpoint: '%s' is not an exit code (0-255)", code);
+    char err[512];
+    struct ck_counter counter;
+    if (ck_counter_parse(s.counter_url ? s.counter_url : getenv("CKSHIM_COUNTER"), &counter, err,
+                         sizeof err) < 0)
+        return usage("--counter: %s", err);
+    if (s.app_id && ck_check_app_id(s.app_id, err, sizeof err) < 0)
+        return usage("--id: %s", err);
+    s.argv = argv + i;
+    int r = check_dir(&s, dir);
+    if (r)
+        return r;
+    char path[PATH_MAX], *preload = NULL;
+    if (ck_run_prepare(s.argv[0], path, sizeof path, &preload) != 0)
+        return CK_EXIT_FAIL;
+
+    /* Signals are taken with sigwaitinfo; children get them back. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    /* --resume: the newest image of this program, if DIR has one. */
+    /* Two supervisors in one DIR would remove each other's images. */
+    int busy = supervisor_running(&s);
+    if (busy > 0) {
+        ck_msg("run: --images %s is in use by the supervisor %d, which still runs", s.dir, busy);
+        return CK_EXIT_FAIL;
+    }
+    unsigned long long newest = newest_image(&s);
+    if (s.resume && newest) {
+        struct state st;
+        struct ck_header h;
+        char img[PATH_MAX + 32];
+        image_path(&s, newest, img, sizeof img);
+        int have_state = read_state(s.dir, &st) == 0;
+        int hok = read_header(img, &h) == 0;
+        if (!hok) {
+            ck_msg("run: --resume: %s is not a readable image", img);
+            return CK_EXIT_FAIL;
+        }
+        int ours = (s.app_id && !strcmp(s.app_id, h.app_id)) ||
+                   (have_state && same_command(&st, s.argv));
+        if (!ours) {
+            ck_msg("run: --resume: %s holds images of another program (app id '%s'%s); give "
+                   "the same command or --id, or another --images directory",
+                   s.dir, h.app_id, have_state ? ", another command" : "");
+            return CK_EXIT_FAIL;
+        }
+        if (have_state && !strcmp(st.status, "exited")) {
+            /* a requeued job that had finished: running it again from its
+             * last image would repeat its end */
+            ck_msg("run: --resume: the program already finished in the run that wrote %s "
+                   "(exit status 0); nothing to resume (remove the directory to start over)",
+                   s.dir);
+            return CK_EXIT_OK;
+        }
+        s.seq = newest;
+        register_list(&s);
+        ck_msg("run: resuming from %s", img);
+        if (restore_program(&s, newest, 0) < 0) {
+            ck_msg("run: --resume: cannot restore the newest image %s (see above); an older "
+                   "image is never tried: a stale image must not run", img);
+            return finish(&s, "failed", CK_EXIT_FAIL);
+        }
+    } else {
+        if (newest)
+            ck_msg("run: note: %s holds images of an earlier run (the newest %06llu); starting "
+                   "fresh (--resume goes on from them); the older ones are removed as new "
+                   "images come", s.dir, newest);
+        s.seq = newest;
+        register_list(&s);
+        if (start_program(&s, path, preload) < 0)
+            return finish(&s, "failed", CK_EXIT_FAIL);
+    }
+    free(preload);
+    write_state(&s, "running");
+
+    long long next = now_ms() + s.every_ms;
+    for (;;) {
+        if (s.nsig)
+            return stop_with_checkpoint(&s);
+        if (s.prog_done) {
+            int ws = s.prog_status;
+            char how[128];
+            describe_status(ws, how, sizeof how);
+            if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+                ck_msg("run: the program exited with status 0; supervision ends");
+                return finish(&s, "exited", 0);
+            }
+            if (!s.auto_restore)
+                return finish(&s, "ended", exit_code_of(ws));
+            if (!s.seq) {
+                ck_msg("run: the program %s before its first checkpoint; nothing to restore",
+                       how);
+                return finish(&s, "ended", exit_code_of(ws));
+            }
+            if (!restore_allowed(&s)) {
+                ck_msg("run: the program %s again: %d restores in %lld s already "
+                       "(--max-restores %d --window %llds); giving up, the newest image is "
+                       "ckpt-%06llu.img in %s",
+                       how, s.max_restores, s.window_ms / 1000, s.max_restores,
+                       s.window_ms / 1000, s.seq, s.dir);
+                return finish(&s, "gave up", CK_EXIT_FAIL);
+            }
+            int again = may_restore_again(&s);
+            ck_msg("run: the program %s; restoring it from ckpt-%06llu.img (restore %d of at "
+                   "most %d in %lld s)",
+                   how, s.seq, s.nrestores, s.max_restores, s.window_ms / 1000);
+            if (restore_program(&s, s.seq, again) < 0) {
+                ck_msg("run: the automatic restore failed (see above); giving up");
+                return finish(&s, "failed", CK_EXIT_FAIL);
+            }
+            write_state(&s, "running");
+            next = now_ms() + s.every_ms;
+            continue;
+        }
+        if (now_ms() >= next) {
+            take_checkpoint(&s, 0);
+            next = now_ms() + s.every_ms;
+            continue;
+        }
+        wait_event(&s, next);
+    }
+}
+
+/* coord list: the supervisors of this user (<socket dir>/PID.super) and
+ * what their state files say; j NULL: a table on f. */
+void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
+{
+    DIR *d = opendir(sock_dir);
+    int n = 0;
+    if (j)
+        ck_json_open(j, "supervised", '[');
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *dot = strrchr(e->d_name, '.');
+        if (!dot || strcmp(dot, ".super"))
+            continue;
+        char num[16];
+        size_t l = (size_t)(dot - e->d_name);
+        if (l == 0 || l >= sizeof num)
+            continue;
+        memcpy(num, e->d_name, l);
+        num[l] = 0;
+        int pid = ck_parse_pid(num);
+        char p[PATH_MAX + 300], dir[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", sock_dir, e->d_name);
+        if (pid < 0)
+            continue;
+        if (!ck_proc_alive(pid)) {
+            unlink(p); /* a supervisor that was killed */
+            continue;
+        }
+        struct state st;
+        if (read_super(p, dir, sizeof dir) < 0)
+            continue;
+        if (read_state(dir, &st) < 0 || st.supervisor != pid)
+            continue;
+        char cmd[256] = "";
+        for (size_t o = 0, c = 0; o + 1 < st.cmdlen && c + 2 < sizeof cmd; o++) {
+            cmd[c++] = st.cmd[o] ? st.cmd[o] : ' ';
+            cmd[c] = 0;
+        }
+        if (j) {
+            ck_json_open(j, NULL, '{');
+            ck_json_ku64(j, "supervisor", (uint64_t)pid);
+            ck_json_ku64(j, "program", (uint64_t)st.program);
+            ck_json_kstr(j, "images", dir);
+            ck_json_kstr(j, "newest_image", st.image);
+            ck_json_ku64(j, "restores", (uint64_t)st.restores);
+            ck_json_kstr(j, "status", st.status);
+            ck_json_kstr(j, "command", cmd);
+            ck_json_close(j, '}');
+        } else {
+            if (!n)
+                fprintf(f, "\n%-10s %-8s %8s  %-8s %s\n", "SUPERVISOR", "PROGRAM", "RESTORES",
+                        "STATUS", "NEWEST-IMAGE  COMMAND");
+            fprintf(f, "%-10d %-8d %8d  %-8s %s  %s\n", pid, st.program, st.restores, st.status,
+                    st.image[0] ? st.image : "(none yet)", cmd);
+        }
+        n++;
+    }
+    if (d)
+        closedir(d);
+    if (j)
+        ck_json_close(j, ']');
+}
