@@ -60,7 +60,7 @@ int main(void)
     set(l, SOL_SOCKET, SO_RCVBUF, 65536);
     struct sockaddr_storage ss;
     socklen_t sl = mkaddr(&ss, AF_INET, "127.0.0.1", 0);
-    check_sys(bind(l, (struct sockaddr *)&ss, sl));
+    check_sys(quiet_bind(l, &ss, sl));
     check_sys(listen(l, 8));
     int c = tcp_connect_to(AF_INET, "127.0.0.1", l);
     int s = accept(l, NULL, NULL);
@@ -95,7 +95,7 @@ int main(void)
     set(u, IPPROTO_IP, IP_PKTINFO, 1);
     set(u, SOL_SOCKET, SO_RCVBUF, 30000);
     sl = mkaddr(&ss, AF_INET, "127.0.0.1", 0);
-    check_sys(bind(u, (struct sockaddr *)&ss, sl));
+    check_sys(quiet_bind(u, &ss, sl));
     check_sys(fcntl(u, F_SETFL, O_NONBLOCK));
     sl = sizeof ss;
     check_sys(getsockname(u, (struct sockaddr *)&ss, &sl));
@@ -113,7 +113,7 @@ int main(void)
     set(u6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
     set(u6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 9);
     sl = mkaddr(&ss, AF_INET6, "::", 0);
-    check_sys(bind(u6, (struct sockaddr *)&ss, sl));
+    check_sys(quiet_bind(u6, &ss, sl));
 
     struct opt opts[] = {
         {"listener SO_REUSEADDR", &l, SOL_SOCKET, SO_REUSEADDR, 1, 0},

@@ -14,7 +14,7 @@ static int udp(int family, const char *ip)
     socklen_t l = mkaddr(&ss, family, ip, 0);
     int s = socket(family, SOCK_DGRAM, 0);
     check_sys(s);
-    check_sys(bind(s, (struct sockaddr *)&ss, l));
+    check_sys(quiet_bind(s, &ss, l));
     return s;
 }
 

@@ -37,6 +37,29 @@ static __attribute__((unused)) int port_of(const struct sockaddr_storage *ss)
                                     : ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
+/* bind(), but a port 0 is a random port below the kernel's ephemeral
+ * range (32768 and up): the ports a test's sockets get must be free again
+ * at restore, and other programs on a busy machine take ephemeral ports
+ * all the time. Falls back to port 0 if none of the tries is free. */
+static __attribute__((unused)) int quiet_bind(int s, struct sockaddr_storage *ss, socklen_t l)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    uint16_t *port = ss->ss_family == AF_INET ? &a4->sin_port : &a6->sin6_port;
+    static uint64_t r;
+    if (!r)
+        r = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL);
+    for (int i = 0; *port == 0 && i < 64; i++) {
+        *port = htons((uint16_t)(12000 + (test_rand(&r) % 20000)));
+        if (bind(s, (struct sockaddr *)ss, l) == 0)
+            return 0;
+        if (errno != EADDRINUSE)
+            return -1;
+        *port = 0;
+    }
+    return bind(s, (struct sockaddr *)ss, l);
+}
+
 /* "ip:port" of a socket's own (peer = 0) or peer's address */
 static __attribute__((unused)) const char *sockaddr_text(int fd, int peer, char *out, size_t len)
 {
@@ -64,7 +87,7 @@ static __attribute__((unused)) int tcp_listener(int family, const char *ip, int 
     check_sys(s);
     if (family == AF_INET6)
         check_sys(setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only));
-    check_sys(bind(s, (struct sockaddr *)&ss, l));
+    check_sys(quiet_bind(s, &ss, l));
     check_sys(listen(s, backlog));
     return s;
 }
@@ -76,9 +99,12 @@ static __attribute__((unused)) int tcp_connect_to(int family, const char *ip, in
     struct sockaddr_storage ss, ls;
     socklen_t l = sizeof ls;
     check_sys(getsockname(lsk, (struct sockaddr *)&ls, &l));
+    struct sockaddr_storage me;
+    socklen_t ml = mkaddr(&me, family, ip, 0);
     l = mkaddr(&ss, family, ip, port_of(&ls));
     int s = socket(family, SOCK_STREAM, 0);
     check_sys(s);
+    check_sys(quiet_bind(s, &me, ml));
     check_sys(connect(s, (struct sockaddr *)&ss, l));
     return s;
 }
