@@ -537,6 +537,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_tree_describe(t->m[i].pid, who, sizeof who);
         if (i > 0) {
             conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+            if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) && !tree_same(t)) {
+                ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
+                goto out;
+            }
             if (conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) {
                 ck_msg("checkpoint %d: cannot reach the shim of process %s (%s); nothing was "
                        "done, every process goes on", pid, who,
@@ -558,6 +562,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
+            if (!tree_same(t)) {
+                ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
+                goto out;
+            }
             ck_msg("checkpoint %d: cannot send the request to process %d: %s", pid,
                    t->m[i].pid, strerror(errno));
             goto out;
