@@ -606,11 +606,12 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int
     int e = errno;
     setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &u->so.peek_off, sizeof u->so.peek_off);
     /* refilled once every fd is made, by the peer (unix_after) */
-    if (ret == 0 && (u->flags & CK_UNIXF_SCM) && !(u->flags & CK_UNIXF_PEER_IN)) {
+    if (ret == 0 && (u->flags & CK_UNIXF_SCM) &&
+        (!(u->flags & (CK_UNIXF_PEER_IN | CK_UNIXF_DEAD)) || s->fds[i].fd <= 2)) {
         snprintf(s->err, s->errlen, "fd %d: a unix %s socket with descriptors in flight "
                  "(SCM_RIGHTS) waiting in its receive queue, sent by a socket that is not its "
-                 "connected peer in the process; ckshim can only put such messages back from the "
-                 "peer (let the program receive them first)", fd,
+                 "connected peer (in the process, or closed); ckshim can only put such messages "
+                 "back from the peer (let the program receive them first)", fd,
                  ck_sock_type_name((int)u->so.type));
         return -1;
     }
@@ -1154,11 +1155,47 @@ static int refill_msgs(struct ubuild *b, struct usock *s, struct usock *p)
     return k < 0 ? -1 : 0;
 }
 
+/* The other ends of dead connections whose queue carries descriptors in
+ * flight, kept above maxfd until unix_after has sent the messages; by
+ * image index. */
+static struct late_sender {
+    uint32_t idx;
+    int fd;
+} *late;
+static uint32_t nlate;
+
+/* A dead connection whose messages carry descriptors: a pair, the other
+ * end kept (late) to send them once every fd is made, then closed. */
+static int dead_scm(struct ubuild *b, struct usock *s)
+{
+    int sp[2];
+    struct late_sender *nl = realloc(late, (nlate + 1) * sizeof *late);
+    if (!nl || socketpair(AF_UNIX, (int)s->u->so.type | SOCK_CLOEXEC, 0, sp) < 0) {
+        rfail(b->r, "fd %d: cannot make a unix socket pair: %s", s->f->fd,
+              nl ? strerror(errno) : "out of memory");
+        return -1;
+    }
+    late = nl;
+    int fd = fcntl(sp[1], F_DUPFD_CLOEXEC, b->r->maxfd + 1);
+    close(sp[1]);
+    if (fd < 0) {
+        close(sp[0]);
+        rfail(b->r, "fd %d: cannot keep a unix socket aside: %s", s->f->fd, strerror(errno));
+        return -1;
+    }
+    late[nlate].idx = s->idx;
+    late[nlate++].fd = fd;
+    s->fd = sp[0];
+    return 0;
+}
+
 /* A connection whose peer is outside: the end of a pair whose other end
  * closed, with the waiting bytes. */
 static int make_dead(struct ubuild *b, struct usock *s)
 {
     const struct ck_unix *u = s->u;
+    if (u->flags & CK_UNIXF_SCM)
+        return dead_scm(b, s);
     uint32_t *lens = NULL, nlens = 0;
     uint8_t *data = s->data;
     size_t len = s->len;
@@ -1477,8 +1514,14 @@ static int unix_after(struct ck_fdrest *r)
     const struct ck_unix *u = r->state_of(r, r->i, &sl);
     if (!u || sl < sizeof *u || !(u->flags & CK_UNIXF_SCM) || (r->f->flags & CK_FDF_STD_REDIRECT))
         return 0;
-    int peer = -1;
-    for (uint32_t k = 0; k < r->im->nfds; k++) {
+    int peer = -1, own = 0;
+    for (uint32_t k = 0; k < nlate; k++)
+        if (late[k].idx == r->i) {
+            peer = late[k].fd; /* a dead connection's other end: closed when done */
+            late[k].fd = -1;
+            own = 1;
+        }
+    for (uint32_t k = 0; !own && k < r->im->nfds; k++) {
         const struct ck_fd *f = &r->im->fds[k];
         size_t pl = 0;
         const struct ck_unix *pu = f->kind == CK_FD_UNIX && f->share_with < 0
@@ -1533,6 +1576,8 @@ static int unix_after(struct ck_fdrest *r)
         ret = -1;
     }
     free(s.data);
+    if (own)
+        close(peer);
     return ret;
 }
 

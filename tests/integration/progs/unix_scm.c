@@ -10,10 +10,12 @@
  *          pipe (the program closes it and keeps the write end W, with
  *          "pipe" written into the pipe), then "cd" carrying K1, one end
  *          of a stream pair (closed by the program, which keeps K0), with
- *          "queued" waiting in K1's own queue, then "ef" with nothing.
+ *          "queued" waiting in K1's own queue, then "ef" with nothing;
+ *   E0/E1: datagram pair; "gone" carrying G waiting for E1, E0 closed.
  * After restore (a checkpoint without --kill came first), D1 gives the three
  * messages in order with their descriptors: F reads "456789" (its
- * offset), G's received copy shares G's offset; S1 gives its bytes and
+ * offset), G's received copy shares G's offset; E1 gives "gone" with
+ * G's description too; S1 gives its bytes and
  * the descriptors with them. No other descriptor of the program is
  * the file, pipe end or socket received (the copies ckshim keeps while
  * it captures them never show). The pipe's read end reads "pipe" and then
@@ -85,7 +87,7 @@ static int others(int fd)
 
 int main(void)
 {
-    int d[2], s[2], k[2], p[2];
+    int d[2], s[2], k[2], p[2], e[2];
     char path[] = "/tmp/unix_scm_XXXXXX";
     int f = mkstemp(path);
     check(f >= 0, "mkstemp: %s", strerror(errno));
@@ -110,6 +112,9 @@ int main(void)
     send_fd(s[0], "cd", k[1]);
     close(k[1]);
     send_fd(s[0], "ef", -1);
+    check_sys(socketpair(AF_UNIX, SOCK_DGRAM, 0, e));
+    send_fd(e[0], "gone", g);
+    close(e[0]);
 
     test_ready();
     test_wait_go();
@@ -130,6 +135,11 @@ int main(void)
     close(fd);
     check(recv_fd(d[1], buf, sizeof buf, &fd) == 4 && !strcmp(buf, "none") && fd < 0,
           "datagram 3: '%s' fd %d", buf, fd);
+
+    check(recv_fd(e[1], buf, sizeof buf, &fd) == 4 && !strcmp(buf, "gone") && fd >= 0,
+          "datagram from a closed sender: '%s' fd %d", buf, fd);
+    check(lseek(fd, 0, SEEK_CUR) == 200, "its file does not share the kept file's offset");
+    close(fd);
 
     /* the stream: the bytes come in order, each descriptor with them */
     char all[16] = "";
