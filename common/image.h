@@ -379,6 +379,10 @@ struct ck_inotify_watch {
 #define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
                                            that has exited (aux: that pid): restored as
                                            the same entry of one that exits too */
+#define CK_FDF_IN_FLIGHT 0x4000         /* not the program's: a copy, taken at capture,
+                                           of a descriptor in flight (SCM_RIGHTS) in a
+                                           unix socket's queue that no program fd holds;
+                                           made at restore, sent again, then closed */
 
 /* CK_REC_FDS payload: nfds of these, then a string table.
  * ck_rec.arg holds the number of fds. */
@@ -656,6 +660,9 @@ struct ck_inet_dgram {
 #define CK_UNIXF_CONNECTED 0x40         /* has a peer (connect, socketpair, accept) */
 #define CK_UNIXF_OUTSIDE 0x80           /* datagram connected to a socket outside the
                                            checkpoint: connected again by its name */
+#define CK_UNIXF_SCM 0x100              /* descriptors in flight in the queue: the saved
+                                           bytes are messages (struct ck_unix_msg) for a
+                                           stream too, refilled once every fd is made */
 struct ck_unix {
     struct ck_sock so;
     uint64_t ino;                       /* the socket's inode (st_ino) */
@@ -676,7 +683,9 @@ struct ck_unix {
 struct ck_unix_msg {                    /* one message in a CK_FD_UNIX receive queue */
     uint32_t len;                       /* data bytes */
     uint16_t addrlen;                   /* sender's sun_path bytes that follow (0: unnamed) */
-    uint16_t pad;
+    uint16_t nfds;                      /* descriptors in flight with it (SCM_RIGHTS): after
+                                           the data, nfds int32_t image fd numbers (a
+                                           program fd or a CK_FDF_IN_FLIGHT one) */
 };
 
 /* CK_REC_END payload. */

@@ -1589,6 +1589,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
     free(stash_fds);
     if (after_fd_kinds(c, maxfd) < 0)
         return -1;
+    /* the copies of descriptors in flight are back in their queues: the
+     * program never had them (before the locks: a close drops POSIX locks) */
+    for (uint32_t i = 0; i < im->nfds; i++)
+        if (im->fds[i].flags & CK_FDF_IN_FLIGHT)
+            close(im->fds[i].fd);
     return restore_locks(c);
 }
 

@@ -15,8 +15,12 @@
  * after every descriptor is known (finish), once per socket: a stream's
  * bytes as they are, datagram and seqpacket messages one by one with
  * their length and sender (struct ck_unix_msg). Descriptors in flight
- * (SCM_RIGHTS) refuse the checkpoint: the peek received copies of them,
- * which are closed at once.
+ * (SCM_RIGHTS): the peek receives copies of them; those the program does
+ * not hold are kept, before the descriptors are listed, at numbers above
+ * the program's (ck_unix_inflight) and captured like its own
+ * (CK_FDF_IN_FLIGHT); each message saves the image fd numbers of its
+ * descriptors, and is sent again with them by the peer once every fd is
+ * made (unix_after).
  *
  * Restore makes every Unix socket of the image at the first one's turn
  * and keeps them aside (stash) until coord reaches their numbers, in
@@ -38,6 +42,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -52,6 +57,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -290,11 +296,15 @@ static int unix_capture(struct ck_fdcap *c)
 
 static char peek_buf[64 << 10];
 static char peek_ctl[CMSG_SPACE(253 * sizeof(int)) + CMSG_SPACE(64)];
+#define MAX_RIGHTS 253                  /* SCM_MAX_FD: descriptors in one message */
+static int peek_fds[MAX_RIGHTS];
+static int peek_nfds;
 
-/* Close the descriptors a peek received; how many there were. */
-static int drop_rights(struct msghdr *mh)
+/* Keep the descriptors a peek received in peek_fds (closed by the caller
+ * with drop_rights). */
+static void take_rights(struct msghdr *mh)
 {
-    int n = 0;
+    peek_nfds = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
@@ -302,16 +312,24 @@ static int drop_rights(struct msghdr *mh)
         for (size_t j = 0; j < k; j++) {
             int fd;
             memcpy(&fd, CMSG_DATA(cm) + j * sizeof(int), sizeof fd);
-            close(fd);
-            n++;
+            if (peek_nfds < MAX_RIGHTS)
+                peek_fds[peek_nfds++] = fd;
+            else
+                close(fd);
         }
     }
-    return n;
+}
+
+static void drop_rights(void)
+{
+    for (int k = 0; k < peek_nfds; k++)
+        close(peek_fds[k]);
+    peek_nfds = 0;
 }
 
 /* Peek once at the queue of fd from the current peek offset. Returns
- * recvmsg's result (MSG_TRUNC: the message's remaining length), -2 when
- * descriptors were in flight (closed again). */
+ * recvmsg's result (MSG_TRUNC: the message's remaining length); the
+ * descriptors in flight with it are in peek_fds (copies: drop_rights). */
 static ssize_t peek_once(int fd, int trunc, struct sockaddr_un *from, socklen_t *fromlen)
 {
     struct iovec iov = {peek_buf, sizeof peek_buf};
@@ -321,12 +339,172 @@ static ssize_t peek_once(int fd, int trunc, struct sockaddr_un *from, socklen_t 
                         .msg_iovlen = 1,
                         .msg_control = peek_ctl,
                         .msg_controllen = sizeof peek_ctl};
+    peek_nfds = 0;
     ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | trunc);
-    if (n >= 0 && drop_rights(&mh) > 0)
-        return -2;
+    if (n >= 0)
+        take_rights(&mh);
     if (fromlen)
         *fromlen = mh.msg_namelen;
     return n;
+}
+
+static int same_file(int a, int b)
+{
+    pid_t pid = (pid_t)syscall(SYS_getpid);
+    return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
+}
+
+/* Walk fd's whole receive queue from the start, giving every descriptor
+ * in flight (a copy) to fn, which closes it; the program's peek offset
+ * is put back. Returns how many there were, -1 if the queue cannot be
+ * walked (errno). *empty: a datagram or seqpacket message of no bytes was
+ * seen (a peek at an offset never shows it again: the walk that saves
+ * the queue would miss it). */
+static int walk_rights(int fd, int type, void (*fn)(void *arg, int rfd), void *arg, int *empty)
+{
+    int old = -1, zero = 0, inq = 0, seen = 0;
+    socklen_t l = sizeof old;
+    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
+    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0)
+        return -1;
+    ioctl(fd, SIOCINQ, &inq);
+    size_t got = 0;
+    *empty = 0;
+    for (uint32_t msgs = 0; msgs < MAX_MSGS; msgs++) {
+        ssize_t n = peek_once(fd, type == SOCK_STREAM ? 0 : MSG_TRUNC, NULL, NULL);
+        if (n < 0)
+            break;
+        for (int k = 0; k < peek_nfds; k++)
+            fn(arg, peek_fds[k]);
+        seen += peek_nfds;
+        peek_nfds = 0;
+        got += (size_t)n;
+        /* end of file (shut for reading, or the peer closed) gives 0
+         * once the queue is walked, not EAGAIN */
+        if (n == 0 && type != SOCK_DGRAM && got >= (size_t)inq)
+            break;
+        if (n == 0)
+            *empty = 1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    return seen;
+}
+
+/* The "scm_fds:" of fd's fdinfo (descriptors in flight in its queue), or
+ * -1 if the kernel does not tell. */
+static int scm_fds(int fd)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
+    int f = open(p, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return -1;
+    ssize_t n = read(f, buf, sizeof buf - 1);
+    close(f);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    const char *at = strstr(buf, "scm_fds:");
+    return at ? atoi(at + 8) : -1;
+}
+
+static int *inflight;                   /* ck_unix_inflight's */
+static int ninflight, maxinflight, inflight_base;
+static int inflight_err;
+static const int *inflight_prog;
+static int inflight_nprog;
+
+static void keep_inflight(void *arg, int rfd)
+{
+    (void)arg;
+    for (int k = 0; k < inflight_nprog; k++)
+        if (same_file(rfd, inflight_prog[k]))
+            goto drop;
+    for (int k = 0; k < ninflight; k++)
+        if (same_file(rfd, inflight[k]))
+            goto drop;
+    if (ninflight >= maxinflight) {
+        inflight_err = E2BIG;
+        goto drop;
+    }
+    int h = fcntl(rfd, F_DUPFD_CLOEXEC, inflight_base);
+    if (h < 0)
+        inflight_err = errno;
+    else
+        inflight[ninflight++] = h;
+drop:
+    close(rfd);
+}
+
+static int unix_type(int fd)
+{
+    int dom = 0, type = 0;
+    socklen_t l = sizeof dom;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 || dom != AF_UNIX)
+        return -1;
+    l = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0)
+        return -1;
+    return type;
+}
+
+int ck_unix_inflight(const int *prog, int nprog, int *hidden, int max, char *err, size_t errlen)
+{
+    int top = 2;
+    for (int k = 0; k < nprog; k++)
+        if (prog[k] > top)
+            top = prog[k];
+    inflight = hidden;
+    ninflight = 0;
+    maxinflight = max;
+    inflight_base = top + 1;
+    inflight_err = 0;
+    inflight_prog = prog;
+    inflight_nprog = nprog;
+    /* the program's sockets, then the hidden ones found meanwhile (a
+     * socket in flight has a queue of its own) */
+    for (int k = 0; k < nprog + ninflight; k++) {
+        int fd = k < nprog ? prog[k] : hidden[k - nprog];
+        struct stat st;
+        int type;
+        int empty = 0, w;
+        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || (type = unix_type(fd)) < 0 ||
+            scm_fds(fd) == 0)
+            continue;
+        if ((w = walk_rights(fd, type, keep_inflight, NULL, &empty)) < 0) {
+            snprintf(err, errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): %s",
+                     fd, strerror(errno));
+            return -1;
+        }
+        if (empty && w > 0) {
+            snprintf(err, errlen, "fd %d: a unix %s socket with descriptors in flight "
+                     "(SCM_RIGHTS) and a message of no bytes waiting in its receive queue; ckshim "
+                     "cannot copy both (let the program receive them first)", fd,
+                     ck_sock_type_name(type));
+            return -1;
+        }
+        if (inflight_err) {
+            snprintf(err, errlen, "fd %d: cannot keep a copy of the descriptors in flight in "
+                     "its queue (SCM_RIGHTS): %s", fd, strerror(inflight_err));
+            return -1;
+        }
+    }
+    return ninflight;
+}
+
+static void drop_one(void *arg, int rfd)
+{
+    (void)arg;
+    close(rfd);
+}
+
+/* The image fd that is the open file description rfd, or -1. */
+static int image_fd_of(struct ck_fdcap_set *s, int rfd)
+{
+    for (uint32_t k = 0; k < s->n; k++)
+        if (same_file(rfd, s->fds[k].fd))
+            return s->fds[k].fd;
+    return -1;
 }
 
 /* Save fd's receive queue as the saved bytes of image fd i. Returns 0,
@@ -336,49 +514,70 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int
     int fd = s->fds[i].fd;
     int zero = 0, ret = 0;
     ssize_t n = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+    int rights = 0, empty = 0;
+    if (u->so.type == SOCK_STREAM && scm_fds(fd) != 0) /* bytes, or messages (CK_UNIXF_SCM) */
+        rights = walk_rights(fd, SOCK_STREAM, drop_one, NULL, &empty);
+    if (rights < 0 || setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
         snprintf(s->err, s->errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): "
                  "%s", fd, strerror(errno));
         return -1;
     }
-    if (u->so.type == SOCK_STREAM) {
+    if (rights > 0)
+        u->flags |= CK_UNIXF_SCM;
+    int missing = -1;
+    if (u->so.type == SOCK_STREAM && !rights) {
         int inq = 0;
         ioctl(fd, SIOCINQ, &inq);
         size_t got = 0;
         while (got < (size_t)inq && (n = peek_once(fd, 0, NULL, NULL)) > 0) {
             size_t take = (size_t)n < sizeof peek_buf ? (size_t)n : sizeof peek_buf;
+            drop_rights();
             if (s->bytes(s, i, peek_buf, take) < 0)
                 break;
             got += take;
         }
-        if (n == -2)
-            ret = -2;
-        else if (got < (size_t)inq)
+        if (got < (size_t)inq)
             ret = -1;
     } else {
         struct sockaddr_un from;
         socklen_t fl;
         int inq = 0;
         size_t got = 0;
+        int stream = u->so.type == SOCK_STREAM;
         ioctl(fd, SIOCINQ, &inq); /* seqpacket: every byte waiting */
         for (;;) {
-            n = peek_once(fd, MSG_TRUNC, &from, &fl);
+            n = peek_once(fd, stream ? 0 : MSG_TRUNC, stream ? NULL : &from, &fl);
             if (n < 0)
                 break;
+            if (stream)
+                fl = 0;
             /* a seqpacket socket shut for reading gives 0 (end of file)
-             * once its queue is walked, not EAGAIN */
-            if (n == 0 && u->so.type == SOCK_SEQPACKET && got >= (size_t)inq &&
-                (u->so.shutdown & CK_SOCK_SHUT_RD)) {
+             * once its queue is walked, not EAGAIN; a stream too */
+            if (n == 0 && u->so.type != SOCK_DGRAM && got >= (size_t)inq &&
+                (stream || (u->so.shutdown & CK_SOCK_SHUT_RD))) {
+                drop_rights();
                 errno = EAGAIN;
                 break;
             }
             if (u->ndgrams >= MAX_MSGS) {
+                drop_rights();
                 errno = E2BIG;
                 ret = -1;
                 break;
             }
             got += (size_t)n;
-            struct ck_unix_msg m = {.len = (uint32_t)n};
+            struct ck_unix_msg m = {.len = (uint32_t)n, .nfds = (uint16_t)peek_nfds};
+            int32_t nums[MAX_RIGHTS];
+            for (int k = 0; k < peek_nfds; k++)
+                if ((nums[k] = image_fd_of(s, peek_fds[k])) < 0)
+                    missing = peek_fds[k];
+            drop_rights();
+            if (missing >= 0) {
+                ret = -2;
+                break;
+            }
+            if (m.nfds)
+                u->flags |= CK_UNIXF_SCM;
             m.addrlen = fl > SUN_OFF ? (uint16_t)(fl - SUN_OFF) : 0;
             size_t take = (size_t)n < sizeof peek_buf ? (size_t)n : sizeof peek_buf;
             if (s->bytes(s, i, &m, sizeof m) < 0 || s->bytes(s, i, from.sun_path, m.addrlen) < 0 ||
@@ -389,29 +588,40 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int
             /* a message longer than the buffer: the rest, piece by piece */
             for (size_t left = (size_t)n - take; left > 0 && ret == 0;) {
                 ssize_t k = peek_once(fd, MSG_TRUNC, NULL, NULL);
+                drop_rights();
                 size_t t = k < 0 ? 0 : (size_t)k < sizeof peek_buf ? (size_t)k : sizeof peek_buf;
                 if (k < 0 || t > left || s->bytes(s, i, peek_buf, t) < 0)
-                    ret = k == -2 ? -2 : -1;
+                    ret = -1;
                 left -= t;
             }
+            if (ret == 0 && m.nfds && s->bytes(s, i, nums, m.nfds * sizeof nums[0]) < 0)
+                ret = -1;
             if (ret)
                 break;
             u->ndgrams++;
         }
-        if (ret == 0 && n == -2)
-            ret = -2;
-        else if (ret == 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        if (ret == 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             ret = -1;
     }
     int e = errno;
     setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &u->so.peek_off, sizeof u->so.peek_off);
+    /* refilled once every fd is made, by the peer (unix_after) */
+    if (ret == 0 && (u->flags & CK_UNIXF_SCM) &&
+        (!(u->flags & (CK_UNIXF_PEER_IN | CK_UNIXF_DEAD)) || s->fds[i].fd <= 2)) {
+        snprintf(s->err, s->errlen, "fd %d: a unix %s socket with descriptors in flight "
+                 "(SCM_RIGHTS) waiting in its receive queue, sent by a socket that is not its "
+                 "connected peer (in the process, or closed); ckshim can only put such messages "
+                 "back from the peer (let the program receive them first)", fd,
+                 ck_sock_type_name((int)u->so.type));
+        return -1;
+    }
     char from[40] = "";
     if (peer_fd >= 0)
         snprintf(from, sizeof from, ", sent by fd %d,", peer_fd);
     if (ret == -2)
-        snprintf(s->err, s->errlen, "fd %d: a unix %s socket with descriptors in flight "
-                 "(SCM_RIGHTS)%s waiting in its receive queue; ckshim cannot restore descriptors "
-                 "in flight (let the program receive them first)", fd,
+        snprintf(s->err, s->errlen, "fd %d: a unix %s socket with a descriptor in flight "
+                 "(SCM_RIGHTS)%s waiting in its receive queue that ckshim could not capture "
+                 "(let the program receive it first)", fd,
                  ck_sock_type_name((int)u->so.type), from);
     else if (ret)
         snprintf(s->err, s->errlen, "fd %d: cannot copy the bytes waiting in a unix %s socket: "
@@ -473,7 +683,8 @@ static int unix_finish(struct ck_fdcap_set *s)
         if (!u)
             continue;
         int fd = s->fds[i].fd;
-        u->flags &= ~(CK_UNIXF_PEER_IN | CK_UNIXF_DEAD | CK_UNIXF_QUEUED | CK_UNIXF_OUTSIDE);
+        u->flags &= ~(CK_UNIXF_PEER_IN | CK_UNIXF_DEAD | CK_UNIXF_QUEUED | CK_UNIXF_OUTSIDE |
+                      CK_UNIXF_SCM);
         u->ndgrams = 0;
         if (u->flags & CK_UNIXF_CONNECTED) {
             struct ck_unix *l;
@@ -832,7 +1043,7 @@ static void room_for(int fd, size_t len, uint32_t n)
 /* The next saved message of s at *off (a struct ck_unix_msg, the
  * sender's name, the data). Returns 1, 0 at the end, -1 if damaged. */
 static int next_msg(const struct usock *s, size_t *off, struct ck_unix_msg *m, const char **addr,
-                    const uint8_t **data)
+                    const uint8_t **data, const uint8_t **fds)
 {
     if (*off == s->len)
         return 0;
@@ -846,6 +1057,10 @@ static int next_msg(const struct usock *s, size_t *off, struct ck_unix_msg *m, c
     *off += m->addrlen;
     *data = s->data + *off;
     *off += m->len;
+    if (*off + m->nfds * sizeof(int32_t) > s->len)
+        return -1;
+    *fds = s->data + *off;
+    *off += m->nfds * sizeof(int32_t);
     return 1;
 }
 
@@ -920,9 +1135,9 @@ static int refill_msgs(struct ubuild *b, struct usock *s, struct usock *p)
     size_t off = 0;
     struct ck_unix_msg m;
     const char *addr;
-    const uint8_t *data;
+    const uint8_t *data, *fds;
     int k;
-    while ((k = next_msg(s, &off, &m, &addr, &data)) > 0) {
+    while ((k = next_msg(s, &off, &m, &addr, &data, &fds)) > 0) {
         if (!p) {
             if (send_dgram(b, s, &m, addr, data) < 0)
                 return -1;
@@ -940,11 +1155,47 @@ static int refill_msgs(struct ubuild *b, struct usock *s, struct usock *p)
     return k < 0 ? -1 : 0;
 }
 
+/* The other ends of dead connections whose queue carries descriptors in
+ * flight, kept above maxfd until unix_after has sent the messages; by
+ * image index. */
+static struct late_sender {
+    uint32_t idx;
+    int fd;
+} *late;
+static uint32_t nlate;
+
+/* A dead connection whose messages carry descriptors: a pair, the other
+ * end kept (late) to send them once every fd is made, then closed. */
+static int dead_scm(struct ubuild *b, struct usock *s)
+{
+    int sp[2];
+    struct late_sender *nl = realloc(late, (nlate + 1) * sizeof *late);
+    if (!nl || socketpair(AF_UNIX, (int)s->u->so.type | SOCK_CLOEXEC, 0, sp) < 0) {
+        rfail(b->r, "fd %d: cannot make a unix socket pair: %s", s->f->fd,
+              nl ? strerror(errno) : "out of memory");
+        return -1;
+    }
+    late = nl;
+    int fd = fcntl(sp[1], F_DUPFD_CLOEXEC, b->r->maxfd + 1);
+    close(sp[1]);
+    if (fd < 0) {
+        close(sp[0]);
+        rfail(b->r, "fd %d: cannot keep a unix socket aside: %s", s->f->fd, strerror(errno));
+        return -1;
+    }
+    late[nlate].idx = s->idx;
+    late[nlate++].fd = fd;
+    s->fd = sp[0];
+    return 0;
+}
+
 /* A connection whose peer is outside: the end of a pair whose other end
  * closed, with the waiting bytes. */
 static int make_dead(struct ubuild *b, struct usock *s)
 {
     const struct ck_unix *u = s->u;
+    if (u->flags & CK_UNIXF_SCM)
+        return dead_scm(b, s);
     uint32_t *lens = NULL, nlens = 0;
     uint8_t *data = s->data;
     size_t len = s->len;
@@ -955,10 +1206,11 @@ static int make_dead(struct ubuild *b, struct usock *s)
         size_t off = 0;
         struct ck_unix_msg m;
         const char *addr;
-        const uint8_t *d;
+        const uint8_t *d, *fds;
         int k = 0;
         len = 0;
-        while (lens && data && nlens <= u->ndgrams && (k = next_msg(s, &off, &m, &addr, &d)) > 0) {
+        while (lens && data && nlens <= u->ndgrams &&
+               (k = next_msg(s, &off, &m, &addr, &d, &fds)) > 0) {
             memcpy(data + len, d, m.len);
             len += m.len;
             lens[nlens++] = m.len;
@@ -1148,7 +1400,8 @@ static int build_all(struct ck_fdrest *r)
         struct usock *s = &b.s[k];
         if (s->u->so.type != SOCK_DGRAM || (s->u->flags & CK_UNIXF_DEAD) || s->filled)
             continue;
-        if (s->len && refill_msgs(&b, s, NULL) < 0)
+        /* with descriptors in flight: once they are made (unix_after) */
+        if (s->len && !(s->u->flags & CK_UNIXF_SCM) && refill_msgs(&b, s, NULL) < 0)
             goto out;
         s->filled = 1;
     }
@@ -1174,7 +1427,8 @@ static int build_all(struct ck_fdrest *r)
         struct usock *s = &b.s[k];
         const struct ck_unix *u = s->u;
         struct usock *p = by_ino(&b, u->peer_ino);
-        if (u->so.type == SOCK_DGRAM || !(u->flags & CK_UNIXF_PEER_IN) || !p || !s->len)
+        if (u->so.type == SOCK_DGRAM || !(u->flags & CK_UNIXF_PEER_IN) || !p || !s->len ||
+            (u->flags & CK_UNIXF_SCM))
             continue;
         room_for(p->fd, s->len, u->ndgrams);
         if (u->so.type == SOCK_SEQPACKET) {
@@ -1249,6 +1503,82 @@ static int unix_restore(struct ck_fdrest *r)
     if (fd < 0)
         rfail(r, "fd %d: the unix socket was not made", r->f->fd);
     return fd;
+}
+
+/* A queue with descriptors in flight (CK_UNIXF_SCM), once every fd of
+ * the image is in place (those in flight too, CK_FDF_IN_FLIGHT): each
+ * message sent again by the peer with its descriptors. */
+static int unix_after(struct ck_fdrest *r)
+{
+    size_t sl = 0;
+    const struct ck_unix *u = r->state_of(r, r->i, &sl);
+    if (!u || sl < sizeof *u || !(u->flags & CK_UNIXF_SCM) || (r->f->flags & CK_FDF_STD_REDIRECT))
+        return 0;
+    int peer = -1, own = 0;
+    for (uint32_t k = 0; k < nlate; k++)
+        if (late[k].idx == r->i) {
+            peer = late[k].fd; /* a dead connection's other end: closed when done */
+            late[k].fd = -1;
+            own = 1;
+        }
+    for (uint32_t k = 0; !own && k < r->im->nfds; k++) {
+        const struct ck_fd *f = &r->im->fds[k];
+        size_t pl = 0;
+        const struct ck_unix *pu = f->kind == CK_FD_UNIX && f->share_with < 0
+                                       ? r->state_of(r, k, &pl) : NULL;
+        if (pu && pl >= sizeof *pu && pu->ino == u->peer_ino)
+            peer = f->fd;
+    }
+    if (peer < 0) {
+        rfail(r, "fd %d: the peer that sends the descriptors in flight in its queue is "
+              "missing", r->f->fd);
+        return -1;
+    }
+    struct usock s = {.f = r->f, .u = u};
+    if (r->bytes(r, r->f->fd, &s.data, &s.len) < 0) {
+        rfail(r, "fd %d: cannot read the saved bytes of a unix socket", r->f->fd);
+        return -1;
+    }
+    room_for(peer, s.len, u->ndgrams);
+    size_t off = 0;
+    struct ck_unix_msg m;
+    const char *addr;
+    const uint8_t *data, *fds;
+    int k, ret = 0;
+    while (ret == 0 && (k = next_msg(&s, &off, &m, &addr, &data, &fds)) > 0) {
+        char ctl[CMSG_SPACE(MAX_RIGHTS * sizeof(int))];
+        struct iovec iov = {(void *)data, m.len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (m.nfds > MAX_RIGHTS) {
+            k = -1;
+            break;
+        }
+        if (m.nfds) {
+            memset(ctl, 0, sizeof ctl);
+            mh.msg_control = ctl;
+            mh.msg_controllen = CMSG_SPACE(m.nfds * sizeof(int));
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(m.nfds * sizeof(int));
+            memcpy(CMSG_DATA(cm), fds, m.nfds * sizeof(int));
+        }
+        ssize_t w = sendmsg(peer, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w != (ssize_t)m.len) {
+            rfail(r, "fd %d: cannot put back a %u-byte message with %u descriptors in flight "
+                  "waiting in a unix %s socket: %s", r->f->fd, m.len, m.nfds,
+                  ck_sock_type_name((int)u->so.type), w < 0 ? strerror(errno) : "short write");
+            ret = -1;
+        }
+    }
+    if (ret == 0 && k < 0) {
+        rfail(r, "fd %d: the saved messages of a unix socket are damaged", r->f->fd);
+        ret = -1;
+    }
+    free(s.data);
+    if (own)
+        close(peer);
+    return ret;
 }
 
 /* ---- check -------------------------------------------------------------- */
@@ -1491,5 +1821,6 @@ const struct ck_fdkind ck_fdkind_unix = {
     .finish = unix_finish,
     .check = unix_check,
     .restore = unix_restore,
+    .after = unix_after,
     .describe = ck_unix_describe,
 };

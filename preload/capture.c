@@ -35,6 +35,7 @@
 #include "fileid.h"
 #include "procparse.h"
 #include "shim.h"
+#include "unix.h"
 #include "xxh64.h"
 
 #define MAPS_BUF (4u << 20)
@@ -42,6 +43,9 @@
 static char *maps_buf;
 
 int shim_skip_fds[4] = {-1, -1, -1, -1};
+/* Copies of descriptors in flight kept while a checkpoint captures them */
+static int shim_inflight[SHIM_MAX_FDS];
+static int shim_ninflight;
 
 static int alloc_buffers(void)
 {
@@ -570,6 +574,11 @@ static const char *anon_kind(const char *target)
 void capture_forget(int unmap)
 {
     fdcap_forget(unmap);
+    /* the copies of descriptors in flight are closed once the checkpoint
+     * is over, failed or not (after a restore, coord closed them) */
+    for (int k = 0; unmap && k < shim_ninflight; k++)
+        close(shim_inflight[k]);
+    shim_ninflight = 0;
 }
 
 struct ck_lock shim_locks[SHIM_MAX_LOCKS];
@@ -756,6 +765,58 @@ static int check_nofile(char *err, size_t errlen)
     return -EMFILE;
 }
 
+static int is_inflight(int fd)
+{
+    for (int k = 0; k < shim_ninflight; k++)
+        if (shim_inflight[k] == fd)
+            return 1;
+    return 0;
+}
+
+/* Reading /proc/self/fd (dfd) one number at a time, without malloc. */
+struct fdlist {
+    int dfd;
+    char *buf;
+    size_t cap;
+    long n, off;
+};
+
+/* The next descriptor number listed, or -1 at the end. */
+static int fdlist_next(struct fdlist *l)
+{
+    for (;;) {
+        if (l->off >= l->n) {
+            l->n = syscall(SYS_getdents64, l->dfd, l->buf, l->cap);
+            l->off = 0;
+            if (l->n <= 0)
+                return -1;
+        }
+        struct dirent64 *d = (struct dirent64 *)(l->buf + l->off);
+        l->off += d->d_reclen;
+        if (d->d_name[0] >= '0' && d->d_name[0] <= '9')
+            return atoi(d->d_name);
+    }
+}
+
+/* Copies of the descriptors in flight in the program's unix sockets that
+ * the program does not hold itself (fds/unix.c), at numbers above its
+ * own: the listing that follows captures them too (CK_FDF_IN_FLIGHT). */
+static int keep_inflight(int dfd, char *dbuf, size_t dlen, char *err, size_t errlen)
+{
+    static int prog[SHIM_MAX_FDS];
+    int nprog = 0;
+    struct fdlist l = {.dfd = dfd, .buf = dbuf, .cap = dlen};
+    for (int fd; (fd = fdlist_next(&l)) >= 0;)
+        if (fd != dfd && !fd_is_skipped(fd) && nprog < SHIM_MAX_FDS)
+            prog[nprog++] = fd;
+    lseek(dfd, 0, SEEK_SET);
+    int r = ck_unix_inflight(prog, nprog, shim_inflight, SHIM_MAX_FDS - nprog, err, errlen);
+    if (r < 0)
+        return -ENOTSUP;
+    shim_ninflight = r;
+    return 0;
+}
+
 static int capture_fds(char *err, size_t errlen)
 {
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -786,85 +847,84 @@ static int capture_fds(char *err, size_t errlen)
         ret = -ENOTSUP;
         goto out;
     }
-    for (;;) {
-        long n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf);
-        if (n <= 0)
-            break;
-        for (long off = 0; off < n;) {
-            struct dirent64 *d = (struct dirent64 *)(dbuf + off);
-            off += d->d_reclen;
-            if (d->d_name[0] < '0' || d->d_name[0] > '9')
-                continue;
-            int fd = atoi(d->d_name);
-            if (fd == dfd || fd_is_skipped(fd))
-                continue;
-            if (g_shim.nfds >= SHIM_MAX_FDS) {
-                snprintf(err, errlen, "more than %d open descriptors", SHIM_MAX_FDS);
-                ret = -E2BIG;
-                goto out;
-            }
-            struct ck_fd *f = &g_shim.fds[g_shim.nfds];
-            memset(f, 0, sizeof *f);
-            f->fd = fd;
-            f->share_with = -1;
-            char lp[64], target[CK_PATH_MAX];
-            snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
-            ssize_t l = readlink(lp, target, sizeof target - 1);
-            if (l < 0)
-                continue; /* closed meanwhile */
-            target[l] = 0;
-            struct stat st;
-            if (fstat(fd, &st) < 0)
-                continue;
-            snprintf(lp, sizeof lp, "/proc/self/fdinfo/%d", fd);
-            int il = shim_read_file(lp, info, sizeof info);
-            struct ck_fdinfo fi;
-            memset(&fi, 0, sizeof fi);
-            if (il > 0)
-                ck_parse_fdinfo(info, (size_t)il, &fi);
-            f->oflags = fi.flags;
-            f->pos = fi.pos;
-            int fl = fcntl(fd, F_GETFD);
-            f->fdflags = fl > 0 ? (uint32_t)fl : 0;
-            f->mode = st.st_mode;
-            f->dev = st.st_dev;
-            f->ino = st.st_ino;
-            f->size = (uint64_t)st.st_size;
-            f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-            ts_to_ns(&st.st_ctim, &f->ctime_ns);
-            const char *path = target;
-            int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
-            if (mine < 0) {
-                ret = mine;
-                goto out;
-            }
-            if (mine > 0) {
-                /* a kind of fds/ took it (fds/socket.c refuses every socket
-                 * the others do not take) */
-            } else {
-                const char *k = anon_kind(target);
-                snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,
-                         k ? k : "an unsupported kind of file", target);
-                ret = -ENOTSUP;
-                goto out;
-            }
-            f->path_off = strtab_add(path, &f->path_len) - g_shim.regions_strtab_len;
-            /* Descriptors sharing one open file description (dup, fork). */
-            for (uint32_t k = 0; k < g_shim.nfds; k++) {
-                struct ck_fd *o = &g_shim.fds[k];
-                if (o->ino == f->ino && o->dev == f->dev && o->share_with < 0 &&
-                    syscall(SYS_kcmp, pid, pid, KCMP_FILE, o->fd, fd) == 0) {
-                    f->share_with = o->fd;
-                    break;
-                }
-            }
-            if (f->share_with < 0 && il > 0 &&
-                (ret = capture_locks(f, info, target, err, errlen)) < 0)
-                goto out;
-            if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
-                goto out;
-            g_shim.nfds++;
+    if ((ret = keep_inflight(dfd, dbuf, sizeof dbuf, err, errlen)) < 0)
+        goto out;
+    struct fdlist dl = {.dfd = dfd, .buf = dbuf, .cap = sizeof dbuf};
+    for (int fd; (fd = fdlist_next(&dl)) >= 0;) {
+        if (fd == dfd || fd_is_skipped(fd))
+            continue;
+        if (g_shim.nfds >= SHIM_MAX_FDS) {
+            snprintf(err, errlen, "more than %d open descriptors", SHIM_MAX_FDS);
+            ret = -E2BIG;
+            goto out;
         }
+        struct ck_fd *f = &g_shim.fds[g_shim.nfds];
+        memset(f, 0, sizeof *f);
+        f->fd = fd;
+        f->share_with = -1;
+        char lp[64], target[CK_PATH_MAX];
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+        ssize_t l = readlink(lp, target, sizeof target - 1);
+        if (l < 0)
+            continue; /* closed meanwhile */
+        target[l] = 0;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            continue;
+        snprintf(lp, sizeof lp, "/proc/self/fdinfo/%d", fd);
+        int il = shim_read_file(lp, info, sizeof info);
+        struct ck_fdinfo fi;
+        memset(&fi, 0, sizeof fi);
+        if (il > 0)
+            ck_parse_fdinfo(info, (size_t)il, &fi);
+        f->oflags = fi.flags;
+        f->pos = fi.pos;
+        int fl = fcntl(fd, F_GETFD);
+        f->fdflags = fl > 0 ? (uint32_t)fl : 0;
+        f->mode = st.st_mode;
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->size = (uint64_t)st.st_size;
+        f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+        ts_to_ns(&st.st_ctim, &f->ctime_ns);
+        const char *path = target;
+        int hidden = is_inflight(fd);
+        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
+        if (mine == 0) {
+            const char *k = anon_kind(target);
+            snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,
+                     k ? k : "an unsupported kind of file", target);
+            mine = -ENOTSUP;
+        }
+        if (mine < 0) {
+            if (hidden) {
+                /* not the program's number: say where it is */
+                char why[400];
+                snprintf(why, sizeof why, "%s", err);
+                snprintf(err, errlen, "a descriptor in flight (SCM_RIGHTS) in a unix "
+                         "socket's queue, kept as fd %d to capture it: %s", fd, why);
+            }
+            ret = mine;
+            goto out;
+        }
+        if (hidden)
+            f->flags |= CK_FDF_IN_FLIGHT;
+        f->path_off = strtab_add(path, &f->path_len) - g_shim.regions_strtab_len;
+        /* Descriptors sharing one open file description (dup, fork). */
+        for (uint32_t k = 0; k < g_shim.nfds; k++) {
+            struct ck_fd *o = &g_shim.fds[k];
+            if (o->ino == f->ino && o->dev == f->dev && o->share_with < 0 &&
+                syscall(SYS_kcmp, pid, pid, KCMP_FILE, o->fd, fd) == 0) {
+                f->share_with = o->fd;
+                break;
+            }
+        }
+        if (f->share_with < 0 && il > 0 && !hidden &&
+            (ret = capture_locks(f, info, target, err, errlen)) < 0)
+            goto out;
+        if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
+            goto out;
+        g_shim.nfds++;
     }
     if ((ret = check_nofile(err, errlen)) < 0)
         goto out;

@@ -83,11 +83,13 @@ TWICE+=" raw_thread pty_ctty "
 TWICE+=" unreadable_map "
 # Checkpointed once without --kill first (see checkpoint_restore).
 LIVE=" pty_queued "
+LIVE+=" unix_scm "
 TWICE+=" timerfd signalfd inotify "
 TWICE+=" unix_pairs unix_listen unix_outside unix_removed "
 TWICE+=" hooks "
 TWICE+=" inet_listen inet_pair inet_udp inet_opts inet_outside "
 TWICE+=" tree_pipes tree_shm "
+TWICE+=" unix_scm "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
