@@ -442,6 +442,29 @@ static pid_t fork_child(int new_session)
     return p;
 }
 
+/* The program is its process group (it leads a session of its own, and a
+ * tree checkpoint takes only processes of the root's group): SIGKILL to
+ * all of it, not only to its root, so no worker of a tree outlives it. */
+static void kill_program(pid_t prog)
+{
+    if (prog > 0 && kill(-prog, SIGKILL) < 0)
+        kill(prog, SIGKILL);
+}
+
+/* Before a restore: wait (up to 10 s) until no process of the old
+ * program's group is left, so a tree's workers never run twice. */
+static int group_gone(pid_t prog)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (kill(-prog, 0) < 0 && errno == ESRCH)
+            return 1;
+        kill(-prog, SIGKILL);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 /* Run fn(argc, argv) in a helper child. Returns 0 or -1. */
 static int fork_helper(struct sv *s, int (*fn)(int, char **), int argc, char **argv)
 {
@@ -571,7 +594,7 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
         if (poll(&pf, 1, RESTORE_REPORT_MS) <= 0) {
             ck_msg("run: the restore of %s did not report within %d s", img,
                    RESTORE_REPORT_MS / 1000);
-            kill(p, SIGKILL);
+            kill_program(p);
             break;
         }
         ssize_t r = read(sp[0], buf + got, sizeof buf - 1 - got);
@@ -702,7 +725,7 @@ static int stop_with_checkpoint(struct sv *s)
         while (!s->prog_done && now_ms() < until)
             wait_event(s, until);
         if (!s->prog_done) {
-            kill(s->prog, SIGKILL);
+            kill_program(s->prog);
             while (!s->prog_done)
                 wait_event(s, -1);
         }
@@ -712,7 +735,7 @@ static int stop_with_checkpoint(struct sv *s)
         return finish(s, "stopped", s->ckpt_exit >= 0 ? s->ckpt_exit : 0);
     }
     if (!s->prog_done) {
-        kill(s->prog, SIGKILL);
+        kill_program(s->prog);
         while (!s->prog_done)
             wait_event(s, -1);
     }
@@ -923,6 +946,11 @@ int ck_supervise(int argc, char **argv)
                        how, s.max_restores, s.window_ms / 1000, s.max_restores,
                        s.window_ms / 1000, s.seq, s.dir);
                 return finish(&s, "gave up", CK_EXIT_FAIL);
+            }
+            if (!group_gone(s.prog)) {
+                ck_msg("run: processes of the program's group %d are still there 10 s after "
+                       "it ended; not restoring a second copy beside them", (int)s.prog);
+                return finish(&s, "failed", CK_EXIT_FAIL);
             }
             int again = may_restore_again(&s);
             ck_msg("run: the program %s; restoring it from ckpt-%06llu.img (restore %d of at "
