@@ -2507,6 +2507,10 @@ static void tree_become(int i, const char *restorer)
 {
     struct rctx *m = &g_tree.m[i];
     g_tree.map[2 * i + 1] = (int32_t)getpid();
+    /* children must stay for their parent to wait for: coord may have been
+     * started with SIGCHLD ignored (then they would vanish at exit); the
+     * program's own disposition is put back by the shim after restore */
+    signal(SIGCHLD, SIG_DFL);
     for (int j = i + 1; j < g_tree.n; j++) {
         if (g_tree.e[j].parent != i)
             continue;
@@ -2518,6 +2522,14 @@ static void tree_become(int i, const char *restorer)
             pid_t z = fork();
             if (z == 0) {
                 int st = (int)g_tree.e[j].length;
+                int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+                /* only a signal whose default action ends the process (an
+                 * image's stop or ignored signal would leave a stopped or
+                 * living child) */
+                if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ||
+                    sig == SIGCONT || sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH ||
+                    sig > 64 || sig < 0)
+                    _exit(1);
                 if (WIFSIGNALED(st)) {
                     struct rlimit no = {0, 0};
                     setrlimit(RLIMIT_CORE, &no);
