@@ -8,9 +8,11 @@
 #   the loops keep running;
 # - an asyncio Unix-socket server and client in one process exchanging
 #   messages: they go on exchanging after the restore;
-# - a message in flight with descriptors in it (SCM_RIGHTS): the
-#   checkpoint is refused naming the fd, the program goes on and has no
-#   descriptor more than before;
+# - a message in flight with descriptors in it (SCM_RIGHTS): a checkpoint
+#   without --kill leaves the program with no descriptor more than before;
+#   one that cannot be put back (sent to a named datagram socket by a
+#   socket that is not its peer) is refused naming the fd, the program
+#   goes on, with no descriptor more either;
 # - a netlink socket: refused, named;
 # - the checkpoint names connections to outside the program (unix_outside);
 # - a program whose stdout and stderr are a Unix socket to a process
@@ -135,7 +137,8 @@ asyncio.run(main())
 EOF
 survives asyncio_unix_server aserve '^echo'
 
-# ---- descriptors in flight: refused, nothing leaked -------------------------
+# ---- descriptors in flight: kept, nothing leaked; refused when they -------
+# ---- cannot be put back, nothing leaked either ----------------------------
 cat >"$T/rights.py" <<'EOF'
 import socket, time, os
 a, b = socket.socketpair()
@@ -145,14 +148,43 @@ os.close(f)
 EOF
 printf '%s\n' "print('READY fd', b.fileno(), flush=True)" "$PY_TICKS" >>"$T/rights.py"
 start_py_app rights "$T/rights.py"
-fd=$(awk '/READY fd/ {print $3; exit}' "$T/rights.log")
-refused_alive scm_rights_refused rights "fd $fd: .*descriptors in flight \(SCM_RIGHTS\)"
 # (the shim keeps a pipe of its own from the first checkpoint on: count
 # from there)
+"$C" checkpoint "$pid" -o "$T/rights0.img" >/dev/null 2>&1
 n1=$(ls /proc/"$pid"/fd | wc -l)
-"$C" checkpoint "$pid" -o "$T/rights.img" >/dev/null 2>&1
+"$C" checkpoint "$pid" -o "$T/rights.img" >"$T/err" 2>&1
+rc=$?
 n2=$(ls /proc/"$pid"/fd | wc -l)
-[ "$n1" = "$n2" ] && pass scm_rights_no_leak || fail scm_rights_no_leak "fds $n1 -> $n2"
+if [ $rc -eq 0 ] && [ "$n1" = "$n2" ] && alive "$pid"; then
+    pass scm_rights_no_leak
+else
+    fail scm_rights_no_leak "rc=$rc, fds $n1 -> $n2: $(tail -n 1 "$T/err")"
+fi
+kill -9 "$pid"
+
+# a datagram socket that anyone may send to: its messages cannot be sent
+# again by the same sender
+cat >"$T/rights2.py" <<'EOF'
+import socket, time, os, tempfile, array
+d = tempfile.mkdtemp()
+b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+b.bind(d + "/s")
+a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+f = os.open("/dev/null", os.O_RDONLY)
+a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [f]))], 0,
+          d + "/s")
+os.close(f)
+EOF
+printf '%s\n' "print('READY fd', b.fileno(), flush=True)" "$PY_TICKS" >>"$T/rights2.py"
+start_py_app rights2 "$T/rights2.py"
+fd=$(awk '/READY fd/ {print $3; exit}' "$T/rights2.log")
+"$C" checkpoint "$pid" -o "$T/rights2-0.img" >/dev/null 2>&1
+n1=$(ls /proc/"$pid"/fd | wc -l)
+refused_alive scm_rights_refused rights2 \
+    "fd $fd: .*descriptors in flight \(SCM_RIGHTS\).*not its connected peer"
+n2=$(ls /proc/"$pid"/fd | wc -l)
+[ "$n1" = "$n2" ] && pass scm_rights_refused_no_leak ||
+    fail scm_rights_refused_no_leak "fds $n1 -> $n2"
 kill -9 "$pid"
 
 # ---- a netlink socket: refused by name --------------------------------------
