@@ -160,6 +160,26 @@ assert d["tree"]["processes"] == 4 and len(d["images"]) == 4' && pass tree_inspe
         fail tree_inspect_json "not one JSON document with 4 images"
 fi
 
+# A file lock in a tree of several processes: not restored yet (who waits
+# for it, and with which pid, is not carried over): refused naming the
+# process and the descriptor, every process goes on.
+cat >"$T/lock.py" <<'EOF'
+import fcntl, os, time
+f = open("locked.dat", "w")
+fcntl.lockf(f, fcntl.LOCK_EX)
+k = os.fork()
+if k == 0:
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/lock.py"
+start_py_app treelock "$T/lock.py" || fail treelock_ready "no READY"
+kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+PIDS+=("$kid")
+refused_alive tree_refuses_file_lock treelock "process $pid holds a file lock [(]fd [0-9]+[)]"
+alive "$kid" && pass tree_refused_lock_child_runs || fail tree_refused_lock_child_runs "the child $kid stopped"
+
 # A child in a process group of its own: process groups are not restored
 # yet, so the tree is refused naming it, and every process goes on.
 cat >"$T/pgrp.py" <<'EOF'
