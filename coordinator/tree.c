@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "fileid.h"
 #include "tree.h"
 #include "xxh64.h"
 
@@ -57,16 +58,20 @@ static int add_children(struct ck_tree *t, int parent)
     return 0;
 }
 
+/* /proc/PID/stat into st (NUL-terminated, empty if unreadable). */
+static void proc_stat(int pid, char *st, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    if (ck_read_file(path, st, cap) < 0)
+        st[0] = 0;
+}
+
 /* A zombie's wait status: field 52 of /proc/PID/stat (exit_code), or -1. */
 static int zombie_status(int pid)
 {
-    char path[64], st[2048];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    size_t n = f ? fread(st, 1, sizeof st - 1, f) : 0;
-    if (f)
-        fclose(f);
-    st[n] = 0;
+    char st[2048];
+    proc_stat(pid, st, sizeof st);
     char *p = strrchr(st, ')');
     if (!p || p[1] != ' ' || p[2] != 'Z')
         return -1;
@@ -114,12 +119,7 @@ void ck_tree_describe(int pid, char *out, size_t len)
     if (n == 0) {
         /* Zombies have no command line: the name from stat. */
         char st[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        f = fopen(path, "re");
-        size_t sn = f ? fread(st, 1, sizeof st - 1, f) : 0;
-        if (f)
-            fclose(f);
-        st[sn] = 0;
+        proc_stat(pid, st, sizeof st);
         char *lp = strchr(st, '('), *rp = strrchr(st, ')');
         if (lp && rp && rp > lp)
             snprintf(cmd, sizeof cmd, "%.*s", (int)(rp - lp - 1), lp + 1);
@@ -144,14 +144,9 @@ static int under_shim(int pid)
 /* Process group and session of pid (/proc/PID/stat), 0 if unknown. */
 static void pgrp_sid(int pid, long *pgrp, long *sid)
 {
-    char path[64], st[1024];
+    char st[1024];
     *pgrp = *sid = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    size_t n = f ? fread(st, 1, sizeof st - 1, f) : 0;
-    if (f)
-        fclose(f);
-    st[n] = 0;
+    proc_stat(pid, st, sizeof st);
     char *rp = strrchr(st, ')');
     if (rp)
         sscanf(rp + 1, " %*c %*d %ld %ld", pgrp, sid);
