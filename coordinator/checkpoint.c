@@ -380,6 +380,40 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
  * parked (a child forked or ended): nothing was taken; try again. */
 #define TREE_CHANGED 100
 
+/* The first child of pid, or -1. */
+static int first_child(int pid)
+{
+    char path[96], list[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+    if (ck_read_file(path, list, sizeof list) < 0)
+        return -1;
+    return atoi(list) > 0 ? atoi(list) : -1;
+}
+
+/* 1 if /proc/PID/comm is name. */
+static int comm_is(int pid, const char *name)
+{
+    char path[64], comm[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    if (ck_read_file(path, comm, sizeof comm) < 0)
+        return 0;
+    comm[strcspn(comm, "\n")] = 0;
+    return !strcmp(comm, name);
+}
+
+/* pid is the init of a coord --pidns namespace (pidns.c names it
+ * ckshim-init) or the coord outside whose child that is: the program it
+ * runs (init's first child), else -1. */
+static int pidns_program(int pid)
+{
+    if (!comm_is(pid, "ckshim-init")) {
+        pid = first_child(pid);
+        if (pid < 0 || !comm_is(pid, "ckshim-init"))
+            return -1;
+    }
+    return first_child(pid);
+}
+
 /* Is the tree below t's root still t (the same pids)? Once every process
  * is parked none can fork: a tree that is the same then is complete. */
 static int tree_same(const struct ck_tree *t)
@@ -596,7 +630,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         goto out;
     for (int i = 0; i < n; i++)
         if (t->m[i].zombie)
-            ents[i].vpid = zombie_vpid(t, reps, t->m[i].pid);
+            ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
+                                                        : zombie_vpid(t, reps, t->m[i].pid);
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -878,6 +913,13 @@ int cmd_checkpoint(int argc, char **argv)
     /* Its descendants: every one must be able to be part of the image
      * (docs/DESIGN.md, "Process trees"); name those that cannot before
      * any shim is asked anything. */
+    int prog = pidns_program(pid);
+    if (prog > 0) {
+        ck_msg("checkpoint %d: PID %d is coord's side of a program run with --pidns (coord "
+               "outside, or the namespace's init); checkpoint the program itself: pid %d",
+               pid, pid, prog);
+        return CK_EXIT_FAIL;
+    }
     static struct ck_tree tree;
     r = ck_tree_discover(pid, &tree);
     if (r < 0) {
@@ -912,6 +954,10 @@ int cmd_checkpoint(int argc, char **argv)
             return CK_EXIT_FAIL;
         }
     }
+
+    /* A process in a pid namespace other than ours (coord run --pidns):
+     * the image says so, and it is restored in a new one with its pids. */
+    uint32_t pidns = ck_pidns_of(pid) != ck_pidns_of(0) ? CK_CKPT_PIDNS : 0;
 
     /* Its control socket. */
     char sock[PATH_MAX];
@@ -990,7 +1036,7 @@ int cmd_checkpoint(int argc, char **argv)
         }
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
-        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
+        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
         /* A tree that changes before all its processes are parked (a
@@ -1037,7 +1083,8 @@ int cmd_checkpoint(int argc, char **argv)
     /* Ask. */
     req.magic = CK_CTL_MAGIC;
     req.op = CK_OP_CHECKPOINT;
-    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
+    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP |
+                pidns;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
     if (have_key) {
