@@ -24,7 +24,7 @@
 #define NPROC 4 /* root, child A, child B, grandchild G (A's) */
 
 struct rec {
-    int pid, ppid, tid, self, ready;
+    int pid, ppid, tid, self, ready, checked;
     char comm[16];
 };
 static struct rec *tab;
@@ -115,12 +115,23 @@ static const char *check_ids(char *why, size_t len)
     return why;
 }
 
+/* Every process has looked at every other's /proc entries (none may end
+ * before: its entry would be gone). */
+static void all_checked(void)
+{
+    __atomic_store_n(&tab[me].checked, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < NPROC; i++)
+        for (int k = 0; k < 5000 && !__atomic_load_n(&tab[i].checked, __ATOMIC_SEQ_CST); k++)
+            usleep(1000);
+}
+
 /* A child's life after setup: wait for go, check, end 0 or 1. */
 static void child_after(int kid)
 {
     test_wait_go();
     char why[400];
     check_ids(why, sizeof why);
+    all_checked();
     if (why[0]) {
         test_msg("%s", why);
         _exit(1);
@@ -174,7 +185,9 @@ int main(void)
     test_ready();
     test_wait_go();
     char why[400];
-    if (check_ids(why, sizeof why)[0])
+    check_ids(why, sizeof why);
+    all_checked();
+    if (why[0])
         fail("%s", why);
     pid_t kids[2] = {tab[1].pid, tab[2].pid};
     for (int k = 0; k < 2; k++) {
