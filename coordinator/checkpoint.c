@@ -380,40 +380,6 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
  * parked (a child forked or ended): nothing was taken; try again. */
 #define TREE_CHANGED 100
 
-/* The first child of pid, or -1. */
-static int first_child(int pid)
-{
-    char path[96], list[256];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
-    if (ck_read_file(path, list, sizeof list) < 0)
-        return -1;
-    return atoi(list) > 0 ? atoi(list) : -1;
-}
-
-/* 1 if /proc/PID/comm is name. */
-static int comm_is(int pid, const char *name)
-{
-    char path[64], comm[64];
-    snprintf(path, sizeof path, "/proc/%d/comm", pid);
-    if (ck_read_file(path, comm, sizeof comm) < 0)
-        return 0;
-    comm[strcspn(comm, "\n")] = 0;
-    return !strcmp(comm, name);
-}
-
-/* pid is the init of a coord --pidns namespace (pidns.c names it
- * ckshim-init) or the coord outside whose child that is: the program it
- * runs (init's first child), else -1. */
-static int pidns_program(int pid)
-{
-    if (!comm_is(pid, "ckshim-init")) {
-        pid = first_child(pid);
-        if (pid < 0 || !comm_is(pid, "ckshim-init"))
-            return -1;
-    }
-    return first_child(pid);
-}
-
 /* Is the tree below t's root still t (the same pids)? Once every process
  * is parked none can fork: a tree that is the same then is complete. */
 static int tree_same(const struct ck_tree *t)
@@ -913,7 +879,7 @@ int cmd_checkpoint(int argc, char **argv)
     /* Its descendants: every one must be able to be part of the image
      * (docs/DESIGN.md, "Process trees"); name those that cannot before
      * any shim is asked anything. */
-    int prog = pidns_program(pid);
+    int prog = ck_pidns_program(pid);
     if (prog > 0) {
         ck_msg("checkpoint %d: PID %d is coord's side of a program run with --pidns (coord "
                "outside, or the namespace's init); checkpoint the program itself: pid %d",

@@ -93,6 +93,11 @@ void ck_pidns_init(pid_t main_pid) __attribute__((noreturn));
  * by a signal: coord kills itself with it), CK_EXIT_FAIL if it never ran. */
 int ck_pidns_wait(pid_t init, int status_rd);
 
+/* pid is the init of a coord --pidns namespace (named ckshim-init) or the
+ * coord outside whose child that is: the program it runs (init's first
+ * child), else -1. */
+int ck_pidns_program(int pid);
+
 /* The pid (seen here) of the process that is inner in the pid namespace
  * ns (ck_pidns_of), or -1. */
 int ck_pidns_find(uint64_t ns, int inner);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "fileid.h"
 
 #ifndef CLONE_NEWPID
 #define CLONE_NEWPID 0x20000000
@@ -314,4 +315,35 @@ int ck_pidns_find(uint64_t ns, int inner)
     }
     closedir(d);
     return found;
+}
+
+/* The first child of pid, or -1. */
+static int first_child(int pid)
+{
+    char path[96], list[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+    if (ck_read_file(path, list, sizeof list) < 0)
+        return -1;
+    return atoi(list) > 0 ? atoi(list) : -1;
+}
+
+/* 1 if /proc/PID/comm is name. */
+static int comm_is(int pid, const char *name)
+{
+    char path[64], comm[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    if (ck_read_file(path, comm, sizeof comm) < 0)
+        return 0;
+    comm[strcspn(comm, "\n")] = 0;
+    return !strcmp(comm, name);
+}
+
+int ck_pidns_program(int pid)
+{
+    if (!comm_is(pid, "ckshim-init")) {
+        pid = first_child(pid);
+        if (pid < 0 || !comm_is(pid, "ckshim-init"))
+            return -1;
+    }
+    return first_child(pid);
 }
