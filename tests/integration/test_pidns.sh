@@ -14,8 +14,9 @@
 # pointed to the program, one process restored (--detach prints its pid
 # here, coord list shows it, a signal from outside reaches it), in the
 # foreground (coord ends as the program does), checkpointed and restored
-# again, and an image taken without a namespace restored into one with
-# --pidns. Prints one "PASS name" / "FAIL name: why" line per check.
+# again, an image taken without a namespace restored into one with
+# --pidns, the supervisor with --pidns, a zombie restored with its pid.
+# Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
 B=${1:-build}
@@ -233,3 +234,39 @@ else
 fi
 kill -TERM "$spid"
 wait_for 20 gone "$spid" || fail pidns_supervisor_stops "still running"
+
+# A zombie (a child that exited, not yet waited for) comes back with its
+# pid in the namespace: waitpid by that pid gets its status.
+cat >"$T/zombie.py" <<'EOF2'
+import os, time
+k = os.fork()
+if k == 0:
+    os._exit(3)
+time.sleep(0.3)
+print("CHILD", k, flush=True)
+print("READY", flush=True)
+while not os.path.exists("reap"):
+    time.sleep(0.05)
+p, st = os.waitpid(k, 0)
+print("REAPED", p, os.WEXITSTATUS(st), flush=True)
+EOF2
+(cd "$T" && exec env CKSHIM_APP_ID=pidns-zombie "$C" run --pidns -- python3 "$T/zombie.py" \
+    >"$T/zombie.log" 2>&1) &
+cpid=$!
+disown "$cpid" 2>/dev/null
+PIDS+=("$cpid")
+wait_for 10 grep -q READY "$T/zombie.log"
+prog=$(children "$(children "$cpid" | tr -d ' ')" | awk '{print $1}')
+"$C" checkpoint "$prog" -o "$T/zombie.img" --kill >"$T/out" 2>"$T/err"
+rc=$?
+wait_for 10 gone "$cpid"
+np=$(cd / && timeout 30 "$C" restore --detach "$T/zombie.img" 2>"$T/err")
+PIDS+=("$np")
+touch "$T/reap"
+wait_for 10 grep -q REAPED "$T/zombie.log"
+read -r _ kid < <(grep CHILD "$T/zombie.log")
+if [ $rc -eq 0 ] && [ -n "$np" ] && grep -q "REAPED $kid 3" "$T/zombie.log"; then
+    pass pidns_zombie_reaped_by_pid
+else
+    fail pidns_zombie_reaped_by_pid "rc=$rc np='$np': $(tail -n 2 "$T/zombie.log")"
+fi
