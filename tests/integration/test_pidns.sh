@@ -270,3 +270,54 @@ if [ $rc -eq 0 ] && [ -n "$np" ] && grep -q "REAPED $kid 3" "$T/zombie.log"; the
 else
     fail pidns_zombie_reaped_by_pid "rc=$rc np='$np': $(tail -n 2 "$T/zombie.log")"
 fi
+
+# File locks in a tree (refused in the default mode): an flock the parent
+# took before the fork (held by both through one open file description)
+# and a POSIX lock of the child; after restore F_GETLK names the child by
+# its pid and the flock is still held.
+cat >"$T/locks.py" <<'EOF2'
+import fcntl, os, struct, time
+fd = os.open("lockfile", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+k = os.fork()
+if k == 0:
+    f2 = os.open("lockfile", os.O_RDWR)
+    fcntl.lockf(f2, fcntl.LOCK_EX, 1, 10)
+    while True:
+        time.sleep(0.1)
+time.sleep(0.5)
+print("READY", k, flush=True)
+while not os.path.exists("golocks"):
+    time.sleep(0.05)
+r = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 10, 1, 0))
+owner = struct.unpack("hhqqi", r)[4]
+f3 = os.open("lockfile", os.O_RDWR)
+try:
+    fcntl.flock(f3, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    held = 0
+except BlockingIOError:
+    held = 1
+print("LOCKS", owner, k, held, flush=True)
+os.kill(k, 9)
+os.waitpid(k, 0)
+EOF2
+(cd "$T" && exec env CKSHIM_APP_ID=pidns-locks "$C" run --pidns -- python3 "$T/locks.py" \
+    >"$T/locks.log" 2>&1) &
+cpid=$!
+disown "$cpid" 2>/dev/null
+PIDS+=("$cpid")
+wait_for 10 grep -q READY "$T/locks.log"
+prog=$(children "$(children "$cpid" | tr -d ' ')" | awk '{print $1}')
+"$C" checkpoint "$prog" -o "$T/locks.img" --kill >"$T/out" 2>"$T/err"
+rc=$?
+wait_for 10 gone "$cpid"
+np=$(cd / && timeout 30 "$C" restore --detach "$T/locks.img" 2>>"$T/err")
+PIDS+=("$np")
+touch "$T/golocks"
+wait_for 10 grep -q LOCKS "$T/locks.log"
+read -r _ kid < <(grep READY "$T/locks.log")
+if [ $rc -eq 0 ] && [ -n "$np" ] && grep -q "LOCKS $kid $kid 1" "$T/locks.log"; then
+    pass pidns_tree_file_locks
+else
+    fail pidns_tree_file_locks "rc=$rc np='$np': $(tail -n 1 "$T/locks.log")"
+fi
