@@ -12,6 +12,7 @@
  * through a pipe. Inside such a namespace (we hold every capability of the
  * user namespace until the program runs), clone3 with set_tid gives each
  * restored process the pid it had (docs/DESIGN.md, "PID namespaces"). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,7 +26,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -151,7 +151,8 @@ pid_t ck_pidns_start(const char *cmd, int detach, int *status_rd)
         if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
             ck_msg("%s: --pidns: cannot mount /proc for the new pid namespace: %s (/proc must "
                    "be mountable by an ordinary user in a user namespace: not in a container "
-                   "that hides parts of it)", cmd, strerror(errno));
+                   "that hides parts of it)",
+                   cmd, strerror(errno));
             _exit(1);
         }
         prctl(PR_SET_NAME, "ckshim-init");
@@ -210,8 +211,8 @@ int ck_pidns_set_last(int pid)
  * the terminal's, which reach the program too, being in its group). */
 static int forwarded(int sig)
 {
-    return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT ||
-           sig == SIGUSR1 || sig == SIGUSR2;
+    return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGUSR1 ||
+           sig == SIGUSR2;
 }
 
 void ck_pidns_init(pid_t main_pid)

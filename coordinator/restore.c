@@ -991,7 +991,6 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
     return -1;
 }
 
-/* Build the plan in a memfd. Returns its fd or -1. */
 /* A thread's tid, given back in a pid namespace of the program's own
  * unless a process of the restore has it as its pid, or a thread of
  * another process as its tid (only in an image taken outside a pid
@@ -1016,6 +1015,7 @@ static int32_t plan_tid(const struct rctx *c, uint32_t tid)
     return (int32_t)tid;
 }
 
+/* Build the plan in a memfd. Returns its fd or -1. */
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
     struct ck_image *im = &c->img;
@@ -1147,8 +1147,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->pidns = (uint32_t)g_pidns;
     for (uint32_t i = 0; i < im->nthreads; i++) {
         pt[i].flags = im->threads[i].flags;
-        pt[i].tid = g_pidns && !(im->threads[i].flags & CK_TF_MAIN) ? plan_tid(c, im->threads[i].tid)
-                                                                   : 0;
+        if (g_pidns && !(im->threads[i].flags & CK_TF_MAIN))
+            pt[i].tid = plan_tid(c, im->threads[i].tid);
         pt[i].fsbase = im->threads[i].fsbase;
         pt[i].clear_tid_addr = im->threads[i].clear_tid_addr;
         pt[i].ctx = im->threads[i].ctx;

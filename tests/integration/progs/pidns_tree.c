@@ -108,9 +108,9 @@ static const char *check_ids(char *why, size_t len)
         if (!lp || !rp || pid != tab[i].pid || ppid != tab[i].ppid ||
             (size_t)(rp - lp - 1) != strlen(tab[i].comm) ||
             strncmp(lp + 1, tab[i].comm, (size_t)(rp - lp - 1)))
-            snprintf(why, len, "%s: %s says pid %d ppid %d name %.*s, expected %d %d %s",
-                     r->comm, path, pid, ppid, lp && rp ? (int)(rp - lp - 1) : 1,
-                     lp && rp ? lp + 1 : "?", tab[i].pid, tab[i].ppid, tab[i].comm);
+            snprintf(why, len, "%s: %s says pid %d ppid %d name %.*s, expected %d %d %s", r->comm,
+                     path, pid, ppid, lp && rp ? (int)(rp - lp - 1) : 1, lp && rp ? lp + 1 : "?",
+                     tab[i].pid, tab[i].ppid, tab[i].comm);
     }
     return why;
 }
