@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rawsys.h"
 #include "shim.h"
 
 int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -343,55 +342,6 @@ static pid_t virt_id(pid_t real)
         if (g_shim.slots[i].tid == real)
             return g_shim.slots[i].vtid;
     return real;
-}
-
-/* A pid or tid the program knows, as the kernel knows it now: its own
- * pid, its threads, the processes of its tree. */
-static pid_t real_id(pid_t id)
-{
-    if (id <= 0)
-        return id;
-    if (g_shim.vpid && id == g_shim.vpid)
-        return shim_real_getpid();
-    pid_t t = real_tid(id);
-    return t != id ? t : shim_tree_real(id);
-}
-
-/* The program's syscall() with a call that gives or takes pids or tids
- * (syscall.S sends them here; the shim's own go straight to the kernel):
- * after a restore the program knows the ids it had, which the libc names
- * the shim wraps already answer and take; a raw syscall(SYS_gettid) or
- * kcmp() must agree with them (zdtm clone_fs). Before any restore the
- * kernel's ids are the program's: straight through. */
-long shim_syscall_ids(long nr, long a, long b, long c, long d, long e)
-{
-    if (!g_shim.generation)
-        return shim_set_errno(ck_sys6(nr, a, b, c, d, e, 0));
-    switch (nr) {
-    case SYS_getpid:
-        return getpid();
-    case SYS_gettid:
-        return gettid();
-    case SYS_getppid:
-        return getppid();
-    case SYS_kill:
-        return kill((pid_t)a, (int)b);
-    case SYS_tgkill:
-        return tgkill((pid_t)a, (pid_t)b, (int)c);
-    case SYS_kcmp:
-        b = real_id((pid_t)b);
-        /* fallthrough */
-    case SYS_tkill:
-    case SYS_pidfd_open:
-    case SYS_rt_sigqueueinfo:
-        a = real_id((pid_t)a);
-        break;
-    case SYS_rt_tgsigqueueinfo:
-        a = real_id((pid_t)a);
-        b = real_id((pid_t)b);
-        break;
-    }
-    return shim_set_errno(ck_sys6(nr, a, b, c, d, e, 0));
 }
 
 /* fcntl's owner commands carry pids: after a restore the program's ids

@@ -93,7 +93,7 @@ TWICE+=" unix_scm "
 # Started with coord run --pidns (a pid namespace of their own, under
 # coord's init): checkpointed by the program's pid as seen here.
 PIDNS=" pidns_tree "
-TWICE+=" pidns_tree raw_ids "
+TWICE+=" pidns_tree "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
