@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "shim.h"
 
 #ifndef PR_TIMER_CREATE_RESTORE_IDS
@@ -142,6 +143,32 @@ static void report(int fd, const char *msg)
     close(fd);
 }
 
+/* /proc/self/exe names the restorer, which the kernel will not replace
+ * while it is mapped and only with CAP_CHECKPOINT_RESTORE (PR_SET_MM_MAP
+ * with an exe_fd): after a restore in a pid namespace of the program's
+ * own, point it at the program again, with the layout the restorer set
+ * (the program has not run since). Best effort: procpath.c answers the
+ * program's own readlink anyway. */
+static void restore_exe_link(void)
+{
+    const struct ck_mm *mm = &g_shim.proc.mm;
+    int fd = g_shim.exe[0] ? open(g_shim.exe, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return;
+    struct {
+        uint64_t start_code, end_code, start_data, end_data;
+        uint64_t start_brk, brk, start_stack;
+        uint64_t arg_start, arg_end, env_start, env_end;
+        uint64_t auxv;
+        uint32_t auxv_size;
+        uint32_t exe_fd;
+    } m = {mm->start_code, mm->end_code, mm->start_data, mm->end_data, mm->start_brk, mm->brk,
+           mm->start_stack, mm->arg_start, mm->arg_end, mm->env_start, mm->env_end,
+           (uint64_t)g_shim.proc.auxv, g_shim.proc.auxv_bytes, (uint32_t)fd};
+    prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0);
+    close(fd);
+}
+
 void restore_finish(void)
 {
     struct ck_restore_info *ri = &g_shim.rinfo;
@@ -165,6 +192,13 @@ void restore_finish(void)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
+    if (ri->drop_caps) {
+        /* in a pid namespace of its own: this thread still has the
+         * namespace's CAP_CHECKPOINT_RESTORE (quiesce_fixup_thread left
+         * it), which /proc/self/exe needs, now that the restorer is gone */
+        restore_exe_link();
+        ck_caps(-1);
+    }
     restore_process_state();
     capture_restore_vmflags();
     char lerr[400], lmsg[480];
