@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plan.h"
 #include "rawsys.h"
 #include "shim.h"
 
@@ -151,20 +152,11 @@ static void report(int fd, const char *msg)
  * program's own readlink anyway. */
 static void restore_exe_link(void)
 {
-    const struct ck_mm *mm = &g_shim.proc.mm;
     int fd = g_shim.exe[0] ? open(g_shim.exe, O_RDONLY | O_CLOEXEC) : -1;
     if (fd < 0)
         return;
-    struct {
-        uint64_t start_code, end_code, start_data, end_data;
-        uint64_t start_brk, brk, start_stack;
-        uint64_t arg_start, arg_end, env_start, env_end;
-        uint64_t auxv;
-        uint32_t auxv_size;
-        uint32_t exe_fd;
-    } m = {mm->start_code, mm->end_code, mm->start_data, mm->end_data, mm->start_brk, mm->brk,
-           mm->start_stack, mm->arg_start, mm->arg_end, mm->env_start, mm->env_end,
-           (uint64_t)g_shim.proc.auxv, g_shim.proc.auxv_bytes, (uint32_t)fd};
+    struct ck_prctl_mm_map m;
+    ck_mm_map_fill(&m, &g_shim.proc.mm, g_shim.proc.auxv, g_shim.proc.auxv_bytes, fd);
     prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0);
     close(fd);
 }
