@@ -223,25 +223,12 @@ static const char *proto_name(const struct ck_inet *s)
 
 /* ---- capture ---- */
 
-/* Calls fn(fd, arg) for every descriptor of the process. */
-static void each_fd(void (*fn)(int fd, void *arg), void *arg)
+/* Calls fn(fd, arg) for every descriptor of the program (the capture's
+ * list). */
+static void each_fd(const struct ck_fdcap *c, void (*fn)(int fd, void *arg), void *arg)
 {
-    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return;
-    char buf[4096];
-    for (;;) {
-        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (long off = 0; off < n;) {
-            const char *name = buf + off + 19; /* struct linux_dirent64: d_name */
-            off += *(const unsigned short *)(buf + off + 16);
-            if (name[0] >= '0' && name[0] <= '9' && atoi(name) != dfd)
-                fn(atoi(name), arg);
-        }
-    }
-    close(dfd);
+    for (int k = 0; k < *c->nall; k++)
+        fn(c->all[k], arg);
 }
 
 #define MAX_BUSY 64
@@ -290,13 +277,13 @@ static void find_peer(int fd, void *arg)
  * to peers outside are not waited for: what they could not send is lost
  * with them anyway. The common case (nothing unsent) costs one ioctl per
  * descriptor. */
-static void settle_writes(void)
+static void settle_writes(const struct ck_fdcap *c)
 {
     struct busy b = {.n = 0};
-    each_fd(note_busy, &b);
+    each_fd(c, note_busy, &b);
     if (!b.n)
         return;
-    each_fd(find_peer, &b);
+    each_fd(c, find_peer, &b);
     for (int round = 0; round < 30; round++) {
         int waiting = 0;
         for (int i = 0; i < b.n; i++) {
@@ -311,19 +298,30 @@ static void settle_writes(void)
     }
 }
 
-static int last_fd = 1 << 30; /* a lower fd than the last one: a new checkpoint */
+static uint32_t settled_gen; /* the capture whose writes were settled */
 
 /* The bytes in fd's receive queue, peeked in chunks from SO_PEEK_OFF 0 up
  * to inq bytes (never further: a read on an empty queue would take a
  * pending socket error, which belongs to the program). */
-static int peek_stream(struct ck_fdcap *c, int fd, uint64_t inq, uint64_t *saved)
+static int peek_stream(struct ck_fdcap *c, int fd, int old, uint64_t inq, uint64_t *saved)
 {
     static char chunk[65536];
-    int old = -1;
-    socklen_t l = sizeof old;
-    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
-    int zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+    *saved = 0;
+    if (old < 0 && inq <= sizeof chunk) {
+        /* no peek offset: a peek starts at the queue's head, and one that
+         * gets every byte (none held back at an urgent mark) is all */
+        ssize_t n = recv(fd, chunk, (size_t)inq, MSG_PEEK | MSG_DONTWAIT);
+        if (n == (ssize_t)inq) {
+            *saved = inq;
+            if (c->bytes(c, chunk, (size_t)n) < 0) {
+                snprintf(c->err, c->errlen, "fd %d: cannot save the bytes of a TCP connection",
+                         fd);
+                return -ENOMEM;
+            }
+            return 0;
+        }
+    }
+    if (ck_sock_peek_begin(fd, old) < 0) {
         snprintf(c->err, c->errlen, "fd %d: cannot peek at the bytes waiting in a TCP "
                  "connection (SO_PEEK_OFF: %s; Linux 6.10 or later is needed)", fd,
                  strerror(errno));
@@ -344,7 +342,7 @@ static int peek_stream(struct ck_fdcap *c, int fd, uint64_t inq, uint64_t *saved
         }
         got += (uint64_t)n;
     }
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    ck_sock_peek_end(fd, old);
     *saved = got;
     return ret;
 }
@@ -353,10 +351,7 @@ static int peek_stream(struct ck_fdcap *c, int fd, uint64_t inq, uint64_t *saved
 static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
 {
     static char dg[65536 + 8];
-    int old = -1;
-    socklen_t l = sizeof old;
-    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
-    int zero = 0;
+    int old = s->so.peek_off;
     int avail = 0;
     if (ioctl(fd, FIONREAD, &avail) < 0 || avail == 0) {
         /* FIONREAD is the first datagram's size: 0 may still be an empty
@@ -365,7 +360,7 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
         if (poll(&p, 1, 0) != 1 || (p.revents & POLLERR) || !(p.revents & POLLIN))
             return 0;
     }
-    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+    if (ck_sock_peek_begin(fd, old) < 0) {
         snprintf(c->err, c->errlen, "fd %d: cannot peek at the datagrams waiting in a UDP "
                  "socket (SO_PEEK_OFF: %s)", fd, strerror(errno));
         return -ENOTSUP;
@@ -397,7 +392,7 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
         if (s->ndgrams >= 100000)
             break;
     }
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    ck_sock_peek_end(fd, old);
     return ret;
 }
 
@@ -448,14 +443,12 @@ static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
 
 static int inet_capture(struct ck_fdcap *c)
 {
-    if (!S_ISSOCK(c->st->st_mode))
-        return 0;
-    int fd = c->fd, domain = ck_sock_family(fd);
-    if (domain != AF_INET && domain != AF_INET6)
+    if (!S_ISSOCK(c->st->st_mode) || (c->family != AF_INET && c->family != AF_INET6))
         return 0; /* AF_UNIX: fds/unix.c; the rest: refused by fds/socket.c */
+    int fd = c->fd, domain = c->family;
     struct ck_inet s;
     memset(&s, 0, sizeof s);
-    ck_sock_capture(fd, &s.so);
+    ck_sock_capture(c, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
     int udp = s.so.type == SOCK_DGRAM &&
               (s.so.protocol == IPPROTO_UDP || s.so.protocol == IPPROTO_UDPLITE);
@@ -466,9 +459,9 @@ static int inet_capture(struct ck_fdcap *c)
                  c->target);
         return -ENOTSUP;
     }
-    if (fd <= last_fd)
-        settle_writes();
-    last_fd = fd;
+    if (c->gen != settled_gen)
+        settle_writes(c);
+    settled_gen = c->gen;
 
     s.peer_fd = s.listener_fd = -1;
     struct sockaddr_storage ss;
@@ -498,6 +491,14 @@ static int inet_capture(struct ck_fdcap *c)
         s.flags |= CK_INETF_BOUND;
     if (s.so.family == AF_INET6 && !memcmp(s.local.addr, v4mapped_prefix, 12))
         s.flags |= CK_INETF_V4MAPPED;
+    /* TCP_INFO first: a listener (SO_ACCEPTCONN) has options of its own */
+    struct tcp_info ti;
+    memset(&ti, 0, sizeof ti);
+    socklen_t til = sizeof ti;
+    if (tcp)
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til);
+    if (tcp && ti.tcpi_state == ST_LISTEN)
+        s.so.opts |= CK_SOCKO_LISTENING;
     for (int i = 0; i < NOPTS; i++) {
         int v = 0;
         l = sizeof v;
@@ -517,10 +518,6 @@ static int inet_capture(struct ck_fdcap *c)
             s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
         ret = peek_dgrams(c, fd, &s);
     } else {
-        struct tcp_info ti;
-        memset(&ti, 0, sizeof ti);
-        l = sizeof ti;
-        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l);
         s.tcp_state = ti.tcpi_state;
         s.bytes_acked = ti.tcpi_bytes_acked;
         s.bytes_received = ti.tcpi_bytes_received;
@@ -562,13 +559,22 @@ static int inet_capture(struct ck_fdcap *c)
         if (s.role != CK_INET_LISTEN && s.role != CK_INET_PLAIN &&
             s.role != CK_INET_CONNECTING) {
             int outq = 0, unsent = 0, inq = 0;
-            ioctl(fd, SIOCOUTQ, &outq);
-            ioctl(fd, SIOCOUTQNSD, &unsent);
+            /* the bytes not sent yet (SIOCOUTQNSD) are in TCP_INFO since
+             * Linux 4.19; with nothing in flight (no segment unacked) they
+             * are all that is queued (SIOCOUTQ) */
+            if (til >= offsetof(struct tcp_info, tcpi_notsent_bytes) + 4) {
+                unsent = (int)ti.tcpi_notsent_bytes;
+                if (!ti.tcpi_unacked || ioctl(fd, SIOCOUTQ, &outq) < 0)
+                    outq = unsent;
+            } else {
+                ioctl(fd, SIOCOUTQ, &outq);
+                ioctl(fd, SIOCOUTQNSD, &unsent);
+            }
             s.outq = (uint32_t)outq;
             s.outq_unsent = (uint32_t)unsent;
             ioctl(fd, SIOCINQ, &inq);
             if (inq > 0)
-                ret = peek_stream(c, fd, (uint64_t)inq, &s.rcvq);
+                ret = peek_stream(c, fd, s.so.peek_off, (uint64_t)inq, &s.rcvq);
             else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
                 /* shutdown(SHUT_RD): an empty queue reads as end of file */
                 char b;
@@ -607,7 +613,6 @@ static struct ck_inet *state_at(struct ck_fdcap_set *s, uint32_t i)
 static int inet_finish(struct ck_fdcap_set *set)
 {
     nreset = 0;
-    last_fd = 1 << 30;
     for (uint32_t i = 0; i < set->n; i++) {
         struct ck_inet *a = state_at(set, i);
         if (!a || a->so.type != SOCK_STREAM || !a->peer.family ||

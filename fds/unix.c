@@ -202,6 +202,36 @@ static union {
 static char cap_diag[64 << 10];
 static char cap_path[4096 + 110];
 
+/* The unix sockets of this capture whose fdinfo did not say "scm_fds:
+ * 0" (descriptors in flight in the queue, or a kernel that does not tell),
+ * by inode: finish() walks their queues for descriptors. */
+#define MAX_SCM 256
+static uint64_t scm_ino[MAX_SCM];
+static int nscm, scm_many;
+static uint32_t scm_gen;
+
+static void note_scm(const struct ck_fdcap *c)
+{
+    if (c->gen != scm_gen) {
+        scm_gen = c->gen;
+        nscm = scm_many = 0;
+    }
+    if (c->fi->scm_fds == 0)
+        return;
+    if (nscm < MAX_SCM)
+        scm_ino[nscm++] = c->st->st_ino;
+    else
+        scm_many = 1;
+}
+
+static int may_hold_rights(uint64_t ino)
+{
+    for (int k = 0; k < nscm; k++)
+        if (scm_ino[k] == ino)
+            return 1;
+    return scm_many;
+}
+
 /* Is the kernel dev_t kdev (major << 20 | minor) the user-space dev? */
 static int same_dev(uint32_t kdev, dev_t dev)
 {
@@ -210,11 +240,12 @@ static int same_dev(uint32_t kdev, dev_t dev)
 
 static int unix_capture(struct ck_fdcap *c)
 {
-    if (!S_ISSOCK(c->st->st_mode) || ck_sock_family(c->fd) != AF_UNIX)
+    if (!S_ISSOCK(c->st->st_mode) || c->family != AF_UNIX)
         return 0;
     struct ck_unix *u = &cap_state.u;
     memset(u, 0, sizeof *u);
-    ck_sock_capture(c->fd, &u->so);
+    ck_sock_capture(c, &u->so);
+    note_scm(c);
     u->ino = c->st->st_ino;
     struct udiag d;
     int r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
@@ -229,6 +260,7 @@ static int unix_capture(struct ck_fdcap *c)
     u->so.shutdown = d.shut & (CK_SOCK_SHUT_RD | CK_SOCK_SHUT_WR);
     if (d.state == 10 /* TCP_LISTEN */) {
         u->flags |= CK_UNIXF_LISTEN;
+        u->so.opts |= CK_SOCKO_LISTENING;
         u->backlog = d.wqueue;
         if (d.nicons > MAX_ICONS) {
             snprintf(c->err, c->errlen, "fd %d is a unix socket listening with %u clients "
@@ -360,12 +392,11 @@ static int same_file(int a, int b)
  * walked (errno). *empty: a datagram or seqpacket message of no bytes was
  * seen (a peek at an offset never shows it again: the walk that saves
  * the queue would miss it). */
-static int walk_rights(int fd, int type, void (*fn)(void *arg, int rfd), void *arg, int *empty)
+static int walk_rights(int fd, int type, int old, void (*fn)(void *arg, int rfd), void *arg,
+                       int *empty)
 {
-    int old = -1, zero = 0, inq = 0, seen = 0;
-    socklen_t l = sizeof old;
-    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
-    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0)
+    int inq = 0, seen = 0;
+    if (ck_sock_peek_begin(fd, old) < 0)
         return -1;
     ioctl(fd, SIOCINQ, &inq);
     size_t got = 0;
@@ -386,26 +417,8 @@ static int walk_rights(int fd, int type, void (*fn)(void *arg, int rfd), void *a
         if (n == 0)
             *empty = 1;
     }
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    ck_sock_peek_end(fd, old);
     return seen;
-}
-
-/* The "scm_fds:" of fd's fdinfo (descriptors in flight in its queue), or
- * -1 if the kernel does not tell. */
-static int scm_fds(int fd)
-{
-    char p[64], buf[1024];
-    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
-    int f = open(p, O_RDONLY | O_CLOEXEC);
-    if (f < 0)
-        return -1;
-    ssize_t n = read(f, buf, sizeof buf - 1);
-    close(f);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    const char *at = strstr(buf, "scm_fds:");
-    return at ? atoi(at + 8) : -1;
 }
 
 static int *inflight;                   /* ck_unix_inflight's */
@@ -438,58 +451,52 @@ drop:
 
 static int unix_type(int fd)
 {
-    int dom = 0, type = 0;
-    socklen_t l = sizeof dom;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 || dom != AF_UNIX)
-        return -1;
-    l = sizeof type;
+    int type = 0;
+    socklen_t l = sizeof type;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0)
         return -1;
     return type;
 }
 
-int ck_unix_inflight(const int *prog, int nprog, int *hidden, int max, char *err, size_t errlen)
+int ck_unix_inflight(int fd, const int *prog, int nprog, int *hidden, int *nhidden, int max,
+                     char *err, size_t errlen)
 {
     int top = 2;
     for (int k = 0; k < nprog; k++)
         if (prog[k] > top)
             top = prog[k];
     inflight = hidden;
-    ninflight = 0;
+    ninflight = *nhidden;
     maxinflight = max;
     inflight_base = top + 1;
     inflight_err = 0;
     inflight_prog = prog;
     inflight_nprog = nprog;
-    /* the program's sockets, then the hidden ones found meanwhile (a
-     * socket in flight has a queue of its own) */
-    for (int k = 0; k < nprog + ninflight; k++) {
-        int fd = k < nprog ? prog[k] : hidden[k - nprog];
-        struct stat st;
-        int type;
-        int empty = 0, w;
-        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || (type = unix_type(fd)) < 0 ||
-            scm_fds(fd) == 0)
-            continue;
-        if ((w = walk_rights(fd, type, keep_inflight, NULL, &empty)) < 0) {
-            snprintf(err, errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): %s",
-                     fd, strerror(errno));
-            return -1;
-        }
-        if (empty && w > 0) {
-            snprintf(err, errlen, "fd %d: a unix %s socket with descriptors in flight "
-                     "(SCM_RIGHTS) and a message of no bytes waiting in its receive queue; ckshim "
-                     "cannot copy both (let the program receive them first)", fd,
-                     ck_sock_type_name(type));
-            return -1;
-        }
-        if (inflight_err) {
-            snprintf(err, errlen, "fd %d: cannot keep a copy of the descriptors in flight in "
-                     "its queue (SCM_RIGHTS): %s", fd, strerror(inflight_err));
-            return -1;
-        }
+    int type = unix_type(fd), empty = 0, w, old = -1;
+    socklen_t l = sizeof old;
+    if (type < 0)
+        return 0;
+    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
+    w = walk_rights(fd, type, old, keep_inflight, NULL, &empty);
+    *nhidden = ninflight;
+    if (w < 0) {
+        snprintf(err, errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): %s",
+                 fd, strerror(errno));
+        return -1;
     }
-    return ninflight;
+    if (empty && w > 0) {
+        snprintf(err, errlen, "fd %d: a unix %s socket with descriptors in flight "
+                 "(SCM_RIGHTS) and a message of no bytes waiting in its receive queue; ckshim "
+                 "cannot copy both (let the program receive them first)", fd,
+                 ck_sock_type_name(type));
+        return -1;
+    }
+    if (inflight_err) {
+        snprintf(err, errlen, "fd %d: cannot keep a copy of the descriptors in flight in "
+                 "its queue (SCM_RIGHTS): %s", fd, strerror(inflight_err));
+        return -1;
+    }
+    return 0;
 }
 
 static void drop_one(void *arg, int rfd)
@@ -512,12 +519,12 @@ static int image_fd_of(struct ck_fdcap_set *s, int rfd)
 static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int peer_fd)
 {
     int fd = s->fds[i].fd;
-    int zero = 0, ret = 0;
+    int ret = 0;
     ssize_t n = 0;
     int rights = 0, empty = 0;
-    if (u->so.type == SOCK_STREAM && scm_fds(fd) != 0) /* bytes, or messages (CK_UNIXF_SCM) */
-        rights = walk_rights(fd, SOCK_STREAM, drop_one, NULL, &empty);
-    if (rights < 0 || setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+    if (u->so.type == SOCK_STREAM && may_hold_rights(u->ino)) /* bytes, or messages (CK_UNIXF_SCM) */
+        rights = walk_rights(fd, SOCK_STREAM, u->so.peek_off, drop_one, NULL, &empty);
+    if (rights < 0 || ck_sock_peek_begin(fd, u->so.peek_off) < 0) {
         snprintf(s->err, s->errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): "
                  "%s", fd, strerror(errno));
         return -1;
@@ -604,7 +611,7 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int
             ret = -1;
     }
     int e = errno;
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &u->so.peek_off, sizeof u->so.peek_off);
+    ck_sock_peek_end(fd, u->so.peek_off);
     /* refilled once every fd is made, by the peer (unix_after) */
     if (ret == 0 && (u->flags & CK_UNIXF_SCM) &&
         (!(u->flags & (CK_UNIXF_PEER_IN | CK_UNIXF_DEAD)) || s->fds[i].fd <= 2)) {
