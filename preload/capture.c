@@ -1303,8 +1303,14 @@ int capture_all(char *err, size_t errlen)
     if ((r = capture_regions(err, errlen)) < 0 || (r = pattr_capture_aio(err, errlen)) < 0)
         return r;
     unwind_names();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* CKSHIM_DEBUG: the descriptors' share of the pause (docs/PERFORMANCE.md) */
+    shim_log("captured %u descriptors in %lld us", g_shim.nfds,
+             (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
     if ((r = mark_fromfd(err, errlen)) < 0 || (r = hugetlb_files(err, errlen)) < 0 ||
         (r = capture_shm(err, errlen)) < 0)
         return r;
