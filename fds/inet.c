@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -276,15 +275,14 @@ static void find_peer(int fd, void *arg)
  * wait up to 300 ms until none has unsent bytes. Bytes that still cannot
  * go (the receiver's buffer is full) are refused in finish(). Connections
  * to peers outside are not waited for: what they could not send is lost
- * with them anyway. Costs one ioctl per descriptor, and runs only when the
- * sock_diag dump shows a TCP socket of the user with unsent bytes (or
- * cannot tell). Returns 1 if it found some (queues may have changed). */
-static int settle_writes(const struct ck_fdcap *c)
+ * with them anyway. The common case (nothing unsent) costs one ioctl per
+ * descriptor. */
+static void settle_writes(const struct ck_fdcap *c)
 {
     struct busy b = {.n = 0};
     each_fd(c, note_busy, &b);
     if (!b.n)
-        return 0;
+        return;
     each_fd(c, find_peer, &b);
     for (int round = 0; round < 30; round++) {
         int waiting = 0;
@@ -298,7 +296,6 @@ static int settle_writes(const struct ck_fdcap *c)
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
-    return 1;
 }
 
 static uint32_t settled_gen; /* the capture whose writes were settled */
@@ -404,27 +401,19 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
  * exact lookup (SOCK_DIAG_BY_FAMILY without NLM_F_DUMP): for UDP the
  * "source" is the peer the socket would receive from, the "destination"
  * the socket itself; the answer must be the same inode. */
-struct diag_req {
-    struct nlmsghdr h;
-    struct inet_diag_req_v2 r;
-};
-
-/* A sock_diag request for sockets of family and protocol in any state. */
-static void diag_req(struct diag_req *req, int family, int protocol, uint16_t flags)
-{
-    memset(req, 0, sizeof *req);
-    req->h.nlmsg_len = sizeof *req;
-    req->h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req->h.nlmsg_flags = NLM_F_REQUEST | flags;
-    req->r.sdiag_family = (uint8_t)family;
-    req->r.sdiag_protocol = (uint8_t)protocol;
-    req->r.idiag_states = ~0u;
-}
-
 static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
 {
-    struct diag_req req;
-    diag_req(&req, s->so.family, (int)s->so.protocol, 0);
+    struct {
+        struct nlmsghdr h;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = (uint8_t)s->so.family;
+    req.r.sdiag_protocol = (uint8_t)s->so.protocol;
+    req.r.idiag_states = ~0u;
     req.r.id.idiag_sport = htons(s->peer.port);
     req.r.id.idiag_dport = htons(s->local.port);
     size_t alen = s->so.family == AF_INET ? 4 : 16;
@@ -452,185 +441,6 @@ static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
     return shut;
 }
 
-/* ---- sock_diag: every TCP and UDP socket of the user at once ---- */
-
-/* What one dump record tells of a socket: its addresses, state,
- * shutdown, buffer sizes and TCP_INFO, which would otherwise cost seven
- * system calls per socket. Read once per capture, when the first TCP or
- * UDP socket is met (NLM_F_DUMP for TCP and UDP over IPv4 and IPv6), and
- * kept by inode in an open-addressing table (mmap'd: the capture runs in
- * a signal handler); only the sockets of this user (idiag_uid) are kept.
- * A socket missing from the dumps (an unbound UDP socket, a fresh TCP
- * socket, UDP-Lite, one made by another user) is asked one call at a
- * time, as before. */
-struct idiag {
-    uint32_t ino;                       /* 0: a free slot */
-    uint8_t family, protocol, state, shut;
-    uint16_t sport, dport;              /* host order */
-    uint8_t src[16], dst[16];
-    int32_t sndbuf, rcvbuf;             /* -1: not told */
-    uint32_t tilen;                     /* bytes of ti the kernel gave */
-    struct tcp_info ti;
-};
-
-static struct idiag *diag_tab;
-static size_t diag_cap, diag_n;         /* slots (a power of 2), used */
-
-static void diag_drop(void)
-{
-    if (diag_tab)
-        munmap(diag_tab, diag_cap * sizeof *diag_tab);
-    diag_tab = NULL;
-    diag_cap = diag_n = 0;
-}
-
-static struct idiag *diag_slot(struct idiag *tab, size_t cap, uint32_t ino)
-{
-    size_t i = (ino * 2654435761u) & (cap - 1);
-    while (tab[i].ino && tab[i].ino != ino)
-        i = (i + 1) & (cap - 1);
-    return &tab[i];
-}
-
-static int diag_add(const struct idiag *e)
-{
-    if ((diag_n + 1) * 2 > diag_cap) {
-        size_t cap = diag_cap ? diag_cap * 2 : 1024;
-        struct idiag *t = mmap(NULL, cap * sizeof *t, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (t == MAP_FAILED)
-            return -1;
-        for (size_t k = 0; k < diag_cap; k++)
-            if (diag_tab[k].ino)
-                *diag_slot(t, cap, diag_tab[k].ino) = diag_tab[k];
-        size_t n = diag_n;
-        diag_drop();
-        diag_tab = t;
-        diag_cap = cap;
-        diag_n = n;
-    }
-    struct idiag *d = diag_slot(diag_tab, diag_cap, e->ino);
-    if (!d->ino)
-        diag_n++;
-    *d = *e;
-    return 0;
-}
-
-static void diag_parse(const struct nlmsghdr *h, uint8_t protocol, uid_t uid)
-{
-    const struct inet_diag_msg *m = NLMSG_DATA(h);
-    if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m) || !m->idiag_inode || m->idiag_uid != uid)
-        return;
-    struct idiag e;
-    memset(&e, 0, sizeof e);
-    e.ino = m->idiag_inode;
-    e.family = m->idiag_family;
-    e.protocol = protocol;
-    e.state = m->idiag_state;
-    e.sport = ntohs(m->id.idiag_sport);
-    e.dport = ntohs(m->id.idiag_dport);
-    memcpy(e.src, m->id.idiag_src, 16);
-    memcpy(e.dst, m->id.idiag_dst, 16);
-    e.sndbuf = e.rcvbuf = -1;
-    const struct rtattr *a = (const struct rtattr *)(m + 1);
-    size_t left = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
-    for (; RTA_OK(a, left); a = RTA_NEXT(a, left)) {
-        size_t n = RTA_PAYLOAD(a);
-        if (a->rta_type == INET_DIAG_SHUTDOWN && n >= 1) {
-            e.shut = *(const uint8_t *)RTA_DATA(a);
-        } else if (a->rta_type == INET_DIAG_INFO && protocol == IPPROTO_TCP) {
-            e.tilen = (uint32_t)(n < sizeof e.ti ? n : sizeof e.ti);
-            memcpy(&e.ti, RTA_DATA(a), e.tilen);
-        } else if (a->rta_type == INET_DIAG_SKMEMINFO && n >= SK_MEMINFO_SNDBUF * 4 + 4) {
-            const uint32_t *mem = RTA_DATA(a);
-            e.rcvbuf = (int32_t)mem[SK_MEMINFO_RCVBUF];
-            e.sndbuf = (int32_t)mem[SK_MEMINFO_SNDBUF];
-        }
-    }
-    /* a TCP record without TCP_INFO is of no use: asked the slow way */
-    if (protocol != IPPROTO_TCP || e.tilen)
-        diag_add(&e);
-}
-
-/* One NLM_F_DUMP of family and protocol into the table. 0, or -1 if the
- * dump failed part way (the table is then not trusted). */
-static int diag_dump(int nl, int family, uint8_t protocol, uid_t uid)
-{
-    static char buf[65536]; /* a dump message is at most 32 KiB */
-    struct diag_req req;
-    diag_req(&req, family, protocol, NLM_F_DUMP);
-    req.r.idiag_ext = 1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1);
-    if (send(nl, &req, sizeof req, 0) != (ssize_t)sizeof req)
-        return -1;
-    for (;;) {
-        ssize_t n = recv(nl, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-             h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE)
-                return 0;
-            if (h->nlmsg_type == NLMSG_ERROR || (h->nlmsg_flags & NLM_F_DUMP_INTR))
-                return -1;
-            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
-                diag_parse(h, protocol, uid);
-        }
-    }
-}
-
-static void diag_read(void)
-{
-    diag_drop();
-    int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0)
-        return;
-    uid_t uid = getuid();
-    static const int fams[] = {AF_INET, AF_INET6};
-    static const uint8_t protos[] = {IPPROTO_TCP, IPPROTO_UDP};
-    int bad = 0;
-    for (int f = 0; f < 2 && !bad; f++)
-        for (int p = 0; p < 2 && !bad; p++)
-            bad = diag_dump(nl, fams[f], protos[p], uid) < 0;
-    close(nl);
-    if (bad)
-        diag_drop();
-}
-
-/* Might a TCP connection of the user hold bytes not sent yet (or is
- * there no dump to tell)? */
-static int diag_busy(void)
-{
-    if (!diag_tab)
-        return 1;
-    for (size_t k = 0; k < diag_cap; k++) {
-        const struct idiag *d = &diag_tab[k];
-        if (d->ino && d->protocol == IPPROTO_TCP &&
-            (d->tilen < offsetof(struct tcp_info, tcpi_notsent_bytes) + 4 ||
-             d->ti.tcpi_notsent_bytes))
-            return 1;
-    }
-    return 0;
-}
-
-/* The dump record of c's socket, or NULL. */
-static const struct idiag *diag_of(const struct ck_fdcap *c)
-{
-    if (!diag_tab || c->st->st_ino > UINT32_MAX)
-        return NULL;
-    const struct idiag *d = diag_slot(diag_tab, diag_cap, (uint32_t)c->st->st_ino);
-    return d->ino && d->family == c->family ? d : NULL;
-}
-
-static void diag_addr(struct ck_inaddr *a, int family, const uint8_t *addr, uint16_t port)
-{
-    memset(a, 0, sizeof *a);
-    a->family = (uint16_t)family;
-    a->port = port;
-    memcpy(a->addr, addr, family == AF_INET ? 4 : 16);
-}
-
 static int inet_capture(struct ck_fdcap *c)
 {
     if (!S_ISSOCK(c->st->st_mode) || (c->family != AF_INET && c->family != AF_INET6))
@@ -638,22 +448,7 @@ static int inet_capture(struct ck_fdcap *c)
     int fd = c->fd, domain = c->family;
     struct ck_inet s;
     memset(&s, 0, sizeof s);
-    if (c->gen != settled_gen) {
-        /* the first of this capture: the dump, settled */
-        settled_gen = c->gen;
-        diag_read();
-        if (diag_busy() && settle_writes(c))
-            diag_read();
-    }
-    const struct idiag *d = diag_of(c);
-    struct ck_sock_known known = {-1, -1, -1, -1};
-    if (d) {
-        known.type = d->protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
-        known.protocol = d->protocol;
-        known.sndbuf = d->sndbuf;
-        known.rcvbuf = d->rcvbuf;
-    }
-    ck_sock_capture(c, &known, &s.so);
+    ck_sock_capture(c, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
     int udp = s.so.type == SOCK_DGRAM &&
               (s.so.protocol == IPPROTO_UDP || s.so.protocol == IPPROTO_UDPLITE);
@@ -664,33 +459,21 @@ static int inet_capture(struct ck_fdcap *c)
                  c->target);
         return -ENOTSUP;
     }
+    if (c->gen != settled_gen)
+        settle_writes(c);
+    settled_gen = c->gen;
 
     s.peer_fd = s.listener_fd = -1;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss, l;
-    int connected;
-    /* IPv4 addresses from the dump (it has the local address the socket
-     * is bound to: getsockname says the source address of a connection
-     * from an unbound one, so that case asks); IPv6 ones are asked, for
-     * their scope and flow label */
-    if (d && domain == AF_INET && (d->src[0] | d->src[1] | d->src[2] | d->src[3] || !d->dport)) {
-        diag_addr(&s.local, AF_INET, d->src, d->sport);
-        /* getpeername's rule (inet_getname): a peer port, and neither
-         * closed nor still connecting; SO_PEERNAME (TCP) only needs the
-         * port */
-        connected = d->dport && d->state != ST_CLOSE && d->state != ST_SYN_SENT;
-        if (connected || (tcp && d->dport))
-            diag_addr(&s.peer, AF_INET, d->dst, d->dport);
-    } else {
-        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-            to_inaddr(&ss, &s.local);
-        sl = sizeof ss;
-        connected = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
-        /* SO_PEERNAME wants exactly the address's size */
-        sl = domain == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-        if (connected || (tcp && getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &ss, &sl) == 0))
-            to_inaddr(&ss, &s.peer); /* SO_PEERNAME: also of a connection closed both ways */
-    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        to_inaddr(&ss, &s.local);
+    sl = sizeof ss;
+    int connected = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
+    /* SO_PEERNAME wants exactly the address's size */
+    sl = domain == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (connected || (tcp && getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &ss, &sl) == 0))
+        to_inaddr(&ss, &s.peer); /* SO_PEERNAME: also of a connection closed both ways */
     /* a classic BPF socket filter (SO_ATTACH_FILTER): its instructions
      * follow the struct (SO_GET_FILTER counts and copies instructions) */
     static char sbuf[sizeof(struct ck_inet) + 8 * BPF_MAXINSNS];
@@ -712,12 +495,8 @@ static int inet_capture(struct ck_fdcap *c)
     struct tcp_info ti;
     memset(&ti, 0, sizeof ti);
     socklen_t til = sizeof ti;
-    if (tcp && d) {
-        memcpy(&ti, &d->ti, d->tilen);
-        til = d->tilen;
-    } else if (tcp) {
+    if (tcp)
         getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til);
-    }
     if (tcp && ti.tcpi_state == ST_LISTEN)
         s.so.opts |= CK_SOCKO_LISTENING;
     for (int i = 0; i < NOPTS; i++) {
@@ -736,8 +515,7 @@ static int inet_capture(struct ck_fdcap *c)
             s.flags |= CK_INETF_CONNECTED;
         s.role = CK_INET_PLAIN;
         if (connected) /* shutdown() is for connected sockets (others get ENOTCONN) */
-            s.so.shutdown = d ? d->shut & (CK_SOCK_SHUT_RD | CK_SOCK_SHUT_WR)
-                              : udp_shutdown(&s, c->st->st_ino);
+            s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
         ret = peek_dgrams(c, fd, &s);
     } else {
         s.tcp_state = ti.tcpi_state;
@@ -835,7 +613,6 @@ static struct ck_inet *state_at(struct ck_fdcap_set *s, uint32_t i)
 static int inet_finish(struct ck_fdcap_set *set)
 {
     nreset = 0;
-    diag_drop(); /* capture is over: nothing of it in the image */
     for (uint32_t i = 0; i < set->n; i++) {
         struct ck_inet *a = state_at(set, i);
         if (!a || a->so.type != SOCK_STREAM || !a->peer.family ||

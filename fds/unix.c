@@ -244,7 +244,7 @@ static int unix_capture(struct ck_fdcap *c)
         return 0;
     struct ck_unix *u = &cap_state.u;
     memset(u, 0, sizeof *u);
-    ck_sock_capture(c, NULL, &u->so);
+    ck_sock_capture(c, &u->so);
     note_scm(c);
     u->ino = c->st->st_ino;
     struct udiag d;
