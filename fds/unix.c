@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -193,6 +194,42 @@ out:
     return ret;
 }
 
+/* Every Unix socket of the network namespace: fn(arg, message) for each
+ * record of one NLM_F_DUMP (stops early when fn returns non-zero).
+ * Returns 0 once the dump is whole, -1 if it failed part way. No
+ * allocation: buf is the caller's (a dump message is at most 32 KiB). */
+static int udiag_dump(int (*fn)(void *arg, const struct nlmsghdr *h), void *arg, char *buf,
+                      size_t buflen)
+{
+    int nl = udiag_socket();
+    if (nl < 0)
+        return -1;
+    int ret = -1;
+    if (udiag_send(nl, 0) < 0)
+        goto out;
+    for (;;) {
+        ssize_t n = recv(nl, buf, buflen, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out;
+        for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+             h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE) {
+                ret = 0;
+                goto out;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR)
+                goto out;
+            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && fn(arg, h))
+                goto out;
+        }
+    }
+out:
+    close(nl);
+    return ret;
+}
+
 /* ---- capture ------------------------------------------------------------ */
 
 static union {
@@ -201,6 +238,118 @@ static union {
 } cap_state;
 static char cap_diag[64 << 10];
 static char cap_path[4096 + 110];
+
+/* The records of every Unix socket of the namespace, read with one dump
+ * when a capture meets its first Unix socket and kept by inode (open
+ * addressing; icons in an arena of their own): an exact lookup per
+ * socket walks every Unix socket of the namespace in the kernel, so a
+ * program with many of them paid for that many times over, and for four
+ * system calls each. mmap'd (the capture runs in a signal handler) and
+ * dropped when the capture ends. A socket missing from it (made by
+ * someone else meanwhile) is looked up alone. */
+struct ucached {
+    struct udiag d;                     /* d.ino 0: a free slot; d.icons unset */
+    size_t icons_at;                    /* into uc_icons */
+};
+static struct ucached *uc_tab;
+static size_t uc_cap, uc_n;             /* slots (a power of 2), used */
+static uint32_t *uc_icons;
+static size_t uc_icap, uc_in;           /* arena: room, used (entries) */
+static uint32_t uc_gen;
+static int uc_ok;
+
+static void *remap(void *old, size_t oldlen, size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (old) {
+        memcpy(p, old, oldlen);
+        munmap(old, oldlen);
+    }
+    return p;
+}
+
+static void uc_drop(void)
+{
+    if (uc_tab)
+        munmap(uc_tab, uc_cap * sizeof *uc_tab);
+    if (uc_icons)
+        munmap(uc_icons, uc_icap * sizeof *uc_icons);
+    uc_tab = NULL;
+    uc_icons = NULL;
+    uc_cap = uc_n = uc_icap = uc_in = 0;
+    uc_ok = 0;
+}
+
+static struct ucached *uc_slot(struct ucached *tab, size_t cap, uint32_t ino)
+{
+    size_t i = (ino * 2654435761u) & (cap - 1);
+    while (tab[i].d.ino && tab[i].d.ino != ino)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+/* one dump record into the cache; non-zero: out of memory (stop) */
+static int uc_add(void *arg, const struct nlmsghdr *h)
+{
+    (void)arg;
+    struct udiag d;
+    udiag_parse(h, &d);
+    if (!d.ino)
+        return 0;
+    if ((uc_n + 1) * 2 > uc_cap) {
+        size_t cap = uc_cap ? uc_cap * 2 : 1024;
+        struct ucached *t = remap(NULL, 0, cap * sizeof *t);
+        if (!t)
+            return -1;
+        for (size_t k = 0; k < uc_cap; k++)
+            if (uc_tab[k].d.ino)
+                *uc_slot(t, cap, uc_tab[k].d.ino) = uc_tab[k];
+        if (uc_tab)
+            munmap(uc_tab, uc_cap * sizeof *uc_tab);
+        uc_tab = t;
+        uc_cap = cap;
+    }
+    if (uc_in + d.nicons > uc_icap) {
+        size_t cap = uc_icap ? uc_icap * 2 : 4096;
+        while (cap < uc_in + d.nicons)
+            cap *= 2;
+        uint32_t *a = remap(uc_icons, uc_in * sizeof *a, cap * sizeof *a);
+        if (!a)
+            return -1;
+        uc_icons = a;
+        uc_icap = cap;
+    }
+    struct ucached *e = uc_slot(uc_tab, uc_cap, d.ino);
+    if (!e->d.ino)
+        uc_n++;
+    memcpy(uc_icons + uc_in, d.icons, d.nicons * sizeof *uc_icons);
+    e->d = d;
+    e->d.icons = NULL;
+    e->icons_at = uc_in;
+    uc_in += d.nicons;
+    return 0;
+}
+
+/* Socket ino's record for capture c, from the dump: 0 (d's icons point
+ * into the cache, valid until the capture ends), or -1 if it has none. */
+static int uc_get(const struct ck_fdcap *c, uint32_t ino, struct udiag *d)
+{
+    if (c->gen != uc_gen) {
+        uc_gen = c->gen;
+        uc_drop();
+        uc_ok = udiag_dump(uc_add, NULL, cap_diag, sizeof cap_diag) == 0;
+    }
+    if (!uc_ok || !uc_tab)
+        return -1;
+    const struct ucached *e = uc_slot(uc_tab, uc_cap, ino);
+    if (!e->d.ino)
+        return -1;
+    *d = e->d;
+    d->icons = uc_icons + e->icons_at;
+    return 0;
+}
 
 /* The unix sockets of this capture whose fdinfo did not say "scm_fds:
  * 0" (descriptors in flight in the queue, or a kernel that does not tell),
@@ -248,7 +397,9 @@ static int unix_capture(struct ck_fdcap *c)
     note_scm(c);
     u->ino = c->st->st_ino;
     struct udiag d;
-    int r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
+    int r = 0;
+    if (u->ino > UINT32_MAX || uc_get(c, (uint32_t)u->ino, &d) < 0)
+        r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
     if (r < 0) {
         snprintf(c->err, c->errlen, "fd %d is a unix %s socket (%s) whose state sock_diag does "
                  "not tell (%s), so ckshim cannot restore it", c->fd,
@@ -685,6 +836,7 @@ static void std_shares(struct ck_fdcap_set *s)
 
 static int unix_finish(struct ck_fdcap_set *s)
 {
+    uc_drop(); /* capture is over: nothing of it belongs in the image */
     for (uint32_t i = 0; i < s->n; i++) {
         struct ck_unix *u = state_at(s, i);
         if (!u)
@@ -1598,47 +1750,31 @@ static struct {
     struct udiag *d;
 } live;
 
+static int live_add(void *arg, const struct nlmsghdr *h)
+{
+    static uint32_t cap;
+    (void)arg;
+    if (live.n == cap) {
+        uint32_t ncap = cap ? 2 * cap : 256;
+        struct udiag *nd = realloc(live.d, ncap * sizeof *nd);
+        if (!nd)
+            return -1;
+        live.d = nd;
+        cap = ncap;
+    }
+    udiag_parse(h, &live.d[live.n]);
+    live.d[live.n].icons = NULL;
+    live.n++;
+    return 0;
+}
+
 static void live_read(void)
 {
+    static char buf[1 << 16];
     if (live.done)
         return;
     live.done = 1;
-    int nl = udiag_socket();
-    if (nl < 0 || udiag_send(nl, 0) < 0) {
-        if (nl >= 0)
-            close(nl);
-        return;
-    }
-    static char buf[1 << 16];
-    uint32_t cap = 0;
-    for (;;) {
-        ssize_t n = recv(nl, buf, sizeof buf, 0);
-        if (n <= 0)
-            break;
-        int done = 0;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-             h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-                done = 1;
-                break;
-            }
-            if (live.n == cap) {
-                cap = cap ? 2 * cap : 256;
-                struct udiag *nd = realloc(live.d, cap * sizeof *nd);
-                if (!nd) {
-                    done = 1;
-                    break;
-                }
-                live.d = nd;
-            }
-            udiag_parse(h, &live.d[live.n]);
-            live.d[live.n].icons = NULL;
-            live.n++;
-        }
-        if (done)
-            break;
-    }
-    close(nl);
+    udiag_dump(live_add, NULL, buf, sizeof buf);
 }
 
 /* Is a socket of this namespace bound to the file st, or to the abstract
