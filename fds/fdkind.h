@@ -43,11 +43,12 @@ struct ck_fdcap {
     int infolen;
     const struct ck_fdinfo *fi;         /* info parsed */
     /* A socket's address family (SO_DOMAIN, asked once for every socket
-     * kind), -1 for anything else. A socket of a family other than
-     * AF_UNIX has no fdinfo read (info "", fi: flags from fcntl, pos 0,
-     * scm_fds -1) unless it holds a file lock, and its target is built
-     * from its inode ("socket:[ino]", what the link says): /proc costs
-     * more than all the rest of a socket's capture. */
+     * kind), -1 for anything else. A socket's target is built from its
+     * inode ("socket:[ino]", what the link says), and its fdinfo is not
+     * read (info "", fi: flags from fcntl, pos 0, scm_fds -1, or 0 for a
+     * unix socket) unless it holds a file lock or is a unix socket with
+     * something to read: /proc costs more than all the rest of a socket's
+     * capture. */
     int family;
     /* This capture's number (kinds keep state per checkpoint) and every
      * descriptor it takes, in order (nall grows when descriptors in

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -962,8 +963,18 @@ static int capture_fds(char *err, size_t errlen)
                 continue; /* closed meanwhile */
             target[l] = 0;
         }
-        int fdf = -1;
-        if (family >= 0 && family != AF_UNIX && !sock_locked(&st)) {
+        int fdf = -1, quick = family >= 0 && !sock_locked(&st);
+        if (quick && family == AF_UNIX) {
+            /* fdinfo's scm_fds (descriptors in flight) can only be more
+             * than 0 where something waits to be read: a unix socket
+             * with nothing readable (an empty queue, no connection
+             * waiting on a listener, not shut down) has none */
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            quick = syscall(SYS_poll, &pf, 1, 0) == 0;
+            if (quick)
+                fi.scm_fds = 0;
+        }
+        if (quick) {
             /* what fdinfo would say of it: flags (with O_CLOEXEC), pos 0 */
             int fl = fcntl(fd, F_GETFL);
             fdf = fcntl(fd, F_GETFD);
