@@ -610,9 +610,80 @@ static struct ck_inet *state_at(struct ck_fdcap_set *s, uint32_t i)
     return st && len >= sizeof *st ? st : NULL;
 }
 
+/* The ends of TCP connections (not listeners) by their ports, so that
+ * finish() finds the other end of each connection without comparing
+ * every pair (1,000 sockets: 3 ms): fds index + 1, open addressing, 0
+ * free; and the listeners, in order. */
+#define PAIR_SLOTS 8192
+static uint32_t pair_tab[PAIR_SLOTS];
+static uint32_t listeners[PAIR_SLOTS];
+static uint32_t nlisteners;
+
+static uint32_t *pair_slot(uint16_t local, uint16_t peer)
+{
+    return &pair_tab[((uint32_t)local * 40503u ^ (uint32_t)peer * 2654435761u) >> 7 &
+                     (PAIR_SLOTS - 1)];
+}
+
+static uint32_t *pair_next(uint32_t *slot)
+{
+    return &pair_tab[(size_t)(slot - pair_tab + 1) & (PAIR_SLOTS - 1)];
+}
+
+/* Fill the tables; 0, or -1 if there are more sockets than they hold. */
+static int pair_index(struct ck_fdcap_set *set)
+{
+    memset(pair_tab, 0, sizeof pair_tab);
+    nlisteners = 0;
+    uint32_t used = 0;
+    for (uint32_t k = 0; k < set->n; k++) {
+        struct ck_inet *b = state_at(set, k);
+        if (!b || b->so.type != SOCK_STREAM)
+            continue;
+        if (b->role == CK_INET_LISTEN) {
+            if (nlisteners >= PAIR_SLOTS)
+                return -1;
+            listeners[nlisteners++] = k;
+            continue;
+        }
+        if (++used > PAIR_SLOTS / 2)
+            return -1;
+        uint32_t *slot = pair_slot(b->local.port, b->peer.port);
+        while (*slot)
+            slot = pair_next(slot);
+        *slot = k + 1;
+    }
+    return 0;
+}
+
+/* The first socket (by index) other than i that is a's other end, or -1. */
+static int64_t other_end(struct ck_fdcap_set *set, uint32_t i, const struct ck_inet *a,
+                         int indexed)
+{
+    int64_t best = -1;
+    if (!indexed) {
+        for (uint32_t k = 0; k < set->n && best < 0; k++) {
+            const struct ck_inet *b = k == i ? NULL : state_at(set, k);
+            if (b && b->so.type == SOCK_STREAM && b->role != CK_INET_LISTEN &&
+                same_addr(&a->local, &b->peer) && same_addr(&a->peer, &b->local))
+                best = k;
+        }
+        return best;
+    }
+    for (uint32_t *slot = pair_slot(a->peer.port, a->local.port); *slot; slot = pair_next(slot)) {
+        uint32_t k = *slot - 1;
+        const struct ck_inet *b = k == i ? NULL : state_at(set, k);
+        if (b && same_addr(&a->local, &b->peer) && same_addr(&a->peer, &b->local) &&
+            (best < 0 || k < best))
+            best = k;
+    }
+    return best;
+}
+
 static int inet_finish(struct ck_fdcap_set *set)
 {
     nreset = 0;
+    int indexed = pair_index(set) == 0;
     for (uint32_t i = 0; i < set->n; i++) {
         struct ck_inet *a = state_at(set, i);
         if (!a || a->so.type != SOCK_STREAM || !a->peer.family ||
@@ -621,23 +692,21 @@ static int inet_finish(struct ck_fdcap_set *set)
         uint32_t was = a->role;
         a->role = CK_INET_DEAD;
         /* the other end in the process? */
-        for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
-            struct ck_inet *b = k == i ? NULL : state_at(set, k);
-            if (b && b->so.type == SOCK_STREAM && b->role != CK_INET_LISTEN &&
-                same_addr(&a->local, &b->peer) && same_addr(&a->peer, &b->local)) {
-                a->role = CK_INET_PAIR;
-                a->peer_fd = set->fds[k].fd;
-            }
+        int64_t k = other_end(set, i, a, indexed);
+        if (k >= 0) {
+            a->role = CK_INET_PAIR;
+            a->peer_fd = set->fds[k].fd;
         }
         if (a->role == CK_INET_DEAD && a->tcp_state == ST_CLOSE)
             a->role = was; /* closed both ways (or reset): no accept queue holds it */
         /* a client whose server end is still in a listener's accept queue */
-        for (uint32_t k = 0; k < set->n && a->role == CK_INET_DEAD; k++) {
-            struct ck_inet *b = state_at(set, k);
-            if (b && b->role == CK_INET_LISTEN && a->tcp_state == ST_ESTABLISHED &&
-                listener_takes(b, &a->peer)) {
+        for (uint32_t j = 0; a->role == CK_INET_DEAD && a->tcp_state == ST_ESTABLISHED &&
+                             j < (indexed ? nlisteners : set->n); j++) {
+            uint32_t l = indexed ? listeners[j] : j;
+            struct ck_inet *b = state_at(set, l);
+            if (b && b->role == CK_INET_LISTEN && listener_takes(b, &a->peer)) {
                 a->role = CK_INET_PENDING;
-                a->listener_fd = set->fds[k].fd;
+                a->listener_fd = set->fds[l].fd;
             }
         }
         if (a->role == CK_INET_DEAD && (a->tcp_state == ST_CLOSE_WAIT ||
@@ -645,8 +714,11 @@ static int inet_finish(struct ck_fdcap_set *set)
                                         a->tcp_state == ST_CLOSING))
             a->role = CK_INET_CLOSED; /* the peer had closed: end of file */
         char la[80], pa[80];
-        addr_text(&a->local, la, sizeof la);
-        addr_text(&a->peer, pa, sizeof pa);
+        if ((a->role == CK_INET_PAIR && a->outq_unsent) ||
+            (a->role == CK_INET_PENDING && a->bytes_acked > 1)) {
+            addr_text(&a->local, la, sizeof la);
+            addr_text(&a->peer, pa, sizeof pa);
+        }
         if (a->role == CK_INET_PAIR && a->outq_unsent) {
             snprintf(set->err, set->errlen, "fd %d: %u bytes written to the TCP connection "
                      "%s -> %s (fd %d at the other end) have not reached fd %d (its receive "

@@ -881,6 +881,26 @@ static int read_fdinfo(int fd, char *buf, size_t cap)
     return (int)n;
 }
 
+/* The first descriptor of each open file description captured so far,
+ * by file (open addressing on dev and inode; fds[] index + 1, 0 free):
+ * finding the descriptors that share one costs a kcmp per descriptor of
+ * the same file, not a pass over all of them. */
+static uint32_t ofd_tab[SHIM_MAX_FDS * 2];
+#define OFD_MASK (SHIM_MAX_FDS * 2 - 1)
+_Static_assert((SHIM_MAX_FDS & (SHIM_MAX_FDS - 1)) == 0, "SHIM_MAX_FDS: a power of 2");
+
+static uint32_t *ofd_slot(uint64_t dev, uint64_t ino)
+{
+    return &ofd_tab[((ino ^ dev << 20) * 0x9e3779b97f4a7c15ULL) >> 40 & OFD_MASK];
+}
+
+/* the next slot to look at (a slot of another file is passed over by the
+ * caller's own comparison) */
+static uint32_t *ofd_next(uint32_t *slot)
+{
+    return &ofd_tab[(size_t)(slot - ofd_tab + 1) & OFD_MASK];
+}
+
 static int capture_fds(char *err, size_t errlen)
 {
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -928,6 +948,7 @@ static int capture_fds(char *err, size_t errlen)
         prog[nprog++] = fd;
     }
     nlocked = -1;
+    memset(ofd_tab, 0, sizeof ofd_tab);
     fdcap_list(prog, &nprog);
     for (int at = 0; at < nprog + shim_ninflight; at++) {
         int fd = at < nprog ? prog[at] : shim_inflight[at - nprog];
@@ -1027,15 +1048,19 @@ static int capture_fds(char *err, size_t errlen)
         if (hidden)
             f->flags |= CK_FDF_IN_FLIGHT;
         f->path_off = strtab_add(path, &f->path_len) - g_shim.regions_strtab_len;
-        /* Descriptors sharing one open file description (dup, fork). */
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            struct ck_fd *o = &g_shim.fds[k];
-            if (o->ino == f->ino && o->dev == f->dev && o->share_with < 0 &&
+        /* Descriptors sharing one open file description (dup, fork): the
+         * first descriptor of each description is kept by its file */
+        uint32_t *slot = ofd_slot(f->dev, f->ino);
+        for (; *slot; slot = ofd_next(slot)) {
+            struct ck_fd *o = &g_shim.fds[*slot - 1];
+            if (o->ino == f->ino && o->dev == f->dev &&
                 syscall(SYS_kcmp, pid, pid, KCMP_FILE, o->fd, fd) == 0) {
                 f->share_with = o->fd;
                 break;
             }
         }
+        if (f->share_with < 0)
+            *slot = g_shim.nfds + 1;
         if (f->share_with < 0 && il > 0 && !hidden &&
             (ret = capture_locks(f, info, target, err, errlen)) < 0)
             goto out;
