@@ -705,6 +705,7 @@ struct ck_restore_info {
     int32_t status_fd;                  /* --detach: report here, or -1 */
     int32_t new_pid;
     uint64_t generation;                /* bumped per restore */
+    int32_t gate_fd, ready_fd;          /* a tree's second barrier (restore_finish), or -1 */
 };
 
 /* A process tree image (docs/IMAGE_FORMAT.md, "Process trees"): this

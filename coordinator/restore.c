@@ -1906,6 +1906,13 @@ static void become(struct rctx *c, const char *restorer)
      * (fd 2 is the program's by then); --detach reports through st (in
      * the foreground st is the post-restore watcher's, if any). */
     head.err_fd = c->detach && c->tree_idx <= 0 ? -1 : c->saved_std[2];
+    /* Test hook (tests/integration/test_tree_barrier.sh): the process of
+     * the tree known as VPID ends once its threads are made, after it
+     * passed the first gate. */
+    const char *hook = getenv("CKSHIM_TEST_HOOK");
+    head.tree_gate = c->tree_idx >= 0;
+    head.test_die_late = c->tree_idx >= 0 && hook && !strncmp(hook, "restore-die-late:", 17) &&
+                         atoi(hook + 17) == g_tree.e[c->tree_idx].vpid;
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -2071,18 +2078,24 @@ static int watch_detached(struct rctx *c, pid_t pid)
 
 /* ---- process trees (docs/DESIGN.md, "Process trees") ---- */
 
-/* Every process of the tree reports its pages in place through its ready
- * pipe; once all have, the counter is advanced once (if the root's
- * stream asks for it) and every gate opens together. If any restorer dies
- * first, no gate opens: all of them end and the counter is untouched. */
-static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
+/* Tell the root msg ("ok\n" or "error: ...\n") and every other process
+ * of the tree the same, or "stop\n" (end quietly: the root says why) if
+ * msg is an error. A process that is gone is skipped (SIGPIPE ignored). */
+static void tree_gates_say(int *gate_wr, int n, const char *msg)
 {
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
+    int ok = !strcmp(msg, "ok\n");
+    for (int i = 0; i < n; i++) {
+        const char *m = ok || i == 0 ? msg : "stop\n";
+        if (gate_wr[i] >= 0 && write(gate_wr[i], m, strlen(m)) < 0)
+            continue; /* gone: its parent's wait, or the second step, sees it */
     }
+}
+
+/* One step of the tree's barrier: a byte from every process of the tree
+ * through its ready pipe. Returns -1 (after the root was told why and
+ * every other process to stop) if one of them ended first. */
+static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *what)
+{
     for (int i = 0; i < n; i++) {
         char b;
         ssize_t k;
@@ -2091,17 +2104,62 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
         do
             k = read(ready_rd[i], &b, 1);
         while (k < 0 && errno == EINTR);
-        if (k != 1)
+        if (k == 1)
+            continue;
+        char msg[1100];
+        snprintf(msg, sizeof msg, "error: process %d of the tree ended %s; no process of "
+                 "the tree ran, the image is kept (the counter did not move)\n",
+                 g_tree.e[i].vpid, what);
+        tree_gates_say(gate_wr, n, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The tree's gate keeper: a barrier in two steps, so that the tree is
+ * released whole or not at all (docs/DESIGN.md, "Process trees").
+ * 1. Every restorer reports its pages in place and checked; every gate
+ *    opens for the restorers to make their threads.
+ * 2. Every shim reports its process whole (threads back at their park
+ *    points, descriptors, locks, timers in place: restore_finish); only
+ *    then is the counter advanced, once, and every process released
+ *    together.
+ * If any process ends before its report, the others are told to stop
+ * (the root is told why), no program code has run and the counter is
+ * untouched: the image restores again. SIGPIPE is ignored: a process that
+ * ended must not end the keeper half-way through opening the gates. */
+static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
+{
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (tree_barrier_step(ready_rd, gate_wr, n, "before its memory was in place") < 0)
+        _exit(0);
+    tree_gates_say(gate_wr, n, "ok\n");
+    if (tree_barrier_step(ready_rd, gate_wr, n, "late in its restore") < 0)
+        _exit(0);
+    /* a process that ended after its report (killed from outside) */
+    for (int i = 0; i < n; i++) {
+        struct pollfd pf = {.fd = gate_wr[i], .events = 0};
+        if (gate_wr[i] >= 0 && poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "error: process %d of the tree ended before it was "
+                     "released; no process of the tree ran, the image is kept\n",
+                     g_tree.e[i].vpid);
+            tree_gates_say(gate_wr, n, msg);
             _exit(0);
+        }
     }
     char msg[1100];
     if (root->commit && commit_counter(root) < 0)
         snprintf(msg, sizeof msg, "error: %s\n", root->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
-    for (int i = 0; i < n; i++)
-        if (gate_wr[i] >= 0 && write(gate_wr[i], msg, strlen(msg)) < 0)
-            _exit(1);
+    tree_gates_say(gate_wr, n, msg);
     _exit(0);
 }
 
