@@ -966,9 +966,11 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
 }
 
 /* Inspect the image stream at fd's position (a single-process image, or
- * one process of a tree image). Returns an exit code. */
+ * process ti of a tree image th with entries te, checked against its
+ * entry). Returns an exit code. */
 static int inspect_one(int fd, const char *file, int json, int verify, const char *key_file,
-                       const char *counter_url)
+                       const char *counter_url, const struct ck_tree_hdr *th,
+                       const struct ck_tree_entry *te, uint32_t ti)
 {
     char err[512] = "";
     struct ck_image img;
@@ -976,6 +978,11 @@ static int inspect_one(int fd, const char *file, int json, int verify, const cha
     int r = ck_image_read(fd, &img, verify ? CK_READ_VERIFY_PAGES : 0, err, sizeof(err));
     if (r < 0) {
         ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
+        return CK_EXIT_FAIL;
+    }
+    if (th && ck_tree_check_stream(th, te, ti, &img.hdr, img.file_size, err, sizeof err) < 0) {
+        ck_msg("inspect %s: %s", file, err);
+        ck_image_free(&img);
         return CK_EXIT_FAIL;
     }
     int auth_checked = 0, mc_skipped = 0;
@@ -1096,7 +1103,7 @@ int cmd_inspect(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     if (tr == 0) {
-        int rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        int rc = inspect_one(fd, file, json, verify, key_file, counter_url, NULL, NULL, 0);
         close(fd);
         return rc;
     }
@@ -1137,7 +1144,7 @@ int cmd_inspect(int argc, char **argv)
             rc = CK_EXIT_FAIL;
             break;
         }
-        rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        rc = inspect_one(fd, file, json, verify, key_file, counter_url, &th, te, i);
     }
     if (json)
         printf("]}\n");

@@ -2482,6 +2482,11 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             fail_msg(root, "process %d of the tree: %s", e[i].vpid, err);
             return -1;
         }
+        if (ck_tree_check_stream(h, e, (uint32_t)i, &m->img.hdr, m->img.file_size, err,
+                                 sizeof err) < 0) {
+            fail_msg(root, "%s", err);
+            return -1;
+        }
         if (m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
             fail_msg(root, "process %d of the tree: authenticated images of trees are not "
                      "supported yet", e[i].vpid);

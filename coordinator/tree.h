@@ -51,4 +51,12 @@ int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_
 int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
                      size_t errlen);
 
+/* A process's stream against its entry i: the pid the stream was taken
+ * of (sh: its header, as read), the tree's counter stamp, and end (the
+ * offset just past its END record) inside the entry's length. 0, or -1
+ * with a message in err. */
+int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                         uint32_t i, const struct ck_header *sh, uint64_t end, char *err,
+                         size_t errlen);
+
 #endif

@@ -60,7 +60,7 @@ if start_py_app marks "$T/marks.py"; then
     read -r _ k1 k2 < <(grep READY "$T/marks.log")
     PIDS+=("$k1" "$k2")
     if "$C" checkpoint "$pid" -o "$T/marks.img" --kill >"$T/out" 2>"$T/err" &&
-        wait_for 10 gone "$pid" && wait_for 10 gone "$k2"; then
+        wait_for 10 gone "$pid" && wait_for 10 gone "$k2" && cp "$T/marks.img" "$T/marks.copy"; then
         pass tree_barrier_checkpoint
     else
         fail tree_barrier_checkpoint "checkpoint failed"
@@ -94,4 +94,58 @@ if start_py_app marks "$T/marks.py"; then
         fail tree_restore_after_late_failure "restore gave '$np', $(markers) processes ran"
     fi
     end_tree
+fi
+
+# Forged and damaged tree headers (forge_tree.py keeps the header's
+# checksum right): restore and inspect exit 1 with a message naming what
+# is wrong, never crash, start nothing.
+forged() {
+    local name=$1 pat=$2
+    shift 2
+    python3 "$(dirname "${BASH_SOURCE[0]}")/forge_tree.py" "$T/marks.copy" "$T/forged.img" "$@" ||
+        { fail "$name" "forge_tree.py failed"; return; }
+    local out rc rci
+    out=$(cd / && timeout 30 "$C" restore --detach "$T/forged.img" 2>"$T/err")
+    rc=$?
+    [ -n "$out" ] && PIDS+=("$out")
+    timeout 30 "$C" inspect --verify "$T/forged.img" >/dev/null 2>"$T/ierr"
+    rci=$?
+    if [ $rc -eq 1 ] && [ -z "$out" ] && grep -Eq -- "$pat" "$T/err" && [ $rci -eq 1 ] &&
+        grep -Eq -- "$pat" "$T/ierr" && no_tree_procs; then
+        pass "$name"
+    else
+        fail "$name" "restore rc=$rc out='$out', inspect rc=$rci, expected /$pat/"
+        end_tree
+    fi
+}
+if [ -s "$T/marks.copy" ]; then
+    forged forged_tree_pid_zero "entry 1 has pid 0" 1.vpid=0
+    forged forged_tree_pid_negative "entry 2 has pid -5" 2.vpid=-5
+    forged forged_tree_pid_twice "entry 2 has pid [0-9]+, as entry 1 has" 2.vpid=1.vpid
+    forged forged_tree_pid_not_stream "entry 1 says pid 4242, its stream pid" 1.vpid=4242
+    forged forged_tree_parent_outside "entry 1 has parent 7" 1.parent=7
+    forged forged_tree_parent_after "entry 1 has parent 2" 1.parent=2
+    forged forged_tree_root_parent "entry 0 is the root but has a parent" 0.parent=0
+    forged forged_tree_zombie_parent "entry 2 is a child of entry 1, which exited" \
+        1.flags=1 1.offset=0 1.length=0 2.parent=1
+    forged forged_tree_zombie_status "entry 1 is a zombie with wait status" \
+        1.flags=1 1.offset=0 1.length=99999999
+    forged forged_tree_flags "entry 1 has unknown flags" 1.flags=6
+    forged forged_tree_offset_outside "entry 2 has its stream at .*outside the file" \
+        2.offset=1099511627776
+    forged forged_tree_length_outside "entry 2 has its stream at .*outside the file" \
+        2.length=18446744073709547520
+    forged forged_tree_overlap "entry 2 has its stream at .*before the end of the one before" \
+        2.offset=1.offset
+    forged forged_tree_stream_short "stream of process [0-9]+ runs past its 4096 bytes" \
+        1.length=4096
+    forged forged_tree_nprocs_huge "5000 processes" nprocs=5000
+    forged forged_tree_nprocs_more "entry 3 has" nprocs=4
+    size=$(stat -c %s "$T/marks.copy")
+    forged forged_tree_truncated "entry 2 has its stream at .*outside the file" \
+        truncate=$((size - 8192))
+    # the good image (not restorable any more: the counter moved) is
+    # still read whole by inspect
+    "$C" inspect --verify "$T/marks.copy" >/dev/null 2>"$T/err" && pass tree_inspect_good_copy ||
+        fail tree_inspect_good_copy "inspect refused the good image"
 fi
