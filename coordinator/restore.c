@@ -325,20 +325,28 @@ static long user_tasks(uid_t uid)
 /* The restorer creates the program's threads after the counter gate: a
  * clone refused there by RLIMIT_NPROC would leave the image used up. So
  * check the limit against the image's threads and the user's running
- * tasks before anything changes. */
-static int check_nproc(struct rctx *c)
+ * tasks before anything changes. A process of a tree is not checked on
+ * its own: check_tree_nproc counts the whole tree once. */
+static int nproc_fits(struct rctx *c, long need, const char *what)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NPROC, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || nproc_exempt())
         return 0;
-    long have = user_tasks(getuid()), need = (long)c->img.nthreads;
+    long have = user_tasks(getuid());
     if ((unsigned long long)(have + need) > (unsigned long long)rl.rlim_cur) {
-        fail_msg(c, "RLIMIT_NPROC (ulimit -u) is %llu; the program needs %ld threads and you "
+        fail_msg(c, "RLIMIT_NPROC (ulimit -u) is %llu; the %s %ld threads and you "
                  "already run %ld (raise it: ulimit -u, or stop other processes)",
-                 (unsigned long long)rl.rlim_cur, need, have);
+                 (unsigned long long)rl.rlim_cur, what, need, have);
         return -1;
     }
     return 0;
+}
+
+static int check_nproc(struct rctx *c)
+{
+    if (c->tree_idx >= 0)
+        return 0;
+    return nproc_fits(c, (long)c->img.nthreads, "program needs");
 }
 
 static int change_allowed(const struct rctx *c, const char *path)
@@ -2505,6 +2513,17 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             if (m->img.fds[k].fd + 64 > hi)
                 hi = m->img.fds[k].fd + 64;
     }
+    /* RLIMIT_NPROC counts every task of the user: every thread of every
+     * process of the tree, each zombie until it is waited for, and the
+     * tree's gate keeper; checked once for all before anything starts
+     * (one process at a time would pass a tree that does not fit). */
+    long tasks = 1;
+    for (int i = 0; i < n; i++)
+        tasks += (e[i].flags & CK_TREE_ZOMBIE) ? 1 : (long)g_tree.m[i].img.nthreads;
+    char what[96];
+    snprintf(what, sizeof what, "tree of %d processes needs", n);
+    if (nproc_fits(root, tasks, what) < 0)
+        return -1;
     for (int i = 0; i < n; i++) {
         struct rctx *m = &g_tree.m[i];
         if (e[i].flags & CK_TREE_ZOMBIE)

@@ -149,3 +149,34 @@ if [ -s "$T/marks.copy" ]; then
     "$C" inspect --verify "$T/marks.copy" >/dev/null 2>"$T/err" && pass tree_inspect_good_copy ||
         fail tree_inspect_good_copy "inspect refused the good image"
 fi
+
+# RLIMIT_NPROC counts every thread of every process of the user: a tree
+# whose processes each fit under the limit but not all together is
+# refused before anything starts, naming the limit and what the tree
+# needs, and the image restores afterwards. (Root is exempt.)
+if [ "$(id -u)" != 0 ]; then
+    cat >"$T/nthreads.py" <<EOF
+import os, threading, time
+for _ in range(3):
+    if os.fork() == 0:
+        break
+for i in range(12):
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+$PY_TICKS
+EOF
+    start_py_app nthreads "$T/nthreads.py"
+    tp=$pid
+    sleep 0.5
+    if "$C" checkpoint "$tp" -o "$T/nthreads.img" --kill >"$T/out" 2>"$T/err" &&
+        grep -q "process tree of" "$T/err"; then
+        wait_for 10 gone "$tp"
+        sleep 0.3
+        k=$(ps -L -u "$(id -u)" --no-headers | wc -l)
+        (ulimit -u $((k + 25)) && restore_refused tree_restore_refuses_low_nproc \
+            "$T/nthreads.img" "RLIMIT_NPROC \(ulimit -u\) is [0-9]+; the tree of [0-9]+ processes needs [0-9]+ threads")
+        restore_ok tree_restore_after_nproc_refusal "$T/nthreads.img"
+        for p in $(pgrep -u "$(id -u)" -f "$T/nthreads.py"); do kill -9 "$p"; done
+    else
+        fail tree_restore_refuses_low_nproc "checkpoint failed"
+    fi
+fi
