@@ -93,6 +93,23 @@ if start_py_app marks "$T/marks.py"; then
     else
         fail tree_restore_after_late_failure "restore gave '$np', $(markers) processes ran"
     fi
+    # coord list shows the tree: its root and the members it takes along.
+    "$C" list >"$T/list" 2>&1
+    kids=$(cat /proc/"$np"/task/*/children 2>/dev/null)
+    nin=0
+    for k in $kids; do grep -Eq "^$k .* in $np " "$T/list" && nin=$((nin + 1)); done
+    if [ -n "$np" ] && grep -Eq "^$np .* root\(3\) " "$T/list" && [ "$nin" = 2 ]; then
+        pass tree_list_shows_tree
+    else
+        fail tree_list_shows_tree "root $np, members '$kids': $(cat "$T/list")"
+    fi
+    "$C" list --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+root = int(sys.argv[1])
+m = [p for p in d["processes"] if p["tree_root"] == root]
+assert len(m) == 3 and [p["tree_members"] for p in m if p["pid"] == root] == [3]' "${np:-0}" &&
+        pass tree_list_json || fail tree_list_json "no tree of 3 under $np"
     end_tree
 fi
 
