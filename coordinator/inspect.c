@@ -908,13 +908,9 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
         *skipped = 1;
         return 0;
     }
-    size_t cap = ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE);
-    uint8_t *in = malloc(cap), *out = malloc(CK_CHUNK_PAGES * CK_PAGE_SIZE);
+    struct ck_recbuf rb = {0};
+    const struct ck_key *dkey = (img->hdr.flags & CK_HF_ENCRYPTED) ? key : NULL;
     int rc = 0;
-    if (!in || !out) {
-        snprintf(err, errlen, "out of memory");
-        rc = -1;
-    }
     for (uint32_t m = 0; rc == 0 && m < img->nmemcheck; m++) {
         const struct ck_memcheck *w = &img->memcheck[m];
         const struct ck_region *g = &img->regions[w->region];
@@ -924,21 +920,13 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
             const struct ck_rec *rec = &loc->rec;
             if (rec->arg < g->start || rec->arg >= g->end)
                 continue;
-            if (rec->len > cap || rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE ||
-                pread(fd, in, rec->len, (off_t)loc->offset) != (ssize_t)rec->len) {
-                snprintf(err, errlen, "cannot read the PAGES record at %#llx",
+            if (ck_rec_load(fd, loc, dkey, &img->hdr, 0, &rb) < 0) {
+                snprintf(err, errlen, "cannot read or decode the PAGES record at %#llx",
                          (unsigned long long)rec->arg);
                 rc = -1;
                 break;
             }
-            if (img->hdr.flags & CK_HF_ENCRYPTED)
-                ck_crypt_payload(key, &img->hdr, rec, in);
-            if (ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0) {
-                snprintf(err, errlen, "cannot decode the PAGES record at %#llx",
-                         (unsigned long long)rec->arg);
-                rc = -1;
-                break;
-            }
+            const uint8_t *out = rb.out;
             for (uint64_t off = 0; off < rec->raw_len; off += CK_PAGE_SIZE) {
                 const uint8_t *pg = out + off;
                 uint8_t any = 0;
@@ -960,8 +948,7 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
             rc = -1;
         }
     }
-    free(in);
-    free(out);
+    ck_recbuf_free(&rb);
     return rc;
 }
 

@@ -72,6 +72,7 @@ struct rctx {
     int saved_std[3];                   /* coord's own stdin/out/err */
     struct ck_key key;
     int have_key, encrypted;
+    int pages_plain;                    /* PAGES decrypted in place in img_fd (decrypt_pages) */
     int pages_fd;                       /* decrypted page payloads (memfd), or -1 */
     int err_fd;                         /* where messages go once fds move */
     int defer;                          /* page checksums left to the restorer */
@@ -437,6 +438,11 @@ static int check_file(struct rctx *c, const char *path, struct ck_ident *id, con
     return 0;
 }
 
+static int each_filedata(struct rctx *c, uint64_t arg,
+                         int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
+                         void *ctx);
+static int write_at(void *ctx, uint64_t off, const uint8_t *data, size_t len);
+
 /* Put back the saved files that are gone (see check_file): created
  * exclusively at their path (never through a symbolic link) with their
  * mode, filled from the image. */
@@ -461,23 +467,7 @@ static int remake_saved_files(struct rctx *c)
             return -1;
         }
         fchmod(fd, r->mode & 07777);
-        uint8_t *in = NULL, *out = NULL;
-        int ok = 1;
-        for (uint32_t f = 0; ok && f < im->nfiledata; f++) {
-            const struct ck_rec_loc *l = &im->filedata[f];
-            if (l->rec.arg != (CK_FILEDATA_REGION | owner))
-                continue;
-            in = realloc(in, l->rec.len + 1);
-            out = realloc(out, l->rec.raw_len + 1);
-            ok = in && out &&
-                 pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
-                 ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
-                 (!c->encrypted || (ck_crypt_payload(&c->key, &im->hdr, &l->rec, in), 1)) &&
-                 ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
-                 pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) == (ssize_t)l->rec.raw_len;
-        }
-        free(in);
-        free(out);
+        int ok = each_filedata(c, CK_FILEDATA_REGION | owner, write_at, &fd) == 0;
         struct stat st;
         if (!ok || ftruncate(fd, (off_t)r->fsize) < 0 || fstat(fd, &st) < 0) {
             fail_msg(c, "cannot write the saved contents of %s", path);
@@ -514,9 +504,6 @@ static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
 static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len);
-static int each_filedata(struct rctx *c, uint64_t arg,
-                         int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
-                         void *ctx);
 
 /* coord's services to the kinds of fds/ (fds/fdkind.h) */
 static int rest_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
@@ -1136,6 +1123,18 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
  * (the metadata, the restorer's pages, saved file contents) comes from
  * the same bytes, sealed against writes. Whoever can write the image file
  * cannot change what is restored once it has been authenticated. */
+/* Every record coord reads from an image goes through here (common/auth.c
+ * ck_rec_load): checksum, decryption with the image's key, decoding. The
+ * PAGES of an encrypted image are decrypted in place in coord's sealed
+ * copy once (decrypt_pages): later reads of them take them as they are. */
+static int load_rec(struct rctx *c, const struct ck_rec_loc *l, unsigned flags,
+                    struct ck_recbuf *b)
+{
+    if (c->pages_plain && l->rec.type == CK_REC_PAGES)
+        flags |= CK_LOAD_PLAIN;
+    return ck_rec_load(c->img_fd, l, c->encrypted ? &c->key : NULL, &c->img.hdr, flags, b);
+}
+
 static int copy_to_memfd(struct rctx *c)
 {
     struct stat st;
@@ -1180,29 +1179,21 @@ static int seal_image(struct rctx *c)
  * cryptography). */
 static int decrypt_pages(struct rctx *c)
 {
-    int fd = c->img_fd;
-    uint8_t *buf = malloc(ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE));
-    for (uint64_t i = 0; buf && i < c->img.npagerecs; i++) {
+    struct ck_recbuf b = {0};
+    int ret = 0;
+    for (uint64_t i = 0; !ret && i < c->img.npagerecs; i++) {
         const struct ck_rec_loc *l = &c->img.pages[i];
-        if (pread(c->img_fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
-            ck_rec_checksum(&l->rec, buf) != l->rec.checksum) {
+        if (load_rec(c, l, CK_LOAD_RAW, &b) < 0) {
             fail_msg(c, "cannot read pages at byte %llu", (unsigned long long)l->offset);
-            free(buf);
-            return -1;
-        }
-        ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, buf);
-        if (pwrite(fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len) {
+            ret = -1;
+        } else if (pwrite(c->img_fd, b.in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len) {
             fail_msg(c, "cannot hold the decrypted pages in memory: %s", strerror(errno));
-            free(buf);
-            return -1;
+            ret = -1;
         }
     }
-    if (!buf) {
-        fail_msg(c, "out of memory");
-        return -1;
-    }
-    free(buf);
-    return 0;
+    ck_recbuf_free(&b);
+    c->pages_plain = ret == 0;
+    return ret;
 }
 
 /* Move fd to exactly target (which must be free). Returns 0 or -1. */
@@ -1224,34 +1215,25 @@ static int each_filedata(struct rctx *c, uint64_t arg,
                          int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
                          void *ctx)
 {
-    uint8_t *in = NULL, *out = NULL;
-    size_t incap = 0, outcap = 0;
+    struct ck_recbuf b = {0};
     int ret = 0;
     for (uint32_t i = 0; !ret && i < c->img.nfiledata; i++) {
         const struct ck_rec_loc *l = &c->img.filedata[i];
         if (l->rec.arg != arg)
             continue;
-        if (l->rec.len + 1 > incap) {
-            free(in);
-            incap = l->rec.len + 1;
-            in = malloc(incap);
-        }
-        if (l->rec.raw_len + 1 > outcap) {
-            free(out);
-            outcap = l->rec.raw_len + 1;
-            out = malloc(outcap);
-        }
-        if (!in || !out || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
-            ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
-            (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
-            ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0)
+        if (load_rec(c, l, 0, &b) < 0)
             ret = -1;
         else
-            ret = fn(ctx, l->rec.arg2, out, l->rec.raw_len);
+            ret = fn(ctx, l->rec.arg2, b.out, l->rec.raw_len);
     }
-    free(in);
-    free(out);
+    ck_recbuf_free(&b);
     return ret;
+}
+
+/* each_filedata's fn for a file being recreated: ctx is its fd. */
+static int write_at(void *ctx, uint64_t off, const uint8_t *data, size_t len)
+{
+    return pwrite(*(int *)ctx, data, len, (off_t)off) == (ssize_t)len ? 0 : -1;
 }
 
 struct fd_bytes {
@@ -2366,28 +2348,23 @@ static int make_tree_shm(struct rctx *root, int hi)
                 const struct ck_region *q = &m->img.regions[y];
                 if (q->ino != r->ino || !(q->flags & CK_REG_ANON) || !(q->flags & CK_REG_SHARED))
                     continue;
+                struct ck_recbuf b = {0};
                 for (uint64_t k = 0; k < m->img.npagerecs; k++) {
                     const struct ck_rec *rec = &m->img.pages[k].rec;
                     if (rec->arg < q->start || rec->arg + rec->raw_len > q->end)
                         continue;
-                    uint8_t *in = malloc(rec->len ? rec->len : 1), *out = malloc(rec->raw_len);
-                    int bad = !in || !out ||
-                              pread(m->img_fd, in, rec->len, (off_t)m->img.pages[k].offset) !=
-                                  (ssize_t)rec->len ||
-                              ck_rec_checksum(rec, in) != rec->checksum ||
-                              ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0 ||
-                              pwrite(ts->fd, out, rec->raw_len,
-                                     (off_t)(rec->arg - q->start + q->offset)) !=
-                                  (ssize_t)rec->raw_len;
-                    free(in);
-                    free(out);
-                    if (bad) {
+                    if (load_rec(m, &m->img.pages[k], 0, &b) < 0 ||
+                        pwrite(ts->fd, b.out, rec->raw_len,
+                               (off_t)(rec->arg - q->start + q->offset)) !=
+                            (ssize_t)rec->raw_len) {
+                        ck_recbuf_free(&b);
                         fail_msg(root, "process %d: the saved pages of shared memory at %#llx "
                                  "are damaged or cannot be read", g_tree.e[i].vpid,
                                  (unsigned long long)rec->arg);
                         return -1;
                     }
                 }
+                ck_recbuf_free(&b);
             }
         }
     }
