@@ -734,7 +734,8 @@ struct ck_tree_hdr {
     uint64_t counter_stamp;             /* the tree's stamp (also in every stream) */
     char app_id[64];                    /* the root's: the counter the tree uses */
     uint64_t created_ns;
-    uint64_t reserved[4];
+    uint8_t mac[32];                    /* with a key: keyed BLAKE2b of the header (this
+                                           field zero) and entries; else zero (was reserved) */
     /* struct ck_tree_entry[nprocs], then uint64_t XXH64 (seed 0) of the
      * header and entries */
 };

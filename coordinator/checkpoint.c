@@ -667,7 +667,13 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         if (reps[i].pause_ns > pause)
             pause = reps[i].pause_ns;
     }
-    int hr = ck_tree_write_hdr(outfd, &h, ents);
+    /* With a key, the tree header gets its own MAC (each stream has its
+     * own already): who the processes are and where their streams are. */
+    struct ck_key tkey;
+    memset(&tkey, 0, sizeof tkey);
+    memcpy(tkey.mac, req->key_mac, sizeof tkey.mac);
+    int hr = ck_tree_write_hdr(outfd, &h, ents, (req->flags & CK_CKPT_MAC) ? &tkey : NULL);
+    ck_key_wipe(&tkey);
     if (hr < 0) {
         ck_msg("checkpoint %d: cannot write the tree header into %s: %s", pid, tmp_path,
                strerror(-hr));
@@ -740,6 +746,17 @@ out:
     free(reps);
     free(ents);
     return ret;
+}
+
+/* The keys the shim authenticates (and encrypts) its stream with, into
+ * the request; key is wiped (the caller wipes the request once sent). */
+static void req_key(struct ck_ctl_req *req, struct ck_key *key, int encrypt)
+{
+    req->flags |= CK_CKPT_MAC | (encrypt ? CK_CKPT_ENCRYPT : 0);
+    memcpy(req->key_mac, key->mac, sizeof req->key_mac);
+    memcpy(req->key_enc, key->enc, sizeof req->key_enc);
+    memcpy(req->key_id, key->id, sizeof req->key_id);
+    ck_key_wipe(key);
 }
 
 int cmd_checkpoint(int argc, char **argv)
@@ -983,9 +1000,9 @@ int cmd_checkpoint(int argc, char **argv)
 
     /* A process tree: see tree_checkpoint. */
     if (tree.n > 1) {
-        if (to_stdout || have_key || no_fork) {
+        if (to_stdout || no_fork) {
             ck_msg("checkpoint %d: a process tree (%d processes) is checkpointed to a file "
-                   "(-o FILE), without --key and --no-fork, for now", pid, tree.n);
+                   "(-o FILE), without --no-fork, for now", pid, tree.n);
             goto fail;
         }
         req.magic = CK_CTL_MAGIC;
@@ -993,11 +1010,15 @@ int cmd_checkpoint(int argc, char **argv)
         req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
+        if (have_key)
+            req_key(&req, &key, encrypt);
         /* A tree that changes before all its processes are parked (a
          * shell forking a command every second) is taken again. */
         for (int attempt = 0;; attempt++) {
             struct ck_ctl_req q = req;
             r = tree_checkpoint(&tree, fd, outfd, out, &q, &counter, kill_after);
+            explicit_bzero(q.key_mac, sizeof q.key_mac);
+            explicit_bzero(q.key_enc, sizeof q.key_enc);
             fd = -1;
             if (r != TREE_CHANGED || attempt == 20)
                 break;
@@ -1017,6 +1038,8 @@ int cmd_checkpoint(int argc, char **argv)
                 break;
             }
         }
+        explicit_bzero(req.key_mac, sizeof req.key_mac);
+        explicit_bzero(req.key_enc, sizeof req.key_enc);
         if (r == TREE_CHANGED) {
             ck_msg("checkpoint %d: the process tree kept changing (processes forking or "
                    "ending) while it was being parked; no image written, every process goes "
@@ -1040,13 +1063,8 @@ int cmd_checkpoint(int argc, char **argv)
     req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
-    if (have_key) {
-        req.flags |= CK_CKPT_MAC | (encrypt ? CK_CKPT_ENCRYPT : 0);
-        memcpy(req.key_mac, key.mac, sizeof req.key_mac);
-        memcpy(req.key_enc, key.enc, sizeof req.key_enc);
-        memcpy(req.key_id, key.id, sizeof req.key_id);
-        ck_key_wipe(&key);
-    }
+    if (have_key)
+        req_key(&req, &key, encrypt);
     req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
     r = ck_ctl_send(fd, &req, outfd);
     explicit_bzero(req.key_mac, sizeof req.key_mac);

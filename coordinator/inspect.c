@@ -977,7 +977,7 @@ static int inspect_one(int fd, const char *file, int json, int verify, const cha
     memset(&key, 0, sizeof(key));
     if (key_file) {
         if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
-            ck_image_authenticate(fd, &key, err, sizeof(err)) < 0) {
+            ck_image_authenticate_at(fd, th ? te[ti].offset : 0, &key, err, sizeof(err)) < 0) {
                 ck_key_wipe(&key);
             ck_msg("inspect %s: %s", file, err);
             ck_image_free(&img);
@@ -1093,6 +1093,20 @@ int cmd_inspect(int argc, char **argv)
         int rc = inspect_one(fd, file, json, verify, key_file, counter_url, NULL, NULL, 0);
         close(fd);
         return rc;
+    }
+    /* An authenticated tree: its header's MAC first (each stream's own
+     * MAC is checked by inspect_one). */
+    if (key_file) {
+        struct ck_key key;
+        int kr = ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof err) < 0 ||
+                 ck_tree_check_mac(&th, te, &key, err, sizeof err) < 0;
+        ck_key_wipe(&key);
+        if (kr) {
+            ck_msg("inspect %s: %s", file, err);
+            free(te);
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
     }
     /* A process tree: the tree, then each process's image as for one. */
     if (json) {

@@ -2457,7 +2457,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         char lp[64], err[512];
         /* its own open file description: its own offset */
         snprintf(lp, sizeof lp, "/proc/self/fd/%d", root->img_fd);
-        m->img_fd = open(lp, O_RDONLY | O_CLOEXEC);
+        /* with a key: the sealed copy, whose pages decrypt_pages decrypts */
+        m->img_fd = open(lp, (root->have_key ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (m->img_fd < 0 || lseek(m->img_fd, (off_t)e[i].offset, SEEK_SET) < 0) {
             fail_msg(root, "cannot open the image again: %s", strerror(errno));
             return -1;
@@ -2472,9 +2473,22 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             fail_msg(root, "%s", err);
             return -1;
         }
-        if (m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
-            fail_msg(root, "process %d of the tree: authenticated images of trees are not "
-                     "supported yet", e[i].vpid);
+        /* Authenticity before anything in the stream is believed, as for
+         * one process (cmd_restore); the tree header's MAC was checked. */
+        if (root->have_key) {
+            if (ck_image_authenticate_at(m->img_fd, e[i].offset, &root->key, err,
+                                         sizeof err) < 0) {
+                fail_msg(root, "process %d of the tree: %s", e[i].vpid, err);
+                return -1;
+            }
+            m->encrypted = (m->img.hdr.flags & CK_HF_ENCRYPTED) != 0;
+            if (m->encrypted && decrypt_pages(m) < 0) {
+                fail_msg(root, "process %d of the tree: %s", e[i].vpid, m->err);
+                return -1;
+            }
+        } else if (m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
+            fail_msg(root, "the image is %s; give its key with --key FILE (or CKSHIM_KEY_FILE)",
+                     (m->img.hdr.flags & CK_HF_ENCRYPTED) ? "encrypted" : "authenticated");
             return -1;
         }
         m->same_host = !strncmp(host, m->img.hdr.hostname, sizeof m->img.hdr.hostname);
@@ -2485,11 +2499,13 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             fail_msg(root, "out of memory");
             return -1;
         }
-        m->defer = !no_verify;
+        m->defer = !no_verify && !(m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED));
         for (uint32_t k = 0; k < m->img.nfds; k++)
             if (m->img.fds[k].fd + 64 > hi)
                 hi = m->img.fds[k].fd + 64;
     }
+    if (root->have_key && seal_image(root) < 0)
+        return -1;
     /* RLIMIT_NPROC counts every task of the user: every thread of every
      * process of the tree, each zombie until it is waited for, and the
      * tree's gate keeper; checked once for all before anything starts
@@ -2702,28 +2718,34 @@ int cmd_restore(int argc, char **argv)
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }
+    /* With a key, everything is read from a copy in memory (see
+     * copy_to_memfd), a tree's header too. */
+    if (key_file && *key_file) {
+        if (ck_auth_init() < 0 || ck_key_load(key_file, &c.key, err, sizeof err) < 0) {
+            ck_msg("restore %s: %s", c.file, err);
+            return CK_EXIT_FAIL;
+        }
+        c.have_key = 1;
+        if (copy_to_memfd(&c) < 0) {
+            print_err(&c);
+            return CK_EXIT_FAIL;
+        }
+    }
     /* A process tree image: restore_tree reads every process's stream. */
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
     int tr = ck_tree_read_hdr(c.img_fd, &th, &te, err, sizeof err);
-    if (tr < 0) {
+    if (tr < 0 || (tr > 0 && c.have_key && ck_tree_check_mac(&th, te, &c.key, err,
+                                                              sizeof err) < 0)) {
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }
     if (tr > 0) {
-        if (key_file && *key_file) {
-            ck_msg("restore %s: a process tree image with --key: not supported yet", c.file);
-            return CK_EXIT_FAIL;
-        }
         if (restore_tree(&c, &th, te, counter_url, force) < 0) {
             print_err(&c);
             return CK_EXIT_FAIL;
         }
         goto run;
-    }
-    if (key_file && *key_file && copy_to_memfd(&c) < 0) {
-        print_err(&c);
-        return CK_EXIT_FAIL;
     }
     /* Page checksums: by the restorer as it reads (see the top), unless
      * it is told not to check them. */
@@ -2734,12 +2756,7 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     /* Authenticity before anything else is believed (the stamp included). */
-    if (key_file && *key_file) {
-        if (ck_auth_init() < 0 || ck_key_load(key_file, &c.key, err, sizeof err) < 0) {
-            ck_msg("restore %s: %s", c.file, err);
-            return CK_EXIT_FAIL;
-        }
-        c.have_key = 1;
+    if (c.have_key) {
         if (ck_image_authenticate(c.img_fd, &c.key, err, sizeof err) < 0) {
             ck_msg("restore %s: %s", c.file, err);
             return CK_EXIT_FAIL;

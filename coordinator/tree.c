@@ -7,6 +7,8 @@
  * consistent image, so the checkpoint is refused naming each of them and
  * every process goes on untouched (docs/DESIGN.md, "Process trees"). */
 #include <dirent.h>
+#include <sodium.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "fileid.h"
 #include "tree.h"
@@ -212,13 +215,52 @@ uint64_t ck_tree_first_offset(uint32_t n)
     return (hdr_bytes(n) + 4095) & ~(uint64_t)4095;
 }
 
-int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e)
+/* The keyed MAC of a tree header (its MAC field zero) and its entries. */
+static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                     const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
+{
+    size_t len = sizeof *h + h->nprocs * sizeof *e;
+    uint8_t *buf = malloc(len);
+    if (!buf) {
+        memset(out, 0, CK_DIGEST_BYTES); /* matches no header: refused */
+        return;
+    }
+    memcpy(buf, h, sizeof *h);
+    memset(buf + offsetof(struct ck_tree_hdr, mac), 0, sizeof h->mac);
+    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    ck_auth_mac_bytes(k, buf, len, out);
+    free(buf);
+}
+
+int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_key *k, char *err, size_t errlen)
+{
+    static const uint8_t zero[sizeof h->mac];
+    uint8_t mac[CK_DIGEST_BYTES];
+    if (!memcmp(h->mac, zero, sizeof zero)) {
+        snprintf(err, errlen, "the process tree image is not authenticated (taken without a "
+                 "key), but a key was given: refusing it");
+        return -1;
+    }
+    tree_mac(h, e, k, mac);
+    if (sodium_memcmp(mac, h->mac, sizeof mac) != 0) {
+        snprintf(err, errlen, "the process tree image was modified or taken with another key "
+                 "(its tree header does not match its MAC)");
+        return -1;
+    }
+    return 0;
+}
+
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_key *k)
 {
     size_t len = hdr_bytes(h->nprocs);
     uint8_t *buf = calloc(1, len);
     if (!buf)
         return -ENOMEM;
     memcpy(buf, h, sizeof *h);
+    if (k)
+        tree_mac(h, e, k, buf + offsetof(struct ck_tree_hdr, mac));
     memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
     uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
     memcpy(buf + len - sizeof sum, &sum, sizeof sum);
