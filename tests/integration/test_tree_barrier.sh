@@ -219,6 +219,79 @@ if start_py_app keyed "$T/marks.py"; then
     end_tree
 fi
 
+# Long checkpoints: coord says "still at work" every second while it
+# works, so a slow counter or a slow disk does not make the parked
+# processes give up (they wait 30 s for a word, CKSHIM_COORD_SILENCE_MS);
+# a coord that is stuck (stopped) does: every process goes on and coord,
+# once it runs again, writes no image.
+# start_marks ID [ENV...]: marks.py as application ID under the shim
+start_marks() {
+    local id=$1
+    shift
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="$id" "$@" python3 "$T/marks.py" \
+        >"$T/$id.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_for 10 grep -q READY "$T/$id.log"
+}
+rm -f "$T/go" "$T"/ran.*
+if start_marks slow; then
+    out=$(CKSHIM_TEST_HOOK=slow-stamp:12 "$C" checkpoint "$pid" -o "$T/slow.img" --kill 2>"$T/err")
+    rc=$?
+    if [ $rc -eq 0 ] && wait_for 10 no_tree_procs && [ -s "$T/slow.img" ]; then
+        pass tree_slow_counter_12s
+    else
+        fail tree_slow_counter_12s "rc=$rc"
+        end_tree
+    fi
+fi
+rm -f "$T/go" "$T"/ran.*
+if start_marks slowc CKSHIM_COORD_SILENCE_MS=2000; then
+    p0=$pid
+    CKSHIM_TEST_HOOK=slow-commit:5 "$C" checkpoint "$pid" -o "$T/slowc.img" --kill \
+        >/dev/null 2>"$T/err" &
+    cp=$!
+    sleep 3.5
+    # parked, not ended, while the image is not committed
+    if alive "$p0" && [ ! -e "$T/slowc.img" ] && wait "$cp" && wait_for 10 no_tree_procs &&
+        [ -s "$T/slowc.img" ]; then
+        pass tree_slow_commit_kept_parked
+    else
+        fail tree_slow_commit_kept_parked "image or processes wrong"
+        end_tree
+    fi
+fi
+: >"$T/go"
+if start_marks stuck CKSHIM_COORD_SILENCE_MS=2000; then
+    CKSHIM_TEST_HOOK=before-commit "$C" checkpoint "$pid" -o "$T/stuck.img" --kill \
+        >/dev/null 2>"$T/err" &
+    cp=$!
+    stopped() { grep -q '^State:.*T' /proc/$cp/status 2>/dev/null; }
+    if wait_for 20 stopped; then
+        rm -f "$T"/ran.*
+        three() { [ "$(markers)" = 3 ]; }
+        if wait_for 8 three; then
+            pass tree_stuck_coord_releases
+        else
+            fail tree_stuck_coord_releases "$(markers) processes run again"
+        fi
+        kill -CONT "$cp"
+        wait "$cp"
+        rc=$?
+        if [ $rc -eq 1 ] && [ ! -e "$T/stuck.img" ] && grep -q "stopped waiting for coord" "$T/err" &&
+            ! no_tree_procs && alive "$pid"; then
+            pass tree_stuck_coord_commits_nothing
+        else
+            fail tree_stuck_coord_commits_nothing "rc=$rc"
+        fi
+    else
+        fail tree_stuck_coord_releases "coord did not stop at before-commit"
+        kill -9 "$cp"
+    fi
+    end_tree
+fi
+
 # RLIMIT_NPROC counts every thread of every process of the user: a tree
 # whose processes each fit under the limit but not all together is
 # refused before anything starts, naming the limit and what the tree
