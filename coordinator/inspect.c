@@ -908,13 +908,9 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
         *skipped = 1;
         return 0;
     }
-    size_t cap = ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE);
-    uint8_t *in = malloc(cap), *out = malloc(CK_CHUNK_PAGES * CK_PAGE_SIZE);
+    struct ck_recbuf rb = {0};
+    const struct ck_key *dkey = (img->hdr.flags & CK_HF_ENCRYPTED) ? key : NULL;
     int rc = 0;
-    if (!in || !out) {
-        snprintf(err, errlen, "out of memory");
-        rc = -1;
-    }
     for (uint32_t m = 0; rc == 0 && m < img->nmemcheck; m++) {
         const struct ck_memcheck *w = &img->memcheck[m];
         const struct ck_region *g = &img->regions[w->region];
@@ -924,21 +920,13 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
             const struct ck_rec *rec = &loc->rec;
             if (rec->arg < g->start || rec->arg >= g->end)
                 continue;
-            if (rec->len > cap || rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE ||
-                pread(fd, in, rec->len, (off_t)loc->offset) != (ssize_t)rec->len) {
-                snprintf(err, errlen, "cannot read the PAGES record at %#llx",
+            if (ck_rec_load(fd, loc, dkey, &img->hdr, 0, &rb) < 0) {
+                snprintf(err, errlen, "cannot read or decode the PAGES record at %#llx",
                          (unsigned long long)rec->arg);
                 rc = -1;
                 break;
             }
-            if (img->hdr.flags & CK_HF_ENCRYPTED)
-                ck_crypt_payload(key, &img->hdr, rec, in);
-            if (ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0) {
-                snprintf(err, errlen, "cannot decode the PAGES record at %#llx",
-                         (unsigned long long)rec->arg);
-                rc = -1;
-                break;
-            }
+            const uint8_t *out = rb.out;
             for (uint64_t off = 0; off < rec->raw_len; off += CK_PAGE_SIZE) {
                 const uint8_t *pg = out + off;
                 uint8_t any = 0;
@@ -960,15 +948,16 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
             rc = -1;
         }
     }
-    free(in);
-    free(out);
+    ck_recbuf_free(&rb);
     return rc;
 }
 
 /* Inspect the image stream at fd's position (a single-process image, or
- * one process of a tree image). Returns an exit code. */
+ * process ti of a tree image th with entries te, checked against its
+ * entry). Returns an exit code. */
 static int inspect_one(int fd, const char *file, int json, int verify, const char *key_file,
-                       const char *counter_url)
+                       const char *counter_url, const struct ck_tree_hdr *th,
+                       const struct ck_tree_entry *te, uint32_t ti)
 {
     char err[512] = "";
     struct ck_image img;
@@ -978,12 +967,17 @@ static int inspect_one(int fd, const char *file, int json, int verify, const cha
         ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
         return CK_EXIT_FAIL;
     }
+    if (th && ck_tree_check_stream(th, te, ti, &img.hdr, img.file_size, err, sizeof err) < 0) {
+        ck_msg("inspect %s: %s", file, err);
+        ck_image_free(&img);
+        return CK_EXIT_FAIL;
+    }
     int auth_checked = 0, mc_skipped = 0;
     struct ck_key key;
     memset(&key, 0, sizeof(key));
     if (key_file) {
         if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
-            ck_image_authenticate(fd, &key, err, sizeof(err)) < 0) {
+            ck_image_authenticate_at(fd, th ? te[ti].offset : 0, &key, err, sizeof(err)) < 0) {
                 ck_key_wipe(&key);
             ck_msg("inspect %s: %s", file, err);
             ck_image_free(&img);
@@ -1096,9 +1090,23 @@ int cmd_inspect(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     if (tr == 0) {
-        int rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        int rc = inspect_one(fd, file, json, verify, key_file, counter_url, NULL, NULL, 0);
         close(fd);
         return rc;
+    }
+    /* An authenticated tree: its header's MAC first (each stream's own
+     * MAC is checked by inspect_one). */
+    if (key_file) {
+        struct ck_key key;
+        int kr = ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof err) < 0 ||
+                 ck_tree_check_mac(&th, te, &key, err, sizeof err) < 0;
+        ck_key_wipe(&key);
+        if (kr) {
+            ck_msg("inspect %s: %s", file, err);
+            free(te);
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
     }
     /* A process tree: the tree, then each process's image as for one. */
     if (json) {
@@ -1137,7 +1145,7 @@ int cmd_inspect(int argc, char **argv)
             rc = CK_EXIT_FAIL;
             break;
         }
-        rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        rc = inspect_one(fd, file, json, verify, key_file, counter_url, &th, te, i);
     }
     if (json)
         printf("]}\n");
