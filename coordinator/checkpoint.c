@@ -588,18 +588,20 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
  * anonymous memory inherited across fork is: restore_tree). Returns 0, or
  * -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
-                         size_t errlen)
+                         size_t errlen, int pidns)
 {
     /* File locks: a tree restore takes a process's own locks again, but
      * not who else in the tree waits for or tests them with which pid
-     * (zdtm file_locks00-04): refused until the tree has exact pids. */
+     * (zdtm file_locks00-04): refused unless the tree has exact pids (in
+     * a pid namespace of its own, where those tests pass). */
     int live = 0;
     for (int i = 0; i < t->n; i++)
         live += !t->m[i].zombie;
-    for (int i = 0; live > 1 && i < t->n; i++)
+    for (int i = 0; live > 1 && !pidns && i < t->n; i++)
         if (!t->m[i].zombie && imgs[i].nlocks) {
             snprintf(err, errlen, "process %d holds a file lock (fd %d): ckshim cannot restore "
-                     "file locks in a tree of several processes yet",
+                     "file locks in a tree of several processes yet (it can under coord run "
+                     "--pidns)",
                      t->m[i].pid, imgs[i].locks[0].fd);
             return -1;
         }
@@ -733,7 +735,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     test_hook("slow-stamp");
     for (int i = 0; i < n; i++)
         if (t->m[i].zombie)
-            ents[i].vpid = zombie_vpid(t, reps, t->m[i].pid);
+            ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
+                                                        : zombie_vpid(t, reps, t->m[i].pid);
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -838,7 +841,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     char uerr[1024];
-    if (tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+    if (tree_unshared(t, imgs, uerr, sizeof uerr, (req->flags & CK_CKPT_PIDNS) != 0) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
@@ -1042,6 +1045,13 @@ int cmd_checkpoint(int argc, char **argv)
     /* Its descendants: every one must be able to be part of the image
      * (docs/DESIGN.md, "Process trees"); name those that cannot before
      * any shim is asked anything. */
+    int prog = ck_pidns_program(pid);
+    if (prog > 0) {
+        ck_msg("checkpoint %d: PID %d is coord's side of a program run with --pidns (coord "
+               "outside, or the namespace's init); checkpoint the program itself: pid %d",
+               pid, pid, prog);
+        return CK_EXIT_FAIL;
+    }
     static struct ck_tree tree;
     r = ck_tree_discover(pid, &tree);
     if (r < 0) {
@@ -1076,6 +1086,10 @@ int cmd_checkpoint(int argc, char **argv)
             return CK_EXIT_FAIL;
         }
     }
+
+    /* A process in a pid namespace other than ours (coord run --pidns):
+     * the image says so, and it is restored in a new one with its pids. */
+    uint32_t pidns = ck_pidns_of(pid) != ck_pidns_of(0) ? CK_CKPT_PIDNS : 0;
 
     /* Its control socket. */
     char sock[PATH_MAX];
@@ -1154,7 +1168,7 @@ int cmd_checkpoint(int argc, char **argv)
         }
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
-        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
+        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
         if (have_key)
@@ -1207,7 +1221,8 @@ int cmd_checkpoint(int argc, char **argv)
     /* Ask. */
     req.magic = CK_CTL_MAGIC;
     req.op = CK_OP_CHECKPOINT;
-    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
+    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP |
+                pidns;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
     if (have_key)

@@ -372,7 +372,9 @@ static void text_header(const struct view *v)
         printf("  security      checksums only (no key)\n");
     iso_time(when, sizeof(when), h->created_ns);
     printf("  created       %s\n", when);
-    printf("  orig pid      %u\n", h->orig_pid);
+    printf("  orig pid      %u%s\n", h->orig_pid,
+           (h->flags & CK_HF_PIDNS) ? " (in a pid namespace of its own: restored in a new one "
+                                      "with this pid)" : "");
     printf("  uid/gid       %u/%u\n", h->uid, h->gid);
     printf("  kernel        %.*s %.*s\n", FIX(h->kernel), FIX(h->machine));
     printf("  glibc         %.*s\n", FIX(h->glibc));
@@ -673,6 +675,7 @@ static void print_json(const struct view *v)
     iso_time(buf, sizeof(buf), h->created_ns);
     ck_json_kstr(&j, "created", buf);
     ck_json_ku64(&j, "orig_pid", h->orig_pid);
+    ck_json_kbool(&j, "pid_namespace", (h->flags & CK_HF_PIDNS) != 0);
     ck_json_ku64(&j, "uid", h->uid);
     ck_json_ku64(&j, "gid", h->gid);
     ck_json_kstrn(&j, "kernel", h->kernel, sizeof(h->kernel));
