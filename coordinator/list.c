@@ -276,6 +276,9 @@ int cmd_list(int argc, char **argv)
         ck_supervise_list(stdout, &j, dir);
         ck_json_close(&j, '}');
         ck_json_end(&j);
+    } else if (n == 0) {
+        printf("no processes run under the shim (start one with: coord run -- PROG ARGS)\n");
+        ck_supervise_list(stdout, NULL, dir);
     } else {
         printf("%-8s %-8s %7s %4s  %-10s %-24s %s\n", "PID", "PID-SEEN", "THREADS", "GEN",
                "TREE", "APP-ID", "EXE");
@@ -287,8 +290,6 @@ int cmd_list(int argc, char **argv)
                    r->nthreads, r->generation, tree, r->app_id[0] ? r->app_id : "-",
                    r->exe[0] ? r->exe : "-");
         }
-        if (n == 0)
-            fprintf(stderr, "no processes under the shim\n");
         ck_supervise_list(stdout, NULL, dir);
     }
     free(ents);

@@ -166,9 +166,11 @@ SLEEP_PID=
 
 # ---- list ----
 run_coord list
-expect list_empty 0 "PID.*PID-SEEN.*THREADS.*GEN.*APP-ID.*EXE" "$T/out"
+expect list_empty 0 "^no processes run under the shim \(start one with: coord run -- PROG ARGS\)$" "$T/out"
+grep -q "PID-SEEN" "$T/out" && fail list_empty_no_header "a table header with no process" ||
+    pass list_empty_no_header
 CKSHIM_DIR="$T/no-such-dir" run_coord list
-expect list_missing_dir 0 "PID" "$T/out"
+expect list_missing_dir 0 "no processes run under the shim" "$T/out"
 CKSHIM_DIR="$T/no-such-dir" run_coord list --json
 expect list_json_empty 0 '"processes": \[\]' "$T/out"
 
@@ -190,6 +192,31 @@ else
 fi
 
 # ---- inspect ----
+# an epoll instance's watch list, readable (no "?" for its line breaks)
+if command -v python3 >/dev/null; then
+    "$COORD" run -- python3 -c '
+import select, os, time, socket
+e = select.epoll(); r, w = os.pipe(); a, b = socket.socketpair()
+e.register(r, select.EPOLLIN); e.register(a.fileno(), select.EPOLLIN | select.EPOLLOUT | select.EPOLLET)
+print("READY", r, a.fileno(), flush=True)
+time.sleep(60)' >"$T/ep.out" 2>&1 &
+    EP=$!
+    for _ in $(seq 100); do grep -q READY "$T/ep.out" && break; sleep 0.1; done
+    read -r _ R A <"$T/ep.out"
+    "$COORD" checkpoint "$EP" -o "$T/ep.ckpt" >/dev/null 2>&1
+    kill "$EP" 2>/dev/null
+    wait "$EP" 2>/dev/null
+    run_coord inspect "$T/ep.ckpt"
+    line=$(grep " epoll " "$T/out")
+    if grep -q "fd $A (in out err hup et)" <<<"$line" && grep -q "fd $R (in err hup)" <<<"$line" &&
+        grep -q " watches fd" <<<"$line" && ! grep -q '?' <<<"$line"; then
+        pass inspect_epoll_watches_readable
+    else
+        fail inspect_epoll_watches_readable "line: $line"
+    fi
+else
+    skip inspect_epoll_watches_readable "no python3"
+fi
 run_coord inspect
 expect inspect_missing_arg 2 "missing FILE"
 run_coord inspect "$T/no-such.ckpt"
