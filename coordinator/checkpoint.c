@@ -643,6 +643,47 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
     return 0;
 }
 
+/* --json: what was written, as one JSON object on standard output (the
+ * prose summary still goes to standard error). */
+static int json_out;
+
+struct summary {
+    int pid, nprocs, killed;
+    const char *image;                  /* NULL: standard output */
+    uint64_t image_bytes, pages, memory_bytes, stamp;
+    unsigned threads;
+    double total_ms, pause_ms;
+};
+
+static void print_json(const struct summary *m)
+{
+    if (!json_out)
+        return;
+    struct ck_json j;
+    ck_json_init(&j, stdout);
+    ck_json_open(&j, NULL, '{');
+    ck_json_ku64(&j, "pid", (uint64_t)m->pid);
+    if (m->image)
+        ck_json_kstr(&j, "image", m->image);
+    else
+        ck_json_knull(&j, "image");
+    ck_json_ku64(&j, "processes", (uint64_t)m->nprocs);
+    ck_json_ku64(&j, "threads", m->threads);
+    ck_json_ku64(&j, "image_bytes", m->image_bytes);
+    ck_json_ku64(&j, "pages", m->pages);
+    ck_json_ku64(&j, "memory_bytes", m->memory_bytes);
+    if (m->total_ms >= 0)
+        ck_json_kdouble(&j, "checkpoint_ms", m->total_ms);
+    ck_json_kdouble(&j, "pause_ms", m->pause_ms);
+    if (m->stamp)
+        ck_json_ku64(&j, "stamp", m->stamp);
+    else
+        ck_json_knull(&j, "stamp");
+    ck_json_kbool(&j, "killed", m->killed);
+    ck_json_close(&j, '}');
+    ck_json_end(&j);
+}
+
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
  * "Process trees"): every process parks, then every process captures, then
  * each writes its own stream into a file of its own; coord puts them
@@ -879,6 +920,12 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         end_processes(pidfds, pids, n, pid);
         ck_msg("checkpoint %d: process tree exited", pid);
     }
+    struct summary sm = {.pid = pid, .nprocs = n, .killed = kill_after && committed > 0,
+                         .image = out, .image_bytes = bytes, .pages = pages,
+                         .memory_bytes = raw, .threads = threads, .total_ms = -1,
+                         .pause_ms = (double)pause / 1e6,
+                         .stamp = counter->kind != CK_COUNTER_NONE ? stamp : 0};
+    print_json(&sm);
     ret = CK_EXIT_OK;
 out:
     hb_stop();
@@ -938,6 +985,11 @@ int cmd_checkpoint(int argc, char **argv)
                 i++;
                 continue;
             }
+            if (strcmp(a, "--json") == 0) {
+                json_out = 1;
+                i++;
+                continue;
+            }
             int r = ck_opt_value("checkpoint", argc, argv, &i, "--output", "-o", &out);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
@@ -964,6 +1016,8 @@ int cmd_checkpoint(int argc, char **argv)
         return ck_usage_error("checkpoint", "missing -o FILE");
     if (!*out)
         return ck_usage_error("checkpoint", "-o: empty file name");
+    if (json_out && !strcmp(out, "-"))
+        return ck_usage_error("checkpoint", "--json with -o -: standard output is the image");
     /* Standard output that is not a regular file (a pipe to ssh or zstd):
      * coord cannot know whether the reader kept the image, so it never
      * counts as committed: no --kill, and the counter is not advanced. */
@@ -1372,6 +1426,13 @@ int cmd_checkpoint(int argc, char **argv)
         end_processes(&pidfd, &pid, 1, pid);
         ck_msg("checkpoint %d: process exited", pid);
     }
+    struct summary sm = {.pid = pid, .nprocs = 1, .killed = kill_after,
+                         .image = to_stdout ? NULL : out, .image_bytes = rep.bytes,
+                         .pages = rep.pages, .memory_bytes = mem, .threads = rep.nthreads,
+                         .total_ms = (double)rep.total_ns / 1e6,
+                         .pause_ms = (double)rep.pause_ns / 1e6,
+                         .stamp = counter.kind != CK_COUNTER_NONE ? stamp_msg : 0};
+    print_json(&sm);
     if (pidfd >= 0)
         close(pidfd);
     post_checkpoint(pid, "ok");

@@ -58,7 +58,7 @@ static const struct subcmd subcmds[] = {
      "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH]",
+     "[--encrypt]] [--action-script PATH] [--json]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -74,14 +74,18 @@ static const struct subcmd subcmds[] = {
      "  --action-script PATH\n"
      "                      run PATH before the checkpoint (CKSHIM_ACTION=pre-checkpoint;\n"
      "                      a non-zero exit refuses it) and after it (post-checkpoint,\n"
-     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"},
+     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"
+     "  --json              also print what was written as one JSON object on standard\n"
+     "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
     {"restore", cmd_restore, 0,
      "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
-     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH]",
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json]",
      "Bring back the process saved in FILE (\"-\": read the image from standard\n"
      "input, e.g. from ssh; it is held in memory, never written to disk).\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
+     "  --json          with --detach: print the pid (and image, processes, pidns) as\n"
+     "                  one JSON object\n"
      "  --pidns         restore in a new pid namespace with the pids the program knew\n"
      "                  (images taken under coord run --pidns always are)\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"

@@ -2095,6 +2095,10 @@ static int commit_counter(struct rctx *c)
 
 /* Rollback protection: the image's stamp must be the counter's current
  * value; it is then advanced, so the image restores only once. */
+/* --json (with --detach): the restored program's pid and more as one
+ * JSON object instead of the bare pid. */
+static int json_out;
+
 /* --adopt-stamp (coord migrate): the counter on this host has never seen
  * the program; start it at the image's stamp, then check as usual. */
 static int adopt_stamp;
@@ -2857,7 +2861,9 @@ int cmd_restore(int argc, char **argv)
     int force = 0;
     c.pages_fd = -1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
+        if (!strcmp(argv[i], "--json"))
+            json_out = 1;
+        else if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
             c.detach = 1;
         else if (!strcmp(argv[i], "--pidns"))
             g_pidns = 1;
@@ -2898,6 +2904,9 @@ int cmd_restore(int argc, char **argv)
     }
     if (!c.file)
         return ck_usage_error("restore", "no image file given");
+    if (json_out && !c.detach)
+        return ck_usage_error("restore", "--json needs --detach (in the foreground coord "
+                              "becomes the program)");
     if (action) {
         if (ck_action_check("restore", action, c.script, sizeof c.script) != 0)
             return CK_EXIT_USAGE;
@@ -3116,7 +3125,20 @@ run:
             ck_msg("restore %s: the restored program ended right after restore", c.file);
             rc = CK_EXIT_FAIL;
         }
-        if (rc == CK_EXIT_OK) {
+        if (rc == CK_EXIT_OK && json_out) {
+            struct ck_json j;
+            ck_json_init(&j, stdout);
+            ck_json_open(&j, NULL, '{');
+            ck_json_ku64(&j, "pid", (uint64_t)shown);
+            ck_json_kstr(&j, "image", c.file);
+            ck_json_ku64(&j, "processes", g_tree.n ? (uint64_t)g_tree.n : 1);
+            ck_json_kbool(&j, "pidns", g_pidns);
+            ck_json_close(&j, '}');
+            ck_json_end(&j);
+            fflush(stdout);
+            if (c.script[0])
+                post_restore(&c, shown);
+        } else if (rc == CK_EXIT_OK) {
             printf("%d\n", shown);
             fflush(stdout);
             if (c.script[0])
