@@ -36,6 +36,8 @@ enum {
     CK_OP_ABORT = 4,                    /* second or third message: give up, release */
     CK_OP_COMMIT = 5,                   /* third message: the image is committed */
     CK_OP_CAPTURE = 6,                  /* CK_CKPT_TREE: the whole tree is parked */
+    CK_OP_KEEPALIVE = 7,                /* coord is still at work (every second while the
+                                           shim waits for its next word): keep waiting */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the

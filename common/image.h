@@ -709,6 +709,7 @@ struct ck_restore_info {
     int32_t status_fd;                  /* --detach: report here, or -1 */
     int32_t new_pid;
     uint64_t generation;                /* bumped per restore */
+    int32_t gate_fd, ready_fd;          /* a tree's second barrier (restore_finish), or -1 */
     uint32_t drop_caps;                 /* restored in a pid namespace of its own: each
                                            thread drops the capabilities it had there */
     uint32_t pad;
@@ -740,7 +741,8 @@ struct ck_tree_hdr {
     uint64_t counter_stamp;             /* the tree's stamp (also in every stream) */
     char app_id[64];                    /* the root's: the counter the tree uses */
     uint64_t created_ns;
-    uint64_t reserved[4];
+    uint8_t mac[32];                    /* with a key: keyed BLAKE2b of the header (this
+                                           field zero) and entries; else zero (was reserved) */
     /* struct ck_tree_entry[nprocs], then uint64_t XXH64 (seed 0) of the
      * header and entries */
 };

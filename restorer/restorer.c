@@ -499,10 +499,14 @@ static void pass_gate(void)
     }
     msg[n] = 0;
     if (n >= 3 && msg[0] == 'o' && msg[1] == 'k' && msg[2] == '\n') {
-        sys_close(plan->gate_fd);
-        sys_close(plan->ready_fd);
+        if (!plan->tree_gate) {
+            sys_close(plan->gate_fd);
+            sys_close(plan->ready_fd);
+        }
         return;
     }
+    if (n == 5 && msg[0] == 's' && msg[1] == 't' && msg[2] == 'o' && msg[3] == 'p')
+        sys_exit_group(1); /* another process of the tree failed: the root says why */
     if (n > 0 && msg[n - 1] == '\n')
         msg[n - 1] = 0;
     const char *m = msg;
@@ -591,6 +595,9 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         ri->status_fd = status_fd;
         ri->new_pid = (int32_t)sys_getpid();
         ri->generation++;
+        /* a tree's second barrier: the shim reports once it is whole */
+        ri->gate_fd = plan->tree_gate ? plan->gate_fd : -1;
+        ri->ready_fd = plan->tree_gate ? plan->ready_fd : -1;
         ri->drop_caps = plan->pidns;
     }
     sys_close(plan->image_fd);
@@ -630,6 +637,8 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     }
     if (!main_thread)
         die("image has no main thread", 0, 0);
+    if (plan->test_die_late) /* CKSHIM_TEST_HOOK=restore-die-late:VPID (coord) */
+        die("test hook: this process of the tree ends late in its restore", 0, 0);
     if (err_fd != 2)
         sys_close(err_fd);
     sys_arch_prctl(R_ARCH_SET_FS, main_thread->fsbase);

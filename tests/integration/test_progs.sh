@@ -90,6 +90,8 @@ TWICE+=" hooks "
 TWICE+=" inet_listen inet_pair inet_udp inet_opts inet_outside "
 TWICE+=" tree_pipes tree_shm "
 TWICE+=" unix_scm "
+TWICE+=" sock_state "
+LIVE+=" sock_state "
 # Started with coord run --pidns (a pid namespace of their own, under
 # coord's init): checkpointed by the program's pid as seen here.
 PIDNS=" pidns_tree "
