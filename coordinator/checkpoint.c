@@ -588,18 +588,20 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
  * anonymous memory inherited across fork is: restore_tree). Returns 0, or
  * -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
-                         size_t errlen)
+                         size_t errlen, int pidns)
 {
     /* File locks: a tree restore takes a process's own locks again, but
      * not who else in the tree waits for or tests them with which pid
-     * (zdtm file_locks00-04): refused until the tree has exact pids. */
+     * (zdtm file_locks00-04): refused unless the tree has exact pids (in
+     * a pid namespace of its own, where those tests pass). */
     int live = 0;
     for (int i = 0; i < t->n; i++)
         live += !t->m[i].zombie;
-    for (int i = 0; live > 1 && i < t->n; i++)
+    for (int i = 0; live > 1 && !pidns && i < t->n; i++)
         if (!t->m[i].zombie && imgs[i].nlocks) {
             snprintf(err, errlen, "process %d holds a file lock (fd %d): ckshim cannot restore "
-                     "file locks in a tree of several processes yet",
+                     "file locks in a tree of several processes yet (it can under coord run "
+                     "--pidns)",
                      t->m[i].pid, imgs[i].locks[0].fd);
             return -1;
         }
@@ -639,6 +641,47 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
         }
     }
     return 0;
+}
+
+/* --json: what was written, as one JSON object on standard output (the
+ * prose summary still goes to standard error). */
+static int json_out;
+
+struct summary {
+    int pid, nprocs, killed;
+    const char *image;                  /* NULL: standard output */
+    uint64_t image_bytes, pages, memory_bytes, stamp;
+    unsigned threads;
+    double total_ms, pause_ms;
+};
+
+static void print_json(const struct summary *m)
+{
+    if (!json_out)
+        return;
+    struct ck_json j;
+    ck_json_init(&j, stdout);
+    ck_json_open(&j, NULL, '{');
+    ck_json_ku64(&j, "pid", (uint64_t)m->pid);
+    if (m->image)
+        ck_json_kstr(&j, "image", m->image);
+    else
+        ck_json_knull(&j, "image");
+    ck_json_ku64(&j, "processes", (uint64_t)m->nprocs);
+    ck_json_ku64(&j, "threads", m->threads);
+    ck_json_ku64(&j, "image_bytes", m->image_bytes);
+    ck_json_ku64(&j, "pages", m->pages);
+    ck_json_ku64(&j, "memory_bytes", m->memory_bytes);
+    if (m->total_ms >= 0)
+        ck_json_kdouble(&j, "checkpoint_ms", m->total_ms);
+    ck_json_kdouble(&j, "pause_ms", m->pause_ms);
+    if (m->stamp)
+        ck_json_ku64(&j, "stamp", m->stamp);
+    else
+        ck_json_knull(&j, "stamp");
+    ck_json_kbool(&j, "killed", m->killed);
+    ck_json_close(&j, '}');
+    ck_json_end(&j);
 }
 
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
@@ -733,7 +776,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     test_hook("slow-stamp");
     for (int i = 0; i < n; i++)
         if (t->m[i].zombie)
-            ents[i].vpid = zombie_vpid(t, reps, t->m[i].pid);
+            ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
+                                                        : zombie_vpid(t, reps, t->m[i].pid);
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -855,7 +899,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     char uerr[1024];
-    if (tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+    if (tree_unshared(t, imgs, uerr, sizeof uerr, (req->flags & CK_CKPT_PIDNS) != 0) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
@@ -893,6 +937,12 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         end_processes(pidfds, pids, n, pid);
         ck_msg("checkpoint %d: process tree exited", pid);
     }
+    struct summary sm = {.pid = pid, .nprocs = n, .killed = kill_after && committed > 0,
+                         .image = out, .image_bytes = bytes, .pages = pages,
+                         .memory_bytes = raw, .threads = threads, .total_ms = -1,
+                         .pause_ms = (double)pause / 1e6,
+                         .stamp = counter->kind != CK_COUNTER_NONE ? stamp : 0};
+    print_json(&sm);
     ret = CK_EXIT_OK;
 out:
     hb_stop();
@@ -952,6 +1002,11 @@ int cmd_checkpoint(int argc, char **argv)
                 i++;
                 continue;
             }
+            if (strcmp(a, "--json") == 0) {
+                json_out = 1;
+                i++;
+                continue;
+            }
             int r = ck_opt_value("checkpoint", argc, argv, &i, "--output", "-o", &out);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
@@ -978,6 +1033,8 @@ int cmd_checkpoint(int argc, char **argv)
         return ck_usage_error("checkpoint", "missing -o FILE");
     if (!*out)
         return ck_usage_error("checkpoint", "-o: empty file name");
+    if (json_out && !strcmp(out, "-"))
+        return ck_usage_error("checkpoint", "--json with -o -: standard output is the image");
     /* Standard output that is not a regular file (a pipe to ssh or zstd):
      * coord cannot know whether the reader kept the image, so it never
      * counts as committed: no --kill, and the counter is not advanced. */
@@ -1059,6 +1116,13 @@ int cmd_checkpoint(int argc, char **argv)
     /* Its descendants: every one must be able to be part of the image
      * (docs/DESIGN.md, "Process trees"); name those that cannot before
      * any shim is asked anything. */
+    int prog = ck_pidns_program(pid);
+    if (prog > 0) {
+        ck_msg("checkpoint %d: PID %d is coord's side of a program run with --pidns (coord "
+               "outside, or the namespace's init); checkpoint the program itself: pid %d",
+               pid, pid, prog);
+        return CK_EXIT_FAIL;
+    }
     static struct ck_tree tree;
     r = ck_tree_discover(pid, &tree);
     if (r < 0) {
@@ -1093,6 +1157,10 @@ int cmd_checkpoint(int argc, char **argv)
             return CK_EXIT_FAIL;
         }
     }
+
+    /* A process in a pid namespace other than ours (coord run --pidns):
+     * the image says so, and it is restored in a new one with its pids. */
+    uint32_t pidns = ck_pidns_of(pid) != ck_pidns_of(0) ? CK_CKPT_PIDNS : 0;
 
     /* Its control socket. */
     char sock[PATH_MAX];
@@ -1171,7 +1239,7 @@ int cmd_checkpoint(int argc, char **argv)
         }
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
-        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
+        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
         if (have_key)
@@ -1224,7 +1292,8 @@ int cmd_checkpoint(int argc, char **argv)
     /* Ask. */
     req.magic = CK_CTL_MAGIC;
     req.op = CK_OP_CHECKPOINT;
-    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
+    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP |
+                pidns;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
     if (have_key)
@@ -1374,6 +1443,13 @@ int cmd_checkpoint(int argc, char **argv)
         end_processes(&pidfd, &pid, 1, pid);
         ck_msg("checkpoint %d: process exited", pid);
     }
+    struct summary sm = {.pid = pid, .nprocs = 1, .killed = kill_after,
+                         .image = to_stdout ? NULL : out, .image_bytes = rep.bytes,
+                         .pages = rep.pages, .memory_bytes = mem, .threads = rep.nthreads,
+                         .total_ms = (double)rep.total_ns / 1e6,
+                         .pause_ms = (double)rep.pause_ns / 1e6,
+                         .stamp = counter.kind != CK_COUNTER_NONE ? stamp_msg : 0};
+    print_json(&sm);
     if (pidfd >= 0)
         close(pidfd);
     post_checkpoint(pid, "ok");

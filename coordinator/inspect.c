@@ -269,8 +269,49 @@ static void clean_image(struct ck_image *img)
         if (img->region_paths[i])
             clean(img->region_paths[i], (size_t)-1);
     for (uint32_t i = 0; img->fd_paths && i < img->nfds; i++)
-        if (img->fd_paths[i])
+        if (img->fd_paths[i] && img->fds[i].kind != CK_FD_EPOLL) /* see epoll_watches */
             clean(img->fd_paths[i], (size_t)-1);
+}
+
+/* An epoll fd's "path" is its watch list, one "TFD EVENTS DATA[ HOLDER]"
+ * line per watch (fds/epoll.c): shown as "watches fd 4 (in), fd 6 (in
+ * out et)". Only numbers are taken from it, so nothing in it can drive
+ * the terminal. */
+static void epoll_watches(const char *list, char *out, size_t len)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } evs[] = {{0x001, "in"},     {0x002, "pri"},      {0x004, "out"},   {0x008, "err"},
+               {0x010, "hup"},    {0x2000, "rdhup"},   {1u << 28, "exclusive"},
+               {1u << 29, "wakeup"}, {1u << 30, "oneshot"}, {1u << 31, "et"}};
+    size_t o = (size_t)snprintf(out, len, "watches");
+    int n = 0;
+    for (const char *p = list; p && *p && o < len; n++) {
+        long tfd, holder;
+        unsigned long long events, data;
+        int used = 0;
+        if (sscanf(p, "%ld %llx %llx%n", &tfd, &events, &data, &used) != 3)
+            break;
+        p += used;
+        holder = tfd;
+        if (*p == ' ')
+            holder = strtol(p, (char **)&p, 10);
+        o += (size_t)snprintf(out + o, len - o, "%s fd %ld (", n ? "," : "", tfd);
+        int any = 0;
+        for (size_t k = 0; k < sizeof evs / sizeof evs[0] && o < len; k++)
+            if (events & evs[k].bit)
+                o += (size_t)snprintf(out + o, len - o, "%s%s", any++ ? " " : "", evs[k].name);
+        if (holder != tfd && o < len)
+            o += (size_t)snprintf(out + o, len - o, "; the file fd %ld holds", holder);
+        if (o < len)
+            o += (size_t)snprintf(out + o, len - o, ")");
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (n == 0)
+        snprintf(out, len, "watches nothing");
 }
 
 /* ---- statistics ---- */
@@ -372,7 +413,9 @@ static void text_header(const struct view *v)
         printf("  security      checksums only (no key)\n");
     iso_time(when, sizeof(when), h->created_ns);
     printf("  created       %s\n", when);
-    printf("  orig pid      %u\n", h->orig_pid);
+    printf("  orig pid      %u%s\n", h->orig_pid,
+           (h->flags & CK_HF_PIDNS) ? " (in a pid namespace of its own: restored in a new one "
+                                      "with this pid)" : "");
     printf("  uid/gid       %u/%u\n", h->uid, h->gid);
     printf("  kernel        %.*s %.*s\n", FIX(h->kernel), FIX(h->machine));
     printf("  glibc         %.*s\n", FIX(h->glibc));
@@ -590,6 +633,11 @@ static void text_fds(const struct view *v)
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
+        char watches[512];
+        if (f->kind == CK_FD_EPOLL && f->share_with < 0) {
+            epoll_watches(path, watches, sizeof watches);
+            path = watches;
+        }
         printf("  %4d %-11s %-22s %10lld  %s%s\n", f->fd, fd_kind(f->kind), fl, (long long)f->pos,
                path ? path : "", extra);
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
@@ -673,6 +721,7 @@ static void print_json(const struct view *v)
     iso_time(buf, sizeof(buf), h->created_ns);
     ck_json_kstr(&j, "created", buf);
     ck_json_ku64(&j, "orig_pid", h->orig_pid);
+    ck_json_kbool(&j, "pid_namespace", (h->flags & CK_HF_PIDNS) != 0);
     ck_json_ku64(&j, "uid", h->uid);
     ck_json_ku64(&j, "gid", h->gid);
     ck_json_kstrn(&j, "kernel", h->kernel, sizeof(h->kernel));

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -76,10 +78,28 @@ static int cmp_entry(const void *a, const void *b)
     return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-/* "<digits>.sock" -> pid, else -1. */
-static int sock_name_pid(const char *name)
+/* "<digits>.sock" -> pid, else -1. "ns<INODE>-<digits>.sock", a process
+ * in a pid namespace of its own (ctlproto.h): the pid seen from here of
+ * the process with that pid in that namespace, -1 if there is none (*ns
+ * set: a socket left behind). */
+static int sock_name_pid(const char *name, uint64_t *ns)
 {
     const char *dot = strrchr(name, '.');
+    *ns = 0;
+    if (!strncmp(name, "ns", 2) && dot && !strcmp(dot, ".sock")) {
+        char *end;
+        unsigned long long ino = strtoull(name + 2, &end, 10);
+        if (end == name + 2 || *end != '-' || end + 1 >= dot || dot - end > 11)
+            return -1;
+        char num[16];
+        memcpy(num, end + 1, (size_t)(dot - end - 1));
+        num[dot - end - 1] = '\0';
+        int inner = ck_parse_pid(num);
+        if (inner < 0)
+            return -1;
+        *ns = ino;
+        return ck_pidns_find(ino, inner);
+    }
     if (!dot || strcmp(dot, ".sock") != 0 || dot == name || dot - name > 10)
         return -1;
     char num[16];
@@ -155,7 +175,24 @@ int cmd_list(int argc, char **argv)
     }
     uid_t me = getuid();
     for (struct dirent *de; d && (de = readdir(d));) {
-        int pid = sock_name_pid(de->d_name);
+        uint64_t ns;
+        int pid = sock_name_pid(de->d_name, &ns);
+        if (pid < 0 && ns) {
+            /* its namespace or process is gone: remove the socket if
+             * nobody listens on it any more */
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_un sa = {.sun_family = AF_UNIX};
+            if (fd >= 0 && strlen(path) < sizeof sa.sun_path) {
+                strcpy(sa.sun_path, path);
+                if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == ECONNREFUSED)
+                    unlink(path);
+            }
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
         if (pid < 0)
             continue;
         struct ck_procinfo pi;
@@ -239,6 +276,9 @@ int cmd_list(int argc, char **argv)
         ck_supervise_list(stdout, &j, dir);
         ck_json_close(&j, '}');
         ck_json_end(&j);
+    } else if (n == 0) {
+        printf("no processes run under the shim (start one with: coord run -- PROG ARGS)\n");
+        ck_supervise_list(stdout, NULL, dir);
     } else {
         printf("%-8s %-8s %7s %4s  %-10s %-24s %s\n", "PID", "PID-SEEN", "THREADS", "GEN",
                "TREE", "APP-ID", "EXE");
@@ -250,8 +290,6 @@ int cmd_list(int argc, char **argv)
                    r->nthreads, r->generation, tree, r->app_id[0] ? r->app_id : "-",
                    r->exe[0] ? r->exe : "-");
         }
-        if (n == 0)
-            fprintf(stderr, "no processes under the shim\n");
         ck_supervise_list(stdout, NULL, dir);
     }
     free(ents);

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/shm.h>
@@ -60,6 +61,7 @@
 #include "imgio.h"
 #include "plan.h"
 #include "procparse.h"
+#include "rawsys.h"
 #include "tree.h"
 #include "xxh64.h"
 
@@ -122,6 +124,19 @@ static struct {
     } *files;
     int nfiles;
 } g_tree;
+
+/* Restoring in a pid namespace of the program's own (an image taken in
+ * one, or --pidns): every process is made with its pid (clone3 set_tid),
+ * every thread with its tid where it can (docs/DESIGN.md, "PID
+ * namespaces"). */
+static int g_pidns;
+
+/* The pid a restored process is made with: its own in a pid namespace
+ * (ck_pidns_fork_as), any otherwise. */
+static pid_t tree_fork(int vpid)
+{
+    return g_pidns ? ck_pidns_fork_as(vpid) : fork();
+}
 
 /* One open file description processes of the tree share (inherited
  * across fork): a regular file open for writing at the same offset with
@@ -973,6 +988,30 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
     return -1;
 }
 
+/* A thread's tid, given back in a pid namespace of the program's own
+ * unless a process of the restore has it as its pid, or a thread of
+ * another process as its tid (only in an image taken outside a pid
+ * namespace, restored with --pidns: the ids the program knew were never
+ * all the kernel's at once). 0: any tid (the shim maps it). */
+static int32_t plan_tid(const struct rctx *c, uint32_t tid)
+{
+    if (tid <= 1 || tid > INT32_MAX)
+        return 0;
+    if (!g_tree.n)
+        return tid == c->img.proc.pid ? 0 : (int32_t)tid;
+    for (int j = 0; j < g_tree.n; j++) {
+        const struct rctx *m = &g_tree.m[j];
+        if (g_tree.e[j].vpid == (int32_t)tid)
+            return 0;
+        if (m == c || (g_tree.e[j].flags & CK_TREE_ZOMBIE))
+            continue;
+        for (uint32_t k = 0; k < m->img.nthreads; k++)
+            if (m->img.threads[k].tid == tid)
+                return 0;
+    }
+    return (int32_t)tid;
+}
+
 /* Build the plan in a memfd. Returns its fd or -1. */
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
@@ -1102,8 +1141,11 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         so += l + 1;
     }
     struct ck_plan_thread *pt = (struct ck_plan_thread *)(buf + toff);
+    p->pidns = (uint32_t)g_pidns;
     for (uint32_t i = 0; i < im->nthreads; i++) {
         pt[i].flags = im->threads[i].flags;
+        if (g_pidns && !(im->threads[i].flags & CK_TF_MAIN))
+            pt[i].tid = plan_tid(c, im->threads[i].tid);
         pt[i].fsbase = im->threads[i].fsbase;
         pt[i].clear_tid_addr = im->threads[i].clear_tid_addr;
         pt[i].ctx = im->threads[i].ctx;
@@ -1859,6 +1901,18 @@ static int start_watcher(struct rctx *c)
     return 0;
 }
 
+/* In a pid namespace of the program's own we hold every capability of
+ * its user namespace, which an exec as an ordinary uid drops: keep
+ * CAP_CHECKPOINT_RESTORE through the restorer's exec (ambient), for its
+ * clone3 set_tid of the threads. Every thread drops it again before the
+ * program runs (preload/quiesce.c). Best effort: without it threads get
+ * any tid, which the shim maps as in the default mode. */
+static void keep_restore_cap(void)
+{
+    if (ck_caps(40 /* CAP_CHECKPOINT_RESTORE */) == 0)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, 40, 0, 0);
+}
+
 /* The process that becomes the program: set up fds and exec. Only
  * returns on failure, with c->err set. */
 static void become(struct rctx *c, const char *restorer)
@@ -1980,6 +2034,8 @@ static void become(struct rctx *c, const char *restorer)
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
     }
+    if (g_pidns)
+        keep_restore_cap();
     char planarg[16];
     snprintf(planarg, sizeof planarg, "%d", plan);
     char *argv[] = {"ckshim-restore", planarg, NULL};
@@ -2040,6 +2096,10 @@ static int commit_counter(struct rctx *c)
 
 /* Rollback protection: the image's stamp must be the counter's current
  * value; it is then advanced, so the image restores only once. */
+/* --json (with --detach): the restored program's pid and more as one
+ * JSON object instead of the bare pid. */
+static int json_out;
+
 /* --adopt-stamp (coord migrate): the counter on this host has never seen
  * the program; start it at the image's stamp, then check as usual. */
 static int adopt_stamp;
@@ -2670,7 +2730,7 @@ static void tree_become(int i, const char *restorer)
             /* a child that had exited and was not yet waited for: one that
              * ends again the same way (the exit code or the signal, never
              * a core file), for the program to wait for */
-            pid_t z = fork();
+            pid_t z = tree_fork(g_tree.e[j].vpid);
             if (z == 0) {
                 int st = (int)g_tree.e[j].length;
                 int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
@@ -2701,7 +2761,7 @@ static void tree_become(int i, const char *restorer)
             g_tree.map[2 * j + 1] = (int32_t)z;
             continue;
         }
-        pid_t p = fork();
+        pid_t p = tree_fork(g_tree.e[j].vpid);
         if (p < 0) {
             fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
                      strerror(errno));
@@ -2719,6 +2779,87 @@ static void tree_become(int i, const char *restorer)
     become(m, restorer);
 }
 
+/* ---- a pid namespace of the program's own (docs/DESIGN.md, "PID
+ * namespaces") ---- */
+
+/* The pids the restore gives back must be free in a new namespace and
+ * fit in it: not 1 (coord's init), each once, below pid_max. Returns the
+ * highest pid or tid of the image (ordinary forks in the namespace get
+ * pids above it), or -1 with c->err set. */
+static int pidns_check(struct rctx *c)
+{
+    long pid_max = read_long("/proc/sys/kernel/pid_max");
+    int n = g_tree.n ? g_tree.n : 1, top = 1;
+    for (int i = 0; i < n; i++) {
+        int pid = g_tree.n ? g_tree.e[i].vpid : (int)c->img.proc.pid;
+        const char *why = NULL;
+        if (pid <= 1)
+            why = "pid 1 of the new namespace is coord's init";
+        else if (pid_max > 0 && pid >= pid_max)
+            why = "it is not below this machine's pid_max";
+        for (int j = 0; j < i && !why; j++)
+            if (g_tree.e[j].vpid == pid)
+                why = "two processes of the image have it";
+        if (why) {
+            fail_msg(c, "cannot restore in a pid namespace: process %d cannot have its pid "
+                     "again (%s)", pid, why);
+            return -1;
+        }
+        if (pid > top)
+            top = pid;
+        const struct ck_image *im = g_tree.n ? &g_tree.m[i].img : &c->img;
+        if (g_tree.n && (g_tree.e[i].flags & CK_TREE_ZOMBIE))
+            continue;
+        for (uint32_t k = 0; k < im->nthreads; k++)
+            if ((int)im->threads[k].tid > top && (pid_max <= 0 || im->threads[k].tid < pid_max))
+                top = (int)im->threads[k].tid;
+    }
+    return top;
+}
+
+/* In the new namespace's init (ck_pidns_start): make the root with its
+ * pid, which goes on as the foreground or --detach restore does, then be
+ * init. Never returns. */
+static void pidns_root(struct rctx *c, const char *restorer, int top, int report_fd)
+{
+    int r = ck_pidns_set_last(top);
+    int root = g_tree.n ? g_tree.e[0].vpid : (int)c->img.proc.pid;
+    pid_t p = r < 0 ? -1 : ck_pidns_fork_as(root);
+    if (p == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (c->detach)
+            setsid();
+        if (g_tree.n) {
+            g_tree.m[0].status_fd = c->status_fd;
+            tree_become(0, restorer);
+            snprintf(c->err, sizeof c->err, "%s", g_tree.m[0].err);
+            c->status_fd = g_tree.m[0].status_fd;
+        } else {
+            become(c, restorer);
+        }
+        if (c->detach)
+            dprintf(c->status_fd >= 0 ? c->status_fd : report_fd, "error: %s\n", c->err);
+        else
+            print_err(c);
+        _exit(1);
+    }
+    if (p < 0) {
+        if (r < 0)
+            fail_msg(c, "cannot set the next pid of the new pid namespace: %s", strerror(-r));
+        else
+            fail_msg(c, "cannot make process %d with its pid in the new pid namespace: %s",
+                     root, strerror(errno));
+        if (c->detach)
+            dprintf(report_fd, "error: %s\n", c->err);
+        else
+            print_err(c);
+        _exit(1);
+    }
+    ck_pidns_init(p);
+}
+
 int cmd_restore(int argc, char **argv)
 {
     struct rctx c;
@@ -2731,8 +2872,12 @@ int cmd_restore(int argc, char **argv)
     int force = 0;
     c.pages_fd = -1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
+        if (!strcmp(argv[i], "--json"))
+            json_out = 1;
+        else if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
             c.detach = 1;
+        else if (!strcmp(argv[i], "--pidns"))
+            g_pidns = 1;
         else if (!strcmp(argv[i], "--force"))
             force = 1;
         else if (!strcmp(argv[i], "--adopt-stamp"))
@@ -2770,6 +2915,9 @@ int cmd_restore(int argc, char **argv)
     }
     if (!c.file)
         return ck_usage_error("restore", "no image file given");
+    if (json_out && !c.detach)
+        return ck_usage_error("restore", "--json needs --detach (in the foreground coord "
+                              "becomes the program)");
     if (action) {
         if (ck_action_check("restore", action, c.script, sizeof c.script) != 0)
             return CK_EXIT_USAGE;
@@ -2877,7 +3025,29 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
 run:
+    if ((g_tree.n ? g_tree.m[0].img.hdr.flags : c.img.hdr.flags) & CK_HF_PIDNS)
+        g_pidns = 1;
+    int top = 0;
+    if (g_pidns && (top = pidns_check(&c)) < 0) {
+        print_err(&c);
+        return CK_EXIT_FAIL;
+    }
     fflush(NULL);
+    if (!c.detach && g_pidns) {
+        /* coord stays outside and ends as the program does */
+        if (ck_restore_extra.status_fd >= 0)
+            c.status_fd = ck_restore_extra.status_fd;
+        int status_rd = -1;
+        pid_t init = ck_pidns_start("restore", 0, &status_rd);
+        if (init == 0)
+            pidns_root(&c, restorer, top, -1);
+        if (init < 0)
+            return CK_EXIT_FAIL;
+        tree_close_all();
+        if (c.status_fd >= 0)
+            close(c.status_fd);
+        return ck_pidns_wait(init, status_rd);
+    }
     if (!c.detach) {
         if (ck_restore_extra.status_fd >= 0)
             c.status_fd = ck_restore_extra.status_fd;
@@ -2898,7 +3068,22 @@ run:
         ck_msg("restore %s: pipe: %s", c.file, strerror(errno));
         return CK_EXIT_FAIL;
     }
-    pid_t pid = fork();
+    pid_t pid;
+    if (g_pidns) {
+        /* init (pid) outlives us; the program is its child */
+        int status_rd = -1;
+        pid = ck_pidns_start("restore", 1, &status_rd);
+        if (pid == 0) {
+            close(sp[0]);
+            c.status_fd = sp[1];
+            pidns_root(&c, restorer, top, sp[1]);
+        }
+        if (pid < 0)
+            return CK_EXIT_FAIL;
+        close(status_rd);
+    } else {
+        pid = fork();
+    }
     if (pid < 0) {
         ck_msg("restore %s: fork: %s", c.file, strerror(errno));
         return CK_EXIT_FAIL;
@@ -2940,12 +3125,34 @@ run:
     buf[n] = 0;
     close(sp[0]);
     if (!strncmp(buf, "ok ", 3)) {
+        /* in a pid namespace the shim gives its pid there: ours is the
+         * one to print (pid is the namespace's init, which ends with it) */
+        int shown = atoi(buf + 3);
+        if (g_pidns)
+            shown = ck_pidns_find(ck_pidns_of(pid), shown);
         int rc = watch_detached(&c, pid);
-        if (rc == CK_EXIT_OK) {
-            printf("%d\n", atoi(buf + 3));
+        if (rc == CK_EXIT_OK && shown <= 0) {
+            ck_msg("restore %s: the restored program ended right after restore", c.file);
+            rc = CK_EXIT_FAIL;
+        }
+        if (rc == CK_EXIT_OK && json_out) {
+            struct ck_json j;
+            ck_json_init(&j, stdout);
+            ck_json_open(&j, NULL, '{');
+            ck_json_ku64(&j, "pid", (uint64_t)shown);
+            ck_json_kstr(&j, "image", c.file);
+            ck_json_ku64(&j, "processes", g_tree.n ? (uint64_t)g_tree.n : 1);
+            ck_json_kbool(&j, "pidns", g_pidns);
+            ck_json_close(&j, '}');
+            ck_json_end(&j);
             fflush(stdout);
             if (c.script[0])
-                post_restore(&c, atoi(buf + 3));
+                post_restore(&c, shown);
+        } else if (rc == CK_EXIT_OK) {
+            printf("%d\n", shown);
+            fflush(stdout);
+            if (c.script[0])
+                post_restore(&c, shown);
         }
         ck_image_free(&c.img);
         return rc;

@@ -132,6 +132,8 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     h->uid = getuid();
     h->gid = getgid();
     h->counter_stamp = req ? req->counter_stamp : 0;
+    if (req && (req->flags & CK_CKPT_PIDNS))
+        h->flags |= CK_HF_PIDNS;
     h->created_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
     h->nthreads = g_shim.nthreads;
     const char *id = (req && req->app_id[0]) ? req->app_id : g_shim.app_id;
@@ -143,7 +145,8 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     snprintf(h->exe, sizeof h->exe, "%s", g_shim.proc.exe);
 }
 
-/* Bind and listen on <dir>/<realpid>.sock. Returns 0 or -errno. */
+/* Bind and listen on <dir>/<realpid>.sock (ns<INODE>-<realpid>.sock in a
+ * pid namespace: ctlproto.h). Returns 0 or -errno. */
 int shim_listen(void)
 {
     char dir[200];
@@ -168,7 +171,7 @@ int shim_listen(void)
     }
     if (r < 0)
         return r;
-    r = ck_sock_path(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
+    r = ck_sock_path_self(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
     if (r < 0)
         return r;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -620,6 +620,7 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         /* a tree's second barrier: the shim reports once it is whole */
         ri->gate_fd = plan->tree_gate ? plan->gate_fd : -1;
         ri->ready_fd = plan->tree_gate ? plan->ready_fd : -1;
+        ri->drop_caps = plan->pidns;
     }
     sys_close(plan->image_fd);
     sys_close(plan_fd);
@@ -637,9 +638,19 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         /* The child never uses this stack: it jumps to its park point. */
         uint64_t stack = (th[i].ctx.rsp - 4096) & ~15ULL;
         int *tidp = (int *)th[i].clear_tid_addr;
-        long t = restorer_clone(flags & (tidp ? ~0UL : ~(unsigned long)(CLONE_PARENT_SETTID |
-                                                                        CLONE_CHILD_CLEARTID)),
-                                (void *)stack, tidp, tidp, th[i].fsbase, &th[i].ctx);
+        unsigned long f = flags & (tidp ? ~0UL : ~(unsigned long)(CLONE_PARENT_SETTID |
+                                                                 CLONE_CHILD_CLEARTID));
+        long t = -1;
+        if (th[i].tid > 0) {
+            /* in a pid namespace of its own: the tid it had (coord gave
+             * us the capability); any tid if the kernel says no */
+            int32_t want = th[i].tid;
+            uint64_t a[11] = {f, 0, (uint64_t)tidp, (uint64_t)tidp, 0, stack - 64, 64,
+                              th[i].fsbase, (uint64_t)&want, 1, 0};
+            t = restorer_clone3(a, sizeof a, &th[i].ctx);
+        }
+        if (t < 0)
+            t = restorer_clone(f, (void *)stack, tidp, tidp, th[i].fsbase, &th[i].ctx);
         if (t == -11) /* EAGAIN: RLIMIT_NPROC (ulimit -u) or the system's thread limit */
             die("cannot create a thread: the user's process/thread limit (ulimit -u, "
                 "RLIMIT_NPROC) or the system's (threads-max, pid_max) is reached", 0, t);
