@@ -709,9 +709,12 @@ struct ck_restore_info {
     int32_t status_fd;                  /* --detach: report here, or -1 */
     int32_t new_pid;
     uint64_t generation;                /* bumped per restore */
-    int32_t gate_fd, ready_fd;          /* a tree's second barrier (restore_finish), or -1 */
+    int32_t gate_fd, ready_fd;          /* the gate's second step (restore_finish), or -1 */
     uint32_t drop_caps;                 /* restored in a pid namespace of its own: each
                                            thread drops the capabilities it had there */
+    uint32_t test_fail_finish;          /* tests only: restore_finish fails (set per restore) */
+    int32_t err_fd;                     /* with gate_fd, in the foreground: coord's stderr for
+                                           restore_finish's failures (closed after), or -1 */
     uint32_t pad;
 };
 

@@ -60,9 +60,12 @@ struct ck_plan {
     int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
     uint64_t nguards;                   /* struct ck_guard[nguards]: installed once */
     uint64_t guards_off;                /* memory is filled */
-    uint32_t tree_gate;                 /* a process of a tree: gate_fd and ready_fd stay
-                                           open for the shim's second barrier (ck_restore_info) */
-    uint32_t test_die_late;             /* tests only: end after creating the threads */
+    uint32_t tree_gate;                 /* the gate has a second step (a process of a tree,
+                                           or a single process whose counter moves at the
+                                           gate): gate_fd and ready_fd stay open for the
+                                           shim's report once it is whole (ck_restore_info) */
+    uint32_t test_die_late;             /* tests only: 1 end after creating the threads,
+                                           2 fail in the shim's restore_finish */
 };
 
 /* One PAGES record of the image: its header and where its payload is. */

@@ -78,7 +78,6 @@ struct rctx {
     int pages_fd;                       /* decrypted page payloads (memfd), or -1 */
     int in_memory;                      /* img_fd is a memfd copy (from stdin) */
     int err_fd;                         /* where messages go once fds move */
-    int defer;                          /* page checksums left to the restorer */
     int commit;                         /* counter advanced at the restorer's gate */
     struct ck_counter counter;
     char err[1024];
@@ -1744,36 +1743,7 @@ static int restore_env(struct rctx *c)
 
 static int commit_counter(struct rctx *c);
 
-/* The gate keeper (see the top of this file), in an orphaned grandchild:
- * wait for the restorer to report every page in place, advance the
- * counter, answer. If the restorer dies first, leave the counter alone. */
-static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
-{
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-    }
-    if (dup2(ready_rd, 3) < 0 || dup2(gate_wr, 4) < 0)
-        _exit(1);
-    close_range(5, ~0U, 0);
-    char b;
-    ssize_t n;
-    do
-        n = read(3, &b, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1)
-        _exit(0);
-    char msg[1100];
-    if (commit_counter(c) < 0)
-        snprintf(msg, sizeof msg, "error: %s\n", c->err);
-    else
-        snprintf(msg, sizeof msg, "ok\n");
-    if (write(4, msg, strlen(msg)) < 0)
-        _exit(1);
-    _exit(0);
-}
+static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n);
 
 /* Fork a helper that the restored program never sees as its child: a
  * grandchild, orphaned at once. Returns 0 in the helper, 1 in coord, -1
@@ -1800,8 +1770,11 @@ static int fork_orphan(void)
     return 1;
 }
 
-/* Start the gate keeper; returns 0 with the restorer's ends of the two
- * pipes in *gate_rd and *ready_wr (>= base, close-on-exec), or -1. */
+/* Start the gate keeper of a single process (see the top of this file):
+ * the tree's keeper with a tree of one, so that one process, like a
+ * tree, moves the counter only once it is whole (docs/DESIGN.md, "The
+ * first promise"). Returns 0 with the restorer's ends of the two pipes in
+ * *gate_rd and *ready_wr (>= base, close-on-exec), or -1. */
 static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
 {
     int rp[2], gp[2];
@@ -1813,8 +1786,15 @@ static int start_gate(struct rctx *c, int base, int *gate_rd, int *ready_wr)
         goto fail;
     }
     int o = fork_orphan();
-    if (o == 0)
-        gate_keeper(c, rp[0], gp[1]);
+    if (o == 0) {
+        /* nothing else of coord's: a copy of its stdout would keep a
+         * $(coord restore --detach) waiting, a restored pipe's end a reader */
+        int rd = 3, wr = 4;
+        if (dup2(rp[0], 10) < 0 || dup2(gp[1], 11) < 0 || dup2(10, rd) < 0 || dup2(11, wr) < 0)
+            _exit(1);
+        close_range(5, ~0U, 0);
+        tree_gate_keeper(c, &rd, &wr, 1);
+    }
     close(rp[0]);
     close(gp[1]);
     if (o < 0) {
@@ -2007,13 +1987,20 @@ static void become(struct rctx *c, const char *restorer)
      * (fd 2 is the program's by then); --detach reports through st (in
      * the foreground st is the post-restore watcher's, if any). */
     head.err_fd = c->detach && c->tree_idx <= 0 ? -1 : c->saved_std[2];
-    /* Test hook (tests/integration/test_tree_barrier.sh): the process of
-     * the tree known as VPID ends once its threads are made, after it
-     * passed the first gate. */
+    /* Test hooks (test_tree_barrier.sh, test_restore_late.sh): the
+     * process known as VPID (of a tree, or a single image's) ends once its
+     * threads are made, after it passed the first gate (die-late), or in
+     * the shim's restore_finish (die-finish). */
     const char *hook = getenv("CKSHIM_TEST_HOOK");
-    head.tree_gate = c->tree_idx >= 0;
-    head.test_die_late = c->tree_idx >= 0 && hook && !strncmp(hook, "restore-die-late:", 17) &&
-                         atoi(hook + 17) == g_tree.e[c->tree_idx].vpid;
+    int vpid = c->tree_idx >= 0 ? g_tree.e[c->tree_idx].vpid : (int)c->img.proc.pid;
+    /* the shim's second step of the gate (restore_finish), for a tree as
+     * for a single process whose counter moves at the gate */
+    head.tree_gate = gate_rd >= 0;
+    head.test_die_late = 0;
+    if (hook && !strncmp(hook, "restore-die-late:", 17) && atoi(hook + 17) == vpid)
+        head.test_die_late = 1;
+    if (hook && !strncmp(hook, "restore-die-finish:", 19) && atoi(hook + 19) == vpid)
+        head.test_die_late = 2;
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -2140,18 +2127,20 @@ static int check_counter(struct rctx *c, const char *url, int force)
         if (ck_counter_adopt(&counter, h->app_id, h->counter_stamp, &now, err, sizeof err) < 0)
             return counter_down(c, err);
     }
-    if (c->defer) {
-        /* Compare now (a stale image is refused before anything starts);
-         * compare-and-increment at the gate, once every page is checked. */
-        uint64_t cur = 0;
-        if (ck_counter_get(&counter, h->app_id, &cur, err, sizeof err) < 0)
-            return counter_down(c, err);
-        if (stamp_mismatch(c, cur) < 0)
-            return -1;
-        c->commit = 1;
-        return 0;
-    }
-    return commit_counter(c);
+    /* Compare now (a stale image is refused before anything starts);
+     * compare-and-increment at the gate, once every page is checked
+     * and the process is whole (threads made, the shim's
+     * restore_finish done): a restore that fails before leaves the
+     * image restorable. Authenticated and encrypted images too: their
+     * pages are checked before, but a thread or a descriptor can
+     * still fail late. */
+    uint64_t cur = 0;
+    if (ck_counter_get(&counter, h->app_id, &cur, err, sizeof err) < 0)
+        return counter_down(c, err);
+    if (stamp_mismatch(c, cur) < 0)
+        return -1;
+    c->commit = 1;
+    return 0;
 }
 
 struct ck_restore_extra ck_restore_extra = {.status_fd = -1};
@@ -2207,6 +2196,17 @@ static void tree_gates_say(int *gate_wr, int n, const char *msg)
     }
 }
 
+/* How the keeper's messages name process i, and what did not run: a
+ * process of a tree, or the one process of a single image. */
+static void keeper_who(int i, char *who, size_t len, const char **none)
+{
+    if (g_tree.n)
+        snprintf(who, len, "process %d of the tree", g_tree.e[i].vpid);
+    else
+        snprintf(who, len, "the restored process");
+    *none = g_tree.n ? "no process of the tree ran" : "no program code ran";
+}
+
 /* One step of the tree's barrier: a byte from every process of the tree
  * through its ready pipe. Returns -1 (after the root was told why and
  * every other process to stop) if one of them ended first. */
@@ -2222,10 +2222,11 @@ static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *wha
         while (k < 0 && errno == EINTR);
         if (k == 1)
             continue;
-        char msg[1100];
-        snprintf(msg, sizeof msg, "error: process %d of the tree ended %s; no process of "
-                 "the tree ran, the image is kept (the counter did not move)\n",
-                 g_tree.e[i].vpid, what);
+        char msg[1100], who[64];
+        const char *none;
+        keeper_who(i, who, sizeof who, &none);
+        snprintf(msg, sizeof msg, "error: %s ended %s; %s, the image is kept (the counter did "
+                 "not move)\n", who, what, none);
         tree_gates_say(gate_wr, n, msg);
         return -1;
     }
@@ -2242,7 +2243,8 @@ static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *wha
  *    together.
  * If any process ends before its report, the others are told to stop
  * (the root is told why), no program code has run and the counter is
- * untouched: the image restores again. SIGPIPE is ignored: a process that
+ * untouched: the image restores again. A single process is a tree of one
+ * here (start_gate; g_tree.n is 0). SIGPIPE is ignored: a process that
  * ended must not end the keeper half-way through opening the gates. */
 static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
 {
@@ -2262,10 +2264,11 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
     for (int i = 0; i < n; i++) {
         struct pollfd pf = {.fd = gate_wr[i], .events = 0};
         if (gate_wr[i] >= 0 && poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR)) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "error: process %d of the tree ended before it was "
-                     "released; no process of the tree ran, the image is kept\n",
-                     g_tree.e[i].vpid);
+            char msg[300], who[64];
+            const char *none;
+            keeper_who(i, who, sizeof who, &none);
+            snprintf(msg, sizeof msg, "error: %s ended before it was released; %s, the image "
+                     "is kept\n", who, none);
             tree_gates_say(gate_wr, n, msg);
             _exit(0);
         }
@@ -2627,7 +2630,6 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             fail_msg(root, "out of memory");
             return -1;
         }
-        m->defer = !no_verify && !(m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED));
         for (uint32_t k = 0; k < m->img.nfds; k++)
             if (m->img.fds[k].fd + 64 > hi)
                 hi = m->img.fds[k].fd + 64;
@@ -3014,7 +3016,6 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     c.encrypted = (c.img.hdr.flags & CK_HF_ENCRYPTED) != 0;
-    c.defer = !no_verify && !(c.img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED));
     if ((c.encrypted && decrypt_pages(&c) < 0) || (c.have_key && seal_image(&c) < 0)) {
         print_err(&c);
         return CK_EXIT_FAIL;

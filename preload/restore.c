@@ -161,9 +161,33 @@ static void restore_exe_link(void)
     close(fd);
 }
 
+/* The restore fails before the program ran: say why (to coord's --detach
+ * pipe, or to coord's stderr in the foreground, which the restorer left
+ * open while the gate has a second step; else fd 2) and end. With the
+ * gate's second step still to come, the counter has not moved. */
+__attribute__((noreturn)) static void restore_fail(struct ck_restore_info *ri, const char *why)
+{
+    char lmsg[1300];
+    const char *kept = ri->magic == CK_RESTORE_MAGIC && ri->gate_fd >= 0
+                           ? "; nothing ran, the image is kept (the counter did not move)"
+                           : "";
+    if (ri->status_fd >= 0) {
+        snprintf(lmsg, sizeof lmsg, "error: %s%s\n", why, kept);
+        report(ri->status_fd, lmsg);
+    } else {
+        snprintf(lmsg, sizeof lmsg, "ckshim: restore: %s%s\n", why, kept);
+        int efd = ri->magic == CK_RESTORE_MAGIC && ri->err_fd >= 0 ? ri->err_fd : 2;
+        ssize_t w = write(efd, lmsg, strlen(lmsg));
+        (void)w;
+    }
+    syscall(SYS_exit_group, 1);
+    __builtin_unreachable();
+}
+
 /* The second step of a restored tree's barrier (coord's tree gate
- * keeper): this process is whole; wait until every process of the tree
- * is, and the counter has moved, before any of them runs program code.
+ * keeper; a single process is a tree of one there): this process is
+ * whole; wait until every process of the tree is, and the counter has
+ * moved, before any of them runs program code.
  * Returns only on "ok"; on anything else the process ends here, having
  * run nothing (the root reports coord's message). */
 static void tree_barrier(struct ck_restore_info *ri)
@@ -188,21 +212,19 @@ static void tree_barrier(struct ck_restore_info *ri)
     close(ri->gate_fd);
     close(ri->ready_fd);
     ri->gate_fd = ri->ready_fd = -1;
-    if (!strcmp(msg, "ok\n"))
+    if (!strcmp(msg, "ok\n")) {
+        if (ri->err_fd >= 0)
+            close(ri->err_fd);
+        ri->err_fd = -1;
         return;
+    }
     if (!strcmp(msg, "stop\n"))
         syscall(SYS_exit_group, 1);
-    char lmsg[1200];
-    snprintf(lmsg, sizeof lmsg, "%s", n ? msg : "error: the tree's gate keeper went away\n");
-    if (ri->status_fd >= 0) {
-        report(ri->status_fd, lmsg);
-    } else {
-        ssize_t e = write(2, "ckshim: restore: ", 17);
-        e = write(2, lmsg + (strncmp(lmsg, "error: ", 7) ? 0 : 7),
-                  strlen(lmsg) - (strncmp(lmsg, "error: ", 7) ? 0 : 7));
-        (void)e;
-    }
-    syscall(SYS_exit_group, 1);
+    if (!n)
+        restore_fail(ri, "the counter gate keeper went away");
+    if (msg[n - 1] == '\n')
+        msg[n - 1] = 0;
+    restore_fail(ri, msg + (strncmp(msg, "error: ", 7) ? 0 : 7));
 }
 
 void restore_finish(void)
@@ -217,10 +239,8 @@ void restore_finish(void)
     quiesce_fixup_thread(&me);
     g_shim.manager_tid = me.tid;
 
-    if (quiesce_wait_landed(10000000000LL) < 0) {
-        report(ri->status_fd, "error: threads did not come back after restore\n");
-        syscall(SYS_exit_group, 1);
-    }
+    if (quiesce_wait_landed(10000000000LL) < 0)
+        restore_fail(ri, "threads did not come back after restore");
     capture_forget(0);
     restore_tree_map();
     g_shim.dump_key = NULL; /* its mapping was not in the image */
@@ -237,21 +257,14 @@ void restore_finish(void)
     }
     restore_process_state();
     capture_restore_vmflags();
-    char lerr[400], lmsg[480];
+    char lerr[400];
     if (pattr_restore(lerr, sizeof lerr) < 0 ||
         capture_relock_after_restore(lerr, sizeof lerr) < 0 ||
-        fdcap_resumed(lerr, sizeof lerr) < 0 || fown_restore(lerr, sizeof lerr) < 0) {
-        /* the program has not run yet: end it rather than run it unlocked */
-        if (ri->status_fd >= 0) {
-            snprintf(lmsg, sizeof lmsg, "error: %s\n", lerr);
-            report(ri->status_fd, lmsg);
-        } else {
-            snprintf(lmsg, sizeof lmsg, "ckshim: restore: %s\n", lerr);
-            ssize_t w = write(2, lmsg, strlen(lmsg));
-            (void)w;
-        }
-        syscall(SYS_exit_group, 1);
-    }
+        fdcap_resumed(lerr, sizeof lerr) < 0 || fown_restore(lerr, sizeof lerr) < 0)
+        restore_fail(ri, lerr); /* not run yet: end it rather than run it unlocked */
+    /* CKSHIM_TEST_HOOK=restore-die-finish:VPID (coord; test_restore_late.sh) */
+    if (ri->magic == CK_RESTORE_MAGIC && ri->test_fail_finish)
+        restore_fail(ri, "test hook: the shim's restore_finish fails, the threads back");
     /* what follows cannot fail, and changes what others see (the
      * terminal, the control socket): only once the whole tree is back */
     if (ri->magic == CK_RESTORE_MAGIC && ri->gate_fd >= 0)

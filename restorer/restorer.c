@@ -121,9 +121,14 @@ static char *fmt_dec(char *p, long v)
 }
 
 /* Print "ckshim-restore: what at ADDR: error N" and end the process. */
+/* Past the gate's first step with a second to come: a failure from here
+ * on leaves the counter where it was (coord's gate keeper moves it only
+ * once the shim reports the process whole); die() says so. */
+static int before_commit;
+
 __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long err)
 {
-    char buf[512], *p = buf;
+    char buf[640], *p = buf;
     const char *pre = "ckshim-restore: restore failed: ";
     for (const char *s = pre; *s; s++)
         *p++ = *s;
@@ -143,6 +148,10 @@ __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long 
         p = fmt_dec(p, err < 0 ? -err : err);
         *p++ = ')';
     }
+    if (before_commit)
+        for (const char *s = "; nothing ran, the image is kept (the counter did not move)"; *s;
+             s++)
+            *p++ = *s;
     *p++ = '\n';
     *p = 0;
     puts_fd(err_fd, buf);
@@ -502,6 +511,8 @@ static void pass_gate(void)
         if (!plan->tree_gate) {
             sys_close(plan->gate_fd);
             sys_close(plan->ready_fd);
+        } else {
+            before_commit = 1;
         }
         return;
     }
@@ -587,6 +598,8 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     set_mm();
 
     struct ck_restore_info *ri = (struct ck_restore_info *)plan->shim_info_addr;
+    if (plan->tree_gate && !plan->shim_info_addr)
+        die("the image names no shim to report the process whole", 0, 0);
     if (plan->shim_info_addr) {
         check_target(plan->shim_info_addr, sizeof *ri);
         ri->magic = CK_RESTORE_MAGIC;
@@ -598,6 +611,8 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         /* a tree's second barrier: the shim reports once it is whole */
         ri->gate_fd = plan->tree_gate ? plan->gate_fd : -1;
         ri->ready_fd = plan->tree_gate ? plan->ready_fd : -1;
+        ri->test_fail_finish = plan->test_die_late == 2;
+        ri->err_fd = plan->tree_gate && err_fd != 2 ? err_fd : -1;
         ri->drop_caps = plan->pidns;
     }
     sys_close(plan->image_fd);
@@ -637,10 +652,10 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     }
     if (!main_thread)
         die("image has no main thread", 0, 0);
-    if (plan->test_die_late) /* CKSHIM_TEST_HOOK=restore-die-late:VPID (coord) */
-        die("test hook: this process of the tree ends late in its restore", 0, 0);
-    if (err_fd != 2)
-        sys_close(err_fd);
+    if (plan->test_die_late == 1) /* CKSHIM_TEST_HOOK=restore-die-late:VPID (coord) */
+        die("test hook: this process ends late in its restore, its threads made", 0, 0);
+    if (err_fd != 2 && !plan->tree_gate)
+        sys_close(err_fd); /* else the shim's, until the gate's second step */
     sys_arch_prctl(R_ARCH_SET_FS, main_thread->fsbase);
     restorer_jump(&main_thread->ctx);
 }
