@@ -15,11 +15,13 @@
  * which matters most when it is not in the page cache (checkpoints write
  * with O_DIRECT). Nothing runs before every page is checked: the restorer
  * stops at a gate after filling memory, and a helper process (orphaned,
- * so the restored program never sees it as a child) advances the counter
- * only then and opens the gate. A damaged image therefore fails with
- * nothing running and the counter untouched, as before. Authenticated
- * and encrypted images are still read whole first (the MAC must be
- * checked before anything in the image is believed).
+ * so the restored program never sees it as a child) opens the gate only
+ * then; it advances the counter at the gate's second step, once the shim
+ * reports the process whole (threads made, restore_finish done), just
+ * before any program code runs. A damaged image, or a restore that fails
+ * late, therefore ends with nothing running and the counter untouched.
+ * Authenticated and encrypted images are still read whole first (the MAC
+ * must be checked before anything in the image is believed).
  *
  * Descriptor rule: stdin/stdout/stderr that pointed at a terminal or at a
  * pipe whose other end is gone are connected to coord's own (to /dev/null
