@@ -120,12 +120,12 @@ static char *fmt_dec(char *p, long v)
     return p;
 }
 
-/* Print "ckshim-restore: what at ADDR: error N" and end the process. */
 /* Past the gate's first step with a second to come: a failure from here
  * on leaves the counter where it was (coord's gate keeper moves it only
  * once the shim reports the process whole); die() says so. */
 static int before_commit;
 
+/* Print "ckshim-restore: what at ADDR: error N" and end the process. */
 __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long err)
 {
     char buf[640], *p = buf;
