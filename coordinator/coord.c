@@ -91,9 +91,9 @@ static const struct subcmd subcmds[] = {
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
      "  --force         restore even if the stamp is stale or the counter is unreachable\n"
-     "  --adopt-stamp   the counter has never seen this program (it was moved here from\n"
-     "                  another host): start its counter at the image's stamp, then\n"
-     "                  check as usual (coord migrate passes it)\n"
+     "  --adopt-stamp   the image was stamped by another host's counter (coord migrate\n"
+     "                  passes it): raise this counter to the image's stamp if it is\n"
+     "                  lower (never lower it), then check as usual\n"
      "  --allow-changed PATH\n"
      "                  use PATH (a file the program had open or mapped) even though it\n"
      "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"
@@ -104,22 +104,25 @@ static const struct subcmd subcmds[] = {
      "                  post-restore, CKSHIM_PID, CKSHIM_IMAGE)\n"},
     {"migrate", cmd_migrate, 0,
      "coord migrate PID [USER@]HOST [--ssh CMD] [--remote-coord PATH] [--keep FILE] "
-     "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE]",
+     "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE] "
+     "[--timeout DURATION]",
      "Move process PID (and its children) to HOST over ssh: checkpoint it with\n"
      "--kill into a local image, send that to `coord restore - --detach` on HOST,\n"
      "print the new pid there. If the restore there fails, the program is\n"
      "restored here again; if ssh breaks midway, the local image is kept and\n"
      "nothing is restored twice. HOST must accept ssh without a password prompt.\n"
      "\n"
-     "  --ssh CMD             the ssh command, split on blanks (default \"ssh -o\n"
-     "                        BatchMode=yes\"; $CKSHIM_SSH)\n"
+     "  --ssh CMD             the ssh command, split on blanks ($CKSHIM_SSH; default\n"
+     "                        ssh with BatchMode, ConnectTimeout and ServerAlive set)\n"
      "  --remote-coord PATH   coord on HOST (default: coord in its PATH)\n"
      "  --keep FILE           write the local image to FILE and keep it\n"
      "  --counter URL         the local counter ($CKSHIM_COUNTER); advanced past the\n"
      "                        image once it runs on HOST\n"
      "  --remote-counter URL  the counter on HOST (default: its default); a shared\n"
      "                        redis:// counter keeps rollback protection across hosts\n"
-     "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"},
+     "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"
+     "  --timeout DURATION    give up on the transfer and the restore there after\n"
+     "                        DURATION (default 10m; the image is then kept here)\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},

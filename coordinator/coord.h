@@ -41,6 +41,10 @@ int ck_supervise(int argc, char **argv);
 struct ck_header;
 int ck_image_stamp(const char *path, struct ck_header *h);
 
+/* "10s", "500ms", "2m", "1h", "30" (seconds): milliseconds, or -1.
+ * supervise.c */
+long long ck_parse_duration(const char *s);
+
 /* Resolve PROG and check the shim can apply to it; path to exec in path,
  * the LD_PRELOAD value (malloc'ed) in *preload. 0 or CK_EXIT_FAIL (said). */
 int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload);

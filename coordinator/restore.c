@@ -1207,6 +1207,16 @@ static int copy_to_memfd(struct rctx *c)
     return 0;
 }
 
+/* MemAvailable of /proc/meminfo in bytes, 0 if unknown. */
+static uint64_t avail_memory(void)
+{
+    char buf[4096];
+    if (ck_read_file("/proc/meminfo", buf, sizeof buf) < 0)
+        return 0;
+    const char *p = strstr(buf, "MemAvailable:");
+    return p ? strtoull(p + 13, NULL, 10) * 1024 : 0;
+}
+
 /* coord restore -: the image arrives on standard input (a pipe from ssh
  * or from coord checkpoint -o -). The restorer and the tree restore read
  * records by offset, so the stream is kept whole in a memfd (memory, never
@@ -1220,8 +1230,47 @@ static int stdin_to_memfd(struct rctx *c)
         fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
         return -1;
     }
+    /* Not an image at all (text, zeros): said at once, not after reading
+     * an endless stream into memory; and never more than the memory there
+     * is (the restored program would need at least as much). */
+    char head[CK_MAGIC_LEN];
+    size_t got = 0;
+    while (got < sizeof head) {
+        ssize_t n = read(STDIN_FILENO, head + got, sizeof head - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == 0) {
+        fail_msg(c, "standard input held no image (nothing was read)");
+        close(fd);
+        return -1;
+    }
+    if (got < sizeof head || (memcmp(head, CK_MAGIC, CK_MAGIC_LEN) &&
+                              memcmp(head, CK_TREE_MAGIC, CK_MAGIC_LEN))) {
+        fail_msg(c, "standard input is not a ckshim image (it does not start like one)");
+        close(fd);
+        return -1;
+    }
+    if (write(fd, head, got) != (ssize_t)got) {
+        fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    uint64_t limit = avail_memory(), total = got;
     char *buf = NULL;
     for (;;) {
+        if (limit && total > limit) {
+            char lim[32];
+            fail_msg(c, "the image on standard input is larger than the memory available "
+                     "(%s); save it to a file and restore that", ck_fmt_bytes(lim, sizeof lim,
+                                                                           limit));
+            free(buf);
+            close(fd);
+            return -1;
+        }
         ssize_t n = splice(STDIN_FILENO, NULL, fd, NULL, 1 << 20, SPLICE_F_MOVE);
         if (n < 0 && errno == EINTR)
             continue;
@@ -1238,6 +1287,8 @@ static int stdin_to_memfd(struct rctx *c)
         }
         if (n == 0)
             break;
+        if (n > 0)
+            total += (uint64_t)n;
         if (n < 0) {
             fail_msg(c, "cannot read the image from standard input: %s", strerror(errno));
             free(buf);
@@ -1246,11 +1297,6 @@ static int stdin_to_memfd(struct rctx *c)
         }
     }
     free(buf);
-    if (lseek(fd, 0, SEEK_END) == 0) {
-        fail_msg(c, "standard input held no image (nothing was read)");
-        close(fd);
-        return -1;
-    }
     lseek(fd, 0, SEEK_SET);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) {

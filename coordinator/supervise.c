@@ -1043,3 +1043,8 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
     if (j)
         ck_json_close(j, ']');
 }
+
+long long ck_parse_duration(const char *s)
+{
+    return parse_duration(s);
+}
