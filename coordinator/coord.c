@@ -27,12 +27,17 @@ struct subcmd {
 static const struct subcmd subcmds[] = {
     {"run", cmd_run, 1,
      "coord run [--id NAME] [--every DURATION --images DIR [--keep N] [--auto-restore] "
-     "[--resume] ...] -- PROG [ARGS...]",
+     "[--resume] ...] [--shared-file PATH]... [--no-file-versions] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
      "#! script whose interpreter is one.\n"
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"
+     "  --shared-file PATH  a file PROG writes that others write too (a shared log):\n"
+     "                      not put back at its checkpoint version on restore;\n"
+     "                      repeatable (CKSHIM_SHARED_FILES)\n"
+     "  --no-file-versions  put no written file back at its checkpoint version\n"
+     "                      (CKSHIM_FILE_VERSIONS=0)\n"
      "\n"
      "As a supervisor (--every and --images): coord stays PROG's parent,\n"
      "checkpoints it every DURATION into DIR and exits with its exit status\n"
@@ -56,14 +61,15 @@ static const struct subcmd subcmds[] = {
      "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH]",
+     "[--encrypt]] [--action-script PATH] [--shared-file PATH]... [--no-file-versions]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
      "  -o, --output FILE   where to write the image (\"-\": standard output)\n"
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
-     "                      (slower to resume, needs no extra memory)\n"
+     "                      (slower to resume, needs no extra memory)\n"     "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
+     "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"
      "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
      "                      or none ($CKSHIM_COUNTER)\n"
@@ -75,13 +81,18 @@ static const struct subcmd subcmds[] = {
      "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"},
     {"restore", cmd_restore, 0,
      "coord restore FILE [--detach] [--counter URL] [--key FILE] [--force] "
-     "[--allow-changed PATH|all]... [--action-script PATH]",
+     "[--allow-changed PATH|all]... [--action-script PATH] [--shared-file PATH]... "
+     "[--no-file-versions]",
      "Bring back the process saved in FILE.\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
-     "  --force         restore even if the stamp is stale or the counter is unreachable\n"
+     "  --force         restore even if the stamp is stale or the counter is unreachable\n"     "  --shared-file PATH\n"
+     "                  leave PATH as it is instead of putting it back at its checkpoint\n"
+     "                  version (repeatable)\n"
+     "  --no-file-versions\n"
+     "                  put no file back at its checkpoint version\n"
      "  --allow-changed PATH\n"
      "                  use PATH (a file the program had open or mapped) even though it\n"
      "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"
