@@ -171,6 +171,14 @@ lines() { tr '\n' ' ' <"$1" | sed 's/ $//'; }
 if start_stepped --shared-file "$S/shared.log" && step && step; then
     "$C" checkpoint "$pid" -o "$T/a.img" >/dev/null 2>"$T/ck.err"
     cp "$S/data" "$T/data.at-a"
+    "$C" inspect "$T/a.img" >"$T/inspect.out" 2>&1
+    if grep -q "journal \[version: length 4\]" "$T/inspect.out" &&
+        grep -q "/data \[version: [0-9]* bytes saved\]" "$T/inspect.out" &&
+        grep -q "/shared.log$" "$T/inspect.out"; then
+        pass inspect_shows_versions
+    else
+        fail inspect_shows_versions "$(grep -E 'journal|data|shared' "$T/inspect.out" | head -3)"
+    fi
     step && step
     kill -9 "$pid"
     wait_for 5 gone "$pid"
