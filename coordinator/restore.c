@@ -1933,7 +1933,7 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
     if (n != 1)
         _exit(0);
     char msg[1100];
-    if (commit_counter(c) < 0 || apply_versions(c) < 0)
+    if ((c->commit && commit_counter(c) < 0) || apply_versions(c) < 0)
         snprintf(msg, sizeof msg, "error: %s\n", c->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
@@ -2142,7 +2142,10 @@ static void become(struct rctx *c, const char *restorer)
         c->commit = 1;
         keep[nkeep++] = gate_rd;
         keep[nkeep++] = ready_wr;
-    } else if (c->commit) {
+    } else if (c->commit || c->nvers) {
+        /* a gate also when only files are to be put back (no counter to
+         * advance: --counter none, --force past a stale stamp): they
+         * change only once every page is in place */
         if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
             return;
         keep[nkeep++] = gate_rd;
@@ -2166,8 +2169,6 @@ static void become(struct rctx *c, const char *restorer)
         fail_msg(c, "cannot update the plan");
         return;
     }
-    if (!c->commit && c->tree_idx < 0 && apply_versions(c) < 0)
-        return;
     if (restore_fds(c, keep, nkeep) < 0 || restore_env(c) < 0)
         return;
     if (lseek(img, (off_t)c->img.pages_offset, SEEK_SET) < 0) {
@@ -2180,7 +2181,7 @@ static void become(struct rctx *c, const char *restorer)
         fcntl(st, F_SETFD, 0);
     if (!c->detach)
         fcntl(c->saved_std[2], F_SETFD, 0);
-    if (c->commit) {
+    if (gate_rd >= 0) {
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
     }

@@ -14,6 +14,8 @@
 # file rewritten in place gets its checkpoint contents back, a
 # --shared-file (on run, on checkpoint, on restore) is left alone,
 # restoring the same older image twice puts the files back twice, a
+# restore that fails on a damaged page (after every check) changes no
+# file, a
 # journal changed before its checkpoint length refuses the restore before
 # any file is touched, and a file above CKSHIM_FILE_VERSION_MAX gets a
 # note at checkpoint and is used as it is.
@@ -222,6 +224,16 @@ if start_stepped --shared-file "$S/shared.log" && step && step; then
         step
         kill -9 "$pid"
         wait_for 5 gone "$pid"
+        # a restore that fails after every check (a damaged page record,
+        # found by the restorer as it fills memory, before the counter's
+        # gate): no file is put back
+        flip $(($(stat -c %s "$T/a.img") / 2)) "$T/a.img" "$T/damaged.img"
+        restore_refused damaged_image_refused "$T/damaged.img" "checksum|corrupt|damaged" --force
+        if [ "$(lines "$S/journal")" = "1 2 3" ] && grep -q '^data 3 \.\.\.$' "$S/data"; then
+            pass failed_restore_changes_no_file
+        else
+            fail failed_restore_changes_no_file "journal '$(lines "$S/journal")', data '$(cat "$S/data")'"
+        fi
         # a journal changed before its checkpoint length: refused before
         # anything is put back (data keeps step 3's contents)
         cp "$S/data" "$T/data.before"
