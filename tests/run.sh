@@ -14,7 +14,9 @@
 # creates the user $CKSHIM_TEST_USER (default ckshimtest) if missing, copies
 # build/, tests/ and examples/ to a fresh directory under /tmp and runs the
 # integration part there as that user (setpriv, clean environment). Set
-# CKSHIM_TEST_AS_ROOT=1 to run them as root in place instead.
+# CKSHIM_TEST_AS_ROOT=1 to run them as root in place instead. Scripts
+# marked "# ckshim-test: as-root" (test_slurm.sh: Slurm's daemons need
+# root) run as root, in place, before the switch.
 #
 # Every test has a time limit (a time-out counts as a failure), leftover
 # test processes are killed at the end, and the last line of output is
