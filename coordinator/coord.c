@@ -26,7 +26,7 @@ struct subcmd {
 
 static const struct subcmd subcmds[] = {
     {"run", cmd_run, 1,
-     "coord run [--id NAME] [--every DURATION --images DIR [--keep N] [--auto-restore] "
+     "coord run [--id NAME] [--pidns] [--every DURATION --images DIR [--keep N] [--auto-restore] "
      "[--resume] ...] [--shared-file PATH]... [--no-file-versions] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
@@ -38,6 +38,8 @@ static const struct subcmd subcmds[] = {
      "                      repeatable (CKSHIM_SHARED_FILES)\n"
      "  --no-file-versions  put no written file back at its checkpoint version\n"
      "                      (CKSHIM_FILE_VERSIONS=0)\n"
+     "  --pidns     run PROG in a user and pid namespace of its own (pid 2, under\n"
+     "              coord's init): restored, its processes get their pids back\n"
      "\n"
      "As a supervisor (--every and --images): coord stays PROG's parent,\n"
      "checkpoints it every DURATION into DIR and exits with its exit status\n"
@@ -61,14 +63,16 @@ static const struct subcmd subcmds[] = {
      "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH] [--shared-file PATH]... [--no-file-versions]",
+     "[--encrypt]] [--action-script PATH] [--json] [--shared-file PATH]... "
+     "[--no-file-versions]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
      "  -o, --output FILE   where to write the image (\"-\": standard output)\n"
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
-     "                      (slower to resume, needs no extra memory)\n"     "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
+     "                      (slower to resume, needs no extra memory)\n"
+     "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
      "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"
      "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
@@ -78,15 +82,21 @@ static const struct subcmd subcmds[] = {
      "  --action-script PATH\n"
      "                      run PATH before the checkpoint (CKSHIM_ACTION=pre-checkpoint;\n"
      "                      a non-zero exit refuses it) and after it (post-checkpoint,\n"
-     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"},
+     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"
+     "  --json              also print what was written as one JSON object on standard\n"
+     "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
     {"restore", cmd_restore, 0,
-     "coord restore FILE|- [--detach] [--counter URL] [--key FILE] [--force] "
-     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] "
+     "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json] "
      "[--shared-file PATH]... [--no-file-versions]",
      "Bring back the process saved in FILE (\"-\": read the image from standard\n"
      "input, e.g. from ssh; it is held in memory, never written to disk).\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
+     "  --json          with --detach: print the pid (and image, processes, pidns) as\n"
+     "                  one JSON object\n"
+     "  --pidns         restore in a new pid namespace with the pids the program knew\n"
+     "                  (images taken under coord run --pidns always are)\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
      "  --force         restore even if the stamp is stale or the counter is unreachable\n"
