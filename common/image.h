@@ -383,6 +383,10 @@ struct ck_inotify_watch {
 #define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
                                            that has exited (aux: that pid): restored as
                                            the same entry of one that exits too */
+#define CK_FDF_VER_LATER 0x8000         /* a written file's version (fds/file.c) that
+                                           no descriptor of the program could read while
+                                           it was parked: the image writer reads it
+                                           (its first `size` bytes) */
 #define CK_FDF_IN_FLIGHT 0x4000         /* not the program's: a copy, taken at capture,
                                            of a descriptor in flight (SCM_RIGHTS) in a
                                            unix socket's queue that no program fd holds;

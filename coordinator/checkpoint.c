@@ -301,6 +301,32 @@ static void note_inotify_events(int pid, const struct ck_image *img)
     }
 }
 
+/* Written files too large to be saved at their checkpoint version
+ * (fds/file.c): restore will use them as they are then. */
+static void note_file_versions(int pid, const struct ck_image *img)
+{
+    for (uint32_t i = 0; i < img->nfds; i++)
+        if (img->fds[i].kind == CK_FD_FILE && img->fds[i].hash_kind == CK_HASH_VER_TOOBIG)
+            ck_msg("checkpoint %d: note: fd %d: %s (%llu bytes) is larger than the file version "
+                   "limit (CKSHIM_FILE_VERSION_MAX), so it is not saved with the checkpoint: "
+                   "after restore it is used as it is then", pid, img->fds[i].fd,
+                   img->fd_paths[i], (unsigned long long)img->fds[i].size);
+}
+
+/* --no-file-versions and --shared-file PATH (by its file: the program
+ * may name it otherwise). */
+static int no_versions;
+static uint32_t nshared;
+static uint64_t shared[CK_MAX_SHARED][2];
+
+static void version_opts(struct ck_ctl_req *req)
+{
+    if (no_versions)
+        req->flags |= CK_CKPT_NO_VERSIONS;
+    req->nshared = nshared;
+    memcpy(req->shared, shared, sizeof req->shared);
+}
+
 /* Make sure the image in the temporary file is complete and on disk
  * before it replaces anything. Returns 0 or -1 (said why). */
 static int verify_tmp(int pid, int outfd)
@@ -321,6 +347,7 @@ static int verify_tmp(int pid, int outfd)
         note_outside_pipes(pid, &img);
         note_outside_sockets(pid, &img);
         note_inotify_events(pid, &img);
+        note_file_versions(pid, &img);
     }
     ck_image_free(&img);
     if (r < 0) {
@@ -904,8 +931,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         goto out;
     }
     for (int i = 0; i < n; i++)
-        if (!t->m[i].zombie)
+        if (!t->m[i].zombie) {
             note_tree_pipes(t, imgs, i);
+            note_file_versions(t->m[i].pid, &imgs[i]);
+        }
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
     test_hook("slow-commit");
@@ -1000,6 +1029,27 @@ int cmd_checkpoint(int argc, char **argv)
             if (strcmp(a, "--no-fork") == 0) {
                 no_fork = 1;
                 i++;
+                continue;
+            }
+            if (strcmp(a, "--no-file-versions") == 0) {
+                no_versions = 1;
+                i++;
+                continue;
+            }
+            const char *sf = NULL;
+            int r0 = ck_opt_value("checkpoint", argc, argv, &i, "--shared-file", NULL, &sf);
+            if (r0 < 0)
+                return CK_EXIT_USAGE;
+            if (r0 > 0) {
+                struct stat sst;
+                if (nshared == CK_MAX_SHARED)
+                    return ck_usage_error("checkpoint", "--shared-file: at most %d files",
+                                          CK_MAX_SHARED);
+                if (stat(sf, &sst) < 0)
+                    return ck_usage_error("checkpoint", "--shared-file %s: %s", sf,
+                                          strerror(errno));
+                shared[nshared][0] = sst.st_dev;
+                shared[nshared++][1] = sst.st_ino;
                 continue;
             }
             if (strcmp(a, "--json") == 0) {
@@ -1240,6 +1290,7 @@ int cmd_checkpoint(int argc, char **argv)
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
         req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
+        version_opts(&req);
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
         if (have_key)
@@ -1299,6 +1350,7 @@ int cmd_checkpoint(int argc, char **argv)
     if (have_key)
         req_key(&req, &key, encrypt);
     req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
+    version_opts(&req);
     pidfd = open_pidfd(pid);
     r = ck_ctl_send(fd, &req, outfd);
     explicit_bzero(req.key_mac, sizeof req.key_mac);

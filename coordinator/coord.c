@@ -27,12 +27,17 @@ struct subcmd {
 static const struct subcmd subcmds[] = {
     {"run", cmd_run, 1,
      "coord run [--id NAME] [--pidns] [--every DURATION --images DIR [--keep N] [--auto-restore] "
-     "[--resume] ...] -- PROG [ARGS...]",
+     "[--resume] ...] [--shared-file PATH]... [--no-file-versions] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
      "#! script whose interpreter is one.\n"
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"
+     "  --shared-file PATH  a file PROG writes that others write too (a shared log):\n"
+     "                      not put back at its checkpoint version on restore;\n"
+     "                      repeatable (CKSHIM_SHARED_FILES)\n"
+     "  --no-file-versions  put no written file back at its checkpoint version\n"
+     "                      (CKSHIM_FILE_VERSIONS=0)\n"
      "  --pidns     run PROG in a user and pid namespace of its own (pid 2, under\n"
      "              coord's init): restored, its processes get their pids back\n"
      "\n"
@@ -58,7 +63,8 @@ static const struct subcmd subcmds[] = {
      "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH] [--json]",
+     "[--encrypt]] [--action-script PATH] [--json] [--shared-file PATH]... "
+     "[--no-file-versions]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -66,6 +72,8 @@ static const struct subcmd subcmds[] = {
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
      "                      (slower to resume, needs no extra memory)\n"
+     "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
+     "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"
      "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
      "                      or none ($CKSHIM_COUNTER)\n"
@@ -79,7 +87,8 @@ static const struct subcmd subcmds[] = {
      "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
     {"restore", cmd_restore, 0,
      "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
-     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json]",
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json] "
+     "[--shared-file PATH]... [--no-file-versions]",
      "Bring back the process saved in FILE (\"-\": read the image from standard\n"
      "input, e.g. from ssh; it is held in memory, never written to disk).\n"
      "\n"
@@ -94,6 +103,11 @@ static const struct subcmd subcmds[] = {
      "  --adopt-stamp   the image was stamped by another host's counter (coord migrate\n"
      "                  passes it): raise this counter to the image's stamp if it is\n"
      "                  lower (never lower it), then check as usual\n"
+     "  --shared-file PATH\n"
+     "                  leave PATH as it is instead of putting it back at its checkpoint\n"
+     "                  version (repeatable)\n"
+     "  --no-file-versions\n"
+     "                  put no file back at its checkpoint version\n"
      "  --allow-changed PATH\n"
      "                  use PATH (a file the program had open or mapped) even though it\n"
      "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"

@@ -52,6 +52,10 @@ int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload)
 /* Exec the prepared program with the shim (and app_id, if not NULL).
  * Returns only on failure. */
 int ck_run_exec(const char *path, const char *preload, const char *app_id, char **argv);
+/* coord run's --no-file-versions and --shared-file PATH (for the program's
+ * shim: CKSHIM_FILE_VERSIONS=0, CKSHIM_SHARED_FILES). 1: argv[*i] was
+ * one (moved past it), 0: not one, -1: usage error (said). */
+int ck_run_version_option(const char *cmd, int argc, char **argv, int *i);
 
 /* Run the prepared program in a pid namespace of its own (--pidns) and
  * wait for it; returns its exit code. */

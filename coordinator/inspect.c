@@ -632,6 +632,15 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
+        /* written files at their checkpoint version (fds/file.c) */
+        if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_LENGTH && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [version: length %llu]",
+                                  (unsigned long long)f->size);
+        if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_CONTENT && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [version: %llu bytes saved]",
+                                  (unsigned long long)f->size);
+        if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_TOOBIG && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [too big for a version]");
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
         char watches[512];
         if (f->kind == CK_FD_EPOLL && f->share_with < 0) {

@@ -94,6 +94,17 @@ struct rctx {
     char script[PATH_MAX];              /* --action-script (absolute), or "" */
     char script_image[PATH_MAX + 1];    /* the image, absolute, for the script */
     int tree_idx;                       /* index in a restored tree (g_tree), or -1 */
+    int no_versions;                    /* --no-file-versions */
+    char **shared;                      /* --shared-file PATH (as the image names it) */
+    int nshared;
+    struct version {                    /* a written file to put back (plan_versions) */
+        uint32_t i;                     /* its descriptor in the image */
+        int fd;                         /* opened for writing, checked to be the file */
+        int cut;                        /* 1: cut back to len; 0: rewrite with data */
+        uint64_t len;
+        uint8_t *data;
+    } *vers;
+    int nvers;
 };
 
 /* A process tree being restored (restore_tree). */
@@ -542,6 +553,32 @@ static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *pat
                           const struct seen *seen);
 static int open_null(int oflags);
 
+/* Is image descriptor i a written file saved at its checkpoint version
+ * that this restore puts back (not --no-file-versions, not a
+ * --shared-file)? Its CK_HASH_VER_* kind, or 0. */
+static int version_of(const struct rctx *c, uint32_t i)
+{
+    const struct ck_fd *f = &c->img.fds[i];
+    if (c->no_versions || f->kind != CK_FD_FILE || f->share_with >= 0 ||
+        (f->hash_kind != CK_HASH_VER_LENGTH && f->hash_kind != CK_HASH_VER_CONTENT))
+        return 0;
+    for (int k = 0; k < c->nshared; k++)
+        if (!strcmp(c->shared[k], c->img.fd_paths[i]))
+            return 0;
+    return (int)f->hash_kind;
+}
+
+/* The version kind of the file (dev, ino) had at checkpoint, if a
+ * descriptor of the image puts it back (a mapping of it may then be
+ * shorter now too). */
+static int file_version_of(const struct rctx *c, uint64_t dev, uint64_t ino)
+{
+    for (uint32_t i = 0; i < c->img.nfds; i++)
+        if (c->img.fds[i].dev == dev && c->img.fds[i].ino == ino && version_of(c, i))
+            return version_of(c, i);
+    return 0;
+}
+
 static int rest_check_path(struct ck_fdrest *r)
 {
     struct rctx *c = r->priv;
@@ -549,6 +586,7 @@ static int rest_check_path(struct ck_fdrest *r)
     snprintf(role, sizeof role, "fd %d: file", r->f->fd);
     struct ck_ident id;
     ck_ident_of_fd(r->f, &id);
+    id.version = version_of(c, r->i);
     struct stat st;
     if (check_file(c, r->path, &id, role, &st, -1) < 0)
         return -1;
@@ -611,6 +649,165 @@ static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash
         r->tree_pipe = rest_tree_pipe;
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
+}
+
+/* Files at their checkpoint version (fds/file.c; docs/DESIGN.md): after
+ * every other check, what is to be put back is found, read from the
+ * image, compared with the file and the file opened for writing, all
+ * without changing anything; apply_versions changes the files only once
+ * the restore is committed (the counter advanced at the gate), just
+ * before the program runs. A journal cut back or a file rewritten for a
+ * restore that then failed would cost the user the newer data for
+ * nothing. */
+static int plan_versions(struct rctx *c)
+{
+    const struct ck_image *im = &c->img;
+    for (uint32_t i = 0; i < im->nfds; i++) {
+        int kind = version_of(c, i);
+        if (!kind)
+            continue;
+        const struct ck_fd *f = &im->fds[i];
+        const char *path = im->fd_paths[i];
+        if (!c->fseen[i].ino || (c->same_host && (c->fseen[i].dev != f->dev ||
+                                                 c->fseen[i].ino != f->ino)))
+            continue; /* another file, accepted with --allow-changed: used as it is */
+        struct stat ls;
+        if (lstat(path, &ls) == 0 && ls.st_dev == f->dev && ls.st_ino == f->ino &&
+            (uint64_t)ls.st_size == f->size &&
+            ls.st_mtim.tv_sec * 1000000000LL + ls.st_mtim.tv_nsec == f->mtime_ns &&
+            ls.st_ctim.tv_sec * 1000000000LL + ls.st_ctim.tv_nsec == f->ctime_ns)
+            continue; /* not written since (ctime cannot be set back): nothing to do */
+        int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_dev != c->fseen[i].dev || st.st_ino != c->fseen[i].ino) {
+            fail_msg(c, "fd %d: cannot open %s to put it back at its checkpoint version: %s",
+                     f->fd, path, fd < 0 ? strerror(errno) : "another file is at the path now");
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        uint64_t size = (uint64_t)st.st_size;
+        uint8_t *data = NULL, *now = NULL;
+        size_t len = 0;
+        int same = 0;
+        if (kind == CK_HASH_VER_LENGTH) {
+            /* only appended to since: the bytes before its old end are
+             * those it had (their tail is compared) */
+            uint64_t t = f->size < CK_VER_TAIL ? f->size : CK_VER_TAIL;
+            now = malloc(t + 1);
+            int ok = now && size >= f->size &&
+                     pread(fd, now, t, (off_t)(f->size - t)) == (ssize_t)t &&
+                     ck_xxh64(now, t, f->size) == f->hash;
+            free(now);
+            if (!ok && change_allowed(c, path)) {
+                ck_msg("restore %s: warning: fd %d: %s was changed before its checkpoint "
+                       "length (%llu bytes), not only appended to; --allow-changed: using it "
+                       "as it is", c->file, f->fd, path, (unsigned long long)f->size);
+                close(fd);
+                continue;
+            }
+            if (!ok) {
+                fail_msg(c, "fd %d: %s was changed before the length it had at the checkpoint "
+                         "(%llu bytes, %llu now), not only appended to: it cannot be put back "
+                         "at its checkpoint version; to restore with the file as it is now, add "
+                         "--allow-changed %s (or --shared-file %s)", f->fd, path,
+                         (unsigned long long)f->size, (unsigned long long)size, path, path);
+                close(fd);
+                return -1;
+            }
+            same = size == f->size;
+        } else {
+            if (read_fd_bytes(c, f->fd, &data, &len) < 0) {
+                close(fd);
+                return -1;
+            }
+            if (len != f->size) {
+                fail_msg(c, "the image is damaged: fd %d: %zu bytes saved of %s, which had "
+                         "%llu", f->fd, len, path, (unsigned long long)f->size);
+                free(data);
+                close(fd);
+                return -1;
+            }
+            if (size == len && (now = malloc(len + 1)) &&
+                pread(fd, now, len, 0) == (ssize_t)len)
+                same = !memcmp(now, data, len);
+            free(now);
+        }
+        if (same) {
+            free(data);
+            close(fd);
+            continue;
+        }
+        struct version *v = realloc(c->vers, (size_t)(c->nvers + 1) * sizeof *v);
+        if (!v) {
+            fail_msg(c, "out of memory");
+            free(data);
+            close(fd);
+            return -1;
+        }
+        c->vers = v;
+        c->vers[c->nvers++] = (struct version){.i = i, .fd = fd, .cut = kind == CK_HASH_VER_LENGTH,
+                                               .len = f->size, .data = data};
+        ck_msg("restore %s: note: fd %d: %s %s to its checkpoint version (%llu bytes, %llu "
+               "now)", c->file, f->fd, path, kind == CK_HASH_VER_LENGTH ? "cut back" : "put back",
+               (unsigned long long)f->size, (unsigned long long)size);
+    }
+    return 0;
+}
+
+/* Put the files back (see plan_versions), once the restore is committed.
+ * Nothing here can need room that the file did not have, except a
+ * rewritten file that had grown shorter; a failure stops the program
+ * from running (it would see newer files than its memory). */
+static int apply_versions(struct rctx *c)
+{
+    for (int k = 0; k < c->nvers; k++) {
+        const struct version *v = &c->vers[k];
+        const char *path = c->img.fd_paths[v->i];
+        int ok = 1;
+        for (uint64_t off = 0; !v->cut && ok && off < v->len;) {
+            ssize_t n = pwrite(v->fd, v->data + off, (size_t)(v->len - off), (off_t)off);
+            ok = n > 0;
+            off += ok ? (uint64_t)n : 0;
+        }
+        if (!ok || ftruncate(v->fd, (off_t)v->len) < 0) {
+            fail_msg(c, "the restore was committed, but %s could not be put back at its "
+                     "checkpoint version: %s; the program was not started (fix that, then "
+                     "restore the image again with --force)", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The gate keeper closes what it does not need: the files to put back
+ * stay, above fd 4 (fds 0-4 become its own). */
+static void keep_version_fds(struct rctx *c)
+{
+    for (int k = 0; k < c->nvers; k++)
+        if (c->vers[k].fd < 5) {
+            int n = fcntl(c->vers[k].fd, F_DUPFD_CLOEXEC, 5);
+            close(c->vers[k].fd);
+            c->vers[k].fd = n;
+        }
+}
+
+static void close_from_but_versions(struct rctx *c, int lo)
+{
+    int from = lo;
+    for (;;) {
+        int next = -1;
+        for (int k = 0; k < c->nvers; k++)
+            if (c->vers[k].fd >= from && (next < 0 || c->vers[k].fd < next))
+                next = c->vers[k].fd;
+        if (next < 0)
+            break;
+        if (next > from)
+            close_range((unsigned)from, (unsigned)next - 1, 0);
+        from = next + 1;
+    }
+    close_range((unsigned)from, ~0U, 0);
 }
 
 /* A descriptor of a kind of fds/: may it be made again here? Runs
@@ -709,6 +906,8 @@ static int check_image(struct rctx *c)
         }
         struct ck_ident id;
         ck_ident_of_region(r, &id);
+        if (ck_hash_written(r->hash_kind))
+            id.version = file_version_of(c, r->dev, r->ino);
         struct stat st;
         int k = check_file(c, path, &id, "mapped file", &st, (int)i);
         if (k < 0)
@@ -1801,9 +2000,10 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
         dup2(null, 1);
         dup2(null, 2);
     }
+    keep_version_fds(c);
     if (dup2(ready_rd, 3) < 0 || dup2(gate_wr, 4) < 0)
         _exit(1);
-    close_range(5, ~0U, 0);
+    close_from_but_versions(c, 5);
     char b;
     ssize_t n;
     do
@@ -1812,7 +2012,7 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
     if (n != 1)
         _exit(0);
     char msg[1100];
-    if (commit_counter(c) < 0)
+    if ((c->commit && commit_counter(c) < 0) || apply_versions(c) < 0)
         snprintf(msg, sizeof msg, "error: %s\n", c->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
@@ -2033,7 +2233,10 @@ static void become(struct rctx *c, const char *restorer)
         c->commit = 1;
         keep[nkeep++] = gate_rd;
         keep[nkeep++] = ready_wr;
-    } else if (c->commit) {
+    } else if (c->commit || c->nvers) {
+        /* a gate also when only files are to be put back (no counter to
+         * advance: --counter none, --force past a stale stamp): they
+         * change only once every page is in place */
         if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
             return;
         keep[nkeep++] = gate_rd;
@@ -2076,7 +2279,7 @@ static void become(struct rctx *c, const char *restorer)
         fcntl(st, F_SETFD, 0);
     if (!c->detach)
         fcntl(c->saved_std[2], F_SETFD, 0);
-    if (c->commit) {
+    if (gate_rd >= 0) {
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
     }
@@ -2321,6 +2524,9 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
         snprintf(msg, sizeof msg, "error: %s\n", root->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
+    for (int i = 0; i < n && !strcmp(msg, "ok\n"); i++)
+        if (apply_versions(&g_tree.m[i]) < 0)
+            snprintf(msg, sizeof msg, "error: %s\n", g_tree.m[i].err);
     tree_gates_say(gate_wr, n, msg);
     _exit(0);
 }
@@ -2703,8 +2909,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         struct rctx *m = &g_tree.m[i];
         if (e[i].flags & CK_TREE_ZOMBIE)
             continue;
-        if (check_image(m) < 0 || (i == 0 && check_counter(m, counter_url, force) < 0) ||
-            remake_saved_files(m) < 0) {
+        if (check_image(m) < 0 || plan_versions(m) < 0 ||
+            (i == 0 && check_counter(m, counter_url, force) < 0) || remake_saved_files(m) < 0) {
             fail_msg(root, "process %d of the tree: %s", e[i].vpid, m->err);
             return -1;
         }
@@ -2825,6 +3031,27 @@ static void tree_become(int i, const char *restorer)
     become(m, restorer);
 }
 
+/* --allow-changed PATH|all, --shared-file PATH (as "--opt PATH" or
+ * "--opt=PATH"), added to a list; the image has absolute paths without
+ * links: compared with that. 0, or -1 (said why). */
+static int path_list_option(int argc, char **argv, int *i, const char *opt, char ***list,
+                            int *n)
+{
+    size_t ol = strlen(opt);
+    const char *v = argv[*i][ol] == '=' ? argv[*i] + ol + 1 : *i + 1 < argc ? argv[++*i] : NULL;
+    if (!v || !*v) {
+        ck_usage_error("restore", "%s needs a PATH", opt);
+        return -1;
+    }
+    char **l = realloc(*list, (size_t)(*n + 1) * sizeof **list);
+    if (!l)
+        return -1;
+    *list = l;
+    char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
+    l[(*n)++] = abs ? abs : (char *)v;
+    return 0;
+}
+
 /* ---- a pid namespace of the program's own (docs/DESIGN.md, "PID
  * namespaces") ---- */
 
@@ -2928,16 +3155,15 @@ int cmd_restore(int argc, char **argv)
             force = 1;
         else if (!strcmp(argv[i], "--adopt-stamp"))
             adopt_stamp = 1;
-        else if (!strcmp(argv[i], "--allow-changed") || !strncmp(argv[i], "--allow-changed=", 16)) {
-            const char *v = argv[i][15] == '=' ? argv[i] + 16 : i + 1 < argc ? argv[++i] : NULL;
-            if (!v || !*v)
-                return ck_usage_error("restore", "--allow-changed needs a PATH (or all)");
-            c.allow = realloc(c.allow, (size_t)(c.nallow + 1) * sizeof *c.allow);
-            if (!c.allow)
-                return CK_EXIT_FAIL;
-            /* the image has absolute paths without links: compare with that */
-            char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
-            c.allow[c.nallow++] = abs ? abs : (char *)v;
+        else if (!strcmp(argv[i], "--no-file-versions"))
+            c.no_versions = 1;
+        else if (!strcmp(argv[i], "--shared-file") || !strncmp(argv[i], "--shared-file=", 14)) {
+            if (path_list_option(argc, argv, &i, "--shared-file", &c.shared, &c.nshared) < 0)
+                return CK_EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--allow-changed") ||
+                   !strncmp(argv[i], "--allow-changed=", 16)) {
+            if (path_list_option(argc, argv, &i, "--allow-changed", &c.allow, &c.nallow) < 0)
+                return CK_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
                  !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6) ||
                  !strcmp(argv[i], "--action-script") ||
@@ -3065,8 +3291,8 @@ int cmd_restore(int argc, char **argv)
         print_err(&c);
         return CK_EXIT_FAIL;
     }
-    if (check_image(&c) < 0 || check_counter(&c, counter_url, force) < 0 ||
-        remake_saved_files(&c) < 0) {
+    if (check_image(&c) < 0 || plan_versions(&c) < 0 ||
+        check_counter(&c, counter_url, force) < 0 || remake_saved_files(&c) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;
     }

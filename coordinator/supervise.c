@@ -827,6 +827,8 @@ int ck_supervise(int argc, char **argv)
             r = ck_opt_value("run", argc, argv, &i, "--counter", NULL, &s.counter_url);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &s.app_id);
+        if (!r)
+            r = ck_run_version_option("run", argc, argv, &i);
         if (r < 0)
             return CK_EXIT_USAGE;
         if (r > 0)

@@ -89,6 +89,14 @@ struct ck_fdcap_set {
     int (*tid_of)(struct ck_fdcap_set *s, int vtid);
     int tree;                           /* one process of a tree checkpoint: the other
                                            end of a pipe may be another process of it */
+    /* Written files at their checkpoint version (file.c): off (0) with
+     * --no-file-versions or CKSHIM_FILE_VERSIONS=0; shared: the files not
+     * to save, by (dev, ino) (--shared-file, CKSHIM_SHARED_FILES);
+     * version_max: the largest file whose contents are saved. */
+    int versions;
+    const uint64_t (*shared)[2];
+    uint32_t nshared;
+    uint64_t version_max;
     void *priv;
 };
 

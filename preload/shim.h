@@ -128,6 +128,11 @@ struct shim_state {
     uint32_t ntree;
     int tree_ckpt;                      /* this checkpoint is one process of a tree's
                                            (CK_CKPT_TREE): children are coord's to check */
+    /* The request's file version options (CK_CKPT_NO_VERSIONS, its
+     * --shared-file list), for the capture in progress. */
+    int ckpt_noversions;
+    uint32_t ckpt_nshared;
+    uint64_t ckpt_shared[CK_MAX_SHARED][2];
 };
 extern struct shim_state g_shim;
 
@@ -225,12 +230,15 @@ void capture_tty(int fd, const struct stat *st);
 struct dump_stats {
     uint64_t bytes, pages, raw_bytes;
 };
+/* forked: in the image writer, a process of its own (not the program:
+ * files it opens and closes cost the program no lock) */
 int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
-               size_t errlen);
+               size_t errlen, int forked);
 int dump_witnesses(char *err, size_t errlen);
 
-/* ident.c: content hashes of open and mapped files (writer side). */
-void ident_hash_files(void);
+/* ident.c: content hashes of open and mapped files (writer side); the
+ * versions of write-only files (CK_FDF_VER_LATER) only when forked. */
+void ident_hash_files(int forked);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
