@@ -713,7 +713,7 @@ struct ck_restore_info {
  * children. A reader that sees CK_TREE_MAGIC at offset 0 reads each
  * stream with the single-process reader (its offsets are absolute). */
 #define CK_TREE_MAGIC "CKSHTRE\x01"
-#define CK_TREE_VERSION 1
+#define CK_TREE_VERSION 2              /* 2: the share table; 1 is read too */
 #define CK_TREE_MAXPROCS 1024
 
 struct ck_tree_entry {
@@ -733,9 +733,24 @@ struct ck_tree_hdr {
     uint64_t counter_stamp;             /* the tree's stamp (also in every stream) */
     char app_id[64];                    /* the root's: the counter the tree uses */
     uint64_t created_ns;
-    uint64_t reserved[4];
-    /* struct ck_tree_entry[nprocs], then uint64_t XXH64 (seed 0) of the
-     * header and entries */
+    uint64_t nshares;                   /* version 2: share table entries (0 in version 1) */
+    uint64_t flags;                     /* version 2: CK_TREE_HDR_* */
+    uint64_t reserved[2];
+    /* struct ck_tree_entry[nprocs], struct ck_tree_share[nshares], then
+     * uint64_t XXH64 (seed 0) of the header, entries and shares */
 };
+
+/* The share table: descriptors of different processes of the tree that
+ * are one open file description (kcmp KCMP_FILE at checkpoint, while
+ * every process was parked). Entries of one group have the same group
+ * number; a group spans two or more processes. */
+struct ck_tree_share {
+    int32_t proc;                       /* index of the process's entry */
+    int32_t fd;                         /* its descriptor */
+    uint32_t group;
+    uint32_t flags;                     /* 0 */
+};
+#define CK_TREE_MAXSHARES (1u << 20)
+#define CK_TREE_HDR_SHARES 0x1          /* the share table is complete (kcmp was allowed) */
 
 #endif

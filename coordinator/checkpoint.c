@@ -22,6 +22,7 @@
 #include "fileid.h"
 #include "imgio.h"
 #include "tree.h"
+#include "treeshare.h"
 #include "unix.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
@@ -453,12 +454,18 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
     return 0;
 }
 
+static int count_up(void *arg)
+{
+    return (*(int *)arg)++;
+}
+
 /* What processes of a tree share and a tree restore cannot make shared
- * again yet (docs/DESIGN.md, "Process trees"): file locks, the same socket, a
- * connection between two of them, the same memfd or deleted file (MAP_SHARED
- * anonymous memory inherited across fork is: restore_tree). Returns 0, or
- * -1 with the first such thing named in err. */
-static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
+ * again (docs/DESIGN.md, "Process trees"): file locks, one memfd or
+ * deleted file opened twice, descriptors the share table (sh, from kcmp)
+ * does not know, sockets whose pairing across processes fails.
+ * Returns 0, or -1 with the first such thing named in err. */
+static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
+                         const struct ck_tree_share *sh, uint64_t nsh, int known, char *err,
                          size_t errlen)
 {
     /* File locks: a tree restore takes a process's own locks again, but
@@ -482,23 +489,20 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
                 const struct ck_fd *f = &a->fds[x];
                 int sock = f->kind == CK_FD_UNIX || f->kind == CK_FD_INET;
                 int mem = f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED;
-                const struct ck_unix *ua = a->fdstate && f->kind == CK_FD_UNIX &&
-                                                   a->fdstate[x].len >= sizeof(struct ck_unix)
-                                               ? a->fdstate[x].data
-                                               : NULL;
                 for (uint32_t y = 0; y < b->nfds; y++) {
                     const struct ck_fd *g = &b->fds[y];
-                    const struct ck_unix *ub = b->fdstate && g->kind == CK_FD_UNIX &&
-                                                       b->fdstate[y].len >= sizeof(struct ck_unix)
-                                                   ? b->fdstate[y].data
-                                                   : NULL;
                     const char *what = NULL;
+                    int ga = ck_tree_share_group(sh, nsh, i, f->fd),
+                        gb = ck_tree_share_group(sh, nsh, j, g->fd);
+                    int same = ga >= 0 && ga == gb;
                     if ((sock || mem) && g->kind == f->kind && g->dev == f->dev &&
-                        g->ino == f->ino)
-                        what = sock ? "the same socket" : "the same memfd or deleted file";
-                    else if (ua && ub && ((ua->peer_ino && ua->peer_ino == ub->ino) ||
-                                          (ub->peer_ino && ub->peer_ino == ua->ino)))
-                        what = "the two ends of a Unix socket connection";
+                        g->ino == f->ino && !same)
+                        what = sock ? "the same socket, which ckshim could not tell is one open "
+                                      "file description (kcmp not allowed)"
+                                    : "the same memfd or deleted file opened twice (two open "
+                                      "file descriptions of one file)";
+                    else if (same && (f->kind == CK_FD_PIDFD || f->kind == CK_FD_PTY))
+                        what = "one pidfd or pseudo-terminal description";
                     if (what) {
                         snprintf(err, errlen, "process %d fd %d and process %d fd %d are %s: "
                                  "ckshim cannot restore that between processes of a tree yet",
@@ -509,6 +513,30 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
             }
         }
     }
+    /* Sockets: pair them across the tree as restore will. */
+    int *alive = calloc((size_t)t->n, sizeof *alive);
+    if (!alive) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < t->n; i++)
+        alive[i] = !t->m[i].zombie;
+    struct ck_tree_socks ts;
+    int num = 1 << 20, merr;
+    char why[768];
+    merr = ck_tree_socks_merge(imgs, alive, t->n, sh, nsh, count_up, &num, &ts, why, sizeof why);
+    free(alive);
+    if (merr < 0) {
+        snprintf(err, errlen, "sockets between processes of the tree: %s", why);
+        return -1;
+    }
+    if (merr > 0 && !known) {
+        snprintf(err, errlen, "processes of the tree are connected by sockets, but which "
+                 "descriptors they share could not be told (kcmp not allowed)");
+        ck_tree_socks_free(&ts);
+        return -1;
+    }
+    ck_tree_socks_free(&ts);
     return 0;
 }
 
@@ -527,6 +555,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct ck_ctl_rep *reps = calloc((size_t)n, sizeof *reps);
     struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
     struct ck_image *imgs = NULL;
+    struct ck_tree_share *shares = NULL;
+    uint64_t nshares = 0;
+    int shares_known = 0;
     int ret = CK_EXIT_FAIL;
     if (!conns || !tmps || !reps || !ents) {
         ck_msg("checkpoint %d: out of memory", pid);
@@ -597,6 +628,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     for (int i = 0; i < n; i++)
         if (t->m[i].zombie)
             ents[i].vpid = zombie_vpid(t, reps, t->m[i].pid);
+    /* Which descriptors of different processes are one open file
+     * description: now, while every process is parked (kcmp). */
+    char kerr[256];
+    shares_known = ck_tree_shares(t, &shares, &nshares, kerr, sizeof kerr) == 0;
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -622,12 +657,14 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     memcpy(h.magic, CK_TREE_MAGIC, CK_MAGIC_LEN);
     h.version = CK_TREE_VERSION;
     h.nprocs = (uint32_t)n;
+    h.nshares = nshares;
+    h.flags = shares_known ? CK_TREE_HDR_SHARES : 0;
     h.counter_stamp = stamp;
     snprintf(h.app_id, sizeof h.app_id, "%s", stamp_id);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     h.created_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
-    uint64_t at = ck_tree_first_offset((uint32_t)n), bytes = 0, pages = 0, raw = 0, pause = 0;
+    uint64_t at = ck_tree_first_offset((uint32_t)n, nshares), bytes = 0, pages = 0, raw = 0, pause = 0;
     uint32_t threads = 0;
     for (int i = 0; i < n; i++) {
         struct stat st;
@@ -667,7 +704,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         if (reps[i].pause_ns > pause)
             pause = reps[i].pause_ns;
     }
-    int hr = ck_tree_write_hdr(outfd, &h, ents);
+    int hr = ck_tree_write_hdr(outfd, &h, ents, shares);
     if (hr < 0) {
         ck_msg("checkpoint %d: cannot write the tree header into %s: %s", pid, tmp_path,
                strerror(-hr));
@@ -695,7 +732,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     char uerr[1024];
-    if (tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+    if (tree_unshared(t, imgs, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
@@ -738,6 +775,7 @@ out:
     free(conns);
     free(tmps);
     free(reps);
+    free(shares);
     free(ents);
     return ret;
 }

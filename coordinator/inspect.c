@@ -1089,7 +1089,8 @@ int cmd_inspect(int argc, char **argv)
     }
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
-    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    struct ck_tree_share *ts = NULL;
+    int tr = ck_tree_read_hdr(fd, &th, &te, &ts, err, sizeof err);
     if (tr < 0) {
         close(fd);
         ck_msg("inspect %s: %s", file, err);
@@ -1121,7 +1122,21 @@ int cmd_inspect(int argc, char **argv)
                 printf("  pid %d (pid %d at checkpoint), child of %d\n", te[i].vpid,
                        te[i].real_pid, te[te[i].parent].vpid);
         }
+        /* one line per open file description several processes hold */
+        for (uint64_t k = 0; k < th.nshares; k++) {
+            int first = 1;
+            for (uint64_t j = 0; j < k && first; j++)
+                first = ts[j].group != ts[k].group;
+            if (!first)
+                continue;
+            printf("  shared:");
+            for (uint64_t j = k; j < th.nshares; j++)
+                if (ts[j].group == ts[k].group)
+                    printf(" pid %d fd %d", te[ts[j].proc].vpid, ts[j].fd);
+            printf(" (one open file description)\n");
+        }
     }
+    free(ts);
     int rc = CK_EXIT_OK;
     for (uint32_t i = 0; i < th.nprocs && rc == CK_EXIT_OK; i++) {
         if (te[i].flags & CK_TREE_ZOMBIE)

@@ -61,6 +61,7 @@
 #include "plan.h"
 #include "procparse.h"
 #include "tree.h"
+#include "treeshare.h"
 #include "xxh64.h"
 
 struct rctx {
@@ -118,7 +119,30 @@ static struct {
         int fd;                         /* the one open file description; close-on-exec */
     } *files;
     int nfiles;
+    struct ck_tree_share *shares;       /* the share table (tree header), or NULL */
+    uint64_t nshares;
+    int shares_known;                   /* CK_TREE_HDR_SHARES */
+    struct ck_tree_socks socks;         /* every socket, when processes share or
+                                           connect them (make_tree_socks) */
+    struct tree_desc {                  /* a descriptor the tree made for a process */
+        int proc, fd;                   /* process index, its descriptor */
+        int made;                       /* the description, close-on-exec */
+        int skip_after;                 /* its kind's after/after_all ran elsewhere */
+    } *descs;
+    int ndescs;
 } g_tree;
+
+/* The description the tree made for process proc's descriptor fd, or -1. */
+static int tree_desc_of(int proc, int fd, int *skip_after)
+{
+    for (int k = 0; proc >= 0 && k < g_tree.ndescs; k++)
+        if (g_tree.descs[k].proc == proc && g_tree.descs[k].fd == fd) {
+            if (skip_after)
+                *skip_after = g_tree.descs[k].skip_after;
+            return g_tree.descs[k].made;
+        }
+    return -1;
+}
 
 /* One open file description processes of the tree share (inherited
  * across fork): a regular file open for writing at the same offset with
@@ -576,13 +600,16 @@ static int rest_tree_pipe(struct ck_fdrest *r, uint64_t dev, uint64_t ino)
     return -1;
 }
 
-static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
+/* The context of image im's fd i (c's own image, or a tree's merged set
+ * of sockets) for a kind of fds/. */
+static void rest_ctx_of(struct rctx *c, const struct ck_image *im, uint32_t i,
+                        struct ck_fdrest *r, int *stash, int maxfd)
 {
     memset(r, 0, sizeof *r);
-    r->im = &c->img;
+    r->im = im;
     r->i = i;
-    r->f = &c->img.fds[i];
-    r->path = c->img.fd_paths[i];
+    r->f = &im->fds[i];
+    r->path = im->fd_paths[i];
     r->stash = stash;
     r->maxfd = maxfd;
     r->detach = c->detach;
@@ -599,6 +626,11 @@ static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash
         r->tree_pipe = rest_tree_pipe;
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
+}
+
+static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
+{
+    rest_ctx_of(c, &c->img, i, r, stash, maxfd);
 }
 
 /* A descriptor of a kind of fds/: may it be made again here? Runs
@@ -626,7 +658,9 @@ static int after_fd_kinds(struct rctx *c, int maxfd)
             const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
             int (*fn)(struct ck_fdrest *) = !k ? NULL : pass ? k->after_all : k->after;
             struct ck_fdrest r;
-            if (!fn || c->img.fds[i].share_with >= 0)
+            int skip = 0;
+            if (!fn || c->img.fds[i].share_with >= 0 ||
+                (tree_desc_of(c->tree_idx, c->img.fds[i].fd, &skip) >= 0 && skip))
                 continue;
             rest_ctx(c, i, &r, NULL, maxfd);
             if (fn(&r) < 0)
@@ -1558,7 +1592,9 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             continue;
         }
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
-        int shared = c->tree_idx >= 0 ? tree_file_fd(f) : -1;
+        int shared = c->tree_idx >= 0 ? tree_desc_of(c->tree_idx, f->fd, NULL) : -1;
+        if (shared < 0 && c->tree_idx >= 0)
+            shared = tree_file_fd(f);
         if (shared >= 0) {
             /* the description the processes of the tree share */
             if ((fd = fcntl(shared, F_DUPFD_CLOEXEC, 0)) < 0) {
@@ -1827,9 +1863,13 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 : 0)],
+    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 +
+                                          g_tree.ndescs : 0)],
         nkeep = 0;
     if (c->tree_idx >= 0) {
+        /* descriptors the tree made (sockets, shared descriptions) */
+        for (int k = 0; k < g_tree.ndescs; k++)
+            keep[nkeep++] = g_tree.descs[k].made;
         for (int k = 0; k < g_tree.nfiles; k++)
             keep[nkeep++] = g_tree.files[k].fd;
         /* the shared memory stays open through the exec: the restorer
@@ -2328,6 +2368,35 @@ static int make_tree_shm(struct rctx *root, int hi)
     return 0;
 }
 
+/* Make process p's descriptor x in coord (before the forks), by its
+ * kind, at a number from hi up, close-on-exec: what several processes of
+ * the tree share. The fd, or -1 (root's err says why). */
+static int make_for_tree(struct rctx *root, int p, uint32_t x, int hi)
+{
+    struct rctx *m = &g_tree.m[p];
+    const struct ck_fd *f = &m->img.fds[x];
+    int *stash = new_stash(m->img.nfds);
+    if (!stash) {
+        fail_msg(root, "out of memory");
+        return -1;
+    }
+    struct ck_fdrest r;
+    rest_ctx(m, x, &r, stash, hi);
+    m->err[0] = 0;
+    int fd = ck_fdkind_of(f->kind)->restore(&r);
+    for (uint32_t k = 0; k < m->img.nfds; k++)
+        if (stash[k] >= 0)
+            close(stash[k]);
+    free(stash);
+    int made = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
+    if (fd >= 0)
+        close(fd);
+    if (made < 0)
+        fail_msg(root, "process %d fd %d: %s", g_tree.e[p].vpid, f->fd,
+                 m->err[0] ? m->err : strerror(errno));
+    return made;
+}
+
 /* Files open for writing that processes of the tree share (tree_file_match)
  * are opened once, by the first process's rules (identity checked), and
  * every process gets that one description: the offset stays shared. */
@@ -2347,26 +2416,14 @@ static int make_tree_files(struct rctx *root, int hi)
                 continue;
             struct tree_file *tf = realloc(g_tree.files, (size_t)(g_tree.nfiles + 1) *
                                                              sizeof *tf);
-            int *stash = new_stash(m->img.nfds);
-            if (!tf || !stash) {
-                free(stash);
+            if (!tf) {
                 fail_msg(root, "out of memory");
                 return -1;
             }
             g_tree.files = tf;
-            struct ck_fdrest r;
-            rest_ctx(m, x, &r, stash, hi);
-            m->err[0] = 0;
-            int fd = ck_fdkind_of(CK_FD_FILE)->restore(&r);
-            free(stash);
-            int hfd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
-            if (fd >= 0)
-                close(fd);
-            if (hfd < 0) {
-                fail_msg(root, "process %d fd %d: %s", g_tree.e[i].vpid, f->fd,
-                         m->err[0] ? m->err : strerror(errno));
+            int hfd = make_for_tree(root, i, x, hi);
+            if (hfd < 0)
                 return -1;
-            }
             tf = &g_tree.files[g_tree.nfiles++];
             tf->dev = f->dev;
             tf->ino = f->ino;
@@ -2378,13 +2435,239 @@ static int make_tree_files(struct rctx *root, int hi)
     return 0;
 }
 
+static int add_desc(int proc, int fd, int made, int skip_after)
+{
+    struct tree_desc *d = realloc(g_tree.descs, (size_t)(g_tree.ndescs + 1) * sizeof *d);
+    if (!d)
+        return -1;
+    g_tree.descs = d;
+    d[g_tree.ndescs++] = (struct tree_desc){proc, fd, made, skip_after};
+    return 0;
+}
+
+/* The index of process p's descriptor fd in its image, or -1 (one of the
+ * shim's own: not the program's). */
+static int fd_index(const struct ck_image *im, int fd)
+{
+    for (uint32_t x = 0; x < im->nfds; x++)
+        if (im->fds[x].fd == fd)
+            return (int)x;
+    return -1;
+}
+
+static int sock_number(void *arg)
+{
+    return fcntl(*(int *)arg, F_DUPFD_CLOEXEC, *((int *)arg + 1));
+}
+
+static int socks_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
+{
+    const struct ck_tree_socks *t = &g_tree.socks;
+    for (uint32_t k = 0; k < t->im.nfds; k++)
+        if (t->im.fds[k].fd == fd) {
+            struct rctx *m = &g_tree.m[t->proc[k]];
+            int rc = read_fd_bytes(m, t->orig_fd[k], data, len);
+            if (rc < 0)
+                snprintf(r->err, r->errlen, "process %d: %s", g_tree.e[t->proc[k]].vpid,
+                         m->err);
+            return rc;
+        }
+    *data = NULL;
+    *len = 0;
+    return 0;
+}
+
+static void socks_ctx(struct rctx *root, uint32_t k, struct ck_fdrest *r, int *stash, int maxfd)
+{
+    rest_ctx_of(root, &g_tree.socks.im, k, r, stash, maxfd);
+    r->bytes = socks_bytes; /* each from its own process's stream */
+    r->tree_pipe = NULL;
+}
+
+/* Sockets processes of the tree share (inherited across fork: a
+ * pre-forking server's listener) or that connect two of them (a socket
+ * pair split by fork, a TCP connection between them): every socket of
+ * every process is made at once, as the sockets of one process are,
+ * from the merged set (treeshare.c), at numbers above every process's,
+ * before the forks; each process takes its descriptors from there. */
+static int make_tree_socks(struct rctx *root, int hi)
+{
+    int n = g_tree.n;
+    struct ck_image *imgs = calloc((size_t)n, sizeof *imgs);
+    int *live = calloc((size_t)n, sizeof *live);
+    int arg[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC), hi};
+    if (!imgs || !live || arg[0] < 0) {
+        free(imgs);
+        free(live);
+        if (arg[0] >= 0)
+            close(arg[0]);
+        fail_msg(root, "cannot make the sockets of the tree: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        imgs[i] = g_tree.m[i].img;
+        live[i] = !(g_tree.e[i].flags & CK_TREE_ZOMBIE);
+    }
+    char err[768];
+    struct ck_tree_socks *t = &g_tree.socks;
+    int mr = ck_tree_socks_merge(imgs, live, n, g_tree.shares, g_tree.nshares, sock_number, arg,
+                                 t, err, sizeof err);
+    free(imgs);
+    free(live);
+    close(arg[0]);
+    if (mr < 0) {
+        fail_msg(root, "sockets between processes of the tree: %s", err);
+        return -1;
+    }
+    if (mr == 0)
+        return 0;
+    int maxfd = hi;
+    for (uint32_t k = 0; k < t->im.nfds; k++)
+        if (t->im.fds[k].fd > maxfd)
+            maxfd = t->im.fds[k].fd;
+    int *stash = new_stash(t->im.nfds);
+    if (!stash) {
+        fail_msg(root, "out of memory");
+        return -1;
+    }
+    int ret = -1;
+    for (uint32_t k = 0; k < t->im.nfds; k++) {
+        const struct ck_fd *f = &t->im.fds[k];
+        if (f->flags & CK_FDF_STD_REDIRECT)
+            continue; /* the restoring coord's own: each process's */
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        struct ck_fdrest r;
+        socks_ctx(root, k, &r, stash, maxfd);
+        root->err[0] = 0;
+        int fd = kind->restore(&r);
+        if (fd < 0) {
+            if (!root->err[0])
+                fail_msg(root, "process %d fd %d: cannot make the %s again",
+                         g_tree.e[t->proc[k]].vpid, t->orig_fd[k], kind->name);
+            goto out;
+        }
+        if (dup3(fd, f->fd, O_CLOEXEC) < 0) {
+            fail_msg(root, "cannot place a socket of the tree: %s", strerror(errno));
+            close(fd);
+            goto out;
+        }
+        close(fd);
+    }
+    for (uint32_t k = 0; k < t->im.nfds; k++) {
+        const struct ck_fd *f = &t->im.fds[k];
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        struct ck_fdrest r;
+        if ((f->flags & CK_FDF_STD_REDIRECT) || !kind->after)
+            continue;
+        socks_ctx(root, k, &r, stash, maxfd);
+        if (kind->after(&r) < 0)
+            goto out;
+    }
+    /* every process's descriptors of these sockets */
+    for (int p = 0; p < n; p++) {
+        const struct ck_image *im = &g_tree.m[p].img;
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            if ((f->kind != CK_FD_UNIX && f->kind != CK_FD_INET) || f->share_with >= 0 ||
+                (f->flags & CK_FDF_IN_FLIGHT))
+                continue;
+            int k = ck_tree_socks_find(t, p, f->fd, g_tree.shares, g_tree.nshares);
+            if (k < 0 || (t->im.fds[k].flags & CK_FDF_STD_REDIRECT))
+                continue;
+            if (add_desc(p, f->fd, t->im.fds[k].fd, 1) < 0) {
+                fail_msg(root, "out of memory");
+                goto out;
+            }
+        }
+    }
+    ret = 0;
+out:
+    for (uint32_t k = 0; k < t->im.nfds; k++)
+        if (stash[k] >= 0)
+            close(stash[k]);
+    free(stash);
+    return ret;
+}
+
+/* Kinds whose open file description processes may share and that are
+ * made once for all of them (make_tree_descs). */
+static int tree_shareable(uint32_t kind)
+{
+    switch (kind) {
+    case CK_FD_FILE: case CK_FD_DIR: case CK_FD_CHR: case CK_FD_DELETED: case CK_FD_MEMFD:
+    case CK_FD_EVENTFD: case CK_FD_EPOLL: case CK_FD_TIMERFD: case CK_FD_SIGNALFD:
+    case CK_FD_INOTIFY: case CK_FD_SYMLINK:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Descriptors that are one open file description in several processes
+ * (the share table): made once, by the first process that holds it (its
+ * identity checks, its saved contents), and given to every holder: one
+ * offset, one set of flags, one eventfd counter, one epoll (whose
+ * watches the first holder adds again, with its descriptors). */
+static int make_tree_descs(struct rctx *root, int hi)
+{
+    for (uint64_t a = 0; a < g_tree.nshares; a++) {
+        const struct ck_tree_share *sa = &g_tree.shares[a];
+        int first = 1;
+        for (uint64_t b = 0; b < a && first; b++)
+            first = g_tree.shares[b].group != sa->group;
+        if (!first)
+            continue;
+        /* the holder of the lowest index makes it */
+        int made = -1, maker = -1;
+        for (int p = 0; p < g_tree.n && maker < 0; p++) {
+            struct rctx *m = &g_tree.m[p];
+            for (uint64_t b = a; b < g_tree.nshares && maker < 0; b++) {
+                const struct ck_tree_share *sb = &g_tree.shares[b];
+                int x = sb->group == sa->group && sb->proc == p ? fd_index(&m->img, sb->fd) : -1;
+                if (x >= 0 && m->img.fds[x].share_with >= 0)
+                    x = fd_index(&m->img, m->img.fds[x].share_with);
+                if (x < 0)
+                    continue;
+                const struct ck_fd *f = &m->img.fds[x];
+                if (!tree_shareable(f->kind) || (f->flags & (CK_FDF_STD_REDIRECT |
+                                                             CK_FDF_IN_FLIGHT)))
+                    break;
+                if ((made = make_for_tree(root, p, (uint32_t)x, hi)) < 0)
+                    return -1;
+                maker = p;
+            }
+        }
+        if (maker < 0)
+            continue; /* not a kind made once for all (sockets: make_tree_socks) */
+        for (uint64_t b = a; b < g_tree.nshares; b++) {
+            const struct ck_tree_share *sb = &g_tree.shares[b];
+            if (sb->group != sa->group)
+                continue;
+            const struct ck_image *im = &g_tree.m[sb->proc].img;
+            int x = fd_index(im, sb->fd);
+            if (x < 0 || im->fds[x].share_with >= 0 ||
+                tree_desc_of(sb->proc, sb->fd, NULL) >= 0)
+                continue;
+            if (add_desc(sb->proc, sb->fd, made, sb->proc != maker) < 0) {
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Read and check every process of a tree image; make what they share.
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
 static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
-                        struct ck_tree_entry *e, const char *counter_url, int force)
+                        struct ck_tree_entry *e, struct ck_tree_share *shares,
+                        const char *counter_url, int force)
 {
     int n = (int)h->nprocs;
+    g_tree.shares = shares;
+    g_tree.nshares = h->nshares;
+    g_tree.shares_known = !!(h->flags & CK_TREE_HDR_SHARES);
     g_tree.n = n;
     g_tree.e = e;
     g_tree.map_fd = -1;
@@ -2452,8 +2735,11 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             return -1;
         }
     }
+    /* with the share table, the files processes share are known exactly;
+     * an image without it has them guessed (make_tree_files) */
     if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
-        make_tree_files(root, hi) < 0)
+        make_tree_socks(root, hi) < 0 || make_tree_descs(root, hi) < 0 ||
+        (!g_tree.shares_known && make_tree_files(root, hi) < 0))
         return -1;
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);
     size_t maplen = (size_t)n * 2 * sizeof(int32_t);
@@ -2494,6 +2780,8 @@ static void tree_close_all(void)
         close(g_tree.shms[k].fd);
     for (int k = 0; k < g_tree.nfiles; k++)
         close(g_tree.files[k].fd);
+    for (int k = 0; k < g_tree.ndescs; k++)
+        close(g_tree.descs[k].made); /* a description held by several: EBADF after the first */
     if (g_tree.map_fd >= 0)
         close(g_tree.map_fd);
 }
@@ -2646,7 +2934,8 @@ int cmd_restore(int argc, char **argv)
     /* A process tree image: restore_tree reads every process's stream. */
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
-    int tr = ck_tree_read_hdr(c.img_fd, &th, &te, err, sizeof err);
+    struct ck_tree_share *tshares = NULL;
+    int tr = ck_tree_read_hdr(c.img_fd, &th, &te, &tshares, err, sizeof err);
     if (tr < 0) {
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
@@ -2656,7 +2945,7 @@ int cmd_restore(int argc, char **argv)
             ck_msg("restore %s: a process tree image with --key: not supported yet", c.file);
             return CK_EXIT_FAIL;
         }
-        if (restore_tree(&c, &th, te, counter_url, force) < 0) {
+        if (restore_tree(&c, &th, te, tshares, counter_url, force) < 0) {
             print_err(&c);
             return CK_EXIT_FAIL;
         }

@@ -8,9 +8,11 @@
  * every process goes on untouched (docs/DESIGN.md, "Process trees"). */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -200,25 +202,29 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
     return bad;
 }
 
-/* Bytes of the tree header with n entries and its checksum. */
-static size_t hdr_bytes(uint32_t n)
+/* Bytes of the tree header with n entries, ns shares and its checksum. */
+static size_t hdr_bytes(uint32_t n, uint64_t ns)
 {
-    return sizeof(struct ck_tree_hdr) + n * sizeof(struct ck_tree_entry) + sizeof(uint64_t);
+    return sizeof(struct ck_tree_hdr) + n * sizeof(struct ck_tree_entry) +
+           ns * sizeof(struct ck_tree_share) + sizeof(uint64_t);
 }
 
-uint64_t ck_tree_first_offset(uint32_t n)
+uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares)
 {
-    return (hdr_bytes(n) + 4095) & ~(uint64_t)4095;
+    return (hdr_bytes(n, nshares) + 4095) & ~(uint64_t)4095;
 }
 
-int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e)
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_tree_share *sh)
 {
-    size_t len = hdr_bytes(h->nprocs);
+    size_t len = hdr_bytes(h->nprocs, h->nshares);
     uint8_t *buf = calloc(1, len);
     if (!buf)
         return -ENOMEM;
     memcpy(buf, h, sizeof *h);
     memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    if (h->nshares)
+        memcpy(buf + sizeof *h + h->nprocs * sizeof *e, sh, h->nshares * sizeof *sh);
     uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
     memcpy(buf + len - sizeof sum, &sum, sizeof sum);
     ssize_t w = pwrite(fd, buf, len, 0);
@@ -229,23 +235,28 @@ int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_
     return 0;
 }
 
-int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
-                     size_t errlen)
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
+                     struct ck_tree_share **shares, char *err, size_t errlen)
 {
     *ret = NULL;
+    if (shares)
+        *shares = NULL;
     ssize_t n = pread(fd, h, sizeof *h, 0);
     if (n != (ssize_t)sizeof *h || memcmp(h->magic, CK_TREE_MAGIC, CK_MAGIC_LEN) != 0)
         return 0; /* not a tree image */
-    if (h->version != CK_TREE_VERSION) {
-        snprintf(err, errlen, "process tree image version %u; this coord reads version %u",
-                 h->version, CK_TREE_VERSION);
+    if (h->version != CK_TREE_VERSION && h->version != 1) {
+        snprintf(err, errlen, "process tree image version %u; this coord reads versions 1 "
+                 "and %u", h->version, CK_TREE_VERSION);
         return -EPROTONOSUPPORT;
     }
-    if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS) {
-        snprintf(err, errlen, "process tree image: %u processes (corrupted header)", h->nprocs);
+    if (h->version == 1)
+        h->nshares = h->flags = 0; /* reserved then */
+    if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS || h->nshares > CK_TREE_MAXSHARES) {
+        snprintf(err, errlen, "process tree image: %u processes, %llu shared descriptors "
+                 "(corrupted header)", h->nprocs, (unsigned long long)h->nshares);
         return -EINVAL;
     }
-    size_t len = hdr_bytes(h->nprocs);
+    size_t len = hdr_bytes(h->nprocs, h->nshares);
     uint8_t *buf = malloc(len);
     if (!buf)
         return -ENOMEM;
@@ -256,6 +267,24 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, 
         snprintf(err, errlen, "process tree image: the header is truncated or corrupted "
                  "(checksum mismatch)");
         return -EINVAL;
+    }
+    struct ck_tree_share *sh = NULL;
+    if (h->nshares) {
+        sh = malloc(h->nshares * sizeof *sh);
+        if (!sh) {
+            free(buf);
+            return -ENOMEM;
+        }
+        memcpy(sh, buf + sizeof *h + h->nprocs * sizeof(struct ck_tree_entry),
+               h->nshares * sizeof *sh);
+        for (uint64_t k = 0; k < h->nshares; k++)
+            if (sh[k].proc < 0 || sh[k].proc >= (int32_t)h->nprocs || sh[k].fd < 0) {
+                free(sh);
+                free(buf);
+                snprintf(err, errlen, "process tree image: shared descriptor %llu is "
+                         "inconsistent", (unsigned long long)k);
+                return -EINVAL;
+            }
     }
     struct ck_tree_entry *e = malloc(h->nprocs * sizeof *e);
     if (!e) {
@@ -268,11 +297,148 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, 
         if ((i == 0) != (e[i].parent < 0) || e[i].parent >= (int32_t)i ||
             (i == 0 && (e[i].flags & CK_TREE_ZOMBIE)) ||
             (!(e[i].flags & CK_TREE_ZOMBIE) &&
-             (e[i].offset < ck_tree_first_offset(h->nprocs) || (e[i].offset & 4095)))) {
+             (e[i].offset < ck_tree_first_offset(h->nprocs, h->nshares) ||
+              (e[i].offset & 4095)))) {
             free(e);
+            free(sh);
             snprintf(err, errlen, "process tree image: entry %u is inconsistent", i);
             return -EINVAL;
         }
     *ret = e;
+    if (shares)
+        *shares = sh;
+    else
+        free(sh);
     return 1;
+}
+
+/* ---- descriptors processes share (one open file description) ---- */
+
+struct fdlink {
+    int proc, fd;
+    char link[80];
+    int group;                          /* index of the first member, or -1 */
+};
+
+static int link_cmp(const void *a, const void *b)
+{
+    const struct fdlink *x = a, *y = b;
+    int c = strcmp(x->link, y->link);
+    return c ? c : x->proc != y->proc ? x->proc - y->proc : x->fd - y->fd;
+}
+
+/* The descriptors of process i of t, with their link text, appended to
+ * *v (the shim's own among them: restore looks up only the program's). */
+static int list_fds(const struct ck_tree *t, int i, struct fdlink **v, size_t *n, size_t *cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", t->m[i].pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 256;
+            struct fdlink *nv = realloc(*v, nc * sizeof *nv);
+            if (!nv) {
+                closedir(d);
+                return -ENOMEM;
+            }
+            *v = nv;
+            *cap = nc;
+        }
+        struct fdlink *l = &(*v)[*n];
+        char lp[96];
+        snprintf(lp, sizeof lp, "/proc/%d/fd/%s", t->m[i].pid, e->d_name);
+        ssize_t k = readlink(lp, l->link, sizeof l->link - 1);
+        if (k < 0)
+            continue;
+        l->link[k] = 0;
+        /* pipes are joined by their inode (restore_tree), terminals
+         * become the restoring coord's */
+        if (!strncmp(l->link, "pipe:", 5) || !strncmp(l->link, "/dev/pts/", 9) ||
+            !strncmp(l->link, "/dev/tty", 8))
+            continue;
+        l->proc = i;
+        l->fd = atoi(e->d_name);
+        l->group = -1;
+        (*n)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int ck_tree_shares(const struct ck_tree *t, struct ck_tree_share **out, uint64_t *nout,
+                   char *err, size_t errlen)
+{
+    struct fdlink *v = NULL;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    *nout = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (t->m[i].zombie)
+            continue;
+        int r = list_fds(t, i, &v, &n, &cap);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot list the descriptors of process %d: %s", t->m[i].pid,
+                     strerror(-r));
+            free(v);
+            return -1;
+        }
+    }
+    if (n)
+        qsort(v, n, sizeof *v, link_cmp);
+    /* Within a run of the same link text: each descriptor joins the group
+     * of the first earlier one kcmp calls the same description. */
+    size_t nsh = 0;
+    int denied = 0;
+    for (size_t a = 0; a < n; a++) {
+        for (size_t b = a; b-- > 0 && !strcmp(v[b].link, v[a].link);) {
+            long r = syscall(SYS_kcmp, t->m[v[a].proc].pid, t->m[v[b].proc].pid, KCMP_FILE,
+                             v[a].fd, v[b].fd);
+            if (r < 0 && (errno == EPERM || errno == EACCES || errno == ENOSYS))
+                denied = errno;
+            if (r == 0) {
+                v[a].group = v[b].group >= 0 ? v[b].group : (int)b;
+                v[b].group = v[a].group;
+                break;
+            }
+        }
+    }
+    if (denied && n) {
+        snprintf(err, errlen, "cannot tell which descriptors the processes share (kcmp: %s)",
+                 strerror(denied));
+        free(v);
+        return -1;
+    }
+    /* keep the groups that span two processes */
+    for (size_t a = 0; a < n; a++) {
+        int g = v[a].group, multi = 0;
+        for (size_t b = 0; g >= 0 && b < n && !multi; b++)
+            multi = v[b].group == g && v[b].proc != v[a].proc;
+        if (!multi)
+            v[a].group = -1;
+        else
+            nsh++;
+    }
+    if (nsh) {
+        struct ck_tree_share *sh = calloc(nsh, sizeof *sh);
+        if (!sh) {
+            free(v);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        size_t k = 0;
+        for (size_t a = 0; a < n; a++)
+            if (v[a].group >= 0)
+                sh[k++] = (struct ck_tree_share){.proc = v[a].proc, .fd = v[a].fd,
+                                                 .group = (uint32_t)v[a].group};
+        *out = sh;
+        *nout = nsh;
+    }
+    free(v);
+    return 0;
 }

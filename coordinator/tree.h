@@ -39,16 +39,25 @@ void ck_tree_describe(int pid, char *out, size_t len);
 /* ---- the tree image header (common/image.h: struct ck_tree_hdr) ---- */
 
 /* Where the first process's stream starts in a tree image of n processes. */
-uint64_t ck_tree_first_offset(uint32_t n);
+uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares);
 
-/* Write the header and its n entries (h->nprocs) with their checksum at
- * offset 0 of fd. 0 or -errno. */
-int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e);
+/* Write the header, its n entries (h->nprocs) and h->nshares shares with
+ * their checksum at offset 0 of fd. 0 or -errno. */
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_tree_share *shares);
 
 /* Read a tree header from offset 0 of fd: 0 when the file is not a tree
  * image (a single process's, or not an image), 1 with the entries in
- * *ret (malloc'd), or -errno with a message in err. */
-int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
-                     size_t errlen);
+ * *ret and the share table in *shares (if not NULL; malloc'd, NULL when
+ * none), or -errno with a message in err. */
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
+                     struct ck_tree_share **shares, char *err, size_t errlen);
+
+/* Which descriptors of different processes of t are one open file
+ * description (kcmp, while every process is parked): *out (malloc'd,
+ * h->nshares entries in *n), grouped. 0, or -1 with err set (kcmp not
+ * allowed: the processes must be ptrace-able by coord's user). */
+int ck_tree_shares(const struct ck_tree *t, struct ck_tree_share **out, uint64_t *n, char *err,
+                   size_t errlen);
 
 #endif

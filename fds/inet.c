@@ -664,6 +664,19 @@ static int inet_finish(struct ck_fdcap_set *set)
     return 0;
 }
 
+int ck_inet_relink(struct ck_fdcap_set *set)
+{
+    /* how finish() decided them, but with every process's sockets */
+    for (uint32_t i = 0; i < set->n; i++) {
+        struct ck_inet *a = state_at(set, i);
+        if (a && (a->role == CK_INET_PAIR || a->role == CK_INET_PENDING))
+            a->role = CK_INET_DEAD;
+    }
+    int r = inet_finish(set);
+    nreset = 0;
+    return r;
+}
+
 /* --kill: the program ends now. Its connections to itself are closed with
  * a reset instead of a FIN, so that no TIME_WAIT is left on their ports
  * and a restore right away can bind them again. */
