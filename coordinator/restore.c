@@ -107,8 +107,8 @@ static struct {
     int npipes;
     int map_fd;                         /* memfd "ckshim-tree": {vpid, pid now}[n] */
     int32_t *map;
-    struct tree_shm {                   /* MAP_SHARED anonymous memory the tree shares */
-        uint64_t ino;                   /* its shmem inode at checkpoint (ck_region.ino) */
+    struct tree_shm {                   /* shared memory the tree shares (tree_shm_region) */
+        uint64_t dev, ino;              /* its inode at checkpoint (ck_region.dev, ino) */
         int fd;                         /* memfd "ckshim-tree-shm" holding its pages */
     } *shms;
     int nshms;
@@ -165,14 +165,34 @@ static int tree_file_fd(const struct ck_fd *f)
     return -1;
 }
 
-/* The memfd of the shared anonymous memory region r maps, or -1. */
-static int tree_shm_fd(const struct ck_region *r)
+/* Is region r of im shared memory that processes of a tree share by
+ * mapping the same object, and that restore makes once for all of them
+ * (make_tree_shm)? MAP_SHARED anonymous memory inherited across fork,
+ * and the shared mappings of a deleted file or memfd no descriptor of the
+ * process holds (a named semaphore removed at once, a memfd closed after
+ * mmap): their inode tells them apart. */
+static int tree_shm_region(const struct ck_image *im, const struct ck_region *r)
 {
-    if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
-        (r->flags & CK_REG_SYSV) || !r->ino)
+    if (!(r->flags & CK_REG_SHARED) || (r->flags & CK_REG_SYSV) || !r->ino)
+        return 0;
+    if (r->flags & CK_REG_ANON)
+        return 1;
+    if (!(r->flags & CK_REG_DELETED) || (r->flags & CK_REG_FROMFD))
+        return 0;
+    for (uint32_t k = 0; k < im->nfds; k++)
+        if ((im->fds[k].kind == CK_FD_MEMFD || im->fds[k].kind == CK_FD_DELETED) &&
+            im->fds[k].ino == r->ino && im->fds[k].dev == r->dev)
+            return 0; /* mapped from that descriptor, shared with it */
+    return 1;
+}
+
+/* The memfd of the tree's shared memory region r of im maps, or -1. */
+static int tree_shm_fd(const struct ck_image *im, const struct ck_region *r)
+{
+    if (!tree_shm_region(im, r))
         return -1;
     for (int k = 0; k < g_tree.nshms; k++)
-        if (g_tree.shms[k].ino == r->ino)
+        if (g_tree.shms[k].ino == r->ino && g_tree.shms[k].dev == r->dev)
             return g_tree.shms[k].fd;
     return -1;
 }
@@ -966,21 +986,27 @@ static void plan_shm(struct rctx *c, uint32_t i, struct ck_plan_region *pr)
                      (exec ? CK_PLAN_SHM_EXEC : 0);
 }
 
-/* Make the segments marked for removal anew (check_shm). */
+/* Make segment i (marked for removal: check_shm) anew. 0 or -1. */
+static int make_one_shm(struct rctx *c, uint32_t i)
+{
+    const struct ck_shm *s = &c->img.shms[i];
+    int id = shmget(IPC_PRIVATE, s->size, IPC_CREAT | 0600 | (int)(s->mode & 0777));
+    if (id < 0) {
+        fail_msg(c, "cannot make SysV shared memory of %llu bytes again: %s",
+                 (unsigned long long)s->size, strerror(errno));
+        return -1;
+    }
+    c->shm_ids[i] = id;
+    return 0;
+}
+
+/* Make the segments marked for removal anew (check_shm): not those made
+ * for the whole tree (shm_new 2: make_tree_sysv). */
 static int make_shm(struct rctx *c)
 {
-    for (uint32_t i = 0; i < c->img.nshms; i++) {
-        const struct ck_shm *s = &c->img.shms[i];
-        if (!c->shm_new[i])
-            continue;
-        int id = shmget(IPC_PRIVATE, s->size, IPC_CREAT | 0600 | (int)(s->mode & 0777));
-        if (id < 0) {
-            fail_msg(c, "cannot make SysV shared memory of %llu bytes again: %s",
-                     (unsigned long long)s->size, strerror(errno));
+    for (uint32_t i = 0; i < c->img.nshms; i++)
+        if (c->shm_new[i] == 1 && make_one_shm(c, i) < 0)
             return -1;
-        }
-        c->shm_ids[i] = id;
-    }
     return 0;
 }
 
@@ -1122,8 +1148,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
-        if (c->tree_idx >= 0 && tree_shm_fd(r) >= 0)
-            pr[i].from_fd = tree_shm_fd(r); /* shared with other processes of the tree */
+        if (c->tree_idx >= 0 && tree_shm_fd(im, r) >= 0)
+            pr[i].from_fd = tree_shm_fd(im, r); /* shared with other processes of the tree */
         pr[i].shmid = -1;
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
@@ -2300,17 +2326,15 @@ static int make_tree_shm(struct rctx *root, int hi)
         struct rctx *m = &g_tree.m[i];
         for (uint32_t x = 0; x < m->img.nregions; x++) {
             const struct ck_region *r = &m->img.regions[x];
-            if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
-                (r->flags & CK_REG_SYSV) || !r->ino || tree_shm_fd(r) >= 0)
+            if (!tree_shm_region(&m->img, r) || tree_shm_fd(&m->img, r) >= 0)
                 continue;
             int others = 0;
             uint64_t size = 0;
             for (int j = 0; j < g_tree.n; j++)
                 for (uint32_t y = 0; y < g_tree.m[j].img.nregions; y++) {
                     const struct ck_region *q = &g_tree.m[j].img.regions[y];
-                    if ((q->flags & (CK_REG_SHARED | CK_REG_ANON)) !=
-                            (CK_REG_SHARED | CK_REG_ANON) || (q->flags & CK_REG_SYSV) ||
-                        q->ino != r->ino)
+                    if (!tree_shm_region(&g_tree.m[j].img, q) || q->ino != r->ino ||
+                        q->dev != r->dev)
                         continue;
                     others += j != i;
                     if (q->offset + (q->end - q->start) > size)
@@ -2334,11 +2358,12 @@ static int make_tree_shm(struct rctx *root, int hi)
                 return -1;
             }
             ts->ino = r->ino;
+            ts->dev = r->dev;
             g_tree.nshms++;
             /* its pages, as process i saved them in its regions of it */
             for (uint32_t y = 0; y < m->img.nregions; y++) {
                 const struct ck_region *q = &m->img.regions[y];
-                if (q->ino != r->ino || !(q->flags & CK_REG_ANON) || !(q->flags & CK_REG_SHARED))
+                if (q->ino != r->ino || q->dev != r->dev || !tree_shm_region(&m->img, q))
                     continue;
                 for (uint64_t k = 0; k < m->img.npagerecs; k++) {
                     const struct ck_rec *rec = &m->img.pages[k].rec;
@@ -2395,6 +2420,40 @@ static int make_for_tree(struct rctx *root, int p, uint32_t x, int hi)
         fail_msg(root, "process %d fd %d: %s", g_tree.e[p].vpid, f->fd,
                  m->err[0] ? m->err : strerror(errno));
     return made;
+}
+
+/* SysV segments that processes of the tree attach and that were removed
+ * (marked IPC_RMID, gone with the processes): made once, before the forks,
+ * and attached by every one of them (each fills it with the same pages,
+ * saved at the same moment, and marks it removed again). */
+static int make_tree_sysv(struct rctx *root)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        for (uint32_t k = 0; m->shm_new && k < m->img.nshms; k++) {
+            int others = 0;
+            for (int j = i + 1; j < g_tree.n; j++)
+                for (uint32_t y = 0; g_tree.m[j].shm_new && y < g_tree.m[j].img.nshms; y++)
+                    others |= g_tree.m[j].shm_new[y] == 1 &&
+                              g_tree.m[j].img.shms[y].shmid == m->img.shms[k].shmid;
+            if (m->shm_new[k] != 1 || !others)
+                continue;
+            if (make_one_shm(m, k) < 0) {
+                fail_msg(root, "process %d: %s", g_tree.e[i].vpid, m->err);
+                return -1;
+            }
+            for (int j = i; j < g_tree.n; j++) {
+                struct rctx *o = &g_tree.m[j];
+                for (uint32_t y = 0; o->shm_new && y < o->img.nshms; y++)
+                    if (o->shm_new[y] == 1 && o->img.shms[y].shmid == m->img.shms[k].shmid &&
+                        (j != i || y == k)) {
+                        o->shm_ids[y] = m->shm_ids[k];
+                        o->shm_new[y] = 2;
+                    }
+            }
+        }
+    }
+    return 0;
 }
 
 /* Files open for writing that processes of the tree share (tree_file_match)
@@ -2739,6 +2798,7 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
      * an image without it has them guessed (make_tree_files) */
     if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
         make_tree_socks(root, hi) < 0 || make_tree_descs(root, hi) < 0 ||
+        make_tree_sysv(root) < 0 ||
         (!g_tree.shares_known && make_tree_files(root, hi) < 0))
         return -1;
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);

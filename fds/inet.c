@@ -650,7 +650,9 @@ static int inet_finish(struct ck_fdcap_set *set)
                      a->outq_unsent, la, pa, a->peer_fd, a->peer_fd);
             return -EAGAIN;
         }
-        if (a->role == CK_INET_PENDING && a->bytes_acked > 1) {
+        /* in a tree, another process may have accepted it: coord decides
+         * once it sees every process (ck_inet_relink) */
+        if (a->role == CK_INET_PENDING && a->bytes_acked > 1 && !set->tree) {
             snprintf(set->err, set->errlen, "fd %d: the TCP connection %s -> %s waits in the "
                      "accept queue of fd %d and was sent %llu bytes, which only an accept() "
                      "could read; checkpoint once the program has accepted it",

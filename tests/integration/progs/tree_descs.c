@@ -20,6 +20,7 @@
 
 int main(void)
 {
+    test_go_setup(); /* the children wait for the go file too */
     char path[256], del[256];
     snprintf(path, sizeof path, "tree_descs.ro.%d", (int)getpid());
     snprintf(del, sizeof del, "tree_descs.del.%d", (int)getpid());

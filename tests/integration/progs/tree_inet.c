@@ -48,6 +48,7 @@ static int dial(const struct sockaddr_storage *ss, socklen_t sl)
 
 int main(void)
 {
+    test_go_setup(); /* the children wait for the go file too */
     struct sockaddr_storage ss;
     socklen_t sl = mkaddr(&ss, AF_INET, "127.0.0.1", 0);
     int l = socket(AF_INET, SOCK_STREAM, 0);

@@ -53,6 +53,7 @@ static void expect_two(int fd, const char *who, int t)
 
 int main(void)
 {
+    test_go_setup(); /* the children wait for the go file too */
     int sp[3][2], both[2], c2p[2];
     for (int t = 0; t < 3; t++)
         check_sys(socketpair(AF_UNIX, types[t], 0, sp[t]));
