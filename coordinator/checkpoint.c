@@ -495,12 +495,14 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
                     int ga = ck_tree_share_group(sh, nsh, i, f->fd),
                         gb = ck_tree_share_group(sh, nsh, j, g->fd);
                     int same = ga >= 0 && ga == gb;
-                    if ((sock || mem) && g->kind == f->kind && g->dev == f->dev &&
-                        g->ino == f->ino && !same)
-                        what = sock ? "the same socket, which ckshim could not tell is one open "
-                                      "file description (kcmp not allowed)"
-                                    : "the same memfd or deleted file opened twice (two open "
-                                      "file descriptions of one file)";
+                    if (sock && g->kind == f->kind && g->dev == f->dev && g->ino == f->ino &&
+                        !same)
+                        what = "the same socket, which ckshim could not tell is one open "
+                               "file description (kcmp not allowed)";
+                    else if (mem && g->kind == f->kind && g->dev == f->dev && g->ino == f->ino &&
+                             !same && !known)
+                        what = "the same memfd or deleted file, which ckshim could not tell "
+                               "is one open file description or two (kcmp not allowed)";
                     else if (same && (f->kind == CK_FD_PIDFD || f->kind == CK_FD_PTY))
                         what = "one pidfd or pseudo-terminal description";
                     if (what) {

@@ -130,6 +130,12 @@ static struct {
         int skip_after;                 /* its kind's after/after_all ran elsewhere */
     } *descs;
     int ndescs;
+    struct tree_inode {                 /* a deleted file or memfd several processes hold */
+        uint32_t kind;
+        uint64_t dev, ino;
+        int fd;                         /* one of the descs' (made): reopened through it */
+    } *inodes;
+    int ninodes;
 } g_tree;
 
 /* The description the tree made for process proc's descriptor fd, or -1. */
@@ -612,6 +618,15 @@ static int rest_std(struct ck_fdrest *r)
     return c->detach ? open_null(r->oflags) : dup(c->saved_std[r->f->fd]);
 }
 
+static int rest_tree_file(struct ck_fdrest *r, const struct ck_fd *f)
+{
+    for (int k = 0; k < g_tree.ninodes; k++)
+        if (g_tree.inodes[k].kind == f->kind && g_tree.inodes[k].dev == f->dev &&
+            g_tree.inodes[k].ino == f->ino)
+            return g_tree.inodes[k].fd;
+    return -1;
+}
+
 static int rest_tree_pipe(struct ck_fdrest *r, uint64_t dev, uint64_t ino)
 {
     for (int k = 0; k < g_tree.npipes; k++)
@@ -642,8 +657,10 @@ static void rest_ctx_of(struct rctx *c, const struct ck_image *im, uint32_t i,
     r->reopen = rest_reopen;
     r->std = rest_std;
     r->chunks = rest_chunks;
-    if (c->tree_idx >= 0)
+    if (c->tree_idx >= 0) {
         r->tree_pipe = rest_tree_pipe;
+        r->tree_file = rest_tree_file;
+    }
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
 }
@@ -2541,6 +2558,7 @@ static void socks_ctx(struct rctx *root, uint32_t k, struct ck_fdrest *r, int *s
     rest_ctx_of(root, &g_tree.socks.im, k, r, stash, maxfd);
     r->bytes = socks_bytes; /* each from its own process's stream */
     r->tree_pipe = NULL;
+    r->tree_file = NULL;
 }
 
 /* Sockets processes of the tree share (inherited across fork: a
@@ -2648,6 +2666,50 @@ out:
     return ret;
 }
 
+/* A deleted file or memfd made for the tree (fd): later descriptions of
+ * it, in any process, are opened through it (rest_tree_file). */
+static int add_inode(const struct ck_fd *f, int fd)
+{
+    struct tree_inode *t = realloc(g_tree.inodes, (size_t)(g_tree.ninodes + 1) * sizeof *t);
+    if (!t)
+        return -1;
+    g_tree.inodes = t;
+    t[g_tree.ninodes++] = (struct tree_inode){f->kind, f->dev, f->ino, fd};
+    return 0;
+}
+
+/* A deleted file or memfd that several processes hold through different
+ * open file descriptions (one opened it again through /proc/PID/fd, or
+ * closed the one inherited): made once, by the first holder, before the
+ * forks; every other description is opened through it (fds/deleted.c). */
+static int make_tree_inodes(struct rctx *root, int hi)
+{
+    for (int p = 0; p < g_tree.n; p++) {
+        const struct ck_image *im = &g_tree.m[p].img;
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            if ((f->kind != CK_FD_DELETED && f->kind != CK_FD_MEMFD) || f->share_with >= 0 ||
+                (f->flags & CK_FDF_IN_FLIGHT) || rest_tree_file(NULL, f) >= 0)
+                continue;
+            int others = 0;
+            for (int q = p + 1; q < g_tree.n && !others; q++)
+                for (uint32_t y = 0; y < g_tree.m[q].img.nfds; y++) {
+                    const struct ck_fd *g = &g_tree.m[q].img.fds[y];
+                    others |= g->kind == f->kind && g->dev == f->dev && g->ino == f->ino;
+                }
+            if (!others)
+                continue;
+            int made = make_for_tree(root, p, x, hi);
+            if (made < 0 || add_desc(p, f->fd, made, 0) < 0 || add_inode(f, made) < 0) {
+                if (made >= 0)
+                    fail_msg(root, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Kinds whose open file description processes may share and that are
  * made once for all of them (make_tree_descs). */
 static int tree_shareable(uint32_t kind)
@@ -2691,7 +2753,9 @@ static int make_tree_descs(struct rctx *root, int hi)
                 if (!tree_shareable(f->kind) || (f->flags & (CK_FDF_STD_REDIRECT |
                                                              CK_FDF_IN_FLIGHT)))
                     break;
-                if ((made = make_for_tree(root, p, (uint32_t)x, hi)) < 0)
+                if ((made = make_for_tree(root, p, (uint32_t)x, hi)) < 0 ||
+                    ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) &&
+                     add_inode(f, made) < 0))
                     return -1;
                 maker = p;
             }
@@ -2798,7 +2862,7 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
      * an image without it has them guessed (make_tree_files) */
     if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
         make_tree_socks(root, hi) < 0 || make_tree_descs(root, hi) < 0 ||
-        make_tree_sysv(root) < 0 ||
+        make_tree_inodes(root, hi) < 0 || make_tree_sysv(root) < 0 ||
         (!g_tree.shares_known && make_tree_files(root, hi) < 0))
         return -1;
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);

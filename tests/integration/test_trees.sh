@@ -5,7 +5,7 @@
 #
 # coord checkpoint PID takes PID and its descendants as one image, coord
 # restore brings the tree back. Here: descendants that cannot be part of
-# it (not under the shim at any depth, one memfd opened twice, another
+# it (not under the shim at any depth, a socket pair with a descriptor in flight, another
 # process group) are named in a refusal and every process goes on;
 # tree_pipes restored in the foreground (shared log offset), a damaged
 # stream starts nothing, an image restores once; inspect; a bash loop
@@ -53,29 +53,24 @@ alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_ke
     fail tree_refused_children_keep_running "a child stopped"
 
 # What processes of a tree share and restore cannot share again yet is
-# refused by name, and every process goes on: one memfd that the child
-# opened again through /proc (two open file descriptions of one file).
+# refused by name, and every process goes on: a socket pair split between
+# parent and child with a descriptor in flight (SCM_RIGHTS) in its queue.
 # (MAP_SHARED anonymous memory inherited across fork is restored shared:
 # tree_shm; sockets and descriptions inherited across fork: tree_sockets,
 # tree_descs.)
 cat >"$T/shared.py" <<'EOF'
-import mmap, os, socket, sys, time
-if sys.argv[1] == "mem":
-    m = mmap.mmap(-1, 4096)
-    m[0:5] = b"hello"
-else:
-    fd = os.memfd_create("twice")
-    os.write(fd, b"hello")
+import os, socket, sys, time
+a, b = socket.socketpair()
 k = os.fork()
 if k == 0:
-    if sys.argv[1] == "memfd":
-        again = os.open("/proc/%d/fd/%d" % (os.getppid(), fd), os.O_RDWR)
-        os.close(fd)
+    a.close()
     while True:
         time.sleep(1)
+b.close()
+socket.send_fds(a, [b"x"], [0])
 EOF
 echo "$PY_TICKS" >>"$T/shared.py"
-for what in memfd; do
+for what in scm; do
     (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="shared$what" python3 "$T/shared.py" \
         "$what" >"$T/shared$what.log" 2>&1) &
     pid=$!
@@ -85,7 +80,7 @@ for what in memfd; do
     kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
     PIDS+=("$kid")
     case $what in
-        memfd) pat="process $pid fd [0-9]+ and process $kid fd [0-9]+ are the same memfd or deleted file opened twice" ;;
+        scm) pat="connected to each other, and descriptors are in flight \\(SCM_RIGHTS\\)" ;;
     esac
     refused_alive "tree_refuses_shared_$what" "shared$what" "$pat"
     alive "$kid" && pass "tree_refused_shared_${what}_child_runs" ||
