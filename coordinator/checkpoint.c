@@ -460,27 +460,14 @@ static int count_up(void *arg)
 }
 
 /* What processes of a tree share and a tree restore cannot make shared
- * again (docs/DESIGN.md, "Process trees"): file locks, one memfd or
- * deleted file opened twice, descriptors the share table (sh, from kcmp)
- * does not know, sockets whose pairing across processes fails.
+ * again (docs/DESIGN.md, "Process trees"): descriptors the share table
+ * (sh, from kcmp) does not know, sockets whose pairing across processes
+ * fails.
  * Returns 0, or -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
                          const struct ck_tree_share *sh, uint64_t nsh, int known, char *err,
                          size_t errlen)
 {
-    /* File locks: a tree restore takes a process's own locks again, but
-     * not who else in the tree waits for or tests them with which pid
-     * (zdtm file_locks00-04): refused until the tree has exact pids. */
-    int live = 0;
-    for (int i = 0; i < t->n; i++)
-        live += !t->m[i].zombie;
-    for (int i = 0; live > 1 && i < t->n; i++)
-        if (!t->m[i].zombie && imgs[i].nlocks) {
-            snprintf(err, errlen, "process %d holds a file lock (fd %d): ckshim cannot restore "
-                     "file locks in a tree of several processes yet",
-                     t->m[i].pid, imgs[i].locks[0].fd);
-            return -1;
-        }
     for (int i = 0; i < t->n; i++) {
         const struct ck_image *a = &imgs[i];
         for (int j = i + 1; j < t->n; j++) {

@@ -1673,6 +1673,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].flags & CK_FDF_IN_FLIGHT)
             close(im->fds[i].fd);
+    /* what the tree made is in place, and this process's children have
+     * their own copies: let go of them now, not at the exec, which would
+     * drop the POSIX locks taken below on their files */
+    for (int k = 0; c->tree_idx >= 0 && k < g_tree.ndescs; k++)
+        close(g_tree.descs[k].made);
     return restore_locks(c);
 }
 

@@ -355,6 +355,15 @@ static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
 {
     unsigned long arg = va_arg(ap, unsigned long);
     struct f_owner_ex ex, *uex = (struct f_owner_ex *)arg;
+    if (g_shim.generation && cmd == F_GETLK) {
+        /* the holder of a conflicting POSIX lock, by the pid the tree
+         * knows it by (a process of the tree, or this one) */
+        struct flock *fl = (struct flock *)arg;
+        int r = fn(fd, cmd, arg);
+        if (r == 0 && fl && fl->l_type != F_UNLCK && fl->l_pid > 0)
+            fl->l_pid = shim_tree_virt(virt_id(fl->l_pid));
+        return r;
+    }
     if (!g_shim.generation || (cmd != F_SETOWN && cmd != F_GETOWN && cmd != F_SETOWN_EX &&
                                cmd != F_GETOWN_EX))
         return fn(fd, cmd, arg);
