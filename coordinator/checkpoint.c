@@ -503,18 +503,24 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
         }
     }
     /* Sockets: pair them across the tree as restore will. */
-    int *alive = calloc((size_t)t->n, sizeof *alive);
-    if (!alive) {
+    int *alive = calloc((size_t)t->n, sizeof *alive), *pids = calloc((size_t)t->n, sizeof *pids);
+    if (!alive || !pids) {
+        free(alive);
+        free(pids);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (int i = 0; i < t->n; i++)
+    for (int i = 0; i < t->n; i++) {
         alive[i] = !t->m[i].zombie;
+        pids[i] = t->m[i].pid;
+    }
     struct ck_tree_socks ts;
     int num = 1 << 20, merr;
     char why[768];
-    merr = ck_tree_socks_merge(imgs, alive, t->n, sh, nsh, count_up, &num, &ts, why, sizeof why);
+    merr = ck_tree_socks_merge(imgs, alive, pids, t->n, sh, nsh, count_up, &num, &ts, why,
+                               sizeof why);
     free(alive);
+    free(pids);
     if (merr < 0) {
         snprintf(err, errlen, "sockets between processes of the tree: %s", why);
         return -1;

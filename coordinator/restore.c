@@ -2576,11 +2576,12 @@ static int make_tree_socks(struct rctx *root, int hi)
 {
     int n = g_tree.n;
     struct ck_image *imgs = calloc((size_t)n, sizeof *imgs);
-    int *live = calloc((size_t)n, sizeof *live);
+    int *live = calloc((size_t)n, sizeof *live), *pids = calloc((size_t)n, sizeof *pids);
     int arg[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC), hi};
-    if (!imgs || !live || arg[0] < 0) {
+    if (!imgs || !live || !pids || arg[0] < 0) {
         free(imgs);
         free(live);
+        free(pids);
         if (arg[0] >= 0)
             close(arg[0]);
         fail_msg(root, "cannot make the sockets of the tree: %s", strerror(errno));
@@ -2589,13 +2590,15 @@ static int make_tree_socks(struct rctx *root, int hi)
     for (int i = 0; i < n; i++) {
         imgs[i] = g_tree.m[i].img;
         live[i] = !(g_tree.e[i].flags & CK_TREE_ZOMBIE);
+        pids[i] = g_tree.e[i].vpid;
     }
     char err[768];
     struct ck_tree_socks *t = &g_tree.socks;
-    int mr = ck_tree_socks_merge(imgs, live, n, g_tree.shares, g_tree.nshares, sock_number, arg,
-                                 t, err, sizeof err);
+    int mr = ck_tree_socks_merge(imgs, live, pids, n, g_tree.shares, g_tree.nshares, sock_number,
+                                 arg, t, err, sizeof err);
     free(imgs);
     free(live);
+    free(pids);
     close(arg[0]);
     if (mr < 0) {
         fail_msg(root, "sockets between processes of the tree: %s", err);

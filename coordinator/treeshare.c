@@ -91,7 +91,34 @@ static int crosses(const struct ck_tree_socks *t, uint32_t k)
     return 0;
 }
 
-int ck_tree_socks_merge(const struct ck_image *imgs, const int *live, int n,
+/* The kinds' messages name descriptors by their numbers in the set:
+ * "fd N" becomes "process PID fd M", as the program knows them. */
+static void name_fds(const struct ck_tree_socks *t, const int *pids, char *err, size_t errlen)
+{
+    char out[1024];
+    size_t o = 0;
+    for (const char *p = err; *p && o + 1 < sizeof out;) {
+        int num, len = 0;
+        if (!strncmp(p, "fd ", 3) && sscanf(p + 3, "%d%n", &num, &len) == 1) {
+            int k = -1;
+            for (uint32_t j = 0; j < t->im.nfds && k < 0; j++)
+                if (t->im.fds[j].fd == num)
+                    k = (int)j;
+            if (k >= 0) {
+                int w = snprintf(out + o, sizeof out - o, "process %d fd %d", pids[t->proc[k]],
+                                 t->orig_fd[k]);
+                o = w < 0 ? o : o + (size_t)w < sizeof out ? o + (size_t)w : sizeof out - 1;
+                p += 3 + len;
+                continue;
+            }
+        }
+        out[o++] = *p++;
+    }
+    out[o] = 0;
+    snprintf(err, errlen, "%s", out);
+}
+
+int ck_tree_socks_merge(const struct ck_image *imgs, const int *live, const int *pids, int n,
                         const struct ck_tree_share *sh, uint64_t nsh, int (*number)(void *arg),
                         void *arg, struct ck_tree_socks *t, char *err, size_t errlen)
 {
@@ -187,8 +214,10 @@ int ck_tree_socks_merge(const struct ck_image *imgs, const int *live, int n,
     }
     struct ck_fdcap_set set = {.fds = t->im.fds, .n = t->im.nfds, .err = err, .errlen = errlen,
                                .state = set_state, .priv = t};
-    if (ck_unix_relink(&set) < 0 || ck_inet_relink(&set) < 0)
+    if (ck_unix_relink(&set) < 0 || ck_inet_relink(&set) < 0) {
+        name_fds(t, pids, err, errlen);
         goto fail;
+    }
     int cross = shared;
     for (uint32_t k = 0; k < t->im.nfds && !cross; k++)
         cross = crosses(t, k);
