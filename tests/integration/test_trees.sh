@@ -52,6 +52,25 @@ fi
 alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
     fail tree_refused_children_keep_running "a child stopped"
 
+# A child made by clone(CLONE_FILES) shares its parent's descriptor table,
+# which restore cannot make again: named as such, every process goes on.
+cat >"$T/clonefiles.py" <<'EOF'
+import ctypes, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.syscall(56, 0x400 | int(signal.SIGCHLD), 0, 0, 0, 0) == 0:  # clone(CLONE_FILES)
+    while True:
+        time.sleep(1)
+EOF
+echo "$PY_TICKS" >>"$T/clonefiles.py"
+if start_py_app clonefiles "$T/clonefiles.py"; then
+    kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+    PIDS+=("$kid")
+    refused_alive tree_refuses_clone_files clonefiles \
+        "$kid \\(.*\\), a child of $pid, shares its descriptor table with it \\(clone with CLONE_FILES\\)"
+else
+    fail clonefiles_ready "no READY"
+fi
+
 # What processes of a tree share and restore cannot share again yet is
 # refused by name, and every process goes on: a socket pair split between
 # parent and child with a descriptor in flight (SCM_RIGHTS) in its queue.
