@@ -2604,8 +2604,13 @@ static int make_tree_socks(struct rctx *root, int hi)
         fail_msg(root, "sockets between processes of the tree: %s", err);
         return -1;
     }
-    if (mr == 0)
+    if (mr == 0) {
+        /* each process makes its own: the numbers reserved go */
+        for (uint32_t k = 0; k < t->im.nfds; k++)
+            close(t->im.fds[k].fd);
+        ck_tree_socks_free(t);
         return 0;
+    }
     int maxfd = hi;
     for (uint32_t k = 0; k < t->im.nfds; k++)
         if (t->im.fds[k].fd > maxfd)

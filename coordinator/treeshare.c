@@ -221,10 +221,8 @@ int ck_tree_socks_merge(const struct ck_image *imgs, const int *live, const int 
     int cross = shared;
     for (uint32_t k = 0; k < t->im.nfds && !cross; k++)
         cross = crosses(t, k);
-    if (!cross) {
-        ck_tree_socks_free(t);
-        return 0; /* each process makes its own, as before */
-    }
+    if (!cross)
+        return 0; /* each process makes its own, as before (the caller frees t) */
     if (scm || inflight) {
         snprintf(err, errlen, "processes of the tree share sockets or are connected to each "
                  "other, and descriptors are in flight (SCM_RIGHTS) in a unix socket's queue; "

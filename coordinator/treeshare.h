@@ -25,9 +25,10 @@ struct ck_tree_socks {
 int ck_tree_share_group(const struct ck_tree_share *sh, uint64_t nsh, int p, int fd);
 
 /* Put the sockets of imgs[p] (live[p] != 0; pids[p]: how messages name
- * it) together and pair them again across processes. 0: no process shares a socket or is connected to
- * another (t empty: each makes its own); 1: t holds the set; -1: refused
- * or failed, err says why. */
+ * it) together and pair them again across processes. 0: no process
+ * shares a socket or is connected to another (each makes its own; t
+ * holds the set all the same, for its numbers); 1: t holds the set; -1:
+ * refused or failed, err says why (t freed). ck_tree_socks_free frees t. */
 int ck_tree_socks_merge(const struct ck_image *imgs, const int *live, const int *pids, int n,
                         const struct ck_tree_share *sh, uint64_t nsh, int (*number)(void *arg),
                         void *arg, struct ck_tree_socks *t, char *err, size_t errlen);
