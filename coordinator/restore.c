@@ -2782,6 +2782,7 @@ static int make_tree_descs(struct rctx *root, int hi)
             const struct ck_image *im = &g_tree.m[sb->proc].img;
             int x = fd_index(im, sb->fd);
             if (x < 0 || im->fds[x].share_with >= 0 ||
+                (im->fds[x].flags & (CK_FDF_STD_REDIRECT | CK_FDF_IN_FLIGHT)) ||
                 tree_desc_of(sb->proc, sb->fd, NULL) >= 0)
                 continue;
             if (add_desc(sb->proc, sb->fd, made, sb->proc != maker) < 0) {
