@@ -29,11 +29,17 @@ int cmd_restore(int argc, char **argv);    /* restore.c */
 int cmd_list(int argc, char **argv);       /* list.c */
 int cmd_inspect(int argc, char **argv);    /* inspect.c */
 int cmd_keygen(int argc, char **argv);     /* keygen.c */
+int cmd_migrate(int argc, char **argv);    /* migrate.c */
 
 /* ---- run.c, supervise.c: coord run as a supervisor ---- */
 
 /* "coord run --every ... --images DIR ... -- PROG ARGS" (supervise.c). */
 int ck_supervise(int argc, char **argv);
+
+/* The header of an image file (app id, stamp; of a process tree's image,
+ * the tree's, in an otherwise empty header). 0 or -1. supervise.c */
+struct ck_header;
+int ck_image_stamp(const char *path, struct ck_header *h);
 
 /* Resolve PROG and check the shim can apply to it; path to exec in path,
  * the LD_PRELOAD value (malloc'ed) in *preload. 0 or CK_EXIT_FAIL (said). */

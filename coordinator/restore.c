@@ -74,6 +74,7 @@ struct rctx {
     struct ck_key key;
     int have_key, encrypted;
     int pages_fd;                       /* decrypted page payloads (memfd), or -1 */
+    int in_memory;                      /* img_fd is a memfd copy (from stdin) */
     int err_fd;                         /* where messages go once fds move */
     int defer;                          /* page checksums left to the restorer */
     int commit;                         /* counter advanced at the restorer's gate */
@@ -1233,6 +1234,61 @@ static int copy_to_memfd(struct rctx *c)
     return 0;
 }
 
+/* coord restore -: the image arrives on standard input (a pipe from ssh
+ * or from coord checkpoint -o -). The restorer and the tree restore read
+ * records by offset, so the stream is kept whole in a memfd (memory, never
+ * a file on disk) and everything after this reads that copy, exactly as
+ * an image file. Standard input is then /dev/null: the consumed stream is
+ * not something the restored program should inherit. */
+static int stdin_to_memfd(struct rctx *c)
+{
+    int fd = memfd_create("ckshim-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    for (;;) {
+        ssize_t n = splice(STDIN_FILENO, NULL, fd, NULL, 1 << 20, SPLICE_F_MOVE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EINVAL && !buf) /* not a pipe: plain reads */
+            buf = malloc(1 << 20);
+        if (n < 0 && buf) {
+            n = read(STDIN_FILENO, buf, 1 << 20);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n > 0 && write(fd, buf, (size_t)n) != n) {
+                n = -1;
+                errno = errno ? errno : ENOSPC;
+            }
+        }
+        if (n == 0)
+            break;
+        if (n < 0) {
+            fail_msg(c, "cannot read the image from standard input: %s", strerror(errno));
+            free(buf);
+            close(fd);
+            return -1;
+        }
+    }
+    free(buf);
+    if (lseek(fd, 0, SEEK_END) == 0) {
+        fail_msg(c, "standard input held no image (nothing was read)");
+        close(fd);
+        return -1;
+    }
+    lseek(fd, 0, SEEK_SET);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        close(null);
+    }
+    c->img_fd = fd;
+    c->in_memory = 1;
+    return 0;
+}
+
 /* No more writes to the image copy (see copy_to_memfd). */
 static int seal_image(struct rctx *c)
 {
@@ -2074,6 +2130,10 @@ static int commit_counter(struct rctx *c)
 
 /* Rollback protection: the image's stamp must be the counter's current
  * value; it is then advanced, so the image restores only once. */
+/* --adopt-stamp (coord migrate): the counter on this host has never seen
+ * the program; start it at the image's stamp, then check as usual. */
+static int adopt_stamp;
+
 static int check_counter(struct rctx *c, const char *url, int force)
 {
     const struct ck_header *h = &c->img.hdr;
@@ -2105,6 +2165,11 @@ static int check_counter(struct rctx *c, const char *url, int force)
         return 0;
     }
     c->counter = counter;
+    if (adopt_stamp) {
+        uint64_t now = 0;
+        if (ck_counter_adopt(&counter, h->app_id, h->counter_stamp, &now, err, sizeof err) < 0)
+            return counter_down(c, err);
+    }
     if (c->defer) {
         /* Compare now (a stale image is refused before anything starts);
          * compare-and-increment at the gate, once every page is checked. */
@@ -3010,6 +3075,8 @@ int cmd_restore(int argc, char **argv)
             c.detach = 1;
         else if (!strcmp(argv[i], "--force"))
             force = 1;
+        else if (!strcmp(argv[i], "--adopt-stamp"))
+            adopt_stamp = 1;
         else if (!strcmp(argv[i], "--allow-changed") || !strncmp(argv[i], "--allow-changed=", 16)) {
             const char *v = argv[i][15] == '=' ? argv[i] + 16 : i + 1 < argc ? argv[++i] : NULL;
             if (!v || !*v)
@@ -3052,11 +3119,6 @@ int cmd_restore(int argc, char **argv)
         else
             snprintf(c.script_image, sizeof c.script_image, "%s/%s", cwd, c.file);
     }
-    if (!strcmp(c.file, "-")) {
-        ck_msg("restore: restoring from standard input is not supported yet; save the image "
-               "to a file first");
-        return CK_EXIT_FAIL;
-    }
     char restorer[PATH_MAX];
     if (find_restorer(restorer, sizeof restorer) < 0) {
         ck_msg("restore: cannot find ckshim-restore next to coord or in ../lib/ckshim "
@@ -3064,10 +3126,22 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     char err[512];
-    c.img_fd = ck_open_regular(c.file, O_RDONLY, err, sizeof err);
-    if (c.img_fd < 0) {
-        ck_msg("restore %s: %s", c.file, err);
-        return CK_EXIT_FAIL;
+    if (!strcmp(c.file, "-")) {
+        if (isatty(STDIN_FILENO)) {
+            ck_msg("restore -: standard input is a terminal; pipe an image into coord restore -");
+            return CK_EXIT_USAGE;
+        }
+        c.file = "(standard input)";
+        if (stdin_to_memfd(&c) < 0) {
+            print_err(&c);
+            return CK_EXIT_FAIL;
+        }
+    } else {
+        c.img_fd = ck_open_regular(c.file, O_RDONLY, err, sizeof err);
+        if (c.img_fd < 0) {
+            ck_msg("restore %s: %s", c.file, err);
+            return CK_EXIT_FAIL;
+        }
     }
     /* A process tree image: restore_tree reads every process's stream. */
     struct ck_tree_hdr th;
@@ -3089,7 +3163,7 @@ int cmd_restore(int argc, char **argv)
         }
         goto run;
     }
-    if (key_file && *key_file && copy_to_memfd(&c) < 0) {
+    if (key_file && *key_file && !c.in_memory && copy_to_memfd(&c) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;
     }

@@ -160,9 +160,7 @@ static void prune(const struct sv *s)
         closedir(d);
 }
 
-/* The header of an image (app id, stamp; of a process tree's image, the
- * tree's, in an otherwise empty header). 0 or -1. */
-static int read_header(const char *path, struct ck_header *h)
+int ck_image_stamp(const char *path, struct ck_header *h)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -233,7 +231,7 @@ static void write_state(const struct sv *s, const char *status)
     memset(&h, 0, sizeof h);
     if (s->seq) {
         image_path(s, s->seq, img, sizeof img);
-        read_header(img, &h);
+        ck_image_stamp(img, &h);
     }
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -632,7 +630,7 @@ static int may_restore_again(const struct sv *s)
     struct ck_header h;
     struct ck_counter c;
     uint64_t cur = 0;
-    if (read_header(img, &h) < 0 || h.counter_stamp == 0 ||
+    if (ck_image_stamp(img, &h) < 0 || h.counter_stamp == 0 ||
         ck_counter_parse(s->counter_url ? s->counter_url : getenv("CKSHIM_COUNTER"), &c, err,
                          sizeof err) < 0 ||
         ck_counter_get(&c, h.app_id, &cur, err, sizeof err) < 0)
@@ -878,7 +876,7 @@ int ck_supervise(int argc, char **argv)
         char img[PATH_MAX + 32];
         image_path(&s, newest, img, sizeof img);
         int have_state = read_state(s.dir, &st) == 0;
-        int hok = read_header(img, &h) == 0;
+        int hok = ck_image_stamp(img, &h) == 0;
         if (!hok) {
             ck_msg("run: --resume: %s is not a readable image", img);
             return CK_EXIT_FAIL;

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/filter.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -858,6 +859,54 @@ static int connect_to(int sk, const struct ck_inaddr *a)
     return rc;
 }
 
+/* Is a (a specific address) one of this host's addresses now? */
+static int address_here(const struct ck_inaddr *a)
+{
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0)
+        return 1; /* cannot tell: bind as saved */
+    uint8_t want[16], have[16];
+    int n = norm_addr(a, want), found = 0;
+    for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        struct ck_inaddr x = {.family = i->ifa_addr->sa_family};
+        if (x.family == AF_INET)
+            memcpy(x.addr, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+        else
+            memcpy(x.addr, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+        found = norm_addr(&x, have) == n && !memcmp(want, have, (size_t)n);
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+/* Where a listening or bound socket binds at restore: its own address,
+ * unless that is an address this host does not have (the image came from
+ * another host: coord migrate): then the same port on the wildcard of its
+ * family, said in a note (unless the program asked for IP_FREEBIND, to
+ * bind addresses it does not have on purpose). */
+static struct ck_inaddr local_here(const struct ck_inet *s, int fd, int say)
+{
+    struct ck_inaddr t = s->local;
+    uint8_t x[16];
+    int n = norm_addr(&s->local, x);
+    int freebind = ((s->optmask >> 15) & 1 && s->opt[15]) || ((s->optmask >> 21) & 1 && s->opt[21]);
+    if (is_wildcard(&t) || (n == 4 && x[0] == 127) || (n == 16 && !memcmp(x, &in6addr_loopback, 16)) ||
+        freebind || address_here(&t))
+        return t;
+    memset(t.addr, 0, sizeof t.addr);
+    if (say) {
+        char was[80], now[80];
+        addr_text(&s->local, was, sizeof was);
+        addr_text(&t, now, sizeof now);
+        fprintf(stderr, "coord: restore: note: fd %d: the program listened on %s, an address "
+                "this host does not have: it listens on %s (every address, the same port) "
+                "instead\n", fd, was, now);
+    }
+    return t;
+}
+
 /* Where to connect to reach a listener bound to a (its wildcard: the
  * loopback address of the connecting socket's family). */
 static struct ck_inaddr reach(const struct ck_inaddr *a, uint32_t family)
@@ -1113,7 +1162,8 @@ static int make_plain(struct ck_fdrest *r, int i)
         return -1;
     char la[80];
     addr_text(&s->local, la, sizeof la);
-    if (((s->flags & CK_INETF_BOUND) && bind_to(sk, &s->local) < 0) ||
+    struct ck_inaddr here = local_here(s, fd, 0);
+    if (((s->flags & CK_INETF_BOUND) && bind_to(sk, &here) < 0) ||
         (s->role == CK_INET_LISTEN && listen(sk, s->backlog) < 0)) {
         int e = errno;
         close(sk);
@@ -1265,7 +1315,8 @@ static int inet_check(struct ck_fdrest *r)
         setsockopt(sk, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (s->so.family == AF_INET6)
         setsockopt(sk, IPPROTO_IPV6, IPV6_V6ONLY, &s->opt[OPT_V6ONLY], sizeof s->opt[OPT_V6ONLY]);
-    int rc = bind_to(sk, &s->local) < 0 ? -errno : 0;
+    struct ck_inaddr here = local_here(s, r->f->fd, 1);
+    int rc = bind_to(sk, &here) < 0 ? -errno : 0;
     if (rc == 0 && listen(sk, 1) < 0)
         rc = -errno;
     close(sk);

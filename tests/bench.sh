@@ -4,6 +4,7 @@
 #   bash tests/bench.sh [--size MIB] [--dir DIR] [--keep]      (make bench)
 #   bash tests/bench.sh --threads-only        (only the thread-count part)
 #   bash tests/bench.sh --sockets-only        (only the socket-count part)
+#   bash tests/bench.sh --tree-only [--size MIB]   (only the process-tree part)
 #
 # Workload: build/tests/progs/bench_mem maps SIZE MiB (default 1024): a
 # third never touched (zero pages), a third pseudo-random bytes, a third
@@ -32,6 +33,12 @@
 # waiting) for N = 0 and 1000, checkpointed three times without --kill;
 # the median wall time of coord checkpoint and of the reported pause
 # (target: 1000 sockets take at most twice the time of none).
+# Then a process tree: bench_mem --procs 8 (SIZE split between 8
+# processes) checkpointed with --kill, against one process holding SIZE
+# (both measured back to back, the single one twice, best taken); the
+# targets: the tree's checkpoint at most 1.2 x the single one's, its pause
+# (the longest any process was parked) under 50 ms. The tree's restore
+# time is shown for information.
 # Prints a table with the ratios against the targets: checkpoint <= 0.6 x
 # lz4 -1 time, restore <= 1.0 x lz4 -d time, image <= 1.05 x lz4 -1 size.
 # Writes nothing outside its temporary directory (under DIR, default
@@ -51,6 +58,7 @@ DIR=${TMPDIR:-/tmp}
 KEEP=0
 THREADS_ONLY=0
 SOCKETS_ONLY=0
+TREE_ONLY=0
 T=600 # time limit for one step, seconds
 
 usage() {
@@ -64,6 +72,7 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1 ;;
         --threads-only) THREADS_ONLY=1 ;;
         --sockets-only) SOCKETS_ONLY=1 ;;
+        --tree-only) TREE_ONLY=1 ;;
         -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) usage ;;
     esac
@@ -217,6 +226,64 @@ socket_checkpoints() {
             r, c / d, r <= 2.0 ? "ok" : "MISSED" }'
 }
 
+# mem_checkpoint PROCS: bench_mem --size SIZE --procs PROCS under the shim,
+# checkpointed once (the pause it reports), then with --kill (the wall
+# time), restored (--detach) and killed; prints "checkpoint-ms pause-ms
+# restore-ms".
+mem_checkpoint() {
+    local n=$1 pid i t0 t1 t2 p np
+    "$B/coord" run -- "$B/tests/progs/bench_mem" --size "$SIZE" --procs "$n" >"$W/tree$n.log" 2>&1 </dev/null &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    PIDS+=("$pid")
+    for ((i = 0; i < T * 10; i++)); do
+        grep -q '^READY' "$W/tree$n.log" 2>/dev/null && break
+        alive "$pid" || break
+        sleep 0.1
+    done
+    grep -q '^READY' "$W/tree$n.log" || die "bench_mem --procs $n did not get ready: $(cat "$W/tree$n.log")"
+    # the pause: a checkpoint the program survives (with --kill it is
+    # parked until the image is written, since it never resumes)
+    timeout "$T" "$B/coord" checkpoint "$pid" -o "$W/tree.ckpt" >"$W/tree.out" 2>&1 ||
+        { cat "$W/tree.out" >&2; die "checkpoint of bench_mem --procs $n failed"; }
+    p=$(grep -Eo 'paused [0-9.]+ ms' "$W/tree.out" | head -n 1 | grep -Eo '[0-9.]+') ||
+        die "no pause in: $(cat "$W/tree.out")"
+    t0=$(now_ns)
+    timeout "$T" "$B/coord" checkpoint "$pid" -o "$W/tree.ckpt" --kill >"$W/tree.out" 2>&1 ||
+        { cat "$W/tree.out" >&2; die "checkpoint of bench_mem --procs $n failed"; }
+    t1=$(now_ns)
+    for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+    cat "$W/tree.ckpt" >/dev/null
+    t2=$(now_ns)
+    np=$(timeout "$T" "$B/coord" restore "$W/tree.ckpt" --detach 2>"$W/tree.err") ||
+        { cat "$W/tree.err" >&2; die "restore of bench_mem --procs $n failed"; }
+    t0=$((t1 - t0)) t2=$(($(now_ns) - t2))
+    [[ $np =~ ^[0-9]+$ ]] && { PIDS+=("$np"); pkill -KILL -P "$np" 2>/dev/null; kill -KILL "$np" 2>/dev/null; }
+    rm -f "$W/tree.ckpt"
+    awk -v c="$t0" -v p="$p" -v r="$t2" 'BEGIN { printf "%.1f %s %.1f\n", c / 1e6, p, r / 1e6 }'
+}
+
+tree_checkpoints() {
+    local one a b tree
+    note "a process tree: bench_mem --procs 8 against one process, $SIZE MiB in all (checkpoint --kill)"
+    a=$(mem_checkpoint 1)
+    b=$(mem_checkpoint 1)
+    one=$(printf '%s\n%s\n' "$a" "$b" | sort -n | head -n 1)
+    tree=$(mem_checkpoint 8)
+    printf '%-12s %14s %12s %14s\n' processes checkpoint "app pause" "restore"
+    set -- $one
+    printf '%-12s %11s ms %9s ms %11s ms\n' 1 "$1" "$2" "$3"
+    set -- $tree
+    printf '%-12s %11s ms %9s ms %11s ms\n' 8 "$1" "$2" "$3"
+    awk -v t="${tree%% *}" -v o="${one%% *}" -v p="$(echo "$tree" | cut -d' ' -f2)" 'BEGIN {
+        r = t / o; printf "8 processes / 1: checkpoint %.2f x (target <= 1.20: %s), tree pause %.1f ms (target < 50: %s)\n",
+            r, r <= 1.2 ? "ok" : "MISSED", p, p < 50 ? "ok" : "MISSED" }'
+}
+
+if [ $TREE_ONLY -eq 1 ]; then
+    tree_checkpoints
+    exit 0
+fi
 if [ $THREADS_ONLY -eq 1 ]; then
     thread_pauses
     exit 0
@@ -324,3 +391,5 @@ echo
 thread_pauses
 echo
 socket_checkpoints
+echo
+tree_checkpoints
