@@ -320,3 +320,33 @@ if grep -q "waited True True" "$T/zombie.log"; then
 else
     fail tree_zombie_status_after_restore "$(tail -n 2 "$T/zombie.log")"
 fi
+
+# A child that closed its standard descriptors finds none after restore:
+# the shim's own (libunwind's pipe, opened during the first checkpoint's
+# backtraces) never take the program's lowest free numbers.
+cat >"$T/closed.py" <<'EOF2'
+import os, time
+if os.fork() == 0:
+    for fd in range(3):
+        os.close(fd)
+    while True:
+        time.sleep(1)
+EOF2
+echo "$PY_TICKS" >>"$T/closed.py"
+if start_py_app closed "$T/closed.py"; then
+    if "$C" checkpoint "$pid" -o "$T/closed.img" --kill >"$T/out" 2>"$T/err" &&
+        wait_for 10 gone "$pid" &&
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/closed.img" 2>"$T/err") && [ -n "$np" ]; then
+        PIDS+=("$np")
+        sleep 0.3
+        kid=$(cat /proc/$np/task/*/children 2>/dev/null | tr -d ' ')
+        PIDS+=("$kid")
+        low=$(ls /proc/$kid/fd 2>/dev/null | grep -cxE '[0-2]')
+        [ -n "$kid" ] && [ "$low" = 0 ] && pass tree_closed_std_stay_closed ||
+            fail tree_closed_std_stay_closed "child $kid has $low of fds 0-2: $(ls -l /proc/$kid/fd | tail -n +2 | awk '{print $9 $10 $11}' | tr '\n' ' ')"
+    else
+        fail tree_closed_std_stay_closed "checkpoint or restore failed"
+    fi
+else
+    fail closed_ready "no READY"
+fi
