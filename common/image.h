@@ -414,6 +414,8 @@ struct ck_fd {
 #define CK_OWN_PROCESS 1                /* the process itself */
 #define CK_OWN_PGRP 2                   /* its process group */
 #define CK_OWN_THREAD 3                 /* one of its threads */
+#define CK_OWN_TREE 4                   /* another process of its tree (F_OWNER_PID), by
+                                           the pid the tree knows it by */
 #define CK_OWN_KIND(o) ((o) >> 24)
 #define CK_OWN_ID(o) ((o) & 0xffffffu)
 

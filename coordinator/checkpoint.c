@@ -465,9 +465,26 @@ static int count_up(void *arg)
  * fails.
  * Returns 0, or -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
-                         const struct ck_tree_share *sh, uint64_t nsh, int known, char *err,
-                         size_t errlen)
+                         const struct ck_tree_entry *ents, const struct ck_tree_share *sh,
+                         uint64_t nsh, int known, char *err, size_t errlen)
 {
+    /* A descriptor whose signals go to another process (CK_OWN_TREE):
+     * that process must be one of the tree. */
+    for (int i = 0; i < t->n; i++)
+        for (uint32_t x = 0; x < imgs[i].nfds; x++) {
+            const struct ck_fd *f = &imgs[i].fds[x];
+            int in = 0;
+            if (CK_OWN_KIND(f->owner) != CK_OWN_TREE)
+                continue;
+            for (int j = 0; j < t->n && !in; j++)
+                in = ents[j].vpid == (int32_t)CK_OWN_ID(f->owner);
+            if (!in) {
+                snprintf(err, errlen, "process %d fd %d: its signals (F_SETOWN) go to process "
+                         "%u, outside the tree, which ckshim cannot give back after a restore",
+                         t->m[i].pid, f->fd, CK_OWN_ID(f->owner));
+                return -1;
+            }
+        }
     for (int i = 0; i < t->n; i++) {
         const struct ck_image *a = &imgs[i];
         for (int j = i + 1; j < t->n; j++) {
@@ -721,7 +738,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     char uerr[1024];
-    if (tree_unshared(t, imgs, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
+    if (tree_unshared(t, imgs, ents, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
