@@ -2795,7 +2795,7 @@ static int tree_shareable(uint32_t kind)
     switch (kind) {
     case CK_FD_FILE: case CK_FD_DIR: case CK_FD_CHR: case CK_FD_DELETED: case CK_FD_MEMFD:
     case CK_FD_EVENTFD: case CK_FD_EPOLL: case CK_FD_TIMERFD: case CK_FD_SIGNALFD:
-    case CK_FD_INOTIFY: case CK_FD_SYMLINK:
+    case CK_FD_INOTIFY: case CK_FD_SYMLINK: case CK_FD_PIPE:
         return 1;
     default:
         return 0;

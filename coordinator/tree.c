@@ -362,10 +362,8 @@ static int list_fds(const struct ck_tree *t, int i, struct fdlink **v, size_t *n
         if (k < 0)
             continue;
         l->link[k] = 0;
-        /* pipes are joined by their inode (restore_tree), terminals
-         * become the restoring coord's */
-        if (!strncmp(l->link, "pipe:", 5) || !strncmp(l->link, "/dev/pts/", 9) ||
-            !strncmp(l->link, "/dev/tty", 8))
+        /* terminals become the restoring coord's */
+        if (!strncmp(l->link, "/dev/pts/", 9) || !strncmp(l->link, "/dev/tty", 8))
             continue;
         l->proc = i;
         l->fd = atoi(e->d_name);

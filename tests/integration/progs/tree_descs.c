@@ -3,12 +3,13 @@
  *
  * Inherited by the child: a regular file opened read-only, a deleted
  * file, a memfd (also mapped MAP_SHARED by both through it), an eventfd
- * and an epoll instance watching the eventfd. Before READY the child
+ * an epoll instance watching the eventfd, and both ends of a pipe. Before READY the child
  * reads 10 bytes of the read-only file and writes 4 into the deleted
  * file, so the offsets moved in both. After the go file the child moves
  * each offset again, writes into the memfd mapping, adds 3 to the
- * eventfd and sets O_NONBLOCK on the read-only file; the parent then
- * sees every change: offsets 20, 8 and 6, the mapping's bytes, O_NONBLOCK,
+ * eventfd and sets O_NONBLOCK on the read-only file and the pipe's read
+ * end; the parent then sees every change: offsets 20, 8 and 6, the
+ * mapping's bytes, O_NONBLOCK on both,
  * an epoll_wait that reports the eventfd, and the counter 5 + 3.
  */
 #include <sys/epoll.h>
@@ -48,8 +49,9 @@ int main(void)
     check_sys(ep);
     struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0xfeed};
     check_sys(epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e));
-    int c2p[2];
+    int c2p[2], pp[2];
     check_sys(pipe(c2p));
+    check_sys(pipe(pp));
     pid_t k = fork();
     check_sys(k);
     if (k == 0) {
@@ -67,6 +69,7 @@ int main(void)
         uint64_t three = 3;
         check(write(ev, &three, 8) == 8, "child: eventfd write: %s", strerror(errno));
         check_sys(fcntl(ro, F_SETFL, fcntl(ro, F_GETFL) | O_NONBLOCK));
+        check_sys(fcntl(pp[0], F_SETFL, fcntl(pp[0], F_GETFL) | O_NONBLOCK));
         check(write(c2p[1], "d", 1) == 1, "child: write: %s", strerror(errno));
         _exit(0);
     }
@@ -80,6 +83,8 @@ int main(void)
           "shared", (long long)lseek(ro, 0, SEEK_CUR));
     check(fcntl(ro, F_GETFL) & O_NONBLOCK, "O_NONBLOCK the child set is not on the parent's "
           "read-only file: not one description");
+    check(fcntl(pp[0], F_GETFL) & O_NONBLOCK, "O_NONBLOCK the child set is not on the parent's "
+          "pipe read end: not one description");
     check(lseek(dl, 0, SEEK_CUR) == 8, "deleted file at %lld, not 8: not shared",
           (long long)lseek(dl, 0, SEEK_CUR));
     char b[8] = "";
