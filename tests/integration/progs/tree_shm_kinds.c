@@ -1,13 +1,13 @@
 /* tree_shm_kinds - shared memory of every other kind a parent and its
  * child map from before a fork stays shared across a checkpoint of the
- * tree: a POSIX shm object (/dev/shm, kept), a named semaphore removed
- * at once (sem_open + sem_unlink, as Python's multiprocessing does: a
- * deleted /dev/shm file only the mappings hold), a memfd whose
+ * tree: a POSIX shm object (/dev/shm, kept), a named semaphore kept and
+ * one removed at once (sem_open + sem_unlink, as Python's multiprocessing
+ * does: a deleted /dev/shm file only the mappings hold), a memfd whose
  * descriptor both closed, and a SysV segment marked for removal.
  *
  * After the go file the child writes a word into each and posts the
- * semaphore; the parent waits on the semaphore (so it must be the same
- * one) and finds every word, then removes the shm object.
+ * semaphores; the parent waits on them (so they must be the same) and
+ * finds every word, then removes the shm object and the kept semaphore.
  */
 #include <semaphore.h>
 #include <sys/mman.h>
@@ -19,7 +19,8 @@
 int main(void)
 {
     test_go_setup(); /* the children wait for the go file too */
-    char name[64], sname[64];
+    char name[64], sname[64], kname[64];
+    snprintf(kname, sizeof kname, "/ckshim-tree-kept-%d", (int)getpid());
     snprintf(name, sizeof name, "/ckshim-tree-shm-%d", (int)getpid());
     snprintf(sname, sizeof sname, "/ckshim-tree-sem-%d", (int)getpid());
     int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
@@ -31,6 +32,8 @@ int main(void)
     sem_t *sem = sem_open(sname, O_CREAT | O_EXCL, 0600, 0);
     check(sem != SEM_FAILED, "sem_open: %s", strerror(errno));
     check_sys(sem_unlink(sname));
+    sem_t *kept = sem_open(kname, O_CREAT | O_EXCL, 0600, 0);
+    check(kept != SEM_FAILED, "sem_open: %s", strerror(errno));
     int mf = memfd_create("tree_shm_kinds", 0);
     check_sys(mf);
     check_sys(ftruncate(mf, 8192));
@@ -56,6 +59,7 @@ int main(void)
         strcpy(mem + 4196, "memfd from the child");
         strcpy(sysv + 200, "sysv from the child");
         check_sys(sem_post(sem));
+        check_sys(sem_post(kept));
         _exit(0);
     }
     test_ready();
@@ -66,6 +70,8 @@ int main(void)
     ts.tv_sec += 10;
     check(sem_timedwait(sem, &ts) == 0, "the child's sem_post did not reach the parent: %s",
           strerror(errno));
+    check(sem_timedwait(kept, &ts) == 0, "the child's sem_post of the named semaphore did not "
+          "reach the parent: %s", strerror(errno));
     check(!strcmp(posix + 100, "posix from the child"), "the POSIX shm object is not shared");
     check(!strcmp(mem + 4196, "memfd from the child"), "the memfd mapping is not shared");
     check(!strcmp(sysv + 200, "sysv from the child"), "the SysV segment is not shared");
@@ -73,5 +79,6 @@ int main(void)
     check(waitpid(k, &st, 0) == k, "waitpid(%d): %s", (int)k, strerror(errno));
     check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
     shm_unlink(name);
+    sem_unlink(kname);
     pass();
 }
