@@ -45,6 +45,7 @@ struct sv {
     /* options */
     long long every_ms, window_ms;
     int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
+    int pidns;                   /* --pidns: the program under coord's init */
     const char *counter_url, *app_id;
     char dir[PATH_MAX];
     char **argv; /* PROG ARGS */
@@ -492,7 +493,10 @@ static int take_checkpoint(struct sv *s, int final)
     char img[PATH_MAX + 32], pid[16];
     unsigned long long next = s->seq + 1;
     image_path(s, next, img, sizeof img);
-    snprintf(pid, sizeof pid, "%d", (int)s->prog);
+    /* --pidns: s->prog is the coord outside the namespace (ours, or a
+     * restore's); the program is its init's child */
+    int prog = ck_pidns_program(s->prog);
+    snprintf(pid, sizeof pid, "%d", prog > 0 ? prog : (int)s->prog);
     char *argv[12];
     int n = 0;
     argv[n++] = "checkpoint";
@@ -540,6 +544,8 @@ static int start_program(struct sv *s, const char *path, const char *preload)
     pid_t p = fork_child(1);
     if (p < 0)
         return -1;
+    if (p == 0 && s->pidns)
+        _exit(ck_run_pidns(path, preload, s->app_id, s->argv));
     if (p == 0)
         _exit(ck_run_exec(path, preload, s->app_id, s->argv) == 0 ? 0 : 127);
     s->prog = p;
@@ -798,6 +804,11 @@ int ck_supervise(int argc, char **argv)
         }
         if (!strcmp(a, "--resume")) {
             s.resume = 1;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--pidns")) {
+            s.pidns = 1;
             i++;
             continue;
         }

@@ -7,14 +7,18 @@
  * consistent image, so the checkpoint is refused naming each of them and
  * every process goes on untouched (docs/DESIGN.md, "Process trees"). */
 #include <dirent.h>
+#include <sodium.h>
+#include <stddef.h>
 #include <errno.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "fileid.h"
 #include "tree.h"
@@ -188,11 +192,6 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
                      "groups and sessions of a tree are not restored yet)", ppid,
                      sid != root_sid ? "session" : "process group", sid != root_sid ? sid : pg,
                      t->m[0].pid, sid != root_sid ? root_sid : root_pgrp);
-        } else if (syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
-            /* clone(CLONE_FILES): one descriptor table for two processes,
-             * which restore cannot make (and no fork handler ran) */
-            snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
-                     "(clone with CLONE_FILES), which ckshim cannot restore", ppid);
         } else if (!under_shim(m->pid)) {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);
@@ -207,31 +206,97 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
     return bad;
 }
 
-/* Bytes of the tree header with n entries, ns shares and its checksum. */
-static size_t hdr_bytes(uint32_t n, uint64_t ns)
+/* Bytes of the tree header of a version with n entries, ns shares and its
+ * checksum. */
+static size_t hdr_bytes(uint32_t version, uint32_t n, uint64_t ns)
 {
     return sizeof(struct ck_tree_hdr) + n * sizeof(struct ck_tree_entry) +
-           ns * sizeof(struct ck_tree_share) + sizeof(uint64_t);
+           (version >= 2 ? sizeof(struct ck_tree_sharehdr) + ns * sizeof(struct ck_tree_share)
+                         : 0) +
+           sizeof(uint64_t);
+}
+
+static uint64_t first_offset(uint32_t version, uint32_t n, uint64_t ns)
+{
+    return (hdr_bytes(version, n, ns) + 4095) & ~(uint64_t)4095;
 }
 
 uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares)
 {
-    return (hdr_bytes(n, nshares) + 4095) & ~(uint64_t)4095;
+    return first_offset(CK_TREE_VERSION, n, nshares);
+}
+
+/* The header, entries and (version 2) share table as they are on disk,
+ * without the checksum: malloc'd, *len bytes. */
+static uint8_t *hdr_image(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                          const struct ck_tree_sharetab *st, size_t *len)
+{
+    uint64_t ns = h->version >= 2 && st ? st->n : 0;
+    *len = hdr_bytes(h->version, h->nprocs, ns) - sizeof(uint64_t);
+    uint8_t *buf = calloc(1, *len + sizeof(uint64_t));
+    if (!buf)
+        return NULL;
+    memcpy(buf, h, sizeof *h);
+    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    if (h->version >= 2) {
+        struct ck_tree_sharehdr sh = {.nshares = ns, .flags = st ? st->flags : 0};
+        uint8_t *p = buf + sizeof *h + h->nprocs * sizeof *e;
+        memcpy(p, &sh, sizeof sh);
+        if (ns)
+            memcpy(p + sizeof sh, st->s, ns * sizeof *st->s);
+    }
+    return buf;
+}
+
+/* The keyed MAC of a tree header (its MAC field zero), its entries and
+ * its share table. */
+static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                     const struct ck_tree_sharetab *st, const struct ck_key *k,
+                     uint8_t out[CK_DIGEST_BYTES])
+{
+    size_t len;
+    uint8_t *buf = hdr_image(h, e, st, &len);
+    if (!buf) {
+        memset(out, 0, CK_DIGEST_BYTES); /* matches no header: refused */
+        return;
+    }
+    memset(buf + offsetof(struct ck_tree_hdr, mac), 0, sizeof h->mac);
+    ck_auth_mac_bytes(k, buf, len, out);
+    free(buf);
+}
+
+int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_tree_sharetab *st, const struct ck_key *k, char *err,
+                      size_t errlen)
+{
+    static const uint8_t zero[sizeof h->mac];
+    uint8_t mac[CK_DIGEST_BYTES];
+    if (!memcmp(h->mac, zero, sizeof zero)) {
+        snprintf(err, errlen, "the process tree image is not authenticated (taken without a "
+                 "key), but a key was given: refusing it");
+        return -1;
+    }
+    tree_mac(h, e, st, k, mac);
+    if (sodium_memcmp(mac, h->mac, sizeof mac) != 0) {
+        snprintf(err, errlen, "the process tree image was modified or taken with another key "
+                 "(its tree header does not match its MAC)");
+        return -1;
+    }
+    return 0;
 }
 
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_tree_share *sh)
+                      const struct ck_tree_sharetab *st, const struct ck_key *k)
 {
-    size_t len = hdr_bytes(h->nprocs, h->nshares);
-    uint8_t *buf = calloc(1, len);
+    size_t body;
+    uint8_t *buf = hdr_image(h, e, st, &body);
     if (!buf)
         return -ENOMEM;
-    memcpy(buf, h, sizeof *h);
-    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
-    if (h->nshares)
-        memcpy(buf + sizeof *h + h->nprocs * sizeof *e, sh, h->nshares * sizeof *sh);
-    uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
-    memcpy(buf + len - sizeof sum, &sum, sizeof sum);
+    if (k)
+        tree_mac(h, e, st, k, buf + offsetof(struct ck_tree_hdr, mac));
+    uint64_t sum = ck_xxh64(buf, body, 0);
+    memcpy(buf + body, &sum, sizeof sum);
+    size_t len = body + sizeof sum;
     ssize_t w = pwrite(fd, buf, len, 0);
     int err = errno;
     free(buf);
@@ -240,12 +305,83 @@ int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_
     return 0;
 }
 
+/* Every entry of a tree header against the rules the checkpoint writes
+ * them by: returns the index of the first entry that breaks one (why
+ * says which), or h->nprocs if all keep them. What restore and inspect
+ * then believe (a parent's index, a stream's place, a pid) is safe to
+ * use: no index outside the table, no stream outside the file. */
+static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                              uint64_t nshares, uint64_t file_size, char *why, size_t len)
+{
+    uint64_t next = first_offset(h->version, h->nprocs, nshares);
+    for (uint32_t i = 0; i < h->nprocs; i++) {
+        const struct ck_tree_entry *x = &e[i];
+        int zombie = (x->flags & CK_TREE_ZOMBIE) != 0;
+        if (x->flags & ~(uint32_t)CK_TREE_ZOMBIE)
+            snprintf(why, len, "has unknown flags %#x", x->flags);
+        else if (x->vpid <= 0 || x->real_pid <= 0)
+            snprintf(why, len, "has pid %d (pid %d at checkpoint)", x->vpid, x->real_pid);
+        else if (i == 0 && (x->parent != -1 || zombie))
+            snprintf(why, len, "is the root but %s", zombie ? "a zombie" : "has a parent");
+        else if (i > 0 && (x->parent < 0 || x->parent >= (int32_t)i))
+            snprintf(why, len, "has parent %d (a parent comes before its children)", x->parent);
+        else if (i > 0 && (e[x->parent].flags & CK_TREE_ZOMBIE))
+            snprintf(why, len, "is a child of entry %d, which exited (a zombie has no "
+                     "children)", x->parent);
+        else if (zombie && (x->offset != 0 || x->length > 0xffff))
+            snprintf(why, len, "is a zombie with wait status %#llx",
+                     (unsigned long long)x->length);
+        else if (!zombie && (x->offset < next || (x->offset & 4095) ||
+                             x->length < sizeof(struct ck_header) || x->offset > file_size ||
+                             x->length > file_size - x->offset))
+            snprintf(why, len, "has its stream at %llu, %llu bytes: %s",
+                     (unsigned long long)x->offset, (unsigned long long)x->length,
+                     x->offset < next ? "before the end of the one before it"
+                     : (x->offset & 4095) ? "not at a page boundary"
+                     : x->length < sizeof(struct ck_header) ? "too short"
+                     : "outside the file");
+        else {
+            uint32_t dup = 0;
+            while (dup < i && e[dup].vpid != x->vpid)
+                dup++;
+            if (dup == i) {
+                if (!zombie)
+                    next = x->offset + x->length;
+                continue;
+            }
+            snprintf(why, len, "has pid %d, as entry %u has", x->vpid, dup);
+        }
+        return i;
+    }
+    return h->nprocs;
+}
+
+int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                         uint32_t i, const struct ck_header *sh, uint64_t end, char *err,
+                         size_t errlen)
+{
+    if (sh->orig_pid != (uint32_t)e[i].vpid)
+        snprintf(err, errlen, "process tree image: entry %u says pid %d, its stream pid %u "
+                 "(a damaged or forged header)", i, e[i].vpid, sh->orig_pid);
+    else if (sh->counter_stamp != h->counter_stamp)
+        snprintf(err, errlen, "process tree image: the stream of process %d has counter stamp "
+                 "%llu, the tree %llu (streams of different checkpoints)", e[i].vpid,
+                 (unsigned long long)sh->counter_stamp, (unsigned long long)h->counter_stamp);
+    else if (end > e[i].offset + e[i].length)
+        snprintf(err, errlen, "process tree image: the stream of process %d runs past its "
+                 "%llu bytes (a damaged or forged header)", e[i].vpid,
+                 (unsigned long long)e[i].length);
+    else
+        return 0;
+    return -1;
+}
+
 int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
-                     struct ck_tree_share **shares, char *err, size_t errlen)
+                     struct ck_tree_sharetab *st, char *err, size_t errlen)
 {
     *ret = NULL;
-    if (shares)
-        *shares = NULL;
+    if (st)
+        memset(st, 0, sizeof *st);
     ssize_t n = pread(fd, h, sizeof *h, 0);
     if (n != (ssize_t)sizeof *h || memcmp(h->magic, CK_TREE_MAGIC, CK_MAGIC_LEN) != 0)
         return 0; /* not a tree image */
@@ -254,14 +390,19 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
                  "and %u", h->version, CK_TREE_VERSION);
         return -EPROTONOSUPPORT;
     }
-    if (h->version == 1)
-        h->nshares = h->flags = 0; /* reserved then */
-    if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS || h->nshares > CK_TREE_MAXSHARES) {
-        snprintf(err, errlen, "process tree image: %u processes, %llu shared descriptors "
-                 "(corrupted header)", h->nprocs, (unsigned long long)h->nshares);
+    if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS) {
+        snprintf(err, errlen, "process tree image: %u processes (corrupted header)", h->nprocs);
         return -EINVAL;
     }
-    size_t len = hdr_bytes(h->nprocs, h->nshares);
+    struct ck_tree_sharehdr sh = {0};
+    off_t sho = (off_t)(sizeof *h + h->nprocs * sizeof(struct ck_tree_entry));
+    if (h->version >= 2 &&
+        (pread(fd, &sh, sizeof sh, sho) != (ssize_t)sizeof sh || sh.nshares > CK_TREE_MAXSHARES ||
+         (sh.flags & ~(uint64_t)CK_TREE_HDR_SHARES))) {
+        snprintf(err, errlen, "process tree image: the share table is truncated or corrupted");
+        return -EINVAL;
+    }
+    size_t len = hdr_bytes(h->version, h->nprocs, sh.nshares);
     uint8_t *buf = malloc(len);
     if (!buf)
         return -ENOMEM;
@@ -273,47 +414,52 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
                  "(checksum mismatch)");
         return -EINVAL;
     }
-    struct ck_tree_share *sh = NULL;
-    if (h->nshares) {
-        sh = malloc(h->nshares * sizeof *sh);
-        if (!sh) {
-            free(buf);
-            return -ENOMEM;
-        }
-        memcpy(sh, buf + sizeof *h + h->nprocs * sizeof(struct ck_tree_entry),
-               h->nshares * sizeof *sh);
-        for (uint64_t k = 0; k < h->nshares; k++)
-            if (sh[k].proc < 0 || sh[k].proc >= (int32_t)h->nprocs || sh[k].fd < 0) {
-                free(sh);
-                free(buf);
-                snprintf(err, errlen, "process tree image: shared descriptor %llu is "
-                         "inconsistent", (unsigned long long)k);
-                return -EINVAL;
-            }
-    }
     struct ck_tree_entry *e = malloc(h->nprocs * sizeof *e);
-    if (!e) {
+    struct ck_tree_share *s = sh.nshares ? malloc(sh.nshares * sizeof *s) : NULL;
+    if (!e || (sh.nshares && !s)) {
         free(buf);
+        free(e);
+        free(s);
         return -ENOMEM;
     }
     memcpy(e, buf + sizeof *h, h->nprocs * sizeof *e);
+    if (sh.nshares)
+        memcpy(s, buf + sho + sizeof sh, sh.nshares * sizeof *s);
     free(buf);
-    for (uint32_t i = 0; i < h->nprocs; i++)
-        if ((i == 0) != (e[i].parent < 0) || e[i].parent >= (int32_t)i ||
-            (i == 0 && (e[i].flags & CK_TREE_ZOMBIE)) ||
-            (!(e[i].flags & CK_TREE_ZOMBIE) &&
-             (e[i].offset < ck_tree_first_offset(h->nprocs, h->nshares) ||
-              (e[i].offset & 4095)))) {
+    for (uint64_t k = 0; k < sh.nshares; k++)
+        if (s[k].proc < 0 || s[k].proc >= (int32_t)h->nprocs || s[k].fd < 0 ||
+            (e[s[k].proc].flags & CK_TREE_ZOMBIE)) {
             free(e);
-            free(sh);
-            snprintf(err, errlen, "process tree image: entry %u is inconsistent", i);
+            free(s);
+            snprintf(err, errlen, "process tree image: shared descriptor %llu is "
+                     "inconsistent (a damaged or forged header)", (unsigned long long)k);
             return -EINVAL;
         }
+    struct stat fst;
+    if (fstat(fd, &fst) < 0) {
+        int er = errno;
+        free(e);
+        free(s);
+        snprintf(err, errlen, "process tree image: %s", strerror(er));
+        return -er;
+    }
+    char why[200];
+    uint32_t bad = check_entries(h, e, sh.nshares, (uint64_t)fst.st_size, why, sizeof why);
+    if (bad < h->nprocs) {
+        free(e);
+        free(s);
+        snprintf(err, errlen, "process tree image: entry %u %s (a damaged or forged header)",
+                 bad, why);
+        return -EINVAL;
+    }
     *ret = e;
-    if (shares)
-        *shares = sh;
-    else
-        free(sh);
+    if (st) {
+        st->n = sh.nshares;
+        st->flags = sh.flags;
+        st->s = s;
+    } else {
+        free(s);
+    }
     return 1;
 }
 

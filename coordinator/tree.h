@@ -38,26 +38,54 @@ void ck_tree_describe(int pid, char *out, size_t len);
 
 /* ---- the tree image header (common/image.h: struct ck_tree_hdr) ---- */
 
-/* Where the first process's stream starts in a tree image of n processes. */
+/* The share table of a tree image (version 2): n entries in s, grouped;
+ * flags CK_TREE_HDR_SHARES when it is complete. */
+struct ck_tree_sharetab {
+    uint64_t n;
+    uint64_t flags;
+    struct ck_tree_share *s;
+};
+
+/* Where the first process's stream starts in a tree image of n processes
+ * and nshares shares (version 2). */
 uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares);
 
-/* Write the header, its n entries (h->nprocs) and h->nshares shares with
- * their checksum at offset 0 of fd. 0 or -errno. */
+/* Write the header, its n entries (h->nprocs) and the share table st with
+ * their checksum at offset 0 of fd; with a key k, their MAC in h->mac
+ * too. 0 or -errno. */
+struct ck_key;
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_tree_share *shares);
+                      const struct ck_tree_sharetab *st, const struct ck_key *k);
+
+/* An authenticated tree image: the MAC of its header and entries (which
+ * the streams' own MACs do not cover: which processes, their parents,
+ * the zombies' statuses, where each stream is) with key k. 0, or -1 with
+ * a message in err. */
+int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_tree_sharetab *st, const struct ck_key *k, char *err,
+                      size_t errlen);
 
 /* Read a tree header from offset 0 of fd: 0 when the file is not a tree
  * image (a single process's, or not an image), 1 with the entries in
- * *ret and the share table in *shares (if not NULL; malloc'd, NULL when
- * none), or -errno with a message in err. */
+ * *ret (malloc'd) and the share table in *st (if not NULL; its s
+ * malloc'd, NULL when none; empty in a version 1 image), or -errno with a
+ * message in err. */
 int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
-                     struct ck_tree_share **shares, char *err, size_t errlen);
+                     struct ck_tree_sharetab *st, char *err, size_t errlen);
 
 /* Which descriptors of different processes of t are one open file
- * description (kcmp, while every process is parked): *out (malloc'd,
- * h->nshares entries in *n), grouped. 0, or -1 with err set (kcmp not
- * allowed: the processes must be ptrace-able by coord's user). */
+ * description (kcmp, while every process is parked): *out (malloc'd, *n
+ * entries), grouped. 0, or -1 with err set (kcmp not allowed: the
+ * processes must be ptrace-able by coord's user). */
 int ck_tree_shares(const struct ck_tree *t, struct ck_tree_share **out, uint64_t *n, char *err,
                    size_t errlen);
+
+/* A process's stream against its entry i: the pid the stream was taken
+ * of (sh: its header, as read), the tree's counter stamp, and end (the
+ * offset just past its END record) inside the entry's length. 0, or -1
+ * with a message in err. */
+int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                         uint32_t i, const struct ck_header *sh, uint64_t end, char *err,
+                         size_t errlen);
 
 #endif

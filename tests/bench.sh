@@ -5,6 +5,7 @@
 #   bash tests/bench.sh --threads-only        (only the thread-count part)
 #   bash tests/bench.sh --sockets-only        (only the socket-count part)
 #   bash tests/bench.sh --tree-only [--size MIB]   (only the process-tree part)
+#   bash tests/bench.sh --supervise-only      (only the periodic-checkpoint part)
 #
 # Workload: build/tests/progs/bench_mem maps SIZE MiB (default 1024): a
 # third never touched (zero pages), a third pseudo-random bytes, a third
@@ -39,6 +40,11 @@
 # targets: the tree's checkpoint at most 1.2 x the single one's, its pause
 # (the longest any process was parked) under 50 ms. The tree's restore
 # time is shown for information.
+# Then periodic checkpoints: build/tests/progs/bench_compute (a compute
+# loop over a 64 MiB working set in SIZE MiB of data, rounds per second
+# of wall time over 40 s, $BENCH_COMPUTE_SECONDS) under `coord run`, and under `coord run --every
+# 10s --images DIR` (4 checkpoints of SIZE MiB during the run), twice
+# each, alternating; target: the supervised rate at most 2% below.
 # Prints a table with the ratios against the targets: checkpoint <= 0.6 x
 # lz4 -1 time, restore <= 1.0 x lz4 -d time, image <= 1.05 x lz4 -1 size.
 # Writes nothing outside its temporary directory (under DIR, default
@@ -59,6 +65,7 @@ KEEP=0
 THREADS_ONLY=0
 SOCKETS_ONLY=0
 TREE_ONLY=0
+SUPERVISE_ONLY=0
 T=600 # time limit for one step, seconds
 
 usage() {
@@ -73,6 +80,7 @@ while [ $# -gt 0 ]; do
         --threads-only) THREADS_ONLY=1 ;;
         --sockets-only) SOCKETS_ONLY=1 ;;
         --tree-only) TREE_ONLY=1 ;;
+        --supervise-only) SUPERVISE_ONLY=1 ;;
         -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) usage ;;
     esac
@@ -87,7 +95,7 @@ note() { echo "bench: $*"; }
 
 command -v lz4 >/dev/null || die "lz4 not found (bash scripts/install-deps.sh)"
 make -s -C "$ROOT" all build/tests/progs/bench_mem build/tests/progs/bench_threads \
-    build/tests/progs/bench_sockets || die "build failed"
+    build/tests/progs/bench_sockets build/tests/progs/bench_compute || die "build failed"
 
 avail_mb=$(df -Pm "$DIR" | awk 'NR == 2 { print $4 }')
 need_mb=$((SIZE * 5 / 2 + 64))
@@ -280,6 +288,38 @@ tree_checkpoints() {
             r, r <= 1.2 ? "ok" : "MISSED", p, p < 50 ? "ok" : "MISSED" }'
 }
 
+# compute_rate [SUPERVISOR OPTIONS...]: bench_compute for 40 s under coord
+# run (with the options); prints its rounds per second.
+compute_rate() {
+    local log=$W/compute.log
+    rm -rf "$W/sv"
+    [ $# -eq 0 ] || mkdir -m 700 "$W/sv"
+    timeout "$T" "$B/coord" run "$@" -- "$B/tests/progs/bench_compute" --size "$SIZE" --seconds "${BENCH_COMPUTE_SECONDS:-40}" \
+        >"$log" 2>&1 </dev/null || { cat "$log" >&2; die "bench_compute failed"; }
+    grep -Eo 'rate=[0-9.]+' "$log" | cut -d= -f2 || die "no rate in: $(cat "$log")"
+}
+
+supervised_rates() {
+    local a b c d
+    note "periodic checkpoints: bench_compute ($SIZE MiB, 40 s), alone and under --every 10s, twice each"
+    a=$(compute_rate)
+    b=$(compute_rate --every 10s --images "$W/sv" --keep 10)
+    b="$b ($(ls "$W/sv" | grep -c '\.img$') images)"
+    c=$(compute_rate)
+    d=$(compute_rate --every 10s --images "$W/sv" --keep 10)
+    d="$d ($(ls "$W/sv" | grep -c '\.img$') images)"
+    printf '%-26s %20s %20s\n' "" "run 1" "run 2"
+    printf '%-26s %20s %20s\n' "rounds/s, coord run" "$a" "$c"
+    printf '%-26s %20s %20s\n' "rounds/s, --every 10s" "$b" "$d"
+    awk -v a="$a" -v b="${b%% *}" -v c="$c" -v d="${d%% *}" 'BEGIN {
+        l = 100 * (1 - (b + d) / (a + c));
+        printf "throughput lost to checkpoints every 10 s: %.2f%% (target < 2%%: %s)\n", l, l < 2 ? "ok" : "MISSED" }'
+}
+
+if [ $SUPERVISE_ONLY -eq 1 ]; then
+    supervised_rates
+    exit 0
+fi
 if [ $TREE_ONLY -eq 1 ]; then
     tree_checkpoints
     exit 0
@@ -393,3 +433,5 @@ echo
 socket_checkpoints
 echo
 tree_checkpoints
+echo
+supervised_rates
