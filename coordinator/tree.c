@@ -192,6 +192,11 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
                      "groups and sessions of a tree are not restored yet)", ppid,
                      sid != root_sid ? "session" : "process group", sid != root_sid ? sid : pg,
                      t->m[0].pid, sid != root_sid ? root_sid : root_pgrp);
+        } else if (syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
+            /* clone(CLONE_FILES): one descriptor table for two processes,
+             * which restore cannot make (and no fork handler ran) */
+            snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
+                     "(clone with CLONE_FILES), which ckshim cannot restore", ppid);
         } else if (!under_shim(m->pid)) {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);
