@@ -1159,6 +1159,13 @@ int cmd_inspect(int argc, char **argv)
             return CK_EXIT_FAIL;
         }
     }
+    if (ck_tree_check_shares(&th, &tst, err, sizeof err) < 0) {
+        ck_msg("inspect %s: %s", file, err);
+        free(te);
+        free(tst.s);
+        close(fd);
+        return CK_EXIT_FAIL;
+    }
     /* A process tree: the tree, then each process's image as for one. */
     if (json) {
         printf("{\"tree\": {\"processes\": %u, \"app_id\": ", th.nprocs);

@@ -3384,8 +3384,10 @@ int cmd_restore(int argc, char **argv)
     struct ck_tree_entry *te = NULL;
     struct ck_tree_sharetab tshares;
     int tr = ck_tree_read_hdr(c.img_fd, &th, &te, &tshares, err, sizeof err);
-    if (tr < 0 || (tr > 0 && c.have_key && ck_tree_check_mac(&th, te, &tshares, &c.key, err,
-                                                              sizeof err) < 0)) {
+    if (tr < 0 ||
+        (tr > 0 && c.have_key &&
+         ck_tree_check_mac(&th, te, &tshares, &c.key, err, sizeof err) < 0) ||
+        (tr > 0 && ck_tree_check_shares(&th, &tshares, err, sizeof err) < 0)) {
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }

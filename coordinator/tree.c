@@ -431,15 +431,6 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
     if (sh.nshares)
         memcpy(s, buf + sho + sizeof sh, sh.nshares * sizeof *s);
     free(buf);
-    for (uint64_t k = 0; k < sh.nshares; k++)
-        if (s[k].proc < 0 || s[k].proc >= (int32_t)h->nprocs || s[k].fd < 0 ||
-            (e[s[k].proc].flags & CK_TREE_ZOMBIE)) {
-            free(e);
-            free(s);
-            snprintf(err, errlen, "process tree image: shared descriptor %llu is "
-                     "inconsistent (a damaged or forged header)", (unsigned long long)k);
-            return -EINVAL;
-        }
     struct stat fst;
     if (fstat(fd, &fst) < 0) {
         int er = errno;
@@ -466,6 +457,18 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
         free(s);
     }
     return 1;
+}
+
+int ck_tree_check_shares(const struct ck_tree_hdr *h, const struct ck_tree_sharetab *st,
+                         char *err, size_t errlen)
+{
+    for (uint64_t k = 0; k < st->n; k++)
+        if (st->s[k].proc < 0 || st->s[k].proc >= (int32_t)h->nprocs || st->s[k].fd < 0) {
+            snprintf(err, errlen, "process tree image: shared descriptor %llu is "
+                     "inconsistent (a damaged or forged header)", (unsigned long long)k);
+            return -1;
+        }
+    return 0;
 }
 
 /* ---- descriptors processes share (one open file description) ---- */

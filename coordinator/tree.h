@@ -73,6 +73,11 @@ int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e
 int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
                      struct ck_tree_sharetab *st, char *err, size_t errlen);
 
+/* Every share of st names a process of the tree (after the MAC check,
+ * which says more of a forged header). 0, or -1 with a message in err. */
+int ck_tree_check_shares(const struct ck_tree_hdr *h, const struct ck_tree_sharetab *st,
+                         char *err, size_t errlen);
+
 /* Which descriptors of different processes of t are one open file
  * description (kcmp, while every process is parked): *out (malloc'd, *n
  * entries), grouped. 0, or -1 with err set (kcmp not allowed: the

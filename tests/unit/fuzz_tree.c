@@ -77,10 +77,10 @@ static void read_one(int fd, const uint8_t *data, size_t size)
     if (r <= 0)
         return;
     (void)ck_tree_check_mac(&h, e, &st, &key, err, sizeof err);
-    for (uint64_t k = 0; k < st.n; k++)
-        if (st.s[k].proc < 0 || st.s[k].proc >= (int32_t)h.nprocs ||
-            (e[st.s[k].proc].flags & CK_TREE_ZOMBIE))
-            abort(); /* a share of no process got through */
+    if (ck_tree_check_shares(&h, &st, err, sizeof err) == 0)
+        for (uint64_t k = 0; k < st.n; k++)
+            if (st.s[k].proc < 0 || st.s[k].proc >= (int32_t)h.nprocs || st.s[k].fd < 0)
+                abort(); /* a share of no process got through */
     free(st.s);
     for (uint32_t i = 0; i < h.nprocs; i++) {
         if (e[i].flags & CK_TREE_ZOMBIE) {
