@@ -253,26 +253,29 @@ static uint8_t *hdr_image(const struct ck_tree_hdr *h, const struct ck_tree_entr
     return buf;
 }
 
-/* The keyed MAC of a tree header (its MAC field zero), its entries and
- * its share table. */
+/* The keyed MAC of a tree header (its MAC field zero), its entries, its
+ * share table and its streams' MACs (CK_DIGEST_BYTES per entry). */
 static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                     const struct ck_tree_sharetab *st, const struct ck_key *k,
-                     uint8_t out[CK_DIGEST_BYTES])
+                     const struct ck_tree_sharetab *st, const uint8_t *macs,
+                     const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
 {
     size_t len;
-    uint8_t *buf = hdr_image(h, e, st, &len);
+    uint8_t *img = hdr_image(h, e, st, &len);
+    uint8_t *buf = img ? realloc(img, len + h->nprocs * CK_DIGEST_BYTES) : NULL;
     if (!buf) {
+        free(img);
         memset(out, 0, CK_DIGEST_BYTES); /* matches no header: refused */
         return;
     }
     memset(buf + offsetof(struct ck_tree_hdr, mac), 0, sizeof h->mac);
-    ck_auth_mac_bytes(k, buf, len, out);
+    memcpy(buf + len, macs, h->nprocs * CK_DIGEST_BYTES);
+    ck_auth_mac_bytes(k, buf, len + h->nprocs * CK_DIGEST_BYTES, out);
     free(buf);
 }
 
 int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_tree_sharetab *st, const struct ck_key *k, char *err,
-                      size_t errlen)
+                      const struct ck_tree_sharetab *st, const uint8_t *macs,
+                      const struct ck_key *k, char *err, size_t errlen)
 {
     static const uint8_t zero[sizeof h->mac];
     uint8_t mac[CK_DIGEST_BYTES];
@@ -281,24 +284,25 @@ int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e
                  "key), but a key was given: refusing it");
         return -1;
     }
-    tree_mac(h, e, st, k, mac);
+    tree_mac(h, e, st, macs, k, mac);
     if (sodium_memcmp(mac, h->mac, sizeof mac) != 0) {
         snprintf(err, errlen, "the process tree image was modified or taken with another key "
-                 "(its tree header does not match its MAC)");
+                 "(its tree header and streams do not match its MAC)");
         return -1;
     }
     return 0;
 }
 
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_tree_sharetab *st, const struct ck_key *k)
+                      const struct ck_tree_sharetab *st, const struct ck_key *k,
+                      const uint8_t *macs)
 {
     size_t body;
     uint8_t *buf = hdr_image(h, e, st, &body);
     if (!buf)
         return -ENOMEM;
     if (k)
-        tree_mac(h, e, st, k, buf + offsetof(struct ck_tree_hdr, mac));
+        tree_mac(h, e, st, macs, k, buf + offsetof(struct ck_tree_hdr, mac));
     uint64_t sum = ck_xxh64(buf, body, 0);
     memcpy(buf + body, &sum, sizeof sum);
     size_t len = body + sizeof sum;

@@ -76,7 +76,12 @@ static void read_one(int fd, const uint8_t *data, size_t size)
         abort(); /* every refusal says why */
     if (r <= 0)
         return;
-    (void)ck_tree_check_mac(&h, e, &st, &key, err, sizeof err);
+    static uint8_t macs[CK_TREE_MAXPROCS * CK_DIGEST_BYTES];
+    for (uint32_t i = 0; i < h.nprocs; i++)
+        if (!(e[i].flags & CK_TREE_ZOMBIE))
+            (void)ck_image_authenticate_at(fd, e[i].offset, &key, macs + i * CK_DIGEST_BYTES,
+                                           err, sizeof err);
+    (void)ck_tree_check_mac(&h, e, &st, macs, &key, err, sizeof err);
     if (ck_tree_check_shares(&h, &st, err, sizeof err) == 0)
         for (uint64_t k = 0; k < st.n; k++)
             if (st.s[k].proc < 0 || st.s[k].proc >= (int32_t)h.nprocs || st.s[k].fd < 0)
@@ -167,7 +172,7 @@ int main(int argc, char **argv)
     struct ck_tree_share sh2[2] = {{.proc = 0, .fd = 3, .group = 0},
                                    {.proc = 0, .fd = 4, .group = 0}};
     struct ck_tree_sharetab st = {.n = 2, .flags = CK_TREE_HDR_SHARES, .s = sh2};
-    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, &st, NULL) < 0 ||
+    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, &st, NULL, NULL) < 0 ||
         pwrite(fd, img, len, (off_t)e[0].offset) != (ssize_t)len)
         return 1;
     close(fd);
