@@ -169,7 +169,7 @@ int ck_image_stamp(const char *path, struct ck_header *h)
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
     char err[256];
-    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    int tr = ck_tree_read_hdr(fd, &th, &te, NULL, err, sizeof err);
     free(te);
     ssize_t n = tr == 0 ? pread(fd, h, sizeof *h, 0) : 0;
     close(fd);

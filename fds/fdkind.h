@@ -144,6 +144,11 @@ struct ck_fdrest {
      * the caller must not close), or -1 if the pipe is this process's
      * alone. NULL outside a tree. */
     int (*tree_pipe)(struct ck_fdrest *r, uint64_t dev, uint64_t ino);
+    /* A process of a restored tree: a descriptor of the deleted file or
+     * memfd f (its kind, dev, ino) coord made once for the tree, with
+     * another open file description (the caller reopens it through
+     * /proc/self/fd and must not close it), or -1. NULL outside a tree. */
+    int (*tree_file)(struct ck_fdrest *r, const struct ck_fd *f);
     void *priv;
 };
 

@@ -164,7 +164,8 @@ void quiesce_resume_restored(void);
 int quiesce_wait_landed(int64_t timeout_ns);
 void quiesce_fixup_thread(struct shim_slot *s);
 int quiesce_install_handler(void);
-extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint */
+extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint,
+                                           libunwind's pipe (unwind.c) */
 /* siginfo of a signal pending at the checkpoint (quiesce.c) */
 struct shim_sigkeep {
     int slot;                           /* the thread's slot; -1: the process */
@@ -242,6 +243,7 @@ void ident_hash_files(int forked);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
+void unwind_after_restore(void);
 void unwind_names(void);                /* after capture_regions */
 void unwind_symbol_name(const void *addr, char *out, size_t len);
 
