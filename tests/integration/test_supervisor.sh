@@ -65,7 +65,10 @@ D="$T/img"
     -- "$PY" "$T/loop.py" "$T/a.log" >"$T/sup1.out" 2>"$T/sup1.err") &
 sup=$!
 PIDS+=("$sup")
+two_images() { [ "$(nimages "$1")" -eq 2 ]; }
 if wait_for 20 have_image "$D" 5; then
+    # the oldest goes right after the newest is committed: give it a moment
+    wait_for 3 two_images "$D"
     n=$(nimages "$D")
     mode=$(stat -c %a "$D")
     if [ "$n" -eq 2 ] && [ "$mode" = 700 ] && ! have_image "$D" 1 && ! have_image "$D" 2; then
