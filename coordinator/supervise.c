@@ -34,6 +34,8 @@
 #include "counter.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "netrec.h"
+#include "replay.h"
 #include "tree.h"
 
 #define STATE_NAME "supervise.state"
@@ -46,6 +48,8 @@ struct sv {
     long long every_ms, window_ms;
     int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
     const char *counter_url, *app_id;
+    int record_net;              /* --record-net (replay.c) */
+    unsigned long long record_max; /* --record-net-max, 0: the shim's default */
     char dir[PATH_MAX];
     char **argv; /* PROG ARGS */
     /* the program */
@@ -93,6 +97,23 @@ static long long parse_duration(const char *s)
     if (ms < 1 || ms > 1e12)
         return -1;
     return (long long)ms;
+}
+
+/* "4096", "64K", "64M", "1G": bytes, or 0. */
+static unsigned long long parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return 0;
+    unsigned long long mul = !*end ? 1 : !strcmp(end, "K") ? 1ull << 10
+                                     : !strcmp(end, "M")   ? 1ull << 20
+                                     : !strcmp(end, "G")   ? 1ull << 30
+                                                           : 0;
+    if (!mul || v > ~0ull / mul)
+        return 0;
+    return v * mul;
 }
 
 static int parse_count(const char *s, int min, int max)
@@ -530,6 +551,12 @@ static int take_checkpoint(struct sv *s, int final)
         return -1;
     s->seq = next;
     prune(s);
+    if (s->record_net) {
+        /* what the program read before this image is in it */
+        struct ck_header h;
+        if (ck_image_stamp(img, &h) == 0 && h.counter_stamp)
+            ck_netrec_committed(s->dir, h.counter_stamp);
+    }
     write_state(s, final ? "stopped" : "running");
     return 0;
 }
@@ -540,11 +567,47 @@ static int start_program(struct sv *s, const char *path, const char *preload)
     pid_t p = fork_child(1);
     if (p < 0)
         return -1;
-    if (p == 0)
+    if (p == 0) {
+        /* the shim journals what the program receives only when told */
+        char max[32];
+        snprintf(max, sizeof max, "%llu", s->record_max);
+        if (s->record_net)
+            setenv(CK_NETREC_DIR_ENV, s->dir, 1);
+        else
+            unsetenv(CK_NETREC_DIR_ENV);
+        if (s->record_net && s->record_max)
+            setenv(CK_NETREC_MAX_ENV, max, 1);
+        else
+            unsetenv(CK_NETREC_MAX_ENV);
         _exit(ck_run_exec(path, preload, s->app_id, s->argv) == 0 ? 0 : 127);
+    }
     s->prog = p;
     s->prog_done = 0;
     return 0;
+}
+
+/* After a restore of the image with this stamp: what the program
+ * received since that image, fed to it again (replay.c), then a
+ * checkpoint at once, whose commit ends the need for the set-aside. A
+ * crash meanwhile keeps it for the next restore of the same image. */
+static void replay_received(struct sv *s, uint64_t stamp)
+{
+    struct ck_netrec_stats st;
+    int r = ck_netrec_replay(s->dir, stamp, &st);
+    reap(s);
+    if (st.records || st.lost || r < 0)
+        ck_msg("run: --record-net: replayed %llu bytes in %llu reads on %llu connections to "
+               "the restored program%s%s",
+               st.bytes, st.records, st.conns, st.lost ? " (some could not be made)" : "",
+               st.torn ? " (a journal ended in a record cut short by the crash)" : "");
+    if (s->prog_done) {
+        ck_msg("run: --record-net: the program ended during the replay; what it received is "
+               "kept for the next restore");
+        return;
+    }
+    if (st.records && take_checkpoint(s, 0) < 0)
+        ck_msg("run: --record-net: the checkpoint after the replay failed; what the program "
+               "received is kept until a checkpoint is committed");
 }
 
 /* Restore image number seq as the supervisor's child (a foreground
@@ -554,6 +617,13 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
 {
     char img[PATH_MAX + 32];
     image_path(s, seq, img, sizeof img);
+    struct ck_header ih;
+    uint64_t stamp = s->record_net && ck_image_stamp(img, &ih) == 0 ? ih.counter_stamp : 0;
+    /* the bytes received since this image, set aside before its restore
+     * (the restored program starts a new journal) */
+    if (stamp && ck_netrec_prepare(s->dir, stamp) < 0)
+        ck_msg("run: --record-net: some of what the program received since %s may not be "
+               "replayed (see above)", img);
     int sp[2];
     if (pipe2(sp, O_CLOEXEC) < 0) {
         ck_msg("run: pipe: %s", strerror(errno));
@@ -607,6 +677,8 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
     buf[strcspn(buf, "\n")] = 0;
     if (!strncmp(buf, "ok ", 3)) {
         s->restored = seq;
+        if (stamp)
+            replay_received(s, stamp);
         return 0;
     }
     if (!strncmp(buf, "error: ", 7))
@@ -781,7 +853,7 @@ int ck_supervise(int argc, char **argv)
     s.ckpt_exit = -1;
     s.every_ms = -1;
     const char *every = NULL, *dir = NULL, *keep = NULL, *maxr = NULL, *window = NULL,
-               *code = NULL;
+               *code = NULL, *recmax = NULL;
     int i = 1;
     while (i < argc) {
         const char *a = argv[i];
@@ -801,6 +873,11 @@ int ck_supervise(int argc, char **argv)
             i++;
             continue;
         }
+        if (!strcmp(a, "--record-net")) {
+            s.record_net = 1;
+            i++;
+            continue;
+        }
         int r = ck_opt_value("run", argc, argv, &i, "--every", NULL, &every);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--images", NULL, &dir);
@@ -816,6 +893,8 @@ int ck_supervise(int argc, char **argv)
             r = ck_opt_value("run", argc, argv, &i, "--counter", NULL, &s.counter_url);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &s.app_id);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--record-net-max", NULL, &recmax);
         if (r < 0)
             return CK_EXIT_USAGE;
         if (r > 0)
@@ -839,6 +918,13 @@ int ck_supervise(int argc, char **argv)
         return usage("--window: '%s' is not a duration (60s, 10m)", window);
     if (code && (s.ckpt_exit = parse_count(code, 0, 255)) < 0)
         return usage("--exit-code-on-checkpoint: '%s' is not an exit code (0-255)", code);
+    if (recmax && (s.record_max = parse_size(recmax)) == 0)
+        return usage("--record-net-max: '%s' is not a size (4096, 64K, 64M, 1G)", recmax);
+    if (recmax && !s.record_net)
+        return usage("%s", "--record-net-max goes with --record-net");
+    if (s.record_net && !s.auto_restore && !s.resume)
+        return usage("%s", "--record-net needs --auto-restore or --resume (the journal is "
+                           "replayed after a restore)");
     char err[512];
     struct ck_counter counter;
     if (ck_counter_parse(s.counter_url ? s.counter_url : getenv("CKSHIM_COUNTER"), &counter, err,
@@ -846,6 +932,9 @@ int ck_supervise(int argc, char **argv)
         return usage("--counter: %s", err);
     if (s.app_id && ck_check_app_id(s.app_id, err, sizeof err) < 0)
         return usage("--id: %s", err);
+    if (s.record_net && counter.kind == CK_COUNTER_NONE)
+        return usage("%s", "--record-net needs counter stamps (the journals are kept per "
+                           "checkpoint stamp): not with --counter none");
     s.argv = argv + i;
     int r = check_dir(&s, dir);
     if (r)
@@ -912,6 +1001,8 @@ int ck_supervise(int argc, char **argv)
                    "images come", s.dir, newest);
         s.seq = newest;
         register_list(&s);
+        if (s.record_net) /* journals of an earlier run: not this program's */
+            ck_netrec_committed(s.dir, UINT64_MAX);
         if (start_program(&s, path, preload) < 0)
             return finish(&s, "failed", CK_EXIT_FAIL);
     }
