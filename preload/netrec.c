@@ -145,6 +145,8 @@ int netrec_init(void)
     nr.max = m && *m ? strtoull(m, NULL, 10) : 0;
     if (!nr.max)
         nr.max = CK_NETREC_MAX_DEFAULT;
+    if (nr.max < 4 * sizeof(struct ck_netrec_hdr))
+        nr.max = 4 * sizeof(struct ck_netrec_hdr);
     nr.epoch = 0;
     nr_open_journal();
     nr.on = 1;
@@ -165,7 +167,8 @@ static void nr_emit(uint16_t kind, uint16_t flags, uint64_t conn, const struct i
     struct ck_netrec_hdr h = {.magic = CK_NETREC_MAGIC, .kind = kind, .flags = flags,
                               .len = (uint32_t)len, .conn = conn, .epoch = nr.epoch};
     uint64_t total = sizeof h + len;
-    if (__atomic_add_fetch(&nr.size, total, __ATOMIC_RELAXED) > nr.max) {
+    /* room is kept for the FULL record: the file never exceeds max */
+    if (__atomic_add_fetch(&nr.size, total, __ATOMIC_RELAXED) + sizeof h > nr.max) {
         if (__atomic_exchange_n(&nr.full, 1, __ATOMIC_RELAXED))
             return;
         /* said once per epoch: in the journal (the supervisor reports it

@@ -36,6 +36,18 @@ ck_cleanup() {
     [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
 }
 
+# ck_cleanup_supervised: ck_cleanup, and the programs of the supervisors
+# whose images are in $T/*/ (kill -9 of a supervisor leaves its program).
+ck_cleanup_supervised() {
+    local f p
+    for f in "$T"/*/supervise.state; do
+        [ -f "$f" ] || continue
+        p=$(awk '$1=="program"{print $2}' "$f")
+        [ -n "$p" ] && [ "$p" != 0 ] && PIDS+=("$p")
+    done
+    ck_cleanup
+}
+
 # restore_ok NAME IMG [ARGS]: restore --detach must start a process (which
 # is then killed).
 restore_ok() {

@@ -25,17 +25,7 @@ C="$B/coord"
 T=$(mktemp -d /tmp/ckshim-super.XXXXXX)
 chmod 755 "$T"
 . "$HERE/lib.sh"
-# the supervisors' own pids too (kill -9 of a supervisor leaves its program)
-cleanup() {
-    local f p
-    for f in "$T"/*/supervise.state; do
-        [ -f "$f" ] || continue
-        p=$(awk '$1=="program"{print $2}' "$f")
-        [ -n "$p" ] && [ "$p" != 0 ] && PIDS+=("$p")
-    done
-    ck_cleanup
-}
-trap cleanup EXIT
+trap ck_cleanup_supervised EXIT
 
 # loop.py LOG [CRASH_MARKER]: append 1, 2, 3... to LOG every 50 ms; exit 3
 # when CRASH_MARKER exists; exit 0 when the file $T/finish exists.
