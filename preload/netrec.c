@@ -2,7 +2,7 @@
  * the bytes a server receives on the connections it accepted.
  *
  * Only when the supervisor sets CKSHIM_RECORD_NET=DIR. Otherwise each
- * wrapper below costs one predictable branch after the real call.
+ * wrapper below costs one predictable branch before the real call.
  *
  * accept/accept4 mark an accepted stream socket (TCP over IPv4/IPv6, Unix
  * stream) with a connection id and journal an OPEN record with its local
@@ -16,7 +16,13 @@
  * counter stamp of the last checkpoint this process took. The switch to a
  * new file happens while the program's threads are parked for that
  * checkpoint (netrec_new_epoch), so a byte read before the checkpoint is
- * in the image and one read after it is in the new journal; the switch
+ * in the image and one read after it is in the new journal. Which side of
+ * the checkpoint a read is on is decided by when its system call
+ * returned: a recorded connection's reads are made by netrec_sys.S, which
+ * loads the epoch right after the call; a thread the checkpoint signal
+ * parks between the two (the signal is delivered as the call returns)
+ * has the old epoch pinned by the handler (netrec_park), so its record
+ * carries the epoch of the image that holds its bytes. The switch
  * writes an OPEN record for each connection still open (its bytes after
  * the checkpoint are replayed on a new connection) and notes how many
  * bytes wait in its queue (restoring that very image puts them back, so
@@ -36,9 +42,11 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
+#include <ucontext.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -61,7 +69,6 @@ static struct {
     int fd;                  /* the journal; the shim's own */
     int full;                /* this epoch's journal reached max */
     volatile int dirty;      /* records since the last fdatasync */
-    uint64_t epoch;
     uint64_t size, max;
     int64_t synced_ns;
     uint32_t next;           /* connection numbers */
@@ -70,6 +77,24 @@ static struct {
     volatile int addr_lock;
     char dir[CK_PATH_MAX];
 } nr = {.fd = -1};
+
+/* The epoch (read by netrec_sys.S right after each recorded call). */
+__attribute__((visibility("hidden"))) uint64_t netrec_epoch_now;
+
+/* netrec_sys.S */
+struct nr_call {
+    long nr, a[6];
+    uint64_t epoch;
+};
+long netrec_syscall(struct nr_call *c);
+extern const char netrec_sys_ret[];
+
+/* A thread parked as its recorded call returned: the epoch its bytes
+ * belong to (netrec_park). */
+static SHIM_TLS struct {
+    int pinned;
+    uint64_t epoch;
+} nr_tls;
 
 static struct nr_conn nr_tab[NR_MAX_FD];
 static struct {
@@ -103,7 +128,7 @@ static void nr_path(char *out, size_t len, uint64_t epoch)
 static void nr_open_journal(void)
 {
     char p[CK_PATH_MAX + 64];
-    nr_path(p, sizeof p, nr.epoch);
+    nr_path(p, sizeof p, netrec_epoch_now);
     int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         char m[CK_PATH_MAX + 160];
@@ -147,7 +172,7 @@ int netrec_init(void)
         nr.max = CK_NETREC_MAX_DEFAULT;
     if (nr.max < 4 * sizeof(struct ck_netrec_hdr))
         nr.max = 4 * sizeof(struct ck_netrec_hdr);
-    nr.epoch = 0;
+    netrec_epoch_now = 0;
     nr_open_journal();
     nr.on = 1;
     return 0;
@@ -159,13 +184,13 @@ int netrec_fd(void)
 }
 
 /* One record: header and payload in one writev (O_APPEND). */
-static void nr_emit(uint16_t kind, uint16_t flags, uint64_t conn, const struct iovec *iov,
-                    int iovcnt, size_t len)
+static void nr_emit(uint16_t kind, uint16_t flags, uint64_t conn, uint64_t epoch,
+                    const struct iovec *iov, int iovcnt, size_t len)
 {
     if (nr.fd < 0 || __atomic_load_n(&nr.full, __ATOMIC_RELAXED))
         return;
     struct ck_netrec_hdr h = {.magic = CK_NETREC_MAGIC, .kind = kind, .flags = flags,
-                              .len = (uint32_t)len, .conn = conn, .epoch = nr.epoch};
+                              .len = (uint32_t)len, .conn = conn, .epoch = epoch};
     uint64_t total = sizeof h + len;
     /* room is kept for the FULL record: the file never exceeds max */
     if (__atomic_add_fetch(&nr.size, total, __ATOMIC_RELAXED) + sizeof h > nr.max) {
@@ -174,13 +199,13 @@ static void nr_emit(uint16_t kind, uint16_t flags, uint64_t conn, const struct i
         /* said once per epoch: in the journal (the supervisor reports it
          * when it replays) and on the program's stderr */
         struct ck_netrec_hdr f = {.magic = CK_NETREC_MAGIC, .kind = CK_NETREC_FULL,
-                                  .epoch = nr.epoch};
+                                  .epoch = netrec_epoch_now};
         ssize_t w = write(nr.fd, &f, sizeof f);
         char m[256];
         int n = snprintf(m, sizeof m, "ckshim[%d]: --record-net: the journal of checkpoint %llu "
                          "reached %llu bytes; what is received until the next checkpoint is "
                          "not recorded\n", (int)shim_real_getpid(),
-                         (unsigned long long)nr.epoch, (unsigned long long)nr.max);
+                         (unsigned long long)netrec_epoch_now, (unsigned long long)nr.max);
         w = write(2, m, (size_t)n < sizeof m ? (size_t)n : sizeof m - 1);
         (void)w;
         return;
@@ -197,11 +222,14 @@ static void nr_emit(uint16_t kind, uint16_t flags, uint64_t conn, const struct i
 
 /* Bytes fd returned into iov (r of them): DATA records, the part that was
  * waiting at the epoch switch flagged, at most NR_MAX_IOV pieces each. */
-static void nr_data(struct nr_conn *c, const struct iovec *iov, int iovcnt, size_t r)
+static void nr_data(struct nr_conn *c, uint64_t epoch, const struct iovec *iov, int iovcnt,
+                    size_t r)
 {
     struct iovec v[NR_MAX_IOV];
     int n = 0;
     size_t len = 0;
+    if (epoch != netrec_epoch_now)
+        c->queued = 0; /* read before the switch: it was not counted as waiting */
     uint32_t q = c->queued;
     size_t cut = q && q < r ? q : r; /* the first record ends at the queued part */
     size_t off = 0;                   /* within iov[i] */
@@ -227,7 +255,7 @@ static void nr_data(struct nr_conn *c, const struct iovec *iov, int iovcnt, size
                 fl = CK_NETREC_QUEUED;
                 c->queued -= (uint32_t)(len < c->queued ? len : c->queued);
             }
-            nr_emit(CK_NETREC_DATA, fl, c->id, v, n, len);
+            nr_emit(CK_NETREC_DATA, fl, c->id, epoch, v, n, len);
             r -= len;
             cut = c->queued && c->queued < r ? c->queued : r;
             n = 0;
@@ -236,17 +264,49 @@ static void nr_data(struct nr_conn *c, const struct iovec *iov, int iovcnt, size
     }
 }
 
-/* After a read of r bytes (want: what was asked) on fd. */
-static void nr_after(int fd, ssize_t r, size_t want, const struct iovec *iov, int iovcnt)
+/* Is fd a recorded connection (and this a thread of the program)? */
+static inline int nr_marked(int fd)
 {
-    if ((unsigned)fd >= NR_MAX_FD || !nr_tab[fd].id || shim_tls.vtid == -1)
-        return;
+    return (unsigned)fd < NR_MAX_FD && nr_tab[fd].id && shim_tls.vtid != -1;
+}
+
+/* The call of a read on a recorded connection, made here (netrec_sys.S)
+ * so that its bytes get the epoch of the moment it returned. */
+static long nr_sys(long no, long a0, long a1, long a2, long a3, long a4, long a5,
+                   uint64_t *epoch)
+{
+    struct nr_call c = {.nr = no, .a = {a0, a1, a2, a3, a4, a5}};
+    nr_tls.pinned = 0;
+    long r = netrec_syscall(&c);
+    *epoch = nr_tls.pinned ? nr_tls.epoch : c.epoch;
+    nr_tls.pinned = 0;
+    if (r < 0 && r > -4096) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* The checkpoint signal's handler, before the thread parks. */
+void netrec_park(void *ucv)
+{
+    const ucontext_t *uc = ucv;
+    if (nr.on && uc && (uintptr_t)uc->uc_mcontext.gregs[REG_RIP] == (uintptr_t)netrec_sys_ret) {
+        nr_tls.epoch = netrec_epoch_now;
+        nr_tls.pinned = 1;
+    }
+}
+
+/* After a read of r bytes (want: what was asked) on fd. */
+static void nr_after(int fd, ssize_t r, uint64_t epoch, size_t want, const struct iovec *iov,
+                     int iovcnt)
+{
     int e = errno;
     struct nr_conn *c = &nr_tab[fd];
     if (r > 0) {
-        nr_data(c, iov, iovcnt, (size_t)r);
+        nr_data(c, epoch, iov, iovcnt, (size_t)r);
     } else if (r == 0 && want > 0) {
-        nr_emit(CK_NETREC_CLOSE, 0, c->id, NULL, 0, 0);
+        nr_emit(CK_NETREC_CLOSE, 0, c->id, epoch, NULL, 0, 0);
         c->id = 0; /* end of file: nothing more comes */
     }
     errno = e;
@@ -315,7 +375,7 @@ static void nr_emit_open(const struct nr_conn *c)
     if (!c->addr)
         return;
     struct iovec v = {&nr_addrs[c->addr - 1].sa, nr_addrs[c->addr - 1].len};
-    nr_emit(CK_NETREC_OPEN, 0, c->id, &v, 1, v.iov_len);
+    nr_emit(CK_NETREC_OPEN, 0, c->id, netrec_epoch_now, &v, 1, v.iov_len);
 }
 
 static void nr_accepted(int c)
@@ -352,9 +412,9 @@ static void nr_accepted(int c)
  * stamp: a new journal from here on. */
 void netrec_new_epoch(uint64_t stamp)
 {
-    if (!nr.on || !stamp || stamp == nr.epoch)
+    if (!nr.on || !stamp || stamp == netrec_epoch_now)
         return;
-    nr.epoch = stamp;
+    netrec_epoch_now = stamp;
     nr.full = 0;
     nr_open_journal();
     for (int fd = 0; fd <= nr.maxfd && fd < NR_MAX_FD; fd++) {
@@ -402,35 +462,38 @@ void netrec_sync(void)
 SHIM_API ssize_t read(int fd, void *buf, size_t n)
 {
     NR_RESOLVE(real_read, "read");
-    ssize_t r = real_read(fd, buf, n);
-    if (__builtin_expect(nr.on, 0)) {
-        struct iovec v = {buf, n};
-        nr_after(fd, r, n, &v, 1);
-    }
+    if (__builtin_expect(!nr.on, 1) || !nr_marked(fd))
+        return real_read(fd, buf, n);
+    uint64_t ep;
+    ssize_t r = nr_sys(SYS_read, fd, (long)buf, (long)n, 0, 0, 0, &ep);
+    struct iovec v = {buf, n};
+    nr_after(fd, r, ep, n, &v, 1);
     return r;
 }
 
 SHIM_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     NR_RESOLVE(real_readv, "readv");
-    ssize_t r = real_readv(fd, iov, cnt);
-    if (__builtin_expect(nr.on, 0)) {
-        size_t want = 0;
-        for (int i = 0; i < cnt; i++)
-            want += iov[i].iov_len;
-        nr_after(fd, r, want, iov, cnt);
-    }
+    if (__builtin_expect(!nr.on, 1) || !nr_marked(fd))
+        return real_readv(fd, iov, cnt);
+    uint64_t ep;
+    ssize_t r = nr_sys(SYS_readv, fd, (long)iov, cnt, 0, 0, 0, &ep);
+    size_t want = 0;
+    for (int i = 0; i < cnt; i++)
+        want += iov[i].iov_len;
+    nr_after(fd, r, ep, want, iov, cnt);
     return r;
 }
 
 SHIM_API ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
     NR_RESOLVE(real_recv, "recv");
-    ssize_t r = real_recv(fd, buf, n, flags);
-    if (__builtin_expect(nr.on, 0) && !(flags & MSG_PEEK)) {
-        struct iovec v = {buf, n};
-        nr_after(fd, r, n, &v, 1);
-    }
+    if (__builtin_expect(!nr.on, 1) || (flags & MSG_PEEK) || !nr_marked(fd))
+        return real_recv(fd, buf, n, flags);
+    uint64_t ep;
+    ssize_t r = nr_sys(SYS_recvfrom, fd, (long)buf, (long)n, flags, 0, 0, &ep);
+    struct iovec v = {buf, n};
+    nr_after(fd, r, ep, n, &v, 1);
     return r;
 }
 
@@ -438,24 +501,26 @@ SHIM_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockadd
                           socklen_t *al)
 {
     NR_RESOLVE(real_recvfrom, "recvfrom");
-    ssize_t r = real_recvfrom(fd, buf, n, flags, a, al);
-    if (__builtin_expect(nr.on, 0) && !(flags & MSG_PEEK)) {
-        struct iovec v = {buf, n};
-        nr_after(fd, r, n, &v, 1);
-    }
+    if (__builtin_expect(!nr.on, 1) || (flags & MSG_PEEK) || !nr_marked(fd))
+        return real_recvfrom(fd, buf, n, flags, a, al);
+    uint64_t ep;
+    ssize_t r = nr_sys(SYS_recvfrom, fd, (long)buf, (long)n, flags, (long)a, (long)al, &ep);
+    struct iovec v = {buf, n};
+    nr_after(fd, r, ep, n, &v, 1);
     return r;
 }
 
 SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
     NR_RESOLVE(real_recvmsg, "recvmsg");
-    ssize_t r = real_recvmsg(fd, m, flags);
-    if (__builtin_expect(nr.on, 0) && !(flags & MSG_PEEK)) {
-        size_t want = 0;
-        for (size_t i = 0; i < m->msg_iovlen; i++)
-            want += m->msg_iov[i].iov_len;
-        nr_after(fd, r, want, m->msg_iov, (int)m->msg_iovlen);
-    }
+    if (__builtin_expect(!nr.on, 1) || (flags & MSG_PEEK) || !nr_marked(fd))
+        return real_recvmsg(fd, m, flags);
+    uint64_t ep;
+    ssize_t r = nr_sys(SYS_recvmsg, fd, (long)m, flags, 0, 0, 0, &ep);
+    size_t want = 0;
+    for (size_t i = 0; i < m->msg_iovlen; i++)
+        want += m->msg_iov[i].iov_len;
+    nr_after(fd, r, ep, want, m->msg_iov, (int)m->msg_iovlen);
     return r;
 }
 

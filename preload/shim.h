@@ -296,6 +296,7 @@ void netrec_new_epoch(uint64_t stamp); /* parked, for the checkpoint with this s
 void netrec_after_restore(void);
 int netrec_poll_ms(void);              /* the manager's poll timeout */
 void netrec_sync(void);
+void netrec_park(void *ucv);           /* the checkpoint handler, before parking */
 
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */
