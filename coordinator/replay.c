@@ -42,6 +42,7 @@
 #define REPLY_FIRST_MS 1000   /* wait for a reply's first byte */
 #define REPLY_IDLE_MS 30      /* then until the server is quiet that long */
 #define CONNECT_MS 5000
+#define QUEUE_WAIT_MS 2000    /* for a restored queue to be read */
 
 /* "net-<digits>.journal" -> 1 and its epoch. */
 static int journal_epoch(const char *name, uint64_t *e)
@@ -195,12 +196,15 @@ struct rconn {
     uint64_t id;
     int fd;                         /* -1: not connected yet (or gone) */
     int failed;                     /* could not connect: its records are skipped */
+    uint64_t skipped;               /* bytes skipped: in its queue at the checkpoint */
+    int waited;                     /* for the program to read them (wait_queue) */
     socklen_t alen;
     struct sockaddr_storage addr;   /* the server's side of the recorded connection */
 };
 
 struct replay {
     const char *dir;
+    uint64_t stamp;
     int mark;                       /* DIR/net.replay */
     struct rconn *c;
     size_t n, cap;
@@ -349,6 +353,41 @@ static int send_all(int fd, const char *p, size_t len)
     return 0;
 }
 
+/* Bytes of connection id the restored program has read from the queue
+ * its restore put back: its journal's QUEUED records of this epoch. */
+static uint64_t queue_read(const struct replay *r, uint64_t id)
+{
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/net-%020llu.journal", r->dir, (unsigned long long)r->stamp);
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    uint64_t sum = 0;
+    struct ck_netrec_hdr h;
+    off_t off = 0;
+    while (pread(fd, &h, sizeof h, off) == (ssize_t)sizeof h && h.magic == CK_NETREC_MAGIC) {
+        if (h.kind == CK_NETREC_DATA && h.conn == id && (h.flags & CK_NETREC_QUEUED) &&
+            h.epoch == r->stamp)
+            sum += h.len;
+        off += (off_t)(sizeof h + h.len);
+    }
+    close(fd);
+    return sum;
+}
+
+/* A connection that was open at the checkpoint had bytes in its queue:
+ * the restore put them back in the restored connection, so the bytes
+ * after them (on a new connection) wait until the program has read them
+ * (at most QUEUE_WAIT_MS), or it would see them in the wrong order. */
+static void wait_queue(struct replay *r, struct rconn *c)
+{
+    c->waited = 1;
+    for (int i = 0; i < QUEUE_WAIT_MS / 10 && queue_read(r, c->id) < c->skipped; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* One record (its payload p) of the replay; next: the record after it, if
  * any, to know whether the reply must be waited for now. */
 static void one(struct replay *r, const struct ck_netrec_hdr *h, const char *p,
@@ -368,11 +407,16 @@ static void one(struct replay *r, const struct ck_netrec_hdr *h, const char *p,
     case CK_NETREC_DATA:
         /* waiting in the queue at this very image's checkpoint: the
          * restore put those bytes back already */
-        if ((h->flags & CK_NETREC_QUEUED) && h->epoch == stamp)
-            return;
         c = find(r, h->conn, 0);
+        if ((h->flags & CK_NETREC_QUEUED) && h->epoch == stamp) {
+            if (c)
+                c->skipped += h->len;
+            return;
+        }
         if (!c || !c->alen || c->failed)
             return;
+        if (c->skipped && !c->waited)
+            wait_queue(r, c);
         if (c->fd < 0 && connect_conn(r, c) < 0)
             return;
         if (send_all(c->fd, p, h->len) < 0) {
@@ -484,7 +528,7 @@ int ck_netrec_replay(const char *dir, uint64_t stamp, struct ck_netrec_stats *st
             segs[j] = segs[j - 1];
             segs[j - 1] = t;
         }
-    struct replay r = {.dir = dir, .st = st};
+    struct replay r = {.dir = dir, .stamp = stamp, .st = st};
     snprintf(mk, sizeof mk, "%s/%s", dir, CK_NETREC_REPLAY_MARK);
     r.mark = open(mk, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (r.mark < 0) {

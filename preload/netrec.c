@@ -39,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -228,15 +227,13 @@ static void nr_data(struct nr_conn *c, uint64_t epoch, const struct iovec *iov, 
     struct iovec v[NR_MAX_IOV];
     int n = 0;
     size_t len = 0;
-    if (epoch != netrec_epoch_now)
-        c->queued = 0; /* read before the switch: it was not counted as waiting */
-    uint32_t q = c->queued;
-    size_t cut = q && q < r ? q : r; /* the first record ends at the queued part */
-    size_t off = 0;                   /* within iov[i] */
+    /* a read pinned to the epoch before the switch took nothing of what
+     * was waiting at the switch: that is still to come */
+    uint32_t dummy = 0, *q = epoch == netrec_epoch_now ? &c->queued : &dummy;
+    size_t cut = *q && *q < r ? *q : r; /* the first record ends at the queued part */
+    size_t off = 0;                     /* within iov[i] */
     for (int i = 0; i < iovcnt && r > 0;) {
         size_t take = iov[i].iov_len - off;
-        if (take > r)
-            take = r;
         if (take > cut - len)
             take = cut - len;
         if (take) {
@@ -251,13 +248,13 @@ static void nr_data(struct nr_conn *c, uint64_t epoch, const struct iovec *iov, 
         }
         if (len == cut || n == NR_MAX_IOV) {
             uint16_t fl = 0;
-            if (c->queued) {
+            if (*q) {
                 fl = CK_NETREC_QUEUED;
-                c->queued -= (uint32_t)(len < c->queued ? len : c->queued);
+                *q -= (uint32_t)(len < *q ? len : *q);
             }
             nr_emit(CK_NETREC_DATA, fl, c->id, epoch, v, n, len);
             r -= len;
-            cut = c->queued && c->queued < r ? c->queued : r;
+            cut = *q && *q < r ? *q : r;
             n = 0;
             len = 0;
         }
@@ -421,8 +418,14 @@ void netrec_new_epoch(uint64_t stamp)
         struct nr_conn *c = &nr_tab[fd];
         if (!c->id)
             continue;
-        int q = 0;
-        c->queued = ioctl(fd, FIONREAD, &q) == 0 && q > 0 ? (uint32_t)q : 0;
+        /* what capture saved of its queue, which the restore of this
+         * image puts back; not FIONREAD now: bytes keep arriving while the
+         * threads are parked, and those are not in the image */
+        uint64_t q = 0;
+        for (uint32_t i = 0; i < shim_nfdbytes; i++)
+            if (shim_fdbytes[i].fd == fd)
+                q += shim_fdbytes[i].len;
+        c->queued = q < UINT32_MAX ? (uint32_t)q : UINT32_MAX;
         nr_emit_open(c);
     }
 }

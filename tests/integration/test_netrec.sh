@@ -61,11 +61,15 @@ a = sys.argv[1]
 if a.startswith("unix:"):
     class U(socketserver.ThreadingUnixStreamServer):
         daemon_threads = True
+        def handle_error(self, request, client_address):
+            pass
     s = U(a[5:], H)
 else:
     class S(socketserver.ThreadingTCPServer):
         allow_reuse_address = True
         daemon_threads = True
+        def handle_error(self, request, client_address):
+            pass
         address_family = socket.AF_INET6 if a.startswith("[") else socket.AF_INET
     host, _, port = a.rpartition(":")
     s = S((host.strip("[]"), int(port)), H)
@@ -310,6 +314,113 @@ for ADDR in "[::1]:$PORT" "unix:$T/kv.sock"; do
         fail $name "the server did not start: $(tail -3 "$T/sup6$n.err")"
     fi
 done
+
+# ---- a stream read while checkpoints come and go: every byte once ----
+# stream.py ADDR READY: appends what every connection sends to one global
+# stream, which must be "%08d" % 0, 1, 2... in order; a connection that
+# starts with Q gets "POS BAD" (bytes so far, mismatches). The client
+# sends that stream without pause on one connection. Each kill -9 restores
+# an image taken while the server was reading (and maybe holding unread
+# bytes in its queue): what it had read comes from the image, what it had
+# not from the replay (or its restored queue), and the stream must go on
+# without a byte twice or missing.
+cat >"$T/stream.py" <<'EOF'
+import socketserver, sys, threading
+lock = threading.Lock()
+st = [0, 0]
+def expect(p, n):
+    k = p // 8
+    s = "".join("%08d" % i for i in range(k, (p + n) // 8 + 1))
+    return s[p % 8:p % 8 + n]
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        c = self.request
+        first = True
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            if first and d[:1] == b"Q":
+                with lock:
+                    c.sendall(("%d %d\n" % (st[0], st[1])).encode())
+                return
+            first = False
+            with lock:
+                if d.decode() != expect(st[0], len(d)):
+                    st[1] += 1
+                st[0] += len(d)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    def handle_error(self, request, client_address):
+        pass # a connection reset by a kill -9 of the client, or by a restore
+host, _, port = sys.argv[1].rpartition(":")
+s = S((host, int(port)), H)
+open(sys.argv[2], "w").close()
+s.serve_forever()
+EOF
+cat >"$T/streamc.py" <<'EOF'
+import socket, sys, time
+host, _, port = sys.argv[1].rpartition(":")
+def query():
+    q = socket.create_connection((host, int(port)), timeout=20)
+    q.sendall(b"Q")
+    r = q.makefile().readline().split()
+    q.close()
+    return int(r[0]), int(r[1])
+if sys.argv[2] == "query":
+    print("%d %d" % query())
+    sys.exit(0)
+p, _ = query()
+s = socket.create_connection((host, int(port)), timeout=20)
+k = p // 8
+skip = p % 8
+try:
+    while True:
+        chunk = "".join("%08d" % i for i in range(k, k + 512))[skip:].encode()
+        skip = 0
+        k += 512
+        s.sendall(chunk)
+        time.sleep(0.0002)
+except OSError:
+    pass
+EOF
+D7="$T/img7"
+PORT=$((PORT + 1))
+ADDR="127.0.0.1:$PORT"
+rm -f "$T/ready"
+(cd "$T" && exec "$C" run --every 300ms --images "$D7" --auto-restore --record-net \
+    --max-restores 20 --window 120s -- "$PY" "$T/stream.py" "$ADDR" "$T/ready" \
+    >"$T/sup7.out" 2>"$T/sup7.err") &
+SUP=$!
+PIDS+=("$SUP")
+if wait_for 20 test -e "$T/ready"; then
+    why=""
+    for i in 1 2 3 4 5; do
+        "$PY" "$T/streamc.py" "$ADDR" send >/dev/null 2>&1 &
+        cpid=$!
+        PIDS+=("$cpid")
+        sleep 1.$((RANDOM % 10))
+        prog=$(state "$D7" program)
+        kill -9 "$prog"
+        if ! wait_for 30 restored_running "$D7" "$i" "$prog"; then
+            why="restore $i: $(grep -v 'checkpoint [0-9]* ->\|note:' "$T/sup7.err" | tail -3)"
+            break
+        fi
+        wait "$cpid" 2>/dev/null
+    done
+    res=$("$PY" "$T/streamc.py" "$ADDR" query 2>&1)
+    nrep=$(grep -c 'record-net: replayed' "$T/sup7.err")
+    if [ -z "$why" ] && [ "${res#* }" = 0 ] && [ "${res%% *}" -gt 100000 ] && [ "$nrep" -ge 3 ]; then
+        pass netrec_stream_exact
+    else
+        fail netrec_stream_exact "${why:-position and mismatches: $res, $nrep replays}"
+    fi
+    kill -TERM "$SUP"
+    wait "$SUP"
+else
+    fail netrec_stream_exact "the server did not start"
+fi
 
 # ---- usage ----
 "$C" run --every 1s --images "$T/img4" --record-net -- true 2>"$T/err"
