@@ -600,14 +600,14 @@ static void replay_received(struct sv *s, uint64_t stamp)
                "the restored program%s%s",
                st.bytes, st.records, st.conns, st.lost ? " (some could not be made)" : "",
                st.torn ? " (a journal ended in a record cut short by the crash)" : "");
-    if (s->prog_done) {
-        ck_msg("run: --record-net: the program ended during the replay; what it received is "
-               "kept for the next restore");
-        return;
-    }
-    if (st.records && take_checkpoint(s, 0) < 0)
+    /* (the program may end only now: its connections close before its
+     * exit status is there) */
+    if (!s->prog_done && st.records && take_checkpoint(s, 0) < 0 && !s->prog_done)
         ck_msg("run: --record-net: the checkpoint after the replay failed; what the program "
                "received is kept until a checkpoint is committed");
+    if (s->prog_done)
+        ck_msg("run: --record-net: the program ended during the replay; what it received is "
+               "kept for the next restore");
 }
 
 /* Restore image number seq as the supervisor's child (a foreground
