@@ -431,6 +431,7 @@ static void one(struct replay *r, const struct ck_netrec_hdr *h, const char *p,
          * request/response protocol sees the requests in their order */
         if (!next || next->conn != h->conn || next->kind != CK_NETREC_DATA) {
             if (drain(c->fd, REPLY_FIRST_MS) < 0) {
+                r->st->ended++;
                 close(c->fd);
                 c->fd = -1;
                 c->failed = 1;

@@ -10,6 +10,7 @@ struct ck_netrec_stats {
     unsigned lost;   /* connections that could not be made again */
     unsigned full;   /* journals that reached their bound */
     unsigned torn;   /* journals that end in a record cut short */
+    unsigned ended;  /* connections the program closed after a replayed read */
 };
 
 /* Before restoring the image with this stamp: the journals at least as
