@@ -38,7 +38,10 @@ struct ck_plan {
     int32_t image_fd;                   /* positioned at the first PAGES record */
     int32_t status_fd;                  /* --detach: "ok PID" / "error: ..." or -1 */
     uint32_t verify;                    /* check every PAGES checksum */
-    uint32_t pad;
+    uint32_t pidns;                     /* restored in a pid namespace of its own: threads
+                                           get their tids (set_tid), then every thread
+                                           drops the namespace's capabilities (the shim,
+                                           ck_restore_info.drop_caps) */
     uint64_t npages;                    /* pages expected in PAGES records */
     struct ck_mm mm;
     uint64_t auxv[CK_AUXV_WORDS];
@@ -57,6 +60,9 @@ struct ck_plan {
     int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
     uint64_t nguards;                   /* struct ck_guard[nguards]: installed once */
     uint64_t guards_off;                /* memory is filled */
+    uint32_t tree_gate;                 /* a process of a tree: gate_fd and ready_fd stay
+                                           open for the shim's second barrier (ck_restore_info) */
+    uint32_t test_die_late;             /* tests only: end after creating the threads */
 };
 
 /* One PAGES record of the image: its header and where its payload is. */
@@ -92,7 +98,7 @@ struct ck_plan_region {
 
 struct ck_plan_thread {
     uint32_t flags;                     /* CK_TF_* */
-    uint32_t pad;
+    int32_t tid;                        /* > 0: clone3 with this tid (set_tid), else any */
     uint64_t fsbase;
     uint64_t clear_tid_addr;
     struct ck_ctx ctx;

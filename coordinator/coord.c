@@ -26,13 +26,15 @@ struct subcmd {
 
 static const struct subcmd subcmds[] = {
     {"run", cmd_run, 1,
-     "coord run [--id NAME] [--every DURATION --images DIR [--keep N] [--auto-restore] "
+     "coord run [--id NAME] [--pidns] [--every DURATION --images DIR [--keep N] [--auto-restore] "
      "[--resume] ...] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
      "#! script whose interpreter is one.\n"
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"
+     "  --pidns     run PROG in a user and pid namespace of its own (pid 2, under\n"
+     "              coord's init): restored, its processes get their pids back\n"
      "\n"
      "As a supervisor (--every and --images): coord stays PROG's parent,\n"
      "checkpoints it every DURATION into DIR and exits with its exit status\n"
@@ -62,7 +64,7 @@ static const struct subcmd subcmds[] = {
      "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH]",
+     "[--encrypt]] [--action-script PATH] [--json]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -78,14 +80,20 @@ static const struct subcmd subcmds[] = {
      "  --action-script PATH\n"
      "                      run PATH before the checkpoint (CKSHIM_ACTION=pre-checkpoint;\n"
      "                      a non-zero exit refuses it) and after it (post-checkpoint,\n"
-     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"},
+     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"
+     "  --json              also print what was written as one JSON object on standard\n"
+     "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
     {"restore", cmd_restore, 0,
-     "coord restore FILE|- [--detach] [--counter URL] [--key FILE] [--force] "
-     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH]",
+     "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json]",
      "Bring back the process saved in FILE (\"-\": read the image from standard\n"
      "input, e.g. from ssh; it is held in memory, never written to disk).\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
+     "  --json          with --detach: print the pid (and image, processes, pidns) as\n"
+     "                  one JSON object\n"
+     "  --pidns         restore in a new pid namespace with the pids the program knew\n"
+     "                  (images taken under coord run --pidns always are)\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
      "  --force         restore even if the stamp is stale or the counter is unreachable\n"

@@ -47,6 +47,7 @@ struct sv {
     /* options */
     long long every_ms, window_ms;
     int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
+    int pidns;                   /* --pidns: the program under coord's init */
     const char *counter_url, *app_id;
     int record_net;              /* --record-net (replay.c) */
     unsigned long long record_max; /* --record-net-max, 0: the shim's default */
@@ -592,7 +593,10 @@ static int take_checkpoint(struct sv *s, int final)
     char img[PATH_MAX + 32], pid[16];
     unsigned long long next = s->seq + 1;
     image_path(s, next, img, sizeof img);
-    snprintf(pid, sizeof pid, "%d", (int)s->prog);
+    /* --pidns: s->prog is the coord outside the namespace (ours, or a
+     * restore's); the program is its init's child */
+    int prog = ck_pidns_program(s->prog);
+    snprintf(pid, sizeof pid, "%d", prog > 0 ? prog : (int)s->prog);
     char *argv[12];
     int n = 0;
     argv[n++] = "checkpoint";
@@ -695,6 +699,8 @@ static int start_program(struct sv *s, const char *path, const char *preload)
             setenv(CK_NETREC_MAX_ENV, max, 1);
         else
             unsetenv(CK_NETREC_MAX_ENV);
+        if (s->pidns)
+            _exit(ck_run_pidns(path, preload, s->app_id, s->argv));
         _exit(ck_run_exec(path, preload, s->app_id, s->argv) == 0 ? 0 : 127);
     }
     s->prog = p;
@@ -996,6 +1002,11 @@ int ck_supervise(int argc, char **argv)
         }
         if (!strcmp(a, "--record-net")) {
             s.record_net = 1;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--pidns")) {
+            s.pidns = 1;
             i++;
             continue;
         }

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "shim.h"
 
 static pid_t signaled[CK_MAX_THREADS];
@@ -495,4 +496,10 @@ void quiesce_fixup_thread(struct shim_slot *s)
     prctl(PR_SET_NAME, s->comm, 0, 0, 0);
     pattr_thread_restore(s);
     s->tid = tid;
+    /* Restored in a pid namespace of its own (coord restore, pidns): the
+     * restorer ran with the namespace's capabilities to give threads
+     * their tids; the program had none (it was exec'd by an ordinary uid
+     * there), and credentials are per thread. */
+    if (g_shim.rinfo.drop_caps)
+        ck_caps(-1);
 }

@@ -142,6 +142,50 @@ static void report(int fd, const char *msg)
     close(fd);
 }
 
+/* The second step of a restored tree's barrier (coord's tree gate
+ * keeper): this process is whole; wait until every process of the tree
+ * is, and the counter has moved, before any of them runs program code.
+ * Returns only on "ok"; on anything else the process ends here, having
+ * run nothing (the root reports coord's message). */
+static void tree_barrier(struct ck_restore_info *ri)
+{
+    /* the manager thread blocks every signal: a keeper that is gone gives
+     * EPIPE here, not SIGPIPE to the program */
+    char msg[1100];
+    size_t n = 0;
+    ssize_t w;
+    do
+        w = write(ri->ready_fd, "F", 1);
+    while (w < 0 && errno == EINTR);
+    while (w == 1 && n < sizeof msg - 1 && !memchr(msg, '\n', n)) {
+        ssize_t r = read(ri->gate_fd, msg + n, sizeof msg - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    msg[n] = 0;
+    close(ri->gate_fd);
+    close(ri->ready_fd);
+    ri->gate_fd = ri->ready_fd = -1;
+    if (!strcmp(msg, "ok\n"))
+        return;
+    if (!strcmp(msg, "stop\n"))
+        syscall(SYS_exit_group, 1);
+    char lmsg[1200];
+    snprintf(lmsg, sizeof lmsg, "%s", n ? msg : "error: the tree's gate keeper went away\n");
+    if (ri->status_fd >= 0) {
+        report(ri->status_fd, lmsg);
+    } else {
+        ssize_t e = write(2, "ckshim: restore: ", 17);
+        e = write(2, lmsg + (strncmp(lmsg, "error: ", 7) ? 0 : 7),
+                  strlen(lmsg) - (strncmp(lmsg, "error: ", 7) ? 0 : 7));
+        (void)e;
+    }
+    syscall(SYS_exit_group, 1);
+}
+
 void restore_finish(void)
 {
     struct ck_restore_info *ri = &g_shim.rinfo;
@@ -182,6 +226,10 @@ void restore_finish(void)
         }
         syscall(SYS_exit_group, 1);
     }
+    /* what follows cannot fail, and changes what others see (the
+     * terminal, the control socket): only once the whole tree is back */
+    if (ri->magic == CK_RESTORE_MAGIC && ri->gate_fd >= 0)
+        tree_barrier(ri);
     capture_tty_after_restore();
     cputime_restore();
     int sr = seccomp_shim_after_restore();

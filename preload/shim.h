@@ -192,8 +192,11 @@ struct stat;
 const char *fdbytes_data(uint32_t i);
 void fdcap_reset(void);
 void fdcap_forget(int unmap);
+/* fdcap_list: the descriptors this capture takes (*nall grows as
+ * descriptors in flight are found); starts a new capture for the kinds. */
+void fdcap_list(const int *all, const int *nall);
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
-              const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
+              const char *info, int infolen, const struct ck_fdinfo *fi, int family, char *err,
               size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
 int fdcap_resumed(char *err, size_t errlen);
