@@ -36,6 +36,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,10 @@ static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
 static int (*real_accept)(int, struct sockaddr *, socklen_t *);
 static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
 static int (*real_close)(int);
+static int (*real_dup)(int);
 static int (*real_dup2)(int, int);
+static int (*real_fclose)(FILE *);
+static int (*real_close_range)(unsigned, unsigned, int);
 static int (*real_dup3)(int, int, int);
 
 #define NR_RESOLVE(var, name)                                                                      \
@@ -562,18 +566,55 @@ SHIM_API int close(int fd)
     return real_close(fd);
 }
 
+/* The mark follows a copy: reads through either are the connection's. */
+static void nr_copy(int old, int new)
+{
+    if ((unsigned)old < NR_MAX_FD && (unsigned)new < NR_MAX_FD && nr_tab[old].id) {
+        nr_tab[new] = nr_tab[old];
+        if (new > nr.maxfd)
+            nr.maxfd = new;
+    }
+}
+
+SHIM_API int dup(int old)
+{
+    NR_RESOLVE(real_dup, "dup");
+    int r = real_dup(old);
+    if (__builtin_expect(nr.on, 0) && r >= 0)
+        nr_copy(old, r);
+    return r;
+}
+
+/* fclose closes its descriptor inside libc, past close() */
+SHIM_API int fclose(FILE *f)
+{
+    NR_RESOLVE(real_fclose, "fclose");
+    if (__builtin_expect(nr.on, 0) && f)
+        nr_forget(fileno(f));
+    return real_fclose(f);
+}
+
+SHIM_API int close_range(unsigned first, unsigned last, int flags)
+{
+    NR_RESOLVE(real_close_range, "close_range");
+    if (!real_close_range) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (__builtin_expect(nr.on, 0) && !(flags & CLOSE_RANGE_CLOEXEC))
+        for (unsigned fd = first; fd <= last && fd < NR_MAX_FD && (int)fd <= nr.maxfd; fd++)
+            nr_forget((int)fd);
+    return real_close_range(first, last, flags);
+}
+
 SHIM_API int dup2(int old, int new)
 {
     NR_RESOLVE(real_dup2, "dup2");
     if (__builtin_expect(nr.on, 0) && old != new)
         nr_forget(new);
     int r = real_dup2(old, new);
-    if (__builtin_expect(nr.on, 0) && r >= 0 && old != new && (unsigned)old < NR_MAX_FD &&
-        (unsigned)new < NR_MAX_FD && nr_tab[old].id) {
-        nr_tab[new] = nr_tab[old]; /* reads through either are the connection's */
-        if (new > nr.maxfd)
-            nr.maxfd = new;
-    }
+    if (__builtin_expect(nr.on, 0) && r >= 0 && old != new)
+        nr_copy(old, new);
     return r;
 }
 
@@ -583,11 +624,7 @@ SHIM_API int dup3(int old, int new, int flags)
     if (__builtin_expect(nr.on, 0) && old != new)
         nr_forget(new);
     int r = real_dup3(old, new, flags);
-    if (__builtin_expect(nr.on, 0) && r >= 0 && (unsigned)old < NR_MAX_FD &&
-        (unsigned)new < NR_MAX_FD && nr_tab[old].id) {
-        nr_tab[new] = nr_tab[old];
-        if (new > nr.maxfd)
-            nr.maxfd = new;
-    }
+    if (__builtin_expect(nr.on, 0) && r >= 0)
+        nr_copy(old, new);
     return r;
 }

@@ -462,6 +462,55 @@ else
     fail netrec_stream_exact "the server did not start"
 fi
 
+# ---- the mark follows dup(), and a descriptor closed by fclose() (inside
+# libc) is forgotten: a file opened later under its number is not
+# journaled ----
+cat >"$T/fdsrv.py" <<'EOF'
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fdopen.restype = ctypes.c_void_p
+libc.fclose.argtypes = [ctypes.c_void_p]
+host, _, port = sys.argv[1].rpartition(":")
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((host, int(port)))
+ls.listen(4)
+open(sys.argv[2], "w").close()
+c, _ = ls.accept()
+d = libc.dup(c.fileno())
+got = os.read(d, 100)                 # through the copy: journaled
+c.close()
+libc.fclose(libc.fdopen(d, b"r"))     # closes d inside libc
+fds = [os.open(sys.argv[3], os.O_RDONLY) for _ in range(4)]
+secret = b"".join(os.read(f, 100) for f in fds)   # one of them has d's number
+open(sys.argv[4], "w").write("%d %s %s\n" % (d, got.decode().strip(), d in fds))
+EOF
+echo TOPSECRET >"$T/secret.txt"
+D12="$T/img12"
+PORT=$((PORT + 1))
+rm -f "$T/ready" "$T/fdres"
+(cd "$T" && exec "$C" run --every 1h --images "$D12" --auto-restore --record-net \
+    -- "$PY" "$T/fdsrv.py" "127.0.0.1:$PORT" "$T/ready" "$T/secret.txt" "$T/fdres" \
+    >"$T/sup12.out" 2>"$T/sup12.err") &
+SUP=$!
+PIDS+=("$SUP")
+if wait_for 20 test -e "$T/ready"; then
+    "$PY" -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$PORT)); s.sendall(b'VIA-DUP\n'); s.recv(1)" 2>/dev/null
+    wait_for 20 test -s "$T/fdres"
+    wait_for 20 gone "$SUP"
+    res=$(cat "$T/fdres" 2>/dev/null)
+    if [ "${res#* }" = "VIA-DUP True" ] && grep -aq VIA-DUP "$D12"/net-*.journal &&
+        ! grep -aq TOPSECRET "$D12"/net-*.journal; then
+        pass netrec_dup_fclose
+    else
+        fail netrec_dup_fclose "result '$res'; journal: $(cat "$D12"/net-*.journal 2>/dev/null | tr -c '[:print:]' . | head -c 200)"
+    fi
+else
+    fail netrec_dup_fclose "the server did not start"
+fi
+kill "$SUP" 2>/dev/null
+wait "$SUP" 2>/dev/null
+
 # ---- usage ----
 "$C" run --every 1s --images "$T/img4" --record-net -- true 2>"$T/err"
 rc1=$?
