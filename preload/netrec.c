@@ -164,7 +164,20 @@ static void nr_open_journal(void)
 
 int netrec_init(void)
 {
+    /* all at once, now: not later in a signal handler's first read */
+    NR_RESOLVE(real_read, "read");
+    NR_RESOLVE(real_readv, "readv");
+    NR_RESOLVE(real_recv, "recv");
+    NR_RESOLVE(real_recvfrom, "recvfrom");
+    NR_RESOLVE(real_recvmsg, "recvmsg");
+    NR_RESOLVE(real_accept, "accept");
+    NR_RESOLVE(real_accept4, "accept4");
     NR_RESOLVE(real_close, "close");
+    NR_RESOLVE(real_dup, "dup");
+    NR_RESOLVE(real_dup2, "dup2");
+    NR_RESOLVE(real_dup3, "dup3");
+    NR_RESOLVE(real_fclose, "fclose");
+    NR_RESOLVE(real_close_range, "close_range");
     const char *d = getenv(CK_NETREC_DIR_ENV);
     if (!d || !*d || strlen(d) >= sizeof nr.dir - 64)
         return 0;
