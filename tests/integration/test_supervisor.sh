@@ -65,7 +65,8 @@ D="$T/img"
     -- "$PY" "$T/loop.py" "$T/a.log" >"$T/sup1.out" 2>"$T/sup1.err") &
 sup=$!
 PIDS+=("$sup")
-if wait_for 20 have_image "$D" 5; then
+# (the state file says seq 5 once the older images are pruned)
+if wait_for 20 have_image "$D" 5 && wait_for 5 seq_above "$D" 4; then
     n=$(nimages "$D")
     mode=$(stat -c %a "$D")
     if [ "$n" -eq 2 ] && [ "$mode" = 700 ] && ! have_image "$D" 1 && ! have_image "$D" 2; then
