@@ -226,8 +226,7 @@ if [ "$nj" -le 2 ] && [ "$nr" -eq 0 ] && [ ! -e "$D/net.replay" ]; then
 else
     fail netrec_journals_pruned "$(ls "$D" | tr '\n' ' ')"
 fi
-kill -TERM "$SUP"
-wait "$SUP"
+stop_supervisor "$SUP"
 
 # ---- --record-net-max bounds a journal ----
 D2="$T/img2"
@@ -251,8 +250,7 @@ if start_kv "$D2" sup2 --auto-restore --record-net --record-net-max 4K; then
     else
         fail netrec_journal_bounded "biggest journal ${biggest:-none}: $(grep -i 'full\|reached' "$T/sup2.err" | head -2)"
     fi
-    kill -TERM "$SUP"
-    wait "$SUP"
+    stop_supervisor "$SUP"
 else
     fail netrec_journal_bounded "the server did not start"
 fi
@@ -285,8 +283,7 @@ if start_kv "$D8" sup8 --auto-restore --record-net; then
     else
         fail netrec_resume "$bad; $(grep -v 'checkpoint [0-9]* ->\|note:' "$T/sup8b.err" | tail -3)"
     fi
-    kill -TERM "$SUP"
-    wait "$SUP"
+    stop_supervisor "$SUP"
 else
     fail netrec_resume "the server did not start"
 fi
@@ -313,8 +310,7 @@ if start_kv "$D3" sup3 --auto-restore; then
     else
         fail netrec_off_nothing_journaled "$bad; $(ls "$D3" | tr '\n' ' ')"
     fi
-    kill -TERM "$SUP"
-    wait "$SUP"
+    stop_supervisor "$SUP"
 else
     fail netrec_off_nothing_journaled "the server did not start"
 fi
@@ -348,8 +344,7 @@ for ADDR in "[::1]:$PORT" "unix:$T/kv.sock"; do
         else
             fail $name "$bad; $(grep -v 'checkpoint [0-9]* ->\|note:' "$T/sup6$n.err" | tail -3)"
         fi
-        kill -TERM "$SUP"
-        wait "$SUP"
+        stop_supervisor "$SUP"
     else
         fail $name "the server did not start: $(tail -3 "$T/sup6$n.err")"
     fi
@@ -456,8 +451,7 @@ if wait_for 20 test -e "$T/ready"; then
     else
         fail netrec_stream_exact "${why:-position and mismatches: $res, $nrep replays}"
     fi
-    kill -TERM "$SUP"
-    wait "$SUP"
+    stop_supervisor "$SUP"
 else
     fail netrec_stream_exact "the server did not start"
 fi

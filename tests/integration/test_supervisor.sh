@@ -360,8 +360,7 @@ kill -TERM "$sup"
 # the last checkpoint stops itself (SIGSTOP) after its rename
 wait_for 20 has_stopped_helper "$sup"
 kill -TERM "$sup"
-wait_for 20 gone "$sup"
-wait "$sup"
+end_supervisor "$sup"
 rc=$?
 if [ $rc -eq 0 ] && [ "$(state "$D9" status)" = stopped ] && have_image "$D9" 1 &&
     [ -n "$prog" ] && wait_for 5 gone "$prog" && grep -q 'the program is saved in' "$T/sup9.err" &&
@@ -427,8 +426,7 @@ else
     fail supervisor_checkpoint_failures_shown "no image: $(tail -n 3 "$T/sup10.err")"
 fi
 rm -f "$T/refuse"
-kill -TERM "$sup"
-wait "$sup"
+stop_supervisor "$sup"
 
 # ---- a commit during which the counter moved ("may be refused as
 # stale") removes no older image ----
@@ -462,8 +460,8 @@ if [ -n "$ok" ]; then
 else
     fail supervisor_stale_commit_keeps_images "$(ls "$D11" | tr '\n' ' '): $(grep -v 'checkpoint [0-9]* ->' "$T/sup11.err" | tail -n 3)"
 fi
-h=$(stopped_helper "$sup")
-[ -n "$h" ] && PIDS+=("$h")
+# the supervisor, its program and its helper (stopped or not) end here
 prog=$(state "$D11" program)
-kill -9 "$sup" "$prog" $h 2>/dev/null
+for c in $(ps -o pid= --ppid "$sup"); do kill -9 "$c" 2>/dev/null; done
+kill -9 "$sup" "$prog" 2>/dev/null
 wait "$sup" 2>/dev/null
