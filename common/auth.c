@@ -158,11 +158,11 @@ static int read_full(int fd, void *buf, size_t n, uint64_t off)
 
 int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errlen)
 {
-    return ck_image_authenticate_at(fd, 0, k, err, errlen);
+    return ck_image_authenticate_at(fd, 0, k, NULL, err, errlen);
 }
 
-int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k, char *err,
-                             size_t errlen)
+int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k,
+                             uint8_t mac_out[CK_DIGEST_BYTES], char *err, size_t errlen)
 {
     struct ck_header h;
     int r = read_full(fd, &h, sizeof h, base);
@@ -227,6 +227,8 @@ int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k, char
                 snprintf(err, errlen, "the image was modified (authentication failed)");
                 goto out;
             }
+            if (mac_out)
+                memcpy(mac_out, mac, sizeof mac);
             r = 0;
             goto out;
         }

@@ -68,9 +68,10 @@ void ck_crypt_payload(const struct ck_key *k, const struct ck_header *h, const s
 int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errlen);
 
 /* The same for the image stream that starts at byte base of fd (one
- * process of a process tree image). */
-int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k, char *err,
-                             size_t errlen);
+ * process of a process tree image); with mac, the stream's MAC (checked)
+ * is copied there, for the tree header's MAC, which covers it. */
+int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k,
+                             uint8_t mac[CK_DIGEST_BYTES], char *err, size_t errlen);
 
 /* Keyed BLAKE2b (the MAC key) of len bytes: the MAC of a process tree
  * image's header (coordinator/tree.c). */

@@ -104,4 +104,35 @@ struct ck_plan_thread {
     struct ck_ctx ctx;
 };
 
+/* The kernel's struct prctl_mm_map (PR_SET_MM_MAP): the restorer sets the
+ * saved layout with it, and after a restore in a pid namespace of the
+ * program's own the shim sets it again with the program as exe_fd. */
+struct ck_prctl_mm_map {
+    uint64_t start_code, end_code, start_data, end_data;
+    uint64_t start_brk, brk, start_stack;
+    uint64_t arg_start, arg_end, env_start, env_end;
+    uint64_t auxv;
+    uint32_t auxv_size;
+    uint32_t exe_fd;
+};
+
+static inline void ck_mm_map_fill(struct ck_prctl_mm_map *m, const struct ck_mm *mm,
+                                  const uint64_t *auxv, uint32_t auxv_bytes, int exe_fd)
+{
+    m->start_code = mm->start_code;
+    m->end_code = mm->end_code;
+    m->start_data = mm->start_data;
+    m->end_data = mm->end_data;
+    m->start_brk = mm->start_brk;
+    m->brk = mm->brk;
+    m->start_stack = mm->start_stack;
+    m->arg_start = mm->arg_start;
+    m->arg_end = mm->arg_end;
+    m->env_start = mm->env_start;
+    m->env_end = mm->env_end;
+    m->auxv = (uint64_t)(unsigned long)auxv;
+    m->auxv_size = auxv_bytes;
+    m->exe_fd = (uint32_t)exe_fd;
+}
+
 #endif

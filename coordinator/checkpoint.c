@@ -853,8 +853,25 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct ck_key tkey;
     memset(&tkey, 0, sizeof tkey);
     memcpy(tkey.mac, req->key_mac, sizeof tkey.mac);
-    int hr = ck_tree_write_hdr(outfd, &h, ents, (req->flags & CK_CKPT_MAC) ? &tkey : NULL);
+    memcpy(tkey.id, req->key_id, sizeof tkey.id);
+    uint8_t *macs = calloc((size_t)n, CK_DIGEST_BYTES);
+    int hr = macs ? 0 : -ENOMEM;
+    /* each stream's own MAC (checked: a stream written with other keys
+     * would not restore) goes into the tree's */
+    for (int i = 0; !hr && (req->flags & CK_CKPT_MAC) && i < n; i++) {
+        char aerr[512];
+        if (!t->m[i].zombie &&
+            ck_image_authenticate_at(tmps[i], 0, &tkey, macs + (size_t)i * CK_DIGEST_BYTES,
+                                     aerr, sizeof aerr) < 0) {
+            ck_msg("checkpoint %d: the stream of process %d does not authenticate: %s", pid,
+                   t->m[i].pid, aerr);
+            hr = -EBADMSG;
+        }
+    }
+    if (!hr)
+        hr = ck_tree_write_hdr(outfd, &h, ents, (req->flags & CK_CKPT_MAC) ? &tkey : NULL, macs);
     ck_key_wipe(&tkey);
+    free(macs);
     if (hr < 0) {
         ck_msg("checkpoint %d: cannot write the tree header into %s: %s", pid, tmp_path,
                strerror(-hr));

@@ -1026,7 +1026,8 @@ static int inspect_one(int fd, const char *file, int json, int verify, const cha
     memset(&key, 0, sizeof(key));
     if (key_file) {
         if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
-            ck_image_authenticate_at(fd, th ? te[ti].offset : 0, &key, err, sizeof(err)) < 0) {
+            ck_image_authenticate_at(fd, th ? te[ti].offset : 0, &key, NULL, err,
+                                     sizeof(err)) < 0) {
                 ck_key_wipe(&key);
             ck_msg("inspect %s: %s", file, err);
             ck_image_free(&img);
@@ -1143,13 +1144,19 @@ int cmd_inspect(int argc, char **argv)
         close(fd);
         return rc;
     }
-    /* An authenticated tree: its header's MAC first (each stream's own
-     * MAC is checked by inspect_one). */
+    /* An authenticated tree: its MAC first (over the header and every
+     * stream's MAC; inspect_one checks each stream's again as it goes). */
     if (key_file) {
         struct ck_key key;
-        int kr = ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof err) < 0 ||
-                 ck_tree_check_mac(&th, te, &key, err, sizeof err) < 0;
+        uint8_t *macs = calloc(th.nprocs, CK_DIGEST_BYTES);
+        int kr = !macs || ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof err) < 0;
+        for (uint32_t i = 0; !kr && i < th.nprocs; i++)
+            kr = !(te[i].flags & CK_TREE_ZOMBIE) &&
+                 ck_image_authenticate_at(fd, te[i].offset, &key, macs + i * CK_DIGEST_BYTES,
+                                          err, sizeof err) < 0;
+        kr = kr || ck_tree_check_mac(&th, te, macs, &key, err, sizeof err) < 0;
         ck_key_wipe(&key);
+        free(macs);
         if (kr) {
             ck_msg("inspect %s: %s", file, err);
             free(te);

@@ -109,6 +109,7 @@ static struct {
     struct tree_pipe *pipes;
     int npipes;
     int map_fd;                         /* memfd "ckshim-tree": {vpid, pid now}[n] */
+    uint8_t *macs;                      /* with a key: each stream's MAC (ck_tree_check_mac) */
     int32_t *map;
     struct tree_shm {                   /* MAP_SHARED anonymous memory the tree shares */
         uint64_t ino;                   /* its shmem inode at checkpoint (ck_region.ino) */
@@ -2557,7 +2558,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     g_tree.e = e;
     g_tree.map_fd = -1;
     g_tree.m = calloc((size_t)n, sizeof *g_tree.m);
-    if (!g_tree.m) {
+    g_tree.macs = calloc((size_t)n, CK_DIGEST_BYTES);
+    if (!g_tree.m || !g_tree.macs) {
         fail_msg(root, "out of memory");
         return -1;
     }
@@ -2601,7 +2603,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         /* Authenticity before anything in the stream is believed, as for
          * one process (cmd_restore); the tree header's MAC was checked. */
         if (root->have_key) {
-            if (ck_image_authenticate_at(m->img_fd, e[i].offset, &root->key, err,
+            if (ck_image_authenticate_at(m->img_fd, e[i].offset, &root->key,
+                                         g_tree.macs + (size_t)i * CK_DIGEST_BYTES, err,
                                          sizeof err) < 0) {
                 fail_msg(root, "process %d of the tree: %s", e[i].vpid, err);
                 return -1;
@@ -2628,6 +2631,14 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         for (uint32_t k = 0; k < m->img.nfds; k++)
             if (m->img.fds[k].fd + 64 > hi)
                 hi = m->img.fds[k].fd + 64;
+    }
+    /* the tree header (parents, zombies, which processes) and the streams
+     * together, before anything of it is used */
+    char merr[512];
+    if (root->have_key && ck_tree_check_mac(h, e, g_tree.macs, &root->key, merr,
+                                            sizeof merr) < 0) {
+        fail_msg(root, "%s", merr);
+        return -1;
     }
     if (root->have_key && seal_image(root) < 0)
         return -1;
@@ -2957,8 +2968,7 @@ int cmd_restore(int argc, char **argv)
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
     int tr = ck_tree_read_hdr(c.img_fd, &th, &te, err, sizeof err);
-    if (tr < 0 || (tr > 0 && c.have_key && ck_tree_check_mac(&th, te, &c.key, err,
-                                                              sizeof err) < 0)) {
+    if (tr < 0) {
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }

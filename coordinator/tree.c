@@ -215,11 +215,12 @@ uint64_t ck_tree_first_offset(uint32_t n)
     return (hdr_bytes(n) + 4095) & ~(uint64_t)4095;
 }
 
-/* The keyed MAC of a tree header (its MAC field zero) and its entries. */
+/* The keyed MAC of a tree header (its MAC field zero), its entries and
+ * its streams' MACs. */
 static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                     const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
+                     const uint8_t *macs, const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
 {
-    size_t len = sizeof *h + h->nprocs * sizeof *e;
+    size_t len = sizeof *h + h->nprocs * (sizeof *e + CK_DIGEST_BYTES);
     uint8_t *buf = malloc(len);
     if (!buf) {
         memset(out, 0, CK_DIGEST_BYTES); /* matches no header: refused */
@@ -228,12 +229,13 @@ static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
     memcpy(buf, h, sizeof *h);
     memset(buf + offsetof(struct ck_tree_hdr, mac), 0, sizeof h->mac);
     memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    memcpy(buf + sizeof *h + h->nprocs * sizeof *e, macs, h->nprocs * CK_DIGEST_BYTES);
     ck_auth_mac_bytes(k, buf, len, out);
     free(buf);
 }
 
 int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_key *k, char *err, size_t errlen)
+                      const uint8_t *macs, const struct ck_key *k, char *err, size_t errlen)
 {
     static const uint8_t zero[sizeof h->mac];
     uint8_t mac[CK_DIGEST_BYTES];
@@ -242,17 +244,17 @@ int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e
                  "key), but a key was given: refusing it");
         return -1;
     }
-    tree_mac(h, e, k, mac);
+    tree_mac(h, e, macs, k, mac);
     if (sodium_memcmp(mac, h->mac, sizeof mac) != 0) {
         snprintf(err, errlen, "the process tree image was modified or taken with another key "
-                 "(its tree header does not match its MAC)");
+                 "(its tree header and streams do not match its MAC)");
         return -1;
     }
     return 0;
 }
 
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_key *k)
+                      const struct ck_key *k, const uint8_t *macs)
 {
     size_t len = hdr_bytes(h->nprocs);
     uint8_t *buf = calloc(1, len);
@@ -260,7 +262,7 @@ int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_
         return -ENOMEM;
     memcpy(buf, h, sizeof *h);
     if (k)
-        tree_mac(h, e, k, buf + offsetof(struct ck_tree_hdr, mac));
+        tree_mac(h, e, macs, k, buf + offsetof(struct ck_tree_hdr, mac));
     memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
     uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
     memcpy(buf + len - sizeof sum, &sum, sizeof sum);

@@ -45,14 +45,17 @@ uint64_t ck_tree_first_offset(uint32_t n);
  * offset 0 of fd; with a key k, their MAC in h->mac too. 0 or -errno. */
 struct ck_key;
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_key *k);
+                      const struct ck_key *k, const uint8_t *macs);
 
-/* An authenticated tree image: the MAC of its header and entries (which
- * the streams' own MACs do not cover: which processes, their parents,
- * the zombies' statuses, where each stream is) with key k. 0, or -1 with
- * a message in err. */
+/* An authenticated tree image: the MAC, with key k, of its header, its
+ * entries (which the streams' own MACs do not cover: which processes,
+ * their parents, the zombies' statuses, where each stream is) and the
+ * MAC of every process's stream (macs: CK_DIGEST_BYTES per entry, zero
+ * for a zombie; ck_image_authenticate_at gives them), so no stream of
+ * another checkpoint can stand in for one. 0, or -1 with a message in
+ * err. */
 int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_key *k, char *err, size_t errlen);
+                      const uint8_t *macs, const struct ck_key *k, char *err, size_t errlen);
 
 /* Read a tree header from offset 0 of fd: 0 when the file is not a tree
  * image (a single process's, or not an image), 1 with the entries in

@@ -449,7 +449,7 @@ static int inet_capture(struct ck_fdcap *c)
     int fd = c->fd, domain = c->family;
     struct ck_inet s;
     memset(&s, 0, sizeof s);
-    ck_sock_capture(c, &s.so);
+    ck_sock_capture(c, NULL, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
     int udp = s.so.type == SOCK_DGRAM &&
               (s.so.protocol == IPPROTO_UDP || s.so.protocol == IPPROTO_UDPLITE);

@@ -188,29 +188,37 @@ static int get_opt(int fd, int opt, void *v, socklen_t len, uint32_t *missing, i
     return -1;
 }
 
-void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock *o)
+void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known,
+                     struct ck_sock *o)
 {
     int v, fd = c->fd;
+    struct ck_sock_known k = {-1, -1, -1};
+    if (known)
+        k = *known;
     memset(o, 0, sizeof *o);
     o->family = (uint16_t)c->family;
-    if (get_int(fd, SO_TYPE, &v) == 0)
-        o->type = (uint32_t)v;
+    if (k.type >= 0 || get_int(fd, SO_TYPE, &k.type) == 0)
+        o->type = (uint32_t)k.type;
     if (get_int(fd, SO_PROTOCOL, &v) == 0)
         o->protocol = (uint32_t)v;
     uint32_t *miss = missing_of(c, o);
     _Static_assert(sizeof bool_opts / sizeof bool_opts[0] <= OPT_BUF_LOCK, "bits overlap");
-    for (int k = 0; k < (int)(sizeof bool_opts / sizeof bool_opts[0]); k++)
-        if (get_opt(fd, bool_opts[k].opt, &v, sizeof v, miss, k) == 0 && v)
-            o->opts |= bool_opts[k].bit;
+    for (int i = 0; i < (int)(sizeof bool_opts / sizeof bool_opts[0]); i++)
+        if (get_opt(fd, bool_opts[i].opt, &v, sizeof v, miss, i) == 0 && v)
+            o->opts |= bool_opts[i].bit;
     /* which sizes the program set itself (the others the kernel may still
      * tune: TCP grows them with the connection's needs) */
     if (get_opt(fd, SO_BUF_LOCK, &v, sizeof v, miss, OPT_BUF_LOCK) == 0)
         o->opts |= CK_SOCKO_BUF_LOCK_KNOWN | (v & SOCK_SNDBUF_LOCK ? CK_SOCKO_SNDBUF_LOCK : 0) |
                    (v & SOCK_RCVBUF_LOCK ? CK_SOCKO_RCVBUF_LOCK : 0);
     struct int_opt ints[] = {INT_OPTS(o)};
-    for (int k = 0; k < (int)(sizeof ints / sizeof ints[0]); k++)
-        if (get_opt(fd, ints[k].opt, &v, sizeof v, miss, OPT_INTS + k) == 0)
-            *ints[k].val = v;
+    for (int i = 0; i < (int)(sizeof ints / sizeof ints[0]); i++) {
+        int have = ints[i].opt == SO_SNDBUF ? k.sndbuf : ints[i].opt == SO_RCVBUF ? k.rcvbuf : -1;
+        if (have >= 0)
+            *ints[i].val = have;
+        else if (get_opt(fd, ints[i].opt, &v, sizeof v, miss, OPT_INTS + i) == 0)
+            *ints[i].val = v;
+    }
     o->peek_off = -1;
     if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
         o->peek_off = v;

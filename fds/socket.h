@@ -29,7 +29,13 @@ const char *ck_sock_type_name(int type);
  * CK_SOCKO_LISTENING are left 0 (the family tells them: sock_diag for
  * AF_UNIX, TCP_INFO for TCP). Never fails: an option the kernel does not
  * report keeps its default. */
-void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock *o);
+struct ck_sock_known {
+    int type, sndbuf, rcvbuf;           /* -1: not known */
+};
+/* known: what the family already read of the socket (sock_diag), not
+ * asked again; NULL if nothing. */
+void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known,
+                     struct ck_sock *o);
 
 /* Peeking at a socket's whole queue from its start, whatever peek offset
  * the program uses: ck_sock_peek_begin sets SO_PEEK_OFF to 0 (old: the

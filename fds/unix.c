@@ -77,6 +77,7 @@ struct udiag {
     uint32_t rqueue, wqueue;            /* listener: waiting clients, backlog */
     uint32_t shut;                      /* RCV_SHUTDOWN 1, SEND_SHUTDOWN 2 */
     uint32_t vfs_dev, vfs_ino;          /* bound file (kernel dev_t), 0 if none */
+    int32_t sndbuf, rcvbuf;             /* UNIX_DIAG_MEMINFO, -1 if not told */
     int has_vfs;
     uint32_t namelen;
     char name[108];
@@ -89,6 +90,7 @@ static void udiag_parse(const struct nlmsghdr *h, struct udiag *d)
 {
     const struct unix_diag_msg *m = NLMSG_DATA(h);
     memset(d, 0, sizeof *d);
+    d->sndbuf = d->rcvbuf = -1;
     d->ino = m->udiag_ino;
     d->state = m->udiag_state;
     d->type = m->udiag_type;
@@ -120,6 +122,14 @@ static void udiag_parse(const struct nlmsghdr *h, struct udiag *d)
         case UNIX_DIAG_SHUTDOWN:
             if (n >= 1)
                 d->shut = *(const uint8_t *)p;
+            break;
+        case UNIX_DIAG_MEMINFO:
+            if (n >= (SK_MEMINFO_SNDBUF + 1) * sizeof(uint32_t)) {
+                uint32_t mem[SK_MEMINFO_SNDBUF + 1];
+                memcpy(mem, p, sizeof mem);
+                d->rcvbuf = (int32_t)mem[SK_MEMINFO_RCVBUF];
+                d->sndbuf = (int32_t)mem[SK_MEMINFO_SNDBUF];
+            }
             break;
         case UNIX_DIAG_VFS:
             if (n >= sizeof(struct unix_diag_vfs)) {
@@ -154,7 +164,7 @@ static int udiag_send(int nl, uint32_t ino)
     req.r.udiag_states = ~0u;
     req.r.udiag_ino = ino;
     req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN |
-                       UDIAG_SHOW_VFS;
+                       UDIAG_SHOW_VFS | UDIAG_SHOW_MEMINFO;
     req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u; /* INET_DIAG_NOCOOKIE */
     struct sockaddr_nl nla = {.nl_family = AF_NETLINK};
     return sendto(nl, &req, sizeof req, 0, (struct sockaddr *)&nla, sizeof nla) < 0 ? -1 : 0;
@@ -393,13 +403,16 @@ static int unix_capture(struct ck_fdcap *c)
         return 0;
     struct ck_unix *u = &cap_state.u;
     memset(u, 0, sizeof *u);
-    ck_sock_capture(c, &u->so);
     note_scm(c);
     u->ino = c->st->st_ino;
     struct udiag d;
+    memset(&d, 0, sizeof d);
     int r = 0;
     if (u->ino > UINT32_MAX || uc_get(c, (uint32_t)u->ino, &d) < 0)
         r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
+    /* sock_diag tells the type and the buffer sizes (UNIX_DIAG_MEMINFO) */
+    struct ck_sock_known known = {(int)d.type, d.sndbuf, d.rcvbuf};
+    ck_sock_capture(c, r < 0 ? NULL : &known, &u->so);
     if (r < 0) {
         snprintf(c->err, c->errlen, "fd %d is a unix %s socket (%s) whose state sock_diag does "
                  "not tell (%s), so ckshim cannot restore it", c->fd,
@@ -430,13 +443,11 @@ static int unix_capture(struct ck_fdcap *c)
         if (u->so.type != SOCK_DGRAM)
             u->flags |= CK_UNIXF_CONNECTED;
     }
+    /* the bound name: UNIX_DIAG_NAME holds what getsockname gives */
+    u->namelen = (uint16_t)d.namelen;
+    memcpy(u->name, d.name, d.namelen);
     struct sockaddr_un sa;
     socklen_t sl = sizeof sa;
-    if (getsockname(c->fd, (struct sockaddr *)&sa, &sl) == 0 && sl > SUN_OFF) {
-        u->namelen = (uint16_t)(sl - SUN_OFF);
-        memcpy(u->name, sa.sun_path, u->namelen);
-    }
-    sl = sizeof sa;
     if (d.state == 1 && getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0) {
         u->flags |= CK_UNIXF_CONNECTED;
         if (sl > SUN_OFF) {

@@ -1339,14 +1339,17 @@ int capture_all(char *err, size_t errlen)
     if ((r = capture_regions(err, errlen)) < 0 || (r = pattr_capture_aio(err, errlen)) < 0)
         return r;
     unwind_names();
-    struct timespec t0, t1;
+    struct timespec t0, t1, c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     /* CKSHIM_DEBUG: the descriptors' share of the pause (docs/PERFORMANCE.md) */
-    shim_log("captured %u descriptors in %lld us", g_shim.nfds,
-             (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
+    shim_log("captured %u descriptors in %lld us (%lld us of CPU)", g_shim.nfds,
+             (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000),
+             (long long)((c1.tv_sec - c0.tv_sec) * 1000000LL + (c1.tv_nsec - c0.tv_nsec) / 1000));
     if ((r = mark_fromfd(err, errlen)) < 0 || (r = hugetlb_files(err, errlen)) < 0 ||
         (r = capture_shm(err, errlen)) < 0)
         return r;

@@ -500,6 +500,6 @@ void quiesce_fixup_thread(struct shim_slot *s)
      * restorer ran with the namespace's capabilities to give threads
      * their tids; the program had none (it was exec'd by an ordinary uid
      * there), and credentials are per thread. */
-    if (g_shim.rinfo.drop_caps)
-        ck_caps(-1);
+    if (g_shim.rinfo.drop_caps && s >= g_shim.slots && s < g_shim.slots + CK_MAX_THREADS)
+        ck_caps(-1); /* the manager's own (not a slot) drops them in restore_finish */
 }

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plan.h"
+#include "rawsys.h"
 #include "shim.h"
 
 #ifndef PR_TIMER_CREATE_RESTORE_IDS
@@ -142,6 +144,23 @@ static void report(int fd, const char *msg)
     close(fd);
 }
 
+/* /proc/self/exe names the restorer, which the kernel will not replace
+ * while it is mapped and only with CAP_CHECKPOINT_RESTORE (PR_SET_MM_MAP
+ * with an exe_fd): after a restore in a pid namespace of the program's
+ * own, point it at the program again, with the layout the restorer set
+ * (the program has not run since). Best effort: procpath.c answers the
+ * program's own readlink anyway. */
+static void restore_exe_link(void)
+{
+    int fd = g_shim.exe[0] ? open(g_shim.exe, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return;
+    struct ck_prctl_mm_map m;
+    ck_mm_map_fill(&m, &g_shim.proc.mm, g_shim.proc.auxv, g_shim.proc.auxv_bytes, fd);
+    prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0);
+    close(fd);
+}
+
 /* The second step of a restored tree's barrier (coord's tree gate
  * keeper): this process is whole; wait until every process of the tree
  * is, and the counter has moved, before any of them runs program code.
@@ -209,6 +228,13 @@ void restore_finish(void)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
+    if (ri->drop_caps) {
+        /* in a pid namespace of its own: this thread still has the
+         * namespace's CAP_CHECKPOINT_RESTORE (quiesce_fixup_thread left
+         * it), which /proc/self/exe needs, now that the restorer is gone */
+        restore_exe_link();
+        ck_caps(-1);
+    }
     restore_process_state();
     capture_restore_vmflags();
     char lerr[400], lmsg[480];

@@ -543,32 +543,10 @@ static void protect_regions(void)
     }
 }
 
-struct kernel_mm_map {
-    uint64_t start_code, end_code, start_data, end_data;
-    uint64_t start_brk, brk, start_stack;
-    uint64_t arg_start, arg_end, env_start, env_end;
-    uint64_t auxv;
-    uint32_t auxv_size;
-    uint32_t exe_fd;
-};
-
 static void set_mm(void)
 {
-    struct kernel_mm_map m;
-    m.start_code = plan->mm.start_code;
-    m.end_code = plan->mm.end_code;
-    m.start_data = plan->mm.start_data;
-    m.end_data = plan->mm.end_data;
-    m.start_brk = plan->mm.start_brk;
-    m.brk = plan->mm.brk;
-    m.start_stack = plan->mm.start_stack;
-    m.arg_start = plan->mm.arg_start;
-    m.arg_end = plan->mm.arg_end;
-    m.env_start = plan->mm.env_start;
-    m.env_end = plan->mm.env_end;
-    m.auxv = (uint64_t)plan->auxv;
-    m.auxv_size = plan->auxv_bytes;
-    m.exe_fd = (uint32_t)-1;
+    struct ck_prctl_mm_map m;
+    ck_mm_map_fill(&m, &plan->mm, plan->auxv, plan->auxv_bytes, -1);
     long r = sys_prctl(R_PR_SET_MM, R_PR_SET_MM_MAP, (long)&m, sizeof m, 0);
     if (r < 0)
         die("prctl(PR_SET_MM_MAP) refused the saved address-space layout", 0, r);

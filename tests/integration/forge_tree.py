@@ -9,6 +9,9 @@
 #                   for that field of entry I2
 #   nprocs=N        the number of entries (the checksum goes after N)
 #   truncate=N      cut the file to N bytes (after the header is written)
+#   splice=I:PATH   put the stream of entry I of the tree image PATH in
+#                   place of entry I's stream (the header unchanged: it
+#                   must fit in entry I's length; zeros after it)
 # Layout (common/image.h): a 128-byte struct ck_tree_hdr (nprocs at 12),
 # 32-byte entries {i32 vpid, real_pid, parent; u32 flags; u64 offset,
 # length}, then the XXH64 (seed 0) of header and entries.
@@ -30,6 +33,15 @@ for op in sys.argv[3:]:
         continue
     if key == "truncate":
         cut = int(val)
+        continue
+    if key == "splice":
+        i, path = val.split(":", 1)
+        other = open(path, "rb").read()
+        eo = HDR + int(i) * ENT
+        o1, l1 = struct.unpack_from("<QQ", other, eo + 16)
+        o0, l0 = struct.unpack_from("<QQ", data, eo + 16)
+        assert l1 <= l0, "the other stream is longer"
+        data[o0:o0 + l0] = other[o1:o1 + l1] + b"\0" * (l0 - l1)
         continue
     i, field = key.split(".")
     if "." in val:

@@ -156,6 +156,18 @@ else
     fail pidns_restore_detach_same_pid "printed '$np' (NSpid $nspid), program: $(grep NOW "$T/ids.log" | tail -n 1)"
 fi
 
+# /proc/PID/exe (what gdb -p reads) names the program again, not the
+# restorer (the default mode cannot change it: see docs/DESIGN.md).
+exe=$(readlink "/proc/$np/exe" 2>/dev/null)
+[ -n "$exe" ] && [ "$exe" = "$(readlink -f "$(command -v python3)")" ] &&
+    pass pidns_restore_exe_link || fail pidns_restore_exe_link "/proc/$np/exe is '$exe'"
+
+# The restorer had the namespace's CAP_CHECKPOINT_RESTORE (for the
+# threads' tids); no thread of the program keeps any capability.
+caps=$(grep -h -E '^Cap(Inh|Prm|Eff|Amb):' /proc/"$np"/task/*/status 2>/dev/null | awk '{print $2}' | sort -u)
+[ "$caps" = 0000000000000000 ] && pass pidns_restore_drops_capabilities ||
+    fail pidns_restore_drops_capabilities "$(echo $caps)"
+
 # Again: checkpoint the restored program, restore in the foreground; coord
 # ends with the program's exit status.
 "$C" checkpoint "$np" -o "$T/ids2.img" --kill >"$T/out" 2>"$T/err" || fail pidns_checkpoint_again "$(cat "$T/err")"

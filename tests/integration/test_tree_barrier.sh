@@ -195,11 +195,12 @@ if start_py_app keyed "$T/marks.py"; then
         fail tree_key_encrypted "the shared memory's bytes are in the image in clear"
     fi
     restore_refused tree_key_needed "$T/keyed.img" "encrypted; give its key"
-    restore_refused tree_key_other_key "$T/keyed.img" "does not match its MAC" --key "$T/key2"
+    restore_refused tree_key_other_key "$T/keyed.img" "authenticated with another key" \
+        --key "$T/key2"
     # one process left out of the tree (its stream still authenticated)
     python3 "$(dirname "${BASH_SOURCE[0]}")/forge_tree.py" "$T/keyed.img" "$T/keyed.forged" \
         nprocs=2
-    restore_refused tree_key_forged_header "$T/keyed.forged" "does not match its MAC" \
+    restore_refused tree_key_forged_header "$T/keyed.forged" "do not match its MAC" \
         --key "$T/key"
     "$C" inspect --verify --key "$T/key" "$T/keyed.img" >"$T/out" 2>"$T/err" &&
         [ "$(grep -c 'image OK' "$T/out")" = 3 ] && pass tree_key_inspect ||
@@ -215,6 +216,33 @@ if start_py_app keyed "$T/marks.py"; then
         pass tree_key_restore
     else
         fail tree_key_restore "restore gave '$np', $(markers) ran: $(cat "$T"/ran.* 2>/dev/null)"
+    fi
+    end_tree
+fi
+# Two checkpoints of one tree without counter stamps (--counter none: the
+# streams' stamps cannot tell them apart): a stream of one put in place
+# of the same process's stream in the other is refused, the tree's MAC
+# covers every stream's.
+rm -f "$T/go"
+if start_py_app mix "$T/marks.py"; then
+    ok=1
+    "$C" checkpoint "$pid" -o "$T/mix1.img" --kill --key "$T/key" --counter none \
+        >/dev/null 2>"$T/err" && wait_for 10 gone "$pid" || ok=0
+    np=$(cd / && timeout 30 "$C" restore --detach --key "$T/key" --counter none "$T/mix1.img" \
+        2>"$T/err")
+    [ -n "$np" ] && PIDS+=("$np") || ok=0
+    sleep 0.5
+    "$C" checkpoint "${np:-0}" -o "$T/mix2.img" --kill --key "$T/key" --counter none \
+        >/dev/null 2>"$T/err" && wait_for 10 gone "$np" || ok=0
+    F="$(dirname "${BASH_SOURCE[0]}")/forge_tree.py"
+    python3 "$F" "$T/mix2.img" "$T/mix.img" splice=2:"$T/mix1.img" 2>/dev/null ||
+        python3 "$F" "$T/mix1.img" "$T/mix.img" splice=2:"$T/mix2.img" || ok=0
+    if [ $ok = 1 ]; then
+        restore_refused tree_key_stream_of_other_checkpoint "$T/mix.img" "do not match its MAC" \
+            --key "$T/key" --counter none
+        restore_ok tree_key_counter_none_restores "$T/mix2.img" --key "$T/key" --counter none
+    else
+        fail tree_key_stream_of_other_checkpoint "could not make the two images"
     fi
     end_tree
 fi

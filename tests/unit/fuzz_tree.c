@@ -75,7 +75,12 @@ static void read_one(int fd, const uint8_t *data, size_t size)
         abort(); /* every refusal says why */
     if (r <= 0)
         return;
-    (void)ck_tree_check_mac(&h, e, &key, err, sizeof err);
+    static uint8_t macs[CK_TREE_MAXPROCS * CK_DIGEST_BYTES];
+    for (uint32_t i = 0; i < h.nprocs; i++)
+        if (!(e[i].flags & CK_TREE_ZOMBIE))
+            (void)ck_image_authenticate_at(fd, e[i].offset, &key, macs + i * CK_DIGEST_BYTES,
+                                           err, sizeof err);
+    (void)ck_tree_check_mac(&h, e, macs, &key, err, sizeof err);
     for (uint32_t i = 0; i < h.nprocs; i++) {
         if (e[i].flags & CK_TREE_ZOMBIE) {
             if (e[e[i].parent < 0 ? 0 : e[i].parent].flags & CK_TREE_ZOMBIE)
@@ -158,7 +163,7 @@ int main(int argc, char **argv)
          .length = len},
         {.vpid = 101, .real_pid = 101, .parent = 0, .flags = CK_TREE_ZOMBIE, .length = 3 << 8}};
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, NULL) < 0 ||
+    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, NULL, NULL) < 0 ||
         pwrite(fd, img, len, (off_t)e[0].offset) != (ssize_t)len)
         return 1;
     close(fd);
