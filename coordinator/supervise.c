@@ -195,7 +195,7 @@ int ck_image_stamp(const char *path, struct ck_header *h)
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
     char err[256];
-    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    int tr = ck_tree_read_hdr(fd, &th, &te, NULL, err, sizeof err);
     free(te);
     ssize_t n = tr == 0 ? pread(fd, h, sizeof *h, 0) : 0;
     close(fd);
@@ -1027,6 +1027,8 @@ int ck_supervise(int argc, char **argv)
             r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &s.app_id);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--record-net-max", NULL, &recmax);
+        if (!r)
+            r = ck_run_version_option("run", argc, argv, &i);
         if (r < 0)
             return CK_EXIT_USAGE;
         if (r > 0)
@@ -1260,4 +1262,9 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
         closedir(d);
     if (j)
         ck_json_close(j, ']');
+}
+
+long long ck_parse_duration(const char *s)
+{
+    return parse_duration(s);
 }

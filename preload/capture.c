@@ -641,6 +641,11 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
                      "cannot restore", f->fd, path, kind, adv, type);
             return -ENOTSUP;
         }
+        /* a POSIX lock through a description shared with another process
+         * (inherited across fork) that the other process took: its own,
+         * shown here because it was taken through this file */
+        if (k.kind == CK_LOCK_POSIX && pid != (int)syscall(SYS_getpid))
+            continue;
         k.write = !strcmp(type, "WRITE");
         if (k.kind != CK_LOCK_FLOCK && k.kind != CK_LOCK_LEASE) {
             k.start = start;

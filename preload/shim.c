@@ -368,8 +368,13 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             return 0;
         }
     }
+    g_shim.ckpt_noversions = (req->flags & CK_CKPT_NO_VERSIONS) != 0;
+    g_shim.ckpt_nshared = req->nshared < CK_MAX_SHARED ? req->nshared : CK_MAX_SHARED;
+    memcpy(g_shim.ckpt_shared, req->shared, sizeof g_shim.ckpt_shared);
     r = capture_all(err, sizeof err);
     g_shim.tree_ckpt = 0;
+    g_shim.ckpt_noversions = 0;
+    g_shim.ckpt_nshared = 0;
     if (r < 0) {
         capture_forget(1);
         quiesce_release();
@@ -440,7 +445,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     memset(cr, 0, sizeof *cr);
     int64_t pause_end = 0;
     if (nofork) {
-        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
@@ -451,14 +456,14 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
             int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
             if (s == 0)
-                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
             cr->status = s;
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
-            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
         } else {
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);

@@ -36,9 +36,9 @@ ck_cleanup() {
     [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
 }
 
-# ck_cleanup_supervised: ck_cleanup, and the programs of the supervisors
-# whose images are in $T/*/ (kill -9 of a supervisor leaves its program).
-ck_cleanup_supervised() {
+# sv_cleanup: ck_cleanup, and first the programs of the supervisors whose
+# --images directories are $T/*/ (kill -9 of a supervisor leaves its program).
+sv_cleanup() {
     local f p
     for f in "$T"/*/supervise.state; do
         [ -f "$f" ] || continue

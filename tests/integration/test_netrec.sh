@@ -28,7 +28,7 @@ C="$B/coord"
 T=$(mktemp -d /tmp/ckshim-netrec.XXXXXX)
 chmod 755 "$T"
 . "$HERE/lib.sh"
-trap ck_cleanup_supervised EXIT
+trap sv_cleanup EXIT
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)

@@ -25,7 +25,7 @@ C="$B/coord"
 T=$(mktemp -d /tmp/ckshim-super.XXXXXX)
 chmod 755 "$T"
 . "$HERE/lib.sh"
-trap ck_cleanup_supervised EXIT
+trap sv_cleanup EXIT
 
 # loop.py LOG [CRASH_MARKER]: append 1, 2, 3... to LOG every 50 ms; exit 3
 # when CRASH_MARKER exists; exit 0 when the file $T/finish exists.
