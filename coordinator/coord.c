@@ -60,7 +60,13 @@ static const struct subcmd subcmds[] = {
      "  --exit-code-on-checkpoint N\n"
      "                      exit N instead of 0 after the last checkpoint on SIGTERM or\n"
      "                      SIGINT (HTCondor: \"checkpointed, run me again\")\n"
-     "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
+     "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"
+     "  --record-net        journal what PROG receives on the connections it accepts\n"
+     "                      (DIR/net-*.journal) and replay it after a restore on new\n"
+     "                      connections (its replies dropped): requests since the last\n"
+     "                      checkpoint are not lost. Needs --auto-restore or --resume\n"
+     "  --record-net-max SIZE\n"
+     "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
      "[--encrypt]] [--action-script PATH] [--json] [--shared-file PATH]... "

@@ -543,7 +543,7 @@ static int capture_regions(char *err, size_t errlen)
 
 static int fd_is_skipped(int fd)
 {
-    if (fd == g_shim.listen_fd)
+    if (fd == g_shim.listen_fd || fd == netrec_fd())
         return 1;
     for (unsigned i = 0; i < sizeof shim_skip_fds / sizeof shim_skip_fds[0]; i++)
         if (shim_skip_fds[i] == fd)

@@ -424,6 +424,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             return 0;
         }
         hdr.flags |= hflags;
+        /* threads parked: what they read from here on is after this image */
+        netrec_new_epoch(hdr.counter_stamp);
     }
 
     /* The manager's own park point: the restorer resumes it here. */
@@ -676,8 +678,9 @@ static void *manager_main(void *arg)
     for (;;) {
         struct pollfd pf[2] = {{.fd = g_shim.listen_fd, .events = POLLIN},
                                {.fd = seed_trigger_fd(), .events = POLLIN}};
-        if (poll(pf, pf[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+        if (poll(pf, pf[1].fd >= 0 ? 2 : 1, netrec_poll_ms()) < 0 && errno != EINTR)
             usleep(10000);
+        netrec_sync();
         /* A restored program's after-restore hooks run here, once its
          * threads run again (restore_finish released them). */
         if (pf[1].fd >= 0 && (pf[1].revents & POLLIN)) {
@@ -807,7 +810,7 @@ __attribute__((constructor)) static void shim_init(void)
     g_shim.rseq_off = (long)__rseq_offset;
     g_shim.rseq_size = __rseq_size;
 
-    if (wrappers_init() < 0 || quiesce_init() < 0) {
+    if (wrappers_init() < 0 || quiesce_init() < 0 || netrec_init() < 0) {
         shim_log("initialisation failed; checkpointing disabled");
         return;
     }

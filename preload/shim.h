@@ -302,6 +302,15 @@ void cputime_restore(void);
 void cputime_forget(void);
 clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
 
+/* netrec.c: `coord run --record-net`, the journal of received bytes */
+int netrec_init(void);
+int netrec_fd(void);                   /* the journal (never in an image), or -1 */
+void netrec_new_epoch(uint64_t stamp); /* parked, for the checkpoint with this stamp */
+void netrec_after_restore(void);
+int netrec_poll_ms(void);              /* the manager's poll timeout */
+void netrec_sync(void);
+void netrec_park(void *ucv);           /* the checkpoint handler, before parking */
+
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */
 int seccomp_shim_init(void);

@@ -48,6 +48,24 @@ sv_cleanup() {
     ck_cleanup
 }
 
+# stop_supervisor PID: SIGTERM (a last image), then end_supervisor: a test
+# never hangs on a supervisor.
+stop_supervisor() {
+    kill -TERM "$1" 2>/dev/null
+    end_supervisor "$1"
+}
+
+# end_supervisor PID: wait for it to end (at most 60 s, then SIGKILL to its
+# children and to it); its exit status is the function's.
+end_supervisor() {
+    local c
+    if ! wait_for 60 gone "$1"; then
+        for c in $(ps -o pid= --ppid "$1"); do kill -9 "$c" 2>/dev/null; done
+        kill -9 "$1" 2>/dev/null
+    fi
+    wait "$1" 2>/dev/null
+}
+
 # restore_ok NAME IMG [ARGS]: restore --detach must start a process (which
 # is then killed).
 restore_ok() {
