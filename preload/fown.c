@@ -7,8 +7,10 @@
  * shim asks at checkpoint, for every open file description, and puts it
  * back after restore, once the threads have their new ids: the owner is
  * the process itself, its process group or one of its threads (recorded
- * by the tid the program saw); an owner outside the program could not be
- * given back and refuses the checkpoint by name.
+ * by the tid the program saw), or in a tree checkpoint another process of
+ * the tree (by the pid the tree knows it by; coord checks it is one); an
+ * owner outside the program could not be given back and refuses the
+ * checkpoint by name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +50,13 @@ int fown_capture(struct ck_fd *f, char *err, size_t errlen)
             return 0;
         }
     }
+    /* another process of the tree being checkpointed (coord checks it
+     * is one): by the pid the tree knows it by */
+    pid_t v = shim_tree_virt(o.pid);
+    if (g_shim.tree_ckpt && o.type == F_OWNER_PID && v > 0 && v <= (pid_t)CK_OWN_ID(~0u)) {
+        f->owner = CK_OWN_TREE << 24 | (uint32_t)v;
+        return 0;
+    }
     snprintf(err, errlen, "fd %d: its signals (F_SETOWN) go to %s %d, outside the program, "
              "which ckshim cannot give back after a restore", f->fd,
              o.type == F_OWNER_PGRP ? "process group" : o.type == F_OWNER_TID ? "thread" :
@@ -79,6 +88,16 @@ int fown_restore(char *err, size_t errlen)
             if (!o.pid) {
                 snprintf(err, errlen, "fd %d: the thread %u that got its signals is gone",
                          f->fd, CK_OWN_ID(f->owner));
+                return -1;
+            }
+            break;
+        case CK_OWN_TREE:
+            for (uint32_t k = 0; k < g_shim.ntree; k++)
+                if (g_shim.tree[k].vpid == (pid_t)CK_OWN_ID(f->owner))
+                    o.pid = g_shim.tree[k].real;
+            if (!o.pid) {
+                snprintf(err, errlen, "fd %d: the process %u of the tree that got its signals "
+                         "is not in the tree's map", f->fd, CK_OWN_ID(f->owner));
                 return -1;
             }
             break;

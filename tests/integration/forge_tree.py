@@ -12,9 +12,11 @@
 #   splice=I:PATH   put the stream of entry I of the tree image PATH in
 #                   place of entry I's stream (the header unchanged: it
 #                   must fit in entry I's length; zeros after it)
-# Layout (common/image.h): a 128-byte struct ck_tree_hdr (nprocs at 12),
-# 32-byte entries {i32 vpid, real_pid, parent; u32 flags; u64 offset,
-# length}, then the XXH64 (seed 0) of header and entries.
+# Layout (common/image.h): a 128-byte struct ck_tree_hdr (version at 8,
+# nprocs at 12), 32-byte entries {i32 vpid, real_pid, parent; u32 flags;
+# u64 offset, length}, in version 2 the share table (u64 nshares, u64
+# flags, 16-byte shares: kept as it was, after the entries), then the
+# XXH64 (seed 0) of all that.
 import os, struct, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +28,11 @@ FIELDS = {"vpid": (0, "<i"), "real_pid": (4, "<i"), "parent": (8, "<i"),
 
 data = bytearray(open(sys.argv[1], "rb").read())
 cut = None
+table = b""
+if struct.unpack_from("<I", data, 8)[0] >= 2:
+    at = HDR + struct.unpack_from("<I", data, 12)[0] * ENT
+    nsh = struct.unpack_from("<Q", data, at)[0]
+    table = bytes(data[at:at + 16 + 16 * nsh])
 for op in sys.argv[3:]:
     key, val = op.split("=", 1)
     if key == "nprocs":
@@ -52,6 +59,10 @@ for op in sys.argv[3:]:
     struct.pack_into(fmt, data, HDR + int(i) * ENT + o, int(val))
 n = struct.unpack_from("<I", data, 12)[0]
 end = HDR + n * ENT
+if end + len(table) > len(data):
+    data.extend(b"\0" * (end + len(table) - len(data)))
+data[end:end + len(table)] = table
+end += len(table)
 if end + 8 > len(data):
     data.extend(b"\0" * (end + 8 - len(data)))
 struct.pack_into("<Q", data, end, xxh64(bytes(data[:end])))

@@ -69,8 +69,9 @@ static void read_one(int fd, const uint8_t *data, size_t size)
         abort();
     struct ck_tree_hdr h;
     struct ck_tree_entry *e = NULL;
+    struct ck_tree_sharetab st;
     char err[512] = "";
-    int r = ck_tree_read_hdr(fd, &h, &e, err, sizeof err);
+    int r = ck_tree_read_hdr(fd, &h, &e, &st, err, sizeof err);
     if (r < 0 && !err[0])
         abort(); /* every refusal says why */
     if (r <= 0)
@@ -80,7 +81,12 @@ static void read_one(int fd, const uint8_t *data, size_t size)
         if (!(e[i].flags & CK_TREE_ZOMBIE))
             (void)ck_image_authenticate_at(fd, e[i].offset, &key, macs + i * CK_DIGEST_BYTES,
                                            err, sizeof err);
-    (void)ck_tree_check_mac(&h, e, macs, &key, err, sizeof err);
+    (void)ck_tree_check_mac(&h, e, &st, macs, &key, err, sizeof err);
+    if (ck_tree_check_shares(&h, &st, err, sizeof err) == 0)
+        for (uint64_t k = 0; k < st.n; k++)
+            if (st.s[k].proc < 0 || st.s[k].proc >= (int32_t)h.nprocs || st.s[k].fd < 0)
+                abort(); /* a share of no process got through */
+    free(st.s);
     for (uint32_t i = 0; i < h.nprocs; i++) {
         if (e[i].flags & CK_TREE_ZOMBIE) {
             if (e[e[i].parent < 0 ? 0 : e[i].parent].flags & CK_TREE_ZOMBIE)
@@ -159,11 +165,14 @@ int main(int argc, char **argv)
     h.nprocs = 2;
     h.counter_stamp = sh.counter_stamp;
     struct ck_tree_entry e[2] = {
-        {.vpid = 100, .real_pid = 100, .parent = -1, .offset = ck_tree_first_offset(2),
+        {.vpid = 100, .real_pid = 100, .parent = -1, .offset = ck_tree_first_offset(2, 2),
          .length = len},
         {.vpid = 101, .real_pid = 101, .parent = 0, .flags = CK_TREE_ZOMBIE, .length = 3 << 8}};
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, NULL, NULL) < 0 ||
+    struct ck_tree_share sh2[2] = {{.proc = 0, .fd = 3, .group = 0},
+                                   {.proc = 0, .fd = 4, .group = 0}};
+    struct ck_tree_sharetab st = {.n = 2, .flags = CK_TREE_HDR_SHARES, .s = sh2};
+    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, &st, NULL, NULL) < 0 ||
         pwrite(fd, img, len, (off_t)e[0].offset) != (ssize_t)len)
         return 1;
     close(fd);
