@@ -196,19 +196,13 @@ static int collect(int p[2], pid_t c, char *out, size_t outlen, long long limit_
     return why ? why : ws;
 }
 
-/* Run ssh HOST REMOTE_CMD with stdin from in_fd (or /dev/null), its
- * standard output collected in out (NUL-terminated), stderr passed on.
- * Returns ssh's wait status, or -1 if it could not be started. */
-static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, size_t outlen,
-                   long long limit_ms)
+/* A child whose standard output is the write end of a new pipe p (the
+ * parent reads p[0] with collect): its pid in the parent, 0 in the child
+ * (which dies with coord), -1 if it could not be made. */
+static pid_t spawn(int p[2])
 {
-    int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return -1;
-    char *argv[MAX_SSH_ARGS + 4];
-    memcpy(argv, m->ssh_argv, sizeof(char *) * (size_t)m->ssh_argc);
-    argv[m->ssh_argc] = (char *)remote_cmd;
-    argv[m->ssh_argc + 1] = NULL;
     fflush(NULL);
     pid_t me = getpid(), c = fork();
     if (c < 0) {
@@ -218,8 +212,30 @@ static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, 
     }
     if (c == 0) {
         child_setup(me);
+        close(p[0]);
+        if (dup2(p[1], STDOUT_FILENO) < 0)
+            _exit(127);
+    }
+    return c;
+}
+
+/* Run ssh HOST REMOTE_CMD with stdin from in_fd (or /dev/null), its
+ * standard output collected in out (NUL-terminated), stderr passed on.
+ * Returns ssh's wait status, or -1 if it could not be started. */
+static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, size_t outlen,
+                   long long limit_ms)
+{
+    char *argv[MAX_SSH_ARGS + 4];
+    memcpy(argv, m->ssh_argv, sizeof(char *) * (size_t)m->ssh_argc);
+    argv[m->ssh_argc] = (char *)remote_cmd;
+    argv[m->ssh_argc + 1] = NULL;
+    int p[2];
+    pid_t c = spawn(p);
+    if (c < 0)
+        return -1;
+    if (c == 0) {
         int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
-        if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(p[1], STDOUT_FILENO) < 0)
+        if (in < 0 || dup2(in, STDIN_FILENO) < 0)
             _exit(127);
         execvp(argv[0], argv);
         ck_msg("migrate: cannot run %s: %s", argv[0], strerror(errno));
@@ -232,24 +248,14 @@ static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, 
  * Returns its exit code (-1: could not run or died of a signal). */
 static int run_coord(int (*fn)(int, char **), char **argv, char *out, size_t outlen)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -1;
     int argc = 0;
     while (argv[argc])
         argc++;
-    fflush(NULL);
-    pid_t me = getpid(), c = fork();
-    if (c < 0) {
-        close(p[0]);
-        close(p[1]);
+    int p[2];
+    pid_t c = spawn(p);
+    if (c < 0)
         return -1;
-    }
     if (c == 0) {
-        child_setup(me);
-        close(p[0]);
-        if (dup2(p[1], STDOUT_FILENO) < 0)
-            _exit(CK_EXIT_FAIL);
         int rc = fn(argc, argv);
         fflush(NULL);
         _exit(rc);
