@@ -725,6 +725,8 @@ struct ck_tree_entry {
                                            its wait status */
 };
 #define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
+#define CK_TREE_STOPPED 0x2             /* stopped by a signal (bits 8-15 of flags): stopped
+                                           again once restored */
 
 struct ck_tree_hdr {
     char magic[CK_MAGIC_LEN];

@@ -67,13 +67,15 @@ static void proc_stat(int pid, char *st, size_t cap)
         st[0] = 0;
 }
 
-/* A zombie's wait status: field 52 of /proc/PID/stat (exit_code), or -1. */
-static int zombie_status(int pid)
+/* Field 52 of /proc/PID/stat (exit_code) when the process's state is
+ * one of states: a zombie's wait status, or the signal that stopped a
+ * stopped process. -1 otherwise. */
+static int stat_exit_code(int pid, const char *states)
 {
     char st[2048];
     proc_stat(pid, st, sizeof st);
     char *p = strrchr(st, ')');
-    if (!p || p[1] != ' ' || p[2] != 'Z')
+    if (!p || p[1] != ' ' || !p[2] || !strchr(states, p[2]))
         return -1;
     /* fields 3.. follow ") "; exit_code is field 52 */
     p += 2;
@@ -96,8 +98,10 @@ int ck_tree_discover(int pid, struct ck_tree *t)
         int r = add_children(t, i);
         if (r < 0)
             return r;
-        if (i > 0 && (t->m[i].status = zombie_status(t->m[i].pid)) >= 0)
+        if (i > 0 && (t->m[i].status = stat_exit_code(t->m[i].pid, "Z")) >= 0)
             t->m[i].zombie = 1;
+        else if (i > 0 && (t->m[i].stopsig = stat_exit_code(t->m[i].pid, "T")) < 0)
+            t->m[i].stopsig = 0;
     }
     return 0;
 }
@@ -141,21 +145,8 @@ static int under_shim(int pid)
     return peer == pid;
 }
 
-/* Process group and session of pid (/proc/PID/stat), 0 if unknown. */
-static void pgrp_sid(int pid, long *pgrp, long *sid)
-{
-    char st[1024];
-    *pgrp = *sid = 0;
-    proc_stat(pid, st, sizeof st);
-    char *rp = strrchr(st, ')');
-    if (rp)
-        sscanf(rp + 1, " %*c %*d %ld %ld", pgrp, sid);
-}
-
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
-    long root_pgrp, root_sid;
-    pgrp_sid(t->m[0].pid, &root_pgrp, &root_sid);
     size_t used = 0;
     int bad = 0;
     uid_t me = getuid();
@@ -166,7 +157,6 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         if (ck_proc_info(m->pid, &pi) < 0)
             continue; /* gone meanwhile: not part of the tree any more */
         char who[160], why[200];
-        long pg, sid;
         ck_tree_describe(m->pid, who, sizeof who);
         int ppid = t->m[m->parent].pid;
         if (m->zombie) {
@@ -178,14 +168,11 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
             char user[64];
             ck_user_name(user, sizeof user, pi.ruid != me ? pi.ruid : pi.euid);
             snprintf(why, sizeof why, "a child of %d, belongs to user %s", ppid, user);
-        } else if (pi.state == 'T' || pi.state == 't') {
-            snprintf(why, sizeof why, "a child of %d, is stopped (continue it: kill -CONT %d)",
-                     ppid, m->pid);
-        } else if ((pgrp_sid(m->pid, &pg, &sid), pg != root_pgrp || sid != root_sid)) {
-            snprintf(why, sizeof why, "a child of %d, is in %s %ld, not %d's %ld (process "
-                     "groups and sessions of a tree are not restored yet)", ppid,
-                     sid != root_sid ? "session" : "process group", sid != root_sid ? sid : pg,
-                     t->m[0].pid, sid != root_sid ? root_sid : root_pgrp);
+        } else if (pi.state == 't') {
+            snprintf(why, sizeof why, "a child of %d, is stopped by a debugger (ptrace)", ppid);
+        } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
+            snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
+                     "(continue it: kill -CONT %d)", ppid, m->pid);
         } else if (!under_shim(m->pid)) {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);
@@ -197,7 +184,8 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
                                      who, why);
         bad++;
     }
-    return bad;
+    /* process groups and sessions of the tree (treegroups.c) */
+    return bad + ck_tree_groups_check(t, err, errlen);
 }
 
 /* Bytes of the tree header with n entries and its checksum. */

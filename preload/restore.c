@@ -252,12 +252,28 @@ void restore_tree_map(void)
     syscall(SYS_close, dfd);
     if (found < 0)
         return;
-    g_shim.ntree = 0;
-    for (uint32_t i = 0; i < sizeof g_shim.tree / sizeof g_shim.tree[0]; i++) {
+    /* {vpid, real} of every process, then after a {0, 0} the process
+     * groups, then the sessions, then {vpid, signal} of the processes
+     * that were stopped (coordinator/restore.c: restore_tree). */
+    g_shim.ntree = g_shim.npgrps = g_shim.nsids = 0;
+    g_shim.restore_stop = 0;
+    int section = 0;
+    for (uint32_t i = 0; i < 4096; i++) {
         struct shim_treepid e;
         if (pread(found, &e, sizeof e, (off_t)(i * sizeof e)) != (ssize_t)sizeof e)
             break;
-        g_shim.tree[g_shim.ntree++] = e;
+        if (!e.vpid && !e.real) {
+            section++;
+            continue;
+        }
+        if (section == 0 && g_shim.ntree < sizeof g_shim.tree / sizeof g_shim.tree[0])
+            g_shim.tree[g_shim.ntree++] = e;
+        else if (section == 1 && g_shim.npgrps < sizeof g_shim.pgrps / sizeof g_shim.pgrps[0])
+            g_shim.pgrps[g_shim.npgrps++] = e;
+        else if (section == 2 && g_shim.nsids < sizeof g_shim.sids / sizeof g_shim.sids[0])
+            g_shim.sids[g_shim.nsids++] = e;
+        else if (section == 3 && e.vpid == (int32_t)g_shim.proc.pid)
+            g_shim.restore_stop = e.real;
     }
     syscall(SYS_close, found);
 }

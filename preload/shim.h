@@ -126,6 +126,13 @@ struct shim_state {
         int32_t vpid, real;
     } tree[1024];
     uint32_t ntree;
+    /* Process groups and sessions of the restored tree: the number the
+     * tree knows each by and the one it has now (docs/DESIGN.md, "Process
+     * groups and sessions in a tree"). */
+    struct shim_treepid pgrps[256], sids[256];
+    uint32_t npgrps, nsids;
+    int restore_stop;                   /* stopped at the checkpoint: this signal
+                                           stops it again once restored */
     int tree_ckpt;                      /* this checkpoint is one process of a tree's
                                            (CK_CKPT_TREE): children are coord's to check */
 };
@@ -135,6 +142,9 @@ extern struct shim_state g_shim;
  * (itself if not in the tree), and the reverse. */
 pid_t shim_tree_real(pid_t vpid);
 pid_t shim_tree_virt(pid_t real);
+/* The same for process group and session ids (wrappers.c). */
+pid_t shim_pgrp_virt(pid_t real);
+pid_t shim_sid_virt(pid_t real);
 /* restore.c: read the tree's pid map coord left on a memfd, if any. */
 void restore_tree_map(void);
 

@@ -90,6 +90,7 @@ TWICE+=" hooks "
 TWICE+=" inet_listen inet_pair inet_udp inet_opts inet_outside "
 TWICE+=" tree_pipes tree_shm "
 TWICE+=" unix_scm "
+TWICE+=" tree_groups "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
