@@ -713,7 +713,7 @@ struct ck_restore_info {
  * children. A reader that sees CK_TREE_MAGIC at offset 0 reads each
  * stream with the single-process reader (its offsets are absolute). */
 #define CK_TREE_MAGIC "CKSHTRE\x01"
-#define CK_TREE_VERSION 1
+#define CK_TREE_VERSION 2
 #define CK_TREE_MAXPROCS 1024
 
 struct ck_tree_entry {
@@ -723,6 +723,8 @@ struct ck_tree_entry {
     uint32_t flags;                     /* CK_TREE_ZOMBIE */
     uint64_t offset, length;            /* its image stream in the file; a zombie: 0 and
                                            its wait status */
+    int32_t pgid, sid;                  /* its process group and session at checkpoint,
+                                           as the kernel numbered them (version 2) */
 };
 #define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
 #define CK_TREE_STOPPED 0x2             /* stopped by a signal (bits 8-15 of flags): stopped

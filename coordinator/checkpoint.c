@@ -512,6 +512,27 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
     return 0;
 }
 
+/* The processes that were stopped and that tree_checkpoint continued are
+ * stopped again with their signal; back in state T before it returns, so
+ * that a tree taken again finds them stopped. Their parent sees them
+ * continued and stopped (SIGCHLD, waitpid with WCONTINUED). */
+static void tree_stop_again(const struct ck_tree *t)
+{
+    for (int i = 1; i < t->n; i++) {
+        if (t->m[i].zombie || t->m[i].stopsig <= 0)
+            continue;
+        kill(t->m[i].pid, t->m[i].stopsig);
+        for (int w = 0; w < 200; w++) {
+            char path[64], st[512];
+            snprintf(path, sizeof path, "/proc/%d/stat", t->m[i].pid);
+            char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+            if (!rp || rp[1] != ' ' || rp[2] == 'T' || rp[2] == 'Z' || rp[2] == 'X')
+                break;
+            sleep_ms(5);
+        }
+    }
+}
+
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
  * "Process trees"): every process parks, then every process captures, then
  * each writes its own stream into a file of its own; coord puts them
@@ -543,6 +564,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     char dir[PATH_MAX];
     const char *base;
     split_path(out, dir, sizeof dir, &base);
+    /* A stopped process runs no shim: continued for the checkpoint and
+     * stopped again with its signal after it (restore stops it again). */
+    for (int i = 1; i < n; i++)
+        if (!t->m[i].zombie && t->m[i].stopsig > 0)
+            kill(t->m[i].pid, SIGCONT);
     for (int i = 0; i < n; i++) {
         char who[160], sock[PATH_MAX];
         if (t->m[i].zombie)
@@ -550,6 +576,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_tree_describe(t->m[i].pid, who, sizeof who);
         if (i > 0) {
             conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+            /* one stopped right after its fork makes its socket now */
+            for (int w = 0; conns[i] == -ENOENT && t->m[i].stopsig > 0 && w < 200; w++) {
+                sleep_ms(10);
+                conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+            }
             if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) && !tree_same(t)) {
                 ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
                 goto out;
@@ -633,6 +664,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         struct stat st;
         ents[i].real_pid = t->m[i].pid;
         ents[i].parent = t->m[i].parent;
+        long pg = 0, sd = 0;
+        ck_tree_ids(t->m[i].pid, &pg, &sd);
+        ents[i].pgid = (int32_t)pg;
+        ents[i].sid = (int32_t)sd;
         if (t->m[i].zombie) {
             /* exited, not yet waited for: its pid (as the tree knows it,
              * which a process of the tree may say) and wait status */
@@ -640,6 +675,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             ents[i].length = (uint64_t)(uint32_t)t->m[i].status;
             continue;
         }
+        if (t->m[i].stopsig > 0)
+            ents[i].flags = CK_TREE_STOPPED | ((uint32_t)t->m[i].stopsig & 0xff) << 8;
         if (fstat(tmps[i], &st) < 0) {
             ck_msg("checkpoint %d: stat of process %d's stream: %s", pid, t->m[i].pid,
                    strerror(errno));
@@ -732,6 +769,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     ret = CK_EXIT_OK;
 out:
     tree_close(conns, tmps, n);
+    if (ret != CK_EXIT_OK || !kill_after)
+        tree_stop_again(t);
     for (int i = 0; imgs && i < n; i++)
         ck_image_free(&imgs[i]);
     free(imgs);

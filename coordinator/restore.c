@@ -2404,11 +2404,16 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
     if (!parent || !pid || !sid || !skip || !g_tree.pg_now || !g_tree.sid_now ||
         !g_tree.makes_pg || !g_tree.makes_sid || !g_tree.phase)
         goto out;
+    /* The structure from the kernel's numbers at checkpoint (every
+     * process agrees on those; a process exec'd after a restore knows
+     * only them), the numbers the program knows from the process that
+     * makes each group or session (the root first: it has the tree's; a
+     * restored maker of a group whose leader exited knows its number). */
     for (int i = 0; i < n; i++) {
         parent[i] = g_tree.e[i].parent;
-        pid[i] = g_tree.e[i].vpid;
+        pid[i] = g_tree.e[i].real_pid;
         skip[i] = (g_tree.e[i].flags & CK_TREE_ZOMBIE) != 0;
-        sid[i] = skip[i] ? 0 : (int)g_tree.m[i].img.proc.sid;
+        sid[i] = skip[i] ? 0 : g_tree.e[i].sid;
     }
     char err[256];
     if (ck_tree_session_plan(n, parent, pid, sid, skip, sid[0], g_tree.phase, err,
@@ -2416,28 +2421,35 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
         fail_msg(root, "the sessions of the tree cannot be made again: %s", err);
         goto out;
     }
+    int32_t *rgroups = calloc((size_t)n, sizeof *rgroups), *rsess = calloc((size_t)n, sizeof *rsess);
+    if (!rgroups || !rsess) {
+        free(rgroups);
+        free(rsess);
+        goto out;
+    }
     for (int i = 0; i < n; i++) {
         if (skip[i])
             continue;
-        int32_t pg = (int32_t)g_tree.m[i].img.proc.pgid, sd = sid[i];
+        int32_t pg = g_tree.e[i].pgid, sd = sid[i];
         int k;
-        for (k = 0; k < *ngroups && groups[k] != pg; k++)
+        for (k = 0; k < *ngroups && rgroups[k] != pg; k++)
             ;
         if (k == *ngroups) {
             /* the first process of a group makes it: the root finds its
-             * own, a living leader comes first (itself), else the first
-             * member (the leader exited) */
+             * own, a living leader makes its own, else the first member
+             * (the leader exited) */
             int maker = i;
             for (int j = 0; j < n; j++)
-                if (!skip[j] && pid[j] == pg && (int32_t)g_tree.m[j].img.proc.pgid == pg)
+                if (!skip[j] && pid[j] == pg && g_tree.e[j].pgid == pg)
                     maker = j;
-            if ((int32_t)g_tree.m[0].img.proc.pgid == pg)
+            if (g_tree.e[0].pgid == pg)
                 maker = 0;
             g_tree.makes_pg[maker] = 1;
-            groups[(*ngroups)++] = pg;
+            rgroups[k] = pg;
+            groups[(*ngroups)++] = (int32_t)g_tree.m[maker].img.proc.pgid;
         }
         g_tree.pg_now[i] = &groups[k];
-        for (k = 0; k < *nsess && sess[k] != sd; k++)
+        for (k = 0; k < *nsess && rsess[k] != sd; k++)
             ;
         if (k == *nsess) {
             /* the root finds its own; any other is made by its leader */
@@ -2447,14 +2459,19 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
                     maker = j;
             if (maker < 0) {
                 fail_msg(root, "process %d of the tree is in session %d, which none of the tree "
-                         "leads", pid[i], sd);
+                         "leads", g_tree.e[i].vpid, sd);
+                free(rgroups);
+                free(rsess);
                 goto out;
             }
             g_tree.makes_sid[maker] = 1;
-            sess[(*nsess)++] = sd;
+            rsess[k] = sd;
+            sess[(*nsess)++] = (int32_t)g_tree.m[maker].img.proc.sid;
         }
         g_tree.sid_now[i] = &sess[k];
     }
+    free(rgroups);
+    free(rsess);
     ret = 0;
 out:
     free(parent);

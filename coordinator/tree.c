@@ -173,7 +173,9 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
-        } else if (!under_shim(m->pid)) {
+        } else if (!m->stopsig && !under_shim(m->pid)) {
+            /* (a stopped one may have stopped before its shim made its
+             * socket: tree_checkpoint continues it and asks then) */
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);
         } else {

@@ -46,6 +46,9 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen);
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
                          const char *skip, int root_sid, char *phase, char *err, size_t errlen);
 
+/* Process group and session of pid (/proc/PID/stat): 0, or -1. */
+int ck_tree_ids(int pid, long *pgrp, long *sid);
+
 /* "PID (command line)", or "PID (name)" for a zombie. */
 void ck_tree_describe(int pid, char *out, size_t len);
 

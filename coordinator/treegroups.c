@@ -93,7 +93,16 @@ static int in_tree(const struct ck_tree *t, int pid)
     return -1;
 }
 
+static int stat_ids(const char *pid, long *pgrp, long *sid);
+
 /* The group and session of pid from /proc/PID/stat: 0, or -1. */
+int ck_tree_ids(int pid, long *pgrp, long *sid)
+{
+    char id[16];
+    snprintf(id, sizeof id, "%d", pid);
+    return stat_ids(id, pgrp, sid);
+}
+
 static int stat_ids(const char *pid, long *pgrp, long *sid)
 {
     char path[64], st[1024];
