@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -512,6 +513,30 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
     return 0;
 }
 
+/* Continue a stopped process for its checkpoint without letting it run
+ * the program: every thread first gets the shim's checkpoint signal from
+ * coord, which holds it in the shim's handler until the checkpoint starts
+ * (preload/quiesce.c), then SIGCONT. */
+static void tree_continue(int pid)
+{
+    char path[64], env[65536];
+    int sig = SIGRTMAX - 2; /* the shim's default (preload/shim.c) */
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int len = ck_read_file(path, env, sizeof env);
+    for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
+        if (!strncmp(env + o, "CKSHIM_SIGNAL=", 14) && atoi(env + o + 14) > 0)
+            sig = atoi(env + o + 14);
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
+            syscall(SYS_tgkill, pid, atoi(e->d_name), sig);
+    if (d)
+        closedir(d);
+    kill(pid, SIGCONT);
+}
+
 /* The processes that were stopped and that tree_checkpoint continued are
  * stopped again with their signal; back in state T before it returns, so
  * that a tree taken again finds them stopped. Their parent sees them
@@ -568,7 +593,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
      * stopped again with its signal after it (restore stops it again). */
     for (int i = 1; i < n; i++)
         if (!t->m[i].zombie && t->m[i].stopsig > 0)
-            kill(t->m[i].pid, SIGCONT);
+            tree_continue(t->m[i].pid);
     for (int i = 0; i < n; i++) {
         char who[160], sock[PATH_MAX];
         if (t->m[i].zombie)

@@ -126,10 +126,35 @@ static uint64_t own_pending(int slot)
     return mine;
 }
 
+void quiesce_hold(void)
+{
+    int64_t end = shim_now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+    struct timespec ms = {0, 1000000};
+    while (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
+           shim_now_ns(CLOCK_MONOTONIC) < end)
+        syscall(SYS_nanosleep, &ms, NULL);
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
     (void)sig;
+    if (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) && si->si_code == SI_TKILL &&
+        si->si_pid != shim_real_getpid() && shim_real_gettid() != g_shim.manager_tid) {
+        /* coord continues a stopped process of a tree for a checkpoint
+         * (coordinator/checkpoint.c): it sent this to every thread first,
+         * so that none runs the program before the manager parks it.
+         * Held until the checkpoint starts (then the manager's signal,
+         * blocked here, is taken as this returns), at most 5 s. Only
+         * once its manager runs: a child stopped before it started it
+         * must go on to start it. */
+        if (g_shim.manager_pid == shim_real_getpid())
+            quiesce_hold();
+        else
+            g_shim.hold_requested = 1;
+        errno = saved_errno;
+        return;
+    }
     if (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) || si->si_code != SI_TKILL ||
         si->si_pid != shim_real_getpid()) {
         errno = saved_errno;

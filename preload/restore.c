@@ -185,6 +185,7 @@ void restore_finish(void)
     snprintf(me.comm, sizeof me.comm, "%s", g_shim.proc.comm);
     quiesce_fixup_thread(&me);
     g_shim.manager_tid = me.tid;
+    g_shim.manager_pid = shim_real_getpid();
 
     if (quiesce_wait_landed(10000000000LL) < 0) {
         report(ri->status_fd, "error: threads did not come back after restore\n");

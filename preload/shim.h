@@ -70,6 +70,9 @@ struct shim_state {
     int ckpt_signal;
     int listen_fd;
     pid_t manager_tid;
+    pid_t manager_pid;                  /* the process whose manager runs (a forked
+                                           child's starts in atfork_child) */
+    volatile int hold_requested;        /* coord's hold came before the manager */
     pthread_t manager;
     pid_t vpid;                         /* pid the program sees; 0: real */
     pid_t parent_vpid, parent_real;     /* forked child: the parent's two pids */
@@ -137,6 +140,9 @@ struct shim_state {
                                            (CK_CKPT_TREE): children are coord's to check */
 };
 extern struct shim_state g_shim;
+
+/* quiesce.c: wait until a checkpoint starts (at most 5 s). */
+void quiesce_hold(void);
 
 /* Process trees (wrappers.c): the pid now of a pid the tree knows
  * (itself if not in the tree), and the reverse. */
