@@ -145,6 +145,17 @@ static int under_shim(int pid)
     return peer == pid;
 }
 
+/* Is pid waiting for a child it made with vfork (which runs in its
+ * memory until it execs or exits)? */
+static int vforked(int pid)
+{
+    char path[64], w[64];
+    snprintf(path, sizeof path, "/proc/%d/wchan", pid);
+    /* wait_for_vfork_done, inlined into kernel_clone on some kernels */
+    return ck_read_file(path, w, sizeof w) > 0 &&
+           (strstr(w, "vfork") != NULL || !strcmp(w, "kernel_clone"));
+}
+
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
     size_t used = 0;
@@ -173,6 +184,10 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
+        } else if (!m->stopsig && !under_shim(m->pid) && vforked(ppid)) {
+            snprintf(why, sizeof why, "a child of %d made by vfork that has not exec'd yet (it "
+                     "runs in its parent's memory, which waits for it): ckshim cannot checkpoint "
+                     "it", ppid);
         } else if (!m->stopsig && !under_shim(m->pid)) {
             /* (a stopped one may have stopped before its shim made its
              * socket: tree_checkpoint continues it and asks then) */

@@ -103,14 +103,21 @@ int ck_tree_ids(int pid, long *pgrp, long *sid)
     return stat_ids(id, pgrp, sid);
 }
 
-static int stat_ids(const char *pid, long *pgrp, long *sid)
+/* Group, session and controlling terminal (tty_nr, 0: none). */
+static int stat_ids_tty(const char *pid, long *pgrp, long *sid, long *tty)
 {
     char path[64], st[1024];
     snprintf(path, sizeof path, "/proc/%s/stat", pid);
     if (ck_read_file(path, st, sizeof st) < 0)
         return -1;
     char *rp = strrchr(st, ')');
-    return rp && sscanf(rp + 1, " %*c %*d %ld %ld", pgrp, sid) == 2 ? 0 : -1;
+    return rp && sscanf(rp + 1, " %*c %*d %ld %ld %ld", pgrp, sid, tty) == 3 ? 0 : -1;
+}
+
+static int stat_ids(const char *pid, long *pgrp, long *sid)
+{
+    long tty;
+    return stat_ids_tty(pid, pgrp, sid, &tty);
 }
 
 #define ADD(...)                                                                                   \
@@ -155,6 +162,14 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
             continue;
         char who[160];
         ck_tree_describe(pid[i], who, sizeof who);
+        long a, b, tty = 0;
+        snprintf(id, sizeof id, "%d", pid[i]);
+        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty) == 0 && tty != 0) {
+            ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) "
+                "ckshim cannot give back in a process tree yet", who, sid[i],
+                (tty >> 8) & 0xfff, (tty & 0xff) | ((tty >> 12) & 0xfff00));
+            continue;
+        }
         int l = sid[i] == rsid ? 0 : in_tree(t, sid[i]);
         if (l < 0 || (l > 0 && (skip[l] || sid[l] != pid[l]))) {
             ADD("%s is in session %d, whose leader is not a process of the tree (it exited "

@@ -208,6 +208,26 @@ PIDS+=("$kid" "$gone")
 refused_alive tree_refuses_session_member_outside pgrp \
     "$gone \(.*pgrp.py\) is in session $kid of the tree but not one of its processes"
 
+# A child leading a session whose controlling terminal is a pty it
+# opened: not given back in a tree yet, refused by name.
+cat >"$T/ctty.py" <<'EOF'
+import fcntl, os, termios, time
+k = os.fork()
+if k == 0:
+    os.setsid()
+    m, s = os.openpty()
+    fcntl.ioctl(s, termios.TIOCSCTTY, 0)
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/ctty.py"
+start_py_app ctty "$T/ctty.py" || fail ctty_ready "no READY"
+kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+PIDS+=("$kid")
+refused_alive tree_refuses_session_ctty ctty \
+    "$kid \(.*ctty.py\) leads or is in session $kid, whose controlling terminal"
+
 # A shell forking a command five times a second: the tree changes all the
 # time; it is taken once every process is parked (again if a child came
 # or went meanwhile), restored (the running sleep too, which bash then
