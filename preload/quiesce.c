@@ -86,11 +86,17 @@ static void keep_siginfo(uint64_t mask, int slot)
                 break;
             }
             shim_sigkeep[k].slot = slot;
+            shim_sigkeep[k].deferred = 0;
             shim_sigkeep[k].si = si;
             taken[n++] = (short)k;
         }
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             requeue_self(pid, tid, slot, &shim_sigkeep[taken[i]].si);
+            /* the image keeps the sender or child as the program knows it */
+            siginfo_t *ks = &shim_sigkeep[taken[i]].si;
+            if (shim_si_has_pid(ks))
+                ks->si_pid = shim_pid_virt(ks->si_pid);
+        }
         if (extra)
             requeue_self(pid, tid, slot, &si);
     }
@@ -208,8 +214,29 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
         shim_futex_wake(&g_shim.nlanded);
         while (__atomic_load_n(&g_shim.resume_gen, __ATOMIC_SEQ_CST) == rg)
             shim_futex_wait(&g_shim.resume_gen, rg, -1);
+        quiesce_requeue_deferred((int)(s - g_shim.slots));
     }
     errno = saved_errno;
+}
+
+/* Kept signals only their own thread may queue again with their siginfo
+ * (a kernel-made si_code such as SIGCHLD's, SI_USER, SI_TKILL: the kernel
+ * takes those from a thread to itself, or from the leader to its
+ * process), queued by the thread of SLOT once restored (restore.c:
+ * requeue_signal left them). */
+void quiesce_requeue_deferred(int slot)
+{
+    pid_t pid = shim_real_getpid(), tid = shim_real_gettid();
+    for (int i = 0; i < shim_nsigkeep && i < SHIM_MAX_SIGKEEP; i++) {
+        struct shim_sigkeep *k = &shim_sigkeep[i];
+        if (!k->deferred || !(k->slot == slot || (k->slot < 0 && tid == pid)))
+            continue;
+        k->deferred = 0;
+        siginfo_t si = k->si;
+        if (shim_si_has_pid(&si))
+            si.si_pid = shim_pid_real(si.si_pid);
+        requeue_self(pid, tid, k->slot, &si);
+    }
 }
 
 /* Install the handler and allocate the slots. Returns 0 or -errno. */

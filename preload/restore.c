@@ -87,8 +87,18 @@ static void requeue_signal(pid_t pid, int slot, int s)
         siginfo_t *si = &shim_sigkeep[i].si;
         if (shim_sigkeep[i].slot != slot || si->si_signo != s)
             continue;
-        if (slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, s, si) == 0
-                     : syscall(SYS_rt_tgsigqueueinfo, pid, tid, s, si) == 0)
+        if (si->si_code >= 0 || si->si_code == SI_TKILL) {
+            /* only the thread itself (the leader for the process) may
+             * send this one: it does once it runs (quiesce.c) */
+            shim_sigkeep[i].deferred = 1;
+            sent = 1;
+            continue;
+        }
+        siginfo_t one = *si;
+        if (shim_si_has_pid(&one))
+            one.si_pid = shim_pid_real(one.si_pid);
+        if (slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, s, &one) == 0
+                     : syscall(SYS_rt_tgsigqueueinfo, pid, tid, s, &one) == 0)
             sent = 1;
     }
     if (!sent && slot < 0)

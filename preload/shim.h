@@ -179,8 +179,25 @@ extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoi
 /* siginfo of a signal pending at the checkpoint (quiesce.c) */
 struct shim_sigkeep {
     int slot;                           /* the thread's slot; -1: the process */
-    siginfo_t si;
+    int deferred;                       /* queued again by its thread itself after a
+                                           restore (only it may send this si_code) */
+    siginfo_t si;                       /* si_pid as the program knows it */
 };
+/* quiesce.c: a restored thread queues its deferred kept signals again. */
+void quiesce_requeue_deferred(int slot);
+/* The pid the program knows for a real pid (its own, one of the tree's),
+ * and the reverse (wrappers.c). */
+pid_t shim_pid_virt(pid_t real);
+pid_t shim_pid_real(pid_t v);
+/* A kept siginfo whose si_pid is a pid: a sender's (kill, sigqueue,
+ * tgkill) or SIGCHLD's child; other codes keep other data there (a
+ * timer's id, a program's own bytes). */
+static inline int shim_si_has_pid(const siginfo_t *si)
+{
+    return si->si_pid > 0 && ((si->si_signo == SIGCHLD && si->si_code > 0) ||
+                              si->si_code == SI_USER || si->si_code == SI_QUEUE ||
+                              si->si_code == SI_TKILL);
+}
 #define SHIM_MAX_SIGKEEP 128
 extern struct shim_sigkeep shim_sigkeep[SHIM_MAX_SIGKEEP];
 extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */

@@ -36,6 +36,9 @@ static int (*real_sigwait)(const sigset_t *, int *);
 static int (*real_sigwaitinfo)(const sigset_t *, siginfo_t *);
 static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
 
+static void chld_info(siginfo_t *si);
+static int chld_sigaction(const struct sigaction *act, struct sigaction *old);
+
 /* The program's own disposition for the checkpoint signal (kernel layout). */
 struct ck_sigaction shim_app_ckpt_action;
 
@@ -136,6 +139,8 @@ SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *o
             tmp.sa_mask = m;
             act = &tmp;
         }
+        if (sig == SIGCHLD && g_shim.initialized)
+            return chld_sigaction(act, old);
         return real_sigaction(sig, act, old);
     }
     if (old) {
@@ -205,6 +210,8 @@ SHIM_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
     for (;;) {
         uint32_t seq = shim_tls.ckpt_seq;
         int r = real_sigwaitinfo(strip(set, &tmp), info);
+        if (r == SIGCHLD)
+            chld_info(info);
         if (!(r < 0 && errno == EINTR && shim_tls.ckpt_seq != seq))
             return r;
     }
@@ -214,7 +221,10 @@ SHIM_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct tim
 {
     RESOLVE(real_sigtimedwait, "sigtimedwait");
     sigset_t tmp;
-    return waits_sigtimedwait(real_sigtimedwait, strip(set, &tmp), info, ts);
+    int r = waits_sigtimedwait(real_sigtimedwait, strip(set, &tmp), info, ts);
+    if (r == SIGCHLD)
+        chld_info(info);
+    return r;
 }
 
 SHIM_API pid_t getpid(void)
@@ -247,6 +257,66 @@ static pid_t pid_real(pid_t v)
     if (g_shim.vpid && v == g_shim.vpid)
         return shim_real_getpid();
     return v > 0 ? shim_tree_real(v) : v;
+}
+
+pid_t shim_pid_real(pid_t v)
+{
+    return pid_real(v);
+}
+
+pid_t shim_pid_virt(pid_t real)
+{
+    if (real > 0 && real == shim_real_getpid())
+        return getpid();
+    return shim_tree_virt(real);
+}
+
+/* siginfo of SIGCHLD names the child by the pid the program knows
+ * (docs/DESIGN.md, "SIGCHLD and its siginfo in a tree"). */
+static void chld_info(siginfo_t *si)
+{
+    if (si && si->si_signo == SIGCHLD && si->si_pid > 0)
+        si->si_pid = shim_pid_virt(si->si_pid);
+}
+
+/* The program's SA_SIGINFO handler for SIGCHLD runs behind ours, which
+ * puts the old pid in si_pid first. The kernel's disposition names ours
+ * (so it is what a checkpoint saves and a restore puts back: this
+ * memory comes back with it); sigaction reports the program's. */
+static struct sigaction app_chld;
+
+static void chld_trampoline(int sig, siginfo_t *si, void *uc)
+{
+    chld_info(si);
+    void (*fn)(int, siginfo_t *, void *) = app_chld.sa_sigaction;
+    if (fn && (void *)fn != (void *)SIG_DFL && (void *)fn != (void *)SIG_IGN)
+        fn(sig, si, uc);
+}
+
+static int chld_sigaction(const struct sigaction *act, struct sigaction *old)
+{
+    struct sigaction tmp, prev;
+    const struct sigaction *use = act;
+    if (act && (act->sa_flags & SA_SIGINFO) && (void *)act->sa_sigaction != (void *)SIG_DFL &&
+        (void *)act->sa_sigaction != (void *)SIG_IGN) {
+        tmp = *act;
+        tmp.sa_sigaction = chld_trampoline;
+        use = &tmp;
+    }
+    struct sigaction keep = app_chld;
+    if (act)
+        app_chld = *act;
+    int r = real_sigaction(SIGCHLD, use, &prev);
+    if (r < 0) {
+        app_chld = keep;
+        return r;
+    }
+    if (old) {
+        *old = prev;
+        if (prev.sa_sigaction == chld_trampoline)
+            old->sa_sigaction = keep.sa_sigaction;
+    }
+    return 0;
 }
 
 /* Process group and session ids are pids too: a group or session led by
