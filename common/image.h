@@ -369,6 +369,8 @@ struct ck_inotify_watch {
 #define CK_FDF_PIDFD_THREAD 0x40        /* pidfd: of a thread (not the leader) */
 #define CK_FDF_PIDFD_DEAD 0x80          /* pidfd: of a process that has exited
                                            (ino tells apart different ones) */
+#define CK_FDF_PIDFD_TREE 0x400         /* pidfd: of another process of the tree (aux:
+                                           the pid the tree knows it by) */
 #define CK_FDF_PTY_MASTER 0x100         /* pty: the master (/dev/ptmx) */
 #define CK_FDF_PTY_CTTY 0x200           /* pty: the controlling terminal of the
                                            session the process leads */
@@ -414,6 +416,10 @@ struct ck_fd {
 #define CK_OWN_PROCESS 1                /* the process itself */
 #define CK_OWN_PGRP 2                   /* its process group */
 #define CK_OWN_THREAD 3                 /* one of its threads */
+#define CK_OWN_TREE 4                   /* another process of its tree (id: the pid
+                                           the tree knows it by) */
+#define CK_OWN_TREE_PGRP 5              /* a process group of its tree (id: as the
+                                           tree knows it) */
 #define CK_OWN_KIND(o) ((o) >> 24)
 #define CK_OWN_ID(o) ((o) & 0xffffffu)
 

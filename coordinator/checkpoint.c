@@ -757,7 +757,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     char uerr[1024];
-    if (tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+    if (ck_tree_names_check(n, ents, imgs, uerr, sizeof uerr) < 0 ||
+        tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }

@@ -46,6 +46,12 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen);
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
                          const char *skip, int root_sid, char *phase, char *err, size_t errlen);
 
+/* Pidfds and descriptor owners naming other processes or groups of the
+ * tree must name ones in it (treegroups.c). 0, or -1 with err set. */
+struct ck_image;
+int ck_tree_names_check(int n, const struct ck_tree_entry *e, const struct ck_image *imgs,
+                        char *err, size_t errlen);
+
 /* Process group and session of pid (/proc/PID/stat): 0, or -1. */
 int ck_tree_ids(int pid, long *pgrp, long *sid);
 

@@ -17,6 +17,7 @@
 
 #include "coord.h"
 #include "fileid.h"
+#include "imgio.h"
 #include "tree.h"
 
 /* Session leaders other than the root: they call setsid(). A leader may
@@ -235,4 +236,39 @@ out:
     free(skip);
     free(phase);
     return bad;
+}
+
+/* What processes of the tree name each other by: pidfds (CK_FDF_PIDFD_TREE)
+ * and the owners of descriptors' signals (CK_OWN_TREE, CK_OWN_TREE_PGRP)
+ * must name a process or group of the tree (the shim recorded them so in
+ * a tree checkpoint, without knowing the tree). 0, or -1 with err. */
+int ck_tree_names_check(int n, const struct ck_tree_entry *e, const struct ck_image *imgs,
+                        char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        if (e[i].flags & CK_TREE_ZOMBIE)
+            continue;
+        const struct ck_image *im = &imgs[i];
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            int pidfd = f->kind == CK_FD_PIDFD && (f->flags & CK_FDF_PIDFD_TREE);
+            uint32_t own = CK_OWN_KIND(f->owner);
+            if (!pidfd && own != CK_OWN_TREE && own != CK_OWN_TREE_PGRP)
+                continue;
+            int32_t id = pidfd ? (int32_t)f->aux : (int32_t)CK_OWN_ID(f->owner);
+            int found = 0;
+            for (int j = 0; j < n && !found; j++)
+                found = own == CK_OWN_TREE_PGRP && !pidfd
+                            ? !(e[j].flags & CK_TREE_ZOMBIE) && (int32_t)imgs[j].proc.pgid == id
+                            : e[j].vpid == id;
+            if (!found) {
+                snprintf(err, errlen, "process %d: fd %d %s %s %d, which is not part of the "
+                         "tree; ckshim cannot restore it", e[i].vpid, f->fd,
+                         pidfd ? "is a pidfd of" : "sends its signals (F_SETOWN) to",
+                         own == CK_OWN_TREE_PGRP && !pidfd ? "process group" : "process", id);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }

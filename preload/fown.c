@@ -48,6 +48,15 @@ int fown_capture(struct ck_fd *f, char *err, size_t errlen)
             return 0;
         }
     }
+    if (g_shim.tree_ckpt && o.type != F_OWNER_TID) {
+        /* another process or group of the tree: coord checks it is one */
+        pid_t v = o.type == F_OWNER_PGRP ? shim_pgrp_virt(o.pid) : shim_pid_virt(o.pid);
+        if (v > 0 && v <= (pid_t)CK_OWN_ID(~0u)) {
+            f->owner = (o.type == F_OWNER_PGRP ? CK_OWN_TREE_PGRP : CK_OWN_TREE) << 24 |
+                       (uint32_t)v;
+            return 0;
+        }
+    }
     snprintf(err, errlen, "fd %d: its signals (F_SETOWN) go to %s %d, outside the program, "
              "which ckshim cannot give back after a restore", f->fd,
              o.type == F_OWNER_PGRP ? "process group" : o.type == F_OWNER_TID ? "thread" :
@@ -81,6 +90,13 @@ int fown_restore(char *err, size_t errlen)
                          f->fd, CK_OWN_ID(f->owner));
                 return -1;
             }
+            break;
+        case CK_OWN_TREE:
+            o.pid = shim_pid_real((pid_t)CK_OWN_ID(f->owner));
+            break;
+        case CK_OWN_TREE_PGRP:
+            o.type = F_OWNER_PGRP;
+            o.pid = shim_pgrp_real((pid_t)CK_OWN_ID(f->owner));
             break;
         default:
             break;

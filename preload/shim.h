@@ -150,6 +150,7 @@ pid_t shim_tree_real(pid_t vpid);
 pid_t shim_tree_virt(pid_t real);
 /* The same for process group and session ids (wrappers.c). */
 pid_t shim_pgrp_virt(pid_t real);
+pid_t shim_pgrp_real(pid_t v);
 pid_t shim_sid_virt(pid_t real);
 /* restore.c: read the tree's pid map coord left on a memfd, if any. */
 void restore_tree_map(void);

@@ -356,6 +356,11 @@ static pid_t pgrp_real(pid_t v)
     return ids_real(g_shim.pgrps, g_shim.npgrps, v);
 }
 
+pid_t shim_pgrp_real(pid_t v)
+{
+    return pgrp_real(v);
+}
+
 SHIM_API pid_t getpgid(pid_t pid)
 {
     long r = syscall(SYS_getpgid, pid_real(pid));

@@ -228,6 +228,23 @@ PIDS+=("$kid")
 refused_alive tree_refuses_session_ctty ctty \
     "$kid \(.*ctty.py\) leads or is in session $kid, whose controlling terminal"
 
+# A pidfd of a process outside the tree, held by a tree: refused by name
+# (pidfds of processes of the tree are restored: progs/tree_pidfd.c).
+cat >"$T/opidfd.py" <<'EOF'
+import os, time
+fd = os.pidfd_open(os.getppid())
+k = os.fork()
+if k == 0:
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/opidfd.py"
+start_py_app opidfd "$T/opidfd.py" || fail opidfd_ready "no READY"
+PIDS+=($(cat /proc/$pid/task/*/children 2>/dev/null))
+refused_alive tree_refuses_pidfd_outside opidfd \
+    "process $pid: fd [0-9]+ is a pidfd of process $$, which is not part of the tree"
+
 # A shell forking a command five times a second: the tree changes all the
 # time; it is taken once every process is parked (again if a child came
 # or went meanwhile), restored (the running sleep too, which bash then
