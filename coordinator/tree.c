@@ -145,6 +145,31 @@ static int under_shim(int pid)
     return peer == pid;
 }
 
+/* A process that is about to run the shim: just forked (its atfork
+ * handler makes its socket) or exec'd (the loader has not run the shim's
+ * constructor yet), with the shim in LD_PRELOAD: given up to 2 s. 1 once
+ * it serves its socket, -1 if it ended meanwhile (a shell's short
+ * command: not part of the tree any more), 0 if it does not. */
+static int shim_starting(int pid)
+{
+    char path[64], env[65536];
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int len = ck_read_file(path, env, sizeof env), preload = 0;
+    for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
+        preload |= !strncmp(env + o, "LD_PRELOAD=", 11) && strstr(env + o, "libshim") != NULL;
+    for (int w = 0; w < (preload ? 200 : 3); w++) {
+        /* (one that is ending has closed its socket, and soon shows no
+         * environment: it is gone a moment later) */
+        struct ck_procinfo pi;
+        if (ck_proc_info(pid, &pi) < 0 || pi.state == 'Z' || pi.state == 'X')
+            return -1;
+        if (under_shim(pid))
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
 /* Is pid waiting for a child it made with vfork (which runs in its
  * memory until it execs or exits)? */
 static int vforked(int pid)
@@ -173,8 +198,7 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         if (m->zombie) {
             continue; /* its exit status is carried over (restore_tree) */
         } else if (pi.state == 'Z' || pi.state == 'X') {
-            snprintf(why, sizeof why, "a child of %d that exited but was not yet waited for "
-                     "(its exit status cannot be carried over yet: wait for it first)", ppid);
+            continue; /* exited since it was listed: the tree is taken again (checkpoint.c) */
         } else if (me != 0 && (pi.ruid != me || pi.euid != me)) {
             char user[64];
             ck_user_name(user, sizeof user, pi.ruid != me ? pi.ruid : pi.euid);
@@ -184,6 +208,8 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
+        } else if (!m->stopsig && !under_shim(m->pid) && shim_starting(m->pid) != 0) {
+            continue; /* it runs the shim now, or ended (the tree is taken again) */
         } else if (!m->stopsig && !under_shim(m->pid) && vforked(ppid)) {
             snprintf(why, sizeof why, "a child of %d made by vfork that has not exec'd yet (it "
                      "runs in its parent's memory, which waits for it): ckshim cannot checkpoint "

@@ -205,11 +205,18 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        long a, b;
+        long a, b, pp = 0;
         if (e->d_name[0] < '1' || e->d_name[0] > '9' || stat_ids(e->d_name, &a, &b) < 0)
             continue;
         int p = atoi(e->d_name);
-        if (in_tree(t, p) >= 0)
+        char path[64], st[1024];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+        if (rp)
+            sscanf(rp + 1, " %*c %ld", &pp);
+        /* (a child forked since the tree was listed: the tree changed,
+         * and is taken again once every process is parked) */
+        if (in_tree(t, p) >= 0 || (pp > 0 && in_tree(t, (int)pp) >= 0))
             continue;
         int grp = 0, ses = 0;
         for (int i = 1; i < n && !grp && !ses; i++) {
