@@ -5,6 +5,7 @@
 #   make bench      speed against lz4 -1 / lz4 -d (docs/PERFORMANCE.md)
 #   make demo       the Python Person example: run, checkpoint, kill, restore
 #   make install PREFIX=/usr/local
+#   make deb        a Debian package in build/ (debian/, dpkg-buildpackage)
 #
 # Dependencies (Debian): liblz4-dev libunwind-dev libhiredis-dev libcmocka-dev pkg-config
 # (and redis-server for the redis counter tests);
@@ -24,7 +25,9 @@ WARN += -Werror
 endif
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE $(WARN) -Icommon -Ifds
 CFLAGS ?=
-ALL_CFLAGS := $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+CPPFLAGS ?=
+LDFLAGS ?=
+ALL_CFLAGS := $(BASE_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 
 # The restorer is freestanding: no libc, no stack protector, no TLS, linked
 # static and non-PIE at a fixed address far from where programs live (see
@@ -59,7 +62,7 @@ EXAMPLE_C := $(B)/examples/counter $(B)/examples/hook_client
 
 TARGETS := $(B)/libshim.so $(B)/coord $(B)/ckshim-restore
 
-.PHONY: all test unit integration bench demo install clean format format-check deps tests-build
+.PHONY: all test unit integration bench demo install deb clean format format-check deps tests-build
 all: $(TARGETS)
 
 $(B)/pic/%.o: %.c
@@ -79,13 +82,13 @@ $(B)/free/%.o: %.S
 	$(CC) $(FREE_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libshim.so: $(PRELOAD_OBJ) $(COMMON_PIC_OBJ)
-	$(CC) -shared -fPIC -Wl,-z,noexecstack -Wl,--no-undefined -o $@ $^ $(PKG_LIBS) -ldl -lpthread
+	$(CC) -shared -fPIC -Wl,-z,noexecstack -Wl,--no-undefined $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldl -lpthread
 
 $(B)/ckshim-restore: $(RESTORER_OBJ) $(COMMON_FREE_OBJ)
 	$(CC) $(FREE_LDFLAGS) -o $@ $^ -lgcc
 
 $(B)/coord: $(COORD_OBJ) $(COMMON_OBJ)
-	$(CC) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -120,12 +123,33 @@ demo:
 deps:
 	bash scripts/install-deps.sh
 
+VERSION := $(shell sed -n 's/^\#define COORD_VERSION "\(.*\)"/\1/p' coordinator/coord.h)
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ckshim $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ckshim $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(PREFIX)/share/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(B)/coord $(DESTDIR)$(PREFIX)/bin/coord
-	install -m 0755 $(B)/libshim.so $(DESTDIR)$(PREFIX)/lib/ckshim/libshim.so
+	install -m 0644 $(B)/libshim.so $(DESTDIR)$(PREFIX)/lib/ckshim/libshim.so
 	install -m 0755 $(B)/ckshim-restore $(DESTDIR)$(PREFIX)/lib/ckshim/ckshim-restore
 	install -m 0644 preload/ckshim.h $(DESTDIR)$(PREFIX)/include/ckshim.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' man/ckshim.pc.in \
+		>$(DESTDIR)$(PREFIX)/share/pkgconfig/ckshim.pc
+	install -m 0644 man/coord.1 $(DESTDIR)$(PREFIX)/share/man/man1/coord.1
+	install -m 0644 man/ckshim_register_hook.3 $(DESTDIR)$(PREFIX)/share/man/man3/ckshim_register_hook.3
+	install -m 0644 man/ckshim.7 $(DESTDIR)$(PREFIX)/share/man/man7/ckshim.7
+	install -m 0644 completion/coord.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/coord
+
+# A Debian package (debian/, dpkg-buildpackage) built from a copy of the
+# tracked sources in build/deb/; the .deb lands in build/.
+deb:
+	rm -rf $(B)/deb && mkdir -p $(B)/deb/ckshim-$(VERSION)
+	git ls-files -z | xargs -0 tar cf - | tar xf - -C $(B)/deb/ckshim-$(VERSION)
+	cd $(B)/deb/ckshim-$(VERSION) && dpkg-buildpackage -us -uc -b -j2 >../build.log 2>&1 || \
+		{ tail -30 ../build.log; exit 1; }
+	cp $(B)/deb/ckshim_$(VERSION)_*.deb $(B)/
+	@ls $(B)/ckshim_$(VERSION)_*.deb
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)

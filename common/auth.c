@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "chunk.h"
+#include "imgio.h"
 #include "fileid.h"
 #include "xxh64.h"
 
@@ -122,6 +124,12 @@ void ck_auth_mac(const struct ck_key *k, const struct ck_header *h, const uint8_
     crypto_generichash_final(&st, out, CK_DIGEST_BYTES);
 }
 
+void ck_auth_mac_bytes(const struct ck_key *k, const void *buf, size_t len,
+                       uint8_t out[CK_DIGEST_BYTES])
+{
+    crypto_generichash(out, CK_DIGEST_BYTES, buf, len, k->mac, sizeof k->mac);
+}
+
 void ck_crypt_payload(const struct ck_key *k, const struct ck_header *h, const struct ck_rec *rec,
                       void *payload)
 {
@@ -150,8 +158,14 @@ static int read_full(int fd, void *buf, size_t n, uint64_t off)
 
 int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errlen)
 {
+    return ck_image_authenticate_at(fd, 0, k, NULL, err, errlen);
+}
+
+int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k,
+                             uint8_t mac_out[CK_DIGEST_BYTES], char *err, size_t errlen)
+{
     struct ck_header h;
-    int r = read_full(fd, &h, sizeof h, 0);
+    int r = read_full(fd, &h, sizeof h, base);
     if (r < 0) {
         snprintf(err, errlen, "cannot read the image header");
         return -EBADMSG;
@@ -165,7 +179,7 @@ int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errl
         snprintf(err, errlen, "the image was authenticated with another key");
         return -EKEYREJECTED;
     }
-    uint64_t off = sizeof h, n = 0, cap = 1024;
+    uint64_t off = base + sizeof h, n = 0, cap = 1024;
     uint8_t *dig = malloc(cap * CK_DIGEST_BYTES), *buf = NULL;
     size_t bufcap = 0;
     r = -EBADMSG;
@@ -177,12 +191,12 @@ int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errl
         struct ck_rec rec;
         if (read_full(fd, &rec, sizeof rec, off) < 0) {
             snprintf(err, errlen, "the image is truncated at byte %llu (authentication failed)",
-                     (unsigned long long)off);
+                     (unsigned long long)(off - base));
             goto out;
         }
         if (rec.len > (256ULL << 20)) {
             snprintf(err, errlen, "implausible record length at byte %llu (image modified?)",
-                     (unsigned long long)off);
+                     (unsigned long long)(off - base));
             goto out;
         }
         if (rec.len > bufcap) {
@@ -197,7 +211,7 @@ int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errl
         }
         if (rec.len && read_full(fd, buf, rec.len, off + sizeof rec) < 0) {
             snprintf(err, errlen, "the image is truncated at byte %llu (authentication failed)",
-                     (unsigned long long)(off + sizeof rec));
+                     (unsigned long long)(off - base + sizeof rec));
             goto out;
         }
         if (rec.type == CK_REC_AUTH) {
@@ -213,6 +227,8 @@ int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errl
                 snprintf(err, errlen, "the image was modified (authentication failed)");
                 goto out;
             }
+            if (mac_out)
+                memcpy(mac_out, mac, sizeof mac);
             r = 0;
             goto out;
         }
@@ -238,4 +254,42 @@ out:
     free(dig);
     free(buf);
     return r;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    uint8_t *nb = realloc(*buf, need);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = need;
+    return 0;
+}
+
+int ck_rec_load(int fd, const struct ck_rec_loc *l, const struct ck_key *key,
+                const struct ck_header *h, unsigned flags, struct ck_recbuf *b)
+{
+    const struct ck_rec *rec = &l->rec;
+    if (grow(&b->in, &b->incap, rec->len + 1) < 0 ||
+        (!(flags & CK_LOAD_RAW) && grow(&b->out, &b->outcap, rec->raw_len + 1) < 0) ||
+        read_full(fd, b->in, rec->len, l->offset) < 0)
+        return -1;
+    if (!(flags & CK_LOAD_PLAIN)) {
+        if (ck_rec_checksum(rec, b->in) != rec->checksum)
+            return -1;
+        if (key)
+            ck_crypt_payload(key, h, rec, b->in);
+    }
+    if (flags & CK_LOAD_RAW)
+        return 0;
+    return ck_chunk_decode(rec->flags, b->in, rec->len, b->out, rec->raw_len) < 0 ? -1 : 0;
+}
+
+void ck_recbuf_free(struct ck_recbuf *b)
+{
+    free(b->in);
+    free(b->out);
+    memset(b, 0, sizeof *b);
 }

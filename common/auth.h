@@ -67,4 +67,34 @@ void ck_crypt_payload(const struct ck_key *k, const struct ck_header *h, const s
  * authenticated) or another -errno, with a message in err. */
 int ck_image_authenticate(int fd, const struct ck_key *k, char *err, size_t errlen);
 
+/* The same for the image stream that starts at byte base of fd (one
+ * process of a process tree image); with mac, the stream's MAC (checked)
+ * is copied there, for the tree header's MAC, which covers it. */
+int ck_image_authenticate_at(int fd, uint64_t base, const struct ck_key *k,
+                             uint8_t mac[CK_DIGEST_BYTES], char *err, size_t errlen);
+
+/* Keyed BLAKE2b (the MAC key) of len bytes: the MAC of a process tree
+ * image's header (coordinator/tree.c). */
+void ck_auth_mac_bytes(const struct ck_key *k, const void *buf, size_t len,
+                       uint8_t out[CK_DIGEST_BYTES]);
+
+/* One record's payload, read the one way every reader in coord reads
+ * them: from l->offset of fd, its checksum checked, decrypted (key: the
+ * image is encrypted, h its header) and decoded into b->out (raw_len
+ * bytes). b's buffers grow as needed (free them with ck_recbuf_free).
+ * Returns 0, or -1 if the record cannot be read, is damaged or does not
+ * decode. */
+struct ck_rec_loc;
+struct ck_recbuf {
+    uint8_t *in, *out;
+    size_t incap, outcap;
+};
+#define CK_LOAD_PLAIN 0x1               /* the payload was decrypted in place already
+                                           (coord's sealed copy): no checksum (it is of the
+                                           ciphertext; the MAC vouched for it), no decryption */
+#define CK_LOAD_RAW 0x2                 /* read, check and decrypt only: the payload in b->in */
+int ck_rec_load(int fd, const struct ck_rec_loc *l, const struct ck_key *key,
+                const struct ck_header *h, unsigned flags, struct ck_recbuf *b);
+void ck_recbuf_free(struct ck_recbuf *b);
+
 #endif

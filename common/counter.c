@@ -738,8 +738,11 @@ static int lock_counter(const char *path, char *err, size_t errlen)
 }
 
 /* expect == NULL: unconditional increment. */
+/* Add one to the counter of id (only if it equals *expect, when expect is
+ * given), or with adopt: set it to *adopt only if it has no value yet (a
+ * program this counter has never stamped); *ret_value as the API says. */
 static int file_update(const struct ck_counter *c, const char *id, const uint64_t *expect,
-                       uint64_t *ret_value, char *err, size_t errlen)
+                       const uint64_t *adopt, uint64_t *ret_value, char *err, size_t errlen)
 {
     struct table t = {0};
     struct entry *e;
@@ -754,7 +757,7 @@ static int file_update(const struct ck_counter *c, const char *id, const uint64_
         goto out;
     e = table_find(&t, id);
     cur = e ? e->value : 0;
-    if (expect && cur != *expect) {
+    if ((expect && cur != *expect) || (adopt && cur)) {
         *ret_value = cur; /* no match: nothing changes */
         goto out;
     }
@@ -771,10 +774,10 @@ static int file_update(const struct ck_counter *c, const char *id, const uint64_
         }
         e = &t.e[t.n - 1];
     }
-    e->value = cur + 1;
+    e->value = adopt ? *adopt : cur + 1;
     r = store_table(c->path, &t, err, errlen);
     if (r == 0)
-        *ret_value = expect ? cur : cur + 1;
+        *ret_value = adopt ? *adopt : expect ? cur : cur + 1;
 out:
     free(t.e);
     close(lfd); /* releases the lock */
@@ -954,7 +957,15 @@ static const char FETCH_INCR_IF_LUA[] = "local v = redis.call('GET', KEYS[1])\n"
                                         "if v == ARGV[1] then redis.call('INCR', KEYS[1]) end\n"
                                         "return v\n";
 
-enum redis_op { OP_INCR, OP_INCR_IF, OP_GET };
+/* Set the key to ARGV[1] only if it holds nothing (or 0); returns the
+ * value after. */
+static const char ADOPT_LUA[] = "local v = redis.call('GET', KEYS[1])\n"
+                                "if not v or v == '0' then\n"
+                                "  redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1]\n"
+                                "end\n"
+                                "return v\n";
+
+enum redis_op { OP_INCR, OP_INCR_IF, OP_GET, OP_ADOPT };
 
 static int redis_do(const struct ck_counter *c, const char *id, enum redis_op op, uint64_t expect,
                     uint64_t *ret_value, char *err, size_t errlen)
@@ -980,8 +991,10 @@ static int redis_do(const struct ck_counter *c, const char *id, enum redis_op op
         rep = redisCommand(rc, "GET %s", key);
         break;
     case OP_INCR_IF:
+    case OP_ADOPT:
         snprintf(arg, sizeof arg, "%llu", (unsigned long long)expect);
-        rep = redisCommand(rc, "EVAL %s 1 %s %s", FETCH_INCR_IF_LUA, key, arg);
+        rep = redisCommand(rc, "EVAL %s 1 %s %s", op == OP_ADOPT ? ADOPT_LUA : FETCH_INCR_IF_LUA,
+                           key, arg);
         break;
     }
     if (!rep) {
@@ -1019,6 +1032,7 @@ static int redis_do(const struct ck_counter *c, const char *id, enum redis_op op
             r = reply_type_error(where, cmd, rep, err, errlen);
         break;
     case OP_INCR_IF:
+    case OP_ADOPT:
         if (rep->type == REDIS_REPLY_STRING)
             r = reply_value(where, key, rep->str, rep->len, ret_value, err, errlen);
         else
@@ -1061,7 +1075,7 @@ int ck_counter_incr_fetch(const struct ck_counter *c, const char *id, uint64_t *
         return r;
     switch (c->kind) {
     case CK_COUNTER_FILE:
-        return file_update(c, id, NULL, ret_value, err, errlen);
+        return file_update(c, id, NULL, NULL, ret_value, err, errlen);
     case CK_COUNTER_REDIS:
         return redis_do(c, id, OP_INCR, 0, ret_value, err, errlen);
     default:
@@ -1070,8 +1084,9 @@ int ck_counter_incr_fetch(const struct ck_counter *c, const char *id, uint64_t *
     }
 }
 
-int ck_counter_fetch_incr_if(const struct ck_counter *c, const char *id, uint64_t expect,
-                             uint64_t *ret_value, char *err, size_t errlen)
+/* Compare-and-increment (adopt 0) or adopt (adopt 1) on any backend. */
+static int update_if(const struct ck_counter *c, const char *id, uint64_t v, int adopt,
+                     uint64_t *ret_value, char *err, size_t errlen)
 {
     int r = check_args(c, id, ret_value, err, errlen);
 
@@ -1079,13 +1094,25 @@ int ck_counter_fetch_incr_if(const struct ck_counter *c, const char *id, uint64_
         return r;
     switch (c->kind) {
     case CK_COUNTER_FILE:
-        return file_update(c, id, &expect, ret_value, err, errlen);
+        return file_update(c, id, adopt ? NULL : &v, adopt ? &v : NULL, ret_value, err, errlen);
     case CK_COUNTER_REDIS:
-        return redis_do(c, id, OP_INCR_IF, expect, ret_value, err, errlen);
+        return redis_do(c, id, adopt ? OP_ADOPT : OP_INCR_IF, v, ret_value, err, errlen);
     default:
         *ret_value = 0; /* none: matches only an unstamped (0) image */
         return 0;
     }
+}
+
+int ck_counter_fetch_incr_if(const struct ck_counter *c, const char *id, uint64_t expect,
+                             uint64_t *ret_value, char *err, size_t errlen)
+{
+    return update_if(c, id, expect, 0, ret_value, err, errlen);
+}
+
+int ck_counter_adopt(const struct ck_counter *c, const char *id, uint64_t value,
+                     uint64_t *ret_value, char *err, size_t errlen)
+{
+    return update_if(c, id, value, 1, ret_value, err, errlen);
 }
 
 int ck_counter_get(const struct ck_counter *c, const char *id, uint64_t *ret_value, char *err,

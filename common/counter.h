@@ -56,6 +56,13 @@ int ck_counter_incr_fetch(const struct ck_counter *c, const char *id, uint64_t *
 int ck_counter_fetch_incr_if(const struct ck_counter *c, const char *id, uint64_t expect,
                              uint64_t *ret_value, char *err, size_t errlen);
 
+/* A program this counter has never stamped (moved here from another
+ * host, coord migrate): set the counter of id to value only if it holds
+ * nothing yet. *ret_value: the value after (value, or what was there).
+ * Returns 0 or -errno with a message in err. */
+int ck_counter_adopt(const struct ck_counter *c, const char *id, uint64_t value,
+                     uint64_t *ret_value, char *err, size_t errlen);
+
 /* Is id a valid app id (1..63 characters of [A-Za-z0-9._:@+-])? Returns 0,
  * or -EINVAL with the reason in err. */
 int ck_check_app_id(const char *id, char *err, size_t errlen);

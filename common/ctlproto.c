@@ -144,7 +144,45 @@ int ck_sock_dir_prepare(const char *dir)
     return 0;
 }
 
-int ck_sock_path(char *buf, size_t len, int pid)
+/* The initial pid namespace's inode number (PROC_PID_INIT_INO): fixed. */
+#define CK_PIDNS_INIT_INO 0xEFFFFFFCULL
+
+uint64_t ck_pidns_of(int pid)
+{
+    char path[64];
+    struct stat st;
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/ns/pid");
+    if (stat(path, &st) < 0 || (uint64_t)st.st_ino == CK_PIDNS_INIT_INO)
+        return 0;
+    return (uint64_t)st.st_ino;
+}
+
+int ck_pidns_inner(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    int inner = pid;
+    if (!f)
+        return pid;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "NSpid:", 6))
+            continue;
+        /* the pids from the namespace of this /proc down to the process's
+         * own: the last is the one in its own namespace */
+        char *p = line + 6, *end;
+        for (long v; (v = strtol(p, &end, 10)), end != p; p = end)
+            inner = (int)v;
+        break;
+    }
+    fclose(f);
+    return inner;
+}
+
+static int sock_path_ns(char *buf, size_t len, uint64_t ns, int pid)
 {
     size_t dl;
     int r, n;
@@ -153,10 +191,24 @@ int ck_sock_path(char *buf, size_t len, int pid)
     if (r < 0)
         return r;
     dl = strlen(buf);
-    n = snprintf(buf + dl, len - dl, "/%d.sock", pid);
+    if (ns)
+        n = snprintf(buf + dl, len - dl, "/ns%llu-%d.sock", (unsigned long long)ns, pid);
+    else
+        n = snprintf(buf + dl, len - dl, "/%d.sock", pid);
     if (n < 0 || (size_t)n >= len - dl) {
         buf[0] = '\0';
         return -ENAMETOOLONG;
     }
     return 0;
+}
+
+int ck_sock_path(char *buf, size_t len, int pid)
+{
+    uint64_t ns = ck_pidns_of(pid);
+    return sock_path_ns(buf, len, ns, ns ? ck_pidns_inner(pid) : pid);
+}
+
+int ck_sock_path_self(char *buf, size_t len, int rawpid)
+{
+    return sock_path_ns(buf, len, ck_pidns_of(0), rawpid);
 }

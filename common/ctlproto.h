@@ -36,6 +36,8 @@ enum {
     CK_OP_ABORT = 4,                    /* second or third message: give up, release */
     CK_OP_COMMIT = 5,                   /* third message: the image is committed */
     CK_OP_CAPTURE = 6,                  /* CK_CKPT_TREE: the whole tree is parked */
+    CK_OP_KEEPALIVE = 7,                /* coord is still at work (every second while the
+                                           shim waits for its next word): keep waiting */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
@@ -64,6 +66,8 @@ enum {
 #define CK_CKPT_TMPFILE 0x80            /* the fd is coord's temporary file: remove it
                                            if coord goes away before committing */
 #define CK_CKPT_TREE 0x100              /* one process of a tree checkpoint (below) */
+#define CK_CKPT_PIDNS 0x200             /* the process is in a pid namespace of its own
+                                           (coord run --pidns): CK_HF_PIDNS */
 
 struct ck_ctl_req {
     uint32_t magic;
@@ -111,7 +115,24 @@ const char *ck_sock_dir_note(void);
  * group/world writable. Returns 0 or -errno. */
 int ck_sock_dir_prepare(const char *dir);
 
-/* <dir>/<pid>.sock into buf. Returns 0 or -ENAMETOOLONG. */
+/* <dir>/<pid>.sock into buf. Returns 0 or -ENAMETOOLONG. A process in a
+ * pid namespace other than the initial one (coord run --pidns) listens on
+ * <dir>/ns<INODE>-<pid in that namespace>.sock instead: its pid there
+ * says nothing outside (every such namespace has a pid 2). For another
+ * process (coord), the namespace and the pid in it are read from
+ * /proc/PID/ns/pid and the last NSpid of /proc/PID/status. */
 int ck_sock_path(char *buf, size_t len, int pid);
+
+/* The shim's own path: its pid namespace from /proc/self/ns/pid, and
+ * rawpid, its pid as the kernel gives it (the pid in that namespace). */
+int ck_sock_path_self(char *buf, size_t len, int rawpid);
+
+/* The inode of pid's pid namespace (pid 0: the caller's), or 0 for the
+ * initial namespace or when it cannot be read. */
+uint64_t ck_pidns_of(int pid);
+
+/* The pid of pid (seen from here) in its own pid namespace: the last
+ * NSpid of /proc/PID/status; pid itself when it cannot be read. */
+int ck_pidns_inner(int pid);
 
 #endif

@@ -53,6 +53,10 @@
 #define CK_HF_COUNTER_NONE 0x1          /* written with --counter none */
 #define CK_HF_MAC 0x2                   /* an AUTH record authenticates everything */
 #define CK_HF_ENCRYPTED 0x4             /* PAGES and FILEDATA payloads are encrypted */
+#define CK_HF_PIDNS 0x8                 /* taken in a pid namespace of the program's own
+                                           (coord run --pidns): orig_pid, the tree's pids
+                                           and thread ids are the namespace's; restore
+                                           makes a new one and gives them back */
 
 struct ck_header {
     char magic[CK_MAGIC_LEN];
@@ -711,6 +715,10 @@ struct ck_restore_info {
     int32_t status_fd;                  /* --detach: report here, or -1 */
     int32_t new_pid;
     uint64_t generation;                /* bumped per restore */
+    int32_t gate_fd, ready_fd;          /* a tree's second barrier (restore_finish), or -1 */
+    uint32_t drop_caps;                 /* restored in a pid namespace of its own: each
+                                           thread drops the capabilities it had there */
+    uint32_t pad;
 };
 
 /* A process tree image (docs/IMAGE_FORMAT.md, "Process trees"): this
@@ -743,7 +751,8 @@ struct ck_tree_hdr {
     uint64_t counter_stamp;             /* the tree's stamp (also in every stream) */
     char app_id[64];                    /* the root's: the counter the tree uses */
     uint64_t created_ns;
-    uint64_t reserved[4];
+    uint8_t mac[32];                    /* with a key: keyed BLAKE2b of the header (this
+                                           field zero) and entries; else zero (was reserved) */
     /* struct ck_tree_entry[nprocs], then uint64_t XXH64 (seed 0) of the
      * header and entries */
 };

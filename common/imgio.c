@@ -174,7 +174,21 @@ struct img_rd {
     uint64_t size;                      /* file size when seekable */
     char *err;
     size_t errlen;
+    /* A regular file is read ahead into buf (an image of many descriptors
+     * has thousands of small records: one read each cost more than the
+     * rest of the check); bytes [bpos, blen) of buf come next, so the
+     * file's offset is off + blen - bpos until rd_done puts it back. */
+    char *buf;
+    size_t bcap, bpos, blen;
 };
+
+/* The file offset where the reader stands, as if nothing were read ahead. */
+static void rd_done(struct img_rd *r)
+{
+    if (r->blen > r->bpos)
+        lseek(r->fd, -(off_t)(r->blen - r->bpos), SEEK_CUR);
+    r->bpos = r->blen = 0;
+}
 
 static int __attribute__((format(printf, 3, 4))) rd_fail(struct img_rd *r, int code,
                                                          const char *fmt, ...)
@@ -202,6 +216,28 @@ static int rd_read_some(struct img_rd *r, void *buf, size_t n, size_t *got)
     size_t done = 0;
 
     while (done < n) {
+        if (r->blen > r->bpos) {
+            size_t take = r->blen - r->bpos < n - done ? r->blen - r->bpos : n - done;
+            memcpy(p + done, r->buf + r->bpos, take);
+            r->bpos += take;
+            done += take;
+            continue;
+        }
+        if (r->buf && n - done < r->bcap) {
+            ssize_t k = read(r->fd, r->buf, r->bcap);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                int e = errno;
+                return rd_fail(r, -e, "cannot read the image at byte %llu: %s",
+                               (unsigned long long)(r->off + done), strerror(e));
+            }
+            if (k == 0)
+                break;
+            r->bpos = 0;
+            r->blen = (size_t)k;
+            continue;
+        }
         ssize_t k = read(r->fd, p + done, n - done);
         if (k < 0) {
             if (errno == EINTR)
@@ -244,7 +280,14 @@ static int rd_skip(struct img_rd *r, uint64_t n, const char *what)
     if (r->seekable) {
         if (r->off > r->size || n > r->size - r->off)
             return rd_truncated(r, r->size > start ? r->size : start, what, end);
-        if (n > 0 && lseek(r->fd, (off_t)n, SEEK_CUR) < 0) {
+        uint64_t ahead = r->blen - r->bpos;
+        if (n <= ahead) {
+            r->bpos += (size_t)n;
+            r->off += n;
+            return 0;
+        }
+        r->bpos = r->blen = 0;
+        if (n > 0 && lseek(r->fd, (off_t)(n - ahead), SEEK_CUR) < 0) {
             int e = errno;
             return rd_fail(r, -e, "cannot seek in the image at byte %llu: %s",
                            (unsigned long long)r->off, strerror(e));
@@ -1000,20 +1043,25 @@ int ck_image_read(int fd, struct ck_image *img, uint32_t flags, char *err, size_
         int e = errno;
         return rd_fail(&c.rd, -e, "cannot stat the image: %s", strerror(e));
     }
+    char rdbuf[65536];
     if (S_ISREG(st.st_mode)) {
         off_t cur = lseek(fd, 0, SEEK_CUR);
         if (cur >= 0) {
             c.rd.seekable = 1;
             c.rd.off = (uint64_t)cur;
             c.rd.size = (uint64_t)st.st_size;
+            c.rd.buf = rdbuf;
+            c.rd.bcap = sizeof rdbuf;
         }
     }
 
     rc = read_header(&c);
     if (rc < 0)
         goto fail;
-    if (flags & CK_READ_HEADER_ONLY)
+    if (flags & CK_READ_HEADER_ONLY) {
+        rd_done(&c.rd);
         return 0;
+    }
 
     for (;;) {
         struct ck_rec rec;
@@ -1027,10 +1075,12 @@ int ck_image_read(int fd, struct ck_image *img, uint32_t flags, char *err, size_
         if (rc == 1)
             break;
     }
+    rd_done(&c.rd);
     free(c.scratch);
     return 0;
 
 fail:
+    rd_done(&c.rd);
     free(c.scratch);
     ck_image_free(img);
     if (c.rd.err && c.rd.errlen > 0 && c.rd.err[0] == '\0')

@@ -38,7 +38,10 @@ struct ck_plan {
     int32_t image_fd;                   /* positioned at the first PAGES record */
     int32_t status_fd;                  /* --detach: "ok PID" / "error: ..." or -1 */
     uint32_t verify;                    /* check every PAGES checksum */
-    uint32_t pad;
+    uint32_t pidns;                     /* restored in a pid namespace of its own: threads
+                                           get their tids (set_tid), then every thread
+                                           drops the namespace's capabilities (the shim,
+                                           ck_restore_info.drop_caps) */
     uint64_t npages;                    /* pages expected in PAGES records */
     struct ck_mm mm;
     uint64_t auxv[CK_AUXV_WORDS];
@@ -57,6 +60,9 @@ struct ck_plan {
     int32_t err_fd;                     /* coord's stderr for failures (foreground), or -1 */
     uint64_t nguards;                   /* struct ck_guard[nguards]: installed once */
     uint64_t guards_off;                /* memory is filled */
+    uint32_t tree_gate;                 /* a process of a tree: gate_fd and ready_fd stay
+                                           open for the shim's second barrier (ck_restore_info) */
+    uint32_t test_die_late;             /* tests only: end after creating the threads */
 };
 
 /* One PAGES record of the image: its header and where its payload is. */
@@ -92,10 +98,41 @@ struct ck_plan_region {
 
 struct ck_plan_thread {
     uint32_t flags;                     /* CK_TF_* */
-    uint32_t pad;
+    int32_t tid;                        /* > 0: clone3 with this tid (set_tid), else any */
     uint64_t fsbase;
     uint64_t clear_tid_addr;
     struct ck_ctx ctx;
 };
+
+/* The kernel's struct prctl_mm_map (PR_SET_MM_MAP): the restorer sets the
+ * saved layout with it, and after a restore in a pid namespace of the
+ * program's own the shim sets it again with the program as exe_fd. */
+struct ck_prctl_mm_map {
+    uint64_t start_code, end_code, start_data, end_data;
+    uint64_t start_brk, brk, start_stack;
+    uint64_t arg_start, arg_end, env_start, env_end;
+    uint64_t auxv;
+    uint32_t auxv_size;
+    uint32_t exe_fd;
+};
+
+static inline void ck_mm_map_fill(struct ck_prctl_mm_map *m, const struct ck_mm *mm,
+                                  const uint64_t *auxv, uint32_t auxv_bytes, int exe_fd)
+{
+    m->start_code = mm->start_code;
+    m->end_code = mm->end_code;
+    m->start_data = mm->start_data;
+    m->end_data = mm->end_data;
+    m->start_brk = mm->start_brk;
+    m->brk = mm->brk;
+    m->start_stack = mm->start_stack;
+    m->arg_start = mm->arg_start;
+    m->arg_end = mm->arg_end;
+    m->env_start = mm->env_start;
+    m->env_end = mm->env_end;
+    m->auxv = (uint64_t)(unsigned long)auxv;
+    m->auxv_size = auxv_bytes;
+    m->exe_fd = (uint32_t)exe_fd;
+}
 
 #endif

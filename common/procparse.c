@@ -247,6 +247,7 @@ int ck_parse_fdinfo(const char *text, size_t len, struct ck_fdinfo *fi)
     fi->ino = 0;
     fi->has_eventfd = 0;
     fi->eventfd_count = 0;
+    fi->scm_fds = -1;
     if (len == 0)
         return -CK_PP_EINVAL;
 
@@ -283,6 +284,9 @@ int ck_parse_fdinfo(const char *text, size_t len, struct ck_fdinfo *fi)
                 return -CK_PP_EINVAL;
             fi->has_eventfd = 1;
             fi->eventfd_count = x;
+        } else if (pp_key(s, eol, "scm_fds:", &v)) {
+            if (pp_dec_n(&v, eol, &x) == 0 && x <= 0x7fffffffULL)
+                fi->scm_fds = (int32_t)x;
         }
         s = eol < end ? eol + 1 : end;
     }

@@ -30,6 +30,8 @@ struct ck_fdinfo {
     uint64_t ino;
     int has_eventfd;
     uint64_t eventfd_count;             /* "eventfd-count:" (hex) */
+    int32_t scm_fds;                    /* "scm_fds:" of a unix socket (descriptors
+                                           in flight in its queue), -1 if absent */
 };
 
 /* Parse the text of /proc/PID/fdinfo/N (len bytes, need not be terminated).

@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -88,6 +90,8 @@ static int split_path(const char *file, char *dir, size_t dirlen, const char **b
     return 0;
 }
 
+static void sleep_ms(int ms);
+
 /* For the crash-safety tests: CKSHIM_TEST_HOOK=POINT stops coord (SIGSTOP)
  * at that point of the commit, so a test can kill it there, or change
  * the target, and check that the program or a good image survives.
@@ -96,8 +100,133 @@ static int split_path(const char *file, char *dir, size_t dirlen, const char **b
 static void test_hook(const char *point)
 {
     const char *h = getenv("CKSHIM_TEST_HOOK");
+    size_t n = strlen(point);
     if (h && !strcmp(h, point))
         raise(SIGSTOP);
+    /* POINT:SECONDS: coord is slow there (a slow counter service, a slow
+     * disk), as long as that: points slow-stamp (every process captured,
+     * before the counter is read) and slow-commit (before the rename) */
+    else if (h && !strncmp(h, point, n) && h[n] == ':')
+        sleep_ms(atoi(h + n + 1) * 1000);
+}
+
+/* ---- keep-alives: the parked processes wait for coord's next word at
+ * most 30 s (preload/shim.c, coord_next), so while coord works (a slow
+ * counter, the other processes of a tree, writing and reading back a
+ * large image) a thread of its own says "still at work" on every
+ * connection once a second. Every request coord sends on them takes the
+ * same lock, so the two never interleave on a socket. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int running, stop;
+    const int *conns;
+    int n;
+} hb = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *hb_main(void *arg)
+{
+    (void)arg;
+    struct ck_ctl_req q;
+    memset(&q, 0, sizeof q);
+    q.magic = CK_CTL_MAGIC;
+    q.op = CK_OP_KEEPALIVE;
+    pthread_mutex_lock(&hb.mu);
+    while (!hb.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&hb.cv, &hb.mu, &ts);
+        for (int i = 0; !hb.stop && i < hb.n; i++)
+            if (hb.conns[i] >= 0)
+                ck_ctl_send(hb.conns[i], &q, -1);
+    }
+    pthread_mutex_unlock(&hb.mu);
+    return NULL;
+}
+
+/* Start saying "still at work" on the n connections conns (which stay
+ * valid until hb_stop). */
+static void hb_start(const int *conns, int n)
+{
+    if (hb.running)
+        return;
+    hb.conns = conns;
+    hb.n = n;
+    hb.stop = 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay the main thread's */
+    hb.running = pthread_create(&hb.th, NULL, hb_main, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void hb_stop(void)
+{
+    if (!hb.running)
+        return;
+    pthread_mutex_lock(&hb.mu);
+    hb.stop = 1;
+    pthread_cond_signal(&hb.cv);
+    pthread_mutex_unlock(&hb.mu);
+    pthread_join(hb.th, NULL);
+    hb.running = 0;
+}
+
+/* ck_ctl_send of a request without a descriptor, never interleaved with
+ * a keep-alive. */
+static int ctl_send(int fd, const struct ck_ctl_req *q)
+{
+    pthread_mutex_lock(&hb.mu);
+    int r = ck_ctl_send(fd, q, -1);
+    pthread_mutex_unlock(&hb.mu);
+    return r;
+}
+
+/* Did the shim at the other end of conn give up waiting (it closed the
+ * connection: no word from coord for its time limit) and release its
+ * process? Then the image must not be committed. */
+static int shim_gave_up(int conn)
+{
+    struct pollfd pf = {.fd = conn, .events = POLLRDHUP};
+    return conn >= 0 && poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+/* A process by a descriptor that names it and no other (pidfd), opened
+ * while coord knows it is the one it checkpoints: a pid reused after it
+ * ended can never be signalled by mistake. -1 if the kernel has none. */
+static int open_pidfd(int pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* --kill, once the image is committed and every process was told: wait
+ * (KILL_WAIT_MS in all) until each process of pidfds ended; one still
+ * running then (its shim stopped listening before the COMMIT came) is
+ * killed through its pidfd, so no process goes on after a --kill that
+ * succeeded. Returns how many had to be killed. */
+static int end_processes(const int *pidfds, const int *pids, int n, int root)
+{
+    int killed = 0, waited = 0;
+    for (int i = 0; i < n; i++) {
+        if (pidfds[i] < 0)
+            continue;
+        struct pollfd pf = {.fd = pidfds[i], .events = POLLIN};
+        int left = KILL_WAIT_MS - waited;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (poll(&pf, 1, left > 0 ? left : 0) == 1)
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        waited += (int)((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
+        if (syscall(SYS_pidfd_send_signal, pidfds[i], SIGKILL, NULL, 0) == 0) {
+            ck_msg("checkpoint %d: process %d was still running %d s after its image was "
+                   "committed: killed", root, pids[i], KILL_WAIT_MS / 1000);
+            killed++;
+        }
+    }
+    return killed;
 }
 
 /* Pipes whose other end is outside the program (another process, or
@@ -372,7 +501,7 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
     q.counter_stamp = stamp;
     int bad = 0;
     for (int i = 0; i < n; i++)
-        if (conns[i] >= 0 && ck_ctl_send(conns[i], &q, -1) < 0)
+        if (conns[i] >= 0 && ctl_send(conns[i], &q) < 0)
             bad = -1;
     return bad;
 }
@@ -460,18 +589,20 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
  * anonymous memory inherited across fork is: restore_tree). Returns 0, or
  * -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
-                         size_t errlen)
+                         size_t errlen, int pidns)
 {
     /* File locks: a tree restore takes a process's own locks again, but
      * not who else in the tree waits for or tests them with which pid
-     * (zdtm file_locks00-04): refused until the tree has exact pids. */
+     * (zdtm file_locks00-04): refused unless the tree has exact pids (in
+     * a pid namespace of its own, where those tests pass). */
     int live = 0;
     for (int i = 0; i < t->n; i++)
         live += !t->m[i].zombie;
-    for (int i = 0; live > 1 && i < t->n; i++)
+    for (int i = 0; live > 1 && !pidns && i < t->n; i++)
         if (!t->m[i].zombie && imgs[i].nlocks) {
             snprintf(err, errlen, "process %d holds a file lock (fd %d): ckshim cannot restore "
-                     "file locks in a tree of several processes yet",
+                     "file locks in a tree of several processes yet (it can under coord run "
+                     "--pidns)",
                      t->m[i].pid, imgs[i].locks[0].fd);
             return -1;
         }
@@ -558,6 +689,47 @@ static void tree_stop_again(const struct ck_tree *t)
     }
 }
 
+/* --json: what was written, as one JSON object on standard output (the
+ * prose summary still goes to standard error). */
+static int json_out;
+
+struct summary {
+    int pid, nprocs, killed;
+    const char *image;                  /* NULL: standard output */
+    uint64_t image_bytes, pages, memory_bytes, stamp;
+    unsigned threads;
+    double total_ms, pause_ms;
+};
+
+static void print_json(const struct summary *m)
+{
+    if (!json_out)
+        return;
+    struct ck_json j;
+    ck_json_init(&j, stdout);
+    ck_json_open(&j, NULL, '{');
+    ck_json_ku64(&j, "pid", (uint64_t)m->pid);
+    if (m->image)
+        ck_json_kstr(&j, "image", m->image);
+    else
+        ck_json_knull(&j, "image");
+    ck_json_ku64(&j, "processes", (uint64_t)m->nprocs);
+    ck_json_ku64(&j, "threads", m->threads);
+    ck_json_ku64(&j, "image_bytes", m->image_bytes);
+    ck_json_ku64(&j, "pages", m->pages);
+    ck_json_ku64(&j, "memory_bytes", m->memory_bytes);
+    if (m->total_ms >= 0)
+        ck_json_kdouble(&j, "checkpoint_ms", m->total_ms);
+    ck_json_kdouble(&j, "pause_ms", m->pause_ms);
+    if (m->stamp)
+        ck_json_ku64(&j, "stamp", m->stamp);
+    else
+        ck_json_knull(&j, "stamp");
+    ck_json_kbool(&j, "killed", m->killed);
+    ck_json_close(&j, '}');
+    ck_json_end(&j);
+}
+
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
  * "Process trees"): every process parks, then every process captures, then
  * each writes its own stream into a file of its own; coord puts them
@@ -572,19 +744,25 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     int *conns = calloc((size_t)n, sizeof *conns), *tmps = calloc((size_t)n, sizeof *tmps);
     struct ck_ctl_rep *reps = calloc((size_t)n, sizeof *reps);
     struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
+    int *pidfds = calloc((size_t)n, sizeof *pidfds), *pids = calloc((size_t)n, sizeof *pids);
     struct ck_image *imgs = NULL;
     int ret = CK_EXIT_FAIL;
-    if (!conns || !tmps || !reps || !ents) {
+    if (!conns || !tmps || !reps || !ents || !pidfds || !pids) {
         ck_msg("checkpoint %d: out of memory", pid);
         free(conns);
         free(tmps);
         free(reps);
         free(ents);
+        free(pidfds);
+        free(pids);
         close(root_conn);
         return CK_EXIT_FAIL;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         conns[i] = tmps[i] = -1;
+        pids[i] = t->m[i].pid;
+        pidfds[i] = t->m[i].zombie ? -1 : open_pidfd(t->m[i].pid);
+    }
     conns[0] = root_conn;
     char dir[PATH_MAX];
     const char *base;
@@ -639,6 +817,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                    t->m[i].pid, strerror(errno));
             goto out;
         }
+    hb_start(conns, n);
     int cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
     if (cr == 0 && !tree_same(t))
         cr = TREE_CHANGED; /* a child forked before its parent parked */
@@ -650,9 +829,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     tree_send(conns, n, CK_OP_CAPTURE, 0, 0);
     if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
         goto out;
+    test_hook("slow-stamp");
     for (int i = 0; i < n; i++)
         if (t->m[i].zombie)
-            ents[i].vpid = zombie_vpid(t, reps, t->m[i].pid);
+            ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
+                                                        : zombie_vpid(t, reps, t->m[i].pid);
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -729,7 +910,30 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         if (reps[i].pause_ns > pause)
             pause = reps[i].pause_ns;
     }
-    int hr = ck_tree_write_hdr(outfd, &h, ents);
+    /* With a key, the tree header gets its own MAC (each stream has its
+     * own already): who the processes are and where their streams are. */
+    struct ck_key tkey;
+    memset(&tkey, 0, sizeof tkey);
+    memcpy(tkey.mac, req->key_mac, sizeof tkey.mac);
+    memcpy(tkey.id, req->key_id, sizeof tkey.id);
+    uint8_t *macs = calloc((size_t)n, CK_DIGEST_BYTES);
+    int hr = macs ? 0 : -ENOMEM;
+    /* each stream's own MAC (checked: a stream written with other keys
+     * would not restore) goes into the tree's */
+    for (int i = 0; !hr && (req->flags & CK_CKPT_MAC) && i < n; i++) {
+        char aerr[512];
+        if (!t->m[i].zombie &&
+            ck_image_authenticate_at(tmps[i], 0, &tkey, macs + (size_t)i * CK_DIGEST_BYTES,
+                                     aerr, sizeof aerr) < 0) {
+            ck_msg("checkpoint %d: the stream of process %d does not authenticate: %s", pid,
+                   t->m[i].pid, aerr);
+            hr = -EBADMSG;
+        }
+    }
+    if (!hr)
+        hr = ck_tree_write_hdr(outfd, &h, ents, (req->flags & CK_CKPT_MAC) ? &tkey : NULL, macs);
+    ck_key_wipe(&tkey);
+    free(macs);
     if (hr < 0) {
         ck_msg("checkpoint %d: cannot write the tree header into %s: %s", pid, tmp_path,
                strerror(-hr));
@@ -758,7 +962,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     }
     char uerr[1024];
     if (ck_tree_names_check(n, ents, imgs, uerr, sizeof uerr) < 0 ||
-        tree_unshared(t, imgs, uerr, sizeof uerr) < 0) {
+        tree_unshared(t, imgs, uerr, sizeof uerr, (req->flags & CK_CKPT_PIDNS) != 0) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
@@ -767,10 +971,19 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             note_tree_pipes(t, imgs, i);
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
+    test_hook("slow-commit");
+    for (int i = 0; i < n; i++)
+        if (shim_gave_up(conns[i])) {
+            ck_msg("checkpoint %d: process %d stopped waiting for coord (no word for too "
+                   "long) and goes on: no image written, every process goes on", pid,
+                   t->m[i].pid);
+            goto out;
+        }
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     int committed = commit_image(pid, out, 0, counter);
+    hb_stop();
     tree_send(conns, n, committed > 0 ? CK_OP_COMMIT : CK_OP_ABORT, 0, 0);
     tree_close(conns, tmps, n);
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -784,19 +997,26 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
            ck_fmt_bytes(img_sz, sizeof img_sz, bytes), (unsigned long long)pages,
            ck_fmt_bytes(mem_sz, sizeof mem_sz, raw), threads, (double)pause / 1e6, stamp_txt);
     if (kill_after && committed > 0) {
-        for (int i = 0, waited = 0; i < n; i++)
-            while (ck_proc_alive(t->m[i].pid) && waited < KILL_WAIT_MS) {
-                sleep_ms(10);
-                waited += 10;
-            }
-        ck_msg("checkpoint %d: %s", pid, ck_proc_alive(pid) ? "warning: the process tree is "
-               "still running" : "process tree exited");
+        end_processes(pidfds, pids, n, pid);
+        ck_msg("checkpoint %d: process tree exited", pid);
     }
+    struct summary sm = {.pid = pid, .nprocs = n, .killed = kill_after && committed > 0,
+                         .image = out, .image_bytes = bytes, .pages = pages,
+                         .memory_bytes = raw, .threads = threads, .total_ms = -1,
+                         .pause_ms = (double)pause / 1e6,
+                         .stamp = counter->kind != CK_COUNTER_NONE ? stamp : 0};
+    print_json(&sm);
     ret = CK_EXIT_OK;
 out:
+    hb_stop();
     tree_close(conns, tmps, n);
     if (ret != CK_EXIT_OK || !kill_after)
         tree_stop_again(t);
+    for (int i = 0; i < n; i++)
+        if (pidfds[i] >= 0)
+            close(pidfds[i]);
+    free(pidfds);
+    free(pids);
     for (int i = 0; imgs && i < n; i++)
         ck_image_free(&imgs[i]);
     free(imgs);
@@ -805,6 +1025,17 @@ out:
     free(reps);
     free(ents);
     return ret;
+}
+
+/* The keys the shim authenticates (and encrypts) its stream with, into
+ * the request; key is wiped (the caller wipes the request once sent). */
+static void req_key(struct ck_ctl_req *req, struct ck_key *key, int encrypt)
+{
+    req->flags |= CK_CKPT_MAC | (encrypt ? CK_CKPT_ENCRYPT : 0);
+    memcpy(req->key_mac, key->mac, sizeof req->key_mac);
+    memcpy(req->key_enc, key->enc, sizeof req->key_enc);
+    memcpy(req->key_id, key->id, sizeof req->key_id);
+    ck_key_wipe(key);
 }
 
 int cmd_checkpoint(int argc, char **argv)
@@ -836,6 +1067,11 @@ int cmd_checkpoint(int argc, char **argv)
                 i++;
                 continue;
             }
+            if (strcmp(a, "--json") == 0) {
+                json_out = 1;
+                i++;
+                continue;
+            }
             int r = ck_opt_value("checkpoint", argc, argv, &i, "--output", "-o", &out);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
@@ -862,6 +1098,8 @@ int cmd_checkpoint(int argc, char **argv)
         return ck_usage_error("checkpoint", "missing -o FILE");
     if (!*out)
         return ck_usage_error("checkpoint", "-o: empty file name");
+    if (json_out && !strcmp(out, "-"))
+        return ck_usage_error("checkpoint", "--json with -o -: standard output is the image");
     /* Standard output that is not a regular file (a pipe to ssh or zstd):
      * coord cannot know whether the reader kept the image, so it never
      * counts as committed: no --kill, and the counter is not advanced. */
@@ -943,6 +1181,13 @@ int cmd_checkpoint(int argc, char **argv)
     /* Its descendants: every one must be able to be part of the image
      * (docs/DESIGN.md, "Process trees"); name those that cannot before
      * any shim is asked anything. */
+    int prog = ck_pidns_program(pid);
+    if (prog > 0) {
+        ck_msg("checkpoint %d: PID %d is coord's side of a program run with --pidns (coord "
+               "outside, or the namespace's init); checkpoint the program itself: pid %d",
+               pid, pid, prog);
+        return CK_EXIT_FAIL;
+    }
     static struct ck_tree tree;
     r = ck_tree_discover(pid, &tree);
     if (r < 0) {
@@ -962,7 +1207,7 @@ int cmd_checkpoint(int argc, char **argv)
      * shim is asked: it serves one request at a time). From here on every
      * end runs the post-checkpoint script. */
     int to_stdout = strcmp(out, "-") == 0;
-    int outfd = -1, fd = -1;
+    int outfd = -1, fd = -1, pidfd = -1;
     if (script[0]) {
         char cwd[PATH_MAX];
         if (to_stdout || out[0] == '/' || !getcwd(cwd, sizeof cwd))
@@ -977,6 +1222,10 @@ int cmd_checkpoint(int argc, char **argv)
             return CK_EXIT_FAIL;
         }
     }
+
+    /* A process in a pid namespace other than ours (coord run --pidns):
+     * the image says so, and it is restored in a new one with its pids. */
+    uint32_t pidns = ck_pidns_of(pid) != ck_pidns_of(0) ? CK_CKPT_PIDNS : 0;
 
     /* Its control socket. */
     char sock[PATH_MAX];
@@ -1048,21 +1297,25 @@ int cmd_checkpoint(int argc, char **argv)
 
     /* A process tree: see tree_checkpoint. */
     if (tree.n > 1) {
-        if (to_stdout || have_key || no_fork) {
+        if (to_stdout || no_fork) {
             ck_msg("checkpoint %d: a process tree (%d processes) is checkpointed to a file "
-                   "(-o FILE), without --key and --no-fork, for now", pid, tree.n);
+                   "(-o FILE), without --no-fork, for now", pid, tree.n);
             goto fail;
         }
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
-        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT;
+        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
+        if (have_key)
+            req_key(&req, &key, encrypt);
         /* A tree that changes before all its processes are parked (a
          * shell forking a command every second) is taken again. */
         for (int attempt = 0;; attempt++) {
             struct ck_ctl_req q = req;
             r = tree_checkpoint(&tree, fd, outfd, out, &q, &counter, kill_after);
+            explicit_bzero(q.key_mac, sizeof q.key_mac);
+            explicit_bzero(q.key_enc, sizeof q.key_enc);
             fd = -1;
             if (r != TREE_CHANGED || attempt == 20)
                 break;
@@ -1082,6 +1335,8 @@ int cmd_checkpoint(int argc, char **argv)
                 break;
             }
         }
+        explicit_bzero(req.key_mac, sizeof req.key_mac);
+        explicit_bzero(req.key_enc, sizeof req.key_enc);
         if (r == TREE_CHANGED) {
             ck_msg("checkpoint %d: the process tree kept changing (processes forking or "
                    "ending) while it was being parked; no image written, every process goes "
@@ -1102,17 +1357,14 @@ int cmd_checkpoint(int argc, char **argv)
     /* Ask. */
     req.magic = CK_CTL_MAGIC;
     req.op = CK_OP_CHECKPOINT;
-    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP;
+    req.flags = (kill_after ? CK_CKPT_KILL : 0) | (no_fork ? CK_CKPT_NOFORK : 0) | CK_CKPT_STAMP |
+                pidns;
     if (app_id)
         memcpy(req.app_id, app_id, strlen(app_id));
-    if (have_key) {
-        req.flags |= CK_CKPT_MAC | (encrypt ? CK_CKPT_ENCRYPT : 0);
-        memcpy(req.key_mac, key.mac, sizeof req.key_mac);
-        memcpy(req.key_enc, key.enc, sizeof req.key_enc);
-        memcpy(req.key_id, key.id, sizeof req.key_id);
-        ck_key_wipe(&key);
-    }
+    if (have_key)
+        req_key(&req, &key, encrypt);
     req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
+    pidfd = open_pidfd(pid);
     r = ck_ctl_send(fd, &req, outfd);
     explicit_bzero(req.key_mac, sizeof req.key_mac);
     explicit_bzero(req.key_enc, sizeof req.key_enc);
@@ -1120,12 +1372,14 @@ int cmd_checkpoint(int argc, char **argv)
         ck_msg("checkpoint %d: sending the request to %s: %s", pid, sock, strerror(-r));
         goto fail;
     }
+    hb_start(&fd, 1);
     struct ck_ctl_rep rep;
     r = recv_watching(fd, &rep, pid);
     if (r == 0 && rep.status == CK_STATUS_NEED_STAMP) {
         /* The process is parked and its state captured: only now advance
          * the counter, so a refused checkpoint never makes the last good
          * image stale. */
+        test_hook("slow-stamp");
         struct ck_ctl_req r2;
         memset(&r2, 0, sizeof r2);
         r2.magic = CK_CTL_MAGIC;
@@ -1143,14 +1397,14 @@ int cmd_checkpoint(int argc, char **argv)
         }
         if (cr < 0) {
             r2.op = CK_OP_ABORT;
-            ck_ctl_send(fd, &r2, -1);
+            ctl_send(fd, &r2);
             ck_msg("checkpoint %d: %s; no image written (use --counter none to checkpoint "
                    "without rollback protection)",
                    pid, cerr);
             goto fail;
         }
         r2.counter_stamp = stamp;
-        r = ck_ctl_send(fd, &r2, -1);
+        r = ctl_send(fd, &r2);
         if (r == 0)
             r = recv_watching(fd, &rep, pid);
         if (r == 0 && rep.status == 0)
@@ -1205,10 +1459,17 @@ int cmd_checkpoint(int argc, char **argv)
      * the shim has been told (a Ctrl-C now would only lose the program
      * with --kill, never the image). */
     test_hook("before-commit");
+    test_hook("slow-commit");
+    if (shim_gave_up(fd)) {
+        ck_msg("checkpoint %d: the process stopped waiting for coord (no word for too long) "
+               "and goes on: no image written", pid);
+        goto fail;
+    }
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     int committed = commit_image(pid, to_stdout ? NULL : out, to_pipe, &counter);
+    hb_stop();
     struct ck_ctl_req r3;
     memset(&r3, 0, sizeof r3);
     r3.magic = CK_CTL_MAGIC;
@@ -1219,11 +1480,9 @@ int cmd_checkpoint(int argc, char **argv)
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (committed < 0)
         goto fail;
-    if (kill_after && !told) {
-        ck_msg("checkpoint %d: warning: the process could not be told to end; it goes on "
-               "running", pid);
-        kill_after = 0;
-    }
+    if (kill_after && !told && committed > 0)
+        ck_msg("checkpoint %d: the process could not be told to end (its shim stopped "
+               "waiting); it is ended all the same: its image is committed", pid);
     if (kill_after && !committed) {
         ck_msg("checkpoint %d: the process goes on running (not ended: see above)", pid);
         kill_after = 0;
@@ -1246,24 +1505,27 @@ int cmd_checkpoint(int argc, char **argv)
            (double)rep.pause_ns / 1e6, stamp_txt);
 
     if (kill_after) {
-        int waited = 0;
-        while (ck_proc_alive(pid) && waited < KILL_WAIT_MS) {
-            sleep_ms(10);
-            waited += 10;
-        }
-        if (ck_proc_alive(pid))
-            ck_msg("checkpoint %d: warning: the process is still running %d s after the "
-                   "checkpoint",
-                   pid, KILL_WAIT_MS / 1000);
-        else
-            ck_msg("checkpoint %d: process exited", pid);
+        end_processes(&pidfd, &pid, 1, pid);
+        ck_msg("checkpoint %d: process exited", pid);
     }
+    struct summary sm = {.pid = pid, .nprocs = 1, .killed = kill_after,
+                         .image = to_stdout ? NULL : out, .image_bytes = rep.bytes,
+                         .pages = rep.pages, .memory_bytes = mem, .threads = rep.nthreads,
+                         .total_ms = (double)rep.total_ns / 1e6,
+                         .pause_ms = (double)rep.pause_ns / 1e6,
+                         .stamp = counter.kind != CK_COUNTER_NONE ? stamp_msg : 0};
+    print_json(&sm);
+    if (pidfd >= 0)
+        close(pidfd);
     post_checkpoint(pid, "ok");
     return CK_EXIT_OK;
 
 fail:
+    hb_stop();
     if (fd >= 0)
         close(fd);
+    if (pidfd >= 0)
+        close(pidfd);
     if (!to_stdout && outfd >= 0)
         close(outfd);
     drop_tmp();

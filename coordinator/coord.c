@@ -26,13 +26,15 @@ struct subcmd {
 
 static const struct subcmd subcmds[] = {
     {"run", cmd_run, 1,
-     "coord run [--id NAME] [--every DURATION --images DIR [--keep N] [--auto-restore] "
+     "coord run [--id NAME] [--pidns] [--every DURATION --images DIR [--keep N] [--auto-restore] "
      "[--resume] ...] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
      "#! script whose interpreter is one.\n"
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"
+     "  --pidns     run PROG in a user and pid namespace of its own (pid 2, under\n"
+     "              coord's init): restored, its processes get their pids back\n"
      "\n"
      "As a supervisor (--every and --images): coord stays PROG's parent,\n"
      "checkpoints it every DURATION into DIR and exits with its exit status\n"
@@ -56,7 +58,7 @@ static const struct subcmd subcmds[] = {
      "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH]",
+     "[--encrypt]] [--action-script PATH] [--json]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -72,16 +74,26 @@ static const struct subcmd subcmds[] = {
      "  --action-script PATH\n"
      "                      run PATH before the checkpoint (CKSHIM_ACTION=pre-checkpoint;\n"
      "                      a non-zero exit refuses it) and after it (post-checkpoint,\n"
-     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"},
+     "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"
+     "  --json              also print what was written as one JSON object on standard\n"
+     "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
     {"restore", cmd_restore, 0,
-     "coord restore FILE [--detach] [--counter URL] [--key FILE] [--force] "
-     "[--allow-changed PATH|all]... [--action-script PATH]",
-     "Bring back the process saved in FILE.\n"
+     "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json]",
+     "Bring back the process saved in FILE (\"-\": read the image from standard\n"
+     "input, e.g. from ssh; it is held in memory, never written to disk).\n"
      "\n"
      "  --detach        do not wait for the restored process: print its pid and return\n"
+     "  --json          with --detach: print the pid (and image, processes, pidns) as\n"
+     "                  one JSON object\n"
+     "  --pidns         restore in a new pid namespace with the pids the program knew\n"
+     "                  (images taken under coord run --pidns always are)\n"
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
      "  --force         restore even if the stamp is stale or the counter is unreachable\n"
+     "  --adopt-stamp   the counter has never seen this program (it was moved here from\n"
+     "                  another host): start its counter at the image's stamp, then\n"
+     "                  check as usual (coord migrate passes it)\n"
      "  --allow-changed PATH\n"
      "                  use PATH (a file the program had open or mapped) even though it\n"
      "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"
@@ -90,6 +102,24 @@ static const struct subcmd subcmds[] = {
      "  --action-script PATH\n"
      "                  run PATH once the restored program runs (CKSHIM_ACTION=\n"
      "                  post-restore, CKSHIM_PID, CKSHIM_IMAGE)\n"},
+    {"migrate", cmd_migrate, 0,
+     "coord migrate PID [USER@]HOST [--ssh CMD] [--remote-coord PATH] [--keep FILE] "
+     "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE]",
+     "Move process PID (and its children) to HOST over ssh: checkpoint it with\n"
+     "--kill into a local image, send that to `coord restore - --detach` on HOST,\n"
+     "print the new pid there. If the restore there fails, the program is\n"
+     "restored here again; if ssh breaks midway, the local image is kept and\n"
+     "nothing is restored twice. HOST must accept ssh without a password prompt.\n"
+     "\n"
+     "  --ssh CMD             the ssh command, split on blanks (default \"ssh -o\n"
+     "                        BatchMode=yes\"; $CKSHIM_SSH)\n"
+     "  --remote-coord PATH   coord on HOST (default: coord in its PATH)\n"
+     "  --keep FILE           write the local image to FILE and keep it\n"
+     "  --counter URL         the local counter ($CKSHIM_COUNTER); advanced past the\n"
+     "                        image once it runs on HOST\n"
+     "  --remote-counter URL  the counter on HOST (default: its default); a shared\n"
+     "                        redis:// counter keeps rollback protection across hosts\n"
+     "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},

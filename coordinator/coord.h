@@ -29,11 +29,17 @@ int cmd_restore(int argc, char **argv);    /* restore.c */
 int cmd_list(int argc, char **argv);       /* list.c */
 int cmd_inspect(int argc, char **argv);    /* inspect.c */
 int cmd_keygen(int argc, char **argv);     /* keygen.c */
+int cmd_migrate(int argc, char **argv);    /* migrate.c */
 
 /* ---- run.c, supervise.c: coord run as a supervisor ---- */
 
 /* "coord run --every ... --images DIR ... -- PROG ARGS" (supervise.c). */
 int ck_supervise(int argc, char **argv);
+
+/* The header of an image file (app id, stamp; of a process tree's image,
+ * the tree's, in an otherwise empty header). 0 or -1. supervise.c */
+struct ck_header;
+int ck_image_stamp(const char *path, struct ck_header *h);
 
 /* Resolve PROG and check the shim can apply to it; path to exec in path,
  * the LD_PRELOAD value (malloc'ed) in *preload. 0 or CK_EXIT_FAIL (said). */
@@ -42,6 +48,10 @@ int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload)
 /* Exec the prepared program with the shim (and app_id, if not NULL).
  * Returns only on failure. */
 int ck_run_exec(const char *path, const char *preload, const char *app_id, char **argv);
+
+/* Run the prepared program in a pid namespace of its own (--pidns) and
+ * wait for it; returns its exit code. */
+int ck_run_pidns(const char *path, const char *preload, const char *app_id, char **argv);
 
 /* coord list: the supervised programs (supervise.c); j NULL: a table on f. */
 struct ck_json;
@@ -60,6 +70,43 @@ struct ck_restore_extra {
     int again;
 };
 extern struct ck_restore_extra ck_restore_extra;
+
+/* ---- pidns.c: a pid namespace of the program's own (--pidns) ---- */
+
+/* Make a user namespace (uid and gid kept, setgroups denied) with a pid
+ * namespace and fork its init (pid 1), which gets a mount namespace with
+ * a /proc of its own and every signal blocked. Returns 0 in init, init's
+ * pid in the caller (*status_rd: where init's program's wait status comes
+ * from), -1 after a message naming cmd. detach: init starts a session of
+ * its own and outlives coord; else it dies with coord. */
+pid_t ck_pidns_start(const char *cmd, int detach, int *status_rd);
+
+/* In init: fork with exactly pid in the namespace (clone3 set_tid), like
+ * fork() otherwise. */
+pid_t ck_pidns_fork_as(int pid);
+
+/* In init: ordinary forks in the namespace get pids above pid from now on
+ * (/proc/sys/kernel/ns_last_pid). 0 or -errno. */
+int ck_pidns_set_last(int pid);
+
+/* init's life once main_pid (the program, or the restored root) runs:
+ * reap, forward TERM/INT/HUP/QUIT/USR1/USR2 that a process sent, end with
+ * main_pid's status (a signal: 128 + it). Never returns. */
+void ck_pidns_init(pid_t main_pid) __attribute__((noreturn));
+
+/* The caller of ck_pidns_start in the foreground: forward those signals to
+ * init, wait for it, and return the program's exit code (a program killed
+ * by a signal: coord kills itself with it), CK_EXIT_FAIL if it never ran. */
+int ck_pidns_wait(pid_t init, int status_rd);
+
+/* pid is the init of a coord --pidns namespace (named ckshim-init) or the
+ * coord outside whose child that is: the program it runs (init's first
+ * child), else -1. */
+int ck_pidns_program(int pid);
+
+/* The pid (seen here) of the process that is inner in the pid namespace
+ * ns (ck_pidns_of), or -1. */
+int ck_pidns_find(uint64_t ns, int inner);
 
 /* ---- inspect.c: "POSIX write lock on bytes 10-14", "flock read lock on
  * the whole file" (also in restore's messages) ---- */

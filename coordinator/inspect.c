@@ -269,8 +269,49 @@ static void clean_image(struct ck_image *img)
         if (img->region_paths[i])
             clean(img->region_paths[i], (size_t)-1);
     for (uint32_t i = 0; img->fd_paths && i < img->nfds; i++)
-        if (img->fd_paths[i])
+        if (img->fd_paths[i] && img->fds[i].kind != CK_FD_EPOLL) /* see epoll_watches */
             clean(img->fd_paths[i], (size_t)-1);
+}
+
+/* An epoll fd's "path" is its watch list, one "TFD EVENTS DATA[ HOLDER]"
+ * line per watch (fds/epoll.c): shown as "watches fd 4 (in), fd 6 (in
+ * out et)". Only numbers are taken from it, so nothing in it can drive
+ * the terminal. */
+static void epoll_watches(const char *list, char *out, size_t len)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } evs[] = {{0x001, "in"},     {0x002, "pri"},      {0x004, "out"},   {0x008, "err"},
+               {0x010, "hup"},    {0x2000, "rdhup"},   {1u << 28, "exclusive"},
+               {1u << 29, "wakeup"}, {1u << 30, "oneshot"}, {1u << 31, "et"}};
+    size_t o = (size_t)snprintf(out, len, "watches");
+    int n = 0;
+    for (const char *p = list; p && *p && o < len; n++) {
+        long tfd, holder;
+        unsigned long long events, data;
+        int used = 0;
+        if (sscanf(p, "%ld %llx %llx%n", &tfd, &events, &data, &used) != 3)
+            break;
+        p += used;
+        holder = tfd;
+        if (*p == ' ')
+            holder = strtol(p, (char **)&p, 10);
+        o += (size_t)snprintf(out + o, len - o, "%s fd %ld (", n ? "," : "", tfd);
+        int any = 0;
+        for (size_t k = 0; k < sizeof evs / sizeof evs[0] && o < len; k++)
+            if (events & evs[k].bit)
+                o += (size_t)snprintf(out + o, len - o, "%s%s", any++ ? " " : "", evs[k].name);
+        if (holder != tfd && o < len)
+            o += (size_t)snprintf(out + o, len - o, "; the file fd %ld holds", holder);
+        if (o < len)
+            o += (size_t)snprintf(out + o, len - o, ")");
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (n == 0)
+        snprintf(out, len, "watches nothing");
 }
 
 /* ---- statistics ---- */
@@ -372,7 +413,9 @@ static void text_header(const struct view *v)
         printf("  security      checksums only (no key)\n");
     iso_time(when, sizeof(when), h->created_ns);
     printf("  created       %s\n", when);
-    printf("  orig pid      %u\n", h->orig_pid);
+    printf("  orig pid      %u%s\n", h->orig_pid,
+           (h->flags & CK_HF_PIDNS) ? " (in a pid namespace of its own: restored in a new one "
+                                      "with this pid)" : "");
     printf("  uid/gid       %u/%u\n", h->uid, h->gid);
     printf("  kernel        %.*s %.*s\n", FIX(h->kernel), FIX(h->machine));
     printf("  glibc         %.*s\n", FIX(h->glibc));
@@ -590,6 +633,11 @@ static void text_fds(const struct view *v)
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
+        char watches[512];
+        if (f->kind == CK_FD_EPOLL && f->share_with < 0) {
+            epoll_watches(path, watches, sizeof watches);
+            path = watches;
+        }
         printf("  %4d %-11s %-22s %10lld  %s%s\n", f->fd, fd_kind(f->kind), fl, (long long)f->pos,
                path ? path : "", extra);
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
@@ -673,6 +721,7 @@ static void print_json(const struct view *v)
     iso_time(buf, sizeof(buf), h->created_ns);
     ck_json_kstr(&j, "created", buf);
     ck_json_ku64(&j, "orig_pid", h->orig_pid);
+    ck_json_kbool(&j, "pid_namespace", (h->flags & CK_HF_PIDNS) != 0);
     ck_json_ku64(&j, "uid", h->uid);
     ck_json_ku64(&j, "gid", h->gid);
     ck_json_kstrn(&j, "kernel", h->kernel, sizeof(h->kernel));
@@ -908,13 +957,9 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
         *skipped = 1;
         return 0;
     }
-    size_t cap = ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE);
-    uint8_t *in = malloc(cap), *out = malloc(CK_CHUNK_PAGES * CK_PAGE_SIZE);
+    struct ck_recbuf rb = {0};
+    const struct ck_key *dkey = (img->hdr.flags & CK_HF_ENCRYPTED) ? key : NULL;
     int rc = 0;
-    if (!in || !out) {
-        snprintf(err, errlen, "out of memory");
-        rc = -1;
-    }
     for (uint32_t m = 0; rc == 0 && m < img->nmemcheck; m++) {
         const struct ck_memcheck *w = &img->memcheck[m];
         const struct ck_region *g = &img->regions[w->region];
@@ -924,21 +969,13 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
             const struct ck_rec *rec = &loc->rec;
             if (rec->arg < g->start || rec->arg >= g->end)
                 continue;
-            if (rec->len > cap || rec->raw_len > CK_CHUNK_PAGES * CK_PAGE_SIZE ||
-                pread(fd, in, rec->len, (off_t)loc->offset) != (ssize_t)rec->len) {
-                snprintf(err, errlen, "cannot read the PAGES record at %#llx",
+            if (ck_rec_load(fd, loc, dkey, &img->hdr, 0, &rb) < 0) {
+                snprintf(err, errlen, "cannot read or decode the PAGES record at %#llx",
                          (unsigned long long)rec->arg);
                 rc = -1;
                 break;
             }
-            if (img->hdr.flags & CK_HF_ENCRYPTED)
-                ck_crypt_payload(key, &img->hdr, rec, in);
-            if (ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0) {
-                snprintf(err, errlen, "cannot decode the PAGES record at %#llx",
-                         (unsigned long long)rec->arg);
-                rc = -1;
-                break;
-            }
+            const uint8_t *out = rb.out;
             for (uint64_t off = 0; off < rec->raw_len; off += CK_PAGE_SIZE) {
                 const uint8_t *pg = out + off;
                 uint8_t any = 0;
@@ -960,15 +997,16 @@ static int verify_memcheck(int fd, const struct ck_image *img, const struct ck_k
             rc = -1;
         }
     }
-    free(in);
-    free(out);
+    ck_recbuf_free(&rb);
     return rc;
 }
 
 /* Inspect the image stream at fd's position (a single-process image, or
- * one process of a tree image). Returns an exit code. */
+ * process ti of a tree image th with entries te, checked against its
+ * entry). Returns an exit code. */
 static int inspect_one(int fd, const char *file, int json, int verify, const char *key_file,
-                       const char *counter_url)
+                       const char *counter_url, const struct ck_tree_hdr *th,
+                       const struct ck_tree_entry *te, uint32_t ti)
 {
     char err[512] = "";
     struct ck_image img;
@@ -978,12 +1016,18 @@ static int inspect_one(int fd, const char *file, int json, int verify, const cha
         ck_msg("inspect %s: %s", file, err[0] ? err : strerror(-r));
         return CK_EXIT_FAIL;
     }
+    if (th && ck_tree_check_stream(th, te, ti, &img.hdr, img.file_size, err, sizeof err) < 0) {
+        ck_msg("inspect %s: %s", file, err);
+        ck_image_free(&img);
+        return CK_EXIT_FAIL;
+    }
     int auth_checked = 0, mc_skipped = 0;
     struct ck_key key;
     memset(&key, 0, sizeof(key));
     if (key_file) {
         if (ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof(err)) < 0 ||
-            ck_image_authenticate(fd, &key, err, sizeof(err)) < 0) {
+            ck_image_authenticate_at(fd, th ? te[ti].offset : 0, &key, NULL, err,
+                                     sizeof(err)) < 0) {
                 ck_key_wipe(&key);
             ck_msg("inspect %s: %s", file, err);
             ck_image_free(&img);
@@ -1096,9 +1140,29 @@ int cmd_inspect(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     if (tr == 0) {
-        int rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        int rc = inspect_one(fd, file, json, verify, key_file, counter_url, NULL, NULL, 0);
         close(fd);
         return rc;
+    }
+    /* An authenticated tree: its MAC first (over the header and every
+     * stream's MAC; inspect_one checks each stream's again as it goes). */
+    if (key_file) {
+        struct ck_key key;
+        uint8_t *macs = calloc(th.nprocs, CK_DIGEST_BYTES);
+        int kr = !macs || ck_auth_init() < 0 || ck_key_load(key_file, &key, err, sizeof err) < 0;
+        for (uint32_t i = 0; !kr && i < th.nprocs; i++)
+            kr = !(te[i].flags & CK_TREE_ZOMBIE) &&
+                 ck_image_authenticate_at(fd, te[i].offset, &key, macs + i * CK_DIGEST_BYTES,
+                                          err, sizeof err) < 0;
+        kr = kr || ck_tree_check_mac(&th, te, macs, &key, err, sizeof err) < 0;
+        ck_key_wipe(&key);
+        free(macs);
+        if (kr) {
+            ck_msg("inspect %s: %s", file, err);
+            free(te);
+            close(fd);
+            return CK_EXIT_FAIL;
+        }
     }
     /* A process tree: the tree, then each process's image as for one. */
     if (json) {
@@ -1118,8 +1182,11 @@ int cmd_inspect(int argc, char **argv)
                 printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
                        te[i].real_pid);
             else
-                printf("  pid %d (pid %d at checkpoint), child of %d\n", te[i].vpid,
-                       te[i].real_pid, te[te[i].parent].vpid);
+                printf("  pid %d (pid %d at checkpoint), child of %d%s%s\n", te[i].vpid,
+                       te[i].real_pid, te[te[i].parent].vpid,
+                       (te[i].flags & CK_TREE_STOPPED) ? ", stopped by " : "",
+                       (te[i].flags & CK_TREE_STOPPED) ? strsignal((int)(te[i].flags >> 8 & 0xff))
+                                                       : "");
         }
     }
     int rc = CK_EXIT_OK;
@@ -1137,7 +1204,7 @@ int cmd_inspect(int argc, char **argv)
             rc = CK_EXIT_FAIL;
             break;
         }
-        rc = inspect_one(fd, file, json, verify, key_file, counter_url);
+        rc = inspect_one(fd, file, json, verify, key_file, counter_url, &th, te, i);
     }
     if (json)
         printf("]}\n");

@@ -5,16 +5,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "coord.h"
+#include "fileid.h"
 
 #define INFO_TIMEOUT_MS 5000
 
 struct entry {
     int pid;
+    int ppid;                           /* its parent (/proc/PID/stat) */
+    int root;                           /* its tree's root: the oldest listed ancestor */
+    int members;                        /* a root: processes in its tree, itself included */
     struct ck_ctl_rep rep;
 };
+
+static int cmp_entry(const void *a, const void *b);
+
+static int parent_of(int pid)
+{
+    char path[64], st[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int ppid = 0;
+    char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+    if (rp)
+        sscanf(rp + 1, " %*c %d", &ppid);
+    return ppid;
+}
+
+static struct entry *find_entry(struct entry *ents, size_t n, int pid)
+{
+    struct entry key = {.pid = pid};
+    return pid > 0 ? bsearch(&key, ents, n, sizeof *ents, cmp_entry) : NULL;
+}
+
+/* Trees: a process whose parent is listed too belongs to its parent's
+ * tree (coord checkpoint of the root takes it along). ents sorted. */
+static void find_trees(struct entry *ents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ents[i].ppid = parent_of(ents[i].pid);
+        ents[i].members = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = &ents[i], *up;
+        int hops = 0;
+        while ((up = find_entry(ents, n, e->ppid)) != NULL && hops++ < (int)n)
+            e = up;
+        ents[i].root = e->pid;
+        e->members++;
+    }
+}
+
+/* "-" for a process alone, "root(N)" for the root of a tree of N, or
+ * "in PID" for a member of the tree whose root is PID. */
+static void tree_label(struct entry *ents, size_t n, size_t i, char *out, size_t len)
+{
+    const struct entry *r = find_entry(ents, n, ents[i].root);
+    if (ents[i].root != ents[i].pid)
+        snprintf(out, len, "in %d", ents[i].root);
+    else if (r && r->members > 1)
+        snprintf(out, len, "root(%d)", r->members);
+    else
+        snprintf(out, len, "-");
+}
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -22,10 +78,28 @@ static int cmp_entry(const void *a, const void *b)
     return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-/* "<digits>.sock" -> pid, else -1. */
-static int sock_name_pid(const char *name)
+/* "<digits>.sock" -> pid, else -1. "ns<INODE>-<digits>.sock", a process
+ * in a pid namespace of its own (ctlproto.h): the pid seen from here of
+ * the process with that pid in that namespace, -1 if there is none (*ns
+ * set: a socket left behind). */
+static int sock_name_pid(const char *name, uint64_t *ns)
 {
     const char *dot = strrchr(name, '.');
+    *ns = 0;
+    if (!strncmp(name, "ns", 2) && dot && !strcmp(dot, ".sock")) {
+        char *end;
+        unsigned long long ino = strtoull(name + 2, &end, 10);
+        if (end == name + 2 || *end != '-' || end + 1 >= dot || dot - end > 11)
+            return -1;
+        char num[16];
+        memcpy(num, end + 1, (size_t)(dot - end - 1));
+        num[dot - end - 1] = '\0';
+        int inner = ck_parse_pid(num);
+        if (inner < 0)
+            return -1;
+        *ns = ino;
+        return ck_pidns_find(ino, inner);
+    }
     if (!dot || strcmp(dot, ".sock") != 0 || dot == name || dot - name > 10)
         return -1;
     char num[16];
@@ -101,7 +175,24 @@ int cmd_list(int argc, char **argv)
     }
     uid_t me = getuid();
     for (struct dirent *de; d && (de = readdir(d));) {
-        int pid = sock_name_pid(de->d_name);
+        uint64_t ns;
+        int pid = sock_name_pid(de->d_name, &ns);
+        if (pid < 0 && ns) {
+            /* its namespace or process is gone: remove the socket if
+             * nobody listens on it any more */
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_un sa = {.sun_family = AF_UNIX};
+            if (fd >= 0 && strlen(path) < sizeof sa.sun_path) {
+                strcpy(sa.sun_path, path);
+                if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == ECONNREFUSED)
+                    unlink(path);
+            }
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
         if (pid < 0)
             continue;
         struct ck_procinfo pi;
@@ -157,6 +248,7 @@ int cmd_list(int argc, char **argv)
         closedir(d);
     if (n > 1)
         qsort(ents, n, sizeof(*ents), cmp_entry);
+    find_trees(ents, n);
 
     if (json) {
         struct ck_json j;
@@ -174,22 +266,30 @@ int cmd_list(int argc, char **argv)
             ck_json_kstrn(&j, "app_id", r->app_id, sizeof(r->app_id));
             ck_json_kstrn(&j, "exe", r->exe, sizeof(r->exe));
             ck_json_ku64(&j, "started_ns", r->started_ns);
+            ck_json_ku64(&j, "parent", (uint64_t)ents[i].ppid);
+            ck_json_ku64(&j, "tree_root", (uint64_t)ents[i].root);
+            if (ents[i].root == ents[i].pid)
+                ck_json_ku64(&j, "tree_members", (uint64_t)ents[i].members);
             ck_json_close(&j, '}');
         }
         ck_json_close(&j, ']');
         ck_supervise_list(stdout, &j, dir);
         ck_json_close(&j, '}');
         ck_json_end(&j);
+    } else if (n == 0) {
+        printf("no processes run under the shim (start one with: coord run -- PROG ARGS)\n");
+        ck_supervise_list(stdout, NULL, dir);
     } else {
-        printf("%-8s %-8s %7s %4s  %-24s %s\n", "PID", "PID-SEEN", "THREADS", "GEN", "APP-ID",
-               "EXE");
+        printf("%-8s %-8s %7s %4s  %-10s %-24s %s\n", "PID", "PID-SEEN", "THREADS", "GEN",
+               "TREE", "APP-ID", "EXE");
         for (size_t i = 0; i < n; i++) {
             const struct ck_ctl_rep *r = &ents[i].rep;
-            printf("%-8d %-8u %7u %4u  %-24s %s\n", ents[i].pid, r->orig_pid, r->nthreads,
-                   r->generation, r->app_id[0] ? r->app_id : "-", r->exe[0] ? r->exe : "-");
+            char tree[32];
+            tree_label(ents, n, i, tree, sizeof tree);
+            printf("%-8d %-8u %7u %4u  %-10s %-24s %s\n", ents[i].pid, r->orig_pid,
+                   r->nthreads, r->generation, tree, r->app_id[0] ? r->app_id : "-",
+                   r->exe[0] ? r->exe : "-");
         }
-        if (n == 0)
-            fprintf(stderr, "no processes under the shim\n");
         ck_supervise_list(stdout, NULL, dir);
     }
     free(ents);

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/shm.h>
@@ -60,6 +61,7 @@
 #include "imgio.h"
 #include "plan.h"
 #include "procparse.h"
+#include "rawsys.h"
 #include "tree.h"
 #include "xxh64.h"
 
@@ -72,7 +74,9 @@ struct rctx {
     int saved_std[3];                   /* coord's own stdin/out/err */
     struct ck_key key;
     int have_key, encrypted;
+    int pages_plain;                    /* PAGES decrypted in place in img_fd (decrypt_pages) */
     int pages_fd;                       /* decrypted page payloads (memfd), or -1 */
+    int in_memory;                      /* img_fd is a memfd copy (from stdin) */
     int err_fd;                         /* where messages go once fds move */
     int defer;                          /* page checksums left to the restorer */
     int commit;                         /* counter advanced at the restorer's gate */
@@ -105,6 +109,7 @@ static struct {
     struct tree_pipe *pipes;
     int npipes;
     int map_fd;                         /* memfd "ckshim-tree": {vpid, pid now}[n] */
+    uint8_t *macs;                      /* with a key: each stream's MAC (ck_tree_check_mac) */
     int32_t *map;
     struct tree_shm {                   /* MAP_SHARED anonymous memory the tree shares */
         uint64_t ino;                   /* its shmem inode at checkpoint (ck_region.ino) */
@@ -125,6 +130,19 @@ static struct {
     int32_t **pg_now, **sid_now;
     char *makes_pg, *makes_sid, *phase;
 } g_tree;
+
+/* Restoring in a pid namespace of the program's own (an image taken in
+ * one, or --pidns): every process is made with its pid (clone3 set_tid),
+ * every thread with its tid where it can (docs/DESIGN.md, "PID
+ * namespaces"). */
+static int g_pidns;
+
+/* The pid a restored process is made with: its own in a pid namespace
+ * (ck_pidns_fork_as), any otherwise. */
+static pid_t tree_fork(int vpid)
+{
+    return g_pidns ? ck_pidns_fork_as(vpid) : fork();
+}
 
 /* One open file description processes of the tree share (inherited
  * across fork): a regular file open for writing at the same offset with
@@ -331,20 +349,28 @@ static long user_tasks(uid_t uid)
 /* The restorer creates the program's threads after the counter gate: a
  * clone refused there by RLIMIT_NPROC would leave the image used up. So
  * check the limit against the image's threads and the user's running
- * tasks before anything changes. */
-static int check_nproc(struct rctx *c)
+ * tasks before anything changes. A process of a tree is not checked on
+ * its own: check_tree_nproc counts the whole tree once. */
+static int nproc_fits(struct rctx *c, long need, const char *what)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NPROC, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || nproc_exempt())
         return 0;
-    long have = user_tasks(getuid()), need = (long)c->img.nthreads;
+    long have = user_tasks(getuid());
     if ((unsigned long long)(have + need) > (unsigned long long)rl.rlim_cur) {
-        fail_msg(c, "RLIMIT_NPROC (ulimit -u) is %llu; the program needs %ld threads and you "
+        fail_msg(c, "RLIMIT_NPROC (ulimit -u) is %llu; the %s %ld threads and you "
                  "already run %ld (raise it: ulimit -u, or stop other processes)",
-                 (unsigned long long)rl.rlim_cur, need, have);
+                 (unsigned long long)rl.rlim_cur, what, need, have);
         return -1;
     }
     return 0;
+}
+
+static int check_nproc(struct rctx *c)
+{
+    if (c->tree_idx >= 0)
+        return 0;
+    return nproc_fits(c, (long)c->img.nthreads, "program needs");
 }
 
 static int change_allowed(const struct rctx *c, const char *path)
@@ -435,6 +461,11 @@ static int check_file(struct rctx *c, const char *path, struct ck_ident *id, con
     return 0;
 }
 
+static int each_filedata(struct rctx *c, uint64_t arg,
+                         int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
+                         void *ctx);
+static int write_at(void *ctx, uint64_t off, const uint8_t *data, size_t len);
+
 /* Put back the saved files that are gone (see check_file): created
  * exclusively at their path (never through a symbolic link) with their
  * mode, filled from the image. */
@@ -459,23 +490,7 @@ static int remake_saved_files(struct rctx *c)
             return -1;
         }
         fchmod(fd, r->mode & 07777);
-        uint8_t *in = NULL, *out = NULL;
-        int ok = 1;
-        for (uint32_t f = 0; ok && f < im->nfiledata; f++) {
-            const struct ck_rec_loc *l = &im->filedata[f];
-            if (l->rec.arg != (CK_FILEDATA_REGION | owner))
-                continue;
-            in = realloc(in, l->rec.len + 1);
-            out = realloc(out, l->rec.raw_len + 1);
-            ok = in && out &&
-                 pread(c->img_fd, in, l->rec.len, (off_t)l->offset) == (ssize_t)l->rec.len &&
-                 ck_rec_checksum(&l->rec, in) == l->rec.checksum &&
-                 (!c->encrypted || (ck_crypt_payload(&c->key, &im->hdr, &l->rec, in), 1)) &&
-                 ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) == 0 &&
-                 pwrite(fd, out, l->rec.raw_len, (off_t)l->rec.arg2) == (ssize_t)l->rec.raw_len;
-        }
-        free(in);
-        free(out);
+        int ok = each_filedata(c, CK_FILEDATA_REGION | owner, write_at, &fd) == 0;
         struct stat st;
         if (!ok || ftruncate(fd, (off_t)r->fsize) < 0 || fstat(fd, &st) < 0) {
             fail_msg(c, "cannot write the saved contents of %s", path);
@@ -512,9 +527,6 @@ static uint32_t same_path_as_before(const struct ck_image *im, uint32_t i)
 static int check_shm(struct rctx *c);
 static int check_hugetlb(struct rctx *c);
 static int read_fd_bytes(struct rctx *c, int fd, uint8_t **data, size_t *len);
-static int each_filedata(struct rctx *c, uint64_t arg,
-                         int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
-                         void *ctx);
 
 /* coord's services to the kinds of fds/ (fds/fdkind.h) */
 static int rest_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
@@ -982,6 +994,30 @@ static int locked_fd_for(const struct ck_image *im, const struct ck_region *r)
     return -1;
 }
 
+/* A thread's tid, given back in a pid namespace of the program's own
+ * unless a process of the restore has it as its pid, or a thread of
+ * another process as its tid (only in an image taken outside a pid
+ * namespace, restored with --pidns: the ids the program knew were never
+ * all the kernel's at once). 0: any tid (the shim maps it). */
+static int32_t plan_tid(const struct rctx *c, uint32_t tid)
+{
+    if (tid <= 1 || tid > INT32_MAX)
+        return 0;
+    if (!g_tree.n)
+        return tid == c->img.proc.pid ? 0 : (int32_t)tid;
+    for (int j = 0; j < g_tree.n; j++) {
+        const struct rctx *m = &g_tree.m[j];
+        if (g_tree.e[j].vpid == (int32_t)tid)
+            return 0;
+        if (m == c || (g_tree.e[j].flags & CK_TREE_ZOMBIE))
+            continue;
+        for (uint32_t k = 0; k < m->img.nthreads; k++)
+            if (m->img.threads[k].tid == tid)
+                return 0;
+    }
+    return (int32_t)tid;
+}
+
 /* Build the plan in a memfd. Returns its fd or -1. */
 static int build_plan(struct rctx *c, int image_fd, int status_fd)
 {
@@ -1111,8 +1147,11 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         so += l + 1;
     }
     struct ck_plan_thread *pt = (struct ck_plan_thread *)(buf + toff);
+    p->pidns = (uint32_t)g_pidns;
     for (uint32_t i = 0; i < im->nthreads; i++) {
         pt[i].flags = im->threads[i].flags;
+        if (g_pidns && !(im->threads[i].flags & CK_TF_MAIN))
+            pt[i].tid = plan_tid(c, im->threads[i].tid);
         pt[i].fsbase = im->threads[i].fsbase;
         pt[i].clear_tid_addr = im->threads[i].clear_tid_addr;
         pt[i].ctx = im->threads[i].ctx;
@@ -1134,6 +1173,18 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
  * (the metadata, the restorer's pages, saved file contents) comes from
  * the same bytes, sealed against writes. Whoever can write the image file
  * cannot change what is restored once it has been authenticated. */
+/* Every record coord reads from an image goes through here (common/auth.c
+ * ck_rec_load): checksum, decryption with the image's key, decoding. The
+ * PAGES of an encrypted image are decrypted in place in coord's sealed
+ * copy once (decrypt_pages): later reads of them take them as they are. */
+static int load_rec(struct rctx *c, const struct ck_rec_loc *l, unsigned flags,
+                    struct ck_recbuf *b)
+{
+    if (c->pages_plain && l->rec.type == CK_REC_PAGES)
+        flags |= CK_LOAD_PLAIN;
+    return ck_rec_load(c->img_fd, l, c->encrypted ? &c->key : NULL, &c->img.hdr, flags, b);
+}
+
 static int copy_to_memfd(struct rctx *c)
 {
     struct stat st;
@@ -1162,6 +1213,61 @@ static int copy_to_memfd(struct rctx *c)
     return 0;
 }
 
+/* coord restore -: the image arrives on standard input (a pipe from ssh
+ * or from coord checkpoint -o -). The restorer and the tree restore read
+ * records by offset, so the stream is kept whole in a memfd (memory, never
+ * a file on disk) and everything after this reads that copy, exactly as
+ * an image file. Standard input is then /dev/null: the consumed stream is
+ * not something the restored program should inherit. */
+static int stdin_to_memfd(struct rctx *c)
+{
+    int fd = memfd_create("ckshim-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    for (;;) {
+        ssize_t n = splice(STDIN_FILENO, NULL, fd, NULL, 1 << 20, SPLICE_F_MOVE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EINVAL && !buf) /* not a pipe: plain reads */
+            buf = malloc(1 << 20);
+        if (n < 0 && buf) {
+            n = read(STDIN_FILENO, buf, 1 << 20);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n > 0 && write(fd, buf, (size_t)n) != n) {
+                n = -1;
+                errno = errno ? errno : ENOSPC;
+            }
+        }
+        if (n == 0)
+            break;
+        if (n < 0) {
+            fail_msg(c, "cannot read the image from standard input: %s", strerror(errno));
+            free(buf);
+            close(fd);
+            return -1;
+        }
+    }
+    free(buf);
+    if (lseek(fd, 0, SEEK_END) == 0) {
+        fail_msg(c, "standard input held no image (nothing was read)");
+        close(fd);
+        return -1;
+    }
+    lseek(fd, 0, SEEK_SET);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        close(null);
+    }
+    c->img_fd = fd;
+    c->in_memory = 1;
+    return 0;
+}
+
 /* No more writes to the image copy (see copy_to_memfd). */
 static int seal_image(struct rctx *c)
 {
@@ -1178,29 +1284,21 @@ static int seal_image(struct rctx *c)
  * cryptography). */
 static int decrypt_pages(struct rctx *c)
 {
-    int fd = c->img_fd;
-    uint8_t *buf = malloc(ck_chunk_bound(CK_CHUNK_PAGES * CK_PAGE_SIZE));
-    for (uint64_t i = 0; buf && i < c->img.npagerecs; i++) {
+    struct ck_recbuf b = {0};
+    int ret = 0;
+    for (uint64_t i = 0; !ret && i < c->img.npagerecs; i++) {
         const struct ck_rec_loc *l = &c->img.pages[i];
-        if (pread(c->img_fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
-            ck_rec_checksum(&l->rec, buf) != l->rec.checksum) {
+        if (load_rec(c, l, CK_LOAD_RAW, &b) < 0) {
             fail_msg(c, "cannot read pages at byte %llu", (unsigned long long)l->offset);
-            free(buf);
-            return -1;
-        }
-        ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, buf);
-        if (pwrite(fd, buf, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len) {
+            ret = -1;
+        } else if (pwrite(c->img_fd, b.in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len) {
             fail_msg(c, "cannot hold the decrypted pages in memory: %s", strerror(errno));
-            free(buf);
-            return -1;
+            ret = -1;
         }
     }
-    if (!buf) {
-        fail_msg(c, "out of memory");
-        return -1;
-    }
-    free(buf);
-    return 0;
+    ck_recbuf_free(&b);
+    c->pages_plain = ret == 0;
+    return ret;
 }
 
 /* Move fd to exactly target (which must be free). Returns 0 or -1. */
@@ -1222,34 +1320,25 @@ static int each_filedata(struct rctx *c, uint64_t arg,
                          int (*fn)(void *ctx, uint64_t off, const uint8_t *data, size_t len),
                          void *ctx)
 {
-    uint8_t *in = NULL, *out = NULL;
-    size_t incap = 0, outcap = 0;
+    struct ck_recbuf b = {0};
     int ret = 0;
     for (uint32_t i = 0; !ret && i < c->img.nfiledata; i++) {
         const struct ck_rec_loc *l = &c->img.filedata[i];
         if (l->rec.arg != arg)
             continue;
-        if (l->rec.len + 1 > incap) {
-            free(in);
-            incap = l->rec.len + 1;
-            in = malloc(incap);
-        }
-        if (l->rec.raw_len + 1 > outcap) {
-            free(out);
-            outcap = l->rec.raw_len + 1;
-            out = malloc(outcap);
-        }
-        if (!in || !out || pread(c->img_fd, in, l->rec.len, (off_t)l->offset) != (ssize_t)l->rec.len ||
-            ck_rec_checksum(&l->rec, in) != l->rec.checksum ||
-            (c->encrypted && (ck_crypt_payload(&c->key, &c->img.hdr, &l->rec, in), 0)) ||
-            ck_chunk_decode(l->rec.flags, in, l->rec.len, out, l->rec.raw_len) < 0)
+        if (load_rec(c, l, 0, &b) < 0)
             ret = -1;
         else
-            ret = fn(ctx, l->rec.arg2, out, l->rec.raw_len);
+            ret = fn(ctx, l->rec.arg2, b.out, l->rec.raw_len);
     }
-    free(in);
-    free(out);
+    ck_recbuf_free(&b);
     return ret;
+}
+
+/* each_filedata's fn for a file being recreated: ctx is its fd. */
+static int write_at(void *ctx, uint64_t off, const uint8_t *data, size_t len)
+{
+    return pwrite(*(int *)ctx, data, len, (off_t)off) == (ssize_t)len ? 0 : -1;
 }
 
 struct fd_bytes {
@@ -1818,6 +1907,18 @@ static int start_watcher(struct rctx *c)
     return 0;
 }
 
+/* In a pid namespace of the program's own we hold every capability of
+ * its user namespace, which an exec as an ordinary uid drops: keep
+ * CAP_CHECKPOINT_RESTORE through the restorer's exec (ambient), for its
+ * clone3 set_tid of the threads. Every thread drops it again before the
+ * program runs (preload/quiesce.c). Best effort: without it threads get
+ * any tid, which the shim maps as in the default mode. */
+static void keep_restore_cap(void)
+{
+    if (ck_caps(40 /* CAP_CHECKPOINT_RESTORE */) == 0)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, 40, 0, 0);
+}
+
 /* The process that becomes the program: set up fds and exec. Only
  * returns on failure, with c->err set. */
 static void become(struct rctx *c, const char *restorer)
@@ -1912,6 +2013,13 @@ static void become(struct rctx *c, const char *restorer)
      * (fd 2 is the program's by then); --detach reports through st (in
      * the foreground st is the post-restore watcher's, if any). */
     head.err_fd = c->detach && c->tree_idx <= 0 ? -1 : c->saved_std[2];
+    /* Test hook (tests/integration/test_tree_barrier.sh): the process of
+     * the tree known as VPID ends once its threads are made, after it
+     * passed the first gate. */
+    const char *hook = getenv("CKSHIM_TEST_HOOK");
+    head.tree_gate = c->tree_idx >= 0;
+    head.test_die_late = c->tree_idx >= 0 && hook && !strncmp(hook, "restore-die-late:", 17) &&
+                         atoi(hook + 17) == g_tree.e[c->tree_idx].vpid;
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -1932,6 +2040,8 @@ static void become(struct rctx *c, const char *restorer)
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
     }
+    if (g_pidns)
+        keep_restore_cap();
     char planarg[16];
     snprintf(planarg, sizeof planarg, "%d", plan);
     char *argv[] = {"ckshim-restore", planarg, NULL};
@@ -1992,6 +2102,14 @@ static int commit_counter(struct rctx *c)
 
 /* Rollback protection: the image's stamp must be the counter's current
  * value; it is then advanced, so the image restores only once. */
+/* --json (with --detach): the restored program's pid and more as one
+ * JSON object instead of the bare pid. */
+static int json_out;
+
+/* --adopt-stamp (coord migrate): the counter on this host has never seen
+ * the program; start it at the image's stamp, then check as usual. */
+static int adopt_stamp;
+
 static int check_counter(struct rctx *c, const char *url, int force)
 {
     const struct ck_header *h = &c->img.hdr;
@@ -2023,6 +2141,11 @@ static int check_counter(struct rctx *c, const char *url, int force)
         return 0;
     }
     c->counter = counter;
+    if (adopt_stamp) {
+        uint64_t now = 0;
+        if (ck_counter_adopt(&counter, h->app_id, h->counter_stamp, &now, err, sizeof err) < 0)
+            return counter_down(c, err);
+    }
     if (c->defer) {
         /* Compare now (a stale image is refused before anything starts);
          * compare-and-increment at the gate, once every page is checked. */
@@ -2077,18 +2200,24 @@ static int watch_detached(struct rctx *c, pid_t pid)
 
 /* ---- process trees (docs/DESIGN.md, "Process trees") ---- */
 
-/* Every process of the tree reports its pages in place through its ready
- * pipe; once all have, the counter is advanced once (if the root's
- * stream asks for it) and every gate opens together. If any restorer dies
- * first, no gate opens: all of them end and the counter is untouched. */
-static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
+/* Tell the root msg ("ok\n" or "error: ...\n") and every other process
+ * of the tree the same, or "stop\n" (end quietly: the root says why) if
+ * msg is an error. A process that is gone is skipped (SIGPIPE ignored). */
+static void tree_gates_say(int *gate_wr, int n, const char *msg)
 {
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
+    int ok = !strcmp(msg, "ok\n");
+    for (int i = 0; i < n; i++) {
+        const char *m = ok || i == 0 ? msg : "stop\n";
+        if (gate_wr[i] >= 0 && write(gate_wr[i], m, strlen(m)) < 0)
+            continue; /* gone: its parent's wait, or the second step, sees it */
     }
+}
+
+/* One step of the tree's barrier: a byte from every process of the tree
+ * through its ready pipe. Returns -1 (after the root was told why and
+ * every other process to stop) if one of them ended first. */
+static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *what)
+{
     for (int i = 0; i < n; i++) {
         char b;
         ssize_t k;
@@ -2097,17 +2226,62 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
         do
             k = read(ready_rd[i], &b, 1);
         while (k < 0 && errno == EINTR);
-        if (k != 1)
+        if (k == 1)
+            continue;
+        char msg[1100];
+        snprintf(msg, sizeof msg, "error: process %d of the tree ended %s; no process of "
+                 "the tree ran, the image is kept (the counter did not move)\n",
+                 g_tree.e[i].vpid, what);
+        tree_gates_say(gate_wr, n, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The tree's gate keeper: a barrier in two steps, so that the tree is
+ * released whole or not at all (docs/DESIGN.md, "Process trees").
+ * 1. Every restorer reports its pages in place and checked; every gate
+ *    opens for the restorers to make their threads.
+ * 2. Every shim reports its process whole (threads back at their park
+ *    points, descriptors, locks, timers in place: restore_finish); only
+ *    then is the counter advanced, once, and every process released
+ *    together.
+ * If any process ends before its report, the others are told to stop
+ * (the root is told why), no program code has run and the counter is
+ * untouched: the image restores again. SIGPIPE is ignored: a process that
+ * ended must not end the keeper half-way through opening the gates. */
+static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
+{
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (tree_barrier_step(ready_rd, gate_wr, n, "before its memory was in place") < 0)
+        _exit(0);
+    tree_gates_say(gate_wr, n, "ok\n");
+    if (tree_barrier_step(ready_rd, gate_wr, n, "late in its restore") < 0)
+        _exit(0);
+    /* a process that ended after its report (killed from outside) */
+    for (int i = 0; i < n; i++) {
+        struct pollfd pf = {.fd = gate_wr[i], .events = 0};
+        if (gate_wr[i] >= 0 && poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "error: process %d of the tree ended before it was "
+                     "released; no process of the tree ran, the image is kept\n",
+                     g_tree.e[i].vpid);
+            tree_gates_say(gate_wr, n, msg);
             _exit(0);
+        }
     }
     char msg[1100];
     if (root->commit && commit_counter(root) < 0)
         snprintf(msg, sizeof msg, "error: %s\n", root->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
-    for (int i = 0; i < n; i++)
-        if (gate_wr[i] >= 0 && write(gate_wr[i], msg, strlen(msg)) < 0)
-            _exit(1);
+    tree_gates_say(gate_wr, n, msg);
     _exit(0);
 }
 
@@ -2306,28 +2480,23 @@ static int make_tree_shm(struct rctx *root, int hi)
                 const struct ck_region *q = &m->img.regions[y];
                 if (q->ino != r->ino || !(q->flags & CK_REG_ANON) || !(q->flags & CK_REG_SHARED))
                     continue;
+                struct ck_recbuf b = {0};
                 for (uint64_t k = 0; k < m->img.npagerecs; k++) {
                     const struct ck_rec *rec = &m->img.pages[k].rec;
                     if (rec->arg < q->start || rec->arg + rec->raw_len > q->end)
                         continue;
-                    uint8_t *in = malloc(rec->len ? rec->len : 1), *out = malloc(rec->raw_len);
-                    int bad = !in || !out ||
-                              pread(m->img_fd, in, rec->len, (off_t)m->img.pages[k].offset) !=
-                                  (ssize_t)rec->len ||
-                              ck_rec_checksum(rec, in) != rec->checksum ||
-                              ck_chunk_decode(rec->flags, in, rec->len, out, rec->raw_len) < 0 ||
-                              pwrite(ts->fd, out, rec->raw_len,
-                                     (off_t)(rec->arg - q->start + q->offset)) !=
-                                  (ssize_t)rec->raw_len;
-                    free(in);
-                    free(out);
-                    if (bad) {
+                    if (load_rec(m, &m->img.pages[k], 0, &b) < 0 ||
+                        pwrite(ts->fd, b.out, rec->raw_len,
+                               (off_t)(rec->arg - q->start + q->offset)) !=
+                            (ssize_t)rec->raw_len) {
+                        ck_recbuf_free(&b);
                         fail_msg(root, "process %d: the saved pages of shared memory at %#llx "
                                  "are damaged or cannot be read", g_tree.e[i].vpid,
                                  (unsigned long long)rec->arg);
                         return -1;
                     }
                 }
+                ck_recbuf_free(&b);
             }
         }
     }
@@ -2492,7 +2661,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     g_tree.e = e;
     g_tree.map_fd = -1;
     g_tree.m = calloc((size_t)n, sizeof *g_tree.m);
-    if (!g_tree.m) {
+    g_tree.macs = calloc((size_t)n, CK_DIGEST_BYTES);
+    if (!g_tree.m || !g_tree.macs) {
         fail_msg(root, "out of memory");
         return -1;
     }
@@ -2517,7 +2687,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         char lp[64], err[512];
         /* its own open file description: its own offset */
         snprintf(lp, sizeof lp, "/proc/self/fd/%d", root->img_fd);
-        m->img_fd = open(lp, O_RDONLY | O_CLOEXEC);
+        /* with a key: the sealed copy, whose pages decrypt_pages decrypts */
+        m->img_fd = open(lp, (root->have_key ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (m->img_fd < 0 || lseek(m->img_fd, (off_t)e[i].offset, SEEK_SET) < 0) {
             fail_msg(root, "cannot open the image again: %s", strerror(errno));
             return -1;
@@ -2527,9 +2698,28 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             fail_msg(root, "process %d of the tree: %s", e[i].vpid, err);
             return -1;
         }
-        if (m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
-            fail_msg(root, "process %d of the tree: authenticated images of trees are not "
-                     "supported yet", e[i].vpid);
+        if (ck_tree_check_stream(h, e, (uint32_t)i, &m->img.hdr, m->img.file_size, err,
+                                 sizeof err) < 0) {
+            fail_msg(root, "%s", err);
+            return -1;
+        }
+        /* Authenticity before anything in the stream is believed, as for
+         * one process (cmd_restore); the tree header's MAC was checked. */
+        if (root->have_key) {
+            if (ck_image_authenticate_at(m->img_fd, e[i].offset, &root->key,
+                                         g_tree.macs + (size_t)i * CK_DIGEST_BYTES, err,
+                                         sizeof err) < 0) {
+                fail_msg(root, "process %d of the tree: %s", e[i].vpid, err);
+                return -1;
+            }
+            m->encrypted = (m->img.hdr.flags & CK_HF_ENCRYPTED) != 0;
+            if (m->encrypted && decrypt_pages(m) < 0) {
+                fail_msg(root, "process %d of the tree: %s", e[i].vpid, m->err);
+                return -1;
+            }
+        } else if (m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED)) {
+            fail_msg(root, "the image is %s; give its key with --key FILE (or CKSHIM_KEY_FILE)",
+                     (m->img.hdr.flags & CK_HF_ENCRYPTED) ? "encrypted" : "authenticated");
             return -1;
         }
         m->same_host = !strncmp(host, m->img.hdr.hostname, sizeof m->img.hdr.hostname);
@@ -2540,11 +2730,32 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             fail_msg(root, "out of memory");
             return -1;
         }
-        m->defer = !no_verify;
+        m->defer = !no_verify && !(m->img.hdr.flags & (CK_HF_MAC | CK_HF_ENCRYPTED));
         for (uint32_t k = 0; k < m->img.nfds; k++)
             if (m->img.fds[k].fd + 64 > hi)
                 hi = m->img.fds[k].fd + 64;
     }
+    /* the tree header (parents, zombies, which processes) and the streams
+     * together, before anything of it is used */
+    char merr[512];
+    if (root->have_key && ck_tree_check_mac(h, e, g_tree.macs, &root->key, merr,
+                                            sizeof merr) < 0) {
+        fail_msg(root, "%s", merr);
+        return -1;
+    }
+    if (root->have_key && seal_image(root) < 0)
+        return -1;
+    /* RLIMIT_NPROC counts every task of the user: every thread of every
+     * process of the tree, each zombie until it is waited for, and the
+     * tree's gate keeper; checked once for all before anything starts
+     * (one process at a time would pass a tree that does not fit). */
+    long tasks = 1;
+    for (int i = 0; i < n; i++)
+        tasks += (e[i].flags & CK_TREE_ZOMBIE) ? 1 : (long)g_tree.m[i].img.nthreads;
+    char what[96];
+    snprintf(what, sizeof what, "tree of %d processes needs", n);
+    if (nproc_fits(root, tasks, what) < 0)
+        return -1;
     for (int i = 0; i < n; i++) {
         struct rctx *m = &g_tree.m[i];
         if (e[i].flags & CK_TREE_ZOMBIE)
@@ -2660,7 +2871,7 @@ static int tree_fork_round(int i, int round, const char *restorer)
             /* a child that had exited and was not yet waited for: one that
              * ends again the same way (the exit code or the signal, never
              * a core file), for the program to wait for */
-            pid_t z = fork();
+            pid_t z = tree_fork(g_tree.e[j].vpid);
             if (z == 0) {
                 int st = (int)g_tree.e[j].length;
                 int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
@@ -2691,7 +2902,7 @@ static int tree_fork_round(int i, int round, const char *restorer)
             g_tree.map[2 * j + 1] = (int32_t)z;
             continue;
         }
-        pid_t p = fork();
+        pid_t p = tree_fork(g_tree.e[j].vpid);
         if (p < 0) {
             fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
                      strerror(errno));
@@ -2775,6 +2986,87 @@ static void tree_become(int i, const char *restorer)
     become(m, restorer);
 }
 
+/* ---- a pid namespace of the program's own (docs/DESIGN.md, "PID
+ * namespaces") ---- */
+
+/* The pids the restore gives back must be free in a new namespace and
+ * fit in it: not 1 (coord's init), each once, below pid_max. Returns the
+ * highest pid or tid of the image (ordinary forks in the namespace get
+ * pids above it), or -1 with c->err set. */
+static int pidns_check(struct rctx *c)
+{
+    long pid_max = read_long("/proc/sys/kernel/pid_max");
+    int n = g_tree.n ? g_tree.n : 1, top = 1;
+    for (int i = 0; i < n; i++) {
+        int pid = g_tree.n ? g_tree.e[i].vpid : (int)c->img.proc.pid;
+        const char *why = NULL;
+        if (pid <= 1)
+            why = "pid 1 of the new namespace is coord's init";
+        else if (pid_max > 0 && pid >= pid_max)
+            why = "it is not below this machine's pid_max";
+        for (int j = 0; j < i && !why; j++)
+            if (g_tree.e[j].vpid == pid)
+                why = "two processes of the image have it";
+        if (why) {
+            fail_msg(c, "cannot restore in a pid namespace: process %d cannot have its pid "
+                     "again (%s)", pid, why);
+            return -1;
+        }
+        if (pid > top)
+            top = pid;
+        const struct ck_image *im = g_tree.n ? &g_tree.m[i].img : &c->img;
+        if (g_tree.n && (g_tree.e[i].flags & CK_TREE_ZOMBIE))
+            continue;
+        for (uint32_t k = 0; k < im->nthreads; k++)
+            if ((int)im->threads[k].tid > top && (pid_max <= 0 || im->threads[k].tid < pid_max))
+                top = (int)im->threads[k].tid;
+    }
+    return top;
+}
+
+/* In the new namespace's init (ck_pidns_start): make the root with its
+ * pid, which goes on as the foreground or --detach restore does, then be
+ * init. Never returns. */
+static void pidns_root(struct rctx *c, const char *restorer, int top, int report_fd)
+{
+    int r = ck_pidns_set_last(top);
+    int root = g_tree.n ? g_tree.e[0].vpid : (int)c->img.proc.pid;
+    pid_t p = r < 0 ? -1 : ck_pidns_fork_as(root);
+    if (p == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (c->detach)
+            setsid();
+        if (g_tree.n) {
+            g_tree.m[0].status_fd = c->status_fd;
+            tree_become(0, restorer);
+            snprintf(c->err, sizeof c->err, "%s", g_tree.m[0].err);
+            c->status_fd = g_tree.m[0].status_fd;
+        } else {
+            become(c, restorer);
+        }
+        if (c->detach)
+            dprintf(c->status_fd >= 0 ? c->status_fd : report_fd, "error: %s\n", c->err);
+        else
+            print_err(c);
+        _exit(1);
+    }
+    if (p < 0) {
+        if (r < 0)
+            fail_msg(c, "cannot set the next pid of the new pid namespace: %s", strerror(-r));
+        else
+            fail_msg(c, "cannot make process %d with its pid in the new pid namespace: %s",
+                     root, strerror(errno));
+        if (c->detach)
+            dprintf(report_fd, "error: %s\n", c->err);
+        else
+            print_err(c);
+        _exit(1);
+    }
+    ck_pidns_init(p);
+}
+
 int cmd_restore(int argc, char **argv)
 {
     struct rctx c;
@@ -2787,10 +3079,16 @@ int cmd_restore(int argc, char **argv)
     int force = 0;
     c.pages_fd = -1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
+        if (!strcmp(argv[i], "--json"))
+            json_out = 1;
+        else if (!strcmp(argv[i], "--detach") || !strcmp(argv[i], "-d"))
             c.detach = 1;
+        else if (!strcmp(argv[i], "--pidns"))
+            g_pidns = 1;
         else if (!strcmp(argv[i], "--force"))
             force = 1;
+        else if (!strcmp(argv[i], "--adopt-stamp"))
+            adopt_stamp = 1;
         else if (!strcmp(argv[i], "--allow-changed") || !strncmp(argv[i], "--allow-changed=", 16)) {
             const char *v = argv[i][15] == '=' ? argv[i] + 16 : i + 1 < argc ? argv[++i] : NULL;
             if (!v || !*v)
@@ -2824,6 +3122,9 @@ int cmd_restore(int argc, char **argv)
     }
     if (!c.file)
         return ck_usage_error("restore", "no image file given");
+    if (json_out && !c.detach)
+        return ck_usage_error("restore", "--json needs --detach (in the foreground coord "
+                              "becomes the program)");
     if (action) {
         if (ck_action_check("restore", action, c.script, sizeof c.script) != 0)
             return CK_EXIT_USAGE;
@@ -2833,11 +3134,6 @@ int cmd_restore(int argc, char **argv)
         else
             snprintf(c.script_image, sizeof c.script_image, "%s/%s", cwd, c.file);
     }
-    if (!strcmp(c.file, "-")) {
-        ck_msg("restore: restoring from standard input is not supported yet; save the image "
-               "to a file first");
-        return CK_EXIT_FAIL;
-    }
     char restorer[PATH_MAX];
     if (find_restorer(restorer, sizeof restorer) < 0) {
         ck_msg("restore: cannot find ckshim-restore next to coord or in ../lib/ckshim "
@@ -2845,10 +3141,35 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     char err[512];
-    c.img_fd = ck_open_regular(c.file, O_RDONLY, err, sizeof err);
-    if (c.img_fd < 0) {
-        ck_msg("restore %s: %s", c.file, err);
-        return CK_EXIT_FAIL;
+    if (!strcmp(c.file, "-")) {
+        if (isatty(STDIN_FILENO)) {
+            ck_msg("restore -: standard input is a terminal; pipe an image into coord restore -");
+            return CK_EXIT_USAGE;
+        }
+        c.file = "(standard input)";
+        if (stdin_to_memfd(&c) < 0) {
+            print_err(&c);
+            return CK_EXIT_FAIL;
+        }
+    } else {
+        c.img_fd = ck_open_regular(c.file, O_RDONLY, err, sizeof err);
+        if (c.img_fd < 0) {
+            ck_msg("restore %s: %s", c.file, err);
+            return CK_EXIT_FAIL;
+        }
+    }
+    /* With a key, everything is read from a copy in memory (see
+     * copy_to_memfd), a tree's header too. */
+    if (key_file && *key_file) {
+        if (ck_auth_init() < 0 || ck_key_load(key_file, &c.key, err, sizeof err) < 0) {
+            ck_msg("restore %s: %s", c.file, err);
+            return CK_EXIT_FAIL;
+        }
+        c.have_key = 1;
+        if (!c.in_memory && copy_to_memfd(&c) < 0) {
+            print_err(&c);
+            return CK_EXIT_FAIL;
+        }
     }
     /* A process tree image: restore_tree reads every process's stream. */
     struct ck_tree_hdr th;
@@ -2859,19 +3180,11 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     if (tr > 0) {
-        if (key_file && *key_file) {
-            ck_msg("restore %s: a process tree image with --key: not supported yet", c.file);
-            return CK_EXIT_FAIL;
-        }
         if (restore_tree(&c, &th, te, counter_url, force) < 0) {
             print_err(&c);
             return CK_EXIT_FAIL;
         }
         goto run;
-    }
-    if (key_file && *key_file && copy_to_memfd(&c) < 0) {
-        print_err(&c);
-        return CK_EXIT_FAIL;
     }
     /* Page checksums: by the restorer as it reads (see the top), unless
      * it is told not to check them. */
@@ -2882,12 +3195,7 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     /* Authenticity before anything else is believed (the stamp included). */
-    if (key_file && *key_file) {
-        if (ck_auth_init() < 0 || ck_key_load(key_file, &c.key, err, sizeof err) < 0) {
-            ck_msg("restore %s: %s", c.file, err);
-            return CK_EXIT_FAIL;
-        }
-        c.have_key = 1;
+    if (c.have_key) {
         if (ck_image_authenticate(c.img_fd, &c.key, err, sizeof err) < 0) {
             ck_msg("restore %s: %s", c.file, err);
             return CK_EXIT_FAIL;
@@ -2924,7 +3232,29 @@ int cmd_restore(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
 run:
+    if ((g_tree.n ? g_tree.m[0].img.hdr.flags : c.img.hdr.flags) & CK_HF_PIDNS)
+        g_pidns = 1;
+    int top = 0;
+    if (g_pidns && (top = pidns_check(&c)) < 0) {
+        print_err(&c);
+        return CK_EXIT_FAIL;
+    }
     fflush(NULL);
+    if (!c.detach && g_pidns) {
+        /* coord stays outside and ends as the program does */
+        if (ck_restore_extra.status_fd >= 0)
+            c.status_fd = ck_restore_extra.status_fd;
+        int status_rd = -1;
+        pid_t init = ck_pidns_start("restore", 0, &status_rd);
+        if (init == 0)
+            pidns_root(&c, restorer, top, -1);
+        if (init < 0)
+            return CK_EXIT_FAIL;
+        tree_close_all();
+        if (c.status_fd >= 0)
+            close(c.status_fd);
+        return ck_pidns_wait(init, status_rd);
+    }
     if (!c.detach) {
         if (ck_restore_extra.status_fd >= 0)
             c.status_fd = ck_restore_extra.status_fd;
@@ -2945,7 +3275,22 @@ run:
         ck_msg("restore %s: pipe: %s", c.file, strerror(errno));
         return CK_EXIT_FAIL;
     }
-    pid_t pid = fork();
+    pid_t pid;
+    if (g_pidns) {
+        /* init (pid) outlives us; the program is its child */
+        int status_rd = -1;
+        pid = ck_pidns_start("restore", 1, &status_rd);
+        if (pid == 0) {
+            close(sp[0]);
+            c.status_fd = sp[1];
+            pidns_root(&c, restorer, top, sp[1]);
+        }
+        if (pid < 0)
+            return CK_EXIT_FAIL;
+        close(status_rd);
+    } else {
+        pid = fork();
+    }
     if (pid < 0) {
         ck_msg("restore %s: fork: %s", c.file, strerror(errno));
         return CK_EXIT_FAIL;
@@ -2987,12 +3332,34 @@ run:
     buf[n] = 0;
     close(sp[0]);
     if (!strncmp(buf, "ok ", 3)) {
+        /* in a pid namespace the shim gives its pid there: ours is the
+         * one to print (pid is the namespace's init, which ends with it) */
+        int shown = atoi(buf + 3);
+        if (g_pidns)
+            shown = ck_pidns_find(ck_pidns_of(pid), shown);
         int rc = watch_detached(&c, pid);
-        if (rc == CK_EXIT_OK) {
-            printf("%d\n", atoi(buf + 3));
+        if (rc == CK_EXIT_OK && shown <= 0) {
+            ck_msg("restore %s: the restored program ended right after restore", c.file);
+            rc = CK_EXIT_FAIL;
+        }
+        if (rc == CK_EXIT_OK && json_out) {
+            struct ck_json j;
+            ck_json_init(&j, stdout);
+            ck_json_open(&j, NULL, '{');
+            ck_json_ku64(&j, "pid", (uint64_t)shown);
+            ck_json_kstr(&j, "image", c.file);
+            ck_json_ku64(&j, "processes", g_tree.n ? (uint64_t)g_tree.n : 1);
+            ck_json_kbool(&j, "pidns", g_pidns);
+            ck_json_close(&j, '}');
+            ck_json_end(&j);
             fflush(stdout);
             if (c.script[0])
-                post_restore(&c, atoi(buf + 3));
+                post_restore(&c, shown);
+        } else if (rc == CK_EXIT_OK) {
+            printf("%d\n", shown);
+            fflush(stdout);
+            if (c.script[0])
+                post_restore(&c, shown);
         }
         ck_image_free(&c.img);
         return rc;

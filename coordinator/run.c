@@ -2,6 +2,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,6 +357,32 @@ int ck_run_exec(const char *path, const char *preload, const char *app_id, char 
     return CK_EXIT_FAIL;
 }
 
+/* coord run --pidns: the program runs as pid 2 of a pid namespace of its
+ * own, under coord's init (pidns.c); coord waits outside and ends as the
+ * program does. Returns the exit code. */
+int ck_run_pidns(const char *path, const char *preload, const char *app_id, char **argv)
+{
+    int status_rd = -1;
+    pid_t init = ck_pidns_start("run", 0, &status_rd);
+    if (init < 0)
+        return CK_EXIT_FAIL;
+    if (init == 0) {
+        pid_t p = fork();
+        if (p == 0) {
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            _exit(ck_run_exec(path, preload, app_id, argv));
+        }
+        if (p < 0) {
+            ck_msg("run: fork in the new pid namespace: %s", strerror(errno));
+            _exit(1);
+        }
+        ck_pidns_init(p);
+    }
+    return ck_pidns_wait(init, status_rd);
+}
+
 /* The options that make coord run a supervisor (supervise.c). */
 static int supervise_option(const char *a)
 {
@@ -373,7 +400,7 @@ static int supervise_option(const char *a)
 int cmd_run(int argc, char **argv)
 {
     const char *app_id = NULL;
-    int i = 1;
+    int i = 1, pidns = 0;
     while (i < argc) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
@@ -384,6 +411,11 @@ int cmd_run(int argc, char **argv)
             break;
         if (supervise_option(a))
             return ck_supervise(argc, argv);
+        if (strcmp(a, "--pidns") == 0) {
+            pidns = 1;
+            i++;
+            continue;
+        }
         int r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &app_id);
         if (r < 0)
             return CK_EXIT_USAGE;
@@ -400,5 +432,7 @@ int cmd_run(int argc, char **argv)
     char path[PATH_MAX], *preload = NULL;
     if (ck_run_prepare(argv[i], path, sizeof path, &preload) != 0)
         return CK_EXIT_FAIL;
+    if (pidns)
+        return ck_run_pidns(path, preload, app_id, argv + i);
     return ck_run_exec(path, preload, app_id, argv + i);
 }

@@ -45,6 +45,7 @@ struct sv {
     /* options */
     long long every_ms, window_ms;
     int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
+    int pidns;                   /* --pidns: the program under coord's init */
     const char *counter_url, *app_id;
     char dir[PATH_MAX];
     char **argv; /* PROG ARGS */
@@ -160,9 +161,7 @@ static void prune(const struct sv *s)
         closedir(d);
 }
 
-/* The header of an image (app id, stamp; of a process tree's image, the
- * tree's, in an otherwise empty header). 0 or -1. */
-static int read_header(const char *path, struct ck_header *h)
+int ck_image_stamp(const char *path, struct ck_header *h)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -233,7 +232,7 @@ static void write_state(const struct sv *s, const char *status)
     memset(&h, 0, sizeof h);
     if (s->seq) {
         image_path(s, s->seq, img, sizeof img);
-        read_header(img, &h);
+        ck_image_stamp(img, &h);
     }
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -494,7 +493,10 @@ static int take_checkpoint(struct sv *s, int final)
     char img[PATH_MAX + 32], pid[16];
     unsigned long long next = s->seq + 1;
     image_path(s, next, img, sizeof img);
-    snprintf(pid, sizeof pid, "%d", (int)s->prog);
+    /* --pidns: s->prog is the coord outside the namespace (ours, or a
+     * restore's); the program is its init's child */
+    int prog = ck_pidns_program(s->prog);
+    snprintf(pid, sizeof pid, "%d", prog > 0 ? prog : (int)s->prog);
     char *argv[12];
     int n = 0;
     argv[n++] = "checkpoint";
@@ -542,6 +544,8 @@ static int start_program(struct sv *s, const char *path, const char *preload)
     pid_t p = fork_child(1);
     if (p < 0)
         return -1;
+    if (p == 0 && s->pidns)
+        _exit(ck_run_pidns(path, preload, s->app_id, s->argv));
     if (p == 0)
         _exit(ck_run_exec(path, preload, s->app_id, s->argv) == 0 ? 0 : 127);
     s->prog = p;
@@ -632,7 +636,7 @@ static int may_restore_again(const struct sv *s)
     struct ck_header h;
     struct ck_counter c;
     uint64_t cur = 0;
-    if (read_header(img, &h) < 0 || h.counter_stamp == 0 ||
+    if (ck_image_stamp(img, &h) < 0 || h.counter_stamp == 0 ||
         ck_counter_parse(s->counter_url ? s->counter_url : getenv("CKSHIM_COUNTER"), &c, err,
                          sizeof err) < 0 ||
         ck_counter_get(&c, h.app_id, &cur, err, sizeof err) < 0)
@@ -803,6 +807,11 @@ int ck_supervise(int argc, char **argv)
             i++;
             continue;
         }
+        if (!strcmp(a, "--pidns")) {
+            s.pidns = 1;
+            i++;
+            continue;
+        }
         int r = ck_opt_value("run", argc, argv, &i, "--every", NULL, &every);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--images", NULL, &dir);
@@ -878,7 +887,7 @@ int ck_supervise(int argc, char **argv)
         char img[PATH_MAX + 32];
         image_path(&s, newest, img, sizeof img);
         int have_state = read_state(s.dir, &st) == 0;
-        int hok = read_header(img, &h) == 0;
+        int hok = ck_image_stamp(img, &h) == 0;
         if (!hok) {
             ck_msg("run: --resume: %s is not a readable image", img);
             return CK_EXIT_FAIL;

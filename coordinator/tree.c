@@ -7,12 +7,16 @@
  * consistent image, so the checkpoint is refused naming each of them and
  * every process goes on untouched (docs/DESIGN.md, "Process trees"). */
 #include <dirent.h>
+#include <sodium.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "fileid.h"
 #include "tree.h"
@@ -242,13 +246,54 @@ uint64_t ck_tree_first_offset(uint32_t n)
     return (hdr_bytes(n) + 4095) & ~(uint64_t)4095;
 }
 
-int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e)
+/* The keyed MAC of a tree header (its MAC field zero), its entries and
+ * its streams' MACs. */
+static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                     const uint8_t *macs, const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
+{
+    size_t len = sizeof *h + h->nprocs * (sizeof *e + CK_DIGEST_BYTES);
+    uint8_t *buf = malloc(len);
+    if (!buf) {
+        memset(out, 0, CK_DIGEST_BYTES); /* matches no header: refused */
+        return;
+    }
+    memcpy(buf, h, sizeof *h);
+    memset(buf + offsetof(struct ck_tree_hdr, mac), 0, sizeof h->mac);
+    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    memcpy(buf + sizeof *h + h->nprocs * sizeof *e, macs, h->nprocs * CK_DIGEST_BYTES);
+    ck_auth_mac_bytes(k, buf, len, out);
+    free(buf);
+}
+
+int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const uint8_t *macs, const struct ck_key *k, char *err, size_t errlen)
+{
+    static const uint8_t zero[sizeof h->mac];
+    uint8_t mac[CK_DIGEST_BYTES];
+    if (!memcmp(h->mac, zero, sizeof zero)) {
+        snprintf(err, errlen, "the process tree image is not authenticated (taken without a "
+                 "key), but a key was given: refusing it");
+        return -1;
+    }
+    tree_mac(h, e, macs, k, mac);
+    if (sodium_memcmp(mac, h->mac, sizeof mac) != 0) {
+        snprintf(err, errlen, "the process tree image was modified or taken with another key "
+                 "(its tree header and streams do not match its MAC)");
+        return -1;
+    }
+    return 0;
+}
+
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_key *k, const uint8_t *macs)
 {
     size_t len = hdr_bytes(h->nprocs);
     uint8_t *buf = calloc(1, len);
     if (!buf)
         return -ENOMEM;
     memcpy(buf, h, sizeof *h);
+    if (k)
+        tree_mac(h, e, macs, k, buf + offsetof(struct ck_tree_hdr, mac));
     memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
     uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
     memcpy(buf + len - sizeof sum, &sum, sizeof sum);
@@ -258,6 +303,81 @@ int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_
     if (w != (ssize_t)len)
         return w < 0 ? -err : -EIO;
     return 0;
+}
+
+/* Every entry of a tree header against the rules the checkpoint writes
+ * them by: returns the index of the first entry that breaks one (why
+ * says which), or h->nprocs if all keep them. What restore and inspect
+ * then believe (a parent's index, a stream's place, a pid) is safe to
+ * use: no index outside the table, no stream outside the file. */
+static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                              uint64_t file_size, char *why, size_t len)
+{
+    uint64_t next = ck_tree_first_offset(h->nprocs);
+    for (uint32_t i = 0; i < h->nprocs; i++) {
+        const struct ck_tree_entry *x = &e[i];
+        int zombie = (x->flags & CK_TREE_ZOMBIE) != 0;
+        uint32_t stopsig = (x->flags >> 8) & 0xff;
+        if (x->flags & ~(uint32_t)(CK_TREE_ZOMBIE | CK_TREE_STOPPED | 0xff00))
+            snprintf(why, len, "has unknown flags %#x", x->flags);
+        else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
+                 (stopsig && (zombie || i == 0 || stopsig >= 32)))
+            snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
+        else if (x->vpid <= 0 || x->real_pid <= 0)
+            snprintf(why, len, "has pid %d (pid %d at checkpoint)", x->vpid, x->real_pid);
+        else if (i == 0 && (x->parent != -1 || zombie))
+            snprintf(why, len, "is the root but %s", zombie ? "a zombie" : "has a parent");
+        else if (i > 0 && (x->parent < 0 || x->parent >= (int32_t)i))
+            snprintf(why, len, "has parent %d (a parent comes before its children)", x->parent);
+        else if (i > 0 && (e[x->parent].flags & CK_TREE_ZOMBIE))
+            snprintf(why, len, "is a child of entry %d, which exited (a zombie has no "
+                     "children)", x->parent);
+        else if (zombie && (x->offset != 0 || x->length > 0xffff))
+            snprintf(why, len, "is a zombie with wait status %#llx",
+                     (unsigned long long)x->length);
+        else if (!zombie && (x->offset < next || (x->offset & 4095) ||
+                             x->length < sizeof(struct ck_header) || x->offset > file_size ||
+                             x->length > file_size - x->offset))
+            snprintf(why, len, "has its stream at %llu, %llu bytes: %s",
+                     (unsigned long long)x->offset, (unsigned long long)x->length,
+                     x->offset < next ? "before the end of the one before it"
+                     : (x->offset & 4095) ? "not at a page boundary"
+                     : x->length < sizeof(struct ck_header) ? "too short"
+                     : "outside the file");
+        else {
+            uint32_t dup = 0;
+            while (dup < i && e[dup].vpid != x->vpid)
+                dup++;
+            if (dup == i) {
+                if (!zombie)
+                    next = x->offset + x->length;
+                continue;
+            }
+            snprintf(why, len, "has pid %d, as entry %u has", x->vpid, dup);
+        }
+        return i;
+    }
+    return h->nprocs;
+}
+
+int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                         uint32_t i, const struct ck_header *sh, uint64_t end, char *err,
+                         size_t errlen)
+{
+    if (sh->orig_pid != (uint32_t)e[i].vpid)
+        snprintf(err, errlen, "process tree image: entry %u says pid %d, its stream pid %u "
+                 "(a damaged or forged header)", i, e[i].vpid, sh->orig_pid);
+    else if (sh->counter_stamp != h->counter_stamp)
+        snprintf(err, errlen, "process tree image: the stream of process %d has counter stamp "
+                 "%llu, the tree %llu (streams of different checkpoints)", e[i].vpid,
+                 (unsigned long long)sh->counter_stamp, (unsigned long long)h->counter_stamp);
+    else if (end > e[i].offset + e[i].length)
+        snprintf(err, errlen, "process tree image: the stream of process %d runs past its "
+                 "%llu bytes (a damaged or forged header)", e[i].vpid,
+                 (unsigned long long)e[i].length);
+    else
+        return 0;
+    return -1;
 }
 
 int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
@@ -295,15 +415,21 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, 
     }
     memcpy(e, buf + sizeof *h, h->nprocs * sizeof *e);
     free(buf);
-    for (uint32_t i = 0; i < h->nprocs; i++)
-        if ((i == 0) != (e[i].parent < 0) || e[i].parent >= (int32_t)i ||
-            (i == 0 && (e[i].flags & CK_TREE_ZOMBIE)) ||
-            (!(e[i].flags & CK_TREE_ZOMBIE) &&
-             (e[i].offset < ck_tree_first_offset(h->nprocs) || (e[i].offset & 4095)))) {
-            free(e);
-            snprintf(err, errlen, "process tree image: entry %u is inconsistent", i);
-            return -EINVAL;
-        }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int er = errno;
+        free(e);
+        snprintf(err, errlen, "process tree image: %s", strerror(er));
+        return -er;
+    }
+    char why[200];
+    uint32_t bad = check_entries(h, e, (uint64_t)st.st_size, why, sizeof why);
+    if (bad < h->nprocs) {
+        free(e);
+        snprintf(err, errlen, "process tree image: entry %u %s (a damaged or forged header)",
+                 bad, why);
+        return -EINVAL;
+    }
     *ret = e;
     return 1;
 }

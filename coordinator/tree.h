@@ -64,13 +64,33 @@ void ck_tree_describe(int pid, char *out, size_t len);
 uint64_t ck_tree_first_offset(uint32_t n);
 
 /* Write the header and its n entries (h->nprocs) with their checksum at
- * offset 0 of fd. 0 or -errno. */
-int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e);
+ * offset 0 of fd; with a key k, their MAC in h->mac too. 0 or -errno. */
+struct ck_key;
+int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const struct ck_key *k, const uint8_t *macs);
+
+/* An authenticated tree image: the MAC, with key k, of its header, its
+ * entries (which the streams' own MACs do not cover: which processes,
+ * their parents, the zombies' statuses, where each stream is) and the
+ * MAC of every process's stream (macs: CK_DIGEST_BYTES per entry, zero
+ * for a zombie; ck_image_authenticate_at gives them), so no stream of
+ * another checkpoint can stand in for one. 0, or -1 with a message in
+ * err. */
+int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                      const uint8_t *macs, const struct ck_key *k, char *err, size_t errlen);
 
 /* Read a tree header from offset 0 of fd: 0 when the file is not a tree
  * image (a single process's, or not an image), 1 with the entries in
  * *ret (malloc'd), or -errno with a message in err. */
 int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
                      size_t errlen);
+
+/* A process's stream against its entry i: the pid the stream was taken
+ * of (sh: its header, as read), the tree's counter stamp, and end (the
+ * offset just past its END record) inside the entry's length. 0, or -1
+ * with a message in err. */
+int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                         uint32_t i, const struct ck_header *sh, uint64_t end, char *err,
+                         size_t errlen);
 
 #endif

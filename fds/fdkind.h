@@ -42,6 +42,20 @@ struct ck_fdcap {
     const char *info;                   /* /proc/self/fdinfo text */
     int infolen;
     const struct ck_fdinfo *fi;         /* info parsed */
+    /* A socket's address family (SO_DOMAIN, asked once for every socket
+     * kind), -1 for anything else. A socket's target is built from its
+     * inode ("socket:[ino]", what the link says), and its fdinfo is not
+     * read (info "", fi: flags from fcntl, pos 0, scm_fds -1, or 0 for a
+     * unix socket) unless it holds a file lock or is a unix socket with
+     * something to read: /proc costs more than all the rest of a socket's
+     * capture. */
+    int family;
+    /* This capture's number (kinds keep state per checkpoint) and every
+     * descriptor it takes, in order (nall grows when descriptors in
+     * flight are found). */
+    uint32_t gen;
+    const int *all;
+    const int *nall;
     char *err;                          /* why the checkpoint is refused: name the
                                            fd, its kind and path */
     size_t errlen;

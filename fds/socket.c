@@ -137,40 +137,109 @@ static int64_t get_timeo(int fd, int opt)
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-void ck_sock_capture(int fd, struct ck_sock *o)
+/* Options a kind of socket does not have (SO_PASSCRED on TCP since Linux
+ * 6.16, SO_PEEK_OFF where the protocol has no peek offset) fail the same
+ * way on every socket of that family, type and protocol: after the first
+ * failure they are not asked again in this capture (a restore may bring
+ * the program to another kernel, so nothing is kept longer). One bit per
+ * bool_opts[] entry, then the others (OPT_*). */
+enum { OPT_BUF_LOCK = 16, OPT_PEEK_OFF, OPT_LINGER, OPT_INTS };
+#define MAX_KINDS 8
+static struct {
+    int family, type, protocol;
+    uint32_t missing;
+} kinds[MAX_KINDS];
+static int nkinds;
+static uint32_t kinds_gen;
+
+static uint32_t *missing_of(const struct ck_fdcap *c, const struct ck_sock *o)
 {
-    int v;
+    static uint32_t none;
+    if (c->gen != kinds_gen) {
+        kinds_gen = c->gen;
+        nkinds = 0;
+    }
+    for (int k = 0; k < nkinds; k++)
+        if (kinds[k].family == c->family && kinds[k].type == (int)o->type &&
+            kinds[k].protocol == (int)o->protocol)
+            return &kinds[k].missing;
+    if (nkinds >= MAX_KINDS) {
+        none = 0;
+        return &none; /* many kinds: ask everything */
+    }
+    kinds[nkinds].family = c->family;
+    kinds[nkinds].type = (int)o->type;
+    kinds[nkinds].protocol = (int)o->protocol;
+    kinds[nkinds].missing = 0;
+    return &kinds[nkinds++].missing;
+}
+
+/* getsockopt of option number `bit` of *missing: 0, or -1 (not there,
+ * remembered when the kernel does not know it for this kind of socket) */
+static int get_opt(int fd, int opt, void *v, socklen_t len, uint32_t *missing, int bit)
+{
+    if (*missing & (1u << bit))
+        return -1;
+    socklen_t l = len;
+    if (getsockopt(fd, SOL_SOCKET, opt, v, &l) == 0)
+        return 0;
+    if (errno == ENOPROTOOPT || errno == EOPNOTSUPP)
+        *missing |= 1u << bit;
+    return -1;
+}
+
+void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known,
+                     struct ck_sock *o)
+{
+    int v, fd = c->fd;
+    struct ck_sock_known k = {-1, -1, -1};
+    if (known)
+        k = *known;
     memset(o, 0, sizeof *o);
-    o->family = (uint16_t)ck_sock_family(fd);
-    if (get_int(fd, SO_TYPE, &v) == 0)
-        o->type = (uint32_t)v;
+    o->family = (uint16_t)c->family;
+    if (k.type >= 0 || get_int(fd, SO_TYPE, &k.type) == 0)
+        o->type = (uint32_t)k.type;
     if (get_int(fd, SO_PROTOCOL, &v) == 0)
         o->protocol = (uint32_t)v;
-    for (size_t k = 0; k < sizeof bool_opts / sizeof bool_opts[0]; k++)
-        if (get_int(fd, bool_opts[k].opt, &v) == 0 && v)
-            o->opts |= bool_opts[k].bit;
-    if (get_int(fd, SO_ACCEPTCONN, &v) == 0 && v)
-        o->opts |= CK_SOCKO_LISTENING;
+    uint32_t *miss = missing_of(c, o);
+    _Static_assert(sizeof bool_opts / sizeof bool_opts[0] <= OPT_BUF_LOCK, "bits overlap");
+    for (int i = 0; i < (int)(sizeof bool_opts / sizeof bool_opts[0]); i++)
+        if (get_opt(fd, bool_opts[i].opt, &v, sizeof v, miss, i) == 0 && v)
+            o->opts |= bool_opts[i].bit;
     /* which sizes the program set itself (the others the kernel may still
      * tune: TCP grows them with the connection's needs) */
-    if (get_int(fd, SO_BUF_LOCK, &v) == 0)
+    if (get_opt(fd, SO_BUF_LOCK, &v, sizeof v, miss, OPT_BUF_LOCK) == 0)
         o->opts |= CK_SOCKO_BUF_LOCK_KNOWN | (v & SOCK_SNDBUF_LOCK ? CK_SOCKO_SNDBUF_LOCK : 0) |
                    (v & SOCK_RCVBUF_LOCK ? CK_SOCKO_RCVBUF_LOCK : 0);
     struct int_opt ints[] = {INT_OPTS(o)};
-    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-        if (get_int(fd, ints[k].opt, &v) == 0)
-            *ints[k].val = v;
+    for (int i = 0; i < (int)(sizeof ints / sizeof ints[0]); i++) {
+        int have = ints[i].opt == SO_SNDBUF ? k.sndbuf : ints[i].opt == SO_RCVBUF ? k.rcvbuf : -1;
+        if (have >= 0)
+            *ints[i].val = have;
+        else if (get_opt(fd, ints[i].opt, &v, sizeof v, miss, OPT_INTS + i) == 0)
+            *ints[i].val = v;
+    }
     o->peek_off = -1;
-    if (get_int(fd, SO_PEEK_OFF, &v) == 0)
+    if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
         o->peek_off = v;
     struct linger lg = {0, 0};
-    socklen_t l = sizeof lg;
-    if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff) {
+    if (get_opt(fd, SO_LINGER, &lg, sizeof lg, miss, OPT_LINGER) == 0 && lg.l_onoff) {
         o->opts |= CK_SOCKO_LINGER;
         o->linger = lg.l_linger;
     }
     o->rcvtimeo_us = get_timeo(fd, SO_RCVTIMEO);
     o->sndtimeo_us = get_timeo(fd, SO_SNDTIMEO);
+}
+
+int ck_sock_peek_begin(int fd, int old)
+{
+    int zero = 0;
+    return old == 0 ? 0 : setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+}
+
+void ck_sock_peek_end(int fd, int old)
+{
+    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
 }
 
 int ck_sock_new(const struct ck_sock *o)
@@ -287,7 +356,7 @@ static int other_capture(struct ck_fdcap *c)
 {
     if (!S_ISSOCK(c->st->st_mode))
         return 0;
-    int family = ck_sock_family(c->fd);
+    int family = c->family;
     if (family == AF_UNIX || family == AF_INET || family == AF_INET6)
         return 0;
     if (family < 0) {

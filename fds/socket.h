@@ -24,11 +24,26 @@ const char *ck_sock_family_name(int family);
 /* "stream", "datagram", "seqpacket", "raw", "other". */
 const char *ck_sock_type_name(int type);
 
-/* Fill o from the live socket fd: family, type, protocol, the generic
- * options, SO_PEEK_OFF. The shutdown bits are left 0 (they come from the
- * family: sock_diag for AF_UNIX). Never fails: an option the kernel does
- * not report keeps its default. */
-void ck_sock_capture(int fd, struct ck_sock *o);
+/* Fill o from the live socket c->fd of family c->family: type, protocol,
+ * the generic options, SO_PEEK_OFF. The shutdown bits and
+ * CK_SOCKO_LISTENING are left 0 (the family tells them: sock_diag for
+ * AF_UNIX, TCP_INFO for TCP). Never fails: an option the kernel does not
+ * report keeps its default. */
+struct ck_sock_known {
+    int type, sndbuf, rcvbuf;           /* -1: not known */
+};
+/* known: what the family already read of the socket (sock_diag), not
+ * asked again; NULL if nothing. */
+void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known,
+                     struct ck_sock *o);
+
+/* Peeking at a socket's whole queue from its start, whatever peek offset
+ * the program uses: ck_sock_peek_begin sets SO_PEEK_OFF to 0 (old: the
+ * program's offset, ck_sock.peek_off; nothing to do if it is 0), and
+ * ck_sock_peek_end puts old back once the peeks are done. begin returns
+ * 0, or -1 (errno) if the socket has no peek offset. */
+int ck_sock_peek_begin(int fd, int old);
+void ck_sock_peek_end(int fd, int old);
 
 /* Make a socket of o's family, type and protocol (close-on-exec; coord
  * puts it at its number). Returns the fd or -1 (errno). */

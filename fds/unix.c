@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -76,6 +77,7 @@ struct udiag {
     uint32_t rqueue, wqueue;            /* listener: waiting clients, backlog */
     uint32_t shut;                      /* RCV_SHUTDOWN 1, SEND_SHUTDOWN 2 */
     uint32_t vfs_dev, vfs_ino;          /* bound file (kernel dev_t), 0 if none */
+    int32_t sndbuf, rcvbuf;             /* UNIX_DIAG_MEMINFO, -1 if not told */
     int has_vfs;
     uint32_t namelen;
     char name[108];
@@ -88,6 +90,7 @@ static void udiag_parse(const struct nlmsghdr *h, struct udiag *d)
 {
     const struct unix_diag_msg *m = NLMSG_DATA(h);
     memset(d, 0, sizeof *d);
+    d->sndbuf = d->rcvbuf = -1;
     d->ino = m->udiag_ino;
     d->state = m->udiag_state;
     d->type = m->udiag_type;
@@ -119,6 +122,14 @@ static void udiag_parse(const struct nlmsghdr *h, struct udiag *d)
         case UNIX_DIAG_SHUTDOWN:
             if (n >= 1)
                 d->shut = *(const uint8_t *)p;
+            break;
+        case UNIX_DIAG_MEMINFO:
+            if (n >= (SK_MEMINFO_SNDBUF + 1) * sizeof(uint32_t)) {
+                uint32_t mem[SK_MEMINFO_SNDBUF + 1];
+                memcpy(mem, p, sizeof mem);
+                d->rcvbuf = (int32_t)mem[SK_MEMINFO_RCVBUF];
+                d->sndbuf = (int32_t)mem[SK_MEMINFO_SNDBUF];
+            }
             break;
         case UNIX_DIAG_VFS:
             if (n >= sizeof(struct unix_diag_vfs)) {
@@ -153,7 +164,7 @@ static int udiag_send(int nl, uint32_t ino)
     req.r.udiag_states = ~0u;
     req.r.udiag_ino = ino;
     req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN |
-                       UDIAG_SHOW_VFS;
+                       UDIAG_SHOW_VFS | UDIAG_SHOW_MEMINFO;
     req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u; /* INET_DIAG_NOCOOKIE */
     struct sockaddr_nl nla = {.nl_family = AF_NETLINK};
     return sendto(nl, &req, sizeof req, 0, (struct sockaddr *)&nla, sizeof nla) < 0 ? -1 : 0;
@@ -193,6 +204,42 @@ out:
     return ret;
 }
 
+/* Every Unix socket of the network namespace: fn(arg, message) for each
+ * record of one NLM_F_DUMP (stops early when fn returns non-zero).
+ * Returns 0 once the dump is whole, -1 if it failed part way. No
+ * allocation: buf is the caller's (a dump message is at most 32 KiB). */
+static int udiag_dump(int (*fn)(void *arg, const struct nlmsghdr *h), void *arg, char *buf,
+                      size_t buflen)
+{
+    int nl = udiag_socket();
+    if (nl < 0)
+        return -1;
+    int ret = -1;
+    if (udiag_send(nl, 0) < 0)
+        goto out;
+    for (;;) {
+        ssize_t n = recv(nl, buf, buflen, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out;
+        for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+             h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE) {
+                ret = 0;
+                goto out;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR)
+                goto out;
+            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && fn(arg, h))
+                goto out;
+        }
+    }
+out:
+    close(nl);
+    return ret;
+}
+
 /* ---- capture ------------------------------------------------------------ */
 
 static union {
@@ -202,6 +249,148 @@ static union {
 static char cap_diag[64 << 10];
 static char cap_path[4096 + 110];
 
+/* The records of every Unix socket of the namespace, read with one dump
+ * when a capture meets its first Unix socket and kept by inode (open
+ * addressing; icons in an arena of their own): an exact lookup per
+ * socket walks every Unix socket of the namespace in the kernel, so a
+ * program with many of them paid for that many times over, and for four
+ * system calls each. mmap'd (the capture runs in a signal handler) and
+ * dropped when the capture ends. A socket missing from it (made by
+ * someone else meanwhile) is looked up alone. */
+struct ucached {
+    struct udiag d;                     /* d.ino 0: a free slot; d.icons unset */
+    size_t icons_at;                    /* into uc_icons */
+};
+static struct ucached *uc_tab;
+static size_t uc_cap, uc_n;             /* slots (a power of 2), used */
+static uint32_t *uc_icons;
+static size_t uc_icap, uc_in;           /* arena: room, used (entries) */
+static uint32_t uc_gen;
+static int uc_ok;
+
+static void *remap(void *old, size_t oldlen, size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (old) {
+        memcpy(p, old, oldlen);
+        munmap(old, oldlen);
+    }
+    return p;
+}
+
+static void uc_drop(void)
+{
+    if (uc_tab)
+        munmap(uc_tab, uc_cap * sizeof *uc_tab);
+    if (uc_icons)
+        munmap(uc_icons, uc_icap * sizeof *uc_icons);
+    uc_tab = NULL;
+    uc_icons = NULL;
+    uc_cap = uc_n = uc_icap = uc_in = 0;
+    uc_ok = 0;
+}
+
+static struct ucached *uc_slot(struct ucached *tab, size_t cap, uint32_t ino)
+{
+    size_t i = (ino * 2654435761u) & (cap - 1);
+    while (tab[i].d.ino && tab[i].d.ino != ino)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+/* one dump record into the cache; non-zero: out of memory (stop) */
+static int uc_add(void *arg, const struct nlmsghdr *h)
+{
+    (void)arg;
+    struct udiag d;
+    udiag_parse(h, &d);
+    if (!d.ino)
+        return 0;
+    if ((uc_n + 1) * 2 > uc_cap) {
+        size_t cap = uc_cap ? uc_cap * 2 : 1024;
+        struct ucached *t = remap(NULL, 0, cap * sizeof *t);
+        if (!t)
+            return -1;
+        for (size_t k = 0; k < uc_cap; k++)
+            if (uc_tab[k].d.ino)
+                *uc_slot(t, cap, uc_tab[k].d.ino) = uc_tab[k];
+        if (uc_tab)
+            munmap(uc_tab, uc_cap * sizeof *uc_tab);
+        uc_tab = t;
+        uc_cap = cap;
+    }
+    if (uc_in + d.nicons > uc_icap) {
+        size_t cap = uc_icap ? uc_icap * 2 : 4096;
+        while (cap < uc_in + d.nicons)
+            cap *= 2;
+        uint32_t *a = remap(uc_icons, uc_in * sizeof *a, cap * sizeof *a);
+        if (!a)
+            return -1;
+        uc_icons = a;
+        uc_icap = cap;
+    }
+    struct ucached *e = uc_slot(uc_tab, uc_cap, d.ino);
+    if (!e->d.ino)
+        uc_n++;
+    memcpy(uc_icons + uc_in, d.icons, d.nicons * sizeof *uc_icons);
+    e->d = d;
+    e->d.icons = NULL;
+    e->icons_at = uc_in;
+    uc_in += d.nicons;
+    return 0;
+}
+
+/* Socket ino's record for capture c, from the dump: 0 (d's icons point
+ * into the cache, valid until the capture ends), or -1 if it has none. */
+static int uc_get(const struct ck_fdcap *c, uint32_t ino, struct udiag *d)
+{
+    if (c->gen != uc_gen) {
+        uc_gen = c->gen;
+        uc_drop();
+        uc_ok = udiag_dump(uc_add, NULL, cap_diag, sizeof cap_diag) == 0;
+    }
+    if (!uc_ok || !uc_tab)
+        return -1;
+    const struct ucached *e = uc_slot(uc_tab, uc_cap, ino);
+    if (!e->d.ino)
+        return -1;
+    *d = e->d;
+    d->icons = uc_icons + e->icons_at;
+    return 0;
+}
+
+/* The unix sockets of this capture whose fdinfo did not say "scm_fds:
+ * 0" (descriptors in flight in the queue, or a kernel that does not tell),
+ * by inode: finish() walks their queues for descriptors. */
+#define MAX_SCM 256
+static uint64_t scm_ino[MAX_SCM];
+static int nscm, scm_many;
+static uint32_t scm_gen;
+
+static void note_scm(const struct ck_fdcap *c)
+{
+    if (c->gen != scm_gen) {
+        scm_gen = c->gen;
+        nscm = scm_many = 0;
+    }
+    if (c->fi->scm_fds == 0)
+        return;
+    if (nscm < MAX_SCM)
+        scm_ino[nscm++] = c->st->st_ino;
+    else
+        scm_many = 1;
+}
+
+static int may_hold_rights(uint64_t ino)
+{
+    for (int k = 0; k < nscm; k++)
+        if (scm_ino[k] == ino)
+            return 1;
+    return scm_many;
+}
+
 /* Is the kernel dev_t kdev (major << 20 | minor) the user-space dev? */
 static int same_dev(uint32_t kdev, dev_t dev)
 {
@@ -210,14 +399,20 @@ static int same_dev(uint32_t kdev, dev_t dev)
 
 static int unix_capture(struct ck_fdcap *c)
 {
-    if (!S_ISSOCK(c->st->st_mode) || ck_sock_family(c->fd) != AF_UNIX)
+    if (!S_ISSOCK(c->st->st_mode) || c->family != AF_UNIX)
         return 0;
     struct ck_unix *u = &cap_state.u;
     memset(u, 0, sizeof *u);
-    ck_sock_capture(c->fd, &u->so);
+    note_scm(c);
     u->ino = c->st->st_ino;
     struct udiag d;
-    int r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
+    memset(&d, 0, sizeof d);
+    int r = 0;
+    if (u->ino > UINT32_MAX || uc_get(c, (uint32_t)u->ino, &d) < 0)
+        r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
+    /* sock_diag tells the type and the buffer sizes (UNIX_DIAG_MEMINFO) */
+    struct ck_sock_known known = {(int)d.type, d.sndbuf, d.rcvbuf};
+    ck_sock_capture(c, r < 0 ? NULL : &known, &u->so);
     if (r < 0) {
         snprintf(c->err, c->errlen, "fd %d is a unix %s socket (%s) whose state sock_diag does "
                  "not tell (%s), so ckshim cannot restore it", c->fd,
@@ -229,6 +424,7 @@ static int unix_capture(struct ck_fdcap *c)
     u->so.shutdown = d.shut & (CK_SOCK_SHUT_RD | CK_SOCK_SHUT_WR);
     if (d.state == 10 /* TCP_LISTEN */) {
         u->flags |= CK_UNIXF_LISTEN;
+        u->so.opts |= CK_SOCKO_LISTENING;
         u->backlog = d.wqueue;
         if (d.nicons > MAX_ICONS) {
             snprintf(c->err, c->errlen, "fd %d is a unix socket listening with %u clients "
@@ -247,13 +443,11 @@ static int unix_capture(struct ck_fdcap *c)
         if (u->so.type != SOCK_DGRAM)
             u->flags |= CK_UNIXF_CONNECTED;
     }
+    /* the bound name: UNIX_DIAG_NAME holds what getsockname gives */
+    u->namelen = (uint16_t)d.namelen;
+    memcpy(u->name, d.name, d.namelen);
     struct sockaddr_un sa;
     socklen_t sl = sizeof sa;
-    if (getsockname(c->fd, (struct sockaddr *)&sa, &sl) == 0 && sl > SUN_OFF) {
-        u->namelen = (uint16_t)(sl - SUN_OFF);
-        memcpy(u->name, sa.sun_path, u->namelen);
-    }
-    sl = sizeof sa;
     if (d.state == 1 && getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0) {
         u->flags |= CK_UNIXF_CONNECTED;
         if (sl > SUN_OFF) {
@@ -360,12 +554,11 @@ static int same_file(int a, int b)
  * walked (errno). *empty: a datagram or seqpacket message of no bytes was
  * seen (a peek at an offset never shows it again: the walk that saves
  * the queue would miss it). */
-static int walk_rights(int fd, int type, void (*fn)(void *arg, int rfd), void *arg, int *empty)
+static int walk_rights(int fd, int type, int old, void (*fn)(void *arg, int rfd), void *arg,
+                       int *empty)
 {
-    int old = -1, zero = 0, inq = 0, seen = 0;
-    socklen_t l = sizeof old;
-    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
-    if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0)
+    int inq = 0, seen = 0;
+    if (ck_sock_peek_begin(fd, old) < 0)
         return -1;
     ioctl(fd, SIOCINQ, &inq);
     size_t got = 0;
@@ -386,26 +579,8 @@ static int walk_rights(int fd, int type, void (*fn)(void *arg, int rfd), void *a
         if (n == 0)
             *empty = 1;
     }
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof old);
+    ck_sock_peek_end(fd, old);
     return seen;
-}
-
-/* The "scm_fds:" of fd's fdinfo (descriptors in flight in its queue), or
- * -1 if the kernel does not tell. */
-static int scm_fds(int fd)
-{
-    char p[64], buf[1024];
-    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
-    int f = open(p, O_RDONLY | O_CLOEXEC);
-    if (f < 0)
-        return -1;
-    ssize_t n = read(f, buf, sizeof buf - 1);
-    close(f);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    const char *at = strstr(buf, "scm_fds:");
-    return at ? atoi(at + 8) : -1;
 }
 
 static int *inflight;                   /* ck_unix_inflight's */
@@ -438,58 +613,52 @@ drop:
 
 static int unix_type(int fd)
 {
-    int dom = 0, type = 0;
-    socklen_t l = sizeof dom;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 || dom != AF_UNIX)
-        return -1;
-    l = sizeof type;
+    int type = 0;
+    socklen_t l = sizeof type;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0)
         return -1;
     return type;
 }
 
-int ck_unix_inflight(const int *prog, int nprog, int *hidden, int max, char *err, size_t errlen)
+int ck_unix_inflight(int fd, const int *prog, int nprog, int *hidden, int *nhidden, int max,
+                     char *err, size_t errlen)
 {
     int top = 2;
     for (int k = 0; k < nprog; k++)
         if (prog[k] > top)
             top = prog[k];
     inflight = hidden;
-    ninflight = 0;
+    ninflight = *nhidden;
     maxinflight = max;
     inflight_base = top + 1;
     inflight_err = 0;
     inflight_prog = prog;
     inflight_nprog = nprog;
-    /* the program's sockets, then the hidden ones found meanwhile (a
-     * socket in flight has a queue of its own) */
-    for (int k = 0; k < nprog + ninflight; k++) {
-        int fd = k < nprog ? prog[k] : hidden[k - nprog];
-        struct stat st;
-        int type;
-        int empty = 0, w;
-        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || (type = unix_type(fd)) < 0 ||
-            scm_fds(fd) == 0)
-            continue;
-        if ((w = walk_rights(fd, type, keep_inflight, NULL, &empty)) < 0) {
-            snprintf(err, errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): %s",
-                     fd, strerror(errno));
-            return -1;
-        }
-        if (empty && w > 0) {
-            snprintf(err, errlen, "fd %d: a unix %s socket with descriptors in flight "
-                     "(SCM_RIGHTS) and a message of no bytes waiting in its receive queue; ckshim "
-                     "cannot copy both (let the program receive them first)", fd,
-                     ck_sock_type_name(type));
-            return -1;
-        }
-        if (inflight_err) {
-            snprintf(err, errlen, "fd %d: cannot keep a copy of the descriptors in flight in "
-                     "its queue (SCM_RIGHTS): %s", fd, strerror(inflight_err));
-            return -1;
-        }
+    int type = unix_type(fd), empty = 0, w, old = -1;
+    socklen_t l = sizeof old;
+    if (type < 0)
+        return 0;
+    getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l);
+    w = walk_rights(fd, type, old, keep_inflight, NULL, &empty);
+    *nhidden = ninflight;
+    if (w < 0) {
+        snprintf(err, errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): %s",
+                 fd, strerror(errno));
+        return -1;
     }
-    return ninflight;
+    if (empty && w > 0) {
+        snprintf(err, errlen, "fd %d: a unix %s socket with descriptors in flight "
+                 "(SCM_RIGHTS) and a message of no bytes waiting in its receive queue; ckshim "
+                 "cannot copy both (let the program receive them first)", fd,
+                 ck_sock_type_name(type));
+        return -1;
+    }
+    if (inflight_err) {
+        snprintf(err, errlen, "fd %d: cannot keep a copy of the descriptors in flight in "
+                 "its queue (SCM_RIGHTS): %s", fd, strerror(inflight_err));
+        return -1;
+    }
+    return 0;
 }
 
 static void drop_one(void *arg, int rfd)
@@ -512,12 +681,12 @@ static int image_fd_of(struct ck_fdcap_set *s, int rfd)
 static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int peer_fd)
 {
     int fd = s->fds[i].fd;
-    int zero = 0, ret = 0;
+    int ret = 0;
     ssize_t n = 0;
     int rights = 0, empty = 0;
-    if (u->so.type == SOCK_STREAM && scm_fds(fd) != 0) /* bytes, or messages (CK_UNIXF_SCM) */
-        rights = walk_rights(fd, SOCK_STREAM, drop_one, NULL, &empty);
-    if (rights < 0 || setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0) {
+    if (u->so.type == SOCK_STREAM && may_hold_rights(u->ino)) /* bytes, or messages (CK_UNIXF_SCM) */
+        rights = walk_rights(fd, SOCK_STREAM, u->so.peek_off, drop_one, NULL, &empty);
+    if (rights < 0 || ck_sock_peek_begin(fd, u->so.peek_off) < 0) {
         snprintf(s->err, s->errlen, "fd %d: cannot walk the unix socket's queue (SO_PEEK_OFF): "
                  "%s", fd, strerror(errno));
         return -1;
@@ -604,7 +773,7 @@ static int save_queue(struct ck_fdcap_set *s, uint32_t i, struct ck_unix *u, int
             ret = -1;
     }
     int e = errno;
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &u->so.peek_off, sizeof u->so.peek_off);
+    ck_sock_peek_end(fd, u->so.peek_off);
     /* refilled once every fd is made, by the peer (unix_after) */
     if (ret == 0 && (u->flags & CK_UNIXF_SCM) &&
         (!(u->flags & (CK_UNIXF_PEER_IN | CK_UNIXF_DEAD)) || s->fds[i].fd <= 2)) {
@@ -678,6 +847,7 @@ static void std_shares(struct ck_fdcap_set *s)
 
 static int unix_finish(struct ck_fdcap_set *s)
 {
+    uc_drop(); /* capture is over: nothing of it belongs in the image */
     for (uint32_t i = 0; i < s->n; i++) {
         struct ck_unix *u = state_at(s, i);
         if (!u)
@@ -1591,47 +1761,31 @@ static struct {
     struct udiag *d;
 } live;
 
+static int live_add(void *arg, const struct nlmsghdr *h)
+{
+    static uint32_t cap;
+    (void)arg;
+    if (live.n == cap) {
+        uint32_t ncap = cap ? 2 * cap : 256;
+        struct udiag *nd = realloc(live.d, ncap * sizeof *nd);
+        if (!nd)
+            return -1;
+        live.d = nd;
+        cap = ncap;
+    }
+    udiag_parse(h, &live.d[live.n]);
+    live.d[live.n].icons = NULL;
+    live.n++;
+    return 0;
+}
+
 static void live_read(void)
 {
+    static char buf[1 << 16];
     if (live.done)
         return;
     live.done = 1;
-    int nl = udiag_socket();
-    if (nl < 0 || udiag_send(nl, 0) < 0) {
-        if (nl >= 0)
-            close(nl);
-        return;
-    }
-    static char buf[1 << 16];
-    uint32_t cap = 0;
-    for (;;) {
-        ssize_t n = recv(nl, buf, sizeof buf, 0);
-        if (n <= 0)
-            break;
-        int done = 0;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-             h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-                done = 1;
-                break;
-            }
-            if (live.n == cap) {
-                cap = cap ? 2 * cap : 256;
-                struct udiag *nd = realloc(live.d, cap * sizeof *nd);
-                if (!nd) {
-                    done = 1;
-                    break;
-                }
-                live.d = nd;
-            }
-            udiag_parse(h, &live.d[live.n]);
-            live.d[live.n].icons = NULL;
-            live.n++;
-        }
-        if (done)
-            break;
-    }
-    close(nl);
+    udiag_dump(live_add, NULL, buf, sizeof buf);
 }
 
 /* Is a socket of this namespace bound to the file st, or to the abstract

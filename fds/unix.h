@@ -20,14 +20,16 @@ void ck_unix_describe(const struct ck_fd *f, const void *state, size_t len, char
  * Returns how many. */
 struct ck_image;
 
-/* Capture, before the descriptors are read: every descriptor in flight
- * (SCM_RIGHTS) in the queue of a unix socket among prog[] (the program's
- * fds) that none of them holds (the same open file description) is kept
- * in hidden[] (at most max), at numbers above all of prog[], so that it is
- * captured like the program's own (CK_FDF_IN_FLIGHT); the queues of those
- * that are unix sockets are walked too. The caller closes hidden[] once
- * the checkpoint is over. Returns how many, or -1 (err set). */
-int ck_unix_inflight(const int *prog, int nprog, int *hidden, int max, char *err, size_t errlen);
+/* Capture, for a unix socket fd whose queue holds descriptors in flight
+ * (SCM_RIGHTS; its fdinfo "scm_fds:" is not 0): each of them that none of
+ * prog[] (the program's fds) nor hidden[0..*nhidden) holds (the same open
+ * file description) is kept as a copy appended to hidden[] (at most max
+ * in all), at a number above all of prog[], so that the capture takes it
+ * like the program's own (CK_FDF_IN_FLIGHT), walking its queue in turn if
+ * it is a unix socket. The caller closes hidden[] once the checkpoint is
+ * over. Returns 0, or -1 (err set). */
+int ck_unix_inflight(int fd, const int *prog, int nprog, int *hidden, int *nhidden, int max,
+                     char *err, size_t errlen);
 int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen);
 
 #endif

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -35,6 +37,7 @@
 #include "fileid.h"
 #include "procparse.h"
 #include "shim.h"
+#include "socket.h"
 #include "unix.h"
 #include "xxh64.h"
 
@@ -766,14 +769,6 @@ static int check_nofile(char *err, size_t errlen)
     return -EMFILE;
 }
 
-static int is_inflight(int fd)
-{
-    for (int k = 0; k < shim_ninflight; k++)
-        if (shim_inflight[k] == fd)
-            return 1;
-    return 0;
-}
-
 /* Reading /proc/self/fd (dfd) one number at a time, without malloc. */
 struct fdlist {
     int dfd;
@@ -799,23 +794,112 @@ static int fdlist_next(struct fdlist *l)
     }
 }
 
-/* Copies of the descriptors in flight in the program's unix sockets that
- * the program does not hold itself (fds/unix.c), at numbers above its
- * own: the listing that follows captures them too (CK_FDF_IN_FLIGHT). */
-static int keep_inflight(int dfd, char *dbuf, size_t dlen, char *err, size_t errlen)
+/* Sockets can hold file locks (flock and fcntl both work on them), which
+ * only fdinfo shows: the sockets /proc/locks names (once per capture) are
+ * read the slow way. Its lines: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO
+ * START END" (major and minor in hex), "N: -> ..." for a waiter. */
+#define MAX_LOCKED 512
+static struct {
+    unsigned maj, min;
+    uint64_t ino;
+} locked[MAX_LOCKED];
+static int nlocked = -1;                /* -1: not read this capture; -2: unknown */
+
+static int hexdig(char c)
 {
-    static int prog[SHIM_MAX_FDS];
-    int nprog = 0;
-    struct fdlist l = {.dfd = dfd, .buf = dbuf, .cap = dlen};
-    for (int fd; (fd = fdlist_next(&l)) >= 0;)
-        if (fd != dfd && !fd_is_skipped(fd) && nprog < SHIM_MAX_FDS)
-            prog[nprog++] = fd;
-    lseek(dfd, 0, SEEK_SET);
-    int r = ck_unix_inflight(prog, nprog, shim_inflight, SHIM_MAX_FDS - nprog, err, errlen);
-    if (r < 0)
-        return -ENOTSUP;
-    shim_ninflight = r;
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static void read_locks(void)
+{
+    static char buf[65536];
+    nlocked = 0;
+    int n = shim_read_file("/proc/locks", buf, sizeof buf);
+    if (n < 0 || n >= (int)sizeof buf - 1) {
+        nlocked = -2;
+        return;
+    }
+    for (char *t = buf; *t;) {
+        while (*t == ' ' || *t == '\n')
+            t++;
+        char *e = t, *c1, *c2;
+        unsigned long ma, mi;
+        unsigned long long ino;
+        if (hexdig(*t) && (ma = strtoul(t, &c1, 16), *c1 == ':') && hexdig(c1[1]) &&
+            (mi = strtoul(c1 + 1, &c2, 16), *c2 == ':') && c2[1] >= '0' && c2[1] <= '9' &&
+            (ino = strtoull(c2 + 1, &e, 10), *e == ' ' || *e == '\n' || !*e)) {
+            if (nlocked >= MAX_LOCKED) {
+                nlocked = -2;
+                return;
+            }
+            locked[nlocked].maj = (unsigned)ma;
+            locked[nlocked].min = (unsigned)mi;
+            locked[nlocked++].ino = ino;
+        }
+        while (*e && *e != ' ' && *e != '\n')
+            e++;
+        t = e;
+    }
+}
+
+static int sock_locked(const struct stat *st)
+{
+    if (nlocked == -1)
+        read_locks();
+    if (nlocked < 0)
+        return 1;
+    for (int k = 0; k < nlocked; k++)
+        if (locked[k].ino == st->st_ino && locked[k].maj == major(st->st_dev) &&
+            locked[k].min == minor(st->st_dev))
+            return 1;
     return 0;
+}
+
+/* fd's fdinfo into buf: a /proc seq_file gives all of it in one read when
+ * the buffer is large enough, so a short read is the end (no second read
+ * for the 0). Returns its length, or -errno. */
+static int read_fdinfo(int fd, char *buf, size_t cap)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
+    int f = open(p, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return -errno;
+    size_t n = 0;
+    while (n + 1 < cap) {
+        size_t want = cap - 1 - n;
+        ssize_t r = read(f, buf + n, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if ((size_t)r < want)
+            break;
+    }
+    buf[n] = 0;
+    close(f);
+    return (int)n;
+}
+
+/* The first descriptor of each open file description captured so far,
+ * by file (open addressing on dev and inode; fds[] index + 1, 0 free):
+ * finding the descriptors that share one costs a kcmp per descriptor of
+ * the same file, not a pass over all of them. */
+static uint32_t ofd_tab[SHIM_MAX_FDS * 2];
+#define OFD_MASK (SHIM_MAX_FDS * 2 - 1)
+_Static_assert((SHIM_MAX_FDS & (SHIM_MAX_FDS - 1)) == 0, "SHIM_MAX_FDS: a power of 2");
+
+static uint32_t *ofd_slot(uint64_t dev, uint64_t ino)
+{
+    return &ofd_tab[((ino ^ dev << 20) * 0x9e3779b97f4a7c15ULL) >> 40 & OFD_MASK];
+}
+
+/* the next slot to look at (a slot of another file is passed over by the
+ * caller's own comparison) */
+static uint32_t *ofd_next(uint32_t *slot)
+{
+    return &ofd_tab[(size_t)(slot - ofd_tab + 1) & OFD_MASK];
 }
 
 static int capture_fds(char *err, size_t errlen)
@@ -848,12 +932,28 @@ static int capture_fds(char *err, size_t errlen)
         ret = -ENOTSUP;
         goto out;
     }
-    if ((ret = keep_inflight(dfd, dbuf, sizeof dbuf, err, errlen)) < 0)
-        goto out;
+    /* The program's descriptors, then the copies of descriptors in flight
+     * in its unix sockets' queues that it does not hold itself, appended as
+     * the sockets are read (fds/unix.c; CK_FDF_IN_FLIGHT) */
+    static int prog[SHIM_MAX_FDS];
+    int nprog = 0;
     struct fdlist dl = {.dfd = dfd, .buf = dbuf, .cap = sizeof dbuf};
     for (int fd; (fd = fdlist_next(&dl)) >= 0;) {
         if (fd == dfd || fd_is_skipped(fd))
             continue;
+        if (nprog >= SHIM_MAX_FDS) {
+            snprintf(err, errlen, "more than %d open descriptors", SHIM_MAX_FDS);
+            ret = -E2BIG;
+            goto out;
+        }
+        prog[nprog++] = fd;
+    }
+    nlocked = -1;
+    memset(ofd_tab, 0, sizeof ofd_tab);
+    fdcap_list(prog, &nprog);
+    for (int at = 0; at < nprog + shim_ninflight; at++) {
+        int fd = at < nprog ? prog[at] : shim_inflight[at - nprog];
+        int hidden = at >= nprog;
         if (g_shim.nfds >= SHIM_MAX_FDS) {
             snprintf(err, errlen, "more than %d open descriptors", SHIM_MAX_FDS);
             ret = -E2BIG;
@@ -863,34 +963,72 @@ static int capture_fds(char *err, size_t errlen)
         memset(f, 0, sizeof *f);
         f->fd = fd;
         f->share_with = -1;
-        char lp[64], target[CK_PATH_MAX];
-        snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
-        ssize_t l = readlink(lp, target, sizeof target - 1);
-        if (l < 0)
-            continue; /* closed meanwhile */
-        target[l] = 0;
+        char target[CK_PATH_MAX];
         struct stat st;
         if (fstat(fd, &st) < 0)
             continue;
-        snprintf(lp, sizeof lp, "/proc/self/fdinfo/%d", fd);
-        int il = shim_read_file(lp, info, sizeof info);
+        /* a socket's link says socket:[ino]; an O_PATH descriptor of a
+         * socket file is no socket (family -1) and links to the file */
+        int family = S_ISSOCK(st.st_mode) ? ck_sock_family(fd) : -1;
         struct ck_fdinfo fi;
         memset(&fi, 0, sizeof fi);
-        if (il > 0)
-            ck_parse_fdinfo(info, (size_t)il, &fi);
+        fi.scm_fds = -1;
+        int il = 0;
+        info[0] = 0;
+        if (family >= 0) {
+            snprintf(target, sizeof target, "socket:[%llu]", (unsigned long long)st.st_ino);
+        } else {
+            char lp[64];
+            snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+            ssize_t l = readlink(lp, target, sizeof target - 1);
+            if (l < 0)
+                continue; /* closed meanwhile */
+            target[l] = 0;
+        }
+        int fdf = -1, quick = family >= 0 && !sock_locked(&st);
+        if (quick && family == AF_UNIX) {
+            /* fdinfo's scm_fds (descriptors in flight) can only be more
+             * than 0 where something waits to be read: a unix socket
+             * with nothing readable (an empty queue, no connection
+             * waiting on a listener, not shut down) has none */
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            quick = syscall(SYS_poll, &pf, 1, 0) == 0;
+            if (quick)
+                fi.scm_fds = 0;
+        }
+        if (quick) {
+            /* what fdinfo would say of it: flags (with O_CLOEXEC), pos 0 */
+            int fl = fcntl(fd, F_GETFL);
+            fdf = fcntl(fd, F_GETFD);
+            if (fl < 0 || fdf < 0)
+                continue;
+            fi.flags = (uint32_t)fl | (fdf & FD_CLOEXEC ? O_CLOEXEC : 0);
+            fi.ino = st.st_ino;
+        } else {
+            il = read_fdinfo(fd, info, sizeof info);
+            if (il > 0 && ck_parse_fdinfo(info, (size_t)il, &fi) == 0)
+                fdf = fi.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
+            else
+                fdf = fcntl(fd, F_GETFD);
+        }
         f->oflags = fi.flags;
         f->pos = fi.pos;
-        int fl = fcntl(fd, F_GETFD);
-        f->fdflags = fl > 0 ? (uint32_t)fl : 0;
+        f->fdflags = fdf > 0 ? (uint32_t)fdf : 0;
         f->mode = st.st_mode;
         f->dev = st.st_dev;
         f->ino = st.st_ino;
         f->size = (uint64_t)st.st_size;
         f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
         ts_to_ns(&st.st_ctim, &f->ctime_ns);
+        /* descriptors in flight in its queue: copies kept to be taken too */
+        if (family == AF_UNIX && fi.scm_fds != 0 &&
+            ck_unix_inflight(fd, prog, nprog, shim_inflight, &shim_ninflight,
+                             SHIM_MAX_FDS - nprog, err, errlen) < 0) {
+            ret = -ENOTSUP;
+            goto out;
+        }
         const char *path = target;
-        int hidden = is_inflight(fd);
-        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, err, errlen);
+        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, family, err, errlen);
         if (mine == 0) {
             const char *k = anon_kind(target);
             snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,
@@ -911,15 +1049,19 @@ static int capture_fds(char *err, size_t errlen)
         if (hidden)
             f->flags |= CK_FDF_IN_FLIGHT;
         f->path_off = strtab_add(path, &f->path_len) - g_shim.regions_strtab_len;
-        /* Descriptors sharing one open file description (dup, fork). */
-        for (uint32_t k = 0; k < g_shim.nfds; k++) {
-            struct ck_fd *o = &g_shim.fds[k];
-            if (o->ino == f->ino && o->dev == f->dev && o->share_with < 0 &&
+        /* Descriptors sharing one open file description (dup, fork): the
+         * first descriptor of each description is kept by its file */
+        uint32_t *slot = ofd_slot(f->dev, f->ino);
+        for (; *slot; slot = ofd_next(slot)) {
+            struct ck_fd *o = &g_shim.fds[*slot - 1];
+            if (o->ino == f->ino && o->dev == f->dev &&
                 syscall(SYS_kcmp, pid, pid, KCMP_FILE, o->fd, fd) == 0) {
                 f->share_with = o->fd;
                 break;
             }
         }
+        if (f->share_with < 0)
+            *slot = g_shim.nfds + 1;
         if (f->share_with < 0 && il > 0 && !hidden &&
             (ret = capture_locks(f, info, target, err, errlen)) < 0)
             goto out;
@@ -1198,8 +1340,17 @@ int capture_all(char *err, size_t errlen)
     if ((r = capture_regions(err, errlen)) < 0 || (r = pattr_capture_aio(err, errlen)) < 0)
         return r;
     unwind_names();
+    struct timespec t0, t1, c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     if ((r = capture_fds(err, errlen)) < 0)
         return r;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    /* CKSHIM_DEBUG: the descriptors' share of the pause (docs/PERFORMANCE.md) */
+    shim_log("captured %u descriptors in %lld us (%lld us of CPU)", g_shim.nfds,
+             (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000),
+             (long long)((c1.tv_sec - c0.tv_sec) * 1000000LL + (c1.tv_nsec - c0.tv_nsec) / 1000));
     if ((r = mark_fromfd(err, errlen)) < 0 || (r = hugetlb_files(err, errlen)) < 0 ||
         (r = capture_shm(err, errlen)) < 0)
         return r;

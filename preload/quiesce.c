@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "shim.h"
 
 static pid_t signaled[CK_MAX_THREADS];
@@ -233,8 +234,8 @@ void quiesce_requeue_deferred(int slot)
             continue;
         k->deferred = 0;
         siginfo_t si = k->si;
-        if (shim_si_has_pid(&si))
-            si.si_pid = shim_pid_real(si.si_pid);
+        if (si.si_signo == SIGCHLD && si.si_code > 0 && si.si_pid > 0)
+            si.si_pid = shim_pid_real(si.si_pid); /* the trampoline shows the old one */
         requeue_self(pid, tid, k->slot, &si);
     }
 }
@@ -546,4 +547,10 @@ void quiesce_fixup_thread(struct shim_slot *s)
     prctl(PR_SET_NAME, s->comm, 0, 0, 0);
     pattr_thread_restore(s);
     s->tid = tid;
+    /* Restored in a pid namespace of its own (coord restore, pidns): the
+     * restorer ran with the namespace's capabilities to give threads
+     * their tids; the program had none (it was exec'd by an ordinary uid
+     * there), and credentials are per thread. */
+    if (g_shim.rinfo.drop_caps && s >= g_shim.slots && s < g_shim.slots + CK_MAX_THREADS)
+        ck_caps(-1); /* the manager's own (not a slot) drops them in restore_finish */
 }

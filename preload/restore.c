@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plan.h"
+#include "rawsys.h"
 #include "shim.h"
 
 #ifndef PR_TIMER_CREATE_RESTORE_IDS
@@ -94,11 +96,8 @@ static void requeue_signal(pid_t pid, int slot, int s)
             sent = 1;
             continue;
         }
-        siginfo_t one = *si;
-        if (shim_si_has_pid(&one))
-            one.si_pid = shim_pid_real(one.si_pid);
-        if (slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, s, &one) == 0
-                     : syscall(SYS_rt_tgsigqueueinfo, pid, tid, s, &one) == 0)
+        if (slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, s, si) == 0
+                     : syscall(SYS_rt_tgsigqueueinfo, pid, tid, s, si) == 0)
             sent = 1;
     }
     if (!sent && slot < 0)
@@ -184,6 +183,67 @@ static void stop_again(int sig)
     pthread_sigmask(SIG_SETMASK, &prev, NULL);
 }
 
+/* /proc/self/exe names the restorer, which the kernel will not replace
+ * while it is mapped and only with CAP_CHECKPOINT_RESTORE (PR_SET_MM_MAP
+ * with an exe_fd): after a restore in a pid namespace of the program's
+ * own, point it at the program again, with the layout the restorer set
+ * (the program has not run since). Best effort: procpath.c answers the
+ * program's own readlink anyway. */
+static void restore_exe_link(void)
+{
+    int fd = g_shim.exe[0] ? open(g_shim.exe, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return;
+    struct ck_prctl_mm_map m;
+    ck_mm_map_fill(&m, &g_shim.proc.mm, g_shim.proc.auxv, g_shim.proc.auxv_bytes, fd);
+    prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0);
+    close(fd);
+}
+
+/* The second step of a restored tree's barrier (coord's tree gate
+ * keeper): this process is whole; wait until every process of the tree
+ * is, and the counter has moved, before any of them runs program code.
+ * Returns only on "ok"; on anything else the process ends here, having
+ * run nothing (the root reports coord's message). */
+static void tree_barrier(struct ck_restore_info *ri)
+{
+    /* the manager thread blocks every signal: a keeper that is gone gives
+     * EPIPE here, not SIGPIPE to the program */
+    char msg[1100];
+    size_t n = 0;
+    ssize_t w;
+    do
+        w = write(ri->ready_fd, "F", 1);
+    while (w < 0 && errno == EINTR);
+    while (w == 1 && n < sizeof msg - 1 && !memchr(msg, '\n', n)) {
+        ssize_t r = read(ri->gate_fd, msg + n, sizeof msg - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    msg[n] = 0;
+    close(ri->gate_fd);
+    close(ri->ready_fd);
+    ri->gate_fd = ri->ready_fd = -1;
+    if (!strcmp(msg, "ok\n"))
+        return;
+    if (!strcmp(msg, "stop\n"))
+        syscall(SYS_exit_group, 1);
+    char lmsg[1200];
+    snprintf(lmsg, sizeof lmsg, "%s", n ? msg : "error: the tree's gate keeper went away\n");
+    if (ri->status_fd >= 0) {
+        report(ri->status_fd, lmsg);
+    } else {
+        ssize_t e = write(2, "ckshim: restore: ", 17);
+        e = write(2, lmsg + (strncmp(lmsg, "error: ", 7) ? 0 : 7),
+                  strlen(lmsg) - (strncmp(lmsg, "error: ", 7) ? 0 : 7));
+        (void)e;
+    }
+    syscall(SYS_exit_group, 1);
+}
+
 void restore_finish(void)
 {
     struct ck_restore_info *ri = &g_shim.rinfo;
@@ -208,6 +268,13 @@ void restore_finish(void)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
+    if (ri->drop_caps) {
+        /* in a pid namespace of its own: this thread still has the
+         * namespace's CAP_CHECKPOINT_RESTORE (quiesce_fixup_thread left
+         * it), which /proc/self/exe needs, now that the restorer is gone */
+        restore_exe_link();
+        ck_caps(-1);
+    }
     restore_process_state();
     capture_restore_vmflags();
     char lerr[400], lmsg[480];
@@ -225,6 +292,10 @@ void restore_finish(void)
         }
         syscall(SYS_exit_group, 1);
     }
+    /* what follows cannot fail, and changes what others see (the
+     * terminal, the control socket): only once the whole tree is back */
+    if (ri->magic == CK_RESTORE_MAGIC && ri->gate_fd >= 0)
+        tree_barrier(ri);
     capture_tty_after_restore();
     cputime_restore();
     int sr = seccomp_shim_after_restore();

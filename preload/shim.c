@@ -34,7 +34,12 @@
 
 /* How long the shim waits for coord to commit an image (coord fsyncs it
  * and reads it back first). */
-#define COMMIT_TIMEOUT_MS (10 * 60 * 1000)
+/* How long a parked process waits for coord's next word (a request, or
+ * CK_OP_KEEPALIVE, which coord sends every second while it works: a
+ * slow counter, the other processes of a tree, writing and reading back
+ * a large image on a slow disk). Silence this long means coord is gone
+ * or stuck: the program is released. CKSHIM_COORD_SILENCE_MS changes it. */
+#define COORD_SILENCE_MS 30000
 
 struct shim_state g_shim = {.listen_fd = -1};
 SHIM_TLS struct shim_tls shim_tls;
@@ -127,6 +132,8 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     h->uid = getuid();
     h->gid = getgid();
     h->counter_stamp = req ? req->counter_stamp : 0;
+    if (req && (req->flags & CK_CKPT_PIDNS))
+        h->flags |= CK_HF_PIDNS;
     h->created_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
     h->nthreads = g_shim.nthreads;
     const char *id = (req && req->app_id[0]) ? req->app_id : g_shim.app_id;
@@ -138,7 +145,8 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     snprintf(h->exe, sizeof h->exe, "%s", g_shim.proc.exe);
 }
 
-/* Bind and listen on <dir>/<realpid>.sock. Returns 0 or -errno. */
+/* Bind and listen on <dir>/<realpid>.sock (ns<INODE>-<realpid>.sock in a
+ * pid namespace: ctlproto.h). Returns 0 or -errno. */
 int shim_listen(void)
 {
     char dir[200];
@@ -163,7 +171,7 @@ int shim_listen(void)
     }
     if (r < 0)
         return r;
-    r = ck_sock_path(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
+    r = ck_sock_path_self(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
     if (r < 0)
         return r;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -236,8 +244,37 @@ void shim_random(void *buf, size_t len)
     }
 }
 
-/* Tell coord where the checkpoint stands (status) and wait (10 s) for its
- * next request, which must be op. Returns 0 with it in *r2, or -1 (err
+static int coord_silence_ms(void)
+{
+    const char *e = getenv("CKSHIM_COORD_SILENCE_MS");
+    long v = e && *e ? atol(e) : 0;
+    return v > 0 && v < 24L * 3600 * 1000 ? (int)v : COORD_SILENCE_MS;
+}
+
+/* coord's next request on conn, skipping its keep-alives. 0, or -1 when
+ * it said nothing for coord_silence_ms() or went away (*silent set for
+ * the former). */
+static int coord_next(int conn, struct ck_ctl_req *r, int *silent)
+{
+    int limit = coord_silence_ms();
+    *silent = 0;
+    for (;;) {
+        struct pollfd pf = {.fd = conn, .events = POLLIN};
+        int pr = poll(&pf, 1, limit);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            *silent = 1;
+        if (pr <= 0 || recv(conn, r, sizeof *r, MSG_WAITALL) != (ssize_t)sizeof *r ||
+            r->magic != CK_CTL_MAGIC)
+            return -1;
+        if (r->op != CK_OP_KEEPALIVE)
+            return 0;
+    }
+}
+
+/* Tell coord where the checkpoint stands (status) and wait for its next
+ * request (coord_next), which must be op. Returns 0 with it in *r2, or -1 (err
  * set, what names the awaited request) when coord aborted or went away. */
 static int ask_coord(int conn, int status, const char *app_id, uint32_t op,
                      struct ck_ctl_req *r2, const char *what, char *err, size_t errlen)
@@ -260,13 +297,14 @@ static int ask_coord(int conn, int status, const char *app_id, uint32_t op,
         snprintf(err, errlen, "coord went away");
         return -1;
     }
-    struct pollfd pf = {.fd = conn, .events = POLLIN};
-    if (poll(&pf, 1, 10000) <= 0) {
-        snprintf(err, errlen, "no %s from coord within 10 s", what);
+    int silent;
+    memset(r2, 0, sizeof *r2);
+    if (coord_next(conn, r2, &silent) < 0 && silent) {
+        snprintf(err, errlen, "no %s from coord within %d s (not even that it is still at "
+                 "work)", what, coord_silence_ms() / 1000);
         return -1;
     }
-    ssize_t n = recv(conn, r2, sizeof *r2, MSG_WAITALL);
-    if (n != (ssize_t)sizeof *r2 || r2->magic != CK_CTL_MAGIC || r2->op != op) {
+    if (r2->magic != CK_CTL_MAGIC || r2->op != op) {
         snprintf(err, errlen, "checkpoint aborted by coord");
         return -1;
     }
@@ -500,15 +538,13 @@ static int peer_gone(int conn)
  * or said nothing within the time limit (*gone set then). */
 static int wait_commit(int conn, int *gone)
 {
-    struct pollfd pf = {.fd = conn, .events = POLLIN};
-    int pr;
-    do
-        pr = poll(&pf, 1, COMMIT_TIMEOUT_MS);
-    while (pr < 0 && errno == EINTR);
     struct ck_ctl_req r;
-    if (pr <= 0 || recv(conn, &r, sizeof r, MSG_WAITALL) != (ssize_t)sizeof r ||
-        r.magic != CK_CTL_MAGIC) {
+    int silent;
+    if (coord_next(conn, &r, &silent) < 0) {
         *gone = 1;
+        if (silent)
+            shim_log("no word from coord for %d s during the commit: the program goes on, "
+                     "the image is not committed", coord_silence_ms() / 1000);
         return 0;
     }
     return r.op == CK_OP_COMMIT;

@@ -192,7 +192,9 @@ pid_t shim_pid_virt(pid_t real);
 pid_t shim_pid_real(pid_t v);
 /* A kept siginfo whose si_pid is a pid: a sender's (kill, sigqueue,
  * tgkill) or SIGCHLD's child; other codes keep other data there (a
- * timer's id, a program's own bytes). */
+ * timer's id, a program's own bytes). Kept as the program knows it, and
+ * queued again so (a signalfd or handler reads it raw), but SIGCHLD's,
+ * which goes back to the kernel's (its trampoline shows the old one). */
 static inline int shim_si_has_pid(const siginfo_t *si)
 {
     return si->si_pid > 0 && ((si->si_signo == SIGCHLD && si->si_code > 0) ||
@@ -226,8 +228,11 @@ struct stat;
 const char *fdbytes_data(uint32_t i);
 void fdcap_reset(void);
 void fdcap_forget(int unmap);
+/* fdcap_list: the descriptors this capture takes (*nall grows as
+ * descriptors in flight are found); starts a new capture for the kinds. */
+void fdcap_list(const int *all, const int *nall);
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
-              const char *info, int infolen, const struct ck_fdinfo *fi, char *err,
+              const char *info, int infolen, const struct ck_fdinfo *fi, int family, char *err,
               size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
 int fdcap_resumed(char *err, size_t errlen);

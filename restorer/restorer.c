@@ -499,10 +499,14 @@ static void pass_gate(void)
     }
     msg[n] = 0;
     if (n >= 3 && msg[0] == 'o' && msg[1] == 'k' && msg[2] == '\n') {
-        sys_close(plan->gate_fd);
-        sys_close(plan->ready_fd);
+        if (!plan->tree_gate) {
+            sys_close(plan->gate_fd);
+            sys_close(plan->ready_fd);
+        }
         return;
     }
+    if (n == 5 && msg[0] == 's' && msg[1] == 't' && msg[2] == 'o' && msg[3] == 'p')
+        sys_exit_group(1); /* another process of the tree failed: the root says why */
     if (n > 0 && msg[n - 1] == '\n')
         msg[n - 1] = 0;
     const char *m = msg;
@@ -539,32 +543,10 @@ static void protect_regions(void)
     }
 }
 
-struct kernel_mm_map {
-    uint64_t start_code, end_code, start_data, end_data;
-    uint64_t start_brk, brk, start_stack;
-    uint64_t arg_start, arg_end, env_start, env_end;
-    uint64_t auxv;
-    uint32_t auxv_size;
-    uint32_t exe_fd;
-};
-
 static void set_mm(void)
 {
-    struct kernel_mm_map m;
-    m.start_code = plan->mm.start_code;
-    m.end_code = plan->mm.end_code;
-    m.start_data = plan->mm.start_data;
-    m.end_data = plan->mm.end_data;
-    m.start_brk = plan->mm.start_brk;
-    m.brk = plan->mm.brk;
-    m.start_stack = plan->mm.start_stack;
-    m.arg_start = plan->mm.arg_start;
-    m.arg_end = plan->mm.arg_end;
-    m.env_start = plan->mm.env_start;
-    m.env_end = plan->mm.env_end;
-    m.auxv = (uint64_t)plan->auxv;
-    m.auxv_size = plan->auxv_bytes;
-    m.exe_fd = (uint32_t)-1;
+    struct ck_prctl_mm_map m;
+    ck_mm_map_fill(&m, &plan->mm, plan->auxv, plan->auxv_bytes, -1);
     long r = sys_prctl(R_PR_SET_MM, R_PR_SET_MM_MAP, (long)&m, sizeof m, 0);
     if (r < 0)
         die("prctl(PR_SET_MM_MAP) refused the saved address-space layout", 0, r);
@@ -613,6 +595,10 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         ri->status_fd = status_fd;
         ri->new_pid = (int32_t)sys_getpid();
         ri->generation++;
+        /* a tree's second barrier: the shim reports once it is whole */
+        ri->gate_fd = plan->tree_gate ? plan->gate_fd : -1;
+        ri->ready_fd = plan->tree_gate ? plan->ready_fd : -1;
+        ri->drop_caps = plan->pidns;
     }
     sys_close(plan->image_fd);
     sys_close(plan_fd);
@@ -630,9 +616,19 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         /* The child never uses this stack: it jumps to its park point. */
         uint64_t stack = (th[i].ctx.rsp - 4096) & ~15ULL;
         int *tidp = (int *)th[i].clear_tid_addr;
-        long t = restorer_clone(flags & (tidp ? ~0UL : ~(unsigned long)(CLONE_PARENT_SETTID |
-                                                                        CLONE_CHILD_CLEARTID)),
-                                (void *)stack, tidp, tidp, th[i].fsbase, &th[i].ctx);
+        unsigned long f = flags & (tidp ? ~0UL : ~(unsigned long)(CLONE_PARENT_SETTID |
+                                                                 CLONE_CHILD_CLEARTID));
+        long t = -1;
+        if (th[i].tid > 0) {
+            /* in a pid namespace of its own: the tid it had (coord gave
+             * us the capability); any tid if the kernel says no */
+            int32_t want = th[i].tid;
+            uint64_t a[11] = {f, 0, (uint64_t)tidp, (uint64_t)tidp, 0, stack - 64, 64,
+                              th[i].fsbase, (uint64_t)&want, 1, 0};
+            t = restorer_clone3(a, sizeof a, &th[i].ctx);
+        }
+        if (t < 0)
+            t = restorer_clone(f, (void *)stack, tidp, tidp, th[i].fsbase, &th[i].ctx);
         if (t == -11) /* EAGAIN: RLIMIT_NPROC (ulimit -u) or the system's thread limit */
             die("cannot create a thread: the user's process/thread limit (ulimit -u, "
                 "RLIMIT_NPROC) or the system's (threads-max, pid_max) is reached", 0, t);
@@ -641,6 +637,8 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     }
     if (!main_thread)
         die("image has no main thread", 0, 0);
+    if (plan->test_die_late) /* CKSHIM_TEST_HOOK=restore-die-late:VPID (coord) */
+        die("test hook: this process of the tree ends late in its restore", 0, 0);
     if (err_fd != 2)
         sys_close(err_fd);
     sys_arch_prctl(R_ARCH_SET_FS, main_thread->fsbase);

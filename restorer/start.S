@@ -36,6 +36,24 @@ restorer_clone:
     jmp restorer_jump
     .size restorer_clone, .-restorer_clone
 
+/* long restorer_clone3(args, size, ctx)
+ *   rdi  rsi  rdx
+ * As restorer_clone, with clone3 (set_tid: a thread gets the tid it had). */
+    .globl restorer_clone3
+    .type restorer_clone3, @function
+restorer_clone3:
+    pushq %r12
+    movq %rdx, %r12
+    movl $435, %eax                 /* SYS_clone3(args, size) */
+    syscall
+    testq %rax, %rax
+    jz 3f
+    popq %r12
+    ret
+3:  movq %r12, %rdi
+    jmp restorer_jump
+    .size restorer_clone3, .-restorer_clone3
+
 /* void restorer_jump(const struct ck_ctx *ctx): resume a park point made
  * by shim_ctx_save (preload/ctx.S), which then returns 1. */
     .globl restorer_jump

@@ -38,6 +38,7 @@
 #define NR_arch_prctl 158
 #define NR_gettid 186
 #define NR_exit_group 231
+#define NR_clone3 435
 
 #define sys_read(fd, b, n) sys3(NR_read, fd, b, n)
 #define sys_write(fd, b, n) sys3(NR_write, fd, b, n)
@@ -106,5 +107,7 @@ long restorer_clone(unsigned long flags, void *stack, int *ptid, int *ctid, unsi
                     const void *ctx);
 __attribute__((noreturn)) void restorer_jump(const void *ctx);
 long restorer_spawn(void (*fn)(void *), void *arg, void *stack_top, volatile int *ctid);
+/* clone3(args, size): the child jumps to ctx as restorer_clone's does. */
+long restorer_clone3(void *args, unsigned long size, const void *ctx);
 
 #endif

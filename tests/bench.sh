@@ -4,6 +4,8 @@
 #   bash tests/bench.sh [--size MIB] [--dir DIR] [--keep]      (make bench)
 #   bash tests/bench.sh --threads-only        (only the thread-count part)
 #   bash tests/bench.sh --sockets-only        (only the socket-count part)
+#   bash tests/bench.sh --tree-only [--size MIB]   (only the process-tree part)
+#   bash tests/bench.sh --supervise-only      (only the periodic-checkpoint part)
 #
 # Workload: build/tests/progs/bench_mem maps SIZE MiB (default 1024): a
 # third never touched (zero pages), a third pseudo-random bytes, a third
@@ -32,6 +34,17 @@
 # waiting) for N = 0 and 1000, checkpointed three times without --kill;
 # the median wall time of coord checkpoint and of the reported pause
 # (target: 1000 sockets take at most twice the time of none).
+# Then a process tree: bench_mem --procs 8 (SIZE split between 8
+# processes) checkpointed with --kill, against one process holding SIZE
+# (both measured back to back, the single one twice, best taken); the
+# targets: the tree's checkpoint at most 1.2 x the single one's, its pause
+# (the longest any process was parked) under 50 ms. The tree's restore
+# time is shown for information.
+# Then periodic checkpoints: build/tests/progs/bench_compute (a compute
+# loop over a 64 MiB working set in SIZE MiB of data, rounds per second
+# of wall time over 40 s, $BENCH_COMPUTE_SECONDS) under `coord run`, and under `coord run --every
+# 10s --images DIR` (4 checkpoints of SIZE MiB during the run), twice
+# each, alternating; target: the supervised rate at most 2% below.
 # Prints a table with the ratios against the targets: checkpoint <= 0.6 x
 # lz4 -1 time, restore <= 1.0 x lz4 -d time, image <= 1.05 x lz4 -1 size.
 # Writes nothing outside its temporary directory (under DIR, default
@@ -51,6 +64,8 @@ DIR=${TMPDIR:-/tmp}
 KEEP=0
 THREADS_ONLY=0
 SOCKETS_ONLY=0
+TREE_ONLY=0
+SUPERVISE_ONLY=0
 T=600 # time limit for one step, seconds
 
 usage() {
@@ -64,6 +79,8 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1 ;;
         --threads-only) THREADS_ONLY=1 ;;
         --sockets-only) SOCKETS_ONLY=1 ;;
+        --tree-only) TREE_ONLY=1 ;;
+        --supervise-only) SUPERVISE_ONLY=1 ;;
         -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) usage ;;
     esac
@@ -78,7 +95,7 @@ note() { echo "bench: $*"; }
 
 command -v lz4 >/dev/null || die "lz4 not found (bash scripts/install-deps.sh)"
 make -s -C "$ROOT" all build/tests/progs/bench_mem build/tests/progs/bench_threads \
-    build/tests/progs/bench_sockets || die "build failed"
+    build/tests/progs/bench_sockets build/tests/progs/bench_compute || die "build failed"
 
 avail_mb=$(df -Pm "$DIR" | awk 'NR == 2 { print $4 }')
 need_mb=$((SIZE * 5 / 2 + 64))
@@ -217,6 +234,96 @@ socket_checkpoints() {
             r, c / d, r <= 2.0 ? "ok" : "MISSED" }'
 }
 
+# mem_checkpoint PROCS: bench_mem --size SIZE --procs PROCS under the shim,
+# checkpointed once (the pause it reports), then with --kill (the wall
+# time), restored (--detach) and killed; prints "checkpoint-ms pause-ms
+# restore-ms".
+mem_checkpoint() {
+    local n=$1 pid i t0 t1 t2 p np
+    "$B/coord" run -- "$B/tests/progs/bench_mem" --size "$SIZE" --procs "$n" >"$W/tree$n.log" 2>&1 </dev/null &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    PIDS+=("$pid")
+    for ((i = 0; i < T * 10; i++)); do
+        grep -q '^READY' "$W/tree$n.log" 2>/dev/null && break
+        alive "$pid" || break
+        sleep 0.1
+    done
+    grep -q '^READY' "$W/tree$n.log" || die "bench_mem --procs $n did not get ready: $(cat "$W/tree$n.log")"
+    # the pause: a checkpoint the program survives (with --kill it is
+    # parked until the image is written, since it never resumes)
+    timeout "$T" "$B/coord" checkpoint "$pid" -o "$W/tree.ckpt" >"$W/tree.out" 2>&1 ||
+        { cat "$W/tree.out" >&2; die "checkpoint of bench_mem --procs $n failed"; }
+    p=$(grep -Eo 'paused [0-9.]+ ms' "$W/tree.out" | head -n 1 | grep -Eo '[0-9.]+') ||
+        die "no pause in: $(cat "$W/tree.out")"
+    t0=$(now_ns)
+    timeout "$T" "$B/coord" checkpoint "$pid" -o "$W/tree.ckpt" --kill >"$W/tree.out" 2>&1 ||
+        { cat "$W/tree.out" >&2; die "checkpoint of bench_mem --procs $n failed"; }
+    t1=$(now_ns)
+    for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+    cat "$W/tree.ckpt" >/dev/null
+    t2=$(now_ns)
+    np=$(timeout "$T" "$B/coord" restore "$W/tree.ckpt" --detach 2>"$W/tree.err") ||
+        { cat "$W/tree.err" >&2; die "restore of bench_mem --procs $n failed"; }
+    t0=$((t1 - t0)) t2=$(($(now_ns) - t2))
+    [[ $np =~ ^[0-9]+$ ]] && { PIDS+=("$np"); pkill -KILL -P "$np" 2>/dev/null; kill -KILL "$np" 2>/dev/null; }
+    rm -f "$W/tree.ckpt"
+    awk -v c="$t0" -v p="$p" -v r="$t2" 'BEGIN { printf "%.1f %s %.1f\n", c / 1e6, p, r / 1e6 }'
+}
+
+tree_checkpoints() {
+    local one a b tree
+    note "a process tree: bench_mem --procs 8 against one process, $SIZE MiB in all (checkpoint --kill)"
+    a=$(mem_checkpoint 1)
+    b=$(mem_checkpoint 1)
+    one=$(printf '%s\n%s\n' "$a" "$b" | sort -n | head -n 1)
+    tree=$(mem_checkpoint 8)
+    printf '%-12s %14s %12s %14s\n' processes checkpoint "app pause" "restore"
+    set -- $one
+    printf '%-12s %11s ms %9s ms %11s ms\n' 1 "$1" "$2" "$3"
+    set -- $tree
+    printf '%-12s %11s ms %9s ms %11s ms\n' 8 "$1" "$2" "$3"
+    awk -v t="${tree%% *}" -v o="${one%% *}" -v p="$(echo "$tree" | cut -d' ' -f2)" 'BEGIN {
+        r = t / o; printf "8 processes / 1: checkpoint %.2f x (target <= 1.20: %s), tree pause %.1f ms (target < 50: %s)\n",
+            r, r <= 1.2 ? "ok" : "MISSED", p, p < 50 ? "ok" : "MISSED" }'
+}
+
+# compute_rate [SUPERVISOR OPTIONS...]: bench_compute for 40 s under coord
+# run (with the options); prints its rounds per second.
+compute_rate() {
+    local log=$W/compute.log
+    rm -rf "$W/sv"
+    [ $# -eq 0 ] || mkdir -m 700 "$W/sv"
+    timeout "$T" "$B/coord" run "$@" -- "$B/tests/progs/bench_compute" --size "$SIZE" --seconds "${BENCH_COMPUTE_SECONDS:-40}" \
+        >"$log" 2>&1 </dev/null || { cat "$log" >&2; die "bench_compute failed"; }
+    grep -Eo 'rate=[0-9.]+' "$log" | cut -d= -f2 || die "no rate in: $(cat "$log")"
+}
+
+supervised_rates() {
+    local a b c d
+    note "periodic checkpoints: bench_compute ($SIZE MiB, 40 s), alone and under --every 10s, twice each"
+    a=$(compute_rate)
+    b=$(compute_rate --every 10s --images "$W/sv" --keep 10)
+    b="$b ($(ls "$W/sv" | grep -c '\.img$') images)"
+    c=$(compute_rate)
+    d=$(compute_rate --every 10s --images "$W/sv" --keep 10)
+    d="$d ($(ls "$W/sv" | grep -c '\.img$') images)"
+    printf '%-26s %20s %20s\n' "" "run 1" "run 2"
+    printf '%-26s %20s %20s\n' "rounds/s, coord run" "$a" "$c"
+    printf '%-26s %20s %20s\n' "rounds/s, --every 10s" "$b" "$d"
+    awk -v a="$a" -v b="${b%% *}" -v c="$c" -v d="${d%% *}" 'BEGIN {
+        l = 100 * (1 - (b + d) / (a + c));
+        printf "throughput lost to checkpoints every 10 s: %.2f%% (target < 2%%: %s)\n", l, l < 2 ? "ok" : "MISSED" }'
+}
+
+if [ $SUPERVISE_ONLY -eq 1 ]; then
+    supervised_rates
+    exit 0
+fi
+if [ $TREE_ONLY -eq 1 ]; then
+    tree_checkpoints
+    exit 0
+fi
 if [ $THREADS_ONLY -eq 1 ]; then
     thread_pauses
     exit 0
@@ -324,3 +431,7 @@ echo
 thread_pauses
 echo
 socket_checkpoints
+echo
+tree_checkpoints
+echo
+supervised_rates

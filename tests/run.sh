@@ -214,7 +214,7 @@ run_integration_unprivileged() {
     # the binaries and test programs, not object files or fuzzing corpora
     # (tar's status 1 only says a file changed while it was read)
     (cd "$B" && tar cf - --warning=no-file-changed --exclude=./obj --exclude=./pic \
-        --exclude=./free --exclude=./fuzz . ; [ $? -le 1 ]) |
+        --exclude=./free --exclude=./fuzz --exclude=./deb . ; [ $? -le 1 ]) |
         (cd "$dir/build" && tar xf -) &&
         cp -a "$ROOT/tests" "$ROOT/examples" "$dir/" &&
         chown -R "$uid:$gid" "$dir" || {

@@ -166,9 +166,11 @@ SLEEP_PID=
 
 # ---- list ----
 run_coord list
-expect list_empty 0 "PID.*PID-SEEN.*THREADS.*GEN.*APP-ID.*EXE" "$T/out"
+expect list_empty 0 "^no processes run under the shim \(start one with: coord run -- PROG ARGS\)$" "$T/out"
+grep -q "PID-SEEN" "$T/out" && fail list_empty_no_header "a table header with no process" ||
+    pass list_empty_no_header
 CKSHIM_DIR="$T/no-such-dir" run_coord list
-expect list_missing_dir 0 "PID" "$T/out"
+expect list_missing_dir 0 "no processes run under the shim" "$T/out"
 CKSHIM_DIR="$T/no-such-dir" run_coord list --json
 expect list_json_empty 0 '"processes": \[\]' "$T/out"
 
@@ -190,6 +192,52 @@ else
 fi
 
 # ---- inspect ----
+# an epoll instance's watch list, readable (no "?" for its line breaks)
+if command -v python3 >/dev/null; then
+    "$COORD" run -- python3 -c '
+import select, os, time, socket
+e = select.epoll(); r, w = os.pipe(); a, b = socket.socketpair()
+e.register(r, select.EPOLLIN); e.register(a.fileno(), select.EPOLLIN | select.EPOLLOUT | select.EPOLLET)
+print("READY", r, a.fileno(), flush=True)
+time.sleep(60)' >"$T/ep.out" 2>&1 &
+    EP=$!
+    for _ in $(seq 100); do grep -q READY "$T/ep.out" && break; sleep 0.1; done
+    read -r _ R A <"$T/ep.out"
+    "$COORD" checkpoint "$EP" -o "$T/ep.ckpt" --json >"$T/ep.json" 2>"$T/ep.err"
+    kill "$EP" 2>/dev/null
+    wait "$EP" 2>/dev/null
+    # --json: one object on stdout, the prose on stderr
+    if python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+assert d["pid"] == int(sys.argv[2]) and d["image"].endswith("ep.ckpt") and d["processes"] == 1
+assert d["image_bytes"] > 0 and d["pause_ms"] > 0 and d["stamp"] >= 1 and d["killed"] is False' \
+        "$T/ep.json" "$EP" 2>"$T/err" && grep -q "app paused" "$T/ep.err"; then
+        pass checkpoint_json
+    else
+        fail checkpoint_json "$(head -c 300 "$T/ep.json")"
+    fi
+    NP=$(cd / && "$COORD" restore "$T/ep.ckpt" --detach --json 2>"$T/err" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["pidns"] is False and d["processes"] == 1; print(d["pid"])')
+    if [ -n "$NP" ] && kill -0 "$NP" 2>/dev/null; then
+        pass restore_detach_json
+        kill -9 "$NP"
+    else
+        fail restore_detach_json "no pid"
+    fi
+    run_coord restore "$T/ep.ckpt" --json
+    expect restore_json_needs_detach 2 "--json needs --detach"
+    run_coord checkpoint 1 -o - --json
+    expect checkpoint_json_not_to_stdout 2 "standard output is the image"
+    run_coord inspect "$T/ep.ckpt"
+    line=$(grep " epoll " "$T/out")
+    if grep -q "fd $A (in out err hup et)" <<<"$line" && grep -q "fd $R (in err hup)" <<<"$line" &&
+        grep -q " watches fd" <<<"$line" && ! grep -q '?' <<<"$line"; then
+        pass inspect_epoll_watches_readable
+    else
+        fail inspect_epoll_watches_readable "line: $line"
+    fi
+else
+    skip inspect_epoll_watches_readable "no python3"
+fi
 run_coord inspect
 expect inspect_missing_arg 2 "missing FILE"
 run_coord inspect "$T/no-such.ckpt"

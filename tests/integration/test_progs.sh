@@ -90,6 +90,12 @@ TWICE+=" hooks "
 TWICE+=" inet_listen inet_pair inet_udp inet_opts inet_outside "
 TWICE+=" tree_pipes tree_shm "
 TWICE+=" unix_scm "
+TWICE+=" sock_state "
+LIVE+=" sock_state "
+# Started with coord run --pidns (a pid namespace of their own, under
+# coord's init): checkpointed by the program's pid as seen here.
+PIDNS=" pidns_tree "
+TWICE+=" pidns_tree "
 TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
@@ -275,7 +281,9 @@ run_one() {
     [ "$MODE" != plain ] && preload="$B/libshim.so"
     (
         cd "$D/cwd" || exit 1
-        if [ -n "$preload" ]; then
+        if [ "$MODE" = ckpt ] && [[ $PIDNS == *" $name "* ]]; then
+            exec env CK_GO="$go" "$B/coord" run --pidns -- "$bin"
+        elif [ -n "$preload" ]; then
             exec env CK_GO="$go" LD_PRELOAD="$preload" "$bin"
         else
             exec env CK_GO="$go" "$bin"
@@ -301,6 +309,13 @@ run_one() {
         fi
     fi
 
+    if [ -z "$WHY" ] && [ "$MODE" = ckpt ] && [[ $PIDNS == *" $name "* ]]; then
+        # coord outside, its init (pid 1 inside), the program
+        cur=$(cat "/proc/$CHILD/task/$CHILD/children" 2>/dev/null | tr -d ' ')
+        cur=$(cat "/proc/$cur/task/$cur/children" 2>/dev/null | awk '{print $1}')
+        [ -n "$cur" ] || WHY="no program under coord run --pidns (pid $CHILD)"
+        track "$cur"
+    fi
     if [ -z "$WHY" ] && [ "$MODE" = ckpt ]; then
         if checkpoint_restore "$cur" 1; then
             [ "$NPID" != "$CHILD" ] || note=" (same real pid $NPID)"

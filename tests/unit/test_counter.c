@@ -330,6 +330,36 @@ static void test_file_incr_if(void **state)
     assert_int_equal(get(&c, "b"), 2);
 }
 
+static uint64_t adopt(const struct ck_counter *c, const char *id, uint64_t v)
+{
+    uint64_t cur = 12345;
+    char err[512];
+    assert_int_equal(ck_counter_adopt(c, id, v, &cur, err, sizeof err), 0);
+    return cur;
+}
+
+/* adopt: only a counter with no value takes the given one (coord migrate) */
+static void adopt_checks(const struct ck_counter *c)
+{
+    assert_int_equal(adopt(c, "m", 7), 7);
+    assert_int_equal(get(c, "m"), 7);
+    assert_int_equal(adopt(c, "m", 3), 7); /* never overwritten, not lowered */
+    assert_int_equal(adopt(c, "m", 9), 7); /* not raised either */
+    assert_int_equal(incr_if(c, "m", 7), 7);
+    assert_int_equal(get(c, "m"), 8);
+    assert_int_equal(adopt(c, "n", 1), 1);
+}
+
+static void test_file_adopt(void **state)
+{
+    struct ck_counter c;
+    char path[256];
+    (void)state;
+    tmp_path(path, sizeof path, "adopt");
+    file_counter(&c, path);
+    adopt_checks(&c);
+}
+
 static void test_invalid_ids(void **state)
 {
     static const char *bad[] = {"", "a b", "a/b", "a\nb", "caf\xc3\xa9", "tab\t", "x*", "a,b"};
@@ -832,6 +862,15 @@ static void test_redis_incr_if(void **state)
     assert_int_equal(get(&c, "q"), 4);
 }
 
+static void test_redis_adopt(void **state)
+{
+    struct ck_counter c;
+    (void)state;
+    NEED_REDIS();
+    redis_counter(&c, NULL);
+    adopt_checks(&c);
+}
+
 static void test_redis_prefix(void **state)
 {
     struct ck_counter a, b;
@@ -1044,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_default_url),
         cmocka_unit_test(test_file_basic),
         cmocka_unit_test(test_file_incr_if),
+        cmocka_unit_test(test_file_adopt),
         cmocka_unit_test(test_invalid_ids),
         cmocka_unit_test(test_file_corrupt),
         cmocka_unit_test(test_file_overflow),
@@ -1053,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_none),
         cmocka_unit_test(test_redis_incr),
         cmocka_unit_test(test_redis_incr_if),
+        cmocka_unit_test(test_redis_adopt),
         cmocka_unit_test(test_redis_prefix),
         cmocka_unit_test(test_redis_bad_values),
         cmocka_unit_test(test_redis_concurrent),

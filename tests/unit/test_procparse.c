@@ -220,6 +220,12 @@ static void test_fdinfo(void **state)
     assert_int_equal(fi.mnt_id, 29);
     assert_int_equal(fi.ino, 5512345);
     assert_int_equal(fi.has_eventfd, 0);
+    assert_int_equal(fi.scm_fds, -1);
+
+    /* a unix socket: descriptors in flight in its queue */
+    static const char f4[] = "pos:\t0\nflags:\t02\nmnt_id:\t9\nino:\t77\nscm_fds:\t3\n";
+    assert_int_equal(ck_parse_fdinfo(f4, strlen(f4), &fi), 0);
+    assert_int_equal(fi.scm_fds, 3);
 
     /* eventfd: hex count with padding, extra lines, no trailing newline */
     static const char f2[] = "pos:\t0\nflags:\t02004002\nmnt_id:\t15\nino:\t1057\n"

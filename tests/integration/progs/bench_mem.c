@@ -1,7 +1,7 @@
 /* bench_mem - the memory workload of tests/bench.sh (not a correctness test;
  * test_progs.sh skips bench_* programs).
  *
- *   bench_mem [--size MIB] [--write FILE]
+ *   bench_mem [--size MIB] [--procs N] [--write FILE]
  *
  * Maps SIZE MiB (default 1024) of private anonymous memory in one region:
  * the first third is never touched (zero pages), the second third holds
@@ -10,6 +10,10 @@
  * real program data). Then prints "READY" and sleeps until killed. With
  * --write FILE it writes the same SIZE bytes to FILE instead and exits,
  * so lz4 can be timed on exactly the bytes a checkpoint has to save.
+ * With --procs N the SIZE is split between N processes (the first forks
+ * N-1 children, each fills SIZE/N MiB of its own the same way, with its
+ * own random bytes); READY once all are filled (the process tree part of
+ * tests/bench.sh).
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const words[] = {
@@ -71,16 +76,18 @@ static void fill_text(unsigned char *p, size_t len)
 
 int main(int argc, char **argv)
 {
-    size_t mib = 1024;
+    size_t mib = 1024, procs = 1;
     const char *out = NULL;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--size") && i + 1 < argc)
             mib = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--procs") && i + 1 < argc)
+            procs = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--write") && i + 1 < argc)
             out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--size MIB] [--write FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--size MIB] [--procs N] [--write FILE]\n", argv[0]);
             return 2;
         }
     }
@@ -89,7 +96,28 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    size_t len = mib << 20, third = (len / 3) & ~4095UL;
+    if (procs < 1 || procs > 64 || (out && procs != 1) || mib / procs < 3) {
+        fprintf(stderr, "bench_mem: --procs must be 1..64, at least 3 MiB each, not with --write\n");
+        return 2;
+    }
+    /* the children: each its share, filled before the parent says READY */
+    int ready[2] = {-1, -1};
+    if (procs > 1 && pipe(ready) < 0) {
+        perror("bench_mem: pipe");
+        return 1;
+    }
+    size_t me = 0;
+    for (size_t k = 1; k < procs && me == 0; k++) {
+        pid_t c = fork();
+        if (c < 0) {
+            perror("bench_mem: fork");
+            return 1;
+        }
+        if (c == 0)
+            me = k;
+    }
+    rng += me * 0x9e3779b97f4a7c15ULL;
+    size_t len = (mib / procs) << 20, third = (len / 3) & ~4095UL;
     unsigned char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
@@ -121,6 +149,24 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    if (procs > 1 && me > 0) { /* a child: tell the parent, then wait */
+        close(ready[0]);
+        if (write(ready[1], "x", 1) != 1)
+            return 1;
+        close(ready[1]);
+        for (;;)
+            pause();
+    }
+    if (procs > 1) {
+        close(ready[1]);
+        char b;
+        for (size_t k = 1; k < procs; k++)
+            if (read(ready[0], &b, 1) != 1) {
+                fprintf(stderr, "bench_mem: a child did not get ready\n");
+                return 1;
+            }
+        close(ready[0]);
+    }
     printf("READY\n");
     fflush(stdout);
     for (;;)
