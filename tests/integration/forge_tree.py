@@ -13,16 +13,18 @@
 #                   place of entry I's stream (the header unchanged: it
 #                   must fit in entry I's length; zeros after it)
 # Layout (common/image.h): a 128-byte struct ck_tree_hdr (nprocs at 12),
-# 32-byte entries {i32 vpid, real_pid, parent; u32 flags; u64 offset,
-# length}, then the XXH64 (seed 0) of header and entries.
+# 40-byte entries {i32 vpid, real_pid, parent; u32 flags; u64 offset,
+# length; i32 pgid, sid} (tree image version 2), then the XXH64 (seed 0)
+# of header and entries.
 import os, struct, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ckxxh64 import xxh64  # noqa: E402
 
-HDR, ENT = 128, 32
+HDR, ENT = 128, 40
 FIELDS = {"vpid": (0, "<i"), "real_pid": (4, "<i"), "parent": (8, "<i"),
-          "flags": (12, "<I"), "offset": (16, "<Q"), "length": (24, "<Q")}
+          "flags": (12, "<I"), "offset": (16, "<Q"), "length": (24, "<Q"),
+          "pgid": (32, "<i"), "sid": (36, "<i")}
 
 data = bytearray(open(sys.argv[1], "rb").read())
 cut = None

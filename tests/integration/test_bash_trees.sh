@@ -20,7 +20,14 @@ T=$(mktemp -d /tmp/ckshim-bash.XXXXXX)
 export CKSHIM_COUNTER="file:$T/counters"
 chmod 755 "$T"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-trap ck_cleanup EXIT
+# A restored tree (--detach) is a session of its own: end all of it, the
+# shells' children included, then what lib.sh knows.
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do pkill -9 -s "$p" 2>/dev/null; done
+    ck_cleanup
+}
+trap cleanup EXIT
 
 # start NAME SCRIPT: bash SCRIPT under the shim in $T, log $T/NAME.log,
 # until it says READY; sets $pid.
