@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -151,9 +152,20 @@ static int under_shim(int pid)
 
 /* A process that is about to run the shim: just forked (its atfork
  * handler makes its socket) or exec'd (the loader has not run the shim's
- * constructor yet), with the shim in LD_PRELOAD: given up to 2 s. 1 once
+ * constructor yet), with the shim in LD_PRELOAD: given up to 2 s, all of
+ * them together (hundreds of raw clones without a shim are refused in
+ * 2 s, not 2 s each). 1 once
  * it serves its socket, -1 if it ended meanwhile (a shell's short
  * command: not part of the tree any more), 0 if it does not. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t starting_until; /* ck_tree_check's one budget for all of them */
+
 static int shim_starting(int pid)
 {
     char path[64], env[65536];
@@ -161,7 +173,10 @@ static int shim_starting(int pid)
     int len = ck_read_file(path, env, sizeof env), preload = 0;
     for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
         preload |= !strncmp(env + o, "LD_PRELOAD=", 11) && strstr(env + o, "libshim") != NULL;
-    for (int w = 0; w < (preload ? 200 : 3); w++) {
+    /* (no environment to read: between the two halves of an exec, or
+     * ending: wait and see too) */
+    preload |= len <= 0;
+    for (int w = 0; w < 1 || (preload && now_ms() < starting_until); w++) {
         /* (one that is ending has closed its socket, and soon shows no
          * environment: it is gone a moment later) */
         struct ck_procinfo pi;
@@ -187,6 +202,7 @@ static int vforked(int pid)
 
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
+    starting_until = now_ms() + 2000;
     size_t used = 0;
     int bad = 0;
     uid_t me = getuid();
