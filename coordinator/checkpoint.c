@@ -809,7 +809,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
-            if (!tree_same(t)) {
+            /* (one that exited is still listed until its parent waits) */
+            if (!tree_same(t) || !ck_proc_alive(t->m[i].pid)) {
                 ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
                 goto out;
             }
