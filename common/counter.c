@@ -739,8 +739,8 @@ static int lock_counter(const char *path, char *err, size_t errlen)
 
 /* expect == NULL: unconditional increment. */
 /* Add one to the counter of id (only if it equals *expect, when expect is
- * given), or with adopt: set it to *adopt only if it has no value yet (a
- * program this counter has never stamped); *ret_value as the API says. */
+ * given), or with adopt: raise it to *adopt if it is lower (a program
+ * that was stamped elsewhere since); *ret_value as the API says. */
 static int file_update(const struct ck_counter *c, const char *id, const uint64_t *expect,
                        const uint64_t *adopt, uint64_t *ret_value, char *err, size_t errlen)
 {
@@ -757,7 +757,7 @@ static int file_update(const struct ck_counter *c, const char *id, const uint64_
         goto out;
     e = table_find(&t, id);
     cur = e ? e->value : 0;
-    if ((expect && cur != *expect) || (adopt && cur)) {
+    if ((expect && cur != *expect) || (adopt && cur >= *adopt)) {
         *ret_value = cur; /* no match: nothing changes */
         goto out;
     }
@@ -957,10 +957,10 @@ static const char FETCH_INCR_IF_LUA[] = "local v = redis.call('GET', KEYS[1])\n"
                                         "if v == ARGV[1] then redis.call('INCR', KEYS[1]) end\n"
                                         "return v\n";
 
-/* Set the key to ARGV[1] only if it holds nothing (or 0); returns the
+/* Raise the key to ARGV[1] if it holds nothing or less; returns the
  * value after. */
 static const char ADOPT_LUA[] = "local v = redis.call('GET', KEYS[1])\n"
-                                "if not v or v == '0' then\n"
+                                "if not v or tonumber(v) < tonumber(ARGV[1]) then\n"
                                 "  redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1]\n"
                                 "end\n"
                                 "return v\n";

@@ -56,10 +56,11 @@ int ck_counter_incr_fetch(const struct ck_counter *c, const char *id, uint64_t *
 int ck_counter_fetch_incr_if(const struct ck_counter *c, const char *id, uint64_t expect,
                              uint64_t *ret_value, char *err, size_t errlen);
 
-/* A program this counter has never stamped (moved here from another
- * host, coord migrate): set the counter of id to value only if it holds
- * nothing yet. *ret_value: the value after (value, or what was there).
- * Returns 0 or -errno with a message in err. */
+/* A program stamped by another counter since this one last counted it
+ * (moved here from another host, coord migrate): raise the counter of id
+ * to value if it holds less (nothing counts as 0); never lowers it, so an
+ * image older than what this counter saw stays stale. *ret_value: the
+ * value after. Returns 0 or -errno with a message in err. */
 int ck_counter_adopt(const struct ck_counter *c, const char *id, uint64_t value,
                      uint64_t *ret_value, char *err, size_t errlen);
 

@@ -68,6 +68,10 @@ enum {
 #define CK_CKPT_TREE 0x100              /* one process of a tree checkpoint (below) */
 #define CK_CKPT_PIDNS 0x200             /* the process is in a pid namespace of its own
                                            (coord run --pidns): CK_HF_PIDNS */
+#define CK_CKPT_NO_VERSIONS 0x400       /* --no-file-versions: no written file is saved
+                                           at its checkpoint version */
+
+#define CK_MAX_SHARED 16
 
 struct ck_ctl_req {
     uint32_t magic;
@@ -79,6 +83,9 @@ struct ck_ctl_req {
     uint8_t key_mac[32];                /* CK_CKPT_MAC: derived keys (auth.h) */
     uint8_t key_enc[32];
     uint8_t key_id[8];
+    uint32_t nshared;                   /* --shared-file: files not saved at their */
+    uint32_t pad2;                      /* checkpoint version, by (dev, ino) */
+    uint64_t shared[CK_MAX_SHARED][2];
 };
 
 struct ck_ctl_rep {

@@ -27,6 +27,21 @@
 #define CK_HASH_WHOLE 1                 /* every byte */
 #define CK_HASH_SAMPLED 2               /* CK_HASH_SAMPLES blocks of 1 MiB */
 #define CK_HASH_WRITTEN 3               /* not hashed: the program writes the file itself */
+/* Written files saved at their checkpoint version (fds/file.c, "Files at
+ * their checkpoint version" in docs/DESIGN.md); all are written files
+ * (ck_hash_written). Only on descriptors, never on regions. */
+#define CK_HASH_VER_LENGTH 4            /* only appended to (O_APPEND): size is the
+                                           length to cut it back to, hash the XXH64 of
+                                           the CK_VER_TAIL bytes before it */
+#define CK_HASH_VER_CONTENT 5           /* contents in FILEDATA records (arg: the fd) */
+#define CK_HASH_VER_TOOBIG 6            /* larger than the limit: not saved, used as it
+                                           is at restore (a note at checkpoint) */
+#define CK_VER_TAIL (64u << 10)
+#define CK_VER_MAX_DEFAULT (16ULL << 20) /* CKSHIM_FILE_VERSION_MAX */
+static inline int ck_hash_written(uint32_t kind)
+{
+    return kind >= CK_HASH_WRITTEN;
+}
 #define CK_HASH_WHOLE_MAX (64ULL << 20)
 #define CK_HASH_SAMPLES 16
 #define CK_HASH_BLOCK (1u << 20)

@@ -385,6 +385,10 @@ struct ck_inotify_watch {
 #define CK_FDF_PROC_DEAD 0x2000         /* file or directory under /proc/PID of a process
                                            that has exited (aux: that pid): restored as
                                            the same entry of one that exits too */
+#define CK_FDF_VER_LATER 0x8000         /* a written file's version (fds/file.c) that
+                                           no descriptor of the program could read while
+                                           it was parked: the image writer reads it
+                                           (its first `size` bytes) */
 #define CK_FDF_IN_FLIGHT 0x4000         /* not the program's: a copy, taken at capture,
                                            of a descriptor in flight (SCM_RIGHTS) in a
                                            unix socket's queue that no program fd holds;
@@ -420,10 +424,10 @@ struct ck_fd {
 #define CK_OWN_PROCESS 1                /* the process itself */
 #define CK_OWN_PGRP 2                   /* its process group */
 #define CK_OWN_THREAD 3                 /* one of its threads */
-#define CK_OWN_TREE 4                   /* another process of its tree (id: the pid
-                                           the tree knows it by) */
-#define CK_OWN_TREE_PGRP 5              /* a process group of its tree (id: as the
-                                           tree knows it) */
+#define CK_OWN_TREE 4                   /* another process of its tree (F_OWNER_PID), by
+                                           the pid the tree knows it by */
+#define CK_OWN_TREE_PGRP 5              /* a process group of its tree (F_OWNER_PGRP), by
+                                           the id the tree knows it by */
 #define CK_OWN_KIND(o) ((o) >> 24)
 #define CK_OWN_ID(o) ((o) & 0xffffffu)
 
@@ -727,7 +731,8 @@ struct ck_restore_info {
  * children. A reader that sees CK_TREE_MAGIC at offset 0 reads each
  * stream with the single-process reader (its offsets are absolute). */
 #define CK_TREE_MAGIC "CKSHTRE\x01"
-#define CK_TREE_VERSION 2
+#define CK_TREE_VERSION 2              /* 2: entries with pgid and sid, the share table;
+                                           1 (32-byte entries, neither) is read too */
 #define CK_TREE_MAXPROCS 1024
 
 struct ck_tree_entry {
@@ -738,8 +743,10 @@ struct ck_tree_entry {
     uint64_t offset, length;            /* its image stream in the file; a zombie: 0 and
                                            its wait status */
     int32_t pgid, sid;                  /* its process group and session at checkpoint,
-                                           as the kernel numbered them (version 2) */
+                                           as the kernel numbered them (version 2; read
+                                           from version 1 as the root's: ck_tree_read_hdr) */
 };
+#define CK_TREE_ENTRY_V1 32             /* bytes of a version 1 entry (no pgid, sid) */
 #define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
 #define CK_TREE_STOPPED 0x2             /* stopped by a signal (bits 8-15 of flags): stopped
                                            again once restored */
@@ -753,8 +760,28 @@ struct ck_tree_hdr {
     uint64_t created_ns;
     uint8_t mac[32];                    /* with a key: keyed BLAKE2b of the header (this
                                            field zero) and entries; else zero (was reserved) */
-    /* struct ck_tree_entry[nprocs], then uint64_t XXH64 (seed 0) of the
-     * header and entries */
+    /* struct ck_tree_entry[nprocs], (version 2) struct ck_tree_sharehdr and
+     * struct ck_tree_share[nshares], then uint64_t XXH64 (seed 0) of all
+     * that */
 };
+
+/* Version 2, after the entries: the share table's size. */
+struct ck_tree_sharehdr {
+    uint64_t nshares;
+    uint64_t flags;                     /* CK_TREE_HDR_SHARES */
+};
+
+/* The share table: descriptors of different processes of the tree that
+ * are one open file description (kcmp KCMP_FILE at checkpoint, while
+ * every process was parked). Entries of one group have the same group
+ * number; a group spans two or more processes. */
+struct ck_tree_share {
+    int32_t proc;                       /* index of the process's entry */
+    int32_t fd;                         /* its descriptor */
+    uint32_t group;
+    uint32_t flags;                     /* 0 */
+};
+#define CK_TREE_MAXSHARES (1u << 20)
+#define CK_TREE_HDR_SHARES 0x1          /* the share table is complete (kcmp was allowed) */
 
 #endif

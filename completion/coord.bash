@@ -8,9 +8,14 @@ _coord_pids()
     coord list 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ { print $1 }'
 }
 
+# the options of a command: those in its usage line and at the start of
+# its option rows (not words of the prose, such as "ssh -o ...")
 _coord_options()
 {
-    coord help "$1" 2>/dev/null | grep -oE -- '(^|[ [,])--?[a-z][a-z0-9-]*' | grep -oE -- '--?[a-z][a-z0-9-]*' | sort -u
+    coord help "$1" 2>/dev/null | awk '
+        /^usage:/ { n = split($0, w, /[][ ]+/); for (i = 1; i <= n; i++) if (w[i] ~ /^--?[a-z]/) print w[i] }
+        /^  +-/ { sub(/^ +/, ""); n = split($0, w, /[ ,]+/); for (i = 1; i <= n && w[i] ~ /^--?[a-z]/; i++) print w[i]; }
+    ' | grep -E '^--?[a-z][a-z0-9-]*$' | sort -u
 }
 
 _coord()

@@ -25,6 +25,7 @@
 #include "fileid.h"
 #include "imgio.h"
 #include "tree.h"
+#include "treeshare.h"
 #include "unix.h"
 
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
@@ -302,6 +303,32 @@ static void note_inotify_events(int pid, const struct ck_image *img)
     }
 }
 
+/* Written files too large to be saved at their checkpoint version
+ * (fds/file.c): restore will use them as they are then. */
+static void note_file_versions(int pid, const struct ck_image *img)
+{
+    for (uint32_t i = 0; i < img->nfds; i++)
+        if (img->fds[i].kind == CK_FD_FILE && img->fds[i].hash_kind == CK_HASH_VER_TOOBIG)
+            ck_msg("checkpoint %d: note: fd %d: %s (%llu bytes) is larger than the file version "
+                   "limit (CKSHIM_FILE_VERSION_MAX), so it is not saved with the checkpoint: "
+                   "after restore it is used as it is then", pid, img->fds[i].fd,
+                   img->fd_paths[i], (unsigned long long)img->fds[i].size);
+}
+
+/* --no-file-versions and --shared-file PATH (by its file: the program
+ * may name it otherwise). */
+static int no_versions;
+static uint32_t nshared;
+static uint64_t shared[CK_MAX_SHARED][2];
+
+static void version_opts(struct ck_ctl_req *req)
+{
+    if (no_versions)
+        req->flags |= CK_CKPT_NO_VERSIONS;
+    req->nshared = nshared;
+    memcpy(req->shared, shared, sizeof req->shared);
+}
+
 /* Make sure the image in the temporary file is complete and on disk
  * before it replaces anything. Returns 0 or -1 (said why). */
 static int verify_tmp(int pid, int outfd)
@@ -322,6 +349,7 @@ static int verify_tmp(int pid, int outfd)
         note_outside_pipes(pid, &img);
         note_outside_sockets(pid, &img);
         note_inotify_events(pid, &img);
+        note_file_versions(pid, &img);
     }
     ck_image_free(&img);
     if (r < 0) {
@@ -583,29 +611,20 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
     return 0;
 }
 
-/* What processes of a tree share and a tree restore cannot make shared
- * again yet (docs/DESIGN.md, "Process trees"): file locks, the same socket, a
- * connection between two of them, the same memfd or deleted file (MAP_SHARED
- * anonymous memory inherited across fork is: restore_tree). Returns 0, or
- * -1 with the first such thing named in err. */
-static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *err,
-                         size_t errlen, int pidns)
+static int count_up(void *arg)
 {
-    /* File locks: a tree restore takes a process's own locks again, but
-     * not who else in the tree waits for or tests them with which pid
-     * (zdtm file_locks00-04): refused unless the tree has exact pids (in
-     * a pid namespace of its own, where those tests pass). */
-    int live = 0;
-    for (int i = 0; i < t->n; i++)
-        live += !t->m[i].zombie;
-    for (int i = 0; live > 1 && !pidns && i < t->n; i++)
-        if (!t->m[i].zombie && imgs[i].nlocks) {
-            snprintf(err, errlen, "process %d holds a file lock (fd %d): ckshim cannot restore "
-                     "file locks in a tree of several processes yet (it can under coord run "
-                     "--pidns)",
-                     t->m[i].pid, imgs[i].locks[0].fd);
-            return -1;
-        }
+    return (*(int *)arg)++;
+}
+
+/* What processes of a tree share and a tree restore cannot make shared
+ * again (docs/DESIGN.md, "Process trees"): descriptors the share table
+ * (sh, from kcmp) does not know, sockets whose pairing across processes
+ * fails.
+ * Returns 0, or -1 with the first such thing named in err. */
+static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
+                         const struct ck_tree_share *sh, uint64_t nsh, int known, char *err,
+                         size_t errlen)
+{
     for (int i = 0; i < t->n; i++) {
         const struct ck_image *a = &imgs[i];
         for (int j = i + 1; j < t->n; j++) {
@@ -614,23 +633,22 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
                 const struct ck_fd *f = &a->fds[x];
                 int sock = f->kind == CK_FD_UNIX || f->kind == CK_FD_INET;
                 int mem = f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED;
-                const struct ck_unix *ua = a->fdstate && f->kind == CK_FD_UNIX &&
-                                                   a->fdstate[x].len >= sizeof(struct ck_unix)
-                                               ? a->fdstate[x].data
-                                               : NULL;
                 for (uint32_t y = 0; y < b->nfds; y++) {
                     const struct ck_fd *g = &b->fds[y];
-                    const struct ck_unix *ub = b->fdstate && g->kind == CK_FD_UNIX &&
-                                                       b->fdstate[y].len >= sizeof(struct ck_unix)
-                                                   ? b->fdstate[y].data
-                                                   : NULL;
                     const char *what = NULL;
-                    if ((sock || mem) && g->kind == f->kind && g->dev == f->dev &&
-                        g->ino == f->ino)
-                        what = sock ? "the same socket" : "the same memfd or deleted file";
-                    else if (ua && ub && ((ua->peer_ino && ua->peer_ino == ub->ino) ||
-                                          (ub->peer_ino && ub->peer_ino == ua->ino)))
-                        what = "the two ends of a Unix socket connection";
+                    int ga = ck_tree_share_group(sh, nsh, i, f->fd),
+                        gb = ck_tree_share_group(sh, nsh, j, g->fd);
+                    int same = ga >= 0 && ga == gb;
+                    if (sock && g->kind == f->kind && g->dev == f->dev && g->ino == f->ino &&
+                        !same)
+                        what = "the same socket, which ckshim could not tell is one open "
+                               "file description (kcmp not allowed)";
+                    else if (mem && g->kind == f->kind && g->dev == f->dev && g->ino == f->ino &&
+                             !same && !known)
+                        what = "the same memfd or deleted file, which ckshim could not tell "
+                               "is one open file description or two (kcmp not allowed)";
+                    else if (same && (f->kind == CK_FD_PIDFD || f->kind == CK_FD_PTY))
+                        what = "one pidfd or pseudo-terminal description";
                     if (what) {
                         snprintf(err, errlen, "process %d fd %d and process %d fd %d are %s: "
                                  "ckshim cannot restore that between processes of a tree yet",
@@ -641,6 +659,30 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs, char *e
             }
         }
     }
+    /* Sockets: pair them across the tree as restore will. */
+    int *alive = calloc((size_t)t->n, sizeof *alive), *pids = calloc((size_t)t->n, sizeof *pids);
+    if (!alive || !pids) {
+        free(alive);
+        free(pids);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < t->n; i++) {
+        alive[i] = !t->m[i].zombie;
+        pids[i] = t->m[i].pid;
+    }
+    struct ck_tree_socks ts;
+    int num = 1 << 20, merr;
+    char why[768];
+    merr = ck_tree_socks_merge(imgs, alive, pids, t->n, sh, nsh, count_up, &num, &ts, why,
+                               sizeof why);
+    free(alive);
+    free(pids);
+    if (merr < 0) {
+        snprintf(err, errlen, "sockets between processes of the tree: %s", why);
+        return -1;
+    }
+    ck_tree_socks_free(&ts);
     return 0;
 }
 
@@ -746,6 +788,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
     int *pidfds = calloc((size_t)n, sizeof *pidfds), *pids = calloc((size_t)n, sizeof *pids);
     struct ck_image *imgs = NULL;
+    struct ck_tree_share *shares = NULL;
+    uint64_t nshares = 0;
+    int shares_known = 0;
     int ret = CK_EXIT_FAIL;
     if (!conns || !tmps || !reps || !ents || !pidfds || !pids) {
         ck_msg("checkpoint %d: out of memory", pid);
@@ -835,6 +880,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         if (t->m[i].zombie)
             ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
                                                         : zombie_vpid(t, reps, t->m[i].pid);
+    /* Which descriptors of different processes are one open file
+     * description: now, while every process is parked (kcmp). */
+    char kerr[256];
+    shares_known = ck_tree_shares(t, &shares, &nshares, kerr, sizeof kerr) == 0;
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
@@ -865,7 +914,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     h.created_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
-    uint64_t at = ck_tree_first_offset((uint32_t)n), bytes = 0, pages = 0, raw = 0, pause = 0;
+    uint64_t at = ck_tree_first_offset((uint32_t)n, nshares), bytes = 0, pages = 0, raw = 0, pause = 0;
     uint32_t threads = 0;
     for (int i = 0; i < n; i++) {
         struct stat st;
@@ -931,8 +980,12 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             hr = -EBADMSG;
         }
     }
+    struct ck_tree_sharetab stab = {.n = nshares,
+                                    .flags = shares_known ? CK_TREE_HDR_SHARES : 0,
+                                    .s = shares};
     if (!hr)
-        hr = ck_tree_write_hdr(outfd, &h, ents, (req->flags & CK_CKPT_MAC) ? &tkey : NULL, macs);
+        hr = ck_tree_write_hdr(outfd, &h, ents, &stab, (req->flags & CK_CKPT_MAC) ? &tkey : NULL,
+                               macs);
     ck_key_wipe(&tkey);
     free(macs);
     if (hr < 0) {
@@ -963,13 +1016,15 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     }
     char uerr[1024];
     if (ck_tree_names_check(n, ents, imgs, uerr, sizeof uerr) < 0 ||
-        tree_unshared(t, imgs, uerr, sizeof uerr, (req->flags & CK_CKPT_PIDNS) != 0) < 0) {
+        tree_unshared(t, imgs, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
     for (int i = 0; i < n; i++)
-        if (!t->m[i].zombie)
+        if (!t->m[i].zombie) {
             note_tree_pipes(t, imgs, i);
+            note_file_versions(t->m[i].pid, &imgs[i]);
+        }
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
     test_hook("slow-commit");
@@ -1024,6 +1079,7 @@ out:
     free(conns);
     free(tmps);
     free(reps);
+    free(shares);
     free(ents);
     return ret;
 }
@@ -1066,6 +1122,27 @@ int cmd_checkpoint(int argc, char **argv)
             if (strcmp(a, "--no-fork") == 0) {
                 no_fork = 1;
                 i++;
+                continue;
+            }
+            if (strcmp(a, "--no-file-versions") == 0) {
+                no_versions = 1;
+                i++;
+                continue;
+            }
+            const char *sf = NULL;
+            int r0 = ck_opt_value("checkpoint", argc, argv, &i, "--shared-file", NULL, &sf);
+            if (r0 < 0)
+                return CK_EXIT_USAGE;
+            if (r0 > 0) {
+                struct stat sst;
+                if (nshared == CK_MAX_SHARED)
+                    return ck_usage_error("checkpoint", "--shared-file: at most %d files",
+                                          CK_MAX_SHARED);
+                if (stat(sf, &sst) < 0)
+                    return ck_usage_error("checkpoint", "--shared-file %s: %s", sf,
+                                          strerror(errno));
+                shared[nshared][0] = sst.st_dev;
+                shared[nshared++][1] = sst.st_ino;
                 continue;
             }
             if (strcmp(a, "--json") == 0) {
@@ -1306,6 +1383,7 @@ int cmd_checkpoint(int argc, char **argv)
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
         req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
+        version_opts(&req);
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
         if (have_key)
@@ -1365,6 +1443,7 @@ int cmd_checkpoint(int argc, char **argv)
     if (have_key)
         req_key(&req, &key, encrypt);
     req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
+    version_opts(&req);
     pidfd = open_pidfd(pid);
     r = ck_ctl_send(fd, &req, outfd);
     explicit_bzero(req.key_mac, sizeof req.key_mac);

@@ -27,12 +27,17 @@ struct subcmd {
 static const struct subcmd subcmds[] = {
     {"run", cmd_run, 1,
      "coord run [--id NAME] [--pidns] [--every DURATION --images DIR [--keep N] [--auto-restore] "
-     "[--resume] ...] -- PROG [ARGS...]",
+     "[--resume] ...] [--shared-file PATH]... [--no-file-versions] -- PROG [ARGS...]",
      "Start PROG with libshim.so preloaded, so that it can be checkpointed.\n"
      "PROG is looked up in PATH; it must be a dynamically linked program or a\n"
      "#! script whose interpreter is one.\n"
      "\n"
      "  --id NAME   application id, stored in images (CKSHIM_APP_ID)\n"
+     "  --shared-file PATH  a file PROG writes that others write too (a shared log):\n"
+     "                      not put back at its checkpoint version on restore;\n"
+     "                      repeatable (CKSHIM_SHARED_FILES)\n"
+     "  --no-file-versions  put no written file back at its checkpoint version\n"
+     "                      (CKSHIM_FILE_VERSIONS=0)\n"
      "  --pidns     run PROG in a user and pid namespace of its own (pid 2, under\n"
      "              coord's init): restored, its processes get their pids back\n"
      "\n"
@@ -55,10 +60,17 @@ static const struct subcmd subcmds[] = {
      "  --exit-code-on-checkpoint N\n"
      "                      exit N instead of 0 after the last checkpoint on SIGTERM or\n"
      "                      SIGINT (HTCondor: \"checkpointed, run me again\")\n"
-     "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"},
+     "  --counter URL       counter service for the images ($CKSHIM_COUNTER)\n"
+     "  --record-net        journal what PROG receives on the connections it accepts\n"
+     "                      (DIR/net-*.journal) and replay it after a restore on new\n"
+     "                      connections (its replies dropped): requests since the last\n"
+     "                      checkpoint are not lost. Needs --auto-restore or --resume\n"
+     "  --record-net-max SIZE\n"
+     "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH] [--json]",
+     "[--encrypt]] [--action-script PATH] [--json] [--shared-file PATH]... "
+     "[--no-file-versions]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -66,6 +78,8 @@ static const struct subcmd subcmds[] = {
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
      "                      (slower to resume, needs no extra memory)\n"
+     "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
+     "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"
      "  --counter URL       counter service: file:PATH (default), redis://HOST:PORT[/PREFIX]\n"
      "                      or none ($CKSHIM_COUNTER)\n"
@@ -79,7 +93,8 @@ static const struct subcmd subcmds[] = {
      "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
     {"restore", cmd_restore, 0,
      "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
-     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json]",
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json] "
+     "[--shared-file PATH]... [--no-file-versions]",
      "Bring back the process saved in FILE (\"-\": read the image from standard\n"
      "input, e.g. from ssh; it is held in memory, never written to disk).\n"
      "\n"
@@ -91,9 +106,14 @@ static const struct subcmd subcmds[] = {
      "  --counter URL   counter service holding the stamps ($CKSHIM_COUNTER)\n"
      "  --key FILE      the key the image was authenticated with ($CKSHIM_KEY_FILE)\n"
      "  --force         restore even if the stamp is stale or the counter is unreachable\n"
-     "  --adopt-stamp   the counter has never seen this program (it was moved here from\n"
-     "                  another host): start its counter at the image's stamp, then\n"
-     "                  check as usual (coord migrate passes it)\n"
+     "  --adopt-stamp   the image was stamped by another host's counter (coord migrate\n"
+     "                  passes it): raise this counter to the image's stamp if it is\n"
+     "                  lower (never lower it), then check as usual\n"
+     "  --shared-file PATH\n"
+     "                  leave PATH as it is instead of putting it back at its checkpoint\n"
+     "                  version (repeatable)\n"
+     "  --no-file-versions\n"
+     "                  put no file back at its checkpoint version\n"
      "  --allow-changed PATH\n"
      "                  use PATH (a file the program had open or mapped) even though it\n"
      "                  changed since the checkpoint (size, mtime or content); \"all\" for\n"
@@ -104,22 +124,25 @@ static const struct subcmd subcmds[] = {
      "                  post-restore, CKSHIM_PID, CKSHIM_IMAGE)\n"},
     {"migrate", cmd_migrate, 0,
      "coord migrate PID [USER@]HOST [--ssh CMD] [--remote-coord PATH] [--keep FILE] "
-     "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE]",
+     "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE] "
+     "[--timeout DURATION]",
      "Move process PID (and its children) to HOST over ssh: checkpoint it with\n"
      "--kill into a local image, send that to `coord restore - --detach` on HOST,\n"
      "print the new pid there. If the restore there fails, the program is\n"
      "restored here again; if ssh breaks midway, the local image is kept and\n"
      "nothing is restored twice. HOST must accept ssh without a password prompt.\n"
      "\n"
-     "  --ssh CMD             the ssh command, split on blanks (default \"ssh -o\n"
-     "                        BatchMode=yes\"; $CKSHIM_SSH)\n"
+     "  --ssh CMD             the ssh command, split on blanks ($CKSHIM_SSH; default\n"
+     "                        ssh with BatchMode, ConnectTimeout and ServerAlive set)\n"
      "  --remote-coord PATH   coord on HOST (default: coord in its PATH)\n"
      "  --keep FILE           write the local image to FILE and keep it\n"
      "  --counter URL         the local counter ($CKSHIM_COUNTER); advanced past the\n"
      "                        image once it runs on HOST\n"
      "  --remote-counter URL  the counter on HOST (default: its default); a shared\n"
      "                        redis:// counter keeps rollback protection across hosts\n"
-     "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"},
+     "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"
+     "  --timeout DURATION    give up on the transfer and the restore there after\n"
+     "                        DURATION (default 10m; the image is then kept here)\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},

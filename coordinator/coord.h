@@ -41,6 +41,10 @@ int ck_supervise(int argc, char **argv);
 struct ck_header;
 int ck_image_stamp(const char *path, struct ck_header *h);
 
+/* "10s", "500ms", "2m", "1h", "30" (seconds): milliseconds, or -1.
+ * supervise.c */
+long long ck_parse_duration(const char *s);
+
 /* Resolve PROG and check the shim can apply to it; path to exec in path,
  * the LD_PRELOAD value (malloc'ed) in *preload. 0 or CK_EXIT_FAIL (said). */
 int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload);
@@ -48,6 +52,10 @@ int ck_run_prepare(const char *prog, char *path, size_t pathlen, char **preload)
 /* Exec the prepared program with the shim (and app_id, if not NULL).
  * Returns only on failure. */
 int ck_run_exec(const char *path, const char *preload, const char *app_id, char **argv);
+/* coord run's --no-file-versions and --shared-file PATH (for the program's
+ * shim: CKSHIM_FILE_VERSIONS=0, CKSHIM_SHARED_FILES). 1: argv[*i] was
+ * one (moved past it), 0: not one, -1: usage error (said). */
+int ck_run_version_option(const char *cmd, int argc, char **argv, int *i);
 
 /* Run the prepared program in a pid namespace of its own (--pidns) and
  * wait for it; returns its exit code. */

@@ -71,7 +71,7 @@ int ck_ident_check(const char *path, const struct ck_ident *id, struct stat *st,
     int changed = 0;
     char buf[128];
     int replaced = id->same_host && st->st_dev == id->dev && st->st_ino != id->ino;
-    if (id->hash_kind == CK_HASH_WRITTEN) {
+    if (ck_hash_written(id->hash_kind)) {
         /* The program writes this file itself (open for writing, or mapped
          * shared and writable): later changes are its own, it may have
          * gone on after the checkpoint (a log it writes to). Refused:
@@ -86,11 +86,13 @@ int ck_ident_check(const char *path, const struct ck_ident *id, struct stat *st,
             snprintf(buf, sizeof buf, "size %llu -> %llu", (unsigned long long)id->size,
                      (unsigned long long)size);
             add(what, len, buf);
-            changed |= size < id->size;
+            changed |= size < id->size && id->version != CK_HASH_VER_CONTENT;
         }
         if (mt != id->mtime_ns)
             add(what, len, "mtime changed");
-        if (!changed && what[0])
+        if (!changed && id->version)
+            what[0] = 0; /* restore says what it puts back (plan_versions) */
+        else if (!changed && what[0])
             add(what, len, "the program writes to it: used as it is");
         close(fd);
         return changed ? CK_ID_CHANGED : CK_ID_SAME;

@@ -18,6 +18,10 @@ struct ck_ident {
     int content;                        /* compare size, mtime, hash (regular files) */
     int same_host;                      /* restoring where the image was taken: a new
                                            inode on the same device is another file */
+    int version;                        /* a written file restore puts back at its
+                                           checkpoint version: CK_HASH_VER_LENGTH (cut
+                                           back) or CK_HASH_VER_CONTENT (rewritten: may
+                                           be shorter now), else 0 */
 };
 
 void ck_ident_of_region(const struct ck_region *r, struct ck_ident *id);

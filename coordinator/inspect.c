@@ -632,6 +632,15 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
+        /* written files at their checkpoint version (fds/file.c) */
+        if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_LENGTH && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [version: length %llu]",
+                                  (unsigned long long)f->size);
+        if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_CONTENT && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [version: %llu bytes saved]",
+                                  (unsigned long long)f->size);
+        if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_TOOBIG && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [too big for a version]");
         const char *path = img->fd_paths ? img->fd_paths[i] : "";
         char watches[512];
         if (f->kind == CK_FD_EPOLL && f->share_with < 0) {
@@ -1133,7 +1142,9 @@ int cmd_inspect(int argc, char **argv)
     }
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
-    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    struct ck_tree_sharetab tst;
+    int tr = ck_tree_read_hdr(fd, &th, &te, &tst, err, sizeof err);
+    const struct ck_tree_share *ts = tst.s;
     if (tr < 0) {
         close(fd);
         ck_msg("inspect %s: %s", file, err);
@@ -1154,7 +1165,7 @@ int cmd_inspect(int argc, char **argv)
             kr = !(te[i].flags & CK_TREE_ZOMBIE) &&
                  ck_image_authenticate_at(fd, te[i].offset, &key, macs + i * CK_DIGEST_BYTES,
                                           err, sizeof err) < 0;
-        kr = kr || ck_tree_check_mac(&th, te, macs, &key, err, sizeof err) < 0;
+        kr = kr || ck_tree_check_mac(&th, te, &tst, macs, &key, err, sizeof err) < 0;
         ck_key_wipe(&key);
         free(macs);
         if (kr) {
@@ -1163,6 +1174,13 @@ int cmd_inspect(int argc, char **argv)
             close(fd);
             return CK_EXIT_FAIL;
         }
+    }
+    if (ck_tree_check_shares(&th, &tst, err, sizeof err) < 0) {
+        ck_msg("inspect %s: %s", file, err);
+        free(te);
+        free(tst.s);
+        close(fd);
+        return CK_EXIT_FAIL;
     }
     /* A process tree: the tree, then each process's image as for one. */
     if (json) {
@@ -1188,7 +1206,21 @@ int cmd_inspect(int argc, char **argv)
                        (te[i].flags & CK_TREE_STOPPED) ? strsignal((int)(te[i].flags >> 8 & 0xff))
                                                        : "");
         }
+        /* one line per open file description several processes hold */
+        for (uint64_t k = 0; k < tst.n; k++) {
+            int first = 1;
+            for (uint64_t j = 0; j < k && first; j++)
+                first = ts[j].group != ts[k].group;
+            if (!first)
+                continue;
+            printf("  shared:");
+            for (uint64_t j = k; j < tst.n; j++)
+                if (ts[j].group == ts[k].group)
+                    printf(" pid %d fd %d", te[ts[j].proc].vpid, ts[j].fd);
+            printf(" (one open file description)\n");
+        }
     }
+    free(tst.s);
     int rc = CK_EXIT_OK;
     for (uint32_t i = 0; i < th.nprocs && rc == CK_EXIT_OK; i++) {
         if (te[i].flags & CK_TREE_ZOMBIE)

@@ -22,6 +22,13 @@
  *      midway (exit 255): whether the program runs there is unknown, so
  *      nothing is restored here; the copy is kept and the message says how
  *      to check and how to run it here.
+ *
+ * The local copy lives in a directory coord made (0700) and holds open:
+ * every later step reaches it through that descriptor (/proc/self/fd/N),
+ * so whoever owns $TMPDIR cannot swap the image by renaming directories.
+ * Children (the checkpoint, ssh) die with coord (PR_SET_PDEATHSIG);
+ * SIGINT, SIGTERM and SIGHUP end the current step and say where things
+ * stand; ssh steps have time limits (--timeout for the transfer).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,9 +36,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -46,8 +56,55 @@ struct mig {
         *remote_counter;
     char *ssh_argv[MAX_SSH_ARGS + 4];
     int ssh_argc;
-    char dir[PATH_MAX], image[PATH_MAX];
+    long long timeout_ms;               /* the transfer and remote restore */
+    int dirfd;                          /* our private directory, or -1 (--keep) */
+    char image[PATH_MAX];               /* how children reach the image */
 };
+
+/* SIGINT, SIGTERM or SIGHUP came: the step in progress ends. */
+static volatile sig_atomic_t g_sig;
+
+static void on_signal(int sig)
+{
+    g_sig = sig;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* In a child: die with coord, and with default signal actions. */
+static void child_setup(pid_t parent)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(CK_EXIT_FAIL);
+}
+
+/* Where the image is, for people: our directory's path now (whoever owns
+ * its parent may have renamed it) or the --keep file. */
+static const char *image_shown(const struct mig *m, char *buf, size_t len)
+{
+    if (m->dirfd < 0)
+        return m->image;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", m->dirfd);
+    ssize_t n = readlink(link, buf, len - 8);
+    if (n <= 0)
+        return m->image;
+    snprintf(buf + n, len - (size_t)n, "/image");
+    return buf;
+}
 
 /* Append s to out as one shell word ('...' with ' as '\''). */
 static void sh_quote(char *out, size_t len, const char *s)
@@ -69,8 +126,8 @@ static void sh_quote(char *out, size_t len, const char *s)
 }
 
 /* --ssh "ssh -p 2222 -i key": split on blanks (no quoting) into
- * m->ssh_argv, then the host and "--" (the host can never be taken as an
- * option). Returns 0 or -1. */
+ * m->ssh_argv, then the host (checked not to start with '-', so it can
+ * never be taken as an option). Returns 0 or -1. */
 static int split_ssh(struct mig *m, char *buf)
 {
     m->ssh_argc = 0;
@@ -86,13 +143,33 @@ static int split_ssh(struct mig *m, char *buf)
     return 0;
 }
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum { GOT_SIGNAL = -2, TIMED_OUT = -3 };
+
 /* The parent's side of a child c writing to pipe p: its output in out
- * (NUL-terminated, the rest dropped), then its wait status (or -1). */
-static int collect(int p[2], pid_t c, char *out, size_t outlen)
+ * (NUL-terminated, the rest dropped), then its wait status, or -1, or
+ * GOT_SIGNAL / TIMED_OUT (limit_ms > 0) once the child was ended. */
+static int collect(int p[2], pid_t c, char *out, size_t outlen, long long limit_ms)
 {
     close(p[1]);
     size_t n = 0;
+    long long deadline = limit_ms > 0 ? mono_ms() + limit_ms : 0;
+    int why = 0;
     for (;;) {
+        if (g_sig || (deadline && mono_ms() > deadline)) {
+            why = g_sig ? GOT_SIGNAL : TIMED_OUT;
+            kill(c, SIGTERM);
+            break;
+        }
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (poll(&pf, 1, 500) <= 0)
+            continue;
         char tmp[4096];
         ssize_t r = read(p[0], tmp, sizeof tmp);
         if (r < 0 && errno == EINTR)
@@ -106,16 +183,24 @@ static int collect(int p[2], pid_t c, char *out, size_t outlen)
     out[n] = 0;
     close(p[0]);
     int ws;
-    while (waitpid(c, &ws, 0) < 0)
-        if (errno != EINTR)
+    for (int waited = 0; waitpid(c, &ws, why ? WNOHANG : 0) <= 0; waited++) {
+        if (!why && errno != EINTR)
             return -1;
-    return ws;
+        if (why) {
+            if (waited == 50) /* 5 s after SIGTERM */
+                kill(c, SIGKILL);
+            struct timespec ts = {0, 100000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return why ? why : ws;
 }
 
 /* Run ssh HOST REMOTE_CMD with stdin from in_fd (or /dev/null), its
  * standard output collected in out (NUL-terminated), stderr passed on.
  * Returns ssh's wait status, or -1 if it could not be started. */
-static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, size_t outlen)
+static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, size_t outlen,
+                   long long limit_ms)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -125,22 +210,22 @@ static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, 
     argv[m->ssh_argc] = (char *)remote_cmd;
     argv[m->ssh_argc + 1] = NULL;
     fflush(NULL);
-    pid_t c = fork();
+    pid_t me = getpid(), c = fork();
     if (c < 0) {
         close(p[0]);
         close(p[1]);
         return -1;
     }
     if (c == 0) {
+        child_setup(me);
         int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
         if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(p[1], STDOUT_FILENO) < 0)
             _exit(127);
-        signal(SIGPIPE, SIG_DFL);
         execvp(argv[0], argv);
         ck_msg("migrate: cannot run %s: %s", argv[0], strerror(errno));
         _exit(127);
     }
-    return collect(p, c, out, outlen);
+    return collect(p, c, out, outlen, limit_ms);
 }
 
 /* Run cmd_X(argv) in a child with its standard output collected in out.
@@ -154,13 +239,14 @@ static int run_coord(int (*fn)(int, char **), char **argv, char *out, size_t out
     while (argv[argc])
         argc++;
     fflush(NULL);
-    pid_t c = fork();
+    pid_t me = getpid(), c = fork();
     if (c < 0) {
         close(p[0]);
         close(p[1]);
         return -1;
     }
     if (c == 0) {
+        child_setup(me);
         close(p[0]);
         if (dup2(p[1], STDOUT_FILENO) < 0)
             _exit(CK_EXIT_FAIL);
@@ -168,28 +254,47 @@ static int run_coord(int (*fn)(int, char **), char **argv, char *out, size_t out
         fflush(NULL);
         _exit(rc);
     }
-    int ws = collect(p, c, out, outlen);
-    return ws >= 0 && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    int ws = collect(p, c, out, outlen, 0);
+    return ws == GOT_SIGNAL ? GOT_SIGNAL : ws >= 0 && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
 }
 
-/* The first line of s as a pid, or -1. */
-static int first_pid(const char *s)
+/* The last line of s that is a pid (a shell start-up file on the far
+ * side may print lines of its own before coord's), or -1. */
+static int last_pid(const char *s)
 {
-    char line[32];
-    size_t n = strcspn(s, "\n");
-    if (n == 0 || n >= sizeof line)
-        return -1;
-    memcpy(line, s, n);
-    line[n] = 0;
-    return ck_parse_pid(line);
+    int pid = -1;
+    for (const char *p = s; *p;) {
+        size_t n = strcspn(p, "\n");
+        char line[32];
+        if (n > 0 && n < sizeof line) {
+            memcpy(line, p, n);
+            line[n] = 0;
+            int v = ck_parse_pid(line);
+            if (v > 0)
+                pid = v;
+        }
+        p += n;
+        if (*p)
+            p++;
+    }
+    return pid;
 }
 
+/* Remove our copy of the image and its directory (not a --keep file). */
 static void cleanup(struct mig *m)
 {
-    if (m->keep || !m->dir[0])
+    if (m->dirfd < 0)
         return;
-    unlink(m->image);
-    rmdir(m->dir);
+    char dir[PATH_MAX + 8], link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", m->dirfd);
+    ssize_t n = readlink(link, dir, sizeof dir - 1);
+    unlinkat(m->dirfd, "image", 0);
+    if (n > 0) {
+        dir[n] = 0;
+        rmdir(dir);
+    }
+    close(m->dirfd);
+    m->dirfd = -1;
 }
 
 /* Step 1: can we run the remote coord, and can it restore from stdin? */
@@ -198,7 +303,13 @@ static int preflight(struct mig *m)
     char cmd[PATH_MAX + 64] = "", out[8192];
     sh_quote(cmd, sizeof cmd, m->remote_coord);
     strncat(cmd, " restore --help", sizeof cmd - strlen(cmd) - 1);
-    int ws = run_ssh(m, cmd, -1, out, sizeof out);
+    int ws = run_ssh(m, cmd, -1, out, sizeof out, 60000);
+    if (ws == GOT_SIGNAL || ws == TIMED_OUT) {
+        ck_msg("migrate %d: %s while asking %s; nothing was changed: the program still runs "
+               "here", m->pid, ws == GOT_SIGNAL ? "interrupted" : "no answer within 60 s",
+               m->host);
+        return -1;
+    }
     if (ws < 0) {
         ck_msg("migrate %d: cannot run %s", m->pid, m->ssh_argv[0]);
         return -1;
@@ -239,23 +350,46 @@ static int checkpoint_here(struct mig *m)
         snprintf(m->image, sizeof m->image, "%s", m->keep);
     } else {
         const char *tmp = getenv("TMPDIR");
-        snprintf(m->dir, sizeof m->dir, "%s/ckshim-migrate-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(m->dir)) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/ckshim-migrate-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        struct stat st;
+        if (!mkdtemp(dir)) {
             ck_msg("migrate %d: cannot create a directory for the image in %s: %s", m->pid,
                    tmp && *tmp ? tmp : "/tmp", strerror(errno));
-            m->dir[0] = 0;
             return -1;
         }
-        snprintf(m->image, sizeof m->image, "%s/image", m->dir);
+        /* from now on only through this descriptor (see the top) */
+        m->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (m->dirfd < 0 || fstat(m->dirfd, &st) < 0 || st.st_uid != getuid() ||
+            (st.st_mode & 077)) {
+            ck_msg("migrate %d: the directory %s coord made for the image was replaced (by "
+                   "whoever owns %s?); nothing was changed: the program still runs here",
+                   m->pid, dir, tmp && *tmp ? tmp : "/tmp");
+            if (m->dirfd >= 0)
+                close(m->dirfd);
+            m->dirfd = -1;
+            return -1;
+        }
+        snprintf(m->image, sizeof m->image, "/proc/self/fd/%d/image", m->dirfd);
     }
-    char pidstr[16], out[256];
+    char pidstr[16], out[256], shown[PATH_MAX + 8];
     snprintf(pidstr, sizeof pidstr, "%d", m->pid);
     char *argv[12] = {"checkpoint", pidstr, "-o", m->image, "--kill"};
     local_options(m, argv, 5);
     int rc = run_coord(cmd_checkpoint, argv, out, sizeof out);
     if (rc != 0) {
-        ck_msg("migrate %d: the checkpoint failed (above); the program still runs here", m->pid);
-        cleanup(m);
+        struct stat st;
+        int have = m->dirfd >= 0 ? fstatat(m->dirfd, "image", &st, AT_SYMLINK_NOFOLLOW) == 0
+                                 : 0;
+        if (g_sig && have)
+            ck_msg("migrate %d: interrupted; the checkpoint may have ended the program: its "
+                   "image is at %s (coord restore FILE runs it here)", m->pid,
+                   image_shown(m, shown, sizeof shown));
+        else
+            ck_msg("migrate %d: %s; the program still runs here", m->pid,
+                   g_sig ? "interrupted during the checkpoint" : "the checkpoint failed (above)");
+        if (!have)
+            cleanup(m);
         return -1;
     }
     return 0;
@@ -265,17 +399,17 @@ static int checkpoint_here(struct mig *m)
 static int restore_here(struct mig *m, const char *why)
 {
     char out[256];
-    char *argv[10] = {"restore", m->image, "--detach"};
+    char *argv[10] = {"restore", m->image, "--detach"}, shown[PATH_MAX + 8];
     local_options(m, argv, 3);
     int rc = run_coord(cmd_restore, argv, out, sizeof out);
-    int pid = rc == 0 ? first_pid(out) : -1;
+    int pid = rc == 0 ? last_pid(out) : -1;
     if (pid < 0) {
         ck_msg("migrate %d: %s, and restoring it here failed too (above); the image is kept "
-               "at %s", m->pid, why, m->image);
+               "at %s", m->pid, why, image_shown(m, shown, sizeof shown));
         return CK_EXIT_FAIL;
     }
-    ck_msg("migrate %d: %s; the program runs here again as pid %d (its image is kept at %s)",
-           m->pid, why, pid, m->image);
+    ck_msg("migrate %d: %s; the program runs here again as pid %d", m->pid, why, pid);
+    cleanup(m); /* restored: that image is used up (--keep: left to you) */
     printf("%d\n", pid);
     return CK_EXIT_FAIL;
 }
@@ -298,21 +432,24 @@ static void retire_local_image(struct mig *m)
 
 int cmd_migrate(int argc, char **argv)
 {
-    struct mig m = {0};
-    const char *pidarg = NULL;
+    struct mig m = {.dirfd = -1, .timeout_ms = 600000};
+    const char *pidarg = NULL, *timeout = NULL;
     m.ssh = getenv("CKSHIM_SSH");
     m.remote_coord = "coord";
     m.counter_url = getenv("CKSHIM_COUNTER");
+    int opts_done = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
-        if (argv[i][0] == '-' && argv[i][1]) {
+        if (!opts_done && !strcmp(argv[i], "--")) {
+            opts_done = 1;
+        } else if (!opts_done && argv[i][0] == '-' && argv[i][1]) {
             static const char *const opts[] = {"--ssh",     "--remote-coord",   "--keep",
                                                "--counter", "--remote-counter", "--key",
-                                               "--remote-key"};
+                                               "--remote-key", "--timeout"};
             const char **dst[] = {&m.ssh,         &m.remote_coord,   &m.keep,
                                   &m.counter_url, &m.remote_counter, &m.key,
-                                  &m.remote_key};
+                                  &m.remote_key,  &timeout};
             for (size_t k = 0; k < sizeof opts / sizeof opts[0] && r == 0; k++) {
                 r = ck_opt_value("migrate", argc, argv, &i, opts[k], NULL, &v);
                 if (r > 0)
@@ -342,19 +479,28 @@ int cmd_migrate(int argc, char **argv)
         return ck_usage_error("migrate", "--remote-coord: empty path");
     if (m.keep && !*m.keep)
         return ck_usage_error("migrate", "--keep: empty file name");
+    if (m.ssh && !*m.ssh)
+        return ck_usage_error("migrate", "--ssh: empty command");
+    if (timeout && (m.timeout_ms = ck_parse_duration(timeout)) < 0)
+        return ck_usage_error("migrate", "--timeout: '%s' is not a duration (10s, 5m)", timeout);
+    /* ssh that never prompts and notices a dead connection */
+    const char *ssh_cmd = m.ssh ? m.ssh
+                                : "ssh -o BatchMode=yes -o ConnectTimeout=20 "
+                                  "-o ServerAliveInterval=10 -o ServerAliveCountMax=3";
     char sshbuf[1024];
-    snprintf(sshbuf, sizeof sshbuf, "%s", m.ssh && *m.ssh ? m.ssh : "ssh -o BatchMode=yes");
+    snprintf(sshbuf, sizeof sshbuf, "%s", ssh_cmd);
     if (split_ssh(&m, sshbuf) < 0)
         return ck_usage_error("migrate", "--ssh: no command, or too many words");
     if (!ck_proc_alive(m.pid)) {
         ck_msg("migrate %d: no such process", m.pid);
         return CK_EXIT_FAIL;
     }
+    catch_signals();
 
     if (preflight(&m) < 0 || checkpoint_here(&m) < 0)
         return CK_EXIT_FAIL;
 
-    char cmd[3 * PATH_MAX] = "", out[256];
+    char cmd[3 * PATH_MAX] = "", out[4096], shown[PATH_MAX + 8];
     sh_quote(cmd, sizeof cmd, m.remote_coord);
     strncat(cmd, " restore - --detach --adopt-stamp", sizeof cmd - strlen(cmd) - 1);
     const char *rkey = m.remote_key ? m.remote_key : m.key;
@@ -366,14 +512,16 @@ int cmd_migrate(int argc, char **argv)
         strncat(cmd, " --key ", sizeof cmd - strlen(cmd) - 1);
         sh_quote(cmd, sizeof cmd, rkey);
     }
-    int in = open(m.image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int in = m.dirfd >= 0 ? openat(m.dirfd, "image", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                          : open(m.image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0) {
-        ck_msg("migrate %d: cannot read back the image %s: %s", m.pid, m.image, strerror(errno));
+        ck_msg("migrate %d: cannot read back the image %s: %s", m.pid,
+               image_shown(&m, shown, sizeof shown), strerror(errno));
         return restore_here(&m, "the image could not be sent");
     }
-    int ws = run_ssh(&m, cmd, in, out, sizeof out);
+    int ws = run_ssh(&m, cmd, in, out, sizeof out, m.timeout_ms);
     close(in);
-    int newpid = ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? first_pid(out) : -1;
+    int newpid = ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? last_pid(out) : -1;
     if (newpid > 0) {
         retire_local_image(&m);
         cleanup(&m);
@@ -387,11 +535,18 @@ int cmd_migrate(int argc, char **argv)
         snprintf(why, sizeof why, "the restore on %s failed (above)", m.host);
         return restore_here(&m, why);
     }
-    /* ssh broke (exit 255, a signal) or the answer was not a pid: the
-     * program may or may not run there. Never risk running it twice. */
-    ck_msg("migrate %d: the connection to %s failed while the image was sent or restored; the "
-           "program may be running there (check with: ssh %s %s list) and does not run here. Its "
-           "image is kept at %s: `coord restore %s` runs it here if it does not run there",
-           m.pid, m.host, m.host, m.remote_coord, m.image, m.image);
+    /* ssh broke (exit 255, a signal), took too long, was interrupted, or
+     * the answer was not a pid: the program may or may not run there.
+     * Never risk running it twice. */
+    const char *what = ws == GOT_SIGNAL  ? "interrupted while the image was sent or restored"
+                       : ws == TIMED_OUT ? "no answer within --timeout while the image was "
+                                           "sent or restored"
+                                         : "the connection failed while the image was sent or "
+                                           "restored";
+    ck_msg("migrate %d: %s on %s: the program may be running there (check with: %s %s %s "
+           "list) and does not run here. Its image is kept at %s: `coord restore FILE` runs it "
+           "here if it does not run there",
+           m.pid, what, m.host, ssh_cmd, m.host, m.remote_coord,
+           image_shown(&m, shown, sizeof shown));
     return CK_EXIT_FAIL;
 }

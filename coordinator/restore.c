@@ -63,6 +63,7 @@
 #include "procparse.h"
 #include "rawsys.h"
 #include "tree.h"
+#include "treeshare.h"
 #include "xxh64.h"
 
 struct rctx {
@@ -94,6 +95,17 @@ struct rctx {
     char script[PATH_MAX];              /* --action-script (absolute), or "" */
     char script_image[PATH_MAX + 1];    /* the image, absolute, for the script */
     int tree_idx;                       /* index in a restored tree (g_tree), or -1 */
+    int no_versions;                    /* --no-file-versions */
+    char **shared;                      /* --shared-file PATH (as the image names it) */
+    int nshared;
+    struct version {                    /* a written file to put back (plan_versions) */
+        uint32_t i;                     /* its descriptor in the image */
+        int fd;                         /* opened for writing, checked to be the file */
+        int cut;                        /* 1: cut back to len; 0: rewrite with data */
+        uint64_t len;
+        uint8_t *data;
+    } *vers;
+    int nvers;
 };
 
 /* A process tree being restored (restore_tree). */
@@ -111,8 +123,8 @@ static struct {
     int map_fd;                         /* memfd "ckshim-tree": {vpid, pid now}[n] */
     uint8_t *macs;                      /* with a key: each stream's MAC (ck_tree_check_mac) */
     int32_t *map;
-    struct tree_shm {                   /* MAP_SHARED anonymous memory the tree shares */
-        uint64_t ino;                   /* its shmem inode at checkpoint (ck_region.ino) */
+    struct tree_shm {                   /* shared memory the tree shares (tree_shm_region) */
+        uint64_t dev, ino;              /* its inode at checkpoint (ck_region.dev, ino) */
         int fd;                         /* memfd "ckshim-tree-shm" holding its pages */
     } *shms;
     int nshms;
@@ -129,7 +141,36 @@ static struct {
      * or session (setsid), and the round its parent forks it in. */
     int32_t **pg_now, **sid_now;
     char *makes_pg, *makes_sid, *phase;
+    struct ck_tree_share *shares;       /* the share table (tree header), or NULL */
+    uint64_t nshares;
+    int shares_known;                   /* CK_TREE_HDR_SHARES */
+    struct ck_tree_socks socks;         /* every socket, when processes share or
+                                           connect them (make_tree_socks) */
+    struct tree_desc {                  /* a descriptor the tree made for a process */
+        int proc, fd;                   /* process index, its descriptor */
+        int made;                       /* the description, close-on-exec */
+        int skip_after;                 /* its kind's after/after_all ran elsewhere */
+    } *descs;
+    int ndescs;
+    struct tree_inode {                 /* a deleted file or memfd several processes hold */
+        uint32_t kind;
+        uint64_t dev, ino;
+        int fd;                         /* one of the descs' (made): reopened through it */
+    } *inodes;
+    int ninodes;
 } g_tree;
+
+/* The description the tree made for process proc's descriptor fd, or -1. */
+static int tree_desc_of(int proc, int fd, int *skip_after)
+{
+    for (int k = 0; proc >= 0 && k < g_tree.ndescs; k++)
+        if (g_tree.descs[k].proc == proc && g_tree.descs[k].fd == fd) {
+            if (skip_after)
+                *skip_after = g_tree.descs[k].skip_after;
+            return g_tree.descs[k].made;
+        }
+    return -1;
+}
 
 /* Restoring in a pid namespace of the program's own (an image taken in
  * one, or --pidns): every process is made with its pid (clone3 set_tid),
@@ -165,14 +206,34 @@ static int tree_file_fd(const struct ck_fd *f)
     return -1;
 }
 
-/* The memfd of the shared anonymous memory region r maps, or -1. */
-static int tree_shm_fd(const struct ck_region *r)
+/* Is region r of im shared memory that processes of a tree share by
+ * mapping the same object, and that restore makes once for all of them
+ * (make_tree_shm)? MAP_SHARED anonymous memory inherited across fork,
+ * and the shared mappings of a deleted file or memfd no descriptor of the
+ * process holds (a named semaphore removed at once, a memfd closed after
+ * mmap): their inode tells them apart. */
+static int tree_shm_region(const struct ck_image *im, const struct ck_region *r)
 {
-    if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
-        (r->flags & CK_REG_SYSV) || !r->ino)
+    if (!(r->flags & CK_REG_SHARED) || (r->flags & CK_REG_SYSV) || !r->ino)
+        return 0;
+    if (r->flags & CK_REG_ANON)
+        return 1;
+    if (!(r->flags & CK_REG_DELETED) || (r->flags & CK_REG_FROMFD))
+        return 0;
+    for (uint32_t k = 0; k < im->nfds; k++)
+        if ((im->fds[k].kind == CK_FD_MEMFD || im->fds[k].kind == CK_FD_DELETED) &&
+            im->fds[k].ino == r->ino && im->fds[k].dev == r->dev)
+            return 0; /* mapped from that descriptor, shared with it */
+    return 1;
+}
+
+/* The memfd of the tree's shared memory region r of im maps, or -1. */
+static int tree_shm_fd(const struct ck_image *im, const struct ck_region *r)
+{
+    if (!tree_shm_region(im, r))
         return -1;
     for (int k = 0; k < g_tree.nshms; k++)
-        if (g_tree.shms[k].ino == r->ino)
+        if (g_tree.shms[k].ino == r->ino && g_tree.shms[k].dev == r->dev)
             return g_tree.shms[k].fd;
     return -1;
 }
@@ -548,6 +609,32 @@ static int reopen_checked(struct rctx *c, const struct ck_fd *f, const char *pat
                           const struct seen *seen);
 static int open_null(int oflags);
 
+/* Is image descriptor i a written file saved at its checkpoint version
+ * that this restore puts back (not --no-file-versions, not a
+ * --shared-file)? Its CK_HASH_VER_* kind, or 0. */
+static int version_of(const struct rctx *c, uint32_t i)
+{
+    const struct ck_fd *f = &c->img.fds[i];
+    if (c->no_versions || f->kind != CK_FD_FILE || f->share_with >= 0 ||
+        (f->hash_kind != CK_HASH_VER_LENGTH && f->hash_kind != CK_HASH_VER_CONTENT))
+        return 0;
+    for (int k = 0; k < c->nshared; k++)
+        if (!strcmp(c->shared[k], c->img.fd_paths[i]))
+            return 0;
+    return (int)f->hash_kind;
+}
+
+/* The version kind of the file (dev, ino) had at checkpoint, if a
+ * descriptor of the image puts it back (a mapping of it may then be
+ * shorter now too). */
+static int file_version_of(const struct rctx *c, uint64_t dev, uint64_t ino)
+{
+    for (uint32_t i = 0; i < c->img.nfds; i++)
+        if (c->img.fds[i].dev == dev && c->img.fds[i].ino == ino && version_of(c, i))
+            return version_of(c, i);
+    return 0;
+}
+
 static int rest_check_path(struct ck_fdrest *r)
 {
     struct rctx *c = r->priv;
@@ -555,6 +642,7 @@ static int rest_check_path(struct ck_fdrest *r)
     snprintf(role, sizeof role, "fd %d: file", r->f->fd);
     struct ck_ident id;
     ck_ident_of_fd(r->f, &id);
+    id.version = version_of(c, r->i);
     struct stat st;
     if (check_file(c, r->path, &id, role, &st, -1) < 0)
         return -1;
@@ -586,6 +674,15 @@ static int rest_std(struct ck_fdrest *r)
     return c->detach ? open_null(r->oflags) : dup(c->saved_std[r->f->fd]);
 }
 
+static int rest_tree_file(struct ck_fdrest *r, const struct ck_fd *f)
+{
+    for (int k = 0; k < g_tree.ninodes; k++)
+        if (g_tree.inodes[k].kind == f->kind && g_tree.inodes[k].dev == f->dev &&
+            g_tree.inodes[k].ino == f->ino)
+            return g_tree.inodes[k].fd;
+    return -1;
+}
+
 static int rest_tree_pipe(struct ck_fdrest *r, uint64_t dev, uint64_t ino)
 {
     for (int k = 0; k < g_tree.npipes; k++)
@@ -594,13 +691,16 @@ static int rest_tree_pipe(struct ck_fdrest *r, uint64_t dev, uint64_t ino)
     return -1;
 }
 
-static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
+/* The context of image im's fd i (c's own image, or a tree's merged set
+ * of sockets) for a kind of fds/. */
+static void rest_ctx_of(struct rctx *c, const struct ck_image *im, uint32_t i,
+                        struct ck_fdrest *r, int *stash, int maxfd)
 {
     memset(r, 0, sizeof *r);
-    r->im = &c->img;
+    r->im = im;
     r->i = i;
-    r->f = &c->img.fds[i];
-    r->path = c->img.fd_paths[i];
+    r->f = &im->fds[i];
+    r->path = im->fd_paths[i];
     r->stash = stash;
     r->maxfd = maxfd;
     r->detach = c->detach;
@@ -613,10 +713,176 @@ static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash
     r->reopen = rest_reopen;
     r->std = rest_std;
     r->chunks = rest_chunks;
-    if (c->tree_idx >= 0)
+    if (c->tree_idx >= 0) {
         r->tree_pipe = rest_tree_pipe;
+        r->tree_file = rest_tree_file;
+    }
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
+}
+
+/* Files at their checkpoint version (fds/file.c; docs/DESIGN.md): after
+ * every other check, what is to be put back is found, read from the
+ * image, compared with the file and the file opened for writing, all
+ * without changing anything; apply_versions changes the files only once
+ * the restore is committed (the counter advanced at the gate), just
+ * before the program runs. A journal cut back or a file rewritten for a
+ * restore that then failed would cost the user the newer data for
+ * nothing. */
+static int plan_versions(struct rctx *c)
+{
+    const struct ck_image *im = &c->img;
+    for (uint32_t i = 0; i < im->nfds; i++) {
+        int kind = version_of(c, i);
+        if (!kind)
+            continue;
+        const struct ck_fd *f = &im->fds[i];
+        const char *path = im->fd_paths[i];
+        if (!c->fseen[i].ino || (c->same_host && (c->fseen[i].dev != f->dev ||
+                                                 c->fseen[i].ino != f->ino)))
+            continue; /* another file, accepted with --allow-changed: used as it is */
+        struct stat ls;
+        if (lstat(path, &ls) == 0 && ls.st_dev == f->dev && ls.st_ino == f->ino &&
+            (uint64_t)ls.st_size == f->size &&
+            ls.st_mtim.tv_sec * 1000000000LL + ls.st_mtim.tv_nsec == f->mtime_ns &&
+            ls.st_ctim.tv_sec * 1000000000LL + ls.st_ctim.tv_nsec == f->ctime_ns)
+            continue; /* not written since (ctime cannot be set back): nothing to do */
+        int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_dev != c->fseen[i].dev || st.st_ino != c->fseen[i].ino) {
+            fail_msg(c, "fd %d: cannot open %s to put it back at its checkpoint version: %s",
+                     f->fd, path, fd < 0 ? strerror(errno) : "another file is at the path now");
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        uint64_t size = (uint64_t)st.st_size;
+        uint8_t *data = NULL, *now = NULL;
+        size_t len = 0;
+        int same = 0;
+        if (kind == CK_HASH_VER_LENGTH) {
+            /* only appended to since: the bytes before its old end are
+             * those it had (their tail is compared) */
+            uint64_t t = f->size < CK_VER_TAIL ? f->size : CK_VER_TAIL;
+            now = malloc(t + 1);
+            int ok = now && size >= f->size &&
+                     pread(fd, now, t, (off_t)(f->size - t)) == (ssize_t)t &&
+                     ck_xxh64(now, t, f->size) == f->hash;
+            free(now);
+            if (!ok && change_allowed(c, path)) {
+                ck_msg("restore %s: warning: fd %d: %s was changed before its checkpoint "
+                       "length (%llu bytes), not only appended to; --allow-changed: using it "
+                       "as it is", c->file, f->fd, path, (unsigned long long)f->size);
+                close(fd);
+                continue;
+            }
+            if (!ok) {
+                fail_msg(c, "fd %d: %s was changed before the length it had at the checkpoint "
+                         "(%llu bytes, %llu now), not only appended to: it cannot be put back "
+                         "at its checkpoint version; to restore with the file as it is now, add "
+                         "--allow-changed %s (or --shared-file %s)", f->fd, path,
+                         (unsigned long long)f->size, (unsigned long long)size, path, path);
+                close(fd);
+                return -1;
+            }
+            same = size == f->size;
+        } else {
+            if (read_fd_bytes(c, f->fd, &data, &len) < 0) {
+                close(fd);
+                return -1;
+            }
+            if (len != f->size) {
+                fail_msg(c, "the image is damaged: fd %d: %zu bytes saved of %s, which had "
+                         "%llu", f->fd, len, path, (unsigned long long)f->size);
+                free(data);
+                close(fd);
+                return -1;
+            }
+            if (size == len && (now = malloc(len + 1)) &&
+                pread(fd, now, len, 0) == (ssize_t)len)
+                same = !memcmp(now, data, len);
+            free(now);
+        }
+        if (same) {
+            free(data);
+            close(fd);
+            continue;
+        }
+        struct version *v = realloc(c->vers, (size_t)(c->nvers + 1) * sizeof *v);
+        if (!v) {
+            fail_msg(c, "out of memory");
+            free(data);
+            close(fd);
+            return -1;
+        }
+        c->vers = v;
+        c->vers[c->nvers++] = (struct version){.i = i, .fd = fd, .cut = kind == CK_HASH_VER_LENGTH,
+                                               .len = f->size, .data = data};
+        ck_msg("restore %s: note: fd %d: %s %s to its checkpoint version (%llu bytes, %llu "
+               "now)", c->file, f->fd, path, kind == CK_HASH_VER_LENGTH ? "cut back" : "put back",
+               (unsigned long long)f->size, (unsigned long long)size);
+    }
+    return 0;
+}
+
+/* Put the files back (see plan_versions), once the restore is committed.
+ * Nothing here can need room that the file did not have, except a
+ * rewritten file that had grown shorter; a failure stops the program
+ * from running (it would see newer files than its memory). */
+static int apply_versions(struct rctx *c)
+{
+    for (int k = 0; k < c->nvers; k++) {
+        const struct version *v = &c->vers[k];
+        const char *path = c->img.fd_paths[v->i];
+        int ok = 1;
+        for (uint64_t off = 0; !v->cut && ok && off < v->len;) {
+            ssize_t n = pwrite(v->fd, v->data + off, (size_t)(v->len - off), (off_t)off);
+            ok = n > 0;
+            off += ok ? (uint64_t)n : 0;
+        }
+        if (!ok || ftruncate(v->fd, (off_t)v->len) < 0) {
+            fail_msg(c, "the restore was committed, but %s could not be put back at its "
+                     "checkpoint version: %s; the program was not started (fix that, then "
+                     "restore the image again with --force)", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The gate keeper closes what it does not need: the files to put back
+ * stay, above fd 4 (fds 0-4 become its own). */
+static void keep_version_fds(struct rctx *c)
+{
+    for (int k = 0; k < c->nvers; k++)
+        if (c->vers[k].fd < 5) {
+            int n = fcntl(c->vers[k].fd, F_DUPFD_CLOEXEC, 5);
+            close(c->vers[k].fd);
+            c->vers[k].fd = n;
+        }
+}
+
+static void close_from_but_versions(struct rctx *c, int lo)
+{
+    int from = lo;
+    for (;;) {
+        int next = -1;
+        for (int k = 0; k < c->nvers; k++)
+            if (c->vers[k].fd >= from && (next < 0 || c->vers[k].fd < next))
+                next = c->vers[k].fd;
+        if (next < 0)
+            break;
+        if (next > from)
+            close_range((unsigned)from, (unsigned)next - 1, 0);
+        from = next + 1;
+    }
+    close_range((unsigned)from, ~0U, 0);
+}
+
+static void rest_ctx(struct rctx *c, uint32_t i, struct ck_fdrest *r, int *stash, int maxfd)
+{
+    rest_ctx_of(c, &c->img, i, r, stash, maxfd);
 }
 
 /* A descriptor of a kind of fds/: may it be made again here? Runs
@@ -644,7 +910,9 @@ static int after_fd_kinds(struct rctx *c, int maxfd)
             const struct ck_fdkind *k = ck_fdkind_of(c->img.fds[i].kind);
             int (*fn)(struct ck_fdrest *) = !k ? NULL : pass ? k->after_all : k->after;
             struct ck_fdrest r;
-            if (!fn || c->img.fds[i].share_with >= 0)
+            int skip = 0;
+            if (!fn || c->img.fds[i].share_with >= 0 ||
+                (tree_desc_of(c->tree_idx, c->img.fds[i].fd, &skip) >= 0 && skip))
                 continue;
             rest_ctx(c, i, &r, NULL, maxfd);
             if (fn(&r) < 0)
@@ -715,6 +983,8 @@ static int check_image(struct rctx *c)
         }
         struct ck_ident id;
         ck_ident_of_region(r, &id);
+        if (ck_hash_written(r->hash_kind))
+            id.version = file_version_of(c, r->dev, r->ino);
         struct stat st;
         int k = check_file(c, path, &id, "mapped file", &st, (int)i);
         if (k < 0)
@@ -950,21 +1220,27 @@ static void plan_shm(struct rctx *c, uint32_t i, struct ck_plan_region *pr)
                      (exec ? CK_PLAN_SHM_EXEC : 0);
 }
 
-/* Make the segments marked for removal anew (check_shm). */
+/* Make segment i (marked for removal: check_shm) anew. 0 or -1. */
+static int make_one_shm(struct rctx *c, uint32_t i)
+{
+    const struct ck_shm *s = &c->img.shms[i];
+    int id = shmget(IPC_PRIVATE, s->size, IPC_CREAT | 0600 | (int)(s->mode & 0777));
+    if (id < 0) {
+        fail_msg(c, "cannot make SysV shared memory of %llu bytes again: %s",
+                 (unsigned long long)s->size, strerror(errno));
+        return -1;
+    }
+    c->shm_ids[i] = id;
+    return 0;
+}
+
+/* Make the segments marked for removal anew (check_shm): not those made
+ * for the whole tree (shm_new 2: make_tree_sysv). */
 static int make_shm(struct rctx *c)
 {
-    for (uint32_t i = 0; i < c->img.nshms; i++) {
-        const struct ck_shm *s = &c->img.shms[i];
-        if (!c->shm_new[i])
-            continue;
-        int id = shmget(IPC_PRIVATE, s->size, IPC_CREAT | 0600 | (int)(s->mode & 0777));
-        if (id < 0) {
-            fail_msg(c, "cannot make SysV shared memory of %llu bytes again: %s",
-                     (unsigned long long)s->size, strerror(errno));
+    for (uint32_t i = 0; i < c->img.nshms; i++)
+        if (c->shm_new[i] == 1 && make_one_shm(c, i) < 0)
             return -1;
-        }
-        c->shm_ids[i] = id;
-    }
     return 0;
 }
 
@@ -1130,8 +1406,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
         }
         if (pr[i].from_fd < 0 && (r->flags & CK_REG_SHARED))
             pr[i].from_fd = locked_fd_for(im, r);
-        if (c->tree_idx >= 0 && tree_shm_fd(r) >= 0)
-            pr[i].from_fd = tree_shm_fd(r); /* shared with other processes of the tree */
+        if (c->tree_idx >= 0 && tree_shm_fd(im, r) >= 0)
+            pr[i].from_fd = tree_shm_fd(im, r); /* shared with other processes of the tree */
         pr[i].shmid = -1;
         pr[i].hugepage_size = (r->flags & CK_REG_HUGETLB) ? r->fsize : 0;
         if (r->flags & CK_REG_SYSV)
@@ -1213,6 +1489,16 @@ static int copy_to_memfd(struct rctx *c)
     return 0;
 }
 
+/* MemAvailable of /proc/meminfo in bytes, 0 if unknown. */
+static uint64_t avail_memory(void)
+{
+    char buf[4096];
+    if (ck_read_file("/proc/meminfo", buf, sizeof buf) < 0)
+        return 0;
+    const char *p = strstr(buf, "MemAvailable:");
+    return p ? strtoull(p + 13, NULL, 10) * 1024 : 0;
+}
+
 /* coord restore -: the image arrives on standard input (a pipe from ssh
  * or from coord checkpoint -o -). The restorer and the tree restore read
  * records by offset, so the stream is kept whole in a memfd (memory, never
@@ -1226,8 +1512,47 @@ static int stdin_to_memfd(struct rctx *c)
         fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
         return -1;
     }
+    /* Not an image at all (text, zeros): said at once, not after reading
+     * an endless stream into memory; and never more than the memory there
+     * is (the restored program would need at least as much). */
+    char head[CK_MAGIC_LEN];
+    size_t got = 0;
+    while (got < sizeof head) {
+        ssize_t n = read(STDIN_FILENO, head + got, sizeof head - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == 0) {
+        fail_msg(c, "standard input held no image (nothing was read)");
+        close(fd);
+        return -1;
+    }
+    if (got < sizeof head || (memcmp(head, CK_MAGIC, CK_MAGIC_LEN) &&
+                              memcmp(head, CK_TREE_MAGIC, CK_MAGIC_LEN))) {
+        fail_msg(c, "standard input is not a ckshim image (it does not start like one)");
+        close(fd);
+        return -1;
+    }
+    if (write(fd, head, got) != (ssize_t)got) {
+        fail_msg(c, "cannot hold the image in memory: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    uint64_t limit = avail_memory(), total = got;
     char *buf = NULL;
     for (;;) {
+        if (limit && total > limit) {
+            char lim[32];
+            fail_msg(c, "the image on standard input is larger than the memory available "
+                     "(%s); save it to a file and restore that", ck_fmt_bytes(lim, sizeof lim,
+                                                                           limit));
+            free(buf);
+            close(fd);
+            return -1;
+        }
         ssize_t n = splice(STDIN_FILENO, NULL, fd, NULL, 1 << 20, SPLICE_F_MOVE);
         if (n < 0 && errno == EINTR)
             continue;
@@ -1244,6 +1569,8 @@ static int stdin_to_memfd(struct rctx *c)
         }
         if (n == 0)
             break;
+        if (n > 0)
+            total += (uint64_t)n;
         if (n < 0) {
             fail_msg(c, "cannot read the image from standard input: %s", strerror(errno));
             free(buf);
@@ -1252,11 +1579,6 @@ static int stdin_to_memfd(struct rctx *c)
         }
     }
     free(buf);
-    if (lseek(fd, 0, SEEK_END) == 0) {
-        fail_msg(c, "standard input held no image (nothing was read)");
-        close(fd);
-        return -1;
-    }
     lseek(fd, 0, SEEK_SET);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) {
@@ -1653,7 +1975,9 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
             continue;
         }
         const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
-        int shared = c->tree_idx >= 0 ? tree_file_fd(f) : -1;
+        int shared = c->tree_idx >= 0 ? tree_desc_of(c->tree_idx, f->fd, NULL) : -1;
+        if (shared < 0 && c->tree_idx >= 0)
+            shared = tree_file_fd(f);
         if (shared >= 0) {
             /* the description the processes of the tree share */
             if ((fd = fcntl(shared, F_DUPFD_CLOEXEC, 0)) < 0) {
@@ -1689,6 +2013,11 @@ static int restore_fds(struct rctx *c, int keep[], int nkeep)
     for (uint32_t i = 0; i < im->nfds; i++)
         if (im->fds[i].flags & CK_FDF_IN_FLIGHT)
             close(im->fds[i].fd);
+    /* what the tree made is in place, and this process's children have
+     * their own copies: let go of them now, not at the exec, which would
+     * drop the POSIX locks taken below on their files */
+    for (int k = 0; c->tree_idx >= 0 && k < g_tree.ndescs; k++)
+        close(g_tree.descs[k].made);
     return restore_locks(c);
 }
 
@@ -1761,9 +2090,10 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
         dup2(null, 1);
         dup2(null, 2);
     }
+    keep_version_fds(c);
     if (dup2(ready_rd, 3) < 0 || dup2(gate_wr, 4) < 0)
         _exit(1);
-    close_range(5, ~0U, 0);
+    close_from_but_versions(c, 5);
     char b;
     ssize_t n;
     do
@@ -1772,7 +2102,7 @@ static void gate_keeper(struct rctx *c, int ready_rd, int gate_wr)
     if (n != 1)
         _exit(0);
     char msg[1100];
-    if (commit_counter(c) < 0)
+    if ((c->commit && commit_counter(c) < 0) || apply_versions(c) < 0)
         snprintf(msg, sizeof msg, "error: %s\n", c->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
@@ -1934,9 +2264,13 @@ static void become(struct rctx *c, const char *restorer)
         if (c->img.fds[i].fd > maxfd)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
-    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 : 0)],
+    int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 +
+                                          g_tree.ndescs : 0)],
         nkeep = 0;
     if (c->tree_idx >= 0) {
+        /* descriptors the tree made (sockets, shared descriptions) */
+        for (int k = 0; k < g_tree.ndescs; k++)
+            keep[nkeep++] = g_tree.descs[k].made;
         for (int k = 0; k < g_tree.nfiles; k++)
             keep[nkeep++] = g_tree.files[k].fd;
         /* the shared memory stays open through the exec: the restorer
@@ -1993,7 +2327,10 @@ static void become(struct rctx *c, const char *restorer)
         c->commit = 1;
         keep[nkeep++] = gate_rd;
         keep[nkeep++] = ready_wr;
-    } else if (c->commit) {
+    } else if (c->commit || c->nvers) {
+        /* a gate also when only files are to be put back (no counter to
+         * advance: --counter none, --force past a stale stamp): they
+         * change only once every page is in place */
         if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
             return;
         keep[nkeep++] = gate_rd;
@@ -2036,7 +2373,7 @@ static void become(struct rctx *c, const char *restorer)
         fcntl(st, F_SETFD, 0);
     if (!c->detach)
         fcntl(c->saved_std[2], F_SETFD, 0);
-    if (c->commit) {
+    if (gate_rd >= 0) {
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
     }
@@ -2281,6 +2618,9 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
         snprintf(msg, sizeof msg, "error: %s\n", root->err);
     else
         snprintf(msg, sizeof msg, "ok\n");
+    for (int i = 0; i < n && !strcmp(msg, "ok\n"); i++)
+        if (apply_versions(&g_tree.m[i]) < 0)
+            snprintf(msg, sizeof msg, "error: %s\n", g_tree.m[i].err);
     tree_gates_say(gate_wr, n, msg);
     _exit(0);
 }
@@ -2440,17 +2780,15 @@ static int make_tree_shm(struct rctx *root, int hi)
         struct rctx *m = &g_tree.m[i];
         for (uint32_t x = 0; x < m->img.nregions; x++) {
             const struct ck_region *r = &m->img.regions[x];
-            if ((r->flags & (CK_REG_SHARED | CK_REG_ANON)) != (CK_REG_SHARED | CK_REG_ANON) ||
-                (r->flags & CK_REG_SYSV) || !r->ino || tree_shm_fd(r) >= 0)
+            if (!tree_shm_region(&m->img, r) || tree_shm_fd(&m->img, r) >= 0)
                 continue;
             int others = 0;
             uint64_t size = 0;
             for (int j = 0; j < g_tree.n; j++)
                 for (uint32_t y = 0; y < g_tree.m[j].img.nregions; y++) {
                     const struct ck_region *q = &g_tree.m[j].img.regions[y];
-                    if ((q->flags & (CK_REG_SHARED | CK_REG_ANON)) !=
-                            (CK_REG_SHARED | CK_REG_ANON) || (q->flags & CK_REG_SYSV) ||
-                        q->ino != r->ino)
+                    if (!tree_shm_region(&g_tree.m[j].img, q) || q->ino != r->ino ||
+                        q->dev != r->dev)
                         continue;
                     others += j != i;
                     if (q->offset + (q->end - q->start) > size)
@@ -2474,11 +2812,12 @@ static int make_tree_shm(struct rctx *root, int hi)
                 return -1;
             }
             ts->ino = r->ino;
+            ts->dev = r->dev;
             g_tree.nshms++;
             /* its pages, as process i saved them in its regions of it */
             for (uint32_t y = 0; y < m->img.nregions; y++) {
                 const struct ck_region *q = &m->img.regions[y];
-                if (q->ino != r->ino || !(q->flags & CK_REG_ANON) || !(q->flags & CK_REG_SHARED))
+                if (q->ino != r->ino || q->dev != r->dev || !tree_shm_region(&m->img, q))
                     continue;
                 struct ck_recbuf b = {0};
                 for (uint64_t k = 0; k < m->img.npagerecs; k++) {
@@ -2497,6 +2836,69 @@ static int make_tree_shm(struct rctx *root, int hi)
                     }
                 }
                 ck_recbuf_free(&b);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Make process p's descriptor x in coord (before the forks), by its
+ * kind, at a number from hi up, close-on-exec: what several processes of
+ * the tree share. The fd, or -1 (root's err says why). */
+static int make_for_tree(struct rctx *root, int p, uint32_t x, int hi)
+{
+    struct rctx *m = &g_tree.m[p];
+    const struct ck_fd *f = &m->img.fds[x];
+    int *stash = new_stash(m->img.nfds);
+    if (!stash) {
+        fail_msg(root, "out of memory");
+        return -1;
+    }
+    struct ck_fdrest r;
+    rest_ctx(m, x, &r, stash, hi);
+    m->err[0] = 0;
+    int fd = ck_fdkind_of(f->kind)->restore(&r);
+    for (uint32_t k = 0; k < m->img.nfds; k++)
+        if (stash[k] >= 0)
+            close(stash[k]);
+    free(stash);
+    int made = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
+    if (fd >= 0)
+        close(fd);
+    if (made < 0)
+        fail_msg(root, "process %d fd %d: %s", g_tree.e[p].vpid, f->fd,
+                 m->err[0] ? m->err : strerror(errno));
+    return made;
+}
+
+/* SysV segments that processes of the tree attach and that were removed
+ * (marked IPC_RMID, gone with the processes): made once, before the forks,
+ * and attached by every one of them (each fills it with the same pages,
+ * saved at the same moment, and marks it removed again). */
+static int make_tree_sysv(struct rctx *root)
+{
+    for (int i = 0; i < g_tree.n; i++) {
+        struct rctx *m = &g_tree.m[i];
+        for (uint32_t k = 0; m->shm_new && k < m->img.nshms; k++) {
+            int others = 0;
+            for (int j = i + 1; j < g_tree.n; j++)
+                for (uint32_t y = 0; g_tree.m[j].shm_new && y < g_tree.m[j].img.nshms; y++)
+                    others |= g_tree.m[j].shm_new[y] == 1 &&
+                              g_tree.m[j].img.shms[y].shmid == m->img.shms[k].shmid;
+            if (m->shm_new[k] != 1 || !others)
+                continue;
+            if (make_one_shm(m, k) < 0) {
+                fail_msg(root, "process %d: %s", g_tree.e[i].vpid, m->err);
+                return -1;
+            }
+            for (int j = i; j < g_tree.n; j++) {
+                struct rctx *o = &g_tree.m[j];
+                for (uint32_t y = 0; o->shm_new && y < o->img.nshms; y++)
+                    if (o->shm_new[y] == 1 && o->img.shms[y].shmid == m->img.shms[k].shmid &&
+                        (j != i || y == k)) {
+                        o->shm_ids[y] = m->shm_ids[k];
+                        o->shm_new[y] = 2;
+                    }
             }
         }
     }
@@ -2522,26 +2924,14 @@ static int make_tree_files(struct rctx *root, int hi)
                 continue;
             struct tree_file *tf = realloc(g_tree.files, (size_t)(g_tree.nfiles + 1) *
                                                              sizeof *tf);
-            int *stash = new_stash(m->img.nfds);
-            if (!tf || !stash) {
-                free(stash);
+            if (!tf) {
                 fail_msg(root, "out of memory");
                 return -1;
             }
             g_tree.files = tf;
-            struct ck_fdrest r;
-            rest_ctx(m, x, &r, stash, hi);
-            m->err[0] = 0;
-            int fd = ck_fdkind_of(CK_FD_FILE)->restore(&r);
-            free(stash);
-            int hfd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, hi);
-            if (fd >= 0)
-                close(fd);
-            if (hfd < 0) {
-                fail_msg(root, "process %d fd %d: %s", g_tree.e[i].vpid, f->fd,
-                         m->err[0] ? m->err : strerror(errno));
+            int hfd = make_for_tree(root, i, x, hi);
+            if (hfd < 0)
                 return -1;
-            }
             tf = &g_tree.files[g_tree.nfiles++];
             tf->dev = f->dev;
             tf->ino = f->ino;
@@ -2650,13 +3040,295 @@ out:
     return ret;
 }
 
+static int add_desc(int proc, int fd, int made, int skip_after)
+{
+    struct tree_desc *d = realloc(g_tree.descs, (size_t)(g_tree.ndescs + 1) * sizeof *d);
+    if (!d)
+        return -1;
+    g_tree.descs = d;
+    d[g_tree.ndescs++] = (struct tree_desc){proc, fd, made, skip_after};
+    return 0;
+}
+
+/* The index of process p's descriptor fd in its image, or -1 (one of the
+ * shim's own: not the program's). */
+static int fd_index(const struct ck_image *im, int fd)
+{
+    for (uint32_t x = 0; x < im->nfds; x++)
+        if (im->fds[x].fd == fd)
+            return (int)x;
+    return -1;
+}
+
+static int sock_number(void *arg)
+{
+    return fcntl(*(int *)arg, F_DUPFD_CLOEXEC, *((int *)arg + 1));
+}
+
+static int socks_bytes(struct ck_fdrest *r, int fd, uint8_t **data, size_t *len)
+{
+    const struct ck_tree_socks *t = &g_tree.socks;
+    for (uint32_t k = 0; k < t->im.nfds; k++)
+        if (t->im.fds[k].fd == fd) {
+            struct rctx *m = &g_tree.m[t->proc[k]];
+            int rc = read_fd_bytes(m, t->orig_fd[k], data, len);
+            if (rc < 0)
+                snprintf(r->err, r->errlen, "process %d: %s", g_tree.e[t->proc[k]].vpid,
+                         m->err);
+            return rc;
+        }
+    *data = NULL;
+    *len = 0;
+    return 0;
+}
+
+static void socks_ctx(struct rctx *root, uint32_t k, struct ck_fdrest *r, int *stash, int maxfd)
+{
+    rest_ctx_of(root, &g_tree.socks.im, k, r, stash, maxfd);
+    r->bytes = socks_bytes; /* each from its own process's stream */
+    r->tree_pipe = NULL;
+    r->tree_file = NULL;
+}
+
+/* Sockets processes of the tree share (inherited across fork: a
+ * pre-forking server's listener) or that connect two of them (a socket
+ * pair split by fork, a TCP connection between them): every socket of
+ * every process is made at once, as the sockets of one process are,
+ * from the merged set (treeshare.c), at numbers above every process's,
+ * before the forks; each process takes its descriptors from there. */
+static int make_tree_socks(struct rctx *root, int hi)
+{
+    int n = g_tree.n;
+    struct ck_image *imgs = calloc((size_t)n, sizeof *imgs);
+    int *live = calloc((size_t)n, sizeof *live), *pids = calloc((size_t)n, sizeof *pids);
+    int arg[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC), hi};
+    if (!imgs || !live || !pids || arg[0] < 0) {
+        free(imgs);
+        free(live);
+        free(pids);
+        if (arg[0] >= 0)
+            close(arg[0]);
+        fail_msg(root, "cannot make the sockets of the tree: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        imgs[i] = g_tree.m[i].img;
+        live[i] = !(g_tree.e[i].flags & CK_TREE_ZOMBIE);
+        pids[i] = g_tree.e[i].vpid;
+    }
+    char err[768];
+    struct ck_tree_socks *t = &g_tree.socks;
+    int mr = ck_tree_socks_merge(imgs, live, pids, n, g_tree.shares, g_tree.nshares, sock_number,
+                                 arg, t, err, sizeof err);
+    free(imgs);
+    free(live);
+    free(pids);
+    close(arg[0]);
+    if (mr < 0) {
+        fail_msg(root, "sockets between processes of the tree: %s", err);
+        return -1;
+    }
+    if (mr == 0) {
+        /* each process makes its own: the numbers reserved go */
+        for (uint32_t k = 0; k < t->im.nfds; k++)
+            close(t->im.fds[k].fd);
+        ck_tree_socks_free(t);
+        return 0;
+    }
+    int maxfd = hi;
+    for (uint32_t k = 0; k < t->im.nfds; k++)
+        if (t->im.fds[k].fd > maxfd)
+            maxfd = t->im.fds[k].fd;
+    int *stash = new_stash(t->im.nfds);
+    if (!stash) {
+        fail_msg(root, "out of memory");
+        return -1;
+    }
+    int ret = -1;
+    for (uint32_t k = 0; k < t->im.nfds; k++) {
+        const struct ck_fd *f = &t->im.fds[k];
+        if (f->flags & CK_FDF_STD_REDIRECT)
+            continue; /* the restoring coord's own: each process's */
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        struct ck_fdrest r;
+        socks_ctx(root, k, &r, stash, maxfd);
+        root->err[0] = 0;
+        int fd = kind->restore(&r);
+        if (fd < 0) {
+            if (!root->err[0])
+                fail_msg(root, "process %d fd %d: cannot make the %s again",
+                         g_tree.e[t->proc[k]].vpid, t->orig_fd[k], kind->name);
+            goto out;
+        }
+        if (dup3(fd, f->fd, O_CLOEXEC) < 0) {
+            fail_msg(root, "cannot place a socket of the tree: %s", strerror(errno));
+            close(fd);
+            goto out;
+        }
+        close(fd);
+    }
+    for (uint32_t k = 0; k < t->im.nfds; k++) {
+        const struct ck_fd *f = &t->im.fds[k];
+        const struct ck_fdkind *kind = ck_fdkind_of(f->kind);
+        struct ck_fdrest r;
+        if ((f->flags & CK_FDF_STD_REDIRECT) || !kind->after)
+            continue;
+        socks_ctx(root, k, &r, stash, maxfd);
+        if (kind->after(&r) < 0)
+            goto out;
+    }
+    /* every process's descriptors of these sockets */
+    for (int p = 0; p < n; p++) {
+        const struct ck_image *im = &g_tree.m[p].img;
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            if ((f->kind != CK_FD_UNIX && f->kind != CK_FD_INET) || f->share_with >= 0 ||
+                (f->flags & CK_FDF_IN_FLIGHT))
+                continue;
+            int k = ck_tree_socks_find(t, p, f->fd, g_tree.shares, g_tree.nshares);
+            if (k < 0 || (t->im.fds[k].flags & CK_FDF_STD_REDIRECT))
+                continue;
+            if (add_desc(p, f->fd, t->im.fds[k].fd, 1) < 0) {
+                fail_msg(root, "out of memory");
+                goto out;
+            }
+        }
+    }
+    ret = 0;
+out:
+    for (uint32_t k = 0; k < t->im.nfds; k++)
+        if (stash[k] >= 0)
+            close(stash[k]);
+    free(stash);
+    return ret;
+}
+
+/* A deleted file or memfd made for the tree (fd): later descriptions of
+ * it, in any process, are opened through it (rest_tree_file). */
+static int add_inode(const struct ck_fd *f, int fd)
+{
+    struct tree_inode *t = realloc(g_tree.inodes, (size_t)(g_tree.ninodes + 1) * sizeof *t);
+    if (!t)
+        return -1;
+    g_tree.inodes = t;
+    t[g_tree.ninodes++] = (struct tree_inode){f->kind, f->dev, f->ino, fd};
+    return 0;
+}
+
+/* A deleted file or memfd that several processes hold through different
+ * open file descriptions (one opened it again through /proc/PID/fd, or
+ * closed the one inherited): made once, by the first holder, before the
+ * forks; every other description is opened through it (fds/deleted.c). */
+static int make_tree_inodes(struct rctx *root, int hi)
+{
+    for (int p = 0; p < g_tree.n; p++) {
+        const struct ck_image *im = &g_tree.m[p].img;
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            if ((f->kind != CK_FD_DELETED && f->kind != CK_FD_MEMFD) || f->share_with >= 0 ||
+                (f->flags & CK_FDF_IN_FLIGHT) || rest_tree_file(NULL, f) >= 0)
+                continue;
+            int others = 0;
+            for (int q = p + 1; q < g_tree.n && !others; q++)
+                for (uint32_t y = 0; y < g_tree.m[q].img.nfds; y++) {
+                    const struct ck_fd *g = &g_tree.m[q].img.fds[y];
+                    others |= g->kind == f->kind && g->dev == f->dev && g->ino == f->ino;
+                }
+            if (!others)
+                continue;
+            int made = make_for_tree(root, p, x, hi);
+            if (made < 0 || add_desc(p, f->fd, made, 0) < 0 || add_inode(f, made) < 0) {
+                if (made >= 0)
+                    fail_msg(root, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Kinds whose open file description processes may share and that are
+ * made once for all of them (make_tree_descs). */
+static int tree_shareable(uint32_t kind)
+{
+    switch (kind) {
+    case CK_FD_FILE: case CK_FD_DIR: case CK_FD_CHR: case CK_FD_DELETED: case CK_FD_MEMFD:
+    case CK_FD_EVENTFD: case CK_FD_EPOLL: case CK_FD_TIMERFD: case CK_FD_SIGNALFD:
+    case CK_FD_INOTIFY: case CK_FD_SYMLINK: case CK_FD_PIPE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Descriptors that are one open file description in several processes
+ * (the share table): made once, by the first process that holds it (its
+ * identity checks, its saved contents), and given to every holder: one
+ * offset, one set of flags, one eventfd counter, one epoll (whose
+ * watches the first holder adds again, with its descriptors). */
+static int make_tree_descs(struct rctx *root, int hi)
+{
+    for (uint64_t a = 0; a < g_tree.nshares; a++) {
+        const struct ck_tree_share *sa = &g_tree.shares[a];
+        int first = 1;
+        for (uint64_t b = 0; b < a && first; b++)
+            first = g_tree.shares[b].group != sa->group;
+        if (!first)
+            continue;
+        /* the holder of the lowest index makes it */
+        int made = -1, maker = -1;
+        for (int p = 0; p < g_tree.n && maker < 0; p++) {
+            struct rctx *m = &g_tree.m[p];
+            for (uint64_t b = a; b < g_tree.nshares && maker < 0; b++) {
+                const struct ck_tree_share *sb = &g_tree.shares[b];
+                int x = sb->group == sa->group && sb->proc == p ? fd_index(&m->img, sb->fd) : -1;
+                if (x >= 0 && m->img.fds[x].share_with >= 0)
+                    x = fd_index(&m->img, m->img.fds[x].share_with);
+                if (x < 0)
+                    continue;
+                const struct ck_fd *f = &m->img.fds[x];
+                if (!tree_shareable(f->kind) || (f->flags & (CK_FDF_STD_REDIRECT |
+                                                             CK_FDF_IN_FLIGHT)))
+                    break;
+                if ((made = make_for_tree(root, p, (uint32_t)x, hi)) < 0 ||
+                    ((f->kind == CK_FD_DELETED || f->kind == CK_FD_MEMFD) &&
+                     add_inode(f, made) < 0))
+                    return -1;
+                maker = p;
+            }
+        }
+        if (maker < 0)
+            continue; /* not a kind made once for all (sockets: make_tree_socks) */
+        for (uint64_t b = a; b < g_tree.nshares; b++) {
+            const struct ck_tree_share *sb = &g_tree.shares[b];
+            if (sb->group != sa->group)
+                continue;
+            const struct ck_image *im = &g_tree.m[sb->proc].img;
+            int x = fd_index(im, sb->fd);
+            if (x < 0 || im->fds[x].share_with >= 0 ||
+                (im->fds[x].flags & (CK_FDF_STD_REDIRECT | CK_FDF_IN_FLIGHT)) ||
+                tree_desc_of(sb->proc, sb->fd, NULL) >= 0)
+                continue;
+            if (add_desc(sb->proc, sb->fd, made, sb->proc != maker) < 0) {
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Read and check every process of a tree image; make what they share.
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
 static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
-                        struct ck_tree_entry *e, const char *counter_url, int force)
+                        struct ck_tree_entry *e, const struct ck_tree_sharetab *st,
+                        const char *counter_url, int force)
 {
     int n = (int)h->nprocs;
+    g_tree.shares = st->s;
+    g_tree.nshares = st->n;
+    g_tree.shares_known = !!(st->flags & CK_TREE_HDR_SHARES);
     g_tree.n = n;
     g_tree.e = e;
     g_tree.map_fd = -1;
@@ -2738,8 +3410,9 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     /* the tree header (parents, zombies, which processes) and the streams
      * together, before anything of it is used */
     char merr[512];
-    if (root->have_key && ck_tree_check_mac(h, e, g_tree.macs, &root->key, merr,
-                                            sizeof merr) < 0) {
+    if ((root->have_key && ck_tree_check_mac(h, e, st, g_tree.macs, &root->key, merr,
+                                             sizeof merr) < 0) ||
+        ck_tree_check_shares(h, st, merr, sizeof merr) < 0) {
         fail_msg(root, "%s", merr);
         return -1;
     }
@@ -2760,14 +3433,18 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         struct rctx *m = &g_tree.m[i];
         if (e[i].flags & CK_TREE_ZOMBIE)
             continue;
-        if (check_image(m) < 0 || (i == 0 && check_counter(m, counter_url, force) < 0) ||
-            remake_saved_files(m) < 0) {
+        if (check_image(m) < 0 || plan_versions(m) < 0 ||
+            (i == 0 && check_counter(m, counter_url, force) < 0) || remake_saved_files(m) < 0) {
             fail_msg(root, "process %d of the tree: %s", e[i].vpid, m->err);
             return -1;
         }
     }
+    /* with the share table, the files processes share are known exactly;
+     * an image without it has them guessed (make_tree_files) */
     if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
-        make_tree_files(root, hi) < 0)
+        make_tree_socks(root, hi) < 0 || make_tree_descs(root, hi) < 0 ||
+        make_tree_inodes(root, hi) < 0 || make_tree_sysv(root) < 0 ||
+        (!g_tree.shares_known && make_tree_files(root, hi) < 0))
         return -1;
     /* The map: {vpid, pid now} of every process, {0, 0}, {group, id now}
      * of every process group, {0, 0}, the same for sessions, {0, 0},
@@ -2846,6 +3523,8 @@ static void tree_close_all(void)
         close(g_tree.shms[k].fd);
     for (int k = 0; k < g_tree.nfiles; k++)
         close(g_tree.files[k].fd);
+    for (int k = 0; k < g_tree.ndescs; k++)
+        close(g_tree.descs[k].made); /* a description held by several: EBADF after the first */
     if (g_tree.map_fd >= 0)
         close(g_tree.map_fd);
 }
@@ -2986,6 +3665,27 @@ static void tree_become(int i, const char *restorer)
     become(m, restorer);
 }
 
+/* --allow-changed PATH|all, --shared-file PATH (as "--opt PATH" or
+ * "--opt=PATH"), added to a list; the image has absolute paths without
+ * links: compared with that. 0, or -1 (said why). */
+static int path_list_option(int argc, char **argv, int *i, const char *opt, char ***list,
+                            int *n)
+{
+    size_t ol = strlen(opt);
+    const char *v = argv[*i][ol] == '=' ? argv[*i] + ol + 1 : *i + 1 < argc ? argv[++*i] : NULL;
+    if (!v || !*v) {
+        ck_usage_error("restore", "%s needs a PATH", opt);
+        return -1;
+    }
+    char **l = realloc(*list, (size_t)(*n + 1) * sizeof **list);
+    if (!l)
+        return -1;
+    *list = l;
+    char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
+    l[(*n)++] = abs ? abs : (char *)v;
+    return 0;
+}
+
 /* ---- a pid namespace of the program's own (docs/DESIGN.md, "PID
  * namespaces") ---- */
 
@@ -3089,16 +3789,15 @@ int cmd_restore(int argc, char **argv)
             force = 1;
         else if (!strcmp(argv[i], "--adopt-stamp"))
             adopt_stamp = 1;
-        else if (!strcmp(argv[i], "--allow-changed") || !strncmp(argv[i], "--allow-changed=", 16)) {
-            const char *v = argv[i][15] == '=' ? argv[i] + 16 : i + 1 < argc ? argv[++i] : NULL;
-            if (!v || !*v)
-                return ck_usage_error("restore", "--allow-changed needs a PATH (or all)");
-            c.allow = realloc(c.allow, (size_t)(c.nallow + 1) * sizeof *c.allow);
-            if (!c.allow)
-                return CK_EXIT_FAIL;
-            /* the image has absolute paths without links: compare with that */
-            char *abs = strcmp(v, "all") ? realpath(v, NULL) : NULL;
-            c.allow[c.nallow++] = abs ? abs : (char *)v;
+        else if (!strcmp(argv[i], "--no-file-versions"))
+            c.no_versions = 1;
+        else if (!strcmp(argv[i], "--shared-file") || !strncmp(argv[i], "--shared-file=", 14)) {
+            if (path_list_option(argc, argv, &i, "--shared-file", &c.shared, &c.nshared) < 0)
+                return CK_EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--allow-changed") ||
+                   !strncmp(argv[i], "--allow-changed=", 16)) {
+            if (path_list_option(argc, argv, &i, "--allow-changed", &c.allow, &c.nallow) < 0)
+                return CK_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--counter") || !strncmp(argv[i], "--counter=", 10) ||
                  !strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6) ||
                  !strcmp(argv[i], "--action-script") ||
@@ -3174,13 +3873,14 @@ int cmd_restore(int argc, char **argv)
     /* A process tree image: restore_tree reads every process's stream. */
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
-    int tr = ck_tree_read_hdr(c.img_fd, &th, &te, err, sizeof err);
+    struct ck_tree_sharetab tshares;
+    int tr = ck_tree_read_hdr(c.img_fd, &th, &te, &tshares, err, sizeof err);
     if (tr < 0) {
         ck_msg("restore %s: %s", c.file, err);
         return CK_EXIT_FAIL;
     }
     if (tr > 0) {
-        if (restore_tree(&c, &th, te, counter_url, force) < 0) {
+        if (restore_tree(&c, &th, te, &tshares, counter_url, force) < 0) {
             print_err(&c);
             return CK_EXIT_FAIL;
         }
@@ -3226,8 +3926,8 @@ int cmd_restore(int argc, char **argv)
         print_err(&c);
         return CK_EXIT_FAIL;
     }
-    if (check_image(&c) < 0 || check_counter(&c, counter_url, force) < 0 ||
-        remake_saved_files(&c) < 0) {
+    if (check_image(&c) < 0 || plan_versions(&c) < 0 ||
+        check_counter(&c, counter_url, force) < 0 || remake_saved_files(&c) < 0) {
         print_err(&c);
         return CK_EXIT_FAIL;
     }

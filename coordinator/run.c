@@ -357,6 +357,41 @@ int ck_run_exec(const char *path, const char *preload, const char *app_id, char 
     return CK_EXIT_FAIL;
 }
 
+int ck_run_version_option(const char *cmd, int argc, char **argv, int *i)
+{
+    if (!strcmp(argv[*i], "--no-file-versions")) {
+        (*i)++;
+        return setenv("CKSHIM_FILE_VERSIONS", "0", 1) < 0 ? -1 : 1;
+    }
+    const char *path = NULL;
+    int r = ck_opt_value(cmd, argc, argv, i, "--shared-file", NULL, &path);
+    if (r <= 0)
+        return r;
+    if (!*path || strchr(path, ':')) {
+        ck_usage_error(cmd, "--shared-file: '%s' is not a path coord can pass on (empty or "
+                       "with ':')", path);
+        return -1;
+    }
+    /* absolute, so the program finds it from any working directory (it
+     * may not exist yet: the program creates its log) */
+    char abs[PATH_MAX], cwd[PATH_MAX];
+    if (!realpath(path, abs)) {
+        if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+            snprintf(abs, sizeof abs, "%s", path);
+        else
+            snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+    }
+    const char *old = getenv("CKSHIM_SHARED_FILES");
+    size_t len = strlen(abs) + (old ? strlen(old) : 0) + 2;
+    char *v = malloc(len);
+    if (!v)
+        return -1;
+    snprintf(v, len, "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", abs);
+    r = setenv("CKSHIM_SHARED_FILES", v, 1);
+    free(v);
+    return r < 0 ? -1 : 1;
+}
+
 /* coord run --pidns: the program runs as pid 2 of a pid namespace of its
  * own, under coord's init (pidns.c); coord waits outside and ends as the
  * program does. Returns the exit code. */
@@ -388,7 +423,8 @@ static int supervise_option(const char *a)
 {
     static const char *const opts[] = {"--every", "--images", "--keep", "--auto-restore",
                                        "--resume", "--max-restores", "--window",
-                                       "--exit-code-on-checkpoint", "--counter"};
+                                       "--exit-code-on-checkpoint", "--counter", "--record-net",
+                                       "--record-net-max"};
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++) {
         size_t l = strlen(opts[k]);
         if (!strncmp(a, opts[k], l) && (a[l] == '\0' || a[l] == '='))
@@ -417,6 +453,8 @@ int cmd_run(int argc, char **argv)
             continue;
         }
         int r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &app_id);
+        if (r == 0)
+            r = ck_run_version_option("run", argc, argv, &i);
         if (r < 0)
             return CK_EXIT_USAGE;
         if (r > 0)

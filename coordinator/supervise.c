@@ -34,6 +34,8 @@
 #include "counter.h"
 #include "fileid.h"
 #include "imgio.h"
+#include "netrec.h"
+#include "replay.h"
 #include "tree.h"
 
 #define STATE_NAME "supervise.state"
@@ -47,13 +49,16 @@ struct sv {
     int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
     int pidns;                   /* --pidns: the program under coord's init */
     const char *counter_url, *app_id;
+    int record_net;              /* --record-net (replay.c) */
+    unsigned long long record_max; /* --record-net-max, 0: the shim's default */
     char dir[PATH_MAX];
     char **argv; /* PROG ARGS */
     /* the program */
     pid_t prog;
     int prog_status, prog_done;
-    /* the checkpoint or restore helper */
+    /* the checkpoint or restore helper (its stderr: helper_log if >= 0) */
     pid_t helper;
+    int helper_log;
     int helper_status, helper_done;
     /* SIGTERM/SIGINT received, and the last one */
     int nsig, lastsig;
@@ -62,6 +67,10 @@ struct sv {
     unsigned long long restored; /* the seq restored last (for "again"), 0: none */
     int nrestores;               /* in restore_at */
     int total_restores;
+    /* periodic checkpoints that failed since the last committed one, and
+     * why the last one did (the helper's last message) */
+    int ckpt_failures;
+    char last_failure[400];
     long long restore_at[64];    /* when the recent restores happened (ms) */
     char super_file[PATH_MAX];
 };
@@ -94,6 +103,23 @@ static long long parse_duration(const char *s)
     if (ms < 1 || ms > 1e12)
         return -1;
     return (long long)ms;
+}
+
+/* "4096", "64K", "64M", "1G": bytes, or 0. */
+static unsigned long long parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return 0;
+    unsigned long long mul = !*end ? 1 : !strcmp(end, "K") ? 1ull << 10
+                                     : !strcmp(end, "M")   ? 1ull << 20
+                                     : !strcmp(end, "G")   ? 1ull << 30
+                                                           : 0;
+    if (!mul || v > ~0ull / mul)
+        return 0;
+    return v * mul;
 }
 
 static int parse_count(const char *s, int min, int max)
@@ -169,7 +195,7 @@ int ck_image_stamp(const char *path, struct ck_header *h)
     struct ck_tree_hdr th;
     struct ck_tree_entry *te = NULL;
     char err[256];
-    int tr = ck_tree_read_hdr(fd, &th, &te, err, sizeof err);
+    int tr = ck_tree_read_hdr(fd, &th, &te, NULL, err, sizeof err);
     free(te);
     ssize_t n = tr == 0 ? pread(fd, h, sizeof *h, 0) : 0;
     close(fd);
@@ -241,6 +267,11 @@ static void write_state(const struct sv *s, const char *status)
             status, (int)getpid(), (int)s->prog, img, s->seq,
             (unsigned long long)h.counter_stamp, h.app_id[0] ? h.app_id : "-",
             (long long)rt.tv_sec, s->total_restores, s->every_ms);
+    if (s->ckpt_failures) {
+        fprintf(f, "ckpt_failures %d\nlast_failure ", s->ckpt_failures);
+        put_escaped(f, s->last_failure);
+        fputc('\n', f);
+    }
     for (char **a = s->argv; *a; a++) {
         fputs("arg ", f);
         put_escaped(f, *a);
@@ -259,7 +290,8 @@ static void write_state(const struct sv *s, const char *status)
  * (args joined by NUL, length in *cmdlen). */
 struct state {
     char status[32], app_id[65], image[PATH_MAX];
-    int supervisor, program, restores;
+    int supervisor, program, restores, ckpt_failures;
+    char last_failure[400];
     long long time;
     char cmd[4096];
     size_t cmdlen;
@@ -296,6 +328,12 @@ static int read_state(const char *dir, struct state *st)
             st->program = atoi(v);
         else if (!strcmp(line, "restores"))
             st->restores = atoi(v);
+        else if (!strcmp(line, "ckpt_failures"))
+            st->ckpt_failures = atoi(v);
+        else if (!strcmp(line, "last_failure")) {
+            unescape(v);
+            snprintf(st->last_failure, sizeof st->last_failure, "%s", v);
+        }
         else if (!strcmp(line, "time"))
             st->time = atoll(v);
         else if (!strcmp(line, "arg")) {
@@ -470,8 +508,11 @@ static int fork_helper(struct sv *s, int (*fn)(int, char **), int argc, char **a
     pid_t p = fork_child(0);
     if (p < 0)
         return -1;
-    if (p == 0)
+    if (p == 0) {
+        if (s->helper_log >= 0)
+            dup2(s->helper_log, 2);
         _exit(fn(argc, argv));
+    }
     s->helper = p;
     s->helper_done = 0;
     return 0;
@@ -481,6 +522,65 @@ static int fork_helper(struct sv *s, int (*fn)(int, char **), int argc, char **a
 static int helper_exit(const struct sv *s)
 {
     return WIFEXITED(s->helper_status) ? WEXITSTATUS(s->helper_status) : -1;
+}
+
+/* The helper's stderr: DIR/.checkpoint.log (-1: ours, if it cannot be
+ * made). */
+static int open_helper_log(const struct sv *s)
+{
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/.checkpoint.log", s->dir);
+    return open(p, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+/* Pass the helper's messages on to our stderr; the last one (without
+ * "coord: ") into why, if asked. */
+static void close_helper_log(struct sv *s, char *why, size_t len)
+{
+    if (why)
+        why[0] = 0;
+    if (s->helper_log < 0)
+        return;
+    char buf[8192];
+    ssize_t got;
+    off_t off = 0;
+    while ((got = pread(s->helper_log, buf, sizeof buf - 1, off)) > 0) {
+        ssize_t w = write(2, buf, (size_t)got);
+        (void)w;
+        off += got;
+        buf[got] = 0;
+        if (!why)
+            continue;
+        /* the last complete line of this piece */
+        char *end = buf + got;
+        while (end > buf && end[-1] == '\n')
+            *--end = 0;
+        char *line = strrchr(buf, '\n');
+        line = line ? line + 1 : buf;
+        if (!strncmp(line, "coord: ", 7))
+            line += 7;
+        if (*line)
+            snprintf(why, len, "%s", line);
+    }
+    close(s->helper_log);
+    s->helper_log = -1;
+}
+
+/* After a committed checkpoint: did coord say the counter moved during it
+ * (the image may be refused as stale)? Then the older images must stay:
+ * one of them may be the only one that restores. */
+static int commit_maybe_stale(const struct sv *s, const char *img)
+{
+    struct ck_header h;
+    struct ck_counter c;
+    char err[512];
+    uint64_t cur = 0;
+    if (ck_image_stamp(img, &h) < 0 || h.counter_stamp == 0 ||
+        ck_counter_parse(s->counter_url ? s->counter_url : getenv("CKSHIM_COUNTER"), &c, err,
+                         sizeof err) < 0 ||
+        c.kind == CK_COUNTER_NONE || ck_counter_get(&c, h.app_id, &cur, err, sizeof err) < 0)
+        return 0;
+    return cur > h.counter_stamp;
 }
 
 /* Take a checkpoint into the next image (final: with --kill, the last one
@@ -510,9 +610,14 @@ static int take_checkpoint(struct sv *s, int final)
         argv[n++] = (char *)s->counter_url;
     }
     argv[n] = NULL;
-    int nsig0 = s->nsig;
-    if (fork_helper(s, cmd_checkpoint, n, argv) < 0)
+    int nsig0 = s->nsig, committed = 0;
+    /* the helper's messages go through a file, passed on to our stderr
+     * when it ends: its last one says why a checkpoint failed */
+    s->helper_log = open_helper_log(s);
+    if (fork_helper(s, cmd_checkpoint, n, argv) < 0) {
+        close_helper_log(s, NULL, 0);
         return -1;
+    }
     while (!s->helper_done) {
         wait_event(s, -1);
         /* a signal during the final checkpoint (or a second one during a
@@ -525,15 +630,53 @@ static int take_checkpoint(struct sv *s, int final)
                 wait_event(s, -1);
             if (helper_exit(s) == 0)
                 break; /* it was already committing (signals blocked): done */
+            /* Its signals are blocked from the rename to telling the
+             * shim, and our SIGTERM ends it only after that: an image in
+             * place was committed (the rename is the commit). */
+            struct ck_header h;
+            if (ck_image_stamp(img, &h) == 0) {
+                committed = 1;
+                break;
+            }
+            close_helper_log(s, NULL, 0);
             s->helper = 0;
             return -2;
         }
     }
     s->helper = 0;
-    if (helper_exit(s) != 0)
+    char why[sizeof s->last_failure];
+    close_helper_log(s, why, sizeof why);
+    if (helper_exit(s) != 0 && !committed) {
+        if (!final) {
+            /* the program runs on; said on stderr, in the state file and
+             * by coord list until a checkpoint is committed again */
+            s->ckpt_failures++;
+            snprintf(s->last_failure, sizeof s->last_failure, "%s",
+                     why[0] ? why : "the checkpoint failed (no message)");
+            char cur[PATH_MAX + 32] = "none";
+            if (s->seq)
+                image_path(s, s->seq, cur, sizeof cur);
+            ck_msg("run: the checkpoint into %s failed (%d in a row): %s; the program runs on, "
+                   "the newest image is still %s",
+                   img, s->ckpt_failures, s->last_failure, cur);
+            write_state(s, "running");
+        }
         return -1;
+    }
+    s->ckpt_failures = 0;
+    s->last_failure[0] = 0;
     s->seq = next;
-    prune(s);
+    if (commit_maybe_stale(s, img))
+        ck_msg("run: %s may be refused as stale (its counter moved during the checkpoint); "
+               "the older images are kept", img);
+    else
+        prune(s);
+    if (s->record_net) {
+        /* what the program read before this image is in it */
+        struct ck_header h;
+        if (ck_image_stamp(img, &h) == 0 && h.counter_stamp)
+            ck_netrec_committed(s->dir, h.counter_stamp);
+    }
     write_state(s, final ? "stopped" : "running");
     return 0;
 }
@@ -544,13 +687,53 @@ static int start_program(struct sv *s, const char *path, const char *preload)
     pid_t p = fork_child(1);
     if (p < 0)
         return -1;
-    if (p == 0 && s->pidns)
-        _exit(ck_run_pidns(path, preload, s->app_id, s->argv));
-    if (p == 0)
+    if (p == 0) {
+        /* the shim journals what the program receives only when told */
+        char max[32];
+        snprintf(max, sizeof max, "%llu", s->record_max);
+        if (s->record_net)
+            setenv(CK_NETREC_DIR_ENV, s->dir, 1);
+        else
+            unsetenv(CK_NETREC_DIR_ENV);
+        if (s->record_net && s->record_max)
+            setenv(CK_NETREC_MAX_ENV, max, 1);
+        else
+            unsetenv(CK_NETREC_MAX_ENV);
+        if (s->pidns)
+            _exit(ck_run_pidns(path, preload, s->app_id, s->argv));
         _exit(ck_run_exec(path, preload, s->app_id, s->argv) == 0 ? 0 : 127);
+    }
     s->prog = p;
     s->prog_done = 0;
     return 0;
+}
+
+/* After a restore of the image with this stamp: what the program
+ * received since that image, fed to it again (replay.c), then a
+ * checkpoint at once, whose commit ends the need for the set-aside. A
+ * crash meanwhile keeps it for the next restore of the same image. */
+static void replay_received(struct sv *s, uint64_t stamp)
+{
+    struct ck_netrec_stats st;
+    int r = ck_netrec_replay(s->dir, stamp, &st);
+    reap(s);
+    if (st.records || st.lost || r < 0)
+        ck_msg("run: --record-net: replayed %llu bytes in %llu reads on %llu connections to "
+               "the restored program%s%s",
+               st.bytes, st.records, st.conns, st.lost ? " (some could not be made)" : "",
+               st.torn ? " (a journal ended in a record cut short by the crash)" : "");
+    /* The program closed a connection after a replayed request: it may be
+     * ending (its connections close before its exit status is there). A
+     * moment for it, rather than a checkpoint of a dying program. */
+    long long until = now_ms() + 500;
+    while (st.ended && !s->prog_done && now_ms() < until)
+        wait_event(s, until);
+    if (!s->prog_done && st.records && take_checkpoint(s, 0) < 0 && !s->prog_done)
+        ck_msg("run: --record-net: the checkpoint after the replay failed; what the program "
+               "received is kept until a checkpoint is committed");
+    if (s->prog_done)
+        ck_msg("run: --record-net: the program ended during the replay; what it received is "
+               "kept for the next restore");
 }
 
 /* Restore image number seq as the supervisor's child (a foreground
@@ -560,6 +743,13 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
 {
     char img[PATH_MAX + 32];
     image_path(s, seq, img, sizeof img);
+    struct ck_header ih;
+    uint64_t stamp = s->record_net && ck_image_stamp(img, &ih) == 0 ? ih.counter_stamp : 0;
+    /* the bytes received since this image, set aside before its restore
+     * (the restored program starts a new journal) */
+    if (stamp && ck_netrec_prepare(s->dir, stamp) < 0)
+        ck_msg("run: --record-net: some of what the program received since %s may not be "
+               "replayed (see above)", img);
     int sp[2];
     if (pipe2(sp, O_CLOEXEC) < 0) {
         ck_msg("run: pipe: %s", strerror(errno));
@@ -613,6 +803,8 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
     buf[strcspn(buf, "\n")] = 0;
     if (!strncmp(buf, "ok ", 3)) {
         s->restored = seq;
+        if (stamp)
+            replay_received(s, stamp);
         return 0;
     }
     if (!strncmp(buf, "error: ", 7))
@@ -786,8 +978,9 @@ int ck_supervise(int argc, char **argv)
     s.window_ms = WINDOW_MS_DEFAULT;
     s.ckpt_exit = -1;
     s.every_ms = -1;
+    s.helper_log = -1;
     const char *every = NULL, *dir = NULL, *keep = NULL, *maxr = NULL, *window = NULL,
-               *code = NULL;
+               *code = NULL, *recmax = NULL;
     int i = 1;
     while (i < argc) {
         const char *a = argv[i];
@@ -804,6 +997,11 @@ int ck_supervise(int argc, char **argv)
         }
         if (!strcmp(a, "--resume")) {
             s.resume = 1;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--record-net")) {
+            s.record_net = 1;
             i++;
             continue;
         }
@@ -827,6 +1025,10 @@ int ck_supervise(int argc, char **argv)
             r = ck_opt_value("run", argc, argv, &i, "--counter", NULL, &s.counter_url);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--id", NULL, &s.app_id);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--record-net-max", NULL, &recmax);
+        if (!r)
+            r = ck_run_version_option("run", argc, argv, &i);
         if (r < 0)
             return CK_EXIT_USAGE;
         if (r > 0)
@@ -850,6 +1052,13 @@ int ck_supervise(int argc, char **argv)
         return usage("--window: '%s' is not a duration (60s, 10m)", window);
     if (code && (s.ckpt_exit = parse_count(code, 0, 255)) < 0)
         return usage("--exit-code-on-checkpoint: '%s' is not an exit code (0-255)", code);
+    if (recmax && (s.record_max = parse_size(recmax)) == 0)
+        return usage("--record-net-max: '%s' is not a size (4096, 64K, 64M, 1G)", recmax);
+    if (recmax && !s.record_net)
+        return usage("%s", "--record-net-max goes with --record-net");
+    if (s.record_net && !s.auto_restore && !s.resume)
+        return usage("%s", "--record-net needs --auto-restore or --resume (the journal is "
+                           "replayed after a restore)");
     char err[512];
     struct ck_counter counter;
     if (ck_counter_parse(s.counter_url ? s.counter_url : getenv("CKSHIM_COUNTER"), &counter, err,
@@ -857,6 +1066,9 @@ int ck_supervise(int argc, char **argv)
         return usage("--counter: %s", err);
     if (s.app_id && ck_check_app_id(s.app_id, err, sizeof err) < 0)
         return usage("--id: %s", err);
+    if (s.record_net && counter.kind == CK_COUNTER_NONE)
+        return usage("%s", "--record-net needs counter stamps (the journals are kept per "
+                           "checkpoint stamp): not with --counter none");
     s.argv = argv + i;
     int r = check_dir(&s, dir);
     if (r)
@@ -923,6 +1135,8 @@ int ck_supervise(int argc, char **argv)
                    "images come", s.dir, newest);
         s.seq = newest;
         register_list(&s);
+        if (s.record_net) /* journals of an earlier run: not this program's */
+            ck_netrec_committed(s.dir, UINT64_MAX);
         if (start_program(&s, path, preload) < 0)
             return finish(&s, "failed", CK_EXIT_FAIL);
     }
@@ -1028,6 +1242,9 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
             ck_json_ku64(j, "restores", (uint64_t)st.restores);
             ck_json_kstr(j, "status", st.status);
             ck_json_kstr(j, "command", cmd);
+            ck_json_ku64(j, "checkpoint_failures", (uint64_t)st.ckpt_failures);
+            if (st.ckpt_failures)
+                ck_json_kstr(j, "last_failure", st.last_failure);
             ck_json_close(j, '}');
         } else {
             if (!n)
@@ -1035,6 +1252,9 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
                         "STATUS", "NEWEST-IMAGE  COMMAND");
             fprintf(f, "%-10d %-8d %8d  %-8s %s  %s\n", pid, st.program, st.restores, st.status,
                     st.image[0] ? st.image : "(none yet)", cmd);
+            if (st.ckpt_failures)
+                fprintf(f, "%-10s %d checkpoint%s failed since the newest image: %s\n", "",
+                        st.ckpt_failures, st.ckpt_failures == 1 ? "" : "s", st.last_failure);
         }
         n++;
     }
@@ -1042,4 +1262,9 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
         closedir(d);
     if (j)
         ck_json_close(j, ']');
+}
+
+long long ck_parse_duration(const char *s)
+{
+    return parse_duration(s);
 }

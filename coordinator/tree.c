@@ -10,10 +10,12 @@
 #include <sodium.h>
 #include <stddef.h>
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -228,6 +230,11 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
+        } else if (syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
+            /* clone(CLONE_FILES): one descriptor table for two processes,
+             * which restore cannot make (and no fork handler ran) */
+            snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
+                     "(clone with CLONE_FILES), which ckshim cannot restore", ppid);
         } else if (!m->stopsig && !under_shim(m->pid) && shim_starting(m->pid) != 0) {
             continue; /* it runs the shim now, or ended (the tree is taken again) */
         } else if (!m->stopsig && !under_shim(m->pid) && vforked(ppid)) {
@@ -251,38 +258,79 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
     return bad + ck_tree_groups_check(t, err, errlen);
 }
 
-/* Bytes of the tree header with n entries and its checksum. */
-static size_t hdr_bytes(uint32_t n)
+/* Bytes of the tree header of a version with n entries, ns shares and its
+ * checksum. */
+static size_t entry_bytes(uint32_t version)
 {
-    return sizeof(struct ck_tree_hdr) + n * sizeof(struct ck_tree_entry) + sizeof(uint64_t);
+    return version >= 2 ? sizeof(struct ck_tree_entry) : CK_TREE_ENTRY_V1;
 }
 
-uint64_t ck_tree_first_offset(uint32_t n)
+static size_t hdr_bytes(uint32_t version, uint32_t n, uint64_t ns)
 {
-    return (hdr_bytes(n) + 4095) & ~(uint64_t)4095;
+    return sizeof(struct ck_tree_hdr) + n * entry_bytes(version) +
+           (version >= 2 ? sizeof(struct ck_tree_sharehdr) + ns * sizeof(struct ck_tree_share)
+                         : 0) +
+           sizeof(uint64_t);
 }
 
-/* The keyed MAC of a tree header (its MAC field zero), its entries and
- * its streams' MACs. */
+static uint64_t first_offset(uint32_t version, uint32_t n, uint64_t ns)
+{
+    return (hdr_bytes(version, n, ns) + 4095) & ~(uint64_t)4095;
+}
+
+uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares)
+{
+    return first_offset(CK_TREE_VERSION, n, nshares);
+}
+
+/* The header, entries (version 1: without pgid and sid) and (version 2)
+ * share table as they are on disk, without the checksum: malloc'd, *len
+ * bytes. */
+static uint8_t *hdr_image(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
+                          const struct ck_tree_sharetab *st, size_t *len)
+{
+    uint64_t ns = h->version >= 2 && st ? st->n : 0;
+    *len = hdr_bytes(h->version, h->nprocs, ns) - sizeof(uint64_t);
+    uint8_t *buf = calloc(1, *len + sizeof(uint64_t));
+    if (!buf)
+        return NULL;
+    memcpy(buf, h, sizeof *h);
+    size_t eb = entry_bytes(h->version);
+    for (uint32_t i = 0; i < h->nprocs; i++)
+        memcpy(buf + sizeof *h + i * eb, &e[i], eb);
+    if (h->version >= 2) {
+        struct ck_tree_sharehdr sh = {.nshares = ns, .flags = st ? st->flags : 0};
+        uint8_t *p = buf + sizeof *h + h->nprocs * eb;
+        memcpy(p, &sh, sizeof sh);
+        if (ns)
+            memcpy(p + sizeof sh, st->s, ns * sizeof *st->s);
+    }
+    return buf;
+}
+
+/* The keyed MAC of a tree header (its MAC field zero), its entries, its
+ * share table and its streams' MACs (CK_DIGEST_BYTES per entry). */
 static void tree_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                     const uint8_t *macs, const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
+                     const struct ck_tree_sharetab *st, const uint8_t *macs,
+                     const struct ck_key *k, uint8_t out[CK_DIGEST_BYTES])
 {
-    size_t len = sizeof *h + h->nprocs * (sizeof *e + CK_DIGEST_BYTES);
-    uint8_t *buf = malloc(len);
+    size_t len;
+    uint8_t *img = hdr_image(h, e, st, &len);
+    uint8_t *buf = img ? realloc(img, len + h->nprocs * CK_DIGEST_BYTES) : NULL;
     if (!buf) {
+        free(img);
         memset(out, 0, CK_DIGEST_BYTES); /* matches no header: refused */
         return;
     }
-    memcpy(buf, h, sizeof *h);
     memset(buf + offsetof(struct ck_tree_hdr, mac), 0, sizeof h->mac);
-    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
-    memcpy(buf + sizeof *h + h->nprocs * sizeof *e, macs, h->nprocs * CK_DIGEST_BYTES);
-    ck_auth_mac_bytes(k, buf, len, out);
+    memcpy(buf + len, macs, h->nprocs * CK_DIGEST_BYTES);
+    ck_auth_mac_bytes(k, buf, len + h->nprocs * CK_DIGEST_BYTES, out);
     free(buf);
 }
 
 int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const uint8_t *macs, const struct ck_key *k, char *err, size_t errlen)
+                      const struct ck_tree_sharetab *st, const uint8_t *macs,
+                      const struct ck_key *k, char *err, size_t errlen)
 {
     static const uint8_t zero[sizeof h->mac];
     uint8_t mac[CK_DIGEST_BYTES];
@@ -291,7 +339,7 @@ int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e
                  "key), but a key was given: refusing it");
         return -1;
     }
-    tree_mac(h, e, macs, k, mac);
+    tree_mac(h, e, st, macs, k, mac);
     if (sodium_memcmp(mac, h->mac, sizeof mac) != 0) {
         snprintf(err, errlen, "the process tree image was modified or taken with another key "
                  "(its tree header and streams do not match its MAC)");
@@ -301,18 +349,18 @@ int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e
 }
 
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_key *k, const uint8_t *macs)
+                      const struct ck_tree_sharetab *st, const struct ck_key *k,
+                      const uint8_t *macs)
 {
-    size_t len = hdr_bytes(h->nprocs);
-    uint8_t *buf = calloc(1, len);
+    size_t body;
+    uint8_t *buf = hdr_image(h, e, st, &body);
     if (!buf)
         return -ENOMEM;
-    memcpy(buf, h, sizeof *h);
     if (k)
-        tree_mac(h, e, macs, k, buf + offsetof(struct ck_tree_hdr, mac));
-    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
-    uint64_t sum = ck_xxh64(buf, len - sizeof sum, 0);
-    memcpy(buf + len - sizeof sum, &sum, sizeof sum);
+        tree_mac(h, e, st, macs, k, buf + offsetof(struct ck_tree_hdr, mac));
+    uint64_t sum = ck_xxh64(buf, body, 0);
+    memcpy(buf + body, &sum, sizeof sum);
+    size_t len = body + sizeof sum;
     ssize_t w = pwrite(fd, buf, len, 0);
     int err = errno;
     free(buf);
@@ -327,9 +375,9 @@ int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_
  * then believe (a parent's index, a stream's place, a pid) is safe to
  * use: no index outside the table, no stream outside the file. */
 static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                              uint64_t file_size, char *why, size_t len)
+                              uint64_t nshares, uint64_t file_size, char *why, size_t len)
 {
-    uint64_t next = ck_tree_first_offset(h->nprocs);
+    uint64_t next = first_offset(h->version, h->nprocs, nshares);
     for (uint32_t i = 0; i < h->nprocs; i++) {
         const struct ck_tree_entry *x = &e[i];
         int zombie = (x->flags & CK_TREE_ZOMBIE) != 0;
@@ -396,23 +444,34 @@ int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry
     return -1;
 }
 
-int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
-                     size_t errlen)
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
+                     struct ck_tree_sharetab *st, char *err, size_t errlen)
 {
     *ret = NULL;
+    if (st)
+        memset(st, 0, sizeof *st);
     ssize_t n = pread(fd, h, sizeof *h, 0);
     if (n != (ssize_t)sizeof *h || memcmp(h->magic, CK_TREE_MAGIC, CK_MAGIC_LEN) != 0)
         return 0; /* not a tree image */
-    if (h->version != CK_TREE_VERSION) {
-        snprintf(err, errlen, "process tree image version %u; this coord reads version %u",
-                 h->version, CK_TREE_VERSION);
+    if (h->version != CK_TREE_VERSION && h->version != 1) {
+        snprintf(err, errlen, "process tree image version %u; this coord reads versions 1 "
+                 "and %u", h->version, CK_TREE_VERSION);
         return -EPROTONOSUPPORT;
     }
     if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS) {
         snprintf(err, errlen, "process tree image: %u processes (corrupted header)", h->nprocs);
         return -EINVAL;
     }
-    size_t len = hdr_bytes(h->nprocs);
+    struct ck_tree_sharehdr sh = {0};
+    size_t eb = entry_bytes(h->version);
+    off_t sho = (off_t)(sizeof *h + h->nprocs * eb);
+    if (h->version >= 2 &&
+        (pread(fd, &sh, sizeof sh, sho) != (ssize_t)sizeof sh || sh.nshares > CK_TREE_MAXSHARES ||
+         (sh.flags & ~(uint64_t)CK_TREE_HDR_SHARES))) {
+        snprintf(err, errlen, "process tree image: the share table is truncated or corrupted");
+        return -EINVAL;
+    }
+    size_t len = hdr_bytes(h->version, h->nprocs, sh.nshares);
     uint8_t *buf = malloc(len);
     if (!buf)
         return -ENOMEM;
@@ -425,27 +484,192 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, 
         return -EINVAL;
     }
     struct ck_tree_entry *e = malloc(h->nprocs * sizeof *e);
-    if (!e) {
+    struct ck_tree_share *s = sh.nshares ? malloc(sh.nshares * sizeof *s) : NULL;
+    if (!e || (sh.nshares && !s)) {
         free(buf);
+        free(e);
+        free(s);
         return -ENOMEM;
     }
-    memcpy(e, buf + sizeof *h, h->nprocs * sizeof *e);
+    for (uint32_t i = 0; i < h->nprocs; i++) {
+        memset(&e[i], 0, sizeof e[i]);
+        memcpy(&e[i], buf + sizeof *h + i * eb, eb);
+    }
+    if (h->version < 2) {
+        /* (taken before process groups and sessions were restored: every
+         * process is restored in the root's, as then; the numbers only
+         * have to be one group and one session, the root's) */
+        for (uint32_t i = 0; i < h->nprocs; i++)
+            e[i].pgid = e[i].sid = e[0].real_pid;
+    }
+    if (sh.nshares)
+        memcpy(s, buf + sho + sizeof sh, sh.nshares * sizeof *s);
     free(buf);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
+    struct stat fst;
+    if (fstat(fd, &fst) < 0) {
         int er = errno;
         free(e);
+        free(s);
         snprintf(err, errlen, "process tree image: %s", strerror(er));
         return -er;
     }
     char why[200];
-    uint32_t bad = check_entries(h, e, (uint64_t)st.st_size, why, sizeof why);
+    uint32_t bad = check_entries(h, e, sh.nshares, (uint64_t)fst.st_size, why, sizeof why);
     if (bad < h->nprocs) {
         free(e);
+        free(s);
         snprintf(err, errlen, "process tree image: entry %u %s (a damaged or forged header)",
                  bad, why);
         return -EINVAL;
     }
     *ret = e;
+    if (st) {
+        st->n = sh.nshares;
+        st->flags = sh.flags;
+        st->s = s;
+    } else {
+        free(s);
+    }
     return 1;
+}
+
+int ck_tree_check_shares(const struct ck_tree_hdr *h, const struct ck_tree_sharetab *st,
+                         char *err, size_t errlen)
+{
+    for (uint64_t k = 0; k < st->n; k++)
+        if (st->s[k].proc < 0 || st->s[k].proc >= (int32_t)h->nprocs || st->s[k].fd < 0) {
+            snprintf(err, errlen, "process tree image: shared descriptor %llu is "
+                     "inconsistent (a damaged or forged header)", (unsigned long long)k);
+            return -1;
+        }
+    return 0;
+}
+
+/* ---- descriptors processes share (one open file description) ---- */
+
+struct fdlink {
+    int proc, fd;
+    char link[80];
+    int group;                          /* index of the first member, or -1 */
+};
+
+static int link_cmp(const void *a, const void *b)
+{
+    const struct fdlink *x = a, *y = b;
+    int c = strcmp(x->link, y->link);
+    return c ? c : x->proc != y->proc ? x->proc - y->proc : x->fd - y->fd;
+}
+
+/* The descriptors of process i of t, with their link text, appended to
+ * *v (the shim's own among them: restore looks up only the program's). */
+static int list_fds(const struct ck_tree *t, int i, struct fdlink **v, size_t *n, size_t *cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", t->m[i].pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 256;
+            struct fdlink *nv = realloc(*v, nc * sizeof *nv);
+            if (!nv) {
+                closedir(d);
+                return -ENOMEM;
+            }
+            *v = nv;
+            *cap = nc;
+        }
+        struct fdlink *l = &(*v)[*n];
+        char lp[96];
+        snprintf(lp, sizeof lp, "/proc/%d/fd/%s", t->m[i].pid, e->d_name);
+        ssize_t k = readlink(lp, l->link, sizeof l->link - 1);
+        if (k < 0)
+            continue;
+        l->link[k] = 0;
+        /* terminals become the restoring coord's */
+        if (!strncmp(l->link, "/dev/pts/", 9) || !strncmp(l->link, "/dev/tty", 8))
+            continue;
+        l->proc = i;
+        l->fd = atoi(e->d_name);
+        l->group = -1;
+        (*n)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int ck_tree_shares(const struct ck_tree *t, struct ck_tree_share **out, uint64_t *nout,
+                   char *err, size_t errlen)
+{
+    struct fdlink *v = NULL;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    *nout = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (t->m[i].zombie)
+            continue;
+        int r = list_fds(t, i, &v, &n, &cap);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot list the descriptors of process %d: %s", t->m[i].pid,
+                     strerror(-r));
+            free(v);
+            return -1;
+        }
+    }
+    if (n)
+        qsort(v, n, sizeof *v, link_cmp);
+    /* Within a run of the same link text: each descriptor joins the group
+     * of the first earlier one kcmp calls the same description. */
+    size_t nsh = 0;
+    int denied = 0;
+    for (size_t a = 0; a < n; a++) {
+        for (size_t b = a; b-- > 0 && !strcmp(v[b].link, v[a].link);) {
+            long r = syscall(SYS_kcmp, t->m[v[a].proc].pid, t->m[v[b].proc].pid, KCMP_FILE,
+                             v[a].fd, v[b].fd);
+            if (r < 0 && (errno == EPERM || errno == EACCES || errno == ENOSYS))
+                denied = errno;
+            if (r == 0) {
+                v[a].group = v[b].group >= 0 ? v[b].group : (int)b;
+                v[b].group = v[a].group;
+                break;
+            }
+        }
+    }
+    if (denied && n) {
+        snprintf(err, errlen, "cannot tell which descriptors the processes share (kcmp: %s)",
+                 strerror(denied));
+        free(v);
+        return -1;
+    }
+    /* keep the groups that span two processes */
+    for (size_t a = 0; a < n; a++) {
+        int g = v[a].group, multi = 0;
+        for (size_t b = 0; g >= 0 && b < n && !multi; b++)
+            multi = v[b].group == g && v[b].proc != v[a].proc;
+        if (!multi)
+            v[a].group = -1;
+        else
+            nsh++;
+    }
+    if (nsh) {
+        struct ck_tree_share *sh = calloc(nsh, sizeof *sh);
+        if (!sh) {
+            free(v);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        size_t k = 0;
+        for (size_t a = 0; a < n; a++)
+            if (v[a].group >= 0)
+                sh[k++] = (struct ck_tree_share){.proc = v[a].proc, .fd = v[a].fd,
+                                                 .group = (uint32_t)v[a].group};
+        *out = sh;
+        *nout = nsh;
+    }
+    free(v);
+    return 0;
 }

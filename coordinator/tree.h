@@ -60,30 +60,56 @@ void ck_tree_describe(int pid, char *out, size_t len);
 
 /* ---- the tree image header (common/image.h: struct ck_tree_hdr) ---- */
 
-/* Where the first process's stream starts in a tree image of n processes. */
-uint64_t ck_tree_first_offset(uint32_t n);
+/* The share table of a tree image (version 2): n entries in s, grouped;
+ * flags CK_TREE_HDR_SHARES when it is complete. */
+struct ck_tree_sharetab {
+    uint64_t n;
+    uint64_t flags;
+    struct ck_tree_share *s;
+};
 
-/* Write the header and its n entries (h->nprocs) with their checksum at
- * offset 0 of fd; with a key k, their MAC in h->mac too. 0 or -errno. */
+/* Where the first process's stream starts in a tree image of n processes
+ * and nshares shares (version 2). */
+uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares);
+
+/* Write the header, its n entries (h->nprocs) and the share table st with
+ * their checksum at offset 0 of fd; with a key k, their MAC in h->mac
+ * too. 0 or -errno. */
 struct ck_key;
 int ck_tree_write_hdr(int fd, const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const struct ck_key *k, const uint8_t *macs);
+                      const struct ck_tree_sharetab *st, const struct ck_key *k,
+                      const uint8_t *macs);
 
 /* An authenticated tree image: the MAC, with key k, of its header, its
  * entries (which the streams' own MACs do not cover: which processes,
- * their parents, the zombies' statuses, where each stream is) and the
- * MAC of every process's stream (macs: CK_DIGEST_BYTES per entry, zero
- * for a zombie; ck_image_authenticate_at gives them), so no stream of
- * another checkpoint can stand in for one. 0, or -1 with a message in
- * err. */
+ * their parents, the zombies' statuses, where each stream is), its share
+ * table and the MAC of every process's stream (macs: CK_DIGEST_BYTES per
+ * entry, zero for a zombie; ck_image_authenticate_at gives them), so no
+ * stream of another checkpoint can stand in for one. 0, or -1 with a
+ * message in err. */
 int ck_tree_check_mac(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
-                      const uint8_t *macs, const struct ck_key *k, char *err, size_t errlen);
+                      const struct ck_tree_sharetab *st, const uint8_t *macs,
+                      const struct ck_key *k, char *err, size_t errlen);
 
 /* Read a tree header from offset 0 of fd: 0 when the file is not a tree
  * image (a single process's, or not an image), 1 with the entries in
- * *ret (malloc'd), or -errno with a message in err. */
-int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret, char *err,
-                     size_t errlen);
+ * *ret (malloc'd) and the share table in *st (if not NULL; its s
+ * malloc'd, NULL when none; empty in a version 1 image), or -errno with a
+ * message in err. */
+int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
+                     struct ck_tree_sharetab *st, char *err, size_t errlen);
+
+/* Every share of st names a process of the tree (after the MAC check,
+ * which says more of a forged header). 0, or -1 with a message in err. */
+int ck_tree_check_shares(const struct ck_tree_hdr *h, const struct ck_tree_sharetab *st,
+                         char *err, size_t errlen);
+
+/* Which descriptors of different processes of t are one open file
+ * description (kcmp, while every process is parked): *out (malloc'd, *n
+ * entries), grouped. 0, or -1 with err set (kcmp not allowed: the
+ * processes must be ptrace-able by coord's user). */
+int ck_tree_shares(const struct ck_tree *t, struct ck_tree_share **out, uint64_t *n, char *err,
+                   size_t errlen);
 
 /* A process's stream against its entry i: the pid the stream was taken
  * of (sh: its header, as read), the tree's counter stamp, and end (the

@@ -13,7 +13,8 @@
  * its old directory, else /tmp) or a new memfd, with its size, mode,
  * modification time and seals; a descriptor of a file an earlier
  * descriptor already made is reopened through that one, so that they stay
- * one file.
+ * one file (in a tree, also one another process holds: coord made it
+ * before the forks, tree_file).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -206,6 +207,24 @@ static int make_deleted_copy(struct ck_fdrest *r)
  * one file again, reopened through that descriptor, now in place, with
  * this one's access mode. Returns the fd, -1 on error, -2 if there is no
  * such descriptor. */
+static int reopen_via(struct ck_fdrest *r, int ofd, uint32_t omode)
+{
+    const struct ck_fd *f = r->f;
+    char lp[64];
+    int fl = (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
+    snprintf(lp, sizeof lp, "/proc/self/fd/%d", ofd);
+    int fd = open(lp, fl);
+    if (fd < 0 && errno == EACCES && f->kind == CK_FD_DELETED && fchmod(ofd, 0600) == 0) {
+        /* the first one has its mode already (0200, say): ours, for a moment */
+        fd = open(lp, fl);
+        fchmod(ofd, omode & 07777);
+    }
+    if (fd < 0)
+        snprintf(r->err, r->errlen, "fd %d: cannot reopen the deleted file or memfd: %s",
+                 f->fd, strerror(errno));
+    return fd;
+}
+
 static int reopen_same_file(struct ck_fdrest *r)
 {
     const struct ck_image *im = r->im;
@@ -214,20 +233,12 @@ static int reopen_same_file(struct ck_fdrest *r)
         const struct ck_fd *o = &im->fds[k];
         if (o->kind != f->kind || o->share_with >= 0 || o->dev != f->dev || o->ino != f->ino)
             continue;
-        char lp[64];
-        int fl = (int)(f->oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
-        snprintf(lp, sizeof lp, "/proc/self/fd/%d", o->fd);
-        int fd = open(lp, fl);
-        if (fd < 0 && errno == EACCES && o->kind == CK_FD_DELETED && fchmod(o->fd, 0600) == 0) {
-            /* the first one has its mode already (0200, say): ours, for a moment */
-            fd = open(lp, fl);
-            fchmod(o->fd, o->mode & 07777);
-        }
-        if (fd < 0)
-            snprintf(r->err, r->errlen, "fd %d: cannot reopen the deleted file of fd %d: %s",
-                     f->fd, o->fd, strerror(errno));
-        return fd;
+        return reopen_via(r, o->fd, o->mode);
     }
+    /* made by coord for the whole tree (another process holds it too) */
+    int t = r->tree_file ? r->tree_file(r, f) : -1;
+    if (t >= 0)
+        return reopen_via(r, t, f->mode);
     return -2;
 }
 

@@ -96,6 +96,14 @@ struct ck_fdcap_set {
     int (*pid_of)(struct ck_fdcap_set *s, int vpid);
     int tree;                           /* one process of a tree checkpoint: the other
                                            end of a pipe may be another process of it */
+    /* Written files at their checkpoint version (file.c): off (0) with
+     * --no-file-versions or CKSHIM_FILE_VERSIONS=0; shared: the files not
+     * to save, by (dev, ino) (--shared-file, CKSHIM_SHARED_FILES);
+     * version_max: the largest file whose contents are saved. */
+    int versions;
+    const uint64_t (*shared)[2];
+    uint32_t nshared;
+    uint64_t version_max;
     void *priv;
 };
 
@@ -143,6 +151,11 @@ struct ck_fdrest {
      * the caller must not close), or -1 if the pipe is this process's
      * alone. NULL outside a tree. */
     int (*tree_pipe)(struct ck_fdrest *r, uint64_t dev, uint64_t ino);
+    /* A process of a restored tree: a descriptor of the deleted file or
+     * memfd f (its kind, dev, ino) coord made once for the tree, with
+     * another open file description (the caller reopens it through
+     * /proc/self/fd and must not close it), or -1. NULL outside a tree. */
+    int (*tree_file)(struct ck_fdrest *r, const struct ck_fd *f);
     void *priv;
 };
 

@@ -28,7 +28,9 @@
 #include <unistd.h>
 
 #include "fdkind.h"
+#include "fileid.h"
 #include "imgio.h"
+#include "xxh64.h"
 
 /* A /proc path of the process itself, /proc/PID[/...] (not of one of its
  * threads: their ids change), or one of its own namespaces ("net:[N]"),
@@ -267,11 +269,117 @@ static int file_restore(struct ck_fdrest *r)
     return fd;
 }
 
+/* Files at their checkpoint version (docs/DESIGN.md). A regular file the
+ * program holds open for writing may go on changing after the checkpoint
+ * (the program runs on, or runs until it crashes); restoring the image
+ * then pairs an old program with a newer file: a journal gets its last
+ * records twice. So, while the program is parked, the file's version is
+ * kept with the image, once per file (its first descriptor):
+ *   - every descriptor writing it is O_APPEND: nothing before the end can
+ *     change through them, so the length (f->size) is the version, with a
+ *     hash of the CK_VER_TAIL bytes before it (CK_HASH_VER_LENGTH);
+ *   - otherwise its contents, up to version_max bytes, as FILEDATA records
+ *     of the descriptor (CK_HASH_VER_CONTENT); a larger file is marked
+ *     CK_HASH_VER_TOOBIG and used as it is at restore (a note).
+ * Standard descriptors (0-2: a redirection by whoever started the
+ * program), files the user shares with other programs (s->shared) and
+ * all files when versions are off keep hash_kind 0: ident.c marks them
+ * CK_HASH_WRITTEN as before. Coord puts the versions back at restore,
+ * once the restore is committed (coordinator/restore.c). */
+static int version_candidate(const struct ck_fd *f)
+{
+    /* standard descriptors are not the program's own files: a shell's or a
+     * scheduler's redirection (`> job.out`), shared with whoever started
+     * it, the supervisor's messages among them */
+    return f->kind == CK_FD_FILE && f->fd > 2 && f->share_with < 0 && S_ISREG(f->mode) &&
+           !(f->flags & (CK_FDF_PROC_SELF | CK_FDF_PROC_DEAD | CK_FDF_IN_FLIGHT)) &&
+           !(f->oflags & O_PATH) && (f->oflags & O_ACCMODE) != O_RDONLY;
+}
+
+static unsigned char ver_buf[CK_VER_TAIL];
+
+/* A descriptor of the program that reads the file f (O_RDWR or
+ * O_RDONLY), or -1. The version is read through it with pread (no offset
+ * moves): opening the file anew and closing it in the program would drop
+ * every POSIX lock the program holds on it. */
+static int reader_of(const struct ck_fdcap_set *s, const struct ck_fd *f)
+{
+    for (uint32_t k = 0; k < s->n; k++) {
+        const struct ck_fd *o = &s->fds[k];
+        if (o->kind == CK_FD_FILE && o->dev == f->dev && o->ino == f->ino &&
+            !(o->oflags & O_PATH) && (o->oflags & O_ACCMODE) != O_WRONLY)
+            return o->fd;
+    }
+    return -1;
+}
+
+static int file_finish(struct ck_fdcap_set *s)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct ck_fd *f = &s->fds[i];
+        if (!version_candidate(f) || !s->versions)
+            continue;
+        int first = 1, append = 1;
+        for (uint32_t k = 0; k < s->n; k++) {
+            const struct ck_fd *o = &s->fds[k];
+            if (!version_candidate(o) || o->dev != f->dev || o->ino != f->ino)
+                continue;
+            first &= k >= i;
+            append &= (o->oflags & O_APPEND) != 0;
+        }
+        int shared = 0;
+        for (uint32_t k = 0; k < s->nshared; k++)
+            shared |= s->shared[k][0] == f->dev && s->shared[k][1] == f->ino;
+        if (!first || shared)
+            continue;
+        if (!append && f->size > s->version_max) {
+            f->hash_kind = CK_HASH_VER_TOOBIG;
+            continue;
+        }
+        int rfd = reader_of(s, f);
+        f->hash = 0;
+        f->hash_kind = append ? CK_HASH_VER_LENGTH : CK_HASH_VER_CONTENT;
+        if (rfd < 0) {
+            /* write-only: the image writer (another process: its open and
+             * close drop no lock of the program's) reads it, once the
+             * program is released; exact for an appended file and for a
+             * file written front to back, and with --kill */
+            f->flags |= CK_FDF_VER_LATER;
+            continue;
+        }
+        if (append) {
+            uint64_t t = f->size < CK_VER_TAIL ? f->size : CK_VER_TAIL;
+            if (pread(rfd, ver_buf, t, (off_t)(f->size - t)) == (ssize_t)t)
+                f->hash = ck_xxh64(ver_buf, t, f->size);
+            else
+                f->hash_kind = 0; /* unreadable: written, used as it is at restore */
+            continue;
+        }
+        uint64_t off = 0;
+        ssize_t got = 0;
+        while (off < f->size &&
+               (got = pread(rfd, ver_buf,
+                            f->size - off < sizeof ver_buf ? f->size - off : sizeof ver_buf,
+                            (off_t)off)) > 0) {
+            if (s->bytes(s, i, ver_buf, (size_t)got) < 0)
+                return -1; /* err set */
+            off += (uint64_t)got;
+        }
+        /* what was read is the version (a file another process cut
+         * meanwhile is shorter) */
+        f->size = off;
+        if (got < 0)
+            f->hash_kind = 0;
+    }
+    return 0;
+}
+
 /* file_capture recognises all three (and deleted.c's kinds). */
 const struct ck_fdkind ck_fdkind_file = {
     .kind = CK_FD_FILE,
     .name = "file",
     .capture = file_capture,
+    .finish = file_finish,
     .check = file_check,
     .restore = file_restore,
 };

@@ -728,7 +728,9 @@ static int inet_finish(struct ck_fdcap_set *set)
                      a->outq_unsent, la, pa, a->peer_fd, a->peer_fd);
             return -EAGAIN;
         }
-        if (a->role == CK_INET_PENDING && a->bytes_acked > 1) {
+        /* in a tree, another process may have accepted it: coord decides
+         * once it sees every process (ck_inet_relink) */
+        if (a->role == CK_INET_PENDING && a->bytes_acked > 1 && !set->tree) {
             snprintf(set->err, set->errlen, "fd %d: the TCP connection %s -> %s waits in the "
                      "accept queue of fd %d and was sent %llu bytes, which only an accept() "
                      "could read; checkpoint once the program has accepted it",
@@ -740,6 +742,19 @@ static int inet_finish(struct ck_fdcap_set *set)
             reset_fds[nreset++] = set->fds[i].fd;
     }
     return 0;
+}
+
+int ck_inet_relink(struct ck_fdcap_set *set)
+{
+    /* how finish() decided them, but with every process's sockets */
+    for (uint32_t i = 0; i < set->n; i++) {
+        struct ck_inet *a = state_at(set, i);
+        if (a && (a->role == CK_INET_PAIR || a->role == CK_INET_PENDING))
+            a->role = CK_INET_DEAD;
+    }
+    int r = inet_finish(set);
+    nreset = 0;
+    return r;
 }
 
 /* --kill: the program ends now. Its connections to itself are closed with

@@ -6,4 +6,10 @@
  * with a reset (no TIME_WAIT on their ports) */
 void ck_inet_reset_pairs(void);
 
+struct ck_fdcap_set;
+/* coord, a tree's merged set of sockets (fd numbers unique in the set):
+ * connections and accept queues paired again across the set. 0, or
+ * negative with s->err set (bytes that cannot be carried over). */
+int ck_inet_relink(struct ck_fdcap_set *s);
+
 #endif

@@ -897,6 +897,33 @@ static int unix_finish(struct ck_fdcap_set *s)
     return 0;
 }
 
+/* The sockets of several processes of a tree put together (coord's
+ * merged set, docs/DESIGN.md "Process trees"): each process saw a peer or
+ * a listener in another process as outside; what is in the set now is
+ * inside. Queues are as each process saved them. */
+int ck_unix_relink(struct ck_fdcap_set *s)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct ck_unix *u = state_at(s, i);
+        struct ck_unix *l;
+        if (!u || !(u->flags & CK_UNIXF_CONNECTED) || (u->flags & CK_UNIXF_PEER_IN))
+            continue;
+        if (find_ino(s, u->peer_ino) >= 0) {
+            u->flags &= ~(CK_UNIXF_DEAD | CK_UNIXF_OUTSIDE | CK_UNIXF_QUEUED);
+            u->flags |= CK_UNIXF_PEER_IN;
+        } else if (!(u->flags & CK_UNIXF_QUEUED) && (u->flags & CK_UNIXF_DEAD) &&
+                   (l = queued_on(s, u->ino))) {
+            u->flags &= ~CK_UNIXF_DEAD;
+            u->flags |= CK_UNIXF_QUEUED;
+            u->peer_ino = l->ino;
+        } else {
+            continue;
+        }
+        s->fds[i].flags &= ~(uint32_t)CK_FDF_STD_REDIRECT; /* its peer comes back */
+    }
+    return 0;
+}
+
 /* ---- restore ------------------------------------------------------------ */
 
 /* One socket of the image while coord makes them all. */
@@ -1654,7 +1681,7 @@ out:
 
 static int unix_restore(struct ck_fdrest *r)
 {
-    static int built; /* coord restores one image */
+    static const struct ck_image *built; /* the image whose sockets are made */
     if (r->f->flags & CK_FDF_STD_REDIRECT) {
         int fd = r->std(r);
         if (fd < 0)
@@ -1662,9 +1689,9 @@ static int unix_restore(struct ck_fdrest *r)
                   "connection to outside: %s", r->f->fd, strerror(errno));
         return fd;
     }
-    if (!built) {
+    if (built != r->im) {
         /* the first unix socket of the image: make them all */
-        built = 1;
+        built = r->im;
         if (build_all(r) < 0)
             return -1;
     }

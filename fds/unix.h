@@ -30,6 +30,9 @@ struct ck_image;
  * over. Returns 0, or -1 (err set). */
 int ck_unix_inflight(int fd, const int *prog, int nprog, int *hidden, int *nhidden, int max,
                      char *err, size_t errlen);
+/* coord, a tree's merged set of sockets: peers and listeners now in the
+ * set are inside (CK_UNIXF_PEER_IN, CK_UNIXF_QUEUED). */
+int ck_unix_relink(struct ck_fdcap_set *s);
 int ck_unix_outside(const struct ck_image *im, char *out, size_t outlen);
 
 #endif

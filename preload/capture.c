@@ -544,7 +544,7 @@ static int capture_regions(char *err, size_t errlen)
 
 static int fd_is_skipped(int fd)
 {
-    if (fd == g_shim.listen_fd)
+    if (fd == g_shim.listen_fd || fd == netrec_fd())
         return 1;
     for (unsigned i = 0; i < sizeof shim_skip_fds / sizeof shim_skip_fds[0]; i++)
         if (shim_skip_fds[i] == fd)
@@ -642,6 +642,11 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
                      "cannot restore", f->fd, path, kind, adv, type);
             return -ENOTSUP;
         }
+        /* a POSIX lock through a description shared with another process
+         * (inherited across fork) that the other process took: its own,
+         * shown here because it was taken through this file */
+        if (k.kind == CK_LOCK_POSIX && pid != (int)syscall(SYS_getpid))
+            continue;
         k.write = !strcmp(type, "WRITE");
         if (k.kind != CK_LOCK_FLOCK && k.kind != CK_LOCK_LEASE) {
             k.start = start;

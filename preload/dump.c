@@ -918,6 +918,42 @@ static int dump_filedata(struct writer *w, const struct ck_fd *f)
     return dump_file_contents(w, -1, (uint64_t)f->fd, what);
 }
 
+/* The checkpoint version of a file the program could only write
+ * (CK_FDF_VER_LATER, fds/file.c): its first f->size bytes, as FILEDATA of
+ * its fd, through a descriptor of the writer's own. A file cut shorter
+ * meanwhile fails the checkpoint (the program goes on; the next one is
+ * tried later) rather than give an image that cannot put it back. */
+static int dump_version(struct writer *w, const struct ck_fd *f)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
+    int rfd = open(p, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    uint64_t off = 0;
+    int r = 0;
+    while (rfd >= 0 && r == 0 && off < f->size) {
+        size_t want = JOB_PAGES * CK_PAGE_SIZE;
+        if (f->size - off < want)
+            want = (size_t)(f->size - off);
+        ssize_t got = pread(rfd, w->copy, want, (off_t)off);
+        if (got <= 0)
+            break;
+        uint32_t flags;
+        size_t len;
+        ck_chunk_encode(w->state, w->copy, (size_t)got, w->out, w->out_cap, &flags, &len);
+        r = put_rec(w, CK_REC_FILEDATA, flags, w->out, len, (uint64_t)got, (uint64_t)f->fd, off);
+        off += (uint64_t)got;
+    }
+    if (rfd >= 0)
+        close(rfd);
+    if (r == 0 && off < f->size) {
+        snprintf(w->err, w->errlen, "cannot read fd %d (%llu bytes) for its checkpoint version: "
+                 "%s", f->fd, (unsigned long long)f->size,
+                 rfd < 0 ? strerror(errno) : "it became shorter meanwhile");
+        r = -EIO;
+    }
+    return r;
+}
+
 /* The target of a symbolic link held with O_PATH, as FILEDATA of its fd:
  * restore makes the link again if it is gone, or checks that the one at
  * its path still points there. */
@@ -994,7 +1030,7 @@ static int count_cpus(void)
 
 /* Write the whole image to fd. Returns 0 or -errno with err set. */
 int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, char *err,
-               size_t errlen)
+               size_t errlen, int forked)
 {
     static struct writer w;
     memset(&w, 0, sizeof w);
@@ -1065,7 +1101,7 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     size_t tl = sizeof(struct ck_thread) * g_shim.nthreads;
     if ((r = put_rec(&w, CK_REC_THREADS, 0, g_shim.threads, tl, tl, g_shim.nthreads, 0)) < 0)
         goto out;
-    ident_hash_files();
+    ident_hash_files(forked);
     dump_saved_files(&w, 0);
     if ((r = put_rec2(&w, CK_REC_REGIONS, g_shim.regions,
                       sizeof(struct ck_region) * g_shim.nregions, g_shim.strtab,
@@ -1107,6 +1143,12 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         const struct ck_fd *f = &g_shim.fds[i];
         if (f->kind == CK_FD_SYMLINK && f->share_with < 0 && (r = dump_link_target(&w, f)) < 0)
+            goto out;
+    }
+    for (uint32_t i = 0; i < g_shim.nfds; i++) {
+        const struct ck_fd *f = &g_shim.fds[i];
+        if (f->kind == CK_FD_FILE && (f->flags & CK_FDF_VER_LATER) &&
+            f->hash_kind == CK_HASH_VER_CONTENT && (r = dump_version(&w, f)) < 0)
             goto out;
     }
     if ((r = dump_saved_files(&w, 1)) < 0)

@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "fdkind.h"
+#include "fileid.h"
 #include "shim.h"
 
 struct shim_fdbytes shim_fdbytes[SHIM_MAX_FDBYTES];
@@ -234,13 +237,66 @@ static int set_bytes(struct ck_fdcap_set *s, uint32_t i, const void *data, size_
     return add_bytes(s->fds[i].fd, data, len, s->err, s->errlen);
 }
 
+/* CKSHIM_FILE_VERSION_MAX: bytes, or with a K, M or G suffix. */
+static uint64_t version_max(void)
+{
+    const char *e = getenv("CKSHIM_FILE_VERSION_MAX");
+    if (!e || !*e)
+        return CK_VER_MAX_DEFAULT;
+    char *end;
+    unsigned long long v = strtoull(e, &end, 10);
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; break;
+    case 'm': case 'M': v <<= 20; break;
+    case 'g': case 'G': v <<= 30; break;
+    default: break;
+    }
+    return v;
+}
+
+/* The files not to save at their checkpoint version: the request's
+ * (--shared-file, by (dev, ino)) and CKSHIM_SHARED_FILES (paths separated
+ * by ':', looked at now, so a link or a relative name finds its file). */
+static uint32_t shared_files(uint64_t (*out)[2], uint32_t cap)
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < g_shim.ckpt_nshared && n < cap; k++, n++) {
+        out[n][0] = g_shim.ckpt_shared[k][0];
+        out[n][1] = g_shim.ckpt_shared[k][1];
+    }
+    const char *e = getenv("CKSHIM_SHARED_FILES");
+    while (e && *e && n < cap) {
+        const char *c = strchr(e, ':');
+        size_t l = c ? (size_t)(c - e) : strlen(e);
+        char p[CK_PATH_MAX];
+        struct stat st;
+        if (l && l < sizeof p) {
+            memcpy(p, e, l);
+            p[l] = 0;
+            if (stat(p, &st) == 0) {
+                out[n][0] = st.st_dev;
+                out[n][1] = st.st_ino;
+                n++;
+            }
+        }
+        e = c ? c + 1 : NULL;
+    }
+    return n;
+}
+
 /* Every descriptor is captured: kinds that pair descriptors look again. */
 int fdcap_finish(char *err, size_t errlen)
 {
+    static uint64_t shared[64][2];
+    const char *v = getenv("CKSHIM_FILE_VERSIONS");
     struct ck_fdcap_set s = {
         .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
         .path = set_path, .state = set_state, .bytes = set_bytes, .tree = g_shim.tree_ckpt,
+        .versions = !g_shim.ckpt_noversions &&
+                    !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))),
+        .shared = (const uint64_t (*)[2])shared, .version_max = version_max(),
     };
+    s.nshared = shared_files(shared, 64);
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
         if (!(*k)->finish)
             continue;

@@ -7,8 +7,11 @@
  * shim asks at checkpoint, for every open file description, and puts it
  * back after restore, once the threads have their new ids: the owner is
  * the process itself, its process group or one of its threads (recorded
- * by the tid the program saw); an owner outside the program could not be
- * given back and refuses the checkpoint by name.
+ * by the tid the program saw), or in a tree checkpoint another process or
+ * process group of the tree (by the id the tree knows it by; coord checks
+ * it is one); an
+ * owner outside the program could not be given back and refuses the
+ * checkpoint by name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +52,9 @@ int fown_capture(struct ck_fd *f, char *err, size_t errlen)
         }
     }
     if (g_shim.tree_ckpt && o.type != F_OWNER_TID) {
-        /* another process or group of the tree: coord checks it is one */
+        /* another process or process group of the tree being
+         * checkpointed (coord checks it is one): by the id the tree
+         * knows it by */
         pid_t v = o.type == F_OWNER_PGRP ? shim_pgrp_virt(o.pid) : shim_pid_virt(o.pid);
         if (v > 0 && v <= (pid_t)CK_OWN_ID(~0u)) {
             f->owner = (o.type == F_OWNER_PGRP ? CK_OWN_TREE_PGRP : CK_OWN_TREE) << 24 |
@@ -92,7 +97,14 @@ int fown_restore(char *err, size_t errlen)
             }
             break;
         case CK_OWN_TREE:
-            o.pid = shim_pid_real((pid_t)CK_OWN_ID(f->owner));
+            for (uint32_t k = 0; k < g_shim.ntree; k++)
+                if (g_shim.tree[k].vpid == (pid_t)CK_OWN_ID(f->owner))
+                    o.pid = g_shim.tree[k].real;
+            if (!o.pid) {
+                snprintf(err, errlen, "fd %d: the process %u of the tree that got its signals "
+                         "is not in the tree's map", f->fd, CK_OWN_ID(f->owner));
+                return -1;
+            }
             break;
         case CK_OWN_TREE_PGRP:
             o.type = F_OWNER_PGRP;

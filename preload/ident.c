@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fileid.h"
+#include "xxh64.h"
 #include "shim.h"
 
 /* Does the program map (dev, ino) shared and writable, or hold it open
@@ -53,7 +54,35 @@ static uint64_t hash_fd(int fd, uint64_t dev, uint64_t ino, uint64_t size, uint3
     return h;
 }
 
-void ident_hash_files(void)
+/* A write-only file's version (fds/file.c, CK_FDF_VER_LATER), in the
+ * writer: an appended file's tail hash now; a rewritten one is read by
+ * dump.c. Not in the program itself (--no-fork): its open and close
+ * would drop the program's POSIX locks on the file; there, and when the
+ * file is no longer readable as it was, it is not versioned. */
+static void version_later(struct ck_fd *f, int forked)
+{
+    static unsigned char tail[CK_VER_TAIL];
+    char lp[64];
+    snprintf(lp, sizeof lp, "/proc/self/fd/%d", f->fd);
+    int fd = forked ? open(lp, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
+    struct stat st;
+    int ok = fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size >= f->size;
+    if (ok && f->hash_kind == CK_HASH_VER_LENGTH) {
+        uint64_t t = f->size < CK_VER_TAIL ? f->size : CK_VER_TAIL;
+        ok = pread(fd, tail, t, (off_t)(f->size - t)) == (ssize_t)t;
+        if (ok)
+            f->hash = ck_xxh64(tail, t, f->size);
+        f->flags &= ~(uint32_t)CK_FDF_VER_LATER;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        f->hash_kind = CK_HASH_WRITTEN;
+        f->flags &= ~(uint32_t)CK_FDF_VER_LATER;
+    }
+}
+
+void ident_hash_files(int forked)
 {
     for (uint32_t i = 0; i < g_shim.nregions; i++) {
         struct ck_region *r = &g_shim.regions[i];
@@ -79,8 +108,10 @@ void ident_hash_files(void)
     }
     for (uint32_t i = 0; i < g_shim.nfds; i++) {
         struct ck_fd *f = &g_shim.fds[i];
-        if (f->kind != CK_FD_FILE || f->share_with >= 0)
-            continue;
+        if (f->kind == CK_FD_FILE && (f->flags & CK_FDF_VER_LATER))
+            version_later(f, forked);
+        if (f->kind != CK_FD_FILE || f->share_with >= 0 || f->hash_kind >= CK_HASH_VER_LENGTH)
+            continue; /* (a version: fds/file.c, kept while the program was parked) */
         if (program_writes(f->dev, f->ino)) {
             f->hash_kind = CK_HASH_WRITTEN;
             continue;

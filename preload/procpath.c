@@ -59,7 +59,9 @@ static pid_t real_id(long v)
     for (int i = 0; g_shim.slots && i < g_shim.nslots && i < CK_MAX_THREADS; i++)
         if (g_shim.slots[i].vtid == v)
             return g_shim.slots[i].tid;
-    return 0;
+    /* another process of a restored tree, by the pid the tree knows */
+    pid_t t = shim_tree_real((pid_t)v);
+    return t != (pid_t)v ? t : 0;
 }
 
 /* path, or its rewrite in buf (PATH_MAX bytes). */

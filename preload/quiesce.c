@@ -193,6 +193,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
     pattr_park(s);
+    netrec_park(ucv);
     s->sigpending = own_pending(idx);
     shim_tls.ckpt_seq++;
     shim_tls.park_mono_ns = shim_now_ns(CLOCK_MONOTONIC);

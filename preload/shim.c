@@ -368,8 +368,13 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             return 0;
         }
     }
+    g_shim.ckpt_noversions = (req->flags & CK_CKPT_NO_VERSIONS) != 0;
+    g_shim.ckpt_nshared = req->nshared < CK_MAX_SHARED ? req->nshared : CK_MAX_SHARED;
+    memcpy(g_shim.ckpt_shared, req->shared, sizeof g_shim.ckpt_shared);
     r = capture_all(err, sizeof err);
     g_shim.tree_ckpt = 0;
+    g_shim.ckpt_noversions = 0;
+    g_shim.ckpt_nshared = 0;
     if (r < 0) {
         capture_forget(1);
         quiesce_release();
@@ -419,6 +424,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             return 0;
         }
         hdr.flags |= hflags;
+        /* threads parked: what they read from here on is after this image */
+        netrec_new_epoch(hdr.counter_stamp);
     }
 
     /* The manager's own park point: the restorer resumes it here. */
@@ -438,7 +445,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     memset(cr, 0, sizeof *cr);
     int64_t pause_end = 0;
     if (nofork) {
-        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
@@ -449,14 +456,14 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
             int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
             if (s == 0)
-                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
             cr->status = s;
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
-            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg);
+            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
         } else {
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
@@ -671,8 +678,9 @@ static void *manager_main(void *arg)
     for (;;) {
         struct pollfd pf[2] = {{.fd = g_shim.listen_fd, .events = POLLIN},
                                {.fd = seed_trigger_fd(), .events = POLLIN}};
-        if (poll(pf, pf[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+        if (poll(pf, pf[1].fd >= 0 ? 2 : 1, netrec_poll_ms()) < 0 && errno != EINTR)
             usleep(10000);
+        netrec_sync();
         /* A restored program's after-restore hooks run here, once its
          * threads run again (restore_finish released them). */
         if (pf[1].fd >= 0 && (pf[1].revents & POLLIN)) {
@@ -811,7 +819,7 @@ __attribute__((constructor)) static void shim_init(void)
     g_shim.rseq_off = (long)__rseq_offset;
     g_shim.rseq_size = __rseq_size;
 
-    if (wrappers_init() < 0 || quiesce_init() < 0) {
+    if (wrappers_init() < 0 || quiesce_init() < 0 || netrec_init() < 0) {
         shim_log("initialisation failed; checkpointing disabled");
         return;
     }

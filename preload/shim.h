@@ -138,6 +138,11 @@ struct shim_state {
                                            stops it again once restored */
     int tree_ckpt;                      /* this checkpoint is one process of a tree's
                                            (CK_CKPT_TREE): children are coord's to check */
+    /* The request's file version options (CK_CKPT_NO_VERSIONS, its
+     * --shared-file list), for the capture in progress. */
+    int ckpt_noversions;
+    uint32_t ckpt_nshared;
+    uint64_t ckpt_shared[CK_MAX_SHARED][2];
 };
 extern struct shim_state g_shim;
 
@@ -176,7 +181,8 @@ void quiesce_resume_restored(void);
 int quiesce_wait_landed(int64_t timeout_ns);
 void quiesce_fixup_thread(struct shim_slot *s);
 int quiesce_install_handler(void);
-extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint */
+extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoint,
+                                           libunwind's pipe (unwind.c) */
 /* siginfo of a signal pending at the checkpoint (quiesce.c) */
 struct shim_sigkeep {
     int slot;                           /* the thread's slot; -1: the process */
@@ -261,15 +267,19 @@ void capture_tty(int fd, const struct stat *st);
 struct dump_stats {
     uint64_t bytes, pages, raw_bytes;
 };
+/* forked: in the image writer, a process of its own (not the program:
+ * files it opens and closes cost the program no lock) */
 int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
-               size_t errlen);
+               size_t errlen, int forked);
 int dump_witnesses(char *err, size_t errlen);
 
-/* ident.c: content hashes of open and mapped files (writer side). */
-void ident_hash_files(void);
+/* ident.c: content hashes of open and mapped files (writer side); the
+ * versions of write-only files (CK_FDF_VER_LATER) only when forked. */
+void ident_hash_files(int forked);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
+void unwind_after_restore(void);
 void unwind_names(void);                /* after capture_regions */
 void unwind_symbol_name(const void *addr, char *out, size_t len);
 
@@ -327,6 +337,15 @@ void cputime_capture(void);
 void cputime_restore(void);
 void cputime_forget(void);
 clockid_t cputime_clock(clockid_t c, int64_t *off_ns);  /* the kernel's id, offset to add */
+
+/* netrec.c: `coord run --record-net`, the journal of received bytes */
+int netrec_init(void);
+int netrec_fd(void);                   /* the journal (never in an image), or -1 */
+void netrec_new_epoch(uint64_t stamp); /* parked, for the checkpoint with this stamp */
+void netrec_after_restore(void);
+int netrec_poll_ms(void);              /* the manager's poll timeout */
+void netrec_sync(void);
+void netrec_park(void *ucv);           /* the checkpoint handler, before parking */
 
 /* seccomp.c: trap raw rt_sigprocmask/rt_sigaction of the executable (Go) */
 extern struct ck_sigaction shim_app_sigsys_action; /* the program's SIGSYS disposition */

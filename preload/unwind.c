@@ -25,6 +25,49 @@
 
 #include "shim.h"
 
+static int in_unwind;
+
+/* libunwind opens a pipe (pipe2, O_CLOEXEC | O_NONBLOCK) the first time
+ * it walks, to test addresses: at the lowest free numbers, among the
+ * program's, which the capture that follows would then save as the
+ * program's own (and a process that had closed 0-2 would find a pipe
+ * there after restore). While the shim walks, the pipe goes where the
+ * shim keeps its own descriptors, and capture skips it. */
+SHIM_API int pipe2(int fds[2], int flags)
+{
+    static int (*next)(int *, int);
+    if (!next)
+        *(void **)&next = dlsym(RTLD_NEXT, "pipe2");
+    if (!next)
+        return -1;
+    int r = next(fds, flags);
+    for (int i = 0; r == 0 && in_unwind && i < 2; i++) {
+        int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 880);
+        if (hi >= 0) {
+            close(fds[i]);
+            fds[i] = hi;
+        }
+        shim_skip_fds[2 + i] = fds[i];
+    }
+    return r;
+}
+
+/* After a restore: libunwind's pipe at the numbers it remembers (the
+ * image does not have it), so that its next walk writes into its own
+ * pipe, not into nothing or into what the program opens there. */
+void unwind_after_restore(void)
+{
+    int p[2];
+    if (shim_skip_fds[2] < 0 || shim_skip_fds[3] < 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        return;
+    for (int i = 0; i < 2; i++) {
+        if (p[i] != shim_skip_fds[2 + i] && dup3(p[i], shim_skip_fds[2 + i], O_CLOEXEC) < 0)
+            shim_skip_fds[2 + i] = -1;
+        if (p[i] != shim_skip_fds[2 + i])
+            close(p[i]);
+    }
+}
+
 void unwind_thread(struct ck_thread *t, ucontext_t *uc)
 {
     static int disabled = -1;
@@ -34,8 +77,11 @@ void unwind_thread(struct ck_thread *t, ucontext_t *uc)
     if (disabled || !uc)
         return;
     unw_cursor_t c;
-    if (unw_init_local2(&c, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0)
+    in_unwind = 1;
+    if (unw_init_local2(&c, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0) {
+        in_unwind = 0;
         return;
+    }
     do {
         struct ck_frame *f = &t->frames[t->nframes];
         unw_word_t ip = 0;
@@ -46,6 +92,7 @@ void unwind_thread(struct ck_thread *t, ucontext_t *uc)
         f->name[0] = 0;
         t->nframes++;
     } while (t->nframes < CK_MAX_FRAMES && unw_step(&c) > 0);
+    in_unwind = 0;
 }
 
 /* The program headers and one symbol table of a mapped ELF file (or of

@@ -543,33 +543,46 @@ static pid_t virt_id(pid_t real)
     return real;
 }
 
-/* An owner pid: a thread of the process, or another process of the tree. */
+/* fcntl's owner commands carry pids: after a restore the program's ids
+ * are not the kernel's (F_SETOWN with getpid() would name the pid the
+ * process had before, or another process). Process groups are the ids
+ * of the tree's groups (pgrp_real, shim_pgrp_virt). */
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+
+/* An id of this process or its threads, else of another process of its
+ * tree (each map only when the first does not: a new pid of ours may be
+ * an old one of another process). */
 static pid_t owner_real(pid_t v)
 {
     pid_t r = real_tid(v);
-    return r == v ? shim_tree_real(v) : r;
+    return r != v ? r : shim_tree_real(v);
 }
 
 static pid_t owner_virt(pid_t r)
 {
     pid_t v = virt_id(r);
-    return v == r ? shim_tree_virt(r) : v;
+    return v != r ? v : shim_tree_virt(r);
 }
-
-/* fcntl's owner commands carry pids: after a restore the program's ids
- * are not the kernel's (F_SETOWN with getpid() would name the pid the
- * process had before, or another process). Process groups are not
- * virtualised (a restored program has the restoring session's). */
-static int (*real_fcntl)(int, int, ...);
-static int (*real_fcntl64)(int, int, ...);
 
 static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
 {
     unsigned long arg = va_arg(ap, unsigned long);
     struct f_owner_ex ex, *uex = (struct f_owner_ex *)arg;
+    if (g_shim.generation && cmd == F_GETLK) {
+        /* the holder of a conflicting POSIX lock, by the pid the tree
+         * knows it by (a process of the tree, or this one) */
+        struct flock *fl = (struct flock *)arg;
+        int r = fn(fd, cmd, arg);
+        if (r == 0 && fl && fl->l_type != F_UNLCK && fl->l_pid > 0)
+            fl->l_pid = owner_virt(fl->l_pid);
+        return r;
+    }
     if (!g_shim.generation || (cmd != F_SETOWN && cmd != F_GETOWN && cmd != F_SETOWN_EX &&
                                cmd != F_GETOWN_EX))
         return fn(fd, cmd, arg);
+    /* the ids of this process and its threads, then of the other
+     * processes of its tree; a group's by the tree's groups */
     if (cmd == F_SETOWN && (int)arg > 0)
         arg = (unsigned long)owner_real((pid_t)arg);
     else if (cmd == F_SETOWN && (int)arg < 0)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh - install the Debian/Ubuntu packages ckshim needs to
-# build, test and run its demo, if any are missing.
+# build, test and run its demo, if any are missing (slurm-wlm and munge:
+# tests/integration/test_slurm.sh starts a one-node Slurm cluster).
 #
 #   bash scripts/install-deps.sh [--check]
 #
@@ -13,7 +14,8 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config liblz4-dev lz4 libunwind-dev libcmocka-dev
       libxxhash-dev libhiredis-dev libsodium-dev redis-server redis-tools golang-go nodejs clang python3 util-linux
-      passwd openssh-server openssh-client iproute2 dpkg-dev debhelper lintian bash-completion man-db)
+      passwd openssh-server openssh-client iproute2 dpkg-dev debhelper lintian bash-completion man-db
+      slurm-wlm munge)
 
 die() {
     echo "install-deps: $*" >&2

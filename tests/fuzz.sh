@@ -62,7 +62,8 @@ TREE_SRC=("$ROOT/tests/unit/fuzz_tree.c" "$ROOT/coordinator/tree.c" "${COMMON[@]
     -I"$ROOT/fds" -o "$OUT/fuzz_tree_seed" "${TREE_SRC[@]}" $LZ4_LIBS -lsodium || exit 1
 mkdir -p "$OUT/corpus-image" "$OUT/corpus-lz4" "$OUT/corpus-tree"
 "$OUT/fuzz_image_seed" "$OUT/corpus-image/seed-valid.img" || exit 1
-"$OUT/fuzz_tree_seed" "$OUT/corpus-image/seed-valid.img" "$OUT/corpus-tree/seed-tree.img" || exit 1
+"$OUT/fuzz_tree_seed" "$OUT/corpus-image/seed-valid.img" "$OUT/corpus-tree/seed-tree.img" \
+    "$OUT/corpus-tree/seed-tree-v1.img" || exit 1
 # Seeds for the LZ4 target: 2 bytes of output size, then a real block.
 printf '\x00\x10\x1f\x61\x01\x00\x50\x61\x61\x61\x61\x61' >"$OUT/corpus-lz4/seed-aaaa"
 

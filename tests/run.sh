@@ -14,7 +14,9 @@
 # creates the user $CKSHIM_TEST_USER (default ckshimtest) if missing, copies
 # build/, tests/ and examples/ to a fresh directory under /tmp and runs the
 # integration part there as that user (setpriv, clean environment). Set
-# CKSHIM_TEST_AS_ROOT=1 to run them as root in place instead.
+# CKSHIM_TEST_AS_ROOT=1 to run them as root in place instead. Scripts
+# marked "# ckshim-test: as-root" (test_slurm.sh: Slurm's daemons need
+# root) run as root, in place, before the switch.
 #
 # Every test has a time limit (a time-out counts as a failure), leftover
 # test processes are killed at the end, and the last line of output is
@@ -143,9 +145,44 @@ kill_leftovers() {
     [ $n -eq 0 ] || say "(killed $n leftover test processes:$names)"
 }
 
-# Run every tests/integration/test_*.sh from this tree, as the current user.
+# Scripts marked "# ckshim-test: as-root" start system services (a
+# Slurm cluster: slurmctld and slurmd need root) and run their programs as
+# $CKSHIM_TEST_USER themselves: as root, run_integration_unprivileged runs
+# them first, in place, before it switches users; the unprivileged run
+# then leaves them out (CKSHIM_ROOT_TESTS_DONE=1). Run by an ordinary user
+# directly, they say SKIP.
+is_root_test() { grep -q '^# ckshim-test: as-root' "$1"; }
+
+# run_script SCRIPT OUT: run one integration script and count its lines.
+run_script() {
+    local s=$1 out=$2 name rc np nf ns
+    name=${s##*/}
+    name=${name%.sh}
+    say "--- $name"
+    timeout -k 10 "$SCRIPT_TIMEOUT" bash "$s" "$B" </dev/null 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    np=$(grep -c '^PASS ' "$out")
+    nf=$(grep -c '^FAIL ' "$out")
+    ns=$(grep -c '^SKIP ' "$out")
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        say "FAIL $name: timed out after ${SCRIPT_TIMEOUT}s"
+        nf=$((nf + 1))
+    elif [ "$rc" -ne 0 ] && [ "$nf" -eq 0 ]; then
+        say "FAIL $name: exit status $rc without a FAIL line"
+        nf=$((nf + 1))
+    elif [ "$np" -eq 0 ] && [ "$nf" -eq 0 ] && [ "$ns" -eq 0 ]; then
+        say "PASS $name"
+        np=1
+    fi
+    passed=$((passed + np))
+    failed=$((failed + nf))
+    skipped=$((skipped + ns))
+}
+
+# Run every tests/integration/test_*.sh from this tree, as the current user
+# (with "root": only the scripts marked as-root).
 run_integration_here() {
-    local s name out rc np nf ns found=0
+    local s out found=0 only_root=${1:-}
     say "=== integration tests (as $(id -un 2>/dev/null || id -u), in $ROOT)"
     RUN_TOKEN="$$.$(date +%s%N)"
     RUN_START=$(proc_starttime $$)
@@ -156,27 +193,12 @@ run_integration_here() {
     for s in "$ROOT"/tests/integration/test_*.sh; do
         [ -f "$s" ] || continue
         found=1
-        name=${s##*/}
-        name=${name%.sh}
-        say "--- $name"
-        timeout -k 10 "$SCRIPT_TIMEOUT" bash "$s" "$B" </dev/null 2>&1 | tee "$out"
-        rc=${PIPESTATUS[0]}
-        np=$(grep -c '^PASS ' "$out")
-        nf=$(grep -c '^FAIL ' "$out")
-        ns=$(grep -c '^SKIP ' "$out")
-        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-            say "FAIL $name: timed out after ${SCRIPT_TIMEOUT}s"
-            nf=$((nf + 1))
-        elif [ "$rc" -ne 0 ] && [ "$nf" -eq 0 ]; then
-            say "FAIL $name: exit status $rc without a FAIL line"
-            nf=$((nf + 1))
-        elif [ "$np" -eq 0 ] && [ "$nf" -eq 0 ]; then
-            say "PASS $name"
-            np=1
+        if is_root_test "$s"; then
+            [ "${CKSHIM_ROOT_TESTS_DONE:-0}" = 1 ] && continue
+        else
+            [ "$only_root" = root ] && continue
         fi
-        passed=$((passed + np))
-        failed=$((failed + nf))
-        skipped=$((skipped + ns))
+        run_script "$s" "$out"
     done
     [ $found -eq 1 ] || say "(no tests/integration/test_*.sh: nothing to run)"
     unset CKSHIM_TEST_RUN CKSHIM_TEST_PIDFILE
@@ -224,6 +246,9 @@ run_integration_unprivileged() {
         return
     }
 
+    # the scripts that need root, in place, before the switch
+    CKSHIM_TEST_USER=$TEST_USER run_integration_here root
+
     say "=== integration tests as user $TEST_USER (uid $uid) in $dir"
     out="$dir/.run-output"
     touch "$out" && chown "$uid:$gid" "$out"
@@ -235,6 +260,7 @@ run_integration_unprivileged() {
         LANG=C.UTF-8 TMPDIR=/tmp ${CI:+CI="$CI"} \
         CKSHIM_UNIT_TIMEOUT="$UNIT_TIMEOUT" CKSHIM_SCRIPT_TIMEOUT="$SCRIPT_TIMEOUT" \
         ${CKSHIM_KEEP:+CKSHIM_KEEP="$CKSHIM_KEEP"} ${CKSHIM_PROGS:+CKSHIM_PROGS="$CKSHIM_PROGS"} \
+        CKSHIM_ROOT_TESTS_DONE=1 \
         bash -c 'cd "$1" && exec bash tests/run.sh --integration' _ "$dir" \
         </dev/null 2>&1 | tee "$out" | grep --line-buffered -Ev '^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}

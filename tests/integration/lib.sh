@@ -36,6 +36,36 @@ ck_cleanup() {
     [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
 }
 
+# sv_cleanup: ck_cleanup, and first the programs of the supervisors whose
+# --images directories are $T/*/ (kill -9 of a supervisor leaves its program).
+sv_cleanup() {
+    local f p
+    for f in "$T"/*/supervise.state; do
+        [ -f "$f" ] || continue
+        p=$(awk '$1=="program"{print $2}' "$f")
+        [ -n "$p" ] && [ "$p" != 0 ] && PIDS+=("$p")
+    done
+    ck_cleanup
+}
+
+# stop_supervisor PID: SIGTERM (a last image), then end_supervisor: a test
+# never hangs on a supervisor.
+stop_supervisor() {
+    kill -TERM "$1" 2>/dev/null
+    end_supervisor "$1"
+}
+
+# end_supervisor PID: wait for it to end (at most 60 s, then SIGKILL to its
+# children and to it); its exit status is the function's.
+end_supervisor() {
+    local c
+    if ! wait_for 60 gone "$1"; then
+        for c in $(ps -o pid= --ppid "$1"); do kill -9 "$c" 2>/dev/null; done
+        kill -9 "$1" 2>/dev/null
+    fi
+    wait "$1" 2>/dev/null
+}
+
 # restore_ok NAME IMG [ARGS]: restore --detach must start a process (which
 # is then killed).
 restore_ok() {

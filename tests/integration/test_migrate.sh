@@ -84,6 +84,8 @@ for h in A B; do
     chmod 755 "$T/coord.$h"
 done
 export CKSHIM_COUNTER=file:$T/counter.A
+mkdir -m 700 "$T/tmp"
+export TMPDIR=$T/tmp
 ssh_up() { # ADDRESS: within 10 s
     for _ in $(seq 20); do
         $SSH "$1" true 2>/dev/null && return 0
@@ -160,8 +162,8 @@ fi
 [ -z "$(ask 10.77.0.1)" ] && pass migrate_A_no_longer_answers ||
     fail migrate_A_no_longer_answers "something still answers on A"
 # the local image may not be restored as the program any more
-ls /tmp/ckshim-migrate-* >/dev/null 2>&1 && fail migrate_local_copy_removed "left in /tmp" ||
-    pass migrate_local_copy_removed
+[ -z "$(ls -A "$T/tmp")" ] && pass migrate_local_copy_removed ||
+    fail migrate_local_copy_removed "left in \$TMPDIR: $(ls -A "$T/tmp")"
 
 # ---- B -> A, run on B over ssh (the second checkpoint and restore)
 NP2=$($SSH 10.77.0.2 "$T/coord.B migrate $NP 10.77.0.1 --ssh '$SSH' --remote-coord $T/coord.A" \
@@ -191,13 +193,73 @@ else
     fail migrate_refused_there_restored_here "rc=$rc pid '$out' answer '$r4' $(grep -v chdir "$T/err" | tail -3)"
 fi
 
+# ---- text from the far side's shell before coord's answer; then a
+# timed-out and an interrupted transfer: nothing runs twice, the image stays
+CUR=${out:-0}
+cat >"$T/wrapssh" <<'SH'
+#!/bin/bash
+# like ssh, but: a banner line first; a pause before a restore (WRAP_SLEEP)
+echo "Welcome to host B"
+case "$*" in *"restore - "*) sleep "${WRAP_SLEEP:-0}" ;; esac
+exec ssh "$@"
+SH
+chmod 755 "$T/wrapssh"
+WSSH="$T/wrapssh ${SSH#ssh }"
+NPB=$("${NOCAPS[@]}" "$C" migrate "$CUR" 10.77.0.2 --ssh "$WSSH" --remote-coord "$T/coord.B" 2>"$T/err")
+rc=$?
+[ -n "$NPB" ] && PIDS+=("$NPB")
+if [ $rc -eq 0 ] && [ "$(field served <<<"$(ask 10.77.0.2)")" = 5 ]; then
+    pass migrate_ignores_remote_banner
+else
+    fail migrate_ignores_remote_banner "rc=$rc pid '$NPB' $(grep -v chdir "$T/err" | tail -2)"
+fi
+# back to A (run on B over ssh) for what follows
+CUR=$($SSH 10.77.0.2 "$T/coord.B migrate $NPB 10.77.0.1 --ssh '$SSH' --remote-coord $T/coord.A" 2>"$T/err")
+[ -n "$CUR" ] && PIDS+=("$CUR")
+r=$(ask 10.77.0.1)
+[ "$(field served <<<"$r")" = 6 ] || fail migrate_back_again "answer '$r'"
+WRAP_SLEEP=30 "${NOCAPS[@]}" "$C" migrate "$CUR" 10.77.0.2 --ssh "$WSSH" \
+    --remote-coord "$T/coord.B" --timeout 3s >"$T/out" 2>"$T/err"
+rc=$?
+img=$(ls "$T"/tmp/*/image 2>/dev/null | head -n 1)
+if [ $rc -eq 1 ] && [ ! -s "$T/out" ] && grep -q "no answer within --timeout" "$T/err" &&
+    grep -q "may be running there" "$T/err" && [ -s "$img" ] && wait_for 5 gone "$CUR"; then
+    pass migrate_timeout_keeps_image
+else
+    fail migrate_timeout_keeps_image "rc=$rc img='$img' $(grep -v chdir "$T/err" | tail -2)"
+fi
+# it did not run there: the kept image restores here
+CUR=$("${NOCAPS[@]}" "$C" restore "$img" --detach 2>"$T/err")
+[ -n "$CUR" ] && PIDS+=("$CUR")
+[ "$(field served <<<"$(ask 10.77.0.1)")" = 7 ] && pass migrate_kept_image_restores_here ||
+    fail migrate_kept_image_restores_here "pid '$CUR'"
+rm -rf "${img%/image}"
+WRAP_SLEEP=30 "${NOCAPS[@]}" "$C" migrate "$CUR" 10.77.0.2 --ssh "$WSSH" \
+    --remote-coord "$T/coord.B" >"$T/out" 2>"$T/err" &
+MP=$!
+for _ in $(seq 100); do ls "$T"/tmp/*/image >/dev/null 2>&1 && gone "$CUR" && break; sleep 0.1; done
+sleep 0.5
+kill -TERM "$MP"
+wait "$MP"
+rc=$?
+img=$(ls "$T"/tmp/*/image 2>/dev/null | head -n 1)
+if [ $rc -eq 1 ] && grep -q "interrupted while the image was sent" "$T/err" && [ -s "$img" ] &&
+    ! pgrep -u "$(id -u)" -f wrapssh >/dev/null; then
+    pass migrate_interrupted_keeps_image
+else
+    fail migrate_interrupted_keeps_image "rc=$rc img='$img' $(grep -v chdir "$T/err" | tail -2)"
+fi
+CUR=$("${NOCAPS[@]}" "$C" restore "$img" --detach 2>"$T/err")
+[ -n "$CUR" ] && PIDS+=("$CUR")
+rm -rf "${img%/image}"
+
 # ---- coord restore - : from a pipe, the image never on disk there
-P3=${out:-0}
+P3=${CUR:-0}
 nocaps "$C" checkpoint "$P3" -o "$T/s.img" --kill 2>"$T/err" >/dev/null
 NP4=$(nocaps sh -c "cat '$T/s.img' | '$C' restore - --detach" 2>"$T/err")
 [ -n "$NP4" ] && PIDS+=("$NP4")
 r5=$(ask 10.77.0.1)
-[ "$(field served <<<"$r5")" = 5 ] && pass restore_from_stdin ||
+[ "$(field served <<<"$r5")" = 8 ] && pass restore_from_stdin ||
     fail restore_from_stdin "pid '$NP4' answer '$r5'"
 kill -9 "${NP4:-0}" 2>/dev/null
 wait_for 5 gone "${NP4:-0}"
@@ -209,6 +271,10 @@ out=$(nocaps sh -c "head -c 5000 '$T/s.img' | '$C' restore - --detach" 2>"$T/err
 rc=$?
 [ $rc -eq 1 ] && [ -z "$out" ] && pass restore_from_stdin_truncated_refused ||
     fail restore_from_stdin_truncated_refused "rc=$rc out='$out'"
+out=$(yes | nocaps timeout 20 "$C" restore - --detach 2>"$T/err")
+rc=$?
+[ $rc -eq 1 ] && grep -q "not a ckshim image" "$T/err" && pass restore_from_stdin_not_image_at_once ||
+    fail restore_from_stdin_not_image_at_once "rc=$rc"
 out=$(nocaps "$C" restore - --detach </dev/null 2>"$T/err")
 rc=$?
 [ $rc -eq 1 ] && grep -q "no image" "$T/err" && pass restore_from_empty_stdin_refused ||

@@ -25,17 +25,7 @@ C="$B/coord"
 T=$(mktemp -d /tmp/ckshim-super.XXXXXX)
 chmod 755 "$T"
 . "$HERE/lib.sh"
-# the supervisors' own pids too (kill -9 of a supervisor leaves its program)
-cleanup() {
-    local f p
-    for f in "$T"/*/supervise.state; do
-        [ -f "$f" ] || continue
-        p=$(awk '$1=="program"{print $2}' "$f")
-        [ -n "$p" ] && [ "$p" != 0 ] && PIDS+=("$p")
-    done
-    ck_cleanup
-}
-trap cleanup EXIT
+trap sv_cleanup EXIT
 
 # loop.py LOG [CRASH_MARKER]: append 1, 2, 3... to LOG every 50 ms; exit 3
 # when CRASH_MARKER exists; exit 0 when the file $T/finish exists.
@@ -75,7 +65,10 @@ D="$T/img"
     -- "$PY" "$T/loop.py" "$T/a.log" >"$T/sup1.out" 2>"$T/sup1.err") &
 sup=$!
 PIDS+=("$sup")
-if wait_for 20 have_image "$D" 5; then
+two_images() { [ "$(nimages "$1")" -eq 2 ]; }
+# (the state file says seq 5 once the older images are pruned)
+if wait_for 20 have_image "$D" 5 && wait_for 5 seq_above "$D" 4; then
+    wait_for 3 two_images "$D"
     n=$(nimages "$D")
     mode=$(stat -c %a "$D")
     if [ "$n" -eq 2 ] && [ "$mode" = 700 ] && ! have_image "$D" 1 && ! have_image "$D" 2; then
@@ -350,3 +343,127 @@ if [ $rc -eq 2 ] && grep -q 'not a duration' "$T/err"; then
 else
     fail supervisor_bad_every "rc=$rc"
 fi
+
+# stopped_helper SUP: the pid of SUP's child that is stopped (a checkpoint
+# helper at its CKSHIM_TEST_HOOK point), if any
+stopped_helper() { ps -o pid=,stat= --ppid "$1" | awk '$2 ~ /^T/ {print $1; exit}'; }
+has_stopped_helper() { [ -n "$(stopped_helper "$1")" ]; }
+
+# ---- a second signal once the last image is renamed into place: the
+# image is committed, so the run is "stopped" (exit 0), not abandoned ----
+D9="$T/img9"
+(cd "$T" && exec env CKSHIM_TEST_HOOK=after-rename "$C" run --every 1h --images "$D9" \
+    -- "$PY" "$T/loop.py" "$T/e.log" >"$T/sup9.out" 2>"$T/sup9.err") &
+sup=$!
+PIDS+=("$sup")
+wait_for 10 test -s "$T/e.log"
+prog=$(state "$D9" program)
+kill -TERM "$sup"
+# the last checkpoint stops itself (SIGSTOP) after its rename
+wait_for 20 has_stopped_helper "$sup"
+kill -TERM "$sup"
+end_supervisor "$sup"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(state "$D9" status)" = stopped ] && have_image "$D9" 1 &&
+    [ -n "$prog" ] && wait_for 5 gone "$prog" && grep -q 'the program is saved in' "$T/sup9.err" &&
+    ! grep -q 'abandoned' "$T/sup9.err"; then
+    pass supervisor_second_signal_after_commit
+else
+    fail supervisor_second_signal_after_commit "rc=$rc status=$(state "$D9" status): $(tail -n 2 "$T/sup9.err")"
+fi
+
+# ---- periodic checkpoints that fail are said on stderr, in the state
+# file and by coord list, until one is committed again ----
+# pgloop.py LOG REFUSE: loop.py's count; while the file REFUSE exists, a
+# child in a process group of its own (refused by a tree checkpoint)
+cat >"$T/pgloop.py" <<'EOF'
+import os, sys, time
+log, refuse = sys.argv[1], sys.argv[2]
+n = 0
+child = 0
+while True:
+    n += 1
+    with open(log, "a") as f:
+        f.write("%d\n" % n)
+    if os.path.exists(refuse) and not child:
+        child = os.fork()
+        if child == 0:
+            os.setpgid(0, 0)
+            while os.path.exists(refuse):
+                time.sleep(0.05)
+            os._exit(0)
+    if child and os.waitpid(child, os.WNOHANG)[0]:
+        child = 0
+    time.sleep(0.05)
+EOF
+D10="$T/img10"
+(cd "$T" && exec "$C" run --every 300ms --images "$D10" -- "$PY" "$T/pgloop.py" "$T/f.log" \
+    "$T/refuse" >"$T/sup10.out" 2>"$T/sup10.err") &
+sup=$!
+PIDS+=("$sup")
+failures_above() { [ "$(state "$1" ckpt_failures)" -gt "$2" ] 2>/dev/null; }
+no_failures() { [ -z "$(state "$1" ckpt_failures)" ]; }
+if wait_for 20 have_image "$D10" 1; then
+    touch "$T/refuse"
+    if wait_for 20 failures_above "$D10" 1; then
+        s0=$(state "$D10" seq)
+        "$C" list >"$T/list10.out" 2>&1
+        "$C" list --json >"$T/list10.json" 2>&1
+        rm -f "$T/refuse"
+        if grep -q "run: the checkpoint into .* failed ([0-9]* in a row): .*process group" "$T/sup10.err" &&
+            grep -q '^last_failure .*process group' "$D10/supervise.state" &&
+            grep -q "checkpoints failed since the newest image: .*process group" "$T/list10.out" &&
+            python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['supervised']; \
+sys.exit(not [x for x in s if x['checkpoint_failures'] >= 2 and 'process group' in x['last_failure']])" \
+                "$T/list10.json" &&
+            wait_for 20 seq_above "$D10" "$s0" && no_failures "$D10"; then
+            pass supervisor_checkpoint_failures_shown
+        else
+            fail supervisor_checkpoint_failures_shown "$(grep 'run:' "$T/sup10.err" | tail -n 2); $(tail -n 2 "$T/list10.out")"
+        fi
+    else
+        fail supervisor_checkpoint_failures_shown "no failure counted: $(tail -n 3 "$T/sup10.err")"
+    fi
+else
+    fail supervisor_checkpoint_failures_shown "no image: $(tail -n 3 "$T/sup10.err")"
+fi
+rm -f "$T/refuse"
+stop_supervisor "$sup"
+
+# ---- a commit during which the counter moved ("may be refused as
+# stale") removes no older image ----
+D11="$T/img11"
+(cd "$T" && exec env CKSHIM_TEST_HOOK=after-rename "$C" run --every 300ms --images "$D11" \
+    --keep 1 --counter "file:$T/ctr11" -- "$PY" "$T/loop.py" "$T/g.log" \
+    >"$T/sup11.out" 2>"$T/sup11.err") &
+sup=$!
+PIDS+=("$sup")
+ok=""
+if wait_for 20 has_stopped_helper "$sup"; then
+    h=$(stopped_helper "$sup")
+    PIDS+=("$h")
+    kill -CONT "$h"
+    if wait_for 20 state_is "$D11" seq 1 && wait_for 20 has_stopped_helper "$sup"; then
+        h=$(stopped_helper "$sup")
+        PIDS+=("$h")
+        app=$(state "$D11" app_id)
+        # someone else moves the counter past the image being committed
+        sed -i "s/^$app .*/$app 9/" "$T/ctr11"
+        kill -CONT "$h"
+        if wait_for 20 state_is "$D11" seq 2 && have_image "$D11" 1 && have_image "$D11" 2 &&
+            grep -q 'may be refused as stale' "$T/sup11.err" &&
+            grep -q 'the older images are kept' "$T/sup11.err"; then
+            ok=1
+        fi
+    fi
+fi
+if [ -n "$ok" ]; then
+    pass supervisor_stale_commit_keeps_images
+else
+    fail supervisor_stale_commit_keeps_images "$(ls "$D11" | tr '\n' ' '): $(grep -v 'checkpoint [0-9]* ->' "$T/sup11.err" | tail -n 3)"
+fi
+# the supervisor, its program and its helper (stopped or not) end here
+prog=$(state "$D11" program)
+for c in $(ps -o pid= --ppid "$sup"); do kill -9 "$c" 2>/dev/null; done
+kill -9 "$sup" "$prog" 2>/dev/null
+wait "$sup" 2>/dev/null || : # its SIGKILL is not the script's exit status

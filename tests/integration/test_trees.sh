@@ -5,7 +5,7 @@
 #
 # coord checkpoint PID takes PID and its descendants as one image, coord
 # restore brings the tree back. Here: descendants that cannot be part of
-# it (not under the shim at any depth, a socketpair between two, a
+# it (not under the shim at any depth, a socket pair with a descriptor in flight, a
 # session with a process outside the tree) are named in a refusal and every process goes on;
 # tree_pipes restored in the foreground (shared log offset), a damaged
 # stream starts nothing, an image restores once; inspect; a bash loop
@@ -52,23 +52,44 @@ fi
 alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
     fail tree_refused_children_keep_running "a child stopped"
 
-# What processes of a tree share and restore cannot share again yet is
-# refused by name, and every process goes on: a socketpair. (MAP_SHARED
-# anonymous memory inherited across fork is restored shared: tree_shm.)
-cat >"$T/shared.py" <<'EOF'
-import mmap, os, socket, sys, time
-if sys.argv[1] == "mem":
-    m = mmap.mmap(-1, 4096)
-    m[0:5] = b"hello"
-else:
-    a, b = socket.socketpair()
-k = os.fork()
-if k == 0:
+# A child made by clone(CLONE_FILES) shares its parent's descriptor table,
+# which restore cannot make again: named as such, every process goes on.
+cat >"$T/clonefiles.py" <<'EOF'
+import ctypes, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.syscall(56, 0x400 | int(signal.SIGCHLD), 0, 0, 0, 0) == 0:  # clone(CLONE_FILES)
     while True:
         time.sleep(1)
 EOF
+echo "$PY_TICKS" >>"$T/clonefiles.py"
+if start_py_app clonefiles "$T/clonefiles.py"; then
+    kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+    PIDS+=("$kid")
+    refused_alive tree_refuses_clone_files clonefiles \
+        "$kid \\(.*\\), a child of $pid, shares its descriptor table with it \\(clone with CLONE_FILES\\)"
+else
+    fail clonefiles_ready "no READY"
+fi
+
+# What processes of a tree share and restore cannot share again yet is
+# refused by name, and every process goes on: a socket pair split between
+# parent and child with a descriptor in flight (SCM_RIGHTS) in its queue.
+# (MAP_SHARED anonymous memory inherited across fork is restored shared:
+# tree_shm; sockets and descriptions inherited across fork: tree_sockets,
+# tree_descs.)
+cat >"$T/shared.py" <<'EOF'
+import os, socket, sys, time
+a, b = socket.socketpair()
+k = os.fork()
+if k == 0:
+    a.close()
+    while True:
+        time.sleep(1)
+b.close()
+socket.send_fds(a, [b"x"], [0])
+EOF
 echo "$PY_TICKS" >>"$T/shared.py"
-for what in sock; do
+for what in scm; do
     (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="shared$what" python3 "$T/shared.py" \
         "$what" >"$T/shared$what.log" 2>&1) &
     pid=$!
@@ -78,7 +99,7 @@ for what in sock; do
     kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
     PIDS+=("$kid")
     case $what in
-        sock) pat="process $pid fd [0-9]+ and process $kid fd [0-9]+ are the same socket" ;;
+        scm) pat="connected to each other, and descriptors are in flight \\(SCM_RIGHTS\\)" ;;
     esac
     refused_alive "tree_refuses_shared_$what" "shared$what" "$pat"
     alive "$kid" && pass "tree_refused_shared_${what}_child_runs" ||
@@ -160,9 +181,10 @@ assert d["tree"]["processes"] == 4 and len(d["images"]) == 4' && pass tree_inspe
         fail tree_inspect_json "not one JSON document with 4 images"
 fi
 
-# A file lock in a tree of several processes: not restored yet (who waits
-# for it, and with which pid, is not carried over): refused naming the
-# process and the descriptor, every process goes on.
+# A file lock in a tree of several processes: taken back by its owner
+# (the parent; the child shares the descriptor, not the POSIX lock):
+# after restore another process cannot take it. (progs/tree_locks: every
+# kind, and who holds what as the processes see it.)
 cat >"$T/lock.py" <<'EOF'
 import fcntl, os, time
 f = open("locked.dat", "w")
@@ -177,8 +199,19 @@ echo "$PY_TICKS" >>"$T/lock.py"
 start_py_app treelock "$T/lock.py" || fail treelock_ready "no READY"
 kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
 PIDS+=("$kid")
-refused_alive tree_refuses_file_lock treelock "process $pid holds a file lock [(]fd [0-9]+[)]"
-alive "$kid" && pass tree_refused_lock_child_runs || fail tree_refused_lock_child_runs "the child $kid stopped"
+if "$C" checkpoint "$pid" -o "$T/treelock.img" --kill >"$T/out" 2>"$T/err" &&
+    wait_for 10 gone "$pid" && np=$(cd / && timeout 30 "$C" restore --detach "$T/treelock.img" \
+    2>"$T/err") && [ -n "$np" ]; then
+    PIDS+=("$np")
+    if (cd "$T" && python3 -c 'import fcntl; fcntl.lockf(open("locked.dat", "a"),
+        fcntl.LOCK_EX | fcntl.LOCK_NB)' 2>/dev/null); then
+        fail tree_file_lock_restored "another process could take the lock"
+    else
+        pass tree_file_lock_restored
+    fi
+else
+    fail tree_file_lock_restored "checkpoint or restore failed"
+fi
 
 # A child in a session of its own whose daemon-style grandchild (double
 # fork) left the tree: that session cannot be made again with only some
@@ -333,4 +366,34 @@ if grep -q "waited True True" "$T/zombie.log"; then
     pass tree_zombie_status_after_restore
 else
     fail tree_zombie_status_after_restore "$(tail -n 2 "$T/zombie.log")"
+fi
+
+# A child that closed its standard descriptors finds none after restore:
+# the shim's own (libunwind's pipe, opened during the first checkpoint's
+# backtraces) never take the program's lowest free numbers.
+cat >"$T/closed.py" <<'EOF2'
+import os, time
+if os.fork() == 0:
+    for fd in range(3):
+        os.close(fd)
+    while True:
+        time.sleep(1)
+EOF2
+echo "$PY_TICKS" >>"$T/closed.py"
+if start_py_app closed "$T/closed.py"; then
+    if "$C" checkpoint "$pid" -o "$T/closed.img" --kill >"$T/out" 2>"$T/err" &&
+        wait_for 10 gone "$pid" &&
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/closed.img" 2>"$T/err") && [ -n "$np" ]; then
+        PIDS+=("$np")
+        sleep 0.3
+        kid=$(cat /proc/$np/task/*/children 2>/dev/null | tr -d ' ')
+        PIDS+=("$kid")
+        low=$(ls /proc/$kid/fd 2>/dev/null | grep -cxE '[0-2]')
+        [ -n "$kid" ] && [ "$low" = 0 ] && pass tree_closed_std_stay_closed ||
+            fail tree_closed_std_stay_closed "child $kid has $low of fds 0-2: $(ls -l /proc/$kid/fd | tail -n +2 | awk '{print $9 $10 $11}' | tr '\n' ' ')"
+    else
+        fail tree_closed_std_stay_closed "checkpoint or restore failed"
+    fi
+else
+    fail closed_ready "no READY"
 fi

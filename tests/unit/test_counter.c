@@ -338,15 +338,18 @@ static uint64_t adopt(const struct ck_counter *c, const char *id, uint64_t v)
     return cur;
 }
 
-/* adopt: only a counter with no value takes the given one (coord migrate) */
+/* adopt: a counter takes a higher value (the program was stamped
+ * elsewhere since: coord migrate), never a lower or equal one */
 static void adopt_checks(const struct ck_counter *c)
 {
     assert_int_equal(adopt(c, "m", 7), 7);
     assert_int_equal(get(c, "m"), 7);
-    assert_int_equal(adopt(c, "m", 3), 7); /* never overwritten, not lowered */
-    assert_int_equal(adopt(c, "m", 9), 7); /* not raised either */
+    assert_int_equal(adopt(c, "m", 3), 7); /* never lowered */
+    assert_int_equal(adopt(c, "m", 7), 7);
     assert_int_equal(incr_if(c, "m", 7), 7);
     assert_int_equal(get(c, "m"), 8);
+    assert_int_equal(adopt(c, "m", 12), 12); /* raised: it came back from elsewhere */
+    assert_int_equal(get(c, "m"), 12);
     assert_int_equal(adopt(c, "n", 1), 1);
 }
 

@@ -1,0 +1,144 @@
+#!/bin/bash
+# test_tree_apps.sh - real programs made of several processes that share
+# descriptors and memory, checkpointed and restored twice.
+#
+#   bash tests/integration/test_tree_apps.sh BUILD_DIR
+#
+# A Python multiprocessing.Pool (pipes, a named semaphore removed at once,
+# three forked workers) computing across two checkpoints: the result is
+# right, and a counter the workers share under a lock lost no increment. A pre-forking TCP server (the parent listens, three forked
+# children accept on the same listener): a client outside the tree gets
+# answers after each restore, from the workers.
+# Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-treeapps.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
+
+# checkpoint_restore NAME ID: checkpoint $pid (--kill) into $T/ID.img and
+# restore it --detach; $pid becomes the restored root.
+checkpoint_restore() {
+    if ! "$C" checkpoint "$pid" -o "$T/$2.img" --kill >"$T/out" 2>"$T/err"; then
+        fail "$1" "checkpoint failed"
+        return 1
+    fi
+    cp "$T/err" "$T/$2.ckpt"
+    wait_for 10 gone "$pid"
+    local np
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/$2.img" 2>"$T/err")
+    if [ -z "$np" ] || ! alive "$np"; then
+        fail "$1" "restore failed"
+        return 1
+    fi
+    PIDS+=("$np")
+    pid=$np
+    pass "$1"
+}
+
+# ---- multiprocessing.Pool --------------------------------------------------
+cat >"$T/pool.py" <<'EOF'
+import multiprocessing as mp, time
+
+def init(c):
+    global counter
+    counter = c
+
+def work(x):
+    time.sleep(0.01)
+    # a shared counter under its lock (a named semaphore removed at once):
+    # if the workers' locks were not one, increments would get lost
+    for _ in range(100):
+        with counter.get_lock():
+            counter.value += 1
+    return x * x
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    counter = mp.Value("l", 0)
+    with mp.Pool(3, init, (counter,)) as pool:
+        print("READY", flush=True)
+        total = n = 0
+        for r in pool.imap(work, range(600)):
+            total += r
+            n += 1
+            if n % 50 == 0:
+                print("done", n, flush=True)
+        print("RESULT", total, total == sum(x * x for x in range(600)), counter.value,
+              flush=True)
+EOF
+if start_py_app pool "$T/pool.py"; then
+    wait_for 10 grep -q "done 50" "$T/pool.log"
+    if checkpoint_restore tree_pool_restored_1 pool1; then
+        grep -q "process tree of 4 processes" "$T/pool1.ckpt" && pass tree_pool_is_4_processes ||
+            fail tree_pool_is_4_processes "$(cat "$T/pool1.ckpt")"
+        sleep 0.5
+        if checkpoint_restore tree_pool_restored_2 pool2; then
+            if wait_for 30 grep -q "^RESULT" "$T/pool.log" &&
+                grep -q "^RESULT 71820100 True 60000$" "$T/pool.log"; then
+                pass tree_pool_result
+            else
+                fail tree_pool_result "$(tail -n 3 "$T/pool.log" | tr '\n' ' ')"
+            fi
+        fi
+    fi
+else
+    fail tree_pool_starts "$(head -3 "$T/pool.log")"
+fi
+
+# ---- a pre-forking server -----------------------------------------------------
+PORT=$((21000 + RANDOM % 9000))
+cat >"$T/server.py" <<EOF
+import os, socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", $PORT))
+s.listen(16)
+for i in range(3):
+    if os.fork() == 0:
+        while True:
+            c, _ = s.accept()
+            q = c.recv(100)
+            c.sendall(b"worker %d: %s" % (i, q))
+            c.close()
+print("READY", flush=True)
+while True:
+    time.sleep(0.1)
+EOF
+cat >"$T/client.py" <<EOF
+import socket, sys
+got = set()
+for q in range(6):
+    c = socket.create_connection(("127.0.0.1", $PORT), timeout=5)
+    c.sendall(b"q%d" % q)
+    a = c.recv(100).decode()
+    assert a.endswith(": q%d" % q), a
+    got.add(a.split(":")[0])
+print(" ".join(sorted(got)))
+EOF
+# ask NAME: six questions, answered by the workers
+ask() {
+    local a
+    if a=$(timeout 20 python3 "$T/client.py" 2>&1) && [[ $a == worker* ]]; then
+        pass "$1"
+    else
+        fail "$1" "$a"
+    fi
+}
+if start_py_app server "$T/server.py"; then
+    ask tree_server_answers
+    if checkpoint_restore tree_server_restored_1 server1; then
+        ask tree_server_answers_after_restore_1
+        if checkpoint_restore tree_server_restored_2 server2; then
+            ask tree_server_answers_after_restore_2
+        fi
+    fi
+else
+    fail tree_server_starts "$(head -3 "$T/server.log")"
+fi
