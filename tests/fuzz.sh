@@ -54,8 +54,8 @@ echo "fuzz: building with $CC"
 # The tree header target (coordinator/tree.c, with stubs for what it
 # uses to discover live processes) and its seed: a tree image around the
 # image seed.
-TREE_SRC=("$ROOT/tests/unit/fuzz_tree.c" "$ROOT/coordinator/tree.c" "${COMMON[@]}"
-    "$ROOT/common/auth.c" "$ROOT/common/fileid.c")
+TREE_SRC=("$ROOT/tests/unit/fuzz_tree.c" "$ROOT/coordinator/tree.c"
+    "$ROOT/coordinator/treegroups.c" "${COMMON[@]}" "$ROOT/common/auth.c" "$ROOT/common/fileid.c")
 "$CC" "${CFLAGS[@]}" -I"$ROOT/coordinator" -I"$ROOT/fds" -o "$OUT/fuzz_tree" "${TREE_SRC[@]}" \
     $LZ4_LIBS -lsodium || exit 1
 "$CC" -std=gnu11 -O1 -g -D_GNU_SOURCE -DCK_FUZZ_SEED_MAIN -I"$ROOT/common" -I"$ROOT/coordinator" \
