@@ -829,8 +829,13 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                 sleep_ms(10);
                 conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
             }
-            if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) && !tree_same(t)) {
-                ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
+            if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) &&
+                (!tree_same(t) || conns[i] == -ENOENT || conns[i] == -ECONNREFUSED)) {
+                /* it ended since it was found, or it is between the
+                 * halves of an exec (its socket closed, the new shim's
+                 * not made yet: a shell's command): take the tree again
+                 * (ck_tree_check names one that stays without a shim) */
+                ret = TREE_CHANGED;
                 goto out;
             }
             if (conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) {
@@ -854,13 +859,15 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
-            /* (one that exited is still listed until its parent waits) */
-            if (!tree_same(t) || !ck_proc_alive(t->m[i].pid)) {
+            /* (one that exited is still listed until its parent waits;
+             * one that exec'd since it was reached closed the connection) */
+            int e = errno;
+            if (!tree_same(t) || !ck_proc_alive(t->m[i].pid) || e == EPIPE || e == ECONNRESET) {
                 ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
                 goto out;
             }
             ck_msg("checkpoint %d: cannot send the request to process %d: %s", pid,
-                   t->m[i].pid, strerror(errno));
+                   t->m[i].pid, strerror(e));
             goto out;
         }
     hb_start(conns, n);

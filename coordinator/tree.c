@@ -235,19 +235,22 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
              * which restore cannot make (and no fork handler ran) */
             snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
                      "(clone with CLONE_FILES), which ckshim cannot restore", ppid);
-        } else if (!m->stopsig && !under_shim(m->pid) && shim_starting(m->pid) != 0) {
-            continue; /* it runs the shim now, or ended (the tree is taken again) */
-        } else if (!m->stopsig && !under_shim(m->pid) && vforked(ppid)) {
+        } else if (m->stopsig || under_shim(m->pid) || shim_starting(m->pid) != 0) {
+            /* it runs the shim (asked once: one that execs or ends a
+             * moment later is found by tree_checkpoint, which takes the
+             * tree again), it runs it now or it ended (taken again); a
+             * stopped one may have stopped before its shim made its
+             * socket: tree_checkpoint continues it and asks then */
+            continue;
+        } else if (ck_proc_info(m->pid, &pi) < 0 || pi.state == 'Z' || pi.state == 'X') {
+            continue; /* it ended as its wait ran out: taken again */
+        } else if (vforked(ppid)) {
             snprintf(why, sizeof why, "a child of %d made by vfork that has not exec'd yet (it "
                      "runs in its parent's memory, which waits for it): ckshim cannot checkpoint "
                      "it", ppid);
-        } else if (!m->stopsig && !under_shim(m->pid)) {
-            /* (a stopped one may have stopped before its shim made its
-             * socket: tree_checkpoint continues it and asks then) */
+        } else {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);
-        } else {
-            continue;
         }
         if (used < errlen)
             used += (size_t)snprintf(err + used, errlen - used, "%s%s, %s", bad ? "; " : "",
