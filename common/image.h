@@ -373,6 +373,8 @@ struct ck_inotify_watch {
 #define CK_FDF_PIDFD_THREAD 0x40        /* pidfd: of a thread (not the leader) */
 #define CK_FDF_PIDFD_DEAD 0x80          /* pidfd: of a process that has exited
                                            (ino tells apart different ones) */
+#define CK_FDF_PIDFD_TREE 0x400         /* pidfd: of another process of the tree (aux:
+                                           the pid the tree knows it by) */
 #define CK_FDF_PTY_MASTER 0x100         /* pty: the master (/dev/ptmx) */
 #define CK_FDF_PTY_CTTY 0x200           /* pty: the controlling terminal of the
                                            session the process leads */
@@ -424,6 +426,8 @@ struct ck_fd {
 #define CK_OWN_THREAD 3                 /* one of its threads */
 #define CK_OWN_TREE 4                   /* another process of its tree (F_OWNER_PID), by
                                            the pid the tree knows it by */
+#define CK_OWN_TREE_PGRP 5              /* a process group of its tree (F_OWNER_PGRP), by
+                                           the id the tree knows it by */
 #define CK_OWN_KIND(o) ((o) >> 24)
 #define CK_OWN_ID(o) ((o) & 0xffffffu)
 
@@ -730,7 +734,8 @@ struct ck_restore_info {
  * children. A reader that sees CK_TREE_MAGIC at offset 0 reads each
  * stream with the single-process reader (its offsets are absolute). */
 #define CK_TREE_MAGIC "CKSHTRE\x01"
-#define CK_TREE_VERSION 2              /* 2: the share table; 1 is read too */
+#define CK_TREE_VERSION 2              /* 2: entries with pgid and sid, the share table;
+                                           1 (32-byte entries, neither) is read too */
 #define CK_TREE_MAXPROCS 1024
 
 struct ck_tree_entry {
@@ -740,8 +745,14 @@ struct ck_tree_entry {
     uint32_t flags;                     /* CK_TREE_ZOMBIE */
     uint64_t offset, length;            /* its image stream in the file; a zombie: 0 and
                                            its wait status */
+    int32_t pgid, sid;                  /* its process group and session at checkpoint,
+                                           as the kernel numbered them (version 2; read
+                                           from version 1 as the root's: ck_tree_read_hdr) */
 };
+#define CK_TREE_ENTRY_V1 32             /* bytes of a version 1 entry (no pgid, sid) */
 #define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
+#define CK_TREE_STOPPED 0x2             /* stopped by a signal (bits 8-15 of flags): stopped
+                                           again once restored */
 
 struct ck_tree_hdr {
     char magic[CK_MAGIC_LEN];

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -621,26 +622,9 @@ static int count_up(void *arg)
  * fails.
  * Returns 0, or -1 with the first such thing named in err. */
 static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
-                         const struct ck_tree_entry *ents, const struct ck_tree_share *sh,
-                         uint64_t nsh, int known, char *err, size_t errlen)
+                         const struct ck_tree_share *sh, uint64_t nsh, int known, char *err,
+                         size_t errlen)
 {
-    /* A descriptor whose signals go to another process (CK_OWN_TREE):
-     * that process must be one of the tree. */
-    for (int i = 0; i < t->n; i++)
-        for (uint32_t x = 0; x < imgs[i].nfds; x++) {
-            const struct ck_fd *f = &imgs[i].fds[x];
-            int in = 0;
-            if (CK_OWN_KIND(f->owner) != CK_OWN_TREE)
-                continue;
-            for (int j = 0; j < t->n && !in; j++)
-                in = ents[j].vpid == (int32_t)CK_OWN_ID(f->owner);
-            if (!in) {
-                snprintf(err, errlen, "process %d fd %d: its signals (F_SETOWN) go to process "
-                         "%u, outside the tree, which ckshim cannot give back after a restore",
-                         t->m[i].pid, f->fd, CK_OWN_ID(f->owner));
-                return -1;
-            }
-        }
     for (int i = 0; i < t->n; i++) {
         const struct ck_image *a = &imgs[i];
         for (int j = i + 1; j < t->n; j++) {
@@ -700,6 +684,51 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
     }
     ck_tree_socks_free(&ts);
     return 0;
+}
+
+/* Continue a stopped process for its checkpoint without letting it run
+ * the program: every thread first gets the shim's checkpoint signal from
+ * coord, which holds it in the shim's handler until the checkpoint starts
+ * (preload/quiesce.c), then SIGCONT. */
+static void tree_continue(int pid)
+{
+    char path[64], env[65536];
+    int sig = SIGRTMAX - 2; /* the shim's default (preload/shim.c) */
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int len = ck_read_file(path, env, sizeof env);
+    for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
+        if (!strncmp(env + o, "CKSHIM_SIGNAL=", 14) && atoi(env + o + 14) > 0)
+            sig = atoi(env + o + 14);
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
+            syscall(SYS_tgkill, pid, atoi(e->d_name), sig);
+    if (d)
+        closedir(d);
+    kill(pid, SIGCONT);
+}
+
+/* The processes that were stopped and that tree_checkpoint continued are
+ * stopped again with their signal; back in state T before it returns, so
+ * that a tree taken again finds them stopped. Their parent sees them
+ * continued and stopped (SIGCHLD, waitpid with WCONTINUED). */
+static void tree_stop_again(const struct ck_tree *t)
+{
+    for (int i = 1; i < t->n; i++) {
+        if (t->m[i].zombie || t->m[i].stopsig <= 0)
+            continue;
+        kill(t->m[i].pid, t->m[i].stopsig);
+        for (int w = 0; w < 200; w++) {
+            char path[64], st[512];
+            snprintf(path, sizeof path, "/proc/%d/stat", t->m[i].pid);
+            char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+            if (!rp || rp[1] != ' ' || rp[2] == 'T' || rp[2] == 'Z' || rp[2] == 'X')
+                break;
+            sleep_ms(5);
+        }
+    }
 }
 
 /* --json: what was written, as one JSON object on standard output (the
@@ -783,6 +812,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     char dir[PATH_MAX];
     const char *base;
     split_path(out, dir, sizeof dir, &base);
+    /* A stopped process runs no shim: continued for the checkpoint and
+     * stopped again with its signal after it (restore stops it again). */
+    for (int i = 1; i < n; i++)
+        if (!t->m[i].zombie && t->m[i].stopsig > 0)
+            tree_continue(t->m[i].pid);
     for (int i = 0; i < n; i++) {
         char who[160], sock[PATH_MAX];
         if (t->m[i].zombie)
@@ -790,8 +824,18 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_tree_describe(t->m[i].pid, who, sizeof who);
         if (i > 0) {
             conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-            if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) && !tree_same(t)) {
-                ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
+            /* one stopped right after its fork makes its socket now */
+            for (int w = 0; conns[i] == -ENOENT && t->m[i].stopsig > 0 && w < 200; w++) {
+                sleep_ms(10);
+                conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+            }
+            if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) &&
+                (!tree_same(t) || conns[i] == -ENOENT || conns[i] == -ECONNREFUSED)) {
+                /* it ended since it was found, or it is between the
+                 * halves of an exec (its socket closed, the new shim's
+                 * not made yet: a shell's command): take the tree again
+                 * (ck_tree_check names one that stays without a shim) */
+                ret = TREE_CHANGED;
                 goto out;
             }
             if (conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) {
@@ -815,12 +859,15 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
-            if (!tree_same(t)) {
+            /* (one that exited is still listed until its parent waits;
+             * one that exec'd since it was reached closed the connection) */
+            int e = errno;
+            if (!tree_same(t) || !ck_proc_alive(t->m[i].pid) || e == EPIPE || e == ECONNRESET) {
                 ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
                 goto out;
             }
             ck_msg("checkpoint %d: cannot send the request to process %d: %s", pid,
-                   t->m[i].pid, strerror(errno));
+                   t->m[i].pid, strerror(e));
             goto out;
         }
     hb_start(conns, n);
@@ -880,6 +927,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         struct stat st;
         ents[i].real_pid = t->m[i].pid;
         ents[i].parent = t->m[i].parent;
+        long pg = 0, sd = 0;
+        ck_tree_ids(t->m[i].pid, &pg, &sd);
+        ents[i].pgid = (int32_t)pg;
+        ents[i].sid = (int32_t)sd;
         if (t->m[i].zombie) {
             /* exited, not yet waited for: its pid (as the tree knows it,
              * which a process of the tree may say) and wait status */
@@ -887,6 +938,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             ents[i].length = (uint64_t)(uint32_t)t->m[i].status;
             continue;
         }
+        if (t->m[i].stopsig > 0)
+            ents[i].flags = CK_TREE_STOPPED | ((uint32_t)t->m[i].stopsig & 0xff) << 8;
         if (fstat(tmps[i], &st) < 0) {
             ck_msg("checkpoint %d: stat of process %d's stream: %s", pid, t->m[i].pid,
                    strerror(errno));
@@ -969,7 +1022,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     char uerr[1024];
-    if (tree_unshared(t, imgs, ents, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
+    if (ck_tree_names_check(n, ents, imgs, uerr, sizeof uerr) < 0 ||
+        tree_unshared(t, imgs, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;
     }
@@ -1019,6 +1073,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
 out:
     hb_stop();
     tree_close(conns, tmps, n);
+    if (ret != CK_EXIT_OK || !kill_after)
+        tree_stop_again(t);
     for (int i = 0; i < n; i++)
         if (pidfds[i] >= 0)
             close(pidfds[i]);

@@ -1200,8 +1200,11 @@ int cmd_inspect(int argc, char **argv)
                 printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
                        te[i].real_pid);
             else
-                printf("  pid %d (pid %d at checkpoint), child of %d\n", te[i].vpid,
-                       te[i].real_pid, te[te[i].parent].vpid);
+                printf("  pid %d (pid %d at checkpoint), child of %d%s%s\n", te[i].vpid,
+                       te[i].real_pid, te[te[i].parent].vpid,
+                       (te[i].flags & CK_TREE_STOPPED) ? ", stopped by " : "",
+                       (te[i].flags & CK_TREE_STOPPED) ? strsignal((int)(te[i].flags >> 8 & 0xff))
+                                                       : "");
         }
         /* one line per open file description several processes hold */
         for (uint64_t k = 0; k < tst.n; k++) {

@@ -136,6 +136,12 @@ static struct {
         int fd;                         /* the one open file description; close-on-exec */
     } *files;
     int nfiles;
+    /* Process groups and sessions (docs/DESIGN.md, "Process groups and
+     * sessions in a tree"): per process, where its group's and session's
+     * ids of now go in the map, whether it makes its group (setpgid(0, 0))
+     * or session (setsid), and the round its parent forks it in. */
+    int32_t **pg_now, **sid_now;
+    char *makes_pg, *makes_sid, *phase;
     struct ck_tree_share *shares;       /* the share table (tree header), or NULL */
     uint64_t nshares;
     int shares_known;                   /* CK_TREE_HDR_SHARES */
@@ -2946,6 +2952,103 @@ static int make_tree_files(struct rctx *root, int hi)
     return 0;
 }
 
+/* Process groups and sessions of the tree: the distinct groups[] and
+ * sessions[] (the ids the tree knows), which process makes each, and the
+ * order of the forks (ck_tree_session_plan). g_tree.pg_now/sid_now point
+ * into groups/sess for now (restore_tree moves them into the map). */
+static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, int32_t *sess,
+                            int *nsess)
+{
+    int n = g_tree.n;
+    int *parent = calloc((size_t)n, sizeof *parent), *pid = calloc((size_t)n, sizeof *pid);
+    int *sid = calloc((size_t)n, sizeof *sid);
+    char *skip = calloc((size_t)n, 1);
+    g_tree.pg_now = calloc((size_t)n, sizeof *g_tree.pg_now);
+    g_tree.sid_now = calloc((size_t)n, sizeof *g_tree.sid_now);
+    g_tree.makes_pg = calloc((size_t)n, 1);
+    g_tree.makes_sid = calloc((size_t)n, 1);
+    g_tree.phase = calloc((size_t)n, 1);
+    int ret = -1;
+    if (!parent || !pid || !sid || !skip || !g_tree.pg_now || !g_tree.sid_now ||
+        !g_tree.makes_pg || !g_tree.makes_sid || !g_tree.phase)
+        goto out;
+    /* The structure from the kernel's numbers at checkpoint (every
+     * process agrees on those; a process exec'd after a restore knows
+     * only them), the numbers the program knows from the process that
+     * makes each group or session (the root first: it has the tree's; a
+     * restored maker of a group whose leader exited knows its number). */
+    for (int i = 0; i < n; i++) {
+        parent[i] = g_tree.e[i].parent;
+        pid[i] = g_tree.e[i].real_pid;
+        skip[i] = (g_tree.e[i].flags & CK_TREE_ZOMBIE) != 0;
+        sid[i] = skip[i] ? 0 : g_tree.e[i].sid;
+    }
+    char err[256];
+    if (ck_tree_session_plan(n, parent, pid, sid, skip, sid[0], g_tree.phase, err,
+                             sizeof err) < 0) {
+        fail_msg(root, "the sessions of the tree cannot be made again: %s", err);
+        goto out;
+    }
+    int32_t *rgroups = calloc((size_t)n, sizeof *rgroups), *rsess = calloc((size_t)n, sizeof *rsess);
+    if (!rgroups || !rsess) {
+        free(rgroups);
+        free(rsess);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (skip[i])
+            continue;
+        int32_t pg = g_tree.e[i].pgid, sd = sid[i];
+        int k;
+        for (k = 0; k < *ngroups && rgroups[k] != pg; k++)
+            ;
+        if (k == *ngroups) {
+            /* the first process of a group makes it: the root finds its
+             * own, a living leader makes its own, else the first member
+             * (the leader exited) */
+            int maker = i;
+            for (int j = 0; j < n; j++)
+                if (!skip[j] && pid[j] == pg && g_tree.e[j].pgid == pg)
+                    maker = j;
+            if (g_tree.e[0].pgid == pg)
+                maker = 0;
+            g_tree.makes_pg[maker] = 1;
+            rgroups[k] = pg;
+            groups[(*ngroups)++] = (int32_t)g_tree.m[maker].img.proc.pgid;
+        }
+        g_tree.pg_now[i] = &groups[k];
+        for (k = 0; k < *nsess && rsess[k] != sd; k++)
+            ;
+        if (k == *nsess) {
+            /* the root finds its own; any other is made by its leader */
+            int maker = sd == sid[0] ? 0 : -1;
+            for (int j = 1; j < n && maker < 0; j++)
+                if (!skip[j] && pid[j] == sd && sid[j] == sd)
+                    maker = j;
+            if (maker < 0) {
+                fail_msg(root, "process %d of the tree is in session %d, which none of the tree "
+                         "leads", g_tree.e[i].vpid, sd);
+                free(rgroups);
+                free(rsess);
+                goto out;
+            }
+            g_tree.makes_sid[maker] = 1;
+            rsess[k] = sd;
+            sess[(*nsess)++] = (int32_t)g_tree.m[maker].img.proc.sid;
+        }
+        g_tree.sid_now[i] = &sess[k];
+    }
+    free(rgroups);
+    free(rsess);
+    ret = 0;
+out:
+    free(parent);
+    free(pid);
+    free(sid);
+    free(skip);
+    return ret;
+}
+
 static int add_desc(int proc, int fd, int made, int skip_after)
 {
     struct tree_desc *d = realloc(g_tree.descs, (size_t)(g_tree.ndescs + 1) * sizeof *d);
@@ -3351,8 +3454,23 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         make_tree_inodes(root, hi) < 0 || make_tree_sysv(root) < 0 ||
         (!g_tree.shares_known && make_tree_files(root, hi) < 0))
         return -1;
+    /* The map: {vpid, pid now} of every process, {0, 0}, {group, id now}
+     * of every process group, {0, 0}, the same for sessions, {0, 0},
+     * {vpid, signal} of every process stopped at the checkpoint. */
+    int ngroups = 0, nsess = 0;
+    int32_t *groups = calloc((size_t)n, sizeof *groups), *sess = calloc((size_t)n, sizeof *sess);
+    int nstopped = 0;
+    if (!groups || !sess || tree_groups_plan(root, groups, &ngroups, sess, &nsess) < 0) {
+        free(groups);
+        free(sess);
+        if (!root->err[0])
+            fail_msg(root, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        nstopped += (e[i].flags & CK_TREE_STOPPED) != 0;
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);
-    size_t maplen = (size_t)n * 2 * sizeof(int32_t);
+    size_t maplen = (size_t)(n + 1 + ngroups + 1 + nsess + 1 + nstopped) * 2 * sizeof(int32_t);
     int mfd = g_tree.map_fd < 0 ? -1 : fcntl(g_tree.map_fd, F_DUPFD_CLOEXEC, hi);
     if (g_tree.map_fd >= 0)
         close(g_tree.map_fd);
@@ -3365,6 +3483,29 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     }
     for (int i = 0; i < n; i++)
         g_tree.map[2 * i] = e[i].vpid;
+    int32_t *at = g_tree.map + 2 * (n + 1);
+    for (int k = 0; k < ngroups; k++, at += 2) {
+        at[0] = groups[k];
+        for (int i = 0; i < n; i++)
+            if (g_tree.pg_now[i] == &groups[k])
+                g_tree.pg_now[i] = &at[1];
+    }
+    at += 2;
+    for (int k = 0; k < nsess; k++, at += 2) {
+        at[0] = sess[k];
+        for (int i = 0; i < n; i++)
+            if (g_tree.sid_now[i] == &sess[k])
+                g_tree.sid_now[i] = &at[1];
+    }
+    at += 2;
+    for (int i = 0; i < n; i++)
+        if (e[i].flags & CK_TREE_STOPPED) {
+            at[0] = e[i].vpid;
+            at[1] = (int32_t)((e[i].flags >> 8) & 0xff);
+            at += 2;
+        }
+    free(groups);
+    free(sess);
     if (start_tree_gate(&g_tree.m[0]) < 0) {
         fail_msg(root, "%s", g_tree.m[0].err);
         return -1;
@@ -3401,16 +3542,16 @@ static void tree_close_all(void)
  * processes are parents and children of each other again; the pids of
  * now go into the map the shims read once the gate opens. Returns only
  * on failure (err of process i set). */
-static void tree_become(int i, const char *restorer)
+static void tree_become(int i, const char *restorer);
+
+/* Fork the children of process i that go in this round (1: before it
+ * calls setsid, in the session it came from; 2: after), each becoming its
+ * process of the tree. 0, or -1 with its err set. */
+static int tree_fork_round(int i, int round, const char *restorer)
 {
     struct rctx *m = &g_tree.m[i];
-    g_tree.map[2 * i + 1] = (int32_t)getpid();
-    /* children must stay for their parent to wait for: coord may have been
-     * started with SIGCHLD ignored (then they would vanish at exit); the
-     * program's own disposition is put back by the shim after restore */
-    signal(SIGCHLD, SIG_DFL);
     for (int j = i + 1; j < g_tree.n; j++) {
-        if (g_tree.e[j].parent != i)
+        if (g_tree.e[j].parent != i || g_tree.phase[j] != round)
             continue;
         fflush(NULL);
         if (g_tree.e[j].flags & CK_TREE_ZOMBIE) {
@@ -3443,7 +3584,7 @@ static void tree_become(int i, const char *restorer)
             if (z < 0) {
                 fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
                          strerror(errno));
-                return;
+                return -1;
             }
             g_tree.map[2 * j + 1] = (int32_t)z;
             continue;
@@ -3452,7 +3593,7 @@ static void tree_become(int i, const char *restorer)
         if (p < 0) {
             fail_msg(m, "cannot fork process %d of the tree: %s", g_tree.e[j].vpid,
                      strerror(errno));
-            return;
+            return -1;
         }
         if (p == 0) {
             tree_become(j, restorer);
@@ -3462,6 +3603,72 @@ static void tree_become(int i, const char *restorer)
             _exit(1);
         }
         g_tree.map[2 * j + 1] = (int32_t)p;
+    }
+    return 0;
+}
+
+/* Publish the id a group or session has now for the others to join. */
+static void tree_publish(int32_t *slot, pid_t now)
+{
+    if (slot)
+        __atomic_store_n(slot, (int32_t)now, __ATOMIC_SEQ_CST);
+}
+
+/* Become process i of the tree: first fork its children (each becomes
+ * its own process of the tree, and so on down), so that the restored
+ * processes are parents and children of each other again; the pids of
+ * now go into the map the shims read once the gate opens. Its session and
+ * process group are made again on the way (a session leader forks the
+ * children that stayed in the session it came from before its setsid).
+ * Returns only on failure (err of process i set). */
+static void tree_become(int i, const char *restorer)
+{
+    struct rctx *m = &g_tree.m[i];
+    g_tree.map[2 * i + 1] = (int32_t)getpid();
+    /* children must stay for their parent to wait for: coord may have been
+     * started with SIGCHLD ignored (then they would vanish at exit); the
+     * program's own disposition is put back by the shim after restore */
+    signal(SIGCHLD, SIG_DFL);
+    if (i == 0) {
+        /* the root keeps the group and session restore gave it */
+        tree_publish(g_tree.pg_now[0], getpgrp());
+        tree_publish(g_tree.sid_now[0], getsid(0));
+    }
+    if (tree_fork_round(i, 1, restorer) < 0)
+        return;
+    if (i > 0 && g_tree.makes_sid[i]) {
+        if (setsid() < 0) {
+            fail_msg(m, "setsid: %s", strerror(errno));
+            return;
+        }
+        tree_publish(g_tree.sid_now[i], getpid());
+        tree_publish(g_tree.pg_now[i], getpid());
+    } else if (i > 0 && g_tree.makes_pg[i]) {
+        if (setpgid(0, 0) < 0) {
+            fail_msg(m, "setpgid: %s", strerror(errno));
+            return;
+        }
+        tree_publish(g_tree.pg_now[i], getpid());
+    }
+    if (tree_fork_round(i, 2, restorer) < 0)
+        return;
+    if (i > 0 && !g_tree.makes_sid[i] && !g_tree.makes_pg[i] && g_tree.pg_now[i]) {
+        /* join its group once the process that makes it did (every one
+         * makes its own before it waits for any: nothing waits in a
+         * circle) */
+        int32_t pg = 0;
+        for (int waited = 0; waited < 20000 &&
+                             !(pg = __atomic_load_n(g_tree.pg_now[i], __ATOMIC_SEQ_CST));
+             waited++)
+            usleep(500);
+        if (!pg) {
+            fail_msg(m, "its process group was not made again within 10 s");
+            return;
+        }
+        if (getpgrp() != pg && setpgid(0, pg) < 0) {
+            fail_msg(m, "setpgid to process group %d: %s", (int)pg, strerror(errno));
+            return;
+        }
     }
     become(m, restorer);
 }

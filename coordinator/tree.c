@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -73,13 +74,15 @@ static void proc_stat(int pid, char *st, size_t cap)
         st[0] = 0;
 }
 
-/* A zombie's wait status: field 52 of /proc/PID/stat (exit_code), or -1. */
-static int zombie_status(int pid)
+/* Field 52 of /proc/PID/stat (exit_code) when the process's state is
+ * one of states: a zombie's wait status, or the signal that stopped a
+ * stopped process. -1 otherwise. */
+static int stat_exit_code(int pid, const char *states)
 {
     char st[2048];
     proc_stat(pid, st, sizeof st);
     char *p = strrchr(st, ')');
-    if (!p || p[1] != ' ' || p[2] != 'Z')
+    if (!p || p[1] != ' ' || !p[2] || !strchr(states, p[2]))
         return -1;
     /* fields 3.. follow ") "; exit_code is field 52 */
     p += 2;
@@ -102,8 +105,10 @@ int ck_tree_discover(int pid, struct ck_tree *t)
         int r = add_children(t, i);
         if (r < 0)
             return r;
-        if (i > 0 && (t->m[i].status = zombie_status(t->m[i].pid)) >= 0)
+        if (i > 0 && (t->m[i].status = stat_exit_code(t->m[i].pid, "Z")) >= 0)
             t->m[i].zombie = 1;
+        else if (i > 0 && (t->m[i].stopsig = stat_exit_code(t->m[i].pid, "T")) < 0)
+            t->m[i].stopsig = 0;
     }
     return 0;
 }
@@ -147,21 +152,59 @@ static int under_shim(int pid)
     return peer == pid;
 }
 
-/* Process group and session of pid (/proc/PID/stat), 0 if unknown. */
-static void pgrp_sid(int pid, long *pgrp, long *sid)
+/* A process that is about to run the shim: just forked (its atfork
+ * handler makes its socket) or exec'd (the loader has not run the shim's
+ * constructor yet), with the shim in LD_PRELOAD: given up to 2 s, all of
+ * them together (hundreds of raw clones without a shim are refused in
+ * 2 s, not 2 s each). 1 once
+ * it serves its socket, -1 if it ended meanwhile (a shell's short
+ * command: not part of the tree any more), 0 if it does not. */
+static int64_t now_ms(void)
 {
-    char st[1024];
-    *pgrp = *sid = 0;
-    proc_stat(pid, st, sizeof st);
-    char *rp = strrchr(st, ')');
-    if (rp)
-        sscanf(rp + 1, " %*c %*d %ld %ld", pgrp, sid);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t starting_until; /* ck_tree_check's one budget for all of them */
+
+static int shim_starting(int pid)
+{
+    char path[64], env[65536];
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int len = ck_read_file(path, env, sizeof env), preload = 0;
+    for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
+        preload |= !strncmp(env + o, "LD_PRELOAD=", 11) && strstr(env + o, "libshim") != NULL;
+    /* (no environment to read: between the two halves of an exec, or
+     * ending: wait and see too) */
+    preload |= len <= 0;
+    for (int w = 0; w < 1 || (preload && now_ms() < starting_until); w++) {
+        /* (one that is ending has closed its socket, and soon shows no
+         * environment: it is gone a moment later) */
+        struct ck_procinfo pi;
+        if (ck_proc_info(pid, &pi) < 0 || pi.state == 'Z' || pi.state == 'X')
+            return -1;
+        if (under_shim(pid))
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* Is pid waiting for a child it made with vfork (which runs in its
+ * memory until it execs or exits)? */
+static int vforked(int pid)
+{
+    char path[64], w[64];
+    snprintf(path, sizeof path, "/proc/%d/wchan", pid);
+    /* wait_for_vfork_done, inlined into kernel_clone on some kernels */
+    return ck_read_file(path, w, sizeof w) > 0 &&
+           (strstr(w, "vfork") != NULL || !strcmp(w, "kernel_clone"));
 }
 
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
-    long root_pgrp, root_sid;
-    pgrp_sid(t->m[0].pid, &root_pgrp, &root_sid);
+    starting_until = now_ms() + 2000;
     size_t used = 0;
     int bad = 0;
     uid_t me = getuid();
@@ -172,50 +215,62 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         if (ck_proc_info(m->pid, &pi) < 0)
             continue; /* gone meanwhile: not part of the tree any more */
         char who[160], why[200];
-        long pg, sid;
         ck_tree_describe(m->pid, who, sizeof who);
         int ppid = t->m[m->parent].pid;
         if (m->zombie) {
             continue; /* its exit status is carried over (restore_tree) */
         } else if (pi.state == 'Z' || pi.state == 'X') {
-            snprintf(why, sizeof why, "a child of %d that exited but was not yet waited for "
-                     "(its exit status cannot be carried over yet: wait for it first)", ppid);
+            continue; /* exited since it was listed: the tree is taken again (checkpoint.c) */
         } else if (me != 0 && (pi.ruid != me || pi.euid != me)) {
             char user[64];
             ck_user_name(user, sizeof user, pi.ruid != me ? pi.ruid : pi.euid);
             snprintf(why, sizeof why, "a child of %d, belongs to user %s", ppid, user);
-        } else if (pi.state == 'T' || pi.state == 't') {
-            snprintf(why, sizeof why, "a child of %d, is stopped (continue it: kill -CONT %d)",
-                     ppid, m->pid);
-        } else if ((pgrp_sid(m->pid, &pg, &sid), pg != root_pgrp || sid != root_sid)) {
-            snprintf(why, sizeof why, "a child of %d, is in %s %ld, not %d's %ld (process "
-                     "groups and sessions of a tree are not restored yet)", ppid,
-                     sid != root_sid ? "session" : "process group", sid != root_sid ? sid : pg,
-                     t->m[0].pid, sid != root_sid ? root_sid : root_pgrp);
+        } else if (pi.state == 't') {
+            snprintf(why, sizeof why, "a child of %d, is stopped by a debugger (ptrace)", ppid);
+        } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
+            snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
+                     "(continue it: kill -CONT %d)", ppid, m->pid);
         } else if (syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
             /* clone(CLONE_FILES): one descriptor table for two processes,
              * which restore cannot make (and no fork handler ran) */
             snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
                      "(clone with CLONE_FILES), which ckshim cannot restore", ppid);
-        } else if (!under_shim(m->pid)) {
+        } else if (m->stopsig || under_shim(m->pid) || shim_starting(m->pid) != 0) {
+            /* it runs the shim (asked once: one that execs or ends a
+             * moment later is found by tree_checkpoint, which takes the
+             * tree again), it runs it now or it ended (taken again); a
+             * stopped one may have stopped before its shim made its
+             * socket: tree_checkpoint continues it and asks then */
+            continue;
+        } else if (ck_proc_info(m->pid, &pi) < 0 || pi.state == 'Z' || pi.state == 'X') {
+            continue; /* it ended as its wait ran out: taken again */
+        } else if (vforked(ppid)) {
+            snprintf(why, sizeof why, "a child of %d made by vfork that has not exec'd yet (it "
+                     "runs in its parent's memory, which waits for it): ckshim cannot checkpoint "
+                     "it", ppid);
+        } else {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);
-        } else {
-            continue;
         }
         if (used < errlen)
             used += (size_t)snprintf(err + used, errlen - used, "%s%s, %s", bad ? "; " : "",
                                      who, why);
         bad++;
     }
-    return bad;
+    /* process groups and sessions of the tree (treegroups.c) */
+    return bad + ck_tree_groups_check(t, err, errlen);
 }
 
 /* Bytes of the tree header of a version with n entries, ns shares and its
  * checksum. */
+static size_t entry_bytes(uint32_t version)
+{
+    return version >= 2 ? sizeof(struct ck_tree_entry) : CK_TREE_ENTRY_V1;
+}
+
 static size_t hdr_bytes(uint32_t version, uint32_t n, uint64_t ns)
 {
-    return sizeof(struct ck_tree_hdr) + n * sizeof(struct ck_tree_entry) +
+    return sizeof(struct ck_tree_hdr) + n * entry_bytes(version) +
            (version >= 2 ? sizeof(struct ck_tree_sharehdr) + ns * sizeof(struct ck_tree_share)
                          : 0) +
            sizeof(uint64_t);
@@ -231,8 +286,9 @@ uint64_t ck_tree_first_offset(uint32_t n, uint64_t nshares)
     return first_offset(CK_TREE_VERSION, n, nshares);
 }
 
-/* The header, entries and (version 2) share table as they are on disk,
- * without the checksum: malloc'd, *len bytes. */
+/* The header, entries (version 1: without pgid and sid) and (version 2)
+ * share table as they are on disk, without the checksum: malloc'd, *len
+ * bytes. */
 static uint8_t *hdr_image(const struct ck_tree_hdr *h, const struct ck_tree_entry *e,
                           const struct ck_tree_sharetab *st, size_t *len)
 {
@@ -242,10 +298,12 @@ static uint8_t *hdr_image(const struct ck_tree_hdr *h, const struct ck_tree_entr
     if (!buf)
         return NULL;
     memcpy(buf, h, sizeof *h);
-    memcpy(buf + sizeof *h, e, h->nprocs * sizeof *e);
+    size_t eb = entry_bytes(h->version);
+    for (uint32_t i = 0; i < h->nprocs; i++)
+        memcpy(buf + sizeof *h + i * eb, &e[i], eb);
     if (h->version >= 2) {
         struct ck_tree_sharehdr sh = {.nshares = ns, .flags = st ? st->flags : 0};
-        uint8_t *p = buf + sizeof *h + h->nprocs * sizeof *e;
+        uint8_t *p = buf + sizeof *h + h->nprocs * eb;
         memcpy(p, &sh, sizeof sh);
         if (ns)
             memcpy(p + sizeof sh, st->s, ns * sizeof *st->s);
@@ -326,8 +384,12 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
     for (uint32_t i = 0; i < h->nprocs; i++) {
         const struct ck_tree_entry *x = &e[i];
         int zombie = (x->flags & CK_TREE_ZOMBIE) != 0;
-        if (x->flags & ~(uint32_t)CK_TREE_ZOMBIE)
+        uint32_t stopsig = (x->flags >> 8) & 0xff;
+        if (x->flags & ~(uint32_t)(CK_TREE_ZOMBIE | CK_TREE_STOPPED | 0xff00))
             snprintf(why, len, "has unknown flags %#x", x->flags);
+        else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
+                 (stopsig && (zombie || i == 0 || stopsig >= 32)))
+            snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
         else if (x->vpid <= 0 || x->real_pid <= 0)
             snprintf(why, len, "has pid %d (pid %d at checkpoint)", x->vpid, x->real_pid);
         else if (i == 0 && (x->parent != -1 || zombie))
@@ -404,7 +466,8 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
         return -EINVAL;
     }
     struct ck_tree_sharehdr sh = {0};
-    off_t sho = (off_t)(sizeof *h + h->nprocs * sizeof(struct ck_tree_entry));
+    size_t eb = entry_bytes(h->version);
+    off_t sho = (off_t)(sizeof *h + h->nprocs * eb);
     if (h->version >= 2 &&
         (pread(fd, &sh, sizeof sh, sho) != (ssize_t)sizeof sh || sh.nshares > CK_TREE_MAXSHARES ||
          (sh.flags & ~(uint64_t)CK_TREE_HDR_SHARES))) {
@@ -431,7 +494,17 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
         free(s);
         return -ENOMEM;
     }
-    memcpy(e, buf + sizeof *h, h->nprocs * sizeof *e);
+    for (uint32_t i = 0; i < h->nprocs; i++) {
+        memset(&e[i], 0, sizeof e[i]);
+        memcpy(&e[i], buf + sizeof *h + i * eb, eb);
+    }
+    if (h->version < 2) {
+        /* (taken before process groups and sessions were restored: every
+         * process is restored in the root's, as then; the numbers only
+         * have to be one group and one session, the root's) */
+        for (uint32_t i = 0; i < h->nprocs; i++)
+            e[i].pgid = e[i].sid = e[0].real_pid;
+    }
     if (sh.nshares)
         memcpy(s, buf + sho + sizeof sh, sh.nshares * sizeof *s);
     free(buf);

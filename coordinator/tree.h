@@ -14,6 +14,7 @@ struct ck_tree_member {
     int parent;                         /* index of its parent in the tree, -1 for the root */
     int zombie;                         /* exited, not yet waited for by its parent */
     int status;                         /* a zombie's wait status (/proc/PID/stat exit_code) */
+    int stopsig;                        /* stopped (state T): the signal that stopped it */
 };
 
 /* The root first, then its descendants breadth first (a parent always
@@ -32,6 +33,27 @@ int ck_tree_discover(int pid, struct ck_tree *t);
  * a zombie, under the shim (it serves its own control socket). Returns
  * how many cannot, naming each with its command line and why in err. */
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen);
+
+/* Process groups and sessions of the tree (treegroups.c): what a restore
+ * cannot make again, named in err (appended, "; " between). Returns how
+ * many problems. */
+int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen);
+
+/* The order of the forks that makes the sessions of a tree again: phase[i]
+ * 1 when process i is forked before its parent calls setsid, 2 after (see
+ * treegroups.c). pid/sid/parent per process, skip: zombies. 0 or -1 with
+ * err set. */
+int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
+                         const char *skip, int root_sid, char *phase, char *err, size_t errlen);
+
+/* Pidfds and descriptor owners naming other processes or groups of the
+ * tree must name ones in it (treegroups.c). 0, or -1 with err set. */
+struct ck_image;
+int ck_tree_names_check(int n, const struct ck_tree_entry *e, const struct ck_image *imgs,
+                        char *err, size_t errlen);
+
+/* Process group and session of pid (/proc/PID/stat): 0, or -1. */
+int ck_tree_ids(int pid, long *pgrp, long *sid);
 
 /* "PID (command line)", or "PID (name)" for a zombie. */
 void ck_tree_describe(int pid, char *out, size_t len);

@@ -67,6 +67,11 @@ struct ck_fdcap {
     /* vtid_of: the id the program knows its thread tid by (ids it saw
      * before a restore), or 0 if tid is none of its threads. */
     int (*vtid_of)(struct ck_fdcap *c, int tid);
+    /* vpid_of: the pid the program knows another process by (a process
+     * of a restored tree has a new one); tree: one process of a tree
+     * checkpoint (coord checks what it names is in the tree). */
+    int (*vpid_of)(struct ck_fdcap *c, int pid);
+    int tree;
     /* tty: keep this terminal's modes and window size (the TTYS record:
      * restore puts them on a new pseudo-terminal pair, the shim on the
      * terminal a standard descriptor comes back on). */
@@ -87,6 +92,8 @@ struct ck_fdcap_set {
     /* In `resumed` (after a restore; state and bytes are NULL there):
      * the thread's id now of the one the program knows as vtid, or 0. */
     int (*tid_of)(struct ck_fdcap_set *s, int vtid);
+    /* pid_of: the pid now of the process the program knows as vpid. */
+    int (*pid_of)(struct ck_fdcap_set *s, int vpid);
     int tree;                           /* one process of a tree checkpoint: the other
                                            end of a pipe may be another process of it */
     /* Written files at their checkpoint version (file.c): off (0) with

@@ -5,7 +5,10 @@
  * restored process), one of its threads (aux: its tid as the program saw
  * it; the shim opens one of the restored thread, `resumed`), or a process
  * that has exited (restore makes one of a process that exits at once).
- * Another live process is not in the image: refused.
+ * In a tree checkpoint, another process of the tree (aux: the pid the
+ * tree knows it by; coord checks it is one; the shim opens one of the
+ * restored process, `resumed`, once every process exists). Another live
+ * process is not in the image: refused.
  *
  * Restore: see open_pidfd. PIDFD_NONBLOCK and PIDFD_THREAD are kept (as
  * O_NONBLOCK and O_EXCL in oflags).
@@ -42,6 +45,12 @@ static int pidfd_capture(struct ck_fdcap *c)
         f->aux = (uint64_t)vtid;
         return 1;
     }
+    if (c->tree && pid > 0) {
+        /* another process of the tree (coord checks it is one) */
+        f->flags |= CK_FDF_PIDFD_TREE;
+        f->aux = (uint64_t)c->vpid_of(c, pid);
+        return 1;
+    }
     snprintf(c->err, c->errlen, "fd %d is a pidfd of process %d, which is not part of the "
              "checkpoint; ckshim cannot restore it", f->fd, pid);
     return -ENOTSUP;
@@ -62,7 +71,7 @@ static int open_pidfd(struct ck_fdrest *r)
     unsigned flags = f->oflags & (O_NONBLOCK | O_EXCL); /* PIDFD_NONBLOCK, PIDFD_THREAD */
     if (!(f->flags & CK_FDF_PIDFD_DEAD)) {
         int fd = (int)syscall(SYS_pidfd_open, getpid(),
-                              (f->flags & CK_FDF_PIDFD_THREAD) ? 0 : flags);
+                              (f->flags & (CK_FDF_PIDFD_THREAD | CK_FDF_PIDFD_TREE)) ? 0 : flags);
         if (fd < 0)
             snprintf(r->err, r->errlen, "fd %d: cannot open a pidfd of the restored process: %s",
                      f->fd, strerror(errno));
@@ -115,14 +124,17 @@ static int pidfd_resumed(struct ck_fdcap_set *s)
 {
     for (uint32_t i = 0; i < s->n; i++) {
         const struct ck_fd *f = &s->fds[i];
-        if (f->kind != CK_FD_PIDFD || !(f->flags & CK_FDF_PIDFD_THREAD) || f->share_with >= 0)
+        if (f->kind != CK_FD_PIDFD || !(f->flags & (CK_FDF_PIDFD_THREAD | CK_FDF_PIDFD_TREE)) ||
+            f->share_with >= 0)
             continue;
-        pid_t tid = s->tid_of(s, (int)f->aux);
+        pid_t tid = (f->flags & CK_FDF_PIDFD_TREE) ? s->pid_of(s, (int)f->aux)
+                                                   : s->tid_of(s, (int)f->aux);
         int p = tid > 0 ? (int)syscall(SYS_pidfd_open, tid, f->oflags & (O_NONBLOCK | O_EXCL))
                         : -1;
         if (p < 0 || dup3(p, f->fd, (f->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-            snprintf(s->err, s->errlen, "fd %d: cannot open a pidfd of the restored thread %d: %s",
-                     f->fd, (int)f->aux, tid > 0 ? strerror(errno) : "no such thread");
+            snprintf(s->err, s->errlen, "fd %d: cannot open a pidfd of the restored %s %d: %s",
+                     f->fd, (f->flags & CK_FDF_PIDFD_TREE) ? "process" : "thread", (int)f->aux,
+                     tid > 0 ? strerror(errno) : "no such thread");
             if (p >= 0)
                 close(p);
             return -1;

@@ -248,7 +248,7 @@ static int capture_pty_slaves(struct ck_fdcap_set *s)
             minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
             /* the session leader's controlling terminal: made the new
              * pair's again by a restore in a session of its own */
-            if (getsid(0) != (pid_t)syscall(SYS_getpid)) {
+            if ((pid_t)syscall(SYS_getsid, 0) != (pid_t)syscall(SYS_getpid)) {
                 snprintf(s->err, s->errlen, "fd %d: the pseudo-terminal the program opened "
                          "(/dev/pts/%llu) is the controlling terminal of a session it does not "
                          "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);

@@ -153,8 +153,9 @@ static int capture_proc(char *err, size_t errlen)
     memset(p, 0, sizeof *p);
     p->pid = (uint32_t)(g_shim.vpid ? g_shim.vpid : shim_real_getpid());
     p->ppid = (uint32_t)getppid();
-    p->pgid = (uint32_t)getpgid(0);
-    p->sid = (uint32_t)getsid(0);
+    /* as the tree knows them (a restored tree's groups have new ids) */
+    p->pgid = (uint32_t)shim_pgrp_virt((pid_t)syscall(SYS_getpgid, 0));
+    p->sid = (uint32_t)shim_sid_virt((pid_t)syscall(SYS_getsid, 0));
     p->uid = getuid();
     p->gid = getgid();
     mode_t m = umask(0);

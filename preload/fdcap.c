@@ -159,6 +159,16 @@ static int cap_vtid_of(struct ck_fdcap *c, int tid)
     return 0;
 }
 
+static int cap_vpid_of(struct ck_fdcap *c, int pid)
+{
+    return shim_pid_virt(pid);
+}
+
+static int set_pid_of(struct ck_fdcap_set *s, int vpid)
+{
+    return shim_pid_real(vpid);
+}
+
 static void cap_tty(struct ck_fdcap *c)
 {
     capture_tty(c->fd, c->st);
@@ -186,6 +196,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
         .info = info, .infolen = infolen, .fi = fi, .family = family, .gen = cap_gen,
         .all = cap_all, .nall = cap_nall, .err = err, .errlen = errlen,
         .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of, .tty = cap_tty,
+        .vpid_of = cap_vpid_of, .tree = g_shim.tree_ckpt,
         .priv = (void *)(uintptr_t)idx,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
@@ -310,7 +321,7 @@ int fdcap_resumed(char *err, size_t errlen)
 {
     struct ck_fdcap_set s = {
         .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
-        .path = set_path, .tid_of = set_tid_of,
+        .path = set_path, .tid_of = set_tid_of, .pid_of = set_pid_of,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
         if (!(*k)->resumed)

@@ -7,8 +7,9 @@
  * shim asks at checkpoint, for every open file description, and puts it
  * back after restore, once the threads have their new ids: the owner is
  * the process itself, its process group or one of its threads (recorded
- * by the tid the program saw), or in a tree checkpoint another process of
- * the tree (by the pid the tree knows it by; coord checks it is one); an
+ * by the tid the program saw), or in a tree checkpoint another process or
+ * process group of the tree (by the id the tree knows it by; coord checks
+ * it is one); an
  * owner outside the program could not be given back and refuses the
  * checkpoint by name.
  */
@@ -50,12 +51,16 @@ int fown_capture(struct ck_fd *f, char *err, size_t errlen)
             return 0;
         }
     }
-    /* another process of the tree being checkpointed (coord checks it
-     * is one): by the pid the tree knows it by */
-    pid_t v = shim_tree_virt(o.pid);
-    if (g_shim.tree_ckpt && o.type == F_OWNER_PID && v > 0 && v <= (pid_t)CK_OWN_ID(~0u)) {
-        f->owner = CK_OWN_TREE << 24 | (uint32_t)v;
-        return 0;
+    if (g_shim.tree_ckpt && o.type != F_OWNER_TID) {
+        /* another process or process group of the tree being
+         * checkpointed (coord checks it is one): by the id the tree
+         * knows it by */
+        pid_t v = o.type == F_OWNER_PGRP ? shim_pgrp_virt(o.pid) : shim_pid_virt(o.pid);
+        if (v > 0 && v <= (pid_t)CK_OWN_ID(~0u)) {
+            f->owner = (o.type == F_OWNER_PGRP ? CK_OWN_TREE_PGRP : CK_OWN_TREE) << 24 |
+                       (uint32_t)v;
+            return 0;
+        }
     }
     snprintf(err, errlen, "fd %d: its signals (F_SETOWN) go to %s %d, outside the program, "
              "which ckshim cannot give back after a restore", f->fd,
@@ -100,6 +105,10 @@ int fown_restore(char *err, size_t errlen)
                          "is not in the tree's map", f->fd, CK_OWN_ID(f->owner));
                 return -1;
             }
+            break;
+        case CK_OWN_TREE_PGRP:
+            o.type = F_OWNER_PGRP;
+            o.pid = shim_pgrp_real((pid_t)CK_OWN_ID(f->owner));
             break;
         default:
             break;

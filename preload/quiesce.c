@@ -87,11 +87,17 @@ static void keep_siginfo(uint64_t mask, int slot)
                 break;
             }
             shim_sigkeep[k].slot = slot;
+            shim_sigkeep[k].deferred = 0;
             shim_sigkeep[k].si = si;
             taken[n++] = (short)k;
         }
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             requeue_self(pid, tid, slot, &shim_sigkeep[taken[i]].si);
+            /* the image keeps the sender or child as the program knows it */
+            siginfo_t *ks = &shim_sigkeep[taken[i]].si;
+            if (shim_si_has_pid(ks))
+                ks->si_pid = shim_pid_virt(ks->si_pid);
+        }
         if (extra)
             requeue_self(pid, tid, slot, &si);
     }
@@ -127,10 +133,35 @@ static uint64_t own_pending(int slot)
     return mine;
 }
 
+void quiesce_hold(void)
+{
+    int64_t end = shim_now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+    struct timespec ms = {0, 1000000};
+    while (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
+           shim_now_ns(CLOCK_MONOTONIC) < end)
+        syscall(SYS_nanosleep, &ms, NULL);
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
     (void)sig;
+    if (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) && si->si_code == SI_TKILL &&
+        si->si_pid != shim_real_getpid() && shim_real_gettid() != g_shim.manager_tid) {
+        /* coord continues a stopped process of a tree for a checkpoint
+         * (coordinator/checkpoint.c): it sent this to every thread first,
+         * so that none runs the program before the manager parks it.
+         * Held until the checkpoint starts (then the manager's signal,
+         * blocked here, is taken as this returns), at most 5 s. Only
+         * once its manager runs: a child stopped before it started it
+         * must go on to start it. */
+        if (g_shim.manager_pid == shim_real_getpid())
+            quiesce_hold();
+        else
+            g_shim.hold_requested = 1;
+        errno = saved_errno;
+        return;
+    }
     if (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) || si->si_code != SI_TKILL ||
         si->si_pid != shim_real_getpid()) {
         errno = saved_errno;
@@ -185,8 +216,29 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
         shim_futex_wake(&g_shim.nlanded);
         while (__atomic_load_n(&g_shim.resume_gen, __ATOMIC_SEQ_CST) == rg)
             shim_futex_wait(&g_shim.resume_gen, rg, -1);
+        quiesce_requeue_deferred((int)(s - g_shim.slots));
     }
     errno = saved_errno;
+}
+
+/* Kept signals only their own thread may queue again with their siginfo
+ * (a kernel-made si_code such as SIGCHLD's, SI_USER, SI_TKILL: the kernel
+ * takes those from a thread to itself, or from the leader to its
+ * process), queued by the thread of SLOT once restored (restore.c:
+ * requeue_signal left them). */
+void quiesce_requeue_deferred(int slot)
+{
+    pid_t pid = shim_real_getpid(), tid = shim_real_gettid();
+    for (int i = 0; i < shim_nsigkeep && i < SHIM_MAX_SIGKEEP; i++) {
+        struct shim_sigkeep *k = &shim_sigkeep[i];
+        if (!k->deferred || !(k->slot == slot || (k->slot < 0 && tid == pid)))
+            continue;
+        k->deferred = 0;
+        siginfo_t si = k->si;
+        if (si.si_signo == SIGCHLD && si.si_code > 0 && si.si_pid > 0)
+            si.si_pid = shim_pid_real(si.si_pid); /* the trampoline shows the old one */
+        requeue_self(pid, tid, k->slot, &si);
+    }
 }
 
 /* Install the handler and allocate the slots. Returns 0 or -errno. */

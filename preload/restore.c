@@ -89,6 +89,13 @@ static void requeue_signal(pid_t pid, int slot, int s)
         siginfo_t *si = &shim_sigkeep[i].si;
         if (shim_sigkeep[i].slot != slot || si->si_signo != s)
             continue;
+        if (si->si_code >= 0 || si->si_code == SI_TKILL) {
+            /* only the thread itself (the leader for the process) may
+             * send this one: it does once it runs (quiesce.c) */
+            shim_sigkeep[i].deferred = 1;
+            sent = 1;
+            continue;
+        }
         if (slot < 0 ? syscall(SYS_rt_sigqueueinfo, pid, s, si) == 0
                      : syscall(SYS_rt_tgsigqueueinfo, pid, tid, s, si) == 0)
             sent = 1;
@@ -142,6 +149,38 @@ static void report(int fd, const char *msg)
     ssize_t w = write(fd, msg, strlen(msg));
     (void)w;
     close(fd);
+}
+
+static volatile sig_atomic_t continued;
+
+static void on_cont(int sig)
+{
+    (void)sig;
+    continued = 1;
+}
+
+/* Stop the process again with the signal that had stopped it. Every
+ * program thread is parked with all signals blocked, so the manager takes
+ * it. SIGTSTP, SIGTTIN and SIGTTOU are discarded by the kernel in an
+ * orphaned process group (the restored root's, once --detach's coord is
+ * gone): a SIGCONT handler tells whether it stopped, else SIGSTOP does. */
+static void stop_again(int sig)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cont;
+    sigset_t one, prev;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigaddset(&one, SIGCONT);
+    pthread_sigmask(SIG_UNBLOCK, &one, &prev);
+    continued = 0;
+    real_sigaction(SIGCONT, &sa, &old);
+    syscall(SYS_kill, shim_real_getpid(), sig);
+    if (!continued && sig != SIGSTOP)
+        syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
+    real_sigaction(SIGCONT, &old, NULL);
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
 }
 
 /* /proc/self/exe names the restorer, which the kernel will not replace
@@ -238,6 +277,7 @@ void restore_finish(void)
     snprintf(me.comm, sizeof me.comm, "%s", g_shim.proc.comm);
     quiesce_fixup_thread(&me);
     g_shim.manager_tid = me.tid;
+    g_shim.manager_pid = shim_real_getpid();
 
     if (quiesce_wait_landed(10000000000LL) < 0)
         restore_fail(ri, "threads did not come back after restore");
@@ -287,6 +327,12 @@ void restore_finish(void)
     snprintf(msg, sizeof msg, "ok %d\n", (int)shim_real_getpid());
     report(ri->status_fd, msg);
     ri->status_fd = -1;
+    /* A process of a tree that was stopped at the checkpoint stops again,
+     * before any thread of the program runs: its parent sees it stopped
+     * (waitpid with WUNTRACED, SIGCHLD) and continues it when it wants. */
+    if (g_shim.restore_stop > 0 && g_shim.restore_stop < 32)
+        stop_again(g_shim.restore_stop);
+    g_shim.restore_stop = 0;
     quiesce_resume_restored();
 }
 
@@ -341,12 +387,28 @@ void restore_tree_map(void)
     syscall(SYS_close, dfd);
     if (found < 0)
         return;
-    g_shim.ntree = 0;
-    for (uint32_t i = 0; i < sizeof g_shim.tree / sizeof g_shim.tree[0]; i++) {
+    /* {vpid, real} of every process, then after a {0, 0} the process
+     * groups, then the sessions, then {vpid, signal} of the processes
+     * that were stopped (coordinator/restore.c: restore_tree). */
+    g_shim.ntree = g_shim.npgrps = g_shim.nsids = 0;
+    g_shim.restore_stop = 0;
+    int section = 0;
+    for (uint32_t i = 0; i < 4096; i++) {
         struct shim_treepid e;
         if (pread(found, &e, sizeof e, (off_t)(i * sizeof e)) != (ssize_t)sizeof e)
             break;
-        g_shim.tree[g_shim.ntree++] = e;
+        if (!e.vpid && !e.real) {
+            section++;
+            continue;
+        }
+        if (section == 0 && g_shim.ntree < sizeof g_shim.tree / sizeof g_shim.tree[0])
+            g_shim.tree[g_shim.ntree++] = e;
+        else if (section == 1 && g_shim.npgrps < sizeof g_shim.pgrps / sizeof g_shim.pgrps[0])
+            g_shim.pgrps[g_shim.npgrps++] = e;
+        else if (section == 2 && g_shim.nsids < sizeof g_shim.sids / sizeof g_shim.sids[0])
+            g_shim.sids[g_shim.nsids++] = e;
+        else if (section == 3 && e.vpid == (int32_t)g_shim.proc.pid)
+            g_shim.restore_stop = e.real;
     }
     syscall(SYS_close, found);
 }

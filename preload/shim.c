@@ -730,6 +730,8 @@ static int start_manager(void)
     pthread_attr_setstacksize(&a, 1 << 20);
     int r = pthread_create(&g_shim.manager, &a, manager_main, NULL);
     pthread_attr_destroy(&a);
+    if (r == 0)
+        g_shim.manager_pid = shim_real_getpid();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return -r;
 }
@@ -767,6 +769,7 @@ static void atfork_child(void)
     if (!g_shim.initialized)
         return;
     /* The parent may see itself under its old pid: so must we. */
+    g_shim.manager_pid = 0; /* the parent's */
     g_shim.parent_vpid = g_shim.vpid;
     g_shim.parent_real = (pid_t)syscall(SYS_getppid);
     g_shim.vpid = 0;
@@ -784,6 +787,12 @@ static void atfork_child(void)
     g_shim.listen_fd = -1;
     if (shim_listen() == 0)
         start_manager();
+    /* stopped before its manager ran, and continued by coord for a
+     * checkpoint (quiesce.c: ckpt_handler): held now that it runs */
+    if (g_shim.hold_requested) {
+        g_shim.hold_requested = 0;
+        quiesce_hold();
+    }
 }
 
 __attribute__((constructor)) static void shim_init(void)

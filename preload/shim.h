@@ -70,6 +70,9 @@ struct shim_state {
     int ckpt_signal;
     int listen_fd;
     pid_t manager_tid;
+    pid_t manager_pid;                  /* the process whose manager runs (a forked
+                                           child's starts in atfork_child) */
+    volatile int hold_requested;        /* coord's hold came before the manager */
     pthread_t manager;
     pid_t vpid;                         /* pid the program sees; 0: real */
     pid_t parent_vpid, parent_real;     /* forked child: the parent's two pids */
@@ -126,6 +129,13 @@ struct shim_state {
         int32_t vpid, real;
     } tree[1024];
     uint32_t ntree;
+    /* Process groups and sessions of the restored tree: the number the
+     * tree knows each by and the one it has now (docs/DESIGN.md, "Process
+     * groups and sessions in a tree"). */
+    struct shim_treepid pgrps[256], sids[256];
+    uint32_t npgrps, nsids;
+    int restore_stop;                   /* stopped at the checkpoint: this signal
+                                           stops it again once restored */
     int tree_ckpt;                      /* this checkpoint is one process of a tree's
                                            (CK_CKPT_TREE): children are coord's to check */
     /* The request's file version options (CK_CKPT_NO_VERSIONS, its
@@ -136,10 +146,17 @@ struct shim_state {
 };
 extern struct shim_state g_shim;
 
+/* quiesce.c: wait until a checkpoint starts (at most 5 s). */
+void quiesce_hold(void);
+
 /* Process trees (wrappers.c): the pid now of a pid the tree knows
  * (itself if not in the tree), and the reverse. */
 pid_t shim_tree_real(pid_t vpid);
 pid_t shim_tree_virt(pid_t real);
+/* The same for process group and session ids (wrappers.c). */
+pid_t shim_pgrp_virt(pid_t real);
+pid_t shim_pgrp_real(pid_t v);
+pid_t shim_sid_virt(pid_t real);
 /* restore.c: read the tree's pid map coord left on a memfd, if any. */
 void restore_tree_map(void);
 
@@ -169,8 +186,27 @@ extern int shim_skip_fds[4];          /* the manager's own fds during a checkpoi
 /* siginfo of a signal pending at the checkpoint (quiesce.c) */
 struct shim_sigkeep {
     int slot;                           /* the thread's slot; -1: the process */
-    siginfo_t si;
+    int deferred;                       /* queued again by its thread itself after a
+                                           restore (only it may send this si_code) */
+    siginfo_t si;                       /* si_pid as the program knows it */
 };
+/* quiesce.c: a restored thread queues its deferred kept signals again. */
+void quiesce_requeue_deferred(int slot);
+/* The pid the program knows for a real pid (its own, one of the tree's),
+ * and the reverse (wrappers.c). */
+pid_t shim_pid_virt(pid_t real);
+pid_t shim_pid_real(pid_t v);
+/* A kept siginfo whose si_pid is a pid: a sender's (kill, sigqueue,
+ * tgkill) or SIGCHLD's child; other codes keep other data there (a
+ * timer's id, a program's own bytes). Kept as the program knows it, and
+ * queued again so (a signalfd or handler reads it raw), but SIGCHLD's,
+ * which goes back to the kernel's (its trampoline shows the old one). */
+static inline int shim_si_has_pid(const siginfo_t *si)
+{
+    return si->si_pid > 0 && ((si->si_signo == SIGCHLD && si->si_code > 0) ||
+                              si->si_code == SI_USER || si->si_code == SI_QUEUE ||
+                              si->si_code == SI_TKILL);
+}
 #define SHIM_MAX_SIGKEEP 128
 extern struct shim_sigkeep shim_sigkeep[SHIM_MAX_SIGKEEP];
 extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */

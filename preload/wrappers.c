@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -34,6 +35,9 @@ static int (*real_sigsuspend)(const sigset_t *);
 static int (*real_sigwait)(const sigset_t *, int *);
 static int (*real_sigwaitinfo)(const sigset_t *, siginfo_t *);
 static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
+
+static void chld_info(siginfo_t *si);
+static int chld_sigaction(const struct sigaction *act, struct sigaction *old);
 
 /* The program's own disposition for the checkpoint signal (kernel layout). */
 struct ck_sigaction shim_app_ckpt_action;
@@ -135,6 +139,8 @@ SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *o
             tmp.sa_mask = m;
             act = &tmp;
         }
+        if (sig == SIGCHLD && g_shim.initialized)
+            return chld_sigaction(act, old);
         return real_sigaction(sig, act, old);
     }
     if (old) {
@@ -204,6 +210,8 @@ SHIM_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
     for (;;) {
         uint32_t seq = shim_tls.ckpt_seq;
         int r = real_sigwaitinfo(strip(set, &tmp), info);
+        if (r == SIGCHLD)
+            chld_info(info);
         if (!(r < 0 && errno == EINTR && shim_tls.ckpt_seq != seq))
             return r;
     }
@@ -213,7 +221,10 @@ SHIM_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct tim
 {
     RESOLVE(real_sigtimedwait, "sigtimedwait");
     sigset_t tmp;
-    return waits_sigtimedwait(real_sigtimedwait, strip(set, &tmp), info, ts);
+    int r = waits_sigtimedwait(real_sigtimedwait, strip(set, &tmp), info, ts);
+    if (r == SIGCHLD)
+        chld_info(info);
+    return r;
 }
 
 SHIM_API pid_t getpid(void)
@@ -240,6 +251,181 @@ pid_t shim_tree_virt(pid_t real)
     return real;
 }
 
+/* A pid the program knows, as the kernel knows it now (its own too). */
+static pid_t pid_real(pid_t v)
+{
+    if (g_shim.vpid && v == g_shim.vpid)
+        return shim_real_getpid();
+    return v > 0 ? shim_tree_real(v) : v;
+}
+
+pid_t shim_pid_real(pid_t v)
+{
+    return pid_real(v);
+}
+
+pid_t shim_pid_virt(pid_t real)
+{
+    if (real > 0 && real == shim_real_getpid())
+        return getpid();
+    return shim_tree_virt(real);
+}
+
+/* siginfo of SIGCHLD names the child by the pid the program knows
+ * (docs/DESIGN.md, "SIGCHLD and its siginfo in a tree"). */
+static void chld_info(siginfo_t *si)
+{
+    if (si && si->si_signo == SIGCHLD && si->si_pid > 0)
+        si->si_pid = shim_pid_virt(si->si_pid);
+}
+
+/* The program's SA_SIGINFO handler for SIGCHLD runs behind ours, which
+ * puts the old pid in si_pid first. The kernel's disposition names ours
+ * (so it is what a checkpoint saves and a restore puts back: this
+ * memory comes back with it); sigaction reports the program's. */
+static struct sigaction app_chld;
+
+static void chld_trampoline(int sig, siginfo_t *si, void *uc)
+{
+    chld_info(si);
+    void (*fn)(int, siginfo_t *, void *) = app_chld.sa_sigaction;
+    if (fn && (void *)fn != (void *)SIG_DFL && (void *)fn != (void *)SIG_IGN)
+        fn(sig, si, uc);
+}
+
+static int chld_sigaction(const struct sigaction *act, struct sigaction *old)
+{
+    struct sigaction tmp, prev;
+    const struct sigaction *use = act;
+    if (act && (act->sa_flags & SA_SIGINFO) && (void *)act->sa_sigaction != (void *)SIG_DFL &&
+        (void *)act->sa_sigaction != (void *)SIG_IGN) {
+        tmp = *act;
+        tmp.sa_sigaction = chld_trampoline;
+        use = &tmp;
+    }
+    struct sigaction keep = app_chld;
+    if (act)
+        app_chld = *act;
+    int r = real_sigaction(SIGCHLD, use, &prev);
+    if (r < 0) {
+        app_chld = keep;
+        return r;
+    }
+    if (old) {
+        *old = prev;
+        if (prev.sa_sigaction == chld_trampoline)
+            old->sa_sigaction = keep.sa_sigaction;
+    }
+    return 0;
+}
+
+/* Process group and session ids are pids too: a group or session led by
+ * a process of the tree is known by its leader's pid; one whose leader is
+ * gone or outside (the root's, a pipeline's whose first command ended)
+ * has its own pair, written at restore (restore.c: restore_tree_map). */
+static pid_t ids_real(const struct shim_treepid *m, uint32_t n, pid_t v)
+{
+    for (uint32_t i = 0; v > 0 && i < n; i++)
+        if (m[i].vpid == v && m[i].real > 0)
+            return m[i].real;
+    return pid_real(v);
+}
+
+static pid_t ids_virt(const struct shim_treepid *m, uint32_t n, pid_t r)
+{
+    for (uint32_t i = 0; r > 0 && i < n; i++)
+        if (m[i].real == r)
+            return m[i].vpid;
+    if (r > 0 && r == shim_real_getpid())
+        return getpid();
+    return shim_tree_virt(r);
+}
+
+pid_t shim_pgrp_virt(pid_t real)
+{
+    return ids_virt(g_shim.pgrps, g_shim.npgrps, real);
+}
+
+pid_t shim_sid_virt(pid_t real)
+{
+    return ids_virt(g_shim.sids, g_shim.nsids, real);
+}
+
+static pid_t pgrp_real(pid_t v)
+{
+    return ids_real(g_shim.pgrps, g_shim.npgrps, v);
+}
+
+pid_t shim_pgrp_real(pid_t v)
+{
+    return pgrp_real(v);
+}
+
+SHIM_API pid_t getpgid(pid_t pid)
+{
+    long r = syscall(SYS_getpgid, pid_real(pid));
+    return r > 0 ? shim_pgrp_virt((pid_t)r) : (pid_t)r;
+}
+
+SHIM_API pid_t __getpgid(pid_t pid)
+{
+    return getpgid(pid);
+}
+
+SHIM_API pid_t getpgrp(void)
+{
+    return getpgid(0);
+}
+
+SHIM_API pid_t getsid(pid_t pid)
+{
+    long r = syscall(SYS_getsid, pid_real(pid));
+    return r > 0 ? shim_sid_virt((pid_t)r) : (pid_t)r;
+}
+
+SHIM_API int setpgid(pid_t pid, pid_t pgid)
+{
+    return (int)syscall(SYS_setpgid, pid_real(pid), pgid > 0 ? pgrp_real(pgid) : pgid);
+}
+
+SHIM_API int __setpgid(pid_t pid, pid_t pgid)
+{
+    return setpgid(pid, pgid);
+}
+
+SHIM_API int setpgrp(void)
+{
+    return setpgid(0, 0);
+}
+
+SHIM_API pid_t setsid(void)
+{
+    long r = syscall(SYS_setsid);
+    return r > 0 ? shim_sid_virt((pid_t)r) : (pid_t)r;
+}
+
+SHIM_API pid_t tcgetpgrp(int fd)
+{
+    pid_t pg;
+    if (ioctl(fd, TIOCGPGRP, &pg) < 0)
+        return -1;
+    return shim_pgrp_virt(pg);
+}
+
+SHIM_API int tcsetpgrp(int fd, pid_t pgrp)
+{
+    pid_t pg = pgrp > 0 ? pgrp_real(pgrp) : pgrp;
+    return ioctl(fd, TIOCSPGRP, &pg);
+}
+
+SHIM_API pid_t tcgetsid(int fd)
+{
+    pid_t s;
+    if (ioctl(fd, TIOCGSID, &s) < 0)
+        return -1;
+    return shim_sid_virt(s);
+}
+
 SHIM_API pid_t getppid(void)
 {
     pid_t real = (pid_t)syscall(SYS_getppid);
@@ -254,6 +440,8 @@ SHIM_API pid_t getppid(void)
  * again with the pid of now. */
 static pid_t wait_id(pid_t pid)
 {
+    if (pid < -1)
+        return -pgrp_real(-pid); /* a process group */
     return pid > 0 ? shim_tree_real(pid) : pid;
 }
 
@@ -288,7 +476,9 @@ SHIM_API int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 {
     for (;;) {
         uint32_t gen = g_shim.generation;
-        id_t rid = type == P_PID ? (id_t)wait_id((pid_t)id) : id;
+        id_t rid = type == P_PID    ? (id_t)wait_id((pid_t)id)
+                   : type == P_PGID ? (id_t)pgrp_real((pid_t)id)
+                                    : id;
         long r = syscall(SYS_waitid, type, rid, info, options, NULL);
         if (r == 0 && info && info->si_pid > 0)
             info->si_pid = shim_tree_virt(info->si_pid);
@@ -324,6 +514,15 @@ SHIM_API int kill(pid_t pid, int sig)
     return (int)syscall(SYS_kill, pid, sig);
 }
 
+SHIM_API int killpg(pid_t pgrp, int sig)
+{
+    if (pgrp < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return (int)syscall(SYS_kill, pgrp ? -pgrp_real(pgrp) : 0, sig);
+}
+
 SHIM_API int tgkill(pid_t tgid, pid_t tid, int sig)
 {
     if (g_shim.vpid && tgid == g_shim.vpid)
@@ -346,8 +545,8 @@ static pid_t virt_id(pid_t real)
 
 /* fcntl's owner commands carry pids: after a restore the program's ids
  * are not the kernel's (F_SETOWN with getpid() would name the pid the
- * process had before, or another process). Process groups are not
- * virtualised (a restored program has the restoring session's). */
+ * process had before, or another process). Process groups are the ids
+ * of the tree's groups (pgrp_real, shim_pgrp_virt). */
 static int (*real_fcntl)(int, int, ...);
 static int (*real_fcntl64)(int, int, ...);
 
@@ -383,20 +582,23 @@ static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
                                cmd != F_GETOWN_EX))
         return fn(fd, cmd, arg);
     /* the ids of this process and its threads, then of the other
-     * processes of its tree */
+     * processes of its tree; a group's by the tree's groups */
     if (cmd == F_SETOWN && (int)arg > 0)
         arg = (unsigned long)owner_real((pid_t)arg);
+    else if (cmd == F_SETOWN && (int)arg < 0)
+        arg = (unsigned long)(long)-pgrp_real(-(pid_t)arg);
     if (cmd == F_SETOWN_EX && uex) {
         ex = *uex;
-        if (ex.type != F_OWNER_PGRP)
-            ex.pid = owner_real(ex.pid);
+        ex.pid = ex.type == F_OWNER_PGRP ? pgrp_real(ex.pid) : owner_real(ex.pid);
         arg = (unsigned long)&ex;
     }
     int r = fn(fd, cmd, arg);
     if (cmd == F_GETOWN && r > 0)
         r = owner_virt(r);
-    if (cmd == F_GETOWN_EX && r == 0 && uex && uex->type != F_OWNER_PGRP)
-        uex->pid = owner_virt(uex->pid);
+    else if (cmd == F_GETOWN && r < -1)
+        r = -shim_pgrp_virt(-r);
+    if (cmd == F_GETOWN_EX && r == 0 && uex)
+        uex->pid = uex->type == F_OWNER_PGRP ? shim_pgrp_virt(uex->pid) : owner_virt(uex->pid);
     return r;
 }
 

@@ -54,15 +54,16 @@ echo "fuzz: building with $CC"
 # The tree header target (coordinator/tree.c, with stubs for what it
 # uses to discover live processes) and its seed: a tree image around the
 # image seed.
-TREE_SRC=("$ROOT/tests/unit/fuzz_tree.c" "$ROOT/coordinator/tree.c" "${COMMON[@]}"
-    "$ROOT/common/auth.c" "$ROOT/common/fileid.c")
+TREE_SRC=("$ROOT/tests/unit/fuzz_tree.c" "$ROOT/coordinator/tree.c"
+    "$ROOT/coordinator/treegroups.c" "${COMMON[@]}" "$ROOT/common/auth.c" "$ROOT/common/fileid.c")
 "$CC" "${CFLAGS[@]}" -I"$ROOT/coordinator" -I"$ROOT/fds" -o "$OUT/fuzz_tree" "${TREE_SRC[@]}" \
     $LZ4_LIBS -lsodium || exit 1
 "$CC" -std=gnu11 -O1 -g -D_GNU_SOURCE -DCK_FUZZ_SEED_MAIN -I"$ROOT/common" -I"$ROOT/coordinator" \
     -I"$ROOT/fds" -o "$OUT/fuzz_tree_seed" "${TREE_SRC[@]}" $LZ4_LIBS -lsodium || exit 1
 mkdir -p "$OUT/corpus-image" "$OUT/corpus-lz4" "$OUT/corpus-tree"
 "$OUT/fuzz_image_seed" "$OUT/corpus-image/seed-valid.img" || exit 1
-"$OUT/fuzz_tree_seed" "$OUT/corpus-image/seed-valid.img" "$OUT/corpus-tree/seed-tree.img" || exit 1
+"$OUT/fuzz_tree_seed" "$OUT/corpus-image/seed-valid.img" "$OUT/corpus-tree/seed-tree.img" \
+    "$OUT/corpus-tree/seed-tree-v1.img" || exit 1
 # Seeds for the LZ4 target: 2 bytes of output size, then a real block.
 printf '\x00\x10\x1f\x61\x01\x00\x50\x61\x61\x61\x61\x61' >"$OUT/corpus-lz4/seed-aaaa"
 

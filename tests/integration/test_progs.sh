@@ -96,6 +96,7 @@ LIVE+=" sock_state "
 # coord's init): checkpointed by the program's pid as seen here.
 PIDNS=" pidns_tree "
 TWICE+=" pidns_tree "
+TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_named tree_fown "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10

@@ -247,6 +247,42 @@ if start_py_app mix "$T/marks.py"; then
     end_tree
 fi
 
+# A version 1 tree image (taken before process groups and the share
+# table: 32-byte entries) is still read: inspected and restored, every
+# process in the root's process group and session as then.
+rm -f "$T/go" "$T"/ran.*
+if start_py_app v1 "$T/marks.py"; then
+    ok=1
+    "$C" checkpoint "$pid" -o "$T/v2.img" --kill --counter none >/dev/null 2>"$T/err" &&
+        wait_for 10 gone "$pid" || ok=0
+    python3 "$(dirname "${BASH_SOURCE[0]}")/forge_tree.py" "$T/v2.img" "$T/v1.img" version=1 ||
+        ok=0
+    if [ $ok = 1 ] && "$C" inspect --verify "$T/v1.img" >"$T/out" 2>"$T/err" &&
+        [ "$(grep -c 'image OK' "$T/out")" = 3 ]; then
+        pass tree_v1_image_inspect
+    else
+        fail tree_v1_image_inspect "inspect --verify of the version 1 image failed: $(cat "$T/err")"
+    fi
+    : >"$T/go"
+    np=$(cd / && timeout 30 "$C" restore --detach --counter none "$T/v1.img" 2>"$T/err")
+    [ -n "$np" ] && PIDS+=("$np")
+    three_shared() {
+        [ "$(cat "$T"/ran.* 2>/dev/null)" = "shared-helloshared-helloshared-hello" ]
+    }
+    same_group() {
+        local k
+        for k in $(cat /proc/"$np"/task/*/children 2>/dev/null); do
+            [ "$(ps -o pgid=,sid= -p "$k")" = "$(ps -o pgid=,sid= -p "$np")" ] || return 1
+        done
+    }
+    if [ $ok = 1 ] && [ -n "$np" ] && wait_for 10 three_shared && same_group; then
+        pass tree_v1_image_restores
+    else
+        fail tree_v1_image_restores "restore gave '$np': $(cat "$T/err"), $(markers) ran"
+    fi
+    end_tree
+fi
+
 # Long checkpoints: coord says "still at work" every second while it
 # works, so a slow counter or a slow disk does not make the parked
 # processes give up (they wait 30 s for a word, CKSHIM_COORD_SILENCE_MS);

@@ -5,8 +5,8 @@
 #
 # coord checkpoint PID takes PID and its descendants as one image, coord
 # restore brings the tree back. Here: descendants that cannot be part of
-# it (not under the shim at any depth, a socket pair with a descriptor in flight, another
-# process group) are named in a refusal and every process goes on;
+# it (not under the shim at any depth, a socket pair with a descriptor in flight, a
+# session with a process outside the tree) are named in a refusal and every process goes on;
 # tree_pipes restored in the foreground (shared log offset), a damaged
 # stream starts nothing, an image restores once; inspect; a bash loop
 # forking commands; zombies kept with their exit status. (tree_pipes and
@@ -128,7 +128,7 @@ if start_test_prog tree_pipes; then
 import struct, sys
 d = open(sys.argv[1], "rb").read(4096)
 n = struct.unpack_from("<I", d, 12)[0]
-e = 128 + 32 * (n - 1)
+e = 128 + 40 * (n - 1)  # struct ck_tree_entry: 40 bytes (version 2)
 print(*struct.unpack_from("<QQ", d, e + 16))' "$T/tp.img")
     flip $((off + len * 3 / 4)) "$T/tp.img" "$T/tp.bad"
     out=$(cd / && timeout 30 "$C" restore --detach "$T/tp.bad" 2>"$T/err")
@@ -213,13 +213,22 @@ else
     fail tree_file_lock_restored "checkpoint or restore failed"
 fi
 
-# A child in a process group of its own: process groups are not restored
-# yet, so the tree is refused naming it, and every process goes on.
+# A child in a session of its own whose daemon-style grandchild (double
+# fork) left the tree: that session cannot be made again with only some
+# of its processes, so the tree is refused naming the one outside, and
+# every process goes on. (Groups and sessions inside the tree are
+# restored: progs/tree_groups.c.)
 cat >"$T/pgrp.py" <<'EOF'
 import os, time
 k = os.fork()
 if k == 0:
-    os.setpgid(0, 0)
+    os.setsid()
+    if os.fork() == 0:
+        if os.fork() == 0:
+            while True:
+                time.sleep(1)
+        os._exit(0)
+    os.wait()
     while True:
         time.sleep(1)
 time.sleep(0.3)
@@ -227,9 +236,47 @@ EOF
 echo "$PY_TICKS" >>"$T/pgrp.py"
 start_py_app pgrp "$T/pgrp.py" || fail pgrp_ready "no READY"
 kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+gone=$(pgrep -u "$(id -u)" -s "$kid" | grep -vx "$kid" | head -n 1)
+PIDS+=("$kid" "$gone")
+refused_alive tree_refuses_session_member_outside pgrp \
+    "$gone \(.*pgrp.py\) is in session $kid of the tree but not one of its processes"
+
+# A child leading a session whose controlling terminal is a pty it
+# opened: not given back in a tree yet, refused by name.
+cat >"$T/ctty.py" <<'EOF'
+import fcntl, os, termios, time
+k = os.fork()
+if k == 0:
+    os.setsid()
+    m, s = os.openpty()
+    fcntl.ioctl(s, termios.TIOCSCTTY, 0)
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/ctty.py"
+start_py_app ctty "$T/ctty.py" || fail ctty_ready "no READY"
+kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
 PIDS+=("$kid")
-refused_alive tree_refuses_own_process_group pgrp \
-    "$kid \(.*pgrp.py\), a child of $pid, is in process group $kid"
+refused_alive tree_refuses_session_ctty ctty \
+    "$kid \(.*ctty.py\) leads or is in session $kid, whose controlling terminal"
+
+# A pidfd of a process outside the tree, held by a tree: refused by name
+# (pidfds of processes of the tree are restored: progs/tree_pidfd.c).
+cat >"$T/opidfd.py" <<'EOF'
+import os, time
+fd = os.pidfd_open(os.getppid())
+k = os.fork()
+if k == 0:
+    while True:
+        time.sleep(1)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/opidfd.py"
+start_py_app opidfd "$T/opidfd.py" || fail opidfd_ready "no READY"
+PIDS+=($(cat /proc/$pid/task/*/children 2>/dev/null))
+refused_alive tree_refuses_pidfd_outside opidfd \
+    "process $pid: fd [0-9]+ is a pidfd of process $$, which is not part of the tree"
 
 # A shell forking a command five times a second: the tree changes all the
 # time; it is taken once every process is parked (again if a child came

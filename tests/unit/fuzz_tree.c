@@ -10,7 +10,9 @@
  * in range), so that mutations reach the entry checks.
  * Built with -DCK_FUZZ_SEED_MAIN it is instead a program that wraps the
  * single-process seed image argv[1] into a tree image argv[2] (the root
- * and a zombie child), a seed for the corpus.
+ * and a zombie child, with a share table), and with argv[3] the same as
+ * a version 1 tree image (no pgid and sid, no share table): seeds for the
+ * corpus.
  * Build and run: bash tests/fuzz.sh SECONDS */
 #include <stddef.h>
 #include <stdint.h>
@@ -119,10 +121,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t n;
     if (size < sizeof(struct ck_tree_hdr))
         return 0;
+    uint32_t version;
     memcpy(&n, data + offsetof(struct ck_tree_hdr, nprocs), sizeof n);
-    size_t end = sizeof(struct ck_tree_hdr) + (size_t)n * sizeof(struct ck_tree_entry);
+    memcpy(&version, data + offsetof(struct ck_tree_hdr, version), sizeof version);
+    size_t end = sizeof(struct ck_tree_hdr) +
+                 (size_t)n * (version >= 2 ? sizeof(struct ck_tree_entry) : CK_TREE_ENTRY_V1);
     if (n < 1 || n > CK_TREE_MAXPROCS || end + 8 > size)
         return 0;
+    if (version >= 2 && end + sizeof(struct ck_tree_sharehdr) + 8 <= size) {
+        /* (the share table is under the checksum too) */
+        uint64_t ns;
+        memcpy(&ns, data + end, sizeof ns);
+        if (ns <= CK_TREE_MAXSHARES &&
+            end + sizeof(struct ck_tree_sharehdr) + ns * sizeof(struct ck_tree_share) + 8 <= size)
+            end += sizeof(struct ck_tree_sharehdr) + ns * sizeof(struct ck_tree_share);
+    }
     uint8_t *b = malloc(size);
     if (!b)
         abort();
@@ -138,12 +151,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #include <fcntl.h>
 
-/* A tree image: the root (the single-process seed, its pid set to 100)
- * and a zombie child 101 that exited with status 3. */
+/* A tree image of version: the root (the single-process seed, its pid
+ * set to 100) and a zombie child 101 that exited with status 3, in the
+ * root's group and session. */
+static int write_tree(const char *out, uint32_t version, const uint8_t *img, size_t len,
+                      const struct ck_header *sh)
+{
+    struct ck_tree_hdr h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, CK_TREE_MAGIC, CK_MAGIC_LEN);
+    h.version = version;
+    h.nprocs = 2;
+    h.counter_stamp = sh->counter_stamp;
+    struct ck_tree_entry e[2] = {
+        {.vpid = 100, .real_pid = 100, .parent = -1, .offset = ck_tree_first_offset(2, 2),
+         .length = len, .pgid = 100, .sid = 100},
+        {.vpid = 101, .real_pid = 101, .parent = 0, .flags = CK_TREE_ZOMBIE, .length = 3 << 8,
+         .pgid = 100, .sid = 100}};
+    int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    struct ck_tree_share sh2[2] = {{.proc = 0, .fd = 3, .group = 0},
+                                   {.proc = 0, .fd = 4, .group = 0}};
+    struct ck_tree_sharetab st = {.n = 2, .flags = CK_TREE_HDR_SHARES, .s = sh2};
+    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, &st, NULL, NULL) < 0 ||
+        pwrite(fd, img, len, (off_t)e[0].offset) != (ssize_t)len)
+        return -1;
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SEED.img OUTPUT\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s SEED.img OUTPUT [OUTPUT-V1]\n", argv[0]);
         return 2;
     }
     FILE *f = fopen(argv[1], "rb");
@@ -158,24 +197,9 @@ int main(int argc, char **argv)
     sh.orig_pid = 100;
     ck_header_seal(&sh);
     memcpy(img, &sh, sizeof sh);
-    struct ck_tree_hdr h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, CK_TREE_MAGIC, CK_MAGIC_LEN);
-    h.version = CK_TREE_VERSION;
-    h.nprocs = 2;
-    h.counter_stamp = sh.counter_stamp;
-    struct ck_tree_entry e[2] = {
-        {.vpid = 100, .real_pid = 100, .parent = -1, .offset = ck_tree_first_offset(2, 2),
-         .length = len},
-        {.vpid = 101, .real_pid = 101, .parent = 0, .flags = CK_TREE_ZOMBIE, .length = 3 << 8}};
-    int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
-    struct ck_tree_share sh2[2] = {{.proc = 0, .fd = 3, .group = 0},
-                                   {.proc = 0, .fd = 4, .group = 0}};
-    struct ck_tree_sharetab st = {.n = 2, .flags = CK_TREE_HDR_SHARES, .s = sh2};
-    if (fd < 0 || ck_tree_write_hdr(fd, &h, e, &st, NULL, NULL) < 0 ||
-        pwrite(fd, img, len, (off_t)e[0].offset) != (ssize_t)len)
+    if (write_tree(argv[2], CK_TREE_VERSION, img, len, &sh) < 0 ||
+        (argc == 4 && write_tree(argv[3], 1, img, len, &sh) < 0))
         return 1;
-    close(fd);
     return 0;
 }
 

@@ -1,0 +1,281 @@
+/* treegroups.c - process groups and sessions inside a process tree.
+ *
+ * Processes of a tree may have their own process groups and sessions (a
+ * shell with job control puts every pipeline in a group of its own, a
+ * daemon-style child calls setsid). A restore makes them again with the
+ * calls a program would use: setsid() and setpgid() in the coord process
+ * that becomes each process, before it execs its restorer
+ * (docs/DESIGN.md, "Process groups and sessions in a tree"). What a
+ * session is cannot be chosen, only inherited at fork or made by setsid,
+ * so the order of the forks matters: ck_tree_session_plan works it out,
+ * at checkpoint (refusing what cannot be made again, before anything
+ * changes) and at restore (the same rules on the pids the tree knows). */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "fileid.h"
+#include "imgio.h"
+#include "tree.h"
+
+/* Session leaders other than the root: they call setsid(). A leader may
+ * have children it forked before its setsid (still in the session it
+ * came from) and after (in its own): such children are forked in two
+ * rounds, phase[i] 1 (before its parent's setsid) or 2 (after). need[i]
+ * is the session a leader must be forked in for its first-round children
+ * (0: any). Returns 0, or -1 with the reason in err. */
+int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
+                         const char *skip, int root_sid, char *phase, char *err, size_t errlen)
+{
+    int *need = calloc((size_t)n + 1, sizeof *need);
+    int *before = calloc((size_t)n + 1, sizeof *before);
+    int *after = calloc((size_t)n + 1, sizeof *after);
+    int ret = -1;
+    if (!need || !before || !after) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+#define LEADER(i) ((i) > 0 && sid[i] == pid[i])
+    /* Bottom up (children come after their parents): what each leader's
+     * children need of the session it is forked in. */
+    for (int c = n - 1; c > 0; c--) {
+        if (skip[c])
+            continue;
+        int p = parent[c];
+        if (!LEADER(p))
+            continue;
+        int want = LEADER(c) ? need[c] : sid[c];
+        if (!want || want == pid[p])
+            continue; /* forked after its parent's setsid, or anywhere */
+        if (need[p] && need[p] != want) {
+            snprintf(err, errlen, "process %d has children in two sessions other than its "
+                     "own (%d and %d)", pid[p], need[p], want);
+            goto out;
+        }
+        need[p] = want;
+    }
+    /* Top down: which round forks each process. */
+    before[0] = after[0] = root_sid;
+    phase[0] = 2;
+    for (int i = 1; i < n; i++) {
+        int p = parent[i];
+        phase[i] = 2;
+        if (skip[i])
+            continue;
+        int want = LEADER(i) ? need[i] : sid[i];
+        if (want && want != after[p]) {
+            if (want != before[p]) {
+                snprintf(err, errlen, "process %d is in session %d, which it cannot be put in "
+                         "again (neither its parent's %d nor the one its parent came from)",
+                         pid[i], sid[i], after[p]);
+                goto out;
+            }
+            phase[i] = 1;
+        }
+        before[i] = phase[i] == 1 ? before[p] : after[p];
+        after[i] = LEADER(i) ? pid[i] : before[i];
+    }
+#undef LEADER
+    ret = 0;
+out:
+    free(need);
+    free(before);
+    free(after);
+    return ret;
+}
+
+static int in_tree(const struct ck_tree *t, int pid)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->m[i].pid == pid)
+            return i;
+    return -1;
+}
+
+static int stat_ids(const char *pid, long *pgrp, long *sid);
+
+/* The group and session of pid from /proc/PID/stat: 0, or -1. */
+int ck_tree_ids(int pid, long *pgrp, long *sid)
+{
+    char id[16];
+    snprintf(id, sizeof id, "%d", pid);
+    return stat_ids(id, pgrp, sid);
+}
+
+/* Group, session and controlling terminal (tty_nr, 0: none). */
+static int stat_ids_tty(const char *pid, long *pgrp, long *sid, long *tty)
+{
+    char path[64], st[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    if (ck_read_file(path, st, sizeof st) < 0)
+        return -1;
+    char *rp = strrchr(st, ')');
+    return rp && sscanf(rp + 1, " %*c %*d %ld %ld %ld", pgrp, sid, tty) == 3 ? 0 : -1;
+}
+
+static int stat_ids(const char *pid, long *pgrp, long *sid)
+{
+    long tty;
+    return stat_ids_tty(pid, pgrp, sid, &tty);
+}
+
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (used < errlen)                                                                         \
+            used += (size_t)snprintf(err + used, errlen - used, "%s", used ? "; " : "");            \
+        if (used < errlen)                                                                         \
+            used += (size_t)snprintf(err + used, errlen - used, __VA_ARGS__);                      \
+        bad++;                                                                                     \
+    } while (0)
+
+int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
+{
+    int n = t->n, bad = 0;
+    size_t used = strlen(err);
+    char id[16];
+    long rpg, rsid;
+    snprintf(id, sizeof id, "%d", t->m[0].pid);
+    if (stat_ids(id, &rpg, &rsid) < 0)
+        return 0; /* the root is gone: the checkpoint fails anyway */
+    int *parent = calloc((size_t)n, sizeof *parent), *pid = calloc((size_t)n, sizeof *pid);
+    int *sid = calloc((size_t)n, sizeof *sid), *pg = calloc((size_t)n, sizeof *pg);
+    char *skip = calloc((size_t)n, 1), *phase = calloc((size_t)n, 1);
+    if (!parent || !pid || !sid || !pg || !skip || !phase) {
+        ADD("out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        long a = 0, b = 0;
+        parent[i] = t->m[i].parent;
+        pid[i] = t->m[i].pid;
+        snprintf(id, sizeof id, "%d", pid[i]);
+        skip[i] = t->m[i].zombie || stat_ids(id, &a, &b) < 0;
+        pg[i] = (int)a;
+        sid[i] = (int)b;
+    }
+    pg[0] = (int)rpg;
+    sid[0] = (int)rsid;
+    int others = 0;
+    for (int i = 1; i < n; i++) {
+        if (skip[i])
+            continue;
+        char who[160];
+        ck_tree_describe(pid[i], who, sizeof who);
+        long a, b, tty = 0;
+        snprintf(id, sizeof id, "%d", pid[i]);
+        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty) == 0 && tty != 0) {
+            ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) "
+                "ckshim cannot give back in a process tree yet", who, sid[i],
+                (tty >> 8) & 0xfff, (tty & 0xff) | ((tty >> 12) & 0xfff00));
+            continue;
+        }
+        int l = sid[i] == rsid ? 0 : in_tree(t, sid[i]);
+        if (l < 0 || (l > 0 && (skip[l] || sid[l] != pid[l]))) {
+            ADD("%s is in session %d, whose leader is not a process of the tree (it exited "
+                "or is outside): ckshim cannot make that session again", who, sid[i]);
+            continue;
+        }
+        int g = pg[i] == rpg ? 0 : in_tree(t, pg[i]);
+        if (g == 0 && pg[i] != rpg && pg[i] == pid[0]) {
+            ADD("%s is in the process group of %d, which has left it: ckshim cannot make that "
+                "group again", who, pid[0]);
+            continue;
+        }
+        if (pg[i] != rpg || sid[i] != rsid)
+            others = 1;
+    }
+    if (rpg != pid[0] && in_tree(t, (int)rpg) > 0)
+        ADD("%d is in the process group of its descendant %ld: ckshim cannot make that again",
+            pid[0], rpg);
+    if (bad)
+        goto out;
+    char perr[256];
+    if (ck_tree_session_plan(n, parent, pid, sid, skip, (int)rsid, phase, perr, sizeof perr) < 0) {
+        ADD("%s", perr);
+        goto out;
+    }
+    if (!others)
+        goto out;
+    /* A group or session of the tree (not the root's) must not have
+     * members outside it: they would stay in the old one, the restored
+     * processes in a new one (a process reparented when its parent in
+     * the tree exited). */
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        long a, b, pp = 0;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || stat_ids(e->d_name, &a, &b) < 0)
+            continue;
+        int p = atoi(e->d_name);
+        char path[64], st[1024];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+        if (rp)
+            sscanf(rp + 1, " %*c %ld", &pp);
+        /* (a child forked since the tree was listed: the tree changed,
+         * and is taken again once every process is parked) */
+        if (in_tree(t, p) >= 0 || (pp > 0 && in_tree(t, (int)pp) >= 0))
+            continue;
+        int grp = 0, ses = 0;
+        for (int i = 1; i < n && !grp && !ses; i++) {
+            if (skip[i])
+                continue;
+            grp = pg[i] != rpg && pg[i] == a;
+            ses = sid[i] != rsid && sid[i] == b;
+        }
+        if (!grp && !ses)
+            continue;
+        char who[160];
+        ck_tree_describe(p, who, sizeof who);
+        ADD("%s is in %s %ld of the tree but not one of its processes (was its parent in the "
+            "tree? it was moved to another when that one exited)", who,
+            ses ? "session" : "process group", ses ? b : a);
+    }
+    if (d)
+        closedir(d);
+out:
+    free(parent);
+    free(pid);
+    free(sid);
+    free(pg);
+    free(skip);
+    free(phase);
+    return bad;
+}
+
+/* What processes of the tree name each other by: pidfds (CK_FDF_PIDFD_TREE)
+ * and the owners of descriptors' signals (CK_OWN_TREE, CK_OWN_TREE_PGRP)
+ * must name a process or group of the tree (the shim recorded them so in
+ * a tree checkpoint, without knowing the tree). 0, or -1 with err. */
+int ck_tree_names_check(int n, const struct ck_tree_entry *e, const struct ck_image *imgs,
+                        char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        if (e[i].flags & CK_TREE_ZOMBIE)
+            continue;
+        const struct ck_image *im = &imgs[i];
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            int pidfd = f->kind == CK_FD_PIDFD && (f->flags & CK_FDF_PIDFD_TREE);
+            uint32_t own = CK_OWN_KIND(f->owner);
+            if (!pidfd && own != CK_OWN_TREE && own != CK_OWN_TREE_PGRP)
+                continue;
+            int32_t id = pidfd ? (int32_t)f->aux : (int32_t)CK_OWN_ID(f->owner);
+            int found = 0;
+            for (int j = 0; j < n && !found; j++)
+                found = own == CK_OWN_TREE_PGRP && !pidfd
+                            ? !(e[j].flags & CK_TREE_ZOMBIE) && (int32_t)imgs[j].proc.pgid == id
+                            : e[j].vpid == id;
+            if (!found) {
+                snprintf(err, errlen, "process %d: fd %d %s %s %d, which is not part of the "
+                         "tree; ckshim cannot restore it", e[i].vpid, f->fd,
+                         pidfd ? "is a pidfd of" : "sends its signals (F_SETOWN) to",
+                         own == CK_OWN_TREE_PGRP && !pidfd ? "process group" : "process", id);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}

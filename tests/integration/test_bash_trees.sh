@@ -1,0 +1,148 @@
+#!/bin/bash
+# test_bash_trees.sh - real shell process trees, each checkpointed with
+# --kill and restored (--detach) twice, its work checked after each round:
+# - bash with a coprocess that doubles numbers, and a command (sleep,
+#   date) forked at every step;
+# - a pipeline `producer | filter | consumer` started by bash -c (sed in
+#   the middle), the consumer checking every number arrives once, in order;
+# - bash with job control (set -m): a background pipeline job in a process
+#   group of its own, which the shell then kills as a job (kill %1: a
+#   signal to the group by the number the shell knows) and waits for.
+# Every script writes its progress into a log file and "BAD ..." if
+# anything is wrong. Prints one "PASS name" / "FAIL name: why" per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-bash.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# A restored tree (--detach) is a session of its own: end all of it, the
+# shells' children included, then what lib.sh knows.
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do pkill -9 -s "$p" 2>/dev/null; done
+    ck_cleanup
+}
+trap cleanup EXIT
+
+# start NAME SCRIPT: bash SCRIPT under the shim in $T, log $T/NAME.log,
+# until it says READY; sets $pid.
+start() {
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" bash "$2" >"$T/$1.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    wait_for 10 grep -q READY "$T/$1.log"
+}
+
+# count NAME: lines "ok N" so far.
+count() { grep -c '^ok ' "$T/$1.log"; }
+
+# rounds NAME CHECK: checkpoint --kill and restore --detach twice; after
+# each, the log must grow and stay free of BAD, and CHECK (a function
+# taking the new pid) must succeed.
+rounds() {
+    local name=$1 check=$2 round rc np n1 n2
+    for round in 1 2; do
+        "$C" checkpoint "$pid" -o "$T/$name.img" --kill >"$T/out" 2>"$T/err"
+        rc=$?
+        wait_for 10 gone "$pid"
+        n1=$(count "$name")
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/$name.img" 2>>"$T/err")
+        if [ $rc -ne 0 ] || [ -z "$np" ] || ! alive "$np"; then
+            fail "${name}_round_$round" "rc=$rc, restore gave '$np'"
+            return
+        fi
+        PIDS+=("$np")
+        pid=$np
+        wait_for 10 test "$(count "$name")" -gt "$((n1 + 3))"
+        n2=$(count "$name")
+        if [ "$n2" -gt "$((n1 + 3))" ] && ! grep -q "^BAD" "$T/$name.log" && $check "$np"; then
+            pass "${name}_round_$round"
+        else
+            fail "${name}_round_$round" "$n1 -> $n2 lines: $(grep -m1 "^BAD" "$T/$name.log"; tail -n 1 "$T/$name.log")"
+        fi
+    done
+}
+
+# ---- a coprocess, and a command forked at every step ----------------------
+cat >"$T/coproc.sh" <<'EOF'
+coproc W { while read -r x; do echo $((x * 2)); done; }
+i=0
+echo READY
+while :; do
+    i=$((i + 1))
+    echo "$i" >&"${W[1]}"
+    read -r y <&"${W[0]}" || { echo "BAD: the coprocess is gone at $i"; exit 1; }
+    [ "$y" = $((i * 2)) ] || echo "BAD: $i doubled is $y"
+    d=$(date +%s) || echo "BAD: date"
+    sleep 0.1
+    echo "ok $i $d"
+done
+EOF
+coproc_alive() { [ -n "$(cat /proc/$1/task/*/children 2>/dev/null)" ]; }
+if start coproc "$T/coproc.sh"; then
+    rounds coproc coproc_alive
+else
+    fail coproc_ready "no READY"
+fi
+
+# ---- producer | filter | consumer, started by bash -c ---------------------
+cat >"$T/pipeline.sh" <<'EOF'
+echo READY
+bash -c 'i=0; while :; do i=$((i + 1)); echo "$i"; sleep 0.05; done |
+         sed -u "s/\$/0/" |
+         { n=0; while read -r v; do n=$((n + 1));
+               [ "$v" = $((n * 10)) ] || echo "BAD: got $v, expected $((n * 10))";
+               echo "ok $n"; done; }'
+EOF
+# three processes below the pipeline's bash: producer, sed, consumer
+three_stages() {
+    local c
+    c=$(cat /proc/$1/task/*/children 2>/dev/null | awk '{print $1}')
+    [ -n "$c" ] && [ "$(cat /proc/$c/task/*/children 2>/dev/null | wc -w)" -ge 3 ]
+}
+if start pipeline "$T/pipeline.sh"; then
+    rounds pipeline three_stages
+else
+    fail pipeline_ready "no READY"
+fi
+
+# ---- job control: a background job in a process group of its own ---------
+cat >"$T/jobs.sh" <<'EOF'
+set -m
+{ i=0; while :; do i=$((i + 1)); echo "$i"; sleep 0.05; done; } |
+    { n=0; while read -r v; do n=$((n + 1)); [ "$v" = "$n" ] || echo "BAD: $v != $n";
+          echo "ok $n"; done; } &
+echo READY
+# the shell waits until told (a file), then ends the job as a job
+while [ ! -e stop ]; do sleep 0.1; done
+[ "$(jobs -p | wc -l)" = 1 ] || echo "BAD: jobs -p: $(jobs -p)"
+kill %1 || echo "BAD: kill %1"
+wait
+echo "DONE $?"
+EOF
+# the job's processes are in a group of their own, led by one of them
+own_group() {
+    local sh_pg c pg
+    sh_pg=$(awk '{print $5}' "/proc/$1/stat")
+    c=$(cat /proc/$1/task/*/children 2>/dev/null | awk '{print $1}')
+    [ -n "$c" ] || return 1
+    pg=$(awk '{print $5}' "/proc/$c/stat")
+    [ "$pg" != "$sh_pg" ]
+}
+if start jobs "$T/jobs.sh"; then
+    rounds jobs own_group
+    touch "$T/stop"
+    if wait_for 10 grep -q DONE "$T/jobs.log" && ! grep -q "^BAD" "$T/jobs.log"; then
+        pass jobs_killed_as_a_group
+    else
+        fail jobs_killed_as_a_group "$(grep -m1 "^BAD" "$T/jobs.log"; tail -n 1 "$T/jobs.log")"
+    fi
+else
+    fail jobs_ready "no READY"
+fi
