@@ -557,18 +557,13 @@ static int tree_same(const struct ck_tree *t)
 
 /* The pid the tree knows a zombie by: its pid, unless a process of the
  * tree says (its NEED_STAMP answer: "tree REAL:VPID ...") that it was
- * restored under another. With group, the same for a zombie's process
- * group (the answer's "pg REAL:VIRTUAL ..."). */
-static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, int real,
-                       int group)
+ * restored under another. */
+static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, int real)
 {
     for (int i = 0; i < t->n; i++) {
         if (t->m[i].zombie || strncmp(reps[i].msg, "tree ", 5))
             continue;
-        const char *pg = strstr(reps[i].msg, "pg ");
-        if (group && !pg)
-            continue;
-        for (const char *p = group ? pg + 3 : reps[i].msg + 5; *p;) {
+        for (const char *p = reps[i].msg + 5; *p;) {
             char *end;
             long r = strtol(p, &end, 10);
             if (end == p || *end != ':')
@@ -888,19 +883,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
         goto out;
     test_hook("slow-stamp");
-    for (int i = 0; i < n; i++) {
-        if (!t->m[i].zombie)
-            continue;
-        ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
-                                                    : zombie_vpid(t, reps, t->m[i].pid, 0);
-        /* and its process group as the tree knows it (above its wait
-         * status, which is put in below) */
-        long pg = 0, sd = 0;
-        ck_tree_ids(t->m[i].pid, &pg, &sd);
-        int vg = pg <= 0 ? 0 : (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner((int)pg)
-                                                            : zombie_vpid(t, reps, (int)pg, 1);
-        ents[i].length = (uint64_t)(uint32_t)(vg > 0 ? vg : 0) << 32;
-    }
+    for (int i = 0; i < n; i++)
+        if (t->m[i].zombie)
+            ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
+                                                        : zombie_vpid(t, reps, t->m[i].pid);
     /* Which descriptors of different processes are one open file
      * description: now, while every process is parked (kcmp). */
     char kerr[256];
@@ -949,7 +935,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             /* exited, not yet waited for: its pid (as the tree knows it,
              * which a process of the tree may say) and wait status */
             ents[i].flags = CK_TREE_ZOMBIE;
-            ents[i].length = (uint64_t)(uint32_t)t->m[i].status | (ents[i].length >> 32) << 32;
+            ents[i].length = (uint64_t)(uint32_t)t->m[i].status;
             continue;
         }
         if (t->m[i].stopsig > 0)

@@ -1194,10 +1194,8 @@ int cmd_inspect(int argc, char **argv)
         for (uint32_t i = 0; i < th.nprocs; i++) {
             if (te[i].flags & CK_TREE_ZOMBIE)
                 printf("  pid %d (pid %d at checkpoint), child of %d: exited (wait status "
-                       "%#llx), not yet waited for, in process group %d\n", te[i].vpid,
-                       te[i].real_pid, te[te[i].parent].vpid,
-                       (unsigned long long)(te[i].length & 0xffff),
-                       (int32_t)(te[i].length >> 32) ? (int32_t)(te[i].length >> 32) : te[i].pgid);
+                       "%#llx), not yet waited for\n", te[i].vpid, te[i].real_pid,
+                       te[te[i].parent].vpid, (unsigned long long)te[i].length);
             else if (te[i].parent < 0)
                 printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
                        te[i].real_pid);

@@ -3038,34 +3038,6 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
         }
         g_tree.sid_now[i] = &sess[k];
     }
-    /* A zombie stays in its process group (zdtm zombie01: getpgid of a
-     * child not yet waited for). It joins the group of a living member,
-     * or makes its own: a group it leads, or one whose leader is gone
-     * (the number the kernel had at the checkpoint; the tree's number for
-     * it when a living process had that pid). Its session is its
-     * parent's (a zombie that had called setsid is not made again). */
-    for (int i = 0; i < n; i++) {
-        if (!skip[i])
-            continue;
-        int32_t pg = g_tree.e[i].pgid;
-        int k;
-        for (k = 0; k < *ngroups && rgroups[k] != pg; k++)
-            ;
-        if (k == *ngroups) {
-            /* the number the tree knows it by (an image before it was
-             * recorded: the kernel's, or the tree's pid of its leader) */
-            int32_t known = (int32_t)(g_tree.e[i].length >> 32);
-            for (int j = 0; j < n && !known; j++)
-                if (pid[j] == pg)
-                    known = g_tree.e[j].vpid;
-            if (!known)
-                known = pg;
-            g_tree.makes_pg[i] = 1;
-            rgroups[k] = pg;
-            groups[(*ngroups)++] = known;
-        }
-        g_tree.pg_now[i] = &groups[k];
-    }
     free(rgroups);
     free(rsess);
     ret = 0;
@@ -3571,8 +3543,6 @@ static void tree_close_all(void)
  * now go into the map the shims read once the gate opens. Returns only
  * on failure (err of process i set). */
 static void tree_become(int i, const char *restorer);
-static int tree_join_group(int i);
-static void tree_publish(int32_t *slot, pid_t now);
 
 /* Fork the children of process i that go in this round (1: before it
  * calls setsid, in the session it came from; 2: after), each becoming its
@@ -3590,11 +3560,7 @@ static int tree_fork_round(int i, int round, const char *restorer)
              * a core file), for the program to wait for */
             pid_t z = tree_fork(g_tree.e[j].vpid);
             if (z == 0) {
-                int st = (int)(g_tree.e[j].length & 0xffff);
-                if (g_tree.makes_pg[j] && setpgid(0, 0) == 0)
-                    tree_publish(g_tree.pg_now[j], getpid());
-                else if (!g_tree.makes_pg[j])
-                    tree_join_group(j);
+                int st = (int)g_tree.e[j].length;
                 int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
                 /* only a signal whose default action ends the process (an
                  * image's stop or ignored signal would leave a stopped or
@@ -3641,8 +3607,6 @@ static int tree_fork_round(int i, int round, const char *restorer)
     return 0;
 }
 
-static void tree_publish(int32_t *slot, pid_t now);
-
 /* Publish the id a group or session has now for the others to join. */
 static void tree_publish(int32_t *slot, pid_t now)
 {
@@ -3688,45 +3652,25 @@ static void tree_become(int i, const char *restorer)
     }
     if (tree_fork_round(i, 2, restorer) < 0)
         return;
-    if (i > 0 && !g_tree.makes_sid[i] && !g_tree.makes_pg[i] && tree_join_group(i) < 0)
-        return;
-    /* Its zombie children have ended (in their group, which they published
-     * for the map): before the gate, so the program finds them so. */
-    for (int j = i + 1; j < g_tree.n; j++) {
-        siginfo_t si;
-        if (g_tree.e[j].parent == i && (g_tree.e[j].flags & CK_TREE_ZOMBIE) &&
-            waitid(P_PID, (id_t)g_tree.map[2 * j + 1], &si, WEXITED | WNOWAIT) < 0 &&
-            errno != ECHILD) {
-            fail_msg(m, "waiting for its child %d to end again: %s", g_tree.e[j].vpid,
-                     strerror(errno));
+    if (i > 0 && !g_tree.makes_sid[i] && !g_tree.makes_pg[i] && g_tree.pg_now[i]) {
+        /* join its group once the process that makes it did (every one
+         * makes its own before it waits for any: nothing waits in a
+         * circle) */
+        int32_t pg = 0;
+        for (int waited = 0; waited < 20000 &&
+                             !(pg = __atomic_load_n(g_tree.pg_now[i], __ATOMIC_SEQ_CST));
+             waited++)
+            usleep(500);
+        if (!pg) {
+            fail_msg(m, "its process group was not made again within 10 s");
+            return;
+        }
+        if (getpgrp() != pg && setpgid(0, pg) < 0) {
+            fail_msg(m, "setpgid to process group %d: %s", (int)pg, strerror(errno));
             return;
         }
     }
     become(m, restorer);
-}
-
-/* Join the process group of process i once the process that makes it
- * did (every one makes its own before it waits for any: nothing waits in
- * a circle). 0, or -1 with its err set. */
-static int tree_join_group(int i)
-{
-    struct rctx *m = &g_tree.m[i];
-    if (!g_tree.pg_now[i])
-        return 0;
-    int32_t pg = 0;
-    for (int waited = 0; waited < 20000 &&
-                         !(pg = __atomic_load_n(g_tree.pg_now[i], __ATOMIC_SEQ_CST));
-         waited++)
-        usleep(500);
-    if (!pg) {
-        fail_msg(m, "its process group was not made again within 10 s");
-        return -1;
-    }
-    if (getpgrp() != pg && setpgid(0, pg) < 0) {
-        fail_msg(m, "setpgid to process group %d: %s", (int)pg, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 /* --allow-changed PATH|all, --shared-file PATH (as "--opt PATH" or

@@ -399,8 +399,7 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
         else if (i > 0 && (e[x->parent].flags & CK_TREE_ZOMBIE))
             snprintf(why, len, "is a child of entry %d, which exited (a zombie has no "
                      "children)", x->parent);
-        else if (zombie && (x->offset != 0 || (x->length & 0xffffffff) > 0xffff ||
-                            (x->length >> 63)))
+        else if (zombie && (x->offset != 0 || x->length > 0xffff))
             snprintf(why, len, "is a zombie with wait status %#llx",
                      (unsigned long long)x->length);
         else if (!zombie && (x->offset < next || (x->offset & 4095) ||

@@ -293,14 +293,6 @@ static int ask_coord(int conn, int status, const char *app_id, uint32_t op,
             used += (size_t)snprintf(rep.msg + used, sizeof rep.msg - used, "%s%d:%d",
                                      used ? " " : "tree ", (int)g_shim.tree[i].real,
                                      (int)g_shim.tree[i].vpid);
-    /* and its process groups ("pg R:V ..."): a zombie's group, too */
-    for (uint32_t i = 0, first = 1; i < g_shim.npgrps && used + 30 < sizeof rep.msg; i++)
-        if (g_shim.pgrps[i].real != g_shim.pgrps[i].vpid) {
-            used += (size_t)snprintf(rep.msg + used, sizeof rep.msg - used, "%s%d:%d",
-                                     first ? (used ? " pg " : "tree pg ") : " ",
-                                     (int)g_shim.pgrps[i].real, (int)g_shim.pgrps[i].vpid);
-            first = 0;
-        }
     if (send(conn, &rep, sizeof rep, MSG_NOSIGNAL) != (ssize_t)sizeof rep) {
         snprintf(err, errlen, "coord went away");
         return -1;
