@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -626,6 +627,34 @@ long shim_syscall_ids(long nr, long a, long b, long c, long d, long e)
     return shim_set_errno(ck_sys6(nr, a, b, c, d, e, 0));
 }
 
+/* The kernel's O_LARGEFILE (glibc's is 0 on 64-bit): every open() sets
+ * it, pipe() never. A restore opens each end of a pipe again through
+ * /proc/self/fd (one description per end the program had), so the
+ * program's pipes would show it in F_GETFL after a restore (zdtm
+ * file_fown compares the flags); a pipe the program makes never has it,
+ * so F_GETFL of an anonymous pipe (on pipefs, not a FIFO) leaves it out
+ * once the process was restored or is a child of a restored one. */
+#define KERNEL_O_LARGEFILE 0100000
+
+static int anon_pipe(int fd)
+{
+    static dev_t pipefs;
+    static int known;
+    struct stat st;
+    if (!known) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return 0;
+        if (fstat(p[0], &st) == 0) {
+            pipefs = st.st_dev;
+            known = 1;
+        }
+        close(p[0]);
+        close(p[1]);
+    }
+    return known && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == pipefs;
+}
+
 static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
 {
     unsigned long arg = va_arg(ap, unsigned long);
@@ -639,6 +668,10 @@ static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
         if (r == 0 && fl && fl->l_type != F_UNLCK && fl->l_pid > 0)
             fl->l_pid = shim_id_virt(fl->l_pid);
         return r;
+    }
+    if (cmd == F_GETFL && shim_ids_moved()) {
+        int r = fn(fd, cmd, arg);
+        return r >= 0 && (r & KERNEL_O_LARGEFILE) && anon_pipe(fd) ? r & ~KERNEL_O_LARGEFILE : r;
     }
     if (!g_shim.generation || (cmd != F_SETOWN && cmd != F_GETOWN && cmd != F_SETOWN_EX &&
                                cmd != F_GETOWN_EX))
