@@ -577,6 +577,40 @@ static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, i
     return real;
 }
 
+/* The group number to save for a zombie in kernel group pg: the kernel's
+ * when a living process of the tree is in that group (restore matches
+ * the zombie with them by it); else, for a group of zombies only, the
+ * number the program knows it by when a process of the tree says so
+ * ("pgrp REAL:VPID ..." in its NEED_STAMP answer: the group was made
+ * again by a restore), unless that number is some living group's now. */
+static int zombie_pgid(const struct ck_tree *t, const struct ck_ctl_rep *reps,
+                       const struct ck_tree_entry *ents, int pg)
+{
+    for (int i = 0; i < t->n; i++)
+        if (!t->m[i].zombie && ents[i].pgid == pg)
+            return pg;
+    int known = pg;
+    for (int i = 0; i < t->n && known == pg; i++) {
+        const char *p = t->m[i].zombie ? NULL : strstr(reps[i].msg, "pgrp ");
+        if (!p || (p != reps[i].msg && p[-1] != ' '))
+            continue;
+        for (p += 5; *p;) {
+            char *end;
+            long r = strtol(p, &end, 10);
+            if (end == p || *end != ':')
+                break;
+            long v = strtol(end + 1, &end, 10);
+            if (r == pg && v > 0)
+                known = (int)v;
+            p = *end ? end + 1 : end;
+        }
+    }
+    for (int i = 0; i < t->n; i++)
+        if (!t->m[i].zombie && ents[i].pgid == known)
+            return pg;
+    return known;
+}
+
 /* Collect one answer from every process of the tree; each must have the
  * status want. Returns 0, or -1 after a message naming the first process
  * that did not answer so (none if quiet_if_changed and the tree changed:
@@ -883,10 +917,19 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
         goto out;
     test_hook("slow-stamp");
+    for (int i = 0; i < n; i++) {
+        long pg = 0, sd = 0;
+        ck_tree_ids(t->m[i].pid, &pg, &sd);
+        ents[i].pgid = (int32_t)pg;
+        ents[i].sid = (int32_t)sd;
+    }
     for (int i = 0; i < n; i++)
-        if (t->m[i].zombie)
+        if (t->m[i].zombie) {
             ents[i].vpid = (req->flags & CK_CKPT_PIDNS) ? ck_pidns_inner(t->m[i].pid)
                                                         : zombie_vpid(t, reps, t->m[i].pid);
+            if (!(req->flags & CK_CKPT_PIDNS))
+                ents[i].pgid = zombie_pgid(t, reps, ents, ents[i].pgid);
+        }
     /* Which descriptors of different processes are one open file
      * description: now, while every process is parked (kcmp). */
     char kerr[256];
@@ -927,10 +970,6 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         struct stat st;
         ents[i].real_pid = t->m[i].pid;
         ents[i].parent = t->m[i].parent;
-        long pg = 0, sd = 0;
-        ck_tree_ids(t->m[i].pid, &pg, &sd);
-        ents[i].pgid = (int32_t)pg;
-        ents[i].sid = (int32_t)sd;
         if (t->m[i].zombie) {
             /* exited, not yet waited for: its pid (as the tree knows it,
              * which a process of the tree may say) and wait status */

@@ -2996,27 +2996,36 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        if (skip[i])
-            continue;
         int32_t pg = g_tree.e[i].pgid, sd = sid[i];
         int k;
+        /* a zombie is in a group too (zdtm zombie01: the only member of
+         * a group whose leader was reaped), never a session maker */
+        if (skip[i] && !pg)
+            continue;
         for (k = 0; k < *ngroups && rgroups[k] != pg; k++)
             ;
         if (k == *ngroups) {
             /* the first process of a group makes it: the root finds its
-             * own, a living leader makes its own, else the first member
-             * (the leader exited) */
-            int maker = i;
+             * own, a living leader makes its own, else the first living
+             * member (the leader exited), else a zombie */
+            int maker = -1;
+            for (int j = 0; j < n && maker < 0; j++)
+                if (!skip[j] && g_tree.e[j].pgid == pg)
+                    maker = j;
             for (int j = 0; j < n; j++)
                 if (!skip[j] && pid[j] == pg && g_tree.e[j].pgid == pg)
                     maker = j;
             if (g_tree.e[0].pgid == pg)
                 maker = 0;
-            g_tree.makes_pg[maker] = 1;
+            g_tree.makes_pg[maker < 0 ? i : maker] = 1;
             rgroups[k] = pg;
-            groups[(*ngroups)++] = (int32_t)g_tree.m[maker].img.proc.pgid;
+            /* the number the program knows it by: its maker's; a group
+             * of zombies only keeps the kernel's number at checkpoint */
+            groups[(*ngroups)++] = maker < 0 ? pg : (int32_t)g_tree.m[maker].img.proc.pgid;
         }
         g_tree.pg_now[i] = &groups[k];
+        if (skip[i])
+            continue;
         for (k = 0; k < *nsess && rsess[k] != sd; k++)
             ;
         if (k == *nsess) {
@@ -3224,6 +3233,22 @@ static int add_inode(const struct ck_fd *f, int fd)
     return 0;
 }
 
+/* Does a process after p hold a descriptor of f's kind on f's inode (of
+ * a pidfd: one of a process that had exited, too)? */
+static int held_after(int p, const struct ck_fd *f)
+{
+    for (int q = p + 1; q < g_tree.n; q++) {
+        const struct ck_image *im = &g_tree.m[q].img;
+        for (uint32_t y = 0; y < im->nfds; y++) {
+            const struct ck_fd *g = &im->fds[y];
+            if (g->kind == f->kind && g->dev == f->dev && g->ino == f->ino &&
+                (g->kind != CK_FD_PIDFD || (g->flags & CK_FDF_PIDFD_DEAD)))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* A deleted file or memfd that several processes hold through different
  * open file descriptions (one opened it again through /proc/PID/fd, or
  * closed the one inherited): made once, by the first holder, before the
@@ -3237,18 +3262,60 @@ static int make_tree_inodes(struct rctx *root, int hi)
             if ((f->kind != CK_FD_DELETED && f->kind != CK_FD_MEMFD) || f->share_with >= 0 ||
                 (f->flags & CK_FDF_IN_FLIGHT) || rest_tree_file(NULL, f) >= 0)
                 continue;
-            int others = 0;
-            for (int q = p + 1; q < g_tree.n && !others; q++)
-                for (uint32_t y = 0; y < g_tree.m[q].img.nfds; y++) {
-                    const struct ck_fd *g = &g_tree.m[q].img.fds[y];
-                    others |= g->kind == f->kind && g->dev == f->dev && g->ino == f->ino;
-                }
-            if (!others)
+            if (!held_after(p, f))
                 continue;
             int made = make_for_tree(root, p, x, hi);
             if (made < 0 || add_desc(p, f->fd, made, 0) < 0 || add_inode(f, made) < 0) {
                 if (made >= 0)
                     fail_msg(root, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Pidfds in several processes of one process that had exited (zdtm
+ * pidfd_diffdead: a parent and its child both held one of the
+ * grandchild): one child made to exit at once for all of them, before
+ * the forks, each description opened on it while it is a zombie (the
+ * same pidfs inode for all, as before), then reaped. */
+static int make_tree_dead_pidfds(struct rctx *root, int hi)
+{
+    for (int p = 0; p < g_tree.n; p++) {
+        const struct ck_image *im = &g_tree.m[p].img;
+        for (uint32_t x = 0; x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            if (f->kind != CK_FD_PIDFD || !(f->flags & CK_FDF_PIDFD_DEAD) ||
+                f->share_with >= 0 || tree_desc_of(p, f->fd, NULL) >= 0)
+                continue;
+            if (!held_after(p, f))
+                continue;
+            pid_t child = fork();
+            if (child == 0)
+                _exit(0);
+            int bad = child < 0;
+            for (int q = p; q < g_tree.n && !bad; q++) {
+                const struct ck_image *qi = &g_tree.m[q].img;
+                for (uint32_t y = 0; !(g_tree.e[q].flags & CK_TREE_ZOMBIE) && y < qi->nfds &&
+                                     !bad; y++) {
+                    const struct ck_fd *g = &qi->fds[y];
+                    if (g->kind != CK_FD_PIDFD || !(g->flags & CK_FDF_PIDFD_DEAD) ||
+                        g->share_with >= 0 || g->dev != f->dev || g->ino != f->ino)
+                        continue;
+                    int pfd = (int)syscall(SYS_pidfd_open, child, g->oflags & O_NONBLOCK);
+                    int made = pfd < 0 ? -1 : fcntl(pfd, F_DUPFD_CLOEXEC, hi);
+                    if (pfd >= 0)
+                        close(pfd);
+                    bad = made < 0 || add_desc(q, g->fd, made, 0) < 0;
+                }
+            }
+            if (child > 0)
+                waitpid(child, NULL, 0);
+            if (bad) {
+                fail_msg(root, "process %d fd %d: cannot make the pidfd of a process that has "
+                         "exited for the processes that hold it: %s", g_tree.e[p].vpid, f->fd,
+                         strerror(errno));
                 return -1;
             }
         }
@@ -3451,7 +3518,8 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
      * an image without it has them guessed (make_tree_files) */
     if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
         make_tree_socks(root, hi) < 0 || make_tree_descs(root, hi) < 0 ||
-        make_tree_inodes(root, hi) < 0 || make_tree_sysv(root) < 0 ||
+        make_tree_inodes(root, hi) < 0 || make_tree_dead_pidfds(root, hi) < 0 ||
+        make_tree_sysv(root) < 0 ||
         (!g_tree.shares_known && make_tree_files(root, hi) < 0))
         return -1;
     /* The map: {vpid, pid now} of every process, {0, 0}, {group, id now}
@@ -3544,6 +3612,27 @@ static void tree_close_all(void)
  * on failure (err of process i set). */
 static void tree_become(int i, const char *restorer);
 
+/* In the child that ends as zombie j: into its process group first
+ * (made here when no living process of the tree is in it), so that
+ * getpgid() of the zombie names the group it was in. */
+static void tree_publish(int32_t *slot, pid_t now);
+
+static void tree_zombie_group(int j)
+{
+    if (g_tree.makes_pg[j]) {
+        if (setpgid(0, 0) == 0)
+            tree_publish(g_tree.pg_now[j], getpid());
+        return;
+    }
+    int32_t pg = 0;
+    for (int waited = 0; g_tree.pg_now[j] && waited < 20000 &&
+                         !(pg = __atomic_load_n(g_tree.pg_now[j], __ATOMIC_SEQ_CST));
+         waited++)
+        usleep(500);
+    if (pg > 0 && getpgrp() != pg)
+        setpgid(0, pg);
+}
+
 /* Fork the children of process i that go in this round (1: before it
  * calls setsid, in the session it came from; 2: after), each becoming its
  * process of the tree. 0, or -1 with its err set. */
@@ -3560,6 +3649,7 @@ static int tree_fork_round(int i, int round, const char *restorer)
              * a core file), for the program to wait for */
             pid_t z = tree_fork(g_tree.e[j].vpid);
             if (z == 0) {
+                tree_zombie_group(j);
                 int st = (int)g_tree.e[j].length;
                 int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
                 /* only a signal whose default action ends the process (an

@@ -258,7 +258,9 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         bad++;
     }
     /* process groups and sessions of the tree (treegroups.c) */
-    return bad + ck_tree_groups_check(t, err, errlen);
+    bad += ck_tree_groups_check(t, err, errlen);
+    /* memory shared with a process outside (treegroups.c) */
+    return bad + ck_tree_shm_check(t, err, errlen);
 }
 
 /* Bytes of the tree header of a version with n entries, ns shares and its

@@ -39,6 +39,10 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen);
  * many problems. */
 int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen);
 
+/* Shared anonymous memory of the tree that a process outside it maps
+ * too (treegroups.c): named in err (appended). Returns how many. */
+int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen);
+
 /* The order of the forks that makes the sessions of a tree again: phase[i]
  * 1 when process i is forked before its parent calls setsid, 2 after (see
  * treegroups.c). pid/sid/parent per process, skip: zombies. 0 or -1 with

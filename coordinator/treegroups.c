@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coord.h"
 #include "fileid.h"
@@ -242,6 +243,79 @@ out:
     free(pg);
     free(skip);
     free(phase);
+    return bad;
+}
+
+/* Add to ino[] (at most max, *n so far) the shmem inodes of pid's shared
+ * anonymous mappings (MAP_SHARED | MAP_ANONYMOUS, inherited across fork:
+ * "/dev/zero (deleted)"; a restored tree's: its memfd); with want, only
+ * those in want[0..nwant) and the first one found. */
+static void shm_inodes(int pid, unsigned long *ino, int max, int *n, const unsigned long *want,
+                       int nwant)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    FILE *f = fopen(path, "re");
+    while (f && *n < max && fgets(line, sizeof line, f)) {
+        char perms[8];
+        unsigned long i;
+        int name = 0;
+        if (sscanf(line, "%*x-%*x %7s %*x %*x:%*x %lu %n", perms, &i, &name) < 2 || !name ||
+            perms[3] != 's' || (strncmp(line + name, "/dev/zero (deleted)", 19) &&
+                                strncmp(line + name, "/memfd:ckshim-tree-shm (deleted)", 32)))
+            continue;
+        int k = 0;
+        for (; k < *n && ino[k] != i; k++)
+            ;
+        if (k < *n)
+            continue;
+        int w = !want;
+        for (int j = 0; j < nwant && !w; j++)
+            w = want[j] == i;
+        if (w)
+            ino[(*n)++] = i;
+        if (w && want)
+            break;
+    }
+    if (f)
+        fclose(f);
+}
+
+int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
+{
+    enum { MAXI = 256 };
+    unsigned long ino[MAXI];
+    int n = 0, bad = 0;
+    size_t used = strlen(err);
+    for (int i = 0; i < t->n; i++)
+        if (!t->m[i].zombie)
+            shm_inodes(t->m[i].pid, ino, MAXI, &n, NULL, 0);
+    if (!n)
+        return 0;
+    /* a process outside the tree that maps one of them: the tree would
+     * come back with its own copy, and the two would no longer see each
+     * other's writes (zdtm session01: processes orphaned when their
+     * parent in the tree exited, adopted by init) */
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        int p = atoi(e->d_name), m = 0;
+        unsigned long hit;
+        if (p == getpid() || in_tree(t, p) >= 0)
+            continue;
+        shm_inodes(p, &hit, 1, &m, ino, n);
+        if (!m)
+            continue;
+        char who[160];
+        ck_tree_describe(p, who, sizeof who);
+        ADD("%s shares memory (MAP_SHARED, anonymous, inode %lu) with the tree but is not one "
+            "of its processes (was its parent in the tree? it was adopted by another when that "
+            "one exited): ckshim cannot restore memory shared with a process outside", who, hit);
+    }
+    if (d)
+        closedir(d);
     return bad;
 }
 

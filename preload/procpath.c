@@ -13,9 +13,13 @@
  * restored process (prctl(PR_SET_MM_EXE_FILE) needs CAP_SYS_RESOURCE, or
  * CAP_CHECKPOINT_RESTORE in the process's user namespace), to the
  * program's own path: readlink answers it, open and stat use it.
- * Nothing changes before the first restore. Not covered: raw system
- * calls, paths relative to a descriptor of a /proc directory, and the
- * links themselves when listed (readdir of /proc/self/task).
+ * The text of /proc/.../fdinfo/N (a pidfd's Pid: and NSpid:, the owners
+ * of file locks) and of /proc/locks, opened for reading with open, openat
+ * or fopen, comes from a memfd with those pids as the program knows them.
+ * Nothing changes before the first restore (nor in a child forked before
+ * it). Not covered: raw system calls, paths relative to a descriptor of a
+ * /proc directory, the links themselves when listed (readdir of
+ * /proc/self/task), and pids in other /proc text (status, stat).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -54,7 +60,7 @@ static long num_comp(const char *p, const char **end)
  * ours. */
 static pid_t real_id(long v)
 {
-    if (v == g_shim.vpid)
+    if (g_shim.vpid && v == g_shim.vpid)
         return shim_real_getpid();
     for (int i = 0; g_shim.slots && i < g_shim.nslots && i < CK_MAX_THREADS; i++)
         if (g_shim.slots[i].vtid == v)
@@ -67,7 +73,7 @@ static pid_t real_id(long v)
 /* path, or its rewrite in buf (PATH_MAX bytes). */
 static const char *fix(const char *path, char *buf)
 {
-    if (!path || !g_shim.generation || strncmp(path, "/proc/", 6))
+    if (!path || !shim_ids_moved() || strncmp(path, "/proc/", 6))
         return path;
     const char *p = path + 6, *rest;
     int self = 0;
@@ -108,6 +114,141 @@ static const char *fix(const char *path, char *buf)
     return n > 0 && n < PATH_MAX ? buf : path;
 }
 
+/* libshim.so's own code (between these two, hidden so that they are
+ * ours, not the program's): its callers want the kernel's text. */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern const char _etext[] __attribute__((visibility("hidden")));
+
+static int from_shim(const void *ra)
+{
+    return (const char *)ra >= __ehdr_start && (const char *)ra < _etext;
+}
+
+/* A /proc file whose text names processes by pid (a pidfd's Pid: and
+ * NSpid:, lock owners in fdinfo, /proc/locks), opened for reading by the
+ * program while its ids are not the kernel's. */
+static int pid_text(const char *path, int flags, const void *ra)
+{
+    if (!shim_ids_moved() || from_shim(ra) || (flags & O_ACCMODE) != O_RDONLY ||
+        (flags & (O_PATH | O_DIRECTORY)) || strncmp(path, "/proc/", 6))
+        return 0;
+    if (!strcmp(path, "/proc/locks"))
+        return 1;
+    const char *f = strstr(path + 6, "/fdinfo/"), *end;
+    return f && num_comp(f + 8, &end) >= 0 && !*end;
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static const char *skip_tok(const char *p)
+{
+    while (*p && *p != ' ' && *p != '\t' && *p != '\n')
+        p++;
+    return skip_ws(p);
+}
+
+/* Where the pid is in a line of fdinfo or /proc/locks, or NULL:
+ * "Pid:\tN", "NSpid:\tN...", and lock lines "[lock:\t]1: [->] KIND ADV TYPE N ...". */
+static const char *pid_field(const char *l)
+{
+    if (!strncmp(l, "Pid:", 4))
+        return skip_ws(l + 4);
+    if (!strncmp(l, "NSpid:", 6))
+        return skip_ws(l + 6);
+    if (!strncmp(l, "lock:", 5))
+        l = skip_ws(l + 5);
+    else if (*l < '0' || *l > '9')
+        return NULL;
+    const char *p = skip_tok(l); /* "1:" */
+    if (!strncmp(p, "->", 2))
+        p = skip_tok(p);
+    for (int i = 0; i < 3 && *p; i++)
+        p = skip_tok(p);
+    return *p ? p : NULL;
+}
+
+/* One line (len bytes, its '\n' included) with its pid as the program
+ * knows it, written to out; 1 if it changed. */
+static int map_line(const char *l, size_t len, int out)
+{
+    char line[4200], num[16];
+    size_t n = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, l, n);
+    line[n] = 0;
+    const char *p = n == len ? pid_field(line) : NULL;
+    char *e;
+    long pid = p ? strtol(p, &e, 10) : 0;
+    pid_t v = pid > 0 && pid <= INT_MAX ? shim_id_virt((pid_t)pid) : (pid_t)pid;
+    if (!p || e == p || v == pid)
+        return write(out, l, len) == (ssize_t)len ? 0 : -1;
+    int k = snprintf(num, sizeof num, "%d", (int)v);
+    size_t head = (size_t)(p - line), tail = n - (size_t)(e - line);
+    if (write(out, l, head) != (ssize_t)head || write(out, num, (size_t)k) != k ||
+        write(out, l + (e - line), tail) != (ssize_t)tail)
+        return -1;
+    return 1;
+}
+
+/* fd (such a /proc file just opened), or a memfd holding its text with
+ * the pids the program knows (docs/DESIGN.md, "Pids in /proc text"). */
+static int pid_text_fd(int fd, int flags)
+{
+    int out = memfd_create("ckshim-proc-text", MFD_CLOEXEC);
+    if (out < 0)
+        return fd;
+    char buf[8192];
+    size_t have = 0;
+    int changed = 0, bad = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            bad = 1;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        size_t at = 0;
+        for (;;) {
+            char *nl = memchr(buf + at, '\n', have - at);
+            /* a line longer than the buffer goes as it is */
+            size_t len = nl ? (size_t)(nl - (buf + at)) + 1 : at ? 0 : have == sizeof buf ? have : 0;
+            if (!len)
+                break;
+            int m = map_line(buf + at, len, out);
+            changed |= m > 0;
+            bad |= m < 0;
+            at += len;
+        }
+        memmove(buf, buf + at, have - at);
+        have -= at;
+    }
+    if (have && map_line(buf, have, out) != 0)
+        changed = 1;
+    if (bad || !changed || lseek(fd, 0, SEEK_SET) < 0) {
+        /* nothing to change (or it could not be): the kernel's text */
+        close(out);
+        if (lseek(fd, 0, SEEK_SET) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    /* read-only, as the program asked (the memfd is read-write) */
+    char self[40];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", out);
+    int ro = (int)syscall(SYS_openat, AT_FDCWD, self, O_RDONLY | (flags & O_CLOEXEC));
+    close(out);
+    return ro;
+}
+
 /* A wrapper that rewrites its path argument, then calls libc's. */
 #define PATH_WRAP(ret, fail, sym, params, args)                                                    \
     SHIM_API ret pw_##sym params __asm__(#sym);                                                    \
@@ -141,7 +282,11 @@ static const char *fix(const char *path, char *buf)
         char buf[PATH_MAX];                                                                        \
         MODE_OF(flags);                                                                            \
         RESOLVE(next, #sym);                                                                       \
-        return next(fix(path, buf), flags, mode);                                                  \
+        const char *f = fix(path, buf);                                                            \
+        int fd = next(f, flags, mode);                                                             \
+        return fd >= 0 && pid_text(f, flags, __builtin_return_address(0))                          \
+                   ? pid_text_fd(fd, flags)                                                        \
+                   : fd;                                                                           \
     }
 #define OPENAT_WRAP(sym)                                                                           \
     SHIM_API int pw_##sym(int dfd, const char *path, int flags, ...) __asm__(#sym);                \
@@ -151,7 +296,11 @@ static const char *fix(const char *path, char *buf)
         char buf[PATH_MAX];                                                                        \
         MODE_OF(flags);                                                                            \
         RESOLVE(next, #sym);                                                                       \
-        return next(dfd, fix(path, buf), flags, mode);                                             \
+        const char *f = fix(path, buf);                                                            \
+        int fd = next(dfd, f, flags, mode);                                                        \
+        return fd >= 0 && pid_text(f, flags, __builtin_return_address(0))                          \
+                   ? pid_text_fd(fd, flags)                                                        \
+                   : fd;                                                                           \
     }
 
 OPEN_WRAP(open)
@@ -162,8 +311,31 @@ PATH_WRAP(int, -1, __open_2, (const char *path, int flags), (path, flags))
 PATH_WRAP(int, -1, __open64_2, (const char *path, int flags), (path, flags))
 PATH_WRAP(int, -1, __openat_2, (int dfd, const char *path, int flags), (dfd, path, flags))
 PATH_WRAP(int, -1, __openat64_2, (int dfd, const char *path, int flags), (dfd, path, flags))
-PATH_WRAP(void *, NULL, fopen, (const char *path, const char *mode), (path, mode))
-PATH_WRAP(void *, NULL, fopen64, (const char *path, const char *mode), (path, mode))
+
+/* fopen for reading of a /proc file with pids in its text: libc's fopen
+ * opens without our open, so the translated descriptor is made here. */
+#define FOPEN_WRAP(sym)                                                                            \
+    SHIM_API FILE *pw_##sym(const char *path, const char *mode) __asm__(#sym);                     \
+    SHIM_API FILE *pw_##sym(const char *path, const char *mode)                                    \
+    {                                                                                              \
+        static FILE *(*next)(const char *, const char *);                                          \
+        char buf[PATH_MAX];                                                                        \
+        RESOLVE(next, #sym);                                                                       \
+        const char *f = fix(path, buf);                                                            \
+        int cloexec = mode && strchr(mode, 'e') ? O_CLOEXEC : 0;                                   \
+        if (!mode || mode[0] != 'r' || strchr(mode, '+') ||                                        \
+            !pid_text(f, O_RDONLY, __builtin_return_address(0)))                                   \
+            return next(f, mode);                                                                  \
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, f, O_RDONLY | cloexec);                       \
+        if (fd < 0 || (fd = pid_text_fd(fd, cloexec)) < 0)                                         \
+            return NULL;                                                                           \
+        FILE *fp = fdopen(fd, mode);                                                               \
+        if (!fp)                                                                                   \
+            close(fd);                                                                             \
+        return fp;                                                                                 \
+    }
+FOPEN_WRAP(fopen)
+FOPEN_WRAP(fopen64)
 PATH_WRAP(void *, NULL, opendir, (const char *path), (path))
 PATH_WRAP(int, -1, stat, (const char *path, void *st), (path, st))
 PATH_WRAP(int, -1, stat64, (const char *path, void *st), (path, st))

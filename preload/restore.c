@@ -286,6 +286,9 @@ void restore_finish(void)
     g_shim.dump_key = NULL; /* its mapping was not in the image */
     if (!g_shim.vpid)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
+    /* the parent a forked child knew is not its parent now (in a tree
+     * the map above knows the new one) */
+    g_shim.parent_vpid = g_shim.parent_real = 0;
     if (ri->magic == CK_RESTORE_MAGIC && ri->restorer_end > ri->restorer_start)
         munmap((void *)ri->restorer_start, ri->restorer_end - ri->restorer_start);
     if (ri->drop_caps) {

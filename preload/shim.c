@@ -293,6 +293,15 @@ static int ask_coord(int conn, int status, const char *app_id, uint32_t op,
             used += (size_t)snprintf(rep.msg + used, sizeof rep.msg - used, "%s%d:%d",
                                      used ? " " : "tree ", (int)g_shim.tree[i].real,
                                      (int)g_shim.tree[i].vpid);
+    /* and the groups ("pgrp R:V ..."): a zombie alone in a group whose
+     * leader is gone keeps the number the program knows */
+    for (uint32_t i = 0, first = 1; i < g_shim.npgrps && used + 30 < sizeof rep.msg; i++)
+        if (g_shim.pgrps[i].real > 0 && g_shim.pgrps[i].real != g_shim.pgrps[i].vpid) {
+            used += (size_t)snprintf(rep.msg + used, sizeof rep.msg - used, "%s%d:%d",
+                                     first ? (used ? " pgrp " : "pgrp ") : " ",
+                                     (int)g_shim.pgrps[i].real, (int)g_shim.pgrps[i].vpid);
+            first = 0;
+        }
     if (send(conn, &rep, sizeof rep, MSG_NOSIGNAL) != (ssize_t)sizeof rep) {
         snprintf(err, errlen, "coord went away");
         return -1;

@@ -153,6 +153,13 @@ void quiesce_hold(void);
  * (itself if not in the tree), and the reverse. */
 pid_t shim_tree_real(pid_t vpid);
 pid_t shim_tree_virt(pid_t real);
+/* The ids the program knows may not be the kernel's: it was restored, is
+ * a process of a restored tree, or a child forked by a restored process
+ * (which knows its parent by the parent's old pid). */
+static inline int shim_ids_moved(void)
+{
+    return g_shim.generation || g_shim.ntree || g_shim.parent_vpid;
+}
 /* The same for process group and session ids (wrappers.c). */
 pid_t shim_pgrp_virt(pid_t real);
 pid_t shim_pgrp_real(pid_t v);
@@ -196,6 +203,9 @@ void quiesce_requeue_deferred(int slot);
  * and the reverse (wrappers.c). */
 pid_t shim_pid_virt(pid_t real);
 pid_t shim_pid_real(pid_t v);
+/* The id the program knows for a real pid or tid: its own, its threads',
+ * then the tree's and its parent's (wrappers.c). */
+pid_t shim_id_virt(pid_t real);
 /* A kept siginfo whose si_pid is a pid: a sender's (kill, sigqueue,
  * tgkill) or SIGCHLD's child; other codes keep other data there (a
  * timer's id, a program's own bytes). Kept as the program knows it, and

@@ -7,8 +7,11 @@
  * registration back, so the shim must see the call to make it again in
  * the restored thread (pattr.c). io_getevents has no libc function, so
  * programs without libaio call it through syscall(); a checkpoint makes
- * it fail with EINTR (waits.c resumes it). Every other call jumps straight on to
- * the next syscall() (libc's) with the caller's registers and stack
+ * it fail with EINTR (waits.c resumes it). The calls that give or take
+ * pids and tids (getpid, gettid, kill, kcmp, wait4, setpgid, ...) are the
+ * program's through the shim's wrappers after a restore
+ * (shim_syscall_ids). Every other call jumps straight on to the next
+ * syscall() (libc's) with the caller's registers and stack
  * untouched: no frame of ours stays on the stack, which matters for raw
  * clone and vfork through syscall().
  */
@@ -22,10 +25,58 @@ syscall:
     je shim_syscall_rseq
     cmpq $__NR_io_getevents, %rdi
     je shim_syscall_getevents
-    movq shim_next_syscall(%rip), %rax
+    /* ids: the program's own calls (not the shim's, which want the
+     * kernel's ids: a return address inside libshim.so) go through
+     * shim_syscall_ids (wrappers.c), which answers and takes the ids the
+     * program knows after a restore */
+    cmpq $__NR_getpid, %rdi
+    je 1f
+    cmpq $__NR_gettid, %rdi
+    je 1f
+    cmpq $__NR_getppid, %rdi
+    je 1f
+    cmpq $__NR_kill, %rdi
+    je 1f
+    cmpq $__NR_tkill, %rdi
+    je 1f
+    cmpq $__NR_tgkill, %rdi
+    je 1f
+    cmpq $__NR_kcmp, %rdi
+    je 1f
+    cmpq $__NR_pidfd_open, %rdi
+    je 1f
+    cmpq $__NR_rt_sigqueueinfo, %rdi
+    je 1f
+    cmpq $__NR_rt_tgsigqueueinfo, %rdi
+    je 1f
+    cmpq $__NR_getpgrp, %rdi
+    je 1f
+    cmpq $__NR_getpgid, %rdi
+    je 1f
+    cmpq $__NR_getsid, %rdi
+    je 1f
+    cmpq $__NR_setpgid, %rdi
+    je 1f
+    cmpq $__NR_setsid, %rdi
+    je 1f
+    cmpq $__NR_wait4, %rdi
+    je 1f
+    cmpq $__NR_waitid, %rdi
+    je 1f
+2:  movq shim_next_syscall(%rip), %rax
     testq %rax, %rax
     jz shim_syscall_first
     jmp *%rax
+1:  movq (%rsp), %rax
+    leaq __ehdr_start(%rip), %r11
+    cmpq %r11, %rax
+    jb shim_syscall_ids
+    leaq _etext(%rip), %r11
+    cmpq %r11, %rax
+    jb 2b
+    jmp shim_syscall_ids
     .size syscall, .-syscall
+    .hidden __ehdr_start
+    .hidden _etext
 
     .section .note.GNU-stack, "", @progbits

@@ -19,11 +19,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "shim.h"
 
 int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -240,6 +242,10 @@ pid_t shim_tree_real(pid_t vpid)
     for (uint32_t i = 0; vpid > 0 && i < g_shim.ntree; i++)
         if (g_shim.tree[i].vpid == vpid)
             return g_shim.tree[i].real;
+    /* a child forked by a restored process knows its parent by the pid
+     * the parent sees itself as (its own new pid comes first) */
+    if (vpid > 0 && vpid == g_shim.parent_vpid && vpid != shim_real_getpid())
+        return g_shim.parent_real;
     return vpid;
 }
 
@@ -248,6 +254,8 @@ pid_t shim_tree_virt(pid_t real)
     for (uint32_t i = 0; real > 0 && i < g_shim.ntree; i++)
         if (g_shim.tree[i].real == real)
             return g_shim.tree[i].vpid;
+    if (real > 0 && g_shim.parent_vpid && real == g_shim.parent_real)
+        return g_shim.parent_vpid;
     return real;
 }
 
@@ -428,10 +436,7 @@ SHIM_API pid_t tcgetsid(int fd)
 
 SHIM_API pid_t getppid(void)
 {
-    pid_t real = (pid_t)syscall(SYS_getppid);
-    if (g_shim.parent_vpid && real == g_shim.parent_real)
-        return g_shim.parent_vpid;
-    return shim_tree_virt(real);
+    return shim_tree_virt((pid_t)syscall(SYS_getppid));
 }
 
 /* Waits name children by the pids the program knows, and report them so.
@@ -472,19 +477,25 @@ SHIM_API pid_t wait3(int *status, int options, struct rusage *ru)
     return wait4(-1, status, options, ru);
 }
 
-SHIM_API int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+/* waitid, with the rusage the system call (not libc's name) takes */
+static int waitid_ru(idtype_t type, id_t id, siginfo_t *info, int options, struct rusage *ru)
 {
     for (;;) {
         uint32_t gen = g_shim.generation;
         id_t rid = type == P_PID    ? (id_t)wait_id((pid_t)id)
                    : type == P_PGID ? (id_t)pgrp_real((pid_t)id)
                                     : id;
-        long r = syscall(SYS_waitid, type, rid, info, options, NULL);
+        long r = syscall(SYS_waitid, type, rid, info, options, ru);
         if (r == 0 && info && info->si_pid > 0)
             info->si_pid = shim_tree_virt(info->si_pid);
         if (!(r < 0 && errno == ECHILD && gen != g_shim.generation))
             return (int)r;
     }
+}
+
+SHIM_API int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+    return waitid_ru(type, id, info, options, NULL);
 }
 
 SHIM_API pid_t gettid(void)
@@ -559,24 +570,108 @@ static pid_t owner_real(pid_t v)
     return r != v ? r : shim_tree_real(v);
 }
 
-static pid_t owner_virt(pid_t r)
+pid_t shim_id_virt(pid_t r)
 {
     pid_t v = virt_id(r);
     return v != r ? v : shim_tree_virt(r);
+}
+
+/* The program's syscall() with a call that gives or takes pids or tids
+ * (syscall.S sends them here; the shim's own go straight to the kernel):
+ * after a restore the program knows the ids it had, which the libc names
+ * the shim wraps already answer and take; a raw syscall(SYS_gettid) or
+ * kcmp() must agree with them (zdtm clone_fs). Before any restore the
+ * kernel's ids are the program's: straight through. */
+long shim_syscall_ids(long nr, long a, long b, long c, long d, long e)
+{
+    if (!shim_ids_moved())
+        return shim_set_errno(ck_sys6(nr, a, b, c, d, e, 0));
+    switch (nr) {
+    case SYS_getpid:
+        return getpid();
+    case SYS_gettid:
+        return gettid();
+    case SYS_getppid:
+        return getppid();
+    case SYS_getpgrp:
+        return getpgrp();
+    case SYS_getpgid:
+        return getpgid((pid_t)a);
+    case SYS_getsid:
+        return getsid((pid_t)a);
+    case SYS_setpgid:
+        return setpgid((pid_t)a, (pid_t)b);
+    case SYS_setsid:
+        return setsid();
+    case SYS_kill:
+        return kill((pid_t)a, (int)b);
+    case SYS_tgkill:
+        return tgkill((pid_t)a, (pid_t)b, (int)c);
+    case SYS_wait4:
+        return wait4((pid_t)a, (int *)b, (int)c, (struct rusage *)d);
+    case SYS_waitid:
+        return waitid_ru((idtype_t)a, (id_t)b, (siginfo_t *)c, (int)d, (struct rusage *)e);
+    case SYS_kcmp:
+        b = owner_real((pid_t)b);
+        /* fallthrough */
+    case SYS_tkill:
+    case SYS_pidfd_open:
+    case SYS_rt_sigqueueinfo:
+        a = owner_real((pid_t)a);
+        break;
+    case SYS_rt_tgsigqueueinfo:
+        a = owner_real((pid_t)a);
+        b = owner_real((pid_t)b);
+        break;
+    }
+    return shim_set_errno(ck_sys6(nr, a, b, c, d, e, 0));
+}
+
+/* The kernel's O_LARGEFILE (glibc's is 0 on 64-bit): every open() sets
+ * it, pipe() never. A restore opens each end of a pipe again through
+ * /proc/self/fd (one description per end the program had), so the
+ * program's pipes would show it in F_GETFL after a restore (zdtm
+ * file_fown compares the flags); a pipe the program makes never has it,
+ * so F_GETFL of an anonymous pipe (on pipefs, not a FIFO) leaves it out
+ * once the process was restored or is a child of a restored one. */
+#define KERNEL_O_LARGEFILE 0100000
+
+static int anon_pipe(int fd)
+{
+    static dev_t pipefs;
+    static int known;
+    struct stat st;
+    if (!known) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return 0;
+        if (fstat(p[0], &st) == 0) {
+            pipefs = st.st_dev;
+            known = 1;
+        }
+        close(p[0]);
+        close(p[1]);
+    }
+    return known && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == pipefs;
 }
 
 static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
 {
     unsigned long arg = va_arg(ap, unsigned long);
     struct f_owner_ex ex, *uex = (struct f_owner_ex *)arg;
-    if (g_shim.generation && cmd == F_GETLK) {
-        /* the holder of a conflicting POSIX lock, by the pid the tree
-         * knows it by (a process of the tree, or this one) */
+    if ((cmd == F_GETLK || cmd == F_OFD_GETLK) && shim_ids_moved()) {
+        /* the holder of a conflicting POSIX lock, by the pid the program
+         * knows it by (this one, a process of the tree, the parent of a
+         * child forked after a restore); an OFD lock's holder is -1 */
         struct flock *fl = (struct flock *)arg;
         int r = fn(fd, cmd, arg);
         if (r == 0 && fl && fl->l_type != F_UNLCK && fl->l_pid > 0)
-            fl->l_pid = owner_virt(fl->l_pid);
+            fl->l_pid = shim_id_virt(fl->l_pid);
         return r;
+    }
+    if (cmd == F_GETFL && shim_ids_moved()) {
+        int r = fn(fd, cmd, arg);
+        return r >= 0 && (r & KERNEL_O_LARGEFILE) && anon_pipe(fd) ? r & ~KERNEL_O_LARGEFILE : r;
     }
     if (!g_shim.generation || (cmd != F_SETOWN && cmd != F_GETOWN && cmd != F_SETOWN_EX &&
                                cmd != F_GETOWN_EX))
@@ -594,11 +689,11 @@ static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
     }
     int r = fn(fd, cmd, arg);
     if (cmd == F_GETOWN && r > 0)
-        r = owner_virt(r);
+        r = shim_id_virt(r);
     else if (cmd == F_GETOWN && r < -1)
         r = -shim_pgrp_virt(-r);
     if (cmd == F_GETOWN_EX && r == 0 && uex)
-        uex->pid = uex->type == F_OWNER_PGRP ? shim_pgrp_virt(uex->pid) : owner_virt(uex->pid);
+        uex->pid = uex->type == F_OWNER_PGRP ? shim_pgrp_virt(uex->pid) : shim_id_virt(uex->pid);
     return r;
 }
 

@@ -100,6 +100,7 @@ TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_named tree_fown "
 TWICE+=" fd_table "
 LIVE+=" fd_table "
+TWICE+=" raw_ids proc_pid_text pipe_flags tree_zombie_group tree_dead_pidfd "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}

@@ -261,6 +261,31 @@ PIDS+=("$kid")
 refused_alive tree_refuses_session_ctty ctty \
     "$kid \(.*ctty.py\) leads or is in session $kid, whose controlling terminal"
 
+# Shared anonymous memory (mmap MAP_SHARED, inherited across fork) that a
+# process outside the tree maps too: an orphan adopted by another process
+# when its parent in the tree exited (zdtm session01). The restored tree
+# would have its own copy, the two no longer seeing each other's writes:
+# refused, naming the process outside.
+cat >"$T/shmout.py" <<'EOF'
+import mmap, os, time
+m = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED)
+m[0:2] = b"hi"
+kid = os.fork()
+if kid == 0:
+    if os.fork():
+        os._exit(0)  # the grandchild stays, adopted outside the tree
+    while True:
+        time.sleep(1)
+os.waitpid(kid, 0)
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/shmout.py"
+start_py_app shmout "$T/shmout.py" || fail shmout_ready "no READY"
+orphan=$(pgrep -u "$(id -u)" -f "shmout.py" | grep -vx "$pid" | head -n 1)
+PIDS+=("$orphan")
+refused_alive tree_refuses_memory_shared_outside shmout \
+    "$orphan \(.*shmout.py\) shares memory \(MAP_SHARED, anonymous, inode [0-9]+\) with the tree but is not one of its processes"
+
 # A pidfd of a process outside the tree, held by a tree: refused by name
 # (pidfds of processes of the tree are restored: progs/tree_pidfd.c).
 cat >"$T/opidfd.py" <<'EOF'

@@ -12,7 +12,9 @@
  *         descriptor of it would drop the process's POSIX locks)
  * After restore a child process (its own descriptors, its own locks)
  * must be refused exactly what conflicts and granted the rest; F_GETLK
- * names the restored process (its real pid) as the POSIX holder; the
+ * and F_OFD_GETLK name the restored process as the POSIX holder by the
+ * pid the program knows (getppid() in the child, getpid() and
+ * syscall(SYS_getpid) in the parent), an OFD lock's holder as -1; the
  * program's own descriptors still own their locks (unlock, relock).
  */
 #include <fcntl.h>
@@ -65,6 +67,16 @@ static void expect_flock(int fd, int op, int granted, const char *what)
         flock(fd, LOCK_UN);
 }
 
+/* fail() unless a write lock at byte at of fd is refused by a lock whose
+ * holder cmd (F_GETLK, F_OFD_GETLK) reports as pid. */
+static void getlk_holder(int fd, int cmd, off_t at, pid_t pid, const char *what)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+    check_sys(fcntl(fd, cmd, &fl));
+    check(fl.l_type != F_UNLCK && fl.l_pid == pid, "%s: type %d holder %d, expected holder %d",
+          what, fl.l_type, fl.l_pid, pid);
+}
+
 static void child(pid_t parent)
 {
     int a = open("a.lck", O_RDWR), b = open("b.lck", O_RDWR), c = open("c.lck", O_RDWR);
@@ -87,6 +99,10 @@ static void child(pid_t parent)
           "child: F_GETLK on b.lck 10 says type %d pid %d range %lld+%lld, expected a write lock "
           "of pid %d on 10+5", fl.l_type, fl.l_pid, (long long)fl.l_start, (long long)fl.l_len,
           parent);
+    check(parent == getppid(), "child: getppid() is %d, the parent's syscall(SYS_getpid) %d",
+          getppid(), parent);
+    getlk_holder(b, F_OFD_GETLK, 12, parent, "child: F_OFD_GETLK on b.lck 12");
+    getlk_holder(c, F_GETLK, 0, -1, "child: F_GETLK on c.lck 0 (an OFD lock)");
 
     expect_lk(c, F_OFD_SETLK, F_RDLCK, 0, 1, 0, "OFD read lock on c.lck byte 0 (held write)");
     expect_lk(c, F_OFD_SETLK, F_WRLCK, 1, 999, 1, "OFD write lock on c.lck 1-999 (free)");
@@ -101,7 +117,12 @@ static void child(pid_t parent)
 
 static void run_child(void)
 {
-    pid_t parent = (pid_t)syscall(SYS_getpid); /* the kernel's pid, as F_GETLK reports it */
+    /* the pid the program knows (libc's syscall() answers as getpid()),
+     * as the child's F_GETLK reports it */
+    pid_t parent = (pid_t)syscall(SYS_getpid);
+    check(parent == getpid(), "syscall(SYS_getpid) is %d, getpid() %d", parent, getpid());
+    /* an OFD lock conflicts with the process's own POSIX locks */
+    getlk_holder(fb, F_OFD_GETLK, 12, parent, "F_OFD_GETLK on b.lck 12 (our POSIX lock)");
     pid_t k = fork();
     check_sys(k);
     if (k == 0)

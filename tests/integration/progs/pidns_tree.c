@@ -12,7 +12,8 @@
  * The children end with 0 (all good) or 1 (having said why); the root
  * waits for them by their pids (raw wait4) and says PASS or FAIL. Only
  * a restore that gives every process and thread its old ids (pid
- * namespace) passes: in the default mode raw syscalls see the new ones.
+ * namespace) passes: in the default mode /proc/self and /proc/<pid>/stat
+ * show the new ones (libc's syscall() gives the old, as getpid does).
  */
 #include <signal.h>
 #include <sys/mman.h>
@@ -43,23 +44,13 @@ static void *thread_main(void *arg)
     return arg;
 }
 
-static int proc_self(void)
-{
-    char buf[32];
-    ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return atoi(buf);
-}
-
 /* Record this process (index i, named name), start its thread. */
 static void setup(int i, const char *name)
 {
     me = i;
     tab[i].pid = raw_pid();
     tab[i].ppid = (int)syscall(SYS_getppid);
-    tab[i].self = proc_self();
+    tab[i].self = test_kernel_pid();
     snprintf(tab[i].comm, sizeof tab[i].comm, "%s", name);
     pthread_setname_np(pthread_self(), name);
     pthread_t t;
@@ -80,8 +71,8 @@ static const char *check_ids(char *why, size_t len)
     else if ((int)syscall(SYS_getppid) != r->ppid)
         snprintf(why, len, "%s: raw getppid %d, was %d", r->comm, (int)syscall(SYS_getppid),
                  r->ppid);
-    else if (proc_self() != r->pid)
-        snprintf(why, len, "%s: /proc/self is %d, pid %d", r->comm, proc_self(), r->pid);
+    else if (test_kernel_pid() != r->pid)
+        snprintf(why, len, "%s: /proc/self is %d, pid %d", r->comm, test_kernel_pid(), r->pid);
     else if (snprintf(path, sizeof path, "/proc/self/task/%d/comm", r->tid),
              access(path, F_OK) != 0)
         snprintf(why, len, "%s: no %s (thread's tid %d)", r->comm, path, r->tid);

@@ -225,6 +225,20 @@ static long test_check_zero(const void *buf, size_t len)
     return -1;
 }
 
+/* The pid the kernel knows this process by now (the /proc/self link):
+ * after a restore it differs from getpid() and from syscall(SYS_getpid),
+ * which give the pid the program had; -1 if unreadable. */
+__attribute__((unused))
+static int test_kernel_pid(void)
+{
+    char buf[32];
+    ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    return atoi(buf);
+}
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 __attribute__((unused))
 static int64_t test_now_ns(void)
