@@ -3760,6 +3760,19 @@ static void tree_become(int i, const char *restorer)
             return;
         }
     }
+    /* Its zombie children have ended again (in their groups, which they
+     * publish for the map) before the gate: the program finds them so,
+     * and its shim reads their groups' numbers of now. */
+    for (int j = i + 1; j < g_tree.n; j++) {
+        siginfo_t si;
+        if (g_tree.e[j].parent == i && (g_tree.e[j].flags & CK_TREE_ZOMBIE) &&
+            waitid(P_PID, (id_t)g_tree.map[2 * j + 1], &si, WEXITED | WNOWAIT) < 0 &&
+            errno != ECHILD) {
+            fail_msg(m, "waiting for its child %d to end again: %s", g_tree.e[j].vpid,
+                     strerror(errno));
+            return;
+        }
+    }
     become(m, restorer);
 }
 
