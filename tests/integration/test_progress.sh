@@ -167,7 +167,7 @@ else
 fi
 wait_for 10 gone "$pid"
 restore_on_tty "$T/t2.tty" "'$C' restore '$T/tree.img' --detach"
-[ -n "$np" ] && PIDS+=($(cat "/proc/$np/task/$np/children" 2>/dev/null))
+[ -n "$np" ] && PIDS+=($(children "$np"))
 restored_with_line tree_restore_progress_line "$T/t2.tty" restore
 
 # ---- coord migrate to "a host" that is this one (ssh replaced by sh):
