@@ -430,6 +430,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
 
     /* The manager's own park point: the restorer resumes it here. */
     if (shim_ctx_save(&g_shim.manager_ctx)) {
+        g_shim.progress = 0; /* (the image's writer had it on, for that coord) */
         restore_finish();
         return 1;
     }
