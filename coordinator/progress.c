@@ -14,14 +14,19 @@
 
 #define SHOW_AFTER_NS 1000000000LL      /* the work took more than this */
 #define REDRAW_NS 200000000LL           /* at most five redraws a second */
+#define SAMPLES 16                      /* the rate is over the last 16 samples, */
+#define SAMPLE_NS 200000000LL           /* one each 200 ms at most: about 3 s */
 
 static struct {
     int on;                             /* enabled: stderr a terminal, no --quiet */
     int shown;                          /* the line is on the screen now */
     const char *what;                   /* "checkpoint", "restore" */
     int64_t start_ns, last_draw_ns;
-    int64_t first_ns;                   /* first report of work done, and how much */
-    uint64_t first_done;
+    struct {                            /* recent reports of work done (a ring) */
+        int64_t t;
+        uint64_t done;
+    } s[SAMPLES];
+    int ns, next;
     int fd;
 } pg = {.fd = 2};
 
@@ -40,8 +45,7 @@ void ck_progress_start(const char *what, int quiet)
     pg.fd = STDERR_FILENO;
     pg.start_ns = mono_ns();
     pg.last_draw_ns = 0;
-    pg.first_ns = 0;
-    pg.first_done = 0;
+    pg.ns = pg.next = 0;
 }
 
 int ck_progress_on(void)
@@ -71,9 +75,14 @@ void ck_progress_update(uint64_t done, uint64_t total)
     if (!pg.on)
         return;
     int64_t now = mono_ns();
-    if (!pg.first_ns || done < pg.first_done) { /* (a new stage counts from 0) */
-        pg.first_ns = now;
-        pg.first_done = done;
+    int last = (pg.next + SAMPLES - 1) % SAMPLES;
+    if (pg.ns && done < pg.s[last].done)
+        pg.ns = pg.next = 0; /* a new stage, counting from 0 again */
+    if (!pg.ns || now - pg.s[last].t >= SAMPLE_NS) {
+        pg.s[pg.next].t = now;
+        pg.s[pg.next].done = done;
+        pg.next = (pg.next + 1) % SAMPLES;
+        pg.ns += pg.ns < SAMPLES;
     }
     if (now - pg.start_ns < SHOW_AFTER_NS || now - pg.last_draw_ns < REDRAW_NS)
         return;
@@ -85,11 +94,12 @@ void ck_progress_update(uint64_t done, uint64_t total)
     if (total)
         n += snprintf(line + n, sizeof line - (size_t)n, " / %s",
                       ck_fmt_bytes(t, sizeof t, total));
-    /* the rate of the work since its first report (not of the checks
-     * before it) */
-    double secs = (double)(now - pg.first_ns) / 1e9;
-    if (secs >= 0.2 && done > pg.first_done) {
-        double rate = (double)(done - pg.first_done) / secs;
+    /* the rate of the last seconds of the work (not of the checks before
+     * it, nor of a stall long past) */
+    int old = (pg.next + SAMPLES - pg.ns) % SAMPLES;
+    double secs = (double)(now - pg.s[old].t) / 1e9;
+    if (secs >= 0.2 && done > pg.s[old].done) {
+        double rate = (double)(done - pg.s[old].done) / secs;
         n += snprintf(line + n, sizeof line - (size_t)n, "  %s/s",
                       ck_fmt_bytes(r, sizeof r, (uint64_t)rate));
         if (total && total > done) {

@@ -1474,7 +1474,10 @@ static int copy_to_memfd(struct rctx *c)
     }
     off_t off = 0;
     while (off < st.st_size) {
-        ssize_t n = sendfile(fd, c->img_fd, &off, (size_t)(st.st_size - off));
+        /* in pieces of 64 MiB, for the progress line of a large image */
+        size_t left = (size_t)(st.st_size - off);
+        ssize_t n = sendfile(fd, c->img_fd, &off, left < (64u << 20) ? left : (64u << 20));
+        ck_progress_update((uint64_t)off, (uint64_t)st.st_size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
