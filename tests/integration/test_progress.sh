@@ -11,8 +11,10 @@
 # The work is made slow enough by test knobs: CKSHIM_TEST_WRITE_DELAY_MS
 # (the program's environment: the image writer takes that long per MiB of
 # memory) and CKSHIM_TEST_HOOK=restore-slow-fill:MS (coord's: the
-# restorer takes that long per page record). The program is bench_mem,
-# 64 MiB of memory (half random, half text). Prints one "PASS name" /
+# restorer takes that long per page record); a migration goes to this
+# host through a stand-in for ssh that reads the image slowly. The
+# program is bench_mem, 64 MiB of memory (half random, half text). Prints
+# one "PASS name" /
 # "FAIL name: why" line per check.
 
 set -u
@@ -171,13 +173,28 @@ restore_on_tty "$T/t2.tty" "'$C' restore '$T/tree.img' --detach"
 restored_with_line tree_restore_progress_line "$T/t2.tty" restore
 
 # ---- coord migrate to "a host" that is this one (ssh replaced by sh):
-# the checkpoint's line, none with --quiet
+# the checkpoint's line and the image sent's, none with --quiet
 cat >"$T/fakessh" <<'EOF'
 #!/bin/sh
 # fakessh HOST COMMAND: run COMMAND here
 exec sh -c "$2"
 EOF
-chmod +x "$T/fakessh"
+cat >"$T/slowssh" <<'EOF'
+#!/bin/sh
+# slowssh HOST COMMAND: fakessh, with the image it is sent read at 20 MiB/s
+exec python3 -c '
+import os, subprocess, sys, time
+p = subprocess.Popen(["sh", "-c", sys.argv[1]], stdin=subprocess.PIPE)
+while True:
+    b = os.read(0, 1 << 20)
+    if not b:
+        break
+    p.stdin.write(b)
+    time.sleep(0.05)
+p.stdin.close()
+sys.exit(p.wait())' "$2"
+EOF
+chmod +x "$T/fakessh" "$T/slowssh"
 start_prog mig || fail progress_migrate_ready "no READY"
 restore_on_tty "$T/m1.tty" "'$C' migrate $pid here --ssh '$T/fakessh' --remote-coord '$C' --quiet"
 if [ -n "$np" ] && alive "$np" && ! grep -q 'B/s' "$T/m1.tty"; then
@@ -187,7 +204,8 @@ else
 fi
 if [ -n "$np" ]; then
     pid=$np
-    restore_on_tty "$T/m2.tty" "'$C' migrate $pid here --ssh '$T/fakessh' --remote-coord '$C'"
+    restore_on_tty "$T/m2.tty" "'$C' migrate $pid here --ssh '$T/slowssh' --remote-coord '$C'"
     restored_with_line migrate_progress_line "$T/m2.tty" checkpoint
+    restored_with_line migrate_sending_progress_line "$T/m2.tty" migrate
     [ -n "$np" ] && kill -9 "$np"
 fi
