@@ -13,9 +13,8 @@
 # memory) and CKSHIM_TEST_HOOK=restore-slow-fill:MS (coord's: the
 # restorer takes that long per page record); a migration goes to this
 # host through a stand-in for ssh that reads the image slowly. The
-# program is bench_mem, 64 MiB of memory (half random, half text). Prints
-# one "PASS name" /
-# "FAIL name: why" line per check.
+# program is bench_mem, 64 MiB of memory (half random, half text).
+# Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
 B=${1:-build}
