@@ -55,6 +55,16 @@ enum {
  * saved, since the writer may be another process of the tree. */
 #define CK_STATUS_PARKED 2
 
+/* With CK_CKPT_PROGRESS: while the image is written, the writer sends
+ * interim replies with this status, about four a second, before the
+ * final one (coord draws a progress line from them). raw_bytes: memory
+ * gone through so far (pages present or swapped, zero ones included);
+ * bytes: the memory to go through in all, an estimate made when the
+ * writer starts (Anonymous + Swap of /proc/self/smaps_rollup, plus the
+ * regions saved whole): it can be passed, never reached. Nothing else is
+ * filled. */
+#define CK_STATUS_PROGRESS 3
+
 /* ck_ctl_req.flags for CK_OP_CHECKPOINT */
 #define CK_CKPT_KILL 0x1                /* keep threads parked, exit after a good dump */
 #define CK_CKPT_NOFORK 0x2              /* write from the parked process, no fork */
@@ -70,6 +80,8 @@ enum {
                                            (coord run --pidns): CK_HF_PIDNS */
 #define CK_CKPT_NO_VERSIONS 0x400       /* --no-file-versions: no written file is saved
                                            at its checkpoint version */
+#define CK_CKPT_PROGRESS 0x800          /* send CK_STATUS_PROGRESS replies while the image
+                                           is written */
 
 #define CK_MAX_SHARED 16
 

@@ -25,6 +25,7 @@
 #define CK_WINDOW_END 0x100040000000ULL
 #define CK_PLAN_ADDR (CK_WINDOW_START + 0x10000000ULL)
 #define CK_VDSO_TMP (CK_WINDOW_START + 0x20000000ULL)
+#define CK_PROGRESS_ADDR (CK_WINDOW_START + 0x30000000ULL)
 #define CK_PLAN_MAGIC 0x314e414c504b43ULL /* "CKPLAN1" */
 #define CK_PLAN_MAX (64ULL << 20)
 
@@ -66,7 +67,21 @@ struct ck_plan {
                                            shim's report once it is whole (ck_restore_info) */
     uint32_t test_die_late;             /* tests only: 1 end after creating the threads,
                                            2 fail in the shim's restore_finish */
+    int32_t progress_fd;                /* >= 0: a page of struct ck_plan_progress (a
+                                           memfd), mapped shared at CK_PROGRESS_ADDR:
+                                           coord's gate keeper draws the progress line */
+    uint32_t progress_slot;             /* from it; this process's entry */
+    uint32_t test_slow_fill_ms;         /* tests only: each PAGES record takes this long */
+    uint32_t pad3;
 };
+
+/* The restore's progress (plan.progress_fd): per process of the image,
+ * memory bytes to put in place (coord) and put in place so far (the
+ * restorer's fillers, atomically). */
+struct ck_plan_progress {
+    uint64_t done, total;
+};
+#define CK_PROGRESS_SLOTS (4096 / sizeof(struct ck_plan_progress))
 
 /* One PAGES record of the image: its header and where its payload is. */
 struct ck_plan_pagerec {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -461,19 +462,59 @@ static void remove_stale_tmp(int pid, const char *dir, const char *base)
     closedir(d);
 }
 
+/* The progress line (--quiet turns it off): how far each process's
+ * writer is (CK_STATUS_PROGRESS), by its place in the tree (0 for a
+ * single process). */
+static int quiet;
+static uint64_t *prog_done, *prog_total;
+static int prog_n;
+
+static void progress_note(int slot, const struct ck_ctl_rep *rep)
+{
+    if (slot < 0 || slot >= prog_n)
+        return;
+    prog_done[slot] = rep->raw_bytes;
+    prog_total[slot] = rep->bytes;
+    uint64_t d = 0, t = 0;
+    for (int i = 0; i < prog_n; i++) {
+        d += prog_done[i];
+        t += prog_total[i] > prog_done[i] ? prog_total[i] : prog_done[i];
+    }
+    ck_progress_update(d, t);
+}
+
+/* Room for n processes' progress; 0, or -1 (no progress line then). */
+static int progress_slots(int n)
+{
+    free(prog_done);
+    free(prog_total);
+    prog_done = calloc((size_t)n, sizeof *prog_done);
+    prog_total = calloc((size_t)n, sizeof *prog_total);
+    prog_n = prog_done && prog_total ? n : 0;
+    return prog_n ? 0 : -1;
+}
+
 /* ck_ctl_recv for a checkpoint's answers, which can take minutes (a
  * large image): the process is looked at every second meanwhile, so that
  * one stopped during the checkpoint (its shim cannot answer until it is
- * continued) ends the wait at once. -ESRCH then. */
-static int recv_watching(int fd, struct ck_ctl_rep *rep, int pid)
+ * continued) ends the wait at once. -ESRCH then. Interim progress
+ * replies go to the progress line as process slot's. */
+static int recv_watching(int fd, struct ck_ctl_rep *rep, int pid, int slot)
 {
     for (int waited = 0; waited < REPLY_TIMEOUT_MS; waited += 1000) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int pr = poll(&pf, 1, 1000);
         if (pr < 0 && errno != EINTR)
             return -errno;
-        if (pr > 0)
-            return ck_ctl_recv(fd, rep, REPLY_TIMEOUT_MS - waited);
+        if (pr > 0) {
+            int r = ck_ctl_recv(fd, rep, REPLY_TIMEOUT_MS - waited);
+            if (r == 0 && rep->status == CK_STATUS_PROGRESS) {
+                progress_note(slot, rep);
+                waited -= 1000; /* the writer is at work: no time spent waiting */
+                continue;
+            }
+            return r;
+        }
         struct ck_procinfo pi;
         if (ck_proc_info(pid, &pi) == 0 && (pi.state == 'T' || pi.state == 't'))
             return -ESRCH;
@@ -622,7 +663,7 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         int p = t->m[i].pid;
         if (t->m[i].zombie)
             continue;
-        int r = recv_watching(conns[i], &reps[i], p);
+        int r = recv_watching(conns[i], &reps[i], p, i);
         if (r == 0 && reps[i].status == want)
             continue;
         char who[160];
@@ -643,6 +684,54 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         return -1;
     }
     return 0;
+}
+
+/* While the processes of a tree write their streams, all at once: take
+ * their progress replies as they come, from every connection, until each
+ * has its final answer waiting (left for tree_collect, which reads the
+ * answers in order), one is stopped, or the wait is too long. */
+static void tree_pump_progress(const struct ck_tree *t, const int *conns)
+{
+    int n = t->n;
+    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+    if (!pf)
+        return;
+    for (int i = 0; i < n; i++) {
+        pf[i].fd = t->m[i].zombie ? -1 : conns[i];
+        pf[i].events = POLLIN;
+    }
+    for (int waited = 0, open = n; open > 0 && waited < REPLY_TIMEOUT_MS;) {
+        int pr = poll(pf, (nfds_t)n, 1000);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pr <= 0) {
+            waited += 1000;
+            for (int i = 0; i < n; i++) {
+                struct ck_procinfo pi;
+                if (!t->m[i].zombie && ck_proc_info(t->m[i].pid, &pi) == 0 &&
+                    (pi.state == 'T' || pi.state == 't'))
+                    goto out;
+            }
+            continue;
+        }
+        open = 0;
+        for (int i = 0; i < n; i++) {
+            struct ck_ctl_rep rep;
+            if (pf[i].fd >= 0 && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                ssize_t got = recv(pf[i].fd, &rep, sizeof rep, MSG_PEEK | MSG_DONTWAIT);
+                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR) ||
+                    (got == (ssize_t)sizeof rep && rep.status != CK_STATUS_PROGRESS))
+                    pf[i].fd = -1; /* its answer (or its end) is there: tree_collect's */
+                else if (got < (ssize_t)sizeof rep)  /* (or nothing after all) */
+                    sleep_ms(5); /* the rest of the reply is on its way */
+                else if (ck_ctl_recv(pf[i].fd, &rep, 1000) == 0)
+                    progress_note(i, &rep);
+            }
+            open += pf[i].fd >= 0;
+        }
+    }
+out:
+    free(pf);
 }
 
 static int count_up(void *arg)
@@ -950,7 +1039,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         stamp = stamp_base + 1;
     }
     tree_send(conns, n, CK_OP_STAMP, sflags, stamp);
-    if (tree_collect(t, conns, reps, 0, "writing its image", 0) < 0)
+    if (ck_progress_on() && progress_slots(n) == 0)
+        tree_pump_progress(t, conns);
+    int wr = tree_collect(t, conns, reps, 0, "writing its image", 0);
+    ck_progress_end();
+    if (wr < 0)
         goto out;
     stamp_msg = stamp;
     /* 4. The tree image: header, then every stream at its offset. */
@@ -1196,6 +1289,11 @@ int cmd_checkpoint(int argc, char **argv)
                 i++;
                 continue;
             }
+            if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+                quiet = 1;
+                i++;
+                continue;
+            }
             int r = ck_opt_value("checkpoint", argc, argv, &i, "--output", "-o", &out);
             if (r == 0)
                 r = ck_opt_value("checkpoint", argc, argv, &i, "--id", NULL, &app_id);
@@ -1238,6 +1336,7 @@ int cmd_checkpoint(int argc, char **argv)
     int pid = ck_parse_pid(pidarg);
     if (pid < 0)
         return ck_usage_error("checkpoint", "'%s' is not a process id", pidarg);
+    ck_progress_start("checkpoint", quiet);
     if (action && ck_action_check("checkpoint", action, script, sizeof script) != 0)
         return CK_EXIT_USAGE;
     if (!counter_url)
@@ -1428,7 +1527,8 @@ int cmd_checkpoint(int argc, char **argv)
         }
         req.magic = CK_CTL_MAGIC;
         req.op = CK_OP_CHECKPOINT;
-        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns;
+        req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns |
+                    (ck_progress_on() ? CK_CKPT_PROGRESS : 0);
         version_opts(&req);
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
@@ -1489,6 +1589,8 @@ int cmd_checkpoint(int argc, char **argv)
     if (have_key)
         req_key(&req, &key, encrypt);
     req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
+    if (ck_progress_on() && progress_slots(1) == 0)
+        req.flags |= CK_CKPT_PROGRESS;
     version_opts(&req);
     pidfd = open_pidfd(pid);
     r = ck_ctl_send(fd, &req, outfd);
@@ -1500,7 +1602,7 @@ int cmd_checkpoint(int argc, char **argv)
     }
     hb_start(&fd, 1);
     struct ck_ctl_rep rep;
-    r = recv_watching(fd, &rep, pid);
+    r = recv_watching(fd, &rep, pid, 0);
     if (r == 0 && rep.status == CK_STATUS_NEED_STAMP) {
         /* The process is parked and its state captured: only now advance
          * the counter, so a refused checkpoint never makes the last good
@@ -1532,10 +1634,11 @@ int cmd_checkpoint(int argc, char **argv)
         r2.counter_stamp = stamp;
         r = ctl_send(fd, &r2);
         if (r == 0)
-            r = recv_watching(fd, &rep, pid);
+            r = recv_watching(fd, &rep, pid, 0);
         if (r == 0 && rep.status == 0)
             stamp_msg = stamp;
     }
+    ck_progress_end();
     if (r == -ESRCH) {
         ck_msg("checkpoint %d: the process was stopped (SIGSTOP, Ctrl-Z or a debugger) during "
                "the checkpoint; giving up, no image written (it goes on once continued: "

@@ -69,7 +69,7 @@ static const struct subcmd subcmds[] = {
      "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
-     "[--encrypt]] [--action-script PATH] [--json] [--shared-file PATH]... "
+     "[--encrypt]] [--action-script PATH] [--json] [--quiet] [--shared-file PATH]... "
      "[--no-file-versions]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
@@ -90,10 +90,12 @@ static const struct subcmd subcmds[] = {
      "                      a non-zero exit refuses it) and after it (post-checkpoint,\n"
      "                      CKSHIM_RESULT=ok|failed), with CKSHIM_PID and CKSHIM_IMAGE\n"
      "  --json              also print what was written as one JSON object on standard\n"
-     "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"},
+     "                      output (pid, image, processes, threads, sizes, pause, stamp)\n"
+     "  -q, --quiet         no progress line (one is shown on a terminal when the\n"
+     "                      checkpoint takes more than a second)\n"},
     {"restore", cmd_restore, 0,
      "coord restore FILE|- [--detach] [--pidns] [--counter URL] [--key FILE] [--force] "
-     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json] "
+     "[--adopt-stamp] [--allow-changed PATH|all]... [--action-script PATH] [--json] [--quiet] "
      "[--shared-file PATH]... [--no-file-versions]",
      "Bring back the process saved in FILE (\"-\": read the image from standard\n"
      "input, e.g. from ssh; it is held in memory, never written to disk).\n"
@@ -121,11 +123,13 @@ static const struct subcmd subcmds[] = {
      "                  (a FIFO, a directory, a symbolic link) is always refused\n"
      "  --action-script PATH\n"
      "                  run PATH once the restored program runs (CKSHIM_ACTION=\n"
-     "                  post-restore, CKSHIM_PID, CKSHIM_IMAGE)\n"},
+     "                  post-restore, CKSHIM_PID, CKSHIM_IMAGE)\n"
+     "  -q, --quiet     no progress line (one is shown on a terminal when the\n"
+     "                  restore takes more than a second)\n"},
     {"migrate", cmd_migrate, 0,
      "coord migrate PID [USER@]HOST [--ssh CMD] [--remote-coord PATH] [--keep FILE] "
      "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE] "
-     "[--timeout DURATION]",
+     "[--timeout DURATION] [--quiet]",
      "Move process PID (and its children) to HOST over ssh: checkpoint it with\n"
      "--kill into a local image, send that to `coord restore - --detach` on HOST,\n"
      "print the new pid there. If the restore there fails, the program is\n"
@@ -142,7 +146,8 @@ static const struct subcmd subcmds[] = {
      "                        redis:// counter keeps rollback protection across hosts\n"
      "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"
      "  --timeout DURATION    give up on the transfer and the restore there after\n"
-     "                        DURATION (default 10m; the image is then kept here)\n"},
+     "                        DURATION (default 10m; the image is then kept here)\n"
+     "  -q, --quiet           no progress lines for the checkpoint and the transfer\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},
@@ -199,6 +204,7 @@ void ck_msg(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    ck_progress_clear();
     fputs("coord: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -209,6 +215,7 @@ int ck_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    ck_progress_clear();
     fprintf(stderr, "coord: %s: ", cmd);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

@@ -154,6 +154,24 @@ const char *ck_cmd_usage(const char *cmd);
 int ck_opt_value(const char *cmd, int argc, char **argv, int *i, const char *longopt,
                  const char *shortopt, const char **val);
 
+/* ---- the progress line (progress.c) ---- */
+
+/* Work called what ("checkpoint", "restore") starts now; its line is
+ * drawn only if stderr is a terminal and not quiet (--quiet). */
+void ck_progress_start(const char *what, int quiet);
+/* Will a line be drawn (once the work takes more than a second)? */
+int ck_progress_on(void);
+/* Draw on fd instead of stderr (a helper that has its own stderr on
+ * /dev/null and a copy of coord's). */
+void ck_progress_to(int fd);
+/* done bytes of total (0: unknown, no time left shown); the line shows
+ * once the work has taken more than a second, at most 5 times a second. */
+void ck_progress_update(uint64_t done, uint64_t total);
+/* Erase the line if it is on the screen (before any other output). */
+void ck_progress_clear(void);
+/* Erase it and draw no more. */
+void ck_progress_end(void);
+
 /* ---- formatting ---- */
 
 /* "12.3 MiB", "512 B": one decimal, binary units. Returns buf. */

@@ -59,6 +59,8 @@ struct mig {
     long long timeout_ms;               /* the transfer and remote restore */
     int dirfd;                          /* our private directory, or -1 (--keep) */
     char image[PATH_MAX];               /* how children reach the image */
+    int quiet;                          /* --quiet: no progress lines */
+    int remote_quiet;                   /* and the coord on the host knows --quiet */
 };
 
 /* SIGINT, SIGTERM or SIGHUP came: the step in progress ends. */
@@ -152,10 +154,26 @@ static long long mono_ms(void)
 
 enum { GOT_SIGNAL = -2, TIMED_OUT = -3 };
 
+/* The progress line of the image going to ssh: ssh reads the image
+ * through a copy of coord's descriptor sent_fd, so its offset is what was
+ * sent. Once all of it is, the line goes (the far side's messages come). */
+static void sent_progress(int sent_fd)
+{
+    struct stat st;
+    off_t at = lseek(sent_fd, 0, SEEK_CUR);
+    if (at < 0 || fstat(sent_fd, &st) < 0)
+        return;
+    if (at >= st.st_size)
+        ck_progress_end();
+    else
+        ck_progress_update((uint64_t)at, (uint64_t)st.st_size);
+}
+
 /* The parent's side of a child c writing to pipe p: its output in out
  * (NUL-terminated, the rest dropped), then its wait status, or -1, or
- * GOT_SIGNAL / TIMED_OUT (limit_ms > 0) once the child was ended. */
-static int collect(int p[2], pid_t c, char *out, size_t outlen, long long limit_ms)
+ * GOT_SIGNAL / TIMED_OUT (limit_ms > 0) once the child was ended.
+ * sent_fd >= 0: the child sends that file (sent_progress). */
+static int collect(int p[2], pid_t c, char *out, size_t outlen, long long limit_ms, int sent_fd)
 {
     close(p[1]);
     size_t n = 0;
@@ -167,8 +185,10 @@ static int collect(int p[2], pid_t c, char *out, size_t outlen, long long limit_
             kill(c, SIGTERM);
             break;
         }
+        if (sent_fd >= 0 && ck_progress_on())
+            sent_progress(sent_fd);
         struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, 500) <= 0)
+        if (poll(&pf, 1, sent_fd >= 0 ? 250 : 500) <= 0)
             continue;
         char tmp[4096];
         ssize_t r = read(p[0], tmp, sizeof tmp);
@@ -241,7 +261,7 @@ static int run_ssh(struct mig *m, const char *remote_cmd, int in_fd, char *out, 
         ck_msg("migrate: cannot run %s: %s", argv[0], strerror(errno));
         _exit(127);
     }
-    return collect(p, c, out, outlen, limit_ms);
+    return collect(p, c, out, outlen, limit_ms, in_fd);
 }
 
 /* Run cmd_X(argv) in a child with its standard output collected in out.
@@ -260,7 +280,7 @@ static int run_coord(int (*fn)(int, char **), char **argv, char *out, size_t out
         fflush(NULL);
         _exit(rc);
     }
-    int ws = collect(p, c, out, outlen, 0);
+    int ws = collect(p, c, out, outlen, 0, -1);
     return ws == GOT_SIGNAL ? GOT_SIGNAL : ws >= 0 && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
 }
 
@@ -332,10 +352,14 @@ static int preflight(struct mig *m)
                "version?); nothing was changed: the program still runs here", m->pid, m->host);
         return -1;
     }
+    /* --quiet goes to a coord there that knows it (its stderr is ssh's,
+     * a terminal only with ssh -t) */
+    m->remote_quiet = m->quiet && strstr(out, "--quiet");
     return 0;
 }
 
-/* argv[n...]: the local --counter and --key, then NULL (room for 5). */
+/* argv[n...]: the local --counter and --key, --quiet, then NULL (room
+ * for 6). */
 static void local_options(const struct mig *m, char **argv, int n)
 {
     if (m->counter_url) {
@@ -346,6 +370,8 @@ static void local_options(const struct mig *m, char **argv, int n)
         argv[n++] = "--key";
         argv[n++] = (char *)m->key;
     }
+    if (m->quiet)
+        argv[n++] = "--quiet";
     argv[n] = NULL;
 }
 
@@ -449,6 +475,8 @@ int cmd_migrate(int argc, char **argv)
         int r = 0;
         if (!opts_done && !strcmp(argv[i], "--")) {
             opts_done = 1;
+        } else if (!opts_done && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))) {
+            m.quiet = 1;
         } else if (!opts_done && argv[i][0] == '-' && argv[i][1]) {
             static const char *const opts[] = {"--ssh",     "--remote-coord",   "--keep",
                                                "--counter", "--remote-counter", "--key",
@@ -518,6 +546,8 @@ int cmd_migrate(int argc, char **argv)
         strncat(cmd, " --key ", sizeof cmd - strlen(cmd) - 1);
         sh_quote(cmd, sizeof cmd, rkey);
     }
+    if (m.remote_quiet)
+        strncat(cmd, " --quiet", sizeof cmd - strlen(cmd) - 1);
     int in = m.dirfd >= 0 ? openat(m.dirfd, "image", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
                           : open(m.image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0) {
@@ -525,7 +555,9 @@ int cmd_migrate(int argc, char **argv)
                image_shown(&m, shown, sizeof shown), strerror(errno));
         return restore_here(&m, "the image could not be sent");
     }
+    ck_progress_start("migrate", m.quiet);
     int ws = run_ssh(&m, cmd, in, out, sizeof out, m.timeout_ms);
+    ck_progress_end();
     close(in);
     int newpid = ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? last_pid(out) : -1;
     if (newpid > 0) {

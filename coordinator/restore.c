@@ -1474,7 +1474,10 @@ static int copy_to_memfd(struct rctx *c)
     }
     off_t off = 0;
     while (off < st.st_size) {
-        ssize_t n = sendfile(fd, c->img_fd, &off, (size_t)(st.st_size - off));
+        /* in pieces of 64 MiB, for the progress line of a large image */
+        size_t left = (size_t)(st.st_size - off);
+        ssize_t n = sendfile(fd, c->img_fd, &off, left < (64u << 20) ? left : (64u << 20));
+        ck_progress_update((uint64_t)off, (uint64_t)st.st_size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -1572,6 +1575,7 @@ static int stdin_to_memfd(struct rctx *c)
             break;
         if (n > 0)
             total += (uint64_t)n;
+        ck_progress_update(total, 0); /* its size is not known before its end */
         if (n < 0) {
             fail_msg(c, "cannot read the image from standard input: %s", strerror(errno));
             free(buf);
@@ -1580,6 +1584,7 @@ static int stdin_to_memfd(struct rctx *c)
         }
     }
     free(buf);
+    ck_progress_clear();
     lseek(fd, 0, SEEK_SET);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) {
@@ -2082,6 +2087,70 @@ static int commit_counter(struct rctx *c);
 
 static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n);
 
+/* The progress line (coord.h; --quiet turns it off): a page of counters
+ * (struct ck_plan_progress, one per process) in a memfd, which each
+ * restorer maps and adds the memory it put in place to, and from which
+ * the gate keeper draws the line until every restorer has filled its
+ * memory. The keeper erases it before it opens the gate, so the line is
+ * gone before the program can write anything. */
+static int quiet;
+static int g_progress_fd = -1;
+static struct ck_plan_progress *g_progress;
+
+/* Make the page if the line is wanted (a terminal, no --quiet), with
+ * npages pages to restore for a single process. Returns whether there is
+ * one. */
+static int progress_page(uint64_t npages)
+{
+    if (!g_progress && ck_progress_on()) {
+        int fd = memfd_create("ckshim-progress", MFD_CLOEXEC);
+        void *p = fd >= 0 && ftruncate(fd, 4096) == 0
+                      ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                      : MAP_FAILED;
+        if (p == MAP_FAILED) {
+            if (fd >= 0)
+                close(fd);
+            return 0;
+        }
+        g_progress = p;
+        g_progress_fd = fd;
+        g_progress[0].total = npages * CK_PAGE_SIZE;
+    }
+    return g_progress != NULL;
+}
+
+/* The keeper's wait for the restorers' first report (their memory in
+ * place, a byte on each ready pipe, left there for tree_barrier_step),
+ * drawing the progress line meanwhile. A restorer that ends (its pipe
+ * closed) counts as done: tree_barrier_step tells. */
+static void keeper_progress(const int *ready_rd, int n)
+{
+    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+    int open = 0;
+    for (int i = 0; pf && i < n; i++) {
+        pf[i].fd = ready_rd[i];
+        pf[i].events = POLLIN;
+        open += ready_rd[i] >= 0;
+    }
+    while (pf && open > 0) {
+        int pr = poll(pf, (nfds_t)n, 200);
+        if (pr < 0 && errno != EINTR)
+            break;
+        for (int i = 0; pr > 0 && i < n; i++)
+            if (pf[i].fd >= 0 && pf[i].revents) {
+                pf[i].fd = -1;
+                open--;
+            }
+        uint64_t done = 0, total = 0;
+        for (int i = 0; i < n && i < (int)CK_PROGRESS_SLOTS; i++) {
+            done += __atomic_load_n(&g_progress[i].done, __ATOMIC_RELAXED);
+            total += g_progress[i].total;
+        }
+        ck_progress_update(done, total);
+    }
+    free(pf);
+}
+
 /* Fork a helper that the restored program never sees as its child: a
  * grandchild, orphaned at once. Returns 0 in the helper, 1 in coord, -1
  * when it could not be started. */
@@ -2300,6 +2369,7 @@ static void become(struct rctx *c, const char *restorer)
     if (st >= 0)
         keep[nkeep++] = st;
     int gate_rd = -1, ready_wr = -1;
+    int progress = c->tree_idx < 0 && progress_page(c->img.end.npages);
     if (c->tree_idx >= 0) {
         /* the tree's one gate (start_tree_gate) */
         gate_rd = fcntl(g_tree.gate_rd[c->tree_idx], F_DUPFD_CLOEXEC, base);
@@ -2311,10 +2381,11 @@ static void become(struct rctx *c, const char *restorer)
         c->commit = 1;
         keep[nkeep++] = gate_rd;
         keep[nkeep++] = ready_wr;
-    } else if (c->commit || c->nvers) {
+    } else if (c->commit || c->nvers || progress) {
         /* a gate also when only files are to be put back (no counter to
          * advance: --counter none, --force past a stale stamp): they
-         * change only once every page is in place */
+         * change only once every page is in place; and for the progress
+         * line, which its keeper erases before the program can write */
         if (start_gate(c, base, &gate_rd, &ready_wr) < 0)
             return;
         keep[nkeep++] = gate_rd;
@@ -2344,10 +2415,21 @@ static void become(struct rctx *c, const char *restorer)
      * for a single process whose counter moves at the gate */
     head.tree_gate = gate_rd >= 0;
     head.test_die_late = 0;
+    head.progress_fd = -1;
+    head.progress_slot = c->tree_idx >= 0 ? (uint32_t)c->tree_idx : 0;
+    if (g_progress && gate_rd >= 0) {
+        head.progress_fd = fcntl(g_progress_fd, F_DUPFD, base);
+        if (head.progress_fd >= 0)
+            keep[nkeep++] = head.progress_fd;
+    }
     if (hook && !strncmp(hook, "restore-die-late:", 17) && atoi(hook + 17) == vpid)
         head.test_die_late = 1;
     if (hook && !strncmp(hook, "restore-die-finish:", 19) && atoi(hook + 19) == vpid)
         head.test_die_late = 2;
+    /* test_progress.sh: a restore slow enough for its progress line */
+    head.test_slow_fill_ms = 0;
+    if (hook && !strncmp(hook, "restore-slow-fill:", 18) && atoi(hook + 18) > 0)
+        head.test_slow_fill_ms = (uint32_t)atoi(hook + 18);
     if (pwrite(plan, &head, sizeof head, 0) != (ssize_t)sizeof head) {
         fail_msg(c, "cannot update the plan");
         return;
@@ -2494,6 +2576,7 @@ struct ck_restore_extra ck_restore_extra = {.status_fd = -1};
 
 static void print_err(struct rctx *c)
 {
+    ck_progress_clear();
     dprintf(c->err_fd, "coord: restore %s: %s\n", c->file, c->err);
 }
 
@@ -2596,12 +2679,19 @@ static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *wha
 static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int n)
 {
     int null = open("/dev/null", O_RDWR);
+    int tty = g_progress ? dup(2) : -1; /* coord's stderr, for the progress line */
     if (null >= 0) {
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
     }
     signal(SIGPIPE, SIG_IGN);
+    if (tty >= 0) {
+        ck_progress_to(tty);
+        keeper_progress(ready_rd, n);
+        ck_progress_end();
+        close(tty);
+    }
     if (tree_barrier_step(ready_rd, gate_wr, n, "before its memory was in place") < 0)
         _exit(0);
     tree_gates_say(gate_wr, n, "ok\n");
@@ -2659,6 +2749,10 @@ static int start_tree_gate(struct rctx *root)
         g_tree.gate_rd[i] = gp[0];
         gate_wr[i] = gp[1];
     }
+    if (n <= (int)CK_PROGRESS_SLOTS && progress_page(0))
+        for (int i = 0; i < n; i++)
+            if (!(g_tree.e[i].flags & CK_TREE_ZOMBIE))
+                g_progress[i].total = g_tree.m[i].img.end.npages * CK_PAGE_SIZE;
     int o = fork_orphan();
     if (o == 0) {
         for (int i = 0; i < n; i++) {
@@ -3902,6 +3996,8 @@ int cmd_restore(int argc, char **argv)
             adopt_stamp = 1;
         else if (!strcmp(argv[i], "--no-file-versions"))
             c.no_versions = 1;
+        else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+            quiet = 1;
         else if (!strcmp(argv[i], "--shared-file") || !strncmp(argv[i], "--shared-file=", 14)) {
             if (path_list_option(argc, argv, &i, "--shared-file", &c.shared, &c.nshared) < 0)
                 return CK_EXIT_USAGE;
@@ -3935,6 +4031,7 @@ int cmd_restore(int argc, char **argv)
     if (json_out && !c.detach)
         return ck_usage_error("restore", "--json needs --detach (in the foreground coord "
                               "becomes the program)");
+    ck_progress_start("restore", quiet);
     if (action) {
         if (ck_action_check("restore", action, c.script, sizeof c.script) != 0)
             return CK_EXIT_USAGE;

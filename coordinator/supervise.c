@@ -605,6 +605,7 @@ static int take_checkpoint(struct sv *s, int final)
     argv[n++] = img;
     if (final)
         argv[n++] = "--kill";
+    argv[n++] = "--quiet"; /* never a progress line from the supervisor */
     if (s->counter_url) {
         argv[n++] = "--counter";
         argv[n++] = (char *)s->counter_url;
@@ -765,6 +766,7 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
     }
     if (again)
         argv[n++] = "--force";
+    argv[n++] = "--quiet"; /* it goes on as the program, on our terminal */
     argv[n] = NULL;
     pid_t p = fork_child(1);
     if (p < 0) {

@@ -32,8 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chunk.h"
@@ -86,6 +88,7 @@ struct job {
     uint64_t err_addr;
     size_t out_len;                     /* bytes of finished records in out */
     uint64_t nrec, npages_out, raw, stored;
+    uint64_t seen;                      /* pages looked at that hold memory (progress) */
     uint8_t *out;
     uint8_t *digests;                   /* CK_DIGEST_BYTES per record, with MAC */
 };
@@ -133,6 +136,11 @@ struct writer {
     volatile int io_tid;                /* cleared by the kernel at exit */
     char *err;
     size_t errlen;
+    /* CK_CKPT_PROGRESS: memory gone through, the estimate of all of it,
+     * when coord was last told */
+    uint64_t prog_done, prog_total;
+    int64_t prog_last_ns;
+    long test_delay_ns;                 /* CKSHIM_TEST_WRITE_DELAY_MS, per job */
 };
 
 /* Keep the digest of a record for the AUTH record (authenticated images). */
@@ -473,11 +481,12 @@ static void run_job(struct worker *k, struct job *j)
     uint32_t f = r->flags;
     size_t n = j->npages;
     j->out_len = 0;
-    j->nrec = j->npages_out = j->raw = j->stored = 0;
+    j->nrec = j->npages_out = j->raw = j->stored = j->seen = 0;
     j->err = 0;
     int all = saves_all(f);
     if (all && !(f & CK_REG_GUARDS)) {
         size_t got = mem_read(w, k, j->addr, n);
+        j->seen = got;
         if (got)
             job_emit(k, j, j->addr, k->copy, got);
         return;
@@ -519,6 +528,7 @@ static void run_job(struct worker *k, struct job *j)
         int need = 0;
         if (i < n) {
             if (shared) {
+                j->seen += k->mc[i] & 1;
                 need = (k->mc[i] & 1) &&
                        !(huge_shared && !via_mem &&
                          is_zero_page((const void *)(j->addr + i * CK_PAGE_SIZE)));
@@ -532,6 +542,7 @@ static void run_job(struct worker *k, struct job *j)
                     need = (e & (PM_PRESENT | PM_SWAP)) != 0;
                 else
                     need = ((e & PM_PRESENT) && !(e & PM_FILE)) || (e & PM_SWAP);
+                j->seen += need != 0;
                 if (need && anon_private && !via_mem &&
                     is_zero_page((const void *)(j->addr + i * CK_PAGE_SIZE)))
                     need = 0;
@@ -689,6 +700,52 @@ static int wants_pages(const struct ck_region *r)
     return 1;
 }
 
+/* CK_CKPT_PROGRESS: how much memory the writer will go through, from
+ * /proc/self/smaps_rollup (the pages a fork shares with the program
+ * count here as they do in the program), read before the writer's own
+ * buffers exist; regions saved whole add their size. An estimate: shared
+ * memory is not in it (coord raises the total when it is passed). */
+static uint64_t progress_total(void)
+{
+    char buf[4096];
+    uint64_t kb = 0, all = 0;
+    if (shim_read_file("/proc/self/smaps_rollup", buf, sizeof buf) > 0)
+        for (const char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+            if (!strncmp(p, "Anonymous:", 10) || !strncmp(p, "Swap:", 5))
+                kb += strtoull(strchr(p, ':') + 1, NULL, 10);
+    for (uint32_t i = 0; i < g_shim.nregions; i++)
+        if (wants_pages(&g_shim.regions[i]) && saves_all(g_shim.regions[i].flags))
+            all += g_shim.regions[i].end - g_shim.regions[i].start;
+    return kb * 1024 + all;
+}
+
+/* Tell coord how far the writer is (CK_STATUS_PROGRESS), at most four
+ * times a second. Never blocks: a reply that does not fit in the socket
+ * now (coord busy with another process of a tree) is left out; the reply
+ * is one message of the stream, queued whole or not at all. */
+static void progress_tick(struct writer *w, uint64_t pages)
+{
+    w->prog_done += pages * CK_PAGE_SIZE;
+    if (w->test_delay_ns && pages) {
+        struct timespec ts = {0, w->test_delay_ns};
+        rsys(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
+    }
+    if (!g_shim.progress)
+        return;
+    int64_t now = shim_now_ns(CLOCK_MONOTONIC);
+    if (now - w->prog_last_ns < 250000000LL)
+        return;
+    w->prog_last_ns = now;
+    struct ck_ctl_rep rep;
+    memset(&rep, 0, sizeof rep);
+    rep.magic = CK_CTL_MAGIC;
+    rep.status = CK_STATUS_PROGRESS;
+    rep.raw_bytes = w->prog_done;
+    rep.bytes = w->prog_total;
+    rsys(SYS_sendto, g_shim.progress_conn, (long)&rep, sizeof rep, MSG_NOSIGNAL | MSG_DONTWAIT,
+         0, 0);
+}
+
 /* Feed every region to the workers and write their output in order. */
 static int dump_pages(struct writer *w)
 {
@@ -761,6 +818,7 @@ static int dump_pages(struct writer *w)
         w->end.npages += j->npages_out;
         w->end.raw_bytes += j->raw;
         w->end.stored_bytes += j->stored;
+        progress_tick(w, j->seen);
         next++;
     }
 }
@@ -1037,6 +1095,15 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     w.fd = fd;
     w.err = err;
     w.errlen = errlen;
+    /* test_progress.sh: a checkpoint slow enough for its progress line
+     * (each job of up to 1 MiB of memory takes this long, < 1 s) */
+    const char *td = getenv("CKSHIM_TEST_WRITE_DELAY_MS");
+    if (td && atol(td) > 0 && atol(td) < 1000)
+        w.test_delay_ns = atol(td) * 1000000L;
+    if (g_shim.progress) {
+        w.prog_total = progress_total();
+        w.prog_last_ns = shim_now_ns(CLOCK_MONOTONIC);
+    }
     int nw = count_cpus();
     w.out_cap = ck_chunk_bound(JOB_PAGES * CK_PAGE_SIZE);
     size_t ssz = (ck_chunk_state_size() + 4095) & ~4095UL;

@@ -439,6 +439,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
 
     /* The manager's own park point: the restorer resumes it here. */
     if (shim_ctx_save(&g_shim.manager_ctx)) {
+        g_shim.progress = 0; /* (the image's writer had it on, for that coord) */
         restore_finish();
         return 1;
     }
@@ -453,6 +454,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     }
     memset(cr, 0, sizeof *cr);
     int64_t pause_end = 0;
+    g_shim.progress = (req->flags & CK_CKPT_PROGRESS) && conn >= 0;
+    g_shim.progress_conn = conn;
     if (nofork) {
         cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
@@ -494,6 +497,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         cr->status = -errno;
         snprintf(cr->msg, sizeof cr->msg, "fsync of the image failed: %s", strerror(errno));
     }
+    g_shim.progress = 0;
     int64_t t1 = shim_now_ns(CLOCK_MONOTONIC);
     if (!pause_end)
         pause_end = t1;

@@ -143,6 +143,9 @@ struct shim_state {
     int ckpt_noversions;
     uint32_t ckpt_nshared;
     uint64_t ckpt_shared[CK_MAX_SHARED][2];
+    /* CK_CKPT_PROGRESS: the writer reports how far it is on progress_conn
+     * (the request's connection) while the image is written */
+    int progress, progress_conn;
 };
 extern struct shim_state g_shim;
 

@@ -32,6 +32,7 @@ static char maps_buf[MAPS_SIZE];
 static int status_fd = -1;
 static int err_fd = 2;                  /* where die() writes */
 static const struct ck_plan *plan;
+static struct ck_plan_progress *progress; /* plan->progress_fd's entry, or NULL */
 
 extern char __executable_start[], _end[];
 
@@ -154,6 +155,8 @@ __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long 
             *p++ = *s;
     *p++ = '\n';
     *p = 0;
+    if (progress)
+        puts_fd(err_fd, "\r\033[K"); /* the progress line coord's keeper draws, if any */
     puts_fd(err_fd, buf);
     if (status_fd >= 0) {
         puts_fd(status_fd, "error: ");
@@ -417,6 +420,8 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
         /* already in the recreated file, or the live SysV segment */
         __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE),
                            __ATOMIC_RELAXED);
+        if (progress)
+            __atomic_fetch_add(&progress->done, rec->raw_len, __ATOMIC_RELAXED);
         return;
     }
     uint8_t *dst = (uint8_t *)rec->arg;
@@ -443,6 +448,14 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
             die("corrupted compressed pages", rec->arg, 0);
     }
     __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE), __ATOMIC_RELAXED);
+    if (plan->test_slow_fill_ms) { /* CKSHIM_TEST_HOOK=restore-slow-fill:MS (coord) */
+        struct {
+            long s, ns;
+        } ts = {plan->test_slow_fill_ms / 1000, (long)(plan->test_slow_fill_ms % 1000) * 1000000};
+        sys4(35 /* nanosleep */, &ts, 0, 0, 0);
+    }
+    if (progress)
+        __atomic_fetch_add(&progress->done, rec->raw_len, __ATOMIC_RELAXED);
 }
 
 static void fill_worker(void *arg)
@@ -586,6 +599,17 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     status_fd = plan->status_fd;
     if (plan->err_fd >= 0)
         err_fd = plan->err_fd;
+    /* The progress page lives in the window (the shim unmaps it with the
+     * rest); its descriptor must not reach the program. No page: no
+     * progress line, the restore goes on. */
+    if (plan->progress_fd >= 0 && plan->progress_slot < CK_PROGRESS_SLOTS) {
+        r = sys_mmap(CK_PROGRESS_ADDR, 4096, R_PROT_READ | R_PROT_WRITE,
+                     R_MAP_SHARED | R_MAP_FIXED, plan->progress_fd, 0);
+        if (r >= 0)
+            progress = (struct ck_plan_progress *)CK_PROGRESS_ADDR + plan->progress_slot;
+    }
+    if (plan->progress_fd >= 0)
+        sys_close(plan->progress_fd);
 
     /* No way back from here. */
     clear_address_space();

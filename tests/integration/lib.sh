@@ -27,6 +27,8 @@ wait_for() {
 }
 
 gone() { ! kill -0 "$1" 2>/dev/null; }
+# children PID: the pids of PID's children.
+children() { cat /proc/"$1"/task/*/children 2>/dev/null; }
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # ck_cleanup: kill what the script started, remove $T (unless CKSHIM_KEEP).
@@ -116,6 +118,20 @@ start_py_app() {
     disown "$pid" 2>/dev/null
     PIDS+=("$pid")
     wait_for 10 grep -q READY "$T/$1.log"
+}
+
+# start_py_pidns NAME SCRIPT: python3 SCRIPT under `coord run --pidns`
+# with application id pidns-NAME, in $T, output in $T/NAME.log, until it
+# prints READY; sets $cpid (coord outside the namespace) and $prog (the
+# program: the child of the namespace's init).
+start_py_pidns() {
+    (cd "$T" && exec env CKSHIM_APP_ID="pidns-$1" "$C" run --pidns -- python3 "$2" \
+        >"$T/$1.log" 2>&1) &
+    cpid=$!
+    disown "$cpid" 2>/dev/null
+    PIDS+=("$cpid")
+    wait_for 10 grep -q READY "$T/$1.log"
+    prog=$(children "$(children "$cpid" | tr -d ' ')" | awk '{print $1}')
 }
 
 # start_test_prog PROG: the C test program PROG (tests/progs) under $SHIM

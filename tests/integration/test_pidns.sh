@@ -29,8 +29,27 @@ chmod 755 "$T"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap ck_cleanup EXIT
 
-# children PID: the pids of PID's children.
-children() { cat /proc/"$1"/task/*/children 2>/dev/null; }
+# moved NAME GO WORD: checkpoint $prog (started by start_py_pidns NAME)
+# with --kill into $T/NAME.img, restore that --detach, create $T/GO and
+# wait for WORD in its log; sets $rc (the checkpoint's exit status), $np.
+moved() {
+    "$C" checkpoint "$prog" -o "$T/$1.img" --kill >"$T/out" 2>"$T/err"
+    rc=$?
+    wait_for 10 gone "$cpid"
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/$1.img" 2>>"$T/err")
+    PIDS+=("$np")
+    touch "$T/$2"
+    wait_for 10 grep -q "$3" "$T/$1.log"
+}
+
+# moved_says TEST NAME LINE: after moved NAME, the program's log has LINE.
+moved_says() {
+    if [ $rc -eq 0 ] && [ -n "$np" ] && grep -q "$3" "$T/$2.log"; then
+        pass "$1"
+    else
+        fail "$1" "rc=$rc np='$np': $(tail -n 2 "$T/$2.log" | tr '\n' ' ')"
+    fi
+}
 
 # The program's view: its pid, its parent, /proc/self, its uid, the
 # processes /proc shows.
@@ -107,14 +126,8 @@ while True:
         os.unlink("quit")
         sys.exit(5)
 EOF
-(cd "$T" && exec env CKSHIM_APP_ID=pidns-ids "$C" run --pidns -- python3 "$T/ids.py" \
-    >"$T/ids.log" 2>&1) &
-cpid=$!
-disown "$cpid" 2>/dev/null
-PIDS+=("$cpid")
-wait_for 10 grep -q READY "$T/ids.log"
+start_py_pidns ids "$T/ids.py"
 init=$(children "$cpid" | tr -d ' ')
-prog=$(children "$init" | tr -d ' ')
 PIDS+=("$init" "$prog")
 read -r _ rawpid self ppid < <(grep IDS "$T/ids.log")
 [ "$rawpid" = 2 ] && [ "$self" = 2 ] && [ "$ppid" = 1 ] && pass pidns_python_ids ||
@@ -262,26 +275,10 @@ while not os.path.exists("reap"):
 p, st = os.waitpid(k, 0)
 print("REAPED", p, os.WEXITSTATUS(st), flush=True)
 EOF2
-(cd "$T" && exec env CKSHIM_APP_ID=pidns-zombie "$C" run --pidns -- python3 "$T/zombie.py" \
-    >"$T/zombie.log" 2>&1) &
-cpid=$!
-disown "$cpid" 2>/dev/null
-PIDS+=("$cpid")
-wait_for 10 grep -q READY "$T/zombie.log"
-prog=$(children "$(children "$cpid" | tr -d ' ')" | awk '{print $1}')
-"$C" checkpoint "$prog" -o "$T/zombie.img" --kill >"$T/out" 2>"$T/err"
-rc=$?
-wait_for 10 gone "$cpid"
-np=$(cd / && timeout 30 "$C" restore --detach "$T/zombie.img" 2>"$T/err")
-PIDS+=("$np")
-touch "$T/reap"
-wait_for 10 grep -q REAPED "$T/zombie.log"
+start_py_pidns zombie "$T/zombie.py"
+moved zombie reap REAPED
 read -r _ kid < <(grep CHILD "$T/zombie.log")
-if [ $rc -eq 0 ] && [ -n "$np" ] && grep -q "REAPED $kid 3" "$T/zombie.log"; then
-    pass pidns_zombie_reaped_by_pid
-else
-    fail pidns_zombie_reaped_by_pid "rc=$rc np='$np': $(tail -n 2 "$T/zombie.log")"
-fi
+moved_says pidns_zombie_reaped_by_pid zombie "REAPED $kid 3"
 
 # File locks in a tree (refused in the default mode): an flock the parent
 # took before the fork (held by both through one open file description)
@@ -313,23 +310,7 @@ print("LOCKS", owner, k, held, flush=True)
 os.kill(k, 9)
 os.waitpid(k, 0)
 EOF2
-(cd "$T" && exec env CKSHIM_APP_ID=pidns-locks "$C" run --pidns -- python3 "$T/locks.py" \
-    >"$T/locks.log" 2>&1) &
-cpid=$!
-disown "$cpid" 2>/dev/null
-PIDS+=("$cpid")
-wait_for 10 grep -q READY "$T/locks.log"
-prog=$(children "$(children "$cpid" | tr -d ' ')" | awk '{print $1}')
-"$C" checkpoint "$prog" -o "$T/locks.img" --kill >"$T/out" 2>"$T/err"
-rc=$?
-wait_for 10 gone "$cpid"
-np=$(cd / && timeout 30 "$C" restore --detach "$T/locks.img" 2>>"$T/err")
-PIDS+=("$np")
-touch "$T/golocks"
-wait_for 10 grep -q LOCKS "$T/locks.log"
+start_py_pidns locks "$T/locks.py"
+moved locks golocks LOCKS
 read -r _ kid < <(grep READY "$T/locks.log")
-if [ $rc -eq 0 ] && [ -n "$np" ] && grep -q "LOCKS $kid $kid 1" "$T/locks.log"; then
-    pass pidns_tree_file_locks
-else
-    fail pidns_tree_file_locks "rc=$rc np='$np': $(tail -n 1 "$T/locks.log")"
-fi
+moved_says pidns_tree_file_locks locks "LOCKS $kid $kid 1"

@@ -58,6 +58,9 @@ seq_above() { [ "$(state "$1" seq)" -gt "$2" ]; }
 lines_above() { [ "$(wc -l <"$1")" -gt "$2" ]; }
 last_line() { tail -n 1 "$1" 2>/dev/null; }
 have_image() { [ -f "$1/ckpt-$(printf %06d "$2").img" ]; }
+# said N: the last lines supervisor N wrote on stderr ($T/supN.err), but
+# for its checkpoints' summaries
+said() { grep -v 'checkpoint [0-9]* ->' "$T/sup$1.err" | tail -n 3; }
 
 # ---- periodic images, --keep, coord list ----
 D="$T/img"
@@ -182,7 +185,7 @@ if [ $rc -eq 1 ] && grep -q 'stale' "$T/sup3.err" && grep -q 'never tried' "$T/s
     [ "$(wc -l <"$T/a.log")" -eq "$at" ]; then
     pass supervisor_resume_stale_refused
 else
-    fail supervisor_resume_stale_refused "rc=$rc: $(tail -n 3 "$T/sup3.err")"
+    fail supervisor_resume_stale_refused "rc=$rc: $(said 3)"
 fi
 
 # ---- a program that crashes after every restore ----
@@ -201,7 +204,7 @@ if wait_for 30 gone "$sup"; then
         [ "$(grep -c 'restoring it from' "$T/sup4.err")" -eq 3 ]; then
         pass supervisor_crash_loop
     else
-        fail supervisor_crash_loop "rc=$rc: $(grep -v 'checkpoint [0-9]* ->' "$T/sup4.err" | tail -n 3)"
+        fail supervisor_crash_loop "rc=$rc: $(said 4)"
     fi
 else
     fail supervisor_crash_loop "the supervisor still runs after 30 s"
@@ -291,10 +294,10 @@ if wait_for 20 have_image "$D8" 3 && grep -q 'process tree of 2' "$T/sup8.err"; 
             fail supervisor_tree_restore "the worker's count went on with $first"
         fi
     else
-        fail supervisor_tree_restore "not restored: $(grep -v 'checkpoint [0-9]* ->' "$T/sup8.err" | tail -n 3)"
+        fail supervisor_tree_restore "not restored: $(said 8)"
     fi
 else
-    fail supervisor_tree_restore "no tree images: $(grep -v 'checkpoint [0-9]* ->' "$T/sup8.err" | tail -n 3)"
+    fail supervisor_tree_restore "no tree images: $(said 8)"
 fi
 kill -TERM "$sup"
 wait "$sup"
@@ -419,10 +422,10 @@ sys.exit(not [x for x in s if x['checkpoint_failures'] >= 2 and 'not running und
             fail supervisor_checkpoint_failures_shown "$(grep 'run:' "$T/sup10.err" | tail -n 2); $(tail -n 2 "$T/list10.out")"
         fi
     else
-        fail supervisor_checkpoint_failures_shown "no failure counted: $(tail -n 3 "$T/sup10.err")"
+        fail supervisor_checkpoint_failures_shown "no failure counted: $(said 10)"
     fi
 else
-    fail supervisor_checkpoint_failures_shown "no image: $(tail -n 3 "$T/sup10.err")"
+    fail supervisor_checkpoint_failures_shown "no image: $(said 10)"
 fi
 rm -f "$T/refuse"
 stop_supervisor "$sup"
@@ -457,7 +460,7 @@ fi
 if [ -n "$ok" ]; then
     pass supervisor_stale_commit_keeps_images
 else
-    fail supervisor_stale_commit_keeps_images "$(ls "$D11" | tr '\n' ' '): $(grep -v 'checkpoint [0-9]* ->' "$T/sup11.err" | tail -n 3)"
+    fail supervisor_stale_commit_keeps_images "$(ls "$D11" | tr '\n' ' '): $(said 11)"
 fi
 # the supervisor, its program and its helper (stopped or not) end here
 prog=$(state "$D11" program)

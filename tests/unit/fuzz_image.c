@@ -15,15 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "chunk.h"
+#include "fuzzlib.h"
 #include "image.h"
 #include "imgio.h"
-#ifdef CK_FUZZ_AUTH
-#include "auth.h"
-#endif
 #include "xxh64.h"
 #ifdef CK_FUZZ_KINDS
 #include "fdkind.h"
@@ -77,14 +74,11 @@ static void fix_checksums(uint8_t *b, size_t size)
     }
 }
 
-static void read_one(int fd, const uint8_t *data, size_t size)
+static void read_one(const uint8_t *data, size_t size)
 {
     struct ck_image img;
     char err[512];
-
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size ||
-        lseek(fd, 0, SEEK_SET) != 0)
-        abort();
+    int fd = fuzz_load("fuzz-image", data, size);
 
     err[0] = '\0';
     int rc = ck_image_read(fd, &img, CK_READ_VERIFY_PAGES, err, sizeof(err));
@@ -118,16 +112,8 @@ static void read_one(int fd, const uint8_t *data, size_t size)
     ck_image_free(&img);
 #ifdef CK_FUZZ_AUTH
     /* The authentication pass parses the same untrusted bytes. */
-    static struct ck_key key;
-    static int have_key;
-    if (!have_key) {
-        if (ck_auth_init() < 0)
-            abort();
-        ck_key_from_bytes("fuzz key of sixteen+ bytes", 26, &key);
-        have_key = 1;
-    }
     err[0] = '\0';
-    if (ck_image_authenticate(fd, &key, err, sizeof(err)) < 0 && err[0] == '\0')
+    if (ck_image_authenticate(fd, fuzz_key(), err, sizeof(err)) < 0 && err[0] == '\0')
         abort();
 #endif
 }
@@ -136,21 +122,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-
-    if (fd < 0) {
-        fd = memfd_create("fuzz-image", MFD_CLOEXEC);
-        if (fd < 0)
-            abort();
-    }
     /* As is, then with valid checksums. */
-    read_one(fd, data, size);
+    read_one(data, size);
     uint8_t *b = malloc(size ? size : 1);
     if (!b)
         abort();
     memcpy(b, data, size);
     fix_checksums(b, size);
-    read_one(fd, b, size);
+    read_one(b, size);
     free(b);
     return 0;
 }

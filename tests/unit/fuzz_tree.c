@@ -19,10 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "auth.h"
+#include "fuzzlib.h"
 #include "image.h"
 #include "imgio.h"
 #include "tree.h"
@@ -57,18 +57,10 @@ int ck_ctl_peer_pid(int fd)
 
 #ifndef CK_FUZZ_SEED_MAIN
 
-static void read_one(int fd, const uint8_t *data, size_t size)
+static void read_one(const uint8_t *data, size_t size)
 {
-    static struct ck_key key;
-    static int have_key;
-    if (!have_key) {
-        if (ck_auth_init() < 0)
-            abort();
-        ck_key_from_bytes("fuzz key of sixteen+ bytes", 26, &key);
-        have_key = 1;
-    }
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-        abort();
+    const struct ck_key *key = fuzz_key();
+    int fd = fuzz_load("fuzz-tree", data, size);
     struct ck_tree_hdr h;
     struct ck_tree_entry *e = NULL;
     struct ck_tree_sharetab st;
@@ -81,9 +73,9 @@ static void read_one(int fd, const uint8_t *data, size_t size)
     static uint8_t macs[CK_TREE_MAXPROCS * CK_DIGEST_BYTES];
     for (uint32_t i = 0; i < h.nprocs; i++)
         if (!(e[i].flags & CK_TREE_ZOMBIE))
-            (void)ck_image_authenticate_at(fd, e[i].offset, &key, macs + i * CK_DIGEST_BYTES,
+            (void)ck_image_authenticate_at(fd, e[i].offset, key, macs + i * CK_DIGEST_BYTES,
                                            err, sizeof err);
-    (void)ck_tree_check_mac(&h, e, &st, macs, &key, err, sizeof err);
+    (void)ck_tree_check_mac(&h, e, &st, macs, key, err, sizeof err);
     if (ck_tree_check_shares(&h, &st, err, sizeof err) == 0)
         for (uint64_t k = 0; k < st.n; k++)
             if (st.s[k].proc < 0 || st.s[k].proc >= (int32_t)h.nprocs || st.s[k].fd < 0)
@@ -110,13 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-    if (fd < 0) {
-        fd = memfd_create("fuzz-tree", MFD_CLOEXEC);
-        if (fd < 0)
-            abort();
-    }
-    read_one(fd, data, size);
+    read_one(data, size);
     /* with the header's checksum right */
     uint32_t n;
     if (size < sizeof(struct ck_tree_hdr))
@@ -142,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(b, data, size);
     uint64_t sum = ck_xxh64(b, end, 0);
     memcpy(b + end, &sum, sizeof sum);
-    read_one(fd, b, size);
+    read_one(b, size);
     free(b);
     return 0;
 }
