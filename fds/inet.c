@@ -517,7 +517,8 @@ static int inet_capture(struct ck_fdcap *c)
         s.role = CK_INET_PLAIN;
         if (connected) /* shutdown() is for connected sockets (others get ENOTCONN) */
             s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
-        ret = peek_dgrams(c, fd, &s);
+        if (!c->nopeek) /* else another process of the tree saves them */
+            ret = peek_dgrams(c, fd, &s);
     } else {
         s.tcp_state = ti.tcpi_state;
         s.bytes_acked = ti.tcpi_bytes_acked;
@@ -574,7 +575,9 @@ static int inet_capture(struct ck_fdcap *c)
             s.outq = (uint32_t)outq;
             s.outq_unsent = (uint32_t)unsent;
             ioctl(fd, SIOCINQ, &inq);
-            if (inq > 0)
+            if (inq > 0 && c->nopeek)
+                ; /* another process of the tree saves them */
+            else if (inq > 0)
                 ret = peek_stream(c, fd, s.so.peek_off, (uint64_t)inq, &s.rcvq);
             else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
                 /* shutdown(SHUT_RD): an empty queue reads as end of file */

@@ -889,6 +889,8 @@ static int unix_finish(struct ck_fdcap_set *s)
         if ((u->flags & CK_UNIXF_LISTEN) ||
             (u->so.type != SOCK_DGRAM && !(u->flags & CK_UNIXF_CONNECTED)))
             continue;
+        if (s->nopeek && s->nopeek(s->fds[i].fd))
+            continue; /* another process of the tree saves it */
         int64_t p = (u->flags & CK_UNIXF_PEER_IN) ? find_ino(s, u->peer_ino) : -1;
         if (save_queue(s, i, u, p >= 0 ? s->fds[p].fd : -1) < 0)
             return -1;

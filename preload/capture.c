@@ -1026,7 +1026,7 @@ static int capture_fds(char *err, size_t errlen)
         f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
         ts_to_ns(&st.st_ctim, &f->ctime_ns);
         /* descriptors in flight in its queue: copies kept to be taken too */
-        if (family == AF_UNIX && fi.scm_fds != 0 &&
+        if (family == AF_UNIX && fi.scm_fds != 0 && !shim_nopeek(fd) &&
             ck_unix_inflight(fd, prog, nprog, shim_inflight, &shim_ninflight,
                              SHIM_MAX_FDS - nprog, err, errlen) < 0) {
             ret = -ENOTSUP;

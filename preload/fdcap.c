@@ -197,6 +197,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
         .all = cap_all, .nall = cap_nall, .err = err, .errlen = errlen,
         .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of, .tty = cap_tty,
         .vpid_of = cap_vpid_of, .tree = g_shim.tree_ckpt,
+        .nopeek = shim_nopeek(f->fd),
         .priv = (void *)(uintptr_t)idx,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
@@ -292,6 +293,7 @@ int fdcap_finish(char *err, size_t errlen)
     struct ck_fdcap_set s = {
         .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
         .path = set_path, .state = set_state, .bytes = set_bytes, .tree = g_shim.tree_ckpt,
+        .nopeek = shim_nopeek,
         .versions = !g_shim.ckpt_noversions &&
                     !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))),
         .shared = (const uint64_t (*)[2])shared, .version_max = version_max(),

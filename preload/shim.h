@@ -143,8 +143,17 @@ struct shim_state {
     int ckpt_noversions;
     uint32_t ckpt_nshared;
     uint64_t ckpt_shared[CK_MAX_SHARED][2];
+    /* One process of a tree: the sockets whose queues another process of
+     * the tree saves (CK_CAPTURE_NOPEEK): bit fd - nopeek_base. */
+    int nopeek_on;
+    uint64_t nopeek_base;
+    uint64_t nopeek[CK_NOPEEK_BITS / 64];
 };
 extern struct shim_state g_shim;
+
+/* Is fd a socket whose queue another process of the tree saves (so this
+ * one must not walk it: one SO_PEEK_OFF for all holders)? */
+int shim_nopeek(int fd);
 
 /* quiesce.c: wait until a checkpoint starts (at most 5 s). */
 void quiesce_hold(void);
