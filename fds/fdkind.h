@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -50,6 +51,10 @@ struct ck_fdcap {
      * something to read: /proc costs more than all the rest of a socket's
      * capture. */
     int family;
+    /* The socket's own address (getsockname, which told the family), or
+     * namelen 0 if not known. */
+    const struct sockaddr_storage *name;
+    unsigned int namelen;
     /* This capture's number (kinds keep state per checkpoint) and every
      * descriptor it takes, in order (nall grows when descriptors in
      * flight are found). */

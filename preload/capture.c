@@ -974,7 +974,9 @@ static int capture_fds(char *err, size_t errlen)
             continue;
         /* a socket's link says socket:[ino]; an O_PATH descriptor of a
          * socket file is no socket (family -1) and links to the file */
-        int family = S_ISSOCK(st.st_mode) ? ck_sock_family(fd) : -1;
+        struct sockaddr_storage name;
+        socklen_t namelen = 0;
+        int family = S_ISSOCK(st.st_mode) ? ck_sock_family_named(fd, &name, &namelen) : -1;
         struct ck_fdinfo fi;
         memset(&fi, 0, sizeof fi);
         fi.scm_fds = -1;
@@ -1033,7 +1035,8 @@ static int capture_fds(char *err, size_t errlen)
             goto out;
         }
         const char *path = target;
-        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, family, err, errlen);
+        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, family, &name,
+                             namelen, err, errlen);
         if (mine == 0) {
             const char *k = anon_kind(target);
             snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,

@@ -187,13 +187,14 @@ void fdcap_list(const int *all, const int *nall)
 /* Ask every kind of fds/ about fds[idx]. 1: one took it; 0: none did
  * (the caller's own kinds are next); negative: refused, err set. */
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
-              const char *info, int infolen, const struct ck_fdinfo *fi, int family, char *err,
-              size_t errlen)
+              const char *info, int infolen, const struct ck_fdinfo *fi, int family,
+              const struct sockaddr_storage *name, unsigned int namelen, char *err, size_t errlen)
 {
     struct ck_fd *f = &g_shim.fds[idx];
     struct ck_fdcap c = {
         .fd = f->fd, .f = f, .st = st, .target = target, .path = target,
         .info = info, .infolen = infolen, .fi = fi, .family = family, .gen = cap_gen,
+        .name = name, .namelen = namelen,
         .all = cap_all, .nall = cap_nall, .err = err, .errlen = errlen,
         .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of, .tty = cap_tty,
         .vpid_of = cap_vpid_of, .tree = g_shim.tree_ckpt,

@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <ucontext.h>
 
@@ -247,8 +248,8 @@ void fdcap_forget(int unmap);
  * descriptors in flight are found); starts a new capture for the kinds. */
 void fdcap_list(const int *all, const int *nall);
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
-              const char *info, int infolen, const struct ck_fdinfo *fi, int family, char *err,
-              size_t errlen);
+              const char *info, int infolen, const struct ck_fdinfo *fi, int family,
+              const struct sockaddr_storage *name, unsigned int namelen, char *err, size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
 int fdcap_resumed(char *err, size_t errlen);
 /* capture.c */
