@@ -597,11 +597,10 @@ static int inet_capture(struct ck_fdcap *c)
             s.outq = (uint32_t)outq;
             s.outq_unsent = (uint32_t)unsent;
             ioctl(fd, SIOCINQ, &inq);
-            if (inq > 0 && c->nopeek)
-                ; /* another process of the tree saves them */
-            else if (inq > 0)
-                ret = peek_stream(c, fd, s.so.peek_off, (uint64_t)inq, &s.rcvq);
-            else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
+            if (inq > 0) {
+                if (!c->nopeek) /* else another process of the tree saves them */
+                    ret = peek_stream(c, fd, s.so.peek_off, (uint64_t)inq, &s.rcvq);
+            } else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
                 /* shutdown(SHUT_RD): an empty queue reads as end of file */
                 char b;
                 if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
