@@ -462,8 +462,10 @@ static int inet_capture(struct ck_fdcap *c)
     memset(&s, 0, sizeof s);
     /* TCP_INFO first: only a TCP socket answers it (a raw socket of
      * protocol 6 does not), so it proves the type; a listener
-     * (SO_ACCEPTCONN) has options of its own */
-    struct ck_sock_known k = {-1, -1, -1, -1, -1};
+     * (SO_ACCEPTCONN) has options of its own. Likewise SO_PEEK_OFF for
+     * UDP: a raw socket has no peek offset (EOPNOTSUPP). */
+    struct ck_sock_known k = {.type = -1, .sndbuf = -1, .rcvbuf = -1, .protocol = -1,
+                              .optmem = -1};
     struct tcp_info ti;
     memset(&ti, 0, sizeof ti);
     socklen_t til = sizeof ti, sl, l;
@@ -473,6 +475,12 @@ static int inet_capture(struct ck_fdcap *c)
         k.protocol = proto;
     if (k.protocol == IPPROTO_TCP && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til) == 0)
         k.type = SOCK_STREAM;
+    l = sizeof k.peek_off;
+    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) &&
+        getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &k.peek_off, &l) == 0) {
+        k.type = SOCK_DGRAM;
+        k.peek_known = 1;
+    }
     ck_sock_capture(c, &k, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
     int udp = s.so.type == SOCK_DGRAM &&

@@ -206,7 +206,8 @@ static int get_opt(int fd, int opt, void *v, socklen_t len, uint32_t *missing, i
 void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, struct ck_sock *o)
 {
     int v, fd = c->fd;
-    struct ck_sock_known k = {-1, -1, -1, -1, -1};
+    struct ck_sock_known k = {.type = -1, .sndbuf = -1, .rcvbuf = -1, .protocol = -1,
+                              .optmem = -1};
     if (known)
         k = *known;
     memset(o, 0, sizeof *o);
@@ -247,7 +248,9 @@ void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, stru
             *ints[i].val = v;
     }
     o->peek_off = -1;
-    if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
+    if (k.peek_known)
+        o->peek_off = k.peek_off;
+    else if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
         o->peek_off = v;
     struct linger lg = {0, 0};
     if (get_opt(fd, SO_LINGER, &lg, sizeof lg, miss, OPT_LINGER) == 0 && lg.l_onoff) {

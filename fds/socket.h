@@ -45,6 +45,8 @@ struct ck_sock_known {
      * no socket filter is attached (a filter is charged there before it
      * is attached, and uncharged only once it is freed). */
     int optmem;
+    /* SO_PEEK_OFF already read (peek_known 1: peek_off is its value) */
+    int peek_known, peek_off;
 };
 /* known: what the family already read of the socket (sock_diag, or a
  * call that proves the type), not asked again; NULL if nothing. */
