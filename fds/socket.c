@@ -14,9 +14,9 @@
  * restored process (both ends of a connection inside it were made by it). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>

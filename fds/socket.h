@@ -43,7 +43,7 @@ struct ck_sock_known {
     /* out: the socket's option memory (SO_MEMINFO's SK_MEMINFO_OPTMEM)
      * when the buffer sizes were read that way, else -1. 0 proves that
      * no socket filter is attached (a filter is charged there before it
-     * is attached, and uncharged only once it is freed). */
+     * is attached, and uncharged when it is detached or replaced). */
     int optmem;
     /* SO_PEEK_OFF already read (peek_known 1: peek_off is its value) */
     int peek_known, peek_off;
