@@ -26,7 +26,11 @@ size_t ck_chunk_state_size(void)
 
 /* Compress with the output capped at n-1 bytes: if LZ4 cannot make the
  * data smaller it gives up early (returns 0) and the bytes are stored raw.
- * Needs cap >= n (ck_chunk_bound(n) is always enough). */
+ * Needs cap >= n (ck_chunk_bound(n) is always enough). A payload under
+ * CHUNK_MIN_LZ4 bytes is stored raw without trying: each call clears
+ * LZ4's 16 KiB table first, which cost more than a few bytes could save
+ * (a socket's waiting bytes are often a handful, one record per socket). */
+#define CHUNK_MIN_LZ4 64
 int ck_chunk_encode(void *state, const void *src, size_t n, void *dst, size_t cap,
                     uint32_t *ret_flags, size_t *ret_len)
 {
@@ -34,7 +38,7 @@ int ck_chunk_encode(void *state, const void *src, size_t n, void *dst, size_t ca
         (n > 0 && !src) || cap < n)
         return -EINVAL;
 
-    if (n > 1 && n <= (size_t)LZ4_MAX_INPUT_SIZE) {
+    if (n >= CHUNK_MIN_LZ4 && n <= (size_t)LZ4_MAX_INPUT_SIZE) {
         size_t lim = n - 1 < cap ? n - 1 : cap;
         if (lim > (size_t)INT_MAX)
             lim = (size_t)INT_MAX;

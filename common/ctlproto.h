@@ -85,6 +85,14 @@ enum {
 
 #define CK_MAX_SHARED 16
 
+/* ck_ctl_req.flags for CK_OP_CAPTURE: the queues of some of this
+ * process's sockets are saved by another process of the tree holding the
+ * same sockets (inherited across fork): do not walk them. Which ones: bit
+ * (fd - counter_stamp) of the 2048-bit map in `shared` (read as 32
+ * uint64_t words). */
+#define CK_CAPTURE_NOPEEK 0x1
+#define CK_NOPEEK_BITS (CK_MAX_SHARED * 2 * 64)
+
 struct ck_ctl_req {
     uint32_t magic;
     uint32_t op;

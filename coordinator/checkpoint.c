@@ -575,6 +575,86 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
     return bad;
 }
 
+/* The processes of a tree capture in parallel, and a socket inherited
+ * across fork is one socket: two processes walking its queue at once
+ * would move each other's SO_PEEK_OFF (a walk cut short, the program's
+ * offset lost). So before the capture coord finds the descriptions the
+ * processes share (kcmp, while all are parked) and leaves each queue to
+ * the holder with the lowest index, the one whose entry the tree's merged
+ * socket set keeps (ck_tree_socks_merge); the others are told the numbers
+ * of their descriptors not to walk in the CK_OP_CAPTURE request
+ * (CK_CAPTURE_NOPEEK: a bitmap of 2048 descriptors from nopeek_base).
+ * Numbers that do not fit one bitmap make the processes capture one after
+ * the other. Returns 0, or -1 (told). */
+static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
+                        const char *phase, int quiet_if_changed);
+
+static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps)
+{
+    int n = t->n, serial = 0;
+    struct ck_tree_share *sh = NULL;
+    uint64_t nsh = 0;
+    char kerr[256];
+    struct ck_ctl_req *qs = calloc((size_t)n, sizeof *qs);
+    if (!qs) {
+        ck_msg("checkpoint %d: out of memory", t->m[0].pid);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        qs[i].magic = CK_CTL_MAGIC;
+        qs[i].op = CK_OP_CAPTURE;
+    }
+    if (ck_tree_shares(t, &sh, &nsh, kerr, sizeof kerr) < 0)
+        nsh = 0; /* refused after the capture (tree_unshared) */
+    for (uint64_t a = 0; a < nsh; a++) {
+        int first = 1;
+        for (uint64_t b = 0; b < nsh && first; b++)
+            first = sh[b].group != sh[a].group || sh[b].proc >= sh[a].proc;
+        if (first)
+            continue; /* the saver */
+        struct ck_ctl_req *q = &qs[sh[a].proc];
+        int fd = sh[a].fd;
+        if (!(q->flags & CK_CAPTURE_NOPEEK)) {
+            int lo = fd;
+            for (uint64_t b = 0; b < nsh; b++)
+                if (sh[b].proc == sh[a].proc && sh[b].fd < lo)
+                    lo = sh[b].fd;
+            q->flags |= CK_CAPTURE_NOPEEK;
+            q->counter_stamp = (uint64_t)lo; /* nopeek_base */
+        }
+        uint64_t bit = (uint64_t)fd - q->counter_stamp;
+        if (bit >= CK_NOPEEK_BITS)
+            serial = 1;
+        else
+            ((uint64_t *)q->shared)[bit / 64] |= 1ull << (bit % 64);
+    }
+    free(sh);
+    int ret = 0;
+    for (int i = 0; i < n && ret == 0; i++) {
+        if (conns[i] >= 0)
+            ctl_send(conns[i], &qs[i]); /* a failure is named by the answer's */
+        if (!serial || t->m[i].zombie)
+            continue;
+        /* one after the other: this one's capture is over before the next */
+        int r = recv_watching(conns[i], &reps[i], t->m[i].pid);
+        if (r < 0 || reps[i].status != CK_STATUS_NEED_STAMP) {
+            char who[160];
+            ck_tree_describe(t->m[i].pid, who, sizeof who);
+            ck_msg("checkpoint %d: process %s: %s; no image written, every process goes on",
+                   t->m[0].pid, who,
+                   r < 0              ? strerror(-r)
+                   : reps[i].msg[0]   ? reps[i].msg
+                                      : strerror(reps[i].status < 0 ? -reps[i].status : EPROTO));
+            ret = -1;
+        }
+    }
+    free(qs);
+    if (ret == 0 && !serial &&
+        tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
+        ret = -1;
+    return ret;
+}
+
 /* tree_checkpoint's answer when the tree changed before every process was
  * parked (a child forked or ended): nothing was taken; try again. */
 #define TREE_CHANGED 100
@@ -1001,9 +1081,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ret = TREE_CHANGED;
     if (cr != 0)
         goto out;
-    /* 2. Every process is parked: all capture. */
-    tree_send(conns, n, CK_OP_CAPTURE, 0, 0);
-    if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
+    /* 2. Every process is parked: all capture, each told which of its
+     * sockets another process of the tree saves the queue of. */
+    if (tree_capture(t, conns, reps) < 0)
         goto out;
     test_hook("slow-stamp");
     for (int i = 0; i < n; i++) {

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -50,6 +51,10 @@ struct ck_fdcap {
      * something to read: /proc costs more than all the rest of a socket's
      * capture. */
     int family;
+    /* The socket's own address (getsockname, which told the family), or
+     * namelen 0 if not known. */
+    const struct sockaddr_storage *name;
+    unsigned int namelen;
     /* This capture's number (kinds keep state per checkpoint) and every
      * descriptor it takes, in order (nall grows when descriptors in
      * flight are found). */
@@ -72,6 +77,11 @@ struct ck_fdcap {
      * checkpoint (coord checks what it names is in the tree). */
     int (*vpid_of)(struct ck_fdcap *c, int pid);
     int tree;
+    /* nopeek: one process of a tree, and another process of it holding
+     * this very socket (inherited across fork) saves its queue: leave the
+     * queue alone (the holders share one SO_PEEK_OFF; coord keeps the
+     * saver's entry). */
+    int nopeek;
     /* tty: keep this terminal's modes and window size (the TTYS record:
      * restore puts them on a new pseudo-terminal pair, the shim on the
      * terminal a standard descriptor comes back on). */
@@ -96,6 +106,7 @@ struct ck_fdcap_set {
     int (*pid_of)(struct ck_fdcap_set *s, int vpid);
     int tree;                           /* one process of a tree checkpoint: the other
                                            end of a pipe may be another process of it */
+    int (*nopeek)(int fd);              /* ck_fdcap.nopeek of fd; NULL: never */
     /* Written files at their checkpoint version (file.c): off (0) with
      * --no-file-versions or CKSHIM_FILE_VERSIONS=0; shared: the files not
      * to save, by (dev, ino) (--shared-file, CKSHIM_SHARED_FILES);

@@ -351,7 +351,10 @@ static int peek_stream(struct ck_fdcap *c, int fd, int old, uint64_t inq, uint64
 /* Every datagram waiting in a UDP socket, with its source. */
 static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
 {
-    static char dg[65536 + 8];
+    /* two datagrams a call: a socket with one waiting (the usual case)
+     * is read with one call, which also tells that no other follows */
+    enum { PER_CALL = 2 };
+    static char dg[PER_CALL][65536 + 8];
     int old = s->so.peek_off;
     int avail = 0;
     if (ioctl(fd, FIONREAD, &avail) < 0 || avail == 0) {
@@ -366,32 +369,40 @@ static int peek_dgrams(struct ck_fdcap *c, int fd, struct ck_inet *s)
                  "socket (SO_PEEK_OFF: %s)", fd, strerror(errno));
         return -ENOTSUP;
     }
-    int ret = 0;
-    for (;;) {
-        struct ck_inet_dgram h;
-        struct sockaddr_storage src;
-        struct iovec iov = {dg, 65536};
-        struct msghdr m = {.msg_name = &src, .msg_namelen = sizeof src, .msg_iov = &iov,
-                           .msg_iovlen = 1};
-        ssize_t n = recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        memset(&h, 0, sizeof h);
-        h.len = (uint32_t)n;
-        to_inaddr(&src, &h.src);
-        size_t pad = (8 - ((size_t)n & 7)) & 7;
-        memset(dg + n, 0, pad);
-        if ((ret = c->bytes(c, &h, sizeof h)) < 0 ||
-            (ret = c->bytes(c, dg, (size_t)n + pad)) < 0) {
-            snprintf(c->err, c->errlen, "fd %d: cannot save the datagrams of a UDP socket", fd);
-            break;
+    int ret = 0, got = PER_CALL;
+    while (got == PER_CALL && ret == 0 && s->ndgrams < 100000) {
+        struct sockaddr_storage src[PER_CALL];
+        struct iovec iov[PER_CALL];
+        struct mmsghdr mm[PER_CALL];
+        memset(mm, 0, sizeof mm);
+        for (int j = 0; j < PER_CALL; j++) {
+            iov[j] = (struct iovec){dg[j], 65536};
+            mm[j].msg_hdr = (struct msghdr){.msg_name = &src[j], .msg_namelen = sizeof src[j],
+                                            .msg_iov = &iov[j], .msg_iovlen = 1};
         }
-        s->ndgrams++;
-        s->rcvq += sizeof h + (uint64_t)n + pad;
-        if (s->ndgrams >= 100000)
-            break;
+        /* (an error after the first datagram is kept for the program:
+         * recvmmsg puts it back) */
+        got = recvmmsg(fd, mm, PER_CALL, MSG_PEEK | MSG_DONTWAIT, NULL);
+        if (got < 0 && errno == EINTR) {
+            got = PER_CALL;
+            continue;
+        }
+        for (int j = 0; j < got; j++) {
+            struct ck_inet_dgram h;
+            size_t n = mm[j].msg_len;
+            memset(&h, 0, sizeof h);
+            h.len = (uint32_t)n;
+            to_inaddr(&src[j], &h.src);
+            size_t pad = (8 - (n & 7)) & 7;
+            memset(dg[j] + n, 0, pad);
+            if ((ret = c->bytes(c, &h, sizeof h)) < 0 || (ret = c->bytes(c, dg[j], n + pad)) < 0) {
+                snprintf(c->err, c->errlen, "fd %d: cannot save the datagrams of a UDP socket",
+                         fd);
+                break;
+            }
+            s->ndgrams++;
+            s->rcvq += sizeof h + (uint64_t)n + pad;
+        }
     }
     ck_sock_peek_end(fd, old);
     return ret;
@@ -449,7 +460,28 @@ static int inet_capture(struct ck_fdcap *c)
     int fd = c->fd, domain = c->family;
     struct ck_inet s;
     memset(&s, 0, sizeof s);
-    ck_sock_capture(c, NULL, &s.so);
+    /* TCP_INFO first: only a TCP socket answers it (a raw socket of
+     * protocol 6 does not), so it proves the type; a listener
+     * (SO_ACCEPTCONN) has options of its own. Likewise SO_PEEK_OFF for
+     * UDP: a raw socket has no peek offset (EOPNOTSUPP). */
+    struct ck_sock_known k = {.type = -1, .sndbuf = -1, .rcvbuf = -1, .protocol = -1,
+                              .optmem = -1};
+    struct tcp_info ti;
+    memset(&ti, 0, sizeof ti);
+    socklen_t til = sizeof ti, sl, l;
+    int proto;
+    l = sizeof proto;
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0)
+        k.protocol = proto;
+    if (k.protocol == IPPROTO_TCP && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til) == 0)
+        k.type = SOCK_STREAM;
+    l = sizeof k.peek_off;
+    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) &&
+        getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &k.peek_off, &l) == 0) {
+        k.type = SOCK_DGRAM;
+        k.peek_known = 1;
+    }
+    ck_sock_capture(c, &k, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
     int udp = s.so.type == SOCK_DGRAM &&
               (s.so.protocol == IPPROTO_UDP || s.so.protocol == IPPROTO_UDPLITE);
@@ -466,8 +498,10 @@ static int inet_capture(struct ck_fdcap *c)
 
     s.peer_fd = s.listener_fd = -1;
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss, l;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+    sl = sizeof ss;
+    if (c->namelen) /* capture_fds asked it for the family */
+        to_inaddr(c->name, &s.local);
+    else if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         to_inaddr(&ss, &s.local);
     sl = sizeof ss;
     int connected = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
@@ -476,10 +510,12 @@ static int inet_capture(struct ck_fdcap *c)
     if (connected || (tcp && getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &ss, &sl) == 0))
         to_inaddr(&ss, &s.peer); /* SO_PEERNAME: also of a connection closed both ways */
     /* a classic BPF socket filter (SO_ATTACH_FILTER): its instructions
-     * follow the struct (SO_GET_FILTER counts and copies instructions) */
+     * follow the struct (SO_GET_FILTER counts and copies instructions);
+     * none when the socket holds no option memory */
     static char sbuf[sizeof(struct ck_inet) + 8 * BPF_MAXINSNS];
     l = 0;
-    if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &l) == 0 && l > 0 && l <= BPF_MAXINSNS) {
+    if (k.optmem != 0 && getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &l) == 0 && l > 0 &&
+        l <= BPF_MAXINSNS) {
         socklen_t n = l;
         if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, sbuf + sizeof s, &n) == 0 && n == l)
             s.nfilter = l;
@@ -492,12 +528,6 @@ static int inet_capture(struct ck_fdcap *c)
         s.flags |= CK_INETF_BOUND;
     if (s.so.family == AF_INET6 && !memcmp(s.local.addr, v4mapped_prefix, 12))
         s.flags |= CK_INETF_V4MAPPED;
-    /* TCP_INFO first: a listener (SO_ACCEPTCONN) has options of its own */
-    struct tcp_info ti;
-    memset(&ti, 0, sizeof ti);
-    socklen_t til = sizeof ti;
-    if (tcp)
-        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til);
     if (tcp && ti.tcpi_state == ST_LISTEN)
         s.so.opts |= CK_SOCKO_LISTENING;
     for (int i = 0; i < NOPTS; i++) {
@@ -517,7 +547,8 @@ static int inet_capture(struct ck_fdcap *c)
         s.role = CK_INET_PLAIN;
         if (connected) /* shutdown() is for connected sockets (others get ENOTCONN) */
             s.so.shutdown = udp_shutdown(&s, c->st->st_ino);
-        ret = peek_dgrams(c, fd, &s);
+        if (!c->nopeek) /* else another process of the tree saves them */
+            ret = peek_dgrams(c, fd, &s);
     } else {
         s.tcp_state = ti.tcpi_state;
         s.bytes_acked = ti.tcpi_bytes_acked;
@@ -574,9 +605,10 @@ static int inet_capture(struct ck_fdcap *c)
             s.outq = (uint32_t)outq;
             s.outq_unsent = (uint32_t)unsent;
             ioctl(fd, SIOCINQ, &inq);
-            if (inq > 0)
-                ret = peek_stream(c, fd, s.so.peek_off, (uint64_t)inq, &s.rcvq);
-            else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
+            if (inq > 0) {
+                if (!c->nopeek) /* else another process of the tree saves them */
+                    ret = peek_stream(c, fd, s.so.peek_off, (uint64_t)inq, &s.rcvq);
+            } else if (ti.tcpi_state == ST_ESTABLISHED || ti.tcpi_state == ST_FIN_WAIT2) {
                 /* shutdown(SHUT_RD): an empty queue reads as end of file */
                 char b;
                 if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)

@@ -14,6 +14,7 @@
  * restored process (both ends of a connection inside it were made by it). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,6 +41,20 @@ int ck_sock_family(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0)
         return -1;
     return v;
+}
+
+int ck_sock_family_named(int fd, struct sockaddr_storage *ss, socklen_t *len)
+{
+    socklen_t l = sizeof *ss;
+    if (getsockname(fd, (struct sockaddr *)ss, &l) == 0 && l >= sizeof ss->ss_family &&
+        l <= sizeof *ss) {
+        *len = l;
+        return ss->ss_family;
+    }
+    *len = 0;
+    if (errno == ENOTSOCK)
+        return -1;
+    return ck_sock_family(fd); /* a family without names */
 }
 
 const char *ck_sock_family_name(int family)
@@ -188,19 +203,32 @@ static int get_opt(int fd, int opt, void *v, socklen_t len, uint32_t *missing, i
     return -1;
 }
 
-void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known,
-                     struct ck_sock *o)
+void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, struct ck_sock *o)
 {
     int v, fd = c->fd;
-    struct ck_sock_known k = {-1, -1, -1};
+    struct ck_sock_known k = {.type = -1, .sndbuf = -1, .rcvbuf = -1, .protocol = -1,
+                              .optmem = -1};
     if (known)
         k = *known;
     memset(o, 0, sizeof *o);
     o->family = (uint16_t)c->family;
     if (k.type >= 0 || get_int(fd, SO_TYPE, &k.type) == 0)
         o->type = (uint32_t)k.type;
-    if (get_int(fd, SO_PROTOCOL, &v) == 0)
-        o->protocol = (uint32_t)v;
+    if (k.protocol >= 0 || get_int(fd, SO_PROTOCOL, &k.protocol) == 0)
+        o->protocol = (uint32_t)k.protocol;
+    /* both buffer sizes (and the option memory) in one call */
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t ml = sizeof mem;
+    k.optmem = -1;
+    if (k.sndbuf < 0 && k.rcvbuf < 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
+        ml >= (SK_MEMINFO_OPTMEM + 1) * sizeof mem[0]) {
+        k.sndbuf = (int)mem[SK_MEMINFO_SNDBUF];
+        k.rcvbuf = (int)mem[SK_MEMINFO_RCVBUF];
+        k.optmem = (int)mem[SK_MEMINFO_OPTMEM];
+    }
+    if (known)
+        known->optmem = k.optmem;
     uint32_t *miss = missing_of(c, o);
     _Static_assert(sizeof bool_opts / sizeof bool_opts[0] <= OPT_BUF_LOCK, "bits overlap");
     for (int i = 0; i < (int)(sizeof bool_opts / sizeof bool_opts[0]); i++)
@@ -220,7 +248,9 @@ void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known
             *ints[i].val = v;
     }
     o->peek_off = -1;
-    if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
+    if (k.peek_known)
+        o->peek_off = k.peek_off;
+    else if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
         o->peek_off = v;
     struct linger lg = {0, 0};
     if (get_opt(fd, SO_LINGER, &lg, sizeof lg, miss, OPT_LINGER) == 0 && lg.l_onoff) {

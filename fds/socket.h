@@ -11,12 +11,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "fdkind.h"
 #include "image.h"
 
 /* SO_DOMAIN of fd, or -1 if it is not a socket. */
 int ck_sock_family(int fd);
+
+/* The same from getsockname, which every family that names its sockets
+ * answers with the family, so the name comes with it (TCP and UDP use
+ * it): *len is its length, or 0 when the family gives none (then
+ * SO_DOMAIN says the family). */
+struct sockaddr_storage;
+int ck_sock_family_named(int fd, struct sockaddr_storage *ss, socklen_t *len);
 
 /* "unix", "netlink", "packet", "inet6", ... or NULL for an unknown one. */
 const char *ck_sock_family_name(int family);
@@ -31,11 +39,18 @@ const char *ck_sock_type_name(int type);
  * report keeps its default. */
 struct ck_sock_known {
     int type, sndbuf, rcvbuf;           /* -1: not known */
+    int protocol;                       /* -1: not known */
+    /* out: the socket's option memory (SO_MEMINFO's SK_MEMINFO_OPTMEM)
+     * when the buffer sizes were read that way, else -1. 0 proves that
+     * no socket filter is attached (a filter is charged there before it
+     * is attached, and uncharged when it is detached or replaced). */
+    int optmem;
+    /* SO_PEEK_OFF already read (peek_known 1: peek_off is its value) */
+    int peek_known, peek_off;
 };
-/* known: what the family already read of the socket (sock_diag), not
- * asked again; NULL if nothing. */
-void ck_sock_capture(const struct ck_fdcap *c, const struct ck_sock_known *known,
-                     struct ck_sock *o);
+/* known: what the family already read of the socket (sock_diag, or a
+ * call that proves the type), not asked again; NULL if nothing. */
+void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, struct ck_sock *o);
 
 /* Peeking at a socket's whole queue from its start, whatever peek offset
  * the program uses: ck_sock_peek_begin sets SO_PEEK_OFF to 0 (old: the

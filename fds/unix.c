@@ -411,7 +411,8 @@ static int unix_capture(struct ck_fdcap *c)
     if (u->ino > UINT32_MAX || uc_get(c, (uint32_t)u->ino, &d) < 0)
         r = udiag_get((uint32_t)u->ino, &d, cap_diag, sizeof cap_diag);
     /* sock_diag tells the type and the buffer sizes (UNIX_DIAG_MEMINFO) */
-    struct ck_sock_known known = {(int)d.type, d.sndbuf, d.rcvbuf};
+    struct ck_sock_known known = {.type = (int)d.type, .sndbuf = d.sndbuf, .rcvbuf = d.rcvbuf,
+                                  .protocol = -1, .optmem = -1};
     ck_sock_capture(c, r < 0 ? NULL : &known, &u->so);
     if (r < 0) {
         snprintf(c->err, c->errlen, "fd %d is a unix %s socket (%s) whose state sock_diag does "
@@ -889,6 +890,8 @@ static int unix_finish(struct ck_fdcap_set *s)
         if ((u->flags & CK_UNIXF_LISTEN) ||
             (u->so.type != SOCK_DGRAM && !(u->flags & CK_UNIXF_CONNECTED)))
             continue;
+        if (s->nopeek && s->nopeek(s->fds[i].fd))
+            continue; /* another process of the tree saves it */
         int64_t p = (u->flags & CK_UNIXF_PEER_IN) ? find_ino(s, u->peer_ino) : -1;
         if (save_queue(s, i, u, p >= 0 ? s->fds[p].fd : -1) < 0)
             return -1;

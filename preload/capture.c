@@ -974,7 +974,9 @@ static int capture_fds(char *err, size_t errlen)
             continue;
         /* a socket's link says socket:[ino]; an O_PATH descriptor of a
          * socket file is no socket (family -1) and links to the file */
-        int family = S_ISSOCK(st.st_mode) ? ck_sock_family(fd) : -1;
+        struct sockaddr_storage name;
+        socklen_t namelen = 0;
+        int family = S_ISSOCK(st.st_mode) ? ck_sock_family_named(fd, &name, &namelen) : -1;
         struct ck_fdinfo fi;
         memset(&fi, 0, sizeof fi);
         fi.scm_fds = -1;
@@ -1026,14 +1028,15 @@ static int capture_fds(char *err, size_t errlen)
         f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
         ts_to_ns(&st.st_ctim, &f->ctime_ns);
         /* descriptors in flight in its queue: copies kept to be taken too */
-        if (family == AF_UNIX && fi.scm_fds != 0 &&
+        if (family == AF_UNIX && fi.scm_fds != 0 && !shim_nopeek(fd) &&
             ck_unix_inflight(fd, prog, nprog, shim_inflight, &shim_ninflight,
                              SHIM_MAX_FDS - nprog, err, errlen) < 0) {
             ret = -ENOTSUP;
             goto out;
         }
         const char *path = target;
-        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, family, err, errlen);
+        int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, family, &name,
+                             namelen, err, errlen);
         if (mine == 0) {
             const char *k = anon_kind(target);
             snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,

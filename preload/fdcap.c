@@ -187,16 +187,18 @@ void fdcap_list(const int *all, const int *nall)
 /* Ask every kind of fds/ about fds[idx]. 1: one took it; 0: none did
  * (the caller's own kinds are next); negative: refused, err set. */
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
-              const char *info, int infolen, const struct ck_fdinfo *fi, int family, char *err,
-              size_t errlen)
+              const char *info, int infolen, const struct ck_fdinfo *fi, int family,
+              const struct sockaddr_storage *name, unsigned int namelen, char *err, size_t errlen)
 {
     struct ck_fd *f = &g_shim.fds[idx];
     struct ck_fdcap c = {
         .fd = f->fd, .f = f, .st = st, .target = target, .path = target,
         .info = info, .infolen = infolen, .fi = fi, .family = family, .gen = cap_gen,
+        .name = name, .namelen = namelen,
         .all = cap_all, .nall = cap_nall, .err = err, .errlen = errlen,
         .state = cap_state, .bytes = cap_bytes, .vtid_of = cap_vtid_of, .tty = cap_tty,
         .vpid_of = cap_vpid_of, .tree = g_shim.tree_ckpt,
+        .nopeek = shim_nopeek(f->fd),
         .priv = (void *)(uintptr_t)idx,
     };
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
@@ -292,6 +294,7 @@ int fdcap_finish(char *err, size_t errlen)
     struct ck_fdcap_set s = {
         .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
         .path = set_path, .state = set_state, .bytes = set_bytes, .tree = g_shim.tree_ckpt,
+        .nopeek = shim_nopeek,
         .versions = !g_shim.ckpt_noversions &&
                     !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))),
         .shared = (const uint64_t (*)[2])shared, .version_max = version_max(),

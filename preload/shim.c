@@ -89,6 +89,13 @@ int shim_read_file(const char *path, char *buf, size_t cap)
     return ck_read_file(path, buf, cap);
 }
 
+int shim_nopeek(int fd)
+{
+    uint64_t bit = (uint64_t)fd - g_shim.nopeek_base;
+    return g_shim.nopeek_on && fd >= 0 && bit < CK_NOPEEK_BITS &&
+           (g_shim.nopeek[bit / 64] >> (bit % 64) & 1);
+}
+
 /* Diagnostics to stderr when CKSHIM_DEBUG is set. */
 void shim_log(const char *fmt, ...)
 {
@@ -376,12 +383,16 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             snprintf(rep->msg, sizeof rep->msg, "%s", err);
             return 0;
         }
+        g_shim.nopeek_on = (go.flags & CK_CAPTURE_NOPEEK) != 0;
+        g_shim.nopeek_base = go.counter_stamp;
+        memcpy(g_shim.nopeek, go.shared, sizeof g_shim.nopeek);
     }
     g_shim.ckpt_noversions = (req->flags & CK_CKPT_NO_VERSIONS) != 0;
     g_shim.ckpt_nshared = req->nshared < CK_MAX_SHARED ? req->nshared : CK_MAX_SHARED;
     memcpy(g_shim.ckpt_shared, req->shared, sizeof g_shim.ckpt_shared);
     r = capture_all(err, sizeof err);
     g_shim.tree_ckpt = 0;
+    g_shim.nopeek_on = 0;
     g_shim.ckpt_noversions = 0;
     g_shim.ckpt_nshared = 0;
     if (r < 0) {

@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <ucontext.h>
 
@@ -146,8 +147,17 @@ struct shim_state {
     /* CK_CKPT_PROGRESS: the writer reports how far it is on progress_conn
      * (the request's connection) while the image is written */
     int progress, progress_conn;
+    /* One process of a tree: the sockets whose queues another process of
+     * the tree saves (CK_CAPTURE_NOPEEK): bit fd - nopeek_base. */
+    int nopeek_on;
+    uint64_t nopeek_base;
+    uint64_t nopeek[CK_NOPEEK_BITS / 64];
 };
 extern struct shim_state g_shim;
+
+/* Is fd a socket whose queue another process of the tree saves (so this
+ * one must not walk it: one SO_PEEK_OFF for all holders)? */
+int shim_nopeek(int fd);
 
 /* quiesce.c: wait until a checkpoint starts (at most 5 s). */
 void quiesce_hold(void);
@@ -251,8 +261,8 @@ void fdcap_forget(int unmap);
  * descriptors in flight are found); starts a new capture for the kinds. */
 void fdcap_list(const int *all, const int *nall);
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
-              const char *info, int infolen, const struct ck_fdinfo *fi, int family, char *err,
-              size_t errlen);
+              const char *info, int infolen, const struct ck_fdinfo *fi, int family,
+              const struct sockaddr_storage *name, unsigned int namelen, char *err, size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
 int fdcap_resumed(char *err, size_t errlen);
 /* capture.c */

@@ -101,6 +101,7 @@ TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_n
 TWICE+=" fd_table tree_zombie_groups "
 LIVE+=" fd_table "
 TWICE+=" raw_ids proc_pid_text pipe_flags tree_zombie_group tree_dead_pidfd "
+TWICE+=" tree_peek_shared inet_proofs "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}

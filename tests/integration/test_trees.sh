@@ -422,3 +422,26 @@ if start_py_app closed "$T/closed.py"; then
 else
     fail closed_ready "no READY"
 fi
+
+# Sockets with bytes waiting that every process of the tree holds
+# (inherited across fork): the processes capture at once, and only one of
+# them may walk a shared socket's queue (one SO_PEEK_OFF for all). Twenty
+# checkpoints in a row must all succeed (one in twenty failed with EAGAIN
+# when all walked), then the program finds every byte and its own peek
+# offset after restore.
+rm -f "$T/go"
+if start_test_prog tree_peek_shared; then
+    bad=0
+    for i in $(seq 20); do
+        "$C" checkpoint "$pid" -o "$T/peek.img" >"$T/out" 2>"$T/err" ||
+            { bad=$((bad + 1)); why=$(tail -n 1 "$T/err"); }
+    done
+    [ "$bad" = 0 ] && pass tree_shared_queue_20_checkpoints ||
+        fail tree_shared_queue_20_checkpoints "$bad of 20 failed: $why"
+    if "$C" checkpoint "$pid" -o "$T/peek.img" --kill >"$T/out" 2>"$T/err" &&
+        wait_for 10 gone "$pid"; then
+        restore_to_pass tree_shared_queue_restored "$T/peek.img" tree_peek_shared
+    else
+        fail tree_shared_queue_restored "checkpoint failed: $(tail -n 1 "$T/err")"
+    fi
+fi

@@ -383,6 +383,10 @@ static void test_chunk(void **state)
         memset(b, 'x', k);
         chunk_roundtrip(st, b, k, 0);
     }
+    /* a few bytes (a socket's queue) are stored raw without trying */
+    memset(b, 'x', 64);
+    chunk_roundtrip(st, b, 63, CK_RF_RAW);
+    chunk_roundtrip(st, b, 64, CK_RF_LZ4);
 
     /* argument checks */
     uint32_t flags;
