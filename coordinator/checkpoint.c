@@ -636,7 +636,7 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         if (!serial || t->m[i].zombie)
             continue;
         /* one after the other: this one's capture is over before the next */
-        int r = recv_watching(conns[i], &reps[i], t->m[i].pid);
+        int r = recv_watching(conns[i], &reps[i], t->m[i].pid, i);
         if (r < 0 || reps[i].status != CK_STATUS_NEED_STAMP) {
             char who[160];
             ck_tree_describe(t->m[i].pid, who, sizeof who);
