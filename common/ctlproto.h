@@ -38,6 +38,7 @@ enum {
     CK_OP_CAPTURE = 6,                  /* CK_CKPT_TREE: the whole tree is parked */
     CK_OP_KEEPALIVE = 7,                /* coord is still at work (every second while the
                                            shim waits for its next word): keep waiting */
+    CK_OP_WRITE = 8,                    /* CK_CKPT_TREE: the writer's turn (below) */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
@@ -52,7 +53,17 @@ enum {
  * is parked, so every process is captured at one moment. Then it goes on
  * as a CK_CKPT_STAMP checkpoint. Children of the process are not refused
  * (coord checks them); the bytes waiting in every pipe it reads from are
- * saved, since the writer may be another process of the tree. */
+ * saved, since the writer may be another process of the tree.
+ *
+ * The passed fd of a tree checkpoint is the tree image itself (an open
+ * file description of coord's temporary file for this process alone).
+ * After CK_OP_STAMP the shim forks its writer and releases the program as
+ * usual, but the writer waits for CK_OP_WRITE before it writes a byte:
+ * coord gives the turns one process at a time, each after setting the
+ * description's offset to where that stream goes in the image (the end of
+ * the previous one), so every stream is written once, in place, by one
+ * writer at a time (whose compression threads use every core). The final
+ * reply follows the stream (no fsync: coord syncs the image once). */
 #define CK_STATUS_PARKED 2
 
 /* ck_ctl_req.flags for CK_OP_CHECKPOINT */

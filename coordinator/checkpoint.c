@@ -577,36 +577,45 @@ static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, i
     return real;
 }
 
-/* Collect one answer from every process of the tree; each must have the
- * status want. Returns 0, or -1 after a message naming the first process
- * that did not answer so (none if quiet_if_changed and the tree changed:
- * TREE_CHANGED then). */
+/* Collect the answer of process i of the tree, which must have the status
+ * want. Returns 0, or -1 after a message naming the process if it did not
+ * answer so (none if quiet_if_changed and the tree changed: TREE_CHANGED
+ * then). */
+static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int i,
+                            int want, const char *phase, int quiet_if_changed)
+{
+    int p = t->m[i].pid;
+    if (t->m[i].zombie)
+        return 0;
+    int r = recv_watching(conns[i], &reps[i], p);
+    if (r == 0 && reps[i].status == want)
+        return 0;
+    char who[160];
+    if (quiet_if_changed && !tree_same(t))
+        return TREE_CHANGED;
+    ck_tree_describe(p, who, sizeof who);
+    if (r == -ESRCH)
+        ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
+               "written, every process goes on", t->m[0].pid, who, phase);
+    else if (r < 0)
+        ck_msg("checkpoint %d: process %s did not answer (%s: %s); no image written, every "
+               "other process goes on", t->m[0].pid, who, phase, strerror(-r));
+    else
+        ck_msg("checkpoint %d: process %s: %s; no image written, every process goes on",
+               t->m[0].pid, who,
+               reps[i].msg[0] ? reps[i].msg : strerror(reps[i].status < 0 ? -reps[i].status
+                                                                          : EPROTO));
+    return -1;
+}
+
+/* The same for every process of the tree (the first that fails). */
 static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
                         const char *phase, int quiet_if_changed)
 {
     for (int i = 0; i < t->n; i++) {
-        int p = t->m[i].pid;
-        if (t->m[i].zombie)
-            continue;
-        int r = recv_watching(conns[i], &reps[i], p);
-        if (r == 0 && reps[i].status == want)
-            continue;
-        char who[160];
-        if (quiet_if_changed && !tree_same(t))
-            return TREE_CHANGED;
-        ck_tree_describe(p, who, sizeof who);
-        if (r == -ESRCH)
-            ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
-                   "written, every process goes on", t->m[0].pid, who, phase);
-        else if (r < 0)
-            ck_msg("checkpoint %d: process %s did not answer (%s: %s); no image written, every "
-                   "other process goes on", t->m[0].pid, who, phase, strerror(-r));
-        else
-            ck_msg("checkpoint %d: process %s: %s; no image written, every process goes on",
-                   t->m[0].pid, who,
-                   reps[i].msg[0] ? reps[i].msg : strerror(reps[i].status < 0 ? -reps[i].status
-                                                                              : EPROTO));
-        return -1;
+        int r = tree_collect_one(t, conns, reps, i, want, phase, quiet_if_changed);
+        if (r != 0)
+            return r;
     }
     return 0;
 }
@@ -773,10 +782,11 @@ static void print_json(const struct summary *m)
 }
 
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
- * "Process trees"): every process parks, then every process captures, then
- * each writes its own stream into a file of its own; coord puts them
- * together behind the tree header in outfd (the temporary file), commits
- * once and only then lets them go on (or, with --kill, end). req is the
+ * "Process trees"): every process parks, then every process captures and
+ * goes on, then their writers, one at a time, write the streams in place
+ * behind the tree header in outfd (the temporary file); coord writes the
+ * header, commits once and only then lets them go on (or, with --kill,
+ * end). req is the
  * root's request (flags, --id). Returns an exit code. */
 static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, const char *out,
                            struct ck_ctl_req *req, const struct ck_counter *counter,
@@ -809,9 +819,6 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         pidfds[i] = t->m[i].zombie ? -1 : open_pidfd(t->m[i].pid);
     }
     conns[0] = root_conn;
-    char dir[PATH_MAX];
-    const char *base;
-    split_path(out, dir, sizeof dir, &base);
     /* A stopped process runs no shim: continued for the checkpoint and
      * stopped again with its signal after it (restore stops it again). */
     for (int i = 1; i < n; i++)
@@ -845,18 +852,21 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                 goto out;
             }
         }
-        /* Each stream goes to an unnamed file next to the image: nothing
-         * to clean up whatever happens. */
-        tmps[i] = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        /* Each process writes its stream straight into the tree image,
+         * through an open file description of its own (its offset is set
+         * before its turn: common/ctlproto.h, CK_OP_WRITE). */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", outfd);
+        tmps[i] = open(self, O_RDWR | O_CLOEXEC);
         if (tmps[i] < 0) {
-            ck_msg("checkpoint %d: cannot create an unnamed file in %s: %s", pid, dir,
-                   strerror(errno));
+            ck_msg("checkpoint %d: cannot open %s again: %s", pid, tmp_path, strerror(errno));
             goto out;
         }
     }
     /* 1. Park every process, in parallel. */
+    /* (CK_CKPT_TMPFILE stays: the fd is coord's temporary file, which
+     * a shim removes if coord goes away before the commit) */
     req->flags |= CK_CKPT_TREE;
-    req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
             /* (one that exited is still listed until its parent waits;
@@ -907,8 +917,37 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         stamp = stamp_base + 1;
     }
     tree_send(conns, n, CK_OP_STAMP, sflags, stamp);
-    if (tree_collect(t, conns, reps, 0, "writing its image", 0) < 0)
-        goto out;
+    /* Every process forks its writer and goes on (the pause ends). The
+     * writers take turns: each writes its stream in place, right behind
+     * the previous one (4 KiB aligned, for O_DIRECT), so the image is
+     * written once, and one writer at a time has every core. */
+    uint64_t at = ck_tree_first_offset((uint32_t)n, nshares);
+    struct ck_ctl_req turn;
+    memset(&turn, 0, sizeof turn);
+    turn.magic = CK_CTL_MAGIC;
+    turn.op = CK_OP_WRITE;
+    for (int i = 0; i < n; i++) {
+        if (t->m[i].zombie)
+            continue;
+        if (lseek(tmps[i], (off_t)at, SEEK_SET) < 0 || ctl_send(conns[i], &turn) < 0) {
+            ck_msg("checkpoint %d: cannot give process %d its turn to write: %s", pid,
+                   t->m[i].pid, strerror(errno));
+            goto out;
+        }
+        if (tree_collect_one(t, conns, reps, i, 0, "writing its image", 0) < 0)
+            goto out;
+        off_t end = lseek(tmps[i], 0, SEEK_CUR);
+        if (end < 0 || (uint64_t)end != at + reps[i].bytes) {
+            ck_msg("checkpoint %d: process %d says it wrote %llu bytes at %llu of %s, but "
+                   "the file offset is %lld; no image written, every process goes on", pid,
+                   t->m[i].pid, (unsigned long long)reps[i].bytes, (unsigned long long)at,
+                   tmp_path, (long long)end);
+            goto out;
+        }
+        ents[i].offset = at;
+        ents[i].length = reps[i].bytes;
+        at = (at + reps[i].bytes + 4095) & ~(uint64_t)4095;
+    }
     stamp_msg = stamp;
     /* 4. The tree image: header, then every stream at its offset. */
     struct ck_tree_hdr h;
@@ -921,10 +960,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     h.created_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
-    uint64_t at = ck_tree_first_offset((uint32_t)n, nshares), bytes = 0, pages = 0, raw = 0, pause = 0;
+    uint64_t bytes = 0, pages = 0, raw = 0, pause = 0;
     uint32_t threads = 0;
     for (int i = 0; i < n; i++) {
-        struct stat st;
         ents[i].real_pid = t->m[i].pid;
         ents[i].parent = t->m[i].parent;
         long pg = 0, sd = 0;
@@ -940,27 +978,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
         if (t->m[i].stopsig > 0)
             ents[i].flags = CK_TREE_STOPPED | ((uint32_t)t->m[i].stopsig & 0xff) << 8;
-        if (fstat(tmps[i], &st) < 0) {
-            ck_msg("checkpoint %d: stat of process %d's stream: %s", pid, t->m[i].pid,
-                   strerror(errno));
-            goto out;
-        }
         ents[i].vpid = (int32_t)reps[i].orig_pid;
-        ents[i].offset = at;
-        ents[i].length = (uint64_t)st.st_size;
-        loff_t src = 0, dst = (loff_t)at;
-        size_t left = (size_t)st.st_size;
-        while (left > 0) {
-            ssize_t c = copy_file_range(tmps[i], &src, outfd, &dst, left, 0);
-            if (c <= 0) {
-                ck_msg("checkpoint %d: cannot copy process %d's stream into %s: %s", pid,
-                       t->m[i].pid, tmp_path, c < 0 ? strerror(errno) : "short copy");
-                goto out;
-            }
-            left -= (size_t)c;
-        }
-        at = (at + (uint64_t)st.st_size + 4095) & ~(uint64_t)4095;
-        bytes += (uint64_t)st.st_size;
+        bytes += ents[i].length;
         pages += reps[i].pages;
         raw += reps[i].raw_bytes ? reps[i].raw_bytes : reps[i].pages * CK_PAGE_SIZE;
         threads += reps[i].nthreads;
@@ -980,7 +999,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     for (int i = 0; !hr && (req->flags & CK_CKPT_MAC) && i < n; i++) {
         char aerr[512];
         if (!t->m[i].zombie &&
-            ck_image_authenticate_at(tmps[i], 0, &tkey, macs + (size_t)i * CK_DIGEST_BYTES,
+            ck_image_authenticate_at(outfd, ents[i].offset, &tkey, macs + (size_t)i * CK_DIGEST_BYTES,
                                      aerr, sizeof aerr) < 0) {
             ck_msg("checkpoint %d: the stream of process %d does not authenticate: %s", pid,
                    t->m[i].pid, aerr);

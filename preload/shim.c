@@ -326,12 +326,34 @@ static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hf
     return 0;
 }
 
+/* One process of a tree checkpoint: wait for coord's CK_OP_WRITE (the
+ * writer's turn; outfd's offset is where this stream goes in the tree
+ * image, common/ctlproto.h), then write the image. The writer child reads
+ * the connection meanwhile (the manager only waits for it). Returns what
+ * dump_image returns, or -ECANCELED (msg set) when coord aborted or went
+ * away first. */
+static int dump_in_turn(int conn, int tree, int outfd, const struct ck_header *hdr,
+                        struct dump_stats *st, char *msg, size_t msglen, int in_child)
+{
+    if (tree) {
+        struct ck_ctl_req go;
+        int silent;
+        if (coord_next(conn, &go, &silent) < 0 || go.op != CK_OP_WRITE) {
+            snprintf(msg, msglen, "%s", silent ? "no turn to write from coord" :
+                                               "checkpoint aborted by coord");
+            return -ECANCELED;
+        }
+    }
+    return dump_image(outfd, hdr, st, msg, msglen, in_child);
+}
+
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
     int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
     char err[512] = "";
     volatile int kill_after = (req->flags & CK_CKPT_KILL) != 0;
     volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
+    int tree = (req->flags & CK_CKPT_TREE) && conn >= 0;
     struct ck_header hdr;
 
     /* The program's own hooks, while its threads run (hooks.c). The
@@ -445,7 +467,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     memset(cr, 0, sizeof *cr);
     int64_t pause_end = 0;
     if (nofork) {
-        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+        cr->status = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
@@ -456,14 +478,15 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
             int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
             if (s == 0)
-                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
+                s = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
             cr->status = s;
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
-            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+            cr->status = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg,
+                                      0);
         } else {
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
@@ -481,7 +504,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             }
         }
     }
-    if (cr->status == 0 && fsync(outfd) < 0 && errno != EINVAL && errno != EROFS) {
+    /* (a tree's image is synced once, by coord) */
+    if (cr->status == 0 && !tree && fsync(outfd) < 0 && errno != EINVAL && errno != EROFS) {
         cr->status = -errno;
         snprintf(cr->msg, sizeof cr->msg, "fsync of the image failed: %s", strerror(errno));
     }
