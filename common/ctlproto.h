@@ -57,14 +57,22 @@ enum {
  *
  * The passed fd of a tree checkpoint is the tree image itself (an open
  * file description of coord's temporary file for this process alone).
- * After CK_OP_STAMP the shim forks its writer and releases the program as
- * usual, but the writer waits for CK_OP_WRITE before it writes a byte:
+ * After CK_OP_STAMP the shim forks its writer, releases the program as
+ * usual and answers CK_STATUS_FORKED, but the writer waits for
+ * CK_OP_WRITE before it writes a byte:
  * coord gives the turns one process at a time, each after setting the
  * description's offset to where that stream goes in the image (the end of
  * the previous one), so every stream is written once, in place, by one
  * writer at a time (whose compression threads use every core). The final
  * reply follows the stream (no fsync: coord syncs the image once). */
 #define CK_STATUS_PARKED 2
+
+/* With CK_CKPT_TREE, after CK_OP_STAMP: the writer is forked and the
+ * program released (with CK_CKPT_KILL: still parked); the writer waits
+ * for CK_OP_WRITE. coord gives the first turn only once every process of
+ * the tree said so: a writer at work would take the cores the others
+ * need to fork (their pause). */
+#define CK_STATUS_FORKED 3
 
 /* ck_ctl_req.flags for CK_OP_CHECKPOINT */
 #define CK_CKPT_KILL 0x1                /* keep threads parked, exit after a good dump */

@@ -579,8 +579,8 @@ static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, i
 
 /* Collect the answer of process i of the tree, which must have the status
  * want. Returns 0, or -1 after a message naming the process if it did not
- * answer so (none if quiet_if_changed and the tree changed: TREE_CHANGED
- * then). */
+ * answer so (none if quiet_if_changed and the tree changed or the process
+ * exec'd: TREE_CHANGED then). */
 static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int i,
                             int want, const char *phase, int quiet_if_changed)
 {
@@ -592,6 +592,13 @@ static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_r
         return 0;
     char who[160];
     if (quiet_if_changed && !tree_same(t))
+        return TREE_CHANGED;
+    /* The connection closed while the process lives on: it exec'd (which
+     * ends the shim's manager with the old program) after its request
+     * came; the new program's shim serves it again: take the tree again. */
+    struct ck_procinfo pi;
+    if (quiet_if_changed && r == -EPIPE && ck_proc_info(p, &pi) == 0 && pi.state != 'Z' &&
+        pi.state != 'X')
         return TREE_CHANGED;
     ck_tree_describe(p, who, sizeof who);
     if (r == -ESRCH)
@@ -864,9 +871,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     }
     /* 1. Park every process, in parallel. */
-    /* (CK_CKPT_TMPFILE stays: the fd is coord's temporary file, which
-     * a shim removes if coord goes away before the commit) */
+    /* (without CK_CKPT_TMPFILE: a shim that sees coord go away would
+     * remove the temporary file, which coord uses again when the tree
+     * changed and is taken again) */
     req->flags |= CK_CKPT_TREE;
+    req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
             /* (one that exited is still listed until its parent waits;
@@ -882,15 +891,22 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
     hb_start(conns, n);
     int cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
-    if (cr == 0 && !tree_same(t))
-        cr = TREE_CHANGED; /* a child forked before its parent parked */
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
     if (cr != 0)
         goto out;
-    /* 2. Every process is parked: all capture. */
+    /* 2. Every process is parked: all capture. Whether the tree is still
+     * the one listed (a child forked before its parent parked) is looked
+     * at meanwhile, not in the pause: if not, the captures are dropped. */
     tree_send(conns, n, CK_OP_CAPTURE, 0, 0);
-    if (tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
+    if (!tree_same(t)) {
+        ret = TREE_CHANGED;
+        goto out;
+    }
+    cr = tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 1);
+    if (cr == TREE_CHANGED)
+        ret = TREE_CHANGED;
+    if (cr != 0)
         goto out;
     test_hook("slow-stamp");
     for (int i = 0; i < n; i++)
@@ -917,10 +933,13 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         stamp = stamp_base + 1;
     }
     tree_send(conns, n, CK_OP_STAMP, sflags, stamp);
-    /* Every process forks its writer and goes on (the pause ends). The
-     * writers take turns: each writes its stream in place, right behind
-     * the previous one (4 KiB aligned, for O_DIRECT), so the image is
-     * written once, and one writer at a time has every core. */
+    if (tree_collect(t, conns, reps, CK_STATUS_FORKED, "forking its writer", 0) < 0)
+        goto out;
+    /* Every process has forked its writer and goes on: the pause is over
+     * (a writer at work earlier would take the cores the other forks
+     * need). The writers take turns: each writes its stream in place,
+     * right behind the previous one (4 KiB aligned, for O_DIRECT), so the
+     * image is written once, and one writer at a time has every core. */
     uint64_t at = ck_tree_first_offset((uint32_t)n, nshares);
     struct ck_ctl_req turn;
     memset(&turn, 0, sizeof turn);

@@ -347,6 +347,19 @@ static int dump_in_turn(int conn, int tree, int outfd, const struct ck_header *h
     return dump_image(outfd, hdr, st, msg, msglen, in_child);
 }
 
+/* One process of a tree checkpoint: tell coord the writer is forked (and
+ * the program released, unless --kill), so that it can give the writers
+ * their turns (CK_STATUS_FORKED). A failure shows in the writer's wait. */
+static void tell_forked(int conn, int64_t t0)
+{
+    struct ck_ctl_rep rep;
+    memset(&rep, 0, sizeof rep);
+    rep.magic = CK_CTL_MAGIC;
+    rep.status = CK_STATUS_FORKED;
+    rep.pause_ns = (uint64_t)(shim_now_ns(CLOCK_MONOTONIC) - t0);
+    (void)!send(conn, &rep, sizeof rep, MSG_NOSIGNAL);
+}
+
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
     int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
@@ -368,6 +381,11 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     /* The program runs during the prescan (hundreds of ms with 60000
      * regions): the pause starts after it. */
     capture_vmflags_prescan();
+    /* CKSHIM_TEST_HOOK=slow-park:MS: the program runs that much longer
+     * before its threads park (test_trees.sh: an exec meanwhile) */
+    const char *hook = getenv("CKSHIM_TEST_HOOK");
+    if (hook && !strncmp(hook, "slow-park:", 10))
+        usleep((useconds_t)atoi(hook + 10) * 1000);
     int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
     r = quiesce_stop_threads(err, sizeof err);
     if (r < 0) {
@@ -467,6 +485,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     memset(cr, 0, sizeof *cr);
     int64_t pause_end = 0;
     if (nofork) {
+        if (tree)
+            tell_forked(conn, t0);
         cr->status = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
@@ -485,6 +505,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         capture_fork_flags(0);
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
+            if (tree)
+                tell_forked(conn, t0);
             cr->status = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg,
                                       0);
         } else {
@@ -492,6 +514,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
                 quiesce_release();
             }
+            if (tree)
+                tell_forked(conn, t0);
             int ws = 0;
             /* raw: the waitpid wrapper would read child as a pid the tree knew */
             while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, NULL) < 0 && errno == EINTR)

@@ -52,6 +52,41 @@ fi
 alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
     fail tree_refused_children_keep_running "a child stopped"
 
+# A child that execs after its park request came (its shim's manager ends
+# with the old program; CKSHIM_TEST_HOOK=slow-park keeps the program
+# running a while first): the tree is taken again, not refused.
+cat >"$T/execs.py" <<'EOF'
+import os, signal, sys, time
+def go(*_):
+    del os.environ["CKSHIM_TEST_HOOK"]
+    os.execv(sys.executable, [sys.executable, "-c",
+             "import time; print('EXECED', flush=True); time.sleep(1000)"])
+k = os.fork()
+if k == 0:
+    os.environ["CKSHIM_TEST_HOOK"] = "slow-park:1500"
+    signal.signal(signal.SIGUSR1, go)
+    while True:
+        time.sleep(1)
+print("CHILD", k, flush=True)
+EOF
+echo "$PY_TICKS" >>"$T/execs.py"
+start_py_app execs "$T/execs.py" || fail execs_ready "no READY"
+read -r _ kid < <(grep CHILD "$T/execs.log")
+PIDS+=("$kid")
+"$C" checkpoint "$pid" -o "$T/execs.img" >"$T/out" 2>"$T/err" &
+cp=$!
+sleep 0.7
+kill -USR1 "$kid"
+wait "$cp"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "process tree of 2 processes" "$T/err" &&
+    grep -q EXECED "$T/execs.log"; then
+    pass tree_exec_during_park_taken_again
+else
+    fail tree_exec_during_park_taken_again "rc=$rc: $(cat "$T/err")"
+fi
+kill -KILL "$pid" "$kid" 2>/dev/null
+
 # A child made by clone(CLONE_FILES) shares its parent's descriptor table,
 # which restore cannot make again: named as such, every process goes on.
 cat >"$T/clonefiles.py" <<'EOF'
