@@ -64,7 +64,9 @@ enum {
  * description's offset to where that stream goes in the image (the end of
  * the previous one), so every stream is written once, in place, by one
  * writer at a time (whose compression threads use every core). The final
- * reply follows the stream (no fsync: coord syncs the image once). */
+ * reply follows the stream, sent by the writer itself (the program may
+ * have exec'd meanwhile, ending the manager; no fsync: coord syncs the
+ * image once). */
 #define CK_STATUS_PARKED 2
 
 /* With CK_CKPT_TREE, after CK_OP_STAMP: the writer is forked and the

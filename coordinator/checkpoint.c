@@ -1073,7 +1073,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
     test_hook("slow-commit");
-    for (int i = 0; i < n; i++)
+    /* (only --kill needs every shim still waiting: one that gave up
+     * released its process, which must then not be committed as ended;
+     * without it every process runs on anyway, and one that exec'd once
+     * released closed its connection with its old program) */
+    for (int i = 0; kill_after && i < n; i++)
         if (shim_gave_up(conns[i])) {
             ck_msg("checkpoint %d: process %d stopped waiting for coord (no word for too "
                    "long) and goes on: no image written, every process goes on", pid,

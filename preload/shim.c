@@ -201,7 +201,8 @@ int shim_listen(void)
     return 0;
 }
 
-static void reply(int conn, struct ck_ctl_rep *rep)
+/* Who the process is, in a reply. */
+static void rep_identity(struct ck_ctl_rep *rep)
 {
     rep->magic = CK_CTL_MAGIC;
     rep->orig_pid = (uint32_t)(g_shim.vpid ? g_shim.vpid : shim_real_getpid());
@@ -211,6 +212,11 @@ static void reply(int conn, struct ck_ctl_rep *rep)
     snprintf(rep->app_id, sizeof rep->app_id, "%s", g_shim.app_id);
     if (!rep->exe[0])
         shim_read_file("/proc/self/cmdline", rep->exe, sizeof rep->exe);
+}
+
+static void reply(int conn, struct ck_ctl_rep *rep)
+{
+    rep_identity(rep);
     send(conn, rep, sizeof *rep, MSG_NOSIGNAL);
 }
 
@@ -219,7 +225,17 @@ struct child_result {
     int status;
     struct dump_stats st;
     char msg[512];
+    /* A tree's writer sends the final reply itself (the program, released
+     * meanwhile, may exec, which ends the manager): made ready by the
+     * manager, who the process is and its pause (before the writer's
+     * turn comes: CK_STATUS_FORKED), sent by the writer. */
+    struct ck_ctl_rep rep;
+    volatile int replied;
 };
+
+/* The final reply of a tree's process went out from its writer
+ * (child_result): serve() sends none. */
+static int writer_replied;
 
 /* The checkpoint itself. Returns 0 after a checkpoint (rep filled), or 1
  * in the restored process (the connection is gone: do not reply). */
@@ -483,6 +499,11 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         return 0;
     }
     memset(cr, 0, sizeof *cr);
+    writer_replied = 0;
+    if (tree) {
+        rep_identity(&cr->rep);
+        cr->rep.nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0;
+    }
     int64_t pause_end = 0;
     if (nofork) {
         if (tree)
@@ -495,11 +516,31 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         capture_fork_flags(1);
         long child = syscall(SYS_clone, 0L, NULL, NULL, NULL, 0L);
         if (child == 0) {
-            syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            /* The writer ends with the manager thread (the program killed:
+             * no use going on), except a tree's: the program, released
+             * while its writer waits for its turn, may exec (which ends
+             * the manager), and the stream is still good; the writer then
+             * ends when coord does (the connection closes). */
+            if (!tree)
+                syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
             int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
             if (s == 0)
                 s = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
             cr->status = s;
+            if (tree) {
+                struct ck_ctl_rep *fin = &cr->rep;
+                int64_t now = shim_now_ns(CLOCK_MONOTONIC);
+                fin->status = s;
+                fin->bytes = cr->st.bytes;
+                fin->pages = cr->st.pages;
+                fin->raw_bytes = cr->st.raw_bytes;
+                fin->total_ns = (uint64_t)(now - tp);
+                if (kill_after)
+                    fin->pause_ns = (uint64_t)(now - t0); /* parked until now */
+                if (s < 0)
+                    snprintf(fin->msg, sizeof fin->msg, "%s", cr->msg);
+                cr->replied = send(conn, fin, sizeof *fin, MSG_NOSIGNAL) == (ssize_t)sizeof *fin;
+            }
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
@@ -513,6 +554,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
                 quiesce_release();
+                cr->rep.pause_ns = (uint64_t)(pause_end - t0);
             }
             if (tree)
                 tell_forked(conn, t0);
@@ -547,6 +589,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0; /* as list: not the manager */
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
+    writer_replied = cr->replied;
     munmap(cr, sizeof *cr);
     capture_forget(1);
     forget_key();
@@ -678,7 +721,9 @@ static int serve(int conn)
         shim_skip_fds[0] = shim_skip_fds[1] = -1;
         if (r == 1)
             return SERVE_RESTORED; /* conn and fd belong to the old life */
-        reply(conn, &rep);
+        if (!writer_replied)
+            reply(conn, &rep);
+        writer_replied = 0;
         int end = r == 2, gone = 0;
         if (rep.status == 0 && (req.flags & CK_CKPT_COMMIT)) {
             /* The image is written but not yet the user's: with --kill
