@@ -39,6 +39,7 @@ enum {
     CK_OP_KEEPALIVE = 7,                /* coord is still at work (every second while the
                                            shim waits for its next word): keep waiting */
     CK_OP_WRITE = 8,                    /* CK_CKPT_TREE: the writer's turn (below) */
+    CK_OP_PARK = 9,                     /* CK_CKPT_READY: every process is ready to park */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
@@ -69,6 +70,14 @@ enum {
  * image once). */
 #define CK_STATUS_PARKED 2
 
+/* With CK_CKPT_TREE | CK_CKPT_READY, before that: the program's
+ * before-checkpoint hooks ran and the shim did what it does while the
+ * program still runs (the prescan of its mappings, which walks their
+ * page tables); it waits for CK_OP_PARK, sent once every process of the
+ * tree is that far, so that the pause of the tree (from the first process
+ * parked) does not include the slowest one's preparations. */
+#define CK_STATUS_READY 4
+
 /* With CK_CKPT_TREE, after CK_OP_STAMP: the writer is forked and the
  * program released (with CK_CKPT_KILL: still parked); the writer waits
  * for CK_OP_WRITE. coord gives the first turn only once every process of
@@ -91,6 +100,8 @@ enum {
                                            (coord run --pidns): CK_HF_PIDNS */
 #define CK_CKPT_NO_VERSIONS 0x400       /* --no-file-versions: no written file is saved
                                            at its checkpoint version */
+#define CK_CKPT_READY 0x800             /* (with CK_CKPT_TREE) answer CK_STATUS_READY
+                                           and wait for CK_OP_PARK before parking */
 
 #define CK_MAX_SHARED 16
 

@@ -534,6 +534,24 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
     return bad;
 }
 
+/* The memory the processes of t hold (resident, /proc/PID/statm), in
+ * bytes; from TREE_READY_RSS on a tree prepares before it parks (the
+ * CK_CKPT_READY round: tree_checkpoint). */
+#define TREE_READY_RSS (64ULL << 20)
+static uint64_t tree_rss(const struct ck_tree *t)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < t->n; i++) {
+        char path[64], st[256];
+        unsigned long long size, rss;
+        snprintf(path, sizeof path, "/proc/%d/statm", t->m[i].pid);
+        if (!t->m[i].zombie && ck_read_file(path, st, sizeof st) > 0 &&
+            sscanf(st, "%llu %llu", &size, &rss) == 2)
+            sum += (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+    }
+    return sum;
+}
+
 /* tree_checkpoint's answer when the tree changed before every process was
  * parked (a child forked or ended): nothing was taken; try again. */
 #define TREE_CHANGED 100
@@ -676,7 +694,8 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
         }
     }
     /* Sockets: pair them across the tree as restore will. */
-    int *alive = calloc((size_t)t->n, sizeof *alive), *pids = calloc((size_t)t->n, sizeof *pids);
+    size_t nn = t->n > 0 ? (size_t)t->n : 1; /* (never less: gcc cannot tell) */
+    int *alive = calloc(nn, sizeof *alive), *pids = calloc(nn, sizeof *pids);
     if (!alive || !pids) {
         free(alive);
         free(pids);
@@ -875,7 +894,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
      * remove the temporary file, which coord uses again when the tree
      * changed and is taken again) */
     req->flags |= CK_CKPT_TREE;
-    req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
+    req->flags &= ~(uint32_t)(CK_CKPT_TMPFILE | CK_CKPT_READY);
+    if (tree_rss(t) >= TREE_READY_RSS)
+        req->flags |= CK_CKPT_READY;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
             /* (one that exited is still listed until its parent waits;
@@ -890,7 +911,21 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             goto out;
         }
     hb_start(conns, n);
-    int cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
+    /* A tree holding much memory prepares first (its hooks, the prescan
+     * of its mappings, which walks their page tables: milliseconds per
+     * 100 MiB) while its programs run, and then parks at once, so that
+     * the first process parked does not wait for the slowest one's
+     * preparations. A small tree parks at once: the round trip would
+     * only widen the moment in which a shell's fork makes the tree be
+     * taken again. */
+    int cr = 0;
+    if (req->flags & CK_CKPT_READY) {
+        cr = tree_collect(t, conns, reps, CK_STATUS_READY, "preparing its checkpoint", 1);
+        if (cr == 0)
+            tree_send(conns, n, CK_OP_PARK, 0, 0);
+    }
+    if (cr == 0)
+        cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
     if (cr != 0)

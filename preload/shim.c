@@ -344,23 +344,19 @@ static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hf
 
 /* One process of a tree checkpoint: wait for coord's CK_OP_WRITE (the
  * writer's turn; outfd's offset is where this stream goes in the tree
- * image, common/ctlproto.h), then write the image. The writer child reads
- * the connection meanwhile (the manager only waits for it). Returns what
- * dump_image returns, or -ECANCELED (msg set) when coord aborted or went
- * away first. */
-static int dump_in_turn(int conn, int tree, int outfd, const struct ck_header *hdr,
-                        struct dump_stats *st, char *msg, size_t msglen, int in_child)
+ * image, common/ctlproto.h). The writer child reads the connection
+ * meanwhile (the manager only waits for it). Returns 0, or -ECANCELED
+ * (msg set) when coord aborted or went away first. */
+static int wait_turn(int conn, char *msg, size_t msglen)
 {
-    if (tree) {
-        struct ck_ctl_req go;
-        int silent;
-        if (coord_next(conn, &go, &silent) < 0 || go.op != CK_OP_WRITE) {
-            snprintf(msg, msglen, "%s", silent ? "no turn to write from coord" :
-                                               "checkpoint aborted by coord");
-            return -ECANCELED;
-        }
+    struct ck_ctl_req go;
+    int silent;
+    if (coord_next(conn, &go, &silent) < 0 || go.op != CK_OP_WRITE) {
+        snprintf(msg, msglen, "%s", silent ? "no turn to write from coord" :
+                                           "checkpoint aborted by coord");
+        return -ECANCELED;
     }
-    return dump_image(outfd, hdr, st, msg, msglen, in_child);
+    return 0;
 }
 
 /* One process of a tree checkpoint: tell coord the writer is forked (and
@@ -402,6 +398,16 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     const char *hook = getenv("CKSHIM_TEST_HOOK");
     if (hook && !strncmp(hook, "slow-park:", 10))
         usleep((useconds_t)atoi(hook + 10) * 1000);
+    if ((req->flags & CK_CKPT_TREE) && (req->flags & CK_CKPT_READY) && conn >= 0) {
+        /* park together with the others (CK_STATUS_READY) */
+        struct ck_ctl_req park;
+        if (ask_coord(conn, CK_STATUS_READY, g_shim.app_id, CK_OP_PARK, &park,
+                      "go-ahead to park", err, sizeof err) < 0) {
+            rep->status = -ECANCELED;
+            snprintf(rep->msg, sizeof rep->msg, "%s", err);
+            return 0;
+        }
+    }
     int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
     r = quiesce_stop_threads(err, sizeof err);
     if (r < 0) {
@@ -508,7 +514,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     if (nofork) {
         if (tree)
             tell_forked(conn, t0);
-        cr->status = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+        cr->status = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
+        if (cr->status == 0)
+            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
@@ -523,9 +531,14 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
              * ends when coord does (the connection closes). */
             if (!tree)
                 syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
+            /* (a tree's writer checks its snapshot once its turn came:
+             * reading smaps walks its page tables, which would take the
+             * cores from the other processes' forks, their pause) */
+            int s = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
             if (s == 0)
-                s = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
+                s = capture_check_fork_child(cr->msg, sizeof cr->msg);
+            if (s == 0)
+                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
             cr->status = s;
             if (tree) {
                 struct ck_ctl_rep *fin = &cr->rep;
@@ -548,8 +561,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         if (child < 0) {
             if (tree)
                 tell_forked(conn, t0);
-            cr->status = dump_in_turn(conn, tree, outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg,
-                                      0);
+            cr->status = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
+            if (cr->status == 0)
+                cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
         } else {
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
