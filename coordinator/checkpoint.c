@@ -597,8 +597,8 @@ static int zombie_vpid(const struct ck_tree *t, const struct ck_ctl_rep *reps, i
 
 /* Collect the answer of process i of the tree, which must have the status
  * want. Returns 0, or -1 after a message naming the process if it did not
- * answer so (none if quiet_if_changed and the tree changed or the process
- * exec'd: TREE_CHANGED then). */
+ * answer so; none, and TREE_CHANGED, if quiet_if_changed and the process
+ * exec'd, or (quiet_if_changed 1, while parking) the tree changed. */
 static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int i,
                             int want, const char *phase, int quiet_if_changed)
 {
@@ -609,7 +609,7 @@ static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_r
     if (r == 0 && reps[i].status == want)
         return 0;
     char who[160];
-    if (quiet_if_changed && !tree_same(t))
+    if (quiet_if_changed == 1 && !tree_same(t))
         return TREE_CHANGED;
     /* The connection closed while the process lives on: it exec'd (which
      * ends the shim's manager with the old program) after its request
@@ -938,7 +938,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ret = TREE_CHANGED;
         goto out;
     }
-    cr = tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 1);
+    /* (a refusal now is reported even if the tree changed meanwhile: a
+     * child that forked or ended was seen by tree_same above) */
+    cr = tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 2);
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
     if (cr != 0)
