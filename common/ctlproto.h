@@ -38,6 +38,8 @@ enum {
     CK_OP_CAPTURE = 6,                  /* CK_CKPT_TREE: the whole tree is parked */
     CK_OP_KEEPALIVE = 7,                /* coord is still at work (every second while the
                                            shim waits for its next word): keep waiting */
+    CK_OP_WRITE = 8,                    /* CK_CKPT_TREE: the writer's turn (below) */
+    CK_OP_PARK = 9,                     /* CK_CKPT_READY: every process is ready to park */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
@@ -52,7 +54,20 @@ enum {
  * is parked, so every process is captured at one moment. Then it goes on
  * as a CK_CKPT_STAMP checkpoint. Children of the process are not refused
  * (coord checks them); the bytes waiting in every pipe it reads from are
- * saved, since the writer may be another process of the tree. */
+ * saved, since the writer may be another process of the tree.
+ *
+ * The passed fd of a tree checkpoint is the tree image itself (an open
+ * file description of coord's temporary file for this process alone).
+ * After CK_OP_STAMP the shim forks its writer, releases the program as
+ * usual and answers CK_STATUS_FORKED, but the writer waits for
+ * CK_OP_WRITE before it writes a byte:
+ * coord gives the turns one process at a time, each after setting the
+ * description's offset to where that stream goes in the image (the end of
+ * the previous one), so every stream is written once, in place, by one
+ * writer at a time (whose compression threads use every core). The final
+ * reply follows the stream, sent by the writer itself (the program may
+ * have exec'd meanwhile, ending the manager; no fsync: coord syncs the
+ * image once). */
 #define CK_STATUS_PARKED 2
 
 /* With CK_CKPT_PROGRESS: while the image is written, the writer sends
@@ -64,6 +79,21 @@ enum {
  * regions saved whole): it can be passed, never reached. Nothing else is
  * filled. */
 #define CK_STATUS_PROGRESS 3
+
+/* With CK_CKPT_TREE | CK_CKPT_READY, before that: the program's
+ * before-checkpoint hooks ran and the shim did what it does while the
+ * program still runs (the prescan of its mappings, which walks their
+ * page tables); it waits for CK_OP_PARK, sent once every process of the
+ * tree is that far, so that the pause of the tree (from the first process
+ * parked) does not include the slowest one's preparations. */
+#define CK_STATUS_READY 4
+
+/* With CK_CKPT_TREE, after CK_OP_STAMP: the writer is forked and the
+ * program released (with CK_CKPT_KILL: still parked); the writer waits
+ * for CK_OP_WRITE. coord gives the first turn only once every process of
+ * the tree said so: a writer at work would take the cores the others
+ * need to fork (their pause). */
+#define CK_STATUS_FORKED 5
 
 /* ck_ctl_req.flags for CK_OP_CHECKPOINT */
 #define CK_CKPT_KILL 0x1                /* keep threads parked, exit after a good dump */
@@ -82,6 +112,8 @@ enum {
                                            at its checkpoint version */
 #define CK_CKPT_PROGRESS 0x800          /* send CK_STATUS_PROGRESS replies while the image
                                            is written */
+#define CK_CKPT_READY 0x1000            /* (with CK_CKPT_TREE) answer CK_STATUS_READY
+                                           and wait for CK_OP_PARK before parking */
 
 #define CK_MAX_SHARED 16
 

@@ -585,9 +585,15 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
  * of their descriptors not to walk in the CK_OP_CAPTURE request
  * (CK_CAPTURE_NOPEEK: a bitmap of 2048 descriptors from nopeek_base).
  * Numbers that do not fit one bitmap make the processes capture one after
- * the other. Returns 0, or -1 (told). */
+ * the other. Returns 0, TREE_CHANGED (the tree is not the one listed any
+ * more), or -1 (told). */
 static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
                         const char *phase, int quiet_if_changed);
+
+/* tree_checkpoint's answer when the tree changed before every process was
+ * parked (a child forked or ended): nothing was taken; try again. */
+#define TREE_CHANGED 100
+static int tree_same(const struct ck_tree *t);
 
 static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps)
 {
@@ -595,7 +601,7 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
     struct ck_tree_share *sh = NULL;
     uint64_t nsh = 0;
     char kerr[256];
-    struct ck_ctl_req *qs = calloc((size_t)n, sizeof *qs);
+    struct ck_ctl_req *qs = n > 0 ? calloc((size_t)n, sizeof *qs) : NULL;
     if (!qs) {
         ck_msg("checkpoint %d: out of memory", t->m[0].pid);
         return -1;
@@ -649,15 +655,33 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         }
     }
     free(qs);
-    if (ret == 0 && !serial &&
-        tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 0) < 0)
-        ret = -1;
+    if (ret == 0 && !tree_same(t))
+        return TREE_CHANGED;
+    /* (a refusal now is reported even if the tree changed meanwhile: a
+     * child that forked or ended was seen by tree_same above) */
+    if (ret == 0 && !serial)
+        ret = tree_collect(t, conns, reps, CK_STATUS_NEED_STAMP, "capturing its state", 2);
     return ret;
 }
 
-/* tree_checkpoint's answer when the tree changed before every process was
- * parked (a child forked or ended): nothing was taken; try again. */
-#define TREE_CHANGED 100
+/* The memory the processes of t hold (resident, /proc/PID/statm), in
+ * bytes; from TREE_READY_RSS on a tree prepares before it parks (the
+ * CK_CKPT_READY round: tree_checkpoint). */
+#define TREE_READY_RSS (64ULL << 20)
+static uint64_t tree_rss(const struct ck_tree *t)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < t->n; i++) {
+        char path[64], st[256];
+        unsigned long long size, rss;
+        snprintf(path, sizeof path, "/proc/%d/statm", t->m[i].pid);
+        if (!t->m[i].zombie && ck_read_file(path, st, sizeof st) > 0 &&
+            sscanf(st, "%llu %llu", &size, &rss) == 2)
+            sum += (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+    }
+    return sum;
+}
+
 
 /* Is the tree below t's root still t (the same pids)? Once every process
  * is parked none can fork: a tree that is the same then is complete. */
@@ -736,82 +760,54 @@ static int zombie_pgid(const struct ck_tree *t, const struct ck_ctl_rep *reps,
  * status want. Returns 0, or -1 after a message naming the first process
  * that did not answer so (none if quiet_if_changed and the tree changed:
  * TREE_CHANGED then). */
+/* Collect the answer of process i of the tree, which must have the status
+ * want. Returns 0, or -1 after a message naming the process if it did not
+ * answer so; none, and TREE_CHANGED, if quiet_if_changed and the process
+ * exec'd, or (quiet_if_changed 1, while parking) the tree changed. */
+static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int i,
+                            int want, const char *phase, int quiet_if_changed)
+{
+    int p = t->m[i].pid;
+    if (t->m[i].zombie)
+        return 0;
+    int r = recv_watching(conns[i], &reps[i], p, i);
+    if (r == 0 && reps[i].status == want)
+        return 0;
+    char who[160];
+    if (quiet_if_changed == 1 && !tree_same(t))
+        return TREE_CHANGED;
+    /* The connection closed while the process lives on: it exec'd (which
+     * ends the shim's manager with the old program) after its request
+     * came; the new program's shim serves it again: take the tree again. */
+    struct ck_procinfo pi;
+    if (quiet_if_changed && r == -EPIPE && ck_proc_info(p, &pi) == 0 && pi.state != 'Z' &&
+        pi.state != 'X')
+        return TREE_CHANGED;
+    ck_tree_describe(p, who, sizeof who);
+    if (r == -ESRCH)
+        ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
+               "written, every process goes on", t->m[0].pid, who, phase);
+    else if (r < 0)
+        ck_msg("checkpoint %d: process %s did not answer (%s: %s); no image written, every "
+               "other process goes on", t->m[0].pid, who, phase, strerror(-r));
+    else
+        ck_msg("checkpoint %d: process %s: %s; no image written, every process goes on",
+               t->m[0].pid, who,
+               reps[i].msg[0] ? reps[i].msg : strerror(reps[i].status < 0 ? -reps[i].status
+                                                                          : EPROTO));
+    return -1;
+}
+
+/* The same for every process of the tree (the first that fails). */
 static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
                         const char *phase, int quiet_if_changed)
 {
     for (int i = 0; i < t->n; i++) {
-        int p = t->m[i].pid;
-        if (t->m[i].zombie)
-            continue;
-        int r = recv_watching(conns[i], &reps[i], p, i);
-        if (r == 0 && reps[i].status == want)
-            continue;
-        char who[160];
-        if (quiet_if_changed && !tree_same(t))
-            return TREE_CHANGED;
-        ck_tree_describe(p, who, sizeof who);
-        if (r == -ESRCH)
-            ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
-                   "written, every process goes on", t->m[0].pid, who, phase);
-        else if (r < 0)
-            ck_msg("checkpoint %d: process %s did not answer (%s: %s); no image written, every "
-                   "other process goes on", t->m[0].pid, who, phase, strerror(-r));
-        else
-            ck_msg("checkpoint %d: process %s: %s; no image written, every process goes on",
-                   t->m[0].pid, who,
-                   reps[i].msg[0] ? reps[i].msg : strerror(reps[i].status < 0 ? -reps[i].status
-                                                                              : EPROTO));
-        return -1;
+        int r = tree_collect_one(t, conns, reps, i, want, phase, quiet_if_changed);
+        if (r != 0)
+            return r;
     }
     return 0;
-}
-
-/* While the processes of a tree write their streams, all at once: take
- * their progress replies as they come, from every connection, until each
- * has its final answer waiting (left for tree_collect, which reads the
- * answers in order), one is stopped, or the wait is too long. */
-static void tree_pump_progress(const struct ck_tree *t, const int *conns)
-{
-    int n = t->n;
-    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
-    if (!pf)
-        return;
-    for (int i = 0; i < n; i++) {
-        pf[i].fd = t->m[i].zombie ? -1 : conns[i];
-        pf[i].events = POLLIN;
-    }
-    for (int waited = 0, open = n; open > 0 && waited < REPLY_TIMEOUT_MS;) {
-        int pr = poll(pf, (nfds_t)n, 1000);
-        if (pr < 0 && errno != EINTR)
-            break;
-        if (pr <= 0) {
-            waited += 1000;
-            for (int i = 0; i < n; i++) {
-                struct ck_procinfo pi;
-                if (!t->m[i].zombie && ck_proc_info(t->m[i].pid, &pi) == 0 &&
-                    (pi.state == 'T' || pi.state == 't'))
-                    goto out;
-            }
-            continue;
-        }
-        open = 0;
-        for (int i = 0; i < n; i++) {
-            struct ck_ctl_rep rep;
-            if (pf[i].fd >= 0 && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
-                ssize_t got = recv(pf[i].fd, &rep, sizeof rep, MSG_PEEK | MSG_DONTWAIT);
-                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR) ||
-                    (got == (ssize_t)sizeof rep && rep.status != CK_STATUS_PROGRESS))
-                    pf[i].fd = -1; /* its answer (or its end) is there: tree_collect's */
-                else if (got < (ssize_t)sizeof rep)  /* (or nothing after all) */
-                    sleep_ms(5); /* the rest of the reply is on its way */
-                else if (ck_ctl_recv(pf[i].fd, &rep, 1000) == 0)
-                    progress_note(i, &rep);
-            }
-            open += pf[i].fd >= 0;
-        }
-    }
-out:
-    free(pf);
 }
 
 static int count_up(void *arg)
@@ -863,7 +859,8 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
         }
     }
     /* Sockets: pair them across the tree as restore will. */
-    int *alive = calloc((size_t)t->n, sizeof *alive), *pids = calloc((size_t)t->n, sizeof *pids);
+    size_t nn = t->n > 0 ? (size_t)t->n : 1; /* (never less: gcc cannot tell) */
+    int *alive = calloc(nn, sizeof *alive), *pids = calloc(nn, sizeof *pids);
     if (!alive || !pids) {
         free(alive);
         free(pids);
@@ -976,10 +973,11 @@ static void print_json(const struct summary *m)
 }
 
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
- * "Process trees"): every process parks, then every process captures, then
- * each writes its own stream into a file of its own; coord puts them
- * together behind the tree header in outfd (the temporary file), commits
- * once and only then lets them go on (or, with --kill, end). req is the
+ * "Process trees"): every process parks, then every process captures and
+ * goes on, then their writers, one at a time, write the streams in place
+ * behind the tree header in outfd (the temporary file); coord writes the
+ * header, commits once and only then lets them go on (or, with --kill,
+ * end). req is the
  * root's request (flags, --id). Returns an exit code. */
 static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, const char *out,
                            struct ck_ctl_req *req, const struct ck_counter *counter,
@@ -1012,9 +1010,6 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         pidfds[i] = t->m[i].zombie ? -1 : open_pidfd(t->m[i].pid);
     }
     conns[0] = root_conn;
-    char dir[PATH_MAX];
-    const char *base;
-    split_path(out, dir, sizeof dir, &base);
     /* A stopped process runs no shim: continued for the checkpoint and
      * stopped again with its signal after it (restore stops it again). */
     for (int i = 1; i < n; i++)
@@ -1048,18 +1043,25 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                 goto out;
             }
         }
-        /* Each stream goes to an unnamed file next to the image: nothing
-         * to clean up whatever happens. */
-        tmps[i] = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        /* Each process writes its stream straight into the tree image,
+         * through an open file description of its own (its offset is set
+         * before its turn: common/ctlproto.h, CK_OP_WRITE). */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", outfd);
+        tmps[i] = open(self, O_RDWR | O_CLOEXEC);
         if (tmps[i] < 0) {
-            ck_msg("checkpoint %d: cannot create an unnamed file in %s: %s", pid, dir,
-                   strerror(errno));
+            ck_msg("checkpoint %d: cannot open %s again: %s", pid, tmp_path, strerror(errno));
             goto out;
         }
     }
     /* 1. Park every process, in parallel. */
+    /* (without CK_CKPT_TMPFILE: a shim that sees coord go away would
+     * remove the temporary file, which coord uses again when the tree
+     * changed and is taken again) */
     req->flags |= CK_CKPT_TREE;
-    req->flags &= ~(uint32_t)CK_CKPT_TMPFILE;
+    req->flags &= ~(uint32_t)(CK_CKPT_TMPFILE | CK_CKPT_READY);
+    if (tree_rss(t) >= TREE_READY_RSS)
+        req->flags |= CK_CKPT_READY;
     for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
             /* (one that exited is still listed until its parent waits;
@@ -1074,16 +1076,34 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             goto out;
         }
     hb_start(conns, n);
-    int cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
-    if (cr == 0 && !tree_same(t))
-        cr = TREE_CHANGED; /* a child forked before its parent parked */
+    /* A tree holding much memory prepares first (its hooks, the prescan
+     * of its mappings, which walks their page tables: milliseconds per
+     * 100 MiB) while its programs run, and then parks at once, so that
+     * the first process parked does not wait for the slowest one's
+     * preparations. A small tree parks at once: the round trip would
+     * only widen the moment in which a shell's fork makes the tree be
+     * taken again. */
+    int cr = 0;
+    if (req->flags & CK_CKPT_READY) {
+        cr = tree_collect(t, conns, reps, CK_STATUS_READY, "preparing its checkpoint", 1);
+        if (cr == 0)
+            tree_send(conns, n, CK_OP_PARK, 0, 0);
+    }
+    if (cr == 0)
+        cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
     if (cr != 0)
         goto out;
     /* 2. Every process is parked: all capture, each told which of its
-     * sockets another process of the tree saves the queue of. */
-    if (tree_capture(t, conns, reps) < 0)
+     * sockets another process of the tree saves the queue of. Whether the
+     * tree is still the one listed (a child forked before its parent
+     * parked) is looked at meanwhile, not in the pause: if not, the
+     * captures are dropped. */
+    cr = tree_capture(t, conns, reps);
+    if (cr == TREE_CHANGED)
+        ret = TREE_CHANGED;
+    if (cr != 0)
         goto out;
     test_hook("slow-stamp");
     for (int i = 0; i < n; i++) {
@@ -1119,12 +1139,45 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         stamp = stamp_base + 1;
     }
     tree_send(conns, n, CK_OP_STAMP, sflags, stamp);
-    if (ck_progress_on() && progress_slots(n) == 0)
-        tree_pump_progress(t, conns);
-    int wr = tree_collect(t, conns, reps, 0, "writing its image", 0);
-    ck_progress_end();
-    if (wr < 0)
+    if (tree_collect(t, conns, reps, CK_STATUS_FORKED, "forking its writer", 0) < 0)
         goto out;
+    /* the writers' progress (CK_STATUS_PROGRESS) comes while each writes:
+     * tree_collect_one's recv_watching gives it to the process's slot */
+    int progress = ck_progress_on() && progress_slots(n) == 0;
+    /* Every process has forked its writer and goes on: the pause is over
+     * (a writer at work earlier would take the cores the other forks
+     * need). The writers take turns: each writes its stream in place,
+     * right behind the previous one (4 KiB aligned, for O_DIRECT), so the
+     * image is written once, and one writer at a time has every core. */
+    uint64_t at = ck_tree_first_offset((uint32_t)n, nshares);
+    struct ck_ctl_req turn;
+    memset(&turn, 0, sizeof turn);
+    turn.magic = CK_CTL_MAGIC;
+    turn.op = CK_OP_WRITE;
+    for (int i = 0; i < n; i++) {
+        if (t->m[i].zombie)
+            continue;
+        if (lseek(tmps[i], (off_t)at, SEEK_SET) < 0 || ctl_send(conns[i], &turn) < 0) {
+            ck_msg("checkpoint %d: cannot give process %d its turn to write: %s", pid,
+                   t->m[i].pid, strerror(errno));
+            goto out;
+        }
+        if (tree_collect_one(t, conns, reps, i, 0, "writing its image", 0) < 0)
+            goto out;
+        off_t end = lseek(tmps[i], 0, SEEK_CUR);
+        if (end < 0 || (uint64_t)end != at + reps[i].bytes) {
+            ck_msg("checkpoint %d: process %d says it wrote %llu bytes at %llu of %s, but "
+                   "the file offset is %lld; no image written, every process goes on", pid,
+                   t->m[i].pid, (unsigned long long)reps[i].bytes, (unsigned long long)at,
+                   tmp_path, (long long)end);
+            goto out;
+        }
+        ents[i].offset = at;
+        ents[i].length = reps[i].bytes;
+        at = (at + reps[i].bytes + 4095) & ~(uint64_t)4095;
+    }
+    if (progress)
+        ck_progress_end();
     stamp_msg = stamp;
     /* 4. The tree image: header, then every stream at its offset. */
     struct ck_tree_hdr h;
@@ -1137,10 +1190,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     h.created_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
-    uint64_t at = ck_tree_first_offset((uint32_t)n, nshares), bytes = 0, pages = 0, raw = 0, pause = 0;
+    uint64_t bytes = 0, pages = 0, raw = 0, pause = 0;
     uint32_t threads = 0;
     for (int i = 0; i < n; i++) {
-        struct stat st;
         ents[i].real_pid = t->m[i].pid;
         ents[i].parent = t->m[i].parent;
         if (t->m[i].zombie) {
@@ -1152,27 +1204,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
         if (t->m[i].stopsig > 0)
             ents[i].flags = CK_TREE_STOPPED | ((uint32_t)t->m[i].stopsig & 0xff) << 8;
-        if (fstat(tmps[i], &st) < 0) {
-            ck_msg("checkpoint %d: stat of process %d's stream: %s", pid, t->m[i].pid,
-                   strerror(errno));
-            goto out;
-        }
         ents[i].vpid = (int32_t)reps[i].orig_pid;
-        ents[i].offset = at;
-        ents[i].length = (uint64_t)st.st_size;
-        loff_t src = 0, dst = (loff_t)at;
-        size_t left = (size_t)st.st_size;
-        while (left > 0) {
-            ssize_t c = copy_file_range(tmps[i], &src, outfd, &dst, left, 0);
-            if (c <= 0) {
-                ck_msg("checkpoint %d: cannot copy process %d's stream into %s: %s", pid,
-                       t->m[i].pid, tmp_path, c < 0 ? strerror(errno) : "short copy");
-                goto out;
-            }
-            left -= (size_t)c;
-        }
-        at = (at + (uint64_t)st.st_size + 4095) & ~(uint64_t)4095;
-        bytes += (uint64_t)st.st_size;
+        bytes += ents[i].length;
         pages += reps[i].pages;
         raw += reps[i].raw_bytes ? reps[i].raw_bytes : reps[i].pages * CK_PAGE_SIZE;
         threads += reps[i].nthreads;
@@ -1192,7 +1225,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     for (int i = 0; !hr && (req->flags & CK_CKPT_MAC) && i < n; i++) {
         char aerr[512];
         if (!t->m[i].zombie &&
-            ck_image_authenticate_at(tmps[i], 0, &tkey, macs + (size_t)i * CK_DIGEST_BYTES,
+            ck_image_authenticate_at(outfd, ents[i].offset, &tkey, macs + (size_t)i * CK_DIGEST_BYTES,
                                      aerr, sizeof aerr) < 0) {
             ck_msg("checkpoint %d: the stream of process %d does not authenticate: %s", pid,
                    t->m[i].pid, aerr);
@@ -1247,7 +1280,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     /* 6. Commit once for the tree, then tell every process. */
     test_hook("before-commit");
     test_hook("slow-commit");
-    for (int i = 0; i < n; i++)
+    /* (only --kill needs every shim still waiting: one that gave up
+     * released its process, which must then not be committed as ended;
+     * without it every process runs on anyway, and one that exec'd once
+     * released closed its connection with its old program) */
+    for (int i = 0; kill_after && i < n; i++)
         if (shim_gave_up(conns[i])) {
             ck_msg("checkpoint %d: process %d stopped waiting for coord (no word for too "
                    "long) and goes on: no image written, every process goes on", pid,

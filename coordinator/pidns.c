@@ -103,6 +103,7 @@ static int write_path(const char *path, const char *text)
 /* The init's end of the status pipe (fd 3 once it runs its loop). */
 static int status_wr = -1;
 static pid_t g_init = -1;
+static const char *g_cmd = "run";       /* the command, for messages */
 
 pid_t ck_pidns_start(const char *cmd, int detach, int *status_rd)
 {
@@ -197,6 +198,7 @@ pid_t ck_pidns_start(const char *cmd, int detach, int *status_rd)
     close(sync[1]);
     *status_rd = st[0];
     g_init = pid;
+    g_cmd = cmd;
     return pid;
 }
 
@@ -282,6 +284,15 @@ int ck_pidns_wait(pid_t init, int status_rd)
         n = read(status_rd, &st, sizeof st);
     while (n < 0 && errno == EINTR);
     close(status_rd);
+    if (n != (ssize_t)sizeof st && WIFSIGNALED(ws)) {
+        /* init itself was killed (from outside: it blocks every signal
+         * it can): the kernel ended every process of the namespace */
+        int sig = WTERMSIG(ws);
+        ck_msg("%s: the pid namespace's init (pid %d) was killed by signal %d (%s): the "
+               "program and every process of the namespace ended with it", g_cmd, (int)init,
+               sig, strsignal(sig));
+        return 128 + sig;
+    }
     if (n != (ssize_t)sizeof st)
         return CK_EXIT_FAIL; /* init failed before the program ran: it said why */
     if (WIFSIGNALED(st)) {

@@ -2460,6 +2460,11 @@ static void become(struct rctx *c, const char *restorer)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* CKSHIM_TEST_HOOK=restore-kill-early:VPID (test_tree_barrier.sh): the
+     * process is killed (as the out-of-memory killer would) before its
+     * memory is in place */
+    if (hook && !strncmp(hook, "restore-kill-early:", 19) && atoi(hook + 19) == vpid)
+        raise(SIGKILL);
     execve(restorer, argv, envp);
     fail_msg(c, "cannot run the restorer %s: %s", restorer, strerror(errno));
 }
@@ -2637,10 +2642,46 @@ static void keeper_who(int i, char *who, size_t len, const char **none)
     *none = g_tree.n ? "no process of the tree ran" : "no program code ran";
 }
 
+/* The kernel's count of processes its out-of-memory killer ended
+ * (/proc/vmstat oom_kill), 0 if unknown. */
+static uint64_t oom_kills(void)
+{
+    char vm[16384];
+    if (ck_read_file("/proc/vmstat", vm, sizeof vm) < 0)
+        return 0;
+    const char *p = strstr(vm, "\noom_kill ");
+    return p ? strtoull(p + 10, NULL, 10) : 0;
+}
+
+/* How process i of the tree ended, for the keeper's message (what its
+ * restorer could not say itself: a signal; out of memory, the kernel's
+ * killer sends SIGKILL), into how ("" if unknown: not a zombie yet, its
+ * pid not in the map). oom0: oom_kills() when the keeper started. */
+static void keeper_how(int i, uint64_t oom0, char *how, size_t len)
+{
+    how[0] = 0;
+    int pid = g_tree.n && g_tree.map ? g_tree.map[2 * i + 1] : 0, ws = -1;
+    /* the ready pipe closes as it exits, a moment before it is a zombie */
+    for (int w = 0; pid > 0 && w < 50 && (ws = ck_stat_exit_code(pid, "ZX")) < 0; w++)
+        usleep(2000);
+    if (ws < 0)
+        return;
+    int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+    if (sig && oom_kills() > oom0)
+        snprintf(how, len, " (killed by signal %d, %s: out of memory, the kernel's "
+                 "out-of-memory killer ended a process meanwhile)", sig, strsignal(sig));
+    else if (sig)
+        snprintf(how, len, " (killed by signal %d, %s%s)", sig, strsignal(sig),
+                 sig == SIGKILL ? ": from outside, or by the kernel when memory ran out" : "");
+    else
+        snprintf(how, len, " (exit status %d)", WEXITSTATUS(ws));
+}
+
 /* One step of the tree's barrier: a byte from every process of the tree
  * through its ready pipe. Returns -1 (after the root was told why and
  * every other process to stop) if one of them ended first. */
-static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *what)
+static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *what,
+                             uint64_t oom0)
 {
     for (int i = 0; i < n; i++) {
         char b;
@@ -2650,13 +2691,24 @@ static int tree_barrier_step(int *ready_rd, int *gate_wr, int n, const char *wha
         do
             k = read(ready_rd[i], &b, 1);
         while (k < 0 && errno == EINTR);
-        if (k == 1)
+        char msg[1400], who[64], how[700];
+        if (k == 1 && b == 'E') {
+            /* its restorer's own words (restorer.c: die), up to the newline */
+            size_t got = 2;
+            snprintf(how, sizeof how, ": ");
+            while (got < sizeof how - 1 && read(ready_rd[i], how + got, 1) == 1 &&
+                   how[got] != '\n')
+                got++;
+            how[got] = 0;
+        } else if (k == 1) {
             continue;
-        char msg[1100], who[64];
+        } else {
+            keeper_how(i, oom0, how, sizeof how);
+        }
         const char *none;
         keeper_who(i, who, sizeof who, &none);
-        snprintf(msg, sizeof msg, "error: %s ended %s; %s, the image is kept (the counter did "
-                 "not move)\n", who, what, none);
+        snprintf(msg, sizeof msg, "error: %s ended %s%s; %s, the image is kept (the counter "
+                 "did not move)\n", who, what, how, none);
         tree_gates_say(gate_wr, n, msg);
         return -1;
     }
@@ -2686,16 +2738,17 @@ static void tree_gate_keeper(struct rctx *root, int *ready_rd, int *gate_wr, int
         dup2(null, 2);
     }
     signal(SIGPIPE, SIG_IGN);
+    uint64_t oom0 = oom_kills();
     if (tty >= 0) {
         ck_progress_to(tty);
         keeper_progress(ready_rd, n);
         ck_progress_end();
         close(tty);
     }
-    if (tree_barrier_step(ready_rd, gate_wr, n, "before its memory was in place") < 0)
+    if (tree_barrier_step(ready_rd, gate_wr, n, "before its memory was in place", oom0) < 0)
         _exit(0);
     tree_gates_say(gate_wr, n, "ok\n");
-    if (tree_barrier_step(ready_rd, gate_wr, n, "late in its restore") < 0)
+    if (tree_barrier_step(ready_rd, gate_wr, n, "late in its restore", oom0) < 0)
         _exit(0);
     /* a process that ended after its report (killed from outside) */
     for (int i = 0; i < n; i++) {

@@ -74,10 +74,7 @@ static void proc_stat(int pid, char *st, size_t cap)
         st[0] = 0;
 }
 
-/* Field 52 of /proc/PID/stat (exit_code) when the process's state is
- * one of states: a zombie's wait status, or the signal that stopped a
- * stopped process. -1 otherwise. */
-static int stat_exit_code(int pid, const char *states)
+int ck_stat_exit_code(int pid, const char *states)
 {
     char st[2048];
     proc_stat(pid, st, sizeof st);
@@ -105,9 +102,9 @@ int ck_tree_discover(int pid, struct ck_tree *t)
         int r = add_children(t, i);
         if (r < 0)
             return r;
-        if (i > 0 && (t->m[i].status = stat_exit_code(t->m[i].pid, "Z")) >= 0)
+        if (i > 0 && (t->m[i].status = ck_stat_exit_code(t->m[i].pid, "Z")) >= 0)
             t->m[i].zombie = 1;
-        else if (i > 0 && (t->m[i].stopsig = stat_exit_code(t->m[i].pid, "T")) < 0)
+        else if (i > 0 && (t->m[i].stopsig = ck_stat_exit_code(t->m[i].pid, "T")) < 0)
             t->m[i].stopsig = 0;
     }
     return 0;
@@ -565,6 +562,32 @@ static int link_cmp(const void *a, const void *b)
     return c ? c : x->proc != y->proc ? x->proc - y->proc : x->fd - y->fd;
 }
 
+/* kcmp(KCMP_FILE) of two listed descriptors: 0 one description, 1 or 2
+ * their order, -1 (denied set when kcmp is not allowed) unknown. */
+struct kcmp_ctx {
+    const struct ck_tree *t;
+    int denied;
+};
+
+static long kcmp_files(struct kcmp_ctx *c, const struct fdlink *x, const struct fdlink *y)
+{
+    long r = syscall(SYS_kcmp, c->t->m[x->proc].pid, c->t->m[y->proc].pid, KCMP_FILE, x->fd,
+                     y->fd);
+    if (r < 0 && (errno == EPERM || errno == EACCES || errno == ENOSYS))
+        c->denied = errno;
+    return r;
+}
+
+static int kcmp_order(const void *a, const void *b, void *arg)
+{
+    const struct fdlink *x = a, *y = b;
+    long r = kcmp_files(arg, x, y);
+    if (r == 0 || r == 1 || r == 2)
+        return r == 0 ? 0 : r == 1 ? -1 : 1;
+    /* not comparable (denied: the table is dropped; a descriptor gone) */
+    return x->proc != y->proc ? x->proc - y->proc : x->fd - y->fd;
+}
+
 /* The descriptors of process i of t, with their link text, appended to
  * *v (the shim's own among them: restore looks up only the program's). */
 static int list_fds(const struct ck_tree *t, int i, struct fdlink **v, size_t *n, size_t *cap)
@@ -627,38 +650,44 @@ int ck_tree_shares(const struct ck_tree *t, struct ck_tree_share **out, uint64_t
     }
     if (n)
         qsort(v, n, sizeof *v, link_cmp);
-    /* Within a run of the same link text: each descriptor joins the group
-     * of the first earlier one kcmp calls the same description. */
+    /* Within a run of the same link text, kcmp orders the descriptions
+     * (a total order of the kernel's file pointers): sorted by it, the
+     * descriptors of one description are neighbours, and each joins the
+     * group of the one before it if kcmp calls them the same. This runs
+     * while the whole tree is parked: k descriptors of one name cost
+     * O(k log k) calls, not one per pair. */
     size_t nsh = 0;
-    int denied = 0;
-    for (size_t a = 0; a < n; a++) {
-        for (size_t b = a; b-- > 0 && !strcmp(v[b].link, v[a].link);) {
-            long r = syscall(SYS_kcmp, t->m[v[a].proc].pid, t->m[v[b].proc].pid, KCMP_FILE,
-                             v[a].fd, v[b].fd);
-            if (r < 0 && (errno == EPERM || errno == EACCES || errno == ENOSYS))
-                denied = errno;
-            if (r == 0) {
-                v[a].group = v[b].group >= 0 ? v[b].group : (int)b;
-                v[b].group = v[a].group;
-                break;
+    struct kcmp_ctx kc = {.t = t, .denied = 0};
+    for (size_t a = 0, end; a < n; a = end) {
+        for (end = a + 1; end < n && !strcmp(v[end].link, v[a].link); end++)
+            ;
+        if (end - a > 1)
+            qsort_r(v + a, end - a, sizeof *v, kcmp_order, &kc);
+        for (size_t b = a + 1; b < end; b++)
+            if (kcmp_files(&kc, &v[b - 1], &v[b]) == 0) {
+                if (v[b - 1].group < 0)
+                    v[b - 1].group = (int)(b - 1);
+                v[b].group = v[b - 1].group;
             }
-        }
     }
+    int denied = kc.denied;
     if (denied && n) {
         snprintf(err, errlen, "cannot tell which descriptors the processes share (kcmp: %s)",
                  strerror(denied));
         free(v);
         return -1;
     }
-    /* keep the groups that span two processes */
-    for (size_t a = 0; a < n; a++) {
+    /* keep the groups that span two processes (a group's members are
+     * neighbours, from its first on) */
+    for (size_t a = 0, end; a < n; a = end) {
         int g = v[a].group, multi = 0;
-        for (size_t b = 0; g >= 0 && b < n && !multi; b++)
-            multi = v[b].group == g && v[b].proc != v[a].proc;
-        if (!multi)
-            v[a].group = -1;
-        else
-            nsh++;
+        for (end = a + 1; g >= 0 && end < n && v[end].group == g; end++)
+            multi |= v[end].proc != v[a].proc;
+        for (size_t b = a; b < end; b++)
+            if (!multi)
+                v[b].group = -1;
+            else
+                nsh++;
     }
     if (nsh) {
         struct ck_tree_share *sh = calloc(nsh, sizeof *sh);

@@ -24,6 +24,11 @@ struct ck_tree {
     int n;
 };
 
+/* Field 52 of /proc/PID/stat (exit_code) when the process's state is
+ * one of states: a zombie's wait status, or the signal that stopped a
+ * stopped process. -1 otherwise. */
+int ck_stat_exit_code(int pid, const char *states);
+
 /* Collect pid and every descendant (/proc/PID/task/TID/children of every
  * thread, recursively). Returns 0, or -E2BIG (more than CK_TREE_MAX), or
  * another -errno. */

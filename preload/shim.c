@@ -208,7 +208,8 @@ int shim_listen(void)
     return 0;
 }
 
-static void reply(int conn, struct ck_ctl_rep *rep)
+/* Who the process is, in a reply. */
+static void rep_identity(struct ck_ctl_rep *rep)
 {
     rep->magic = CK_CTL_MAGIC;
     rep->orig_pid = (uint32_t)(g_shim.vpid ? g_shim.vpid : shim_real_getpid());
@@ -218,6 +219,11 @@ static void reply(int conn, struct ck_ctl_rep *rep)
     snprintf(rep->app_id, sizeof rep->app_id, "%s", g_shim.app_id);
     if (!rep->exe[0])
         shim_read_file("/proc/self/cmdline", rep->exe, sizeof rep->exe);
+}
+
+static void reply(int conn, struct ck_ctl_rep *rep)
+{
+    rep_identity(rep);
     send(conn, rep, sizeof *rep, MSG_NOSIGNAL);
 }
 
@@ -226,7 +232,17 @@ struct child_result {
     int status;
     struct dump_stats st;
     char msg[512];
+    /* A tree's writer sends the final reply itself (the program, released
+     * meanwhile, may exec, which ends the manager): made ready by the
+     * manager, who the process is and its pause (before the writer's
+     * turn comes: CK_STATUS_FORKED), sent by the writer. */
+    struct ck_ctl_rep rep;
+    volatile int replied;
 };
+
+/* The final reply of a tree's process went out from its writer
+ * (child_result): serve() sends none. */
+static int writer_replied;
 
 /* The checkpoint itself. Returns 0 after a checkpoint (rep filled), or 1
  * in the restored process (the connection is gone: do not reply). */
@@ -342,12 +358,43 @@ static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hf
     return 0;
 }
 
+/* One process of a tree checkpoint: wait for coord's CK_OP_WRITE (the
+ * writer's turn; outfd's offset is where this stream goes in the tree
+ * image, common/ctlproto.h). The writer child reads the connection
+ * meanwhile (the manager only waits for it). Returns 0, or -ECANCELED
+ * (msg set) when coord aborted or went away first. */
+static int wait_turn(int conn, char *msg, size_t msglen)
+{
+    struct ck_ctl_req go;
+    int silent;
+    if (coord_next(conn, &go, &silent) < 0 || go.op != CK_OP_WRITE) {
+        snprintf(msg, msglen, "%s", silent ? "no turn to write from coord" :
+                                           "checkpoint aborted by coord");
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+/* One process of a tree checkpoint: tell coord the writer is forked (and
+ * the program released, unless --kill), so that it can give the writers
+ * their turns (CK_STATUS_FORKED). A failure shows in the writer's wait. */
+static void tell_forked(int conn, int64_t t0)
+{
+    struct ck_ctl_rep rep;
+    memset(&rep, 0, sizeof rep);
+    rep.magic = CK_CTL_MAGIC;
+    rep.status = CK_STATUS_FORKED;
+    rep.pause_ns = (uint64_t)(shim_now_ns(CLOCK_MONOTONIC) - t0);
+    (void)!send(conn, &rep, sizeof rep, MSG_NOSIGNAL);
+}
+
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
     int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
     char err[512] = "";
     volatile int kill_after = (req->flags & CK_CKPT_KILL) != 0;
     volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
+    int tree = (req->flags & CK_CKPT_TREE) && conn >= 0;
     struct ck_header hdr;
 
     /* The program's own hooks, while its threads run (hooks.c). The
@@ -362,6 +409,21 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     /* The program runs during the prescan (hundreds of ms with 60000
      * regions): the pause starts after it. */
     capture_vmflags_prescan();
+    /* CKSHIM_TEST_HOOK=slow-park:MS: the program runs that much longer
+     * before its threads park (test_trees.sh: an exec meanwhile) */
+    const char *hook = getenv("CKSHIM_TEST_HOOK");
+    if (hook && !strncmp(hook, "slow-park:", 10))
+        usleep((useconds_t)atoi(hook + 10) * 1000);
+    if ((req->flags & CK_CKPT_TREE) && (req->flags & CK_CKPT_READY) && conn >= 0) {
+        /* park together with the others (CK_STATUS_READY) */
+        struct ck_ctl_req park;
+        if (ask_coord(conn, CK_STATUS_READY, g_shim.app_id, CK_OP_PARK, &park,
+                      "go-ahead to park", err, sizeof err) < 0) {
+            rep->status = -ECANCELED;
+            snprintf(rep->msg, sizeof rep->msg, "%s", err);
+            return 0;
+        }
+    }
     int64_t t0 = shim_now_ns(CLOCK_MONOTONIC);
     r = quiesce_stop_threads(err, sizeof err);
     if (r < 0) {
@@ -464,11 +526,20 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         return 0;
     }
     memset(cr, 0, sizeof *cr);
+    writer_replied = 0;
+    if (tree) {
+        rep_identity(&cr->rep);
+        cr->rep.nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0;
+    }
     int64_t pause_end = 0;
     g_shim.progress = (req->flags & CK_CKPT_PROGRESS) && conn >= 0;
     g_shim.progress_conn = conn;
     if (nofork) {
-        cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+        if (tree)
+            tell_forked(conn, t0);
+        cr->status = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
+        if (cr->status == 0)
+            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
@@ -476,22 +547,54 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         capture_fork_flags(1);
         long child = syscall(SYS_clone, 0L, NULL, NULL, NULL, 0L);
         if (child == 0) {
-            syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            int s = capture_check_fork_child(cr->msg, sizeof cr->msg);
+            /* The writer ends with the manager thread (the program killed:
+             * no use going on), except a tree's: the program, released
+             * while its writer waits for its turn, may exec (which ends
+             * the manager), and the stream is still good; the writer then
+             * ends when coord does (the connection closes). */
+            if (!tree)
+                syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            /* (a tree's writer checks its snapshot once its turn came:
+             * reading smaps walks its page tables, which would take the
+             * cores from the other processes' forks, their pause) */
+            int s = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
+            if (s == 0)
+                s = capture_check_fork_child(cr->msg, sizeof cr->msg);
             if (s == 0)
                 s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
             cr->status = s;
+            if (tree) {
+                struct ck_ctl_rep *fin = &cr->rep;
+                int64_t now = shim_now_ns(CLOCK_MONOTONIC);
+                fin->status = s;
+                fin->bytes = cr->st.bytes;
+                fin->pages = cr->st.pages;
+                fin->raw_bytes = cr->st.raw_bytes;
+                fin->total_ns = (uint64_t)(now - tp);
+                if (kill_after)
+                    fin->pause_ns = (uint64_t)(now - t0); /* parked until now */
+                if (s < 0)
+                    snprintf(fin->msg, sizeof fin->msg, "%s", cr->msg);
+                cr->replied = send(conn, fin, sizeof *fin, MSG_NOSIGNAL) == (ssize_t)sizeof *fin;
+            }
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
-            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+            if (tree)
+                tell_forked(conn, t0);
+            cr->status = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
+            if (cr->status == 0)
+                cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
         } else {
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
                 quiesce_release();
+                cr->rep.pause_ns = (uint64_t)(pause_end - t0);
             }
+            if (tree)
+                tell_forked(conn, t0);
             int ws = 0;
             /* raw: the waitpid wrapper would read child as a pid the tree knew */
             while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, NULL) < 0 && errno == EINTR)
@@ -504,7 +607,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             }
         }
     }
-    if (cr->status == 0 && fsync(outfd) < 0 && errno != EINVAL && errno != EROFS) {
+    /* (a tree's image is synced once, by coord) */
+    if (cr->status == 0 && !tree && fsync(outfd) < 0 && errno != EINVAL && errno != EROFS) {
         cr->status = -errno;
         snprintf(cr->msg, sizeof cr->msg, "fsync of the image failed: %s", strerror(errno));
     }
@@ -523,6 +627,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0; /* as list: not the manager */
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
+    writer_replied = cr->replied;
     munmap(cr, sizeof *cr);
     capture_forget(1);
     forget_key();
@@ -654,7 +759,9 @@ static int serve(int conn)
         shim_skip_fds[0] = shim_skip_fds[1] = -1;
         if (r == 1)
             return SERVE_RESTORED; /* conn and fd belong to the old life */
-        reply(conn, &rep);
+        if (!writer_replied)
+            reply(conn, &rep);
+        writer_replied = 0;
         int end = r == 2, gone = 0;
         if (rep.status == 0 && (req.flags & CK_CKPT_COMMIT)) {
             /* The image is written but not yet the user's: with --kill

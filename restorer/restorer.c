@@ -147,8 +147,13 @@ __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long 
         for (const char *s = e; *s; s++)
             *p++ = *s;
         p = fmt_dec(p, err < 0 ? -err : err);
+        /* the one cause a user can act on without the errno table */
+        if (err == -12 || err == 12)
+            for (const char *s = ": out of memory"; *s; s++)
+                *p++ = *s;
         *p++ = ')';
     }
+    char *what_end = p;
     if (before_commit)
         for (const char *s = "; nothing ran, the image is kept (the counter did not move)"; *s;
              s++)
@@ -161,6 +166,14 @@ __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long 
     if (status_fd >= 0) {
         puts_fd(status_fd, "error: ");
         puts_fd(status_fd, buf + 16);
+    } else if (plan && plan->tree_gate && plan->ready_fd >= 0) {
+        /* A process of a tree with no status pipe of its own (its stderr
+         * may be nowhere: --detach): the gate keeper, which reads a byte
+         * from every process, gets "E" and why instead, and names it in
+         * the tree's message. */
+        *what_end = '\n';
+        sys_write(plan->ready_fd, "E", 1);
+        sys_write(plan->ready_fd, buf + 32, (unsigned long)(what_end + 1 - (buf + 32)));
     }
     sys_exit_group(1);
     for (;;)

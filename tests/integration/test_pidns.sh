@@ -79,6 +79,22 @@ wait "$cpid"
 rc=$?
 [ $rc -eq 143 ] && pass pidns_run_forwards_sigterm || fail pidns_run_forwards_sigterm "exit $rc, not 143"
 
+# init itself killed from outside (SIGKILL: the kernel ends every process
+# of the namespace): coord says so and exits 128+9, not 1 in silence.
+(cd "$T" && exec "$C" run --pidns -- sleep 100) 2>"$T/err" &
+cpid=$!
+PIDS+=("$cpid")
+wait_for 5 test -n "$(children "$(children "$cpid")")"
+kill -KILL "$(children "$cpid")"
+timeout 10 tail --pid="$cpid" -f /dev/null
+wait "$cpid"
+rc=$?
+if [ $rc -eq 137 ] && grep -q "init (pid [0-9]*) was killed by signal 9" "$T/err"; then
+    pass pidns_run_init_killed_said
+else
+    fail pidns_run_init_killed_said "exit $rc (not 137), said: $(cat "$T/err")"
+fi
+
 # init reaps an orphan: a grandchild whose parent ended is init's child
 # (its parent pid is 1), and once it ends no zombie stays.
 cat >"$T/orphan.sh" <<'EOF'

@@ -87,6 +87,20 @@ if start_py_app marks "$T/marks.py"; then
     else
         fail tree_restore_late_failure_names_process "$k2 not named"
     fi
+    # A process killed before its memory is in place (as the kernel's
+    # out-of-memory killer does): the message says how it ended.
+    out=$(cd / && CKSHIM_TEST_HOOK="restore-kill-early:$k2" timeout 30 "$C" restore --detach \
+        "$T/marks.img" 2>"$T/err")
+    rc=$?
+    [ -n "$out" ] && PIDS+=("$out")
+    if [ $rc -eq 1 ] && [ "$(markers)" = 0 ] &&
+        grep -q "process $k2 of the tree ended before its memory was in place (killed by signal 9" \
+            "$T/err"; then
+        pass tree_restore_killed_early_says_how
+    else
+        fail tree_restore_killed_early_says_how "rc=$rc, $(markers) ran: $(cat "$T/err")"
+        end_tree
+    fi
     rm -f "$T"/ran.*
     # The image is still good: the counter did not move.
     np=$(cd / && timeout 30 "$C" restore --detach "$T/marks.img" 2>"$T/err")
@@ -115,6 +129,32 @@ m = [p for p in d["processes"] if p["tree_root"] == root]
 assert len(m) == 3 and [p["tree_members"] for p in m if p["pid"] == root] == [3]' "${np:-0}" &&
         pass tree_list_json || fail tree_list_json "no tree of 3 under $np"
     end_tree
+fi
+
+# A tree restore that runs out of memory (an address-space limit the
+# child's 256 MiB do not fit in): the message says so, nothing runs.
+cat >"$T/big.py" <<'EOF'
+import os, time
+k = os.fork()
+if k == 0:
+    big = bytearray(256 << 20)
+    while True:
+        time.sleep(1)
+EOF
+echo "$PY_TICKS" >>"$T/big.py"
+if start_py_app big "$T/big.py" && "$C" checkpoint "$pid" -o "$T/big.img" --kill >"$T/out" 2>"$T/err" &&
+    wait_for 10 gone "$pid"; then
+    out=$(cd / && ulimit -v 200000 && timeout 30 "$C" restore --detach "$T/big.img" 2>"$T/err")
+    rc=$?
+    [ -n "$out" ] && PIDS+=("$out")
+    if [ $rc -eq 1 ] && [ -z "$out" ] && grep -q "out of memory" "$T/err" &&
+        grep -q "ended before its memory was in place" "$T/err"; then
+        pass tree_restore_out_of_memory_said
+    else
+        fail tree_restore_out_of_memory_said "rc=$rc out='$out': $(cat "$T/err")"
+    fi
+else
+    fail tree_restore_out_of_memory_said "checkpoint failed: $(cat "$T/err")"
 fi
 
 # Forged and damaged tree headers (forge_tree.py keeps the header's

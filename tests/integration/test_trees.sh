@@ -52,6 +52,55 @@ fi
 alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
     fail tree_refused_children_keep_running "a child stopped"
 
+# exec_tree NAME HOOK BIG SECONDS: a Python root (holding BIG MiB of
+# random bytes) and a child (with CKSHIM_TEST_HOOK=HOOK) that execs a new
+# Python on SIGUSR1, sent SECONDS after `coord checkpoint` of the root
+# began; the checkpoint must succeed with both processes and the image
+# verify.
+exec_tree() {
+    cat >"$T/$1.py" <<EOF
+import os, signal, sys, time
+def go(*_):
+    os.environ.pop("CKSHIM_TEST_HOOK", None)
+    os.execv(sys.executable, [sys.executable, "-c",
+             "import time; print('EXECED', flush=True); time.sleep(1000)"])
+k = os.fork()
+if k == 0:
+    os.environ["CKSHIM_TEST_HOOK"] = "$2"
+    signal.signal(signal.SIGUSR1, go)
+    while True:
+        time.sleep(1)
+big = os.urandom($3 << 20)
+print("CHILD", k, flush=True)
+EOF
+    echo "$PY_TICKS" >>"$T/$1.py"
+    start_py_app "$1" "$T/$1.py" || fail "$1" "no READY"
+    read -r _ kid < <(grep CHILD "$T/$1.log")
+    PIDS+=("$kid")
+    "$C" checkpoint "$pid" -o "$T/$1.img" >"$T/out" 2>"$T/err" &
+    local cp=$! rc
+    sleep "$4"
+    kill -USR1 "$kid"
+    wait "$cp"
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q "process tree of 2 processes" "$T/err" &&
+        wait_for 5 grep -q EXECED "$T/$1.log" && "$C" inspect --verify "$T/$1.img" >/dev/null 2>&1; then
+        pass "$1"
+    else
+        fail "$1" "rc=$rc: $(cat "$T/err")"
+    fi
+    kill -KILL "$pid" "$kid" 2>/dev/null
+}
+
+# A child that execs after its park request came (its shim's manager ends
+# with the old program; the hook slow-park keeps the program running a
+# while first): the tree is taken again, not refused.
+exec_tree tree_exec_during_park_taken_again slow-park:1500 0 0.7
+# A child that execs once released, while its writer still waits for its
+# turn (the root's 256 MiB go first): the writer itself sends the final
+# answer, which the child's shim (gone with the exec) cannot.
+exec_tree tree_exec_after_release_written none 256 0.3
+
 # A child made by clone(CLONE_FILES) shares its parent's descriptor table,
 # which restore cannot make again: named as such, every process goes on.
 cat >"$T/clonefiles.py" <<'EOF'
