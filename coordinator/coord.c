@@ -66,11 +66,19 @@ static const struct subcmd subcmds[] = {
      "                      connections (its replies dropped): requests since the last\n"
      "                      checkpoint are not lost. Needs --auto-restore or --resume\n"
      "  --record-net-max SIZE\n"
-     "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"},
+     "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"
+     "  --priority idle|normal\n"
+     "                      the priority of the writer of a periodic image, which\n"
+     "                      compresses and writes it while PROG runs on (default idle:\n"
+     "                      only CPU and disk time nothing else wants; normal priority\n"
+     "                      after half a period without). A checkpoint still being\n"
+     "                      written when the next is due makes that period skipped\n"
+     "                      (said on stderr, in supervise.state and by coord list).\n"
+     "                      The last checkpoint (SIGTERM) is always at normal priority\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
      "[--encrypt]] [--action-script PATH] [--json] [--shared-file PATH]... "
-     "[--no-file-versions]",
+     "[--no-file-versions] [--priority idle|normal [--idle-limit DURATION]]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -78,6 +86,14 @@ static const struct subcmd subcmds[] = {
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
      "                      (slower to resume, needs no extra memory)\n"
+     "  --priority idle|normal\n"
+     "                      the priority of the writer that compresses and writes the\n"
+     "                      image once the process runs on (default normal); idle:\n"
+     "                      only CPU and disk time nothing else wants (SCHED_IDLE)\n"
+     "  --idle-limit DURATION\n"
+     "                      with --priority idle: after this long the writer goes on\n"
+     "                      at normal priority (default 30s), so a busy machine still\n"
+     "                      gets its image\n"
      "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
      "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"

@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chunk.h"
@@ -69,6 +70,13 @@ static void fwait(volatile int *addr, int val)
     rsys(SYS_futex, (long)addr, FUTEX_WAIT, val, 0, 0, 0);
 }
 
+/* fwait for at most ns nanoseconds (the caller only: errno is its own) */
+static void fwait_ns(volatile int *addr, int val, int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    rsys(SYS_futex, (long)addr, FUTEX_WAIT, val, (long)&ts, 0, 0);
+}
+
 static void fwake(volatile int *addr)
 {
     rsys(SYS_futex, (long)addr, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
@@ -81,6 +89,8 @@ struct job {
     const struct ck_region *r;
     uint64_t addr;
     uint32_t npages;
+    int seq;                            /* which job this slot holds */
+    volatile int claimed;               /* someone runs it (a worker or the caller) */
     volatile int done;
     int err;                            /* -errno */
     uint64_t err_addr;
@@ -131,6 +141,11 @@ struct writer {
     volatile int submitted, completed;  /* stages handed to / written by I/O */
     volatile int io_err;                /* -errno from the I/O thread */
     volatile int io_tid;                /* cleared by the kernel at exit */
+    int idle;                           /* the workers run at SCHED_IDLE */
+    int64_t idle_until;                 /* CLOCK_MONOTONIC ns: then the caller, at
+                                           normal priority, takes jobs too (0: never) */
+    int64_t started;
+    int64_t normal_after;               /* -1, or when the caller began to take jobs */
     char *err;
     size_t errlen;
 };
@@ -563,10 +578,29 @@ static void run_job(struct worker *k, struct job *j)
     }
 }
 
+/* Take job j (the idx-th) to run, unless someone else has: the caller
+ * takes jobs past an idle team's time limit, and a worker that claimed
+ * an index then finds its slot holding that job already done and a
+ * later one (seq differs) or the job running. */
+static int claim_job(struct job *j, int idx)
+{
+    int zero = 0;
+    return __atomic_load_n(&j->seq, __ATOMIC_ACQUIRE) == idx &&
+           __atomic_compare_exchange_n(&j->claimed, &zero, 1, 0, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
+
 static void worker_main(void *arg)
 {
     struct worker *k = arg;
     struct writer *w = k->w;
+    if (w->idle) {
+        /* CPU that nothing else wants, only (this thread: each worker
+         * sets its own; the caller stays at normal priority to take over
+         * at w->idle_until). Allowed unprivileged; failing, normal. */
+        struct sched_param sp = {.sched_priority = 0};
+        rsys(SYS_sched_setscheduler, 0, SCHED_IDLE, (long)&sp, 0, 0, 0);
+    }
     for (;;) {
         int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
         for (;;) {
@@ -578,6 +612,8 @@ static void worker_main(void *arg)
             fwait(&w->enq, e);
         }
         struct job *j = &w->jobs[idx % SLOTS];
+        if (!claim_job(j, idx))
+            continue;
         run_job(k, j);
         __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&w->done_seq, 1, __ATOMIC_SEQ_CST);
@@ -689,6 +725,46 @@ static int wants_pages(const struct ck_region *r)
     return 1;
 }
 
+/* Should the caller run jobs itself: 0 yes (no workers, or an idle team
+ * past its time limit), > 0 not for that many ns, < 0 never. Past the
+ * limit the caller also asks for normal I/O priority again, for itself
+ * and the I/O thread (raising an idle one back is allowed unprivileged,
+ * unlike SCHED_IDLE). */
+static int64_t caller_works(struct writer *w)
+{
+    if (w->nworkers == 0 || w->normal_after >= 0)
+        return 0;
+    if (!w->idle || !w->idle_until)
+        return -1;
+    int64_t t = shim_now_ns(CLOCK_MONOTONIC);
+    if (t < w->idle_until)
+        return w->idle_until - t;
+    w->normal_after = t - w->started;
+    /* IOPRIO_WHO_PROCESS (a thread), IOPRIO_CLASS_BE (2) << 13, level 4 */
+    rsys(SYS_ioprio_set, 1, 0, 2 << 13 | 4, 0, 0, 0);
+    int io = w->io_tid;
+    if (io > 0)
+        rsys(SYS_ioprio_set, 1, io, 2 << 13 | 4, 0, 0, 0);
+    return 0;
+}
+
+/* The caller runs the first job from next on that no one has taken.
+ * Returns 1 if it ran one. */
+static int run_one(struct writer *w, int next)
+{
+    int enq = __atomic_load_n(&w->enq, __ATOMIC_SEQ_CST) & ~STOP_BIT;
+    for (int idx = next; idx < enq; idx++) {
+        struct job *j = &w->jobs[idx % SLOTS];
+        if (!claim_job(j, idx))
+            continue;
+        run_job(&w->workers[MAX_WORKERS - 1], j);
+        __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&w->done_seq, 1, __ATOMIC_SEQ_CST);
+        return 1;
+    }
+    return 0;
+}
+
 /* Feed every region to the workers and write their output in order. */
 static int dump_pages(struct writer *w)
 {
@@ -716,6 +792,8 @@ static int dump_pages(struct writer *w)
             j->addr = addr;
             j->npages = (uint32_t)(left > JOB_PAGES ? JOB_PAGES : left);
             j->done = 0;
+            __atomic_store_n(&j->seq, w->enq, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&j->claimed, 0, __ATOMIC_SEQ_CST);
             addr += (uint64_t)j->npages * CK_PAGE_SIZE;
             __atomic_fetch_add(&w->enq, 1, __ATOMIC_SEQ_CST);
             fwake(&w->enq);
@@ -725,14 +803,15 @@ static int dump_pages(struct writer *w)
         struct job *j = &w->jobs[next % SLOTS];
         int seq = __atomic_load_n(&w->done_seq, __ATOMIC_SEQ_CST);
         if (!__atomic_load_n(&j->done, __ATOMIC_SEQ_CST)) {
-            if (w->nworkers == 0) {
-                /* no helpers: do it ourselves */
-                int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
-                run_job(&w->workers[MAX_WORKERS - 1], &w->jobs[idx % SLOTS]);
-                w->jobs[idx % SLOTS].done = 1;
-            } else {
+            int64_t left = caller_works(w);
+            if (left == 0 && run_one(w, next))
+                continue;
+            /* a job done, or the idle limit, or (past it) a look again
+             * soon for a job no worker has started */
+            if (left < 0)
                 fwait(&w->done_seq, seq);
-            }
+            else
+                fwait_ns(&w->done_seq, seq, left ? left : 2000000);
             continue;
         }
         if (j->err == -ENOTSUP) {
@@ -1038,6 +1117,18 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     w.err = err;
     w.errlen = errlen;
     int nw = count_cpus();
+    w.normal_after = -1;
+    st->normal_after_ns = -1;
+    w.started = shim_now_ns(CLOCK_MONOTONIC);
+    if (forked && g_shim.ckpt_idle) {
+        /* the program runs on meanwhile: the team takes only idle CPU
+         * (worker_main), the writing only idle disk time until the limit */
+        w.idle = 1;
+        w.idle_until = g_shim.ckpt_idle_ms ? w.started + g_shim.ckpt_idle_ms * 1000000LL : 0;
+        /* IOPRIO_WHO_PROCESS (this thread; inherited by those it makes),
+         * IOPRIO_CLASS_IDLE (3) << 13 */
+        syscall(SYS_ioprio_set, 1, 0, 3 << 13);
+    }
     w.out_cap = ck_chunk_bound(JOB_PAGES * CK_PAGE_SIZE);
     size_t ssz = (ck_chunk_state_size() + 4095) & ~4095UL;
     size_t copy = JOB_PAGES * CK_PAGE_SIZE;
@@ -1209,6 +1300,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     st->bytes = sizeof h + w.end.stored_bytes + w.end.nrecords * sizeof(struct ck_rec);
     st->pages = w.end.npages;
     st->raw_bytes = w.end.npages * CK_PAGE_SIZE;
+    st->idle = w.idle;
+    st->normal_after_ns = w.normal_after;
     r = 0;
 out:
     out_close(&w);

@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,6 +221,7 @@ struct child_result {
     struct dump_stats st;
     char msg[512];
 };
+
 
 /* The checkpoint itself. Returns 0 after a checkpoint (rep filled), or 1
  * in the restored process (the connection is gone: do not reply). */
@@ -444,6 +446,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     }
     memset(cr, 0, sizeof *cr);
     int64_t pause_end = 0;
+    long long writer_cpu_ns = -1;
     if (nofork) {
         cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
     } else {
@@ -451,6 +454,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
          * parked thread may hold malloc's locks), and the program's own
          * wait(-1) never sees this child. */
         capture_fork_flags(1);
+        g_shim.ckpt_idle = (req->flags & CK_CKPT_IDLE) != 0;
+        g_shim.ckpt_idle_ms = req->idle_ms;
         long child = syscall(SYS_clone, 0L, NULL, NULL, NULL, 0L);
         if (child == 0) {
             syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -461,6 +466,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
+        g_shim.ckpt_idle = 0; /* not for a writer that is the program itself */
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
             cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
@@ -470,9 +476,13 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
                 quiesce_release();
             }
             int ws = 0;
+            struct rusage ru;
+            memset(&ru, 0, sizeof ru);
             /* raw: the waitpid wrapper would read child as a pid the tree knew */
-            while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, NULL) < 0 && errno == EINTR)
+            while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, &ru) < 0 && errno == EINTR)
                 ;
+            writer_cpu_ns = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+                            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
             g_shim.writer_pid = 0;
             if (cr->status == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
                 cr->status = -EIO;
@@ -499,6 +509,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0; /* as list: not the manager */
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
+    else if (writer_cpu_ns >= 0)
+        snprintf(rep->msg, sizeof rep->msg, CK_WRITER_NOTE "%lld %s %lld", writer_cpu_ns,
+                 cr->st.idle ? "idle" : "normal", (long long)cr->st.normal_after_ns);
     munmap(cr, sizeof *cr);
     capture_forget(1);
     forget_key();
