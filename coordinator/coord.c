@@ -141,7 +141,7 @@ static const struct subcmd subcmds[] = {
     {"migrate", cmd_migrate, 0,
      "coord migrate PID [USER@]HOST [--ssh CMD] [--remote-coord PATH] [--keep FILE] "
      "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE] "
-     "[--timeout DURATION]",
+     "[--timeout DURATION] [--shared-file PATH]... [--no-file-versions]",
      "Move process PID (and its children) to HOST over ssh: checkpoint it with\n"
      "--kill into a local image, send that to `coord restore - --detach` on HOST,\n"
      "print the new pid there. If the restore there fails, the program is\n"
@@ -158,7 +158,11 @@ static const struct subcmd subcmds[] = {
      "                        redis:// counter keeps rollback protection across hosts\n"
      "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"
      "  --timeout DURATION    give up on the transfer and the restore there after\n"
-     "                        DURATION (default 10m; the image is then kept here)\n"},
+     "                        DURATION (default 10m; the image is then kept here)\n"
+     "  --shared-file PATH    a file others write too: not saved at its checkpoint\n"
+     "                        version here, left as it is by the restore on HOST\n"
+     "                        (and here, if the program comes back); repeatable\n"
+     "  --no-file-versions    the same for every file the program writes\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},
