@@ -50,6 +50,7 @@
 #define PM_FILE (1ULL << 61)
 #define PM_GUARD (1ULL << 58)           /* MADV_GUARD_INSTALL (Linux 6.14+): reading faults */
 #define SLOTS 16
+#define PROBE_MIN 16                    /* pages: shorter runs are compressed, not probed */
 #define MAX_WORKERS 16
 #define JOB_PAGES CK_CHUNK_PAGES
 #define SLOT_CAP (JOB_PAGES * CK_PAGE_SIZE + JOB_PAGES * 64 + 65536)
@@ -95,6 +96,13 @@ struct job {
     int err;                            /* -errno */
     uint64_t err_addr;
     size_t out_len;                     /* bytes of finished records in out */
+    /* Raw payloads left where they are (job_emit): segment k's bytes
+     * follow out[0, at) in the image, before out[at, ...). */
+    uint32_t nseg;
+    struct {
+        size_t at, len;
+        const uint8_t *p;
+    } seg[CK_CHUNK_PAGES / PROBE_MIN];
     uint64_t nrec, npages_out, raw, stored;
     uint8_t *out;
     uint8_t *digests;                   /* CK_DIGEST_BYTES per record, with MAC */
@@ -431,26 +439,69 @@ static int is_zero_page(const void *p)
     return 1;
 }
 
+/* Do npages (at least PROBE_MIN) at src look incompressible: do 4 pages
+ * spread over them all save less than 1/32 each under LZ4? Then the run
+ * is stored as it is without compressing it whole: LZ4 gives up on
+ * random bytes only near the end of its output, having read and written
+ * it all (about 0.6 s of CPU per GiB, and memory bandwidth the program
+ * wants meanwhile). dst: room for a page of scratch output. */
+static int looks_incompressible(void *state, const uint8_t *src, size_t npages, uint8_t *dst,
+                                size_t cap)
+{
+    if (npages < PROBE_MIN)
+        return 0;
+    for (size_t s = 0; s < 4; s++) {
+        uint32_t fl;
+        size_t len;
+        ck_chunk_encode(state, src + npages * s / 4 * CK_PAGE_SIZE, CK_PAGE_SIZE, dst, cap, &fl,
+                        &len);
+        if (len < CK_PAGE_SIZE - CK_PAGE_SIZE / 32)
+            return 0;
+    }
+    return 1;
+}
+
 /* Append one finished PAGES record for npages at addr (bytes at src) to
- * the job's output. */
+ * the job's output. stable: src stays as it is until the job is written
+ * out (private memory of the writer's snapshot, not a worker's copy
+ * buffer nor shared memory the program may change), so a raw payload
+ * need not be copied into the slot: the writer thread takes it from
+ * there (a copy of every incompressible byte the less). */
 static void job_emit(struct worker *k, struct job *j, uint64_t addr, const void *src,
-                     size_t npages)
+                     size_t npages, int stable)
 {
     size_t raw = npages * CK_PAGE_SIZE;
     struct ck_rec *rec = (struct ck_rec *)(j->out + j->out_len);
     uint8_t *payload = (uint8_t *)(rec + 1);
     uint32_t flags;
-    size_t len;
-    ck_chunk_encode(k->state, src, raw, payload, SLOT_CAP - j->out_len - sizeof *rec, &flags,
-                    &len);
-    ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
+    size_t len, cap = SLOT_CAP - j->out_len - sizeof *rec;
     struct writer *w = k->w;
+    if (looks_incompressible(k->state, src, npages, payload, cap)) {
+        flags = CK_RF_RAW;
+        len = raw;
+        if (stable && !w->encrypt && j->nseg < sizeof j->seg / sizeof j->seg[0]) {
+            ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
+            rec->checksum = ck_rec_checksum(rec, src);
+            if (w->key)
+                ck_rec_digest(rec, src, j->digests + j->nrec * CK_DIGEST_BYTES);
+            j->out_len += sizeof *rec;
+            j->seg[j->nseg].at = j->out_len;
+            j->seg[j->nseg].len = len;
+            j->seg[j->nseg++].p = src;
+            goto done;
+        }
+        memcpy(payload, src, raw);
+    } else {
+        ck_chunk_encode(k->state, src, raw, payload, cap, &flags, &len);
+    }
+    ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
     if (w->encrypt)
         ck_crypt_payload(w->key, w->hdr, rec, payload);
     rec->checksum = ck_rec_checksum(rec, payload);
     if (w->key)
         ck_rec_digest(rec, payload, j->digests + j->nrec * CK_DIGEST_BYTES);
     j->out_len += sizeof *rec + len;
+done:
     j->nrec++;
     j->npages_out += npages;
     j->raw += raw;
@@ -488,13 +539,14 @@ static void run_job(struct worker *k, struct job *j)
     uint32_t f = r->flags;
     size_t n = j->npages;
     j->out_len = 0;
+    j->nseg = 0;
     j->nrec = j->npages_out = j->raw = j->stored = 0;
     j->err = 0;
     int all = saves_all(f);
     if (all && !(f & CK_REG_GUARDS)) {
         size_t got = mem_read(w, k, j->addr, n);
         if (got)
-            job_emit(k, j, j->addr, k->copy, got);
+            job_emit(k, j, j->addr, k->copy, got, 0);
         return;
     }
     int shared = (f & CK_REG_SHARED) != 0;
@@ -565,9 +617,9 @@ static void run_job(struct worker *k, struct job *j)
                     j->err_addr = a;
                     return;
                 }
-                job_emit(k, j, a, k->copy, run_len);
+                job_emit(k, j, a, k->copy, run_len, 0);
             } else {
-                job_emit(k, j, a, (const void *)a, run_len);
+                job_emit(k, j, a, (const void *)a, run_len, !shared);
             }
             run_len = 0;
         }
@@ -825,10 +877,15 @@ static int dump_pages(struct writer *w)
                      (unsigned long long)j->err_addr, strerror(-j->err));
             return j->err;
         }
-        if (j->out_len) {
-            int r = out_bytes(w, j->out, j->out_len);
+        size_t at = 0;
+        for (uint32_t sg = 0; sg <= j->nseg; sg++) {
+            size_t upto = sg < j->nseg ? j->seg[sg].at : j->out_len;
+            int r = upto > at ? out_bytes(w, j->out + at, upto - at) : 0;
+            if (r == 0 && sg < j->nseg)
+                r = out_bytes(w, j->seg[sg].p, j->seg[sg].len);
             if (r < 0)
                 return r;
+            at = upto;
         }
         if (w->key)
             for (uint64_t d = 0; d < j->nrec; d++) {
