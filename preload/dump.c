@@ -154,6 +154,7 @@ struct writer {
                                            normal priority, takes jobs too (0: never) */
     int64_t started;
     int64_t normal_after;               /* -1, or when the caller began to take jobs */
+    volatile int takeover;              /* set then: the idle workers take no more */
     char *err;
     size_t errlen;
 };
@@ -663,6 +664,12 @@ static void worker_main(void *arg)
                 return;
             fwait(&w->enq, e);
         }
+        /* Past the idle limit the machine has no CPU to spare: a worker
+         * that claimed a job now and got the CPU again only in a second
+         * would hold back the writing in order, so the caller does the
+         * rest alone. */
+        if (__atomic_load_n(&w->takeover, __ATOMIC_SEQ_CST))
+            return;
         struct job *j = &w->jobs[idx % SLOTS];
         if (!claim_job(j, idx))
             continue;
@@ -792,6 +799,7 @@ static int64_t caller_works(struct writer *w)
     if (t < w->idle_until)
         return w->idle_until - t;
     w->normal_after = t - w->started;
+    __atomic_store_n(&w->takeover, 1, __ATOMIC_SEQ_CST);
     /* IOPRIO_WHO_PROCESS (a thread), IOPRIO_CLASS_BE (2) << 13, level 4 */
     rsys(SYS_ioprio_set, 1, 0, 2 << 13 | 4, 0, 0, 0);
     int io = w->io_tid;
