@@ -326,6 +326,8 @@ compute_run() {
 supervised_rates() {
     local k r runs=() a=0 b=0 ac=0 bc=0 few=0
     note "periodic checkpoints: bench_compute ($SIZE MiB, ${BENCH_COMPUTE_SECONDS:-40} s), alone (A) and under --every 10s (B), A B B A"
+    awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { if (l > n / 2)
+        printf "bench: note: load average %s on %d cores: the other load moves these rates by more than 2%%; the writers get no idle CPU (see the normal column)\n", l, n }'
     printf '%-4s %12s %12s %11s %7s %8s %13s %9s %7s\n' run "rounds/s" "rounds/cpu-s" "load" images skipped "writer cpu/img" "pause" normal
     for k in A B B A; do
         if [ $k = A ]; then
