@@ -1198,9 +1198,12 @@ int cmd_checkpoint(int argc, char **argv)
             if (rl > 0) {
                 idle_limit_ms = ck_parse_duration(ilim);
                 idle_limit_given = 1;
-                if (idle_limit_ms < 0 || idle_limit_ms > 24LL * 3600 * 1000)
+                /* coord waits REPLY_TIMEOUT_MS for the shim's answer: the
+                 * writer must have time left for its work after the limit */
+                if (idle_limit_ms < 0 || idle_limit_ms > REPLY_TIMEOUT_MS / 2)
                     return ck_usage_error("checkpoint", "--idle-limit: '%s' is not a duration "
-                                          "(10s, 500ms, 2m) of at most a day", ilim);
+                                          "(10s, 500ms, 2m) of at most %d minutes", ilim,
+                                          REPLY_TIMEOUT_MS / 120000);
                 continue;
             }
             int rp = ck_opt_value("checkpoint", argc, argv, &i, "--priority", NULL, &prio);

@@ -71,9 +71,9 @@ static const struct subcmd subcmds[] = {
      "                      the priority of the writer of a periodic image, which\n"
      "                      compresses and writes it while PROG runs on (default idle:\n"
      "                      only CPU and disk time nothing else wants; normal priority\n"
-     "                      after half a period without). A checkpoint still being\n"
-     "                      written when the next is due makes that period skipped\n"
-     "                      (said on stderr, in supervise.state and by coord list).\n"
+     "                      after half a period, at most 5m, without). A checkpoint\n"
+     "                      still being written when the next is due makes that period\n"
+     "                      skipped (said on stderr, in supervise.state, coord list).\n"
      "                      The last checkpoint (SIGTERM) is always at normal priority\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
@@ -92,8 +92,8 @@ static const struct subcmd subcmds[] = {
      "                      only CPU and disk time nothing else wants (SCHED_IDLE)\n"
      "  --idle-limit DURATION\n"
      "                      with --priority idle: after this long the writer goes on\n"
-     "                      at normal priority (default 30s), so a busy machine still\n"
-     "                      gets its image\n"
+     "                      at normal priority (default 30s, at most 5m), so a busy\n"
+     "                      machine still gets its image\n"
      "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
      "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"

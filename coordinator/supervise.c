@@ -42,6 +42,7 @@
 #define MAX_RESTORES_DEFAULT 5
 #define WINDOW_MS_DEFAULT 60000LL
 #define RESTORE_REPORT_MS 120000
+#define IDLE_LIMIT_MAX_MS 300000 /* coord checkpoint --idle-limit's bound */
 
 struct sv {
     /* options */
@@ -624,10 +625,11 @@ static int take_checkpoint(struct sv *s, int final)
     if (!final && !s->normal_writer) {
         argv[n++] = "--priority";
         argv[n++] = "idle";
-        /* half a period without idle CPU: the writer goes on at normal
-         * priority, so that a busy machine still gets its images (late:
-         * a period may be skipped, see next_period) */
-        snprintf(limit, sizeof limit, "%lldms", s->every_ms / 2 > 0 ? s->every_ms / 2 : 1);
+        /* half a period (at most 5 minutes) without idle CPU: the writer
+         * goes on at normal priority, so that a busy machine still gets
+         * its images (late: a period may be skipped, see next_period) */
+        long long half = s->every_ms / 2 > 0 ? s->every_ms / 2 : 1;
+        snprintf(limit, sizeof limit, "%lldms", half < IDLE_LIMIT_MAX_MS ? half : IDLE_LIMIT_MAX_MS);
         argv[n++] = "--idle-limit";
         argv[n++] = limit;
     }

@@ -131,12 +131,15 @@ r2=$?
 r3=$?
 "$C" run --every 1s --images "$T/bad" --priority fast -- true 2>"$T/err4"
 r4=$?
+# coord waits 10 minutes for the shim: the limit leaves the writer time
+"$C" checkpoint 1 -o "$T/x.img" --priority idle --idle-limit 6m 2>"$T/err5"
+r5=$?
 if [ $r1 -eq 2 ] && grep -q "'low' is not idle or normal" "$T/err" && [ $r2 -eq 2 ] &&
     grep -q 'goes with --priority idle' "$T/err2" && [ $r3 -eq 2 ] && [ $r4 -eq 2 ] &&
-    [ ! -e "$T/bad" ]; then
+    [ ! -e "$T/bad" ] && [ $r5 -eq 2 ] && grep -q 'at most 5 minutes' "$T/err5"; then
     pass priority_bad_values
 else
-    fail priority_bad_values "exit $r1 $r2 $r3 $r4: $(cat "$T/err" "$T/err2" "$T/err3" "$T/err4")"
+    fail priority_bad_values "exit $r1 $r2 $r3 $r4 $r5: $(cat "$T/err" "$T/err2" "$T/err3" "$T/err4" "$T/err5")"
 fi
 rm -f "$T/err"
 
