@@ -1121,6 +1121,7 @@ static void capture_threads(void)
         memcpy(t->comm, s->comm, sizeof t->comm);
         unwind_thread(t, s->uc);
     }
+    unwind_pipe_close();
     /* The manager itself: its context is filled in by dump_image. */
     struct ck_thread *m = &g_shim.threads[n++];
     memset(m, 0, sizeof *m);

@@ -317,7 +317,6 @@ void restore_finish(void)
     pattr_seccomp_baseline(); /* the restoring environment's filters, ours */
     g_shim.generation++;
     seed_reinstall();
-    unwind_after_restore();
     g_shim.listen_fd = -1;
     netrec_after_restore();
     int r = shim_listen();

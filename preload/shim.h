@@ -287,7 +287,7 @@ void ident_hash_files(int forked);
 
 /* unwind.c */
 void unwind_thread(struct ck_thread *t, ucontext_t *uc);
-void unwind_after_restore(void);
+void unwind_pipe_close(void);            /* after the walks */
 void unwind_names(void);                /* after capture_regions */
 void unwind_symbol_name(const void *addr, char *out, size_t len);
 

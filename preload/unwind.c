@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -28,11 +29,16 @@
 static int in_unwind;
 
 /* libunwind opens a pipe (pipe2, O_CLOEXEC | O_NONBLOCK) the first time
- * it walks, to test addresses: at the lowest free numbers, among the
- * program's, which the capture that follows would then save as the
- * program's own (and a process that had closed 0-2 would find a pipe
- * there after restore). While the shim walks, the pipe goes where the
- * shim keeps its own descriptors, and capture skips it. */
+ * it walks, to test addresses, and keeps its numbers in a static. Left
+ * open, it would sit among the program's descriptors: saved as the
+ * program's own, or seen by a program that lists /proc/self/fd after
+ * restore (zdtm's fd test). So the pipe exists only while the shim
+ * walks: opened at high numbers (880 and up) on the first walk, closed
+ * after every walk, and put back at the same numbers before the next one
+ * (libunwind reads from a closed pipe, sees EBADF and opens a new one
+ * too, but by then the number may be the program's). */
+static int unw_pipe[2] = {-1, -1};
+
 SHIM_API int pipe2(int fds[2], int flags)
 {
     static int (*next)(int *, int);
@@ -47,25 +53,44 @@ SHIM_API int pipe2(int fds[2], int flags)
             close(fds[i]);
             fds[i] = hi;
         }
-        shim_skip_fds[2 + i] = fds[i];
+        unw_pipe[i] = shim_skip_fds[2 + i] = fds[i];
     }
     return r;
 }
 
-/* After a restore: libunwind's pipe at the numbers it remembers (the
- * image does not have it), so that its next walk writes into its own
- * pipe, not into nothing or into what the program opens there. */
-void unwind_after_restore(void)
+/* Before the walks: libunwind's pipe back at its numbers. 0: walk; -1:
+ * a number is the program's now, so no backtraces this time (a read
+ * there would take the program's bytes). */
+static int unwind_pipe_open(void)
 {
+    if (unw_pipe[0] < 0 || unw_pipe[1] < 0)
+        return 0;                       /* first walk: libunwind opens it */
+    if (fcntl(unw_pipe[0], F_GETFD) >= 0 || fcntl(unw_pipe[1], F_GETFD) >= 0)
+        return -1;
     int p[2];
-    if (shim_skip_fds[2] < 0 || shim_skip_fds[3] < 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-        return;
+    if (syscall(SYS_pipe2, p, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+    int ok = 1;
     for (int i = 0; i < 2; i++) {
-        if (p[i] != shim_skip_fds[2 + i] && dup3(p[i], shim_skip_fds[2 + i], O_CLOEXEC) < 0)
-            shim_skip_fds[2 + i] = -1;
-        if (p[i] != shim_skip_fds[2 + i])
-            close(p[i]);
+        if (p[i] != unw_pipe[i] && dup3(p[i], unw_pipe[i], O_CLOEXEC) < 0)
+            ok = 0;
+        shim_skip_fds[2 + i] = unw_pipe[i];
     }
+    for (int i = 0; i < 2; i++)
+        if (p[i] != unw_pipe[0] && p[i] != unw_pipe[1])
+            close(p[i]);
+    if (!ok)
+        unwind_pipe_close();
+    return ok ? 0 : -1;
+}
+
+void unwind_pipe_close(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (shim_skip_fds[2 + i] >= 0) {
+            close(shim_skip_fds[2 + i]);
+            shim_skip_fds[2 + i] = -1;
+        }
 }
 
 void unwind_thread(struct ck_thread *t, ucontext_t *uc)
@@ -75,6 +100,8 @@ void unwind_thread(struct ck_thread *t, ucontext_t *uc)
         disabled = getenv("CKSHIM_NO_BACKTRACE") != NULL;
     t->nframes = 0;
     if (disabled || !uc)
+        return;
+    if (shim_skip_fds[2] < 0 && unwind_pipe_open() < 0)
         return;
     unw_cursor_t c;
     in_unwind = 1;

@@ -127,6 +127,10 @@ wait_for 30 node_idle ||
 # coord and the shim where the test user can run them
 mkdir -p "$T/bin"
 cp "$B/coord" "$B/libshim.so" "$B/ckshim-restore" "$T/bin/"
+# The job script too: sbatch runs as the test user, who may not be able to
+# read the source tree (a clone in a private directory, as CI's).
+cp "$JOB" "$T/bin/ckshim-job.sbatch"
+JOB="$T/bin/ckshim-job.sbatch"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 # count.py LOG: one record "N" per 200 ms appended to LOG (held open,
