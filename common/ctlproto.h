@@ -114,6 +114,15 @@ enum {
                                            is written */
 #define CK_CKPT_READY 0x1000            /* (with CK_CKPT_TREE) answer CK_STATUS_READY
                                            and wait for CK_OP_PARK before parking */
+#define CK_CKPT_IDLE 0x2000             /* the forked image writer runs at idle CPU and
+                                           I/O priority (coord run's periodic ones) */
+
+/* ck_ctl_rep.msg of a good final reply when a forked writer wrote the
+ * image: CK_WRITER_NOTE "NS PRIORITY AFTER", the writer's CPU time (all
+ * its threads, ns), "idle" or "normal" (its compression team's), and when
+ * an idle writer went on at normal priority (ns after it started; -1:
+ * never). */
+#define CK_WRITER_NOTE "writer-cpu-ns "
 
 #define CK_MAX_SHARED 16
 
@@ -129,7 +138,8 @@ struct ck_ctl_req {
     uint32_t magic;
     uint32_t op;
     uint32_t flags;
-    uint32_t pad;
+    uint32_t idle_ms;                   /* CK_CKPT_IDLE: the writer goes on at normal
+                                           priority after this long (0: never) */
     uint64_t counter_stamp;             /* stamped into the header (0: none) */
     char app_id[64];                    /* stamped into the header ("" = keep) */
     uint8_t key_mac[32];                /* CK_CKPT_MAC: derived keys (auth.h) */

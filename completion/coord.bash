@@ -39,7 +39,11 @@ _coord()
             compopt -o nospace 2>/dev/null
             return
             ;;
-        --every | --window | --id | --max-restores | --exit-code-on-checkpoint | --ssh)
+        --every | --window | --id | --max-restores | --exit-code-on-checkpoint | --ssh | --idle-limit)
+            return
+            ;;
+        --priority)
+            COMPREPLY=($(compgen -W "idle normal" -- "$cur"))
             return
             ;;
         --allow-changed)

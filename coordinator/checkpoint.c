@@ -317,13 +317,20 @@ static void note_file_versions(int pid, const struct ck_image *img)
 }
 
 /* --no-file-versions and --shared-file PATH (by its file: the program
- * may name it otherwise). */
+ * may name it otherwise), and --priority. */
 static int no_versions;
+static int idle_writer;               /* --priority idle */
+static long long idle_limit_ms = 30000; /* --idle-limit */
+static int idle_limit_given;
 static uint32_t nshared;
 static uint64_t shared[CK_MAX_SHARED][2];
 
-static void version_opts(struct ck_ctl_req *req)
+static void request_opts(struct ck_ctl_req *req)
 {
+    if (idle_writer) {
+        req->flags |= CK_CKPT_IDLE;
+        req->idle_ms = (uint32_t)idle_limit_ms;
+    }
     if (no_versions)
         req->flags |= CK_CKPT_NO_VERSIONS;
     req->nshared = nshared;
@@ -935,12 +942,50 @@ static void tree_stop_again(const struct ck_tree *t)
  * prose summary still goes to standard error). */
 static int json_out;
 
+/* What the forked writers of an image cost (CK_WRITER_NOTE in the
+ * shims' good replies; n 0: none said, e.g. --no-fork or an older shim). */
+struct writer_cost {
+    int n, nidle;
+    double cpu_ns;
+    long long normal_after_ns;          /* the latest an idle writer went normal, -1 */
+};
+
+static void writer_cost_add(struct writer_cost *wc, const struct ck_ctl_rep *rep)
+{
+    size_t l = strlen(CK_WRITER_NOTE);
+    long long ns, after = -1;
+    char pol[16];
+    if (strncmp(rep->msg, CK_WRITER_NOTE, l) ||
+        sscanf(rep->msg + l, "%lld %15s %lld", &ns, pol, &after) < 2)
+        return;
+    wc->n++;
+    wc->nidle += !strcmp(pol, "idle");
+    wc->cpu_ns += (double)ns;
+    if (after > wc->normal_after_ns)
+        wc->normal_after_ns = after;
+}
+
+/* ", writer 2.81 s of CPU at idle priority" for the checkpoint's line. */
+static const char *writer_cost_text(const struct writer_cost *wc, char *buf, size_t len)
+{
+    if (!wc->n)
+        snprintf(buf, len, "%s", "");
+    else if (wc->normal_after_ns >= 0)
+        snprintf(buf, len, ", writer %.2f s of CPU at idle priority, normal after %.1f s "
+                 "(--idle-limit)", wc->cpu_ns / 1e9, wc->normal_after_ns / 1e9);
+    else
+        snprintf(buf, len, ", writer %.2f s of CPU at %s priority", wc->cpu_ns / 1e9,
+                 wc->nidle == wc->n ? "idle" : wc->nidle ? "mixed" : "normal");
+    return buf;
+}
+
 struct summary {
     int pid, nprocs, killed;
     const char *image;                  /* NULL: standard output */
     uint64_t image_bytes, pages, memory_bytes, stamp;
     unsigned threads;
     double total_ms, pause_ms;
+    struct writer_cost wc;
 };
 
 static void print_json(const struct summary *m)
@@ -963,6 +1008,12 @@ static void print_json(const struct summary *m)
     if (m->total_ms >= 0)
         ck_json_kdouble(&j, "checkpoint_ms", m->total_ms);
     ck_json_kdouble(&j, "pause_ms", m->pause_ms);
+    if (m->wc.n) {
+        ck_json_kdouble(&j, "writer_cpu_ms", m->wc.cpu_ns / 1e6);
+        ck_json_kstr(&j, "writer_priority", m->wc.nidle == m->wc.n ? "idle" : "normal");
+        if (m->wc.normal_after_ns >= 0)
+            ck_json_kdouble(&j, "writer_normal_after_ms", m->wc.normal_after_ns / 1e6);
+    }
     if (m->stamp)
         ck_json_ku64(&j, "stamp", m->stamp);
     else
@@ -1191,6 +1242,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     clock_gettime(CLOCK_REALTIME, &now);
     h.created_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
     uint64_t bytes = 0, pages = 0, raw = 0, pause = 0;
+    struct writer_cost wc = {0, 0, 0, -1};
     uint32_t threads = 0;
     for (int i = 0; i < n; i++) {
         ents[i].real_pid = t->m[i].pid;
@@ -1209,6 +1261,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         pages += reps[i].pages;
         raw += reps[i].raw_bytes ? reps[i].raw_bytes : reps[i].pages * CK_PAGE_SIZE;
         threads += reps[i].nthreads;
+        writer_cost_add(&wc, &reps[i]);
         if (reps[i].pause_ns > pause)
             pause = reps[i].pause_ns;
     }
@@ -1304,10 +1357,12 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     char img_sz[32], mem_sz[32], stamp_txt[64] = "unstamped (--counter none)";
     if (counter->kind != CK_COUNTER_NONE)
         snprintf(stamp_txt, sizeof stamp_txt, "stamp %llu", (unsigned long long)stamp);
+    char wtxt[96];
     ck_msg("checkpoint %d -> %s: process tree of %d processes, %s image, %llu pages (%s of "
-           "memory), %u threads, tree paused %.1f ms, %s", pid, out, n,
+           "memory), %u threads, tree paused %.1f ms, %s%s", pid, out, n,
            ck_fmt_bytes(img_sz, sizeof img_sz, bytes), (unsigned long long)pages,
-           ck_fmt_bytes(mem_sz, sizeof mem_sz, raw), threads, (double)pause / 1e6, stamp_txt);
+           ck_fmt_bytes(mem_sz, sizeof mem_sz, raw), threads, (double)pause / 1e6, stamp_txt,
+           writer_cost_text(&wc, wtxt, sizeof wtxt));
     if (kill_after && committed > 0) {
         end_processes(pidfds, pids, n, pid);
         ck_msg("checkpoint %d: process tree exited", pid);
@@ -1316,7 +1371,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                          .image = out, .image_bytes = bytes, .pages = pages,
                          .memory_bytes = raw, .threads = threads, .total_ms = -1,
                          .pause_ms = (double)pause / 1e6,
-                         .stamp = counter->kind != CK_COUNTER_NONE ? stamp : 0};
+                         .stamp = counter->kind != CK_COUNTER_NONE ? stamp : 0, .wc = wc};
     print_json(&sm);
     ret = CK_EXIT_OK;
 out:
@@ -1385,6 +1440,31 @@ int cmd_checkpoint(int argc, char **argv)
                 i++;
                 continue;
             }
+            const char *prio = NULL, *ilim = NULL;
+            int rl = ck_opt_value("checkpoint", argc, argv, &i, "--idle-limit", NULL, &ilim);
+            if (rl < 0)
+                return CK_EXIT_USAGE;
+            if (rl > 0) {
+                idle_limit_ms = ck_parse_duration(ilim);
+                idle_limit_given = 1;
+                /* coord waits REPLY_TIMEOUT_MS for the shim's answer: the
+                 * writer must have time left for its work after the limit */
+                if (idle_limit_ms < 0 || idle_limit_ms > REPLY_TIMEOUT_MS / 2)
+                    return ck_usage_error("checkpoint", "--idle-limit: '%s' is not a duration "
+                                          "(10s, 500ms, 2m) of at most %d minutes", ilim,
+                                          REPLY_TIMEOUT_MS / 120000);
+                continue;
+            }
+            int rp = ck_opt_value("checkpoint", argc, argv, &i, "--priority", NULL, &prio);
+            if (rp < 0)
+                return CK_EXIT_USAGE;
+            if (rp > 0) {
+                if (strcmp(prio, "idle") && strcmp(prio, "normal"))
+                    return ck_usage_error("checkpoint", "--priority: '%s' is not idle or normal",
+                                          prio);
+                idle_writer = !strcmp(prio, "idle");
+                continue;
+            }
             const char *sf = NULL;
             int r0 = ck_opt_value("checkpoint", argc, argv, &i, "--shared-file", NULL, &sf);
             if (r0 < 0)
@@ -1433,6 +1513,11 @@ int cmd_checkpoint(int argc, char **argv)
     }
     if (!pidarg)
         return ck_usage_error("checkpoint", "missing PID");
+    if (idle_limit_given && !idle_writer)
+        return ck_usage_error("checkpoint", "--idle-limit goes with --priority idle");
+    if (idle_writer && no_fork)
+        return ck_usage_error("checkpoint", "--priority idle lowers the forked image writer: "
+                              "not with --no-fork (the paused program writes the image)");
     if (!out)
         return ck_usage_error("checkpoint", "missing -o FILE");
     if (!*out)
@@ -1646,7 +1731,7 @@ int cmd_checkpoint(int argc, char **argv)
         req.op = CK_OP_CHECKPOINT;
         req.flags = (kill_after ? CK_CKPT_KILL : 0) | CK_CKPT_STAMP | CK_CKPT_COMMIT | pidns |
                     (ck_progress_on() ? CK_CKPT_PROGRESS : 0);
-        version_opts(&req);
+        request_opts(&req);
         if (app_id)
             memcpy(req.app_id, app_id, strlen(app_id));
         if (have_key)
@@ -1708,7 +1793,7 @@ int cmd_checkpoint(int argc, char **argv)
     req.flags |= CK_CKPT_COMMIT | (to_stdout ? 0 : CK_CKPT_TMPFILE);
     if (ck_progress_on() && progress_slots(1) == 0)
         req.flags |= CK_CKPT_PROGRESS;
-    version_opts(&req);
+    request_opts(&req);
     pidfd = open_pidfd(pid);
     r = ck_ctl_send(fd, &req, outfd);
     explicit_bzero(req.key_mac, sizeof req.key_mac);
@@ -1843,12 +1928,15 @@ int cmd_checkpoint(int argc, char **argv)
     char stamp_txt[64] = "unstamped (--counter none)";
     if (counter.kind != CK_COUNTER_NONE)
         snprintf(stamp_txt, sizeof stamp_txt, "stamp %llu", (unsigned long long)stamp_msg);
+    struct writer_cost wc = {0, 0, 0, -1};
+    char wtxt[96];
+    writer_cost_add(&wc, &rep);
     ck_msg("checkpoint %d -> %s: %s image, %llu pages (%s of memory), %u thread%s, %s, "
-           "app paused %.1f ms, %s",
+           "app paused %.1f ms, %s%s",
            pid, to_stdout ? "(stdout)" : out, ck_fmt_bytes(img_sz, sizeof(img_sz), rep.bytes),
            (unsigned long long)rep.pages, ck_fmt_bytes(mem_sz, sizeof(mem_sz), mem),
            rep.nthreads, rep.nthreads == 1 ? "" : "s", took,
-           (double)rep.pause_ns / 1e6, stamp_txt);
+           (double)rep.pause_ns / 1e6, stamp_txt, writer_cost_text(&wc, wtxt, sizeof wtxt));
 
     if (kill_after) {
         end_processes(&pidfd, &pid, 1, pid);
@@ -1859,7 +1947,7 @@ int cmd_checkpoint(int argc, char **argv)
                          .pages = rep.pages, .memory_bytes = mem, .threads = rep.nthreads,
                          .total_ms = (double)rep.total_ns / 1e6,
                          .pause_ms = (double)rep.pause_ns / 1e6,
-                         .stamp = counter.kind != CK_COUNTER_NONE ? stamp_msg : 0};
+                         .stamp = counter.kind != CK_COUNTER_NONE ? stamp_msg : 0, .wc = wc};
     print_json(&sm);
     if (pidfd >= 0)
         close(pidfd);

@@ -66,11 +66,19 @@ static const struct subcmd subcmds[] = {
      "                      connections (its replies dropped): requests since the last\n"
      "                      checkpoint are not lost. Needs --auto-restore or --resume\n"
      "  --record-net-max SIZE\n"
-     "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"},
+     "                      bound of one journal (default 64M; 4096, 64K, 1G)\n"
+     "  --priority idle|normal\n"
+     "                      the priority of the writer of a periodic image, which\n"
+     "                      compresses and writes it while PROG runs on (default idle:\n"
+     "                      only CPU and disk time nothing else wants; normal priority\n"
+     "                      after half a period, at most 5m, without). A checkpoint\n"
+     "                      still being written when the next is due makes that period\n"
+     "                      skipped (said on stderr, in supervise.state, coord list).\n"
+     "                      The last checkpoint (SIGTERM) is always at normal priority\n"},
     {"checkpoint", cmd_checkpoint, 0,
      "coord checkpoint PID -o FILE [--kill] [--no-fork] [--id NAME] [--counter URL] [--key FILE "
      "[--encrypt]] [--action-script PATH] [--json] [--quiet] [--shared-file PATH]... "
-     "[--no-file-versions]",
+     "[--no-file-versions] [--priority idle|normal [--idle-limit DURATION]]",
      "Write an image of process PID (started with `coord run`) to FILE.\n"
      "FILE is replaced atomically: a failed checkpoint leaves it untouched.\n"
      "\n"
@@ -78,6 +86,14 @@ static const struct subcmd subcmds[] = {
      "  --kill              end the process after a good image is written\n"
      "  --no-fork           write the image from the paused process itself\n"
      "                      (slower to resume, needs no extra memory)\n"
+     "  --priority idle|normal\n"
+     "                      the priority of the writer that compresses and writes the\n"
+     "                      image once the process runs on (default normal); idle:\n"
+     "                      only CPU and disk time nothing else wants (SCHED_IDLE)\n"
+     "  --idle-limit DURATION\n"
+     "                      with --priority idle: after this long the writer goes on\n"
+     "                      at normal priority (default 30s, at most 5m), so a busy\n"
+     "                      machine still gets its image\n"
      "  --shared-file PATH  do not save PATH at its checkpoint version (repeatable)\n"
      "  --no-file-versions  save no written file at its checkpoint version\n"
      "  --id NAME           application id to stamp into the image\n"
@@ -129,7 +145,7 @@ static const struct subcmd subcmds[] = {
     {"migrate", cmd_migrate, 0,
      "coord migrate PID [USER@]HOST [--ssh CMD] [--remote-coord PATH] [--keep FILE] "
      "[--counter URL] [--remote-counter URL] [--key FILE] [--remote-key FILE] "
-     "[--timeout DURATION] [--quiet]",
+     "[--timeout DURATION] [--quiet] [--shared-file PATH]... [--no-file-versions]",
      "Move process PID (and its children) to HOST over ssh: checkpoint it with\n"
      "--kill into a local image, send that to `coord restore - --detach` on HOST,\n"
      "print the new pid there. If the restore there fails, the program is\n"
@@ -147,7 +163,11 @@ static const struct subcmd subcmds[] = {
      "  --key FILE            authenticate the image; --remote-key FILE: its path on HOST\n"
      "  --timeout DURATION    give up on the transfer and the restore there after\n"
      "                        DURATION (default 10m; the image is then kept here)\n"
-     "  -q, --quiet           no progress lines for the checkpoint and the transfer\n"},
+     "  -q, --quiet           no progress lines for the checkpoint and the transfer\n"
+     "  --shared-file PATH    a file others write too: not saved at its checkpoint\n"
+     "                        version here, left as it is by the restore on HOST\n"
+     "                        (and here, if the program comes back); repeatable\n"
+     "  --no-file-versions    the same for every file the program writes\n"},
     {"keygen", cmd_keygen, 0, "coord keygen FILE",
      "Create a new random key file (0600) for --key. An existing file is never\n"
      "overwritten.\n"},

@@ -57,6 +57,10 @@ struct mig {
     char *ssh_argv[MAX_SSH_ARGS + 4];
     int ssh_argc;
     long long timeout_ms;               /* the transfer and remote restore */
+    /* --shared-file PATH... and --no-file-versions: for the checkpoint
+     * here and both restores (there, and here again if that fails) */
+    const char *shared[CK_MAX_SHARED];
+    int nshared, no_versions;
     int dirfd;                          /* our private directory, or -1 (--keep) */
     char image[PATH_MAX];               /* how children reach the image */
     int quiet;                          /* --quiet: no progress lines */
@@ -358,10 +362,17 @@ static int preflight(struct mig *m)
     return 0;
 }
 
-/* argv[n...]: the local --counter and --key, --quiet, then NULL (room
- * for 6). */
+/* argv[n...]: the local --counter and --key, --quiet, the file version
+ * options, then NULL (room for LOCAL_OPTS). */
+#define LOCAL_OPTS (7 + 2 * CK_MAX_SHARED)
 static void local_options(const struct mig *m, char **argv, int n)
 {
+    for (int k = 0; k < m->nshared; k++) {
+        argv[n++] = "--shared-file";
+        argv[n++] = (char *)m->shared[k];
+    }
+    if (m->no_versions)
+        argv[n++] = "--no-file-versions";
     if (m->counter_url) {
         argv[n++] = "--counter";
         argv[n++] = (char *)m->counter_url;
@@ -406,7 +417,7 @@ static int checkpoint_here(struct mig *m)
     }
     char pidstr[16], out[256], shown[PATH_MAX + 8];
     snprintf(pidstr, sizeof pidstr, "%d", m->pid);
-    char *argv[12] = {"checkpoint", pidstr, "-o", m->image, "--kill"};
+    char *argv[5 + LOCAL_OPTS] = {"checkpoint", pidstr, "-o", m->image, "--kill"};
     local_options(m, argv, 5);
     int rc = run_coord(cmd_checkpoint, argv, out, sizeof out);
     if (rc != 0) {
@@ -431,7 +442,7 @@ static int checkpoint_here(struct mig *m)
 static int restore_here(struct mig *m, const char *why)
 {
     char out[256];
-    char *argv[10] = {"restore", m->image, "--detach"}, shown[PATH_MAX + 8];
+    char *argv[3 + LOCAL_OPTS] = {"restore", m->image, "--detach"}, shown[PATH_MAX + 8];
     local_options(m, argv, 3);
     int rc = run_coord(cmd_restore, argv, out, sizeof out);
     int pid = rc == 0 ? last_pid(out) : -1;
@@ -477,6 +488,18 @@ int cmd_migrate(int argc, char **argv)
             opts_done = 1;
         } else if (!opts_done && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))) {
             m.quiet = 1;
+        } else if (!opts_done && !strcmp(argv[i], "--no-file-versions")) {
+            m.no_versions = 1;
+        } else if (!opts_done && (r = ck_opt_value("migrate", argc, argv, &i, "--shared-file",
+                                                   NULL, &v)) != 0) {
+            if (r < 0)
+                return CK_EXIT_USAGE;
+            if (m.nshared == CK_MAX_SHARED)
+                return ck_usage_error("migrate", "--shared-file: at most %d files",
+                                      CK_MAX_SHARED);
+            m.shared[m.nshared++] = v;
+            r = 0;
+            i--; /* ck_opt_value moved past the value */
         } else if (!opts_done && argv[i][0] == '-' && argv[i][1]) {
             static const char *const opts[] = {"--ssh",     "--remote-coord",   "--keep",
                                                "--counter", "--remote-counter", "--key",
@@ -548,6 +571,12 @@ int cmd_migrate(int argc, char **argv)
     }
     if (m.remote_quiet)
         strncat(cmd, " --quiet", sizeof cmd - strlen(cmd) - 1);
+    for (int k = 0; k < m.nshared; k++) {
+        strncat(cmd, " --shared-file ", sizeof cmd - strlen(cmd) - 1);
+        sh_quote(cmd, sizeof cmd, m.shared[k]);
+    }
+    if (m.no_versions)
+        strncat(cmd, " --no-file-versions", sizeof cmd - strlen(cmd) - 1);
     int in = m.dirfd >= 0 ? openat(m.dirfd, "image", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
                           : open(m.image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0) {

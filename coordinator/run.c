@@ -424,7 +424,7 @@ static int supervise_option(const char *a)
     static const char *const opts[] = {"--every", "--images", "--keep", "--auto-restore",
                                        "--resume", "--max-restores", "--window",
                                        "--exit-code-on-checkpoint", "--counter", "--record-net",
-                                       "--record-net-max"};
+                                       "--record-net-max", "--priority"};
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++) {
         size_t l = strlen(opts[k]);
         if (!strncmp(a, opts[k], l) && (a[l] == '\0' || a[l] == '='))

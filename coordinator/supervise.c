@@ -42,12 +42,14 @@
 #define MAX_RESTORES_DEFAULT 5
 #define WINDOW_MS_DEFAULT 60000LL
 #define RESTORE_REPORT_MS 120000
+#define IDLE_LIMIT_MAX_MS 300000 /* coord checkpoint --idle-limit's bound */
 
 struct sv {
     /* options */
     long long every_ms, window_ms;
     int keep, auto_restore, resume, max_restores, ckpt_exit; /* ckpt_exit -1: 0 */
     int pidns;                   /* --pidns: the program under coord's init */
+    int normal_writer;           /* --priority normal: periodic writers not at idle */
     const char *counter_url, *app_id;
     int record_net;              /* --record-net (replay.c) */
     unsigned long long record_max; /* --record-net-max, 0: the shim's default */
@@ -71,6 +73,10 @@ struct sv {
      * why the last one did (the helper's last message) */
     int ckpt_failures;
     char last_failure[400];
+    /* periods skipped because a checkpoint was still being written when
+     * the next one was due (an idle writer on a busy machine), and how
+     * long the last such checkpoint took */
+    long long skipped, overrun_ms;
     long long restore_at[64];    /* when the recent restores happened (ms) */
     char super_file[PATH_MAX];
 };
@@ -267,6 +273,8 @@ static void write_state(const struct sv *s, const char *status)
             status, (int)getpid(), (int)s->prog, img, s->seq,
             (unsigned long long)h.counter_stamp, h.app_id[0] ? h.app_id : "-",
             (long long)rt.tv_sec, s->total_restores, s->every_ms);
+    if (s->skipped)
+        fprintf(f, "skipped %lld\nlast_overrun_ms %lld\n", s->skipped, s->overrun_ms);
     if (s->ckpt_failures) {
         fprintf(f, "ckpt_failures %d\nlast_failure ", s->ckpt_failures);
         put_escaped(f, s->last_failure);
@@ -292,7 +300,7 @@ struct state {
     char status[32], app_id[65], image[PATH_MAX];
     int supervisor, program, restores, ckpt_failures;
     char last_failure[400];
-    long long time;
+    long long time, skipped, overrun_ms, every_ms;
     char cmd[4096];
     size_t cmdlen;
 };
@@ -336,6 +344,12 @@ static int read_state(const char *dir, struct state *st)
         }
         else if (!strcmp(line, "time"))
             st->time = atoll(v);
+        else if (!strcmp(line, "skipped"))
+            st->skipped = atoll(v);
+        else if (!strcmp(line, "last_overrun_ms"))
+            st->overrun_ms = atoll(v);
+        else if (!strcmp(line, "every_ms"))
+            st->every_ms = atoll(v);
         else if (!strcmp(line, "arg")) {
             unescape(v);
             size_t l = strlen(v) + 1;
@@ -597,7 +611,7 @@ static int take_checkpoint(struct sv *s, int final)
      * restore's); the program is its init's child */
     int prog = ck_pidns_program(s->prog);
     snprintf(pid, sizeof pid, "%d", prog > 0 ? prog : (int)s->prog);
-    char *argv[12];
+    char *argv[16], limit[32];
     int n = 0;
     argv[n++] = "checkpoint";
     argv[n++] = pid;
@@ -606,6 +620,20 @@ static int take_checkpoint(struct sv *s, int final)
     if (final)
         argv[n++] = "--kill";
     argv[n++] = "--quiet"; /* never a progress line from the supervisor */
+    /* the program runs on while a periodic image is written: its writer
+     * takes only CPU nobody else wants. The last one (--kill) is waited
+     * for, by the program and by whoever sent the signal: full speed. */
+    if (!final && !s->normal_writer) {
+        argv[n++] = "--priority";
+        argv[n++] = "idle";
+        /* half a period (at most 5 minutes) without idle CPU: the writer
+         * goes on at normal priority, so that a busy machine still gets
+         * its images (late: a period may be skipped, see next_period) */
+        long long half = s->every_ms / 2 > 0 ? s->every_ms / 2 : 1;
+        snprintf(limit, sizeof limit, "%lldms", half < IDLE_LIMIT_MAX_MS ? half : IDLE_LIMIT_MAX_MS);
+        argv[n++] = "--idle-limit";
+        argv[n++] = limit;
+    }
     if (s->counter_url) {
         argv[n++] = "--counter";
         argv[n++] = (char *)s->counter_url;
@@ -966,6 +994,32 @@ static int restore_allowed(struct sv *s)
     return 1;
 }
 
+/* After a periodic checkpoint that was due at due and started at start:
+ * when the next one is due. Checkpoints keep to their period (due +
+ * every), but one still being written when the next was due (an idle
+ * writer that a busy machine holds back, a slow disk) never has another
+ * started behind it at once, nor do they pile up: the periods that passed
+ * are skipped, counted in the state file (coord list shows them) and
+ * said on stderr, and the next checkpoint is at the next period after
+ * now. */
+static long long next_period(struct sv *s, long long due, long long start)
+{
+    long long t = now_ms(), next = due + s->every_ms;
+    if (t < next)
+        return next;
+    long long missed = (t - next) / s->every_ms + 1;
+    next += missed * s->every_ms;
+    s->skipped += missed;
+    s->overrun_ms = t - start;
+    ck_msg("run: the checkpoint took %.1f s, longer than --every %.1f s: %lld period%s "
+           "skipped (%lld so far), the next checkpoint is in %.1f s",
+           (t - start) / 1000.0, s->every_ms / 1000.0, missed, missed == 1 ? "" : "s",
+           s->skipped, (next - t) / 1000.0);
+    if (!s->prog_done && !s->nsig)
+        write_state(s, "running");
+    return next;
+}
+
 static int usage(const char *fmt, const char *arg)
 {
     return ck_usage_error("run", fmt, arg);
@@ -982,7 +1036,7 @@ int ck_supervise(int argc, char **argv)
     s.every_ms = -1;
     s.helper_log = -1;
     const char *every = NULL, *dir = NULL, *keep = NULL, *maxr = NULL, *window = NULL,
-               *code = NULL, *recmax = NULL;
+               *code = NULL, *recmax = NULL, *prio = NULL;
     int i = 1;
     while (i < argc) {
         const char *a = argv[i];
@@ -1013,6 +1067,8 @@ int ck_supervise(int argc, char **argv)
             continue;
         }
         int r = ck_opt_value("run", argc, argv, &i, "--every", NULL, &every);
+        if (!r)
+            r = ck_opt_value("run", argc, argv, &i, "--priority", NULL, &prio);
         if (!r)
             r = ck_opt_value("run", argc, argv, &i, "--images", NULL, &dir);
         if (!r)
@@ -1046,6 +1102,9 @@ int ck_supervise(int argc, char **argv)
         return usage("%s", "--every DURATION is needed with --images");
     if ((s.every_ms = parse_duration(every)) < 0)
         return usage("--every: '%s' is not a duration (10s, 500ms, 2m, 1h)", every);
+    if (prio && strcmp(prio, "idle") && strcmp(prio, "normal"))
+        return usage("--priority: '%s' is not idle or normal", prio);
+    s.normal_writer = prio && !strcmp(prio, "normal");
     if (keep && (s.keep = parse_count(keep, 1, 1000000)) < 0)
         return usage("--keep: '%s' is not a number from 1", keep);
     if (maxr && (s.max_restores = parse_count(maxr, 0, 64)) < 0)
@@ -1190,8 +1249,9 @@ int ck_supervise(int argc, char **argv)
             continue;
         }
         if (now_ms() >= next) {
+            long long start = now_ms();
             take_checkpoint(&s, 0);
-            next = now_ms() + s.every_ms;
+            next = next_period(&s, next, start);
             continue;
         }
         wait_event(&s, next);
@@ -1245,6 +1305,7 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
             ck_json_kstr(j, "status", st.status);
             ck_json_kstr(j, "command", cmd);
             ck_json_ku64(j, "checkpoint_failures", (uint64_t)st.ckpt_failures);
+            ck_json_ku64(j, "skipped_periods", (uint64_t)st.skipped);
             if (st.ckpt_failures)
                 ck_json_kstr(j, "last_failure", st.last_failure);
             ck_json_close(j, '}');
@@ -1257,6 +1318,11 @@ void ck_supervise_list(FILE *f, struct ck_json *j, const char *sock_dir)
             if (st.ckpt_failures)
                 fprintf(f, "%-10s %d checkpoint%s failed since the newest image: %s\n", "",
                         st.ckpt_failures, st.ckpt_failures == 1 ? "" : "s", st.last_failure);
+            if (st.skipped)
+                fprintf(f, "%-10s %lld period%s skipped: a checkpoint was still being written "
+                        "when the next was due (the last such took %.1f s, --every %.1f s)\n",
+                        "", st.skipped, st.skipped == 1 ? "" : "s", st.overrun_ms / 1000.0,
+                        st.every_ms / 1000.0);
         }
         n++;
     }

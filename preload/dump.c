@@ -51,6 +51,7 @@
 #define PM_FILE (1ULL << 61)
 #define PM_GUARD (1ULL << 58)           /* MADV_GUARD_INSTALL (Linux 6.14+): reading faults */
 #define SLOTS 16
+#define PROBE_MIN 16                    /* pages: shorter runs are compressed, not probed */
 #define MAX_WORKERS 16
 #define JOB_PAGES CK_CHUNK_PAGES
 #define SLOT_CAP (JOB_PAGES * CK_PAGE_SIZE + JOB_PAGES * 64 + 65536)
@@ -71,6 +72,13 @@ static void fwait(volatile int *addr, int val)
     rsys(SYS_futex, (long)addr, FUTEX_WAIT, val, 0, 0, 0);
 }
 
+/* fwait for at most ns nanoseconds (the caller only: errno is its own) */
+static void fwait_ns(volatile int *addr, int val, int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    rsys(SYS_futex, (long)addr, FUTEX_WAIT, val, (long)&ts, 0, 0);
+}
+
 static void fwake(volatile int *addr)
 {
     rsys(SYS_futex, (long)addr, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
@@ -83,10 +91,19 @@ struct job {
     const struct ck_region *r;
     uint64_t addr;
     uint32_t npages;
+    int seq;                            /* which job this slot holds */
+    volatile int claimed;               /* someone runs it (a worker or the caller) */
     volatile int done;
     int err;                            /* -errno */
     uint64_t err_addr;
     size_t out_len;                     /* bytes of finished records in out */
+    /* Raw payloads left where they are (job_emit): segment k's bytes
+     * follow out[0, at) in the image, before out[at, ...). */
+    uint32_t nseg;
+    struct {
+        size_t at, len;
+        const uint8_t *p;
+    } seg[CK_CHUNK_PAGES / PROBE_MIN];
     uint64_t nrec, npages_out, raw, stored;
     uint64_t seen;                      /* pages looked at that hold memory (progress) */
     uint8_t *out;
@@ -134,6 +151,12 @@ struct writer {
     volatile int submitted, completed;  /* stages handed to / written by I/O */
     volatile int io_err;                /* -errno from the I/O thread */
     volatile int io_tid;                /* cleared by the kernel at exit */
+    int idle;                           /* the workers run at SCHED_IDLE */
+    int64_t idle_until;                 /* CLOCK_MONOTONIC ns: then the caller, at
+                                           normal priority, takes jobs too (0: never) */
+    int64_t started;
+    int64_t normal_after;               /* -1, or when the caller began to take jobs */
+    volatile int takeover;              /* set then: the idle workers take no more */
     char *err;
     size_t errlen;
     /* CK_CKPT_PROGRESS: memory gone through, the estimate of all of it,
@@ -424,26 +447,69 @@ static int is_zero_page(const void *p)
     return 1;
 }
 
+/* Do npages (at least PROBE_MIN) at src look incompressible: do 4 pages
+ * spread over them all save less than 1/32 each under LZ4? Then the run
+ * is stored as it is without compressing it whole: LZ4 gives up on
+ * random bytes only near the end of its output, having read and written
+ * it all (about 0.6 s of CPU per GiB, and memory bandwidth the program
+ * wants meanwhile). dst: room for a page of scratch output. */
+static int looks_incompressible(void *state, const uint8_t *src, size_t npages, uint8_t *dst,
+                                size_t cap)
+{
+    if (npages < PROBE_MIN)
+        return 0;
+    for (size_t s = 0; s < 4; s++) {
+        uint32_t fl;
+        size_t len;
+        ck_chunk_encode(state, src + npages * s / 4 * CK_PAGE_SIZE, CK_PAGE_SIZE, dst, cap, &fl,
+                        &len);
+        if (len < CK_PAGE_SIZE - CK_PAGE_SIZE / 32)
+            return 0;
+    }
+    return 1;
+}
+
 /* Append one finished PAGES record for npages at addr (bytes at src) to
- * the job's output. */
+ * the job's output. stable: src stays as it is until the job is written
+ * out (private memory of the writer's snapshot, not a worker's copy
+ * buffer nor shared memory the program may change), so a raw payload
+ * need not be copied into the slot: the writer thread takes it from
+ * there (a copy of every incompressible byte the less). */
 static void job_emit(struct worker *k, struct job *j, uint64_t addr, const void *src,
-                     size_t npages)
+                     size_t npages, int stable)
 {
     size_t raw = npages * CK_PAGE_SIZE;
     struct ck_rec *rec = (struct ck_rec *)(j->out + j->out_len);
     uint8_t *payload = (uint8_t *)(rec + 1);
     uint32_t flags;
-    size_t len;
-    ck_chunk_encode(k->state, src, raw, payload, SLOT_CAP - j->out_len - sizeof *rec, &flags,
-                    &len);
-    ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
+    size_t len, cap = SLOT_CAP - j->out_len - sizeof *rec;
     struct writer *w = k->w;
+    if (looks_incompressible(k->state, src, npages, payload, cap)) {
+        flags = CK_RF_RAW;
+        len = raw;
+        if (stable && !w->encrypt && j->nseg < sizeof j->seg / sizeof j->seg[0]) {
+            ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
+            rec->checksum = ck_rec_checksum(rec, src);
+            if (w->key)
+                ck_rec_digest(rec, src, j->digests + j->nrec * CK_DIGEST_BYTES);
+            j->out_len += sizeof *rec;
+            j->seg[j->nseg].at = j->out_len;
+            j->seg[j->nseg].len = len;
+            j->seg[j->nseg++].p = src;
+            goto done;
+        }
+        memcpy(payload, src, raw);
+    } else {
+        ck_chunk_encode(k->state, src, raw, payload, cap, &flags, &len);
+    }
+    ck_rec_init(rec, CK_REC_PAGES, flags, len, raw, addr, 0);
     if (w->encrypt)
         ck_crypt_payload(w->key, w->hdr, rec, payload);
     rec->checksum = ck_rec_checksum(rec, payload);
     if (w->key)
         ck_rec_digest(rec, payload, j->digests + j->nrec * CK_DIGEST_BYTES);
     j->out_len += sizeof *rec + len;
+done:
     j->nrec++;
     j->npages_out += npages;
     j->raw += raw;
@@ -481,6 +547,7 @@ static void run_job(struct worker *k, struct job *j)
     uint32_t f = r->flags;
     size_t n = j->npages;
     j->out_len = 0;
+    j->nseg = 0;
     j->nrec = j->npages_out = j->raw = j->stored = j->seen = 0;
     j->err = 0;
     int all = saves_all(f);
@@ -488,7 +555,7 @@ static void run_job(struct worker *k, struct job *j)
         size_t got = mem_read(w, k, j->addr, n);
         j->seen = got;
         if (got)
-            job_emit(k, j, j->addr, k->copy, got);
+            job_emit(k, j, j->addr, k->copy, got, 0);
         return;
     }
     int shared = (f & CK_REG_SHARED) != 0;
@@ -561,9 +628,9 @@ static void run_job(struct worker *k, struct job *j)
                     j->err_addr = a;
                     return;
                 }
-                job_emit(k, j, a, k->copy, run_len);
+                job_emit(k, j, a, k->copy, run_len, 0);
             } else {
-                job_emit(k, j, a, (const void *)a, run_len);
+                job_emit(k, j, a, (const void *)a, run_len, !shared);
             }
             run_len = 0;
         }
@@ -574,10 +641,29 @@ static void run_job(struct worker *k, struct job *j)
     }
 }
 
+/* Take job j (the idx-th) to run, unless someone else has: the caller
+ * takes jobs past an idle team's time limit, and a worker that claimed
+ * an index then finds its slot holding that job already done and a
+ * later one (seq differs) or the job running. */
+static int claim_job(struct job *j, int idx)
+{
+    int zero = 0;
+    return __atomic_load_n(&j->seq, __ATOMIC_ACQUIRE) == idx &&
+           __atomic_compare_exchange_n(&j->claimed, &zero, 1, 0, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
+
 static void worker_main(void *arg)
 {
     struct worker *k = arg;
     struct writer *w = k->w;
+    if (w->idle) {
+        /* CPU that nothing else wants, only (this thread: each worker
+         * sets its own; the caller stays at normal priority to take over
+         * at w->idle_until). Allowed unprivileged; failing, normal. */
+        struct sched_param sp = {.sched_priority = 0};
+        rsys(SYS_sched_setscheduler, 0, SCHED_IDLE, (long)&sp, 0, 0, 0);
+    }
     for (;;) {
         int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
         for (;;) {
@@ -588,7 +674,15 @@ static void worker_main(void *arg)
                 return;
             fwait(&w->enq, e);
         }
+        /* Past the idle limit the machine has no CPU to spare: a worker
+         * that claimed a job now and got the CPU again only in a second
+         * would hold back the writing in order, so the caller does the
+         * rest alone. */
+        if (__atomic_load_n(&w->takeover, __ATOMIC_SEQ_CST))
+            return;
         struct job *j = &w->jobs[idx % SLOTS];
+        if (!claim_job(j, idx))
+            continue;
         run_job(k, j);
         __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&w->done_seq, 1, __ATOMIC_SEQ_CST);
@@ -746,6 +840,47 @@ static void progress_tick(struct writer *w, uint64_t pages)
          0, 0);
 }
 
+/* Should the caller run jobs itself: 0 yes (no workers, or an idle team
+ * past its time limit), > 0 not for that many ns, < 0 never. Past the
+ * limit the caller also asks for normal I/O priority again, for itself
+ * and the I/O thread (raising an idle one back is allowed unprivileged,
+ * unlike SCHED_IDLE). */
+static int64_t caller_works(struct writer *w)
+{
+    if (w->nworkers == 0 || w->normal_after >= 0)
+        return 0;
+    if (!w->idle || !w->idle_until)
+        return -1;
+    int64_t t = shim_now_ns(CLOCK_MONOTONIC);
+    if (t < w->idle_until)
+        return w->idle_until - t;
+    w->normal_after = t - w->started;
+    __atomic_store_n(&w->takeover, 1, __ATOMIC_SEQ_CST);
+    /* IOPRIO_WHO_PROCESS (a thread), IOPRIO_CLASS_BE (2) << 13, level 4 */
+    rsys(SYS_ioprio_set, 1, 0, 2 << 13 | 4, 0, 0, 0);
+    int io = w->io_tid;
+    if (io > 0)
+        rsys(SYS_ioprio_set, 1, io, 2 << 13 | 4, 0, 0, 0);
+    return 0;
+}
+
+/* The caller runs the first job from next on that no one has taken.
+ * Returns 1 if it ran one. */
+static int run_one(struct writer *w, int next)
+{
+    int enq = __atomic_load_n(&w->enq, __ATOMIC_SEQ_CST) & ~STOP_BIT;
+    for (int idx = next; idx < enq; idx++) {
+        struct job *j = &w->jobs[idx % SLOTS];
+        if (!claim_job(j, idx))
+            continue;
+        run_job(&w->workers[MAX_WORKERS - 1], j);
+        __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&w->done_seq, 1, __ATOMIC_SEQ_CST);
+        return 1;
+    }
+    return 0;
+}
+
 /* Feed every region to the workers and write their output in order. */
 static int dump_pages(struct writer *w)
 {
@@ -773,6 +908,8 @@ static int dump_pages(struct writer *w)
             j->addr = addr;
             j->npages = (uint32_t)(left > JOB_PAGES ? JOB_PAGES : left);
             j->done = 0;
+            __atomic_store_n(&j->seq, w->enq, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&j->claimed, 0, __ATOMIC_SEQ_CST);
             addr += (uint64_t)j->npages * CK_PAGE_SIZE;
             __atomic_fetch_add(&w->enq, 1, __ATOMIC_SEQ_CST);
             fwake(&w->enq);
@@ -782,14 +919,15 @@ static int dump_pages(struct writer *w)
         struct job *j = &w->jobs[next % SLOTS];
         int seq = __atomic_load_n(&w->done_seq, __ATOMIC_SEQ_CST);
         if (!__atomic_load_n(&j->done, __ATOMIC_SEQ_CST)) {
-            if (w->nworkers == 0) {
-                /* no helpers: do it ourselves */
-                int idx = __atomic_fetch_add(&w->taken, 1, __ATOMIC_SEQ_CST);
-                run_job(&w->workers[MAX_WORKERS - 1], &w->jobs[idx % SLOTS]);
-                w->jobs[idx % SLOTS].done = 1;
-            } else {
+            int64_t left = caller_works(w);
+            if (left == 0 && run_one(w, next))
+                continue;
+            /* a job done, or the idle limit, or (past it) a look again
+             * soon for a job no worker has started */
+            if (left < 0)
                 fwait(&w->done_seq, seq);
-            }
+            else
+                fwait_ns(&w->done_seq, seq, left ? left : 2000000);
             continue;
         }
         if (j->err == -ENOTSUP) {
@@ -803,10 +941,15 @@ static int dump_pages(struct writer *w)
                      (unsigned long long)j->err_addr, strerror(-j->err));
             return j->err;
         }
-        if (j->out_len) {
-            int r = out_bytes(w, j->out, j->out_len);
+        size_t at = 0;
+        for (uint32_t sg = 0; sg <= j->nseg; sg++) {
+            size_t upto = sg < j->nseg ? j->seg[sg].at : j->out_len;
+            int r = upto > at ? out_bytes(w, j->out + at, upto - at) : 0;
+            if (r == 0 && sg < j->nseg)
+                r = out_bytes(w, j->seg[sg].p, j->seg[sg].len);
             if (r < 0)
                 return r;
+            at = upto;
         }
         if (w->key)
             for (uint64_t d = 0; d < j->nrec; d++) {
@@ -1105,6 +1248,18 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
         w.prog_last_ns = shim_now_ns(CLOCK_MONOTONIC);
     }
     int nw = count_cpus();
+    w.normal_after = -1;
+    st->normal_after_ns = -1;
+    w.started = shim_now_ns(CLOCK_MONOTONIC);
+    if (forked && g_shim.ckpt_idle) {
+        /* the program runs on meanwhile: the team takes only idle CPU
+         * (worker_main), the writing only idle disk time until the limit */
+        w.idle = 1;
+        w.idle_until = g_shim.ckpt_idle_ms ? w.started + g_shim.ckpt_idle_ms * 1000000LL : 0;
+        /* IOPRIO_WHO_PROCESS (this thread; inherited by those it makes),
+         * IOPRIO_CLASS_IDLE (3) << 13 */
+        syscall(SYS_ioprio_set, 1, 0, 3 << 13);
+    }
     w.out_cap = ck_chunk_bound(JOB_PAGES * CK_PAGE_SIZE);
     size_t ssz = (ck_chunk_state_size() + 4095) & ~4095UL;
     size_t copy = JOB_PAGES * CK_PAGE_SIZE;
@@ -1276,6 +1431,8 @@ int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, ch
     st->bytes = sizeof h + w.end.stored_bytes + w.end.nrecords * sizeof(struct ck_rec);
     st->pages = w.end.npages;
     st->raw_bytes = w.end.npages * CK_PAGE_SIZE;
+    st->idle = w.idle;
+    st->normal_after_ns = w.normal_after;
     r = 0;
 out:
     out_close(&w);

@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -534,6 +535,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     int64_t pause_end = 0;
     g_shim.progress = (req->flags & CK_CKPT_PROGRESS) && conn >= 0;
     g_shim.progress_conn = conn;
+    long long writer_cpu_ns = -1;
     if (nofork) {
         if (tree)
             tell_forked(conn, t0);
@@ -545,6 +547,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
          * parked thread may hold malloc's locks), and the program's own
          * wait(-1) never sees this child. */
         capture_fork_flags(1);
+        g_shim.ckpt_idle = (req->flags & CK_CKPT_IDLE) != 0;
+        g_shim.ckpt_idle_ms = req->idle_ms;
         long child = syscall(SYS_clone, 0L, NULL, NULL, NULL, 0L);
         if (child == 0) {
             /* The writer ends with the manager thread (the program killed:
@@ -580,6 +584,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             syscall(SYS_exit_group, s ? 1 : 0);
         }
         capture_fork_flags(0);
+        g_shim.ckpt_idle = 0; /* not for a writer that is the program itself */
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
         if (child < 0) {
             if (tree)
@@ -596,9 +601,13 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             if (tree)
                 tell_forked(conn, t0);
             int ws = 0;
+            struct rusage ru;
+            memset(&ru, 0, sizeof ru);
             /* raw: the waitpid wrapper would read child as a pid the tree knew */
-            while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, NULL) < 0 && errno == EINTR)
+            while (syscall(SYS_wait4, (pid_t)child, &ws, __WCLONE, &ru) < 0 && errno == EINTR)
                 ;
+            writer_cpu_ns = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+                            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
             g_shim.writer_pid = 0;
             if (cr->status == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
                 cr->status = -EIO;
@@ -627,6 +636,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     rep->nthreads = g_shim.nthreads ? g_shim.nthreads - 1 : 0; /* as list: not the manager */
     if (cr->status < 0)
         snprintf(rep->msg, sizeof rep->msg, "%s", cr->msg);
+    else if (writer_cpu_ns >= 0)
+        snprintf(rep->msg, sizeof rep->msg, CK_WRITER_NOTE "%lld %s %lld", writer_cpu_ns,
+                 cr->st.idle ? "idle" : "normal", (long long)cr->st.normal_after_ns);
     writer_replied = cr->replied;
     munmap(cr, sizeof *cr);
     capture_forget(1);

@@ -142,6 +142,11 @@ struct shim_state {
     /* The request's file version options (CK_CKPT_NO_VERSIONS, its
      * --shared-file list), for the capture in progress. */
     int ckpt_noversions;
+    /* CK_CKPT_IDLE: the forked writer's team at idle priority, the
+     * writer itself taking over at normal priority after idle_ms (0:
+     * never) */
+    int ckpt_idle;
+    uint32_t ckpt_idle_ms;
     uint32_t ckpt_nshared;
     uint64_t ckpt_shared[CK_MAX_SHARED][2];
     /* CK_CKPT_PROGRESS: the writer reports how far it is on progress_conn
@@ -289,6 +294,9 @@ void capture_tty(int fd, const struct stat *st);
 /* dump.c: write the image (header, metadata, pages). */
 struct dump_stats {
     uint64_t bytes, pages, raw_bytes;
+    int idle;                           /* the compression team ran at SCHED_IDLE */
+    int64_t normal_after_ns;            /* >= 0: the writer went on at normal priority
+                                           this long after it started (its idle limit) */
 };
 /* forked: in the image writer, a process of its own (not the program:
  * files it opens and closes cost the program no lock) */

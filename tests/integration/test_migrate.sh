@@ -15,8 +15,10 @@
 # address, since B lacks A's address), a client on A gets the next count
 # from B; it then moves back from B to A over B's ssh. A restore that the
 # other host refuses brings the program back here; an unreachable host
-# changes nothing. Prints one "PASS name" / "FAIL name: why" line per
-# check (SKIP when user namespaces, ip or sshd are missing).
+# changes nothing. --shared-file and --no-file-versions reach the restore
+# on the other host (a journal appended to by others keeps their line).
+# Prints one "PASS name" / "FAIL name: why" line per check (SKIP when
+# user namespaces, ip or sshd are missing).
 
 set -u
 B=${1:-build}
@@ -285,4 +287,55 @@ for bad in -x "a b" "h;rm"; do
     [ $rc -eq 2 ] || { fail migrate_bad_host_refused "'$bad': rc=$rc"; break; }
 done
 [ $rc -eq 2 ] && pass migrate_bad_host_refused
+
+# ---- --shared-file and --no-file-versions reach the restore on B: a
+# journal the program appends to, and others too (the ssh wrapper, after
+# the checkpoint, before the restore). Without them the file is put back
+# at its checkpoint version there (the other line gone); with them it is
+# left as it is.
+cat >"$T/journal.py" <<'PY'
+import sys, time
+f = open(sys.argv[1], "a")
+f.write("start\n")
+f.flush()
+open(sys.argv[2], "w").write("ready\n")
+while True:
+    time.sleep(0.05)
+PY
+cat >"$T/sshappend" <<SH
+#!/bin/bash
+# HOST COMMAND: before the restore (not coord's look for restore -),
+# the journal gets a line from someone else; then ssh
+case \$2 in *" restore - "*)
+    echo other >>"\$JOURNAL"
+    printf '%s\\n' "\$2" >"\$JOURNAL.cmd" ;;
+esac
+exec $SSH "\$@"
+SH
+chmod 755 "$T/sshappend"
+# journal_moved NAME [MIGRATE OPTIONS]: a journal program moved to B;
+# prints the lines of $T/NAME.log once it runs there
+journal_moved() {
+    local name=$1 jp np
+    shift
+    "${NOCAPS[@]}" env LD_PRELOAD="$B/libshim.so" python3 "$T/journal.py" "$T/$name.log" "$T/$name.ready" \
+        >/dev/null 2>&1 &
+    jp=$!
+    PIDS+=("$jp")
+    wait_for 10 test -s "$T/$name.ready" || return
+    sleep 0.2
+    np=$(JOURNAL=$T/$name.log nocaps "$C" migrate "$jp" 10.77.0.2 --ssh "$T/sshappend" \
+        --remote-coord "$T/coord.B" "$@" 2>"$T/$name.err")
+    [ -n "$np" ] && PIDS+=("$np") && alive "$np" && tr '\n' ' ' <"$T/$name.log"
+}
+j1=$(journal_moved j1)
+j2=$(journal_moved j2 --shared-file "$T/j2.log")
+j3=$(journal_moved j3 --no-file-versions)
+if [ "$j1" = "start " ] && [ "$j2" = "start other " ] && [ "$j3" = "start other " ] &&
+    grep -qF -- "--shared-file '$T/j2.log'" "$T/j2.log.cmd" &&
+    grep -qF -- "--no-file-versions" "$T/j3.log.cmd"; then
+    pass migrate_passes_file_version_options
+else
+    fail migrate_passes_file_version_options "journals '$j1' / '$j2' / '$j3'; $(cat "$T/j2.log.cmd" "$T/j3.log.cmd" 2>/dev/null) $(grep -v chdir "$T/j2.err" | tail -n 2)"
+fi
 exit 0
