@@ -16,7 +16,9 @@
 # from B; it then moves back from B to A over B's ssh. A restore that the
 # other host refuses brings the program back here; an unreachable host
 # changes nothing. --shared-file and --no-file-versions reach the restore
-# on the other host (a journal appended to by others keeps their line).
+# on the other host (a journal appended to by others keeps their line). A
+# counter service both hosts share (redis) refuses, on the first host, an
+# image taken there before the program moved.
 # Prints one "PASS name" / "FAIL name: why" line per check (SKIP when
 # user namespaces, ip or sshd are missing).
 
@@ -337,5 +339,43 @@ if [ "$j1" = "start " ] && [ "$j2" = "start other " ] && [ "$j3" = "start other 
     pass migrate_passes_file_version_options
 else
     fail migrate_passes_file_version_options "journals '$j1' / '$j2' / '$j3'; $(cat "$T/j2.log.cmd" "$T/j3.log.cmd" 2>/dev/null) $(grep -v chdir "$T/j2.err" | tail -n 2)"
+fi
+
+# ---- a counter service both hosts share (redis on A's address): the
+# image the program moved with, kept on A, is refused on A once the
+# program was checkpointed again on B
+if RS=$(command -v redis-server); then
+    "${NOCAPS[@]}" "$RS" --bind 10.77.0.1 --port 6399 --protected-mode no --save "" --appendonly no --dir "$T" \
+        >"$T/redis.log" 2>&1 &
+    PIDS+=("$!")
+    RURL=redis://10.77.0.1:6399
+    wait_for 10 python3 -c 'import socket; socket.create_connection(("10.77.0.1", 6399), 1)'
+    "${NOCAPS[@]}" env LD_PRELOAD="$B/libshim.so" python3 "$T/journal.py" "$T/r.log" "$T/r.ready" \
+        >/dev/null 2>&1 &
+    rp=$!
+    PIDS+=("$rp")
+    wait_for 10 test -s "$T/r.ready"
+    sleep 0.2
+    # moved to B (the image it moved with kept here), then checkpointed
+    # on B: the counter moves there, and the kept image is stale here too
+    rnp=$(nocaps "$C" migrate "$rp" 10.77.0.2 --ssh "$SSH" --remote-coord "$T/coord.B" \
+        --keep "$T/moved.img" --counter "$RURL" --remote-counter "$RURL" 2>"$T/r.err1")
+    rc1=$?
+    [ -n "$rnp" ] && PIDS+=("$rnp")
+    $SSH 10.77.0.2 "$T/coord.B checkpoint $rnp -o $T/onB.img --counter $RURL" >/dev/null \
+        2>"$T/r.err2"
+    rc2=$?
+    out=$(nocaps "$C" restore "$T/moved.img" --detach --counter "$RURL" 2>"$T/r.err3")
+    rc3=$?
+    [ -n "$out" ] && PIDS+=("$out")
+    if [ $rc1 -eq 0 ] && [ -n "$rnp" ] && [ $rc2 -eq 0 ] && alive "$rnp" && [ $rc3 -ne 0 ] &&
+        [ -z "$out" ] && grep -q "is stale" "$T/r.err3"; then
+        pass migrate_shared_counter_refuses_older_image
+    else
+        fail migrate_shared_counter_refuses_older_image "migrate rc=$rc1 pid '$rnp', \
+checkpoint on B rc=$rc2, image restored here: rc=$rc3 '$out' $(tail -q -n 2 "$T/r.err1" "$T/r.err2" "$T/r.err3")"
+    fi
+else
+    echo "SKIP migrate_shared_counter_refuses_older_image: redis-server is not installed"
 fi
 exit 0
