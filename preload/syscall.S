@@ -63,6 +63,45 @@ syscall:
     je 1f
     cmpq $__NR_waitid, %rdi
     je 1f
+    /* calls that take a pid or tid of the process (or of another) */
+    cmpq $__NR_get_robust_list, %rdi
+    je 1f
+    cmpq $__NR_sched_setaffinity, %rdi
+    je 1f
+    cmpq $__NR_sched_getaffinity, %rdi
+    je 1f
+    cmpq $__NR_sched_setparam, %rdi
+    je 1f
+    cmpq $__NR_sched_getparam, %rdi
+    je 1f
+    cmpq $__NR_sched_setscheduler, %rdi
+    je 1f
+    cmpq $__NR_sched_getscheduler, %rdi
+    je 1f
+    cmpq $__NR_sched_rr_get_interval, %rdi
+    je 1f
+    cmpq $__NR_sched_setattr, %rdi
+    je 1f
+    cmpq $__NR_sched_getattr, %rdi
+    je 1f
+    cmpq $__NR_prlimit64, %rdi
+    je 1f
+    cmpq $__NR_process_vm_readv, %rdi
+    je 1f
+    cmpq $__NR_process_vm_writev, %rdi
+    je 1f
+    cmpq $__NR_migrate_pages, %rdi
+    je 1f
+    cmpq $__NR_move_pages, %rdi
+    je 1f
+    cmpq $__NR_getpriority, %rdi
+    je 1f
+    cmpq $__NR_setpriority, %rdi
+    je 1f
+    cmpq $__NR_ioprio_get, %rdi
+    je 1f
+    cmpq $__NR_ioprio_set, %rdi
+    je 1f
 2:  movq shim_next_syscall(%rip), %rax
     testq %rax, %rax
     jz shim_syscall_first

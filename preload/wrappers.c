@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -617,7 +618,32 @@ long shim_syscall_ids(long nr, long a, long b, long c, long d, long e)
     case SYS_tkill:
     case SYS_pidfd_open:
     case SYS_rt_sigqueueinfo:
-        a = owner_real((pid_t)a);
+    case SYS_get_robust_list:
+    case SYS_sched_setaffinity:
+    case SYS_sched_getaffinity:
+    case SYS_sched_setparam:
+    case SYS_sched_getparam:
+    case SYS_sched_setscheduler:
+    case SYS_sched_getscheduler:
+    case SYS_sched_rr_get_interval:
+    case SYS_sched_setattr:
+    case SYS_sched_getattr:
+    case SYS_prlimit64:
+    case SYS_process_vm_readv:
+    case SYS_process_vm_writev:
+    case SYS_migrate_pages:
+    case SYS_move_pages:
+        a = owner_real((pid_t)a); /* 0 (this process or thread) stays 0 */
+        break;
+    case SYS_getpriority:
+    case SYS_setpriority:
+        if (a == PRIO_PROCESS)
+            b = owner_real((pid_t)b);
+        break;
+    case SYS_ioprio_get:
+    case SYS_ioprio_set:
+        if (a == 1) /* IOPRIO_WHO_PROCESS: a thread */
+            b = owner_real((pid_t)b);
         break;
     case SYS_rt_tgsigqueueinfo:
         a = owner_real((pid_t)a);
@@ -625,6 +651,61 @@ long shim_syscall_ids(long nr, long a, long b, long c, long d, long e)
         break;
     }
     return shim_set_errno(ck_sys6(nr, a, b, c, d, e, 0));
+}
+
+/* libc functions that take a pid or tid, which a restored program knows
+ * by its old number (0, "this one", stays 0). */
+SHIM_API int sched_setaffinity(pid_t pid, size_t len, const cpu_set_t *set)
+{
+    return (int)shim_set_errno(ck_sys6(SYS_sched_setaffinity, owner_real(pid), (long)len,
+                                       (long)set, 0, 0, 0));
+}
+
+SHIM_API int sched_getaffinity(pid_t pid, size_t len, cpu_set_t *set)
+{
+    /* the kernel answers the bytes it wrote; glibc answers 0 and clears
+     * the rest of the set */
+    long r = ck_sys6(SYS_sched_getaffinity, owner_real(pid), (long)len, (long)set, 0, 0, 0);
+    if (r < 0)
+        return (int)shim_set_errno(r);
+    if ((size_t)r < len)
+        memset((char *)set + r, 0, len - (size_t)r);
+    return 0;
+}
+
+/* prlimit and prlimit64 are one function on 64-bit (the headers rename
+ * prlimit to prlimit64 here): both names, by their symbols. */
+static long prlimit_ids(pid_t pid, int res, const void *nw, void *old)
+{
+    return shim_set_errno(ck_sys6(SYS_prlimit64, owner_real(pid), res, (long)nw, (long)old, 0, 0));
+}
+
+SHIM_API int shim_prlimit(pid_t pid, int res, const void *nw, void *old) __asm__("prlimit");
+SHIM_API int shim_prlimit(pid_t pid, int res, const void *nw, void *old)
+{
+    return (int)prlimit_ids(pid, res, nw, old);
+}
+
+SHIM_API int shim_prlimit64(pid_t pid, int res, const void *nw, void *old) __asm__("prlimit64");
+SHIM_API int shim_prlimit64(pid_t pid, int res, const void *nw, void *old)
+{
+    return (int)prlimit_ids(pid, res, nw, old);
+}
+
+SHIM_API int getpriority(__priority_which_t which, id_t who)
+{
+    if (which == PRIO_PROCESS)
+        who = (id_t)owner_real((pid_t)who);
+    /* the kernel answers 20 - nice (never negative) */
+    long r = ck_sys6(SYS_getpriority, which, who, 0, 0, 0, 0);
+    return r < 0 ? (int)shim_set_errno(r) : 20 - (int)r;
+}
+
+SHIM_API int setpriority(__priority_which_t which, id_t who, int prio)
+{
+    if (which == PRIO_PROCESS)
+        who = (id_t)owner_real((pid_t)who);
+    return (int)shim_set_errno(ck_sys6(SYS_setpriority, which, who, prio, 0, 0, 0));
 }
 
 /* The kernel's O_LARGEFILE (glibc's is 0 on 64-bit): every open() sets

@@ -7,10 +7,17 @@
  * saved tid works (same fs and vm: clone_fs), and so do tgkill, tkill,
  * kill, rt_sigqueueinfo and pidfd_open through syscall() with the ids
  * the program knows. The shim answers and translates these calls; the
- * kernel's ids changed with the restore.
+ * kernel's ids changed with the restore. So do the other calls that take
+ * a pid or tid, through syscall() and through libc (zdtm futex-rl:
+ * get_robust_list of syscall(SYS_gettid)): get_robust_list,
+ * sched_getaffinity/setaffinity, sched_getscheduler, prlimit,
+ * getpriority/setpriority (of the main thread and of the other).
  */
+#include <linux/futex.h>
 #include <linux/kcmp.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "testlib.h"
@@ -70,5 +77,37 @@ int main(void)
         fail("pidfd_open(%ld): %s", pid, strerror(errno));
     if (syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) != 0)
         fail("pidfd_send_signal: %s", strerror(errno));
+
+    struct robust_list_head *head = NULL;
+    size_t hlen = 0;
+    if (syscall(SYS_get_robust_list, me, &head, &hlen) != 0 || !head)
+        fail("get_robust_list(%ld): %s", me, strerror(errno));
+    if (syscall(SYS_get_robust_list, tid0, &head, &hlen) != 0)
+        fail("get_robust_list(%d), the thread: %s", tid0, strerror(errno));
+    cpu_set_t set;
+    if (sched_getaffinity((pid_t)pid, sizeof set, &set) != 0 || CPU_COUNT(&set) < 1)
+        fail("sched_getaffinity(%ld): %s", pid, strerror(errno));
+    if (sched_setaffinity((pid_t)tid0, sizeof set, &set) != 0)
+        fail("sched_setaffinity(%d): %s", tid0, strerror(errno));
+    if (syscall(SYS_sched_getaffinity, tid0, sizeof set, &set) <= 0)
+        fail("syscall(sched_getaffinity, %d): %s", tid0, strerror(errno));
+    if (syscall(SYS_sched_getscheduler, me) != SCHED_OTHER)
+        fail("sched_getscheduler(%ld): %s", me, strerror(errno));
+    struct rlimit rl;
+    if (prlimit((pid_t)pid, RLIMIT_NOFILE, NULL, &rl) != 0 || rl.rlim_cur == 0)
+        fail("prlimit(%ld): %s", pid, strerror(errno));
+    errno = 0;
+    int nice0 = getpriority(PRIO_PROCESS, 0);
+    int nice = getpriority(PRIO_PROCESS, (id_t)me);
+    if (errno || nice != nice0)
+        fail("getpriority(PRIO_PROCESS, %ld) = %d (%s), of 0: %d", me, nice, strerror(errno),
+             nice0);
+    if (setpriority(PRIO_PROCESS, (id_t)tid0, nice0 + 1) != 0)
+        fail("setpriority(PRIO_PROCESS, %d): %s", tid0, strerror(errno));
+    errno = 0;
+    nice = getpriority(PRIO_PROCESS, (id_t)tid0);
+    if (errno || nice != nice0 + 1 || getpriority(PRIO_PROCESS, 0) != nice0)
+        fail("getpriority(PRIO_PROCESS, %d) = %d (%s), expected %d (main thread's: %d)", tid0,
+             nice, strerror(errno), nice0 + 1, getpriority(PRIO_PROCESS, 0));
     pass();
 }
