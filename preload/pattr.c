@@ -10,7 +10,9 @@
  *   per thread (the thread's slot, in the checkpoint handler and again by
  *   every restored thread for itself): the parent-death signal, timer
  *   slack, no_new_privs, the personality flags (e.g. ADDR_NO_RANDOMIZE;
- *   the main thread's also in ck_proc.personality).
+ *   the main thread's also in ck_proc.personality), the nice value and
+ *   the scheduling policy (SCHED_OTHER, BATCH, IDLE; a real-time one
+ *   needs privileges the restoring user may lack).
  * A seccomp filter the program installed itself cannot be read back: the
  * checkpoint is refused.
  * AIO contexts (io_setup) come back with the same ids (aio.c part below).
@@ -20,8 +22,10 @@
  * What the kernel refuses to an unprivileged process fails loudly: a
  * dumpable value of 2 (suid_dumpable) is refused at checkpoint; an
  * oom_score_adj below what the restoring process may set (it cannot go
- * under the minimum it inherited without CAP_SYS_RESOURCE) or a loginuid
- * the restoring session cannot take fails the restore before the program
+ * under the minimum it inherited without CAP_SYS_RESOURCE), a loginuid
+ * the restoring session cannot take, or a nice value below what
+ * RLIMIT_NICE lets the restoring process take (a program saved at nice 0
+ * restored by a coord at nice 10) fails the restore before the program
  * runs again. The parent-death signal then belongs to the restored
  * process's parent (the shell that ran coord restore; with --detach the
  * process that adopted it).
@@ -30,12 +34,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -82,6 +88,14 @@ void pattr_park(struct shim_slot *s)
     s->timerslack_ns = (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     s->nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
     s->personality = (uint32_t)personality(0xffffffff);
+    /* the kernel answers 20 - nice; the policy with SCHED_RESET_ON_FORK */
+    long pr = syscall(SYS_getpriority, PRIO_PROCESS, 0);
+    struct sched_param sp = {0};
+    int pol = sched_getscheduler(0);
+    s->sched_known = pr >= 0 && pol >= 0 && sched_getparam(0, &sp) == 0;
+    s->nice = (int32_t)(20 - pr);
+    s->policy = pol;
+    s->sched_prio = sp.sched_priority;
 }
 
 /* A non-dumpable process's /proc/self files belong to root: pagemap and
@@ -191,6 +205,25 @@ void pattr_thread_restore(const struct shim_slot *s)
     if (s->timerslack_ns && (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) != s->timerslack_ns &&
         prctl(PR_SET_TIMERSLACK, s->timerslack_ns, 0, 0, 0) < 0)
         thread_fail("cannot set the timer slack again", errno);
+    if (s->sched_known) {
+        struct sched_param sp = {.sched_priority = s->sched_prio};
+        if (sched_getscheduler(0) != s->policy && sched_setscheduler(0, s->policy, &sp) < 0) {
+            char what[96];
+            snprintf(what, sizeof what, "cannot set scheduling policy %d again%s", s->policy,
+                     (s->policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
+                             (s->policy & ~SCHED_RESET_ON_FORK) == SCHED_RR
+                         ? " (a real-time policy)"
+                         : "");
+            thread_fail(what, errno);
+        }
+        if (20 - syscall(SYS_getpriority, PRIO_PROCESS, 0) != s->nice &&
+            syscall(SYS_setpriority, PRIO_PROCESS, 0, s->nice) < 0) {
+            char what[140];
+            snprintf(what, sizeof what, "cannot set nice value %d again (RLIMIT_NICE: restore "
+                     "with nice -n %d coord restore ...)", s->nice, s->nice);
+            thread_fail(what, errno);
+        }
+    }
     /* loginuid is per thread and only a thread may set its own */
     long want = (long)g_shim.proc.attr.loginuid;
     if (want != (long)(uint32_t)-1 && read_long("/proc/thread-self/loginuid", -1) != want) {

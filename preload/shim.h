@@ -40,6 +40,9 @@ struct shim_slot {
     int32_t pdeathsig, nnp;             /* pattr.c: PR_GET_PDEATHSIG, PR_GET_NO_NEW_PRIVS */
     uint32_t personality;               /* pattr.c: personality(0xffffffff), per task */
     uint64_t timerslack_ns;             /* PR_GET_TIMERSLACK */
+    int32_t nice, policy, sched_prio;   /* pattr.c: its nice value, scheduling policy
+                                           (SCHED_RESET_ON_FORK included), priority */
+    int sched_known;                    /* those were read */
     uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */
     int ctid_known;                     /* ctid was read (else: glibc's, pd's tid field) */
     int ctid_val;                       /* the word at ctid when it parked */

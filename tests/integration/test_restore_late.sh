@@ -13,7 +13,8 @@
 # fails, the threads back at their park points), in the foreground and
 # with --detach. Each must exit 1 with a message naming what failed and
 # saying the image is kept, with no marker and no process left; then the
-# same image restores (the counter did not move), once.
+# same image restores (the counter did not move), once. A coord at nice 10
+# restoring threads saved at nice 0 fails the same way (RLIMIT_NICE).
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -85,6 +86,24 @@ if start_py_app late "$T/mark.py"; then
     late_fails late_restorer_fails_detach restore-die-late "threads made" --detach
     late_fails late_shim_fails_foreground restore-die-finish "restore_finish fails"
     late_fails late_shim_fails_detach restore-die-finish "restore_finish fails" --detach
+    # A nice value the restoring process may not take back (threads saved
+    # at nice 0, a coord at nice 10: RLIMIT_NICE 0 keeps an ordinary user
+    # from lowering it) fails the restore the same way, naming it.
+    if [ "$(id -u)" != 0 ] && [ "$(ulimit -e)" = 0 ]; then
+        rm -f "$T/ran"
+        out=$(cd / && timeout 30 nice -n 10 "$C" restore --detach "$T/mark.img" 2>"$T/err")
+        rc=$?
+        sleep 0.5
+        if [ $rc -eq 1 ] && [ -z "$out" ] && ! ran && wait_for 5 no_procs &&
+            grep -q "nice value 0" "$T/err" && grep -q "image is kept" "$T/err"; then
+            pass late_nice_value_not_lowered
+        else
+            fail late_nice_value_not_lowered "rc=$rc out='$out': $(tr '\n' ' ' <"$T/err")"
+            end_procs
+        fi
+    else
+        echo "SKIP late_nice_value_not_lowered: root or RLIMIT_NICE lets this user lower it"
+    fi
     # The image is still good: the counter did not move.
     np=$(cd / && timeout 30 "$C" restore --detach "$T/mark.img" 2>"$T/err")
     [ -n "$np" ] && PIDS+=("$np")
