@@ -12,7 +12,7 @@
  *   slack, no_new_privs, the personality flags (e.g. ADDR_NO_RANDOMIZE;
  *   the main thread's also in ck_proc.personality), the nice value and
  *   the scheduling policy (SCHED_OTHER, BATCH, IDLE; a real-time one
- *   needs privileges the restoring user may lack).
+ *   needs privileges the restoring user may lack), the CPU affinity.
  * A seccomp filter the program installed itself cannot be read back: the
  * checkpoint is refused.
  * AIO contexts (io_setup) come back with the same ids (aio.c part below).
@@ -96,6 +96,7 @@ void pattr_park(struct shim_slot *s)
     s->nice = (int32_t)(20 - pr);
     s->policy = pol;
     s->sched_prio = sp.sched_priority;
+    s->affinity_known = sched_getaffinity(0, sizeof s->affinity, &s->affinity) == 0;
 }
 
 /* A non-dumpable process's /proc/self files belong to root: pagemap and
@@ -224,6 +225,14 @@ void pattr_thread_restore(const struct shim_slot *s)
             thread_fail(what, errno);
         }
     }
+    /* CPU affinity: the CPUs it had that exist here (the kernel keeps the
+     * ones this machine and cgroup allow); none of them here (another
+     * machine, a smaller cpuset: a requeued batch job): the restoring
+     * process's, which the scheduler gave it */
+    cpu_set_t cur;
+    if (s->affinity_known && sched_getaffinity(0, sizeof cur, &cur) == 0 &&
+        !CPU_EQUAL(&cur, &s->affinity))
+        sched_setaffinity(0, sizeof s->affinity, &s->affinity);
     /* loginuid is per thread and only a thread may set its own */
     long want = (long)g_shim.proc.attr.loginuid;
     if (want != (long)(uint32_t)-1 && read_long("/proc/thread-self/loginuid", -1) != want) {

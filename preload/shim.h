@@ -7,6 +7,7 @@
 #ifndef CKSHIM_SHIM_H
 #define CKSHIM_SHIM_H
 
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -43,6 +44,8 @@ struct shim_slot {
     int32_t nice, policy, sched_prio;   /* pattr.c: its nice value, scheduling policy
                                            (SCHED_RESET_ON_FORK included), priority */
     int sched_known;                    /* those were read */
+    cpu_set_t affinity;                 /* pattr.c: its CPU affinity */
+    int affinity_known;
     uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */
     int ctid_known;                     /* ctid was read (else: glibc's, pd's tid field) */
     int ctid_val;                       /* the word at ctid when it parked */
