@@ -12,7 +12,8 @@
  *   slack, no_new_privs, the personality flags (e.g. ADDR_NO_RANDOMIZE;
  *   the main thread's also in ck_proc.personality), the nice value and
  *   the scheduling policy (SCHED_OTHER, BATCH, IDLE; a real-time one
- *   needs privileges the restoring user may lack), the CPU affinity.
+ *   needs privileges the restoring user may lack), the CPU affinity, the
+ *   I/O priority.
  * A seccomp filter the program installed itself cannot be read back: the
  * checkpoint is refused.
  * AIO contexts (io_setup) come back with the same ids (aio.c part below).
@@ -97,6 +98,9 @@ void pattr_park(struct shim_slot *s)
     s->policy = pol;
     s->sched_prio = sp.sched_priority;
     s->affinity_known = sched_getaffinity(0, sizeof s->affinity, &s->affinity) == 0;
+    /* IOPRIO_WHO_PROCESS (1) of 0: this thread; 0 means "from its nice" */
+    long io = syscall(SYS_ioprio_get, 1, 0);
+    s->ioprio = io >= 0 ? (int32_t)io : -1;
 }
 
 /* A non-dumpable process's /proc/self files belong to root: pagemap and
@@ -224,6 +228,15 @@ void pattr_thread_restore(const struct shim_slot *s)
                      "with nice -n %d coord restore ...)", s->nice, s->nice);
             thread_fail(what, errno);
         }
+    }
+    /* its I/O priority (an unprivileged thread may take the best-effort
+     * and idle classes, not the real-time one) */
+    if (s->ioprio > 0 && syscall(SYS_ioprio_get, 1, 0) != s->ioprio &&
+        syscall(SYS_ioprio_set, 1, 0, s->ioprio) < 0) {
+        char what[96];
+        snprintf(what, sizeof what, "cannot set I/O priority class %d level %d again",
+                 s->ioprio >> 13, s->ioprio & 0x1fff);
+        thread_fail(what, errno);
     }
     /* CPU affinity: the CPUs it had that exist here (the kernel keeps the
      * ones this machine and cgroup allow); none of them here (another

@@ -44,6 +44,7 @@ struct shim_slot {
     int32_t nice, policy, sched_prio;   /* pattr.c: its nice value, scheduling policy
                                            (SCHED_RESET_ON_FORK included), priority */
     int sched_known;                    /* those were read */
+    int32_t ioprio;                     /* pattr.c: its I/O priority (ioprio_get), -1 unknown */
     cpu_set_t affinity;                 /* pattr.c: its CPU affinity */
     int affinity_known;
     uint64_t ctid;                      /* its clear-child-tid address (PR_GET_TID_ADDRESS) */

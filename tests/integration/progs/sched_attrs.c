@@ -2,8 +2,9 @@
  *
  * Before READY: the main thread sets its nice value to 5; thread I runs
  * at SCHED_IDLE, thread B at SCHED_BATCH with nice 7, thread R at
- * SCHED_BATCH with SCHED_RESET_ON_FORK and nice 2 (all allowed to an
- * ordinary user: only higher nice values and non-real-time policies).
+ * SCHED_BATCH with SCHED_RESET_ON_FORK and nice 2; I's I/O priority is
+ * the idle class, B's best effort level 6 (all allowed to an ordinary
+ * user: higher nice values, non-real-time policies and I/O classes).
  * The restored threads start with the restoring process's (nice 0,
  * SCHED_OTHER) unless the shim sets them again. After the go file every
  * thread checks its own (SCHED_RESET_ON_FORK shows in R's policy).
@@ -15,7 +16,7 @@
 #include "testlib.h"
 
 struct want {
-    int policy, nice;
+    int policy, nice, ioprio;
     volatile int ok, done;
     char why[128];
 };
@@ -29,9 +30,10 @@ static int nice_now(void)
 static void check_self(struct want *w)
 {
     int pol = sched_getscheduler(0), n = nice_now();
-    if (pol != w->policy || n != w->nice)
-        snprintf(w->why, sizeof w->why, "policy %#x nice %d, expected %#x nice %d", pol, n,
-                 w->policy, w->nice);
+    long io = syscall(SYS_ioprio_get, 1, 0);
+    if (pol != w->policy || n != w->nice || (w->ioprio && io != w->ioprio))
+        snprintf(w->why, sizeof w->why, "policy %#x nice %d ioprio %#lx, expected %#x nice %d "
+                 "ioprio %#x", pol, n, io, w->policy, w->nice, w->ioprio);
     else
         w->ok = 1;
 }
@@ -41,7 +43,8 @@ static void *thread_main(void *arg)
     struct want *w = arg;
     struct sched_param sp = {0};
     if (sched_setscheduler(0, w->policy, &sp) != 0 ||
-        (w->nice && setpriority(PRIO_PROCESS, 0, w->nice) != 0)) {
+        (w->nice && setpriority(PRIO_PROCESS, 0, w->nice) != 0) ||
+        (w->ioprio && syscall(SYS_ioprio_set, 1, 0, w->ioprio) != 0)) {
         snprintf(w->why, sizeof w->why, "setting up: %s", strerror(errno));
         w->done = -1;
         return NULL;
@@ -57,12 +60,12 @@ static void *thread_main(void *arg)
 int main(void)
 {
     static struct want ws[] = {
-        {SCHED_IDLE, 0, 0, 0, ""},
-        {SCHED_BATCH, 7, 0, 0, ""},
-        {SCHED_BATCH | SCHED_RESET_ON_FORK, 2, 0, 0, ""},
+        {SCHED_IDLE, 0, 3 << 13, 0, 0, ""},         /* I/O: the idle class */
+        {SCHED_BATCH, 7, 2 << 13 | 6, 0, 0, ""},    /* best effort, level 6 */
+        {SCHED_BATCH | SCHED_RESET_ON_FORK, 2, 0, 0, 0, ""},
     };
     enum { N = sizeof ws / sizeof ws[0] };
-    struct want main_w = {SCHED_OTHER, 5, 0, 0, ""};
+    struct want main_w = {SCHED_OTHER, 5, 0, 0, 0, ""};
     test_go_setup();
     pthread_t t[N];
     for (int i = 0; i < N; i++)
