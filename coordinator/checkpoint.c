@@ -592,8 +592,11 @@ static int tree_send(int *conns, int n, uint32_t op, uint32_t flags, uint64_t st
  * of their descriptors not to walk in the CK_OP_CAPTURE request
  * (CK_CAPTURE_NOPEEK: a bitmap of 2048 descriptors from nopeek_base).
  * Numbers that do not fit one bitmap make the processes capture one after
- * the other. Returns 0, TREE_CHANGED (the tree is not the one listed any
- * more), or -1 (told). */
+ * the other. The share table (which descriptors of different processes
+ * are one open file description, by kcmp while every process is parked)
+ * is left in *shares for the tree header; *known: it is complete.
+ * Returns 0, TREE_CHANGED (the tree is not the one listed any more), or
+ * -1 (told). */
 static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps, int want,
                         const char *phase, int quiet_if_changed);
 
@@ -602,12 +605,10 @@ static int tree_collect(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
 #define TREE_CHANGED 100
 static int tree_same(const struct ck_tree *t);
 
-static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps)
+static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *reps,
+                        struct ck_tree_share **shares, uint64_t *nshares, int *known)
 {
     int n = t->n, serial = 0;
-    struct ck_tree_share *sh = NULL;
-    uint64_t nsh = 0;
-    char kerr[256];
     struct ck_ctl_req *qs = n > 0 ? calloc((size_t)n, sizeof *qs) : NULL;
     if (!qs) {
         ck_msg("checkpoint %d: out of memory", t->m[0].pid);
@@ -617,8 +618,13 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         qs[i].magic = CK_CTL_MAGIC;
         qs[i].op = CK_OP_CAPTURE;
     }
-    if (ck_tree_shares(t, &sh, &nsh, kerr, sizeof kerr) < 0)
-        nsh = 0; /* refused after the capture (tree_unshared) */
+    /* (the same table goes into the tree header: descriptors do not
+     * change while every process is parked; without it, what they share
+     * is refused after the capture: tree_unshared) */
+    char kerr[256];
+    *known = ck_tree_shares(t, shares, nshares, kerr, sizeof kerr) == 0;
+    const struct ck_tree_share *sh = *shares;
+    uint64_t nsh = *known ? *nshares : 0;
     for (uint64_t a = 0; a < nsh; a++) {
         int first = 1;
         for (uint64_t b = 0; b < nsh && first; b++)
@@ -641,7 +647,6 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         else
             ((uint64_t *)q->shared)[bit / 64] |= 1ull << (bit % 64);
     }
-    free(sh);
     int ret = 0;
     for (int i = 0; i < n && ret == 0; i++) {
         if (conns[i] >= 0)
@@ -1151,7 +1156,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
      * tree is still the one listed (a child forked before its parent
      * parked) is looked at meanwhile, not in the pause: if not, the
      * captures are dropped. */
-    cr = tree_capture(t, conns, reps);
+    cr = tree_capture(t, conns, reps, &shares, &nshares, &shares_known);
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
     if (cr != 0)
@@ -1170,10 +1175,6 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             if (!(req->flags & CK_CKPT_PIDNS))
                 ents[i].pgid = zombie_pgid(t, reps, ents, ents[i].pgid);
         }
-    /* Which descriptors of different processes are one open file
-     * description: now, while every process is parked (kcmp). */
-    char kerr[256];
-    shares_known = ck_tree_shares(t, &shares, &nshares, kerr, sizeof kerr) == 0;
     /* 3. One stamp for the tree: the root's counter. */
     uint64_t stamp = 0;
     uint32_t sflags = 0;
