@@ -564,9 +564,11 @@ static int (*real_fcntl64)(int, int, ...);
 
 /* An id of this process or its threads, else of another process of its
  * tree (each map only when the first does not: a new pid of ours may be
- * an old one of another process). */
+ * an old one of another process); 0 and below stay as they are. */
 static pid_t owner_real(pid_t v)
 {
+    if (v <= 0)
+        return v; /* 0: the caller itself (sched_*, prlimit, ...), never a slot's */
     pid_t r = real_tid(v);
     return r != v ? r : shim_tree_real(v);
 }
