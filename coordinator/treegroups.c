@@ -26,7 +26,7 @@
  * came from) and after (in its own): such children are forked in two
  * rounds, phase[i] 1 (before its parent's setsid) or 2 (after). need[i]
  * is the session a leader must be forked in for its first-round children
- * (0: any). Returns 0, or -1 with the reason in err. */
+ * (ANY: none). Returns 0, or -1 with the reason in err. */
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
                          const char *skip, int root_sid, char *phase, char *err, size_t errlen)
 {
@@ -39,6 +39,11 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         goto out;
     }
 #define LEADER(i) ((i) > 0 && sid[i] == pid[i])
+    /* 0 is a session too: one whose leader is outside our pid namespace
+     * (a container's, or the login session seen from a namespace) */
+    enum { ANY = -1 };
+    for (int i = 0; i <= n; i++)
+        need[i] = ANY;
     /* Bottom up (children come after their parents): what each leader's
      * children need of the session it is forked in. */
     for (int c = n - 1; c > 0; c--) {
@@ -48,9 +53,9 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         if (!LEADER(p))
             continue;
         int want = LEADER(c) ? need[c] : sid[c];
-        if (!want || want == pid[p])
+        if (want == ANY || want == pid[p])
             continue; /* forked after its parent's setsid, or anywhere */
-        if (need[p] && need[p] != want) {
+        if (need[p] != ANY && need[p] != want) {
             snprintf(err, errlen, "process %d has children in two sessions other than its "
                      "own (%d and %d)", pid[p], need[p], want);
             goto out;
@@ -66,7 +71,7 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         if (skip[i])
             continue;
         int want = LEADER(i) ? need[i] : sid[i];
-        if (want && want != after[p]) {
+        if (want != ANY && want != after[p]) {
             if (want != before[p]) {
                 snprintf(err, errlen, "process %d is in session %d, which it cannot be put in "
                          "again (neither its parent's %d nor the one its parent came from)",
