@@ -40,6 +40,7 @@ enum {
                                            shim waits for its next word): keep waiting */
     CK_OP_WRITE = 8,                    /* CK_CKPT_TREE: the writer's turn (below) */
     CK_OP_PARK = 9,                     /* CK_CKPT_READY: every process is ready to park */
+    CK_OP_PREPARE = 10,                 /* CK_CKPT_TREE: the writer may get ready (below) */
 };
 
 /* ck_ctl_rep.status of the first reply to a CK_CKPT_STAMP checkpoint: the
@@ -67,7 +68,12 @@ enum {
  * writer at a time (whose compression threads use every core). The final
  * reply follows the stream, sent by the writer itself (the program may
  * have exec'd meanwhile, ending the manager; no fsync: coord syncs the
- * image once). */
+ * image once). Before its turn, a writer gets CK_OP_PREPARE (coord sends
+ * it, once every process has forked, to the writer whose turn is next
+ * and the two after it): it checks its snapshot and compresses its
+ * stream's first megabytes into its buffers, so that its turn starts
+ * with bytes to write (the disk never waits for a writer's start), but
+ * it writes nothing before CK_OP_WRITE. */
 #define CK_STATUS_PARKED 2
 
 /* With CK_CKPT_PROGRESS: while the image is written, the writer sends

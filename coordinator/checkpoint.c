@@ -1202,13 +1202,25 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
      * right behind the previous one (4 KiB aligned, for O_DIRECT), so the
      * image is written once, and one writer at a time has every core. */
     uint64_t at = ck_tree_first_offset((uint32_t)n, nshares);
-    struct ck_ctl_req turn;
+    struct ck_ctl_req turn, prep;
     memset(&turn, 0, sizeof turn);
     turn.magic = CK_CTL_MAGIC;
     turn.op = CK_OP_WRITE;
+    prep = turn;
+    prep.op = CK_OP_PREPARE;
+    /* the writers get ready ahead of their turns, three at a time (the
+     * one writing and the next two: each fills its buffers, tens of MiB,
+     * then waits), so that a turn starts with bytes to write */
+    int prepared = 0;
     for (int i = 0; i < n; i++) {
         if (t->m[i].zombie)
             continue;
+        for (; prepared < n && prepared <= i + 2; prepared++)
+            if (!t->m[prepared].zombie && ctl_send(conns[prepared], &prep) < 0) {
+                ck_msg("checkpoint %d: cannot tell process %d to get its writer ready: %s",
+                       pid, t->m[prepared].pid, strerror(errno));
+                goto out;
+            }
         if (lseek(tmps[i], (off_t)at, SEEK_SET) < 0 || ctl_send(conns[i], &turn) < 0) {
             ck_msg("checkpoint %d: cannot give process %d its turn to write: %s", pid,
                    t->m[i].pid, strerror(errno));

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "ctlproto.h"
 #include "auth.h"
 #include "fileid.h"
 #include "imgio.h"
@@ -164,6 +166,10 @@ struct writer {
     uint64_t prog_done, prog_total;
     int64_t prog_last_ns;
     long test_delay_ns;                 /* CKSHIM_TEST_WRITE_DELAY_MS, per job */
+    /* A tree's writer: nothing is written before coord's CK_OP_WRITE on
+     * gate_fd (-1: no gate); read by whichever thread writes first */
+    int gate_fd, gate_ms;
+    volatile int gate_open, gate_failed;
 };
 
 /* Keep the digest of a record for the AUTH record (authenticated images). */
@@ -201,11 +207,51 @@ static int remember_digest(struct writer *w, const uint8_t *d)
  * is set on the open file description coord passed us, so it is always
  * cleared before we return. */
 
+/* Wait for the writer's turn (coord's CK_OP_WRITE, skipping its
+ * keep-alives) before the first byte; raw syscalls (the I/O thread may
+ * ask). Only one thread writes at a time, so only one asks. 0, or
+ * -ECANCELED (coord aborted, went away or said nothing for gate_ms). */
+static int gate_pass(struct writer *w)
+{
+    if (w->gate_fd < 0 || __atomic_load_n(&w->gate_open, __ATOMIC_SEQ_CST))
+        return 0;
+    if (w->gate_failed)
+        return -ECANCELED;
+    for (;;) {
+        struct ck_ctl_req go;
+        struct pollfd pf = {.fd = w->gate_fd, .events = POLLIN};
+        long k = rsys(SYS_poll, (long)&pf, 1, w->gate_ms, 0, 0, 0);
+        if (k == -EINTR)
+            continue;
+        size_t got = 0;
+        while (k > 0 && got < sizeof go) {
+            k = rsys(SYS_recvfrom, w->gate_fd, (long)((char *)&go + got),
+                     (long)(sizeof go - got), MSG_WAITALL, 0, 0);
+            if (k == -EINTR)
+                k = 1;
+            else if (k > 0)
+                got += (size_t)k;
+        }
+        if (got < sizeof go || go.magic != CK_CTL_MAGIC ||
+            (go.op != CK_OP_KEEPALIVE && go.op != CK_OP_WRITE)) {
+            w->gate_failed = 1;
+            return -ECANCELED;
+        }
+        if (go.op == CK_OP_WRITE)
+            break;
+    }
+    __atomic_store_n(&w->gate_open, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
 /* Write all of buf at the file's offset; raw syscalls (I/O thread).
  * Returns 0 or -errno. */
 static long io_write(struct writer *w, const uint8_t *buf, size_t n)
 {
     size_t done = 0;
+    int g = gate_pass(w);
+    if (g < 0)
+        return g;
     while (done < n) {
         long k = rsys(SYS_write, w->fd, (long)(buf + done), (long)(n - done), 0, 0, 0);
         if (k == -EINTR)
@@ -280,7 +326,11 @@ static void direct_begin(struct writer *w)
 
 static int out_fail(struct writer *w, int r)
 {
-    snprintf(w->err, w->errlen, "cannot write the image: %s", strerror(-r));
+    if (w->gate_failed)
+        snprintf(w->err, w->errlen, "checkpoint aborted by coord before this process's turn "
+                 "to write");
+    else
+        snprintf(w->err, w->errlen, "cannot write the image: %s", strerror(-r));
     return r;
 }
 
@@ -331,7 +381,9 @@ static int out_bytes(struct writer *w, const void *buf, size_t n)
     const uint8_t *p = buf;
     w->written += n;
     if (!w->direct) {
-        int r = ck_write_all(w->fd, p, n);
+        int r = gate_pass(w);
+        if (r == 0)
+            r = ck_write_all(w->fd, p, n);
         if (r < 0)
             return out_fail(w, r);
         writeback(w);
@@ -369,7 +421,8 @@ static int out_finish(struct writer *w)
     if (!w->dio_off)
         fcntl(w->fd, F_SETFL, w->saved_fl);
     w->dio_off = 1;
-    if (r == 0 && n > al && (r = ck_write_all(w->fd, st + al, n - al)) < 0)
+    if (r == 0 && n > al &&
+        ((r = gate_pass(w)) < 0 || (r = ck_write_all(w->fd, st + al, n - al)) < 0))
         out_fail(w, r);
     return r;
 }
@@ -1231,11 +1284,13 @@ static int count_cpus(void)
 
 /* Write the whole image to fd. Returns 0 or -errno with err set. */
 int dump_image(int fd, const struct ck_header *hdr_in, struct dump_stats *st, char *err,
-               size_t errlen, int forked)
+               size_t errlen, int forked, int gate_fd, int gate_ms)
 {
     static struct writer w;
     memset(&w, 0, sizeof w);
     w.fd = fd;
+    w.gate_fd = gate_fd;
+    w.gate_ms = gate_ms;
     w.err = err;
     w.errlen = errlen;
     /* test_progress.sh: a checkpoint slow enough for its progress line

@@ -364,16 +364,26 @@ static int get_stamp(int conn, const char *app_id, uint64_t *stamp, uint32_t *hf
  * image, common/ctlproto.h). The writer child reads the connection
  * meanwhile (the manager only waits for it). Returns 0, or -ECANCELED
  * (msg set) when coord aborted or went away first. */
-static int wait_turn(int conn, char *msg, size_t msglen)
+static int wait_op(int conn, uint32_t op, char *msg, size_t msglen)
 {
     struct ck_ctl_req go;
     int silent;
-    if (coord_next(conn, &go, &silent) < 0 || go.op != CK_OP_WRITE) {
+    int r;
+    /* (CK_OP_PREPARE comes first: a writer that cannot use it waits on) */
+    while ((r = coord_next(conn, &go, &silent)) == 0 && go.op == CK_OP_PREPARE &&
+           op == CK_OP_WRITE)
+        ;
+    if (r < 0 || go.op != op) {
         snprintf(msg, msglen, "%s", silent ? "no turn to write from coord" :
                                            "checkpoint aborted by coord");
         return -ECANCELED;
     }
     return 0;
+}
+
+static int wait_turn(int conn, char *msg, size_t msglen)
+{
+    return wait_op(conn, CK_OP_WRITE, msg, msglen);
 }
 
 /* One process of a tree checkpoint: tell coord the writer is forked (and
@@ -541,7 +551,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             tell_forked(conn, t0);
         cr->status = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
         if (cr->status == 0)
-            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+            cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0, -1, 0);
     } else {
         /* A raw clone without an exit signal: no atfork handlers run (a
          * parked thread may hold malloc's locks), and the program's own
@@ -558,14 +568,16 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
              * ends when coord does (the connection closes). */
             if (!tree)
                 syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            /* (a tree's writer checks its snapshot once its turn came:
-             * reading smaps walks its page tables, which would take the
-             * cores from the other processes' forks, their pause) */
-            int s = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
+            /* (a tree's writer checks its snapshot once coord says every
+             * process forked: reading smaps walks its page tables, which
+             * would take the cores from the other processes' forks, their
+             * pause; then it compresses ahead, and writes in its turn) */
+            int s = tree ? wait_op(conn, CK_OP_PREPARE, cr->msg, sizeof cr->msg) : 0;
             if (s == 0)
                 s = capture_check_fork_child(cr->msg, sizeof cr->msg);
             if (s == 0)
-                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1);
+                s = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 1,
+                               tree ? conn : -1, coord_silence_ms());
             cr->status = s;
             if (tree) {
                 struct ck_ctl_rep *fin = &cr->rep;
@@ -591,7 +603,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
                 tell_forked(conn, t0);
             cr->status = tree ? wait_turn(conn, cr->msg, sizeof cr->msg) : 0;
             if (cr->status == 0)
-                cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0);
+                cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0, -1, 0);
         } else {
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);

@@ -306,9 +306,11 @@ struct dump_stats {
                                            this long after it started (its idle limit) */
 };
 /* forked: in the image writer, a process of its own (not the program:
- * files it opens and closes cost the program no lock) */
+ * files it opens and closes cost the program no lock). gate_fd >= 0 (a
+ * tree's writer): compress ahead, but write no byte before coord's
+ * CK_OP_WRITE on that connection (waiting gate_ms at most for a word). */
 int dump_image(int fd, const struct ck_header *hdr, struct dump_stats *st, char *err,
-               size_t errlen, int forked);
+               size_t errlen, int forked, int gate_fd, int gate_ms);
 int dump_witnesses(char *err, size_t errlen);
 
 /* ident.c: content hashes of open and mapped files (writer side); the

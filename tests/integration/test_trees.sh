@@ -514,3 +514,38 @@ if unshare --user --map-current-user --pid --fork --mount-proc true 2>/dev/null;
 else
     fail tree_groups_session_outside_pidns "unshare --user --pid failed here"
 fi
+
+# coord killed while the writers of a --kill tree checkpoint take their
+# turns (the first ones writing or compressing ahead, the others waiting
+# to be told to get ready): every process goes on, answers the next
+# checkpoint, and no image is left where the first one was going.
+mkdir -p "$T/cwd"
+(cd "$T/cwd" && exec env LD_PRELOAD="$SHIM" "$B/tests/progs/bench_mem" --size 768 --procs 6 \
+    >"$T/mem6.log" 2>&1) &
+mpid=$!
+disown "$mpid" 2>/dev/null
+PIDS+=("$mpid")
+if wait_for 60 grep -q READY "$T/mem6.log"; then
+    kids=$(children "$mpid")
+    PIDS+=($kids)
+    "$C" checkpoint "$mpid" --kill -o "$T/mem6.img" >"$T/out" 2>"$T/err" &
+    cpid=$!
+    sleep 0.7
+    kill -9 "$cpid" 2>/dev/null
+    wait "$cpid" 2>/dev/null
+    ok=1
+    for k in "$mpid" $kids; do
+        alive "$k" || ok=0
+    done
+    if [ "$ok" = 1 ] && [ ! -e "$T/mem6.img" ] &&
+        timeout 120 "$C" checkpoint "$mpid" -o "$T/mem6b.img" >"$T/out" 2>"$T/err" &&
+        grep -q "process tree of 6 processes" "$T/out" "$T/err"; then
+        pass tree_coord_killed_while_writing_all_go_on
+    else
+        fail tree_coord_killed_while_writing_all_go_on \
+            "alive=$ok image=$([ -e "$T/mem6.img" ] && echo left) $(tail -n 1 "$T/err")"
+    fi
+    rm -f "$T/mem6b.img"
+else
+    fail tree_coord_killed_while_writing_all_go_on "bench_mem --procs 6 not ready"
+fi
