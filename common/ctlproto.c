@@ -147,6 +147,8 @@ int ck_sock_dir_prepare(const char *dir)
 /* The initial pid namespace's inode number (PROC_PID_INIT_INO): fixed. */
 #define CK_PIDNS_INIT_INO 0xEFFFFFFCULL
 
+static int nspid_levels(int pid);
+
 uint64_t ck_pidns_of(int pid)
 {
     char path[64];
@@ -155,9 +157,39 @@ uint64_t ck_pidns_of(int pid)
         snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
     else
         snprintf(path, sizeof path, "/proc/self/ns/pid");
-    if (stat(path, &st) < 0 || (uint64_t)st.st_ino == CK_PIDNS_INIT_INO)
+    if (stat(path, &st) < 0) {
+        /* A process that made itself not dumpable (PR_SET_DUMPABLE 0)
+         * hides its namespaces from its own user. With one pid in its
+         * NSpid line it is in the namespace of our /proc: ours (a
+         * container's, where the name of its socket has the namespace). */
+        if (pid > 0 && (errno == EACCES || errno == EPERM) && nspid_levels(pid) == 1)
+            return ck_pidns_of(0);
+        return 0;
+    }
+    if ((uint64_t)st.st_ino == CK_PIDNS_INIT_INO)
         return 0;
     return (uint64_t)st.st_ino;
+}
+
+/* How many pids the NSpid line of /proc/PID/status has (0: unknown). */
+static int nspid_levels(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    int n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "NSpid:", 6))
+            continue;
+        char *p = line + 6, *end;
+        for (; strtol(p, &end, 10), end != p; p = end)
+            n++;
+        break;
+    }
+    fclose(f);
+    return n;
 }
 
 int ck_pidns_inner(int pid)

@@ -35,8 +35,9 @@ PIDS+=("$pid")
 if ! wait_for 10 grep -q READY "$T/shm.log"; then
     fail refuses_gone_segment "the program did not start"
 else
-    # the keyed segment: the one whose creator is this pid
-    id=$(awk -v p="$pid" '$2 ~ /^[0-9]+$/ && $5 == p { print $2 }' /proc/sysvipc/shm | head -1)
+    # the keyed segment: the one whose creator is this pid and whose key is
+    # not 0 (the private one, marked for removal, ends with the program)
+    id=$(awk -v p="$pid" '$2 ~ /^[0-9]+$/ && $1 != 0 && $5 == p { print $2 }' /proc/sysvipc/shm | head -1)
     if ! "$C" checkpoint "$pid" -o "$T/shm.img" --kill >"$T/out" 2>"$T/err"; then
         fail refuses_gone_segment "checkpoint failed"
     elif [ -z "$id" ] || ! ipcrm -m "$id" 2>"$T/err"; then
