@@ -389,6 +389,9 @@ struct ck_inotify_watch {
                                            no descriptor of the program could read while
                                            it was parked: the image writer reads it
                                            (its first `size` bytes) */
+#define CK_FDF_PACKETS 0x800            /* pipe in packet mode (pipe2 O_DIRECT): its
+                                           waiting bytes are packets, each saved as a
+                                           32-bit length and its bytes */
 #define CK_FDF_IN_FLIGHT 0x4000         /* not the program's: a copy, taken at capture,
                                            of a descriptor in flight (SCM_RIGHTS) in a
                                            unix socket's queue that no program fd holds;

@@ -6,7 +6,8 @@
  * its other end outside the program (CK_FDF_EXTERNAL; on fd 0-2 it becomes
  * coord's own at restore, CK_FDF_STD_REDIRECT); then the bytes waiting in
  * the pipes the program holds both ways are copied with tee(2), which
- * leaves them in the pipe. A named FIFO removed from its directory is made
+ * leaves them in the pipe (with their boundaries, for a pipe in packet
+ * mode: pipe2's O_DIRECT on the write end, CK_FDF_PACKETS). A named FIFO removed from its directory is made
  * again beside where it was (and removed again).
  *
  * Restore: one O_RDWR description per pipe, made for its first descriptor
@@ -76,7 +77,7 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
             (!s->tree && ((f->flags & CK_FDF_STD_REDIRECT) ||
                           ((f->flags & CK_FDF_EXTERNAL) && !named))))
             continue;
-        int first = 1, from = -1, writer = 0;
+        int first = 1, from = -1, writer = 0, packets = 0;
         for (uint32_t k = 0; k < s->n; k++) {
             const struct ck_fd *o = &s->fds[k];
             if (!same_pipe(o, f))
@@ -86,6 +87,7 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
             if (acc != O_WRONLY && from < 0)
                 from = o->fd;
             writer |= acc != O_RDONLY;
+            packets |= acc != O_RDONLY && (o->oflags & O_DIRECT);
         }
         if (!first || from < 0 || (!writer && !named && !s->tree))
             continue;
@@ -98,15 +100,25 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
         ssize_t n = tee(from, tp[1], f->size, SPLICE_F_NONBLOCK);
         size_t got = 0;
         int ret = 0;
+        /* A packet (written in packet mode, perhaps by a writer outside
+         * the process) comes out of the copy one per read, a read that
+         * stops short with more to come: then every read is kept with its
+         * length, to be written again one by one. */
         while (n > 0 && got < (size_t)n) {
             size_t want = (size_t)n - got < sizeof chunk ? (size_t)n - got : sizeof chunk;
             ssize_t r = read(tp[0], chunk, want);
             if (r <= 0)
                 break;
-            if ((ret = s->bytes(s, i, chunk, (size_t)r)) < 0)
+            if (!got && (size_t)r < want)
+                packets = 1;
+            uint32_t len = (uint32_t)r;
+            if ((packets && (ret = s->bytes(s, i, &len, sizeof len)) < 0) ||
+                (ret = s->bytes(s, i, chunk, (size_t)r)) < 0)
                 break;
             got += (size_t)r;
         }
+        if (packets)
+            f->flags |= CK_FDF_PACKETS;
         close(tp[0]);
         close(tp[1]);
         if (ret < 0)
@@ -173,7 +185,28 @@ static int fill_pipe(struct ck_fdrest *r, const struct ck_fd *f, int wfd)
     size_t len;
     if (r->bytes(r, f->fd, &data, &len) < 0)
         return -1; /* message in r->err */
-    ssize_t w = len ? write(wfd, data, len) : 0;
+    ssize_t w = 0;
+    int fl = fcntl(wfd, F_GETFL);
+    if (!(f->flags & CK_FDF_PACKETS)) {
+        w = len ? write(wfd, data, len) : 0;
+    } else if (fl >= 0 && fcntl(wfd, F_SETFL, fl | O_DIRECT) == 0) {
+        /* one write per packet, in packet mode (then wfd as it was) */
+        size_t at = 0;
+        while (at < len) {
+            uint32_t n;
+            if (len - at < sizeof n)
+                break;
+            memcpy(&n, data + at, sizeof n);
+            at += sizeof n;
+            if (n > len - at || write(wfd, data + at, n) != (ssize_t)n)
+                break;
+            at += n;
+        }
+        w = at == len ? (ssize_t)len : -1;
+        fcntl(wfd, F_SETFL, fl);
+    } else {
+        w = -1;
+    }
     free(data);
     if (w != (ssize_t)len) {
         snprintf(r->err, r->errlen, "fd %d: cannot refill the pipe with its %zu waiting bytes",
@@ -290,7 +323,7 @@ static int open_pipe_fd(struct ck_fdrest *r)
                  r->path[0] == '/' ? "FIFO" : "pipe", r->path, strerror(errno));
         return -1;
     }
-    fcntl(fd, F_SETFL, (int)(f->oflags & O_NONBLOCK));
+    fcntl(fd, F_SETFL, (int)(f->oflags & (O_NONBLOCK | O_DIRECT)));
     return fd;
 }
 
