@@ -737,8 +737,9 @@ struct ck_restore_info {
  * children. A reader that sees CK_TREE_MAGIC at offset 0 reads each
  * stream with the single-process reader (its offsets are absolute). */
 #define CK_TREE_MAGIC "CKSHTRE\x01"
-#define CK_TREE_VERSION 2              /* 2: entries with pgid and sid, the share table;
-                                           1 (32-byte entries, neither) is read too */
+#define CK_TREE_VERSION 3              /* 3: entries with ctty and fg_pgid; 2: with pgid
+                                           and sid, the share table; 1 (32-byte entries,
+                                           neither) is read too */
 #define CK_TREE_MAXPROCS 1024
 
 struct ck_tree_entry {
@@ -751,8 +752,14 @@ struct ck_tree_entry {
     int32_t pgid, sid;                  /* its process group and session at checkpoint,
                                            as the kernel numbered them (version 2; read
                                            from version 1 as the root's: ck_tree_read_hdr) */
+    /* version 3: a session leader whose controlling terminal is a
+     * pseudo-terminal whose master a process of the tree holds: that
+     * terminal's number + 1 (0: none of the kind), and its foreground
+     * process group then (kernel number, 0: none) */
+    int32_t ctty, fg_pgid;
 };
 #define CK_TREE_ENTRY_V1 32             /* bytes of a version 1 entry (no pgid, sid) */
+#define CK_TREE_ENTRY_V2 40             /* bytes of a version 2 entry (no ctty, fg_pgid) */
 #define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
 #define CK_TREE_STOPPED 0x2             /* stopped by a signal (bits 8-15 of flags): stopped
                                            again once restored */

@@ -647,8 +647,20 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         else
             ((uint64_t *)q->shared)[bit / 64] |= 1ull << (bit % 64);
     }
+    /* The holder of a pseudo-terminal's master whose slave other
+     * processes hold reads the pair's queues with the slave's modes
+     * changed for the moment (fds/tty.c): it captures last, after the
+     * others took their terminal's modes, one process after the other. */
+    char *late = calloc((size_t)n, 1);
+    if (late && ck_tree_pty_late(t, late))
+        serial = 1;
     int ret = 0;
-    for (int i = 0; i < n && ret == 0; i++) {
+    for (int k = 0; k < 2 * n && ret == 0; k++) {
+        int i = k % n;
+        if (late && (late[i] != 0) != (k >= n))
+            continue;
+        if (!late && k >= n)
+            break;
         if (conns[i] >= 0)
             ctl_send(conns[i], &qs[i]); /* a failure is named by the answer's */
         if (!serial || t->m[i].zombie)
@@ -667,6 +679,7 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
         }
     }
     free(qs);
+    free(late);
     if (ret == 0 && !tree_same(t))
         return TREE_CHANGED;
     /* (a refusal now is reported even if the tree changed meanwhile: a
@@ -1167,6 +1180,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_tree_ids(t->m[i].pid, &pg, &sd);
         ents[i].pgid = (int32_t)pg;
         ents[i].sid = (int32_t)sd;
+        /* a leader's terminal made again with its master (not the root's:
+         * its session is the one restore gives it) */
+        if (i > 0 && !t->m[i].zombie)
+            ck_tree_ctty(t, t->m[i].pid, &ents[i].ctty, &ents[i].fg_pgid);
     }
     for (int i = 0; i < n; i++)
         if (t->m[i].zombie) {

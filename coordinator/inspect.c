@@ -1199,12 +1199,17 @@ int cmd_inspect(int argc, char **argv)
             else if (te[i].parent < 0)
                 printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
                        te[i].real_pid);
-            else
-                printf("  pid %d (pid %d at checkpoint), child of %d%s%s\n", te[i].vpid,
+            else {
+                printf("  pid %d (pid %d at checkpoint), child of %d%s%s", te[i].vpid,
                        te[i].real_pid, te[te[i].parent].vpid,
                        (te[i].flags & CK_TREE_STOPPED) ? ", stopped by " : "",
                        (te[i].flags & CK_TREE_STOPPED) ? strsignal((int)(te[i].flags >> 8 & 0xff))
                                                        : "");
+                if (te[i].ctty > 0)
+                    printf(", leads the session of pseudo-terminal /dev/pts/%d (foreground "
+                           "group %d)", te[i].ctty - 1, te[i].fg_pgid);
+                printf("\n");
+            }
         }
         /* one line per open file description several processes hold */
         for (uint64_t k = 0; k < tst.n; k++) {

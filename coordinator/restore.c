@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -153,6 +154,13 @@ static struct {
         int skip_after;                 /* its kind's after/after_all ran elsewhere */
     } *descs;
     int ndescs;
+    struct tree_pty {                   /* a pseudo-terminal whose master one process
+                                           holds and whose slave others (or a session's
+                                           controlling terminal) */
+        uint64_t ptn;                   /* its number at checkpoint */
+        int master;                     /* the new pair's master (one of the descs') */
+    } *ptys;
+    int nptys;
     struct tree_inode {                 /* a deleted file or memfd several processes hold */
         uint32_t kind;
         uint64_t dev, ino;
@@ -684,6 +692,21 @@ static int rest_tree_file(struct ck_fdrest *r, const struct ck_fd *f)
     return -1;
 }
 
+/* The new master of the tree's pseudo-terminal ptn (make_tree_ptys), or -1. */
+static int tree_pty_master(uint64_t ptn)
+{
+    for (int k = 0; k < g_tree.nptys; k++)
+        if (g_tree.ptys[k].ptn == ptn)
+            return g_tree.ptys[k].master;
+    return -1;
+}
+
+static int rest_tree_pty(struct ck_fdrest *r, uint64_t ptn)
+{
+    (void)r;
+    return tree_pty_master(ptn);
+}
+
 static int rest_tree_pipe(struct ck_fdrest *r, uint64_t dev, uint64_t ino)
 {
     for (int k = 0; k < g_tree.npipes; k++)
@@ -717,6 +740,9 @@ static void rest_ctx_of(struct rctx *c, const struct ck_image *im, uint32_t i,
     if (c->tree_idx >= 0) {
         r->tree_pipe = rest_tree_pipe;
         r->tree_file = rest_tree_file;
+        r->tree_pty = rest_tree_pty;
+        /* a process of the tree that led a session leads a new one */
+        r->detach |= c->tree_idx > 0 && g_tree.e[c->tree_idx].sid == g_tree.e[c->tree_idx].real_pid;
     }
     r->priv = c;
     r->state = rest_state_of(r, i, &r->state_len);
@@ -3012,6 +3038,7 @@ static int make_for_tree(struct rctx *root, int p, uint32_t x, int hi)
     }
     struct ck_fdrest r;
     rest_ctx(m, x, &r, stash, hi);
+    r.for_tree = 1;
     m->err[0] = 0;
     int fd = ck_fdkind_of(f->kind)->restore(&r);
     for (uint32_t k = 0; k < m->img.nfds; k++)
@@ -3541,6 +3568,88 @@ static int make_tree_descs(struct rctx *root, int hi)
     return 0;
 }
 
+/* Whether descriptor y of im is a slave of pseudo-terminal ptn that the
+ * process did not open the master of (a terminal by path). */
+static int pty_slave_of(const struct ck_image *im, uint32_t y, uint64_t ptn)
+{
+    char want[32];
+    snprintf(want, sizeof want, "/dev/pts/%llu", (unsigned long long)ptn);
+    return im->fds[y].kind == CK_FD_TTY && !strcmp(im->fd_paths[y], want);
+}
+
+/* Pseudo-terminals whose master one process of the tree holds and whose
+ * slave other processes hold, or are the controlling terminal of a
+ * session of (a terminal multiplexer, pty.fork, expect): the pair is made
+ * once, before the forks, by the master's holder (its modes, its window
+ * size, the bytes waiting in it), and each slave descriptor of the
+ * others is opened from it (TIOCGPTPEER: never someone else's terminal).
+ * The session's leader takes it as its controlling terminal
+ * (tree_become). */
+static int make_tree_ptys(struct rctx *root, int hi)
+{
+    int n = g_tree.n;
+    for (int p = 0; p < n; p++) {
+        const struct ck_image *im = &g_tree.m[p].img;
+        for (uint32_t x = 0; !(g_tree.e[p].flags & CK_TREE_ZOMBIE) && x < im->nfds; x++) {
+            const struct ck_fd *f = &im->fds[x];
+            if (f->kind != CK_FD_PTY || !(f->flags & CK_FDF_PTY_MASTER) || f->share_with >= 0 ||
+                tree_desc_of(p, f->fd, NULL) >= 0 || tree_pty_master(f->aux) >= 0)
+                continue;
+            int used = 0;
+            for (int q = 0; q < n && !used; q++) {
+                const struct ck_image *qi = &g_tree.m[q].img;
+                if (q == p || (g_tree.e[q].flags & CK_TREE_ZOMBIE))
+                    continue;
+                used = (uint64_t)g_tree.e[q].ctty == f->aux + 1;
+                for (uint32_t y = 0; y < qi->nfds && !used; y++)
+                    used = pty_slave_of(qi, y, f->aux);
+            }
+            if (!used)
+                continue; /* its holder's alone: made in it */
+            int made = make_for_tree(root, p, x, hi);
+            if (made < 0)
+                return -1;
+            struct tree_pty *tp = realloc(g_tree.ptys, (size_t)(g_tree.nptys + 1) * sizeof *tp);
+            if (!tp || add_desc(p, f->fd, made, 0) < 0) {
+                if (tp)
+                    g_tree.ptys = tp;
+                close(made);
+                fail_msg(root, "out of memory");
+                return -1;
+            }
+            g_tree.ptys = tp;
+            g_tree.ptys[g_tree.nptys++] = (struct tree_pty){f->aux, made};
+            for (int q = 0; q < n; q++) {
+                const struct ck_image *qi = &g_tree.m[q].img;
+                for (uint32_t y = 0; q != p && !(g_tree.e[q].flags & CK_TREE_ZOMBIE) &&
+                                     y < qi->nfds; y++) {
+                    const struct ck_fd *g = &qi->fds[y];
+                    if (!pty_slave_of(qi, y, f->aux) || tree_desc_of(q, g->fd, NULL) >= 0 ||
+                        (g->share_with >= 0 && !(g->flags & CK_FDF_STD_REDIRECT)))
+                        continue;
+                    /* descriptors of one description share one slave */
+                    int with = g->share_with >= 0 ? tree_desc_of(q, g->share_with, NULL) : -1;
+                    int sl = with >= 0 ? fcntl(with, F_DUPFD_CLOEXEC, hi)
+                                       : ioctl(made, TIOCGPTPEER, (int)(g->oflags & (O_ACCMODE |
+                                                                                     O_NONBLOCK)) |
+                                                                      O_NOCTTY | O_CLOEXEC);
+                    int up = sl >= 0 && sl < hi ? fcntl(sl, F_DUPFD_CLOEXEC, hi) : sl;
+                    if (up != sl && sl >= 0)
+                        close(sl);
+                    if (up < 0 || add_desc(q, g->fd, up, 1) < 0) {
+                        fail_msg(root, "process %d fd %d: cannot open the new pseudo-terminal's "
+                                 "slave: %s", g_tree.e[q].vpid, g->fd, strerror(errno));
+                        if (up >= 0)
+                            close(up);
+                        return -1;
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /* Read and check every process of a tree image; make what they share.
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
@@ -3665,6 +3774,7 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
      * an image without it has them guessed (make_tree_files) */
     if (make_tree_pipes(root, hi) < 0 || make_tree_shm(root, hi) < 0 ||
         make_tree_socks(root, hi) < 0 || make_tree_descs(root, hi) < 0 ||
+        make_tree_ptys(root, hi) < 0 ||
         make_tree_inodes(root, hi) < 0 || make_tree_dead_pidfds(root, hi) < 0 ||
         make_tree_sysv(root) < 0 ||
         (!g_tree.shares_known && make_tree_files(root, hi) < 0))
@@ -3873,6 +3983,7 @@ static void tree_become(int i, const char *restorer)
     }
     if (tree_fork_round(i, 1, restorer) < 0)
         return;
+    int ctty = -1;
     if (i > 0 && g_tree.makes_sid[i]) {
         if (setsid() < 0) {
             fail_msg(m, "setsid: %s", strerror(errno));
@@ -3880,6 +3991,15 @@ static void tree_become(int i, const char *restorer)
         }
         tree_publish(g_tree.sid_now[i], getpid());
         tree_publish(g_tree.pg_now[i], getpid());
+        /* its controlling terminal, a pair the tree made (one its own
+         * process made is taken in its restore: fds/tty.c) */
+        int master = g_tree.e[i].ctty > 0 ? tree_pty_master((uint64_t)g_tree.e[i].ctty - 1) : -1;
+        if (master >= 0 && ((ctty = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 ||
+                            ioctl(ctty, TIOCSCTTY, 0) < 0)) {
+            fail_msg(m, "cannot make the new pseudo-terminal its controlling terminal: %s",
+                     strerror(errno));
+            return;
+        }
     } else if (i > 0 && g_tree.makes_pg[i]) {
         if (setpgid(0, 0) < 0) {
             fail_msg(m, "setpgid: %s", strerror(errno));
@@ -3889,6 +4009,23 @@ static void tree_become(int i, const char *restorer)
     }
     if (tree_fork_round(i, 2, restorer) < 0)
         return;
+    if (ctty >= 0) {
+        /* the terminal's foreground group, once its maker made it */
+        int32_t fg = g_tree.e[i].fg_pgid, *slot = NULL, pg = 0;
+        for (int j = 0; j < g_tree.n && !slot && fg > 0 && fg != g_tree.e[i].pgid; j++)
+            if (g_tree.e[j].pgid == fg)
+                slot = g_tree.pg_now[j];
+        for (int waited = 0; slot && waited < 20000 &&
+                             !(pg = __atomic_load_n(slot, __ATOMIC_SEQ_CST));
+             waited++)
+            usleep(500);
+        if (pg > 0 && tcsetpgrp(ctty, pg) < 0) {
+            fail_msg(m, "cannot give its terminal's foreground to process group %d: %s", fg,
+                     strerror(errno));
+            return;
+        }
+        close(ctty);
+    }
     if (i > 0 && !g_tree.makes_sid[i] && !g_tree.makes_pg[i] && g_tree.pg_now[i]) {
         /* join its group once the process that makes it did (every one
          * makes its own before it waits for any: nothing waits in a

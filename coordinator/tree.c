@@ -260,11 +260,16 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
     return bad + ck_tree_shm_check(t, err, errlen);
 }
 
+_Static_assert(sizeof(struct ck_tree_entry) == 48 &&
+                   offsetof(struct ck_tree_entry, ctty) == CK_TREE_ENTRY_V2,
+               "tree entries: version 3 adds ctty and fg_pgid to version 2's 40 bytes");
+
 /* Bytes of the tree header of a version with n entries, ns shares and its
  * checksum. */
 static size_t entry_bytes(uint32_t version)
 {
-    return version >= 2 ? sizeof(struct ck_tree_entry) : CK_TREE_ENTRY_V1;
+    return version >= 3 ? sizeof(struct ck_tree_entry)
+           : version == 2 ? CK_TREE_ENTRY_V2 : CK_TREE_ENTRY_V1;
 }
 
 static size_t hdr_bytes(uint32_t version, uint32_t n, uint64_t ns)
@@ -389,6 +394,9 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
         else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
                  (stopsig && (zombie || i == 0 || stopsig >= 32)))
             snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
+        else if (x->ctty < 0 || x->fg_pgid < 0 || (x->ctty && (zombie || i == 0)))
+            snprintf(why, len, "has controlling terminal %d, foreground group %d%s", x->ctty,
+                     x->fg_pgid, zombie ? " (a zombie)" : i == 0 ? " (the root)" : "");
         else if (x->vpid <= 0 || x->real_pid <= 0)
             snprintf(why, len, "has pid %d (pid %d at checkpoint)", x->vpid, x->real_pid);
         else if (i == 0 && (x->parent != -1 || zombie))
@@ -455,9 +463,9 @@ int ck_tree_read_hdr(int fd, struct ck_tree_hdr *h, struct ck_tree_entry **ret,
     ssize_t n = pread(fd, h, sizeof *h, 0);
     if (n != (ssize_t)sizeof *h || memcmp(h->magic, CK_TREE_MAGIC, CK_MAGIC_LEN) != 0)
         return 0; /* not a tree image */
-    if (h->version != CK_TREE_VERSION && h->version != 1) {
+    if (h->version < 1 || h->version > CK_TREE_VERSION) {
         snprintf(err, errlen, "process tree image version %u; this coord reads versions 1 "
-                 "and %u", h->version, CK_TREE_VERSION);
+                 "to %u", h->version, CK_TREE_VERSION);
         return -EPROTONOSUPPORT;
     }
     if (h->nprocs < 1 || h->nprocs > CK_TREE_MAXPROCS) {

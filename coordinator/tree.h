@@ -64,6 +64,16 @@ int ck_tree_names_check(int n, const struct ck_tree_entry *e, const struct ck_im
 /* Process group and session of pid (/proc/PID/stat): 0, or -1. */
 int ck_tree_ids(int pid, long *pgrp, long *sid);
 
+/* A session leader's pseudo-terminal that a process of the tree holds
+ * the master of (treegroups.c): its number + 1 into *ctty, its
+ * foreground process group into *fg (0 and 0: none of the kind). */
+void ck_tree_ctty(const struct ck_tree *t, int pid, int32_t *ctty, int32_t *fg);
+
+/* late[i] = 1 for the processes of the tree that hold the master of a
+ * pseudo-terminal whose slave another process of it holds open. Returns
+ * whether there is one. */
+int ck_tree_pty_late(const struct ck_tree *t, char *late);
+
 /* "PID (command line)", or "PID (name)" for a zombie. */
 void ck_tree_describe(int pid, char *out, size_t len);
 

@@ -127,6 +127,101 @@ static int stat_ids(const char *pid, long *pgrp, long *sid)
     return stat_ids_tty(pid, pgrp, sid, &tty);
 }
 
+/* The pseudo-terminal number of a tty_nr of /proc/PID/stat, or -1. */
+static long pts_number(long tty)
+{
+    long ma = (tty >> 8) & 0xfff, mi = (tty & 0xff) | ((tty >> 12) & 0xfff00);
+    return ma >= 136 && ma <= 143 ? mi + 256 * (ma - 136) : -1;
+}
+
+/* The pseudo-terminal number of descriptor fd (a name in /proc/PID/fd)
+ * of pid if it is a master (/dev/ptmx: fdinfo's tty-index), or -1. */
+static long master_index(int pid, const char *fd)
+{
+    char path[128], link[64], info[512];
+    snprintf(path, sizeof path, "/proc/%d/fd/%s", pid, fd);
+    ssize_t l = readlink(path, link, sizeof link - 1);
+    if (l <= 0)
+        return -1;
+    link[l] = 0;
+    if (strcmp(link, "/dev/ptmx") && strcmp(link, "/dev/pts/ptmx"))
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/fdinfo/%s", pid, fd);
+    const char *ti = ck_read_file(path, info, sizeof info) < 0 ? NULL : strstr(info, "tty-index:");
+    return ti ? strtol(ti + 10, NULL, 10) : -1;
+}
+
+/* Whether process pid has /dev/pts/ptn open (slave), or holds
+ * its master (!slave). */
+static int holds_pty(int pid, long ptn, int slave)
+{
+    char dir[64], want[32];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    snprintf(want, sizeof want, "/dev/pts/%ld", ptn);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d)) != NULL) {
+        if (!slave) {
+            found = e->d_name[0] != '.' && master_index(pid, e->d_name) == ptn;
+            continue;
+        }
+        char path[128], link[64];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t l = readlink(path, link, sizeof link - 1);
+        found = l > 0 && (link[l] = 0, !strcmp(link, want));
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Whether a process of the tree holds the master of pseudo-terminal ptn. */
+static int pty_master_in_tree(const struct ck_tree *t, long ptn)
+{
+    for (int i = 0; i < t->n; i++)
+        if (!t->m[i].zombie && holds_pty(t->m[i].pid, ptn, 0))
+            return 1;
+    return 0;
+}
+
+int ck_tree_pty_late(const struct ck_tree *t, char *late)
+{
+    int any = 0;
+    for (int i = 0; i < t->n; i++) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%d/fd", t->m[i].pid);
+        DIR *d = t->m[i].zombie ? NULL : opendir(dir);
+        struct dirent *e;
+        while (d && !late[i] && (e = readdir(d)) != NULL) {
+            long ptn = e->d_name[0] != '.' ? master_index(t->m[i].pid, e->d_name) : -1;
+            for (int j = 0; ptn >= 0 && j < t->n && !late[i]; j++)
+                late[i] = j != i && !t->m[j].zombie && holds_pty(t->m[j].pid, ptn, 1);
+        }
+        if (d)
+            closedir(d);
+        any |= late[i];
+    }
+    return any;
+}
+
+void ck_tree_ctty(const struct ck_tree *t, int pid, int32_t *ctty, int32_t *fg)
+{
+    char path[64], st[1024];
+    long pg, sid, tty = 0, tpgid = 0;
+    *ctty = *fg = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+    if (!rp || sscanf(rp + 1, " %*c %*d %ld %ld %ld %ld", &pg, &sid, &tty, &tpgid) != 4 ||
+        sid != pid)
+        return;
+    long ptn = pts_number(tty);
+    if (ptn < 0 || ptn >= INT32_MAX || !pty_master_in_tree(t, ptn))
+        return;
+    *ctty = (int32_t)(ptn + 1);
+    *fg = tpgid > 0 ? (int32_t)tpgid : 0;
+}
+
 #define ADD(...)                                                                                   \
     do {                                                                                           \
         if (used < errlen)                                                                         \
@@ -171,7 +266,10 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         ck_tree_describe(pid[i], who, sizeof who);
         long a, b, tty = 0;
         snprintf(id, sizeof id, "%d", pid[i]);
-        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty) == 0 && tty != 0) {
+        /* (a terminal whose master a process of the tree holds is made
+         * again with it, and given to the session's leader) */
+        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty) == 0 && tty != 0 &&
+            (pts_number(tty) < 0 || !pty_master_in_tree(t, pts_number(tty)))) {
             ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) "
                 "ckshim cannot give back in a process tree yet", who, sid[i],
                 (tty >> 8) & 0xfff, (tty & 0xff) | ((tty >> 12) & 0xfff00));

@@ -162,6 +162,12 @@ struct ck_fdrest {
      * the caller must not close), or -1 if the pipe is this process's
      * alone. NULL outside a tree. */
     int (*tree_pipe)(struct ck_fdrest *r, uint64_t dev, uint64_t ino);
+    /* a process tree: the new master of pseudo-terminal ptn (its number
+     * at checkpoint), made once for the processes that hold its master
+     * and slaves, or -1 */
+    int (*tree_pty)(struct ck_fdrest *r, uint64_t ptn);
+    int for_tree;                       /* made before the forks, for the tree's
+                                           processes: not in the process itself */
     /* A process of a restored tree: a descriptor of the deleted file or
      * memfd f (its kind, dev, ino) coord made once for the tree, with
      * another open file description (the caller reopens it through

@@ -424,7 +424,13 @@ static int open_pty(struct ck_fdrest *r)
         return -1;
     }
     int master = m < i && stash[m] < 0 ? im->fds[m].fd : stash[m];
-    if (master < 0) {
+    int made = master < 0 && r->tree_pty ? r->tree_pty(r, f->aux) : -1;
+    if (made >= 0) {
+        /* the pair the tree made for the processes that share it */
+        master = stash[m] = fcntl(made, F_DUPFD_CLOEXEC, r->maxfd + 1);
+        if (m == i)
+            stash[m] = -1;
+    } else if (master < 0) {
         int p = new_pty(r, m);
         if (p < 0 || pty_restore_queues(r, m, p) < 0) {
             if (p >= 0)
@@ -445,7 +451,7 @@ static int open_pty(struct ck_fdrest *r)
                  f->fd, strerror(errno));
         return -1;
     }
-    if (m == i && (f->flags & CK_FDF_PTY_CTTY)) {
+    if (m == i && (f->flags & CK_FDF_PTY_CTTY) && !r->for_tree) {
         /* a new session's leader (--detach) takes it as its controlling
          * terminal, through a slave opened for the moment */
         int sl = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);

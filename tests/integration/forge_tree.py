@@ -16,9 +16,10 @@
 #                   groups and the share table: 32-byte entries, no pgid
 #                   and sid, no share table), the streams where they are
 # Layout (common/image.h): a 128-byte struct ck_tree_hdr (version at 8,
-# nprocs at 12), 40-byte entries {i32 vpid, real_pid, parent; u32 flags;
-# u64 offset, length; i32 pgid, sid} (version 1: 32 bytes, without pgid
-# and sid), in version 2 the share table (u64 nshares, u64 flags, 16-byte
+# nprocs at 12), 48-byte entries {i32 vpid, real_pid, parent; u32 flags;
+# u64 offset, length; i32 pgid, sid, ctty, fg_pgid} (version 2: 40 bytes,
+# without ctty and fg_pgid; version 1: 32 bytes, without pgid and sid),
+# from version 2 on the share table (u64 nshares, u64 flags, 16-byte
 # shares: kept as it was, after the entries), then the XXH64 (seed 0) of
 # all that.
 import os, struct, sys
@@ -29,21 +30,22 @@ from ckxxh64 import xxh64  # noqa: E402
 HDR = 128
 FIELDS = {"vpid": (0, "<i"), "real_pid": (4, "<i"), "parent": (8, "<i"),
           "flags": (12, "<I"), "offset": (16, "<Q"), "length": (24, "<Q"),
-          "pgid": (32, "<i"), "sid": (36, "<i")}
+          "pgid": (32, "<i"), "sid": (36, "<i"), "ctty": (40, "<i"), "fg_pgid": (44, "<i")}
 
 data = bytearray(open(sys.argv[1], "rb").read())
 cut = None
 table = b""
-ENT = 40 if struct.unpack_from("<I", data, 8)[0] >= 2 else 32
-if ENT == 40:
+VERSION = struct.unpack_from("<I", data, 8)[0]
+ENT = 48 if VERSION >= 3 else 40 if VERSION == 2 else 32
+if ENT >= 40:
     at = HDR + struct.unpack_from("<I", data, 12)[0] * ENT
     nsh = struct.unpack_from("<Q", data, at)[0]
     table = bytes(data[at:at + 16 + 16 * nsh])
 for op in sys.argv[3:]:
     key, val = op.split("=", 1)
-    if key == "version" and val == "1" and ENT == 40:
+    if key == "version" and val == "1" and ENT >= 40:
         n = struct.unpack_from("<I", data, 12)[0]
-        ents = [bytes(data[HDR + i * 40:HDR + i * 40 + 32]) for i in range(n)]
+        ents = [bytes(data[HDR + i * ENT:HDR + i * ENT + 32]) for i in range(n)]
         struct.pack_into("<I", data, 8, 1)
         data[HDR:HDR + n * 32] = b"".join(ents)  # (same length: the streams stay)
         ENT, table = 32, b""

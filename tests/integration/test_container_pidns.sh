@@ -14,7 +14,9 @@
 # was taken for "no session", and the restore failed with EPERM), zombies
 # in groups (tree_zombie_groups), and a program that made itself not
 # dumpable (pattrs: its namespace was unreadable, and coord looked for its
-# socket under the name it has outside namespaces).
+# socket under the name it has outside namespaces), and a terminal session
+# inside the tree (tree_pty_session: a pseudo-terminal's master in one
+# process, the session it is the controlling terminal of in others).
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -22,7 +24,7 @@ B=${1:-build}
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 USER_NAME=${CKSHIM_TEST_USER:-ckshimtest}
-PROGS="tree_groups tree_zombie_groups pattrs"
+PROGS="tree_groups tree_zombie_groups pattrs tree_pty_session"
 
 skip() {
     echo "SKIP container_pidns: $*"

@@ -8,7 +8,8 @@
 # three forked workers) computing across two checkpoints: the result is
 # right, and a counter the workers share under a lock lost no increment. A pre-forking TCP server (the parent listens, three forked
 # children accept on the same listener): a client outside the tree gets
-# answers after each restore, from the workers.
+# answers after each restore, from the workers. tmux with a shell and a
+# foreground job in its pane (a terminal session inside the tree).
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -141,4 +142,47 @@ if start_py_app server "$T/server.py"; then
     fi
 else
     fail tree_server_starts "$(head -3 "$T/server.log")"
+fi
+
+# ---- tmux: a terminal multiplexer, a shell in it, a foreground job -------
+# The server (the tree's root, a daemon) holds the pane's pseudo-terminal
+# master; bash leads the pane's session with the slave as its controlling
+# terminal and runs `cat` in a job of its own, in the foreground. After
+# each restore a new tmux client talks to the restored server: the pane
+# shows what it showed, `cat` echoes a line typed now, ^C ends it (the
+# terminal's foreground group), and bash still has its variable.
+if command -v tmux >/dev/null; then
+    TS="$T/tmux.sock"
+    tm() { timeout 10 env TERM=xterm tmux -S "$TS" "$@"; }
+    pane_has() { tm capture-pane -p | grep -q -- "$1"; }
+    # pane_waits TEXT: until the pane shows TEXT (5 s)
+    pane_waits() { wait_for 5 pane_has "$1"; }
+    LD_PRELOAD="$SHIM" TERM=xterm timeout 10 tmux -S "$TS" -f /dev/null new-session -d -x 80 \
+        -y 24 "env PS1='ck> ' bash --norc --noprofile -i" 2>"$T/err"
+    if wait_for 5 tm has-session && pane_waits '^ck>' && tm send-keys 'X=42; cat' Enter &&
+        sleep 0.3 && tm send-keys 'line-before' Enter && pane_waits 'line-before'; then
+        pid=$(tm display -p '#{pid}')
+        PIDS+=("$pid")
+        for round in 1 2; do
+            checkpoint_restore "tmux_restored_$round" "tmux$round" || break
+            if pane_has 'line-before' && tm send-keys "line-after-$round" Enter &&
+                pane_waits "^line-after-$round" && [ "$(tm capture-pane -p |
+                    grep -c "^line-after-$round")" = 2 ]; then
+                pass "tmux_pane_and_job_after_restore_$round"
+            else
+                fail "tmux_pane_and_job_after_restore_$round" "$(tm capture-pane -p | tr '\n' '|')"
+            fi
+            if [ "$round" = 2 ] && tm send-keys C-c && sleep 0.3 &&
+                tm send-keys 'echo X=$((X+1))' Enter && pane_waits '^X=43'; then
+                pass tmux_job_interrupted_shell_kept_its_variable
+            elif [ "$round" = 2 ]; then
+                fail tmux_job_interrupted_shell_kept_its_variable "$(tm capture-pane -p | tr '\n' '|')"
+            fi
+        done
+        tm kill-server 2>/dev/null
+    else
+        fail tmux_starts "$(cat "$T/err") $(tm capture-pane -p 2>&1 | tr '\n' '|')"
+    fi
+else
+    echo "SKIP tmux: not installed (bash scripts/install-deps.sh)"
 fi

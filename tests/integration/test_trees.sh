@@ -176,8 +176,9 @@ if start_test_prog tree_pipes; then
     read -r off len < <(python3 -c '
 import struct, sys
 d = open(sys.argv[1], "rb").read(4096)
-n = struct.unpack_from("<I", d, 12)[0]
-e = 128 + 40 * (n - 1)  # struct ck_tree_entry: 40 bytes (version 2)
+v, n = struct.unpack_from("<II", d, 8)
+# struct ck_tree_entry: 48 bytes (version 3), 40 (2), 32 (1)
+e = 128 + (48 if v >= 3 else 40 if v == 2 else 32) * (n - 1)
 print(*struct.unpack_from("<QQ", d, e + 16))' "$T/tp.img")
     flip $((off + len * 3 / 4)) "$T/tp.img" "$T/tp.bad"
     out=$(cd / && timeout 30 "$C" restore --detach "$T/tp.bad" 2>"$T/err")
@@ -291,7 +292,9 @@ refused_alive tree_refuses_session_member_outside pgrp \
     "$gone \(.*pgrp.py\) is in session $kid of the tree but not one of its processes"
 
 # A child leading a session whose controlling terminal is a pty it
-# opened: not given back in a tree yet, refused by name.
+# opened (refused until the tree gave back such terminals): the tree
+# comes back with the child leading a new session whose controlling
+# terminal is the new pair.
 cat >"$T/ctty.py" <<'EOF'
 import fcntl, os, termios, time
 k = os.fork()
@@ -307,8 +310,22 @@ echo "$PY_TICKS" >>"$T/ctty.py"
 start_py_app ctty "$T/ctty.py" || fail ctty_ready "no READY"
 kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
 PIDS+=("$kid")
-refused_alive tree_refuses_session_ctty ctty \
-    "$kid \(.*ctty.py\) leads or is in session $kid, whose controlling terminal"
+if "$C" checkpoint "$pid" -o "$T/ctty.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$pid" &&
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/ctty.img" 2>"$T/err") && [ -n "$np" ]; then
+    PIDS+=("$np")
+    nk=$(cat /proc/$np/task/*/children 2>/dev/null | tr -d ' ')
+    PIDS+=($nk)
+    # after the command: state ppid pgrp session tty_nr
+    read -r _ _ _ ksid ktty _ < <(sed 's/.*) //' "/proc/$nk/stat" 2>/dev/null)
+    if [ -n "$nk" ] && [ "$ksid" = "$nk" ] && [ "${ktty:-0}" -ge $((136 << 8)) ] &&
+        [ "$ktty" -lt $((144 << 8)) ]; then
+        pass tree_session_own_pty_restored
+    else
+        fail tree_session_own_pty_restored "child '$nk': session ${ksid:-?}, tty_nr ${ktty:-?}"
+    fi
+else
+    fail tree_session_own_pty_restored "checkpoint or restore failed"
+fi
 
 # Shared anonymous memory (mmap MAP_SHARED, inherited across fork) that a
 # process outside the tree maps too: an orphan adopted by another process
