@@ -871,8 +871,9 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
                              !same && !known)
                         what = "the same memfd or deleted file, which ckshim could not tell "
                                "is one open file description or two (kcmp not allowed)";
-                    else if (same && (f->kind == CK_FD_PIDFD || f->kind == CK_FD_PTY))
-                        what = "one pidfd or pseudo-terminal description";
+                    else if (same && (f->kind == CK_FD_PIDFD ||
+                                      (f->kind == CK_FD_PTY && !(f->flags & CK_FDF_PTY_MASTER))))
+                        what = "one pidfd or pseudo-terminal slave description";
                     if (what) {
                         snprintf(err, errlen, "process %d fd %d and process %d fd %d are %s: "
                                  "ckshim cannot restore that between processes of a tree yet",
@@ -1180,9 +1181,9 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_tree_ids(t->m[i].pid, &pg, &sd);
         ents[i].pgid = (int32_t)pg;
         ents[i].sid = (int32_t)sd;
-        /* a leader's terminal made again with its master (not the root's:
-         * its session is the one restore gives it) */
-        if (i > 0 && !t->m[i].zombie)
+        /* a leader's terminal made again with its master (the root's only
+         * with a restore that gives it a session: --detach) */
+        if (!t->m[i].zombie)
             ck_tree_ctty(t, t->m[i].pid, &ents[i].ctty, &ents[i].fg_pgid);
     }
     for (int i = 0; i < n; i++)

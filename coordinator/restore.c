@@ -3602,7 +3602,8 @@ static int make_tree_ptys(struct rctx *root, int hi)
                     continue;
                 used = (uint64_t)g_tree.e[q].ctty == f->aux + 1;
                 for (uint32_t y = 0; y < qi->nfds && !used; y++)
-                    used = pty_slave_of(qi, y, f->aux);
+                    used = pty_slave_of(qi, y, f->aux) ||
+                           (qi->fds[y].kind == CK_FD_PTY && qi->fds[y].aux == f->aux);
             }
             if (!used)
                 continue; /* its holder's alone: made in it */
@@ -3961,6 +3962,32 @@ static void tree_publish(int32_t *slot, pid_t now)
         __atomic_store_n(slot, (int32_t)now, __ATOMIC_SEQ_CST);
 }
 
+/* Process i, the leader of a new session, takes as its controlling
+ * terminal the pseudo-terminal the tree made for its session's (one its
+ * own process made is taken in its restore: fds/tty.c). Returns a slave
+ * of it (to give the foreground later), -1 (none), or -2 (err set). */
+static int tree_take_ctty(int i)
+{
+    struct rctx *m = &g_tree.m[i];
+    int master = g_tree.e[i].ctty > 0 ? tree_pty_master((uint64_t)g_tree.e[i].ctty - 1) : -1;
+    if (master < 0)
+        return -1;
+    if (getsid(0) != getpid()) {
+        fail_msg(m, "its session's controlling terminal was a pseudo-terminal of the tree; "
+                 "only a restore with --detach (a session of its own) can give it back");
+        return -2;
+    }
+    int sl = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (sl < 0 || ioctl(sl, TIOCSCTTY, 0) < 0) {
+        fail_msg(m, "cannot make the new pseudo-terminal its controlling terminal: %s",
+                 strerror(errno));
+        if (sl >= 0)
+            close(sl);
+        return -2;
+    }
+    return sl;
+}
+
 /* Become process i of the tree: first fork its children (each becomes
  * its own process of the tree, and so on down), so that the restored
  * processes are parents and children of each other again; the pids of
@@ -3984,6 +4011,8 @@ static void tree_become(int i, const char *restorer)
     if (tree_fork_round(i, 1, restorer) < 0)
         return;
     int ctty = -1;
+    if (i == 0 && (ctty = tree_take_ctty(i)) < -1)
+        return;
     if (i > 0 && g_tree.makes_sid[i]) {
         if (setsid() < 0) {
             fail_msg(m, "setsid: %s", strerror(errno));
@@ -3991,15 +4020,8 @@ static void tree_become(int i, const char *restorer)
         }
         tree_publish(g_tree.sid_now[i], getpid());
         tree_publish(g_tree.pg_now[i], getpid());
-        /* its controlling terminal, a pair the tree made (one its own
-         * process made is taken in its restore: fds/tty.c) */
-        int master = g_tree.e[i].ctty > 0 ? tree_pty_master((uint64_t)g_tree.e[i].ctty - 1) : -1;
-        if (master >= 0 && ((ctty = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 ||
-                            ioctl(ctty, TIOCSCTTY, 0) < 0)) {
-            fail_msg(m, "cannot make the new pseudo-terminal its controlling terminal: %s",
-                     strerror(errno));
+        if ((ctty = tree_take_ctty(i)) < -1)
             return;
-        }
     } else if (i > 0 && g_tree.makes_pg[i]) {
         if (setpgid(0, 0) < 0) {
             fail_msg(m, "setpgid: %s", strerror(errno));

@@ -394,9 +394,9 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
         else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
                  (stopsig && (zombie || i == 0 || stopsig >= 32)))
             snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
-        else if (x->ctty < 0 || x->fg_pgid < 0 || (x->ctty && (zombie || i == 0)))
+        else if (x->ctty < 0 || x->fg_pgid < 0 || (x->ctty && zombie))
             snprintf(why, len, "has controlling terminal %d, foreground group %d%s", x->ctty,
-                     x->fg_pgid, zombie ? " (a zombie)" : i == 0 ? " (the root)" : "");
+                     x->fg_pgid, zombie ? " (a zombie)" : "");
         else if (x->vpid <= 0 || x->real_pid <= 0)
             snprintf(why, len, "has pid %d (pid %d at checkpoint)", x->vpid, x->real_pid);
         else if (i == 0 && (x->parent != -1 || zombie))

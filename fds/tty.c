@@ -248,13 +248,16 @@ static int capture_pty_slaves(struct ck_fdcap_set *s)
             minor(ctty) + 256ULL * (major(ctty) - 136) == f->aux) {
             /* the session leader's controlling terminal: made the new
              * pair's again by a restore in a session of its own */
-            if ((pid_t)syscall(SYS_getsid, 0) != (pid_t)syscall(SYS_getpid)) {
+            /* (in a tree, the session's leader gets it: coord checks that
+             * one of the tree leads the session) */
+            if ((pid_t)syscall(SYS_getsid, 0) == (pid_t)syscall(SYS_getpid)) {
+                f->flags |= CK_FDF_PTY_CTTY;
+            } else if (!s->tree) {
                 snprintf(s->err, s->errlen, "fd %d: the pseudo-terminal the program opened "
                          "(/dev/pts/%llu) is the controlling terminal of a session it does not "
                          "lead, which ckshim cannot restore", f->fd, (unsigned long long)f->aux);
                 return -ENOTSUP;
             }
-            f->flags |= CK_FDF_PTY_CTTY;
         }
         if (f->kind == CK_FD_PTY && (f->flags & CK_FDF_PTY_MASTER) && f->share_with < 0 &&
             (n = pty_save_queues(s, i)) < 0)

@@ -735,7 +735,7 @@ void capture_tty_after_restore(void)
         int pg = -1;
         if (ioctl(y->fd, TCGETS, &t) < 0)
             continue; /* not a terminal now (--detach: /dev/null) */
-        if (ioctl(y->fd, TIOCGPGRP, &pg) == 0 && pg != (int)syscall(SYS_getpgid, 0))
+        if (syscall(SYS_ioctl, y->fd, TIOCGPGRP, &pg) == 0 && pg != (int)syscall(SYS_getpgid, 0))
             continue;
         t.c_iflag = y->iflag;
         t.c_oflag = y->oflag;

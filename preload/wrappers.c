@@ -416,7 +416,7 @@ SHIM_API pid_t setsid(void)
 SHIM_API pid_t tcgetpgrp(int fd)
 {
     pid_t pg;
-    if (ioctl(fd, TIOCGPGRP, &pg) < 0)
+    if (syscall(SYS_ioctl, fd, TIOCGPGRP, &pg) < 0)
         return -1;
     return shim_pgrp_virt(pg);
 }
@@ -424,15 +424,38 @@ SHIM_API pid_t tcgetpgrp(int fd)
 SHIM_API int tcsetpgrp(int fd, pid_t pgrp)
 {
     pid_t pg = pgrp > 0 ? pgrp_real(pgrp) : pgrp;
-    return ioctl(fd, TIOCSPGRP, &pg);
+    return (int)syscall(SYS_ioctl, fd, TIOCSPGRP, &pg);
 }
 
 SHIM_API pid_t tcgetsid(int fd)
 {
     pid_t s;
-    if (ioctl(fd, TIOCGSID, &s) < 0)
+    if (syscall(SYS_ioctl, fd, TIOCGSID, &s) < 0)
         return -1;
     return shim_sid_virt(s);
+}
+
+/* ioctl: the terminal requests that take or give a process group or a
+ * session (what tcgetpgrp, tcsetpgrp and tcgetsid do, asked directly)
+ * use the ids the program knows; every other request goes through as it
+ * is. */
+SHIM_API int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (req == TIOCSPGRP && arg) {
+        pid_t pg = *(const pid_t *)arg;
+        pg = pg > 0 ? pgrp_real(pg) : pg;
+        return (int)syscall(SYS_ioctl, fd, req, &pg);
+    }
+    long r = syscall(SYS_ioctl, fd, req, arg);
+    if (r == 0 && arg && req == TIOCGPGRP)
+        *(pid_t *)arg = shim_pgrp_virt(*(pid_t *)arg);
+    else if (r == 0 && arg && req == TIOCGSID)
+        *(pid_t *)arg = shim_sid_virt(*(pid_t *)arg);
+    return (int)r;
 }
 
 SHIM_API pid_t getppid(void)

@@ -11,7 +11,9 @@
  * waits in the pair at the checkpoint. After the go file: the answer to
  * "2" is there; S's and J's controlling terminal, session, groups and
  * the foreground group are what they were (as ids the processes know);
- * the terminal's modes (echo off) and window size (80x24) too;
+ * the terminal's modes (echo off) and window size (80x24) too, and the
+ * session and foreground group ioctl(TIOCGSID, TIOCGPGRP) give on the
+ * master;
  * "3" is answered; then the root ends J with a SIGINT through the
  * terminal (^C: the foreground group gets it) and S with a hang-up
  * (closing the master), and checks how each ended.
@@ -136,6 +138,12 @@ int main(void)
     read_answer(m, "ack 1");
     check(write(m, "2\n", 2) == 2, "typing 2");
     test_sleep_ms(200); /* J answers meanwhile: the answer waits in the pair */
+    /* the terminal's session and foreground group, asked of the master
+     * with ioctl itself (as zdtm tty03 does): the ids the program knows */
+    pid_t sid0 = 0, fg0 = 0;
+    check(ioctl(m, TIOCGSID, &sid0) == 0 && ioctl(m, TIOCGPGRP, &fg0) == 0 && sid0 == was.s &&
+              fg0 == was.j,
+          "TIOCGSID %d, TIOCGPGRP %d: not S %d and J %d", sid0, fg0, was.s, was.j);
     test_msg("S %d, J %d on %s", was.s, was.j, was.tty);
     test_ready();
     test_wait_go();
@@ -154,6 +162,10 @@ int main(void)
     check(getsid(was.s) == was.s && getsid(was.j) == was.s && getpgid(was.j) == was.j,
           "S's session %d, J's session %d and group %d", getsid(was.s), getsid(was.j),
           getpgid(was.j));
+    pid_t sid1 = 0, fg1 = 0;
+    check(ioctl(m, TIOCGSID, &sid1) == 0 && ioctl(m, TIOCGPGRP, &fg1) == 0 && sid1 == was.s &&
+              fg1 == was.j,
+          "after restore TIOCGSID %d, TIOCGPGRP %d: not S %d and J %d", sid1, fg1, was.s, was.j);
     check(write(m, "3\n", 2) == 2, "typing 3");
     read_answer(m, "ack 3");
     /* ^C: the terminal's foreground group (J's) gets SIGINT */
