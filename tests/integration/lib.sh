@@ -31,10 +31,26 @@ gone() { ! kill -0 "$1" 2>/dev/null; }
 children() { cat /proc/"$1"/task/*/children 2>/dev/null; }
 alive() { kill -0 "$1" 2>/dev/null; }
 
-# ck_cleanup: kill what the script started, remove $T (unless CKSHIM_KEEP).
+# ck_descendants PID: every descendant of PID, deepest first.
+ck_descendants() {
+    local c
+    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        ck_descendants "$c"
+        echo "$c"
+    done
+}
+
+# ck_cleanup: kill what the script started (and what those started: the
+# workers of a restored tree are nobody's in PIDS), remove $T (unless
+# CKSHIM_KEEP).
 ck_cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    local p d
+    for p in "${PIDS[@]}"; do
+        for d in $(ck_descendants "$p"); do
+            [ -O "/proc/$d" ] && kill -9 "$d" 2>/dev/null
+        done
+        kill -9 "$p" 2>/dev/null
+    done
     [ -n "${CKSHIM_KEEP:-}" ] || rm -rf "$T"
 }
 
