@@ -110,21 +110,27 @@ int ck_tree_ids(int pid, long *pgrp, long *sid)
     return stat_ids(id, pgrp, sid);
 }
 
-/* Group, session and controlling terminal (tty_nr, 0: none). */
-static int stat_ids_tty(const char *pid, long *pgrp, long *sid, long *tty)
+/* Group, session, controlling terminal (tty_nr, 0: none) and, if tpgid
+ * is not NULL, that terminal's foreground group. */
+static int stat_ids_tty(const char *pid, long *pgrp, long *sid, long *tty, long *tpgid)
 {
     char path[64], st[1024];
+    long fg = 0;
     snprintf(path, sizeof path, "/proc/%s/stat", pid);
     if (ck_read_file(path, st, sizeof st) < 0)
         return -1;
     char *rp = strrchr(st, ')');
-    return rp && sscanf(rp + 1, " %*c %*d %ld %ld %ld", pgrp, sid, tty) == 3 ? 0 : -1;
+    if (!rp || sscanf(rp + 1, " %*c %*d %ld %ld %ld %ld", pgrp, sid, tty, &fg) != 4)
+        return -1;
+    if (tpgid)
+        *tpgid = fg;
+    return 0;
 }
 
 static int stat_ids(const char *pid, long *pgrp, long *sid)
 {
     long tty;
-    return stat_ids_tty(pid, pgrp, sid, &tty);
+    return stat_ids_tty(pid, pgrp, sid, &tty, NULL);
 }
 
 /* The pseudo-terminal number of a tty_nr of /proc/PID/stat, or -1. */
@@ -207,13 +213,11 @@ int ck_tree_pty_late(const struct ck_tree *t, char *late)
 
 void ck_tree_ctty(const struct ck_tree *t, int pid, int32_t *ctty, int32_t *fg)
 {
-    char path[64], st[1024];
+    char id[16];
     long pg, sid, tty = 0, tpgid = 0;
     *ctty = *fg = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
-    if (!rp || sscanf(rp + 1, " %*c %*d %ld %ld %ld %ld", &pg, &sid, &tty, &tpgid) != 4 ||
-        sid != pid)
+    snprintf(id, sizeof id, "%d", pid);
+    if (stat_ids_tty(id, &pg, &sid, &tty, &tpgid) < 0 || sid != pid)
         return;
     long ptn = pts_number(tty);
     if (ptn < 0 || ptn >= INT32_MAX || !pty_master_in_tree(t, ptn))
@@ -268,10 +272,11 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         snprintf(id, sizeof id, "%d", pid[i]);
         /* (a terminal whose master a process of the tree holds is made
          * again with it, and given to the session's leader) */
-        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty) == 0 && tty != 0 &&
+        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty, NULL) == 0 && tty != 0 &&
             (pts_number(tty) < 0 || !pty_master_in_tree(t, pts_number(tty)))) {
-            ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) "
-                "ckshim cannot give back in a process tree yet", who, sid[i],
+            ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) is "
+                "not a pseudo-terminal whose master a process of the tree holds: ckshim cannot "
+                "give it back in a process tree", who, sid[i],
                 (tty >> 8) & 0xfff, (tty & 0xff) | ((tty >> 12) & 0xfff00));
             continue;
         }
