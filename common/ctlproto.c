@@ -147,7 +147,7 @@ int ck_sock_dir_prepare(const char *dir)
 /* The initial pid namespace's inode number (PROC_PID_INIT_INO): fixed. */
 #define CK_PIDNS_INIT_INO 0xEFFFFFFCULL
 
-static int nspid_levels(int pid);
+static int nspid(int pid, int *inner);
 
 uint64_t ck_pidns_of(int pid)
 {
@@ -162,7 +162,8 @@ uint64_t ck_pidns_of(int pid)
          * hides its namespaces from its own user. With one pid in its
          * NSpid line it is in the namespace of our /proc: ours (a
          * container's, where the name of its socket has the namespace). */
-        if (pid > 0 && (errno == EACCES || errno == EPERM) && nspid_levels(pid) == 1)
+        int inner;
+        if (pid > 0 && (errno == EACCES || errno == EPERM) && nspid(pid, &inner) == 1)
             return ck_pidns_of(0);
         return 0;
     }
@@ -171,21 +172,24 @@ uint64_t ck_pidns_of(int pid)
     return (uint64_t)st.st_ino;
 }
 
-/* How many pids the NSpid line of /proc/PID/status has (0: unknown). */
-static int nspid_levels(int pid)
+/* The NSpid line of /proc/PID/status: the pids from the namespace of this
+ * /proc down to the process's own. Returns how many (0: unknown), the last
+ * (the one in its own namespace; pid when unknown) in *inner. */
+static int nspid(int pid, int *inner)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", pid);
     FILE *f = fopen(path, "re");
     int n = 0;
+    *inner = pid;
     if (!f)
         return 0;
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "NSpid:", 6))
             continue;
         char *p = line + 6, *end;
-        for (; strtol(p, &end, 10), end != p; p = end)
-            n++;
+        for (long v; (v = strtol(p, &end, 10)), end != p; p = end, n++)
+            *inner = (int)v;
         break;
     }
     fclose(f);
@@ -194,23 +198,8 @@ static int nspid_levels(int pid)
 
 int ck_pidns_inner(int pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "re");
-    int inner = pid;
-    if (!f)
-        return pid;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "NSpid:", 6))
-            continue;
-        /* the pids from the namespace of this /proc down to the process's
-         * own: the last is the one in its own namespace */
-        char *p = line + 6, *end;
-        for (long v; (v = strtol(p, &end, 10)), end != p; p = end)
-            inner = (int)v;
-        break;
-    }
-    fclose(f);
+    int inner;
+    nspid(pid, &inner);
     return inner;
 }
 

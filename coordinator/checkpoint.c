@@ -657,10 +657,8 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
     int ret = 0;
     for (int k = 0; k < 2 * n && ret == 0; k++) {
         int i = k % n;
-        if (late && (late[i] != 0) != (k >= n))
+        if ((late && late[i]) != (k >= n))
             continue;
-        if (!late && k >= n)
-            break;
         if (conns[i] >= 0)
             ctl_send(conns[i], &qs[i]); /* a failure is named by the answer's */
         if (!serial || t->m[i].zombie)

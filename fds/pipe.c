@@ -7,8 +7,9 @@
  * coord's own at restore, CK_FDF_STD_REDIRECT); then the bytes waiting in
  * the pipes the program holds both ways are copied with tee(2), which
  * leaves them in the pipe (with their boundaries, for a pipe in packet
- * mode: pipe2's O_DIRECT on the write end, CK_FDF_PACKETS). A named FIFO removed from its directory is made
- * again beside where it was (and removed again).
+ * mode: pipe2's O_DIRECT on the write end, CK_FDF_PACKETS). A named FIFO
+ * removed from its directory is made again beside where it was (and
+ * removed again).
  *
  * Restore: one O_RDWR description per pipe, made for its first descriptor
  * (a new pipe, or the FIFO reopened by path) with its size and bytes, kept
@@ -185,11 +186,11 @@ static int fill_pipe(struct ck_fdrest *r, const struct ck_fd *f, int wfd)
     size_t len;
     if (r->bytes(r, f->fd, &data, &len) < 0)
         return -1; /* message in r->err */
-    ssize_t w = 0;
-    int fl = fcntl(wfd, F_GETFL);
+    ssize_t w = -1;
+    int fl;
     if (!(f->flags & CK_FDF_PACKETS)) {
         w = len ? write(wfd, data, len) : 0;
-    } else if (fl >= 0 && fcntl(wfd, F_SETFL, fl | O_DIRECT) == 0) {
+    } else if ((fl = fcntl(wfd, F_GETFL)) >= 0 && fcntl(wfd, F_SETFL, fl | O_DIRECT) == 0) {
         /* one write per packet, in packet mode (then wfd as it was) */
         size_t at = 0;
         while (at < len) {
@@ -204,8 +205,6 @@ static int fill_pipe(struct ck_fdrest *r, const struct ck_fd *f, int wfd)
         }
         w = at == len ? (ssize_t)len : -1;
         fcntl(wfd, F_SETFL, fl);
-    } else {
-        w = -1;
     }
     free(data);
     if (w != (ssize_t)len) {
