@@ -99,6 +99,10 @@ $(B)/tests/progs/%: tests/integration/progs/%.c tests/integration/progs/testlib.
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -D_GNU_SOURCE -Wall -o $@ $< -lpthread -lrt -lm
 
+# sock_tracked's routes are built from it (ROUTE set)
+$(patsubst %,$(B)/tests/progs/sock_tracked_%,fork spawn vfork syscall): \
+		tests/integration/progs/sock_tracked.c
+
 $(B)/examples/%: examples/c/%.c preload/ckshim.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -o $@ $< -lpthread

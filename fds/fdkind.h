@@ -55,6 +55,13 @@ struct ck_fdcap {
      * namelen 0 if not known. */
     const struct sockaddr_storage *name;
     unsigned int namelen;
+    /* A socket the shim saw the program make in this process and has
+     * followed since (preload/socktrack.c): sock_type and sock_protocol
+     * are what SO_TYPE and SO_PROTOCOL would say (0: not known, ask);
+     * sock_defaults: no option was ever set on it, so its options are the
+     * kernel's defaults for its kind, read once per checkpoint from a new
+     * socket of that kind instead of from it. */
+    int sock_type, sock_protocol, sock_defaults;
     /* This capture's number (kinds keep state per checkpoint) and every
      * descriptor it takes, in order (nall grows when descriptors in
      * flight are found). */

@@ -453,6 +453,49 @@ static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
     return shut;
 }
 
+/* s's IP, IPv6 and TCP options (those of inet_opts[] its kind has) */
+static void read_opts(int fd, struct ck_inet *s)
+{
+    for (int i = 0; i < NOPTS; i++) {
+        int v = 0;
+        socklen_t l = sizeof v;
+        if (opt_applies(&inet_opts[i], s) &&
+            getsockopt(fd, inet_opts[i].level, inet_opts[i].name, &v, &l) == 0) {
+            s->opt[i] = v;
+            s->optmask |= 1u << i;
+        }
+    }
+}
+
+/* The IP, IPv6 and TCP options of a new socket of s's family and
+ * protocol (a listener's too): what a socket the program never set an
+ * option on has. Once per kind and capture; NULL if none can be made. */
+static const struct ck_inet *inet_defaults(const struct ck_fdcap *c, const struct ck_inet *s)
+{
+    static struct ck_inet defs[6];
+    static int ndefs;
+    static uint32_t gen;
+    if (c->gen != gen) {
+        gen = c->gen;
+        ndefs = 0;
+    }
+    for (int k = 0; k < ndefs; k++)
+        if (defs[k].so.family == s->so.family && defs[k].so.protocol == s->so.protocol)
+            return &defs[k];
+    if (ndefs >= (int)(sizeof defs / sizeof defs[0]))
+        return NULL;
+    int fd = socket(s->so.family, (int)s->so.type | SOCK_CLOEXEC, (int)s->so.protocol);
+    if (fd < 0)
+        return NULL;
+    struct ck_inet *d = &defs[ndefs++];
+    memset(d, 0, sizeof *d);
+    d->so = s->so;
+    d->so.opts = CK_SOCKO_LISTENING; /* a listener's options too */
+    read_opts(fd, d);
+    close(fd);
+    return d;
+}
+
 static int inet_capture(struct ck_fdcap *c)
 {
     if (!S_ISSOCK(c->st->st_mode) || (c->family != AF_INET && c->family != AF_INET6))
@@ -471,13 +514,19 @@ static int inet_capture(struct ck_fdcap *c)
     socklen_t til = sizeof ti, sl, l;
     int proto;
     l = sizeof proto;
-    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0)
+    if (c->sock_type > 0) /* the shim saw it made: TCP, UDP or UDP-Lite */
+        k.protocol = c->sock_protocol;
+    else if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0)
         k.protocol = proto;
     if (k.protocol == IPPROTO_TCP && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til) == 0)
         k.type = SOCK_STREAM;
     l = sizeof k.peek_off;
-    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) &&
-        getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &k.peek_off, &l) == 0) {
+    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) && c->sock_defaults) {
+        k.type = SOCK_DGRAM; /* never set: no peek offset */
+        k.peek_off = -1;
+        k.peek_known = 1;
+    } else if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) &&
+               getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &k.peek_off, &l) == 0) {
         k.type = SOCK_DGRAM;
         k.peek_known = 1;
     }
@@ -514,7 +563,8 @@ static int inet_capture(struct ck_fdcap *c)
      * none when the socket holds no option memory */
     static char sbuf[sizeof(struct ck_inet) + 8 * BPF_MAXINSNS];
     l = 0;
-    if (k.optmem != 0 && getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &l) == 0 && l > 0 &&
+    if (!c->sock_defaults && k.optmem != 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &l) == 0 && l > 0 &&
         l <= BPF_MAXINSNS) {
         socklen_t n = l;
         if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, sbuf + sizeof s, &n) == 0 && n == l)
@@ -530,15 +580,14 @@ static int inet_capture(struct ck_fdcap *c)
         s.flags |= CK_INETF_V4MAPPED;
     if (tcp && ti.tcpi_state == ST_LISTEN)
         s.so.opts |= CK_SOCKO_LISTENING;
-    for (int i = 0; i < NOPTS; i++) {
-        int v = 0;
-        l = sizeof v;
-        if (opt_applies(&inet_opts[i], &s) &&
-            getsockopt(fd, inet_opts[i].level, inet_opts[i].name, &v, &l) == 0) {
-            s.opt[i] = v;
+    const struct ck_inet *d = c->sock_defaults ? inet_defaults(c, &s) : NULL;
+    for (int i = 0; i < NOPTS; i++)
+        if (d && opt_applies(&inet_opts[i], &s) && (d->optmask & 1u << i)) {
+            s.opt[i] = d->opt[i]; /* never set: the kernel's default */
             s.optmask |= 1u << i;
         }
-    }
+    if (!d)
+        read_opts(fd, &s);
 
     int ret = 0;
     if (udp) {

@@ -203,6 +203,45 @@ static int get_opt(int fd, int opt, void *v, socklen_t len, uint32_t *missing, i
     return -1;
 }
 
+/* The options of a new socket of o's family, type and protocol: what a
+ * socket the program never set an option on has (c->sock_defaults). Read
+ * from a new socket once per kind and capture; NULL if none can be made. */
+#define MAX_DEFAULTS 8
+static struct {
+    int family, type, protocol;
+    struct ck_sock so;
+} defs[MAX_DEFAULTS];
+static int ndefs;
+static uint32_t defs_gen;
+
+static const struct ck_sock *defaults_of(const struct ck_fdcap *c, const struct ck_sock *o)
+{
+    if (c->gen != defs_gen) {
+        defs_gen = c->gen;
+        ndefs = 0;
+    }
+    for (int k = 0; k < ndefs; k++)
+        if (defs[k].family == c->family && defs[k].type == (int)o->type &&
+            defs[k].protocol == (int)o->protocol)
+            return &defs[k].so;
+    if (ndefs >= MAX_DEFAULTS)
+        return NULL;
+    int fd = socket(c->family, (int)o->type | SOCK_CLOEXEC, (int)o->protocol);
+    if (fd < 0)
+        return NULL;
+    struct ck_fdcap p = *c;
+    p.fd = fd;
+    p.sock_defaults = 0;
+    struct ck_sock_known k = {.type = (int)o->type, .sndbuf = -1, .rcvbuf = -1,
+                              .protocol = (int)o->protocol, .optmem = -1};
+    ck_sock_capture(&p, &k, &defs[ndefs].so);
+    close(fd);
+    defs[ndefs].family = c->family;
+    defs[ndefs].type = (int)o->type;
+    defs[ndefs].protocol = (int)o->protocol;
+    return &defs[ndefs++].so;
+}
+
 void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, struct ck_sock *o)
 {
     int v, fd = c->fd;
@@ -212,6 +251,10 @@ void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, stru
         k = *known;
     memset(o, 0, sizeof *o);
     o->family = (uint16_t)c->family;
+    if (c->sock_type > 0) { /* the shim saw it made */
+        k.type = c->sock_type;
+        k.protocol = c->sock_protocol;
+    }
     if (k.type >= 0 || get_int(fd, SO_TYPE, &k.type) == 0)
         o->type = (uint32_t)k.type;
     if (k.protocol >= 0 || get_int(fd, SO_PROTOCOL, &k.protocol) == 0)
@@ -229,6 +272,20 @@ void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, stru
     }
     if (known)
         known->optmem = k.optmem;
+    const struct ck_sock *d = c->sock_defaults ? defaults_of(c, o) : NULL;
+    if (d) {
+        /* never set: the kernel's defaults (the sizes are its own, tuned) */
+        o->opts = d->opts;
+        o->rcvlowat = d->rcvlowat;
+        o->priority = d->priority;
+        o->linger = d->linger;
+        o->rcvtimeo_us = d->rcvtimeo_us;
+        o->sndtimeo_us = d->sndtimeo_us;
+        o->peek_off = k.peek_known ? k.peek_off : d->peek_off;
+        o->sndbuf = k.sndbuf >= 0 ? k.sndbuf : d->sndbuf;
+        o->rcvbuf = k.rcvbuf >= 0 ? k.rcvbuf : d->rcvbuf;
+        return;
+    }
     uint32_t *miss = missing_of(c, o);
     _Static_assert(sizeof bool_opts / sizeof bool_opts[0] <= OPT_BUF_LOCK, "bits overlap");
     for (int i = 0; i < (int)(sizeof bool_opts / sizeof bool_opts[0]); i++)

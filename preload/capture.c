@@ -801,8 +801,12 @@ static int fdlist_next(struct fdlist *l)
 
 /* Sockets can hold file locks (flock and fcntl both work on them), which
  * only fdinfo shows: the sockets /proc/locks names (once per capture) are
- * read the slow way. Its lines: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO
- * START END" (major and minor in hex), "N: -> ..." for a waiter. */
+ * read the slow way. Reading /proc/locks takes the kernel's file-lock
+ * rwsem for writing, which waits for an RCU grace period (8-30 ms on
+ * this VM): it is read only for sockets the shim did not see made
+ * (socktrack.c), and only when there are many of them. Its lines: "N:
+ * FLOCK ADVISORY WRITE PID MAJ:MIN:INO START END" (major and minor in
+ * hex), "N: -> ..." for a waiter. */
 #define MAX_LOCKED 512
 static struct {
     unsigned maj, min;
@@ -907,8 +911,14 @@ static uint32_t *ofd_next(uint32_t *slot)
     return &ofd_tab[(size_t)(slot - ofd_tab + 1) & OFD_MASK];
 }
 
+static uint32_t cap_known_socks; /* sockets socktrack.c followed (CKSHIM_DEBUG) */
+#define FDINFO_SOCKS 256
+
 static int capture_fds(char *err, size_t errlen)
 {
+    uint32_t unknown_socks = 0;
+    cap_known_socks = 0;
+    socktrack_capture_begin();
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         snprintf(err, errlen, "cannot open /proc/self/fd: %s", strerror(errno));
@@ -992,7 +1002,17 @@ static int capture_fds(char *err, size_t errlen)
                 continue; /* closed meanwhile */
             target[l] = 0;
         }
-        int fdf = -1, quick = family >= 0 && !sock_locked(&st);
+        /* a socket the shim followed since the program made it
+         * (socktrack.c): what it never changed need not be asked */
+        struct socktrack_info known;
+        int tracked = family >= 0 && socktrack_get(fd, st.st_ino, &known);
+        cap_known_socks += tracked;
+        /* a socket not known that way: its fdinfo tells its locks (14 us),
+         * up to FDINFO_SOCKS of them; past that /proc/locks, once (an RCU
+         * grace period, 8-30 ms here: see sock_locked) */
+        int fdf = -1, quick = family >= 0 && tracked && !(known.flags & ST_LOCK);
+        if (family >= 0 && !quick)
+            quick = ++unknown_socks > FDINFO_SOCKS && !sock_locked(&st);
         if (quick && family == AF_UNIX) {
             /* fdinfo's scm_fds (descriptors in flight) can only be more
              * than 0 where something waits to be read: a unix socket
@@ -1036,7 +1056,7 @@ static int capture_fds(char *err, size_t errlen)
         }
         const char *path = target;
         int mine = fdcap_try(g_shim.nfds, &st, target, &path, info, il, &fi, family, &name,
-                             namelen, err, errlen);
+                             namelen, tracked ? &known : NULL, err, errlen);
         if (mine == 0) {
             const char *k = anon_kind(target);
             snprintf(err, errlen, "fd %d is %s (%s), which ckshim cannot restore", fd,
@@ -1073,7 +1093,11 @@ static int capture_fds(char *err, size_t errlen)
         if (f->share_with < 0 && il > 0 && !hidden &&
             (ret = capture_locks(f, info, target, err, errlen)) < 0)
             goto out;
-        if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
+        if (tracked && !hidden)
+            socktrack_saved(fd, &known);
+        if (f->share_with < 0 && tracked && !(known.flags & ST_OWNER))
+            f->owner = CK_OWN_NONE; /* never given an owner or a signal */
+        else if (f->share_with < 0 && (ret = fown_capture(f, err, errlen)) < 0)
             goto out;
         g_shim.nfds++;
     }
@@ -1352,12 +1376,16 @@ int capture_all(char *err, size_t errlen)
     struct timespec t0, t1, c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-    if ((r = capture_fds(err, errlen)) < 0)
+    socktrack_quiet(1); /* the kinds' own calls on the program's sockets */
+    r = capture_fds(err, errlen);
+    socktrack_quiet(0);
+    if (r < 0)
         return r;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     /* CKSHIM_DEBUG: the descriptors' share of the pause (docs/PERFORMANCE.md) */
-    shim_log("captured %u descriptors in %lld us (%lld us of CPU)", g_shim.nfds,
+    shim_log("captured %u descriptors (%u sockets the shim followed) in %lld us (%lld us of "
+             "CPU)", g_shim.nfds, cap_known_socks,
              (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000),
              (long long)((c1.tv_sec - c0.tv_sec) * 1000000LL + (c1.tv_nsec - c0.tv_nsec) / 1000));
     if ((r = mark_fromfd(err, errlen)) < 0 || (r = hugetlb_files(err, errlen)) < 0 ||

@@ -188,7 +188,8 @@ void fdcap_list(const int *all, const int *nall)
  * (the caller's own kinds are next); negative: refused, err set. */
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
               const char *info, int infolen, const struct ck_fdinfo *fi, int family,
-              const struct sockaddr_storage *name, unsigned int namelen, char *err, size_t errlen)
+              const struct sockaddr_storage *name, unsigned int namelen,
+              const struct socktrack_info *known, char *err, size_t errlen)
 {
     struct ck_fd *f = &g_shim.fds[idx];
     struct ck_fdcap c = {
@@ -201,6 +202,11 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
         .nopeek = shim_nopeek(f->fd),
         .priv = (void *)(uintptr_t)idx,
     };
+    if (known && known->family == family) {
+        c.sock_type = known->type;
+        c.sock_protocol = known->protocol;
+        c.sock_defaults = !(known->flags & ST_OPTS);
+    }
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
         if (!(*k)->capture)
             continue; /* captured by another kind of its file (file.c) */

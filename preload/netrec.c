@@ -548,6 +548,8 @@ SHIM_API int accept(int fd, struct sockaddr *a, socklen_t *l)
 {
     NR_RESOLVE(real_accept, "accept");
     int c = real_accept(fd, a, l);
+    if (c >= 0)
+        socktrack_accepted(fd, c);
     if (__builtin_expect(nr.on, 0) && c >= 0)
         nr_accepted(c);
     return c;
@@ -557,6 +559,8 @@ SHIM_API int accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
 {
     NR_RESOLVE(real_accept4, "accept4");
     int c = real_accept4(fd, a, l, flags);
+    if (c >= 0)
+        socktrack_accepted(fd, c);
     if (__builtin_expect(nr.on, 0) && c >= 0)
         nr_accepted(c);
     return c;
@@ -574,6 +578,7 @@ static void nr_forget(int fd)
 SHIM_API int close(int fd)
 {
     NR_RESOLVE(real_close, "close");
+    socktrack_closed(fd);
     if (__builtin_expect(nr.on, 0))
         nr_forget(fd);
     return real_close(fd);
@@ -592,6 +597,7 @@ static void nr_copy(int old, int new)
 SHIM_API int dup(int old)
 {
     NR_RESOLVE(real_dup, "dup");
+    socktrack_copied(old);
     int r = real_dup(old);
     if (__builtin_expect(nr.on, 0) && r >= 0)
         nr_copy(old, r);
@@ -602,6 +608,8 @@ SHIM_API int dup(int old)
 SHIM_API int fclose(FILE *f)
 {
     NR_RESOLVE(real_fclose, "fclose");
+    if (f)
+        socktrack_closed(fileno(f));
     if (__builtin_expect(nr.on, 0) && f)
         nr_forget(fileno(f));
     return real_fclose(f);
@@ -623,6 +631,10 @@ SHIM_API int close_range(unsigned first, unsigned last, int flags)
 SHIM_API int dup2(int old, int new)
 {
     NR_RESOLVE(real_dup2, "dup2");
+    if (old != new) {
+        socktrack_copied(old);
+        socktrack_closed(new);
+    }
     if (__builtin_expect(nr.on, 0) && old != new)
         nr_forget(new);
     int r = real_dup2(old, new);
@@ -634,6 +646,10 @@ SHIM_API int dup2(int old, int new)
 SHIM_API int dup3(int old, int new, int flags)
 {
     NR_RESOLVE(real_dup3, "dup3");
+    if (old != new) {
+        socktrack_copied(old);
+        socktrack_closed(new);
+    }
     if (__builtin_expect(nr.on, 0) && old != new)
         nr_forget(new);
     int r = real_dup3(old, new, flags);

@@ -322,6 +322,7 @@ void restore_finish(void)
     seed_reinstall();
     g_shim.listen_fd = -1;
     netrec_after_restore();
+    socktrack_after_restore();
     int r = shim_listen();
     if (r < 0)
         shim_log("cannot create the control socket after restore: %s", strerror(-r));

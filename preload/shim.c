@@ -974,6 +974,7 @@ __attribute__((constructor)) static void shim_init(void)
     g_shim.rseq_off = (long)__rseq_offset;
     g_shim.rseq_size = __rseq_size;
 
+    socktrack_init();
     if (wrappers_init() < 0 || quiesce_init() < 0 || netrec_init() < 0) {
         shim_log("initialisation failed; checkpointing disabled");
         return;

@@ -248,6 +248,26 @@ extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */
 extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
 extern volatile int shim_leader_seen;
 
+/* socktrack.c: the sockets whose options, owner and locks the shim knows
+ * are the kernel's defaults */
+enum { ST_OPTS = 1, ST_OWNER = 2, ST_LOCK = 4, ST_ALL = 7 };
+struct socktrack_info {
+    int family, type, protocol;
+    unsigned flags;                     /* ST_* the program changed */
+};
+void socktrack_init(void);
+int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out);
+void socktrack_accepted(int lfd, int fd);
+void socktrack_copied(int fd);
+void socktrack_closed(int fd);
+void socktrack_fcntl(int fd, int cmd);
+void socktrack_ioctl(int fd, unsigned long req);
+void socktrack_forget_all(void);
+void socktrack_quiet(int on);              /* 1 around the shim's own calls */
+void socktrack_capture_begin(void);
+void socktrack_saved(int fd, const struct socktrack_info *k); /* a known socket captured */
+void socktrack_after_restore(void);
+
 /* fown.c */
 int fown_capture(struct ck_fd *f, char *err, size_t errlen);
 int fown_restore(char *err, size_t errlen);
@@ -274,7 +294,8 @@ void fdcap_forget(int unmap);
 void fdcap_list(const int *all, const int *nall);
 int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **path,
               const char *info, int infolen, const struct ck_fdinfo *fi, int family,
-              const struct sockaddr_storage *name, unsigned int namelen, char *err, size_t errlen);
+              const struct sockaddr_storage *name, unsigned int namelen,
+              const struct socktrack_info *known, char *err, size_t errlen);
 int fdcap_finish(char *err, size_t errlen);
 int fdcap_resumed(char *err, size_t errlen);
 /* capture.c */

@@ -102,6 +102,35 @@ syscall:
     je 1f
     cmpq $__NR_ioprio_set, %rdi
     je 1f
+    /* calls that change a socket's options, owner or locks, copy or
+     * send descriptors, or make a process: the sockets the shim follows
+     * (socktrack.c) are all forgotten, unless the shim makes the call */
+    cmpq $__NR_setsockopt, %rdi
+    je 3f
+    cmpq $__NR_fcntl, %rdi
+    je 3f
+    cmpq $__NR_ioctl, %rdi
+    je 3f
+    cmpq $__NR_flock, %rdi
+    je 3f
+    cmpq $__NR_dup, %rdi
+    je 3f
+    cmpq $__NR_dup2, %rdi
+    je 3f
+    cmpq $__NR_dup3, %rdi
+    je 3f
+    cmpq $__NR_sendmsg, %rdi
+    je 3f
+    cmpq $__NR_sendmmsg, %rdi
+    je 3f
+    cmpq $__NR_clone, %rdi
+    je 3f
+    cmpq $__NR_clone3, %rdi
+    je 3f
+    cmpq $__NR_fork, %rdi
+    je 3f
+    cmpq $__NR_vfork, %rdi
+    je 3f
 2:  movq shim_next_syscall(%rip), %rax
     testq %rax, %rax
     jz shim_syscall_first
@@ -114,8 +143,34 @@ syscall:
     cmpq %r11, %rax
     jb 2b
     jmp shim_syscall_ids
+3:  movq (%rsp), %rax
+    leaq __ehdr_start(%rip), %r11
+    cmpq %r11, %rax
+    jb 4f
+    leaq _etext(%rip), %r11
+    cmpq %r11, %rax
+    jb 2b
+4:  lock incl shim_socktrack_gen(%rip)
+    jmp 2b
     .size syscall, .-syscall
+
+    /* vfork: no frame may stay on the stack the child shares, so the
+     * followed sockets are forgotten here and libc's vfork is jumped to
+     * with the caller's stack as it was (socktrack.c); before the shim
+     * found libc's, fork serves (POSIX allows it) */
+    .globl vfork
+    .type vfork, @function
+vfork:
+    lock incl shim_socktrack_gen(%rip)
+    movq shim_real_vfork(%rip), %rax
+    testq %rax, %rax
+    jz 5f
+    jmp *%rax
+5:  jmp fork@PLT
+    .size vfork, .-vfork
     .hidden __ehdr_start
     .hidden _etext
+    .hidden shim_socktrack_gen
+    .hidden shim_real_vfork
 
     .section .note.GNU-stack, "", @progbits

@@ -445,6 +445,7 @@ SHIM_API int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
+    socktrack_ioctl(fd, req);
     if (req == TIOCSPGRP && arg) {
         pid_t pg = *(const pid_t *)arg;
         pg = pg > 0 ? pgrp_real(pg) : pg;
@@ -765,6 +766,7 @@ static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
 {
     unsigned long arg = va_arg(ap, unsigned long);
     struct f_owner_ex ex, *uex = (struct f_owner_ex *)arg;
+    socktrack_fcntl(fd, cmd);
     if ((cmd == F_GETLK || cmd == F_OFD_GETLK) && shim_ids_moved()) {
         /* the holder of a conflicting POSIX lock, by the pid the program
          * knows it by (this one, a process of the tree, the parent of a

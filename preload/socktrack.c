@@ -1,0 +1,479 @@
+/* socktrack.c - the sockets whose options, owner and locks are still the
+ * kernel's defaults, so a checkpoint need not ask.
+ *
+ * A checkpoint asks every socket some 25 options, its owner and signal
+ * (F_GETOWN_EX, F_GETSIG) and, through /proc/locks, its file locks: any
+ * may have been set, and nothing tells in bulk. Reading /proc/locks alone
+ * waits for an RCU grace period in the kernel (its lock is a per-CPU
+ * rwsem taken for writing): 8-30 ms on this VM, whatever the count.
+ * But the program sets these only through a few calls, which the shim
+ * wraps. So the shim notes each socket it sees made, with its inode,
+ * family, type and protocol:
+ *   socket, socketpair             a new socket: nothing set
+ *   accept, accept4                inherits the listener's options (the
+ *                                  kernel copies them), not its owner or
+ *                                  locks
+ * and marks what the program changes on it since:
+ *   setsockopt                      ST_OPTS
+ *   fcntl F_SETOWN/_EX, F_SETSIG,   ST_OWNER
+ *   ioctl FIOSETOWN, SIOCSPGRP
+ *   flock, lockf, fcntl locks       ST_LOCK
+ * A socket that another process can reach is forgotten: one copy by dup
+ * (dup, dup2, dup3, F_DUPFD: the copy is not followed, the original is
+ * marked ST_ALL), one sent with SCM_RIGHTS (sendmsg, sendmmsg: ST_ALL),
+ * and every socket at all when a process is made (fork through atfork,
+ * vfork, _Fork, clone, posix_spawn, system, popen) or when the program
+ * makes one of these calls through syscall() (syscall.S): the whole table
+ * is dropped by one increment of its generation. A restore drops it too
+ * (the restored sockets were made by coord, their inodes are new).
+ *
+ * At checkpoint capture_fds asks socktrack_get with the inode fstat gave:
+ * an entry counts only if its generation is the current one and its inode
+ * is the descriptor's (so a number closed and reused without the shim
+ * seeing it, by fclose or libc inside, never passes for the old socket).
+ * Known means: the socket kind need not ask type and protocol; without
+ * ST_OPTS its options are the kernel's defaults for its kind (fds/socket.c
+ * reads them once per checkpoint from a new socket of that kind); without
+ * ST_OWNER it has no owner and no signal; without ST_LOCK it holds no
+ * file lock (and /proc/locks is not read for it).
+ *
+ * What the shim cannot see: a raw system call that is not made through
+ * libc's functions or syscall() (inline assembly; Go's runtime makes its
+ * sockets with raw calls, which are then never known), io_uring's
+ * SETSOCKOPT (a ring is refused at checkpoint), and a process that takes
+ * a descriptor with pidfd_getfd. docs/DESIGN.md, "Sockets the shim saw
+ * made".
+ *
+ * Threads: one entry per descriptor number, written by the thread that
+ * made or changed that descriptor; marks are atomic ORs, the generation
+ * an atomic counter. The table is read while every other thread is
+ * parked; a thread parked inside a wrapper has either not made its call
+ * yet (the mark comes first) or has not noted its new socket yet (then it
+ * is unknown, and read the long way). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+
+struct st_ent {
+    uint64_t ino;
+    uint32_t gen;
+    uint16_t protocol;
+    uint8_t family, type;
+    uint8_t flags; /* ST_* */
+};
+
+#define ST_CHUNK 1024
+#define ST_MAX_FD (1 << 20)
+static struct st_ent *st_dir[ST_MAX_FD / ST_CHUNK];
+
+/* Entries of an older generation are forgotten (syscall.S increments it
+ * too). Starts at 1: a zeroed entry is never current. */
+uint32_t shim_socktrack_gen = 1;
+static int st_live;           /* a socket was ever noted */
+static volatile int st_quiet; /* the shim's own calls (capture) */
+
+static int (*real_socket)(int, int, int);
+static int (*real_socketpair)(int, int, int, int[2]);
+static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
+static int (*real_flock)(int, int);
+static int (*real_lockf)(int, int, off_t);
+static int (*real_lockf64)(int, int, off_t);
+static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
+static int (*real_sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+static int (*real_posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                               const posix_spawnattr_t *, char *const[], char *const[]);
+static int (*real_posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                                const posix_spawnattr_t *, char *const[], char *const[]);
+static int (*real_system)(const char *);
+static FILE *(*real_popen)(const char *, const char *);
+static int (*real_clone)(int (*)(void *), void *, int, void *, ...);
+static pid_t (*real__Fork)(void);
+void *shim_real_vfork; /* syscall.S's vfork jumps there */
+
+#define ST_RESOLVE(var, name)                                                                      \
+    do {                                                                                           \
+        if (__builtin_expect(!(var), 0))                                                           \
+            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
+    } while (0)
+
+static uint32_t gen_now(void)
+{
+    return __atomic_load_n(&shim_socktrack_gen, __ATOMIC_ACQUIRE);
+}
+
+void socktrack_forget_all(void)
+{
+    __atomic_add_fetch(&shim_socktrack_gen, 1, __ATOMIC_ACQ_REL);
+}
+
+/* fd's entry, made if make (NULL if it cannot be) */
+static struct st_ent *ent(int fd, int make)
+{
+    if ((unsigned)fd >= ST_MAX_FD)
+        return NULL;
+    struct st_ent **slot = &st_dir[(unsigned)fd / ST_CHUNK];
+    struct st_ent *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!c && make) {
+        void *m = mmap(NULL, ST_CHUNK * sizeof *c, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        struct st_ent *none = NULL;
+        if (__atomic_compare_exchange_n(slot, &none, (struct st_ent *)m, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            c = m;
+        else {
+            munmap(m, ST_CHUNK * sizeof *c);
+            c = none;
+        }
+    }
+    return c ? &c[(unsigned)fd % ST_CHUNK] : NULL;
+}
+
+/* fd's entry if it is of this generation */
+static struct st_ent *current(int fd)
+{
+    struct st_ent *e = ent(fd, 0);
+    return e && e->gen == gen_now() ? e : NULL;
+}
+
+/* The protocol the kernel reports (SO_PROTOCOL) for what socket() was
+ * given, or -1 for a kind not followed. */
+static int kernel_protocol(int family, int type, int protocol)
+{
+    if (family == AF_UNIX)
+        return type == SOCK_STREAM || type == SOCK_DGRAM || type == SOCK_SEQPACKET ? protocol : -1;
+    if (family != AF_INET && family != AF_INET6)
+        return -1;
+    if (type == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
+        return IPPROTO_TCP;
+    if (type == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP))
+        return IPPROTO_UDP;
+    if (type == SOCK_DGRAM && protocol == IPPROTO_UDPLITE)
+        return IPPROTO_UDPLITE;
+    return -1;
+}
+
+static void note(int fd, int family, int type, int protocol, uint8_t flags)
+{
+    type &= 0xf; /* without SOCK_NONBLOCK, SOCK_CLOEXEC */
+    int p = kernel_protocol(family, type, protocol);
+    struct stat st;
+    struct st_ent *e;
+    if (p < 0 || st_quiet || !(e = ent(fd, 1)) || fstat(fd, &st) < 0)
+        return;
+    e->gen = 0; /* not current while it changes */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    e->family = (uint8_t)family;
+    e->type = (uint8_t)type;
+    e->protocol = (uint16_t)p;
+    e->flags = flags;
+    e->ino = st.st_ino;
+    __atomic_store_n(&e->gen, gen_now(), __ATOMIC_RELEASE);
+    st_live = 1;
+}
+
+/* The program changes `what` on fd: marked before the call is made. */
+static void touch(int fd, uint8_t what)
+{
+    struct st_ent *e;
+    if (st_live && !st_quiet && (e = current(fd)))
+        __atomic_fetch_or(&e->flags, what, __ATOMIC_ACQ_REL);
+}
+
+/* fd is copied (dup): the copy is not followed, the original no longer
+ * counts on its own marks */
+void socktrack_copied(int fd)
+{
+    touch(fd, ST_ALL);
+}
+
+/* fd's number no longer holds what its entry says */
+void socktrack_closed(int fd)
+{
+    struct st_ent *e;
+    if (st_live && (e = current(fd)))
+        __atomic_store_n(&e->gen, 0, __ATOMIC_RELEASE);
+}
+
+void socktrack_quiet(int on)
+{
+    st_quiet = on;
+}
+
+/* The sockets a checkpoint found known, by descriptor number: after a
+ * restore of that image they are known again, with every mark they had
+ * and the options mark besides. A restored socket has no owner and no
+ * lock but those put back (which came with their marks), on any machine;
+ * its options are what coord set where a new socket there differed from
+ * the image, which may be more than the kernel's defaults there. */
+static struct {
+    int fd;
+    uint8_t family, type, flags;
+    uint16_t protocol;
+} st_saved[SHIM_MAX_FDS];
+static int st_nsaved;
+
+void socktrack_capture_begin(void)
+{
+    st_nsaved = 0;
+}
+
+void socktrack_saved(int fd, const struct socktrack_info *k)
+{
+    if (st_nsaved >= SHIM_MAX_FDS)
+        return;
+    st_saved[st_nsaved].fd = fd;
+    st_saved[st_nsaved].family = (uint8_t)k->family;
+    st_saved[st_nsaved].type = (uint8_t)k->type;
+    st_saved[st_nsaved].protocol = (uint16_t)k->protocol;
+    st_saved[st_nsaved++].flags = (uint8_t)k->flags;
+}
+
+void socktrack_after_restore(void)
+{
+    st_quiet = 0;
+    socktrack_forget_all(); /* the sockets are coord's, with new inodes */
+    for (int k = 0; k < st_nsaved; k++)
+        note(st_saved[k].fd, st_saved[k].family, st_saved[k].type, st_saved[k].protocol,
+             st_saved[k].flags | ST_OPTS);
+}
+
+int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
+{
+    struct st_ent *e;
+    if (!st_live || !(e = current(fd)) || e->ino != ino)
+        return 0;
+    out->family = e->family;
+    out->type = e->type;
+    out->protocol = e->protocol;
+    out->flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+    return 1;
+}
+
+void socktrack_accepted(int lfd, int fd)
+{
+    struct st_ent *l;
+    struct stat st;
+    if (!st_live || st_quiet || !(l = current(lfd)))
+        return;
+    /* the listener's number still holds it (not closed and reused
+     * behind the shim's back): an accepted socket inherits its options */
+    uint8_t fl = __atomic_load_n(&l->flags, __ATOMIC_ACQUIRE);
+    if (fstat(lfd, &st) == 0 && st.st_ino == l->ino)
+        note(fd, l->family, l->type, l->protocol, fl & ST_OPTS);
+}
+
+/* SCM_RIGHTS: the descriptors sent reach another process */
+static void sent_rights(const struct msghdr *m)
+{
+    if (!m || !m->msg_control || m->msg_controllen < sizeof(struct cmsghdr))
+        return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
+         c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int *fds = (const int *)CMSG_DATA(c);
+        for (size_t k = 0; k < n; k++) {
+            int fd;
+            memcpy(&fd, fds + k, sizeof fd);
+            touch(fd, ST_ALL);
+        }
+    }
+}
+
+static void before_fork(void)
+{
+    if (st_live)
+        socktrack_forget_all();
+}
+
+void socktrack_init(void)
+{
+    ST_RESOLVE(real_socket, "socket");
+    ST_RESOLVE(real_socketpair, "socketpair");
+    ST_RESOLVE(real_setsockopt, "setsockopt");
+    ST_RESOLVE(real_flock, "flock");
+    ST_RESOLVE(real_lockf, "lockf");
+    ST_RESOLVE(real_lockf64, "lockf64");
+    ST_RESOLVE(real_sendmsg, "sendmsg");
+    ST_RESOLVE(real_sendmmsg, "sendmmsg");
+    ST_RESOLVE(shim_real_vfork, "vfork");
+    pthread_atfork(before_fork, NULL, NULL);
+}
+
+/* ---- the wrappers ---- */
+
+SHIM_API int socket(int family, int type, int protocol)
+{
+    ST_RESOLVE(real_socket, "socket");
+    int fd = real_socket(family, type, protocol);
+    if (fd >= 0)
+        note(fd, family, type, protocol, 0);
+    return fd;
+}
+
+SHIM_API int socketpair(int family, int type, int protocol, int sv[2])
+{
+    ST_RESOLVE(real_socketpair, "socketpair");
+    int r = real_socketpair(family, type, protocol, sv);
+    if (r == 0) {
+        note(sv[0], family, type, protocol, 0);
+        note(sv[1], family, type, protocol, 0);
+    }
+    return r;
+}
+
+SHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    ST_RESOLVE(real_setsockopt, "setsockopt");
+    touch(fd, ST_OPTS);
+    return real_setsockopt(fd, level, name, val, len);
+}
+
+SHIM_API int flock(int fd, int op)
+{
+    ST_RESOLVE(real_flock, "flock");
+    touch(fd, ST_LOCK);
+    return real_flock(fd, op);
+}
+
+/* lockf locks through fcntl inside libc, past the fcntl wrapper (both
+ * names glibc exports: with _FILE_OFFSET_BITS=64 its header calls lockf
+ * lockf64, hence the explicit symbol names) */
+SHIM_API int st_lockf(int fd, int cmd, off_t len) __asm__("lockf");
+SHIM_API int st_lockf(int fd, int cmd, off_t len)
+{
+    ST_RESOLVE(real_lockf, "lockf");
+    touch(fd, ST_LOCK);
+    return real_lockf(fd, cmd, len);
+}
+
+SHIM_API int st_lockf64(int fd, int cmd, off_t len) __asm__("lockf64");
+SHIM_API int st_lockf64(int fd, int cmd, off_t len)
+{
+    ST_RESOLVE(real_lockf64, "lockf64");
+    touch(fd, ST_LOCK);
+    return real_lockf64(fd, cmd, len);
+}
+
+SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    ST_RESOLVE(real_sendmsg, "sendmsg");
+    if (st_live)
+        sent_rights(m);
+    return real_sendmsg(fd, m, flags);
+}
+
+SHIM_API int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    ST_RESOLVE(real_sendmmsg, "sendmmsg");
+    if (st_live && v)
+        for (unsigned int k = 0; k < n; k++)
+            sent_rights(&v[k].msg_hdr);
+    return real_sendmmsg(fd, v, n, flags);
+}
+
+/* ---- new processes: every socket may be shared from now on ---- */
+
+SHIM_API int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    ST_RESOLVE(real_posix_spawn, "posix_spawn");
+    before_fork();
+    return real_posix_spawn(pid, path, fa, attr, argv, envp);
+}
+
+SHIM_API int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    ST_RESOLVE(real_posix_spawnp, "posix_spawnp");
+    before_fork();
+    return real_posix_spawnp(pid, file, fa, attr, argv, envp);
+}
+
+SHIM_API int system(const char *cmd)
+{
+    ST_RESOLVE(real_system, "system");
+    before_fork();
+    return real_system(cmd);
+}
+
+SHIM_API FILE *popen(const char *cmd, const char *mode)
+{
+    ST_RESOLVE(real_popen, "popen");
+    before_fork();
+    return real_popen(cmd, mode);
+}
+
+SHIM_API pid_t _Fork(void)
+{
+    ST_RESOLVE(real__Fork, "_Fork");
+    before_fork();
+    if (!real__Fork) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real__Fork();
+}
+
+SHIM_API int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    ST_RESOLVE(real_clone, "clone");
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *ptid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *ctid = va_arg(ap, pid_t *);
+    va_end(ap);
+    before_fork();
+    return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+}
+
+/* ---- hooks of wrappers elsewhere (wrappers.c, netrec.c) ---- */
+
+void socktrack_fcntl(int fd, int cmd)
+{
+    switch (cmd) {
+    case F_SETOWN:
+    case F_SETOWN_EX:
+    case F_SETSIG:
+        touch(fd, ST_OWNER);
+        break;
+    case F_SETLK:
+    case F_SETLKW:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW:
+        touch(fd, ST_LOCK);
+        break;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        touch(fd, ST_ALL);
+        break;
+    }
+}
+
+void socktrack_ioctl(int fd, unsigned long req)
+{
+    if (req == FIOSETOWN || req == SIOCSPGRP)
+        touch(fd, ST_OWNER);
+}
