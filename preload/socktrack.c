@@ -39,7 +39,8 @@
  *
  * What the shim cannot see: a raw system call that is not made through
  * libc's functions or syscall() (inline assembly; Go's runtime makes its
- * sockets with raw calls, which are then never known), io_uring's
+ * sockets with raw calls, which are then never known; a program that
+ * changes sockets that way runs with CKSHIM_NO_SOCKTRACK=1), io_uring's
  * SETSOCKOPT (a ring is refused at checkpoint), and a process that takes
  * a descriptor with pidfd_getfd. docs/DESIGN.md, "Sockets the shim saw
  * made".
@@ -58,6 +59,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -88,6 +90,7 @@ static struct st_ent *st_dir[ST_MAX_FD / ST_CHUNK];
  * too). Starts at 1: a zeroed entry is never current. */
 uint32_t shim_socktrack_gen = 1;
 static int st_live;           /* a socket was ever noted */
+static int st_off;            /* CKSHIM_NO_SOCKTRACK=1: never note one */
 static volatile int st_quiet; /* the shim's own calls (capture) */
 
 static int (*real_socket)(int, int, int);
@@ -178,7 +181,7 @@ static void note(int fd, int family, int type, int protocol, uint8_t flags)
     int p = kernel_protocol(family, type, protocol);
     struct stat st;
     struct st_ent *e;
-    if (p < 0 || st_quiet || !(e = ent(fd, 1)) || fstat(fd, &st) < 0)
+    if (p < 0 || st_quiet || st_off || !(e = ent(fd, 1)) || fstat(fd, &st) < 0)
         return;
     e->gen = 0; /* not current while it changes */
     __atomic_thread_fence(__ATOMIC_RELEASE);
@@ -309,6 +312,8 @@ static void before_fork(void)
 
 void socktrack_init(void)
 {
+    const char *off = getenv("CKSHIM_NO_SOCKTRACK");
+    st_off = off && *off && strcmp(off, "0") != 0;
     ST_RESOLVE(real_socket, "socket");
     ST_RESOLVE(real_socketpair, "socketpair");
     ST_RESOLVE(real_setsockopt, "setsockopt");

@@ -15,6 +15,8 @@
 # restore is refused with a message naming the fd and the limit, nothing
 # runs, and the image is not used up: the same image then restores from a
 # coord with a soft limit of 1024 and the program passes its checks.
+# bench_sockets's sockets are followed by the shim (socktrack.c) at a
+# first checkpoint and after a restore, and not with CKSHIM_NO_SOCKTRACK=1.
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -59,6 +61,50 @@ if wait_for 10 grep -q READY "$T/bash.log" &&
 else
     fail bash_rdwr_pipe_stays_open "could not checkpoint and restore bash: $(tail -n 2 "$T/bash.log")"
 fi
+
+# ---- the sockets the shim follows (preload/socktrack.c): bench_sockets 40
+# (a listener, TCP connections and UDP sockets, none changed) under
+# CKSHIM_DEBUG=1, which prints at each checkpoint how many sockets the
+# shim followed: all of them at the first checkpoint and again after a
+# restore (its sockets are followed again, their options asked); none
+# with CKSHIM_NO_SOCKTRACK=1. The count keeps the fast path from going
+# unnoticed; test_progs's sock_tracked programs check what it saves.
+# the count of the last checkpoint (the restored program writes over the
+# log's tail: its descriptor comes back at its checkpoint offset)
+followed() { grep -o '([0-9]* sockets the shim followed)' "$1" | tail -n 1 | tr -dc 0-9; }
+socktrack_case() { # NAME EXPECTED-AFTER-RESTORE ENV...
+    local name=$1 want=$2 n np
+    shift 2
+    : >"$T/st.log"
+    (cd "$T" && exec env CKSHIM_DEBUG=1 "$@" LD_PRELOAD="$SHIM" "$B/tests/progs/bench_sockets" 40 \
+        >"$T/st.log" 2>&1) &
+    local sp=$!
+    disown "$sp" 2>/dev/null
+    PIDS+=("$sp")
+    if ! wait_for 10 grep -q '^READY' "$T/st.log"; then
+        fail "$name" "bench_sockets did not start: $(tail -n 2 "$T/st.log")"
+        return
+    fi
+    n=$(sed -n 's/^READY \([0-9]*\) sockets/\1/p' "$T/st.log")
+    [ "$want" = all ] && want=$n
+    local a b
+    if "$C" checkpoint "$sp" -o "$T/st.ckpt" --kill >"$T/err" 2>&1 && wait_for 10 gone "$sp" &&
+        a=$(followed "$T/st.log") &&
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/st.ckpt" 2>"$T/err") && [ -n "$np" ] &&
+        PIDS+=("$np") && "$C" checkpoint "$np" -o "$T/st2.ckpt" >"$T/err" 2>&1; then
+        b=$(followed "$T/st.log")
+        if [ "$a" = "$want" ] && [ "$b" = "$want" ] && [ -n "$n" ]; then
+            pass "$name"
+        else
+            fail "$name" "$n sockets: followed $a at the first checkpoint and $b after restore, want $want"
+        fi
+        kill -9 "$np" 2>/dev/null
+    else
+        fail "$name" "checkpoint or restore failed: $(tail -n 2 "$T/err")"
+    fi
+}
+socktrack_case sockets_followed all
+socktrack_case sockets_not_followed_when_told 0 CKSHIM_NO_SOCKTRACK=1
 
 # ---- fd 5000 and RLIMIT_NOFILE
 start_test_prog fd_high || exit 0
