@@ -58,10 +58,12 @@ struct ck_fdcap {
     /* A socket the shim saw the program make in this process and has
      * followed since (preload/socktrack.c): sock_type and sock_protocol
      * are what SO_TYPE and SO_PROTOCOL would say (0: not known, ask);
-     * sock_defaults: no option was ever set on it, so its options are the
-     * kernel's defaults for its kind, read once per checkpoint from a new
-     * socket of that kind instead of from it. */
-    int sock_type, sock_protocol, sock_defaults;
+     * sock_set: the groups of options the program set on it
+     * (ck_sockopt_group bits; all ones when not known). An option of a
+     * group never set is the kernel's default for its kind, read once per
+     * checkpoint from a new socket of that kind instead of from it. */
+    int sock_type, sock_protocol;
+    uint64_t sock_set;
     /* This capture's number (kinds keep state per checkpoint) and every
      * descriptor it takes, in order (nall grows when descriptors in
      * flight are found). */

@@ -453,14 +453,23 @@ static uint32_t udp_shutdown(const struct ck_inet *s, uint64_t ino)
     return shut;
 }
 
-/* s's IP, IPv6 and TCP options (those of inet_opts[] its kind has) */
-static void read_opts(int fd, struct ck_inet *s)
+/* s's IP, IPv6 and TCP options (those of inet_opts[] its kind has),
+ * asked of fd, or taken from d (a new socket of its kind) where c says the
+ * program never set them; c NULL: all asked */
+static void read_opts(const struct ck_fdcap *c, int fd, struct ck_inet *s,
+                      const struct ck_inet *d)
 {
     for (int i = 0; i < NOPTS; i++) {
         int v = 0;
         socklen_t l = sizeof v;
-        if (opt_applies(&inet_opts[i], s) &&
-            getsockopt(fd, inet_opts[i].level, inet_opts[i].name, &v, &l) == 0) {
+        if (!opt_applies(&inet_opts[i], s))
+            continue;
+        if (d && !ck_sockopt_asked(c, inet_opts[i].level, inet_opts[i].name)) {
+            if (d->optmask & 1u << i) { /* never set: the kernel's default */
+                s->opt[i] = d->opt[i];
+                s->optmask |= 1u << i;
+            }
+        } else if (getsockopt(fd, inet_opts[i].level, inet_opts[i].name, &v, &l) == 0) {
             s->opt[i] = v;
             s->optmask |= 1u << i;
         }
@@ -491,7 +500,7 @@ static const struct ck_inet *inet_defaults(const struct ck_fdcap *c, const struc
     memset(d, 0, sizeof *d);
     d->so = s->so;
     d->so.opts = CK_SOCKO_LISTENING; /* a listener's options too */
-    read_opts(fd, d);
+    read_opts(NULL, fd, d, NULL);
     close(fd);
     return d;
 }
@@ -521,7 +530,8 @@ static int inet_capture(struct ck_fdcap *c)
     if (k.protocol == IPPROTO_TCP && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til) == 0)
         k.type = SOCK_STREAM;
     l = sizeof k.peek_off;
-    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) && c->sock_defaults) {
+    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) && c->sock_type > 0 &&
+        !ck_sockopt_asked(c, SOL_SOCKET, SO_PEEK_OFF)) {
         k.type = SOCK_DGRAM; /* never set: no peek offset */
         k.peek_off = -1;
         k.peek_known = 1;
@@ -563,7 +573,7 @@ static int inet_capture(struct ck_fdcap *c)
      * none when the socket holds no option memory */
     static char sbuf[sizeof(struct ck_inet) + 8 * BPF_MAXINSNS];
     l = 0;
-    if (!c->sock_defaults && k.optmem != 0 &&
+    if (ck_sockopt_asked(c, SOL_SOCKET, SO_ATTACH_FILTER) && k.optmem != 0 &&
         getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &l) == 0 && l > 0 &&
         l <= BPF_MAXINSNS) {
         socklen_t n = l;
@@ -580,14 +590,11 @@ static int inet_capture(struct ck_fdcap *c)
         s.flags |= CK_INETF_V4MAPPED;
     if (tcp && ti.tcpi_state == ST_LISTEN)
         s.so.opts |= CK_SOCKO_LISTENING;
-    const struct ck_inet *d = c->sock_defaults ? inet_defaults(c, &s) : NULL;
-    for (int i = 0; i < NOPTS; i++)
-        if (d && opt_applies(&inet_opts[i], &s) && (d->optmask & 1u << i)) {
-            s.opt[i] = d->opt[i]; /* never set: the kernel's default */
-            s.optmask |= 1u << i;
-        }
-    if (!d)
-        read_opts(fd, &s);
+    /* a socket the shim followed: the options of groups the program
+     * never set are the kernel's defaults */
+    const struct ck_inet *d =
+        c->sock_type > 0 && c->sock_set != ~(uint64_t)0 ? inet_defaults(c, &s) : NULL;
+    read_opts(c, fd, &s, d);
 
     int ret = 0;
     if (udp) {

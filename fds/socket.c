@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +35,173 @@
 #define SOCK_SNDBUF_LOCK 1
 #define SOCK_RCVBUF_LOCK 2
 #endif
+
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62
+#endif
+
+/* Groups of options (ck_sockopt_group): one option alone, or options
+ * the kernel ties together (a setsockopt of one changes what another
+ * reads). */
+enum {
+    G_BUF,          /* SO_SNDBUF, SO_RCVBUF (and FORCE): also SO_BUF_LOCK */
+    G_PRIO,         /* IP_TOS and IPV6_TCLASS set SO_PRIORITY too */
+    G_KEEP,         /* SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT */
+    G_NAGLE,        /* TCP_NODELAY, TCP_CORK: one field */
+    G_TSTAMP,       /* SO_TIMESTAMP, _NS, _ING, old and new: shared flags */
+    G_FILTER,       /* socket filters */
+    G_BINDDEV,      /* SO_BINDTODEVICE, SO_BINDTOIFINDEX */
+    G_RECVERR,      /* IP_RECVERR, IPV6_RECVERR */
+    G_FREEBIND,     /* IP_FREEBIND, IPV6_FREEBIND: one flag */
+    G_PASS,         /* SO_PASSCRED, SO_PASSSEC, SO_PASSPIDFD */
+    G_REUSEADDR,
+    G_REUSEPORT,
+    G_BROADCAST,
+    G_OOBINLINE,
+    G_DONTROUTE,
+    G_RCVLOWAT,
+    G_LINGER,
+    G_TIMEO,        /* SO_RCVTIMEO, SO_SNDTIMEO */
+    G_PEEKOFF,
+    G_USER_TIMEOUT,
+    G_DEFER,
+    G_NOTSENT,
+    G_FASTOPEN,
+    G_TTL,
+    G_PKTINFO,
+    G_MCAST,        /* IP_MULTICAST_TTL, IP_MULTICAST_LOOP */
+    G_V6ONLY,
+    G_HOPS,
+    G_V6PKTINFO,
+    G_CSCOV,        /* UDPLITE_SEND_CSCOV, UDPLITE_RECV_CSCOV */
+};
+
+int ck_sockopt_group(int level, int name)
+{
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_SNDBUF:
+        case SO_RCVBUF:
+        case SO_SNDBUFFORCE:
+        case SO_RCVBUFFORCE:
+        case SO_BUF_LOCK:
+            return G_BUF;
+        case SO_PRIORITY:
+            return G_PRIO;
+        case SO_KEEPALIVE:
+            return G_KEEP;
+        case 29: /* SO_TIMESTAMP_OLD */
+        case 35: /* SO_TIMESTAMPNS_OLD */
+        case 37: /* SO_TIMESTAMPING_OLD */
+        case 63: /* SO_TIMESTAMP_NEW */
+        case 64: /* SO_TIMESTAMPNS_NEW */
+        case 65: /* SO_TIMESTAMPING_NEW */
+            return G_TSTAMP;
+        case SO_ATTACH_FILTER:
+        case SO_DETACH_FILTER:
+        case SO_LOCK_FILTER:
+        case SO_ATTACH_BPF:
+        case SO_ATTACH_REUSEPORT_CBPF:
+        case SO_ATTACH_REUSEPORT_EBPF:
+        case 68: /* SO_DETACH_REUSEPORT_BPF */
+            return G_FILTER;
+        case SO_BINDTODEVICE:
+        case SO_BINDTOIFINDEX:
+            return G_BINDDEV;
+        case SO_PASSCRED:
+        case SO_PASSSEC:
+        case SO_PASSPIDFD:
+            return G_PASS;
+        case SO_REUSEADDR:
+            return G_REUSEADDR;
+        case SO_REUSEPORT:
+            return G_REUSEPORT;
+        case SO_BROADCAST:
+            return G_BROADCAST;
+        case SO_OOBINLINE:
+            return G_OOBINLINE;
+        case SO_DONTROUTE:
+            return G_DONTROUTE;
+        case SO_RCVLOWAT:
+            return G_RCVLOWAT;
+        case SO_LINGER:
+            return G_LINGER;
+        case 20: /* SO_RCVTIMEO_OLD */
+        case 21: /* SO_SNDTIMEO_OLD */
+        case 66: /* SO_RCVTIMEO_NEW */
+        case 67: /* SO_SNDTIMEO_NEW */
+            return G_TIMEO;
+        case SO_PEEK_OFF:
+            return G_PEEKOFF;
+        }
+    } else if (level == IPPROTO_TCP) {
+        switch (name) {
+        case TCP_NODELAY:
+        case TCP_CORK:
+            return G_NAGLE;
+        case TCP_KEEPIDLE:
+        case TCP_KEEPINTVL:
+        case TCP_KEEPCNT:
+            return G_KEEP;
+        case TCP_USER_TIMEOUT:
+            return G_USER_TIMEOUT;
+        case TCP_DEFER_ACCEPT:
+            return G_DEFER;
+        case TCP_NOTSENT_LOWAT:
+            return G_NOTSENT;
+        case TCP_FASTOPEN:
+            return G_FASTOPEN;
+        }
+    } else if (level == IPPROTO_IP) {
+        switch (name) {
+        case IP_TOS:
+            return G_PRIO;
+        case IP_TTL:
+            return G_TTL;
+        case IP_PKTINFO:
+            return G_PKTINFO;
+        case IP_RECVERR:
+            return G_RECVERR;
+        case IP_MULTICAST_TTL:
+        case IP_MULTICAST_LOOP:
+            return G_MCAST;
+        case IP_FREEBIND:
+            return G_FREEBIND;
+        }
+    } else if (level == IPPROTO_IPV6) {
+        switch (name) {
+        case IPV6_V6ONLY:
+            return G_V6ONLY;
+        case IPV6_UNICAST_HOPS:
+            return G_HOPS;
+        case IPV6_TCLASS:
+            return G_PRIO;
+        case IPV6_RECVPKTINFO:
+            return G_V6PKTINFO;
+        case IPV6_RECVERR:
+            return G_RECVERR;
+        case IPV6_FREEBIND:
+            return G_FREEBIND;
+        }
+    } else if (level == IPPROTO_UDPLITE && (name == 10 || name == 11)) {
+        return G_CSCOV; /* UDPLITE_SEND_CSCOV, UDPLITE_RECV_CSCOV */
+    }
+    return -1;
+}
+
+int ck_sockopt_asked(const struct ck_fdcap *c, int level, int name)
+{
+    if (c->sock_type <= 0)
+        return 1;
+    int g = ck_sockopt_group(level, name);
+    return g < 0 || (c->sock_set >> g & 1);
+}
 
 int ck_sock_family(int fd)
 {
@@ -204,8 +373,9 @@ static int get_opt(int fd, int opt, void *v, socklen_t len, uint32_t *missing, i
 }
 
 /* The options of a new socket of o's family, type and protocol: what a
- * socket the program never set an option on has (c->sock_defaults). Read
- * from a new socket once per kind and capture; NULL if none can be made. */
+ * socket the program never set an option of a group on has there
+ * (c->sock_set). Read from a new socket once per kind and capture; NULL
+ * if none can be made. */
 #define MAX_DEFAULTS 8
 static struct {
     int family, type, protocol;
@@ -231,7 +401,7 @@ static const struct ck_sock *defaults_of(const struct ck_fdcap *c, const struct 
         return NULL;
     struct ck_fdcap p = *c;
     p.fd = fd;
-    p.sock_defaults = 0;
+    p.sock_type = 0; /* asked everything */
     struct ck_sock_known k = {.type = (int)o->type, .sndbuf = -1, .rcvbuf = -1,
                               .protocol = (int)o->protocol, .optmem = -1};
     ck_sock_capture(&p, &k, &defs[ndefs].so);
@@ -272,50 +442,63 @@ void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, stru
     }
     if (known)
         known->optmem = k.optmem;
-    const struct ck_sock *d = c->sock_defaults ? defaults_of(c, o) : NULL;
-    if (d) {
-        /* never set: the kernel's defaults (the sizes are its own, tuned) */
-        o->opts = d->opts;
-        o->rcvlowat = d->rcvlowat;
-        o->priority = d->priority;
-        o->linger = d->linger;
-        o->rcvtimeo_us = d->rcvtimeo_us;
-        o->sndtimeo_us = d->sndtimeo_us;
-        o->peek_off = k.peek_known ? k.peek_off : d->peek_off;
-        o->sndbuf = k.sndbuf >= 0 ? k.sndbuf : d->sndbuf;
-        o->rcvbuf = k.rcvbuf >= 0 ? k.rcvbuf : d->rcvbuf;
-        return;
-    }
+    /* a socket the shim followed: only the options of the groups the
+     * program set are asked, the others are the kernel's defaults (the
+     * sizes are the kernel's own, tuned: read above) */
+    const struct ck_sock *d =
+        c->sock_type > 0 && c->sock_set != ~(uint64_t)0 ? defaults_of(c, o) : NULL;
     uint32_t *miss = missing_of(c, o);
     _Static_assert(sizeof bool_opts / sizeof bool_opts[0] <= OPT_BUF_LOCK, "bits overlap");
     for (int i = 0; i < (int)(sizeof bool_opts / sizeof bool_opts[0]); i++)
-        if (get_opt(fd, bool_opts[i].opt, &v, sizeof v, miss, i) == 0 && v)
+        if (d && !ck_sockopt_asked(c, SOL_SOCKET, bool_opts[i].opt))
+            o->opts |= d->opts & bool_opts[i].bit;
+        else if (get_opt(fd, bool_opts[i].opt, &v, sizeof v, miss, i) == 0 && v)
             o->opts |= bool_opts[i].bit;
     /* which sizes the program set itself (the others the kernel may still
      * tune: TCP grows them with the connection's needs) */
-    if (get_opt(fd, SO_BUF_LOCK, &v, sizeof v, miss, OPT_BUF_LOCK) == 0)
+    uint32_t lockbits = CK_SOCKO_BUF_LOCK_KNOWN | CK_SOCKO_SNDBUF_LOCK | CK_SOCKO_RCVBUF_LOCK;
+    if (d && !ck_sockopt_asked(c, SOL_SOCKET, SO_BUF_LOCK))
+        o->opts |= d->opts & lockbits;
+    else if (get_opt(fd, SO_BUF_LOCK, &v, sizeof v, miss, OPT_BUF_LOCK) == 0)
         o->opts |= CK_SOCKO_BUF_LOCK_KNOWN | (v & SOCK_SNDBUF_LOCK ? CK_SOCKO_SNDBUF_LOCK : 0) |
                    (v & SOCK_RCVBUF_LOCK ? CK_SOCKO_RCVBUF_LOCK : 0);
     struct int_opt ints[] = {INT_OPTS(o)};
+    struct ck_sock dv; /* a copy: INT_OPTS points into it */
+    memset(&dv, 0, sizeof dv);
+    if (d)
+        dv = *d;
+    struct int_opt dints[] = {INT_OPTS(&dv)};
     for (int i = 0; i < (int)(sizeof ints / sizeof ints[0]); i++) {
         int have = ints[i].opt == SO_SNDBUF ? k.sndbuf : ints[i].opt == SO_RCVBUF ? k.rcvbuf : -1;
         if (have >= 0)
             *ints[i].val = have;
+        else if (d && !ck_sockopt_asked(c, SOL_SOCKET, ints[i].opt))
+            *ints[i].val = *dints[i].val;
         else if (get_opt(fd, ints[i].opt, &v, sizeof v, miss, OPT_INTS + i) == 0)
             *ints[i].val = v;
     }
     o->peek_off = -1;
     if (k.peek_known)
         o->peek_off = k.peek_off;
+    else if (d && !ck_sockopt_asked(c, SOL_SOCKET, SO_PEEK_OFF))
+        o->peek_off = d->peek_off;
     else if (get_opt(fd, SO_PEEK_OFF, &v, sizeof v, miss, OPT_PEEK_OFF) == 0)
         o->peek_off = v;
     struct linger lg = {0, 0};
-    if (get_opt(fd, SO_LINGER, &lg, sizeof lg, miss, OPT_LINGER) == 0 && lg.l_onoff) {
+    if (d && !ck_sockopt_asked(c, SOL_SOCKET, SO_LINGER)) {
+        o->opts |= d->opts & CK_SOCKO_LINGER;
+        o->linger = d->linger;
+    } else if (get_opt(fd, SO_LINGER, &lg, sizeof lg, miss, OPT_LINGER) == 0 && lg.l_onoff) {
         o->opts |= CK_SOCKO_LINGER;
         o->linger = lg.l_linger;
     }
-    o->rcvtimeo_us = get_timeo(fd, SO_RCVTIMEO);
-    o->sndtimeo_us = get_timeo(fd, SO_SNDTIMEO);
+    if (d && !ck_sockopt_asked(c, SOL_SOCKET, SO_RCVTIMEO)) {
+        o->rcvtimeo_us = d->rcvtimeo_us;
+        o->sndtimeo_us = d->sndtimeo_us;
+    } else {
+        o->rcvtimeo_us = get_timeo(fd, SO_RCVTIMEO);
+        o->sndtimeo_us = get_timeo(fd, SO_SNDTIMEO);
+    }
 }
 
 int ck_sock_peek_begin(int fd, int old)

@@ -60,6 +60,19 @@ void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, stru
 int ck_sock_peek_begin(int fd, int old);
 void ck_sock_peek_end(int fd, int old);
 
+/* The group of socket options whose values a setsockopt(level, name)
+ * may change (0..63; one option alone, or options the kernel ties
+ * together: SO_SNDBUF with SO_BUF_LOCK, IP_TOS with SO_PRIORITY,
+ * TCP_NODELAY with TCP_CORK, ...), or -1 for an option that ckshim does
+ * not save nor knows (which may change anything). The shim marks the
+ * groups a program sets (preload/socktrack.c); a capture asks a known
+ * socket only the options of those groups (ck_fdcap.sock_set). */
+int ck_sockopt_group(int level, int name);
+
+/* Whether a capture asks c's socket option (level, name): always for a
+ * socket the shim does not know, else only if the program set its group. */
+int ck_sockopt_asked(const struct ck_fdcap *c, int level, int name);
+
 /* Make a socket of o's family, type and protocol (close-on-exec; coord
  * puts it at its number). Returns the fd or -1 (errno). */
 int ck_sock_new(const struct ck_sock *o);

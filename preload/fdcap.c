@@ -205,7 +205,7 @@ int fdcap_try(uint32_t idx, const struct stat *st, char *target, const char **pa
     if (known && known->family == family) {
         c.sock_type = known->type;
         c.sock_protocol = known->protocol;
-        c.sock_defaults = !(known->flags & ST_OPTS);
+        c.sock_set = known->flags & ST_OPTS ? known->optset : 0;
     }
     for (const struct ck_fdkind *const *k = ck_fdkinds; *k; k++) {
         if (!(*k)->capture)

@@ -254,6 +254,8 @@ enum { ST_OPTS = 1, ST_OWNER = 2, ST_LOCK = 4, ST_ALL = 7 };
 struct socktrack_info {
     int family, type, protocol;
     unsigned flags;                     /* ST_* the program changed */
+    uint64_t optset;                    /* with ST_OPTS: the groups of options it set
+                                           (fds/socket.h, ck_sockopt_group) */
 };
 void socktrack_init(void);
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out);

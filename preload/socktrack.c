@@ -69,6 +69,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "socket.h"
 
 #ifndef IPPROTO_UDPLITE
 #define IPPROTO_UDPLITE 136
@@ -76,6 +77,7 @@
 
 struct st_ent {
     uint64_t ino;
+    uint64_t optset; /* the groups of options set (ck_sockopt_group) */
     uint32_t gen;
     uint16_t protocol;
     uint8_t family, type;
@@ -175,7 +177,7 @@ static int kernel_protocol(int family, int type, int protocol)
     return -1;
 }
 
-static void note(int fd, int family, int type, int protocol, uint8_t flags)
+static void note(int fd, int family, int type, int protocol, uint8_t flags, uint64_t optset)
 {
     type &= 0xf; /* without SOCK_NONBLOCK, SOCK_CLOEXEC */
     int p = kernel_protocol(family, type, protocol);
@@ -189,17 +191,27 @@ static void note(int fd, int family, int type, int protocol, uint8_t flags)
     e->type = (uint8_t)type;
     e->protocol = (uint16_t)p;
     e->flags = flags;
+    e->optset = optset;
     e->ino = st.st_ino;
     __atomic_store_n(&e->gen, gen_now(), __ATOMIC_RELEASE);
     st_live = 1;
 }
 
-/* The program changes `what` on fd: marked before the call is made. */
-static void touch(int fd, uint8_t what)
+/* The program changes `what` on fd (with ST_OPTS: the option groups
+ * `set`): marked before the call is made. */
+static void touch_opts(int fd, uint8_t what, uint64_t set)
 {
     struct st_ent *e;
-    if (st_live && !st_quiet && (e = current(fd)))
+    if (st_live && !st_quiet && (e = current(fd))) {
+        if (what & ST_OPTS)
+            __atomic_fetch_or(&e->optset, set, __ATOMIC_ACQ_REL);
         __atomic_fetch_or(&e->flags, what, __ATOMIC_ACQ_REL);
+    }
+}
+
+static void touch(int fd, uint8_t what)
+{
+    touch_opts(fd, what, ~(uint64_t)0);
 }
 
 /* fd is copied (dup): the copy is not followed, the original no longer
@@ -257,7 +269,7 @@ void socktrack_after_restore(void)
     socktrack_forget_all(); /* the sockets are coord's, with new inodes */
     for (int k = 0; k < st_nsaved; k++)
         note(st_saved[k].fd, st_saved[k].family, st_saved[k].type, st_saved[k].protocol,
-             st_saved[k].flags | ST_OPTS);
+             st_saved[k].flags | ST_OPTS, ~(uint64_t)0);
 }
 
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
@@ -269,6 +281,7 @@ int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
     out->type = e->type;
     out->protocol = e->protocol;
     out->flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+    out->optset = __atomic_load_n(&e->optset, __ATOMIC_ACQUIRE);
     return 1;
 }
 
@@ -281,8 +294,9 @@ void socktrack_accepted(int lfd, int fd)
     /* the listener's number still holds it (not closed and reused
      * behind the shim's back): an accepted socket inherits its options */
     uint8_t fl = __atomic_load_n(&l->flags, __ATOMIC_ACQUIRE);
+    uint64_t set = __atomic_load_n(&l->optset, __ATOMIC_ACQUIRE);
     if (fstat(lfd, &st) == 0 && st.st_ino == l->ino)
-        note(fd, l->family, l->type, l->protocol, fl & ST_OPTS);
+        note(fd, l->family, l->type, l->protocol, fl & ST_OPTS, set);
 }
 
 /* SCM_RIGHTS: the descriptors sent reach another process */
@@ -333,7 +347,7 @@ SHIM_API int socket(int family, int type, int protocol)
     ST_RESOLVE(real_socket, "socket");
     int fd = real_socket(family, type, protocol);
     if (fd >= 0)
-        note(fd, family, type, protocol, 0);
+        note(fd, family, type, protocol, 0, 0);
     return fd;
 }
 
@@ -342,8 +356,8 @@ SHIM_API int socketpair(int family, int type, int protocol, int sv[2])
     ST_RESOLVE(real_socketpair, "socketpair");
     int r = real_socketpair(family, type, protocol, sv);
     if (r == 0) {
-        note(sv[0], family, type, protocol, 0);
-        note(sv[1], family, type, protocol, 0);
+        note(sv[0], family, type, protocol, 0, 0);
+        note(sv[1], family, type, protocol, 0, 0);
     }
     return r;
 }
@@ -351,7 +365,10 @@ SHIM_API int socketpair(int family, int type, int protocol, int sv[2])
 SHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     ST_RESOLVE(real_setsockopt, "setsockopt");
-    touch(fd, ST_OPTS);
+    if (st_live) {
+        int g = ck_sockopt_group(level, name);
+        touch_opts(fd, ST_OPTS, g < 0 ? ~(uint64_t)0 : (uint64_t)1 << g);
+    }
     return real_setsockopt(fd, level, name, val, len);
 }
 

@@ -26,6 +26,12 @@
  *   acc       accepted from an untouched listener: defaults
  *   accnd     accepted from a listener with TCP_NODELAY: inherits it
  *   unix      a socketpair, one end with SO_PASSCRED
+ *   one       one socket per option the shim groups (preload/socktrack.c
+ *             asks a socket only the groups of options it set): TCP, UDP
+ *             and TCP over IPv6, each with one option set; every option
+ *             of its kind read before the checkpoint and after restore
+ *             must be the same (a group that missed an option the kernel
+ *             ties to another would show here)
  * After restore (twice): every value as set, every untouched one still the
  * kernel's default (compared with a new socket), the datagram there. */
 #include <fcntl.h>
@@ -37,6 +43,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include "testlib.h"
@@ -181,6 +188,138 @@ static void expect(int fd, int level, int opt, int want, const char *what, const
     check(v == want, "%s: %s: the option reads %d, not %d", when, what, v, want);
 }
 
+/* ---- one option per socket ---- */
+
+struct one {
+    const char *what;
+    int family, type, level, opt, val; /* val -1: struct linger / timeval */
+    int fd;
+    char before[1024];
+};
+
+static struct one ones[] = {
+    {"SO_KEEPALIVE", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_KEEPALIVE, 1},
+    {"TCP_KEEPIDLE", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_KEEPIDLE, 77},
+    {"TCP_KEEPCNT", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_KEEPCNT, 4},
+    {"TCP_NODELAY", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_NODELAY, 1},
+    {"TCP_CORK", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_CORK, 1},
+    {"SO_REUSEADDR", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_REUSEADDR, 1},
+    {"SO_REUSEPORT", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_REUSEPORT, 1},
+    {"SO_OOBINLINE", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_OOBINLINE, 1},
+    {"SO_DONTROUTE", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_DONTROUTE, 1},
+    {"SO_TIMESTAMP", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_TIMESTAMP, 1},
+    {"SO_RCVLOWAT", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_RCVLOWAT, 5},
+    {"SO_PRIORITY", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_PRIORITY, 3},
+    {"IP_TOS", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_TOS, 0x10},
+    {"SO_SNDBUF", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_SNDBUF, 65536},
+    {"SO_RCVBUF", AF_INET, SOCK_DGRAM, SOL_SOCKET, SO_RCVBUF, 32768},
+    {"SO_LINGER", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_LINGER, -1},
+    {"SO_RCVTIMEO", AF_INET, SOCK_STREAM, SOL_SOCKET, SO_RCVTIMEO, -1},
+    {"SO_SNDTIMEO", AF_INET, SOCK_DGRAM, SOL_SOCKET, SO_SNDTIMEO, -1},
+    {"TCP_USER_TIMEOUT", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_USER_TIMEOUT, 1234},
+    {"TCP_NOTSENT_LOWAT", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_NOTSENT_LOWAT, 4096},
+    {"IP_TTL", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_TTL, 33},
+    {"IP_RECVERR", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_RECVERR, 1},
+    {"IP_FREEBIND", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_FREEBIND, 1},
+    {"SO_BROADCAST", AF_INET, SOCK_DGRAM, SOL_SOCKET, SO_BROADCAST, 1},
+    {"IP_PKTINFO", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_PKTINFO, 1},
+    {"IP_MULTICAST_TTL", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_MULTICAST_TTL, 5},
+    {"IP_MULTICAST_LOOP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_MULTICAST_LOOP, 0},
+    {"SO_PEEK_OFF", AF_INET, SOCK_DGRAM, SOL_SOCKET, SO_PEEK_OFF, 0},
+    {"IPV6_V6ONLY", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_V6ONLY, 1},
+    {"IPV6_UNICAST_HOPS", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 9},
+    {"IPV6_TCLASS", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_TCLASS, 0x20},
+    {"IPV6_RECVERR", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_RECVERR, 1},
+    {"IPV6_RECVPKTINFO", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1},
+    {"IPV6_FREEBIND", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_FREEBIND, 1},
+    {"IP_FREEBIND on IPv6", AF_INET6, SOCK_STREAM, IPPROTO_IP, IP_FREEBIND, 1},
+    {"IP_RECVERR on IPv6", AF_INET6, SOCK_DGRAM, IPPROTO_IP, IP_RECVERR, 1},
+    {"IP_TOS on IPv6", AF_INET6, SOCK_STREAM, IPPROTO_IP, IP_TOS, 0x10},
+};
+#define NONES (int)(sizeof ones / sizeof ones[0])
+
+/* every option ckshim saves for o's kind, as text ("x": not there) */
+static void dump_one(const struct one *o, char *out, size_t len)
+{
+    static const struct {
+        int level, opt;
+    } all[] = {
+        {SOL_SOCKET, SO_KEEPALIVE},       {SOL_SOCKET, SO_REUSEADDR},
+        {SOL_SOCKET, SO_REUSEPORT},       {SOL_SOCKET, SO_BROADCAST},
+        {SOL_SOCKET, SO_OOBINLINE},       {SOL_SOCKET, SO_DONTROUTE},
+        {SOL_SOCKET, SO_TIMESTAMP},       {SOL_SOCKET, SO_BUF_LOCK},
+        {SOL_SOCKET, SO_RCVLOWAT},        {SOL_SOCKET, SO_PRIORITY},
+        {SOL_SOCKET, SO_PEEK_OFF},        {SOL_SOCKET, SO_BINDTOIFINDEX},
+        {IPPROTO_TCP, TCP_NODELAY},       {IPPROTO_TCP, TCP_CORK},
+        {IPPROTO_TCP, TCP_KEEPIDLE},      {IPPROTO_TCP, TCP_KEEPINTVL},
+        {IPPROTO_TCP, TCP_KEEPCNT},       {IPPROTO_TCP, TCP_USER_TIMEOUT},
+        {IPPROTO_TCP, TCP_NOTSENT_LOWAT}, {IPPROTO_IP, IP_TOS},
+        {IPPROTO_IP, IP_TTL},             {IPPROTO_IP, IP_RECVERR},
+        {IPPROTO_IP, IP_FREEBIND},        {IPPROTO_IP, IP_PKTINFO},
+        {IPPROTO_IP, IP_MULTICAST_TTL},   {IPPROTO_IP, IP_MULTICAST_LOOP},
+        {IPPROTO_IPV6, IPV6_V6ONLY},      {IPPROTO_IPV6, IPV6_UNICAST_HOPS},
+        {IPPROTO_IPV6, IPV6_TCLASS},      {IPPROTO_IPV6, IPV6_RECVERR},
+        {IPPROTO_IPV6, IPV6_RECVPKTINFO}, {IPPROTO_IPV6, IPV6_FREEBIND},
+    };
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        int v = 0;
+        socklen_t l = sizeof v;
+        if ((all[k].level == IPPROTO_TCP && o->type != SOCK_STREAM) ||
+            (all[k].level == IPPROTO_IP && o->family != AF_INET) ||
+            (all[k].level == IPPROTO_IPV6 && o->family != AF_INET6))
+            continue;
+        if (getsockopt(o->fd, all[k].level, all[k].opt, &v, &l) == 0)
+            n += (size_t)snprintf(out + n, len - n, "%d.%d=%d ", all[k].level, all[k].opt, v);
+        else
+            n += (size_t)snprintf(out + n, len - n, "%d.%d=x ", all[k].level, all[k].opt);
+    }
+    struct linger lg = {0, 0};
+    struct timeval rt = {0, 0}, st = {0, 0};
+    socklen_t l = sizeof lg;
+    getsockopt(o->fd, SOL_SOCKET, SO_LINGER, &lg, &l);
+    l = sizeof rt;
+    getsockopt(o->fd, SOL_SOCKET, SO_RCVTIMEO, &rt, &l);
+    l = sizeof st;
+    getsockopt(o->fd, SOL_SOCKET, SO_SNDTIMEO, &st, &l);
+    int sb = 0;
+    l = sizeof sb;
+    getsockopt(o->fd, SOL_SOCKET, o->opt == SO_RCVBUF ? SO_RCVBUF : SO_SNDBUF, &sb, &l);
+    snprintf(out + n, len - n, "linger %d/%d rcvtimeo %ld.%06ld sndtimeo %ld.%06ld buf %d",
+             lg.l_onoff, lg.l_linger, (long)rt.tv_sec, (long)rt.tv_usec, (long)st.tv_sec,
+             (long)st.tv_usec, o->opt == SO_SNDBUF || o->opt == SO_RCVBUF ? sb : 0);
+}
+
+static void make_ones(void)
+{
+    for (int i = 0; i < NONES; i++) {
+        struct one *o = &ones[i];
+        o->fd = socket(o->family, o->type, 0);
+        check(o->fd >= 0, "%s: socket: %s", o->what, strerror(errno));
+        if (o->val >= 0) {
+            seti(o->fd, o->level, o->opt, o->val);
+        } else if (o->opt == SO_LINGER) {
+            struct linger lg = {1, 3};
+            check_sys(setsockopt(o->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+        } else {
+            struct timeval tv = {2, 500000};
+            check_sys(setsockopt(o->fd, SOL_SOCKET, o->opt, &tv, sizeof tv));
+        }
+        dump_one(o, o->before, sizeof o->before);
+    }
+}
+
+static void check_ones(const char *when)
+{
+    for (int i = 0; i < NONES; i++) {
+        char now[1024];
+        dump_one(&ones[i], now, sizeof now);
+        check(!strcmp(now, ones[i].before), "%s: the socket with %s: options \"%s\", before \"%s\"",
+              when, ones[i].what, now, ones[i].before);
+    }
+}
+
 static int has_lock_line(int fd, const char *kind)
 {
     char p[64], buf[4096];
@@ -321,6 +460,7 @@ int main(int argc, char **argv)
     accnd_s = accepted(1);
     check_sys(socketpair(AF_UNIX, SOCK_STREAM, 0, ux));
     seti(ux[0], SOL_SOCKET, SO_PASSCRED, 1);
+    make_ones();
 
     ref_t = tcp();
     ref_u = socket(AF_INET, SOCK_DGRAM, 0);
@@ -334,5 +474,6 @@ int main(int argc, char **argv)
     ref_t = tcp();
     ref_u = socket(AF_INET, SOCK_DGRAM, 0);
     check_all("after restore");
+    check_ones("after restore");
     pass();
 }
