@@ -100,7 +100,7 @@ $(B)/tests/progs/%: tests/integration/progs/%.c tests/integration/progs/testlib.
 	$(CC) -std=gnu11 -O1 -g -D_GNU_SOURCE -Wall -o $@ $< -lpthread -lrt -lm
 
 # sock_tracked's routes are built from it (ROUTE set)
-$(patsubst %,$(B)/tests/progs/sock_tracked_%,fork spawn vfork syscall): \
+$(patsubst %,$(B)/tests/progs/sock_tracked_%,fork spawn vfork syscall getfd): \
 		tests/integration/progs/sock_tracked.c
 
 $(B)/examples/%: examples/c/%.c preload/ckshim.h

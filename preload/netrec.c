@@ -547,9 +547,10 @@ SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 SHIM_API int accept(int fd, struct sockaddr *a, socklen_t *l)
 {
     NR_RESOLVE(real_accept, "accept");
+    uint32_t gen = socktrack_gen();
     int c = real_accept(fd, a, l);
     if (c >= 0)
-        socktrack_accepted(fd, c);
+        socktrack_accepted(fd, c, gen);
     if (__builtin_expect(nr.on, 0) && c >= 0)
         nr_accepted(c);
     return c;
@@ -558,9 +559,10 @@ SHIM_API int accept(int fd, struct sockaddr *a, socklen_t *l)
 SHIM_API int accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
 {
     NR_RESOLVE(real_accept4, "accept4");
+    uint32_t gen = socktrack_gen();
     int c = real_accept4(fd, a, l, flags);
     if (c >= 0)
-        socktrack_accepted(fd, c);
+        socktrack_accepted(fd, c, gen);
     if (__builtin_expect(nr.on, 0) && c >= 0)
         nr_accepted(c);
     return c;
@@ -641,6 +643,13 @@ SHIM_API int dup2(int old, int new)
     if (__builtin_expect(nr.on, 0) && r >= 0 && old != new)
         nr_copy(old, new);
     return r;
+}
+
+/* libc's other name for dup2 */
+SHIM_API int nr___dup2(int old, int new) __asm__("__dup2");
+SHIM_API int nr___dup2(int old, int new)
+{
+    return dup2(old, new);
 }
 
 SHIM_API int dup3(int old, int new, int flags)

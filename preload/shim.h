@@ -259,7 +259,8 @@ struct socktrack_info {
 };
 void socktrack_init(void);
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out);
-void socktrack_accepted(int lfd, int fd);
+uint32_t socktrack_gen(void);                  /* read before a call that makes a socket */
+void socktrack_accepted(int lfd, int fd, uint32_t gen);
 void socktrack_copied(int fd);
 void socktrack_closed(int fd);
 void socktrack_fcntl(int fd, int cmd);

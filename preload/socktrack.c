@@ -55,6 +55,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/syscall.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -111,7 +113,10 @@ static int (*real_system)(const char *);
 static FILE *(*real_popen)(const char *, const char *);
 static int (*real_clone)(int (*)(void *), void *, int, void *, ...);
 static pid_t (*real__Fork)(void);
-void *shim_real_vfork; /* syscall.S's vfork jumps there */
+static int (*real_pidfd_getfd)(int, int, unsigned int);
+static int (*real_bind)(int, const struct sockaddr *, socklen_t);
+static int (*real_connect)(int, const struct sockaddr *, socklen_t);
+static int (*real_listen)(int, int);
 
 #define ST_RESOLVE(var, name)                                                                      \
     do {                                                                                           \
@@ -157,15 +162,15 @@ static struct st_ent *ent(int fd, int make)
 static struct st_ent *current(int fd)
 {
     struct st_ent *e = ent(fd, 0);
-    return e && e->gen == gen_now() ? e : NULL;
+    return e && e->ino && e->gen == gen_now() ? e : NULL;
 }
 
 /* The protocol the kernel reports (SO_PROTOCOL) for what socket() was
  * given, or -1 for a kind not followed. */
 static int kernel_protocol(int family, int type, int protocol)
 {
-    if (family == AF_UNIX)
-        return type == SOCK_STREAM || type == SOCK_DGRAM || type == SOCK_SEQPACKET ? protocol : -1;
+    if (family == AF_UNIX) /* 0 or PF_UNIX: SO_PROTOCOL says 0 */
+        return type == SOCK_STREAM || type == SOCK_DGRAM || type == SOCK_SEQPACKET ? 0 : -1;
     if (family != AF_INET && family != AF_INET6)
         return -1;
     if (type == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
@@ -177,7 +182,10 @@ static int kernel_protocol(int family, int type, int protocol)
     return -1;
 }
 
-static void note(int fd, int family, int type, int protocol, uint8_t flags, uint64_t optset)
+/* fd was made when the generation was gen (read before the call that
+ * made it: a process made meanwhile leaves it unknown) */
+static void note(int fd, int family, int type, int protocol, uint8_t flags, uint64_t optset,
+                 uint32_t gen)
 {
     type &= 0xf; /* without SOCK_NONBLOCK, SOCK_CLOEXEC */
     int p = kernel_protocol(family, type, protocol);
@@ -185,15 +193,15 @@ static void note(int fd, int family, int type, int protocol, uint8_t flags, uint
     struct st_ent *e;
     if (p < 0 || st_quiet || st_off || !(e = ent(fd, 1)) || fstat(fd, &st) < 0)
         return;
-    e->gen = 0; /* not current while it changes */
+    __atomic_store_n(&e->ino, 0, __ATOMIC_RELEASE); /* not current while it changes */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     e->family = (uint8_t)family;
     e->type = (uint8_t)type;
     e->protocol = (uint16_t)p;
     e->flags = flags;
     e->optset = optset;
-    e->ino = st.st_ino;
-    __atomic_store_n(&e->gen, gen_now(), __ATOMIC_RELEASE);
+    e->gen = gen;
+    __atomic_store_n(&e->ino, (uint64_t)st.st_ino, __ATOMIC_RELEASE);
     st_live = 1;
 }
 
@@ -226,7 +234,7 @@ void socktrack_closed(int fd)
 {
     struct st_ent *e;
     if (st_live && (e = current(fd)))
-        __atomic_store_n(&e->gen, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&e->ino, 0, __ATOMIC_RELEASE);
 }
 
 void socktrack_quiet(int on)
@@ -269,7 +277,7 @@ void socktrack_after_restore(void)
     socktrack_forget_all(); /* the sockets are coord's, with new inodes */
     for (int k = 0; k < st_nsaved; k++)
         note(st_saved[k].fd, st_saved[k].family, st_saved[k].type, st_saved[k].protocol,
-             st_saved[k].flags | ST_OPTS, ~(uint64_t)0);
+             st_saved[k].flags | ST_OPTS, ~(uint64_t)0, gen_now());
 }
 
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
@@ -285,18 +293,41 @@ int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
     return 1;
 }
 
-void socktrack_accepted(int lfd, int fd)
+uint32_t socktrack_gen(void)
+{
+    return gen_now();
+}
+
+/* the groups of options a call other than setsockopt sets on a socket
+ * of family (bind, connect, listen, accept; fds/socket.h's groups) */
+static uint64_t group_bit(int level, int name)
+{
+    int g = ck_sockopt_group(level, name);
+    return g < 0 ? ~(uint64_t)0 : (uint64_t)1 << g;
+}
+
+void socktrack_accepted(int lfd, int fd, uint32_t gen)
 {
     struct st_ent *l;
     struct stat st;
     if (!st_live || st_quiet || !(l = current(lfd)))
         return;
     /* the listener's number still holds it (not closed and reused
-     * behind the shim's back): an accepted socket inherits its options */
-    uint8_t fl = __atomic_load_n(&l->flags, __ATOMIC_ACQUIRE);
+     * behind the shim's back): an accepted socket inherits its options;
+     * the kernel may give a TCP connection the SYN's TOS
+     * (net.ipv4.tcp_reflect_tos) and an IPv6 one the route's hop limit
+     * and the peer's interface */
+    uint8_t fl = __atomic_load_n(&l->flags, __ATOMIC_ACQUIRE) & ST_OPTS;
     uint64_t set = __atomic_load_n(&l->optset, __ATOMIC_ACQUIRE);
+    if (l->family == AF_INET || l->family == AF_INET6) {
+        fl |= ST_OPTS;
+        set |= group_bit(IPPROTO_IP, IP_TOS);
+        if (l->family == AF_INET6)
+            set |= group_bit(IPPROTO_IPV6, IPV6_UNICAST_HOPS) |
+                   group_bit(SOL_SOCKET, SO_BINDTOIFINDEX);
+    }
     if (fstat(lfd, &st) == 0 && st.st_ino == l->ino)
-        note(fd, l->family, l->type, l->protocol, fl & ST_OPTS, set);
+        note(fd, l->family, l->type, l->protocol, fl, set, gen);
 }
 
 /* SCM_RIGHTS: the descriptors sent reach another process */
@@ -336,8 +367,9 @@ void socktrack_init(void)
     ST_RESOLVE(real_lockf64, "lockf64");
     ST_RESOLVE(real_sendmsg, "sendmsg");
     ST_RESOLVE(real_sendmmsg, "sendmmsg");
-    ST_RESOLVE(shim_real_vfork, "vfork");
-    pthread_atfork(before_fork, NULL, NULL);
+    /* before the fork, and again after it in both: a socket another
+     * thread made meanwhile is inherited too */
+    pthread_atfork(before_fork, before_fork, before_fork);
 }
 
 /* ---- the wrappers ---- */
@@ -345,19 +377,21 @@ void socktrack_init(void)
 SHIM_API int socket(int family, int type, int protocol)
 {
     ST_RESOLVE(real_socket, "socket");
+    uint32_t gen = gen_now();
     int fd = real_socket(family, type, protocol);
     if (fd >= 0)
-        note(fd, family, type, protocol, 0, 0);
+        note(fd, family, type, protocol, 0, 0, gen);
     return fd;
 }
 
 SHIM_API int socketpair(int family, int type, int protocol, int sv[2])
 {
     ST_RESOLVE(real_socketpair, "socketpair");
+    uint32_t gen = gen_now();
     int r = real_socketpair(family, type, protocol, sv);
     if (r == 0) {
-        note(sv[0], family, type, protocol, 0, 0);
-        note(sv[1], family, type, protocol, 0, 0);
+        note(sv[0], family, type, protocol, 0, 0, gen);
+        note(sv[1], family, type, protocol, 0, 0, gen);
     }
     return r;
 }
@@ -422,7 +456,9 @@ SHIM_API int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_ac
 {
     ST_RESOLVE(real_posix_spawn, "posix_spawn");
     before_fork();
-    return real_posix_spawn(pid, path, fa, attr, argv, envp);
+    int r = real_posix_spawn(pid, path, fa, attr, argv, envp);
+    before_fork(); /* a socket made meanwhile by another thread */
+    return r;
 }
 
 SHIM_API int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
@@ -430,21 +466,27 @@ SHIM_API int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_a
 {
     ST_RESOLVE(real_posix_spawnp, "posix_spawnp");
     before_fork();
-    return real_posix_spawnp(pid, file, fa, attr, argv, envp);
+    int r = real_posix_spawnp(pid, file, fa, attr, argv, envp);
+    before_fork(); /* a socket made meanwhile by another thread */
+    return r;
 }
 
 SHIM_API int system(const char *cmd)
 {
     ST_RESOLVE(real_system, "system");
     before_fork();
-    return real_system(cmd);
+    int r = real_system(cmd);
+    before_fork(); /* a socket made meanwhile by another thread */
+    return r;
 }
 
 SHIM_API FILE *popen(const char *cmd, const char *mode)
 {
     ST_RESOLVE(real_popen, "popen");
     before_fork();
-    return real_popen(cmd, mode);
+    FILE *r = real_popen(cmd, mode);
+    before_fork(); /* a socket made meanwhile by another thread */
+    return r;
 }
 
 SHIM_API pid_t _Fork(void)
@@ -455,7 +497,9 @@ SHIM_API pid_t _Fork(void)
         errno = ENOSYS;
         return -1;
     }
-    return real__Fork();
+    pid_t r = real__Fork();
+    before_fork();
+    return r;
 }
 
 SHIM_API int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
@@ -468,7 +512,63 @@ SHIM_API int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
     pid_t *ctid = va_arg(ap, pid_t *);
     va_end(ap);
     before_fork();
-    return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+    int r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+    before_fork();
+    return r;
+}
+
+SHIM_API int st___clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+    __asm__("__clone");
+SHIM_API int st___clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *ptid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *ctid = va_arg(ap, pid_t *);
+    va_end(ap);
+    return clone(fn, stack, flags, arg, ptid, tls, ctid);
+}
+
+/* another descriptor of a socket, maybe of this process's own */
+SHIM_API int pidfd_getfd(int pidfd, int fd, unsigned int flags)
+{
+    ST_RESOLVE(real_pidfd_getfd, "pidfd_getfd");
+    before_fork();
+    if (!real_pidfd_getfd)
+        return (int)syscall(SYS_pidfd_getfd, pidfd, fd, flags);
+    return real_pidfd_getfd(pidfd, fd, flags);
+}
+
+/* what bind, connect and listen let the kernel set: an IPv6 socket bound
+ * to an address gets IPV6_V6ONLY, bound or connected to a link-local one
+ * its interface, connected its route's hop limit; a listener may get
+ * TCP_FASTOPEN (net.ipv4.tcp_fastopen 0x400) */
+SHIM_API int bind(int fd, const struct sockaddr *a, socklen_t len)
+{
+    ST_RESOLVE(real_bind, "bind");
+    if (st_live && a && len >= sizeof a->sa_family && a->sa_family == AF_INET6)
+        touch_opts(fd, ST_OPTS,
+                   group_bit(IPPROTO_IPV6, IPV6_V6ONLY) | group_bit(SOL_SOCKET, SO_BINDTOIFINDEX));
+    return real_bind(fd, a, len);
+}
+
+SHIM_API int connect(int fd, const struct sockaddr *a, socklen_t len)
+{
+    ST_RESOLVE(real_connect, "connect");
+    if (st_live && a && len >= sizeof a->sa_family && a->sa_family == AF_INET6)
+        touch_opts(fd, ST_OPTS,
+                   group_bit(IPPROTO_IPV6, IPV6_UNICAST_HOPS) |
+                       group_bit(SOL_SOCKET, SO_BINDTOIFINDEX));
+    return real_connect(fd, a, len);
+}
+
+SHIM_API int listen(int fd, int backlog)
+{
+    ST_RESOLVE(real_listen, "listen");
+    if (st_live)
+        touch_opts(fd, ST_OPTS, group_bit(IPPROTO_TCP, TCP_FASTOPEN));
+    return real_listen(fd, backlog);
 }
 
 /* ---- hooks of wrappers elsewhere (wrappers.c, netrec.c) ---- */

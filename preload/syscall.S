@@ -131,6 +131,8 @@ syscall:
     je 3f
     cmpq $__NR_vfork, %rdi
     je 3f
+    cmpq $__NR_pidfd_getfd, %rdi
+    je 3f
 2:  movq shim_next_syscall(%rip), %rax
     testq %rax, %rax
     jz shim_syscall_first
@@ -156,21 +158,16 @@ syscall:
 
     /* vfork: no frame may stay on the stack the child shares, so the
      * followed sockets are forgotten here and libc's vfork is jumped to
-     * with the caller's stack as it was (socktrack.c); before the shim
-     * found libc's, fork serves (POSIX allows it) */
+     * (by its other name, which the shim does not wrap) with the
+     * caller's stack as it was (socktrack.c) */
     .globl vfork
     .type vfork, @function
 vfork:
     lock incl shim_socktrack_gen(%rip)
-    movq shim_real_vfork(%rip), %rax
-    testq %rax, %rax
-    jz 5f
-    jmp *%rax
-5:  jmp fork@PLT
+    jmp __vfork@PLT
     .size vfork, .-vfork
     .hidden __ehdr_start
     .hidden _etext
     .hidden shim_socktrack_gen
-    .hidden shim_real_vfork
 
     .section .note.GNU-stack, "", @progbits

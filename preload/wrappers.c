@@ -818,6 +818,17 @@ SHIM_API int pw_fcntl(int fd, int cmd, ...)
     return r;
 }
 
+/* libc's other name for fcntl */
+SHIM_API int pw___fcntl(int fd, int cmd, ...) __asm__("__fcntl");
+SHIM_API int pw___fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return pw_fcntl(fd, cmd, arg);
+}
+
 SHIM_API int pw_fcntl64(int fd, int cmd, ...) __asm__("fcntl64");
 SHIM_API int pw_fcntl64(int fd, int cmd, ...)
 {

@@ -67,7 +67,7 @@ TWICE=" heap threads signals files posix_timer "
 TWICE+=" rseq dlopen cmdline_env brk eventfd robust_mutex sigmask_thread many_threads mprotect "
 TWICE+=" madv_fork "
 TWICE+=" fd_high pipes locks sock_tracked sock_tracked_fork sock_tracked_spawn "
-TWICE+=" sock_tracked_vfork sock_tracked_syscall "
+TWICE+=" sock_tracked_vfork sock_tracked_syscall sock_tracked_getfd "
 # Restored by a coord whose soft descriptor limit is the usual 1024 (below
 # the fds these programs hold).
 LOW_NOFILE=" fd_high "

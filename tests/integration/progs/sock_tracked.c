@@ -12,6 +12,8 @@
  *                  TCP_NODELAY
  *   ROUTE_VFORK    vfork + exec of the same: SO_REUSEADDR
  *   ROUTE_SYSCALL  syscall(SYS_setsockopt): SO_KEEPALIVE
+ *   ROUTE_GETFD    pidfd_getfd of its own descriptor, SO_KEEPALIVE set
+ *                  through the copy, the copy closed
  * This program (ROUTE 0) tries the others, each on a socket of its own:
  *   dup       setsockopt on a dup: SO_KEEPALIVE, the dup closed
  *   dupfd     the same through fcntl(F_DUPFD_CLOEXEC): TCP_NODELAY
@@ -21,6 +23,7 @@
  *             never touched: default options
  *   direct    setsockopt SO_RCVLOWAT 7
  *   owner     ioctl FIOSETOWN of the process, and fcntl F_SETSIG SIGUSR2
+ *   owner2    __fcntl (libc's other name) F_SETOWN of the process
  *   flocked   flock LOCK_EX
  *   lockf     lockf F_LOCK (a POSIX lock)
  *   acc       accepted from an untouched listener: defaults
@@ -41,6 +44,7 @@
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -52,11 +56,13 @@
 #define ROUTE_SPAWN 2
 #define ROUTE_VFORK 3
 #define ROUTE_SYSCALL 4
+#define ROUTE_GETFD 5
 #ifndef ROUTE
 #define ROUTE 0
 #endif
 
 extern char **environ;
+extern int __fcntl(int fd, int cmd, ...);
 
 static int geti(int fd, int level, int opt)
 {
@@ -112,7 +118,7 @@ static int setter(int fd, const char *what)
 }
 
 static int route_s, dup_s, dupfd_s, rights_s;
-static int plain_t, plain_u, direct_s, owner_s, flock_s, lockf_s, acc_s, accnd_s, ux[2];
+static int plain_t, plain_u, direct_s, owner_s, owner2_s, flock_s, lockf_s, acc_s, accnd_s, ux[2];
 static int ref_t, ref_u; /* new sockets after restore: the defaults */
 
 static void send_self(int fd)
@@ -338,6 +344,7 @@ static void check_route(const char *when)
     switch (ROUTE) {
     case ROUTE_FORK:
     case ROUTE_SYSCALL:
+    case ROUTE_GETFD:
         expect(route_s, SOL_SOCKET, SO_KEEPALIVE, 1, "the route's socket", when);
         break;
     case ROUTE_SPAWN:
@@ -365,6 +372,8 @@ static void check_all(const char *when)
           fcntl(owner_s, F_GETOWN), getpid());
     check(fcntl(owner_s, F_GETSIG) == SIGUSR2, "%s: owner: F_GETSIG %d", when,
           fcntl(owner_s, F_GETSIG));
+    check(fcntl(owner2_s, F_GETOWN) == getpid(), "%s: owner2: F_GETOWN %d, not %d", when,
+          fcntl(owner2_s, F_GETOWN), getpid());
     check(fcntl(plain_t, F_GETOWN) == 0 && fcntl(plain_t, F_GETSIG) == 0,
           "%s: the untouched TCP socket has an owner or a signal", when);
     check(has_lock_line(flock_s, "FLOCK"), "%s: flocked: its flock is gone", when);
@@ -404,6 +413,16 @@ static void take_route(void)
     case ROUTE_SYSCALL:
         check_sys((int)syscall(SYS_setsockopt, route_s, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on));
         break;
+    case ROUTE_GETFD: {
+        int pfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        check_sys(pfd);
+        int copy = pidfd_getfd(pfd, route_s, 0);
+        check(copy >= 0, "pidfd_getfd: %s", strerror(errno));
+        seti(copy, SOL_SOCKET, SO_KEEPALIVE, 1);
+        close(copy);
+        close(pfd);
+        break;
+    }
     }
 }
 
@@ -452,6 +471,8 @@ int main(int argc, char **argv)
     int me = getpid();
     check_sys(ioctl(owner_s, FIOSETOWN, &me));
     check_sys(fcntl(owner_s, F_SETSIG, SIGUSR2));
+    owner2_s = tcp();
+    check_sys(__fcntl(owner2_s, F_SETOWN, me));
     flock_s = tcp();
     check_sys(flock(flock_s, LOCK_EX));
     lockf_s = tcp();
