@@ -502,32 +502,39 @@ SHIM_API pid_t _Fork(void)
     return r;
 }
 
-SHIM_API int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+/* clone's optional arguments (ptid, tls, ctid) are passed on whatever
+ * the flags: libc reads only those its flags ask for */
+static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_list ap)
 {
     ST_RESOLVE(real_clone, "clone");
-    va_list ap;
-    va_start(ap, arg);
     pid_t *ptid = va_arg(ap, pid_t *);
     void *tls = va_arg(ap, void *);
     pid_t *ctid = va_arg(ap, pid_t *);
-    va_end(ap);
     before_fork();
     int r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
     before_fork();
     return r;
 }
 
+SHIM_API int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int r = clone_on(fn, stack, flags, arg, ap);
+    va_end(ap);
+    return r;
+}
+
+/* libc's other name for clone */
 SHIM_API int st___clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
     __asm__("__clone");
 SHIM_API int st___clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    pid_t *ptid = va_arg(ap, pid_t *);
-    void *tls = va_arg(ap, void *);
-    pid_t *ctid = va_arg(ap, pid_t *);
+    int r = clone_on(fn, stack, flags, arg, ap);
     va_end(ap);
-    return clone(fn, stack, flags, arg, ptid, tls, ctid);
+    return r;
 }
 
 /* another descriptor of a socket, maybe of this process's own */
