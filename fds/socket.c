@@ -429,11 +429,16 @@ void ck_sock_capture(const struct ck_fdcap *c, struct ck_sock_known *known, stru
         o->type = (uint32_t)k.type;
     if (k.protocol >= 0 || get_int(fd, SO_PROTOCOL, &k.protocol) == 0)
         o->protocol = (uint32_t)k.protocol;
-    /* both buffer sizes (and the option memory) in one call */
+    /* both buffer sizes (and the option memory) in one call; not for a
+     * socket the shim followed whose sizes and filters the program never
+     * set: its sizes are the kernel's to tune, restore leaves them so,
+     * and the image keeps its kind's defaults */
     uint32_t mem[SK_MEMINFO_VARS];
     socklen_t ml = sizeof mem;
     k.optmem = -1;
     if (k.sndbuf < 0 && k.rcvbuf < 0 &&
+        (ck_sockopt_asked(c, SOL_SOCKET, SO_SNDBUF) ||
+         ck_sockopt_asked(c, SOL_SOCKET, SO_ATTACH_FILTER)) &&
         getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
         ml >= (SK_MEMINFO_OPTMEM + 1) * sizeof mem[0]) {
         k.sndbuf = (int)mem[SK_MEMINFO_SNDBUF];

@@ -1023,7 +1023,14 @@ static int capture_fds(char *err, size_t errlen)
             if (quick)
                 fi.scm_fds = 0;
         }
-        if (quick) {
+        if (quick && tracked && !(known.flags & ST_FLAGS)) {
+            /* its flags as it was made (socket, socketpair, accept4):
+             * a socket's file is O_RDWR */
+            fdf = known.fl & STF_CLOEXEC ? FD_CLOEXEC : 0;
+            fi.flags = O_RDWR | (known.fl & STF_NONBLOCK ? O_NONBLOCK : 0) |
+                       (fdf ? O_CLOEXEC : 0);
+            fi.ino = st.st_ino;
+        } else if (quick) {
             /* what fdinfo would say of it: flags (with O_CLOEXEC), pos 0 */
             int fl = fcntl(fd, F_GETFL);
             fdf = fcntl(fd, F_GETFD);

@@ -550,7 +550,7 @@ SHIM_API int accept(int fd, struct sockaddr *a, socklen_t *l)
     uint32_t gen = socktrack_gen();
     int c = real_accept(fd, a, l);
     if (c >= 0)
-        socktrack_accepted(fd, c, gen);
+        socktrack_accepted(fd, c, 0, gen);
     if (__builtin_expect(nr.on, 0) && c >= 0)
         nr_accepted(c);
     return c;
@@ -562,7 +562,7 @@ SHIM_API int accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
     uint32_t gen = socktrack_gen();
     int c = real_accept4(fd, a, l, flags);
     if (c >= 0)
-        socktrack_accepted(fd, c, gen);
+        socktrack_accepted(fd, c, flags, gen);
     if (__builtin_expect(nr.on, 0) && c >= 0)
         nr_accepted(c);
     return c;

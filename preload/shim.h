@@ -250,17 +250,20 @@ extern volatile int shim_leader_seen;
 
 /* socktrack.c: the sockets whose options, owner and locks the shim knows
  * are the kernel's defaults */
-enum { ST_OPTS = 1, ST_OWNER = 2, ST_LOCK = 4, ST_ALL = 7 };
+enum { ST_OPTS = 1, ST_OWNER = 2, ST_LOCK = 4, ST_FLAGS = 8, ST_ALL = 15 };
+/* socktrack_info.fl without ST_FLAGS: the descriptor's flags as made */
+enum { STF_NONBLOCK = 1, STF_CLOEXEC = 2 };
 struct socktrack_info {
     int family, type, protocol;
     unsigned flags;                     /* ST_* the program changed */
     uint64_t optset;                    /* with ST_OPTS: the groups of options it set
                                            (fds/socket.h, ck_sockopt_group) */
+    unsigned fl;                        /* without ST_FLAGS: STF_* */
 };
 void socktrack_init(void);
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out);
 uint32_t socktrack_gen(void);                  /* read before a call that makes a socket */
-void socktrack_accepted(int lfd, int fd, uint32_t gen);
+void socktrack_accepted(int lfd, int fd, int flags, uint32_t gen); /* accept4's flags */
 void socktrack_copied(int fd);
 void socktrack_closed(int fd);
 void socktrack_fcntl(int fd, int cmd);

@@ -18,6 +18,8 @@
  *   fcntl F_SETOWN/_EX, F_SETSIG,   ST_OWNER
  *   ioctl FIOSETOWN, SIOCSPGRP
  *   flock, lockf, fcntl locks       ST_LOCK
+ *   fcntl F_SETFL/F_SETFD, ioctl    ST_FLAGS (else O_NONBLOCK and
+ *   FIONBIO/FIOASYNC/FIOCLEX/...    FD_CLOEXEC are what it was made with)
  * A socket that another process can reach is forgotten: one copy by dup
  * (dup, dup2, dup3, F_DUPFD: the copy is not followed, the original is
  * marked ST_ALL), one sent with SCM_RIGHTS (sendmsg, sendmmsg: ST_ALL),
@@ -84,6 +86,7 @@ struct st_ent {
     uint16_t protocol;
     uint8_t family, type;
     uint8_t flags; /* ST_* */
+    uint8_t fl; /* STF_*: O_NONBLOCK and FD_CLOEXEC as made (until ST_FLAGS) */
 };
 
 #define ST_CHUNK 1024
@@ -187,6 +190,7 @@ static int kernel_protocol(int family, int type, int protocol)
 static void note(int fd, int family, int type, int protocol, uint8_t flags, uint64_t optset,
                  uint32_t gen)
 {
+    uint8_t fl = (type & SOCK_NONBLOCK ? STF_NONBLOCK : 0) | (type & SOCK_CLOEXEC ? STF_CLOEXEC : 0);
     type &= 0xf; /* without SOCK_NONBLOCK, SOCK_CLOEXEC */
     int p = kernel_protocol(family, type, protocol);
     struct stat st;
@@ -199,6 +203,7 @@ static void note(int fd, int family, int type, int protocol, uint8_t flags, uint
     e->type = (uint8_t)type;
     e->protocol = (uint16_t)p;
     e->flags = flags;
+    e->fl = fl;
     e->optset = optset;
     e->gen = gen;
     __atomic_store_n(&e->ino, (uint64_t)st.st_ino, __ATOMIC_RELEASE);
@@ -277,7 +282,7 @@ void socktrack_after_restore(void)
     socktrack_forget_all(); /* the sockets are coord's, with new inodes */
     for (int k = 0; k < st_nsaved; k++)
         note(st_saved[k].fd, st_saved[k].family, st_saved[k].type, st_saved[k].protocol,
-             st_saved[k].flags | ST_OPTS, ~(uint64_t)0, gen_now());
+             st_saved[k].flags | ST_OPTS | ST_FLAGS, ~(uint64_t)0, gen_now());
 }
 
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
@@ -290,6 +295,7 @@ int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out)
     out->protocol = e->protocol;
     out->flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
     out->optset = __atomic_load_n(&e->optset, __ATOMIC_ACQUIRE);
+    out->fl = e->fl;
     return 1;
 }
 
@@ -306,7 +312,7 @@ static uint64_t group_bit(int level, int name)
     return g < 0 ? ~(uint64_t)0 : (uint64_t)1 << g;
 }
 
-void socktrack_accepted(int lfd, int fd, uint32_t gen)
+void socktrack_accepted(int lfd, int fd, int flags, uint32_t gen)
 {
     struct st_ent *l;
     struct stat st;
@@ -327,7 +333,8 @@ void socktrack_accepted(int lfd, int fd, uint32_t gen)
                    group_bit(SOL_SOCKET, SO_BINDTOIFINDEX);
     }
     if (fstat(lfd, &st) == 0 && st.st_ino == l->ino)
-        note(fd, l->family, l->type, l->protocol, fl, set, gen);
+        note(fd, l->family, l->type | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), l->protocol, fl,
+             set, gen);
 }
 
 /* SCM_RIGHTS: the descriptors sent reach another process */
@@ -598,6 +605,10 @@ void socktrack_fcntl(int fd, int cmd)
     case F_DUPFD_CLOEXEC:
         touch(fd, ST_ALL);
         break;
+    case F_SETFL:
+    case F_SETFD:
+        touch(fd, ST_FLAGS);
+        break;
     }
 }
 
@@ -605,4 +616,6 @@ void socktrack_ioctl(int fd, unsigned long req)
 {
     if (req == FIOSETOWN || req == SIOCSPGRP)
         touch(fd, ST_OWNER);
+    else if (req == FIONBIO || req == FIOASYNC || req == FIOCLEX || req == FIONCLEX)
+        touch(fd, ST_FLAGS);
 }

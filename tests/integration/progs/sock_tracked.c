@@ -29,6 +29,9 @@
  *   acc       accepted from an untouched listener: defaults
  *   accnd     accepted from a listener with TCP_NODELAY: inherits it
  *   unix      a socketpair, one end with SO_PASSCRED
+ *   flags     O_NONBLOCK and FD_CLOEXEC: from SOCK_NONBLOCK|SOCK_CLOEXEC,
+ *             accept4's flags, F_SETFL/F_SETFD, FIONBIO/FIOCLEX/FIONCLEX;
+ *             every socket's F_GETFL and F_GETFD compared after restore
  *   one       one socket per option the shim groups (preload/socktrack.c
  *             asks a socket only the groups of options it set): TCP, UDP
  *             and TCP over IPv6, each with one option set; every option
@@ -46,6 +49,7 @@
 #include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -150,7 +154,7 @@ static void send_self(int fd)
 
 /* a listener on loopback (TCP_NODELAY on it if nodelay) and one accepted
  * connection; the client end stays open */
-static int accepted(int nodelay)
+static int accepted(int nodelay, int flags)
 {
     int l = tcp();
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -162,8 +166,8 @@ static int accepted(int nodelay)
     check_sys(getsockname(l, (struct sockaddr *)&a, &al));
     int c = tcp();
     check_sys(connect(c, (struct sockaddr *)&a, sizeof a));
-    int s = accept(l, NULL, NULL);
-    check(s >= 0, "accept: %s", strerror(errno));
+    int s = accept4(l, NULL, NULL, flags);
+    check(s >= 0, "accept4: %s", strerror(errno));
     return s;
 }
 
@@ -326,6 +330,33 @@ static void check_ones(const char *when)
     }
 }
 
+/* every socket's file status flags and descriptor flags (the shim
+ * knows a socket's flags as it was made until fcntl or ioctl changes
+ * them: accept4's flags, SOCK_NONBLOCK, F_SETFL, FIONBIO, FIOCLEX) */
+#define MAXFD 512
+static int flags_at[MAXFD], fdflags_at[MAXFD], is_sock[MAXFD];
+
+static void snap_flags(void)
+{
+    for (int fd = 3; fd < MAXFD; fd++) {
+        struct stat st;
+        is_sock[fd] = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+        if (is_sock[fd]) {
+            flags_at[fd] = fcntl(fd, F_GETFL);
+            fdflags_at[fd] = fcntl(fd, F_GETFD);
+        }
+    }
+}
+
+static void check_flags(const char *when)
+{
+    for (int fd = 3; fd < MAXFD; fd++)
+        if (is_sock[fd])
+            check(fcntl(fd, F_GETFL) == flags_at[fd] && fcntl(fd, F_GETFD) == fdflags_at[fd],
+                  "%s: socket fd %d: F_GETFL %#x F_GETFD %d, before %#x %d", when, fd,
+                  fcntl(fd, F_GETFL), fcntl(fd, F_GETFD), flags_at[fd], fdflags_at[fd]);
+}
+
 static int has_lock_line(int fd, const char *kind)
 {
     char p[64], buf[4096];
@@ -477,8 +508,22 @@ int main(int argc, char **argv)
     check_sys(flock(flock_s, LOCK_EX));
     lockf_s = tcp();
     check_sys(lockf(lockf_s, F_LOCK, 0));
-    acc_s = accepted(0);
-    accnd_s = accepted(1);
+    acc_s = accepted(0, 0);
+    accnd_s = accepted(1, 0);
+    accepted(0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int nb = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    check_sys(nb);
+    int fl = tcp();
+    check_sys(fcntl(fl, F_SETFL, O_NONBLOCK));
+    check_sys(fcntl(fl, F_SETFD, FD_CLOEXEC));
+    int io = tcp();
+    int one = 1;
+    check_sys(ioctl(io, FIONBIO, &one));
+    check_sys(ioctl(io, FIOCLEX));
+    int un = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    check_sys(un);
+    check_sys(ioctl(un, FIONBIO, &(int){0}));
+    check_sys(ioctl(un, FIONCLEX));
     check_sys(socketpair(AF_UNIX, SOCK_STREAM, 0, ux));
     seti(ux[0], SOL_SOCKET, SO_PASSCRED, 1);
     make_ones();
@@ -488,6 +533,7 @@ int main(int argc, char **argv)
     check_all("before");
     close(ref_t);
     close(ref_u);
+    snap_flags();
 
     test_ready();
     test_wait_go();
@@ -496,5 +542,6 @@ int main(int argc, char **argv)
     ref_u = socket(AF_INET, SOCK_DGRAM, 0);
     check_all("after restore");
     check_ones("after restore");
+    check_flags("after restore");
     pass();
 }
