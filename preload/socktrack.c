@@ -14,7 +14,11 @@
  *                                  kernel copies them), not its owner or
  *                                  locks
  * and marks what the program changes on it since:
- *   setsockopt                      ST_OPTS
+ *   setsockopt                      ST_OPTS, and the group of the option
+ *                                   (fds/socket.h, ck_sockopt_group)
+ *   bind, connect of IPv6, listen;  ST_OPTS, the groups of what the kernel
+ *   accept of TCP                   sets itself then (V6ONLY, interface,
+ *                                   hop limit, TCP_FASTOPEN, TOS)
  *   fcntl F_SETOWN/_EX, F_SETSIG,   ST_OWNER
  *   ioctl FIOSETOWN, SIOCSPGRP
  *   flock, lockf, fcntl locks       ST_LOCK
@@ -24,9 +28,10 @@
  * (dup, dup2, dup3, F_DUPFD: the copy is not followed, the original is
  * marked ST_ALL), one sent with SCM_RIGHTS (sendmsg, sendmmsg: ST_ALL),
  * and every socket at all when a process is made (fork through atfork,
- * vfork, _Fork, clone, posix_spawn, system, popen) or when the program
- * makes one of these calls through syscall() (syscall.S): the whole table
- * is dropped by one increment of its generation. A restore drops it too
+ * vfork, _Fork, clone, posix_spawn, system, popen: counted before and
+ * after), when pidfd_getfd copies a descriptor, or when the program makes
+ * one of these calls through syscall() (syscall.S): the whole table is
+ * dropped by one increment of its generation. A restore drops it too
  * (the restored sockets were made by coord, their inodes are new).
  *
  * At checkpoint capture_fds asks socktrack_get with the inode fstat gave:
@@ -43,9 +48,10 @@
  * libc's functions or syscall() (inline assembly; Go's runtime makes its
  * sockets with raw calls, which are then never known; a program that
  * changes sockets that way runs with CKSHIM_NO_SOCKTRACK=1), io_uring's
- * SETSOCKOPT (a ring is refused at checkpoint), and a process that takes
- * a descriptor with pidfd_getfd. docs/DESIGN.md, "Sockets the shim saw
- * made".
+ * SETSOCKOPT (a ring is refused at checkpoint), another process that
+ * takes a descriptor with pidfd_getfd, and a socket another thread makes
+ * without SOCK_CLOEXEC while a vfork child has not exec'd yet.
+ * docs/DESIGN.md, "Sockets the shim saw made".
  *
  * Threads: one entry per descriptor number, written by the thread that
  * made or changed that descriptor; marks are atomic ORs, the generation
@@ -57,7 +63,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/syscall.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -70,6 +75,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -94,7 +100,8 @@ struct st_ent {
 static struct st_ent *st_dir[ST_MAX_FD / ST_CHUNK];
 
 /* Entries of an older generation are forgotten (syscall.S increments it
- * too). Starts at 1: a zeroed entry is never current. */
+ * too). An entry with inode 0 (zeroed, closed, being written) is never
+ * current. */
 uint32_t shim_socktrack_gen = 1;
 static int st_live;           /* a socket was ever noted */
 static int st_off;            /* CKSHIM_NO_SOCKTRACK=1: never note one */
