@@ -44,21 +44,6 @@ static void set_peekoff(int fd, int v)
     check_sys(setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v));
 }
 
-static int has_lock_line(int fd)
-{
-    char p[64], buf[4096];
-    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
-    int f = open(p, O_RDONLY);
-    if (f < 0)
-        return 0;
-    ssize_t n = read(f, buf, sizeof buf - 1);
-    close(f);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return strstr(buf, "lock:") && strstr(buf, "FLOCK") != NULL;
-}
-
 /* peek at fd (its offset moves), then read everything: want */
 static void check_queue(const char *name, int fd, const char *peeked, const char *want)
 {
@@ -127,7 +112,7 @@ int main(void)
              fcntl(u, F_GETFL), fcntl(u, F_GETFD));
     if (fcntl(u, F_GETOWN) != getpid())
         fail("UDP socket: owner %d, not the process %d", fcntl(u, F_GETOWN), getpid());
-    if (!has_lock_line(l))
+    if (!test_fdinfo_lock(l, "FLOCK"))
         fail("TCP socket fd %d: its flock is gone", l);
     if (peekoff(p) != 2 || peekoff(q) != -1 || peekoff(sp[0]) != 3)
         fail("peek offsets %d %d %d, not 2 -1 3", peekoff(p), peekoff(q), peekoff(sp[0]));

@@ -357,19 +357,6 @@ static void check_flags(const char *when)
                   fcntl(fd, F_GETFL), fcntl(fd, F_GETFD), flags_at[fd], fdflags_at[fd]);
 }
 
-static int has_lock_line(int fd, const char *kind)
-{
-    char p[64], buf[4096];
-    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
-    int f = open(p, O_RDONLY);
-    if (f < 0)
-        return 0;
-    ssize_t n = read(f, buf, sizeof buf - 1);
-    close(f);
-    buf[n > 0 ? n : 0] = 0;
-    return strstr(buf, "lock:") && strstr(buf, kind);
-}
-
 static void check_route(const char *when)
 {
     switch (ROUTE) {
@@ -407,9 +394,9 @@ static void check_all(const char *when)
           fcntl(owner2_s, F_GETOWN), getpid());
     check(fcntl(plain_t, F_GETOWN) == 0 && fcntl(plain_t, F_GETSIG) == 0,
           "%s: the untouched TCP socket has an owner or a signal", when);
-    check(has_lock_line(flock_s, "FLOCK"), "%s: flocked: its flock is gone", when);
-    check(has_lock_line(lockf_s, "POSIX"), "%s: lockf: its POSIX lock is gone", when);
-    check(!has_lock_line(plain_t, "lock"), "%s: the untouched socket holds a lock", when);
+    check(test_fdinfo_lock(flock_s, "FLOCK"), "%s: flocked: its flock is gone", when);
+    check(test_fdinfo_lock(lockf_s, "POSIX"), "%s: lockf: its POSIX lock is gone", when);
+    check(!test_fdinfo_lock(plain_t, "lock"), "%s: the untouched socket holds a lock", when);
     char d[8];
     struct sockaddr_in from;
     socklen_t fl = sizeof from;

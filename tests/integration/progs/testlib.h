@@ -225,6 +225,24 @@ static long test_check_zero(const void *buf, size_t len)
     return -1;
 }
 
+/* Whether fd's /proc/self/fdinfo has a file lock line ("lock:") that
+ * mentions kind ("FLOCK", "POSIX", ...; "lock" for any). */
+__attribute__((unused))
+static int test_fdinfo_lock(int fd, const char *kind)
+{
+    char p[64], buf[4096];
+    snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
+    int f = open(p, O_RDONLY);
+    if (f < 0)
+        return 0;
+    ssize_t n = read(f, buf, sizeof buf - 1);
+    close(f);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return strstr(buf, "lock:") && strstr(buf, kind);
+}
+
 /* The pid the kernel knows this process by now (the /proc/self link):
  * after a restore it differs from getpid() and from syscall(SYS_getpid),
  * which give the pid the program had; -1 if unreadable. */
