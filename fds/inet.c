@@ -530,15 +530,15 @@ static int inet_capture(struct ck_fdcap *c)
     if (k.protocol == IPPROTO_TCP && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &til) == 0)
         k.type = SOCK_STREAM;
     l = sizeof k.peek_off;
-    if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) && c->sock_type > 0 &&
-        !ck_sockopt_asked(c, SOL_SOCKET, SO_PEEK_OFF)) {
-        k.type = SOCK_DGRAM; /* never set: no peek offset */
-        k.peek_off = -1;
-        k.peek_known = 1;
-    } else if ((k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) &&
-               getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &k.peek_off, &l) == 0) {
-        k.type = SOCK_DGRAM;
-        k.peek_known = 1;
+    if (k.protocol == IPPROTO_UDP || k.protocol == IPPROTO_UDPLITE) {
+        if (!ck_sockopt_asked(c, SOL_SOCKET, SO_PEEK_OFF)) {
+            k.peek_off = -1; /* a UDP socket the shim saw made, never set: off */
+            k.peek_known = 1;
+        } else if (getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &k.peek_off, &l) == 0) {
+            k.peek_known = 1;
+        }
+        if (k.peek_known)
+            k.type = SOCK_DGRAM;
     }
     ck_sock_capture(c, &k, &s.so);
     int tcp = s.so.type == SOCK_STREAM && s.so.protocol == IPPROTO_TCP;
