@@ -1749,7 +1749,10 @@ int cmd_checkpoint(int argc, char **argv)
         }
     }
 
-    /* A process tree: see tree_checkpoint. */
+    /* A process tree: see tree_checkpoint. (Taken again from here when
+     * the process made a child while it was checkpointed alone.) */
+    int alone_tries = 0;
+again:
     if (tree.n > 1) {
         if (to_stdout || no_fork) {
             ck_msg("checkpoint %d: a process tree (%d processes) is checkpointed to a file "
@@ -1898,6 +1901,29 @@ int cmd_checkpoint(int argc, char **argv)
     if (r < 0) {
         ck_msg("checkpoint %d: reading the answer: %s", pid, strerror(-r));
         goto fail;
+    }
+    if (rep.status == -ECHILD && !to_stdout && !no_fork && alone_tries++ < 5) {
+        /* It made a child since coord looked (and goes on): take it again,
+         * with its children, as a tree. */
+        hb_stop();
+        close(fd);
+        fd = -1;
+        if (pidfd >= 0)
+            close(pidfd);
+        pidfd = -1;
+        char terr2[4096] = "";
+        if (ck_tree_discover(pid, &tree) < 0 || ck_tree_check(&tree, terr2, sizeof terr2)) {
+            ck_msg("checkpoint %d: it made a child process during the checkpoint, and the "
+                   "tree cannot be taken now: %s; every process goes on", pid, terr2);
+            goto fail;
+        }
+        fd = ck_ctl_connect(pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+        if (fd < 0 || ftruncate(outfd, 0) < 0 || lseek(outfd, 0, SEEK_SET) < 0) {
+            ck_msg("checkpoint %d: cannot start again: %s", pid,
+                   strerror(fd < 0 ? -fd : errno));
+            goto fail;
+        }
+        goto again;
     }
     if (rep.status != 0) {
         ck_msg("checkpoint %d: %s", pid,

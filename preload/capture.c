@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
@@ -30,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -911,6 +913,27 @@ static uint32_t *ofd_next(uint32_t *slot)
     return &ofd_tab[(size_t)(slot - ofd_tab + 1) & OFD_MASK];
 }
 
+/* A descriptor of ckshim's that a forked child inherited from its
+ * parent's manager (shim.c closes them in the child, held_fds; this is
+ * the second line): the image being written (the same file as our own
+ * image descriptor) or a connection to a control socket of ours (a bound
+ * name in the socket directory: the program's own unix sockets are never
+ * there). Not the program's: left out of the image. */
+static int coords_own(const struct stat *st, int family, const struct sockaddr_storage *name,
+                      socklen_t namelen, const struct stat *img)
+{
+    if (S_ISREG(st->st_mode))
+        return img && st->st_dev == img->st_dev && st->st_ino == img->st_ino;
+    const struct sockaddr_un *un = (const struct sockaddr_un *)name;
+    if (family != AF_UNIX || namelen <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+        !un->sun_path[0])
+        return 0;
+    char dir[200];
+    size_t dl;
+    return ck_sock_dir(dir, sizeof dir) == 0 && (dl = strlen(dir)) > 0 &&
+           !strncmp(un->sun_path, dir, dl) && un->sun_path[dl] == '/';
+}
+
 static uint32_t cap_known_socks; /* sockets socktrack.c followed (CKSHIM_DEBUG) */
 #define FDINFO_SOCKS 256
 
@@ -926,6 +949,8 @@ static int capture_fds(char *err, size_t errlen)
     }
     char dbuf[8192];
     pid_t pid = shim_real_getpid();
+    struct stat img;
+    int have_img = shim_skip_fds[1] >= 0 && fstat(shim_skip_fds[1], &img) == 0;
     static char info[65536]; /* fdinfo: one line per lock (manager only) */
     g_shim.nfds = 0;
     shim_nlocks = 0;
@@ -987,6 +1012,11 @@ static int capture_fds(char *err, size_t errlen)
         struct sockaddr_storage name;
         socklen_t namelen = 0;
         int family = S_ISSOCK(st.st_mode) ? ck_sock_family_named(fd, &name, &namelen) : -1;
+        if (!hidden && coords_own(&st, family, &name, namelen, have_img ? &img : NULL)) {
+            shim_log("fd %d is ckshim's own (coord's image or connection, inherited from "
+                     "the parent's manager): left out", fd);
+            continue;
+        }
         struct ck_fdinfo fi;
         memset(&fi, 0, sizeof fi);
         fi.scm_fds = -1;
@@ -1198,13 +1228,12 @@ static void describe_child(pid_t pid, char *out, size_t len)
     snprintf(out, len, "%d (%s%s)", pid, cmd, zombie ? ", exited but not yet waited for" : "");
 }
 
-/* Child processes are not part of an image (process trees are a later
- * issue): after restore the parent would wait for workers that do not
- * exist, or lose their results. Refuse, naming every child, while nothing
- * has changed yet. A zombie (exited, not yet reaped) is refused too: its
- * exit status would be lost and the restored program's wait() would fail
- * with ECHILD; the program only has to reap it first. The shim's own
- * image writer (a raw clone child during a checkpoint) does not count. */
+/* A checkpoint of this process alone (coord found no children) must not
+ * leave out a child made since: after restore the parent would wait for
+ * workers that do not exist, or lose their results. Refuse with -ECHILD,
+ * naming every child (zombies too: their exit status), while nothing has
+ * changed yet; coord then takes the tree. The shim's own image writer (a
+ * raw clone child during a checkpoint) does not count. */
 static int capture_children(char *err, size_t errlen)
 {
     char kids[4096];
@@ -1241,11 +1270,10 @@ static int capture_children(char *err, size_t errlen)
     }
     if (!nkids)
         return 0;
-    snprintf(err, errlen, "process %d has %d child process%s: %s; ckshim cannot checkpoint a "
-             "process tree yet: end the child%s (and wait for %s) first",
-             (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es", kids,
-             nkids == 1 ? "" : "ren", nkids == 1 ? "it" : "them");
-    return -ENOTSUP;
+    snprintf(err, errlen, "process %d made %d child process%s since coord looked: %s; it "
+             "was asked to checkpoint itself alone, not its tree",
+             (int)shim_real_getpid(), nkids, nkids == 1 ? "" : "es", kids);
+    return -ECHILD;
 }
 
 /* Hugetlb memory comes back when it is anonymous (MAP_HUGETLB) or a

@@ -182,7 +182,7 @@ int shim_listen(void)
     r = ck_sock_path_self(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
     if (r < 0)
         return r;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -399,6 +399,18 @@ static void tell_forked(int conn, int64_t t0)
     (void)!send(conn, &rep, sizeof rep, MSG_NOSIGNAL);
 }
 
+/* The descriptors the manager holds for coord: the connection (0) and
+ * the image it sent (1). They are close-on-exec, but a child forked
+ * without exec (a shell's subshell) would hold them too, and be taken
+ * into a tree checkpoint with coord's temporary image as one of its
+ * files. So each is made and stored, and closed and forgotten, under
+ * held_lock, which fork's prepare handler takes: a child has either none
+ * of them or knows their numbers, and closes them (held_child). Never
+ * held across a blocking call, nor while the program's threads are
+ * parked (one may be parked in fork, holding it). */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static int held_fds[2] = {-1, -1};
+
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
     int64_t tp = shim_now_ns(CLOCK_MONOTONIC);
@@ -524,6 +536,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     /* The manager's own park point: the restorer resumes it here. */
     if (shim_ctx_save(&g_shim.manager_ctx)) {
         g_shim.progress = 0; /* (the image's writer had it on, for that coord) */
+        /* the old life's connection and image: not ours here (threads
+         * still parked: none forks before this) */
+        held_fds[0] = held_fds[1] = -1;
         restore_finish();
         return 1;
     }
@@ -662,21 +677,75 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     return 0;
 }
 
-/* Receive one request and an optional fd. Returns 0 or -errno. */
-static int recv_req(int conn, struct ck_ctl_req *req, int *ret_fd)
+static void held_prepare(void)
+{
+    pthread_mutex_lock(&held_lock);
+}
+
+static void held_parent(void)
+{
+    pthread_mutex_unlock(&held_lock);
+}
+
+static void held_child(void)
+{
+    /* CKSHIM_TEST_HOOK=keep-held: the child keeps them (test_trees.sh:
+     * capture's second line, coords_own, must leave them out) */
+    const char *hook = getenv("CKSHIM_TEST_HOOK");
+    for (int i = 0; i < 2 && !(hook && !strcmp(hook, "keep-held")); i++)
+        if (held_fds[i] >= 0) {
+            close(held_fds[i]);
+            held_fds[i] = -1;
+        }
+    pthread_mutex_unlock(&held_lock);
+}
+
+/* Close held descriptor *fd (one of held_fds) and forget it. Only with
+ * the program's threads running; parked (--kill), none can fork: close. */
+static void held_close(int *fd, int parked)
+{
+    if (*fd < 0)
+        return;
+    if (!parked)
+        pthread_mutex_lock(&held_lock);
+    close(*fd);
+    *fd = -1;
+    if (!parked)
+        pthread_mutex_unlock(&held_lock);
+}
+
+/* Receive one request and an optional fd (held_fds[1]), waiting up to
+ * coord_silence_ms() for it. Returns 0 or -errno. */
+static int recv_req(int conn, struct ck_ctl_req *req)
 {
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {.iov_base = req, .iov_len = sizeof *req};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                         .msg_controllen = sizeof cbuf};
-    *ret_fd = -1;
     ssize_t n;
-    do
-        n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+    for (;;) {
+        /* waited for outside the lock: forks go on meanwhile */
+        struct pollfd pf = {.fd = conn, .events = POLLIN};
+        int pr = poll(&pf, 1, coord_silence_ms());
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return -ETIMEDOUT;
+        pthread_mutex_lock(&held_lock);
+        n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        int e = errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n >= 0 && c; c = CMSG_NXTHDR(&mh, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c), sizeof fd);
+                if (held_fds[1] >= 0)
+                    close(held_fds[1]);
+                held_fds[1] = fd;
+            }
+        pthread_mutex_unlock(&held_lock);
+        if (n >= 0 || (e != EINTR && e != EAGAIN))
+            break;
+    }
     if (n != (ssize_t)sizeof *req || req->magic != CK_CTL_MAGIC)
         return -EPROTO;
     return 0;
@@ -736,20 +805,24 @@ static void remove_uncommitted(int fd)
 /* What serve() did, for the manager's loop. */
 enum { SERVE_DONE, SERVE_CHECKPOINTED, SERVE_RESTORED };
 
-static int serve(int conn)
+/* Serve coord's connection, held_fds[0]; the descriptor a request brings
+ * is held_fds[1] (closed here, or left to the old life: SERVE_RESTORED). */
+static int serve(void)
 {
+    int conn = held_fds[0];
     struct ucred cr;
     socklen_t cl = sizeof cr;
     if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
         (cr.uid != getuid() && cr.uid != 0))
         return SERVE_DONE;
     struct ck_ctl_req req;
-    int fd;
     struct ck_ctl_rep rep;
     memset(&rep, 0, sizeof rep);
-    if (recv_req(conn, &req, &fd) < 0) {
-        if (fd >= 0)
-            close(fd);
+    int rr = recv_req(conn, &req), fd = held_fds[1];
+    if (rr < 0) {
+        held_close(&held_fds[1], 0);
+        if (rr == -ETIMEDOUT)
+            return SERVE_DONE;
         rep.status = -EPROTO;
         snprintf(rep.msg, sizeof rep.msg, "malformed request");
         reply(conn, &rep);
@@ -768,7 +841,7 @@ static int serve(int conn)
             rep.status = -ENOSYS;
             snprintf(rep.msg, sizeof rep.msg, "libsodium could not be initialised");
             reply(conn, &rep);
-            close(fd);
+            held_close(&held_fds[1], 0);
             return SERVE_DONE;
         }
         if (fd < 0) {
@@ -799,13 +872,13 @@ static int serve(int conn)
         }
         if (gone && (req.flags & CK_CKPT_TMPFILE))
             remove_uncommitted(fd);
-        close(fd);
-        fd = -1;
+        /* (with --kill and the image committed, threads stay parked) */
+        held_close(&held_fds[1], end);
         if (end) {
             /* --kill: the image is committed; end without running further
              * (no after-checkpoint hooks: the program does not go on). */
             ck_inet_reset_pairs();
-            close(conn);
+            held_close(&held_fds[0], 1);
             unlink(g_shim.sock_path);
             syscall(SYS_kill, shim_real_getpid(), SIGKILL);
         }
@@ -817,8 +890,7 @@ static int serve(int conn)
         snprintf(rep.msg, sizeof rep.msg, "unknown request %u", req.op);
         reply(conn, &rep);
     }
-    if (fd >= 0)
-        close(fd);
+    held_close(&held_fds[1], 0);
     return SERVE_DONE;
 }
 
@@ -845,7 +917,11 @@ static void *manager_main(void *arg)
         }
         if (!(pf[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
             continue;
-        int conn = accept4(g_shim.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        /* (the listening socket is non-blocking: not a blocking call) */
+        pthread_mutex_lock(&held_lock);
+        int conn = held_fds[0] = accept4(g_shim.listen_fd, NULL, NULL,
+                                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+        pthread_mutex_unlock(&held_lock);
         if (conn < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -859,14 +935,14 @@ static void *manager_main(void *arg)
             continue;
         }
         fcntl(conn, F_SETFL, 0);
-        int sr = serve(conn);
+        int sr = serve();
         if (sr == SERVE_RESTORED) {
             /* Not closed: that number is no longer ours (a hook may be
              * given it for its new connection). */
             hooks_after_restore();
             continue;
         }
-        close(conn);
+        held_close(&held_fds[0], 0);
         /* After coord is done with the connection: it does not wait. */
         if (sr == SERVE_CHECKPOINTED)
             hooks_after_checkpoint();
@@ -992,6 +1068,7 @@ __attribute__((constructor)) static void shim_init(void)
                     : "");
         return;
     }
+    pthread_atfork(held_prepare, held_parent, held_child);
     pthread_atfork(NULL, NULL, atfork_child);
     r = seccomp_shim_init();
     if (r < 0)

@@ -566,3 +566,32 @@ if wait_for 60 grep -q READY "$T/mem6.log"; then
 else
     fail tree_coord_killed_while_writing_all_go_on "bench_mem --procs 6 not ready"
 fi
+
+# A child forked while its parent's shim holds coord's connection and
+# image descriptor (tree_fork_held: its hook forks one) gets neither
+# (shim.c, held_fds); with the test hook keep-held it keeps them, and the
+# capture's second line leaves them out of the image: the tree restores.
+mkdir -p "$T/cwd"
+rm -f "$T/go"
+(cd "$T/cwd" && exec env CK_GO="$T/go" CKSHIM_DEBUG=1 CKSHIM_TEST_HOOK=keep-held \
+    LD_PRELOAD="$SHIM" "$B/tests/progs/tree_fork_held" >"$T/held.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+if wait_for 10 grep -q READY "$T/held.log" &&
+    "$C" checkpoint "$pid" --kill -o "$T/held.img" >"$T/out" 2>"$T/err" &&
+    grep -q "process tree of 2 processes" "$T/err"; then
+    wait_for 10 gone "$pid"
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/held.img" 2>>"$T/err")
+    [ -n "$np" ] && PIDS+=("$np")
+    if grep -q "came from its parent's shim" "$T/held.log" &&
+        grep -q "is ckshim's own (coord's image or connection" "$T/held.log" &&
+        ! "$C" inspect "$T/held.img" | grep -q "connected outside" &&
+        [ -n "$np" ] && alive "$np"; then
+        pass tree_child_with_held_fds_left_out
+    else
+        fail tree_child_with_held_fds_left_out "restore gave '$np': $(tail -n 3 "$T/held.log")"
+    fi
+else
+    fail tree_child_with_held_fds_left_out "rc: $(tail -n 2 "$T/err")"
+fi
