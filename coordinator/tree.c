@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <linux/kcmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,11 @@ int ck_tree_discover(int pid, struct ck_tree *t)
             t->m[i].zombie = 1;
         else if (i > 0 && (t->m[i].stopsig = ck_stat_exit_code(t->m[i].pid, "T")) < 0)
             t->m[i].stopsig = 0;
+        else if (i > 0 && t->m[i].stopsig == 0)
+            /* stopped, and its parent has had the report (waitpid with
+             * WUNTRACED clears the code): which signal it was is gone;
+             * stopped again with SIGSTOP (docs/DESIGN.md) */
+            t->m[i].stopsig = SIGSTOP;
     }
     return 0;
 }

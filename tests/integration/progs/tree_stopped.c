@@ -6,10 +6,12 @@
  * stopped (a checkpoint continues it, but holds its threads). It stops the first with SIGSTOP and looks at the stop with
  * waitid(WSTOPPED | WNOWAIT) (the report stays), and the second with
  * SIGTSTP without waiting (after a restore in an orphaned process group
- * it is stopped by SIGSTOP: the kernel drops SIGTSTP there). After the go file: both are still stopped (no
- * byte from them for 200 ms), waitpid(WUNTRACED) reports each stopped by
- * its signal, SIGCONT makes each write again, and SIGTERM ends each,
- * which waitpid reports.
+ * it is stopped by SIGSTOP: the kernel drops SIGTSTP there). A third is
+ * stopped with SIGSTOP and its stop collected (waitpid WUNTRACED: the
+ * kernel no longer says which signal stopped it). After the go file:
+ * all are still stopped (no byte from them for 200 ms), waitpid(WUNTRACED)
+ * reports the first two stopped by their signal, SIGCONT makes the second
+ * and third write again, and SIGTERM ends them, which waitpid reports.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -17,14 +19,16 @@
 
 #include "testlib.h"
 
-static int drain(int fd, int counts[2])
+#define KIDS 3
+
+static int drain(int fd, int counts[KIDS])
 {
     char buf[256];
     ssize_t r;
     int total = 0;
     while ((r = read(fd, buf, sizeof buf)) > 0)
         for (ssize_t i = 0; i < r; i++) {
-            if (buf[i] == 0 || buf[i] == 1)
+            if (buf[i] >= 0 && buf[i] < KIDS)
                 counts[(int)buf[i]]++;
             total++;
         }
@@ -49,8 +53,8 @@ int main(void)
     int p[2], ctl[2];
     check_sys(pipe2(p, O_NONBLOCK));
     check_sys(pipe2(ctl, O_NONBLOCK));
-    pid_t kids[2];
-    for (int i = 0; i < 2; i++) {
+    pid_t kids[KIDS];
+    for (int i = 0; i < KIDS; i++) {
         kids[i] = fork();
         check_sys(kids[i]);
         if (kids[i] == 0) {
@@ -73,40 +77,46 @@ int main(void)
     check(write(ctl[1], "x", 1) == 1, "write: %s", strerror(errno));
     check_sys(kill(kids[1], SIGTSTP));
     wait_stopped(kids[1]);
+    int st;
+    check_sys(kill(kids[2], SIGSTOP));
+    check(waitpid(kids[2], &st, WUNTRACED) == kids[2] && WIFSTOPPED(st),
+          "waitpid(%d, WUNTRACED): %s, status %#x", kids[2], strerror(errno), st);
     test_ready();
-    int counts[2] = {0, 0};
+    int counts[KIDS] = {0, 0, 0};
     while (!test_go_reached()) {
         drain(p[0], counts);
         test_sleep_ms(20);
     }
 
     drain(p[0], counts);
-    counts[0] = counts[1] = 0;
+    counts[0] = counts[1] = counts[2] = 0;
     test_sleep_ms(200);
     drain(p[0], counts);
-    check(counts[0] == 0 && counts[1] == 0, "stopped children wrote %d and %d bytes", counts[0],
-          counts[1]);
-    int sigs[2] = {SIGSTOP, SIGTSTP};
-    for (int i = 0; i < 2; i++) {
-        int st;
+    check(counts[0] == 0 && counts[1] == 0 && counts[2] == 0,
+          "stopped children wrote %d, %d and %d bytes", counts[0], counts[1], counts[2]);
+    int sigs[KIDS] = {SIGSTOP, SIGTSTP, SIGSTOP};
+    for (int i = 0; i < KIDS; i++) {
         pid_t r = waitpid(kids[i], &st, WUNTRACED | WNOHANG);
-        check(r == kids[i], "waitpid(%d, WUNTRACED) = %d: %s", kids[i], r, strerror(errno));
+        /* (the third's stop was collected; a checkpoint stops it again,
+         * which its parent sees: docs/DESIGN.md) */
+        check(r == kids[i] || (i == 2 && r == 0), "waitpid(%d, WUNTRACED) = %d: %s", kids[i],
+              r, strerror(errno));
         /* (a restored group that is orphaned, as the root's is after
          * restore --detach, cannot be stopped by SIGTSTP: SIGSTOP then) */
-        check(WIFSTOPPED(st) && (WSTOPSIG(st) == sigs[i] || WSTOPSIG(st) == SIGSTOP),
+        check(r == 0 || (WIFSTOPPED(st) && (WSTOPSIG(st) == sigs[i] || WSTOPSIG(st) == SIGSTOP)),
               "child %d: status %#x, not stopped by %d", kids[i], st, sigs[i]);
         check_sys(kill(kids[i], SIGCONT));
         int64_t end = test_now_ns() + 5000000000LL;
-        while (i == 1 && counts[i] == 0 && test_now_ns() < end) {
+        while (i > 0 && counts[i] == 0 && test_now_ns() < end) {
             test_sleep_ms(10);
             drain(p[0], counts);
         }
-        if (i == 1) {
+        if (i > 0) {
             check(counts[i] > 0, "child %d does not run after SIGCONT", kids[i]);
             check_sys(kill(kids[i], SIGTERM));
         }
         r = waitpid(kids[i], &st, 0);
-        while (r == kids[i] && WIFCONTINUED(st))
+        while (r == kids[i] && (WIFCONTINUED(st) || WIFSTOPPED(st)))
             r = waitpid(kids[i], &st, 0);
         check(r == kids[i], "waitpid(%d) = %d: %s", kids[i], r, strerror(errno));
         if (i == 0)
