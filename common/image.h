@@ -746,7 +746,7 @@ struct ck_tree_entry {
     int32_t vpid;                       /* the pid the tree knows it by (getpid) */
     int32_t real_pid;                   /* its kernel pid at checkpoint */
     int32_t parent;                     /* index of its parent entry, -1 for the root */
-    uint32_t flags;                     /* CK_TREE_ZOMBIE */
+    uint32_t flags;                     /* CK_TREE_ZOMBIE, _STOPPED, _ORPHAN */
     uint64_t offset, length;            /* its image stream in the file; a zombie: 0 and
                                            its wait status */
     int32_t pgid, sid;                  /* its process group and session at checkpoint,
@@ -763,6 +763,10 @@ struct ck_tree_entry {
 #define CK_TREE_ZOMBIE 0x1              /* exited, not yet waited for: no stream */
 #define CK_TREE_STOPPED 0x2             /* stopped by a signal (bits 8-15 of flags): stopped
                                            again once restored */
+#define CK_TREE_ORPHAN 0x4              /* adopted outside the tree when its parent exited:
+                                           parent names the entry whose restore makes it
+                                           again (through a helper that exits), not its
+                                           parent */
 
 struct ck_tree_hdr {
     char magic[CK_MAGIC_LEN];

@@ -1090,8 +1090,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         ck_tree_describe(t->m[i].pid, who, sizeof who);
         if (i > 0) {
             conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-            /* one stopped right after its fork makes its socket now */
-            for (int w = 0; conns[i] == -ENOENT && t->m[i].stopsig > 0 && w < 200; w++) {
+            /* one stopped right after its fork makes its socket now
+             * (bound but not yet listening: refused a moment) */
+            for (int w = 0; (conns[i] == -ENOENT || conns[i] == -ECONNREFUSED) &&
+                            t->m[i].stopsig > 0 && w < 200;
+                 w++) {
                 sleep_ms(10);
                 conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
             }
@@ -1285,6 +1288,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         }
         if (t->m[i].stopsig > 0)
             ents[i].flags = CK_TREE_STOPPED | ((uint32_t)t->m[i].stopsig & 0xff) << 8;
+        if (t->m[i].orphan)
+            ents[i].flags |= CK_TREE_ORPHAN;
         ents[i].vpid = (int32_t)reps[i].orig_pid;
         bytes += ents[i].length;
         pages += reps[i].pages;

@@ -1200,8 +1200,13 @@ int cmd_inspect(int argc, char **argv)
                 printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
                        te[i].real_pid);
             else {
-                printf("  pid %d (pid %d at checkpoint), child of %d%s%s", te[i].vpid,
-                       te[i].real_pid, te[te[i].parent].vpid,
+                printf("  pid %d (pid %d at checkpoint), %s %d%s%s", te[i].vpid,
+                       te[i].real_pid,
+                       (te[i].flags & CK_TREE_ORPHAN)
+                           ? "orphan (adopted outside the tree when its parent exited), made "
+                             "again by"
+                           : "child of",
+                       te[te[i].parent].vpid,
                        (te[i].flags & CK_TREE_STOPPED) ? ", stopped by " : "",
                        (te[i].flags & CK_TREE_STOPPED) ? strsignal((int)(te[i].flags >> 8 & 0xff))
                                                        : "");

@@ -143,6 +143,10 @@ static struct {
      * or session (setsid), and the round its parent forks it in. */
     int32_t **pg_now, **sid_now;
     char *makes_pg, *makes_sid, *phase;
+    /* per process: an orphan (CK_TREE_ORPHAN) whose session its helper
+     * makes (setsid) before it forks it; helper: one whose session is not
+     * its maker's (ck_tree_helpers) */
+    char *helper_sid, *helper;
     struct ck_tree_share *shares;       /* the share table (tree header), or NULL */
     uint64_t nshares;
     int shares_known;                   /* CK_TREE_HDR_SHARES */
@@ -3142,9 +3146,13 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
     g_tree.makes_pg = calloc((size_t)n, 1);
     g_tree.makes_sid = calloc((size_t)n, 1);
     g_tree.phase = calloc((size_t)n, 1);
+    g_tree.helper_sid = calloc((size_t)n, 1);
+    g_tree.helper = calloc((size_t)n, 1);
+    char *orphan = calloc((size_t)n, 1);
     int ret = -1;
     if (!parent || !pid || !sid || !skip || !g_tree.pg_now || !g_tree.sid_now ||
-        !g_tree.makes_pg || !g_tree.makes_sid || !g_tree.phase)
+        !g_tree.makes_pg || !g_tree.makes_sid || !g_tree.phase || !g_tree.helper_sid ||
+        !g_tree.helper || !orphan)
         goto out;
     /* The structure from the kernel's numbers at checkpoint (every
      * process agrees on those; a process exec'd after a restore knows
@@ -3156,10 +3164,12 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
         pid[i] = g_tree.e[i].real_pid;
         skip[i] = (g_tree.e[i].flags & CK_TREE_ZOMBIE) != 0;
         sid[i] = skip[i] ? 0 : g_tree.e[i].sid;
+        orphan[i] = (g_tree.e[i].flags & CK_TREE_ORPHAN) != 0;
     }
+    ck_tree_helpers(n, parent, orphan, pid, sid, sid[0], g_tree.helper);
     char err[256];
-    if (ck_tree_session_plan(n, parent, pid, sid, skip, sid[0], g_tree.phase, err,
-                             sizeof err) < 0) {
+    if (ck_tree_session_plan(n, parent, pid, sid, skip, g_tree.helper, sid[0], g_tree.phase,
+                             err, sizeof err) < 0) {
         fail_msg(root, "the sessions of the tree cannot be made again: %s", err);
         goto out;
     }
@@ -3203,21 +3213,39 @@ static int tree_groups_plan(struct rctx *root, int32_t *groups, int *ngroups, in
         for (k = 0; k < *nsess && rsess[k] != sd; k++)
             ;
         if (k == *nsess) {
-            /* the root finds its own; any other is made by its leader */
-            int maker = sd == sid[0] ? 0 : -1;
+            /* the root finds its own; any other is made by its leader,
+             * or one that led it and is a zombie now (it makes it before
+             * it ends, and forks the orphans in it), or else by the helper
+             * of the first orphan in it */
+            int maker = sd == sid[0] ? 0 : -1, zleader = -1, first = -1;
             for (int j = 1; j < n && maker < 0; j++)
                 if (!skip[j] && pid[j] == sd && sid[j] == sd)
                     maker = j;
-            if (maker < 0) {
+            for (int j = 1; j < n && maker < 0 && zleader < 0; j++)
+                if (skip[j] && pid[j] == sd)
+                    zleader = j;
+            for (int j = 1; j < n && maker < 0 && zleader < 0 && first < 0; j++)
+                if (!skip[j] && g_tree.helper[j] && sid[j] == sd)
+                    first = j;
+            if (maker < 0 && zleader < 0 && first < 0) {
                 fail_msg(root, "process %d of the tree is in session %d, which none of the tree "
                          "leads", g_tree.e[i].vpid, sd);
                 free(rgroups);
                 free(rsess);
                 goto out;
             }
-            g_tree.makes_sid[maker] = 1;
+            if (maker >= 0)
+                g_tree.makes_sid[maker] = 1;
+            else if (zleader >= 0)
+                g_tree.makes_sid[zleader] = 1;
+            else
+                g_tree.helper_sid[first] = 1;
             rsess[k] = sd;
-            sess[(*nsess)++] = (int32_t)g_tree.m[maker].img.proc.sid;
+            /* the number the program knows it by (a zombie's or a gone
+             * leader's: as its members know it) */
+            sess[(*nsess)++] = (int32_t)g_tree.m[maker >= 0 ? maker : i].img.proc.sid;
+            if (zleader >= 0)
+                g_tree.sid_now[zleader] = &sess[*nsess - 1];
         }
         g_tree.sid_now[i] = &sess[k];
     }
@@ -3229,6 +3257,7 @@ out:
     free(pid);
     free(sid);
     free(skip);
+    free(orphan);
     return ret;
 }
 
@@ -3869,6 +3898,18 @@ static void tree_close_all(void)
  * now go into the map the shims read once the gate opens. Returns only
  * on failure (err of process i set). */
 static void tree_become(int i, const char *restorer);
+static int tree_make_orphans(int i, const char *restorer, int helper);
+
+/* In a child just forked: become process j of the tree, or say why not
+ * (file: the image) and end. */
+__attribute__((noreturn)) static void tree_child(int j, const char *file, const char *restorer)
+{
+    tree_become(j, restorer);
+    dprintf(g_tree.m[j].saved_std[2] > 0 ? g_tree.m[j].saved_std[2] : 2,
+            "coord: restore %s: process %d of the tree: %s\n", file, g_tree.e[j].vpid,
+            g_tree.m[j].err);
+    _exit(1);
+}
 
 /* In the child that ends as zombie j: into its process group first
  * (made here when no living process of the tree is in it), so that
@@ -3898,7 +3939,8 @@ static int tree_fork_round(int i, int round, const char *restorer)
 {
     struct rctx *m = &g_tree.m[i];
     for (int j = i + 1; j < g_tree.n; j++) {
-        if (g_tree.e[j].parent != i || g_tree.phase[j] != round)
+        if (g_tree.e[j].parent != i || g_tree.phase[j] != round ||
+            (g_tree.e[j].flags & CK_TREE_ORPHAN))
             continue;
         fflush(NULL);
         if (g_tree.e[j].flags & CK_TREE_ZOMBIE) {
@@ -3907,7 +3949,19 @@ static int tree_fork_round(int i, int round, const char *restorer)
              * a core file), for the program to wait for */
             pid_t z = tree_fork(g_tree.e[j].vpid);
             if (z == 0) {
-                tree_zombie_group(j);
+                if (g_tree.makes_sid[j]) {
+                    /* it led a session that orphans of the tree are in:
+                     * it makes it, forks them, and ends (they are
+                     * adopted, as they were) */
+                    if (setsid() < 0)
+                        _exit(127);
+                    tree_publish(g_tree.sid_now[j], getpid());
+                    tree_publish(g_tree.pg_now[j], getpid());
+                    if (tree_make_orphans(j, restorer, 0) < 0)
+                        _exit(127);
+                } else {
+                    tree_zombie_group(j);
+                }
                 int st = (int)g_tree.e[j].length;
                 int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
                 /* only a signal whose default action ends the process (an
@@ -3944,13 +3998,58 @@ static int tree_fork_round(int i, int round, const char *restorer)
             return -1;
         }
         if (p == 0) {
-            tree_become(j, restorer);
-            dprintf(g_tree.m[j].saved_std[2] > 0 ? g_tree.m[j].saved_std[2] : 2,
-                    "coord: restore %s: process %d of the tree: %s\n", m->file,
-                    g_tree.e[j].vpid, g_tree.m[j].err);
-            _exit(1);
+            tree_child(j, m->file, restorer);
         }
         g_tree.map[2 * j + 1] = (int32_t)p;
+    }
+    return 0;
+}
+
+/* Make the orphans process i makes again (CK_TREE_ORPHAN, parent i):
+ * each forked by a helper (when helper is set) that makes its session
+ * first if it must (helper_sid), and ends at once, so that the orphan is
+ * adopted by init or a subreaper as it was; i reaps the helper. A zombie
+ * to be (helper 0) forks them itself and ends. 0, or -1 with i's err set. */
+static int tree_make_orphans(int i, const char *restorer, int helper)
+{
+    struct rctx *m = &g_tree.m[i];
+    for (int j = i + 1; j < g_tree.n; j++) {
+        if (g_tree.e[j].parent != i || !(g_tree.e[j].flags & CK_TREE_ORPHAN))
+            continue;
+        fflush(NULL);
+        pid_t h = helper ? fork() : 0;
+        if (h < 0) {
+            fail_msg(m, "cannot fork the helper of orphan %d of the tree: %s",
+                     g_tree.e[j].vpid, strerror(errno));
+            return -1;
+        }
+        if (h > 0) {
+            int st = 0;
+            while (waitpid(h, &st, 0) < 0 && errno == EINTR)
+                ;
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                fail_msg(m, "cannot make orphan %d of the tree again (its helper: status "
+                         "%#x)", g_tree.e[j].vpid, st);
+                return -1;
+            }
+            continue;
+        }
+        /* the helper (or the zombie to be) */
+        if (helper && g_tree.helper_sid[j]) {
+            if (setsid() < 0)
+                _exit(1);
+            tree_publish(g_tree.sid_now[j], getpid());
+        }
+        pid_t p = tree_fork(g_tree.e[j].vpid);
+        if (p == 0) {
+            tree_child(j, m->file, restorer);
+        }
+        if (p > 0)
+            g_tree.map[2 * j + 1] = (int32_t)p;
+        if (helper)
+            _exit(p > 0 ? 0 : 1);
+        if (p < 0)
+            return -1;
     }
     return 0;
 }
@@ -4022,6 +4121,12 @@ static void tree_become(int i, const char *restorer)
         tree_publish(g_tree.pg_now[i], getpid());
         if ((ctty = tree_take_ctty(i)) < -1)
             return;
+    } else if (i > 0 && g_tree.makes_pg[i] && g_tree.helper[i] &&
+               g_tree.e[i].pgid == g_tree.e[i].sid) {
+        /* an orphan in the group of its session's leader, who is gone (or
+         * a zombie): the group of the helper or zombie that made the
+         * session again */
+        tree_publish(g_tree.pg_now[i], getpgrp());
     } else if (i > 0 && g_tree.makes_pg[i]) {
         if (setpgid(0, 0) < 0) {
             fail_msg(m, "setpgid: %s", strerror(errno));
@@ -4066,6 +4171,9 @@ static void tree_become(int i, const char *restorer)
             return;
         }
     }
+    /* the orphans it makes again, in its session and group of now */
+    if (tree_make_orphans(i, restorer, 1) < 0)
+        return;
     /* Its zombie children have ended again (in their groups, which they
      * publish for the map) before the gate: the program finds them so,
      * and its shim reads their groups' numbers of now. */

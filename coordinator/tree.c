@@ -75,6 +75,18 @@ static void proc_stat(int pid, char *st, size_t cap)
         st[0] = 0;
 }
 
+/* The parent of pid now (/proc/PID/stat), or 0. */
+static int stat_ppid(int pid)
+{
+    char st[2048];
+    int pp = 0;
+    proc_stat(pid, st, sizeof st);
+    char *p = strrchr(st, ')');
+    if (p)
+        sscanf(p + 1, " %*c %d", &pp);
+    return pp;
+}
+
 int ck_stat_exit_code(int pid, const char *states)
 {
     char st[2048];
@@ -92,14 +104,11 @@ int ck_stat_exit_code(int pid, const char *states)
     return p && *p ? atoi(p) : -1;
 }
 
-int ck_tree_discover(int pid, struct ck_tree *t)
+/* The descendants of t's entries from index from on, breadth first
+ * (parents always come before their children), with their state. */
+static int expand(struct ck_tree *t, int from)
 {
-    memset(t, 0, sizeof *t);
-    t->m[0].pid = pid;
-    t->m[0].parent = -1;
-    t->n = 1;
-    /* Breadth first: parents always come before their children. */
-    for (int i = 0; i < t->n; i++) {
+    for (int i = from; i < t->n; i++) {
         int r = add_children(t, i);
         if (r < 0)
             return r;
@@ -114,6 +123,23 @@ int ck_tree_discover(int pid, struct ck_tree *t)
             t->m[i].stopsig = SIGSTOP;
     }
     return 0;
+}
+
+int ck_tree_discover(int pid, struct ck_tree *t)
+{
+    memset(t, 0, sizeof *t);
+    t->m[0].pid = pid;
+    t->m[0].parent = -1;
+    t->n = 1;
+    int r = expand(t, 0);
+    /* then those orphaned inside it, and theirs, until none is left */
+    for (int from = t->n; r == 0; from = t->n) {
+        r = ck_tree_adopt(t);
+        if (r <= 0)
+            break;
+        r = expand(t, from);
+    }
+    return r < 0 ? r : 0;
 }
 
 void ck_tree_describe(int pid, char *out, size_t len)
@@ -220,6 +246,8 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         char who[160], why[200];
         ck_tree_describe(m->pid, who, sizeof who);
         int ppid = t->m[m->parent].pid;
+        if (m->orphan)
+            ppid = stat_ppid(m->pid); /* its adopter now */
         if (m->zombie) {
             continue; /* its exit status is carried over (restore_tree) */
         } else if (pi.state == 'Z' || pi.state == 'X') {
@@ -233,7 +261,7 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
-        } else if (syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
+        } else if (!m->orphan && syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
             /* clone(CLONE_FILES): one descriptor table for two processes,
              * which restore cannot make (and no fork handler ran) */
             snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
@@ -395,8 +423,12 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
         const struct ck_tree_entry *x = &e[i];
         int zombie = (x->flags & CK_TREE_ZOMBIE) != 0;
         uint32_t stopsig = (x->flags >> 8) & 0xff;
-        if (x->flags & ~(uint32_t)(CK_TREE_ZOMBIE | CK_TREE_STOPPED | 0xff00))
+        int orphan = (x->flags & CK_TREE_ORPHAN) != 0;
+        if (x->flags & ~(uint32_t)(CK_TREE_ZOMBIE | CK_TREE_STOPPED | CK_TREE_ORPHAN | 0xff00))
             snprintf(why, len, "has unknown flags %#x", x->flags);
+        else if (orphan && (zombie || i == 0))
+            snprintf(why, len, "has flags %#x (an orphan is neither the root nor a zombie)",
+                     x->flags);
         else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
                  (stopsig && (zombie || i == 0 || stopsig >= 32)))
             snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
@@ -409,7 +441,7 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
             snprintf(why, len, "is the root but %s", zombie ? "a zombie" : "has a parent");
         else if (i > 0 && (x->parent < 0 || x->parent >= (int32_t)i))
             snprintf(why, len, "has parent %d (a parent comes before its children)", x->parent);
-        else if (i > 0 && (e[x->parent].flags & CK_TREE_ZOMBIE))
+        else if (i > 0 && !orphan && (e[x->parent].flags & CK_TREE_ZOMBIE))
             snprintf(why, len, "is a child of entry %d, which exited (a zombie has no "
                      "children)", x->parent);
         else if (zombie && (x->offset != 0 || x->length > 0xffff))

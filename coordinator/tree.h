@@ -15,6 +15,9 @@ struct ck_tree_member {
     int zombie;                         /* exited, not yet waited for by its parent */
     int status;                         /* a zombie's wait status (/proc/PID/stat exit_code) */
     int stopsig;                        /* stopped (state T): the signal that stopped it */
+    int orphan;                         /* adopted outside the tree when its parent exited
+                                           (treegroups.c: ck_tree_adopt); parent is then the
+                                           process whose restore makes it again */
 };
 
 /* The root first, then its descendants breadth first (a parent always
@@ -33,6 +36,15 @@ int ck_stat_exit_code(int pid, const char *states);
  * thread, recursively). Returns 0, or -E2BIG (more than CK_TREE_MAX), or
  * another -errno. */
 int ck_tree_discover(int pid, struct ck_tree *t);
+
+/* Processes orphaned inside the tree (their parent in it exited; the
+ * kernel gave them to init or a subreaper outside) that still belong to
+ * it: in a session or process group of the tree other than the root's,
+ * or mapping its shared anonymous memory. Appended to t (orphan set,
+ * parent: the process of the tree that makes them again at restore: the
+ * leader of their session, else the root), without their descendants.
+ * Returns how many, or -E2BIG. */
+int ck_tree_adopt(struct ck_tree *t);
 
 /* Check every descendant can be part of a tree image: ours, running, not
  * a zombie, under the shim (it serves its own control socket). Returns
@@ -53,7 +65,15 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen);
  * treegroups.c). pid/sid/parent per process, skip: zombies. 0 or -1 with
  * err set. */
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
-                         const char *skip, int root_sid, char *phase, char *err, size_t errlen);
+                         const char *skip, const char *helper, int root_sid, char *phase,
+                         char *err, size_t errlen);
+
+/* helper[i] = 1 for each orphan of t (ck_tree_adopt) whose session is not
+ * the one its maker (parent) is in once it made its own: a short-lived
+ * helper makes it (setsid) at restore, or the zombie that led it does.
+ * pid, sid: per process; root_sid: the root's session. */
+void ck_tree_helpers(int n, const int *parent, const char *orphan, const int *pid,
+                     const int *sid, int root_sid, char *helper);
 
 /* Pidfds and descriptor owners naming other processes or groups of the
  * tree must name ones in it (treegroups.c). 0, or -1 with err set. */

@@ -11,6 +11,7 @@
  * at checkpoint (refusing what cannot be made again, before anything
  * changes) and at restore (the same rules on the pids the tree knows). */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@
  * is the session a leader must be forked in for its first-round children
  * (ANY: none). Returns 0, or -1 with the reason in err. */
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
-                         const char *skip, int root_sid, char *phase, char *err, size_t errlen)
+                         const char *skip, const char *helper, int root_sid, char *phase,
+                         char *err, size_t errlen)
 {
     int *need = calloc((size_t)n + 1, sizeof *need);
     int *before = calloc((size_t)n + 1, sizeof *before);
@@ -47,7 +49,9 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
     /* Bottom up (children come after their parents): what each leader's
      * children need of the session it is forked in. */
     for (int c = n - 1; c > 0; c--) {
-        if (skip[c])
+        /* (an orphan made in a session of its helper's: none of its
+         * maker's business) */
+        if (skip[c] || helper[c])
             continue;
         int p = parent[c];
         if (!LEADER(p))
@@ -70,6 +74,11 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         phase[i] = 2;
         if (skip[i])
             continue;
+        if (helper[i]) {
+            before[i] = sid[i];
+            after[i] = LEADER(i) ? pid[i] : sid[i];
+            continue;
+        }
         int want = LEADER(i) ? need[i] : sid[i];
         if (want != ANY && want != after[p]) {
             if (want != before[p]) {
@@ -101,6 +110,16 @@ static int in_tree(const struct ck_tree *t, int pid)
 }
 
 static int stat_ids(const char *pid, long *pgrp, long *sid);
+
+void ck_tree_helpers(int n, const int *parent, const char *orphan, const int *pid,
+                     const int *sid, int root_sid, char *helper)
+{
+    for (int i = 0; i < n; i++) {
+        int via = parent[i];
+        helper[i] = orphan[i] && sid[i] != pid[i] &&
+                    sid[i] != (via == 0 ? root_sid : sid[via] == pid[via] ? pid[via] : -1);
+    }
+}
 
 /* The group and session of pid from /proc/PID/stat: 0, or -1. */
 int ck_tree_ids(int pid, long *pgrp, long *sid)
@@ -247,7 +266,8 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
     int *parent = calloc((size_t)n, sizeof *parent), *pid = calloc((size_t)n, sizeof *pid);
     int *sid = calloc((size_t)n, sizeof *sid), *pg = calloc((size_t)n, sizeof *pg);
     char *skip = calloc((size_t)n, 1), *phase = calloc((size_t)n, 1);
-    if (!parent || !pid || !sid || !pg || !skip || !phase) {
+    char *orphan = calloc((size_t)n, 1), *helper = calloc((size_t)n, 1);
+    if (!parent || !pid || !sid || !pg || !skip || !phase || !orphan || !helper) {
         ADD("out of memory");
         goto out;
     }
@@ -259,9 +279,11 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         skip[i] = t->m[i].zombie || stat_ids(id, &a, &b) < 0;
         pg[i] = (int)a;
         sid[i] = (int)b;
+        orphan[i] = (char)t->m[i].orphan;
     }
     pg[0] = (int)rpg;
     sid[0] = (int)rsid;
+    ck_tree_helpers(n, parent, orphan, pid, sid, (int)rsid, helper);
     int others = 0;
     for (int i = 1; i < n; i++) {
         if (skip[i])
@@ -281,7 +303,15 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
             continue;
         }
         int l = sid[i] == rsid ? 0 : in_tree(t, sid[i]);
-        if (l < 0 || (l > 0 && (skip[l] || sid[l] != pid[l]))) {
+        /* a session an orphan's helper makes again (its leader is gone,
+         * or a zombie of the tree, which makes it then) */
+        int made = 0;
+        char lp[32];
+        snprintf(lp, sizeof lp, "/proc/%d", sid[i]);
+        for (int j = 1; j < n && !made && (l < 0 ? access(lp, F_OK) != 0 : l > 0 && skip[l]);
+             j++)
+            made = helper[j] && sid[j] == sid[i];
+        if (!made && (l < 0 || (l > 0 && (skip[l] || sid[l] != pid[l])))) {
             ADD("%s is in session %d, whose leader is not a process of the tree (it exited "
                 "or is outside): ckshim cannot make that session again", who, sid[i]);
             continue;
@@ -301,7 +331,8 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
     if (bad)
         goto out;
     char perr[256];
-    if (ck_tree_session_plan(n, parent, pid, sid, skip, (int)rsid, phase, perr, sizeof perr) < 0) {
+    if (ck_tree_session_plan(n, parent, pid, sid, skip, helper, (int)rsid, phase, perr,
+                             sizeof perr) < 0) {
         ADD("%s", perr);
         goto out;
     }
@@ -351,7 +382,129 @@ out:
     free(pg);
     free(skip);
     free(phase);
+    free(orphan);
+    free(helper);
     return bad;
+}
+
+static void shm_inodes(int pid, unsigned long *ino, int max, int *n, const unsigned long *want,
+                       int nwant);
+
+/* The parent of pid (/proc/PID/stat), its state in *state and its start
+ * time (clock ticks after boot) in *start, or 0. */
+static long stat_ppid(const char *pid, char *state, unsigned long long *start)
+{
+    char path[64], st[1024];
+    long pp = 0;
+    *state = 0;
+    *start = 0;
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+    if (rp)
+        sscanf(rp + 1, " %c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+               "%*d %*d %llu", state, &pp, start);
+    return pp;
+}
+
+int ck_tree_adopt(struct ck_tree *t)
+{
+    enum { MAXI = 256, MAXA = 64 };
+    char id[16];
+    long rpg, rsid, a, b;
+    snprintf(id, sizeof id, "%d", t->m[0].pid);
+    if (stat_ids(id, &rpg, &rsid) < 0)
+        return 0;
+    /* the tree's sessions and groups other than the root's, and its
+     * shared anonymous memory */
+    long *ids = calloc((size_t)t->n * 2, sizeof *ids);
+    unsigned long ino[MAXI];
+    int nids = 0, nino = 0, added = 0;
+    if (!ids)
+        return 0;
+    for (int i = 0; i < t->n; i++) {
+        snprintf(id, sizeof id, "%d", t->m[i].pid);
+        if (stat_ids(id, &a, &b) < 0)
+            continue;
+        if (b != rsid)
+            ids[nids++] = b;
+        if (a != rpg)
+            ids[nids++] = -a; /* groups negative */
+        if (!t->m[i].zombie)
+            shm_inodes(t->m[i].pid, ino, MAXI, &nino, NULL, 0);
+    }
+    /* (the root's ancestors share its memory and sessions: never ours) */
+    long anc[MAXA];
+    int nanc = 0;
+    char st;
+    unsigned long long t0, t1;
+    snprintf(id, sizeof id, "%d", t->m[0].pid);
+    long rparent = stat_ppid(id, &st, &t0);
+    for (long pp = rparent; pp > 1 && nanc < MAXA; pp = stat_ppid(id, &st, &t1)) {
+        anc[nanc++] = pp;
+        snprintf(id, sizeof id, "%ld", pp);
+    }
+    DIR *d = nids || nino ? opendir("/proc") : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        int p = atoi(e->d_name), k = 0, hit = 0;
+        long pp = stat_ppid(e->d_name, &st, &t1);
+        /* (a child forked since the tree was listed is a change of the
+         * tree, found as such) */
+        if (p == getpid() || p == 1 || in_tree(t, p) >= 0 || in_tree(t, (int)pp) >= 0 ||
+            st == 'Z' || st == 'X' || stat_ids(e->d_name, &a, &b) < 0)
+            continue;
+        for (k = 0; k < nanc && anc[k] != p; k++)
+            ;
+        if (k < nanc)
+            continue;
+        /* An orphan of the tree was made by a process of it (so after the
+         * root) and was adopted by init (of our pid namespace or coord
+         * run --pidns's) or by a subreaper above the root's parent; a
+         * child of the root's parent is its sibling, never adopted (a
+         * pool's worker checkpointed alone: its siblings share its
+         * memory, ck_tree_shm_check names them). */
+        int reaper = pp == 1 || ck_pidns_inner((int)pp) == 1;
+        for (k = 0; k < nanc && !reaper; k++)
+            reaper = anc[k] == pp && pp != rparent;
+        if (!reaper || t1 < t0)
+            continue;
+        for (k = 0; k < nids && !hit; k++)
+            hit = ids[k] == b || ids[k] == -a;
+        if (!hit && nino) {
+            unsigned long one;
+            int m = 0;
+            shm_inodes(p, &one, 1, &m, ino, nino);
+            hit = m > 0;
+        }
+        if (!hit)
+            continue;
+        /* made again by the leader of its session if the tree has it (a
+         * zombie one too), else by the root (with a helper that makes
+         * the session if it is not the root's); one whose session's
+         * leader lives outside is left (it may be adopted as the loop
+         * goes on, else ck_tree_groups_check names it) */
+        int via = b == rsid || b == p ? 0 : in_tree(t, (int)b);
+        if (via < 0) {
+            char lp[32];
+            snprintf(lp, sizeof lp, "/proc/%ld", b);
+            if (access(lp, F_OK) == 0)
+                continue;
+            via = 0;
+        }
+        if (t->n >= CK_TREE_MAX) {
+            added = -E2BIG;
+            break;
+        }
+        t->m[t->n] = (struct ck_tree_member){.pid = p, .parent = via, .orphan = 1};
+        t->n++;
+        added++;
+    }
+    if (d)
+        closedir(d);
+    free(ids);
+    return added;
 }
 
 /* Add to ino[] (at most max, *n so far) the shmem inodes of pid's shared

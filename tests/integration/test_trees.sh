@@ -264,10 +264,9 @@ else
 fi
 
 # A child in a session of its own whose daemon-style grandchild (double
-# fork) left the tree: that session cannot be made again with only some
-# of its processes, so the tree is refused naming the one outside, and
-# every process goes on. (Groups and sessions inside the tree are
-# restored: progs/tree_groups.c.)
+# fork) left the tree, adopted by init: it is still of the tree (its
+# session is), taken with it and made again in that session by a helper
+# that exits (docs/DESIGN.md, "Orphans of a tree"). Restored twice.
 cat >"$T/pgrp.py" <<'EOF'
 import os, time
 k = os.fork()
@@ -275,6 +274,12 @@ if k == 0:
     os.setsid()
     if os.fork() == 0:
         if os.fork() == 0:
+            s = os.getsid(0)
+            while True:
+                time.sleep(0.1)
+                if os.getsid(0) != s:
+                    print("BAD: session", os.getsid(0), "not", s, flush=True)
+                    break
             while True:
                 time.sleep(1)
         os._exit(0)
@@ -288,8 +293,37 @@ start_py_app pgrp "$T/pgrp.py" || fail pgrp_ready "no READY"
 kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
 gone=$(pgrep -u "$(id -u)" -s "$kid" | grep -vx "$kid" | head -n 1)
 PIDS+=("$kid" "$gone")
-refused_alive tree_refuses_session_member_outside pgrp \
-    "$gone \(.*pgrp.py\) is in session $kid of the tree but not one of its processes"
+ok=1
+for round in 1 2; do
+    if ! "$C" checkpoint "$pid" -o "$T/pgrp.img" --kill >"$T/out" 2>"$T/err" ||
+        ! grep -q "process tree of 3 processes" "$T/err"; then
+        ok=0
+        break
+    fi
+    wait_for 10 gone "$pid"
+    wait_for 10 gone "$gone"
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/pgrp.img" 2>>"$T/err")
+    [ -n "$np" ] || { ok=0; break; }
+    PIDS+=("$np")
+    pid=$np
+    nk=$(cat /proc/$np/task/*/children 2>/dev/null | tr -d ' ')
+    gone=$(pgrep -u "$(id -u)" -f "pgrp.py" | grep -vx "$np" | grep -vx "$nk" | head -n 1)
+    PIDS+=($nk $gone)
+    # the orphan: adopted outside the tree again, in the child's session
+    read -r _ gpp _ gsid _ < <(sed 's/.*) //' "/proc/$gone/stat" 2>/dev/null)
+    read -r _ _ _ ksid _ < <(sed 's/.*) //' "/proc/$nk/stat" 2>/dev/null)
+    if [ -z "$gone" ] || [ "$gpp" = "$nk" ] || [ "$gpp" = "$np" ] || [ "$gsid" != "$ksid" ]; then
+        ok=0
+        echo "orphan '$gone': parent ${gpp:-?}, session ${gsid:-?} (child $nk: ${ksid:-?})" >>"$T/err"
+        break
+    fi
+    sleep 0.5
+done
+if [ $ok = 1 ] && ! grep -q BAD "$T/pgrp.log"; then
+    pass tree_session_orphan_taken
+else
+    fail tree_session_orphan_taken "$(tail -n 2 "$T/err") $(grep -m1 BAD "$T/pgrp.log")"
+fi
 
 # A child leading a session whose controlling terminal is a pty it
 # opened (refused until the tree gave back such terminals): the tree
@@ -327,30 +361,37 @@ else
     fail tree_session_own_pty_restored "checkpoint or restore failed"
 fi
 
-# Shared anonymous memory (mmap MAP_SHARED, inherited across fork) that a
-# process outside the tree maps too: an orphan adopted by another process
-# when its parent in the tree exited (zdtm session01). The restored tree
-# would have its own copy, the two no longer seeing each other's writes:
-# refused, naming the process outside.
+# Shared anonymous memory (mmap MAP_SHARED, inherited across fork) that
+# a process outside the tree maps too: the checkpointed process's
+# sibling (a pool's worker checkpointed alone). The restored tree would
+# have its own copy, the two no longer seeing each other's writes:
+# refused, naming the process outside. (An orphan of the tree that maps
+# it is taken with the tree: progs/tree_orphans.c.)
 cat >"$T/shmout.py" <<'EOF'
-import mmap, os, time
+import mmap, os, sys, time
 m = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED)
 m[0:2] = b"hi"
-kid = os.fork()
-if kid == 0:
-    if os.fork():
-        os._exit(0)  # the grandchild stays, adopted outside the tree
+a = os.fork()
+if a == 0:
     while True:
         time.sleep(1)
-os.waitpid(kid, 0)
-time.sleep(0.3)
+b = os.fork()
+if b == 0:
+    exec(open(sys.argv[0] + ".ticks").read())
+print("KIDS", a, b, flush=True)
+while True:
+    time.sleep(1)
 EOF
-echo "$PY_TICKS" >>"$T/shmout.py"
-start_py_app shmout "$T/shmout.py" || fail shmout_ready "no READY"
-orphan=$(pgrep -u "$(id -u)" -f "shmout.py" | grep -vx "$pid" | head -n 1)
-PIDS+=("$orphan")
-refused_alive tree_refuses_memory_shared_outside shmout \
-    "$orphan \(.*shmout.py\) shares memory \(MAP_SHARED, anonymous, inode [0-9]+\) with the tree but is not one of its processes"
+echo "import time" >"$T/shmout.py.ticks"
+echo "$PY_TICKS" >>"$T/shmout.py.ticks"
+if start_py_app shmout "$T/shmout.py" && wait_for 5 grep -q KIDS "$T/shmout.log"; then
+    read -r _ sib pid < <(grep KIDS "$T/shmout.log")
+    PIDS+=("$sib" "$pid")
+    refused_alive tree_refuses_memory_shared_outside shmout \
+        "$sib \(.*shmout.py\) shares memory \(MAP_SHARED, anonymous, inode [0-9]+\) with the tree but is not one of its processes"
+else
+    fail tree_refuses_memory_shared_outside "no READY"
+fi
 
 # A pidfd of a process outside the tree, held by a tree: refused by name
 # (pidfds of processes of the tree are restored: progs/tree_pidfd.c).

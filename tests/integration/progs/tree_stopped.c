@@ -72,6 +72,14 @@ int main(void)
         }
     }
     close(p[1]);
+    /* each has written once (its shim runs) before it is stopped: a child
+     * stopped within its fork is not what this program is about */
+    int seen[KIDS] = {0, 0, 0};
+    for (int w = 0; w < 1000 && (!seen[0] || !seen[1] || !seen[2]); w++) {
+        drain(p[0], seen);
+        test_sleep_ms(5);
+    }
+    check(seen[0] && seen[1] && seen[2], "the children do not write");
     check_sys(kill(kids[0], SIGSTOP));
     wait_stopped(kids[0]);
     check(write(ctl[1], "x", 1) == 1, "write: %s", strerror(errno));
