@@ -54,6 +54,11 @@ int ck_ctl_peer_pid(int fd)
     (void)fd;
     return -1;
 }
+int ck_pidns_inner(int pid)
+{
+    (void)pid;
+    return -1;
+}
 
 #ifndef CK_FUZZ_SEED_MAIN
 
