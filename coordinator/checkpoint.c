@@ -72,6 +72,31 @@ static void drop_tmp(void)
     }
 }
 
+/* Create tmp_path (a mkostemp template) exclusively, 0600, with every
+ * signal held off meanwhile (a Ctrl-C then finds have_tmp set). Its
+ * descriptor, or -1 after a message. */
+static int make_tmp(int pid, const char *dir)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    int fd = mkostemp(tmp_path, O_CLOEXEC);
+    if (fd >= 0)
+        have_tmp = 1;
+    int e = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fd < 0) {
+        ck_msg("checkpoint %d: cannot create a file in %s: %s", pid, dir, strerror(e));
+        return -1;
+    }
+    if (fchmod(fd, 0600) < 0) {
+        ck_msg("checkpoint %d: chmod %s: %s", pid, tmp_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* Split file into its directory ("." if none) and its last component. */
 static int split_path(const char *file, char *dir, size_t dirlen, const char **base)
 {
@@ -1736,22 +1761,8 @@ int cmd_checkpoint(int argc, char **argv)
             goto fail;
         }
         catch_signals();
-        sigset_t all, old;
-        sigfillset(&all);
-        sigprocmask(SIG_BLOCK, &all, &old);
-        outfd = mkostemp(tmp_path, O_CLOEXEC);
-        if (outfd >= 0)
-            have_tmp = 1;
-        int e = errno;
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        if (outfd < 0) {
-            ck_msg("checkpoint %d: cannot create a file in %s: %s", pid, dir, strerror(e));
+        if ((outfd = make_tmp(pid, dir)) < 0)
             goto fail;
-        }
-        if (fchmod(outfd, 0600) < 0) {
-            ck_msg("checkpoint %d: chmod %s: %s", pid, tmp_path, strerror(errno));
-            goto fail;
-        }
     }
 
     /* A process tree: see tree_checkpoint. (Taken again from here when
@@ -1923,11 +1934,22 @@ again:
             goto fail;
         }
         fd = ck_ctl_connect(pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-        if (fd < 0 || ftruncate(outfd, 0) < 0 || lseek(outfd, 0, SEEK_SET) < 0) {
-            ck_msg("checkpoint %d: cannot start again: %s", pid,
-                   strerror(fd < 0 ? -fd : errno));
+        if (fd < 0) {
+            ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(-fd));
             goto fail;
         }
+        /* A new temporary file: the shim, seeing coord go away from its
+         * refusal, may remove the one it was sent (remove_uncommitted). */
+        close(outfd);
+        outfd = -1;
+        drop_tmp();
+        char tdir[PATH_MAX];
+        const char *tbase;
+        if (split_path(out, tdir, sizeof tdir, &tbase) < 0 ||
+            snprintf(tmp_path, sizeof tmp_path, "%s/.%s.tmp.%d.XXXXXX", tdir, tbase,
+                     (int)getpid()) >= (int)sizeof tmp_path ||
+            (outfd = make_tmp(pid, tdir)) < 0)
+            goto fail;
         goto again;
     }
     if (rep.status != 0) {

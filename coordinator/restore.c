@@ -3953,8 +3953,11 @@ static int tree_fork_round(int i, int round, const char *restorer)
                     /* it led a session that orphans of the tree are in:
                      * it makes it, forks them, and ends (they are
                      * adopted, as they were) */
-                    if (setsid() < 0)
+                    if (setsid() < 0) {
+                        dprintf(2, "coord: restore %s: zombie %d of the tree: setsid: %s\n",
+                                m->file, g_tree.e[j].vpid, strerror(errno));
                         _exit(127);
+                    }
                     tree_publish(g_tree.sid_now[j], getpid());
                     tree_publish(g_tree.pg_now[j], getpid());
                     if (tree_make_orphans(j, restorer, 0) < 0)
@@ -4016,6 +4019,15 @@ static int tree_make_orphans(int i, const char *restorer, int helper)
     for (int j = i + 1; j < g_tree.n; j++) {
         if (g_tree.e[j].parent != i || !(g_tree.e[j].flags & CK_TREE_ORPHAN))
             continue;
+        /* the orphans of a session a helper makes are forked by that one
+         * helper, after its setsid (the first orphan's) */
+        int mate = 0;
+        for (int k = i + 1; helper && k < g_tree.n && !mate; k++)
+            mate = k != j && g_tree.helper_sid[k] && !g_tree.helper_sid[j] &&
+                   g_tree.e[k].parent == i && g_tree.e[k].sid == g_tree.e[j].sid &&
+                   (g_tree.e[k].flags & CK_TREE_ORPHAN);
+        if (mate)
+            continue;
         fflush(NULL);
         pid_t h = helper ? fork() : 0;
         if (h < 0) {
@@ -4036,20 +4048,34 @@ static int tree_make_orphans(int i, const char *restorer, int helper)
         }
         /* the helper (or the zombie to be) */
         if (helper && g_tree.helper_sid[j]) {
-            if (setsid() < 0)
+            if (setsid() < 0) {
+                dprintf(2, "coord: restore %s: the helper of orphan %d: setsid: %s\n", m->file,
+                        g_tree.e[j].vpid, strerror(errno));
                 _exit(1);
+            }
             tree_publish(g_tree.sid_now[j], getpid());
         }
-        pid_t p = tree_fork(g_tree.e[j].vpid);
-        if (p == 0) {
-            tree_child(j, m->file, restorer);
+        for (int k = j; k < g_tree.n; k++) {
+            if (k != j && !(helper && g_tree.helper_sid[j] && g_tree.e[k].parent == i &&
+                            (g_tree.e[k].flags & CK_TREE_ORPHAN) && !g_tree.helper_sid[k] &&
+                            g_tree.e[k].sid == g_tree.e[j].sid))
+                continue;
+            pid_t p = tree_fork(g_tree.e[k].vpid);
+            if (p == 0)
+                tree_child(k, m->file, restorer);
+            if (p < 0) {
+                dprintf(2, "coord: restore %s: cannot fork orphan %d of the tree: %s\n",
+                        m->file, g_tree.e[k].vpid, strerror(errno));
+                if (helper)
+                    _exit(1);
+                return -1;
+            }
+            g_tree.map[2 * k + 1] = (int32_t)p;
+            if (!helper)
+                break;
         }
-        if (p > 0)
-            g_tree.map[2 * j + 1] = (int32_t)p;
         if (helper)
-            _exit(p > 0 ? 0 : 1);
-        if (p < 0)
-            return -1;
+            _exit(0);
     }
     return 0;
 }

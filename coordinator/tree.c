@@ -441,6 +441,10 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
             snprintf(why, len, "is the root but %s", zombie ? "a zombie" : "has a parent");
         else if (i > 0 && (x->parent < 0 || x->parent >= (int32_t)i))
             snprintf(why, len, "has parent %d (a parent comes before its children)", x->parent);
+        else if (i > 0 && orphan && (e[x->parent].flags & CK_TREE_ZOMBIE) &&
+                 (h->version < 2 || x->sid != e[x->parent].real_pid))
+            snprintf(why, len, "is an orphan made by entry %d, a zombie that did not lead "
+                     "its session", x->parent);
         else if (i > 0 && !orphan && (e[x->parent].flags & CK_TREE_ZOMBIE))
             snprintf(why, len, "is a child of entry %d, which exited (a zombie has no "
                      "children)", x->parent);

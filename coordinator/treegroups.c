@@ -443,7 +443,8 @@ int ck_tree_adopt(struct ck_tree *t)
         anc[nanc++] = pp;
         snprintf(id, sizeof id, "%ld", pp);
     }
-    DIR *d = nids || nino ? opendir("/proc") : NULL;
+    struct ck_procinfo me;
+    DIR *d = (nids || nino) && ck_proc_info(t->m[0].pid, &me) == 0 ? opendir("/proc") : NULL;
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
@@ -465,21 +466,24 @@ int ck_tree_adopt(struct ck_tree *t)
          * child of the root's parent is its sibling, never adopted (a
          * pool's worker checkpointed alone: its siblings share its
          * memory, ck_tree_shm_check names them). */
-        int reaper = pp == 1 || ck_pidns_inner((int)pp) == 1;
-        for (k = 0; k < nanc && !reaper; k++)
-            reaper = anc[k] == pp && pp != rparent;
-        if (!reaper || t1 < t0)
+        int init = pp == 1 || ck_pidns_inner((int)pp) == 1, above = 0;
+        for (k = 0; k < nanc && !init && !above; k++)
+            above = anc[k] == pp && pp != rparent;
+        if ((!init && !above) || t1 < t0)
             continue;
         for (k = 0; k < nids && !hit; k++)
             hit = ids[k] == b || ids[k] == -a;
-        if (!hit && nino) {
+        /* (adopted by an ancestor: only with a session or group of the
+         * tree's, which its siblings' children never are) */
+        if (!hit && nino && init) {
             unsigned long one;
             int m = 0;
             shm_inodes(p, &one, 1, &m, ino, nino);
             hit = m > 0;
         }
-        if (!hit)
-            continue;
+        struct ck_procinfo pi;
+        if (!hit || ck_proc_info(p, &pi) < 0 || pi.ruid != me.ruid || pi.euid != me.euid)
+            continue; /* (never another user's: coord may run as root) */
         /* made again by the leader of its session if the tree has it (a
          * zombie one too), else by the root (with a helper that makes
          * the session if it is not the root's); one whose session's

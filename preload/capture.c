@@ -928,10 +928,11 @@ static int coords_own(const struct stat *st, int family, const struct sockaddr_s
     if (family != AF_UNIX || namelen <= offsetof(struct sockaddr_un, sun_path) + 1 ||
         !un->sun_path[0])
         return 0;
-    char dir[200];
-    size_t dl;
-    return ck_sock_dir(dir, sizeof dir) == 0 && (dl = strlen(dir)) > 0 &&
-           !strncmp(un->sun_path, dir, dl) && un->sun_path[dl] == '/';
+    /* (the directory of our own control socket: the environment the
+     * program runs with now may name another) */
+    const char *slash = strrchr(g_shim.sock_path, '/');
+    size_t dl = slash ? (size_t)(slash - g_shim.sock_path) : 0;
+    return dl > 0 && !strncmp(un->sun_path, g_shim.sock_path, dl) && un->sun_path[dl] == '/';
 }
 
 static uint32_t cap_known_socks; /* sockets socktrack.c followed (CKSHIM_DEBUG) */

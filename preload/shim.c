@@ -417,6 +417,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     char err[512] = "";
     volatile int kill_after = (req->flags & CK_CKPT_KILL) != 0;
     volatile int nofork = (req->flags & CK_CKPT_NOFORK) || getenv("CKSHIM_NOFORK");
+    volatile int writer_failed = 0; /* its writer could not be cloned: written here */
     int tree = (req->flags & CK_CKPT_TREE) && conn >= 0;
     struct ck_header hdr;
 
@@ -613,6 +614,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         capture_fork_flags(0);
         g_shim.ckpt_idle = 0; /* not for a writer that is the program itself */
         g_shim.writer_pid = child > 0 ? (pid_t)child : 0;
+        writer_failed = child < 0;
         if (child < 0) {
             if (tree)
                 tell_forked(conn, t0);
@@ -672,7 +674,8 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     forget_key();
     if (kill_after && rep->status == 0)
         return 2;
-    if (kill_after || nofork)
+    /* (written here, without a writer: nofork, or its clone failed) */
+    if (kill_after || nofork || writer_failed)
         quiesce_release();
     return 0;
 }

@@ -6,20 +6,21 @@
  * mapped before forking anything. The root R builds three of them:
  *   A  R forks C1, C1 forks O1 and exits 0, R reaps C1: O1 is detached
  *      in R's session and R's group. O1 forks G1, which stays its child.
- *   B  R forks C2, C2 calls setsid(), forks O2 and exits 0, R reaps C2:
- *      O2 is in session and group C2, whose leader is gone.
+ *   B  R forks C2, C2 calls setsid(), forks O2 and O2b and exits 0, R
+ *      reaps C2: both are in session and group C2, whose leader is gone
+ *      (one helper makes it again at restore, and forks both).
  *   C  R forks C3, C3 calls setsid(), forks O3 and exits 5; R does not
  *      reap C3: O3 is in session C3, led by a zombie.
- * O1, G1, O2 and O3 record getpid(), getsid(0) and getpgrp() (O2 and O3
+ * O1, G1, O2, O2b and O3 record getpid(), getsid(0) and getpgrp() (O2 and O3
  * also their creator's pid, the session they expect) in the page. R waits
  * for the records, checks the sessions and groups, checks that O1, O2 and
  * O3 were reparented (their parent is neither R nor their creator) and
  * that G1's parent is O1, and that C3 is a zombie. READY.
- * After the go file each of the four checks that its pid, session and
+ * After the go file each of the five checks that its pid, session and
  * group are what it recorded, waits (5 s at most) for a token R writes
  * into the page after the go file (the page is still shared with R) and
  * writes its verdict and reason into its slot; O1 also waits for G1,
- * whose exit status must be 0. R waits for the four verdicts, then reaps
+ * whose exit status must be 0. R waits for the five verdicts, then reaps
  * the zombie C3 (exit status 5) and has no child left.
  * The orphans never outlive the test by much: they give up 10 s after the
  * go file, after 10 minutes without one, or when R fails (sh->quit).
@@ -30,8 +31,8 @@
 
 #include "testlib.h"
 
-enum { O1, G1, O2, O3, NSLOTS };
-static const char *const slot_name[NSLOTS] = {"O1", "G1", "O2", "O3"};
+enum { O1, G1, O2, O3, O2B, NSLOTS };
+static const char *const slot_name[NSLOTS] = {"O1", "G1", "O2", "O3", "O2b"};
 
 enum { V_NONE, V_OK, V_BAD };
 
@@ -56,7 +57,7 @@ struct shared {
 static struct shared *sh;
 static const char *go_path;
 
-/* ---- the orphans' side (O1, G1, O2, O3) ---- */
+/* ---- the orphans' side (O1, G1, O2, O3, O2b) ---- */
 
 /* Not test_go_reached(): its deadline calls fail(), and a FAIL line from
  * an orphan in the shared log could be taken for the test's verdict. The
@@ -191,8 +192,8 @@ static int proc_stat(pid_t pid, char *state, int *ppid, int *pgrp, int *sid)
 }
 
 /* Fork a creator: with a session of its own if new_session, it forks the
- * orphan of slot i and exits with code. */
-static pid_t creator(int i, int new_session, int code)
+ * orphan of slot i (and of slot i2 if not -1) and exits with code. */
+static pid_t creator(int i, int i2, int new_session, int code)
 {
     pid_t c = fork();
     rcheck(c >= 0, "fork: %s", strerror(errno));
@@ -203,7 +204,10 @@ static pid_t creator(int i, int new_session, int code)
         pid_t o = fork();
         if (o == 0)
             orphan(i, new_session ? me : 0);
-        _exit(o < 0 ? 21 : code);
+        pid_t o2 = i2 < 0 ? 0 : fork();
+        if (o2 == 0 && i2 >= 0)
+            orphan(i2, new_session ? me : 0);
+        _exit(o < 0 || o2 < 0 ? 21 : code);
     }
     return c;
 }
@@ -225,13 +229,13 @@ int main(void)
     pid_t root = getpid(), rsid = getsid(0), rpg = getpgrp();
 
     /* A: detached in R's session */
-    pid_t c1 = creator(O1, 0, 0);
+    pid_t c1 = creator(O1, -1, 0, 0);
     reap(c1, "C1");
-    /* B: a session whose leader is gone */
-    pid_t c2 = creator(O2, 1, 0);
+    /* B: a session whose leader is gone, with two orphans in it */
+    pid_t c2 = creator(O2, O2B, 1, 0);
     reap(c2, "C2");
     /* C: a zombie session leader */
-    pid_t c3 = creator(O3, 1, 5);
+    pid_t c3 = creator(O3, -1, 1, 5);
     siginfo_t si;
     int i;
     for (i = 0; i < 1000; i++) {
@@ -244,7 +248,7 @@ int main(void)
     rcheck(si.si_code == CLD_EXITED && si.si_status == 5, "C3 ended with code %d status %d",
            si.si_code, si.si_status);
 
-    /* the four record their start values */
+    /* the five record their start values */
     int64_t end = test_now_ns() + 5000000000LL;
     for (i = 0; i < NSLOTS; i++) {
         while (!__atomic_load_n(&sh->s[i].started, __ATOMIC_ACQUIRE) && test_now_ns() < end)
@@ -258,16 +262,17 @@ int main(void)
         rcheck(s[i].sid == rsid && s[i].pgid == rpg,
                "%s (%d): session %d group %d, not R's (%d, %d)", slot_name[i], s[i].pid,
                s[i].sid, s[i].pgid, rsid, rpg);
-    rcheck(s[O2].sid == c2 && s[O2].pgid == c2 && s[O2].expect_sid == c2,
-           "O2 (%d): session %d group %d expected %d, not C2 (%d)", s[O2].pid, s[O2].sid,
-           s[O2].pgid, s[O2].expect_sid, c2);
+    for (i = O2; i <= O2B; i += O2B - O2)
+        rcheck(s[i].sid == c2 && s[i].pgid == c2 && s[i].expect_sid == c2,
+               "%s (%d): session %d group %d expected %d, not C2 (%d)", slot_name[i],
+               s[i].pid, s[i].sid, s[i].pgid, s[i].expect_sid, c2);
     rcheck(s[O3].sid == c3 && s[O3].pgid == c3 && s[O3].expect_sid == c3,
            "O3 (%d): session %d group %d expected %d, not C3 (%d)", s[O3].pid, s[O3].sid,
            s[O3].pgid, s[O3].expect_sid, c3);
 
     /* really orphans: their creators are gone (reaped or a zombie), so the
      * kernel has reparented them already */
-    pid_t creators[NSLOTS] = {c1, 0, c2, c3};
+    pid_t creators[NSLOTS] = {c1, 0, c2, c3, c2};
     char state = '?';
     int ppid, pgrp, sid;
     for (i = 0; i < NSLOTS; i++) {
