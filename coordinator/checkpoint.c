@@ -72,11 +72,17 @@ static void drop_tmp(void)
     }
 }
 
-/* Create tmp_path (a mkostemp template) exclusively, 0600, with every
- * signal held off meanwhile (a Ctrl-C then finds have_tmp set). Its
- * descriptor, or -1 after a message. */
-static int make_tmp(int pid, const char *dir)
+/* Create tmp_path, DIR/.BASE.tmp.COORDPID.XXXXXX, exclusively, 0600,
+ * with every signal held off meanwhile (a Ctrl-C then finds have_tmp
+ * set). Its descriptor, or -1 after a message. */
+static int make_tmp(int pid, const char *dir, const char *base)
 {
+    int l = snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.tmp.%d.XXXXXX", dir, base,
+                     (int)getpid());
+    if (l < 0 || (size_t)l >= sizeof(tmp_path)) {
+        ck_msg("checkpoint %d: %s/%s: file name too long", pid, dir, base);
+        return -1;
+    }
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
@@ -961,19 +967,26 @@ static void tree_continue(int pid)
 
 /* The processes that were stopped and that tree_checkpoint continued are
  * stopped again with their signal; back in state T before it returns, so
- * that a tree taken again finds them stopped. Their parent sees them
- * continued and stopped (SIGCHLD, waitpid with WCONTINUED). */
-static void tree_stop_again(const struct ck_tree *t)
+ * that a tree taken again finds them so. Their parent sees them
+ * continued and stopped (SIGCHLD, waitpid with WCONTINUED). One whose
+ * shim got the request (ASKED) stops itself before its threads leave the
+ * park (common/ctlproto.h, stop_sig): coord only waits, and stops it
+ * itself only if that did not happen within 5 s (a stop from here after
+ * its own and a SIGCONT from its parent would stop it twice). One that
+ * was not asked is still held by its shim (preload/quiesce.c): stopped
+ * from here at once. */
+static void tree_stop_again(const struct ck_tree *t, const char *asked)
 {
     for (int i = 1; i < t->n; i++) {
         if (t->m[i].zombie || t->m[i].stopsig <= 0)
             continue;
-        kill(t->m[i].pid, t->m[i].stopsig);
-        for (int w = 0; w < 200; w++) {
-            char path[64], st[512];
-            snprintf(path, sizeof path, "/proc/%d/stat", t->m[i].pid);
-            char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
-            if (!rp || rp[1] != ' ' || rp[2] == 'T' || rp[2] == 'Z' || rp[2] == 'X')
+        int wait_ms = asked && asked[i] ? 5000 : 0;
+        for (int w = 0;; w += 5) {
+            if (w == wait_ms)
+                kill(t->m[i].pid, t->m[i].stopsig);
+            struct ck_pstat ps;
+            if (ck_pstat_read(t->m[i].pid, &ps) < 0 || ps.state == 'T' || ps.state == 'Z' ||
+                ps.state == 'X' || w >= wait_ms + 1000)
                 break;
             sleep_ms(5);
         }
@@ -1081,13 +1094,15 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     struct ck_ctl_rep *reps = calloc((size_t)n, sizeof *reps);
     struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
     int *pidfds = calloc((size_t)n, sizeof *pidfds), *pids = calloc((size_t)n, sizeof *pids);
+    char *asked = calloc((size_t)n, 1); /* got the request (tree_stop_again) */
     struct ck_image *imgs = NULL;
     struct ck_tree_share *shares = NULL;
     uint64_t nshares = 0;
     int shares_known = 0;
     int ret = CK_EXIT_FAIL;
-    if (!conns || !tmps || !reps || !ents || !pidfds || !pids) {
+    if (!conns || !tmps || !reps || !ents || !pidfds || !pids || !asked) {
         ck_msg("checkpoint %d: out of memory", pid);
+        free(asked);
         free(conns);
         free(tmps);
         free(reps);
@@ -1158,8 +1173,14 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     req->flags &= ~(uint32_t)(CK_CKPT_TMPFILE | CK_CKPT_READY);
     if (tree_rss(t) >= TREE_READY_RSS)
         req->flags |= CK_CKPT_READY;
-    for (int i = 0; i < n; i++)
-        if (!t->m[i].zombie && ck_ctl_send(conns[i], req, tmps[i]) < 0) {
+    for (int i = 0; i < n; i++) {
+        if (t->m[i].zombie)
+            continue;
+        req->stop_sig = t->m[i].stopsig > 0 ? (uint32_t)t->m[i].stopsig : 0;
+        int sr = ck_ctl_send(conns[i], req, tmps[i]);
+        req->stop_sig = 0;
+        asked[i] = sr == 0;
+        if (sr < 0) {
             /* (one that exited is still listed until its parent waits;
              * one that exec'd since it was reached closed the connection) */
             int e = errno;
@@ -1171,6 +1192,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
                    t->m[i].pid, strerror(e));
             goto out;
         }
+    }
     hb_start(conns, n);
     /* A tree holding much memory prepares first (its hooks, the prescan
      * of its mappings, which walks their page tables: milliseconds per
@@ -1437,7 +1459,8 @@ out:
     hb_stop();
     tree_close(conns, tmps, n);
     if (ret != CK_EXIT_OK || !kill_after)
-        tree_stop_again(t);
+        tree_stop_again(t, asked);
+    free(asked);
     for (int i = 0; i < n; i++)
         if (pidfds[i] >= 0)
             close(pidfds[i]);
@@ -1754,14 +1777,8 @@ int cmd_checkpoint(int argc, char **argv)
             goto fail;
         }
         remove_stale_tmp(pid, dir, base);
-        int l = snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.tmp.%d.XXXXXX", dir, base,
-                         (int)getpid());
-        if (l < 0 || (size_t)l >= sizeof(tmp_path)) {
-            ck_msg("checkpoint %d: %s: file name too long", pid, out);
-            goto fail;
-        }
         catch_signals();
-        if ((outfd = make_tmp(pid, dir)) < 0)
+        if ((outfd = make_tmp(pid, dir, base)) < 0)
             goto fail;
     }
 
@@ -1946,9 +1963,7 @@ again:
         char tdir[PATH_MAX];
         const char *tbase;
         if (split_path(out, tdir, sizeof tdir, &tbase) < 0 ||
-            snprintf(tmp_path, sizeof tmp_path, "%s/.%s.tmp.%d.XXXXXX", tdir, tbase,
-                     (int)getpid()) >= (int)sizeof tmp_path ||
-            (outfd = make_tmp(pid, tdir)) < 0)
+            (outfd = make_tmp(pid, tdir, tbase)) < 0)
             goto fail;
         goto again;
     }

@@ -11,6 +11,7 @@
 
 #include "coord.h"
 #include "fileid.h"
+#include "tree.h"
 
 #define INFO_TIMEOUT_MS 5000
 
@@ -26,13 +27,8 @@ static int cmp_entry(const void *a, const void *b);
 
 static int parent_of(int pid)
 {
-    char path[64], st[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int ppid = 0;
-    char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
-    if (rp)
-        sscanf(rp + 1, " %*c %d", &ppid);
-    return ppid;
+    struct ck_pstat ps;
+    return ck_pstat_read(pid, &ps) < 0 ? 0 : (int)ps.ppid;
 }
 
 static struct entry *find_entry(struct entry *ents, size_t n, int pid)

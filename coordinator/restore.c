@@ -397,24 +397,13 @@ static long user_tasks(uid_t uid)
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
         struct stat st;
-        char path[64], buf[1024];
+        struct ck_pstat ps;
+        char path[64];
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        if (stat(path, &st) < 0 || st.st_uid != uid)
+        if (stat(path, &st) < 0 || st.st_uid != uid || ck_pstat_read(atoi(e->d_name), &ps) < 0)
             continue;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t len = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (len <= 0)
-            continue;
-        buf[len] = 0;
-        /* num_threads is the 17th field after the ")" closing comm */
-        char *p = strrchr(buf, ')');
-        long threads = 0;
-        if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-                                 "%*d %ld", &threads) == 1 && threads > 0)
-            n += threads;
+        if (ps.threads > 0)
+            n += ps.threads;
     }
     closedir(d);
     return n;

@@ -67,41 +67,50 @@ static int add_children(struct ck_tree *t, int parent)
 }
 
 /* /proc/PID/stat into st (NUL-terminated, empty if unreadable). */
-static void proc_stat(int pid, char *st, size_t cap)
+int ck_pstat_read(int pid, struct ck_pstat *ps)
 {
-    char path[64];
+    char path[64], st[2048];
+    memset(ps, 0, sizeof *ps);
+    ps->exit_code = -1;
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    if (ck_read_file(path, st, cap) < 0)
-        st[0] = 0;
-}
-
-/* The parent of pid now (/proc/PID/stat), or 0. */
-static int stat_ppid(int pid)
-{
-    char st[2048];
-    int pp = 0;
-    proc_stat(pid, st, sizeof st);
-    char *p = strrchr(st, ')');
-    if (p)
-        sscanf(p + 1, " %*c %d", &pp);
-    return pp;
-}
-
-int ck_stat_exit_code(int pid, const char *states)
-{
-    char st[2048];
-    proc_stat(pid, st, sizeof st);
-    char *p = strrchr(st, ')');
-    if (!p || p[1] != ' ' || !p[2] || !strchr(states, p[2]))
+    /* (the name, field 2, may hold spaces and parentheses: the fields
+     * start after its last ')') */
+    char *p = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
+    if (!p || p[1] != ' ' || !p[2])
         return -1;
-    /* fields 3.. follow ") "; exit_code is field 52 */
     p += 2;
-    for (int field = 3; field < 52 && p; field++) {
+    ps->state = *p;
+    for (int field = 3; p && *p; field++) {
+        switch (field) {
+        case 4: ps->ppid = strtol(p, NULL, 10); break;
+        case 5: ps->pgrp = strtol(p, NULL, 10); break;
+        case 6: ps->sid = strtol(p, NULL, 10); break;
+        case 7: ps->tty = strtol(p, NULL, 10); break;
+        case 8: ps->tpgid = strtol(p, NULL, 10); break;
+        case 20: ps->threads = strtol(p, NULL, 10); break;
+        case 22: ps->start = strtoull(p, NULL, 10); break;
+        case 52: ps->exit_code = atoi(p); break;
+        }
         p = strchr(p, ' ');
         if (p)
             p++;
     }
-    return p && *p ? atoi(p) : -1;
+    return 0;
+}
+
+/* The parent of pid now, or 0. */
+static int stat_ppid(int pid)
+{
+    struct ck_pstat ps;
+    return ck_pstat_read(pid, &ps) < 0 ? 0 : (int)ps.ppid;
+}
+
+int ck_stat_exit_code(int pid, const char *states)
+{
+    struct ck_pstat ps;
+    if (ck_pstat_read(pid, &ps) < 0 || !ps.state || !strchr(states, ps.state))
+        return -1;
+    return ps.exit_code;
 }
 
 /* The descendants of t's entries from index from on, breadth first
@@ -157,13 +166,12 @@ void ck_tree_describe(int pid, char *out, size_t len)
     if (n >= sizeof cmd - 1)
         snprintf(cmd + sizeof cmd - 5, 5, "...");
     if (n == 0) {
-        /* Zombies have no command line: the name from stat. */
-        char st[512];
-        proc_stat(pid, st, sizeof st);
-        char *lp = strchr(st, '('), *rp = strrchr(st, ')');
-        if (lp && rp && rp > lp)
-            snprintf(cmd, sizeof cmd, "%.*s", (int)(rp - lp - 1), lp + 1);
-        else
+        /* Zombies have no command line: their name. */
+        snprintf(path, sizeof path, "/proc/%d/comm", pid);
+        int c = ck_read_file(path, cmd, sizeof cmd);
+        if (c > 0 && cmd[c - 1] == '\n')
+            cmd[--c] = 0;
+        if (c <= 0)
             snprintf(cmd, sizeof cmd, "?");
     }
     snprintf(out, len, "%d (%s)", pid, cmd);

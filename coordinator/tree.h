@@ -27,6 +27,20 @@ struct ck_tree {
     int n;
 };
 
+/* What coord reads of /proc/PID/stat (fields 3-8, 22 and 52). */
+struct ck_pstat {
+    char state;                         /* 'R', 'S', 'T', 'Z', ... */
+    long ppid, pgrp, sid;
+    long tty;                           /* tty_nr (0: no controlling terminal) */
+    long tpgid;                         /* that terminal's foreground group */
+    long threads;                       /* num_threads */
+    unsigned long long start;           /* clock ticks after boot */
+    int exit_code;                      /* field 52 (-1: not shown) */
+};
+
+/* Read /proc/PID/stat. Returns 0, or -1 (no such process). */
+int ck_pstat_read(int pid, struct ck_pstat *ps);
+
 /* Field 52 of /proc/PID/stat (exit_code) when the process's state is
  * one of states: a zombie's wait status, or the signal that stopped a
  * stopped process. -1 otherwise. */

@@ -109,8 +109,6 @@ static int in_tree(const struct ck_tree *t, int pid)
     return -1;
 }
 
-static int stat_ids(const char *pid, long *pgrp, long *sid);
-
 void ck_tree_helpers(int n, const int *parent, const char *orphan, const int *pid,
                      const int *sid, int root_sid, char *helper)
 {
@@ -124,32 +122,12 @@ void ck_tree_helpers(int n, const int *parent, const char *orphan, const int *pi
 /* The group and session of pid from /proc/PID/stat: 0, or -1. */
 int ck_tree_ids(int pid, long *pgrp, long *sid)
 {
-    char id[16];
-    snprintf(id, sizeof id, "%d", pid);
-    return stat_ids(id, pgrp, sid);
-}
-
-/* Group, session, controlling terminal (tty_nr, 0: none) and, if tpgid
- * is not NULL, that terminal's foreground group. */
-static int stat_ids_tty(const char *pid, long *pgrp, long *sid, long *tty, long *tpgid)
-{
-    char path[64], st[1024];
-    long fg = 0;
-    snprintf(path, sizeof path, "/proc/%s/stat", pid);
-    if (ck_read_file(path, st, sizeof st) < 0)
+    struct ck_pstat ps;
+    if (ck_pstat_read(pid, &ps) < 0)
         return -1;
-    char *rp = strrchr(st, ')');
-    if (!rp || sscanf(rp + 1, " %*c %*d %ld %ld %ld %ld", pgrp, sid, tty, &fg) != 4)
-        return -1;
-    if (tpgid)
-        *tpgid = fg;
+    *pgrp = ps.pgrp;
+    *sid = ps.sid;
     return 0;
-}
-
-static int stat_ids(const char *pid, long *pgrp, long *sid)
-{
-    long tty;
-    return stat_ids_tty(pid, pgrp, sid, &tty, NULL);
 }
 
 /* The pseudo-terminal number of a tty_nr of /proc/PID/stat, or -1. */
@@ -232,17 +210,15 @@ int ck_tree_pty_late(const struct ck_tree *t, char *late)
 
 void ck_tree_ctty(const struct ck_tree *t, int pid, int32_t *ctty, int32_t *fg)
 {
-    char id[16];
-    long pg, sid, tty = 0, tpgid = 0;
+    struct ck_pstat ps;
     *ctty = *fg = 0;
-    snprintf(id, sizeof id, "%d", pid);
-    if (stat_ids_tty(id, &pg, &sid, &tty, &tpgid) < 0 || sid != pid)
+    if (ck_pstat_read(pid, &ps) < 0 || ps.sid != pid)
         return;
-    long ptn = pts_number(tty);
+    long ptn = pts_number(ps.tty);
     if (ptn < 0 || ptn >= INT32_MAX || !pty_master_in_tree(t, ptn))
         return;
     *ctty = (int32_t)(ptn + 1);
-    *fg = tpgid > 0 ? (int32_t)tpgid : 0;
+    *fg = ps.tpgid > 0 ? (int32_t)ps.tpgid : 0;
 }
 
 #define ADD(...)                                                                                   \
@@ -258,10 +234,8 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
 {
     int n = t->n, bad = 0;
     size_t used = strlen(err);
-    char id[16];
     long rpg, rsid;
-    snprintf(id, sizeof id, "%d", t->m[0].pid);
-    if (stat_ids(id, &rpg, &rsid) < 0)
+    if (ck_tree_ids(t->m[0].pid, &rpg, &rsid) < 0)
         return 0; /* the root is gone: the checkpoint fails anyway */
     int *parent = calloc((size_t)n, sizeof *parent), *pid = calloc((size_t)n, sizeof *pid);
     int *sid = calloc((size_t)n, sizeof *sid), *pg = calloc((size_t)n, sizeof *pg);
@@ -275,8 +249,7 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         long a = 0, b = 0;
         parent[i] = t->m[i].parent;
         pid[i] = t->m[i].pid;
-        snprintf(id, sizeof id, "%d", pid[i]);
-        skip[i] = t->m[i].zombie || stat_ids(id, &a, &b) < 0;
+        skip[i] = t->m[i].zombie || ck_tree_ids(pid[i], &a, &b) < 0;
         pg[i] = (int)a;
         sid[i] = (int)b;
         orphan[i] = (char)t->m[i].orphan;
@@ -290,11 +263,11 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
             continue;
         char who[160];
         ck_tree_describe(pid[i], who, sizeof who);
-        long a, b, tty = 0;
-        snprintf(id, sizeof id, "%d", pid[i]);
+        struct ck_pstat ps;
+        long tty = ck_pstat_read(pid[i], &ps) < 0 ? 0 : ps.tty;
         /* (a terminal whose master a process of the tree holds is made
          * again with it, and given to the session's leader) */
-        if (sid[i] != rsid && stat_ids_tty(id, &a, &b, &tty, NULL) == 0 && tty != 0 &&
+        if (sid[i] != rsid && tty != 0 &&
             (pts_number(tty) < 0 || !pty_master_in_tree(t, pts_number(tty)))) {
             ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) is "
                 "not a pseudo-terminal whose master a process of the tree holds: ckshim cannot "
@@ -345,15 +318,11 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        long a, b, pp = 0;
-        if (e->d_name[0] < '1' || e->d_name[0] > '9' || stat_ids(e->d_name, &a, &b) < 0)
-            continue;
+        struct ck_pstat ps;
         int p = atoi(e->d_name);
-        char path[64], st[1024];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
-        if (rp)
-            sscanf(rp + 1, " %*c %ld", &pp);
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || ck_pstat_read(p, &ps) < 0)
+            continue;
+        long a = ps.pgrp, b = ps.sid, pp = ps.ppid;
         /* (a child forked since the tree was listed: the tree changed,
          * and is taken again once every process is parked) */
         if (in_tree(t, p) >= 0 || (pp > 0 && in_tree(t, (int)pp) >= 0))
@@ -390,30 +359,13 @@ out:
 static void shm_inodes(int pid, unsigned long *ino, int max, int *n, const unsigned long *want,
                        int nwant);
 
-/* The parent of pid (/proc/PID/stat), its state in *state and its start
- * time (clock ticks after boot) in *start, or 0. */
-static long stat_ppid(const char *pid, char *state, unsigned long long *start)
-{
-    char path[64], st[1024];
-    long pp = 0;
-    *state = 0;
-    *start = 0;
-    snprintf(path, sizeof path, "/proc/%s/stat", pid);
-    char *rp = ck_read_file(path, st, sizeof st) < 0 ? NULL : strrchr(st, ')');
-    if (rp)
-        sscanf(rp + 1, " %c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-               "%*d %*d %llu", state, &pp, start);
-    return pp;
-}
-
 int ck_tree_adopt(struct ck_tree *t)
 {
     enum { MAXI = 256, MAXA = 64 };
-    char id[16];
-    long rpg, rsid, a, b;
-    snprintf(id, sizeof id, "%d", t->m[0].pid);
-    if (stat_ids(id, &rpg, &rsid) < 0)
+    struct ck_pstat root, ps;
+    if (ck_pstat_read(t->m[0].pid, &root) < 0)
         return 0;
+    long rpg = root.pgrp, rsid = root.sid, a, b;
     /* the tree's sessions and groups other than the root's, and its
      * shared anonymous memory */
     long *ids = calloc((size_t)t->n * 2, sizeof *ids);
@@ -422,27 +374,22 @@ int ck_tree_adopt(struct ck_tree *t)
     if (!ids)
         return 0;
     for (int i = 0; i < t->n; i++) {
-        snprintf(id, sizeof id, "%d", t->m[i].pid);
-        if (stat_ids(id, &a, &b) < 0)
+        if (ck_pstat_read(t->m[i].pid, &ps) < 0)
             continue;
-        if (b != rsid)
-            ids[nids++] = b;
-        if (a != rpg)
-            ids[nids++] = -a; /* groups negative */
+        if (ps.sid != rsid)
+            ids[nids++] = ps.sid;
+        if (ps.pgrp != rpg)
+            ids[nids++] = -ps.pgrp; /* groups negative */
         if (!t->m[i].zombie)
             shm_inodes(t->m[i].pid, ino, MAXI, &nino, NULL, 0);
     }
     /* (the root's ancestors share its memory and sessions: never ours) */
     long anc[MAXA];
     int nanc = 0;
-    char st;
-    unsigned long long t0, t1;
-    snprintf(id, sizeof id, "%d", t->m[0].pid);
-    long rparent = stat_ppid(id, &st, &t0);
-    for (long pp = rparent; pp > 1 && nanc < MAXA; pp = stat_ppid(id, &st, &t1)) {
+    long rparent = root.ppid;
+    for (long pp = rparent; pp > 1 && nanc < MAXA;
+         pp = ck_pstat_read((int)pp, &ps) < 0 ? 0 : ps.ppid)
         anc[nanc++] = pp;
-        snprintf(id, sizeof id, "%ld", pp);
-    }
     struct ck_procinfo me;
     DIR *d = (nids || nino) && ck_proc_info(t->m[0].pid, &me) == 0 ? opendir("/proc") : NULL;
     struct dirent *e;
@@ -450,26 +397,23 @@ int ck_tree_adopt(struct ck_tree *t)
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
         int p = atoi(e->d_name), k = 0, hit = 0;
-        long pp = stat_ppid(e->d_name, &st, &t1);
+        if (p == getpid() || p == 1 || in_tree(t, p) >= 0 || ck_pstat_read(p, &ps) < 0)
+            continue;
+        long pp = ps.ppid;
+        a = ps.pgrp;
+        b = ps.sid;
         /* (a child forked since the tree was listed is a change of the
          * tree, found as such) */
-        if (p == getpid() || p == 1 || in_tree(t, p) >= 0 || in_tree(t, (int)pp) >= 0 ||
-            st == 'Z' || st == 'X' || stat_ids(e->d_name, &a, &b) < 0)
+        if (in_tree(t, (int)pp) >= 0 || ps.state == 'Z' || ps.state == 'X')
             continue;
         for (k = 0; k < nanc && anc[k] != p; k++)
             ;
         if (k < nanc)
             continue;
-        /* An orphan of the tree was made by a process of it (so after the
-         * root) and was adopted by init (of our pid namespace or coord
-         * run --pidns's) or by a subreaper above the root's parent; a
-         * child of the root's parent is its sibling, never adopted (a
-         * pool's worker checkpointed alone: its siblings share its
-         * memory, ck_tree_shm_check names them). */
         int init = pp == 1 || ck_pidns_inner((int)pp) == 1, above = 0;
         for (k = 0; k < nanc && !init && !above; k++)
             above = anc[k] == pp && pp != rparent;
-        if ((!init && !above) || t1 < t0)
+        if ((!init && !above) || ps.start < root.start)
             continue;
         for (k = 0; k < nids && !hit; k++)
             hit = ids[k] == b || ids[k] == -a;

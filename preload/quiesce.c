@@ -133,13 +133,32 @@ static uint64_t own_pending(int slot)
     return mine;
 }
 
-void quiesce_hold(void)
+/* coord's hold of a stopped process it continued (ckpt_handler): until
+ * the checkpoint parks the thread, coord's request ends without a park
+ * (quiesce_end_request), or 5 s passed. In the handler (IN_HANDLER, every
+ * signal blocked) the park is the manager's signal, pending here: the
+ * hold ends only once it is, so the thread parks as the handler returns
+ * (ckpt_active alone would let it run the program until the signal
+ * comes). Outside it (a child stopped before its manager ran) the signal
+ * is taken during the wait: the hold ends once the park is over. */
+void quiesce_hold(int in_handler)
 {
     int64_t end = shim_now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+    int gen = __atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST);
+    int rel = __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST);
+    uint64_t park = 1ULL << (g_shim.ckpt_signal - 1);
     struct timespec ms = {0, 1000000};
-    while (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
-           shim_now_ns(CLOCK_MONOTONIC) < end)
+    while (__atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST) == gen &&
+           shim_now_ns(CLOCK_MONOTONIC) < end) {
+        if (in_handler && __atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST)) {
+            uint64_t set = 0;
+            if (syscall(SYS_rt_sigpending, &set, 8) < 0 || (set & park))
+                break;
+        }
+        if (!in_handler && __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST) != rel)
+            break;
         syscall(SYS_nanosleep, &ms, NULL);
+    }
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
@@ -156,7 +175,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
          * once its manager runs: a child stopped before it started it
          * must go on to start it. */
         if (g_shim.manager_pid == shim_real_getpid())
-            quiesce_hold();
+            quiesce_hold(1);
         else
             g_shim.hold_requested = 1;
         errno = saved_errno;
@@ -467,10 +486,71 @@ int quiesce_stop_threads(char *err, size_t errlen)
 /* Let parked threads return to the program. */
 void quiesce_release(void)
 {
+    if (g_shim.release_stop) {
+        g_shim.release_deferred = 1; /* quiesce_end_request: after the stop */
+        return;
+    }
     pattr_unpark();
     __atomic_store_n(&g_shim.ckpt_active, 0, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&g_shim.release_gen, 1, __ATOMIC_SEQ_CST);
     shim_futex_wake(&g_shim.release_gen);
+}
+
+static volatile sig_atomic_t continued;
+
+static void on_cont(int sig)
+{
+    (void)sig;
+    continued = 1;
+}
+
+/* Stop the process with SIG, from the manager, while every thread of the
+ * program is parked or held with all signals blocked (so the manager
+ * takes it); returns once it is continued. SIGTSTP, SIGTTIN and SIGTTOU
+ * are discarded by the kernel in an orphaned process group (a restored
+ * root's, once --detach's coord is gone): a SIGCONT handler of ours tells
+ * whether it stopped, else SIGSTOP does. A handler of the program for
+ * SIGCONT gets its SIGCONT once its threads run (queued again here). */
+void quiesce_stop_self(int sig)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cont;
+    sigset_t one, prev;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigaddset(&one, SIGCONT);
+    pthread_sigmask(SIG_UNBLOCK, &one, &prev);
+    continued = 0;
+    real_sigaction(SIGCONT, &sa, &old);
+    syscall(SYS_kill, shim_real_getpid(), sig);
+    if (!continued && sig != SIGSTOP)
+        syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
+    real_sigaction(SIGCONT, &old, NULL);
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    if (continued && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
+        syscall(SYS_kill, shim_real_getpid(), SIGCONT);
+}
+
+/* A request of coord's is over (ENDED: the program ends now, --kill). A
+ * stopped process of a tree is stopped again first (the request's
+ * stop_sig), then the threads a release left parked go, and threads that
+ * coord's hold keeps (a checkpoint that never parked) are let go. */
+void quiesce_end_request(int ended)
+{
+    int sig = g_shim.release_stop;
+    g_shim.release_stop = 0;
+    if (sig > 0 && !ended)
+        quiesce_stop_self(sig);
+    /* Holds end before the parked threads go: the SIGCONT that ended the
+     * stop may be coord's for the next checkpoint, whose hold a thread
+     * leaving the park enters at once, and must keep. */
+    __atomic_fetch_add(&g_shim.hold_gen, 1, __ATOMIC_SEQ_CST);
+    if (g_shim.release_deferred) {
+        g_shim.release_deferred = 0;
+        if (!ended)
+            quiesce_release();
+    }
 }
 
 /* After restore: wait until every parked thread has landed. */

@@ -151,38 +151,6 @@ static void report(int fd, const char *msg)
     close(fd);
 }
 
-static volatile sig_atomic_t continued;
-
-static void on_cont(int sig)
-{
-    (void)sig;
-    continued = 1;
-}
-
-/* Stop the process again with the signal that had stopped it. Every
- * program thread is parked with all signals blocked, so the manager takes
- * it. SIGTSTP, SIGTTIN and SIGTTOU are discarded by the kernel in an
- * orphaned process group (the restored root's, once --detach's coord is
- * gone): a SIGCONT handler tells whether it stopped, else SIGSTOP does. */
-static void stop_again(int sig)
-{
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_cont;
-    sigset_t one, prev;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    sigaddset(&one, SIGCONT);
-    pthread_sigmask(SIG_UNBLOCK, &one, &prev);
-    continued = 0;
-    real_sigaction(SIGCONT, &sa, &old);
-    syscall(SYS_kill, shim_real_getpid(), sig);
-    if (!continued && sig != SIGSTOP)
-        syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
-    real_sigaction(SIGCONT, &old, NULL);
-    pthread_sigmask(SIG_SETMASK, &prev, NULL);
-}
-
 /* /proc/self/exe names the restorer, which the kernel will not replace
  * while it is mapped and only with CAP_CHECKPOINT_RESTORE (PR_SET_MM_MAP
  * with an exe_fd): after a restore in a pid namespace of the program's
@@ -334,7 +302,7 @@ void restore_finish(void)
      * before any thread of the program runs: its parent sees it stopped
      * (waitpid with WUNTRACED, SIGCHLD) and continues it when it wants. */
     if (g_shim.restore_stop > 0 && g_shim.restore_stop < 32)
-        stop_again(g_shim.restore_stop);
+        quiesce_stop_self(g_shim.restore_stop);
     g_shim.restore_stop = 0;
     quiesce_resume_restored();
 }

@@ -540,6 +540,9 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         /* the old life's connection and image: not ours here (threads
          * still parked: none forks before this) */
         held_fds[0] = held_fds[1] = -1;
+        /* (a stopped process's stop at release was the old life's: the
+         * restore stops it again by the tree's entry, restore_stop) */
+        g_shim.release_stop = g_shim.release_deferred = 0;
         restore_finish();
         return 1;
     }
@@ -840,17 +843,26 @@ static int serve(void)
         }
         reply(conn, &rep);
     } else if (req.op == CK_OP_CHECKPOINT) {
+        /* a stopped process of a tree: stopped again before its threads
+         * go (quiesce_end_request), whatever the outcome */
+        int ss = (int)req.stop_sig;
+        g_shim.release_stop = (req.flags & CK_CKPT_TREE) && (ss == SIGSTOP || ss == SIGTSTP ||
+                                                             ss == SIGTTIN || ss == SIGTTOU)
+                                  ? ss
+                                  : 0;
         if ((req.flags & CK_CKPT_MAC) && ck_auth_init() < 0) {
             rep.status = -ENOSYS;
             snprintf(rep.msg, sizeof rep.msg, "libsodium could not be initialised");
             reply(conn, &rep);
             held_close(&held_fds[1], 0);
+            quiesce_end_request(0);
             return SERVE_DONE;
         }
         if (fd < 0) {
             rep.status = -EBADF;
             snprintf(rep.msg, sizeof rep.msg, "no output file descriptor was passed");
             reply(conn, &rep);
+            quiesce_end_request(0);
             return SERVE_DONE;
         }
         shim_skip_fds[0] = conn;
@@ -877,6 +889,7 @@ static int serve(void)
             remove_uncommitted(fd);
         /* (with --kill and the image committed, threads stay parked) */
         held_close(&held_fds[1], end);
+        quiesce_end_request(end);
         if (end) {
             /* --kill: the image is committed; end without running further
              * (no after-checkpoint hooks: the program does not go on). */
@@ -1025,7 +1038,7 @@ static void atfork_child(void)
      * checkpoint (quiesce.c: ckpt_handler): held now that it runs */
     if (g_shim.hold_requested) {
         g_shim.hold_requested = 0;
-        quiesce_hold();
+        quiesce_hold(0);
     }
 }
 

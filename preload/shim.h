@@ -81,6 +81,12 @@ struct shim_state {
     pid_t manager_pid;                  /* the process whose manager runs (a forked
                                            child's starts in atfork_child) */
     volatile int hold_requested;        /* coord's hold came before the manager */
+    volatile int hold_gen;              /* bumped when coord's hold is over (a
+                                           checkpoint that never parked) */
+    int release_stop;                   /* a stopped process of a tree (the request's
+                                           stop_sig): stopped with it before its
+                                           threads leave the park */
+    int release_deferred;               /* quiesce_release waits for that stop */
     pthread_t manager;
     pid_t vpid;                         /* pid the program sees; 0: real */
     pid_t parent_vpid, parent_real;     /* forked child: the parent's two pids */
@@ -172,7 +178,7 @@ extern struct shim_state g_shim;
 int shim_nopeek(int fd);
 
 /* quiesce.c: wait until a checkpoint starts (at most 5 s). */
-void quiesce_hold(void);
+void quiesce_hold(int in_handler);
 
 /* Process trees (wrappers.c): the pid now of a pid the tree knows
  * (itself if not in the tree), and the reverse. */
@@ -209,6 +215,8 @@ void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int quiesce_init(void);
 int quiesce_stop_threads(char *err, size_t errlen);
 void quiesce_release(void);
+void quiesce_stop_self(int sig);
+void quiesce_end_request(int ended);
 void quiesce_resume_restored(void);
 int quiesce_wait_landed(int64_t timeout_ns);
 void quiesce_fixup_thread(struct shim_slot *s);
