@@ -1042,6 +1042,31 @@ static void atfork_child(void)
     }
 }
 
+void shim_clone_prepare(void)
+{
+    held_prepare();
+}
+
+void shim_clone_parent(void)
+{
+    held_parent();
+}
+
+void shim_clone_child(int clone_parent)
+{
+    pid_t pv = g_shim.parent_vpid, pr = g_shim.parent_real;
+    /* glibc's fork sets the new thread's cached tid; clone does not */
+    if (g_shim.tid_off > 0)
+        *(volatile pid_t *)((char *)pthread_self() + g_shim.tid_off) = shim_real_gettid();
+    held_child();
+    atfork_child();
+    timers_after_fork();
+    if (clone_parent) {
+        g_shim.parent_vpid = pv;
+        g_shim.parent_real = pr;
+    }
+}
+
 __attribute__((constructor)) static void shim_init(void)
 {
     if (g_shim.initialized || getenv("CKSHIM_DISABLE"))

@@ -269,6 +269,12 @@ struct socktrack_info {
     unsigned fl;                        /* without ST_FLAGS: STF_* */
 };
 void socktrack_init(void);
+/* A clone() child that is a process (socktrack.c): what fork's handlers
+ * do, around it and in the child (CLONE_PARENT: its parent is ours). */
+void shim_clone_prepare(void);
+void shim_clone_parent(void);
+void shim_clone_child(int clone_parent);
+void timers_after_fork(void);
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out);
 uint32_t socktrack_gen(void);                  /* read before a call that makes a socket */
 void socktrack_accepted(int lfd, int fd, int flags, uint32_t gen); /* accept4's flags */

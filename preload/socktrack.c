@@ -65,6 +65,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -516,6 +518,90 @@ SHIM_API pid_t _Fork(void)
     return r;
 }
 
+/* A clone() that makes a process (no CLONE_VM) runs no fork handlers:
+ * its child would have no shim (no manager, no control socket) and a
+ * checkpoint of its tree would refuse it. The child starts instead in
+ * clone_tramp, on a stack of the shim's own (the program's may be 4 KiB:
+ * zdtm session02), which does what fork's child handlers do
+ * (shim_clone_child), then moves to the program's stack, unmaps its own
+ * and calls the program's function, ending the process with its value
+ * as glibc's clone does (exit_group: the child has a manager thread).
+ * Not for a child sharing the descriptor table (CLONE_FILES: the shim's
+ * child handler closes the parent's control socket), the TLS (it would
+ * have no thread of its own), or namespaces: those keep clone as it was. */
+struct clone_start {
+    int (*fn)(void *);
+    void *arg;
+    void *stack;                        /* the program's */
+    void *own;                          /* ours, unmapped once left */
+    size_t own_len;
+    int flags;
+    int roomy;                          /* 64 KiB below stack are mapped */
+};
+
+#define CLONE_OWN_STACK (256 * 1024)
+#define CLONE_KEEPS                                                                                    (CLONE_VM | CLONE_THREAD | CLONE_VFORK | CLONE_FILES | CLONE_SETTLS | CLONE_SIGHAND |              CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |          CLONE_NEWCGROUP)
+
+/* clone_jump(fn, arg, stack, unmap, len): rsp = stack (16-aligned),
+ * munmap(unmap, len), exit_group(fn(arg)). Never returns. */
+__attribute__((noreturn)) void ck_clone_jump(int (*fn)(void *), void *arg, void *stack,
+                                             void *unmap, size_t len);
+__asm__(".text\n"
+        ".globl ck_clone_jump\n"
+        ".hidden ck_clone_jump\n"
+        ".type ck_clone_jump,@function\n"
+        "ck_clone_jump:\n"
+        "    mov %rdx, %rsp\n"
+        "    and $-16, %rsp\n"
+        "    mov %rdi, %r12\n"
+        "    mov %rsi, %r13\n"
+        "    mov %rcx, %rdi\n"
+        "    mov %r8, %rsi\n"
+        "    mov $11, %eax\n" /* munmap */
+        "    syscall\n"
+        "    xor %ebp, %ebp\n"
+        "    mov %r13, %rdi\n"
+        "    call *%r12\n"
+        "    mov %eax, %edi\n"
+        "    mov $231, %eax\n" /* exit_group */
+        "    syscall\n"
+        "    hlt\n"
+        ".size ck_clone_jump, .-ck_clone_jump\n");
+
+/* A program's stack with little room (4 KiB, with a guard page below)
+ * cannot take the checkpoint signal's handler: ours keeps it as the
+ * alternate stack of the child's thread when the thread has none
+ * (sigaltstack then shows it to the program). */
+static int clone_tramp(void *p)
+{
+    struct clone_start s = *(struct clone_start *)p;
+    before_fork();
+    shim_clone_child((s.flags & CLONE_PARENT) != 0);
+    stack_t cur;
+    if (!s.roomy && sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+        stack_t ss = {.ss_sp = s.own, .ss_size = s.own_len, .ss_flags = 0};
+        if (sigaltstack(&ss, NULL) == 0)
+            s.own_len = 0; /* (munmap of length 0: nothing) */
+    }
+    ck_clone_jump(s.fn, s.arg, s.stack, s.own, s.own_len);
+}
+
+/* Can the 64 KiB below the program's stack be read (one byte of each
+ * page: a PROT_NONE guard or a hole fails)? */
+static int stack_roomy(void *stack)
+{
+    enum { PAGES = 16 };
+    uintptr_t top = (uintptr_t)stack & ~(uintptr_t)4095;
+    char got[PAGES];
+    struct iovec lv = {got, PAGES}, rv[PAGES];
+    if (top <= PAGES * 4096)
+        return 0;
+    for (int i = 0; i < PAGES; i++)
+        rv[i] = (struct iovec){(void *)(top - (uintptr_t)(i + 1) * 4096), 1};
+    return syscall(SYS_process_vm_readv, (long)shim_real_getpid(), &lv, 1L, rv, (long)PAGES,
+                   0L) == PAGES;
+}
+
 /* clone's optional arguments (ptid, tls, ctid) are passed on whatever
  * the flags: libc reads only those its flags ask for */
 static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_list ap)
@@ -525,7 +611,26 @@ static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_lis
     void *tls = va_arg(ap, void *);
     pid_t *ctid = va_arg(ap, pid_t *);
     before_fork();
-    int r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+    void *own = fn && stack && !(flags & CLONE_KEEPS) && g_shim.initialized
+                    ? mmap(NULL, CLONE_OWN_STACK, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)
+                    : MAP_FAILED;
+    int r;
+    if (own != MAP_FAILED) {
+        struct clone_start *s =
+            (struct clone_start *)((char *)own + CLONE_OWN_STACK - 64 - sizeof *s);
+        *s = (struct clone_start){fn, arg, stack, own, CLONE_OWN_STACK, flags,
+                                  stack_roomy(stack)};
+        shim_clone_prepare();
+        r = real_clone(clone_tramp, (void *)((uintptr_t)s & ~(uintptr_t)15), flags, s, ptid,
+                       tls, ctid);
+        int e = errno;
+        shim_clone_parent();
+        munmap(own, CLONE_OWN_STACK);
+        errno = e;
+    } else {
+        r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+    }
     before_fork();
     return r;
 }

@@ -145,6 +145,12 @@ static void after_fork_child(void)
     memset(stimers, 0, sizeof stimers);
 }
 
+/* A clone() child (socktrack.c): as after a fork. */
+void timers_after_fork(void)
+{
+    after_fork_child();
+}
+
 static int start_helper(void)
 {
     if (helper_started)
