@@ -95,8 +95,8 @@ TWICE+=" sock_state "
 LIVE+=" sock_state "
 # Started with coord run --pidns (a pid namespace of their own, under
 # coord's init): checkpointed by the program's pid as seen here.
-PIDNS=" pidns_tree "
-TWICE+=" pidns_tree "
+PIDNS=" pidns_tree pidns_orphans "
+TWICE+=" pidns_tree pidns_orphans "
 TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_named tree_fown "
 TWICE+=" fd_table tree_zombie_groups sched_attrs cpu_affinity "
