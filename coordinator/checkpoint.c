@@ -970,23 +970,23 @@ static void tree_continue(int pid)
  * that a tree taken again finds them so. Their parent sees them
  * continued and stopped (SIGCHLD, waitpid with WCONTINUED). One whose
  * shim got the request (ASKED) stops itself before its threads leave the
- * park (common/ctlproto.h, stop_sig): coord only waits, and stops it
- * itself only if that did not happen within 5 s (a stop from here after
- * its own and a SIGCONT from its parent would stop it twice). One that
- * was not asked is still held by its shim (preload/quiesce.c): stopped
- * from here at once. */
+ * park (common/ctlproto.h, stop_sig): coord only waits (up to 5 s) and
+ * never signals it (its parent may have continued it already: a stop
+ * from here would be a second one). One that was not asked is still
+ * held by its shim (preload/quiesce.c), whose hold ends when the signal
+ * comes: stopped from here at once. */
 static void tree_stop_again(const struct ck_tree *t, const char *asked)
 {
     for (int i = 1; i < t->n; i++) {
         if (t->m[i].zombie || t->m[i].stopsig <= 0)
             continue;
-        int wait_ms = asked && asked[i] ? 5000 : 0;
+        int mine = !(asked && asked[i]), wait_ms = mine ? 1000 : 5000;
+        if (mine)
+            kill(t->m[i].pid, t->m[i].stopsig);
         for (int w = 0;; w += 5) {
-            if (w == wait_ms)
-                kill(t->m[i].pid, t->m[i].stopsig);
             struct ck_pstat ps;
             if (ck_pstat_read(t->m[i].pid, &ps) < 0 || ps.state == 'T' || ps.state == 'Z' ||
-                ps.state == 'X' || w >= wait_ms + 1000)
+                ps.state == 'X' || w >= wait_ms)
                 break;
             sleep_ms(5);
         }

@@ -66,7 +66,7 @@ static int add_children(struct ck_tree *t, int parent)
     return 0;
 }
 
-/* /proc/PID/stat into st (NUL-terminated, empty if unreadable). */
+/* (tree.h) */
 int ck_pstat_read(int pid, struct ck_pstat *ps)
 {
     char path[64], st[2048];

@@ -147,14 +147,19 @@ void quiesce_hold(int in_handler)
     int gen = __atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST);
     int rel = __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST);
     uint64_t park = 1ULL << (g_shim.ckpt_signal - 1);
+    /* a stop signal (blocked here) ends it too: coord stopped the process
+     * again without asking its shim (the tree changed first), and the
+     * signal is taken as the handler returns, before the program runs */
+    uint64_t stops = 1ULL << (SIGTSTP - 1) | 1ULL << (SIGTTIN - 1) | 1ULL << (SIGTTOU - 1);
     struct timespec ms = {0, 1000000};
     while (__atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST) == gen &&
            shim_now_ns(CLOCK_MONOTONIC) < end) {
-        if (in_handler && __atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST)) {
-            uint64_t set = 0;
-            if (syscall(SYS_rt_sigpending, &set, 8) < 0 || (set & park))
-                break;
-        }
+        uint64_t set = 0;
+        if (in_handler && syscall(SYS_rt_sigpending, &set, 8) == 0 && (set & stops))
+            break;
+        if (in_handler && __atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
+            (set & park))
+            break;
         if (!in_handler && __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST) != rel)
             break;
         syscall(SYS_nanosleep, &ms, NULL);
@@ -516,19 +521,28 @@ void quiesce_stop_self(int sig)
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_cont;
+    sigfillset(&sa.sa_mask);
+    real_sigaction(SIGCONT, &sa, &old);
+    /* A SIGCONT still pending (coord's, which continued the process for
+     * this checkpoint, held back by every thread's mask while the
+     * program's handler was set) is taken here, not by that handler on
+     * this thread, and is not the continue waited for below. */
     sigset_t one, prev;
     sigemptyset(&one);
-    sigaddset(&one, sig);
     sigaddset(&one, SIGCONT);
-    pthread_sigmask(SIG_UNBLOCK, &one, &prev);
+    struct timespec zero = {0, 0};
+    int had = 0;
+    while (syscall(SYS_rt_sigtimedwait, &one, NULL, &zero, 8) == SIGCONT)
+        had = 1;
+    sigaddset(&one, sig);
     continued = 0;
-    real_sigaction(SIGCONT, &sa, &old);
+    pthread_sigmask(SIG_UNBLOCK, &one, &prev);
     syscall(SYS_kill, shim_real_getpid(), sig);
     if (!continued && sig != SIGSTOP)
         syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
-    real_sigaction(SIGCONT, &old, NULL);
     pthread_sigmask(SIG_SETMASK, &prev, NULL);
-    if (continued && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
+    real_sigaction(SIGCONT, &old, NULL);
+    if ((continued || had) && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
         syscall(SYS_kill, shim_real_getpid(), SIGCONT);
 }
 

@@ -625,13 +625,16 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
             if (cr->status == 0)
                 cr->status = dump_image(outfd, &hdr, &cr->st, cr->msg, sizeof cr->msg, 0, -1, 0);
         } else {
+            /* (told before the release: a program that then ends at once
+             * takes its manager with it, and coord would wait for the
+             * word the whole reply time) */
+            if (tree)
+                tell_forked(conn, t0);
             if (!kill_after) {
                 pause_end = shim_now_ns(CLOCK_MONOTONIC);
                 quiesce_release();
                 cr->rep.pause_ns = (uint64_t)(pause_end - t0);
             }
-            if (tree)
-                tell_forked(conn, t0);
             int ws = 0;
             struct rusage ru;
             memset(&ru, 0, sizeof ru);
@@ -1052,16 +1055,38 @@ void shim_clone_parent(void)
     held_parent();
 }
 
-void shim_clone_child(int clone_parent)
+int shim_threads_own(void)
+{
+    char st[4096];
+    const char *p = shim_read_file("/proc/self/status", st, sizeof st) > 0
+                        ? strstr(st, "\nThreads:")
+                        : NULL;
+    if (!p)
+        return -1;
+    int n = atoi(p + 9) - 1 - (g_shim.manager_pid == shim_real_getpid()) -
+            timers_helper_running();
+    return n < 0 ? 0 : n;
+}
+
+void shim_clone_child(int flags)
 {
     pid_t pv = g_shim.parent_vpid, pr = g_shim.parent_real;
-    /* glibc's fork sets the new thread's cached tid; clone does not */
-    if (g_shim.tid_off > 0)
-        *(volatile pid_t *)((char *)pthread_self() + g_shim.tid_off) = shim_real_gettid();
+    /* What glibc's fork does for the child's thread and clone does not:
+     * its cached tid, the word the kernel clears when it ends (unless
+     * the program chose one), its robust futex list (restore.c and
+     * quiesce_fixup_thread rely on both, as for a forked child). */
+    char *pd = (char *)pthread_self();
+    if (g_shim.tid_off > 0) {
+        *(volatile pid_t *)(pd + g_shim.tid_off) = shim_real_gettid();
+        if (!(flags & CLONE_CHILD_CLEARTID))
+            syscall(SYS_set_tid_address, pd + g_shim.tid_off);
+    }
+    if (g_shim.robust_off > 0)
+        syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));
     held_child();
     atfork_child();
     timers_after_fork();
-    if (clone_parent) {
+    if (flags & CLONE_PARENT) {
         g_shim.parent_vpid = pv;
         g_shim.parent_real = pr;
     }

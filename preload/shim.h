@@ -273,7 +273,11 @@ void socktrack_init(void);
  * do, around it and in the child (CLONE_PARENT: its parent is ours). */
 void shim_clone_prepare(void);
 void shim_clone_parent(void);
-void shim_clone_child(int clone_parent);
+void shim_clone_child(int flags);
+/* Threads of the program's own running besides the calling one (the
+ * shim's manager and timer helper left out), or -1. */
+int shim_threads_own(void);
+int timers_helper_running(void);
 void timers_after_fork(void);
 int socktrack_get(int fd, uint64_t ino, struct socktrack_info *out);
 uint32_t socktrack_gen(void);                  /* read before a call that makes a socket */

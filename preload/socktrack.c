@@ -527,8 +527,13 @@ SHIM_API pid_t _Fork(void)
  * and calls the program's function, ending the process with its value
  * as glibc's clone does (exit_group: the child has a manager thread).
  * Not for a child sharing the descriptor table (CLONE_FILES: the shim's
- * child handler closes the parent's control socket), the TLS (it would
- * have no thread of its own), or namespaces: those keep clone as it was. */
+ * child handler closes the parent's control socket), its cwd (CLONE_FS)
+ * or semaphore undo list (CLONE_SYSVSEM), which no restore makes shared
+ * again, the TLS (it would have no thread of its own), or namespaces;
+ * nor in a program with threads of its own: glibc's clone, unlike fork,
+ * leaves malloc's and the loader's locks as another thread held them,
+ * and starting the manager takes them. Those keep clone as it was (such
+ * a child is refused at checkpoint, by name). */
 struct clone_start {
     int (*fn)(void *);
     void *arg;
@@ -536,11 +541,13 @@ struct clone_start {
     void *own;                          /* ours, unmapped once left */
     size_t own_len;
     int flags;
-    int roomy;                          /* 64 KiB below stack are mapped */
 };
 
 #define CLONE_OWN_STACK (256 * 1024)
-#define CLONE_KEEPS                                                                                    (CLONE_VM | CLONE_THREAD | CLONE_VFORK | CLONE_FILES | CLONE_SETTLS | CLONE_SIGHAND |              CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |          CLONE_NEWCGROUP)
+#define CLONE_SHARES (CLONE_VM | CLONE_THREAD | CLONE_VFORK | CLONE_FILES | CLONE_FS | \
+                      CLONE_SYSVSEM | CLONE_SETTLS | CLONE_SIGHAND)
+#define CLONE_NAMESPACES (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUSER | CLONE_NEWNET | \
+                          CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
 
 /* clone_jump(fn, arg, stack, unmap, len): rsp = stack (16-aligned),
  * munmap(unmap, len), exit_group(fn(arg)). Never returns. */
@@ -568,38 +575,22 @@ __asm__(".text\n"
         "    hlt\n"
         ".size ck_clone_jump, .-ck_clone_jump\n");
 
-/* A program's stack with little room (4 KiB, with a guard page below)
- * cannot take the checkpoint signal's handler: ours keeps it as the
- * alternate stack of the child's thread when the thread has none
- * (sigaltstack then shows it to the program). */
+/* A program's stack may have little room (4 KiB, with a guard page or
+ * the program's data below) for the checkpoint signal's handler: ours
+ * stays as the alternate stack of the child's thread when the thread has
+ * none (sigaltstack then shows it to the program). */
 static int clone_tramp(void *p)
 {
     struct clone_start s = *(struct clone_start *)p;
     before_fork();
-    shim_clone_child((s.flags & CLONE_PARENT) != 0);
+    shim_clone_child(s.flags);
     stack_t cur;
-    if (!s.roomy && sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+    if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
         stack_t ss = {.ss_sp = s.own, .ss_size = s.own_len, .ss_flags = 0};
         if (sigaltstack(&ss, NULL) == 0)
             s.own_len = 0; /* (munmap of length 0: nothing) */
     }
     ck_clone_jump(s.fn, s.arg, s.stack, s.own, s.own_len);
-}
-
-/* Can the 64 KiB below the program's stack be read (one byte of each
- * page: a PROT_NONE guard or a hole fails)? */
-static int stack_roomy(void *stack)
-{
-    enum { PAGES = 16 };
-    uintptr_t top = (uintptr_t)stack & ~(uintptr_t)4095;
-    char got[PAGES];
-    struct iovec lv = {got, PAGES}, rv[PAGES];
-    if (top <= PAGES * 4096)
-        return 0;
-    for (int i = 0; i < PAGES; i++)
-        rv[i] = (struct iovec){(void *)(top - (uintptr_t)(i + 1) * 4096), 1};
-    return syscall(SYS_process_vm_readv, (long)shim_real_getpid(), &lv, 1L, rv, (long)PAGES,
-                   0L) == PAGES;
 }
 
 /* clone's optional arguments (ptid, tls, ctid) are passed on whatever
@@ -611,7 +602,8 @@ static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_lis
     void *tls = va_arg(ap, void *);
     pid_t *ctid = va_arg(ap, pid_t *);
     before_fork();
-    void *own = fn && stack && !(flags & CLONE_KEEPS) && g_shim.initialized
+    void *own = fn && stack && !(flags & (CLONE_SHARES | CLONE_NAMESPACES)) &&
+                        g_shim.initialized && shim_threads_own() == 0
                     ? mmap(NULL, CLONE_OWN_STACK, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)
                     : MAP_FAILED;
@@ -619,8 +611,7 @@ static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_lis
     if (own != MAP_FAILED) {
         struct clone_start *s =
             (struct clone_start *)((char *)own + CLONE_OWN_STACK - 64 - sizeof *s);
-        *s = (struct clone_start){fn, arg, stack, own, CLONE_OWN_STACK, flags,
-                                  stack_roomy(stack)};
+        *s = (struct clone_start){fn, arg, stack, own, CLONE_OWN_STACK, flags};
         shim_clone_prepare();
         r = real_clone(clone_tramp, (void *)((uintptr_t)s & ~(uintptr_t)15), flags, s, ptid,
                        tls, ctid);

@@ -145,6 +145,11 @@ static void after_fork_child(void)
     memset(stimers, 0, sizeof stimers);
 }
 
+int timers_helper_running(void)
+{
+    return helper_started;
+}
+
 /* A clone() child (socktrack.c): as after a fork. */
 void timers_after_fork(void)
 {

@@ -8,6 +8,9 @@
  * or without --kill, or after a restore) takes one and ends. After the go
  * file: all 24 bytes are still there, no child has ended, each is stopped
  * by SIGSTOP; SIGCONT lets every child take its byte and end with 9.
+ * Each child has a SIGCONT handler, which must run on its own thread
+ * (never on a thread of the shim's while the program's are parked):
+ * elsewhere it ends the child with 6.
  */
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -16,6 +19,13 @@
 #include "testlib.h"
 
 #define KIDS 24
+
+static void on_cont(int sig)
+{
+    (void)sig;
+    if (gettid() != getpid())
+        _exit(6);
+}
 
 static int waiting_bytes(int fd)
 {
@@ -35,6 +45,10 @@ int main(void)
         check_sys(kids[i]);
         if (kids[i] == 0) {
             char x = 'u';
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_cont;
+            sigaction(SIGCONT, &sa, NULL);
             close(up[0]);
             close(go[1]);
             if (write(up[1], &x, 1) != 1)
