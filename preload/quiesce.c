@@ -135,7 +135,7 @@ static uint64_t own_pending(int slot)
 
 /* coord's hold of a stopped process it continued (ckpt_handler): until
  * the checkpoint parks the thread, coord's request ends without a park
- * (quiesce_end_request), or 5 s passed. In the handler (IN_HANDLER, every
+ * (quiesce_end_request), or 5 s passed without a request. In the handler (IN_HANDLER, every
  * signal blocked) the park is the manager's signal, pending here: the
  * hold ends only once it is, so the thread parks as the handler returns
  * (ckpt_active alone would let it run the program until the signal
@@ -152,8 +152,12 @@ void quiesce_hold(int in_handler)
      * signal is taken as the handler returns, before the program runs */
     uint64_t stops = 1ULL << (SIGTSTP - 1) | 1ULL << (SIGTTIN - 1) | 1ULL << (SIGTTOU - 1);
     struct timespec ms = {0, 1000000};
+    /* (the 5 s count only while no request of coord's is served: once
+     * one came for this stopped process, the hold lasts until its end,
+     * however long the tree's preparations take) */
     while (__atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST) == gen &&
-           shim_now_ns(CLOCK_MONOTONIC) < end) {
+           (shim_now_ns(CLOCK_MONOTONIC) < end ||
+            __atomic_load_n(&g_shim.release_stop, __ATOMIC_SEQ_CST))) {
         uint64_t set = 0;
         if (in_handler && syscall(SYS_rt_sigpending, &set, 8) == 0 && (set & stops))
             break;
@@ -553,9 +557,10 @@ void quiesce_stop_self(int sig)
 void quiesce_end_request(int ended)
 {
     int sig = g_shim.release_stop;
-    g_shim.release_stop = 0;
     if (sig > 0 && !ended)
         quiesce_stop_self(sig);
+    /* (cleared once stopped and continued: it keeps held threads held) */
+    __atomic_store_n(&g_shim.release_stop, 0, __ATOMIC_SEQ_CST);
     /* Holds end before the parked threads go: the SIGCONT that ended the
      * stop may be coord's for the next checkpoint, whose hold a thread
      * leaving the park enters at once, and must keep. */
