@@ -135,12 +135,13 @@ static uint64_t own_pending(int slot)
 
 /* coord's hold of a stopped process it continued (ckpt_handler): until
  * the checkpoint parks the thread, coord's request ends without a park
- * (quiesce_end_request), or 5 s passed without a request. In the handler (IN_HANDLER, every
- * signal blocked) the park is the manager's signal, pending here: the
- * hold ends only once it is, so the thread parks as the handler returns
- * (ckpt_active alone would let it run the program until the signal
- * comes). Outside it (a child stopped before its manager ran) the signal
- * is taken during the wait: the hold ends once the park is over. */
+ * (quiesce_end_request), or 5 s passed without a request. In the handler
+ * (IN_HANDLER, every signal blocked) the park is the manager's signal,
+ * pending here: the hold ends only once it is, so the thread parks as
+ * the handler returns (ckpt_active alone would let it run the program
+ * until the signal comes). Outside it (a child stopped before its
+ * manager ran) the signal is taken during the wait: the hold ends once
+ * the park is over. */
 void quiesce_hold(int in_handler)
 {
     int64_t end = shim_now_ns(CLOCK_MONOTONIC) + 5000000000LL;

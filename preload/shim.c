@@ -811,6 +811,16 @@ static void remove_uncommitted(int fd)
         shim_log("coord went away: removed its unfinished image %s", path);
 }
 
+/* The process's threads (Threads: of /proc/self/status), or -1. */
+static int thread_count(void)
+{
+    char st[4096];
+    const char *p = shim_read_file("/proc/self/status", st, sizeof st) > 0
+                        ? strstr(st, "\nThreads:")
+                        : NULL;
+    return p ? atoi(p + 9) : -1;
+}
+
 /* What serve() did, for the manager's loop. */
 enum { SERVE_DONE, SERVE_CHECKPOINTED, SERVE_RESTORED };
 
@@ -838,12 +848,9 @@ static int serve(void)
         return SERVE_DONE;
     }
     if (req.op == CK_OP_INFO) {
-        char st[4096];
-        if (shim_read_file("/proc/self/status", st, sizeof st) > 0) {
-            char *p = strstr(st, "\nThreads:");
-            if (p)
-                rep.nthreads = (uint32_t)strtoul(p + 9, NULL, 10) - 1; /* not the manager */
-        }
+        int n = thread_count();
+        if (n > 0)
+            rep.nthreads = (uint32_t)n - 1; /* not the manager */
         reply(conn, &rep);
     } else if (req.op == CK_OP_CHECKPOINT) {
         /* a stopped process of a tree: stopped again before its threads
@@ -1057,14 +1064,10 @@ void shim_clone_parent(void)
 
 int shim_threads_own(void)
 {
-    char st[4096];
-    const char *p = shim_read_file("/proc/self/status", st, sizeof st) > 0
-                        ? strstr(st, "\nThreads:")
-                        : NULL;
-    if (!p)
+    int n = thread_count();
+    if (n <= 0)
         return -1;
-    int n = atoi(p + 9) - 1 - (g_shim.manager_pid == shim_real_getpid()) -
-            timers_helper_running();
+    n -= 1 + (g_shim.manager_pid == shim_real_getpid()) + timers_helper_running();
     return n < 0 ? 0 : n;
 }
 
