@@ -77,7 +77,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -523,9 +522,10 @@ SHIM_API pid_t _Fork(void)
  * checkpoint of its tree would refuse it. The child starts instead in
  * clone_tramp, on a stack of the shim's own (the program's may be 4 KiB:
  * zdtm session02), which does what fork's child handlers do
- * (shim_clone_child), then moves to the program's stack, unmaps its own
- * and calls the program's function, ending the process with its value
- * as glibc's clone does (exit_group: the child has a manager thread).
+ * (shim_clone_child), then moves to the program's stack (its own stays
+ * as the thread's alternate stack, below) and calls the program's
+ * function, ending the process with its value as glibc's clone does
+ * (exit_group: the child has a manager thread).
  * Not for a child sharing the descriptor table (CLONE_FILES: the shim's
  * child handler closes the parent's control socket), its cwd (CLONE_FS)
  * or semaphore undo list (CLONE_SYSVSEM), which no restore makes shared
@@ -538,7 +538,7 @@ struct clone_start {
     int (*fn)(void *);
     void *arg;
     void *stack;                        /* the program's */
-    void *own;                          /* ours, unmapped once left */
+    void *own;                          /* ours: the alternate stack, or unmapped */
     size_t own_len;
     int flags;
 };
