@@ -121,15 +121,23 @@ static int expand(struct ck_tree *t, int from)
         int r = add_children(t, i);
         if (r < 0)
             return r;
-        if (i > 0 && (t->m[i].status = ck_stat_exit_code(t->m[i].pid, "Z")) >= 0)
+        struct ck_pstat ps;
+        if (i == 0)
+            continue;
+        t->m[i].status = -1;
+        t->m[i].stopsig = 0;
+        if (ck_pstat_read(t->m[i].pid, &ps) < 0)
+            continue;
+        /* (field 52: a zombie's wait status, a stopped one's signal) */
+        if (ps.state == 'Z' && ps.exit_code >= 0) {
+            t->m[i].status = ps.exit_code;
             t->m[i].zombie = 1;
-        else if (i > 0 && (t->m[i].stopsig = ck_stat_exit_code(t->m[i].pid, "T")) < 0)
-            t->m[i].stopsig = 0;
-        else if (i > 0 && t->m[i].stopsig == 0)
-            /* stopped, and its parent has had the report (waitpid with
-             * WUNTRACED clears the code): which signal it was is gone;
-             * stopped again with SIGSTOP (docs/DESIGN.md) */
-            t->m[i].stopsig = SIGSTOP;
+        } else if (ps.state == 'T' && ps.exit_code >= 0) {
+            /* 0: stopped, and its parent has had the report (waitpid
+             * with WUNTRACED clears the code): which signal it was is
+             * gone; stopped again with SIGSTOP (docs/DESIGN.md) */
+            t->m[i].stopsig = ps.exit_code ? ps.exit_code : SIGSTOP;
+        }
     }
     return 0;
 }
