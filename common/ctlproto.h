@@ -153,15 +153,16 @@ struct ck_ctl_req {
     uint8_t key_id[8];
     uint32_t nshared;                   /* --shared-file: files not saved at their
                                            checkpoint version, by (dev, ino) */
-    uint32_t stop_sig;                  /* stopped process of a tree (below) */
+    uint32_t stop_sig;                  /* a stopped process (below) */
     uint64_t shared[CK_MAX_SHARED][2];
 };
 
-/* stop_sig (with CK_CKPT_TREE): the process was stopped by this signal and
- * coord continued it for the checkpoint. Whatever the outcome, unless the
- * program ends (--kill), the shim stops the process with it again before
- * any thread of the program leaves the park or coord's hold, so the
- * program never runs while it should be stopped (0: not stopped). */
+/* stop_sig: the process (a tree's, or one alone) was stopped by this
+ * signal and coord continued it for the checkpoint. Whatever the outcome,
+ * unless the program ends (--kill), the shim stops the process with it
+ * again before any thread of the program leaves the park or coord's hold,
+ * so the program never runs while it should be stopped (0: not stopped).
+ * The image's header says so (CK_HF_STOPPED): restore stops it again. */
 
 struct ck_ctl_rep {
     uint32_t magic;

@@ -57,6 +57,9 @@
                                            (coord run --pidns): orig_pid, the tree's pids
                                            and thread ids are the namespace's; restore
                                            makes a new one and gives them back */
+#define CK_HF_STOPPED 0x10              /* the process was stopped by stop_sig (SIGSTOP,
+                                           SIGTSTP, SIGTTIN, SIGTTOU) when it was taken:
+                                           restore stops it again before it runs */
 
 struct ck_header {
     char magic[CK_MAGIC_LEN];
@@ -70,7 +73,7 @@ struct ck_header {
     uint64_t counter_stamp;             /* 0 = not stamped */
     uint64_t created_ns;                /* CLOCK_REALTIME at checkpoint */
     uint32_t nthreads;
-    uint32_t pad0;
+    uint32_t stop_sig;                  /* CK_HF_STOPPED: the signal (0 otherwise) */
     char app_id[64];
     char kernel[72];                    /* uname release */
     char machine[16];                   /* uname machine */
@@ -728,7 +731,8 @@ struct ck_restore_info {
     uint32_t test_fail_finish;          /* tests only: restore_finish fails (set per restore) */
     int32_t err_fd;                     /* with gate_fd, in the foreground: coord's stderr for
                                            restore_finish's failures (closed after), or -1 */
-    uint32_t pad;
+    uint32_t stop_sig;                  /* stop the process with it before it runs (a
+                                           single process's CK_HF_STOPPED), or 0 */
 };
 
 /* A process tree image (docs/IMAGE_FORMAT.md, "Process trees"): this

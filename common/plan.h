@@ -72,7 +72,8 @@ struct ck_plan {
                                            coord's gate keeper draws the progress line */
     uint32_t progress_slot;             /* from it; this process's entry */
     uint32_t test_slow_fill_ms;         /* tests only: each PAGES record takes this long */
-    uint32_t pad3;
+    uint32_t stop_sig;                  /* ck_restore_info.stop_sig (a single process
+                                           stopped when it was taken), or 0 */
 };
 
 /* The restore's progress (plan.progress_fd): per process of the image,

@@ -965,32 +965,36 @@ static void tree_continue(int pid)
     kill(pid, SIGCONT);
 }
 
-/* The processes that were stopped and that tree_checkpoint continued are
- * stopped again with their signal; back in state T before it returns, so
- * that a tree taken again finds them so. Their parent sees them
- * continued and stopped (SIGCHLD, waitpid with WCONTINUED). One whose
- * shim got the request (ASKED) stops itself before its threads leave the
- * park (common/ctlproto.h, stop_sig): coord only waits (up to 5 s) and
- * never signals it (its parent may have continued it already: a stop
- * from here would be a second one). One that was not asked is still
- * held by its shim (preload/quiesce.c), whose hold ends when the signal
- * comes: stopped from here at once. */
+/* A process that was stopped by SIG and that coord continued for its
+ * checkpoint is stopped again; back in state T before this returns, so
+ * that a checkpoint taken again finds it so. Its parent sees it
+ * continued and stopped (SIGCHLD, waitpid with WCONTINUED; a shell may
+ * say so). One whose shim got the request (ASKED) stops itself before
+ * its threads leave the park (common/ctlproto.h, stop_sig): coord only
+ * waits (up to 5 s) and never signals it (its parent may have continued
+ * it already: a stop from here would be a second one). One that was not
+ * asked is still held by its shim (preload/quiesce.c), whose hold ends
+ * when the signal comes: stopped from here at once. */
+static void stop_again(int pid, int sig, int asked)
+{
+    int wait_ms = asked ? 5000 : 1000;
+    if (!asked)
+        kill(pid, sig);
+    for (int w = 0;; w += 5) {
+        struct ck_pstat ps;
+        if (ck_pstat_read(pid, &ps) < 0 || ps.state == 'T' || ps.state == 'Z' ||
+            ps.state == 'X' || w >= wait_ms)
+            break;
+        sleep_ms(5);
+    }
+}
+
+/* Every process of T that was stopped (tree_checkpoint continued it). */
 static void tree_stop_again(const struct ck_tree *t, const char *asked)
 {
-    for (int i = 1; i < t->n; i++) {
-        if (t->m[i].zombie || t->m[i].stopsig <= 0)
-            continue;
-        int mine = !(asked && asked[i]), wait_ms = mine ? 1000 : 5000;
-        if (mine)
-            kill(t->m[i].pid, t->m[i].stopsig);
-        for (int w = 0;; w += 5) {
-            struct ck_pstat ps;
-            if (ck_pstat_read(t->m[i].pid, &ps) < 0 || ps.state == 'T' || ps.state == 'Z' ||
-                ps.state == 'X' || w >= wait_ms)
-                break;
-            sleep_ms(5);
-        }
-    }
+    for (int i = 0; i < t->n; i++)
+        if (!t->m[i].zombie && t->m[i].stopsig > 0)
+            stop_again(t->m[i].pid, t->m[i].stopsig, asked && asked[i]);
 }
 
 /* --json: what was written, as one JSON object on standard output (the
@@ -1120,7 +1124,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     conns[0] = root_conn;
     /* A stopped process runs no shim: continued for the checkpoint and
      * stopped again with its signal after it (restore stops it again). */
-    for (int i = 1; i < n; i++)
+    for (int i = 0; i < n; i++)
         if (!t->m[i].zombie && t->m[i].stopsig > 0)
             tree_continue(t->m[i].pid);
     for (int i = 0; i < n; i++) {
@@ -1677,11 +1681,12 @@ int cmd_checkpoint(int argc, char **argv)
         ck_msg("checkpoint %d: the process has exited (zombie)", pid);
         return CK_EXIT_FAIL;
     }
-    /* A stopped process cannot run its shim's manager: coord would wait
-     * for an answer that never comes. */
-    if (pi.state == 'T' || pi.state == 't') {
-        ck_msg("checkpoint %d: process %d is stopped (SIGSTOP, Ctrl-Z or a debugger); continue "
-               "it first (kill -CONT %d)", pid, pid, pid);
+    /* A process stopped by a debugger is not the debugger's to give
+     * away; one stopped by a signal is continued for the checkpoint and
+     * stopped again (below: its stop signal, from ck_tree_discover). */
+    if (pi.state == 't') {
+        ck_msg("checkpoint %d: process %d is stopped by a debugger (ptrace); detach it first",
+               pid, pid);
         return CK_EXIT_FAIL;
     }
 
@@ -1702,6 +1707,11 @@ int cmd_checkpoint(int argc, char **argv)
                r == -E2BIG ? "more than 1024 processes" : strerror(-r));
         return CK_EXIT_FAIL;
     }
+    if (pi.state == 'T' && (tree.m[0].stopsig <= 0 || tree.m[0].stopsig >= 32)) {
+        ck_msg("checkpoint %d: process %d is stopped by a signal ckshim cannot tell; continue "
+               "it first (kill -CONT %d)", pid, pid, pid);
+        return CK_EXIT_FAIL;
+    }
     char terr[4096];
     int nbad = ck_tree_check(&tree, terr, sizeof terr);
     if (nbad > 0) {
@@ -1715,6 +1725,7 @@ int cmd_checkpoint(int argc, char **argv)
      * end runs the post-checkpoint script. */
     int to_stdout = strcmp(out, "-") == 0;
     int outfd = -1, fd = -1, pidfd = -1;
+    int stopped_sig = 0, stopped_asked = 0; /* a stopped process, continued for this */
     if (script[0]) {
         char cwd[PATH_MAX];
         if (to_stdout || out[0] == '/' || !getcwd(cwd, sizeof cwd))
@@ -1860,7 +1871,15 @@ again:
         req.flags |= CK_CKPT_PROGRESS;
     request_opts(&req);
     pidfd = open_pidfd(pid);
+    if (tree.m[0].stopsig > 0) {
+        /* stopped: continued for the checkpoint, held by its shim until
+         * the request parks it, stopped again at its end (stop_again) */
+        tree_continue(pid);
+        req.stop_sig = (uint32_t)tree.m[0].stopsig;
+        stopped_sig = tree.m[0].stopsig;
+    }
     r = ck_ctl_send(fd, &req, outfd);
+    stopped_asked = r == 0;
     explicit_bzero(req.key_mac, sizeof req.key_mac);
     explicit_bzero(req.key_enc, sizeof req.key_enc);
     if (r < 0) {
@@ -2048,6 +2067,8 @@ again:
     print_json(&sm);
     if (pidfd >= 0)
         close(pidfd);
+    if (stopped_sig && !kill_after)
+        stop_again(pid, stopped_sig, stopped_asked);
     post_checkpoint(pid, "ok");
     return CK_EXIT_OK;
 
@@ -2055,6 +2076,8 @@ fail:
     hb_stop();
     if (fd >= 0)
         close(fd);
+    if (stopped_sig)
+        stop_again(pid, stopped_sig, stopped_asked);
     if (pidfd >= 0)
         close(pidfd);
     if (!to_stdout && outfd >= 0)

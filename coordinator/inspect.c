@@ -422,6 +422,9 @@ static void text_header(const struct view *v)
     printf("  hostname      %.*s\n", FIX(h->hostname));
     printf("  exe           %.*s\n", FIX(h->exe));
     printf("  threads       %u\n", h->nthreads);
+    if (h->flags & CK_HF_STOPPED)
+        printf("  stopped       by %s when taken (restored stopped)\n",
+               strsignal((int)h->stop_sig));
 }
 
 static void text_process(const struct view *v)
@@ -731,6 +734,7 @@ static void print_json(const struct view *v)
     ck_json_kstr(&j, "created", buf);
     ck_json_ku64(&j, "orig_pid", h->orig_pid);
     ck_json_kbool(&j, "pid_namespace", (h->flags & CK_HF_PIDNS) != 0);
+    ck_json_ku64(&j, "stop_signal", (h->flags & CK_HF_STOPPED) ? h->stop_sig : 0);
     ck_json_ku64(&j, "uid", h->uid);
     ck_json_ku64(&j, "gid", h->gid);
     ck_json_kstrn(&j, "kernel", h->kernel, sizeof(h->kernel));
@@ -1197,8 +1201,11 @@ int cmd_inspect(int argc, char **argv)
                        "%#llx), not yet waited for\n", te[i].vpid, te[i].real_pid,
                        te[te[i].parent].vpid, (unsigned long long)te[i].length);
             else if (te[i].parent < 0)
-                printf("  pid %d (pid %d at checkpoint), the root\n", te[i].vpid,
-                       te[i].real_pid);
+                printf("  pid %d (pid %d at checkpoint), the root%s%s\n", te[i].vpid,
+                       te[i].real_pid, (te[i].flags & CK_TREE_STOPPED) ? ", stopped by " : "",
+                       (te[i].flags & CK_TREE_STOPPED)
+                           ? strsignal((int)(te[i].flags >> 8 & 0xff))
+                           : "");
             else {
                 printf("  pid %d (pid %d at checkpoint), %s %d%s%s", te[i].vpid,
                        te[i].real_pid,

@@ -961,6 +961,13 @@ static int check_image(struct rctx *c)
                  managers);
         return -1;
     }
+    uint32_t ss = im->hdr.stop_sig;
+    if (!!(im->hdr.flags & CK_HF_STOPPED) != (ss != 0) ||
+        (ss && ss != SIGSTOP && ss != SIGTSTP && ss != SIGTTIN && ss != SIGTTOU)) {
+        fail_msg(c, "the image's header says stopped by signal %u (flags %#x): damaged", ss,
+                 im->hdr.flags);
+        return -1;
+    }
     if (check_vdso(c) < 0)
         return -1;
     for (uint32_t i = 0; i < im->nregions; i++) {
@@ -1444,6 +1451,9 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     }
     struct ck_plan_thread *pt = (struct ck_plan_thread *)(buf + toff);
     p->pidns = (uint32_t)g_pidns;
+    /* stopped when taken: stopped again before it runs (a tree's
+     * processes by their entries: restore_tree's map) */
+    p->stop_sig = c->tree_idx < 0 ? im->hdr.stop_sig : 0;
     for (uint32_t i = 0; i < im->nthreads; i++) {
         pt[i].flags = im->threads[i].flags;
         if (g_pidns && !(im->threads[i].flags & CK_TF_MAIN))
@@ -4476,6 +4486,13 @@ int cmd_restore(int argc, char **argv)
 run:
     if ((g_tree.n ? g_tree.m[0].img.hdr.flags : c.img.hdr.flags) & CK_HF_PIDNS)
         g_pidns = 1;
+    int root_stop = g_tree.n ? (g_tree.e[0].flags & CK_TREE_STOPPED ? (int)(g_tree.e[0].flags >> 8 &
+                                                                         0xff) : 0)
+                             : (int)c.img.hdr.stop_sig;
+    if (root_stop > 0)
+        ck_msg("restore %s: the program was stopped (%s) when it was checkpointed: it comes back "
+               "stopped; continue it with kill -CONT (or fg in its shell)", c.file,
+               strsignal(root_stop));
     int top = 0;
     if (g_pidns && (top = pidns_check(&c)) < 0) {
         print_err(&c);

@@ -122,14 +122,13 @@ static int expand(struct ck_tree *t, int from)
         if (r < 0)
             return r;
         struct ck_pstat ps;
-        if (i == 0)
-            continue;
         t->m[i].status = -1;
         t->m[i].stopsig = 0;
         if (ck_pstat_read(t->m[i].pid, &ps) < 0)
             continue;
-        /* (field 52: a zombie's wait status, a stopped one's signal) */
-        if (ps.state == 'Z' && ps.exit_code >= 0) {
+        /* (field 52: a zombie's wait status, a stopped one's signal; the
+         * root is never taken as a zombie: checkpoint.c refuses one) */
+        if (ps.state == 'Z' && ps.exit_code >= 0 && i > 0) {
             t->m[i].status = ps.exit_code;
             t->m[i].zombie = 1;
         } else if (ps.state == 'T' && ps.exit_code >= 0) {
@@ -446,7 +445,7 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
             snprintf(why, len, "has flags %#x (an orphan is neither the root nor a zombie)",
                      x->flags);
         else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
-                 (stopsig && (zombie || i == 0 || stopsig >= 32)))
+                 (stopsig && (zombie || stopsig >= 32)))
             snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
         else if (x->ctty < 0 || x->fg_pgid < 0 || (x->ctty && zombie))
             snprintf(why, len, "has controlling terminal %d, foreground group %d%s", x->ctty,

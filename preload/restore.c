@@ -251,6 +251,10 @@ void restore_finish(void)
         restore_fail(ri, "threads did not come back after restore");
     capture_forget(0);
     restore_tree_map();
+    /* a single process stopped when it was taken (a tree's come from
+     * its map above) */
+    if (ri->magic == CK_RESTORE_MAGIC && !g_shim.restore_stop && ri->stop_sig)
+        g_shim.restore_stop = (int)ri->stop_sig;
     g_shim.dump_key = NULL; /* its mapping was not in the image */
     if (!g_shim.vpid)
         g_shim.vpid = (pid_t)g_shim.proc.pid;
@@ -298,9 +302,10 @@ void restore_finish(void)
     snprintf(msg, sizeof msg, "ok %d\n", (int)shim_real_getpid());
     report(ri->status_fd, msg);
     ri->status_fd = -1;
-    /* A process of a tree that was stopped at the checkpoint stops again,
-     * before any thread of the program runs: its parent sees it stopped
-     * (waitpid with WUNTRACED, SIGCHLD) and continues it when it wants. */
+    /* A process that was stopped at the checkpoint stops again, before
+     * any thread of the program runs: its parent sees it stopped (waitpid
+     * with WUNTRACED, SIGCHLD; a shell's job: Stopped) and continues it
+     * when it wants. */
     if (g_shim.restore_stop > 0 && g_shim.restore_stop < 32)
         quiesce_stop_self(g_shim.restore_stop);
     g_shim.restore_stop = 0;

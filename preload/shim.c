@@ -131,6 +131,13 @@ static long find_tid_offset(void)
     return -1;
 }
 
+/* SIG stops a process (the four stop signals): what coord's stop_sig
+ * and an image's may be. */
+int shim_stop_signal(int sig)
+{
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
 {
     memset(h, 0, sizeof *h);
@@ -142,6 +149,10 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     h->counter_stamp = req ? req->counter_stamp : 0;
     if (req && (req->flags & CK_CKPT_PIDNS))
         h->flags |= CK_HF_PIDNS;
+    if (req && shim_stop_signal((int)req->stop_sig)) {
+        h->flags |= CK_HF_STOPPED;
+        h->stop_sig = req->stop_sig;
+    }
     h->created_ns = (uint64_t)shim_now_ns(CLOCK_REALTIME);
     h->nthreads = g_shim.nthreads;
     const char *id = (req && req->app_id[0]) ? req->app_id : g_shim.app_id;
@@ -853,13 +864,10 @@ static int serve(void)
             rep.nthreads = (uint32_t)n - 1; /* not the manager */
         reply(conn, &rep);
     } else if (req.op == CK_OP_CHECKPOINT) {
-        /* a stopped process of a tree: stopped again before its threads
-         * go (quiesce_end_request), whatever the outcome */
-        int ss = (int)req.stop_sig;
-        g_shim.release_stop = (req.flags & CK_CKPT_TREE) && (ss == SIGSTOP || ss == SIGTSTP ||
-                                                             ss == SIGTTIN || ss == SIGTTOU)
-                                  ? ss
-                                  : 0;
+        /* a stopped process (coord continued it for this): stopped
+         * again before its threads go (quiesce_end_request), whatever
+         * the outcome */
+        g_shim.release_stop = shim_stop_signal((int)req.stop_sig) ? (int)req.stop_sig : 0;
         if ((req.flags & CK_CKPT_MAC) && ck_auth_init() < 0) {
             rep.status = -ENOSYS;
             snprintf(rep.msg, sizeof rep.msg, "libsodium could not be initialised");

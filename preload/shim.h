@@ -393,6 +393,7 @@ void seed_restore_from_file(void);
 void shim_random(void *buf, size_t len);
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
+int shim_stop_signal(int sig);
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);
 
 /* wrappers.c */

@@ -651,6 +651,7 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         ri->test_fail_finish = plan->test_die_late == 2;
         ri->err_fd = plan->tree_gate && err_fd != 2 ? err_fd : -1;
         ri->drop_caps = plan->pidns;
+        ri->stop_sig = plan->stop_sig;
     }
     sys_close(plan->image_fd);
     sys_close(plan_fd);

@@ -6,7 +6,9 @@
 # started and stopped here), a job submitted by an ordinary user
 # ($CKSHIM_TEST_USER) with examples/slurm/ckshim-job.sbatch, requeued with
 # `scontrol requeue`: the job must go on from its last checkpoint instead
-# of starting over, its journal holding every record once, in order.
+# of starting over, its journal holding every record once, in order;
+# suspended with `scontrol suspend`, its program is checkpointed by the
+# user and stays stopped until `scontrol resume`.
 #
 #   bash tests/integration/test_slurm.sh BUILD_DIR       (as root)
 #
@@ -167,6 +169,43 @@ if wait_for 40 two_images && [ "$(job_state)" = RUNNING ]; then
 else
     fail slurm_job_checkpoints "state '$(job_state)', $(images) images; $(tail -n 3 "$OUT" 2>/dev/null | tr '\n' ' ')"
     exit 0
+fi
+
+# ---- scontrol suspend (SIGSTOP to every process of the job): the user
+# checkpoints the suspended program, which stays stopped and never runs
+# until scontrol resume ----
+prog=
+for p in $(pgrep -u "$uid" -f count.py); do
+    case $(readlink "/proc/$p/exe") in */python3*) prog=$p ;; esac
+done
+tstate() { awk '/^State:/{print $2}' "/proc/$1/status" 2>/dev/null; }
+prog_stopped() { [ "$(tstate "$prog")" = T ]; }
+if [ -z "$prog" ]; then
+    fail slurm_suspended_checkpoint "no program process found"
+elif ! scontrol suspend "$jobid" 2>"$T/err" || ! wait_for 10 prog_stopped; then
+    fail slurm_suspended_checkpoint "scontrol suspend: state $(tstate "$prog"): $(cat "$T/err")"
+    scontrol resume "$jobid" 2>/dev/null
+else
+    t0=$(last_tick)
+    if as_user "$T/bin/coord" checkpoint "$prog" -o "$T/job/suspended.img" >"$T/out" 2>"$T/err" &&
+        prog_stopped && as_user "$T/bin/coord" inspect "$T/job/suspended.img" 2>&1 |
+        grep -q "stopped *by Stopped (signal)"; then
+        sleep 1
+        if prog_stopped && [ "$(last_tick)" = "$t0" ] && [ "$(job_state)" = SUSPENDED ]; then
+            pass slurm_suspended_checkpoint
+        else
+            fail slurm_suspended_checkpoint "ran while suspended: tick $t0 -> $(last_tick), state $(tstate "$prog"), job $(job_state)"
+        fi
+    else
+        fail slurm_suspended_checkpoint "state $(tstate "$prog")"
+    fi
+    scontrol resume "$jobid" 2>"$T/err" || fail slurm_resume "$(cat "$T/err")"
+    moved() { [ "$(last_tick)" != "$t0" ]; }
+    if wait_for 10 moved && [ "$(job_state)" = RUNNING ]; then
+        pass slurm_resumed_goes_on
+    else
+        fail slurm_resumed_goes_on "tick $t0 -> $(last_tick), job $(job_state)"
+    fi
 fi
 sleep 0.5
 before=$(last_tick)

@@ -1,0 +1,235 @@
+#!/bin/bash
+# test_stopped.sh - checkpoint a stopped program (SIGSTOP, Ctrl-Z's SIGTSTP,
+# a suspended batch job's whole process group) and restore it stopped.
+#
+#   bash tests/integration/test_stopped.sh BUILD_DIR
+#
+# coord continues a stopped process for its checkpoint, but its shim holds
+# every thread of the program until the request parks them, and stops the
+# process again before any of them goes on (docs/DESIGN.md, "Stopped
+# processes"). stop_ticker counts a tick per millisecond in two threads
+# and writes the counts to a file: a count that moves while the process
+# should be stopped is a moment the program ran. The image says the
+# process was stopped; restore brings it back stopped, in the foreground
+# (the shell's job is stopped, as it was) and with --detach, and it goes on
+# when continued. Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-stopped.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
+
+TICKS="$T/cwd/ticks"
+ticks() { head -c 40 "$TICKS" 2>/dev/null | tr -s ' ' | sed 's/^ //'; }
+conts() { awk '{print $3}' "$TICKS" 2>/dev/null; }
+state() { awk '/^State:/{print $2}' "/proc/$1/status" 2>/dev/null; }
+is_stopped() { [ "$(state "$1")" = T ]; }
+
+# still NAME PID: PID is stopped and its counts do not move for 0.3 s.
+still() {
+    local a b
+    a=$(ticks)
+    sleep 0.3
+    b=$(ticks)
+    if is_stopped "$2" && [ -n "$a" ] && [ "$a" = "$b" ]; then
+        pass "$1"
+    else
+        fail "$1" "state $(state "$2"), ticks '$a' -> '$b'"
+    fi
+}
+
+# runs NAME PID: PID's counts move (both threads).
+runs() {
+    local a b
+    a=$(ticks)
+    sleep 0.3
+    b=$(ticks)
+    if ! is_stopped "$2" && [ "${a%% *}" != "${b%% *}" ] &&
+        [ "$(echo "$a" | cut -d' ' -f2)" != "$(echo "$b" | cut -d' ' -f2)" ]; then
+        pass "$1"
+    else
+        fail "$1" "state $(state "$2"), ticks '$a' -> '$b'"
+    fi
+}
+
+# again PID IMG: checkpoint PID --kill to IMG and restore it --detach;
+# sets $nnp, the restored pid.
+again() {
+    nnp=
+    "$C" checkpoint "$1" -o "$2" --kill >"$T/out" 2>"$T/err" &&
+        nnp=$(cd / && timeout 30 "$C" restore --detach "$2" 2>"$T/err") && [ -n "$nnp" ] &&
+        PIDS+=("$nnp")
+}
+
+# ---- a process stopped by SIGSTOP, checkpointed while it stays stopped ----
+
+start_test_prog stop_ticker || exit 0
+kill -STOP "$pid"
+wait_for 5 is_stopped "$pid"
+before=$(ticks)
+ok=1
+for i in 1 2 3 4 5; do
+    if ! "$C" checkpoint "$pid" -o "$T/live.img" >"$T/out" 2>"$T/err"; then
+        ok=0
+        fail stopped_checkpoint_live "checkpoint $i failed"
+        break
+    fi
+    is_stopped "$pid" || { ok=0; fail stopped_checkpoint_live "not stopped after checkpoint $i"; break; }
+done
+[ $ok = 1 ] && pass stopped_checkpoint_live
+after=$(ticks)
+sleep 0.3
+if [ "$before" = "$after" ] && [ "$after" = "$(ticks)" ] && is_stopped "$pid"; then
+    pass stopped_never_runs_across_checkpoints
+else
+    fail stopped_never_runs_across_checkpoints "ticks '$before' -> '$after' -> '$(ticks)'"
+fi
+if "$C" inspect "$T/live.img" 2>&1 | grep -q "stopped *by Stopped (signal) when taken"; then
+    pass stopped_inspect_says_so
+else
+    fail stopped_inspect_says_so "$("$C" inspect "$T/live.img" 2>&1 | head -3)"
+fi
+c0=$(conts)
+kill -CONT "$pid"
+runs stopped_goes_on_when_continued "$pid"
+[ "$(conts)" -gt "$c0" ] 2>/dev/null && pass stopped_sigcont_handler_runs ||
+    fail stopped_sigcont_handler_runs "conts $c0 -> $(conts)"
+
+# ---- Ctrl-Z (SIGTSTP): --kill, restore --detach stopped, twice -----------
+
+kill -TSTP "$pid"
+wait_for 5 is_stopped "$pid"
+before=$(ticks)
+if "$C" checkpoint "$pid" -o "$T/tstp.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$pid"; then
+    pass stopped_checkpoint_kill
+else
+    fail stopped_checkpoint_kill "rc=$?"
+fi
+np=$(cd / && timeout 30 "$C" restore --detach "$T/tstp.img" 2>"$T/err")
+if [ -n "$np" ] && alive "$np"; then
+    PIDS+=("$np")
+    grep -q "comes back stopped" "$T/err" && pass stopped_restore_says_so ||
+        fail stopped_restore_says_so
+    still stopped_restored_stopped "$np"
+    [ "$(ticks)" = "$before" ] && pass stopped_restored_counts_as_saved ||
+        fail stopped_restored_counts_as_saved "'$before' -> '$(ticks)'"
+    kill -CONT "$np"
+    runs stopped_restored_goes_on "$np"
+    # taken again while it runs: it comes back running; then stopped once
+    # more, and restored stopped once more
+    if again "$np" "$T/again.img"; then
+        runs stopped_restored_twice_runs "$nnp"
+        kill -STOP "$nnp"
+        wait_for 5 is_stopped "$nnp"
+        if again "$nnp" "$T/third.img"; then
+            still stopped_restored_twice_stopped "$nnp"
+            kill -CONT "$nnp"
+            runs stopped_restored_twice_goes_on "$nnp"
+            kill -9 "$nnp"
+        else
+            fail stopped_restored_twice_stopped "checkpoint or restore failed"
+        fi
+    else
+        fail stopped_restored_twice_runs "checkpoint or restore failed"
+    fi
+else
+    fail stopped_restored_stopped "restore failed"
+fi
+
+# ---- in the foreground: coord becomes the program, which stops itself ----
+
+# (the shell's job is stopped, as it was when Ctrl-Z stopped it)
+(cd / && exec "$C" restore "$T/tstp.img" --force >/dev/null 2>"$T/fg.err") &
+fg=$!
+PIDS+=("$fg")
+if wait_for 10 is_stopped "$fg"; then
+    still stopped_foreground_restore_stopped "$fg"
+    kill -CONT "$fg"
+    runs stopped_foreground_goes_on "$fg"
+else
+    fail stopped_foreground_restore_stopped "state $(state "$fg"): $(head -3 "$T/fg.err")"
+fi
+kill -9 "$fg" 2>/dev/null
+wait "$fg" 2>/dev/null
+
+# ---- an image whose header names a signal that does not stop ------------
+
+python3 - "$T/tstp.img" "$T/badsig.img" "$(dirname "${BASH_SOURCE[0]}")" <<'EOF'
+import struct, sys
+sys.path.insert(0, sys.argv[3])
+from ckxxh64 import xxh64
+d = bytearray(open(sys.argv[1], "rb").read())
+# struct ck_header: flags at 16, stop_sig at 52, checksum at 504
+struct.pack_into("<I", d, 52, 9)
+struct.pack_into("<Q", d, 504, xxh64(bytes(d[:504])))
+open(sys.argv[2], "wb").write(d)
+EOF
+restore_refused stopped_bad_signal_refused "$T/badsig.img" "stopped by signal 9.*damaged" --force
+
+# ---- a whole process group stopped (a suspended batch job) --------------
+
+# a shell pipeline in a session of its own, stopped as Slurm suspends a
+# job (SIGSTOP to every process), checkpointed, restored stopped, continued
+cat >"$T/job.sh" <<'EOF'
+i=0
+while :; do i=$((i + 1)); echo "$i"; sleep 0.05; done | cat >"$1"
+EOF
+(cd "$T" && exec setsid env LD_PRELOAD="$SHIM" bash "$T/job.sh" "$T/job.out" >/dev/null 2>&1) &
+job=$!
+PIDS+=("$job")
+wait_for 10 test -s "$T/job.out"
+lines() { wc -l <"$T/job.out"; }
+all_stopped() {
+    local p
+    for p in "$1" $(ck_descendants "$1"); do
+        is_stopped "$p" || return 1
+    done
+}
+kill -STOP -- "-$job"
+wait_for 5 all_stopped "$job"
+n0=$(lines)
+if "$C" checkpoint "$job" -o "$T/job.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$job"; then
+    pass stopped_job_checkpoint
+else
+    fail stopped_job_checkpoint "$(cat "$T/err" | head -3)"
+fi
+np=$(cd / && timeout 30 "$C" restore --detach "$T/job.img" 2>"$T/err")
+if [ -n "$np" ] && alive "$np"; then
+    PIDS+=("$np")
+    sleep 0.3
+    if all_stopped "$np" && [ "$(lines)" = "$n0" ] && [ -n "$(ck_descendants "$np")" ]; then
+        pass stopped_job_restored_stopped
+    else
+        fail stopped_job_restored_stopped "lines $n0 -> $(lines)"
+    fi
+    kill -CONT -- "-$np"
+    sleep 0.5
+    n1=$(lines)
+    [ "$n1" -gt "$n0" ] && pass stopped_job_goes_on || fail stopped_job_goes_on "lines $n0 -> $n1"
+    # again: stopped, taken, restored, continued
+    kill -STOP -- "-$np"
+    wait_for 5 all_stopped "$np"
+    n2=$(lines)
+    if "$C" checkpoint "$np" -o "$T/job2.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$np" &&
+        np2=$(cd / && timeout 30 "$C" restore --detach "$T/job2.img" 2>"$T/err") && [ -n "$np2" ]; then
+        PIDS+=("$np2")
+        sleep 0.3
+        all_stopped "$np2" && [ "$(lines)" = "$n2" ] && pass stopped_job_twice_stopped ||
+            fail stopped_job_twice_stopped "lines $n2 -> $(lines)"
+        kill -CONT -- "-$np2"
+        sleep 0.5
+        [ "$(lines)" -gt "$n2" ] && pass stopped_job_twice_goes_on ||
+            fail stopped_job_twice_goes_on "lines $n2 -> $(lines)"
+        kill -9 -- "-$np2" 2>/dev/null
+    else
+        fail stopped_job_twice_stopped "$(head -3 "$T/err")"
+    fi
+else
+    fail stopped_job_restored_stopped "restore failed"
+fi
