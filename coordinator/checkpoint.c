@@ -1795,7 +1795,7 @@ int cmd_checkpoint(int argc, char **argv)
 
     /* A process tree: see tree_checkpoint. (Taken again from here when
      * the process made a child while it was checkpointed alone.) */
-    int alone_tries = 0;
+    int alone_tries = 0, conn_tries = 0;
 again:
     if (tree.n > 1) {
         if (to_stdout || no_fork) {
@@ -1880,6 +1880,24 @@ again:
     }
     r = ck_ctl_send(fd, &req, outfd);
     stopped_asked = r == 0;
+    if ((r == -EPIPE || r == -ECONNRESET) && conn_tries++ < 3 && ck_proc_alive(pid)) {
+        /* The listening socket coord reached was closed under it before
+         * its shim took the connection: the program closed every
+         * descriptor (a daemon's start, closefrom), and the shim makes a
+         * new socket when it sees its own gone. Nothing was sent: ask
+         * the new one. */
+        close(fd);
+        if (pidfd >= 0)
+            close(pidfd);
+        pidfd = -1;
+        sleep_ms(20 << conn_tries);
+        fd = ck_ctl_connect(pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+        if (fd < 0) {
+            ck_msg("checkpoint %d: cannot connect to %s again: %s", pid, sock, strerror(-fd));
+            goto fail;
+        }
+        goto again;
+    }
     explicit_bzero(req.key_mac, sizeof req.key_mac);
     explicit_bzero(req.key_enc, sizeof req.key_enc);
     if (r < 0) {

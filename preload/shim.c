@@ -216,6 +216,8 @@ int shim_listen(void)
         close(fd);
         fd = hi;
     }
+    struct stat st;
+    g_shim.listen_ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
     g_shim.listen_fd = fd;
     return 0;
 }
@@ -951,6 +953,15 @@ static void *manager_main(void *arg)
         }
         if (!(pf[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
             continue;
+        /* the program closed every descriptor (ours too) and may have
+         * been given our number since: a socket of its own, never ours
+         * to accept on (coord tries again with the new one) */
+        struct stat lst;
+        if (fstat(g_shim.listen_fd, &lst) < 0 || (uint64_t)lst.st_ino != g_shim.listen_ino) {
+            if (shim_listen() < 0)
+                return NULL;
+            continue;
+        }
         /* (the listening socket is non-blocking: not a blocking call) */
         pthread_mutex_lock(&held_lock);
         int conn = held_fds[0] = accept4(g_shim.listen_fd, NULL, NULL,

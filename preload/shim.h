@@ -77,6 +77,8 @@ struct shim_state {
     int initialized;
     int ckpt_signal;
     int listen_fd;
+    uint64_t listen_ino;                /* its socket's inode (a number the program took
+                                           after closing ours is not ours) */
     pid_t manager_tid;
     pid_t manager_pid;                  /* the process whose manager runs (a forked
                                            child's starts in atfork_child) */
