@@ -135,7 +135,12 @@ static uint64_t own_pending(int slot)
 
 /* coord's hold of a stopped process it continued (ckpt_handler): until
  * the checkpoint parks the thread, coord's request ends without a park
- * (quiesce_end_request), or 5 s passed without a request. In the handler
+ * (quiesce_end_request), or 5 s passed without a request. Then coord is
+ * gone (killed between its SIGCONT and its request) or far too slow: the
+ * process was stopped when it came, so the first thread whose hold runs
+ * out stops it again (SIGSTOP: the signal it was stopped by is coord's to
+ * know) before any thread leaves, and the threads go on once something
+ * continues it. In the handler
  * (IN_HANDLER, every signal blocked) the park is the manager's signal,
  * pending here: the hold ends only once it is, so the thread parks as
  * the handler returns (ckpt_active alone would let it run the program
@@ -156,9 +161,13 @@ void quiesce_hold(int in_handler)
     /* (the 5 s count only while no request of coord's is served: once
      * one came for this stopped process, the hold lasts until its end,
      * however long the tree's preparations take) */
-    while (__atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST) == gen &&
-           (shim_now_ns(CLOCK_MONOTONIC) < end ||
-            __atomic_load_n(&g_shim.release_stop, __ATOMIC_SEQ_CST))) {
+    int timed_out = 0;
+    while (__atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST) == gen) {
+        if (shim_now_ns(CLOCK_MONOTONIC) >= end &&
+            !__atomic_load_n(&g_shim.release_stop, __ATOMIC_SEQ_CST)) {
+            timed_out = 1;
+            break;
+        }
         uint64_t set = 0;
         if (in_handler && syscall(SYS_rt_sigpending, &set, 8) == 0 && (set & stops))
             break;
@@ -169,6 +178,18 @@ void quiesce_hold(int in_handler)
             break;
         syscall(SYS_nanosleep, &ms, NULL);
     }
+    if (timed_out) {
+        /* no request: the one thread that ends this hold (hold_gen) stops
+         * the process; the count keeps every other thread here until
+         * that stop has come and gone (the stop lands as kill returns) */
+        __atomic_fetch_add(&g_shim.hold_stopping, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_compare_exchange_n(&g_shim.hold_gen, &gen, gen + 1, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
+        __atomic_fetch_sub(&g_shim.hold_stopping, 1, __ATOMIC_SEQ_CST);
+    }
+    while (__atomic_load_n(&g_shim.hold_stopping, __ATOMIC_SEQ_CST) > 0)
+        syscall(SYS_nanosleep, &ms, NULL);
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)

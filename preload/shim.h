@@ -85,6 +85,8 @@ struct shim_state {
     volatile int hold_requested;        /* coord's hold came before the manager */
     volatile int hold_gen;              /* bumped when coord's hold is over (a
                                            checkpoint that never parked) */
+    volatile int hold_stopping;         /* held threads stopping the process again
+                                           (no request came: quiesce_hold) */
     int release_stop;                   /* a stopped process of a tree (the request's
                                            stop_sig): stopped with it before its
                                            threads leave the park */

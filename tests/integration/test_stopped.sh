@@ -101,6 +101,37 @@ runs stopped_goes_on_when_continued "$pid"
 [ "$(conts)" -gt "$c0" ] 2>/dev/null && pass stopped_sigcont_handler_runs ||
     fail stopped_sigcont_handler_runs "conts $c0 -> $(conts)"
 
+# ---- coord gone between its SIGCONT and its request ---------------------
+
+# What coord does to a stopped process before it asks (the checkpoint
+# signal to every thread, then SIGCONT: coordinator/checkpoint.c,
+# tree_continue), and then nothing, as if it were killed: the shim holds
+# the program for 5 s, then stops the process again itself (SIGSTOP); it
+# never runs until it is continued.
+kill -STOP "$pid"
+wait_for 5 is_stopped "$pid"
+before=$(ticks)
+python3 - "$pid" <<'EOF'
+import ctypes, os, signal, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+sig = signal.SIGRTMAX - 2
+for tid in os.listdir("/proc/%d/task" % pid):
+    libc.syscall(234, pid, int(tid), sig)  # tgkill
+os.kill(pid, signal.SIGCONT)
+EOF
+sleep 1
+mid=$(ticks)
+wait_for 10 is_stopped "$pid"
+sleep 0.5
+if [ "$before" = "$mid" ] && [ "$before" = "$(ticks)" ] && is_stopped "$pid"; then
+    pass stopped_again_when_coord_is_gone
+else
+    fail stopped_again_when_coord_is_gone "state $(state "$pid"), ticks '$before' -> '$mid' -> '$(ticks)'"
+fi
+kill -CONT "$pid"
+runs stopped_again_goes_on_when_continued "$pid"
+
 # ---- Ctrl-Z (SIGTSTP): --kill, restore --detach stopped, twice -----------
 
 kill -TSTP "$pid"
@@ -185,10 +216,12 @@ job=$!
 PIDS+=("$job")
 wait_for 10 test -s "$T/job.out"
 lines() { wc -l <"$T/job.out"; }
+# all_stopped PID: PID and its descendants are stopped (or zombies: a
+# command that had ended, not yet waited for by its stopped shell)
 all_stopped() {
     local p
     for p in "$1" $(ck_descendants "$1"); do
-        is_stopped "$p" || return 1
+        case $(state "$p") in T | Z) ;; *) return 1 ;; esac
     done
 }
 kill -STOP -- "-$job"
