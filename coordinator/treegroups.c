@@ -239,19 +239,21 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         return 0; /* the root is gone: the checkpoint fails anyway */
     int *parent = calloc((size_t)n, sizeof *parent), *pid = calloc((size_t)n, sizeof *pid);
     int *sid = calloc((size_t)n, sizeof *sid), *pg = calloc((size_t)n, sizeof *pg);
+    long *tty = calloc((size_t)n, sizeof *tty);
     char *skip = calloc((size_t)n, 1), *phase = calloc((size_t)n, 1);
     char *orphan = calloc((size_t)n, 1), *helper = calloc((size_t)n, 1);
-    if (!parent || !pid || !sid || !pg || !skip || !phase || !orphan || !helper) {
+    if (!parent || !pid || !sid || !pg || !tty || !skip || !phase || !orphan || !helper) {
         ADD("out of memory");
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        long a = 0, b = 0;
+        struct ck_pstat ps;
         parent[i] = t->m[i].parent;
         pid[i] = t->m[i].pid;
-        skip[i] = t->m[i].zombie || ck_tree_ids(pid[i], &a, &b) < 0;
-        pg[i] = (int)a;
-        sid[i] = (int)b;
+        skip[i] = t->m[i].zombie || ck_pstat_read(pid[i], &ps) < 0;
+        pg[i] = skip[i] ? 0 : (int)ps.pgrp;
+        sid[i] = skip[i] ? 0 : (int)ps.sid;
+        tty[i] = skip[i] ? 0 : ps.tty;
         orphan[i] = (char)t->m[i].orphan;
     }
     pg[0] = (int)rpg;
@@ -263,16 +265,14 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
             continue;
         char who[160];
         ck_tree_describe(pid[i], who, sizeof who);
-        struct ck_pstat ps;
-        long tty = ck_pstat_read(pid[i], &ps) < 0 ? 0 : ps.tty;
         /* (a terminal whose master a process of the tree holds is made
          * again with it, and given to the session's leader) */
-        if (sid[i] != rsid && tty != 0 &&
-            (pts_number(tty) < 0 || !pty_master_in_tree(t, pts_number(tty)))) {
+        if (sid[i] != rsid && tty[i] != 0 &&
+            (pts_number(tty[i]) < 0 || !pty_master_in_tree(t, pts_number(tty[i])))) {
             ADD("%s leads or is in session %d, whose controlling terminal (device %ld:%ld) is "
                 "not a pseudo-terminal whose master a process of the tree holds: ckshim cannot "
                 "give it back in a process tree", who, sid[i],
-                (tty >> 8) & 0xfff, (tty & 0xff) | ((tty >> 12) & 0xfff00));
+                (tty[i] >> 8) & 0xfff, (tty[i] & 0xff) | ((tty[i] >> 12) & 0xfff00));
             continue;
         }
         int l = sid[i] == rsid ? 0 : in_tree(t, sid[i]);
@@ -349,6 +349,7 @@ out:
     free(pid);
     free(sid);
     free(pg);
+    free(tty);
     free(skip);
     free(phase);
     free(orphan);
