@@ -20,8 +20,26 @@ struct entry {
     int ppid;                           /* its parent (/proc/PID/stat) */
     int root;                           /* its tree's root: the oldest listed ancestor */
     int members;                        /* a root: processes in its tree, itself included */
+    int stopped;                        /* stopped: not asked (rep from /proc only) */
     struct ck_ctl_rep rep;
 };
+
+/* What /proc tells of a stopped process, whose shim cannot answer (its
+ * manager is stopped too): its threads (the manager's left out) and its
+ * program (as its shim says it: the command line's first word); the
+ * rest stays 0 ("-"). */
+static void stopped_rep(int pid, struct ck_ctl_rep *rep)
+{
+    char path[64], st[4096];
+    memset(rep, 0, sizeof *rep);
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    const char *t = ck_read_file(path, st, sizeof st) > 0 ? strstr(st, "\nThreads:") : NULL;
+    int n = t ? atoi(t + 9) : 0;
+    rep->nthreads = n > 1 ? (uint32_t)(n - 1) : 0;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    if (ck_read_file(path, rep->exe, sizeof rep->exe) < 0)
+        rep->exe[0] = 0;
+}
 
 static int cmp_entry(const void *a, const void *b);
 
@@ -209,15 +227,16 @@ int cmd_list(int argc, char **argv)
             continue;
         if (me != 0 && pi.ruid != me)
             continue;
-        if (pi.state == 'T' || pi.state == 't') {
-            /* its shim cannot answer: asking would only wait for the time-out */
-            ck_msg("list: pid %d is stopped (SIGSTOP, Ctrl-Z or a debugger); continue it "
-                   "(kill -CONT %d) to see it here", pid, pid);
-            continue;
-        }
         struct ck_ctl_rep rep;
         const char *why = NULL;
-        int qr = query(pid, &rep, &why);
+        /* a stopped one's shim cannot answer: asking would only wait for
+         * the time-out (listed with what /proc says) */
+        int stopped = pi.state == 'T' || pi.state == 't';
+        int qr = 0;
+        if (stopped)
+            stopped_rep(pid, &rep);
+        else
+            qr = query(pid, &rep, &why);
         if (qr < 0) {
             /* ENOENT: it just went away; ECONNREFUSED: a leftover socket
              * whose pid was reused by an unrelated process. */
@@ -238,6 +257,7 @@ int cmd_list(int argc, char **argv)
         }
         ents[n].pid = pid;
         ents[n].rep = rep;
+        ents[n].stopped = stopped;
         n++;
     }
     if (d)
@@ -256,12 +276,16 @@ int cmd_list(int argc, char **argv)
             const struct ck_ctl_rep *r = &ents[i].rep;
             ck_json_open(&j, NULL, '{');
             ck_json_ku64(&j, "pid", (uint64_t)ents[i].pid);
-            ck_json_ku64(&j, "pid_seen", r->orig_pid);
+            ck_json_kbool(&j, "stopped", ents[i].stopped);
+            if (!ents[i].stopped) {
+                /* (a stopped one's shim was not asked) */
+                ck_json_ku64(&j, "pid_seen", r->orig_pid);
+                ck_json_ku64(&j, "generation", r->generation);
+                ck_json_kstrn(&j, "app_id", r->app_id, sizeof(r->app_id));
+                ck_json_ku64(&j, "started_ns", r->started_ns);
+            }
             ck_json_ku64(&j, "threads", r->nthreads);
-            ck_json_ku64(&j, "generation", r->generation);
-            ck_json_kstrn(&j, "app_id", r->app_id, sizeof(r->app_id));
             ck_json_kstrn(&j, "exe", r->exe, sizeof(r->exe));
-            ck_json_ku64(&j, "started_ns", r->started_ns);
             ck_json_ku64(&j, "parent", (uint64_t)ents[i].ppid);
             ck_json_ku64(&j, "tree_root", (uint64_t)ents[i].root);
             if (ents[i].root == ents[i].pid)
@@ -282,6 +306,11 @@ int cmd_list(int argc, char **argv)
             const struct ck_ctl_rep *r = &ents[i].rep;
             char tree[32];
             tree_label(ents, n, i, tree, sizeof tree);
+            if (ents[i].stopped) {
+                printf("%-8d %-8s %7u %4s  %-10s %-24s %s\n", ents[i].pid, "-", r->nthreads,
+                       "-", tree, "(stopped)", r->exe[0] ? r->exe : "-");
+                continue;
+            }
             printf("%-8d %-8u %7u %4u  %-10s %-24s %s\n", ents[i].pid, r->orig_pid,
                    r->nthreads, r->generation, tree, r->app_id[0] ? r->app_id : "-",
                    r->exe[0] ? r->exe : "-");
