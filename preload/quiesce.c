@@ -152,17 +152,24 @@ void quiesce_hold(int in_handler)
     int64_t end = shim_now_ns(CLOCK_MONOTONIC) + 5000000000LL;
     int gen = __atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST);
     int rel = __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST);
+    int res = __atomic_load_n(&g_shim.resume_gen, __ATOMIC_SEQ_CST);
     uint64_t park = 1ULL << (g_shim.ckpt_signal - 1);
     /* a stop signal (blocked here) ends it too: coord stopped the process
      * again without asking its shim (the tree changed first), and the
      * signal is taken as the handler returns, before the program runs */
     uint64_t stops = 1ULL << (SIGTSTP - 1) | 1ULL << (SIGTTIN - 1) | 1ULL << (SIGTTOU - 1);
     struct timespec ms = {0, 1000000};
+    /* (a thread inside fork lets go of the lock its manager needs to
+     * take coord's request while it is held here) */
+    int dropped = shim_fork_lock_drop();
     /* (the 5 s count only while no request of coord's is served: once
      * one came for this stopped process, the hold lasts until its end,
      * however long the tree's preparations take) */
     int timed_out = 0;
     while (__atomic_load_n(&g_shim.hold_gen, __ATOMIC_SEQ_CST) == gen) {
+        /* parked here (outside the handler) and restored: over */
+        if (__atomic_load_n(&g_shim.resume_gen, __ATOMIC_SEQ_CST) != res)
+            break;
         if (shim_now_ns(CLOCK_MONOTONIC) >= end &&
             !__atomic_load_n(&g_shim.release_stop, __ATOMIC_SEQ_CST)) {
             timed_out = 1;
@@ -190,6 +197,8 @@ void quiesce_hold(int in_handler)
     }
     while (__atomic_load_n(&g_shim.hold_stopping, __ATOMIC_SEQ_CST) > 0)
         syscall(SYS_nanosleep, &ms, NULL);
+    if (dropped)
+        shim_fork_lock_take();
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)

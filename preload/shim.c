@@ -702,11 +702,40 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
 static void held_prepare(void)
 {
     pthread_mutex_lock(&held_lock);
+    shim_tls.fork_lock = 1;
+    /* CKSHIM_TEST_HOOK=slow-fork: the fork waits 300 ms here, holding
+     * the lock, after saying so on stderr (test_stopped.sh: a process
+     * stopped inside fork is checkpointed) */
+    const char *hook = getenv("CKSHIM_TEST_HOOK");
+    if (hook && !strcmp(hook, "slow-fork")) {
+        struct timespec t = {0, 300000000};
+        (void)!write(2, "ckshim: forking\n", 16);
+        nanosleep(&t, NULL);
+    }
 }
 
 static void held_parent(void)
 {
+    shim_tls.fork_lock = 0;
     pthread_mutex_unlock(&held_lock);
+}
+
+/* coord's hold of a thread (quiesce_hold) that is inside fork, holding
+ * held_lock since the prepare handler: the manager needs the lock to take
+ * coord's connection, which the hold waits for. The thread does nothing
+ * while held (no fork system call): the lock is let go for the hold and
+ * taken again after (before the thread parks or goes on). 1 if dropped. */
+int shim_fork_lock_drop(void)
+{
+    if (!shim_tls.fork_lock)
+        return 0;
+    pthread_mutex_unlock(&held_lock);
+    return 1;
+}
+
+void shim_fork_lock_take(void)
+{
+    pthread_mutex_lock(&held_lock);
 }
 
 static void held_child(void)
@@ -719,6 +748,7 @@ static void held_child(void)
             close(held_fds[i]);
             held_fds[i] = -1;
         }
+    shim_tls.fork_lock = 0;
     pthread_mutex_unlock(&held_lock);
 }
 
@@ -907,9 +937,12 @@ static int serve(void)
         }
         if (gone && (req.flags & CK_CKPT_TMPFILE))
             remove_uncommitted(fd);
-        /* (with --kill and the image committed, threads stay parked) */
-        held_close(&held_fds[1], end);
+        /* (with --kill and the image committed, threads stay parked; a
+         * stopped process's threads go only after its stop, and one may
+         * have parked inside fork, holding the lock held_close takes:
+         * the request ends first) */
         quiesce_end_request(end);
+        held_close(&held_fds[1], end);
         if (end) {
             /* --kill: the image is committed; end without running further
              * (no after-checkpoint hooks: the program does not go on). */

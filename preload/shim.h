@@ -70,6 +70,7 @@ struct shim_tls {
     int rseq_own;                       /* the program registered rseq itself (pattr.c) */
     uint32_t rseq_len, rseq_sig;
     uint64_t rseq_area;                 /* 0: unregistered */
+    int fork_lock;                      /* holds held_lock: inside fork (or clone) */
 };
 extern SHIM_TLS struct shim_tls shim_tls;
 
@@ -398,6 +399,8 @@ void shim_random(void *buf, size_t len);
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
 int shim_stop_signal(int sig);
+int shim_fork_lock_drop(void);
+void shim_fork_lock_take(void);
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);
 
 /* wrappers.c */

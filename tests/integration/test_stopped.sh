@@ -12,7 +12,8 @@
 # should be stopped is a moment the program ran. The image says the
 # process was stopped; restore brings it back stopped, in the foreground
 # (the shell's job is stopped, as it was) and with --detach, and it goes on
-# when continued. Prints one "PASS name" / "FAIL name: why" line per check.
+# when continued; Ctrl-Z in an interactive bash on a pseudo-terminal,
+# restored in that shell as a stopped job and continued with fg. Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
 B=${1:-build}
@@ -189,6 +190,143 @@ fi
 kill -9 "$fg" 2>/dev/null
 wait "$fg" 2>/dev/null
 
+# ---- stopped inside fork -------------------------------------------------
+
+# The shim's fork handler holds a lock its manager needs to take coord's
+# request; a process stopped inside fork (test hook: the fork waits there
+# 300 ms) is held there by coord's continue: the hold lets the lock go,
+# so the checkpoint is served at once (it used to wait out the hold's
+# 5 s, and now that a hold running out stops the process, it failed).
+cat >"$T/forker.py" <<'EOF'
+import os, sys, time
+n = 0
+print("READY", flush=True)
+while True:
+    time.sleep(0.4)
+    p = os.fork()
+    if p == 0:
+        os._exit(0)
+    os.waitpid(p, 0)
+    n += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(n))
+EOF
+# (the interpreter itself: a wrapper script's forks would wait too)
+PY=$(python3 -c 'import sys; print(sys.executable)')
+(cd "$T" && exec env CKSHIM_TEST_HOOK=slow-fork LD_PRELOAD="$SHIM" "$PY" "$T/forker.py" \
+    "$T/forks" >"$T/forker.log" 2>&1) &
+fpid=$!
+PIDS+=("$fpid")
+wait_for 10 grep -q READY "$T/forker.log"
+forking() { [ "$(grep -c 'ckshim: forking' "$T/forker.log")" -ge 2 ]; }
+for _ in $(seq 300); do forking && break; sleep 0.01; done
+kill -STOP "$fpid"
+wait_for 5 is_stopped "$fpid"
+t0=$(date +%s%N)
+if "$C" checkpoint "$fpid" -o "$T/fork.img" >"$T/out" 2>"$T/err" && is_stopped "$fpid" &&
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 4000 ]; then
+    pass stopped_inside_fork_checkpointed
+else
+    fail stopped_inside_fork_checkpointed "state $(state "$fpid") after $((($(date +%s%N) - t0) / 1000000)) ms"
+fi
+f0=$(cat "$T/forks" 2>/dev/null)
+kill -CONT "$fpid"
+sleep 1.5
+f1=$(cat "$T/forks" 2>/dev/null)
+[ "${f1:-0}" -gt "${f0:-0}" ] && pass stopped_inside_fork_goes_on ||
+    fail stopped_inside_fork_goes_on "forks ${f0:-none} -> ${f1:-none}"
+kill -9 "$fpid" 2>/dev/null
+
+# ---- Ctrl-Z in an interactive shell, restored in the shell, fg ----------
+
+# bash -i on a pseudo-terminal runs the program as a job; ^Z stops it
+# (the shell takes the stop report: the signal is no longer known, so
+# SIGSTOP stops it again); coord checkpoint --kill; `coord restore IMG`
+# typed in the shell brings it back stopped, as a job the shell says is
+# Stopped; `fg` continues it from where it was.
+cat >"$T/count.py" <<'EOF'
+import sys, time
+n = 0
+while True:
+    n += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(n))
+    time.sleep(0.05)
+EOF
+python3 - "$C" "$SHIM" "$T" <<'EOF'
+import os, pty, select, subprocess, sys, time
+C, SHIM, T = sys.argv[1:4]
+count = T + "/jc.count"
+def check(name, ok, why=""):
+    print("PASS " + name if ok else "FAIL %s: %s" % (name, why), flush=True)
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["PS1"] = "$ "
+    os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+out = b""
+def pump(secs, want=None):
+    global out
+    end = time.time() + secs
+    while time.time() < end and not (want and want in out):
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                return
+def state(p):
+    for l in open("/proc/%s/status" % p):
+        if l.startswith("State:"):
+            return l.split()[1]
+def prog():
+    r = subprocess.run(["pgrep", "-f", T + "/count.py"], capture_output=True, text=True)
+    return r.stdout.split()
+def read_count():
+    try:
+        return open(count).read()
+    except OSError:
+        return ""
+try:
+    pump(1, b"$ ")
+    os.write(fd, ("LD_PRELOAD=%s python3 %s/count.py %s\n" % (SHIM, T, count)).encode())
+    for _ in range(50):
+        if read_count() not in ("", "1", "2"):
+            break
+        time.sleep(0.1)
+    os.write(fd, b"\x1a")
+    pump(3, b"]+  Stopped")
+    p = prog()
+    check("jobctl_ctrl_z_stops", len(p) == 1 and state(p[0]) == "T", "processes %s" % p)
+    c0 = read_count()
+    r = subprocess.run([C, "checkpoint", p[0], "-o", T + "/jc.img", "--kill"],
+                       capture_output=True, text=True)
+    check("jobctl_checkpoint", r.returncode == 0, r.stderr[-300:])
+    out = b""
+    os.write(fd, ("%s restore %s/jc.img\n" % (C, T)).encode())
+    pump(10, b"]+  Stopped")
+    p = prog()
+    time.sleep(0.3)
+    check("jobctl_restored_stopped_job",
+          b"]+  Stopped" in out and len(p) == 1 and state(p[0]) == "T" and read_count() == c0,
+          "processes %s, count %s -> %s: %r" % (p, c0, read_count(), out[-300:]))
+    os.write(fd, b"fg\n")
+    time.sleep(1)
+    c1 = read_count()
+    check("jobctl_fg_goes_on", c1.isdigit() and c0.isdigit() and int(c1) > int(c0),
+          "count %s -> %s" % (c0, c1))
+    os.write(fd, b"\x03")
+    pump(1)
+    os.write(fd, b"exit\n")
+    pump(1)
+finally:
+    for p in prog():
+        os.kill(int(p), 9)
+    try:
+        os.kill(pid, 9)
+    except OSError:
+        pass
+EOF
+
 # ---- an image whose header names a signal that does not stop ------------
 
 python3 - "$T/tstp.img" "$T/badsig.img" "$(dirname "${BASH_SOURCE[0]}")" <<'EOF'
@@ -258,7 +396,7 @@ if [ -n "$np" ] && alive "$np"; then
         kill -CONT -- "-$np2"
         sleep 0.5
         [ "$(lines)" -gt "$n2" ] && pass stopped_job_twice_goes_on ||
-            fail stopped_job_twice_goes_on "lines $n2 -> $(lines)"
+            fail stopped_job_twice_goes_on "lines $n2 -> $(lines): $(ps -o pid,pgid,stat,cmd -p "$np2" $(ck_descendants "$np2") | tr '\n' ';')"
         kill -9 -- "-$np2" 2>/dev/null
     else
         fail stopped_job_twice_stopped "$(head -3 "$T/err")"
