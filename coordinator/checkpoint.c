@@ -834,7 +834,8 @@ static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_r
      * ends the shim's manager with the old program) after its request
      * came; the new program's shim serves it again: take the tree again. */
     struct ck_procinfo pi;
-    if (quiet_if_changed && r == -EPIPE && ck_proc_info(p, &pi) == 0 && pi.state != 'Z' &&
+    if (quiet_if_changed && (r == -EPIPE || r == -ECONNRESET) && ck_proc_info(p, &pi) == 0 &&
+        pi.state != 'Z' &&
         pi.state != 'X')
         return TREE_CHANGED;
     ck_tree_describe(p, who, sizeof who);
@@ -1871,33 +1872,18 @@ again:
         req.flags |= CK_CKPT_PROGRESS;
     request_opts(&req);
     pidfd = open_pidfd(pid);
-    if (tree.m[0].stopsig > 0) {
+    if (tree.m[0].stopsig > 0 && !stopped_sig) {
         /* stopped: continued for the checkpoint, held by its shim until
-         * the request parks it, stopped again at its end (stop_again) */
+         * the request parks it, stopped again at its end (stop_again);
+         * once (asked again after a reset, it is held already) */
         tree_continue(pid);
-        req.stop_sig = (uint32_t)tree.m[0].stopsig;
         stopped_sig = tree.m[0].stopsig;
     }
+    req.stop_sig = (uint32_t)stopped_sig;
     r = ck_ctl_send(fd, &req, outfd);
     stopped_asked = r == 0;
-    if ((r == -EPIPE || r == -ECONNRESET) && conn_tries++ < 3 && ck_proc_alive(pid)) {
-        /* The listening socket coord reached was closed under it before
-         * its shim took the connection: the program closed every
-         * descriptor (a daemon's start, closefrom), and the shim makes a
-         * new socket when it sees its own gone. Nothing was sent: ask
-         * the new one. */
-        close(fd);
-        if (pidfd >= 0)
-            close(pidfd);
-        pidfd = -1;
-        sleep_ms(20 << conn_tries);
-        fd = ck_ctl_connect(pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-        if (fd < 0) {
-            ck_msg("checkpoint %d: cannot connect to %s again: %s", pid, sock, strerror(-fd));
-            goto fail;
-        }
-        goto again;
-    }
+    if (r == -EPIPE || r == -ECONNRESET)
+        goto reset;
     explicit_bzero(req.key_mac, sizeof req.key_mac);
     explicit_bzero(req.key_enc, sizeof req.key_enc);
     if (r < 0) {
@@ -1949,6 +1935,37 @@ again:
                "kill -CONT %d)",
                pid, pid);
         goto fail;
+    }
+    if (r == -ECONNRESET) {
+    reset:
+        /* The listening socket coord reached was closed under it before
+         * its shim took the connection (reset before any answer): the
+         * program closed every descriptor (a daemon's start, closefrom),
+         * and the shim makes a new socket when it sees its own gone. The
+         * request was never read: ask the new one. */
+        hb_stop();
+        explicit_bzero(req.key_mac, sizeof req.key_mac);
+        explicit_bzero(req.key_enc, sizeof req.key_enc);
+        stopped_asked = 0; /* (a stopped one is held, unasked) */
+        if (conn_tries++ < 3 && ck_proc_alive(pid)) {
+            close(fd);
+            if (pidfd >= 0)
+                close(pidfd);
+            pidfd = -1;
+            sleep_ms(20 << conn_tries);
+            fd = ck_ctl_connect(pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+            if (fd < 0) {
+                ck_msg("checkpoint %d: cannot connect to %s again: %s", pid, sock, strerror(-fd));
+                goto fail;
+            }
+            if (ck_ctl_peer_pid(fd) != pid) {
+                ck_msg("checkpoint %d: the control socket %s is served by another process now",
+                       pid, sock);
+                goto fail;
+            }
+            goto again;
+        }
+        r = -EPIPE;
     }
     if (r == -EPIPE) {
         if (!ck_proc_alive(pid))

@@ -490,8 +490,10 @@ int ck_ctl_recv(int fd, struct ck_ctl_rep *rep, int timeout_ms)
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
+            /* (reset before a byte came: the connection was never
+             * taken, its listener closed under it: said apart) */
             if (errno == ECONNRESET)
-                return got ? -EPROTO : -EPIPE;
+                return got ? -EPROTO : -ECONNRESET;
             return -errno;
         }
         if (n == 0)

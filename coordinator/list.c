@@ -24,6 +24,50 @@ struct entry {
     struct ck_ctl_rep rep;
 };
 
+/* Whether pid holds the socket listening at its control socket's path
+ * (/proc/net/unix names the listener's inode, /proc/PID/fd its holder),
+ * asked without connecting: a stopped shim cannot take a connection, and
+ * each one asked of it would fill its listening queue, which its
+ * checkpoint needs. A socket left by a process that is gone, whose pid an
+ * unrelated stopped process has now, is not. */
+static int listens_here(int pid)
+{
+    char path[PATH_MAX], line[PATH_MAX + 128];
+    if (ck_sock_path(path, sizeof path, pid) < 0)
+        return 0;
+    FILE *f = fopen("/proc/net/unix", "re");
+    unsigned long ino = 0;
+    while (f && !ino && fgets(line, sizeof line, f)) {
+        unsigned long flags, i;
+        int st, off = 0;
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (sscanf(line, "%*s %*s %*s %lx %*x %x %lu %n", &flags, &st, &i, &off) >= 3 && off > 0 &&
+            (flags & 0x10000) && !strcmp(line + off, path))
+            ino = i;
+    }
+    if (f)
+        fclose(f);
+    if (!ino)
+        return 0;
+    char dir[64], want[48];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    snprintf(want, sizeof want, "socket:[%lu]", ino);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d)) != NULL) {
+        char lp[PATH_MAX], link[64];
+        snprintf(lp, sizeof lp, "%s/%s", dir, e->d_name);
+        ssize_t l = readlink(lp, link, sizeof link - 1);
+        found = l > 0 && (link[l] = 0, !strcmp(link, want));
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 /* What /proc tells of a stopped process, whose shim cannot answer (its
  * manager is stopped too): its threads (the manager's left out) and its
  * program (as its shim says it: the command line's first word); the
@@ -145,7 +189,7 @@ static int query(int pid, struct ck_ctl_rep *rep, const char **why)
     if (r == 0)
         r = ck_ctl_recv(fd, rep, INFO_TIMEOUT_MS);
     close(fd);
-    if (r == -EPIPE)
+    if (r == -EPIPE || r == -ECONNRESET)
         *why = "connection closed without an answer";
     else if (r == -EPROTO)
         *why = "malformed answer (different ckshim versions?)";
@@ -233,6 +277,8 @@ int cmd_list(int argc, char **argv)
          * the time-out (listed with what /proc says) */
         int stopped = pi.state == 'T' || pi.state == 't';
         int qr = 0;
+        if (stopped && !listens_here(pid))
+            continue; /* not a process under the shim: a socket left behind */
         if (stopped)
             stopped_rep(pid, &rep);
         else

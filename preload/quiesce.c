@@ -159,6 +159,22 @@ void quiesce_hold(int in_handler)
      * signal is taken as the handler returns, before the program runs */
     uint64_t stops = 1ULL << (SIGTSTP - 1) | 1ULL << (SIGTTIN - 1) | 1ULL << (SIGTTOU - 1);
     struct timespec ms = {0, 1000000};
+    /* A SIGCONT that comes during the hold (blocked here, so it waits)
+     * says the process was stopped and continued since: coord gave up and
+     * stopped it (SIGSTOP, which no mask holds back), then its parent or
+     * the user continued it, or coord continued it again for its next
+     * try, whose own signal waits behind this handler. The hold is over
+     * then, without a stop of its own. Coord's first SIGCONT, if it is
+     * still pending, is taken now (not the program's to see). */
+    uint64_t cont = 1ULL << (SIGCONT - 1);
+    if (in_handler) {
+        sigset_t c;
+        sigemptyset(&c);
+        sigaddset(&c, SIGCONT);
+        struct timespec zero = {0, 0};
+        while (syscall(SYS_rt_sigtimedwait, &c, NULL, &zero, 8) == SIGCONT)
+            ;
+    }
     /* (a thread inside fork lets go of the lock its manager needs to
      * take coord's request while it is held here) */
     int dropped = shim_fork_lock_drop();
@@ -176,8 +192,13 @@ void quiesce_hold(int in_handler)
             break;
         }
         uint64_t set = 0;
-        if (in_handler && syscall(SYS_rt_sigpending, &set, 8) == 0 && (set & stops))
+        if (in_handler && syscall(SYS_rt_sigpending, &set, 8) == 0 && (set & (stops | cont))) {
+            /* for every held thread (the first to go takes the signal,
+             * the others would not see it pending) */
+            __atomic_compare_exchange_n(&g_shim.hold_gen, &gen, gen + 1, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
             break;
+        }
         if (in_handler && __atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
             (set & park))
             break;
@@ -590,12 +611,14 @@ void quiesce_end_request(int ended)
     int sig = g_shim.release_stop;
     if (sig > 0 && !ended)
         quiesce_stop_self(sig);
-    /* (cleared once stopped and continued: it keeps held threads held) */
-    __atomic_store_n(&g_shim.release_stop, 0, __ATOMIC_SEQ_CST);
     /* Holds end before the parked threads go: the SIGCONT that ended the
      * stop may be coord's for the next checkpoint, whose hold a thread
-     * leaving the park enters at once, and must keep. */
+     * leaving the park enters at once, and must keep. (The stop kept
+     * held threads held; the hold ends before release_stop is cleared,
+     * so that none finds its 5 s gone by and no request served, and
+     * stops the process that was just continued.) */
     __atomic_fetch_add(&g_shim.hold_gen, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_shim.release_stop, 0, __ATOMIC_SEQ_CST);
     if (g_shim.release_deferred) {
         g_shim.release_deferred = 0;
         if (!ended)

@@ -699,10 +699,30 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
     return 0;
 }
 
+/* The lock and the mark that this thread holds it change together:
+ * coord's hold (the checkpoint signal, blocked meanwhile) sees both or
+ * neither. */
+static void held_lock_mark(int take)
+{
+    sigset_t one, old;
+    sigemptyset(&one);
+    sigaddset(&one, g_shim.ckpt_signal);
+    /* (the system call: the shim's own pthread_sigmask would let the
+     * checkpoint signal through) */
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &one, &old, 8);
+    if (take) {
+        pthread_mutex_lock(&held_lock);
+        shim_tls.fork_lock = 1;
+    } else {
+        shim_tls.fork_lock = 0;
+        pthread_mutex_unlock(&held_lock);
+    }
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
+}
+
 static void held_prepare(void)
 {
-    pthread_mutex_lock(&held_lock);
-    shim_tls.fork_lock = 1;
+    held_lock_mark(1);
     /* CKSHIM_TEST_HOOK=slow-fork: the fork waits 300 ms here, holding
      * the lock, after saying so on stderr (test_stopped.sh: a process
      * stopped inside fork is checkpointed) */
@@ -716,8 +736,7 @@ static void held_prepare(void)
 
 static void held_parent(void)
 {
-    shim_tls.fork_lock = 0;
-    pthread_mutex_unlock(&held_lock);
+    held_lock_mark(0);
 }
 
 /* coord's hold of a thread (quiesce_hold) that is inside fork, holding
@@ -748,8 +767,7 @@ static void held_child(void)
             close(held_fds[i]);
             held_fds[i] = -1;
         }
-    shim_tls.fork_lock = 0;
-    pthread_mutex_unlock(&held_lock);
+    held_lock_mark(0);
 }
 
 /* Close held descriptor *fd (one of held_fds) and forget it. Only with
@@ -968,6 +986,12 @@ static void *manager_main(void *arg)
     (void)arg;
     g_shim.manager_tid = shim_real_gettid();
     shim_tls.vtid = -1; /* never virtualized: internal thread */
+    /* (known now: coord's checkpoint signals to it are taken and let be,
+     * not left to pile up; every other signal stays blocked) */
+    sigset_t ck;
+    sigemptyset(&ck);
+    sigaddset(&ck, g_shim.ckpt_signal);
+    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &ck, NULL, 8);
     long off = find_tid_offset();
     if (off != g_shim.tid_off)
         shim_log("tid offset mismatch: main %ld manager %ld", g_shim.tid_off, off);
@@ -1030,9 +1054,15 @@ static void *manager_main(void *arg)
 
 static int start_manager(void)
 {
+    /* Every signal blocked, the checkpoint signal too (the system call:
+     * the shim's pthread_sigmask lets it through), until the manager
+     * knows its tid: coord's hold of a stopped process signals every
+     * thread, and a manager that took it before it knew itself would
+     * hold itself (a process exec'd just before its stop: its
+     * checkpoint waited for the hold to run out). */
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
@@ -1041,7 +1071,7 @@ static int start_manager(void)
     pthread_attr_destroy(&a);
     if (r == 0)
         g_shim.manager_pid = shim_real_getpid();
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
     return -r;
 }
 

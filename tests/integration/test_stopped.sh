@@ -133,10 +133,34 @@ fi
 kill -CONT "$pid"
 runs stopped_again_goes_on_when_continued "$pid"
 
+# coord gave up before it asked and stopped the process itself (SIGSTOP,
+# which no mask holds back, reaches the held threads), then the user
+# continues it: it runs (the SIGCONT ends the hold), and is not stopped
+# again when the hold's 5 s would have run out.
+kill -STOP "$pid"
+wait_for 5 is_stopped "$pid"
+python3 - "$pid" <<'EOF'
+import ctypes, os, signal, sys, time
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+for tid in os.listdir("/proc/%d/task" % pid):
+    libc.syscall(234, pid, int(tid), signal.SIGRTMAX - 2)  # tgkill
+os.kill(pid, signal.SIGCONT)
+time.sleep(0.5)
+os.kill(pid, signal.SIGSTOP)
+time.sleep(0.5)
+os.kill(pid, signal.SIGCONT)
+EOF
+runs stopped_given_up_then_continued_runs "$pid"
+sleep 5
+runs stopped_given_up_not_stopped_later "$pid"
+
 # ---- Ctrl-Z (SIGTSTP): --kill, restore --detach stopped, twice -----------
 
 kill -TSTP "$pid"
-wait_for 5 is_stopped "$pid"
+# (SIGTSTP is dropped in an orphaned process group: run.sh's timeout
+# gives this script a group whose parent is in its session)
+wait_for 5 is_stopped "$pid" || fail stopped_by_sigtstp "state $(state "$pid")"
 before=$(ticks)
 if "$C" checkpoint "$pid" -o "$T/tstp.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$pid"; then
     pass stopped_checkpoint_kill
