@@ -51,21 +51,9 @@ static int listens_here(int pid)
         fclose(f);
     if (!ino)
         return 0;
-    char dir[64], want[48];
-    snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    char want[48];
     snprintf(want, sizeof want, "socket:[%lu]", ino);
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int found = 0;
-    while (d && !found && (e = readdir(d)) != NULL) {
-        char lp[PATH_MAX], link[64];
-        snprintf(lp, sizeof lp, "%s/%s", dir, e->d_name);
-        ssize_t l = readlink(lp, link, sizeof link - 1);
-        found = l > 0 && (link[l] = 0, !strcmp(link, want));
-    }
-    if (d)
-        closedir(d);
-    return found;
+    return ck_pid_holds(pid, want);
 }
 
 /* What /proc tells of a stopped process, whose shim cannot answer (its

@@ -98,6 +98,9 @@ int ck_tree_names_check(int n, const struct ck_tree_entry *e, const struct ck_im
 /* Process group and session of pid (/proc/PID/stat): 0, or -1. */
 int ck_tree_ids(int pid, long *pgrp, long *sid);
 
+/* Whether a descriptor of process pid links to want (/proc/PID/fd). */
+int ck_pid_holds(int pid, const char *want);
+
 /* A session leader's pseudo-terminal that a process of the tree holds
  * the master of (treegroups.c): its number + 1 into *ctty, its
  * foreground process group into *fg (0 and 0: none of the kind). */

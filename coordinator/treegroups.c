@@ -12,6 +12,7 @@
  * changes) and at restore (the same rules on the pids the tree knows). */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,26 +155,40 @@ static long master_index(int pid, const char *fd)
     return ti ? strtol(ti + 10, NULL, 10) : -1;
 }
 
-/* Whether process pid has /dev/pts/ptn open (slave), or holds
- * its master (!slave). */
-static int holds_pty(int pid, long ptn, int slave)
+int ck_pid_holds(int pid, const char *want)
 {
-    char dir[64], want[32];
+    char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
-    snprintf(want, sizeof want, "/dev/pts/%ld", ptn);
     DIR *d = opendir(dir);
     struct dirent *e;
     int found = 0;
     while (d && !found && (e = readdir(d)) != NULL) {
-        if (!slave) {
-            found = e->d_name[0] != '.' && master_index(pid, e->d_name) == ptn;
-            continue;
-        }
-        char path[128], link[64];
+        char path[128], link[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         ssize_t l = readlink(path, link, sizeof link - 1);
         found = l > 0 && (link[l] = 0, !strcmp(link, want));
     }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Whether process pid has /dev/pts/ptn open (slave), or holds
+ * its master (!slave). */
+static int holds_pty(int pid, long ptn, int slave)
+{
+    if (slave) {
+        char want[32];
+        snprintf(want, sizeof want, "/dev/pts/%ld", ptn);
+        return ck_pid_holds(pid, want);
+    }
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d)) != NULL)
+        found = e->d_name[0] != '.' && master_index(pid, e->d_name) == ptn;
     if (d)
         closedir(d);
     return found;
