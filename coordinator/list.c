@@ -62,12 +62,10 @@ static int listens_here(int pid)
  * rest stays 0 ("-"). */
 static void stopped_rep(int pid, struct ck_ctl_rep *rep)
 {
-    char path[64], st[4096];
+    char path[64];
+    struct ck_pstat ps;
     memset(rep, 0, sizeof *rep);
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    const char *t = ck_read_file(path, st, sizeof st) > 0 ? strstr(st, "\nThreads:") : NULL;
-    int n = t ? atoi(t + 9) : 0;
-    rep->nthreads = n > 1 ? (uint32_t)(n - 1) : 0;
+    rep->nthreads = ck_pstat_read(pid, &ps) == 0 && ps.threads > 1 ? (uint32_t)(ps.threads - 1) : 0;
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
     if (ck_read_file(path, rep->exe, sizeof rep->exe) < 0)
         rep->exe[0] = 0;
