@@ -835,8 +835,7 @@ static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_r
      * came; the new program's shim serves it again: take the tree again. */
     struct ck_procinfo pi;
     if (quiet_if_changed && (r == -EPIPE || r == -ECONNRESET) && ck_proc_info(p, &pi) == 0 &&
-        pi.state != 'Z' &&
-        pi.state != 'X')
+        pi.state != 'Z' && pi.state != 'X')
         return TREE_CHANGED;
     ck_tree_describe(p, who, sizeof who);
     if (r == -ESRCH)
