@@ -24,6 +24,7 @@
 #ifndef CKSHIM_CTLPROTO_H
 #define CKSHIM_CTLPROTO_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -163,6 +164,13 @@ struct ck_ctl_req {
  * again before any thread of the program leaves the park or coord's hold,
  * so the program never runs while it should be stopped (0: not stopped).
  * The image's header says so (CK_HF_STOPPED): restore stops it again. */
+
+/* SIG stops a process: the four stop signals, what a request's stop_sig
+ * and an image's (CK_HF_STOPPED) may be. */
+static inline int ck_stop_signal(uint32_t sig)
+{
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
 
 struct ck_ctl_rep {
     uint32_t magic;

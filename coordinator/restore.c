@@ -962,8 +962,7 @@ static int check_image(struct rctx *c)
         return -1;
     }
     uint32_t ss = im->hdr.stop_sig;
-    if (!!(im->hdr.flags & CK_HF_STOPPED) != (ss != 0) ||
-        (ss && ss != SIGSTOP && ss != SIGTSTP && ss != SIGTTIN && ss != SIGTTOU)) {
+    if (!!(im->hdr.flags & CK_HF_STOPPED) != (ss != 0) || (ss && !ck_stop_signal(ss))) {
         fail_msg(c, "the image's header says stopped by signal %u (flags %#x): damaged", ss,
                  im->hdr.flags);
         return -1;

@@ -131,13 +131,6 @@ static long find_tid_offset(void)
     return -1;
 }
 
-/* SIG stops a process (the four stop signals): what coord's stop_sig
- * and an image's may be. */
-int shim_stop_signal(int sig)
-{
-    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-}
-
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
 {
     memset(h, 0, sizeof *h);
@@ -149,7 +142,7 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     h->counter_stamp = req ? req->counter_stamp : 0;
     if (req && (req->flags & CK_CKPT_PIDNS))
         h->flags |= CK_HF_PIDNS;
-    if (req && shim_stop_signal((int)req->stop_sig)) {
+    if (req && ck_stop_signal(req->stop_sig)) {
         h->flags |= CK_HF_STOPPED;
         h->stop_sig = req->stop_sig;
     }
@@ -917,7 +910,7 @@ static int serve(void)
         /* a stopped process (coord continued it for this): stopped
          * again before its threads go (quiesce_end_request), whatever
          * the outcome */
-        g_shim.release_stop = shim_stop_signal((int)req.stop_sig) ? (int)req.stop_sig : 0;
+        g_shim.release_stop = ck_stop_signal(req.stop_sig) ? (int)req.stop_sig : 0;
         if ((req.flags & CK_CKPT_MAC) && ck_auth_init() < 0) {
             rep.status = -ENOSYS;
             snprintf(rep.msg, sizeof rep.msg, "libsodium could not be initialised");

@@ -398,7 +398,6 @@ void seed_restore_from_file(void);
 void shim_random(void *buf, size_t len);
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
-int shim_stop_signal(int sig);
 int shim_fork_lock_drop(void);
 void shim_fork_lock_take(void);
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);
