@@ -107,8 +107,14 @@ int main(void)
             _exit(22);
         if (j == 0) {
             setpgid(0, 0);
-            /* as a shell does for a foreground job (a harness may have
-             * started us with SIGINT ignored) */
+            /* as a shell does for a foreground job: the child makes its
+             * group the foreground too, with SIGTTOU still ignored, so it
+             * cannot read the terminal from the background (and be
+             * stopped by SIGTTIN) before S's tcsetpgrp has run; then the
+             * defaults (a harness may have started us with SIGINT
+             * ignored) */
+            if (tcsetpgrp(0, getpid()) < 0)
+                _exit(27);
             signal(SIGTTOU, SIG_DFL);
             signal(SIGINT, SIG_DFL);
             answer();
