@@ -947,13 +947,8 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
  * (preload/quiesce.c), then SIGCONT. */
 static void tree_continue(int pid)
 {
-    char path[64], env[65536];
-    int sig = SIGRTMAX - 2; /* the shim's default (preload/shim.c) */
-    snprintf(path, sizeof path, "/proc/%d/environ", pid);
-    int len = ck_read_file(path, env, sizeof env);
-    for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
-        if (!strncmp(env + o, "CKSHIM_SIGNAL=", 14) && atoi(env + o + 14) > 0)
-            sig = atoi(env + o + 14);
+    char path[64];
+    int sig = ck_shim_signal(pid);
     snprintf(path, sizeof path, "/proc/%d/task", pid);
     DIR *d = opendir(path);
     struct dirent *e;
@@ -1754,6 +1749,13 @@ int cmd_checkpoint(int argc, char **argv)
                pid, pid, sock);
         goto fail;
     }
+    if (fd == -EBUSY) {
+        ck_msg("checkpoint %d: PID %d closed the shim's control socket (as a daemon closing "
+               "every descriptor does) and is stopped: coord reaches such a process only while "
+               "it runs; continue it (kill -CONT %d) first",
+               pid, pid, pid);
+        goto fail;
+    }
     if (fd < 0) {
         ck_msg("checkpoint %d: cannot connect to %s: %s", pid, sock, strerror(-fd));
         goto fail;
@@ -1939,9 +1941,10 @@ again:
     reset:
         /* The listening socket coord reached was closed under it before
          * its shim took the connection (reset before any answer): the
-         * program closed every descriptor (a daemon's start, closefrom),
-         * and the shim makes a new socket when it sees its own gone. The
-         * request was never read: ask the new one. */
+         * program closed every descriptor (a daemon's start, closefrom)
+         * with a raw system call, and the shim is called from the moment
+         * it sees its socket gone (ck_ctl_connect: CK_CALL_COMM). The
+         * request was never read: ask again. */
         hb_stop();
         explicit_bzero(req.key_mac, sizeof req.key_mac);
         explicit_bzero(req.key_enc, sizeof req.key_enc);

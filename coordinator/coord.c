@@ -1,20 +1,25 @@
 /* coord.c - entry point of the coord tool: dispatch, help, shared helpers. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "coord.h"
+#include "fileid.h"
 
 struct subcmd {
     const char *name;
@@ -366,6 +371,108 @@ void ck_sock_dir_warn(void)
     }
 }
 
+int ck_shim_signal(int pid)
+{
+    char path[64], env[65536];
+    int sig = SIGRTMAX - 2; /* the shim's default (preload/shim.c) */
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int len = ck_read_file(path, env, sizeof env);
+    for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
+        if (!strncmp(env + o, "CKSHIM_SIGNAL=", 14) && atoi(env + o + 14) > 0)
+            sig = atoi(env + o + 14);
+    return sig;
+}
+
+/* The thread of pid named CK_CALL_COMM (the manager of a shim whose
+ * program closed its socket), or 0. */
+static int call_thread(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int tid = 0;
+    while (d && !tid && (e = readdir(d)) != NULL) {
+        char p[96], comm[32];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(p, sizeof p, "/proc/%d/task/%s/comm", pid, e->d_name);
+        int n = ck_read_file(p, comm, sizeof comm);
+        if (n > 0 && comm[n - 1] == '\n')
+            comm[n - 1] = 0;
+        if (n > 0 && !strcmp(comm, CK_CALL_COMM))
+            tid = atoi(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return tid;
+}
+
+/* Call pid's shim, whose program closed the control socket (ctlproto.h,
+ * CK_CALL_COMM): listen on the call path beside sock, queue the signal
+ * with the token to its manager thread, take its connection. Returns the
+ * connection, or -errno: -ENOENT when no thread of pid waits for calls,
+ * -EBUSY when pid is stopped (its manager cannot answer). */
+static int ctl_call(int pid, const char *sock, int timeout_ms)
+{
+    int tid = call_thread(pid);
+    if (tid <= 0)
+        return -ENOENT;
+    struct ck_procinfo pi;
+    if (ck_proc_info(pid, &pi) == 0 && (pi.state == 'T' || pi.state == 't'))
+        return -EBUSY;
+    uint32_t token = 0;
+    if (getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
+        return -EIO;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (ck_call_path(sa.sun_path, sizeof sa.sun_path, sock, token) < 0)
+        return -ENAMETOOLONG;
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l < 0)
+        return -errno;
+    /* (a new name in the private socket directory: bind never follows a
+     * link nor takes a name that exists; 0600 from the start) */
+    mode_t um = umask(0177);
+    int r = bind(l, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(l, 1) < 0 ? -errno : 0;
+    umask(um);
+    if (r < 0) {
+        close(l);
+        return r;
+    }
+    int sig = ck_shim_signal(pid);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = (int)token;
+    int conn = -ETIMEDOUT;
+    /* (to the thread itself: after an exec, which ends it, nothing is
+     * signalled) */
+    if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &si) < 0) {
+        conn = errno == ESRCH ? -ENOENT : -errno;
+    } else {
+        struct pollfd pf = {.fd = l, .events = POLLIN};
+        int pr;
+        do
+            pr = poll(&pf, 1, timeout_ms > 0 ? timeout_ms : 5000);
+        while (pr < 0 && errno == EINTR);
+        if (pr > 0) {
+            conn = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+            if (conn < 0)
+                conn = -errno;
+        }
+    }
+    unlink(sa.sun_path);
+    close(l);
+    if (conn >= 0 && timeout_ms > 0) {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    return conn;
+}
+
 int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms)
 {
     struct sockaddr_un sa;
@@ -378,8 +485,11 @@ int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms)
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     struct stat st;
-    if (stat(path, &st) < 0)
-        return -errno;
+    if (stat(path, &st) < 0) {
+        int e = errno;
+        int c = e == ENOENT ? ctl_call(pid, path, timeout_ms) : -ENOENT;
+        return c == -ENOENT ? -e : c;
+    }
     if (!S_ISSOCK(st.st_mode))
         return -ENOTSOCK;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -397,7 +507,10 @@ int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms)
         close(fd);
         if (e == EAGAIN || e == EINPROGRESS)
             e = ETIMEDOUT;
-        return -e;
+        /* (a socket its program closed with a raw system call: the shim
+         * calls from now on, and removes the path once it knows) */
+        int c = e == ECONNREFUSED ? ctl_call(pid, path, timeout_ms) : -ENOENT;
+        return c == -ENOENT ? -e : c;
     }
     return fd;
 }

@@ -203,11 +203,18 @@ int ck_proc_alive(int pid);
 /* Print ck_sock_dir_note() once, as a warning. */
 void ck_sock_dir_warn(void);
 
+/* The shim's checkpoint signal in pid (its environment's CKSHIM_SIGNAL,
+ * else the default). */
+int ck_shim_signal(int pid);
+
 /* Connect to the control socket of pid (path written to path, pathlen
- * bytes). Returns a connected fd (O_CLOEXEC), or -errno: -ENOENT when the
- * socket file does not exist, -ECONNREFUSED when nobody listens on it,
- * -EPERM when there is no safe socket directory.
- * timeout_ms bounds the connect and later sends (0 = none). */
+ * bytes). A shim whose program closed that socket is called instead
+ * (common/ctlproto.h, CK_CALL_COMM). Returns a connected fd (O_CLOEXEC),
+ * or -errno: -ENOENT when the socket file does not exist, -ECONNREFUSED
+ * when nobody listens on it, -EBUSY when the process is one to call but
+ * stopped, -EPERM when there is no safe socket directory.
+ * timeout_ms bounds the connect (a call's wait too) and later sends (0 =
+ * none). */
 int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms);
 
 /* The pid of the process on the other end (SO_PEERCRED), or -errno. */

@@ -580,6 +580,7 @@ static void nr_forget(int fd)
 SHIM_API int close(int fd)
 {
     NR_RESOLVE(real_close, "close");
+    shim_listen_closing((unsigned)fd, (unsigned)fd);
     socktrack_closed(fd);
     if (__builtin_expect(nr.on, 0))
         nr_forget(fd);
@@ -624,6 +625,8 @@ SHIM_API int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+        shim_listen_closing(first, last);
     if (__builtin_expect(nr.on, 0) && !(flags & CLOSE_RANGE_CLOEXEC))
         for (unsigned fd = first; fd <= last && fd < NR_MAX_FD && (int)fd <= nr.maxfd; fd++)
             nr_forget((int)fd);
@@ -634,6 +637,7 @@ SHIM_API int dup2(int old, int new)
 {
     NR_RESOLVE(real_dup2, "dup2");
     if (old != new) {
+        shim_listen_closing((unsigned)new, (unsigned)new);
         socktrack_copied(old);
         socktrack_closed(new);
     }
@@ -656,6 +660,7 @@ SHIM_API int dup3(int old, int new, int flags)
 {
     NR_RESOLVE(real_dup3, "dup3");
     if (old != new) {
+        shim_listen_closing((unsigned)new, (unsigned)new);
         socktrack_copied(old);
         socktrack_closed(new);
     }

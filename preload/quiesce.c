@@ -226,6 +226,14 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
     (void)sig;
+    if (si->si_code == SI_QUEUE && g_shim.call_mode && shim_real_gettid() == g_shim.manager_tid) {
+        /* coord's call (common/ctlproto.h, CK_CALL_COMM): the manager
+         * connects to it when its wait ends (shim.c) */
+        g_shim.call_token = (uint32_t)si->si_value.sival_int;
+        __atomic_store_n(&g_shim.call_pending, 1, __ATOMIC_SEQ_CST);
+        errno = saved_errno;
+        return;
+    }
     if (!__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) && si->si_code == SI_TKILL &&
         si->si_pid != shim_real_getpid() && shim_real_gettid() != g_shim.manager_tid) {
         /* coord continues a stopped process of a tree for a checkpoint

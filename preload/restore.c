@@ -295,7 +295,11 @@ void restore_finish(void)
     g_shim.listen_fd = -1;
     netrec_after_restore();
     socktrack_after_restore();
-    int r = shim_listen();
+    /* (a program that had closed our socket gets none: coord calls it,
+     * through this thread, named so) */
+    int r = g_shim.call_mode ? shim_call_path() : shim_listen();
+    if (g_shim.call_mode)
+        prctl(PR_SET_NAME, CK_CALL_COMM, 0, 0, 0);
     if (r < 0)
         shim_log("cannot create the control socket after restore: %s", strerror(-r));
     char msg[64];

@@ -157,9 +157,10 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
     snprintf(h->exe, sizeof h->exe, "%s", g_shim.proc.exe);
 }
 
-/* Bind and listen on <dir>/<realpid>.sock (ns<INODE>-<realpid>.sock in a
- * pid namespace: ctlproto.h). Returns 0 or -errno. */
-int shim_listen(void)
+/* The control socket's path, <dir>/<realpid>.sock (ns<INODE>-<realpid>.sock
+ * in a pid namespace: ctlproto.h), into g_shim.sock_path, its directory
+ * made if missing. Returns 0 or -errno. */
+int shim_sock_path_make(void)
 {
     char dir[200];
     int r = ck_sock_dir(dir, sizeof dir);
@@ -184,6 +185,16 @@ int shim_listen(void)
     if (r < 0)
         return r;
     r = ck_sock_path_self(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
+    if (r == 0)
+        g_shim.sock_owner = shim_real_getpid();
+    return r;
+}
+
+/* Bind and listen on the control socket's path (shim_sock_path_make).
+ * Returns 0 or -errno. */
+int shim_listen(void)
+{
+    int r = shim_sock_path_make();
     if (r < 0)
         return r;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -202,7 +213,6 @@ int shim_listen(void)
         return r;
     }
     chmod(g_shim.sock_path, 0600);
-    g_shim.sock_owner = shim_real_getpid();
     /* Keep the socket out of the way of the program's own fd numbers. */
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
     if (hi >= 0) {
@@ -213,6 +223,97 @@ int shim_listen(void)
     g_shim.listen_ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
     g_shim.listen_fd = fd;
     return 0;
+}
+
+/* From now on coord calls this process (ctlproto.h, CK_CALL_COMM): its
+ * manager thread is named so, before the socket goes (a connection
+ * refused on its path, which stays, sends coord to look for that name;
+ * `coord list` finds the process by the path). */
+void shim_call_mode_enter(void)
+{
+    if (__atomic_exchange_n(&g_shim.call_mode, 1, __ATOMIC_SEQ_CST))
+        return;
+    pid_t tid = __atomic_load_n(&g_shim.manager_tid, __ATOMIC_SEQ_CST);
+    if (g_shim.manager_pid == shim_real_getpid() && tid > 0) {
+        /* (raw calls: the number is the program's a moment only) */
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/task/%d/comm", (int)tid);
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (syscall(SYS_write, fd, CK_CALL_COMM, strlen(CK_CALL_COMM)) < 0)
+                shim_log("cannot name the manager thread: %s", strerror(errno));
+            syscall(SYS_close, fd);
+        }
+    }
+}
+
+/* A process called by coord that has no path yet (restored, or the child
+ * of one called): the control socket's path made, bound by a socket that
+ * is closed at once (connections to it are refused: coord calls). Returns
+ * 0 or -errno. */
+int shim_call_path(void)
+{
+    int r = shim_sock_path_make();
+    if (r < 0)
+        return r;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(g_shim.sock_path) >= sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, g_shim.sock_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(g_shim.sock_path);
+    mode_t um = umask(0177);
+    r = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
+    umask(um);
+    close(fd);
+    return r;
+}
+
+/* The program closes descriptors first..last (close, close_range, dup2
+ * or dup3 onto one: netrec.c asks before the call). When our listening
+ * socket is among them, the program wants a table without it (a daemon
+ * closing everything, a test that counts its descriptors): it is not
+ * made again; coord calls instead. */
+void shim_listen_closing(unsigned first, unsigned last)
+{
+    int fd = g_shim.listen_fd;
+    if (fd < 0 || (unsigned)fd < first || (unsigned)fd > last || !g_shim.initialized ||
+        g_shim.sock_owner != shim_real_getpid())
+        return;
+    shim_call_mode_enter();
+    /* Connections are refused from now on, not left waiting in a socket
+     * that lives on in the manager's poll until it wakes (this wakes it) */
+    shutdown(fd, SHUT_RDWR);
+}
+
+/* Answer coord's call (token from its signal, quiesce.c): connect to its
+ * socket (ck_call_path) and return the connection, on a number out of the
+ * program's way, or -1. */
+static int call_coord(uint32_t token)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (ck_call_path(sa.sun_path, sizeof sa.sun_path, g_shim.sock_path, token) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    if (hi >= 0) {
+        close(fd);
+        fd = hi;
+    }
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+        (cr.uid != getuid() && cr.uid != 0)) {
+        shim_log("coord's call on %s: %s", sa.sun_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* Who the process is, in a reply. */
@@ -988,11 +1089,25 @@ static void *manager_main(void *arg)
     long off = find_tid_offset();
     if (off != g_shim.tid_off)
         shim_log("tid offset mismatch: main %ld manager %ld", g_shim.tid_off, off);
+    if (g_shim.call_mode)
+        prctl(PR_SET_NAME, CK_CALL_COMM, 0, 0, 0);
     for (;;) {
-        struct pollfd pf[2] = {{.fd = g_shim.listen_fd, .events = POLLIN},
+        int call = __atomic_load_n(&g_shim.call_mode, __ATOMIC_SEQ_CST);
+        struct pollfd pf[2] = {{.fd = call ? -1 : g_shim.listen_fd, .events = POLLIN},
                                {.fd = seed_trigger_fd(), .events = POLLIN}};
-        if (poll(pf, pf[1].fd >= 0 ? 2 : 1, netrec_poll_ms()) < 0 && errno != EINTR)
+        /* coord's call is a signal (quiesce.c): taken only inside the
+         * wait, so that one that comes before it is not slept through */
+        sigset_t old, wait;
+        syscall(SYS_rt_sigprocmask, SIG_BLOCK, &ck, &old, 8);
+        /* (restored, this thread came back with every signal blocked) */
+        wait = old;
+        sigdelset(&wait, g_shim.ckpt_signal);
+        int ms = netrec_poll_ms();
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        if (!g_shim.call_pending &&
+            syscall(SYS_ppoll, pf, 2, ms >= 0 ? &ts : NULL, &wait, 8) < 0 && errno != EINTR)
             usleep(10000);
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
         netrec_sync();
         /* A restored program's after-restore hooks run here, once its
          * threads run again (restore_finish released them). */
@@ -1001,35 +1116,44 @@ static void *manager_main(void *arg)
                 hooks_after_restore();
             continue;
         }
-        if (!(pf[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
-            continue;
-        /* the program closed every descriptor (ours too) and may have
-         * been given our number since: a socket of its own, never ours
-         * to accept on (coord tries again with the new one) */
-        struct stat lst;
-        if (fstat(g_shim.listen_fd, &lst) < 0 || (uint64_t)lst.st_ino != g_shim.listen_ino) {
-            if (shim_listen() < 0)
-                return NULL;
-            continue;
-        }
-        /* (the listening socket is non-blocking: not a blocking call) */
-        pthread_mutex_lock(&held_lock);
-        int conn = held_fds[0] = accept4(g_shim.listen_fd, NULL, NULL,
-                                         SOCK_CLOEXEC | SOCK_NONBLOCK);
-        pthread_mutex_unlock(&held_lock);
-        if (conn < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+        int conn;
+        if (call) {
+            if (!__atomic_exchange_n(&g_shim.call_pending, 0, __ATOMIC_SEQ_CST))
                 continue;
-            if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) {
-                /* restored without a socket yet, or closed by the program */
-                if (shim_listen() < 0)
-                    return NULL;
+            pthread_mutex_lock(&held_lock);
+            conn = held_fds[0] = call_coord(g_shim.call_token);
+            pthread_mutex_unlock(&held_lock);
+            if (conn < 0)
+                continue;
+        } else {
+            if (!(pf[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
+                continue;
+            /* the program closed every descriptor (ours too, past the
+             * shim's close: a raw system call) and may have been given
+             * our number since: a socket of its own, never ours to
+             * accept on; coord calls from now on */
+            struct stat lst;
+            if (fstat(g_shim.listen_fd, &lst) < 0 ||
+                (uint64_t)lst.st_ino != g_shim.listen_ino) {
+                shim_call_mode_enter();
                 continue;
             }
-            usleep(10000);
-            continue;
+            /* (the listening socket is non-blocking: not a blocking call) */
+            pthread_mutex_lock(&held_lock);
+            conn = held_fds[0] = accept4(g_shim.listen_fd, NULL, NULL,
+                                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+            pthread_mutex_unlock(&held_lock);
+            if (conn < 0) {
+                if (errno == EINTR || errno == ECONNABORTED)
+                    continue;
+                if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK)
+                    shim_call_mode_enter(); /* closed by the program */
+                else
+                    usleep(10000);
+                continue;
+            }
+            fcntl(conn, F_SETFL, 0);
         }
-        fcntl(conn, F_SETFL, 0);
         int sr = serve();
         if (sr == SERVE_RESTORED) {
             /* Not closed: that number is no longer ours (a hook may be
@@ -1114,10 +1238,13 @@ static void atfork_child(void)
     const char *id = getenv("CKSHIM_APP_ID");
     if (!id || !*id)
         default_app_id();
-    if (g_shim.listen_fd >= 0)
-        close(g_shim.listen_fd);
-    g_shim.listen_fd = -1;
-    if (shim_listen() == 0)
+    int lfd = g_shim.listen_fd;
+    g_shim.listen_fd = -1; /* (first: our close is the program's too) */
+    if (lfd >= 0)
+        close(lfd);
+    /* The child of a program that wants none of our descriptors is
+     * called too (the table it inherited has none). */
+    if (g_shim.call_mode ? shim_call_path() == 0 : shim_listen() == 0)
         start_manager();
     /* stopped before its manager ran, and continued by coord for a
      * checkpoint (quiesce.c: ckpt_handler): held now that it runs */

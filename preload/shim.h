@@ -99,6 +99,10 @@ struct shim_state {
     uint64_t started_ns;
     char sock_path[256];
     pid_t sock_owner;                   /* the real pid that bound sock_path */
+    volatile int call_mode;             /* the program closed our listening socket:
+                                           coord calls (ctlproto.h, CK_CALL_COMM) */
+    volatile int call_pending;          /* coord's call came (its token below) */
+    volatile uint32_t call_token;
     char app_id[64];
     char exe[CK_PATH_MAX];              /* the program (its first /proc/self/exe) */
 
@@ -398,6 +402,10 @@ void seed_restore_from_file(void);
 void shim_random(void *buf, size_t len);
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
+int shim_sock_path_make(void);
+int shim_call_path(void);
+void shim_listen_closing(unsigned first, unsigned last);
+void shim_call_mode_enter(void);
 int shim_fork_lock_drop(void);
 void shim_fork_lock_take(void);
 void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req);

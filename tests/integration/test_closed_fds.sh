@@ -1,0 +1,132 @@
+#!/bin/bash
+# test_closed_fds.sh - a daemon that closes every descriptor it has.
+#
+#   bash tests/integration/test_closed_fds.sh BUILD_DIR
+#
+# A Python daemon forks twice, starts a session, closes every descriptor
+# (os.closerange: close_range through libc), opens /dev/null on 0-2 and a
+# log on 3, and counts. The shim's control socket went with the rest, and
+# ckshim puts none back: coord calls the process (common/ctlproto.h,
+# CK_CALL_COMM). Checked: `coord list` finds it; its table holds only its
+# own four descriptors before the checkpoint and after each restore; it
+# goes on counting from where it was, restored twice; stopped, it is
+# refused with a message that says what to do, and stays stopped.
+# (The raw close_range and a child that closes its table one by one:
+# test_progs.sh close_all and tree_closed_table.) Prints one
+# "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-closed.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
+
+cat >"$T/daemon.py" <<'EOF'
+import os, sys, time
+log_path, pid_path = sys.argv[1], sys.argv[2]
+if os.fork():
+    os._exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+os.closerange(0, 65536)
+os.open("/dev/null", os.O_RDWR)
+os.dup2(0, 1)
+os.dup2(0, 2)
+log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+with open(pid_path + ".tmp", "w") as f:
+    f.write("%d\n" % os.getpid())
+os.rename(pid_path + ".tmp", pid_path)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.02)
+    if n % 5 == 0:
+        os.write(log, b"tick %d\n" % n)
+EOF
+
+# fds PID: "fd:target" of each of PID's descriptors, one line
+fds() {
+    local f out=""
+    for f in /proc/"$1"/fd/*; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        out+="${f##*/}:$(readlink "$f") "
+    done
+    echo "$out"
+}
+last_tick() { tail -n 1 "$T/daemon.log" 2>/dev/null | awk '{print $2}'; }
+WANT="0:/dev/null 1:/dev/null 2:/dev/null 3:$T/daemon.log "
+
+(cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID=daemon python3 "$T/daemon.py" \
+    "$T/daemon.log" "$T/daemon.pid" </dev/null >/dev/null 2>&1)
+wait_for 10 test -s "$T/daemon.pid"
+pid=$(cat "$T/daemon.pid" 2>/dev/null)
+PIDS+=("$pid")
+wait_for 5 test -s "$T/daemon.log"
+
+# (the table sorted by number: the glob sorts 10 before 2, not here)
+got=$(fds "$pid")
+[ "$got" = "$WANT" ] && pass daemon_table_before || fail daemon_table_before "'$got'"
+"$C" list >"$T/out" 2>"$T/err"
+grep -Eq "^$pid +$pid .* daemon " "$T/out" && pass daemon_listed ||
+    fail daemon_listed "$(cat "$T/out")"
+
+# round NAME: checkpoint $pid --kill, restore it, check its table and that
+# it counts on from its last tick; sets pid to the restored process.
+round() {
+    local before after np
+    if ! "$C" checkpoint "$pid" -o "$T/$1.img" --kill >"$T/out" 2>"$T/err"; then
+        fail "$1_checkpoint"
+        return 1
+    fi
+    wait_for 5 gone "$pid"
+    before=$(last_tick)
+    pass "$1_checkpoint"
+    np=$(cd / && timeout 30 "$C" restore --detach "$T/$1.img" 2>"$T/err")
+    if [ -z "$np" ] || ! alive "$np"; then
+        fail "$1_restored" "restore failed"
+        return 1
+    fi
+    PIDS+=("$np")
+    pid=$np
+    got=$(fds "$pid")
+    [ "$got" = "$WANT" ] && pass "$1_table_after_restore" ||
+        fail "$1_table_after_restore" "'$got'"
+    sleep 0.5
+    after=$(last_tick)
+    # the next tick after restore is the next one it would have written
+    if grep -q "^tick $((before + 5))\$" "$T/daemon.log" && [ "${after:-0}" -gt "$before" ] &&
+        [ "$(grep -c "^tick $before\$" "$T/daemon.log")" = 1 ]; then
+        pass "$1_counts_on"
+    else
+        fail "$1_counts_on" "last tick $before before, $after after"
+    fi
+    "$C" list >"$T/out" 2>"$T/err"
+    grep -Eq "^$pid +[0-9]+ .* daemon " "$T/out" && pass "$1_listed" ||
+        fail "$1_listed" "$(cat "$T/out")"
+}
+round daemon_first && round daemon_second
+
+# stopped: coord cannot call it (its manager is stopped too); refused
+# with what to do, nothing written, still stopped and whole
+kill -STOP "$pid"
+wait_for 5 grep -q '^State:.*T' "/proc/$pid/status"
+t0=$(last_tick)
+timeout 30 "$C" checkpoint "$pid" -o "$T/stopped.img" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "closed the shim's control socket.*continue it" "$T/err" &&
+    [ ! -e "$T/stopped.img" ] && grep -q '^State:.*T' "/proc/$pid/status"; then
+    pass daemon_stopped_refused
+else
+    fail daemon_stopped_refused "rc=$rc"
+fi
+kill -CONT "$pid"
+sleep 0.5
+[ "$(last_tick)" -gt "$t0" ] && [ "$(fds "$pid")" = "$WANT" ] && pass daemon_goes_on_after_cont ||
+    fail daemon_goes_on_after_cont "tick $t0 -> $(last_tick), table '$(fds "$pid")'"
+kill "$pid" 2>/dev/null
