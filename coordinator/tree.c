@@ -273,7 +273,7 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
             snprintf(why, sizeof why, "a child of %d, belongs to user %s", ppid, user);
         } else if (pi.state == 't') {
             snprintf(why, sizeof why, "a child of %d, is stopped by a debugger (ptrace)", ppid);
-        } else if (pi.state == 'T' && (m->stopsig <= 0 || m->stopsig >= 32)) {
+        } else if (pi.state == 'T' && !ck_stop_signal((uint32_t)m->stopsig)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
         } else if (!m->orphan && syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
@@ -445,7 +445,7 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
             snprintf(why, len, "has flags %#x (an orphan is neither the root nor a zombie)",
                      x->flags);
         else if (!!(x->flags & CK_TREE_STOPPED) != (stopsig != 0) ||
-                 (stopsig && (zombie || stopsig >= 32)))
+                 (stopsig && (zombie || !ck_stop_signal(stopsig))))
             snprintf(why, len, "has flags %#x (a stopped process's signal)", x->flags);
         else if (x->ctty < 0 || x->fg_pgid < 0 || (x->ctty && zombie))
             snprintf(why, len, "has controlling terminal %d, foreground group %d%s", x->ctty,

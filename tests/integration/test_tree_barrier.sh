@@ -196,6 +196,9 @@ if [ -s "$T/marks.copy" ]; then
         0.flags=4
     forged forged_tree_orphan_zombie "entry 1 has flags 0x5 \\(an orphan is neither" \
         1.flags=5 1.offset=0 1.length=0
+    # SIGKILL as a stop signal (only SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU are)
+    forged forged_tree_stop_signal "entry 1 has flags 0x902 \\(a stopped process's signal" \
+        1.flags=2306
     forged forged_tree_offset_outside "entry 2 has its stream at .*outside the file" \
         2.offset=1099511627776
     forged forged_tree_length_outside "entry 2 has its stream at .*outside the file" \
