@@ -114,6 +114,7 @@ static int (*real_dup)(int);
 static int (*real_dup2)(int, int);
 static int (*real_fclose)(FILE *);
 static int (*real_close_range)(unsigned, unsigned, int);
+static void (*real_closefrom)(int);
 static int (*real_dup3)(int, int, int);
 
 #define NR_RESOLVE(var, name)                                                                      \
@@ -631,6 +632,21 @@ SHIM_API int close_range(unsigned first, unsigned last, int flags)
         for (unsigned fd = first; fd <= last && fd < NR_MAX_FD && (int)fd <= nr.maxfd; fd++)
             nr_forget((int)fd);
     return real_close_range(first, last, flags);
+}
+
+/* closefrom closes inside libc, past close_range() */
+SHIM_API void closefrom(int low)
+{
+    NR_RESOLVE(real_closefrom, "closefrom");
+    unsigned first = low > 0 ? (unsigned)low : 0;
+    shim_listen_closing(first, ~0U);
+    if (__builtin_expect(nr.on, 0))
+        for (unsigned fd = first; fd < NR_MAX_FD && (int)fd <= nr.maxfd; fd++)
+            nr_forget((int)fd);
+    if (real_closefrom)
+        real_closefrom(low);
+    else
+        syscall(SYS_close_range, first, ~0U, 0);
 }
 
 SHIM_API int dup2(int old, int new)
