@@ -236,10 +236,10 @@ int ck_sock_path_self(char *buf, size_t len, int rawpid)
 
 int ck_call_path(char *buf, size_t len, const char *sock, uint32_t token)
 {
-    size_t n = strlen(sock);
-    if (n < 5 || strcmp(sock + n - 5, ".sock") != 0)
+    const char *slash = strrchr(sock, '/');
+    if (!slash)
         return -ENAMETOOLONG;
-    int k = snprintf(buf, len, "%.*s.call-%08x", (int)(n - 5), sock, token);
+    int k = snprintf(buf, len, "%.*s/c%08x", (int)(slash - sock), sock, token);
     /* (and it must fit a unix socket's address) */
     return k < 0 || (size_t)k >= len || k >= 108 ? -ENAMETOOLONG : 0;
 }

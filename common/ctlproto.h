@@ -220,16 +220,18 @@ int ck_sock_path_self(char *buf, size_t len, int rawpid);
 
 /* A program that closed the shim's listening socket (closed every
  * descriptor, as a daemon or zdtm's fd test does) keeps none of ours in
- * its table: the shim names its manager thread CK_CALL_COMM and removes
- * the socket's path, and coord reaches it the other way round. coord
- * listens on CALL PATH (the socket's path with ".call-<token>" for
- * ".sock": ck_call_path) and queues the shim's checkpoint signal to that
- * thread with si_code SI_QUEUE and the token as its value; the manager
- * connects there and is served as if it had accepted coord. */
+ * its table: the shim names its manager thread CK_CALL_COMM, and coord
+ * reaches it the other way round. coord listens on a call path (in the
+ * socket's directory, "c<token>": ck_call_path, never longer than a
+ * socket's own name of 9 characters or more) and queues the shim's
+ * checkpoint signal to that thread with si_code SI_QUEUE and the token as
+ * its value; the manager connects there and is served as if it had
+ * accepted coord. Up to CK_CALL_QUEUE calls may wait at once. */
 #define CK_CALL_COMM "ckshim-call"
+#define CK_CALL_QUEUE 16
 
-/* The call path for token from the control socket's path sock. Returns 0
- * or -ENAMETOOLONG. */
+/* The call path for token beside the control socket's path sock. Returns
+ * 0 or -ENAMETOOLONG. */
 int ck_call_path(char *buf, size_t len, const char *sock, uint32_t token);
 
 /* The inode of pid's pid namespace (pid 0: the caller's), or 0 for the

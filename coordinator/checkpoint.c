@@ -950,7 +950,7 @@ static void tree_continue(int pid)
     char path[64];
     int sig = ck_shim_signal(pid);
     snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
+    DIR *d = sig > 0 ? opendir(path) : NULL;
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL)
         if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
@@ -958,6 +958,25 @@ static void tree_continue(int pid)
     if (d)
         closedir(d);
     kill(pid, SIGCONT);
+}
+
+/* Connect to the shim of the tree's root, pid (ck_ctl_connect). A
+ * stopped one whose shim is called (-EBUSY: common/ctlproto.h,
+ * CK_CALL_COMM) can answer only once it runs: continued here under its
+ * shim's hold, as the checkpoint would do next (t->m[0].held: not
+ * again), and called. */
+static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
+{
+    int fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
+    if (fd != -EBUSY || t->m[0].stopsig <= 0 || t->m[0].held)
+        return fd;
+    tree_continue(pid);
+    t->m[0].held = 1;
+    for (int i = 0; i < 100 && fd == -EBUSY; i++) {
+        sleep_ms(10);
+        fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
+    }
+    return fd;
 }
 
 /* A process that was stopped by SIG and that coord continued for its
@@ -1120,7 +1139,7 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     /* A stopped process runs no shim: continued for the checkpoint and
      * stopped again with its signal after it (restore stops it again). */
     for (int i = 0; i < n; i++)
-        if (!t->m[i].zombie && t->m[i].stopsig > 0)
+        if (!t->m[i].zombie && t->m[i].stopsig > 0 && !t->m[i].held)
             tree_continue(t->m[i].pid);
     for (int i = 0; i < n; i++) {
         char who[160], sock[PATH_MAX];
@@ -1742,7 +1761,9 @@ int cmd_checkpoint(int argc, char **argv)
 
     /* Its control socket. */
     char sock[PATH_MAX];
-    fd = ck_ctl_connect(pid, sock, sizeof(sock), CONNECT_TIMEOUT_MS);
+    fd = connect_root(pid, sock, sizeof(sock), &tree);
+    if (tree.m[0].held)
+        stopped_sig = tree.m[0].stopsig; /* (stopped again whatever comes) */
     if (fd == -ENOENT || fd == -ECONNREFUSED || fd == -ENOTSOCK) {
         ck_msg("checkpoint %d: PID %d is not running under the shim (no control socket at %s); "
                "start it with `coord run -- PROG`",
@@ -1751,9 +1772,9 @@ int cmd_checkpoint(int argc, char **argv)
     }
     if (fd == -EBUSY) {
         ck_msg("checkpoint %d: PID %d closed the shim's control socket (as a daemon closing "
-               "every descriptor does) and is stopped: coord reaches such a process only while "
-               "it runs; continue it (kill -CONT %d) first",
-               pid, pid, pid);
+               "every descriptor does) and stays stopped: coord reaches such a process only "
+               "while it runs",
+               pid, pid);
         goto fail;
     }
     if (fd < 0) {
@@ -1833,9 +1854,10 @@ again:
                 break;
             }
             char sock2[PATH_MAX];
-            fd = ck_ctl_connect(pid, sock2, sizeof sock2, CONNECT_TIMEOUT_MS);
+            fd = connect_root(pid, sock2, sizeof sock2, &tree);
             if (fd < 0 || ftruncate(outfd, 0) < 0) {
-                ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(errno));
+                ck_msg("checkpoint %d: cannot start again: %s", pid,
+                       strerror(fd < 0 ? -fd : errno));
                 r = CK_EXIT_FAIL;
                 break;
             }
@@ -2006,7 +2028,7 @@ again:
                    "tree cannot be taken now: %s; every process goes on", pid, terr2);
             goto fail;
         }
-        fd = ck_ctl_connect(pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+        fd = connect_root(pid, sock, sizeof sock, &tree);
         if (fd < 0) {
             ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(-fd));
             goto fail;

@@ -373,39 +373,52 @@ void ck_sock_dir_warn(void)
 
 int ck_shim_signal(int pid)
 {
+    /* as the shim chooses it (preload/shim.c): the first CKSHIM_SIGNAL
+     * of its environment (getenv), unless it is no signal to use */
     char path[64], env[65536];
-    int sig = SIGRTMAX - 2; /* the shim's default (preload/shim.c) */
+    int sig = SIGRTMAX - 2;
     snprintf(path, sizeof path, "/proc/%d/environ", pid);
     int len = ck_read_file(path, env, sizeof env);
     for (int o = 0; len > 0 && o < len; o += (int)strlen(env + o) + 1)
-        if (!strncmp(env + o, "CKSHIM_SIGNAL=", 14) && atoi(env + o + 14) > 0)
-            sig = atoi(env + o + 14);
-    return sig;
+        if (!strncmp(env + o, "CKSHIM_SIGNAL=", 14)) {
+            int v = atoi(env + o + 14);
+            if (v >= 1 && v < NSIG && v != SIGKILL && v != SIGSTOP)
+                sig = v;
+            break;
+        }
+    /* never one the process does not catch (its default action would
+     * end or stop it): its environment may say something else than the
+     * shim read (rewritten since, cut at 64 KiB) */
+    char st[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int n = ck_read_file(path, st, sizeof st - 1);
+    st[n > 0 ? n : 0] = 0;
+    const char *c = strstr(st, "\nSigCgt:");
+    unsigned long long cgt = c ? strtoull(c + 9, NULL, 16) : 0;
+    return sig < 65 && (cgt >> (sig - 1) & 1) ? sig : 0;
 }
 
-/* The thread of pid named CK_CALL_COMM (the manager of a shim whose
- * program closed its socket), or 0. */
-static int call_thread(int pid)
+int ck_call_threads(int pid, int *tids, int max)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", pid);
     DIR *d = opendir(path);
     struct dirent *e;
-    int tid = 0;
-    while (d && !tid && (e = readdir(d)) != NULL) {
+    int n = 0;
+    while (d && n < max && (e = readdir(d)) != NULL) {
         char p[96], comm[32];
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
         snprintf(p, sizeof p, "/proc/%d/task/%s/comm", pid, e->d_name);
-        int n = ck_read_file(p, comm, sizeof comm);
-        if (n > 0 && comm[n - 1] == '\n')
-            comm[n - 1] = 0;
-        if (n > 0 && !strcmp(comm, CK_CALL_COMM))
-            tid = atoi(e->d_name);
+        int k = ck_read_file(p, comm, sizeof comm);
+        if (k > 0 && comm[k - 1] == '\n')
+            comm[k - 1] = 0;
+        if (k > 0 && !strcmp(comm, CK_CALL_COMM))
+            tids[n++] = atoi(e->d_name);
     }
     if (d)
         closedir(d);
-    return tid;
+    return n;
 }
 
 /* Call pid's shim, whose program closed the control socket (ctlproto.h,
@@ -415,8 +428,12 @@ static int call_thread(int pid)
  * -EBUSY when pid is stopped (its manager cannot answer). */
 static int ctl_call(int pid, const char *sock, int timeout_ms)
 {
-    int tid = call_thread(pid);
-    if (tid <= 0)
+    int tids[8];
+    int ntids = ck_call_threads(pid, tids, 8);
+    if (ntids <= 0)
+        return -ENOENT;
+    int sig = ck_shim_signal(pid);
+    if (sig <= 0)
         return -ENOENT;
     struct ck_procinfo pi;
     if (ck_proc_info(pid, &pi) == 0 && (pi.state == 'T' || pi.state == 't'))
@@ -433,13 +450,16 @@ static int ctl_call(int pid, const char *sock, int timeout_ms)
     /* (a new name in the private socket directory: bind never follows a
      * link nor takes a name that exists; 0600 from the start) */
     mode_t um = umask(0177);
-    int r = bind(l, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(l, 1) < 0 ? -errno : 0;
+    int r = bind(l, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
     umask(um);
+    if (r == 0 && listen(l, CK_CALL_QUEUE) < 0) {
+        r = -errno;
+        unlink(sa.sun_path);
+    }
     if (r < 0) {
         close(l);
         return r;
     }
-    int sig = ck_shim_signal(pid);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     si.si_signo = sig;
@@ -447,11 +467,16 @@ static int ctl_call(int pid, const char *sock, int timeout_ms)
     si.si_pid = getpid();
     si.si_uid = getuid();
     si.si_value.sival_int = (int)token;
-    int conn = -ETIMEDOUT;
-    /* (to the thread itself: after an exec, which ends it, nothing is
-     * signalled) */
-    if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &si) < 0) {
-        conn = errno == ESRCH ? -ENOENT : -errno;
+    int conn = -ETIMEDOUT, sent = 0;
+    /* To the thread itself: after an exec, which ends it, nothing is
+     * signalled. To each of that name: a thread a hook made on the
+     * manager has its name too (the shim takes the call only on the
+     * manager). */
+    for (int i = 0; i < ntids; i++)
+        if (syscall(SYS_rt_tgsigqueueinfo, pid, tids[i], sig, &si) == 0)
+            sent++;
+    if (!sent) {
+        conn = -ENOENT;
     } else {
         struct pollfd pf = {.fd = l, .events = POLLIN};
         int pr;

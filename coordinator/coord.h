@@ -204,8 +204,13 @@ int ck_proc_alive(int pid);
 void ck_sock_dir_warn(void);
 
 /* The shim's checkpoint signal in pid (its environment's CKSHIM_SIGNAL,
- * else the default). */
+ * else the default), or 0 when pid does not catch it (no signal may be
+ * sent then). */
 int ck_shim_signal(int pid);
+
+/* The threads of pid named CK_CALL_COMM (common/ctlproto.h), at most max
+ * into tids; how many. */
+int ck_call_threads(int pid, int *tids, int max);
 
 /* Connect to the control socket of pid (path written to path, pathlen
  * bytes). A shim whose program closed that socket is called instead

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -30,11 +32,25 @@ struct entry {
  * each one asked of it would fill its listening queue, which its
  * checkpoint needs. A socket left by a process that is gone, whose pid an
  * unrelated stopped process has now, is not. */
+static unsigned long listener_ino(const char *path);
+
 static int listens_here(int pid)
 {
-    char path[PATH_MAX], line[PATH_MAX + 128];
+    char path[PATH_MAX];
     if (ck_sock_path(path, sizeof path, pid) < 0)
         return 0;
+    unsigned long ino = listener_ino(path);
+    if (!ino)
+        return 0;
+    char want[48];
+    snprintf(want, sizeof want, "socket:[%lu]", ino);
+    return ck_pid_holds(pid, want);
+}
+
+/* The inode of the socket listening at path (/proc/net/unix), or 0. */
+static unsigned long listener_ino(const char *path)
+{
+    char line[PATH_MAX + 128];
     FILE *f = fopen("/proc/net/unix", "re");
     unsigned long ino = 0;
     while (f && !ino && fgets(line, sizeof line, f)) {
@@ -49,11 +65,7 @@ static int listens_here(int pid)
     }
     if (f)
         fclose(f);
-    if (!ino)
-        return 0;
-    char want[48];
-    snprintf(want, sizeof want, "socket:[%lu]", ino);
-    return ck_pid_holds(pid, want);
+    return ino;
 }
 
 /* What /proc tells of a stopped process, whose shim cannot answer (its
@@ -152,6 +164,23 @@ static int sock_name_pid(const char *name, uint64_t *ns)
     return ck_parse_pid(num);
 }
 
+/* Remove the socket dir/name when a connection to it is refused (nobody
+ * listens on it any more). */
+static void remove_if_refused(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (fd >= 0 && strlen(path) < sizeof sa.sun_path) {
+        strcpy(sa.sun_path, path);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == ECONNREFUSED)
+            unlink(path);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 /* Ask pid's shim for CK_OP_INFO. 0, or -errno with *why set. */
 static int query(int pid, struct ck_ctl_rep *rep, const char **why)
 {
@@ -220,21 +249,25 @@ int cmd_list(int argc, char **argv)
     uid_t me = getuid();
     for (struct dirent *de; d && (de = readdir(d));) {
         uint64_t ns;
+        if (de->d_name[0] == 'c' && strlen(de->d_name) == 9 &&
+            strspn(de->d_name + 1, "0123456789abcdef") == 8) {
+            /* a call's path (ck_call_path) that a coord killed while it
+             * waited left behind: removed once nobody listens on it and
+             * it is older than any call's wait (never connected to: a
+             * call's coord would take that for the shim) */
+            char path[PATH_MAX];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+                st.st_mtime + 60 < time(NULL) && !listener_ino(path))
+                unlink(path);
+            continue;
+        }
         int pid = sock_name_pid(de->d_name, &ns);
         if (pid < 0 && ns) {
             /* its namespace or process is gone: remove the socket if
              * nobody listens on it any more */
-            char path[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            struct sockaddr_un sa = {.sun_family = AF_UNIX};
-            if (fd >= 0 && strlen(path) < sizeof sa.sun_path) {
-                strcpy(sa.sun_path, path);
-                if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == ECONNREFUSED)
-                    unlink(path);
-            }
-            if (fd >= 0)
-                close(fd);
+            remove_if_refused(dir, de->d_name);
             continue;
         }
         if (pid < 0)
@@ -263,7 +296,8 @@ int cmd_list(int argc, char **argv)
          * the time-out (listed with what /proc says) */
         int stopped = pi.state == 'T' || pi.state == 't';
         int qr = 0;
-        if (stopped && !listens_here(pid))
+        int called_tid;
+        if (stopped && !listens_here(pid) && ck_call_threads(pid, &called_tid, 1) == 0)
             continue; /* not a process under the shim: a socket left behind */
         if (stopped)
             stopped_rep(pid, &rep);

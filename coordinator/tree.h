@@ -15,6 +15,8 @@ struct ck_tree_member {
     int zombie;                         /* exited, not yet waited for by its parent */
     int status;                         /* a zombie's wait status (/proc/PID/stat exit_code) */
     int stopsig;                        /* stopped (state T): the signal that stopped it */
+    int held;                           /* stopped, and continued by coord under its
+                                           shim's hold already (checkpoint.c) */
     int orphan;                         /* adopted outside the tree when its parent exited
                                            (treegroups.c: ck_tree_adopt); parent is then the
                                            process whose restore makes it again */

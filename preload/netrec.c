@@ -626,7 +626,9 @@ SHIM_API int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    if (!(flags & CLOSE_RANGE_CLOEXEC))
+    /* (only a call that will close: our socket is shut down first) */
+    if (!(flags & ~(unsigned)(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) && first <= last &&
+        !(flags & CLOSE_RANGE_CLOEXEC))
         shim_listen_closing(first, last);
     if (__builtin_expect(nr.on, 0) && !(flags & CLOSE_RANGE_CLOEXEC))
         for (unsigned fd = first; fd <= last && fd < NR_MAX_FD && (int)fd <= nr.maxfd; fd++)
@@ -653,7 +655,8 @@ SHIM_API int dup2(int old, int new)
 {
     NR_RESOLVE(real_dup2, "dup2");
     if (old != new) {
-        shim_listen_closing((unsigned)new, (unsigned)new);
+        if (fcntl(old, F_GETFD) >= 0)
+            shim_listen_closing((unsigned)new, (unsigned)new);
         socktrack_copied(old);
         socktrack_closed(new);
     }
@@ -676,7 +679,8 @@ SHIM_API int dup3(int old, int new, int flags)
 {
     NR_RESOLVE(real_dup3, "dup3");
     if (old != new) {
-        shim_listen_closing((unsigned)new, (unsigned)new);
+        if (!(flags & ~O_CLOEXEC) && fcntl(old, F_GETFD) >= 0)
+            shim_listen_closing((unsigned)new, (unsigned)new);
         socktrack_copied(old);
         socktrack_closed(new);
     }

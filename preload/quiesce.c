@@ -227,10 +227,15 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
     int saved_errno = errno;
     (void)sig;
     if (si->si_code == SI_QUEUE && g_shim.call_mode && shim_real_gettid() == g_shim.manager_tid) {
-        /* coord's call (common/ctlproto.h, CK_CALL_COMM): the manager
-         * connects to it when its wait ends (shim.c) */
-        g_shim.call_token = (uint32_t)si->si_value.sival_int;
-        __atomic_store_n(&g_shim.call_pending, 1, __ATOMIC_SEQ_CST);
+        /* coord's call (common/ctlproto.h, CK_CALL_COMM): queued; the
+         * manager connects to each when its wait ends (shim.c). One
+         * that finds the queue full is not answered (its coord gives up
+         * after its time-out). */
+        uint32_t h = __atomic_load_n(&g_shim.call_head, __ATOMIC_SEQ_CST);
+        if (h - __atomic_load_n(&g_shim.call_tail, __ATOMIC_SEQ_CST) < CK_CALL_QUEUE) {
+            g_shim.call_token[h % CK_CALL_QUEUE] = (uint32_t)si->si_value.sival_int;
+            __atomic_store_n(&g_shim.call_head, h + 1, __ATOMIC_SEQ_CST);
+        }
         errno = saved_errno;
         return;
     }

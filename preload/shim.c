@@ -233,6 +233,9 @@ void shim_call_mode_enter(void)
 {
     if (__atomic_exchange_n(&g_shim.call_mode, 1, __ATOMIC_SEQ_CST))
         return;
+    /* the number is the program's from now on: never skipped by the
+     * capture, never shut down or polled by us */
+    g_shim.listen_fd = -1;
     pid_t tid = __atomic_load_n(&g_shim.manager_tid, __ATOMIC_SEQ_CST);
     if (g_shim.manager_pid == shim_real_getpid() && tid > 0) {
         /* (raw calls: the number is the program's a moment only) */
@@ -282,10 +285,15 @@ void shim_listen_closing(unsigned first, unsigned last)
     if (fd < 0 || (unsigned)fd < first || (unsigned)fd > last || !g_shim.initialized ||
         g_shim.sock_owner != shim_real_getpid())
         return;
+    /* (the number is ours only while it holds our socket: after a raw
+     * close the program may have a socket of its own there) */
+    struct stat st;
+    int ours = fstat(fd, &st) == 0 && (uint64_t)st.st_ino == g_shim.listen_ino;
     shim_call_mode_enter();
     /* Connections are refused from now on, not left waiting in a socket
      * that lives on in the manager's poll until it wakes (this wakes it) */
-    shutdown(fd, SHUT_RDWR);
+    if (ours)
+        shutdown(fd, SHUT_RDWR);
 }
 
 /* Answer coord's call (token from its signal, quiesce.c): connect to its
@@ -296,7 +304,8 @@ static int call_coord(uint32_t token)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (ck_call_path(sa.sun_path, sizeof sa.sun_path, g_shim.sock_path, token) < 0)
         return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* (non-blocking: made under held_lock, which fork waits for) */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
@@ -313,6 +322,7 @@ static int call_coord(uint32_t token)
         close(fd);
         return -1;
     }
+    fcntl(fd, F_SETFL, 0);
     return fd;
 }
 
@@ -1078,14 +1088,17 @@ static int serve(void)
 static void *manager_main(void *arg)
 {
     (void)arg;
-    g_shim.manager_tid = shim_real_gettid();
+    /* (before call_mode is read: shim_call_mode_enter sets that, then
+     * reads this; one of the two names the thread) */
+    __atomic_store_n(&g_shim.manager_tid, shim_real_gettid(), __ATOMIC_SEQ_CST);
     shim_tls.vtid = -1; /* never virtualized: internal thread */
-    /* (known now: coord's checkpoint signals to it are taken and let be,
-     * not left to pile up; every other signal stays blocked) */
+    /* Born with every signal blocked. The checkpoint signal (coord's
+     * calls; its holds, which the handler lets be for this thread) is
+     * taken only in the wait below, never in serve() or a hook, whose
+     * calls it would interrupt; taken there, it does not pile up. */
     sigset_t ck;
     sigemptyset(&ck);
     sigaddset(&ck, g_shim.ckpt_signal);
-    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &ck, NULL, 8);
     long off = find_tid_offset();
     if (off != g_shim.tid_off)
         shim_log("tid offset mismatch: main %ld manager %ld", g_shim.tid_off, off);
@@ -1099,12 +1112,11 @@ static void *manager_main(void *arg)
          * wait, so that one that comes before it is not slept through */
         sigset_t old, wait;
         syscall(SYS_rt_sigprocmask, SIG_BLOCK, &ck, &old, 8);
-        /* (restored, this thread came back with every signal blocked) */
         wait = old;
         sigdelset(&wait, g_shim.ckpt_signal);
         int ms = netrec_poll_ms();
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        if (!g_shim.call_pending &&
+        if (g_shim.call_head == g_shim.call_tail &&
             syscall(SYS_ppoll, pf, 2, ms >= 0 ? &ts : NULL, &wait, 8) < 0 && errno != EINTR)
             usleep(10000);
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
@@ -1118,10 +1130,13 @@ static void *manager_main(void *arg)
         }
         int conn;
         if (call) {
-            if (!__atomic_exchange_n(&g_shim.call_pending, 0, __ATOMIC_SEQ_CST))
+            uint32_t t = __atomic_load_n(&g_shim.call_tail, __ATOMIC_SEQ_CST);
+            if (t == __atomic_load_n(&g_shim.call_head, __ATOMIC_SEQ_CST))
                 continue;
+            uint32_t token = g_shim.call_token[t % CK_CALL_QUEUE];
+            __atomic_store_n(&g_shim.call_tail, t + 1, __ATOMIC_SEQ_CST);
             pthread_mutex_lock(&held_lock);
-            conn = held_fds[0] = call_coord(g_shim.call_token);
+            conn = held_fds[0] = call_coord(token);
             pthread_mutex_unlock(&held_lock);
             if (conn < 0)
                 continue;
@@ -1244,8 +1259,20 @@ static void atfork_child(void)
         close(lfd);
     /* The child of a program that wants none of our descriptors is
      * called too (the table it inherited has none). */
-    if (g_shim.call_mode ? shim_call_path() == 0 : shim_listen() == 0)
+    /* (called without a path too: coord calls on a missing one) */
+    if (g_shim.call_mode) {
+        shim_call_path();
         start_manager();
+        /* forked by a hook on the manager thread: not its name */
+        char comm[16] = "";
+        prctl(PR_GET_NAME, comm, 0, 0, 0);
+        if (!strcmp(comm, CK_CALL_COMM)) {
+            const char *b = strrchr(g_shim.exe, '/');
+            prctl(PR_SET_NAME, b ? b + 1 : g_shim.exe, 0, 0, 0);
+        }
+    } else if (shim_listen() == 0) {
+        start_manager();
+    }
     /* stopped before its manager ran, and continued by coord for a
      * checkpoint (quiesce.c: ckpt_handler): held now that it runs */
     if (g_shim.hold_requested) {

@@ -101,8 +101,11 @@ struct shim_state {
     pid_t sock_owner;                   /* the real pid that bound sock_path */
     volatile int call_mode;             /* the program closed our listening socket:
                                            coord calls (ctlproto.h, CK_CALL_COMM) */
-    volatile int call_pending;          /* coord's call came (its token below) */
-    volatile uint32_t call_token;
+    /* coord's calls not yet answered: tokens queued at call_head by the
+     * signal handler (quiesce.c) on the manager thread, taken at
+     * call_tail by that thread outside the handler */
+    volatile uint32_t call_head, call_tail;
+    volatile uint32_t call_token[CK_CALL_QUEUE];
     char app_id[64];
     char exe[CK_PATH_MAX];              /* the program (its first /proc/self/exe) */
 
