@@ -1239,6 +1239,15 @@ static void atfork_child(void)
      * virtual ids and give it its own manager and socket. */
     if (!g_shim.initialized)
         return;
+    /* Forked by a hook on the manager thread (shim_tls.vtid -1, the
+     * manager's mark): the child's thread is the program's, not one
+     * with every signal blocked as the manager has them (a SIGTERM
+     * would never end it) */
+    if (shim_tls.vtid == -1) {
+        sigset_t none;
+        sigemptyset(&none);
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+    }
     /* The parent may see itself under its old pid: so must we. */
     g_shim.manager_pid = 0; /* the parent's */
     g_shim.parent_vpid = g_shim.vpid;
