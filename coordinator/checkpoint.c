@@ -965,6 +965,8 @@ static void tree_continue(int pid)
  * CK_CALL_COMM) can answer only once it runs: continued here under its
  * shim's hold, as the checkpoint would do next (t->m[0].held: not
  * again), and called. */
+static void stop_again(int pid, int sig, int asked);
+
 static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
 {
     int fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
@@ -975,6 +977,11 @@ static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
     for (int i = 0; i < 100 && fd == -EBUSY; i++) {
         sleep_ms(10);
         fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
+    }
+    if (fd < 0) {
+        /* not reached after all: stopped again, as it was */
+        stop_again(pid, t->m[0].stopsig, 0);
+        t->m[0].held = 0;
     }
     return fd;
 }
@@ -992,6 +999,8 @@ static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
 static void stop_again(int pid, int sig, int asked)
 {
     int wait_ms = asked ? 5000 : 1000;
+    if (!ck_stop_signal((uint32_t)sig))
+        return; /* (never a signal that would do anything else) */
     if (!asked)
         kill(pid, sig);
     for (int w = 0;; w += 5) {
@@ -1721,7 +1730,7 @@ int cmd_checkpoint(int argc, char **argv)
                r == -E2BIG ? "more than 1024 processes" : strerror(-r));
         return CK_EXIT_FAIL;
     }
-    if (pi.state == 'T' && (tree.m[0].stopsig <= 0 || tree.m[0].stopsig >= 32)) {
+    if (pi.state == 'T' && !ck_stop_signal((uint32_t)tree.m[0].stopsig)) {
         ck_msg("checkpoint %d: process %d is stopped by a signal ckshim cannot tell; continue "
                "it first (kill -CONT %d)", pid, pid, pid);
         return CK_EXIT_FAIL;
@@ -2022,6 +2031,12 @@ again:
         if (pidfd >= 0)
             close(pidfd);
         pidfd = -1;
+        /* a stopped one stops itself again after the refusal: once it
+         * has, it is taken again as it is (continued again below or by
+         * the tree's checkpoint) */
+        if (stopped_sig)
+            stop_again(pid, stopped_sig, stopped_asked);
+        stopped_sig = stopped_asked = 0;
         char terr2[4096] = "";
         if (ck_tree_discover(pid, &tree) < 0 || ck_tree_check(&tree, terr2, sizeof terr2)) {
             ck_msg("checkpoint %d: it made a child process during the checkpoint, and the "
@@ -2029,6 +2044,8 @@ again:
             goto fail;
         }
         fd = connect_root(pid, sock, sizeof sock, &tree);
+        if (tree.m[0].held)
+            stopped_sig = tree.m[0].stopsig; /* continued again, not asked yet */
         if (fd < 0) {
             ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(-fd));
             goto fail;

@@ -389,12 +389,20 @@ int ck_shim_signal(int pid)
     /* never one the process does not catch (its default action would
      * end or stop it): its environment may say something else than the
      * shim read (rewritten since, cut at 64 KiB) */
-    char st[4096];
+    /* (line by line: a long Groups line may come before) */
     snprintf(path, sizeof path, "/proc/%d/status", pid);
-    int n = ck_read_file(path, st, sizeof st - 1);
-    st[n > 0 ? n : 0] = 0;
-    const char *c = strstr(st, "\nSigCgt:");
-    unsigned long long cgt = c ? strtoull(c + 9, NULL, 16) : 0;
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned long long cgt = 0;
+    while (f && getline(&line, &cap, f) > 0)
+        if (!strncmp(line, "SigCgt:", 7)) {
+            cgt = strtoull(line + 7, NULL, 16);
+            break;
+        }
+    free(line);
+    if (f)
+        fclose(f);
     return sig < 65 && (cgt >> (sig - 1) & 1) ? sig : 0;
 }
 
@@ -428,8 +436,9 @@ int ck_call_threads(int pid, int *tids, int max)
  * -EBUSY when pid is stopped (its manager cannot answer). */
 static int ctl_call(int pid, const char *sock, int timeout_ms)
 {
-    int tids[8];
-    int ntids = ck_call_threads(pid, tids, 8);
+    /* (every thread a hook started on the manager has its name too) */
+    int tids[256];
+    int ntids = ck_call_threads(pid, tids, 256);
     if (ntids <= 0)
         return -ENOENT;
     int sig = ck_shim_signal(pid);

@@ -10,8 +10,11 @@
  * reverse order. The table is in the shim's memory, so it travels in the
  * image: a restored program keeps its hooks. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -49,6 +52,21 @@ SHIM_API int ckshim_register_hook(int (*fn)(int event, void *arg), void *arg)
     return 0;
 }
 
+/* Run hook i for event on the manager thread as a thread of the program:
+ * with no signal blocked (the manager blocks every one outside its wait),
+ * so that what it starts (a thread, a child through fork, system, popen
+ * or posix_spawn) does not inherit a mask that keeps the checkpoint
+ * signal, or SIGTERM, out; the manager's mask is put back after. */
+static int call_hook(int i, int event)
+{
+    sigset_t none, prev;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, &prev, 8);
+    int r = hooks[i].fn(event, hooks[i].arg);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &prev, NULL, 8);
+    return r;
+}
+
 /* A hook whose registration is still being written is not run this time
  * (nor its after-hook). */
 static int usable(int i)
@@ -63,7 +81,7 @@ int hooks_before_checkpoint(char *err, size_t errlen)
     for (int i = 0; i < n; i++) {
         if (!usable(i))
             continue;
-        int r = hooks[i].fn(CKSHIM_EVENT_BEFORE_CHECKPOINT, hooks[i].arg);
+        int r = call_hook(i, CKSHIM_EVENT_BEFORE_CHECKPOINT);
         if (r == 0) {
             ran[i] = 1;
             continue;
@@ -85,7 +103,7 @@ static void run_after(int event)
         if (!ran[i])
             continue;
         ran[i] = 0;
-        hooks[i].fn(event, hooks[i].arg);
+        call_hook(i, event);
     }
 }
 

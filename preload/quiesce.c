@@ -605,11 +605,13 @@ void quiesce_stop_self(int sig)
         had = 1;
     sigaddset(&one, sig);
     continued = 0;
-    pthread_sigmask(SIG_UNBLOCK, &one, &prev);
+    /* (raw: the shim's pthread_sigmask would unblock the checkpoint
+     * signal in the manager, which takes it only in its wait) */
+    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, &prev, 8);
     syscall(SYS_kill, shim_real_getpid(), sig);
     if (!continued && sig != SIGSTOP)
         syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
-    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &prev, NULL, 8);
     real_sigaction(SIGCONT, &old, NULL);
     if ((continued || had) && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
         syscall(SYS_kill, shim_real_getpid(), SIGCONT);

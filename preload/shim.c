@@ -1094,11 +1094,9 @@ static void *manager_main(void *arg)
     shim_tls.vtid = -1; /* never virtualized: internal thread */
     /* Born with every signal blocked. The checkpoint signal (coord's
      * calls; its holds, which the handler lets be for this thread) is
-     * taken only in the wait below, never in serve() or a hook, whose
-     * calls it would interrupt; taken there, it does not pile up. */
-    sigset_t ck;
-    sigemptyset(&ck);
-    sigaddset(&ck, g_shim.ckpt_signal);
+     * taken only in the wait below, never in serve(), whose calls it
+     * would interrupt; taken there, it does not pile up. (Hooks run as
+     * the program's code, with no signal blocked: hooks.c.) */
     long off = find_tid_offset();
     if (off != g_shim.tid_off)
         shim_log("tid offset mismatch: main %ld manager %ld", g_shim.tid_off, off);
@@ -1110,16 +1108,19 @@ static void *manager_main(void *arg)
                                {.fd = seed_trigger_fd(), .events = POLLIN}};
         /* coord's call is a signal (quiesce.c): taken only inside the
          * wait, so that one that comes before it is not slept through */
-        sigset_t old, wait;
-        syscall(SYS_rt_sigprocmask, SIG_BLOCK, &ck, &old, 8);
-        wait = old;
+        /* (every signal blocked outside it, set here whatever a hook or
+         * a wrapper left: the shim's pthread_sigmask lets the checkpoint
+         * signal through) */
+        sigset_t all, wait;
+        sigfillset(&all);
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+        wait = all;
         sigdelset(&wait, g_shim.ckpt_signal);
         int ms = netrec_poll_ms();
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
         if (g_shim.call_head == g_shim.call_tail &&
             syscall(SYS_ppoll, pf, 2, ms >= 0 ? &ts : NULL, &wait, 8) < 0 && errno != EINTR)
             usleep(10000);
-        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
         netrec_sync();
         /* A restored program's after-restore hooks run here, once its
          * threads run again (restore_finish released them). */

@@ -1,6 +1,9 @@
 /* call_hook_fork - a program whose shim is called (it closed every
  * descriptor above 2 with closefrom: common/ctlproto.h, CK_CALL_COMM)
- * and whose after-checkpoint hook forks a child. The hook runs on the
+ * whose before-checkpoint hook starts a thread and whose after-checkpoint
+ * hook forks a child (hooks run on the manager, which blocks every
+ * signal: what a hook starts must not inherit that, or the checkpoint
+ * cannot park the thread, and SIGTERM never ends the child). The hook runs on the
  * shim's manager thread, named "ckshim-call": the child's only thread is
  * born with that name, and coord, looking for the thread to call, must
  * still reach the child's own manager (test_progs.sh takes a live
@@ -25,10 +28,27 @@ struct shared {
 
 static struct shared *sh;
 static pid_t root;
+static volatile long ticks; /* the hook's thread counts */
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        ticks++;
+        usleep(5000);
+    }
+    return NULL;
+}
 
 static int hook(int event, void *arg)
 {
     (void)arg;
+    static int started;
+    if (event == CKSHIM_EVENT_BEFORE_CHECKPOINT && getpid() == root && !started) {
+        /* a thread the checkpoint that follows must park */
+        pthread_t t;
+        started = pthread_create(&t, NULL, ticker, NULL) == 0;
+    }
     if (event != CKSHIM_EVENT_AFTER_CHECKPOINT || getpid() != root || sh->child)
         return 0;
     pid_t c = fork();
@@ -69,7 +89,11 @@ int main(void)
         int st;
         if (waitpid(sh->child, &st, 0) != sh->child || !WIFSIGNALED(st))
             fail("the child: waitpid %s, status %#x", strerror(errno), st);
-        test_msg("child %d checked", sh->child);
+        long t0 = ticks;
+        usleep(100000);
+        if (ticks == t0)
+            fail("the hook's thread does not run after restore");
+        test_msg("child %d checked, the hook's thread at %ld", sh->child, ticks);
     }
     pass();
 }
