@@ -361,9 +361,11 @@ else
 fi
 
 # ---- a process stopped during its checkpoint: coord gives up at once ---------
+# (the write is made slow on purpose, 20 ms per MiB: a disk that takes
+# 400 MiB in 0.2 s ended the checkpoint before the stop came)
 cat >"$T/big.py" <<'EOF'
 import os, time
-big = os.urandom(400 << 20)     # incompressible: the write takes a while
+big = os.urandom(100 << 20)     # incompressible
 n = 0
 print("READY", flush=True)
 while True:
@@ -371,7 +373,7 @@ while True:
     print("n", n, flush=True)
     time.sleep(0.02)
 EOF
-start_py_app "$id-big" "$T/big.py"
+CKSHIM_TEST_WRITE_DELAY_MS=20 start_py_app "$id-big" "$T/big.py"
 "$C" checkpoint "$pid" -o "$T/big.img" --kill --no-fork >/dev/null 2>"$T/err" &
 cpid=$!
 sleep 0.3
