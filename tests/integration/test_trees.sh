@@ -576,10 +576,12 @@ fi
 # coord killed while the writers of a --kill tree checkpoint take their
 # turns (the first ones writing or compressing ahead, the others waiting
 # to be told to get ready): every process goes on, answers the next
-# checkpoint, and no image is left where the first one was going.
+# checkpoint, and no image is left where the first one was going. (The
+# writers are slowed on purpose, 5 ms per MiB: this machine's disk took
+# the whole tree within the 0.7 s before the kill.)
 mkdir -p "$T/cwd"
-(cd "$T/cwd" && exec env LD_PRELOAD="$SHIM" "$B/tests/progs/bench_mem" --size 768 --procs 6 \
-    >"$T/mem6.log" 2>&1) &
+(cd "$T/cwd" && exec env LD_PRELOAD="$SHIM" CKSHIM_TEST_WRITE_DELAY_MS=5 \
+    "$B/tests/progs/bench_mem" --size 768 --procs 6 >"$T/mem6.log" 2>&1) &
 mpid=$!
 disown "$mpid" 2>/dev/null
 PIDS+=("$mpid")
