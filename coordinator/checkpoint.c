@@ -1159,7 +1159,8 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
             conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
             /* one stopped right after its fork makes its socket now
              * (bound but not yet listening: refused a moment) */
-            for (int w = 0; (conns[i] == -ENOENT || conns[i] == -ECONNREFUSED) &&
+            for (int w = 0; (conns[i] == -ENOENT || conns[i] == -ECONNREFUSED ||
+                             conns[i] == -EBUSY) &&
                             t->m[i].stopsig > 0 && w < 200;
                  w++) {
                 sleep_ms(10);

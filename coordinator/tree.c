@@ -184,9 +184,14 @@ void ck_tree_describe(int pid, char *out, size_t len)
     snprintf(out, len, "%d (%s)", pid, cmd);
 }
 
-/* Does pid serve a control socket of its own (the shim runs in it)? */
+/* Does pid serve a control socket of its own (the shim runs in it)? A
+ * shim that is called (common/ctlproto.h, CK_CALL_COMM) is told by its
+ * thread and the signal it catches, without a call. */
 static int under_shim(int pid)
 {
+    int tid;
+    if (ck_call_threads(pid, &tid, 1) > 0 && ck_shim_signal(pid) > 0)
+        return 1;
     char sock[4096];
     int fd = ck_ctl_connect(pid, sock, sizeof sock, 2000);
     if (fd < 0)

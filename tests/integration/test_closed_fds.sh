@@ -5,7 +5,7 @@
 #
 # A Python daemon forks twice, starts a session, closes every descriptor
 # (os.closerange: close_range through libc), opens /dev/null on 0-2 and a
-# log on 3, and counts. The shim's control socket went with the rest, and
+# log on 3, forks a worker, and both count. The shim's control socket went with the rest, and
 # ckshim puts none back: coord calls the process (common/ctlproto.h,
 # CK_CALL_COMM). Checked: `coord list` finds it; its table holds only its
 # own four descriptors before the checkpoint and after each restore; it
@@ -40,6 +40,14 @@ os.open("/dev/null", os.O_RDWR)
 os.dup2(0, 1)
 os.dup2(0, 2)
 log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+if os.fork() == 0:
+    # a worker, called too (its table is a copy of one without ours)
+    m = 0
+    while True:
+        m += 1
+        time.sleep(0.02)
+        if m % 5 == 0:
+            os.write(log, b"work %d\n" % m)
 with open(pid_path + ".tmp", "w") as f:
     f.write("%d\n" % os.getpid())
 os.rename(pid_path + ".tmp", pid_path)
@@ -60,7 +68,9 @@ fds() {
     done
     echo "$out"
 }
-last_tick() { tail -n 1 "$T/daemon.log" 2>/dev/null | awk '{print $2}'; }
+last_tick() { grep '^tick' "$T/daemon.log" 2>/dev/null | tail -n 1 | awk '{print $2}'; }
+last_work() { grep '^work' "$T/daemon.log" 2>/dev/null | tail -n 1 | awk '{print $2}'; }
+worker() { children "$1" | awk '{print $1}'; }
 WANT="0:/dev/null 1:/dev/null 2:/dev/null 3:$T/daemon.log "
 
 (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID=daemon python3 "$T/daemon.py" \
@@ -108,10 +118,17 @@ round() {
     PIDS+=("$np")
     pid=$np
     got=$(fds "$pid")
-    [ "$got" = "$WANT" ] && pass "$1_table_after_restore" ||
-        fail "$1_table_after_restore" "'$got'"
+    local w wgot wbefore
+    w=$(worker "$pid")
+    wgot=$(fds "$w")
+    [ "$got" = "$WANT" ] && [ -n "$w" ] && [ "$wgot" = "$WANT" ] &&
+        pass "$1_table_after_restore" ||
+        fail "$1_table_after_restore" "'$got', worker $w '$wgot'"
+    wbefore=$(last_work)
     sleep 0.5
     after=$(last_tick)
+    [ "$(last_work)" -gt "${wbefore:-0}" ] && pass "$1_worker_goes_on" ||
+        fail "$1_worker_goes_on" "work $wbefore -> $(last_work)"
     # the next tick after restore is the next one it would have written
     if grep -q "^tick $((before + 5))\$" "$T/daemon.log" && [ "${after:-0}" -gt "$before" ] &&
         [ "$(grep -c "^tick $before\$" "$T/daemon.log")" = 1 ]; then
@@ -128,8 +145,10 @@ round daemon_first && round daemon_second
 # stopped: its shim cannot answer a call while stopped; coord continues
 # it under the shim's hold (no line of the program runs), calls it, and
 # it is stopped again; the image comes back stopped, its table clean
-kill -STOP "$pid"
+w=$(worker "$pid")
+kill -STOP "$pid" "$w"
 wait_for 5 grep -q '^State:.*T' "/proc/$pid/status"
+wait_for 5 grep -q '^State:.*T' "/proc/$w/status"
 "$C" list >"$T/out" 2>"$T/err"
 grep -Eq "^$pid .*\(stopped\)" "$T/out" && pass daemon_stopped_listed ||
     fail daemon_stopped_listed "$(cat "$T/out")"
@@ -138,28 +157,31 @@ timeout 30 "$C" checkpoint "$pid" -o "$T/stopped.img" >"$T/out" 2>"$T/err"
 rc=$?
 sleep 0.3
 if [ $rc -eq 0 ] && [ -s "$T/stopped.img" ] && grep -q '^State:.*T' "/proc/$pid/status" &&
-    [ "$(last_tick)" = "$t0" ]; then
+    grep -q '^State:.*T' "/proc/$w/status" && [ "$(last_tick)" = "$t0" ] &&
+    grep -q "process tree of 2 processes" "$T/err"; then
     pass daemon_stopped_checkpoint
 else
     fail daemon_stopped_checkpoint "rc=$rc, tick $t0 -> $(last_tick), $(grep State "/proc/$pid/status")"
 fi
-kill -CONT "$pid"
+kill -CONT "$pid" "$w"
 sleep 0.5
 [ "$(last_tick)" -gt "$t0" ] && [ "$(fds "$pid")" = "$WANT" ] && pass daemon_goes_on_after_cont ||
     fail daemon_goes_on_after_cont "tick $t0 -> $(last_tick), table '$(fds "$pid")'"
-kill -9 "$pid" 2>/dev/null
+kill -9 "$pid" "$w" 2>/dev/null
 wait_for 5 gone "$pid"
 np=$(cd / && timeout 30 "$C" restore --detach "$T/stopped.img" 2>"$T/err")
 if [ -n "$np" ] && alive "$np"; then
     PIDS+=("$np")
     sleep 0.3
     t1=$(last_tick)
-    if grep -q '^State:.*T' "/proc/$np/status" && [ "$(fds "$np")" = "$WANT" ]; then
+    w=$(worker "$np")
+    if grep -q '^State:.*T' "/proc/$np/status" && [ "$(fds "$np")" = "$WANT" ] &&
+        grep -q '^State:.*T' "/proc/$w/status"; then
         pass daemon_stopped_restored_stopped
     else
         fail daemon_stopped_restored_stopped "$(grep State "/proc/$np/status"), '$(fds "$np")'"
     fi
-    kill -CONT "$np"
+    kill -CONT "$np" "$w"
     sleep 0.5
     [ "$(last_tick)" -gt "$t1" ] && pass daemon_stopped_restored_goes_on ||
         fail daemon_stopped_restored_goes_on "tick $t1 -> $(last_tick)"
