@@ -78,6 +78,8 @@ WANT="0:/dev/null 1:/dev/null 2:/dev/null 3:$T/daemon.log "
 wait_for 10 test -s "$T/daemon.pid"
 pid=$(cat "$T/daemon.pid" 2>/dev/null)
 PIDS+=("$pid")
+wait_for 5 test -n "$(worker "$pid")"
+PIDS+=("$(worker "$pid")")
 wait_for 5 test -s "$T/daemon.log"
 
 # (the table sorted by number: the glob sorts 10 before 2, not here)
@@ -120,6 +122,7 @@ round() {
     got=$(fds "$pid")
     local w wgot wbefore
     w=$(worker "$pid")
+    PIDS+=("$w")
     wgot=$(fds "$w")
     [ "$got" = "$WANT" ] && [ -n "$w" ] && [ "$wgot" = "$WANT" ] &&
         pass "$1_table_after_restore" ||
@@ -175,6 +178,7 @@ if [ -n "$np" ] && alive "$np"; then
     sleep 0.3
     t1=$(last_tick)
     w=$(worker "$np")
+    PIDS+=("$w")
     if grep -q '^State:.*T' "/proc/$np/status" && [ "$(fds "$np")" = "$WANT" ] &&
         grep -q '^State:.*T' "/proc/$w/status"; then
         pass daemon_stopped_restored_stopped
@@ -185,7 +189,7 @@ if [ -n "$np" ] && alive "$np"; then
     sleep 0.5
     [ "$(last_tick)" -gt "$t1" ] && pass daemon_stopped_restored_goes_on ||
         fail daemon_stopped_restored_goes_on "tick $t1 -> $(last_tick)"
-    kill "$np" 2>/dev/null
+    kill "$np" "$w" 2>/dev/null
 else
     fail daemon_stopped_restored_stopped "restore failed"
 fi
