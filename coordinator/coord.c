@@ -457,10 +457,10 @@ static int ctl_call(int pid, const char *sock, int timeout_ms)
     if (l < 0)
         return -errno;
     /* (a new name in the private socket directory: bind never follows a
-     * link nor takes a name that exists; 0600 from the start) */
-    mode_t um = umask(0177);
+     * link nor takes a name that exists; 0600 from the start, the
+     * socket's own mode, which bind gives the file) */
+    fchmod(l, 0600);
     int r = bind(l, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
-    umask(um);
     if (r == 0 && listen(l, CK_CALL_QUEUE) < 0) {
         r = -errno;
         unlink(sa.sun_path);

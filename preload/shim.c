@@ -190,29 +190,44 @@ int shim_sock_path_make(void)
     return r;
 }
 
-/* Bind and listen on the control socket's path (shim_sock_path_make).
- * Returns 0 or -errno. */
-int shim_listen(void)
+/* A unix stream socket (extra socket() flags in flags) bound at the
+ * control socket's path (shim_sock_path_make), whatever was there
+ * removed. The file is 0600 from the start: bind gives it the socket's
+ * own mode, set first (no umask changed under the program's threads).
+ * Returns the descriptor or -errno. */
+static int bind_sock_path(int flags)
 {
     int r = shim_sock_path_make();
     if (r < 0)
         return r;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(g_shim.sock_path) >= sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, g_shim.sock_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
     if (fd < 0)
         return -errno;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(g_shim.sock_path) >= sizeof sa.sun_path) {
-        close(fd);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, g_shim.sock_path);
+    fchmod(fd, 0600);
     unlink(g_shim.sock_path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         r = -errno;
         close(fd);
         return r;
     }
-    chmod(g_shim.sock_path, 0600);
+    return fd;
+}
+
+/* Bind and listen on the control socket's path. Returns 0 or -errno. */
+int shim_listen(void)
+{
+    int fd = bind_sock_path(SOCK_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    if (listen(fd, 8) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
     /* Keep the socket out of the way of the program's own fd numbers. */
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
     if (hi >= 0) {
@@ -256,22 +271,11 @@ void shim_call_mode_enter(void)
  * 0 or -errno. */
 int shim_call_path(void)
 {
-    int r = shim_sock_path_make();
-    if (r < 0)
-        return r;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(g_shim.sock_path) >= sizeof sa.sun_path)
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, g_shim.sock_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = bind_sock_path(0);
     if (fd < 0)
-        return -errno;
-    unlink(g_shim.sock_path);
-    mode_t um = umask(0177);
-    r = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
-    umask(um);
+        return fd;
     close(fd);
-    return r;
+    return 0;
 }
 
 /* The program closes descriptors first..last (close, close_range, dup2
