@@ -655,7 +655,8 @@ SHIM_API int dup2(int old, int new)
 {
     NR_RESOLVE(real_dup2, "dup2");
     if (old != new) {
-        if (fcntl(old, F_GETFD) >= 0)
+        /* (a dup2 that will close it: from a valid descriptor) */
+        if (new == g_shim.listen_fd && fcntl(old, F_GETFD) >= 0)
             shim_listen_closing((unsigned)new, (unsigned)new);
         socktrack_copied(old);
         socktrack_closed(new);
@@ -679,7 +680,7 @@ SHIM_API int dup3(int old, int new, int flags)
 {
     NR_RESOLVE(real_dup3, "dup3");
     if (old != new) {
-        if (!(flags & ~O_CLOEXEC) && fcntl(old, F_GETFD) >= 0)
+        if (new == g_shim.listen_fd && !(flags & ~O_CLOEXEC) && fcntl(old, F_GETFD) >= 0)
             shim_listen_closing((unsigned)new, (unsigned)new);
         socktrack_copied(old);
         socktrack_closed(new);
