@@ -93,6 +93,12 @@ pid_t ck_pidns_start(const char *cmd, int detach, int *status_rd);
  * fork() otherwise. */
 pid_t ck_pidns_fork_as(int pid);
 
+/* clone(CLONE_PARENT): a child of the caller's parent, in the caller's
+ * session and group; with that pid if pid > 0 (in a pid namespace of the
+ * program's own), any otherwise. 0 in the child, its pid in the caller,
+ * -1 with errno. */
+pid_t ck_pidns_clone_parent_as(int pid);
+
 /* In init: ordinary forks in the namespace get pids above pid from now on
  * (/proc/sys/kernel/ns_last_pid). 0 or -errno. */
 int ck_pidns_set_last(int pid);

@@ -73,7 +73,9 @@ static pid_t clone_fork(uint64_t flags, int pid)
         a.flags |= CLONE_CHILD_SETTID;
         a.child_tid = (uint64_t)(uintptr_t)((char *)pthread_self() + off);
     }
-    a.exit_signal = SIGCHLD;
+    /* (with CLONE_PARENT the kernel takes the caller's exit signal, and
+     * clone3 wants none given) */
+    a.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
     int32_t want = pid;
     if (pid > 0) {
         a.set_tid = (uint64_t)(uintptr_t)&want;
@@ -86,6 +88,11 @@ static pid_t clone_fork(uint64_t flags, int pid)
 pid_t ck_pidns_fork_as(int pid)
 {
     return clone_fork(0, pid);
+}
+
+pid_t ck_pidns_clone_parent_as(int pid)
+{
+    return clone_fork(CLONE_PARENT, pid);
 }
 
 /* Write text to path (an existing file). 0 or -errno. */

@@ -3938,7 +3938,7 @@ static int tree_fork_round(int i, int round, const char *restorer)
     struct rctx *m = &g_tree.m[i];
     for (int j = i + 1; j < g_tree.n; j++) {
         if (g_tree.e[j].parent != i || g_tree.phase[j] != round ||
-            (g_tree.e[j].flags & CK_TREE_ORPHAN))
+            (g_tree.e[j].flags & CK_TREE_ORPHAN) || g_tree.helper[j] == 2)
             continue;
         fflush(NULL);
         if (g_tree.e[j].flags & CK_TREE_ZOMBIE) {
@@ -4006,30 +4006,60 @@ static int tree_fork_round(int i, int round, const char *restorer)
     return 0;
 }
 
-/* Make the orphans process i makes again (CK_TREE_ORPHAN, parent i):
- * each forked by a helper (when helper is set) that makes its session
- * first if it must (helper_sid), and ends at once, so that the orphan is
- * adopted by init or a subreaper as it was; i reaps the helper. A zombie
- * to be (helper 0) forks them itself and ends. 0, or -1 with i's err set. */
+/* Whether process j is made by process i in tree_make_orphans: an orphan
+ * of i's, or one made in a session whose leader is gone with
+ * clone(CLONE_PARENT) as i's child (helper 2, ck_tree_session_plan): by
+ * a helper of i's (helper set), or by i as the zombie that led that
+ * session (helper 0: i's parent is j's). */
+static int tree_made_by(int j, int i, int helper)
+{
+    if (g_tree.e[j].flags & CK_TREE_ZOMBIE)
+        return 0;
+    if (g_tree.e[j].flags & CK_TREE_ORPHAN)
+        return g_tree.e[j].parent == i;
+    if (g_tree.helper[j] != 2)
+        return 0;
+    int z = -1;
+    for (int k = 1; k < g_tree.n && z < 0; k++)
+        if ((g_tree.e[k].flags & CK_TREE_ZOMBIE) && g_tree.e[k].real_pid == g_tree.e[j].sid)
+            z = k;
+    return helper ? z < 0 && g_tree.e[j].parent == i : z == i;
+}
+
+/* Make the processes process i makes again once it is in its session and
+ * group (tree_made_by): each orphan forked by a helper (when helper is
+ * set) that makes its session first if it must (helper_sid), and ends at
+ * once, so that the orphan is adopted by init or a subreaper as it was;
+ * i reaps the helper. The processes of a session whose leader is gone are
+ * made by that session's one helper, after its setsid: its orphans
+ * forked, i's children made with clone(CLONE_PARENT). A zombie to be
+ * (helper 0) does it all itself and ends. 0, or -1 with i's err set. */
 static int tree_make_orphans(int i, const char *restorer, int helper)
 {
     struct rctx *m = &g_tree.m[i];
     for (int j = i + 1; j < g_tree.n; j++) {
-        if (g_tree.e[j].parent != i || !(g_tree.e[j].flags & CK_TREE_ORPHAN))
+        if (!tree_made_by(j, i, helper))
             continue;
-        /* the orphans of a session a helper makes are forked by that one
-         * helper, after its setsid (the first orphan's) */
+        /* the processes of a session a helper makes are made by that one
+         * helper, after its setsid (the first one's) */
         int mate = 0;
-        for (int k = i + 1; helper && k < g_tree.n && !mate; k++)
+        for (int k = 1; helper && k < g_tree.n && !mate; k++)
             mate = k != j && g_tree.helper_sid[k] && !g_tree.helper_sid[j] &&
-                   g_tree.e[k].parent == i && g_tree.e[k].sid == g_tree.e[j].sid &&
-                   (g_tree.e[k].flags & CK_TREE_ORPHAN);
+                   g_tree.helper[j] && tree_made_by(k, i, helper) &&
+                   g_tree.e[k].sid == g_tree.e[j].sid;
         if (mate)
             continue;
         fflush(NULL);
-        pid_t h = helper ? fork() : 0;
+        /* in a pid namespace of the program's own, the helper that makes
+         * a session has the number the session had, if it is free: raw
+         * ids agree then too (the leader's pid was the session's) */
+        pid_t h = helper && g_pidns && g_tree.helper_sid[j] && g_tree.sid_now[j]
+                      ? ck_pidns_fork_as(g_tree.sid_now[j][-1])
+                      : -1;
+        if (h < 0)
+            h = helper ? fork() : 0;
         if (h < 0) {
-            fail_msg(m, "cannot fork the helper of orphan %d of the tree: %s",
+            fail_msg(m, "cannot fork the helper of process %d of the tree: %s",
                      g_tree.e[j].vpid, strerror(errno));
             return -1;
         }
@@ -4038,7 +4068,7 @@ static int tree_make_orphans(int i, const char *restorer, int helper)
             while (waitpid(h, &st, 0) < 0 && errno == EINTR)
                 ;
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-                fail_msg(m, "cannot make orphan %d of the tree again (its helper: status "
+                fail_msg(m, "cannot make process %d of the tree again (its helper: status "
                          "%#x)", g_tree.e[j].vpid, st);
                 return -1;
             }
@@ -4047,22 +4077,24 @@ static int tree_make_orphans(int i, const char *restorer, int helper)
         /* the helper (or the zombie to be) */
         if (helper && g_tree.helper_sid[j]) {
             if (setsid() < 0) {
-                dprintf(2, "coord: restore %s: the helper of orphan %d: setsid: %s\n", m->file,
-                        g_tree.e[j].vpid, strerror(errno));
+                dprintf(2, "coord: restore %s: the helper of process %d: setsid: %s\n",
+                        m->file, g_tree.e[j].vpid, strerror(errno));
                 _exit(1);
             }
             tree_publish(g_tree.sid_now[j], getpid());
         }
         for (int k = j; k < g_tree.n; k++) {
-            if (k != j && !(helper && g_tree.helper_sid[j] && g_tree.e[k].parent == i &&
-                            (g_tree.e[k].flags & CK_TREE_ORPHAN) && !g_tree.helper_sid[k] &&
+            if (k != j && !(helper && g_tree.helper_sid[j] && tree_made_by(k, i, helper) &&
+                            !g_tree.helper_sid[k] && g_tree.helper[k] &&
                             g_tree.e[k].sid == g_tree.e[j].sid))
                 continue;
-            pid_t p = tree_fork(g_tree.e[k].vpid);
+            int sib = !(g_tree.e[k].flags & CK_TREE_ORPHAN);
+            pid_t p = sib ? ck_pidns_clone_parent_as(g_pidns ? g_tree.e[k].vpid : 0)
+                          : tree_fork(g_tree.e[k].vpid);
             if (p == 0)
                 tree_child(k, m->file, restorer);
             if (p < 0) {
-                dprintf(2, "coord: restore %s: cannot fork orphan %d of the tree: %s\n",
+                dprintf(2, "coord: restore %s: cannot make process %d of the tree: %s\n",
                         m->file, g_tree.e[k].vpid, strerror(errno));
                 if (helper)
                     _exit(1);

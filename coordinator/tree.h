@@ -78,11 +78,13 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen);
 
 /* The order of the forks that makes the sessions of a tree again: phase[i]
  * 1 when process i is forked before its parent calls setsid, 2 after (see
- * treegroups.c). pid/sid/parent per process, skip: zombies. 0 or -1 with
- * err set. */
+ * treegroups.c). pid/sid/parent per process, skip: zombies. helper: as
+ * ck_tree_helpers made it; the plan sets 2 for each process a helper of
+ * its parent makes in a session whose leader is gone (clone with
+ * CLONE_PARENT). 0 or -1 with err set. */
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
-                         const char *skip, const char *helper, int root_sid, char *phase,
-                         char *err, size_t errlen);
+                         const char *skip, char *helper, int root_sid, char *phase, char *err,
+                         size_t errlen);
 
 /* helper[i] = 1 for each orphan of t (ck_tree_adopt) whose session is not
  * the one its maker (parent) is in once it made its own: a short-lived

@@ -28,10 +28,36 @@
  * came from) and after (in its own): such children are forked in two
  * rounds, phase[i] 1 (before its parent's setsid) or 2 (after). need[i]
  * is the session a leader must be forked in for its first-round children
- * (ANY: none). Returns 0, or -1 with the reason in err. */
+ * (ANY: none).
+ *
+ * A session whose leader is gone (it exited, or is a zombie of the tree)
+ * can hold processes whose parent is in another session: a daemon's
+ * grandchild adopted by a subreaper of the tree (tini, dumb-init) after
+ * its parent, the session's leader, exited; or a child the leader made
+ * with clone(CLONE_PARENT). Such a process (helper[i] 2) is made by a
+ * short-lived helper its parent forks: the helper calls setsid and makes
+ * it with clone(CLONE_PARENT), so that it is the parent's child in the
+ * new session; a zombie that led the session does the same before it
+ * ends. The session is made once: every such process of it must have the
+ * same parent (the zombie leader's parent), and its orphans (made by the
+ * same helper, ck_tree_helpers) need that parent to be the root. Returns
+ * 0, or -1 with the reason in err. */
+/* A session no living process of the tree leads (its leader exited, is a
+ * zombie, or is outside: ck_tree_groups_check refuses the last). */
+static int session_gone(int n, const int *pid, const int *sid, const char *skip, int root_sid,
+                        int s)
+{
+    if (s == root_sid)
+        return 0;
+    for (int j = 1; j < n; j++)
+        if (!skip[j] && pid[j] == s && sid[j] == s)
+            return 0;
+    return 1;
+}
+
 int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
-                         const char *skip, const char *helper, int root_sid, char *phase,
-                         char *err, size_t errlen)
+                         const char *skip, char *helper, int root_sid, char *phase, char *err,
+                         size_t errlen)
 {
     int *need = calloc((size_t)n + 1, sizeof *need);
     int *before = calloc((size_t)n + 1, sizeof *before);
@@ -42,6 +68,7 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         goto out;
     }
 #define LEADER(i) ((i) > 0 && sid[i] == pid[i])
+#define GONE(s) (session_gone(n, pid, sid, skip, root_sid, (s)))
     /* 0 is a session too: one whose leader is outside our pid namespace
      * (a container's, or the login session seen from a namespace) */
     enum { ANY = -1 };
@@ -60,6 +87,8 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         int want = LEADER(c) ? need[c] : sid[c];
         if (want == ANY || want == pid[p])
             continue; /* forked after its parent's setsid, or anywhere */
+        if (!LEADER(c) && GONE(want))
+            continue; /* made by its parent's helper */
         if (need[p] != ANY && need[p] != want) {
             snprintf(err, errlen, "process %d has children in two sessions other than its "
                      "own (%d and %d)", pid[p], need[p], want);
@@ -81,6 +110,11 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
             continue;
         }
         int want = LEADER(i) ? need[i] : sid[i];
+        if (want != ANY && want != after[p] && want != before[p] && !LEADER(i) && GONE(want)) {
+            helper[i] = 2;
+            before[i] = after[i] = want;
+            continue;
+        }
         if (want != ANY && want != after[p]) {
             if (want != before[p]) {
                 snprintf(err, errlen, "process %d is in session %d, which it cannot be put in "
@@ -93,6 +127,36 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         before[i] = phase[i] == 1 ? before[p] : after[p];
         after[i] = LEADER(i) ? pid[i] : before[i];
     }
+    /* One maker per such session (above). */
+    for (int i = 1; i < n; i++) {
+        if (helper[i] != 2)
+            continue;
+        int z = -1, maker = parent[i];
+        for (int j = 1; j < n && z < 0; j++)
+            if (skip[j] && pid[j] == sid[i])
+                z = j;
+        if (z >= 0)
+            maker = parent[z];
+        for (int j = 1; j < n; j++) {
+            if (!helper[j] || skip[j] || sid[j] != sid[i] || j == i)
+                continue;
+            int bad = helper[j] == 2 ? parent[j] != maker : z < 0 && maker != 0;
+            if (!bad)
+                continue;
+            snprintf(err, errlen, "process %d and process %d are in session %d, whose leader "
+                     "is gone, with different parents (%d, %d): ckshim makes such a session "
+                     "again from one parent only", pid[i], pid[j], sid[i],
+                     pid[maker], helper[j] == 2 ? pid[parent[j]] : pid[0]);
+            goto out;
+        }
+        if (z >= 0 && parent[i] != maker) {
+            snprintf(err, errlen, "process %d is in session %d, which its leader %d (a zombie) "
+                     "made again cannot put it in: their parents differ", pid[i], sid[i],
+                     pid[z]);
+            goto out;
+        }
+    }
+#undef GONE
 #undef LEADER
     ret = 0;
 out:
@@ -274,6 +338,10 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
     pg[0] = (int)rpg;
     sid[0] = (int)rsid;
     ck_tree_helpers(n, parent, orphan, pid, sid, (int)rsid, helper);
+    /* (first: it marks the processes a helper of their parent makes) */
+    char perr[256];
+    int planned = ck_tree_session_plan(n, parent, pid, sid, skip, helper, (int)rsid, phase, perr,
+                                       sizeof perr);
     int others = 0;
     for (int i = 1; i < n; i++) {
         if (skip[i])
@@ -296,9 +364,11 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         int made = 0;
         char lp[32];
         snprintf(lp, sizeof lp, "/proc/%d", sid[i]);
-        for (int j = 1; j < n && !made && (l < 0 ? access(lp, F_OK) != 0 : l > 0 && skip[l]);
-             j++)
+        int gone = l < 0 ? access(lp, F_OK) != 0 : l > 0 && skip[l];
+        for (int j = 1; j < n && !made && gone; j++)
             made = helper[j] && sid[j] == sid[i];
+        if (!made && gone && planned < 0)
+            continue; /* (the plan says why, below) */
         if (!made && (l < 0 || (l > 0 && (skip[l] || sid[l] != pid[l])))) {
             ADD("%s is in session %d, whose leader is not a process of the tree (it exited "
                 "or is outside): ckshim cannot make that session again", who, sid[i]);
@@ -316,14 +386,10 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
     if (rpg != pid[0] && in_tree(t, (int)rpg) > 0)
         ADD("%d is in the process group of its descendant %ld: ckshim cannot make that again",
             pid[0], rpg);
+    if (planned < 0)
+        ADD("%s", perr);
     if (bad)
         goto out;
-    char perr[256];
-    if (ck_tree_session_plan(n, parent, pid, sid, skip, helper, (int)rsid, phase, perr,
-                             sizeof perr) < 0) {
-        ADD("%s", perr);
-        goto out;
-    }
     if (!others)
         goto out;
     /* A group or session of the tree (not the root's) must not have

@@ -15,7 +15,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config liblz4-dev lz4 libunwind-dev libcmocka-dev
       libxxhash-dev libhiredis-dev libsodium-dev redis-server redis-tools golang-go nodejs clang python3 util-linux
       passwd openssh-server openssh-client iproute2 dpkg-dev debhelper lintian bash-completion man-db
-      slurm-wlm munge tmux)
+      slurm-wlm munge tmux tini)
 
 die() {
     echo "install-deps: $*" >&2

@@ -95,15 +95,15 @@ TWICE+=" sock_state "
 LIVE+=" sock_state "
 # Started with coord run --pidns (a pid namespace of their own, under
 # coord's init): checkpointed by the program's pid as seen here.
-PIDNS=" pidns_tree pidns_orphans "
-TWICE+=" pidns_tree pidns_orphans "
+PIDNS=" pidns_tree pidns_orphans pidns_subreaper_session "
+TWICE+=" pidns_tree pidns_orphans pidns_subreaper_session "
 TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_named tree_fown "
 TWICE+=" fd_table tree_zombie_groups sched_attrs cpu_affinity "
 LIVE+=" fd_table "
 TWICE+=" raw_ids proc_pid_text pipe_flags pipe_packets tree_zombie_group tree_dead_pidfd tree_pty_session "
 TWICE+=" tree_peek_shared inet_proofs tree_fork_held tree_orphans tree_stopped_many "
-TWICE+=" tree_clone tree_closed_table call_hook_fork "
+TWICE+=" tree_clone tree_closed_table call_hook_fork tree_subreaper_session "
 LIVE+=" tree_stopped tree_stopped_many tree_clone tree_closed_table call_hook_fork "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
 GONE_TIMEOUT=10

@@ -9,7 +9,9 @@
 # right, and a counter the workers share under a lock lost no increment. A pre-forking TCP server (the parent listens, three forked
 # children accept on the same listener): a client outside the tree gets
 # answers after each restore, from the workers. tmux with a shell and a
-# foreground job in its pane (a terminal session inside the tree).
+# foreground job in its pane (a terminal session inside the tree). tini
+# (a container's init, a subreaper) with a daemon it adopted, in a
+# session whose leader is gone.
 # Prints one "PASS name" / "FAIL name: why" line per check.
 
 set -u
@@ -185,4 +187,71 @@ if command -v tmux >/dev/null; then
     fi
 else
     echo "SKIP tmux: not installed (bash scripts/install-deps.sh)"
+fi
+
+# ---- tini: a container's init (a subreaper) and a daemon -------------------
+# tini -s starts a Python program that daemonizes the classic way: a child
+# calls setsid(), forks the daemon and exits, so the daemon is adopted by
+# tini, in a session and group whose leader is gone. The restore makes
+# that session again with a helper (setsid, then clone with CLONE_PARENT):
+# the daemon is tini's child again, its session the one it knows, and it
+# goes on counting. Checkpointed and restored twice.
+if command -v tini >/dev/null; then
+    cat >"$T/tinid.py" <<'PYEOF'
+import os, sys, time
+out = sys.argv[1]
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        while os.getppid() == os.getpgrp():  # until tini adopts it
+            time.sleep(0.01)
+        n = 0
+        while True:
+            n += 1
+            with open(out + ".tmp", "w") as f:
+                f.write("%d %d %d %d\n" % (n, os.getsid(0), os.getpgrp(), os.getppid()))
+            os.rename(out + ".tmp", out)
+            time.sleep(0.05)
+    os._exit(0)
+os.wait()
+time.sleep(0.3)
+print("READY", flush=True)
+while True:
+    time.sleep(1)
+PYEOF
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID=tini tini -s -- python3 "$T/tinid.py" \
+        "$T/tini.count" >"$T/tini.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    if wait_for 10 grep -q READY "$T/tini.log" && [ -s "$T/tini.count" ]; then
+        tpid=$pid
+        read -r _ sid0 pg0 pp0 <"$T/tini.count"
+        ok=1
+        [ "$pp0" = "$tpid" ] && [ "$sid0" = "$pg0" ] && [ "$sid0" != "$(cut -d' ' -f6 /proc/$tpid/stat)" ] ||
+            { ok=0; fail tini_daemon_adopted "daemon: sid $sid0 pgrp $pg0 parent $pp0, tini $tpid"; }
+        for round in 1 2; do
+            [ $ok = 1 ] || break
+            checkpoint_restore "tini_restored_$round" "tini$round" || { ok=0; break; }
+            read -r n1 _ <"$T/tini.count"
+            sleep 0.5
+            read -r n2 sid pg pp <"$T/tini.count"
+            if [ "$n2" -gt "$n1" ] && [ "$sid" = "$sid0" ] && [ "$pg" = "$pg0" ] && [ "$pp" = "$pp0" ] &&
+                grep -q "process tree of 3 processes" "$T/tini$round.ckpt"; then
+                pass "tini_daemon_goes_on_$round"
+            else
+                ok=0
+                fail "tini_daemon_goes_on_$round" "count $n1 -> $n2, ids $sid $pg $pp (were $sid0 $pg0 $pp0): $(cat "$T/tini$round.ckpt")"
+            fi
+        done
+        # the daemon is tini's child in the restored tree too
+        d=$(children "$pid" | tr ' ' '\n' | while read -r c; do
+            [ -n "$c" ] && [ "$(cut -d' ' -f6 /proc/$c/stat 2>/dev/null)" != "$(cut -d' ' -f6 /proc/$pid/stat)" ] && echo "$c"
+        done)
+        [ $ok = 1 ] && { [ -n "$d" ] && pass tini_daemon_child_of_tini || fail tini_daemon_child_of_tini "children of $pid: $(children "$pid")"; }
+    else
+        fail tini_starts "$(head -3 "$T/tini.log")"
+    fi
+else
+    echo "SKIP tini: not installed (bash scripts/install-deps.sh)"
 fi

@@ -120,6 +120,51 @@ else
     fail clonefiles_ready "no READY"
 fi
 
+# A session whose leader is gone is made again by one helper, forked by
+# the parent of its processes; two processes of it with different parents
+# (each adopted by another subreaper) cannot be: refused by name, every
+# process goes on. R (a subreaper) forks A; A forks C; C calls setsid();
+# C's child K forks Y2 and exits: Y2 goes to R (A is no subreaper yet).
+# Then A becomes one; C forks Y1 and exits: Y1 goes to A.
+cat >"$T/twoparents.py" <<'PYEOF2'
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+def forever():
+    while True:
+        time.sleep(1)
+r1, w1 = os.pipe()
+r2, w2 = os.pipe()
+if os.fork() == 0:  # A
+    c = os.fork()
+    if c == 0:  # C
+        os.setsid()
+        k = os.fork()
+        if k == 0:  # K
+            if os.fork() == 0:
+                forever()  # Y2
+            os._exit(0)
+        os.waitpid(k, 0)
+        os.write(w1, b"k")
+        os.read(r2, 1)
+        if os.fork() == 0:
+            forever()  # Y1
+        os._exit(0)
+    os.read(r1, 1)
+    libc.prctl(36, 1, 0, 0, 0)
+    os.write(w2, b"a")
+    os.waitpid(c, 0)
+    forever()
+time.sleep(1)
+PYEOF2
+echo "$PY_TICKS" >>"$T/twoparents.py"
+if start_py_app twoparents "$T/twoparents.py"; then
+    refused_alive tree_refuses_gone_session_two_parents twoparents \
+        "are in session [0-9]+, whose leader is gone, with different parents"
+else
+    fail twoparents_ready "no READY"
+fi
+
 # What processes of a tree share and restore cannot share again yet is
 # refused by name, and every process goes on: a socket pair split between
 # parent and child with a descriptor in flight (SCM_RIGHTS) in its queue.
