@@ -102,6 +102,9 @@ $(B)/tests/progs/%: tests/integration/progs/%.c tests/integration/progs/testlib.
 # sock_tracked's routes are built from it (ROUTE set)
 $(patsubst %,$(B)/tests/progs/sock_tracked_%,fork spawn vfork syscall getfd): \
 		tests/integration/progs/sock_tracked.c
+# the --pidns twins include their tree_ program
+$(B)/tests/progs/pidns_orphans: tests/integration/progs/tree_orphans.c
+$(B)/tests/progs/pidns_subreaper_session: tests/integration/progs/tree_subreaper_session.c
 
 $(B)/examples/%: examples/c/%.c preload/ckshim.h
 	@mkdir -p $(dir $@)
