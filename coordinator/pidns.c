@@ -92,7 +92,21 @@ pid_t ck_pidns_fork_as(int pid)
 
 pid_t ck_pidns_clone_parent_as(int pid)
 {
-    return clone_fork(CLONE_PARENT, pid);
+    pid_t p = pid > 0 ? clone_fork(CLONE_PARENT, pid) : -1;
+    if (pid > 0 && !(p < 0 && errno == ENOSYS))
+        return p;
+    /* the clone system call when no pid is asked for, or where clone3 is
+     * refused (a container's seccomp profile answers ENOSYS): the kernel
+     * takes the caller's exit signal with CLONE_PARENT */
+    long off = tid_offset();
+    uint64_t flags = CLONE_PARENT;
+    void *tid = NULL;
+    if (off >= 0) {
+        flags |= CLONE_CHILD_SETTID;
+        tid = (char *)pthread_self() + off;
+    }
+    fflush(NULL);
+    return (pid_t)syscall(SYS_clone, flags, NULL, NULL, tid, 0UL);
 }
 
 /* Write text to path (an existing file). 0 or -errno. */

@@ -4037,7 +4037,9 @@ static int tree_made_by(int j, int i, int helper)
 static int tree_make_orphans(int i, const char *restorer, int helper)
 {
     struct rctx *m = &g_tree.m[i];
-    for (int j = i + 1; j < g_tree.n; j++) {
+    /* (from 1: a zombie's siblings it makes may come before it, listed
+     * through another thread of their parent) */
+    for (int j = 1; j < g_tree.n; j++) {
         if (!tree_made_by(j, i, helper))
             continue;
         /* the processes of a session a helper makes are made by that one

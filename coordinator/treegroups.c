@@ -23,6 +23,19 @@
 #include "imgio.h"
 #include "tree.h"
 
+/* A session no living process of the tree leads (its leader exited, is a
+ * zombie, or is outside: ck_tree_groups_check refuses the last). */
+static int session_gone(int n, const int *pid, const int *sid, const char *skip, int root_sid,
+                        int s)
+{
+    if (s == root_sid)
+        return 0;
+    for (int j = 1; j < n; j++)
+        if (!skip[j] && pid[j] == s && sid[j] == s)
+            return 0;
+    return 1;
+}
+
 /* Session leaders other than the root: they call setsid(). A leader may
  * have children it forked before its setsid (still in the session it
  * came from) and after (in its own): such children are forked in two
@@ -40,24 +53,13 @@
  * new session; a zombie that led the session does the same before it
  * ends. The session is made once: every such process of it must have the
  * same parent (the zombie leader's parent), and its orphans (made by the
- * same helper, ck_tree_helpers) need that parent to be the root. Returns
- * 0, or -1 with the reason in err. */
-/* A session no living process of the tree leads (its leader exited, is a
- * zombie, or is outside: ck_tree_groups_check refuses the last). */
-static int session_gone(int n, const int *pid, const int *sid, const char *skip, int root_sid,
-                        int s)
-{
-    if (s == root_sid)
-        return 0;
-    for (int j = 1; j < n; j++)
-        if (!skip[j] && pid[j] == s && sid[j] == s)
-            return 0;
-    return 1;
-}
-
-int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
-                         const char *skip, char *helper, int root_sid, char *phase, char *err,
-                         size_t errlen)
+ * same helper, ck_tree_helpers) need that parent to be the root. A plan
+ * without such helpers is tried first (gone_ok 0): a child in such a
+ * session may also be forked by a parent born in it, itself made there
+ * by an orphan's helper. Returns 0, or -1 with the reason in err. */
+static int plan_pass(int n, const int *parent, const int *pid, const int *sid, const char *skip,
+                     char *helper, int root_sid, char *phase, char *err, size_t errlen,
+                     int gone_ok)
 {
     int *need = calloc((size_t)n + 1, sizeof *need);
     int *before = calloc((size_t)n + 1, sizeof *before);
@@ -68,7 +70,7 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         goto out;
     }
 #define LEADER(i) ((i) > 0 && sid[i] == pid[i])
-#define GONE(s) (session_gone(n, pid, sid, skip, root_sid, (s)))
+#define GONE(s) (gone_ok && session_gone(n, pid, sid, skip, root_sid, (s)))
     /* 0 is a session too: one whose leader is outside our pid namespace
      * (a container's, or the login session seen from a namespace) */
     enum { ANY = -1 };
@@ -140,19 +142,25 @@ int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *si
         for (int j = 1; j < n; j++) {
             if (!helper[j] || skip[j] || sid[j] != sid[i] || j == i)
                 continue;
-            int bad = helper[j] == 2 ? parent[j] != maker : z < 0 && maker != 0;
-            if (!bad)
-                continue;
-            snprintf(err, errlen, "process %d and process %d are in session %d, whose leader "
-                     "is gone, with different parents (%d, %d): ckshim makes such a session "
-                     "again from one parent only", pid[i], pid[j], sid[i],
-                     pid[maker], helper[j] == 2 ? pid[parent[j]] : pid[0]);
-            goto out;
+            if (helper[j] == 2 && parent[j] != parent[i]) {
+                snprintf(err, errlen, "processes %d and %d are in session %d, whose leader is "
+                         "gone, and have different parents (%d and %d): ckshim makes such a "
+                         "session again from one parent only", pid[i], pid[j], sid[i],
+                         pid[parent[i]], pid[parent[j]]);
+                goto out;
+            }
+            if (helper[j] == 1 && z < 0 && parent[i] != 0) {
+                snprintf(err, errlen, "process %d (a child of %d) and the orphan %d are in "
+                         "session %d, whose leader is gone: ckshim makes such a session again "
+                         "with its orphans only from the root", pid[i], pid[parent[i]], pid[j],
+                         sid[i]);
+                goto out;
+            }
         }
         if (z >= 0 && parent[i] != maker) {
-            snprintf(err, errlen, "process %d is in session %d, which its leader %d (a zombie) "
-                     "made again cannot put it in: their parents differ", pid[i], sid[i],
-                     pid[z]);
+            snprintf(err, errlen, "process %d (a child of %d) is in session %d, whose leader %d "
+                     "is a zombie with another parent (%d): ckshim cannot make it there "
+                     "again", pid[i], pid[parent[i]], sid[i], pid[z], pid[maker]);
             goto out;
         }
     }
@@ -164,6 +172,17 @@ out:
     free(before);
     free(after);
     return ret;
+}
+
+int ck_tree_session_plan(int n, const int *parent, const int *pid, const int *sid,
+                         const char *skip, char *helper, int root_sid, char *phase, char *err,
+                         size_t errlen)
+{
+    if (plan_pass(n, parent, pid, sid, skip, helper, root_sid, phase, err, errlen, 0) == 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        phase[i] = 0;
+    return plan_pass(n, parent, pid, sid, skip, helper, root_sid, phase, err, errlen, 1);
 }
 
 static int in_tree(const struct ck_tree *t, int pid)

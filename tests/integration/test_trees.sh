@@ -160,7 +160,7 @@ PYEOF2
 echo "$PY_TICKS" >>"$T/twoparents.py"
 if start_py_app twoparents "$T/twoparents.py"; then
     refused_alive tree_refuses_gone_session_two_parents twoparents \
-        "are in session [0-9]+, whose leader is gone, with different parents"
+        "processes [0-9]+ and [0-9]+ are in session [0-9]+, whose leader is gone, and have different parents"
 else
     fail twoparents_ready "no READY"
 fi
@@ -369,6 +369,84 @@ if [ $ok = 1 ] && ! grep -q BAD "$T/pgrp.log"; then
 else
     fail tree_session_orphan_taken "$(tail -n 2 "$T/err") $(grep -m1 BAD "$T/pgrp.log")"
 fi
+
+# An orphan O in a session S whose leader is gone (taken with the tree
+# by the memory it shares) forks PP, PP forks P, P forks C1 and then
+# calls setsid(), PP after it: C1 stays in S as P's child. P and PP are
+# born in S (made there by O, itself made by S's helper) and fork in it
+# before their setsid, which the plan without helpers for gone sessions
+# does (a review found the first version of those helpers refusing it).
+# Restored twice: C1 is P's child in O's session, P and PP lead theirs.
+cat >"$T/bornin.py" <<'EOF'
+import mmap, os, sys, time
+m = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED)
+def forever():
+    while True:
+        time.sleep(1)
+c = os.fork()
+if c == 0:
+    os.setsid()
+    if os.fork() == 0:  # O
+        if os.fork() == 0:  # PP
+            if os.fork() == 0:  # P
+                if os.fork() == 0:
+                    forever()  # C1
+                time.sleep(0.1)
+                os.setsid()
+                forever()
+            time.sleep(0.2)
+            os.setsid()
+            forever()
+        forever()
+    time.sleep(0.4)
+    os._exit(0)
+os.waitpid(c, 0)
+m[0:1] = b"x"
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/bornin.py"
+# bornin_shape: prints "ok" when the five processes running bornin.py
+# are R, O, PP, P and C1 as above (from /proc: pid ppid pgrp sid).
+bornin_shape() {
+    local f
+    for f in /proc/[0-9]*/cmdline; do
+        grep -q bornin.py "$f" 2>/dev/null || continue
+        f=${f%/cmdline}
+        sed 's/^\([0-9]*\) .*) [A-Za-z] \([0-9]*\) \([0-9]*\) \([0-9]*\) .*/\1 \2 \3 \4/' "$f/stat" 2>/dev/null
+    done | awk '{ pp[$1] = $2; sid[$1] = $4; n++ }
+        END {
+            for (c in pp) {
+                p = pp[c]; q = pp[p]; o = pp[q]
+                if (p in pp && q in pp && o in pp && sid[p] == p && sid[q] == q &&
+                    sid[o] != o && sid[c] == sid[o] && sid[o] != sid[pp[o]] && n == 5) {
+                    print "ok"; exit
+                }
+            }
+            print "shape of " n " processes: no C1 under P under PP under O"
+        }'
+}
+start_py_app bornin "$T/bornin.py" || fail bornin_ready "no READY"
+shape=$(bornin_shape)
+[ "$shape" = ok ] || fail tree_born_in_gone_session_start "$shape"
+for round in 1 2; do
+    [ "$shape" = ok ] || break
+    if "$C" checkpoint "$pid" -o "$T/bornin$round.img" --kill >"$T/out" 2>"$T/err" &&
+        wait_for 10 gone "$pid" &&
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/bornin$round.img" 2>"$T/err") && [ -n "$np" ]; then
+        PIDS+=("$np")
+        pid=$np
+        sleep 0.3
+        shape=$(bornin_shape)
+        [ "$shape" = ok ] && pass "tree_born_in_gone_session_$round" ||
+            fail "tree_born_in_gone_session_$round" "$shape"
+    else
+        shape=failed
+        fail "tree_born_in_gone_session_$round" "checkpoint or restore failed"
+    fi
+done
+for f in /proc/[0-9]*/cmdline; do
+    grep -q bornin.py "$f" 2>/dev/null && f=${f%/cmdline} && [ -O "$f" ] && kill -9 "${f#/proc/}" 2>/dev/null
+done
 
 # A child leading a session whose controlling terminal is a pty it
 # opened (refused until the tree gave back such terminals): the tree

@@ -14,7 +14,11 @@
  *      a group of its own in session C2.
  *   C  R forks C3; C3 calls setsid(), makes D3 with clone(CLONE_PARENT)
  *      and exits 7; R does not reap it: D3 is in a session led by a zombie.
- * Each of D1, G1, D2, D2b and D3 records its pid, session, group and
+ *   E  A second thread of R forks C4; C4 calls setsid(), forks X, X forks
+ *      D4 and exits; D4 is adopted by R (its main thread), C4 reaps X and
+ *      exits 9, unreaped: D4 is in a session led by a zombie, and comes
+ *      before it in the tree (R's threads list their children in turn).
+ * Each of D1, G1, D2, D2b, D3 and D4 records its pid, session, group and
  * parent in a shared page. R checks them (the sessions are C1, C2 and C3,
  * the parents R, G1's D1) and says READY. After the go file each checks
  * that its ids and its parent are what it recorded and exits 0 (1 and a
@@ -24,6 +28,7 @@
  * The others give up 10 minutes after READY without a go file, and end
  * when R exits (they poll a flag R sets at exit).
  */
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -32,8 +37,8 @@
 
 #include "testlib.h"
 
-enum { D1, G1, D2, D2B, D3, NSLOTS };
-static const char *const slot_name[NSLOTS] = {"D1", "G1", "D2", "D2b", "D3"};
+enum { D1, G1, D2, D2B, D3, D4, NSLOTS };
+static const char *const slot_name[NSLOTS] = {"D1", "G1", "D2", "D2b", "D3", "D4"};
 
 struct slot {
     int started; /* 1 once the ids are written */
@@ -157,9 +162,39 @@ static pid_t maker(int which, int code)
             _exit(2);
         _exit(code);
     }
-    if (clone_parent(D3, 2) < 0)
+    if (which == 3) {
+        if (clone_parent(D3, 2) < 0)
+            _exit(2);
+        _exit(code);
+    }
+    pid_t x = fork();
+    if (x == 0) {
+        pid_t d = fork();
+        if (d == 0) {
+            for (int waited = 0; getppid() != r && waited < 10000; waited++)
+                usleep(1000);
+            record(D4);
+            member(D4, 0);
+        }
+        _exit(d < 0 ? 2 : 0);
+    }
+    if (x < 0 || waitpid(x, NULL, 0) != x)
         _exit(2);
+    for (int waited = 0; !__atomic_load_n(&sh->s[D4].started, __ATOMIC_SEQ_CST) && waited < 10000;
+         waited++)
+        usleep(1000);
     _exit(code);
+}
+
+static pid_t c4;
+
+static void *second_thread(void *arg)
+{
+    (void)arg;
+    c4 = maker(4, 9);
+    for (;;)
+        pause();
+    return NULL;
 }
 
 static void quit(void)
@@ -199,6 +234,8 @@ int main(void)
     }
     pid_t c1 = maker(1, 0), c2 = maker(2, 0), c3 = maker(3, 7);
     check(c1 > 0 && c2 > 0 && c3 > 0, "fork: %s", strerror(errno));
+    pthread_t t;
+    check(pthread_create(&t, NULL, second_thread, NULL) == 0, "pthread_create");
     int st = 0;
     check(waitpid(c1, &st, 0) == c1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
           "C1: status %#x", st);
@@ -213,8 +250,25 @@ int main(void)
     memset(&si, 0, sizeof si);
     check(waitid(P_PID, (id_t)c3, &si, WEXITED | WNOWAIT) == 0 && si.si_status == 7,
           "C3 did not end with 7: %s", strerror(errno));
-    const int want_sid[NSLOTS] = {c1, c1, c2, c2, c3};
-    const int want_ppid[NSLOTS] = {me, sh->s[D1].pid, me, me, me};
+    for (int waited = 0; !__atomic_load_n(&c4, __ATOMIC_SEQ_CST) && waited < 1000; waited++)
+        usleep(10000);
+    memset(&si, 0, sizeof si);
+    check(c4 > 0 && waitid(P_PID, (id_t)c4, &si, WEXITED | WNOWAIT) == 0 && si.si_status == 9,
+          "C4 did not end with 9: %s", strerror(errno));
+    /* (what E is about: D4 is the main thread's child, C4 the other's) */
+    char path[64], kids[512] = "", want[16];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", me);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(kids, sizeof kids, f))
+            kids[0] = 0;
+        fclose(f);
+    }
+    snprintf(want, sizeof want, "%d ", sh->s[D4].pid);
+    check(strstr(kids, want) != NULL, "D4 (%d) is not among the main thread's children: %s",
+          sh->s[D4].pid, kids);
+    const int want_sid[NSLOTS] = {c1, c1, c2, c2, c3, c4};
+    const int want_ppid[NSLOTS] = {me, sh->s[D1].pid, me, me, me, me};
     for (int k = 0; k < NSLOTS; k++) {
         struct slot *s = &sh->s[k];
         if (s->sid != want_sid[k] || s->ppid != want_ppid[k]) {
@@ -242,8 +296,10 @@ int main(void)
     }
     check(waitpid(c3, &st, 0) == c3 && WIFEXITED(st) && WEXITSTATUS(st) == 7,
           "C3: status %#x", st);
-    const int mine[] = {D1, D2, D2B, D3};
-    for (int x = 0; x < 4; x++) {
+    check(waitpid(c4, &st, 0) == c4 && WIFEXITED(st) && WEXITSTATUS(st) == 9,
+          "C4: status %#x", st);
+    const int mine[] = {D1, D2, D2B, D3, D4};
+    for (int x = 0; x < 5; x++) {
         pid_t p = sh->s[mine[x]].pid;
         st = 0;
         check(waitpid(p, &st, 0) == p, "waitpid %s (%d): %s", slot_name[mine[x]], p,
