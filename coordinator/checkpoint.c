@@ -1708,9 +1708,15 @@ int cmd_checkpoint(int argc, char **argv)
     /* A process stopped by a debugger is not the debugger's to give
      * away; one stopped by a signal is continued for the checkpoint and
      * stopped again (below: its stop signal, from ck_tree_discover). */
-    if (pi.state == 't') {
-        ck_msg("checkpoint %d: process %d is stopped by a debugger (ptrace); detach it first",
-               pid, pid);
+    if (pi.state == 't' || pi.tracer > 0) {
+        ck_msg("checkpoint %d: process %d is traced by process %d (a debugger or strace: "
+               "the checkpoint signal would stop at it); detach it first", pid, pid,
+               (int)pi.tracer);
+        return CK_EXIT_FAIL;
+    }
+    char cwhy[400];
+    if (ck_cred_differs(pid, cwhy, sizeof cwhy)) {
+        ck_msg("checkpoint %d: process %d %s", pid, pid, cwhy);
         return CK_EXIT_FAIL;
     }
 

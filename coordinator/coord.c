@@ -342,6 +342,8 @@ int ck_proc_info(int pid, struct ck_procinfo *pi)
             have_uid = 1;
         } else if (sscanf(line, "Tgid: %d", &t) == 1) {
             pi->tgid = t;
+        } else if (sscanf(line, "TracerPid: %d", &t) == 1) {
+            pi->tracer = t;
         } else if (sscanf(line, "State: %c", &st) == 1) {
             pi->state = st;
         }
@@ -351,6 +353,60 @@ int ck_proc_info(int pid, struct ck_procinfo *pi)
     if (err)
         return -ENOENT; /* vanished while we read it */
     return have_uid ? 0 : -EIO;
+}
+
+/* The credential lines of /proc/PID/status (ck_cred_differs), each
+ * "Name:\tvalues" without its newline, in want's order; 0 or -1. */
+static const char *const cred_lines[] = {"Uid:", "Gid:", "CapInh:", "CapPrm:", "CapEff:",
+                                         "CapBnd:", "CapAmb:", "Groups:"};
+enum { NCRED = sizeof cred_lines / sizeof cred_lines[0] };
+
+static int read_creds(const char *path, char got[NCRED][160])
+{
+    char line[512];
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    for (int k = 0; k < NCRED; k++)
+        got[k][0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        for (int k = 0; k < NCRED; k++)
+            if (!strncmp(line, cred_lines[k], strlen(cred_lines[k]))) {
+                const char *v = line + strlen(cred_lines[k]);
+                v += strspn(v, " \t");
+                snprintf(got[k], sizeof got[k], "%s", v);
+                for (char *c = got[k]; *c; c++)
+                    if (*c == '\t')
+                        *c = ' ';
+            }
+    }
+    int err = ferror(f);
+    fclose(f);
+    return err ? -1 : 0;
+}
+
+int ck_cred_differs(int pid, char *why, size_t whylen)
+{
+    char mine[NCRED][160], its[NCRED][160], path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    if (read_creds("/proc/self/status", mine) < 0 || read_creds(path, its) < 0)
+        return 0;
+    /* (an ordinary user's processes cannot change their groups: only
+     * root's are compared) */
+    int n = getuid() == 0 ? NCRED : NCRED - 1;
+    for (int k = 0; k < n; k++) {
+        if (!strcmp(mine[k], its[k]))
+            continue;
+        const char *what = k == 0 ? "user ids" : k == 1 ? "group ids" : k == NCRED - 1
+                               ? "supplementary groups" : "capabilities";
+        snprintf(why, whylen, "runs with other %s than coord (%s %s, coord's %s): a restore "
+                 "gives every process the credentials of the user who restores it, so ckshim "
+                 "cannot give these back; checkpoint it as that user",
+                 what, cred_lines[k], its[k][0] ? its[k] : "none", mine[k][0] ? mine[k] : "none");
+        return 1;
+    }
+    return 0;
 }
 
 int ck_proc_alive(int pid)

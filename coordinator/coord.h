@@ -194,12 +194,21 @@ const char *ck_user_name(char *buf, size_t len, uid_t uid);
 struct ck_procinfo {
     uid_t ruid, euid;
     pid_t tgid;
+    pid_t tracer;                       /* TracerPid: its debugger, or 0 */
     char state;                         /* 'R', 'S', 'Z', ... */
 };
 
 /* Read /proc/PID/status. Returns 0, -ENOENT if there is no such process,
  * or another -errno. */
 int ck_proc_info(int pid, struct ck_procinfo *pi);
+
+/* Whether process pid runs with credentials other than coord's own: its
+ * user and group ids (real, effective, saved, filesystem), its capability
+ * sets and, when coord is root, its supplementary groups. A restore gives
+ * every process the restoring coord's, so such a process cannot be
+ * restored as it was. 1 (why says which, with both values), or 0 (the
+ * same, or pid is gone). */
+int ck_cred_differs(int pid, char *why, size_t whylen);
 
 /* 1 if /proc/PID exists and is not a zombie, else 0. */
 int ck_proc_alive(int pid);

@@ -961,6 +961,17 @@ static int check_image(struct rctx *c)
                  managers);
         return -1;
     }
+    /* root restoring another user's program would run it as root: it
+     * must be restored by that user (an ordinary user's restore runs it
+     * as that user, with no more than the user's own rights) */
+    if (getuid() == 0 && im->proc.uid != 0) {
+        char user[64];
+        ck_user_name(user, sizeof user, im->proc.uid);
+        fail_msg(c, "process %u of the image ran as user %s (uid %u); restoring it as root "
+                 "would run it as root: restore it as that user", (unsigned)im->proc.pid, user,
+                 (unsigned)im->proc.uid);
+        return -1;
+    }
     uint32_t ss = im->hdr.stop_sig;
     if (!!(im->hdr.flags & CK_HF_STOPPED) != (ss != 0) || (ss && !ck_stop_signal(ss))) {
         fail_msg(c, "the image's header says stopped by signal %u (flags %#x): damaged", ss,

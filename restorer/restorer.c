@@ -160,9 +160,11 @@ __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long 
             *p++ = *s;
     *p++ = '\n';
     *p = 0;
-    if (progress)
-        puts_fd(err_fd, "\r\033[K"); /* the progress line coord's keeper draws, if any */
-    puts_fd(err_fd, buf);
+    if (err_fd >= 0) {
+        if (progress)
+            puts_fd(err_fd, "\r\033[K"); /* the progress line coord's keeper draws, if any */
+        puts_fd(err_fd, buf);
+    }
     if (status_fd >= 0) {
         puts_fd(status_fd, "error: ");
         puts_fd(status_fd, buf + 16);
@@ -610,8 +612,9 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         die("cannot map the plan", 0, r);
     plan = (const struct ck_plan *)CK_PLAN_ADDR;
     status_fd = plan->status_fd;
-    if (plan->err_fd >= 0)
-        err_fd = plan->err_fd;
+    /* fd 2 is the program's by now (a log file it appends to): a message
+     * goes to coord's stderr, or else only through the status pipe */
+    err_fd = plan->err_fd >= 0 ? plan->err_fd : status_fd >= 0 ? -1 : 2;
     /* The progress page lives in the window (the shim unmaps it with the
      * rest); its descriptor must not reach the program. No page: no
      * progress line, the restore goes on. */
@@ -692,7 +695,7 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
         die("image has no main thread", 0, 0);
     if (plan->test_die_late == 1) /* CKSHIM_TEST_HOOK=restore-die-late:VPID (coord) */
         die("test hook: this process ends late in its restore, its threads made", 0, 0);
-    if (err_fd != 2 && !plan->tree_gate)
+    if (err_fd >= 0 && err_fd != 2 && !plan->tree_gate)
         sys_close(err_fd); /* else the shim's, until the gate's second step */
     sys_arch_prctl(R_ARCH_SET_FS, main_thread->fsbase);
     restorer_jump(&main_thread->ctx);

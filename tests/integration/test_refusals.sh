@@ -245,10 +245,14 @@ fi
 size=$(stat -c %s "$T/good.img" 2>/dev/null || echo 0)
 
 # restore_must_fail NAME FILE PATTERN: coord restore FILE exits 1 with a
-# message matching PATTERN, and starts no process.
+# message matching PATTERN, and starts no process; the program's output
+# file (its stdout and stderr, put back before its memory) is left as it
+# is (a user appended a line: the restorer's message went there once).
 restore_must_fail() {
     local name=$1 file=$2 pat=$3
-    local before after
+    local before after sum
+    echo "a line of the user's" >>"$T/count.log"
+    sum=$(md5sum <"$T/count.log")
     before=$(pgrep -u "$(id -u)" -fc "count.py" || true)
     timeout 30 "$C" restore --detach "$file" >"$T/out" 2>"$T/err"
     local rc=$?
@@ -262,6 +266,8 @@ restore_must_fail() {
         fail "$name" "a process was left running"
     elif [ -s "$T/out" ]; then
         fail "$name" "printed a pid"
+    elif [ "$(md5sum <"$T/count.log")" != "$sum" ]; then
+        fail "$name" "the program's output file changed: $(tail -n 1 "$T/count.log")"
     else
         pass "$name"
     fi

@@ -1,0 +1,147 @@
+#!/bin/bash
+# ckshim-test: as-root
+# test_credentials.sh - processes whose credentials a restore cannot give
+# back, and traced processes, are refused before anything changes.
+#
+#   bash tests/integration/test_credentials.sh BUILD_DIR
+#
+# A restore gives every process the credentials of the user who restores
+# it, so a checkpoint refuses, naming it, a process that runs with others
+# than coord's (run as root here: a daemon that dropped to nobody, a
+# master whose worker did, a process with a smaller capability bounding
+# set), and root refuses to restore an image another user's program was
+# taken in (it would run as root). A process traced by a debugger (here a
+# PTRACE_SEIZE that does not stop it) is refused too: the checkpoint
+# signal would stop at its tracer. Each refused process goes on, and the
+# tracer stays attached.
+# Prints one "PASS name" / "FAIL name: why" line per check.
+
+set -u
+B=${1:-build}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+C="$B/coord"
+SHIM="$B/libshim.so"
+T=$(mktemp -d /tmp/ckshim-creds.XXXXXX)
+export CKSHIM_COUNTER="file:$T/counters"
+chmod 755 "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap ck_cleanup EXIT
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP credentials: needs root (it drops privileges in its programs)"
+    exit 0
+fi
+
+# A daemon that dropped to nobody.
+cat >"$T/drop.py" <<'EOF'
+import os, time
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+EOF
+echo "$PY_TICKS" >>"$T/drop.py"
+if start_py_app drop "$T/drop.py"; then
+    refused_alive creds_refuses_dropped_daemon drop \
+        "process $pid runs with other user ids than coord \\(Uid: 65534 65534 65534 65534, coord's 0 0 0 0\\)"
+else
+    fail creds_drop_ready "no READY"
+fi
+
+# A master (root) whose forked worker dropped to nobody (nginx's way).
+cat >"$T/master.py" <<'EOF'
+import os, time
+k = os.fork()
+if k == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    while True:
+        time.sleep(1)
+print("WORKER", k, flush=True)
+EOF
+echo "$PY_TICKS" >>"$T/master.py"
+if start_py_app master "$T/master.py" && wait_for 5 grep -q WORKER "$T/master.log"; then
+    read -r _ kid < <(grep WORKER "$T/master.log")
+    PIDS+=("$kid")
+    refused_alive creds_refuses_dropped_worker master \
+        "$kid \\(.*master.py\\), a child of $pid, runs with other user ids than coord"
+    alive "$kid" && pass creds_worker_goes_on || fail creds_worker_goes_on "worker $kid gone"
+else
+    fail creds_master_ready "no READY"
+fi
+
+# Root with a smaller capability bounding set (a service's hardening).
+echo "import time" >"$T/bnd.py"
+echo "$PY_TICKS" >>"$T/bnd.py"
+(cd "$T" && exec setpriv --bounding-set=-sys_admin env LD_PRELOAD="$SHIM" CKSHIM_APP_ID=bnd \
+    python3 "$T/bnd.py" >"$T/bnd.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+if wait_for 10 grep -q READY "$T/bnd.log"; then
+    refused_alive creds_refuses_smaller_capabilities bnd \
+        "process $pid runs with other capabilities than coord \\(Cap"
+else
+    fail creds_bnd_ready "no READY: $(head -3 "$T/bnd.log")"
+fi
+
+# A traced process: PTRACE_SEIZE leaves it running; the checkpoint signal
+# would stop at the tracer. Refused, naming the tracer, which stays.
+cat >"$T/traced.py" <<'EOF'
+import time
+EOF
+echo "$PY_TICKS" >>"$T/traced.py"
+if start_py_app traced "$T/traced.py"; then
+    python3 -c '
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:  # PTRACE_SEIZE
+    sys.exit("seize: errno %d" % ctypes.get_errno())
+print("SEIZED", flush=True)
+time.sleep(60)
+' "$pid" >"$T/tracer.log" 2>&1 &
+    tracer=$!
+    disown "$tracer" 2>/dev/null
+    PIDS+=("$tracer")
+    if wait_for 5 grep -q SEIZED "$T/tracer.log"; then
+        refused_alive creds_refuses_traced traced "process $pid is traced by process $tracer"
+        grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$pid/status" &&
+            pass creds_tracer_stays || fail creds_tracer_stays "$(grep TracerPid "/proc/$pid/status")"
+    else
+        fail creds_traced_seized "$(cat "$T/tracer.log")"
+    fi
+    kill -9 "$tracer" 2>/dev/null
+else
+    fail creds_traced_ready "no READY"
+fi
+
+# An image of nobody's program, restored by root: refused (it would run
+# as root); the image stays.
+mkdir -p "$T/nobody"
+chown 65534:65534 "$T/nobody"
+chmod 700 "$T/nobody"
+echo "import time" >"$T/nobody.py"
+echo "$PY_TICKS" >>"$T/nobody.py"
+chmod 644 "$T/nobody.py"
+(cd "$T/nobody" && exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env -i PATH="$PATH" HOME="$T/nobody" CKSHIM_DIR="$T/nobody/sock" LD_PRELOAD="$SHIM" \
+    CKSHIM_COUNTER="file:$T/nobody/counters" python3 "$T/nobody.py" >"$T/nobody/p.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+if wait_for 10 grep -q READY "$T/nobody/p.log" &&
+    setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH="$PATH" \
+        CKSHIM_DIR="$T/nobody/sock" CKSHIM_COUNTER="file:$T/nobody/counters" \
+        "$C" checkpoint "$pid" -o "$T/nobody/img" --kill >"$T/out" 2>"$T/err"; then
+    wait_for 10 gone "$pid"
+    if ! (cd / && CKSHIM_COUNTER="file:$T/nobody/counters" timeout 30 "$C" restore --detach \
+        "$T/nobody/img" >"$T/out" 2>"$T/err") &&
+        grep -q "ran as user nobody (uid 65534); restoring it as root would run it as root" "$T/err" &&
+        [ -s "$T/nobody/img" ] && [ ! -s "$T/out" ]; then
+        pass creds_root_refuses_other_users_image
+    else
+        fail creds_root_refuses_other_users_image "$(cat "$T/out")"
+    fi
+else
+    fail creds_nobody_checkpoint "$(head -3 "$T/nobody/p.log")"
+fi
