@@ -342,6 +342,53 @@ void capture_vmflags_prescan(void)
     close(l.fd);
 }
 
+/* A file mapped shared whose name maps shows as deleted may still be
+ * linked under another name in the same directory: glibc's sem_open makes
+ * /dev/shm/sem.XXXXXX, maps it and links it as the semaphore's name
+ * before it removes the first (Python multiprocessing's locks with the
+ * spawn and forkserver methods, whose children open the name). Its other
+ * name, in out (a static buffer: the capture runs on one thread and must
+ * not allocate), or NULL. At most 4096 entries are looked at. */
+static const char *other_name(const struct ck_maps_entry *e)
+{
+    static char out[4096];
+    const char *slash = strrchr(e->path, '/');
+    if (!slash || slash == e->path || (size_t)(slash - e->path) >= sizeof out - 256)
+        return NULL;
+    size_t dl = (size_t)(slash - e->path);
+    memcpy(out, e->path, dl);
+    out[dl] = 0;
+    int d = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0)
+        return NULL;
+    char buf[8192];
+    const char *found = NULL;
+    long n;
+    int seen = 0;
+    while (!found && seen < 4096 && (n = syscall(SYS_getdents64, d, buf, sizeof buf)) > 0)
+        for (long off = 0; off < n && !found; seen++) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *de = (void *)(buf + off);
+            off += de->reclen;
+            struct stat st;
+            if (de->ino != e->ino || strlen(de->name) + dl + 2 > sizeof out ||
+                fstatat(d, de->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+                st.st_ino != e->ino || major(st.st_dev) != e->dev_major ||
+                minor(st.st_dev) != e->dev_minor)
+                continue;
+            out[dl] = '/';
+            strcpy(out + dl + 1, de->name);
+            found = out;
+        }
+    close(d);
+    return found;
+}
+
 /* A region backed by the file e->path: its identity, or its bytes when
  * the file is gone. A file mapped many times over (maps06: 10240 mappings
  * of one file) is looked up once and its path stored once: *last is the
@@ -368,7 +415,10 @@ static int file_region(struct ck_region *r, const struct ck_maps_entry *e,
         return 0;
     }
     struct stat st;
-    int same = !e->deleted && stat(path, &st) == 0 && st.st_ino == e->ino &&
+    const char *alive = e->deleted && e->shared ? other_name(e) : NULL;
+    if (alive)
+        path = alive; /* mapped again by that name: still shared with who opens it */
+    int same = (!e->deleted || alive) && stat(path, &st) == 0 && st.st_ino == e->ino &&
                major(st.st_dev) == e->dev_major && minor(st.st_dev) == e->dev_minor;
     if (same && !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "memory region %#llx-%#llx maps device %s, which cannot "

@@ -6,7 +6,9 @@
 #
 # A Python multiprocessing.Pool (pipes, a named semaphore removed at once,
 # three forked workers) computing across two checkpoints: the result is
-# right, and a counter the workers share under a lock lost no increment. A pre-forking TCP server (the parent listens, three forked
+# right, and a counter the workers share under a lock lost no increment.
+# A Queue and a worker with the spawn and forkserver methods (named
+# semaphores still linked in /dev/shm), answering after each restore. A pre-forking TCP server (the parent listens, three forked
 # children accept on the same listener): a client outside the tree gets
 # answers after each restore, from the workers. tmux with a shell and a
 # foreground job in its pane (a terminal session inside the tree). tini
@@ -94,6 +96,63 @@ if start_py_app pool "$T/pool.py"; then
 else
     fail tree_pool_starts "$(head -3 "$T/pool.log")"
 fi
+
+# ---- multiprocessing with the spawn and forkserver start methods --------------
+# Their locks are named POSIX semaphores: glibc's sem_open maps a file it
+# then links in /dev/shm under the lock's name and unlinks its own, so
+# the parent's mapping shows as deleted while the spawned child maps the
+# name. Saved as a deleted file, the parent came back with a copy of its
+# own and the child died on its first release ("semaphore or lock
+# released too many times"). A worker doubles what a Queue brings it,
+# restored twice; the answers go on in order.
+cat >"$T/mpq.py" <<'EOF'
+import multiprocessing as mp, sys, time
+def worker(q, out):
+    while True:
+        x = q.get()
+        out.put(x * 2)
+if __name__ == "__main__":
+    ctx = mp.get_context(sys.argv[1])
+    q, out = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=worker, args=(q, out))
+    p.start()
+    i = 0
+    while True:
+        i += 1
+        q.put(i)
+        got = out.get(timeout=20)
+        print("got", got, got == 2 * i, flush=True)
+        if i == 3:
+            print("READY", flush=True)
+        time.sleep(0.1)
+EOF
+# answers_above LOG N: more than N "got" lines in LOG.
+answers_above() { [ "$(grep -c "^got" "$1")" -gt "$2" ]; }
+for method in spawn forkserver; do
+    (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID="mp-$method" python3 "$T/mpq.py" \
+        "$method" >"$T/mp-$method.log" 2>&1) &
+    pid=$!
+    disown "$pid" 2>/dev/null
+    PIDS+=("$pid")
+    if ! wait_for 20 grep -q READY "$T/mp-$method.log"; then
+        fail "mp_${method}_starts" "$(tail -n 3 "$T/mp-$method.log")"
+        continue
+    fi
+    ok=1
+    for round in 1 2; do
+        checkpoint_restore "mp_${method}_restored_$round" "mp-$method$round" || { ok=0; break; }
+        n=$(grep -c "^got" "$T/mp-$method.log")
+        if wait_for 10 answers_above "$T/mp-$method.log" $((n + 3)) &&
+            ! grep -q "False\|Error" "$T/mp-$method.log"; then
+            pass "mp_${method}_queue_goes_on_$round"
+        else
+            ok=0
+            fail "mp_${method}_queue_goes_on_$round" "$(tail -n 3 "$T/mp-$method.log" | tr '\n' ' ')"
+            break
+        fi
+    done
+    kill -9 "$pid" $(ck_descendants "$pid") 2>/dev/null
+done
 
 # ---- a pre-forking server -----------------------------------------------------
 PORT=$((21000 + RANDOM % 9000))
