@@ -367,22 +367,16 @@ static const char *other_name(const struct ck_maps_entry *e)
     int seen = 0;
     while (!found && seen < 4096 && (n = syscall(SYS_getdents64, d, buf, sizeof buf)) > 0)
         for (long off = 0; off < n && !found; seen++) {
-            struct {
-                uint64_t ino;
-                int64_t off;
-                unsigned short reclen;
-                unsigned char type;
-                char name[];
-            } *de = (void *)(buf + off);
-            off += de->reclen;
+            struct dirent64 *de = (struct dirent64 *)(buf + off);
+            off += de->d_reclen;
             struct stat st;
-            if (de->ino != e->ino || strlen(de->name) + dl + 2 > sizeof out ||
-                fstatat(d, de->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            if (de->d_ino != e->ino || strlen(de->d_name) + dl + 2 > sizeof out ||
+                fstatat(d, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
                 st.st_ino != e->ino || major(st.st_dev) != e->dev_major ||
                 minor(st.st_dev) != e->dev_minor)
                 continue;
             out[dl] = '/';
-            strcpy(out + dl + 1, de->name);
+            strcpy(out + dl + 1, de->d_name);
             found = out;
         }
     close(d);

@@ -9,6 +9,7 @@
  * thread return into the program.
  */
 #include <asm/prctl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -332,18 +333,12 @@ void restore_tree_map(void)
     int found = -1;
     while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
         for (long off = 0; off < n;) {
-            struct {
-                uint64_t ino;
-                int64_t off;
-                unsigned short reclen;
-                unsigned char type;
-                char name[];
-            } *d = (void *)(buf + off);
-            off += d->reclen;
-            if (d->name[0] < '0' || d->name[0] > '9')
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9')
                 continue;
             char lp[64], target[64];
-            snprintf(lp, sizeof lp, "/proc/self/fd/%s", d->name);
+            snprintf(lp, sizeof lp, "/proc/self/fd/%s", d->d_name);
             long l = syscall(SYS_readlink, lp, target, sizeof target - 1);
             if (l <= 0)
                 continue;
@@ -352,14 +347,14 @@ void restore_tree_map(void)
                 /* shared memory of the tree: mapped by now, not the
                  * program's descriptor */
                 int fd = 0;
-                for (const char *p = d->name; *p; p++)
+                for (const char *p = d->d_name; *p; p++)
                     fd = fd * 10 + (*p - '0');
                 syscall(SYS_close, fd);
                 continue;
             }
             if (found < 0 && !strncmp(target, "/memfd:ckshim-tree", 18)) {
                 found = 0;
-                for (const char *p = d->name; *p; p++)
+                for (const char *p = d->d_name; *p; p++)
                     found = found * 10 + (*p - '0');
             }
         }
