@@ -116,7 +116,12 @@ else
 fi
 
 # An image of nobody's program, restored by root: refused (it would run
-# as root); the image stays.
+# as root); the image stays. (nobody runs copies of coord, the restorer
+# and the shim: the build directory may be private, as CI's clone is.)
+mkdir -p "$T/bin"
+cp "$B/coord" "$B/ckshim-restore" "$B/libshim.so" "$T/bin/"
+chmod 755 "$T/bin" "$T/bin/"*
+NC="$T/bin/coord"
 mkdir -p "$T/nobody"
 chown 65534:65534 "$T/nobody"
 chmod 700 "$T/nobody"
@@ -124,7 +129,7 @@ echo "import time" >"$T/nobody.py"
 echo "$PY_TICKS" >>"$T/nobody.py"
 chmod 644 "$T/nobody.py"
 (cd "$T/nobody" && exec setpriv --reuid=65534 --regid=65534 --clear-groups \
-    env -i PATH="$PATH" HOME="$T/nobody" CKSHIM_DIR="$T/nobody/sock" LD_PRELOAD="$SHIM" \
+    env -i PATH="$PATH" HOME="$T/nobody" CKSHIM_DIR="$T/nobody/sock" LD_PRELOAD="$T/bin/libshim.so" \
     CKSHIM_COUNTER="file:$T/nobody/counters" python3 "$T/nobody.py" >"$T/nobody/p.log" 2>&1) &
 pid=$!
 disown "$pid" 2>/dev/null
@@ -132,9 +137,9 @@ PIDS+=("$pid")
 if wait_for 10 grep -q READY "$T/nobody/p.log" &&
     setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH="$PATH" \
         CKSHIM_DIR="$T/nobody/sock" CKSHIM_COUNTER="file:$T/nobody/counters" \
-        "$C" checkpoint "$pid" -o "$T/nobody/img" --kill >"$T/out" 2>"$T/err"; then
+        "$NC" checkpoint "$pid" -o "$T/nobody/img" --kill >"$T/out" 2>"$T/err"; then
     wait_for 10 gone "$pid"
-    if ! (cd / && CKSHIM_COUNTER="file:$T/nobody/counters" timeout 30 "$C" restore --detach \
+    if ! (cd / && CKSHIM_COUNTER="file:$T/nobody/counters" timeout 30 "$NC" restore --detach \
         "$T/nobody/img" >"$T/out" 2>"$T/err") &&
         grep -q "ran as user nobody (uid 65534); restoring it as root would run it as root" "$T/err" &&
         [ -s "$T/nobody/img" ] && [ ! -s "$T/out" ]; then
@@ -143,5 +148,5 @@ if wait_for 10 grep -q READY "$T/nobody/p.log" &&
         fail creds_root_refuses_other_users_image "$(cat "$T/out")"
     fi
 else
-    fail creds_nobody_checkpoint "$(head -3 "$T/nobody/p.log")"
+    fail creds_nobody_checkpoint "$(head -3 "$T/nobody/p.log") $(cat "$T/err")"
 fi
