@@ -749,6 +749,54 @@ static void rest_ctx_of(struct rctx *c, const struct ck_image *im, uint32_t i,
  * before the program runs. A journal cut back or a file rewritten for a
  * restore that then failed would cost the user the newer data for
  * nothing. */
+/* A process other than coord holding the file path (dev, ino) open for
+ * writing now (the checkpointed program, still running, or another
+ * writer): its pid (its name in comm), or 0. Only processes whose
+ * descriptors we may read are looked at: the user's own. */
+static int file_writer(const char *path, dev_t dev, ino_t ino, char *comm, size_t commlen)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int found = 0, me = getpid();
+    while (d && !found && (e = readdir(d)) != NULL) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == me)
+            continue;
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+        DIR *fds = opendir(dir);
+        struct dirent *f;
+        while (fds && !found && (f = readdir(fds)) != NULL) {
+            char lp[96], target[PATH_MAX], info[160];
+            struct stat st;
+            if (f->d_name[0] < '0' || f->d_name[0] > '9')
+                continue;
+            snprintf(lp, sizeof lp, "%s/%s", dir, f->d_name);
+            ssize_t l = readlink(lp, target, sizeof target - 1);
+            if (l <= 0 || (target[l] = 0, strcmp(target, path)) || stat(lp, &st) < 0 ||
+                st.st_dev != dev || st.st_ino != ino)
+                continue;
+            snprintf(lp, sizeof lp, "/proc/%d/fdinfo/%s", pid, f->d_name);
+            unsigned flags = 0;
+            const char *fl = ck_read_file(lp, info, sizeof info) > 0 ? strstr(info, "flags:") : NULL;
+            if (fl && sscanf(fl, "flags: %o", &flags) == 1 && (flags & O_ACCMODE) != O_RDONLY)
+                found = pid;
+        }
+        if (fds)
+            closedir(fds);
+    }
+    if (d)
+        closedir(d);
+    if (found) {
+        char cp[64];
+        snprintf(cp, sizeof cp, "/proc/%d/comm", found);
+        if (ck_read_file(cp, comm, commlen) <= 0)
+            snprintf(comm, commlen, "?");
+        comm[strcspn(comm, "\n")] = 0;
+    }
+    return found;
+}
+
 static int plan_versions(struct rctx *c)
 {
     const struct ck_image *im = &c->img;
@@ -828,6 +876,17 @@ static int plan_versions(struct rctx *c)
             free(data);
             close(fd);
             continue;
+        }
+        char comm[32];
+        int w = file_writer(path, st.st_dev, st.st_ino, comm, sizeof comm);
+        if (w > 0) {
+            fail_msg(c, "fd %d: %s is open for writing by process %d (%s) now: putting it back "
+                     "at its checkpoint version would lose what that process wrote since (does "
+                     "the checkpointed program still run?); stop it first, or restore with "
+                     "--shared-file %s to use the file as it is", f->fd, path, w, comm, path);
+            free(data);
+            close(fd);
+            return -1;
         }
         struct version *v = realloc(c->vers, (size_t)(c->nvers + 1) * sizeof *v);
         if (!v) {

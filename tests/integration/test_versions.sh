@@ -15,7 +15,8 @@
 # --shared-file (on run, on checkpoint, on restore) is left alone,
 # restoring the same older image twice puts the files back twice, a
 # restore that fails on a damaged page (after every check) changes no
-# file, a
+# file, a restore while the checkpointed program still writes its files
+# is refused, naming it, a
 # journal changed before its checkpoint length refuses the restore before
 # any file is touched, and a file above CKSHIM_FILE_VERSION_MAX gets a
 # note at checkpoint and is used as it is.
@@ -182,6 +183,18 @@ if start_stepped --shared-file "$S/shared.log" && step && step; then
         fail inspect_shows_versions "$(grep -E 'journal|data|shared' "$T/inspect.out" | head -3)"
     fi
     step && step
+    # the checkpointed program still runs and writes its files: putting
+    # them back would lose what it wrote since (a user restored while the
+    # original ran): refused, naming it, and no file changes
+    tar -C "$S" -cf "$T/files.live" journal data
+    restore_refused restore_refused_while_original_writes "$T/a.img" \
+        "(journal|data) is open for writing by process $pid \\(python3\\) now"
+    if tar -C "$S" -cf "$T/files.after" journal data && cmp -s "$T/files.live" "$T/files.after" &&
+        kill -0 "$pid"; then
+        pass refused_while_original_writes_changes_nothing
+    else
+        fail refused_while_original_writes_changes_nothing "journal '$(lines "$S/journal")'"
+    fi
     kill -9 "$pid"
     wait_for 5 gone "$pid"
     if restore_stepped "$T/a.img"; then
