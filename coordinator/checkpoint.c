@@ -1749,6 +1749,23 @@ int cmd_checkpoint(int argc, char **argv)
                "done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);
         return CK_EXIT_FAIL;
     }
+    /* The image would replace FILE: never one the program has open (its
+     * output redirected there; the image could not even be restored, its
+     * stdout being gone) */
+    struct stat tst;
+    if ((strcmp(out, "-") ? stat(out, &tst) : fstat(STDOUT_FILENO, &tst)) == 0 &&
+        S_ISREG(tst.st_mode)) {
+        for (int i = 0; i < tree.n; i++) {
+            int hfd = ck_pid_holds_file(tree.m[i].pid, tst.st_dev, tst.st_ino);
+            if (hfd < 0)
+                continue;
+            ck_msg("checkpoint %d: %s is open in process %d (fd %d): the image would %s a "
+                   "file of the program; give another file; nothing was done, every process "
+                   "goes on", pid, strcmp(out, "-") ? out : "standard output", tree.m[i].pid,
+                   hfd, strcmp(out, "-") ? "replace" : "be written into");
+            return CK_EXIT_FAIL;
+        }
+    }
 
     /* The pre-checkpoint script, before anything changes (and before the
      * shim is asked: it serves one request at a time). From here on every

@@ -409,6 +409,27 @@ int ck_cred_differs(int pid, char *why, size_t whylen)
     return 0;
 }
 
+int ck_pid_holds_file(int pid, dev_t dev, ino_t ino)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = -1;
+    while (d && found < 0 && (e = readdir(d)) != NULL) {
+        char lp[96];
+        struct stat st;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(lp, sizeof lp, "%s/%s", dir, e->d_name);
+        if (stat(lp, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+            found = atoi(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 int ck_proc_alive(int pid)
 {
     struct ck_procinfo pi;

@@ -210,6 +210,10 @@ int ck_proc_info(int pid, struct ck_procinfo *pi);
  * same, or pid is gone). */
 int ck_cred_differs(int pid, char *why, size_t whylen);
 
+/* A descriptor of process pid on the file dev/ino, or -1 (none, or its
+ * descriptors cannot be read). */
+int ck_pid_holds_file(int pid, dev_t dev, ino_t ino);
+
 /* 1 if /proc/PID exists and is not a zombie, else 0. */
 int ck_proc_alive(int pid);
 

@@ -227,6 +227,33 @@ else
 fi
 kill "$pid" 2>/dev/null
 
+# ---- an image over the program's own output ------------------------------
+# -o naming the file the program writes its output to (or -o - into it):
+# the image would replace it (and the image could not be restored, its
+# stdout gone). Refused with --kill too; the program and its file stay.
+cat >"$T/outp.py" <<'EOF'
+import time
+print("READY", flush=True)
+while True:
+    print("tick", flush=True)
+    time.sleep(0.1)
+EOF
+start outp python3 "$T/outp.py"
+"$C" checkpoint "$pid" -o "$T/outp.log" --kill >"$T/out" 2>"$T/err"
+rc1=$?
+grep -q "is open in process $pid (fd 1): the image would replace a file of the program" "$T/err"
+m1=$?
+"$C" checkpoint "$pid" -o - --kill >>"$T/outp.log" 2>"$T/err"
+rc2=$?
+if [ $rc1 -eq 1 ] && [ $m1 -eq 0 ] && [ $rc2 -eq 1 ] &&
+    grep -q "standard output is open in process $pid (fd 1): the image would be written into" "$T/err" &&
+    alive "$pid" && [ "$(head -n 1 "$T/outp.log")" = READY ] && ! grep -qa CKSH "$T/outp.log"; then
+    pass checkpoint_refuses_image_over_program_output
+else
+    fail checkpoint_refuses_image_over_program_output "rc $rc1 $rc2, $(head -c 60 "$T/outp.log")"
+fi
+kill -9 "$pid" 2>/dev/null
+
 # ---- a good image to damage ----------------------------------------------
 
 cat >"$T/count.py" <<'EOF'
