@@ -878,6 +878,27 @@ static int tree_unshared(const struct ck_tree *t, struct ck_image *imgs,
                          const struct ck_tree_share *sh, uint64_t nsh, int known, char *err,
                          size_t errlen)
 {
+    /* An epoll instance watching a file its process no longer holds:
+     * restorable only if the instance is shared and made (by the holder
+     * of the lowest index: restore.c make_tree_descs) by another process,
+     * whose own list is the one added again (redis's BGSAVE child) */
+    for (int i = 0; i < t->n; i++)
+        for (uint32_t x = 0; x < imgs[i].nfds; x++) {
+            const struct ck_fd *f = &imgs[i].fds[x];
+            int tfd = f->kind == CK_FD_EPOLL ? ck_epoll_unheld(imgs[i].fd_paths[x]) : -1;
+            if (tfd < 0)
+                continue;
+            int g = ck_tree_share_group(sh, nsh, i, f->fd), maker = -1;
+            for (uint64_t k = 0; g >= 0 && k < nsh; k++)
+                if ((int)sh[k].group == g && (maker < 0 || (int)sh[k].proc < maker))
+                    maker = (int)sh[k].proc;
+            if (maker >= 0 && maker != i)
+                continue;
+            snprintf(err, errlen, "process %d fd %d: epoll instance watches a file that is no "
+                     "longer fd %d and that no descriptor holds, which ckshim cannot restore",
+                     t->m[i].pid, f->fd, tfd);
+            return -1;
+        }
     for (int i = 0; i < t->n; i++) {
         const struct ck_image *a = &imgs[i];
         for (int j = i + 1; j < t->n; j++) {

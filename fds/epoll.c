@@ -15,7 +15,10 @@
  * "ino:") with the same kcmp, and the line gets it as a fourth field,
  * "TFD EVENTS DATA HOLDER": restore adds the watch through TFD pointing at
  * that file for a moment. A watch whose file no descriptor holds cannot
- * be restored and is refused.
+ * be restored and is refused; in one process of a tree its line says
+ * HOLDER -1 and coord refuses it unless another process of the tree,
+ * which makes the instance at restore, shares the instance (redis's
+ * BGSAVE child: its parent holds the listener it closed).
  *
  * Restore: the epoll fd comes back empty (epoll_create1); once every
  * descriptor of the image is at its number and every kind's `after` has
@@ -105,7 +108,7 @@ static int watch_holder(pid_t pid, struct kcmp_epoll_slot *slot, uint64_t ino)
 /* The watch list of epoll fd epfd as text: *ret_list points to a static
  * buffer valid until the next call. Returns 0, or -errno with a message in
  * err (a watch that cannot be restored, an unreadable fdinfo). */
-static int epoll_capture(int epfd, const char **ret_list, char *err, size_t errlen)
+static int epoll_capture(int epfd, const char **ret_list, int tree, char *err, size_t errlen)
 {
     char *out = list;
     size_t cap = sizeof list;
@@ -161,7 +164,11 @@ static int epoll_capture(int epfd, const char **ret_list, char *err, size_t errl
             seen[nseen++] = (int)tfd;
         struct kcmp_epoll_slot slot = {(uint32_t)epfd, (uint32_t)tfd, toff};
         int holder = watch_holder(pid, &slot, ino);
-        if (holder < 0) {
+        /* One process of a tree: another process may hold the file and
+         * share this very instance (redis's BGSAVE child closed the
+         * listener its parent keeps): coord decides (ck_epoll_unheld),
+         * the line says holder -1. */
+        if (holder < 0 && !tree) {
             snprintf(err, errlen,
                      "fd %d: epoll instance watches a file that is no longer fd %d and that no "
                      "descriptor holds, which ckshim cannot restore",
@@ -189,7 +196,7 @@ static int epoll_capture_fd(struct ck_fdcap *c)
         return 0;
     /* path: the watch list */
     c->f->kind = CK_FD_EPOLL;
-    int r = epoll_capture(c->fd, &c->path, c->err, c->errlen);
+    int r = epoll_capture(c->fd, &c->path, c->tree, c->err, c->errlen);
     return r < 0 ? r : 1;
 }
 
@@ -245,6 +252,16 @@ static int next_watch(const char **p, long *tfd, struct epoll_event *ev, long *h
     return 1;
 }
 
+int ck_epoll_unheld(const char *watches)
+{
+    long tfd, holder;
+    struct epoll_event ev;
+    while (next_watch(&watches, &tfd, &ev, &holder))
+        if (holder < 0)
+            return (int)tfd;
+    return -1;
+}
+
 static int image_has_fd(const struct ck_image *im, long fd)
 {
     for (uint32_t k = 0; k < im->nfds; k++)
@@ -262,7 +279,14 @@ static int epoll_check(struct ck_fdrest *r)
     long tfd, holder;
     struct epoll_event ev;
     while (next_watch(&p, &tfd, &ev, &holder))
-        if (!image_has_fd(r->im, holder) || tfd < 0 || tfd > INT_MAX) {
+        if (holder < 0 && r->tree_pipe) {
+            continue; /* made by another process of the tree (coord checked) */
+        } else if (holder < 0) {
+            snprintf(r->err, r->errlen, "fd %d: the epoll instance watches a file that is no "
+                     "longer fd %ld and that no descriptor of this process holds (another "
+                     "process of its tree made it, which is not so here)", r->f->fd, tfd);
+            return -1;
+        } else if (!image_has_fd(r->im, holder) || tfd < 0 || tfd > INT_MAX) {
             snprintf(r->err, r->errlen, "fd %d: the image is damaged: the epoll instance "
                      "watches fd %ld through fd %ld, which is not a descriptor of the image",
                      r->f->fd, tfd, holder);
@@ -283,6 +307,11 @@ static int epoll_restore_watches(struct ck_fdrest *r)
     long tfd, holder;
     struct epoll_event ev;
     while (next_watch(&p, &tfd, &ev, &holder)) {
+        if (holder < 0) {
+            snprintf(r->err, r->errlen, "fd %d: the epoll instance watches a file that is no "
+                     "longer fd %ld and that no descriptor of this process holds", f->fd, tfd);
+            return -EINVAL;
+        }
         int ret = holder == tfd ? epoll_ctl(f->fd, EPOLL_CTL_ADD, (int)tfd, &ev)
                                 : add_renumbered(f->fd, (int)tfd, (int)holder, &ev);
         if (ret == 0)

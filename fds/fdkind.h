@@ -214,6 +214,11 @@ extern const struct ck_fdkind *const ck_fdkinds[];  /* NULL-terminated */
 
 const struct ck_fdkind *ck_fdkind_of(uint32_t kind);
 
+/* An epoll watch list (a CK_FD_EPOLL descriptor's path): the number of a
+ * watch whose file no descriptor of its process held at the checkpoint
+ * (possible in one process of a tree only: fds/epoll.c), or -1. */
+int ck_epoll_unheld(const char *watches);
+
 /* removed.c: FIFOs, directories and symbolic links the program held but
  * had removed, made again and removed at once (restore side). */
 const char *ck_remake_dir(const char *path, char *dir, size_t len);

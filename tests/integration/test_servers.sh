@@ -9,7 +9,10 @@
 #   redis:  redis-server keeps its keys; a client whose connection was cut
 #           by the checkpoint reconnects and reads them; the restored server
 #           drops the dead connection it held (CLIENT LIST) and serves new
-#           clients; checkpointed and restored a second time.
+#           clients; checkpointed and restored a second time. During a
+#           BGSAVE (a tree: its save child shares the epoll instance
+#           that watches the listener it closed), twice: the dump is
+#           finished afterwards, whole.
 #   http:   python3 -m http.server (HTTP/1.1 keep-alive): the client's
 #           connection is dead after restore, it reconnects and its
 #           requests are answered, over one connection again.
@@ -178,6 +181,46 @@ else
         fi
         client_stop
         kill -9 "$pid" 2>/dev/null
+    fi
+fi
+
+# ---- redis during a BGSAVE ------------------------------------------------------
+# The save child closed the listener its parent keeps; their shared epoll
+# instance still watches it. Checkpointed twice while the child writes
+# (rdb-key-save-delay slows it): the child finishes the dump after the
+# restores, the parent reaps it (saved with success) and the dump holds
+# every key.
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+    port=$((20000 + RANDOM % 10000))
+    mkdir -p "$T/rdb"
+    start rdb redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$T/rdb"
+    rc() { timeout 10 redis-cli -p "$port" "$@" 2>&1; }
+    saved() { rc info persistence | grep -q "rdb_bgsave_in_progress:0"; }
+    if wait_for 30 grep -q "Ready to accept" "$T/rdb.log"; then
+        for i in $(seq 300); do echo "SET k$i v$i"; done | rc >/dev/null
+        rc config set rdb-key-save-delay 20000 >/dev/null
+        rc bgsave >/dev/null
+        sleep 0.5
+        if [ -n "$(children "$pid")" ] && cycle redis_bgsave_restore_1 &&
+            [ -n "$(children "$pid")" ] && cycle redis_bgsave_restore_2; then
+            pass redis_restored_during_bgsave
+            if wait_for 30 saved && rc info persistence | grep -q "rdb_last_bgsave_status:ok" &&
+                grep -q "Background saving terminated with success" "$T/rdb.log" &&
+                [ "$(rc dbsize)" = 300 ] && [ "$(rc get k123)" = v123 ] && [ -s "$T/rdb/dump.rdb" ] &&
+                { ! command -v redis-check-rdb >/dev/null ||
+                    redis-check-rdb "$T/rdb/dump.rdb" >/dev/null 2>&1; }; then
+                pass redis_bgsave_completes_after_restore
+            else
+                fail_ redis_bgsave_completes_after_restore "$(rc info persistence | grep bgsave | tr '\n' ' ') $(tail -n 2 "$T/rdb.log")"
+            fi
+        else
+            fail_ redis_restored_during_bgsave "no save child, or a cycle failed"
+        fi
+        rc shutdown nosave >/dev/null
+        kill -9 "$pid" 2>/dev/null
+    else
+        fail_ redis_bgsave_starts "$(tail -n 3 "$T/rdb.log")"
     fi
 fi
 

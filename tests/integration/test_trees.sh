@@ -165,6 +165,62 @@ else
     fail twoparents_ready "no READY"
 fi
 
+# An epoll instance parent and child share (inherited across fork), one
+# of them having closed a file it watches that the other still holds
+# (redis's save child closes the listener). Made at restore by the
+# parent (the holder of the lowest index) with its watches: when the
+# child closed it, the tree is restored and the parent's epoll still
+# reports the pipe readable; when the parent (the maker) closed it, the
+# checkpoint is refused by name and both go on.
+cat >"$T/epchild.py" <<'EOF'
+import os, select, sys, time
+r, w = os.pipe()
+ep = select.epoll()
+ep.register(r, select.EPOLLIN)
+k = os.fork()
+if k == 0:
+    if os.environ["EPWHO"] == "child":
+        os.close(r)
+    while True:
+        time.sleep(1)
+if os.environ["EPWHO"] == "parent":
+    os.close(r)
+print("KID", k, flush=True)
+def check(*_):
+    os.write(w, b"x")
+    print("EVENTS", ep.poll(2), flush=True)
+import signal
+signal.signal(signal.SIGUSR1, check)
+EOF
+echo "$PY_TICKS" >>"$T/epchild.py"
+for who in child parent; do
+    if ! EPWHO=$who start_py_app "ep$who" "$T/epchild.py"; then
+        fail "ep${who}_ready" "no READY"
+        continue
+    fi
+    wait_for 5 grep -q KID "$T/ep$who.log"
+    read -r _ kid < <(grep KID "$T/ep$who.log")
+    PIDS+=("$kid")
+    if [ $who = parent ]; then
+        refused_alive tree_refuses_epoll_maker_without_file epparent \
+            "process $pid fd [0-9]+: epoll instance watches a file that is no longer fd [0-9]+ and that no descriptor holds"
+        alive "$kid" || fail tree_refuses_epoll_maker_without_file "child $kid gone"
+        continue
+    fi
+    if "$C" checkpoint "$pid" -o "$T/epchild.img" --kill >"$T/out" 2>"$T/err" && wait_for 10 gone "$pid" &&
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/epchild.img" 2>"$T/err") && [ -n "$np" ]; then
+        PIDS+=("$np")
+        kill -USR1 "$np"
+        if wait_for 5 grep -q "^EVENTS \\[([0-9]*, 1)\\]" "$T/ep$who.log" && [ -n "$(children "$np")" ]; then
+            pass tree_epoll_shared_child_closed_file
+        else
+            fail tree_epoll_shared_child_closed_file "$(grep EVENTS "$T/ep$who.log")"
+        fi
+    else
+        fail tree_epoll_shared_child_closed_file "checkpoint or restore failed"
+    fi
+done
+
 # What processes of a tree share and restore cannot share again yet is
 # refused by name, and every process goes on: a socket pair split between
 # parent and child with a descriptor in flight (SCM_RIGHTS) in its queue.
