@@ -393,8 +393,14 @@ int ck_cred_differs(int pid, char *why, size_t whylen)
     if (read_creds("/proc/self/status", mine) < 0 || read_creds(path, its) < 0)
         return 0;
     /* (an ordinary user's processes cannot change their groups: only
-     * root's are compared) */
+     * root's are compared; capabilities in another user namespace, as
+     * under coord run --pidns, are that namespace's: only the ids, as
+     * this namespace sees them, are) */
     int n = getuid() == 0 ? NCRED : NCRED - 1;
+    struct stat a, b;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+    if (stat("/proc/self/ns/user", &a) == 0 && stat(path, &b) == 0 && a.st_ino != b.st_ino)
+        n = 2;
     for (int k = 0; k < n; k++) {
         if (!strcmp(mine[k], its[k]))
             continue;
