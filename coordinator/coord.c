@@ -359,6 +359,7 @@ int ck_proc_info(int pid, struct ck_procinfo *pi)
  * "Name:\tvalues" without its newline, in want's order; 0 or -1. */
 static const char *const cred_lines[] = {"Uid:", "Gid:", "CapInh:", "CapPrm:", "CapEff:",
                                          "CapBnd:", "CapAmb:", "Groups:"};
+/* (Groups: read, not compared: ck_cred_differs) */
 enum { NCRED = sizeof cred_lines / sizeof cred_lines[0] };
 
 static int read_creds(const char *path, char got[NCRED][160])
@@ -392,11 +393,14 @@ int ck_cred_differs(int pid, char *why, size_t whylen)
     snprintf(path, sizeof path, "/proc/%d/status", pid);
     if (read_creds("/proc/self/status", mine) < 0 || read_creds(path, its) < 0)
         return 0;
-    /* (an ordinary user's processes cannot change their groups: only
-     * root's are compared; capabilities in another user namespace, as
-     * under coord run --pidns, are that namespace's: only the ids, as
-     * this namespace sees them, are) */
-    int n = getuid() == 0 ? NCRED : NCRED - 1;
+    /* Supplementary groups are not compared: an ordinary user's
+     * processes cannot change theirs, and root's differ from root's
+     * without a difference of rights (a service started with none, a
+     * login shell with group 0; root's rights are its capabilities).
+     * Capabilities in another user namespace, as under coord run
+     * --pidns, are that namespace's: only the ids, as this namespace sees
+     * them, are compared. */
+    int n = NCRED - 1;
     struct stat a, b;
     snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
     if (stat("/proc/self/ns/user", &a) == 0 && stat(path, &b) == 0 && a.st_ino != b.st_ino)

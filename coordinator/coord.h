@@ -203,11 +203,10 @@ struct ck_procinfo {
 int ck_proc_info(int pid, struct ck_procinfo *pi);
 
 /* Whether process pid runs with credentials other than coord's own: its
- * user and group ids (real, effective, saved, filesystem), its capability
- * sets and, when coord is root, its supplementary groups. A restore gives
- * every process the restoring coord's, so such a process cannot be
- * restored as it was. 1 (why says which, with both values), or 0 (the
- * same, or pid is gone). */
+ * user and group ids (real, effective, saved, filesystem) and, in coord's
+ * user namespace, its capability sets. A restore gives every process the
+ * restoring coord's, so such a process cannot be restored as it was. 1
+ * (why says which, with both values), or 0 (the same, or pid is gone). */
 int ck_cred_differs(int pid, char *why, size_t whylen);
 
 /* A descriptor of process pid on the file dev/ino, or -1 (none, or its
