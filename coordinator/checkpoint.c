@@ -1765,6 +1765,12 @@ int cmd_checkpoint(int argc, char **argv)
     }
     char terr[4096];
     int nbad = ck_tree_check(&tree, terr, sizeof terr);
+    if (nbad > 0 && !ck_tree_root_under_shim(&tree)) {
+        /* (its descendants' refusals were all a user was told) */
+        ck_msg("checkpoint %d: PID %d is not running under the shim (no control socket); start "
+               "it with `coord run -- PROG`", pid, pid);
+        return CK_EXIT_FAIL;
+    }
     if (nbad > 0) {
         ck_msg("checkpoint %d: %d descendant%s cannot be checkpointed with it: %s; nothing was "
                "done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);

@@ -251,6 +251,12 @@ static int vforked(int pid)
            (strstr(w, "vfork") != NULL || !strcmp(w, "kernel_clone"));
 }
 
+int ck_tree_root_under_shim(const struct ck_tree *t)
+{
+    int pid = t->m[0].pid;
+    return t->m[0].stopsig || under_shim(pid) || shim_starting(pid) != 0;
+}
+
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
     starting_until = now_ms() + 2000;

@@ -62,6 +62,11 @@ int ck_tree_discover(int pid, struct ck_tree *t);
  * Returns how many, or -E2BIG. */
 int ck_tree_adopt(struct ck_tree *t);
 
+/* Whether the root of t runs the shim (or is about to, or is stopped:
+ * asked later). Its descendants' refusals would otherwise be all a user
+ * is told about a root started without it. */
+int ck_tree_root_under_shim(const struct ck_tree *t);
+
 /* Check every descendant can be part of a tree image: ours, running, not
  * a zombie, under the shim (it serves its own control socket). Returns
  * how many cannot, naming each with its command line and why in err. */

@@ -163,6 +163,16 @@ expect ckpt_options_first 1 "not running under the shim"
 kill "$SLEEP_PID" 2>/dev/null
 wait "$SLEEP_PID" 2>/dev/null
 SLEEP_PID=
+# A shell not under the shim with a child that is: the root itself is
+# named, not only its descendants.
+bash -c 'sleep 60 & LD_PRELOAD="$1" sleep 61 & wait' _ "$B/libshim.so" &
+SH_PID=$!
+sleep 0.5
+run_coord checkpoint "$SH_PID" -o "$T/outdir/keep.ckpt"
+expect ckpt_root_not_under_shim 1 "PID $SH_PID is not running under the shim \(no control socket\); start it"
+pkill -P "$SH_PID" 2>/dev/null
+kill "$SH_PID" 2>/dev/null
+wait "$SH_PID" 2>/dev/null
 
 # ---- list ----
 run_coord list
