@@ -486,6 +486,20 @@ static int cwd_fd(const struct ck_image *im)
     return -1;
 }
 
+/* Whether msg is said for the first time by this coord (the last 64
+ * remembered, by hash). */
+static int said_first_time(const char *msg)
+{
+    static uint64_t said[64];
+    static unsigned nsaid;
+    uint64_t h = ck_xxh64(msg, strlen(msg), 0) | 1;
+    for (unsigned k = 0; k < nsaid && k < 64; k++)
+        if (said[k] == h)
+            return 0;
+    said[nsaid++ % 64] = h;
+    return 1;
+}
+
 /* Is path still the file id describes? 0 yes (st filled), 1 it is gone
  * but comes back from the image (region >= 0 only), -1 refused (c->err).
  * A changed file passes with --allow-changed PATH, with a warning; a file
@@ -516,11 +530,15 @@ static int check_file(struct rctx *c, const char *path, struct ck_ident *id, con
                  "it is now, add --allow-changed %s", role, path, what, path);
         return -1;
     }
+    /* (said once: every process of a tree holds the same stdout) */
+    char msg[PATH_MAX + 512];
     if (k == CK_ID_CHANGED)
-        ck_msg("restore %s: warning: %s %s has changed since the checkpoint (%s); "
-               "--allow-changed: using it as it is", c->file, role, path, what);
+        snprintf(msg, sizeof msg, "restore %s: warning: %s %s has changed since the checkpoint "
+                 "(%s); --allow-changed: using it as it is", c->file, role, path, what);
     else if (what[0])
-        ck_msg("restore %s: note: %s %s: %s", c->file, role, path, what);
+        snprintf(msg, sizeof msg, "restore %s: note: %s %s: %s", c->file, role, path, what);
+    if ((k == CK_ID_CHANGED || what[0]) && said_first_time(msg))
+        ck_msg("%s", msg);
     return 0;
 }
 
