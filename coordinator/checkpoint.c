@@ -1729,10 +1729,13 @@ int cmd_checkpoint(int argc, char **argv)
     /* A process stopped by a debugger is not the debugger's to give
      * away; one stopped by a signal is continued for the checkpoint and
      * stopped again (below: its stop signal, from ck_tree_discover). */
-    if (pi.state == 't' || pi.tracer > 0) {
-        ck_msg("checkpoint %d: process %d is traced by process %d (a debugger or strace: "
-               "the checkpoint signal would stop at it); detach it first", pid, pid,
-               (int)pi.tracer);
+    int ttid = pid, tracer = pi.tracer > 0 ? (int)pi.tracer : ck_thread_tracer(pid, &ttid);
+    if (pi.state == 't' || tracer > 0) {
+        char th[32] = "";
+        if (ttid != pid)
+            snprintf(th, sizeof th, " (its thread %d)", ttid);
+        ck_msg("checkpoint %d: process %d%s is traced by process %d (a debugger or strace: "
+               "the checkpoint signal would stop at it); detach it first", pid, pid, th, tracer);
         return CK_EXIT_FAIL;
     }
     char cwhy[400];
@@ -1780,7 +1783,8 @@ int cmd_checkpoint(int argc, char **argv)
      * output redirected there; the image could not even be restored, its
      * stdout being gone) */
     struct stat tst;
-    if ((strcmp(out, "-") ? stat(out, &tst) : fstat(STDOUT_FILENO, &tst)) == 0 &&
+    /* (lstat: a symbolic link is replaced, not what it names) */
+    if ((strcmp(out, "-") ? lstat(out, &tst) : fstat(STDOUT_FILENO, &tst)) == 0 &&
         S_ISREG(tst.st_mode)) {
         for (int i = 0; i < tree.n; i++) {
             int hfd = ck_pid_holds_file(tree.m[i].pid, tst.st_dev, tst.st_ino);

@@ -387,36 +387,122 @@ static int read_creds(const char *path, char got[NCRED][160])
     return err ? -1 : 0;
 }
 
+/* Whether every line of a uid_map or gid_map maps an id to itself (the
+ * ids a process sees inside are those seen here: coord run --pidns's
+ * namespace). 1, 0, or 1 when it cannot be read (gone). */
+static int map_is_identity(const char *path)
+{
+    char buf[1024];
+    if (ck_read_file(path, buf, sizeof buf) <= 0)
+        return 1;
+    for (char *l = buf; *l;) {
+        unsigned long in, out, count;
+        if (sscanf(l, "%lu %lu %lu", &in, &out, &count) == 3 && in != out)
+            return 0;
+        char *nl = strchr(l, '\n');
+        if (!nl)
+            break;
+        l = nl + 1;
+    }
+    return 1;
+}
+
+/* One thread's (or the process's) status file against coord's own. */
+static int creds_differ_in(const char *status, char mine[NCRED][160], int n, int tid,
+                           char *why, size_t whylen)
+{
+    char its[NCRED][160];
+    if (read_creds(status, its) < 0)
+        return 0;
+    for (int k = 0; k < n; k++) {
+        if (!strcmp(mine[k], its[k]))
+            continue;
+        const char *what = k == 0 ? "user ids" : k == 1 ? "group ids" : "capabilities";
+        char th[32] = "";
+        if (tid > 0)
+            snprintf(th, sizeof th, " (its thread %d)", tid);
+        snprintf(why, whylen, "runs%s with other %s than coord (%s %s, coord's %s): a restore "
+                 "gives every process the credentials of the user who restores it, so ckshim "
+                 "cannot give these back%s", th, what, cred_lines[k], its[k][0] ? its[k] : "none",
+                 mine[k][0] ? mine[k] : "none",
+                 k == 0 && tid <= 0 ? "; checkpoint it as that user" : "");
+        return 1;
+    }
+    return 0;
+}
+
 int ck_cred_differs(int pid, char *why, size_t whylen)
 {
-    char mine[NCRED][160], its[NCRED][160], path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    if (read_creds("/proc/self/status", mine) < 0 || read_creds(path, its) < 0)
+    char mine[NCRED][160], path[96];
+    if (read_creds("/proc/self/status", mine) < 0)
         return 0;
     /* Supplementary groups are not compared: an ordinary user's
      * processes cannot change theirs, and root's differ from root's
      * without a difference of rights (a service started with none, a
      * login shell with group 0; root's rights are its capabilities).
-     * Capabilities in another user namespace, as under coord run
-     * --pidns, are that namespace's: only the ids, as this namespace sees
-     * them, are compared. */
+     * In another user namespace, capabilities are that namespace's: only
+     * the ids, as this namespace sees them, are compared, and the
+     * namespace must map every id to itself (coord run --pidns's does;
+     * `unshare -r`'s makes the user root inside, which a restore, made
+     * in a namespace of coord's, would not give back). */
     int n = NCRED - 1;
     struct stat a, b;
     snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-    if (stat("/proc/self/ns/user", &a) == 0 && stat(path, &b) == 0 && a.st_ino != b.st_ino)
+    if (stat("/proc/self/ns/user", &a) == 0 && stat(path, &b) == 0 && a.st_ino != b.st_ino) {
         n = 2;
-    for (int k = 0; k < n; k++) {
-        if (!strcmp(mine[k], its[k]))
-            continue;
-        const char *what = k == 0 ? "user ids" : k == 1 ? "group ids" : k == NCRED - 1
-                               ? "supplementary groups" : "capabilities";
-        snprintf(why, whylen, "runs with other %s than coord (%s %s, coord's %s): a restore "
-                 "gives every process the credentials of the user who restores it, so ckshim "
-                 "cannot give these back; checkpoint it as that user",
-                 what, cred_lines[k], its[k][0] ? its[k] : "none", mine[k][0] ? mine[k] : "none");
-        return 1;
+        char um[64], gm[64];
+        snprintf(um, sizeof um, "/proc/%d/uid_map", pid);
+        snprintf(gm, sizeof gm, "/proc/%d/gid_map", pid);
+        if (!map_is_identity(um) || !map_is_identity(gm)) {
+            snprintf(why, whylen, "runs in a user namespace that maps its ids to others (as "
+                     "unshare -r does: its user is root inside), which ckshim cannot make again; "
+                     "run it with coord run --pidns instead");
+            return 1;
+        }
     }
-    return 0;
+    /* every thread: a thread may have credentials of its own (a raw
+     * setresuid, as Samba's threads do) */
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int bad = 0;
+    while (d && !bad && (e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+        bad = creds_differ_in(path, mine, n, tid == pid ? 0 : tid, why, whylen);
+    }
+    if (d)
+        closedir(d);
+    if (!d) {
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        bad = creds_differ_in(path, mine, n, 0, why, whylen);
+    }
+    return bad;
+}
+
+int ck_thread_tracer(int pid, int *tid)
+{
+    char path[96], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int tracer = 0;
+    while (d && !tracer && (e = readdir(d)) != NULL) {
+        int t = atoi(e->d_name);
+        if (t <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, t);
+        const char *l = ck_read_file(path, buf, sizeof buf) > 0 ? strstr(buf, "TracerPid:") : NULL;
+        if (l && sscanf(l, "TracerPid: %d", &tracer) == 1 && tracer > 0)
+            *tid = t;
+        else
+            tracer = 0;
+    }
+    if (d)
+        closedir(d);
+    return tracer;
 }
 
 int ck_pid_holds_file(int pid, dev_t dev, ino_t ino)

@@ -204,10 +204,16 @@ int ck_proc_info(int pid, struct ck_procinfo *pi);
 
 /* Whether process pid runs with credentials other than coord's own: its
  * user and group ids (real, effective, saved, filesystem) and, in coord's
- * user namespace, its capability sets. A restore gives every process the
- * restoring coord's, so such a process cannot be restored as it was. 1
- * (why says which, with both values), or 0 (the same, or pid is gone). */
+ * user namespace, its capability sets, of every thread; or runs in a
+ * user namespace that does not map ids to themselves. A restore gives
+ * every process the restoring coord's, so such a process cannot be
+ * restored as it was. 1 (why says which, with both values), or 0 (the
+ * same, or pid is gone). */
 int ck_cred_differs(int pid, char *why, size_t whylen);
+
+/* The tracer (TracerPid) of any thread of pid, with that thread in *tid,
+ * or 0 when none is traced. */
+int ck_thread_tracer(int pid, int *tid);
 
 /* A descriptor of process pid on the file dev/ino, or -1 (none, or its
  * descriptors cannot be read). */

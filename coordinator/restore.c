@@ -811,6 +811,9 @@ static int file_writer(const char *path, dev_t dev, ino_t ino, char *comm, size_
         if (ck_read_file(cp, comm, commlen) <= 0)
             snprintf(comm, commlen, "?");
         comm[strcspn(comm, "\n")] = 0;
+        for (char *k = comm; *k; k++)
+            if ((unsigned char)*k < 0x20 || (unsigned char)*k >= 0x7f)
+                *k = '?'; /* (the process names itself: no escapes to the terminal) */
     }
     return found;
 }
@@ -1047,6 +1050,18 @@ static int check_image(struct rctx *c)
         fail_msg(c, "process %u of the image ran as user %s (uid %u); restoring it as root "
                  "would run it as root: restore it as that user", (unsigned)im->proc.pid, user,
                  (unsigned)im->proc.uid);
+        return -1;
+    }
+    /* (what an image says of itself is the writer's to say: root takes
+     * only images of its own, or ones its key authenticates) */
+    struct stat ist;
+    if (getuid() == 0 && !c->have_key && c->img_fd >= 0 && fstat(c->img_fd, &ist) == 0 &&
+        S_ISREG(ist.st_mode) && ist.st_uid != 0) {
+        char user[64];
+        ck_user_name(user, sizeof user, ist.st_uid);
+        fail_msg(c, "the image file belongs to user %s: root restores only its own images (or "
+                 "ones authenticated with --key), as another user's would run as root; restore "
+                 "it as that user", user);
         return -1;
     }
     uint32_t ss = im->hdr.stop_sig;

@@ -270,6 +270,7 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         if (ck_proc_info(m->pid, &pi) < 0)
             continue; /* gone meanwhile: not part of the tree any more */
         char who[160], why[520], cred[400];
+        int ttid = 0;
         ck_tree_describe(m->pid, who, sizeof who);
         int ppid = t->m[m->parent].pid;
         if (m->orphan)
@@ -282,10 +283,10 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
             char user[64];
             ck_user_name(user, sizeof user, pi.ruid != me ? pi.ruid : pi.euid);
             snprintf(why, sizeof why, "a child of %d, belongs to user %s", ppid, user);
-        } else if (pi.state == 't' || pi.tracer > 0) {
+        } else if (pi.state == 't' || pi.tracer > 0 || ck_thread_tracer(m->pid, &ttid) > 0) {
             snprintf(why, sizeof why, "a child of %d, is traced by process %d (a debugger or "
                      "strace: the checkpoint signal would stop at it); detach it first", ppid,
-                     (int)pi.tracer);
+                     pi.tracer > 0 ? (int)pi.tracer : ck_thread_tracer(m->pid, &ttid));
         } else if (ck_cred_differs(m->pid, cred, sizeof cred)) {
             snprintf(why, sizeof why, "a child of %d, %s", ppid, cred);
         } else if (pi.state == 'T' && !ck_stop_signal((uint32_t)m->stopsig)) {

@@ -349,9 +349,25 @@ void capture_vmflags_prescan(void)
  * spawn and forkserver methods, whose children open the name). Its other
  * name, in out (a static buffer: the capture runs on one thread and must
  * not allocate), or NULL. At most 4096 entries are looked at. */
+/* (one file mapped many times over is looked up once per capture: the
+ * last answer, found or not, for its inode and the path maps shows;
+ * parse_regions forgets it) */
+static uint64_t other_last_ino;
+
 static const char *other_name(const struct ck_maps_entry *e)
 {
     static char out[4096];
+    static uint64_t last_dev;
+    static char last_path[4096];
+    static int last_found;
+    uint64_t *last_ino = &other_last_ino;
+    uint64_t dev = makedev(e->dev_major, e->dev_minor);
+    if (*last_ino == e->ino && last_dev == dev && !strcmp(last_path, e->path))
+        return last_found ? out : NULL;
+    *last_ino = e->ino;
+    last_dev = dev;
+    snprintf(last_path, sizeof last_path, "%s", e->path);
+    last_found = 0;
     const char *slash = strrchr(e->path, '/');
     if (!slash || slash == e->path || (size_t)(slash - e->path) >= sizeof out - 256)
         return NULL;
@@ -380,6 +396,7 @@ static const char *other_name(const struct ck_maps_entry *e)
             found = out;
         }
     close(d);
+    last_found = found != NULL;
     return found;
 }
 
@@ -462,6 +479,7 @@ static int parse_regions(struct lines *l, char *err, size_t errlen)
 {
     struct ck_proc *p = &g_shim.proc;
     const struct ck_region *last_file = NULL;
+    other_last_ino = 0;
     g_shim.nregions = 0;
     for (char *line; (line = lines_next(l));) {
         if (!strncmp(line, "VmFlags:", 8)) {

@@ -8,9 +8,10 @@
 # A restore gives every process the credentials of the user who restores
 # it, so a checkpoint refuses, naming it, a process that runs with others
 # than coord's (run as root here: a daemon that dropped to nobody, a
-# master whose worker did, a process with a smaller capability bounding
-# set), and root refuses to restore an image another user's program was
-# taken in (it would run as root). A process traced by a debugger (here a
+# master whose worker did, a thread that did, a process with a smaller
+# capability bounding set; as nobody, a program under unshare -r), and
+# root refuses to restore an image another user's program was taken in
+# (it would run as root), or an image file it does not own. A process traced by a debugger (here a
 # PTRACE_SEIZE that does not stop it) is refused too: the checkpoint
 # signal would stop at its tracer. Each refused process goes on, and the
 # tracer stays attached.
@@ -68,6 +69,26 @@ if start_py_app master "$T/master.py" && wait_for 5 grep -q WORKER "$T/master.lo
     alive "$kid" && pass creds_worker_goes_on || fail creds_worker_goes_on "worker $kid gone"
 else
     fail creds_master_ready "no READY"
+fi
+
+# A thread with credentials of its own (a raw setresuid in one thread, as
+# Samba's threads do): /proc/PID/status shows the main thread only.
+cat >"$T/thr.py" <<'EOF'
+import ctypes, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+def worker():
+    libc.syscall(117, 65534, 65534, 65534)  # SYS_setresuid, this thread only
+    while True:
+        time.sleep(1)
+threading.Thread(target=worker, daemon=True).start()
+time.sleep(0.3)
+EOF
+echo "$PY_TICKS" >>"$T/thr.py"
+if start_py_app thr "$T/thr.py"; then
+    refused_alive creds_refuses_thread_of_other_user thr \
+        "process $pid runs \\(its thread [0-9]+\\) with other user ids than coord"
+else
+    fail creds_thr_ready "no READY"
 fi
 
 # Root with a smaller capability bounding set (a service's hardening).
@@ -149,4 +170,50 @@ if wait_for 10 grep -q READY "$T/nobody/p.log" &&
     fi
 else
     fail creds_nobody_checkpoint "$(head -3 "$T/nobody/p.log") $(cat "$T/err")"
+fi
+
+# As nobody, a program in a user namespace where it is root (unshare -r):
+# a restore, made in nobody's own namespace, would not make it root
+# again: refused, naming the mapping.
+mkdir -p "$T/userns"
+chown 65534:65534 "$T/userns"
+(cd "$T/userns" && exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env -i PATH="$PATH" HOME="$T/userns" CKSHIM_DIR="$T/userns/sock" \
+    CKSHIM_COUNTER="file:$T/userns/counters" unshare -r env LD_PRELOAD="$T/bin/libshim.so" \
+    python3 "$T/nobody.py" >"$T/userns/p.log" 2>&1) &
+upid=$!
+disown "$upid" 2>/dev/null
+PIDS+=("$upid")
+if wait_for 10 grep -q READY "$T/userns/p.log"; then
+    upid=$(pgrep -u 65534 -f "python3 $T/nobody.py" | head -1)
+    PIDS+=("$upid")
+    if ! setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH="$PATH" \
+        CKSHIM_DIR="$T/userns/sock" CKSHIM_COUNTER="file:$T/userns/counters" \
+        "$NC" checkpoint "$upid" -o "$T/userns/img" >"$T/out" 2>"$T/err" &&
+        grep -q "runs in a user namespace that maps its ids to others" "$T/err" &&
+        [ ! -e "$T/userns/img" ] && alive "$upid"; then
+        pass creds_refuses_mapped_user_namespace
+    else
+        fail creds_refuses_mapped_user_namespace "$(cat "$T/out")"
+    fi
+else
+    echo "SKIP creds_refuses_mapped_user_namespace: unshare -r failed: $(head -2 "$T/userns/p.log")"
+fi
+
+# What an image says of its user is its writer's to say: root restores
+# only image files it owns. A root program's image, given to nobody.
+echo "import time" >"$T/own.py"
+echo "$PY_TICKS" >>"$T/own.py"
+if start_py_app own "$T/own.py" && "$C" checkpoint "$pid" -o "$T/own.img" --kill >"$T/out" 2>"$T/err"; then
+    wait_for 10 gone "$pid"
+    chown 65534 "$T/own.img"
+    if ! (cd / && timeout 30 "$C" restore --detach "$T/own.img" >"$T/out" 2>"$T/err") &&
+        grep -q "the image file belongs to user nobody: root restores only its own images" "$T/err" &&
+        [ ! -s "$T/out" ]; then
+        pass creds_root_restores_only_own_image_files
+    else
+        fail creds_root_restores_only_own_image_files "$(cat "$T/out")"
+    fi
+else
+    fail creds_own_checkpoint "no READY or checkpoint failed"
 fi
