@@ -407,25 +407,57 @@ static int map_is_identity(const char *path)
     return 1;
 }
 
-/* One thread's (or the process's) status file against coord's own. */
-static int creds_differ_in(const char *status, char mine[NCRED][160], int n, int tid,
-                           char *why, size_t whylen)
+/* fn(status path, tid, arg) for each thread of pid until one answers
+ * non-zero: that answer, or 0. A process whose task list cannot be read
+ * gets its own status file (tid pid). */
+static int each_thread(int pid, int (*fn)(const char *status, int tid, void *arg), void *arg)
 {
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int r = 0;
+    if (!d) {
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        return fn(path, pid, arg);
+    }
+    while (!r && (e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+        r = fn(path, tid, arg);
+    }
+    closedir(d);
+    return r;
+}
+
+/* One thread's status file against coord's own (struct cred_cmp). */
+struct cred_cmp {
+    char (*mine)[160];
+    int n, pid;
+    char *why;
+    size_t whylen;
+};
+
+static int creds_differ_in(const char *status, int tid, void *arg)
+{
+    struct cred_cmp *c = arg;
     char its[NCRED][160];
     if (read_creds(status, its) < 0)
         return 0;
-    for (int k = 0; k < n; k++) {
-        if (!strcmp(mine[k], its[k]))
+    for (int k = 0; k < c->n; k++) {
+        if (!strcmp(c->mine[k], its[k]))
             continue;
         const char *what = k == 0 ? "user ids" : k == 1 ? "group ids" : "capabilities";
         char th[32] = "";
-        if (tid > 0)
+        if (tid != c->pid)
             snprintf(th, sizeof th, " (its thread %d)", tid);
-        snprintf(why, whylen, "runs%s with other %s than coord (%s %s, coord's %s): a restore "
-                 "gives every process the credentials of the user who restores it, so ckshim "
-                 "cannot give these back%s", th, what, cred_lines[k], its[k][0] ? its[k] : "none",
-                 mine[k][0] ? mine[k] : "none",
-                 k == 0 && tid <= 0 ? "; checkpoint it as that user" : "");
+        snprintf(c->why, c->whylen, "runs%s with other %s than coord (%s %s, coord's %s): a "
+                 "restore gives every process the credentials of the user who restores it, so "
+                 "ckshim cannot give these back%s", th, what, cred_lines[k],
+                 its[k][0] ? its[k] : "none", c->mine[k][0] ? c->mine[k] : "none",
+                 k == 0 && tid == c->pid ? "; checkpoint it as that user" : "");
         return 1;
     }
     return 0;
@@ -462,47 +494,24 @@ int ck_cred_differs(int pid, char *why, size_t whylen)
     }
     /* every thread: a thread may have credentials of its own (a raw
      * setresuid, as Samba's threads do) */
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int bad = 0;
-    while (d && !bad && (e = readdir(d)) != NULL) {
-        int tid = atoi(e->d_name);
-        if (tid <= 0)
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
-        bad = creds_differ_in(path, mine, n, tid == pid ? 0 : tid, why, whylen);
-    }
-    if (d)
-        closedir(d);
-    if (!d) {
-        snprintf(path, sizeof path, "/proc/%d/status", pid);
-        bad = creds_differ_in(path, mine, n, 0, why, whylen);
-    }
-    return bad;
+    struct cred_cmp c = {mine, n, pid, why, whylen};
+    return each_thread(pid, creds_differ_in, &c);
+}
+
+static int tracer_of(const char *status, int tid, void *arg)
+{
+    char buf[4096];
+    int tracer = 0;
+    const char *l = ck_read_file(status, buf, sizeof buf) > 0 ? strstr(buf, "TracerPid:") : NULL;
+    if (!l || sscanf(l, "TracerPid: %d", &tracer) != 1 || tracer <= 0)
+        return 0;
+    *(int *)arg = tid;
+    return tracer;
 }
 
 int ck_thread_tracer(int pid, int *tid)
 {
-    char path[96], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int tracer = 0;
-    while (d && !tracer && (e = readdir(d)) != NULL) {
-        int t = atoi(e->d_name);
-        if (t <= 0)
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, t);
-        const char *l = ck_read_file(path, buf, sizeof buf) > 0 ? strstr(buf, "TracerPid:") : NULL;
-        if (l && sscanf(l, "TracerPid: %d", &tracer) == 1 && tracer > 0)
-            *tid = t;
-        else
-            tracer = 0;
-    }
-    if (d)
-        closedir(d);
-    return tracer;
+    return each_thread(pid, tracer_of, tid);
 }
 
 int ck_pid_holds_file(int pid, dev_t dev, ino_t ino)

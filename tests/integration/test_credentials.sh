@@ -132,6 +132,28 @@ time.sleep(60)
         fail creds_traced_seized "$(cat "$T/tracer.log")"
     fi
     kill -9 "$tracer" 2>/dev/null
+    # a tracer of one other thread only (strace -p TID): /proc/PID/status
+    # shows the main thread's TracerPid only
+    wait_for 5 ! grep -q "^TracerPid:[[:space:]]*[1-9]" "/proc/$pid/status"
+    tid=$(ls "/proc/$pid/task" | grep -vx "$pid" | head -1)
+    python3 -c '
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:
+    sys.exit("seize: errno %d" % ctypes.get_errno())
+print("SEIZED", flush=True)
+time.sleep(60)
+' "$tid" >"$T/tracer2.log" 2>&1 &
+    tracer=$!
+    disown "$tracer" 2>/dev/null
+    PIDS+=("$tracer")
+    if [ -n "$tid" ] && wait_for 5 grep -q SEIZED "$T/tracer2.log"; then
+        refused_alive creds_refuses_traced_thread traced \
+            "process $pid \\(its thread $tid\\) is traced by process $tracer"
+    else
+        fail creds_refuses_traced_thread "thread '$tid': $(cat "$T/tracer2.log")"
+    fi
+    kill -9 "$tracer" 2>/dev/null
 else
     fail creds_traced_ready "no READY"
 fi
