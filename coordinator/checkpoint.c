@@ -1537,6 +1537,19 @@ static void req_key(struct ck_ctl_req *req, struct ck_key *key, int encrypt)
     ck_key_wipe(key);
 }
 
+
+/* Whether path (NULL: standard output) starts as a ckshim image does. */
+static int is_ckshim_image(const char *path)
+{
+    char m[CK_MAGIC_LEN];
+    int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+    ssize_t n = pread(path ? fd : STDOUT_FILENO, m, sizeof m, 0);
+    if (fd >= 0)
+        close(fd);
+    return n == (ssize_t)sizeof m && (!memcmp(m, CK_MAGIC, sizeof m) ||
+                                      !memcmp(m, CK_TREE_MAGIC, sizeof m));
+}
+
 int cmd_checkpoint(int argc, char **argv)
 {
     const char *pidarg = NULL, *out = NULL, *app_id = NULL, *counter_url = NULL;
@@ -1783,9 +1796,11 @@ int cmd_checkpoint(int argc, char **argv)
      * output redirected there; the image could not even be restored, its
      * stdout being gone) */
     struct stat tst;
-    /* (lstat: a symbolic link is replaced, not what it names) */
+    /* (lstat: a symbolic link is replaced, not what it names; an older
+     * image there is the usual thing to replace, and a stopped process's
+     * shim still holds the one it just wrote until it is continued) */
     if ((strcmp(out, "-") ? lstat(out, &tst) : fstat(STDOUT_FILENO, &tst)) == 0 &&
-        S_ISREG(tst.st_mode)) {
+        S_ISREG(tst.st_mode) && !is_ckshim_image(strcmp(out, "-") ? out : NULL)) {
         for (int i = 0; i < tree.n; i++) {
             int hfd = ck_pid_holds_file(tree.m[i].pid, tst.st_dev, tst.st_ino);
             if (hfd < 0)
