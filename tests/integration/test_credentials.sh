@@ -112,7 +112,11 @@ cat >"$T/traced.py" <<'EOF'
 import time
 EOF
 echo "$PY_TICKS" >>"$T/traced.py"
-if start_py_app traced "$T/traced.py"; then
+# untraced PID: its main thread has no tracer (any more).
+untraced() { ! grep -q "^TracerPid:[[:space:]]*[1-9]" "/proc/$1/status"; }
+# seize TID LOG: a tracer of thread TID (PTRACE_SEIZE: it does not stop
+# it) that says SEIZED in LOG and stays 60 s; sets $tracer.
+seize() {
     python3 -c '
 import ctypes, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
@@ -120,10 +124,13 @@ if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:  # PTRACE_SEIZE
     sys.exit("seize: errno %d" % ctypes.get_errno())
 print("SEIZED", flush=True)
 time.sleep(60)
-' "$pid" >"$T/tracer.log" 2>&1 &
+' "$1" >"$2" 2>&1 &
     tracer=$!
     disown "$tracer" 2>/dev/null
     PIDS+=("$tracer")
+}
+if start_py_app traced "$T/traced.py"; then
+    seize "$pid" "$T/tracer.log"
     if wait_for 5 grep -q SEIZED "$T/tracer.log"; then
         refused_alive creds_refuses_traced traced "process $pid is traced by process $tracer"
         grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$pid/status" &&
@@ -134,19 +141,9 @@ time.sleep(60)
     kill -9 "$tracer" 2>/dev/null
     # a tracer of one other thread only (strace -p TID): /proc/PID/status
     # shows the main thread's TracerPid only
-    wait_for 5 ! grep -q "^TracerPid:[[:space:]]*[1-9]" "/proc/$pid/status"
+    wait_for 5 untraced "$pid"
     tid=$(ls "/proc/$pid/task" | grep -vx "$pid" | head -1)
-    python3 -c '
-import ctypes, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:
-    sys.exit("seize: errno %d" % ctypes.get_errno())
-print("SEIZED", flush=True)
-time.sleep(60)
-' "$tid" >"$T/tracer2.log" 2>&1 &
-    tracer=$!
-    disown "$tracer" 2>/dev/null
-    PIDS+=("$tracer")
+    seize "$tid" "$T/tracer2.log"
     if [ -n "$tid" ] && wait_for 5 grep -q SEIZED "$T/tracer2.log"; then
         refused_alive creds_refuses_traced_thread traced \
             "process $pid \\(its thread $tid\\) is traced by process $tracer"
