@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "coord.h"
 #include "counter.h"
+#include "elfnote.h"
 #include "fileid.h"
 #include "imgio.h"
 #include "tree.h"
@@ -1538,6 +1539,42 @@ static void req_key(struct ck_ctl_req *req, struct ck_key *key, int encrypt)
 }
 
 
+/* A Go program waits for its
+ * children (os/exec: waitid, wait4) and signals them with raw system
+ * calls, which the shim cannot map to the PIDs it saw: restored outside a
+ * PID namespace of its own, its children have new PIDs and Wait fails
+ * ("no child processes"). In one (coord run --pidns) every process gets
+ * its PID back. Returns 1 (err says) or 0. */
+static int go_parent(const struct ck_tree *t, int pidns, char *err, size_t len)
+{
+    if (pidns)
+        return 0;
+    for (int i = 0; i < t->n; i++) {
+        int kids = 0;
+        for (int j = 1; j < t->n; j++)
+            kids += t->m[j].parent == i && !t->m[j].orphan;
+        char exe[64];
+        snprintf(exe, sizeof exe, "/proc/%d/exe", t->m[i].pid);
+        if (!kids || !ck_file_is_go(exe))
+            continue;
+        snprintf(err, len,
+                 "process %d is a Go program with %d child process%s: Go waits for and "
+                 "signals its children with raw system calls, which would see their new PIDs "
+                 "after restore (\"waitid: no child processes\"); run it in a PID namespace "
+                 "of its own (coord run --pidns -- PROG), where restore gives every process "
+                 "its PID back",
+                 t->m[i].pid, kids, kids == 1 ? "" : "es");
+        return 1;
+    }
+    return 0;
+}
+
+static int tree_check(const struct ck_tree *t, int pidns, char *err, size_t len)
+{
+    int nbad = ck_tree_check(t, err, len);
+    return nbad ? nbad : go_parent(t, pidns, err, len);
+}
+
 /* Whether path (NULL: standard output) starts as a ckshim image does. */
 static int is_ckshim_image(const char *path)
 {
@@ -1779,6 +1816,9 @@ int cmd_checkpoint(int argc, char **argv)
                "it first (kill -CONT %d)", pid, pid, pid);
         return CK_EXIT_FAIL;
     }
+    /* A process in a pid namespace other than ours (coord run --pidns):
+     * the image says so, and it is restored in a new one with its pids. */
+    uint32_t pidns = ck_pidns_of(pid) != ck_pidns_of(0) ? CK_CKPT_PIDNS : 0;
     char terr[4096];
     int nbad = ck_tree_check(&tree, terr, sizeof terr);
     if (nbad > 0 && !ck_tree_root_under_shim(&tree)) {
@@ -1790,6 +1830,10 @@ int cmd_checkpoint(int argc, char **argv)
     if (nbad > 0) {
         ck_msg("checkpoint %d: %d descendant%s cannot be checkpointed with it: %s; nothing was "
                "done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);
+        return CK_EXIT_FAIL;
+    }
+    if (go_parent(&tree, pidns != 0, terr, sizeof terr)) {
+        ck_msg("checkpoint %d: %s; nothing was done, every process goes on", pid, terr);
         return CK_EXIT_FAIL;
     }
     /* The image would replace FILE: never one the program has open (its
@@ -1833,10 +1877,6 @@ int cmd_checkpoint(int argc, char **argv)
             return CK_EXIT_FAIL;
         }
     }
-
-    /* A process in a pid namespace other than ours (coord run --pidns):
-     * the image says so, and it is restored in a new one with its pids. */
-    uint32_t pidns = ck_pidns_of(pid) != ck_pidns_of(0) ? CK_CKPT_PIDNS : 0;
 
     /* Its control socket. */
     char sock[PATH_MAX];
@@ -1926,7 +1966,8 @@ again:
                 break;
             sleep_ms(10 + 10 * attempt);
             char terr2[4096] = "";
-            if (ck_tree_discover(pid, &tree) < 0 || ck_tree_check(&tree, terr2, sizeof terr2)) {
+            if (ck_tree_discover(pid, &tree) < 0 ||
+                tree_check(&tree, pidns != 0, terr2, sizeof terr2)) {
                 ck_msg("checkpoint %d: the process tree changed during the checkpoint and "
                        "cannot be taken now: %s; every process goes on", pid, terr2);
                 r = CK_EXIT_FAIL;
@@ -2108,7 +2149,8 @@ again:
             stop_again(pid, stopped_sig, stopped_asked);
         stopped_sig = stopped_asked = 0;
         char terr2[4096] = "";
-        if (ck_tree_discover(pid, &tree) < 0 || ck_tree_check(&tree, terr2, sizeof terr2)) {
+        if (ck_tree_discover(pid, &tree) < 0 ||
+            tree_check(&tree, pidns != 0, terr2, sizeof terr2)) {
             ck_msg("checkpoint %d: it made a child process during the checkpoint, and the "
                    "tree cannot be taken now: %s; every process goes on", pid, terr2);
             goto fail;

@@ -4264,8 +4264,9 @@ static void tree_become(int i, const char *restorer)
      * program's own disposition is put back by the shim after restore */
     signal(SIGCHLD, SIG_DFL);
     if (i == 0) {
-        /* the root keeps the group and session restore gave it */
-        tree_publish(g_tree.pg_now[0], getpgrp());
+        /* the root keeps the group and session restore gave it (-1: one
+         * outside its pid namespace, getpgrp 0, inherited by its members) */
+        tree_publish(g_tree.pg_now[0], getpgrp() > 0 ? getpgrp() : -1);
         tree_publish(g_tree.sid_now[0], getsid(0));
     }
     if (tree_fork_round(i, 1, restorer) < 0)
@@ -4287,7 +4288,7 @@ static void tree_become(int i, const char *restorer)
         /* an orphan in the group of its session's leader, who is gone (or
          * a zombie): the group of the helper or zombie that made the
          * session again */
-        tree_publish(g_tree.pg_now[i], getpgrp());
+        tree_publish(g_tree.pg_now[i], getpgrp() > 0 ? getpgrp() : -1);
     } else if (i > 0 && g_tree.makes_pg[i]) {
         if (setpgid(0, 0) < 0) {
             fail_msg(m, "setpgid: %s", strerror(errno));
@@ -4327,7 +4328,11 @@ static void tree_become(int i, const char *restorer)
             fail_msg(m, "its process group was not made again within 10 s");
             return;
         }
-        if (getpgrp() != pg && setpgid(0, pg) < 0) {
+        if (pg < 0 && getpgrp() != 0) {
+            fail_msg(m, "its process group is outside the pid namespace, and it is not in it");
+            return;
+        }
+        if (pg > 0 && getpgrp() != pg && setpgid(0, pg) < 0) {
             fail_msg(m, "setpgid to process group %d: %s", (int)pg, strerror(errno));
             return;
         }

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -222,10 +223,43 @@ void quiesce_hold(int in_handler)
         shim_fork_lock_take();
 }
 
-static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
+/* Does the calling thread run on TLS that is not a glibc thread's? A raw
+ * clone that set its own FS base (Go's runtime in a program linked
+ * without runtime/cgo makes every thread so): there errno, the shim's TLS
+ * and pthread_self() name memory of the program's, which a read may fault
+ * on and a write would corrupt. glibc's thread control block points to
+ * itself (tcb and self, at 0 and 16). Raw system calls only (no errno);
+ * the words are read without faulting. */
+static int foreign_tls(void)
 {
-    int saved_errno = errno;
+    uint64_t fs = 0, w[3] = {0, 0, 0};
+    if (ck_sys6(SYS_arch_prctl, ARCH_GET_FS, (long)&fs, 0, 0, 0, 0) < 0 || !fs)
+        return 1;
+    struct iovec lv = {w, sizeof w}, rv = {(void *)fs, sizeof w};
+    long pid = ck_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    if (ck_sys6(SYS_process_vm_readv, pid, (long)&lv, 1, (long)&rv, 1, 0) != (long)sizeof w)
+        return 1;
+    return w[0] != fs || w[2] != fs;
+}
+
+/* (no stack protector: its canary is read through FS) */
+__attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
+{
     (void)sig;
+    if (foreign_tls()) {
+        /* Such a thread cannot park (nor be held): it is named to the
+         * manager, which refuses the checkpoint (wait_parked), and goes on. */
+        if (__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) && si->si_code == SI_TKILL &&
+            si->si_pid == (pid_t)ck_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0)) {
+            int zero = 0;
+            __atomic_compare_exchange_n(&g_shim.foreign_tid, &zero,
+                                        (int)ck_sys6(SYS_gettid, 0, 0, 0, 0, 0, 0), 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            ck_sys6(SYS_futex, (long)&g_shim.nparked, FUTEX_WAKE, 1, 0, 0, 0);
+        }
+        return;
+    }
+    int saved_errno = errno;
     if (si->si_code == SI_QUEUE && g_shim.call_mode && shim_real_gettid() == g_shim.manager_tid) {
         /* coord's call (common/ctlproto.h, CK_CALL_COMM): queued; the
          * manager connects to each when its wait ends (shim.c). One
@@ -512,6 +546,18 @@ static int wait_parked(int64_t deadline, int64_t timeout, char *err, size_t errl
     __atomic_store_n(&park_target, nsignaled, __ATOMIC_SEQ_CST);
     for (;;) {
         int np = __atomic_load_n(&g_shim.nparked, __ATOMIC_SEQ_CST);
+        pid_t ft = __atomic_load_n(&g_shim.foreign_tid, __ATOMIC_SEQ_CST);
+        if (ft) {
+            char name[32];
+            thread_name(ft, name, sizeof name);
+            snprintf(err, errlen,
+                     "thread %d (%s) runs on thread-local storage of its own, not the C "
+                     "library's (a raw clone: a Go program linked without runtime/cgo makes "
+                     "every thread so); ckshim can only stop threads made by pthread_create "
+                     "(a Go program: add import _ \"runtime/cgo\" and build with CGO_ENABLED=1)",
+                     (int)ft, name);
+            return -ENOTSUP;
+        }
         if (np >= nsignaled)
             return 0;
         int64_t now = shim_now_ns(CLOCK_MONOTONIC);
@@ -542,6 +588,7 @@ int quiesce_stop_threads(char *err, size_t errlen)
     __atomic_store_n(&park_target, INT_MAX, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nslots, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.nparked, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_shim.foreign_tid, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_shim.ckpt_active, 1, __ATOMIC_SEQ_CST);
     int64_t deadline = shim_now_ns(CLOCK_MONOTONIC) + timeout;
     for (;;) {

@@ -8,8 +8,8 @@
  * wrappers.c sees, except in a forked child (clearSignalHandlers) and in
  * runtimes that do not.
  *
- * A seccomp filter traps rt_sigprocmask, and rt_sigaction of the checkpoint
- * signal or SIGSYS, but only when made by one of the raw syscall
+ * A seccomp filter traps rt_sigprocmask and rt_sigaction, but only when
+ * made by one of the raw syscall
  * instructions found in the main executable's text at startup
  * (`mov $NR,%eax; syscall`). libc's own calls, the shim's, and the calls of
  * any program exec'd later are never trapped: the filter is inherited over
@@ -25,7 +25,11 @@
  *                   written to oldset.
  *   rt_sigaction    of the checkpoint signal or SIGSYS: read and write the
  *                   program's shadow disposition (wrappers.c), never the
- *                   kernel's.
+ *                   kernel's; of any other signal: made, with the checkpoint
+ *                   signal and SIGSYS taken out of the handler's mask (Go
+ *                   without cgo asks for every signal blocked in its
+ *                   handler; a trapped call made there with SIGSYS blocked
+ *                   would kill the process).
  * SIGSYS itself becomes ours (shadowed like the checkpoint signal): any
  * SIGSYS that is not our trap goes to the program's handler.
  *
@@ -56,6 +60,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "elfnote.h"
 #include "shim.h"
 
 #define SITE_MAX 32
@@ -97,24 +102,6 @@ struct scan {
     int is_go;
     int done;
 };
-
-static int note_is_go(const char *p, size_t len)
-{
-    size_t off = 0;
-    while (off + 12 <= len) {
-        uint32_t namesz, descsz, type;
-        memcpy(&namesz, p + off, 4);
-        memcpy(&descsz, p + off + 4, 4);
-        memcpy(&type, p + off + 8, 4);
-        const char *name = p + off + 12;
-        /* Go's linker writes namesz 4: "Go\0\0" */
-        if ((namesz == 3 || namesz == 4) && off + 12 + namesz <= len && !memcmp(name, "Go", 3) &&
-            type == 4)
-            return 1;
-        off += 12 + ((namesz + 3) & ~3u) + ((descsz + 3) & ~3u);
-    }
-    return 0;
-}
 
 static void add_site(int nr, const unsigned char *syscall_insn)
 {
@@ -158,7 +145,7 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_NOTE &&
-            note_is_go((const char *)(info->dlpi_addr + ph->p_vaddr), ph->p_filesz))
+            ck_note_is_go((const char *)(info->dlpi_addr + ph->p_vaddr), ph->p_filesz))
             sc->is_go = 1;
     }
     const char *force = getenv("CKSHIM_SECCOMP");
@@ -181,7 +168,6 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 #define OFF_ARCH offsetof(struct seccomp_data, arch)
 #define OFF_IP_LO offsetof(struct seccomp_data, instruction_pointer)
 #define OFF_IP_HI (offsetof(struct seccomp_data, instruction_pointer) + 4)
-#define OFF_ARG0_LO offsetof(struct seccomp_data, args[0])
 
 static void emit_sites(unsigned *n, const uint64_t *sites, int count)
 {
@@ -196,7 +182,7 @@ static void emit_sites(unsigned *n, const uint64_t *sites, int count)
 
 /*   arch != x86_64                          -> allow
  *   nr == rt_sigprocmask, ip in mask_sites  -> trap
- *   nr == rt_sigaction, sig is ours or SIGSYS, ip in act_sites -> trap
+ *   nr == rt_sigaction, ip in act_sites     -> trap
  *   else                                    -> allow                    */
 static void build_prog(void)
 {
@@ -210,9 +196,6 @@ static void build_prog(void)
     prog[n++] = (struct sock_filter)RET(SECCOMP_RET_ALLOW);
     prog[n++] = (struct sock_filter)JEQ(SYS_rt_sigaction, 1, 0);
     prog[n++] = (struct sock_filter)RET(SECCOMP_RET_ALLOW);
-    prog[n++] = (struct sock_filter)LD_W(OFF_ARG0_LO);
-    prog[n++] = (struct sock_filter)JEQ((uint32_t)g_shim.ckpt_signal, 1, 0);
-    prog[n++] = (struct sock_filter)JEQ(SIGSYS, 0, (uint8_t)(5 * nact_sites));
     emit_sites(&n, act_sites, nact_sites);
     prog[n++] = (struct sock_filter)RET(SECCOMP_RET_ALLOW);
     prog_len = (unsigned short)n;
@@ -288,6 +271,19 @@ static void emulate_sigaction(greg_t *gr)
     struct ck_sigaction *oact = (struct ck_sigaction *)gr[REG_RDX];
     if (gr[REG_R10] != 8) {
         gr[REG_RAX] = -EINVAL;
+        return;
+    }
+    if (sig != SIGSYS && sig != g_shim.ckpt_signal) {
+        /* Any other signal: set as asked, but its handler never blocks
+         * ours (Go asks for every signal blocked): a trapped call made in
+         * that handler with SIGSYS blocked would kill the process, and the
+         * thread could not park in it. */
+        struct ck_sigaction a;
+        if (act) {
+            a = *act;
+            a.mask &= ~protected_bits();
+        }
+        gr[REG_RAX] = raw(SYS_rt_sigaction, sig, act ? (long)&a : 0, (long)oact, 8);
         return;
     }
     struct ck_sigaction *shadow = sig == SIGSYS ? &shim_app_sigsys_action : &shim_app_ckpt_action;

@@ -119,6 +119,7 @@ struct shim_state {
     volatile int ckpt_active;
     volatile int nslots;                /* slots claimed */
     volatile int nparked;
+    volatile int foreign_tid;           /* a thread on TLS not glibc's (quiesce.c) */
     volatile int release_gen;
     volatile int nlanded;               /* after restore */
     volatile int resume_gen;            /* after restore */

@@ -14,7 +14,12 @@
 #     Checkpoint --kill, restore --detach: the ticker goes on, SIGUSR1 still
 #     reaches signal.Notify and fork/exec works, the filter is back on;
 #   notify with CKSHIM_NO_SECCOMP=1: the checkpoint fails naming the thread
-#     that blocks the signal, and the program goes on.
+#     that blocks the signal, and the program goes on;
+#   exectree (os/exec, a child over pipes): refused without --pidns (Go
+#     waits for its child by raw syscalls), and under --pidns checkpointed
+#     and restored twice with every answer once and cmd.Wait clean; built
+#     without runtime/cgo (raw clone threads on Go's own TLS) it is refused
+#     naming such a thread, goes on, and still dies of SIGTERM as SIGTERM.
 # Prints "PASS name" / "FAIL name: why" per check; "SKIP go: why" and exit
 # 0 when go (or a C compiler for cgo) is not installed. Exit status: 0 if
 # nothing failed, 1 otherwise.
@@ -267,5 +272,97 @@ else
     fail nofilter_refused "rc=$rc (expected a clean refusal)" "$T/nofilter.ck"
 fi
 kill "$pid" 2>/dev/null
+
+# ---- os/exec: a Go parent and its child -------------------------------------
+
+# exectree.go twice: with runtime/cgo (threads by pthread_create), and
+# without (CGO_ENABLED=0 but linked externally, so LD_PRELOAD applies, yet
+# every thread is a raw clone on TLS of Go's own: the shim cannot park
+# those, and says so).
+mkdir -p "$T/etc"
+cp "$ROOT/tests/integration/go/exectree.go" "$T/etc/"
+printf 'package main\n\nimport _ "runtime/cgo"\n' >"$T/etc/cgo.go"
+if (cd "$T/etc" && CGO_ENABLED=1 go build -ldflags=-linkmode=external -o "$T/exectree" \
+    exectree.go cgo.go) >"$T/build2.log" 2>&1; then
+    # no pidns: Go's raw waitid would see the child's new pid: refused
+    start "$T/et1.log" "$T/exectree" 600
+    wait_lines "$T/et1.log" '^got ' 3 15
+    timeout 60 "$C" checkpoint "$pid" -o "$T/et1.ckpt" >"$T/et1.ck" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && grep -q "is a Go program with 1 child process" "$T/et1.ck" &&
+        grep -q -- "--pidns" "$T/et1.ck" && alive "$pid" && [ ! -e "$T/et1.ckpt" ]; then
+        pass go_exec_tree_refused_without_pidns
+    else
+        fail go_exec_tree_refused_without_pidns "rc=$rc" "$T/et1.ck"
+    fi
+    kill "$pid" 2>/dev/null
+    # --pidns: checkpoint, restore, twice; the child's answers go on and
+    # cmd.Wait finds it
+    LOG="$T/et2.log"
+    (cd "$T" && exec "$C" run --pidns -- "$T/exectree" 60 >"$LOG" 2>&1 </dev/null) &
+    cpid=$!
+    disown "$cpid" 2>/dev/null
+    track "$cpid"
+    wait_lines "$LOG" '^got ' 5 15
+    pid=$(cat "/proc/$(tr -d ' ' <"/proc/$cpid/task/$cpid/children")/task/"*/children \
+        2>/dev/null | awk '{print $1}')
+    ok=1
+    for round in 1 2; do
+        have=$(grep -c '^got ' "$LOG")
+        if [ -z "$pid" ] || ! ckpt_restore "et2_$round" "$pid" "$LOG"; then
+            ok=0
+            break
+        fi
+        if ! wait_lines "$LOG" '^got ' $((have + 5)) 15; then
+            fail go_exec_tree_pidns "round $round: no answers after restore" "$LOG"
+            ok=0
+            break
+        fi
+    done
+    if [ $ok = 1 ]; then
+        wait_lines "$LOG" '^DONE' 1 20
+        got=$(grep '^got ' "$LOG" | awk '{print $2}' | sort -n | uniq | wc -l)
+        if grep -q '^DONE wait=<nil> sum=1830$' "$LOG" && [ "$got" = 60 ] &&
+            [ "$(grep -c '^got ' "$LOG")" = 60 ]; then
+            pass go_exec_tree_pidns
+        else
+            fail go_exec_tree_pidns "$got distinct answers of 60, or no clean DONE" "$LOG"
+        fi
+    fi
+else
+    fail go_exec_tree_build "go build failed" "$T/build2.log"
+fi
+
+if (cd "$T/etc" && CGO_ENABLED=0 go build -ldflags=-linkmode=external -o "$T/exectree_nocgo" \
+    exectree.go) >"$T/build3.log" 2>&1 &&
+    ! nm -D "$T/exectree_nocgo" 2>/dev/null | grep -q pthread_create; then
+    LOG="$T/nocgo.log"
+    (cd "$T" && env LD_PRELOAD="$B/libshim.so" "$T/exectree_nocgo" 600 alone >"$LOG" 2>&1 </dev/null
+        echo "exit $?" >"$T/nocgo.rc") 2>/dev/null &
+    disown $! 2>/dev/null
+    wait_lines "$LOG" '^got ' 3 15
+    pid=$(pgrep -f "^$T/exectree_nocgo 600 alone")
+    [ -n "$pid" ] && track "$pid"
+    timeout 60 "$C" checkpoint "$pid" -o "$T/nocgo.ckpt" >"$T/nocgo.ck" 2>&1
+    rc=$?
+    have=$(grep -c '^got ' "$LOG")
+    if [ $rc -eq 1 ] && grep -q "thread-local storage of its own" "$T/nocgo.ck" &&
+        wait_lines "$LOG" '^got ' $((have + 3)) 10 && [ ! -e "$T/nocgo.ckpt" ]; then
+        pass go_nocgo_refused_goes_on
+    else
+        fail go_nocgo_refused_goes_on "rc=$rc" "$T/nocgo.ck" "$LOG"
+    fi
+    # its own signal handlers ask for every signal blocked: SIGTERM still
+    # ends it as SIGTERM (a trapped call in them must not meet SIGSYS blocked)
+    kill -TERM "$pid" 2>/dev/null
+    wait_lines "$T/nocgo.rc" '^exit' 1 10
+    if grep -q '^exit 143$' "$T/nocgo.rc" 2>/dev/null; then
+        pass go_nocgo_sigterm
+    else
+        fail go_nocgo_sigterm "$(cat "$T/nocgo.rc" 2>/dev/null) (expected exit 143)"
+    fi
+else
+    echo "SKIP go_nocgo: this Go links runtime/cgo into every externally linked program"
+fi
 
 [ $nfail -eq 0 ]
