@@ -395,6 +395,9 @@ struct ck_inotify_watch {
 #define CK_FDF_PACKETS 0x800            /* pipe in packet mode (pipe2 O_DIRECT): its
                                            waiting bytes are packets, each saved as a
                                            32-bit length and its bytes */
+#define CK_FDF_WRITER_GONE 0x10000       /* pipe: read here, and every write end is closed
+                                           (its last writer exited): restored with its
+                                           waiting bytes, then end of file */
 #define CK_FDF_IN_FLIGHT 0x4000         /* not the program's: a copy, taken at capture,
                                            of a descriptor in flight (SCM_RIGHTS) in a
                                            unix socket's queue that no program fd holds;

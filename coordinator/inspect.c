@@ -635,6 +635,9 @@ static void text_fds(const struct view *v)
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [coord's own]");
         if ((f->flags & CK_FDF_DELETED) && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [deleted]");
+        if ((f->flags & CK_FDF_WRITER_GONE) && o < sizeof(extra))
+            o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [writers gone: end of file "
+                                  "after its bytes]");
         /* written files at their checkpoint version (fds/file.c) */
         if (f->kind == CK_FD_FILE && f->hash_kind == CK_HASH_VER_LENGTH && o < sizeof(extra))
             o += (size_t)snprintf(extra + o, sizeof(extra) - o, " [version: length %llu]",
@@ -899,6 +902,7 @@ static void print_json(const struct view *v)
         ck_json_kbool(&j, "external", (f->flags & CK_FDF_EXTERNAL) != 0);
         ck_json_kbool(&j, "std_redirect", (f->flags & CK_FDF_STD_REDIRECT) != 0);
         ck_json_kbool(&j, "deleted", (f->flags & CK_FDF_DELETED) != 0);
+        ck_json_kbool(&j, "writers_gone", (f->flags & CK_FDF_WRITER_GONE) != 0);
         snprintf(buf, sizeof(buf), "%o", f->mode);
         ck_json_kstr(&j, "mode", buf);
         ck_json_ku64(&j, "size", f->size);

@@ -4,7 +4,10 @@
  * (size: a pipe has no file size). Once every descriptor is known
  * (finish), a pipe none of whose descriptors reads, or none writes, has
  * its other end outside the program (CK_FDF_EXTERNAL; on fd 0-2 it becomes
- * coord's own at restore, CK_FDF_STD_REDIRECT); then the bytes waiting in
+ * coord's own at restore, CK_FDF_STD_REDIRECT), unless it is read here and
+ * its writers are all gone (CK_FDF_WRITER_GONE: `seq 1 9999 | xargs ...`
+ * once seq has exited; restored with the bytes, then end of file, as it
+ * would have read them); then the bytes waiting in
  * the pipes the program holds both ways are copied with tee(2), which
  * leaves them in the pipe (with their boundaries, for a pipe in packet
  * mode: pipe2's O_DIRECT on the write end, CK_FDF_PACKETS). A named FIFO
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +94,8 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
             writer |= acc != O_RDONLY;
             packets |= acc != O_RDONLY && (o->oflags & O_DIRECT);
         }
-        if (!first || from < 0 || (!writer && !named && !s->tree))
+        if (!first || from < 0 ||
+            (!writer && !named && !s->tree && !(f->flags & CK_FDF_WRITER_GONE)))
             continue;
         int tp[2];
         if (pipe2(tp, O_NONBLOCK | O_CLOEXEC) < 0) {
@@ -135,6 +140,22 @@ static int capture_pipe_data(struct ck_fdcap_set *s)
     return 0;
 }
 
+/* Has every write end of f's pipe been closed, everywhere? The kernel
+ * says so to poll on a read end (POLLHUP: no writers), whatever is still
+ * waiting in it. No one can become a writer again but through
+ * /proc/PID/fd of a reader. */
+static int writers_gone(const struct ck_fdcap_set *s, const struct ck_fd *f)
+{
+    for (uint32_t k = 0; k < s->n; k++) {
+        const struct ck_fd *o = &s->fds[k];
+        if (!same_pipe(o, f) || (o->oflags & O_ACCMODE) != O_RDONLY)
+            continue;
+        struct pollfd p = {.fd = o->fd, .events = POLLIN};
+        return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+    }
+    return 0;
+}
+
 /* Pipes whose other end is not in this process: no descriptor of the
  * pipe reads, or none writes. An O_RDWR descriptor (bash's
  * `exec 9<> <(:)`) is both ends at once. Then the waiting bytes. */
@@ -152,7 +173,10 @@ static int pipe_finish(struct ck_fdcap_set *s)
                 writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
             }
         }
-        if (!reader || !writer) {
+        if (reader && !writer && writers_gone(s, f)) {
+            /* what it holds is all it will ever read: kept whole */
+            f->flags |= CK_FDF_WRITER_GONE;
+        } else if (!reader || !writer) {
             f->flags |= CK_FDF_EXTERNAL;
             if (f->fd <= 2)
                 f->flags |= CK_FDF_STD_REDIRECT;

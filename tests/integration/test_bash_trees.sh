@@ -7,7 +7,9 @@
 #   the middle), the consumer checking every number arrives once, in order;
 # - bash with job control (set -m): a background pipeline job in a process
 #   group of its own, which the shell then kills as a job (kill %1: a
-#   signal to the group by the number the shell knows) and waits for.
+#   signal to the group by the number the shell knows) and waits for;
+# - pipes whose writer (seq) has exited with bytes still in them: a slow
+#   reader and xargs -P2 get every byte after restore, then end of file.
 # Every script writes its progress into a log file and "BAD ..." if
 # anything is wrong. Prints one "PASS name" / "FAIL name: why" per check.
 
@@ -39,8 +41,9 @@ start() {
     wait_for 10 grep -q READY "$T/$1.log"
 }
 
-# count NAME: lines "ok N" so far.
+# count NAME: lines "ok N" so far; grown NAME N: more than N of them.
 count() { grep -c '^ok ' "$T/$1.log"; }
+grown() { [ "$(count "$1")" -gt "$2" ]; }
 
 # rounds NAME CHECK: checkpoint --kill and restore --detach twice; after
 # each, the log must grow and stay free of BAD, and CHECK (a function
@@ -59,7 +62,7 @@ rounds() {
         fi
         PIDS+=("$np")
         pid=$np
-        wait_for 10 test "$(count "$name")" -gt "$((n1 + 3))"
+        wait_for 10 grown "$name" "$((n1 + 3))"
         n2=$(count "$name")
         if [ "$n2" -gt "$((n1 + 3))" ] && ! grep -q "^BAD" "$T/$name.log" && $check "$np"; then
             pass "${name}_round_$round"
@@ -89,6 +92,68 @@ if start coproc "$T/coproc.sh"; then
     rounds coproc coproc_alive
 else
     fail coproc_ready "no READY"
+fi
+
+# ---- a pipe whose writer has ended: its bytes, then end of file -------------
+# seq fits in the pipe and exits at once; the reader (bash reads a pipe a
+# byte at a time) is slowed by a timed read on a pipe no one writes.
+cat >"$T/reader.sh" <<'EOF'
+exec 9<> <(:)
+n=0
+while read -r v; do n=$((n + 1))
+    [ "$v" = "$n" ] || echo "BAD: got $v, expected $n"
+    echo "ok $n"; [ $n = 30 ] && echo READY; read -t 0.003 -u 9 z
+done
+echo "END $n"
+EOF
+echo 'seq 1 1500 | bash reader.sh' >"$T/drain.sh"
+# drained NAME: two rounds, then every number once and in order, then END
+drained() {
+    rounds "$1" true
+    if wait_for 30 grep -q "^END" "$T/$1.log" && grep -q "^END 1500$" "$T/$1.log" &&
+        ! grep -q "^BAD" "$T/$1.log"; then
+        pass "$1_writer_gone_every_byte"
+    else
+        fail "$1_writer_gone_every_byte" "$(grep -m1 "^BAD" "$T/$1.log"; tail -n 1 "$T/$1.log")"
+    fi
+}
+# a tree (bash, the reader's bash), and the reader alone under the shim
+# with seq outside (a single-process checkpoint)
+if start drain "$T/drain.sh"; then
+    drained drain
+else
+    fail drain_ready "no READY"
+fi
+(cd "$T" && seq 1 1500 | env LD_PRELOAD="$SHIM" bash "$T/reader.sh" >"$T/alone.log" 2>&1) \
+    2>/dev/null &
+disown $! 2>/dev/null
+if wait_for 10 grep -q READY "$T/alone.log"; then
+    pid=$(pgrep -f "^bash $T/reader.sh")
+    PIDS+=("$pid")
+    drained alone
+else
+    fail alone_ready "no READY"
+fi
+
+# xargs reading what an ended seq left in the pipe, two workers at a time
+cat >"$T/xargs.sh" <<'EOF'
+echo READY
+seq 1 6000 | xargs -P2 -n 100 sh -c 'sleep 0.2; echo "ok $# $1"' sh
+echo "END $?"
+EOF
+if start xargs "$T/xargs.sh"; then
+    rounds xargs true
+    wait_for 30 grep -q "^END" "$T/xargs.log"
+    sum=$(awk '/^ok /{s += $2} END {print s}' "$T/xargs.log")
+    firsts=$(awk '/^ok /{print $3}' "$T/xargs.log" | sort -u | wc -l)
+    if grep -q "^END 0$" "$T/xargs.log" && [ "$sum" = 6000 ] && [ "$firsts" = 60 ]; then
+        pass xargs_writer_gone_every_argument
+    else
+        fail xargs_writer_gone_every_argument "$sum arguments in $firsts batches (6000 in 60)" \
+            "$(tail -n 1 "$T/xargs.log")"
+    fi
+else
+    fail xargs_ready "no READY"
 fi
 
 # ---- producer | filter | consumer, started by bash -c ---------------------

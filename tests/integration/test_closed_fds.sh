@@ -71,6 +71,7 @@ fds() {
 last_tick() { grep '^tick' "$T/daemon.log" 2>/dev/null | tail -n 1 | awk '{print $2}'; }
 last_work() { grep '^work' "$T/daemon.log" 2>/dev/null | tail -n 1 | awk '{print $2}'; }
 worker() { children "$1" | awk '{print $1}'; }
+has_worker() { [ -n "$(worker "$1")" ]; }
 WANT="0:/dev/null 1:/dev/null 2:/dev/null 3:$T/daemon.log "
 
 (cd "$T" && exec env LD_PRELOAD="$SHIM" CKSHIM_APP_ID=daemon python3 "$T/daemon.py" \
@@ -78,7 +79,7 @@ WANT="0:/dev/null 1:/dev/null 2:/dev/null 3:$T/daemon.log "
 wait_for 10 test -s "$T/daemon.pid"
 pid=$(cat "$T/daemon.pid" 2>/dev/null)
 PIDS+=("$pid")
-wait_for 5 test -n "$(worker "$pid")"
+wait_for 5 has_worker "$pid"
 PIDS+=("$(worker "$pid")")
 wait_for 5 test -s "$T/daemon.log"
 

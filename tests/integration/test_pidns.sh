@@ -27,6 +27,9 @@ T=$(mktemp -d /tmp/ckshim-pidns.XXXXXX)
 export CKSHIM_COUNTER="file:$T/counters"
 chmod 755 "$T"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# (functions: wait_for runs its command again, a $(...) argument would not be)
+more_now() { [ "$(grep -c NOW "$T/ids.log")" -gt "$1" ]; }
+has_grandchild() { [ -n "$(children "$(children "$1")")" ]; }
 trap ck_cleanup EXIT
 
 # moved NAME GO WORD: checkpoint $prog (started by start_py_pidns NAME)
@@ -72,7 +75,7 @@ rc=$?
 (cd "$T" && exec "$C" run --pidns -- sleep 100) 2>"$T/err" &
 cpid=$!
 PIDS+=("$cpid")
-wait_for 5 test -n "$(children "$(children "$cpid")")"
+wait_for 5 has_grandchild "$cpid"
 kill -TERM "$cpid"
 timeout 10 tail --pid="$cpid" -f /dev/null
 wait "$cpid"
@@ -84,7 +87,7 @@ rc=$?
 (cd "$T" && exec "$C" run --pidns -- sleep 100) 2>"$T/err" &
 cpid=$!
 PIDS+=("$cpid")
-wait_for 5 test -n "$(children "$(children "$cpid")")"
+wait_for 5 has_grandchild "$cpid"
 kill -KILL "$(children "$cpid")"
 timeout 10 tail --pid="$cpid" -f /dev/null
 wait "$cpid"
@@ -204,10 +207,10 @@ wait_for 10 gone "$np"
 (cd / && exec timeout 60 "$C" restore "$T/ids2.img" </dev/null 2>"$T/err") &
 cpid=$!
 PIDS+=("$cpid")
-wait_for 10 test -n "$(children "$(children "$cpid")")"
+wait_for 10 has_grandchild "$cpid"
 n0=$(grep -c NOW "$T/ids.log")
 touch "$T/ask"
-wait_for 10 test "$(grep -c NOW "$T/ids.log")" -gt "$n0"
+wait_for 10 more_now "$n0"
 read -r _ rawpid self ppid < <(grep NOW "$T/ids.log" | tail -n 1)
 [ "$rawpid" = 2 ] && [ "$self" = 2 ] && [ "$ppid" = 1 ] && pass pidns_restored_twice_same_pid ||
     fail pidns_restored_twice_same_pid "$(grep NOW "$T/ids.log" | tail -n 1)"
@@ -265,7 +268,7 @@ if [ -n "$prog" ]; then
 fi
 n0=$(grep -c NOW "$T/ids.log")
 touch "$T/ask"
-wait_for 10 test "$(grep -c NOW "$T/ids.log")" -gt "$n0"
+wait_for 10 more_now "$n0"
 read -r _ rawpid self ppid < <(grep NOW "$T/ids.log" | tail -n 1)
 if [ -n "$prog" ] && grep -q "restor" "$T/sv.err" && [ "$rawpid" = 2 ] && [ "$self" = 2 ] &&
     [ "$ppid" = 1 ]; then

@@ -161,6 +161,7 @@ if ! [[ $jobid =~ ^[0-9]+$ ]]; then
     exit 0
 fi
 job_state() { squeue -h -j "$jobid" -o %T 2>/dev/null; }
+job_gone() { [ -z "$(job_state)" ]; }
 images() { ls "$T/job/img" 2>/dev/null | grep -c '^ckpt-.*\.img$'; }
 two_images() { [ "$(images)" -ge 2 ]; }
 last_tick() { grep -o '^tick [0-9]*' "$OUT" 2>/dev/null | tail -n 1 | cut -d' ' -f2; }
@@ -264,6 +265,6 @@ else
     fail slurm_time_limit_no_work_lost "the job did not requeue itself: $(tail -n 4 "$OUT" | tr '\n' ' ')"
 fi
 scancel "$jobid" 2>/dev/null
-wait_for 20 test -z "$(job_state)"
+wait_for 20 job_gone
 jobid=
 exit 0

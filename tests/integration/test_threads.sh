@@ -24,6 +24,7 @@ export CKSHIM_COUNTER="file:$T/counters"
 trap ck_cleanup EXIT
 
 ntasks() { ls "/proc/$1/task" 2>/dev/null | wc -l; }
+ntasks_is() { [ "$(ntasks "$1")" -eq "$2" ]; }
 
 (cd "$T" && exec env LD_PRELOAD="$SHIM" "$B/tests/progs/bench_threads" 500 \
     >"$T/app.log" 2>&1 </dev/null) &
@@ -53,7 +54,7 @@ for k in 1 2; do
     fi
     [ -n "$np" ] && PIDS+=("$np")
     # the restored threads are all there once the manager released them
-    if [ -n "$np" ] && wait_for 5 test "$(ntasks "$np")" -eq 502 && sleep 0.3 && alive "$np"; then
+    if [ -n "$np" ] && wait_for 5 ntasks_is "$np" 502 && sleep 0.3 && alive "$np"; then
         pass "threads_500_restored_$k"
         cur=$np
     else
