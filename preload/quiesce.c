@@ -229,8 +229,9 @@ void quiesce_hold(int in_handler)
  * and pthread_self() name memory of the program's, which a read may fault
  * on and a write would corrupt. glibc's thread control block points to
  * itself (tcb and self, at 0 and 16). Raw system calls only (no errno);
- * the words are read without faulting. */
-static int foreign_tls(void)
+ * the words are read without faulting. No stack protector: its canary
+ * is read through FS too. */
+__attribute__((no_stack_protector)) static int foreign_tls(void)
 {
     uint64_t fs = 0, w[3] = {0, 0, 0};
     if (ck_sys6(SYS_arch_prctl, ARCH_GET_FS, (long)&fs, 0, 0, 0, 0) < 0 || !fs)
@@ -242,7 +243,6 @@ static int foreign_tls(void)
     return w[0] != fs || w[2] != fs;
 }
 
-/* (no stack protector: its canary is read through FS) */
 __attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
