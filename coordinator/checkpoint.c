@@ -156,6 +156,7 @@ static struct {
     pthread_t th;
     int running, stop;
     const int *conns;
+    const char *asked; /* (a tree's: only those that got their request) */
     int n;
 } hb = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -173,7 +174,7 @@ static void *hb_main(void *arg)
         ts.tv_sec += 1;
         pthread_cond_timedwait(&hb.cv, &hb.mu, &ts);
         for (int i = 0; !hb.stop && i < hb.n; i++)
-            if (hb.conns[i] >= 0)
+            if (hb.conns[i] >= 0 && (!hb.asked || hb.asked[i]))
                 ck_ctl_send(hb.conns[i], &q, -1);
     }
     pthread_mutex_unlock(&hb.mu);
@@ -206,6 +207,7 @@ static void hb_stop(void)
     pthread_mutex_unlock(&hb.mu);
     pthread_join(hb.th, NULL);
     hb.running = 0;
+    hb.asked = NULL;
 }
 
 /* ck_ctl_send of a request without a descriptor, never interleaved with
@@ -838,6 +840,10 @@ static int tree_collect_one(const struct ck_tree *t, int *conns, struct ck_ctl_r
     if (quiet_if_changed && (r == -EPIPE || r == -ECONNRESET) && ck_proc_info(p, &pi) == 0 &&
         pi.state != 'Z' && pi.state != 'X')
         return TREE_CHANGED;
+    /* It ended after its request came, before it parked (a shell's short
+     * command): take the tree again. */
+    if (quiet_if_changed == 1 && r < 0 && !ck_proc_alive(p))
+        return TREE_CHANGED;
     ck_tree_describe(p, who, sizeof who);
     if (r == -ESRCH)
         ck_msg("checkpoint %d: process %s was stopped during the checkpoint (%s); no image "
@@ -1127,6 +1133,265 @@ static void print_json(const struct summary *m)
     ck_json_end(&j);
 }
 
+/* Process i of the tree ended since it was found (a shell's short
+ * command), before it was reached: a zombie of the tree now, or already
+ * waited for by its parent, which has not parked yet. Then it is taken as
+ * a zombie, and tree_grow lists the tree again once every process is
+ * parked (dropping it if it was waited for). Returns 1 if so. */
+static int tree_ended(struct ck_tree *t, int i)
+{
+    int st = ck_stat_exit_code(t->m[i].pid, "Z");
+    if (st < 0 && (kill(t->m[i].pid, 0) == 0 || errno != ESRCH))
+        return 0;
+    t->m[i].zombie = 1;
+    t->m[i].status = st < 0 ? 0 : st;
+    return 1;
+}
+
+/* Reach process i of the tree: its control socket (conn, the root's, is
+ * given), and an open file description of its own of the image (outfd),
+ * its stream's way in (its offset is set before its turn: ctlproto.h,
+ * CK_OP_WRITE). Returns 0, TREE_CHANGED, or -1 (told). */
+static int tree_reach(struct ck_tree *t, int i, int conn, int outfd, int *conns, int *tmps)
+{
+    char who[160], sock[PATH_MAX];
+    if (t->m[i].zombie)
+        return 0; /* no shim: only its exit status goes into the image */
+    ck_tree_describe(t->m[i].pid, who, sizeof who);
+    conns[i] = conn;
+    if (i > 0) {
+        conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+        /* one stopped right after its fork, just forked, or between the
+         * halves of an exec (a shell's command) makes its socket now
+         * (bound but not yet listening: refused a moment) */
+        for (int w = 0; (conns[i] == -ENOENT || conns[i] == -ECONNREFUSED ||
+                         conns[i] == -EBUSY) &&
+                        w < 200 && ck_proc_alive(t->m[i].pid);
+             w++) {
+            sleep_ms(t->m[i].stopsig > 0 ? 10 : 2);
+            conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
+        }
+        if (conns[i] < 0 && tree_ended(t, i))
+            return 0;
+        if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) &&
+            (!tree_same(t) || conns[i] == -ENOENT || conns[i] == -ECONNREFUSED)) {
+            /* it ended since it was found, or it is between the halves of
+             * an exec (its socket closed, the new shim's not made yet: a
+             * shell's command): take the tree again (ck_tree_check names
+             * one that stays without a shim) */
+            return TREE_CHANGED;
+        }
+        if (conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) {
+            ck_msg("checkpoint %d: cannot reach the shim of process %s (%s); nothing was "
+                   "done, every process goes on", t->m[0].pid, who,
+                   conns[i] < 0 ? strerror(-conns[i]) : "another process serves its socket");
+            return -1;
+        }
+    }
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", outfd);
+    tmps[i] = open(self, O_RDWR | O_CLOEXEC);
+    if (tmps[i] < 0) {
+        ck_msg("checkpoint %d: cannot open %s again: %s", t->m[0].pid, tmp_path,
+               strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Send process i the checkpoint request. Returns 0, TREE_CHANGED, or -1
+ * (told). */
+static int tree_ask(struct ck_tree *t, int i, int *conns, const int *tmps,
+                    struct ck_ctl_req *req, char *asked)
+{
+    if (t->m[i].zombie)
+        return 0;
+    req->stop_sig = t->m[i].stopsig > 0 ? (uint32_t)t->m[i].stopsig : 0;
+    pthread_mutex_lock(&hb.mu); /* (never between the keep-alives' bytes) */
+    int sr = ck_ctl_send(conns[i], req, tmps[i]);
+    asked[i] = sr == 0;
+    pthread_mutex_unlock(&hb.mu);
+    req->stop_sig = 0;
+    if (sr == 0)
+        return 0;
+    if (i > 0 && tree_ended(t, i)) {
+        close(conns[i]);
+        conns[i] = -1;
+        return 0;
+    }
+    /* (one that exited is still listed until its parent waits; one that
+     * exec'd since it was reached closed the connection) */
+    int e = errno;
+    if (!tree_same(t) || !ck_proc_alive(t->m[i].pid) || e == EPIPE || e == ECONNRESET)
+        return TREE_CHANGED; /* it ended since it was found: take the tree again */
+    ck_msg("checkpoint %d: cannot send the request to process %d: %s", t->m[0].pid,
+           t->m[i].pid, strerror(e));
+    return -1;
+}
+
+/* Every process listed is parked, and none of them can fork now; but a
+ * child one forked after the tree was listed and before it parked (a
+ * shell's $(...) or command, every few milliseconds in a loop) is in the
+ * tree too, living or already a zombie, and a listed child that ended
+ * before it was reached may have been waited for since. Rather than take
+ * the whole tree again (which such a loop, or make -j, would make fail
+ * every time), the tree is listed again and made what it is now: the
+ * ended ones dropped, the newcomers added, checked, reached and parked,
+ * until it stops changing. Returns 0, TREE_CHANGED (take it again: a
+ * parked process is gone, a newcomer cannot be taken now, or it keeps
+ * changing), or -1 (told). */
+#define TREE_GROW_ROUNDS 8
+struct tree_slots {
+    int *conns, *tmps, *pidfds, *pids;
+    struct ck_ctl_rep *reps;
+    char *asked;
+};
+
+static int tree_relist(struct ck_tree *t, const struct ck_tree *now, struct tree_slots *sl,
+                       int *added)
+{
+    static struct ck_tree was;
+    static int conns[CK_TREE_MAX], tmps[CK_TREE_MAX], pidfds[CK_TREE_MAX], pids[CK_TREE_MAX];
+    static char asked[CK_TREE_MAX], seen[CK_TREE_MAX];
+    size_t n0 = (size_t)t->n;
+    struct ck_ctl_rep *reps = malloc(sizeof *reps * n0);
+    if (!reps)
+        return TREE_CHANGED;
+    was = *t;
+    memcpy(reps, sl->reps, sizeof *reps * n0);
+    memcpy(conns, sl->conns, sizeof *conns * n0);
+    memcpy(tmps, sl->tmps, sizeof *tmps * n0);
+    memcpy(pidfds, sl->pidfds, sizeof *pidfds * n0);
+    memcpy(pids, sl->pids, sizeof *pids * n0);
+    memcpy(asked, sl->asked, n0);
+    memset(seen, 0, n0);
+    int ret = 0;
+    *added = 0;
+    t->n = 0;
+    for (int i = 0; i < now->n && !ret; i++) {
+        int j = 0;
+        while (j < was.n && was.m[j].pid != now->m[i].pid)
+            j++;
+        struct ck_tree_member *m = &t->m[t->n];
+        *m = now->m[i];
+        /* (its parent is listed before it, in t already) */
+        m->parent = -1;
+        for (int k = 0; k < t->n && now->m[i].parent >= 0 && m->parent < 0; k++)
+            if (t->m[k].pid == now->m[now->m[i].parent].pid)
+                m->parent = k;
+        /* a parked process cannot end, a zombie cannot live again; a
+         * stopped newcomer is not taken here */
+        if ((i > 0 && m->parent < 0) || (j < was.n && was.m[j].zombie != m->zombie) ||
+            (j == was.n && m->stopsig > 0 && !m->zombie) || t->n >= CK_TREE_MAX) {
+            ret = TREE_CHANGED;
+            break;
+        }
+        int x = t->n++;
+        sl->pids[x] = m->pid;
+        if (j < was.n) {
+            /* as it was listed (stopped: coord continued it since) */
+            seen[j] = 1;
+            int par = m->parent;
+            *m = was.m[j];
+            m->parent = par;
+            sl->conns[x] = conns[j];
+            sl->tmps[x] = tmps[j];
+            sl->pidfds[x] = pidfds[j];
+            sl->asked[x] = asked[j];
+            sl->reps[x] = reps[j];
+            continue;
+        }
+        m->held = 0;
+        sl->conns[x] = sl->tmps[x] = -1;
+        sl->pidfds[x] = m->zombie ? -1 : open_pidfd(m->pid);
+        sl->asked[x] = 0;
+        memset(&sl->reps[x], 0, sizeof sl->reps[x]);
+        ++*added;
+    }
+    /* a listed process not there any more: a zombie waited for (one
+     * that ended before it was reached); a parked one cannot have gone */
+    for (int j = 0; j < was.n && !ret; j++)
+        if (!seen[j] && !was.m[j].zombie)
+            ret = TREE_CHANGED;
+    if (ret) {
+        /* as it was (the caller takes the tree again from it) */
+        for (int x = 0; x < t->n; x++) {
+            int j = 0;
+            while (j < was.n && was.m[j].pid != t->m[x].pid)
+                j++;
+            if (j == was.n && sl->pidfds[x] >= 0)
+                close(sl->pidfds[x]);
+        }
+        *t = was;
+        memcpy(sl->reps, reps, sizeof *reps * n0);
+        memcpy(sl->conns, conns, sizeof *conns * n0);
+        memcpy(sl->tmps, tmps, sizeof *tmps * n0);
+        memcpy(sl->pidfds, pidfds, sizeof *pidfds * n0);
+        memcpy(sl->pids, pids, sizeof *pids * n0);
+        memcpy(sl->asked, asked, n0);
+    } else {
+        for (int j = 0; j < was.n; j++)
+            if (!seen[j]) {
+                if (conns[j] >= 0)
+                    close(conns[j]);
+                if (tmps[j] >= 0)
+                    close(tmps[j]);
+                if (pidfds[j] >= 0)
+                    close(pidfds[j]);
+            }
+    }
+    free(reps);
+    return ret;
+}
+
+static int tree_grow(struct ck_tree *t, int outfd, struct tree_slots *sl,
+                     const struct ck_ctl_req *req)
+{
+    static struct ck_tree now;
+    for (int round = 0; round < TREE_GROW_ROUNDS; round++) {
+        if (ck_tree_discover(t->m[0].pid, &now) < 0)
+            return TREE_CHANGED;
+        int added = 0;
+        pthread_mutex_lock(&hb.mu); /* (its keep-alives use the slots) */
+        int r = tree_relist(t, &now, sl, &added);
+        hb.n = t->n;
+        pthread_mutex_unlock(&hb.mu);
+        if (r)
+            return r;
+        if (!added)
+            return 0;
+        char terr[256];
+        if (ck_tree_check(t, terr, sizeof terr))
+            return TREE_CHANGED; /* named when the tree is listed again */
+        /* park at once, without the preparing round; one after the
+         * other, and one that exec'd meanwhile (its connection closed,
+         * its new program's shim comes up) is reached again */
+        struct ck_ctl_req q = *req;
+        q.flags &= ~(uint32_t)CK_CKPT_READY;
+        for (int i = 0; i < t->n && r == 0; i++) {
+            if (t->m[i].zombie || sl->conns[i] >= 0)
+                continue;
+            for (int tries = 0;; tries++) {
+                r = tree_reach(t, i, -1, outfd, sl->conns, sl->tmps);
+                if (r == 0)
+                    r = tree_ask(t, i, sl->conns, sl->tmps, &q, sl->asked);
+                if (r == 0)
+                    r = tree_collect_one(t, sl->conns, sl->reps, i, CK_STATUS_PARKED,
+                                         "parking its threads", 1);
+                if (r != TREE_CHANGED || tries == 4 || !ck_proc_alive(t->m[i].pid))
+                    break;
+                tree_close(sl->conns + i, sl->tmps + i, 1);
+                sl->asked[i] = 0;
+            }
+        }
+        explicit_bzero(q.key_mac, sizeof q.key_mac);
+        explicit_bzero(q.key_enc, sizeof q.key_enc);
+        if (r != 0)
+            return r;
+    }
+    return TREE_CHANGED;
+}
+
 /* A checkpoint of PID and its descendants into one tree image (docs/DESIGN.md,
  * "Process trees"): every process parks, then every process captures and
  * goes on, then their writers, one at a time, write the streams in place
@@ -1134,16 +1399,18 @@ static void print_json(const struct summary *m)
  * header, commits once and only then lets them go on (or, with --kill,
  * end). req is the
  * root's request (flags, --id). Returns an exit code. */
-static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, const char *out,
+static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const char *out,
                            struct ck_ctl_req *req, const struct ck_counter *counter,
                            int kill_after)
 {
     int pid = t->m[0].pid, n = t->n;
-    int *conns = calloc((size_t)n, sizeof *conns), *tmps = calloc((size_t)n, sizeof *tmps);
-    struct ck_ctl_rep *reps = calloc((size_t)n, sizeof *reps);
-    struct ck_tree_entry *ents = calloc((size_t)n, sizeof *ents);
-    int *pidfds = calloc((size_t)n, sizeof *pidfds), *pids = calloc((size_t)n, sizeof *pids);
-    char *asked = calloc((size_t)n, 1); /* got the request (tree_stop_again) */
+    /* (room for every process the tree may grow to: tree_grow) */
+    size_t cap = CK_TREE_MAX;
+    int *conns = calloc(cap, sizeof *conns), *tmps = calloc(cap, sizeof *tmps);
+    struct ck_ctl_rep *reps = calloc(cap, sizeof *reps);
+    struct ck_tree_entry *ents = calloc(cap, sizeof *ents);
+    int *pidfds = calloc(cap, sizeof *pidfds), *pids = calloc(cap, sizeof *pids);
+    char *asked = calloc(cap, 1); /* got the request (tree_stop_again) */
     struct ck_image *imgs = NULL;
     struct ck_tree_share *shares = NULL;
     uint64_t nshares = 0;
@@ -1173,47 +1440,11 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
         if (!t->m[i].zombie && t->m[i].stopsig > 0 && !t->m[i].held)
             tree_continue(t->m[i].pid);
     for (int i = 0; i < n; i++) {
-        char who[160], sock[PATH_MAX];
-        if (t->m[i].zombie)
-            continue; /* no shim: only its exit status goes into the image */
-        ck_tree_describe(t->m[i].pid, who, sizeof who);
-        if (i > 0) {
-            conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-            /* one stopped right after its fork makes its socket now
-             * (bound but not yet listening: refused a moment) */
-            for (int w = 0; (conns[i] == -ENOENT || conns[i] == -ECONNREFUSED ||
-                             conns[i] == -EBUSY) &&
-                            t->m[i].stopsig > 0 && w < 200;
-                 w++) {
-                sleep_ms(10);
-                conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-            }
-            if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) &&
-                (!tree_same(t) || conns[i] == -ENOENT || conns[i] == -ECONNREFUSED)) {
-                /* it ended since it was found, or it is between the
-                 * halves of an exec (its socket closed, the new shim's
-                 * not made yet: a shell's command): take the tree again
-                 * (ck_tree_check names one that stays without a shim) */
-                ret = TREE_CHANGED;
-                goto out;
-            }
-            if (conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) {
-                ck_msg("checkpoint %d: cannot reach the shim of process %s (%s); nothing was "
-                       "done, every process goes on", pid, who,
-                       conns[i] < 0 ? strerror(-conns[i]) : "another process serves its socket");
-                goto out;
-            }
-        }
-        /* Each process writes its stream straight into the tree image,
-         * through an open file description of its own (its offset is set
-         * before its turn: common/ctlproto.h, CK_OP_WRITE). */
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", outfd);
-        tmps[i] = open(self, O_RDWR | O_CLOEXEC);
-        if (tmps[i] < 0) {
-            ck_msg("checkpoint %d: cannot open %s again: %s", pid, tmp_path, strerror(errno));
+        int r = tree_reach(t, i, i == 0 ? root_conn : -1, outfd, conns, tmps);
+        if (r == TREE_CHANGED)
+            ret = TREE_CHANGED;
+        if (r != 0)
             goto out;
-        }
     }
     /* 1. Park every process, in parallel. */
     /* (without CK_CKPT_TMPFILE: a shim that sees coord go away would
@@ -1224,26 +1455,16 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     if (tree_rss(t) >= TREE_READY_RSS)
         req->flags |= CK_CKPT_READY;
     for (int i = 0; i < n; i++) {
-        if (t->m[i].zombie)
-            continue;
-        req->stop_sig = t->m[i].stopsig > 0 ? (uint32_t)t->m[i].stopsig : 0;
-        int sr = ck_ctl_send(conns[i], req, tmps[i]);
-        req->stop_sig = 0;
-        asked[i] = sr == 0;
-        if (sr < 0) {
-            /* (one that exited is still listed until its parent waits;
-             * one that exec'd since it was reached closed the connection) */
-            int e = errno;
-            if (!tree_same(t) || !ck_proc_alive(t->m[i].pid) || e == EPIPE || e == ECONNRESET) {
-                ret = TREE_CHANGED; /* it ended since it was found: take the tree again */
-                goto out;
-            }
-            ck_msg("checkpoint %d: cannot send the request to process %d: %s", pid,
-                   t->m[i].pid, strerror(e));
+        int r = tree_ask(t, i, conns, tmps, req, asked);
+        if (r == TREE_CHANGED)
+            ret = TREE_CHANGED;
+        if (r != 0)
             goto out;
-        }
     }
     hb_start(conns, n);
+    pthread_mutex_lock(&hb.mu);
+    hb.asked = asked;
+    pthread_mutex_unlock(&hb.mu);
     /* A tree holding much memory prepares first (its hooks, the prescan
      * of its mappings, which walks their page tables: milliseconds per
      * 100 MiB) while its programs run, and then parks at once, so that
@@ -1259,6 +1480,10 @@ static int tree_checkpoint(const struct ck_tree *t, int root_conn, int outfd, co
     }
     if (cr == 0)
         cr = tree_collect(t, conns, reps, CK_STATUS_PARKED, "parking its threads", 1);
+    struct tree_slots slots = {conns, tmps, pidfds, pids, reps, asked};
+    if (cr == 0)
+        cr = tree_grow(t, outfd, &slots, req);
+    n = t->n;
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
     if (cr != 0)

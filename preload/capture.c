@@ -1261,9 +1261,17 @@ static void capture_threads(void)
     g_shim.nthreads = n;
     g_shim.proc.nthreads = n;
     /* As the leader saw it when it parked, with the siginfo it kept
-     * (quiesce.c); from /proc if the leader is not parked with us. */
-    g_shim.proc.sigpending = shim_leader_seen ? shim_leader_shared
-                                              : pending_mask(shim_real_gettid(), "ShdPnd:");
+     * (quiesce.c), and what came for the process since (raised again
+     * with kill at restore): a child that ended while its parent was
+     * parked is a zombie of the image, its SIGCHLD pending only now
+     * (make waits for it in pselect; restore does not send it again). */
+    /* (not a stop or continue: coord's own, for a stopped process of a
+     * tree, which restore stops again by itself) */
+    uint64_t jobctl = 1ULL << (SIGCONT - 1) | 1ULL << (SIGSTOP - 1) | 1ULL << (SIGTSTP - 1) |
+                      1ULL << (SIGTTIN - 1) | 1ULL << (SIGTTOU - 1);
+    g_shim.proc.sigpending = shim_leader_seen ? shim_leader_shared : 0;
+    g_shim.proc.sigpending |= pending_mask(shim_real_gettid(), "ShdPnd:") &
+                              ~(jobctl & ~g_shim.proc.sigpending);
 }
 
 /* "PID (COMMAND)" of a child for the refusal message: its command line

@@ -243,6 +243,42 @@ __attribute__((no_stack_protector)) static int foreign_tls(void)
     return w[0] != fs || w[2] != fs;
 }
 
+/* Is the interrupted thread at the first instruction of a handler of the
+ * program's, whose frame the kernel made just before ours (two signals
+ * delivered as one call returned)? Then the word at its stack pointer is
+ * the restorer address, as at the top of our own frame (ret). Read
+ * without faulting. */
+static int app_handler_below(void *ucv, void *ret)
+{
+    const ucontext_t *uc = ucv;
+    uint64_t top = 0;
+    struct iovec lv = {&top, sizeof top},
+                 rv = {(void *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP], sizeof top};
+    return syscall(SYS_process_vm_readv, shim_real_getpid(), &lv, 1, &rv, 1, 0) ==
+               (long)sizeof top &&
+           top == (uint64_t)(uintptr_t)ret;
+}
+
+/* Will a signal with a handler of the program's be delivered as ours
+ * returns (pending, and not blocked in the mask sigreturn puts back)? */
+static int app_signal_due(void *ucv)
+{
+    const ucontext_t *uc = ucv;
+    uint64_t pend = 0, mask;
+    memcpy(&mask, &uc->uc_sigmask, sizeof mask);
+    if (syscall(SYS_rt_sigpending, &pend, 8) < 0)
+        return 0;
+    pend &= ~mask & ~(1ULL << (g_shim.ckpt_signal - 1));
+    for (int sig = 1; sig <= 64 && pend; sig++) {
+        struct sigaction a;
+        if (!(pend & (1ULL << (sig - 1))) || real_sigaction(sig, NULL, &a) < 0)
+            continue;
+        if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN)
+            return 1;
+    }
+    return 0;
+}
+
 __attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
@@ -322,7 +358,13 @@ __attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t 
     pattr_park(s);
     netrec_park(ucv);
     s->sigpending = own_pending(idx);
-    shim_tls.ckpt_seq++;
+    /* A call cut short by the checkpoint alone is made again (waits.c);
+     * one cut short by a signal of the program's too must end with EINTR,
+     * as it would have (make waits in pselect for SIGCHLD: a child that
+     * ended in the same moment as a checkpoint left it waiting forever). */
+    int app_sig = app_handler_below(ucv, __builtin_return_address(0));
+    if (!app_sig)
+        shim_tls.ckpt_seq++;
     shim_tls.park_mono_ns = shim_now_ns(CLOCK_MONOTONIC);
 
     if (shim_ctx_save(&s->ctx) == 0) {
@@ -345,6 +387,8 @@ __attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t 
             shim_futex_wait(&g_shim.resume_gen, rg, -1);
         quiesce_requeue_deferred((int)(s - g_shim.slots));
     }
+    if (!app_sig && app_signal_due(ucv))
+        shim_tls.ckpt_seq--;
     errno = saved_errno;
 }
 

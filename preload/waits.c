@@ -20,8 +20,10 @@
  * io_getevents, made through syscall() (syscall.S sends it here), too.
  * A signal mask passed to ppoll, pselect or epoll_pwait loses the
  * checkpoint signal, as every mask does, or such a thread could never
- * park. Limit: a program signal delivered in the same call as a checkpoint
- * is not reported (the call goes on), as with sleep.
+ * park. A program signal delivered in the same call as a checkpoint ends
+ * it with EINTR, as it would have: the checkpoint handler does not count
+ * itself then (quiesce.c: a handler of the program's entered below its
+ * frame, or one due as it returns).
  */
 #include <dlfcn.h>
 #include <errno.h>

@@ -9,7 +9,9 @@
 #   group of its own, which the shell then kills as a job (kill %1: a
 #   signal to the group by the number the shell knows) and waits for;
 # - pipes whose writer (seq) has exited with bytes still in them: a slow
-#   reader and xargs -P2 get every byte after restore, then end of file.
+#   reader and xargs -P2 get every byte after restore, then end of file;
+# - trees that fork all the time: a loop of $(expr ...), make -j3 of 1200
+#   tiny recipes (every target made once, right).
 # Every script writes its progress into a log file and "BAD ..." if
 # anything is wrong. Prints one "PASS name" / "FAIL name: why" per check.
 
@@ -154,6 +156,57 @@ if start xargs "$T/xargs.sh"; then
     fi
 else
     fail xargs_ready "no READY"
+fi
+
+# ---- trees that fork all the time ---------------------------------------------
+# A loop forking a subshell and a command every few milliseconds, and make
+# -j3 of many tiny recipes: the tree changes between being listed and
+# parked; what changed is listed again and parked with it (tree_grow).
+cat >"$T/forkloop.sh" <<'EOF'
+echo READY
+s=0
+for i in $(seq 1 2500); do
+    x=$(expr "$i" + 0)
+    s=$((s + x))
+    echo "ok $i"
+done
+echo "END $s"
+EOF
+if start forkloop "$T/forkloop.sh"; then
+    rounds forkloop true
+    if wait_for 60 grep -q "^END" "$T/forkloop.log" && grep -q "^END 3126250$" "$T/forkloop.log"
+    then
+        pass forkloop_sum
+    else
+        fail forkloop_sum "$(tail -n 1 "$T/forkloop.log") (expected END 3126250)"
+    fi
+else
+    fail forkloop_ready "no READY"
+fi
+if command -v make >/dev/null; then
+    mkdir -p "$T/mk"
+    { echo 'OBJS := $(addsuffix .o,$(shell seq 1 1200))'
+      echo 'all: $(OBJS)'
+      printf '\t@echo END built\n'
+      echo '%.o:'
+      printf '\t@echo $* > $@; head -c 2000 /dev/urandom | md5sum >/dev/null; echo ok $*\n'
+    } >"$T/mk/Makefile"
+    echo 'echo READY; exec make -s -C mk -j3' >"$T/make.sh"
+    if start make "$T/make.sh"; then
+        rounds make true
+        wait_for 60 grep -q "^END" "$T/make.log"
+        bad=0
+        for i in $(seq 1 1200); do
+            [ "$(cat "$T/mk/$i.o" 2>/dev/null)" = "$i" ] || bad=$((bad + 1))
+        done
+        if grep -q "^END built" "$T/make.log" && [ $bad = 0 ]; then
+            pass make_j3_every_target
+        else
+            fail make_j3_every_target "$bad targets missing or wrong" "$(tail -n 1 "$T/make.log")"
+        fi
+    else
+        fail make_ready "no READY"
+    fi
 fi
 
 # ---- producer | filter | consumer, started by bash -c ---------------------
