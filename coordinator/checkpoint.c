@@ -290,6 +290,11 @@ static void note_outside_pipes(int pid, const struct ck_image *img)
                pid, other);
 }
 
+static const struct ck_image *img_at(int j, void *ctx)
+{
+    return &((const struct ck_image *)ctx)[j];
+}
+
 /* note_outside_pipes for process i of a tree: pipes whose other end is
  * another process of the tree are not outside (restore joins them). */
 static void note_tree_pipes(const struct ck_tree *t, struct ck_image *imgs, int i)
@@ -301,11 +306,8 @@ static void note_tree_pipes(const struct ck_tree *t, struct ck_image *imgs, int 
     for (uint32_t x = 0; x < im->nfds; x++) {
         struct ck_fd *f = &im->fds[x];
         saved[x] = f->flags;
-        for (int j = 0; j < t->n && f->kind == CK_FD_PIPE; j++)
-            for (uint32_t y = 0; j != i && y < imgs[j].nfds; y++)
-                if (imgs[j].fds[y].kind == CK_FD_PIPE && imgs[j].fds[y].dev == f->dev &&
-                    imgs[j].fds[y].ino == f->ino)
-                    f->flags &= ~(uint32_t)CK_FDF_EXTERNAL;
+        if (f->kind == CK_FD_PIPE && ck_pipe_tree_joined(t->n, i, f, img_at, imgs))
+            f->flags &= ~(uint32_t)CK_FDF_EXTERNAL;
     }
     note_outside_pipes(t->m[i].pid, im);
     for (uint32_t x = 0; x < im->nfds; x++)

@@ -2962,8 +2962,15 @@ static int start_tree_gate(struct rctx *root)
     return 0;
 }
 
+static const struct ck_image *tree_img(int j, void *ctx)
+{
+    (void)ctx;
+    return &g_tree.m[j].img;
+}
+
 /* Pipes between processes of the tree (the same pipe inode in the
- * descriptors of two or more of them) are made once, before the forks
+ * descriptors of two or more of them, which hold both its ends:
+ * ck_pipe_tree_joined) are made once, before the forks
  * that split the tree, filled with the bytes one of their readers saved;
  * each process opens its ends from it. Their descriptors lose the
  * "other end outside" marks the shim gave them. */
@@ -2975,15 +2982,7 @@ static int make_tree_pipes(struct rctx *root, int hi)
             struct ck_fd *f = &im->fds[k];
             if (f->kind != CK_FD_PIPE || im->fd_paths[k][0] == '/')
                 continue;
-            int other = 0;
-            for (int j = 0; j < g_tree.n && !other; j++) {
-                const struct ck_image *jm = &g_tree.m[j].img;
-                for (uint32_t l = 0; j != i && l < jm->nfds; l++)
-                    if (jm->fds[l].kind == CK_FD_PIPE && jm->fds[l].dev == f->dev &&
-                        jm->fds[l].ino == f->ino)
-                        other = 1;
-            }
-            if (!other)
+            if (!ck_pipe_tree_joined(g_tree.n, i, f, tree_img, NULL))
                 continue;
             f->flags &= ~(uint32_t)(CK_FDF_EXTERNAL | CK_FDF_STD_REDIRECT);
             if (rest_tree_pipe(NULL, f->dev, f->ino) >= 0)

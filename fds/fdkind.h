@@ -219,6 +219,15 @@ const struct ck_fdkind *ck_fdkind_of(uint32_t kind);
  * (possible in one process of a tree only: fds/epoll.c), or -1. */
 int ck_epoll_unheld(const char *watches);
 
+/* A pipe (descriptor f of process i of a tree of n processes, whose
+ * images get(j, ctx) gives) that the tree holds both ends of: another
+ * process of the tree holds it too, and one of them reads it and one
+ * writes it, or its writers are all gone. Else its other end is outside
+ * (`coord run -- prog | cat`: every process of the tree writes it).
+ * fds/pipe.c. */
+int ck_pipe_tree_joined(int n, int i, const struct ck_fd *f,
+                        const struct ck_image *(*get)(int j, void *ctx), void *ctx);
+
 /* removed.c: FIFOs, directories and symbolic links the program held but
  * had removed, made again and removed at once (restore side). */
 const char *ck_remake_dir(const char *path, char *dir, size_t len);

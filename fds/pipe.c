@@ -185,6 +185,25 @@ static int pipe_finish(struct ck_fdcap_set *s)
     return capture_pipe_data(s);
 }
 
+int ck_pipe_tree_joined(int n, int i, const struct ck_fd *f,
+                        const struct ck_image *(*get)(int j, void *ctx), void *ctx)
+{
+    int other = 0, reader = 0, writer = 0, gone = 0;
+    for (int j = 0; j < n; j++) {
+        const struct ck_image *im = get(j, ctx);
+        for (uint32_t l = 0; im && l < im->nfds; l++) {
+            const struct ck_fd *o = &im->fds[l];
+            if (o->kind != CK_FD_PIPE || o->dev != f->dev || o->ino != f->ino)
+                continue;
+            other |= j != i;
+            reader |= (o->oflags & O_ACCMODE) != O_WRONLY;
+            writer |= (o->oflags & O_ACCMODE) != O_RDONLY;
+            gone |= (o->flags & CK_FDF_WRITER_GONE) != 0;
+        }
+    }
+    return other && ((reader && writer) || gone);
+}
+
 /* A removed FIFO must be makeable again; a named one must still be the
  * FIFO it was. A pipe on fd 0-2 whose other end is gone becomes coord's
  * own: nothing to check. */

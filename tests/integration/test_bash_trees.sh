@@ -11,7 +11,9 @@
 # - pipes whose writer (seq) has exited with bytes still in them: a slow
 #   reader and xargs -P2 get every byte after restore, then end of file;
 # - trees that fork all the time: a loop of $(expr ...), make -j3 of 1200
-#   tiny recipes (every target made once, right).
+#   tiny recipes (every target made once, right);
+# - `coord run -- script | cat` with the script's child holding the pipe
+#   too: restored in the foreground, the rest goes to coord's stdout.
 # Every script writes its progress into a log file and "BAD ..." if
 # anything is wrong. Prints one "PASS name" / "FAIL name: why" per check.
 
@@ -156,6 +158,34 @@ if start xargs "$T/xargs.sh"; then
     fi
 else
     fail xargs_ready "no READY"
+fi
+
+# ---- a pipe to outside the tree that several of its processes hold ----------
+# `coord run -- script | cat`: the script and its child both write the
+# pipe to cat. After restore it is the restoring coord's standard output,
+# as for a single process (not a new pipe between them that no one reads).
+cat >"$T/outpipe.sh" <<'EOF'
+sleep 60 &
+for i in $(seq 1 40); do echo "$i"; sleep 0.1; done
+kill $!
+echo done
+EOF
+(cd "$T" && exec bash -c "'$C' run -- bash outpipe.sh | cat >outpipe.first") 2>/dev/null &
+wait_for 10 grep -q '^5$' "$T/outpipe.first"
+op=$(pgrep -f "^bash outpipe.sh$" | head -1)
+if [ -n "$op" ] && "$C" checkpoint "$op" -o "$T/outpipe.img" --kill >"$T/out" 2>"$T/err" &&
+    grep -q "fd 1.*outside the program" "$T/err"; then
+    (cd / && timeout 30 "$C" restore "$T/outpipe.img" >"$T/outpipe.rest" 2>"$T/outpipe.err")
+    rc=$?
+    if [ $rc = 0 ] && [ "$(cat "$T/outpipe.first" "$T/outpipe.rest" | tr '\n' ' ')" = \
+        "$(seq 1 40 | tr '\n' ' ')done " ]; then
+        pass outside_pipe_shared_in_tree
+    else
+        fail outside_pipe_shared_in_tree "restore rc=$rc, $(wc -l <"$T/outpipe.first") + \
+$(wc -l <"$T/outpipe.rest") lines" "$(head -2 "$T/outpipe.err")"
+    fi
+else
+    fail outside_pipe_shared_in_tree "checkpoint: $(head -2 "$T/err")"
 fi
 
 # ---- trees that fork all the time ---------------------------------------------
