@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1135,6 +1136,63 @@ static void print_json(const struct summary *m)
     ck_json_end(&j);
 }
 
+/* The process (the root) could not be reached again for another try:
+ * say why in its words when it is gone. */
+static void cannot_start_again(int pid, int err)
+{
+    if (!ck_proc_alive(pid))
+        ck_msg("checkpoint %d: the process exited during the checkpoint; no image written",
+               pid);
+    else
+        ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(err));
+}
+
+/* Two tree checkpoints that met would each hold the shim of a process
+ * the other waits for (a shim serves one request at a time: the two
+ * coords' connections are taken in different orders), and wait for each
+ * other until their time-outs, the whole tree parked meanwhile. So a
+ * tree checkpoint connects to its processes only under the user's lock
+ * (tree.lock in the socket directory), held until every one is parked
+ * (tree_unlock): the next then finds them taken, in order, and waits its
+ * turn. A checkpoint of one process holds one shim and waits for no
+ * other: it takes no lock. */
+#define TREE_LOCK_WAIT_MS 60000
+static int tree_lock_fd = -1;
+
+static int tree_lock(int pid)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    if (tree_lock_fd >= 0 || ck_sock_dir(dir, sizeof dir) < 0)
+        return 0;
+    snprintf(path, sizeof path, "%s/tree.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        if (fd >= 0)
+            close(fd);
+        return 0; /* (no lock to take: as before) */
+    }
+    for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; waited += 10) {
+        if (errno != EWOULDBLOCK || waited >= TREE_LOCK_WAIT_MS) {
+            ck_msg("checkpoint %d: another coord has been checkpointing a process tree of "
+                   "this user for more than %d s (%s is locked); nothing was done, every "
+                   "process goes on", pid, TREE_LOCK_WAIT_MS / 1000, path);
+            close(fd);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    tree_lock_fd = fd;
+    return 0;
+}
+
+static void tree_unlock(void)
+{
+    if (tree_lock_fd >= 0)
+        close(tree_lock_fd);
+    tree_lock_fd = -1;
+}
+
 /* Process i of the tree ended since it was found (a shell's short
  * command), before it was reached: a zombie of the tree now, or already
  * waited for by its parent, which has not parked yet. Then it is taken as
@@ -1485,6 +1543,7 @@ static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const ch
     struct tree_slots slots = {conns, tmps, pidfds, pids, reps, asked};
     if (cr == 0)
         cr = tree_grow(t, outfd, &slots, req);
+    tree_unlock(); /* every process is parked (or none will be) */
     n = t->n;
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
@@ -1733,6 +1792,7 @@ static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const ch
     print_json(&sm);
     ret = CK_EXIT_OK;
 out:
+    tree_unlock();
     hb_stop();
     tree_close(conns, tmps, n);
     if (ret != CK_EXIT_OK || !kill_after)
@@ -2107,6 +2167,8 @@ int cmd_checkpoint(int argc, char **argv)
 
     /* Its control socket. */
     char sock[PATH_MAX];
+    if (tree.n > 1 && tree_lock(pid) < 0)
+        goto fail;
     fd = connect_root(pid, sock, sizeof(sock), &tree);
     if (tree.m[0].held)
         stopped_sig = tree.m[0].stopsig; /* (stopped again whatever comes) */
@@ -2201,16 +2263,21 @@ again:
                 break;
             }
             char sock2[PATH_MAX];
+            if (tree_lock(pid) < 0) {
+                r = CK_EXIT_FAIL;
+                break;
+            }
             fd = connect_root(pid, sock2, sizeof sock2, &tree);
             if (fd < 0 || ftruncate(outfd, 0) < 0) {
-                ck_msg("checkpoint %d: cannot start again: %s", pid,
-                       strerror(fd < 0 ? -fd : errno));
+                tree_unlock();
+                cannot_start_again(pid, fd < 0 ? -fd : errno);
                 r = CK_EXIT_FAIL;
                 break;
             }
         }
         explicit_bzero(req.key_mac, sizeof req.key_mac);
         explicit_bzero(req.key_enc, sizeof req.key_enc);
+        tree_unlock();
         if (r == TREE_CHANGED) {
             ck_msg("checkpoint %d: the process tree kept changing (processes forking or "
                    "ending) while it was being parked; no image written, every process goes "
@@ -2382,11 +2449,14 @@ again:
                    "tree cannot be taken now: %s; every process goes on", pid, terr2);
             goto fail;
         }
+        if (tree_lock(pid) < 0)
+            goto fail;
         fd = connect_root(pid, sock, sizeof sock, &tree);
         if (tree.m[0].held)
             stopped_sig = tree.m[0].stopsig; /* continued again, not asked yet */
         if (fd < 0) {
-            ck_msg("checkpoint %d: cannot start again: %s", pid, strerror(-fd));
+            tree_unlock();
+            cannot_start_again(pid, -fd);
             goto fail;
         }
         /* A new temporary file: the shim, seeing coord go away from its
@@ -2488,6 +2558,7 @@ again:
     return CK_EXIT_OK;
 
 fail:
+    tree_unlock();
     hb_stop();
     if (fd >= 0)
         close(fd);

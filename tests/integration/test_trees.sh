@@ -817,3 +817,34 @@ if wait_for 10 grep -q READY "$T/held.log" &&
 else
     fail tree_child_with_held_fds_left_out "rc: $(tail -n 2 "$T/err")"
 fi
+
+# Two checkpoints of one tree at the same moment: each coord used to hold
+# the shim of a process the other waited for (a shim serves one request
+# at a time), and both waited, the tree parked, until their time-outs.
+# Now the second waits its turn (tree.lock) and both write their image.
+(cd "$T" && exec env LD_PRELOAD="$SHIM" bash -c \
+    'sleep 300 & sleep 300 & echo READY; while :; do sleep 0.1; done' >"$T/two.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+if wait_for 10 grep -q READY "$T/two.log"; then
+    ok=0
+    for round in 1 2 3 4; do
+        timeout 60 "$C" checkpoint "$pid" -o "$T/twoA.img" >"$T/twoA.out" 2>&1 &
+        a=$!
+        timeout 60 "$C" checkpoint "$pid" -o "$T/twoB.img" >"$T/twoB.out" 2>&1 &
+        b=$!
+        if wait "$a" && wait "$b"; then
+            ok=$((ok + 1))
+        else
+            cat "$T/twoA.out" "$T/twoB.out" >"$T/two.failed"
+        fi
+    done
+    if [ $ok = 4 ] && alive "$pid" && grep -Eq "process tree of [0-9]+ processes" "$T/twoB.out"; then
+        pass tree_two_checkpoints_at_once
+    else
+        fail tree_two_checkpoints_at_once "$ok of 4 pairs both succeeded: $(tail -n 4 "$T/two.failed")"
+    fi
+else
+    fail tree_two_checkpoints_at_once "no READY"
+fi
