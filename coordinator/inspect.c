@@ -1071,8 +1071,10 @@ static int inspect_one(int fd, const char *file, int json, int verify, const cha
     if (ck_counter_parse(counter_url, &counter, cerr, sizeof cerr) < 0) {
         snprintf(v.counter_where, sizeof v.counter_where, "%s", cerr);
     } else if (counter.kind != CK_COUNTER_NONE) {
+        /* (a process of a tree: the tree's counter, which its stamp is
+         * of, not one under the process's own app id) */
         char id[sizeof img.hdr.app_id + 1];
-        memcpy(id, img.hdr.app_id, sizeof img.hdr.app_id);
+        memcpy(id, th ? th->app_id : img.hdr.app_id, sizeof img.hdr.app_id);
         id[sizeof img.hdr.app_id] = 0;
         if (ck_counter_get(&counter, id, &v.counter_value, cerr, sizeof cerr) == 0) {
             v.counter_ok = 1;
