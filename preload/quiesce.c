@@ -806,6 +806,7 @@ void quiesce_fixup_thread(struct shim_slot *s)
         sigaltstack(&s->ss, NULL);
     prctl(PR_SET_NAME, s->comm, 0, 0, 0);
     pattr_thread_restore(s);
+    shim_mutex_remember_tid(s->tid, tid);
     s->tid = tid;
     /* Restored in a pid namespace of its own (coord restore, pidns): the
      * restorer ran with the namespace's capabilities to give threads

@@ -62,6 +62,7 @@ struct shim_cpu {
 };
 
 /* Per-thread state (TLS, restored with memory). */
+#define SHIM_OLD_TIDS 8
 struct shim_tls {
     pid_t vtid;                         /* 0: not virtualized yet */
     uint32_t ckpt_seq;                  /* bumped by every checkpoint signal */
@@ -71,6 +72,8 @@ struct shim_tls {
     uint32_t rseq_len, rseq_sig;
     uint64_t rseq_area;                 /* 0: unregistered */
     int fork_lock;                      /* holds held_lock: inside fork (or clone) */
+    uint32_t nold;                      /* restores that changed its tid (mutexfix.c) */
+    pid_t old_tid[SHIM_OLD_TIDS];       /* the tids it had before them, the last few */
 };
 extern SHIM_TLS struct shim_tls shim_tls;
 
@@ -223,6 +226,9 @@ int shim_futex_wait(volatile int *addr, int val, int64_t timeout_ns);
 void shim_futex_wake(volatile int *addr);
 int shim_read_file(const char *path, char *buf, size_t cap);   /* bytes or -errno */
 void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* mutexfix.c: a restored thread's tid before (old), and now */
+void shim_mutex_remember_tid(pid_t old, pid_t now);
 
 /* quiesce.c */
 int quiesce_init(void);

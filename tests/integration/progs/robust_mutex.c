@@ -26,21 +26,6 @@ static int t1_locked, t1_exit;
 static volatile int t2_go, t4_go, t4_up;
 static volatile pid_t t1_tid, t1_real_tid;
 
-static char failures[2048];
-
-static void note_fail(const char *fmt, ...)
-{
-    size_t n = strlen(failures);
-    va_list ap;
-    if (n && n < sizeof(failures) - 3) {
-        strcpy(failures + n, "; ");
-        n += 2;
-    }
-    va_start(ap, fmt);
-    vsnprintf(failures + n, sizeof(failures) - n, fmt, ap);
-    va_end(ap);
-}
-
 static void init_robust(pthread_mutex_t *m)
 {
     pthread_mutexattr_t a;
@@ -176,7 +161,7 @@ int main(void)
         note_fail("d: pthread_join of a restored thread: %s, value %p (expected 0x2c)",
                   r ? strerror(r) : "ok", ret);
 
-    if (failures[0])
-        fail("%s", failures);
+    if (test_failures()[0])
+        fail("%s", test_failures());
     pass();
 }

@@ -286,4 +286,27 @@ static void test_check_fd(int fd, const char *what, const char *target, int nonb
           cloexec ? "lost" : "set");
 }
 
+/* Failures noted one after the other ("a; b; ..."), so that every case
+ * is tried and all are named by one fail() at the end:
+ * note_fail(...); ... if (test_failures()[0]) fail("%s", test_failures()); */
+static inline char *test_failures(void)
+{
+    static char buf[2048];
+    return buf;
+}
+
+__attribute__((format(printf, 1, 2))) static inline void note_fail(const char *fmt, ...)
+{
+    char *f = test_failures();
+    size_t n = strlen(f), cap = 2048;
+    va_list ap;
+    if (n && n < cap - 3) {
+        strcpy(f + n, "; ");
+        n += 2;
+    }
+    va_start(ap, fmt);
+    vsnprintf(f + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
 #endif
