@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CK_CTL_MAGIC 0x434b4331u        /* "CKC1" */
 
@@ -241,5 +242,18 @@ uint64_t ck_pidns_of(int pid);
 /* The pid of pid (seen from here) in its own pid namespace: the last
  * NSpid of /proc/PID/status; pid itself when it cannot be read. */
 int ck_pidns_inner(int pid);
+
+/* siginfo of a sigqueue()d signal (SI_QUEUE) from pid and uid, as
+ * rt_sigqueueinfo takes it (coord's call token, the shim's sigqueue). */
+static inline void ck_siginfo_queued(siginfo_t *si, int sig, pid_t pid, uid_t uid,
+                                     union sigval value)
+{
+    memset(si, 0, sizeof *si);
+    si->si_signo = sig;
+    si->si_code = SI_QUEUE;
+    si->si_pid = pid;
+    si->si_uid = uid;
+    si->si_value = value;
+}
 
 #endif

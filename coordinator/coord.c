@@ -652,12 +652,7 @@ static int ctl_call(int pid, const char *sock, int timeout_ms)
         return r;
     }
     siginfo_t si;
-    memset(&si, 0, sizeof si);
-    si.si_signo = sig;
-    si.si_code = SI_QUEUE;
-    si.si_pid = getpid();
-    si.si_uid = getuid();
-    si.si_value.sival_int = (int)token;
+    ck_siginfo_queued(&si, sig, getpid(), getuid(), (union sigval){.sival_int = (int)token});
     int conn = -ETIMEDOUT, sent = 0;
     /* To the thread itself: after an exec, which ends it, nothing is
      * signalled. To each of that name: a thread a hook made on the

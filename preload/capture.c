@@ -317,8 +317,10 @@ void capture_vmflags_prescan(void)
         g_shim.vmflags_seen = 1;
         return;
     }
-    struct lines l;
-    if (lines_open(&l, "/proc/self/smaps", maps_buf, MAPS_BUF) < 0) {
+    /* (the program runs and may fork: a held descriptor, shim.c) */
+    struct lines l = {.fd = shim_held_open("/proc/self/smaps"), .buf = maps_buf,
+                      .cap = MAPS_BUF};
+    if (l.fd < 0) {
         g_shim.vmflags_seen = 1;
         return;
     }
@@ -339,7 +341,7 @@ void capture_vmflags_prescan(void)
             shared_ro_file = perm && perm[2] == '-' && perm[4] == 's' && strchr(line, '/');
         }
     }
-    close(l.fd);
+    shim_held_release();
 }
 
 /* A file mapped shared whose name maps shows as deleted may still be
@@ -1261,17 +1263,15 @@ static void capture_threads(void)
     g_shim.nthreads = n;
     g_shim.proc.nthreads = n;
     /* As the leader saw it when it parked, with the siginfo it kept
-     * (quiesce.c), and what came for the process since (raised again
-     * with kill at restore): a child that ended while its parent was
-     * parked is a zombie of the image, its SIGCHLD pending only now
-     * (make waits for it in pselect; restore does not send it again). */
-    /* (not a stop or continue: coord's own, for a stopped process of a
-     * tree, which restore stops again by itself) */
-    uint64_t jobctl = 1ULL << (SIGCONT - 1) | 1ULL << (SIGSTOP - 1) | 1ULL << (SIGTSTP - 1) |
-                      1ULL << (SIGTTIN - 1) | 1ULL << (SIGTTOU - 1);
+     * (quiesce.c), and a SIGCHLD that came for the process since (raised
+     * again with kill at restore): a child that ended while its parent was
+     * parked is a zombie of the image, its SIGCHLD pending only now (make
+     * waits for it in pselect; restore does not send it again). */
+    /* (SIGCHLD only: a timer's signal raised with kill would come back
+     * with the wrong siginfo, and the restored timer fires again anyway) */
     g_shim.proc.sigpending = shim_leader_seen ? shim_leader_shared : 0;
     g_shim.proc.sigpending |= pending_mask(shim_real_gettid(), "ShdPnd:") &
-                              ~(jobctl & ~g_shim.proc.sigpending);
+                              (1ULL << (SIGCHLD - 1));
 }
 
 /* "PID (COMMAND)" of a child for the refusal message: its command line

@@ -530,7 +530,7 @@ static void tell_forked(int conn, int64_t t0)
  * held across a blocking call, nor while the program's threads are
  * parked (one may be parked in fork, holding it). */
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
-static int held_fds[2] = {-1, -1};
+static int held_fds[3] = {-1, -1, -1}; /* [2]: shim_held_open's */
 
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep)
 {
@@ -660,7 +660,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         g_shim.progress = 0; /* (the image's writer had it on, for that coord) */
         /* the old life's connection and image: not ours here (threads
          * still parked: none forks before this) */
-        held_fds[0] = held_fds[1] = -1;
+        held_fds[0] = held_fds[1] = held_fds[2] = -1;
         /* (a stopped process's stop at release was the old life's: the
          * restore stops it again by the tree's entry, restore_stop) */
         g_shim.release_stop = g_shim.release_deferred = 0;
@@ -870,12 +870,37 @@ static void held_child(void)
     /* CKSHIM_TEST_HOOK=keep-held: the child keeps them (test_trees.sh:
      * capture's second line, coords_own, must leave them out) */
     const char *hook = getenv("CKSHIM_TEST_HOOK");
-    for (int i = 0; i < 2 && !(hook && !strcmp(hook, "keep-held")); i++)
+    for (int i = 0; i < 3 && !(hook && !strcmp(hook, "keep-held")); i++)
         if (held_fds[i] >= 0) {
             close(held_fds[i]);
             held_fds[i] = -1;
         }
     held_lock_mark(0);
+}
+
+/* A file the manager reads while the program's threads run (the prescan
+ * of /proc/self/smaps: tens of ms): opened and recorded, and closed and
+ * forgotten, under held_lock like coord's descriptors, so that a child
+ * forked meanwhile closes it (held_child) and never takes the parent's
+ * /proc file into an image, where restore could not find it again. One
+ * at a time. Returns the fd or -errno. */
+int shim_held_open(const char *path)
+{
+    pthread_mutex_lock(&held_lock);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    held_fds[2] = fd;
+    pthread_mutex_unlock(&held_lock);
+    return fd < 0 ? -e : fd;
+}
+
+void shim_held_release(void)
+{
+    pthread_mutex_lock(&held_lock);
+    if (held_fds[2] >= 0)
+        close(held_fds[2]);
+    held_fds[2] = -1;
+    pthread_mutex_unlock(&held_lock);
 }
 
 /* Close held descriptor *fd (one of held_fds) and forget it. Only with

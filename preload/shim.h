@@ -227,6 +227,11 @@ void shim_futex_wake(volatile int *addr);
 int shim_read_file(const char *path, char *buf, size_t cap);   /* bytes or -errno */
 void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* shim.c: a file the manager reads while the program runs, which a child
+ * forked meanwhile closes (one at a time; -errno on failure) */
+int shim_held_open(const char *path);
+void shim_held_release(void);
+
 /* mutexfix.c: a restored thread's tid before (old), and now */
 void shim_mutex_remember_tid(pid_t old, pid_t now);
 

@@ -550,6 +550,20 @@ SHIM_API int kill(pid_t pid, int sig)
     return (int)syscall(SYS_kill, pid, sig);
 }
 
+/* glibc's sigqueue makes its rt_sigqueueinfo itself, with the kernel's
+ * pid as the sender: the target by the pid the kernel knows now, the
+ * sender by the one the program knows (a restored tree's old pids). */
+SHIM_API int sigqueue(pid_t pid, int sig, const union sigval value)
+{
+    siginfo_t si;
+    ck_siginfo_queued(&si, sig, getpid(), getuid(), value);
+    if (g_shim.vpid && pid == g_shim.vpid)
+        pid = shim_real_getpid();
+    else
+        pid = wait_id(pid);
+    return (int)syscall(SYS_rt_sigqueueinfo, pid, sig, &si);
+}
+
 SHIM_API int killpg(pid_t pgrp, int sig)
 {
     if (pgrp < 0) {
