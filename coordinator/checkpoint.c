@@ -1775,8 +1775,8 @@ static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const ch
     if (counter->kind != CK_COUNTER_NONE)
         snprintf(stamp_txt, sizeof stamp_txt, "stamp %llu", (unsigned long long)stamp);
     char wtxt[96];
-    ck_msg("checkpoint %d -> %s: process tree of %d processes, %s image, %llu pages (%s of "
-           "memory), %u threads, tree paused %.1f ms, %s%s", pid, out, n,
+    ck_msg("checkpoint %d -> %s: process tree of %d process%s, %s image, %llu pages (%s of "
+           "memory), %u threads, tree paused %.1f ms, %s%s", pid, out, n, n == 1 ? "" : "es",
            ck_fmt_bytes(img_sz, sizeof img_sz, bytes), (unsigned long long)pages,
            ck_fmt_bytes(mem_sz, sizeof mem_sz, raw), threads, (double)pause / 1e6, stamp_txt,
            writer_cost_text(&wc, wtxt, sizeof wtxt));
