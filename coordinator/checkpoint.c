@@ -1151,10 +1151,11 @@ static void cannot_start_again(int pid, int err)
  * the other waits for (a shim serves one request at a time: the two
  * coords' connections are taken in different orders), and wait for each
  * other until their time-outs, the whole tree parked meanwhile. So a
- * tree checkpoint connects to its processes only under the user's lock
- * (tree.lock in the socket directory), held until every one is parked
- * (tree_unlock): the next then finds them taken, in order, and waits its
- * turn. A checkpoint of one process holds one shim and waits for no
+ * tree checkpoint lists and reaches its processes only under the user's
+ * lock (tree.lock in the socket directory), held until it is over (its
+ * writers, children of the tree's processes for a moment, gone too: a
+ * second coord listing the tree then saw them as strangers sharing its
+ * memory): the next waits its turn. A checkpoint of one process holds one shim and waits for no
  * other: it takes no lock. */
 #define TREE_LOCK_WAIT_MS 60000
 static int tree_lock_fd = -1;
@@ -1184,6 +1185,13 @@ static int tree_lock(int pid)
     }
     tree_lock_fd = fd;
     return 0;
+}
+
+/* Does pid have a child (any thread's)? */
+static int has_children(int pid)
+{
+    static struct ck_tree one;
+    return ck_tree_discover(pid, &one) == 0 && one.n > 1;
 }
 
 static void tree_unlock(void)
@@ -1543,7 +1551,6 @@ static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const ch
     struct tree_slots slots = {conns, tmps, pidfds, pids, reps, asked};
     if (cr == 0)
         cr = tree_grow(t, outfd, &slots, req);
-    tree_unlock(); /* every process is parked (or none will be) */
     n = t->n;
     if (cr == TREE_CHANGED)
         ret = TREE_CHANGED;
@@ -2092,6 +2099,11 @@ int cmd_checkpoint(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     static struct ck_tree tree;
+    /* A process with children now is most likely a tree: under the lock
+     * from before it is listed, so that another coord's checkpoint of it
+     * (its writers, children of its processes for a moment) is over */
+    if (has_children(pid) && tree_lock(pid) < 0)
+        return CK_EXIT_FAIL;
     r = ck_tree_discover(pid, &tree);
     if (r < 0) {
         ck_msg("checkpoint %d: cannot list the process's descendants: %s", pid,
