@@ -1187,13 +1187,6 @@ static int tree_lock(int pid)
     return 0;
 }
 
-/* Does pid have a child (any thread's)? */
-static int has_children(int pid)
-{
-    static struct ck_tree one;
-    return ck_tree_discover(pid, &one) == 0 && one.n > 1;
-}
-
 static void tree_unlock(void)
 {
     if (tree_lock_fd >= 0)
@@ -2099,12 +2092,15 @@ int cmd_checkpoint(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     static struct ck_tree tree;
-    /* A process with children now is most likely a tree: under the lock
-     * from before it is listed, so that another coord's checkpoint of it
-     * (its writers, children of its processes for a moment) is over */
-    if (has_children(pid) && tree_lock(pid) < 0)
-        return CK_EXIT_FAIL;
     r = ck_tree_discover(pid, &tree);
+    /* A tree is listed again under the lock, so that another coord's
+     * checkpoint of it (its writers, children of its processes for a
+     * moment) is over */
+    if (r == 0 && tree.n > 1) {
+        if (tree_lock(pid) < 0)
+            return CK_EXIT_FAIL;
+        r = ck_tree_discover(pid, &tree);
+    }
     if (r < 0) {
         ck_msg("checkpoint %d: cannot list the process's descendants: %s", pid,
                r == -E2BIG ? "more than 1024 processes" : strerror(-r));
