@@ -370,10 +370,15 @@ static void before_fork(void)
         socktrack_forget_all();
 }
 
+/* vfork as a fork unless CKSHIM_VFORK=keep (syscall.S) */
+int shim_vfork_keep;
+
 void socktrack_init(void)
 {
     const char *off = getenv("CKSHIM_NO_SOCKTRACK");
     st_off = off && *off && strcmp(off, "0") != 0;
+    const char *vf = getenv("CKSHIM_VFORK");
+    shim_vfork_keep = vf && !strcmp(vf, "keep");
     ST_RESOLVE(real_socket, "socket");
     ST_RESOLVE(real_socketpair, "socketpair");
     ST_RESOLVE(real_setsockopt, "setsockopt");

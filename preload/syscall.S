@@ -156,18 +156,45 @@ syscall:
     jmp 2b
     .size syscall, .-syscall
 
-    /* vfork: no frame may stay on the stack the child shares, so the
-     * followed sockets are forgotten here and libc's vfork is jumped to
-     * (by its other name, which the shim does not wrap) with the
-     * caller's stack as it was (socktrack.c) */
+    /* vfork is a fork: a child that runs in its parent's memory, with
+     * its parent waiting in the kernel until it execs, cannot be
+     * checkpointed (zdtm vfork00 keeps one waiting for a signal), while
+     * a forked child is an ordinary member of the tree. A program that
+     * uses vfork as POSIX allows (the child only execs or _exits) cannot
+     * tell the difference; what it costs is the copy of page tables a
+     * fork makes (docs/DESIGN.md, "vfork is a fork"). CKSHIM_VFORK=keep
+     * (socktrack_init sets shim_vfork_keep), or a fork that fails with
+     * ENOMEM, takes the real vfork: then no frame may stay on the stack
+     * the child shares, so the followed sockets are forgotten here and
+     * libc's vfork is jumped to (by its other name, which the shim does
+     * not wrap) with the caller's stack as it was; a checkpoint refuses
+     * the child until it execs. */
     .globl vfork
     .type vfork, @function
 vfork:
     lock incl shim_socktrack_gen(%rip)
-    jmp __vfork@PLT
+    cmpl $0, shim_vfork_keep(%rip)
+    jne 1f
+    /* fork; where it fails for want of memory (a large process under
+     * strict overcommit: the reason programs use vfork), the real vfork,
+     * once fork's frame is off the stack */
+    subq $8, %rsp
+    call fork@PLT
+    addq $8, %rsp
+    cmpl $-1, %eax
+    jne 2f
+    subq $8, %rsp
+    call __errno_location@PLT
+    addq $8, %rsp
+    cmpl $12, (%rax) /* ENOMEM */
+    je 1f
+    movl $-1, %eax
+2:  ret
+1:  jmp __vfork@PLT
     .size vfork, .-vfork
     .hidden __ehdr_start
     .hidden _etext
     .hidden shim_socktrack_gen
+    .hidden shim_vfork_keep
 
     .section .note.GNU-stack, "", @progbits
