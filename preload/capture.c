@@ -1211,21 +1211,6 @@ out:
     return ret;
 }
 
-/* A pending-signal mask ("SigPnd:" for the thread, "ShdPnd:" for the
- * process) from /proc/self/task/TID/status, without the checkpoint signal. */
-static uint64_t pending_mask(pid_t tid, const char *key)
-{
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
-    if (shim_read_file(path, buf, sizeof buf) <= 0)
-        return 0;
-    const char *p = strstr(buf, key);
-    if (!p)
-        return 0;
-    uint64_t m = strtoull(p + strlen(key), NULL, 16);
-    return m & ~(1ULL << (g_shim.ckpt_signal - 1));
-}
-
 static void capture_threads(void)
 {
     pid_t pid = shim_real_getpid();
@@ -1262,16 +1247,12 @@ static void capture_threads(void)
     snprintf(m->comm, sizeof m->comm, "ckshim-manager");
     g_shim.nthreads = n;
     g_shim.proc.nthreads = n;
-    /* As the leader saw it when it parked, with the siginfo it kept
-     * (quiesce.c), and a SIGCHLD that came for the process since (raised
-     * again with kill at restore): a child that ended while its parent was
-     * parked is a zombie of the image, its SIGCHLD pending only now (make
-     * waits for it in pselect; restore does not send it again). */
-    /* (SIGCHLD only: a timer's signal raised with kill would come back
-     * with the wrong siginfo, and the restored timer fires again anyway) */
-    g_shim.proc.sigpending = shim_leader_seen ? shim_leader_shared : 0;
-    g_shim.proc.sigpending |= pending_mask(shim_real_gettid(), "ShdPnd:") &
-                              (1ULL << (SIGCHLD - 1));
+    /* With their siginfo, as they are now that every process of a tree
+     * has parked (quiesce_keep_shared): a child that ended while its
+     * parent was parked is a zombie of the image, its SIGCHLD pending
+     * (make waits for it in pselect); a child's sigqueue to its parent
+     * before it parked itself. */
+    g_shim.proc.sigpending = quiesce_keep_shared();
 }
 
 /* "PID (COMMAND)" of a child for the refusal message: its command line

@@ -44,10 +44,7 @@ static uint64_t status_mask(const char *buf, const char *key);
 
 struct shim_sigkeep shim_sigkeep[SHIM_MAX_SIGKEEP];
 volatile int shim_nsigkeep;
-/* The process's pending set as the leader saw it when it kept their
- * siginfo; the image uses it, so the two agree (a timer signal that
- * arrives later is a timer overrun, lost as overruns are). */
-uint64_t shim_leader_shared;
+/* The leader has parked (the process's signals are kept at capture). */
 volatile int shim_leader_seen;
 
 /* Keep the siginfo of the signals in MASK pending for the process (slot
@@ -104,6 +101,85 @@ static void keep_siginfo(uint64_t mask, int slot)
     }
 }
 
+/* The signals pending for the process, kept at capture by the manager
+ * (every thread of the program is parked; the manager's own queue holds
+ * nothing of the program's): every queued instance, in the kernel's
+ * order, with its siginfo, as keep_siginfo does for a thread. Not at the
+ * leader's park: in a tree, a process parks before its children, which
+ * may still send it signals (a sigqueue or kill to their parent, a
+ * SIGCHLD) until they park themselves; their images say those were sent,
+ * so the parent's must hold them (progs/tree_late_signals). Queued again
+ * at once where the kernel lets the manager (a negative si_code:
+ * sigqueue's, a timer's, a message queue's, an AIO's); the kernel's
+ * codes (kill's SI_USER, SIGCHLD's CLD_*, SI_KERNEL) only the leader may
+ * queue for the process, so a signal with one of those is queued again,
+ * all its instances in order, by the leader as it is released
+ * (quiesce_requeue_owed), before it returns to the program. Left out:
+ * SIGCONT (coord's, continuing a stopped process for the checkpoint) and
+ * signals pending in the manager's own queue too (they cannot be told
+ * apart). Without a parked leader (its main thread has exited) nothing
+ * is taken: a pending SIGCHLD is raised again with kill at restore.
+ * Returns the set of signals pending for the process in the image. */
+static siginfo_t owed[SHIM_MAX_SIGKEEP];
+static volatile int nowed;
+
+uint64_t quiesce_keep_shared(void)
+{
+    char buf[4096];
+    if (shim_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
+        return 0;
+    uint64_t ours = 1ULL << (g_shim.ckpt_signal - 1);
+    uint64_t shared = status_mask(buf, "ShdPnd:") & ~ours;
+    if (!shim_leader_seen)
+        return shared & (1ULL << (SIGCHLD - 1));
+    uint64_t set = shared & ~status_mask(buf, "SigPnd:") & ~(1ULL << (SIGCONT - 1));
+    pid_t pid = shim_real_getpid();
+    struct timespec zero = {0, 0};
+    uint64_t kept = 0;
+    for (int s = 1; s <= 64 && set; s++) {
+        uint64_t one = 1ULL << (s - 1);
+        if (!(set & one))
+            continue;
+        siginfo_t got[SHIM_MAX_SIGKEEP];
+        int n = 0, leader_only = 0;
+        while (n < SHIM_MAX_SIGKEEP && syscall(SYS_rt_sigtimedwait, &one, &got[n], &zero, 8) == s) {
+            leader_only |= got[n].si_code >= 0 || got[n].si_code == SI_TKILL;
+            n++;
+        }
+        for (int i = 0; i < n; i++) {
+            siginfo_t *si = &got[i];
+            if (!leader_only)
+                requeue_self(pid, pid, -1, si); /* (rt_sigqueueinfo: allowed) */
+            else if (nowed < SHIM_MAX_SIGKEEP)
+                owed[nowed++] = *si;
+            else
+                syscall(SYS_kill, pid, s); /* no room: raised again, without siginfo */
+            int k = __atomic_fetch_add(&shim_nsigkeep, 1, __ATOMIC_SEQ_CST);
+            if (k >= SHIM_MAX_SIGKEEP)
+                continue; /* the image has the signal, raised with kill at restore */
+            shim_sigkeep[k].slot = -1;
+            shim_sigkeep[k].deferred = 0;
+            shim_sigkeep[k].si = *si;
+            if (shim_si_has_pid(si))
+                shim_sigkeep[k].si.si_pid = shim_pid_virt(si->si_pid);
+        }
+        if (n)
+            kept |= one;
+    }
+    return kept;
+}
+
+/* The leader, released: queue again the process's signals the manager
+ * took that only the leader may queue (above). */
+static void quiesce_requeue_owed(void)
+{
+    pid_t pid = shim_real_getpid();
+    int n = nowed;
+    for (int i = 0; i < n; i++)
+        requeue_self(pid, pid, -1, &owed[i]);
+    nowed = 0;
+}
+
 /* Signals pending for the calling thread alone, without ours. Every signal
  * is blocked in the handler, so rt_sigpending shows everything pending
  * (the thread's and the process's); only when that is not empty is
@@ -113,24 +189,18 @@ static uint64_t own_pending(int slot)
 {
     uint64_t set = 0, ours = 1ULL << (g_shim.ckpt_signal - 1);
     int leader = shim_real_gettid() == shim_real_getpid();
-    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours)) {
-        if (leader) {
-            shim_leader_shared = 0;
-            shim_leader_seen = 1;
-        }
+    if (leader)
+        shim_leader_seen = 1;
+    if (syscall(SYS_rt_sigpending, &set, 8) < 0 || !(set & ~ours))
         return 0;
-    }
     char buf[4096];
     if (shim_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
         return 0;
     uint64_t mine = status_mask(buf, "SigPnd:") & ~ours;
     uint64_t shared = status_mask(buf, "ShdPnd:") & ~ours;
     keep_siginfo(mine & ~shared, slot);
-    if (leader) {
-        keep_siginfo(shared & ~mine, -1);
-        shim_leader_shared = shared;
-        shim_leader_seen = 1;
-    }
+    if (leader)
+        shim_leader_seen = 1; /* the process's own: at capture (quiesce_keep_shared) */
     return mine;
 }
 
@@ -376,9 +446,12 @@ __attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t 
         while (__atomic_load_n(&g_shim.ckpt_active, __ATOMIC_SEQ_CST) &&
                __atomic_load_n(&g_shim.release_gen, __ATOMIC_SEQ_CST) == gen)
             shim_futex_wait(&g_shim.release_gen, gen, -1);
+        if (s->tid == shim_real_getpid() && nowed)
+            quiesce_requeue_owed();
     } else {
         /* Restored: a new kernel thread, started here by the restorer. */
         int rg = __atomic_load_n(&g_shim.resume_gen, __ATOMIC_SEQ_CST);
+        nowed = 0; /* the old life's: queued again from the image (restore.c) */
         quiesce_fixup_thread(s);
         __atomic_store_n(&s->state, SLOT_LANDED, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&g_shim.nlanded, 1, __ATOMIC_SEQ_CST);

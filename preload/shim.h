@@ -256,6 +256,9 @@ struct shim_sigkeep {
 };
 /* quiesce.c: a restored thread queues its deferred kept signals again. */
 void quiesce_requeue_deferred(int slot);
+/* quiesce.c: the manager, at capture, keeps the signals pending for the
+ * process with their siginfo; returns the process's pending set */
+uint64_t quiesce_keep_shared(void);
 /* The pid the program knows for a real pid (its own, one of the tree's),
  * and the reverse (wrappers.c). */
 pid_t shim_pid_virt(pid_t real);
@@ -277,7 +280,6 @@ static inline int shim_si_has_pid(const siginfo_t *si)
 #define SHIM_MAX_SIGKEEP 128
 extern struct shim_sigkeep shim_sigkeep[SHIM_MAX_SIGKEEP];
 extern volatile int shim_nsigkeep;      /* may exceed SHIM_MAX_SIGKEEP */
-extern uint64_t shim_leader_shared;   /* process-pending set the leader saw */
 extern volatile int shim_leader_seen;
 
 /* socktrack.c: the sockets whose options, owner and locks the shim knows
