@@ -293,6 +293,18 @@ void quiesce_hold(int in_handler)
         shim_fork_lock_take();
 }
 
+/* Copy LEN bytes of our own memory at ADDR to BUF without faulting
+ * (process_vm_readv of ourselves: an unmapped or unreadable address
+ * fails instead). Raw system calls only, for foreign_tls. Returns 1 if
+ * all of it was read. */
+__attribute__((no_stack_protector)) static int read_own(void *buf, const void *addr,
+                                                        size_t len)
+{
+    struct iovec lv = {buf, len}, rv = {(void *)addr, len};
+    long pid = ck_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    return addr && ck_sys6(SYS_process_vm_readv, pid, (long)&lv, 1, (long)&rv, 1, 0) == (long)len;
+}
+
 /* Does the calling thread run on TLS that is not a glibc thread's? A raw
  * clone that set its own FS base (Go's runtime in a program linked
  * without runtime/cgo makes every thread so): there errno, the shim's TLS
@@ -306,9 +318,7 @@ __attribute__((no_stack_protector)) static int foreign_tls(void)
     uint64_t fs = 0, w[3] = {0, 0, 0};
     if (ck_sys6(SYS_arch_prctl, ARCH_GET_FS, (long)&fs, 0, 0, 0, 0) < 0 || !fs)
         return 1;
-    struct iovec lv = {w, sizeof w}, rv = {(void *)fs, sizeof w};
-    long pid = ck_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    if (ck_sys6(SYS_process_vm_readv, pid, (long)&lv, 1, (long)&rv, 1, 0) != (long)sizeof w)
+    if (!read_own(w, (void *)fs, sizeof w))
         return 1;
     return w[0] != fs || w[2] != fs;
 }
@@ -322,10 +332,7 @@ static int app_handler_below(void *ucv, void *ret)
 {
     const ucontext_t *uc = ucv;
     uint64_t top = 0;
-    struct iovec lv = {&top, sizeof top},
-                 rv = {(void *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP], sizeof top};
-    return syscall(SYS_process_vm_readv, shim_real_getpid(), &lv, 1, &rv, 1, 0) ==
-               (long)sizeof top &&
+    return read_own(&top, (void *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP], sizeof top) &&
            top == (uint64_t)(uintptr_t)ret;
 }
 
@@ -419,9 +426,7 @@ __attribute__((no_stack_protector)) static void ckpt_handler(int sig, siginfo_t 
     s->ctid_known = prctl(PR_GET_TID_ADDRESS, &ct, 0, 0, 0) == 0;
     s->ctid = ct;
     /* read without faulting: the word may be anywhere the thread said */
-    struct iovec lv = {&s->ctid_val, sizeof s->ctid_val}, rv = {(void *)ct, sizeof(int)};
-    s->ctid_read = ct && syscall(SYS_process_vm_readv, shim_real_getpid(), &lv, 1, &rv, 1, 0) ==
-                             (long)sizeof(int);
+    s->ctid_read = read_own(&s->ctid_val, (void *)ct, sizeof(int));
     syscall(SYS_arch_prctl, ARCH_GET_FS, &s->fsbase);
     sigaltstack(NULL, &s->ss);
     prctl(PR_GET_NAME, s->comm, 0, 0, 0);
