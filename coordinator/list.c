@@ -303,10 +303,20 @@ int cmd_list(int argc, char **argv)
             stopped_rep(pid, &rep);
         else
             qr = query(pid, &rep, &why);
+        if (qr == -EPIPE || qr == -ECONNRESET) {
+            /* it closed its socket as it was asked: it exec'd (a shell's
+             * child becoming its command, whose shim makes a socket of its
+             * own a moment later) or it is ending: ask once more */
+            usleep(20000);
+            qr = query(pid, &rep, &why);
+        }
         if (qr < 0) {
             /* ENOENT: it just went away; ECONNREFUSED: a leftover socket
-             * whose pid was reused by an unrelated process. */
-            if (qr != -ENOENT && qr != -ECONNREFUSED && qr != -ENOTSOCK)
+             * whose pid was reused by an unrelated process. One that
+             * ended while it was asked (a forking loop's short-lived
+             * child closes its socket as it exits) is not listed either. */
+            int ended = ck_proc_info(pid, &pi) < 0 || pi.state == 'Z' || pi.state == 'X';
+            if (qr != -ENOENT && qr != -ECONNREFUSED && qr != -ENOTSOCK && !ended)
                 ck_msg("list: pid %d: %s", pid, why ? why : "no answer");
             continue;
         }
