@@ -824,7 +824,7 @@ static int read_record(struct img_ctx *c, const struct ck_rec *rec)
     case CK_REC_TTYS: {
         int locks = rec->type == CK_REC_LOCKS;
         size_t esz = locks ? sizeof(struct ck_lock) : sizeof(struct ck_tty);
-        uint64_t max = locks ? IMG_MAX_LOCKS : 3;
+        uint64_t max = locks ? IMG_MAX_LOCKS : CK_MAX_TTYS;
         uint8_t *buf;
         rc = read_entries(c, rec, esz, max, (locks ? img->nlocks : img->nttys) != 0, &buf);
         if (rc < 0)

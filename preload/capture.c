@@ -655,6 +655,7 @@ struct ck_lock shim_locks[SHIM_MAX_LOCKS];
 uint32_t shim_nlocks;
 struct ck_tty shim_ttys[SHIM_MAX_TTYS];
 uint32_t shim_nttys;
+static uint32_t shim_ttys_over; /* terminals past SHIM_MAX_TTYS */
 
 /* File locks held through fd, from the "lock:" lines of its fdinfo (only
  * locks taken through this open file description, and for POSIX locks by
@@ -734,8 +735,12 @@ static int capture_locks(const struct ck_fd *f, const char *info, const char *pa
 void capture_tty(int fd, const struct stat *st)
 {
     struct termios t;
-    if (shim_nttys >= SHIM_MAX_TTYS || ioctl(fd, TCGETS, &t) < 0)
+    if (ioctl(fd, TCGETS, &t) < 0)
         return;
+    if (shim_nttys >= SHIM_MAX_TTYS) {
+        shim_ttys_over++; /* capture_all refuses the checkpoint */
+        return;
+    }
     struct ck_tty *y = &shim_ttys[shim_nttys++];
     memset(y, 0, sizeof *y);
     y->fd = fd;
@@ -1020,6 +1025,7 @@ static int capture_fds(char *err, size_t errlen)
     g_shim.nfds = 0;
     shim_nlocks = 0;
     shim_nttys = 0;
+    shim_ttys_over = 0;
     fdcap_reset();
     g_shim.strtab_len = g_shim.regions_strtab_len;
     int ret = 0;
@@ -1468,6 +1474,12 @@ int capture_all(char *err, size_t errlen)
     socktrack_quiet(0);
     if (r < 0)
         return r;
+    if (shim_ttys_over) {
+        snprintf(err, errlen, "%u terminals (pseudo-terminal masters and standard descriptors "
+                 "on a terminal): ckshim keeps the modes of at most %d", shim_nttys +
+                 shim_ttys_over, SHIM_MAX_TTYS);
+        return -EMFILE;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     /* CKSHIM_DEBUG: the descriptors' share of the pause (docs/PERFORMANCE.md) */

@@ -358,7 +358,7 @@ void capture_restore_vmflags(void);
 #define SHIM_MAX_LOCKS 4096
 extern struct ck_lock shim_locks[SHIM_MAX_LOCKS];   /* file locks held (LOCKS record) */
 extern uint32_t shim_nlocks;
-#define SHIM_MAX_TTYS 64
+#define SHIM_MAX_TTYS CK_MAX_TTYS
 extern struct ck_tty shim_ttys[SHIM_MAX_TTYS];      /* std fds on terminals, pseudo-terminal
                                                        masters (TTYS record) */
 extern uint32_t shim_nttys;
