@@ -203,12 +203,15 @@ int ck_pidns_inner(int pid)
     return inner;
 }
 
-static int sock_path_ns(char *buf, size_t len, uint64_t ns, int pid)
+static int sock_path_ns(char *buf, size_t len, const char *dir, uint64_t ns, int pid)
 {
     size_t dl;
     int r, n;
 
-    r = ck_sock_dir(buf, len);
+    if (dir)
+        r = tidy(buf, len, snprintf(buf, len, "%s", dir));
+    else
+        r = ck_sock_dir(buf, len);
     if (r < 0)
         return r;
     dl = strlen(buf);
@@ -226,12 +229,12 @@ static int sock_path_ns(char *buf, size_t len, uint64_t ns, int pid)
 int ck_sock_path(char *buf, size_t len, int pid)
 {
     uint64_t ns = ck_pidns_of(pid);
-    return sock_path_ns(buf, len, ns, ns ? ck_pidns_inner(pid) : pid);
+    return sock_path_ns(buf, len, NULL, ns, ns ? ck_pidns_inner(pid) : pid);
 }
 
-int ck_sock_path_self(char *buf, size_t len, int rawpid)
+int ck_sock_path_self(char *buf, size_t len, const char *dir, int rawpid)
 {
-    return sock_path_ns(buf, len, ck_pidns_of(0), rawpid);
+    return sock_path_ns(buf, len, dir, ck_pidns_of(0), rawpid);
 }
 
 int ck_call_path(char *buf, size_t len, const char *sock, uint32_t token)

@@ -215,9 +215,10 @@ int ck_sock_dir_prepare(const char *dir);
  * /proc/PID/ns/pid and the last NSpid of /proc/PID/status. */
 int ck_sock_path(char *buf, size_t len, int pid);
 
-/* The shim's own path: its pid namespace from /proc/self/ns/pid, and
- * rawpid, its pid as the kernel gives it (the pid in that namespace). */
-int ck_sock_path_self(char *buf, size_t len, int rawpid);
+/* The shim's own path in directory dir (NULL: ck_sock_dir's): its pid
+ * namespace from /proc/self/ns/pid, and rawpid, its pid as the kernel
+ * gives it (the pid in that namespace). */
+int ck_sock_path_self(char *buf, size_t len, const char *dir, int rawpid);
 
 /* A program that closed the shim's listening socket (closed every
  * descriptor, as a daemon or zdtm's fd test does) keeps none of ours in

@@ -201,6 +201,20 @@ static int under_shim(int pid)
     return peer == pid;
 }
 
+/* Is the shim loaded in pid (libshim in its maps), whatever its socket? */
+static int shim_mapped(int pid)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    FILE *f = fopen(path, "re");
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, "/libshim") != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* A process that is about to run the shim: just forked (its atfork
  * handler makes its socket) or exec'd (the loader has not run the shim's
  * constructor yet), with the shim in LD_PRELOAD: given up to 2 s, all of
@@ -310,6 +324,12 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
             snprintf(why, sizeof why, "a child of %d made by vfork that has not exec'd yet (it "
                      "runs in its parent's memory, which waits for it): ckshim cannot checkpoint "
                      "it", ppid);
+        } else if (shim_mapped(m->pid)) {
+            char dir[200] = "?";
+            ck_sock_dir(dir, sizeof dir);
+            snprintf(why, sizeof why, "a child of %d, runs the shim but serves no control "
+                     "socket in %s (checkpointing disabled in it: see its standard error; or "
+                     "its socket is in another directory)", ppid, dir);
         } else {
             snprintf(why, sizeof why, "a child of %d, is not running under the shim (no "
                      "control socket: it runs a static binary or without LD_PRELOAD)", ppid);

@@ -163,7 +163,17 @@ void shim_fill_header(struct ck_header *h, const struct ck_ctl_req *req)
 int shim_sock_path_make(void)
 {
     char dir[200];
-    int r = ck_sock_dir(dir, sizeof dir);
+    int r;
+    /* the directory the shim first used, as long as it is still safe:
+     * a worker that replaced its environment (nginx's, clearenv) would
+     * otherwise make its socket after a restore where coord, run with
+     * the program's $CKSHIM_DIR, never looks */
+    if (g_shim.sock_dir[0] && ck_sock_dir_prepare(g_shim.sock_dir) == 0) {
+        snprintf(dir, sizeof dir, "%s", g_shim.sock_dir);
+        r = 0;
+        goto have_dir;
+    }
+    r = ck_sock_dir(dir, sizeof dir);
     if (r == 0) {
         r = ck_sock_dir_prepare(dir);
         /* Taken by someone else between the look and the mkdir: look
@@ -184,7 +194,9 @@ int shim_sock_path_make(void)
     }
     if (r < 0)
         return r;
-    r = ck_sock_path_self(g_shim.sock_path, sizeof g_shim.sock_path, shim_real_getpid());
+    snprintf(g_shim.sock_dir, sizeof g_shim.sock_dir, "%s", dir);
+have_dir:
+    r = ck_sock_path_self(g_shim.sock_path, sizeof g_shim.sock_path, dir, shim_real_getpid());
     if (r == 0)
         g_shim.sock_owner = shim_real_getpid();
     return r;

@@ -101,6 +101,9 @@ struct shim_state {
     uint32_t generation;                /* restores so far */
     uint64_t started_ns;
     char sock_path[256];
+    char sock_dir[200];                 /* the socket directory this shim first used: its
+                                           children and a restore use it again (the program
+                                           may have cleared $CKSHIM_DIR since) */
     pid_t sock_owner;                   /* the real pid that bound sock_path */
     volatile int call_mode;             /* the program closed our listening socket:
                                            coord calls (ctlproto.h, CK_CALL_COMM) */

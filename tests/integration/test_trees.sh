@@ -32,24 +32,31 @@ env = dict(os.environ)
 env.pop("LD_PRELOAD", None)
 a = subprocess.Popen(["sleep", "1000"], env=env)
 b = subprocess.Popen(["sh", "-c", "env -u LD_PRELOAD sleep 1001 & wait"])
+env = dict(os.environ, CKSHIM_DISABLE="1")
+c = subprocess.Popen(["sleep", "1002"], env=env)
 time.sleep(0.5)
-print("CHILDREN", a.pid, b.pid, flush=True)
+print("CHILDREN", a.pid, b.pid, c.pid, flush=True)
 EOF
 echo "$PY_TICKS" >>"$T/outside.py"
 
 start_py_app outside "$T/outside.py" || fail outside_ready "no READY"
-read -r _ apid bpid < <(grep CHILDREN "$T/outside.log")
+read -r _ apid bpid cpid < <(grep CHILDREN "$T/outside.log")
 gpid=$(cat "/proc/$bpid/task/$bpid/children" 2>/dev/null | tr -d ' ')
-PIDS+=("$apid" "$bpid" "$gpid")
+PIDS+=("$apid" "$bpid" "$gpid" "$cpid")
 refused_alive tree_refuses_child_outside_shim outside \
     "$apid \(sleep 1000\), a child of $pid, is not running under the shim"
 if grep -Eq "$gpid \(sleep 1001\), a child of $bpid, is not running under the shim" "$T/err" &&
-    grep -q "2 descendants" "$T/err"; then
+    grep -q "3 descendants" "$T/err"; then
     pass tree_refuses_grandchild_outside_shim
 else
     fail tree_refuses_grandchild_outside_shim "grandchild $gpid (of $bpid) not named"
 fi
-alive "$apid" && alive "$bpid" && alive "$gpid" && pass tree_refused_children_keep_running ||
+# the shim loaded but disabled (no control socket): said so
+grep -Eq "$cpid \(sleep 1002\), a child of $pid, runs the shim but serves no control socket" \
+    "$T/err" && pass tree_refuses_child_shim_disabled ||
+    fail tree_refuses_child_shim_disabled "child $cpid not named as running the shim"
+alive "$apid" && alive "$bpid" && alive "$gpid" && alive "$cpid" &&
+    pass tree_refused_children_keep_running ||
     fail tree_refused_children_keep_running "a child stopped"
 
 # exec_tree NAME HOOK BIG SECONDS: a Python root (holding BIG MiB of
