@@ -427,6 +427,13 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
          * and is taken again once every process is parked) */
         if (in_tree(t, p) >= 0 || (pp > 0 && in_tree(t, (int)pp) >= 0))
             continue;
+        /* a zombie outside holds nothing to take or leave behind: an
+         * orphan its adopter has not waited for yet (a container's init
+         * may never: a short command's image writer, still writing when
+         * its process exited, stays a zombie of init's in the tree's
+         * session for good) */
+        if (ps.state == 'Z' || ps.state == 'X')
+            continue;
         int grp = 0, ses = 0;
         for (int i = 1; i < n && !grp && !ses; i++) {
             if (skip[i])

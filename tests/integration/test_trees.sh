@@ -855,3 +855,47 @@ if wait_for 10 grep -q READY "$T/two.log"; then
 else
     fail tree_two_checkpoints_at_once "no READY"
 fi
+
+# A zombie outside the tree in one of its sessions: an orphan whose
+# adopter never waits for it (a container's init may not; here a
+# subreaper that only sleeps), as a short command's image writer, still
+# writing when its process ended, was in a tmux-like session. Left out,
+# not refused; the tree restores.
+cat >"$T/noreap.py" <<'PYEOF'
+import ctypes, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, never waits
+p = subprocess.Popen(sys.argv[1:])
+print("ROOT", p.pid, flush=True)
+time.sleep(300)
+PYEOF
+(cd "$T" && exec python3 "$T/noreap.py" env LD_PRELOAD="$SHIM" bash -c \
+    'setsid sh -c "(sleep 0.2 &); exec sleep 300" & wait' >"$T/noreap.log" 2>&1) &
+sub=$!
+disown "$sub" 2>/dev/null
+PIDS+=("$sub")
+zombie_outside() {
+    local p
+    for p in $(cat /proc/"$sub"/task/*/children 2>/dev/null); do
+        [ "$(awk '{print $3}' /proc/"$p"/stat 2>/dev/null)" = Z ] && return 0
+    done
+    return 1
+}
+if wait_for 10 grep -q ROOT "$T/noreap.log" && wait_for 10 zombie_outside; then
+    pid=$(awk '/ROOT/{print $2}' "$T/noreap.log")
+    PIDS+=("$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null))
+    if "$C" checkpoint "$pid" --kill -o "$T/noreap.img" >"$T/out" 2>"$T/err" &&
+        grep -q "process tree of 2 processes" "$T/err"; then
+        wait_for 10 gone "$pid"
+        np=$(cd / && timeout 30 "$C" restore --detach "$T/noreap.img" 2>>"$T/err")
+        [ -n "$np" ] && PIDS+=("$np" $(cat /proc/"$np"/task/*/children 2>/dev/null))
+        if [ -n "$np" ] && alive "$np" && [ -n "$(cat /proc/"$np"/task/*/children)" ]; then
+            pass tree_zombie_outside_session_left_out
+        else
+            fail tree_zombie_outside_session_left_out "restore gave '$np': $(tail -n 2 "$T/err")"
+        fi
+    else
+        fail tree_zombie_outside_session_left_out "rc: $(tail -n 2 "$T/err")"
+    fi
+else
+    fail tree_zombie_outside_session_left_out "no orphan zombie under the subreaper"
+fi
