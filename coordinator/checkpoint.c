@@ -991,13 +991,29 @@ static void tree_continue(int pid)
     kill(pid, SIGCONT);
 }
 
+static void stop_again(int pid, int sig, int asked);
+
+/* Connect to pid's shim again while the last try (fd) says its socket is
+ * still coming up: -EBUSY (a stopped process's shim, continued, not yet
+ * serving), and with NEW also -ENOENT and -ECONNREFUSED (just forked, or
+ * between the halves of an exec: bound but not yet listening), at most
+ * TRIES times MS ms apart, while pid lives. Returns the last result. */
+static int connect_coming(int pid, char *sock, size_t len, int fd, int new, int tries, int ms)
+{
+    for (int w = 0; w < tries && ck_proc_alive(pid) &&
+                    (fd == -EBUSY || (new && (fd == -ENOENT || fd == -ECONNREFUSED)));
+         w++) {
+        sleep_ms(ms);
+        fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
+    }
+    return fd;
+}
+
 /* Connect to the shim of the tree's root, pid (ck_ctl_connect). A
  * stopped one whose shim is called (-EBUSY: common/ctlproto.h,
  * CK_CALL_COMM) can answer only once it runs: continued here under its
  * shim's hold, as the checkpoint would do next (t->m[0].held: not
  * again), and called. */
-static void stop_again(int pid, int sig, int asked);
-
 static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
 {
     int fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
@@ -1005,10 +1021,7 @@ static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
         return fd;
     tree_continue(pid);
     t->m[0].held = 1;
-    for (int i = 0; i < 100 && fd == -EBUSY; i++) {
-        sleep_ms(10);
-        fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
-    }
+    fd = connect_coming(pid, sock, len, fd, 0, 100, 10);
     if (fd < 0) {
         /* not reached after all: stopped again, as it was */
         stop_again(pid, t->m[0].stopsig, 0);
@@ -1223,15 +1236,9 @@ static int tree_reach(struct ck_tree *t, int i, int conn, int outfd, int *conns,
     if (i > 0) {
         conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
         /* one stopped right after its fork, just forked, or between the
-         * halves of an exec (a shell's command) makes its socket now
-         * (bound but not yet listening: refused a moment) */
-        for (int w = 0; (conns[i] == -ENOENT || conns[i] == -ECONNREFUSED ||
-                         conns[i] == -EBUSY) &&
-                        w < 200 && ck_proc_alive(t->m[i].pid);
-             w++) {
-            sleep_ms(t->m[i].stopsig > 0 ? 10 : 2);
-            conns[i] = ck_ctl_connect(t->m[i].pid, sock, sizeof sock, CONNECT_TIMEOUT_MS);
-        }
+         * halves of an exec (a shell's command) makes its socket now */
+        conns[i] = connect_coming(t->m[i].pid, sock, sizeof sock, conns[i], 1, 200,
+                                  t->m[i].stopsig > 0 ? 10 : 2);
         if (conns[i] < 0 && tree_ended(t, i))
             return 0;
         if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) &&

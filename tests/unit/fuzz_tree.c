@@ -49,6 +49,11 @@ int ck_ctl_connect(int pid, char *path, size_t pathlen, int timeout_ms)
     (void)timeout_ms;
     return -1;
 }
+int ck_sock_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/nonexistent");
+    return 0;
+}
 int ck_ctl_peer_pid(int fd)
 {
     (void)fd;
