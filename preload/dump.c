@@ -1322,7 +1322,7 @@ static int dump_saved_files(struct writer *w, int write)
 
 static int count_cpus(void)
 {
-    const char *e = getenv("CKSHIM_WRITERS");
+    const char *e = shim_env("CKSHIM_WRITERS");
     int n = e ? atoi(e) : 0;
     if (n <= 0) {
         cpu_set_t set;

@@ -248,7 +248,7 @@ static int set_bytes(struct ck_fdcap_set *s, uint32_t i, const void *data, size_
 /* CKSHIM_FILE_VERSION_MAX: bytes, or with a K, M or G suffix. */
 static uint64_t version_max(void)
 {
-    const char *e = getenv("CKSHIM_FILE_VERSION_MAX");
+    const char *e = shim_env("CKSHIM_FILE_VERSION_MAX");
     if (!e || !*e)
         return CK_VER_MAX_DEFAULT;
     char *end;
@@ -272,7 +272,7 @@ static uint32_t shared_files(uint64_t (*out)[2], uint32_t cap)
         out[n][0] = g_shim.ckpt_shared[k][0];
         out[n][1] = g_shim.ckpt_shared[k][1];
     }
-    const char *e = getenv("CKSHIM_SHARED_FILES");
+    const char *e = shim_env("CKSHIM_SHARED_FILES");
     while (e && *e && n < cap) {
         const char *c = strchr(e, ':');
         size_t l = c ? (size_t)(c - e) : strlen(e);
@@ -296,7 +296,7 @@ static uint32_t shared_files(uint64_t (*out)[2], uint32_t cap)
 int fdcap_finish(char *err, size_t errlen)
 {
     static uint64_t shared[64][2];
-    const char *v = getenv("CKSHIM_FILE_VERSIONS");
+    const char *v = shim_env("CKSHIM_FILE_VERSIONS");
     struct ck_fdcap_set s = {
         .fds = g_shim.fds, .n = g_shim.nfds, .err = err, .errlen = errlen,
         .path = set_path, .state = set_state, .bytes = set_bytes, .tree = g_shim.tree_ckpt,

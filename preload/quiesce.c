@@ -702,7 +702,7 @@ static int wait_parked(int64_t deadline, int64_t timeout, char *err, size_t errl
  * stop. Returns 0 or -errno. */
 int quiesce_stop_threads(char *err, size_t errlen)
 {
-    const char *t = getenv("CKSHIM_QUIESCE_TIMEOUT_MS");
+    const char *t = shim_env("CKSHIM_QUIESCE_TIMEOUT_MS");
     int64_t timeout = (t ? atoll(t) : 5000) * 1000000LL;
     nsignaled = 0;
     shim_nsigkeep = 0;

@@ -1375,10 +1375,38 @@ void shim_clone_child(int flags)
     }
 }
 
+/* Settings the shim reads at a checkpoint, as the environment had them
+ * when the shim started: a program may replace its environment meanwhile
+ * (nginx's workers, clearenv), and `coord run --shared-file` (which sets
+ * CKSHIM_SHARED_FILES) must hold for its forked children and after a
+ * restore too. One that was not set at the start is looked up now. */
+static const char *const start_env_names[] = {"CKSHIM_SHARED_FILES", "CKSHIM_FILE_VERSIONS",
+                                              "CKSHIM_FILE_VERSION_MAX", "CKSHIM_WRITERS",
+                                              "CKSHIM_QUIESCE_TIMEOUT_MS"};
+#define N_START_ENV (sizeof start_env_names / sizeof start_env_names[0])
+static char *start_env[N_START_ENV];
+
+static void start_env_keep(void)
+{
+    for (size_t i = 0; i < N_START_ENV; i++) {
+        const char *e = getenv(start_env_names[i]);
+        start_env[i] = e ? strdup(e) : NULL;
+    }
+}
+
+const char *shim_env(const char *name)
+{
+    for (size_t i = 0; i < N_START_ENV; i++)
+        if (!strcmp(name, start_env_names[i]) && start_env[i])
+            return start_env[i];
+    return getenv(name);
+}
+
 __attribute__((constructor)) static void shim_init(void)
 {
     if (g_shim.initialized || getenv("CKSHIM_DISABLE"))
         return;
+    start_env_keep();
     seed_restore_from_file();
     const char *s = getenv("CKSHIM_SIGNAL");
     g_shim.ckpt_signal = s ? atoi(s) : SIGRTMAX - 2;

@@ -423,6 +423,9 @@ void shim_random(void *buf, size_t len);
 int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck_ctl_rep *rep);
 int shim_listen(void);
 int shim_sock_path_make(void);
+/* shim.c: a setting read at checkpoint (CKSHIM_SHARED_FILES, ...), as the
+ * environment had it when the shim started (else getenv's) */
+const char *shim_env(const char *name);
 int shim_call_path(void);
 void shim_listen_closing(unsigned first, unsigned last);
 void shim_call_mode_enter(void);

@@ -297,4 +297,45 @@ if CKSHIM_FILE_VERSION_MAX=4 start_stepped && step; then
 else
     fail version_limit_note "the stepped program did not start"
 fi
+# ---- --shared-file in a child that replaced its environment ----
+# (nginx's workers: CKSHIM_SHARED_FILES, which coord run sets, was read
+# at checkpoint from the environment the child had then, so the child's
+# descriptor was saved at its version and the restore cut the shared log
+# back, losing another program's line)
+cat >"$T/envtree.py" <<'PYEOF2'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+os.write(fd, b"start\n")
+if os.fork() == 0:
+    os.environ.clear()
+    os.environ["TZ"] = "UTC"
+    while True:
+        time.sleep(1)
+print("READY", flush=True)
+while True:
+    time.sleep(1)
+PYEOF2
+E="$T/envtree"
+mkdir -p "$E"
+(cd "$E" && exec "$C" run --shared-file "$E/shared.log" -- "$PY" "$T/envtree.py" \
+    "$E/shared.log" >"$E/out" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+if wait_for 10 grep -q READY "$E/out" &&
+    "$C" checkpoint "$pid" -o "$T/e.img" >/dev/null 2>"$T/ck.err"; then
+    echo "another program's line" >>"$E/shared.log"
+    kid=$(cat /proc/"$pid"/task/*/children 2>/dev/null)
+    kill -9 "$pid" $kid
+    wait_for 5 gone "$pid"
+    if restore_stepped "$T/e.img" && grep -q "another program's line" "$E/shared.log" &&
+        ! "$C" inspect "$T/e.img" | grep -q "shared.log \[version"; then
+        pass shared_file_in_child_with_new_environment
+    else
+        fail shared_file_in_child_with_new_environment "log '$(lines "$E/shared.log")': $(head -2 "$T/err")"
+    fi
+    kill -9 "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null) 2>/dev/null
+else
+    fail shared_file_in_child_with_new_environment "no READY or checkpoint: $(head -2 "$T/ck.err")"
+fi
 exit 0
