@@ -31,6 +31,7 @@
 #include "fileid.h"
 #include "imgio.h"
 #include "inet.h"
+#include "rawsys.h"
 #include "shim.h"
 
 /* How long the shim waits for coord to commit an image (coord fsyncs it
@@ -1461,8 +1462,27 @@ __attribute__((constructor)) static void shim_init(void)
 __attribute__((destructor)) static void shim_fini(void)
 {
     /* Only the process that bound the socket removes it: a child made
-     * with a raw clone() (no atfork handlers, so the parent's path) that
-     * exits must not take its parent's socket away. */
+     * with a raw clone() (no atfork handlers, so the parent's path) or a
+     * vfork child (its parent's memory) that exits must not take its
+     * parent's socket away. */
     if (g_shim.initialized && g_shim.sock_path[0] && g_shim.sock_owner == shim_real_getpid())
         unlink(g_shim.sock_path);
+}
+
+/* _exit and _Exit run no destructor: a child that ends with them (every
+ * worker of a Python multiprocessing pool: os._exit) left its socket
+ * file behind, hundreds of them in the directory until `coord list`
+ * cleared them. Removed here, then the process ends as libc's would. */
+SHIM_API __attribute__((noreturn)) void _exit(int status)
+{
+    shim_fini();
+    for (;;) {
+        ck_sys6(SYS_exit_group, status, 0, 0, 0, 0, 0);
+        ck_sys6(SYS_exit, status, 0, 0, 0, 0, 0);
+    }
+}
+
+SHIM_API __attribute__((noreturn)) void _Exit(int status)
+{
+    _exit(status);
 }

@@ -97,3 +97,23 @@ if "$C" checkpoint "$pid" -o "$T/alone.img" --kill >"$T/out" 2>"$T/err" &&
 else
     fail checkpoint_after_child_reaped "checkpoint failed"
 fi
+
+# Children that end with _exit (os._exit: every multiprocessing worker)
+# run no destructor; their socket files used to stay in the directory.
+D="$T/socks"
+mkdir -m 700 "$D"
+CKSHIM_DIR="$D" "$C" run -- python3 -c '
+import os, time
+kids = []
+for i in range(10):
+    p = os.fork()
+    if p == 0:
+        time.sleep(0.2)
+        os._exit(0)
+    kids.append(p)
+for p in kids:
+    os.waitpid(p, 0)
+' >"$T/exit.out" 2>&1
+left=$(ls "$D" | grep -c '\.sock$')
+[ "$left" = 0 ] && pass children_exit_remove_their_sockets ||
+    fail children_exit_remove_their_sockets "$left socket files left: $(ls "$D" | head -3)"
