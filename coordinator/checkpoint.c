@@ -2130,8 +2130,8 @@ int cmd_checkpoint(int argc, char **argv)
         return CK_EXIT_FAIL;
     }
     if (nbad > 0) {
-        ck_msg("checkpoint %d: %d descendant%s cannot be checkpointed with it: %s; nothing was "
-               "done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);
+        ck_msg("checkpoint %d: its process tree cannot be checkpointed (%d reason%s): %s; "
+               "nothing was done, every process goes on", pid, nbad, nbad == 1 ? "" : "s", terr);
         return CK_EXIT_FAIL;
     }
     if (go_parent(&tree, pidns != 0, terr, sizeof terr)) {

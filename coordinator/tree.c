@@ -166,12 +166,25 @@ void ck_tree_describe(int pid, char *out, size_t len)
     size_t n = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
     if (f)
         fclose(f);
-    cmd[n] = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (!cmd[i])
-            cmd[i] = ' ';
-    if (n >= sizeof cmd - 1)
-        snprintf(cmd + sizeof cmd - 5, 5, "...");
+    int cut = n >= sizeof cmd - 1;
+    /* arguments joined by one space: a title written over them (nginx,
+     * postgres) is padded with NULs; control characters shown as '?' */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)cmd[i];
+        if (!ch) {
+            if (k && cmd[k - 1] != ' ')
+                cmd[k++] = ' ';
+            continue;
+        }
+        cmd[k++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    while (k && cmd[k - 1] == ' ')
+        k--;
+    cmd[k] = 0;
+    n = k;
+    if (cut)
+        snprintf(cmd + (k > sizeof cmd - 5 ? sizeof cmd - 5 : k), 5, "...");
     if (n == 0) {
         /* Zombies have no command line: their name. */
         snprintf(path, sizeof path, "/proc/%d/comm", pid);

@@ -627,9 +627,31 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
             continue;
         char who[160];
         ck_tree_describe(p, who, sizeof who);
-        ADD("%s shares memory (MAP_SHARED, anonymous, inode %lu) with the tree but is not one "
-            "of its processes (was its parent in the tree? it was adopted by another when that "
-            "one exited): ckshim cannot restore memory shared with a process outside", who, hit);
+        /* one of the root's ancestors, or a child of one (the root's
+         * sibling: a worker of a pre-forking server checkpointed alone),
+         * or another (an orphan adopted outside when its parent in the
+         * tree exited) */
+        int anc = 0, sib = 0;
+        struct ck_pstat ps;
+        long up = ck_pstat_read(t->m[0].pid, &ps) == 0 ? ps.ppid : 0;
+        for (int k = 0; k < 64 && up > 1 && !anc; k++) {
+            anc = up == p;
+            sib = sib ? sib : (ck_pstat_read(p, &ps) == 0 && ps.ppid == up ? (int)up : 0);
+            up = ck_pstat_read((int)up, &ps) == 0 ? ps.ppid : 0;
+        }
+        if (anc)
+            ADD("%s, an ancestor of %d, shares memory (MAP_SHARED, anonymous, inode %lu) with "
+                "it: ckshim cannot restore memory shared with a process outside the tree "
+                "(checkpoint the tree from %d instead)", who, t->m[0].pid, hit, p);
+        else if (sib)
+            ADD("%s, a child of %d as %d is, shares memory (MAP_SHARED, anonymous, inode %lu) "
+                "with it: ckshim cannot restore memory shared with a process outside the tree "
+                "(checkpoint the tree from %d instead)", who, sib, t->m[0].pid, hit, sib);
+        else
+            ADD("%s shares memory (MAP_SHARED, anonymous, inode %lu) with the tree but is not "
+                "one of its processes (was its parent in the tree? it was adopted by another "
+                "when that one exited): ckshim cannot restore memory shared with a process "
+                "outside", who, hit);
     }
     if (d)
         closedir(d);
