@@ -818,6 +818,22 @@ static int file_writer(const char *path, dev_t dev, ino_t ino, char *comm, size_
     return found;
 }
 
+/* Does the image map file (dev, ino) shared and writable? Writes through
+ * such a mapping need not change the file's mtime (the kernel updates it
+ * at the first write fault of a clean page only): a WAL index (SQLite's
+ * -shm) rewritten through its mapping since the checkpoint kept the times
+ * the image recorded. */
+static int mapped_shared_writable(const struct ck_image *im, uint64_t dev, uint64_t ino)
+{
+    for (uint32_t r = 0; r < im->nregions; r++) {
+        const struct ck_region *g = &im->regions[r];
+        if ((g->flags & CK_REG_SHARED) && ((g->prot & PROT_WRITE) || (g->flags & CK_REG_MAYWRITE)) &&
+            g->dev == dev && g->ino == ino)
+            return 1;
+    }
+    return 0;
+}
+
 static int plan_versions(struct rctx *c)
 {
     const struct ck_image *im = &c->img;
@@ -831,7 +847,8 @@ static int plan_versions(struct rctx *c)
                                                  c->fseen[i].ino != f->ino)))
             continue; /* another file, accepted with --allow-changed: used as it is */
         struct stat ls;
-        if (lstat(path, &ls) == 0 && ls.st_dev == f->dev && ls.st_ino == f->ino &&
+        if (!(kind == CK_HASH_VER_CONTENT && mapped_shared_writable(im, f->dev, f->ino)) &&
+            lstat(path, &ls) == 0 && ls.st_dev == f->dev && ls.st_ino == f->ino &&
             (uint64_t)ls.st_size == f->size &&
             ls.st_mtim.tv_sec * 1000000000LL + ls.st_mtim.tv_nsec == f->mtime_ns &&
             ls.st_ctim.tv_sec * 1000000000LL + ls.st_ctim.tv_nsec == f->ctime_ns)
