@@ -639,6 +639,10 @@ static int check_missing(int final, int64_t timeout, char *err, size_t errlen)
             i--;
             continue;
         }
+        /* (a thread in an exec blocks it on purpose, execguard.c: it is
+         * gone with its process in a moment, or parks if the exec fails) */
+        if (st == T_BLOCKS && signaled[i] == __atomic_load_n(&g_shim.exec_tid, __ATOMIC_SEQ_CST))
+            st = T_WAIT;
         strikes[i] = st == T_BLOCKS ? strikes[i] + 1 : 0;
         if (strikes[i] >= STRIKES || final) {
             char name[32];

@@ -126,6 +126,8 @@ struct shim_state {
     volatile int nslots;                /* slots claimed */
     volatile int nparked;
     volatile int foreign_tid;           /* a thread on TLS not glibc's (quiesce.c) */
+    volatile int exec_tid;              /* a thread in execve, the checkpoint signal blocked
+                                           (execguard.c) */
     volatile int release_gen;
     volatile int nlanded;               /* after restore */
     volatile int resume_gen;            /* after restore */
