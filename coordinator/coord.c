@@ -664,11 +664,29 @@ static int ctl_call(int pid, const char *sock, int timeout_ms)
     if (!sent) {
         conn = -ENOENT;
     } else {
+        /* in short steps: a called thread that is gone (its process
+         * exec'd or ended: a child that closed every descriptor, then
+         * exec'd, as Java's launcher does) will never answer, and the
+         * whole time-out would be spent with a tree parked */
         struct pollfd pf = {.fd = l, .events = POLLIN};
-        int pr;
-        do
-            pr = poll(&pf, 1, timeout_ms > 0 ? timeout_ms : 5000);
-        while (pr < 0 && errno == EINTR);
+        int left = timeout_ms > 0 ? timeout_ms : 5000, pr = 0;
+        while (left > 0) {
+            int step = left < 50 ? left : 50;
+            pr = poll(&pf, 1, step);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr != 0)
+                break;
+            left -= step;
+            int live[256], nlive = ck_call_threads(pid, live, 256), still = 0;
+            for (int i = 0; i < ntids && !still; i++)
+                for (int k = 0; k < nlive && !still; k++)
+                    still = tids[i] == live[k];
+            if (!still) {
+                conn = -ENOENT;
+                break;
+            }
+        }
         if (pr > 0) {
             conn = accept4(l, NULL, NULL, SOCK_CLOEXEC);
             if (conn < 0)

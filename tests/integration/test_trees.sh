@@ -899,3 +899,30 @@ if wait_for 10 grep -q ROOT "$T/noreap.log" && wait_for 10 zombie_outside; then
 else
     fail tree_zombie_outside_session_left_out "no orphan zombie under the subreaper"
 fi
+
+# Children that close every descriptor (the shim's control socket too:
+# it then waits for calls) and exec, as Java's launcher does: a call that
+# met the exec waited the whole connect time-out, 10 s with the tree
+# parked (1 checkpoint in 40). Now coord sees the called thread gone.
+# Each checkpoint is given 8 s (a hang detector, not a measure of speed).
+rm -f "$T/go"
+(cd "$T" && exec env CK_GO="$T/go" LD_PRELOAD="$SHIM" "$B/tests/progs/closefork" \
+    >"$T/closefork.log" 2>&1) &
+pid=$!
+disown "$pid" 2>/dev/null
+PIDS+=("$pid")
+if wait_for 10 grep -q READY "$T/closefork.log"; then
+    slow=0
+    for k in $(seq 1 40); do
+        timeout 8 "$C" checkpoint "$pid" -o "$T/closefork.img" >"$T/out" 2>"$T/err" ||
+            { slow=$((slow + 1)); cp "$T/err" "$T/closefork.err"; }
+    done
+    touch "$T/go"
+    if [ $slow = 0 ] && wait_for 10 grep -q "^PASS" "$T/closefork.log"; then
+        pass tree_children_closing_all_and_execing
+    else
+        fail tree_children_closing_all_and_execing "$slow of 40 checkpoints failed or took over 8 s: $(tail -n 2 "$T/closefork.err" 2>/dev/null; tail -n 1 "$T/closefork.log")"
+    fi
+else
+    fail tree_children_closing_all_and_execing "no READY"
+fi
