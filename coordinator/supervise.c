@@ -502,14 +502,106 @@ static void kill_program(pid_t prog)
         kill(prog, SIGKILL);
 }
 
+/* The sessions and process groups of the newest image's processes (a
+ * tree's; none for one process), besides the program's own (its session
+ * and group are prog): a shell's jobs under `set -m`, a child started in
+ * a session of its own. */
+static int image_groups(const struct sv *s, pid_t prog, long *ids, int max,
+                        uint64_t *created_ns)
+{
+    int n = 0;
+    *created_ns = 0;
+    if (!s->seq)
+        return 0;
+    char img[PATH_MAX + 32], err[256];
+    image_path(s, s->seq, img, sizeof img);
+    int fd = open(img, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct ck_tree_hdr th;
+    struct ck_tree_entry *te = NULL;
+    if (fd >= 0 && ck_tree_read_hdr(fd, &th, &te, NULL, err, sizeof err) > 0) {
+        *created_ns = th.created_ns;
+        for (uint32_t i = 0; i < th.nprocs && n + 2 <= max; i++) {
+            if (te[i].sid > 1 && te[i].sid != prog && te[i].sid != getsid(0))
+                ids[n++] = te[i].sid;
+            if (te[i].pgid > 1 && te[i].pgid != prog && te[i].pgid != getpgrp())
+                ids[n++] = -te[i].pgid;
+        }
+    }
+    free(te);
+    if (fd >= 0)
+        close(fd);
+    return n;
+}
+
+/* When process p started (/proc/PID/stat's start, ticks since boot), as
+ * CLOCK_REALTIME ns; 0 if unknown. */
+static uint64_t started_ns(unsigned long long start_ticks)
+{
+    static long long btime = -1;
+    if (btime < 0) {
+        FILE *f = fopen("/proc/stat", "re");
+        char line[256];
+        btime = 0;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "btime %lld", &btime) == 1)
+                break;
+        if (f)
+            fclose(f);
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime <= 0 || hz <= 0)
+        return 0;
+    return (uint64_t)btime * 1000000000ULL + start_ticks * (1000000000ULL / (uint64_t)hz);
+}
+
+/* SIGKILL to every process of ours left of the old program: its group
+ * (kill_program), its session (fork_child made it a session leader: jobs
+ * of a shell under `set -m` are in other groups of it), and the sessions
+ * and groups of the newest image's processes (a child in a session of
+ * its own) that started before that image was made (so a number reused
+ * since by a stranger is left alone). Such a process that outlived the
+ * root would run beside its restored copy (a job twice, or a file it
+ * holds open refusing the restore). The program's own session outlives
+ * its leader while any member is left: its number names no stranger's.
+ * Returns how many were left. */
+static int kill_leftovers(const struct sv *s, pid_t prog)
+{
+    long ids[128];
+    uint64_t created = 0;
+    int nids = image_groups(s, prog, ids, 128, &created), left = 0;
+    uid_t me = getuid();
+    if (kill(-prog, SIGKILL) == 0)
+        left++;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        int p = atoi(e->d_name);
+        struct ck_pstat ps;
+        struct ck_procinfo pi;
+        if (p <= 1 || p == getpid() || ck_pstat_read(p, &ps) < 0 || ps.state == 'Z' ||
+            ps.state == 'X' || ck_proc_info(p, &pi) < 0 || pi.ruid != me)
+            continue;
+        int hit = ps.sid == prog || ps.pgrp == prog;
+        uint64_t st = started_ns(ps.start);
+        for (int k = 0; k < nids && !hit && st && st < created; k++)
+            hit = ids[k] == ps.sid || ids[k] == -ps.pgrp;
+        if (hit && kill(p, SIGKILL) == 0)
+            left++;
+    }
+    if (d)
+        closedir(d);
+    return left;
+}
+
 /* Before a restore: wait (up to 10 s) until no process of the old
- * program's group is left, so a tree's workers never run twice. */
-static int group_gone(pid_t prog)
+ * program is left (kill_leftovers), reaping what ends, so a tree's
+ * workers never run twice. */
+static int group_gone(struct sv *s, pid_t prog)
 {
     for (int i = 0; i < 1000; i++) {
-        if (kill(-prog, 0) < 0 && errno == ESRCH)
+        reap(s);
+        if (!kill_leftovers(s, prog))
             return 1;
-        kill(-prog, SIGKILL);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -1231,9 +1323,10 @@ int ck_supervise(int argc, char **argv)
                        s.window_ms / 1000, s.seq, s.dir);
                 return finish(&s, "gave up", CK_EXIT_FAIL);
             }
-            if (!group_gone(s.prog)) {
-                ck_msg("run: processes of the program's group %d are still there 10 s after "
-                       "it ended; not restoring a second copy beside them", (int)s.prog);
+            if (!group_gone(&s, s.prog)) {
+                ck_msg("run: processes of the program (its session %d, or a session or group "
+                       "of its newest image) are still there 10 s after it ended; not "
+                       "restoring a second copy beside them", (int)s.prog);
                 return finish(&s, "failed", CK_EXIT_FAIL);
             }
             int again = may_restore_again(&s);

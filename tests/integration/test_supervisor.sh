@@ -302,6 +302,49 @@ fi
 kill -TERM "$sup"
 wait "$sup"
 
+# ---- a tree whose children are in other groups and sessions ----
+# A job of a shell under `set -m` (its own process group) and a child in a
+# session of its own outlived a kill -9 of the root: only the root's group
+# was killed, and the restore ran each of them a second time beside the
+# old one. Every process of the old program goes before the restore.
+cat >"$T/groups.sh" <<'EOF2'
+set -m
+w() { n=0; while :; do n=$((n + 1)); echo "$1 $$ $BASHPID $n" >>"$2"; sleep 0.1; done; }
+w job "$1" &
+setsid bash -c "$(declare -f w); w session '$1'" &
+wait
+EOF2
+DG="$T/imggroups"
+(cd "$T" && exec "$C" run --every 300ms --images "$DG" --auto-restore \
+    -- bash "$T/groups.sh" "$T/g.log" >"$T/sup9g.out" 2>"$T/sup9g.err") &
+sup=$!
+PIDS+=("$sup")
+# writers(KIND): 1 if KIND's last 20 counts go up by one each (one writer;
+# a restored copy beside the old one writes the same pid, the one the
+# program knows, but a count of its own)
+writers() {
+    awk -v k="$1" '$1 == k' "$T/g.log" | tail -n 20 |
+        awk 'NR > 1 && $4 != last + 1 { bad = 1 } { last = $4 } END { print bad ? 2 : 1 }'
+}
+if wait_for 20 have_image "$DG" 3 && grep -q 'process tree of [3-9]' "$T/sup9g.err"; then
+    prog=$(state "$DG" program)
+    kill -9 "$prog"
+    if wait_for 20 state_is "$DG" restores 1; then
+        sleep 2.5
+        if [ "$(writers job)" = 1 ] && [ "$(writers session)" = 1 ]; then
+            pass supervisor_tree_groups_not_twice
+        else
+            fail supervisor_tree_groups_not_twice "writers: job $(writers job), session $(writers session)"
+        fi
+    else
+        fail supervisor_tree_groups_not_twice "not restored: $(grep 'run:' "$T/sup9g.err" | tail -n 2)"
+    fi
+else
+    fail supervisor_tree_groups_not_twice "no tree images: $(grep -v note "$T/sup9g.err" | tail -n 2)"
+fi
+kill -TERM "$sup"
+wait "$sup"
+
 # ---- exit statuses pass through ----
 "$C" run --every 1s --images "$T/img3" -- sh -c 'exit 7' 2>"$T/err"
 rc7=$?
