@@ -515,6 +515,7 @@ struct ck_lock {
 };
 
 #define CK_TTYF_WINSIZE 0x1             /* ws_* are set */
+#define CK_TTYF_PACKET 0x2              /* a master in packet mode (TIOCPKT: screen) */
 #define CK_MAX_TTYS 1024                /* entries of a TTYS record */
 
 /* CK_REC_TTYS payload: ck_rec.arg of these, one per standard descriptor

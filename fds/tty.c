@@ -173,6 +173,13 @@ static int pty_save_queues(struct ck_fdcap_set *s, uint32_t i)
     }
     int rc = -EIO;
     ssize_t in = -1, out = -1;
+    /* a master in packet mode (screen) gives a status byte before each
+     * read's data: off while its queue is read and put back */
+    int pkt = 0, off = 0;
+    if (ioctl(master, TIOCGPKT, &pkt) < 0)
+        pkt = 0;
+    if (pkt && ioctl(master, TIOCPKT, &off) < 0)
+        goto out;
     if (ioctl(slave, TCGETS, &orig) < 0)
         goto out;
     pty_passthrough(&raw, &orig, 0);
@@ -211,6 +218,8 @@ out:
     if (rc == -EIO && !s->err[0])
         snprintf(s->err, s->errlen, "fd %d: cannot read the modes of the pseudo-terminal "
                  "/dev/pts/%llu: %s", f->fd, (unsigned long long)f->aux, strerror(errno));
+    if (pkt)
+        ioctl(master, TIOCPKT, &pkt);
     close(slave);
     return rc;
 }
@@ -439,6 +448,18 @@ static int open_pty(struct ck_fdrest *r)
             if (p >= 0)
                 close(p);
             return -1;
+        }
+        /* packet mode once the queues are back (it would put a status
+         * byte before what pty_refill reads) */
+        for (uint32_t k = 0; k < r->im->nttys; k++) {
+            int one = 1;
+            if (r->im->ttys[k].fd == r->im->fds[m].fd &&
+                (r->im->ttys[k].flags & CK_TTYF_PACKET) && ioctl(p, TIOCPKT, &one) < 0) {
+                snprintf(r->err, r->errlen, "fd %d: cannot put the new pseudo-terminal in "
+                         "packet mode: %s", r->im->fds[m].fd, strerror(errno));
+                close(p);
+                return -1;
+            }
         }
         if (m == i)
             master = p;

@@ -752,6 +752,9 @@ void capture_tty(int fd, const struct stat *st)
     memcpy(y->cc, t.c_cc, sizeof y->cc < sizeof t.c_cc ? sizeof y->cc : sizeof t.c_cc);
     y->dev = st->st_dev;
     y->rdev = st->st_rdev;
+    int pkt = 0; /* (a master's; a slave or terminal says ENOTTY) */
+    if (ioctl(fd, TIOCGPKT, &pkt) == 0 && pkt)
+        y->flags |= CK_TTYF_PACKET;
     struct winsize ws;
     if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
         y->flags |= CK_TTYF_WINSIZE;
