@@ -570,8 +570,9 @@ static int kill_leftovers(const struct sv *s, pid_t prog)
     uint64_t created = 0;
     int nids = image_groups(s, prog, ids, 128, &created), left = 0;
     uid_t me = getuid();
-    if (kill(-prog, SIGKILL) == 0)
-        left++;
+    /* (counted below, zombies aside: an orphan's zombie that an init
+     * never reaps stays in the group, and would be waited for in vain) */
+    kill(-prog, SIGKILL);
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
