@@ -557,18 +557,17 @@ static uint64_t started_ns(unsigned long long start_ticks)
 /* SIGKILL to every process of ours left of the old program: its group
  * (kill_program), its session (fork_child made it a session leader: jobs
  * of a shell under `set -m` are in other groups of it), and the sessions
- * and groups of the newest image's processes (a child in a session of
- * its own) that started before that image was made (so a number reused
- * since by a stranger is left alone). Such a process that outlived the
+ * and groups of the newest image's processes, ids (image_groups: a
+ * child in a session of its own), for processes started before that
+ * image was made, created (so a number reused since by a stranger is
+ * left alone). Such a process that outlived the
  * root would run beside its restored copy (a job twice, or a file it
  * holds open refusing the restore). The program's own session outlives
  * its leader while any member is left: its number names no stranger's.
  * Returns how many were left. */
-static int kill_leftovers(const struct sv *s, pid_t prog)
+static int kill_leftovers(pid_t prog, const long *ids, int nids, uint64_t created)
 {
-    long ids[128];
-    uint64_t created = 0;
-    int nids = image_groups(s, prog, ids, 128, &created), left = 0;
+    int left = 0;
     uid_t me = getuid();
     /* (counted below, zombies aside: an orphan's zombie that an init
      * never reaps stays in the group, and would be waited for in vain) */
@@ -599,9 +598,12 @@ static int kill_leftovers(const struct sv *s, pid_t prog)
  * workers never run twice. */
 static int group_gone(struct sv *s, pid_t prog)
 {
+    long ids[128];
+    uint64_t created = 0;
+    int nids = image_groups(s, prog, ids, 128, &created);
     for (int i = 0; i < 1000; i++) {
         reap(s);
-        if (!kill_leftovers(s, prog))
+        if (!kill_leftovers(prog, ids, nids, created))
             return 1;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);

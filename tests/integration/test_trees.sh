@@ -906,12 +906,7 @@ fi
 # parked (1 checkpoint in 40). Now coord sees the called thread gone.
 # Each checkpoint is given 8 s (a hang detector, not a measure of speed).
 rm -f "$T/go"
-(cd "$T" && exec env CK_GO="$T/go" LD_PRELOAD="$SHIM" "$B/tests/progs/closefork" \
-    >"$T/closefork.log" 2>&1) &
-pid=$!
-disown "$pid" 2>/dev/null
-PIDS+=("$pid")
-if wait_for 10 grep -q READY "$T/closefork.log"; then
+if start_test_prog closefork; then
     slow=0
     for k in $(seq 1 40); do
         timeout 8 "$C" checkpoint "$pid" -o "$T/closefork.img" >"$T/out" 2>"$T/err" ||
@@ -923,6 +918,4 @@ if wait_for 10 grep -q READY "$T/closefork.log"; then
     else
         fail tree_children_closing_all_and_execing "$slow of 40 checkpoints failed or took over 8 s: $(tail -n 2 "$T/closefork.err" 2>/dev/null; tail -n 1 "$T/closefork.log")"
     fi
-else
-    fail tree_children_closing_all_and_execing "no READY"
 fi
