@@ -58,6 +58,7 @@ struct sv {
     /* the program */
     pid_t prog;
     int prog_status, prog_done;
+    uint64_t prog_end_ns;        /* CLOCK_BOOTTIME when it was reaped */
     /* the checkpoint or restore helper (its stderr: helper_log if >= 0) */
     pid_t helper;
     int helper_log;
@@ -431,6 +432,13 @@ static void child_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
 /* Reap every child that ended; note the program's and the helper's
  * status. Others (none expected) are only reaped. */
 static void reap(struct sv *s)
@@ -441,6 +449,7 @@ static void reap(struct sv *s)
         if (p == s->prog) {
             s->prog_status = ws;
             s->prog_done = 1;
+            s->prog_end_ns = clock_ns(CLOCK_BOOTTIME);
         } else if (p == s->helper) {
             s->helper_status = ws;
             s->helper_done = 1;
@@ -533,25 +542,12 @@ static int image_groups(const struct sv *s, pid_t prog, long *ids, int max,
     return n;
 }
 
-/* When process p started (/proc/PID/stat's start, ticks since boot), as
- * CLOCK_REALTIME ns; 0 if unknown. */
+/* When a process started (/proc/PID/stat's start: clock ticks since
+ * boot, the kernel's boot-time clock), as CLOCK_BOOTTIME ns. */
 static uint64_t started_ns(unsigned long long start_ticks)
 {
-    static long long btime = -1;
-    if (btime < 0) {
-        FILE *f = fopen("/proc/stat", "re");
-        char line[256];
-        btime = 0;
-        while (f && fgets(line, sizeof line, f))
-            if (sscanf(line, "btime %lld", &btime) == 1)
-                break;
-        if (f)
-            fclose(f);
-    }
     long hz = sysconf(_SC_CLK_TCK);
-    if (btime <= 0 || hz <= 0)
-        return 0;
-    return (uint64_t)btime * 1000000000ULL + start_ticks * (1000000000ULL / (uint64_t)hz);
+    return hz > 0 ? start_ticks * (1000000000ULL / (uint64_t)hz) : 0;
 }
 
 /* SIGKILL to every process of ours left of the old program: its group
@@ -562,16 +558,17 @@ static uint64_t started_ns(unsigned long long start_ticks)
  * image was made, created (so a number reused since by a stranger is
  * left alone). Such a process that outlived the
  * root would run beside its restored copy (a job twice, or a file it
- * holds open refusing the restore). The program's own session outlives
- * its leader while any member is left: its number names no stranger's.
- * Returns how many were left. */
-static int kill_leftovers(pid_t prog, const long *ids, int nids, uint64_t created)
+ * holds open refusing the restore). The program is reaped: its number
+ * may name a stranger's session or group once its own are empty (pid_max
+ * is 32768 on many machines), so only processes started before it ended
+ * (ended) are taken for its own: a stranger's process got that number
+ * after. Zombies are left (an orphan's zombie that an init never reaps
+ * would be waited for in vain). Returns how many were left. */
+static int kill_leftovers(pid_t prog, uint64_t ended, const long *ids, int nids,
+                          uint64_t created)
 {
     int left = 0;
     uid_t me = getuid();
-    /* (counted below, zombies aside: an orphan's zombie that an init
-     * never reaps stays in the group, and would be waited for in vain) */
-    kill(-prog, SIGKILL);
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
@@ -581,8 +578,8 @@ static int kill_leftovers(pid_t prog, const long *ids, int nids, uint64_t create
         if (p <= 1 || p == getpid() || ck_pstat_read(p, &ps) < 0 || ps.state == 'Z' ||
             ps.state == 'X' || ck_proc_info(p, &pi) < 0 || pi.ruid != me)
             continue;
-        int hit = ps.sid == prog || ps.pgrp == prog;
         uint64_t st = started_ns(ps.start);
+        int hit = (ps.sid == prog || ps.pgrp == prog) && st && st < ended;
         for (int k = 0; k < nids && !hit && st && st < created; k++)
             hit = ids[k] == ps.sid || ids[k] == -ps.pgrp;
         if (hit && kill(p, SIGKILL) == 0)
@@ -601,9 +598,14 @@ static int group_gone(struct sv *s, pid_t prog)
     long ids[128];
     uint64_t created = 0;
     int nids = image_groups(s, prog, ids, 128, &created);
+    /* (the image's time, CLOCK_REALTIME, on the boot-time clock) */
+    uint64_t rt = clock_ns(CLOCK_REALTIME), bt = clock_ns(CLOCK_BOOTTIME);
+    created = created > rt - bt ? created - (rt - bt) : 0;
     for (int i = 0; i < 1000; i++) {
         reap(s);
-        if (!kill_leftovers(prog, ids, nids, created))
+        /* (not reaped yet: none can have its number) */
+        uint64_t ended = s->prog_end_ns ? s->prog_end_ns : clock_ns(CLOCK_BOOTTIME);
+        if (!kill_leftovers(prog, ended, ids, nids, created))
             return 1;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -829,6 +831,7 @@ static int start_program(struct sv *s, const char *path, const char *preload)
     }
     s->prog = p;
     s->prog_done = 0;
+    s->prog_end_ns = 0;
     return 0;
 }
 
@@ -906,6 +909,7 @@ static int restore_program(struct sv *s, unsigned long long seq, int again)
     close(sp[1]);
     s->prog = p;
     s->prog_done = 0;
+    s->prog_end_ns = 0;
     char buf[1100];
     size_t got = 0;
     while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {
