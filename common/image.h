@@ -440,13 +440,20 @@ struct ck_fd {
 #define CK_OWN_KIND(o) ((o) >> 24)
 #define CK_OWN_ID(o) ((o) & 0xffffffu)
 
+/* Can region r write its file: shared, and writable now or after an
+ * mprotect (CK_REG_MAYWRITE)? */
+static inline int ck_region_writes_file(const struct ck_region *r)
+{
+    return (r->flags & CK_REG_SHARED) && ((r->prot & 2) || (r->flags & CK_REG_MAYWRITE));
+}
+
 /* Can region r be mapped from the program's descriptor f, a deleted file
  * or memfd (CK_REG_FROMFD)? Same file, and an access mode that allows the
  * mapping (O_RDONLY 0, O_WRONLY 1, O_RDWR 2). Shim and coord agree on it. */
 static inline int ck_fd_maps_region(const struct ck_fd *f, const struct ck_region *r)
 {
     uint32_t acc = f->oflags & 3;
-    int writes = (r->flags & CK_REG_SHARED) && ((r->prot & 2) || (r->flags & CK_REG_MAYWRITE));
+    int writes = ck_region_writes_file(r);
     return (f->kind == CK_FD_MEMFD || f->kind == CK_FD_DELETED) && f->ino == r->ino &&
            f->dev == r->dev && (writes ? acc == 2 : acc != 1);
 }

@@ -825,12 +825,10 @@ static int file_writer(const char *path, dev_t dev, ino_t ino, char *comm, size_
  * the image recorded. */
 static int mapped_shared_writable(const struct ck_image *im, uint64_t dev, uint64_t ino)
 {
-    for (uint32_t r = 0; r < im->nregions; r++) {
-        const struct ck_region *g = &im->regions[r];
-        if ((g->flags & CK_REG_SHARED) && ((g->prot & PROT_WRITE) || (g->flags & CK_REG_MAYWRITE)) &&
-            g->dev == dev && g->ino == ino)
+    for (uint32_t r = 0; r < im->nregions; r++)
+        if (ck_region_writes_file(&im->regions[r]) && im->regions[r].dev == dev &&
+            im->regions[r].ino == ino)
             return 1;
-    }
     return 0;
 }
 
