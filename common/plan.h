@@ -26,7 +26,7 @@
 #define CK_PLAN_ADDR (CK_WINDOW_START + 0x10000000ULL)
 #define CK_VDSO_TMP (CK_WINDOW_START + 0x20000000ULL)
 #define CK_PROGRESS_ADDR (CK_WINDOW_START + 0x30000000ULL)
-#define CK_PLAN_MAGIC 0x314e414c504b43ULL /* "CKPLAN1" */
+#define CK_PLAN_MAGIC 0x324e414c504b43ULL /* "CKPLAN2" */
 #define CK_PLAN_MAX (64ULL << 20)
 
 struct ck_plan {
@@ -66,7 +66,9 @@ struct ck_plan {
                                            gate): gate_fd and ready_fd stay open for the
                                            shim's report once it is whole (ck_restore_info) */
     uint32_t test_die_late;             /* tests only: 1 end after creating the threads,
-                                           2 fail in the shim's restore_finish */
+                                           2 fail in the shim's restore_finish, 3 end
+                                           before forking the children, 4 SIGKILL
+                                           before the memory work */
     int32_t progress_fd;                /* >= 0: a page of struct ck_plan_progress (a
                                            memfd), mapped shared at CK_PROGRESS_ADDR:
                                            coord's gate keeper draws the progress line */
@@ -74,6 +76,44 @@ struct ck_plan {
     uint32_t test_slow_fill_ms;         /* tests only: each PAGES record takes this long */
     uint32_t stop_sig;                  /* ck_restore_info.stop_sig (a single process
                                            stopped when it was taken), or 0 */
+    int32_t map_fd;                     /* a tree's pid map (memfd "ckshim-tree":
+                                           int32 {vpid, pid now}[]), or -1 */
+    uint32_t nchildren;                 /* struct ck_plan_child[nchildren]: processes of
+                                           the tree this restorer forks (docs/DESIGN.md,
+                                           "Tree members forked by the restorer") */
+    uint64_t children_off;
+    uint32_t nrlimits;                  /* set once the children are forked and the */
+    uint32_t pad3;                      /* descriptors are in place */
+    struct ck_plan_rlimit {
+        uint32_t resource, pad;
+        uint64_t cur, max;
+    } rlim[CK_NRLIMIT];
+};
+
+/* A child the restorer forks before it clears its address space: it
+ * takes its descriptor table from a preparer (coord, which made the
+ * child's descriptors as if it were to exec) through sock, then runs the
+ * plan it found there, as an exec'd restorer would. */
+struct ck_plan_child {
+    int32_t vpid;                       /* its pid in the image (messages) */
+    int32_t set_tid;                    /* > 0: clone3 with this pid (--pidns) */
+    int32_t sock;                       /* the preparer's SOCK_SEQPACKET socket */
+    uint32_t slot;                      /* its index in the tree: its pid of now goes
+                                           to map[2 * slot + 1] */
+};
+
+/* What the preparer sends first (ck_plan_child.sock): then batches of at
+ * most CK_ADOPT_BATCH descriptors (SCM_RIGHTS), each with its int32
+ * target numbers as the message (-1: the working directory, to fchdir);
+ * the child answers every batch with one byte. */
+#define CK_ADOPT_MAGIC 0x54504f44414b43ULL /* "CKADOPT" */
+#define CK_ADOPT_BATCH 250
+struct ck_adopt_hdr {
+    uint64_t magic;
+    uint32_t count;                     /* descriptors, the directory included */
+    int32_t hi;                         /* the highest target */
+    uint32_t umask;
+    int32_t plan_fd;                    /* the child's plan, among the targets */
 };
 
 /* The restore's progress (plan.progress_fd): per process of the image,

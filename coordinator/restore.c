@@ -171,7 +171,17 @@ static struct {
         int fd;                         /* one of the descs' (made): reopened through it */
     } *inodes;
     int ninodes;
+    /* Processes forked by their parent's restorer (tree_fork_kind): per
+     * process 'F' or 0, and in its parent's coord process the socket to
+     * its preparer (close-on-exec until the parent's exec), or -1. */
+    char *late;
+    int *prep_near;
+    int hi;                             /* coord's own descriptors of the tree go from here */
 } g_tree;
+
+/* In a preparer (start_preparer): the tree index of the process whose
+ * table it makes, and its end of the socket to that process, else -1. */
+static int g_prep_idx = -1, g_prep_sock = -1;
 
 /* The description the tree made for process proc's descriptor fd, or -1. */
 static int tree_desc_of(int proc, int fd, int *skip_after)
@@ -1454,7 +1464,12 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     size_t poff = toff + im->nthreads * sizeof(struct ck_plan_thread);
     poff = (poff + 63) & ~63UL;
     size_t goff = poff + im->npagerecs * sizeof(struct ck_plan_pagerec);
-    size_t soff = goff + im->nguards * sizeof(struct ck_guard);
+    size_t coff = goff + im->nguards * sizeof(struct ck_guard);
+    coff = (coff + 7) & ~7UL;
+    uint32_t nchildren = 0;
+    for (int j = 0; c->tree_idx >= 0 && g_tree.late && j < g_tree.n; j++)
+        nchildren += g_tree.late[j] && g_tree.e[j].parent == c->tree_idx;
+    size_t soff = coff + nchildren * sizeof(struct ck_plan_child);
     size_t size = soff + strings + 1;
     if (size > CK_PLAN_MAX) {
         fail_msg(c, "the image describes too many regions");
@@ -1495,6 +1510,25 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
     p->guards_off = goff;
     if (im->nguards)
         memcpy(buf + goff, im->guards, im->nguards * sizeof(struct ck_guard));
+    p->map_fd = c->tree_idx >= 0 ? g_tree.map_fd : -1;
+    p->nchildren = nchildren;
+    p->children_off = coff;
+    struct ck_plan_child *pc = (struct ck_plan_child *)(buf + coff);
+    for (int j = 0, k = 0; nchildren && j < g_tree.n; j++)
+        if (g_tree.late[j] && g_tree.e[j].parent == c->tree_idx) {
+            pc[k].vpid = g_tree.e[j].vpid;
+            pc[k].set_tid = g_pidns ? g_tree.e[j].vpid : 0;
+            pc[k].sock = g_tree.prep_near[j];
+            pc[k++].slot = (uint32_t)j;
+        }
+    for (int i = 0; i < CK_NRLIMIT && i < RLIM_NLIMITS; i++) {
+        const struct ck_rlimit *l = &im->proc.rlim[i];
+        if (l->cur == 0 && l->max == 0 && i != RLIMIT_CORE)
+            continue;
+        p->rlim[p->nrlimits].resource = (uint32_t)i;
+        p->rlim[p->nrlimits].cur = l->cur;
+        p->rlim[p->nrlimits++].max = l->max;
+    }
     cpu_set_t cpus;
     int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
     const char *wenv = getenv("CKSHIM_RESTORE_THREADS");
@@ -2211,21 +2245,8 @@ static int restore_env(struct rctx *c)
                  strerror(errno));
         return -1;
     }
+    /* rlimits: the restorer sets them last (build_plan) */
     umask(p->umask & 0777);
-    for (int i = 0; i < CK_NRLIMIT && i < RLIM_NLIMITS; i++) {
-        struct rlimit rl = {.rlim_cur = p->rlim[i].cur, .rlim_max = p->rlim[i].max};
-        if (rl.rlim_cur == 0 && rl.rlim_max == 0 && i != RLIMIT_CORE)
-            continue;
-        if (setrlimit(i, &rl) < 0) {
-            struct rlimit cur;
-            getrlimit(i, &cur);
-            if (rl.rlim_max > cur.rlim_max)
-                rl.rlim_max = cur.rlim_max;
-            if (rl.rlim_cur > rl.rlim_max)
-                rl.rlim_cur = rl.rlim_max;
-            setrlimit(i, &rl);
-        }
-    }
     return 0;
 }
 
@@ -2448,6 +2469,82 @@ static void keep_restore_cap(void)
         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, 40, 0, 0);
 }
 
+/* In a preparer (start_preparer), where become would exec: send the
+ * table an exec would leave (every descriptor without close-on-exec) and
+ * the working directory to the process it was made for, which its
+ * parent's restorer forked (restorer.c, adopt), and end. A send that
+ * finds the process or its parent gone ends it too: the gate keeper sees
+ * that process end and stops the tree. Returns only with c->err set. */
+static void hand_over(struct rctx *c, int plan_fd)
+{
+    int sock = g_prep_sock, n = 1, cap = 256;
+    int *fds = malloc((size_t)cap * sizeof *fds), *target = malloc((size_t)cap * sizeof *target);
+    int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = opendir("/proc/self/fd");
+    if (!fds || !target || cwd < 0 || !d) {
+        fail_msg(c, "cannot hand its descriptors over: %s", strerror(errno));
+        return;
+    }
+    fds[0] = cwd;
+    target[0] = -1;
+    int hi = 2;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int fd = atoi(de->d_name), fl;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(d) || fd == sock ||
+            fd == cwd || (fl = fcntl(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            int *f2 = realloc(fds, (size_t)cap * sizeof *fds);
+            int *t2 = f2 ? realloc(target, (size_t)cap * sizeof *target) : NULL;
+            if (f2)
+                fds = f2;
+            if (!t2) {
+                fail_msg(c, "out of memory");
+                return;
+            }
+            target = t2;
+        }
+        fds[n] = target[n] = fd;
+        if (fd > hi)
+            hi = fd;
+        n++;
+    }
+    closedir(d);
+    struct ck_adopt_hdr h = {.magic = CK_ADOPT_MAGIC, .count = (uint32_t)n, .hi = hi,
+                             .umask = c->img.proc.umask & 0777, .plan_fd = plan_fd};
+    if (send(sock, &h, sizeof h, MSG_NOSIGNAL) != (ssize_t)sizeof h)
+        _exit(1);
+    for (int off = 0; off < n;) {
+        int k = n - off < CK_ADOPT_BATCH ? n - off : CK_ADOPT_BATCH;
+        union {
+            char buf[CMSG_SPACE(CK_ADOPT_BATCH * sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = {.iov_base = target + off, .iov_len = (size_t)k * sizeof(int)};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                            .msg_controllen = CMSG_SPACE((size_t)k * sizeof(int))};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN((size_t)k * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds + off, (size_t)k * sizeof(int));
+        ssize_t w;
+        while ((w = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        if (w < 0 && errno != EPIPE && errno != ECONNRESET) {
+            fail_msg(c, "cannot hand its descriptors over: %s", strerror(errno));
+            return;
+        }
+        char ack;
+        if (w < 0 || recv(sock, &ack, 1, 0) != 1)
+            _exit(1);
+        off += k;
+    }
+    _exit(0);
+}
+
 /* The process that becomes the program: set up fds and exec. Only
  * returns on failure, with c->err set. */
 static void become(struct rctx *c, const char *restorer)
@@ -2464,7 +2561,7 @@ static void become(struct rctx *c, const char *restorer)
             maxfd = c->img.fds[i].fd;
     int base = maxfd + 1 < 16 ? 16 : maxfd + 1;
     int keep[16 + (c->tree_idx >= 0 ? g_tree.npipes + g_tree.nshms + g_tree.nfiles + 1 +
-                                          g_tree.ndescs : 0)],
+                                          g_tree.ndescs + g_tree.n + 1 : 0)],
         nkeep = 0;
     if (c->tree_idx >= 0) {
         /* descriptors the tree made (sockets, shared descriptions) */
@@ -2484,6 +2581,12 @@ static void become(struct rctx *c, const char *restorer)
             keep[nkeep++] = g_tree.pipes[k].fd;
         keep[nkeep++] = g_tree.map_fd;
         fcntl(g_tree.map_fd, F_SETFD, 0);
+        /* the sockets to the preparers of the children its restorer forks */
+        for (int j = 0; j < g_tree.n; j++)
+            if (g_tree.prep_near[j] >= 0 && g_tree.e[j].parent == c->tree_idx)
+                keep[nkeep++] = g_tree.prep_near[j];
+        if (g_prep_sock >= 0)
+            keep[nkeep++] = g_prep_sock;
     }
     for (int i = 0; i < 3; i++) {
         c->saved_std[i] = fcntl(i, F_DUPFD_CLOEXEC, base);
@@ -2572,6 +2675,13 @@ static void become(struct rctx *c, const char *restorer)
         head.test_die_late = 1;
     if (hook && !strncmp(hook, "restore-die-finish:", 19) && atoi(hook + 19) == vpid)
         head.test_die_late = 2;
+    /* test_tree_fork.sh: the restorer ends before it forks its children */
+    if (hook && !strncmp(hook, "restore-die-before-fork:", 24) && atoi(hook + 24) == vpid)
+        head.test_die_late = 3;
+    /* test_tree_barrier.sh: the process is killed (as the out-of-memory
+     * killer would) in its restorer, before its memory is in place */
+    if (hook && !strncmp(hook, "restore-kill-early:", 19) && atoi(hook + 19) == vpid)
+        head.test_die_late = 4;
     /* test_progress.sh: a restore slow enough for its progress line */
     head.test_slow_fill_ms = 0;
     if (hook && !strncmp(hook, "restore-slow-fill:", 18) && atoi(hook + 18) > 0)
@@ -2596,6 +2706,17 @@ static void become(struct rctx *c, const char *restorer)
         fcntl(gate_rd, F_SETFD, 0);
         fcntl(ready_wr, F_SETFD, 0);
     }
+    for (int j = 0; c->tree_idx >= 0 && j < g_tree.n; j++)
+        if (g_tree.prep_near[j] >= 0 && g_tree.e[j].parent == c->tree_idx)
+            fcntl(g_tree.prep_near[j], F_SETFD, 0);
+    if (g_prep_sock >= 0) {
+        /* test_tree_fork.sh: the preparer of process VPID fails */
+        if (hook && !strncmp(hook, "restore-prep-fail:", 18) && atoi(hook + 18) == vpid)
+            fail_msg(c, "test hook: its preparer fails");
+        else
+            hand_over(c, plan);
+        return;
+    }
     if (g_pidns)
         keep_restore_cap();
     char planarg[16];
@@ -2606,11 +2727,6 @@ static void become(struct rctx *c, const char *restorer)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* CKSHIM_TEST_HOOK=restore-kill-early:VPID (test_tree_barrier.sh): the
-     * process is killed (as the out-of-memory killer would) before its
-     * memory is in place */
-    if (hook && !strncmp(hook, "restore-kill-early:", 19) && atoi(hook + 19) == vpid)
-        raise(SIGKILL);
     execve(restorer, argv, envp);
     fail_msg(c, "cannot run the restorer %s: %s", restorer, strerror(errno));
 }
@@ -3798,6 +3914,41 @@ static int make_tree_ptys(struct rctx *root, int hi)
 /* Read and check every process of a tree image; make what they share.
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
+/* How process j is made again (docs/DESIGN.md, "Tree members forked by
+ * the restorer"): 'F', forked by its parent's restorer before that one's
+ * own memory work, with the table a preparer made; or 0, forked by its
+ * parent's coord process, as ever, with why set to what keeps it so.
+ * Only with CKSHIM_TREE_FORK=restorer for now (tests), and only where
+ * nothing of j's making needs its own process before its restorer runs. */
+static char tree_fork_kind(int j, const char **why)
+{
+    const struct ck_tree_entry *e = &g_tree.e[j];
+    const char *mode = getenv("CKSHIM_TREE_FORK");
+    *why = NULL;
+    if (!mode || strcmp(mode, "restorer") != 0)
+        return 0;
+    if (j == 0)
+        *why = "the root";
+    else if ((e->flags & (CK_TREE_ZOMBIE | CK_TREE_ORPHAN)) || g_tree.helper[j])
+        *why = "a zombie, an orphan, or made by a helper";
+    else if (g_tree.late[e->parent])
+        *why = "its parent is forked by a restorer";
+    else if (g_tree.makes_sid[j] || g_tree.makes_pg[j] || e->pgid != g_tree.e[e->parent].pgid ||
+             e->sid != g_tree.e[e->parent].sid)
+        *why = "its process group or session is not its parent's";
+    for (int k = j + 1; k < g_tree.n && !*why; k++)
+        if (g_tree.e[k].parent == j)
+            *why = "it has children in the tree";
+    const struct ck_image *im = &g_tree.m[j].img;
+    for (uint32_t k = 0; k < im->nlocks && !*why; k++)
+        if (im->locks[k].kind != CK_LOCK_FLOCK && im->locks[k].kind != CK_LOCK_OFD)
+            *why = "it holds POSIX locks or leases (its own process's)";
+    for (uint32_t k = 0; k < im->nfds && !*why; k++)
+        if (im->fds[k].kind == CK_FD_PIDFD)
+            *why = "it holds a pidfd";
+    return *why ? 0 : 'F';
+}
+
 static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
                         struct ck_tree_entry *e, const struct ck_tree_sharetab *st,
                         const char *counter_url, int force)
@@ -3811,7 +3962,11 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     g_tree.map_fd = -1;
     g_tree.m = calloc((size_t)n, sizeof *g_tree.m);
     g_tree.macs = calloc((size_t)n, CK_DIGEST_BYTES);
-    if (!g_tree.m || !g_tree.macs) {
+    g_tree.late = calloc((size_t)n, 1);
+    g_tree.prep_near = malloc((size_t)n * sizeof *g_tree.prep_near);
+    for (int i = 0; g_tree.prep_near && i < n; i++)
+        g_tree.prep_near[i] = -1;
+    if (!g_tree.m || !g_tree.macs || !g_tree.late || !g_tree.prep_near) {
         fail_msg(root, "out of memory");
         return -1;
     }
@@ -3939,6 +4094,24 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     }
     for (int i = 0; i < n; i++)
         nstopped += (e[i].flags & CK_TREE_STOPPED) != 0;
+    /* who forks whom; a preparer and its short-lived parent per process a
+     * restorer forks */
+    g_tree.hi = hi;
+    long nlate = 0;
+    for (int i = 0; i < n; i++) {
+        const char *why;
+        g_tree.late[i] = tree_fork_kind(i, &why);
+        nlate += g_tree.late[i] != 0;
+        if (getenv("CKSHIM_TREE_FORK"))
+            dprintf(2, "coord: restore: process %d: %s%s\n", e[i].vpid,
+                    g_tree.late[i] ? "forked by its parent's restorer" : "forked by coord: ",
+                    g_tree.late[i] ? "" : why);
+    }
+    if (nlate && nproc_fits(root, tasks + 2 * nlate, what) < 0) {
+        free(groups);
+        free(sess);
+        return -1;
+    }
     g_tree.map_fd = memfd_create("ckshim-tree", MFD_CLOEXEC);
     size_t maplen = (size_t)(n + 1 + ngroups + 1 + nsess + 1 + nstopped) * 2 * sizeof(int32_t);
     int mfd = g_tree.map_fd < 0 ? -1 : fcntl(g_tree.map_fd, F_DUPFD_CLOEXEC, hi);
@@ -4047,6 +4220,44 @@ static void tree_zombie_group(int j)
         setpgid(0, pg);
 }
 
+/* Start the preparer of process j, which process i's restorer forks
+ * (tree_fork_kind): a helper, never the program's child, that makes j's
+ * descriptors, working directory and plan as tree_become would before an
+ * exec, and hands them over (hand_over) through a socket whose other end
+ * i's restorer gives the child. 0, or -1 with i's err set. */
+static int start_preparer(int i, int j, const char *restorer)
+{
+    struct rctx *m = &g_tree.m[i];
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        fail_msg(m, "cannot make the socket to the preparer of process %d: %s",
+                 g_tree.e[j].vpid, strerror(errno));
+        return -1;
+    }
+    int near = fcntl(sv[0], F_DUPFD_CLOEXEC, g_tree.hi);
+    int far = fcntl(sv[1], F_DUPFD_CLOEXEC, g_tree.hi);
+    close(sv[0]);
+    close(sv[1]);
+    int o = near < 0 || far < 0 ? -1 : fork_orphan();
+    if (o == 0) {
+        close(near);
+        g_prep_idx = j;
+        g_prep_sock = far;
+        tree_child(j, m->file, restorer);
+    }
+    if (far >= 0)
+        close(far);
+    if (o < 0) {
+        fail_msg(m, "cannot start the preparer of process %d of the tree: %s",
+                 g_tree.e[j].vpid, strerror(errno));
+        if (near >= 0)
+            close(near);
+        return -1;
+    }
+    g_tree.prep_near[j] = near;
+    return 0;
+}
+
 /* Fork the children of process i that go in this round (1: before it
  * calls setsid, in the session it came from; 2: after), each becoming its
  * process of the tree. 0, or -1 with its err set. */
@@ -4107,6 +4318,11 @@ static int tree_fork_round(int i, int round, const char *restorer)
                 return -1;
             }
             g_tree.map[2 * j + 1] = (int32_t)z;
+            continue;
+        }
+        if (g_tree.late[j]) {
+            if (start_preparer(i, j, restorer) < 0)
+                return -1;
             continue;
         }
         pid_t p = tree_fork(g_tree.e[j].vpid);
@@ -4272,7 +4488,9 @@ static int tree_take_ctty(int i)
 static void tree_become(int i, const char *restorer)
 {
     struct rctx *m = &g_tree.m[i];
-    g_tree.map[2 * i + 1] = (int32_t)getpid();
+    int prep = g_prep_idx == i; /* a preparer: its restorer's child will be i */
+    if (!prep)
+        g_tree.map[2 * i + 1] = (int32_t)getpid();
     /* children must stay for their parent to wait for: coord may have been
      * started with SIGCHLD ignored (then they would vanish at exit); the
      * program's own disposition is put back by the shim after restore */
@@ -4329,7 +4547,7 @@ static void tree_become(int i, const char *restorer)
         }
         close(ctty);
     }
-    if (i > 0 && !g_tree.makes_sid[i] && !g_tree.makes_pg[i] && g_tree.pg_now[i]) {
+    if (i > 0 && !prep && !g_tree.makes_sid[i] && !g_tree.makes_pg[i] && g_tree.pg_now[i]) {
         /* join its group once the process that makes it did (every one
          * makes its own before it waits for any: nothing waits in a
          * circle) */

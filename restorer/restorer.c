@@ -8,9 +8,13 @@
  *
  *   1. switch to our own stack (start.S), block every signal
  *   2. map the plan into the window
+ *   2b. fork the processes of a tree the plan names (ck_plan_child): each
+ *      takes its descriptor table from a preparer in coord (adopt) and
+ *      goes on from step 2 with its own plan
  *   3. unmap everything that is not ours, the vdso or vvar
  *   4. move vvar/vvar_vclock/vdso to where the image had them
- *   5. map every region (MAP_FIXED_NOREPLACE), fill pages, set protections
+ *   5. map every region (MAP_FIXED_NOREPLACE), fill pages, set rlimits,
+ *      pass coord's gate, set protections
  *   6. PR_SET_MM_MAP: brk, stack, argv/env, auxv as they were
  *   7. tell the shim where we are (ck_restore_info), close our fds
  *   8. clone every other thread onto its park point; become the main one
@@ -591,6 +595,159 @@ static void set_mm(void)
         die("prctl(PR_SET_MM_MAP) refused the saved address-space layout", 0, r);
 }
 
+/* Rlimits last (after the forks and once descriptors are in place: a
+ * hard limit lowered here could not be raised again for a child, nor a
+ * descriptor placed above a lowered NOFILE); a hard limit above ours is
+ * cut to ours, as coord did before the exec. */
+static void set_rlimits(void)
+{
+    for (uint32_t i = 0; i < plan->nrlimits && i < CK_NRLIMIT; i++) {
+        const struct ck_plan_rlimit *l = &plan->rlim[i];
+        uint64_t want[2] = {l->cur, l->max}, now[2];
+        if (sys4(NR_prlimit64, 0, l->resource, want, 0) >= 0 ||
+            sys4(NR_prlimit64, 0, l->resource, 0, now) < 0)
+            continue;
+        if (want[1] > now[1])
+            want[1] = now[1];
+        if (want[0] > want[1])
+            want[0] = want[1];
+        sys4(NR_prlimit64, 0, l->resource, want, 0);
+    }
+}
+
+/* "WHAT VPID": a message naming a process of the tree. */
+static const char *about(const char *what, long vpid)
+{
+    static char msg[160];
+    char *p = msg;
+    for (const char *s = what; *s && p < msg + 120; s++)
+        *p++ = *s;
+    *p++ = ' ';
+    p = fmt_dec(p, vpid);
+    *p = 0;
+    return msg;
+}
+
+/* In a child of the restorer: take the descriptor table its preparer
+ * made (struct ck_adopt_hdr), as an exec would have left it, and return
+ * the number of its plan. Everything of the parent's table goes first. */
+static int adopt(int sock)
+{
+    static int32_t target[CK_ADOPT_BATCH], high[CK_ADOPT_BATCH];
+    static uint64_t cbuf[(sizeof(struct r_cmsghdr) + sizeof target) / 8 + 1];
+    if (sock > 0)
+        sys3(NR_close_range, 0, sock - 1, 0);
+    sys3(NR_close_range, sock + 1, ~0U, 0);
+    struct ck_adopt_hdr h;
+    struct r_iovec iov = {&h, sizeof h};
+    struct r_msghdr m;
+    memset(&m, 0, sizeof m);
+    m.iov = &iov;
+    m.iovlen = 1;
+    long r;
+    while ((r = sys3(NR_recvmsg, sock, &m, 0)) == -4)
+        ;
+    if (r != (long)sizeof h || h.magic != CK_ADOPT_MAGIC || h.hi < 2 || !h.count)
+        die("its preparer in coord sent no descriptors (it failed, see above)", 0, r);
+    r = sys3(NR_fcntl, sock, R_F_DUPFD, h.hi + 1);
+    if (r < 0)
+        die("cannot move the preparer's socket", 0, r);
+    sys_close(sock);
+    sock = (int)r;
+    for (uint32_t got = 0; got < h.count;) {
+        iov.base = target;
+        iov.len = sizeof target;
+        memset(&m, 0, sizeof m);
+        m.iov = &iov;
+        m.iovlen = 1;
+        m.control = cbuf;
+        m.controllen = sizeof cbuf;
+        r = sys3(NR_recvmsg, sock, &m, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+        if (r == -4)
+            continue;
+        const struct r_cmsghdr *cm = (const struct r_cmsghdr *)cbuf;
+        uint32_t n = r > 0 ? (uint32_t)r / 4 : 0;
+        if (r <= 0 || (r & 3) || (m.flags & (R_MSG_TRUNC | R_MSG_CTRUNC)) ||
+            m.controllen < sizeof *cm || cm->level != R_SOL_SOCKET || cm->type != R_SCM_RIGHTS ||
+            cm->len != sizeof *cm + n * 4 || got + n > h.count)
+            die("cannot take the descriptors its preparer in coord made", 0, r);
+        const int *fds = (const int *)(cm + 1);
+        /* above every target first: one of this batch may sit on another's */
+        for (uint32_t k = 0; k < n; k++) {
+            r = sys3(NR_fcntl, fds[k], R_F_DUPFD, sock + 1);
+            if (r < 0)
+                die("cannot move a descriptor from its preparer", 0, r);
+            sys_close(fds[k]);
+            high[k] = (int32_t)r;
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            if (target[k] == -1)
+                r = sys1(NR_fchdir, high[k]);
+            else if (target[k] < 0 || target[k] > h.hi)
+                r = -22;
+            else
+                r = sys3(NR_dup3, high[k], target[k], 0);
+            if (r < 0)
+                die(target[k] == -1 ? "cannot enter its working directory"
+                                    : "cannot put a descriptor in place",
+                    0, r);
+            sys_close(high[k]);
+        }
+        got += n;
+        struct r_iovec a = {"a", 1};
+        memset(&m, 0, sizeof m);
+        m.iov = &a;
+        m.iovlen = 1;
+        sys3(NR_sendmsg, sock, &m, R_MSG_NOSIGNAL);
+    }
+    sys_close(sock);
+    sys1(NR_umask, h.umask & 0777);
+    return h.plan_fd;
+}
+
+__attribute__((noreturn)) static void run(int plan_fd);
+
+/* The processes of the tree this one forks before its own memory work
+ * (struct ck_plan_child): each takes its table from its preparer and
+ * runs its own plan; its pid of now goes into the tree's map. */
+static void make_children(void)
+{
+    const struct ck_plan_child *ch =
+        (const struct ck_plan_child *)((const char *)plan + plan->children_off);
+    for (uint32_t k = 0; k < plan->nchildren; k++) {
+        struct ck_plan_child c = ch[k];
+        long pid;
+        if (c.set_tid > 0) {
+            int32_t want = c.set_tid;
+            uint64_t a[11] = {0, 0, 0, 0, 17 /* SIGCHLD */, 0, 0, 0, (uint64_t)&want, 1, 0};
+            pid = sys2(NR_clone3, a, sizeof a);
+        } else {
+            pid = sys5(NR_clone, 17 /* SIGCHLD */, 0, 0, 0, 0);
+        }
+        if (pid == 0) {
+            /* the parent's plan, progress page and messages are not ours */
+            plan = 0;
+            progress = 0;
+            status_fd = -1;
+            err_fd = -1;
+            sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
+            sys_munmap(CK_PROGRESS_ADDR, 4096);
+            run(adopt(c.sock));
+        }
+        if (pid == -11)
+            die(about("cannot fork (the user's process limit, ulimit -u, or the system's): "
+                      "process", c.vpid), 0, pid);
+        if (pid < 0)
+            die(about(c.set_tid > 0 ? "cannot fork with its pid: process" : "cannot fork process",
+                      c.vpid), 0, pid);
+        int32_t now = (int32_t)pid;
+        long w = sys4(NR_pwrite64, plan->map_fd, &now, sizeof now, (2 * (uint64_t)c.slot + 1) * 4);
+        if (w != (long)sizeof now)
+            die("cannot write the tree's pid map", 0, w);
+        sys_close(c.sock);
+    }
+}
+
 __attribute__((noreturn)) void restorer_main(uint64_t *sp);
 
 __attribute__((noreturn)) void restorer_main(uint64_t *sp)
@@ -601,7 +758,11 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     sys4(NR_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, 0, 8);
     if (argc < 2)
         die("usage: ckshim-restore PLANFD (run by coord restore)", 0, 0);
-    int plan_fd = (int)parse_num(argv[1]);
+    run((int)parse_num(argv[1]));
+}
+
+__attribute__((noreturn)) static void run(int plan_fd)
+{
     struct ck_plan head;
     long r = sys_pread(plan_fd, &head, sizeof head, 0);
     if (r != (long)sizeof head || head.magic != CK_PLAN_MAGIC || head.size < sizeof head ||
@@ -627,11 +788,17 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     if (plan->progress_fd >= 0)
         sys_close(plan->progress_fd);
 
+    if (plan->test_die_late == 3) /* CKSHIM_TEST_HOOK=restore-die-before-fork:VPID */
+        die("test hook: this process ends before it forks its children", 0, 0);
+    if (plan->test_die_late == 4) /* CKSHIM_TEST_HOOK=restore-kill-early:VPID */
+        sys2(62 /* kill */, sys_getpid(), 9);
+    make_children();
     /* No way back from here. */
     clear_address_space();
     map_regions();
     fill_pages();
     install_guards();
+    set_rlimits();
     if (plan->gate_fd >= 0)
         pass_gate();
     protect_regions();

@@ -27,18 +27,27 @@
 #define NR_munmap 11
 #define NR_rt_sigprocmask 14
 #define NR_pread64 17
+#define NR_pwrite64 18
 #define NR_mremap 25
 #define NR_madvise 28
 #define NR_shmat 30
 #define NR_shmctl 31
 #define NR_getpid 39
+#define NR_sendmsg 46
+#define NR_recvmsg 47
 #define NR_clone 56
 #define NR_exit 60
+#define NR_fcntl 72
+#define NR_fchdir 81
+#define NR_umask 95
 #define NR_prctl 157
 #define NR_arch_prctl 158
 #define NR_gettid 186
 #define NR_exit_group 231
+#define NR_dup3 292
+#define NR_prlimit64 302
 #define NR_clone3 435
+#define NR_close_range 436
 
 #define sys_read(fd, b, n) sys3(NR_read, fd, b, n)
 #define sys_write(fd, b, n) sys3(NR_write, fd, b, n)
@@ -77,6 +86,31 @@
 #define R_O_CLOEXEC 02000000
 #define R_O_NONBLOCK 04000
 #define R_O_NOFOLLOW 0400000
+
+/* Sockets (the adopt step: restorer.c) */
+struct r_iovec {
+    void *base;
+    unsigned long len;
+};
+struct r_msghdr {
+    void *name;
+    int namelen, pad;
+    struct r_iovec *iov;
+    unsigned long iovlen;
+    void *control;
+    unsigned long controllen;
+    int flags, pad2;
+};
+struct r_cmsghdr {
+    unsigned long len;
+    int level, type;
+};
+#define R_SOL_SOCKET 1
+#define R_SCM_RIGHTS 1
+#define R_MSG_TRUNC 0x20
+#define R_MSG_CTRUNC 0x08
+#define R_MSG_NOSIGNAL 0x4000
+#define R_F_DUPFD 0
 
 /* The kernel's struct stat on x86_64 (only what the restorer reads). */
 struct r_stat {
