@@ -28,6 +28,10 @@
 #define CK_PROGRESS_ADDR (CK_WINDOW_START + 0x30000000ULL)
 #define CK_PLAN_MAGIC 0x324e414c504b43ULL /* "CKPLAN2" */
 #define CK_PLAN_MAX (64ULL << 20)
+/* A child forked by its parent's restorer after the parent's memory is
+ * in place (CK_CHILD_SHARED) maps its own plan here while it still reads
+ * its parent's at CK_PLAN_ADDR. */
+#define CK_PLAN_ADDR2 (CK_PLAN_ADDR + CK_PLAN_MAX)
 
 struct ck_plan {
     uint64_t magic;
@@ -100,7 +104,15 @@ struct ck_plan_child {
     int32_t sock;                       /* the preparer's SOCK_SEQPACKET socket */
     uint32_t slot;                      /* its index in the tree: its pid of now goes
                                            to map[2 * slot + 1] */
+    uint32_t flags;                     /* CK_CHILD_* */
+    uint32_t pad;
 };
+/* Forked once the parent's memory is in place: the regions both have
+ * (same addresses, private, the same file or both anonymous) are kept,
+ * and a page is written only where the child's differs, so that the two
+ * share what they shared at the checkpoint (copy-on-write). Without it
+ * the child is forked before the parent's memory work and starts bare. */
+#define CK_CHILD_SHARED 0x1
 
 /* What the preparer sends first (ck_plan_child.sock): then batches of at
  * most CK_ADOPT_BATCH descriptors (SCM_RIGHTS), each with its int32

@@ -1519,6 +1519,7 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
             pc[k].vpid = g_tree.e[j].vpid;
             pc[k].set_tid = g_pidns ? g_tree.e[j].vpid : 0;
             pc[k].sock = g_tree.prep_near[j];
+            pc[k].flags = g_tree.late[j] == 'L' ? CK_CHILD_SHARED : 0;
             pc[k++].slot = (uint32_t)j;
         }
     for (int i = 0; i < CK_NRLIMIT && i < RLIM_NLIMITS; i++) {
@@ -3915,18 +3916,52 @@ static int make_tree_ptys(struct rctx *root, int hi)
  * root is cmd_restore's context (options, the image fd); on failure its
  * err says why. */
 /* How process j is made again (docs/DESIGN.md, "Tree members forked by
- * the restorer"): 'F', forked by its parent's restorer before that one's
- * own memory work, with the table a preparer made; or 0, forked by its
- * parent's coord process, as ever, with why set to what keeps it so.
- * Only with CKSHIM_TREE_FORK=restorer for now (tests), and only where
- * nothing of j's making needs its own process before its restorer runs. */
+ * the restorer"): by its parent's restorer, with the table a preparer
+ * made, once the parent's memory is in place ('L': they share what they
+ * map alike, copy-on-write) or before ('F': CKSHIM_TREE_FORK=fresh, or
+ * nothing mapped alike); or 0, forked by its parent's coord process
+ * (CKSHIM_TREE_FORK=coord, and where something of j's making needs its
+ * own process before its restorer runs), with why set to what keeps it
+ * so. */
+/* Bytes of private memory processes i and j (a parent and its child)
+ * have mapped alike (the same addresses; both anonymous or the same file):
+ * what a child forked after its parent's fill keeps (restorer.c,
+ * same_mapping, which decides region by region). */
+static uint64_t tree_cow_bytes(int i, int j)
+{
+    const struct ck_image *a = &g_tree.m[i].img, *b = &g_tree.m[j].img;
+    const uint32_t apart = CK_REG_SHARED | CK_REG_SPECIAL | CK_REG_SYSV | CK_REG_HUGETLB |
+                           CK_REG_DROPPABLE;
+    uint64_t bytes = 0;
+    for (uint32_t x = 0, y = 0; x < a->nregions && y < b->nregions;) {
+        const struct ck_region *ra = &a->regions[x], *rb = &b->regions[y];
+        if (ra->start < rb->start) {
+            x++;
+        } else if (rb->start < ra->start) {
+            y++;
+        } else {
+            if (ra->end == rb->end && !((ra->flags | rb->flags) & apart) &&
+                ((ra->flags ^ rb->flags) & (CK_REG_ANON | CK_REG_FILE)) == 0 &&
+                (!(ra->flags & CK_REG_FILE) || (ra->dev == rb->dev && ra->ino == rb->ino)))
+                bytes += ra->end - ra->start;
+            x++;
+            y++;
+        }
+    }
+    return bytes;
+}
+
 static char tree_fork_kind(int j, const char **why)
 {
     const struct ck_tree_entry *e = &g_tree.e[j];
     const char *mode = getenv("CKSHIM_TREE_FORK");
     *why = NULL;
-    if (!mode || strcmp(mode, "restorer") != 0)
+    if (!mode || !*mode)
+        mode = "restorer";
+    if (strcmp(mode, "restorer") != 0 && strcmp(mode, "fresh") != 0) {
+        *why = "CKSHIM_TREE_FORK is not restorer or fresh";
         return 0;
+    }
     if (j == 0)
         *why = "the root";
     else if ((e->flags & (CK_TREE_ZOMBIE | CK_TREE_ORPHAN)) || g_tree.helper[j])
@@ -3946,7 +3981,15 @@ static char tree_fork_kind(int j, const char **why)
     for (uint32_t k = 0; k < im->nfds && !*why; k++)
         if (im->fds[k].kind == CK_FD_PIDFD)
             *why = "it holds a pidfd";
-    return *why ? 0 : 'F';
+    if (*why)
+        return 0;
+    /* after its parent's fill when they map memory alike (the same
+     * program, forked without an exec) */
+    if (!strcmp(mode, "restorer") &&
+        !strcmp(im->proc.exe, g_tree.m[e->parent].img.proc.exe) &&
+        tree_cow_bytes(e->parent, j) > 0)
+        return 'L';
+    return 'F';
 }
 
 static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
@@ -4102,7 +4145,13 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
         const char *why;
         g_tree.late[i] = tree_fork_kind(i, &why);
         nlate += g_tree.late[i] != 0;
-        if (getenv("CKSHIM_TREE_FORK"))
+        if (!getenv("CKSHIM_TREE_FORK"))
+            continue;
+        if (g_tree.late[i] == 'L')
+            dprintf(2, "coord: restore: process %d: forked by its parent's restorer once "
+                    "its memory is in place (%llu KiB mapped alike)\n", e[i].vpid,
+                    (unsigned long long)tree_cow_bytes(e[i].parent, i) >> 10);
+        else
             dprintf(2, "coord: restore: process %d: %s%s\n", e[i].vpid,
                     g_tree.late[i] ? "forked by its parent's restorer" : "forked by coord: ",
                     g_tree.late[i] ? "" : why);

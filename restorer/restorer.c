@@ -37,6 +37,14 @@ static int status_fd = -1;
 static int err_fd = 2;                  /* where die() writes */
 static const struct ck_plan *plan;
 static struct ck_plan_progress *progress; /* plan->progress_fd's entry, or NULL */
+/* A child forked after its parent's fill (CK_CHILD_SHARED): the parent's
+ * plan, until the regions they share are known; then which of its own
+ * regions it kept from the parent (1), and of those which are compared
+ * page by page as they are filled (2: anonymous memory). */
+static const struct ck_plan *parent_plan;
+#define MAX_KEPT 65536
+static uint8_t kept[MAX_KEPT];
+static uint32_t nkept;
 
 extern char __executable_start[], _end[];
 
@@ -209,6 +217,37 @@ static const struct ck_plan_thread *threads(void)
     return (const struct ck_plan_thread *)((const char *)plan + plan->threads_off);
 }
 
+/* Unmap [start, end) but the regions this process keeps from its parent
+ * (none unless it shares with it). */
+static void unmap_but_kept(uint64_t start, uint64_t end)
+{
+    const struct ck_plan_region *rg = regions();
+    uint64_t at = start;
+    uint32_t i = 0, hi = nkept ? plan->nregions : 0;
+    while (i < hi) { /* the first region that ends after start */
+        uint32_t mid = i + (hi - i) / 2;
+        if (rg[mid].end <= start)
+            i = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; nkept && i < plan->nregions && i < MAX_KEPT && at < end; i++) {
+        if (!kept[i] || rg[i].end <= at || rg[i].start >= end)
+            continue;
+        if (rg[i].start > at) {
+            long r = sys_munmap(at, rg[i].start - at);
+            if (r < 0)
+                die("cannot unmap", at, r);
+        }
+        at = rg[i].end;
+    }
+    if (at < end) {
+        long r = sys_munmap(at, end - at);
+        if (r < 0)
+            die("cannot unmap", at, r);
+    }
+}
+
 /* Step 3 and 4: clear the address space and move the vdso. */
 static void clear_address_space(void)
 {
@@ -257,9 +296,7 @@ static void clear_address_space(void)
                 special[sp].start = e.start;
                 special[sp].end = e.end;
             } else if (!in_window(e.start) && e.start < 0xffffffffff600000ULL) {
-                long r = sys_munmap(e.start, e.end - e.start);
-                if (r < 0)
-                    die("cannot unmap", e.start, r);
+                unmap_but_kept(e.start, e.end);
             }
         }
         if (last)
@@ -305,7 +342,7 @@ static void map_regions(void)
     int32_t fd_flags = 0;
     for (uint32_t i = 0; i < plan->nregions; i++) {
         const struct ck_plan_region *r = &rg[i];
-        if (r->flags & CK_REG_SPECIAL)
+        if ((r->flags & CK_REG_SPECIAL) || (i < MAX_KEPT && kept[i]))
             continue;
         uint64_t len = r->end - r->start;
         int shared = (r->flags & CK_REG_SHARED) != 0;
@@ -424,6 +461,15 @@ static volatile int fill_tid[MAX_FILLERS];
 static volatile long fill_next;
 static volatile long fill_pages_done;
 
+static int same_page(const uint8_t *a, const uint8_t *b)
+{
+    const uint64_t *x = (const uint64_t *)a, *y = (const uint64_t *)b;
+    for (unsigned i = 0; i < CK_PAGE_SIZE / 8; i++)
+        if (x[i] != y[i])
+            return 0;
+    return 1;
+}
+
 /* Put one PAGES record in place: read it (raw pages straight into
  * place), check its checksum, decode it in place. */
 static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
@@ -444,12 +490,21 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
         return;
     }
     uint8_t *dst = (uint8_t *)rec->arg;
-    sys_madvise(rec->arg, rec->raw_len, MADV_POPULATE_WRITE_);
+    /* memory kept from the parent: its pages are compared, and written
+     * only where they differ (each write takes a copy-on-write fault) */
+    long ti = tr - regions();
+    uint8_t *cmp = ti < MAX_KEPT && kept[ti] == 2 && rec->len <= BUF_SIZE / 2 &&
+                           rec->raw_len <= BUF_SIZE / 2
+                       ? buf + BUF_SIZE / 2
+                       : 0;
+    if (!cmp)
+        sys_madvise(rec->arg, rec->raw_len, MADV_POPULATE_WRITE_);
     if (rec->flags == CK_RF_RAW && rec->len != rec->raw_len)
         die("malformed PAGES record", rec->arg, 0);
     if (rec->flags != CK_RF_RAW && rec->flags != CK_RF_LZ4)
         die("unknown page encoding", rec->arg, 0);
-    uint8_t *src = rec->flags == CK_RF_RAW ? dst : buf;
+    uint8_t *out = cmp ? cmp : dst;
+    uint8_t *src = rec->flags == CK_RF_RAW ? out : buf;
     uint64_t done = 0;
     while (done < rec->len) {
         long r = sys_pread(plan->image_fd, src + done, rec->len - done, pr->offset + done);
@@ -462,10 +517,13 @@ static void fill_one(const struct ck_plan_pagerec *pr, uint8_t *buf)
     if (plan->verify && rec_checksum(rec, src) != rec->checksum)
         die("checksum mismatch in pages", rec->arg, 0);
     if (rec->flags == CK_RF_LZ4) {
-        long n = ck_lz4_decode(src, rec->len, dst, rec->raw_len);
+        long n = ck_lz4_decode(src, rec->len, out, rec->raw_len);
         if (n != (long)rec->raw_len)
             die("corrupted compressed pages", rec->arg, 0);
     }
+    for (uint64_t o = 0; cmp && o < rec->raw_len; o += CK_PAGE_SIZE)
+        if (!same_page(dst + o, cmp + o))
+            memcpy(dst + o, cmp + o, CK_PAGE_SIZE);
     __atomic_fetch_add(&fill_pages_done, (long)(rec->raw_len / CK_PAGE_SIZE), __ATOMIC_RELAXED);
     if (plan->test_slow_fill_ms) { /* CKSHIM_TEST_HOOK=restore-slow-fill:MS (coord) */
         struct {
@@ -705,17 +763,76 @@ static int adopt(int sock)
     return h.plan_fd;
 }
 
-__attribute__((noreturn)) static void run(int plan_fd);
+__attribute__((noreturn)) static void run(int plan_fd, int shared);
+
+/* Whether region c of this process and p of its parent are one mapping
+ * at fork (what the parent's fork made and neither remapped since): same
+ * addresses, both private, both anonymous or the same file at the same
+ * offset; nothing the kernel or coord maps apart (shared, SysV, huge
+ * pages, droppable, a recreated file). */
+static int same_mapping(const struct ck_plan_region *c, const struct ck_plan_region *p)
+{
+    const uint32_t apart = CK_REG_SHARED | CK_REG_SPECIAL | CK_REG_SYSV | CK_REG_HUGETLB |
+                           CK_REG_DROPPABLE;
+    const uint32_t same = CK_REG_ANON | CK_REG_FILE | CK_REG_STACK | CK_REG_HEAP |
+                          CK_REG_ALLPAGES | CK_REG_DELETED | CK_REG_NORESERVE;
+    if (c->start != p->start || c->end != p->end || ((c->flags | p->flags) & apart) ||
+        c->from_fd >= 0 || p->from_fd >= 0 || ((c->flags ^ p->flags) & same))
+        return 0;
+    if ((c->flags & CK_REG_FILE) && !(c->flags & CK_REG_ALLPAGES))
+        return c->dev == p->dev && c->ino == p->ino && c->offset == p->offset &&
+               c->open_flags == p->open_flags;
+    return 1;
+}
+
+/* In a child forked after its parent's fill: which of its regions it
+ * keeps (kept[]: 2 anonymous, compared as filled; 1 a private file
+ * mapping, whose image pages are written), and in those, every range no
+ * page record of its own covers goes back to what the mapping holds
+ * without them (zero, or the file's page): what the parent had there is
+ * not the child's. */
+static void reconcile(void)
+{
+    const struct ck_plan_region *rg = regions();
+    const struct ck_plan_region *pg =
+        (const struct ck_plan_region *)((const char *)parent_plan + parent_plan->regions_off);
+    const struct ck_plan_pagerec *pr =
+        (const struct ck_plan_pagerec *)((const char *)plan + plan->pagerecs_off);
+    uint32_t j = 0;
+    uint64_t k = 0;
+    for (uint32_t i = 0; i < plan->nregions && i < MAX_KEPT; i++) {
+        kept[i] = 0;
+        while (j < parent_plan->nregions && pg[j].start < rg[i].start)
+            j++;
+        if (j >= parent_plan->nregions || !same_mapping(&rg[i], &pg[j]))
+            continue;
+        kept[i] = ((rg[i].flags & CK_REG_FILE) && !(rg[i].flags & CK_REG_ALLPAGES)) ? 1 : 2;
+        nkept++;
+        uint64_t at = rg[i].start;
+        while (k < plan->npagerecs && pr[k].rec.arg < rg[i].start)
+            k++;
+        for (; k < plan->npagerecs && pr[k].rec.arg < rg[i].end; k++) {
+            if (pr[k].rec.arg > at)
+                sys_madvise(at, pr[k].rec.arg - at, 4 /* MADV_DONTNEED */);
+            if (pr[k].rec.arg + pr[k].rec.raw_len > at)
+                at = pr[k].rec.arg + pr[k].rec.raw_len;
+        }
+        if (at < rg[i].end)
+            sys_madvise(at, rg[i].end - at, 4 /* MADV_DONTNEED */);
+    }
+}
 
 /* The processes of the tree this one forks before its own memory work
  * (struct ck_plan_child): each takes its table from its preparer and
  * runs its own plan; its pid of now goes into the tree's map. */
-static void make_children(void)
+static void make_children(uint32_t shared)
 {
     const struct ck_plan_child *ch =
         (const struct ck_plan_child *)((const char *)plan + plan->children_off);
     for (uint32_t k = 0; k < plan->nchildren; k++) {
         struct ck_plan_child c = ch[k];
+        if ((c.flags & CK_CHILD_SHARED) != shared)
+            continue;
         long pid;
         if (c.set_tid > 0) {
             int32_t want = c.set_tid;
@@ -725,14 +842,22 @@ static void make_children(void)
             pid = sys5(NR_clone, 17 /* SIGCHLD */, 0, 0, 0, 0);
         }
         if (pid == 0) {
-            /* the parent's plan, progress page and messages are not ours */
+            /* the parent's plan (kept a while by a child that shares its
+             * memory), progress page and messages are not ours */
+            parent_plan = shared ? plan : 0;
             plan = 0;
             progress = 0;
             status_fd = -1;
             err_fd = -1;
-            sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
+            fill_next = 0;
+            fill_pages_done = 0;
+            if (!shared) {
+                sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
+                memset(kept, 0, sizeof kept);
+                nkept = 0;
+            }
             sys_munmap(CK_PROGRESS_ADDR, 4096);
-            run(adopt(c.sock));
+            run(adopt(c.sock), (int)shared);
         }
         if (pid == -11)
             die(about("cannot fork (the user's process limit, ulimit -u, or the system's): "
@@ -758,20 +883,21 @@ __attribute__((noreturn)) void restorer_main(uint64_t *sp)
     sys4(NR_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, 0, 8);
     if (argc < 2)
         die("usage: ckshim-restore PLANFD (run by coord restore)", 0, 0);
-    run((int)parse_num(argv[1]));
+    run((int)parse_num(argv[1]), 0);
 }
 
-__attribute__((noreturn)) static void run(int plan_fd)
+__attribute__((noreturn)) static void run(int plan_fd, int shared)
 {
     struct ck_plan head;
     long r = sys_pread(plan_fd, &head, sizeof head, 0);
     if (r != (long)sizeof head || head.magic != CK_PLAN_MAGIC || head.size < sizeof head ||
         head.size > CK_PLAN_MAX)
         die("bad plan", 0, r < 0 ? r : 0);
-    r = sys_mmap(CK_PLAN_ADDR, head.size, R_PROT_READ, R_MAP_PRIVATE | R_MAP_FIXED, plan_fd, 0);
+    uint64_t at = shared ? CK_PLAN_ADDR2 : CK_PLAN_ADDR;
+    r = sys_mmap(at, head.size, R_PROT_READ, R_MAP_PRIVATE | R_MAP_FIXED, plan_fd, 0);
     if (r < 0)
         die("cannot map the plan", 0, r);
-    plan = (const struct ck_plan *)CK_PLAN_ADDR;
+    plan = (const struct ck_plan *)at;
     status_fd = plan->status_fd;
     /* fd 2 is the program's by now (a log file it appends to): a message
      * goes to coord's stderr, or else only through the status pipe */
@@ -792,11 +918,17 @@ __attribute__((noreturn)) static void run(int plan_fd)
         die("test hook: this process ends before it forks its children", 0, 0);
     if (plan->test_die_late == 4) /* CKSHIM_TEST_HOOK=restore-kill-early:VPID */
         sys2(62 /* kill */, sys_getpid(), 9);
-    make_children();
+    make_children(0);
     /* No way back from here. */
+    if (parent_plan) {
+        reconcile();
+        sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
+        parent_plan = 0;
+    }
     clear_address_space();
     map_regions();
     fill_pages();
+    make_children(CK_CHILD_SHARED);
     install_guards();
     set_rlimits();
     if (plan->gate_fd >= 0)
