@@ -82,7 +82,7 @@ $(B)/free/%.o: %.S
 	$(CC) $(FREE_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libshim.so: $(PRELOAD_OBJ) $(COMMON_PIC_OBJ)
-	$(CC) -shared -fPIC -Wl,-z,noexecstack -Wl,--no-undefined $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldl -lpthread
+	$(CC) -shared -fPIC -Wl,-z,noexecstack -Wl,--no-undefined -Wl,-z,start-stop-visibility=hidden $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldl -lpthread
 
 $(B)/ckshim-restore: $(RESTORER_OBJ) $(COMMON_FREE_OBJ)
 	$(CC) $(FREE_LDFLAGS) -o $@ $^ -lgcc

@@ -4665,9 +4665,44 @@ static int path_list_option(int argc, char **argv, int *i, const char *opt, char
  * fit in it: not 1 (coord's init), each once, below pid_max. Returns the
  * highest pid or tid of the image (ordinary forks in the namespace get
  * pids above it), or -1 with c->err set. */
+/* The pid_max of a new pid namespace, read in one made for the question:
+ * since Linux 6.14 each has its own (4194304 here, while the machine's
+ * may be 32768, which a program in such a namespace outgrows); before,
+ * the machine's applies. */
+static long new_ns_pid_max(void)
+{
+    long host = read_long("/proc/sys/kernel/pid_max"), v = 0;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return host;
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        close(p[0]);
+        if (unshare(CLONE_NEWUSER | CLONE_NEWPID) == 0) {
+            pid_t g = fork();
+            if (g == 0) {
+                v = read_long("/proc/sys/kernel/pid_max");
+                _exit(write(p[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+            }
+            if (g > 0)
+                waitpid(g, NULL, 0);
+        }
+        _exit(0);
+    }
+    close(p[1]);
+    if (c > 0) {
+        if (read(p[0], &v, sizeof v) != (ssize_t)sizeof v)
+            v = 0;
+        waitpid(c, NULL, 0);
+    }
+    close(p[0]);
+    return v > 0 ? v : host;
+}
+
 static int pidns_check(struct rctx *c)
 {
-    long pid_max = read_long("/proc/sys/kernel/pid_max");
+    long pid_max = new_ns_pid_max();
     int n = g_tree.n ? g_tree.n : 1, top = 1;
     for (int i = 0; i < n; i++) {
         int pid = g_tree.n ? g_tree.e[i].vpid : (int)c->img.proc.pid;
@@ -4675,7 +4710,7 @@ static int pidns_check(struct rctx *c)
         if (pid <= 1)
             why = "pid 1 of the new namespace is coord's init";
         else if (pid_max > 0 && pid >= pid_max)
-            why = "it is not below this machine's pid_max";
+            why = "it is not below a new pid namespace's pid_max";
         for (int j = 0; j < i && !why; j++)
             if (g_tree.e[j].vpid == pid)
                 why = "two processes of the image have it";

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -465,7 +466,7 @@ out:
 }
 
 static void shm_inodes(int pid, unsigned long *ino, int max, int *n, const unsigned long *want,
-                       int nwant);
+                       int nwant, const char **kind);
 
 int ck_tree_adopt(struct ck_tree *t)
 {
@@ -489,7 +490,7 @@ int ck_tree_adopt(struct ck_tree *t)
         if (ps.pgrp != rpg)
             ids[nids++] = -ps.pgrp; /* groups negative */
         if (!t->m[i].zombie)
-            shm_inodes(t->m[i].pid, ino, MAXI, &nino, NULL, 0);
+            shm_inodes(t->m[i].pid, ino, MAXI, &nino, NULL, 0, NULL);
     }
     /* (the root's ancestors share its memory and sessions: never ours) */
     long anc[MAXA];
@@ -530,7 +531,7 @@ int ck_tree_adopt(struct ck_tree *t)
         if (!hit && nino && init) {
             unsigned long one;
             int m = 0;
-            shm_inodes(p, &one, 1, &m, ino, nino);
+            shm_inodes(p, &one, 1, &m, ino, nino, NULL);
             hit = m > 0;
         }
         struct ck_procinfo pi;
@@ -563,24 +564,38 @@ int ck_tree_adopt(struct ck_tree *t)
     return added;
 }
 
-/* Add to ino[] (at most max, *n so far) the shmem inodes of pid's shared
- * anonymous mappings (MAP_SHARED | MAP_ANONYMOUS, inherited across fork:
- * "/dev/zero (deleted)"; a restored tree's: its memfd); with want, only
- * those in want[0..nwant) and the first one found. */
+/* Add to ino[] (at most max, *n so far) the keys of pid's shared
+ * mappings that a restore makes anew: anonymous ones (MAP_SHARED |
+ * MAP_ANONYMOUS, inherited across fork: "/dev/zero (deleted)"; a restored
+ * tree's: its memfd), memfds and deleted files (Python's multiprocessing
+ * Value and Array: an unlinked file in /dev/shm); the key is the inode
+ * with the device in the high bits. With want, only those in
+ * want[0..nwant) and the first one found; kind (if given) gets what it is. */
 static void shm_inodes(int pid, unsigned long *ino, int max, int *n, const unsigned long *want,
-                       int nwant)
+                       int nwant, const char **kind)
 {
-    char path[64], line[512];
+    char path[64], line[4200];
     snprintf(path, sizeof path, "/proc/%d/maps", pid);
     FILE *f = fopen(path, "re");
     while (f && *n < max && fgets(line, sizeof line, f)) {
         char perms[8];
         unsigned long i;
+        unsigned maj, min;
         int name = 0;
-        if (sscanf(line, "%*x-%*x %7s %*x %*x:%*x %lu %n", perms, &i, &name) < 2 || !name ||
-            perms[3] != 's' || (strncmp(line + name, "/dev/zero (deleted)", 19) &&
-                                strncmp(line + name, "/memfd:ckshim-tree-shm (deleted)", 32)))
+        if (sscanf(line, "%*x-%*x %7s %*x %x:%x %lu %n", perms, &maj, &min, &i, &name) < 4 ||
+            !name || perms[3] != 's')
             continue;
+        const char *nm = line + name;
+        size_t nl = strcspn(nm, "\n");
+        const char *what = !strncmp(nm, "/dev/zero (deleted)", 19) ||
+                                   !strncmp(nm, "/memfd:ckshim-tree-shm (deleted)", 32)
+                               ? "anonymous"
+                           : !strncmp(nm, "/memfd:", 7) ? "a memfd"
+                           : nl > 10 && !strncmp(nm + nl - 10, " (deleted)", 10) ? "a deleted file"
+                                                                                : NULL;
+        if (!what)
+            continue;
+        i ^= (unsigned long)makedev(maj, min) << 40;
         int k = 0;
         for (; k < *n && ino[k] != i; k++)
             ;
@@ -589,8 +604,11 @@ static void shm_inodes(int pid, unsigned long *ino, int max, int *n, const unsig
         int w = !want;
         for (int j = 0; j < nwant && !w; j++)
             w = want[j] == i;
-        if (w)
+        if (w) {
             ino[(*n)++] = i;
+            if (kind)
+                *kind = what;
+        }
         if (w && want)
             break;
     }
@@ -606,7 +624,7 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
     size_t used = strlen(err);
     for (int i = 0; i < t->n; i++)
         if (!t->m[i].zombie)
-            shm_inodes(t->m[i].pid, ino, MAXI, &n, NULL, 0);
+            shm_inodes(t->m[i].pid, ino, MAXI, &n, NULL, 0, NULL);
     if (!n)
         return 0;
     /* a process outside the tree that maps one of them: the tree would
@@ -620,9 +638,11 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
             continue;
         int p = atoi(e->d_name), m = 0;
         unsigned long hit;
+        const char *kind = "anonymous";
         if (p == getpid() || in_tree(t, p) >= 0)
             continue;
-        shm_inodes(p, &hit, 1, &m, ino, n);
+        shm_inodes(p, &hit, 1, &m, ino, n, &kind);
+        hit &= (1UL << 40) - 1;
         if (!m)
             continue;
         char who[160];
@@ -640,18 +660,18 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
             up = ck_pstat_read((int)up, &ps) == 0 ? ps.ppid : 0;
         }
         if (anc)
-            ADD("%s, an ancestor of %d, shares memory (MAP_SHARED, anonymous, inode %lu) with "
+            ADD("%s, an ancestor of %d, shares memory (MAP_SHARED, %s, inode %lu) with "
                 "it: ckshim cannot restore memory shared with a process outside the tree "
-                "(checkpoint the tree from %d instead)", who, t->m[0].pid, hit, p);
+                "(checkpoint the tree from %d instead)", who, t->m[0].pid, kind, hit, p);
         else if (sib)
-            ADD("%s, a child of %d as %d is, shares memory (MAP_SHARED, anonymous, inode %lu) "
+            ADD("%s, a child of %d as %d is, shares memory (MAP_SHARED, %s, inode %lu) "
                 "with it: ckshim cannot restore memory shared with a process outside the tree "
-                "(checkpoint the tree from %d instead)", who, sib, t->m[0].pid, hit, sib);
+                "(checkpoint the tree from %d instead)", who, sib, t->m[0].pid, kind, hit, sib);
         else
-            ADD("%s shares memory (MAP_SHARED, anonymous, inode %lu) with the tree but is not "
+            ADD("%s shares memory (MAP_SHARED, %s, inode %lu) with the tree but is not "
                 "one of its processes (was its parent in the tree? it was adopted by another "
                 "when that one exited): ckshim cannot restore memory shared with a process "
-                "outside", who, hit);
+                "outside", who, kind, hit);
     }
     if (d)
         closedir(d);

@@ -330,6 +330,35 @@ static int epoll_restore_watches(struct ck_fdrest *r)
     return 0;
 }
 
+/* After restore, fd holds another file than the one its watches were
+ * added on (the shim replaced a stand-in with the real one: pidfd.c), and
+ * the kernel dropped those watches with the stand-in: every epoll
+ * instance of the set that watched through fd watches the new file again,
+ * with the saved events and data. 0, or -1 with the set's err. */
+int ck_epoll_rewatch(struct ck_fdcap_set *s, int fd)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct ck_fd *e = &s->fds[i];
+        if (e->kind != CK_FD_EPOLL || e->share_with >= 0)
+            continue;
+        const char *p = s->path(s, i);
+        long tfd, holder;
+        struct epoll_event ev;
+        while (next_watch(&p, &tfd, &ev, &holder)) {
+            if (holder != fd)
+                continue;
+            int r = holder == tfd ? epoll_ctl(e->fd, EPOLL_CTL_ADD, fd, &ev)
+                                  : add_renumbered(e->fd, (int)tfd, fd, &ev);
+            if (r < 0 && errno != EEXIST) {
+                snprintf(s->err, s->errlen, "fd %d: cannot watch fd %ld again with epoll: %s",
+                         e->fd, tfd, strerror(errno));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 const struct ck_fdkind ck_fdkind_epoll = {
     .kind = CK_FD_EPOLL,
     .name = "epoll",

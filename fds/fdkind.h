@@ -247,4 +247,8 @@ int ck_remake_check(struct ck_fdrest *r, const char *what);
 /* deleted.c: file.c's capture asks it about each regular file. */
 int ck_deleted_capture(struct ck_fdcap *c, int deleted);
 
+/* epoll.c: watches through fd added again, after the shim replaced its
+ * file (a stand-in pidfd) */
+int ck_epoll_rewatch(struct ck_fdcap_set *s, int fd);
+
 #endif

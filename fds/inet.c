@@ -828,6 +828,15 @@ static int inet_finish(struct ck_fdcap_set *set)
         }
         if ((a->role == CK_INET_PAIR || a->role == CK_INET_PENDING) && nreset < MAX_RESET)
             reset_fds[nreset++] = set->fds[i].fd;
+        /* in a tree, a connection over loopback most likely has its other
+         * end in another process of it (coord knows: ck_inet_relink);
+         * reset too, so that a restore finds its listener's port free
+         * (a TIME_WAIT of a listener without SO_REUSEADDR keeps it) */
+        uint8_t x[16];
+        int n = norm_addr(&a->peer, x);
+        if (set->tree && a->role == CK_INET_DEAD && nreset < MAX_RESET &&
+            ((n == 4 && x[0] == 127) || (n == 16 && !memcmp(x, &in6addr_loopback, 16))))
+            reset_fds[nreset++] = set->fds[i].fd;
     }
     return 0;
 }
@@ -845,9 +854,10 @@ int ck_inet_relink(struct ck_fdcap_set *set)
     return r;
 }
 
-/* --kill: the program ends now. Its connections to itself are closed with
- * a reset instead of a FIN, so that no TIME_WAIT is left on their ports
- * and a restore right away can bind them again. */
+/* --kill: the program ends now. Its connections to itself (and, in a
+ * tree, its connections over loopback) are closed with a reset instead of
+ * a FIN, so that no TIME_WAIT is left on their ports and a restore right
+ * away can bind them again. */
 void ck_inet_reset_pairs(void)
 {
     struct linger lg = {1, 0};

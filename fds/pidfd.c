@@ -140,10 +140,16 @@ static int pidfd_resumed(struct ck_fdcap_set *s)
             return -1;
         }
         close(p);
-        /* descriptors that shared it (dup) share the new one */
+        /* descriptors that shared it (dup) share the new one; the watches
+         * epoll had on the stand-in went with it (asyncio's pidfd child
+         * watcher) */
+        if (ck_epoll_rewatch(s, f->fd) < 0)
+            return -1;
         for (uint32_t k = i + 1; k < s->n; k++)
-            if (s->fds[k].share_with == f->fd)
-                dup3(f->fd, s->fds[k].fd, (s->fds[k].fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+            if (s->fds[k].share_with == f->fd &&
+                (dup3(f->fd, s->fds[k].fd, (s->fds[k].fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0 ||
+                 ck_epoll_rewatch(s, s->fds[k].fd) < 0))
+                return -1;
     }
     return 0;
 }

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <asm/termbits.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <signal.h>
@@ -38,6 +40,7 @@
 #include "fdkind.h"
 #include "fileid.h"
 #include "procparse.h"
+#include "rawsys.h"
 #include "shim.h"
 #include "socket.h"
 #include "unix.h"
@@ -870,6 +873,59 @@ static int fdlist_next(struct fdlist *l)
         l->off += d->d_reclen;
         if (d->d_name[0] >= '0' && d->d_name[0] <= '9')
             return atoi(d->d_name);
+    }
+}
+
+/* Bytes a TCP socket holds back (Nagle's algorithm: a small write while
+ * an earlier segment is not acknowledged, for up to the peer's delayed
+ * acknowledgement, 40 ms) are neither in the peer's queue nor readable
+ * back from the sender: a checkpoint then would refuse the connection
+ * between two processes of a tree (or two sockets of one process). Once
+ * the threads are parked, and before any process of a tree captures, such
+ * a socket gets TCP_NODELAY for a moment, which sends them (a corked
+ * socket, TCP_CORK, is left as it is). Then wait at most 50 ms for them
+ * to leave. Manager only: raw calls, no heap. */
+void capture_flush_unsent(void)
+{
+    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char dbuf[8192];
+    struct fdlist dl = {.dfd = dfd, .buf = dbuf, .cap = sizeof dbuf};
+    static int flushed[64];
+    int nflushed = 0;
+    for (int fd; (fd = fdlist_next(&dl)) >= 0;) {
+        struct tcp_info ti;
+        socklen_t l = sizeof ti;
+        int on = 0, cork = 0;
+        socklen_t ol = sizeof on;
+        if (fd == dfd || fd_is_skipped(fd) ||
+            ck_sys6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&l, 0) < 0 ||
+            l < offsetof(struct tcp_info, tcpi_notsent_bytes) + 4 || !ti.tcpi_notsent_bytes ||
+            ck_sys6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_CORK, (long)&cork, (long)&ol, 0) < 0 ||
+            cork ||
+            ck_sys6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_NODELAY, (long)&on, (long)&ol, 0) < 0 ||
+            on)
+            continue;
+        int one = 1, zero = 0;
+        if (ck_sys6(SYS_setsockopt, fd, IPPROTO_TCP, TCP_NODELAY, (long)&one, sizeof one, 0) == 0)
+            ck_sys6(SYS_setsockopt, fd, IPPROTO_TCP, TCP_NODELAY, (long)&zero, sizeof zero, 0);
+        if (nflushed < 64)
+            flushed[nflushed++] = fd;
+    }
+    close(dfd);
+    for (int w = 0, left = nflushed; left && w < 50; w++) {
+        left = 0;
+        for (int i = 0; i < nflushed; i++) {
+            struct tcp_info ti;
+            socklen_t l = sizeof ti;
+            if (ck_sys6(SYS_getsockopt, flushed[i], IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&l,
+                        0) == 0 &&
+                ti.tcpi_notsent_bytes)
+                left = 1;
+        }
+        if (left)
+            usleep(1000);
     }
 }
 

@@ -87,12 +87,6 @@ static int (*real_getrusage)(int, struct rusage *);
 static clock_t (*real_times)(struct tms *);
 static int (*real_pthread_getcpuclockid)(pthread_t, clockid_t *);
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 /* v (>= 0) in units of 1/per second, as whole seconds and the rest. */
 static void split(int64_t v, int64_t per, long *sec, long *rest)
 {
@@ -128,7 +122,7 @@ static struct shim_tls *tls_of(uint64_t fsbase)
 static int64_t raw_clock_ns(clockid_t c)
 {
     struct timespec ts;
-    RESOLVE(real_clock_gettime, "clock_gettime");
+    SHIM_RESOLVE(real_clock_gettime, "clock_gettime");
     if (real_clock_gettime(c, &ts) < 0)
         return 0;
     return ts_ns(&ts);
@@ -137,7 +131,7 @@ static int64_t raw_clock_ns(clockid_t c)
 static void ru_get(int who, struct ru_val *v)
 {
     struct rusage ru;
-    RESOLVE(real_getrusage, "getrusage");
+    SHIM_RESOLVE(real_getrusage, "getrusage");
     memset(v, 0, sizeof *v);
     if (real_getrusage(who, &ru) < 0)
         return;
@@ -305,7 +299,7 @@ clockid_t cputime_clock(clockid_t c, int64_t *off_ns)
 
 SHIM_API int clock_gettime(clockid_t c, struct timespec *ts)
 {
-    RESOLVE(real_clock_gettime, "clock_gettime");
+    SHIM_RESOLVE(real_clock_gettime, "clock_gettime");
     if (c >= 0 && c != CLOCK_PROCESS_CPUTIME_ID && c != CLOCK_THREAD_CPUTIME_ID)
         return real_clock_gettime(c, ts);
     int64_t off;
@@ -317,7 +311,7 @@ SHIM_API int clock_gettime(clockid_t c, struct timespec *ts)
 
 SHIM_API int clock_getres(clockid_t c, struct timespec *ts)
 {
-    RESOLVE(real_clock_getres, "clock_getres");
+    SHIM_RESOLVE(real_clock_getres, "clock_getres");
     int64_t off;
     return real_clock_getres(c >= 0 ? c : translate(c, &off), ts);
 }
@@ -332,7 +326,7 @@ SHIM_API clock_t clock(void)
 
 SHIM_API int getrusage(int who, struct rusage *ru)
 {
-    RESOLVE(real_getrusage, "getrusage");
+    SHIM_RESOLVE(real_getrusage, "getrusage");
     int r = real_getrusage(who, ru);
     if (r < 0)
         return r;
@@ -360,7 +354,7 @@ SHIM_API int getrusage(int who, struct rusage *ru)
 
 SHIM_API clock_t times(struct tms *t)
 {
-    RESOLVE(real_times, "times");
+    SHIM_RESOLVE(real_times, "times");
     clock_t r = real_times(t);
     if (r == (clock_t)-1 || !t)
         return r;
@@ -383,7 +377,7 @@ SHIM_API int clock_getcpuclockid(pid_t pid, clockid_t *c)
     int64_t off;
     struct timespec ts;
     real = translate(id, &off);
-    RESOLVE(real_clock_getres, "clock_getres");
+    SHIM_RESOLVE(real_clock_getres, "clock_getres");
     if (real_clock_getres(real, &ts) < 0)
         return errno == EINVAL ? EPERM : errno;
     *c = id;
@@ -392,7 +386,7 @@ SHIM_API int clock_getcpuclockid(pid_t pid, clockid_t *c)
 
 SHIM_API int pthread_getcpuclockid(pthread_t th, clockid_t *c)
 {
-    RESOLVE(real_pthread_getcpuclockid, "pthread_getcpuclockid");
+    SHIM_RESOLVE(real_pthread_getcpuclockid, "pthread_getcpuclockid");
     int r = real_pthread_getcpuclockid(th, c);
     pid_t vtid = tls_of((uint64_t)th)->vtid;
     if (r == 0 && vtid > 0)

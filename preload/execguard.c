@@ -33,12 +33,6 @@
 #include "rawsys.h"
 #include "shim.h"
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 static int (*real_execve)(const char *, char *const[], char *const[]);
 static int (*real_execv)(const char *, char *const[]);
 static int (*real_execvp)(const char *, char *const[]);
@@ -85,7 +79,7 @@ static int no_function(void)
 
 SHIM_API int execve(const char *path, char *const argv[], char *const envp[])
 {
-    RESOLVE(real_execve, "execve");
+    SHIM_RESOLVE(real_execve, "execve");
     if (!real_execve)
         return no_function();
     uint64_t old;
@@ -95,7 +89,7 @@ SHIM_API int execve(const char *path, char *const argv[], char *const envp[])
 
 SHIM_API int execv(const char *path, char *const argv[])
 {
-    RESOLVE(real_execv, "execv");
+    SHIM_RESOLVE(real_execv, "execv");
     if (!real_execv)
         return no_function();
     uint64_t old;
@@ -105,7 +99,7 @@ SHIM_API int execv(const char *path, char *const argv[])
 
 SHIM_API int execvp(const char *file, char *const argv[])
 {
-    RESOLVE(real_execvp, "execvp");
+    SHIM_RESOLVE(real_execvp, "execvp");
     if (!real_execvp)
         return no_function();
     uint64_t old;
@@ -115,7 +109,7 @@ SHIM_API int execvp(const char *file, char *const argv[])
 
 SHIM_API int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    RESOLVE(real_execvpe, "execvpe");
+    SHIM_RESOLVE(real_execvpe, "execvpe");
     if (!real_execvpe)
         return no_function();
     uint64_t old;
@@ -125,7 +119,7 @@ SHIM_API int execvpe(const char *file, char *const argv[], char *const envp[])
 
 SHIM_API int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    RESOLVE(real_fexecve, "fexecve");
+    SHIM_RESOLVE(real_fexecve, "fexecve");
     if (!real_fexecve)
         return no_function();
     uint64_t old;
@@ -136,7 +130,7 @@ SHIM_API int fexecve(int fd, char *const argv[], char *const envp[])
 SHIM_API int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
                       int flags)
 {
-    RESOLVE(real_execveat, "execveat");
+    SHIM_RESOLVE(real_execveat, "execveat");
     if (!real_execveat)
         return no_function();
     uint64_t old;

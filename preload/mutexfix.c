@@ -24,12 +24,6 @@
 
 #include "shim.h"
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 /* glibc's kind bits: the type (1 recursive, 2 error-checking), then
  * robust (16), priority inheritance (32) and protection (64) */
 #define KIND_TYPE 3
@@ -78,7 +72,7 @@ static void mend_rw(pthread_rwlock_t *l)
     static ret(*real_##name) params;                                                               \
     SHIM_API ret name params                                                                       \
     {                                                                                              \
-        RESOLVE(real_##name, #name);                                                               \
+        SHIM_RESOLVE(real_##name, #name);                                                               \
         if (__builtin_expect(shim_tls.nold != 0, 0))                                               \
             fix(m);                                                                                \
         return real_##name args;                                                                   \

@@ -117,12 +117,6 @@ static int (*real_close_range)(unsigned, unsigned, int);
 static void (*real_closefrom)(int);
 static int (*real_dup3)(int, int, int);
 
-#define NR_RESOLVE(var, name)                                                                      \
-    do {                                                                                           \
-        if (__builtin_expect(!(var), 0))                                                           \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 static void nr_path(char *out, size_t len, uint64_t epoch)
 {
     snprintf(out, len, "%s/net-%020llu.journal", nr.dir, (unsigned long long)epoch);
@@ -166,19 +160,19 @@ static void nr_open_journal(void)
 int netrec_init(void)
 {
     /* all at once, now: not later in a signal handler's first read */
-    NR_RESOLVE(real_read, "read");
-    NR_RESOLVE(real_readv, "readv");
-    NR_RESOLVE(real_recv, "recv");
-    NR_RESOLVE(real_recvfrom, "recvfrom");
-    NR_RESOLVE(real_recvmsg, "recvmsg");
-    NR_RESOLVE(real_accept, "accept");
-    NR_RESOLVE(real_accept4, "accept4");
-    NR_RESOLVE(real_close, "close");
-    NR_RESOLVE(real_dup, "dup");
-    NR_RESOLVE(real_dup2, "dup2");
-    NR_RESOLVE(real_dup3, "dup3");
-    NR_RESOLVE(real_fclose, "fclose");
-    NR_RESOLVE(real_close_range, "close_range");
+    SHIM_RESOLVE(real_read, "read");
+    SHIM_RESOLVE(real_readv, "readv");
+    SHIM_RESOLVE(real_recv, "recv");
+    SHIM_RESOLVE(real_recvfrom, "recvfrom");
+    SHIM_RESOLVE(real_recvmsg, "recvmsg");
+    SHIM_RESOLVE(real_accept, "accept");
+    SHIM_RESOLVE(real_accept4, "accept4");
+    SHIM_RESOLVE(real_close, "close");
+    SHIM_RESOLVE(real_dup, "dup");
+    SHIM_RESOLVE(real_dup2, "dup2");
+    SHIM_RESOLVE(real_dup3, "dup3");
+    SHIM_RESOLVE(real_fclose, "fclose");
+    SHIM_RESOLVE(real_close_range, "close_range");
     const char *d = getenv(CK_NETREC_DIR_ENV);
     if (!d || !*d || strlen(d) >= sizeof nr.dir - 64)
         return 0;
@@ -482,7 +476,7 @@ void netrec_sync(void)
 
 SHIM_API ssize_t read(int fd, void *buf, size_t n)
 {
-    NR_RESOLVE(real_read, "read");
+    SHIM_RESOLVE(real_read, "read");
     if (__builtin_expect(!nr.on, 1) || !nr_marked(fd))
         return real_read(fd, buf, n);
     uint64_t ep;
@@ -494,7 +488,7 @@ SHIM_API ssize_t read(int fd, void *buf, size_t n)
 
 SHIM_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-    NR_RESOLVE(real_readv, "readv");
+    SHIM_RESOLVE(real_readv, "readv");
     if (__builtin_expect(!nr.on, 1) || !nr_marked(fd))
         return real_readv(fd, iov, cnt);
     uint64_t ep;
@@ -508,7 +502,7 @@ SHIM_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 SHIM_API ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    NR_RESOLVE(real_recv, "recv");
+    SHIM_RESOLVE(real_recv, "recv");
     if (__builtin_expect(!nr.on, 1) || (flags & MSG_PEEK) || !nr_marked(fd))
         return real_recv(fd, buf, n, flags);
     uint64_t ep;
@@ -521,7 +515,7 @@ SHIM_API ssize_t recv(int fd, void *buf, size_t n, int flags)
 SHIM_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a,
                           socklen_t *al)
 {
-    NR_RESOLVE(real_recvfrom, "recvfrom");
+    SHIM_RESOLVE(real_recvfrom, "recvfrom");
     if (__builtin_expect(!nr.on, 1) || (flags & MSG_PEEK) || !nr_marked(fd))
         return real_recvfrom(fd, buf, n, flags, a, al);
     uint64_t ep;
@@ -533,7 +527,7 @@ SHIM_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockadd
 
 SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
-    NR_RESOLVE(real_recvmsg, "recvmsg");
+    SHIM_RESOLVE(real_recvmsg, "recvmsg");
     if (__builtin_expect(!nr.on, 1) || (flags & MSG_PEEK) || !nr_marked(fd))
         return real_recvmsg(fd, m, flags);
     uint64_t ep;
@@ -547,7 +541,7 @@ SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 SHIM_API int accept(int fd, struct sockaddr *a, socklen_t *l)
 {
-    NR_RESOLVE(real_accept, "accept");
+    SHIM_RESOLVE(real_accept, "accept");
     uint32_t gen = socktrack_gen();
     int c = real_accept(fd, a, l);
     if (c >= 0)
@@ -559,7 +553,7 @@ SHIM_API int accept(int fd, struct sockaddr *a, socklen_t *l)
 
 SHIM_API int accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
 {
-    NR_RESOLVE(real_accept4, "accept4");
+    SHIM_RESOLVE(real_accept4, "accept4");
     uint32_t gen = socktrack_gen();
     int c = real_accept4(fd, a, l, flags);
     if (c >= 0)
@@ -580,7 +574,7 @@ static void nr_forget(int fd)
 
 SHIM_API int close(int fd)
 {
-    NR_RESOLVE(real_close, "close");
+    SHIM_RESOLVE(real_close, "close");
     shim_listen_closing((unsigned)fd, (unsigned)fd);
     socktrack_closed(fd);
     if (__builtin_expect(nr.on, 0))
@@ -600,7 +594,7 @@ static void nr_copy(int old, int new)
 
 SHIM_API int dup(int old)
 {
-    NR_RESOLVE(real_dup, "dup");
+    SHIM_RESOLVE(real_dup, "dup");
     socktrack_copied(old);
     int r = real_dup(old);
     if (__builtin_expect(nr.on, 0) && r >= 0)
@@ -611,7 +605,7 @@ SHIM_API int dup(int old)
 /* fclose closes its descriptor inside libc, past close() */
 SHIM_API int fclose(FILE *f)
 {
-    NR_RESOLVE(real_fclose, "fclose");
+    SHIM_RESOLVE(real_fclose, "fclose");
     if (f)
         socktrack_closed(fileno(f));
     if (__builtin_expect(nr.on, 0) && f)
@@ -621,7 +615,7 @@ SHIM_API int fclose(FILE *f)
 
 SHIM_API int close_range(unsigned first, unsigned last, int flags)
 {
-    NR_RESOLVE(real_close_range, "close_range");
+    SHIM_RESOLVE(real_close_range, "close_range");
     if (!real_close_range) {
         errno = ENOSYS;
         return -1;
@@ -639,7 +633,7 @@ SHIM_API int close_range(unsigned first, unsigned last, int flags)
 /* closefrom closes inside libc, past close_range() */
 SHIM_API void closefrom(int low)
 {
-    NR_RESOLVE(real_closefrom, "closefrom");
+    SHIM_RESOLVE(real_closefrom, "closefrom");
     unsigned first = low > 0 ? (unsigned)low : 0;
     shim_listen_closing(first, ~0U);
     if (__builtin_expect(nr.on, 0))
@@ -653,7 +647,7 @@ SHIM_API void closefrom(int low)
 
 SHIM_API int dup2(int old, int new)
 {
-    NR_RESOLVE(real_dup2, "dup2");
+    SHIM_RESOLVE(real_dup2, "dup2");
     if (old != new) {
         /* (a dup2 that will close it: from a valid descriptor) */
         if (new == g_shim.listen_fd && fcntl(old, F_GETFD) >= 0)
@@ -678,7 +672,7 @@ SHIM_API int nr___dup2(int old, int new)
 
 SHIM_API int dup3(int old, int new, int flags)
 {
-    NR_RESOLVE(real_dup3, "dup3");
+    SHIM_RESOLVE(real_dup3, "dup3");
     if (old != new) {
         if (new == g_shim.listen_fd && !(flags & ~O_CLOEXEC) && fcntl(old, F_GETFD) >= 0)
             shim_listen_closing((unsigned)new, (unsigned)new);

@@ -35,12 +35,6 @@
 
 #include "shim.h"
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 /* Parse "<digits>" followed by '/' or the end; the number, or -1. */
 static long num_comp(const char *p, const char **end)
 {
@@ -256,7 +250,7 @@ static int pid_text_fd(int fd, int flags)
     {                                                                                              \
         static ret(*next) params;                                                                  \
         char buf[PATH_MAX];                                                                        \
-        RESOLVE(next, #sym);                                                                       \
+        SHIM_RESOLVE(next, #sym);                                                                       \
         if (!next) {                                                                               \
             errno = ENOSYS;                                                                        \
             return fail;                                                                           \
@@ -281,7 +275,7 @@ static int pid_text_fd(int fd, int flags)
         static int (*next)(const char *, int, ...);                                                \
         char buf[PATH_MAX];                                                                        \
         MODE_OF(flags);                                                                            \
-        RESOLVE(next, #sym);                                                                       \
+        SHIM_RESOLVE(next, #sym);                                                                       \
         const char *f = fix(path, buf);                                                            \
         int fd = next(f, flags, mode);                                                             \
         return fd >= 0 && pid_text(f, flags, __builtin_return_address(0))                          \
@@ -295,7 +289,7 @@ static int pid_text_fd(int fd, int flags)
         static int (*next)(int, const char *, int, ...);                                           \
         char buf[PATH_MAX];                                                                        \
         MODE_OF(flags);                                                                            \
-        RESOLVE(next, #sym);                                                                       \
+        SHIM_RESOLVE(next, #sym);                                                                       \
         const char *f = fix(path, buf);                                                            \
         int fd = next(dfd, f, flags, mode);                                                        \
         return fd >= 0 && pid_text(f, flags, __builtin_return_address(0))                          \
@@ -320,7 +314,7 @@ PATH_WRAP(int, -1, __openat64_2, (int dfd, const char *path, int flags), (dfd, p
     {                                                                                              \
         static FILE *(*next)(const char *, const char *);                                          \
         char buf[PATH_MAX];                                                                        \
-        RESOLVE(next, #sym);                                                                       \
+        SHIM_RESOLVE(next, #sym);                                                                       \
         const char *f = fix(path, buf);                                                            \
         int cloexec = mode && strchr(mode, 'e') ? O_CLOEXEC : 0;                                   \
         if (!mode || mode[0] != 'r' || strchr(mode, '+') ||                                        \
@@ -375,7 +369,7 @@ SHIM_API ssize_t readlink(const char *path, char *out, size_t len)
     char buf[PATH_MAX];
     const char *f = fix(path, buf);
     ssize_t n = exe_link(f, out, len);
-    RESOLVE(next, "readlink");
+    SHIM_RESOLVE(next, "readlink");
     return n >= 0 ? n : next(f, out, len);
 }
 
@@ -385,7 +379,7 @@ SHIM_API ssize_t readlinkat(int dfd, const char *path, char *out, size_t len)
     char buf[PATH_MAX];
     const char *f = fix(path, buf);
     ssize_t n = exe_link(f, out, len);
-    RESOLVE(next, "readlinkat");
+    SHIM_RESOLVE(next, "readlinkat");
     return n >= 0 ? n : next(dfd, f, out, len);
 }
 
@@ -393,6 +387,6 @@ SHIM_API char *realpath(const char *path, char *out)
 {
     static char *(*next)(const char *, char *);
     char buf[PATH_MAX];
-    RESOLVE(next, "realpath");
+    SHIM_RESOLVE(next, "realpath");
     return next(fix(path, buf), out);
 }

@@ -859,6 +859,26 @@ static void fix_robust_owners(char *head_addr, pid_t old_tid, pid_t new_tid)
     }
 }
 
+/* The dynamic loader takes its own recursive mutexes (dlopen, dlclose,
+ * dl_iterate_phdr, dlsym) with calls the shim cannot wrap (mutexfix.c):
+ * one a thread held at the checkpoint (parked inside dlopen) names its
+ * old tid as owner, so its unlock failed and every later dlopen of the
+ * program waited for ever. Recursive mutexes in _rtld_global owned by
+ * the old tid get the new one. */
+static void fix_loader_locks(pid_t old_tid, pid_t new_tid)
+{
+    char *g = g_shim.rtld_global;
+    for (size_t off = 0; g && off + sizeof(pthread_mutex_t) <= g_shim.rtld_global_size;
+         off += 8) {
+        pthread_mutex_t *m = (pthread_mutex_t *)(g + off);
+        int owner = old_tid;
+        if (m->__data.__owner == old_tid && (m->__data.__kind & 0x7f) == 1 &&
+            m->__data.__lock != 0 && m->__data.__count >= 1)
+            __atomic_compare_exchange_n(&m->__data.__owner, &owner, new_tid, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
+    }
+}
+
 /* Repair what the kernel forgot about the calling thread, which was just
  * recreated by the restorer (see the file comment). */
 void quiesce_fixup_thread(struct shim_slot *s)
@@ -879,6 +899,8 @@ void quiesce_fixup_thread(struct shim_slot *s)
         *(volatile int *)(pd + g_shim.tid_off) = tid;
         syscall(SYS_set_tid_address, pd + g_shim.tid_off);
     }
+    if (s->tid != tid)
+        fix_loader_locks(s->tid, tid);
     if (g_shim.robust_off > 0 && own_pd) {
         fix_robust_owners(pd + g_shim.robust_off, s->tid, tid);
         syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));

@@ -3,9 +3,11 @@
  *
  * The manager thread is created by the constructor with every signal
  * blocked. It serves one request at a time on <dir>/<pid>.sock. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnu/libc-version.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
@@ -589,6 +591,7 @@ int shim_checkpoint(const struct ck_ctl_req *req, int conn, int outfd, struct ck
         snprintf(rep->msg, sizeof rep->msg, "%s", err);
         return 0;
     }
+    capture_flush_unsent();
     /* One process of a tree: capture only once every process is parked,
      * so the tree is taken at one moment (no byte between two of them is
      * seen twice or lost). */
@@ -1403,10 +1406,21 @@ const char *shim_env(const char *name)
     return getenv(name);
 }
 
+extern struct shim_resolve __start_ckshim_resolve[] __attribute__((visibility("hidden")));
+extern struct shim_resolve __stop_ckshim_resolve[] __attribute__((visibility("hidden")));
+
+void shim_resolve_all(void)
+{
+    for (struct shim_resolve *r = __start_ckshim_resolve; r < __stop_ckshim_resolve; r++)
+        if (!*r->var)
+            *r->var = dlsym(RTLD_NEXT, r->name);
+}
+
 __attribute__((constructor)) static void shim_init(void)
 {
     if (g_shim.initialized || getenv("CKSHIM_DISABLE"))
         return;
+    shim_resolve_all();
     start_env_keep();
     seed_restore_from_file();
     const char *s = getenv("CKSHIM_SIGNAL");
@@ -1427,6 +1441,15 @@ __attribute__((constructor)) static void shim_init(void)
         g_shim.robust_off = (long)((char *)head - (char *)pthread_self());
     g_shim.rseq_off = (long)__rseq_offset;
     g_shim.rseq_size = __rseq_size;
+    /* found now: a lookup at restore could wait for the very lock it is
+     * about to mend */
+    void *rg = dlsym(RTLD_DEFAULT, "_rtld_global");
+    Dl_info di;
+    const ElfW(Sym) *sym = NULL;
+    if (rg && dladdr1(rg, &di, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+        g_shim.rtld_global = rg;
+        g_shim.rtld_global_size = sym->st_size;
+    }
 
     socktrack_init();
     if (wrappers_init() < 0 || quiesce_init() < 0 || netrec_init() < 0) {

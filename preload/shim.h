@@ -20,6 +20,27 @@
 #include "image.h"
 
 #define SHIM_API __attribute__((visibility("default")))
+
+/* The next object's (libc's) name, into var on first use. Every such
+ * place is also listed in the section "ckshim_resolve", and the shim's
+ * constructor looks them all up (shim_resolve_all) before any program
+ * thread runs: the manager must never call dlsym while the program's
+ * threads are parked, as one may be parked inside the dynamic loader
+ * (dlopen, dlclose) holding its lock, and the manager would wait for it
+ * for ever. A name not found then is looked up again when used. */
+struct shim_resolve {
+    void **var;
+    const char *name;
+};
+#define SHIM_RESOLVE(var, name)                                                                    \
+    do {                                                                                           \
+        static struct shim_resolve shim_resolve_at_                                                \
+            __attribute__((section("ckshim_resolve"), used, aligned(8))) = {(void **)&(var),       \
+                                                                            name};                 \
+        if (__builtin_expect(!(var), 0))                                                           \
+            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
+    } while (0)
+void shim_resolve_all(void);
 #define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
 #define SHIM_MAX_REGIONS 65536         /* above vm.max_map_count (65530 by default) */
@@ -118,6 +139,9 @@ struct shim_state {
     /* glibc struct pthread layout, found at startup */
     long tid_off;                       /* offset of the cached tid */
     long robust_off;                    /* offset of the robust list head */
+    char *rtld_global;                  /* the dynamic loader's _rtld_global (its locks:
+                                           quiesce.c fix_loader_locks), or NULL */
+    size_t rtld_global_size;
     long rseq_off;                      /* __rseq_offset, or 0 */
     unsigned rseq_size;                 /* __rseq_size, 0 if rseq unused */
 
@@ -357,6 +381,7 @@ int fdcap_resumed(char *err, size_t errlen);
 int capture_all(char *err, size_t errlen);
 void capture_forget(int unmap);
 void capture_vmflags_prescan(void);
+void capture_flush_unsent(void);
 void capture_fork_flags(int for_fork);
 int capture_check_fork_child(char *err, size_t errlen);
 void capture_restore_vmflags(void);

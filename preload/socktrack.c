@@ -129,12 +129,6 @@ static int (*real_bind)(int, const struct sockaddr *, socklen_t);
 static int (*real_connect)(int, const struct sockaddr *, socklen_t);
 static int (*real_listen)(int, int);
 
-#define ST_RESOLVE(var, name)                                                                      \
-    do {                                                                                           \
-        if (__builtin_expect(!(var), 0))                                                           \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 static uint32_t gen_now(void)
 {
     return __atomic_load_n(&shim_socktrack_gen, __ATOMIC_ACQUIRE);
@@ -379,14 +373,14 @@ void socktrack_init(void)
     st_off = off && *off && strcmp(off, "0") != 0;
     const char *vf = getenv("CKSHIM_VFORK");
     shim_vfork_keep = vf && !strcmp(vf, "keep");
-    ST_RESOLVE(real_socket, "socket");
-    ST_RESOLVE(real_socketpair, "socketpair");
-    ST_RESOLVE(real_setsockopt, "setsockopt");
-    ST_RESOLVE(real_flock, "flock");
-    ST_RESOLVE(real_lockf, "lockf");
-    ST_RESOLVE(real_lockf64, "lockf64");
-    ST_RESOLVE(real_sendmsg, "sendmsg");
-    ST_RESOLVE(real_sendmmsg, "sendmmsg");
+    SHIM_RESOLVE(real_socket, "socket");
+    SHIM_RESOLVE(real_socketpair, "socketpair");
+    SHIM_RESOLVE(real_setsockopt, "setsockopt");
+    SHIM_RESOLVE(real_flock, "flock");
+    SHIM_RESOLVE(real_lockf, "lockf");
+    SHIM_RESOLVE(real_lockf64, "lockf64");
+    SHIM_RESOLVE(real_sendmsg, "sendmsg");
+    SHIM_RESOLVE(real_sendmmsg, "sendmmsg");
     /* before the fork, and again after it in both: a socket another
      * thread made meanwhile is inherited too */
     pthread_atfork(before_fork, before_fork, before_fork);
@@ -396,7 +390,7 @@ void socktrack_init(void)
 
 SHIM_API int socket(int family, int type, int protocol)
 {
-    ST_RESOLVE(real_socket, "socket");
+    SHIM_RESOLVE(real_socket, "socket");
     uint32_t gen = gen_now();
     int fd = real_socket(family, type, protocol);
     if (fd >= 0)
@@ -406,7 +400,7 @@ SHIM_API int socket(int family, int type, int protocol)
 
 SHIM_API int socketpair(int family, int type, int protocol, int sv[2])
 {
-    ST_RESOLVE(real_socketpair, "socketpair");
+    SHIM_RESOLVE(real_socketpair, "socketpair");
     uint32_t gen = gen_now();
     int r = real_socketpair(family, type, protocol, sv);
     if (r == 0) {
@@ -418,7 +412,7 @@ SHIM_API int socketpair(int family, int type, int protocol, int sv[2])
 
 SHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    ST_RESOLVE(real_setsockopt, "setsockopt");
+    SHIM_RESOLVE(real_setsockopt, "setsockopt");
     if (st_live) {
         int g = ck_sockopt_group(level, name);
         touch_opts(fd, ST_OPTS, g < 0 ? ~(uint64_t)0 : (uint64_t)1 << g);
@@ -428,7 +422,7 @@ SHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t 
 
 SHIM_API int flock(int fd, int op)
 {
-    ST_RESOLVE(real_flock, "flock");
+    SHIM_RESOLVE(real_flock, "flock");
     touch(fd, ST_LOCK);
     return real_flock(fd, op);
 }
@@ -439,7 +433,7 @@ SHIM_API int flock(int fd, int op)
 SHIM_API int st_lockf(int fd, int cmd, off_t len) __asm__("lockf");
 SHIM_API int st_lockf(int fd, int cmd, off_t len)
 {
-    ST_RESOLVE(real_lockf, "lockf");
+    SHIM_RESOLVE(real_lockf, "lockf");
     touch(fd, ST_LOCK);
     return real_lockf(fd, cmd, len);
 }
@@ -447,14 +441,14 @@ SHIM_API int st_lockf(int fd, int cmd, off_t len)
 SHIM_API int st_lockf64(int fd, int cmd, off_t len) __asm__("lockf64");
 SHIM_API int st_lockf64(int fd, int cmd, off_t len)
 {
-    ST_RESOLVE(real_lockf64, "lockf64");
+    SHIM_RESOLVE(real_lockf64, "lockf64");
     touch(fd, ST_LOCK);
     return real_lockf64(fd, cmd, len);
 }
 
 SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
-    ST_RESOLVE(real_sendmsg, "sendmsg");
+    SHIM_RESOLVE(real_sendmsg, "sendmsg");
     if (st_live)
         sent_rights(m);
     return real_sendmsg(fd, m, flags);
@@ -462,7 +456,7 @@ SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 
 SHIM_API int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
-    ST_RESOLVE(real_sendmmsg, "sendmmsg");
+    SHIM_RESOLVE(real_sendmmsg, "sendmmsg");
     if (st_live && v)
         for (unsigned int k = 0; k < n; k++)
             sent_rights(&v[k].msg_hdr);
@@ -474,7 +468,7 @@ SHIM_API int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 SHIM_API int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    ST_RESOLVE(real_posix_spawn, "posix_spawn");
+    SHIM_RESOLVE(real_posix_spawn, "posix_spawn");
     before_fork();
     int r = real_posix_spawn(pid, path, fa, attr, argv, envp);
     before_fork(); /* a socket made meanwhile by another thread */
@@ -484,7 +478,7 @@ SHIM_API int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_ac
 SHIM_API int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    ST_RESOLVE(real_posix_spawnp, "posix_spawnp");
+    SHIM_RESOLVE(real_posix_spawnp, "posix_spawnp");
     before_fork();
     int r = real_posix_spawnp(pid, file, fa, attr, argv, envp);
     before_fork(); /* a socket made meanwhile by another thread */
@@ -493,7 +487,7 @@ SHIM_API int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_a
 
 SHIM_API int system(const char *cmd)
 {
-    ST_RESOLVE(real_system, "system");
+    SHIM_RESOLVE(real_system, "system");
     before_fork();
     int r = real_system(cmd);
     before_fork(); /* a socket made meanwhile by another thread */
@@ -502,7 +496,7 @@ SHIM_API int system(const char *cmd)
 
 SHIM_API FILE *popen(const char *cmd, const char *mode)
 {
-    ST_RESOLVE(real_popen, "popen");
+    SHIM_RESOLVE(real_popen, "popen");
     before_fork();
     FILE *r = real_popen(cmd, mode);
     before_fork(); /* a socket made meanwhile by another thread */
@@ -511,7 +505,7 @@ SHIM_API FILE *popen(const char *cmd, const char *mode)
 
 SHIM_API pid_t _Fork(void)
 {
-    ST_RESOLVE(real__Fork, "_Fork");
+    SHIM_RESOLVE(real__Fork, "_Fork");
     before_fork();
     if (!real__Fork) {
         errno = ENOSYS;
@@ -602,7 +596,7 @@ static int clone_tramp(void *p)
  * the flags: libc reads only those its flags ask for */
 static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_list ap)
 {
-    ST_RESOLVE(real_clone, "clone");
+    SHIM_RESOLVE(real_clone, "clone");
     pid_t *ptid = va_arg(ap, pid_t *);
     void *tls = va_arg(ap, void *);
     pid_t *ctid = va_arg(ap, pid_t *);
@@ -655,7 +649,7 @@ SHIM_API int st___clone(int (*fn)(void *), void *stack, int flags, void *arg, ..
 /* another descriptor of a socket, maybe of this process's own */
 SHIM_API int pidfd_getfd(int pidfd, int fd, unsigned int flags)
 {
-    ST_RESOLVE(real_pidfd_getfd, "pidfd_getfd");
+    SHIM_RESOLVE(real_pidfd_getfd, "pidfd_getfd");
     before_fork();
     if (!real_pidfd_getfd)
         return (int)syscall(SYS_pidfd_getfd, pidfd, fd, flags);
@@ -668,7 +662,7 @@ SHIM_API int pidfd_getfd(int pidfd, int fd, unsigned int flags)
  * TCP_FASTOPEN (net.ipv4.tcp_fastopen 0x400) */
 SHIM_API int bind(int fd, const struct sockaddr *a, socklen_t len)
 {
-    ST_RESOLVE(real_bind, "bind");
+    SHIM_RESOLVE(real_bind, "bind");
     if (st_live && a && len >= sizeof a->sa_family && a->sa_family == AF_INET6)
         touch_opts(fd, ST_OPTS,
                    group_bit(IPPROTO_IPV6, IPV6_V6ONLY) | group_bit(SOL_SOCKET, SO_BINDTOIFINDEX));
@@ -677,7 +671,7 @@ SHIM_API int bind(int fd, const struct sockaddr *a, socklen_t len)
 
 SHIM_API int connect(int fd, const struct sockaddr *a, socklen_t len)
 {
-    ST_RESOLVE(real_connect, "connect");
+    SHIM_RESOLVE(real_connect, "connect");
     if (st_live && a && len >= sizeof a->sa_family && a->sa_family == AF_INET6)
         touch_opts(fd, ST_OPTS,
                    group_bit(IPPROTO_IPV6, IPV6_UNICAST_HOPS) |
@@ -687,7 +681,7 @@ SHIM_API int connect(int fd, const struct sockaddr *a, socklen_t len)
 
 SHIM_API int listen(int fd, int backlog)
 {
-    ST_RESOLVE(real_listen, "listen");
+    SHIM_RESOLVE(real_listen, "listen");
     if (st_live)
         touch_opts(fd, ST_OPTS, group_bit(IPPROTO_TCP, TCP_FASTOPEN));
     return real_listen(fd, backlog);

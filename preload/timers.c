@@ -61,12 +61,6 @@ static int (*real_timer_settime)(timer_t, int, const struct itimerspec *, struct
 static int (*real_timer_gettime)(timer_t, struct itimerspec *);
 static int (*real_timer_getoverrun)(timer_t);
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 /* Every signal but the ones a shim-made thread must never block. */
 static void open_mask(sigset_t *m)
 {
@@ -226,7 +220,7 @@ static struct stimer *find(timer_t id)
 
 SHIM_API int timer_create(clockid_t clk, struct sigevent *sev, timer_t *id)
 {
-    RESOLVE(real_timer_create, "timer_create");
+    SHIM_RESOLVE(real_timer_create, "timer_create");
     if (!sev || sev->sigev_notify != SIGEV_THREAD || !g_shim.initialized)
         return real_timer_create(clk, sev, id);
     if (!sev->sigev_notify_function) {
@@ -269,7 +263,7 @@ SHIM_API int timer_create(clockid_t clk, struct sigevent *sev, timer_t *id)
 
 SHIM_API int timer_delete(timer_t id)
 {
-    RESOLVE(real_timer_delete, "timer_delete");
+    SHIM_RESOLVE(real_timer_delete, "timer_delete");
     pthread_mutex_lock(&stimer_lock);
     struct stimer *e = find(id);
     if (!e) {
@@ -288,7 +282,7 @@ SHIM_API int timer_delete(timer_t id)
 SHIM_API int timer_settime(timer_t id, int flags, const struct itimerspec *its,
                            struct itimerspec *old)
 {
-    RESOLVE(real_timer_settime, "timer_settime");
+    SHIM_RESOLVE(real_timer_settime, "timer_settime");
     struct stimer *e = find(id);
     if (!e)
         return real_timer_settime(id, flags, its, old);
@@ -297,7 +291,7 @@ SHIM_API int timer_settime(timer_t id, int flags, const struct itimerspec *its,
 
 SHIM_API int timer_gettime(timer_t id, struct itimerspec *cur)
 {
-    RESOLVE(real_timer_gettime, "timer_gettime");
+    SHIM_RESOLVE(real_timer_gettime, "timer_gettime");
     struct stimer *e = find(id);
     if (!e)
         return real_timer_gettime(id, cur);
@@ -306,7 +300,7 @@ SHIM_API int timer_gettime(timer_t id, struct itimerspec *cur)
 
 SHIM_API int timer_getoverrun(timer_t id)
 {
-    RESOLVE(real_timer_getoverrun, "timer_getoverrun");
+    SHIM_RESOLVE(real_timer_getoverrun, "timer_getoverrun");
     struct stimer *e = find(id);
     if (!e)
         return real_timer_getoverrun(id);

@@ -16,6 +16,7 @@
 #include <link.h>
 #include <fcntl.h>
 #include <libunwind.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "procparse.h"
 #include "shim.h"
 
 static int in_unwind;
@@ -42,8 +44,7 @@ static int unw_pipe[2] = {-1, -1};
 SHIM_API int pipe2(int fds[2], int flags)
 {
     static int (*next)(int *, int);
-    if (!next)
-        *(void **)&next = dlsym(RTLD_NEXT, "pipe2");
+    SHIM_RESOLVE(next, "pipe2");
     if (!next)
         return -1;
     int r = next(fds, flags);
@@ -84,8 +85,103 @@ static int unwind_pipe_open(void)
     return ok ? 0 : -1;
 }
 
+/* libunwind finds each frame's unwind tables through dl_iterate_phdr,
+ * which takes the dynamic loader's lock: a thread parked inside dlopen,
+ * dlclose or a dl_iterate_phdr of its own holds it, and the walk would
+ * wait for it for ever (the program frozen for good). During the walks
+ * the shim answers libunwind itself, from /proc/self/maps and the ELF
+ * headers mapped there (nothing changes the address space while every
+ * thread is parked): a file, or the vdso, mapped at offset 0 that starts
+ * with an ELF header and also has an executable mapping. Read once per
+ * checkpoint; everyone else gets libc's. */
+#define MAX_OBJS 1024
+static struct dl_phdr_info objs[MAX_OBJS];
+static int nobjs = -1;                  /* -1: not read since the last walks */
+
+static void read_objs(void)
+{
+    static char buf[65536];
+    static uint64_t cand_ino[MAX_OBJS], cand_dev[MAX_OBJS];
+    static uint8_t exec[MAX_OBJS];
+    int n = 0, fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = fd < 0 || mem < 0 ? 0 : read(fd, buf + have, sizeof buf - 1 - have);
+        if (r > 0)
+            have += (size_t)r;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = 0;
+            struct ck_maps_entry e;
+            int vdso = 0;
+            if (ck_parse_maps_line(line, &e) == 0 && (e.ino || (vdso = !strcmp(e.path, "[vdso]")))) {
+                uint64_t dev = ((uint64_t)e.dev_major << 20) | e.dev_minor;
+                Elf64_Ehdr eh;
+                if (e.offset == 0 && (e.prot & PROT_READ) && n < MAX_OBJS &&
+                    pread(mem, &eh, sizeof eh, (off_t)e.start) == (ssize_t)sizeof eh &&
+                    !memcmp(eh.e_ident, ELFMAG, SELFMAG) && eh.e_phentsize == sizeof(Elf64_Phdr) &&
+                    eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) <= e.end - e.start) {
+                    const Elf64_Phdr *ph = (const Elf64_Phdr *)(e.start + eh.e_phoff);
+                    uint64_t first = ~0ULL;
+                    for (int k = 0; k < eh.e_phnum; k++)
+                        if (ph[k].p_type == PT_LOAD && ph[k].p_offset == 0)
+                            first = ph[k].p_vaddr & ~0xfffULL;
+                    if (first != ~0ULL) {
+                        objs[n].dlpi_addr = e.start - first;
+                        objs[n].dlpi_name = "";
+                        objs[n].dlpi_phdr = ph;
+                        objs[n].dlpi_phnum = eh.e_phnum;
+                        cand_dev[n] = dev;
+                        cand_ino[n] = e.ino;
+                        exec[n] = vdso;
+                        n++;
+                    }
+                }
+                /* code of the latest object of this file */
+                for (int k = n - 1; k >= 0 && (e.prot & PROT_EXEC); k--)
+                    if (cand_ino[k] == e.ino && cand_dev[k] == dev) {
+                        exec[k] = 1;
+                        break;
+                    }
+            }
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+        if (r <= 0)
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (mem >= 0)
+        close(mem);
+    nobjs = 0;
+    for (int k = 0; k < n; k++)
+        if (exec[k])
+            objs[nobjs++] = objs[k];
+}
+
+SHIM_API int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    static int (*next)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+    SHIM_RESOLVE(next, "dl_iterate_phdr");
+    if (!in_unwind)
+        return next ? next(cb, data) : 0;
+    if (nobjs < 0)
+        read_objs();
+    for (int k = 0; k < nobjs; k++) {
+        int r = cb(&objs[k], offsetof(struct dl_phdr_info, dlpi_adds), data);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
 void unwind_pipe_close(void)
 {
+    nobjs = -1;
     for (int i = 0; i < 2; i++)
         if (shim_skip_fds[2 + i] >= 0) {
             close(shim_skip_fds[2 + i]);

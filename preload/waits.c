@@ -42,12 +42,6 @@
 #include "rawsys.h"
 #include "shim.h"
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 static int (*real_pause)(void);
 static int (*real_poll)(struct pollfd *, nfds_t, int);
 static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
@@ -131,13 +125,13 @@ static int ms_left(int64_t *end)
 
 SHIM_API int pause(void)
 {
-    RESOLVE(real_pause, "pause");
+    SHIM_RESOLVE(real_pause, "pause");
     RETRY(int, real_pause(), );
 }
 
 SHIM_API int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-    RESOLVE(real_poll, "poll");
+    SHIM_RESOLVE(real_poll, "poll");
     int64_t end = shim_now_ns(CLOCK_MONOTONIC) + (int64_t)timeout * 1000000;
     RETRY(int, real_poll(fds, n, timeout), MS_AGAIN);
 }
@@ -151,7 +145,7 @@ SHIM_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen
 
 SHIM_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask)
 {
-    RESOLVE(real_ppoll, "ppoll");
+    SHIM_RESOLVE(real_ppoll, "ppoll");
     struct timespec own;
     sigset_t m;
     int64_t end = 0;
@@ -177,7 +171,7 @@ static void select_left(struct timeval *tv, int64_t *end)
 
 SHIM_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
-    RESOLVE(real_select, "select");
+    SHIM_RESOLVE(real_select, "select");
     int64_t end = 0;
     if (tv)
         end = shim_now_ns(CLOCK_MONOTONIC) + (int64_t)tv->tv_sec * 1000000000LL +
@@ -189,7 +183,7 @@ SHIM_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *t
 SHIM_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t,
                      const sigset_t *mask)
 {
-    RESOLVE(real_pselect, "pselect");
+    SHIM_RESOLVE(real_pselect, "pselect");
     struct timespec own;
     sigset_t m;
     int64_t end = 0;
@@ -200,14 +194,14 @@ SHIM_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct tim
 
 SHIM_API int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
 {
-    RESOLVE(real_epoll_wait, "epoll_wait");
+    SHIM_RESOLVE(real_epoll_wait, "epoll_wait");
     int64_t end = shim_now_ns(CLOCK_MONOTONIC) + (int64_t)timeout * 1000000;
     RETRY(int, real_epoll_wait(ep, ev, max, timeout), MS_AGAIN);
 }
 
 SHIM_API int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
-    RESOLVE(real_epoll_pwait, "epoll_pwait");
+    SHIM_RESOLVE(real_epoll_pwait, "epoll_pwait");
     int64_t end = shim_now_ns(CLOCK_MONOTONIC) + (int64_t)timeout * 1000000;
     sigset_t m;
     mask = shim_strip_mask(mask, &m);
@@ -217,7 +211,7 @@ SHIM_API int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, c
 SHIM_API int epoll_pwait2(int ep, struct epoll_event *ev, int max, const struct timespec *t,
                           const sigset_t *mask)
 {
-    RESOLVE(real_epoll_pwait2, "epoll_pwait2");
+    SHIM_RESOLVE(real_epoll_pwait2, "epoll_pwait2");
     if (!real_epoll_pwait2) {
         errno = ENOSYS;
         return -1;
@@ -244,13 +238,13 @@ int waits_sigtimedwait(int (*real)(const sigset_t *, siginfo_t *, const struct t
  * (a futex wait with a timeout) are not. Their deadline is absolute. */
 SHIM_API int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
-    RESOLVE(real_sem_timedwait, "sem_timedwait");
+    SHIM_RESOLVE(real_sem_timedwait, "sem_timedwait");
     RETRY(int, real_sem_timedwait(s, abs), );
 }
 
 SHIM_API int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *abs)
 {
-    RESOLVE(real_sem_clockwait, "sem_clockwait");
+    SHIM_RESOLVE(real_sem_clockwait, "sem_clockwait");
     if (!real_sem_clockwait) {
         errno = ENOSYS;
         return -1;
@@ -261,25 +255,25 @@ SHIM_API int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *abs)
 /* System V IPC waits. */
 SHIM_API ssize_t msgrcv(int id, void *msg, size_t size, long type, int flags)
 {
-    RESOLVE(real_msgrcv, "msgrcv");
+    SHIM_RESOLVE(real_msgrcv, "msgrcv");
     RETRY(ssize_t, real_msgrcv(id, msg, size, type, flags), );
 }
 
 SHIM_API int msgsnd(int id, const void *msg, size_t size, int flags)
 {
-    RESOLVE(real_msgsnd, "msgsnd");
+    SHIM_RESOLVE(real_msgsnd, "msgsnd");
     RETRY(int, real_msgsnd(id, msg, size, flags), );
 }
 
 SHIM_API int semop(int id, struct sembuf *ops, size_t n)
 {
-    RESOLVE(real_semop, "semop");
+    SHIM_RESOLVE(real_semop, "semop");
     RETRY(int, real_semop(id, ops, n), );
 }
 
 SHIM_API int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespec *t)
 {
-    RESOLVE(real_semtimedop, "semtimedop");
+    SHIM_RESOLVE(real_semtimedop, "semtimedop");
     struct timespec own;
     int64_t end = 0;
     t = ts_begin(t, &own, &end);

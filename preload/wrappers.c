@@ -45,23 +45,17 @@ static int chld_sigaction(const struct sigaction *act, struct sigaction *old);
 /* The program's own disposition for the checkpoint signal (kernel layout). */
 struct ck_sigaction shim_app_ckpt_action;
 
-#define RESOLVE(var, name)                                                                         \
-    do {                                                                                           \
-        if (!(var))                                                                                \
-            *(void **)&(var) = dlsym(RTLD_NEXT, name);                                             \
-    } while (0)
-
 int wrappers_init(void)
 {
-    RESOLVE(real_sigaction, "sigaction");
-    RESOLVE(real_sigprocmask, "sigprocmask");
-    RESOLVE(real_pthread_sigmask, "pthread_sigmask");
-    RESOLVE(real_nanosleep, "nanosleep");
-    RESOLVE(real_clock_nanosleep, "clock_nanosleep");
-    RESOLVE(real_sigsuspend, "sigsuspend");
-    RESOLVE(real_sigwait, "sigwait");
-    RESOLVE(real_sigwaitinfo, "sigwaitinfo");
-    RESOLVE(real_sigtimedwait, "sigtimedwait");
+    SHIM_RESOLVE(real_sigaction, "sigaction");
+    SHIM_RESOLVE(real_sigprocmask, "sigprocmask");
+    SHIM_RESOLVE(real_pthread_sigmask, "pthread_sigmask");
+    SHIM_RESOLVE(real_nanosleep, "nanosleep");
+    SHIM_RESOLVE(real_clock_nanosleep, "clock_nanosleep");
+    SHIM_RESOLVE(real_sigsuspend, "sigsuspend");
+    SHIM_RESOLVE(real_sigwait, "sigwait");
+    SHIM_RESOLVE(real_sigwaitinfo, "sigwaitinfo");
+    SHIM_RESOLVE(real_sigtimedwait, "sigtimedwait");
     return real_sigaction && real_sigprocmask && real_pthread_sigmask ? 0 : -ENOSYS;
 }
 
@@ -112,7 +106,7 @@ static int shadow_sigaction(struct ck_sigaction *s, const struct sigaction *act,
 
 SHIM_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    RESOLVE(real_sigaction, "sigaction");
+    SHIM_RESOLVE(real_sigaction, "sigaction");
     if (g_shim.initialized && seed_is_trigger(sig) && seed_is_live(sig))
         return real_sigaction(sig, act, old);
     if (g_shim.initialized && seed_is_trigger(sig)) {
@@ -175,21 +169,21 @@ SHIM_API sighandler_t signal(int sig, sighandler_t handler)
 
 SHIM_API int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
-    RESOLVE(real_sigprocmask, "sigprocmask");
+    SHIM_RESOLVE(real_sigprocmask, "sigprocmask");
     sigset_t tmp;
     return real_sigprocmask(how, how == SIG_UNBLOCK ? set : strip(set, &tmp), old);
 }
 
 SHIM_API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
-    RESOLVE(real_pthread_sigmask, "pthread_sigmask");
+    SHIM_RESOLVE(real_pthread_sigmask, "pthread_sigmask");
     sigset_t tmp;
     return real_pthread_sigmask(how, how == SIG_UNBLOCK ? set : strip(set, &tmp), old);
 }
 
 SHIM_API int sigsuspend(const sigset_t *mask)
 {
-    RESOLVE(real_sigsuspend, "sigsuspend");
+    SHIM_RESOLVE(real_sigsuspend, "sigsuspend");
     sigset_t tmp;
     for (;;) {
         uint32_t seq = shim_tls.ckpt_seq;
@@ -201,14 +195,14 @@ SHIM_API int sigsuspend(const sigset_t *mask)
 
 SHIM_API int sigwait(const sigset_t *set, int *sig)
 {
-    RESOLVE(real_sigwait, "sigwait");
+    SHIM_RESOLVE(real_sigwait, "sigwait");
     sigset_t tmp;
     return real_sigwait(strip(set, &tmp), sig);
 }
 
 SHIM_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-    RESOLVE(real_sigwaitinfo, "sigwaitinfo");
+    SHIM_RESOLVE(real_sigwaitinfo, "sigwaitinfo");
     sigset_t tmp;
     for (;;) {
         uint32_t seq = shim_tls.ckpt_seq;
@@ -222,7 +216,7 @@ SHIM_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 
 SHIM_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
-    RESOLVE(real_sigtimedwait, "sigtimedwait");
+    SHIM_RESOLVE(real_sigtimedwait, "sigtimedwait");
     sigset_t tmp;
     int r = waits_sigtimedwait(real_sigtimedwait, strip(set, &tmp), info, ts);
     if (r == SIGCHLD)
@@ -824,7 +818,7 @@ static int owner_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
 SHIM_API int pw_fcntl(int fd, int cmd, ...) __asm__("fcntl");
 SHIM_API int pw_fcntl(int fd, int cmd, ...)
 {
-    RESOLVE(real_fcntl, "fcntl");
+    SHIM_RESOLVE(real_fcntl, "fcntl");
     va_list ap;
     va_start(ap, cmd);
     int r = owner_fcntl(real_fcntl, fd, cmd, ap);
@@ -846,8 +840,8 @@ SHIM_API int pw___fcntl(int fd, int cmd, ...)
 SHIM_API int pw_fcntl64(int fd, int cmd, ...) __asm__("fcntl64");
 SHIM_API int pw_fcntl64(int fd, int cmd, ...)
 {
-    RESOLVE(real_fcntl64, "fcntl64");
-    RESOLVE(real_fcntl, "fcntl");
+    SHIM_RESOLVE(real_fcntl64, "fcntl64");
+    SHIM_RESOLVE(real_fcntl, "fcntl");
     va_list ap;
     va_start(ap, cmd);
     int r = owner_fcntl(real_fcntl64 ? real_fcntl64 : real_fcntl, fd, cmd, ap);
@@ -857,7 +851,7 @@ SHIM_API int pw_fcntl64(int fd, int cmd, ...)
 
 SHIM_API int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    RESOLVE(real_nanosleep, "nanosleep");
+    SHIM_RESOLVE(real_nanosleep, "nanosleep");
     struct timespec left, want = *req;
     for (;;) {
         uint32_t seq = shim_tls.ckpt_seq;
@@ -876,7 +870,7 @@ SHIM_API int nanosleep(const struct timespec *req, struct timespec *rem)
 SHIM_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
                              struct timespec *rem)
 {
-    RESOLVE(real_clock_nanosleep, "clock_nanosleep");
+    SHIM_RESOLVE(real_clock_nanosleep, "clock_nanosleep");
     struct timespec left, want = *req;
     int64_t off;
     clk = cputime_clock(clk, &off);     /* CPU clocks continue across restores */

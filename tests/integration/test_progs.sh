@@ -95,8 +95,8 @@ TWICE+=" sock_state "
 LIVE+=" sock_state "
 # Started with coord run --pidns (a pid namespace of their own, under
 # coord's init): checkpointed by the program's pid as seen here.
-PIDNS=" pidns_tree pidns_orphans pidns_subreaper_session "
-TWICE+=" pidns_tree pidns_orphans pidns_subreaper_session "
+PIDNS=" pidns_tree pidns_orphans pidns_subreaper_session pidns_high "
+TWICE+=" pidns_tree pidns_orphans pidns_subreaper_session pidns_high "
 TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_named tree_fown "
 TWICE+=" fd_table tree_zombie_groups sched_attrs cpu_affinity "
@@ -106,7 +106,7 @@ TWICE+=" tree_peek_shared inet_proofs tree_fork_held tree_orphans tree_stopped_m
 TWICE+=" tree_clone tree_closed_table call_hook_fork tree_subreaper_session tree_vfork "
 LIVE+=" tree_vfork "
 TWICE+=" vfork_nomem tree_late_signals many_ptys tree_clearenv pty_packet "
-TWICE+=" tree_many_fds tree_cow "
+TWICE+=" tree_many_fds tree_cow dlopen_busy tree_pidfd_epoll tcp_nagle "
 LIVE+=" pty_packet "
 LIVE+=" tree_late_signals "
 LIVE+=" tree_stopped tree_stopped_many tree_clone tree_closed_table call_hook_fork "
@@ -295,7 +295,7 @@ run_one() {
     (
         cd "$D/cwd" || exit 1
         if [ "$MODE" = ckpt ] && [[ $PIDNS == *" $name "* ]]; then
-            exec env CK_GO="$go" "$B/coord" run --pidns -- "$bin"
+            exec env CK_GO="$go" CK_HOST_PID_MAX="$(cat /proc/sys/kernel/pid_max)" "$B/coord" run --pidns -- "$bin"
         elif [ -n "$preload" ]; then
             exec env CK_GO="$go" LD_PRELOAD="$preload" "$bin"
         else

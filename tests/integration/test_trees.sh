@@ -579,6 +579,37 @@ else
     fail tree_refuses_memory_shared_outside "no READY"
 fi
 
+# The same with memory in a deleted file (multiprocessing's Value: an
+# unlinked file in /dev/shm, mapped shared by the pool's processes): a
+# worker checkpointed alone would come back with its own copy.
+cat >"$T/mpval.py" <<'EOF'
+import multiprocessing as mp, sys, time
+def idle():
+    while True:
+        time.sleep(1)
+def ticks():
+    exec(open(sys.argv[0] + ".ticks").read())
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    v = ctx.Value("i", 7, lock=False)
+    a = ctx.Process(target=idle)
+    a.start()
+    b = ctx.Process(target=ticks)
+    b.start()
+    print("KIDS", a.pid, b.pid, flush=True)
+    while True:
+        time.sleep(1)
+EOF
+cp "$T/shmout.py.ticks" "$T/mpval.py.ticks"
+if start_py_app mpval "$T/mpval.py" && wait_for 5 grep -q KIDS "$T/mpval.log"; then
+    read -r _ sib pid < <(grep KIDS "$T/mpval.log")
+    PIDS+=("$sib" "$pid")
+    refused_alive tree_refuses_deleted_file_shared_outside mpval \
+        "shares memory \(MAP_SHARED, a deleted file, inode [0-9]+\) with it: .*checkpoint the tree from [0-9]+ instead"
+else
+    fail tree_refuses_deleted_file_shared_outside "no READY"
+fi
+
 # A pidfd of a process outside the tree, held by a tree: refused by name
 # (pidfds of processes of the tree are restored: progs/tree_pidfd.c).
 cat >"$T/opidfd.py" <<'EOF'

@@ -2,7 +2,8 @@
  * (copy-on-write since the fork) find exactly their own memory after a
  * restore; test_tree_fork.sh also checks that they share it again.
  *
- * The parent maps 32 MiB of random data (anonymous), an 8 MiB private
+ * The parent maps 32 MiB of random data (anonymous, kept from merging
+ * with its neighbours: only mappings alike are shared again), an 8 MiB private
  * mapping of a file it wrote (some pages changed before the fork) and a
  * 4 MiB region its children replace, then forks 4 children. Child i
  * changes 1% of the anonymous pages (every 100th, from page i), drops a
@@ -48,9 +49,18 @@ static uint64_t state(void)
 
 int main(void)
 {
-    anon = mmap(NULL, ANON, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    gone = mmap(NULL, GONE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    check(anon != MAP_FAILED && gone != MAP_FAILED, "mmap: %s", strerror(errno));
+    test_go_setup(); /* (the children wait for the go file too) */
+    /* an inaccessible page on each side of the anonymous region keeps the
+     * kernel from merging it with its neighbours (the children's own
+     * region, or the one they unmap), so that it is one mapping, the same
+     * in every process */
+    uint8_t *r = mmap(NULL, PG + ANON + PG + GONE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(r != MAP_FAILED, "mmap: %s", strerror(errno));
+    check_sys(mprotect(r, PG, PROT_NONE));
+    check_sys(mprotect(r + PG + ANON, PG, PROT_NONE));
+    anon = r + PG;
+    gone = r + PG + ANON + PG;
     test_fill(anon, ANON, 1);
     test_fill(gone, GONE, 2);
     int fd = open("cow.data", O_RDWR | O_CREAT | O_TRUNC, 0600);

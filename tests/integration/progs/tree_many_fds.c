@@ -81,6 +81,7 @@ static int verify(const char *who, rlim_t soft)
 
 int main(void)
 {
+    test_go_setup(); /* (the child waits for the go file too) */
     struct rlimit rl;
     check_sys(getrlimit(RLIMIT_NOFILE, &rl));
     rlim_t child_soft = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
