@@ -3924,29 +3924,32 @@ static int make_tree_ptys(struct rctx *root, int hi)
  * own process before its restorer runs), with why set to what keeps it
  * so. */
 /* Bytes of private memory processes i and j (a parent and its child)
- * have mapped alike (the same addresses; both anonymous or the same file):
- * what a child forked after its parent's fill keeps (restorer.c,
- * same_mapping, which decides region by region). */
+ * have mapped alike: the same mapping (the same addresses; both anonymous
+ * or the same file), or where private anonymous memory of both overlaps.
+ * What a child forked after its parent's fill keeps (restorer.c,
+ * reconcile, which decides region by region). */
 static uint64_t tree_cow_bytes(int i, int j)
 {
     const struct ck_image *a = &g_tree.m[i].img, *b = &g_tree.m[j].img;
     const uint32_t apart = CK_REG_SHARED | CK_REG_SPECIAL | CK_REG_SYSV | CK_REG_HUGETLB |
                            CK_REG_DROPPABLE;
+    const uint32_t not_plain = apart | CK_REG_FILE | CK_REG_ALLPAGES | CK_REG_STACK;
     uint64_t bytes = 0;
     for (uint32_t x = 0, y = 0; x < a->nregions && y < b->nregions;) {
         const struct ck_region *ra = &a->regions[x], *rb = &b->regions[y];
-        if (ra->start < rb->start) {
+        uint64_t s0 = ra->start > rb->start ? ra->start : rb->start;
+        uint64_t e0 = ra->end < rb->end ? ra->end : rb->end;
+        if (ra->start == rb->start && ra->end == rb->end && !((ra->flags | rb->flags) & apart) &&
+            ((ra->flags ^ rb->flags) & (CK_REG_ANON | CK_REG_FILE)) == 0 &&
+            (!(ra->flags & CK_REG_FILE) || (ra->dev == rb->dev && ra->ino == rb->ino)))
+            bytes += ra->end - ra->start;
+        else if (s0 < e0 && (ra->flags & rb->flags & CK_REG_ANON) &&
+                 !((ra->flags | rb->flags) & not_plain))
+            bytes += e0 - s0;
+        if (ra->end <= rb->end)
             x++;
-        } else if (rb->start < ra->start) {
+        else
             y++;
-        } else {
-            if (ra->end == rb->end && !((ra->flags | rb->flags) & apart) &&
-                ((ra->flags ^ rb->flags) & (CK_REG_ANON | CK_REG_FILE)) == 0 &&
-                (!(ra->flags & CK_REG_FILE) || (ra->dev == rb->dev && ra->ino == rb->ino)))
-                bytes += ra->end - ra->start;
-            x++;
-            y++;
-        }
     }
     return bytes;
 }

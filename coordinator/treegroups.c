@@ -349,7 +349,9 @@ int ck_tree_groups_check(const struct ck_tree *t, char *err, size_t errlen)
         struct ck_pstat ps;
         parent[i] = t->m[i].parent;
         pid[i] = t->m[i].pid;
-        skip[i] = t->m[i].zombie || ck_pstat_read(pid[i], &ps) < 0;
+        /* (one that ends meanwhile: the tree is taken again) */
+        skip[i] = t->m[i].zombie || ck_pstat_read(pid[i], &ps) < 0 || ps.state == 'Z' ||
+                  ps.state == 'X' || ps.sid < 0;
         pg[i] = skip[i] ? 0 : (int)ps.pgrp;
         sid[i] = skip[i] ? 0 : (int)ps.sid;
         tty[i] = skip[i] ? 0 : ps.tty;

@@ -45,6 +45,13 @@ static const struct ck_plan *parent_plan;
 #define MAX_KEPT 65536
 static uint8_t kept[MAX_KEPT];
 static uint32_t nkept;
+/* The address ranges kept from the parent, in address order: a whole
+ * region, or where a private anonymous region of the child overlaps one
+ * of the parent's (a heap grown differently, mappings merged otherwise) */
+static struct {
+    uint64_t start, end;
+} keep_r[MAX_KEPT];
+static uint32_t nkeep_r;
 
 extern char __executable_start[], _end[];
 
@@ -221,25 +228,23 @@ static const struct ck_plan_thread *threads(void)
  * (none unless it shares with it). */
 static void unmap_but_kept(uint64_t start, uint64_t end)
 {
-    const struct ck_plan_region *rg = regions();
     uint64_t at = start;
-    uint32_t i = 0, hi = nkept ? plan->nregions : 0;
-    while (i < hi) { /* the first region that ends after start */
+    uint32_t i = 0, hi = nkeep_r;
+    while (i < hi) { /* the first range that ends after start */
         uint32_t mid = i + (hi - i) / 2;
-        if (rg[mid].end <= start)
+        if (keep_r[mid].end <= start)
             i = mid + 1;
         else
             hi = mid;
     }
-    for (; nkept && i < plan->nregions && i < MAX_KEPT && at < end; i++) {
-        if (!kept[i] || rg[i].end <= at || rg[i].start >= end)
-            continue;
-        if (rg[i].start > at) {
-            long r = sys_munmap(at, rg[i].start - at);
+    for (; i < nkeep_r && keep_r[i].start < end; i++) {
+        if (keep_r[i].start > at) {
+            long r = sys_munmap(at, keep_r[i].start - at);
             if (r < 0)
                 die("cannot unmap", at, r);
         }
-        at = rg[i].end;
+        if (keep_r[i].end > at)
+            at = keep_r[i].end;
     }
     if (at < end) {
         long r = sys_munmap(at, end - at);
@@ -333,6 +338,37 @@ static void clear_address_space(void)
     }
 }
 
+/* The parts of a private anonymous region kept in part from the parent
+ * that it does not cover: mapped fresh (zero until filled). */
+static void map_around_kept(const struct ck_plan_region *r)
+{
+    uint64_t at = r->start;
+    int fl = R_MAP_PRIVATE | R_MAP_ANONYMOUS | R_MAP_FIXED_NOREPLACE |
+             ((r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0);
+    uint32_t i = 0, hi = nkeep_r;
+    while (i < hi) { /* the first range that ends after the region's start */
+        uint32_t mid = i + (hi - i) / 2;
+        if (keep_r[mid].end <= r->start)
+            i = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; i <= nkeep_r && at < r->end; i++) {
+        uint64_t ks = i < nkeep_r ? keep_r[i].start : r->end;
+        uint64_t ke = i < nkeep_r ? keep_r[i].end : r->end;
+        if (ke <= at)
+            continue;
+        if (ks > r->end)
+            ks = r->end;
+        if (ks > at) {
+            long a = sys_mmap(at, ks - at, (int)r->prot | R_PROT_WRITE | R_PROT_READ, fl, -1, 0);
+            if (a < 0 || (uint64_t)a != at)
+                die("cannot map memory region", at, a < 0 ? a : 0);
+        }
+        at = ke;
+    }
+}
+
 static void map_regions(void)
 {
     const struct ck_plan_region *rg = regions();
@@ -342,8 +378,12 @@ static void map_regions(void)
     int32_t fd_flags = 0;
     for (uint32_t i = 0; i < plan->nregions; i++) {
         const struct ck_plan_region *r = &rg[i];
-        if ((r->flags & CK_REG_SPECIAL) || (i < MAX_KEPT && kept[i]))
+        if (r->flags & CK_REG_SPECIAL)
             continue;
+        if (i < MAX_KEPT && kept[i]) {
+            map_around_kept(r);
+            continue;
+        }
         uint64_t len = r->end - r->start;
         int shared = (r->flags & CK_REG_SHARED) != 0;
         int extra = (r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0;
@@ -791,34 +831,77 @@ static int same_mapping(const struct ck_plan_region *c, const struct ck_plan_reg
  * page record of its own covers goes back to what the mapping holds
  * without them (zero, or the file's page): what the parent had there is
  * not the child's. */
+static void keep_range(uint64_t start, uint64_t end)
+{
+    if (nkeep_r >= MAX_KEPT)
+        die("too many memory ranges shared with the parent", start, 0);
+    keep_r[nkeep_r].start = start;
+    keep_r[nkeep_r++].end = end;
+}
+
+/* In [lo, hi), kept from the parent: what no page record of this process
+ * covers goes back to what the mapping holds without them (zero, or the
+ * file's page). */
+static void drop_uncovered(uint64_t lo, uint64_t hi)
+{
+    const struct ck_plan_pagerec *pr =
+        (const struct ck_plan_pagerec *)((const char *)plan + plan->pagerecs_off);
+    uint64_t a = 0, b = plan->npagerecs;
+    while (a < b) { /* the first record that ends after lo */
+        uint64_t mid = a + (b - a) / 2;
+        if (pr[mid].rec.arg + pr[mid].rec.raw_len <= lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    uint64_t at = lo;
+    for (; a < plan->npagerecs && pr[a].rec.arg < hi; a++) {
+        if (pr[a].rec.arg > at)
+            sys_madvise(at, pr[a].rec.arg - at, 4 /* MADV_DONTNEED */);
+        if (pr[a].rec.arg + pr[a].rec.raw_len > at)
+            at = pr[a].rec.arg + pr[a].rec.raw_len;
+    }
+    if (at < hi)
+        sys_madvise(at, hi - at, 4 /* MADV_DONTNEED */);
+}
+
+/* Private anonymous memory, which may be kept in part (partial overlaps). */
+static int plain_anon(const struct ck_plan_region *r)
+{
+    return (r->flags & CK_REG_ANON) && r->from_fd < 0 &&
+           !(r->flags & (CK_REG_FILE | CK_REG_ALLPAGES | CK_REG_STACK | CK_REG_SHARED |
+                         CK_REG_SPECIAL | CK_REG_SYSV | CK_REG_HUGETLB | CK_REG_DROPPABLE));
+}
+
 static void reconcile(void)
 {
     const struct ck_plan_region *rg = regions();
     const struct ck_plan_region *pg =
         (const struct ck_plan_region *)((const char *)parent_plan + parent_plan->regions_off);
-    const struct ck_plan_pagerec *pr =
-        (const struct ck_plan_pagerec *)((const char *)plan + plan->pagerecs_off);
     uint32_t j = 0;
-    uint64_t k = 0;
+    nkeep_r = 0;
     for (uint32_t i = 0; i < plan->nregions && i < MAX_KEPT; i++) {
+        const struct ck_plan_region *c = &rg[i];
         kept[i] = 0;
-        while (j < parent_plan->nregions && pg[j].start < rg[i].start)
+        while (j < parent_plan->nregions && pg[j].end <= c->start)
             j++;
-        if (j >= parent_plan->nregions || !same_mapping(&rg[i], &pg[j]))
-            continue;
-        kept[i] = ((rg[i].flags & CK_REG_FILE) && !(rg[i].flags & CK_REG_ALLPAGES)) ? 1 : 2;
-        nkept++;
-        uint64_t at = rg[i].start;
-        while (k < plan->npagerecs && pr[k].rec.arg < rg[i].start)
-            k++;
-        for (; k < plan->npagerecs && pr[k].rec.arg < rg[i].end; k++) {
-            if (pr[k].rec.arg > at)
-                sys_madvise(at, pr[k].rec.arg - at, 4 /* MADV_DONTNEED */);
-            if (pr[k].rec.arg + pr[k].rec.raw_len > at)
-                at = pr[k].rec.arg + pr[k].rec.raw_len;
+        if (j < parent_plan->nregions && same_mapping(c, &pg[j])) {
+            kept[i] = ((c->flags & CK_REG_FILE) && !(c->flags & CK_REG_ALLPAGES)) ? 1 : 2;
+            keep_range(c->start, c->end);
+            drop_uncovered(c->start, c->end);
+        } else if (plain_anon(c)) {
+            for (uint32_t k = j; k < parent_plan->nregions && pg[k].start < c->end; k++) {
+                if (!plain_anon(&pg[k]) ||
+                    ((pg[k].flags ^ c->flags) & (CK_REG_NORESERVE | CK_REG_HEAP)))
+                    continue;
+                uint64_t s0 = pg[k].start > c->start ? pg[k].start : c->start;
+                uint64_t e0 = pg[k].end < c->end ? pg[k].end : c->end;
+                keep_range(s0, e0);
+                drop_uncovered(s0, e0);
+                kept[i] = 2;
+            }
         }
-        if (at < rg[i].end)
-            sys_madvise(at, rg[i].end - at, 4 /* MADV_DONTNEED */);
+        nkept += kept[i] != 0;
     }
 }
 
@@ -855,6 +938,7 @@ static void make_children(uint32_t shared)
                 sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
                 memset(kept, 0, sizeof kept);
                 nkept = 0;
+                nkeep_r = 0;
             }
             sys_munmap(CK_PROGRESS_ADDR, 4096);
             run(adopt(c.sock), (int)shared);

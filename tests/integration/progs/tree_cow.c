@@ -3,7 +3,9 @@
  * restore; test_tree_fork.sh also checks that they share it again.
  *
  * The parent maps 32 MiB of random data (anonymous, kept from merging
- * with its neighbours: only mappings alike are shared again), an 8 MiB private
+ * with its neighbours: the same mapping in every process), 16 MiB more
+ * that is one mapping with the 4 MiB region its children replace (their
+ * mapping of it is smaller: shared where the two overlap), an 8 MiB private
  * mapping of a file it wrote (some pages changed before the fork) and a
  * 4 MiB region its children replace, then forks 4 children. Child i
  * changes 1% of the anonymous pages (every 100th, from page i), drops a
@@ -23,6 +25,7 @@
 #define FILESZ (8UL << 20)
 #define GONE (4UL << 20)
 #define OWN (1UL << 20)
+#define MERGED (16UL << 20)
 #define PG 4096UL
 #define KIDS 4
 
@@ -35,11 +38,11 @@ static uint64_t hash(const void *p, size_t len)
     return h;
 }
 
-static uint8_t *anon, *file, *gone, *own;
+static uint8_t *anon, *file, *gone, *own, *merged;
 
 static uint64_t state(void)
 {
-    uint64_t h = hash(anon, ANON) ^ (hash(file, FILESZ) * 3);
+    uint64_t h = hash(anon, ANON) ^ (hash(file, FILESZ) * 3) ^ (hash(merged, MERGED) * 11);
     if (gone)
         h ^= hash(gone, GONE) * 5;
     if (own)
@@ -54,13 +57,17 @@ int main(void)
      * kernel from merging it with its neighbours (the children's own
      * region, or the one they unmap), so that it is one mapping, the same
      * in every process */
-    uint8_t *r = mmap(NULL, PG + ANON + PG + GONE, PROT_READ | PROT_WRITE,
+    uint8_t *r = mmap(NULL, PG + ANON + PG + MERGED + GONE, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     check(r != MAP_FAILED, "mmap: %s", strerror(errno));
     check_sys(mprotect(r, PG, PROT_NONE));
     check_sys(mprotect(r + PG + ANON, PG, PROT_NONE));
     anon = r + PG;
-    gone = r + PG + ANON + PG;
+    /* one mapping with the region the children unmap in the parent, one
+     * of its own in the children: kept where they overlap */
+    merged = r + PG + ANON + PG;
+    gone = merged + MERGED;
+    test_fill(merged, MERGED, 4);
     test_fill(anon, ANON, 1);
     test_fill(gone, GONE, 2);
     int fd = open("cow.data", O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -82,6 +89,8 @@ int main(void)
         if (kids[i] == 0) {
             for (size_t p = (size_t)i; p < ANON / PG; p += 100)
                 anon[p * PG + 100] ^= (uint8_t)(0x11 * (i + 1));
+            for (size_t p = (size_t)i; p < MERGED / PG; p += 50)
+                merged[p * PG + 300] ^= (uint8_t)(0x22 * (i + 1));
             check_sys(madvise(anon + (size_t)(i + 1) * OWN, OWN, MADV_DONTNEED));
             file[(size_t)(i + 3) * PG] ^= 0xff;
             check_sys(munmap(gone, GONE));
