@@ -29,8 +29,9 @@
 #define CK_PLAN_MAGIC 0x324e414c504b43ULL /* "CKPLAN2" */
 #define CK_PLAN_MAX (64ULL << 20)
 /* A child forked by its parent's restorer after the parent's memory is
- * in place (CK_CHILD_SHARED) maps its own plan here while it still reads
- * its parent's at CK_PLAN_ADDR. */
+ * in place (CK_CHILD_SHARED) maps its own plan in the slot its parent's
+ * is not in (CK_PLAN_ADDR or this one, by depth), while it still reads
+ * its parent's. */
 #define CK_PLAN_ADDR2 (CK_PLAN_ADDR + CK_PLAN_MAX)
 
 struct ck_plan {

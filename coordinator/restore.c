@@ -3969,14 +3969,14 @@ static char tree_fork_kind(int j, const char **why)
         *why = "the root";
     else if ((e->flags & (CK_TREE_ZOMBIE | CK_TREE_ORPHAN)) || g_tree.helper[j])
         *why = "a zombie, an orphan, or made by a helper";
-    else if (g_tree.late[e->parent])
-        *why = "its parent is forked by a restorer";
     else if (g_tree.makes_sid[j] || g_tree.makes_pg[j] || e->pgid != g_tree.e[e->parent].pgid ||
              e->sid != g_tree.e[e->parent].sid)
         *why = "its process group or session is not its parent's";
-    for (int k = j + 1; k < g_tree.n && !*why; k++)
-        if (g_tree.e[k].parent == j)
-            *why = "it has children in the tree";
+    /* its children are made by its restorer too, or it is made by coord
+     * (decided children first: restore_tree asks from the last) */
+    for (int k = 1; k < g_tree.n && !*why; k++)
+        if (g_tree.e[k].parent == j && (k < j || !g_tree.late[k]))
+            *why = "it has a child that coord must make";
     const struct ck_image *im = &g_tree.m[j].img;
     for (uint32_t k = 0; k < im->nlocks && !*why; k++)
         if (im->locks[k].kind != CK_LOCK_FLOCK && im->locks[k].kind != CK_LOCK_OFD)
@@ -4144,10 +4144,13 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
      * restorer forks */
     g_tree.hi = hi;
     long nlate = 0;
-    for (int i = 0; i < n; i++) {
-        const char *why;
-        g_tree.late[i] = tree_fork_kind(i, &why);
+    const char **whys = calloc((size_t)n, sizeof *whys);
+    for (int i = n - 1; whys && i >= 0; i--) {
+        g_tree.late[i] = tree_fork_kind(i, &whys[i]);
         nlate += g_tree.late[i] != 0;
+    }
+    for (int i = 0; whys && i < n; i++) {
+        const char *why = whys[i];
         if (!getenv("CKSHIM_TREE_FORK"))
             continue;
         if (g_tree.late[i] == 'L')
@@ -4159,6 +4162,7 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
                     g_tree.late[i] ? "forked by its parent's restorer" : "forked by coord: ",
                     g_tree.late[i] ? "" : why);
     }
+    free(whys);
     if (nlate && nproc_fits(root, tasks + 2 * nlate, what) < 0) {
         free(groups);
         free(sess);

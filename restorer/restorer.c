@@ -935,7 +935,10 @@ static void make_children(uint32_t shared)
             fill_next = 0;
             fill_pages_done = 0;
             if (!shared) {
+                /* (its grandparent's plan too, if its parent still had
+                 * it: forked before its own reconcile) */
                 sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
+                sys_munmap(CK_PLAN_ADDR2, CK_PLAN_MAX);
                 memset(kept, 0, sizeof kept);
                 nkept = 0;
                 nkeep_r = 0;
@@ -977,7 +980,9 @@ __attribute__((noreturn)) static void run(int plan_fd, int shared)
     if (r != (long)sizeof head || head.magic != CK_PLAN_MAGIC || head.size < sizeof head ||
         head.size > CK_PLAN_MAX)
         die("bad plan", 0, r < 0 ? r : 0);
-    uint64_t at = shared ? CK_PLAN_ADDR2 : CK_PLAN_ADDR;
+    /* a child that shares its parent's memory: the slot its parent's plan
+     * is not in (the depth's parity) */
+    uint64_t at = shared && (uint64_t)parent_plan == CK_PLAN_ADDR ? CK_PLAN_ADDR2 : CK_PLAN_ADDR;
     r = sys_mmap(at, head.size, R_PROT_READ, R_MAP_PRIVATE | R_MAP_FIXED, plan_fd, 0);
     if (r < 0)
         die("cannot map the plan", 0, r);
@@ -1006,7 +1011,7 @@ __attribute__((noreturn)) static void run(int plan_fd, int shared)
     /* No way back from here. */
     if (parent_plan) {
         reconcile();
-        sys_munmap(CK_PLAN_ADDR, CK_PLAN_MAX);
+        sys_munmap((uint64_t)parent_plan, CK_PLAN_MAX);
         parent_plan = 0;
     }
     clear_address_space();

@@ -111,6 +111,9 @@ LIVE+=" pty_packet "
 LIVE+=" tree_late_signals "
 LIVE+=" tree_stopped tree_stopped_many tree_clone tree_closed_table call_hook_fork "
 READY_TIMEOUT=${CKSHIM_READY_TIMEOUT:-10}
+# Programs that take a while to build their state (pidns_high makes 32000
+# processes first): READY within 60 s.
+SLOW_READY=" pidns_high "
 GONE_TIMEOUT=10
 EXIT_TIMEOUT=${CKSHIM_EXIT_TIMEOUT:-20}
 CMD_TIMEOUT=${CKSHIM_CMD_TIMEOUT:-60}
@@ -309,14 +312,16 @@ run_one() {
     cur=$CHILD
     track "$cur"
 
-    for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
+    rt=$READY_TIMEOUT
+    case "$SLOW_READY" in *" $name "*) rt=$((READY_TIMEOUT > 60 ? READY_TIMEOUT : 60)) ;; esac
+    for ((i = 0; i < rt * 20; i++)); do
         grep -q '^READY' "$log" 2>/dev/null && break
         alive "$cur" || break
         sleep 0.05
     done
     if ! grep -q '^READY' "$log" 2>/dev/null; then
         if alive "$cur"; then
-            WHY="no READY within ${READY_TIMEOUT}s"
+            WHY="no READY within ${rt}s"
         else
             WHY="exited before READY"
         fi

@@ -11,7 +11,8 @@
  * changes 1% of the anonymous pages (every 100th, from page i), drops a
  * 1 MiB range with MADV_DONTNEED (zero since), changes a page of the file
  * mapping, unmaps the 4 MiB region and maps 1 MiB of its own elsewhere,
- * filled. The parent then changes other pages (every 97th). Each notes a
+ * filled; the first child forks a grandchild that changes other pages
+ * (every 60th). The parent then changes other pages (every 97th). Each notes a
  * hash of its memory before READY and checks it after the go file; the
  * children exit with the verdict, which the parent waits for.
  */
@@ -98,11 +99,26 @@ int main(void)
             own = mmap(NULL, OWN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             check(own != MAP_FAILED, "mmap own: %s", strerror(errno));
             test_fill(own, OWN, 10 + (uint64_t)i);
+            /* the first child forks a grandchild, which changes other
+             * pages (made by its parent's restorer in turn) */
+            pid_t g = i == 0 ? fork() : -1;
+            if (g == 0) {
+                for (size_t p = 7; p < ANON / PG; p += 60)
+                    anon[p * PG + 400] ^= 0x3c;
+                uint64_t hg = state();
+                test_wait_go();
+                _exit(state() == hg ? 0 : 6);
+            }
             uint64_t h = state();
             test_wait_go();
             if (state() != h) {
                 test_msg("child %d: its memory changed", i);
                 _exit(3);
+            }
+            int gs;
+            if (g > 0 && (waitpid(g, &gs, 0) != g || !WIFEXITED(gs) || WEXITSTATUS(gs) != 0)) {
+                test_msg("child %d: its child ended with status 0x%x", i, gs);
+                _exit(7);
             }
             for (size_t b = 0; b < OWN; b++)
                 if (anon[(size_t)(i + 1) * OWN + b]) {
