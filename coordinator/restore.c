@@ -3985,6 +3985,13 @@ static char tree_fork_kind(int j, const char **why)
     for (uint32_t k = 0; k < im->nfds && !*why; k++)
         if (im->fds[k].kind == CK_FD_PIDFD)
             *why = "it holds a pidfd";
+        else if (im->fd_paths && im->fd_paths[k] && !strncmp(im->fd_paths[k], "/proc/", 6))
+            *why = "it holds a descriptor of a /proc file (opened by its own process at restore)";
+        else if (im->fds[k].kind == CK_FD_UNIX && tree_desc_of(j, im->fds[k].fd, NULL) < 0)
+            *why = "it holds a unix socket of its own (its credentials name the process that "
+                   "makes it)";
+    if (!*why && !strncmp(im->proc.cwd, "/proc/", 6))
+        *why = "its working directory is in /proc";
     if (*why)
         return 0;
     /* after its parent's fill when they map memory alike (the same
