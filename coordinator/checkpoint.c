@@ -1017,6 +1017,10 @@ static int connect_coming(int pid, char *sock, size_t len, int fd, int new, int 
 static int connect_root(int pid, char *sock, size_t len, struct ck_tree *t)
 {
     int fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
+    /* in the middle of an exec (a script's `exec make`): its new shim
+     * makes the socket a moment later */
+    if ((fd == -ENOENT || fd == -ECONNREFUSED) && ck_shim_coming(pid, 2000) == 1)
+        fd = ck_ctl_connect(pid, sock, len, CONNECT_TIMEOUT_MS);
     if (fd != -EBUSY || t->m[0].stopsig <= 0 || t->m[0].held)
         return fd;
     tree_continue(pid);

@@ -267,6 +267,12 @@ static int shim_starting(int pid)
     return 0;
 }
 
+int ck_shim_coming(int pid, int ms)
+{
+    starting_until = now_ms() + ms;
+    return shim_starting(pid);
+}
+
 /* Is pid waiting for a child it made with vfork (which runs in its
  * memory until it execs or exits)? */
 static int vforked(int pid)

@@ -184,4 +184,9 @@ int ck_tree_check_stream(const struct ck_tree_hdr *h, const struct ck_tree_entry
                          uint32_t i, const struct ck_header *sh, uint64_t end, char *err,
                          size_t errlen);
 
+/* A process about to serve the shim's socket (just forked, or exec'd
+ * with the shim in LD_PRELOAD: a shell's `exec make`), waited for up to
+ * ms: 1 once it does, -1 if it ended, 0 if not. */
+int ck_shim_coming(int pid, int ms);
+
 #endif
