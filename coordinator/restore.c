@@ -2532,8 +2532,14 @@ static void hand_over(struct rctx *c, int plan_fd)
         cm->cmsg_len = CMSG_LEN((size_t)k * sizeof(int));
         memcpy(CMSG_DATA(cm), fds + off, (size_t)k * sizeof(int));
         ssize_t w;
-        while ((w = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-            ;
+        /* ETOOMANYREFS: the user's descriptors in flight exceed its
+         * descriptor limit (many preparers at once): they drain as the
+         * children take theirs */
+        for (int tries = 0; (w = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 &&
+                            (errno == EINTR || (errno == ETOOMANYREFS && tries < 5000));
+             tries++)
+            if (errno == ETOOMANYREFS)
+                usleep(2000);
         if (w < 0 && errno != EPIPE && errno != ECONNRESET) {
             fail_msg(c, "cannot hand its descriptors over: %s", strerror(errno));
             return;
@@ -4171,6 +4177,23 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
                     g_tree.late[i] ? "" : why);
     }
     free(whys);
+    /* a socket to each preparer stays open in its parent's coord process
+     * (above every program descriptor) until that one execs: room for
+     * them, or every process is made by coord */
+    struct rlimit nf;
+    if (nlate && getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY) {
+        rlim_t want = nf.rlim_cur + 2 * (rlim_t)nlate;
+        if (nf.rlim_max != RLIM_INFINITY && want > nf.rlim_max) {
+            memset(g_tree.late, 0, (size_t)n);
+            nlate = 0;
+            if (getenv("CKSHIM_TREE_FORK"))
+                dprintf(2, "coord: restore: every process forked by coord: the hard descriptor "
+                        "limit leaves no room for the preparers' sockets\n");
+        } else {
+            nf.rlim_cur = want;
+            setrlimit(RLIMIT_NOFILE, &nf);
+        }
+    }
     if (nlate && nproc_fits(root, tasks + 2 * nlate, what) < 0) {
         free(groups);
         free(sess);

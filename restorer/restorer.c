@@ -226,18 +226,24 @@ static const struct ck_plan_thread *threads(void)
 
 /* Unmap [start, end) but the regions this process keeps from its parent
  * (none unless it shares with it). */
-static void unmap_but_kept(uint64_t start, uint64_t end)
+/* The first range kept from the parent that ends after a. */
+static uint32_t first_kept_after(uint64_t a)
 {
-    uint64_t at = start;
-    uint32_t i = 0, hi = nkeep_r;
-    while (i < hi) { /* the first range that ends after start */
-        uint32_t mid = i + (hi - i) / 2;
-        if (keep_r[mid].end <= start)
-            i = mid + 1;
+    uint32_t lo = 0, hi = nkeep_r;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (keep_r[mid].end <= a)
+            lo = mid + 1;
         else
             hi = mid;
     }
-    for (; i < nkeep_r && keep_r[i].start < end; i++) {
+    return lo;
+}
+
+static void unmap_but_kept(uint64_t start, uint64_t end)
+{
+    uint64_t at = start;
+    for (uint32_t i = first_kept_after(start); i < nkeep_r && keep_r[i].start < end; i++) {
         if (keep_r[i].start > at) {
             long r = sys_munmap(at, keep_r[i].start - at);
             if (r < 0)
@@ -345,15 +351,7 @@ static void map_around_kept(const struct ck_plan_region *r)
     uint64_t at = r->start;
     int fl = R_MAP_PRIVATE | R_MAP_ANONYMOUS | R_MAP_FIXED_NOREPLACE |
              ((r->flags & CK_REG_NORESERVE) ? R_MAP_NORESERVE : 0);
-    uint32_t i = 0, hi = nkeep_r;
-    while (i < hi) { /* the first range that ends after the region's start */
-        uint32_t mid = i + (hi - i) / 2;
-        if (keep_r[mid].end <= r->start)
-            i = mid + 1;
-        else
-            hi = mid;
-    }
-    for (; i <= nkeep_r && at < r->end; i++) {
+    for (uint32_t i = first_kept_after(r->start); i <= nkeep_r && at < r->end; i++) {
         uint64_t ks = i < nkeep_r ? keep_r[i].start : r->end;
         uint64_t ke = i < nkeep_r ? keep_r[i].end : r->end;
         if (ke <= at)
@@ -747,6 +745,16 @@ static int adopt(int sock)
         ;
     if (r != (long)sizeof h || h.magic != CK_ADOPT_MAGIC || h.hi < 2 || !h.count)
         die("its preparer in coord sent no descriptors (it failed, see above)", 0, r);
+    /* room above the highest number for the socket and a batch (the limit
+     * is the parent's for now; its own is set at the end: set_rlimits) */
+    uint64_t lim[2], need = (uint64_t)h.hi + 2 + CK_ADOPT_BATCH + 8;
+    if (sys4(NR_prlimit64, 0, 7 /* RLIMIT_NOFILE */, 0, lim) == 0 && lim[0] < need) {
+        if (lim[1] < need)
+            die("the hard descriptor limit (RLIMIT_NOFILE) is below what its descriptors "
+                "need", 0, 0);
+        lim[0] = need;
+        sys4(NR_prlimit64, 0, 7, lim, 0);
+    }
     r = sys3(NR_fcntl, sock, R_F_DUPFD, h.hi + 1);
     if (r < 0)
         die("cannot move the preparer's socket", 0, r);
@@ -831,12 +839,15 @@ static int same_mapping(const struct ck_plan_region *c, const struct ck_plan_reg
  * page record of its own covers goes back to what the mapping holds
  * without them (zero, or the file's page): what the parent had there is
  * not the child's. */
-static void keep_range(uint64_t start, uint64_t end)
+/* 0, or -1 when the list is full: that range is not kept (mapped and
+ * filled afresh), which only costs the sharing. */
+static int keep_range(uint64_t start, uint64_t end)
 {
     if (nkeep_r >= MAX_KEPT)
-        die("too many memory ranges shared with the parent", start, 0);
+        return -1;
     keep_r[nkeep_r].start = start;
     keep_r[nkeep_r++].end = end;
+    return 0;
 }
 
 /* In [lo, hi), kept from the parent: what no page record of this process
@@ -886,8 +897,9 @@ static void reconcile(void)
         while (j < parent_plan->nregions && pg[j].end <= c->start)
             j++;
         if (j < parent_plan->nregions && same_mapping(c, &pg[j])) {
+            if (keep_range(c->start, c->end) < 0)
+                continue;
             kept[i] = ((c->flags & CK_REG_FILE) && !(c->flags & CK_REG_ALLPAGES)) ? 1 : 2;
-            keep_range(c->start, c->end);
             drop_uncovered(c->start, c->end);
         } else if (plain_anon(c)) {
             for (uint32_t k = j; k < parent_plan->nregions && pg[k].start < c->end; k++) {
@@ -896,7 +908,8 @@ static void reconcile(void)
                     continue;
                 uint64_t s0 = pg[k].start > c->start ? pg[k].start : c->start;
                 uint64_t e0 = pg[k].end < c->end ? pg[k].end : c->end;
-                keep_range(s0, e0);
+                if (keep_range(s0, e0) < 0)
+                    break;
                 drop_uncovered(s0, e0);
                 kept[i] = 2;
             }

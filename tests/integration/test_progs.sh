@@ -70,7 +70,7 @@ TWICE+=" fd_high pipes locks sock_tracked sock_tracked_fork sock_tracked_spawn "
 TWICE+=" sock_tracked_vfork sock_tracked_syscall sock_tracked_getfd "
 # Restored by a coord whose soft descriptor limit is the usual 1024 (below
 # the fds these programs hold).
-LOW_NOFILE=" fd_high tree_many_fds "
+LOW_NOFILE=" fd_high tree_many_fds tree_high_fd "
 TWICE+=" sigev_thread "
 TWICE+=" raw_clone_exit "
 TWICE+=" cputime stop_ticker close_all "
@@ -106,7 +106,7 @@ TWICE+=" tree_peek_shared inet_proofs tree_fork_held tree_orphans tree_stopped_m
 TWICE+=" tree_clone tree_closed_table call_hook_fork tree_subreaper_session tree_vfork "
 LIVE+=" tree_vfork "
 TWICE+=" vfork_nomem tree_late_signals many_ptys tree_clearenv pty_packet "
-TWICE+=" tree_many_fds tree_cow dlopen_busy tree_pidfd_epoll tcp_nagle tree_flock_owner "
+TWICE+=" tree_many_fds tree_cow dlopen_busy tree_pidfd_epoll tcp_nagle tree_flock_owner tree_high_fd "
 LIVE+=" pty_packet "
 LIVE+=" tree_late_signals "
 LIVE+=" tree_stopped tree_stopped_many tree_clone tree_closed_table call_hook_fork "
