@@ -172,8 +172,9 @@ static struct {
     } *inodes;
     int ninodes;
     /* Processes forked by their parent's restorer (tree_fork_kind): per
-     * process 'F' or 0, and in its parent's coord process the socket to
-     * its preparer (close-on-exec until the parent's exec), or -1. */
+     * process 'L' (once the parent's memory is in place), 'F' (before) or
+     * 0 (by coord), and in its parent's coord process (or preparer) the
+     * socket to its preparer (close-on-exec until handed on), or -1. */
     char *late;
     int *prep_near;
     int hi;                             /* coord's own descriptors of the tree go from here */
