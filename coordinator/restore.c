@@ -4182,8 +4182,10 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
      * (above every program descriptor) until that one execs: room for
      * them, or every process is made by coord */
     struct rlimit nf;
-    if (nlate && getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY) {
-        rlim_t want = nf.rlim_cur + 2 * (rlim_t)nlate;
+    rlim_t want = (rlim_t)hi + 64 + 2 * (rlim_t)nlate +
+                  (rlim_t)(g_tree.npipes + g_tree.nshms + g_tree.nfiles + g_tree.ndescs);
+    if (nlate && getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY &&
+        nf.rlim_cur < want) {
         if (nf.rlim_max != RLIM_INFINITY && want > nf.rlim_max) {
             memset(g_tree.late, 0, (size_t)n);
             nlate = 0;
