@@ -745,6 +745,12 @@ struct ck_restore_info {
                                            restore_finish's failures (closed after), or -1 */
     uint32_t stop_sig;                  /* stop the process with it before it runs (a
                                            single process's CK_HF_STOPPED), or 0 */
+    int32_t map_fd;                     /* a tree's pid map (memfd "ckshim-tree"), or -1 */
+    uint32_t fdt_follower;              /* shares its parent's descriptor table (clone with
+                                           CLONE_FILES): the table's own work after restore
+                                           (locks, descriptor kinds, owners, terminals,
+                                           the tree's shared memory descriptors) is its
+                                           parent's */
 };
 
 /* A process tree image (docs/IMAGE_FORMAT.md, "Process trees"): this
@@ -783,6 +789,10 @@ struct ck_tree_entry {
                                            parent names the entry whose restore makes it
                                            again (through a helper that exits), not its
                                            parent */
+#define CK_TREE_FILES 0x8               /* shares its parent's descriptor table (clone with
+                                           CLONE_FILES): its parent's restorer makes it with
+                                           CLONE_FILES, and its own descriptor records are
+                                           not laid out (its parent's are the table's) */
 
 struct ck_tree_hdr {
     char magic[CK_MAGIC_LEN];

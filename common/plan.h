@@ -114,6 +114,11 @@ struct ck_plan_child {
  * share what they shared at the checkpoint (copy-on-write). Without it
  * the child is forked before the parent's memory work and starts bare. */
 #define CK_CHILD_SHARED 0x1
+/* Shares its parent's descriptor table (clone with CLONE_FILES): its
+ * preparer sends only the child's own descriptors (plan, image, gate),
+ * which it keeps wherever they land, and the child renumbers its plan's
+ * descriptor fields to match (restorer.c: adopt_shared). */
+#define CK_CHILD_FILES 0x2
 
 /* What the preparer sends first (ck_plan_child.sock): then batches of at
  * most CK_ADOPT_BATCH descriptors (SCM_RIGHTS), each with its int32

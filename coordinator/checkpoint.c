@@ -691,6 +691,11 @@ static int tree_capture(const struct ck_tree *t, int *conns, struct ck_ctl_rep *
     char *late = calloc((size_t)n, 1);
     if (late && ck_tree_pty_late(t, late))
         serial = 1;
+    /* Processes sharing one descriptor table (CLONE_FILES) each see the
+     * others' transient descriptors of a capture (a /proc listing, a
+     * backtrace's pipe): one after the other. */
+    for (int i = 1; i < n && !serial; i++)
+        serial = ck_tree_shares_table(t, i);
     int ret = 0;
     for (int k = 0; k < 2 * n && ret == 0; k++) {
         int i = k % n;
@@ -1684,6 +1689,8 @@ static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const ch
             ents[i].flags = CK_TREE_STOPPED | ((uint32_t)t->m[i].stopsig & 0xff) << 8;
         if (t->m[i].orphan)
             ents[i].flags |= CK_TREE_ORPHAN;
+        if (ck_tree_shares_table(t, i))
+            ents[i].flags |= CK_TREE_FILES;
         ents[i].vpid = (int32_t)reps[i].orig_pid;
         bytes += ents[i].length;
         pages += reps[i].pages;

@@ -1226,6 +1226,8 @@ int cmd_inspect(int argc, char **argv)
                 if (te[i].ctty > 0)
                     printf(", leads the session of pseudo-terminal /dev/pts/%d (foreground "
                            "group %d)", te[i].ctty - 1, te[i].fg_pgid);
+                if (te[i].flags & CK_TREE_FILES)
+                    printf(", shares its parent's descriptor table (CLONE_FILES)");
                 printf("\n");
             }
         }

@@ -1520,7 +1520,8 @@ static int build_plan(struct rctx *c, int image_fd, int status_fd)
             pc[k].vpid = g_tree.e[j].vpid;
             pc[k].set_tid = g_pidns ? g_tree.e[j].vpid : 0;
             pc[k].sock = g_tree.prep_near[j];
-            pc[k].flags = g_tree.late[j] == 'L' ? CK_CHILD_SHARED : 0;
+            pc[k].flags = (g_tree.late[j] == 'L' ? CK_CHILD_SHARED : 0) |
+                          (g_tree.e[j].flags & CK_TREE_FILES ? CK_CHILD_FILES : 0);
             pc[k++].slot = (uint32_t)j;
         }
     for (int i = 0; i < CK_NRLIMIT && i < RLIM_NLIMITS; i++) {
@@ -2477,7 +2478,12 @@ static void keep_restore_cap(void)
  * parent's restorer forked (restorer.c, adopt), and end. A send that
  * finds the process or its parent gone ends it too: the gate keeper sees
  * that process end and stops the tree. Returns only with c->err set. */
-static void hand_over(struct rctx *c, int plan_fd)
+/* A preparer's last step: send its descriptor table to the child its
+ * parent's restorer forks (struct ck_adopt_hdr, then batches). Only the
+ * descriptors from lowest up: a child sharing its parent's table gets
+ * its own (plan, image, gate) and nothing of the program's. Never
+ * returns but with c->err set. */
+static void hand_over(struct rctx *c, int plan_fd, int lowest)
 {
     int sock = g_prep_sock, n = 1, cap = 256;
     int *fds = malloc((size_t)cap * sizeof *fds), *target = malloc((size_t)cap * sizeof *target);
@@ -2494,7 +2500,7 @@ static void hand_over(struct rctx *c, int plan_fd)
     while ((de = readdir(d))) {
         int fd = atoi(de->d_name), fl;
         if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(d) || fd == sock ||
-            fd == cwd || (fl = fcntl(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
+            fd == cwd || fd < lowest || (fl = fcntl(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
             continue;
         if (n == cap) {
             cap *= 2;
@@ -2698,7 +2704,11 @@ static void become(struct rctx *c, const char *restorer)
         fail_msg(c, "cannot update the plan");
         return;
     }
-    if (restore_fds(c, keep, nkeep) < 0 || restore_env(c) < 0)
+    /* one sharing its parent's table (clone with CLONE_FILES) finds the
+     * program's descriptors there: its preparer makes only its own */
+    int follower = g_prep_sock >= 0 && c->tree_idx > 0 &&
+                   (g_tree.e[c->tree_idx].flags & CK_TREE_FILES);
+    if ((!follower && restore_fds(c, keep, nkeep) < 0) || restore_env(c) < 0)
         return;
     if (lseek(img, (off_t)c->img.pages_offset, SEEK_SET) < 0) {
         fail_msg(c, "cannot seek in the image: %s", strerror(errno));
@@ -2722,7 +2732,7 @@ static void become(struct rctx *c, const char *restorer)
         if (hook && !strncmp(hook, "restore-prep-fail:", 18) && atoi(hook + 18) == vpid)
             fail_msg(c, "test hook: its preparer fails");
         else
-            hand_over(c, plan);
+            hand_over(c, plan, follower ? base : 0);
         return;
     }
     if (g_pidns)
@@ -3985,11 +3995,16 @@ static char tree_fork_kind(int j, const char **why)
         if (g_tree.e[k].parent == j && (k < j || !g_tree.late[k]))
             *why = "it has a child that coord must make";
     const struct ck_image *im = &g_tree.m[j].img;
+    /* One sharing its parent's table (CLONE_FILES) finds its descriptors
+     * there: what its parent's maker made, not its preparer */
+    int shares = (e->flags & CK_TREE_FILES) != 0;
     /* (flock and OFD locks too: its preparer would take them, and
      * /proc/locks would name the preparer's pid: zdtm file_locks02-04) */
-    if (im->nlocks && !*why)
+    if (shares)
+        ;
+    else if (im->nlocks && !*why)
         *why = "it holds file locks (taken by its own process at restore)";
-    for (uint32_t k = 0; k < im->nfds && !*why; k++)
+    for (uint32_t k = 0; k < im->nfds && !*why && !shares; k++)
         if (im->fds[k].kind == CK_FD_PIDFD)
             *why = "it holds a pidfd";
         else if (im->fd_paths && im->fd_paths[k] && !strncmp(im->fd_paths[k], "/proc/", 6))
@@ -4197,6 +4212,21 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
             setrlimit(RLIMIT_NOFILE, &nf);
         }
     }
+    /* a process sharing its parent's descriptor table can only be made
+     * by its parent's restorer (clone with CLONE_FILES) */
+    for (int i = 1; i < n; i++)
+        if ((e[i].flags & CK_TREE_FILES) && !g_tree.late[i]) {
+            const char *why = NULL;
+            tree_fork_kind(i, &why);
+            fail_msg(root, "process %d shares its parent's descriptor table (clone with "
+                     "CLONE_FILES), which only its parent's restorer can make again, but it "
+                     "cannot be made so (%s)", e[i].vpid,
+                     why ? why : "no room for the preparers' sockets under the hard "
+                                 "descriptor limit");
+            free(groups);
+            free(sess);
+            return -1;
+        }
     if (nlate && nproc_fits(root, tasks + 2 * nlate, what) < 0) {
         free(groups);
         free(sess);

@@ -290,6 +290,83 @@ int ck_tree_root_under_shim(const struct ck_tree *t)
     return t->m[0].stopsig || under_shim(pid) || shim_starting(pid) != 0;
 }
 
+int ck_tree_shares_table(const struct ck_tree *t, int i)
+{
+    const struct ck_tree_member *m = &t->m[i];
+    return i > 0 && !m->orphan && !m->zombie &&
+           syscall(SYS_kcmp, m->pid, t->m[m->parent].pid, KCMP_FILES, 0, 0) == 0;
+}
+
+/* Processes a and b are in one process group and session now. */
+static int same_group(int a, int b)
+{
+    struct ck_pstat x, y;
+    return ck_pstat_read(a, &x) == 0 && ck_pstat_read(b, &y) == 0 && x.pgrp == y.pgrp &&
+           x.sid == y.sid;
+}
+
+/* Descriptor tables, ordered by kcmp (qsort's comparator takes no
+ * context: the pids to compare are the tree's, by index). */
+static const struct ck_tree *cmp_tree;
+
+static int table_cmp(const void *a, const void *b)
+{
+    int x = cmp_tree->m[*(const int *)a].pid, y = cmp_tree->m[*(const int *)b].pid;
+    long r = syscall(SYS_kcmp, x, y, KCMP_FILES, 0, 0);
+    return r == 1 ? -1 : r == 2 ? 1 : r == 0 ? 0 : (x > y) - (x < y);
+}
+
+/* A restore makes a shared descriptor table again only between a parent
+ * and its child (ck_tree_shares_table): refused when processes of the
+ * tree share one otherwise (a clone with CLONE_FILES | CLONE_PARENT, a
+ * sharer whose sharing parent exited), or the root shares its parent's,
+ * outside the tree. Sorted by kcmp: n log n comparisons. Returns the
+ * number of reasons added after the earlier ones (bad of them). */
+static int tables_check(const struct ck_tree *t, char *err, size_t errlen, int bad)
+{
+    int added = 0;
+    size_t used = 0;
+    int ppid = stat_ppid(t->m[0].pid);
+    if (ppid > 1 && syscall(SYS_kcmp, t->m[0].pid, ppid, KCMP_FILES, 0, 0) == 0) {
+        used += (size_t)snprintf(err, errlen, "%sthe root %d shares its descriptor table with "
+                                 "its parent %d (clone with CLONE_FILES), outside the tree: "
+                                 "checkpoint the tree from %d instead", bad ? "; " : "",
+                                 t->m[0].pid, ppid, ppid);
+        added++;
+    }
+    int *ix = malloc((size_t)t->n * sizeof *ix), k = 0;
+    if (!ix)
+        return added;
+    for (int i = 0; i < t->n; i++)
+        if (!t->m[i].zombie)
+            ix[k++] = i;
+    cmp_tree = t;
+    qsort(ix, (size_t)k, sizeof *ix, table_cmp);
+    /* each group of one table: every member but one (the lowest index,
+     * its top) shares its parent's */
+    for (int a = 0, b; a < k; a = b) {
+        int top = ix[a];
+        for (b = a + 1; b < k && table_cmp(&ix[a], &ix[b]) == 0; b++)
+            if (ix[b] < top)
+                top = ix[b];
+        for (int c = a; b - a > 1 && c < b; c++) {
+            int i = ix[c];
+            if (i == top || ck_tree_shares_table(t, i))
+                continue;
+            if (used < errlen)
+                used += (size_t)snprintf(err + used, errlen - used,
+                                         "%sprocess %d shares its descriptor table (clone with "
+                                         "CLONE_FILES) with process %d of the tree, which is not "
+                                         "its parent: ckshim makes a shared table again only "
+                                         "from a parent to its child", bad + added ? "; " : "",
+                                         t->m[i].pid, t->m[top].pid);
+            added++;
+        }
+    }
+    free(ix);
+    return added;
+}
+
 int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
 {
     starting_until = now_ms() + 2000;
@@ -325,11 +402,17 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
         } else if (pi.state == 'T' && !ck_stop_signal((uint32_t)m->stopsig)) {
             snprintf(why, sizeof why, "a child of %d, is stopped by a signal ckshim cannot tell "
                      "(continue it: kill -CONT %d)", ppid, m->pid);
-        } else if (!m->orphan && syscall(SYS_kcmp, m->pid, ppid, KCMP_FILES, 0, 0) == 0) {
-            /* clone(CLONE_FILES): one descriptor table for two processes,
-             * which restore cannot make (and no fork handler ran) */
+        } else if (ck_tree_shares_table(t, i) &&
+                   !(m->stopsig || under_shim(m->pid) || shim_starting(m->pid) != 0)) {
+            /* clone(CLONE_FILES) by a raw system call: the shim's clone
+             * never ran, so the child has no shim of its own */
             snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
-                     "(clone with CLONE_FILES), which ckshim cannot restore", ppid);
+                     "(CLONE_FILES) and runs no shim of its own (made by a raw clone system "
+                     "call, or by clone in a process with threads of its own)", ppid);
+        } else if (ck_tree_shares_table(t, i) && !same_group(m->pid, ppid)) {
+            snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
+                     "(CLONE_FILES) but is in another process group or session, which ckshim "
+                     "cannot make again for such a child", ppid);
         } else if (m->stopsig || under_shim(m->pid) || shim_starting(m->pid) != 0) {
             /* it runs the shim (asked once: one that execs or ends a
              * moment later is found by tree_checkpoint, which takes the
@@ -358,6 +441,8 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
                                      who, why);
         bad++;
     }
+    /* descriptor tables shared other than with a parent */
+    bad += tables_check(t, err + strlen(err), errlen - strlen(err), bad);
     /* process groups and sessions of the tree (treegroups.c) */
     bad += ck_tree_groups_check(t, err, errlen);
     /* memory shared with a process outside (treegroups.c) */
@@ -494,8 +579,12 @@ static uint32_t check_entries(const struct ck_tree_hdr *h, const struct ck_tree_
         int zombie = (x->flags & CK_TREE_ZOMBIE) != 0;
         uint32_t stopsig = (x->flags >> 8) & 0xff;
         int orphan = (x->flags & CK_TREE_ORPHAN) != 0;
-        if (x->flags & ~(uint32_t)(CK_TREE_ZOMBIE | CK_TREE_STOPPED | CK_TREE_ORPHAN | 0xff00))
+        if (x->flags & ~(uint32_t)(CK_TREE_ZOMBIE | CK_TREE_STOPPED | CK_TREE_ORPHAN |
+                                   CK_TREE_FILES | 0xff00))
             snprintf(why, len, "has unknown flags %#x", x->flags);
+        else if ((x->flags & CK_TREE_FILES) && (zombie || orphan || i == 0))
+            snprintf(why, len, "has flags %#x (a process sharing its parent's descriptor table "
+                     "is neither the root, a zombie nor an orphan)", x->flags);
         else if (orphan && (zombie || i == 0))
             snprintf(why, len, "has flags %#x (an orphan is neither the root nor a zombie)",
                      x->flags);

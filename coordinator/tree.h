@@ -22,6 +22,11 @@ struct ck_tree_member {
                                            process whose restore makes it again */
 };
 
+/* 1 if member i (not the root, an orphan or a zombie) shares its
+ * descriptor table with its parent (clone with CLONE_FILES; kcmp). */
+struct ck_tree;
+int ck_tree_shares_table(const struct ck_tree *t, int i);
+
 /* The root first, then its descendants breadth first (a parent always
  * before its children). */
 struct ck_tree {

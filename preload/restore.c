@@ -251,7 +251,10 @@ void restore_finish(void)
     if (quiesce_wait_landed(10000000000LL) < 0)
         restore_fail(ri, "threads did not come back after restore");
     capture_forget(0);
-    restore_tree_map();
+    /* one sharing its parent's descriptor table leaves the table's work
+     * to its parent (which has the same descriptor records) */
+    int follower = ri->magic == CK_RESTORE_MAGIC && ri->fdt_follower;
+    restore_tree_map(ri->magic == CK_RESTORE_MAGIC ? ri->map_fd : -1, follower);
     /* a single process stopped when it was taken (a tree's come from
      * its map above) */
     if (ri->magic == CK_RESTORE_MAGIC && !g_shim.restore_stop && ri->stop_sig)
@@ -275,8 +278,9 @@ void restore_finish(void)
     capture_restore_vmflags();
     char lerr[400];
     if (pattr_restore(lerr, sizeof lerr) < 0 ||
-        capture_relock_after_restore(lerr, sizeof lerr) < 0 ||
-        fdcap_resumed(lerr, sizeof lerr) < 0 || fown_restore(lerr, sizeof lerr) < 0)
+        (!follower && (capture_relock_after_restore(lerr, sizeof lerr) < 0 ||
+                       fdcap_resumed(lerr, sizeof lerr) < 0 ||
+                       fown_restore(lerr, sizeof lerr) < 0)))
         restore_fail(ri, lerr); /* not run yet: end it rather than run it unlocked */
     /* CKSHIM_TEST_HOOK=restore-die-finish:VPID (coord; test_restore_late.sh) */
     if (ri->magic == CK_RESTORE_MAGIC && ri->test_fail_finish)
@@ -320,17 +324,22 @@ void restore_finish(void)
 /* The descriptor coord left open for a process of a restored tree: a
  * memfd named "ckshim-tree" holding {pid the tree knows, pid now} for
  * every process of it (coord's parents wrote their children's new pids
- * into it before the gate opened, so it is complete now). Found by a raw
- * scan of /proc/self/fd (no malloc: the program's threads are parked). */
-void restore_tree_map(void)
+ * into it before the gate opened, so it is complete now): map_fd, which
+ * the restorer names, or found by a raw scan of /proc/self/fd (no malloc:
+ * the program's threads are parked), which also closes the tree's shared
+ * memory descriptors, unless follower (that scan is its parent's: the
+ * table is theirs). */
+void restore_tree_map(int map_fd, int follower)
 {
+    int found = -1;
+    if (follower)
+        goto read_map;
     int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY |
                            O_CLOEXEC);
     if (dfd < 0)
-        return;
+        goto read_map;
     char buf[4096];
     long n;
-    int found = -1;
     while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
         for (long off = 0; off < n;) {
             struct dirent64 *d = (struct dirent64 *)(buf + off);
@@ -352,7 +361,7 @@ void restore_tree_map(void)
                 syscall(SYS_close, fd);
                 continue;
             }
-            if (found < 0 && !strncmp(target, "/memfd:ckshim-tree", 18)) {
+            if (found < 0 && map_fd < 0 && !strncmp(target, "/memfd:ckshim-tree", 18)) {
                 found = 0;
                 for (const char *p = d->d_name; *p; p++)
                     found = found * 10 + (*p - '0');
@@ -360,6 +369,9 @@ void restore_tree_map(void)
         }
     }
     syscall(SYS_close, dfd);
+read_map:
+    if (map_fd >= 0)
+        found = map_fd;
     if (found < 0)
         return;
     /* {vpid, real} of every process, then after a {0, 0} the process

@@ -881,6 +881,12 @@ void shim_fork_lock_take(void)
     pthread_mutex_lock(&held_lock);
 }
 
+/* A child made by clone(CLONE_FILES) shares its parent's descriptor
+ * table: the parent's descriptors (its control socket, coord's
+ * connection) are forgotten there, never closed (the close would be the
+ * parent's too). Set while the child's handlers run. */
+static int child_shares_table;
+
 static void held_child(void)
 {
     /* CKSHIM_TEST_HOOK=keep-held: the child keeps them (test_trees.sh:
@@ -888,7 +894,8 @@ static void held_child(void)
     const char *hook = getenv("CKSHIM_TEST_HOOK");
     for (int i = 0; i < 3 && !(hook && !strcmp(hook, "keep-held")); i++)
         if (held_fds[i] >= 0) {
-            close(held_fds[i]);
+            if (!child_shares_table)
+                close(held_fds[i]);
             held_fds[i] = -1;
         }
     held_lock_mark(0);
@@ -1310,7 +1317,7 @@ static void atfork_child(void)
         default_app_id();
     int lfd = g_shim.listen_fd;
     g_shim.listen_fd = -1; /* (first: our close is the program's too) */
-    if (lfd >= 0)
+    if (lfd >= 0 && !child_shares_table)
         close(lfd);
     /* The child of a program that wants none of our descriptors is
      * called too (the table it inherited has none). */
@@ -1370,8 +1377,10 @@ void shim_clone_child(int flags)
     }
     if (g_shim.robust_off > 0)
         syscall(SYS_set_robust_list, pd + g_shim.robust_off, 3 * sizeof(long));
+    child_shares_table = (flags & CLONE_FILES) != 0;
     held_child();
     atfork_child();
+    child_shares_table = 0;
     timers_after_fork();
     if (flags & CLONE_PARENT) {
         g_shim.parent_vpid = pv;

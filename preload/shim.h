@@ -241,7 +241,7 @@ pid_t shim_pgrp_virt(pid_t real);
 pid_t shim_pgrp_real(pid_t v);
 pid_t shim_sid_virt(pid_t real);
 /* restore.c: read the tree's pid map coord left on a memfd, if any. */
-void restore_tree_map(void);
+void restore_tree_map(int map_fd, int follower);
 
 /* ctx.S: save callee-saved registers, rsp, return address, mxcsr and the
  * x87 control word. Returns 0 when called, 1 when resumed by the restorer. */

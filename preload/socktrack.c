@@ -525,10 +525,13 @@ SHIM_API pid_t _Fork(void)
  * as the thread's alternate stack, below) and calls the program's
  * function, ending the process with its value as glibc's clone does
  * (exit_group: the child has a manager thread).
- * Not for a child sharing the descriptor table (CLONE_FILES: the shim's
- * child handler closes the parent's control socket), its cwd (CLONE_FS)
- * or semaphore undo list (CLONE_SYSVSEM), which no restore makes shared
- * again, the TLS (it would have no thread of its own), or namespaces;
+ * A child sharing the descriptor table (CLONE_FILES) forgets the
+ * parent's control socket and coord's connection instead of closing them,
+ * and makes its own socket in the shared table (coord captures sharers
+ * one after the other, and each leaves the others' sockets out by their
+ * directory: capture.c, coords_own). Not for a child sharing its cwd
+ * (CLONE_FS) or semaphore undo list (CLONE_SYSVSEM), which no restore
+ * makes shared again, the TLS (it would have no thread of its own), or namespaces;
  * nor in a program with threads of its own: glibc's clone, unlike fork,
  * leaves malloc's and the loader's locks as another thread held them,
  * and starting the manager takes them. Those keep clone as it was (such
@@ -543,8 +546,8 @@ struct clone_start {
 };
 
 #define CLONE_OWN_STACK (256 * 1024)
-#define CLONE_SHARES (CLONE_VM | CLONE_THREAD | CLONE_VFORK | CLONE_FILES | CLONE_FS | \
-                      CLONE_SYSVSEM | CLONE_SETTLS | CLONE_SIGHAND)
+#define CLONE_SHARES (CLONE_VM | CLONE_THREAD | CLONE_VFORK | CLONE_FS | CLONE_SYSVSEM | \
+                      CLONE_SETTLS | CLONE_SIGHAND)
 #define CLONE_NAMESPACES (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUSER | CLONE_NEWNET | \
                           CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
 

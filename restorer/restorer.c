@@ -724,18 +724,10 @@ static const char *about(const char *what, long vpid)
     return msg;
 }
 
-/* In a child of the restorer: take the descriptor table its preparer
- * made (struct ck_adopt_hdr), as an exec would have left it, and return
- * the number of its plan. Everything of the parent's table goes first. */
-static int adopt(int sock)
+/* The preparer's header (struct ck_adopt_hdr) on sock. */
+static void adopt_header(int sock, struct ck_adopt_hdr *h)
 {
-    static int32_t target[CK_ADOPT_BATCH], high[CK_ADOPT_BATCH];
-    static uint64_t cbuf[(sizeof(struct r_cmsghdr) + sizeof target) / 8 + 1];
-    if (sock > 0)
-        sys3(NR_close_range, 0, sock - 1, 0);
-    sys3(NR_close_range, sock + 1, ~0U, 0);
-    struct ck_adopt_hdr h;
-    struct r_iovec iov = {&h, sizeof h};
+    struct r_iovec iov = {h, sizeof *h};
     struct r_msghdr m;
     memset(&m, 0, sizeof m);
     m.iov = &iov;
@@ -743,8 +735,57 @@ static int adopt(int sock)
     long r;
     while ((r = sys3(NR_recvmsg, sock, &m, 0)) == -4)
         ;
-    if (r != (long)sizeof h || h.magic != CK_ADOPT_MAGIC || h.hi < 2 || !h.count)
+    if (r != (long)sizeof *h || h->magic != CK_ADOPT_MAGIC || h->hi < 2 || !h->count)
         die("its preparer in coord sent no descriptors (it failed, see above)", 0, r);
+}
+
+/* The next batch of descriptors (at most left) on sock: their target
+ * numbers in target[], the descriptors returned; *n how many. */
+static const int *adopt_batch(int sock, int32_t *target, uint32_t left, uint32_t *n)
+{
+    static uint64_t cbuf[(sizeof(struct r_cmsghdr) + CK_ADOPT_BATCH * 4) / 8 + 1];
+    struct r_iovec iov = {target, CK_ADOPT_BATCH * 4};
+    struct r_msghdr m;
+    long r;
+    do {
+        memset(&m, 0, sizeof m);
+        m.iov = &iov;
+        m.iovlen = 1;
+        m.control = cbuf;
+        m.controllen = sizeof cbuf;
+        r = sys3(NR_recvmsg, sock, &m, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+    } while (r == -4);
+    const struct r_cmsghdr *cm = (const struct r_cmsghdr *)cbuf;
+    *n = r > 0 ? (uint32_t)r / 4 : 0;
+    if (r <= 0 || (r & 3) || (m.flags & (R_MSG_TRUNC | R_MSG_CTRUNC)) ||
+        m.controllen < sizeof *cm || cm->level != R_SOL_SOCKET || cm->type != R_SCM_RIGHTS ||
+        cm->len != sizeof *cm + *n * 4 || *n > left)
+        die("cannot take the descriptors its preparer in coord made", 0, r);
+    return (const int *)(cm + 1);
+}
+
+/* One byte back for a batch taken. */
+static void adopt_ack(int sock)
+{
+    struct r_iovec a = {"a", 1};
+    struct r_msghdr m;
+    memset(&m, 0, sizeof m);
+    m.iov = &a;
+    m.iovlen = 1;
+    sys3(NR_sendmsg, sock, &m, R_MSG_NOSIGNAL);
+}
+
+/* In a child of the restorer: take the descriptor table its preparer
+ * made (struct ck_adopt_hdr), as an exec would have left it, and return
+ * the number of its plan. Everything of the parent's table goes first. */
+static int adopt(int sock)
+{
+    static int32_t target[CK_ADOPT_BATCH], high[CK_ADOPT_BATCH];
+    if (sock > 0)
+        sys3(NR_close_range, 0, sock - 1, 0);
+    sys3(NR_close_range, sock + 1, ~0U, 0);
+    struct ck_adopt_hdr h;
+    adopt_header(sock, &h);
     /* room above the highest number for the socket and a batch (the limit
      * is the parent's for now; its own is set at the end: set_rlimits) */
     uint64_t lim[2], need = (uint64_t)h.hi + 2 + CK_ADOPT_BATCH + 8;
@@ -755,29 +796,13 @@ static int adopt(int sock)
         lim[0] = need;
         sys4(NR_prlimit64, 0, 7, lim, 0);
     }
-    r = sys3(NR_fcntl, sock, R_F_DUPFD, h.hi + 1);
+    long r = sys3(NR_fcntl, sock, R_F_DUPFD, h.hi + 1);
     if (r < 0)
         die("cannot move the preparer's socket", 0, r);
     sys_close(sock);
     sock = (int)r;
-    for (uint32_t got = 0; got < h.count;) {
-        iov.base = target;
-        iov.len = sizeof target;
-        memset(&m, 0, sizeof m);
-        m.iov = &iov;
-        m.iovlen = 1;
-        m.control = cbuf;
-        m.controllen = sizeof cbuf;
-        r = sys3(NR_recvmsg, sock, &m, 0x40000000 /* MSG_CMSG_CLOEXEC */);
-        if (r == -4)
-            continue;
-        const struct r_cmsghdr *cm = (const struct r_cmsghdr *)cbuf;
-        uint32_t n = r > 0 ? (uint32_t)r / 4 : 0;
-        if (r <= 0 || (r & 3) || (m.flags & (R_MSG_TRUNC | R_MSG_CTRUNC)) ||
-            m.controllen < sizeof *cm || cm->level != R_SOL_SOCKET || cm->type != R_SCM_RIGHTS ||
-            cm->len != sizeof *cm + n * 4 || got + n > h.count)
-            die("cannot take the descriptors its preparer in coord made", 0, r);
-        const int *fds = (const int *)(cm + 1);
+    for (uint32_t got = 0, n; got < h.count; got += n) {
+        const int *fds = adopt_batch(sock, target, h.count - got, &n);
         /* above every target first: one of this batch may sit on another's */
         for (uint32_t k = 0; k < n; k++) {
             r = sys3(NR_fcntl, fds[k], R_F_DUPFD, sock + 1);
@@ -799,16 +824,76 @@ static int adopt(int sock)
                     0, r);
             sys_close(high[k]);
         }
-        got += n;
-        struct r_iovec a = {"a", 1};
-        memset(&m, 0, sizeof m);
-        m.iov = &a;
-        m.iovlen = 1;
-        sys3(NR_sendmsg, sock, &m, R_MSG_NOSIGNAL);
+        adopt_ack(sock);
     }
     sys_close(sock);
     sys1(NR_umask, h.umask & 0777);
     return h.plan_fd;
+}
+
+/* A child sharing its parent's descriptor table (CK_CHILD_FILES): the
+ * descriptors its preparer sent stay where they land (every lower number
+ * is the program's or its parent's), so the plan's numbers (the
+ * preparer's) are changed to where they are: from[k] -> to[k]. */
+#define MAX_RENUMBER 4096
+static int32_t renum_from[MAX_RENUMBER], renum_to[MAX_RENUMBER];
+static uint32_t nrenum;
+
+static int32_t renumbered(int32_t fd)
+{
+    for (uint32_t k = 0; fd >= 0 && k < nrenum; k++)
+        if (renum_from[k] == fd)
+            return renum_to[k];
+    return fd;
+}
+
+/* adopt's counterpart for such a child: nothing of the table is closed;
+ * each descriptor is kept where it landed, the working directory
+ * entered. Returns the number of its plan. */
+static int adopt_shared(int sock)
+{
+    static int32_t target[CK_ADOPT_BATCH];
+    struct ck_adopt_hdr h;
+    adopt_header(sock, &h);
+    if (h.count > MAX_RENUMBER)
+        die("its preparer in coord sent too many descriptors", 0, h.count);
+    nrenum = 0;
+    for (uint32_t got = 0, n; got < h.count; got += n) {
+        const int *fds = adopt_batch(sock, target, h.count - got, &n);
+        for (uint32_t k = 0; k < n; k++) {
+            if (target[k] == -1) {
+                long r = sys1(NR_fchdir, fds[k]);
+                sys_close(fds[k]);
+                if (r < 0)
+                    die("cannot enter its working directory", 0, r);
+                continue;
+            }
+            renum_from[nrenum] = target[k];
+            renum_to[nrenum++] = fds[k];
+        }
+        adopt_ack(sock);
+    }
+    sys_close(sock);
+    sys1(NR_umask, h.umask & 0777);
+    return renumbered(h.plan_fd);
+}
+
+/* The plan's descriptors as they are in a shared table (adopt_shared). */
+static void renumber_plan(struct ck_plan *p)
+{
+    p->image_fd = renumbered(p->image_fd);
+    p->status_fd = renumbered(p->status_fd);
+    p->gate_fd = renumbered(p->gate_fd);
+    p->ready_fd = renumbered(p->ready_fd);
+    p->err_fd = renumbered(p->err_fd);
+    p->progress_fd = renumbered(p->progress_fd);
+    p->map_fd = renumbered(p->map_fd);
+    struct ck_plan_child *ch = (struct ck_plan_child *)((char *)p + p->children_off);
+    for (uint32_t k = 0; k < p->nchildren; k++)
+        ch[k].sock = renumbered(ch[k].sock);
+    struct ck_plan_region *rg = (struct ck_plan_region *)((char *)p + p->regions_off);
+    for (uint32_t k = 0; k < p->nregions; k++)
+        rg[k].from_fd = renumbered(rg[k].from_fd);
 }
 
 __attribute__((noreturn)) static void run(int plan_fd, int shared);
@@ -930,12 +1015,13 @@ static void make_children(uint32_t shared)
         if ((c.flags & CK_CHILD_SHARED) != shared)
             continue;
         long pid;
+        uint64_t files = c.flags & CK_CHILD_FILES ? CLONE_FILES : 0;
         if (c.set_tid > 0) {
             int32_t want = c.set_tid;
-            uint64_t a[11] = {0, 0, 0, 0, 17 /* SIGCHLD */, 0, 0, 0, (uint64_t)&want, 1, 0};
+            uint64_t a[11] = {files, 0, 0, 0, 17 /* SIGCHLD */, 0, 0, 0, (uint64_t)&want, 1, 0};
             pid = sys2(NR_clone3, a, sizeof a);
         } else {
-            pid = sys5(NR_clone, 17 /* SIGCHLD */, 0, 0, 0, 0);
+            pid = sys5(NR_clone, files | 17 /* SIGCHLD */, 0, 0, 0, 0);
         }
         if (pid == 0) {
             /* the parent's plan (kept a while by a child that shares its
@@ -957,6 +1043,9 @@ static void make_children(uint32_t shared)
                 nkeep_r = 0;
             }
             sys_munmap(CK_PROGRESS_ADDR, 4096);
+            nrenum = 0;
+            if (files)
+                run(adopt_shared(c.sock), (int)(shared | CK_CHILD_FILES));
             run(adopt(c.sock), (int)shared);
         }
         if (pid == -11)
@@ -969,7 +1058,8 @@ static void make_children(uint32_t shared)
         long w = sys4(NR_pwrite64, plan->map_fd, &now, sizeof now, (2 * (uint64_t)c.slot + 1) * 4);
         if (w != (long)sizeof now)
             die("cannot write the tree's pid map", 0, w);
-        sys_close(c.sock);
+        if (!files) /* (in a shared table the child closes it) */
+            sys_close(c.sock);
     }
 }
 
@@ -995,10 +1085,17 @@ __attribute__((noreturn)) static void run(int plan_fd, int shared)
         die("bad plan", 0, r < 0 ? r : 0);
     /* a child that shares its parent's memory: the slot its parent's plan
      * is not in (the depth's parity) */
+    int follower = (shared & CK_CHILD_FILES) != 0;
+    shared &= CK_CHILD_SHARED;
     uint64_t at = shared && (uint64_t)parent_plan == CK_PLAN_ADDR ? CK_PLAN_ADDR2 : CK_PLAN_ADDR;
-    r = sys_mmap(at, head.size, R_PROT_READ, R_MAP_PRIVATE | R_MAP_FIXED, plan_fd, 0);
+    r = sys_mmap(at, head.size, R_PROT_READ | (follower ? R_PROT_WRITE : 0),
+                 R_MAP_PRIVATE | R_MAP_FIXED, plan_fd, 0);
     if (r < 0)
         die("cannot map the plan", 0, r);
+    if (follower) {
+        renumber_plan((struct ck_plan *)at);
+        sys_mprotect(at, head.size, R_PROT_READ);
+    }
     plan = (const struct ck_plan *)at;
     status_fd = plan->status_fd;
     /* fd 2 is the program's by now (a log file it appends to): a message
@@ -1056,6 +1153,8 @@ __attribute__((noreturn)) static void run(int plan_fd, int shared)
         ri->err_fd = plan->tree_gate && err_fd != 2 ? err_fd : -1;
         ri->drop_caps = plan->pidns;
         ri->stop_sig = plan->stop_sig;
+        ri->map_fd = plan->map_fd;
+        ri->fdt_follower = (uint32_t)follower;
     }
     sys_close(plan->image_fd);
     sys_close(plan_fd);

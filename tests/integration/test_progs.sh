@@ -95,7 +95,7 @@ TWICE+=" sock_state "
 LIVE+=" sock_state "
 # Started with coord run --pidns (a pid namespace of their own, under
 # coord's init): checkpointed by the program's pid as seen here.
-PIDNS=" pidns_tree pidns_orphans pidns_subreaper_session pidns_high "
+PIDNS=" pidns_tree pidns_orphans pidns_subreaper_session pidns_high pidns_clone_files "
 TWICE+=" pidns_tree pidns_orphans pidns_subreaper_session pidns_high "
 TWICE+=" tree_groups tree_stopped tree_sigchld tree_pidfd "
 TWICE+=" tree_sockets tree_descs tree_inet tree_shm_kinds tree_locks tree_unix_named tree_fown "
@@ -106,7 +106,7 @@ TWICE+=" tree_peek_shared inet_proofs tree_fork_held tree_orphans tree_stopped_m
 TWICE+=" tree_clone tree_closed_table call_hook_fork tree_subreaper_session tree_vfork "
 LIVE+=" tree_vfork "
 TWICE+=" vfork_nomem tree_late_signals many_ptys tree_clearenv pty_packet "
-TWICE+=" tree_many_fds tree_cow dlopen_busy tree_pidfd_epoll tcp_nagle tree_flock_owner tree_high_fd "
+TWICE+=" tree_many_fds tree_cow dlopen_busy tree_pidfd_epoll tcp_nagle tree_flock_owner tree_high_fd tree_clone_files pidns_clone_files "
 LIVE+=" pty_packet "
 LIVE+=" tree_late_signals "
 LIVE+=" tree_stopped tree_stopped_many tree_clone tree_closed_table call_hook_fork "

@@ -108,8 +108,9 @@ exec_tree tree_exec_during_park_taken_again slow-park:1500 0 0.7
 # answer, which the child's shim (gone with the exec) cannot.
 exec_tree tree_exec_after_release_written none 256 0.3
 
-# A child made by clone(CLONE_FILES) shares its parent's descriptor table,
-# which restore cannot make again: named as such, every process goes on.
+# A child made by a raw clone(CLONE_FILES) system call shares its parent's
+# descriptor table and has no shim of its own (glibc's clone is the
+# shim's: tree_clone_files): named as such, every process goes on.
 cat >"$T/clonefiles.py" <<'EOF'
 import ctypes, signal, time
 libc = ctypes.CDLL(None, use_errno=True)
@@ -122,7 +123,7 @@ if start_py_app clonefiles "$T/clonefiles.py"; then
     kid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
     PIDS+=("$kid")
     refused_alive tree_refuses_clone_files clonefiles \
-        "$kid \\(.*\\), a child of $pid, shares its descriptor table with it \\(clone with CLONE_FILES\\)"
+        "$kid \\(.*\\), a child of $pid, shares its descriptor table with it \\(CLONE_FILES\\) and runs no shim of its own"
 else
     fail clonefiles_ready "no READY"
 fi
@@ -936,6 +937,30 @@ fi
 # met the exec waited the whole connect time-out, 10 s with the tree
 # parked (1 checkpoint in 40). Now coord sees the called thread gone.
 # Each checkpoint is given 8 s (a hang detector, not a measure of speed).
+# A child sharing its parent's descriptor table (clone with CLONE_FILES)
+# is made again by its parent's restorer, in its parent's group: one that
+# made a group of its own (CK_SHARER_GROUP=1) is refused by name, nothing
+# stopped; so is one sharing a table with a process of the tree not its
+# parent (2: a clone with CLONE_FILES | CLONE_PARENT).
+clone_files_refused() {
+    rm -f "$T/go"
+    if CK_SHARER_GROUP=$2 start_test_prog tree_clone_files; then
+        "$C" checkpoint "$pid" -o "$T/clonefiles.img" >"$T/out" 2>"$T/err"
+        local rc=$?
+        if [ $rc = 1 ] && grep -q "$3" "$T/err" && alive "$pid" && [ ! -e "$T/clonefiles.img" ]; then
+            pass "$1"
+        else
+            fail "$1" "rc=$rc: $(tail -n 2 "$T/err")"
+        fi
+        touch "$T/go"
+        wait_for 10 gone "$pid"
+    fi
+}
+clone_files_refused tree_refuses_clone_files_other_group 1 \
+    "shares its descriptor table with it (CLONE_FILES) but is in another process group"
+clone_files_refused tree_refuses_clone_files_not_parent 2 \
+    "shares its descriptor table (clone with CLONE_FILES) with process [0-9]* of the tree, which is not its parent"
+
 rm -f "$T/go"
 if start_test_prog closefork; then
     slow=0
