@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -1250,6 +1250,17 @@ static int tree_reach(struct ck_tree *t, int i, int conn, int outfd, int *conns,
                                   t->m[i].stopsig > 0 ? 10 : 2);
         if (conns[i] < 0 && tree_ended(t, i))
             return 0;
+        if (conns[i] == -EMFILE || conns[i] == -ENFILE) {
+            struct rlimit nf;
+            getrlimit(RLIMIT_NOFILE, &nf);
+            ck_msg("checkpoint %d: coord cannot hold a connection to each of the tree's %d "
+                   "processes: %s (its descriptor limit, RLIMIT_NOFILE, is %llu; coord needs "
+                   "three per process: raise the hard limit); nothing was done, every process "
+                   "goes on", t->m[0].pid, t->n, strerror(-conns[i]),
+                   (unsigned long long)nf.rlim_cur);
+            conns[i] = -1;
+            return -1;
+        }
         if ((conns[i] < 0 || ck_ctl_peer_pid(conns[i]) != t->m[i].pid) &&
             (!tree_same(t) || conns[i] == -ENOENT || conns[i] == -ECONNREFUSED)) {
             /* it ended since it was found, or it is between the halves of
@@ -2269,6 +2280,20 @@ again:
             memcpy(req.app_id, app_id, strlen(app_id));
         if (have_key)
             req_key(&req, &key, encrypt);
+        /* coord holds three descriptors per process (its connection, the
+         * image file for its writer, a pidfd): room for the largest
+         * tree, under the hard limit, for this checkpoint only (a
+         * supervisor starts the program after it: not with ours) */
+        struct rlimit nf0, nf;
+        int nf_raised = 0;
+        rlim_t nf_want = 3 * (rlim_t)CK_TREE_MAX + 256;
+        if (getrlimit(RLIMIT_NOFILE, &nf0) == 0 && nf0.rlim_cur != RLIM_INFINITY &&
+            nf0.rlim_cur < nf_want) {
+            nf = nf0;
+            nf.rlim_cur = nf0.rlim_max != RLIM_INFINITY && nf0.rlim_max < nf_want ? nf0.rlim_max
+                                                                                  : nf_want;
+            nf_raised = setrlimit(RLIMIT_NOFILE, &nf) == 0;
+        }
         /* A tree that changes before all its processes are parked (a
          * shell forking a command every second) is taken again. */
         for (int attempt = 0;; attempt++) {
@@ -2304,6 +2329,8 @@ again:
         explicit_bzero(req.key_mac, sizeof req.key_mac);
         explicit_bzero(req.key_enc, sizeof req.key_enc);
         tree_unlock();
+        if (nf_raised)
+            setrlimit(RLIMIT_NOFILE, &nf0);
         if (r == TREE_CHANGED) {
             ck_msg("checkpoint %d: the process tree kept changing (processes forking or "
                    "ending) while it was being parked; no image written, every process goes "

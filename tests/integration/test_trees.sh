@@ -961,6 +961,19 @@ clone_files_refused tree_refuses_clone_files_other_group 1 \
 clone_files_refused tree_refuses_clone_files_not_parent 2 \
     "shares its descriptor table (clone with CLONE_FILES) with process [0-9]* of the tree, which is not its parent"
 
+# A wide tree (150 children) checkpointed by a coord whose soft
+# descriptor limit is 200: it needs three per process and raises its own
+# soft limit for the checkpoint (260 idle children under 1024 failed as
+# "kept changing while it was being parked").
+rm -f "$T/go"
+if start_test_prog tree_wide; then
+    if (ulimit -Sn 200 && exec "$C" checkpoint --kill "$pid" -o "$T/wide.img") >"$T/out" 2>"$T/err"; then
+        restore_to_pass tree_wide_restored "$T/wide.img" tree_wide
+    else
+        fail tree_wide_restored "checkpoint: $(tail -n 2 "$T/err")"
+    fi
+fi
+
 rm -f "$T/go"
 if start_test_prog closefork; then
     slow=0
