@@ -3074,7 +3074,15 @@ static int start_tree_gate(struct rctx *root)
             continue;
         }
         if (pipe2(rp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0) {
-            fail_msg(root, "cannot make the tree's gate: %s", strerror(errno));
+            int e = errno;
+            struct rlimit nf = {0, 0};
+            getrlimit(RLIMIT_NOFILE, &nf);
+            if (e == EMFILE)
+                fail_msg(root, "cannot make the tree's gate: %s (coord needs four descriptors "
+                         "per process of the tree; its hard descriptor limit, RLIMIT_NOFILE, "
+                         "is %llu: raise it)", strerror(e), (unsigned long long)nf.rlim_max);
+            else
+                fail_msg(root, "cannot make the tree's gate: %s", strerror(e));
             return -1;
         }
         ready_rd[i] = rp[0];
@@ -3979,7 +3987,8 @@ static char tree_fork_kind(int j, const char **why)
     if (!mode || !*mode)
         mode = "restorer";
     if (strcmp(mode, "restorer") != 0 && strcmp(mode, "fresh") != 0) {
-        *why = "CKSHIM_TREE_FORK is not restorer or fresh";
+        *why = !strcmp(mode, "coord") ? "CKSHIM_TREE_FORK=coord"
+                                      : "CKSHIM_TREE_FORK is none of restorer, fresh, coord";
         return 0;
     }
     if (j == 0)
@@ -4199,17 +4208,19 @@ static int restore_tree(struct rctx *root, const struct ck_tree_hdr *h,
     struct rlimit nf;
     rlim_t want = (rlim_t)hi + 64 + 2 * (rlim_t)nlate +
                   (rlim_t)(g_tree.npipes + g_tree.nshms + g_tree.nfiles + g_tree.ndescs);
-    if (nlate && getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY &&
-        nf.rlim_cur < want) {
-        if (nf.rlim_max != RLIM_INFINITY && want > nf.rlim_max) {
+    /* and the gate's two pipes per process (start_tree_gate), with room */
+    rlim_t want_all = want + 6 * (rlim_t)n;
+    if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY &&
+        nf.rlim_cur < want_all) {
+        nf.rlim_cur = nf.rlim_max != RLIM_INFINITY && nf.rlim_max < want_all ? nf.rlim_max
+                                                                             : want_all;
+        setrlimit(RLIMIT_NOFILE, &nf);
+        if (nlate && nf.rlim_cur < want) {
             memset(g_tree.late, 0, (size_t)n);
             nlate = 0;
             if (getenv("CKSHIM_TREE_FORK"))
                 dprintf(2, "coord: restore: every process forked by coord: the hard descriptor "
                         "limit leaves no room for the preparers' sockets\n");
-        } else {
-            nf.rlim_cur = want;
-            setrlimit(RLIMIT_NOFILE, &nf);
         }
     }
     /* a process sharing its parent's descriptor table can only be made

@@ -647,6 +647,17 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
         hit &= (1UL << 40) - 1;
         if (!m)
             continue;
+        /* a descendant forked since the tree was listed (a server's new
+         * worker): the tree is taken as it is when parked, with it */
+        struct ck_pstat ps;
+        long up = ck_pstat_read(p, &ps) == 0 ? ps.ppid : 0;
+        int newcomer = 0;
+        for (int k = 0; k < 64 && up > 1 && !newcomer; k++) {
+            newcomer = in_tree(t, (int)up) >= 0;
+            up = ck_pstat_read((int)up, &ps) == 0 ? ps.ppid : 0;
+        }
+        if (newcomer)
+            continue;
         char who[160];
         ck_tree_describe(p, who, sizeof who);
         /* one of the root's ancestors, or a child of one (the root's
@@ -654,8 +665,7 @@ int ck_tree_shm_check(const struct ck_tree *t, char *err, size_t errlen)
          * or another (an orphan adopted outside when its parent in the
          * tree exited) */
         int anc = 0, sib = 0;
-        struct ck_pstat ps;
-        long up = ck_pstat_read(t->m[0].pid, &ps) == 0 ? ps.ppid : 0;
+        up = ck_pstat_read(t->m[0].pid, &ps) == 0 ? ps.ppid : 0;
         for (int k = 0; k < 64 && up > 1 && !anc; k++) {
             anc = up == p;
             sib = sib ? sib : (ck_pstat_read(p, &ps) == 0 && ps.ppid == up ? (int)up : 0);
