@@ -297,7 +297,9 @@ static const struct ck_image *img_at(int j, void *ctx)
 }
 
 /* note_outside_pipes for process i of a tree: pipes whose other end is
- * another process of the tree are not outside (restore joins them). */
+ * another process of the tree are not outside (restore joins them), and
+ * one an earlier process of the tree holds too (inherited: a harness's
+ * output pipe) was named for that one already. */
 static void note_tree_pipes(const struct ck_tree *t, struct ck_image *imgs, int i)
 {
     struct ck_image *im = &imgs[i];
@@ -309,6 +311,11 @@ static void note_tree_pipes(const struct ck_tree *t, struct ck_image *imgs, int 
         saved[x] = f->flags;
         if (f->kind == CK_FD_PIPE && ck_pipe_tree_joined(t->n, i, f, img_at, imgs))
             f->flags &= ~(uint32_t)CK_FDF_EXTERNAL;
+        for (int j = 0; j < i && f->kind == CK_FD_PIPE && (f->flags & CK_FDF_EXTERNAL); j++)
+            for (uint32_t l = 0; l < imgs[j].nfds; l++)
+                if (imgs[j].fds[l].kind == CK_FD_PIPE && imgs[j].fds[l].dev == f->dev &&
+                    imgs[j].fds[l].ino == f->ino)
+                    f->flags &= ~(uint32_t)CK_FDF_EXTERNAL;
     }
     note_outside_pipes(t->m[i].pid, im);
     for (uint32_t x = 0; x < im->nfds; x++)
