@@ -144,6 +144,9 @@ static char *fmt_dec(char *p, long v)
  * on leaves the counter where it was (coord's gate keeper moves it only
  * once the shim reports the process whole); die() says so. */
 static int before_commit;
+/* A child of the restorer taking its table, before its plan is mapped:
+ * its pid in the image, for die()'s message (on its parent's err_fd) */
+static long adopt_vpid;
 
 /* Print "ckshim-restore: what at ADDR: error N" and end the process. */
 __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long err)
@@ -171,6 +174,13 @@ __attribute__((noreturn)) static void die(const char *what, uint64_t addr, long 
             for (const char *s = ": out of memory"; *s; s++)
                 *p++ = *s;
         *p++ = ')';
+    }
+    if (adopt_vpid) {
+        for (const char *s = " (process "; *s; s++)
+            *p++ = *s;
+        p = fmt_dec(p, adopt_vpid);
+        for (const char *s = " of the tree, before its memory work)"; *s; s++)
+            *p++ = *s;
     }
     char *what_end = p;
     if (before_commit)
@@ -781,11 +791,23 @@ static void adopt_ack(int sock)
 static int adopt(int sock)
 {
     static int32_t target[CK_ADOPT_BATCH], high[CK_ADOPT_BATCH];
-    if (sock > 0)
-        sys3(NR_close_range, 0, sock - 1, 0);
-    sys3(NR_close_range, sock + 1, ~0U, 0);
+    /* all but the socket and the parent's channel for messages (err_fd,
+     * coord's stderr: kept above every number until its own plan names
+     * its own) */
+    int lo = err_fd >= 0 && err_fd < sock ? err_fd : sock;
+    int hi2 = err_fd > sock ? err_fd : sock;
+    if (lo > 0)
+        sys3(NR_close_range, 0, lo - 1, 0);
+    if (hi2 > lo + 1)
+        sys3(NR_close_range, lo + 1, hi2 - 1, 0);
+    sys3(NR_close_range, hi2 + 1, ~0U, 0);
     struct ck_adopt_hdr h;
     adopt_header(sock, &h);
+    if (err_fd >= 0) {
+        long e = sys3(NR_fcntl, err_fd, R_F_DUPFD, h.hi + 1);
+        sys_close(err_fd);
+        err_fd = e >= 0 ? (int)e : -1;
+    }
     /* room above the highest number for the socket and a batch (the limit
      * is the parent's for now; its own is set at the end: set_rlimits) */
     uint64_t lim[2], need = (uint64_t)h.hi + 2 + CK_ADOPT_BATCH + 8;
@@ -827,6 +849,9 @@ static int adopt(int sock)
         adopt_ack(sock);
     }
     sys_close(sock);
+    if (err_fd >= 0)
+        sys_close(err_fd);
+    err_fd = -1;
     sys1(NR_umask, h.umask & 0777);
     return h.plan_fd;
 }
@@ -1030,7 +1055,11 @@ static void make_children(uint32_t shared)
             plan = 0;
             progress = 0;
             status_fd = -1;
-            err_fd = -1;
+            /* err_fd: its parent's, until its own plan is mapped (adopt;
+             * in a shared table its parent's stays its parent's) */
+            if (c.flags & CK_CHILD_FILES)
+                err_fd = -1;
+            adopt_vpid = c.vpid;
             fill_next = 0;
             fill_pages_done = 0;
             if (!shared) {
@@ -1097,6 +1126,7 @@ __attribute__((noreturn)) static void run(int plan_fd, int shared)
         sys_mprotect(at, head.size, R_PROT_READ);
     }
     plan = (const struct ck_plan *)at;
+    adopt_vpid = 0;
     status_fd = plan->status_fd;
     /* fd 2 is the program's by now (a log file it appends to): a message
      * goes to coord's stderr, or else only through the status pipe */
