@@ -191,7 +191,9 @@ if [ -s "$T/marks.copy" ]; then
         1.flags=1 1.offset=0 1.length=0 2.parent=1
     forged forged_tree_zombie_status "entry 1 is a zombie with wait status" \
         1.flags=1 1.offset=0 1.length=99999999
-    forged forged_tree_flags "entry 1 has unknown flags" 1.flags=12
+    forged forged_tree_flags "entry 1 has unknown flags" 1.flags=16
+    forged forged_tree_files_root "entry 0 has flags 0x8 \\(a process sharing its parent's descriptor table is neither the root" \
+        0.flags=8
     forged forged_tree_orphan_root "entry 0 has flags 0x4 \\(an orphan is neither the root" \
         0.flags=4
     forged forged_tree_orphan_zombie "entry 1 has flags 0x5 \\(an orphan is neither" \
