@@ -2749,6 +2749,36 @@ static void become(struct rctx *c, const char *restorer)
     fail_msg(c, "cannot run the restorer %s: %s", restorer, strerror(errno));
 }
 
+/* A checkpoint without --kill leaves the program running: restored here,
+ * its copy runs beside it (allowed: nothing of it conflicts, or the
+ * restore would have been refused). Said, for the process the image was
+ * taken from (pid real, if it still runs here with the same name and
+ * started before the image was made). */
+static void note_original(const struct rctx *c, const char *file, int real)
+{
+    const struct ck_image *im = &c->img;
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", real);
+    struct ck_pstat ps;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (!c->same_host || real <= 0 || hz <= 0 || ck_read_file(path, comm, sizeof comm) <= 0)
+        return;
+    comm[strcspn(comm, "\n")] = 0;
+    if (strncmp(comm, im->proc.comm, sizeof im->proc.comm) != 0 || ck_pstat_read(real, &ps) < 0 ||
+        ps.state == 'Z')
+        return;
+    struct timespec rt, bt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_BOOTTIME, &bt);
+    int64_t boot_ns = ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000LL + rt.tv_nsec - bt.tv_nsec;
+    int64_t started = boot_ns + (int64_t)(ps.start * (1000000000ULL / (uint64_t)hz));
+    if (started > (int64_t)im->hdr.created_ns)
+        return; /* a later process with that number */
+    ck_msg("restore %s: note: process %d (%s), which the image was taken from, still runs: the "
+           "restored program runs beside it (`checkpoint --kill` moves a program instead)",
+           file, real, comm);
+}
+
 static int stamp_mismatch(struct rctx *c, uint64_t cur)
 {
     const struct ck_header *h = &c->img.hdr;
@@ -5025,6 +5055,11 @@ int cmd_restore(int argc, char **argv)
 run:
     if ((g_tree.n ? g_tree.m[0].img.hdr.flags : c.img.hdr.flags) & CK_HF_PIDNS)
         g_pidns = 1;
+    /* (its pid in the kernel: a tree's entry has it; a single image the
+     * pid it knows, the same unless it was restored before) */
+    if (!g_pidns)
+        note_original(g_tree.n ? &g_tree.m[0] : &c, c.file,
+                      g_tree.n ? g_tree.e[0].real_pid : (int)c.img.hdr.orig_pid);
     int root_stop = g_tree.n ? (g_tree.e[0].flags & CK_TREE_STOPPED ? (int)(g_tree.e[0].flags >> 8 &
                                                                          0xff) : 0)
                              : (int)c.img.hdr.stop_sig;

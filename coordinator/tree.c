@@ -290,11 +290,25 @@ int ck_tree_root_under_shim(const struct ck_tree *t)
     return t->m[0].stopsig || under_shim(pid) || shim_starting(pid) != 0;
 }
 
+/* Whether processes a and b have one descriptor table: kcmp says so of
+ * two that have none too (ended, or ending: zombies), so both must still
+ * live after it (asked after: one ending meanwhile is not taken for a
+ * sharer; the tree is listed again then). */
+static int running(int pid)
+{
+    struct ck_pstat ps;
+    return ck_pstat_read(pid, &ps) == 0 && ps.state != 'Z' && ps.state != 'X';
+}
+
+static int same_table(int a, int b)
+{
+    return syscall(SYS_kcmp, a, b, KCMP_FILES, 0, 0) == 0 && running(a) && running(b);
+}
+
 int ck_tree_shares_table(const struct ck_tree *t, int i)
 {
     const struct ck_tree_member *m = &t->m[i];
-    return i > 0 && !m->orphan && !m->zombie &&
-           syscall(SYS_kcmp, m->pid, t->m[m->parent].pid, KCMP_FILES, 0, 0) == 0;
+    return i > 0 && !m->orphan && !m->zombie && same_table(m->pid, t->m[m->parent].pid);
 }
 
 /* Processes a and b are in one process group and session now. */
@@ -327,7 +341,7 @@ static int tables_check(const struct ck_tree *t, char *err, size_t errlen, int b
     int added = 0;
     size_t used = 0;
     int ppid = stat_ppid(t->m[0].pid);
-    if (ppid > 1 && syscall(SYS_kcmp, t->m[0].pid, ppid, KCMP_FILES, 0, 0) == 0) {
+    if (ppid > 1 && same_table(t->m[0].pid, ppid)) {
         used += (size_t)snprintf(err, errlen, "%sthe root %d shares its descriptor table with "
                                  "its parent %d (clone with CLONE_FILES), outside the tree: "
                                  "checkpoint the tree from %d instead", bad ? "; " : "",
@@ -351,7 +365,7 @@ static int tables_check(const struct ck_tree *t, char *err, size_t errlen, int b
                 top = ix[b];
         for (int c = a; b - a > 1 && c < b; c++) {
             int i = ix[c];
-            if (i == top || ck_tree_shares_table(t, i))
+            if (i == top || ck_tree_shares_table(t, i) || !same_table(t->m[i].pid, t->m[top].pid))
                 continue;
             if (used < errlen)
                 used += (size_t)snprintf(err + used, errlen - used,

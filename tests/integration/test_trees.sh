@@ -1013,6 +1013,25 @@ if start_test_prog tree_wide; then
     fi
 fi
 
+# Restored while the tree it was taken from still runs (a checkpoint
+# without --kill): allowed, and said.
+rm -f "$T/go"
+if CK_KIDS=3 start_test_prog tree_wide; then
+    orig=$pid
+    "$C" checkpoint "$pid" -o "$T/wide2.img" >"$T/out" 2>"$T/err"
+    np=$(timeout 30 "$C" restore --detach "$T/wide2.img" 2>"$T/err")
+    [ -n "$np" ] && PIDS+=("$np")
+    if [ -n "$np" ] && alive "$np" && alive "$orig" &&
+        grep -q "note: process $orig (tree_wide), which the image was taken from, still runs" "$T/err"; then
+        pass tree_restored_beside_original_said
+    else
+        fail tree_restored_beside_original_said "restore gave '$np': $(tail -n 2 "$T/err")"
+    fi
+    touch "$T/go"
+    wait_for 10 gone "$orig"
+    [ -z "$np" ] || wait_for 10 gone "$np"
+fi
+
 rm -f "$T/go"
 if start_test_prog closefork; then
     slow=0
