@@ -296,6 +296,66 @@ static const struct ck_image *img_at(int j, void *ctx)
     return &((const struct ck_image *)ctx)[j];
 }
 
+/* A process sharing its parent's descriptor table (CK_TREE_FILES) is made
+ * again by its parent's restorer, and so must every process below it be
+ * (restore.c, tree_fork_kind): refused now, naming the first process of
+ * such a subtree that a restorer cannot make (a zombie, an orphan, one in
+ * a group or session of its own, or, unless it shares a table too, one
+ * holding file locks, a pidfd, a /proc file or a unix socket, or with its
+ * working directory in /proc), rather than found out by every restore.
+ * 0, or -1 with err. */
+static int files_subtree_check(int n, const struct ck_tree_entry *e,
+                               const struct ck_image *imgs, char *err, size_t errlen)
+{
+    char *under = calloc((size_t)n + 1, 1);
+    int top = -1, bad = -1;
+    const char *why = NULL;
+    for (int i = 1; under && i < n && bad < 0; i++) {
+        int p = e[i].parent;
+        if (p < 0 || p >= i)
+            continue;
+        under[i] = (e[i].flags & CK_TREE_FILES) || under[p];
+        if (!under[i])
+            continue;
+        const struct ck_image *im = &imgs[i];
+        int shares = (e[i].flags & CK_TREE_FILES) != 0;
+        if (e[i].flags & CK_TREE_ZOMBIE)
+            why = "a zombie (not yet waited for)";
+        else if (e[i].flags & CK_TREE_ORPHAN)
+            why = "an orphan";
+        else if (e[i].pgid != e[p].pgid || e[i].sid != e[p].sid)
+            why = "in a process group or session other than its parent's";
+        else if (!strncmp(im->proc.cwd, "/proc/", 6))
+            why = "in a working directory in /proc";
+        else if (!shares && im->nlocks)
+            why = "holding file locks";
+        for (uint32_t k = 0; !why && !shares && k < im->nfds; k++)
+            why = im->fds[k].kind == CK_FD_PIDFD  ? "holding a pidfd"
+                  : im->fds[k].kind == CK_FD_UNIX ? "holding a unix socket"
+                  : im->fd_paths && im->fd_paths[k] && !strncmp(im->fd_paths[k], "/proc/", 6)
+                      ? "holding a descriptor of a /proc file"
+                      : NULL;
+        if (why) {
+            bad = i;
+            for (top = i; top > 0 && !(e[top].flags & CK_TREE_FILES); top = e[top].parent)
+                ;
+        }
+    }
+    free(under);
+    if (bad < 0)
+        return 0;
+    if (top == bad)
+        snprintf(err, errlen, "process %d shares its parent's descriptor table (clone with "
+                 "CLONE_FILES), so its parent's restorer must make it, but it is %s: ckshim "
+                 "cannot restore that", e[bad].vpid, why);
+    else
+        snprintf(err, errlen, "process %d is below process %d, which shares its parent's "
+                 "descriptor table (clone with CLONE_FILES): a restorer must make every process "
+                 "below it, but process %d is %s, which ckshim cannot restore so",
+                 e[bad].vpid, e[top].vpid, e[bad].vpid, why);
+    return -1;
+}
+
 /* note_outside_pipes for process i of a tree: pipes whose other end is
  * another process of the tree are not outside (restore joins them), and
  * one an earlier process of the tree holds too (inherited: a harness's
@@ -1774,6 +1834,7 @@ static int tree_checkpoint(struct ck_tree *t, int root_conn, int outfd, const ch
     }
     char uerr[1024];
     if (ck_tree_names_check(n, ents, imgs, uerr, sizeof uerr) < 0 ||
+        files_subtree_check(n, ents, imgs, uerr, sizeof uerr) < 0 ||
         tree_unshared(t, imgs, shares, nshares, shares_known, uerr, sizeof uerr) < 0) {
         ck_msg("checkpoint %d: %s; no image written, every process goes on", pid, uerr);
         goto out;

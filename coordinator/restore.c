@@ -2708,6 +2708,14 @@ static void become(struct rctx *c, const char *restorer)
      * program's descriptors there: its preparer makes only its own */
     int follower = g_prep_sock >= 0 && c->tree_idx > 0 &&
                    (g_tree.e[c->tree_idx].flags & CK_TREE_FILES);
+    /* (hand_over sends such a child only what lies from base up: all it
+     * keeps must be there, or it would use the program's number) */
+    for (int k = 0; follower && k < nkeep; k++)
+        if (keep[k] >= 0 && keep[k] < base) {
+            fail_msg(c, "descriptor %d of the restore lies among the program's (below %d)",
+                     keep[k], base);
+            return;
+        }
     if ((!follower && restore_fds(c, keep, nkeep) < 0) || restore_env(c) < 0)
         return;
     if (lseek(img, (off_t)c->img.pages_offset, SEEK_SET) < 0) {

@@ -422,7 +422,8 @@ int ck_tree_check(const struct ck_tree *t, char *err, size_t errlen)
              * never ran, so the child has no shim of its own */
             snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
                      "(CLONE_FILES) and runs no shim of its own (made by a raw clone system "
-                     "call, or by clone in a process with threads of its own)", ppid);
+                     "call, by clone sharing memory too (CLONE_VM), or by clone in a process "
+                     "with threads of its own)", ppid);
         } else if (ck_tree_shares_table(t, i) && !same_group(m->pid, ppid)) {
             snprintf(why, sizeof why, "a child of %d, shares its descriptor table with it "
                      "(CLONE_FILES) but is in another process group or session, which ckshim "

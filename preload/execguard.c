@@ -42,6 +42,8 @@ static int (*real_execveat)(int, const char *, char *const[], char *const[], int
 
 static void guard_begin(uint64_t *old)
 {
+    /* (a process sharing its parent's table: its socket out of it) */
+    shim_sharer_exec();
     uint64_t one = g_shim.ckpt_signal > 0 ? 1ULL << (g_shim.ckpt_signal - 1) : 0;
     *old = 0;
     if (!one)

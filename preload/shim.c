@@ -4,6 +4,7 @@
  * The manager thread is created by the constructor with every signal
  * blocked. It serves one request at a time on <dir>/<pid>.sock. */
 #include <dlfcn.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnu/libc-version.h>
@@ -1353,6 +1354,87 @@ void shim_clone_parent(void)
     held_parent();
 }
 
+/* The children of ours that share our descriptor table (clone with
+ * CLONE_FILES), by the pids the program knows (the same after a
+ * restore): each made its control socket in our table, which outlives
+ * it. When one is waited for, that socket (bound at its path) is closed
+ * and the path removed; without this a program making such children
+ * one after another filled its table (helper-55: 1100 children, EMFILE). */
+#define MAX_SHARERS 256
+static pid_t sharers[MAX_SHARERS];
+static pthread_mutex_t sharers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void shim_sharer_born(pid_t pid)
+{
+    pid_t v = shim_tree_virt(pid);
+    pthread_mutex_lock(&sharers_lock);
+    for (int i = 0; i < MAX_SHARERS; i++)
+        if (!sharers[i]) {
+            sharers[i] = v;
+            break;
+        }
+    pthread_mutex_unlock(&sharers_lock);
+}
+
+void shim_sharer_reaped(pid_t pid)
+{
+    pid_t v = shim_tree_virt(pid);
+    int found = 0;
+    pthread_mutex_lock(&sharers_lock);
+    for (int i = 0; i < MAX_SHARERS && !found; i++)
+        if (sharers[i] == v) {
+            sharers[i] = 0;
+            found = 1;
+        }
+    pthread_mutex_unlock(&sharers_lock);
+    char path[sizeof g_shim.sock_path];
+    if (!found || !g_shim.sock_dir[0] ||
+        ck_sock_path_self(path, sizeof path, g_shim.sock_dir, pid) < 0)
+        return;
+    /* its listening socket, at the lowest free number from 900 on */
+    int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY |
+                           O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char buf[4096];
+    long n;
+    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0)
+        for (long off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            int fd = atoi(d->d_name);
+            struct sockaddr_un sa;
+            socklen_t len = sizeof sa;
+            if (fd < 900 || fd == dfd || fd == g_shim.listen_fd ||
+                getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX ||
+                len <= offsetof(struct sockaddr_un, sun_path) ||
+                strncmp(sa.sun_path, path, sizeof sa.sun_path) != 0)
+                continue;
+            close(fd);
+            unlink(path);
+        }
+    syscall(SYS_close, dfd);
+}
+
+/* This process shares its parent's table and execs: the exec gives it a
+ * table of its own, and its socket would stay in the old one. Given up
+ * now (coord calls it if the exec fails). */
+void shim_sharer_exec(void)
+{
+    int fd = g_shim.listen_fd;
+    if (!g_shim.shares_table || fd < 0 || !g_shim.initialized ||
+        g_shim.sock_owner != shim_real_getpid())
+        return;
+    struct stat st;
+    int ours = fstat(fd, &st) == 0 && (uint64_t)st.st_ino == g_shim.listen_ino;
+    shim_call_mode_enter();
+    if (ours) {
+        shutdown(fd, SHUT_RDWR);
+        close(fd);
+        unlink(g_shim.sock_path);
+    }
+}
+
 int shim_threads_own(void)
 {
     int n = thread_count();
@@ -1381,6 +1463,7 @@ void shim_clone_child(int flags)
     held_child();
     atfork_child();
     child_shares_table = 0;
+    g_shim.shares_table = (flags & CLONE_FILES) != 0;
     timers_after_fork();
     if (flags & CLONE_PARENT) {
         g_shim.parent_vpid = pv;

@@ -126,6 +126,8 @@ struct shim_state {
                                            children and a restore use it again (the program
                                            may have cleared $CKSHIM_DIR since) */
     pid_t sock_owner;                   /* the real pid that bound sock_path */
+    int shares_table;                   /* made by clone(CLONE_FILES): its descriptor table
+                                           is its parent's too (socktrack.c) */
     volatile int call_mode;             /* the program closed our listening socket:
                                            coord calls (ctlproto.h, CK_CALL_COMM) */
     /* coord's calls not yet answered: tokens queued at call_head by the
@@ -329,6 +331,9 @@ void socktrack_init(void);
 void shim_clone_prepare(void);
 void shim_clone_parent(void);
 void shim_clone_child(int flags);
+void shim_sharer_born(pid_t pid);          /* a child of ours shares our descriptor table */
+void shim_sharer_reaped(pid_t pid);        /* a child waited for: its socket out of our table */
+void shim_sharer_exec(void);               /* this sharer execs: its socket out of the table */
 /* Threads of the program's own running besides the calling one (the
  * shim's manager and timer helper left out), or -1. */
 int shim_threads_own(void);

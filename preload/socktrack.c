@@ -619,6 +619,8 @@ static int clone_on(int (*fn)(void *), void *stack, int flags, void *arg, va_lis
                        tls, ctid);
         int e = errno;
         shim_clone_parent();
+        if (r > 0 && (flags & CLONE_FILES))
+            shim_sharer_born(r);
         munmap(own, CLONE_OWN_STACK);
         errno = e;
     } else {

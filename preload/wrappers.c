@@ -473,7 +473,12 @@ SHIM_API pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 {
     for (;;) {
         uint32_t gen = g_shim.generation;
-        long r = syscall(SYS_wait4, wait_id(pid), status, options, ru);
+        int st = 0;
+        long r = syscall(SYS_wait4, wait_id(pid), &st, options, ru);
+        if (r > 0 && status)
+            *status = st;
+        if (r > 0 && (WIFEXITED(st) || WIFSIGNALED(st)))
+            shim_sharer_reaped((pid_t)r);
         if (r > 0)
             return shim_tree_virt((pid_t)r);
         if (!(r < 0 && errno == ECHILD && gen != g_shim.generation))
@@ -505,6 +510,10 @@ static int waitid_ru(idtype_t type, id_t id, siginfo_t *info, int options, struc
                    : type == P_PGID ? (id_t)pgrp_real((pid_t)id)
                                     : id;
         long r = syscall(SYS_waitid, type, rid, info, options, ru);
+        if (r == 0 && info && info->si_pid > 0 && !(options & WNOWAIT) &&
+            (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED ||
+             info->si_code == CLD_DUMPED))
+            shim_sharer_reaped(info->si_pid);
         if (r == 0 && info && info->si_pid > 0)
             info->si_pid = shim_tree_virt(info->si_pid);
         if (!(r < 0 && errno == ECHILD && gen != g_shim.generation))

@@ -960,6 +960,10 @@ clone_files_refused tree_refuses_clone_files_other_group 1 \
     "shares its descriptor table with it (CLONE_FILES) but is in another process group"
 clone_files_refused tree_refuses_clone_files_not_parent 2 \
     "shares its descriptor table (clone with CLONE_FILES) with process [0-9]* of the tree, which is not its parent"
+# (3: the sharer has a zombie child, which only coord makes again, while
+# everything below a sharer is made by its restorer)
+clone_files_refused tree_refuses_clone_files_zombie_below 3 \
+    "is below process [0-9]*, which shares its parent's descriptor table (clone with CLONE_FILES): a restorer must make every process below it, but process [0-9]* is a zombie"
 
 # A parent sharing anonymous memory with children it forks all the time
 # (postgres's postmaster and its backends): a child forked after the tree

@@ -17,8 +17,10 @@
  * With CK_SHARER_GROUP=1 the sharer makes a process group of its own,
  * which a restore cannot give such a child; with 2 the copier clones a
  * sibling of its own (CLONE_PARENT) that shares the copier's table, not
- * its parent's: test_trees.sh expects either checkpoint refused by name,
- * every process running on.
+ * its parent's; with 3 the sharer has a child that ended and is not
+ * waited for (a zombie, which only coord makes again, while the sharer's
+ * children must be made by its restorer): test_trees.sh expects each
+ * checkpoint refused by name, every process running on.
  */
 #include <sched.h>
 #include <sys/syscall.h>
@@ -132,6 +134,14 @@ static int sharer(void *arg)
     const char *g = getenv("CK_SHARER_GROUP");
     if (g && *g == '1')
         check_sys(setpgid(0, 0));
+    if (g && *g == '3') {
+        pid_t z = fork();
+        check_sys(z);
+        if (z == 0)
+            _exit(0);
+        siginfo_t si;
+        check_sys(waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT));
+    }
     put(-1, 101, "b", "hello");
     pid_t s2 = start(sharer2, CLONE_FILES);
     pid_t cp = start(copier, 0);
