@@ -851,16 +851,8 @@ static int check_nofile(char *err, size_t errlen)
     return -EMFILE;
 }
 
-/* Reading /proc/self/fd (dfd) one number at a time, without malloc. */
-struct fdlist {
-    int dfd;
-    char *buf;
-    size_t cap;
-    long n, off;
-};
-
-/* The next descriptor number listed, or -1 at the end. */
-static int fdlist_next(struct fdlist *l)
+/* The next descriptor number listed, or -1 at the end (shim.h). */
+int fdlist_next(struct fdlist *l)
 {
     for (;;) {
         if (l->off >= l->n) {

@@ -339,34 +339,18 @@ void restore_tree_map(int map_fd, int follower)
     if (dfd < 0)
         goto read_map;
     char buf[4096];
-    long n;
-    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < n;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + off);
-            off += d->d_reclen;
-            if (d->d_name[0] < '0' || d->d_name[0] > '9')
-                continue;
-            char lp[64], target[64];
-            snprintf(lp, sizeof lp, "/proc/self/fd/%s", d->d_name);
-            long l = syscall(SYS_readlink, lp, target, sizeof target - 1);
-            if (l <= 0)
-                continue;
-            target[l] = 0;
-            if (!strncmp(target, "/memfd:ckshim-tree-shm", 22)) {
-                /* shared memory of the tree: mapped by now, not the
-                 * program's descriptor */
-                int fd = 0;
-                for (const char *p = d->d_name; *p; p++)
-                    fd = fd * 10 + (*p - '0');
-                syscall(SYS_close, fd);
-                continue;
-            }
-            if (found < 0 && map_fd < 0 && !strncmp(target, "/memfd:ckshim-tree", 18)) {
-                found = 0;
-                for (const char *p = d->d_name; *p; p++)
-                    found = found * 10 + (*p - '0');
-            }
-        }
+    struct fdlist dl = {.dfd = dfd, .buf = buf, .cap = sizeof buf};
+    for (int fd; (fd = fdlist_next(&dl)) >= 0;) {
+        char lp[64], target[64];
+        snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+        long l = syscall(SYS_readlink, lp, target, sizeof target - 1);
+        if (l <= 0)
+            continue;
+        target[l] = 0;
+        if (!strncmp(target, "/memfd:ckshim-tree-shm", 22))
+            syscall(SYS_close, fd); /* the tree's shared memory: mapped by now */
+        else if (found < 0 && map_fd < 0 && !strncmp(target, "/memfd:ckshim-tree", 18))
+            found = fd;
     }
     syscall(SYS_close, dfd);
 read_map:

@@ -4,7 +4,6 @@
  * The manager thread is created by the constructor with every signal
  * blocked. It serves one request at a time on <dir>/<pid>.sock. */
 #include <dlfcn.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnu/libc-version.h>
@@ -1397,22 +1396,18 @@ void shim_sharer_reaped(pid_t pid)
     if (dfd < 0)
         return;
     char buf[4096];
-    long n;
-    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0)
-        for (long off = 0; off < n;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + off);
-            off += d->d_reclen;
-            int fd = atoi(d->d_name);
-            struct sockaddr_un sa;
-            socklen_t len = sizeof sa;
-            if (fd < 900 || fd == dfd || fd == g_shim.listen_fd ||
-                getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX ||
-                len <= offsetof(struct sockaddr_un, sun_path) ||
-                strncmp(sa.sun_path, path, sizeof sa.sun_path) != 0)
-                continue;
-            close(fd);
-            unlink(path);
-        }
+    struct fdlist dl = {.dfd = dfd, .buf = buf, .cap = sizeof buf};
+    for (int fd; (fd = fdlist_next(&dl)) >= 0;) {
+        struct sockaddr_un sa;
+        socklen_t len = sizeof sa;
+        if (fd < 900 || fd == dfd || fd == g_shim.listen_fd ||
+            getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX ||
+            len <= offsetof(struct sockaddr_un, sun_path) ||
+            strncmp(sa.sun_path, path, sizeof sa.sun_path) != 0)
+            continue;
+        close(fd);
+        unlink(path);
+    }
     syscall(SYS_close, dfd);
 }
 

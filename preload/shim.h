@@ -242,6 +242,16 @@ static inline int shim_ids_moved(void)
 pid_t shim_pgrp_virt(pid_t real);
 pid_t shim_pgrp_real(pid_t v);
 pid_t shim_sid_virt(pid_t real);
+/* Reading /proc/self/fd (dfd) one number at a time, without malloc
+ * (capture.c): {dfd, buffer, its size}, then fdlist_next until -1. */
+struct fdlist {
+    int dfd;
+    char *buf;
+    size_t cap;
+    long n, off;
+};
+int fdlist_next(struct fdlist *l);
+
 /* restore.c: read the tree's pid map coord left on a memfd, if any. */
 void restore_tree_map(int map_fd, int follower);
 
