@@ -291,18 +291,29 @@ int ck_tree_root_under_shim(const struct ck_tree *t)
 }
 
 /* Whether processes a and b have one descriptor table: kcmp says so of
- * two that have none too (ended, or ending: zombies), so both must still
- * live after it (asked after: one ending meanwhile is not taken for a
- * sharer; the tree is listed again then). */
-static int running(int pid)
+ * two that have none too (ended, or ending: a process drops its table
+ * early in its exit, before it is a zombie), so each must still hold a
+ * descriptor after it (asked after: one ending meanwhile is not taken for
+ * a sharer; the tree is listed again then). Every process under the shim
+ * holds one (its control socket). make -j's children ending at once were
+ * refused as sharing a table. */
+static int has_table(int pid)
 {
-    struct ck_pstat ps;
-    return ck_pstat_read(pid, &ps) == 0 && ps.state != 'Z' && ps.state != 'X';
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int any = 0;
+    while (d && !any && (e = readdir(d)) != NULL)
+        any = e->d_name[0] >= '0' && e->d_name[0] <= '9';
+    if (d)
+        closedir(d);
+    return any;
 }
 
 static int same_table(int a, int b)
 {
-    return syscall(SYS_kcmp, a, b, KCMP_FILES, 0, 0) == 0 && running(a) && running(b);
+    return syscall(SYS_kcmp, a, b, KCMP_FILES, 0, 0) == 0 && has_table(a) && has_table(b);
 }
 
 int ck_tree_shares_table(const struct ck_tree *t, int i)
