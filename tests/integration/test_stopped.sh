@@ -31,6 +31,7 @@ ticks() { head -c 40 "$TICKS" 2>/dev/null | tr -s ' ' | sed 's/^ //'; }
 conts() { awk '{print $3}' "$TICKS" 2>/dev/null; }
 state() { awk '/^State:/{print $2}' "/proc/$1/status" 2>/dev/null; }
 is_stopped() { [ "$(state "$1")" = T ]; }
+no_fds() { [ -z "$(ls "/proc/$1/fd" 2>/dev/null)" ]; }
 
 # still NAME PID: PID is stopped and its counts do not move for 0.3 s.
 still() {
@@ -188,6 +189,9 @@ if [ -n "$np" ] && alive "$np"; then
             kill -CONT "$nnp"
             runs stopped_restored_twice_goes_on "$nnp"
             kill -9 "$nnp"
+            # (its file closed before the next restore looks for writers:
+            # SIGKILL ends it a moment later; as a zombie it holds none)
+            wait_for 5 no_fds "$nnp"
         else
             fail stopped_restored_twice_stopped "checkpoint or restore failed"
         fi
