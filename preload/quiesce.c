@@ -781,9 +781,15 @@ void quiesce_stop_self(int sig)
     /* (raw: the shim's pthread_sigmask would unblock the checkpoint
      * signal in the manager, which takes it only in its wait) */
     syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, &prev, 8);
-    syscall(SYS_kill, shim_real_getpid(), sig);
+    /* to this thread: a stop sent to the process is taken by whichever
+     * thread the kernel wakes for it (most often the main one, parked),
+     * and this one would go on (to the release of the parked threads)
+     * until that one had stopped the group; taken here, the group stops
+     * before this call returns to us (helper-56) */
+    pid_t me = shim_real_getpid(), self = shim_real_gettid();
+    syscall(SYS_tgkill, me, self, sig);
     if (!continued && sig != SIGSTOP)
-        syscall(SYS_kill, shim_real_getpid(), SIGSTOP);
+        syscall(SYS_tgkill, me, self, SIGSTOP);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &prev, NULL, 8);
     real_sigaction(SIGCONT, &old, NULL);
     if ((continued || had) && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)

@@ -50,6 +50,10 @@ static void wait_stopped(pid_t k)
 
 int main(void)
 {
+    /* a process group of our own, whose parent (the runner) is in our
+     * session: SIGTSTP stops kids[1] even when the runner's group is
+     * orphaned (started from nohup, setsid or a daemon) */
+    check_sys(setpgid(0, 0));
     int p[2], ctl[2];
     check_sys(pipe2(p, O_NONBLOCK));
     check_sys(pipe2(ctl, O_NONBLOCK));

@@ -51,10 +51,17 @@ static void until_zombie(pid_t pid)
 
 int main(void)
 {
+    /* A and C are born with SIGTERM blocked: the SIGTERM sent to A below
+     * may come before A has run a line of its own (a slow fork, load) */
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    check_sys(sigprocmask(SIG_BLOCK, &term, &old));
     pid_t a = fork_in(0, -1);
     pid_t b = fork_in(a, 3);
     pid_t c = fork_in(0, -1);
     pid_t d = fork_in(c, 4);
+    check_sys(sigprocmask(SIG_SETMASK, &old, NULL));
     until_zombie(b);
     until_zombie(d);
     check_sys(kill(a, SIGTERM));
